@@ -1,0 +1,1 @@
+"""Door drivers (relay boards): ``type = "modbus" | "lcus" | "sim"``."""

@@ -1,0 +1,1 @@
+"""Screen display-control drivers (power, brightness): ``type = "rs232" | "sim"``."""

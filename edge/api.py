@@ -1,0 +1,153 @@
+"""The box's HTTP API (aiohttp): health, status, and the routes that services add.
+
+Reads of health are public; everything else under ``/api/`` needs a bearer token from the
+config (``[[api.tokens]]``). Errors are JSON ``{"error": ...}`` naming the problem.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import platform
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from edge.service import Service
+from edge.standard import StandardError
+from edge.version import __version__
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+PUBLIC_PATHS = {"/healthz", "/api/v1/status"}
+
+
+def json_error(status: int, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": message, **extra}, status=status)
+
+
+def make_app(box: Any) -> web.Application:
+    app = web.Application(
+        middlewares=[_errors, _auth],
+        client_max_size=int(box.config.api.max_body_mb * 1024 * 1024),
+    )
+    app["box"] = box
+    # Paths (exact) and prefixes that need no token; services add theirs (e.g. "/screen/").
+    app["public_paths"] = set(PUBLIC_PATHS)
+    app["public_prefixes"] = set()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/v1/status", status)
+    return app
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(body)"
+        return json_error(400, f"{field}: {err['msg']}", field=field)
+    except (StandardError, json.JSONDecodeError) as e:
+        return json_error(400, str(e))
+
+
+def _is_public(request: web.Request) -> bool:
+    app = request.app
+    path = request.path
+    if not path.startswith("/api/") or path in app["public_paths"]:
+        return True
+    return any(path.startswith(p) for p in app["public_prefixes"])
+
+
+@web.middleware
+async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
+    request["actor"] = None
+    request["role"] = None
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        presented = header.removeprefix("Bearer ").strip().encode()
+        for tok in request.app["box"].config.api.tokens:
+            if hmac.compare_digest(presented, tok.token.encode()):
+                request["actor"], request["role"] = tok.name, tok.role
+    if request["actor"] is None and not _is_public(request):
+        return json_error(401, "missing or invalid bearer token")
+    return await handler(request)
+
+
+def require_staff(request: web.Request) -> str:
+    if request["role"] not in ("staff", "admin"):
+        raise web.HTTPForbidden(
+            text=json.dumps({"error": "staff token required"}), content_type="application/json"
+        )
+    return request["actor"]
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"ok": True})
+
+
+async def status(request: web.Request) -> web.Response:
+    box = request.app["box"]
+    store = box.store
+    import cv2
+    import numpy
+
+    return web.json_response(
+        {
+            "box": {"id": box.config.box.id, "community": box.config.box.community},
+            "versions": {
+                "qilu_edge": __version__,
+                "python": platform.python_version(),
+                "sqlite": sqlite3.sqlite_version,
+                "opencv": cv2.__version__,
+                "numpy": numpy.__version__,
+            },
+            "uptime_s": round(time.monotonic() - box.started_monotonic, 1),
+            "store": {
+                "path": str(store.sync.path),
+                "size_bytes": await store.size_bytes(),
+                "schema": await store.schema_versions(),
+                "outbox": await store.outbox_stats(),
+                "recovered_from": str(store.sync.recovered_from)
+                if store.sync.recovered_from
+                else None,
+            },
+            "services": {s.name: s.status() for s in box.services},
+        }
+    )
+
+
+class ApiServer(Service):
+    """Serves the app that the other services filled with routes; started last."""
+
+    name = "api"
+
+    def __init__(self, box: Any) -> None:
+        super().__init__(box)
+        self.runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        cfg = self.box.config.api
+        self.runner = web.AppRunner(self.box.http, access_log=None, handle_signals=False)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, cfg.host, cfg.port, shutdown_timeout=1.0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # real port when configured as 0
+        log.info("HTTP API on http://%s:%s", cfg.host, self.port)
+
+    async def stop(self) -> None:
+        if self.runner:
+            await self.runner.cleanup()
+
+    def status(self) -> dict[str, Any]:
+        return {"listen": f"{self.box.config.api.host}:{self.port}"}

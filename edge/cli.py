@@ -1,0 +1,251 @@
+"""``qilu-edge``: run the box daemon and operate it (``qilu-edge --help`` lists everything)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from edge import logs
+from edge.config import Config, ConfigError, load_config
+from edge.version import __version__
+
+DEFAULT_CONFIG = os.environ.get("QILU_EDGE_CONFIG", "/etc/qilu-edge/edge.toml")
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Box config file (env QILU_EDGE_CONFIG).",
+)
+
+
+def load(config_path: Path) -> Config:
+    try:
+        return load_config(config_path)
+    except ConfigError as e:
+        raise click.ClickException(f"invalid config:\n{e}") from e
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="qilu-edge")
+@click.option("--log-json", is_flag=True, help="Log one JSON object per line.")
+@click.option("--log-level", default=None, help="Override [logging] level.")
+@click.pass_context
+def main(ctx: click.Context, log_json: bool, log_level: str | None) -> None:
+    """Qilu Edge: the community box (face doors, drivers, screens, reports, sync)."""
+    ctx.ensure_object(dict)
+    ctx.obj["log_json"] = log_json
+    ctx.obj["log_level"] = log_level
+    logs.setup(log_level or "WARNING", log_json)
+
+
+def setup_logging(ctx: click.Context, config: Config) -> None:
+    logs.setup(
+        ctx.obj["log_level"] or config.logging.level, ctx.obj["log_json"] or config.logging.as_json
+    )
+
+
+@main.command()
+@config_option
+@click.pass_context
+def run(ctx: click.Context, config_path: Path) -> None:
+    """Run the box daemon in the foreground (systemd: Type=notify)."""
+    from edge.daemon import Daemon
+
+    config = load(config_path)
+    setup_logging(ctx, config)
+    asyncio.run(Daemon(config).run())
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    help="Where to write the config.",
+)
+@click.option("--community", default="demo-community", show_default=True)
+@click.option("--box-id", default="box-dev", show_default=True)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Data folder (default: var/edge beside the config).",
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing config.")
+def init(
+    config_path: Path, community: str, box_id: str, data_dir: Path | None, force: bool
+) -> None:
+    """Write a starter config and create its database."""
+    import secrets
+
+    from edge.store import Store
+
+    if config_path.exists() and not force:
+        raise click.ClickException(f"{config_path} exists; use --force to overwrite")
+    example = Path(__file__).resolve().parent.parent / "config" / "edge.example.toml"
+    text = example.read_text(encoding="utf-8") if example.exists() else _MINIMAL
+    text = text.replace('id = "box-dev"', f'id = "{box_id}"', 1)
+    text = text.replace('community = "demo-community"', f'community = "{community}"', 1)
+    text = text.replace("change-me-to-a-long-random-string", secrets.token_urlsafe(24), 1)
+    if data_dir is not None:
+        text = text.replace('data_dir = "../var/edge"', f'data_dir = "{data_dir.resolve()}"', 1)
+    else:
+        text = text.replace('data_dir = "../var/edge"', 'data_dir = "var/edge"', 1)
+    config_path.parent.mkdir(parents=True, exist_ok=True)
+    config_path.write_text(text, encoding="utf-8")
+    config_path.chmod(0o600)  # it holds API tokens
+    config = load(config_path)
+    Store(config.db_path, box_id=config.box.id).close()
+    click.echo(f"wrote {config_path}\ncreated {config.db_path}")
+
+
+_MINIMAL = '[box]\nid = "box-dev"\ncommunity = "demo-community"\ndata_dir = "../var/edge"\n'
+
+
+@main.group()
+def db() -> None:
+    """Database: migrate, check, backup."""
+
+
+@db.command("migrate")
+@config_option
+def db_migrate(config_path: Path) -> None:
+    """Apply pending schema migrations."""
+    from edge.store import Store
+
+    config = load(config_path)
+    store = Store(config.db_path, box_id=config.box.id)  # opening migrates
+    click.echo(f"{config.db_path}: schema {store.schema_versions()}")
+    store.close()
+
+
+@db.command("check")
+@config_option
+def db_check(config_path: Path) -> None:
+    """Full integrity check; exit 1 if the database is damaged."""
+    from edge.store import check_file
+
+    config = load(config_path)
+    result = check_file(config.db_path)
+    click.echo(f"{config.db_path}: {result}")
+    if result != "ok":
+        sys.exit(1)
+
+
+@db.command("backup")
+@config_option
+@click.option("--to", "dest", type=click.Path(file_okay=False, path_type=Path), default=None)
+def db_backup(config_path: Path, dest: Path | None) -> None:
+    """Consistent online copy of the database (safe while the daemon runs)."""
+    from edge.store import Store
+
+    config = load(config_path)
+    store = Store(config.db_path, box_id=config.box.id)
+    out = store.backup(dest or config.backup_path)
+    store.close()
+    click.echo(str(out))
+
+
+@main.group()
+def events() -> None:
+    """The event stream."""
+
+
+@events.command("tail")
+@config_option
+@click.option("-n", "--lines", default=20, show_default=True, help="Show the last N events first.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing new events.")
+@click.option("--json", "as_json", is_flag=True, help="Print each payload as JSON.")
+@click.option("--seconds", type=float, default=None, help="Stop following after this long.")
+def events_tail(
+    config_path: Path, lines: int, follow: bool, as_json: bool, seconds: float | None
+) -> None:
+    """Print the latest events from the store (works with the broker down)."""
+    from edge.standard import topic
+    from edge.store import read_events
+
+    config = load(config_path)
+    if not config.db_path.exists():
+        raise click.ClickException(f"no database at {config.db_path}; run the daemon or `init`")
+    deadline = time.monotonic() + seconds if seconds else None
+    cursor = -lines
+    while True:
+        batch = read_events(config.db_path, cursor, 500)
+        for ev in batch:
+            if as_json:
+                click.echo(json.dumps(ev.payload, ensure_ascii=False))
+            else:
+                t = topic(
+                    config.mqtt.topic_prefix,
+                    config.box.community,
+                    ev.device_kind,
+                    ev.device_id,
+                    ev.event,
+                )
+                click.echo(f"{ev.ts}  {t}  {ev.kind} {ev.record_id}")
+            cursor = ev.id
+        if cursor < 0:
+            cursor = 0
+        if not follow or (deadline and time.monotonic() > deadline):
+            break
+        if not batch:
+            time.sleep(0.5)
+
+
+@main.group()
+def standard() -> None:
+    """The Qilu data standard."""
+
+
+@standard.command("schema")
+def standard_schema() -> None:
+    """Print the JSON Schema of every standard record."""
+    from edge.standard import json_schemas
+
+    click.echo(json.dumps(json_schemas(), ensure_ascii=False, indent=2))
+
+
+@main.command("check-config")
+@config_option
+def check_config(config_path: Path) -> None:
+    """Validate a config file and exit (non-zero with the bad keys named)."""
+    config = load(config_path)
+    click.echo(f"{config_path}: ok ({len(config.devices())} devices)")
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "work_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/demo"),
+    show_default=True,
+    help="Demo config and data.",
+)
+@click.option("--seconds", type=float, default=None, help="Stop after this long (default: Ctrl-C).")
+@click.option("--mqtt-port", type=int, default=1883, show_default=True)
+@click.option("--port", type=int, default=8080, show_default=True, help="HTTP API port.")
+@click.pass_context
+def demo(
+    ctx: click.Context, work_dir: Path, seconds: float | None, mqtt_port: int, port: int
+) -> None:
+    """Run a demo box with simulated devices and show it working end to end."""
+    from edge.demo import run_demo
+
+    logs.setup(ctx.obj["log_level"] or "WARNING", ctx.obj["log_json"])
+    asyncio.run(run_demo(work_dir, seconds=seconds, mqtt_port=mqtt_port, api_port=port))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,247 @@
+"""The box configuration: one TOML file, validated once at start-up into typed objects.
+
+Everything downstream receives these frozen objects and never looks at raw TOML. A bad file
+fails as a whole with messages that name the key and the line, so the daemon never starts
+half-configured.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+DEVICE_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+DEVICE_KINDS = ("doors", "cameras", "screens")
+
+
+class ConfigError(Exception):
+    """The configuration file is unusable; the message names every bad key and its line."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BoxConfig(Section):
+    id: str = Field("box-dev", pattern=DEVICE_ID)
+    community: str = Field("demo-community", pattern=DEVICE_ID)
+    name: str = ""
+    data_dir: Path = Path("/var/lib/qilu-edge")
+    timezone: str = "Asia/Shanghai"
+
+
+class StoreConfig(Section):
+    path: str = "qilu.db"  # relative to box.data_dir
+    backup_dir: str = "backups"  # relative to box.data_dir
+    event_retention_days: int = Field(30, ge=1)
+
+
+class MqttConfig(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    topic_prefix: str = Field("qilu", pattern=r"^[a-z0-9_-]+$")
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    reconnect_min_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+
+class ApiToken(Section):
+    name: str = Field(min_length=1)
+    token: str = Field(min_length=16)
+    role: Literal["staff", "admin"] = "staff"
+
+
+class ApiConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    tokens: tuple[ApiToken, ...] = ()
+    max_body_mb: float = Field(10.0, gt=0)
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # TOML key "json"; renamed here because BaseModel has a .json() method.
+    as_json: bool = Field(False, alias="json")
+
+
+class DeviceConfig(BaseModel):
+    """Common fields of every door, camera and screen; the rest belongs to its driver."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str = Field(pattern=DEVICE_ID)
+    type: str = Field(min_length=1)
+    name: str = ""
+    enabled: bool = True
+    # Filled in by load_config from the keys the driver declares (drivers/<kind>/<type>.py).
+    options: Any = None
+
+
+class DoorConfig(DeviceConfig):
+    camera: str | None = None  # id of the camera that watches this door
+    building: str | None = None
+
+
+class CameraConfig(DeviceConfig):
+    pass
+
+
+class ScreenConfig(DeviceConfig):
+    tags: tuple[str, ...] = ()
+
+
+class Config(Section):
+    box: BoxConfig = BoxConfig()
+    store: StoreConfig = StoreConfig()
+    mqtt: MqttConfig = MqttConfig()
+    api: ApiConfig = ApiConfig()
+    logging: LoggingConfig = LoggingConfig()
+    doors: tuple[DoorConfig, ...] = ()
+    cameras: tuple[CameraConfig, ...] = ()
+    screens: tuple[ScreenConfig, ...] = ()
+    source: Path | None = None  # the file this came from; not a TOML key
+
+    @field_validator("doors", "cameras", "screens")
+    @classmethod
+    def _unique_ids(cls, devices: tuple[DeviceConfig, ...]) -> tuple[DeviceConfig, ...]:
+        seen: set[str] = set()
+        for d in devices:
+            if d.id in seen:
+                raise ValueError(f"device id {d.id!r} is used twice")
+            seen.add(d.id)
+        return devices
+
+    @property
+    def db_path(self) -> Path:
+        return self.box.data_dir / self.store.path
+
+    @property
+    def backup_path(self) -> Path:
+        return self.box.data_dir / self.store.backup_dir
+
+    def devices(self) -> list[tuple[str, DeviceConfig]]:
+        return [(kind, d) for kind in DEVICE_KINDS for d in getattr(self, kind)]
+
+
+def load_config(path: str | Path) -> Config:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file: {e.strerror}") from e
+    return parse_config(text, source=path)
+
+
+def parse_config(text: str, source: Path | None = None) -> Config:
+    where = str(source) if source else "<config>"
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{where}: not valid TOML: {e}") from e
+    lines = _key_lines(text)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_explain(e, where, lines, ())) from e
+    config = _validate_driver_options(config, where, lines)
+    if source is not None:
+        # Relative paths in the file are relative to the file's folder, not to the cwd.
+        data_dir = config.box.data_dir
+        if not data_dir.is_absolute():
+            data_dir = (source.parent / data_dir).resolve()
+        config = config.model_copy(
+            update={"source": source, "box": config.box.model_copy(update={"data_dir": data_dir})}
+        )
+    return config
+
+
+def _validate_driver_options(config: Config, where: str, lines: dict) -> Config:
+    from drivers import registry  # drivers import config types; avoid a cycle at import
+
+    problems: list[str] = []
+    updates: dict[str, tuple[DeviceConfig, ...]] = {}
+    for kind in DEVICE_KINDS:
+        devices = []
+        for i, dev in enumerate(getattr(config, kind)):
+            try:
+                driver = registry.get(kind, dev.type)
+            except KeyError:
+                known = ", ".join(registry.types(kind)) or "none"
+                line = _line_for(lines, (kind, i, "type"))
+                problems.append(
+                    f"{where}:{line}: {kind}[{i}].type: unknown {kind[:-1]} type {dev.type!r}"
+                    f" (known: {known})"
+                )
+                devices.append(dev)
+                continue
+            try:
+                options = driver.Options.model_validate(dev.model_extra or {})
+            except ValidationError as e:
+                problems.append(_explain(e, where, lines, (kind, i)))
+                devices.append(dev)
+                continue
+            devices.append(dev.model_copy(update={"options": options}))
+        updates[kind] = tuple(devices)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config.model_copy(update=updates)
+
+
+def _explain(e: ValidationError, where: str, lines: dict, prefix: tuple) -> str:
+    out = []
+    for err in e.errors():
+        loc = prefix + tuple(err["loc"])
+        key = _dotted(loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif "input" in err and not isinstance(err["input"], dict | list):
+            msg = f"{msg} (got {err['input']!r})"
+        out.append(f"{where}:{_line_for(lines, loc)}: {key}: {msg}")
+    return "\n".join(out)
+
+
+def _dotted(loc: tuple) -> str:
+    s = ""
+    for part in loc:
+        s += f"[{part}]" if isinstance(part, int) else (f".{part}" if s else str(part))
+    return s
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-.\"' ]+?)\s*=")
+
+
+def _key_lines(text: str) -> dict[tuple, int]:
+    """Map key paths such as ("doors", 0, "pulse_ms") to the line they stand on."""
+    found: dict[tuple, int] = {}
+    counts: dict[tuple, int] = {}
+    table: tuple = ()
+    for n, line in enumerate(text.splitlines(), start=1):
+        if m := _HEADER.match(line):
+            parts = tuple(p.strip().strip("\"'") for p in m.group(2).split("."))
+            if m.group(1) == "[[":
+                idx = counts.get(parts, 0)
+                counts[parts] = idx + 1
+                table = (*parts, idx)
+            else:
+                table = parts
+            found.setdefault(table, n)
+        elif m := _KEY.match(line):
+            key = tuple(p.strip().strip("\"'") for p in m.group(1).split("."))
+            found.setdefault(table + key, n)
+    return found
+
+
+def _line_for(lines: dict[tuple, int], loc: tuple) -> int | str:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return "?"

@@ -1,0 +1,58 @@
+"""Qilu Edge: the community box daemon (edge), its drivers and the cloud sync service."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+version: dict[str, str] = {}
+exec(Path("edge/version.py").read_text(), version)
+
+setup(
+    name="qilu-edge",
+    version=version["__version__"],
+    description="Edge box software for smart residential communities (齐鲁智慧社区)",
+    long_description=Path("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11",
+    packages=find_packages(include=["edge*", "cloudsync*", "drivers*"]),
+    package_data={
+        "edge": ["store/migrations/*.sql", "static/**/*", "templates/**/*"],
+        "cloudsync": ["migrations/**/*.sql", "static/**/*"],
+    },
+    include_package_data=True,
+    # Ranges that are known to work together (../shared/peers.md): aiomqtt rather than
+    # asyncio-mqtt (paho-mqtt 2), ai-edge-litert rather than tflite-runtime (numpy 2),
+    # headless OpenCV 5 which needs numpy >= 2.
+    install_requires=[
+        "aiohttp>=3.9,<4",
+        "aiomqtt>=2.3,<3",
+        "numpy>=2.0,<3",
+        "opencv-python-headless>=4.10,<6",
+        "ai-edge-litert>=1.2,<3",
+        "pyserial>=3.5,<4",
+        "pymodbus>=3.9,<4",
+        "sqlite-utils>=3.36,<5",
+        "zeroconf>=0.130,<1",
+        "onvif-zeep-async>=3.1,<5",
+        "pydantic>=2.7,<3",
+        "click>=8.1,<9",
+        "asyncpg>=0.29,<1",
+        "qrcode>=7.4,<9",
+        "jieba>=0.42,<0.43",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-asyncio>=0.24",
+            "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
+            "ruff>=0.6",
+        ],
+    },
+    entry_points={
+        "console_scripts": [
+            "qilu-edge=edge.cli:main",
+            "qilu-cloudsync=cloudsync.cli:main",
+        ],
+    },
+)

@@ -1,0 +1,132 @@
+"""Shared fixtures: real peers on random loopback ports, and a box daemon to test against.
+
+Peers are started by the tests themselves (mosquitto, pymodbus servers, socat, Chromium,
+PostgreSQL) and only ever bind 127.0.0.1. Every wait here is bounded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from edge.config import Config, parse_config
+from edge.daemon import Box, Daemon
+
+STAFF_TOKEN = "test-staff-token-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+@dataclass
+class Mosquitto:
+    port: int
+    conf: Path
+    proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
+    """A real mosquitto 2 broker on a random loopback port (restartable: .stop()/.start())."""
+    if shutil.which("mosquitto") is None:
+        pytest.fail("mosquitto is not installed (scripts/setup.sh installs it)")
+    port = free_port()
+    conf = tmp_path / "mosquitto.conf"
+    # mosquitto 2 needs an explicit listener; loopback only.
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    broker = Mosquitto(port, conf)
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+def box_toml(tmp_path: Path, mqtt_port: int = 1, api_port: int = 0, extra: str = "") -> str:
+    return f"""
+[box]
+id = "box-test"
+community = "test-community"
+data_dir = "{tmp_path / "data"}"
+
+[mqtt]
+port = {mqtt_port}
+enabled = {"true" if mqtt_port > 1 else "false"}
+reconnect_min_s = 0.05
+reconnect_max_s = 0.5
+
+[api]
+port = {api_port}
+
+[[api.tokens]]
+name = "test-staff"
+token = "{STAFF_TOKEN}"
+{extra}
+"""
+
+
+@pytest.fixture
+def make_config(tmp_path: Path) -> Callable[..., Config]:
+    """make_config(mqtt_port=..., extra='[[doors]] ...') -> a validated Config under tmp_path."""
+
+    def make(mqtt_port: int = 1, api_port: int = 0, extra: str = "") -> Config:
+        text = box_toml(tmp_path, mqtt_port, api_port, extra)
+        path = tmp_path / "edge.toml"
+        path.write_text(text)
+        return parse_config(text, source=path)
+
+    return make
+
+
+@pytest.fixture
+async def run_box() -> AsyncIterator[Callable[[Config], asyncio.Future]]:
+    """``box = await run_box(config)``: an in-process daemon, stopped at the end of the test."""
+    daemons: list[Daemon] = []
+
+    async def start(config: Config) -> Box:
+        d = Daemon(config)
+        daemons.append(d)
+        return await d.start()
+
+    yield start
+    for d in daemons:
+        await d.stop()
+
+
+def api_url(box: Box) -> str:
+    return f"http://127.0.0.1:{box.service('api').port}"
