@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Set up Qilu Edge from a checkout on Debian 12 / Raspberry Pi OS: the system packages it needs
+# (installed only if missing: as root directly, otherwise via sudo), a virtualenv in .venv, the
+# package itself and, with "test", the test tools and peers.
+#   bash scripts/setup.sh demo   # what the demo needs
+#   bash scripts/setup.sh test   # plus test peers (socat, Chromium, PostgreSQL, ...)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-demo}"
+
+apt_demo=(python3-venv mosquitto mosquitto-clients sqlite3 ffmpeg fonts-wqy-microhei)
+apt_test=(socat chromium mbpoll postgresql gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi
+          gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+          gstreamer1.0-libav systemd)
+pkgs=("${apt_demo[@]}")
+[ "$mode" = test ] && pkgs+=("${apt_test[@]}")
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing system packages: ${missing[*]}"
+    if [ "$(id -u)" = 0 ]; then sudo=(); elif command -v sudo >/dev/null; then sudo=(sudo); else
+        echo "need root to install: apt-get install ${missing[*]}" >&2; exit 1; fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python="${PYTHON:-python3}"
+if [ ! -x .venv/bin/python ]; then
+    echo "==> creating .venv with $($python --version)"
+    "$python" -m venv .venv
+fi
+extra=""
+[ "$mode" = test ] && extra="[test]"
+echo "==> installing qilu-edge${extra} into .venv"
+.venv/bin/pip install -q --disable-pip-version-check -e ".${extra}" 2>&1 | grep -vi "warning\|deprecat\|!!\|^ *$\|wheel_obj" || true
+.venv/bin/python -c "import edge, cloudsync, drivers" 
+echo "==> setup ($mode) done"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set everything up and run the whole test suite (this is what CI runs: .ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh test
+echo "==> ruff"
+.venv/bin/ruff check .
+echo "==> pytest"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
