@@ -47,6 +47,7 @@ setup(
             "pytest-timeout>=2.3",
             "hypothesis>=6.100",
             "ruff>=0.6",
+            "schemathesis>=4,<5",
         ],
     },
     entry_points={
