@@ -12,9 +12,9 @@ sizes are bytes; similarities and scores are floats with their range given.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from enum import IntEnum
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -303,6 +303,46 @@ class PlayRecord(Record):
 
     def topic_parts(self, box_id: str) -> tuple[str, str, str]:
         return ("screen", self.screen_id, self.TOPIC_EVENT)
+
+
+class ScheduleEntry(Record):
+    """When a playlist plays on which screens (dayparting), in the box's local wall-clock time.
+
+    A window runs from ``start`` to ``end`` on each matching day; ``end <= start`` runs past
+    midnight into the next day, ``end == start`` is the whole day. Dates and weekdays (ISO,
+    1 = Monday) apply to the day a window starts. No screens and no tags: every screen.
+    """
+
+    KIND = "schedule"
+    TOPIC_EVENT = "schedule"
+    playlist_id: str
+    screens: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    date_from: date | None = None
+    date_to: date | None = None  # inclusive
+    weekdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(
+        default_factory=lambda: [1, 2, 3, 4, 5, 6, 7], min_length=1
+    )
+    start: time = time(0, 0)
+    end: time = time(0, 0)
+    priority: int = Field(0, ge=-1000, le=1000)  # higher wins where windows overlap
+
+
+class Emergency(Record):
+    """An emergency broadcast: takes over the targeted screens until expiry or cancellation."""
+
+    KIND = "emergency"
+    TOPIC_EVENT = "emergency"
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field("", max_length=4000)
+    content_id: str | None = None  # show this content item instead of the text notice
+    screens: list[str] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)  # no screens and no tags: every screen
+    level: Literal["critical", "warning", "info"] = "critical"
+    starts_at: AwareDatetime = Field(default_factory=now)
+    expires_at: AwareDatetime
+    cancelled_at: AwareDatetime | None = None
+    source: Literal["cloud", "api", "local"] = "api"
 
 
 # --- commands -----------------------------------------------------------------------------
