@@ -1,0 +1,1 @@
+"""Outdoor publicity-screen player: content cache, schedules, emergencies, proof of play."""
