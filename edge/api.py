@@ -50,8 +50,12 @@ def make_app(box: Any) -> web.Application:
 async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
-    except web.HTTPException:
-        raise
+    except web.HTTPException as e:
+        if e.status < 400 or e.content_type == "application/json":
+            raise
+        # aiohttp's own 404/405/413 are plain text; API clients get JSON like every error.
+        text = e.text if e.text and not e.text.startswith(f"{e.status}:") else e.reason
+        return json_error(e.status, text)
     except ValidationError as e:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "(body)"
@@ -138,9 +142,11 @@ class ApiServer(Service):
 
     async def start(self) -> None:
         cfg = self.box.config.api
-        self.runner = web.AppRunner(self.box.http, access_log=None, handle_signals=False)
+        self.runner = web.AppRunner(
+            self.box.http, access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self.runner.setup()
-        site = web.TCPSite(self.runner, cfg.host, cfg.port, shutdown_timeout=1.0)
+        site = web.TCPSite(self.runner, cfg.host, cfg.port)
         await site.start()
         self.port = site._server.sockets[0].getsockname()[1]  # real port when configured as 0
         log.info("HTTP API on http://%s:%s", cfg.host, self.port)

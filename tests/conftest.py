@@ -7,6 +7,7 @@ PostgreSQL) and only ever bind 127.0.0.1. Every wait here is bounded.
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -39,6 +40,11 @@ def wait_port(port: int, timeout: float = 10.0) -> None:
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
 
 
+# As root, mosquitto drops to the "mosquitto" user and then cannot write its persistence
+# file under pytest's private tmp folders; stay root there (tests only).
+MOSQUITTO_USER = "user root\n" if os.geteuid() == 0 else ""
+
+
 @dataclass
 class Mosquitto:
     port: int
@@ -47,7 +53,9 @@ class Mosquitto:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            ["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            ["mosquitto", "-c", str(self.conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_port(self.port)
 
@@ -70,7 +78,7 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     port = free_port()
     conf = tmp_path / "mosquitto.conf"
     # mosquitto 2 needs an explicit listener; loopback only.
-    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
+    conf.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n{MOSQUITTO_USER}")
     broker = Mosquitto(port, conf)
     broker.start()
     yield broker
