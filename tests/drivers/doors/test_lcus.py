@@ -1,0 +1,74 @@
+"""The LCUS door driver against an LCUS module emulated on a socat pty (exact frames)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from drivers.doors.lcus import LcusDoor, LcusOptions, frame
+from edge.config import DoorConfig
+from tests.drivers.doors.relay_peers import LcusEmulator, SocatPair
+
+
+def make_door(door_id: str = "l1", **keys: object) -> LcusDoor:
+    opts = LcusOptions.model_validate(keys)
+    return LcusDoor(DoorConfig(id=door_id, type="lcus", options=opts))
+
+
+def test_frames_follow_the_protocol() -> None:
+    assert frame(1, True) == bytes.fromhex("A00101A2")
+    assert frame(1, False) == bytes.fromhex("A00100A1")
+    assert frame(4, True) == bytes.fromhex("A00401A5")
+    assert frame(255, True)[3] == (0xA0 + 0xFF + 1) & 0xFF  # low byte of the sum
+    with pytest.raises(ValueError):
+        frame(0, True)
+
+
+async def wait_until(cond, limit_s: float = 3.0) -> None:
+    async with asyncio.timeout(limit_s):
+        while not cond():  # noqa: ASYNC110 - polling a peer thread's state
+            await asyncio.sleep(0.01)
+
+
+async def test_unlock_sends_exact_frames(tmp_path: Path) -> None:
+    pair = SocatPair(tmp_path)
+    module = LcusEmulator(pair.b, channels=4)
+    a = make_door("l1", serial=pair.a, channel=1)
+    b = make_door("l2", serial=pair.a, channel=3)  # two doors on one module
+    try:
+        await a.start()
+        await b.start()
+        assert a.state == b.state == "online"
+        await wait_until(lambda: len(module.frames) >= 2)
+        # Forced closed at start-up.
+        assert module.frames[:2] == [frame(1, False), frame(3, False)]
+        t0 = time.monotonic()
+        res = await a.unlock(250)
+        assert res.ok and res.changed is None  # the module cannot be read back
+        await wait_until(lambda: len(module.frames) >= 4)
+        assert module.frames[2:4] == [bytes.fromhex("A00101A2"), bytes.fromhex("A00100A1")]
+        on = next(c for c in module.changes if c[1:] == (1, True))
+        off = next(c for c in module.changes if c[1:] == (1, False) and c[0] > on[0])
+        assert 0.2 <= off[0] - on[0] <= 0.6
+        assert on[0] - t0 < 0.1
+        assert module.relays[1] is False and module.relays[3] is False
+        assert module.bad == []
+    finally:
+        await a.stop()
+        await b.stop()
+        module.close()
+        pair.close()
+
+
+async def test_missing_port_is_offline(tmp_path: Path) -> None:
+    door = make_door(serial=str(tmp_path / "nope"), reopen_s=0.1)
+    await door.start()
+    try:
+        assert door.state == "offline" and "nope" in door.reason
+        res = await door.open(100)
+        assert not res.ok
+    finally:
+        await door.stop()
