@@ -216,6 +216,28 @@ def standard_schema() -> None:
     click.echo(json.dumps(json_schemas(), ensure_ascii=False, indent=2))
 
 
+@standard.command("doc")
+@click.option(
+    "--write",
+    "doc_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Rewrite the generated part of this file (docs/standard.md).",
+)
+def standard_doc(doc_path: Path | None) -> None:
+    """Print the field reference of docs/standard.md (generated from the models)."""
+    from edge.standard import markdown_reference
+
+    reference = markdown_reference()
+    if doc_path is None:
+        click.echo(reference)
+        return
+    marker = "do not edit below -->"
+    head = doc_path.read_text(encoding="utf-8").split(marker, 1)[0]
+    doc_path.write_text(f"{head}{marker}\n\n{reference}", encoding="utf-8")
+    click.echo(f"updated {doc_path}")
+
+
 @main.command("check-config")
 @config_option
 def check_config(config_path: Path) -> None:

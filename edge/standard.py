@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, date, datetime, time
 from enum import IntEnum
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, get_origin
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -380,3 +380,40 @@ def json_schemas() -> dict[str, Any]:
         s.setdefault("required", []).insert(0, "schema")
         out[SCHEMA_PREFIX + kind] = s
     return out
+
+
+def _type_name(annotation: Any) -> str:
+    if get_origin(annotation) is None and hasattr(annotation, "__name__"):
+        name = annotation.__name__
+    else:
+        name = str(annotation)
+    for noise in ("typing.", "datetime.", "edge.standard.", "pydantic.types."):
+        name = name.replace(noise, "")
+    return name.replace("AwareDatetime", "timestamp").replace("|", "\\|")
+
+
+def markdown_reference() -> str:
+    """The field tables of docs/standard.md, generated from the models so they cannot drift."""
+    out = []
+    for cls in Record.REGISTRY.values():
+        travel = []
+        if cls.TABLE:
+            travel.append(f"table `{cls.TABLE}`")
+        if cls.PRIORITY is not None:
+            travel.append(f"outbox class {cls.PRIORITY.name.lower()}")
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        out.append(f"### `{cls.schema_id()}`\n")
+        if doc and not doc.startswith("Base of"):
+            out.append(f"{doc}\n")
+        if travel:
+            out.append(f"Stored in {', '.join(travel)}.\n")
+        out.append("| field | type | required | default |\n| --- | --- | --- | --- |")
+        for name, field in cls.model_fields.items():
+            ann = _type_name(field.annotation)
+            required = "yes" if field.is_required() else ""
+            default = "" if field.is_required() or field.default_factory else repr(field.default)
+            if field.default_factory is not None:
+                default = "now" if field.default_factory is now else "[]"
+            out.append(f"| `{name}` | {ann} | {required} | {default} |")
+        out.append("")
+    return "\n".join(out)

@@ -144,3 +144,15 @@ def test_json_schemas_cover_every_kind() -> None:
     assert schemas["qilu.v1.access_event"]["properties"]["schema"] == {
         "const": "qilu.v1.access_event"
     }
+
+
+def test_docs_field_reference_is_current() -> None:
+    from pathlib import Path
+
+    from edge.standard import markdown_reference
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "standard.md").read_text()
+    generated = doc.split("do not edit below -->", 1)[1].strip()
+    assert generated == markdown_reference().strip(), (
+        "run: qilu-edge standard doc --write docs/standard.md"
+    )
