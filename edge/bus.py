@@ -12,6 +12,8 @@ import contextlib
 import json
 import logging
 import random
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiomqtt
@@ -34,6 +36,7 @@ class Bus(Service):
         self.last_error = ""
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._last_prune = -3600.0
         loop = asyncio.get_running_loop()
         box.store.sync.on_commit(lambda: loop.call_soon_threadsafe(self._wake.set))
 
@@ -132,6 +135,18 @@ class Bus(Service):
                 cursor = ev.id
                 self.published += 1
             await store.set_meta("bus_cursor", str(cursor))
+            await self._prune_journal()
+
+    async def _prune_journal(self) -> None:
+        # Published events older than the retention leave the journal (at most once an hour).
+        now = time.monotonic()
+        if now - self._last_prune < 3600:
+            return
+        self._last_prune = now
+        keep = timedelta(days=self.box.config.store.event_retention_days)
+        dropped = await self.box.store.prune_events((datetime.now(UTC) - keep).isoformat())
+        if dropped:
+            log.info("pruned %d published events older than %s", dropped, keep)
 
     async def _receive_commands(self, client: aiomqtt.Client) -> None:
         async for message in client.messages:

@@ -208,3 +208,13 @@ def test_backup_is_a_consistent_copy(tmp_path: Path) -> None:
     assert copy.db.execute("SELECT id FROM access_events").fetchall() == [("a1",)]
     copy.close()
     store.close()
+
+
+def test_prune_keeps_unpublished_events(tmp_path: Path) -> None:
+    store = Store(tmp_path / "q.db")
+    for i in range(4):
+        store.record(access(i))
+    store.set_meta("bus_cursor", "2")  # the bus published the first two
+    assert store.prune_events("9999-01-01T00:00:00+00:00") == 2
+    assert [e.record_id for e in store.events_after(0)] == ["a2", "a3"]
+    store.close()
