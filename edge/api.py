@@ -41,6 +41,9 @@ def make_app(box: Any) -> web.Application:
     # Paths (exact) and prefixes that need no token; services add theirs (e.g. "/screen/").
     app["public_paths"] = set(PUBLIC_PATHS)
     app["public_prefixes"] = set()
+    # Extra bearer-token checkers (e.g. resident portal sessions): async fn(token) ->
+    # (actor, role) or None. Config tokens are checked first.
+    app["authenticators"] = []
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/status", status)
     return app
@@ -82,6 +85,11 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         for tok in request.app["box"].config.api.tokens:
             if hmac.compare_digest(presented, tok.token.encode()):
                 request["actor"], request["role"] = tok.name, tok.role
+        if request["actor"] is None:
+            for check in request.app["authenticators"]:
+                if found := await check(presented.decode()):
+                    request["actor"], request["role"] = found
+                    break
     if request["actor"] is None and not _is_public(request):
         return json_error(401, "missing or invalid bearer token")
     return await handler(request)
