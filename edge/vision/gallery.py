@@ -1,0 +1,148 @@
+"""The in-memory gallery: every template in one contiguous float32 matrix.
+
+1:N search is one matrix-vector product over the live rows (BLAS, no Python loop), ~2 ms at
+100k x 128. Adding appends a row (the buffer doubles when full); deleting moves the last row
+into the hole, so enrol and delete never reload the gallery.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+
+DIM = 128
+
+
+@dataclass(frozen=True)
+class Hit:
+    resident_id: str
+    similarity: float
+    second_id: str | None  # best other identity
+    second_similarity: float | None
+    template_id: str
+
+
+class Gallery:
+    def __init__(self, dim: int = DIM, capacity: int = 1024) -> None:
+        self.dim = dim
+        self._m = np.zeros((capacity, dim), np.float32)
+        self._owner = np.zeros(capacity, np.int32)  # row -> index into _residents
+        self._tids: list[str] = []  # row -> template id
+        self._row: dict[str, int] = {}  # template id -> row
+        self._residents: list[str] = []
+        self._rindex: dict[str, int] = {}
+        self._lock = threading.RLock()  # search on the face thread, updates from the loop
+
+    def __len__(self) -> int:
+        return len(self._tids)
+
+    @property
+    def residents(self) -> int:
+        with self._lock:
+            return len(set(self._owner[: len(self)].tolist()))
+
+    def nbytes(self) -> int:
+        return self._m.nbytes + self._owner.nbytes
+
+    def _grow(self, need: int) -> None:
+        cap = self._m.shape[0]
+        if need <= cap:
+            return
+        while cap < need:
+            cap *= 2
+        m = np.zeros((cap, self.dim), np.float32)
+        m[: len(self)] = self._m[: len(self)]
+        owner = np.zeros(cap, np.int32)
+        owner[: len(self)] = self._owner[: len(self)]
+        self._m, self._owner = m, owner
+
+    def _resident_index(self, resident_id: str) -> int:
+        i = self._rindex.get(resident_id)
+        if i is None:
+            i = self._rindex[resident_id] = len(self._residents)
+            self._residents.append(resident_id)
+        return i
+
+    def add(self, template_id: str, resident_id: str, vec: np.ndarray) -> bool:
+        """Add one template; False if it is already there (replaying a change is harmless)."""
+        return self.add_many([template_id], [resident_id], np.asarray(vec, np.float32)[None]) == 1
+
+    def add_many(self, tids: list[str], rids: list[str], vecs: np.ndarray) -> int:
+        vecs = np.asarray(vecs, np.float32).reshape(-1, self.dim)
+        with self._lock:
+            fresh = [i for i, t in enumerate(tids) if t not in self._row]
+            n = len(self)
+            self._grow(n + len(fresh))
+            for k, i in enumerate(fresh):
+                row = n + k
+                self._m[row] = vecs[i]
+                self._owner[row] = self._resident_index(rids[i])
+                self._row[tids[i]] = row
+                self._tids.append(tids[i])
+            return len(fresh)
+
+    def remove(self, template_id: str) -> bool:
+        with self._lock:
+            row = self._row.pop(template_id, None)
+            if row is None:
+                return False
+            last = len(self) - 1
+            if row != last:  # fill the hole with the last row: O(1), matrix stays contiguous
+                self._m[row] = self._m[last]
+                self._owner[row] = self._owner[last]
+                moved = self._tids[last]
+                self._tids[row] = moved
+                self._row[moved] = row
+            self._tids.pop()
+            return True
+
+    def remove_resident(self, resident_id: str) -> int:
+        with self._lock:
+            i = self._rindex.get(resident_id)
+            if i is None:
+                return 0
+            rows = np.nonzero(self._owner[: len(self)] == i)[0]
+            tids = [self._tids[r] for r in rows]
+            for t in tids:
+                self.remove(t)
+            return len(tids)
+
+    def templates_of(self, resident_id: str) -> np.ndarray:
+        with self._lock:
+            i = self._rindex.get(resident_id)
+            if i is None:
+                return np.zeros((0, self.dim), np.float32)
+            return self._m[: len(self)][self._owner[: len(self)] == i].copy()
+
+    def search(self, q: np.ndarray, *, exclude: str | None = None) -> Hit | None:
+        """Best template's identity and the best *other* identity (for the margin)."""
+        with self._lock:
+            n = len(self)
+            if n == 0:
+                return None
+            scores = self._m[:n] @ np.asarray(q, np.float32)
+            owner = self._owner[:n]
+            if exclude is not None and exclude in self._rindex:
+                scores = np.where(owner == self._rindex[exclude], -2.0, scores)
+            k = min(n, 16)
+            top = np.argpartition(-scores, k - 1)[:k]
+            top = top[np.argsort(-scores[top])]
+            best = int(top[0])
+            if scores[best] <= -2.0:
+                return None
+            second = next((int(r) for r in top[1:] if owner[r] != owner[best]), None)
+            if second is None and n > k:  # one identity filled the whole top-k
+                others = np.nonzero(owner != owner[best])[0]
+                if len(others):
+                    second = int(others[np.argmax(scores[others])])
+            if second is not None and scores[second] <= -2.0:
+                second = None
+            return Hit(
+                resident_id=self._residents[owner[best]],
+                similarity=float(scores[best]),
+                second_id=None if second is None else self._residents[owner[second]],
+                second_similarity=None if second is None else float(scores[second]),
+                template_id=self._tids[best],
+            )
