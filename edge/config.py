@@ -86,6 +86,46 @@ class PlayerConfig(Section):
     display_check_s: float = Field(30.0, ge=1)  # power/brightness schedule and health period
 
 
+class FaceConfig(Section):
+    """``[face]``: face recognition on the box (edge/vision/, README "Face recognition")."""
+
+    enabled: bool = True
+    detector: Literal["yunet", "blazeface"] = "yunet"
+    blazeface_range: Literal["short", "full"] = "short"  # short: faces within ~2 m
+    model_dir: Path | None = None  # None: the checkout's models/; relative: to the config file
+    detect_max_side: int = Field(640, ge=160, le=4096)  # larger frames are scaled down first
+    detect_score: float = Field(0.7, gt=0, lt=1)
+    threshold: float = Field(0.45, gt=-1, lt=1)  # SFace cosine; ~FAR 1e-4 (peers.md)
+    margin: float = Field(0.05, ge=0, lt=1)  # best minus second-best identity
+    negative_step: float = Field(0.02, ge=0, le=0.2)  # threshold raise per wrong-match report
+    negative_cap: float = Field(0.10, ge=0, le=0.5)
+    duplicate_warn: float = Field(0.40, gt=-1, lt=1)  # enrol warns above this vs others
+    min_eye_px: float = Field(28.0, ge=4)  # inter-eye distance in the frame
+    min_sharpness: float = Field(60.0, ge=0)  # variance of Laplacian on the aligned face
+    max_yaw: float = Field(0.35, gt=0, le=1)  # nose offset / eye distance
+    max_roll_deg: float = Field(25.0, gt=0, le=90)
+    min_brightness: float = Field(50.0, ge=0, le=255)
+    max_brightness: float = Field(215.0, ge=0, le=255)
+    liveness_threshold: float = Field(0.5, ge=0, le=1)
+    liveness_frames: int = Field(6, ge=2, le=100)
+    keep_thumbnails: bool = False  # attach a face thumbnail to decisions (never synced)
+
+
+class PlayerConfig(Section):
+    """``[player]``: the outdoor-screen player (edge/screens/, README "Publicity screens")."""
+
+    cache_dir: str = "content"  # content cache, relative to box.data_dir
+    cache_budget_mb: float = Field(2048.0, gt=0)  # LRU eviction beyond this
+    protect_days: int = Field(3, ge=0, le=60)  # never evict what is scheduled this far ahead
+    plan_hours: int = Field(48, ge=1, le=336)  # how far ahead a player page gets its schedule
+    offline_after_s: float = Field(120.0, gt=0)  # a silent player becomes an offline event
+    default_title: str = "欢迎光临"  # shown when nothing is scheduled
+    default_body: str = ""
+    alert_emergency_types: tuple[str, ...] = ()  # alert types that start an emergency broadcast
+    alert_emergency_minutes: int = Field(30, ge=1, le=1440)
+    display_check_s: float = Field(30.0, ge=1)  # power/brightness schedule and health period
+
+
 class DeviceConfig(BaseModel):
     """Common fields of every door, camera and screen; the rest belongs to its driver."""
 
@@ -118,6 +158,7 @@ class Config(Section):
     mqtt: MqttConfig = MqttConfig()
     api: ApiConfig = ApiConfig()
     logging: LoggingConfig = LoggingConfig()
+    face: FaceConfig = FaceConfig()
     player: PlayerConfig = PlayerConfig()
     doors: tuple[DoorConfig, ...] = ()
     cameras: tuple[CameraConfig, ...] = ()
