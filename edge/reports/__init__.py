@@ -1,0 +1,1 @@
+"""Residents' reports: Chinese text analysis, the standard taxonomy, early warning, the API."""

@@ -1,0 +1,214 @@
+"""Chinese text analysis of a report: segmentation, category, sentiment (−1…1), urgency.
+
+jieba segments; categories score keyword hits from the taxonomy (multi-character keywords as
+substrings, single characters only as whole tokens so 修 does not fire inside 修剪); sentiment
+combines the community lexicon (with negation and intensifiers) with pysenti's rule score;
+urgency comes from explicit rules. CPU-bound: the service calls it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import jieba
+
+from edge.reports import lexicon
+from edge.reports.taxonomy import Taxonomy, load_taxonomy
+
+log = logging.getLogger(__name__)
+jieba.setLogLevel(logging.WARNING)
+
+# Categories whose messages carry no operational urgency.
+LOW_CATEGORIES = {"praise", "suggestion", "policy_enquiry", "other"}
+POLARITY_THRESHOLD = 0.2  # |sentiment| below this is neutral
+# pysenti's general lexicon scores everyday nouns (小区 −0.5, 电梯 −1.7), so it is only a
+# tie-breaker here; bench/text.py measures it alone as a baseline.
+PYSENTI_WEIGHT = 0.05
+# What a category implies before any word is read: a neighbour dispute or a hazard is a
+# grievance, praise is praise. Added to the lexicon score (questions excepted).
+CATEGORY_PRIOR = {"noise_neighbours": -1.0, "safety_hazard": -1.0, "praise": 1.0}
+REQUEST = re.compile(r"麻烦|请")
+THANKS = re.compile(r"感谢|表扬|点赞|辛苦|锦旗|好人")
+QUESTION = re.compile(r"请问|怎么|如何|哪里|多少|是否|吗[？?]?$|[？?]$")
+
+
+@dataclass
+class Analysis:
+    category: str
+    category_scores: dict[str, float]
+    sentiment: float  # −1 (very negative) … 1 (very positive)
+    polarity: str  # negative | neutral | positive
+    urgency: str  # immediate | high | normal | low
+    urgency_reasons: list[str] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def polarity_of(score: float) -> str:
+    if score >= POLARITY_THRESHOLD:
+        return "positive"
+    if score <= -POLARITY_THRESHOLD:
+        return "negative"
+    return "neutral"
+
+
+_pysenti_lock = threading.Lock()
+_pysenti: Any = None
+
+
+def pysenti_score(text: str) -> float:
+    """pysenti's rule classifier score (unbounded; >0 positive)."""
+    global _pysenti
+    with _pysenti_lock:
+        if _pysenti is None:
+            from pysenti import rule_classifier
+
+            _pysenti = rule_classifier
+        return float(_pysenti.classify(text)["score"])
+
+
+class Analyzer:
+    def __init__(self, taxonomy: Taxonomy | None = None, *, use_pysenti: bool = True) -> None:
+        self.taxonomy = taxonomy or load_taxonomy()
+        self.use_pysenti = use_pysenti
+        self._compile()
+
+    def _compile(self) -> None:
+        self._cats: list[tuple[str, list[tuple[str, float]]]] = []
+        for c in self.taxonomy.category:
+            if c.retired:
+                continue
+            words = [(w, 3.0) for w in c.strong] + [(w, 1.0) for w in c.keywords]
+            self._cats.append((c.code, words))
+        for c in self.taxonomy.category:
+            for w in (*c.strong, *c.keywords):
+                if len(w) > 1:
+                    jieba.add_word(w)  # keep domain words whole (充电桩, 消防通道)
+
+    def set_taxonomy(self, taxonomy: Taxonomy) -> None:
+        self.taxonomy = taxonomy
+        self._compile()
+
+    def warm(self) -> None:
+        """Load jieba's dictionary and pysenti now (~1–2 s) instead of on the first report."""
+        self.analyze("楼道的灯坏了，谢谢")
+
+    # --- parts --------------------------------------------------------------------------
+
+    def segment(self, text: str) -> list[str]:
+        return [t for t in jieba.lcut(text) if t.strip()]
+
+    def classify(self, text: str, tokens: list[str]) -> tuple[str, dict[str, float]]:
+        token_set = set(tokens)
+        hits: list[tuple[int, int, str, float]] = []  # start, end, category, weight
+        for code, words in self._cats:
+            for w, weight in words:
+                if len(w) == 1:
+                    if w in token_set:
+                        hits.append((-1, -1, code, weight))
+                    continue
+                start = text.find(w)
+                if start >= 0:
+                    hits.append((start, start + len(w), code, weight))
+        # A keyword inside a longer matched one does not count (门禁 inside 门禁卡); the longer
+        # one keeps the weight of what it covers in its own category (停车 in 临时停车).
+        def covers(x: tuple, y: tuple) -> bool:
+            return x[0] <= y[0] and y[1] <= x[1] and (x[1] - x[0]) > (y[1] - y[0])
+
+        scores: dict[str, float] = {}
+        for h in hits:
+            a, _, code, weight = h
+            if a >= 0 and any(o[0] >= 0 and covers(o, h) for o in hits):
+                continue
+            inner = [o[3] for o in hits if o[2] == code and a >= 0 and o[0] >= 0 and covers(h, o)]
+            scores[code] = scores.get(code, 0.0) + max([weight, *inner])
+        if not scores:
+            return "other", {}
+        best = max(scores.items(), key=lambda kv: kv[1])[0]
+        return best, dict(sorted(scores.items(), key=lambda kv: -kv[1]))
+
+    def lexicon_score(self, text: str) -> float:
+        """Signed sum of domain-lexicon hits with negation and intensifiers (unbounded)."""
+        total = 0.0
+        for table, sign in ((lexicon.POSITIVE, 1.0), (lexicon.NEGATIVE, -1.0)):
+            for word, weight in table.items():
+                if not weight:
+                    continue
+                for m in re.finditer(re.escape(word), text):
+                    before = text[max(0, m.start() - 3) : m.start()]
+                    w = weight * sign
+                    if sign > 0 and any(before.endswith(n) for n in lexicon.NEGATORS):
+                        w = -w * 0.8  # 不满意, 没有及时
+                    for adv, mult in lexicon.INTENSIFIERS.items():
+                        if before.endswith(adv):
+                            w *= mult
+                            break
+                    total += w
+        # "麻烦…谢谢" in a repair request is politeness, not praise.
+        if "麻烦" in text and total > 0 and "感谢" not in text:
+            total *= 0.3
+        # A plain question ("投诉电话是多少？") asks; it does not complain.
+        if QUESTION.search(text) and -2.0 < total < 0:
+            total *= 0.4
+        return total
+
+    def sentiment(self, text: str, urgency: str, category: str = "other") -> float:
+        raw = self.lexicon_score(text)
+        if not QUESTION.search(text):
+            raw += CATEGORY_PRIOR.get(category, 0.0)
+        if self.use_pysenti:
+            # Weak vote: pysenti's general lexicon helps on words ours lacks.
+            raw += PYSENTI_WEIGHT * max(-3.0, min(3.0, pysenti_score(text)))
+        if urgency == "immediate":
+            raw = min(raw, -2.0)
+        return round(math.tanh(raw / 2.0), 3)
+
+    def urgency(self, text: str, category: str) -> tuple[str, list[str]]:
+        imm, high = lexicon.urgency_hits(text)
+        if imm:
+            thanks_for_past = lexicon.RESOLVED_THANKS.search(text) and not (
+                lexicon.STILL_URGENT.search(text)
+            )
+            if not thanks_for_past:
+                return "immediate", imm
+        if category in LOW_CATEGORIES:
+            return "low", []
+        if high:
+            return "high", high
+        return "normal", []
+
+    # --- all ----------------------------------------------------------------------------
+
+    def analyze(self, text: str) -> Analysis:
+        text = text.strip()
+        tokens = self.segment(text)
+        category, scores = self.classify(text, tokens)
+        if category == "praise" and REQUEST.search(text) and not THANKS.search(text):
+            # "麻烦…谢谢" is a polite request: the next best category is what it is about.
+            rest = [c for c in scores if c != "praise"]
+            category = rest[0] if rest else "other"
+        lex = self.lexicon_score(text)
+        if scores.get("praise") and category != "praise" and lex >= 2.0 and "麻烦" not in text:
+            # Thanks for a repair is praise, whatever was repaired.
+            category = "praise"
+        urgency, reasons = self.urgency(text, category)
+        if urgency == "immediate" and category not in ("safety_hazard",):
+            # An emergency is a safety matter whatever else it mentions (电梯困人, 燃气).
+            category = "safety_hazard"
+        sentiment = self.sentiment(text, urgency, category)
+        return Analysis(
+            category=category,
+            category_scores=scores,
+            sentiment=sentiment,
+            polarity=polarity_of(sentiment),
+            urgency=urgency,
+            urgency_reasons=reasons,
+            tokens=tokens,
+        )
