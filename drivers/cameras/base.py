@@ -1,0 +1,216 @@
+"""The narrow interface every camera driver implements, and the frame reader they share.
+
+A camera is read in its own thread, as fast as the source delivers, keeping only the latest
+frame: a consumer that falls behind (face recognition on a busy box) skips frames instead of
+building up latency. Consumers wait for the next frame with :meth:`CameraDriver.next_frame`.
+When reading fails the reader reconnects with exponential back-off and reports the camera
+offline; fps and resolution are measured from what actually arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from drivers.base import Driver
+
+
+@dataclass(frozen=True)
+class Frame:
+    image: np.ndarray  # BGR, HxWx3
+    seq: int  # increases by one per frame read from the source
+    t: float  # time.monotonic() when the frame arrived
+
+
+class Source(Protocol):
+    """What the reader pulls frames from (a cv2.VideoCapture or a folder of images)."""
+
+    def read(self) -> tuple[bool, Any]: ...
+    def release(self) -> None: ...
+
+
+class CameraOptions(BaseModel):
+    """Keys every camera has; a driver's Options subclass adds its own."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    reconnect_min_s: float = Field(0.5, gt=0, le=60)
+    reconnect_max_s: float = Field(30.0, gt=0, le=3600)
+    # No frame for this long while connected: the source is stalled, reconnect.
+    stall_s: float = Field(5.0, gt=0, le=600)
+
+
+class CameraDriver(Driver):
+    KIND = "camera"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._latest: Frame | None = None
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._arrivals: deque[float] = deque(maxlen=60)
+        self._seq = 0
+        self.width: int | None = None
+        self.height: int | None = None
+        self.reconnects = 0
+        self._got_frames = False
+        self._waiters: set[asyncio.Future] = set()
+
+    # --- what a vendor driver provides ------------------------------------------------------
+
+    def open_source(self) -> Source:
+        """Open the stream (in the reader thread); raise OSError with a reason if it fails."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.TYPE
+
+    # Sources that deliver faster than real time (a file) pace themselves; 0 = as they come.
+    def pace_fps(self) -> float:
+        return 0.0
+
+    # --- consumers ------------------------------------------------------------------------
+
+    def latest(self) -> Frame | None:
+        return self._latest
+
+    async def next_frame(self, after_seq: int = -1, limit_s: float = 5.0) -> Frame | None:
+        """The latest frame newer than ``after_seq``; waits for one up to ``limit_s``."""
+        f = self._latest
+        if f is not None and f.seq > after_seq:
+            return f
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.add(fut)
+        try:
+            f = self._latest  # it may have arrived while we registered
+            if f is not None and f.seq > after_seq:
+                return f
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(limit_s):
+                    await fut
+            f = self._latest
+            return f if f is not None and f.seq > after_seq else None
+        finally:
+            self._waiters.discard(fut)
+
+    @property
+    def fps(self) -> float | None:
+        a = list(self._arrivals)
+        if len(a) < 2 or a[-1] == a[0]:
+            return None
+        return round((len(a) - 1) / (a[-1] - a[0]), 2)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "fps": self.fps,
+            "width": self.width,
+            "height": self.height,
+            "reconnects": self.reconnects,
+            "frames": self._seq,
+        }
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._run, name=f"camera-{self.id}", daemon=True
+        )
+        self._thread.start()
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 3.0)
+        await self.set_health("offline", "stopped")
+
+    # --- the reader thread ----------------------------------------------------------------
+
+    def _health(self, state: str, reason: str) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                asyncio.run_coroutine_threadsafe(self.set_health(state, reason), loop)  # type: ignore[arg-type]
+
+    def _publish(self, image: np.ndarray) -> None:
+        now = time.monotonic()
+        self._seq += 1
+        self._latest = Frame(image, self._seq, now)
+        self._arrivals.append(now)
+        self.height, self.width = image.shape[:2]
+        loop = self._loop
+        if loop is not None and self._waiters:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        for fut in list(self._waiters):
+            if not fut.done():
+                fut.set_result(None)
+
+    def _run(self) -> None:
+        opts = self.options
+        delay = opts.reconnect_min_s
+        while not self._stop.is_set():
+            try:
+                src = self.open_source()
+            except Exception as e:  # OSError from drivers, cv2.error, anything: retry
+                self._health("offline", f"cannot open {self.describe()}: {e}")
+                self._stop.wait(delay)
+                delay = min(delay * 2, opts.reconnect_max_s)
+                continue
+            try:
+                reason = self._read_loop(src)
+            finally:
+                with contextlib.suppress(Exception):
+                    src.release()
+            if self._stop.is_set():
+                break
+            self.reconnects += 1
+            self._arrivals.clear()
+            self._health("offline", reason)
+            if self._got_frames:
+                delay = opts.reconnect_min_s  # it worked until now: retry soon
+            self._stop.wait(delay)
+            delay = min(delay * 2, opts.reconnect_max_s)
+
+    def _read_loop(self, src: Source) -> str:
+        opts = self.options
+        self._got_frames = False
+        pace = self.pace_fps()
+        period = 1.0 / pace if pace > 0 else 0.0
+        next_t = time.monotonic()
+        last_frame = time.monotonic()
+        while not self._stop.is_set():
+            ok, image = src.read()
+            now = time.monotonic()
+            if not ok or image is None:
+                if now - last_frame > opts.stall_s or not self._got_frames:
+                    return f"no frames from {self.describe()}"
+                # FFmpeg returns False on a hiccup; give it until stall_s before reconnecting.
+                self._stop.wait(0.05)
+                continue
+            last_frame = now
+            if not self._got_frames:
+                self._got_frames = True
+                h, w = image.shape[:2]
+                self._health("online", f"{self.describe()} {w}x{h}")
+            self._publish(image)
+            if period:
+                next_t += period
+                sleep = next_t - time.monotonic()
+                if sleep > 0:
+                    self._stop.wait(sleep)
+                else:
+                    next_t = time.monotonic()
+        return "stopped"
