@@ -47,6 +47,7 @@ setup(
             "pytest-timeout>=2.3",
             "hypothesis>=6.100",
             "ruff>=0.6",
+            "wheel>=0.43",  # installer tests build the package wheel offline
             "schemathesis>=4,<5",
         ],
     },

@@ -271,3 +271,7 @@ def demo(
 
 if __name__ == "__main__":
     main()
+
+from edge.installer.cli import register as _register_installer  # noqa: E402
+
+_register_installer(main)  # discover, modbus scan, doctor, update

@@ -111,6 +111,18 @@ class FaceConfig(Section):
     keep_thumbnails: bool = False  # attach a face thumbnail to decisions (never synced)
 
 
+class InstallerConfig(Section):
+    # Announce the box on the LAN (zeroconf _qilu-edge._tcp). Off unless asked (install.sh
+    # turns it on) so dev and test boxes never multicast on a real network.
+    advertise: bool = False
+    advertise_interfaces: tuple[str, ...] = ()  # IPv4 addresses to announce on; empty = all
+    web: bool = True  # the installer page (wizard + doctor) at /installer/
+    warn_free_disk_mb: int = Field(1024, ge=0)  # doctor warns below this much free disk
+    fail_free_disk_mb: int = Field(200, ge=0)  # and fails below this
+    max_clock_skew_s: float = Field(5.0, gt=0)  # doctor fails beyond this skew to the cloud
+    device_timeout_s: float = Field(8.0, gt=0)  # doctor's budget per device check
+
+
 class DeviceConfig(BaseModel):
     """Common fields of every door, camera and screen; the rest belongs to its driver."""
 
@@ -143,6 +155,7 @@ class Config(Section):
     mqtt: MqttConfig = MqttConfig()
     api: ApiConfig = ApiConfig()
     logging: LoggingConfig = LoggingConfig()
+    installer: InstallerConfig = InstallerConfig()
     face: FaceConfig = FaceConfig()
     player: PlayerConfig = PlayerConfig()
     doors: tuple[DoorConfig, ...] = ()

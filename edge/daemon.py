@@ -18,6 +18,8 @@ from edge.bus import Bus
 from edge.commands import Commands
 from edge.config import Config
 from edge.devices import DeviceManager
+from edge.installer.discovery import Advertiser
+from edge.installer.web import InstallerWeb
 from edge.service import Service
 from edge.standard import DeviceHealth, new_id
 from edge.store import AsyncStore, Store
@@ -30,6 +32,8 @@ STOP_BUDGET_S = 4.5  # SIGTERM must end the process within 5 s
 SERVICES: list[type[Service]] = [
     Bus,
     DeviceManager,
+    InstallerWeb,
+    Advertiser,
     ApiServer,
 ]
 

@@ -1,0 +1,1 @@
+"""Installer capability: install/update, LAN discovery, commissioning (doctor), first-boot web."""

@@ -1,0 +1,241 @@
+"""Installer commands: ``discover``, ``modbus scan``, ``doctor``, ``update``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+DEFAULT_CONFIG = os.environ.get("QILU_EDGE_CONFIG", "/etc/qilu-edge/edge.toml")
+# Defined here rather than imported from edge.cli, which imports this module at its end.
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    default=DEFAULT_CONFIG,
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Box config file (env QILU_EDGE_CONFIG).",
+)
+
+
+@click.command()
+@click.option("--timeout", type=float, default=3.0, show_default=True, help="Seconds to listen.")
+@click.option(
+    "--interface",
+    "interfaces",
+    multiple=True,
+    help="IPv4 address of an interface to browse on (repeatable; default: all).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON array for tools.")
+def discover(timeout: float, interfaces: tuple[str, ...], as_json: bool) -> None:
+    """List Qilu boxes on the LAN (zeroconf _qilu-edge._tcp)."""
+    from edge.installer.discovery import discover as browse
+
+    boxes = asyncio.run(browse(timeout, interfaces or None))
+    if as_json:
+        click.echo(json.dumps([b.as_dict() for b in boxes], ensure_ascii=False))
+        return
+    if not boxes:
+        click.echo(f"no boxes found in {timeout:g} s")
+        return
+    click.echo(f"{'BOX':<20} {'COMMUNITY':<22} {'VERSION':<10} URL")
+    for b in boxes:
+        click.echo(f"{b.box_id:<20} {b.community:<22} {b.version:<10} {b.url()}/installer/")
+
+
+@click.group()
+def modbus() -> None:
+    """Modbus buses: find relay boards."""
+
+
+@modbus.command("scan")
+@click.option("--host", help="Modbus TCP device or gateway address.")
+@click.option("--port", type=int, default=502, show_default=True)
+@click.option("--serial", help="RS-485 serial port, e.g. /dev/ttyUSB0.")
+@click.option("--baud", type=int, default=9600, show_default=True)
+@click.option("--units", default="1-247", show_default=True, help="Unit ids: 1-247 or 1,3,5-9.")
+@click.option("--timeout", type=float, default=0.3, show_default=True, help="Per unit, seconds.")
+@click.option("--json", "as_json", is_flag=True)
+def modbus_scan(
+    host: str | None,
+    port: int,
+    serial: str | None,
+    baud: int,
+    units: str,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Ask every unit id on a bus and print config snippets for those that answer."""
+    from dataclasses import asdict
+
+    from edge.installer.modbus_scan import ScanError, scan, snippet
+
+    ids = parse_units(units)
+    try:
+        found = asyncio.run(
+            scan(ids, host=host, port=port, serial=serial, baud=baud, per_unit_s=timeout)
+        )
+    except ScanError as e:
+        raise click.ClickException(str(e)) from e
+    if as_json:
+        click.echo(json.dumps([asdict(u) for u in found]))
+        return
+    where = serial or f"{host}:{port}"
+    click.echo(f"# {len(found)} unit(s) answered on {where} (asked {len(ids)} ids)")
+    for u in found:
+        click.echo(f"# unit {u.unit}: {u.detail}")
+        click.echo(snippet(u, host=host, port=port, serial=serial, baud=baud) + "\n")
+
+
+def parse_units(spec: str) -> range | list[int]:
+    out: list[int] = []
+    for part in spec.split(","):
+        part = part.strip()
+        try:
+            if "-" in part:
+                lo, hi = (int(x) for x in part.split("-", 1))
+                out.extend(range(lo, hi + 1))
+            elif part:
+                out.append(int(part))
+        except ValueError as e:
+            raise click.BadParameter(
+                f"not a unit id or range: {part!r}", param_hint="--units"
+            ) from e
+    if not out or min(out) < 0 or max(out) > 247:
+        raise click.BadParameter("unit ids are 0..247", param_hint="--units")
+    return out
+
+
+@click.command()
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
+@click.option("--click", "click_doors", is_flag=True, help="Pulse each door relay (audible).")
+def doctor(config_path: Path, as_json: bool, click_doors: bool) -> None:
+    """Commissioning checks with pass/warn/fail and fix hints; exit 1 on any fail."""
+    from edge.installer.doctor import Doctor, format_row, summary
+
+    doc = Doctor(config_path=config_path, click=click_doors)
+    colour = sys.stdout.isatty()
+    on_result = None if as_json else (lambda r: click.echo(format_row(r, colour)))
+    if not as_json:
+        click.echo(f"qilu-edge doctor: {config_path}")
+    report = asyncio.run(doc.run(on_result))
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        click.echo(summary(report))
+    sys.exit(0 if report.ok else 1)
+
+
+@click.group()
+def update() -> None:
+    """Update this box (new venv, atomic switch, rollback if unhealthy)."""
+
+
+def _updater(
+    root: Path,
+    restart_cmd: str,
+    health_url: str,
+    health_timeout: float,
+    settle: float,
+    venv_arg: tuple[str, ...],
+    pip_arg: tuple[str, ...],
+) -> Any:
+    from edge.installer.update import Updater
+
+    return Updater(
+        root=root,
+        restart_cmd=shlex.split(restart_cmd),
+        health_url=health_url,
+        health_timeout_s=health_timeout,
+        settle_s=settle,
+        venv_args=list(venv_arg),
+        pip_args=list(pip_arg),
+        say=lambda m: click.echo(f"  {m}"),
+    )
+
+
+_update_options = [
+    click.option(
+        "--root",
+        type=click.Path(path_type=Path),
+        default=Path("/opt/qilu-edge"),
+        show_default=True,
+        help="Install root holding venvs/ and current.",
+    ),
+    click.option("--restart-cmd", default="systemctl restart qilu-edge.service", show_default=True),
+    click.option("--health-url", default="http://127.0.0.1:8080/api/v1/status", show_default=True),
+    click.option("--health-timeout", type=float, default=90.0, show_default=True),
+    click.option(
+        "--settle",
+        type=float,
+        default=5.0,
+        show_default=True,
+        help="Seconds the new daemon must stay healthy.",
+    ),
+    click.option("--venv-arg", multiple=True, help="Extra `python -m venv` argument."),
+    click.option("--pip-arg", multiple=True, help="Extra `pip install` argument."),
+]
+
+
+def _with_update_options(fn: Any) -> Any:
+    for opt in reversed(_update_options):
+        fn = opt(fn)
+    return fn
+
+
+@update.command("apply")
+@click.argument("url")
+@click.option("--sha256", required=True, help="Expected sha256 of the wheel (64 hex digits).")
+@_with_update_options
+def update_apply(url: str, sha256: str, **opts: object) -> None:
+    """Install the wheel at URL (http(s), file:// or a path) and switch to it if healthy."""
+    from edge.installer.update import UpdateError
+
+    up = _updater(**opts)  # type: ignore[arg-type]
+    try:
+        result = up.update(url, sha256)
+    except UpdateError as e:
+        raise click.ClickException(f"update refused, nothing changed: {e}") from e
+    click.echo(f"{result.outcome}: running {result.version} ({result.detail})")
+    sys.exit(0 if result.outcome in ("updated", "unchanged") else 2)
+
+
+@update.command("rollback")
+@_with_update_options
+def update_rollback(**opts: object) -> None:
+    """Switch back to the previous version."""
+    from edge.installer.update import UpdateError
+
+    try:
+        result = _updater(**opts).rollback()  # type: ignore[arg-type]
+    except UpdateError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"{result.outcome}: running {result.version} ({result.detail})")
+
+
+@update.command("status")
+@click.option(
+    "--root", type=click.Path(path_type=Path), default=Path("/opt/qilu-edge"), show_default=True
+)
+def update_status(root: Path) -> None:
+    """The running version and the last update's outcome."""
+    from edge.installer.update import Updater
+
+    up = Updater(root=root)
+    state = root / "update-state.json"
+    click.echo(f"current: {up.current_version() or '(not installed)'}")
+    if state.exists():
+        click.echo(state.read_text())
+
+
+def register(main: click.Group) -> None:
+    for cmd in (discover, modbus, doctor, update):
+        main.add_command(cmd)

@@ -1,0 +1,5 @@
+"""The installer page: one self-contained HTML file (works with no internet on site)."""
+
+from importlib import resources
+
+PAGE = resources.files("edge").joinpath("static/installer/index.html").read_text(encoding="utf-8")
