@@ -23,6 +23,7 @@ from edge.installer.web import InstallerWeb
 from edge.service import Service
 from edge.standard import DeviceHealth, new_id
 from edge.store import AsyncStore, Store
+from edge.vision.service import FacesService
 
 log = logging.getLogger(__name__)
 STOP_BUDGET_S = 4.5  # SIGTERM must end the process within 5 s
@@ -32,6 +33,7 @@ STOP_BUDGET_S = 4.5  # SIGTERM must end the process within 5 s
 SERVICES: list[type[Service]] = [
     Bus,
     DeviceManager,
+    FacesService,  # before anything that identifies faces (access)
     InstallerWeb,
     Advertiser,
     ApiServer,

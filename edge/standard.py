@@ -144,6 +144,7 @@ class Screen(Record):
 
 class Resident(Record):
     KIND = "resident"
+    TABLE = "residents"  # migration 0101_faces; never synced (no PRIORITY)
     name: str
     building: str | None = None
     unit: str | None = None
