@@ -2,29 +2,160 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import multiprocessing
+import os
+import secrets
+import ssl
+from pathlib import Path
+
 import click
 from aiohttp import web
 
 from edge import logs
 from edge.version import __version__
 
+DB_HELP = "SQLite file path (default) or postgresql://user@host:port/db (env QILU_CLOUD_DB)."
+db_option = click.option(
+    "--db",
+    default=lambda: os.environ.get("QILU_CLOUD_DB", "var/cloud/cloud.db"),
+    show_default="var/cloud/cloud.db",
+    help=DB_HELP,
+)
+log = logging.getLogger(__name__)
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="qilu-cloudsync")
-def main() -> None:
+@click.option("--log-level", default="INFO", show_default=True)
+def main(log_level: str) -> None:
     """Qilu cloud sync service: boxes, areas, content, reports and the ops API."""
-    logs.setup("INFO")
+    logs.setup(log_level)
 
 
-async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True})
+def _serve(
+    db: str, blobs: Path, host: str, port: int, reuse_port: bool, ssl_ctx: object, poll_s: float
+) -> None:
+    from cloudsync.app import build
+
+    async def factory() -> web.Application:
+        return await build(db, blobs, feed_poll_s=poll_s)
+
+    web.run_app(
+        factory(),
+        host=host,
+        port=port,
+        reuse_port=reuse_port,
+        ssl_context=ssl_ctx,
+        access_log=None,
+        print=None,
+        shutdown_timeout=2.0,
+    )
 
 
 @main.command()
+@db_option
+@click.option(
+    "--blobs",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/cloud/blobs"),
+    show_default=True,
+    help="Content blob folder.",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8090, show_default=True)
-def serve(host: str, port: int) -> None:
-    """Serve the sync and ops API."""
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    web.run_app(app, host=host, port=port)
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    help="Worker processes sharing the port (SO_REUSEPORT); use with PostgreSQL.",
+)
+@click.option("--tls-cert", type=click.Path(dir_okay=False), default=None)
+@click.option("--tls-key", type=click.Path(dir_okay=False), default=None)
+@click.option(
+    "--feed-poll",
+    default=0.5,
+    show_default=True,
+    help="Long-poll re-check interval (s) when the database cannot notify (SQLite).",
+)
+def serve(
+    db: str,
+    blobs: Path,
+    host: str,
+    port: int,
+    workers: int,
+    tls_cert: str | None,
+    tls_key: str | None,
+    feed_poll: float,
+) -> None:
+    """Serve the box sync API and the ops API."""
+    ssl_ctx = None
+    if tls_cert:
+        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_ctx.load_cert_chain(tls_cert, tls_key)
+    # Migrate once before the workers start, so they never race on the schema.
+    asyncio.run(_migrate(db))
+    log.info(
+        "qilu-cloudsync %s on %s:%s, %d worker(s), db %s",
+        __version__,
+        host,
+        port,
+        workers,
+        db.split("@")[-1],
+    )
+    if workers <= 1:
+        _serve(db, blobs, host, port, False, ssl_ctx, feed_poll)
+        return
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(target=_serve, args=(db, blobs, host, port, True, None, feed_poll))
+        for _ in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    for proc in procs:
+        proc.join()
+
+
+async def _migrate(db: str) -> list[int]:
+    from cloudsync.storage import open_storage
+
+    storage = await open_storage(db, migrate=False)
+    try:
+        return await storage.migrate()
+    finally:
+        await storage.close()
+
+
+@main.command()
+@db_option
+def migrate(db: str) -> None:
+    """Apply pending schema migrations."""
+    click.echo(f"applied: {asyncio.run(_migrate(db)) or 'nothing (up to date)'}")
+
+
+@main.command("ops-user")
+@db_option
+@click.option("--name", required=True)
+@click.option("--role", type=click.Choice(["admin", "viewer"]), default="admin", show_default=True)
+@click.option("--area", default=None, help="Area id the user is scoped to (default: everything).")
+def ops_user(db: str, name: str, role: str, area: str | None) -> None:
+    """Create an ops user and print its bearer token (shown once)."""
+    from cloudsync.app import token_hash
+    from cloudsync.storage import StorageError, open_storage
+
+    token = secrets.token_urlsafe(24)
+
+    async def run() -> None:
+        storage = await open_storage(db)
+        try:
+            await storage.ops_user_add(name, token_hash(token), role, area)
+        finally:
+            await storage.close()
+
+    try:
+        asyncio.run(run())
+    except StorageError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(token)

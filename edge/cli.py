@@ -275,3 +275,7 @@ if __name__ == "__main__":
 from edge.installer.cli import register as _register_installer  # noqa: E402
 
 _register_installer(main)  # discover, modbus scan, doctor, update
+
+from edge.sync.cli import provision_cmd  # noqa: E402
+
+main.add_command(provision_cmd)  # provision --cloud URL --claim CODE

@@ -23,6 +23,7 @@ from edge.installer.web import InstallerWeb
 from edge.service import Service
 from edge.standard import DeviceHealth, new_id
 from edge.store import AsyncStore, Store
+from edge.sync.service import SyncService
 from edge.vision.service import FacesService
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ SERVICES: list[type[Service]] = [
     FacesService,  # before anything that identifies faces (access)
     InstallerWeb,
     Advertiser,
+    SyncService,  # after the services that register cloud-feed command handlers
     ApiServer,
 ]
 

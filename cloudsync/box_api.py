@@ -1,0 +1,173 @@
+"""Routes the boxes call: provisioning, upload, download feed, heartbeat, rotation, blobs."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from cloudsync import protocol as p
+from cloudsync.app import BLOBS, FEED, STORAGE, api, err
+from cloudsync.routing import ok
+from cloudsync.storage.base import utcnow
+
+
+class ProvisionResult(BaseModel):
+    box_id: str
+    secret: str
+    community_id: str
+    area_path: str
+
+
+@api.route(
+    "POST",
+    "/api/v1/provision",
+    summary="Exchange a one-time claim code for a box identity and secret",
+    tag="box",
+    auth="public",
+    body=p.ProvisionRequest,
+    response=ProvisionResult,
+    responses={409: "Claim code unknown, used or expired"},
+)
+async def provision(request: web.Request, q: None, body: p.ProvisionRequest) -> web.Response:
+    storage = request.app[STORAGE]
+    box_id = f"box-{secrets.token_hex(6)}"
+    secret = secrets.token_urlsafe(32)
+    code_hash = hashlib.sha256(body.claim_code.strip().encode()).hexdigest()
+    try:
+        area = await storage.claim_use(code_hash, box_id, secret, body.name, body.software_version)
+    except ValueError as e:
+        return err(409, str(e))
+    return ok(
+        {"box_id": box_id, "secret": secret, "community_id": area["id"], "area_path": area["path"]}
+    )
+
+
+@api.route(
+    "POST",
+    "/api/v1/box/upload",
+    summary="Upload an outbox batch (gzip JSON); stored once per (box, seq) in one transaction",
+    tag="box",
+    auth="box",
+    body=p.UploadBatch,
+    response=p.UploadResult,
+)
+async def upload(request: web.Request, q: None, body: p.UploadBatch) -> web.Response:
+    box = request["box"]
+    stored, dupes, acked = await request.app[STORAGE].upload(box["id"], body.floor, body.records)
+    return ok({"stored": stored, "duplicates": dupes, "acked_through": acked})
+
+
+class FeedQuery(BaseModel):
+    after: int = Field(0, ge=0, le=p.SEQ_MAX, description="Last feed id the box applied")
+    wait: float = Field(0, ge=0, le=60, description="Long-poll up to this many seconds")
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class FeedResult(BaseModel):
+    items: list[p.FeedItem]
+    cursor: int
+
+
+@api.route(
+    "GET",
+    "/api/v1/box/feed",
+    summary="The box's download feed after a cursor (long-poll with wait)",
+    tag="box",
+    auth="box",
+    query=FeedQuery,
+    response=FeedResult,
+)
+async def feed(request: web.Request, q: FeedQuery, body: None) -> web.Response:
+    storage, waiter = request.app[STORAGE], request.app[FEED]
+    box_id = request["box"]["id"]
+    deadline = time.monotonic() + q.wait
+    while True:
+        rows = await storage.feed_after(box_id, q.after, q.limit)
+        left = deadline - time.monotonic()
+        if rows or left <= 0:
+            break
+        await waiter.wait(box_id, left)
+    now = utcnow()
+    items = [{**r, "expired": bool(r["expires_at"] and r["expires_at"] < now)} for r in rows]
+    return ok({"items": items, "cursor": rows[-1]["id"] if rows else q.after})
+
+
+@api.route(
+    "POST",
+    "/api/v1/box/heartbeat",
+    summary="Report software version, device health, outbox backlog and feed cursor",
+    tag="box",
+    auth="box",
+    body=p.Heartbeat,
+)
+async def heartbeat(request: web.Request, q: None, body: p.Heartbeat) -> web.Response:
+    await request.app[STORAGE].box_heartbeat(
+        request["box"]["id"],
+        body.software_version,
+        body.devices,
+        body.outbox_rows,
+        body.outbox_bytes,
+        body.feed_cursor,
+    )
+    return ok({"ok": True, "server_time": datetime.now(UTC).isoformat()})
+
+
+class RotateResult(BaseModel):
+    secret: str
+
+
+@api.route(
+    "POST",
+    "/api/v1/box/rotate",
+    summary="Rotate the box secret; the old one stays "
+    "valid until the box first signs with the new one",
+    tag="box",
+    auth="box",
+    response=RotateResult,
+)
+async def rotate(request: web.Request, q: None, body: None) -> web.Response:
+    box = request["box"]
+    secret = secrets.token_urlsafe(32)
+    # Keep the secret the box signed with as previous: if this answer is lost, the box
+    # still gets in with what it has, and may simply rotate again.
+    await request.app[STORAGE].box_set_secret(box["id"], secret, request["signed_with"])
+    return ok({"secret": secret})
+
+
+@api.route(
+    "GET",
+    "/api/v1/blobs/{sha256}",
+    summary="A content file by SHA-256 (HTTP Range supported)",
+    tag="box",
+    auth="box_or_ops",
+    responses={404: "No such blob", 206: "Partial content"},
+)
+async def blob(request: web.Request, q: None, body: None) -> web.StreamResponse:
+    return await serve_blob(request)
+
+
+async def serve_blob(request: web.Request) -> web.StreamResponse:
+    sha = request.match_info["sha256"]
+    blobs = request.app[BLOBS]
+    try:
+        path = blobs.path(sha)
+    except ValueError as e:
+        return err(400, str(e))
+    meta: dict[str, Any] | None = await request.app[STORAGE].content_get(sha)
+    if meta is None or not await asyncio.to_thread(path.exists):
+        return err(404, f"no blob {sha}")
+    # FileResponse answers Range / If-Range with 206 and sends the file with sendfile.
+    return web.FileResponse(
+        path,
+        headers={
+            "Content-Type": meta["mime"],
+            "Cache-Control": "public, max-age=31536000, immutable",
+        },
+    )

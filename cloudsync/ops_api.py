@@ -1,0 +1,546 @@
+"""The ops API (``/api/v1/ops/...``): every ops user sees and acts only inside their area.
+
+Roles: ``viewer`` reads, ``admin`` also writes. An ops user's area is a path prefix
+(``/jinan/lixia/``); a user without an area sees the whole network.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import secrets
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from cloudsync.app import BLOBS, FEED, STORAGE, api, err
+from cloudsync.box_api import serve_blob
+from cloudsync.routing import BadRequest, ok
+
+AREA_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+BOX_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+SHORT = Field(None, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
+FREE = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
+
+
+def scope(request: web.Request) -> str:
+    return request["ops"]["scope"]
+
+
+def require_admin(request: web.Request) -> str:
+    if request["ops"]["role"] != "admin":
+        raise web.HTTPForbidden(
+            text=json.dumps({"error": "admin role required"}), content_type="application/json"
+        )
+    return request["ops"]["name"]
+
+
+async def area_in_scope(request: web.Request, area_id: str) -> dict[str, Any]:
+    area = await request.app[STORAGE].area_get(area_id)
+    if area is None or not area["path"].startswith(scope(request)):
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": f"no area {area_id!r} in your scope"}),
+            content_type="application/json",
+        )
+    return area
+
+
+async def box_in_scope(request: web.Request, box_id: str) -> dict[str, Any]:
+    box = await request.app[STORAGE].box_get(box_id)
+    if box is None or not box["area_path"].startswith(scope(request)):
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": f"no box {box_id!r} in your scope"}),
+            content_type="application/json",
+        )
+    return box
+
+
+class Page(BaseModel):
+    after: str = Field("", max_length=128, pattern=FREE)
+    limit: int = Field(100, ge=1, le=1000)
+
+
+# --- who am I, areas, claim codes ---------------------------------------------------------
+
+
+@api.route(
+    "GET", "/api/v1/ops/me", summary="The calling ops user, role and scope", tag="ops", auth="ops"
+)
+async def me(request: web.Request, q: None, body: None) -> web.Response:
+    u = request["ops"]
+    return ok({"name": u["name"], "role": u["role"], "area_id": u["area_id"], "scope": u["scope"]})
+
+
+class AreasQuery(Page):
+    level: Literal["city", "district", "street", "community"] | None = None
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/areas",
+    summary="Areas in scope (city → district → street → community)",
+    tag="areas",
+    auth="ops",
+    query=AreasQuery,
+)
+async def areas(request: web.Request, q: AreasQuery, body: None) -> web.Response:
+    rows = await request.app[STORAGE].areas_list(scope(request), q.level, q.after, q.limit)
+    return ok({"items": rows, "next": rows[-1]["id"] if len(rows) == q.limit else None})
+
+
+class NewArea(BaseModel):
+    id: str = Field(pattern=AREA_ID)
+    level: Literal["city", "district", "street", "community"]
+    name: str = Field(min_length=1, max_length=200, pattern=FREE)
+    parent_id: str | None = Field(None, pattern=AREA_ID)
+
+
+@api.route(
+    "POST",
+    "/api/v1/ops/areas",
+    summary="Create an area under a parent in scope",
+    tag="areas",
+    auth="ops",
+    body=NewArea,
+    responses={409: "Area exists"},
+)
+async def create_area(request: web.Request, q: None, body: NewArea) -> web.Response:
+    require_admin(request)
+    if body.parent_id is None:
+        if scope(request) != "/":
+            return err(403, "only network-wide admins create cities")
+    else:
+        await area_in_scope(request, body.parent_id)
+    area = await request.app[STORAGE].area_create(body.id, body.level, body.name, body.parent_id)
+    return ok(area, 201)
+
+
+class NewClaim(BaseModel):
+    ttl_hours: float = Field(72, gt=0, le=24 * 90)
+
+
+@api.route(
+    "POST",
+    "/api/v1/ops/communities/{community_id}/claim-codes",
+    summary="A one-time claim code to provision a box into this community",
+    tag="areas",
+    auth="ops",
+    body=NewClaim,
+    responses={404: "No such community in scope"},
+)
+async def claim_code(request: web.Request, q: None, body: NewClaim) -> web.Response:
+    by = require_admin(request)
+    area = await area_in_scope(request, request.match_info["community_id"])
+    if area["level"] != "community":
+        return err(
+            400, f"community_id: boxes belong to a community, {area['id']!r} is a {area['level']}"
+        )
+    code = "-".join(secrets.token_hex(3).upper() for _ in range(3))
+    expires = (datetime.now(UTC) + timedelta(hours=body.ttl_hours)).isoformat()
+    await request.app[STORAGE].claim_create(
+        hashlib.sha256(code.encode()).hexdigest(), area["id"], by, expires
+    )
+    return ok({"code": code, "community_id": area["id"], "expires_at": expires}, 201)
+
+
+# --- fleet ----------------------------------------------------------------------------------
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/boxes",
+    summary="Fleet: boxes with last seen, software version, device health, outbox backlog",
+    tag="fleet",
+    auth="ops",
+    query=Page,
+)
+async def boxes(request: web.Request, q: Page, body: None) -> web.Response:
+    rows = await request.app[STORAGE].boxes_list(scope(request), q.after, q.limit)
+    return ok({"items": rows, "next": rows[-1]["id"] if len(rows) == q.limit else None})
+
+
+def _public_box(box: dict[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in box.items() if k not in ("secret", "prev_secret")}
+    if isinstance(out.get("devices"), str):
+        out["devices"] = json.loads(out["devices"])
+    return out
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/boxes/{box_id}",
+    summary="One box",
+    tag="fleet",
+    auth="ops",
+    responses={404: "No such box in scope"},
+)
+async def box_detail(request: web.Request, q: None, body: None) -> web.Response:
+    return ok(_public_box(await box_in_scope(request, request.match_info["box_id"])))
+
+
+@api.route(
+    "POST",
+    "/api/v1/ops/boxes/{box_id}/revoke",
+    summary="Revoke a box: its requests are refused from now on",
+    tag="fleet",
+    auth="ops",
+    responses={404: "No such box"},
+)
+async def revoke(request: web.Request, q: None, body: None) -> web.Response:
+    require_admin(request)
+    box = await box_in_scope(request, request.match_info["box_id"])
+    await request.app[STORAGE].box_revoke(box["id"])
+    return ok({"id": box["id"], "revoked": True})
+
+
+class NewCommand(BaseModel):
+    target_kind: Literal["box", "door"]
+    target_id: str = Field(pattern=BOX_ID)
+    action: str = Field(pattern=r"^[a-z_]{1,32}$")
+    args: dict[str, Any] = Field(default_factory=dict)
+    ttl_s: float = Field(60, gt=0, le=7 * 86400)
+
+
+async def _queue(
+    request: web.Request,
+    box_ids: list[str],
+    kind: str,
+    target: str,
+    action: str,
+    args: dict[str, Any],
+    ttl_s: float | None,
+) -> list[int]:
+    expires = (datetime.now(UTC) + timedelta(seconds=ttl_s)).isoformat() if ttl_s else None
+    ids = await request.app[STORAGE].feed_add(
+        box_ids, kind, target, action, args, request["ops"]["name"], expires
+    )
+    for b in box_ids:
+        request.app[FEED].wake(b)
+    return ids
+
+
+@api.route(
+    "POST",
+    "/api/v1/ops/boxes/{box_id}/commands",
+    summary="Remote command to a box or "
+    "one of its devices (e.g. door open), delivered over the long-poll feed",
+    tag="fleet",
+    auth="ops",
+    body=NewCommand,
+    responses={404: "No such box"},
+)
+async def command(request: web.Request, q: None, body: NewCommand) -> web.Response:
+    require_admin(request)
+    box = await box_in_scope(request, request.match_info["box_id"])
+    target = box["id"] if body.target_kind == "box" else body.target_id
+    args = {**body.args, "actor": request["ops"]["name"]}
+    ids = await _queue(
+        request, [box["id"]], body.target_kind, target, body.action, args, body.ttl_s
+    )
+    return ok({"feed_id": ids[0], "box_id": box["id"]}, 201)
+
+
+# --- content, publishing, emergencies --------------------------------------------------------
+
+
+class UploadQuery(BaseModel):
+    title: str = Field("", max_length=200, pattern=FREE)
+
+
+@api.route(
+    "POST",
+    "/api/v1/ops/content",
+    summary="Upload a content file (stored by SHA-256)",
+    tag="content",
+    auth="ops",
+    query=UploadQuery,
+    raw_body="application/octet-stream",
+)
+async def content_upload(request: web.Request, q: UploadQuery, body: None) -> web.Response:
+    by = require_admin(request)
+    data = await request.read()
+    if not data:
+        return err(400, "body: empty file")
+    sha = await asyncio.to_thread(request.app[BLOBS].put, data)
+    mime = request.content_type or "application/octet-stream"
+    await request.app[STORAGE].content_add(sha, len(data), mime[:100], q.title, by)
+    return ok(
+        {"sha256": sha, "size_bytes": len(data), "mime": mime, "url": f"/api/v1/blobs/{sha}"}, 201
+    )
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/content",
+    summary="Uploaded content files",
+    tag="content",
+    auth="ops",
+    query=Page,
+)
+async def content_list(request: web.Request, q: Page, body: None) -> web.Response:
+    rows = await request.app[STORAGE].content_list(q.after, q.limit)
+    return ok({"items": rows, "next": rows[-1]["sha256"] if len(rows) == q.limit else None})
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/content/{sha256}",
+    summary="Download a content file (Range)",
+    tag="content",
+    auth="ops",
+    responses={404: "No such file", 206: "Partial content"},
+)
+async def content_get(request: web.Request, q: None, body: None) -> web.StreamResponse:
+    return await serve_blob(request)
+
+
+class Targets(BaseModel):
+    areas: list[str] = Field(default_factory=list, max_length=1000)  # any level
+    boxes: list[str] = Field(default_factory=list, max_length=10000)
+    screen_tags: list[str] = Field(default_factory=list, max_length=100)  # box side filters
+
+
+class Publish(BaseModel):
+    action: Literal["content", "playlist", "schedule", "taxonomy"]
+    targets: Targets
+    args: dict[str, Any] = Field(default_factory=dict)
+    ttl_s: float | None = Field(None, gt=0)
+
+
+async def _targets(request: web.Request, t: Targets) -> list[str]:
+    if not t.areas and not t.boxes:
+        raise BadRequest("targets: name at least one area or box", "targets")
+    return await request.app[STORAGE].boxes_for_targets(scope(request), t.areas, t.boxes)
+
+
+@api.route(
+    "POST",
+    "/api/v1/ops/publish",
+    summary="Publish content, a playlist, a schedule or taxonomy to areas / boxes / screen tags",
+    tag="content",
+    auth="ops",
+    body=Publish,
+)
+async def publish(request: web.Request, q: None, body: Publish) -> web.Response:
+    require_admin(request)
+    box_ids = await _targets(request, body.targets)
+    args = {**body.args, "screen_tags": body.targets.screen_tags}
+    ids = await _queue(request, box_ids, "box", "-", body.action, args, body.ttl_s)
+    return ok({"boxes": len(box_ids), "feed_ids": ids[:100]}, 201)
+
+
+class Emergency(BaseModel):
+    message: str = Field(min_length=1, max_length=2000, pattern=FREE)
+    level: Literal["critical", "warning", "info"] = "critical"
+    targets: Targets
+    duration_s: float = Field(3600, gt=0, le=7 * 86400)
+
+
+@api.route(
+    "POST",
+    "/api/v1/ops/emergency",
+    summary="Emergency broadcast to every screen in the targets",
+    tag="content",
+    auth="ops",
+    body=Emergency,
+)
+async def emergency(request: web.Request, q: None, body: Emergency) -> web.Response:
+    require_admin(request)
+    box_ids = await _targets(request, body.targets)
+    eid = f"em-{secrets.token_hex(6)}"
+    until = (datetime.now(UTC) + timedelta(seconds=body.duration_s)).isoformat()
+    args = {
+        "emergency_id": eid,
+        "message": body.message,
+        "level": body.level,
+        "until": until,
+        "screen_tags": body.targets.screen_tags,
+    }
+    await _queue(request, box_ids, "box", "-", "emergency", args, body.duration_s)
+    return ok({"emergency_id": eid, "boxes": len(box_ids), "until": until}, 201)
+
+
+class EmergencyCancel(BaseModel):
+    emergency_id: str = Field(pattern=BOX_ID)
+    targets: Targets
+
+
+@api.route(
+    "POST",
+    "/api/v1/ops/emergency/cancel",
+    summary="End an emergency broadcast",
+    tag="content",
+    auth="ops",
+    body=EmergencyCancel,
+)
+async def emergency_cancel(request: web.Request, q: None, body: EmergencyCancel) -> web.Response:
+    require_admin(request)
+    box_ids = await _targets(request, body.targets)
+    await _queue(
+        request, box_ids, "box", "-", "emergency_cancel", {"emergency_id": body.emergency_id}, None
+    )
+    return ok({"emergency_id": body.emergency_id, "boxes": len(box_ids)})
+
+
+# --- reports, alerts, tickets, statistics ------------------------------------------------------
+
+
+class RecordsQuery(Page):
+    box: str | None = Field(None, pattern=BOX_ID)
+    since: str | None = Field(None, max_length=40, pattern=FREE)
+    until: str | None = Field(None, max_length=40, pattern=FREE)
+    cursor: str | None = Field(None, max_length=300, pattern=r"^[A-Za-z0-9_=-]+$")
+
+
+class ReportsQuery(RecordsQuery):
+    category: str | None = SHORT
+    urgency: Literal["immediate", "high", "normal", "low"] | None = None
+    status: str | None = SHORT
+
+
+class AlertsQuery(RecordsQuery):
+    level: Literal["critical", "warning", "info"] | None = None
+    type: str | None = SHORT
+
+
+class TicketsQuery(RecordsQuery):
+    status: str | None = SHORT
+    urgency: Literal["immediate", "high", "normal", "low"] | None = None
+
+
+def _cursor(text: str | None) -> tuple[str, str, int] | None:
+    if not text:
+        return None
+    try:
+        ts, box, seq = json.loads(base64.urlsafe_b64decode(text.encode()))
+        return str(ts), str(box), int(seq)
+    except (ValueError, TypeError) as e:
+        raise BadRequest("query.cursor: not a cursor from a previous page", "query.cursor") from e
+
+
+async def _records(
+    request: web.Request, kinds: list[str], q: RecordsQuery, fields: tuple[str, ...]
+) -> web.Response:
+    where = {f: getattr(q, f) for f in fields if getattr(q, f) is not None}
+    rows = await request.app[STORAGE].records_query(
+        kinds, scope(request), q.box, q.since, q.until, where, _cursor(q.cursor), q.limit
+    )
+    nxt = None
+    if len(rows) == q.limit:
+        last = rows[-1]
+        nxt = base64.urlsafe_b64encode(
+            json.dumps([last["ts"], last["box_id"], last["seq"]]).encode()
+        ).decode()
+    return ok({"items": rows, "next_cursor": nxt})
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/reports",
+    summary="Residents' reports, newest first, filtered and paginated (cursor)",
+    tag="records",
+    auth="ops",
+    query=ReportsQuery,
+)
+async def reports(request: web.Request, q: ReportsQuery, body: None) -> web.Response:
+    return await _records(request, ["report"], q, ("category", "urgency", "status"))
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/alerts",
+    summary="Alerts, newest first, filtered and paginated",
+    tag="records",
+    auth="ops",
+    query=AlertsQuery,
+)
+async def alerts(request: web.Request, q: AlertsQuery, body: None) -> web.Response:
+    return await _records(request, ["alert"], q, ("level", "type"))
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/tickets",
+    summary="Repair tickets as boxes reported them",
+    tag="records",
+    auth="ops",
+    query=TicketsQuery,
+)
+async def tickets(request: web.Request, q: TicketsQuery, body: None) -> web.Response:
+    return await _records(request, ["repair_ticket"], q, ("status", "urgency"))
+
+
+class TicketUpdate(BaseModel):
+    status: Literal["open", "assigned", "in_progress", "resolved", "confirmed", "reopened"] | None
+    assignee: str | None = Field(None, max_length=100, pattern=FREE)
+    note: str = Field("", max_length=2000, pattern=FREE)
+
+
+@api.route(
+    "POST",
+    "/api/v1/ops/tickets/{ticket_id}/update",
+    summary="Update a ticket; the change travels to the box that owns it",
+    tag="records",
+    auth="ops",
+    body=TicketUpdate,
+    responses={404: "No such ticket in scope"},
+)
+async def ticket_update(request: web.Request, q: None, body: TicketUpdate) -> web.Response:
+    require_admin(request)
+    tid = request.match_info["ticket_id"]
+    box_id = await request.app[STORAGE].ticket_box(tid, scope(request))
+    if box_id is None:
+        return err(404, f"no ticket {tid!r} in your scope")
+    args = {"ticket_id": tid, **body.model_dump(exclude_none=True)}
+    ids = await _queue(request, [box_id], "box", "-", "ticket_update", args, None)
+    return ok({"feed_id": ids[0], "box_id": box_id}, 201)
+
+
+class StatsQuery(BaseModel):
+    since: str | None = Field(None, max_length=40, pattern=FREE)
+    until: str | None = Field(None, max_length=40, pattern=FREE)
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/stats/access",
+    summary="Door decisions counted by decision and method (counts only: no faces leave a box)",
+    tag="stats",
+    auth="ops",
+    query=StatsQuery,
+)
+async def stats_access(request: web.Request, q: StatsQuery, body: None) -> web.Response:
+    rows = await request.app[STORAGE].count_by(
+        "access_event", scope(request), q.since, q.until, ["decision", "method"]
+    )
+    return ok({"items": rows, "total": sum(r["count"] for r in rows)})
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/stats/plays",
+    summary="Proof of play: plays and milliseconds shown per content item",
+    tag="stats",
+    auth="ops",
+    query=StatsQuery,
+)
+async def stats_plays(request: web.Request, q: StatsQuery, body: None) -> web.Response:
+    rows = await request.app[STORAGE].count_by(
+        "play_record", scope(request), q.since, q.until, ["content_id"], "duration_ms"
+    )
+    return ok(
+        {
+            "items": [
+                {
+                    "content_id": r["content_id"],
+                    "plays": r["count"],
+                    "duration_ms": int(r["total"] or 0),
+                }
+                for r in rows
+            ]
+        }
+    )

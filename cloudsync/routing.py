@@ -1,0 +1,205 @@
+"""Routes declared once: the aiohttp handler, its validated input and its OpenAPI entry.
+
+``@api.route("GET", "/api/v1/ops/boxes", query=BoxesQuery, auth="ops")`` registers the
+handler; the wrapper validates the query string and JSON body with pydantic (400 naming the
+field on bad input) and hands ``(request, query, body)`` to the handler. ``openapi()`` builds
+the OpenAPI 3 document from the same declarations, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+Handler = Callable[..., Awaitable[web.StreamResponse]]
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def explain(e: ValidationError, where: str) -> BadRequest:
+    err = e.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"])
+    name = f"{where}.{loc}" if loc else where
+    return BadRequest(f"{name}: {err['msg']}", name)
+
+
+@dataclass
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    tag: str
+    auth: str  # "public", "box", "ops", "box_or_ops"
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    raw_body: str | None = None  # media type of a non-JSON body (content upload)
+    response: type[BaseModel] | None = None
+    responses: dict[int, str] = field(default_factory=dict)
+
+
+class Api:
+    def __init__(self) -> None:
+        self.routes: list[Route] = []
+
+    def route(
+        self,
+        method: str,
+        path: str,
+        *,
+        summary: str,
+        tag: str,
+        auth: str,
+        query: type[BaseModel] | None = None,
+        body: type[BaseModel] | None = None,
+        raw_body: str | None = None,
+        response: type[BaseModel] | None = None,
+        responses: dict[int, str] | None = None,
+    ) -> Callable[[Handler], Handler]:
+        def deco(fn: Handler) -> Handler:
+            self.routes.append(
+                Route(
+                    method,
+                    path,
+                    fn,
+                    summary,
+                    tag,
+                    auth,
+                    query,
+                    body,
+                    raw_body,
+                    response,
+                    responses or {},
+                )
+            )
+            return fn
+
+        return deco
+
+    def install(self, app: web.Application) -> None:
+        for r in self.routes:
+            app.router.add_route(r.method, r.path, _wrap(r))
+            app.setdefault("auth_of", {})[(r.method, r.path)] = r.auth
+
+    def openapi(self, title: str, version: str) -> dict[str, Any]:
+        paths: dict[str, Any] = {}
+        schemas: dict[str, Any] = {}
+
+        def ref(model: type[BaseModel]) -> dict[str, str]:
+            s = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for name, sub in s.pop("$defs", {}).items():
+                schemas[name] = sub
+            schemas[model.__name__] = s
+            return {"$ref": f"#/components/schemas/{model.__name__}"}
+
+        for r in self.routes:
+            op: dict[str, Any] = {
+                "summary": r.summary,
+                "tags": [r.tag],
+                "operationId": r.handler.__name__,
+                "parameters": [],
+                "responses": {},
+            }
+            for name in re.findall(r"{(\w+)}", r.path):
+                op["parameters"].append(
+                    {
+                        "name": name,
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,128}$"},
+                    }
+                )
+            if r.query is not None:
+                s = r.query.model_json_schema()
+                for name, prop in s.get("properties", {}).items():
+                    prop.pop("title", None)
+                    op["parameters"].append(
+                        {
+                            "name": name,
+                            "in": "query",
+                            "required": name in s.get("required", []),
+                            "schema": prop,
+                        }
+                    )
+            if r.body is not None:
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref(r.body)}},
+                }
+            elif r.raw_body:
+                op["requestBody"] = {
+                    "required": True,
+                    "content": {r.raw_body: {"schema": {"type": "string", "format": "binary"}}},
+                }
+            ok: dict[str, Any] = {"description": "OK"}
+            if r.response is not None:
+                ok["content"] = {"application/json": {"schema": ref(r.response)}}
+            op["responses"]["200"] = ok
+            op["responses"]["400"] = {"description": "Bad input; the error names the field"}
+            if r.auth != "public":
+                op["security"] = (
+                    [{"ops": []}]
+                    if r.auth == "ops"
+                    else [{"box": []}]
+                    if r.auth == "box"
+                    else [{"ops": []}, {"box": []}]
+                )
+                op["responses"]["401"] = {"description": "Not authenticated"}
+                op["responses"]["403"] = {"description": "Not allowed (role, scope, revoked)"}
+            for code, text in r.responses.items():
+                op["responses"][str(code)] = {"description": text}
+            paths.setdefault(r.path, {})[r.method.lower()] = op
+        return {
+            "openapi": "3.0.3",
+            "info": {"title": title, "version": version},
+            "paths": paths,
+            "components": {
+                "schemas": schemas,
+                "securitySchemes": {
+                    "ops": {"type": "http", "scheme": "bearer"},
+                    "box": {
+                        "type": "apiKey",
+                        "in": "header",
+                        "name": "X-Qilu-Signature",
+                        "description": "HMAC-SHA256 with X-Qilu-Box/-Timestamp/-Nonce; see "
+                        "cloudsync/protocol.py",
+                    },
+                },
+            },
+        }
+
+
+def _wrap(r: Route) -> Handler:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        query = body = None
+        if r.query is not None:
+            try:
+                query = r.query.model_validate(dict(request.query))
+            except ValidationError as e:
+                raise explain(e, "query") from e
+        if r.body is not None:
+            raw = request.get("raw_body")
+            if raw is None:
+                raw = await request.read()
+            try:
+                body = r.body.model_validate_json(raw or b"null")
+            except ValidationError as e:
+                raise explain(e, "body") from e
+        return await r.handler(request, query, body)
+
+    handler.__name__ = r.handler.__name__
+    return handler
+
+
+def ok(data: Any, status: int = 200) -> web.Response:
+    return web.json_response(data, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))

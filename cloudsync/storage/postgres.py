@@ -1,0 +1,114 @@
+"""PostgreSQL backend (asyncpg pool): the production store; workers are stateless on it.
+
+Batches go in as one ``INSERT ... SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING``: one
+round trip per batch whatever its size. Feed inserts NOTIFY so a long-poll waiting on another
+worker process wakes at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from cloudsync.protocol import UploadRecord
+from cloudsync.storage.base import Storage, StorageError
+
+log = logging.getLogger(__name__)
+CHANNEL = "qilu_feed"
+
+
+def _affected(status: str) -> int:
+    # "INSERT 0 5", "UPDATE 3", "DELETE 0"
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+class PgConn:
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.c = conn
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        return [dict(r) for r in await self.c.fetch(sql, *args)]
+
+    async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
+        r = await self.c.fetchrow(sql, *args)
+        return dict(r) if r is not None else None
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return _affected(await self.c.execute(sql, *args))
+
+    async def insert_records(self, box_id: str, now: str, rows: Sequence[UploadRecord]) -> int:
+        status = await self.c.execute(
+            "INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload, received_at)"
+            " SELECT $1, s, p, k, r, t, d::jsonb, $8 FROM unnest($2::bigint[], $3::int[],"
+            " $4::text[], $5::text[], $6::text[], $7::text[]) AS u(s, p, k, r, t, d)"
+            " ON CONFLICT DO NOTHING",
+            box_id,
+            [r.seq for r in rows],
+            [r.priority for r in rows],
+            [r.kind for r in rows],
+            [r.record_id for r in rows],
+            [r.ts for r in rows],
+            [r.payload for r in rows],
+            now,
+        )
+        return _affected(status)
+
+
+class PostgresStorage(Storage):
+    dialect = "postgres"
+    listens = True
+
+    def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10) -> None:
+        self.dsn = dsn
+        self.pool: asyncpg.Pool | None = None
+        self._listener: asyncpg.Connection | None = None
+        self._sizes = (min_size, max_size)
+
+    async def open(self) -> None:
+        self.pool = await asyncpg.create_pool(
+            self.dsn, min_size=self._sizes[0], max_size=self._sizes[1]
+        )
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+        if self.pool is not None:
+            await self.pool.close()
+
+    @asynccontextmanager
+    async def tx(self) -> AsyncIterator[PgConn]:
+        assert self.pool is not None, "storage not opened"
+        async with self.pool.acquire() as conn, conn.transaction():
+            try:
+                yield PgConn(conn)
+            except asyncpg.DataError as e:  # e.g. invalid JSON in a payload
+                raise StorageError(str(e)) from e
+
+    async def run_script(self, c: Any, sql: str) -> None:
+        await c.c.execute(sql)
+
+    async def lock_migrations(self, c: Any) -> None:
+        # Two workers starting together: the second waits, then finds nothing to do.
+        await c.c.execute("SELECT pg_advisory_xact_lock(7007)")
+
+    def jtext(self, column: str, field: str) -> str:
+        return f"({column} ->> '{field}')"
+
+    def json_param(self, n: int) -> str:
+        return f"${n}::jsonb"
+
+    def for_update(self) -> str:
+        return " FOR UPDATE"
+
+    async def notify_feed(self, c: Any, box_ids: list[str]) -> None:
+        for box_id in sorted(set(box_ids)):
+            await c.c.execute("SELECT pg_notify($1, $2)", CHANNEL, box_id)
+
+    async def listen_feed(self, callback: Callable[[str], None]) -> None:
+        self._listener = await asyncpg.connect(self.dsn)
+        await self._listener.add_listener(CHANNEL, lambda _c, _pid, _ch, box: callback(box))

@@ -1,0 +1,146 @@
+"""Outbox reading and acknowledging, the disk-budget policy, and the applied-feed log.
+
+The outbox rows themselves are written by ``Store.record`` (migration 0001); this module is
+what the sync client (edge/sync/) uses to drain them. Order: priority class first (alerts
+before telemetry), then ``seq`` within a class, so per-box order holds inside every class and
+the cloud can order by ``seq`` overall.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from edge.standard import Priority
+from edge.store.core import Store
+
+FEED_CURSOR = "sync_feed_cursor"
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    seq: int
+    priority: int
+    kind: str
+    record_id: str
+    ts: str
+    payload: str
+    bytes: int
+
+
+def outbox_batch(store: Store, max_records: int, max_bytes: int) -> list[OutboxRow]:
+    """The next rows to send: highest priority first, in seq order, within both limits."""
+    with store._lock:
+        rows = store.db.execute(
+            "SELECT seq, priority, kind, record_id, ts, payload, bytes FROM outbox"
+            " ORDER BY priority, seq LIMIT ?",
+            (max_records,),
+        ).fetchall()
+    out: list[OutboxRow] = []
+    size = 0
+    for r in rows:
+        if out and (size + r[6] > max_bytes or r[1] != out[0].priority):
+            break  # one class per batch keeps a batch's seqs close together
+        out.append(OutboxRow(*r))
+        size += r[6]
+    return out
+
+
+def outbox_ack(store: Store, seqs: list[int]) -> int:
+    """Delete rows the cloud stored. Idempotent: deleting a deleted row is a no-op."""
+    with store.transaction() as db:
+        before = db.conn.total_changes
+        db.conn.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in seqs])
+        return db.conn.total_changes - before
+
+
+def outbox_floor(store: Store) -> int:
+    """The lowest seq still owed to the cloud: everything below was sent or dropped."""
+    with store._lock:
+        row = store.db.execute("SELECT min(seq) FROM outbox").fetchone()
+        if row[0] is not None:
+            return row[0]
+        nxt = store.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+    return (nxt[0] if nxt else 0) + 1
+
+
+def outbox_by_class(store: Store) -> dict[int, tuple[int, int]]:
+    with store._lock:
+        rows = store.db.execute(
+            "SELECT priority, count(*), coalesce(sum(bytes), 0) FROM outbox GROUP BY priority"
+        ).fetchall()
+    return {p: (n, b) for p, n, b in rows}
+
+
+def drop_telemetry(store: Store, budget_bytes: int) -> tuple[int, int]:
+    """Declared policy: over budget, drop telemetry oldest-first until under it; nothing else
+    is ever dropped. Returns (rows, bytes) dropped."""
+    with store.transaction() as db:
+        total = db.execute("SELECT coalesce(sum(bytes), 0) FROM outbox").fetchone()[0]
+        excess = total - budget_bytes
+        if excess <= 0:
+            return 0, 0
+        cut, freed, rows = None, 0, 0
+        for seq, size in db.execute(
+            "SELECT seq, bytes FROM outbox WHERE priority = ? ORDER BY seq",
+            (int(Priority.TELEMETRY),),
+        ):
+            cut, freed, rows = seq, freed + size, rows + 1
+            if freed >= excess:
+                break
+        if cut is None:
+            return 0, 0
+        db.execute(
+            "DELETE FROM outbox WHERE priority = ? AND seq <= ?", (int(Priority.TELEMETRY), cut)
+        )
+        return rows, freed
+
+
+def feed_applied(store: Store, feed_id: int) -> bool:
+    with store._lock:
+        row = store.db.execute(
+            "SELECT 1 FROM sync_feed_applied WHERE feed_id = ?", (feed_id,)
+        ).fetchone()
+    return row is not None
+
+
+def feed_mark(
+    store: Store,
+    feed_id: int,
+    target_kind: str,
+    target_id: str,
+    action: str,
+    ok: bool,
+    detail: str,
+) -> None:
+    """Log an applied feed item and move the cursor past it, in one transaction."""
+    with store.transaction() as db:
+        db.execute(
+            "INSERT OR REPLACE INTO sync_feed_applied VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                feed_id,
+                target_kind,
+                target_id,
+                action,
+                int(ok),
+                detail[:500],
+                datetime.now(UTC).isoformat(),
+            ),
+        )
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            " WHERE CAST(meta.value AS INTEGER) < CAST(excluded.value AS INTEGER)",
+            (FEED_CURSOR, str(feed_id)),
+        )
+
+
+def feed_cursor(store: Store) -> int:
+    return int(store.get_meta(FEED_CURSOR, "0") or 0)
+
+
+def feed_log(store: Store, limit: int = 50) -> list[dict]:
+    with store._lock:
+        return list(
+            store.db.query("SELECT * FROM sync_feed_applied ORDER BY feed_id DESC LIMIT ?", [limit])
+        )

@@ -1,0 +1,1 @@
+"""The box's cloud sync client (issue 7): outbox upload, download feed, provisioning."""

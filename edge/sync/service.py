@@ -1,0 +1,313 @@
+"""The ``sync`` service: drains the outbox to the cloud and applies the cloud's download feed.
+
+Upload: batches of one priority class at a time (alerts first, telemetry last), in seq order,
+gzip'd; a batch's rows are deleted only after the cloud answered that it stored them (in one
+transaction), so a crash anywhere resends at most one batch, which the cloud deduplicates on
+(box, seq). Failures back off exponentially with full jitter.
+
+Download: long-polls the feed from the cursor kept in the store and dispatches each item as a
+standard Command (``box.commands.dispatch``); the item's id is logged with the cursor in one
+transaction, so a re-delivered item is not applied twice.
+
+Disk budget (declared policy): the outbox may hold ``outbox_budget_mb``; at ``budget_warn``
+a warning Alert is recorded; over the budget telemetry is dropped oldest-first. Alerts,
+access events, reports, tickets and play records are never dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from cloudsync import protocol as p
+from edge.api import json_error, require_staff
+from edge.service import Service
+from edge.standard import Alert, Command, new_id
+from edge.store import sync as outbox
+from edge.sync.client import CloudClient, CloudError, Revoked, ssl_context
+from edge.sync.identity import Identity, identity_path, load, save
+from edge.version import __version__
+
+log = logging.getLogger(__name__)
+RETRYABLE = (aiohttp.ClientError, TimeoutError, CloudError, OSError)
+
+
+class SyncService(Service):
+    name = "sync"
+
+    def __init__(self, box: Any) -> None:
+        super().__init__(box)
+        self.cfg = box.config.sync
+        self.path = identity_path(box.config)
+        self.client: CloudClient | None = None
+        self.tasks: list[asyncio.Task] = []
+        self.uploaded = self.batches = self.duplicates = self.applied = 0
+        self.dropped_rows = self.dropped_bytes = 0
+        self.acked_through = 0
+        self.last_error = ""
+        self.last_upload_at: float | None = None
+        self.revoked = False
+        self._warned = False
+        self._wake = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        box.store.sync.on_commit(lambda: loop.call_soon_threadsafe(self._wake.set))
+        box.http.router.add_get("/api/v1/sync/status", self._http_status)
+        box.http.router.add_post("/api/v1/sync/rotate", self._http_rotate)
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if not self.cfg.enabled:
+            return
+        self._spawn(self._budget_loop, "sync-budget")
+        self._spawn(self._main, "sync")
+
+    async def stop(self) -> None:
+        for t in self.tasks:
+            t.cancel()
+        for t in self.tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if self.client is not None:
+            await self.client.close()
+
+    def _spawn(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
+        self.tasks.append(asyncio.create_task(fn(), name=name))
+
+    async def _main(self) -> None:
+        # Wait for an identity: `qilu-edge provision` may write it while the daemon runs.
+        while True:  # a file appears; there is nothing to await but time
+            ident = await asyncio.to_thread(load, self.path)
+            if ident is not None:
+                break
+            await asyncio.sleep(5)
+        self.client = CloudClient(
+            ident,
+            timeout_s=self.cfg.request_timeout_s,
+            ssl_ctx=ssl_context(self.cfg.tls_verify, self.cfg.ca_file),
+        )
+        log.info("sync: box %s -> %s", ident.box_id, ident.cloud)
+        self._spawn(self._feed_loop, "sync-feed")
+        self._spawn(self._heartbeat_loop, "sync-heartbeat")
+        await self._upload_loop()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "enabled": self.cfg.enabled,
+            "provisioned": self.client is not None,
+            "box_id": self.client.ident.box_id if self.client else None,
+            "cloud": self.client.ident.cloud if self.client else None,
+            "uploaded": self.uploaded,
+            "batches": self.batches,
+            "duplicates": self.duplicates,
+            "acked_through": self.acked_through,
+            "feed_applied": self.applied,
+            "dropped_telemetry_rows": self.dropped_rows,
+            "clock_offset_s": round(self.client.offset_s, 1) if self.client else 0,
+            "revoked": self.revoked,
+            "last_error": self.last_error,
+        }
+
+    def auth_headers(self, method: str, url: str) -> dict[str, str]:
+        """Headers that authenticate a request of another service to the cloud (blobs)."""
+        if self.client is None:
+            raise RuntimeError("box is not provisioned (qilu-edge provision)")
+        return self.client.auth_headers(method, url)
+
+    @property
+    def cloud_url(self) -> str | None:
+        return self.client.ident.cloud if self.client else None
+
+    # --- upload -----------------------------------------------------------------------------
+
+    async def _upload_loop(self) -> None:
+        st = self.box.store
+        delay = self.cfg.backoff_min_s
+        while True:
+            rows = await st.run(
+                outbox.outbox_batch,
+                st.sync,
+                self.cfg.batch_max_records,
+                self.cfg.batch_max_kb * 1024,
+            )
+            if not rows:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self._wake.wait()
+                continue
+            try:
+                floor = await st.run(outbox.outbox_floor, st.sync)
+                assert self.client is not None
+                res = await self.client.upload(rows, floor)
+            except RETRYABLE as e:
+                self._failed(e)
+                await asyncio.sleep(random.uniform(0, delay))  # full jitter
+                delay = min(delay * 2, self.cfg.backoff_max_s)
+                continue
+            await st.run(outbox.outbox_ack, st.sync, [r.seq for r in rows])
+            delay = self.cfg.backoff_min_s
+            self.revoked = False
+            self.batches += 1
+            self.uploaded += res.stored
+            self.duplicates += res.duplicates
+            self.acked_through = res.acked_through
+            self.last_upload_at = time.time()
+
+    def _failed(self, e: BaseException) -> None:
+        self.revoked = isinstance(e, Revoked)
+        msg = f"{type(e).__name__}: {e}"
+        if msg != self.last_error:
+            log.warning("sync: %s (retrying with back-off)", msg)
+        self.last_error = msg
+
+    # --- download feed ------------------------------------------------------------------------
+
+    async def _feed_loop(self) -> None:
+        st = self.box.store
+        cursor = await st.run(outbox.feed_cursor, st.sync)
+        delay = self.cfg.backoff_min_s
+        while True:
+            try:
+                assert self.client is not None
+                page = await self.client.feed(cursor, self.cfg.feed_wait_s)
+            except RETRYABLE as e:
+                self._failed(e)
+                await asyncio.sleep(random.uniform(0, delay))
+                delay = min(delay * 2, self.cfg.backoff_max_s)
+                continue
+            delay = self.cfg.backoff_min_s
+            for raw in page["items"]:
+                item = p.FeedItem.model_validate(raw)
+                await self._apply(item)
+                cursor = item.id
+
+    async def _apply(self, item: p.FeedItem) -> None:
+        st = self.box.store
+        if await st.run(outbox.feed_applied, st.sync, item.id):
+            return
+        target = self.box.config.box.id if item.target_kind == "box" else item.target_id
+        if item.expired:
+            ok, detail = False, "expired before it reached the box"
+        else:
+            args = dict(item.args)
+            actor = args.pop("actor", None)
+            try:
+                cmd = Command(
+                    id=f"cloud-{item.id}",
+                    action=item.action,
+                    args=args,
+                    actor=f"cloud:{actor}" if actor else "cloud",
+                )
+                res = await self.box.commands.dispatch(item.target_kind, target, cmd)
+                ok, detail = res.ok, res.detail
+            except ValueError as e:  # a malformed item must not stop the feed
+                ok, detail = False, f"bad feed item: {e}"
+        if not ok:
+            log.warning(
+                "sync: feed item %s %s.%s: %s", item.id, item.target_kind, item.action, detail
+            )
+        await st.run(
+            outbox.feed_mark, st.sync, item.id, item.target_kind, target, item.action, ok, detail
+        )
+        self.applied += 1
+
+    # --- heartbeat, budget, rotation -------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        st = self.box.store
+        while True:
+            try:
+                stats = await st.outbox_stats()
+                devices = [
+                    {k: d[k] for k in ("kind", "id", "type", "state", "reason", "since")}
+                    for d in await st.device_states()
+                ]
+                hb = p.Heartbeat(
+                    software_version=__version__,
+                    devices=devices,
+                    outbox_rows=stats["rows"],
+                    outbox_bytes=stats["bytes"],
+                    feed_cursor=await st.run(outbox.feed_cursor, st.sync),
+                )
+                assert self.client is not None
+                await self.client.heartbeat(hb)
+            except RETRYABLE as e:
+                self._failed(e)
+            await asyncio.sleep(self.cfg.heartbeat_s)
+
+    async def _budget_loop(self) -> None:
+        while True:
+            try:
+                await self.check_budget()
+            except Exception:
+                log.exception("sync: disk budget check failed")
+            await asyncio.sleep(2.0)
+
+    async def check_budget(self) -> None:
+        st = self.box.store
+        budget = int(self.cfg.outbox_budget_mb * 1024 * 1024)
+        used = (await st.outbox_stats())["bytes"]
+        if used >= self.cfg.budget_warn * budget and not self._warned:
+            self._warned = True
+            await st.record(
+                Alert(
+                    id=new_id("al"),
+                    level="warning",
+                    type="disk",
+                    message=f"sync outbox at {used / budget:.0%} of its"
+                    f" {self.cfg.outbox_budget_mb:g} MB budget; beyond 100 % telemetry is"
+                    " dropped oldest-first",
+                )
+            )
+        elif used < 0.9 * self.cfg.budget_warn * budget:
+            self._warned = False  # hysteresis: warn again only after it drained
+        if used > budget:
+            rows, size = await st.run(outbox.drop_telemetry, st.sync, budget)
+            if rows:
+                self.dropped_rows += rows
+                self.dropped_bytes += size
+                log.warning(
+                    "sync: outbox over budget: dropped %d telemetry records (%d bytes)", rows, size
+                )
+
+    async def rotate(self) -> None:
+        """New secret from the cloud, saved atomically before it is used."""
+        assert self.client is not None
+        secret = await self.client.rotate()
+        old = self.client.ident
+        ident = Identity(old.cloud, old.box_id, secret, old.community_id, old.area_path)
+        await asyncio.to_thread(save, self.path, ident)
+        self.client.ident = ident
+
+    async def _http_status(self, request: web.Request) -> web.Response:
+        require_staff(request)
+        st = self.box.store
+        by_class = await st.run(outbox.outbox_by_class, st.sync)
+        return web.json_response(
+            {
+                **self.status(),
+                "outbox_by_priority": {
+                    str(k): {"rows": v[0], "bytes": v[1]} for k, v in by_class.items()
+                },
+                "feed_log": await st.run(outbox.feed_log, st.sync, 20),
+            }
+        )
+
+    async def _http_rotate(self, request: web.Request) -> web.Response:
+        require_staff(request)
+        if self.client is None:
+            return json_error(409, "box is not provisioned")
+        try:
+            await self.rotate()
+        except RETRYABLE as e:
+            return json_error(502, f"rotation failed, old secret still valid: {e}")
+        return web.json_response({"rotated": True})
