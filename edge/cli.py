@@ -279,3 +279,8 @@ _register_installer(main)  # discover, modbus scan, doctor, update
 from edge.sync.cli import provision_cmd  # noqa: E402
 
 main.add_command(provision_cmd)  # provision --cloud URL --claim CODE
+
+from edge.vision.cli import models_group, resident  # noqa: E402
+
+main.add_command(resident)  # resident add|enroll|delete|list
+main.add_command(models_group)  # models fetch|verify
