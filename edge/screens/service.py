@@ -1,0 +1,526 @@
+"""The screens service: keeps every player page told what to play, caches content, records
+proof of play, watches players and displays, and starts emergency broadcasts.
+
+Decisions come from :mod:`edge.screens.resolver` only; this module loads its inputs from the
+store, turns its segments into the JSON a player page cycles through, and pushes that over a
+WebSocket whenever anything changes (an emergency reaches the page in one push, no polling).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import time as _time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from drivers.screens.base import DisplayDriver, display_target
+from edge.commands import CommandError
+from edge.screens import resolver
+from edge.screens.cache import CacheError, ContentCache
+from edge.screens.resolver import Catalog, ScreenRef
+from edge.service import Service
+from edge.standard import (
+    Command,
+    ContentItem,
+    DeviceHealth,
+    Emergency,
+    Playlist,
+    PlayRecord,
+    Record,
+    ScheduleEntry,
+    Screen,
+    StandardError,
+    new_id,
+    parse_payload,
+)
+from edge.store import screens as db
+
+log = logging.getLogger(__name__)
+REFRESH_S = 600  # re-push plans this often so a page's horizon never runs short
+
+
+def _ms(dt: datetime) -> int:
+    return int(dt.timestamp() * 1000)
+
+
+def parse_record(cls: type[Record], data: Any) -> Any:
+    """A standard payload (with or without its ``schema``) as ``cls``; errors name the field."""
+    if not isinstance(data, dict):
+        raise StandardError(f"{cls.KIND}: expected a JSON object")
+    if "schema" in data:
+        rec = parse_payload(data)
+        if not isinstance(rec, cls):
+            raise StandardError(f"schema: expected {cls.schema_id()}, got {data['schema']}")
+        return rec
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "(payload)"
+        raise StandardError(f"{cls.KIND}: {field}: {err['msg']}") from e
+
+
+class ScreensService(Service):
+    name = "screens"
+
+    def __init__(self, box: Any) -> None:
+        super().__init__(box)
+        cfg = self.cfg = box.config.player
+        self.tz = ZoneInfo(box.config.box.timezone)
+        self.cache = ContentCache(
+            box.config.box.data_dir / cfg.cache_dir, box.store, int(cfg.cache_budget_mb * 2**20)
+        )
+        self.sockets: dict[str, set[web.WebSocketResponse]] = {}
+        self.last_seen: dict[str, float] = {}  # screen id -> monotonic time of last message
+        self.download_errors: dict[str, str] = {}
+        self._catalog: Catalog | None = None
+        self._screens: dict[str, ScreenRef] = {}
+        self._tasks: list[asyncio.Task] = []
+        self._wake_downloads = asyncio.Event()
+        self._wake_alerts = asyncio.Event()
+        self._started = _time.monotonic()
+        self._applied: dict[str, tuple[bool, int | None]] = {}
+        for action, handler in (
+            ("content", self._cmd_content),
+            ("playlist", self._cmd_playlist),
+            ("schedule", self._cmd_schedule),
+            ("emergency", self._cmd_emergency),
+            ("emergency_cancel", self._cmd_emergency_cancel),
+        ):
+            box.commands.register("box", action, handler)
+        from edge.screens import http  # routes need the service; imported here to avoid a cycle
+
+        http.add_routes(box.http, self)
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._alert_cursor = await self.box.store.last_event_id()
+        self.box.store.sync.on_commit(lambda: loop.call_soon_threadsafe(self._wake_alerts.set))
+        await self.catalog()
+        for coro in (
+            self._verify_then_download(),
+            self._liveness(),
+            self._displays(),
+            self._alerts(),
+            self._refresh(),
+        ):
+            self._tasks.append(asyncio.create_task(coro))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for socks in list(self.sockets.values()):
+            for ws in list(socks):
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.close(), 0.5)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "screens": sorted(self._screens),
+            "connected": {k: len(v) for k, v in self.sockets.items() if v},
+            "download_errors": dict(self.download_errors),
+        }
+
+    # --- the catalog and plans ------------------------------------------------------------------
+
+    async def catalog(self) -> Catalog:
+        if self._catalog is None:
+            now = datetime.now(UTC)
+            d = await self.box.store.run(
+                db.load_definitions, self.box.store.sync, now - resolver.DAY
+            )
+            items = {i.id: i for i in d.items}
+            ready = frozenset(
+                i.id for i in d.items if i.kind in resolver.FILE_KINDS and i.sha256 in d.cached
+            )
+            self._catalog = Catalog(
+                self.tz,
+                items,
+                {p.id: p for p in d.playlists},
+                d.schedules,
+                d.emergencies,
+                ready,
+            )
+            screens = {s.id: ScreenRef(s.id, tuple(s.tags)) for s in d.screens}
+            for s in self.box.config.screens:
+                screens[s.id] = ScreenRef(s.id, tuple(s.tags))
+            self._screens = screens
+        return self._catalog
+
+    def screen(self, screen_id: str) -> ScreenRef | None:
+        return self._screens.get(screen_id)
+
+    async def changed(self) -> None:
+        """Definitions or the cache changed: rebuild the catalog and tell every page."""
+        self._catalog = None
+        await self.catalog()
+        await asyncio.gather(*(self.push(sid) for sid in list(self.sockets)))
+
+    async def plan_json(self, screen_id: str) -> dict[str, Any]:
+        cat = await self.catalog()
+        ref = self._screens[screen_id]
+        now = datetime.now(UTC)
+        segs = resolver.plan(
+            cat, ref, now - timedelta(seconds=5), now + timedelta(hours=self.cfg.plan_hours)
+        )
+        content: dict[str, Any] = {}
+        ems = {e.id: e for e in cat.emergencies}
+        for seg in segs:
+            for cid, _ in seg.items:
+                if cid in content:
+                    continue
+                if cid == resolver.DEFAULT_ID:
+                    content[cid] = {
+                        "kind": "html",
+                        "title": self.cfg.default_title or self.box.config.box.name,
+                        "body": self.cfg.default_body,
+                    }
+                elif cid in ems and seg.source == f"emergency:{cid}":
+                    e = ems[cid]
+                    content[cid] = {
+                        "kind": "html",
+                        "title": e.title,
+                        "body": e.body,
+                        "emergency": e.level,
+                    }
+                else:
+                    it = cat.items[cid]
+                    content[cid] = {
+                        "kind": it.kind,
+                        "title": it.title,
+                        "body": it.body or "",
+                        "url": it.url if it.kind == "url" else None,
+                        "src": f"/screen/content/{it.sha256}"
+                        if it.sha256 and it.kind in resolver.FILE_KINDS
+                        else None,
+                        "mime": it.mime,
+                        "emergency": next(
+                            (e.level for e in ems.values() if seg.source == f"emergency:{e.id}"),
+                            None,
+                        ),
+                    }
+        segments = [
+            {
+                "start": _ms(s.start),
+                "end": _ms(s.end),
+                "source": s.source,
+                "anchor": _ms(s.anchor),
+                "items": [list(i) for i in s.items],
+            }
+            for s in segs
+        ]
+        body = {"screen": screen_id, "segments": segments, "content": content}
+        version = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
+        return {**body, "version": version, "server_now": _ms(now)}
+
+    async def push(self, screen_id: str) -> None:
+        socks = self.sockets.get(screen_id)
+        if not socks or screen_id not in self._screens:
+            return
+        msg = json.dumps(
+            {"type": "plan", "plan": await self.plan_json(screen_id)}, ensure_ascii=False
+        )
+        for ws in list(socks):
+            with contextlib.suppress(Exception):
+                await ws.send_str(msg)
+
+    # --- proof of play ---------------------------------------------------------------------------
+
+    async def receive_plays(self, screen_id: str, raw: list[Any]) -> dict[str, list[str]]:
+        """Store reported plays; returns ids to forget: ``ack`` (stored) and ``rejected``."""
+        self.seen(screen_id)
+        good, rejected = [], []
+        for r in raw if isinstance(raw, list) else []:
+            try:
+                started = datetime.fromisoformat(r["started_at"])
+                ended = datetime.fromisoformat(r["ended_at"])
+                good.append(
+                    PlayRecord(
+                        id=r["id"],
+                        screen_id=screen_id,
+                        content_id=r["content_id"],
+                        started_at=started,
+                        ended_at=ended,
+                        duration_ms=int((ended - started).total_seconds() * 1000),
+                    )
+                )
+            except (KeyError, TypeError, ValueError) as e:
+                log.warning("screen %s sent a bad play record (%s): %r", screen_id, e, r)
+                if isinstance(r, dict) and isinstance(r.get("id"), str):
+                    rejected.append(r["id"])
+        ack = await self.box.store.run(db.record_plays, self.box.store.sync, good) if good else []
+        return {"ack": ack, "rejected": rejected}
+
+    def seen(self, screen_id: str) -> None:
+        self.last_seen[screen_id] = _time.monotonic()
+
+    async def _liveness(self) -> None:
+        """A player that stops reporting becomes an offline health event (and back online)."""
+        period = min(5.0, self.cfg.offline_after_s / 4)
+        states = await self.box.store.run(db.player_states, self.box.store.sync)
+        known = {k: v["state"] for k, v in states.items()}
+        while True:
+            await asyncio.sleep(period)
+            now = _time.monotonic()
+            for sid in list(self._screens):
+                seen = self.last_seen.get(sid)
+                connected = bool(self.sockets.get(sid))
+                if connected or (seen is not None and now - seen < self.cfg.offline_after_s):
+                    state, reason = "online", "player reporting"
+                elif now - self._started >= self.cfg.offline_after_s:
+                    state = "offline"
+                    reason = f"player has not reported for {self.cfg.offline_after_s:.0f} s"
+                else:
+                    continue
+                if known.get(sid) == state:
+                    continue
+                health = DeviceHealth(
+                    id=new_id("dh"),
+                    device_kind="screen",
+                    device_id=sid,
+                    state=state,
+                    previous=known.get(sid),
+                    reason=reason,
+                )
+                stamp = datetime.now(UTC).isoformat() if seen is not None else None
+                await self.box.store.run(
+                    db.set_player_state, self.box.store.sync, sid, state, stamp, health
+                )
+                known[sid] = state
+                log.info("screen %s player is %s (%s)", sid, state, reason)
+
+    # --- definitions (API and cloud commands share these) ------------------------------------
+
+    async def put_content(self, item: ContentItem) -> None:
+        if item.kind in resolver.FILE_KINDS and item.sha256 is None:
+            raise StandardError(f"content_item: sha256: required for kind {item.kind!r}")
+        if item.kind == "url" and not item.url:
+            raise StandardError("content_item: url: required for kind 'url'")
+        await self.box.store.run(db.put_content, self.box.store.sync, item)
+        self._wake_downloads.set()
+        await self.changed()
+
+    async def put_playlist(self, pl: Playlist) -> None:
+        await self.box.store.run(db.put_playlist, self.box.store.sync, pl)
+        await self.changed()
+
+    async def put_schedule(self, entry: ScheduleEntry) -> None:
+        await self.box.store.run(db.put_schedule, self.box.store.sync, entry)
+        await self.changed()
+
+    async def put_screen(self, screen: Screen) -> None:
+        await self.box.store.run(db.put_screen, self.box.store.sync, screen)
+        await self.changed()
+
+    async def start_emergency(self, em: Emergency) -> Emergency:
+        if em.expires_at <= em.starts_at:
+            raise StandardError("emergency: expires_at: must be after starts_at")
+        await self.box.store.run(db.put_emergency, self.box.store.sync, em)
+        log.warning("emergency broadcast %s (%s): %s", em.id, em.source, em.title)
+        await self.changed()
+        return em
+
+    async def cancel_emergency(self, em_id: str) -> Emergency | None:
+        em = await self.box.store.run(
+            db.cancel_emergency, self.box.store.sync, em_id, datetime.now(UTC)
+        )
+        if em is not None:
+            await self.changed()
+        return em
+
+    async def _cmd_content(self, target: str, cmd: Command) -> str:
+        try:
+            await self.put_content(parse_record(ContentItem, cmd.args))
+        except StandardError as e:
+            raise CommandError(str(e)) from e
+        return "content stored"
+
+    async def _cmd_playlist(self, target: str, cmd: Command) -> str:
+        try:
+            await self.put_playlist(parse_record(Playlist, cmd.args))
+        except StandardError as e:
+            raise CommandError(str(e)) from e
+        return "playlist stored"
+
+    async def _cmd_schedule(self, target: str, cmd: Command) -> str:
+        try:
+            await self.put_schedule(parse_record(ScheduleEntry, cmd.args))
+        except StandardError as e:
+            raise CommandError(str(e)) from e
+        return "schedule stored"
+
+    async def _cmd_emergency(self, target: str, cmd: Command) -> str:
+        try:
+            em = parse_record(Emergency, cmd.args)
+            await self.start_emergency(em)
+        except StandardError as e:
+            raise CommandError(str(e)) from e
+        return f"emergency {em.id} broadcast"
+
+    async def _cmd_emergency_cancel(self, target: str, cmd: Command) -> str:
+        em_id = cmd.args.get("id")
+        if not isinstance(em_id, str):
+            raise CommandError("args.id: the emergency id is required")
+        if await self.cancel_emergency(em_id) is None:
+            raise CommandError(f"args.id: no emergency {em_id!r}")
+        return f"emergency {em_id} cancelled"
+
+    # --- content downloads ---------------------------------------------------------------------
+
+    def _cloud(self) -> tuple[Any, str | None]:
+        """The sync service (issue 7) and its cloud URL, if this box is provisioned."""
+        try:
+            sync = self.box.service("sync")
+        except KeyError:
+            return None, None
+        return sync, getattr(sync, "cloud_url", None)
+
+    def _auth_headers(self, url: str) -> dict[str, str]:
+        # Only requests to our own cloud carry its credentials, never to another host.
+        sync, cloud = self._cloud()
+        if sync is None or not cloud or not url.startswith(str(cloud).rstrip("/") + "/"):
+            return {}
+        fn = getattr(sync, "auth_headers", None)
+        return dict(fn("GET", url)) if callable(fn) else {}
+
+    def _absolute(self, url: str) -> str:
+        """Relative content URLs (``/blobs/<sha>``) are on the cloud that sent them."""
+        _, cloud = self._cloud()
+        if url.startswith("/") and cloud:
+            return str(cloud).rstrip("/") + url
+        return url
+
+    async def protected_shas(self) -> set[str]:
+        cat = await self.catalog()
+        now = datetime.now(UTC)
+        ids = resolver.scheduled_content(cat, now, now + timedelta(days=self.cfg.protect_days))
+        return {cat.items[i].sha256 for i in ids if i in cat.items and cat.items[i].sha256}
+
+    async def _verify_then_download(self) -> None:
+        bad = await self.cache.verify_all()
+        if bad:
+            await self.changed()
+        next_try: dict[str, float] = {}
+        backoff: dict[str, float] = {}
+        while True:
+            self._wake_downloads.clear()
+            cat = await self.catalog()
+            fetched = False
+            for item in list(cat.items.values()):
+                if item.kind not in resolver.FILE_KINDS or not item.sha256 or not item.url:
+                    continue
+                if item.id in cat.ready or next_try.get(item.sha256, 0) > _time.monotonic():
+                    continue
+                url = self._absolute(item.url)
+                try:
+                    await self.cache.fetch(
+                        item.sha256,
+                        url,
+                        size=item.size_bytes,
+                        headers=lambda u=url: self._auth_headers(u),
+                        protected=await self.protected_shas(),
+                    )
+                    self.download_errors.pop(item.id, None)
+                    backoff.pop(item.sha256, None)
+                    fetched = True
+                except (CacheError, OSError, TimeoutError, Exception) as e:
+                    delay = min(backoff.get(item.sha256, 2.0) * 2, 300.0)
+                    backoff[item.sha256] = delay
+                    next_try[item.sha256] = _time.monotonic() + delay
+                    self.download_errors[item.id] = str(e) or type(e).__name__
+                    log.warning(
+                        "content %s download failed (retry in %.0f s): %s", item.id, delay, e
+                    )
+            if fetched:
+                await self.changed()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_downloads.wait(), 5.0)
+
+    async def ensure_cached(self, sha: str) -> bool:
+        """For serving: a file that fails verification is dropped and queued to be re-fetched."""
+        if await self.cache.has(sha):
+            return True
+        self._catalog = None
+        self._wake_downloads.set()
+        return False
+
+    # --- local triggers -------------------------------------------------------------------------
+
+    async def _alerts(self) -> None:
+        """An alert of a configured type (e.g. fire) on the box starts an emergency broadcast."""
+        types = set(self.cfg.alert_emergency_types)
+        while True:
+            self._wake_alerts.clear()
+            events = await self.box.store.events_after(self._alert_cursor, 500)
+            for ev in events:
+                self._alert_cursor = ev.id
+                if ev.kind == "alert" and ev.payload.get("type") in types:
+                    p = ev.payload
+                    now = datetime.now(UTC)
+                    await self.start_emergency(
+                        Emergency(
+                            id=new_id("em"),
+                            title=p.get("message", "紧急通知")[:200],
+                            body="",
+                            level=p.get("level", "critical"),
+                            starts_at=now,
+                            expires_at=now + timedelta(minutes=self.cfg.alert_emergency_minutes),
+                            source="local",
+                        )
+                    )
+            if not events:
+                await self._wake_alerts.wait()
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_S)
+            await self.changed()
+
+    # --- displays (RS-232 power and brightness) -------------------------------------------------
+
+    async def _displays(self) -> None:
+        try:
+            devices = self.box.service("devices")
+        except KeyError:
+            return
+        while True:
+            local = datetime.now(self.tz).time()
+            for sid, drv in devices.of_kind("screen").items():
+                if isinstance(drv, DisplayDriver):
+                    await self.apply_display(sid, drv, local)
+            await asyncio.sleep(self.cfg.display_check_s)
+
+    async def apply_display(self, sid: str, drv: DisplayDriver, local: Any) -> None:
+        target = display_target(drv.options, local)
+        try:
+            if self._applied.get(sid) != target:
+                await drv.set_power(target[0])
+                if target[1] is not None:
+                    await drv.set_brightness(target[1])
+                self._applied[sid] = target
+            st = await drv.read_status()
+            if st.power is not None and st.power != target[0]:
+                await drv.set_health(
+                    "degraded", f"display reports power {st.power}, wanted {target[0]}"
+                )
+            else:
+                await drv.set_health("online", "display answering")
+        except Exception as e:
+            self._applied.pop(sid, None)
+            await drv.set_health("offline", f"display not answering: {e}")
+
+
+def static_dir() -> Path:
+    return Path(__file__).parent / "static"

@@ -1,0 +1,240 @@
+// Qilu screen player. The box decides WHAT plays (edge/screens/resolver.py) and sends a plan:
+// time segments, each cycling a list of (content id, duration ms) from an anchor instant. This
+// page only does that cycling arithmetic by the clock, so it keeps playing from its last plan
+// (kept in localStorage, files kept as in-memory blobs and in the service worker's cache) while
+// the box or the link is down. Proof of play is queued in localStorage until the box acks it.
+(() => {
+  "use strict";
+  const SCREEN = JSON.parse(document.body.dataset.screen);
+  const PLAN_KEY = "qilu-plan-" + SCREEN;
+  const PLAYS_KEY = "qilu-plays-" + SCREEN;
+  const layers = [document.getElementById("layer-a"), document.getElementById("layer-b")];
+  const statusEl = document.getElementById("status");
+
+  let plan = null;
+  let offset = 0; // box clock minus this clock, ms
+  let front = -1; // index of the visible layer
+  let shown = null; // {key, cid, source}
+  let prepared = null; // {key, cid, layer, ready: Promise}
+  let playing = null; // {id, content_id, started_at}
+  let timer = null;
+  let busy = false;
+  let ws = null;
+  let retry = 1000;
+  const blobs = new Map(); // src -> object URL
+  let queue = load(PLAYS_KEY) || [];
+
+  function load(key) {
+    try { return JSON.parse(localStorage.getItem(key)); } catch (e) { return null; }
+  }
+  function save(key, value) {
+    try { localStorage.setItem(key, JSON.stringify(value)); } catch (e) { /* full: keep in memory */ }
+  }
+  function now() { return Date.now() + offset; }
+  function mod(a, m) { return ((a % m) + m) % m; }
+  function rid() {
+    const b = new Uint8Array(12);
+    crypto.getRandomValues(b);
+    return "pr-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  }
+
+  // --- the plan --------------------------------------------------------------------------------
+  function itemAt(t) {
+    const segs = plan.segments;
+    let seg = segs.find((s) => s.start <= t && t < s.end);
+    if (!seg) seg = t < segs[0].start ? segs[0] : segs[segs.length - 1]; // past the horizon: keep cycling
+    const cycle = seg.items.reduce((a, it) => a + it[1], 0);
+    const off = mod(t - seg.anchor, cycle);
+    let acc = 0;
+    for (let i = 0; i < seg.items.length; i++) {
+      const [cid, dur] = seg.items[i];
+      if (off < acc + dur) {
+        const start = t - (off - acc);
+        const end = t >= seg.end ? start + dur : Math.min(start + dur, seg.end);
+        return { key: seg.source + "|" + start + "|" + i, cid, source: seg.source, start, end };
+      }
+      acc += dur;
+    }
+  }
+
+  function setPlan(p, live) {
+    if (live) offset = p.server_now - Date.now();
+    if (!p.segments || !p.segments.length) return;
+    const same = plan && plan.version === p.version;
+    plan = p;
+    if (same) return;
+    save(PLAN_KEY, p);
+    preload();
+    prepared = null;
+    tick();
+  }
+
+  function preload() {
+    for (const c of Object.values(plan.content)) {
+      if (!c.src || blobs.has(c.src)) continue;
+      blobs.set(c.src, null);
+      fetch(c.src)
+        .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(r.status))))
+        .then((b) => blobs.set(c.src, URL.createObjectURL(b)))
+        .catch(() => blobs.delete(c.src));
+    }
+  }
+
+  // --- rendering ---------------------------------------------------------------------------------
+  function build(layer, cid) {
+    const c = plan.content[cid] || { kind: "html", title: "", body: "" };
+    for (const v of layer.querySelectorAll("video")) v.pause();
+    layer.replaceChildren();
+    let ready = Promise.resolve();
+    if (c.kind === "image") {
+      const img = document.createElement("img");
+      img.src = blobs.get(c.src) || c.src;
+      layer.appendChild(img);
+      ready = img.decode().catch(() => {});
+    } else if (c.kind === "video") {
+      const v = document.createElement("video");
+      v.muted = true; v.autoplay = true; v.loop = true; v.playsInline = true;
+      v.src = blobs.get(c.src) || c.src;
+      layer.appendChild(v);
+      ready = new Promise((ok) => { v.addEventListener("canplay", ok, { once: true }); v.addEventListener("error", ok, { once: true }); });
+    } else if (c.kind === "url") {
+      const f = document.createElement("iframe");
+      f.src = c.url;
+      layer.appendChild(f);
+      ready = new Promise((ok) => f.addEventListener("load", ok, { once: true }));
+    } else {
+      const d = document.createElement("div");
+      d.className = "notice" + (c.emergency ? " emergency" : "");
+      if (c.emergency) {
+        const badge = document.createElement("div");
+        badge.className = "badge";
+        badge.textContent = c.emergency === "critical" ? "紧急通知" : "重要通知";
+        d.appendChild(badge);
+      }
+      const h = document.createElement("h1");
+      h.textContent = c.title;
+      const b = document.createElement("div");
+      b.className = "body";
+      b.textContent = c.body || "";
+      d.append(h, b);
+      layer.appendChild(d);
+    }
+    // Never wait long: a slow item is shown as it is rather than holding the old one.
+    return Promise.race([ready, new Promise((ok) => setTimeout(ok, 1500))]);
+  }
+
+  function raise(i) {
+    const old = front;
+    layers[i].classList.add("front");
+    front = i;
+    if (old >= 0 && old !== i) {
+      layers[old].classList.remove("front");
+      for (const v of layers[old].querySelectorAll("video")) v.pause();
+    }
+    for (const v of layers[i].querySelectorAll("video")) v.play().catch(() => {});
+  }
+
+  function prepare(next) {
+    const i = front === 0 ? 1 : 0;
+    prepared = { key: next.key, cid: next.cid, layer: i, ready: build(layers[i], next.cid) };
+  }
+
+  async function show(cur) {
+    const t = now();
+    endPlay(t);
+    playing = { id: rid(), content_id: cur.cid, started_at: new Date(t).toISOString() };
+    if (shown && shown.cid === cur.cid && shown.source === cur.source && front >= 0) {
+      shown = cur; // the same item again (one-item playlist): keep it on screen
+      return;
+    }
+    let p = prepared && prepared.key === cur.key ? prepared : null;
+    if (!p) {
+      const i = front === 0 ? 1 : 0;
+      p = { layer: i, ready: build(layers[i], cur.cid) };
+    }
+    prepared = null;
+    shown = cur;
+    await p.ready;
+    raise(p.layer);
+    document.body.dataset.showing = cur.cid;
+  }
+
+  async function tick() {
+    clearTimeout(timer);
+    if (!plan) return;
+    if (busy) { timer = setTimeout(tick, 20); return; }
+    busy = true;
+    let wait = 200;
+    try {
+      const t = now();
+      const cur = itemAt(t);
+      if (!shown || shown.key !== cur.key) {
+        await show(cur);
+      } else if (!prepared && cur.end - t < 3000) {
+        prepare(itemAt(cur.end));
+      }
+      wait = Math.max(20, Math.min(200, cur.end - now()));
+    } finally {
+      busy = false;
+      timer = setTimeout(tick, wait);
+    }
+  }
+
+  // --- proof of play -------------------------------------------------------------------------
+  function endPlay(t) {
+    if (!playing) return;
+    queue.push({ ...playing, ended_at: new Date(t).toISOString() });
+    playing = null;
+    if (queue.length > 20000) queue = queue.slice(-20000); // weeks offline on a busy screen
+    save(PLAYS_KEY, queue);
+    flush();
+  }
+
+  function flush() {
+    if (!queue.length) return;
+    const batch = queue.slice(0, 200);
+    if (ws && ws.readyState === WebSocket.OPEN) {
+      ws.send(JSON.stringify({ type: "plays", records: batch }));
+    } else {
+      fetch("/screen/" + encodeURIComponent(SCREEN) + "/plays", {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ records: batch }),
+      }).then((r) => (r.ok ? r.json() : null)).then((a) => a && forget(a)).catch(() => {});
+    }
+  }
+
+  function forget(answer) {
+    const done = new Set([...(answer.ack || []), ...(answer.rejected || [])]);
+    queue = queue.filter((r) => !done.has(r.id));
+    save(PLAYS_KEY, queue);
+    if (done.size && queue.length) flush();
+  }
+
+  // --- link to the box -------------------------------------------------------------------------
+  function connect() {
+    const proto = location.protocol === "https:" ? "wss:" : "ws:";
+    ws = new WebSocket(proto + "//" + location.host + "/screen/" + encodeURIComponent(SCREEN) + "/ws");
+    ws.onopen = () => { retry = 1000; statusEl.textContent = ""; flush(); };
+    ws.onmessage = (ev) => {
+      const m = JSON.parse(ev.data);
+      if (m.type === "plan") setPlan(m.plan, true);
+      else if (m.type === "ack") forget(m);
+    };
+    ws.onclose = () => {
+      statusEl.textContent = "离线播放";
+      // Back off with jitter so many screens do not hammer a box that is starting up.
+      setTimeout(connect, retry * (0.5 + Math.random()));
+      retry = Math.min(retry * 2, 30000);
+    };
+  }
+
+  window.qiluPlayer = { get plan() { return plan; }, get queue() { return queue; }, itemAt };
+  const cached = load(PLAN_KEY);
+  if (cached) setPlan(cached, false);
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/screen/sw.js", { scope: "/screen/" }).catch(() => {});
+  }
+  connect();
+  setInterval(() => { if (ws && ws.readyState === WebSocket.OPEN) ws.send('{"type":"hello"}'); flush(); }, 15000);
+})();

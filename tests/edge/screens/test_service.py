@@ -1,0 +1,215 @@
+"""The screens service in a real box daemon: staff API, player plan and WebSocket, proof of
+play exactly once, cloud commands, downloads from a blob server, local alarm trigger, health."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+
+import aiohttp
+import cv2
+import numpy as np
+from aiohttp import web
+
+from edge.standard import SCHEMA_PREFIX, Alert, Command, new_id
+from tests.conftest import STAFF_TOKEN, api_url, free_port
+
+H = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+SCREENS = """
+[player]
+offline_after_s = 0.6
+alert_emergency_types = ["fire"]
+
+[[screens]]
+id = "scr-1"
+type = "sim"
+name = "东门宣传屏"
+tags = ["outdoor"]
+brightness = { "00:00" = 70 }
+"""
+
+
+def current(plan: dict) -> dict:
+    """The segment that plays now (plans start a few seconds in the past)."""
+    now = plan["server_now"]
+    return next(g for g in plan["segments"] if g["start"] <= now < g["end"])
+
+
+def png(bgr: tuple[int, int, int]) -> bytes:
+    img = np.zeros((90, 160, 3), np.uint8)
+    img[:] = bgr
+    return cv2.imencode(".png", img)[1].tobytes()
+
+
+async def setup_schedule(s: aiohttp.ClientSession, base: str) -> None:
+    r = await s.post(
+        f"{base}/api/v1/screens/content",
+        json={"id": "n1", "kind": "html", "title": "社区通知", "body": "周六义诊", "duration_s": 2},
+        headers=H,
+    )
+    assert r.status == 201, await r.text()
+    r = await s.put(
+        f"{base}/api/v1/screens/content/img1/file?title=绿色&duration_s=2",
+        data=png((0, 200, 0)),
+        headers={**H, "Content-Type": "image/png"},
+    )
+    assert r.status == 201, await r.text()
+    pl = {"id": "pl1", "name": "日常", "items": [{"content_id": "img1"}, {"content_id": "n1"}]}
+    assert (await s.post(f"{base}/api/v1/screens/playlists", json=pl, headers=H)).status == 201
+    sch = {"id": "s1", "playlist_id": "pl1", "tags": ["outdoor"]}
+    assert (await s.post(f"{base}/api/v1/screens/schedules", json=sch, headers=H)).status == 201
+
+
+async def test_plan_websocket_emergency_and_plays(make_config, run_box):
+    box = await run_box(make_config(extra=SCREENS))
+    base = api_url(box)
+    async with aiohttp.ClientSession() as s:
+        assert (await s.get(f"{base}/api/v1/screens")).status == 401
+        await setup_schedule(s, base)
+        plan = await (await s.get(f"{base}/screen/scr-1/plan")).json()
+        assert current(plan)["source"] == "schedule:s1"
+        assert [i[0] for i in current(plan)["items"]] == ["img1", "n1"]
+        src = plan["content"]["img1"]["src"]
+        r = await s.get(base + src, headers={"Range": "bytes=0-7"})
+        assert r.status == 206 and await r.read() == b"\x89PNG\r\n\x1a\n"
+        page = await (await s.get(f"{base}/screen/scr-1")).text()
+        assert "player.js" in page and 'data-screen="&quot;scr-1&quot;"' in page
+        assert (await s.get(f"{base}/screen/nope")).status == 404
+
+        async with s.ws_connect(f"{base}/screen/scr-1/ws") as ws:
+            first = json.loads((await ws.receive()).data)
+            assert first["type"] == "plan"
+            t0 = time.monotonic()
+            r = await s.post(
+                f"{base}/api/v1/screens/emergencies",
+                json={"title": "燃气泄漏，请勿靠近", "body": "3号楼", "minutes": 5},
+                headers=H,
+            )
+            em = await r.json()
+            assert r.status == 201, em
+            msg = json.loads((await asyncio.wait_for(ws.receive(), 2)).data)
+            assert time.monotonic() - t0 < 0.5
+            seg = current(msg["plan"])
+            assert seg["source"] == f"emergency:{em['id']}"
+            assert msg["plan"]["content"][em["id"]]["title"] == "燃气泄漏，请勿靠近"
+
+            r = await s.post(f"{base}/api/v1/screens/emergencies/{em['id']}/cancel", headers=H)
+            assert r.status == 200
+            msg = json.loads((await asyncio.wait_for(ws.receive(), 2)).data)
+            assert current(msg["plan"])["source"] == "schedule:s1"
+
+            play = {
+                "id": "pr-abc123",
+                "content_id": "img1",
+                "started_at": "2026-03-01T01:00:00+00:00",
+                "ended_at": "2026-03-01T01:00:02.5+00:00",
+            }
+            for _ in range(2):  # the ack was "lost": the page sends it again
+                await ws.send_str(json.dumps({"type": "plays", "records": [play, {"id": "bad"}]}))
+                ack = json.loads((await asyncio.wait_for(ws.receive(), 2)).data)
+                assert ack == {"type": "ack", "ack": ["pr-abc123"], "rejected": ["bad"]}
+
+        plays = await (await s.get(f"{base}/api/v1/screens/scr-1/plays", headers=H)).json()
+        assert [(p["id"], p["duration_ms"]) for p in plays["plays"]] == [("pr-abc123", 2500)]
+    db = box.store.sync.db
+    outbox = list(db.query("SELECT kind, record_id FROM outbox WHERE kind = 'play_record'"))
+    assert outbox == [{"kind": "play_record", "record_id": "pr-abc123"}]
+
+    # The socket closed; after offline_after_s the player is an offline health event.
+    deadline = time.monotonic() + 5
+    rows: list = []
+    while time.monotonic() < deadline and not rows:
+        await asyncio.sleep(0.1)
+        rows = list(
+            db.query(
+                "SELECT state FROM device_health WHERE device_kind='screen' AND device_id='scr-1'"
+                " AND reason LIKE 'player has not reported%'"
+            )
+        )
+    assert rows == [{"state": "offline"}]
+    # The sim display got its brightness schedule.
+    drv = box.service("devices").get("screen", "scr-1")
+    assert drv.brightness == 70 and drv.power is True
+
+
+async def test_cloud_commands_download_and_alarm_trigger(make_config, run_box):
+    data = png((200, 0, 0))
+    sha = hashlib.sha256(data).hexdigest()
+    hits = []
+
+    async def blob(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(body=data, content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/blobs/{sha}", blob)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        box = await run_box(make_config(extra=SCREENS))
+        cmds = box.commands
+        item = {
+            "schema": SCHEMA_PREFIX + "content_item",
+            "id": "blue",
+            "kind": "image",
+            "title": "蓝色",
+            "sha256": sha,
+            "size_bytes": len(data),
+            "mime": "image/png",
+            "url": f"http://127.0.0.1:{port}/blobs/{sha}",
+        }
+
+        async def run(action: str, args: dict) -> tuple[bool, str]:
+            res = await cmds.dispatch(
+                "box", box.config.box.id, Command(id=new_id("c"), action=action, args=args)
+            )
+            return res.ok, res.detail
+
+        assert (await run("content", item))[0]
+        bad = await run("schedule", {"id": "x", "playlist_id": "p", "weekdays": [8]})
+        assert not bad[0] and "weekdays" in bad[1]
+        ok, _ = await run("playlist", {"id": "pb", "name": "蓝", "items": [{"content_id": "blue"}]})
+        assert ok
+        assert (await run("schedule", {"id": "sb", "playlist_id": "pb", "screens": ["scr-1"]}))[0]
+        svc = box.service("screens")
+        deadline = time.monotonic() + 5
+        plan: dict = {}
+        while time.monotonic() < deadline:
+            plan = await svc.plan_json("scr-1")
+            if current(plan)["source"] == "schedule:sb":
+                break
+            await asyncio.sleep(0.05)
+        assert current(plan)["source"] == "schedule:sb", "downloaded image never scheduled"
+        assert hits == [f"/blobs/{sha}"]
+
+        ok, detail = await run(
+            "emergency",
+            {
+                "id": "em-cloud",
+                "title": "台风预警",
+                "expires_at": "2099-01-01T00:00:00Z",
+                "source": "cloud",
+            },
+        )
+        assert ok, detail
+        assert current(await svc.plan_json("scr-1"))["source"] == "emergency:em-cloud"
+        assert (await run("emergency_cancel", {"id": "em-cloud"}))[0]
+        assert not (await run("emergency_cancel", {"id": "nope"}))[0]
+
+        await box.store.record(
+            Alert(id=new_id("al"), level="critical", type="fire", message="2号楼火警，请疏散")
+        )
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            p = await svc.plan_json("scr-1")
+            if current(p)["source"].startswith("emergency:"):
+                break
+            await asyncio.sleep(0.05)
+        em_id = current(p)["source"].split(":", 1)[1]
+        assert p["content"][em_id]["title"] == "2号楼火警，请疏散"
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,1 @@
+"""Helpers that start real peers for tests (Chromium, ...), shared across capabilities."""
