@@ -20,6 +20,7 @@ from edge.config import Config
 from edge.devices import DeviceManager
 from edge.installer.discovery import Advertiser
 from edge.installer.web import InstallerWeb
+from edge.screens.service import ScreensService
 from edge.service import Service
 from edge.standard import DeviceHealth, new_id
 from edge.store import AsyncStore, Store
@@ -37,6 +38,7 @@ SERVICES: list[type[Service]] = [
     FacesService,  # before anything that identifies faces (access)
     InstallerWeb,
     Advertiser,
+    ScreensService,  # after devices: it drives the displays
     SyncService,  # after the services that register cloud-feed command handlers
     ApiServer,
 ]
