@@ -146,7 +146,7 @@ fi
 bin="$P$OPT/current/bin/qilu-edge"
 if [ "$models" = 1 ] && real && "$bin" models --help >/dev/null 2>&1; then
     say "fetching and verifying face models"
-    "$bin" models fetch -c "$ETC/edge.toml" && "$bin" models verify -c "$ETC/edge.toml"
+    "$bin" models fetch --dir "$DATA/models" && "$bin" models verify --dir "$DATA/models"
 else
     say "skipping face models (${P:+throw-away root, }run: qilu-edge models fetch)"
 fi

@@ -279,11 +279,9 @@ class Doctor:
 
         if "models" not in cli.main.commands:
             return Result("models", "", "skip", f"face models: {NOT_AVAILABLE}")
-        if self.config_path is None:
-            return Result("models", "", "skip", "no config file to verify models against")
         # The CLI's own entry (not `-m edge.cli`, whose __main__ runs before late registrations).
         entry = "from edge.cli import main; main()"
-        cmd = [sys.executable, "-c", entry, "models", "verify", "-c", str(self.config_path)]
+        cmd = [sys.executable, "-c", entry, "models", "verify", *self._models_args(cli)]
         try:
             proc = await asyncio.to_thread(
                 subprocess.run, cmd, capture_output=True, text=True, timeout=120
@@ -384,6 +382,19 @@ class Doctor:
         self._started.append(drv)
         await drv.start()
         return drv
+
+    def _models_args(self, cli: Any) -> list[str]:
+        """Point `models verify` at this box's model folder, whichever option it takes."""
+        params = {p.name for p in cli.main.commands["models"].commands["verify"].params}
+        if "config_path" in params and self.config_path is not None:
+            return ["-c", str(self.config_path)]
+        face = getattr(self._cfg, "face", None)
+        folder = getattr(face, "model_dir", None)
+        if "model_dir" in params and folder is not None:
+            if not folder.is_absolute() and self._cfg.source is not None:
+                folder = self._cfg.source.parent / folder
+            return ["--dir", str(folder)]
+        return []
 
     async def _stop_drivers(self) -> None:
         for drv in self._started:

@@ -14,6 +14,8 @@ from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusException
 
 log = logging.getLogger(__name__)
+# Modbus exceptions 0x0A/0x0B: "gateway path unavailable" / "target device failed to respond".
+GATEWAY_NO_TARGET = {0x0A, 0x0B}
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ async def probe(client: AsyncModbusTcpClient | AsyncModbusSerialClient, unit: in
         return None
     if rr.isError():
         code = getattr(rr, "exception_code", "?")
+        if code in GATEWAY_NO_TARGET:  # the TCP gateway speaking for an absent unit
+            return None
         return Unit(unit, None, f"answers (Modbus exception {code} on coils)")
     return Unit(unit, len(rr.bits[:8]), "answers, coils readable")
 

@@ -1,0 +1,59 @@
+"""zeroconf advertise (the daemon) and browse (`qilu-edge discover`, another process) on
+127.0.0.1 only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+from edge.version import __version__
+from tests.conftest import api_url
+
+PINNED = '\n[installer]\nadvertise = true\nadvertise_interfaces = ["127.0.0.1"]\n'
+
+
+async def test_discover_lists_the_advertising_box(make_config, run_box) -> None:
+    box = await run_box(make_config(extra=PINNED))
+    port = box.service("api").port
+    advert = box.service("advertise")
+    for _ in range(100):  # registration probes the network for ~1.5 s
+        if advert.status()["advertising"]:
+            break
+        await asyncio.sleep(0.1)
+    assert advert.status()["advertising"], advert.status()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from edge.cli import main; main()",
+        "discover", "--interface", "127.0.0.1", "--timeout", "2", "--json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    boxes = json.loads(out)
+    mine = [b for b in boxes if b["box_id"] == "box-test"]
+    assert len(mine) == 1, boxes
+    b = mine[0]
+    assert b["community"] == "test-community"
+    assert b["version"] == __version__
+    assert b["port"] == port and "127.0.0.1" in b["addresses"]
+    assert b["url"] == api_url(box)
+
+
+async def test_stopped_box_is_no_longer_found(make_config, run_box) -> None:
+    from edge.installer.discovery import discover
+
+    box = await run_box(make_config(extra=PINNED))
+    advert = box.service("advertise")
+    for _ in range(100):
+        if advert.status()["advertising"]:
+            break
+        await asyncio.sleep(0.1)
+    await advert.stop()  # goodbye packets
+    boxes = await discover(1.5, ["127.0.0.1"])
+    assert not [b for b in boxes if b.box_id == "box-test"]
+
+
+async def test_advertising_is_off_by_default(make_config, run_box) -> None:
+    box = await run_box(make_config())
+    await asyncio.sleep(0.2)
+    assert box.service("advertise").status()["advertising"] is None

@@ -1,0 +1,132 @@
+"""`qilu-edge doctor` against a box with one working and one dead door (real pymodbus peer)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import STAFF_TOKEN, api_url, box_toml, free_port
+from tests.edge.installer.modbus_peer import modbus_server
+
+pytest.importorskip("drivers.doors.modbus", reason="modbus door driver (issue 4) not built")
+
+DOORS = """
+[[doors]]
+id = "door-ok"
+type = "modbus"
+host = "127.0.0.1"
+port = {ok}
+unit = 1
+coil = 0
+timeout_ms = 200
+
+[[doors]]
+id = "door-dead"
+type = "modbus"
+host = "127.0.0.1"
+port = {dead}
+unit = 1
+coil = 0
+timeout_ms = 200
+"""
+
+
+async def doctor_cli(config: Path, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from edge.cli import main; main()",
+        "doctor", "-c", str(config), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)  # logs go to stderr
+    return proc.returncode, out.decode()
+
+
+def write(tmp_path: Path, extra: str) -> Path:
+    path = tmp_path / "edge.toml"
+    path.write_text(box_toml(tmp_path, extra=extra))
+    return path
+
+
+async def test_one_working_one_dead_door(tmp_path: Path) -> None:
+    async with modbus_server((1,)) as (port, _):
+        path = write(tmp_path, DOORS.format(ok=port, dead=free_port()))
+        code, out = await doctor_cli(path, "--json", "--click")
+        assert code == 1, out
+        report = json.loads(out)
+        by_id = {c["id"]: c for c in report["checks"]}
+        assert by_id["config"]["status"] == "pass"
+        assert by_id["door:door-ok"]["status"] == "pass", by_id["door:door-ok"]
+        assert "click test" in by_id["door:door-ok"]["detail"]
+        assert by_id["door:door-dead"]["status"] == "fail"
+        assert by_id["door:door-dead"]["hint"]
+        assert by_id["broker"]["status"] == "skip"  # [mqtt] enabled = false in this config
+        assert by_id["database"]["status"] == "warn"  # no database until the daemon runs
+        assert report["ok"] is False
+        assert report["counts"]["fail"] == 1, report["counts"]
+        # The human table says the same, and the same exit code.
+        code, out = await doctor_cli(path)
+        assert code == 1
+        assert "NOT READY" in out
+        lines = {ln.split()[1]: ln.split()[0] for ln in out.splitlines() if ln[:4].isupper()}
+        assert lines["door:door-ok"] == "PASS" and lines["door:door-dead"] == "FAIL"
+
+
+async def test_all_working_exits_zero(tmp_path: Path) -> None:
+    async with modbus_server((1,)) as (port, _):
+        path = write(tmp_path, DOORS.format(ok=port, dead=port))
+        t0 = time.monotonic()
+        code, out = await doctor_cli(path, "--json")
+    assert code == 0, out
+    report = json.loads(out)
+    assert report["ok"] and report["counts"]["fail"] == 0
+    assert time.monotonic() - t0 < 30
+
+
+async def test_bad_config_fails_with_the_key_named(tmp_path: Path) -> None:
+    path = tmp_path / "edge.toml"
+    path.write_text('[box]\nid = "Bad Id!"\n')
+    code, out = await doctor_cli(path, "--json")
+    assert code == 1
+    (check,) = json.loads(out)["checks"]
+    assert check["id"] == "config" and check["status"] == "fail"
+    assert "box.id" in check["detail"] and "check-config" in check["hint"]
+
+
+async def test_installer_page_runs_doctor_with_progress(make_config, run_box) -> None:
+    async with modbus_server((1,)) as (port, _):
+        box = await run_box(make_config(extra=DOORS.format(ok=port, dead=free_port())))
+        base = api_url(box)
+        headers = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{base}/installer/") as r:
+                page = await r.text()
+                assert r.status == 200 and "安装向导" in page and "Installer" in page
+            async with s.post(f"{base}/api/v1/installer/doctor", json={}) as r:
+                assert r.status == 401  # no token: no doctor
+            async with s.post(f"{base}/api/v1/installer/doctor", json={}, headers=headers) as r:
+                assert r.status == 202
+                total = (await r.json())["total"]
+            seen_partial = False
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                async with s.get(f"{base}/api/v1/installer/doctor", headers=headers) as r:
+                    state = await r.json()
+                if state["running"] and 0 < state["done"] < total:
+                    seen_partial = True
+                if not state["running"]:
+                    break
+                await asyncio.sleep(0.05)
+    assert not state["running"] and state["done"] == total
+    by_id = {c["id"]: c for c in state["results"]}
+    # Inside the daemon the doors are the daemon's own running drivers.
+    assert by_id["door:door-ok"]["status"] == "pass"
+    assert by_id["door:door-dead"]["status"] == "fail"
+    assert by_id["database"]["status"] == "pass"  # the live store
+    assert state["ok"] is False
+    assert seen_partial or total <= 2
