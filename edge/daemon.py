@@ -20,11 +20,14 @@ from edge.config import Config
 from edge.devices import DeviceManager
 from edge.installer.discovery import Advertiser
 from edge.installer.web import InstallerWeb
+from edge.reports.service import ReportsService
+from edge.resident.site import ResidentSite
 from edge.screens.service import ScreensService
 from edge.service import Service
 from edge.standard import DeviceHealth, new_id
 from edge.store import AsyncStore, Store
 from edge.sync.service import SyncService
+from edge.tickets.service import TicketsService
 from edge.vision.service import FacesService
 
 log = logging.getLogger(__name__)
@@ -39,6 +42,9 @@ SERVICES: list[type[Service]] = [
     InstallerWeb,
     Advertiser,
     ScreensService,  # after devices: it drives the displays
+    ReportsService,  # residents' reports and early warning (before tickets: it analyses)
+    TicketsService,  # repair tickets; box.service("tickets") for device-health tickets
+    ResidentSite,  # the resident H5 page at /r/
     SyncService,  # after the services that register cloud-feed command handlers
     ApiServer,
 ]

@@ -230,6 +230,9 @@ class Report(Record):
     photos: int = Field(0, ge=0)
     status: Literal["received", "in_progress", "answered", "closed"] = "received"
     source: str = "resident_page"
+    source_tag: str | None = None  # the submitting system's own tag, mapped to `category`
+    group_id: str | None = None  # first report of a group of identical repeats
+    reply: str | None = None  # the answer shown to the resident
 
 
 class RepairTicket(Record):
@@ -245,14 +248,19 @@ class RepairTicket(Record):
     assignee: str | None = None
     due_at: AwareDatetime | None = None
     source: Literal["resident", "device_health", "ops", "staff"] = "resident"
+    device_kind: str | None = None
     device_id: str | None = None
     report_id: str | None = None
+    building: str | None = None
+    location: str | None = None
+    updated_at: AwareDatetime | None = None
 
 
 class Alert(Record):
     """An early warning: urgent report, trend spike, overdue ticket, disk filling..."""
 
     KIND = "alert"
+    TABLE = "alerts"
     PRIORITY = Priority.ALERT
     TOPIC_EVENT = "alert"
     ts: AwareDatetime = Field(default_factory=now)

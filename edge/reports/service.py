@@ -1,0 +1,284 @@
+"""The ``reports`` service: residents' reports API, analysis in a worker thread, taxonomy."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from edge.api import json_error, require_staff
+from edge.commands import CommandError
+from edge.reports import warning
+from edge.reports.analyze import Analysis, Analyzer
+from edge.reports.inputs import InputError, delete_photos, read_submission, save_photos, text_field
+from edge.reports.taxonomy import Taxonomy, TaxonomyError, load_taxonomy, parse_taxonomy
+from edge.service import Service
+from edge.standard import Command, Report, new_id, now
+from edge.store import reports as db
+from edge.tickets import ops as ticket_ops
+
+log = logging.getLogger(__name__)
+TAXONOMY_META = "reports.taxonomy"
+# Reports of these categories become repair tickets as well.
+TICKET_CATEGORIES = ("facilities_repair", "safety_hazard")
+REPORT_STATUSES = ("received", "in_progress", "answered", "closed")
+
+
+class ReportsService(Service):
+    name = "reports"
+
+    def __init__(self, box: Any) -> None:
+        super().__init__(box)
+        self.cfg = box.config.reports
+        self.analyzer = Analyzer(load_taxonomy(self.cfg.taxonomy))
+        self.received = 0
+        self._warm: asyncio.Task | None = None
+        app = box.http
+        for prefix in ("/api/v1/reports", "/api/v1/taxonomy"):
+            app["public_prefixes"].add(prefix)  # residents submit; staff checks inside
+        app.router.add_post("/api/v1/reports", self.http_submit)
+        app.router.add_post("/api/v1/reports/classify", self.http_classify)
+        app.router.add_get("/api/v1/reports", self.http_list)
+        app.router.add_get("/api/v1/reports/{id}", self.http_get)
+        app.router.add_post("/api/v1/reports/{id}/status", self.http_status)
+        app.router.add_get("/api/v1/taxonomy", self.http_taxonomy)
+        app.router.add_get("/api/v1/alerts", self.http_alerts)
+        app.router.add_get("/api/v1/photos/{id}", self.http_photo)
+        box.commands.register("box", "taxonomy", self.cmd_taxonomy)
+
+    @property
+    def taxonomy(self) -> Taxonomy:
+        return self.analyzer.taxonomy
+
+    async def start(self) -> None:
+        saved = await self.box.store.get_meta(TAXONOMY_META)
+        if saved:
+            try:
+                tax = parse_taxonomy(json.loads(saved))
+                if tax.version >= self.taxonomy.version:
+                    self.analyzer.set_taxonomy(tax)
+            except (TaxonomyError, ValueError) as e:
+                log.error("ignoring the stored taxonomy from the cloud: %s", e)
+        # jieba's dictionary takes ~1 s to load: do it now, off the event loop.
+        self._warm = asyncio.create_task(asyncio.to_thread(self.analyzer.warm))
+
+    async def stop(self) -> None:
+        if self._warm and not self._warm.done():
+            await asyncio.wait({self._warm}, timeout=3)
+
+    def status(self) -> dict[str, Any]:
+        return {"received": self.received, "taxonomy_version": self.taxonomy.version}
+
+    async def analyze(self, text: str) -> Analysis:
+        return await asyncio.to_thread(self.analyzer.analyze, text)
+
+    # --- submit ----------------------------------------------------------------------
+
+    async def http_submit(self, request: web.Request) -> web.Response:
+        cfg = self.cfg
+        try:
+            sub = await read_submission(
+                request, max_photos=cfg.max_photos, max_photo_bytes=int(cfg.max_photo_mb * 1048576)
+            )
+            f = sub.fields
+            text = text_field(f, "text", required=True, max_chars=cfg.max_text_chars)
+            category = text_field(f, "category", max_chars=40)
+            if category is not None and category not in self.taxonomy.codes:
+                known = ", ".join(self.taxonomy.codes)
+                raise InputError("category", f"unknown code (known: {known})")
+            system = text_field(f, "source_system", max_chars=40)
+            tag = text_field(f, "source_tag", max_chars=60)
+            if tag is not None and category is None:
+                if system is None:
+                    raise InputError("source_system", "required with source_tag")
+                category = self.taxonomy.map_tag(system, tag)
+                if category is None:
+                    raise InputError("source_tag", f"{system} tag {tag!r} has no mapping")
+            building = text_field(f, "building", max_chars=32)
+            location = text_field(f, "location", max_chars=100)
+            resident_id = text_field(f, "resident_id", max_chars=64)
+            source = text_field(f, "source", max_chars=32) or "resident_page"
+        except InputError as e:
+            return json_error(e.status, str(e), field=e.field)
+        analysis = await self.analyze(text)
+        result = await self.submit(
+            text=text, analysis=analysis, category=category, building=building,
+            location=location, resident_id=resident_id, source=source,
+            source_tag=f"{system}:{tag}" if tag else None, photos=sub.photos,
+        )
+        return web.json_response(result, status=201)
+
+    async def submit(
+        self, *, text: str, analysis: Analysis, category: str | None = None,
+        building: str | None = None, location: str | None = None,
+        resident_id: str | None = None, source: str = "resident_page",
+        source_tag: str | None = None, photos: list = (),
+    ) -> dict[str, Any]:
+        category = category or analysis.category
+        rec = Report(
+            id=new_id("rp"), ts=now(), text=text, category=category,
+            sentiment=analysis.sentiment, urgency=analysis.urgency, building=building,
+            location=location, resident_id=resident_id, photos=len(photos), source=source,
+            source_tag=source_tag,
+        )
+        follow_key = secrets.token_urlsafe(12)
+        extra = {
+            "polarity": analysis.polarity,
+            "text_norm": warning.normalise(text),
+            "follow_key": follow_key,
+            "analysis": {
+                "suggested": analysis.category,
+                "scores": analysis.category_scores,
+                "urgency_reasons": analysis.urgency_reasons,
+            },
+        }
+        ticket = None
+        if category in TICKET_CATEGORIES and rec.urgency != "low":
+            ticket = ticket_ops.build_ticket(
+                self.box.config.tickets, title=text[:60], description=text, category=category,
+                urgency=rec.urgency, building=building, location=location, report_id=rec.id,
+                follow_key=follow_key, resident_id=resident_id,
+            )
+        data_dir = self.box.config.box.data_dir
+        photo_rows = []
+        if photos:
+            photo_rows = await asyncio.to_thread(
+                save_photos, data_dir, self.cfg.photo_dir, photos, "report", rec.id, "submitted"
+            )
+        try:
+            rec, alerts, opened = await self.box.store.run(
+                warning.submit, self.box.store.sync, rec, extra, photo_rows, self.cfg,
+                self.taxonomy.get(category).zh, ticket,
+            )
+        except Exception:
+            await asyncio.to_thread(delete_photos, data_dir, photo_rows)
+            raise
+        self.received += 1
+        return rec.model_dump(mode="json") | {
+            "follow_key": follow_key,
+            "polarity": analysis.polarity,
+            "category_zh": self.taxonomy.get(category).zh,
+            "suggested_category": analysis.category,
+            "alerts": [a.model_dump(mode="json") for a in alerts],
+            "ticket_id": opened.id if opened else None,
+        }
+
+    async def http_classify(self, request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+            text = text_field(body if isinstance(body, dict) else {}, "text", required=True,
+                              max_chars=self.cfg.max_text_chars)
+        except InputError as e:
+            return json_error(e.status, str(e), field=e.field)
+        except json.JSONDecodeError:
+            return json_error(400, "(body): not valid JSON", field="(body)")
+        a = await self.analyze(text)
+        return web.json_response(a.as_dict() | {"category_zh": self.taxonomy.get(a.category).zh})
+
+    # --- read ------------------------------------------------------------------------
+
+    async def http_list(self, request: web.Request) -> web.Response:
+        require_staff(request)
+        q = request.query
+        rows = await self.box.store.run(
+            db.list_reports, self.box.store.sync, limit=min(int(q.get("limit", "50")), 1000),
+            category=q.get("category"), building=q.get("building"),
+        )
+        return web.json_response(rows)
+
+    async def http_get(self, request: web.Request) -> web.Response:
+        rid = request.match_info["id"]
+        store = self.box.store
+        row = await store.run(db.get_report, store.sync, rid)
+        if row is None:
+            return json_error(404, f"no report {rid}", field="id")
+        staff = request["role"] in ("staff", "admin")
+        key = request.query.get("key", "")
+        if not staff and not secrets.compare_digest(key, row["follow_key"]):
+            return json_error(403, "key: wrong or missing follow key", field="key")
+        row.pop("follow_key")
+        row.pop("text_norm")
+        row["category_zh"] = self.taxonomy.get(row["category"]).zh
+        row["tickets"] = await store.run(_tickets_of_report, store.sync, rid)
+        return web.json_response(row)
+
+    async def http_status(self, request: web.Request) -> web.Response:
+        actor = require_staff(request)
+        body = await request.json()
+        if not isinstance(body, dict):
+            return json_error(400, "(body): must be a JSON object", field="(body)")
+        try:
+            msg = await self.apply_status({**body, "report_id": request.match_info["id"]})
+        except CommandError as e:
+            field = str(e).split(":")[0]
+            return json_error(404 if "no report" in str(e) else 400, str(e), field=field)
+        log.info("%s: %s", actor, msg)
+        return web.json_response({"ok": True, "detail": msg})
+
+    async def apply_status(self, args: dict[str, Any]) -> str:
+        rid, status = args.get("report_id"), args.get("status")
+        if status not in REPORT_STATUSES:
+            raise CommandError(f"status: one of {', '.join(REPORT_STATUSES)}")
+        reply = args.get("reply")
+        if reply is not None and (not isinstance(reply, str) or len(reply) > 1000):
+            raise CommandError("reply: a string of at most 1000 characters")
+        rec = await self.box.store.run(
+            db.update_report_status, self.box.store.sync, rid, status, reply, db.iso(now())
+        )
+        if rec is None:
+            raise CommandError(f"report_id: no report {rid}")
+        return f"report {rid} is {status}"
+
+    async def http_taxonomy(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"version": self.taxonomy.version, "categories": self.taxonomy.public()}
+        )
+
+    async def http_alerts(self, request: web.Request) -> web.Response:
+        require_staff(request)
+        rows = await self.box.store.run(
+            db.list_alerts, self.box.store.sync, int(request.query.get("limit", "50")),
+            request.query.get("type"),
+        )
+        return web.json_response(rows)
+
+    async def http_photo(self, request: web.Request) -> web.StreamResponse:
+        require_staff(request)
+        row = await self.box.store.run(db.photo, self.box.store.sync, request.match_info["id"])
+        if row is None:
+            return json_error(404, "no such photo", field="id")
+        return web.FileResponse(self.box.config.box.data_dir / row["path"])
+
+    # --- cloud feed ------------------------------------------------------------------
+
+    async def cmd_taxonomy(self, target_id: str, cmd: Command) -> str:
+        """Ops publish a new taxonomy (same shape as config/taxonomy.toml, as JSON)."""
+        data = cmd.args.get("taxonomy")
+        if not isinstance(data, dict):
+            raise CommandError("args.taxonomy: the taxonomy object is required")
+        try:
+            tax = parse_taxonomy(data)
+        except TaxonomyError as e:
+            raise CommandError(str(e)) from e
+        if tax.version < self.taxonomy.version:
+            raise CommandError(
+                f"taxonomy.version: {tax.version} is older than the box's {self.taxonomy.version}"
+            )
+        await self.box.store.set_meta(TAXONOMY_META, json.dumps(data, ensure_ascii=False))
+        await asyncio.to_thread(self.analyzer.set_taxonomy, tax)
+        return f"taxonomy version {tax.version} applied ({len(tax.codes)} categories)"
+
+
+def _tickets_of_report(store: Any, report_id: str) -> list[dict[str, Any]]:
+    from edge.store import tickets as tdb
+
+    out = []
+    for t in tdb.list_tickets(store, limit=1000):
+        if t["report_id"] == report_id:
+            t["history"] = tdb.history(store, t["id"])
+            out.append(t)
+    return out

@@ -1,0 +1,1 @@
+"""Repair tickets: the state machine, assignment, due times, overdue alerts, history."""
