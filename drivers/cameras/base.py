@@ -195,10 +195,11 @@ class CameraDriver(Driver):
             ok, image = src.read()
             now = time.monotonic()
             if not ok or image is None:
-                if now - last_frame > opts.stall_s or not self._got_frames:
+                if now - last_frame > opts.stall_s or getattr(src, "finished", False):
                     return f"no frames from {self.describe()}"
-                # FFmpeg returns False on a hiccup; give it until stall_s before reconnecting.
-                self._stop.wait(0.05)
+                # FFmpeg returns False on a hiccup (or before the first key frame); give it
+                # until stall_s before reconnecting.
+                self._stop.wait(0.02)
                 continue
             last_frame = now
             if not self._got_frames:

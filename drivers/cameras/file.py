@@ -32,6 +32,7 @@ class VideoLoop:
         if not self.cap.isOpened():
             raise OSError(f"cannot open video {path}")
         self.loop = loop
+        self.finished = False
         self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
 
     def read(self) -> tuple[bool, Any]:
@@ -39,6 +40,7 @@ class VideoLoop:
         if not ok and self.loop:
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, img = self.cap.read()
+        self.finished = not ok  # end of a file that does not loop: no point waiting
         return ok, img
 
     def release(self) -> None:
@@ -57,11 +59,13 @@ class ImageFolder:
                 raise OSError(f"cannot read image {f}")
             self.images.append(img)
         self.loop = loop
+        self.finished = False
         self.i = 0
 
     def read(self) -> tuple[bool, Any]:
         if self.i >= len(self.images):
             if not self.loop:
+                self.finished = True
                 return False, None
             self.i = 0
         img = self.images[self.i]

@@ -1,0 +1,73 @@
+"""The onvif driver against an ipycam ONVIF camera: device info, profiles, URIs, frames,
+snapshot, and a WS-Discovery probe."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from drivers.cameras.onvif import discover
+from tests.conftest import free_port, wait_port
+from tests.drivers.cameras.test_cameras import make_camera, wait_state
+
+PEER = Path(__file__).with_name("ipycam_peer.py")
+
+
+@pytest.fixture
+def ipycam():
+    pytest.importorskip("ipycam", reason="pip install --no-deps ipycam (scripts/setup.sh test)")
+    onvif_port, rtsp_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(PEER), str(onvif_port), str(rtsp_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(onvif_port, 15)
+        wait_port(rtsp_port, 15)
+        yield onvif_port, rtsp_port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def test_onvif_camera_through_the_driver(ipycam) -> None:
+    onvif_port, rtsp_port = ipycam
+    cam = make_camera("onvif", host="127.0.0.1", port=onvif_port, username="admin",
+                      password="x", reconnect_min_s=0.2)
+    await cam.start()
+    try:
+        await wait_state(cam, "online", 20)
+        st = cam.status()
+        assert st["manufacturer"] == "QiluTest" and st["model"] == "VC-1"
+        assert [p["width"] for p in st["profiles"]] == [640, 320]
+        assert st["stream"] == f"rtsp://127.0.0.1:{rtsp_port}/video_main"
+        f = await cam.next_frame(-1, 5)
+        assert f is not None and f.image.shape == (480, 640, 3)
+        jpeg = await cam.snapshot()
+        assert jpeg[:2] == b"\xff\xd8"
+    finally:
+        await cam.stop()
+
+
+async def test_ws_discovery_finds_the_camera(ipycam) -> None:
+    onvif_port, _ = ipycam
+    found = await asyncio.to_thread(discover, 2.0, (("127.0.0.1", 3702),))
+    urls = [x for f in found for x in f.xaddrs]
+    assert f"http://127.0.0.1:{onvif_port}/onvif/device_service" in urls
+
+
+async def test_unreachable_onvif_camera_is_offline() -> None:
+    cam = make_camera("onvif", host="127.0.0.1", port=free_port(), timeout_s=1,
+                      reconnect_min_s=0.2)
+    await cam.start()
+    try:
+        await wait_state(cam, "offline", 10, why="ONVIF")
+    finally:
+        await cam.stop()
