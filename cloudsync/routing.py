@@ -18,6 +18,8 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
+ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
+PATH_PATTERNS = {"sha256": r"^[0-9a-f]{64}$"}
 
 
 class BadRequest(Exception):
@@ -116,7 +118,10 @@ class Api:
                         "name": name,
                         "in": "path",
                         "required": True,
-                        "schema": {"type": "string", "pattern": r"^[A-Za-z0-9_.:-]{1,128}$"},
+                        "schema": {
+                            "type": "string",
+                            "pattern": PATH_PATTERNS.get(name, ID_PATTERN),
+                        },
                     }
                 )
             if r.query is not None:
@@ -160,7 +165,7 @@ class Api:
                 op["responses"][str(code)] = {"description": text}
             paths.setdefault(r.path, {})[r.method.lower()] = op
         return {
-            "openapi": "3.0.3",
+            "openapi": "3.1.0",
             "info": {"title": title, "version": version},
             "paths": paths,
             "components": {

@@ -57,9 +57,19 @@ class PgCluster:
         return self.url(name)
 
     def stop(self) -> None:
-        subprocess.run([*self.proc_user, str(pg_bindir() / "pg_ctl"), "-D",
-                        str(self.base / "data"), "-m", "immediate", "stop"],
-                       capture_output=True, timeout=30)
+        subprocess.run(
+            [
+                *self.proc_user,
+                str(pg_bindir() / "pg_ctl"),
+                "-D",
+                str(self.base / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            timeout=30,
+        )
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -73,14 +83,46 @@ def start_pg(fsync: bool = False) -> PgCluster:
         shutil.chown(base, "postgres", "postgres")
     os.chmod(base, 0o755)
     port = free_port()
-    subprocess.run([*user, str(bindir / "initdb"), "-D", str(base / "data"), "--auth=trust",
-                    "-U", "postgres", "-E", "UTF8", "--no-sync"],
-                   check=True, capture_output=True, timeout=120)
-    opts = (f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={base}"
-            f" -c max_connections=200" + ("" if fsync else " -c fsync=off"))
-    subprocess.run([*user, str(bindir / "pg_ctl"), "-D", str(base / "data"), "-o", opts,
-                    "-l", str(base / "log"), "-w", "-t", "60", "start"],
-                   check=True, capture_output=True, timeout=90)
+    subprocess.run(
+        [
+            *user,
+            str(bindir / "initdb"),
+            "-D",
+            str(base / "data"),
+            "--auth=trust",
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-sync",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    opts = (
+        f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={base}"
+        f" -c max_connections=200" + ("" if fsync else " -c fsync=off")
+    )
+    subprocess.run(
+        [
+            *user,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(base / "data"),
+            "-o",
+            opts,
+            "-l",
+            str(base / "log"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=90,
+    )
     return PgCluster(base, port, user)
 
 
@@ -104,29 +146,43 @@ class Cloud:
     def headers(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or self.admin}"}
 
-    async def call(self, method: str, path: str, token: str | None = None, **kw: Any
-                   ) -> tuple[int, Any]:
-        async with aiohttp.ClientSession() as s, s.request(
-            method, self.url + path, headers=self.headers(token), **kw
-        ) as r:
+    async def call(
+        self, method: str, path: str, token: str | None = None, **kw: Any
+    ) -> tuple[int, Any]:
+        async with (
+            aiohttp.ClientSession() as s,
+            s.request(method, self.url + path, headers=self.headers(token), **kw) as r,
+        ):
             try:
                 return r.status, await r.json(content_type=None)
             except ValueError:
                 return r.status, await r.text()
 
-    async def community(self, city: str = "jinan", district: str = "lixia",
-                        street: str = "quancheng", community: str = "c1") -> None:
+    async def community(
+        self,
+        city: str = "jinan",
+        district: str = "lixia",
+        street: str = "quancheng",
+        community: str = "c1",
+    ) -> None:
         """Create the chain of areas down to a community (existing ones are kept)."""
-        for aid, level, parent in ((city, "city", None), (district, "district", city),
-                                   (street, "street", district),
-                                   (community, "community", street)):
-            status, body = await self.call("POST", "/api/v1/ops/areas", json={
-                "id": aid, "level": level, "name": aid.upper(), "parent_id": parent})
+        for aid, level, parent in (
+            (city, "city", None),
+            (district, "district", city),
+            (street, "street", district),
+            (community, "community", street),
+        ):
+            status, body = await self.call(
+                "POST",
+                "/api/v1/ops/areas",
+                json={"id": aid, "level": level, "name": aid.upper(), "parent_id": parent},
+            )
             assert status in (201, 409), body
 
     async def claim(self, community: str = "c1") -> str:
         status, body = await self.call(
-            "POST", f"/api/v1/ops/communities/{community}/claim-codes", json={})
+            "POST", f"/api/v1/ops/communities/{community}/claim-codes", json={}
+        )
         assert status == 201, body
         return body["code"]
 
@@ -140,9 +196,22 @@ class Cloud:
             await self.storage.ops_user_add(name, token_hash(token), role, area)
         else:
             out = subprocess.run(
-                [str(VENV_BIN / "qilu-cloudsync"), "ops-user", "--db", self.db, "--name", name,
-                 "--role", role] + (["--area", area] if area else []),
-                check=True, capture_output=True, text=True, timeout=30)
+                [
+                    str(VENV_BIN / "qilu-cloudsync"),
+                    "ops-user",
+                    "--db",
+                    self.db,
+                    "--name",
+                    name,
+                    "--role",
+                    role,
+                ]
+                + (["--area", area] if area else []),
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
             token = out.stdout.strip().splitlines()[-1]
         return token
 
@@ -157,10 +226,23 @@ class Cloud:
 
     def start_proc(self) -> None:
         self.proc = subprocess.Popen(
-            [str(VENV_BIN / "qilu-cloudsync"), "--log-level", "WARNING", "serve", "--db",
-             self.db, "--blobs", str(self.blobs), "--port", str(self.port),
-             "--feed-poll", "0.2"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                str(VENV_BIN / "qilu-cloudsync"),
+                "--log-level",
+                "WARNING",
+                "serve",
+                "--db",
+                self.db,
+                "--blobs",
+                str(self.blobs),
+                "--port",
+                str(self.port),
+                "--feed-poll",
+                "0.2",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         wait_port(self.port, 30)
 
     def kill(self) -> None:
@@ -170,18 +252,26 @@ class Cloud:
         self.proc = None
 
 
-async def start_cloud(db: str, tmp: Path, *, subprocess_: bool = False, port: int = 0
-                      ) -> Cloud:
+async def start_cloud(db: str, tmp: Path, *, subprocess_: bool = False, port: int = 0) -> Cloud:
     token = secrets.token_urlsafe(18)
     port = port or free_port()
-    cloud = Cloud(url=f"http://127.0.0.1:{port}", db=db, admin=token, port=port,
-                  blobs=tmp / "blobs")
+    cloud = Cloud(
+        url=f"http://127.0.0.1:{port}", db=db, admin=token, port=port, blobs=tmp / "blobs"
+    )
     if subprocess_:
-        subprocess.run([str(VENV_BIN / "qilu-cloudsync"), "migrate", "--db", db], check=True,
-                       capture_output=True, timeout=60)
+        subprocess.run(
+            [str(VENV_BIN / "qilu-cloudsync"), "migrate", "--db", db],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
         out = subprocess.run(
             [str(VENV_BIN / "qilu-cloudsync"), "ops-user", "--db", db, "--name", "root"],
-            check=True, capture_output=True, text=True, timeout=60)
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         cloud.admin = out.stdout.strip().splitlines()[-1]
         await asyncio.to_thread(cloud.start_proc)
         return cloud
