@@ -22,6 +22,7 @@
   let ws = null;
   let retry = 1000;
   const blobs = new Map(); // src -> object URL
+  const warmed = new Set(); // URLs fetched through the service worker
   let queue = load(PLAYS_KEY) || [];
 
   function load(key) {
@@ -70,6 +71,15 @@
   }
 
   function preload() {
+    // Under the service worker, fetch each file (and the page itself) once more so that its
+    // cache holds them for a reload while the box is down; later fetches are cache hits.
+    const ctl = "serviceWorker" in navigator && navigator.serviceWorker.controller;
+    const srcs = Object.values(plan.content).map((c) => c.src).filter(Boolean);
+    if (ctl) {
+      for (const u of [location.pathname, "/screen/static/player.js", "/screen/static/player.css", ...srcs]) {
+        if (!warmed.has(u)) { warmed.add(u); fetch(u).catch(() => warmed.delete(u)); }
+      }
+    }
     for (const c of Object.values(plan.content)) {
       if (!c.src || blobs.has(c.src)) continue;
       blobs.set(c.src, null);
@@ -229,11 +239,17 @@
     };
   }
 
-  window.qiluPlayer = { get plan() { return plan; }, get queue() { return queue; }, itemAt };
+  window.qiluPlayer = {
+    get plan() { return plan; },
+    get queue() { return queue; },
+    get preloaded() { return [...blobs.values()].filter(Boolean).length; },
+    itemAt,
+  };
   const cached = load(PLAN_KEY);
   if (cached) setPlan(cached, false);
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/screen/sw.js", { scope: "/screen/" }).catch(() => {});
+    navigator.serviceWorker.addEventListener("controllerchange", () => plan && preload());
   }
   connect();
   setInterval(() => { if (ws && ws.readyState === WebSocket.OPEN) ws.send('{"type":"hello"}'); flush(); }, 15000);
