@@ -136,7 +136,7 @@ class FacePipeline:
         timings = dict(fr.timings_ms)
         did = new_id("fd")
         if not fr.faces:
-            return Decision(did, None, None, None, "no_face", timings=_total(timings, t0))
+            return Decision(did, None, None, None, "no_face", timings_ms=_total(timings, t0))
         best = fr.faces[0]
         thumb = self._thumbnail(best)
         if best.embedding is None:
