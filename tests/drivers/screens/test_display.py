@@ -1,0 +1,126 @@
+"""Display drivers: the daily power/brightness schedule, and the RS-232 driver against a fake
+LG-protocol display on the far end of a socat pty pair."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import threading
+import time
+from datetime import time as tod
+from pathlib import Path
+
+import pytest
+import serial
+
+from drivers.screens.base import DisplayOptions, display_target
+from drivers.screens.rs232 import Rs232Display, Rs232Options
+from edge.config import ScreenConfig
+
+
+def test_power_and_brightness_schedule():
+    o = DisplayOptions(
+        power_on_at=tod(6, 30), power_off_at=tod(23, 0), brightness={"07:00": 60, "18:00": 100}
+    )
+    assert display_target(o, tod(6, 0)) == (False, 100)  # before 07:00: yesterday's last mark
+    assert display_target(o, tod(6, 30)) == (True, 100)
+    assert display_target(o, tod(12, 0)) == (True, 60)
+    assert display_target(o, tod(23, 0)) == (False, 100)
+    night = DisplayOptions(power_on_at=tod(18), power_off_at=tod(2))  # on over midnight
+    assert display_target(night, tod(1))[0] and not display_target(night, tod(3))[0]
+    assert display_target(DisplayOptions(), tod(3)) == (True, None)
+    with pytest.raises(ValueError, match="brightness"):
+        DisplayOptions(brightness={"25:00": 10})
+    with pytest.raises(ValueError, match=r"0\.\.100"):
+        DisplayOptions(brightness={"07:00": 150})
+
+
+class FakeLgDisplay(threading.Thread):
+    """Answers ka/kh like an LG commercial display; ``mute`` makes it stop answering."""
+
+    def __init__(self, port: str) -> None:
+        super().__init__(daemon=True)
+        self.ser = serial.Serial(port, 9600, timeout=0.05)
+        self.power, self.brightness = 0, 50
+        self.mute = False
+        self.running = True
+        self.log: list[str] = []
+
+    def run(self) -> None:
+        buf = b""
+        while self.running:
+            buf += self.ser.read(64)
+            while b"\r" in buf:
+                line, buf = buf.split(b"\r", 1)
+                m = re.fullmatch(rb"k([ah]) ([0-9a-f]{2}) ([0-9a-f]{2})", line.strip())
+                if not m or self.mute:
+                    continue
+                cmd, sid, data = m.group(1).decode(), m.group(2).decode(), int(m.group(3), 16)
+                self.log.append(line.decode())
+                attr = "power" if cmd == "a" else "brightness"
+                if data != 0xFF:
+                    if cmd == "h" and data > 100:
+                        self.ser.write(f"{cmd} {sid} NG{data:02x}x".encode())
+                        continue
+                    setattr(self, attr, data)
+                self.ser.write(f"{cmd} {sid} OK{getattr(self, attr):02x}x".encode())
+
+
+@pytest.fixture
+def pty_pair(tmp_path: Path):
+    if shutil.which("socat") is None:
+        pytest.fail("socat is not installed (scripts/setup.sh test installs it)")
+    a, b = tmp_path / "box", tmp_path / "display"
+    proc = subprocess.Popen(
+        ["socat", f"pty,raw,echo=0,link={a}", f"pty,raw,echo=0,link={b}"],
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 5
+    while not (a.exists() and b.exists()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield str(a), str(b)
+    proc.terminate()
+    proc.wait(5)
+
+
+def make_driver(port: str, health: list) -> Rs232Display:
+    opts = Rs232Options(port=port, timeout_s=0.3)
+    cfg = ScreenConfig(id="scr-1", type="rs232", options=opts)
+
+    async def on_health(state: str, reason: str) -> None:
+        health.append((state, reason))
+
+    return Rs232Display(cfg, on_health=on_health)
+
+
+async def test_rs232_power_brightness_and_health(pty_pair):
+    box_end, display_end = pty_pair
+    display = FakeLgDisplay(display_end)
+    display.start()
+    health: list = []
+    drv = make_driver(box_end, health)
+    try:
+        await drv.start()
+        assert health[-1][0] == "online"
+        await drv.set_power(True)
+        await drv.set_brightness(80)
+        st = await drv.read_status()
+        assert (st.power, st.brightness) == (True, 80)
+        assert (display.power, display.brightness) == (1, 80)
+        assert "ka 01 01" in display.log and "kh 01 50" in display.log  # 80 % = 0x50
+        display.mute = True
+        with pytest.raises(Exception, match="no answer"):
+            await drv.read_status()
+    finally:
+        await drv.stop()
+        display.running = False
+        display.join(2)
+        display.ser.close()
+
+
+async def test_rs232_missing_port_is_offline_not_a_crash(tmp_path):
+    health: list = []
+    drv = make_driver(str(tmp_path / "no-such-tty"), health)
+    await drv.start()
+    assert health[-1][0] == "offline" and "no-such-tty" in health[-1][1]
