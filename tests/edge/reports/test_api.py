@@ -1,0 +1,195 @@
+"""Reports through the real HTTP API of an in-process box: limits, alerts, grouping, trends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+
+import aiohttp
+import aiomqtt
+import pytest
+
+from edge.standard import Command
+from tests.conftest import STAFF_TOKEN, api_url
+
+STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 200
+REPORTS = """
+[reports]
+max_text_chars = 200
+max_photos = 2
+max_photo_mb = 0.01
+trend_window_min = 60
+trend_min_count = 4
+"""
+
+
+def count(box, sql: str) -> int:
+    db = sqlite3.connect(box.config.db_path)
+    try:
+        return db.execute(sql).fetchone()[0]
+    finally:
+        db.close()
+
+
+def photo_files(box) -> list:
+    folder = box.config.box.data_dir / "photos"
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+
+
+@pytest.fixture
+async def box(make_config, run_box):
+    return await run_box(make_config(extra=REPORTS))
+
+
+async def test_submit_with_photos_then_follow_it(box) -> None:
+    url = api_url(box)
+    form = aiohttp.FormData()
+    form.add_field("text", "3号楼2单元楼道的灯不亮了，麻烦来修一下")
+    form.add_field("building", "3")
+    form.add_field("photos", JPEG, filename="a.jpg", content_type="image/jpeg")
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{url}/api/v1/reports", data=form) as r:
+            assert r.status == 201, await r.text()
+            rep = await r.json()
+        assert rep["category"] == "facilities_repair" and rep["polarity"] == "neutral"
+        assert rep["photos"] == 1 and rep["ticket_id"]  # a repair report opens a ticket
+        async with s.get(f"{url}/api/v1/reports/{rep['id']}") as r:
+            assert r.status == 403  # no key, no token
+        async with s.get(f"{url}/api/v1/reports/{rep['id']}?key={rep['follow_key']}") as r:
+            mine = await r.json()
+        assert mine["status"] == "received" and mine["tickets"][0]["status"] == "open"
+        # Status from the cloud (ticket_update with report_id) reaches the resident.
+        res = await box.commands.dispatch("box", "box-test", Command(
+            id="c1", action="ticket_update",
+            args={"report_id": rep["id"], "status": "answered", "reply": "已安排电工"}))
+        assert res.ok, res.detail
+        async with s.get(f"{url}/api/v1/reports/{rep['id']}?key={rep['follow_key']}") as r:
+            mine = await r.json()
+        assert (mine["status"], mine["reply"]) == ("answered", "已安排电工")
+    assert len(photo_files(box)) == 1
+    assert count(box, "SELECT count(*) FROM outbox WHERE kind = 'report'") == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "photo", "status", "field"),
+    [
+        ({}, None, 400, "text"),
+        ({"text": "长" * 201}, None, 400, "text"),
+        ({"text": "路灯坏了", "category": "nonsense"}, None, 400, "category"),
+        ({"text": "路灯坏了", "source_tag": "电梯"}, None, 400, "source_system"),
+        ({"text": "路灯坏了", "building": "b" * 40}, None, 400, "building"),
+        ({"text": "路灯坏了"}, b"GIF89a not allowed", 415, "photos"),
+        ({"text": "路灯坏了"}, JPEG + b"\x00" * 20000, 413, "photos"),
+    ],
+)
+async def test_bad_input_names_the_field_and_stores_nothing(
+    box, fields, photo, status, field
+) -> None:
+    form = aiohttp.FormData()
+    for k, v in fields.items():
+        form.add_field(k, v)
+    form.add_field("photos", JPEG, filename="ok.jpg", content_type="image/jpeg")
+    if photo is not None:
+        form.add_field("photos", photo, filename="x.jpg", content_type="image/jpeg")
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{api_url(box)}/api/v1/reports", data=form) as r:
+            body = await r.json()
+            assert (r.status, body["field"]) == (status, field), body
+    assert count(box, "SELECT count(*) FROM reports") == 0
+    assert count(box, "SELECT count(*) FROM photos") == 0
+    assert photo_files(box) == []
+
+
+async def test_too_many_photos_refused(box) -> None:
+    form = aiohttp.FormData()
+    form.add_field("text", "路灯坏了")
+    for i in range(3):
+        form.add_field("photos", JPEG, filename=f"{i}.jpg", content_type="image/jpeg")
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{api_url(box)}/api/v1/reports", data=form) as r:
+            assert r.status == 413 and (await r.json())["field"] == "photos"
+    assert count(box, "SELECT count(*) FROM reports") == 0
+
+
+async def test_urgent_report_alerts_on_mqtt_and_outbox(make_config, run_box, mosquitto) -> None:
+    box = await run_box(make_config(mqtt_port=mosquitto.port, extra=REPORTS))
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port, timeout=5) as client:
+        await client.subscribe("qilu/test-community/box/box-test/alert", qos=1)
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{api_url(box)}/api/v1/reports", json={
+                "text": "电梯卡在12楼，里面困着一个老人", "building": "5"}) as r:
+                rep = await r.json()
+        assert rep["urgency"] == "immediate" and rep["category"] == "safety_hazard"
+        async with asyncio.timeout(10):
+            async for msg in client.messages:
+                alert = json.loads(msg.payload)
+                break
+    assert alert["schema"] == "qilu.v1.alert" and alert["type"] == "urgent_report"
+    assert alert["level"] == "critical" and alert["evidence"] == [rep["id"]]
+    assert count(box, "SELECT count(*) FROM outbox WHERE kind = 'alert' AND priority = 0") == 1
+    assert count(box, "SELECT count(*) FROM alerts") == 1
+
+
+async def test_identical_repeats_grouped_and_alerted_once(box) -> None:
+    ids = []
+    async with aiohttp.ClientSession() as s:
+        for text in ("3单元有股很重的煤气味！", "3单元有股很重的煤气味",
+                     " 3单元 有股很重的煤气味。"):
+            async with s.post(f"{api_url(box)}/api/v1/reports", json={
+                "text": text, "building": "8"}) as r:
+                ids.append(await r.json())
+    assert [len(x["alerts"]) for x in ids] == [1, 0, 0]
+    assert [x["group_id"] for x in ids] == [None, ids[0]["id"], ids[0]["id"]]
+    assert [bool(x["ticket_id"]) for x in ids] == [True, False, False]
+    assert count(box, "SELECT count(*) FROM alerts") == 1
+    assert count(box, "SELECT count(*) FROM reports") == 3
+
+
+async def test_a_burst_of_similar_reports_raises_one_trend_alert(box) -> None:
+    texts = ["6号楼的电梯按钮失灵了", "6号楼电梯门关不上", "6号楼电梯又坏了，物业管不管",
+             "6号楼电梯里的灯不亮", "6号楼电梯运行有异响", "6号楼电梯显示屏黑了",
+             "6号楼电梯需要检修"]
+    trend = []
+    async with aiohttp.ClientSession() as s:
+        for t in texts:
+            async with s.post(f"{api_url(box)}/api/v1/reports", json={
+                "text": t, "building": "6"}) as r:
+                trend += [a for a in (await r.json())["alerts"] if a["type"] == "trend"]
+        async with s.get(f"{api_url(box)}/api/v1/alerts?type=trend", headers=STAFF) as r:
+            stored = await r.json()
+    assert len(trend) == 1 and len(stored) == 1
+    assert "6号楼" in trend[0]["message"] and len(trend[0]["evidence"]) == 4
+
+
+async def test_a_buildings_mood_dropping_raises_a_sentiment_alert(box) -> None:
+    texts = ["楼上天天半夜吵得睡不着，受不了了", "楼道脏得不像样子，太恶心了",
+             "物业太敷衍了，说了好几次都没人管"]
+    alerts = []
+    async with aiohttp.ClientSession() as s:
+        for t in texts:
+            async with s.post(f"{api_url(box)}/api/v1/reports", json={
+                "text": t, "building": "9"}) as r:
+                alerts += [a for a in (await r.json())["alerts"] if a["type"] == "sentiment_drop"]
+    assert len(alerts) == 1 and "9号楼" in alerts[0]["message"]
+
+
+async def test_source_tag_mapping_and_taxonomy_command(box) -> None:
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{api_url(box)}/api/v1/reports", json={
+            "text": "有点问题", "source_system": "property_app_b", "source_tag": "noise"}) as r:
+            rep = await r.json()
+        assert rep["category"] == "noise_neighbours"
+        assert rep["source_tag"] == "property_app_b:noise"
+    svc = box.service("reports")
+    data = svc.taxonomy.model_dump()
+    data["version"] = 2
+    data["mapping"]["new_vendor"] = {"lamp": "facilities_repair"}
+    res = await box.commands.dispatch("box", "box-test", Command(
+        id="c2", action="taxonomy", args={"taxonomy": data}))
+    assert res.ok, res.detail
+    assert svc.taxonomy.version == 2 and svc.taxonomy.map_tag("new_vendor", "lamp")
+    bad = await box.commands.dispatch("box", "box-test", Command(
+        id="c3", action="taxonomy", args={"taxonomy": {"version": 3, "category": []}}))
+    assert not bad.ok and "other" in bad.detail

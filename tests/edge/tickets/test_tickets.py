@@ -1,0 +1,145 @@
+"""Repair tickets through the real HTTP API: the state machine, photos, history, overdue."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+
+import aiohttp
+import pytest
+
+from edge.standard import Command
+from edge.tickets.machine import TransitionError, next_status
+from tests.conftest import STAFF_TOKEN, api_url
+
+STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
+
+
+def count(box, sql: str) -> int:
+    db = sqlite3.connect(box.config.db_path)
+    try:
+        return db.execute(sql).fetchone()[0]
+    finally:
+        db.close()
+
+
+@pytest.fixture
+async def box(make_config, run_box):
+    return await run_box(make_config(extra="[tickets]\ndue_hours_normal = 0.0003\n"
+                                           "due_hours_high = 0.0003\noverdue_check_s = 0.1\n"))
+
+
+async def post(s, url, path, *, headers=None, **kw):
+    async with s.post(url + path, headers=headers, **kw) as r:
+        return r.status, await r.json()
+
+
+def test_machine_rules() -> None:
+    status = next_status("open", "assign", "staff", assignee="li", current_assignee=None)
+    assert status == "assigned"
+    with pytest.raises(TransitionError, match="cannot resolve a ticket that is open"):
+        next_status("open", "resolve", "staff", assignee=None, current_assignee=None)
+    with pytest.raises(TransitionError, match="resident may not assign"):
+        next_status("open", "assign", "resident", assignee="x", current_assignee=None)
+    with pytest.raises(TransitionError, match="assignee"):
+        next_status("open", "assign", "staff", assignee=None, current_assignee=None)
+
+
+async def test_full_life_with_photos_and_history(box) -> None:
+    url = api_url(box)
+    async with aiohttp.ClientSession() as s:
+        st, t = await post(s, url, "/api/v1/tickets", json={"fault": "water", "building": "2",
+                                                             "location": "1单元101"})
+        assert st == 201 and t["status"] == "open" and t["title"] == "漏水/水管 2号楼 1单元101"
+        tid, key = t["id"], t["follow_key"]
+        # illegal: resolve from open; resident assigning; start without assignee
+        st, e = await post(s, url, f"/api/v1/tickets/{tid}/resolve", headers=STAFF, json={})
+        assert st == 409 and e["field"] == "action"
+        st, e = await post(s, url, f"/api/v1/tickets/{tid}/assign",
+                           json={"assignee": "me", "key": key})
+        assert st == 403
+        st, e = await post(s, url, f"/api/v1/tickets/{tid}/assign", headers=STAFF, json={})
+        assert st == 409 and e["field"] == "assignee"
+        st, t = await post(s, url, f"/api/v1/tickets/{tid}/assign", headers=STAFF,
+                           json={"assignee": "wang"})
+        assert (st, t["status"], t["assignee"]) == (200, "assigned", "wang")
+        st, t = await post(s, url, f"/api/v1/tickets/{tid}/start", headers=STAFF, json={})
+        assert t["status"] == "in_progress"
+        form = aiohttp.FormData()
+        form.add_field("note", "换了阀门")
+        form.add_field("photos", PNG, filename="after.png", content_type="image/png")
+        st, t = await post(s, url, f"/api/v1/tickets/{tid}/resolve", headers=STAFF, data=form)
+        assert (st, t["status"]) == (200, "resolved")
+        # the resident: wrong key refused, right key reopens, then staff fix again, confirm
+        st, e = await post(s, url, f"/api/v1/tickets/{tid}/confirm", json={"key": "nope"})
+        assert st == 403 and e["field"] == "key"
+        st, t = await post(s, url, f"/api/v1/tickets/{tid}/reopen", json={"key": key})
+        assert t["status"] == "reopened"
+        for action in ("start", "resolve"):
+            st, t = await post(s, url, f"/api/v1/tickets/{tid}/{action}", headers=STAFF, json={})
+            assert st == 200, t
+        st, t = await post(s, url, f"/api/v1/tickets/{tid}/confirm", json={"key": key})
+        assert t["status"] == "confirmed"
+        st, e = await post(s, url, f"/api/v1/tickets/{tid}/reopen", json={"key": key})
+        assert st == 409  # confirmed is final
+        async with s.get(f"{url}/api/v1/tickets/{tid}?key={key}") as r:
+            full = await r.json()
+    steps = [(h["action"], h["to_status"]) for h in full["history"]]
+    assert steps == [("open", "open"), ("assign", "assigned"), ("start", "in_progress"),
+                     ("resolve", "resolved"), ("reopen", "reopened"), ("start", "in_progress"),
+                     ("resolve", "resolved"), ("confirm", "confirmed")]
+    assert full["history"][3]["note"] == "换了阀门" and len(full["history"][3]["photos"]) == 1
+    assert [p["stage"] for p in full["photos"]] == ["resolution"]
+    assert count(box, "SELECT count(*) FROM outbox WHERE kind = 'repair_ticket'") == 8
+
+
+async def test_bad_ticket_input_stores_nothing(box) -> None:
+    async with aiohttp.ClientSession() as s:
+        for body, field in (({}, "title"), ({"fault": "ufo"}, "fault"),
+                            ({"title": "x", "urgency": "panic"}, "urgency"),
+                            ({"title": "灯" * 61}, "title")):
+            st, e = await post(s, api_url(box), "/api/v1/tickets", json=body)
+            assert (st, e["field"]) == (400, field), e
+        form = aiohttp.FormData()
+        form.add_field("title", "灯坏了")
+        form.add_field("photos", b"%PDF-1.4", filename="a.jpg", content_type="image/jpeg")
+        st, e = await post(s, api_url(box), "/api/v1/tickets", data=form)
+        assert (st, e["field"]) == (415, "photos")
+        async with s.get(f"{api_url(box)}/api/v1/tickets", headers=STAFF) as r:
+            assert await r.json() == []
+        async with s.get(f"{api_url(box)}/api/v1/tickets") as r:
+            assert r.status == 403  # the list is for staff
+    assert count(box, "SELECT count(*) FROM tickets") == 0
+
+
+async def test_overdue_alert_raised_once(box) -> None:
+    async with aiohttp.ClientSession() as s:
+        st, _ = await post(s, api_url(box), "/api/v1/tickets", json={"title": "路灯不亮"})
+    assert st == 201
+    deadline = asyncio.get_running_loop().time() + 10
+    while count(box, "SELECT count(*) FROM alerts WHERE type = 'ticket_overdue'") == 0:
+        assert asyncio.get_running_loop().time() < deadline, "no overdue alert"
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # several more checks
+    assert count(box, "SELECT count(*) FROM alerts WHERE type = 'ticket_overdue'") == 1
+    assert count(box, "SELECT count(*) FROM outbox WHERE kind = 'alert'") == 1
+
+
+async def test_device_tickets_and_cloud_updates(box) -> None:
+    svc = box.service("tickets")
+    t1 = await svc.open_device_ticket("door", "door-1", "offline for 10 min")
+    t2 = await svc.open_device_ticket("door", "door-1", "still offline")
+    assert t1.id == t2.id and t1.source == "device_health" and t1.urgency == "high"
+    res = await box.commands.dispatch("box", "box-test", Command(
+        id="c1", action="ticket_update", actor="ops-li",
+        args={"ticket_id": t1.id, "action": "assign", "assignee": "zhang"}))
+    assert res.ok and "assigned" in res.detail
+    bad = await box.commands.dispatch("box", "box-test", Command(
+        id="c2", action="ticket_update", args={"ticket_id": t1.id, "action": "confirm"}))
+    assert not bad.ok and "cannot confirm" in bad.detail
+    closed = await svc.close_device_ticket("door", "door-1")
+    assert closed.status == "confirmed"
+    assert await svc.close_device_ticket("door", "door-1") is None
+    t3 = await svc.open_device_ticket("door", "door-1", "offline again")
+    assert t3.id != t1.id
