@@ -170,6 +170,24 @@ class TicketsConfig(Section):
     overdue_check_s: float = Field(30.0, ge=0.05)
 
 
+class PortalConfig(Section):
+    """``[portal]``: the resident portal (edge/portal/, README "Resident portal")."""
+
+    enabled: bool = True
+    public_url: str = ""  # base of login links, e.g. "http://192.168.1.10:8080"; "" = request
+    code_digits: int = Field(8, ge=6, le=12)  # one-time login codes
+    code_ttl_h: float = Field(72.0, gt=0, le=24 * 60)
+    session_days: float = Field(90.0, gt=0, le=3650)
+    max_login_failures: int = Field(10, ge=1)  # per client address per 10 minutes
+    phone_tags: tuple[str, ...] = ("phone",)  # content with one of these goes to phones; () = all
+    must_read_tags: tuple[str, ...] = ("must_read", "policy", "emergency")
+    must_read_slots: int = Field(2, ge=0, le=10)  # top feed places kept for unacked must-reads
+    feed_size: int = Field(20, ge=1, le=200)
+    freshness_half_life_h: float = Field(72.0, gt=0)
+    stats_interval_s: float = Field(300.0, ge=1)  # how often reading counts go to the outbox
+    image_widths: tuple[int, ...] = (320, 480, 720, 1080)  # phone image sizes served
+
+
 class DeviceConfig(BaseModel):
     """Common fields of every door, camera and screen; the rest belongs to its driver."""
 
@@ -206,6 +224,7 @@ class Config(Section):
     installer: InstallerConfig = InstallerConfig()
     reports: ReportsConfig = ReportsConfig()
     tickets: TicketsConfig = TicketsConfig()
+    portal: PortalConfig = PortalConfig()
     face: FaceConfig = FaceConfig()
     player: PlayerConfig = PlayerConfig()
     doors: tuple[DoorConfig, ...] = ()

@@ -20,6 +20,7 @@ from edge.config import Config
 from edge.devices import DeviceManager
 from edge.installer.discovery import Advertiser
 from edge.installer.web import InstallerWeb
+from edge.portal.service import PortalService
 from edge.reports.service import ReportsService
 from edge.resident.site import ResidentSite
 from edge.screens.service import ScreensService
@@ -45,6 +46,7 @@ SERVICES: list[type[Service]] = [
     ReportsService,  # residents' reports and early warning (before tickets: it analyses)
     TicketsService,  # repair tickets; box.service("tickets") for device-health tickets
     ResidentSite,  # the resident H5 page at /r/
+    PortalService,  # resident portal: reading feed, services, logins (/r/read...)
     SyncService,  # after the services that register cloud-feed command handlers
     ApiServer,
 ]

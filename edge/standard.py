@@ -354,6 +354,63 @@ class Emergency(Record):
     source: Literal["cloud", "api", "local"] = "api"
 
 
+# --- resident portal ------------------------------------------------------------------------
+
+
+class ReadingStats(Record):
+    """Reading counts of one content item over a window; no per-person data leaves the box.
+
+    Each read, acknowledgement and millisecond of dwell is counted in exactly one of these, so
+    the cloud sums them: the sum of ``new_readers`` is the item's reach in the community.
+    """
+
+    KIND = "reading_stats"
+    PRIORITY = Priority.TELEMETRY
+    TOPIC_EVENT = "reading"
+    content_id: str
+    window_start: AwareDatetime
+    window_end: AwareDatetime
+    reads: int = Field(0, ge=0)  # page openings
+    new_readers: int = Field(0, ge=0)  # residents reading it for the first time
+    acks: int = Field(0, ge=0)  # acknowledgements ("已读知晓")
+    dwell_s: float = Field(0.0, ge=0)  # reading time added in the window
+
+
+class CommunityEvent(Record):
+    """A community event or volunteer activity, with its sign-up counts (no names)."""
+
+    KIND = "community_event"
+    PRIORITY = Priority.REPORT
+    TOPIC_EVENT = "community_event"
+    title: str = Field(min_length=1, max_length=200)
+    body: str = Field("", max_length=4000)
+    place: str = Field("", max_length=200)
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    capacity: int = Field(ge=1, le=100000)
+    volunteer: bool = False
+    hours: float = Field(0.0, ge=0, le=24)  # volunteer hours credited per attendee
+    status: Literal["open", "closed", "cancelled"] = "open"
+    signed_up: int = Field(0, ge=0)
+    attended: int = Field(0, ge=0)
+    hours_credited: float = Field(0.0, ge=0)
+
+
+class BoardPost(Record):
+    """A notice-board or exchange-board post and its moderation state (author not synced)."""
+
+    KIND = "board_post"
+    PRIORITY = Priority.REPORT
+    TOPIC_EVENT = "board_post"
+    ts: AwareDatetime = Field(default_factory=now)
+    board: Literal["notice", "exchange"]
+    title: str = Field(min_length=1, max_length=100)
+    body: str = Field("", max_length=2000)
+    building: str | None = None
+    status: Literal["visible", "flagged", "hidden"] = "visible"
+    category: str | None = None  # taxonomy code when flagged or hidden
+
+
 # --- commands -----------------------------------------------------------------------------
 
 

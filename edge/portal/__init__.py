@@ -1,0 +1,1 @@
+"""Resident portal (issue 9): reading with personal recommendations, community services."""

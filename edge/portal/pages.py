@@ -1,0 +1,392 @@
+"""The resident H5 pages under /r/: server-rendered, a few KB each, no framework.
+
+Every page works without JavaScript (forms post and redirect); the only script measures dwell
+time on an article and reports it with ``navigator.sendBeacon``. Images are resized on the box
+to the phone's width (``srcset``), videos load only when played.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from edge.portal import models as m
+from edge.store import portal as db
+
+STATIC = Path(__file__).with_name("static")
+NAV = (
+    ("/r/read", "阅读"),
+    ("/r/events", "活动"),
+    ("/r/board", "邻里"),
+    ("/r/", "反映"),
+    ("/r/me", "我的"),
+)
+
+
+def esc(s: Any) -> str:
+    return html.escape("" if s is None else str(s))
+
+
+def page(title: str, body: str, *, nav: str | None = None, status: int = 200) -> web.Response:
+    links = (
+        "".join(f'<a href="{h}"{" class=on" if h == nav else ""}>{t}</a>' for h, t in NAV)
+        if nav
+        else ""
+    )
+    text = (
+        "<!doctype html><html lang=zh-CN><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>{esc(title)}</title><link rel=stylesheet href=/r/portal.css></head>"
+        f"<body>{f'<nav>{links}</nav>' if links else ''}<main>{body}</main></body></html>"
+    )
+    return web.Response(
+        text=text,
+        content_type="text/html",
+        charset="utf-8",
+        status=status,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def install(app: web.Application, svc: Any) -> None:
+    p = Pages(svc)
+    r = app.router
+    r.add_get("/r/login", p.login_form)
+    r.add_post("/r/login", p.login)
+    r.add_post("/r/logout", p.logout)
+    r.add_get("/r/read", p.feed)
+    r.add_get("/r/read/{cid}", p.article)
+    r.add_post("/r/read/{cid}/dwell", p.dwell)
+    r.add_post("/r/read/{cid}/ack", p.ack)
+    r.add_get("/r/media/{cid}", p.media)
+    r.add_get("/r/events", p.events)
+    r.add_post("/r/events/{eid}/signup", p.signup)
+    r.add_post("/r/events/{eid}/cancel", p.cancel)
+    r.add_get("/r/board", p.board)
+    r.add_post("/r/board", p.board_post)
+    r.add_post("/r/board/{pid}/flag", p.flag)
+    r.add_get("/r/me", p.me)
+    r.add_get("/r/portal.css", p.css)
+
+
+class Pages:
+    def __init__(self, svc: Any) -> None:
+        self.svc = svc
+        self.cfg = svc.cfg
+
+    async def who(self, request: web.Request) -> dict[str, Any]:
+        res = await self.svc.resident(request)
+        if res is None:
+            raise web.HTTPSeeOther("/r/login")
+        return res
+
+    async def css(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "portal.css", headers={"Cache-Control": "max-age=3600"})
+
+    # --- login --------------------------------------------------------------------------
+
+    async def login_form(self, request: web.Request, error: str = "") -> web.Response:
+        # A link with ?code= only fills the form: link previewers must not spend the code.
+        code = request.query.get("code", "")
+        msg = f"<p class=err>{esc(error)}</p>" if error else ""
+        return page(
+            "登录",
+            (
+                "<h1>社区居民登录</h1><p>请输入物业或门口屏幕提供的一次性登录码，无需密码。</p>"
+                f"{msg}<form method=post action=/r/login>"
+                f"<input name=code inputmode=numeric autocomplete=one-time-code value='{esc(code)}'"
+                " placeholder=登录码 required><button>登录</button></form>"
+            ),
+            status=401 if error else 200,
+        )
+
+    async def login(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        code = str(form.get("code", "")).strip()
+        got = None
+        if code.isdigit():
+            got = await self.svc.login(
+                code, request.remote or "", request.headers.get("User-Agent", "")
+            )
+        if got is None:
+            return await self.login_form(request, "登录码错误、已使用或已过期")
+        resp = web.HTTPSeeOther("/r/read")
+        from edge.portal.service import set_cookie
+
+        set_cookie(resp, got["token"], self.cfg.session_days)
+        raise resp
+
+    async def logout(self, request: web.Request) -> web.StreamResponse:
+        from edge.portal.service import COOKIE
+
+        if token := request.cookies.get(COOKIE):
+            await self.svc.db(db.revoke_sessions, token=token)
+        resp = web.HTTPSeeOther("/r/login")
+        resp.del_cookie(COOKIE, path="/")
+        raise resp
+
+    # --- reading ------------------------------------------------------------------------
+
+    async def feed(self, request: web.Request) -> web.Response:
+        res = await self.who(request)
+        ranked = await self.svc.feed(res)
+        out = []
+        for em in await self.svc.emergencies():
+            out.append(f"<div class=alert><b>{esc(em.title)}</b><br>{esc(em.body)}</div>")
+        if request.query.get("acked"):
+            out.append("<p class=ok>已确认知晓，谢谢！</p>")
+        out.append("<ul class=feed>")
+        for r in ranked:
+            cls = " class=must" if r.must_read and r.reason.startswith("必读") else ""
+            badge = "<span class=badge>必读</span>" if cls else ""
+            done = "<span class=read>已读</span>" if r.read else ""
+            out.append(
+                f"<li{cls} data-id='{esc(r.item.id)}'>{badge}"
+                f"<a href='/r/read/{quote(r.item.id)}'>{esc(r.item.title)}</a>{done}"
+                f"<small class=why>{esc(r.reason)}</small></li>"
+            )
+        out.append("</ul>")
+        if not ranked:
+            out.append("<p>暂无内容</p>")
+        return page("社区阅读", "<h1>为你推荐</h1>" + "".join(out), nav="/r/read")
+
+    async def article(self, request: web.Request) -> web.Response:
+        res = await self.who(request)
+        cid = request.match_info["cid"]
+        found = await self.svc.db(db.content_item, cid)
+        if found is None or not self.svc.for_phone(found[0], res["building"]):
+            return page("未找到", "<p>内容不存在或已下线。</p>", nav="/r/read", status=404)
+        item = found[0]
+        read_id = await self.svc.open_read(res, cid)
+        hist = await self.svc.db(db.history, res["resident_id"])
+        body = [f"<h1>{esc(item.title)}</h1>"]
+        q = quote(cid)
+        if item.kind == "image":
+            srcset = ", ".join(f"/r/media/{q}?w={w} {w}w" for w in self.cfg.image_widths)
+            w0 = self.cfg.image_widths[0]
+            body.append(
+                f"<img src='/r/media/{q}?w={w0}' srcset='{srcset}' sizes='100vw'"
+                f" alt='{esc(item.title)}'>"
+            )
+        elif item.kind == "video":
+            body.append(f"<video controls preload=none src='/r/media/{q}'></video>")
+        elif item.kind == "url" and item.url:
+            body.append(f"<p><a href='{esc(item.url)}' rel=noopener>打开链接</a></p>")
+        for para in (item.body or "").splitlines():
+            if para.strip():
+                body.append(f"<p>{esc(para)}</p>")
+        if cid in hist["acks"]:
+            body.append("<p class=ok id=acked>你已确认知晓</p>")
+        elif self.svc.must_read(item):
+            body.append(
+                f"<form method=post action='/r/read/{q}/ack'>"
+                "<button id=ack>我已阅读并知晓</button></form>"
+            )
+        body.append(f"<p><a href=/r/read>← 返回</a></p><script>{dwell_js(read_id, q)}</script>")
+        return page(item.title, "".join(body), nav="/r/read")
+
+    async def dwell(self, request: web.Request) -> web.Response:
+        res = await self.who(request)
+        form = await request.post()
+        try:
+            ms = int(str(form.get("ms", "0")))
+        except ValueError:
+            return web.Response(status=400, text="ms: not a number")
+        await self.svc.db(db.record_dwell, res["resident_id"], str(form.get("read_id", "")), ms)
+        return web.Response(status=204)
+
+    async def ack(self, request: web.Request) -> web.StreamResponse:
+        res = await self.who(request)
+        if await self.svc.ack(res, request.match_info["cid"]) is None:
+            raise web.HTTPNotFound()
+        raise web.HTTPSeeOther("/r/read?acked=1")
+
+    async def media(self, request: web.Request) -> web.StreamResponse:
+        res = await self.who(request)
+        found = await self.svc.db(db.content_item, request.match_info["cid"])
+        if (
+            found is None
+            or not found[0].sha256
+            or not self.svc.for_phone(found[0], res["building"])
+        ):
+            raise web.HTTPNotFound()
+        item = found[0]
+        cfg = self.svc.box.config
+        src = cfg.box.data_dir / cfg.player.cache_dir / item.sha256[:2] / item.sha256
+        if not src.exists():
+            raise web.HTTPNotFound(text="not downloaded to this box yet")
+        headers = {"Cache-Control": "private, max-age=86400"}
+        if item.kind != "image":
+            return web.FileResponse(src, headers=headers)  # Range requests for video
+        try:
+            want = int(request.query.get("w", self.cfg.image_widths[0]))
+        except ValueError:
+            want = self.cfg.image_widths[0]
+        widths = sorted(self.cfg.image_widths)
+        width = next((w for w in widths if w >= want), widths[-1])
+        out = cfg.box.data_dir / "portal-img" / f"{item.sha256}-{width}.jpg"
+        if not out.exists():
+            await asyncio.to_thread(resize, src, out, width)
+        return web.FileResponse(out, headers={**headers, "Content-Type": "image/jpeg"})
+
+    # --- community services -------------------------------------------------------------
+
+    async def events(self, request: web.Request) -> web.Response:
+        res = await self.who(request)
+        from datetime import UTC, datetime
+
+        rows = await self.svc.db(db.list_events, res["resident_id"], datetime.now(UTC))
+        hours = await self.svc.db(db.volunteer_hours, res["resident_id"])
+        out = [f"<h1>社区活动</h1><p>我的志愿时长：<b>{hours['hours']:g}</b> 小时</p>"]
+        msg = request.query.get("msg")
+        if msg:
+            out.append(f"<p class=err>{esc(msg)}</p>")
+        out.append("<ul class=feed>")
+        for e in rows:
+            left = e["capacity"] - e["signed_up"]
+            kind = f"<span class=badge>志愿 {e['hours']:g}h</span>" if e["volunteer"] else ""
+            act = "cancel" if e["mine"] else "signup"
+            label = "取消报名" if e["mine"] else ("报名" if left > 0 else "已满")
+            dis = " disabled" if not e["mine"] and left <= 0 else ""
+            out.append(
+                f"<li data-id='{esc(e['id'])}'>{kind}<b>{esc(e['title'])}</b>"
+                f"<small>{esc(e['place'])} · {esc(e['starts_at'][:16].replace('T', ' '))}"
+                f" UTC · 余 {left}/{e['capacity']}</small>"
+                f"<form method=post action='/r/events/{quote(e['id'])}/{act}'>"
+                f"<button{dis}>{label}</button></form></li>"
+            )
+        out.append("</ul>")
+        return page("社区活动", "".join(out), nav="/r/events")
+
+    async def signup(self, request: web.Request) -> web.StreamResponse:
+        return await self._event_action(request, db.sign_up, "报名成功")
+
+    async def cancel(self, request: web.Request) -> web.StreamResponse:
+        return await self._event_action(request, db.cancel_signup, "已取消")
+
+    async def _event_action(self, request: web.Request, fn: Any, ok: str) -> web.StreamResponse:
+        res = await self.who(request)
+        try:
+            await self.svc.db(fn, request.match_info["eid"], res["resident_id"])
+            msg = ok
+        except db.PortalError as e:
+            msg = {"the event is full": "名额已满"}.get(str(e), str(e))
+        raise web.HTTPSeeOther(f"/r/events?msg={quote(msg)}")
+
+    async def board(self, request: web.Request) -> web.Response:
+        await self.who(request)
+        b = request.query.get("b", "exchange")
+        b = b if b in ("notice", "exchange") else "exchange"
+        rows = await self.svc.db(db.list_posts, b)
+        codes = self.svc.taxonomy_codes()
+        tabs = "".join(
+            f"<a href='/r/board?b={k}'{' class=on' if k == b else ''}>{t}</a> "
+            for k, t in (("exchange", "闲置互换"), ("notice", "公告栏"))
+        )
+        out = [f"<h1>邻里</h1><p class=tabs>{tabs}</p><ul class=feed>"]
+        opts = "".join(f"<option>{esc(c)}</option>" for c in codes)
+        for p in rows:
+            flag = (
+                f"<details><summary>举报</summary><form method=post"
+                f" action='/r/board/{quote(p['id'])}/flag'><select name=category>{opts}"
+                "</select><input name=reason placeholder=原因><button>提交</button></form>"
+                "</details>"
+                if b == "exchange"
+                else ""
+            )
+            out.append(
+                f"<li data-id='{esc(p['id'])}'><b>{esc(p['title'])}</b>"
+                f"<small>{esc(p['body'])}</small>{flag}</li>"
+            )
+        out.append("</ul>")
+        if b == "exchange":
+            out.append(
+                "<h2>发布闲置/互助</h2><form method=post action=/r/board>"
+                "<input name=title maxlength=100 placeholder=标题 required>"
+                "<textarea name=body maxlength=2000 placeholder=描述></textarea>"
+                "<button>发布</button></form>"
+            )
+        return page("邻里", "".join(out), nav="/r/board")
+
+    async def board_post(self, request: web.Request) -> web.StreamResponse:
+        res = await self.who(request)
+        form = await request.post()
+        body = m.NewPost(
+            board="exchange",
+            title=str(form.get("title", "")).strip() or "-",
+            body=str(form.get("body", "")),
+        )
+        await self.svc.add_post(res["resident_id"], "resident", res["building"], body)
+        raise web.HTTPSeeOther("/r/board?b=exchange")
+
+    async def flag(self, request: web.Request) -> web.StreamResponse:
+        res = await self.who(request)
+        form = await request.post()
+        cat = str(form.get("category", "other"))
+        if cat not in self.svc.taxonomy_codes():
+            cat = "other"
+        try:
+            await self.svc.db(
+                db.flag_post,
+                request.match_info["pid"],
+                res["resident_id"],
+                cat,
+                str(form.get("reason", ""))[:500],
+            )
+        except db.PortalError:
+            pass
+        raise web.HTTPSeeOther("/r/board?b=exchange")
+
+    async def me(self, request: web.Request) -> web.Response:
+        res = await self.who(request)
+        hours = await self.svc.db(db.volunteer_hours, res["resident_id"])
+        return page(
+            "我的",
+            (
+                f"<h1>{esc(res['name'] or res['resident_id'])}</h1>"
+                f"<p>{esc(res['building'] or '')} 号楼 {esc(res['unit'] or '')}</p>"
+                f"<p>志愿时长 {hours['hours']:g} 小时，参加活动 {hours['events_attended']} 次</p>"
+                "<form method=post action=/r/logout><button>退出登录</button></form>"
+            ),
+            nav="/r/me",
+        )
+
+
+def dwell_js(read_id: str | None, cid_quoted: str) -> str:
+    """Reports reading time every 15 s and when the page is hidden; dwell only grows."""
+    rid = json.dumps(read_id or "").replace("<", "\\u003c")
+    url = json.dumps(f"/r/read/{cid_quoted}/dwell").replace("<", "\\u003c")
+    return (
+        "(function(){var t0=Date.now(),acc=0,vis=true;"
+        "function ms(){return acc+(vis?Date.now()-t0:0)}"
+        f"function send(){{var f=new FormData();f.append('read_id',{rid});"
+        f"f.append('ms',String(ms()));navigator.sendBeacon({url},f)}}"
+        "document.addEventListener('visibilitychange',function(){"
+        "if(document.hidden){acc+=Date.now()-t0;vis=false;send()}else{t0=Date.now();vis=true}});"
+        "addEventListener('pagehide',send);setInterval(send,15000)})();"
+    )
+
+
+def resize(src: Path, out: Path, width: int) -> None:
+    """Scale an image down to ``width`` pixels (never up) as a JPEG, written atomically."""
+    import cv2
+
+    img = cv2.imread(str(src), cv2.IMREAD_COLOR)
+    if img is None:
+        raise web.HTTPUnsupportedMediaType(text="not a readable image")
+    h, w = img.shape[:2]
+    if w > width:
+        img = cv2.resize(img, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 80])
+    if not ok:
+        raise web.HTTPUnsupportedMediaType(text="could not encode image")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_bytes(buf.tobytes())
+    tmp.replace(out)
