@@ -144,3 +144,14 @@ def feed_log(store: Store, limit: int = 50) -> list[dict]:
         return list(
             store.db.query("SELECT * FROM sync_feed_applied ORDER BY feed_id DESC LIMIT ?", [limit])
         )
+
+
+def outbox_rows(store: Store, limit: int = 1000) -> list[OutboxRow]:
+    """Rows still owed, in seq order (inspection and tests)."""
+    with store._lock:
+        rows = store.db.execute(
+            "SELECT seq, priority, kind, record_id, ts, payload, bytes FROM outbox"
+            " ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+    return [OutboxRow(*r) for r in rows]

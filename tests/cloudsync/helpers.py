@@ -195,7 +195,8 @@ class Cloud:
         if self.app is not None:
             await self.storage.ops_user_add(name, token_hash(token), role, area)
         else:
-            out = subprocess.run(
+            out = await asyncio.to_thread(
+                subprocess.run,
                 [
                     str(VENV_BIN / "qilu-cloudsync"),
                     "ops-user",
@@ -259,13 +260,15 @@ async def start_cloud(db: str, tmp: Path, *, subprocess_: bool = False, port: in
         url=f"http://127.0.0.1:{port}", db=db, admin=token, port=port, blobs=tmp / "blobs"
     )
     if subprocess_:
-        subprocess.run(
+        await asyncio.to_thread(
+            subprocess.run,
             [str(VENV_BIN / "qilu-cloudsync"), "migrate", "--db", db],
             check=True,
             capture_output=True,
             timeout=60,
         )
-        out = subprocess.run(
+        out = await asyncio.to_thread(
+            subprocess.run,
             [str(VENV_BIN / "qilu-cloudsync"), "ops-user", "--db", db, "--name", "root"],
             check=True,
             capture_output=True,
@@ -284,13 +287,13 @@ async def start_cloud(db: str, tmp: Path, *, subprocess_: bool = False, port: in
     return cloud
 
 
-async def wait_for(pred: Any, timeout: float, interval: float = 0.1) -> Any:
+async def wait_for(pred: Any, seconds: float, interval: float = 0.1) -> Any:
     """Poll an async predicate until truthy, bounded in time."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + seconds
     while True:
         value = await pred()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"condition not met within {timeout}s (last: {value!r})")
+            raise TimeoutError(f"condition not met within {seconds}s (last: {value!r})")
         await asyncio.sleep(interval)

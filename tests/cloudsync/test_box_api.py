@@ -47,7 +47,7 @@ async def test_claim_code_is_single_use(cloud: Cloud) -> None:
     with pytest.raises(CloudError) as e:
         await provision(cloud.url, code, "b")
     assert e.value.status == 409
-    status, body = await cloud.call("GET", "/api/v1/ops/boxes")
+    _, body = await cloud.call("GET", "/api/v1/ops/boxes")
     assert [b["id"] for b in body["items"]] == [first.box_id]
 
 

@@ -1,0 +1,188 @@
+"""The sync service in a real box daemon against a real cloud (SQLite backend) on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from edge.standard import AccessEvent, Command, DeviceHealth, Report, new_id
+from edge.store import sync as ob
+from tests.cloudsync.helpers import Cloud, start_cloud, wait_for
+from tests.conftest import STAFF_TOKEN, api_url
+
+FAST = """
+[sync]
+backoff_min_s = 0.05
+backoff_max_s = 0.5
+feed_wait_s = 5
+heartbeat_s = 0.5
+request_timeout_s = 5
+"""
+
+
+@pytest.fixture
+async def cloud(tmp_path: Path) -> AsyncIterator[Cloud]:
+    c = await start_cloud(str(tmp_path / "cloud.db"), tmp_path)
+    yield c
+    await c.stop()
+
+
+async def provision_cli(config_path: Path, cloud: Cloud) -> str:
+    code = await cloud.claim()
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "qilu-edge"),
+        "provision",
+        "-c",
+        str(config_path),
+        "--cloud",
+        cloud.url,
+        "--claim",
+        code,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    async with asyncio.timeout(30):
+        out, _ = await proc.communicate()
+    assert proc.returncode == 0, out.decode()
+    return out.decode()
+
+
+async def test_provision_upload_feed_and_status(
+    cloud: Cloud, make_config, run_box, tmp_path: Path
+) -> None:
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    ident_file = config.box.data_dir / "cloud-identity.json"
+    assert stat.S_IMODE(ident_file.stat().st_mode) == 0o600
+    ident = json.loads(ident_file.read_text())
+    assert ident["cloud"] == cloud.url and len(ident["secret"]) > 30
+
+    box = await run_box(config)
+    opened: list[tuple[str, Command]] = []
+
+    async def door_open(target_id: str, cmd: Command) -> str:
+        opened.append((target_id, cmd))
+        return "opened"
+
+    box.commands.register("door", "open", door_open)
+    for i in range(50):
+        await box.store.record(
+            AccessEvent(id=f"ae-{i}", door_id="door-1", method="qr", decision="granted")
+        )
+    await box.store.record(Report(id="rp-1", text="楼道灯坏了", category="facilities_repair"))
+
+    async def arrived() -> bool:
+        return len(await cloud.storage.box_records(ident["box_id"])) == 51
+
+    await wait_for(arrived, 10)
+    got = await cloud.storage.box_records(ident["box_id"])
+    assert [r["seq"] for r in got] == sorted(r["seq"] for r in got)
+    assert await box.store.outbox_stats() == {"rows": 0, "bytes": 0}
+
+    # A remote door open from ops reaches the handler through the feed within ~1 s.
+    t0 = time.monotonic()
+    status, _ = await cloud.call(
+        "POST",
+        f"/api/v1/ops/boxes/{ident['box_id']}/commands",
+        json={"target_kind": "door", "target_id": "door-1", "action": "open"},
+    )
+    assert status == 201
+
+    async def done() -> bool:
+        return bool(opened)
+
+    await wait_for(done, 3, 0.02)
+    assert time.monotonic() - t0 < 1.5
+    target, cmd = opened[0]
+    assert target == "door-1" and cmd.actor == "cloud:root"
+    log = await box.store.run(ob.feed_log, box.store.sync)
+    assert log[0]["ok"] == 1 and log[0]["detail"] == "opened"
+
+    # Unknown actions are logged as failed and do not stop the feed.
+    await cloud.call(
+        "POST",
+        f"/api/v1/ops/boxes/{ident['box_id']}/commands",
+        json={"target_kind": "box", "target_id": "x", "action": "no_such"},
+    )
+    await cloud.call(
+        "POST",
+        f"/api/v1/ops/boxes/{ident['box_id']}/commands",
+        json={"target_kind": "door", "target_id": "door-2", "action": "open"},
+    )
+    await wait_for(lambda: _len_at_least(opened, 2), 3, 0.02)
+    log = await box.store.run(ob.feed_log, box.store.sync)
+    assert [x["ok"] for x in log[:3]] == [1, 0, 1]
+
+    # Heartbeat: the fleet view shows version and backlog; the box API shows sync status.
+    async def seen() -> bool:
+        _, b = await cloud.call("GET", f"/api/v1/ops/boxes/{ident['box_id']}")
+        return bool(b.get("software_version")) and b["feed_cursor"] >= 3
+
+    await wait_for(seen, 5)
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(
+            f"{api_url(box)}/api/v1/sync/status", headers={"Authorization": f"Bearer {STAFF_TOKEN}"}
+        ) as r,
+    ):
+        st = await r.json()
+    assert st["provisioned"] and st["uploaded"] == 51 and st["feed_applied"] == 3
+
+    # Rotation through the box API: the new secret is saved and used.
+    async with (
+        aiohttp.ClientSession() as s,
+        s.post(
+            f"{api_url(box)}/api/v1/sync/rotate", headers={"Authorization": f"Bearer {STAFF_TOKEN}"}
+        ) as r,
+    ):
+        assert r.status == 200
+    assert json.loads(ident_file.read_text())["secret"] != ident["secret"]
+    assert stat.S_IMODE(ident_file.stat().st_mode) == 0o600
+    await box.store.record(
+        AccessEvent(id="ae-after", door_id="door-1", method="qr", decision="granted")
+    )
+
+    async def all_52() -> bool:
+        return len(await cloud.storage.box_records(ident["box_id"])) == 52
+
+    await wait_for(all_52, 5)
+
+
+async def _len_at_least(xs: list, n: int) -> bool:
+    return len(xs) >= n
+
+
+async def test_disk_budget_warns_then_drops_only_telemetry(make_config, run_box) -> None:
+    # Not provisioned: the box is offline, the outbox only grows.
+    config = make_config(extra="[sync]\noutbox_budget_mb = 0.02\n")  # ~20 KB
+    box = await run_box(config)
+    svc = box.service("sync")
+    for i in range(40):
+        await box.store.record(
+            AccessEvent(id=f"ae-{i}", door_id="d", method="qr", decision="granted")
+        )
+    for _ in range(100):
+        await box.store.record(
+            DeviceHealth(
+                id=new_id("dh"), device_kind="door", device_id="d", state="online", reason="r" * 100
+            )
+        )
+    await svc.check_budget()
+    rows = await box.store.run(ob.outbox_rows, box.store.sync, 10_000)
+    alerts = [r for r in rows if r.kind == "alert"]
+    assert len(alerts) == 1 and '"type":"disk"' in alerts[0].payload
+    assert sum(1 for r in rows if r.kind == "access_event") == 40  # never dropped
+    assert svc.dropped_rows > 0
+    assert (await box.store.outbox_stats())["bytes"] <= 0.02 * 1024 * 1024
+    await svc.check_budget()  # no second warning while it stays high
+    rows = await box.store.run(ob.outbox_rows, box.store.sync, 10_000)
+    assert sum(1 for r in rows if r.kind == "alert") == 1
