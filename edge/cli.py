@@ -284,3 +284,7 @@ from edge.vision.cli import models_group, resident  # noqa: E402
 
 main.add_command(resident)  # resident add|enroll|delete|list
 main.add_command(models_group)  # models fetch|verify
+
+from edge.screens.cli import screens  # noqa: E402
+
+main.add_command(screens)  # screens list|content|playlist|schedule|emergency|cancel|plays
