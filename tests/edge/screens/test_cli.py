@@ -1,0 +1,38 @@
+"""``qilu-edge screens ...`` against a running box (through its staff API)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from click.testing import CliRunner
+
+from edge.cli import main
+from tests.conftest import free_port
+
+SCREEN = '[[screens]]\nid = "scr-1"\ntype = "sim"\ntags = ["outdoor"]\n'
+
+
+async def test_cli_publishes_and_broadcasts(make_config, run_box, tmp_path):
+    await run_box(make_config(api_port=free_port(), extra=SCREEN))
+    cfg = str(tmp_path / "edge.toml")
+    runner = CliRunner()
+
+    async def cli(*args: str) -> dict:
+        res = await asyncio.to_thread(runner.invoke, main, ["screens", *args, "-c", cfg])
+        assert res.exit_code == 0, res.output
+        return json.loads(res.stdout)
+
+    await cli("content", "n1", "--title", "垃圾分类", "--body", "请按时投放", "--duration", "8")
+    await cli("playlist", "pl", "n1")
+    await cli("schedule", "s1", "pl", "--tags", "outdoor", "--start", "06:00", "--end", "06:00")
+    listed = await cli("list")
+    assert listed["screens"][0]["now"] == {"content_id": "n1", "source": "schedule:s1"}
+    em = await cli("emergency", "暴雨预警", "--minutes", "5")
+    assert (await cli("list"))["screens"][0]["now"]["source"] == f"emergency:{em['id']}"
+    await cli("cancel", em["id"])
+    assert (await cli("list"))["screens"][0]["now"]["source"] == "schedule:s1"
+    bad = await asyncio.to_thread(
+        runner.invoke, main, ["screens", "schedule", "x", "pl", "--weekdays", "9", "-c", cfg]
+    )
+    assert bad.exit_code != 0 and "weekdays" in bad.output
