@@ -288,3 +288,7 @@ main.add_command(models_group)  # models fetch|verify
 from edge.screens.cli import screens  # noqa: E402
 
 main.add_command(screens)  # screens list|content|playlist|schedule|emergency|cancel|plays
+
+from edge.reports.cli import register as _register_reports  # noqa: E402
+
+_register_reports(main)  # report classify|list, ticket list|show|do

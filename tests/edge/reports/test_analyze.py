@@ -71,3 +71,17 @@ def test_taxonomy_mapping_and_validation() -> None:
     data["mapping"] = {"x": {"tag": "no_such_code"}}
     with pytest.raises(TaxonomyError, match=r"mapping\.x\.tag: unknown code"):
         parse_taxonomy(data)
+
+
+def test_cli_classify_json() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    out = CliRunner().invoke(main, ["report", "classify", "厨房着火了，快来人", "--json"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.output.strip().splitlines()[-1])
+    assert (data["urgency"], data["category"], data["polarity"]) == (
+        "immediate", "safety_hazard", "negative")
