@@ -21,6 +21,7 @@ import click
 
 from edge.config import load_config
 from edge.daemon import Box, Daemon
+from edge.screens.demo import DEMO_SCREEN_TOML, step_screens
 from edge.standard import SCHEMA_PREFIX, new_id
 
 DEMO_TOKEN_NAME = "demo-staff"
@@ -81,7 +82,7 @@ async def step_mqtt_command(d: Demo) -> None:
         click.echo(f"  no broker on 127.0.0.1:{d.mqtt_port} ({e}); events are kept in the store")
 
 
-STEPS: list[Step] = [step_status, step_mqtt_command]
+STEPS: list[Step] = [step_status, step_mqtt_command, step_screens]
 
 
 def _free_port() -> int:
@@ -119,7 +120,7 @@ type = "sim"
 name = "1号楼单元门"
 building = "1"
 pulse_ms = 500
-""",
+{DEMO_SCREEN_TOML}""",
         encoding="utf-8",
     )
     return path
@@ -151,3 +152,8 @@ async def run_demo(work_dir: Path, *, seconds: float | None, mqtt_port: int, api
                 await asyncio.sleep(seconds)
     finally:
         await daemon.stop()
+
+
+from edge.reports.demo import step_reports  # noqa: E402
+
+STEPS.append(step_reports)  # residents' reports, early warning, a repair ticket
