@@ -1,0 +1,163 @@
+"""The update path: sha256-checked wheel -> new venv -> atomic switch -> health -> rollback.
+
+The "daemon" is a tiny package built here as a real wheel, installed by pip into real venvs;
+a small supervisor script stands in for `systemctl restart` (start current/bin/qilu-edge,
+stop the previous one). Version 3 crashes at start: its update must be rolled back.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from edge.installer.update import UpdateError, Updater
+from tests.conftest import free_port
+
+DAEMON = """
+import http.server, json, sys
+VERSION = "{version}"
+def main():
+    if sys.argv[1:] == ["--version"]:
+        print("qilu-edge, version " + VERSION); return
+    port = int(sys.argv[sys.argv.index("--port") + 1])
+    if {crash}:
+        sys.exit("broken build: cannot start")
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({{"versions": {{"qilu_edge": VERSION}}}}).encode()
+            self.send_response(200); self.end_headers(); self.wfile.write(body)
+        def log_message(self, *a): pass
+    http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+"""
+
+RESTART = """
+import os, signal, subprocess, sys, time
+root, port = sys.argv[1], sys.argv[2]
+pidfile = os.path.join(root, "daemon.pid")
+try:
+    os.kill(int(open(pidfile).read()), signal.SIGTERM); time.sleep(0.2)
+except (OSError, ValueError):
+    pass
+p = subprocess.Popen([os.path.join(root, "current", "bin", "qilu-edge"), "run", "--port", port],
+                     start_new_session=True, stdin=subprocess.DEVNULL,
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+open(pidfile, "w").write(str(p.pid))
+"""
+
+
+def build_wheel(out: Path, version: str, crash: bool = False) -> Path:
+    """A real, minimal wheel (PEP 427) with a `qilu-edge` console script."""
+    dist = f"qilu_edge-{version}.dist-info"
+    files = {
+        "qilu_fake/__init__.py": DAEMON.format(version=version, crash=crash),
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: qilu-edge\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+        f"{dist}/entry_points.txt": "[console_scripts]\nqilu-edge = qilu_fake:main\n",
+    }
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{name},sha256={digest.decode()},{len(text.encode())}")
+    record.append(f"{dist}/RECORD,,")
+    path = out / f"qilu_edge-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+        z.writestr(f"{dist}/RECORD", "\n".join(record) + "\n")
+    return path
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def updater(tmp_path: Path):
+    root = tmp_path / "opt"
+    port = free_port()
+    script = tmp_path / "restart.py"
+    script.write_text(RESTART)
+    up = Updater(
+        root=root,
+        restart_cmd=[sys.executable, str(script), str(root), str(port)],
+        health_url=f"http://127.0.0.1:{port}/api/v1/status",
+        health_timeout_s=4.0,
+        settle_s=0.6,
+        venv_args=["--without-pip"],
+        pip_args=["--no-deps", "--no-index"],
+    )
+    yield up
+    pidfile = root / "daemon.pid"
+    if pidfile.exists():
+        try:
+            os.killpg(int(pidfile.read_text()), signal.SIGTERM)
+        except OSError:
+            pass
+
+
+def running_version(up: Updater) -> str:
+    import json
+
+    with urllib.request.urlopen(up.health_url, timeout=3) as r:
+        return json.loads(r.read())["versions"]["qilu_edge"]
+
+
+def test_good_update_then_bad_update_is_rolled_back(tmp_path: Path, updater: Updater) -> None:
+    w1 = build_wheel(tmp_path, "1.0.0")
+    w2 = build_wheel(tmp_path, "2.0.0")
+    w3 = build_wheel(tmp_path, "3.0.0", crash=True)
+
+    r = updater.update(w1.as_uri(), sha(w1))
+    assert r.outcome == "updated" and running_version(updater) == "1.0.0"
+    r = updater.update(str(w2), sha(w2))
+    assert r.outcome == "updated", r
+    assert running_version(updater) == "2.0.0"
+    assert os.readlink(updater.root / "current") == "venvs/2.0.0"
+    assert os.readlink(updater.root / "previous") == "venvs/1.0.0"
+
+    r = updater.update(str(w3), sha(w3))
+    assert r.outcome == "rolled_back", r
+    assert r.attempted == "3.0.0" and r.version == "2.0.0"
+    assert os.readlink(updater.root / "current") == "venvs/2.0.0"
+    assert running_version(updater) == "2.0.0"  # the old daemon is back and serving
+    assert not (updater.root / "venvs" / "3.0.0").exists()
+    state = (updater.root / "update-state.json").read_text()
+    assert '"rolled_back"' in state and "3.0.0" in state
+
+    # A later manual rollback goes back to 1.0.0.
+    r = updater.rollback()
+    assert r.outcome == "rolled_back" and running_version(updater) == "1.0.0"
+
+
+def test_wrong_sha256_changes_nothing(tmp_path: Path, updater: Updater) -> None:
+    w1 = build_wheel(tmp_path, "1.0.0")
+    updater.update(str(w1), sha(w1))
+    w2 = build_wheel(tmp_path, "2.0.0")
+    with pytest.raises(UpdateError, match="sha256 mismatch"):
+        updater.update(str(w2), "0" * 64)
+    assert os.readlink(updater.root / "current") == "venvs/1.0.0"
+    assert not (updater.root / "venvs" / "2.0.0").exists()
+    assert not list((updater.root / "downloads").glob("*2.0.0*"))
+    assert running_version(updater) == "1.0.0"
+
+
+def test_cli_refuses_a_non_wheel(tmp_path: Path) -> None:
+    bad = tmp_path / "evil.sh"
+    bad.write_text("rm -rf /")
+    proc = subprocess.run(
+        [sys.executable, "-c", "from edge.cli import main; main()", "update", "apply",
+         str(bad), "--sha256", sha(bad), "--root", str(tmp_path / "opt"), "--restart-cmd", ""],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "not a wheel" in proc.stderr and "nothing changed" in proc.stderr
