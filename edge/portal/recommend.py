@@ -106,11 +106,12 @@ def rank(
     half_life_h: float = 72.0,
     must_read_slots: int = 2,
     must_tags: Iterable[str] = (),
+    ignore_tags: Iterable[str] = (),
     limit: int = 20,
     weights: dict[str, float] | None = None,
 ) -> list[Ranked]:
     w = {**WEIGHTS, **(weights or {})}
-    must = set(must_tags)
+    must = set(must_tags) | set(ignore_tags)  # neither says what a resident likes
     titles = {it.id: it.title for it in items}
     # Tag profile: dwell-weighted (a glance counts less than a read), acks count extra.
     tag_w: Counter[str] = Counter()

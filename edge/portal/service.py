@@ -225,6 +225,7 @@ class PortalService(Service):
             half_life_h=self.cfg.freshness_half_life_h,
             must_read_slots=self.cfg.must_read_slots,
             must_tags=self.cfg.must_read_tags,
+            ignore_tags=self.cfg.phone_tags,
             limit=self.cfg.feed_size,
         )
 
