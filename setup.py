@@ -39,6 +39,7 @@ setup(
         "asyncpg>=0.29,<1",
         "qrcode>=7.4,<9",
         "jieba>=0.42,<0.43",
+        "pysenti>=0.1.8,<0.2",  # rule-based Chinese sentiment, a weak vote beside our lexicon
     ],
     extras_require={
         "test": [
@@ -47,6 +48,8 @@ setup(
             "pytest-timeout>=2.3",
             "hypothesis>=6.100",
             "ruff>=0.6",
+            "snownlp>=0.12,<0.13",  # bench/text.py baseline
+            "playwright>=1.40",  # drives the system Chromium (executable_path), no download
             "wheel>=0.43",  # installer tests build the package wheel offline
             "schemathesis>=4,<5",
         ],
