@@ -16,7 +16,12 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["edge*", "cloudsync*", "drivers*"]),
     package_data={
-        "edge": ["store/migrations/*.sql", "static/**/*", "templates/**/*"],
+        "edge": [
+            "store/migrations/*.sql",
+            "static/**/*",
+            "templates/**/*",
+            "screens/static/*",
+        ],
         "cloudsync": ["migrations/**/*.sql", "static/**/*"],
     },
     include_package_data=True,
