@@ -1,0 +1,153 @@
+"""scripts/install.sh and uninstall.sh in a throw-away root (--prefix), and
+`systemd-analyze verify` on the units as installed there."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge.config import parse_config
+from edge.version import __version__
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "--disable-pip-version-check", str(REPO), "-w", str(out)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    (w,) = out.glob("qilu_edge-*.whl")
+    return w
+
+
+# The box's venv sees this test venv's packages (dependencies), so nothing is downloaded.
+SITE = next(p for p in sys.path if p.endswith("site-packages"))
+ENV = os.environ | {"PYTHONPATH": SITE}
+
+
+def install(root: Path, wheel: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(REPO / "scripts/install.sh"), "--prefix", str(root), "--wheel", str(wheel),
+         "--venv-arg", "--without-pip", "--pip-arg", "--no-deps", "--pip-arg", "--no-index",
+         *extra],
+        capture_output=True, text=True, timeout=120, env=ENV,
+    )  # fmt: skip
+
+
+def tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*") if "venvs" not in p.parts}
+
+
+def test_install_into_a_prefix_is_complete_and_idempotent(tmp_path: Path, wheel: Path) -> None:
+    root = tmp_path / "root"
+    r = install(root, wheel, "--community", "lixia-c1", "--box-id", "box-007")
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert "skipping apt" in r.stdout  # no apt, user or systemctl in a throw-away root
+
+    conf = root / "etc/qilu-edge/edge.toml"
+    cfg = parse_config(conf.read_text(), source=conf)
+    assert (cfg.box.id, cfg.box.community) == ("box-007", "lixia-c1")
+    assert str(cfg.box.data_dir) == "/var/lib/qilu-edge"
+    assert cfg.installer.advertise and cfg.api.host == "0.0.0.0"
+    token = cfg.api.tokens[0].token
+    assert len(token) >= 24 and token in r.stdout
+
+    opt = root / "opt/qilu-edge"
+    assert os.readlink(opt / "current") == f"venvs/{__version__}"
+    exe = opt / "current/bin/qilu-edge"
+    out = subprocess.run(
+        [str(exe), "--version"], capture_output=True, text=True, timeout=60, env=ENV
+    )
+    assert __version__ in out.stdout, out.stderr
+
+    mosq = (root / "etc/mosquitto/conf.d/qilu-edge.conf").read_text()
+    assert "listener 1883 127.0.0.1" in mosq
+    units = root / "etc/systemd/system"
+    assert (units / "qilu-edge.service").exists() and (units / "qilu-cloudsync.service").exists()
+    wants = units / "multi-user.target.wants"
+    assert os.readlink(wants / "qilu-edge.service") == "/etc/systemd/system/qilu-edge.service"
+    assert not (wants / "qilu-cloudsync.service").exists()  # only with --cloud
+    assert (root / "var/lib/qilu-edge").is_dir()
+
+    before = tree(root)
+    conf_before = conf.read_text()
+    r = install(root, wheel)  # again, without the identity options
+    assert r.returncode == 0, r.stderr
+    assert "already installed" in r.stdout and "keeping /etc/qilu-edge/edge.toml" in r.stdout
+    assert conf.read_text() == conf_before  # same identity, same token
+    assert tree(root) == before
+
+
+def test_systemd_analyze_verifies_the_installed_units(tmp_path: Path, wheel: Path) -> None:
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze missing (scripts/setup.sh test installs systemd)")
+    root = tmp_path / "root"
+    assert install(root, wheel, "--cloud").returncode == 0
+    for unit in ("qilu-edge.service", "qilu-cloudsync.service"):
+        r = subprocess.run(
+            ["systemd-analyze", "verify", "--recursive-errors=no", f"--root={root}",
+             f"/etc/systemd/system/{unit}"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert r.stderr.strip() == "", r.stderr  # no unknown keys or other warnings
+    text = (root / "etc/systemd/system/qilu-edge.service").read_text()
+    for key in (
+        "Type=notify",
+        "WatchdogSec=",
+        "Restart=on-failure",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=true",
+        "PrivateTmp=true",
+        "ReadWritePaths=",
+    ):
+        assert key in text
+
+
+def test_systemd_analyze_catches_a_broken_unit(tmp_path: Path, wheel: Path) -> None:
+    root = tmp_path / "root"
+    assert install(root, wheel).returncode == 0
+    unit = root / "etc/systemd/system/qilu-edge.service"
+    unit.write_text(unit.read_text().replace("ExecStart=", "ExecStart=/nonexistent/bin/x\n#"))
+    r = subprocess.run(
+        ["systemd-analyze", "verify", "--recursive-errors=no", f"--root={root}",
+         "/etc/systemd/system/qilu-edge.service"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert r.returncode != 0 and "nonexistent" in r.stderr
+
+
+def test_uninstall_keeps_data_unless_purged(tmp_path: Path, wheel: Path) -> None:
+    root = tmp_path / "root"
+    assert install(root, wheel).returncode == 0
+    (root / "var/lib/qilu-edge/qilu.db").write_text("data")
+    for _ in range(2):  # idempotent
+        r = subprocess.run(
+            ["bash", str(REPO / "scripts/uninstall.sh"), "--prefix", str(root)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert r.returncode == 0, r.stderr
+    assert not (root / "opt/qilu-edge").exists()
+    assert not (root / "etc/systemd/system/qilu-edge.service").exists()
+    assert not (root / "etc/mosquitto/conf.d/qilu-edge.conf").exists()
+    assert (root / "etc/qilu-edge/edge.toml").exists()
+    assert (root / "var/lib/qilu-edge/qilu.db").read_text() == "data"
+    r = subprocess.run(
+        ["bash", str(REPO / "scripts/uninstall.sh"), "--prefix", str(root), "--purge"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0
+    assert not (root / "etc/qilu-edge").exists() and not (root / "var/lib/qilu-edge").exists()
