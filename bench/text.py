@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from edge.reports.analyze import Analyzer, polarity_of, pysenti_score  # noqa: E402
+from edge.reports.analyze import Analyzer, polarity_of, pysenti_score
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "community_messages.csv"
 
