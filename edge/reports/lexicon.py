@@ -96,11 +96,13 @@ HYPOTHETICAL = re.compile(r"(万一|如果|要是|以防|防止|担心|避免|�
 
 def urgency_hits(text: str) -> tuple[list[str], list[str]]:
     """The matched immediate and high patterns' texts (evidence for the alert)."""
-    imm = []
+    imm, feared = [], []
     for r in _IMMEDIATE:
         for m in r.finditer(text):
-            if not HYPOTHETICAL.search(text[max(0, m.start() - 4) : m.start()]):
+            if HYPOTHETICAL.search(text[max(0, m.start() - 4) : m.start()]):
+                feared.append(m.group(0))
+            else:
                 imm.append(m.group(0))
                 break
-    high = [m.group(0) for r in _HIGH if (m := r.search(text))]
+    high = feared + [m.group(0) for r in _HIGH if (m := r.search(text))]
     return imm, high

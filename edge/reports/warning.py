@@ -46,8 +46,10 @@ def _trend(store: Store, rec: Report, at: datetime, cfg: ReportsConfig, zh: str)
     for building, place in scopes:
         key = f"trend:{rec.category}:{building or '*'}"
         recent = db.first_reports(store, rec.category, building, iso(at - window), iso(at))
-        if len(recent) < cfg.trend_min_count or _cooling(store, key, at, cfg):
+        if len(recent) < cfg.trend_min_count:
             continue
+        if _cooling(store, key, at, cfg):
+            break  # this spike was already reported (here, or for the building)
         before = db.first_reports(store, rec.category, building, iso(base_from), iso(at - window))
         usual = len(before) / windows_in_baseline
         if len(recent) < cfg.trend_factor * max(usual, 1.0 / cfg.trend_factor):
