@@ -1,0 +1,46 @@
+"""First-boot wizard API: validates as it goes, writes the config keeping its comments."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from edge.config import load_config
+from tests.conftest import STAFF_TOKEN, api_url
+
+H = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+
+
+async def test_wizard_validates_then_saves(make_config, run_box) -> None:
+    cfg = make_config(extra='\n[[doors]]\nid = "door-1"\ntype = "sim"  # keep me\n')
+    box = await run_box(cfg)
+    base = f"{api_url(box)}/api/v1/installer"
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{base}/setup", headers=H) as r:
+            cur = await r.json()
+        assert cur["community"] == "test-community" and cur["devices"][0]["id"] == "door-1"
+
+        bad = {"community": "Not Valid!"}
+        async with s.post(f"{base}/setup/validate", json=bad, headers=H) as r:
+            body = await r.json()
+        assert r.status == 400 and body["field"] == "box.community", body
+        async with s.post(f"{base}/setup", json=bad, headers=H) as r:
+            assert r.status == 400
+        assert load_config(cfg.source).box.community == "test-community"  # nothing written
+
+        dup = {"devices": [{"kind": "doors", "id": "door-1", "type": "sim"}]}
+        async with s.post(f"{base}/setup/validate", json=dup, headers=H) as r:
+            assert r.status == 400 and "used twice" in (await r.json())["error"]
+
+        good = {
+            "community": "lixia-c1",
+            "name": "历下一号社区",
+            "devices": [{"kind": "doors", "id": "door-2", "type": "sim", "pulse_ms": 800}],
+        }
+        async with s.post(f"{base}/setup", json=good, headers=H) as r:
+            assert r.status == 200, await r.text()
+    saved = load_config(cfg.source)
+    assert saved.box.community == "lixia-c1" and saved.box.name == "历下一号社区"
+    assert [d.id for d in saved.doors] == ["door-1", "door-2"]
+    assert saved.doors[1].options.pulse_ms == 800
+    assert "# keep me" in cfg.source.read_text()
+    assert cfg.source.with_name("edge.toml.bak").exists()
