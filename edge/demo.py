@@ -157,3 +157,7 @@ async def run_demo(work_dir: Path, *, seconds: float | None, mqtt_port: int, api
 from edge.reports.demo import step_reports  # noqa: E402
 
 STEPS.append(step_reports)  # residents' reports, early warning, a repair ticket
+
+from edge.installer.demo_step import step_installer  # noqa: E402
+
+STEPS.append(step_installer)  # commissioning report (doctor) and the installer page
