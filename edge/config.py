@@ -71,19 +71,16 @@ class LoggingConfig(Section):
     as_json: bool = Field(False, alias="json")
 
 
-class PlayerConfig(Section):
-    """``[player]``: the outdoor-screen player (edge/screens/, README "Publicity screens")."""
-
-    cache_dir: str = "content"  # content cache, relative to box.data_dir
-    cache_budget_mb: float = Field(2048.0, gt=0)  # LRU eviction beyond this
-    protect_days: int = Field(3, ge=0, le=60)  # never evict what is scheduled this far ahead
-    plan_hours: int = Field(48, ge=1, le=336)  # how far ahead a player page gets its schedule
-    offline_after_s: float = Field(120.0, gt=0)  # a silent player becomes an offline event
-    default_title: str = "欢迎光临"  # shown when nothing is scheduled
-    default_body: str = ""
-    alert_emergency_types: tuple[str, ...] = ()  # alert types that start an emergency broadcast
-    alert_emergency_minutes: int = Field(30, ge=1, le=1440)
-    display_check_s: float = Field(30.0, ge=1)  # power/brightness schedule and health period
+class InstallerConfig(Section):
+    # Announce the box on the LAN (zeroconf _qilu-edge._tcp). Off unless asked (install.sh
+    # turns it on) so dev and test boxes never multicast on a real network.
+    advertise: bool = False
+    advertise_interfaces: tuple[str, ...] = ()  # IPv4 addresses to announce on; empty = all
+    web: bool = True  # the installer page (wizard + doctor) at /installer/
+    warn_free_disk_mb: int = Field(1024, ge=0)  # doctor warns below this much free disk
+    fail_free_disk_mb: int = Field(200, ge=0)  # and fails below this
+    max_clock_skew_s: float = Field(5.0, gt=0)  # doctor fails beyond this skew to the cloud
+    device_timeout_s: float = Field(8.0, gt=0)  # doctor's budget per device check
 
 
 class FaceConfig(Section):
@@ -111,34 +108,19 @@ class FaceConfig(Section):
     keep_thumbnails: bool = False  # attach a face thumbnail to decisions (never synced)
 
 
-class InstallerConfig(Section):
-    # Announce the box on the LAN (zeroconf _qilu-edge._tcp). Off unless asked (install.sh
-    # turns it on) so dev and test boxes never multicast on a real network.
-    advertise: bool = False
-    advertise_interfaces: tuple[str, ...] = ()  # IPv4 addresses to announce on; empty = all
-    web: bool = True  # the installer page (wizard + doctor) at /installer/
-    warn_free_disk_mb: int = Field(1024, ge=0)  # doctor warns below this much free disk
-    fail_free_disk_mb: int = Field(200, ge=0)  # and fails below this
-    max_clock_skew_s: float = Field(5.0, gt=0)  # doctor fails beyond this skew to the cloud
-    device_timeout_s: float = Field(8.0, gt=0)  # doctor's budget per device check
+class PlayerConfig(Section):
+    """``[player]``: the outdoor-screen player (edge/screens/, README "Publicity screens")."""
 
-
-class SyncConfig(Section):
-    """``[sync]``: the cloud sync client (edge/sync/, README "Cloud sync")."""
-
-    enabled: bool = True  # runs only once the box is provisioned (identity file present)
-    identity_file: str = "cloud-identity.json"  # relative to box.data_dir; mode 0600
-    batch_max_records: int = Field(2000, ge=1, le=20000)
-    batch_max_kb: int = Field(1024, ge=1)  # uncompressed; lower it on a slow link
-    backoff_min_s: float = Field(0.5, gt=0)
-    backoff_max_s: float = Field(60.0, gt=0)
-    request_timeout_s: float = Field(30.0, gt=0)
-    feed_wait_s: float = Field(25.0, ge=0, le=60)  # long-poll length
-    heartbeat_s: float = Field(60.0, gt=0)
-    outbox_budget_mb: float = Field(512.0, gt=0)  # over it, telemetry is dropped oldest-first
-    budget_warn: float = Field(0.8, gt=0, lt=1)  # warning Alert at this fraction
-    tls_verify: bool = True
-    ca_file: str | None = None  # extra CA for a private cloud certificate
+    cache_dir: str = "content"  # content cache, relative to box.data_dir
+    cache_budget_mb: float = Field(2048.0, gt=0)  # LRU eviction beyond this
+    protect_days: int = Field(3, ge=0, le=60)  # never evict what is scheduled this far ahead
+    plan_hours: int = Field(48, ge=1, le=336)  # how far ahead a player page gets its schedule
+    offline_after_s: float = Field(120.0, gt=0)  # a silent player becomes an offline event
+    default_title: str = "欢迎光临"  # shown when nothing is scheduled
+    default_body: str = ""
+    alert_emergency_types: tuple[str, ...] = ()  # alert types that start an emergency broadcast
+    alert_emergency_minutes: int = Field(30, ge=1, le=1440)
+    display_check_s: float = Field(30.0, ge=1)  # power/brightness schedule and health period
 
 
 class ReportsConfig(Section):
@@ -168,6 +150,24 @@ class TicketsConfig(Section):
     due_hours_normal: float = Field(48.0, gt=0)
     due_hours_low: float = Field(168.0, gt=0)
     overdue_check_s: float = Field(30.0, ge=0.05)
+
+
+class SyncConfig(Section):
+    """``[sync]``: the cloud sync client (edge/sync/, README "Cloud sync")."""
+
+    enabled: bool = True  # runs only once the box is provisioned (identity file present)
+    identity_file: str = "cloud-identity.json"  # relative to box.data_dir; mode 0600
+    batch_max_records: int = Field(2000, ge=1, le=20000)
+    batch_max_kb: int = Field(1024, ge=1)  # uncompressed; lower it on a slow link
+    backoff_min_s: float = Field(0.5, gt=0)
+    backoff_max_s: float = Field(60.0, gt=0)
+    request_timeout_s: float = Field(30.0, gt=0)
+    feed_wait_s: float = Field(25.0, ge=0, le=60)  # long-poll length
+    heartbeat_s: float = Field(60.0, gt=0)
+    outbox_budget_mb: float = Field(512.0, gt=0)  # over it, telemetry is dropped oldest-first
+    budget_warn: float = Field(0.8, gt=0, lt=1)  # warning Alert at this fraction
+    tls_verify: bool = True
+    ca_file: str | None = None  # extra CA for a private cloud certificate
 
 
 class PortalConfig(Section):
@@ -214,6 +214,27 @@ class ScreenConfig(DeviceConfig):
     tags: tuple[str, ...] = ()
 
 
+class AccessConfig(Section):
+    """``[access]``: the access engine (edge/access/, README "Doors, cameras and access")."""
+
+    enabled: bool = True
+    sample_fps: float = Field(15.0, gt=0, le=60)  # most frames per second a door examines
+    motion_threshold: float = Field(0.01, ge=0, le=1)  # share of changed pixels that wakes it
+    active_hold_s: float = Field(3.0, ge=0, le=60)  # keep looking this long after motion/face
+    liveness_frames: int = Field(3, ge=1, le=30)  # frames of evidence before a face decision
+    require_liveness: bool = True
+    cooldown_s: float = Field(5.0, ge=0, le=600)  # one person does not re-trigger a door
+    denied_cooldown_s: float = Field(10.0, ge=0, le=600)  # one denied event per face per door
+    qr: bool = True  # read visitor QR codes on door cameras
+    qr_every: int = Field(3, ge=1, le=100)  # try QR on every n-th active frame
+    pin_digits: int = Field(6, ge=4, le=10)
+    pin_max_failures: int = Field(5, ge=1, le=100)  # per door, then the keypad is locked
+    pin_lockout_s: float = Field(60.0, ge=1, le=86400)
+    pass_max_days: int = Field(30, ge=1, le=366)
+    offline_ticket_after_s: float = Field(300.0, ge=0)  # device offline this long: repair ticket
+    health_check_s: float = Field(1.0, gt=0, le=60)
+
+
 class Config(Section):
     box: BoxConfig = BoxConfig()
     store: StoreConfig = StoreConfig()
@@ -221,12 +242,13 @@ class Config(Section):
     api: ApiConfig = ApiConfig()
     logging: LoggingConfig = LoggingConfig()
     sync: SyncConfig = SyncConfig()
+    player: PlayerConfig = PlayerConfig()
+    face: FaceConfig = FaceConfig()
     installer: InstallerConfig = InstallerConfig()
     reports: ReportsConfig = ReportsConfig()
     tickets: TicketsConfig = TicketsConfig()
     portal: PortalConfig = PortalConfig()
-    face: FaceConfig = FaceConfig()
-    player: PlayerConfig = PlayerConfig()
+    access: AccessConfig = AccessConfig()
     doors: tuple[DoorConfig, ...] = ()
     cameras: tuple[CameraConfig, ...] = ()
     screens: tuple[ScreenConfig, ...] = ()

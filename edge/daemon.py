@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from edge import systemd
+from edge.access.engine import AccessService
 from edge.api import ApiServer, make_app
 from edge.bus import Bus
 from edge.commands import Commands
@@ -45,6 +46,7 @@ SERVICES: list[type[Service]] = [
     ScreensService,  # after devices: it drives the displays
     ReportsService,  # residents' reports and early warning (before tickets: it analyses)
     TicketsService,  # repair tickets; box.service("tickets") for device-health tickets
+    AccessService,  # face doors, passes, remote open (door.open); device-health tickets
     ResidentSite,  # the resident H5 page at /r/
     PortalService,  # resident portal: reading feed, services, logins (/r/read...)
     SyncService,  # after the services that register cloud-feed command handlers

@@ -1,0 +1,80 @@
+"""The access policy: may this resident pass this door now? Pure functions over store facts.
+
+Order of checks, first failure wins (its name is the event's reason): unknown_resident,
+resident_<status> (suspended, moved_out), blocked, not_allowed_here, outside_hours.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from edge.store.access import Facts
+
+_HHMM = re.compile(r"^([01]?\d|2[0-4]):([0-5]\d)$")
+
+
+def parse_hhmm(text: str, field: str) -> int:
+    m = _HHMM.match(text.strip())
+    if not m or (m.group(1) == "24" and m.group(2) != "00"):
+        raise ValueError(f"{field}: expected HH:MM, got {text!r}")
+    return int(m.group(1)) * 60 + int(m.group(2))
+
+
+def parse_days(text: str, field: str = "days") -> str:
+    """ "1-5", "1,3,5", "67", "" (= every day) -> ISO weekday digits "12345"."""
+    text = text.replace(" ", "")
+    if not text:
+        return "1234567"
+    out: set[int] = set()
+    for part in text.split(","):
+        if m := re.fullmatch(r"([1-7])-([1-7])", part):
+            a, b = int(m.group(1)), int(m.group(2))
+            if a > b:
+                raise ValueError(f"{field}: range {part!r} runs backwards")
+            out.update(range(a, b + 1))
+        elif re.fullmatch(r"[1-7]+", part):
+            out.update(int(c) for c in part)
+        else:
+            raise ValueError(f"{field}: expected ISO weekdays like '1-5' or '67', got {text!r}")
+    return "".join(str(d) for d in sorted(out))
+
+
+def in_window(w: dict[str, Any], local: datetime) -> bool:
+    minute = local.hour * 60 + local.minute
+    day = local.isoweekday()
+    start, end = int(w["start_min"]), int(w["end_min"])
+    if start < end:
+        return str(day) in w["days"] and start <= minute < end
+    # Wraps midnight: the part after midnight belongs to the previous day's window.
+    if minute >= start:
+        return str(day) in w["days"]
+    prev = 7 if day == 1 else day - 1
+    return minute < end and str(prev) in w["days"]
+
+
+def allowed_door(f: Facts, door_id: str, building: str | None) -> bool:
+    assert f.resident is not None
+    listed = f.resident["doors"]
+    if not listed and not f.rights:
+        return True  # no restriction configured: every door of the community
+    if door_id in listed or ("door", door_id) in f.rights:
+        return True
+    return building is not None and ("building", building) in f.rights
+
+
+def evaluate(f: Facts, door_id: str, building: str | None, local: datetime) -> str | None:
+    """None if the resident may pass; otherwise the reason they may not."""
+    if f.resident is None:
+        return "unknown_resident"
+    if f.resident["status"] != "active":
+        return f"resident_{f.resident['status']}"
+    if any(b["door_id"] in (None, door_id) for b in f.blocks):
+        return "blocked"
+    if not allowed_door(f, door_id, building):
+        return "not_allowed_here"
+    windows = [w for w in f.windows if w["door_id"] in (None, door_id)]
+    if windows and not any(in_window(w, local) for w in windows):
+        return "outside_hours"
+    return None
