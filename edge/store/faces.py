@@ -140,14 +140,35 @@ def load_all(store: Store) -> tuple[int, list[tuple[str, str, np.ndarray]], dict
     return cursor, templates, {k: np.stack(v) for k, v in negatives.items()}
 
 
-def load_matrix(store: Store) -> tuple[list[str], list[str], np.ndarray]:
-    """All templates as (ids, resident ids, one (n, 128) matrix): fast for big galleries."""
+def load_all_negatives_only(
+    store: Store,
+) -> tuple[int, list[tuple[str, str, np.ndarray]], dict[str, np.ndarray]]:
+    """(change cursor, [], negatives per resident): templates come from load_matrix."""
     with store._lock:
-        rows = store.db.execute("SELECT id, resident_id, embedding FROM face_templates").fetchall()
-    if not rows:
-        return [], [], np.zeros((0, DIM), np.float32)
-    mat = np.frombuffer(b"".join(r[2] for r in rows), dtype="<f4").reshape(-1, DIM)
-    return [r[0] for r in rows], [r[1] for r in rows], mat.astype(np.float32)
+        cursor = store.db.execute("SELECT coalesce(max(seq), 0) FROM face_changes").fetchone()[0]
+        neg_rows = store.db.execute("SELECT resident_id, embedding FROM face_negatives").fetchall()
+    negatives: dict[str, list[np.ndarray]] = {}
+    for rid, b in neg_rows:
+        negatives.setdefault(rid, []).append(_vec(b))
+    return cursor, [], {k: np.stack(v) for k, v in negatives.items()}
+
+
+def load_matrix(store: Store) -> tuple[list[str], list[str], np.ndarray]:
+    """All templates as (ids, resident ids, one (n, 128) matrix), streamed into one buffer
+    (no list of 100k blobs held at once: the daemon's peak memory stays near the gallery's)."""
+    with store._lock:
+        n = store.db.execute("SELECT count(*) FROM face_templates").fetchone()[0]
+        mat = np.empty((n, DIM), np.float32)
+        tids: list[str] = []
+        rids: list[str] = []
+        cur = store.db.execute("SELECT id, resident_id, embedding FROM face_templates")
+        for i, (tid, rid, blob) in enumerate(cur):
+            if i >= n:
+                break
+            mat[i] = np.frombuffer(blob, dtype="<f4")
+            tids.append(tid)
+            rids.append(rid)
+    return tids, rids, mat[: len(tids)]
 
 
 def changes_after(store: Store, cursor: int, limit: int = 1000) -> list[Change]:

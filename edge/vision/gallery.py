@@ -50,8 +50,7 @@ class Gallery:
         cap = self._m.shape[0]
         if need <= cap:
             return
-        while cap < need:
-            cap *= 2
+        cap = max(need, cap * 2)  # a bulk load gets exactly its size, later adds double
         m = np.zeros((cap, self.dim), np.float32)
         m[: len(self)] = self._m[: len(self)]
         owner = np.zeros(cap, np.int32)
@@ -72,6 +71,13 @@ class Gallery:
     def add_many(self, tids: list[str], rids: list[str], vecs: np.ndarray) -> int:
         vecs = np.asarray(vecs, np.float32).reshape(-1, self.dim)
         with self._lock:
+            if len(self) == 0 and len(set(tids)) == len(tids) and vecs.flags.c_contiguous:
+                # Start-up load: adopt the caller's matrix instead of copying 50 MB.
+                self._m = vecs
+                self._owner = np.array([self._resident_index(r) for r in rids], np.int32)
+                self._tids = list(tids)
+                self._row = {t: i for i, t in enumerate(tids)}
+                return len(tids)
             fresh = [i for i, t in enumerate(tids) if t not in self._row]
             n = len(self)
             self._grow(n + len(fresh))

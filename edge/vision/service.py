@@ -16,8 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from edge.config import Config
 from edge.service import Service
 from edge.store import faces as store_faces
@@ -70,17 +68,15 @@ class FacesService(Service):
             raise FaceStartError(f"face recognition cannot start: {e}") from e
         except Exception as e:  # OpenCV refusing a file that passed the hash is still fatal
             raise FaceStartError(f"face recognition cannot load its models from {mdir}: {e}") from e
-        cursor, templates, negatives = await self.box.store.run(
-            store_faces.load_all, self.box.store.sync
+        # Cursor first: a change landing between the two reads is replayed, harmlessly.
+        cursor, _, negatives = await self.box.store.run(
+            store_faces.load_all_negatives_only, self.box.store.sync
         )
+        tids, rids, mat = await self.box.store.run(store_faces.load_matrix, self.box.store.sync)
         gallery = self.pipeline.gallery
-        if templates:
-            await asyncio.to_thread(
-                gallery.add_many,
-                [t[0] for t in templates],
-                [t[1] for t in templates],
-                np.stack([t[2] for t in templates]),
-            )
+        if tids:
+            await asyncio.to_thread(gallery.add_many, tids, rids, mat)
+        del mat
         for rid, vecs in negatives.items():
             self.pipeline.set_negatives(rid, vecs)
         self.cursor = cursor
