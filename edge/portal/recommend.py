@@ -22,10 +22,12 @@ import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
-WEIGHTS = {"topic": 1.0, "coread": 1.2, "building": 0.5, "popular": 0.35, "fresh": 0.45}
+# Tuned on bench/recommend.py's synthetic log with --seed 1; the bench reports seed 7.
+WEIGHTS = {"topic": 1.0, "coread": 0.3, "building": 0.5, "popular": 0.5, "fresh": 1.0}
 NON_TOPIC_PREFIXES = ("building:",)
+EXPLAIN_MIN = 0.2  # weighted signal needed to explain a place by the resident's own reading
 
 
 @dataclass(frozen=True)
@@ -58,15 +60,29 @@ class Ranked:
 
 
 class CoReads:
-    """Item popularity, building affinity and co-occurrence from (resident, item, building)."""
+    """Item popularity, building affinity and co-occurrence from a read log.
 
-    def __init__(self, log: Iterable[tuple[str, str, str | None]]) -> None:
+    Log rows are (resident, item, building) or (resident, item, building, opened_at); with
+    times and ``now``, ``recent`` counts each item's readers in the last ``recent_days``.
+    """
+
+    def __init__(
+        self,
+        log: Iterable[tuple],
+        now: datetime | None = None,
+        recent_days: float = 7.0,
+    ) -> None:
         by_resident: dict[str, set[str]] = defaultdict(set)
         self.readers: Counter[str] = Counter()
+        self.recent: Counter[str] = Counter()
+        cutoff = now - timedelta(days=recent_days) if now else None
         self.by_building: dict[str, Counter[str]] = defaultdict(Counter)
         building_total: Counter[str] = Counter()
         seen: set[tuple[str, str]] = set()
-        for rid, cid, building in log:
+        for row in log:
+            rid, cid, building = row[:3]
+            if cutoff is not None and len(row) > 3 and row[3] >= cutoff:
+                self.recent[cid] += 1
             if (rid, cid) in seen:
                 continue
             seen.add((rid, cid))
@@ -126,7 +142,8 @@ def rank(
             if strength > tag_src.get(t, (0.0, ""))[0]:
                 tag_src[t] = (strength, it.id)
     tag_total = sum(tag_w.values()) or 1.0
-    max_pop = math.log1p(max(co.readers.values(), default=0)) or 1.0
+    pop = co.recent if co.recent else co.readers  # trending when the log has times
+    max_pop = math.log1p(max(pop.values(), default=0)) or 1.0
     b = profile.building
     b_share = {}
     if b and co.building_total.get(b):
@@ -150,7 +167,7 @@ def rank(
         coread = min(1.0, best_co * 2.0)
         addressed = f"building:{b}" in it.tags if b else False
         building = 1.0 if addressed else b_share.get(it.id, 0.0)
-        popular = math.log1p(co.readers.get(it.id, 0)) / max_pop
+        popular = math.log1p(pop.get(it.id, 0)) / max_pop
         age_h = max((now - it.published).total_seconds() / 3600.0, 0.0)
         fresh = 0.5 ** (age_h / half_life_h)
         signals = {
@@ -162,9 +179,14 @@ def rank(
         }
         score = sum(w[k] * v for k, v in signals.items())
         read = it.id in profile.reads
-        # the strongest weighted signal names the reason
+        # A personal signal of real weight names the reason (it tells the resident most);
+        # otherwise the strongest of the community-wide ones does.
         parts = {k: w[k] * v for k, v in signals.items()}
-        top = max(parts, key=parts.get) if score > 0 else "fresh"
+        personal = [k for k in ("topic", "coread", "building") if parts[k] >= EXPLAIN_MIN]
+        if personal:
+            top = max(personal, key=parts.get)
+        else:  # "hot" when among the most read lately, else it is here for being new
+            top = "popular" if popular >= 0.6 else "fresh"
         if top == "topic" and topics:
             t = max(topics, key=lambda x: tag_w[x])
             src = tag_src[t][1] if t in tag_src else ""
@@ -192,8 +214,11 @@ def rank(
     return (pinned + rest)[:limit]
 
 
-def popularity(items: Sequence[Item], co: CoReads, read: set[str], limit: int) -> list[Item]:
-    """The baseline: most readers first, skipping what the resident already read."""
+def popularity(
+    items: Sequence[Item], co: CoReads, read: set[str], limit: int, *, recent: bool = False
+) -> list[Item]:
+    """The baseline: most readers (overall or recently) first, skipping what was read."""
+    pop = co.recent if recent else co.readers
     cand = [it for it in items if it.id not in read]
-    cand.sort(key=lambda it: (-co.readers.get(it.id, 0), it.id))
+    cand.sort(key=lambda it: (-pop.get(it.id, 0), it.id))
     return cand[:limit]

@@ -199,8 +199,10 @@ class PortalService(Service):
         # Rebuilt at most once a minute: one model serves every resident's feed.
         if self._co and time.monotonic() - self._co[0] < 60:
             return self._co[1]
-        log_rows = await self.db(db.read_log, datetime.now(UTC) - timedelta(days=CO_READ_DAYS))
-        co = await asyncio.to_thread(CoReads, log_rows)
+        now = datetime.now(UTC)
+        log_rows = await self.db(db.read_log, now - timedelta(days=CO_READ_DAYS))
+        rows = [(r, c, b, datetime.fromisoformat(t)) for r, c, b, t in log_rows]
+        co = await asyncio.to_thread(CoReads, rows, now)
         self._co = (time.monotonic(), co)
         return co
 

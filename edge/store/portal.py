@@ -236,14 +236,15 @@ def history(store: Store, rid: str) -> dict[str, Any]:
     }
 
 
-def read_log(store: Store, since: datetime) -> list[tuple[str, str, str | None]]:
-    """(resident, content, building) of reads since a time: the recommender's co-read basis."""
+def read_log(store: Store, since: datetime) -> list[tuple[str, str, str | None, str]]:
+    """(resident, content, building, opened_at) of reads since a time: the co-read basis."""
     rows = _rows(
         store,
-        "SELECT resident_id, content_id, building FROM portal_reads WHERE opened_at >= ?",
+        "SELECT resident_id, content_id, building, opened_at FROM portal_reads"
+        " WHERE opened_at >= ?",
         _iso(since),
     )
-    return [(r["resident_id"], r["content_id"], r["building"]) for r in rows]
+    return [(r["resident_id"], r["content_id"], r["building"], r["opened_at"]) for r in rows]
 
 
 def local_stats(store: Store) -> list[dict[str, Any]]:
