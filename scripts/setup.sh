@@ -38,4 +38,5 @@ extra=""
 echo "==> installing qilu-edge${extra} into .venv"
 .venv/bin/pip install -q --disable-pip-version-check -e ".${extra}" 2>&1 | grep -vi "warning\|deprecat\|!!\|^ *$\|wheel_obj" || true
 .venv/bin/python -c "import edge, cloudsync, drivers" 
+.venv/bin/qilu-edge models fetch >/dev/null && .venv/bin/python tests/data/fetch_faces.py  # face models + test photos
 echo "==> setup ($mode) done"
