@@ -292,3 +292,7 @@ main.add_command(screens)  # screens list|content|playlist|schedule|emergency|ca
 from edge.reports.cli import register as _register_reports  # noqa: E402
 
 _register_reports(main)  # report classify|list, ticket list|show|do
+
+from edge.portal.cli import portal  # noqa: E402
+
+main.add_command(portal)  # portal code|sessions|revoke|flagged|moderate|stats

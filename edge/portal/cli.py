@@ -1,0 +1,169 @@
+"""``qilu-edge portal ...``: login codes, sessions, moderation and reading counts.
+
+These work on the box's store directly (beside a running daemon: SQLite WAL), so staff at the
+box can hand out a code or hide a post without an API token.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import click
+
+CONFIG = click.option(
+    "-c", "--config", "config_path", type=click.Path(path_type=Path), required=True
+)
+
+
+@contextmanager
+def _store(config_path: Path) -> Iterator[tuple[Any, Any]]:
+    from edge.cli import load
+    from edge.store import Store
+
+    config = load(config_path)
+    store = Store(config.db_path, box_id=config.box.id)
+    try:
+        yield config, store
+    finally:
+        store.close()
+
+
+def new_code(digits: int) -> str:
+    return "".join(str(secrets.randbelow(10)) for _ in range(digits))
+
+
+@click.group("portal")
+def portal() -> None:
+    """Resident portal: login codes, sessions, board moderation, reading counts."""
+
+
+@portal.command("code")
+@CONFIG
+@click.argument("resident_id")
+@click.option("--name", default="", help="Name shown on the portal.")
+@click.option("--building", default=None, help="Building number (feed and notices).")
+@click.option("--unit", default=None)
+@click.option("--channel", type=click.Choice(["staff", "print", "door", "screen"]), default="print")
+@click.option("--ttl-h", type=float, default=None, help="Hours the code is valid.")
+def code_cmd(
+    config_path: Path,
+    resident_id: str,
+    name: str,
+    building: str | None,
+    unit: str | None,
+    channel: str,
+    ttl_h: float | None,
+) -> None:
+    """Issue a one-time login code for RESIDENT_ID (print it or show it at the door)."""
+    from edge.portal.models import IssueCode
+    from edge.store import portal as db
+
+    body = IssueCode(
+        resident_id=resident_id, name=name, building=building, unit=unit, channel=channel,
+        ttl_h=ttl_h,
+    )  # fmt: skip
+    with _store(config_path) as (config, store):
+        cfg = config.portal
+        db.upsert_resident(store, body.resident_id, body.name, body.building, body.unit)
+        code = new_code(cfg.code_digits)
+        expires = datetime.now(UTC) + timedelta(hours=body.ttl_h or cfg.code_ttl_h)
+        db.add_code(store, code, body.resident_id, body.channel, "cli", expires)
+        base = cfg.public_url.rstrip("/") or f"http://{config.api.host}:{config.api.port}"
+    click.echo(f"code {code}  for {resident_id}  valid until {expires:%Y-%m-%d %H:%M} UTC")
+    click.echo(f"link {base}/r/login?code={code}")
+
+
+@portal.command("sessions")
+@CONFIG
+@click.option("--resident", "resident_id", default=None)
+def sessions_cmd(config_path: Path, resident_id: str | None) -> None:
+    """List portal sessions (revoked ones are marked)."""
+    from edge.store import portal as db
+
+    with _store(config_path) as (_, store):
+        for s in db.list_sessions(store, resident_id):
+            state = f"revoked {s['revoked_at'][:16]}" if s["revoked_at"] else "live"
+            click.echo(
+                f"{s['id']}  {s['resident_id']:<12} since {s['created_at'][:16]}"
+                f"  last {s['last_seen'][:16]}  {state}"
+            )
+
+
+@portal.command("revoke")
+@CONFIG
+@click.option("--session", "session_id", default=None)
+@click.option("--resident", "resident_id", default=None, help="Every session of a resident.")
+def revoke_cmd(config_path: Path, session_id: str | None, resident_id: str | None) -> None:
+    """Revoke one session or all of a resident's sessions."""
+    from edge.store import portal as db
+
+    if (session_id is None) == (resident_id is None):
+        raise click.UsageError("give exactly one of --session and --resident")
+    with _store(config_path) as (_, store):
+        n = db.revoke_sessions(store, session_id=session_id, resident_id=resident_id)
+    click.echo(f"revoked {n} session(s)")
+
+
+@portal.command("flagged")
+@CONFIG
+def flagged_cmd(config_path: Path) -> None:
+    """Posts residents flagged, waiting for moderation."""
+    from edge.store import portal as db
+
+    with _store(config_path) as (_, store):
+        rows = db.flagged_posts(store)
+    for p in rows:
+        cats = ", ".join(sorted({f["category"] for f in p["flag_list"]}))
+        click.echo(f"{p['id']}  [{cats}]  {p['title']}  ({len(p['flag_list'])} flag(s))")
+    if not rows:
+        click.echo("nothing flagged")
+
+
+@portal.command("moderate")
+@CONFIG
+@click.argument("post_id")
+@click.argument("action", type=click.Choice(["hide", "restore"]))
+@click.option("--category", default=None, help="Taxonomy code (required to hide).")
+@click.option("--note", default="")
+def moderate_cmd(
+    config_path: Path, post_id: str, action: str, category: str | None, note: str
+) -> None:
+    """Hide a post (with a taxonomy category) or restore it."""
+    from edge.reports.taxonomy import load_taxonomy
+    from edge.store import portal as db
+
+    if action == "hide":
+        codes = load_taxonomy().codes
+        if category not in codes:
+            raise click.BadParameter(f"expected one of {', '.join(codes)}", param_hint="category")
+    with _store(config_path) as (_, store):
+        try:
+            rec = db.moderate_post(store, post_id, action, "cli", category, note)
+        except db.PortalError as e:
+            raise click.ClickException(str(e)) from e
+    click.echo(f"{rec.id} is now {rec.status}")
+
+
+@portal.command("stats")
+@CONFIG
+@click.option("--json", "as_json", is_flag=True)
+def stats_cmd(config_path: Path, as_json: bool) -> None:
+    """Reach per content item on this box: reads, readers, acknowledgements, dwell."""
+    from edge.store import portal as db
+
+    with _store(config_path) as (_, store):
+        rows = db.local_stats(store)
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False))
+        return
+    for r in rows:
+        click.echo(
+            f"{r['content_id']:<20} reads {r['reads']:>4}  readers {r['readers']:>4}"
+            f"  acks {r['acks']:>4}  dwell {r['dwell_s']:>8.0f}s  {r['title'] or ''}"
+        )
