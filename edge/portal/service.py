@@ -120,8 +120,27 @@ class PortalService(Service):
         sess = await self.db(db.session_for, token)
         return (sess["resident_id"], "resident") if sess else None
 
+    async def registered(self, rid: str) -> dict[str, Any] | None:
+        """The resident in the box's registry (faces/access), the identity doors know."""
+        try:
+            from edge.store import faces
+        except ImportError:
+            return None
+        try:
+            return await self.db(faces.get_resident, rid)
+        except Exception:  # no registry table on this box
+            return None
+
     async def issue_code(self, body: m.IssueCode, by: str) -> dict[str, Any]:
-        await self.db(db.upsert_resident, body.resident_id, body.name, body.building, body.unit)
+        # Name, building and unit default to the registry's, so the feed knows the building.
+        known = await self.registered(body.resident_id) or {}
+        await self.db(
+            db.upsert_resident,
+            body.resident_id,
+            body.name or known.get("name") or "",
+            body.building or known.get("building"),
+            body.unit or known.get("unit"),
+        )
         code = "".join(str(secrets.randbelow(10)) for _ in range(self.cfg.code_digits))
         expires = datetime.now(UTC) + timedelta(hours=body.ttl_h or self.cfg.code_ttl_h)
         await self.db(db.add_code, code, body.resident_id, body.channel, by, expires)
