@@ -1,0 +1,73 @@
+"""Ops view of the resident portal (issue 9): reading reach per content item and per area.
+
+Boxes upload ``reading_stats`` records, each counting reads, first-time readers,
+acknowledgements and dwell exactly once, so sums over them are the totals; no per-person data
+ever reaches the cloud. Scoped like every ops route: a user sees only their area.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from cloudsync.app import STORAGE, api
+from cloudsync.ops_api import FREE, scope
+from cloudsync.routing import ok
+
+
+class ReadingQuery(BaseModel):
+    group: Literal["content", "community", "content_community"] = "content"
+    since: str | None = Field(None, max_length=40, pattern=FREE)
+    until: str | None = Field(None, max_length=40, pattern=FREE)
+
+
+async def reading_totals(storage, scope_path: str, group: str, since: str, until: str) -> list:
+    j = storage.jtext
+    keys = {
+        "content": [f"{j('r.payload', 'content_id')} AS content_id"],
+        "community": ["a.id AS community_id", "a.path AS area_path"],
+        "content_community": [
+            f"{j('r.payload', 'content_id')} AS content_id",
+            "a.id AS community_id",
+            "a.path AS area_path",
+        ],
+    }[group]
+    sums = ", ".join(
+        f"sum(CAST({j('r.payload', f)} AS {t})) AS {f}"
+        for f, t in (
+            ("reads", "BIGINT"), ("new_readers", "BIGINT"), ("acks", "BIGINT"),
+            ("dwell_s", "DOUBLE PRECISION"),
+        )
+    )  # fmt: skip
+    by = ", ".join(str(i + 1) for i in range(len(keys)))
+    sql = (
+        f"SELECT {', '.join(keys)}, {sums}"
+        " FROM records r JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
+        " WHERE substr(a.path, 1, length($1)) = $1 AND r.kind = 'reading_stats'"
+        " AND ($2 = '' OR r.ts >= $2) AND ($3 = '' OR r.ts < $3)"
+        f" GROUP BY {by} ORDER BY {by}"
+    )
+    async with storage.tx() as c:
+        rows = await c.fetch(sql, scope_path, since, until)
+    for r in rows:
+        for f in ("reads", "new_readers", "acks"):
+            r[f] = int(r[f] or 0)
+        r["dwell_s"] = round(float(r["dwell_s"] or 0), 3)
+    return rows
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/stats/reading",
+    summary="Portal reading reach (reads, first-time readers, acks, dwell) per item / community",
+    tag="stats",
+    auth="ops",
+    query=ReadingQuery,
+)
+async def stats_reading(request: web.Request, q: ReadingQuery, body: None) -> web.Response:
+    rows = await reading_totals(
+        request.app[STORAGE], scope(request), q.group, q.since or "", q.until or ""
+    )
+    return ok({"items": rows})
