@@ -327,9 +327,11 @@ class AccessService(Service):
         if self._cooling(door_id, rid):
             return
         if self.cfg.require_liveness and not live:
-            if collecting:
+            # Not (yet) live: keep collecting evidence; the window slides, so a real person
+            # who moves passes a moment later. Only the denied *event* is rate-limited.
+            if collecting or self._cooling(door_id, f"liveness:{rid}"):
                 return
-            self._cool_down(door_id, rid, self.cfg.denied_cooldown_s)
+            self._cool_down(door_id, f"liveness:{rid}", self.cfg.denied_cooldown_s)
             st.decisions += 1
             await self.deny(door_id, "face", "liveness", resident_id=rid,
                             latency_ms=_ms(t0), **common)

