@@ -37,6 +37,10 @@ extra=""
 [ "$mode" = test ] && extra="[test]"
 echo "==> installing qilu-edge${extra} into .venv"
 .venv/bin/pip install -q --disable-pip-version-check -e ".${extra}" 2>&1 | grep -vi "warning\|deprecat\|!!\|^ *$\|wheel_obj" || true
+if [ "$mode" = test ]; then
+    # ONVIF test camera; --no-deps: its opencv-python would clash with the headless OpenCV.
+    .venv/bin/pip install -q --disable-pip-version-check --no-deps "ipycam==1.3.0" || true
+fi
 .venv/bin/python -c "import edge, cloudsync, drivers" 
 .venv/bin/qilu-edge models fetch >/dev/null && .venv/bin/python tests/data/fetch_faces.py  # face models + test photos
 echo "==> setup ($mode) done"
