@@ -296,3 +296,9 @@ _register_reports(main)  # report classify|list, ticket list|show|do
 from edge.portal.cli import portal  # noqa: E402
 
 main.add_command(portal)  # portal code|sessions|revoke|flagged|moderate|stats
+
+from edge.access.cli import cameras, door, passes_group  # noqa: E402
+
+main.add_command(door)  # door open DOOR
+main.add_command(cameras)  # cameras discover
+main.add_command(passes_group)  # passes list
