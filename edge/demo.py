@@ -161,3 +161,7 @@ STEPS.append(step_reports)  # residents' reports, early warning, a repair ticket
 from edge.installer.demo_step import step_installer  # noqa: E402
 
 STEPS.append(step_installer)  # commissioning report (doctor) and the installer page
+
+from edge.portal.demo import step_portal  # noqa: E402
+
+STEPS.append(step_portal)  # resident portal: code login, feed, ack, event sign-up, counts

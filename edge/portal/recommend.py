@@ -178,7 +178,6 @@ def rank(
             "fresh": round(fresh, 4),
         }
         score = sum(w[k] * v for k, v in signals.items())
-        read = it.id in profile.reads
         # A personal signal of real weight names the reason (it tells the resident most);
         # otherwise the strongest of the community-wide ones does.
         parts = {k: w[k] * v for k, v in signals.items()}
@@ -199,6 +198,9 @@ def rank(
             reason = "社区热门"
         else:
             reason = "最新发布"
+        read = it.id in profile.reads
+        if read:
+            reason = "你已读过"
         out.append(Ranked(it, round(score, 4), reason, signals, read, it.must_read))
 
     # unread before read, then by score; must-reads not yet acknowledged take the top slots

@@ -55,14 +55,6 @@ async def test_read_acknowledge_and_the_feed_changes(make_config, run_box) -> No
     async with browser() as b:
         ctx = await b.new_context(**PHONE)
         page = await ctx.new_page()
-        sizes: dict[str, int] = {}
-
-        async def on_response(resp) -> None:
-            if "/r/" in resp.url and resp.status == 200:
-                body = await resp.body()
-                sizes[resp.url] = len(body)
-
-        page.on("response", on_response)
         await page.goto(f"{base}/r/login?code={code['code']}", timeout=15000)
         await page.click("button")
         await page.wait_for_url("**/r/read", timeout=10000)
@@ -70,7 +62,9 @@ async def test_read_acknowledge_and_the_feed_changes(make_config, run_box) -> No
         assert ids[0] == "a-policy"
         assert await page.inner_text("ul.feed li:first-child .why") == "必读：请阅读并确认知晓"
         # small pages: the feed plus its stylesheet, no framework
-        assert sizes[f"{base}/r/read"] < 10_000 and sizes[f"{base}/r/portal.css"] < 5_000
+        size = "u => fetch(u).then(r => r.arrayBuffer()).then(b => b.byteLength)"
+        assert await page.evaluate(size, "/r/read") < 10_000
+        assert await page.evaluate(size, "/r/portal.css") < 5_000
 
         # read the must-read notice, stay a moment, acknowledge it
         await page.click("ul.feed li:first-child a")
