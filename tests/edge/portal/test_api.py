@@ -328,3 +328,11 @@ async def test_portal_disabled_adds_nothing(make_config, run_box) -> None:
     assert not isinstance(box.http.router, web.UrlDispatcher) or all(
         "portal" not in str(res) for res in box.http.router.resources()
     )
+
+
+async def test_resident_home_page_links_the_portal(make_config, run_box) -> None:
+    box = await run_box(make_config(extra=FAST))
+    async with aiohttp.ClientSession() as s:
+        r = await s.get(f"{api_url(box)}/r/")
+        home = await r.text()
+    assert r.status == 200 and 'href="/r/read"' in home and 'href="/r/events"' in home
