@@ -21,8 +21,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import numpy as np
-
 from drivers.cameras.base import CameraDriver
 from drivers.doors.base import DoorDriver, UnlockResult
 from edge.access import passes, policy
@@ -288,8 +286,10 @@ class AccessService(Service):
                 if pipeline is None:
                     continue
                 if tracker is None:
-                    tracker = _tracker(pipeline, self.cfg.liveness_frames)
-                decision, verdict = await _identify(pipeline, tracker, frame.image)
+                    tracker = pipeline.liveness_tracker(frames=self.cfg.liveness_frames)
+                # One detection on the face thread: the decision, its face and liveness.
+                seen = await pipeline.recognise(frame.image, tracker)
+                decision, verdict = seen.decision, seen.liveness
                 st.last_ms = round((time.monotonic() - frame.t) * 1000, 2)
                 if decision.faces == 0:
                     first_seen = None
@@ -386,29 +386,3 @@ class AccessService(Service):
 
 def _ms(t0: float) -> float:
     return round((time.monotonic() - t0) * 1000, 2)
-
-
-def _tracker(pipeline: Any, frames: int) -> Any:
-    from edge.vision.liveness import LivenessTracker
-
-    return LivenessTracker(pipeline.cfg.liveness_threshold, frames)
-
-
-async def _identify(pipeline: Any, tracker: Any, image: np.ndarray) -> tuple[Any, Any]:
-    """Identity and liveness of one frame, on the face pipeline's own worker thread.
-
-    The pipeline's identify() does not hand back the face it found, and liveness needs its
-    landmarks; the detector is cheap next to the embedding, so we detect once more for the
-    tracker, on the same thread (the models are not thread-safe).
-    """
-
-    def work() -> tuple[Any, Any]:
-        decision = pipeline.identify_sync(image)
-        if decision.faces == 0:
-            tracker.reset()
-            return decision, None
-        faces = pipeline.detector.detect(image)
-        verdict = tracker.update(image, faces[0] if faces else None)
-        return decision, verdict
-
-    return await pipeline._run(work)

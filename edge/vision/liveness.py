@@ -109,11 +109,16 @@ class LivenessTracker:
         for d in (self._marks, self._crops, self._model, self._moire):
             d.clear()
 
-    def update(self, frame_bgr: np.ndarray, face: Face | None) -> LivenessVerdict:
+    def update(
+        self, frame_bgr: np.ndarray, face: Face | None, aligned: np.ndarray | None = None
+    ) -> LivenessVerdict:
+        """Add one frame; ``aligned`` is the face's 112x112 crop when the caller has it."""
         if face is None:
             self.reset()
             return LivenessVerdict(0.0, False, 0, "no_face")
-        crop = cv2.cvtColor(align(frame_bgr, face.landmarks), cv2.COLOR_BGR2GRAY)
+        if aligned is None:
+            aligned = align(frame_bgr, face.landmarks)
+        crop = cv2.cvtColor(aligned, cv2.COLOR_BGR2GRAY)
         self._marks.append(np.asarray(face.landmarks, np.float64))
         self._crops.append(crop)
         self._moire.append(moire_score(crop))

@@ -4,7 +4,11 @@
     result = await pipeline.analyse(frame_bgr)            # faces, quality, embeddings
     decision = await pipeline.identify(frame_bgr)         # who is it (or why not)
     tracker = pipeline.liveness_tracker()                 # one per camera
-    verdict = await pipeline.liveness(tracker, frame_bgr, decision_face)
+    seen = await pipeline.recognise(frame_bgr, tracker)   # decision + its face + liveness
+    seen.decision, seen.face.bbox, seen.face.landmarks, seen.liveness.score
+
+``recognise`` is the call for a door camera: one detection feeds both the decision and the
+liveness tracker (the tracker reuses the aligned crop too), in one hop to the worker thread.
 
 All CPU work runs on one worker thread, never on the event loop. OpenCV releases the GIL
 while it works and uses both cores inside the nets itself; one thread also keeps the models'
@@ -39,6 +43,19 @@ from edge.vision.types import Decision, Face, FaceResult, FrameResult, Quality
 
 T = TypeVar("T")
 RECENT_DECISIONS = 512  # probes kept in memory for "not this person" reports
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """One frame's answer with the face it is about, from a single detection.
+
+    ``face`` is the face the decision is about (the largest; None when there is none);
+    ``liveness`` is the tracker's verdict after this frame (None when no tracker was given).
+    """
+
+    decision: Decision
+    face: Face | None
+    liveness: LivenessVerdict | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +107,12 @@ class FacePipeline:
     async def identify(self, frame_bgr: np.ndarray) -> Decision:
         return await self._run(self.identify_sync, frame_bgr)
 
+    async def recognise(
+        self, frame_bgr: np.ndarray, tracker: LivenessTracker | None = None
+    ) -> Recognition:
+        """Decision, the face it is about and (with a tracker) liveness: one detection."""
+        return await self._run(self.recognise_sync, frame_bgr, tracker)
+
     async def liveness(
         self, tracker: LivenessTracker, frame_bgr: np.ndarray, face: Face | None
     ) -> LivenessVerdict:
@@ -98,8 +121,13 @@ class FacePipeline:
     async def check_enrol(self, image_bgr: np.ndarray, resident_id: str) -> EnrolCheck:
         return await self._run(self.check_enrol_sync, image_bgr, resident_id)
 
-    def liveness_tracker(self, anti_spoof: AntiSpoof | None = None) -> LivenessTracker:
-        return LivenessTracker(self.cfg.liveness_threshold, self.cfg.liveness_frames, anti_spoof)
+    def liveness_tracker(
+        self, anti_spoof: AntiSpoof | None = None, frames: int | None = None
+    ) -> LivenessTracker:
+        """A tracker for one camera; ``frames`` overrides ``[face] liveness_frames``."""
+        return LivenessTracker(
+            self.cfg.liveness_threshold, frames or self.cfg.liveness_frames, anti_spoof
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -131,16 +159,34 @@ class FacePipeline:
         return FrameResult(faces=results, timings_ms=timings, frame_size=size)
 
     def identify_sync(self, frame: np.ndarray) -> Decision:
+        return self._decide(frame)[0]
+
+    def recognise_sync(
+        self, frame: np.ndarray, tracker: LivenessTracker | None = None
+    ) -> Recognition:
+        decision, best = self._decide(frame)
+        face = best.face if best is not None else None
+        verdict = None
+        if tracker is not None:
+            t = time.perf_counter()
+            if best is None:
+                verdict = tracker.update(frame, None)  # the face left: start over
+            else:
+                verdict = tracker.update(frame, best.face, aligned=best.aligned)
+            decision.timings_ms["liveness"] = _ms(t)
+        return Recognition(decision, face, verdict)
+
+    def _decide(self, frame: np.ndarray) -> tuple[Decision, FaceResult | None]:
         t0 = time.perf_counter()
         fr = self.analyse_sync(frame, max_faces=1)  # the largest face is the one at the door
         timings = dict(fr.timings_ms)
         did = new_id("fd")
         if not fr.faces:
-            return Decision(did, None, None, None, "no_face", timings_ms=_total(timings, t0))
+            return Decision(did, None, None, None, "no_face", timings_ms=_total(timings, t0)), None
         best = fr.faces[0]
         thumb = self._thumbnail(best)
         if best.embedding is None:
-            return Decision(
+            d = Decision(
                 did,
                 None,
                 None,
@@ -150,11 +196,12 @@ class FacePipeline:
                 timings_ms=_total(timings, t0),
                 thumbnail_jpeg=thumb,
             )
+            return d, best
         t = time.perf_counter()
         m = match(self.gallery, best.embedding, self.negatives, self.cfg)
         timings["match"] = _ms(t)
         self._remember(did, m.candidate_id, best.embedding)
-        return Decision(
+        d = Decision(
             id=did,
             resident_id=m.resident_id,
             similarity=m.similarity,
@@ -166,6 +213,7 @@ class FacePipeline:
             timings_ms=_total(timings, t0),
             thumbnail_jpeg=thumb,
         )
+        return d, best
 
     def check_enrol_sync(self, image: np.ndarray | None, resident_id: str) -> EnrolCheck:
         if image is None or image.ndim != 3 or image.shape[2] != 3:
