@@ -165,3 +165,7 @@ STEPS.append(step_installer)  # commissioning report (doctor) and the installer 
 from edge.portal.demo import step_portal  # noqa: E402
 
 STEPS.append(step_portal)  # resident portal: code login, feed, ack, event sign-up, counts
+
+from edge.sync.demo import step_cloud_sync  # noqa: E402
+
+STEPS.append(step_cloud_sync)  # local cloud, provision the box, records arrive, a command back

@@ -57,6 +57,7 @@ class SyncService(Service):
         self.revoked = False
         self._warned = False
         self._wake = asyncio.Event()
+        self._identity_written = asyncio.Event()  # set by identity_changed(); else poll 5 s
         loop = asyncio.get_running_loop()
         box.store.sync.on_commit(lambda: loop.call_soon_threadsafe(self._wake.set))
         box.http.router.add_get("/api/v1/sync/status", self._http_status)
@@ -84,11 +85,11 @@ class SyncService(Service):
 
     async def _main(self) -> None:
         # Wait for an identity: `qilu-edge provision` may write it while the daemon runs.
-        while True:  # a file appears; there is nothing to await but time
-            ident = await asyncio.to_thread(load, self.path)
-            if ident is not None:
-                break
-            await asyncio.sleep(5)
+        while (ident := await asyncio.to_thread(load, self.path)) is None:
+            self._identity_written.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await self._identity_written.wait()
         self.client = CloudClient(
             ident,
             timeout_s=self.cfg.request_timeout_s,
@@ -115,6 +116,10 @@ class SyncService(Service):
             "revoked": self.revoked,
             "last_error": self.last_error,
         }
+
+    def identity_changed(self) -> None:
+        """Provisioning wrote the identity file while the daemon runs: pick it up now."""
+        self._identity_written.set()
 
     def auth_headers(self, method: str, url: str) -> dict[str, str]:
         """Headers that authenticate a request of another service to the cloud (blobs)."""
