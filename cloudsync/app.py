@@ -162,8 +162,11 @@ async def openapi_doc(request: web.Request) -> web.Response:
 def make_app(
     storage: Storage, blob_dir: Path, *, feed_poll_s: float = 0.5, max_body_mb: float = 64
 ) -> web.Application:
-    from cloudsync import box_api, ops_api  # noqa: F401  (they register routes on `api`)
-    from cloudsync import portal_stats  # noqa: F401  (reading reach, issue 9)
+    from cloudsync import (  # noqa: F401  (they register routes on `api`)
+        box_api,
+        ops_api,
+        portal_stats,
+    )
 
     app = web.Application(
         middlewares=[errors, authenticate], client_max_size=int(max_body_mb * 1024 * 1024)

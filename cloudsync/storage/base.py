@@ -287,25 +287,15 @@ class Storage:
                 "SELECT acked_seq FROM boxes WHERE id = $1" + self.for_update(), box_id
             )
             stored = await c.insert_records(box_id, now, rows) if rows else 0
-            acked = max(box["acked_seq"], floor - 1)  # type: ignore
+            # Invariant: after every upload acked_seq is the highest contiguous seq, so it can
+            # move only if this batch holds acked_seq + 1 or the box's floor lifts it.
+            before = box["acked_seq"]  # type: ignore[index]
+            acked = max(before, floor - 1)
             seqs = sorted(r.seq for r in rows)
-            if seqs and seqs[0] == acked + 1 and seqs[-1] - seqs[0] == len(seqs) - 1:
-                acked = seqs[-1]  # the common case: the batch continues the watermark
-            while True:
-                nxt = await c.fetch(
-                    "SELECT seq FROM records WHERE box_id = $1 AND seq > $2 ORDER BY seq"
-                    " LIMIT 2000",
-                    box_id,
-                    acked,
-                )
-                moved = 0
-                for r in nxt:
-                    if r["seq"] != acked + 1:
-                        break
-                    acked += 1
-                    moved += 1
-                if moved < 2000:
-                    break
+            if acked > before or (seqs and acked + 1 in set(seqs)):
+                if seqs and seqs[0] == acked + 1 and seqs[-1] - seqs[0] == len(seqs) - 1:
+                    acked = seqs[-1]  # the common case: the batch continues the watermark
+                acked = await self._walk(c, box_id, acked)
             await c.execute(
                 "UPDATE boxes SET acked_seq = $1, last_seen_at = $2 WHERE id = $3",
                 acked,
@@ -313,6 +303,23 @@ class Storage:
                 box_id,
             )
         return stored, len(rows) - stored, acked
+
+    async def _walk(self, c: Conn, box_id: str, acked: int) -> int:
+        """Advance the watermark over seqs already stored above it."""
+        while True:
+            nxt = await c.fetch(
+                "SELECT seq FROM records WHERE box_id = $1 AND seq > $2 ORDER BY seq LIMIT 2000",
+                box_id,
+                acked,
+            )
+            moved = 0
+            for r in nxt:
+                if r["seq"] != acked + 1:
+                    return acked
+                acked += 1
+                moved += 1
+            if moved < 2000:
+                return acked
 
     def for_update(self) -> str:
         return ""

@@ -46,6 +46,35 @@ def outbox_batch(store: Store, max_records: int, max_bytes: int) -> list[OutboxR
     return out
 
 
+def outbox_batch_after(
+    store: Store, priority: int, after_seq: int, max_records: int, max_bytes: int
+) -> list[OutboxRow]:
+    """The batch that follows one in flight: same class, seqs after it (read ahead)."""
+    with store._lock:
+        rows = store.db.execute(
+            "SELECT seq, priority, kind, record_id, ts, payload, bytes FROM outbox"
+            " WHERE priority = ? AND seq > ? ORDER BY priority, seq LIMIT ?",
+            (priority, after_seq, max_records),
+        ).fetchall()
+    out: list[OutboxRow] = []
+    size = 0
+    for r in rows:
+        if out and size + r[6] > max_bytes:
+            break
+        out.append(OutboxRow(*r))
+        size += r[6]
+    return out
+
+
+def outbox_more_urgent(store: Store, priority: int) -> bool:
+    """Whether a row of a more urgent class is waiting (it goes before a read-ahead batch)."""
+    with store._lock:
+        row = store.db.execute(
+            "SELECT 1 FROM outbox WHERE priority < ? LIMIT 1", (priority,)
+        ).fetchone()
+    return row is not None
+
+
 def outbox_ack(store: Store, seqs: list[int]) -> int:
     """Delete rows the cloud stored. Idempotent: deleting a deleted row is a no-op."""
     with store.transaction() as db:

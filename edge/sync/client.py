@@ -81,6 +81,7 @@ class CloudClient:
         params: dict[str, Any] | None = None,
         body: Any = None,
         compress: bool = False,
+        compressed: bytes | None = None,
         timeout_s: float | None = None,
     ) -> Any:
         url = self.base.with_path(path)
@@ -95,7 +96,10 @@ class CloudClient:
         )
         data = raw
         headers = {"Content-Type": "application/json"}
-        if compress and raw:
+        if compressed is not None:  # gzip of raw, made by the caller (off the event loop)
+            data = compressed
+            headers["Content-Encoding"] = "gzip"
+        elif compress and raw:
             data = await asyncio.to_thread(gzip.compress, raw, GZIP_LEVEL)
             headers["Content-Encoding"] = "gzip"
         timeout = aiohttp.ClientTimeout(total=timeout_s or self.timeout_s)
@@ -118,15 +122,11 @@ class CloudClient:
         raise CloudError(401, "clock skew could not be corrected")
 
     async def upload(self, rows: list[OutboxRow], floor: int) -> p.UploadResult:
-        # Rows are built as JSON by hand around the stored payload text: no re-serialising.
-        parts = [
-            f'{{"seq":{r.seq},"priority":{r.priority},"kind":{json.dumps(r.kind)},'
-            f'"record_id":{json.dumps(r.record_id)},"ts":{json.dumps(r.ts)},'
-            f'"payload":{json.dumps(r.payload, ensure_ascii=False)}}}'
-            for r in rows
-        ]
-        body = f'{{"floor":{floor},"records":[{",".join(parts)}]}}'.encode()
-        answer = await self.request("POST", "/api/v1/box/upload", body=body, compress=True)
+        raw, gz = await asyncio.to_thread(encode_batch, rows, floor)
+        return await self.send_batch(raw, gz)
+
+    async def send_batch(self, raw: bytes, gz: bytes) -> p.UploadResult:
+        answer = await self.request("POST", "/api/v1/box/upload", body=raw, compressed=gz)
         return p.UploadResult.model_validate(answer)
 
     async def feed(self, after: int, wait_s: float) -> dict[str, Any]:
@@ -142,6 +142,19 @@ class CloudClient:
 
     async def rotate(self) -> str:
         return (await self.request("POST", "/api/v1/box/rotate"))["secret"]
+
+
+def encode_batch(rows: list[OutboxRow], floor: int) -> tuple[bytes, bytes]:
+    """(JSON, gzip of it) of a batch; CPU work for a worker thread. The stored payload text
+    goes in as a JSON string, never parsed and re-serialised."""
+    parts = [
+        f'{{"seq":{r.seq},"priority":{r.priority},"kind":{json.dumps(r.kind)},'
+        f'"record_id":{json.dumps(r.record_id)},"ts":{json.dumps(r.ts)},'
+        f'"payload":{json.dumps(r.payload, ensure_ascii=False)}}}'
+        for r in rows
+    ]
+    raw = f'{{"floor":{floor},"records":[{",".join(parts)}]}}'.encode()
+    return raw, gzip.compress(raw, GZIP_LEVEL)
 
 
 async def provision(

@@ -32,7 +32,7 @@ from edge.api import json_error, require_staff
 from edge.service import Service
 from edge.standard import Alert, Command, new_id
 from edge.store import sync as outbox
-from edge.sync.client import CloudClient, CloudError, Revoked, ssl_context
+from edge.sync.client import CloudClient, CloudError, Revoked, encode_batch, ssl_context
 from edge.sync.identity import Identity, identity_path, load, save
 from edge.version import __version__
 
@@ -133,27 +133,46 @@ class SyncService(Service):
 
     # --- upload -----------------------------------------------------------------------------
 
-    async def _upload_loop(self) -> None:
+    async def _encode(self, rows: list[outbox.OutboxRow]) -> tuple[bytes, bytes]:
         st = self.box.store
+        floor = await st.run(outbox.outbox_floor, st.sync)
+        return await asyncio.to_thread(encode_batch, rows, floor)
+
+    async def _upload_loop(self) -> None:
+        """Send one batch while the next one of the same class is read and encoded (read
+        ahead); a more urgent row that appears meanwhile goes first. Rows are deleted only
+        after the cloud has stored them."""
+        st = self.box.store
+        limits = (self.cfg.batch_max_records, self.cfg.batch_max_kb * 1024)
         delay = self.cfg.backoff_min_s
+        ahead: tuple[list[outbox.OutboxRow], asyncio.Future] | None = None
         while True:
-            rows = await st.run(
-                outbox.outbox_batch,
-                st.sync,
-                self.cfg.batch_max_records,
-                self.cfg.batch_max_kb * 1024,
-            )
-            if not rows:
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(1.0):
-                        await self._wake.wait()
-                continue
+            if ahead is not None and not await st.run(
+                outbox.outbox_more_urgent, st.sync, ahead[0][0].priority
+            ):
+                rows, encoding = ahead
+            else:
+                rows = await st.run(outbox.outbox_batch, st.sync, *limits)
+                if not rows:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(1.0):
+                            await self._wake.wait()
+                    continue
+                encoding = asyncio.ensure_future(self._encode(rows))
+            ahead = None
             try:
-                floor = await st.run(outbox.outbox_floor, st.sync)
+                raw, gz = await encoding
                 assert self.client is not None
-                res = await self.client.upload(rows, floor)
+                sending = asyncio.ensure_future(self.client.send_batch(raw, gz))
+                nxt = await st.run(
+                    outbox.outbox_batch_after, st.sync, rows[0].priority, rows[-1].seq, *limits
+                )
+                if nxt:
+                    ahead = (nxt, asyncio.ensure_future(self._encode(nxt)))
+                res = await sending
             except RETRYABLE as e:
+                ahead = None
                 self._failed(e)
                 await asyncio.sleep(random.uniform(0, delay))  # full jitter
                 delay = min(delay * 2, self.cfg.backoff_max_s)
