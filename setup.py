@@ -32,6 +32,7 @@ setup(
         "aiohttp>=3.9,<4",
         "aiomqtt>=2.3,<3",
         "numpy>=2.0,<3",
+        "threadpoolctl>=3.1,<4",  # one BLAS thread beside OpenCV's (edge/vision/pipeline.py)
         "opencv-python-headless>=4.10,<6",
         "ai-edge-litert>=1.2,<3",
         "pyserial>=3.5,<4",

@@ -1,8 +1,12 @@
 """The in-memory gallery: every template in one contiguous float32 matrix.
 
-1:N search is one matrix-vector product over the live rows (BLAS, no Python loop), ~2 ms at
-100k x 128. Adding appends a row (the buffer doubles when full); deleting moves the last row
-into the hole, so enrol and delete never reload the gallery.
+1:N search is one matrix-vector product over the live rows (BLAS, no Python loop) into a
+preallocated score buffer, then two argmax passes (best template; best template of another
+identity), ~2-3 ms at 100k x 128 on one core: the product reads the whole 51 MB matrix, so it
+is bound by memory bandwidth. float16 storage would halve that, but numpy has no float16
+BLAS and converting back costs more than the product (bench/face.py measures both).
+Adding appends a row (the buffer doubles when full); deleting moves the last row into the
+hole, so enrol and delete never reload the gallery.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class Gallery:
     def __init__(self, dim: int = DIM, capacity: int = 1024) -> None:
         self.dim = dim
         self._m = np.zeros((capacity, dim), np.float32)
+        self._scores = np.empty(capacity, np.float32)  # search output, reused (under the lock)
         self._owner = np.zeros(capacity, np.int32)  # row -> index into _residents
         self._tids: list[str] = []  # row -> template id
         self._row: dict[str, int] = {}  # template id -> row
@@ -44,7 +49,7 @@ class Gallery:
             return len(set(self._owner[: len(self)].tolist()))
 
     def nbytes(self) -> int:
-        return self._m.nbytes + self._owner.nbytes
+        return self._m.nbytes + self._owner.nbytes + self._scores.nbytes
 
     def _grow(self, need: int) -> None:
         cap = self._m.shape[0]
@@ -56,6 +61,7 @@ class Gallery:
         owner = np.zeros(cap, np.int32)
         owner[: len(self)] = self._owner[: len(self)]
         self._m, self._owner = m, owner
+        self._scores = np.empty(cap, np.float32)
 
     def _resident_index(self, resident_id: str) -> int:
         i = self._rindex.get(resident_id)
@@ -74,6 +80,7 @@ class Gallery:
             if len(self) == 0 and len(set(tids)) == len(tids) and vecs.flags.c_contiguous:
                 # Start-up load: adopt the caller's matrix instead of copying 50 MB.
                 self._m = vecs
+                self._scores = np.empty(len(vecs), np.float32)
                 self._owner = np.array([self._resident_index(r) for r in rids], np.int32)
                 self._tids = list(tids)
                 self._row = {t: i for i, t in enumerate(tids)}
@@ -128,27 +135,25 @@ class Gallery:
             n = len(self)
             if n == 0:
                 return None
-            scores = self._m[:n] @ np.asarray(q, np.float32)
+            q = np.ascontiguousarray(q, np.float32)
+            scores = np.matmul(self._m[:n], q, out=self._scores[:n])
             owner = self._owner[:n]
             if exclude is not None and exclude in self._rindex:
-                scores = np.where(owner == self._rindex[exclude], -2.0, scores)
-            k = min(n, 16)
-            top = np.argpartition(-scores, k - 1)[:k]
-            top = top[np.argsort(-scores[top])]
-            best = int(top[0])
-            if scores[best] <= -2.0:
+                scores[owner == self._rindex[exclude]] = -2.0
+            best = int(np.argmax(scores))
+            best_sim = float(scores[best])
+            if best_sim <= -2.0:
                 return None
-            second = next((int(r) for r in top[1:] if owner[r] != owner[best]), None)
-            if second is None and n > k:  # one identity filled the whole top-k
-                others = np.nonzero(owner != owner[best])[0]
-                if len(others):
-                    second = int(others[np.argmax(scores[others])])
-            if second is not None and scores[second] <= -2.0:
-                second = None
+            # The best *other* identity: blank the best one's rows (the buffer is ours).
+            scores[owner == owner[best]] = -3.0
+            second: int | None = int(np.argmax(scores)) if n > 1 else None
+            second_sim = None if second is None else float(scores[second])
+            if second_sim is not None and second_sim <= -2.0:
+                second = second_sim = None
             return Hit(
                 resident_id=self._residents[owner[best]],
-                similarity=float(scores[best]),
+                similarity=best_sim,
                 second_id=None if second is None else self._residents[owner[second]],
-                second_similarity=None if second is None else float(scores[second]),
+                second_similarity=second_sim,
                 template_id=self._tids[best],
             )

@@ -13,6 +13,11 @@ liveness tracker (the tracker reuses the aligned crop too), in one hop to the wo
 All CPU work runs on one worker thread, never on the event loop. OpenCV releases the GIL
 while it works and uses both cores inside the nets itself; one thread also keeps the models'
 (not thread-safe) state consistent and the frame order of a camera intact.
+
+Threads: numpy's OpenBLAS starts one thread per core and they busy-wait after each 1:N
+product, taking the core that OpenCV's nets need next. On the 2-core box that oversubscription
+nearly doubled the frame time (bench/face.py, ``threads`` section), so the pipeline limits
+BLAS to one thread for the process; the 1:N product is memory-bound and loses nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from typing import TypeVar
 
 import cv2
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from edge.config import FaceConfig
 from edge.standard import new_id
@@ -42,6 +48,7 @@ from edge.vision.quality import assess
 from edge.vision.types import Decision, Face, FaceResult, FrameResult, Quality
 
 T = TypeVar("T")
+BLAS_THREADS = 1
 RECENT_DECISIONS = 512  # probes kept in memory for "not this person" reports
 
 
@@ -77,6 +84,7 @@ def _ms(t0: float) -> float:
 class FacePipeline:
     def __init__(self, cfg: FaceConfig, model_dir: Path, *, gallery: Gallery | None = None) -> None:
         self.cfg = cfg
+        threadpool_limits(limits=BLAS_THREADS, user_api="blas")  # see the module doc
         paths = models.verify(model_dir, models.required(cfg.detector, cfg.blazeface_range))
         self.detector: Detector
         if cfg.detector == "yunet":
