@@ -25,6 +25,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -168,7 +169,9 @@ async def main():
     d = Daemon(cfg)
     box = await d.start()
     g = box.service("faces").pipeline.gallery
-    print(len(g), round(rss(), 1), box.service("faces").loaded_ms)
+    at_start = round(rss(), 1)
+    await box.service("reports").analyze("楼道的灯坏了，谢谢")  # loads jieba + pysenti
+    print(len(g), at_start, box.service("faces").loaded_ms, round(rss(), 1))
     await d.stop()
 
 asyncio.run(main())
@@ -192,8 +195,9 @@ def daemon_rss() -> dict[str, float]:
             break
     if out.returncode != 0:
         return {"error": out.stderr.strip()[-300:]}  # type: ignore[dict-item]
-    n, rss, load_ms = out.stdout.split()[-3:]
-    return {"templates": int(n), "rss_mb": float(rss), "start_ms": float(load_ms)}
+    n, rss, load_ms, after_report = out.stdout.split()[-4:]
+    return {"templates": int(n), "rss_mb": float(rss), "start_ms": float(load_ms),
+            "rss_mb_after_first_report": float(after_report)}
 
 
 def main() -> None:
@@ -227,6 +231,20 @@ def main() -> None:
             t = time.perf_counter()
             g.search(q)
             ts.append((time.perf_counter() - t) * 1000)
+        with threadpool_limits(limits=2, user_api="blas"):  # the default before the fix
+            ts2 = []
+            for _ in range(200):
+                t = time.perf_counter()
+                g.search(q)
+                ts2.append((time.perf_counter() - t) * 1000)
+        # float16 storage (half the bytes to read): numpy has no float16 BLAS.
+        h = big[:n].astype(np.float16)
+        qh = q.astype(np.float16)
+        tsh = []
+        for _ in range(5 if n == 100_000 else 20):
+            t = time.perf_counter()
+            h @ qh
+            tsh.append((time.perf_counter() - t) * 1000)
         # Baseline: the same search over a Python list of per-template arrays (no matrix).
         rows = list(big[: min(n, 10_000)])
         t = time.perf_counter()
@@ -236,9 +254,12 @@ def main() -> None:
             "p50_ms": pct(ts, 50),
             "p95_ms": pct(ts, 95),
             "baseline_python_loop_ms": round(naive, 1),
+            "blas_2_threads_p50_ms": pct(ts2, 50),
+            "float16_matrix_p50_ms": pct(tsh, 50),
         }
         print(
-            f"1:N {n:>6}: p50 {pct(ts, 50)} ms  p95 {pct(ts, 95)} ms  (python loop {naive:.1f} ms)"
+            f"1:N {n:>6}: p50 {pct(ts, 50)} ms  p95 {pct(ts, 95)} ms  (python loop {naive:.1f} ms,"
+            f" 2 BLAS threads {pct(ts2, 50)} ms, float16 {pct(tsh, 50)} ms)"
         )
     res["search_ms"] = search
 
@@ -272,6 +293,28 @@ def main() -> None:
         p.embedder.embed(align(f, faces[0].landmarks))
         bare.append((time.perf_counter() - t) * 1000)
     res["stages_ms"] = {k: {"p50": pct(v, 50), "p95": pct(v, 95)} for k, v in stages.items()}
+    # Thread settings, side by side in blocks: BLAS 1 (ours) vs 2 threads (numpy's default),
+    # OpenCV 1 vs 2 threads. Wall time and process CPU time per frame.
+    combos = [(2, 1), (2, 2), (1, 1)]  # (opencv, blas)
+    thr: dict[str, dict[str, list[float]]] = {f"cv{c}_blas{b}": {"wall": [], "cpu": []}
+                                              for c, b in combos}
+    cv_default = cv2.getNumThreads()
+    for i in range(args.frames * 3 // 2):
+        c, b = combos[(i // 20) % len(combos)]
+        cv2.setNumThreads(c)
+        with threadpool_limits(limits=b, user_api="blas"):
+            w0, c0 = time.perf_counter(), time.process_time()
+            p.identify_sync(probes[i % len(probes)])
+            thr[f"cv{c}_blas{b}"]["wall"].append((time.perf_counter() - w0) * 1000)
+            thr[f"cv{c}_blas{b}"]["cpu"].append((time.process_time() - c0) * 1000)
+    cv2.setNumThreads(cv_default)
+    res["threads_ms"] = {
+        k: {"wall_p50": pct(v["wall"], 50), "wall_p95": pct(v["wall"], 95),
+            "cpu_p50": pct(v["cpu"], 50)} for k, v in thr.items()
+    }
+    for k, v in res["threads_ms"].items():  # type: ignore[union-attr]
+        print(f"threads {k}: wall p50 {v['wall_p50']} p95 {v['wall_p95']} ms, "
+              f"cpu p50 {v['cpu_p50']} ms")
     res["end_to_end_ms"] = {
         "p50": pct(stages["total"], 50),
         "p95": pct(stages["total"], 95),

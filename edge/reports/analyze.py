@@ -15,13 +15,25 @@ import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import jieba
-
 from edge.reports import lexicon
 from edge.reports.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
-jieba.setLogLevel(logging.WARNING)
+# jieba is imported and its dictionary loaded on the first report, not at daemon start: the
+# import alone pulls pkg_resources (~19 MB) and the dictionary ~60 MB of RSS.
+_jieba_lock = threading.Lock()
+_jieba: Any = None
+
+
+def _load_jieba() -> Any:
+    global _jieba
+    with _jieba_lock:
+        if _jieba is None:
+            import jieba
+
+            jieba.setLogLevel(logging.WARNING)
+            _jieba = jieba
+        return _jieba
 
 # Categories whose messages carry no operational urgency.
 LOW_CATEGORIES = {"praise", "suggestion", "policy_enquiry", "other"}
@@ -81,6 +93,7 @@ class Analyzer:
         self._compile()
 
     def _compile(self) -> None:
+        self._words: list[str] = []
         self._cats: list[tuple[str, list[tuple[str, float]]]] = []
         for c in self.taxonomy.category:
             if c.retired:
@@ -90,7 +103,8 @@ class Analyzer:
         for c in self.taxonomy.category:
             for w in (*c.strong, *c.keywords):
                 if len(w) > 1:
-                    jieba.add_word(w)  # keep domain words whole (充电桩, 消防通道)
+                    self._words.append(w)  # added to jieba when it first segments
+        self._words_added = False
 
     def set_taxonomy(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
@@ -103,6 +117,12 @@ class Analyzer:
     # --- parts --------------------------------------------------------------------------
 
     def segment(self, text: str) -> list[str]:
+        jieba = _load_jieba()
+        if not self._words_added:
+            with _jieba_lock:
+                for w in self._words:
+                    jieba.add_word(w)  # keep domain words whole (充电桩, 消防通道)
+                self._words_added = True
         return [t for t in jieba.lcut(text) if t.strip()]
 
     def classify(self, text: str, tokens: list[str]) -> tuple[str, dict[str, float]]:

@@ -63,8 +63,10 @@ class ReportsService(Service):
                     self.analyzer.set_taxonomy(tax)
             except (TaxonomyError, ValueError) as e:
                 log.error("ignoring the stored taxonomy from the cloud: %s", e)
-        # jieba's dictionary takes ~1 s to load: do it now, off the event loop.
-        self._warm = asyncio.create_task(asyncio.to_thread(self.analyzer.warm))
+        # jieba's dictionary and pysenti take ~2 s and ~130 MB: load them now, off the event
+        # loop, only when asked to; otherwise the first report loads them.
+        if self.cfg.warm_at_start:
+            self._warm = asyncio.create_task(asyncio.to_thread(self.analyzer.warm))
 
     async def stop(self) -> None:
         if self._warm and not self._warm.done():

@@ -20,6 +20,7 @@ from edge.config import Config
 from edge.service import Service
 from edge.store import faces as store_faces
 from edge.vision import api, models
+from edge.vision.memory import trim_heap
 from edge.vision.pipeline import FacePipeline
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ class FacesService(Service):
         for rid, vecs in negatives.items():
             self.pipeline.set_negatives(rid, vecs)
         self.cursor = cursor
+        await asyncio.to_thread(trim_heap)  # the loads' freed buffers back to the OS
         self.loaded_ms = round((time.perf_counter() - t0) * 1000, 1)
         log.info(
             "faces: %s + sface from %s, %d templates of %d residents (%.0f ms)",
