@@ -229,7 +229,7 @@ def sqlite_floor(path: str, n_boxes: int, batches: int, size: int) -> dict:
     return {"executemany": {"records": total, "records_per_s": round(total / wall)}}
 
 
-async def drain(cloud: Cloud, backlog: int, work: Path) -> dict:
+async def drain(cloud: Cloud, backlog: int, work: Path, batch: int | None) -> dict:
     """A real box daemon drains a backlog written before it starts."""
     from edge.config import parse_config
     from edge.daemon import Daemon
@@ -241,6 +241,7 @@ async def drain(cloud: Cloud, backlog: int, work: Path) -> dict:
     cfg_text = (
         f'[box]\nid = "box-drain"\ndata_dir = "{work}"\n[mqtt]\nenabled = false\n'
         "[api]\nport = 0\n[sync]\nheartbeat_s = 3600\noutbox_budget_mb = 4096\n"
+        + (f"batch_max_records = {batch}\nbatch_max_kb = {batch}\n" if batch else "")
     )
     (work / "edge.toml").write_text(cfg_text)
     config = parse_config(cfg_text, source=work / "edge.toml")
@@ -289,13 +290,14 @@ async def main() -> None:
     ap.add_argument("--batches", type=int, default=25)
     ap.add_argument("--batch", type=int, default=500)
     ap.add_argument("--backlog", type=int, default=500_000)
-    ap.add_argument("--workers", type=int, default=1, help="cloud worker processes (PG)")
+    ap.add_argument("--backends", default="sqlite,postgres")
+    ap.add_argument("--drain-batch", type=int, default=None, help="[sync] batch_max_records")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="qilu-bench-sync-"))
     pg = start_pg(fsync=True)
     results: dict = {"machine": {"cpus": os.cpu_count()}, "params": vars(args), "targets": TARGETS}
     try:
-        for backend in ("sqlite", "postgres"):
+        for backend in args.backends.split(","):
             db = str(tmp / "cloud.db") if backend == "sqlite" else await pg.new_database()
             cloud = await start_cloud(db, tmp / backend, subprocess_=True)
             try:
@@ -313,7 +315,7 @@ async def main() -> None:
                     )
                 best = max(v["records_per_s"] for v in floor.values())
                 print(f"{backend}: drain {args.backlog}", file=sys.stderr)
-                dr = await drain(cloud, args.backlog, tmp / f"box-{backend}")
+                dr = await drain(cloud, args.backlog, tmp / f"box-{backend}", args.drain_batch)
                 results[backend] = {
                     "ingest_api": api,
                     "floor_no_http": floor,

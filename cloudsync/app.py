@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -152,7 +153,8 @@ async def _verify_box(request: web.Request, storage: Storage) -> web.Response | 
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"ok": True, "version": __version__})
+    # The worker's pid shows which process answered (several share a port with --workers).
+    return web.json_response({"ok": True, "version": __version__, "worker": os.getpid()})
 
 
 async def openapi_doc(request: web.Request) -> web.Response:

@@ -7,6 +7,7 @@ import logging
 import multiprocessing
 import os
 import secrets
+import signal
 import ssl
 from pathlib import Path
 
@@ -35,9 +36,20 @@ def main(log_level: str) -> None:
 
 
 def _serve(
-    db: str, blobs: Path, host: str, port: int, reuse_port: bool, ssl_ctx: object, poll_s: float
+    db: str,
+    blobs: Path,
+    host: str,
+    port: int,
+    reuse_port: bool,
+    tls: tuple | None,
+    poll_s: float,
 ) -> None:
     from cloudsync.app import build
+
+    ssl_ctx = None
+    if tls is not None:  # built in each worker: an SSLContext does not cross processes
+        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_ctx.load_cert_chain(*tls)
 
     async def factory() -> web.Application:
         return await build(db, blobs, feed_poll_s=poll_s)
@@ -90,10 +102,7 @@ def serve(
     feed_poll: float,
 ) -> None:
     """Serve the box sync API and the ops API."""
-    ssl_ctx = None
-    if tls_cert:
-        ssl_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_ctx.load_cert_chain(tls_cert, tls_key)
+    tls = (tls_cert, tls_key) if tls_cert else None
     # Migrate once before the workers start, so they never race on the schema.
     asyncio.run(_migrate(db))
     log.info(
@@ -105,15 +114,22 @@ def serve(
         db.split("@")[-1],
     )
     if workers <= 1:
-        _serve(db, blobs, host, port, False, ssl_ctx, feed_poll)
+        _serve(db, blobs, host, port, False, tls, feed_poll)
         return
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=_serve, args=(db, blobs, host, port, True, None, feed_poll))
+        ctx.Process(target=_serve, args=(db, blobs, host, port, True, tls, feed_poll))
         for _ in range(workers)
     ]
     for proc in procs:
         proc.start()
+
+    def stop(signum: int, frame: object) -> None:  # pass SIGTERM / Ctrl-C on to the workers
+        for proc in procs:
+            proc.terminate()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     for proc in procs:
         proc.join()
 

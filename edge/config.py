@@ -160,8 +160,8 @@ class SyncConfig(Section):
 
     enabled: bool = True  # runs only once the box is provisioned (identity file present)
     identity_file: str = "cloud-identity.json"  # relative to box.data_dir; mode 0600
-    batch_max_records: int = Field(2000, ge=1, le=20000)
-    batch_max_kb: int = Field(1024, ge=1)  # uncompressed; lower it on a slow link
+    batch_max_records: int = Field(5000, ge=1, le=20000)  # batches grow up to this
+    batch_max_kb: int = Field(4096, ge=1)  # uncompressed cap; lower it on a slow link
     backoff_min_s: float = Field(0.5, gt=0)
     backoff_max_s: float = Field(60.0, gt=0)
     request_timeout_s: float = Field(30.0, gt=0)

@@ -38,6 +38,8 @@ from edge.version import __version__
 
 log = logging.getLogger(__name__)
 RETRYABLE = (aiohttp.ClientError, TimeoutError, CloudError, OSError)
+MIN_BATCH, INITIAL_BATCH = 20, 500
+FAST_BATCH_S = 2.0  # a batch acked faster than this may double
 
 
 class SyncService(Service):
@@ -56,6 +58,9 @@ class SyncService(Service):
         self.last_upload_at: float | None = None
         self.revoked = False
         self._warned = False
+        # Batches are sized to the link: doubled while batches go through quickly, halved
+        # when the link fails, between MIN_BATCH and [sync] batch_max_records.
+        self.batch_limit = min(INITIAL_BATCH, self.cfg.batch_max_records)
         self._wake = asyncio.Event()
         self._identity_written = asyncio.Event()  # set by identity_changed(); else poll 5 s
         loop = asyncio.get_running_loop()
@@ -108,6 +113,7 @@ class SyncService(Service):
             "cloud": self.client.ident.cloud if self.client else None,
             "uploaded": self.uploaded,
             "batches": self.batches,
+            "batch_limit": self.batch_limit,
             "duplicates": self.duplicates,
             "acked_through": self.acked_through,
             "feed_applied": self.applied,
@@ -133,6 +139,9 @@ class SyncService(Service):
 
     # --- upload -----------------------------------------------------------------------------
 
+    def _limits(self) -> tuple[int, int]:
+        return self.batch_limit, self.cfg.batch_max_kb * 1024
+
     async def _encode(self, rows: list[outbox.OutboxRow]) -> tuple[bytes, bytes]:
         st = self.box.store
         floor = await st.run(outbox.outbox_floor, st.sync)
@@ -143,7 +152,6 @@ class SyncService(Service):
         ahead); a more urgent row that appears meanwhile goes first. Rows are deleted only
         after the cloud has stored them."""
         st = self.box.store
-        limits = (self.cfg.batch_max_records, self.cfg.batch_max_kb * 1024)
         delay = self.cfg.backoff_min_s
         ahead: tuple[list[outbox.OutboxRow], asyncio.Future] | None = None
         while True:
@@ -152,7 +160,7 @@ class SyncService(Service):
             ):
                 rows, encoding = ahead
             else:
-                rows = await st.run(outbox.outbox_batch, st.sync, *limits)
+                rows = await st.run(outbox.outbox_batch, st.sync, *self._limits())
                 if not rows:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
@@ -161,23 +169,32 @@ class SyncService(Service):
                     continue
                 encoding = asyncio.ensure_future(self._encode(rows))
             ahead = None
+            started = time.monotonic()
             try:
                 raw, gz = await encoding
                 assert self.client is not None
                 sending = asyncio.ensure_future(self.client.send_batch(raw, gz))
                 nxt = await st.run(
-                    outbox.outbox_batch_after, st.sync, rows[0].priority, rows[-1].seq, *limits
+                    outbox.outbox_batch_after,
+                    st.sync,
+                    rows[0].priority,
+                    rows[-1].seq,
+                    *self._limits(),
                 )
                 if nxt:
                     ahead = (nxt, asyncio.ensure_future(self._encode(nxt)))
                 res = await sending
             except RETRYABLE as e:
                 ahead = None
+                if not isinstance(e, CloudError):  # the link failed: smaller batches
+                    self.batch_limit = max(MIN_BATCH, self.batch_limit // 2)
                 self._failed(e)
                 await asyncio.sleep(random.uniform(0, delay))  # full jitter
                 delay = min(delay * 2, self.cfg.backoff_max_s)
                 continue
             await st.run(outbox.outbox_ack, st.sync, [r.seq for r in rows])
+            if time.monotonic() - started < FAST_BATCH_S and len(rows) >= self.batch_limit:
+                self.batch_limit = min(self.cfg.batch_max_records, self.batch_limit * 2)
             delay = self.cfg.backoff_min_s
             self.revoked = False
             self.batches += 1

@@ -5,15 +5,18 @@ once; a command queued on one worker reaches a box long-polling the other within
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from pathlib import Path
+
+import aiohttp
 
 from cloudsync.storage import open_storage
 from edge.sync.client import CloudClient
 from edge.sync.identity import Identity
 from tests.cloudsync.helpers import Cloud, PgCluster, start_cloud
 from tests.cloudsync.test_box_api import rows
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_port
 
 
 async def test_two_workers_one_database(pg_cluster: PgCluster, tmp_path: Path) -> None:
@@ -61,3 +64,38 @@ async def test_two_workers_one_database(pg_cluster: PgCluster, tmp_path: Path) -
     finally:
         await w1.stop()
         await w2.stop()
+
+
+async def test_serve_workers_share_one_port(pg_cluster: PgCluster, tmp_path: Path) -> None:
+    db = await pg_cluster.new_database()
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "qilu-cloudsync"),
+        "--log-level",
+        "WARNING",
+        "serve",
+        "--db",
+        db,
+        "--blobs",
+        str(tmp_path / "blobs"),
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        await asyncio.to_thread(wait_port, port, 30)
+        pids = set()
+        for _ in range(60):  # a fresh connection each time: the kernel spreads them
+            async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{port}/healthz") as r:
+                pids.add((await r.json())["worker"])
+            if len(pids) == 2:
+                break
+            await asyncio.sleep(0.05)  # the second worker may still be starting
+        assert len(pids) == 2
+    finally:
+        proc.terminate()
+        async with asyncio.timeout(10):
+            await proc.wait()
