@@ -75,6 +75,9 @@ class Storage:
     async def run_script(self, c: Conn, sql: str) -> None:
         raise NotImplementedError
 
+    async def relax_commit(self, c: Conn) -> None:
+        """This transaction need not wait for its commit to reach disk (nonces only)."""
+
     # --- schema ---------------------------------------------------------------------------
 
     async def migrate(self) -> list[int]:
@@ -264,6 +267,7 @@ class Storage:
     async def use_nonce(self, box_id: str, nonce: str, ts: int, older_than: int) -> bool:
         """False if this nonce was seen (a replay); forgets nonces outside the window."""
         async with self.tx() as c:
+            await self.relax_commit(c)
             n = await c.execute(
                 "INSERT INTO nonces (box_id, nonce, ts) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
                 box_id,
