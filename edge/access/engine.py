@@ -372,7 +372,9 @@ class AccessService(Service):
             now = time.monotonic()
             for (kind, dev_id), drv in list(devices.drivers.items()):
                 key = (kind, dev_id)
-                if drv.state == "offline" and drv.reason != "stopped":
+                # "not started": the driver has not reported yet (an RTSP camera still
+                # connecting at boot); only a reported outage counts towards a ticket.
+                if drv.state == "offline" and drv.reason not in ("stopped", "not started"):
                     since.setdefault(key, now)
                     due = now - since[key] >= self.cfg.offline_ticket_after_s
                     if due and key not in ticketed and tickets is not None:
