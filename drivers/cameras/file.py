@@ -2,7 +2,9 @@
 
 Frames are paced at ``fps`` (or the file's own rate) so the file behaves like a live camera.
 With ``loop = false`` the stream ends with the file, which then looks like a camera going
-offline.
+offline. A folder is looked at again each time it loops: frames dropped in (or a symlinked
+folder swapped atomically, as the demo does) play from the next loop; a folder that vanished
+or holds no images any more ends the stream (the camera goes offline and retries).
 """
 
 from __future__ import annotations
@@ -47,24 +49,51 @@ class VideoLoop:
         self.cap.release()
 
 
+def _folder_signature(path: Path) -> tuple:
+    """What the folder holds now (names, sizes, times; the resolved path for a symlink)."""
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return (str(path.resolve()), tuple((f.name, *_stamp(f)) for f in files))
+
+
+def _stamp(f: Path) -> tuple[int, int]:
+    st = f.stat()
+    return st.st_mtime_ns, st.st_size
+
+
 class ImageFolder:
     def __init__(self, path: Path, loop: bool) -> None:
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise OSError(f"no images in {path}")
+        self.path = path
         self.images: list[np.ndarray] = []
-        for f in files:  # decoded once: a looped folder must not cost a decode per frame
-            img = cv2.imread(str(f), cv2.IMREAD_COLOR)
-            if img is None:
-                raise OSError(f"cannot read image {f}")
-            self.images.append(img)
+        self._sig: tuple = ()
+        self._load()
         self.loop = loop
         self.finished = False
         self.i = 0
 
+    def _load(self) -> None:
+        sig = _folder_signature(self.path)
+        if not sig[1]:
+            raise OSError(f"no images in {self.path}")
+        images = []
+        for name, *_ in sig[1]:  # decoded once: a looped folder must not cost a decode per frame
+            img = cv2.imread(str(Path(sig[0]) / name), cv2.IMREAD_COLOR)
+            if img is None:
+                raise OSError(f"cannot read image {self.path / name}")
+            images.append(img)
+        self.images, self._sig = images, sig
+
+    def _reload_if_changed(self) -> bool:
+        """At the end of a loop: pick up a changed folder; False if it is gone or empty."""
+        try:
+            if _folder_signature(self.path) != self._sig:
+                self._load()
+        except OSError:
+            return False
+        return True
+
     def read(self) -> tuple[bool, Any]:
         if self.i >= len(self.images):
-            if not self.loop:
+            if not self.loop or not self._reload_if_changed():
                 self.finished = True
                 return False, None
             self.i = 0
