@@ -120,7 +120,7 @@ type = "sim"
 name = "1号楼单元门"
 building = "1"
 pulse_ms = 500
-{DEMO_SCREEN_TOML}""",
+{DEMO_SCREEN_TOML}{demo_access_toml(work_dir)}""",
         encoding="utf-8",
     )
     return path
@@ -169,3 +169,7 @@ STEPS.append(step_portal)  # resident portal: code login, feed, ack, event sign-
 from edge.sync.demo import step_cloud_sync  # noqa: E402
 
 STEPS.append(step_cloud_sync)  # local cloud, provision the box, records arrive, a command back
+
+from edge.access.demo import demo_access_toml, step_face_doors  # noqa: E402
+
+STEPS.append(step_face_doors)  # enrol a face, camera opens the door for them only; visitor pass

@@ -1,0 +1,53 @@
+"""Door-camera frames made from a still photo: for the demo, the tests and bench/access.py.
+
+We have no video of people offline, so a "person at the door" is a registry test photo placed
+in a 640x480 hallway frame, and a live head is that frame with the nose region displaced
+against eyes and mouth, frame by frame (a non-rigid change that a flat photo cannot make).
+The functions take the face the caller found (its bbox and landmarks), so the detector stays
+on the face pipeline's own thread.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from edge.vision.types import Face
+
+SIZE = (640, 480)
+BACKGROUND = 90  # grey hallway
+
+# A turn that never repeats with a short period, so a door that samples every n-th frame
+# still sees the head move (a periodic sequence can alias to a still picture).
+TURN = tuple(round(0.9 * float(np.sin(i * 2.4)), 3) for i in range(24))
+
+
+def hallway() -> np.ndarray:
+    return np.full((SIZE[1], SIZE[0], 3), BACKGROUND, np.uint8)
+
+
+def door_frame(image: np.ndarray, face: Face | None, face_px: int = 150) -> np.ndarray:
+    """640x480 frame with the photo's face ~face_px wide in the middle."""
+    box = face.bbox if face is not None else (0, 0, image.shape[1], 1)
+    scale = face_px / max(box[2], 1)
+    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    cx, cy = (box[0] + box[2] / 2) * scale, (box[1] + box[3] / 2) * scale
+    frame = hallway()
+    ox, oy = int(SIZE[0] / 2 - cx), int(SIZE[1] / 2 - cy)
+    x0, y0 = max(0, ox), max(0, oy)
+    x1, y1 = min(SIZE[0], ox + small.shape[1]), min(SIZE[1], oy + small.shape[0])
+    frame[y0:y1, x0:x1] = small[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+    return frame
+
+
+def head_turn(frame: np.ndarray, face: Face, amounts: tuple = TURN) -> list[np.ndarray]:
+    """Frames of a head turning (the face as found in ``frame``)."""
+    nose, eye = face.landmarks[2], face.eye_distance
+    h, w = frame.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    g = np.exp(-(((xx - nose[0]) ** 2 + (yy - nose[1]) ** 2) / (2 * (0.35 * eye) ** 2)))
+    out = []
+    for a in amounts:
+        mapx = (xx - a * eye * g).astype(np.float32)
+        out.append(cv2.remap(frame, mapx, yy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+    return out
