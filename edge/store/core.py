@@ -177,18 +177,34 @@ class Store:
     def transaction(self) -> Iterator[sqlite_utils.Database]:
         """All writes go through here; nested use joins the outer transaction."""
         with self._lock:
+            conn = self.db.conn
+            outer = self._depth == 0
+            committed = False
             self._depth += 1
             try:
-                with self.db.atomic():
-                    yield self.db
+                if outer:
+                    # IMMEDIATE takes the write lock up front: a CLI or another process
+                    # writing at the same moment makes us wait (busy_timeout) instead of
+                    # failing at once with SQLITE_BUSY when a read lock is upgraded.
+                    conn.execute("BEGIN IMMEDIATE")
+                try:
+                    with self.db.atomic():  # a savepoint: a nested block rolls back alone
+                        yield self.db
+                    if outer:
+                        conn.execute("COMMIT")
+                        committed = True
+                except BaseException:
+                    if outer and conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
             except sqlite3.OperationalError as e:
                 if "full" in str(e).lower():
                     raise StoreFullError(f"store is full, nothing written: {e}") from e
                 raise
             finally:
                 self._depth -= 1
-                fire = self._depth == 0 and self._emitted
-                if self._depth == 0:
+                fire = committed and self._emitted
+                if outer:
                     self._emitted = False
         if fire:
             for callback in self._listeners:

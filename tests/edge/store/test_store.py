@@ -218,3 +218,25 @@ def test_prune_keeps_unpublished_events(tmp_path: Path) -> None:
     assert store.prune_events("9999-01-01T00:00:00+00:00") == 2
     assert [e.record_id for e in store.events_after(0)] == ["a2", "a3"]
     store.close()
+
+
+WRITER = """
+import sys
+from edge.store import Store
+from edge.standard import AccessEvent
+store = Store(sys.argv[1])
+for i in range(200):
+    store.record(AccessEvent(id=f"{sys.argv[2]}{i}", door_id="d", method="pin", decision="denied"))
+"""
+
+
+def test_two_processes_writing_at_once_both_succeed(tmp_path: Path) -> None:
+    # A CLI command writing while the daemon writes must wait its turn, not fail.
+    db = tmp_path / "q.db"
+    Store(db).close()
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(db), tag]) for tag in "xy"]
+    assert [p.wait(60) for p in procs] == [0, 0]
+    store = Store(db)
+    assert store.db.execute("SELECT count(*) FROM access_events").fetchone()[0] == 400
+    assert store.outbox_stats()["rows"] == 400
+    store.close()
