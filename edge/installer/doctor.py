@@ -1,8 +1,9 @@
 """``qilu-edge doctor``: prove a box is ready, check by check, each with a fix hint.
 
 Every check returns pass / warn / fail / skip. A check whose capability is not in this build
-(face models, cloud sync, a camera driver) skips with "not available" instead of failing, so
-the doctor is useful from the first install on. The same checks feed the CLI table, ``--json``
+(e.g. face models) skips with "not available" instead of failing, so the doctor is useful from
+the first install on. Cloud checks (edge/installer/cloud_checks.py) skip only when the box is
+meant to run offline (``[sync] enabled = false``). The same checks feed the CLI table, ``--json``
 and the installer web page (which shows them one by one as they finish).
 
 Devices are checked through their drivers: inside the daemon through the running instances,
@@ -18,7 +19,6 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -91,8 +91,8 @@ class Doctor:
         self.box = box
         self.click = click
         self.config_error: str | None = None
-        self._cloud_date: float | None = None  # server time from the cloud's Date header
-        self._cloud_rtt: float = 0.0
+        self._identity: Any = None  # the box's cloud identity, once the provisioned check read it
+        self._skew: float | None = None  # box clock minus cloud clock, from the cloud check
         self._started: list[Any] = []  # drivers this doctor started and must stop
         if self.config is None and self.config_path is not None:
             try:
@@ -122,8 +122,8 @@ class Doctor:
             )
         checks += [
             Check("models", "Face models / 人脸模型", self.check_models),
-            Check("cloud", "Cloud reachable / 云端可达", self.check_cloud),
             Check("provisioned", "Box provisioned / 已注册", self.check_provisioned),
+            Check("cloud", "Cloud reachable / 云端可达", self.check_cloud),
             Check("clock", "Clock vs cloud / 时钟偏差", self.check_clock),
         ]
         return checks
@@ -300,72 +300,33 @@ class Doctor:
             "`qilu-edge models fetch` then `qilu-edge models verify`",
         )
 
-    async def check_cloud(self) -> Result:
-        url = self._cloud_url()
-        if url is None:
-            return Result("cloud", "", "skip", f"cloud sync: {NOT_AVAILABLE}")
-        if not url:
-            return Result(
-                "cloud",
-                "",
-                "warn",
-                "no cloud URL configured (the box runs offline)",
-                "set it in the installer page or in the sync section of edge.toml",
-            )
-        import aiohttp
-
-        target = url.rstrip("/") + "/healthz"
-        try:
-            t0 = time.time()
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as s:
-                async with s.get(target) as r:
-                    status = r.status
-                    date = r.headers.get("Date")
-            self._cloud_rtt = time.time() - t0
-        except (aiohttp.ClientError, TimeoutError, OSError) as e:
-            return Result(
-                "cloud",
-                "",
-                "fail",
-                f"{target}: {e or 'timed out'}",
-                "check the box's network, DNS and the cloud URL; the box keeps working offline",
-            )
-        if date:
-            self._cloud_date = parsedate_to_datetime(date).timestamp() + self._cloud_rtt / 2
-        if status >= 500:
-            return Result("cloud", "", "fail", f"{target}: HTTP {status}", "the cloud is down")
-        return Result("cloud", "", "pass", f"{target}: HTTP {status}")
-
     async def check_provisioned(self) -> Result:
-        probe = _sync_provisioned()
-        if probe is None:
-            return Result("provisioned", "", "skip", f"cloud sync: {NOT_AVAILABLE}")
-        try:
-            state = await asyncio.to_thread(probe, self._cfg)
-        except Exception as e:
-            return Result("provisioned", "", "fail", f"cannot read provisioning: {e}")
-        if state:
-            return Result("provisioned", "", "pass", str(state) if state is not True else "yes")
-        return Result(
-            "provisioned",
-            "",
-            "fail",
-            "this box has no cloud identity yet",
-            "`qilu-edge provision --claim-code CODE` or the installer page",
-        )
+        from edge.installer import cloud_checks
+
+        if not self._cfg.sync.enabled:
+            return Result("provisioned", "", "skip", "cloud sync off ([sync] enabled = false)")
+        ident, out = await asyncio.to_thread(cloud_checks.read_identity, self._cfg)
+        self._identity = ident  # a file with loose permissions is still tried against the cloud
+        return Result("provisioned", "", out.status, out.detail, out.hint)  # type: ignore[arg-type]
+
+    async def check_cloud(self) -> Result:
+        from edge.installer import cloud_checks
+
+        if not self._cfg.sync.enabled:
+            return Result("cloud", "", "skip", "cloud sync off ([sync] enabled = false)")
+        if self._identity is None:
+            return Result("cloud", "", "skip", "not provisioned (see the provisioned check)")
+        timeout = min(self._cfg.sync.request_timeout_s, 10.0)
+        probe = await cloud_checks.probe_cloud(self._cfg, self._identity, timeout)
+        self._skew = probe.skew_s
+        out = probe.outcome
+        return Result("cloud", "", out.status, out.detail, out.hint)  # type: ignore[arg-type]
 
     async def check_clock(self) -> Result:
-        if self._cloud_date is None:
-            return Result("clock", "", "skip", "no time from the cloud (see the cloud check)")
-        skew = time.time() - self._cloud_date
-        limit = self._cfg.installer.max_clock_skew_s
-        detail = f"box is {skew:+.1f} s against the cloud"
-        hint = "enable NTP: `timedatectl set-ntp true`; check `timedatectl timesync-status`"
-        if abs(skew) > limit:
-            return Result("clock", "", "fail", detail, hint)
-        if abs(skew) > limit / 2:
-            return Result("clock", "", "warn", detail, hint)
-        return Result("clock", "", "pass", detail)
+        from edge.installer import cloud_checks
+
+        out = cloud_checks.clock_outcome(self._cfg, self._skew)
+        return Result("clock", "", out.status, out.detail, out.hint)  # type: ignore[arg-type]
 
     # -- helpers ------------------------------------------------------------------------
     @property
@@ -403,18 +364,6 @@ class Doctor:
             except Exception:  # the check already reported what matters
                 pass
         self._started.clear()
-
-    def _cloud_url(self) -> str | None:
-        """The cloud URL from the sync capability's config section; None if it is not built."""
-        cfg = self._cfg
-        for section in ("sync", "cloud"):
-            sec = getattr(cfg, section, None)
-            if sec is None:
-                continue
-            for key in ("url", "cloud_url", "base_url", "server"):
-                if hasattr(sec, key):
-                    return str(getattr(sec, key) or "")
-        return None
 
 
 _HINTS = {
@@ -476,19 +425,6 @@ async def _maybe_await(value: Any) -> Any:
     if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
         return await value
     return value
-
-
-def _sync_provisioned() -> Callable[[Config], Any] | None:
-    """The sync capability's "is this box provisioned" probe, when that capability exists."""
-    try:
-        import edge.sync as sync  # issue 7
-    except ImportError:
-        return None
-    for name in ("is_provisioned", "provisioned", "provision_state"):
-        fn = getattr(sync, name, None)
-        if callable(fn):
-            return fn
-    return None
 
 
 # -- presentation ------------------------------------------------------------------------

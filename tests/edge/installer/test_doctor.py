@@ -16,7 +16,11 @@ from tests.edge.installer.modbus_peer import modbus_server
 
 pytest.importorskip("drivers.doors.modbus", reason="modbus door driver (issue 4) not built")
 
+# These boxes run offline ([sync] enabled = false): the cloud checks are in test_doctor_cloud.py.
 DOORS = """
+[sync]
+enabled = false
+
 [[doors]]
 id = "door-ok"
 type = "modbus"

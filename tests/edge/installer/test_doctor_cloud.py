@@ -1,0 +1,121 @@
+"""`qilu-edge doctor` cloud checks against a real `qilu-cloudsync serve` process on loopback:
+provisioned / cloud reachable (signed request) / clock skew, each with exit codes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from tests.cloudsync.faults import FAKETIME_LIB
+from tests.cloudsync.helpers import start_cloud
+from tests.conftest import box_toml
+
+QILU_EDGE = str(Path(sys.executable).parent / "qilu-edge")
+
+
+async def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, str]:
+    import os
+
+    proc = await asyncio.create_subprocess_exec(
+        *cmd,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode() + err.decode()
+
+
+async def doctor(config: Path, env: dict[str, str] | None = None) -> tuple[int, dict]:
+    code, out = await run([QILU_EDGE, "doctor", "-c", str(config), "--json"], env)
+    start = out.index("{")
+    report = json.loads(out[start : out.rindex("}") + 1])
+    return code, {c["id"]: c for c in report["checks"]}
+
+
+def faketime(offset: str) -> dict[str, str]:
+    return {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+async def test_doctor_cloud_checks_against_a_real_cloud(tmp_path: Path) -> None:
+    config = tmp_path / "edge.toml"
+    config.write_text(box_toml(tmp_path))
+    ident_file = tmp_path / "data" / "cloud-identity.json"
+    cloud = await start_cloud(str(tmp_path / "cloud.db"), tmp_path, subprocess_=True)
+    try:
+        await cloud.community()
+
+        # Not provisioned: a fail that names the command to run; nothing to ask the cloud.
+        code, by = await doctor(config)
+        assert code == 1
+        assert by["provisioned"]["status"] == "fail"
+        assert "qilu-edge provision" in by["provisioned"]["hint"]
+        assert by["cloud"]["status"] == "skip" and by["clock"]["status"] == "skip"
+
+        # Provisioned with the real command: everything passes, exit 0.
+        code, out = await run(
+            [QILU_EDGE, "provision", "-c", str(config), "--cloud", cloud.url,
+             "--claim", await cloud.claim()]
+        )  # fmt: skip
+        assert code == 0, out
+        code, by = await doctor(config)
+        assert code == 0, by
+        assert by["provisioned"]["status"] == "pass" and "0600" in by["provisioned"]["detail"]
+        assert by["cloud"]["status"] == "pass" and "authenticated" in by["cloud"]["detail"]
+        assert by["clock"]["status"] == "pass", by["clock"]
+        box_id = json.loads(ident_file.read_text())["box_id"]
+
+        # A secret readable by others is a fail with the chmod to run.
+        ident_file.chmod(0o644)
+        code, by = await doctor(config)
+        assert code == 1 and by["provisioned"]["status"] == "fail"
+        assert f"chmod 600 {ident_file}" in by["provisioned"]["hint"]
+        ident_file.chmod(0o600)
+
+        # Clock: a few seconds fast warns, minutes fast fails (the identity still works: the
+        # doctor signs with the cloud's time after the cloud refused its timestamp).
+        code, by = await doctor(config, faketime("+3.5"))
+        assert by["clock"]["status"] == "warn", by["clock"]
+        assert code == 0
+        code, by = await doctor(config, faketime("+400"))
+        assert code == 1
+        assert by["clock"]["status"] == "fail" and "+40" in by["clock"]["detail"], by["clock"]
+        assert by["cloud"]["status"] == "pass", by["cloud"]
+        assert "timedatectl" in by["clock"]["hint"]
+
+        # A wrong secret: refused, with the way back.
+        good = ident_file.read_text()
+        data = json.loads(good)
+        ident_file.write_text(json.dumps({**data, "secret": "x" * 43}))
+        ident_file.chmod(0o600)
+        code, by = await doctor(config)
+        assert code == 1 and by["cloud"]["status"] == "fail"
+        assert "refused" in by["cloud"]["detail"] and "--force" in by["cloud"]["hint"]
+        ident_file.write_text(good)
+
+        # Revoked by ops: a fail that says so.
+        status, body = await cloud.call("POST", f"/api/v1/ops/boxes/{box_id}/revoke")
+        assert status == 200, body
+        code, by = await doctor(config)
+        assert code == 1 and by["cloud"]["status"] == "fail"
+        assert "revoked" in by["cloud"]["detail"] and "claim code" in by["cloud"]["hint"]
+    finally:
+        await cloud.stop()
+
+    # The cloud is down: "cloud unreachable", no clock verdict, exit 1.
+    code, by = await doctor(config)
+    assert code == 1
+    assert by["cloud"]["status"] == "fail" and "cloud unreachable" in by["cloud"]["detail"]
+    assert by["clock"]["status"] == "skip"
+    assert by["provisioned"]["status"] == "pass"
+
+
+async def test_offline_box_skips_cloud_checks(tmp_path: Path) -> None:
+    config = tmp_path / "edge.toml"
+    config.write_text(box_toml(tmp_path, extra="\n[sync]\nenabled = false\n"))
+    code, by = await doctor(config)
+    assert code == 0, by
+    assert {by[k]["status"] for k in ("provisioned", "cloud", "clock")} == {"skip"}
