@@ -1,7 +1,9 @@
 """Chinese text analysis of a report: segmentation, category, sentiment (−1…1), urgency.
 
 jieba segments; categories score keyword hits from the taxonomy (multi-character keywords as
-substrings, single characters only as whole tokens so 修 does not fire inside 修剪); sentiment
+substrings, single characters only as whole tokens so 修 does not fire inside 修剪); when the
+rules are not confident (no hit, or the runner-up within MODEL_MARGIN of the top) a naive Bayes
+model (edge/reports/model.py) picks among the close categories; sentiment
 combines the community lexicon (with negation and intensifiers) with pysenti's rule score;
 urgency comes from explicit rules. CPU-bound: the service calls it in a worker thread.
 """
@@ -16,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from edge.reports import lexicon
+from edge.reports.model import NaiveBayes, features, load_training
 from edge.reports.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -46,6 +49,11 @@ PYSENTI_WEIGHT = 0.05
 CATEGORY_PRIOR = {"noise_neighbours": -1.0, "safety_hazard": -1.0, "praise": 1.0}
 REQUEST = re.compile(r"麻烦|请")
 THANKS = re.compile(r"感谢|表扬|点赞|辛苦|锦旗|好人")
+# Rules decide when their top category leads the runner-up by more than this many points
+# (a strong keyword is 3, a keyword 1); otherwise the model chooses among the categories
+# within this margin of the top. Chosen by 5-fold cross-validation on the dev half only.
+MODEL_MARGIN = 1.0
+MODEL_ALPHA = 0.1
 QUESTION = re.compile(r"请问|怎么|如何|哪里|多少|是否|吗[？?]?$|[？?]$")
 
 
@@ -58,6 +66,8 @@ class Analysis:
     urgency: str  # immediate | high | normal | low
     urgency_reasons: list[str] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
+    category_source: str = "rules"  # rules | model: which one decided the category
+    category_words: list[str] = field(default_factory=list)  # the words that drove it
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -87,9 +97,22 @@ def pysenti_score(text: str) -> float:
 
 
 class Analyzer:
-    def __init__(self, taxonomy: Taxonomy | None = None, *, use_pysenti: bool = True) -> None:
+    def __init__(
+        self,
+        taxonomy: Taxonomy | None = None,
+        *,
+        use_pysenti: bool = True,
+        training: list[tuple[str, str]] | None = None,
+        use_model: bool = True,
+    ) -> None:
+        """`training`: (text, category) rows for the model; default config/report_training.csv
+        (the dev half of the labelled set). `use_model=False` is the rules-only classifier."""
         self.taxonomy = taxonomy or load_taxonomy()
         self.use_pysenti = use_pysenti
+        self.use_model = use_model
+        self._training = training
+        self._model: NaiveBayes | None = None
+        self._model_lock = threading.Lock()
         self._compile()
 
     def _compile(self) -> None:
@@ -109,10 +132,15 @@ class Analyzer:
     def set_taxonomy(self, taxonomy: Taxonomy) -> None:
         self.taxonomy = taxonomy
         self._compile()
+        with self._model_lock:
+            self._model = None  # retrained on the new codes and keywords at the next report
 
     def warm(self) -> None:
-        """Load jieba's dictionary and pysenti now (~1–2 s) instead of on the first report."""
+        """Load jieba's dictionary, pysenti and the category model now (~1–2 s) instead of
+        on the first report."""
         self.analyze("楼道的灯坏了，谢谢")
+        if self.use_model:
+            self.model()
 
     # --- parts --------------------------------------------------------------------------
 
@@ -125,7 +153,51 @@ class Analyzer:
                 self._words_added = True
         return [t for t in jieba.lcut(text) if t.strip()]
 
+    def model(self) -> NaiveBayes:
+        """The category model, trained on first use (~0.1 s): the training rows plus one
+        pseudo-message per taxonomy keyword, so a word the few training messages lack still
+        counts. Only the taxonomy's active codes are learnt."""
+        with self._model_lock:
+            if self._model is not None:
+                return self._model
+            codes = set(self.taxonomy.codes)
+            rows = self._training if self._training is not None else load_training()
+            docs, labels = [], []
+            for text, cat in rows:
+                if cat in codes:
+                    docs.append(features(text, self.segment(text)))
+                    labels.append(cat)
+            for c in self.taxonomy.category:
+                if c.code in codes:
+                    for w in (*c.strong, *c.keywords):
+                        docs.append(features(w, self.segment(w)))
+                        labels.append(c.code)
+            self._model = NaiveBayes(MODEL_ALPHA).fit(docs, labels)
+            return self._model
+
+    def categorize(
+        self, text: str, tokens: list[str]
+    ) -> tuple[str, dict[str, float], str, list[str]]:
+        """Category, rule scores, who decided (rules|model) and the words that drove it."""
+        best, scores = self.classify(text, tokens)
+        top = max(scores.values(), default=0.0)
+        close = [c for c, v in scores.items() if v >= top - MODEL_MARGIN]
+        if self.use_model and (not scores or len(close) > 1):
+            model = self.model()
+            doc = features(text, tokens)
+            proba = model.proba(doc)
+            pick = max(close or proba, key=lambda c: proba.get(c, 0.0))
+            return pick, scores, "model", [w for w, _ in model.explain(doc, pick)]
+        return best, scores, "rules", self.rule_words(text, tokens, best)
+
+    def rule_words(self, text: str, tokens: list[str], code: str) -> list[str]:
+        """The taxonomy keywords of `code` found in the text."""
+        words = dict(self._cats).get(code, [])
+        token_set = set(tokens)
+        return [w for w, _ in words if (w in token_set if len(w) == 1 else w in text)]
+
     def classify(self, text: str, tokens: list[str]) -> tuple[str, dict[str, float]]:
+        """The rules alone: keyword scores per category and the best one."""
         token_set = set(tokens)
         hits: list[tuple[int, int, str, float]] = []  # start, end, category, weight
         for code, words in self._cats:
@@ -209,7 +281,8 @@ class Analyzer:
     def analyze(self, text: str) -> Analysis:
         text = text.strip()
         tokens = self.segment(text)
-        category, scores = self.classify(text, tokens)
+        category, scores, source, words = self.categorize(text, tokens)
+        decided = category
         if category == "praise" and REQUEST.search(text) and not THANKS.search(text):
             # "麻烦…谢谢" is a polite request: the next best category is what it is about.
             rest = [c for c in scores if c != "praise"]
@@ -223,6 +296,8 @@ class Analyzer:
             # An emergency is a safety matter whatever else it mentions (电梯困人, 燃气).
             category = "safety_hazard"
         sentiment = self.sentiment(text, urgency, category)
+        if category != decided:  # a rule below overrode the classifier
+            source, words = "rules", self.rule_words(text, tokens, category) or reasons
         return Analysis(
             category=category,
             category_scores=scores,
@@ -231,4 +306,6 @@ class Analyzer:
             urgency=urgency,
             urgency_reasons=reasons,
             tokens=tokens,
+            category_source=source,
+            category_words=words,
         )

@@ -45,7 +45,7 @@ def test_accuracy_targets(labelled) -> None:
     held_category = sum(a.category == r["category"] for r, a in held_out) / len(held_out)
     assert category >= 0.85
     assert polarity >= 0.85
-    assert held_category >= 0.80  # the held-out half; bench/text.py reports the exact figure
+    assert held_category >= 0.85  # the held-out half; bench/text.py reports the exact figure
 
 
 def test_thanks_is_positive_and_plain_fault_is_neutral(analyzer: Analyzer) -> None:
@@ -85,3 +85,33 @@ def test_cli_classify_json() -> None:
     data = json.loads(out.output.strip().splitlines()[-1])
     assert (data["urgency"], data["category"], data["polarity"]) == (
         "immediate", "safety_hazard", "negative")
+
+
+def test_training_file_is_the_dev_half_only() -> None:
+    """The model never sees the held-out half: config/report_training.csv = the dev rows."""
+    from edge.reports.model import DEFAULT_TRAINING
+
+    rows = list(csv.DictReader(DATA.open(encoding="utf-8")))
+    train = list(csv.DictReader(DEFAULT_TRAINING.open(encoding="utf-8")))
+    dev = [(r["id"], r["text"], r["category"]) for r in rows if r["split"] == "dev"]
+    assert [(r["id"], r["text"], r["category"]) for r in train] == dev
+    test_texts = {r["text"] for r in rows if r["split"] == "test"}
+    assert not test_texts & {r["text"] for r in train}
+
+
+def test_model_breaks_rule_ties_and_explains(analyzer: Analyzer) -> None:
+    # 车位 (parking, strong) and 建议 (suggestion, strong) tie in the rules; a proposal to add
+    # something is a suggestion (docs/reports.md labelling guideline).
+    a = analyzer.analyze("建议在东门多划几个访客车位")
+    assert a.category_scores["parking_traffic"] == a.category_scores["suggestion"]
+    assert (a.category, a.category_source) == ("suggestion", "model")
+    assert a.category_words  # the words that drove it
+    clear = analyzer.analyze("3号楼楼道的灯不亮了，麻烦来修一下")
+    assert clear.category_source == "rules" and "不亮" in clear.category_words
+    rules_only = Analyzer(use_model=False)
+    assert rules_only.analyze("3号楼楼道的灯不亮了").category == "facilities_repair"
+
+
+def test_model_only_learns_taxonomy_codes() -> None:
+    a = Analyzer(training=[("楼道灯坏了", "facilities_repair"), ("旧代码", "no_such_code")])
+    assert "no_such_code" not in a.model().classes
