@@ -99,7 +99,10 @@ def apply(text: str, source: Path, wizard: dict[str, Any]) -> tuple[str, Config]
         where = cloud_key(current)
         if where is None:
             if wizard["cloud_url"]:
-                raise ValueError("cloud_url: cloud sync is not available in this build")
+                raise ValueError(
+                    "cloud_url: the cloud is set by provisioning (POST /api/v1/installer/provision "
+                    "or `qilu-edge provision`), not in the config"
+                )
         else:
             text = set_keys(text, where[0], {where[1]: wizard["cloud_url"]})
     for dev in wizard.get("devices") or []:

@@ -7,6 +7,8 @@ API:
   GET  /api/v1/installer/setup            current box id, community, name, cloud URL, devices
   POST /api/v1/installer/setup/validate   {community, name, box_id, cloud_url, devices[]} -> ok
   POST /api/v1/installer/setup            same, validated, then written (restart to apply)
+  POST /api/v1/installer/provision        {cloud_url, claim_code, force?} -> box id, area (the
+                                          same steps as `qilu-edge provision`; sync starts now)
   POST /api/v1/installer/modbus-scan      {host, port, units} -> units that answered + blocks
   POST /api/v1/installer/doctor           start a run {click: bool} (409 while one runs)
   GET  /api/v1/installer/doctor           progress: {running, total, done, results[], ok}
@@ -27,7 +29,10 @@ from edge.config import ConfigError
 from edge.installer import setup_edit
 from edge.installer.doctor import Doctor, Result
 from edge.installer.page import PAGE
+from edge.installer.provisioning import ProvisionError, provision_box
 from edge.service import Service
+from edge.sync.identity import identity_path
+from edge.sync.identity import load as load_identity
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,7 @@ class InstallerWeb(Service):
         r.add_get("/api/v1/installer/setup", self.get_setup)
         r.add_post("/api/v1/installer/setup/validate", self.validate_setup)
         r.add_post("/api/v1/installer/setup", self.save_setup)
+        r.add_post("/api/v1/installer/provision", self.provision)
         r.add_post("/api/v1/installer/modbus-scan", self.modbus_scan)
         r.add_post("/api/v1/installer/doctor", self.start_doctor)
         r.add_get("/api/v1/installer/doctor", self.doctor_state)
@@ -63,15 +69,16 @@ class InstallerWeb(Service):
     async def get_setup(self, request: web.Request) -> web.Response:
         require_staff(request)
         cfg = self.box.config
-        where = setup_edit.cloud_key(cfg)
-        cloud = getattr(getattr(cfg, where[0]), where[1]) if where else None
+        # The cloud URL lives in the box's cloud identity (written by provisioning).
+        ident = await asyncio.to_thread(load_identity, identity_path(cfg))
         return web.json_response(
             {
                 "box_id": cfg.box.id,
                 "community": cfg.box.community,
                 "name": cfg.box.name,
-                "cloud_url": cloud,
-                "cloud_available": where is not None,
+                "cloud_url": ident.cloud if ident else None,
+                "cloud_available": True,
+                "provisioned": _ident_json(ident),
                 "config": str(cfg.source) if cfg.source else None,
                 "devices": [
                     {"kind": k, "id": d.id, "type": d.type, "name": d.name}
@@ -121,6 +128,29 @@ class InstallerWeb(Service):
                 "hint": "systemctl restart qilu-edge (applies the new config)",
             }
         )
+
+    async def provision(self, request: web.Request) -> web.Response:
+        require_staff(request)
+        body = await request.json()
+        if not isinstance(body, dict):
+            return json_error(400, "body: expected a JSON object", field="(body)")
+        try:
+            ident = await provision_box(
+                self.box.config,
+                str(body.get("cloud_url") or ""),
+                str(body.get("claim_code") or ""),
+                name=str(body.get("name") or ""),
+                force=bool(body.get("force")),
+            )
+        except ProvisionError as e:
+            return json_error(e.status, str(e), field=e.field)
+        try:
+            self.box.service("sync").identity_changed()  # start syncing without a restart
+        except KeyError:
+            pass
+        log.info("installer wizard provisioned %s at %s (by %s)", ident.box_id, ident.cloud,
+                 request["actor"])  # fmt: skip
+        return web.json_response({"ok": True, **_ident_json(ident)})
 
     async def modbus_scan(self, request: web.Request) -> web.Response:
         from edge.installer.modbus_scan import ScanError, scan, snippet
@@ -201,6 +231,17 @@ class InstallerWeb(Service):
     async def doctor_state(self, request: web.Request) -> web.Response:
         require_staff(request)
         return web.json_response(self.run)
+
+
+def _ident_json(ident: Any) -> dict[str, Any] | None:
+    if ident is None:
+        return None
+    return {
+        "box_id": ident.box_id,
+        "cloud_url": ident.cloud,
+        "community_id": ident.community_id,
+        "area_path": ident.area_path,
+    }
 
 
 def _field_of(message: str) -> str | None:

@@ -1,0 +1,80 @@
+"""The first-boot wizard provisions the box (cloud URL + claim code) against a real cloud."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import aiohttp
+
+from tests.cloudsync.helpers import start_cloud, wait_for
+from tests.conftest import STAFF_TOKEN, api_url, free_port
+
+H = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+FAST = "\n[sync]\nfeed_wait_s = 1\nheartbeat_s = 0.5\nrequest_timeout_s = 5\n"
+
+
+async def test_wizard_provisions_and_refuses_bad_codes(
+    make_config, run_box, tmp_path: Path
+) -> None:
+    cloud = await start_cloud(str(tmp_path / "cloud.db"), tmp_path)
+    try:
+        await cloud.community(community="c1")
+        code = await cloud.claim("c1")
+        box = await run_box(make_config(extra=FAST))
+        ident_file = box.config.box.data_dir / "cloud-identity.json"
+        base = f"{api_url(box)}/api/v1/installer"
+        async with aiohttp.ClientSession() as s:
+
+            async def post(body: dict) -> tuple[int, dict]:
+                async with s.post(f"{base}/provision", json=body, headers=H) as r:
+                    return r.status, await r.json()
+
+            async with s.get(f"{base}/setup", headers=H) as r:
+                assert (await r.json())["provisioned"] is None
+            async with s.post(f"{base}/provision", json={}) as r:
+                assert r.status == 401  # staff only
+
+            # Bad input names the field; an invalid code is refused by the cloud; no file.
+            st, b = await post({"cloud_url": "ftp://x", "claim_code": code})
+            assert st == 400 and b["field"] == "cloud_url", b
+            st, b = await post({"cloud_url": cloud.url, "claim_code": " "})
+            assert st == 400 and b["field"] == "claim_code", b
+            st, b = await post({"cloud_url": cloud.url, "claim_code": "NOT-A-CODE"})
+            assert st == 409 and b["field"] == "claim_code", b
+            assert "unknown, used or expired" in b["error"]
+            dead = f"http://127.0.0.1:{free_port()}"
+            st, b = await post({"cloud_url": dead, "claim_code": code})
+            assert st == 502 and b["field"] == "cloud_url" and "unreachable" in b["error"], b
+            assert not ident_file.exists()
+
+            # The real code provisions: identity 0600, the sync service starts without restart.
+            st, b = await post({"cloud_url": cloud.url + "/", "claim_code": code})
+            assert st == 200, b
+            assert b["box_id"].startswith("box-") and b["community_id"] == "c1", b
+            assert stat.S_IMODE(ident_file.stat().st_mode) == 0o600
+            sync = box.service("sync")
+
+            async def syncing() -> bool:
+                return sync.status()["box_id"] == b["box_id"]
+
+            await wait_for(syncing, 8)
+
+            async def seen() -> bool:
+                _, fleet = await cloud.call("GET", f"/api/v1/ops/boxes/{b['box_id']}")
+                return bool(fleet.get("software_version"))
+
+            await wait_for(seen, 8)
+            async with s.get(f"{base}/setup", headers=H) as r:
+                setup = await r.json()
+            assert setup["provisioned"]["box_id"] == b["box_id"]
+            assert setup["cloud_url"] == cloud.url
+
+            # Again: refused while provisioned; with "replace", the used code is refused.
+            st, again = await post({"cloud_url": cloud.url, "claim_code": code})
+            assert st == 409 and again["field"] == "force", again
+            st, again = await post({"cloud_url": cloud.url, "claim_code": code, "force": True})
+            assert st == 409 and again["field"] == "claim_code", again
+            assert b["box_id"] in ident_file.read_text()  # the working identity is kept
+    finally:
+        await cloud.stop()
