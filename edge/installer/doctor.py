@@ -94,6 +94,7 @@ class Doctor:
         self._identity: Any = None  # the box's cloud identity, once the provisioned check read it
         self._skew: float | None = None  # box clock minus cloud clock, from the cloud check
         self._started: list[Any] = []  # drivers this doctor started and must stop
+        self._faces: Any = None  # device_checks.FaceProbe, made at the first camera
         if self.config is None and self.config_path is not None:
             try:
                 self.config = load_config(self.config_path)
@@ -239,40 +240,49 @@ class Doctor:
             )
         except Exception as e:
             return Result(rid, "", "fail", f"{dev.type}: cannot start driver: {e}", _HINTS[kind])
+        if kind == "cameras" and hasattr(drv, "next_frame"):
+            # A camera started just now reports offline until its reader has a first frame.
+            await drv.next_frame(limit_s=self._cfg.installer.device_timeout_s)
         detail = f"{dev.type}: {drv.state}" + (f" ({drv.reason})" if drv.reason else "")
         if drv.state == "offline":
             return Result(rid, "", "fail", detail, _HINTS[kind])
-        extra, status = await self._exercise(kind, drv)
+        extra, status, hint = await self._exercise(kind, dev, drv)
         if extra:
             detail = f"{detail}; {extra}"
-        if drv.state == "degraded" or status == "warn":
-            return Result(rid, "", "warn", detail, _HINTS[kind])
         if status == "fail":
-            return Result(rid, "", "fail", detail, _HINTS[kind])
+            return Result(rid, "", "fail", detail, hint or _HINTS[kind])
+        if drv.state == "degraded" or status == "warn":
+            return Result(rid, "", "warn", detail, hint or _HINTS[kind])
         return Result(rid, "", "pass", detail)
 
-    async def _exercise(self, kind: str, drv: Any) -> tuple[str, Status]:
-        """Beyond "the driver is online": click a door, grab a camera frame, ask a screen."""
+    async def _exercise(self, kind: str, dev: Any, drv: Any) -> tuple[str, str, str]:
+        """Beyond "the driver is online": click a door, a face on a camera frame, a screen's
+        player page. (detail, status, hint; an empty hint means the kind's usual one)."""
+        from edge.installer import device_checks
+
         timeout = self._cfg.installer.device_timeout_s
         if kind == "doors":
             if not self.click:
-                return "", "pass"
+                return "", "pass", ""
             try:
                 res = await asyncio.wait_for(drv.unlock(300), timeout)
             except Exception as e:
-                return f"click test failed: {e}", "fail"
+                return f"click test failed: {e}", "fail", ""
             if not res.ok:
-                return f"click test: {res.detail or 'relay did not close again'}", "fail"
+                return f"click test: {res.detail or 'relay did not close again'}", "fail", ""
             if res.changed is None:  # the board cannot read its relay back
-                return "click test: pulse sent (board has no read-back; listen for it)", "pass"
+                return "click test: pulse sent (board has no read-back; listen for it)", "pass", ""
             if not res.changed:
-                return "click test: relay did not read back as switched", "warn"
-            return "click test: relay switched and closed", "pass"
+                return "click test: relay did not read back as switched", "warn", ""
+            return "click test: relay switched and closed", "pass", ""
         if kind == "cameras":
-            return await _camera_frame(drv, timeout)
+            if self._faces is None:
+                self._faces = device_checks.FaceProbe(self._cfg, self.box)
+            extra, status = await device_checks.camera_frame(drv, timeout, self._faces)
+            return extra, status, device_checks.NO_FACE_HINT if status == "warn" else ""
         if kind == "screens":
-            return await _screen_state(self.box, drv)
-        return "", "pass"
+            return await device_checks.screen_player(self._cfg, self.box, dev.id)
+        return "", "pass", ""
 
     async def check_models(self) -> Result:
         from edge import cli
@@ -364,6 +374,9 @@ class Doctor:
             except Exception:  # the check already reported what matters
                 pass
         self._started.clear()
+        if self._faces is not None:
+            await asyncio.to_thread(self._faces.close)
+            self._faces = None
 
 
 _HINTS = {
@@ -378,53 +391,6 @@ def _bind(fn: Callable[..., Awaitable[Result]], *args: Any) -> CheckFn:
         return await fn(*args)
 
     return call
-
-
-async def _camera_frame(drv: Any, budget_s: float) -> tuple[str, Status]:
-    """Grab one frame through whichever frame method the camera driver offers."""
-    for name in ("snapshot", "read_frame", "grab", "frame", "latest_frame"):
-        fn = getattr(drv, name, None)
-        if callable(fn):
-            break
-    else:
-        return "frame check not available for this driver", "pass"
-    try:
-        frame = await asyncio.wait_for(_maybe_await(fn()), budget_s)
-    except Exception as e:
-        return f"no frame: {e}", "fail"
-    frame = getattr(frame, "image", frame)  # a Frame object or a bare array
-    shape = getattr(frame, "shape", None)
-    if frame is None or shape is None:
-        return "no frame yet", "warn"
-    fps = getattr(drv, "fps", None)
-    extra = f", {fps:.1f} fps" if isinstance(fps, int | float) else ""
-    return f"frame {shape[1]}x{shape[0]}{extra}", "pass"
-
-
-async def _screen_state(box: Any, drv: Any) -> tuple[str, Status]:
-    if box is None:
-        return "", "pass"
-    try:
-        screens = box.service("screens").status()
-    except (KeyError, AttributeError):
-        return "player connection: not available", "pass"
-    info = screens.get(drv.id) if isinstance(screens, dict) else None
-    if isinstance(info, dict) and "connected" in info:
-        return (
-            ("player page connected", "pass")
-            if info["connected"]
-            else (
-                "player page not connected",
-                "warn",
-            )
-        )
-    return "", "pass"
-
-
-async def _maybe_await(value: Any) -> Any:
-    if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
-        return await value
-    return value
 
 
 # -- presentation ------------------------------------------------------------------------
