@@ -23,6 +23,15 @@ LEVELS = ("city", "district", "street", "community")
 PARENT_LEVEL = {"district": "city", "street": "district", "community": "street"}
 
 
+# Statements of the per-request path that backends may run their own way (fewer round trips).
+BOX_GET = (
+    "SELECT b.*, a.path AS area_path FROM boxes b JOIN areas a"
+    " ON a.id = b.community_id WHERE b.id = $1"
+)
+NONCE_INSERT = "INSERT INTO nonces (box_id, nonce, ts) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+NONCE_PRUNE = "DELETE FROM nonces WHERE ts < $1"
+
+
 class StorageError(ValueError):
     """A request the data does not allow (unknown parent, used claim code...); names why."""
 
@@ -208,11 +217,7 @@ class Storage:
 
     async def box_get(self, box_id: str) -> dict[str, Any] | None:
         async with self.tx() as c:
-            return await c.fetchrow(
-                "SELECT b.*, a.path AS area_path FROM boxes b JOIN areas a"
-                " ON a.id = b.community_id WHERE b.id = $1",
-                box_id,
-            )
+            return await c.fetchrow(BOX_GET, box_id)
 
     async def box_set_secret(self, box_id: str, secret: str, prev: str | None) -> None:
         async with self.tx() as c:
@@ -268,14 +273,9 @@ class Storage:
         """False if this nonce was seen (a replay); forgets nonces outside the window."""
         async with self.tx() as c:
             await self.relax_commit(c)
-            n = await c.execute(
-                "INSERT INTO nonces (box_id, nonce, ts) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                box_id,
-                nonce,
-                ts,
-            )
+            n = await c.execute(NONCE_INSERT, box_id, nonce, ts)
             if ts % 16 == 0:  # prune now and then, not on every request
-                await c.execute("DELETE FROM nonces WHERE ts < $1", older_than)
+                await c.execute(NONCE_PRUNE, older_than)
         return n == 1
 
     # --- upload ---------------------------------------------------------------------------
@@ -288,21 +288,27 @@ class Storage:
         async with self.tx() as c:
             # Row lock: uploads of one box serialise (also across workers), others don't.
             box = await c.fetchrow(
-                "SELECT acked_seq FROM boxes WHERE id = $1" + self.for_update(), box_id
+                "SELECT acked_seq, max_seq FROM boxes WHERE id = $1" + self.for_update(), box_id
             )
             stored = await c.insert_records(box_id, now, rows) if rows else 0
             # Invariant: after every upload acked_seq is the highest contiguous seq, so it can
             # move only if this batch holds acked_seq + 1 or the box's floor lifts it.
             before = box["acked_seq"]  # type: ignore[index]
             acked = max(before, floor - 1)
-            seqs = sorted(r.seq for r in rows)
+            seqs = sorted(r["seq"] for r in rows)
+            # max_seq: the highest seq stored for the box (every seq of this batch is stored
+            # now, new or duplicate). Only when it lies above the watermark can a walk over
+            # stored seqs move it further: the in-order case needs no walk query.
+            top = max(box["max_seq"], seqs[-1] if seqs else 0)  # type: ignore[index]
             if acked > before or (seqs and acked + 1 in set(seqs)):
                 if seqs and seqs[0] == acked + 1 and seqs[-1] - seqs[0] == len(seqs) - 1:
                     acked = seqs[-1]  # the common case: the batch continues the watermark
-                acked = await self._walk(c, box_id, acked)
+                if acked < top:
+                    acked = await self._walk(c, box_id, acked)
             await c.execute(
-                "UPDATE boxes SET acked_seq = $1, last_seen_at = $2 WHERE id = $3",
+                "UPDATE boxes SET acked_seq = $1, max_seq = $2, last_seen_at = $3 WHERE id = $4",
                 acked,
+                top,
                 now,
                 box_id,
             )

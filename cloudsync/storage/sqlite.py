@@ -2,6 +2,9 @@
 
 Transactions are serialised with an asyncio lock so two requests never interleave statements
 on the shared connection; each statement runs on the storage thread, off the event loop.
+The operations of every box request (box lookup, nonce, upload) run whole on the storage thread
+in one hop (``_whole``): a transaction then holds the lock for its SQL only, not for the event
+loop's turns between statement hops, which under load were most of the time it held it.
 """
 
 from __future__ import annotations
@@ -9,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+import threading
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,36 +39,48 @@ class SqliteConn:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
-        return await self.s.run(run)
+        return await self.s.call(run)
 
     async def fetchrow(self, sql: str, *args: Any) -> dict[str, Any] | None:
         rows = await self.fetch(sql, *args)
         return rows[0] if rows else None
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return await self.s.run(lambda: self.s.db.execute(_sql(sql), args).rowcount)
+        return await self.s.call(lambda: self.s.db.execute(_sql(sql), args).rowcount)
 
     async def insert_records(self, box_id: str, now: str, rows: Sequence[UploadRecord]) -> int:
         def run() -> int:
             db = self.s.db
+            params = []
             for r in rows:  # a bad payload fails the whole batch, naming the record
-                if not r.payload.startswith("{"):
-                    raise StorageError(f"records[seq={r.seq}].payload: not a JSON object")
+                if not r["payload"].startswith("{"):
+                    raise StorageError(f"records[seq={r['seq']}].payload: not a JSON object")
+                params.append(
+                    (box_id, r["seq"], r["priority"], r["kind"], r["record_id"], r["ts"],
+                     r["payload"], now)
+                )  # fmt: skip
             before = db.total_changes
             try:
                 db.executemany(
                     "INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload,"
                     " received_at) VALUES (?, ?, ?, ?, ?, ?, json(?), ?) ON CONFLICT DO NOTHING",
-                    [
-                        (box_id, r.seq, r.priority, r.kind, r.record_id, r.ts, r.payload, now)
-                        for r in rows
-                    ],
+                    params,
                 )
             except sqlite3.OperationalError as e:
                 raise StorageError(f"records: {e}") from e
             return db.total_changes - before
 
-        return await self.s.run(run)
+        return await self.s.call(run)
+
+
+def _drive(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine that never suspends (its awaits are direct calls) to its result."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value
+    coro.close()
+    raise RuntimeError("a storage operation suspended on the storage thread")
 
 
 class SqliteStorage(Storage):
@@ -75,9 +91,33 @@ class SqliteStorage(Storage):
         self.db: sqlite3.Connection = None  # type: ignore[assignment]
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cloud-sqlite")
         self._lock = asyncio.Lock()
+        self._thread_id = -1  # the storage thread, known once it has opened the connection
 
     async def run(self, fn: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn)
+
+    def _on_thread(self) -> bool:
+        return threading.get_ident() == self._thread_id
+
+    async def call(self, fn: Any) -> Any:
+        """Run ``fn`` on the storage thread: directly if already there (inside ``_whole``)."""
+        return fn() if self._on_thread() else await self.run(fn)
+
+    async def _whole(self, op: Any, *args: Any) -> Any:
+        """Run one Storage operation, its whole transaction, in a single storage-thread hop."""
+        async with self._lock:
+            return await self.run(lambda: _drive(op(*args)))
+
+    async def box_get(self, box_id: str) -> dict[str, Any] | None:
+        return await self._whole(super().box_get, box_id)
+
+    async def use_nonce(self, box_id: str, nonce: str, ts: int, older_than: int) -> bool:
+        return await self._whole(super().use_nonce, box_id, nonce, ts, older_than)
+
+    async def upload(
+        self, box_id: str, floor: int, rows: Sequence[UploadRecord]
+    ) -> tuple[int, int, int]:
+        return await self._whole(super().upload, box_id, floor, rows)
 
     async def open(self) -> None:
         def connect() -> sqlite3.Connection:
@@ -87,6 +127,7 @@ class SqliteStorage(Storage):
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")  # WAL + NORMAL: durable at checkpoint
             db.execute("PRAGMA foreign_keys = ON")
+            self._thread_id = threading.get_ident()
             return db
 
         self.db = await self.run(connect)
@@ -98,6 +139,15 @@ class SqliteStorage(Storage):
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[SqliteConn]:
+        if self._on_thread():  # inside _whole: the lock is held, statements run directly
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteConn(self)
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+            return
         async with self._lock:
             await self.run(lambda: self.db.execute("BEGIN IMMEDIATE"))
             try:
