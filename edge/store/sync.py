@@ -8,8 +8,8 @@ the cloud can order by ``seq`` overall.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 from edge.standard import Priority
 from edge.store.core import Store
@@ -17,8 +17,7 @@ from edge.store.core import Store
 FEED_CURSOR = "sync_feed_cursor"
 
 
-@dataclass(frozen=True)
-class OutboxRow:
+class OutboxRow(NamedTuple):  # a tuple: built ~2x faster than a frozen dataclass per row
     seq: int
     priority: int
     kind: str

@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 import aiohttp
+import orjson
 from yarl import URL
 
 from cloudsync import protocol as p
@@ -146,14 +147,24 @@ class CloudClient:
 
 def encode_batch(rows: list[OutboxRow], floor: int) -> tuple[bytes, bytes]:
     """(JSON, gzip of it) of a batch; CPU work for a worker thread. The stored payload text
-    goes in as a JSON string, never parsed and re-serialised."""
-    parts = [
-        f'{{"seq":{r.seq},"priority":{r.priority},"kind":{json.dumps(r.kind)},'
-        f'"record_id":{json.dumps(r.record_id)},"ts":{json.dumps(r.ts)},'
-        f'"payload":{json.dumps(r.payload, ensure_ascii=False)}}}'
-        for r in rows
-    ]
-    raw = f'{{"floor":{floor},"records":[{",".join(parts)}]}}'.encode()
+    goes in as a JSON string, never parsed and re-serialised. orjson writes the same bytes
+    as ``json.dumps(..., ensure_ascii=False)`` about 3x faster (bench/sync.py drain)."""
+    raw = orjson.dumps(
+        {
+            "floor": floor,
+            "records": [
+                {
+                    "seq": r.seq,
+                    "priority": r.priority,
+                    "kind": r.kind,
+                    "record_id": r.record_id,
+                    "ts": r.ts,
+                    "payload": r.payload,
+                }
+                for r in rows
+            ],
+        }
+    )
     return raw, gzip.compress(raw, GZIP_LEVEL)
 
 

@@ -62,6 +62,7 @@ class SyncService(Service):
         # when the link fails, between MIN_BATCH and [sync] batch_max_records.
         self.batch_limit = min(INITIAL_BATCH, self.cfg.batch_max_records)
         self._wake = asyncio.Event()
+        self._acking: asyncio.Future | None = None  # the delete of the last acked batch
         self._identity_written = asyncio.Event()  # set by identity_changed(); else poll 5 s
         loop = asyncio.get_running_loop()
         box.store.sync.on_commit(lambda: loop.call_soon_threadsafe(self._wake.set))
@@ -82,6 +83,9 @@ class SyncService(Service):
         for t in self.tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        if self._acking is not None:  # let a started delete of acked rows finish
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._acking
         if self.client is not None:
             await self.client.close()
 
@@ -150,7 +154,8 @@ class SyncService(Service):
     async def _upload_loop(self) -> None:
         """Send one batch while the next one of the same class is read and encoded (read
         ahead); a more urgent row that appears meanwhile goes first. Rows are deleted only
-        after the cloud has stored them."""
+        after the cloud has stored them; that delete runs while the next batch is in flight
+        (a fresh read of the outbox waits for it, so it never re-reads acked rows)."""
         st = self.box.store
         delay = self.cfg.backoff_min_s
         ahead: tuple[list[outbox.OutboxRow], asyncio.Future] | None = None
@@ -160,6 +165,9 @@ class SyncService(Service):
             ):
                 rows, encoding = ahead
             else:
+                if self._acking is not None:
+                    await self._acking
+                    self._acking = None
                 rows = await st.run(outbox.outbox_batch, st.sync, *self._limits())
                 if not rows:
                     self._wake.clear()
@@ -192,16 +200,23 @@ class SyncService(Service):
                 await asyncio.sleep(random.uniform(0, delay))  # full jitter
                 delay = min(delay * 2, self.cfg.backoff_max_s)
                 continue
-            await st.run(outbox.outbox_ack, st.sync, [r.seq for r in rows])
             if time.monotonic() - started < FAST_BATCH_S and len(rows) >= self.batch_limit:
                 self.batch_limit = min(self.cfg.batch_max_records, self.batch_limit * 2)
             delay = self.cfg.backoff_min_s
             self.revoked = False
-            self.batches += 1
-            self.uploaded += res.stored
-            self.duplicates += res.duplicates
-            self.acked_through = res.acked_through
-            self.last_upload_at = time.time()
+            if self._acking is not None:
+                await self._acking  # one delete at a time, in order
+            self._acking = asyncio.ensure_future(self._acked(rows, res))
+
+    async def _acked(self, rows: list[outbox.OutboxRow], res: p.UploadResult) -> None:
+        """The cloud stored this batch: delete its rows (in one transaction), then count it."""
+        st = self.box.store
+        await st.run(outbox.outbox_ack, st.sync, [r.seq for r in rows])
+        self.batches += 1
+        self.uploaded += res.stored
+        self.duplicates += res.duplicates
+        self.acked_through = res.acked_through
+        self.last_upload_at = time.time()
 
     def _failed(self, e: BaseException) -> None:
         self.revoked = isinstance(e, Revoked)
