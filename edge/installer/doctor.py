@@ -289,6 +289,8 @@ class Doctor:
 
         if "models" not in cli.main.commands:
             return Result("models", "", "skip", f"face models: {NOT_AVAILABLE}")
+        if not self._cfg.face.enabled:
+            return Result("models", "", "skip", "face recognition off ([face] enabled = false)")
         # The CLI's own entry (not `-m edge.cli`, whose __main__ runs before late registrations).
         entry = "from edge.cli import main; main()"
         cmd = [sys.executable, "-c", entry, "models", "verify", *self._models_args(cli)]

@@ -36,6 +36,10 @@ async def doctor(config: Path, env: dict[str, str] | None = None) -> tuple[int, 
     return code, {c["id"]: c for c in report["checks"]}
 
 
+def failures(by: dict) -> dict:
+    return {k: (v["status"], v["detail"]) for k, v in by.items() if v["status"] == "fail"}
+
+
 def faketime(offset: str) -> dict[str, str]:
     return {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
@@ -62,7 +66,7 @@ async def test_doctor_cloud_checks_against_a_real_cloud(tmp_path: Path) -> None:
         )  # fmt: skip
         assert code == 0, out
         code, by = await doctor(config)
-        assert code == 0, by
+        assert code == 0, failures(by)
         assert by["provisioned"]["status"] == "pass" and "0600" in by["provisioned"]["detail"]
         assert by["cloud"]["status"] == "pass" and "authenticated" in by["cloud"]["detail"]
         assert by["clock"]["status"] == "pass", by["clock"]
@@ -77,9 +81,13 @@ async def test_doctor_cloud_checks_against_a_real_cloud(tmp_path: Path) -> None:
 
         # Clock: a few seconds fast warns, minutes fast fails (the identity still works: the
         # doctor signs with the cloud's time after the cloud refused its timestamp).
+        # Same box without face models: the models check starts a nested Python, which
+        # libfaketime sometimes breaks (EINVAL) — an artefact of the fake clock, not the box.
+        config = tmp_path / "edge-noface.toml"
+        config.write_text(box_toml(tmp_path, extra="\n[face]\nenabled = false\n"))
         code, by = await doctor(config, faketime("+3.5"))
         assert by["clock"]["status"] == "warn", by["clock"]
-        assert code == 0
+        assert code == 0, failures(by)
         code, by = await doctor(config, faketime("+400"))
         assert code == 1
         assert by["clock"]["status"] == "fail", by["clock"]
