@@ -8,6 +8,7 @@ failure, with the reader's back-off), so a camera that was off at boot is found 
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 import socket
 import time
@@ -132,7 +133,9 @@ class OnvifCamera(CameraDriver):
         o = self.options
         headers = {}
         if o.username:
-            headers["Authorization"] = aiohttp.BasicAuth(o.username, o.password or "").encode()
+            # RFC 7617 by hand: aiohttp.BasicAuth is deprecated and its successor is 3.13+ only.
+            token = base64.b64encode(f"{o.username}:{o.password or ''}".encode()).decode()
+            headers["Authorization"] = f"Basic {token}"
         timeout = aiohttp.ClientTimeout(total=o.timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as s:
             async with s.get(self.info.snapshot_uri, headers=headers) as r:
