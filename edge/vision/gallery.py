@@ -3,8 +3,11 @@
 1:N search is one matrix-vector product over the live rows (BLAS, no Python loop) into a
 preallocated score buffer, then two argmax passes (best template; best template of another
 identity), ~2-3 ms at 100k x 128 on one core: the product reads the whole 51 MB matrix, so it
-is bound by memory bandwidth. float16 storage would halve that, but numpy has no float16
-BLAS and converting back costs more than the product (bench/face.py measures both).
+is bound by memory bandwidth. Large galleries are scanned in two halves on two threads, each a
+single-threaded product (BLAS is held to one thread, see pipeline.py), so the scan uses both
+cores without OpenBLAS's spinning worker threads. float16 storage would halve the bytes, but
+numpy has no float16 BLAS and converting back costs more than the product (bench/face.py
+measures both).
 Adding appends a row (the buffer doubles when full); deleting moves the last row into the
 hole, so enrol and delete never reload the gallery.
 """
@@ -12,11 +15,13 @@ hole, so enrol and delete never reload the gallery.
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 
 DIM = 128
+SPLIT_MIN_ROWS = 20_000  # below this, handing half to a second thread costs more than it saves
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class Gallery:
         self._residents: list[str] = []
         self._rindex: dict[str, int] = {}
         self._lock = threading.RLock()  # search on the face thread, updates from the loop
+        self._half = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gallery-scan")
 
     def __len__(self) -> int:
         return len(self._tids)
@@ -129,6 +135,16 @@ class Gallery:
                 return np.zeros((0, self.dim), np.float32)
             return self._m[: len(self)][self._owner[: len(self)] == i].copy()
 
+    def _scan(self, n: int, q: np.ndarray) -> np.ndarray:
+        out = self._scores[:n]
+        if n < SPLIT_MIN_ROWS:
+            return np.matmul(self._m[:n], q, out=out)
+        mid = n // 2
+        other = self._half.submit(np.matmul, self._m[mid:n], q, out=out[mid:])
+        np.matmul(self._m[:mid], q, out=out[:mid])
+        other.result()
+        return out
+
     def search(self, q: np.ndarray, *, exclude: str | None = None) -> Hit | None:
         """Best template's identity and the best *other* identity (for the margin)."""
         with self._lock:
@@ -136,7 +152,7 @@ class Gallery:
             if n == 0:
                 return None
             q = np.ascontiguousarray(q, np.float32)
-            scores = np.matmul(self._m[:n], q, out=self._scores[:n])
+            scores = self._scan(n, q)
             owner = self._owner[:n]
             if exclude is not None and exclude in self._rindex:
                 scores[owner == self._rindex[exclude]] = -2.0

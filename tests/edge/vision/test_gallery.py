@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
+from edge.vision import gallery
 from edge.vision.gallery import Gallery
 
 
@@ -17,7 +19,9 @@ def reference(m: np.ndarray, owners: list[str], q: np.ndarray, exclude: str | No
     return ranked[0], (ranked[1] if len(ranked) > 1 else None)
 
 
-def test_search_matches_brute_force_through_adds_and_removes() -> None:
+@pytest.mark.parametrize("split_min_rows", [20_000, 100])  # one scan / two half-scans
+def test_search_matches_brute_force_through_adds_and_removes(split_min_rows, monkeypatch) -> None:
+    monkeypatch.setattr(gallery, "SPLIT_MIN_ROWS", split_min_rows)
     rng = np.random.default_rng(3)
     m = rng.normal(size=(3000, 128)).astype(np.float32)
     m /= np.linalg.norm(m, axis=1, keepdims=True)
