@@ -269,36 +269,36 @@ def demo(
     asyncio.run(run_demo(work_dir, seconds=seconds, mqtt_port=mqtt_port, api_port=port))
 
 
+def _add_capability_commands() -> None:
+    """Each capability defines its commands in its own module; they join the group here."""
+    from edge.access.cli import cameras, door, passes_group
+    from edge.installer.cli import register as register_installer
+    from edge.portal.cli import portal
+    from edge.reports.cli import register as register_reports
+    from edge.screens.cli import screens
+    from edge.sync.cli import provision_cmd
+    from edge.vision.cli import models_group, resident
+
+    register_installer(main)  # discover, modbus scan, doctor, update
+    register_reports(main)  # report classify|list, ticket list|show|do
+    for command in (
+        provision_cmd,  # provision --cloud URL --claim CODE
+        resident,  # resident add|enroll|delete|list
+        models_group,  # models fetch|verify
+        screens,  # screens list|content|playlist|schedule|emergency|cancel|plays
+        portal,  # portal code|sessions|revoke|flagged|moderate|stats
+        door,  # door open DOOR
+        cameras,  # cameras discover
+        passes_group,  # passes list
+    ):
+        main.add_command(command)
+
+
 if __name__ == "__main__":
-    main()
+    # `python -m edge.cli`: run the importable module's group, the one the capability modules
+    # (which import edge.cli) extend; this __main__ copy of the module would be a second one.
+    from edge.cli import main as _main
 
-from edge.installer.cli import register as _register_installer  # noqa: E402
-
-_register_installer(main)  # discover, modbus scan, doctor, update
-
-from edge.sync.cli import provision_cmd  # noqa: E402
-
-main.add_command(provision_cmd)  # provision --cloud URL --claim CODE
-
-from edge.vision.cli import models_group, resident  # noqa: E402
-
-main.add_command(resident)  # resident add|enroll|delete|list
-main.add_command(models_group)  # models fetch|verify
-
-from edge.screens.cli import screens  # noqa: E402
-
-main.add_command(screens)  # screens list|content|playlist|schedule|emergency|cancel|plays
-
-from edge.reports.cli import register as _register_reports  # noqa: E402
-
-_register_reports(main)  # report classify|list, ticket list|show|do
-
-from edge.portal.cli import portal  # noqa: E402
-
-main.add_command(portal)  # portal code|sessions|revoke|flagged|moderate|stats
-
-from edge.access.cli import cameras, door, passes_group  # noqa: E402
-
-main.add_command(door)  # door open DOOR
-main.add_command(cameras)  # cameras discover
-main.add_command(passes_group)  # passes list
+    _main()
+else:
+    _add_capability_commands()

@@ -291,9 +291,7 @@ class Doctor:
             return Result("models", "", "skip", f"face models: {NOT_AVAILABLE}")
         if not self._cfg.face.enabled:
             return Result("models", "", "skip", "face recognition off ([face] enabled = false)")
-        # The CLI's own entry (not `-m edge.cli`, whose __main__ runs before late registrations).
-        entry = "from edge.cli import main; main()"
-        cmd = [sys.executable, "-c", entry, "models", "verify", *self._models_args(cli)]
+        cmd = [sys.executable, "-m", "edge", "models", "verify", *self._models_args(cli)]
         try:
             proc = await asyncio.to_thread(
                 subprocess.run, cmd, capture_output=True, text=True, timeout=120
