@@ -21,10 +21,25 @@ setup(
             "static/**/*",
             "templates/**/*",
             "screens/static/*",
+            "resident/static/*",
+            "portal/static/*",
         ],
         "cloudsync": ["migrations/**/*.sql", "static/**/*"],
     },
     include_package_data=True,
+    # Files outside the packages that the box reads at run time (edge/resources.py finds them
+    # in a checkout or under <prefix>/share/qilu-edge in an installed wheel).
+    data_files=[
+        (
+            "share/qilu-edge/config",
+            [
+                "config/taxonomy.toml",
+                "config/report_training.csv",
+                "config/edge.example.toml",
+            ],
+        ),
+        ("share/qilu-edge/models", ["models/manifest.toml"]),
+    ],
     # Ranges that are known to work together (../shared/peers.md): aiomqtt rather than
     # asyncio-mqtt (paho-mqtt 2), ai-edge-litert rather than tflite-runtime (numpy 2),
     # headless OpenCV 5 which needs numpy >= 2.

@@ -89,11 +89,12 @@ def init(
     """Write a starter config and create its database."""
     import secrets
 
+    from edge.resources import shipped
     from edge.store import Store
 
     if config_path.exists() and not force:
         raise click.ClickException(f"{config_path} exists; use --force to overwrite")
-    example = Path(__file__).resolve().parent.parent / "config" / "edge.example.toml"
+    example = shipped("config/edge.example.toml")
     text = example.read_text(encoding="utf-8") if example.exists() else _MINIMAL
     text = text.replace('id = "box-dev"', f'id = "{box_id}"', 1)
     text = text.replace('community = "demo-community"', f'community = "{community}"', 1)

@@ -36,7 +36,10 @@ fi
 extra=""
 [ "$mode" = test ] && extra="[test]"
 echo "==> installing qilu-edge${extra} into .venv"
-.venv/bin/pip install -q --disable-pip-version-check -e ".${extra}" 2>&1 | grep -vi "warning\|deprecat\|!!\|^ *$\|wheel_obj" || true
+# pip's and setuptools' chatter goes to a log; it is shown only if the install fails.
+if ! .venv/bin/pip install -q --disable-pip-version-check -e ".${extra}" > .venv/pip-install.log 2>&1; then
+    tail -40 .venv/pip-install.log >&2; echo "pip install failed (full log: .venv/pip-install.log)" >&2; exit 1
+fi
 if [ "$mode" = test ]; then
     # ONVIF test camera; --no-deps: its opencv-python would clash with the headless OpenCV.
     .venv/bin/pip install -q --disable-pip-version-check --no-deps "ipycam==1.3.0" || true

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-DEFAULT_TRAINING = Path(__file__).resolve().parents[2] / "config" / "report_training.csv"
+from edge.resources import shipped
+
+DEFAULT_TRAINING = shipped("config/report_training.csv")
 _CJK = re.compile(r"[\u4e00-\u9fff]+")
 # Function words carry no category; they only add noise on 160 messages.
 STOP = frozenset(

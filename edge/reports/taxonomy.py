@@ -8,7 +8,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "config" / "taxonomy.toml"
+from edge.resources import shipped
+
+DEFAULT_PATH = shipped("config/taxonomy.toml")
 CODE = r"^[a-z][a-z0-9_]{1,39}$"
 
 

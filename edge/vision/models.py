@@ -22,8 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.resources import shipped
+
 REPO_MODELS = Path(__file__).resolve().parent.parent.parent / "models"
 MANIFEST = "manifest.toml"
+SHIPPED_MANIFEST = shipped(f"models/{MANIFEST}")  # the repository's, or the wheel's copy
 
 
 class ModelError(RuntimeError):
@@ -47,7 +50,7 @@ def default_model_dir() -> Path:
 
 def load_manifest(model_dir: Path | None = None) -> dict[str, ModelSpec]:
     """The manifest beside the code; a copy in the model folder when installed elsewhere."""
-    for candidate in (REPO_MODELS / MANIFEST, (model_dir or REPO_MODELS) / MANIFEST):
+    for candidate in (SHIPPED_MANIFEST, (model_dir or REPO_MODELS) / MANIFEST):
         if candidate.is_file():
             data = tomllib.loads(candidate.read_text(encoding="utf-8"))
             out = {}
@@ -56,7 +59,7 @@ def load_manifest(model_dir: Path | None = None) -> dict[str, ModelSpec]:
                 extra = {k: v for k, v in m.items() if k not in keys}
                 out[m["name"]] = ModelSpec(*(m[k] for k in keys), extra=extra)  # type: ignore[arg-type]
             return out
-    raise ModelError(f"no model manifest found ({REPO_MODELS / MANIFEST})")
+    raise ModelError(f"no model manifest found ({SHIPPED_MANIFEST})")
 
 
 def required(detector: str, blazeface_range: str = "short") -> list[str]:
@@ -176,8 +179,8 @@ def fetch(model_dir: Path, names: list[str] | None = None, *, log: Any = print) 
                 install_bytes(data, model_dir / s.file, s.sha256, f"model {s.name}")
                 written.append(s.name)
                 log(f"fetched  {s.name}: {model_dir / s.file} (sha256 ok)")
-    src = REPO_MODELS / MANIFEST
-    if src.is_file() and model_dir.resolve() != REPO_MODELS.resolve():
+    src = SHIPPED_MANIFEST
+    if src.is_file() and model_dir.resolve() != src.parent.resolve():
         shutil.copyfile(src, model_dir / MANIFEST)  # so an installed box verifies on its own
     return written
 

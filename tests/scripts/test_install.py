@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -68,6 +69,14 @@ def test_install_into_a_prefix_is_complete_and_idempotent(tmp_path: Path, wheel:
         [str(exe), "--version"], capture_output=True, text=True, timeout=60, env=ENV
     )
     assert __version__ in out.stdout, out.stderr
+    # Files outside the packages (taxonomy, training rows, model manifest) come with the wheel:
+    # the installed box classifies a report without the checkout.
+    out = subprocess.run(
+        [str(exe), "report", "classify", "电梯困人了，快来救命", "--json"],
+        capture_output=True, text=True, timeout=60, env=ENV, cwd=root,
+    )
+    assert json.loads(out.stdout)["urgency"] == "immediate", out.stderr
+    assert list((opt / "current/share/qilu-edge/models").glob("manifest.toml"))
 
     mosq = (root / "etc/mosquitto/conf.d/qilu-edge.conf").read_text()
     assert "listener 1883 127.0.0.1" in mosq
