@@ -25,6 +25,7 @@ from edge.screens.demo import DEMO_SCREEN_TOML, step_screens
 from edge.standard import SCHEMA_PREFIX, new_id
 
 DEMO_TOKEN_NAME = "demo-staff"
+STEP_BUDGET_S = 60.0
 
 
 @dataclass
@@ -136,10 +137,19 @@ async def run_demo(work_dir: Path, *, seconds: float | None, mqtt_port: int, api
     box = await daemon.start()
     api = f"http://127.0.0.1:{box.service('api').port}"
     demo = Demo(box=box, api=api, token=token, mqtt_port=mqtt_port, work_dir=work_dir)
+    failed: list[str] = []
     try:
         await asyncio.sleep(0.5)  # let the bus connect
         for step in STEPS:
-            await step(demo)
+            # Each step is bounded: a stuck peer names its step instead of hanging the demo.
+            try:
+                async with asyncio.timeout(STEP_BUDGET_S):
+                    await step(demo)
+            except TimeoutError:
+                failed.append(step.__name__)
+                click.secho(f"  {step.__name__} did not finish in {STEP_BUDGET_S:.0f} s", fg="red")
+        if failed:
+            raise click.ClickException(f"demo steps that did not finish: {', '.join(failed)}")
         say(
             "Demo box running",
             f"API {api} (staff token: {token})\n"
