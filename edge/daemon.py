@@ -34,6 +34,7 @@ from edge.vision.service import FacesService
 
 log = logging.getLogger(__name__)
 STOP_BUDGET_S = 4.5  # SIGTERM must end the process within 5 s
+SERVICE_STOP_S = 2.0
 
 # The services, in start order. A capability adds its class here; ApiServer stays last so
 # the HTTP port opens only when everything behind it runs.
@@ -109,8 +110,12 @@ class Daemon:
 
     async def stop(self) -> None:
         for svc in reversed(self._started):
+            # Bounded per service: one stuck service must not keep the others (and the
+            # store) from closing.
             try:
-                await svc.stop()
+                await asyncio.wait_for(svc.stop(), SERVICE_STOP_S)
+            except TimeoutError:
+                log.error("service %s did not stop within %.1f s", svc.name, SERVICE_STOP_S)
             except Exception:
                 log.exception("service %s did not stop cleanly", svc.name)
         self._started.clear()

@@ -132,3 +132,28 @@ def test_bad_config_refuses_to_start_naming_the_key(tmp_path: Path) -> None:
     assert out.returncode != 0
     assert f"{cfg}:4: api.port" in out.stderr
     assert not (tmp_path / "var").exists()  # nothing was created half-configured
+
+
+async def test_a_stuck_service_does_not_keep_the_others_from_stopping(
+    make_config, monkeypatch
+) -> None:
+    import asyncio
+
+    from edge import daemon as daemon_mod
+    from edge.service import Service
+
+    class Stuck(Service):
+        name = "stuck"
+
+        async def stop(self) -> None:
+            await asyncio.Event().wait()  # never returns
+
+    monkeypatch.setattr(daemon_mod, "SERVICE_STOP_S", 0.2)
+    monkeypatch.setattr(daemon_mod, "SERVICES", [Stuck, *daemon_mod.SERVICES])
+    d = daemon_mod.Daemon(make_config(extra="[face]\nenabled = false\n"))
+    box = await d.start()
+    store = box.store.sync
+    async with asyncio.timeout(10):
+        await d.stop()
+    with pytest.raises(Exception, match="closed"):
+        store.db.execute("SELECT 1")  # the store was closed after the stuck service
