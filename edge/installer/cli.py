@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shlex
 import sys
 from pathlib import Path
@@ -12,17 +11,7 @@ from typing import Any
 
 import click
 
-DEFAULT_CONFIG = os.environ.get("QILU_EDGE_CONFIG", "/etc/qilu-edge/edge.toml")
-# Defined here rather than imported from edge.cli, which imports this module at its end.
-config_option = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Box config file (env QILU_EDGE_CONFIG).",
-)
+from edge.cli import config_option
 
 
 @click.command()
