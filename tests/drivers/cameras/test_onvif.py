@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from drivers.cameras.onvif import discover
-from tests.conftest import free_port, wait_port
+from tests.conftest import free_port, stop_process, wait_port
 from tests.drivers.cameras.test_cameras import make_camera, wait_state
 
 PEER = Path(__file__).with_name("ipycam_peer.py")
@@ -30,11 +30,7 @@ def ipycam():
         wait_port(rtsp_port, 15)
         yield onvif_port, rtsp_port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 async def test_onvif_camera_through_the_driver(ipycam) -> None:

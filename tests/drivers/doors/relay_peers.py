@@ -22,6 +22,8 @@ from pymodbus.framer import FramerType
 from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
+from tests.conftest import stop_process
+
 
 @dataclass
 class CoilWrite:
@@ -51,12 +53,7 @@ class SocatPair:
             time.sleep(0.02)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(3)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc, grace_s=3)
 
 
 def _blocks(coils: int) -> tuple:
