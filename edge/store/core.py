@@ -241,6 +241,18 @@ class Store:
             (ts, priority, kind, rid, payload, len(payload.encode())),
         )
 
+    def select(
+        self, table: str, *, order_by: str, limit: int, **equal: Any
+    ) -> list[dict[str, Any]]:
+        """Rows whose columns equal the given values; a filter given as None is left out."""
+        filters = {k: v for k, v in equal.items() if v is not None}
+        where = " AND ".join(f"[{k}] = ?" for k in filters) or None
+        with self._lock:
+            rows = self.db[table].rows_where(
+                where, list(filters.values()), order_by=order_by, limit=limit
+            )
+            return list(rows)
+
     # --- meta ---------------------------------------------------------------------------
 
     def get_meta(self, key: str, default: str | None = None) -> str | None:

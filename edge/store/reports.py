@@ -65,19 +65,10 @@ def get_report(store: Store, report_id: str) -> dict[str, Any] | None:
 def list_reports(
     store: Store, *, limit: int = 50, category: str | None = None, building: str | None = None
 ) -> list[dict[str, Any]]:
-    where, args = [], []
-    if category:
-        where.append("category = ?")
-        args.append(category)
-    if building:
-        where.append("building = ?")
-        args.append(building)
-    sql = "SELECT * FROM reports"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY ts DESC LIMIT ?"
-    with store._lock:
-        rows = list(store.db.query(sql, (*args, limit)))
+    rows = store.select(
+        "reports", order_by="ts DESC", limit=limit, category=category or None,
+        building=building or None,
+    )  # fmt: skip
     for r in rows:
         r.pop("follow_key", None)
         r["analysis"] = json.loads(r["analysis"])

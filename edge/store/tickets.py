@@ -71,18 +71,9 @@ def history(store: Store, ticket_id: str) -> list[dict[str, Any]]:
 def list_tickets(
     store: Store, *, status: str | None = None, assignee: str | None = None, limit: int = 100
 ) -> list[dict[str, Any]]:
-    where, args = [], []
-    if status:
-        where.append("status = ?")
-        args.append(status)
-    if assignee:
-        where.append("assignee = ?")
-        args.append(assignee)
-    sql = "SELECT * FROM tickets"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    with store._lock:
-        rows = list(store.db.query(sql + " ORDER BY ts DESC LIMIT ?", (*args, limit)))
+    rows = store.select(
+        "tickets", order_by="ts DESC", limit=limit, status=status or None, assignee=assignee or None
+    )
     for r in rows:
         r.pop("follow_key", None)
     return rows
