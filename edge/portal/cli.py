@@ -7,14 +7,15 @@ box can hand out a code or hide a post without an API token.
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
+
+from edge.portal.codes import login_link
 
 CONFIG = click.option(
     "-c", "--config", "config_path", type=click.Path(path_type=Path), required=True
@@ -32,10 +33,6 @@ def _store(config_path: Path) -> Iterator[tuple[Any, Any]]:
         yield config, store
     finally:
         store.close()
-
-
-def new_code(digits: int) -> str:
-    return "".join(str(secrets.randbelow(10)) for _ in range(digits))
 
 
 @click.group("portal")
@@ -62,21 +59,34 @@ def code_cmd(
 ) -> None:
     """Issue a one-time login code for RESIDENT_ID (print it or show it at the door)."""
     from edge.portal.models import IssueCode
-    from edge.store import portal as db
 
     body = IssueCode(
         resident_id=resident_id, name=name, building=building, unit=unit, channel=channel,
         ttl_h=ttl_h,
     )  # fmt: skip
     with _store(config_path) as (config, store):
-        cfg = config.portal
-        db.upsert_resident(store, body.resident_id, body.name, body.building, body.unit)
-        code = new_code(cfg.code_digits)
-        expires = datetime.now(UTC) + timedelta(hours=body.ttl_h or cfg.code_ttl_h)
-        db.add_code(store, code, body.resident_id, body.channel, "cli", expires)
-        base = cfg.public_url.rstrip("/") or f"http://{config.api.host}:{config.api.port}"
-    click.echo(f"code {code}  for {resident_id}  valid until {expires:%Y-%m-%d %H:%M} UTC")
-    click.echo(f"link {base}/r/login?code={code}")
+        got = _issue(config, store, body.resident_id, body.channel, body.ttl_h,
+                     name=body.name, building=body.building, unit=body.unit)  # fmt: skip
+    click.echo(
+        f"code {got['code']}  for {resident_id}  valid until {got['expires_at']:%Y-%m-%d %H:%M} UTC"
+    )
+    click.echo(f"link {login_link(_base(config), got['code'])}")
+
+
+def _base(config: Any) -> str:
+    return config.portal.public_url.rstrip("/") or f"http://{config.api.host}:{config.api.port}"
+
+
+def _issue(
+    config: Any, store: Any, rid: str, channel: str, ttl_h: float | None, **fields: Any
+) -> dict[str, Any]:
+    from edge.store import portal as db
+
+    cfg = config.portal
+    return db.issue_code(
+        store, rid, channel=channel, by="cli", ttl=timedelta(hours=ttl_h or cfg.code_ttl_h),
+        digits=cfg.code_digits, **fields,
+    )  # fmt: skip
 
 
 @portal.command("sessions")

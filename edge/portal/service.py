@@ -22,6 +22,7 @@ from aiohttp import web
 
 from edge.api import json_error, require_staff
 from edge.portal import models as m
+from edge.portal.codes import login_link
 from edge.portal.recommend import CoReads, Item, Profile, Ranked, rank
 from edge.service import Service
 from edge.standard import BoardPost, CommunityEvent, ContentItem, new_id
@@ -120,35 +121,23 @@ class PortalService(Service):
         sess = await self.db(db.session_for, token)
         return (sess["resident_id"], "resident") if sess else None
 
-    async def registered(self, rid: str) -> dict[str, Any] | None:
-        """The resident in the box's registry (faces/access), the identity doors know."""
-        try:
-            from edge.store import faces
-        except ImportError:
-            return None
-        try:
-            return await self.db(faces.get_resident, rid)
-        except Exception:  # no registry table on this box
-            return None
-
     async def issue_code(self, body: m.IssueCode, by: str) -> dict[str, Any]:
-        # Name, building and unit default to the registry's, so the feed knows the building.
-        known = await self.registered(body.resident_id) or {}
-        await self.db(
-            db.upsert_resident,
+        got = await self.db(
+            db.issue_code,
             body.resident_id,
-            body.name or known.get("name") or "",
-            body.building or known.get("building"),
-            body.unit or known.get("unit"),
+            channel=body.channel,
+            by=by,
+            ttl=timedelta(hours=body.ttl_h or self.cfg.code_ttl_h),
+            digits=self.cfg.code_digits,
+            name=body.name,
+            building=body.building,
+            unit=body.unit,
         )
-        code = "".join(str(secrets.randbelow(10)) for _ in range(self.cfg.code_digits))
-        expires = datetime.now(UTC) + timedelta(hours=body.ttl_h or self.cfg.code_ttl_h)
-        await self.db(db.add_code, code, body.resident_id, body.channel, by, expires)
         return {
-            "code": code,
+            "code": got["code"],
             "resident_id": body.resident_id,
-            "link": f"{self.cfg.public_url.rstrip('/')}/r/login?code={code}",
-            "expires_at": expires.isoformat(),
+            "link": login_link(self.cfg.public_url, got["code"]),
+            "expires_at": got["expires_at"].isoformat(),
         }
 
     def too_many_failures(self, client: str) -> bool:

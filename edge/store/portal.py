@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -76,6 +77,67 @@ def add_code(
             " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
             (digest(code), rid, channel, by, _iso(_now()), _iso(expires_at)),
         )
+
+
+def new_code(digits: int) -> str:
+    return "".join(str(secrets.randbelow(10)) for _ in range(digits))
+
+
+def issue_code(
+    store: Store,
+    rid: str,
+    *,
+    channel: str,
+    by: str,
+    ttl: timedelta,
+    digits: int,
+    name: str = "",
+    building: str | None = None,
+    unit: str | None = None,
+) -> dict[str, Any]:
+    """The one way a login code is made (staff API, CLI, printed sheets, door screens).
+
+    Name, building and unit default to the box's resident registry (faces/access), so the
+    feed knows the building; the portal resident row and the code are written in one
+    transaction. Returns the code in clear (never stored, never journalled) with the resident.
+    """
+    from edge.store import faces  # the registry's own SQL
+
+    with store.transaction():
+        known = faces.get_resident(store, rid) or {}
+        upsert_resident(
+            store,
+            rid,
+            name or known.get("name") or "",
+            building or known.get("building"),
+            unit or known.get("unit"),
+        )
+        code = new_code(digits)
+        expires = _now() + ttl
+        add_code(store, code, rid, channel, by, expires)
+        res = get_resident(store, rid) or {}
+    return {
+        "code": code,
+        "resident_id": rid,
+        "name": res.get("name") or "",
+        "building": res.get("building"),
+        "unit": res.get("unit"),
+        "channel": channel,
+        "expires_at": expires,
+    }
+
+
+def has_live_session(store: Store, rid: str) -> bool:
+    return (
+        _row(
+            store,
+            "SELECT 1 AS x FROM portal_sessions WHERE resident_id = ? AND revoked_at IS NULL"
+            " AND expires_at > ? LIMIT 1",
+            rid,
+            _iso(_now()),
+        )
+        is not None
+    )
 
 
 def redeem_code(

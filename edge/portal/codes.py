@@ -1,0 +1,49 @@
+"""Login codes as residents see them: the link, a QR code (inline SVG) and a masked name.
+
+Codes themselves are made in one place only, :func:`edge.store.portal.issue_code`; this module
+only presents them (door screens, printed sheets, CLI output).
+"""
+
+from __future__ import annotations
+
+import qrcode
+
+
+def login_link(base: str, code: str) -> str:
+    """``<base>/r/login?code=…`` (the page only fills the form; a previewer cannot spend it)."""
+    return f"{base.rstrip('/')}/r/login?code={code}"
+
+
+def mask_name(name: str) -> str:
+    """王阿姨 -> 王*姨, 李四 -> 李*, Zhang Wei -> Z*******i: enough to recognise oneself."""
+    name = name.strip()
+    if len(name) <= 1:
+        return name or "居民"
+    if len(name) == 2:
+        return name[0] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def qr_svg(text: str, border: int = 2) -> str:
+    """A QR code as a small inline SVG (one path, scales to any size with CSS)."""
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=border)
+    qr.add_data(text)
+    qr.make(fit=True)
+    matrix = qr.get_matrix()
+    n = len(matrix)
+    runs = []
+    for y, row in enumerate(matrix):
+        x = 0
+        while x < n:
+            if row[x]:
+                start = x
+                while x < n and row[x]:
+                    x += 1
+                runs.append(f"M{start},{y}h{x - start}v1h{start - x}z")
+            else:
+                x += 1
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {n} {n}" '
+        f'shape-rendering="crispEdges" class="qr"><rect width="{n}" height="{n}" fill="#fff"/>'
+        f'<path fill="#000" d="{"".join(runs)}"/></svg>'
+    )
