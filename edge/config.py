@@ -190,6 +190,11 @@ class PortalConfig(Section):
     freshness_half_life_h: float = Field(72.0, gt=0)
     stats_interval_s: float = Field(300.0, ge=1)  # how often reading counts go to the outbox
     image_widths: tuple[int, ...] = (320, 480, 720, 1080)  # phone image sizes served
+    # Login code on the screen of a door (``[[screens]] door``) after a face grant:
+    # "no_session" = only to residents without a live portal session, "always", "off".
+    door_codes: Literal["no_session", "always", "off"] = "no_session"
+    door_code_ttl_min: float = Field(10.0, gt=0, le=24 * 60)
+    door_code_show_s: float = Field(30.0, ge=1, le=600)  # how long the screen shows it
 
 
 class DeviceConfig(BaseModel):
@@ -216,6 +221,7 @@ class CameraConfig(DeviceConfig):
 
 class ScreenConfig(DeviceConfig):
     tags: tuple[str, ...] = ()
+    door: str | None = None  # a door id: its face grants show portal login codes here
 
 
 class AccessConfig(Section):
@@ -301,6 +307,7 @@ def parse_config(text: str, source: Path | None = None) -> Config:
     except ValidationError as e:
         raise ConfigError(_explain(e, where, lines, ())) from e
     config = _validate_driver_options(config, where, lines)
+    _check_screen_doors(config, where, lines)
     if source is not None:
         # Relative paths in the file are relative to the file's folder, not to the cwd.
         data_dir = config.box.data_dir
@@ -342,6 +349,18 @@ def _validate_driver_options(config: Config, where: str, lines: dict) -> Config:
     if problems:
         raise ConfigError("\n".join(problems))
     return config.model_copy(update=updates)
+
+
+def _check_screen_doors(config: Config, where: str, lines: dict) -> None:
+    doors = {d.id for d in config.doors}
+    bad = [
+        f"{where}:{_line_for(lines, ('screens', i, 'door'))}: screens[{i}].door:"
+        f" no door {s.door!r} is configured (known: {', '.join(sorted(doors)) or 'none'})"
+        for i, s in enumerate(config.screens)
+        if s.door is not None and s.door not in doors
+    ]
+    if bad:
+        raise ConfigError("\n".join(bad))
 
 
 def _explain(e: ValidationError, where: str, lines: dict, prefix: tuple) -> str:
