@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -70,6 +71,8 @@ class AccessService(Service):
         self._cool: dict[tuple[str, str], float] = {}  # (door, who) -> monotonic until
         self._pin_fail: dict[str, list[float]] = {}
         self.stats: dict[str, WatchStats] = {}
+        self._face_grant_hooks: list[Callable[[str, str], Awaitable[None]]] = []
+        self._hook_tasks: set[asyncio.Task] = set()
         box.commands.register("door", "open", self._cmd_open)
         from edge.access import api  # routes live in their own module
 
@@ -90,9 +93,9 @@ class AccessService(Service):
         self._tasks.append(asyncio.create_task(self._health_tickets(), name="access-health"))
 
     async def stop(self) -> None:
-        for t in self._tasks:
+        for t in [*self._tasks, *self._hook_tasks]:
             t.cancel()
-        for t in self._tasks:
+        for t in [*self._tasks, *self._hook_tasks]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks.clear()
@@ -350,7 +353,26 @@ class AccessService(Service):
             await self.deny(door_id, "face", why, resident_id=rid, latency_ms=_ms(t0), **common)
             return
         self._cool_down(door_id, rid, self.cfg.cooldown_s)
-        await self.grant(door_id, "face", "match", t0=t0, resident_id=rid, **common)
+        out = await self.grant(door_id, "face", "match", t0=t0, resident_id=rid, **common)
+        if out.granted:
+            self._after_face_grant(door_id, rid)
+
+    def on_face_grant(self, hook: Callable[[str, str], Awaitable[None]]) -> None:
+        """Call ``await hook(door_id, resident_id)`` after each face grant (e.g. the portal's
+        login code on the door's screen). It runs as its own task once the relay is on and the
+        event is stored, so nothing it does can delay or fail the door."""
+        self._face_grant_hooks.append(hook)
+
+    def _after_face_grant(self, door_id: str, rid: str) -> None:
+        for hook in self._face_grant_hooks:
+            task = asyncio.create_task(hook(door_id, rid), name=f"face-grant-{door_id}")
+            self._hook_tasks.add(task)  # a reference, so the task is not collected mid-run
+            task.add_done_callback(self._hook_done)
+
+    def _hook_done(self, task: asyncio.Task) -> None:
+        self._hook_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("face-grant hook %s failed", task.get_name(), exc_info=task.exception())
 
     # --- device health -> repair tickets ---------------------------------------------------------
 

@@ -23,6 +23,7 @@ from aiohttp import web
 from edge.api import json_error, require_staff
 from edge.portal import models as m
 from edge.portal.codes import login_link
+from edge.portal.door_codes import DoorCodes
 from edge.portal.recommend import CoReads, Item, Profile, Ranked, rank
 from edge.service import Service
 from edge.standard import BoardPost, CommunityEvent, ContentItem, new_id
@@ -45,6 +46,7 @@ class PortalService(Service):
         self._failures: dict[str, deque[float]] = defaultdict(deque)
         self._co: tuple[float, CoReads] | None = None  # cached co-read model (monotonic, model)
         self.flushed = 0
+        self.door_codes = DoorCodes(box)  # login codes on door screens after face grants
         if not self.cfg.enabled:
             return
         app = box.http
@@ -83,6 +85,7 @@ class PortalService(Service):
     async def start(self) -> None:
         if self.cfg.enabled:
             self._task = asyncio.create_task(self._stats_loop(), name="portal-stats")
+            self.door_codes.install()
 
     async def stop(self) -> None:
         if self._task:
@@ -93,7 +96,11 @@ class PortalService(Service):
                 await asyncio.wait_for(self.flush(), 1.0)
 
     def status(self) -> dict[str, Any]:
-        return {"enabled": self.cfg.enabled, "stats_records_flushed": self.flushed}
+        return {
+            "enabled": self.cfg.enabled,
+            "stats_records_flushed": self.flushed,
+            "door_codes_shown": self.door_codes.shown,
+        }
 
     async def _stats_loop(self) -> None:
         while True:

@@ -139,6 +139,7 @@ class _Handlers:
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
         self.svc.sockets.setdefault(sid, set()).add(ws)
+        self.svc.origins[sid] = f"{request.scheme}://{request.host}"
         self.svc.seen(sid)
         try:
             await ws.send_str(

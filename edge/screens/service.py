@@ -81,6 +81,7 @@ class ScreensService(Service):
         )
         self.sockets: dict[str, set[web.WebSocketResponse]] = {}
         self.last_seen: dict[str, float] = {}  # screen id -> monotonic time of last message
+        self.origins: dict[str, str] = {}  # screen id -> the box address its page was opened at
         self.download_errors: dict[str, str] = {}
         self._catalog: Catalog | None = None
         self._screens: dict[str, ScreenRef] = {}
@@ -235,6 +236,23 @@ class ScreensService(Service):
         for ws in list(socks):
             with contextlib.suppress(Exception):
                 await ws.send_str(msg)
+
+    def connected(self, screen_id: str) -> bool:
+        return bool(self.sockets.get(screen_id))
+
+    async def overlay(self, screen_id: str, overlay: dict[str, Any]) -> int:
+        """Show ``overlay`` over what plays (e.g. a login code) on the open pages of a screen.
+
+        Sent once over the pages' WebSocket, never stored or journalled: a page that connects
+        later does not get it. Returns how many pages it was sent to.
+        """
+        msg = json.dumps({"type": "overlay", "overlay": overlay}, ensure_ascii=False)
+        sent = 0
+        for ws in list(self.sockets.get(screen_id, ())):
+            with contextlib.suppress(Exception):
+                await ws.send_str(msg)
+                sent += 1
+        return sent
 
     # --- proof of play ---------------------------------------------------------------------------
 

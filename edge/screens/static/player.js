@@ -221,6 +221,51 @@
     if (done.size && queue.length) flush();
   }
 
+  // --- overlays (a login code at a door's screen) ------------------------------------------------
+  // Drawn over both layers; the plan keeps cycling underneath and the overlay goes away by
+  // itself after show_ms. Never stored: a reload does not bring it back.
+  let overlayEl = null;
+  let overlayTimer = null;
+  let overlays = 0;
+
+  function hideOverlay() {
+    clearTimeout(overlayTimer);
+    if (overlayEl) overlayEl.remove();
+    overlayEl = null;
+    delete document.body.dataset.overlay;
+  }
+
+  function showOverlay(o) {
+    if (o.kind !== "login_code") return;
+    hideOverlay();
+    const box = document.createElement("div");
+    box.className = "overlay login-code";
+    const qr = document.createElement("div");
+    qr.className = "qr-box";
+    qr.innerHTML = o.qr_svg || ""; // made by the box (edge/portal/codes.py), not user text
+    const text = document.createElement("div");
+    text.className = "text";
+    const hello = document.createElement("div");
+    hello.className = "hello";
+    hello.textContent = (o.name || "居民") + "，欢迎回家";
+    const how = document.createElement("div");
+    how.className = "how";
+    how.textContent = "手机扫码，或在居民端输入登录码";
+    const code = document.createElement("div");
+    code.className = "code";
+    code.textContent = o.code;
+    const note = document.createElement("div");
+    note.className = "note";
+    note.textContent = o.valid_min + " 分钟内有效，仅限本人使用一次";
+    text.append(hello, how, code, note);
+    box.append(qr, text);
+    document.body.appendChild(box);
+    overlayEl = box;
+    overlays += 1;
+    document.body.dataset.overlay = o.kind;
+    overlayTimer = setTimeout(hideOverlay, o.show_ms || 30000);
+  }
+
   // --- link to the box -------------------------------------------------------------------------
   function connect() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
@@ -230,6 +275,7 @@
       const m = JSON.parse(ev.data);
       if (m.type === "plan") setPlan(m.plan, true);
       else if (m.type === "ack") forget(m);
+      else if (m.type === "overlay") showOverlay(m.overlay);
     };
     ws.onclose = () => {
       statusEl.textContent = "离线播放";
@@ -243,6 +289,7 @@
     get plan() { return plan; },
     get queue() { return queue; },
     get preloaded() { return [...blobs.values()].filter(Boolean).length; },
+    get overlays() { return overlays; },
     itemAt,
   };
   const cached = load(PLAN_KEY);

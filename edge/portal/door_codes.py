@@ -1,0 +1,84 @@
+"""A login code on the door's screen, for the resident the door just let in by face.
+
+Only the person who just passed face recognition and liveness stands at the door, so the
+screen attached to it (``[[screens]] door = "<door id>"``) may show them a fresh one-time code
+for ``door_code_show_s`` seconds: a QR code of the login link, the digits and their masked
+name. By default only to residents without a live portal session (``[portal] door_codes``), so
+daily entries stay quiet.
+
+The code is issued in a task the access engine starts after the relay is on (never on the
+door's path), goes to the pages over their WebSocket only, and is never journalled: no MQTT
+message or outbox row carries it (the portal_codes row holds its SHA-256).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import Any
+
+from edge.portal.codes import login_link, mask_name, qr_svg
+from edge.store import portal as db
+
+log = logging.getLogger(__name__)
+
+
+class DoorCodes:
+    def __init__(self, box: Any) -> None:
+        self.box = box
+        self.cfg = box.config.portal
+        self.screens_of: dict[str, list[str]] = {}
+        for s in box.config.screens:
+            if s.door:
+                self.screens_of.setdefault(s.door, []).append(s.id)
+        self.shown = 0  # codes shown on a screen
+        self.skipped = 0  # grants of residents who already have a session
+
+    def install(self) -> bool:
+        """Listen to the access engine's face grants; False when there is nothing to do."""
+        if self.cfg.door_codes == "off" or not self.screens_of:
+            return False
+        try:
+            self.box.service("access").on_face_grant(self.on_grant)
+            self.screens = self.box.service("screens")
+        except KeyError:
+            log.warning("portal: door codes need the access and screens services")
+            return False
+        return True
+
+    async def on_grant(self, door_id: str, resident_id: str) -> None:
+        targets = [s for s in self.screens_of.get(door_id, ()) if self.screens.connected(s)]
+        if not targets:
+            return  # nobody would see it: issue nothing
+        store = self.box.store
+        if self.cfg.door_codes == "no_session" and await store.run(
+            db.has_live_session, store.sync, resident_id
+        ):
+            self.skipped += 1
+            return
+        got = await store.run(
+            db.issue_code,
+            store.sync,
+            resident_id,
+            channel="door",
+            by=f"door:{door_id}",
+            ttl=timedelta(minutes=self.cfg.door_code_ttl_min),
+            digits=self.cfg.code_digits,
+        )
+        for sid in targets:
+            # A phone must reach the link: the configured public URL, else the address the
+            # screen's own page was opened at (on the community LAN).
+            link = login_link(self.cfg.public_url or self.screens.origins.get(sid, ""), got["code"])
+            overlay = {
+                "kind": "login_code",
+                "code": got["code"],
+                "link": link,
+                "qr_svg": await asyncio.to_thread(qr_svg, link),
+                "name": mask_name(got["name"]),
+                "valid_min": round(self.cfg.door_code_ttl_min),
+                "show_ms": int(self.cfg.door_code_show_s * 1000),
+            }
+            if await self.screens.overlay(sid, overlay):
+                self.shown += 1
+        log.info("door %s: login code for %s shown on %s", door_id, resident_id, targets)

@@ -1,0 +1,182 @@
+"""A login code on the door's screen after a face grant, end to end in real headless Chromium:
+file camera -> face pipeline + liveness -> access engine -> sim door -> the player page of the
+screen attached to the door -> the code logs a phone in."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edge.access import synthetic
+from edge.access.demo import camera_link, show
+from edge.config import FaceConfig
+from edge.standard import Resident
+from edge.store import Store
+from edge.store import access as access_db
+from edge.store import faces as store_faces
+from edge.store import portal as db
+from edge.vision import models
+from edge.vision.pipeline import FacePipeline
+from tests.conftest import api_url
+from tests.edge.access.helpers import door_frame, head_turn, photo
+from tests.edge.portal.test_pages_chromium import PHONE
+from tests.edge.screens.test_player_chromium import publish, wait_showing
+from tests.peers.chromium import browser, near, rgb
+
+VIEW = {"width": 1280, "height": 720}
+SHOW_S = 5.0
+
+
+def extra(link: Path) -> str:
+    return f"""
+[access]
+sample_fps = 15
+cooldown_s = 1
+denied_cooldown_s = 30
+
+[portal]
+stats_interval_s = 3600
+door_code_show_s = {SHOW_S}
+door_code_ttl_min = 10
+
+[[cameras]]
+id = "c-east"
+type = "file"
+path = "{link}"
+fps = 15
+reconnect_max_s = 1
+
+[[doors]]
+id = "d-east"
+type = "sim"
+building = "3"
+camera = "c-east"
+pulse_ms = 300
+
+[[screens]]
+id = "scr-door"
+type = "sim"
+door = "d-east"
+tags = ["outdoor"]
+"""
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    p = FacePipeline(FaceConfig(), models.default_model_dir())
+    yield p
+    p.close()
+
+
+async def grants(box) -> list[dict]:
+    return await box.store.run(access_db.list_events, box.store.sync, "d-east", 50, "granted")
+
+
+async def wait_grants(box, n: int, within: float) -> list[dict]:
+    async with asyncio.timeout(within):
+        while len(evs := await grants(box)) < n:  # noqa: ASYNC110 - store poll
+            await asyncio.sleep(0.1)
+    return evs
+
+
+def read_qr(png: bytes) -> str:
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    text, _, _ = cv2.QRCodeDetector().detectAndDecode(img)
+    return text
+
+
+async def test_face_grant_shows_a_login_code_on_the_door_screen(
+    tmp_path: Path, make_config, run_box, pipeline
+) -> None:
+    known = door_frame(photo("obama.jpg"), pipeline)
+    live = head_turn(known, pipeline)
+    show(tmp_path, "empty", [synthetic.hallway()])
+    config = make_config(extra=extra(camera_link(tmp_path)))
+    store = Store(config.db_path, box_id=config.box.id)
+    store_faces.add_resident(store, Resident(id="r-obama", name="王阿姨", building="3"))
+    fr = pipeline.analyse_sync(door_frame(photo("obama2.jpg"), pipeline), max_faces=1)
+    store_faces.add_template(store, "r-obama", fr.faces[0].embedding, 1.0, "sface", "test")
+    store.close()
+
+    box = await run_box(config)
+    base = api_url(box)
+    await publish(base)  # green and blue images cycle every 1.5 s
+    screens = box.service("screens")
+    async with browser() as b:
+        page = await b.new_page(viewport=VIEW)
+        await page.goto(f"{base}/screen/scr-door")
+        await wait_showing(page, {"green", "blue"})
+        async with asyncio.timeout(5):
+            while not screens.connected("scr-door"):  # noqa: ASYNC110 - socket registration
+                await asyncio.sleep(0.05)
+
+        # The resident steps in front of the door: it opens, then the screen shows a code.
+        show(tmp_path, "live", live)
+        await page.wait_for_selector(".overlay .code", timeout=30000)
+        appeared = time.monotonic()
+        show(tmp_path, "empty", [synthetic.hallway()])  # they walk through
+        ev = (await grants(box))[0]
+        assert (ev["resident_id"], ev["method"]) == ("r-obama", "face")
+        code = await page.inner_text(".overlay .code")
+        assert re.fullmatch(r"\d{8}", code)
+        assert "王*姨" in await page.inner_text(".overlay .hello")
+        # The pixels: a white card over the image, and its QR code is the login link.
+        shot = await page.screenshot()
+        rect = await page.eval_on_selector(".overlay", "e => e.getBoundingClientRect().toJSON()")
+        assert near(rgb(shot, int(rect["x"]) + 12, int(rect["y"] + rect["height"] / 2)),
+                    (255, 255, 255))  # fmt: skip
+        link = read_qr(shot)
+        assert link.endswith(f"/r/login?code={code}") and link.startswith("http://127.0.0.1:")
+        # Playback goes on under the card.
+        under = await page.evaluate("document.body.dataset.showing")
+        await wait_showing(page, {"green", "blue"} - {under}, within=3.0)
+        assert await page.query_selector(".overlay") is not None
+
+        # The code from the screen logs the resident in on a phone.
+        ctx = await b.new_context(**PHONE)
+        phone = await ctx.new_page()
+        await phone.goto(link, timeout=15000)
+        await phone.click("button")
+        await phone.wait_for_url("**/r/read", timeout=10000)
+        await ctx.close()
+        assert await box.store.run(db.has_live_session, box.store.sync, "r-obama")
+
+        # The card goes away by itself after door_code_show_s.
+        await page.wait_for_selector(".overlay", state="detached", timeout=(SHOW_S + 3) * 1000)
+        assert time.monotonic() - appeared >= SHOW_S - 1.0
+        assert await page.evaluate("window.qiluPlayer.overlays") >= 1
+        shown = await page.evaluate("window.qiluPlayer.overlays")
+
+        # Next entry: the door opens again, but a resident with a live session gets no code.
+        n = len(await grants(box))
+        show(tmp_path, "live2", live)
+        await wait_grants(box, n + 1, 30)
+        show(tmp_path, "empty2", [synthetic.hallway()])
+        await asyncio.sleep(1.0)  # the hook task runs after the grant is stored
+        assert await page.evaluate("window.qiluPlayer.overlays") == shown
+        assert await page.query_selector(".overlay") is None
+        assert box.service("portal").door_codes.skipped >= 1
+
+    # The code never went to MQTT or the cloud: not in the event journal, not in the outbox,
+    # and nowhere in the database in clear (portal_codes keeps its SHA-256).
+    con = sqlite3.connect(config.db_path)
+    try:
+        for table in ("events", "outbox"):
+            rows = con.execute(f"SELECT * FROM {table}").fetchall()
+            assert rows and not any(code in str(r) for r in rows), table
+        dump = "\n".join(con.iterdump())
+        assert not re.search(rf"(?<!\d){code}(?!\d)", dump)
+        row = con.execute(
+            "SELECT channel, created_by, used_at FROM portal_codes WHERE code_hash = ?",
+            (db.digest(code),),
+        ).fetchone()
+        assert row[0] == "door" and row[1] == "door:d-east" and row[2] is not None
+    finally:
+        con.close()
