@@ -177,3 +177,43 @@ def stats_cmd(config_path: Path, as_json: bool) -> None:
             f"{r['content_id']:<20} reads {r['reads']:>4}  readers {r['readers']:>4}"
             f"  acks {r['acks']:>4}  dwell {r['dwell_s']:>8.0f}s  {r['title'] or ''}"
         )
+
+
+@portal.command("codes-sheet")
+@CONFIG
+@click.option("--building", required=True, help="Every registered resident of this building.")
+@click.option(
+    "--out", "out_path", type=click.Path(path_type=Path, dir_okay=False), required=True,
+    help="The printable A4 HTML file to write.",
+)  # fmt: skip
+@click.option("--ttl-h", type=float, default=None, help="Hours the codes are valid.")
+def codes_sheet_cmd(config_path: Path, building: str, out_path: Path, ttl_h: float | None) -> None:
+    """Print login cards (QR + code) for every registered resident of a building."""
+    from edge.portal import sheet
+    from edge.store import faces
+
+    with _store(config_path) as (config, store):
+        residents = [
+            r for r in faces.list_residents(store)
+            if r.get("building") == building and r.get("status", "active") == "active"
+        ]  # fmt: skip
+        if not residents:
+            raise click.ClickException(f"building: no registered residents in building {building}")
+        with store.transaction():  # every card or none
+            cards = [
+                {**_issue(config, store, r["id"], "print", ttl_h), "room": r.get("room")}
+                for r in residents
+            ]
+        base = _base(config)
+    title = config.box.name or config.box.community
+    out_path.write_text(
+        sheet.render(cards, base=base, title=title, tz=config.box.timezone), encoding="utf-8"
+    )
+    click.echo(
+        f"wrote {len(cards)} login card(s) for building {building} to {out_path}"
+        f" (valid until {cards[0]['expires_at']:%Y-%m-%d %H:%M} UTC)"
+    )
+    if not config.portal.public_url:
+        click.echo(
+            f"note: [portal] public_url is not set; the QR codes point at {base}", err=True
+        )
