@@ -168,6 +168,7 @@ def make_app(
         box_api,
         ops_api,
         portal_stats,
+        relay,
     )
 
     app = web.Application(
@@ -180,6 +181,7 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/openapi.json", openapi_doc)
     api.install(app)
+    relay.install(app)  # residents' /r/ pages, relayed to their box
     app["openapi"] = api.openapi("Qilu cloud sync and ops API", __version__)
 
     async def listen(app: web.Application) -> None:

@@ -190,6 +190,7 @@ class PortalConfig(Section):
     freshness_half_life_h: float = Field(72.0, gt=0)
     stats_interval_s: float = Field(300.0, ge=1)  # how often reading counts go to the outbox
     image_widths: tuple[int, ...] = (320, 480, 720, 1080)  # phone image sizes served
+    relay: bool = True  # keep a relay open to the cloud so /r/ works away from home
     # Login code on the screen of a door (``[[screens]] door``) after a face grant:
     # "no_session" = only to residents without a live portal session, "always", "off".
     door_codes: Literal["no_session", "always", "off"] = "no_session"

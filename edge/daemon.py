@@ -21,6 +21,7 @@ from edge.config import Config
 from edge.devices import DeviceManager
 from edge.installer.discovery import Advertiser
 from edge.installer.web import InstallerWeb
+from edge.portal.relay import PortalRelay
 from edge.portal.service import PortalService
 from edge.reports.service import ReportsService
 from edge.resident.site import ResidentSite
@@ -51,6 +52,7 @@ SERVICES: list[type[Service]] = [
     ResidentSite,  # the resident H5 page at /r/
     PortalService,  # resident portal: reading feed, services, logins (/r/read...)
     SyncService,  # after the services that register cloud-feed command handlers
+    PortalRelay,  # residents away from home reach /r/ through the cloud (needs sync)
     ApiServer,
 ]
 

@@ -80,6 +80,61 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
     return model.model_validate_json(raw or "{}")
 
 
+class Refused(Exception):
+    """A pass that cannot be issued: HTTP status, message naming the field."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.field = status, field
+
+
+async def issue_pass(
+    svc: Any, box: Any, resident_id: str, body: PassIn, actor: str
+) -> dict[str, Any]:
+    """Store a visitor pass for ``resident_id``; its record with the PIN and QR (shown once).
+    Used by the API and by the resident pages (/r/me), so the rules live in one place."""
+    unknown = [d for d in body.doors if d not in svc.doors_cfg]
+    if unknown:
+        raise Refused(400, f"doors: unknown door {unknown[0]!r}", "doors")
+    now = datetime.now(UTC)
+    valid_from = body.valid_from or now
+    if body.valid_to <= valid_from:
+        raise Refused(400, "valid_to: must be after valid_from", "valid_to")
+    if body.valid_to - valid_from > timedelta(days=svc.cfg.pass_max_days):
+        raise Refused(
+            400, f"valid_to: at most {svc.cfg.pass_max_days} days after valid_from", "valid_to"
+        )
+    rec = VisitorPass(
+        id=new_id("vp"), resident_id=resident_id, doors=list(dict.fromkeys(body.doors)),
+        valid_from=valid_from, valid_to=body.valid_to, uses_total=body.uses,
+        uses_left=body.uses,
+    )  # fmt: skip
+    for _attempt in range(5):  # a PIN colliding with another active pass is re-drawn
+        pin = passes.new_pin(svc.cfg.pin_digits)
+        try:
+            await box.store.run(
+                db.add_pass, box.store.sync, rec, passes.pin_hash(svc.key, pin), body.visitor,
+                actor,
+            )  # fmt: skip
+            break
+        except db.NotFound as e:
+            raise Refused(400, str(e), "resident_id") from e
+        except StoreError as e:
+            if "pin" not in str(e):
+                raise
+    else:
+        raise Refused(503, "could not draw a free PIN; try again")
+    text = passes.qr_text(svc.key, rec.id)
+    return {
+        **rec.model_dump(mode="json"),
+        "visitor": body.visitor,
+        "pin": pin,
+        "qr_text": text,
+        "qr_png_base64": base64.b64encode(passes.qr_png(text)).decode(),
+        "qr_url": f"/api/v1/passes/{rec.id}/qr.png",
+    }
+
+
 def add_routes(app: web.Application, svc: Any) -> None:
     r = app.router
 
@@ -123,46 +178,10 @@ def add_routes(app: web.Application, svc: Any) -> None:
             if body.resident_id is None:
                 return json_error(400, "resident_id: required", field="resident_id")
             resident_id = body.resident_id
-        unknown = [d for d in body.doors if d not in svc.doors_cfg]
-        if unknown:
-            return json_error(400, f"doors: unknown door {unknown[0]!r}", field="doors")
-        now = datetime.now(UTC)
-        valid_from = body.valid_from or now
-        if body.valid_to <= valid_from:
-            return json_error(400, "valid_to: must be after valid_from", field="valid_to")
-        if body.valid_to - valid_from > timedelta(days=svc.cfg.pass_max_days):
-            return json_error(400, f"valid_to: at most {svc.cfg.pass_max_days} days after "
-                              "valid_from", field="valid_to")
-        rec = VisitorPass(
-            id=new_id("vp"), resident_id=resident_id, doors=list(dict.fromkeys(body.doors)),
-            valid_from=valid_from, valid_to=body.valid_to, uses_total=body.uses,
-            uses_left=body.uses,
-        )
-        for _attempt in range(5):  # a PIN colliding with another active pass is re-drawn
-            pin = passes.new_pin(svc.cfg.pin_digits)
-            try:
-                await request.app["box"].store.run(
-                    db.add_pass, request.app["box"].store.sync, rec,
-                    passes.pin_hash(svc.key, pin), body.visitor, request["actor"],
-                )
-                break
-            except db.NotFound as e:
-                return json_error(400, str(e), field="resident_id")
-            except StoreError as e:
-                if "pin" not in str(e):
-                    raise
-        else:
-            return json_error(503, "could not draw a free PIN; try again")
-        text = passes.qr_text(svc.key, rec.id)
-        png = passes.qr_png(text)
-        out = {
-            **rec.model_dump(mode="json"),
-            "visitor": body.visitor,
-            "pin": pin,
-            "qr_text": text,
-            "qr_png_base64": base64.b64encode(png).decode(),
-            "qr_url": f"/api/v1/passes/{rec.id}/qr.png",
-        }
+        try:
+            out = await issue_pass(svc, request.app["box"], resident_id, body, request["actor"])
+        except Refused as e:
+            return json_error(e.status, str(e), field=e.field)
         return web.json_response(out, status=201)
 
     async def _own_pass(request: web.Request) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from edge.portal import models as m
+from edge.portal.relay import client_of
 from edge.store import portal as db
 
 STATIC = Path(__file__).with_name("static")
@@ -73,6 +74,10 @@ def install(app: web.Application, svc: Any) -> None:
     r.add_post("/r/board/{pid}/flag", p.flag)
     r.add_get("/r/me", p.me)
     r.add_get("/r/portal.css", p.css)
+    from edge.portal.access_pages import AccessPages  # it imports this module
+
+    p.access = AccessPages(p)
+    p.access.install(app)
 
 
 class Pages:
@@ -112,7 +117,7 @@ class Pages:
         got = None
         if code.isdigit():
             got = await self.svc.login(
-                code, request.remote or "", request.headers.get("User-Agent", "")
+                code, client_of(request), request.headers.get("User-Agent", "")
             )
         if got is None:
             return await self.login_form(request, "登录码错误、已使用或已过期")
@@ -349,12 +354,16 @@ class Pages:
     async def me(self, request: web.Request) -> web.Response:
         res = await self.who(request)
         hours = await self.svc.db(db.volunteer_hours, res["resident_id"])
+        note = request.query.get("msg")
+        msg = f"<p class=err>{esc(note)}</p>" if note else ""
+        away = self.svc.box.service("portal_relay").away_url()
         return page(
             "我的",
             (
                 f"<h1>{esc(res['name'] or res['resident_id'])}</h1>"
                 f"<p>{esc(res['building'] or '')} 号楼 {esc(res['unit'] or '')}</p>"
                 f"<p>志愿时长 {hours['hours']:g} 小时，参加活动 {hours['events_attended']} 次</p>"
+                f"{msg}{await self.access.section(res, away)}"
                 "<form method=post action=/r/logout><button>退出登录</button></form>"
             ),
             nav="/r/me",

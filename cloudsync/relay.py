@@ -1,0 +1,242 @@
+"""Residents away from home reach their own box's pages (/r/) through the cloud.
+
+A box sits behind the community's NAT, so the cloud cannot dial it. Instead the box dials out
+and keeps one WebSocket open (``GET /api/v1/box/relay``, HMAC-signed like every box call);
+the cloud sends each resident request down it as one binary frame and waits for the answer.
+The box answers by calling its own HTTP API on loopback, so the pages, the resident's session
+cookie and every check behave exactly as on the community Wi-Fi.
+
+Only the resident paths in :data:`PREFIXES` are relayed, in both directions' checks, and the
+box drops any ``Authorization`` header: a staff token never works through the cloud.
+The resident picks their community once at ``/r/at/<community id>``, which sets the
+``qilu_box`` cookie naming the box; after that the box's own links (``/r/read`` ...) work
+unchanged on the cloud's host.
+
+One frame: a 4-byte big-endian length, that many bytes of JSON head, then the body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import logging
+import struct
+from typing import Any
+from urllib.parse import unquote
+
+from aiohttp import WSMsgType, web
+from multidict import CIMultiDict
+
+from cloudsync.app import api
+
+log = logging.getLogger(__name__)
+
+PATH = "/api/v1/box/relay"
+PREFIXES = ("/r/", "/api/v1/reports", "/api/v1/tickets", "/api/v1/taxonomy")
+BOX_COOKIE = "qilu_box"
+MAX_BODY = 8 * 1024 * 1024  # an article image or a report photo; videos stay on the LAN
+TIMEOUT_S = 20.0
+# Request headers a resident's browser sends that the box needs; answer headers it returns.
+TO_BOX = frozenset(
+    "accept accept-language content-type cookie range user-agent if-none-match"
+    " if-modified-since".split()
+)
+TO_BROWSER = frozenset(
+    "content-type set-cookie location cache-control content-range accept-ranges etag"
+    " last-modified content-disposition content-language".split()
+)
+RELAYS = web.AppKey("relays", "Relays")
+
+
+def allowed(path: str) -> bool:
+    """A resident path, and no dot segment that could climb out of it once decoded."""
+    plain = unquote(path.split("?", 1)[0])
+    if not plain.startswith("/") or plain.startswith("//") or "\\" in plain:
+        return False
+    if any(seg in (".", "..") for seg in plain.split("/")):
+        return False
+    return any(plain.startswith(p) for p in PREFIXES)
+
+
+def pack(head: dict[str, Any], body: bytes = b"") -> bytes:
+    raw = json.dumps(head, ensure_ascii=False, separators=(",", ":")).encode()
+    return struct.pack(">I", len(raw)) + raw + body
+
+
+def unpack(frame: bytes) -> tuple[dict[str, Any], bytes]:
+    """Head and body of one frame; ValueError names what is wrong with a bad one."""
+    if len(frame) < 4:
+        raise ValueError("relay frame shorter than its length prefix")
+    (n,) = struct.unpack(">I", frame[:4])
+    if n > len(frame) - 4:
+        raise ValueError(f"relay frame head of {n} bytes overruns the frame")
+    try:
+        head = json.loads(frame[4 : 4 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"relay frame head is not JSON: {e}") from e
+    if not isinstance(head, dict) or not isinstance(head.get("id"), int):
+        raise ValueError("relay frame head needs an integer id")
+    return head, frame[4 + n :]
+
+
+class Tunnel:
+    """One box's open WebSocket and the resident requests waiting on it."""
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.pending: dict[int, asyncio.Future[tuple[dict[str, Any], bytes]]] = {}
+        self._ids = itertools.count(1)
+
+    async def call(self, head: dict[str, Any], body: bytes) -> tuple[dict[str, Any], bytes]:
+        rid = next(self._ids)
+        fut: asyncio.Future[tuple[dict[str, Any], bytes]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self.pending[rid] = fut
+        try:
+            await self.ws.send_bytes(pack({**head, "id": rid}, body))
+            async with asyncio.timeout(TIMEOUT_S):
+                return await fut
+        finally:
+            self.pending.pop(rid, None)
+
+    def answer(self, frame: bytes) -> None:
+        head, body = unpack(frame)
+        fut = self.pending.get(head["id"])
+        if fut is not None and not fut.done():
+            fut.set_result((head, body))
+
+    def fail(self) -> None:
+        for fut in self.pending.values():
+            if not fut.done():
+                fut.set_exception(ConnectionError("the box closed its relay"))
+
+
+class Relays:
+    """The tunnels this worker holds, by box id. Several workers: see README "Cloud sync"."""
+
+    def __init__(self) -> None:
+        self.tunnels: dict[str, Tunnel] = {}
+        self.forwarded = 0
+
+    async def box_socket(self, request: web.Request, box_id: str) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_BODY + 65536)
+        await ws.prepare(request)
+        tunnel = Tunnel(ws)
+        old = self.tunnels.get(box_id)
+        self.tunnels[box_id] = tunnel  # a reconnecting box replaces its stale socket
+        if old is not None:
+            await old.ws.close()
+        log.info("relay: box %s connected", box_id)
+        try:
+            async for msg in ws:
+                if msg.type == WSMsgType.BINARY:
+                    try:
+                        tunnel.answer(msg.data)
+                    except ValueError as e:
+                        log.warning("relay: box %s sent a bad frame: %s", box_id, e)
+        finally:
+            if self.tunnels.get(box_id) is tunnel:
+                del self.tunnels[box_id]
+            tunnel.fail()
+            log.info("relay: box %s disconnected", box_id)
+        return ws
+
+    async def close(self) -> None:
+        for t in list(self.tunnels.values()):
+            with contextlib.suppress(Exception):
+                await t.ws.close()
+
+
+def page(status: int, title: str, text: str) -> web.Response:
+    html = (
+        "<!doctype html><html lang=zh-CN><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width,initial-scale=1">'
+        f"<title>{title}</title></head><body><h1>{title}</h1><p>{text}</p></body></html>"
+    )
+    return web.Response(status=status, text=html, content_type="text/html", charset="utf-8")
+
+
+def refuse(request: web.Request, status: int, title: str, text: str) -> web.Response:
+    if request.path.startswith("/api/"):
+        return web.json_response({"error": text}, status=status)
+    return page(status, title, text)
+
+
+async def enter(request: web.Request) -> web.StreamResponse:
+    """``/r/at/<community>``: remember the resident's community box, then go to its pages."""
+    from cloudsync.app import STORAGE
+
+    community = request.match_info["community"]
+    boxes = await request.app[STORAGE].boxes_for_targets("/", [community], [])
+    if not boxes:
+        return page(404, "未找到小区", "链接中的小区不存在或尚未接入，请向物业索取新的链接。")
+    relays = request.app[RELAYS]
+    box_id = next((b for b in boxes if b in relays.tunnels), boxes[0])
+    nxt = request.query.get("next", "/r/read")
+    if not allowed(nxt) or "://" in nxt:
+        nxt = "/r/read"
+    resp = web.HTTPSeeOther(nxt)
+    resp.set_cookie(
+        BOX_COOKIE, box_id, max_age=400 * 86400, path="/", httponly=True, samesite="Lax"
+    )
+    raise resp
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
+    """Send one resident request down the chosen box's tunnel and give back its answer."""
+    path = request.rel_url.raw_path_qs
+    if not allowed(path):
+        return refuse(request, 404, "未找到", "not a resident page")
+    box_id = request.cookies.get(BOX_COOKIE, "")
+    tunnel = request.app[RELAYS].tunnels.get(box_id)
+    if not box_id:
+        return refuse(request, 404, "请先选择小区", "请通过物业提供的链接（/r/at/小区编号）进入。")
+    if tunnel is None:
+        return refuse(request, 503, "小区服务暂时离线", "小区盒子暂时无法连接，请稍后再试。")
+    body = await request.read()
+    if len(body) > MAX_BODY:
+        return refuse(request, 413, "内容过大", "request body too large for the relay")
+    head = {
+        "method": request.method,
+        "path": path,
+        "headers": [[k, v] for k, v in request.headers.items() if k.lower() in TO_BOX],
+        "client": request.remote or "",
+    }
+    try:
+        answer, out = await tunnel.call(head, body)
+    except (TimeoutError, ConnectionError):
+        return refuse(request, 504, "小区服务响应超时", "小区盒子没有及时回应，请稍后再试。")
+    request.app[RELAYS].forwarded += 1
+    headers = CIMultiDict(
+        (k, v) for k, v in answer.get("headers", []) if str(k).lower() in TO_BROWSER
+    )
+    return web.Response(status=int(answer.get("status", 502)), body=out, headers=headers)
+
+
+@api.route(
+    "GET",
+    PATH,
+    summary="The box's relay socket (WebSocket): resident requests down, answers up",
+    tag="box",
+    auth="box",
+    responses={101: "Switching to the WebSocket protocol"},
+)
+async def box_relay(request: web.Request, q: None, body: None) -> web.StreamResponse:
+    return await request.app[RELAYS].box_socket(request, request["box"]["id"])
+
+
+def install(app: web.Application) -> None:
+    relays = Relays()
+    app[RELAYS] = relays
+    app.router.add_get("/r/at/{community}", enter)
+    app.router.add_route("*", "/r/{tail:.*}", forward)
+    for prefix in PREFIXES[1:]:
+        app.router.add_route("*", prefix + "{tail:.*}", forward)
+
+    async def close(app: web.Application) -> None:
+        await relays.close()
+
+    app.on_shutdown.append(close)

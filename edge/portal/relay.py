@@ -1,0 +1,176 @@
+"""The box's end of the cloud relay: residents away from home use the /r/ pages via the cloud.
+
+Once the box is provisioned it dials the cloud's relay socket (cloudsync/relay.py) and keeps
+it open, reconnecting with back-off. Every resident request the cloud sends down is replayed
+against this box's own HTTP API on loopback (same pages, same session cookie, same checks),
+with two changes: any ``Authorization`` header is dropped, so only resident sessions work
+through the cloud, and the resident's address travels in ``X-Qilu-Relay-Client`` (trusted
+only with this process's random ``X-Qilu-Relay`` key) so login rate limits stay per person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import random
+import secrets
+from typing import Any
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from cloudsync import relay as proto
+from edge.service import Service
+
+log = logging.getLogger(__name__)
+KEY_HEADER, CLIENT_HEADER = "X-Qilu-Relay", "X-Qilu-Relay-Client"
+CONCURRENCY = 8  # requests replayed at once; a small box serves a few phones at a time
+
+
+def client_of(request: web.Request) -> str:
+    """The resident's address: the relayed one if the relay vouches for it, else the peer's."""
+    key = request.app.get("relay_key", "")
+    given = request.headers.get(KEY_HEADER, "")
+    if key and given and hmac.compare_digest(given, key):
+        return "relay:" + request.headers.get(CLIENT_HEADER, "")
+    return request.remote or ""
+
+
+class PortalRelay(Service):
+    name = "portal_relay"
+
+    def __init__(self, box: Any) -> None:
+        super().__init__(box)
+        self.cfg = box.config.portal
+        self.key = secrets.token_urlsafe(24)
+        box.http["relay_key"] = self.key
+        self.connected = False
+        self.served = 0
+        self.last_error = ""
+        self._task: asyncio.Task | None = None
+        self._gate = asyncio.Semaphore(CONCURRENCY)
+        self._local: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        if self.cfg.enabled and self.cfg.relay:
+            self._task = asyncio.create_task(self._loop(), name="portal-relay")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._local is not None:
+            await self._local.close()
+
+    def away_url(self) -> str | None:
+        """Where residents reach this box's pages from anywhere (None: not provisioned)."""
+        sync = self.box.service("sync")
+        client = getattr(sync, "client", None)
+        if client is None:
+            return None
+        return f"{client.ident.cloud}/r/at/{client.ident.community_id}"
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "enabled": self.cfg.enabled and self.cfg.relay,
+            "connected": self.connected,
+            "served": self.served,
+            "away_url": self.away_url(),
+            "last_error": self.last_error,
+        }
+
+    async def _loop(self) -> None:
+        sync_cfg = self.box.config.sync
+        delay = sync_cfg.backoff_min_s
+        while True:
+            client = getattr(self.box.service("sync"), "client", None)
+            if client is None:  # not provisioned yet (or sync disabled): look again soon
+                await asyncio.sleep(2.0)
+                continue
+            try:
+                await self._serve(client)
+                delay = sync_cfg.backoff_min_s  # it was up: a dropped link retries quickly
+            except (aiohttp.ClientError, OSError, TimeoutError) as e:
+                self.last_error = f"{type(e).__name__}: {e}"
+                log.warning("portal relay: %s; retrying", self.last_error)
+            finally:
+                self.connected = False
+            await asyncio.sleep(random.uniform(0, delay))  # full jitter, like the sync client
+            delay = min(delay * 2, sync_cfg.backoff_max_s)
+
+    async def _serve(self, client: Any) -> None:
+        url = client.base.with_path(proto.PATH)
+        session = await client.session()
+        async with session.ws_connect(
+            url,
+            headers=client.auth_headers("GET", url),
+            heartbeat=30.0,
+            max_msg_size=proto.MAX_BODY + 65536,
+            timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
+        ) as ws:
+            self.connected, self.last_error = True, ""
+            log.info("portal relay: connected to %s", url)
+            tasks: set[asyncio.Task] = set()
+            try:
+                async for msg in ws:
+                    if msg.type != WSMsgType.BINARY:
+                        continue
+                    t = asyncio.create_task(self._answer(ws, msg.data))
+                    tasks.add(t)
+                    t.add_done_callback(tasks.discard)
+            finally:
+                for t in tasks:
+                    t.cancel()
+
+    async def _answer(self, ws: aiohttp.ClientWebSocketResponse, frame: bytes) -> None:
+        try:
+            head, body = proto.unpack(frame)
+        except ValueError as e:
+            log.warning("portal relay: bad frame from the cloud: %s", e)
+            return
+        async with self._gate:
+            status, headers, out = await self._replay(head, body)
+        self.served += 1
+        with contextlib.suppress(ConnectionError, RuntimeError):  # socket gone: cloud times out
+            await ws.send_bytes(
+                proto.pack({"id": head["id"], "status": status, "headers": headers}, out)
+            )
+
+    async def _replay(
+        self, head: dict[str, Any], body: bytes
+    ) -> tuple[int, list[list[str]], bytes]:
+        path = str(head.get("path", ""))
+        if not proto.allowed(path):  # checked by the cloud too; the box does not trust it
+            return 404, [["Content-Type", "application/json"]], b'{"error":"not relayed"}'
+        headers = {
+            k: v for k, v in head.get("headers", []) if str(k).lower() in proto.TO_BOX
+        }
+        headers[KEY_HEADER] = self.key
+        headers[CLIENT_HEADER] = str(head.get("client", ""))[:64]
+        api = self.box.config.api
+        host = "127.0.0.1" if api.host in ("0.0.0.0", "", "::") else api.host
+        port = getattr(self.box.service("api"), "port", None) or api.port  # the bound port
+        if self._local is None or self._local.closed:
+            self._local = aiohttp.ClientSession()
+        try:
+            async with self._local.request(
+                str(head.get("method", "GET")),
+                f"http://{host}:{port}{path}",
+                headers=headers,
+                data=body or None,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(total=proto.TIMEOUT_S - 2),
+            ) as r:
+                out = await r.content.read(proto.MAX_BODY + 1)
+                if len(out) > proto.MAX_BODY:
+                    return 502, [["Content-Type", "application/json"]], (
+                        b'{"error":"answer too large for the relay; use the community Wi-Fi"}'
+                    )
+                back = [[k, v] for k, v in r.headers.items() if k.lower() in proto.TO_BROWSER]
+                return r.status, back, out
+        except (aiohttp.ClientError, OSError, TimeoutError) as e:
+            log.warning("portal relay: the box's own API did not answer %s: %s", path, e)
+            return 502, [["Content-Type", "application/json"]], b'{"error":"box API unavailable"}'
