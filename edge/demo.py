@@ -180,6 +180,10 @@ from edge.sync.demo import step_cloud_sync  # noqa: E402
 
 STEPS.append(step_cloud_sync)  # local cloud, provision the box, records arrive, a command back
 
+from edge.portal.demo import step_portal_away  # noqa: E402
+
+STEPS.append(step_portal_away)  # the resident pages through the cloud relay
+
 from edge.access.demo import demo_access_toml, step_face_doors  # noqa: E402
 
 STEPS.append(step_face_doors)  # enrol a face, camera opens the door for them only; visitor pass

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -83,3 +85,32 @@ async def step_portal(d: Demo) -> None:
         f"  try it on a phone-sized browser window: {d.api}/r/login?code={fresh['code']}\n"
         f"  staff at the box: qilu-edge portal code -c {d.work_dir / 'edge.toml'} <resident-id>"
     )
+
+
+async def step_portal_away(d: Demo) -> None:
+    """After the cloud step: the same pages, reached through the cloud's relay."""
+    relay = d.box.service("portal_relay")
+    for _ in range(150):  # the relay dials the cloud once the box is provisioned
+        if relay.connected:
+            break
+        await asyncio.sleep(0.1)
+    away = relay.away_url()
+    if not relay.connected or away is None:
+        raise click.ClickException(f"the portal relay did not connect: {relay.last_error}")
+    say(
+        "Resident portal away from home: the box's pages through the cloud relay",
+        f"a resident opens {away} (sets the community, then the same /r/ pages)",
+    )
+    async with aiohttp.ClientSession(headers=d.headers) as s:
+        code = await _call(s, "POST", f"{d.api}/api/v1/portal/codes",
+                           json={"resident_id": "demo-r101"})  # fmt: skip
+    jar = aiohttp.CookieJar(unsafe=True)  # the demo cloud is on a bare IP
+    async with aiohttp.ClientSession(cookie_jar=jar) as phone:
+        async with phone.get(away) as r:
+            await r.read()
+        async with phone.post(away.split("/r/at/")[0] + "/r/login",
+                              data={"code": code["code"]}) as r:  # fmt: skip
+            text = await r.text()
+    titles = re.findall(r"<a href='/r/read/[^']+'>([^<]+)</a>", text)
+    click.echo(f"  logged in through the cloud ({r.status}); feed: {', '.join(titles[:3])}")
+    click.echo(f"  try it: {away}?next=/r/login  (a fresh code: qilu-edge portal code ...)")

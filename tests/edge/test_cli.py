@@ -96,3 +96,4 @@ def test_demo_runs_end_to_end(tmp_path: Path, mosquitto) -> None:
     steps = ("Face doors", "Cloud sync", "Resident portal", "Commissioning", "publicity screen")
     for step in steps:
         assert step in output, step
+    assert "logged in through the cloud (200); feed: " in output  # the portal relay
