@@ -180,3 +180,14 @@ async def test_face_grant_shows_a_login_code_on_the_door_screen(
         assert row[0] == "door" and row[1] == "door:d-east" and row[2] is not None
     finally:
         con.close()
+
+
+def test_a_screen_names_a_configured_door() -> None:
+    from edge.config import ConfigError, parse_config
+
+    text = '[[doors]]\nid = "d-1"\ntype = "sim"\n\n[[screens]]\nid = "s-1"\ntype = "sim"\n'
+    assert parse_config(text + 'door = "d-1"\n').screens[0].door == "d-1"
+    with pytest.raises(ConfigError, match=r"<config>:8: screens\[0\]\.door: no door 'd-2'"):
+        parse_config(text + 'door = "d-2"\n')
+    with pytest.raises(ConfigError, match=r"portal\.door_codes"):
+        parse_config('[portal]\ndoor_codes = "sometimes"\n')
