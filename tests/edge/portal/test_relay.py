@@ -215,3 +215,50 @@ async def test_away_from_home_a_resident_opens_their_door_and_issues_a_pass(
     finally:
         await cloud.stop()
         board.stop()
+
+
+async def test_the_pages_work_in_a_phone_browser_through_the_cloud(
+    make_config, run_box, tmp_path: Path
+) -> None:
+    from urllib.parse import quote
+
+    from tests.edge.portal.test_pages_chromium import PHONE, feed_ids
+    from tests.peers.chromium import browser
+
+    cloud = await start_cloud(str(tmp_path / "cloud.db"), tmp_path)
+    try:
+        await cloud.community(community="c1")
+        config = make_config(extra=FAST)
+        await provision(config.source, cloud.url, await cloud.claim("c1"))
+        box = await run_box(config)
+        relay = box.service("portal_relay")
+        await wait_for(lambda: _true(relay.connected), 10)
+        base = api_url(box)
+        async with aiohttp.ClientSession() as lan:
+            await article(lan, base, "a-policy", "关于垃圾分类的新规定", ["policy"], must_read=True)
+            await article(lan, base, "a-opera", "社区戏曲晚会", ["culture"])
+            code = await staff(lan, "POST", f"{base}/api/v1/portal/codes",
+                               json={"resident_id": "r-7", "building": "1"})  # fmt: skip
+        link = f"{cloud.url}/r/at/c1?next={quote('/r/login?code=' + code['code'])}"
+        async with browser() as b:
+            ctx = await b.new_context(**PHONE)
+            page = await ctx.new_page()
+            await page.goto(link, timeout=15000)  # a staff link that works anywhere
+            await page.click("button")
+            await page.wait_for_url(f"{cloud.url}/r/read", timeout=10000)
+            assert (await feed_ids(page))[0] == "a-policy"
+            # the stylesheet came through the relay too: the nav bar is the portal's red
+            bg = await page.eval_on_selector("nav", "n => getComputedStyle(n).backgroundColor")
+            assert bg == "rgb(183, 28, 28)"
+            await page.click("ul.feed li:first-child a")
+            await page.wait_for_selector("#ack", timeout=10000)
+            await page.click("#ack")
+            await page.wait_for_url("**/r/read?acked=1", timeout=10000)
+            assert (await feed_ids(page))[-1] == "a-policy"
+            await ctx.close()
+        db = sqlite3.connect(config.db_path)
+        acked = db.execute("SELECT content_id FROM portal_acks WHERE resident_id = 'r-7'")
+        assert [r[0] for r in acked] == ["a-policy"]
+        db.close()
+    finally:
+        await cloud.stop()
