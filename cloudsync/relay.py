@@ -23,6 +23,8 @@ import itertools
 import json
 import logging
 import struct
+import time
+from collections import defaultdict, deque
 from typing import Any
 from urllib.parse import unquote
 
@@ -47,6 +49,7 @@ TO_BROWSER = frozenset(
     "content-type set-cookie location cache-control content-range accept-ranges etag"
     " last-modified content-disposition content-language".split()
 )
+RATE_MAX, RATE_WINDOW_S = 300, 300.0  # relayed requests per client address per window
 RELAYS = web.AppKey("relays", "Relays")
 
 
@@ -120,6 +123,22 @@ class Relays:
     def __init__(self) -> None:
         self.tunnels: dict[str, Tunnel] = {}
         self.forwarded = 0
+        self._recent: dict[str, deque[float]] = defaultdict(deque)  # requests per address
+
+    def too_many(self, client: str) -> bool:
+        """Anyone on the internet can reach these pages: a sliding window per address keeps
+        one client from flooding a box over its small uplink."""
+        now = time.monotonic()
+        q = self._recent[client]
+        while q and q[0] < now - RATE_WINDOW_S:
+            q.popleft()
+        if len(q) >= RATE_MAX:
+            return True
+        q.append(now)
+        if len(self._recent) > 10_000:  # forget idle addresses
+            for k in [k for k, v in self._recent.items() if not v or v[-1] < now - RATE_WINDOW_S]:
+                del self._recent[k]
+        return False
 
     async def box_socket(self, request: web.Request, box_id: str) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_BODY + 65536)
@@ -190,11 +209,20 @@ async def forward(request: web.Request) -> web.StreamResponse:
     path = request.rel_url.raw_path_qs
     if not allowed(path):
         return refuse(request, 404, "未找到", "not a resident page")
+    relays = request.app[RELAYS]
     box_id = request.cookies.get(BOX_COOKIE, "")
-    tunnel = request.app[RELAYS].tunnels.get(box_id)
+    tunnel = relays.tunnels.get(box_id)
     if not box_id:
         return refuse(request, 404, "请先选择小区", "请通过物业提供的链接（/r/at/小区编号）进入。")
+    if relays.too_many(request.remote or ""):
+        return refuse(request, 429, "请求过于频繁", "请稍后再试。")
     if tunnel is None:
+        return refuse(request, 503, "小区服务暂时离线", "小区盒子暂时无法连接，请稍后再试。")
+    from cloudsync.app import STORAGE
+
+    box = await request.app[STORAGE].box_get(box_id)
+    if box is None or box["revoked_at"]:  # revoked while its socket was open: close it now
+        await tunnel.ws.close()
         return refuse(request, 503, "小区服务暂时离线", "小区盒子暂时无法连接，请稍后再试。")
     body = await request.read()
     if len(body) > MAX_BODY:
@@ -209,7 +237,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
         answer, out = await tunnel.call(head, body)
     except (TimeoutError, ConnectionError):
         return refuse(request, 504, "小区服务响应超时", "小区盒子没有及时回应，请稍后再试。")
-    request.app[RELAYS].forwarded += 1
+    relays.forwarded += 1
     headers = CIMultiDict(
         (k, v) for k, v in answer.get("headers", []) if str(k).lower() in TO_BROWSER
     )

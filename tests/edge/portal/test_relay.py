@@ -127,6 +127,15 @@ async def test_the_cloud_says_so_when_the_box_is_offline(
             await wait_for(lambda: _true(relay.connected), 10)
             async with phone.get(f"{cloud.url}/r/read") as r:
                 assert r.status == 200 and "社区居民登录" in await r.text()
+            # Ops revoke the box: its open socket is closed and it cannot dial back in.
+            box_id = box.service("sync").client.ident.box_id
+            status, _ = await cloud.call("POST", f"/api/v1/ops/boxes/{box_id}/revoke")
+            assert status == 200
+            async with phone.get(f"{cloud.url}/r/read") as r:
+                assert r.status == 503
+            await wait_for(lambda: _true("403" in relay.last_error), 10)
+            async with phone.get(f"{cloud.url}/r/read") as r:
+                assert r.status == 503 and not relay.connected
     finally:
         await cloud.stop()
 
@@ -262,3 +271,10 @@ async def test_the_pages_work_in_a_phone_browser_through_the_cloud(
         db.close()
     finally:
         await cloud.stop()
+
+
+def test_one_address_cannot_flood_a_box() -> None:
+    relays = proto.Relays()
+    assert not any(relays.too_many("203.0.113.9") for _ in range(proto.RATE_MAX))
+    assert relays.too_many("203.0.113.9")  # the next one in the window is refused
+    assert not relays.too_many("203.0.113.10")  # others are not affected
