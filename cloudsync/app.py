@@ -162,7 +162,12 @@ async def openapi_doc(request: web.Request) -> web.Response:
 
 
 def make_app(
-    storage: Storage, blob_dir: Path, *, feed_poll_s: float = 0.5, max_body_mb: float = 64
+    storage: Storage,
+    blob_dir: Path,
+    *,
+    feed_poll_s: float = 0.5,
+    max_body_mb: float = 64,
+    relay_mesh: Any = None,
 ) -> web.Application:
     from cloudsync import (  # noqa: F401  (they register routes on `api`)
         box_api,
@@ -181,7 +186,7 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/openapi.json", openapi_doc)
     api.install(app)
-    relay.install(app)  # residents' /r/ pages, relayed to their box
+    relay.install(app, relay_mesh)  # residents' /r/ pages, relayed to their box
     app["openapi"] = api.openapi("Qilu cloud sync and ops API", __version__)
 
     async def listen(app: web.Application) -> None:

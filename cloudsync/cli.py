@@ -8,8 +8,10 @@ import multiprocessing
 import os
 import secrets
 import signal
+import socket
 import ssl
 from pathlib import Path
+from typing import Any
 
 import click
 from aiohttp import web
@@ -43,6 +45,7 @@ def _serve(
     reuse_port: bool,
     tls: tuple | None,
     poll_s: float,
+    mesh: Any = None,
 ) -> None:
     from cloudsync.app import build
 
@@ -52,7 +55,7 @@ def _serve(
         ssl_ctx.load_cert_chain(*tls)
 
     async def factory() -> web.Application:
-        return await build(db, blobs, feed_poll_s=poll_s)
+        return await build(db, blobs, feed_poll_s=poll_s, relay_mesh=mesh)
 
     web.run_app(
         factory(),
@@ -118,8 +121,8 @@ def serve(
         return
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=_serve, args=(db, blobs, host, port, True, tls, feed_poll))
-        for _ in range(workers)
+        ctx.Process(target=_serve, args=(db, blobs, host, port, True, tls, feed_poll, mesh))
+        for mesh in _relay_meshes(workers)
     ]
     for proc in procs:
         proc.start()
@@ -132,6 +135,23 @@ def serve(
     signal.signal(signal.SIGINT, stop)
     for proc in procs:
         proc.join()
+
+
+def _relay_meshes(workers: int) -> list[Any]:
+    """One loopback peer port per worker and a shared key, so a resident request landing on
+    any worker reaches the box whose relay socket another worker holds (cloudsync/relay.py)."""
+    from cloudsync.relay import Mesh
+
+    ports = []
+    for _ in range(workers):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            ports.append(s.getsockname()[1])
+    key = secrets.token_urlsafe(24)
+    return [
+        Mesh(port=p, peers=tuple(f"http://127.0.0.1:{q}" for q in ports if q != p), key=key)
+        for p in ports
+    ]
 
 
 async def _migrate(db: str) -> list[int]:

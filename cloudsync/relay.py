@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import itertools
 import json
 import logging
 import struct
 import time
 from collections import defaultdict, deque
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
@@ -49,6 +52,7 @@ TO_BROWSER = frozenset(
     "content-type set-cookie location cache-control content-range accept-ranges etag"
     " last-modified content-disposition content-language".split()
 )
+PEER_HEADER = "X-Qilu-Relay-Key"
 RATE_MAX, RATE_WINDOW_S = 300, 300.0  # relayed requests per client address per window
 RELAYS = web.AppKey("relays", "Relays")
 
@@ -82,6 +86,17 @@ def unpack(frame: bytes) -> tuple[dict[str, Any], bytes]:
     if not isinstance(head, dict) or not isinstance(head.get("id"), int):
         raise ValueError("relay frame head needs an integer id")
     return head, frame[4 + n :]
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """How the workers of one ``serve --workers N`` reach each other's tunnels: each listens
+    on its own loopback port (never the public one) and a request for a box whose socket is
+    held by another worker is handed to it there, with the key the parent gave them all."""
+
+    port: int | None = None  # this worker's peer listener; None: a single worker
+    peers: tuple[str, ...] = ()  # the other workers' peer URLs
+    key: str = ""
 
 
 class Tunnel:
@@ -120,9 +135,11 @@ class Tunnel:
 class Relays:
     """The tunnels this worker holds, by box id. Several workers: see README "Cloud sync"."""
 
-    def __init__(self) -> None:
+    def __init__(self, mesh: Mesh | None = None) -> None:
         self.tunnels: dict[str, Tunnel] = {}
+        self.mesh = mesh or Mesh()
         self.forwarded = 0
+        self._peer_http: aiohttp.ClientSession | None = None
         self._recent: dict[str, deque[float]] = defaultdict(deque)  # requests per address
 
     def too_many(self, client: str) -> bool:
@@ -163,10 +180,61 @@ class Relays:
             log.info("relay: box %s disconnected", box_id)
         return ws
 
+    async def call(
+        self, box_id: str, head: dict[str, Any], body: bytes
+    ) -> tuple[dict[str, Any], bytes] | None:
+        """Answer through this worker's tunnel to the box, or another worker's; None: the box
+        has no open socket anywhere."""
+        tunnel = self.tunnels.get(box_id)
+        if tunnel is not None:
+            return await tunnel.call(head, body)
+        if not self.mesh.peers:
+            return None
+        if self._peer_http is None or self._peer_http.closed:
+            self._peer_http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(TIMEOUT_S))
+        frame = pack({**head, "id": 0}, body)
+        for peer in self.mesh.peers:
+            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
+                async with self._peer_http.post(
+                    f"{peer}/relay/{box_id}", data=frame, headers={PEER_HEADER: self.mesh.key}
+                ) as r:
+                    if r.status == 200:
+                        return unpack(await r.read())
+        return None
+
+    async def peer_call(self, request: web.Request) -> web.Response:
+        """Another worker hands over a resident request for a box whose socket is here."""
+        given = request.headers.get(PEER_HEADER, "")
+        if not self.mesh.key or not hmac.compare_digest(given, self.mesh.key):
+            return web.json_response({"error": "bad relay key"}, status=403)
+        tunnel = self.tunnels.get(request.match_info["box_id"])
+        if tunnel is None:
+            return web.json_response({"error": "no socket here"}, status=404)
+        try:
+            head, body = unpack(await request.read())
+            answer, out = await tunnel.call(head, body)
+        except ValueError as e:
+            return web.json_response({"error": str(e)}, status=400)
+        except (TimeoutError, ConnectionError):
+            return web.json_response({"error": "the box did not answer"}, status=504)
+        return web.Response(body=pack(answer, out))
+
+    async def start_peer_listener(self) -> web.AppRunner | None:
+        if self.mesh.port is None:
+            return None
+        peer_app = web.Application(client_max_size=MAX_BODY + 65536)
+        peer_app.router.add_post("/relay/{box_id}", self.peer_call)
+        runner = web.AppRunner(peer_app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.mesh.port).start()
+        return runner
+
     async def close(self) -> None:
         for t in list(self.tunnels.values()):
             with contextlib.suppress(Exception):
                 await t.ws.close()
+        if self._peer_http is not None:
+            await self._peer_http.close()
 
 
 def page(status: int, title: str, text: str) -> web.Response:
@@ -209,21 +277,20 @@ async def forward(request: web.Request) -> web.StreamResponse:
     path = request.rel_url.raw_path_qs
     if not allowed(path):
         return refuse(request, 404, "未找到", "not a resident page")
+    from cloudsync.app import STORAGE
+
     relays = request.app[RELAYS]
     box_id = request.cookies.get(BOX_COOKIE, "")
-    tunnel = relays.tunnels.get(box_id)
     if not box_id:
         return refuse(request, 404, "请先选择小区", "请通过物业提供的链接（/r/at/小区编号）进入。")
     if relays.too_many(request.remote or ""):
         return refuse(request, 429, "请求过于频繁", "请稍后再试。")
-    if tunnel is None:
-        return refuse(request, 503, "小区服务暂时离线", "小区盒子暂时无法连接，请稍后再试。")
-    from cloudsync.app import STORAGE
-
+    offline = refuse(request, 503, "小区服务暂时离线", "小区盒子暂时无法连接，请稍后再试。")
     box = await request.app[STORAGE].box_get(box_id)
     if box is None or box["revoked_at"]:  # revoked while its socket was open: close it now
-        await tunnel.ws.close()
-        return refuse(request, 503, "小区服务暂时离线", "小区盒子暂时无法连接，请稍后再试。")
+        if (tunnel := relays.tunnels.get(box_id)) is not None:
+            await tunnel.ws.close()
+        return offline
     body = await request.read()
     if len(body) > MAX_BODY:
         return refuse(request, 413, "内容过大", "request body too large for the relay")
@@ -234,9 +301,12 @@ async def forward(request: web.Request) -> web.StreamResponse:
         "client": request.remote or "",
     }
     try:
-        answer, out = await tunnel.call(head, body)
+        got = await relays.call(box_id, head, body)
     except (TimeoutError, ConnectionError):
         return refuse(request, 504, "小区服务响应超时", "小区盒子没有及时回应，请稍后再试。")
+    if got is None:
+        return offline
+    answer, out = got
     relays.forwarded += 1
     headers = CIMultiDict(
         (k, v) for k, v in answer.get("headers", []) if str(k).lower() in TO_BROWSER
@@ -256,15 +326,24 @@ async def box_relay(request: web.Request, q: None, body: None) -> web.StreamResp
     return await request.app[RELAYS].box_socket(request, request["box"]["id"])
 
 
-def install(app: web.Application) -> None:
-    relays = Relays()
+def install(app: web.Application, mesh: Mesh | None = None) -> None:
+    relays = Relays(mesh)
     app[RELAYS] = relays
     app.router.add_get("/r/at/{community}", enter)
     app.router.add_route("*", "/r/{tail:.*}", forward)
     for prefix in PREFIXES[1:]:
         app.router.add_route("*", prefix + "{tail:.*}", forward)
 
+    peer_runner: list[web.AppRunner] = []
+
+    async def start(app: web.Application) -> None:
+        if (runner := await relays.start_peer_listener()) is not None:
+            peer_runner.append(runner)
+
     async def close(app: web.Application) -> None:
         await relays.close()
+        for runner in peer_runner:
+            await runner.cleanup()
 
+    app.on_startup.append(start)
     app.on_shutdown.append(close)
