@@ -81,10 +81,20 @@ async def step_portal(d: Demo) -> None:
         fresh = await _call(
             s, "POST", f"{api}/codes", json={"resident_id": "demo-r102", "building": "1"}
         )
+        for rid, name, room in (("demo-r111", "刘大爷", "101"), ("demo-r112", "陈女士", "102")):
+            body = {"id": rid, "name": name, "building": "1", "unit": "1单元", "room": room}
+            await _call(s, "POST", f"{d.api}/api/v1/residents", json=body)
     click.echo(
         f"  try it on a phone-sized browser window: {d.api}/r/login?code={fresh['code']}\n"
         f"  staff at the box: qilu-edge portal code -c {d.work_dir / 'edge.toml'} <resident-id>"
     )
+    # Printed login cards for building 1's registered residents (the same CLI staff use).
+    from edge.portal.cli import codes_sheet_cmd
+
+    cfg, out = d.work_dir / "edge.toml", d.work_dir / "login-cards.html"
+    args = ["-c", str(cfg), "--building", "1", "--out", str(out)]
+    await asyncio.to_thread(codes_sheet_cmd.main, args, standalone_mode=False)
+    click.echo(f"  (qilu-edge portal codes-sheet -c {cfg} --building 1 --out {out}: print it)")
 
 
 async def step_portal_away(d: Demo) -> None:
