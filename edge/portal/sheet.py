@@ -21,6 +21,7 @@ body { margin: 0; font-family: "WenQuanYi Micro Hei", "Noto Sans CJK SC", "Sourc
 .card { border: 0.3mm dashed #999; padding: 4mm; display: flex; gap: 4mm; align-items: center;
   break-inside: avoid; page-break-inside: avoid; }
 .card svg { width: 38mm; height: 38mm; flex: none; }
+.card .org { font-size: 3mm; color: #666; }
 .card h2 { margin: 0 0 1mm; font-size: 4.2mm; color: #b71c1c; }
 .card .who { font-size: 4mm; font-weight: bold; }
 .card .addr { font-size: 3.4mm; color: #444; }
@@ -50,7 +51,7 @@ def render(cards: list[dict[str, Any]], *, base: str, title: str, tz: str) -> st
         out.append(
             f'<div class="card" data-resident="{html.escape(c["resident_id"])}">'
             f"{qr_svg(link)}<div>"
-            f"<h2>{html.escape(title)} 居民端登录卡</h2>"
+            f'<div class="org">{html.escape(title)}</div><h2>居民端登录卡</h2>'
             f'<div class="who">{html.escape(mask_name(c.get("name") or ""))}</div>'
             f'<div class="addr">{html.escape(address(c))}</div>'
             f'<div class="code">{html.escape(c["code"])}</div>'
