@@ -60,7 +60,7 @@ class Facts:
 
 
 def facts(store: Store, resident_id: str, now_iso: str) -> Facts:
-    with store._lock:
+    with store.reading():
         try:
             resident = _require_resident(store, resident_id)
         except NotFound:
@@ -92,7 +92,7 @@ def facts(store: Store, resident_id: str, now_iso: str) -> Facts:
 
 
 def get_rights(store: Store, resident_id: str) -> dict[str, Any]:
-    with store._lock:
+    with store.reading():
         res = _require_resident(store, resident_id)
         rows = list(
             store.db.execute(
@@ -167,7 +167,7 @@ def add_block(
 
 
 def get_block(store: Store, block_id: str) -> dict[str, Any]:
-    with store._lock:
+    with store.reading():
         rows = list(store.db.query("SELECT * FROM access_blocks WHERE id = ?", (block_id,)))
     if not rows:
         raise NotFound(f"no block {block_id!r}")
@@ -183,7 +183,7 @@ def list_blocks(store: Store, resident_id: str | None = None, active_only: bool 
     if active_only:
         sql += " AND lifted_at IS NULL AND (until IS NULL OR until > ?)"
         args.append(iso())
-    with store._lock:
+    with store.reading():
         return list(store.db.query(sql + " ORDER BY created_at", args))
 
 
@@ -203,7 +203,7 @@ def lift_block(store: Store, block_id: str, actor: str | None) -> dict[str, Any]
 
 
 def pin_in_use(store: Store, pin_hash: str, now_iso: str) -> bool:
-    with store._lock:
+    with store.reading():
         row = store.db.execute(
             "SELECT 1 FROM visitor_passes WHERE pin_hash = ? AND valid_to > ? AND revoked = 0"
             " AND uses_left > 0",
@@ -238,7 +238,7 @@ def _pass_row(r: dict[str, Any]) -> dict[str, Any]:
 
 
 def get_pass(store: Store, pass_id: str) -> dict[str, Any]:
-    with store._lock:
+    with store.reading():
         rows = list(store.db.query("SELECT * FROM visitor_passes WHERE id = ?", (pass_id,)))
         if not rows:
             raise NotFound(f"no pass {pass_id!r}")
@@ -259,7 +259,7 @@ def list_passes(store: Store, resident_id: str | None = None, limit: int = 100) 
     if resident_id:
         sql += " WHERE resident_id = ?"
         args.append(resident_id)
-    with store._lock:
+    with store.reading():
         rows = list(store.db.query(sql + " ORDER BY created_at DESC LIMIT ?", [*args, limit]))
     return [_pass_row(r) for r in rows]
 
@@ -274,7 +274,7 @@ def revoke_pass(store: Store, pass_id: str) -> dict[str, Any]:
 
 def find_pass_by_pin(store: Store, pin_hash: str, now_iso: str) -> str | None:
     """The id of the active pass with this PIN (PINs of active passes are unique)."""
-    with store._lock:
+    with store.reading():
         row = store.db.execute(
             "SELECT id FROM visitor_passes WHERE pin_hash = ? AND valid_to > ? AND revoked = 0"
             " ORDER BY uses_left > 0 DESC, created_at DESC LIMIT 1",
@@ -335,7 +335,7 @@ def list_events(
     if decision:
         sql += " AND decision = ?"
         args.append(decision)
-    with store._lock:
+    with store.reading():
         rows = list(store.db.query(sql + " ORDER BY ts DESC LIMIT ?", [*args, limit]))
     for r in rows:
         if r.get("relay_changed") is not None:

@@ -241,6 +241,13 @@ class Store:
             (ts, priority, kind, rid, payload, len(payload.encode())),
         )
 
+    @contextmanager
+    def reading(self) -> Iterator[sqlite_utils.Database]:
+        """The connection for reads: one thread at a time, so several reads see one state
+        and never interleave with a transaction another thread has open on it."""
+        with self._lock:
+            yield self.db
+
     def select(
         self, table: str, *, order_by: str, limit: int, **equal: Any
     ) -> list[dict[str, Any]]:

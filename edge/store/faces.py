@@ -58,13 +58,13 @@ def add_resident(store: Store, rec: Resident, *, replace: bool = False) -> None:
 
 
 def get_resident(store: Store, resident_id: str) -> dict[str, Any] | None:
-    with store._lock:
+    with store.reading():
         rows = list(store.db.query("SELECT * FROM residents WHERE id = ?", [resident_id]))
     return _resident_row(rows[0]) if rows else None
 
 
 def list_residents(store: Store) -> list[dict[str, Any]]:
-    with store._lock:
+    with store.reading():
         rows = list(
             store.db.query(
                 "SELECT r.*, (SELECT count(*) FROM face_templates t WHERE t.resident_id = r.id)"
@@ -129,7 +129,7 @@ def add_negative(
 
 def load_all(store: Store) -> tuple[int, list[tuple[str, str, np.ndarray]], dict[str, np.ndarray]]:
     """(change cursor, templates, negatives per resident) for loading the gallery at start."""
-    with store._lock:
+    with store.reading():
         cursor = store.db.execute("SELECT coalesce(max(seq), 0) FROM face_changes").fetchone()[0]
         rows = store.db.execute("SELECT id, resident_id, embedding FROM face_templates").fetchall()
         neg_rows = store.db.execute("SELECT resident_id, embedding FROM face_negatives").fetchall()
@@ -144,7 +144,7 @@ def load_all_negatives_only(
     store: Store,
 ) -> tuple[int, list[tuple[str, str, np.ndarray]], dict[str, np.ndarray]]:
     """(change cursor, [], negatives per resident): templates come from load_matrix."""
-    with store._lock:
+    with store.reading():
         cursor = store.db.execute("SELECT coalesce(max(seq), 0) FROM face_changes").fetchone()[0]
         neg_rows = store.db.execute("SELECT resident_id, embedding FROM face_negatives").fetchall()
     negatives: dict[str, list[np.ndarray]] = {}
@@ -156,7 +156,7 @@ def load_all_negatives_only(
 def load_matrix(store: Store) -> tuple[list[str], list[str], np.ndarray]:
     """All templates as (ids, resident ids, one (n, 128) matrix), streamed into one buffer
     (no list of 100k blobs held at once: the daemon's peak memory stays near the gallery's)."""
-    with store._lock:
+    with store.reading():
         n = store.db.execute("SELECT count(*) FROM face_templates").fetchone()[0]
         mat = np.empty((n, DIM), np.float32)
         tids: list[str] = []
@@ -172,7 +172,7 @@ def load_matrix(store: Store) -> tuple[list[str], list[str], np.ndarray]:
 
 
 def changes_after(store: Store, cursor: int, limit: int = 1000) -> list[Change]:
-    with store._lock:
+    with store.reading():
         rows = store.db.execute(
             "SELECT c.seq, c.op, c.item_id, c.resident_id,"
             " coalesce(t.embedding, n.embedding) FROM face_changes c"
@@ -185,7 +185,7 @@ def changes_after(store: Store, cursor: int, limit: int = 1000) -> list[Change]:
 
 
 def negatives_of(store: Store, resident_id: str) -> np.ndarray:
-    with store._lock:
+    with store.reading():
         rows = store.db.execute(
             "SELECT embedding FROM face_negatives WHERE resident_id = ?", [resident_id]
         ).fetchall()
@@ -193,7 +193,7 @@ def negatives_of(store: Store, resident_id: str) -> np.ndarray:
 
 
 def template_count(store: Store) -> int:
-    with store._lock:
+    with store.reading():
         return store.db.execute("SELECT count(*) FROM face_templates").fetchone()[0]
 
 

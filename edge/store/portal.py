@@ -36,7 +36,7 @@ def digest(secret: str) -> str:
 
 
 def _rows(store: Store, sql: str, *args: Any) -> list[dict[str, Any]]:
-    with store._lock:
+    with store.reading():
         return list(store.db.query(sql, args))
 
 

@@ -36,7 +36,7 @@ def insert_photo(store: Store, row: dict[str, Any]) -> None:
 
 
 def photos_of(store: Store, owner_kind: str, owner_id: str) -> list[dict[str, Any]]:
-    with store._lock:
+    with store.reading():
         return list(
             store.db.query(
                 "SELECT id, stage, ts, path, mime, bytes, sha256 FROM photos"
@@ -47,13 +47,13 @@ def photos_of(store: Store, owner_kind: str, owner_id: str) -> list[dict[str, An
 
 
 def photo(store: Store, photo_id: str) -> dict[str, Any] | None:
-    with store._lock:
+    with store.reading():
         rows = list(store.db.query("SELECT * FROM photos WHERE id = ?", (photo_id,)))
     return rows[0] if rows else None
 
 
 def get_report(store: Store, report_id: str) -> dict[str, Any] | None:
-    with store._lock:
+    with store.reading():
         rows = list(store.db.query("SELECT * FROM reports WHERE id = ?", (report_id,)))
     if not rows:
         return None
@@ -159,7 +159,7 @@ def list_alerts(store: Store, limit: int = 50, type_: str | None = None) -> list
     if type_:
         sql += " WHERE type = ?"
         args.append(type_)
-    with store._lock:
+    with store.reading():
         rows = list(store.db.query(sql + " ORDER BY ts DESC LIMIT ?", (*args, limit)))
     for r in rows:
         r["evidence"] = json.loads(r["evidence"] or "[]")

@@ -121,7 +121,7 @@ def put_screen(store: Store, screen: Screen) -> None:
 
 
 def _load(store: Store, sql: str, cls: type[Record], *args: Any) -> list[Any]:
-    with store._lock:
+    with store.reading():
         rows = store.db.execute(sql, args).fetchall()
     return [cls.model_validate(json.loads(r[0])) for r in rows]
 
@@ -179,7 +179,7 @@ class Definitions:
 
 def load_definitions(store: Store, ended_after: datetime) -> Definitions:
     """Everything the resolver needs, read in one go on the store thread."""
-    with store._lock:
+    with store.reading():
         cached = {r[0] for r in store.db.execute("SELECT sha256 FROM content_cache")}
     return Definitions(
         list_content(store),
@@ -229,7 +229,7 @@ def recent_plays(store: Store, screen_id: str | None = None, limit: int = 100) -
     if screen_id is not None:
         sql += " WHERE screen_id = ?"
         args = (screen_id,)
-    with store._lock:
+    with store.reading():
         return list(store.db.query(sql + " ORDER BY started_at DESC LIMIT ?", (*args, limit)))
 
 
@@ -237,7 +237,7 @@ def recent_plays(store: Store, screen_id: str | None = None, limit: int = 100) -
 
 
 def player_states(store: Store) -> dict[str, dict]:
-    with store._lock:
+    with store.reading():
         return {r["screen_id"]: r for r in store.db.query("SELECT * FROM screen_players")}
 
 
@@ -273,7 +273,7 @@ def cache_put(store: Store, sha256: str, size: int, mtime_ns: int) -> None:
 
 
 def cache_get(store: Store, sha256: str) -> dict | None:
-    with store._lock:
+    with store.reading():
         rows = list(store.db.query("SELECT * FROM content_cache WHERE sha256 = ?", (sha256,)))
     return rows[0] if rows else None
 
@@ -292,5 +292,5 @@ def cache_remove(store: Store, sha256: str) -> None:
 
 def cache_entries(store: Store) -> list[dict]:
     """Cached files, least recently used first."""
-    with store._lock:
+    with store.reading():
         return list(store.db.query("SELECT * FROM content_cache ORDER BY last_used, sha256"))

@@ -49,13 +49,13 @@ def add_history(
 
 
 def get_ticket(store: Store, ticket_id: str) -> dict[str, Any] | None:
-    with store._lock:
+    with store.reading():
         rows = list(store.db.query("SELECT * FROM tickets WHERE id = ?", (ticket_id,)))
     return rows[0] if rows else None
 
 
 def history(store: Store, ticket_id: str) -> list[dict[str, Any]]:
-    with store._lock:
+    with store.reading():
         rows = list(
             store.db.query(
                 "SELECT seq, ts, action, from_status, to_status, actor, note, assignee, photos"
@@ -96,7 +96,7 @@ def open_device_ticket_id(store: Store, device_kind: str, device_id: str) -> str
 
 def overdue(store: Store, now_iso: str, active: tuple[str, ...]) -> list[dict[str, Any]]:
     marks = ", ".join("?" for _ in active)
-    with store._lock:
+    with store.reading():
         return list(
             store.db.query(
                 f"SELECT * FROM tickets WHERE due_at IS NOT NULL AND due_at < ?"
