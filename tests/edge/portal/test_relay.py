@@ -6,16 +6,53 @@ import asyncio
 import re
 import sqlite3
 import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import pytest
 
 from cloudsync import relay as proto
-from tests.cloudsync.helpers import start_cloud, wait_for
-from tests.conftest import api_url
+from edge.standard import Resident
+from edge.store import Store
+from edge.store import access as access_db
+from edge.store import faces as store_faces
+from tests.cloudsync.helpers import Cloud, start_cloud, wait_for
+from tests.conftest import api_url, free_port
+from tests.drivers.doors.relay_peers import RelayBoard
+from tests.edge.access.test_engine import door_toml
 from tests.edge.portal.helpers import STAFF, article, staff
 from tests.edge.portal.test_cloud import FAST, provision
+from tests.edge.portal.test_pages_chromium import PHONE, feed_ids
+from tests.peers.chromium import browser
+
+
+@pytest.fixture
+async def cloud(tmp_path: Path) -> AsyncIterator[Cloud]:
+    """A real cloud (in this process, SQLite) with the community c1."""
+    c = await start_cloud(str(tmp_path / "cloud.db"), tmp_path)
+    await c.community(community="c1")
+    yield c
+    await c.stop()
+
+
+@pytest.fixture
+def board() -> Iterator[RelayBoard]:
+    """A pymodbus TCP relay board as the doors."""
+    b = RelayBoard(units=(1,), tcp_port=free_port()).start()
+    yield b
+    b.stop()
+
+
+async def relayed(cloud: Cloud, config: Any, run_box: Any) -> tuple[Any, Any]:
+    """A box provisioned into c1, running, with its relay socket open: (box, relay)."""
+    await provision(config.source, cloud.url, await cloud.claim("c1"))
+    box = await run_box(config)
+    relay = box.service("portal_relay")
+    await wait_for(lambda: _true(relay.connected), 10)
+    return box, relay
 
 
 def test_only_resident_paths_are_relayed() -> None:
@@ -43,101 +80,85 @@ def test_frames_round_trip() -> None:
 
 
 async def test_a_resident_away_from_home_logs_in_reads_and_acknowledges(
-    make_config, run_box, tmp_path: Path
+    make_config, run_box, cloud: Cloud
 ) -> None:
-    cloud = await start_cloud(str(tmp_path / "cloud.db"), tmp_path)
-    try:
-        await cloud.community(community="c1")
-        config = make_config(extra=FAST)
-        await provision(config.source, cloud.url, await cloud.claim("c1"))
-        box = await run_box(config)
-        relay = box.service("portal_relay")
-        await wait_for(lambda: _true(relay.connected), 10)
-        assert relay.status()["away_url"] == f"{cloud.url}/r/at/c1"
-        base = api_url(box)
-        async with aiohttp.ClientSession() as lan:  # staff on the community network
-            await article(lan, base, "a-1", "防汛通知", ["safety"], must_read=True)
-            code = await staff(
-                lan, "POST", f"{base}/api/v1/portal/codes",
-                json={"resident_id": "r-9", "name": "李叔", "building": "2"},
-            )  # fmt: skip
+    config = make_config(extra=FAST)
+    box, relay = await relayed(cloud, config, run_box)
+    assert relay.status()["away_url"] == f"{cloud.url}/r/at/c1"
+    base = api_url(box)
+    async with aiohttp.ClientSession() as lan:  # staff on the community network
+        await article(lan, base, "a-1", "防汛通知", ["safety"], must_read=True)
+        code = await staff(
+            lan, "POST", f"{base}/api/v1/portal/codes",
+            json={"resident_id": "r-9", "name": "李叔", "building": "2"},
+        )  # fmt: skip
 
-        jar = aiohttp.CookieJar(unsafe=True)  # cookies on a bare IP host, as a phone keeps them
-        async with aiohttp.ClientSession(cookie_jar=jar) as phone:  # the resident, anywhere
-            async with phone.get(f"{cloud.url}/r/read") as r:
-                assert r.status == 404 and "请先选择小区" in await r.text()
-            async with phone.get(f"{cloud.url}/r/at/nowhere") as r:
-                assert r.status == 404 and "未找到小区" in await r.text()
-            async with phone.get(f"{cloud.url}/r/at/c1") as r:  # -> /r/read -> /r/login
-                assert r.status == 200 and "社区居民登录" in await r.text()
-                assert str(r.url).endswith("/r/login")
-            async with phone.post(f"{cloud.url}/r/login", data={"code": "00000000"}) as r:
-                assert r.status == 401 and "登录码错误" in await r.text()
-            async with phone.post(f"{cloud.url}/r/login", data={"code": code["code"]}) as r:
-                assert r.status == 200 and str(r.url).endswith("/r/read")
-                assert "防汛通知" in await r.text()
-            async with phone.post(f"{cloud.url}/r/read/a-1/ack") as r:
-                assert r.status == 200
-            async with phone.get(f"{cloud.url}/r/me") as r:
-                assert r.status == 200 and "李叔" in await r.text()
-            # the code was spent through the cloud: it does not work a second time on the LAN
-            async with phone.post(f"{base}/api/v1/portal/login", json={"code": code["code"]}) as r:
-                assert r.status == 401
-            # a staff token never works through the cloud, and staff paths are not relayed
-            async with phone.get(f"{cloud.url}/api/v1/reports", headers=STAFF) as r:
-                assert r.status in (401, 403), await r.text()
-            async with phone.get(f"{cloud.url}/r/%2e%2e/api/v1/status") as r:
-                assert r.status == 404
-            async with phone.get(f"{cloud.url}/api/v1/portal/sessions", headers=STAFF) as r:
-                assert r.status == 404
+    jar = aiohttp.CookieJar(unsafe=True)  # cookies on a bare IP host, as a phone keeps them
+    async with aiohttp.ClientSession(cookie_jar=jar) as phone:  # the resident, anywhere
+        async with phone.get(f"{cloud.url}/r/read") as r:
+            assert r.status == 404 and "请先选择小区" in await r.text()
+        async with phone.get(f"{cloud.url}/r/at/nowhere") as r:
+            assert r.status == 404 and "未找到小区" in await r.text()
+        async with phone.get(f"{cloud.url}/r/at/c1") as r:  # -> /r/read -> /r/login
+            assert r.status == 200 and "社区居民登录" in await r.text()
+            assert str(r.url).endswith("/r/login")
+        async with phone.post(f"{cloud.url}/r/login", data={"code": "00000000"}) as r:
+            assert r.status == 401 and "登录码错误" in await r.text()
+        async with phone.post(f"{cloud.url}/r/login", data={"code": code["code"]}) as r:
+            assert r.status == 200 and str(r.url).endswith("/r/read")
+            assert "防汛通知" in await r.text()
+        async with phone.post(f"{cloud.url}/r/read/a-1/ack") as r:
+            assert r.status == 200
+        async with phone.get(f"{cloud.url}/r/me") as r:
+            assert r.status == 200 and "李叔" in await r.text()
+        # the code was spent through the cloud: it does not work a second time on the LAN
+        async with phone.post(f"{base}/api/v1/portal/login", json={"code": code["code"]}) as r:
+            assert r.status == 401
+        # a staff token never works through the cloud, and staff paths are not relayed
+        async with phone.get(f"{cloud.url}/api/v1/reports", headers=STAFF) as r:
+            assert r.status in (401, 403), await r.text()
+        async with phone.get(f"{cloud.url}/r/%2e%2e/api/v1/status") as r:
+            assert r.status == 404
+        async with phone.get(f"{cloud.url}/api/v1/portal/sessions", headers=STAFF) as r:
+            assert r.status == 404
 
-        db = sqlite3.connect(config.db_path)
-        acks = db.execute("SELECT resident_id, content_id FROM portal_acks").fetchall()
-        db.close()
-        assert acks == [("r-9", "a-1")]
-        assert relay.served >= 6
-    finally:
-        await cloud.stop()
+    db = sqlite3.connect(config.db_path)
+    acks = db.execute("SELECT resident_id, content_id FROM portal_acks").fetchall()
+    db.close()
+    assert acks == [("r-9", "a-1")]
+    assert relay.served >= 6
 
 
 async def test_the_cloud_says_so_when_the_box_is_offline(
-    make_config, run_box, tmp_path: Path
+    make_config, run_box, cloud: Cloud
 ) -> None:
-    cloud = await start_cloud(str(tmp_path / "cloud.db"), tmp_path)
-    try:
-        await cloud.community(community="c1")
-        config = make_config(extra=FAST)
-        await provision(config.source, cloud.url, await cloud.claim("c1"))
-        box = await run_box(config)
-        relay = box.service("portal_relay")
+    config = make_config(extra=FAST)
+    box, relay = await relayed(cloud, config, run_box)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as phone:
+        async with phone.get(f"{cloud.url}/r/at/c1") as r:
+            assert r.status == 200
+        await relay.stop()  # the box loses its link (or its power)
+
+        async def offline() -> bool:
+            async with phone.get(f"{cloud.url}/r/read") as r:
+                return r.status == 503 and "暂时离线" in await r.text()
+
+        await wait_for(offline, 10)
+        async with phone.get(f"{cloud.url}/api/v1/taxonomy") as r:
+            assert r.status == 503 and "error" in await r.json()
+        await relay.start()  # back: the same cookie reaches the box again
         await wait_for(lambda: _true(relay.connected), 10)
-        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as phone:
-            async with phone.get(f"{cloud.url}/r/at/c1") as r:
-                assert r.status == 200
-            await relay.stop()  # the box loses its link (or its power)
-
-            async def offline() -> bool:
-                async with phone.get(f"{cloud.url}/r/read") as r:
-                    return r.status == 503 and "暂时离线" in await r.text()
-
-            await wait_for(offline, 10)
-            async with phone.get(f"{cloud.url}/api/v1/taxonomy") as r:
-                assert r.status == 503 and "error" in await r.json()
-            await relay.start()  # back: the same cookie reaches the box again
-            await wait_for(lambda: _true(relay.connected), 10)
-            async with phone.get(f"{cloud.url}/r/read") as r:
-                assert r.status == 200 and "社区居民登录" in await r.text()
-            # Ops revoke the box: its open socket is closed and it cannot dial back in.
-            box_id = box.service("sync").client.ident.box_id
-            status, _ = await cloud.call("POST", f"/api/v1/ops/boxes/{box_id}/revoke")
-            assert status == 200
-            async with phone.get(f"{cloud.url}/r/read") as r:
-                assert r.status == 503
-            await wait_for(lambda: _true("403" in relay.last_error), 10)
-            async with phone.get(f"{cloud.url}/r/read") as r:
-                assert r.status == 503 and not relay.connected
-    finally:
-        await cloud.stop()
+        async with phone.get(f"{cloud.url}/r/read") as r:
+            assert r.status == 200 and "社区居民登录" in await r.text()
+        # Ops revoke the box: its open socket is closed and it cannot dial back in.
+        box_id = box.service("sync").client.ident.box_id
+        status, _ = await cloud.call("POST", f"/api/v1/ops/boxes/{box_id}/revoke")
+        assert status == 200
+        async with phone.get(f"{cloud.url}/r/read") as r:
+            assert r.status == 503
+        await wait_for(lambda: _true("403" in relay.last_error), 10)
+        async with phone.get(f"{cloud.url}/r/read") as r:
+            assert r.status == 503 and not relay.connected
 
 
 async def _true(value: bool) -> bool:
@@ -145,132 +166,101 @@ async def _true(value: bool) -> bool:
 
 
 async def test_away_from_home_a_resident_opens_their_door_and_issues_a_pass(
-    make_config, run_box, tmp_path: Path
+    make_config, run_box, cloud: Cloud, board: RelayBoard
 ) -> None:
-    from edge.standard import Resident
-    from edge.store import Store
-    from edge.store import access as access_db
-    from edge.store import faces as store_faces
-    from tests.conftest import free_port
-    from tests.drivers.doors.relay_peers import RelayBoard
-    from tests.edge.access.test_engine import door_toml
-
-    board = RelayBoard(units=(1,), tcp_port=free_port()).start()
-    cloud = await start_cloud(str(tmp_path / "cloud.db"), tmp_path)
-    try:
-        await cloud.community(community="c1")
-        config = make_config(
-            extra=FAST
-            + door_toml("d1", board.tcp_port, 5, None)
-            + door_toml("d2", board.tcp_port, 6, None, building="2")
+    config = make_config(
+        extra=FAST
+        + door_toml("d1", board.tcp_port, 5, None)
+        + door_toml("d2", board.tcp_port, 6, None, building="2")
+    )
+    store = Store(config.db_path, box_id=config.box.id)
+    store_faces.add_resident(store, Resident(id="r1", name="张三", building="1"))
+    store.close()
+    box, _ = await relayed(cloud, config, run_box)
+    async with aiohttp.ClientSession() as lan:
+        code = await staff(
+            lan, "POST", f"{api_url(box)}/api/v1/portal/codes", json={"resident_id": "r1"}
         )
-        store = Store(config.db_path, box_id=config.box.id)
-        store_faces.add_resident(store, Resident(id="r1", name="张三", building="1"))
-        store.close()
-        await provision(config.source, cloud.url, await cloud.claim("c1"))
-        box = await run_box(config)
-        relay = box.service("portal_relay")
-        await wait_for(lambda: _true(relay.connected), 10)
-        async with aiohttp.ClientSession() as lan:
-            code = await staff(
-                lan, "POST", f"{api_url(box)}/api/v1/portal/codes", json={"resident_id": "r1"}
-            )
-            await staff(lan, "PUT", f"{api_url(box)}/api/v1/residents/r1/access",
-                        json={"buildings": ["1"]})  # fmt: skip
-        jar = aiohttp.CookieJar(unsafe=True)
-        async with aiohttp.ClientSession(cookie_jar=jar) as phone:
-            async with phone.get(f"{cloud.url}/r/at/c1?next=/r/me") as r:
-                assert str(r.url).endswith("/r/login")
-            async with phone.post(f"{cloud.url}/r/login", data={"code": code["code"]}) as r:
-                assert r.status == 200
-            async with phone.get(f"{cloud.url}/r/me") as r:
-                text = await r.text()
-            assert "远程开门" in text and f"{cloud.url}/r/at/c1" in text
-            # Its own building's door opens: the coil goes on at the relay board.
-            t0 = time.monotonic()
-            async with phone.post(f"{cloud.url}/r/doors/d1/open") as r:
-                assert r.status == 200 and "门已打开" in await r.text()
-            await asyncio.to_thread(board.wait_for, 1, 5, True, 3.0, t0)
-            # Another building's door stays shut and the page says why.
-            t1 = time.monotonic()
-            async with phone.post(f"{cloud.url}/r/doors/d2/open") as r:
-                text = await r.text()
-                assert "没有这扇门的权限" in text, re.findall(r"class=err>([^<]*)", text)
-            with pytest.raises(TimeoutError):
-                await asyncio.to_thread(board.wait_for, 1, 6, True, 0.5, t1)
-            # A visitor pass made through the cloud opens the door by its PIN, once.
-            async with phone.post(
-                f"{cloud.url}/r/passes", data={"visitor": "小王", "door": "d1", "uses": "1"}
-            ) as r:
-                assert r.status == 201
-                text = await r.text()
-            pin = re.search(r"密码 <b>(\d+)</b>", text).group(1)
-            assert "data:image/png;base64," in text
-            async with aiohttp.ClientSession(headers=STAFF) as panel:
-                for want in (200, 403):
-                    async with panel.post(
-                        f"{api_url(box)}/api/v1/doors/d1/pin", json={"pin": pin}
-                    ) as r:
-                        assert r.status == want
-            made = await box.store.run(access_db.list_passes, box.store.sync, "r1")
-            assert [p["visitor"] for p in made] == ["小王"]
-            async with phone.post(f"{cloud.url}/r/passes/{made[0]['id']}/revoke") as r:
-                assert "已作废" in await r.text()
-            made = await box.store.run(access_db.list_passes, box.store.sync, "r1")
-            assert made[0]["revoked"]
-            async with phone.post(f"{cloud.url}/r/passes", data={"visitor": "x"}) as r:
-                assert "请至少选择一扇门" in await r.text()  # bad input: named, nothing stored
-            assert len(await box.store.run(access_db.list_passes, box.store.sync, "r1")) == 1
-    finally:
-        await cloud.stop()
-        board.stop()
+        await staff(lan, "PUT", f"{api_url(box)}/api/v1/residents/r1/access",
+                    json={"buildings": ["1"]})  # fmt: skip
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as phone:
+        async with phone.get(f"{cloud.url}/r/at/c1?next=/r/me") as r:
+            assert str(r.url).endswith("/r/login")
+        async with phone.post(f"{cloud.url}/r/login", data={"code": code["code"]}) as r:
+            assert r.status == 200
+        async with phone.get(f"{cloud.url}/r/me") as r:
+            text = await r.text()
+        assert "远程开门" in text and f"{cloud.url}/r/at/c1" in text
+        # Its own building's door opens: the coil goes on at the relay board.
+        t0 = time.monotonic()
+        async with phone.post(f"{cloud.url}/r/doors/d1/open") as r:
+            assert r.status == 200 and "门已打开" in await r.text()
+        await asyncio.to_thread(board.wait_for, 1, 5, True, 3.0, t0)
+        # Another building's door stays shut and the page says why.
+        t1 = time.monotonic()
+        async with phone.post(f"{cloud.url}/r/doors/d2/open") as r:
+            text = await r.text()
+            assert "没有这扇门的权限" in text, re.findall(r"class=err>([^<]*)", text)
+        with pytest.raises(TimeoutError):
+            await asyncio.to_thread(board.wait_for, 1, 6, True, 0.5, t1)
+        # A visitor pass made through the cloud opens the door by its PIN, once.
+        async with phone.post(
+            f"{cloud.url}/r/passes", data={"visitor": "小王", "door": "d1", "uses": "1"}
+        ) as r:
+            assert r.status == 201
+            text = await r.text()
+        pin = re.search(r"密码 <b>(\d+)</b>", text).group(1)
+        assert "data:image/png;base64," in text
+        async with aiohttp.ClientSession(headers=STAFF) as panel:
+            for want in (200, 403):
+                async with panel.post(
+                    f"{api_url(box)}/api/v1/doors/d1/pin", json={"pin": pin}
+                ) as r:
+                    assert r.status == want
+        made = await box.store.run(access_db.list_passes, box.store.sync, "r1")
+        assert [p["visitor"] for p in made] == ["小王"]
+        async with phone.post(f"{cloud.url}/r/passes/{made[0]['id']}/revoke") as r:
+            assert "已作废" in await r.text()
+        made = await box.store.run(access_db.list_passes, box.store.sync, "r1")
+        assert made[0]["revoked"]
+        async with phone.post(f"{cloud.url}/r/passes", data={"visitor": "x"}) as r:
+            assert "请至少选择一扇门" in await r.text()  # bad input: named, nothing stored
+        assert len(await box.store.run(access_db.list_passes, box.store.sync, "r1")) == 1
 
 
 async def test_the_pages_work_in_a_phone_browser_through_the_cloud(
-    make_config, run_box, tmp_path: Path
+    make_config, run_box, cloud: Cloud
 ) -> None:
-    from urllib.parse import quote
-
-    from tests.edge.portal.test_pages_chromium import PHONE, feed_ids
-    from tests.peers.chromium import browser
-
-    cloud = await start_cloud(str(tmp_path / "cloud.db"), tmp_path)
-    try:
-        await cloud.community(community="c1")
-        config = make_config(extra=FAST)
-        await provision(config.source, cloud.url, await cloud.claim("c1"))
-        box = await run_box(config)
-        relay = box.service("portal_relay")
-        await wait_for(lambda: _true(relay.connected), 10)
-        base = api_url(box)
-        async with aiohttp.ClientSession() as lan:
-            await article(lan, base, "a-policy", "关于垃圾分类的新规定", ["policy"], must_read=True)
-            await article(lan, base, "a-opera", "社区戏曲晚会", ["culture"])
-            code = await staff(lan, "POST", f"{base}/api/v1/portal/codes",
-                               json={"resident_id": "r-7", "building": "1"})  # fmt: skip
-        link = f"{cloud.url}/r/at/c1?next={quote('/r/login?code=' + code['code'])}"
-        async with browser() as b:
-            ctx = await b.new_context(**PHONE)
-            page = await ctx.new_page()
-            await page.goto(link, timeout=15000)  # a staff link that works anywhere
-            await page.click("button")
-            await page.wait_for_url(f"{cloud.url}/r/read", timeout=10000)
-            assert (await feed_ids(page))[0] == "a-policy"
-            # the stylesheet came through the relay too: the nav bar is the portal's red
-            bg = await page.eval_on_selector("nav", "n => getComputedStyle(n).backgroundColor")
-            assert bg == "rgb(183, 28, 28)"
-            await page.click("ul.feed li:first-child a")
-            await page.wait_for_selector("#ack", timeout=10000)
-            await page.click("#ack")
-            await page.wait_for_url("**/r/read?acked=1", timeout=10000)
-            assert (await feed_ids(page))[-1] == "a-policy"
-            await ctx.close()
-        db = sqlite3.connect(config.db_path)
-        acked = db.execute("SELECT content_id FROM portal_acks WHERE resident_id = 'r-7'")
-        assert [r[0] for r in acked] == ["a-policy"]
-        db.close()
-    finally:
-        await cloud.stop()
+    config = make_config(extra=FAST)
+    box, _ = await relayed(cloud, config, run_box)
+    base = api_url(box)
+    async with aiohttp.ClientSession() as lan:
+        await article(lan, base, "a-policy", "关于垃圾分类的新规定", ["policy"], must_read=True)
+        await article(lan, base, "a-opera", "社区戏曲晚会", ["culture"])
+        code = await staff(lan, "POST", f"{base}/api/v1/portal/codes",
+                           json={"resident_id": "r-7", "building": "1"})  # fmt: skip
+    link = f"{cloud.url}/r/at/c1?next={quote('/r/login?code=' + code['code'])}"
+    async with browser() as b:
+        ctx = await b.new_context(**PHONE)
+        page = await ctx.new_page()
+        await page.goto(link, timeout=15000)  # a staff link that works anywhere
+        await page.click("button")
+        await page.wait_for_url(f"{cloud.url}/r/read", timeout=10000)
+        assert (await feed_ids(page))[0] == "a-policy"
+        # the stylesheet came through the relay too: the nav bar is the portal's red
+        bg = await page.eval_on_selector("nav", "n => getComputedStyle(n).backgroundColor")
+        assert bg == "rgb(183, 28, 28)"
+        await page.click("ul.feed li:first-child a")
+        await page.wait_for_selector("#ack", timeout=10000)
+        await page.click("#ack")
+        await page.wait_for_url("**/r/read?acked=1", timeout=10000)
+        assert (await feed_ids(page))[-1] == "a-policy"
+        await ctx.close()
+    db = sqlite3.connect(config.db_path)
+    acked = db.execute("SELECT content_id FROM portal_acks WHERE resident_id = 'r-7'")
+    assert [r[0] for r in acked] == ["a-policy"]
+    db.close()
 
 
 def test_one_address_cannot_flood_a_box() -> None:
