@@ -118,6 +118,7 @@ async def ingest(cloud: Cloud, boxes: list[Identity], batches: int, size: int) -
                     await r.read()
                 lat.append(time.perf_counter() - t)
 
+        print("ingest: clock started", file=sys.stderr)
         t0 = time.perf_counter()
         await asyncio.gather(*(one(i, b) for i, b in enumerate(boxes)))
         wall = time.perf_counter() - t0

@@ -13,9 +13,9 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from cloudsync import protocol as p
-from cloudsync.app import BLOBS, FEED, STORAGE, api, err
+from cloudsync.app import BLOBS, FEED, MAX_RECORD, STORAGE, api, err
 from cloudsync.routing import ok
-from cloudsync.storage.base import utcnow
+from cloudsync.storage.base import BadRecord, utcnow
 
 
 class ProvisionResult(BaseModel):
@@ -57,10 +57,20 @@ async def provision(request: web.Request, q: None, body: p.ProvisionRequest) -> 
     auth="box",
     body=p.UploadBatch,
     response=p.UploadResult,
+    nonce_in_handler=True,
 )
 async def upload(request: web.Request, q: None, body: p.UploadBatch) -> web.Response:
     box = request["box"]
-    stored, dupes, acked = await request.app[STORAGE].upload(box["id"], body.floor, body.records)
+    limit = request.app[MAX_RECORD]
+    if limit < p.PAYLOAD_MAX:  # this cloud takes smaller records than the protocol allows
+        for i, r in enumerate(body.records):
+            if len(r["payload"]) > limit:
+                raise BadRecord(
+                    i, r["seq"], "payload", f"longer than this cloud's {limit} characters"
+                )
+    stored, dupes, acked = await request.app[STORAGE].upload(
+        box["id"], body.floor, body.records, request["nonce"]
+    )
     return ok({"stored": stored, "duplicates": dupes, "acked_through": acked})
 
 

@@ -46,6 +46,7 @@ def _serve(
     tls: tuple | None,
     poll_s: float,
     mesh: Any = None,
+    max_record: int = 0,
 ) -> None:
     from cloudsync.app import build
 
@@ -55,7 +56,8 @@ def _serve(
         ssl_ctx.load_cert_chain(*tls)
 
     async def factory() -> web.Application:
-        return await build(db, blobs, feed_poll_s=poll_s, relay_mesh=mesh)
+        extra = {"max_record_chars": max_record} if max_record else {}
+        return await build(db, blobs, feed_poll_s=poll_s, relay_mesh=mesh, **extra)
 
     web.run_app(
         factory(),
@@ -94,6 +96,11 @@ def _serve(
     show_default=True,
     help="Long-poll re-check interval (s) when the database cannot notify (SQLite).",
 )
+@click.option(
+    "--max-record-kb",
+    default=0,
+    help="Refuse record payloads above this (KB of characters; 0: the protocol's 1,000).",
+)
 def serve(
     db: str,
     blobs: Path,
@@ -103,6 +110,7 @@ def serve(
     tls_cert: str | None,
     tls_key: str | None,
     feed_poll: float,
+    max_record_kb: int,
 ) -> None:
     """Serve the box sync API and the ops API."""
     tls = (tls_cert, tls_key) if tls_cert else None
@@ -117,11 +125,14 @@ def serve(
         db.split("@")[-1],
     )
     if workers <= 1:
-        _serve(db, blobs, host, port, False, tls, feed_poll)
+        _serve(db, blobs, host, port, False, tls, feed_poll, None, max_record_kb * 1000)
         return
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=_serve, args=(db, blobs, host, port, True, tls, feed_poll, mesh))
+        ctx.Process(
+            target=_serve,
+            args=(db, blobs, host, port, True, tls, feed_poll, mesh, max_record_kb * 1000),
+        )
         for mesh in _relay_meshes(workers)
     ]
     for proc in procs:

@@ -48,6 +48,7 @@ class Route:
     raw_body: str | None = None  # media type of a non-JSON body (content upload)
     response: type[BaseModel] | None = None
     responses: dict[int, str] = field(default_factory=dict)
+    nonce_in_handler: bool = False  # the handler stores request["nonce"] in its transaction
 
 
 class Api:
@@ -67,6 +68,7 @@ class Api:
         raw_body: str | None = None,
         response: type[BaseModel] | None = None,
         responses: dict[int, str] | None = None,
+        nonce_in_handler: bool = False,
     ) -> Callable[[Handler], Handler]:
         def deco(fn: Handler) -> Handler:
             self.routes.append(
@@ -82,6 +84,7 @@ class Api:
                     raw_body,
                     response,
                     responses or {},
+                    nonce_in_handler,
                 )
             )
             return fn
@@ -92,6 +95,8 @@ class Api:
         for r in self.routes:
             app.router.add_route(r.method, r.path, _wrap(r))
             app.setdefault("auth_of", {})[(r.method, r.path)] = r.auth
+            if r.nonce_in_handler:
+                app.setdefault("nonce_in_handler", set()).add((r.method, r.path))
 
     def openapi(self, title: str, version: str) -> dict[str, Any]:
         paths: dict[str, Any] = {}

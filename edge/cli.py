@@ -277,13 +277,14 @@ def _add_capability_commands() -> None:
     from edge.portal.cli import portal
     from edge.reports.cli import register as register_reports
     from edge.screens.cli import screens
-    from edge.sync.cli import provision_cmd
+    from edge.sync.cli import provision_cmd, sync_group
     from edge.vision.cli import models_group, resident
 
     register_installer(main)  # discover, modbus scan, doctor, update
     register_reports(main)  # report classify|list, ticket list|show|do
     for command in (
         provision_cmd,  # provision --cloud URL --claim CODE
+        sync_group,  # sync status|resend (quarantined records)
         resident,  # resident add|enroll|delete|list
         models_group,  # models fetch|verify
         screens,  # screens list|content|playlist|schedule|emergency|cancel|plays

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Protocol
 
+import orjson
+
 from cloudsync.protocol import UploadRecord
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,49 @@ class StorageError(ValueError):
 
 class NotFound(StorageError):
     pass
+
+
+class Replayed(StorageError):
+    """The request's nonce was used before (a replayed signed request)."""
+
+
+class BadRecord(StorageError):
+    """One record of an upload batch the database refuses; names it by index (and seq), so
+    the box can quarantine that record and send the rest (edge/sync/quarantine.py)."""
+
+    def __init__(self, index: int, seq: int, field: str, reason: str) -> None:
+        super().__init__(f"body.records.{index}.{field}: {reason} (seq {seq})")
+        self.index, self.seq, self.field = index, seq, f"body.records.{index}.{field}"
+
+
+def find_bad_record(rows: Sequence[UploadRecord]) -> BadRecord | None:
+    """The first record a backend would refuse, checked in Python; run only after the batch
+    insert failed (the hot path leaves the checks to the database). Covers what either
+    backend refuses: malformed JSON or a non-object payload, and NUL characters (PostgreSQL
+    text and jsonb cannot hold them)."""
+    for i, r in enumerate(rows):
+        for name in ("kind", "record_id", "ts", "payload"):
+            if "\x00" in r[name]:  # type: ignore[literal-required]
+                return BadRecord(i, r["seq"], name, "contains a NUL character")
+        try:
+            value = orjson.loads(r["payload"])
+        except orjson.JSONDecodeError as e:
+            return BadRecord(i, r["seq"], "payload", f"not valid JSON ({e})")
+        if not isinstance(value, dict):
+            return BadRecord(i, r["seq"], "payload", "not a JSON object")
+        if "\\u0000" in r["payload"] and _has_nul(value):
+            return BadRecord(i, r["seq"], "payload", "contains an escaped NUL (\\u0000)")
+    return None
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def utcnow() -> str:
@@ -281,11 +326,22 @@ class Storage:
     # --- upload ---------------------------------------------------------------------------
 
     async def upload(
-        self, box_id: str, floor: int, rows: Sequence[UploadRecord]
+        self,
+        box_id: str,
+        floor: int,
+        rows: Sequence[UploadRecord],
+        nonce: tuple[str, str, int, int] | None = None,
     ) -> tuple[int, int, int]:
-        """Store a batch once per (box, seq) in one transaction; (stored, dupes, acked)."""
+        """Store a batch once per (box, seq) in one transaction; (stored, dupes, acked).
+        ``nonce`` (box_id, nonce, ts, older_than) is used in the same transaction: Replayed
+        if it was seen, and then nothing is stored."""
         now = utcnow()
         async with self.tx() as c:
+            if nonce is not None:
+                if await c.execute(NONCE_INSERT, *nonce[:3]) != 1:
+                    raise Replayed("nonce already used")
+                if nonce[2] % 16 == 0:  # prune now and then, not on every request
+                    await c.execute(NONCE_PRUNE, nonce[3])
             # Row lock: uploads of one box serialise (also across workers), others don't.
             box = await c.fetchrow(
                 "SELECT acked_seq, max_seq FROM boxes WHERE id = $1" + self.for_update(), box_id

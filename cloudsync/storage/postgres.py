@@ -15,7 +15,13 @@ from typing import Any
 import asyncpg
 
 from cloudsync.protocol import UploadRecord
-from cloudsync.storage.base import BOX_GET, NONCE_PRUNE, Storage, StorageError
+from cloudsync.storage.base import (
+    BOX_GET,
+    NONCE_PRUNE,
+    Storage,
+    StorageError,
+    find_bad_record,
+)
 
 log = logging.getLogger(__name__)
 CHANNEL = "qilu_feed"
@@ -42,6 +48,15 @@ class PgConn:
         return _affected(await self.c.execute(sql, *args))
 
     async def insert_records(self, box_id: str, now: str, rows: Sequence[UploadRecord]) -> int:
+        try:
+            return await self._insert(box_id, now, rows)
+        except asyncpg.DataError as e:
+            bad = find_bad_record(rows)
+            if bad is not None:  # name the record, so the box can quarantine it
+                raise bad from e
+            raise
+
+    async def _insert(self, box_id: str, now: str, rows: Sequence[UploadRecord]) -> int:
         status = await self.c.execute(
             "INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload, received_at)"
             " SELECT $1, s, p, k, r, t, d::jsonb, $8 FROM unnest($2::bigint[], $3::int[],"

@@ -183,3 +183,52 @@ def outbox_rows(store: Store, limit: int = 1000) -> list[OutboxRow]:
             (limit,),
         ).fetchall()
     return [OutboxRow(*r) for r in rows]
+
+
+# --- quarantine: records the cloud refused as bad input (migration 0502) ----------------------
+
+
+def outbox_quarantine(store: Store, seq: int, reason: str) -> bool:
+    """Move one outbox row into the quarantine, in one transaction (False: no such row)."""
+    with store.transaction() as db:
+        moved = db.execute(
+            "INSERT INTO sync_quarantine (seq, ts, priority, kind, record_id, payload, bytes,"
+            " reason, quarantined_at) SELECT seq, ts, priority, kind, record_id, payload, bytes,"
+            " ?, ? FROM outbox WHERE seq = ?",
+            (reason[:1000], datetime.now(UTC).isoformat(), seq),
+        ).rowcount
+        db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+    return moved == 1
+
+
+def quarantine_list(store: Store, limit: int = 100) -> list[dict]:
+    with store._lock:
+        return list(
+            store.db.query(
+                "SELECT seq, priority, kind, record_id, ts, bytes, reason, quarantined_at"
+                " FROM sync_quarantine ORDER BY seq LIMIT ?",
+                [limit],
+            )
+        )
+
+
+def quarantine_count(store: Store) -> int:
+    with store._lock:
+        return store.db.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0]
+
+
+def quarantine_resend(store: Store, seqs: list[int] | None = None) -> int:
+    """Put quarantined rows back into the outbox under their own seq (all when ``seqs`` is
+    None), in one transaction; the sync client sends them with their class."""
+    where, args = ("", []) if seqs is None else (
+        f" WHERE seq IN ({', '.join('?' * len(seqs))})", list(seqs)
+    )  # fmt: skip
+    with store.transaction() as db:
+        n = db.execute(
+            "INSERT OR IGNORE INTO outbox (seq, ts, priority, kind, record_id, payload, bytes)"
+            " SELECT seq, ts, priority, kind, record_id, payload, bytes FROM sync_quarantine"
+            + where,
+            args,
+        ).rowcount
+        db.execute("DELETE FROM sync_quarantine" + where, args)
+    return n

@@ -1,12 +1,15 @@
-"""``qilu-edge provision``: exchange a claim code for this box's cloud identity."""
+"""``qilu-edge provision`` (claim code -> cloud identity) and ``qilu-edge sync status|resend``."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
 import click
 
+from edge.store import sync as ob
 from edge.sync.client import CloudError, provision, ssl_context
 from edge.sync.identity import identity_path, load, save
 
@@ -40,3 +43,77 @@ def provision_cmd(config_path: Path | None, cloud: str, claim: str, name: str, f
         raise click.ClickException(f"provisioning failed: {e}") from e
     save(path, ident)
     click.echo(f"provisioned as {ident.box_id} in {ident.area_path}; identity in {path} (0600)")
+
+
+@click.group("sync")
+def sync_group() -> None:
+    """Cloud sync: outbox backlog and the quarantine of records the cloud refused."""
+
+
+def _store(config_path: Path | None) -> Any:
+    from edge.cli import DEFAULT_CONFIG
+    from edge.cli import load as load_cfg
+    from edge.store import Store
+
+    config = load_cfg(config_path or Path(DEFAULT_CONFIG))
+    return Store(config.db_path, box_id=config.box.id)
+
+
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Box config file (env QILU_EDGE_CONFIG).",
+)
+
+
+@sync_group.command("status")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def sync_status(config_path: Path | None, as_json: bool) -> None:
+    """Outbox backlog per priority class and the records waiting in quarantine."""
+    store = _store(config_path)
+    try:
+        by_class = ob.outbox_by_class(store)
+        quarantine = ob.quarantine_list(store, 1000)
+    finally:
+        store.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "outbox_by_priority": {str(k): {"rows": n, "bytes": b} for k, (n, b) in
+                                           by_class.items()},
+                    "quarantine": quarantine,
+                },
+                ensure_ascii=False,
+            )
+        )  # fmt: skip
+        return
+    click.echo("outbox: " + (", ".join(f"class {k}: {n} rows" for k, (n, _) in sorted(
+        by_class.items())) or "empty"))  # fmt: skip
+    click.echo(f"quarantine: {len(quarantine)} record(s) the cloud refused")
+    for q in quarantine:
+        click.echo(f"  seq {q['seq']} {q['kind']} {q['record_id']} {q['quarantined_at']}")
+        click.echo(f"    {q['reason']}")
+    if quarantine:
+        click.echo("resend after the cloud is fixed: qilu-edge sync resend --all")
+
+
+@sync_group.command("resend")
+@config_option
+@click.option("--seq", "seqs", type=int, multiple=True, help="A quarantined seq (repeatable).")
+@click.option("--all", "everything", is_flag=True, help="Every quarantined record.")
+def sync_resend(config_path: Path | None, seqs: tuple[int, ...], everything: bool) -> None:
+    """Put quarantined records back into the outbox; the daemon sends them with their class
+    under their own seq (a record the cloud still refuses comes back to the quarantine)."""
+    if not seqs and not everything:
+        raise click.UsageError("give --seq N (repeatable) or --all")
+    store = _store(config_path)
+    try:
+        n = ob.quarantine_resend(store, None if everything else list(seqs))
+    finally:
+        store.close()
+    click.echo(f"{n} record(s) back in the outbox")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import re
 import ssl
 import time
 from typing import Any
@@ -22,9 +23,21 @@ GZIP_LEVEL = 3  # most of the gain for a fraction of level 9's CPU on a small AR
 
 
 class CloudError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, body: Any = None) -> None:
         super().__init__(f"cloud answered {status}: {message}")
         self.status = status
+        self.body = body if isinstance(body, dict) else {}  # the JSON error, when there is one
+
+
+def refused_record(e: BaseException, n_rows: int) -> int | None:
+    """Index of the one batch record a 400 answer names (``field`` = body.records.N...), or
+    None when the cloud refused the request as a whole (that is retried with back-off)."""
+    if not isinstance(e, CloudError) or e.status != 400:
+        return None
+    m = re.match(r"body\.records\.(\d+)(\.|$)", str(e.body.get("field") or ""))
+    if m is None or int(m[1]) >= n_rows:
+        return None
+    return int(m[1])
 
 
 class Revoked(CloudError):
@@ -118,7 +131,11 @@ class CloudClient:
                 if r.status == 403 and "revoked" in text:
                     raise Revoked(r.status, text)
                 if r.status >= 400:
-                    raise CloudError(r.status, text[:300])
+                    try:
+                        body = json.loads(text)
+                    except ValueError:
+                        body = None
+                    raise CloudError(r.status, text[:300], body)
                 return json.loads(text)
         raise CloudError(401, "clock skew could not be corrected")
 

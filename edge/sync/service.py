@@ -9,6 +9,10 @@ Download: long-polls the feed from the cursor kept in the store and dispatches e
 standard Command (``box.commands.dispatch``); the item's id is logged with the cursor in one
 transaction, so a re-delivered item is not applied twice.
 
+Poison records: a record the cloud refuses as bad input (400 naming it) is moved to the
+sync quarantine (edge/store/sync.py, migration 0502) instead of being retried forever in
+front of its class; it is kept, shown in status and doctor, alerted, and resent on demand.
+
 Disk budget (declared policy): the outbox may hold ``outbox_budget_mb``; at ``budget_warn``
 a warning Alert is recorded; over the budget telemetry is dropped oldest-first. Alerts,
 access events, reports, tickets and play records are never dropped.
@@ -32,7 +36,14 @@ from edge.api import json_error, require_staff
 from edge.service import Service
 from edge.standard import Alert, Command, new_id
 from edge.store import sync as outbox
-from edge.sync.client import CloudClient, CloudError, Revoked, encode_batch, ssl_context
+from edge.sync.client import (
+    CloudClient,
+    CloudError,
+    Revoked,
+    encode_batch,
+    refused_record,
+    ssl_context,
+)
 from edge.sync.identity import Identity, identity_path, load, save
 from edge.version import __version__
 
@@ -40,6 +51,7 @@ log = logging.getLogger(__name__)
 RETRYABLE = (aiohttp.ClientError, TimeoutError, CloudError, OSError)
 MIN_BATCH, INITIAL_BATCH = 20, 500
 FAST_BATCH_S = 2.0  # a batch acked faster than this may double
+QUARANTINE_ALERT_S = 600.0  # at most one quarantine alert this often (a burst: one alert)
 
 
 class SyncService(Service):
@@ -57,6 +69,9 @@ class SyncService(Service):
         self.last_error = ""
         self.last_upload_at: float | None = None
         self.revoked = False
+        self.quarantined = 0  # records waiting in the sync quarantine (refreshed every 2 s)
+        self._quarantine_alert_at: float | None = None
+        self._floor_due = False  # a quarantine lifted the floor: tell the cloud when idle
         self._warned = False
         # Batches are sized to the link: doubled while batches go through quickly, halved
         # when the link fails, between MIN_BATCH and [sync] batch_max_records.
@@ -124,6 +139,7 @@ class SyncService(Service):
             "dropped_telemetry_rows": self.dropped_rows,
             "clock_offset_s": round(self.client.offset_s, 1) if self.client else 0,
             "revoked": self.revoked,
+            "quarantined": self.quarantined,
             "last_error": self.last_error,
         }
 
@@ -169,6 +185,8 @@ class SyncService(Service):
                     await self._acking
                     self._acking = None
                 rows = await st.run(outbox.outbox_batch, st.sync, *self._limits())
+                if not rows and self._floor_due:
+                    await self._send_floor()
                 if not rows:
                     self._wake.clear()
                     with contextlib.suppress(TimeoutError):
@@ -194,6 +212,10 @@ class SyncService(Service):
                 res = await sending
             except RETRYABLE as e:
                 ahead = None
+                bad = refused_record(e, len(rows))
+                if bad is not None:  # one poison record: set it aside, the class goes on
+                    await self._quarantine(rows[bad], e)
+                    continue
                 if not isinstance(e, CloudError):  # the link failed: smaller batches
                     self.batch_limit = max(MIN_BATCH, self.batch_limit // 2)
                 self._failed(e)
@@ -217,6 +239,49 @@ class SyncService(Service):
         self.duplicates += res.duplicates
         self.acked_through = res.acked_through
         self.last_upload_at = time.time()
+
+    async def _send_floor(self) -> None:
+        """An empty batch that only carries the floor. After a quarantine the floor passes
+        the quarantined seq, but it travels with uploads: without this, the cloud's watermark
+        would wait below that seq until the box next has a record to send."""
+        try:
+            assert self.client is not None
+            res = await self.client.send_batch(*await self._encode([]))
+        except RETRYABLE as e:
+            self._failed(e)
+            return
+        self._floor_due = False
+        self.acked_through = res.acked_through
+
+    async def _quarantine(self, row: outbox.OutboxRow, e: BaseException) -> None:
+        """The cloud refused this record as bad input (400 naming it): retrying cannot help
+        and would block its whole class. Move it to the quarantine (kept, never dropped,
+        resent by `qilu-edge sync resend`) and tell ops with a warning alert (at most one per
+        QUARANTINE_ALERT_S, counting what waits), which the cloud receives like any alert."""
+        st = self.box.store
+        reason = str((e.body if isinstance(e, CloudError) else {}).get("error") or e)
+        await st.run(outbox.outbox_quarantine, st.sync, row.seq, reason)
+        self._floor_due = True
+        self.quarantined = await st.run(outbox.quarantine_count, st.sync)
+        self.last_error = f"seq {row.seq} ({row.kind} {row.record_id}) quarantined: {reason}"
+        log.warning("sync: cloud refused record %s: %s", row.seq, self.last_error)
+        now = time.monotonic()
+        if self._quarantine_alert_at is None or now - self._quarantine_alert_at > (
+            QUARANTINE_ALERT_S
+        ):
+            self._quarantine_alert_at = now
+            await st.record(
+                Alert(
+                    id=new_id("al"),
+                    level="warning",
+                    type="sync_quarantine",
+                    message=f"the cloud refused record seq {row.seq} ({row.kind}"
+                    f" {row.record_id}): {reason}. {self.quarantined} record(s) wait in the"
+                    " box's sync quarantine; the rest is sent. After a cloud upgrade:"
+                    " `qilu-edge sync resend --all`",
+                    evidence=[row.record_id],
+                )
+            )
 
     def _failed(self, e: BaseException) -> None:
         self.revoked = isinstance(e, Revoked)
@@ -310,6 +375,8 @@ class SyncService(Service):
 
     async def check_budget(self) -> None:
         st = self.box.store
+        # (also refreshes the quarantine count: `qilu-edge sync resend` may run meanwhile)
+        self.quarantined = await st.run(outbox.quarantine_count, st.sync)
         budget = int(self.cfg.outbox_budget_mb * 1024 * 1024)
         used = (await st.outbox_stats())["bytes"]
         if used >= self.cfg.budget_warn * budget and not self._warned:
@@ -355,6 +422,7 @@ class SyncService(Service):
                     str(k): {"rows": v[0], "bytes": v[1]} for k, v in by_class.items()
                 },
                 "feed_log": await st.run(outbox.feed_log, st.sync, 20),
+                "quarantine": await st.run(outbox.quarantine_list, st.sync, 20),
             }
         )
 

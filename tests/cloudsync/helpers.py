@@ -253,7 +253,9 @@ class Cloud:
         self.proc = None
 
 
-async def start_cloud(db: str, tmp: Path, *, subprocess_: bool = False, port: int = 0) -> Cloud:
+async def start_cloud(
+    db: str, tmp: Path, *, subprocess_: bool = False, port: int = 0, **app_kw: Any
+) -> Cloud:
     token = secrets.token_urlsafe(18)
     port = port or free_port()
     cloud = Cloud(
@@ -278,7 +280,7 @@ async def start_cloud(db: str, tmp: Path, *, subprocess_: bool = False, port: in
         cloud.admin = out.stdout.strip().splitlines()[-1]
         await asyncio.to_thread(cloud.start_proc)
         return cloud
-    app = await build(db, tmp / "blobs", feed_poll_s=0.2)
+    app = await build(db, tmp / "blobs", feed_poll_s=0.2, **app_kw)
     cloud.app = app
     cloud.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await cloud.runner.setup()
