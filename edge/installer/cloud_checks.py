@@ -166,6 +166,44 @@ def clock_outcome(config: Config, skew: float | None) -> Outcome:
     return Outcome("pass", detail)
 
 
+async def probe_relay(config: Config, ident: Identity, timeout_s: float = 8.0) -> Outcome:
+    """Residents away from home: does the cloud's away link reach this box's pages? Asks the
+    cloud as a resident would (no signature), so it tests the running daemon's relay socket
+    without opening a second one (which would replace the daemon's)."""
+    away = f"{ident.cloud}/r/at/{ident.community_id}"
+    ctx = ssl_context(config.sync.tls_verify, config.sync.ca_file)
+    try:
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=ctx),
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+        ) as s:
+            async with s.get(away, allow_redirects=False) as r:
+                entry = r.status
+            async with s.get(
+                URL(ident.cloud).with_path("/r/login"),
+                headers={"Cookie": f"qilu_box={ident.box_id}"},
+                allow_redirects=False,
+            ) as r:
+                page = r.status
+    except (aiohttp.ClientError, TimeoutError, OSError) as e:
+        return Outcome("fail", f"cloud unreachable: {ident.cloud}: {_reason(e)}", NET_HINT)
+    if entry == 404 and page == 404:
+        return Outcome(
+            "warn", f"{ident.cloud} does not relay resident pages (an older cloud version?)",
+            "residents use the portal on the community Wi-Fi only until the cloud is updated",
+        )  # fmt: skip
+    if page == 503:
+        return Outcome(
+            "warn",
+            f"{away} answers, but this box has no relay socket open to the cloud",
+            "is the daemon running (`systemctl status qilu-edge`)? Its status shows "
+            "services.portal_relay.last_error; a proxy must allow WebSockets to the cloud",
+        )
+    if page == 200:
+        return Outcome("pass", f"residents away from home reach this box at {away}")
+    return Outcome("warn", f"{away}: unexpected HTTP {entry}/{page} from the relay")
+
+
 def _server_time(headers: Any) -> float | None:
     if p.H_SERVER_TIME in headers:
         try:

@@ -126,6 +126,7 @@ class Doctor:
             Check("provisioned", "Box provisioned / 已注册", self.check_provisioned),
             Check("cloud", "Cloud reachable / 云端可达", self.check_cloud),
             Check("clock", "Clock vs cloud / 时钟偏差", self.check_clock),
+            Check("relay", "Portal away from home / 在外访问", self.check_relay),
         ]
         return checks
 
@@ -337,6 +338,17 @@ class Doctor:
 
         out = cloud_checks.clock_outcome(self._cfg, self._skew)
         return Result("clock", "", out.status, out.detail, out.hint)  # type: ignore[arg-type]
+
+    async def check_relay(self) -> Result:
+        from edge.installer import cloud_checks
+
+        if not (self._cfg.portal.enabled and self._cfg.portal.relay):
+            return Result("relay", "", "skip", "portal relay off ([portal] relay = false)")
+        if self._skew is None:  # the cloud check did not get an answer
+            return Result("relay", "", "skip", "no cloud to relay through (see the cloud check)")
+        timeout = min(self._cfg.sync.request_timeout_s, 10.0)
+        out = await cloud_checks.probe_relay(self._cfg, self._identity, timeout)
+        return Result("relay", "", out.status, out.detail, out.hint)  # type: ignore[arg-type]
 
     # -- helpers ------------------------------------------------------------------------
     @property

@@ -70,6 +70,11 @@ async def test_doctor_cloud_checks_against_a_real_cloud(tmp_path: Path) -> None:
         assert by["provisioned"]["status"] == "pass" and "0600" in by["provisioned"]["detail"]
         assert by["cloud"]["status"] == "pass" and "authenticated" in by["cloud"]["detail"]
         assert by["clock"]["status"] == "pass", by["clock"]
+        # No daemon runs here, so residents away from home cannot reach the box: a warning
+        # that says what to look at (the running case: test_relay_check_passes_...).
+        assert by["relay"]["status"] == "warn", by["relay"]
+        assert "no relay socket" in by["relay"]["detail"]
+        assert "daemon running" in by["relay"]["hint"]
         box_id = json.loads(ident_file.read_text())["box_id"]
 
         # A secret readable by others is a fail with the chmod to run.
@@ -129,3 +134,26 @@ async def test_offline_box_skips_cloud_checks(tmp_path: Path) -> None:
     code, by = await doctor(config)
     assert code == 0, by
     assert {by[k]["status"] for k in ("provisioned", "cloud", "clock")} == {"skip"}
+
+
+async def test_relay_check_passes_with_the_daemon_running(
+    make_config, run_box, tmp_path: Path
+) -> None:
+    from tests.edge.portal.test_cloud import FAST, provision
+
+    cloud = await start_cloud(str(tmp_path / "cloud.db"), tmp_path)
+    try:
+        await cloud.community(community="c1")
+        config = make_config(extra=FAST)
+        await provision(config.source, cloud.url, await cloud.claim("c1"))
+        box = await run_box(config)
+        relay = box.service("portal_relay")
+        for _ in range(100):  # bounded: the relay dials the cloud within a second or two
+            if relay.connected:
+                break
+            await asyncio.sleep(0.1)
+        _, by = await doctor(config.source)
+        assert by["relay"]["status"] == "pass", by["relay"]
+        assert f"{cloud.url}/r/at/c1" in by["relay"]["detail"]
+    finally:
+        await cloud.stop()
