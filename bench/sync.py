@@ -211,29 +211,48 @@ async def pg_floor(dsn: str, n_boxes: int, batches: int, size: int) -> dict:
 
 
 def sqlite_floor(path: str, n_boxes: int, batches: int, size: int) -> dict:
+    """Same records, same table, same pragmas, one transaction per batch, no HTTP, parameters
+    built before the clock; both statement shapes: an executemany of one-row INSERTs and the
+    service's multi-row INSERT ... VALUES statements. The best of them is the floor."""
+    from cloudsync.storage.sqlite import insert_statements
+
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
     db.execute("PRAGMA synchronous = NORMAL")
     community = db.execute("SELECT community_id FROM boxes LIMIT 1").fetchone()[0]
-    ids = [f"floor-{i}" for i in range(n_boxes)]
-    db.executemany(
-        "INSERT INTO boxes (id, community_id, secret, created_at) VALUES (?,?,'x','')",
-        [(i, community) for i in ids],
-    )
-    work = [rows for b in ids for rows in floor_rows(b, batches, size)]
-    t0 = time.perf_counter()
-    for rows in work:
-        db.execute("BEGIN IMMEDIATE")
+    keys = ("seq", "priority", "kind", "record_id", "ts", "payload")
+    out = {}
+    for method in ("executemany", "multi_values"):
+        ids = [f"floor-{method}-{i}" for i in range(n_boxes)]
         db.executemany(
-            "INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload,"
-            " received_at) VALUES (?,?,?,?,?,?,json(?),?) ON CONFLICT DO NOTHING",
-            rows,
+            "INSERT INTO boxes (id, community_id, secret, created_at) VALUES (?,?,'x','')",
+            [(i, community) for i in ids],
         )
-        db.execute("COMMIT")
-    wall = time.perf_counter() - t0
+        work: list = [rows for b in ids for rows in floor_rows(b, batches, size)]
+        if method == "multi_values":
+            work = [
+                insert_statements(b[0][0], b[0][7], [dict(zip(keys, r[1:7], strict=True))
+                                                     for r in b])  # type: ignore[misc]
+                for b in work
+            ]  # fmt: skip
+        t0 = time.perf_counter()
+        for rows in work:
+            db.execute("BEGIN IMMEDIATE")
+            if method == "multi_values":
+                for sql, params in rows:
+                    db.execute(sql, params)
+            else:
+                db.executemany(
+                    "INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload,"
+                    " received_at) VALUES (?,?,?,?,?,?,json(?),?) ON CONFLICT DO NOTHING",
+                    rows,
+                )
+            db.execute("COMMIT")
+        wall = time.perf_counter() - t0
+        total = len(work) * size
+        out[method] = {"records": total, "records_per_s": round(total / wall)}
     db.close()
-    total = len(work) * size
-    return {"executemany": {"records": total, "records_per_s": round(total / wall)}}
+    return out
 
 
 async def drain(cloud: Cloud, backlog: int, work: Path, batch: int | None) -> dict:
