@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from edge.portal.codes import login_link
+from edge.portal.codes import link_base, login_link
 
 CONFIG = click.option(
     "-c", "--config", "config_path", type=click.Path(path_type=Path), required=True
@@ -74,7 +74,20 @@ def code_cmd(
 
 
 def _base(config: Any) -> str:
-    return config.portal.public_url.rstrip("/") or f"http://{config.api.host}:{config.api.port}"
+    """Printed and CLI links: through the cloud once provisioned (cards last for days and
+    phones are often on mobile data), else the box's own address."""
+    from edge.sync.identity import identity_path, load
+
+    away = None
+    if config.portal.relay and config.sync.enabled:
+        try:
+            ident = load(identity_path(config))
+        except (OSError, ValueError, TypeError):
+            ident = None
+        if ident is not None:
+            away = f"{ident.cloud}/r/at/{ident.community_id}"
+    lan = f"http://{config.api.host}:{config.api.port}"
+    return link_base(config.portal.public_url, away, lan)
 
 
 def _issue(
@@ -213,7 +226,7 @@ def codes_sheet_cmd(config_path: Path, building: str, out_path: Path, ttl_h: flo
         f"wrote {len(cards)} login card(s) for building {building} to {out_path}"
         f" (valid until {cards[0]['expires_at']:%Y-%m-%d %H:%M} UTC)"
     )
-    if not config.portal.public_url:
+    if not config.portal.public_url and "/r/at/" not in base:
         click.echo(
             f"note: [portal] public_url is not set; the QR codes point at {base}", err=True
         )

@@ -6,12 +6,25 @@ only presents them (door screens, printed sheets, CLI output).
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 import qrcode
 
 
 def login_link(base: str, code: str) -> str:
-    """``<base>/r/login?code=…`` (the page only fills the form; a previewer cannot spend it)."""
+    """``<base>/r/login?code=…`` (the page only fills the form; a previewer cannot spend it).
+    ``base`` may be the cloud's away link (``<cloud>/r/at/<community>``, see
+    edge/portal/relay.py): then the login page is reached through the cloud, which works on a
+    phone's mobile data as well as on the community Wi-Fi."""
+    if "/r/at/" in base:
+        return f"{base}?next={quote(f'/r/login?code={code}', safe='')}"
     return f"{base.rstrip('/')}/r/login?code={code}"
+
+
+def link_base(public_url: str, away_url: str | None, lan: str) -> str:
+    """Where login links point: the configured public URL, else through the cloud when the box
+    has a relay (phones need not be on the Wi-Fi), else the box's own LAN address."""
+    return public_url.rstrip("/") or away_url or lan
 
 
 def mask_name(name: str) -> str:

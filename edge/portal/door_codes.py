@@ -18,7 +18,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from edge.portal.codes import login_link, mask_name, qr_svg
+from edge.portal.codes import link_base, login_link, mask_name, qr_svg
 from edge.store import portal as db
 
 log = logging.getLogger(__name__)
@@ -66,10 +66,13 @@ class DoorCodes:
             ttl=timedelta(minutes=self.cfg.door_code_ttl_min),
             digits=self.cfg.code_digits,
         )
+        relay = self.box.service("portal_relay")
+        away = relay.away_url() if relay.connected else None
         for sid in targets:
-            # A phone must reach the link: the configured public URL, else the address the
-            # screen's own page was opened at (on the community LAN).
-            link = login_link(self.cfg.public_url or self.screens.origins.get(sid, ""), got["code"])
+            # A phone must reach the link: the configured public URL, else through the cloud
+            # (mobile data works too), else the address the screen's page was opened at.
+            base = link_base(self.cfg.public_url, away, self.screens.origins.get(sid, ""))
+            link = login_link(base, got["code"])
             overlay = {
                 "kind": "login_code",
                 "code": got["code"],

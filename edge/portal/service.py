@@ -22,7 +22,7 @@ from aiohttp import web
 
 from edge.api import json_error, require_staff
 from edge.portal import models as m
-from edge.portal.codes import login_link
+from edge.portal.codes import link_base, login_link
 from edge.portal.door_codes import DoorCodes
 from edge.portal.recommend import CoReads, Item, Profile, Ranked, rank
 from edge.service import Service
@@ -143,9 +143,13 @@ class PortalService(Service):
         return {
             "code": got["code"],
             "resident_id": body.resident_id,
-            "link": login_link(self.cfg.public_url, got["code"]),
+            "link": login_link(link_base(self.cfg.public_url, self._away(), ""), got["code"]),
             "expires_at": got["expires_at"].isoformat(),
         }
+
+    def _away(self) -> str | None:
+        relay = self.box.service("portal_relay")
+        return relay.away_url() if relay.connected else None
 
     def too_many_failures(self, client: str) -> bool:
         q = self._failures[client]
@@ -369,7 +373,7 @@ class PortalService(Service):
         by = require_staff(request)
         body = m.IssueCode.model_validate(await request.json())
         out = await self.issue_code(body, by)
-        if not self.cfg.public_url:
+        if out["link"].startswith("/"):  # no public URL, no relay: the address staff used
             out["link"] = f"{request.scheme}://{request.host}{out['link']}"
         return web.json_response(out, status=201)
 

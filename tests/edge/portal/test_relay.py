@@ -13,8 +13,10 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
+from click.testing import CliRunner
 
 from cloudsync import relay as proto
+from edge.cli import main
 from edge.standard import Resident
 from edge.store import Store
 from edge.store import access as access_db
@@ -104,6 +106,11 @@ async def test_a_resident_away_from_home_logs_in_reads_and_acknowledges(
             assert str(r.url).endswith("/r/login")
         async with phone.post(f"{cloud.url}/r/login", data={"code": "00000000"}) as r:
             assert r.status == 401 and "登录码错误" in await r.text()
+        # The staff's link goes through the cloud (a phone on mobile data can follow it) and
+        # only fills the form: opening it does not spend the code.
+        assert code["link"].startswith(f"{cloud.url}/r/at/c1?next=")
+        async with phone.get(code["link"]) as r:
+            assert r.status == 200 and f"value='{code['code']}'" in await r.text()
         async with phone.post(f"{cloud.url}/r/login", data={"code": code["code"]}) as r:
             assert r.status == 200 and str(r.url).endswith("/r/read")
             assert "防汛通知" in await r.text()
@@ -121,6 +128,10 @@ async def test_a_resident_away_from_home_logs_in_reads_and_acknowledges(
             assert r.status == 404
         async with phone.get(f"{cloud.url}/api/v1/portal/sessions", headers=STAFF) as r:
             assert r.status == 404
+
+    # Printed cards and the CLI point through the cloud too, once the box is provisioned.
+    out = CliRunner().invoke(main, ["portal", "code", "-c", str(config.source), "r-10"]).output
+    assert f"link {cloud.url}/r/at/c1?next=%2Fr%2Flogin%3Fcode%3D" in out, out
 
     db = sqlite3.connect(config.db_path)
     acks = db.execute("SELECT resident_id, content_id FROM portal_acks").fetchall()
