@@ -127,6 +127,7 @@ class Doctor:
             Check("cloud", "Cloud reachable / 云端可达", self.check_cloud),
             Check("clock", "Clock vs cloud / 时钟偏差", self.check_clock),
             Check("relay", "Portal away from home / 在外访问", self.check_relay),
+            Check("sync_quarantine", "Records refused by cloud / 云端拒收", self.check_quarantine),
         ]
         return checks
 
@@ -349,6 +350,12 @@ class Doctor:
         timeout = min(self._cfg.sync.request_timeout_s, 10.0)
         out = await cloud_checks.probe_relay(self._cfg, self._identity, timeout)
         return Result("relay", "", out.status, out.detail, out.hint)  # type: ignore[arg-type]
+
+    async def check_quarantine(self) -> Result:
+        from edge.sync.health import quarantine_outcome
+
+        status, detail, hint = await quarantine_outcome(self._cfg, self.box)
+        return Result("sync_quarantine", "", status, detail, hint)  # type: ignore[arg-type]
 
     # -- helpers ------------------------------------------------------------------------
     @property

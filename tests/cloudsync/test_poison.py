@@ -13,6 +13,7 @@ import aiohttp
 from aiohttp import web
 
 from cloudsync.app import STORAGE, build
+from edge.installer.doctor import Doctor
 from edge.standard import AccessEvent
 from edge.store import Store
 from edge.store import sync as ob
@@ -110,6 +111,9 @@ async def test_poison_record_quarantined_class_goes_on_and_resent(
         await wait_for(alerted, 10)
         out = await qilu_edge("sync", "status", "-c", str(config.source))
         assert "ae-5" in out and "qilu-edge sync resend" in out
+        doc = await Doctor(config=config).check_quarantine()  # as `qilu-edge doctor` reads it
+        assert doc.status == "warn" and f"{len(refused)} record(s)" in doc.detail, doc
+        assert "sync resend" in doc.hint
 
         # The watermark is not stalled behind the quarantined seqs.
         async def watermark() -> bool:
@@ -148,6 +152,7 @@ async def test_poison_record_quarantined_class_goes_on_and_resent(
         else:
             await wait_for(everything_once, 15)
             assert await box.store.run(ob.quarantine_count, box.store.sync) == 0
+            assert (await Doctor(config=config, box=box).check_quarantine()).status == "pass"
         assert await box.store.outbox_stats() == {"rows": 0, "bytes": 0}
     finally:
         if runner is not None:
