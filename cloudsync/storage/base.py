@@ -337,15 +337,7 @@ class Storage:
         if it was seen, and then nothing is stored."""
         now = utcnow()
         async with self.tx() as c:
-            if nonce is not None:
-                if await c.execute(NONCE_INSERT, *nonce[:3]) != 1:
-                    raise Replayed("nonce already used")
-                if nonce[2] % 16 == 0:  # prune now and then, not on every request
-                    await c.execute(NONCE_PRUNE, nonce[3])
-            # Row lock: uploads of one box serialise (also across workers), others don't.
-            box = await c.fetchrow(
-                "SELECT acked_seq, max_seq FROM boxes WHERE id = $1" + self.for_update(), box_id
-            )
+            box = await self.lock_box(c, box_id, nonce)
             stored = await c.insert_records(box_id, now, rows) if rows else 0
             # Invariant: after every upload acked_seq is the highest contiguous seq, so it can
             # move only if this batch holds acked_seq + 1 or the box's floor lifts it.
@@ -369,6 +361,20 @@ class Storage:
                 box_id,
             )
         return stored, len(rows) - stored, acked
+
+    async def lock_box(
+        self, c: Conn, box_id: str, nonce: tuple[str, str, int, int] | None
+    ) -> dict[str, Any]:
+        """Use the request's nonce (Replayed if seen) and lock the box's row: uploads of one
+        box serialise (also across workers), others don't. (PostgreSQL: one round trip.)"""
+        if nonce is not None:
+            if await c.execute(NONCE_INSERT, *nonce[:3]) != 1:
+                raise Replayed("nonce already used")
+            if nonce[2] % 16 == 0:  # prune now and then, not on every request
+                await c.execute(NONCE_PRUNE, nonce[3])
+        return await c.fetchrow(  # type: ignore[return-value]
+            "SELECT acked_seq, max_seq FROM boxes WHERE id = $1" + self.for_update(), box_id
+        )
 
     async def _walk(self, c: Conn, box_id: str, acked: int) -> int:
         """Advance the watermark over seqs already stored above it."""

@@ -18,6 +18,7 @@ from cloudsync.protocol import UploadRecord
 from cloudsync.storage.base import (
     BOX_GET,
     NONCE_PRUNE,
+    Replayed,
     Storage,
     StorageError,
     find_bad_record,
@@ -136,6 +137,25 @@ class PostgresStorage(Storage):
             if ts % 16 == 0:  # prune now and then, not on every request
                 await conn.execute(NONCE_PRUNE, older_than)
         return _affected(status) == 1
+
+    async def lock_box(
+        self, c: Any, box_id: str, nonce: tuple[str, str, int, int] | None
+    ) -> dict[str, Any]:
+        if nonce is None:
+            return await super().lock_box(c, box_id, nonce)
+        # The nonce insert rides in the row-lock statement: one round trip for both.
+        row = await c.fetchrow(
+            "WITH n AS (INSERT INTO nonces (box_id, nonce, ts) VALUES ($1, $2, $3)"
+            " ON CONFLICT DO NOTHING RETURNING 1)"
+            " SELECT acked_seq, max_seq, (SELECT count(*) FROM n) AS fresh FROM boxes"
+            " WHERE id = $1 FOR UPDATE",
+            *nonce[:3],
+        )
+        if row is None or row["fresh"] != 1:
+            raise Replayed("nonce already used")
+        if nonce[2] % 16 == 0:  # prune now and then, not on every request
+            await c.execute(NONCE_PRUNE, nonce[3])
+        return row
 
     async def run_script(self, c: Any, sql: str) -> None:
         await c.c.execute(sql)

@@ -70,10 +70,10 @@ class SqliteConn:
 
 # Rows go in as multi-row INSERT ... VALUES (...), (...) statements of up to CHUNK rows rather
 # than an executemany of one-row statements: SQLite steps once per chunk instead of once per
-# row, so the per-row work of the sqlite3 module (reset, bind, step) and the per-row release and
-# retake of the GIL go away. Raw, straight into the table (bench/sync.py floor), this inserted
-# ~1.5x as many rows/s as executemany; in the service the storage thread had waited ~2 ms of
-# each 500-row executemany (5.3 ms wall, 3.3 ms CPU) to get the GIL back from the event loop.
+# row, so the storage thread releases and retakes the GIL twice a batch, not 500 times. In the
+# service it had waited ~2 ms of each 500-row executemany (5.3 ms wall, 3.3 ms CPU) to get the
+# GIL back from the event loop. Raw, alone on the machine, the two shapes are about as fast
+# (bench/sync.py measures both for its floor and takes the better).
 CHUNK = 250  # 2,000 parameters a statement, far under SQLite's limit (32,766)
 _COLS = "(box_id, seq, priority, kind, record_id, ts, payload, received_at)"
 
