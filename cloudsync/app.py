@@ -21,6 +21,7 @@ from aiohttp import web
 
 from cloudsync import protocol as p
 from cloudsync.blobs import BlobStore
+from cloudsync.box_keys import BoxKeys
 from cloudsync.routing import Api, BadRequest
 from cloudsync.storage import Storage, StorageError, open_storage
 from cloudsync.storage.base import BadRecord, Replayed
@@ -31,6 +32,7 @@ api = Api()  # box_api and ops_api register their routes on it
 STORAGE = web.AppKey("storage", Storage)
 BLOBS = web.AppKey("blobs", BlobStore)
 FEED = web.AppKey("feed", "FeedWaiter")
+KEYS = web.AppKey("box_keys", BoxKeys)  # box secrets: stored, or derived from a master key
 MAX_RECORD = web.AppKey("max_record_chars", int)  # payload limit (serve --max-record-kb)
 NONCE_USED = "nonce already used (replayed request)"
 
@@ -141,13 +143,14 @@ async def _verify_box(request: web.Request, storage: Storage) -> web.Response | 
     body = await request.read()
     request["raw_body"] = body
     path_qs = request.raw_path
-    if p.check_signature(box["secret"], sig, request.method, path_qs, ts, nonce, body):
+    # signed_with: the stored form (a secret, or a "gen:N" marker with a master key).
+    keys = request.app[KEYS]
+    secret, prev = keys.usable(box_id, box["secret"]), keys.usable(box_id, box["prev_secret"])
+    if secret and p.check_signature(secret, sig, request.method, path_qs, ts, nonce, body):
         request["signed_with"] = box["secret"]
         if box["prev_secret"]:  # the box uses its new secret: the old one is retired now
             await storage.box_set_secret(box_id, box["secret"], None)
-    elif box["prev_secret"] and p.check_signature(
-        box["prev_secret"], sig, request.method, path_qs, ts, nonce, body
-    ):
+    elif prev and p.check_signature(prev, sig, request.method, path_qs, ts, nonce, body):
         request["signed_with"] = box["prev_secret"]  # rotation not confirmed by the box yet
     else:
         return err(401, "bad signature")
@@ -182,6 +185,7 @@ def make_app(
     max_body_mb: float = 64,
     relay_mesh: Any = None,
     max_record_chars: int = p.PAYLOAD_MAX,
+    master_key: bytes | None = None,
 ) -> web.Application:
     from cloudsync import (  # noqa: F401  (they register routes on `api`)
         box_api,
@@ -196,6 +200,7 @@ def make_app(
     app[STORAGE] = storage
     app[BLOBS] = BlobStore(blob_dir)
     app[MAX_RECORD] = max_record_chars
+    app[KEYS] = BoxKeys(master_key) if master_key else BoxKeys.from_env()
     waiter = FeedWaiter(feed_poll_s if not storage.listens else 30.0)
     app[FEED] = waiter
     app.router.add_get("/healthz", healthz)

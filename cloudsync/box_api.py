@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from cloudsync import protocol as p
-from cloudsync.app import BLOBS, FEED, MAX_RECORD, STORAGE, api, err
+from cloudsync.app import BLOBS, FEED, KEYS, MAX_RECORD, STORAGE, api, err
 from cloudsync.routing import ok
 from cloudsync.storage.base import BadRecord, utcnow
 
@@ -38,10 +38,10 @@ class ProvisionResult(BaseModel):
 async def provision(request: web.Request, q: None, body: p.ProvisionRequest) -> web.Response:
     storage = request.app[STORAGE]
     box_id = f"box-{secrets.token_hex(6)}"
-    secret = secrets.token_urlsafe(32)
+    stored, secret = request.app[KEYS].new(box_id)
     code_hash = hashlib.sha256(body.claim_code.strip().encode()).hexdigest()
     try:
-        area = await storage.claim_use(code_hash, box_id, secret, body.name, body.software_version)
+        area = await storage.claim_use(code_hash, box_id, stored, body.name, body.software_version)
     except ValueError as e:
         return err(409, str(e))
     return ok(
@@ -144,10 +144,10 @@ class RotateResult(BaseModel):
 )
 async def rotate(request: web.Request, q: None, body: None) -> web.Response:
     box = request["box"]
-    secret = secrets.token_urlsafe(32)
+    stored, secret = request.app[KEYS].new(box["id"], box["secret"])
     # Keep the secret the box signed with as previous: if this answer is lost, the box
     # still gets in with what it has, and may simply rotate again.
-    await request.app[STORAGE].box_set_secret(box["id"], secret, request["signed_with"])
+    await request.app[STORAGE].box_set_secret(box["id"], stored, request["signed_with"])
     return ok({"secret": secret})
 
 

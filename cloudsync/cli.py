@@ -97,6 +97,13 @@ def _serve(
     help="Long-poll re-check interval (s) when the database cannot notify (SQLite).",
 )
 @click.option(
+    "--master-key-file",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Derive box secrets from this key (>= 32 bytes, mode 0600): the database then holds"
+    " no usable secret (env QILU_CLOUD_MASTER_KEY_FILE).",
+)
+@click.option(
     "--max-record-kb",
     default=0,
     help="Refuse record payloads above this (KB of characters; 0: the protocol's 1,000).",
@@ -110,9 +117,12 @@ def serve(
     tls_cert: str | None,
     tls_key: str | None,
     feed_poll: float,
+    master_key_file: str | None,
     max_record_kb: int,
 ) -> None:
     """Serve the box sync API and the ops API."""
+    if master_key_file:  # read by every worker's app (cloudsync/box_keys.py)
+        os.environ["QILU_CLOUD_MASTER_KEY_FILE"] = master_key_file
     tls = (tls_cert, tls_key) if tls_cert else None
     # Migrate once before the workers start, so they never race on the schema.
     asyncio.run(_migrate(db))
