@@ -29,7 +29,7 @@ class OutboxRow(NamedTuple):  # a tuple: built ~2x faster than a frozen dataclas
 
 def outbox_batch(store: Store, max_records: int, max_bytes: int) -> list[OutboxRow]:
     """The next rows to send: highest priority first, in seq order, within both limits."""
-    with store._lock:
+    with store.reading():
         rows = store.db.execute(
             "SELECT seq, priority, kind, record_id, ts, payload, bytes FROM outbox"
             " ORDER BY priority, seq LIMIT ?",
@@ -49,7 +49,7 @@ def outbox_batch_after(
     store: Store, priority: int, after_seq: int, max_records: int, max_bytes: int
 ) -> list[OutboxRow]:
     """The batch that follows one in flight: same class, seqs after it (read ahead)."""
-    with store._lock:
+    with store.reading():
         rows = store.db.execute(
             "SELECT seq, priority, kind, record_id, ts, payload, bytes FROM outbox"
             " WHERE priority = ? AND seq > ? ORDER BY priority, seq LIMIT ?",
@@ -67,7 +67,7 @@ def outbox_batch_after(
 
 def outbox_more_urgent(store: Store, priority: int) -> bool:
     """Whether a row of a more urgent class is waiting (it goes before a read-ahead batch)."""
-    with store._lock:
+    with store.reading():
         row = store.db.execute(
             "SELECT 1 FROM outbox WHERE priority < ? LIMIT 1", (priority,)
         ).fetchone()
@@ -84,7 +84,7 @@ def outbox_ack(store: Store, seqs: list[int]) -> int:
 
 def outbox_floor(store: Store) -> int:
     """The lowest seq still owed to the cloud: everything below was sent or dropped."""
-    with store._lock:
+    with store.reading():
         row = store.db.execute("SELECT min(seq) FROM outbox").fetchone()
         if row[0] is not None:
             return row[0]
@@ -93,7 +93,7 @@ def outbox_floor(store: Store) -> int:
 
 
 def outbox_by_class(store: Store) -> dict[int, tuple[int, int]]:
-    with store._lock:
+    with store.reading():
         rows = store.db.execute(
             "SELECT priority, count(*), coalesce(sum(bytes), 0) FROM outbox GROUP BY priority"
         ).fetchall()
@@ -125,7 +125,7 @@ def drop_telemetry(store: Store, budget_bytes: int) -> tuple[int, int]:
 
 
 def feed_applied(store: Store, feed_id: int) -> bool:
-    with store._lock:
+    with store.reading():
         row = store.db.execute(
             "SELECT 1 FROM sync_feed_applied WHERE feed_id = ?", (feed_id,)
         ).fetchone()
@@ -168,7 +168,7 @@ def feed_cursor(store: Store) -> int:
 
 
 def feed_log(store: Store, limit: int = 50) -> list[dict]:
-    with store._lock:
+    with store.reading():
         return list(
             store.db.query("SELECT * FROM sync_feed_applied ORDER BY feed_id DESC LIMIT ?", [limit])
         )
@@ -176,7 +176,7 @@ def feed_log(store: Store, limit: int = 50) -> list[dict]:
 
 def outbox_rows(store: Store, limit: int = 1000) -> list[OutboxRow]:
     """Rows still owed, in seq order (inspection and tests)."""
-    with store._lock:
+    with store.reading():
         rows = store.db.execute(
             "SELECT seq, priority, kind, record_id, ts, payload, bytes FROM outbox"
             " ORDER BY seq LIMIT ?",
@@ -202,7 +202,7 @@ def outbox_quarantine(store: Store, seq: int, reason: str) -> bool:
 
 
 def quarantine_list(store: Store, limit: int = 100) -> list[dict]:
-    with store._lock:
+    with store.reading():
         return list(
             store.db.query(
                 "SELECT seq, priority, kind, record_id, ts, bytes, reason, quarantined_at"
@@ -213,7 +213,7 @@ def quarantine_list(store: Store, limit: int = 100) -> list[dict]:
 
 
 def quarantine_count(store: Store) -> int:
-    with store._lock:
+    with store.reading():
         return store.db.execute("SELECT count(*) FROM sync_quarantine").fetchone()[0]
 
 
