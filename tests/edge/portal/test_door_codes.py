@@ -88,7 +88,7 @@ async def wait_grants(box, n: int, within: float) -> list[dict]:
 
 def read_qr(png: bytes) -> str:
     img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
-    text, _, _ = cv2.QRCodeDetector().detectAndDecode(img)
+    text, _, _ = cv2.QRCodeDetectorAruco().detectAndDecode(img)
     return text
 
 
