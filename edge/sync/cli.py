@@ -9,30 +9,22 @@ from typing import Any
 
 import click
 
+from edge.cli import config_option
+from edge.cli import load as load_cfg
 from edge.store import sync as ob
 from edge.sync.client import CloudError, provision, ssl_context
 from edge.sync.identity import identity_path, load, save
 
 
 @click.command("provision")
-@click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Box config file (env QILU_EDGE_CONFIG).",
-)
+@config_option
 @click.option("--cloud", required=True, help="Cloud base URL, e.g. https://cloud.example.cn")
 @click.option("--claim", required=True, help="One-time claim code from the ops console.")
 @click.option("--name", default="", help="Name shown in the fleet (default: [box] name).")
 @click.option("--force", is_flag=True, help="Replace an existing identity.")
-def provision_cmd(config_path: Path | None, cloud: str, claim: str, name: str, force: bool) -> None:
+def provision_cmd(config_path: Path, cloud: str, claim: str, name: str, force: bool) -> None:
     """Provision this box: store its identity and secret (file mode 0600)."""
-    from edge.cli import DEFAULT_CONFIG
-    from edge.cli import load as load_cfg
-
-    config = load_cfg(config_path or Path(DEFAULT_CONFIG))
+    config = load_cfg(config_path)
     path = identity_path(config)
     if load(path) is not None and not force:
         raise click.ClickException(f"{path} exists (already provisioned); use --force")
@@ -50,29 +42,17 @@ def sync_group() -> None:
     """Cloud sync: outbox backlog and the quarantine of records the cloud refused."""
 
 
-def _store(config_path: Path | None) -> Any:
-    from edge.cli import DEFAULT_CONFIG
-    from edge.cli import load as load_cfg
+def _store(config_path: Path) -> Any:
     from edge.store import Store
 
-    config = load_cfg(config_path or Path(DEFAULT_CONFIG))
+    config = load_cfg(config_path)
     return Store(config.db_path, box_id=config.box.id)
-
-
-config_option = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Box config file (env QILU_EDGE_CONFIG).",
-)
 
 
 @sync_group.command("status")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def sync_status(config_path: Path | None, as_json: bool) -> None:
+def sync_status(config_path: Path, as_json: bool) -> None:
     """Outbox backlog per priority class and the records waiting in quarantine."""
     store = _store(config_path)
     try:
@@ -106,7 +86,7 @@ def sync_status(config_path: Path | None, as_json: bool) -> None:
 @config_option
 @click.option("--seq", "seqs", type=int, multiple=True, help="A quarantined seq (repeatable).")
 @click.option("--all", "everything", is_flag=True, help="Every quarantined record.")
-def sync_resend(config_path: Path | None, seqs: tuple[int, ...], everything: bool) -> None:
+def sync_resend(config_path: Path, seqs: tuple[int, ...], everything: bool) -> None:
     """Put quarantined records back into the outbox; the daemon sends them with their class
     under their own seq (a record the cloud still refuses comes back to the quarantine)."""
     if not seqs and not everything:
