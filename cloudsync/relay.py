@@ -45,9 +45,9 @@ MAX_BODY = 8 * 1024 * 1024  # an article image or a report photo; videos stay on
 TIMEOUT_S = 20.0
 # Request headers a resident's browser sends that the box needs; answer headers it returns.
 TO_BOX = frozenset(
-    "accept accept-language content-type cookie range user-agent if-none-match"
+    "accept accept-language content-type range user-agent if-none-match"
     " if-modified-since".split()
-)
+)  # and the box's own cookies, see box_cookies()
 TO_BROWSER = frozenset(
     "content-type set-cookie location cache-control content-range accept-ranges etag"
     " last-modified content-disposition content-language".split()
@@ -237,6 +237,24 @@ class Relays:
             await self._peer_http.close()
 
 
+# Every box's pages share the cloud's origin, so the browser would send one community's
+# session cookie to another community's box. Cookies are kept apart per box instead: a box's
+# ``Set-Cookie: qilu_rs=…`` reaches the browser as ``qilu_rs__<box id>``, and a request for
+# that box carries only the cookies with its suffix, under their own names again.
+def box_cookies(cookies: Any, box_id: str) -> str:
+    """The ``Cookie`` header for ``box_id``: its own cookies only, suffix removed."""
+    suffix = f"__{box_id}"
+    return "; ".join(
+        f"{k.removesuffix(suffix)}={v}" for k, v in cookies.items() if k.endswith(suffix)
+    )
+
+
+def browser_cookie(set_cookie: str, box_id: str) -> str:
+    """A box's ``Set-Cookie`` value with the cookie's name made box-specific."""
+    name, sep, rest = set_cookie.partition("=")
+    return f"{name.strip()}__{box_id}{sep}{rest}" if sep else set_cookie
+
+
 def page(status: int, title: str, text: str) -> web.Response:
     html = (
         "<!doctype html><html lang=zh-CN><head><meta charset=utf-8>"
@@ -297,7 +315,8 @@ async def forward(request: web.Request) -> web.StreamResponse:
     head = {
         "method": request.method,
         "path": path,
-        "headers": [[k, v] for k, v in request.headers.items() if k.lower() in TO_BOX],
+        "headers": [[k, v] for k, v in request.headers.items() if k.lower() in TO_BOX]
+        + ([["Cookie", mine]] if (mine := box_cookies(request.cookies, box_id)) else []),
         "client": request.remote or "",
     }
     try:
@@ -309,7 +328,9 @@ async def forward(request: web.Request) -> web.StreamResponse:
     answer, out = got
     relays.forwarded += 1
     headers = CIMultiDict(
-        (k, v) for k, v in answer.get("headers", []) if str(k).lower() in TO_BROWSER
+        (k, browser_cookie(v, box_id) if str(k).lower() == "set-cookie" else v)
+        for k, v in answer.get("headers", [])
+        if str(k).lower() in TO_BROWSER
     )
     return web.Response(status=int(answer.get("status", 502)), body=out, headers=headers)
 

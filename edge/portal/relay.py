@@ -145,9 +145,8 @@ class PortalRelay(Service):
         path = str(head.get("path", ""))
         if not proto.allowed(path):  # checked by the cloud too; the box does not trust it
             return 404, [["Content-Type", "application/json"]], b'{"error":"not relayed"}'
-        headers = {
-            k: v for k, v in head.get("headers", []) if str(k).lower() in proto.TO_BOX
-        }
+        allowed = proto.TO_BOX | {"cookie"}  # the cloud passes this box's own cookies only
+        headers = {k: v for k, v in head.get("headers", []) if str(k).lower() in allowed}
         headers[KEY_HEADER] = self.key
         headers[CLIENT_HEADER] = str(head.get("client", ""))[:64]
         api = self.box.config.api

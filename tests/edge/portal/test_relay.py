@@ -17,12 +17,13 @@ from click.testing import CliRunner
 
 from cloudsync import relay as proto
 from edge.cli import main
+from edge.config import parse_config
 from edge.standard import Resident
 from edge.store import Store
 from edge.store import access as access_db
 from edge.store import faces as store_faces
 from tests.cloudsync.helpers import Cloud, start_cloud, wait_for
-from tests.conftest import api_url, free_port
+from tests.conftest import api_url, box_toml, free_port
 from tests.drivers.doors.relay_peers import RelayBoard
 from tests.edge.access.test_engine import door_toml
 from tests.edge.portal.helpers import STAFF, article, staff
@@ -48,9 +49,11 @@ def board() -> Iterator[RelayBoard]:
     b.stop()
 
 
-async def relayed(cloud: Cloud, config: Any, run_box: Any) -> tuple[Any, Any]:
-    """A box provisioned into c1, running, with its relay socket open: (box, relay)."""
-    await provision(config.source, cloud.url, await cloud.claim("c1"))
+async def relayed(
+    cloud: Cloud, config: Any, run_box: Any, community: str = "c1"
+) -> tuple[Any, Any]:
+    """A box provisioned into the community, running, with its relay socket open."""
+    await provision(config.source, cloud.url, await cloud.claim(community))
     box = await run_box(config)
     relay = box.service("portal_relay")
     await wait_for(lambda: _true(relay.connected), 10)
@@ -279,3 +282,42 @@ def test_one_address_cannot_flood_a_box() -> None:
     assert not any(relays.too_many("203.0.113.9") for _ in range(proto.RATE_MAX))
     assert relays.too_many("203.0.113.9")  # the next one in the window is refused
     assert not relays.too_many("203.0.113.10")  # others are not affected
+
+
+async def test_one_communitys_session_never_reaches_another_box(
+    make_config, run_box, cloud: Cloud, tmp_path: Path
+) -> None:
+    box_a, _ = await relayed(cloud, make_config(extra=FAST), run_box)
+    await cloud.community(community="c2")
+    other = tmp_path / "b"
+    other.mkdir()
+    (other / "edge.toml").write_text(box_toml(other, extra=FAST))
+    config_b = parse_config((other / "edge.toml").read_text(), source=other / "edge.toml")
+    _, relay_b = await relayed(cloud, config_b, run_box, community="c2")
+    seen_by_b: list[list[list[str]]] = []
+    replay = relay_b._replay
+
+    async def spy(head: dict, body: bytes) -> Any:
+        seen_by_b.append(head.get("headers", []))
+        return await replay(head, body)
+
+    relay_b._replay = spy
+    async with aiohttp.ClientSession() as lan:
+        code = await staff(lan, "POST", f"{api_url(box_a)}/api/v1/portal/codes",
+                           json={"resident_id": "r-a"})  # fmt: skip
+    a_id = box_a.service("sync").client.ident.box_id
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as phone:
+        async with phone.get(code["link"]) as r:
+            assert r.status == 200
+        async with phone.post(f"{cloud.url}/r/login", data={"code": code["code"]}) as r:
+            assert str(r.url).endswith("/r/read")
+        names = {c.key: c.value for c in jar}
+        assert f"qilu_rs__{a_id}" in names and "qilu_rs" not in names
+        token = names[f"qilu_rs__{a_id}"]
+        async with phone.get(f"{cloud.url}/r/at/c2") as r:  # a look at another community
+            assert str(r.url).endswith("/r/login")  # box B: not logged in there
+        async with phone.get(f"{cloud.url}/r/at/c1") as r:  # back home: still logged in
+            assert str(r.url).endswith("/r/read")
+    assert seen_by_b  # B answered requests, and none of them carried A's session
+    assert not any(token in v for headers in seen_by_b for _k, v in headers)
