@@ -104,6 +104,12 @@ def _serve(
     " no usable secret (env QILU_CLOUD_MASTER_KEY_FILE).",
 )
 @click.option(
+    "--relay-domain",
+    default=None,
+    help="Serve each box's resident pages at <box id>.<this domain> (wildcard DNS and"
+    " certificate): one browser origin per box (env QILU_CLOUD_RELAY_DOMAIN).",
+)
+@click.option(
     "--max-record-kb",
     default=0,
     help="Refuse record payloads above this (KB of characters; 0: the protocol's 1,000).",
@@ -118,9 +124,12 @@ def serve(
     tls_key: str | None,
     feed_poll: float,
     master_key_file: str | None,
+    relay_domain: str | None,
     max_record_kb: int,
 ) -> None:
     """Serve the box sync API and the ops API."""
+    if relay_domain:  # read by every worker's relay (cloudsync/relay.py)
+        os.environ["QILU_CLOUD_RELAY_DOMAIN"] = relay_domain
     if master_key_file:  # read by every worker's app (cloudsync/box_keys.py)
         os.environ["QILU_CLOUD_MASTER_KEY_FILE"] = master_key_file
     tls = (tls_cert, tls_key) if tls_cert else None

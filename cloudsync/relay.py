@@ -23,6 +23,7 @@ import hmac
 import itertools
 import json
 import logging
+import os
 import struct
 import time
 from collections import defaultdict, deque
@@ -54,6 +55,7 @@ TO_BROWSER = frozenset(
 )
 PEER_HEADER = "X-Qilu-Relay-Key"
 RATE_MAX, RATE_WINDOW_S = 300, 300.0  # relayed requests per client address per window
+DOMAIN_ENV = "QILU_CLOUD_RELAY_DOMAIN"  # serve --relay-domain: one origin per box
 RELAYS = web.AppKey("relays", "Relays")
 
 
@@ -135,12 +137,24 @@ class Tunnel:
 class Relays:
     """The tunnels this worker holds, by box id. Several workers: see README "Cloud sync"."""
 
-    def __init__(self, mesh: Mesh | None = None) -> None:
+    def __init__(self, mesh: Mesh | None = None, domain: str | None = None) -> None:
         self.tunnels: dict[str, Tunnel] = {}
         self.mesh = mesh or Mesh()
+        # With a domain, each box's pages get their own origin, <box id>.<domain>: a page one
+        # box serves cannot script another box's pages, which per-box cookie names alone
+        # cannot prevent on one shared origin (a wildcard DNS name and certificate needed).
+        self.domain = (domain or os.environ.get(DOMAIN_ENV, "")).strip(".").lower()
         self.forwarded = 0
         self._peer_http: aiohttp.ClientSession | None = None
         self._recent: dict[str, deque[float]] = defaultdict(deque)  # requests per address
+
+    def box_of_host(self, host: str) -> str | None:
+        """The box named by a ``<box id>.<domain>`` host, if the cloud has a relay domain."""
+        if not self.domain:
+            return None
+        name = host.rsplit(":", 1)[0].lower()
+        label, dot, rest = name.partition(".")
+        return label if dot and rest == self.domain and label else None
 
     def too_many(self, client: str) -> bool:
         """Anyone on the internet can reach these pages: a sliding window per address keeps
@@ -283,6 +297,10 @@ async def enter(request: web.Request) -> web.StreamResponse:
     nxt = request.query.get("next", "/r/read")
     if not allowed(nxt) or "://" in nxt:
         nxt = "/r/read"
+    if relays.domain:  # the box's own origin (the port too, as on a test or private cloud)
+        scheme = request.headers.get("X-Forwarded-Proto", request.scheme)
+        port = request.host.rpartition(":")[2] if ":" in request.host else ""
+        nxt = f"{scheme}://{box_id}.{relays.domain}{':' + port if port else ''}{nxt}"
     resp = web.HTTPSeeOther(nxt)
     resp.set_cookie(
         BOX_COOKIE, box_id, max_age=400 * 86400, path="/", httponly=True, samesite="Lax"
@@ -298,7 +316,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
     from cloudsync.app import STORAGE
 
     relays = request.app[RELAYS]
-    box_id = request.cookies.get(BOX_COOKIE, "")
+    box_id = relays.box_of_host(request.host) or request.cookies.get(BOX_COOKIE, "")
     if not box_id:
         return refuse(request, 404, "请先选择小区", "请通过物业提供的链接（/r/at/小区编号）进入。")
     if relays.too_many(request.remote or ""):

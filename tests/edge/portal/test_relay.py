@@ -321,3 +321,25 @@ async def test_one_communitys_session_never_reaches_another_box(
             assert str(r.url).endswith("/r/read")
     assert seen_by_b  # B answered requests, and none of them carried A's session
     assert not any(token in v for headers in seen_by_b for _k, v in headers)
+
+
+async def test_with_a_relay_domain_each_box_has_its_own_origin(
+    make_config, run_box, cloud: Cloud
+) -> None:
+    box, _ = await relayed(cloud, make_config(extra=FAST), run_box)
+    box_id = box.service("sync").client.ident.box_id
+    cloud.app[proto.RELAYS].domain = "relay.test"  # as `serve --relay-domain relay.test`
+    own = f"{box_id}.relay.test:{cloud.port}"
+    async with aiohttp.ClientSession() as phone:
+        async with phone.get(f"{cloud.url}/r/at/c1", allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"] == f"http://{own}/r/read"
+        # The host alone picks the box (no cookie): DNS would bring the phone here.
+        async with phone.get(f"{cloud.url}/r/login", headers={"Host": own}) as r:
+            assert r.status == 200 and "社区居民登录" in await r.text()
+        async with phone.get(
+            f"{cloud.url}/r/login", headers={"Host": f"box-nobody.relay.test:{cloud.port}"}
+        ) as r:
+            assert r.status == 503
+        for foreign in (f"{box_id}.relay.test.evil.example", f"x.{box_id}.relay.test"):
+            async with phone.get(f"{cloud.url}/r/login", headers={"Host": foreign}) as r:
+                assert r.status == 404  # not a box host, and no community chosen
