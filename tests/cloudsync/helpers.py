@@ -299,3 +299,31 @@ async def wait_for(pred: Any, seconds: float, interval: float = 0.1) -> Any:
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met within {seconds}s (last: {value!r})")
         await asyncio.sleep(interval)
+
+
+FAST_SYNC = """
+[sync]
+backoff_min_s = 0.05
+backoff_max_s = 0.5
+feed_wait_s = 2
+heartbeat_s = 0.5
+request_timeout_s = 5
+"""  # a box config that retries and long-polls quickly, for tests against a real cloud
+
+
+async def qilu_edge(*args: str, timeout_s: float = 30) -> str:
+    """Run the real ``qilu-edge`` CLI; its output (it must succeed)."""
+    proc = await asyncio.create_subprocess_exec(
+        str(VENV_BIN / "qilu-edge"), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    async with asyncio.timeout(timeout_s):
+        out, _ = await proc.communicate()
+    assert proc.returncode == 0, out.decode()
+    return out.decode()
+
+
+async def cli_provision(config_path: Path, cloud_url: str, code: str) -> str:
+    """``qilu-edge provision`` with a claim code, as an installer runs it."""
+    return await qilu_edge("provision", "-c", str(config_path), "--cloud", cloud_url,
+                           "--claim", code)  # fmt: skip

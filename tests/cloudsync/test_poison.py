@@ -5,8 +5,6 @@ cloud on loopback, on both backends."""
 
 from __future__ import annotations
 
-import asyncio
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -18,31 +16,11 @@ from edge.standard import AccessEvent
 from edge.store import Store
 from edge.store import sync as ob
 from edge.sync.identity import identity_path, save
-from tests.cloudsync.helpers import start_cloud, wait_for
+from tests.cloudsync.helpers import FAST_SYNC, qilu_edge, start_cloud, wait_for
 from tests.conftest import STAFF_TOKEN, api_url
 
-FAST = """
-[sync]
-backoff_min_s = 0.05
-backoff_max_s = 0.5
-feed_wait_s = 2
-heartbeat_s = 0.5
-request_timeout_s = 5
-"""
+FAST = FAST_SYNC
 OLD_LIMIT = 2000  # the "old" cloud takes payloads up to this many characters
-
-
-async def qilu_edge(*args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "qilu-edge"),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    async with asyncio.timeout(30):
-        out, _ = await proc.communicate()
-    assert proc.returncode == 0, out.decode()
-    return out.decode()
 
 
 async def test_poison_record_quarantined_class_goes_on_and_resent(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.cloudsync.helpers import Cloud, PgCluster, wait_for
+from tests.cloudsync.helpers import Cloud, PgCluster, cli_provision, wait_for
 from tests.conftest import free_port, wait_port
-from tests.edge.portal.test_cloud import FAST, provision
+from tests.edge.portal.test_cloud import FAST
 
 
 async def test_resident_requests_reach_the_box_from_any_worker(
@@ -35,7 +35,7 @@ async def test_resident_requests_reach_the_box_from_any_worker(
         await asyncio.to_thread(wait_port, port, 30)
         await cloud.community(community="c1")
         config = make_config(extra=FAST)
-        await provision(config.source, cloud.url, await cloud.claim("c1"))
+        await cli_provision(config.source, cloud.url, await cloud.claim("c1"))
         box = await run_box(config)
         relay = box.service("portal_relay")
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.cloudsync.faults import FAKETIME_LIB
-from tests.cloudsync.helpers import start_cloud
+from tests.cloudsync.helpers import FAST_SYNC, cli_provision, start_cloud
 from tests.conftest import box_toml
 
 QILU_EDGE = str(Path(sys.executable).parent / "qilu-edge")
@@ -139,13 +139,11 @@ async def test_offline_box_skips_cloud_checks(tmp_path: Path) -> None:
 async def test_relay_check_passes_with_the_daemon_running(
     make_config, run_box, tmp_path: Path
 ) -> None:
-    from tests.edge.portal.test_cloud import FAST, provision
-
     cloud = await start_cloud(str(tmp_path / "cloud.db"), tmp_path)
     try:
         await cloud.community(community="c1")
-        config = make_config(extra=FAST)
-        await provision(config.source, cloud.url, await cloud.claim("c1"))
+        config = make_config(extra=FAST_SYNC)
+        await cli_provision(config.source, cloud.url, await cloud.claim("c1"))
         box = await run_box(config)
         relay = box.service("portal_relay")
         for _ in range(100):  # bounded: the relay dials the cloud within a second or two

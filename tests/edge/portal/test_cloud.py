@@ -4,37 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import sys
-from pathlib import Path
 
 import aiohttp
 
-from tests.cloudsync.helpers import start_cloud, wait_for
+from tests.cloudsync.helpers import FAST_SYNC, cli_provision, start_cloud, wait_for
 from tests.conftest import api_url
 from tests.edge.portal.helpers import article, login, staff
 
-FAST = """
-[sync]
-backoff_min_s = 0.05
-backoff_max_s = 0.5
-feed_wait_s = 2
-heartbeat_s = 0.5
-request_timeout_s = 5
-
+FAST = FAST_SYNC + """
 [portal]
 stats_interval_s = 3600
 """
-
-
-async def provision(config_path: Path, cloud_url: str, code: str) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "qilu-edge"),
-        "provision", "-c", str(config_path), "--cloud", cloud_url, "--claim", code,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )  # fmt: skip
-    async with asyncio.timeout(30):
-        out, _ = await proc.communicate()
-    assert proc.returncode == 0, out.decode()
 
 
 async def test_reading_counts_reach_the_cloud_once(make_config, run_box, tmp_path) -> None:
@@ -42,7 +22,7 @@ async def test_reading_counts_reach_the_cloud_once(make_config, run_box, tmp_pat
     try:
         await cloud.community(community="c1")
         config = make_config(extra=FAST)
-        await provision(config.source, cloud.url, await cloud.claim("c1"))
+        await cli_provision(config.source, cloud.url, await cloud.claim("c1"))
         box = await run_box(config)
         base = api_url(box)
         async with aiohttp.ClientSession() as s:

@@ -22,12 +22,12 @@ from edge.standard import Resident
 from edge.store import Store
 from edge.store import access as access_db
 from edge.store import faces as store_faces
-from tests.cloudsync.helpers import Cloud, start_cloud, wait_for
+from tests.cloudsync.helpers import Cloud, cli_provision, start_cloud, wait_for
 from tests.conftest import api_url, box_toml, free_port
 from tests.drivers.doors.relay_peers import RelayBoard
 from tests.edge.access.test_engine import door_toml
 from tests.edge.portal.helpers import STAFF, article, staff
-from tests.edge.portal.test_cloud import FAST, provision
+from tests.edge.portal.test_cloud import FAST
 from tests.edge.portal.test_pages_chromium import PHONE, feed_ids
 from tests.peers.chromium import browser
 
@@ -53,7 +53,7 @@ async def relayed(
     cloud: Cloud, config: Any, run_box: Any, community: str = "c1"
 ) -> tuple[Any, Any]:
     """A box provisioned into the community, running, with its relay socket open."""
-    await provision(config.source, cloud.url, await cloud.claim(community))
+    await cli_provision(config.source, cloud.url, await cloud.claim(community))
     box = await run_box(config)
     relay = box.service("portal_relay")
     await wait_for(lambda: _true(relay.connected), 10)

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import stat
-import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +13,7 @@ import pytest
 
 from edge.standard import AccessEvent, Command, DeviceHealth, Report, new_id
 from edge.store import sync as ob
-from tests.cloudsync.helpers import Cloud, start_cloud, wait_for
+from tests.cloudsync.helpers import Cloud, cli_provision, start_cloud, wait_for
 from tests.conftest import STAFF_TOKEN, api_url
 
 FAST = """
@@ -36,23 +34,7 @@ async def cloud(tmp_path: Path) -> AsyncIterator[Cloud]:
 
 
 async def provision_cli(config_path: Path, cloud: Cloud) -> str:
-    code = await cloud.claim()
-    proc = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "qilu-edge"),
-        "provision",
-        "-c",
-        str(config_path),
-        "--cloud",
-        cloud.url,
-        "--claim",
-        code,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    async with asyncio.timeout(30):
-        out, _ = await proc.communicate()
-    assert proc.returncode == 0, out.decode()
-    return out.decode()
+    return await cli_provision(config_path, cloud.url, await cloud.claim())
 
 
 async def test_provision_upload_feed_and_status(
