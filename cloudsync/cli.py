@@ -110,6 +110,12 @@ def _serve(
     " certificate): one browser origin per box (env QILU_CLOUD_RELAY_DOMAIN).",
 )
 @click.option(
+    "--trusted-proxy",
+    multiple=True,
+    help="Address of a reverse proxy in front of the cloud whose X-Forwarded-For is believed"
+    " (per-resident limits on the relayed pages); repeatable.",
+)
+@click.option(
     "--max-record-kb",
     default=0,
     help="Refuse record payloads above this (KB of characters; 0: the protocol's 1,000).",
@@ -125,11 +131,14 @@ def serve(
     feed_poll: float,
     master_key_file: str | None,
     relay_domain: str | None,
+    trusted_proxy: tuple[str, ...],
     max_record_kb: int,
 ) -> None:
     """Serve the box sync API and the ops API."""
     if relay_domain:  # read by every worker's relay (cloudsync/relay.py)
         os.environ["QILU_CLOUD_RELAY_DOMAIN"] = relay_domain
+    if trusted_proxy:
+        os.environ["QILU_CLOUD_TRUSTED_PROXIES"] = ",".join(trusted_proxy)
     if master_key_file:  # read by every worker's app (cloudsync/box_keys.py)
         os.environ["QILU_CLOUD_MASTER_KEY_FILE"] = master_key_file
     tls = (tls_cert, tls_key) if tls_cert else None

@@ -56,6 +56,7 @@ TO_BROWSER = frozenset(
 PEER_HEADER = "X-Qilu-Relay-Key"
 RATE_MAX, RATE_WINDOW_S = 300, 300.0  # relayed requests per client address per window
 DOMAIN_ENV = "QILU_CLOUD_RELAY_DOMAIN"  # serve --relay-domain: one origin per box
+PROXIES_ENV = "QILU_CLOUD_TRUSTED_PROXIES"  # serve --trusted-proxy: whose X-Forwarded-For counts
 RELAYS = web.AppKey("relays", "Relays")
 
 
@@ -144,9 +145,24 @@ class Relays:
         # box serves cannot script another box's pages, which per-box cookie names alone
         # cannot prevent on one shared origin (a wildcard DNS name and certificate needed).
         self.domain = (domain or os.environ.get(DOMAIN_ENV, "")).strip(".").lower()
+        # Behind a reverse proxy every resident arrives from the proxy's address; only then is
+        # X-Forwarded-For believed, or limits would lump all residents into one address.
+        self.trusted = frozenset(filter(None, os.environ.get(PROXIES_ENV, "").split(",")))
         self.forwarded = 0
         self._peer_http: aiohttp.ClientSession | None = None
         self._recent: dict[str, deque[float]] = defaultdict(deque)  # requests per address
+
+    def client(self, request: web.Request) -> str:
+        """The resident's address: the right-most X-Forwarded-For hop that is not one of our
+        trusted proxies (the left part a client can forge), else the TCP peer."""
+        remote = request.remote or ""
+        if remote not in self.trusted:
+            return remote
+        hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",")]
+        for hop in reversed(hops):
+            if hop and hop not in self.trusted:
+                return hop
+        return remote
 
     def box_of_host(self, host: str) -> str | None:
         """The box named by a ``<box id>.<domain>`` host, if the cloud has a relay domain."""
@@ -319,7 +335,8 @@ async def forward(request: web.Request) -> web.StreamResponse:
     box_id = relays.box_of_host(request.host) or request.cookies.get(BOX_COOKIE, "")
     if not box_id:
         return refuse(request, 404, "请先选择小区", "请通过物业提供的链接（/r/at/小区编号）进入。")
-    if relays.too_many(request.remote or ""):
+    client = relays.client(request)
+    if relays.too_many(client):
         return refuse(request, 429, "请求过于频繁", "请稍后再试。")
     offline = refuse(request, 503, "小区服务暂时离线", "小区盒子暂时无法连接，请稍后再试。")
     box = await request.app[STORAGE].box_get(box_id)
@@ -335,7 +352,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
         "path": path,
         "headers": [[k, v] for k, v in request.headers.items() if k.lower() in TO_BOX]
         + ([["Cookie", mine]] if (mine := box_cookies(request.cookies, box_id)) else []),
-        "client": request.remote or "",
+        "client": client,
     }
     try:
         got = await relays.call(box_id, head, body)

@@ -343,3 +343,22 @@ async def test_with_a_relay_domain_each_box_has_its_own_origin(
         for foreign in (f"{box_id}.relay.test.evil.example", f"x.{box_id}.relay.test"):
             async with phone.get(f"{cloud.url}/r/login", headers={"Host": foreign}) as r:
                 assert r.status == 404  # not a box host, and no community chosen
+
+
+async def test_behind_a_trusted_proxy_limits_are_per_resident(cloud: Cloud, monkeypatch) -> None:
+    monkeypatch.setattr(proto, "RATE_MAX", 3)
+    relays = cloud.app[proto.RELAYS]
+
+    async def status(forwarded_for: str) -> int:
+        headers = {"X-Forwarded-For": forwarded_for, "Cookie": "qilu_box=box-none"}
+        async with aiohttp.ClientSession() as s, s.get(f"{cloud.url}/r/read", headers=headers) as r:
+            return r.status
+
+    # Not a trusted proxy: the header is ignored, the peer's address counts for everyone.
+    assert [await status(f"203.0.113.{i}") for i in range(4)] == [503, 503, 503, 429]
+    relays._recent.clear()
+    relays.trusted = frozenset({"127.0.0.1"})  # as `serve --trusted-proxy 127.0.0.1`
+    assert [await status("203.0.113.5") for _ in range(4)] == [503, 503, 503, 429]
+    assert await status("203.0.113.6") == 503  # another resident is not held back
+    # A forged left part does not help: the hop the proxy added is what counts.
+    assert await status("198.51.100.1, 203.0.113.5") == 429
