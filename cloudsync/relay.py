@@ -35,7 +35,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
-from cloudsync.app import api
+from cloudsync.app import STORAGE, api
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,7 @@ MAX_BODY = 8 * 1024 * 1024  # an article image or a report photo; videos stay on
 TIMEOUT_S = 20.0
 # Request headers a resident's browser sends that the box needs; answer headers it returns.
 TO_BOX = frozenset(
-    "accept accept-language content-type range user-agent if-none-match"
-    " if-modified-since".split()
+    "accept accept-language content-type range user-agent if-none-match if-modified-since".split()
 )  # and the box's own cookies, see box_cookies()
 TO_BROWSER = frozenset(
     "content-type set-cookie location cache-control content-range accept-ranges etag"
@@ -58,6 +57,12 @@ RATE_MAX, RATE_WINDOW_S = 300, 300.0  # relayed requests per client address per 
 DOMAIN_ENV = "QILU_CLOUD_RELAY_DOMAIN"  # serve --relay-domain: one origin per box
 PROXIES_ENV = "QILU_CLOUD_TRUSTED_PROXIES"  # serve --trusted-proxy: whose X-Forwarded-For counts
 RELAYS = web.AppKey("relays", "Relays")
+OFFLINE = ("小区服务暂时离线", "小区盒子暂时无法连接，请稍后再试。")
+
+
+def away_url(cloud: str, community_id: str) -> str:
+    """Where a community's residents open their box's pages through the cloud (``enter``)."""
+    return f"{cloud.rstrip('/')}/r/at/{community_id}"
 
 
 def allowed(path: str) -> bool:
@@ -138,17 +143,16 @@ class Tunnel:
 class Relays:
     """The tunnels this worker holds, by box id. Several workers: see README "Cloud sync"."""
 
-    def __init__(self, mesh: Mesh | None = None, domain: str | None = None) -> None:
+    def __init__(self, mesh: Mesh | None = None) -> None:
         self.tunnels: dict[str, Tunnel] = {}
         self.mesh = mesh or Mesh()
         # With a domain, each box's pages get their own origin, <box id>.<domain>: a page one
         # box serves cannot script another box's pages, which per-box cookie names alone
         # cannot prevent on one shared origin (a wildcard DNS name and certificate needed).
-        self.domain = (domain or os.environ.get(DOMAIN_ENV, "")).strip(".").lower()
+        self.domain = os.environ.get(DOMAIN_ENV, "").strip(".").lower()
         # Behind a reverse proxy every resident arrives from the proxy's address; only then is
         # X-Forwarded-For believed, or limits would lump all residents into one address.
         self.trusted = frozenset(filter(None, os.environ.get(PROXIES_ENV, "").split(",")))
-        self.forwarded = 0
         self._peer_http: aiohttp.ClientSession | None = None
         self._recent: dict[str, deque[float]] = defaultdict(deque)  # requests per address
 
@@ -302,8 +306,6 @@ def refuse(request: web.Request, status: int, title: str, text: str) -> web.Resp
 
 async def enter(request: web.Request) -> web.StreamResponse:
     """``/r/at/<community>``: remember the resident's community box, then go to its pages."""
-    from cloudsync.app import STORAGE
-
     community = request.match_info["community"]
     boxes = await request.app[STORAGE].boxes_for_targets("/", [community], [])
     if not boxes:
@@ -329,8 +331,6 @@ async def forward(request: web.Request) -> web.StreamResponse:
     path = request.rel_url.raw_path_qs
     if not allowed(path):
         return refuse(request, 404, "未找到", "not a resident page")
-    from cloudsync.app import STORAGE
-
     relays = request.app[RELAYS]
     box_id = relays.box_of_host(request.host) or request.cookies.get(BOX_COOKIE, "")
     if not box_id:
@@ -338,12 +338,11 @@ async def forward(request: web.Request) -> web.StreamResponse:
     client = relays.client(request)
     if relays.too_many(client):
         return refuse(request, 429, "请求过于频繁", "请稍后再试。")
-    offline = refuse(request, 503, "小区服务暂时离线", "小区盒子暂时无法连接，请稍后再试。")
     box = await request.app[STORAGE].box_get(box_id)
     if box is None or box["revoked_at"]:  # revoked while its socket was open: close it now
         if (tunnel := relays.tunnels.get(box_id)) is not None:
             await tunnel.ws.close()
-        return offline
+        return refuse(request, 503, *OFFLINE)
     body = await request.read()
     if len(body) > MAX_BODY:
         return refuse(request, 413, "内容过大", "request body too large for the relay")
@@ -359,9 +358,8 @@ async def forward(request: web.Request) -> web.StreamResponse:
     except (TimeoutError, ConnectionError):
         return refuse(request, 504, "小区服务响应超时", "小区盒子没有及时回应，请稍后再试。")
     if got is None:
-        return offline
+        return refuse(request, 503, *OFFLINE)
     answer, out = got
-    relays.forwarded += 1
     headers = CIMultiDict(
         (k, browser_cookie(v, box_id) if str(k).lower() == "set-cookie" else v)
         for k, v in answer.get("headers", [])

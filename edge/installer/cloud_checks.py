@@ -21,6 +21,7 @@ import aiohttp
 from yarl import URL
 
 from cloudsync import protocol as p
+from cloudsync.relay import away_url
 from edge.config import Config
 from edge.sync.client import ssl_context
 from edge.sync.identity import Identity, identity_path, load
@@ -170,7 +171,7 @@ async def probe_relay(config: Config, ident: Identity, timeout_s: float = 8.0) -
     """Residents away from home: does the cloud's away link reach this box's pages? Asks the
     cloud as a resident would (no signature), so it tests the running daemon's relay socket
     without opening a second one (which would replace the daemon's)."""
-    away = f"{ident.cloud}/r/at/{ident.community_id}"
+    away = away_url(ident.cloud, ident.community_id)
     ctx = ssl_context(config.sync.tls_verify, config.sync.ca_file)
     try:
         async with aiohttp.ClientSession(

@@ -76,6 +76,7 @@ def code_cmd(
 def _base(config: Any) -> str:
     """Printed and CLI links: through the cloud once provisioned (cards last for days and
     phones are often on mobile data), else the box's own address."""
+    from cloudsync.relay import away_url
     from edge.sync.identity import identity_path, load
 
     away = None
@@ -85,7 +86,7 @@ def _base(config: Any) -> str:
         except (OSError, ValueError, TypeError):
             ident = None
         if ident is not None:
-            away = f"{ident.cloud}/r/at/{ident.community_id}"
+            away = away_url(ident.cloud, ident.community_id)
     lan = f"http://{config.api.host}:{config.api.port}"
     return link_base(config.portal.public_url, away, lan)
 

@@ -66,8 +66,7 @@ class DoorCodes:
             ttl=timedelta(minutes=self.cfg.door_code_ttl_min),
             digits=self.cfg.code_digits,
         )
-        relay = self.box.service("portal_relay")
-        away = relay.away_url() if relay.connected else None
+        away = self.box.service("portal_relay").live_away_url()
         for sid in targets:
             # A phone must reach the link: the configured public URL, else through the cloud
             # (mobile data works too), else the address the screen's page was opened at.

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
 import random
 import secrets
@@ -65,13 +66,18 @@ class PortalRelay(Service):
         if self._local is not None:
             await self._local.close()
 
+    def _client(self) -> Any:
+        """The sync service's cloud client (None until the box is provisioned)."""
+        return getattr(self.box.service("sync"), "client", None)
+
     def away_url(self) -> str | None:
         """Where residents reach this box's pages from anywhere (None: not provisioned)."""
-        sync = self.box.service("sync")
-        client = getattr(sync, "client", None)
-        if client is None:
-            return None
-        return f"{client.ident.cloud}/r/at/{client.ident.community_id}"
+        client = self._client()
+        return proto.away_url(client.ident.cloud, client.ident.community_id) if client else None
+
+    def live_away_url(self) -> str | None:
+        """The away URL while the relay is connected (links that must work right now)."""
+        return self.away_url() if self.connected else None
 
     def status(self) -> dict[str, Any]:
         return {
@@ -86,7 +92,7 @@ class PortalRelay(Service):
         sync_cfg = self.box.config.sync
         delay = sync_cfg.backoff_min_s
         while True:
-            client = getattr(self.box.service("sync"), "client", None)
+            client = self._client()
             if client is None:  # not provisioned yet (or sync disabled): look again soon
                 await asyncio.sleep(2.0)
                 continue
@@ -144,7 +150,7 @@ class PortalRelay(Service):
     ) -> tuple[int, list[list[str]], bytes]:
         path = str(head.get("path", ""))
         if not proto.allowed(path):  # checked by the cloud too; the box does not trust it
-            return 404, [["Content-Type", "application/json"]], b'{"error":"not relayed"}'
+            return _error(404, "not relayed")
         allowed = proto.TO_BOX | {"cookie"}  # the cloud passes this box's own cookies only
         headers = {k: v for k, v in head.get("headers", []) if str(k).lower() in allowed}
         headers[KEY_HEADER] = self.key
@@ -165,11 +171,14 @@ class PortalRelay(Service):
             ) as r:
                 out = await r.content.read(proto.MAX_BODY + 1)
                 if len(out) > proto.MAX_BODY:
-                    return 502, [["Content-Type", "application/json"]], (
-                        b'{"error":"answer too large for the relay; use the community Wi-Fi"}'
-                    )
+                    return _error(502, "answer too large for the relay; use the community Wi-Fi")
                 back = [[k, v] for k, v in r.headers.items() if k.lower() in proto.TO_BROWSER]
                 return r.status, back, out
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             log.warning("portal relay: the box's own API did not answer %s: %s", path, e)
-            return 502, [["Content-Type", "application/json"]], b'{"error":"box API unavailable"}'
+            return _error(502, "box API unavailable")
+
+
+def _error(status: int, message: str) -> tuple[int, list[list[str]], bytes]:
+    """A JSON error answer in the relay's (status, headers, body) form."""
+    return status, [["Content-Type", "application/json"]], json.dumps({"error": message}).encode()

@@ -143,13 +143,14 @@ class PortalService(Service):
         return {
             "code": got["code"],
             "resident_id": body.resident_id,
-            "link": login_link(link_base(self.cfg.public_url, self._away(), ""), got["code"]),
+            "link": login_link(link_base(self.cfg.public_url, self._relay.live_away_url(), ""),
+                               got["code"]),
             "expires_at": got["expires_at"].isoformat(),
         }
 
-    def _away(self) -> str | None:
-        relay = self.box.service("portal_relay")
-        return relay.away_url() if relay.connected else None
+    @property
+    def _relay(self) -> Any:
+        return self.box.service("portal_relay")
 
     def too_many_failures(self, client: str) -> bool:
         q = self._failures[client]
