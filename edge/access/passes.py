@@ -46,13 +46,18 @@ def pin_hash(key: bytes, pin: str) -> str:
     return hmac.new(key, f"pin:{pin}".encode(), hashlib.sha256).hexdigest()
 
 
-def qr_png(text: str, box_size: int = 8) -> bytes:
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, box_size=box_size,
-                       border=4)
+def qr_matrix(text: str, border: int = 4) -> list[list[bool]]:
+    """The QR code's modules (quiet zone of ``border`` included), error correction M. Pass
+    codes, door-screen and printed login codes all render from this."""
+    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=border)
     qr.add_data(text)
     qr.make(fit=True)
+    return qr.get_matrix()
+
+
+def qr_png(text: str, box_size: int = 8) -> bytes:
     # Render the module matrix ourselves (qrcode's image backends need Pillow or pypng).
-    return cv2.imencode(".png", qr_image(qr.get_matrix(), box_size))[1].tobytes()
+    return cv2.imencode(".png", qr_image(qr_matrix(text), box_size))[1].tobytes()
 
 
 def qr_image(matrix: list[list[bool]], box_size: int = 8) -> np.ndarray:
@@ -65,10 +70,7 @@ def qr_image(matrix: list[list[bool]], box_size: int = 8) -> np.ndarray:
 
 def qr_frame(text: str, size: tuple[int, int] = (640, 480), box_size: int = 5) -> np.ndarray:
     """A camera-like frame with the pass QR held up in the middle (tests, demo, bench)."""
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4)
-    qr.add_data(text)
-    qr.make(fit=True)
-    img = qr_image(qr.get_matrix(), box_size)
+    img = qr_image(qr_matrix(text), box_size)
     w, h = size
     frame = np.full((h, w, 3), 110, np.uint8)
     y, x = (h - img.shape[0]) // 2, (w - img.shape[1]) // 2

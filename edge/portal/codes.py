@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-import qrcode
+from edge.access.passes import qr_matrix
 
 
 def login_link(base: str, code: str) -> str:
@@ -39,10 +39,7 @@ def mask_name(name: str) -> str:
 
 def qr_svg(text: str, border: int = 2) -> str:
     """A QR code as a small inline SVG (one path, scales to any size with CSS)."""
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=border)
-    qr.add_data(text)
-    qr.make(fit=True)
-    matrix = qr.get_matrix()
+    matrix = qr_matrix(text, border)
     n = len(matrix)
     runs = []
     for y, row in enumerate(matrix):
