@@ -34,6 +34,12 @@ NONCE_INSERT = "INSERT INTO nonces (box_id, nonce, ts) VALUES ($1, $2, $3) ON CO
 NONCE_PRUNE = "DELETE FROM nonces WHERE ts < $1"
 
 
+async def prune_nonces(c: Any, ts: int, older_than: int) -> None:
+    """Forget nonces outside the window now and then (one request in 16), not every time."""
+    if ts % 16 == 0:
+        await c.execute(NONCE_PRUNE, older_than)
+
+
 class StorageError(ValueError):
     """A request the data does not allow (unknown parent, used claim code...); names why."""
 
@@ -48,7 +54,7 @@ class Replayed(StorageError):
 
 class BadRecord(StorageError):
     """One record of an upload batch the database refuses; names it by index (and seq), so
-    the box can quarantine that record and send the rest (edge/sync/quarantine.py)."""
+    the box can quarantine that record and send the rest (edge/sync/service.py)."""
 
     def __init__(self, index: int, seq: int, field: str, reason: str) -> None:
         super().__init__(f"body.records.{index}.{field}: {reason} (seq {seq})")
@@ -319,8 +325,7 @@ class Storage:
         async with self.tx() as c:
             await self.relax_commit(c)
             n = await c.execute(NONCE_INSERT, box_id, nonce, ts)
-            if ts % 16 == 0:  # prune now and then, not on every request
-                await c.execute(NONCE_PRUNE, older_than)
+            await prune_nonces(c, ts, older_than)
         return n == 1
 
     # --- upload ---------------------------------------------------------------------------
@@ -370,8 +375,7 @@ class Storage:
         if nonce is not None:
             if await c.execute(NONCE_INSERT, *nonce[:3]) != 1:
                 raise Replayed("nonce already used")
-            if nonce[2] % 16 == 0:  # prune now and then, not on every request
-                await c.execute(NONCE_PRUNE, nonce[3])
+            await prune_nonces(c, nonce[2], nonce[3])
         return await c.fetchrow(  # type: ignore[return-value]
             "SELECT acked_seq, max_seq FROM boxes WHERE id = $1" + self.for_update(), box_id
         )

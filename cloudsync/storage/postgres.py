@@ -17,11 +17,11 @@ import asyncpg
 from cloudsync.protocol import UploadRecord
 from cloudsync.storage.base import (
     BOX_GET,
-    NONCE_PRUNE,
     Replayed,
     Storage,
     StorageError,
     find_bad_record,
+    prune_nonces,
 )
 
 log = logging.getLogger(__name__)
@@ -134,8 +134,7 @@ class PostgresStorage(Storage):
                 nonce,
                 ts,
             )
-            if ts % 16 == 0:  # prune now and then, not on every request
-                await conn.execute(NONCE_PRUNE, older_than)
+            await prune_nonces(conn, ts, older_than)
         return _affected(status) == 1
 
     async def lock_box(
@@ -153,8 +152,7 @@ class PostgresStorage(Storage):
         )
         if row is None or row["fresh"] != 1:
             raise Replayed("nonce already used")
-        if nonce[2] % 16 == 0:  # prune now and then, not on every request
-            await c.execute(NONCE_PRUNE, nonce[3])
+        await prune_nonces(c, nonce[2], nonce[3])
         return row
 
     async def run_script(self, c: Any, sql: str) -> None:

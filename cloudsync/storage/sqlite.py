@@ -138,12 +138,16 @@ class SqliteStorage(Storage):
         the executor and the thread runs them back to back: through the lock each one waited
         for an event-loop turn to be handed over, and the thread sat idle ~30 % of an ingest
         (py-spy, bench/sync.py)."""
+        return await self._hop(lambda: _drive(op(*args)))
+
+    async def _hop(self, fn: Any) -> Any:
+        """``fn`` on the storage thread, outside any multi-hop transaction (see ``_whole``)."""
         if self._lock.locked():
             async with self._lock:
-                return await self.run(lambda: _drive(op(*args)))
+                return await self.run(fn)
         # Submitted now, before any await: a transaction that takes the lock after this
         # queues its BEGIN behind it on the same single thread.
-        return await self.run(lambda: _drive(op(*args)))
+        return await self.run(fn)
 
     async def box_get(self, box_id: str) -> dict[str, Any] | None:
         # One read: a plain statement in autocommit, not BEGIN IMMEDIATE ... COMMIT, which
@@ -153,10 +157,7 @@ class SqliteStorage(Storage):
             row = cur.fetchone()
             return dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None
 
-        if self._lock.locked():  # not inside another request's multi-hop transaction
-            async with self._lock:
-                return await self.run(run)
-        return await self.run(run)
+        return await self._hop(run)
 
     async def use_nonce(self, box_id: str, nonce: str, ts: int, older_than: int) -> bool:
         return await self._whole(super().use_nonce, box_id, nonce, ts, older_than)
