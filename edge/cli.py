@@ -7,13 +7,19 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from edge import logs
 from edge.config import Config, ConfigError, load_config
 from edge.version import __version__
+
+if TYPE_CHECKING:
+    from edge.store import Store
 
 DEFAULT_CONFIG = os.environ.get("QILU_EDGE_CONFIG", "/etc/qilu-edge/edge.toml")
 config_option = click.option(
@@ -32,6 +38,19 @@ def load(config_path: Path) -> Config:
         return load_config(config_path)
     except ConfigError as e:
         raise click.ClickException(f"invalid config:\n{e}") from e
+
+
+@contextmanager
+def open_store(config_path: Path) -> Iterator[tuple[Config, Store]]:
+    """The box's config and store for a command run beside the daemon (SQLite WAL)."""
+    from edge.store import Store
+
+    config = load(config_path)
+    store = Store(config.db_path, box_id=config.box.id)
+    try:
+        yield config, store
+    finally:
+        store.close()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

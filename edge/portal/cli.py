@@ -7,32 +7,18 @@ box can hand out a code or hide a post without an API token.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import click
 
+from edge.cli import open_store
 from edge.portal.codes import link_base, login_link
 
 CONFIG = click.option(
     "-c", "--config", "config_path", type=click.Path(path_type=Path), required=True
 )
-
-
-@contextmanager
-def _store(config_path: Path) -> Iterator[tuple[Any, Any]]:
-    from edge.cli import load
-    from edge.store import Store
-
-    config = load(config_path)
-    store = Store(config.db_path, box_id=config.box.id)
-    try:
-        yield config, store
-    finally:
-        store.close()
 
 
 @click.group("portal")
@@ -64,7 +50,7 @@ def code_cmd(
         resident_id=resident_id, name=name, building=building, unit=unit, channel=channel,
         ttl_h=ttl_h,
     )  # fmt: skip
-    with _store(config_path) as (config, store):
+    with open_store(config_path) as (config, store):
         got = _issue(config, store, body.resident_id, body.channel, body.ttl_h,
                      name=body.name, building=body.building, unit=body.unit)  # fmt: skip
     click.echo(
@@ -110,7 +96,7 @@ def sessions_cmd(config_path: Path, resident_id: str | None) -> None:
     """List portal sessions (revoked ones are marked)."""
     from edge.store import portal as db
 
-    with _store(config_path) as (_, store):
+    with open_store(config_path) as (_, store):
         for s in db.list_sessions(store, resident_id):
             state = f"revoked {s['revoked_at'][:16]}" if s["revoked_at"] else "live"
             click.echo(
@@ -129,7 +115,7 @@ def revoke_cmd(config_path: Path, session_id: str | None, resident_id: str | Non
 
     if (session_id is None) == (resident_id is None):
         raise click.UsageError("give exactly one of --session and --resident")
-    with _store(config_path) as (_, store):
+    with open_store(config_path) as (_, store):
         n = db.revoke_sessions(store, session_id=session_id, resident_id=resident_id)
     click.echo(f"revoked {n} session(s)")
 
@@ -140,7 +126,7 @@ def flagged_cmd(config_path: Path) -> None:
     """Posts residents flagged, waiting for moderation."""
     from edge.store import portal as db
 
-    with _store(config_path) as (_, store):
+    with open_store(config_path) as (_, store):
         rows = db.flagged_posts(store)
     for p in rows:
         cats = ", ".join(sorted({f["category"] for f in p["flag_list"]}))
@@ -166,7 +152,7 @@ def moderate_cmd(
         codes = load_taxonomy().codes
         if category not in codes:
             raise click.BadParameter(f"expected one of {', '.join(codes)}", param_hint="category")
-    with _store(config_path) as (_, store):
+    with open_store(config_path) as (_, store):
         try:
             rec = db.moderate_post(store, post_id, action, "cli", category, note)
         except db.PortalError as e:
@@ -181,7 +167,7 @@ def stats_cmd(config_path: Path, as_json: bool) -> None:
     """Reach per content item on this box: reads, readers, acknowledgements, dwell."""
     from edge.store import portal as db
 
-    with _store(config_path) as (_, store):
+    with open_store(config_path) as (_, store):
         rows = db.local_stats(store)
     if as_json:
         click.echo(json.dumps(rows, ensure_ascii=False))
@@ -206,7 +192,7 @@ def codes_sheet_cmd(config_path: Path, building: str, out_path: Path, ttl_h: flo
     from edge.portal import sheet
     from edge.store import faces
 
-    with _store(config_path) as (config, store):
+    with open_store(config_path) as (config, store):
         residents = [
             r for r in faces.list_residents(store)
             if r.get("building") == building and r.get("status", "active") == "active"

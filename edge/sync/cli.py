@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 import click
 
-from edge.cli import config_option
+from edge.cli import config_option, open_store
 from edge.cli import load as load_cfg
 from edge.store import sync as ob
 from edge.sync.client import CloudError, provision, ssl_context
@@ -42,24 +41,14 @@ def sync_group() -> None:
     """Cloud sync: outbox backlog and the quarantine of records the cloud refused."""
 
 
-def _store(config_path: Path) -> Any:
-    from edge.store import Store
-
-    config = load_cfg(config_path)
-    return Store(config.db_path, box_id=config.box.id)
-
-
 @sync_group.command("status")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def sync_status(config_path: Path, as_json: bool) -> None:
     """Outbox backlog per priority class and the records waiting in quarantine."""
-    store = _store(config_path)
-    try:
+    with open_store(config_path) as (_, store):
         by_class = ob.outbox_by_class(store)
         quarantine = ob.quarantine_list(store, 1000)
-    finally:
-        store.close()
     if as_json:
         click.echo(
             json.dumps(
@@ -91,9 +80,6 @@ def sync_resend(config_path: Path, seqs: tuple[int, ...], everything: bool) -> N
     under their own seq (a record the cloud still refuses comes back to the quarantine)."""
     if not seqs and not everything:
         raise click.UsageError("give --seq N (repeatable) or --all")
-    store = _store(config_path)
-    try:
+    with open_store(config_path) as (_, store):
         n = ob.quarantine_resend(store, None if everything else list(seqs))
-    finally:
-        store.close()
     click.echo(f"{n} record(s) back in the outbox")
