@@ -37,18 +37,13 @@ def classify(text: str, as_json: bool, taxonomy: Path | None) -> None:
 @click.option("-n", "--limit", default=20, show_default=True)
 def report_list(config_path: Path, limit: int) -> None:
     """The latest reports in the box's store."""
-    from edge.cli import load
-    from edge.store import Store
+    from edge.cli import open_store
     from edge.store import reports as db
 
-    config = load(config_path)
-    store = Store(config.db_path, box_id=config.box.id)
-    try:
+    with open_store(config_path) as (_, store):
         for r in db.list_reports(store, limit=limit):
             click.echo(f"{r['ts'][:19]}  {r['id']}  {r['category']:<22} {r['urgency']:<9}"
                        f" {r['sentiment']:+.2f}  {r['status']:<11} {r['text'][:40]}")
-    finally:
-        store.close()
 
 
 @click.group("ticket")
@@ -60,18 +55,13 @@ def ticket() -> None:
 @click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), required=True)
 @click.option("--status", default=None)
 def ticket_list(config_path: Path, status: str | None) -> None:
-    from edge.cli import load
-    from edge.store import Store
+    from edge.cli import open_store
     from edge.store import tickets as db
 
-    config = load(config_path)
-    store = Store(config.db_path, box_id=config.box.id)
-    try:
+    with open_store(config_path) as (_, store):
         for t in db.list_tickets(store, status=status):
             click.echo(f"{t['id']}  {t['status']:<11} {t['urgency']:<9} due {t['due_at'][:16]}"
                        f"  {t['assignee'] or '-':<10} {t['title']}")
-    finally:
-        store.close()
 
 
 @ticket.command("show")
@@ -79,21 +69,16 @@ def ticket_list(config_path: Path, status: str | None) -> None:
 @click.argument("ticket_id")
 def ticket_show(config_path: Path, ticket_id: str) -> None:
     """One ticket with its full history, as JSON."""
-    from edge.cli import load
-    from edge.store import Store
+    from edge.cli import open_store
     from edge.store import tickets as db
 
-    config = load(config_path)
-    store = Store(config.db_path, box_id=config.box.id)
-    try:
+    with open_store(config_path) as (_, store):
         row = db.get_ticket(store, ticket_id)
         if row is None:
             raise click.ClickException(f"no ticket {ticket_id}")
         row.pop("follow_key")
         row["history"] = db.history(store, ticket_id)
         click.echo(json.dumps(row, ensure_ascii=False, indent=2))
-    finally:
-        store.close()
 
 
 @ticket.command("do")
@@ -106,22 +91,18 @@ def ticket_show(config_path: Path, ticket_id: str) -> None:
 def ticket_do(config_path: Path, ticket_id: str, action: str, assignee: str | None, note: str,
               actor: str) -> None:
     """Apply ACTION to a ticket as staff (the event reaches MQTT and the cloud via the store)."""
-    from edge.cli import load
-    from edge.store import Store
+    from edge.cli import open_store
     from edge.tickets import ops
     from edge.tickets.machine import TransitionError
 
-    config = load(config_path)
-    store = Store(config.db_path, box_id=config.box.id)
-    try:
-        rec = ops.transition(store, config.tickets, ticket_id, action, role="staff", actor=actor,
-                             note=note, assignee=assignee)
-    except TransitionError as e:
-        raise click.ClickException(str(e)) from e
-    except LookupError as e:
-        raise click.ClickException(f"no ticket {ticket_id}") from e
-    finally:
-        store.close()
+    with open_store(config_path) as (config, store):
+        try:
+            rec = ops.transition(store, config.tickets, ticket_id, action, role="staff",
+                                 actor=actor, note=note, assignee=assignee)
+        except TransitionError as e:
+            raise click.ClickException(str(e)) from e
+        except LookupError as e:
+            raise click.ClickException(f"no ticket {ticket_id}") from e
     click.echo(f"{rec.id} is {rec.status}")
 
 
