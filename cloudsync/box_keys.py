@@ -47,13 +47,18 @@ class BoxKeys:
         if self.master is None:
             secret = secrets.token_urlsafe(32)
             return secret, secret
-        gen = int(current[len(MARK) :]) + 1 if current and current.startswith(MARK) else 1
+        gen = (generation(current) or 0) + 1
         return f"{MARK}{gen}", self.derive(box_id, gen)
 
     def usable(self, box_id: str, stored: str | None) -> str | None:
         """The secret to verify with, from what the database keeps (None: cannot verify)."""
         if not stored:
             return None
-        if stored.startswith(MARK):
-            return self.derive(box_id, int(stored[len(MARK) :])) if self.master else None
+        if (gen := generation(stored)) is not None:
+            return self.derive(box_id, gen) if self.master else None
         return stored
+
+
+def generation(stored: str | None) -> int | None:
+    """N of a "gen:N" marker; None for a stored secret (or nothing)."""
+    return int(stored[len(MARK) :]) if stored and stored.startswith(MARK) else None

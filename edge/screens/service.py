@@ -227,15 +227,19 @@ class ScreensService(Service):
         return {**body, "version": version, "server_now": _ms(now)}
 
     async def push(self, screen_id: str) -> None:
-        socks = self.sockets.get(screen_id)
-        if not socks or screen_id not in self._screens:
+        if not self.connected(screen_id) or screen_id not in self._screens:
             return
-        msg = json.dumps(
-            {"type": "plan", "plan": await self.plan_json(screen_id)}, ensure_ascii=False
-        )
-        for ws in list(socks):
+        await self._send(screen_id, {"type": "plan", "plan": await self.plan_json(screen_id)})
+
+    async def _send(self, screen_id: str, message: dict[str, Any]) -> int:
+        """Send one message to every open page of a screen; how many it reached."""
+        msg = json.dumps(message, ensure_ascii=False)
+        sent = 0
+        for ws in list(self.sockets.get(screen_id, ())):
             with contextlib.suppress(Exception):
                 await ws.send_str(msg)
+                sent += 1
+        return sent
 
     def connected(self, screen_id: str) -> bool:
         return bool(self.sockets.get(screen_id))
@@ -246,13 +250,7 @@ class ScreensService(Service):
         Sent once over the pages' WebSocket, never stored or journalled: a page that connects
         later does not get it. Returns how many pages it was sent to.
         """
-        msg = json.dumps({"type": "overlay", "overlay": overlay}, ensure_ascii=False)
-        sent = 0
-        for ws in list(self.sockets.get(screen_id, ())):
-            with contextlib.suppress(Exception):
-                await ws.send_str(msg)
-                sent += 1
-        return sent
+        return await self._send(screen_id, {"type": "overlay", "overlay": overlay})
 
     # --- proof of play ---------------------------------------------------------------------------
 
