@@ -22,6 +22,7 @@ from typing import Any
 
 from cloudsync.protocol import UploadRecord
 from cloudsync.storage.base import BOX_GET, Storage, StorageError, find_bad_record
+from edge.store.core import sql_statements
 
 _PARAM = re.compile(r"\$(\d+)")
 
@@ -212,14 +213,8 @@ class SqliteStorage(Storage):
     async def run_script(self, c: Any, sql: str) -> None:
         # executescript would COMMIT our transaction; run statement by statement instead.
         def run() -> None:
-            buf = ""
-            for line in sql.splitlines(keepends=True):
-                if line.lstrip().startswith("--"):
-                    continue
-                buf += line
-                if sqlite3.complete_statement(buf):
-                    self.db.execute(buf)
-                    buf = ""
+            for statement in sql_statements(sql):
+                self.db.execute(statement)
 
         await self.run(run)
 

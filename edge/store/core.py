@@ -143,7 +143,7 @@ class Store:
             # One transaction per migration: a failing one leaves the schema as it was.
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                for statement in _statements(m.sql):
+                for statement in sql_statements(m.sql):
                     conn.execute(statement)
                 conn.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, ?)",
@@ -361,8 +361,9 @@ def _row(rec: Record) -> dict[str, Any]:
     return rec.model_dump(mode="json")
 
 
-def _statements(sql: str) -> Iterator[str]:
-    """Split a migration into statements (sqlite3 runs one per execute)."""
+def sql_statements(sql: str) -> Iterator[str]:
+    """Split a migration into statements (sqlite3 runs one per execute; executescript would
+    commit the transaction the migration runs in). The cloud's SQLite migrations use it too."""
     buf = ""
     for line in sql.splitlines(keepends=True):
         if line.lstrip().startswith("--"):
