@@ -30,6 +30,7 @@ from threadpoolctl import threadpool_limits
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from edge.access import synthetic  # noqa: E402
 from edge.config import FaceConfig  # noqa: E402
 from edge.vision import models  # noqa: E402
 from edge.vision.align import align  # noqa: E402
@@ -59,16 +60,7 @@ def load_photos() -> tuple[dict[str, np.ndarray], dict[str, str]]:
 
 
 def door_frame(p: FacePipeline, image: np.ndarray, face_px: int = 150) -> np.ndarray:
-    box = p.detector.detect(image)[0].bbox
-    s = face_px / box[2]
-    small = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
-    cx, cy = (box[0] + box[2] / 2) * s, (box[1] + box[3] / 2) * s
-    frame = np.full((480, 640, 3), 90, np.uint8)
-    ox, oy = int(320 - cx), int(240 - cy)
-    x0, y0 = max(0, ox), max(0, oy)
-    x1, y1 = min(640, ox + small.shape[1]), min(480, oy + small.shape[0])
-    frame[y0:y1, x0:x1] = small[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
-    return frame
+    return synthetic.door_frame(image, p.detector.detect(image)[0], face_px)
 
 
 def variants(frame: np.ndarray) -> dict[str, np.ndarray]:

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.access import synthetic
 from edge.config import FaceConfig
 from edge.vision import models
 from edge.vision.pipeline import FacePipeline
@@ -62,17 +63,8 @@ def pipeline(model_dir: Path) -> FacePipeline:
 
 def door_frame(image: np.ndarray, face_px: int = 150) -> np.ndarray:
     """A 640x480 door-camera frame: the photo scaled so its face is ~face_px wide, centred."""
-    box = _DET.detect(image)[0].bbox if _DET.detect(image) else (0, 0, image.shape[1], 1)
-    scale = face_px / max(box[2], 1)
-    small = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-    cx, cy = (box[0] + box[2] / 2) * scale, (box[1] + box[3] / 2) * scale
-    frame = np.full((480, 640, 3), 90, np.uint8)
-    # Place the face centre at the frame centre; copy the overlapping part.
-    ox, oy = int(320 - cx), int(240 - cy)
-    x0, y0 = max(0, ox), max(0, oy)
-    x1, y1 = min(640, ox + small.shape[1]), min(480, oy + small.shape[0])
-    frame[y0:y1, x0:x1] = small[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
-    return frame
+    faces = _DET.detect(image)
+    return synthetic.door_frame(image, faces[0] if faces else None, face_px)
 
 
 frame_640 = door_frame
