@@ -10,6 +10,7 @@ import asyncio
 import os
 import shutil
 import socket
+import sqlite3
 import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -140,6 +141,15 @@ async def run_box() -> AsyncIterator[Callable[[Config], asyncio.Future]]:
     yield start
     for d in daemons:
         await d.stop()
+
+
+def db_count(box: Box, sql: str) -> int:
+    """A count straight from the box's SQLite file (what is really stored)."""
+    db = sqlite3.connect(box.config.db_path)
+    try:
+        return db.execute(sql).fetchone()[0]
+    finally:
+        db.close()
 
 
 def api_url(box: Box) -> str:

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 
 import aiohttp
 import aiomqtt
 import pytest
 
 from edge.standard import Command
-from tests.conftest import STAFF_TOKEN, api_url
+from tests.conftest import STAFF_TOKEN, api_url, db_count
 
 STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 200
@@ -23,14 +22,6 @@ max_photo_mb = 0.01
 trend_window_min = 60
 trend_min_count = 4
 """
-
-
-def count(box, sql: str) -> int:
-    db = sqlite3.connect(box.config.db_path)
-    try:
-        return db.execute(sql).fetchone()[0]
-    finally:
-        db.close()
 
 
 def photo_files(box) -> list:
@@ -69,7 +60,7 @@ async def test_submit_with_photos_then_follow_it(box) -> None:
             mine = await r.json()
         assert (mine["status"], mine["reply"]) == ("answered", "已安排电工")
     assert len(photo_files(box)) == 1
-    assert count(box, "SELECT count(*) FROM outbox WHERE kind = 'report'") == 2
+    assert db_count(box, "SELECT count(*) FROM outbox WHERE kind = 'report'") == 2
 
 
 @pytest.mark.parametrize(
@@ -97,8 +88,8 @@ async def test_bad_input_names_the_field_and_stores_nothing(
         async with s.post(f"{api_url(box)}/api/v1/reports", data=form) as r:
             body = await r.json()
             assert (r.status, body["field"]) == (status, field), body
-    assert count(box, "SELECT count(*) FROM reports") == 0
-    assert count(box, "SELECT count(*) FROM photos") == 0
+    assert db_count(box, "SELECT count(*) FROM reports") == 0
+    assert db_count(box, "SELECT count(*) FROM photos") == 0
     assert photo_files(box) == []
 
 
@@ -110,7 +101,7 @@ async def test_too_many_photos_refused(box) -> None:
     async with aiohttp.ClientSession() as s:
         async with s.post(f"{api_url(box)}/api/v1/reports", data=form) as r:
             assert r.status == 413 and (await r.json())["field"] == "photos"
-    assert count(box, "SELECT count(*) FROM reports") == 0
+    assert db_count(box, "SELECT count(*) FROM reports") == 0
 
 
 async def test_urgent_report_alerts_on_mqtt_and_outbox(make_config, run_box, mosquitto) -> None:
@@ -128,8 +119,8 @@ async def test_urgent_report_alerts_on_mqtt_and_outbox(make_config, run_box, mos
                 break
     assert alert["schema"] == "qilu.v1.alert" and alert["type"] == "urgent_report"
     assert alert["level"] == "critical" and alert["evidence"] == [rep["id"]]
-    assert count(box, "SELECT count(*) FROM outbox WHERE kind = 'alert' AND priority = 0") == 1
-    assert count(box, "SELECT count(*) FROM alerts") == 1
+    assert db_count(box, "SELECT count(*) FROM outbox WHERE kind = 'alert' AND priority = 0") == 1
+    assert db_count(box, "SELECT count(*) FROM alerts") == 1
 
 
 async def test_identical_repeats_grouped_and_alerted_once(box) -> None:
@@ -143,8 +134,8 @@ async def test_identical_repeats_grouped_and_alerted_once(box) -> None:
     assert [len(x["alerts"]) for x in ids] == [1, 0, 0]
     assert [x["group_id"] for x in ids] == [None, ids[0]["id"], ids[0]["id"]]
     assert [bool(x["ticket_id"]) for x in ids] == [True, False, False]
-    assert count(box, "SELECT count(*) FROM alerts") == 1
-    assert count(box, "SELECT count(*) FROM reports") == 3
+    assert db_count(box, "SELECT count(*) FROM alerts") == 1
+    assert db_count(box, "SELECT count(*) FROM reports") == 3
 
 
 async def test_a_burst_of_similar_reports_raises_one_trend_alert(box) -> None:

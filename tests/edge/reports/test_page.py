@@ -4,16 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
-from tests.conftest import api_url
+from tests.conftest import api_url, db_count
 from tests.peers.chromium import browser
-
-
-def count(box, sql: str) -> int:
-    db = sqlite3.connect(box.config.db_path)
-    try:
-        return db.execute(sql).fetchone()[0]
-    finally:
-        db.close()
 
 
 async def test_report_repair_and_follow_on_a_phone(make_config, run_box, tmp_path) -> None:
@@ -39,13 +31,13 @@ async def test_report_repair_and_follow_on_a_phone(make_config, run_box, tmp_pat
         await page.click("#report-form button[type=submit]")
         await page.wait_for_selector("#toast:not([hidden])", timeout=10000)
         assert "照片" in await page.text_content("#toast")
-        assert count(box, "SELECT count(*) FROM reports") == 0
+        assert db_count(box, "SELECT count(*) FROM reports") == 0
         await page.set_input_files("#report-form input[type=file]", [])
         await page.fill("#report-text", "5号楼电梯又坏了，这个月第三次了，物业到底管不管")
         await page.click("#report-form button[type=submit]")
         await page.wait_for_selector("#report-result:not([hidden])", timeout=10000)
         assert "设施报修" in await page.text_content("#report-result")
-        assert count(box, "SELECT count(*) FROM reports WHERE building = '5'") == 1
+        assert db_count(box, "SELECT count(*) FROM reports WHERE building = '5'") == 1
 
         # One-tap repair.
         await page.click("nav .tab[data-tab=repair]")
@@ -53,7 +45,7 @@ async def test_report_repair_and_follow_on_a_phone(make_config, run_box, tmp_pat
         await page.fill("#repair-building", "3")
         await page.click("#repair-form button[type=submit]")
         await page.wait_for_selector("#repair-result:not([hidden])", timeout=10000)
-        assert count(box, "SELECT count(*) FROM tickets WHERE title LIKE '照明故障%'") == 1
+        assert db_count(box, "SELECT count(*) FROM tickets WHERE title LIKE '照明故障%'") == 1
 
         # Staff resolve the repair; the resident sees it and confirms from the page.
         tid = sqlite3.connect(box.config.db_path).execute(
@@ -70,4 +62,4 @@ async def test_report_repair_and_follow_on_a_phone(make_config, run_box, tmp_pat
         await page.wait_for_function(
             f"document.querySelector(\"[data-ticket='{tid}'] .status\")"
             "?.textContent === '已确认完成'", timeout=10000)
-    assert count(box, f"SELECT status FROM tickets WHERE id = '{tid}'") == "confirmed"
+    assert db_count(box, f"SELECT status FROM tickets WHERE id = '{tid}'") == "confirmed"

@@ -3,25 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 
 import aiohttp
 import pytest
 
 from edge.standard import Command
 from edge.tickets.machine import TransitionError, next_status
-from tests.conftest import STAFF_TOKEN, api_url
+from tests.conftest import STAFF_TOKEN, api_url, db_count
 
 STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
-
-
-def count(box, sql: str) -> int:
-    db = sqlite3.connect(box.config.db_path)
-    try:
-        return db.execute(sql).fetchone()[0]
-    finally:
-        db.close()
 
 
 @pytest.fixture
@@ -91,7 +82,7 @@ async def test_full_life_with_photos_and_history(box) -> None:
                      ("resolve", "resolved"), ("confirm", "confirmed")]
     assert full["history"][3]["note"] == "换了阀门" and len(full["history"][3]["photos"]) == 1
     assert [p["stage"] for p in full["photos"]] == ["resolution"]
-    assert count(box, "SELECT count(*) FROM outbox WHERE kind = 'repair_ticket'") == 8
+    assert db_count(box, "SELECT count(*) FROM outbox WHERE kind = 'repair_ticket'") == 8
 
 
 async def test_bad_ticket_input_stores_nothing(box) -> None:
@@ -110,7 +101,7 @@ async def test_bad_ticket_input_stores_nothing(box) -> None:
             assert await r.json() == []
         async with s.get(f"{api_url(box)}/api/v1/tickets") as r:
             assert r.status == 403  # the list is for staff
-    assert count(box, "SELECT count(*) FROM tickets") == 0
+    assert db_count(box, "SELECT count(*) FROM tickets") == 0
 
 
 async def test_overdue_alert_raised_once(box) -> None:
@@ -118,12 +109,12 @@ async def test_overdue_alert_raised_once(box) -> None:
         st, _ = await post(s, api_url(box), "/api/v1/tickets", json={"title": "路灯不亮"})
     assert st == 201
     deadline = asyncio.get_running_loop().time() + 10
-    while count(box, "SELECT count(*) FROM alerts WHERE type = 'ticket_overdue'") == 0:
+    while db_count(box, "SELECT count(*) FROM alerts WHERE type = 'ticket_overdue'") == 0:
         assert asyncio.get_running_loop().time() < deadline, "no overdue alert"
         await asyncio.sleep(0.1)
     await asyncio.sleep(0.5)  # several more checks
-    assert count(box, "SELECT count(*) FROM alerts WHERE type = 'ticket_overdue'") == 1
-    assert count(box, "SELECT count(*) FROM outbox WHERE kind = 'alert'") == 1
+    assert db_count(box, "SELECT count(*) FROM alerts WHERE type = 'ticket_overdue'") == 1
+    assert db_count(box, "SELECT count(*) FROM outbox WHERE kind = 'alert'") == 1
 
 
 async def test_device_tickets_and_cloud_updates(box) -> None:
