@@ -8,7 +8,6 @@ once it is back. Delivery is at least once (QoS 1); the cursor advances after th
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -18,7 +17,7 @@ from typing import Any
 
 import aiomqtt
 
-from edge.service import Service
+from edge.service import Service, cancel
 from edge.standard import Command, CommandResult, StandardError, new_id, parse_payload, topic
 
 log = logging.getLogger(__name__)
@@ -54,10 +53,7 @@ class Bus(Service):
             self._task = asyncio.create_task(self._run(), name="bus")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
 
     def status(self) -> dict[str, Any]:
         return {

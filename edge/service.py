@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -29,3 +31,14 @@ class Service:
 
     def status(self) -> dict[str, Any]:
         return {}
+
+
+async def cancel(*tasks: asyncio.Task | None) -> None:
+    """Cancel a service's tasks and wait until each has stopped. Their cancellation is
+    expected; any other error a task ended with is raised, as awaiting it would."""
+    live = [t for t in tasks if t is not None]
+    for t in live:
+        t.cancel()
+    for t in live:
+        with contextlib.suppress(asyncio.CancelledError):
+            await t

@@ -23,7 +23,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from cloudsync import relay as proto
-from edge.service import Service
+from edge.service import Service, cancel
 
 log = logging.getLogger(__name__)
 KEY_HEADER, CLIENT_HEADER = "X-Qilu-Relay", "X-Qilu-Relay-Client"
@@ -59,10 +59,7 @@ class PortalRelay(Service):
             self._task = asyncio.create_task(self._loop(), name="portal-relay")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
         if self._local is not None:
             await self._local.close()
 

@@ -25,7 +25,7 @@ from edge.portal import models as m
 from edge.portal.codes import link_base, login_link
 from edge.portal.door_codes import DoorCodes
 from edge.portal.recommend import CoReads, Item, Profile, Ranked, rank
-from edge.service import Service
+from edge.service import Service, cancel
 from edge.standard import BoardPost, CommunityEvent, ContentItem, new_id
 from edge.store import portal as db
 from edge.store import screens as screens_db
@@ -89,9 +89,7 @@ class PortalService(Service):
 
     async def stop(self) -> None:
         if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel(self._task)
             with contextlib.suppress(Exception):  # what was read until now still counts
                 await asyncio.wait_for(self.flush(), 1.0)
 

@@ -33,7 +33,7 @@ from aiohttp import web
 
 from cloudsync import protocol as p
 from edge.api import json_error, require_staff
-from edge.service import Service
+from edge.service import Service, cancel
 from edge.standard import Alert, Command, new_id
 from edge.store import sync as outbox
 from edge.sync.client import (
@@ -93,11 +93,7 @@ class SyncService(Service):
         self._spawn(self._main, "sync")
 
     async def stop(self) -> None:
-        for t in self.tasks:
-            t.cancel()
-        for t in self.tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        await cancel(*self.tasks)
         if self._acking is not None:  # let a started delete of acked rows finish
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._acking

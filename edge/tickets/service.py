@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -12,7 +11,7 @@ from aiohttp import web
 from edge.api import json_error, require_staff
 from edge.commands import CommandError
 from edge.reports.inputs import InputError, delete_photos, read_submission, save_photos, text_field
-from edge.service import Service
+from edge.service import Service, cancel
 from edge.standard import Alert, Command, RepairTicket, new_id, now
 from edge.store import reports as rdb
 from edge.store import tickets as db
@@ -50,10 +49,7 @@ class TicketsService(Service):
         self._task = asyncio.create_task(self._overdue_loop(), name="tickets-overdue")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
 
     def status(self) -> dict[str, Any]:
         return {"overdue_alerts": self.overdue_alerts}

@@ -10,14 +10,13 @@ reach the in-memory matrix incrementally within a second.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from edge.config import Config
-from edge.service import Service
+from edge.service import Service, cancel
 from edge.store import faces as store_faces
 from edge.vision import api, models
 from edge.vision.memory import trim_heap
@@ -94,10 +93,7 @@ class FacesService(Service):
         self._task = asyncio.create_task(self._follow(), name="faces-follow")
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel(self._task)
         if self.pipeline:
             await asyncio.to_thread(self.pipeline.close)
 
