@@ -5,7 +5,7 @@ from pathlib import Path
 from setuptools import find_packages, setup
 
 version: dict[str, str] = {}
-exec(Path("edge/version.py").read_text(), version)
+exec(Path("common/version.py").read_text(), version)
 
 setup(
     name="qilu-edge",
@@ -27,7 +27,7 @@ setup(
         "cloudsync": ["migrations/**/*.sql", "static/**/*"],
     },
     include_package_data=True,
-    # Files outside the packages that the box reads at run time (edge/resources.py finds them
+    # Files outside the packages that the box reads at run time (edge/core/resources.py finds them
     # in a checkout or under <prefix>/share/qilu-edge in an installed wheel).
     data_files=[
         (
@@ -47,7 +47,7 @@ setup(
         "aiohttp>=3.9,<4",
         "aiomqtt>=2.3,<3",
         "numpy>=2.0,<3",
-        "threadpoolctl>=3.1,<4",  # one BLAS thread beside OpenCV's (edge/vision/pipeline.py)
+        "threadpoolctl>=3.1,<4",  # one BLAS thread beside OpenCV's (edge/faces/pipeline.py)
         "opencv-python-headless>=4.10,<6",
         "ai-edge-litert>=1.2,<3",
         "pyserial>=3.5,<4",

@@ -19,13 +19,13 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from cloudsync import protocol as p
 from cloudsync.blobs import BlobStore
 from cloudsync.box_keys import BoxKeys
 from cloudsync.routing import Api, BadRequest
 from cloudsync.storage import Storage, StorageError, open_storage
 from cloudsync.storage.base import BadRecord, Replayed
-from edge.version import __version__
+from common import protocol as p
+from common.version import __version__
 
 log = logging.getLogger(__name__)
 api = Api()  # box_api and ops_api register their routes on it

@@ -12,10 +12,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from cloudsync import protocol as p
 from cloudsync.app import BLOBS, FEED, KEYS, MAX_RECORD, STORAGE, api, err
 from cloudsync.routing import ok
 from cloudsync.storage.base import BadRecord, utcnow
+from common import protocol as p
 
 
 class ProvisionResult(BaseModel):

@@ -182,7 +182,7 @@ class Api:
                         "in": "header",
                         "name": "X-Qilu-Signature",
                         "description": "HMAC-SHA256 with X-Qilu-Box/-Timestamp/-Nonce; see "
-                        "cloudsync/protocol.py",
+                        "common/protocol.py",
                     },
                 },
             },

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from edge import logs
-from edge.config import Config, ConfigError, load_config
-from edge.version import __version__
+from common import logs
+from common.version import __version__
+from edge.core.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
-    from edge.store import Store
+    from edge.core.store import Store
 
 DEFAULT_CONFIG = os.environ.get("QILU_EDGE_CONFIG", "/etc/qilu-edge/edge.toml")
 config_option = click.option(
@@ -43,7 +43,7 @@ def load(config_path: Path) -> Config:
 @contextmanager
 def open_store(config_path: Path) -> Iterator[tuple[Config, Store]]:
     """The box's config and store for a command run beside the daemon (SQLite WAL)."""
-    from edge.store import Store
+    from edge.core.store import Store
 
     config = load(config_path)
     store = Store(config.db_path, box_id=config.box.id)
@@ -108,8 +108,8 @@ def init(
     """Write a starter config and create its database."""
     import secrets
 
-    from edge.resources import shipped
-    from edge.store import Store
+    from edge.core.resources import shipped
+    from edge.core.store import Store
 
     if config_path.exists() and not force:
         raise click.ClickException(f"{config_path} exists; use --force to overwrite")
@@ -142,7 +142,7 @@ def db() -> None:
 @config_option
 def db_migrate(config_path: Path) -> None:
     """Apply pending schema migrations."""
-    from edge.store import Store
+    from edge.core.store import Store
 
     config = load(config_path)
     store = Store(config.db_path, box_id=config.box.id)  # opening migrates
@@ -154,7 +154,7 @@ def db_migrate(config_path: Path) -> None:
 @config_option
 def db_check(config_path: Path) -> None:
     """Full integrity check; exit 1 if the database is damaged."""
-    from edge.store import check_file
+    from edge.core.store import check_file
 
     config = load(config_path)
     result = check_file(config.db_path)
@@ -168,7 +168,7 @@ def db_check(config_path: Path) -> None:
 @click.option("--to", "dest", type=click.Path(file_okay=False, path_type=Path), default=None)
 def db_backup(config_path: Path, dest: Path | None) -> None:
     """Consistent online copy of the database (safe while the daemon runs)."""
-    from edge.store import Store
+    from edge.core.store import Store
 
     config = load(config_path)
     store = Store(config.db_path, box_id=config.box.id)
@@ -192,8 +192,8 @@ def events_tail(
     config_path: Path, lines: int, follow: bool, as_json: bool, seconds: float | None
 ) -> None:
     """Print the latest events from the store (works with the broker down)."""
-    from edge.standard import topic
-    from edge.store import read_events
+    from edge.core.standard import topic
+    from edge.core.store import read_events
 
     config = load(config_path)
     if not config.db_path.exists():
@@ -231,7 +231,7 @@ def standard() -> None:
 @standard.command("schema")
 def standard_schema() -> None:
     """Print the JSON Schema of every standard record."""
-    from edge.standard import json_schemas
+    from edge.core.standard import json_schemas
 
     click.echo(json.dumps(json_schemas(), ensure_ascii=False, indent=2))
 
@@ -246,7 +246,7 @@ def standard_schema() -> None:
 )
 def standard_doc(doc_path: Path | None) -> None:
     """Print the field reference of docs/standard.md (generated from the models)."""
-    from edge.standard import markdown_reference
+    from edge.core.standard import markdown_reference
 
     reference = markdown_reference()
     if doc_path is None:
@@ -292,12 +292,12 @@ def demo(
 def _add_capability_commands() -> None:
     """Each capability defines its commands in its own module; they join the group here."""
     from edge.access.cli import cameras, door, passes_group
+    from edge.faces.cli import models_group, resident
     from edge.installer.cli import register as register_installer
     from edge.portal.cli import portal
     from edge.reports.cli import register as register_reports
     from edge.screens.cli import screens
     from edge.sync.cli import provision_cmd, sync_group
-    from edge.vision.cli import models_group, resident
 
     register_installer(main)  # discover, modbus scan, doctor, update
     register_reports(main)  # report classify|list, ticket list|show|do

@@ -12,26 +12,26 @@ from typing import Any
 
 from aiohttp import web
 
-from edge import systemd
-from edge.access.engine import AccessService
-from edge.api import ApiServer, make_app
-from edge.bus import Bus
-from edge.commands import Commands
-from edge.config import Config
-from edge.devices import DeviceManager
+from edge.access.service import AccessService
+from edge.core import systemd
+from edge.core.bus import Bus
+from edge.core.commands import Commands
+from edge.core.config import Config
+from edge.core.http import ApiServer, make_app
+from edge.core.service import Service
+from edge.core.standard import DeviceHealth, new_id
+from edge.core.store import AsyncStore, Store
+from edge.devices.service import DeviceManager
+from edge.faces.service import FacesService
 from edge.installer.discovery import Advertiser
-from edge.installer.web import InstallerWeb
+from edge.installer.service import InstallerWeb
 from edge.portal.relay import PortalRelay
 from edge.portal.service import PortalService
+from edge.portal.site import ResidentSite
 from edge.reports.service import ReportsService
-from edge.resident.site import ResidentSite
 from edge.screens.service import ScreensService
-from edge.service import Service
-from edge.standard import DeviceHealth, new_id
-from edge.store import AsyncStore, Store
 from edge.sync.service import SyncService
 from edge.tickets.service import TicketsService
-from edge.vision.service import FacesService
 
 log = logging.getLogger(__name__)
 STOP_BUDGET_S = 4.5  # SIGTERM must end the process within 5 s

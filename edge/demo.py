@@ -19,10 +19,10 @@ import aiohttp
 import aiomqtt
 import click
 
-from edge.config import load_config
+from edge.core.config import load_config
+from edge.core.standard import SCHEMA_PREFIX, new_id
 from edge.daemon import Box, Daemon
 from edge.screens.demo import DEMO_SCREEN_TOML, step_screens
-from edge.standard import SCHEMA_PREFIX, new_id
 
 DEMO_TOKEN_NAME = "demo-staff"
 STEP_BUDGET_S = 60.0
@@ -168,7 +168,7 @@ from edge.reports.demo import step_reports  # noqa: E402
 
 STEPS.append(step_reports)  # residents' reports, early warning, a repair ticket
 
-from edge.installer.demo_step import step_installer  # noqa: E402
+from edge.installer.demo import step_installer  # noqa: E402
 
 STEPS.append(step_installer)  # commissioning report (doctor) and the installer page
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import Config, parse_config
+from edge.core.config import Config, parse_config
 from edge.daemon import Box, Daemon
 
 STAFF_TOKEN = "test-staff-token-0123456789"

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from cloudsync.protocol import UploadRecord
+from common.protocol import UploadRecord
 
 log = logging.getLogger(__name__)
 LEVELS = ("city", "district", "street", "community")

@@ -14,7 +14,6 @@ from typing import Any
 
 import asyncpg
 
-from cloudsync.protocol import UploadRecord
 from cloudsync.storage.base import (
     BOX_GET,
     Replayed,
@@ -23,6 +22,7 @@ from cloudsync.storage.base import (
     find_bad_record,
     prune_nonces,
 )
+from common.protocol import UploadRecord
 
 log = logging.getLogger(__name__)
 CHANNEL = "qilu_feed"

@@ -20,9 +20,9 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from cloudsync.protocol import UploadRecord
 from cloudsync.storage.base import BOX_GET, Storage, StorageError, find_bad_record
-from edge.store.core import sql_statements
+from common.protocol import UploadRecord
+from edge.core.store.core import sql_statements
 
 _PARAM = re.compile(r"\$(\d+)")
 

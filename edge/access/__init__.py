@@ -1,5 +1,5 @@
 """Access control: face doors, visitor passes (QR + PIN), remote open, device-health tickets.
 
-``box.service("access")`` (:class:`edge.access.engine.AccessService`) watches each door's
+``box.service("access")`` (:class:`edge.access.service.AccessService`) watches each door's
 camera, decides against the policy (edge/access/policy.py) and drives the door drivers.
 """

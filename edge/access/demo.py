@@ -24,8 +24,8 @@ import click
 import cv2
 import numpy as np
 
+from edge.access import store as db
 from edge.access import synthetic
-from edge.store import access as db
 
 DOOR = "door-face"
 CAMERA = "cam-door"

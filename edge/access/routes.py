@@ -23,10 +23,10 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from edge.access import passes, policy
-from edge.api import json_error, require_staff
-from edge.standard import ID, VisitorPass, new_id
-from edge.store import access as db
-from edge.store.core import StoreError
+from edge.access import store as db
+from edge.core.http import json_error, require_staff
+from edge.core.standard import ID, VisitorPass, new_id
+from edge.core.store.core import StoreError
 
 
 class Strict(BaseModel):

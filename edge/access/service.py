@@ -25,11 +25,11 @@ from zoneinfo import ZoneInfo
 from drivers.cameras.base import CameraDriver
 from drivers.doors.base import DoorDriver, UnlockResult
 from edge.access import passes, policy
+from edge.access import store as db
 from edge.access.motion import MotionGate
-from edge.commands import CommandError
-from edge.service import Service
-from edge.standard import AccessEvent, Command, new_id
-from edge.store import access as db
+from edge.core.commands import CommandError
+from edge.core.service import Service
+from edge.core.standard import AccessEvent, Command, new_id
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,9 @@ class AccessService(Service):
         self._face_grant_hooks: list[Callable[[str, str], Awaitable[None]]] = []
         self._hook_tasks: set[asyncio.Task] = set()
         box.commands.register("door", "open", self._cmd_open)
-        from edge.access import api  # routes live in their own module
+        from edge.access import routes  # routes live in their own module
 
-        api.add_routes(box.http, self)
+        routes.add_routes(box.http, self)
 
     # --- lifecycle ----------------------------------------------------------------------
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from edge.standard import AccessEvent, VisitorPass, new_id
-from edge.store.core import Store, StoreError
+from edge.core.standard import AccessEvent, VisitorPass, new_id
+from edge.core.store.core import Store, StoreError
 
 BOX_KEY = "access.box_key"
 

@@ -17,8 +17,8 @@ from typing import Any
 
 import aiomqtt
 
-from edge.service import Service, cancel
-from edge.standard import Command, CommandResult, StandardError, new_id, parse_payload, topic
+from edge.core.service import Service, cancel
+from edge.core.standard import Command, CommandResult, StandardError, new_id, parse_payload, topic
 
 log = logging.getLogger(__name__)
 BATCH = 200

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from edge.standard import Command, CommandResult, new_id
+from edge.core.standard import Command, CommandResult, new_id
 
 log = logging.getLogger(__name__)
 

@@ -85,7 +85,7 @@ class InstallerConfig(Section):
 
 
 class FaceConfig(Section):
-    """``[face]``: face recognition on the box (edge/vision/, README "Face recognition")."""
+    """``[face]``: face recognition on the box (edge/faces/, README "Face recognition")."""
 
     enabled: bool = True
     detector: Literal["yunet", "blazeface"] = "yunet"

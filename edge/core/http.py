@@ -18,9 +18,9 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from edge.service import Service
-from edge.standard import StandardError
-from edge.version import __version__
+from common.version import __version__
+from edge.core.service import Service
+from edge.core.standard import StandardError
 
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

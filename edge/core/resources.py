@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-CHECKOUT = Path(__file__).resolve().parent.parent
+CHECKOUT = Path(__file__).resolve().parents[2]  # edge/core/resources.py -> the checkout
 SHARE = Path(sys.prefix) / "share" / "qilu-edge"
 
 

@@ -453,7 +453,7 @@ def _type_name(annotation: Any) -> str:
         name = annotation.__name__
     else:
         name = str(annotation)
-    for noise in ("typing.", "datetime.", "edge.standard.", "pydantic.types."):
+    for noise in ("typing.", "datetime.", "edge.core.standard.", "pydantic.types."):
         name = name.replace(noise, "")
     return name.replace("AwareDatetime", "timestamp").replace("|", "\\|")
 

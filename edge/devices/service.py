@@ -10,8 +10,8 @@ from typing import Any
 
 from drivers import registry
 from drivers.base import Driver
-from edge.service import Service
-from edge.standard import DeviceHealth, new_id
+from edge.core.service import Service
+from edge.core.standard import DeviceHealth, new_id
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 10.0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from edge.vision import models as vmodels
+from edge.faces import weights as vmodels
 
 
 def _config(config_path: Path):
@@ -51,10 +51,10 @@ def resident_add(
     """Add a resident (then enrol photos with `resident enroll`)."""
     from pydantic import ValidationError
 
-    from edge.standard import Resident
-    from edge.store import Store
-    from edge.store import faces as sf
-    from edge.store.core import StoreError
+    from edge.core.standard import Resident
+    from edge.core.store import Store
+    from edge.core.store.core import StoreError
+    from edge.faces import store as sf
 
     config = _config(config_path)
     try:
@@ -84,10 +84,10 @@ def resident_enroll(config_path: Path, resident_id: str, photos: tuple[Path, ...
     """Enrol face photos of a resident; each is checked (one face, good quality) first."""
     import cv2
 
-    from edge.store import Store
-    from edge.store import faces as sf
-    from edge.vision.pipeline import FacePipeline
-    from edge.vision.service import model_dir
+    from edge.core.store import Store
+    from edge.faces import store as sf
+    from edge.faces.pipeline import FacePipeline
+    from edge.faces.service import model_dir
 
     config = _config(config_path)
     store = Store(config.db_path, box_id=config.box.id)
@@ -129,8 +129,8 @@ def resident_enroll(config_path: Path, resident_id: str, photos: tuple[Path, ...
 @click.argument("resident_id")
 def resident_delete(config_path: Path, resident_id: str) -> None:
     """Delete a resident and all their templates."""
-    from edge.store import Store
-    from edge.store import faces as sf
+    from edge.core.store import Store
+    from edge.faces import store as sf
 
     config = _config(config_path)
     store = Store(config.db_path, box_id=config.box.id)
@@ -148,8 +148,8 @@ def resident_delete(config_path: Path, resident_id: str) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def resident_list(config_path: Path, as_json: bool) -> None:
     """List residents with their template counts."""
-    from edge.store import Store
-    from edge.store import faces as sf
+    from edge.core.store import Store
+    from edge.faces import store as sf
 
     config = _config(config_path)
     store = Store(config.db_path, box_id=config.box.id)

@@ -14,7 +14,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from edge.vision.types import Face
+from edge.faces.types import Face
 
 
 class Detector(Protocol):

@@ -27,8 +27,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from edge.vision.align import align
-from edge.vision.types import Face
+from edge.faces.align import align
+from edge.faces.types import Face
 
 # Normalisers, from measurement (bench/face.py prints them): a print moved, rotated, scaled
 # and sheared in front of the camera leaves an affine residual of up to ~0.055 eye distances

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.config import FaceConfig
-from edge.vision.gallery import Gallery
+from edge.core.config import FaceConfig
+from edge.faces.gallery import Gallery
 
 
 @dataclass(frozen=True)

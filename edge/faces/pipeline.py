@@ -35,17 +35,17 @@ import cv2
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from edge.config import FaceConfig
-from edge.standard import new_id
-from edge.vision import models
-from edge.vision.align import align
-from edge.vision.detect import BlazeFaceDetector, Detector, YuNetDetector
-from edge.vision.embed import SFaceEmbedder
-from edge.vision.gallery import Gallery
-from edge.vision.liveness import AntiSpoof, LivenessTracker, LivenessVerdict
-from edge.vision.matcher import match
-from edge.vision.quality import assess
-from edge.vision.types import Decision, Face, FaceResult, FrameResult, Quality
+from edge.core.config import FaceConfig
+from edge.core.standard import new_id
+from edge.faces import weights
+from edge.faces.align import align
+from edge.faces.detect import BlazeFaceDetector, Detector, YuNetDetector
+from edge.faces.embed import SFaceEmbedder
+from edge.faces.gallery import Gallery
+from edge.faces.liveness import AntiSpoof, LivenessTracker, LivenessVerdict
+from edge.faces.matcher import match
+from edge.faces.quality import assess
+from edge.faces.types import Decision, Face, FaceResult, FrameResult, Quality
 
 T = TypeVar("T")
 BLAS_THREADS = 1
@@ -85,7 +85,7 @@ class FacePipeline:
     def __init__(self, cfg: FaceConfig, model_dir: Path, *, gallery: Gallery | None = None) -> None:
         self.cfg = cfg
         threadpool_limits(limits=BLAS_THREADS, user_api="blas")  # see the module doc
-        paths = models.verify(model_dir, models.required(cfg.detector, cfg.blazeface_range))
+        paths = weights.verify(model_dir, weights.required(cfg.detector, cfg.blazeface_range))
         self.detector: Detector
         if cfg.detector == "yunet":
             self.detector = YuNetDetector(

@@ -12,8 +12,8 @@ import math
 import cv2
 import numpy as np
 
-from edge.config import FaceConfig
-from edge.vision.types import Face, Quality
+from edge.core.config import FaceConfig
+from edge.faces.types import Face, Quality
 
 
 def assess(

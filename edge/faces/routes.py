@@ -21,16 +21,16 @@ import cv2
 import numpy as np
 from aiohttp import web
 
-from edge.api import json_error, require_staff
-from edge.standard import Resident
-from edge.store import faces as store_faces
-from edge.store.core import StoreError
-from edge.vision import models
-from edge.vision.matcher import effective_threshold
-from edge.vision.types import Decision
+from edge.core.http import json_error, require_staff
+from edge.core.standard import Resident
+from edge.core.store.core import StoreError
+from edge.faces import store as store_faces
+from edge.faces import weights
+from edge.faces.matcher import effective_threshold
+from edge.faces.types import Decision
 
 if TYPE_CHECKING:
-    from edge.vision.service import FacesService
+    from edge.faces.service import FacesService
 
 
 def add_routes(app: web.Application, svc: FacesService) -> None:
@@ -56,7 +56,7 @@ def decode_image(data: bytes) -> np.ndarray | None:
 
 
 def model_label() -> str:
-    return f"sface:{models.load_manifest()['sface'].sha256[:12]}"
+    return f"sface:{weights.load_manifest()['sface'].sha256[:12]}"
 
 
 async def enrol_photos(

@@ -1,5 +1,5 @@
 """The ``faces`` daemon service: loads the models and the gallery at start, keeps the gallery
-in step with the store, and serves the enrolment API (edge/vision/api.py).
+in step with the store, and serves the enrolment API (edge/faces/routes.py).
 
 Start-up fails, naming the file, when a model is missing, corrupt or not the manifest's.
 The gallery follows the ``face_changes`` log (filled by SQL triggers), so enrolments and
@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge.config import Config
-from edge.service import Service, cancel
-from edge.store import faces as store_faces
-from edge.vision import api, models
-from edge.vision.memory import trim_heap
-from edge.vision.pipeline import FacePipeline
+from edge.core.config import Config
+from edge.core.service import Service, cancel
+from edge.faces import routes, weights
+from edge.faces import store as store_faces
+from edge.faces.memory import trim_heap
+from edge.faces.pipeline import FacePipeline
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
@@ -29,7 +29,7 @@ POLL_S = 1.0
 def model_dir(config: Config) -> Path:
     d = config.face.model_dir
     if d is None:
-        return models.default_model_dir()
+        return weights.default_model_dir()
     if not d.is_absolute() and config.source is not None:
         d = config.source.parent / d
     return d
@@ -49,7 +49,7 @@ class FacesService(Service):
         self._task: asyncio.Task[None] | None = None
         self._refresh_lock = asyncio.Lock()
         self.loaded_ms: float | None = None
-        api.add_routes(box.http, self)
+        routes.add_routes(box.http, self)
 
     @property
     def enabled(self) -> bool:
@@ -64,7 +64,7 @@ class FacesService(Service):
         t0 = time.perf_counter()
         try:
             self.pipeline = await asyncio.to_thread(FacePipeline, cfg, mdir)
-        except models.ModelError as e:
+        except weights.ModelError as e:
             raise FaceStartError(f"face recognition cannot start: {e}") from e
         except Exception as e:  # OpenCV refusing a file that passed the hash is still fatal
             raise FaceStartError(f"face recognition cannot load its models from {mdir}: {e}") from e

@@ -13,8 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from edge.standard import Resident, new_id
-from edge.store.core import Store, StoreError
+from edge.core.standard import Resident, new_id
+from edge.core.store.core import Store, StoreError
 
 DIM = 128
 

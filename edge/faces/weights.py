@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge.resources import shipped
+from edge.core.resources import shipped
 
 REPO_MODELS = Path(__file__).resolve().parent.parent.parent / "models"
 MANIFEST = "manifest.toml"

@@ -20,9 +20,9 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from cloudsync import protocol as p
 from cloudsync.relay import away_url
-from edge.config import Config
+from common import protocol as p
+from edge.core.config import Config
 from edge.sync.client import ssl_context
 from edge.sync.identity import Identity, identity_path, load
 

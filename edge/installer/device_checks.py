@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from edge.config import Config
+from edge.core.config import Config
 
 FPS_SETTLE_S = 1.5  # after the first frame, wait this long at most for an fps estimate
 NO_FACE_HINT = (
@@ -57,8 +57,8 @@ class FaceProbe:
                 self._why_not = "the faces service has no pipeline (see `qilu-edge models`)"
             return
         try:
-            from edge.vision.pipeline import FacePipeline
-            from edge.vision.service import model_dir
+            from edge.faces.pipeline import FacePipeline
+            from edge.faces.service import model_dir
 
             self._pipeline = await asyncio.to_thread(FacePipeline, face, model_dir(self.config))
             self._owned = True

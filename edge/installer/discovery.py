@@ -16,8 +16,8 @@ from typing import Any
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from edge.service import Service
-from edge.version import __version__
+from common.version import __version__
+from edge.core.service import Service
 
 log = logging.getLogger(__name__)
 SERVICE_TYPE = "_qilu-edge._tcp.local."

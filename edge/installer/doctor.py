@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from edge.config import Config, ConfigError, load_config
+from edge.core.config import Config, ConfigError, load_config
 
 Status = Literal["pass", "warn", "fail", "skip"]
 NOT_AVAILABLE = "not available in this build"
@@ -164,7 +164,7 @@ class Doctor:
         return Result("config", "", "pass", f"{src}: {n} devices")
 
     async def check_database(self) -> Result:
-        from edge.store import check_file
+        from edge.core.store import check_file
 
         cfg = self._cfg
         if self.box is not None:

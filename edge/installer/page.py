@@ -2,4 +2,4 @@
 
 from importlib import resources
 
-PAGE = resources.files("edge").joinpath("static/installer/index.html").read_text(encoding="utf-8")
+PAGE = resources.files("edge.installer").joinpath("static/index.html").read_text(encoding="utf-8")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import aiohttp
 from yarl import URL
 
-from edge.config import Config
+from edge.core.config import Config
 from edge.sync.client import CloudError, provision, ssl_context
 from edge.sync.identity import Identity, identity_path, load, save
 

@@ -24,13 +24,13 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.api import json_error, require_staff
-from edge.config import ConfigError
+from edge.core.config import ConfigError
+from edge.core.http import json_error, require_staff
+from edge.core.service import Service
 from edge.installer import setup_edit
 from edge.installer.doctor import Doctor, Result
 from edge.installer.page import PAGE
 from edge.installer.provisioning import ProvisionError, provision_box
-from edge.service import Service
 from edge.sync.identity import identity_path
 from edge.sync.identity import load as load_identity
 

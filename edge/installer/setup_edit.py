@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edge.config import Config, parse_config
+from edge.core.config import Config, parse_config
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 

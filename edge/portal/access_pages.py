@@ -15,9 +15,9 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import ValidationError
 
-from edge.access.api import PassIn, Refused, issue_pass
+from edge.access import store as access_db
+from edge.access.routes import PassIn, Refused, issue_pass
 from edge.portal.pages import esc, page
-from edge.store import access as access_db
 
 REASONS = {  # the access policy's deny reasons (edge/access/policy.py), as residents read them
     "unknown_resident": "门禁系统中没有您的登记，请联系物业",

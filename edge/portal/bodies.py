@@ -1,4 +1,4 @@
-"""Request bodies of the portal API; a bad field is a 400 naming it (edge.api middleware)."""
+"""Request bodies of the portal API; a bad field is a 400 naming it (edge.core.http middleware)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from edge.standard import ID
+from edge.core.standard import ID
 
 TEXT = r"^[^\x00]*$"
 

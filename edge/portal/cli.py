@@ -44,7 +44,7 @@ def code_cmd(
     ttl_h: float | None,
 ) -> None:
     """Issue a one-time login code for RESIDENT_ID (print it or show it at the door)."""
-    from edge.portal.models import IssueCode
+    from edge.portal.bodies import IssueCode
 
     body = IssueCode(
         resident_id=resident_id, name=name, building=building, unit=unit, channel=channel,
@@ -80,7 +80,7 @@ def _base(config: Any) -> str:
 def _issue(
     config: Any, store: Any, rid: str, channel: str, ttl_h: float | None, **fields: Any
 ) -> dict[str, Any]:
-    from edge.store import portal as db
+    from edge.portal import store as db
 
     cfg = config.portal
     return db.issue_code(
@@ -94,7 +94,7 @@ def _issue(
 @click.option("--resident", "resident_id", default=None)
 def sessions_cmd(config_path: Path, resident_id: str | None) -> None:
     """List portal sessions (revoked ones are marked)."""
-    from edge.store import portal as db
+    from edge.portal import store as db
 
     with open_store(config_path) as (_, store):
         for s in db.list_sessions(store, resident_id):
@@ -111,7 +111,7 @@ def sessions_cmd(config_path: Path, resident_id: str | None) -> None:
 @click.option("--resident", "resident_id", default=None, help="Every session of a resident.")
 def revoke_cmd(config_path: Path, session_id: str | None, resident_id: str | None) -> None:
     """Revoke one session or all of a resident's sessions."""
-    from edge.store import portal as db
+    from edge.portal import store as db
 
     if (session_id is None) == (resident_id is None):
         raise click.UsageError("give exactly one of --session and --resident")
@@ -124,7 +124,7 @@ def revoke_cmd(config_path: Path, session_id: str | None, resident_id: str | Non
 @CONFIG
 def flagged_cmd(config_path: Path) -> None:
     """Posts residents flagged, waiting for moderation."""
-    from edge.store import portal as db
+    from edge.portal import store as db
 
     with open_store(config_path) as (_, store):
         rows = db.flagged_posts(store)
@@ -145,8 +145,8 @@ def moderate_cmd(
     config_path: Path, post_id: str, action: str, category: str | None, note: str
 ) -> None:
     """Hide a post (with a taxonomy category) or restore it."""
+    from edge.portal import store as db
     from edge.reports.taxonomy import load_taxonomy
-    from edge.store import portal as db
 
     if action == "hide":
         codes = load_taxonomy().codes
@@ -165,7 +165,7 @@ def moderate_cmd(
 @click.option("--json", "as_json", is_flag=True)
 def stats_cmd(config_path: Path, as_json: bool) -> None:
     """Reach per content item on this box: reads, readers, acknowledgements, dwell."""
-    from edge.store import portal as db
+    from edge.portal import store as db
 
     with open_store(config_path) as (_, store):
         rows = db.local_stats(store)
@@ -189,8 +189,8 @@ def stats_cmd(config_path: Path, as_json: bool) -> None:
 @click.option("--ttl-h", type=float, default=None, help="Hours the codes are valid.")
 def codes_sheet_cmd(config_path: Path, building: str, out_path: Path, ttl_h: float | None) -> None:
     """Print login cards (QR + code) for every registered resident of a building."""
+    from edge.faces import store as faces
     from edge.portal import sheet
-    from edge.store import faces
 
     with open_store(config_path) as (config, store):
         residents = [

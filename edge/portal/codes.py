@@ -1,6 +1,6 @@
 """Login codes as residents see them: the link, a QR code (inline SVG) and a masked name.
 
-Codes themselves are made in one place only, :func:`edge.store.portal.issue_code`; this module
+Codes themselves are made in one place only, :func:`edge.portal.store.issue_code`; this module
 only presents them (door screens, printed sheets, CLI output).
 """
 

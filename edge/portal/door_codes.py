@@ -18,8 +18,8 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from edge.portal import store as db
 from edge.portal.codes import link_base, login_link, mask_name, qr_svg
-from edge.store import portal as db
 
 log = logging.getLogger(__name__)
 

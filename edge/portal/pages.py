@@ -16,9 +16,9 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from edge.portal import models as m
+from edge.portal import bodies as m
+from edge.portal import store as db
 from edge.portal.relay import client_of
-from edge.store import portal as db
 
 STATIC = Path(__file__).with_name("static")
 NAV = (

@@ -23,7 +23,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from cloudsync import relay as proto
-from edge.service import Service, cancel
+from edge.core.service import Service, cancel
 
 log = logging.getLogger(__name__)
 KEY_HEADER, CLIENT_HEADER = "X-Qilu-Relay", "X-Qilu-Relay-Client"

@@ -20,15 +20,15 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.api import json_error, require_staff
-from edge.portal import models as m
+from edge.core.http import json_error, require_staff
+from edge.core.service import Service, cancel
+from edge.core.standard import BoardPost, CommunityEvent, ContentItem, new_id
+from edge.portal import bodies as m
+from edge.portal import store as db
 from edge.portal.codes import link_base, login_link
 from edge.portal.door_codes import DoorCodes
 from edge.portal.recommend import CoReads, Item, Profile, Ranked, rank
-from edge.service import Service, cancel
-from edge.standard import BoardPost, CommunityEvent, ContentItem, new_id
-from edge.store import portal as db
-from edge.store import screens as screens_db
+from edge.screens import store as screens_db
 
 log = logging.getLogger(__name__)
 COOKIE = "qilu_rs"
@@ -120,7 +120,7 @@ class PortalService(Service):
     # --- identity -----------------------------------------------------------------------
 
     async def authenticate(self, token: str) -> tuple[str, str] | None:
-        """Bearer-token checker for edge.api: a live portal session is role ``resident``."""
+        """Bearer-token checker for edge.core.http: a live portal session is role ``resident``."""
         if len(token) < 20:
             return None
         sess = await self.db(db.session_for, token)

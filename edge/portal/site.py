@@ -1,4 +1,4 @@
-"""Serves the residents' mobile H5 pages from edge/resident/static at /r/.
+"""Serves the residents' mobile H5 pages from edge/portal/static at /r/.
 
 Plain HTML, CSS and a small script (no framework): it loads fast on a phone over the
 community Wi-Fi. Other resident features (the portal, issue 9) add pages to the same folder.
@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.service import Service
+from edge.core.service import Service
 
 STATIC = Path(__file__).resolve().parent / "static"
 

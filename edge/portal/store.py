@@ -15,8 +15,8 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from edge.standard import BoardPost, CommunityEvent, ContentItem, ReadingStats, new_id
-from edge.store.core import Store, StoreError
+from edge.core.standard import BoardPost, CommunityEvent, ContentItem, ReadingStats, new_id
+from edge.core.store.core import Store, StoreError
 
 
 class PortalError(StoreError):
@@ -101,7 +101,7 @@ def issue_code(
     feed knows the building; the portal resident row and the code are written in one
     transaction. Returns the code in clear (never stored, never journalled) with the resident.
     """
-    from edge.store import faces  # the registry's own SQL
+    from edge.faces import store as faces  # the registry's own SQL
 
     with store.transaction():
         known = faces.get_resident(store, rid) or {}

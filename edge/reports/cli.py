@@ -38,7 +38,7 @@ def classify(text: str, as_json: bool, taxonomy: Path | None) -> None:
 def report_list(config_path: Path, limit: int) -> None:
     """The latest reports in the box's store."""
     from edge.cli import open_store
-    from edge.store import reports as db
+    from edge.reports import store as db
 
     with open_store(config_path) as (_, store):
         for r in db.list_reports(store, limit=limit):
@@ -56,7 +56,7 @@ def ticket() -> None:
 @click.option("--status", default=None)
 def ticket_list(config_path: Path, status: str | None) -> None:
     from edge.cli import open_store
-    from edge.store import tickets as db
+    from edge.tickets import store as db
 
     with open_store(config_path) as (_, store):
         for t in db.list_tickets(store, status=status):
@@ -70,7 +70,7 @@ def ticket_list(config_path: Path, status: str | None) -> None:
 def ticket_show(config_path: Path, ticket_id: str) -> None:
     """One ticket with its full history, as JSON."""
     from edge.cli import open_store
-    from edge.store import tickets as db
+    from edge.tickets import store as db
 
     with open_store(config_path) as (_, store):
         row = db.get_ticket(store, ticket_id)

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.standard import new_id
+from edge.core.standard import new_id
 
 # Magic bytes, not the declared content type, decide what a file is.
 IMAGE_TYPES = (

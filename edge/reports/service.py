@@ -10,15 +10,15 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.api import json_error, require_staff
-from edge.commands import CommandError
+from edge.core.commands import CommandError
+from edge.core.http import json_error, require_staff
+from edge.core.service import Service
+from edge.core.standard import Command, Report, new_id, now
+from edge.reports import store as db
 from edge.reports import warning
 from edge.reports.analyze import Analysis, Analyzer
 from edge.reports.inputs import InputError, delete_photos, read_submission, save_photos, text_field
 from edge.reports.taxonomy import Taxonomy, TaxonomyError, load_taxonomy, parse_taxonomy
-from edge.service import Service
-from edge.standard import Command, Report, new_id, now
-from edge.store import reports as db
 from edge.tickets import ops as ticket_ops
 
 log = logging.getLogger(__name__)
@@ -276,7 +276,7 @@ class ReportsService(Service):
 
 
 def _tickets_of_report(store: Any, report_id: str) -> list[dict[str, Any]]:
-    from edge.store import tickets as tdb
+    from edge.tickets import store as tdb
 
     out = []
     for t in tdb.list_tickets(store, limit=1000):

@@ -6,8 +6,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from edge.standard import Alert, Report
-from edge.store.core import Store
+from edge.core.standard import Alert, Report
+from edge.core.store.core import Store
 
 REPORT_FIELDS = tuple(Report.model_fields)
 

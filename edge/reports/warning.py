@@ -17,11 +17,11 @@ import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
 
-from edge.config import ReportsConfig
-from edge.standard import Alert, Report, new_id
-from edge.store import reports as db
-from edge.store.core import Store
-from edge.store.reports import iso
+from edge.core.config import ReportsConfig
+from edge.core.standard import Alert, Report, new_id
+from edge.core.store.core import Store
+from edge.reports import store as db
+from edge.reports.store import iso
 
 _NOT_TEXT = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -99,7 +99,7 @@ def submit(
     ``ticket`` is ``(RepairTicket, extra)`` to open with it unless the report is a repeat.
     Returns the stored report (with group_id), the alerts and the ticket opened (or None).
     """
-    from edge.store import tickets as tdb
+    from edge.tickets import store as tdb
 
     at = rec.ts
     alerts: list[Alert] = []

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from edge.api import json_error, require_staff
+from edge.core.http import json_error, require_staff
+from edge.core.standard import ContentItem, Emergency, Playlist, ScheduleEntry, Screen, new_id
 from edge.screens import resolver
-from edge.standard import ContentItem, Emergency, Playlist, ScheduleEntry, Screen, new_id
-from edge.store import screens as db
+from edge.screens import store as db
 
 if TYPE_CHECKING:
     from edge.screens.service import ScreensService

@@ -23,12 +23,9 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from drivers.screens.base import DisplayDriver, display_target
-from edge.commands import CommandError
-from edge.screens import resolver
-from edge.screens.cache import CacheError, ContentCache
-from edge.screens.resolver import Catalog, ScreenRef
-from edge.service import Service
-from edge.standard import (
+from edge.core.commands import CommandError
+from edge.core.service import Service
+from edge.core.standard import (
     Command,
     ContentItem,
     DeviceHealth,
@@ -42,7 +39,10 @@ from edge.standard import (
     new_id,
     parse_payload,
 )
-from edge.store import screens as db
+from edge.screens import resolver
+from edge.screens import store as db
+from edge.screens.cache import CacheError, ContentCache
+from edge.screens.resolver import Catalog, ScreenRef
 
 log = logging.getLogger(__name__)
 REFRESH_S = 600  # re-push plans this often so a page's horizon never runs short
@@ -98,9 +98,9 @@ class ScreensService(Service):
             ("emergency_cancel", self._cmd_emergency_cancel),
         ):
             box.commands.register("box", action, handler)
-        from edge.screens import http  # routes need the service; imported here to avoid a cycle
+        from edge.screens import routes  # routes need the service; imported here to avoid a cycle
 
-        http.add_routes(box.http, self)
+        routes.add_routes(box.http, self)
 
     # --- life cycle -------------------------------------------------------------------------
 

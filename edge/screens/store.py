@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from edge.standard import (
+from edge.core.standard import (
     ContentItem,
     Emergency,
     Playlist,
@@ -22,7 +22,7 @@ from edge.standard import (
     ScheduleEntry,
     Screen,
 )
-from edge.store.core import Store
+from edge.core.store.core import Store
 
 
 def _now() -> str:

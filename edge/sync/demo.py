@@ -18,7 +18,7 @@ from typing import Any
 import aiohttp
 import click
 
-from edge.standard import AccessEvent, new_id
+from edge.core.standard import AccessEvent, new_id
 
 BIN = Path(sys.executable).parent
 

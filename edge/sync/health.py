@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from edge.config import Config
-from edge.store import sync as ob
+from edge.core.config import Config
+from edge.sync import store as ob
 
 HINT = (
     "the cloud refused these records as bad input (see the reasons: `qilu-edge sync status`);"
@@ -35,7 +35,7 @@ async def quarantine_outcome(config: Config, box: Any = None) -> tuple[str, str,
 
 
 def _read(config: Config) -> tuple[list[dict], int]:
-    from edge.store import Store
+    from edge.core.store import Store
 
     store = Store(config.db_path, box_id=config.box.id)
     try:

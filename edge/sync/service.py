@@ -10,7 +10,7 @@ standard Command (``box.commands.dispatch``); the item's id is logged with the c
 transaction, so a re-delivered item is not applied twice.
 
 Poison records: a record the cloud refuses as bad input (400 naming it) is moved to the
-sync quarantine (edge/store/sync.py, migration 0502) instead of being retried forever in
+sync quarantine (edge/sync/store.py, migration 0502) instead of being retried forever in
 front of its class; it is kept, shown in status and doctor, alerted, and resent on demand.
 
 Disk budget (declared policy): the outbox may hold ``outbox_budget_mb``; at ``budget_warn``
@@ -31,11 +31,12 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from cloudsync import protocol as p
-from edge.api import json_error, require_staff
-from edge.service import Service, cancel
-from edge.standard import Alert, Command, new_id
-from edge.store import sync as outbox
+from common import protocol as p
+from common.version import __version__
+from edge.core.http import json_error, require_staff
+from edge.core.service import Service, cancel
+from edge.core.standard import Alert, Command, new_id
+from edge.sync import store as outbox
 from edge.sync.client import (
     CloudClient,
     CloudError,
@@ -45,7 +46,6 @@ from edge.sync.client import (
     ssl_context,
 )
 from edge.sync.identity import Identity, identity_path, load, save
-from edge.version import __version__
 
 log = logging.getLogger(__name__)
 RETRYABLE = (aiohttp.ClientError, TimeoutError, CloudError, OSError)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from edge.standard import Priority
-from edge.store.core import Store
+from edge.core.standard import Priority
+from edge.core.store.core import Store
 
 FEED_CURSOR = "sync_feed_cursor"
 

@@ -8,14 +8,14 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.api import json_error, require_staff
-from edge.commands import CommandError
+from edge.core.commands import CommandError
+from edge.core.http import json_error, require_staff
+from edge.core.service import Service, cancel
+from edge.core.standard import Alert, Command, RepairTicket, new_id, now
+from edge.reports import store as rdb
 from edge.reports.inputs import InputError, delete_photos, read_submission, save_photos, text_field
-from edge.service import Service, cancel
-from edge.standard import Alert, Command, RepairTicket, new_id, now
-from edge.store import reports as rdb
-from edge.store import tickets as db
 from edge.tickets import ops
+from edge.tickets import store as db
 from edge.tickets.machine import ACTIONS, ACTIVE, TransitionError
 
 log = logging.getLogger(__name__)

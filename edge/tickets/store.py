@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from edge.standard import Alert, RepairTicket
-from edge.store.core import Store
-from edge.store.reports import iso
+from edge.core.standard import Alert, RepairTicket
+from edge.core.store.core import Store
+from edge.reports.store import iso
 
 TICKET_FIELDS = tuple(RepairTicket.model_fields)
 

@@ -11,10 +11,10 @@ import aiohttp
 from aiohttp import web
 
 from cloudsync.app import STORAGE, build
+from edge.core.standard import AccessEvent
+from edge.core.store import Store
 from edge.installer.doctor import Doctor
-from edge.standard import AccessEvent
-from edge.store import Store
-from edge.store import sync as ob
+from edge.sync import store as ob
 from edge.sync.identity import identity_path, save
 from tests.cloudsync.helpers import FAST_SYNC, qilu_edge, start_cloud, wait_for
 from tests.conftest import STAFF_TOKEN, api_url

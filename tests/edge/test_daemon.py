@@ -97,7 +97,7 @@ def test_corrupt_database_moved_aside_and_daemon_comes_up(tmp_path: Path) -> Non
         _, _, out = stop(proc)
     assert "CORRUPT" in out
     # The recovery is itself an event: the box reports itself degraded.
-    from edge.store import read_events
+    from edge.core.store import read_events
 
     kinds = [(e.kind, e.payload.get("state")) for e in read_events(db, 0, 10)]
     assert ("device_health", "degraded") in kinds
@@ -140,7 +140,7 @@ async def test_a_stuck_service_does_not_keep_the_others_from_stopping(
     import asyncio
 
     from edge import daemon as daemon_mod
-    from edge.service import Service
+    from edge.core.service import Service
 
     class Stuck(Service):
         name = "stuck"

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import parse_config
-from edge.version import __version__
+from common.version import __version__
+from edge.core.config import parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 

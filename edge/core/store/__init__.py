@@ -1,7 +1,7 @@
 """Local store: :class:`Store` (synchronous, one writer) and :class:`AsyncStore` for the loop."""
 
-from edge.store.aio import AsyncStore
-from edge.store.core import (
+from edge.core.store.aio import AsyncStore
+from edge.core.store.core import (
     Event,
     Store,
     StoreError,

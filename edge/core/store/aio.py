@@ -7,7 +7,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from edge.store.core import Store
+from edge.core.store.core import Store
 
 T = TypeVar("T")
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import sqlite_utils
 
-from edge.standard import Record
+from edge.core.standard import Record
 
 log = logging.getLogger(__name__)
 
@@ -57,12 +57,20 @@ class Event:
 
 
 def migrations() -> list[Migration]:
-    """The numbered SQL files in edge/store/migrations, in order."""
+    """The numbered SQL files of the core (edge/core/store/migrations) and of each capability
+    (edge/<feature>/migrations, found by that folder name), in number order; numbers are
+    unique across the box (docs/architecture.md gives each capability its range)."""
+    root = resources.files("edge")
+    folders = [root.joinpath("core", "store", "migrations")]
+    folders += [d.joinpath("migrations") for d in root.iterdir() if d.is_dir()]
     found = []
-    for entry in resources.files("edge.store").joinpath("migrations").iterdir():
-        if entry.name.endswith(".sql"):
-            number, _, rest = entry.name.partition("_")
-            found.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text()))
+    for folder in folders:
+        if not folder.is_dir():
+            continue
+        for entry in folder.iterdir():
+            if entry.name.endswith(".sql"):
+                number, _, rest = entry.name.partition("_")
+                found.append(Migration(int(number), rest.removesuffix(".sql"), entry.read_text()))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
@@ -75,7 +83,7 @@ def _utc_stamp() -> str:
 
 
 class Store:
-    """Synchronous store; the daemon uses it through :class:`edge.store.AsyncStore`."""
+    """Synchronous store; the daemon uses it through :class:`edge.core.store.AsyncStore`."""
 
     def __init__(self, path: str | Path, *, box_id: str = "box", check: bool = True) -> None:
         self.path = Path(path)

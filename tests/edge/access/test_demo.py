@@ -9,10 +9,10 @@ import pytest
 
 import edge.demo
 from edge.access import passes
+from edge.access import store as db
 from edge.access.demo import DOOR, step_face_doors
-from edge.config import load_config
-from edge.store import Store
-from edge.store import access as db
+from edge.core.config import load_config
+from edge.core.store import Store
 
 
 async def test_demo_step_face_doors(tmp_path: Path, monkeypatch, capsys) -> None:

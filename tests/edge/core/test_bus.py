@@ -7,7 +7,7 @@ import json
 
 import aiomqtt
 
-from edge.standard import AccessEvent, DeviceHealth, parse_payload
+from edge.core.standard import AccessEvent, DeviceHealth, parse_payload
 from tests.conftest import MOSQUITTO_USER, Mosquitto
 
 

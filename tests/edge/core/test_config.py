@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import ConfigError, load_config, parse_config
+from edge.core.config import ConfigError, load_config, parse_config
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_example_config_is_valid() -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from edge.standard import (
+from edge.core.standard import (
     AccessEvent,
     Record,
     StandardError,
@@ -149,9 +149,9 @@ def test_json_schemas_cover_every_kind() -> None:
 def test_docs_field_reference_is_current() -> None:
     from pathlib import Path
 
-    from edge.standard import markdown_reference
+    from edge.core.standard import markdown_reference
 
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "standard.md").read_text()
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "standard.md").read_text()
     generated = doc.split("do not edit below -->", 1)[1].strip()
     assert generated == markdown_reference().strip(), (
         "run: qilu-edge standard doc --write docs/standard.md"

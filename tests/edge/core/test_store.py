@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from edge.standard import AccessEvent, DeviceHealth, Priority
-from edge.store import Store, StoreError, StoreFullError, check_file, migrations
-from edge.store import core as store_core
+from edge.core.standard import AccessEvent, DeviceHealth, Priority
+from edge.core.store import Store, StoreError, StoreFullError, check_file, migrations
+from edge.core.store import core as store_core
 
 
 def access(i: int) -> AccessEvent:
@@ -108,9 +108,9 @@ def test_outbox_seq_is_never_reused(tmp_path: Path) -> None:
 
 KILLER = """
 import os, sys, time
-from edge.store import Store
-from edge.store import core
-from edge.standard import AccessEvent
+from edge.core.store import Store
+from edge.core.store import core
+from edge.core.standard import AccessEvent
 store = Store(sys.argv[1])
 store.record(AccessEvent(id="before", door_id="d", method="face", decision="granted"))
 real = core.Store._insert_outbox
@@ -222,8 +222,8 @@ def test_prune_keeps_unpublished_events(tmp_path: Path) -> None:
 
 WRITER = """
 import sys
-from edge.store import Store
-from edge.standard import AccessEvent
+from edge.core.store import Store
+from edge.core.standard import AccessEvent
 store = Store(sys.argv[1])
 for i in range(200):
     store.record(AccessEvent(id=f"{sys.argv[2]}{i}", door_id="d", method="pin", decision="denied"))

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from edge.access import synthetic
-from edge.config import FaceConfig
-from edge.vision import models
-from edge.vision.pipeline import FacePipeline
+from edge.core.config import FaceConfig
+from edge.faces import weights
+from edge.faces.pipeline import FacePipeline
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -46,11 +46,11 @@ def img(photos: Path):
 
 @pytest.fixture(scope="session")
 def model_dir() -> Path:
-    d = models.default_model_dir()
+    d = weights.default_model_dir()
     try:
-        models.verify(d, ["yunet", "sface"])
-    except models.ModelError:
-        models.fetch(d, log=lambda *_: None)
+        weights.verify(d, ["yunet", "sface"])
+    except weights.ModelError:
+        weights.fetch(d, log=lambda *_: None)
     return d
 
 
@@ -76,11 +76,11 @@ class _LazyDetector:
     det = None
 
     def detect(self, image: np.ndarray) -> list:
-        from edge.vision.detect import YuNetDetector
+        from edge.faces.detect import YuNetDetector
 
         if self.det is None:
             self.det = YuNetDetector(
-                models.default_model_dir() / models.load_manifest()["yunet"].file
+                weights.default_model_dir() / weights.load_manifest()["yunet"].file
             )
         return self.det.detect(image)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge.vision import gallery
-from edge.vision.gallery import Gallery
+from edge.faces import gallery
+from edge.faces.gallery import Gallery
 
 
 def reference(m: np.ndarray, owners: list[str], q: np.ndarray, exclude: str | None = None):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge.vision.liveness import LivenessTracker
-from edge.vision.pipeline import FacePipeline
-from edge.vision.types import Face
+from edge.faces.liveness import LivenessTracker
+from edge.faces.pipeline import FacePipeline
+from edge.faces.types import Face
 
 from .conftest import door_frame
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.config import FaceConfig
-from edge.vision.pipeline import FacePipeline
+from edge.core.config import FaceConfig
+from edge.faces.pipeline import FacePipeline
 from tests.edge.access.helpers import head_turn
 
 from .conftest import door_frame

@@ -6,10 +6,10 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.config import FaceConfig
-from edge.vision.gallery import Gallery
-from edge.vision.matcher import match
-from edge.vision.pipeline import FacePipeline
+from edge.core.config import FaceConfig
+from edge.faces.gallery import Gallery
+from edge.faces.matcher import match
+from edge.faces.pipeline import FacePipeline
 
 from .conftest import frame_640
 

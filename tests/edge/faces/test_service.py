@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import main as cli
-from edge.store import read_events
-from edge.vision import models
+from edge.core.store import read_events
+from edge.faces import weights
 from tests.conftest import STAFF_TOKEN, api_url
 
 H = {"Authorization": f"Bearer {STAFF_TOKEN}"}
@@ -186,7 +186,7 @@ async def test_bad_model_file_stops_start_up(
 ) -> None:
     mdir = tmp_path / "models"
     mdir.mkdir()
-    src = models.default_model_dir()
+    src = weights.default_model_dir()
     for f in (
         "face_detection_yunet_2023mar_int8bq.onnx",
         "face_recognition_sface_2021dec_int8bq.onnx",
@@ -213,8 +213,8 @@ async def test_bad_model_file_stops_start_up(
 def test_models_verify_cli_and_refused_download(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["models", "verify", "--dir", str(tmp_path)])
     assert res.exit_code == 1 and "missing" in res.output
-    with pytest.raises(models.ModelError, match="refused"):
-        models.install_bytes(b"evil", tmp_path / "x.onnx", "0" * 64, "model x")
+    with pytest.raises(weights.ModelError, match="refused"):
+        weights.install_bytes(b"evil", tmp_path / "x.onnx", "0" * 64, "model x")
     assert not (tmp_path / "x.onnx").exists()
 
 

@@ -1,12 +1,12 @@
-"""Outbox reading, acknowledging and the disk-budget policy (edge/store/sync.py)."""
+"""Outbox reading, acknowledging and the disk-budget policy (edge/sync/store.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from edge.standard import AccessEvent, Alert, DeviceHealth, Priority, new_id
-from edge.store import Store
-from edge.store import sync as ob
+from edge.core.standard import AccessEvent, Alert, DeviceHealth, Priority, new_id
+from edge.core.store import Store
+from edge.sync import store as ob
 
 
 def health(i: int) -> DeviceHealth:
