@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edge.access import synthetic  # noqa: E402
-from edge.core.config import FaceConfig  # noqa: E402
 from edge.faces import models  # noqa: E402
 from edge.faces.align import align  # noqa: E402
+from edge.faces.config import FacesConfig  # noqa: E402
 from edge.faces.gallery import Gallery  # noqa: E402
 from edge.faces.liveness import LivenessTracker  # noqa: E402
 from edge.faces.pipeline import FacePipeline  # noqa: E402
@@ -129,7 +129,7 @@ import asyncio, sys, tempfile
 from pathlib import Path
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-from edge.core.config import parse_config
+from edge.features import parse_config
 from edge.daemon import Daemon
 from edge.core.standard import Resident
 from edge.core.store import Store
@@ -196,7 +196,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=200)
     args = ap.parse_args()
-    cfg = FaceConfig()
+    cfg = FacesConfig()
     rss0 = rss_mb()
     p = FacePipeline(cfg, models.default_model_dir())
     rss_models = rss_mb()

@@ -257,9 +257,9 @@ def sqlite_floor(path: str, n_boxes: int, batches: int, size: int) -> dict:
 
 async def drain(cloud: Cloud, backlog: int, work: Path, batch: int | None) -> dict:
     """A real box daemon drains a backlog written before it starts."""
-    from edge.core.config import parse_config
     from edge.core.store import Store
     from edge.daemon import Daemon
+    from edge.features import parse_config
     from edge.sync.identity import save
 
     ident = await provision(cloud.url, await cloud.claim(), "drain")

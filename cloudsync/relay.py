@@ -12,7 +12,7 @@ The resident picks their community once at ``/r/at/<community id>``, which sets 
 ``qilu_box`` cookie naming the box; after that the box's own links (``/r/read`` ...) work
 unchanged on the cloud's host.
 
-One frame: a 4-byte big-endian length, that many bytes of JSON head, then the body.
+The frame and the path rules are common/relay.py (the box uses them too).
 """
 
 from __future__ import annotations
@@ -21,79 +21,39 @@ import asyncio
 import contextlib
 import hmac
 import itertools
-import json
 import logging
 import os
-import struct
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
 from cloudsync.app import STORAGE, api
+from common.relay import (
+    MAX_BODY,
+    PATH,
+    PREFIXES,
+    TIMEOUT_S,
+    TO_BOX,
+    TO_BROWSER,
+    allowed,
+    pack,
+    unpack,
+)
 
 log = logging.getLogger(__name__)
 
-PATH = "/api/v1/box/relay"
-PREFIXES = ("/r/", "/api/v1/reports", "/api/v1/tickets", "/api/v1/taxonomy")
 BOX_COOKIE = "qilu_box"
-MAX_BODY = 8 * 1024 * 1024  # an article image or a report photo; videos stay on the LAN
-TIMEOUT_S = 20.0
-# Request headers a resident's browser sends that the box needs; answer headers it returns.
-TO_BOX = frozenset(
-    "accept accept-language content-type range user-agent if-none-match if-modified-since".split()
-)  # and the box's own cookies, see box_cookies()
-TO_BROWSER = frozenset(
-    "content-type set-cookie location cache-control content-range accept-ranges etag"
-    " last-modified content-disposition content-language".split()
-)
 PEER_HEADER = "X-Qilu-Relay-Key"
 RATE_MAX, RATE_WINDOW_S = 300, 300.0  # relayed requests per client address per window
 DOMAIN_ENV = "QILU_CLOUD_RELAY_DOMAIN"  # serve --relay-domain: one origin per box
 PROXIES_ENV = "QILU_CLOUD_TRUSTED_PROXIES"  # serve --trusted-proxy: whose X-Forwarded-For counts
 RELAYS = web.AppKey("relays", "Relays")
 OFFLINE = ("小区服务暂时离线", "小区盒子暂时无法连接，请稍后再试。")
-
-
-def away_url(cloud: str, community_id: str) -> str:
-    """Where a community's residents open their box's pages through the cloud (``enter``)."""
-    return f"{cloud.rstrip('/')}/r/at/{community_id}"
-
-
-def allowed(path: str) -> bool:
-    """A resident path, and no dot segment that could climb out of it once decoded."""
-    plain = unquote(path.split("?", 1)[0])
-    if not plain.startswith("/") or plain.startswith("//") or "\\" in plain:
-        return False
-    if any(seg in (".", "..") for seg in plain.split("/")):
-        return False
-    return any(plain.startswith(p) for p in PREFIXES)
-
-
-def pack(head: dict[str, Any], body: bytes = b"") -> bytes:
-    raw = json.dumps(head, ensure_ascii=False, separators=(",", ":")).encode()
-    return struct.pack(">I", len(raw)) + raw + body
-
-
-def unpack(frame: bytes) -> tuple[dict[str, Any], bytes]:
-    """Head and body of one frame; ValueError names what is wrong with a bad one."""
-    if len(frame) < 4:
-        raise ValueError("relay frame shorter than its length prefix")
-    (n,) = struct.unpack(">I", frame[:4])
-    if n > len(frame) - 4:
-        raise ValueError(f"relay frame head of {n} bytes overruns the frame")
-    try:
-        head = json.loads(frame[4 : 4 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"relay frame head is not JSON: {e}") from e
-    if not isinstance(head, dict) or not isinstance(head.get("id"), int):
-        raise ValueError("relay frame head needs an integer id")
-    return head, frame[4 + n :]
 
 
 @dataclass(frozen=True)

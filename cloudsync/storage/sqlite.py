@@ -22,7 +22,7 @@ from typing import Any
 
 from cloudsync.storage.base import BOX_GET, Storage, StorageError, find_bad_record
 from common.protocol import UploadRecord
-from edge.core.store.core import sql_statements
+from common.sql import sql_statements
 
 _PARAM = re.compile(r"\$(\d+)")
 

@@ -122,7 +122,7 @@ async def step_face_doors(d: Any) -> None:
         return
     faces = d.box.service("faces")
     if faces.pipeline is None:
-        click.echo("  skipped: face recognition is disabled ([face] enabled = false)")
+        click.echo("  skipped: face recognition is disabled ([faces] enabled = false)")
         return
     try:
         d.box.service("devices").get("door", DOOR)

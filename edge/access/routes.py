@@ -24,7 +24,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from edge.access import passes, policy
 from edge.access import store as db
-from edge.core.http import json_error, require_staff
+from edge.core.http import BOX, json_error, require_staff
 from edge.core.standard import ID, VisitorPass, new_id
 from edge.core.store.core import StoreError
 
@@ -179,13 +179,13 @@ def add_routes(app: web.Application, svc: Any) -> None:
                 return json_error(400, "resident_id: required", field="resident_id")
             resident_id = body.resident_id
         try:
-            out = await issue_pass(svc, request.app["box"], resident_id, body, request["actor"])
+            out = await issue_pass(svc, request.app[BOX], resident_id, body, request["actor"])
         except Refused as e:
             return json_error(e.status, str(e), field=e.field)
         return web.json_response(out, status=201)
 
     async def _own_pass(request: web.Request) -> dict[str, Any]:
-        box = request.app["box"]
+        box = request.app[BOX]
         try:
             p = await box.store.run(db.get_pass, box.store.sync, request.match_info["id"])
         except db.NotFound as e:
@@ -206,11 +206,11 @@ def add_routes(app: web.Application, svc: Any) -> None:
 
     async def pass_revoke(request: web.Request) -> web.Response:
         p = await _own_pass(request)
-        box = request.app["box"]
+        box = request.app[BOX]
         return web.json_response(await box.store.run(db.revoke_pass, box.store.sync, p["id"]))
 
     async def pass_list(request: web.Request) -> web.Response:
-        box = request.app["box"]
+        box = request.app[BOX]
         rid = request.query.get("resident_id")
         if request["role"] == "resident":
             rid = request["actor"]
@@ -220,7 +220,7 @@ def add_routes(app: web.Application, svc: Any) -> None:
 
     async def rights_get(request: web.Request) -> web.Response:
         require_staff(request)
-        box = request.app["box"]
+        box = request.app[BOX]
         try:
             out = await box.store.run(db.get_rights, box.store.sync, request.match_info["id"])
         except db.NotFound as e:
@@ -241,7 +241,7 @@ def add_routes(app: web.Application, svc: Any) -> None:
                 })
             except ValueError as e:
                 return json_error(400, str(e), field=str(e).split(":")[0])
-        box = request.app["box"]
+        box = request.app[BOX]
         try:
             out = await box.store.run(db.set_rights, box.store.sync, request.match_info["id"],
                                       body.doors, body.buildings, windows, actor)
@@ -251,7 +251,7 @@ def add_routes(app: web.Application, svc: Any) -> None:
 
     async def blocks_list(request: web.Request) -> web.Response:
         require_staff(request)
-        box = request.app["box"]
+        box = request.app[BOX]
         active = request.query.get("all") not in ("1", "true")
         return web.json_response(await box.store.run(
             db.list_blocks, box.store.sync, request.query.get("resident_id"), active))
@@ -259,7 +259,7 @@ def add_routes(app: web.Application, svc: Any) -> None:
     async def blocks_add(request: web.Request) -> web.Response:
         actor = require_staff(request)
         body = await _body(request, BlockIn)
-        box = request.app["box"]
+        box = request.app[BOX]
         until = db.iso(body.until) if body.until else None
         try:
             out = await box.store.run(db.add_block, box.store.sync, body.resident_id,
@@ -270,7 +270,7 @@ def add_routes(app: web.Application, svc: Any) -> None:
 
     async def blocks_lift(request: web.Request) -> web.Response:
         actor = require_staff(request)
-        box = request.app["box"]
+        box = request.app[BOX]
         try:
             out = await box.store.run(db.lift_block, box.store.sync, request.match_info["id"],
                                       actor)
@@ -280,7 +280,7 @@ def add_routes(app: web.Application, svc: Any) -> None:
 
     async def events(request: web.Request) -> web.Response:
         require_staff(request)
-        box = request.app["box"]
+        box = request.app[BOX]
         try:
             limit = min(int(request.query.get("limit", "50")), 1000)
         except ValueError:

@@ -1,4 +1,7 @@
-"""The box configuration: one TOML file, validated once at start-up into typed objects.
+"""The config kernel: one TOML file, validated once at start-up into typed objects.
+
+The core sections live here; each capability's section lives in edge/<feature>/config.py and
+the composition root (edge/features.py) assembles them into the box's ``Config``.
 
 Everything downstream receives these frozen objects and never looks at raw TOML. A bad file
 fails as a whole with messages that name the key and the line, so the daemon never starts
@@ -7,15 +10,18 @@ half-configured.
 
 from __future__ import annotations
 
+import logging
 import re
 import tomllib
+import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
 
 DEVICE_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 DEVICE_KINDS = ("doors", "cameras", "screens")
+log = logging.getLogger(__name__)
 
 
 class ConfigError(Exception):
@@ -24,6 +30,9 @@ class ConfigError(Exception):
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+S = TypeVar("S", bound=Section)
 
 
 class BoxConfig(Section):
@@ -71,133 +80,6 @@ class LoggingConfig(Section):
     as_json: bool = Field(False, alias="json")
 
 
-class InstallerConfig(Section):
-    # Announce the box on the LAN (zeroconf _qilu-edge._tcp). Off unless asked (install.sh
-    # turns it on) so dev and test boxes never multicast on a real network.
-    advertise: bool = False
-    advertise_interfaces: tuple[str, ...] = ()  # IPv4 addresses to announce on; empty = all
-    web: bool = True  # the installer page (wizard + doctor) at /installer/
-    warn_free_disk_mb: int = Field(1024, ge=0)  # doctor warns below this much free disk
-    fail_free_disk_mb: int = Field(200, ge=0)  # and fails below this
-    warn_clock_skew_s: float = Field(2.0, gt=0)  # doctor warns beyond this skew to the cloud
-    max_clock_skew_s: float = Field(5.0, gt=0)  # doctor fails beyond this skew to the cloud
-    device_timeout_s: float = Field(8.0, gt=0)  # doctor's budget per device check
-
-
-class FaceConfig(Section):
-    """``[face]``: face recognition on the box (edge/faces/, README "Face recognition")."""
-
-    enabled: bool = True
-    detector: Literal["yunet", "blazeface"] = "yunet"
-    blazeface_range: Literal["short", "full"] = "short"  # short: faces within ~2 m
-    model_dir: Path | None = None  # None: the checkout's models/; relative: to the config file
-    detect_max_side: int = Field(640, ge=160, le=4096)  # larger frames are scaled down first
-    detect_score: float = Field(0.7, gt=0, lt=1)
-    threshold: float = Field(0.45, gt=-1, lt=1)  # SFace cosine; ~FAR 1e-4 (peers.md)
-    margin: float = Field(0.05, ge=0, lt=1)  # best minus second-best identity
-    negative_step: float = Field(0.02, ge=0, le=0.2)  # threshold raise per wrong-match report
-    negative_cap: float = Field(0.10, ge=0, le=0.5)
-    duplicate_warn: float = Field(0.40, gt=-1, lt=1)  # enrol warns above this vs others
-    min_eye_px: float = Field(28.0, ge=4)  # inter-eye distance in the frame
-    min_sharpness: float = Field(60.0, ge=0)  # variance of Laplacian on the aligned face
-    max_yaw: float = Field(0.35, gt=0, le=1)  # nose offset / eye distance
-    max_roll_deg: float = Field(25.0, gt=0, le=90)
-    min_brightness: float = Field(50.0, ge=0, le=255)
-    max_brightness: float = Field(215.0, ge=0, le=255)
-    liveness_threshold: float = Field(0.5, ge=0, le=1)
-    liveness_frames: int = Field(6, ge=2, le=100)
-    keep_thumbnails: bool = False  # attach a face thumbnail to decisions (never synced)
-
-
-class PlayerConfig(Section):
-    """``[player]``: the outdoor-screen player (edge/screens/, README "Publicity screens")."""
-
-    cache_dir: str = "content"  # content cache, relative to box.data_dir
-    cache_budget_mb: float = Field(2048.0, gt=0)  # LRU eviction beyond this
-    protect_days: int = Field(3, ge=0, le=60)  # never evict what is scheduled this far ahead
-    plan_hours: int = Field(48, ge=1, le=336)  # how far ahead a player page gets its schedule
-    offline_after_s: float = Field(120.0, gt=0)  # a silent player becomes an offline event
-    default_title: str = "欢迎光临"  # shown when nothing is scheduled
-    default_body: str = ""
-    alert_emergency_types: tuple[str, ...] = ()  # alert types that start an emergency broadcast
-    alert_emergency_minutes: int = Field(30, ge=1, le=1440)
-    display_check_s: float = Field(30.0, ge=1)  # power/brightness schedule and health period
-
-
-class ReportsConfig(Section):
-    """``[reports]``: residents' reports and early warning (edge/reports/, README "Reports")."""
-
-    taxonomy: str | None = None  # taxonomy TOML; default config/taxonomy.toml of the package
-    max_text_chars: int = Field(500, ge=10, le=2000)
-    max_photos: int = Field(4, ge=0, le=20)
-    max_photo_mb: float = Field(5.0, gt=0, le=50)
-    photo_dir: str = "photos"  # relative to box.data_dir
-    duplicate_window_min: int = Field(1440, ge=1)  # identical reports within this are grouped
-    trend_window_min: int = Field(60, ge=1)  # reports per topic/place counted over this window
-    trend_min_count: int = Field(5, ge=2)  # fewer distinct reports never make a trend
-    trend_factor: float = Field(3.0, ge=1)  # and at least this many times the usual rate
-    baseline_days: int = Field(7, ge=1, le=90)  # the usual rate is measured over these days
-    sentiment_window_min: int = Field(1440, ge=1)  # a building's recent mood over this window
-    sentiment_min_reports: int = Field(3, ge=1)
-    sentiment_drop: float = Field(0.5, gt=0, le=2)  # alert when the mean falls this much
-    alert_cooldown_min: int = Field(120, ge=0)  # one trend/sentiment alert per key this often
-    # Load jieba's dictionary and pysenti (~130 MB RSS, ~2 s) at start instead of on the
-    # first report; off by default so the box's memory goes to what it uses.
-    warm_at_start: bool = False
-
-
-class TicketsConfig(Section):
-    """``[tickets]``: repair tickets (edge/tickets/): due times by urgency, overdue checks."""
-
-    due_hours_immediate: float = Field(1.0, gt=0)
-    due_hours_high: float = Field(4.0, gt=0)
-    due_hours_normal: float = Field(48.0, gt=0)
-    due_hours_low: float = Field(168.0, gt=0)
-    overdue_check_s: float = Field(30.0, ge=0.05)
-
-
-class SyncConfig(Section):
-    """``[sync]``: the cloud sync client (edge/sync/, README "Cloud sync")."""
-
-    enabled: bool = True  # runs only once the box is provisioned (identity file present)
-    identity_file: str = "cloud-identity.json"  # relative to box.data_dir; mode 0600
-    batch_max_records: int = Field(5000, ge=1, le=20000)  # batches grow up to this
-    batch_max_kb: int = Field(4096, ge=1)  # uncompressed cap; lower it on a slow link
-    backoff_min_s: float = Field(0.5, gt=0)
-    backoff_max_s: float = Field(60.0, gt=0)
-    request_timeout_s: float = Field(30.0, gt=0)
-    feed_wait_s: float = Field(25.0, ge=0, le=60)  # long-poll length
-    heartbeat_s: float = Field(60.0, gt=0)
-    outbox_budget_mb: float = Field(512.0, gt=0)  # over it, telemetry is dropped oldest-first
-    budget_warn: float = Field(0.8, gt=0, lt=1)  # warning Alert at this fraction
-    tls_verify: bool = True
-    ca_file: str | None = None  # extra CA for a private cloud certificate
-
-
-class PortalConfig(Section):
-    """``[portal]``: the resident portal (edge/portal/, README "Resident portal")."""
-
-    enabled: bool = True
-    public_url: str = ""  # base of login links, e.g. "http://192.168.1.10:8080"; "" = request
-    code_digits: int = Field(8, ge=6, le=12)  # one-time login codes
-    code_ttl_h: float = Field(72.0, gt=0, le=24 * 60)
-    session_days: float = Field(90.0, gt=0, le=3650)
-    max_login_failures: int = Field(10, ge=1)  # per client address per 10 minutes
-    phone_tags: tuple[str, ...] = ("phone",)  # content with one of these goes to phones; () = all
-    must_read_tags: tuple[str, ...] = ("must_read", "policy", "emergency")
-    must_read_slots: int = Field(2, ge=0, le=10)  # top feed places kept for unacked must-reads
-    feed_size: int = Field(20, ge=1, le=200)
-    freshness_half_life_h: float = Field(72.0, gt=0)
-    stats_interval_s: float = Field(300.0, ge=1)  # how often reading counts go to the outbox
-    image_widths: tuple[int, ...] = (320, 480, 720, 1080)  # phone image sizes served
-    relay: bool = True  # keep a relay open to the cloud so /r/ works away from home
-    # Login code on the screen of a door (``[[screens]] door``) after a face grant:
-    # "no_session" = only to residents without a live portal session, "always", "off".
-    door_codes: Literal["no_session", "always", "off"] = "no_session"
-    door_code_ttl_min: float = Field(10.0, gt=0, le=24 * 60)
-    door_code_show_s: float = Field(30.0, ge=1, le=600)  # how long the screen shows it
-
-
 class DeviceConfig(BaseModel):
     """Common fields of every door, camera and screen; the rest belongs to its driver."""
 
@@ -225,41 +107,17 @@ class ScreenConfig(DeviceConfig):
     door: str | None = None  # a door id: its face grants show portal login codes here
 
 
-class AccessConfig(Section):
-    """``[access]``: the access engine (edge/access/, README "Doors, cameras and access")."""
+class CoreConfig(Section):
+    """The sections every box has; the composition root (edge/features.py) adds one field
+    per capability (its ``Feature.config``) to make the box's ``Config``."""
 
-    enabled: bool = True
-    sample_fps: float = Field(15.0, gt=0, le=60)  # most frames per second a door examines
-    motion_threshold: float = Field(0.01, ge=0, le=1)  # share of changed pixels that wakes it
-    active_hold_s: float = Field(3.0, ge=0, le=60)  # keep looking this long after motion/face
-    liveness_frames: int = Field(3, ge=1, le=30)  # frames of evidence before a face decision
-    require_liveness: bool = True
-    cooldown_s: float = Field(5.0, ge=0, le=600)  # one person does not re-trigger a door
-    denied_cooldown_s: float = Field(10.0, ge=0, le=600)  # one denied event per face per door
-    qr: bool = True  # read visitor QR codes on door cameras
-    qr_every: int = Field(3, ge=1, le=100)  # try QR on every n-th active frame
-    pin_digits: int = Field(6, ge=4, le=10)
-    pin_max_failures: int = Field(5, ge=1, le=100)  # per door, then the keypad is locked
-    pin_lockout_s: float = Field(60.0, ge=1, le=86400)
-    pass_max_days: int = Field(30, ge=1, le=366)
-    offline_ticket_after_s: float = Field(300.0, ge=0)  # device offline this long: repair ticket
-    health_check_s: float = Field(1.0, gt=0, le=60)
-
-
-class Config(Section):
     box: BoxConfig = BoxConfig()
     store: StoreConfig = StoreConfig()
     mqtt: MqttConfig = MqttConfig()
     api: ApiConfig = ApiConfig()
     logging: LoggingConfig = LoggingConfig()
-    sync: SyncConfig = SyncConfig()
-    player: PlayerConfig = PlayerConfig()
-    face: FaceConfig = FaceConfig()
-    installer: InstallerConfig = InstallerConfig()
-    reports: ReportsConfig = ReportsConfig()
-    tickets: TicketsConfig = TicketsConfig()
-    portal: PortalConfig = PortalConfig()
-    access: AccessConfig = AccessConfig()
+    # Older section names still read (deprecated), set by build_model: {"face": "faces"}.
+    aliases: ClassVar[dict[str, str]] = {}
     doors: tuple[DoorConfig, ...] = ()
     cameras: tuple[CameraConfig, ...] = ()
     screens: tuple[ScreenConfig, ...] = ()
@@ -286,25 +144,83 @@ class Config(Section):
     def devices(self) -> list[tuple[str, DeviceConfig]]:
         return [(kind, d) for kind in DEVICE_KINDS for d in getattr(self, kind)]
 
+    def section(self, cls: type[S]) -> S:
+        """A capability's section by its type: ``config.section(FacesConfig)``."""
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if type(value) is cls:
+                return value
+        raise KeyError(f"no config section of type {cls.__name__}")
 
-def load_config(path: str | Path) -> Config:
+
+C = TypeVar("C", bound=CoreConfig)
+
+
+def build_model(
+    sections: dict[str, type[Section]], aliases: dict[str, str] | None = None
+) -> type[CoreConfig]:
+    """The box's ``Config``: the core sections plus one field per capability section."""
+    fields: dict[str, Any] = {name: (cls, cls()) for name, cls in sections.items()}
+    model = create_model("Config", __base__=CoreConfig, **fields)
+    model.aliases = dict(aliases or {})
+    return model
+
+
+def reparse(like: C, text: str, source: Path | None = None) -> C:
+    """Validate ``text`` into the same model as ``like`` (a capability that edits the box's
+    config, e.g. the installer, without knowing which capabilities the box has)."""
+    return parse_with(type(like), text, source=source)
+
+
+def reload(like: C, path: str | Path) -> C:
+    return load_with(type(like), path)
+
+
+def load_with(
+    model: type[C], path: str | Path, aliases: dict[str, str] | None = None
+) -> C:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config file: {e.strerror}") from e
-    return parse_config(text, source=path)
+    return parse_with(model, text, source=path, aliases=aliases)
 
 
-def parse_config(text: str, source: Path | None = None) -> Config:
+def parse_with(
+    model: type[C],
+    text: str,
+    source: Path | None = None,
+    aliases: dict[str, str] | None = None,
+) -> C:
+    """Validate ``text`` into ``model``. ``aliases`` maps an old section name to its current
+    one (``{"face": "faces"}``; default: the model's own): the old name is still read, with a
+    deprecation warning."""
+    if aliases is None:
+        aliases = model.aliases
     where = str(source) if source else "<config>"
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{where}: not valid TOML: {e}") from e
     lines = _key_lines(text)
+    for old, new in aliases.items():
+        if old not in raw:
+            continue
+        if new in raw:
+            raise ConfigError(
+                f"{where}:{_line_for(lines, (old,))}: [{old}] and [{new}] are the same section;"
+                f" keep [{new}] only"
+            )
+        message = f"{where}: config section [{old}] is now [{new}]; rename it (read as [{new}])"
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        log.warning("%s", message)
+        raw[new] = raw.pop(old)
+        for loc, n in list(lines.items()):
+            if loc[:1] == (old,):
+                lines.setdefault((new, *loc[1:]), n)
     try:
-        config = Config.model_validate(raw)
+        config = model.model_validate(raw)
     except ValidationError as e:
         raise ConfigError(_explain(e, where, lines, ())) from e
     config = _validate_driver_options(config, where, lines)
@@ -320,7 +236,7 @@ def parse_config(text: str, source: Path | None = None) -> Config:
     return config
 
 
-def _validate_driver_options(config: Config, where: str, lines: dict) -> Config:
+def _validate_driver_options(config: C, where: str, lines: dict) -> C:
     from drivers import registry  # drivers import config types; avoid a cycle at import
 
     problems: list[str] = []
@@ -352,7 +268,7 @@ def _validate_driver_options(config: Config, where: str, lines: dict) -> Config:
     return config.model_copy(update=updates)
 
 
-def _check_screen_doors(config: Config, where: str, lines: dict) -> None:
+def _check_screen_doors(config: CoreConfig, where: str, lines: dict) -> None:
     doors = {d.id for d in config.doors}
     bad = [
         f"{where}:{_line_for(lines, ('screens', i, 'door'))}: screens[{i}].door:"

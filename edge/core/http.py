@@ -13,17 +13,29 @@ import platform
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
 from common.version import __version__
+from edge.core.feature import ServiceKey
 from edge.core.service import Service
 from edge.core.standard import StandardError
 
+if TYPE_CHECKING:
+    from edge.core.box import Box
+
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Extra bearer-token checkers (e.g. resident portal sessions): token -> (actor, role) or None.
+Authenticator = Callable[[str], Awaitable[tuple[str, str] | None]]
+
+BOX: web.AppKey[Box] = web.AppKey("box")
+# Paths (exact) and prefixes that need no token; services add theirs (e.g. "/screen/").
+PUBLIC: web.AppKey[set[str]] = web.AppKey("public_paths")
+PUBLIC_PREFIXES: web.AppKey[set[str]] = web.AppKey("public_prefixes")
+AUTHENTICATORS: web.AppKey[list[Authenticator]] = web.AppKey("authenticators")
 
 PUBLIC_PATHS = {"/healthz", "/api/v1/status"}
 
@@ -32,18 +44,15 @@ def json_error(status: int, message: str, **extra: Any) -> web.Response:
     return web.json_response({"error": message, **extra}, status=status)
 
 
-def make_app(box: Any) -> web.Application:
+def make_app(box: Box) -> web.Application:
     app = web.Application(
         middlewares=[_errors, _auth],
         client_max_size=int(box.config.api.max_body_mb * 1024 * 1024),
     )
-    app["box"] = box
-    # Paths (exact) and prefixes that need no token; services add theirs (e.g. "/screen/").
-    app["public_paths"] = set(PUBLIC_PATHS)
-    app["public_prefixes"] = set()
-    # Extra bearer-token checkers (e.g. resident portal sessions): async fn(token) ->
-    # (actor, role) or None. Config tokens are checked first.
-    app["authenticators"] = []
+    app[BOX] = box
+    app[PUBLIC] = set(PUBLIC_PATHS)
+    app[PUBLIC_PREFIXES] = set()
+    app[AUTHENTICATORS] = []  # config tokens are checked first
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/status", status)
     return app
@@ -70,9 +79,9 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
 def _is_public(request: web.Request) -> bool:
     app = request.app
     path = request.path
-    if not path.startswith("/api/") or path in app["public_paths"]:
+    if not path.startswith("/api/") or path in app[PUBLIC]:
         return True
-    return any(path.startswith(p) for p in app["public_prefixes"])
+    return any(path.startswith(p) for p in app[PUBLIC_PREFIXES])
 
 
 @web.middleware
@@ -82,11 +91,11 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         presented = header.removeprefix("Bearer ").strip().encode()
-        for tok in request.app["box"].config.api.tokens:
+        for tok in request.app[BOX].config.api.tokens:
             if hmac.compare_digest(presented, tok.token.encode()):
                 request["actor"], request["role"] = tok.name, tok.role
         if request["actor"] is None:
-            for check in request.app["authenticators"]:
+            for check in request.app[AUTHENTICATORS]:
                 if found := await check(presented.decode()):
                     request["actor"], request["role"] = found
                     break
@@ -108,7 +117,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def status(request: web.Request) -> web.Response:
-    box = request.app["box"]
+    box = request.app[BOX]
     store = box.store
     import cv2
     import numpy
@@ -143,7 +152,7 @@ class ApiServer(Service):
 
     name = "api"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
         self.runner: web.AppRunner | None = None
         self.port: int | None = None
@@ -165,3 +174,6 @@ class ApiServer(Service):
 
     def status(self) -> dict[str, Any]:
         return {"listen": f"{self.box.config.api.host}:{self.port}"}
+
+
+API: ServiceKey[ApiServer] = ServiceKey("api")

@@ -7,11 +7,12 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from edge.daemon import Box
+    from edge.core.box import Box
 
 
 class Service:
-    """Started in the order the daemon lists them, stopped in reverse.
+    """Started in the order their features' ``after`` keys give (edge/core/feature.py),
+    stopped in reverse.
 
     ``__init__`` may add HTTP routes and command handlers (nothing is running yet);
     ``start`` must return promptly, leaving long work to tasks; ``stop`` must finish in

@@ -11,19 +11,8 @@ from pathlib import Path
 
 import click
 
+from edge.core.cli import config_option, load
 from edge.faces import weights as vmodels
-
-
-def _config(config_path: Path):
-    from edge.cli import load
-
-    return load(config_path)
-
-
-def _config_option():
-    from edge.cli import config_option
-
-    return config_option
 
 
 @click.group("resident")
@@ -32,7 +21,7 @@ def resident() -> None:
 
 
 @resident.command("add")
-@_config_option()
+@config_option
 @click.argument("resident_id")
 @click.option("--name", required=True)
 @click.option("--building", default=None)
@@ -56,7 +45,7 @@ def resident_add(
     from edge.core.store.core import StoreError
     from edge.faces import store as sf
 
-    config = _config(config_path)
+    config = load(config_path)
     try:
         rec = Resident(
             id=resident_id, name=name, building=building, unit=unit, room=room, doors=list(doors)
@@ -75,7 +64,7 @@ def resident_add(
 
 
 @resident.command("enroll")
-@_config_option()
+@config_option
 @click.argument("resident_id")
 @click.argument(
     "photos", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -89,13 +78,13 @@ def resident_enroll(config_path: Path, resident_id: str, photos: tuple[Path, ...
     from edge.faces.pipeline import FacePipeline
     from edge.faces.service import model_dir
 
-    config = _config(config_path)
+    config = load(config_path)
     store = Store(config.db_path, box_id=config.box.id)
     try:
         if sf.get_resident(store, resident_id) is None:
             raise click.ClickException(f"no resident {resident_id}; add it with `resident add`")
         try:
-            pipeline = FacePipeline(config.face, model_dir(config))
+            pipeline = FacePipeline(config.faces, model_dir(config))
         except vmodels.ModelError as e:
             raise click.ClickException(str(e)) from e
         tids, rids, mat = sf.load_matrix(store)
@@ -125,14 +114,14 @@ def resident_enroll(config_path: Path, resident_id: str, photos: tuple[Path, ...
 
 
 @resident.command("delete")
-@_config_option()
+@config_option
 @click.argument("resident_id")
 def resident_delete(config_path: Path, resident_id: str) -> None:
     """Delete a resident and all their templates."""
     from edge.core.store import Store
     from edge.faces import store as sf
 
-    config = _config(config_path)
+    config = load(config_path)
     store = Store(config.db_path, box_id=config.box.id)
     try:
         n = sf.delete_resident(store, resident_id)
@@ -144,14 +133,14 @@ def resident_delete(config_path: Path, resident_id: str) -> None:
 
 
 @resident.command("list")
-@_config_option()
+@config_option
 @click.option("--json", "as_json", is_flag=True)
 def resident_list(config_path: Path, as_json: bool) -> None:
     """List residents with their template counts."""
     from edge.core.store import Store
     from edge.faces import store as sf
 
-    config = _config(config_path)
+    config = load(config_path)
     store = Store(config.db_path, box_id=config.box.id)
     rows = sf.list_residents(store)
     store.close()

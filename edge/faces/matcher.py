@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.core.config import FaceConfig
+from edge.faces.config import FacesConfig
 from edge.faces.gallery import Gallery
 
 
@@ -26,12 +26,12 @@ class Match:
     reason: str
 
 
-def effective_threshold(cfg: FaceConfig, negatives: int) -> float:
+def effective_threshold(cfg: FacesConfig, negatives: int) -> float:
     return cfg.threshold + min(cfg.negative_cap, cfg.negative_step * negatives)
 
 
 def match(
-    gallery: Gallery, emb: np.ndarray, negatives: dict[str, np.ndarray], cfg: FaceConfig
+    gallery: Gallery, emb: np.ndarray, negatives: dict[str, np.ndarray], cfg: FacesConfig
 ) -> Match:
     hit = gallery.search(emb)
     if hit is None:

@@ -1,6 +1,6 @@
 """FacePipeline: the one object other capabilities use (``box.service("faces").pipeline``).
 
-    pipeline = FacePipeline(config.face, model_dir)      # verifies and loads the models
+    pipeline = FacePipeline(config.faces, model_dir)      # verifies and loads the models
     result = await pipeline.analyse(frame_bgr)            # faces, quality, embeddings
     decision = await pipeline.identify(frame_bgr)         # who is it (or why not)
     tracker = pipeline.liveness_tracker()                 # one per camera
@@ -35,10 +35,10 @@ import cv2
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from edge.core.config import FaceConfig
 from edge.core.standard import new_id
 from edge.faces import weights
 from edge.faces.align import align
+from edge.faces.config import FacesConfig
 from edge.faces.detect import BlazeFaceDetector, Detector, YuNetDetector
 from edge.faces.embed import SFaceEmbedder
 from edge.faces.gallery import Gallery
@@ -82,7 +82,9 @@ def _ms(t0: float) -> float:
 
 
 class FacePipeline:
-    def __init__(self, cfg: FaceConfig, model_dir: Path, *, gallery: Gallery | None = None) -> None:
+    def __init__(
+        self, cfg: FacesConfig, model_dir: Path, *, gallery: Gallery | None = None
+    ) -> None:
         self.cfg = cfg
         threadpool_limits(limits=BLAS_THREADS, user_api="blas")  # see the module doc
         paths = weights.verify(model_dir, weights.required(cfg.detector, cfg.blazeface_range))
@@ -132,7 +134,7 @@ class FacePipeline:
     def liveness_tracker(
         self, anti_spoof: AntiSpoof | None = None, frames: int | None = None
     ) -> LivenessTracker:
-        """A tracker for one camera; ``frames`` overrides ``[face] liveness_frames``."""
+        """A tracker for one camera; ``frames`` overrides ``[faces] liveness_frames``."""
         return LivenessTracker(
             self.cfg.liveness_threshold, frames or self.cfg.liveness_frames, anti_spoof
         )
@@ -281,7 +283,7 @@ def _total(timings: dict[str, float], t0: float) -> dict[str, float]:
     return timings
 
 
-def _quality_detail(q: Quality, cfg: FaceConfig) -> str:
+def _quality_detail(q: Quality, cfg: FacesConfig) -> str:
     m = q.metrics
     return {
         "face_too_small": f"face too small: eyes {m.get('eye_px')} px apart, need {cfg.min_eye_px}",

@@ -2,7 +2,7 @@
 
 The gates reject what would make a poor template or an unreliable match: a face too small to
 carry detail, a blurred one, one turned away, one too dark or blown out, or a doubtful
-detection. Limits come from ``[face]`` in the config.
+detection. Limits come from ``[faces]`` in the config.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import math
 import cv2
 import numpy as np
 
-from edge.core.config import FaceConfig
+from edge.faces.config import FacesConfig
 from edge.faces.types import Face, Quality
 
 
 def assess(
-    face: Face, frame_size: tuple[int, int], aligned: np.ndarray, cfg: FaceConfig
+    face: Face, frame_size: tuple[int, int], aligned: np.ndarray, cfg: FacesConfig
 ) -> Quality:
     lm = face.landmarks
     eye_px = face.eye_distance

@@ -105,7 +105,7 @@ class _Handlers:
     def _need_pipeline(self) -> None:
         if self.svc.pipeline is None:
             raise web.HTTPServiceUnavailable(
-                text='{"error": "face recognition is disabled ([face] enabled = false)"}',
+                text='{"error": "face recognition is disabled ([faces] enabled = false)"}',
                 content_type="application/json",
             )
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edge.core.config import Config
+from edge.core.config import CoreConfig
 from edge.core.service import Service, cancel
 from edge.faces import routes, weights
 from edge.faces import store as store_faces
@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 POLL_S = 1.0
 
 
-def model_dir(config: Config) -> Path:
-    d = config.face.model_dir
+def model_dir(config: CoreConfig) -> Path:
+    d = config.faces.model_dir
     if d is None:
         return weights.default_model_dir()
     if not d.is_absolute() and config.source is not None:
@@ -53,13 +53,13 @@ class FacesService(Service):
 
     @property
     def enabled(self) -> bool:
-        return self.box.config.face.enabled
+        return self.box.config.faces.enabled
 
     async def start(self) -> None:
         if not self.enabled:
-            log.info("face recognition disabled ([face] enabled = false)")
+            log.info("face recognition disabled ([faces] enabled = false)")
             return
-        cfg = self.box.config.face
+        cfg = self.box.config.faces
         mdir = model_dir(self.box.config)
         t0 = time.perf_counter()
         try:
@@ -134,7 +134,7 @@ class FacesService(Service):
         g = self.pipeline.gallery
         return {
             "enabled": True,
-            "detector": self.box.config.face.detector,
+            "detector": self.box.config.faces.detector,
             "templates": len(g),
             "residents": g.residents,
             "gallery_mb": round(g.nbytes() / 1e6, 1),

@@ -61,7 +61,7 @@ class Decision:
     threshold: float | None = None  # the effective threshold applied to the candidate
     faces: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
-    thumbnail_jpeg: bytes | None = None  # only with [face] keep_thumbnails = true
+    thumbnail_jpeg: bytes | None = None  # only with [faces] keep_thumbnails = true
 
     @property
     def matched(self) -> bool:

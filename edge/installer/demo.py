@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import click
 
+from edge.core.demo import say
 from edge.installer.doctor import Doctor, format_row, summary
 
 
 async def step_installer(d) -> None:  # d: edge.demo.Demo (imported lazily)
-    from edge.demo import say
-
     say(
         "Commissioning: qilu-edge doctor",
         f"the same checks an installer runs on site: qilu-edge doctor -c {d.work_dir}/edge.toml",

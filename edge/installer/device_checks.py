@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from edge.core.config import Config
+from edge.core.config import CoreConfig
 
 FPS_SETTLE_S = 1.5  # after the first frame, wait this long at most for an fps estimate
 NO_FACE_HINT = (
@@ -29,7 +29,7 @@ NO_FACE_HINT = (
 class FaceProbe:
     """The face pipeline for the doctor's run (the daemon's own, or one built on demand)."""
 
-    def __init__(self, config: Config, box: Any = None) -> None:
+    def __init__(self, config: CoreConfig, box: Any = None) -> None:
         self.config = config
         self.box = box
         self._pipeline: Any = None
@@ -46,7 +46,7 @@ class FaceProbe:
     async def _load(self) -> None:
         face = getattr(self.config, "face", None)
         if face is None or not face.enabled:
-            self._why_not = "face recognition off ([face] enabled = false)"
+            self._why_not = "face recognition off ([faces] enabled = false)"
             return
         if self.box is not None:
             try:
@@ -97,7 +97,7 @@ async def camera_frame(drv: Any, budget_s: float, faces: FaceProbe) -> tuple[str
     )
 
 
-async def screen_player(config: Config, box: Any, screen_id: str) -> tuple[str, str, str]:
+async def screen_player(config: CoreConfig, box: Any, screen_id: str) -> tuple[str, str, str]:
     """(detail, status, hint) for one configured screen's player page."""
     page = f"http://<box>:{config.api.port or 8080}/screen/{screen_id}"
     hint = f"open {page} in the screen's browser (kiosk mode) and keep it on the network"
@@ -123,7 +123,7 @@ async def screen_player(config: Config, box: Any, screen_id: str) -> tuple[str, 
     return await _screen_via_api(config, screen_id, hint)
 
 
-async def _screen_via_api(config: Config, screen_id: str, hint: str) -> tuple[str, str, str]:
+async def _screen_via_api(config: CoreConfig, screen_id: str, hint: str) -> tuple[str, str, str]:
     tokens = [t.token for t in config.api.tokens]
     if not tokens:
         return "player check needs a [[api.tokens]] entry to ask the daemon", "warn", hint

@@ -97,7 +97,7 @@ class InstallerWeb(Service):
             return json_error(409, "this box runs without a config file; nothing to edit")
         try:
             text = await asyncio.to_thread(source.read_text, encoding="utf-8")
-            new_text, _ = setup_edit.apply(text, source, body)
+            new_text, _ = setup_edit.apply(text, source, body, self.box.config)
         except (ConfigError, ValueError) as e:
             msg = str(e)
             field = _field_of(msg)

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from edge.cli import open_store
+from edge.core.cli import open_store
 from edge.portal.codes import link_base, login_link
 
 CONFIG = click.option(
@@ -62,7 +62,7 @@ def code_cmd(
 def _base(config: Any) -> str:
     """Printed and CLI links: through the cloud once provisioned (cards last for days and
     phones are often on mobile data), else the box's own address."""
-    from cloudsync.relay import away_url
+    from common.relay import away_url
     from edge.sync.identity import identity_path, load
 
     away = None

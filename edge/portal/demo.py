@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import click
 
-from edge.demo import Demo, say
+from edge.core.demo import Demo, say
 
 
 async def _call(s: aiohttp.ClientSession, method: str, url: str, **kw: Any) -> Any:

@@ -22,17 +22,18 @@ from typing import Any
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from cloudsync import relay as proto
+from common import relay as proto
 from edge.core.service import Service, cancel
 
 log = logging.getLogger(__name__)
 KEY_HEADER, CLIENT_HEADER = "X-Qilu-Relay", "X-Qilu-Relay-Client"
+RELAY_KEY = web.AppKey("relay_key", str)  # the secret the relay presents (client_of)
 CONCURRENCY = 8  # requests replayed at once; a small box serves a few phones at a time
 
 
 def client_of(request: web.Request) -> str:
     """The resident's address: the relayed one if the relay vouches for it, else the peer's."""
-    key = request.app.get("relay_key", "")
+    key = request.app.get(RELAY_KEY, "")
     given = request.headers.get(KEY_HEADER, "")
     if key and given and hmac.compare_digest(given, key):
         return "relay:" + request.headers.get(CLIENT_HEADER, "")
@@ -46,7 +47,7 @@ class PortalRelay(Service):
         super().__init__(box)
         self.cfg = box.config.portal
         self.key = secrets.token_urlsafe(24)
-        box.http["relay_key"] = self.key
+        box.http[RELAY_KEY] = self.key
         self.connected = False
         self.served = 0
         self.last_error = ""

@@ -20,7 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.core.http import json_error, require_staff
+from edge.core.http import AUTHENTICATORS, PUBLIC, json_error, require_staff
 from edge.core.service import Service, cancel
 from edge.core.standard import BoardPost, CommunityEvent, ContentItem, new_id
 from edge.portal import bodies as m
@@ -50,8 +50,8 @@ class PortalService(Service):
         if not self.cfg.enabled:
             return
         app = box.http
-        app["authenticators"].append(self.authenticate)
-        app["public_paths"].add("/api/v1/portal/login")
+        app[AUTHENTICATORS].append(self.authenticate)
+        app[PUBLIC].add("/api/v1/portal/login")
         r = app.router
         r.add_post("/api/v1/portal/login", self.http_login)
         r.add_post("/api/v1/portal/logout", self.http_logout)

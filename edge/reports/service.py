@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from edge.core.commands import CommandError
-from edge.core.http import json_error, require_staff
+from edge.core.http import PUBLIC_PREFIXES, json_error, require_staff
 from edge.core.service import Service
 from edge.core.standard import Command, Report, new_id, now
 from edge.reports import store as db
@@ -39,7 +39,7 @@ class ReportsService(Service):
         self._warm: asyncio.Task | None = None
         app = box.http
         for prefix in ("/api/v1/reports", "/api/v1/taxonomy"):
-            app["public_prefixes"].add(prefix)  # residents submit; staff checks inside
+            app[PUBLIC_PREFIXES].add(prefix)  # residents submit; staff checks inside
         app.router.add_post("/api/v1/reports", self.http_submit)
         app.router.add_post("/api/v1/reports/classify", self.http_classify)
         app.router.add_get("/api/v1/reports", self.http_list)

@@ -17,10 +17,10 @@ import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
 
-from edge.core.config import ReportsConfig
 from edge.core.standard import Alert, Report, new_id
 from edge.core.store.core import Store
 from edge.reports import store as db
+from edge.reports.config import ReportsConfig
 from edge.reports.store import iso
 
 _NOT_TEXT = re.compile(r"[\W_]+", re.UNICODE)

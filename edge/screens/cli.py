@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from edge.core.cli import DEFAULT_CONFIG, load
+
 config_option = click.option(
     "-c",
     "--config",
@@ -31,8 +33,6 @@ def _call(
     raw: bytes | None = None,
     ctype: str = "application/json",
 ) -> Any:
-    from edge.cli import DEFAULT_CONFIG, load
-
     cfg = load(config_path or Path(DEFAULT_CONFIG))
     if not cfg.api.tokens:
         raise click.ClickException("no [[api.tokens]] in the config to call the box with")

@@ -18,6 +18,7 @@ from typing import Any
 import aiohttp
 import click
 
+from edge.core.demo import say
 from edge.core.standard import AccessEvent, new_id
 
 BIN = Path(sys.executable).parent
@@ -59,8 +60,6 @@ async def _get(s: aiohttp.ClientSession, url: str, token: str) -> Any:
 
 
 async def step_cloud_sync(d: Any) -> None:
-    from edge.demo import say
-
     cloud_dir = d.work_dir.resolve() / "cloud"
     await asyncio.to_thread(shutil.rmtree, cloud_dir, True)
     await asyncio.to_thread(cloud_dir.mkdir, parents=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from edge.core.config import Config
+from edge.core.config import CoreConfig
 from edge.sync import store as ob
 
 HINT = (
@@ -15,7 +15,7 @@ HINT = (
 )
 
 
-async def quarantine_outcome(config: Config, box: Any = None) -> tuple[str, str, str]:
+async def quarantine_outcome(config: CoreConfig, box: Any = None) -> tuple[str, str, str]:
     """(status, detail, hint): pass when the quarantine is empty, warn when records wait."""
     if box is not None:  # inside the daemon: its own store
         rows = await box.store.run(ob.quarantine_list, box.store.sync, 5)
@@ -34,7 +34,7 @@ async def quarantine_outcome(config: Config, box: Any = None) -> tuple[str, str,
     return "warn", detail, HINT
 
 
-def _read(config: Config) -> tuple[list[dict], int]:
+def _read(config: CoreConfig) -> tuple[list[dict], int]:
     from edge.core.store import Store
 
     store = Store(config.db_path, box_id=config.box.id)

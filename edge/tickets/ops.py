@@ -6,11 +6,11 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from edge.core.config import TicketsConfig
 from edge.core.standard import RepairTicket, new_id, now
 from edge.core.store.core import Store
 from edge.reports.store import insert_photo, iso
 from edge.tickets import store as db
+from edge.tickets.config import TicketsConfig
 from edge.tickets.machine import TransitionError, next_status
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from edge.core.commands import CommandError
-from edge.core.http import json_error, require_staff
+from edge.core.http import PUBLIC_PREFIXES, json_error, require_staff
 from edge.core.service import Service, cancel
 from edge.core.standard import Alert, Command, RepairTicket, new_id, now
 from edge.reports import store as rdb
@@ -37,7 +37,7 @@ class TicketsService(Service):
         self._task: asyncio.Task | None = None
         self.overdue_alerts = 0
         app = box.http
-        app["public_prefixes"].add("/api/v1/tickets")  # residents submit; staff checks inside
+        app[PUBLIC_PREFIXES].add("/api/v1/tickets")  # residents submit; staff checks inside
         app.router.add_post("/api/v1/tickets", self.http_create)
         app.router.add_get("/api/v1/tickets", self.http_list)
         app.router.add_get("/api/v1/tickets/faults", self.http_faults)

@@ -140,7 +140,9 @@ async def test_a_stuck_service_does_not_keep_the_others_from_stopping(
     import asyncio
 
     from edge import daemon as daemon_mod
+    from edge.core.feature import Feature, ServiceKey, ServiceSpec
     from edge.core.service import Service
+    from edge.features import FEATURES
 
     class Stuck(Service):
         name = "stuck"
@@ -149,8 +151,8 @@ async def test_a_stuck_service_does_not_keep_the_others_from_stopping(
             await asyncio.Event().wait()  # never returns
 
     monkeypatch.setattr(daemon_mod, "SERVICE_STOP_S", 0.2)
-    monkeypatch.setattr(daemon_mod, "SERVICES", [Stuck, *daemon_mod.SERVICES])
-    d = daemon_mod.Daemon(make_config(extra="[face]\nenabled = false\n"))
+    stuck = Feature("stuck", services=(ServiceSpec(ServiceKey("stuck"), Stuck),))
+    d = daemon_mod.Daemon(make_config(extra="[faces]\nenabled = false\n"), [stuck, *FEATURES])
     box = await d.start()
     store = box.store.sync
     async with asyncio.timeout(10):

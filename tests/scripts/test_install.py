@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from common.version import __version__
-from edge.core.config import parse_config
+from edge.features import parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 

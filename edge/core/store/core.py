@@ -24,6 +24,7 @@ from typing import Any
 
 import sqlite_utils
 
+from common.sql import sql_statements
 from edge.core.standard import Record
 
 log = logging.getLogger(__name__)
@@ -367,22 +368,6 @@ class Store:
 def _row(rec: Record) -> dict[str, Any]:
     # Lists and dicts become JSON text columns; sqlite-utils does that for us on insert.
     return rec.model_dump(mode="json")
-
-
-def sql_statements(sql: str) -> Iterator[str]:
-    """Split a migration into statements (sqlite3 runs one per execute; executescript would
-    commit the transaction the migration runs in). The cloud's SQLite migrations use it too."""
-    buf = ""
-    for line in sql.splitlines(keepends=True):
-        if line.lstrip().startswith("--"):
-            continue
-        buf += line
-        if sqlite3.complete_statement(buf):
-            if buf.strip():
-                yield buf.strip()
-            buf = ""
-    if buf.strip():
-        raise ValueError(f"incomplete SQL statement in migration: {buf.strip()[:80]}")
 
 
 def check_file(db_path: str | Path) -> str:

@@ -11,8 +11,8 @@ import edge.demo
 from edge.access import passes
 from edge.access import store as db
 from edge.access.demo import DOOR, step_face_doors
-from edge.core.config import load_config
 from edge.core.store import Store
+from edge.features import load_config
 
 
 async def test_demo_step_face_doors(tmp_path: Path, monkeypatch, capsys) -> None:

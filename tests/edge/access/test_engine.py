@@ -14,10 +14,10 @@ import pytest
 
 from edge.access import store as db
 from edge.access.passes import qr_frame
-from edge.core.config import FaceConfig
 from edge.core.standard import Command
 from edge.core.store import Store
 from edge.faces import weights
+from edge.faces.config import FacesConfig
 from edge.faces.pipeline import FacePipeline
 from tests.conftest import STAFF_TOKEN, api_url, free_port
 from tests.drivers.doors.relay_peers import RelayBoard
@@ -28,7 +28,7 @@ H = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 
 @pytest.fixture(scope="module")
 def pipeline():
-    p = FacePipeline(FaceConfig(), weights.default_model_dir())
+    p = FacePipeline(FacesConfig(), weights.default_model_dir())
     yield p
     p.close()
 

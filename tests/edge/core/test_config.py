@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.core.config import ConfigError, load_config, parse_config
+from edge.core.config import ConfigError
+from edge.features import load_config, parse_config
 
 ROOT = Path(__file__).resolve().parents[3]
 

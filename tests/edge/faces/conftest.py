@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from edge.access import synthetic
-from edge.core.config import FaceConfig
 from edge.faces import weights
+from edge.faces.config import FacesConfig
 from edge.faces.pipeline import FacePipeline
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -56,7 +56,7 @@ def model_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def pipeline(model_dir: Path) -> FacePipeline:
-    p = FacePipeline(FaceConfig(), model_dir)
+    p = FacePipeline(FacesConfig(), model_dir)
     yield p
     p.close()
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edge.core.config import FaceConfig
+from edge.faces.config import FacesConfig
 from edge.faces.pipeline import FacePipeline
 from tests.edge.access.helpers import head_turn
 
@@ -29,7 +29,7 @@ class CountingDetector:
 
 @pytest.fixture(scope="module")
 def door(model_dir: Path, img):
-    p = FacePipeline(FaceConfig(), model_dir)
+    p = FacePipeline(FacesConfig(), model_dir)
     enrol = p.analyse_sync(door_frame(img("obama2.jpg")), max_faces=1).faces[0]
     p.gallery.add("t-obama", "r-obama", enrol.embedding)
     p.detector = CountingDetector(p.detector)

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.core.config import FaceConfig
+from edge.faces.config import FacesConfig
 from edge.faces.gallery import Gallery
 from edge.faces.matcher import match
 from edge.faces.pipeline import FacePipeline
@@ -103,9 +103,9 @@ def test_margin_refuses_two_lookalike_identities() -> None:
     noise = rng.normal(size=128).astype(np.float32) * 0.02
     g.add("t1", "twin-a", base)
     g.add("t2", "twin-b", (base + noise) / np.linalg.norm(base + noise))
-    m = match(g, base, {}, FaceConfig(margin=0.05))
+    m = match(g, base, {}, FacesConfig(margin=0.05))
     assert m.reason == "ambiguous" and m.resident_id is None
-    m = match(g, base, {}, FaceConfig(margin=0.0))
+    m = match(g, base, {}, FacesConfig(margin=0.0))
     assert m.reason == "match" and m.resident_id == "twin-a"
 
 
@@ -152,8 +152,8 @@ def test_duplicate_person_warning(enrolled: FacePipeline, img) -> None:
 
 def test_thumbnails_only_when_configured(model_dir, img) -> None:
     frame = frame_640(img("person_b_2.jpg"))
-    off = FacePipeline(FaceConfig(), model_dir)
-    on = FacePipeline(FaceConfig(keep_thumbnails=True), model_dir)
+    off = FacePipeline(FacesConfig(), model_dir)
+    on = FacePipeline(FacesConfig(keep_thumbnails=True), model_dir)
     try:
         assert off.identify_sync(frame).thumbnail_jpeg is None
         thumb = on.identify_sync(frame).thumbnail_jpeg
@@ -164,7 +164,7 @@ def test_thumbnails_only_when_configured(model_dir, img) -> None:
 
 
 def test_blazeface_detector_finds_and_matches(model_dir, img) -> None:
-    p = FacePipeline(FaceConfig(detector="blazeface"), model_dir)
+    p = FacePipeline(FacesConfig(detector="blazeface"), model_dir)
     try:
         _enrol(p, p.gallery, "r-ardern", img("person_b_1.jpg"))
         _enrol(p, p.gallery, "r-obama", img("obama.jpg"))

@@ -107,7 +107,7 @@ async def test_wrong_match_report_raises_the_bar(make_config, run_box, photos: P
         r = await s.post(f"{url}/api/v1/faces/wrong-match", json={"decision_id": d["id"]})
         body = await r.json()
         assert r.status == 200 and body["negatives"] == 1
-        assert body["effective_threshold"] > box.config.face.threshold
+        assert body["effective_threshold"] > box.config.faces.threshold
         d2 = await _identify(s, url, photos / "obama2.jpg")
         assert d2["resident_id"] is None and d2["reason"] == "negative_example"
         r = await s.post(f"{url}/api/v1/faces/wrong-match", json={"decision_id": "fd-nope"})
@@ -201,7 +201,7 @@ async def test_bad_model_file_stops_start_up(
         sface.unlink()
     else:  # another (valid) model file under the expected name
         shutil.copy(mdir / "face_detection_yunet_2023mar_int8bq.onnx", sface)
-    config = make_config(extra=f'\n[face]\nmodel_dir = "{mdir}"\n')
+    config = make_config(extra=f'\n[faces]\nmodel_dir = "{mdir}"\n')
     with pytest.raises(Exception) as exc:
         await run_box(config)
     msg = str(exc.value)
@@ -219,7 +219,7 @@ def test_models_verify_cli_and_refused_download(tmp_path: Path) -> None:
 
 
 async def test_disabled_faces_service(make_config, run_box) -> None:
-    box = await run_box(make_config(extra="\n[face]\nenabled = false\n"))
+    box = await run_box(make_config(extra="\n[faces]\nenabled = false\n"))
     assert box.service("faces").pipeline is None
     async with aiohttp.ClientSession(headers=H) as s:
         r = await s.post(f"{api_url(box)}/api/v1/faces/identify", data=aiohttp.FormData({"a": "b"}))

@@ -17,11 +17,11 @@ import pytest
 from edge.access import store as access_db
 from edge.access import synthetic
 from edge.access.demo import camera_link, show
-from edge.core.config import FaceConfig
 from edge.core.standard import Resident
 from edge.core.store import Store
 from edge.faces import store as store_faces
 from edge.faces import weights
+from edge.faces.config import FacesConfig
 from edge.faces.pipeline import FacePipeline
 from edge.portal import store as db
 from tests.conftest import api_url
@@ -70,7 +70,7 @@ tags = ["outdoor"]
 
 @pytest.fixture(scope="module")
 def pipeline():
-    p = FacePipeline(FaceConfig(), weights.default_model_dir())
+    p = FacePipeline(FacesConfig(), weights.default_model_dir())
     yield p
     p.close()
 
@@ -183,7 +183,8 @@ async def test_face_grant_shows_a_login_code_on_the_door_screen(
 
 
 def test_a_screen_names_a_configured_door() -> None:
-    from edge.core.config import ConfigError, parse_config
+    from edge.core.config import ConfigError
+    from edge.features import parse_config
 
     text = '[[doors]]\nid = "d-1"\ntype = "sim"\n\n[[screens]]\nid = "s-1"\ntype = "sim"\n'
     assert parse_config(text + 'door = "d-1"\n').screens[0].door == "d-1"

@@ -18,10 +18,10 @@ from click.testing import CliRunner
 from cloudsync import relay as proto
 from edge.access import store as access_db
 from edge.cli import main
-from edge.core.config import parse_config
 from edge.core.standard import Resident
 from edge.core.store import Store
 from edge.faces import store as store_faces
+from edge.features import parse_config
 from tests.cloudsync.helpers import Cloud, cli_provision, start_cloud, wait_for
 from tests.conftest import api_url, box_toml, free_port
 from tests.drivers.doors.relay_peers import RelayBoard
