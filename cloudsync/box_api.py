@@ -12,10 +12,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from cloudsync.app import BLOBS, FEED, KEYS, MAX_RECORD, STORAGE, api, err
-from cloudsync.routing import ok
+from cloudsync.context import CLOUD, err
+from cloudsync.routing import Api, ok
 from cloudsync.storage.base import BadRecord, utcnow
 from common import protocol as p
+
+api = Api()  # this module's route table (cloudsync/app.py includes it)
 
 
 class ProvisionResult(BaseModel):
@@ -36,9 +38,9 @@ class ProvisionResult(BaseModel):
     responses={409: "Claim code unknown, used or expired"},
 )
 async def provision(request: web.Request, q: None, body: p.ProvisionRequest) -> web.Response:
-    storage = request.app[STORAGE]
+    storage = request.app[CLOUD].storage
     box_id = f"box-{secrets.token_hex(6)}"
-    stored, secret = request.app[KEYS].new(box_id)
+    stored, secret = request.app[CLOUD].keys.new(box_id)
     code_hash = hashlib.sha256(body.claim_code.strip().encode()).hexdigest()
     try:
         area = await storage.claim_use(code_hash, box_id, stored, body.name, body.software_version)
@@ -61,14 +63,14 @@ async def provision(request: web.Request, q: None, body: p.ProvisionRequest) -> 
 )
 async def upload(request: web.Request, q: None, body: p.UploadBatch) -> web.Response:
     box = request["box"]
-    limit = request.app[MAX_RECORD]
+    limit = request.app[CLOUD].max_record_chars
     if limit < p.PAYLOAD_MAX:  # this cloud takes smaller records than the protocol allows
         for i, r in enumerate(body.records):
             if len(r["payload"]) > limit:
                 raise BadRecord(
                     i, r["seq"], "payload", f"longer than this cloud's {limit} characters"
                 )
-    stored, dupes, acked = await request.app[STORAGE].upload(
+    stored, dupes, acked = await request.app[CLOUD].storage.upload(
         box["id"], body.floor, body.records, request["nonce"]
     )
     return ok({"stored": stored, "duplicates": dupes, "acked_through": acked})
@@ -95,7 +97,7 @@ class FeedResult(BaseModel):
     response=FeedResult,
 )
 async def feed(request: web.Request, q: FeedQuery, body: None) -> web.Response:
-    storage, waiter = request.app[STORAGE], request.app[FEED]
+    storage, waiter = request.app[CLOUD].storage, request.app[CLOUD].feed
     box_id = request["box"]["id"]
     deadline = time.monotonic() + q.wait
     while True:
@@ -118,7 +120,7 @@ async def feed(request: web.Request, q: FeedQuery, body: None) -> web.Response:
     body=p.Heartbeat,
 )
 async def heartbeat(request: web.Request, q: None, body: p.Heartbeat) -> web.Response:
-    await request.app[STORAGE].box_heartbeat(
+    await request.app[CLOUD].storage.box_heartbeat(
         request["box"]["id"],
         body.software_version,
         body.devices,
@@ -144,10 +146,10 @@ class RotateResult(BaseModel):
 )
 async def rotate(request: web.Request, q: None, body: None) -> web.Response:
     box = request["box"]
-    stored, secret = request.app[KEYS].new(box["id"], box["secret"])
+    stored, secret = request.app[CLOUD].keys.new(box["id"], box["secret"])
     # Keep the secret the box signed with as previous: if this answer is lost, the box
     # still gets in with what it has, and may simply rotate again.
-    await request.app[STORAGE].box_set_secret(box["id"], stored, request["signed_with"])
+    await request.app[CLOUD].storage.box_set_secret(box["id"], stored, request["signed_with"])
     return ok({"secret": secret})
 
 
@@ -159,18 +161,19 @@ async def rotate(request: web.Request, q: None, body: None) -> web.Response:
     auth="box_or_ops",
     responses={404: "No such blob", 206: "Partial content"},
 )
+
 async def blob(request: web.Request, q: None, body: None) -> web.StreamResponse:
     return await serve_blob(request)
 
 
 async def serve_blob(request: web.Request) -> web.StreamResponse:
     sha = request.match_info["sha256"]
-    blobs = request.app[BLOBS]
+    blobs = request.app[CLOUD].blobs
     try:
         path = blobs.path(sha)
     except ValueError as e:
         return err(400, str(e))
-    meta: dict[str, Any] | None = await request.app[STORAGE].content_get(sha)
+    meta: dict[str, Any] | None = await request.app[CLOUD].storage.content_get(sha)
     if meta is None or not await asyncio.to_thread(path.exists):
         return err(404, f"no blob {sha}")
     # FileResponse answers Range / If-Range with 206 and sends the file with sendfile.

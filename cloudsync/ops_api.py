@@ -17,9 +17,11 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from cloudsync.app import BLOBS, FEED, STORAGE, api, err
 from cloudsync.box_api import serve_blob
-from cloudsync.routing import BadRequest, ok
+from cloudsync.context import CLOUD, err
+from cloudsync.routing import Api, BadRequest, ok
+
+api = Api()  # this module's route table (cloudsync/app.py includes it)
 
 AREA_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 BOX_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
@@ -40,7 +42,7 @@ def require_admin(request: web.Request) -> str:
 
 
 async def area_in_scope(request: web.Request, area_id: str) -> dict[str, Any]:
-    area = await request.app[STORAGE].area_get(area_id)
+    area = await request.app[CLOUD].storage.area_get(area_id)
     if area is None or not area["path"].startswith(scope(request)):
         raise web.HTTPNotFound(
             text=json.dumps({"error": f"no area {area_id!r} in your scope"}),
@@ -50,7 +52,7 @@ async def area_in_scope(request: web.Request, area_id: str) -> dict[str, Any]:
 
 
 async def box_in_scope(request: web.Request, box_id: str) -> dict[str, Any]:
-    box = await request.app[STORAGE].box_get(box_id)
+    box = await request.app[CLOUD].storage.box_get(box_id)
     if box is None or not box["area_path"].startswith(scope(request)):
         raise web.HTTPNotFound(
             text=json.dumps({"error": f"no box {box_id!r} in your scope"}),
@@ -88,7 +90,7 @@ class AreasQuery(Page):
     query=AreasQuery,
 )
 async def areas(request: web.Request, q: AreasQuery, body: None) -> web.Response:
-    rows = await request.app[STORAGE].areas_list(scope(request), q.level, q.after, q.limit)
+    rows = await request.app[CLOUD].storage.areas_list(scope(request), q.level, q.after, q.limit)
     return ok({"items": rows, "next": rows[-1]["id"] if len(rows) == q.limit else None})
 
 
@@ -115,7 +117,8 @@ async def create_area(request: web.Request, q: None, body: NewArea) -> web.Respo
             return err(403, "only network-wide admins create cities")
     else:
         await area_in_scope(request, body.parent_id)
-    area = await request.app[STORAGE].area_create(body.id, body.level, body.name, body.parent_id)
+    storage = request.app[CLOUD].storage
+    area = await storage.area_create(body.id, body.level, body.name, body.parent_id)
     return ok(area, 201)
 
 
@@ -141,7 +144,7 @@ async def claim_code(request: web.Request, q: None, body: NewClaim) -> web.Respo
         )
     code = "-".join(secrets.token_hex(3).upper() for _ in range(3))
     expires = (datetime.now(UTC) + timedelta(hours=body.ttl_hours)).isoformat()
-    await request.app[STORAGE].claim_create(
+    await request.app[CLOUD].storage.claim_create(
         hashlib.sha256(code.encode()).hexdigest(), area["id"], by, expires
     )
     return ok({"code": code, "community_id": area["id"], "expires_at": expires}, 201)
@@ -159,7 +162,7 @@ async def claim_code(request: web.Request, q: None, body: NewClaim) -> web.Respo
     query=Page,
 )
 async def boxes(request: web.Request, q: Page, body: None) -> web.Response:
-    rows = await request.app[STORAGE].boxes_list(scope(request), q.after, q.limit)
+    rows = await request.app[CLOUD].storage.boxes_list(scope(request), q.after, q.limit)
     return ok({"items": rows, "next": rows[-1]["id"] if len(rows) == q.limit else None})
 
 
@@ -193,7 +196,7 @@ async def box_detail(request: web.Request, q: None, body: None) -> web.Response:
 async def revoke(request: web.Request, q: None, body: None) -> web.Response:
     require_admin(request)
     box = await box_in_scope(request, request.match_info["box_id"])
-    await request.app[STORAGE].box_revoke(box["id"])
+    await request.app[CLOUD].storage.box_revoke(box["id"])
     return ok({"id": box["id"], "revoked": True})
 
 
@@ -215,11 +218,11 @@ async def _queue(
     ttl_s: float | None,
 ) -> list[int]:
     expires = (datetime.now(UTC) + timedelta(seconds=ttl_s)).isoformat() if ttl_s else None
-    ids = await request.app[STORAGE].feed_add(
+    ids = await request.app[CLOUD].storage.feed_add(
         box_ids, kind, target, action, args, request["ops"]["name"], expires
     )
     for b in box_ids:
-        request.app[FEED].wake(b)
+        request.app[CLOUD].feed.wake(b)
     return ids
 
 
@@ -265,9 +268,9 @@ async def content_upload(request: web.Request, q: UploadQuery, body: None) -> we
     data = await request.read()
     if not data:
         return err(400, "body: empty file")
-    sha = await asyncio.to_thread(request.app[BLOBS].put, data)
+    sha = await asyncio.to_thread(request.app[CLOUD].blobs.put, data)
     mime = request.content_type or "application/octet-stream"
-    await request.app[STORAGE].content_add(sha, len(data), mime[:100], q.title, by)
+    await request.app[CLOUD].storage.content_add(sha, len(data), mime[:100], q.title, by)
     return ok(
         {"sha256": sha, "size_bytes": len(data), "mime": mime, "url": f"/api/v1/blobs/{sha}"}, 201
     )
@@ -282,7 +285,7 @@ async def content_upload(request: web.Request, q: UploadQuery, body: None) -> we
     query=Page,
 )
 async def content_list(request: web.Request, q: Page, body: None) -> web.Response:
-    rows = await request.app[STORAGE].content_list(q.after, q.limit)
+    rows = await request.app[CLOUD].storage.content_list(q.after, q.limit)
     return ok({"items": rows, "next": rows[-1]["sha256"] if len(rows) == q.limit else None})
 
 
@@ -314,7 +317,7 @@ class Publish(BaseModel):
 async def _targets(request: web.Request, t: Targets) -> list[str]:
     if not t.areas and not t.boxes:
         raise BadRequest("targets: name at least one area or box", "targets")
-    return await request.app[STORAGE].boxes_for_targets(scope(request), t.areas, t.boxes)
+    return await request.app[CLOUD].storage.boxes_for_targets(scope(request), t.areas, t.boxes)
 
 
 @api.route(
@@ -426,7 +429,7 @@ async def _records(
     request: web.Request, kinds: list[str], q: RecordsQuery, fields: tuple[str, ...]
 ) -> web.Response:
     where = {f: getattr(q, f) for f in fields if getattr(q, f) is not None}
-    rows = await request.app[STORAGE].records_query(
+    rows = await request.app[CLOUD].storage.records_query(
         kinds, scope(request), q.box, q.since, q.until, where, _cursor(q.cursor), q.limit
     )
     nxt = None
@@ -492,7 +495,7 @@ class TicketUpdate(BaseModel):
 async def ticket_update(request: web.Request, q: None, body: TicketUpdate) -> web.Response:
     require_admin(request)
     tid = request.match_info["ticket_id"]
-    box_id = await request.app[STORAGE].ticket_box(tid, scope(request))
+    box_id = await request.app[CLOUD].storage.ticket_box(tid, scope(request))
     if box_id is None:
         return err(404, f"no ticket {tid!r} in your scope")
     args = {"ticket_id": tid, **body.model_dump(exclude_none=True)}
@@ -514,7 +517,7 @@ class StatsQuery(BaseModel):
     query=StatsQuery,
 )
 async def stats_access(request: web.Request, q: StatsQuery, body: None) -> web.Response:
-    rows = await request.app[STORAGE].count_by(
+    rows = await request.app[CLOUD].storage.count_by(
         "access_event", scope(request), q.since, q.until, ["decision", "method"]
     )
     return ok({"items": rows, "total": sum(r["count"] for r in rows)})
@@ -528,8 +531,9 @@ async def stats_access(request: web.Request, q: StatsQuery, body: None) -> web.R
     auth="ops",
     query=StatsQuery,
 )
+
 async def stats_plays(request: web.Request, q: StatsQuery, body: None) -> web.Response:
-    rows = await request.app[STORAGE].count_by(
+    rows = await request.app[CLOUD].storage.count_by(
         "play_record", scope(request), q.since, q.until, ["content_id"], "duration_ms"
     )
     return ok(

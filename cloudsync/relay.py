@@ -32,7 +32,8 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
-from cloudsync.app import STORAGE, api
+from cloudsync.context import CLOUD
+from cloudsync.routing import Api
 from common.relay import (
     MAX_BODY,
     PATH,
@@ -46,13 +47,13 @@ from common.relay import (
 )
 
 log = logging.getLogger(__name__)
+api = Api()  # this module's route table (cloudsync/app.py includes it)
 
 BOX_COOKIE = "qilu_box"
 PEER_HEADER = "X-Qilu-Relay-Key"
 RATE_MAX, RATE_WINDOW_S = 300, 300.0  # relayed requests per client address per window
 DOMAIN_ENV = "QILU_CLOUD_RELAY_DOMAIN"  # serve --relay-domain: one origin per box
 PROXIES_ENV = "QILU_CLOUD_TRUSTED_PROXIES"  # serve --trusted-proxy: whose X-Forwarded-For counts
-RELAYS = web.AppKey("relays", "Relays")
 OFFLINE = ("小区服务暂时离线", "小区盒子暂时无法连接，请稍后再试。")
 
 
@@ -267,10 +268,10 @@ def refuse(request: web.Request, status: int, title: str, text: str) -> web.Resp
 async def enter(request: web.Request) -> web.StreamResponse:
     """``/r/at/<community>``: remember the resident's community box, then go to its pages."""
     community = request.match_info["community"]
-    boxes = await request.app[STORAGE].boxes_for_targets("/", [community], [])
+    boxes = await request.app[CLOUD].storage.boxes_for_targets("/", [community], [])
     if not boxes:
         return page(404, "未找到小区", "链接中的小区不存在或尚未接入，请向物业索取新的链接。")
-    relays = request.app[RELAYS]
+    relays = request.app[CLOUD].relays
     box_id = next((b for b in boxes if b in relays.tunnels), boxes[0])
     nxt = request.query.get("next", "/r/read")
     if not allowed(nxt) or "://" in nxt:
@@ -291,14 +292,14 @@ async def forward(request: web.Request) -> web.StreamResponse:
     path = request.rel_url.raw_path_qs
     if not allowed(path):
         return refuse(request, 404, "未找到", "not a resident page")
-    relays = request.app[RELAYS]
+    relays = request.app[CLOUD].relays
     box_id = relays.box_of_host(request.host) or request.cookies.get(BOX_COOKIE, "")
     if not box_id:
         return refuse(request, 404, "请先选择小区", "请通过物业提供的链接（/r/at/小区编号）进入。")
     client = relays.client(request)
     if relays.too_many(client):
         return refuse(request, 429, "请求过于频繁", "请稍后再试。")
-    box = await request.app[STORAGE].box_get(box_id)
+    box = await request.app[CLOUD].storage.box_get(box_id)
     if box is None or box["revoked_at"]:  # revoked while its socket was open: close it now
         if (tunnel := relays.tunnels.get(box_id)) is not None:
             await tunnel.ws.close()
@@ -337,12 +338,12 @@ async def forward(request: web.Request) -> web.StreamResponse:
     responses={101: "Switching to the WebSocket protocol"},
 )
 async def box_relay(request: web.Request, q: None, body: None) -> web.StreamResponse:
-    return await request.app[RELAYS].box_socket(request, request["box"]["id"])
+    return await request.app[CLOUD].relays.box_socket(request, request["box"]["id"])
 
 
 def install(app: web.Application, mesh: Mesh | None = None) -> None:
     relays = Relays(mesh)
-    app[RELAYS] = relays
+    app[CLOUD].relays = relays
     app.router.add_get("/r/at/{community}", enter)
     app.router.add_route("*", "/r/{tail:.*}", forward)
     for prefix in PREFIXES[1:]:

@@ -51,9 +51,22 @@ class Route:
     nonce_in_handler: bool = False  # the handler stores request["nonce"] in its transaction
 
 
+# Which authentication each route needs, and the uploads that use their nonce themselves.
+AUTH_OF: web.AppKey[dict[tuple[str, str], str]] = web.AppKey("auth_of")
+NONCE_IN_HANDLER: web.AppKey[set[tuple[str, str]]] = web.AppKey("nonce_in_handler")
+
+
 class Api:
+    """One module's route table; the app factory merges the tables and installs them."""
+
     def __init__(self) -> None:
         self.routes: list[Route] = []
+
+    @classmethod
+    def merge(cls, *tables: Api) -> Api:
+        merged = cls()
+        merged.routes = [r for t in tables for r in t.routes]
+        return merged
 
     def route(
         self,
@@ -94,9 +107,9 @@ class Api:
     def install(self, app: web.Application) -> None:
         for r in self.routes:
             app.router.add_route(r.method, r.path, _wrap(r))
-            app.setdefault("auth_of", {})[(r.method, r.path)] = r.auth
+            app.setdefault(AUTH_OF, {})[(r.method, r.path)] = r.auth
             if r.nonce_in_handler:
-                app.setdefault("nonce_in_handler", set()).add((r.method, r.path))
+                app.setdefault(NONCE_IN_HANDLER, set()).add((r.method, r.path))
 
     def openapi(self, title: str, version: str) -> dict[str, Any]:
         paths: dict[str, Any] = {}

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from cloudsync import relay as proto
+from cloudsync.context import CLOUD
 from edge.access import store as access_db
 from edge.cli import main
 from edge.core.standard import Resident
@@ -328,7 +329,7 @@ async def test_with_a_relay_domain_each_box_has_its_own_origin(
 ) -> None:
     box, _ = await relayed(cloud, make_config(extra=FAST), run_box)
     box_id = box.service("sync").client.ident.box_id
-    cloud.app[proto.RELAYS].domain = "relay.test"  # as `serve --relay-domain relay.test`
+    cloud.app[CLOUD].relays.domain = "relay.test"  # as `serve --relay-domain relay.test`
     own = f"{box_id}.relay.test:{cloud.port}"
     async with aiohttp.ClientSession() as phone:
         async with phone.get(f"{cloud.url}/r/at/c1", allow_redirects=False) as r:
@@ -347,7 +348,7 @@ async def test_with_a_relay_domain_each_box_has_its_own_origin(
 
 async def test_behind_a_trusted_proxy_limits_are_per_resident(cloud: Cloud, monkeypatch) -> None:
     monkeypatch.setattr(proto, "RATE_MAX", 3)
-    relays = cloud.app[proto.RELAYS]
+    relays = cloud.app[CLOUD].relays
 
     async def status(forwarded_for: str) -> int:
         headers = {"X-Forwarded-For": forwarded_for, "Cookie": "qilu_box=box-none"}
