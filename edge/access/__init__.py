@@ -12,6 +12,7 @@ from edge.access.config import AccessConfig
 from edge.core.feature import DemoStep, Feature, ServiceKey, ServiceSpec
 from edge.devices import DEVICES
 from edge.faces import FACES
+from edge.sync import SYNC
 from edge.tickets import TICKETS
 
 if TYPE_CHECKING:
@@ -23,7 +24,12 @@ FEATURE = Feature(
     name="access",
     services=(
         # faces identifies, devices drive the doors, tickets take device-health tickets
-        ServiceSpec(ACCESS, "edge.access.service:AccessService", after=(FACES, DEVICES, TICKETS)),
+        ServiceSpec(
+            ACCESS,
+            "edge.access.service:AccessService",
+            after=(FACES, DEVICES, TICKETS),
+            before=(SYNC,),
+        ),
     ),
     config=AccessConfig,
     cli=("edge.access.cli:door", "edge.access.cli:cameras", "edge.access.cli:passes_group"),

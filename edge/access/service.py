@@ -7,7 +7,7 @@ A face decision waits for ``liveness_frames`` of evidence; a cool-down stops one
 re-triggering the door and a denied face from flooding the journal.
 
 Also here: remote open (API and the cloud's ``door.open`` command), PIN and QR pass checks,
-and device health -> repair tickets (through ``box.service("tickets")``).
+and device health -> repair tickets (through ``box.get(TICKETS)``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,9 @@ from edge.access.motion import MotionGate
 from edge.core.commands import CommandError
 from edge.core.service import Service
 from edge.core.standard import AccessEvent, Command, new_id
+from edge.devices import DEVICES
+from edge.faces import FACES
+from edge.tickets import TICKETS
 
 log = logging.getLogger(__name__)
 
@@ -112,16 +115,16 @@ class AccessService(Service):
 
     def door(self, door_id: str) -> DoorDriver:
         try:
-            return self.box.service("devices").get("door", door_id)
+            return self.box.get(DEVICES).get("door", door_id)
         except KeyError:
             raise LookupError(f"no door {door_id!r}") from None
 
     def camera(self, camera_id: str) -> CameraDriver:
-        return self.box.service("devices").get("camera", camera_id)
+        return self.box.get(DEVICES).get("camera", camera_id)
 
     def _faces(self) -> Any:
         try:
-            svc = self.box.service("faces")
+            svc = self.box.get(FACES)
         except KeyError:
             return None
         return getattr(svc, "pipeline", None)
@@ -384,11 +387,11 @@ class AccessService(Service):
         while True:
             await asyncio.sleep(self.cfg.health_check_s)
             try:
-                devices = self.box.service("devices")
+                devices = self.box.get(DEVICES)
             except KeyError:
                 return
             try:
-                tickets = self.box.service("tickets")
+                tickets = self.box.get(TICKETS)
             except KeyError:
                 tickets = None
             now = time.monotonic()

@@ -245,7 +245,7 @@ def _validate_driver_options(config: C, where: str, lines: dict) -> C:
         devices = []
         for i, dev in enumerate(getattr(config, kind)):
             try:
-                driver = registry.get(kind, dev.type)
+                driver: Any = registry.get(kind, dev.type)
             except KeyError:
                 known = ", ".join(registry.types(kind)) or "none"
                 line = _line_for(lines, (kind, i, "type"))

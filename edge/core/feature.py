@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from pydantic import BaseModel
+from edge.core.config import Section
 
 if TYPE_CHECKING:
     from edge.core.service import Service
@@ -43,6 +43,7 @@ class ServiceSpec:
     key: ServiceKey[Any]
     factory: str | Callable[..., Service]  # "module:Class" (or the class); called with the Box
     after: tuple[ServiceKey[Any], ...] = ()  # services that must start before this one
+    before: tuple[ServiceKey[Any], ...] = ()  # services that must start after this one
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class DemoStep:
 class Feature:
     name: str
     services: tuple[ServiceSpec, ...] = ()
-    config: type[BaseModel] | None = None  # its config section, named after the feature
+    config: type[Section] | None = None  # its config section, named after the feature
     config_section: str | None = None  # when the section is not the feature's name
     config_aliases: tuple[str, ...] = ()  # older section names, still read (deprecated)
     cli: tuple[str, ...] = ()  # "module:click command" added to `qilu-edge`
@@ -84,7 +85,15 @@ class CycleError(RuntimeError):
 def start_order(specs: Sequence[ServiceSpec]) -> list[ServiceSpec]:
     """The services in an order that starts each after its ``after`` keys; among services
     free to start, the one listed first goes first (so the list order is kept where it can)."""
-    return _toposort(specs, lambda s: s.key.name, lambda s: (k.name for k in s.after))
+    later: dict[str, set[str]] = {}
+    for s in specs:
+        for k in s.before:
+            later.setdefault(k.name, set()).add(s.key.name)
+    return _toposort(
+        specs,
+        lambda s: s.key.name,
+        lambda s: {k.name for k in s.after} | later.get(s.key.name, set()),
+    )
 
 
 def demo_order(steps: Sequence[DemoStep]) -> list[DemoStep]:

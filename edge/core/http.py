@@ -6,6 +6,7 @@ config (``[[api.tokens]]``). Errors are JSON ``{"error": ...}`` naming the probl
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
@@ -13,7 +14,7 @@ import platform
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -165,7 +166,8 @@ class ApiServer(Service):
         await self.runner.setup()
         site = web.TCPSite(self.runner, cfg.host, cfg.port)
         await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # real port when configured as 0
+        server = cast(asyncio.Server, site._server)
+        self.port = server.sockets[0].getsockname()[1]  # real port when configured as 0
         log.info("HTTP API on http://%s:%s", cfg.host, self.port)
 
     async def stop(self) -> None:

@@ -1,4 +1,4 @@
-"""FacePipeline: the one object other capabilities use (``box.service("faces").pipeline``).
+"""FacePipeline: the one object other capabilities use (``box.get(FACES).pipeline``).
 
     pipeline = FacePipeline(config.faces, model_dir)      # verifies and loads the models
     result = await pipeline.analyse(frame_bgr)            # faces, quality, embeddings

@@ -18,6 +18,8 @@ from typing import Any
 import aiohttp
 
 from edge.core.config import CoreConfig
+from edge.faces import FACES
+from edge.screens import SCREENS
 
 FPS_SETTLE_S = 1.5  # after the first frame, wait this long at most for an fps estimate
 NO_FACE_HINT = (
@@ -50,7 +52,7 @@ class FaceProbe:
             return
         if self.box is not None:
             try:
-                self._pipeline = self.box.service("faces").pipeline
+                self._pipeline = self.box.get(FACES).pipeline
             except KeyError:
                 self._pipeline = None
             if self._pipeline is None:
@@ -104,7 +106,7 @@ async def screen_player(config: CoreConfig, box: Any, screen_id: str) -> tuple[s
     offline_after = config.player.offline_after_s
     if box is not None:
         try:
-            svc = box.service("screens")
+            svc = box.get(SCREENS)
         except KeyError:
             return "player check: screens service not running", "skip", ""
         connected = len(svc.sockets.get(screen_id, ()))

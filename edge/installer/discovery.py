@@ -17,6 +17,7 @@ from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from common.version import __version__
+from edge.core.http import API
 from edge.core.service import Service
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ class Advertiser(Service):
         if api.port:
             return api.port
         try:  # port 0 (tests): the API picks its port when it starts, after us
-            return self.box.service("api").port or 0
+            return self.box.get(API).port or 0
         except KeyError:
             return 0
 

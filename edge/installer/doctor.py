@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from edge.core.config import ConfigError, CoreConfig
+from edge.devices import DEVICES
 
 Status = Literal["pass", "warn", "fail", "skip"]
 NOT_AVAILABLE = "not available in this build"
@@ -364,7 +365,7 @@ class Doctor:
 
     async def _driver(self, kind: str, dev: Any) -> Any:
         if self.box is not None:
-            return self.box.service("devices").get(kind[:-1], dev.id)
+            return self.box.get(DEVICES).get(kind[:-1], dev.id)
         from drivers import registry
 
         drv = registry.get(kind, dev.type)(dev)

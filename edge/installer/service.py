@@ -31,6 +31,7 @@ from edge.installer import setup_edit
 from edge.installer.doctor import Doctor, Result
 from edge.installer.page import PAGE
 from edge.installer.provisioning import ProvisionError, provision_box
+from edge.sync import SYNC
 from edge.sync.identity import identity_path
 from edge.sync.identity import load as load_identity
 
@@ -145,7 +146,7 @@ class InstallerWeb(Service):
         except ProvisionError as e:
             return json_error(e.status, str(e), field=e.field)
         try:
-            self.box.service("sync").identity_changed()  # start syncing without a restart
+            self.box.get(SYNC).identity_changed()  # start syncing without a restart
         except KeyError:
             pass
         log.info("installer wizard provisioned %s at %s (by %s)", ident.box_id, ident.cloud,

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import ValidationError
 
+from edge.access import ACCESS
 from edge.access import store as access_db
 from edge.access.routes import PassIn, Refused, issue_pass
 from edge.portal.pages import esc, page
@@ -34,7 +35,7 @@ class AccessPages:
 
     @property
     def access(self) -> Any:
-        return self.box.service("access")
+        return self.box.get(ACCESS)
 
     def install(self, app: web.Application) -> None:
         r = app.router

@@ -11,6 +11,7 @@ import aiohttp
 import click
 
 from edge.core.demo import Demo, say
+from edge.portal import PORTAL_RELAY
 
 
 async def _call(s: aiohttp.ClientSession, method: str, url: str, **kw: Any) -> Any:
@@ -99,7 +100,7 @@ async def step_portal(d: Demo) -> None:
 
 async def step_portal_away(d: Demo) -> None:
     """After the cloud step: the same pages, reached through the cloud's relay."""
-    relay = d.box.service("portal_relay")
+    relay = d.box.get(PORTAL_RELAY)
     for _ in range(150):  # the relay dials the cloud once the box is provisioned
         if relay.connected:
             break

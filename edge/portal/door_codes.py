@@ -18,8 +18,11 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from edge.access import ACCESS
+from edge.portal import PORTAL_RELAY
 from edge.portal import store as db
 from edge.portal.codes import link_base, login_link, mask_name, qr_svg
+from edge.screens import SCREENS
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +43,8 @@ class DoorCodes:
         if self.cfg.door_codes == "off" or not self.screens_of:
             return False
         try:
-            self.box.service("access").on_face_grant(self.on_grant)
-            self.screens = self.box.service("screens")
+            self.box.get(ACCESS).on_face_grant(self.on_grant)
+            self.screens = self.box.get(SCREENS)
         except KeyError:
             log.warning("portal: door codes need the access and screens services")
             return False
@@ -66,7 +69,7 @@ class DoorCodes:
             ttl=timedelta(minutes=self.cfg.door_code_ttl_min),
             digits=self.cfg.code_digits,
         )
-        away = self.box.service("portal_relay").live_away_url()
+        away = self.box.get(PORTAL_RELAY).live_away_url()
         for sid in targets:
             # A phone must reach the link: the configured public URL, else through the cloud
             # (mobile data works too), else the address the screen's page was opened at.

@@ -16,9 +16,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from edge.portal import PORTAL_RELAY
 from edge.portal import bodies as m
 from edge.portal import store as db
 from edge.portal.relay import client_of
+from edge.screens import SCREENS
 
 STATIC = Path(__file__).with_name("static")
 NAV = (
@@ -224,7 +226,7 @@ class Pages:
         item = found[0]
         cfg = self.svc.box.config
         try:  # the screens' verified content cache holds the file (one item, two uses)
-            src = self.svc.box.service("screens").cache.path(item.sha256)
+            src = self.svc.box.get(SCREENS).cache.path(item.sha256)
         except (KeyError, AttributeError):
             src = cfg.box.data_dir / cfg.player.cache_dir / item.sha256[:2] / item.sha256
         if not src.exists():
@@ -356,7 +358,7 @@ class Pages:
         hours = await self.svc.db(db.volunteer_hours, res["resident_id"])
         note = request.query.get("msg")
         msg = f"<p class=err>{esc(note)}</p>" if note else ""
-        away = self.svc.box.service("portal_relay").away_url()
+        away = self.svc.box.get(PORTAL_RELAY).away_url()
         return page(
             "我的",
             (

@@ -23,7 +23,9 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from common import relay as proto
+from edge.core.http import API
 from edge.core.service import Service, cancel
+from edge.sync import SYNC
 
 log = logging.getLogger(__name__)
 KEY_HEADER, CLIENT_HEADER = "X-Qilu-Relay", "X-Qilu-Relay-Client"
@@ -66,7 +68,7 @@ class PortalRelay(Service):
 
     def _client(self) -> Any:
         """The sync service's cloud client (None until the box is provisioned)."""
-        return getattr(self.box.service("sync"), "client", None)
+        return getattr(self.box.get(SYNC), "client", None)
 
     def away_url(self) -> str | None:
         """Where residents reach this box's pages from anywhere (None: not provisioned)."""
@@ -155,7 +157,7 @@ class PortalRelay(Service):
         headers[CLIENT_HEADER] = str(head.get("client", ""))[:64]
         api = self.box.config.api
         host = "127.0.0.1" if api.host in ("0.0.0.0", "", "::") else api.host
-        port = getattr(self.box.service("api"), "port", None) or api.port  # the bound port
+        port = getattr(self.box.get(API), "port", None) or api.port  # the bound port
         if self._local is None or self._local.closed:
             self._local = aiohttp.ClientSession()
         try:

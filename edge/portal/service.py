@@ -23,11 +23,13 @@ from aiohttp import web
 from edge.core.http import AUTHENTICATORS, PUBLIC, json_error, require_staff
 from edge.core.service import Service, cancel
 from edge.core.standard import BoardPost, CommunityEvent, ContentItem, new_id
+from edge.portal import PORTAL_RELAY
 from edge.portal import bodies as m
 from edge.portal import store as db
 from edge.portal.codes import link_base, login_link
 from edge.portal.door_codes import DoorCodes
 from edge.portal.recommend import CoReads, Item, Profile, Ranked, rank
+from edge.reports import REPORTS
 from edge.screens import store as screens_db
 
 log = logging.getLogger(__name__)
@@ -148,7 +150,7 @@ class PortalService(Service):
 
     @property
     def _relay(self) -> Any:
-        return self.box.service("portal_relay")
+        return self.box.get(PORTAL_RELAY)
 
     def too_many_failures(self, client: str) -> bool:
         q = self._failures[client]
@@ -256,7 +258,7 @@ class PortalService(Service):
 
     def taxonomy_codes(self) -> list[str]:
         try:
-            return list(self.box.service("reports").taxonomy.codes)
+            return list(self.box.get(REPORTS).taxonomy.codes)
         except (KeyError, AttributeError):
             from edge.reports.taxonomy import load_taxonomy
 

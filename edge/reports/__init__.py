@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from edge.core.feature import DemoStep, Feature, ServiceKey, ServiceSpec
 from edge.reports.config import ReportsConfig
+from edge.sync import SYNC
 
 if TYPE_CHECKING:
     from edge.reports.service import ReportsService
@@ -15,7 +16,7 @@ REPORTS: ServiceKey[ReportsService] = ServiceKey("reports")
 
 FEATURE = Feature(
     name="reports",
-    services=(ServiceSpec(REPORTS, "edge.reports.service:ReportsService"),),
+    services=(ServiceSpec(REPORTS, "edge.reports.service:ReportsService", before=(SYNC,)),),
     config=ReportsConfig,
     cli=("edge.reports.cli:report",),
     demo=(DemoStep("reports", "edge.reports.demo:step_reports", after=("screens",)),),

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from edge.core.feature import DemoStep, Feature, ServiceKey, ServiceSpec
 from edge.devices import DEVICES
 from edge.screens.config import ScreensConfig
+from edge.sync import SYNC
 
 if TYPE_CHECKING:
     from edge.screens.service import ScreensService
@@ -19,7 +20,11 @@ SCREENS: ServiceKey[ScreensService] = ServiceKey("screens")
 
 FEATURE = Feature(
     name="screens",
-    services=(ServiceSpec(SCREENS, "edge.screens.service:ScreensService", after=(DEVICES,)),),
+    services=(
+        ServiceSpec(
+            SCREENS, "edge.screens.service:ScreensService", after=(DEVICES,), before=(SYNC,)
+        ),
+    ),
     config=ScreensConfig,
     config_section="player",
     cli=("edge.screens.cli:screens",),

@@ -39,10 +39,12 @@ from edge.core.standard import (
     new_id,
     parse_payload,
 )
+from edge.devices import DEVICES
 from edge.screens import resolver
 from edge.screens import store as db
 from edge.screens.cache import CacheError, ContentCache
 from edge.screens.resolver import Catalog, ScreenRef
+from edge.sync import SYNC
 
 log = logging.getLogger(__name__)
 REFRESH_S = 600  # re-push plans this often so a page's horizon never runs short
@@ -398,7 +400,7 @@ class ScreensService(Service):
     def _cloud(self) -> tuple[Any, str | None]:
         """The sync service (issue 7) and its cloud URL, if this box is provisioned."""
         try:
-            sync = self.box.service("sync")
+            sync = self.box.get(SYNC)
         except KeyError:
             return None, None
         return sync, getattr(sync, "cloud_url", None)
@@ -508,7 +510,7 @@ class ScreensService(Service):
 
     async def _displays(self) -> None:
         try:
-            devices = self.box.service("devices")
+            devices = self.box.get(DEVICES)
         except KeyError:
             return
         while True:

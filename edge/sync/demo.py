@@ -20,6 +20,7 @@ import click
 
 from edge.core.demo import say
 from edge.core.standard import AccessEvent, new_id
+from edge.sync import SYNC
 
 BIN = Path(sys.executable).parent
 
@@ -130,7 +131,7 @@ async def step_cloud_sync(d: Any) -> None:
             "--force",
         )
         click.echo(f"  $ qilu-edge provision --cloud {url} --claim {code}\n  {out}")
-        svc = d.box.service("sync")
+        svc = d.box.get(SYNC)
         svc.identity_changed()
         for i in range(5):
             await d.box.store.record(

@@ -25,7 +25,7 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -100,7 +100,7 @@ class SyncService(Service):
         if self.client is not None:
             await self.client.close()
 
-    def _spawn(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
+    def _spawn(self, fn: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
         self.tasks.append(asyncio.create_task(fn(), name=name))
 
     async def _main(self) -> None:

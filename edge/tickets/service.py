@@ -58,11 +58,11 @@ class TicketsService(Service):
 
     async def open_device_ticket(
         self, device_kind: str, device_id: str, reason: str
-    ) -> RepairTicket:
+    ) -> RepairTicket | None:
         rec, created = await self.box.store.run(
             ops.open_for_device, self.box.store.sync, self.cfg, device_kind, device_id, reason
         )
-        if created:
+        if created and rec is not None:
             log.info("opened ticket %s for %s %s: %s", rec.id, device_kind, device_id, reason)
         return rec
 
@@ -131,6 +131,7 @@ class TicketsService(Service):
             return json_error(e.status, str(e), field=e.field)
         if title is None:
             place = "".join(x for x in (f"{building}号楼 " if building else "", location) if x)
+            assert fault is not None  # the title is required without a fault kind
             title = f"{FAULTS[fault]} {place}".strip()
         category = "facilities_repair"
         if urgency is None:

@@ -23,7 +23,7 @@ def insert_ticket(store: Store, rec: RepairTicket, extra: dict[str, Any], actor:
     row["due_at"] = iso(rec.due_at) if rec.due_at else None
     row["updated_at"] = row["ts"]
     row.update(extra)
-    store.db["tickets"].insert(row)
+    store.db.table("tickets").insert(row)
     add_history(store, rec.id, row["ts"], "open", None, rec.status, actor, "", rec.assignee, [])
     store.emit(rec)
 

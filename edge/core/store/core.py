@@ -223,7 +223,7 @@ class Store:
         """Store a standard record, its event and (if it travels) its outbox row, atomically."""
         with self.transaction():
             if rec.TABLE:
-                self.db[rec.TABLE].insert(_row(rec), pk="id", replace=True)
+                self.db.table(rec.TABLE).insert(_row(rec), pk="id", replace=True)
             self.emit(rec, publish=publish)
 
     def emit(self, rec: Record, *, publish: bool = True) -> None:
@@ -293,7 +293,7 @@ class Store:
                 " FROM events WHERE id > ? ORDER BY id LIMIT ?",
                 (after_id, limit),
             ).fetchall()
-        return [Event(*r[:7], json.loads(r[7])) for r in rows]
+        return [_event(r) for r in rows]
 
     def last_event_id(self) -> int:
         with self._lock:
@@ -365,6 +365,10 @@ class Store:
         return dest
 
 
+def _event(r: tuple[Any, ...]) -> Event:
+    return Event(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]))
+
+
 def _row(rec: Record) -> dict[str, Any]:
     # Lists and dicts become JSON text columns; sqlite-utils does that for us on insert.
     return rec.model_dump(mode="json")
@@ -396,4 +400,4 @@ def read_events(db_path: str | Path, after_id: int = 0, limit: int = 100) -> lis
         ).fetchall()
     finally:
         conn.close()
-    return [Event(*r[:7], json.loads(r[7])) for r in rows]
+    return [_event(r) for r in rows]
