@@ -59,7 +59,9 @@ class Daemon:
                 )
             )
         try:
-            box.services = [cls(box) for cls in service_classes(self.features)]
+            for cls in service_classes(self.features):
+                # one at a time: a service may look up those made before it (box.get)
+                box.services.append(cls(box))
             for svc in box.services:
                 await svc.start()
                 self._started.append(svc)

@@ -27,6 +27,7 @@ from drivers.doors.base import DoorDriver, UnlockResult
 from edge.access import passes, policy
 from edge.access import store as db
 from edge.access.motion import MotionGate
+from edge.core.box import Box
 from edge.core.commands import CommandError
 from edge.core.service import Service
 from edge.core.standard import AccessEvent, Command, new_id
@@ -64,7 +65,7 @@ class WatchStats:
 class AccessService(Service):
     name = "access"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
         self.cfg = box.config.access
         self.tz = ZoneInfo(box.config.box.timezone)

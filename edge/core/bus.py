@@ -17,6 +17,7 @@ from typing import Any
 
 import aiomqtt
 
+from edge.core.box import Box
 from edge.core.service import Service, cancel
 from edge.core.standard import Command, CommandResult, StandardError, new_id, parse_payload, topic
 
@@ -27,7 +28,7 @@ BATCH = 200
 class Bus(Service):
     name = "bus"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
         self.cfg = box.config.mqtt
         self.connected = False

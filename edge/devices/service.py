@@ -10,6 +10,7 @@ from typing import Any
 
 from drivers import registry
 from drivers.base import Driver
+from edge.core.box import Box
 from edge.core.service import Service
 from edge.core.standard import DeviceHealth, new_id
 
@@ -21,7 +22,7 @@ SINGULAR = {"doors": "door", "cameras": "camera", "screens": "screen"}
 class DeviceManager(Service):
     name = "devices"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
         self.drivers: dict[tuple[str, str], Driver] = {}
         for kind, dev in box.config.devices():

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from edge.core.box import Box
 from edge.core.config import CoreConfig
 from edge.core.service import Service, cancel
 from edge.faces import routes, weights
@@ -42,7 +43,7 @@ class FaceStartError(RuntimeError):
 class FacesService(Service):
     name = "faces"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
         self.pipeline: FacePipeline | None = None
         self.cursor = 0

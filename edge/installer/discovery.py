@@ -17,6 +17,7 @@ from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from common.version import __version__
+from edge.core.box import Box
 from edge.core.http import API
 from edge.core.service import Service
 
@@ -87,7 +88,7 @@ class Advertiser(Service):
 
     name = "advertise"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
         self.zc: AsyncZeroconf | None = None
         self.info: AsyncServiceInfo | None = None

@@ -24,6 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
+from edge.core.box import Box
 from edge.core.config import ConfigError
 from edge.core.http import json_error, require_staff
 from edge.core.service import Service
@@ -41,7 +42,7 @@ log = logging.getLogger(__name__)
 class InstallerWeb(Service):
     name = "installer"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
         self.run: dict[str, Any] = {"running": False, "total": 0, "done": 0, "results": []}
         self._task: asyncio.Task | None = None

@@ -16,9 +16,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
-from typing import Any
 
 from edge.access import ACCESS
+from edge.core.box import Box
 from edge.portal import PORTAL_RELAY
 from edge.portal import store as db
 from edge.portal.codes import link_base, login_link, mask_name, qr_svg
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class DoorCodes:
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         self.box = box
         self.cfg = box.config.portal
         self.screens_of: dict[str, list[str]] = {}

@@ -23,6 +23,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from common import relay as proto
+from edge.core.box import Box
 from edge.core.http import API
 from edge.core.service import Service, cancel
 from edge.sync import SYNC
@@ -45,7 +46,7 @@ def client_of(request: web.Request) -> str:
 class PortalRelay(Service):
     name = "portal_relay"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
         self.cfg = box.config.portal
         self.key = secrets.token_urlsafe(24)

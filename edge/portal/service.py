@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from edge.core.box import Box
 from edge.core.http import AUTHENTICATORS, PUBLIC, json_error, require_staff
 from edge.core.service import Service, cancel
 from edge.core.standard import BoardPost, CommunityEvent, ContentItem, new_id
@@ -40,7 +41,7 @@ CO_READ_DAYS = 90
 class PortalService(Service):
     name = "portal"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
         self.cfg = box.config.portal
         self._task: asyncio.Task | None = None

@@ -7,10 +7,10 @@ community Wi-Fi. Other resident features (the portal, issue 9) add pages to the 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
+from edge.core.box import Box
 from edge.core.service import Service
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -19,7 +19,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 class ResidentSite(Service):
     name = "resident_site"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
         box.http.router.add_get("/r", self.redirect)
         box.http.router.add_get("/r/", self.index)

@@ -23,6 +23,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from drivers.screens.base import DisplayDriver, display_target
+from edge.core.box import Box
 from edge.core.commands import CommandError
 from edge.core.service import Service
 from edge.core.standard import (
@@ -74,7 +75,7 @@ def parse_record(cls: type[Record], data: Any) -> Any:
 class ScreensService(Service):
     name = "screens"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
         cfg = self.cfg = box.config.player
         self.tz = ZoneInfo(box.config.box.timezone)

@@ -33,6 +33,7 @@ from aiohttp import web
 
 from common import protocol as p
 from common.version import __version__
+from edge.core.box import Box
 from edge.core.http import json_error, require_staff
 from edge.core.service import Service, cancel
 from edge.core.standard import Alert, Command, new_id
@@ -45,6 +46,7 @@ from edge.sync.client import (
     refused_record,
     ssl_context,
 )
+from edge.sync.config import SyncConfig
 from edge.sync.identity import Identity, identity_path, load, save
 
 log = logging.getLogger(__name__)
@@ -57,9 +59,9 @@ QUARANTINE_ALERT_S = 600.0  # at most one quarantine alert this often (a burst: 
 class SyncService(Service):
     name = "sync"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
-        self.cfg = box.config.sync
+        self.cfg = box.config.section(SyncConfig)
         self.path = identity_path(box.config)
         self.client: CloudClient | None = None
         self.tasks: list[asyncio.Task] = []

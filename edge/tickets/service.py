@@ -8,14 +8,19 @@ from typing import Any
 
 from aiohttp import web
 
+from edge.core.box import Box
 from edge.core.commands import CommandError
 from edge.core.http import PUBLIC_PREFIXES, json_error, require_staff
 from edge.core.service import Service, cancel
 from edge.core.standard import Alert, Command, RepairTicket, new_id, now
+from edge.core.store import Store
+from edge.reports import REPORTS
 from edge.reports import store as rdb
+from edge.reports.config import ReportsConfig
 from edge.reports.inputs import InputError, delete_photos, read_submission, save_photos, text_field
 from edge.tickets import ops
 from edge.tickets import store as db
+from edge.tickets.config import TicketsConfig
 from edge.tickets.machine import ACTIONS, ACTIVE, TransitionError
 
 log = logging.getLogger(__name__)
@@ -30,10 +35,10 @@ FAULTS = {
 class TicketsService(Service):
     name = "tickets"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
-        self.cfg = box.config.tickets
-        self.rcfg = box.config.reports
+        self.cfg = box.config.section(TicketsConfig)
+        self.rcfg = box.config.section(ReportsConfig)
         self._task: asyncio.Task | None = None
         self.overdue_alerts = 0
         app = box.http
@@ -44,6 +49,27 @@ class TicketsService(Service):
         app.router.add_get("/api/v1/tickets/{id}", self.http_get)
         app.router.add_post("/api/v1/tickets/{id}/{action}", self.http_action)
         box.commands.register("box", "ticket_update", self.cmd_ticket_update)
+        reports = box.get(REPORTS, None)
+        if reports is not None:
+            reports.tickets = self  # reports open and show tickets through TicketDesk
+
+    # --- what reports use (edge.reports.service.TicketDesk) ---------------------------
+
+    def build_for_report(self, **fields: Any) -> tuple[RepairTicket, dict[str, Any]]:
+        return ops.build_ticket(self.cfg, **fields)
+
+    @staticmethod
+    def insert_in_tx(store: Store, rec: RepairTicket, extra: dict[str, Any], actor: str) -> None:
+        db.insert_ticket(store, rec, extra, actor)
+
+    @staticmethod
+    def of_report(store: Store, report_id: str) -> list[dict[str, Any]]:
+        out = []
+        for t in db.list_tickets(store, limit=1000):
+            if t["report_id"] == report_id:
+                t["history"] = db.history(store, t["id"])
+                out.append(t)
+        return out
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._overdue_loop(), name="tickets-overdue")
@@ -135,7 +161,7 @@ class TicketsService(Service):
             title = f"{FAULTS[fault]} {place}".strip()
         category = "facilities_repair"
         if urgency is None:
-            reports = self.box.service("reports")
+            reports = self.box.get(REPORTS)
             analysis = await reports.analyze(f"{title}。{description}")
             urgency = analysis.urgency if analysis.urgency != "low" else "normal"
             if analysis.category == "safety_hazard":
@@ -229,7 +255,7 @@ class TicketsService(Service):
         {"report_id", "status", "reply"?} (the answer the resident sees)."""
         a = cmd.args
         if "report_id" in a:
-            return await self.box.service("reports").apply_status(a)
+            return await self.box.get(REPORTS).apply_status(a)
         tid, action = a.get("ticket_id"), a.get("action")
         if not isinstance(tid, str) or not isinstance(action, str):
             raise CommandError("args: need ticket_id and action (or report_id and status)")

@@ -90,7 +90,7 @@ class Store:
         self.path = Path(path)
         self.box_id = box_id  # box-level records publish under box/<box_id>/...
         self.recovered_from: Path | None = None  # set when a corrupt file was moved aside
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[], object]] = []
         self._depth = 0
         self._emitted = False
         self._lock = threading.RLock()
@@ -178,7 +178,7 @@ class Store:
 
     # --- transactions and records -------------------------------------------------------
 
-    def on_commit(self, callback: Callable[[], None]) -> None:
+    def on_commit(self, callback: Callable[[], object]) -> None:
         """Call back after a transaction that added events commits (wakes the bus)."""
         self._listeners.append(callback)
 
