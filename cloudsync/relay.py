@@ -102,7 +102,7 @@ class Tunnel:
 
 
 class Relays:
-    """The tunnels this worker holds, by box id. Several workers: see README "Cloud sync"."""
+    """The tunnels this worker holds, by box id. Several workers: see docs/sync.md."""
 
     def __init__(self, mesh: Mesh | None = None) -> None:
         self.tunnels: dict[str, Tunnel] = {}

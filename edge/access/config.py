@@ -8,7 +8,7 @@ from edge.core.config import Section
 
 
 class AccessConfig(Section):
-    """``[access]``: the access engine (edge/access/, README "Doors, cameras and access")."""
+    """``[access]``: the access engine (edge/access/, docs/access.md)."""
 
     enabled: bool = True
     sample_fps: float = Field(15.0, gt=0, le=60)  # most frames per second a door examines

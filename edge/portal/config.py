@@ -10,7 +10,7 @@ from edge.core.config import Section
 
 
 class PortalConfig(Section):
-    """``[portal]``: the resident portal (edge/portal/, README "Resident portal")."""
+    """``[portal]``: the resident portal (edge/portal/, docs/portal.md)."""
 
     enabled: bool = True
     public_url: str = ""  # base of login links, e.g. "http://192.168.1.10:8080"; "" = request

@@ -8,7 +8,7 @@ from edge.core.config import Section
 
 
 class ReportsConfig(Section):
-    """``[reports]``: residents' reports and early warning (edge/reports/, README "Reports")."""
+    """``[reports]``: residents' reports and early warning (edge/reports/, docs/reports.md)."""
 
     taxonomy: str | None = None  # taxonomy TOML; default config/taxonomy.toml of the package
     max_text_chars: int = Field(500, ge=10, le=2000)

@@ -8,7 +8,7 @@ from edge.core.config import Section
 
 
 class ScreensConfig(Section):
-    """``[player]``: the outdoor-screen player (edge/screens/, README "Publicity screens")."""
+    """``[player]``: the outdoor-screen player (edge/screens/, docs/screens.md)."""
 
     cache_dir: str = "content"  # content cache, relative to box.data_dir
     cache_budget_mb: float = Field(2048.0, gt=0)  # LRU eviction beyond this

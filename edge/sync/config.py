@@ -8,7 +8,7 @@ from edge.core.config import Section
 
 
 class SyncConfig(Section):
-    """``[sync]``: the cloud sync client (edge/sync/, README "Cloud sync")."""
+    """``[sync]``: the cloud sync client (edge/sync/, docs/sync.md)."""
 
     enabled: bool = True  # runs only once the box is provisioned (identity file present)
     identity_file: str = "cloud-identity.json"  # relative to box.data_dir; mode 0600
