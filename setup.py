@@ -139,5 +139,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     include_package_data=True,
+    # One build folder per distribution: setuptools reuses build/lib, and a folder shared by
+    # all four would leak one distribution's packages into the next one's wheel.
+    options={"build": {"build_base": f"build/{dist}"}},
     **DISTS[dist],
 )
