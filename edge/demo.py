@@ -76,6 +76,12 @@ def demo_config(work_dir: Path) -> str:
     return "".join(parts)
 
 
+def _run_cli(args: list[str]) -> object:
+    from edge.cli import main  # the root command: edge.cli imports this module for `demo`
+
+    return main.main(args, standalone_mode=False)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -126,7 +132,9 @@ async def run_demo(work_dir: Path, *, seconds: float | None, mqtt_port: int, api
     daemon = Daemon(config)
     box = await daemon.start()
     api = f"http://127.0.0.1:{box.get(API).port}"
-    demo = Demo(box=box, api=api, token=token, mqtt_port=mqtt_port, work_dir=work_dir)
+    demo = Demo(
+        box=box, api=api, token=token, mqtt_port=mqtt_port, work_dir=work_dir, cli=_run_cli
+    )
     failed: list[str] = []
     try:
         await asyncio.sleep(0.5)  # let the bus connect

@@ -23,6 +23,8 @@ class Demo:
     token: str
     mqtt_port: int
     work_dir: Path
+    # Runs a `qilu-edge` command line in this process, e.g. d.cli(["portal", "code", ...]).
+    cli: Callable[[list[str]], object] = lambda args: None
     seen: list[str] = field(default_factory=list)  # topics seen on the bus
 
     @property

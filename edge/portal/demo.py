@@ -90,11 +90,9 @@ async def step_portal(d: Demo) -> None:
         f"  staff at the box: qilu-edge portal code -c {d.work_dir / 'edge.toml'} <resident-id>"
     )
     # Printed login cards for building 1's registered residents (the same CLI staff use).
-    from edge.portal.cli import codes_sheet_cmd
-
     cfg, out = d.work_dir / "edge.toml", d.work_dir / "login-cards.html"
-    args = ["-c", str(cfg), "--building", "1", "--out", str(out)]
-    await asyncio.to_thread(codes_sheet_cmd.main, args, standalone_mode=False)
+    args = ["portal", "codes-sheet", "-c", str(cfg), "--building", "1", "--out", str(out)]
+    await asyncio.to_thread(d.cli, args)
     click.echo(f"  (qilu-edge portal codes-sheet -c {cfg} --building 1 --out {out}: print it)")
 
 
