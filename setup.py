@@ -25,7 +25,7 @@ VERSION = version["__version__"]
 # headless OpenCV 5 which needs numpy >= 2.
 COMMON = ["pydantic>=2.7,<3", "typing_extensions>=4.8"]
 BOX = [
-    "aiohttp>=3.9,<4",
+    "aiohttp>=3.14,<4",  # web.RequestKey
     "aiomqtt>=2.3,<3",
     "numpy>=2.0,<3",
     "threadpoolctl>=3.1,<4",  # one BLAS thread beside OpenCV's (edge/faces/pipeline.py)
@@ -44,7 +44,7 @@ BOX = [
     "pysenti>=0.1.8,<0.2",  # rule-based Chinese sentiment, a weak vote beside our lexicon
 ]
 CLOUD = [
-    "aiohttp>=3.9,<4",
+    "aiohttp>=3.14,<4",  # web.RequestKey
     "asyncpg>=0.29,<1",
     "pydantic>=2.7,<3",
     "click>=8.1,<9",

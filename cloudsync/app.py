@@ -21,7 +21,17 @@ from cloudsync import box_api, ops_api, portal_stats, relay
 from cloudsync.blobs import BlobStore
 from cloudsync.box_keys import BoxKeys
 from cloudsync.context import CLOUD, Cloud, FeedWaiter, err
-from cloudsync.routing import AUTH_OF, NONCE_IN_HANDLER, Api, BadRequest
+from cloudsync.routing import (
+    AUTH_OF,
+    BOX_ROW,
+    NONCE,
+    NONCE_IN_HANDLER,
+    OPS_USER,
+    RAW_BODY,
+    SIGNED_WITH,
+    Api,
+    BadRequest,
+)
 from cloudsync.storage import Storage, StorageError, open_storage
 from cloudsync.storage.base import BadRecord, Replayed
 from common import protocol as p
@@ -60,11 +70,11 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Sets request["ops"] (bearer token) or request["box"] (HMAC-signed) as the route needs."""
+    """Sets request[OPS_USER] (bearer token) or request[BOX_ROW] (HMAC-signed), as needed."""
     route = request.match_info.route.resource
     key = (request.method, route.canonical if route is not None else "")
     need = request.app.get(AUTH_OF, {}).get(key, "public")
-    request["ops"] = request["box"] = None
+    request[OPS_USER] = request[BOX_ROW] = None
     if need == "public":
         return await handler(request)
     storage = request.app[CLOUD].storage
@@ -73,7 +83,7 @@ async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse
         user = await storage.ops_user_by_token(token_hash(header[7:].strip()))
         if user is None:
             return err(401, "invalid bearer token")
-        request["ops"] = user
+        request[OPS_USER] = user
         return await handler(request)
     if need in ("box", "box_or_ops") and p.H_SIG in request.headers:
         problem = await _verify_box(request, storage)
@@ -108,17 +118,17 @@ async def _verify_box(request: web.Request, storage: Storage) -> web.Response | 
     if box is None:
         return err(401, "unknown box")
     body = await request.read()
-    request["raw_body"] = body
+    request[RAW_BODY] = body
     path_qs = request.raw_path
     # signed_with: the stored form (a secret, or a "gen:N" marker with a master key).
     keys = request.app[CLOUD].keys
     secret, prev = keys.usable(box_id, box["secret"]), keys.usable(box_id, box["prev_secret"])
     if secret and p.check_signature(secret, sig, request.method, path_qs, ts, nonce, body):
-        request["signed_with"] = box["secret"]
+        request[SIGNED_WITH] = box["secret"]
         if box["prev_secret"]:  # the box uses its new secret: the old one is retired now
             await storage.box_set_secret(box_id, box["secret"], None)
     elif prev and p.check_signature(prev, sig, request.method, path_qs, ts, nonce, body):
-        request["signed_with"] = box["prev_secret"]  # rotation not confirmed by the box yet
+        request[SIGNED_WITH] = box["prev_secret"]  # rotation not confirmed by the box yet
     else:
         return err(401, "bad signature")
     if box["revoked_at"]:
@@ -128,10 +138,10 @@ async def _verify_box(request: web.Request, storage: Storage) -> web.Response | 
     if key in request.app.get(NONCE_IN_HANDLER, ()):
         # The handler uses the nonce inside its own transaction (upload): one transaction
         # and one commit per request instead of two; a replay is refused there the same way.
-        request["nonce"] = used
+        request[NONCE] = used
     elif not await storage.use_nonce(*used):
         return err(401, NONCE_USED)
-    request["box"] = box
+    request[BOX_ROW] = box
     return None
 
 

@@ -13,7 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from cloudsync.context import CLOUD, err
-from cloudsync.routing import Api, ok
+from cloudsync.routing import BOX_ROW, NONCE, SIGNED_WITH, Api, ok
 from cloudsync.storage.base import BadRecord, utcnow
 from common import protocol as p
 
@@ -62,7 +62,7 @@ async def provision(request: web.Request, q: None, body: p.ProvisionRequest) -> 
     nonce_in_handler=True,
 )
 async def upload(request: web.Request, q: None, body: p.UploadBatch) -> web.Response:
-    box = request["box"]
+    box = request[BOX_ROW]
     limit = request.app[CLOUD].max_record_chars
     if limit < p.PAYLOAD_MAX:  # this cloud takes smaller records than the protocol allows
         for i, r in enumerate(body.records):
@@ -71,7 +71,7 @@ async def upload(request: web.Request, q: None, body: p.UploadBatch) -> web.Resp
                     i, r["seq"], "payload", f"longer than this cloud's {limit} characters"
                 )
     stored, dupes, acked = await request.app[CLOUD].storage.upload(
-        box["id"], body.floor, body.records, request["nonce"]
+        box["id"], body.floor, body.records, request[NONCE]
     )
     return ok({"stored": stored, "duplicates": dupes, "acked_through": acked})
 
@@ -98,7 +98,7 @@ class FeedResult(BaseModel):
 )
 async def feed(request: web.Request, q: FeedQuery, body: None) -> web.Response:
     storage, waiter = request.app[CLOUD].storage, request.app[CLOUD].feed
-    box_id = request["box"]["id"]
+    box_id = request[BOX_ROW]["id"]
     deadline = time.monotonic() + q.wait
     while True:
         rows = await storage.feed_after(box_id, q.after, q.limit)
@@ -121,7 +121,7 @@ async def feed(request: web.Request, q: FeedQuery, body: None) -> web.Response:
 )
 async def heartbeat(request: web.Request, q: None, body: p.Heartbeat) -> web.Response:
     await request.app[CLOUD].storage.box_heartbeat(
-        request["box"]["id"],
+        request[BOX_ROW]["id"],
         body.software_version,
         body.devices,
         body.outbox_rows,
@@ -145,11 +145,11 @@ class RotateResult(BaseModel):
     response=RotateResult,
 )
 async def rotate(request: web.Request, q: None, body: None) -> web.Response:
-    box = request["box"]
+    box = request[BOX_ROW]
     stored, secret = request.app[CLOUD].keys.new(box["id"], box["secret"])
     # Keep the secret the box signed with as previous: if this answer is lost, the box
     # still gets in with what it has, and may simply rotate again.
-    await request.app[CLOUD].storage.box_set_secret(box["id"], stored, request["signed_with"])
+    await request.app[CLOUD].storage.box_set_secret(box["id"], stored, request[SIGNED_WITH])
     return ok({"secret": secret})
 
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from cloudsync.box_api import serve_blob
 from cloudsync.context import CLOUD, err
-from cloudsync.routing import Api, BadRequest, ok
+from cloudsync.routing import OPS_USER, Api, BadRequest, ok
 
 api = Api()  # this module's route table (cloudsync/app.py includes it)
 
@@ -30,15 +30,15 @@ FREE = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
 
 def scope(request: web.Request) -> str:
-    return request["ops"]["scope"]
+    return request[OPS_USER]["scope"]
 
 
 def require_admin(request: web.Request) -> str:
-    if request["ops"]["role"] != "admin":
+    if request[OPS_USER]["role"] != "admin":
         raise web.HTTPForbidden(
             text=json.dumps({"error": "admin role required"}), content_type="application/json"
         )
-    return request["ops"]["name"]
+    return request[OPS_USER]["name"]
 
 
 async def area_in_scope(request: web.Request, area_id: str) -> dict[str, Any]:
@@ -73,7 +73,7 @@ class Page(BaseModel):
     "GET", "/api/v1/ops/me", summary="The calling ops user, role and scope", tag="ops", auth="ops"
 )
 async def me(request: web.Request, q: None, body: None) -> web.Response:
-    u = request["ops"]
+    u = request[OPS_USER]
     return ok({"name": u["name"], "role": u["role"], "area_id": u["area_id"], "scope": u["scope"]})
 
 
@@ -219,7 +219,7 @@ async def _queue(
 ) -> list[int]:
     expires = (datetime.now(UTC) + timedelta(seconds=ttl_s)).isoformat() if ttl_s else None
     ids = await request.app[CLOUD].storage.feed_add(
-        box_ids, kind, target, action, args, request["ops"]["name"], expires
+        box_ids, kind, target, action, args, request[OPS_USER]["name"], expires
     )
     for b in box_ids:
         request.app[CLOUD].feed.wake(b)
@@ -240,7 +240,7 @@ async def command(request: web.Request, q: None, body: NewCommand) -> web.Respon
     require_admin(request)
     box = await box_in_scope(request, request.match_info["box_id"])
     target = box["id"] if body.target_kind == "box" else body.target_id
-    args = {**body.args, "actor": request["ops"]["name"]}
+    args = {**body.args, "actor": request[OPS_USER]["name"]}
     ids = await _queue(
         request, [box["id"]], body.target_kind, target, body.action, args, body.ttl_s
     )

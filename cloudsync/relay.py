@@ -33,7 +33,7 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
 from cloudsync.context import CLOUD
-from cloudsync.routing import Api
+from cloudsync.routing import BOX_ROW, Api
 from common.relay import (
     MAX_BODY,
     PATH,
@@ -338,7 +338,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
     responses={101: "Switching to the WebSocket protocol"},
 )
 async def box_relay(request: web.Request, q: None, body: None) -> web.StreamResponse:
-    return await request.app[CLOUD].relays.box_socket(request, request["box"]["id"])
+    return await request.app[CLOUD].relays.box_socket(request, request[BOX_ROW]["id"])
 
 
 def install(app: web.Application, mesh: Mesh | None = None) -> None:

@@ -48,8 +48,17 @@ class Route:
     raw_body: str | None = None  # media type of a non-JSON body (content upload)
     response: type[BaseModel] | None = None
     responses: dict[int, str] = field(default_factory=dict)
-    nonce_in_handler: bool = False  # the handler stores request["nonce"] in its transaction
+    nonce_in_handler: bool = False  # the handler stores request[NONCE] in its transaction
 
+
+# What the authenticate middleware (cloudsync/app.py) puts on a request: the ops user (bearer
+# token) or the box row (HMAC signature), the nonce a handler uses in its own transaction, the
+# raw body it read to check the signature, and the stored secret the box signed with.
+OPS_USER: web.RequestKey[Any] = web.RequestKey("ops")
+BOX_ROW: web.RequestKey[Any] = web.RequestKey("box")
+NONCE: web.RequestKey[tuple[str, str, int, int]] = web.RequestKey("nonce")
+RAW_BODY: web.RequestKey[bytes] = web.RequestKey("raw_body")
+SIGNED_WITH: web.RequestKey[str] = web.RequestKey("signed_with")
 
 # Which authentication each route needs, and the uploads that use their nonce themselves.
 AUTH_OF: web.AppKey[dict[tuple[str, str], str]] = web.AppKey("auth_of")
@@ -211,7 +220,7 @@ def _wrap(r: Route) -> Handler:
             except ValidationError as e:
                 raise explain(e, "query") from e
         if r.body is not None:
-            raw = request.get("raw_body")
+            raw = request.get(RAW_BODY)
             if raw is None:
                 raw = await request.read()
             try:

@@ -11,10 +11,10 @@ from typing import Any
 
 from edge.core import systemd
 from edge.core.box import Box
-from edge.core.bus import Bus
+from edge.core.bus import BUS, Bus
 from edge.core.config import CoreConfig
-from edge.core.feature import Feature, all_services, resolve, start_order
-from edge.core.http import ApiServer
+from edge.core.feature import Feature, ServiceSpec, all_services, resolve, start_order
+from edge.core.http import API, ApiServer
 from edge.core.service import Service
 from edge.core.standard import DeviceHealth, new_id
 from edge.core.store import AsyncStore, Store
@@ -25,12 +25,19 @@ STOP_BUDGET_S = 4.5  # SIGTERM must end the process within 5 s
 SERVICE_STOP_S = 2.0
 
 
-def service_classes(features: list[Feature]) -> list[type[Service]]:
+def service_specs(features: list[Feature]) -> list[ServiceSpec]:
     """The services in start order: the bus first, the capabilities' services in the order
-    their ``after`` keys give, the HTTP server last (the port opens only when everything
-    behind it runs)."""
-    ordered = [resolve(spec.factory) for spec in start_order(all_services(features))]
-    return [Bus, *ordered, ApiServer]
+    their ``after``/``before`` keys give, the HTTP server last (the port opens only when
+    everything behind it runs)."""
+    return [
+        ServiceSpec(BUS, Bus),
+        *start_order(all_services(features)),
+        ServiceSpec(API, ApiServer),
+    ]
+
+
+def service_classes(features: list[Feature]) -> list[type[Service]]:
+    return [resolve(spec.factory) for spec in service_specs(features)]
 
 
 class Daemon:
@@ -59,9 +66,12 @@ class Daemon:
                 )
             )
         try:
-            for cls in service_classes(self.features):
+            for spec in service_specs(self.features):
                 # one at a time: a service may look up those made before it (box.get)
-                box.services.append(cls(box))
+                svc = resolve(spec.factory)(box)
+                box.services.append(svc)
+                if spec.routes:
+                    resolve(spec.routes)(box.http, svc)
             for svc in box.services:
                 await svc.start()
                 self._started.append(svc)

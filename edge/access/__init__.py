@@ -29,6 +29,7 @@ FEATURE = Feature(
             "edge.access.service:AccessService",
             after=(FACES, DEVICES, TICKETS),
             before=(SYNC,),
+            routes="edge.access.routes:add_routes",
         ),
     ),
     config=AccessConfig,

@@ -24,7 +24,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from edge.access import passes, policy
 from edge.access import store as db
-from edge.core.http import BOX, json_error, require_staff
+from edge.core.http import ACTOR, BOX, ROLE, json_error, require_staff
 from edge.core.standard import ID, VisitorPass, new_id
 from edge.core.store.core import StoreError
 
@@ -143,7 +143,7 @@ def add_routes(app: web.Application, svc: Any) -> None:
 
     async def door_open(request: web.Request) -> web.Response:
         try:
-            out = await svc.remote_open(request.match_info["id"], request["actor"], request["role"])
+            out = await svc.remote_open(request.match_info["id"], request[ACTOR], request[ROLE])
         except LookupError as e:
             return json_error(404, str(e), field="id")
         return outcome(out, 200 if out.granted else 403)
@@ -168,18 +168,18 @@ def add_routes(app: web.Application, svc: Any) -> None:
 
     async def pass_create(request: web.Request) -> web.Response:
         body = await _body(request, PassIn)
-        if request["role"] == "resident":
-            if body.resident_id not in (None, request["actor"]):
+        if request[ROLE] == "resident":
+            if body.resident_id not in (None, request[ACTOR]):
                 return json_error(403, "residents create passes for themselves only",
                                   field="resident_id")
-            resident_id = request["actor"]
+            resident_id = request[ACTOR]
         else:
             require_staff(request)
             if body.resident_id is None:
                 return json_error(400, "resident_id: required", field="resident_id")
             resident_id = body.resident_id
         try:
-            out = await issue_pass(svc, request.app[BOX], resident_id, body, request["actor"])
+            out = await issue_pass(svc, request.app[BOX], resident_id, body, request[ACTOR])
         except Refused as e:
             return json_error(e.status, str(e), field=e.field)
         return web.json_response(out, status=201)
@@ -191,7 +191,7 @@ def add_routes(app: web.Application, svc: Any) -> None:
         except db.NotFound as e:
             raise web.HTTPNotFound(text=json.dumps({"error": str(e)}),
                                    content_type="application/json") from e
-        if request["role"] == "resident" and p["resident_id"] != request["actor"]:
+        if request[ROLE] == "resident" and p["resident_id"] != request[ACTOR]:
             raise web.HTTPNotFound(text=json.dumps({"error": "no such pass"}),
                                    content_type="application/json")
         return p
@@ -212,8 +212,8 @@ def add_routes(app: web.Application, svc: Any) -> None:
     async def pass_list(request: web.Request) -> web.Response:
         box = request.app[BOX]
         rid = request.query.get("resident_id")
-        if request["role"] == "resident":
-            rid = request["actor"]
+        if request[ROLE] == "resident":
+            rid = request[ACTOR]
         else:
             require_staff(request)
         return web.json_response(await box.store.run(db.list_passes, box.store.sync, rid))

@@ -78,9 +78,6 @@ class AccessService(Service):
         self._face_grant_hooks: list[Callable[[str, str], Awaitable[None]]] = []
         self._hook_tasks: set[asyncio.Task] = set()
         box.commands.register("door", "open", self._cmd_open)
-        from edge.access import routes  # routes live in their own module
-
-        routes.add_routes(box.http, self)
 
     # --- lifecycle ----------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from typing import Any
 import aiomqtt
 
 from edge.core.box import Box
+from edge.core.feature import ServiceKey
 from edge.core.service import Service, cancel
 from edge.core.standard import Command, CommandResult, StandardError, new_id, parse_payload, topic
 
@@ -172,3 +173,6 @@ class Bus(Service):
                 detail=f"invalid command: {e}",
             )
         return await self.box.commands.dispatch(kind, target, cmd)
+
+
+BUS: ServiceKey[Bus] = ServiceKey("bus")

@@ -44,6 +44,7 @@ class ServiceSpec:
     factory: str | Callable[..., Service]  # "module:Class" (or the class); called with the Box
     after: tuple[ServiceKey[Any], ...] = ()  # services that must start before this one
     before: tuple[ServiceKey[Any], ...] = ()  # services that must start after this one
+    routes: str | None = None  # "module:add_routes(app, service)", called once it is made
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,9 @@ BOX: web.AppKey[Box] = web.AppKey("box")
 PUBLIC: web.AppKey[set[str]] = web.AppKey("public_paths")
 PUBLIC_PREFIXES: web.AppKey[set[str]] = web.AppKey("public_prefixes")
 AUTHENTICATORS: web.AppKey[list[Authenticator]] = web.AppKey("authenticators")
+# Who is calling, set by the auth middleware: a token's name and "staff"/"admin" (or "resident").
+ACTOR: web.RequestKey[str | None] = web.RequestKey("actor")
+ROLE: web.RequestKey[str | None] = web.RequestKey("role")
 
 PUBLIC_PATHS = {"/healthz", "/api/v1/status"}
 
@@ -87,30 +90,30 @@ def _is_public(request: web.Request) -> bool:
 
 @web.middleware
 async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
-    request["actor"] = None
-    request["role"] = None
+    request[ACTOR] = None
+    request[ROLE] = None
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         presented = header.removeprefix("Bearer ").strip().encode()
         for tok in request.app[BOX].config.api.tokens:
             if hmac.compare_digest(presented, tok.token.encode()):
-                request["actor"], request["role"] = tok.name, tok.role
-        if request["actor"] is None:
+                request[ACTOR], request[ROLE] = tok.name, tok.role
+        if request[ACTOR] is None:
             for check in request.app[AUTHENTICATORS]:
                 if found := await check(presented.decode()):
-                    request["actor"], request["role"] = found
+                    request[ACTOR], request[ROLE] = found
                     break
-    if request["actor"] is None and not _is_public(request):
+    if request[ACTOR] is None and not _is_public(request):
         return json_error(401, "missing or invalid bearer token")
     return await handler(request)
 
 
 def require_staff(request: web.Request) -> str:
-    if request["role"] not in ("staff", "admin"):
+    if request[ROLE] not in ("staff", "admin"):
         raise web.HTTPForbidden(
             text=json.dumps({"error": "staff token required"}), content_type="application/json"
         )
-    return request["actor"]
+    return request[ACTOR] or ""  # a staff role always comes with its token's name
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -18,7 +18,11 @@ FACES: ServiceKey[FacesService] = ServiceKey("faces")
 
 FEATURE = Feature(
     name="faces",
-    services=(ServiceSpec(FACES, "edge.faces.service:FacesService"),),
+    services=(
+        ServiceSpec(
+            FACES, "edge.faces.service:FacesService", routes="edge.faces.routes:add_routes"
+        ),
+    ),
     config=FacesConfig,
     config_aliases=("face",),  # the section's name before 0.3
     cli=("edge.faces.cli:resident", "edge.faces.cli:models_group"),

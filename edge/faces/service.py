@@ -18,8 +18,8 @@ from typing import Any
 from edge.core.box import Box
 from edge.core.config import CoreConfig
 from edge.core.service import Service, cancel
-from edge.faces import routes, weights
 from edge.faces import store as store_faces
+from edge.faces import weights
 from edge.faces.memory import trim_heap
 from edge.faces.pipeline import FacePipeline
 
@@ -50,7 +50,6 @@ class FacesService(Service):
         self._task: asyncio.Task[None] | None = None
         self._refresh_lock = asyncio.Lock()
         self.loaded_ms: float | None = None
-        routes.add_routes(box.http, self)
 
     @property
     def enabled(self) -> bool:

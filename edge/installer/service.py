@@ -26,7 +26,7 @@ from aiohttp import web
 
 from edge.core.box import Box
 from edge.core.config import ConfigError
-from edge.core.http import json_error, require_staff
+from edge.core.http import ACTOR, json_error, require_staff
 from edge.core.service import Service
 from edge.installer import setup_edit
 from edge.installer.doctor import Doctor, Result
@@ -121,7 +121,7 @@ class InstallerWeb(Service):
             await asyncio.to_thread(setup_edit.write_atomically, source, text)
         except OSError as e:
             return json_error(500, f"cannot write {source}: {e.strerror}")
-        log.info("installer wizard saved %s (by %s)", source, request["actor"])
+        log.info("installer wizard saved %s (by %s)", source, request[ACTOR])
         return web.json_response(
             {
                 "ok": True,
@@ -151,7 +151,7 @@ class InstallerWeb(Service):
         except KeyError:
             pass
         log.info("installer wizard provisioned %s at %s (by %s)", ident.box_id, ident.cloud,
-                 request["actor"])  # fmt: skip
+                 request[ACTOR])  # fmt: skip
         return web.json_response({"ok": True, **_ident_json(ident)})
 
     async def modbus_scan(self, request: web.Request) -> web.Response:

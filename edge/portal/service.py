@@ -21,7 +21,7 @@ from typing import Any
 from aiohttp import web
 
 from edge.core.box import Box
-from edge.core.http import AUTHENTICATORS, PUBLIC, json_error, require_staff
+from edge.core.http import AUTHENTICATORS, PUBLIC, ROLE, json_error, require_staff
 from edge.core.service import Service, cancel
 from edge.core.standard import BoardPost, CommunityEvent, ContentItem, new_id
 from edge.portal import PORTAL_RELAY
@@ -182,7 +182,7 @@ class PortalService(Service):
         return await self.db(db.session_for, token)
 
     async def need_resident(self, request: web.Request) -> dict[str, Any]:
-        res = await self.resident(request) if request["role"] == "resident" else None
+        res = await self.resident(request) if request[ROLE] == "resident" else None
         if res is None:
             raise web.HTTPForbidden(
                 text=json.dumps({"error": "resident session required"}),
@@ -423,7 +423,7 @@ class PortalService(Service):
     # --- API: events --------------------------------------------------------------------
 
     async def http_events(self, request: web.Request) -> web.Response:
-        res = await self.resident(request) if request["role"] == "resident" else None
+        res = await self.resident(request) if request[ROLE] == "resident" else None
         rows = await self.db(db.list_events, res["resident_id"] if res else None)
         return web.json_response({"items": rows})
 
@@ -473,7 +473,7 @@ class PortalService(Service):
         board = request.query.get("board", "exchange")
         if board not in ("notice", "exchange"):
             return json_error(400, "board: expected notice or exchange", field="board")
-        staff = request["role"] in ("staff", "admin")
+        staff = request[ROLE] in ("staff", "admin")
         rows = await self.db(db.list_posts, board, include_hidden=staff)
         if not staff:
             for r in rows:
@@ -495,7 +495,7 @@ class PortalService(Service):
 
     async def http_post_add(self, request: web.Request) -> web.Response:
         body = m.NewPost.model_validate(await request.json())
-        if request["role"] == "resident":
+        if request[ROLE] == "resident":
             res = await self.need_resident(request)
             post = await self.add_post(res["resident_id"], "resident", res["building"], body)
         else:

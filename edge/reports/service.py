@@ -12,7 +12,7 @@ from aiohttp import web
 
 from edge.core.box import Box
 from edge.core.commands import CommandError
-from edge.core.http import PUBLIC_PREFIXES, json_error, require_staff
+from edge.core.http import PUBLIC_PREFIXES, ROLE, json_error, require_staff
 from edge.core.service import Service
 from edge.core.standard import Command, Report, new_id, now
 from edge.reports import store as db
@@ -211,7 +211,7 @@ class ReportsService(Service):
         row = await store.run(db.get_report, store.sync, rid)
         if row is None:
             return json_error(404, f"no report {rid}", field="id")
-        staff = request["role"] in ("staff", "admin")
+        staff = request[ROLE] in ("staff", "admin")
         key = request.query.get("key", "")
         if not staff and not secrets.compare_digest(key, row["follow_key"]):
             return json_error(403, "key: wrong or missing follow key", field="key")

@@ -22,7 +22,11 @@ FEATURE = Feature(
     name="screens",
     services=(
         ServiceSpec(
-            SCREENS, "edge.screens.service:ScreensService", after=(DEVICES,), before=(SYNC,)
+            SCREENS,
+            "edge.screens.service:ScreensService",
+            after=(DEVICES,),
+            before=(SYNC,),
+            routes="edge.screens.routes:add_routes",
         ),
     ),
     config=ScreensConfig,

@@ -21,6 +21,7 @@ from edge.core.http import json_error, require_staff
 from edge.core.standard import ContentItem, Emergency, Playlist, ScheduleEntry, Screen, new_id
 from edge.screens import resolver
 from edge.screens import store as db
+from edge.screens.service import parse_record, static_dir
 
 if TYPE_CHECKING:
     from edge.screens.service import ScreensService
@@ -72,8 +73,6 @@ class _Handlers:
         return await _read(path)
 
     def svc_static(self):
-        from edge.screens.service import static_dir
-
         return static_dir()
 
     async def service_worker(self, request: web.Request) -> web.Response:
@@ -251,8 +250,6 @@ class _Handlers:
 
     async def add_content(self, request: web.Request) -> web.Response:
         require_staff(request)
-        from edge.screens.service import parse_record
-
         item = parse_record(ContentItem, await request.json())
         await self.svc.put_content(item)
         return web.json_response(item.payload(), status=201, dumps=_dumps)
@@ -294,8 +291,6 @@ class _Handlers:
 
     async def add_playlist(self, request: web.Request) -> web.Response:
         require_staff(request)
-        from edge.screens.service import parse_record
-
         pl = parse_record(Playlist, await request.json())
         await self.svc.put_playlist(pl)
         return web.json_response(pl.payload(), status=201, dumps=_dumps)
@@ -309,8 +304,6 @@ class _Handlers:
 
     async def add_schedule(self, request: web.Request) -> web.Response:
         require_staff(request)
-        from edge.screens.service import parse_record
-
         entry = parse_record(ScheduleEntry, await request.json())
         await self.svc.put_schedule(entry)
         return web.json_response(entry.payload(), status=201, dumps=_dumps)

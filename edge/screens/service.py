@@ -101,9 +101,6 @@ class ScreensService(Service):
             ("emergency_cancel", self._cmd_emergency_cancel),
         ):
             box.commands.register("box", action, handler)
-        from edge.screens import routes  # routes need the service; imported here to avoid a cycle
-
-        routes.add_routes(box.http, self)
 
     # --- life cycle -------------------------------------------------------------------------
 

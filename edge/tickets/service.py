@@ -10,7 +10,7 @@ from aiohttp import web
 
 from edge.core.box import Box
 from edge.core.commands import CommandError
-from edge.core.http import PUBLIC_PREFIXES, json_error, require_staff
+from edge.core.http import ACTOR, PUBLIC_PREFIXES, ROLE, json_error, require_staff
 from edge.core.service import Service, cancel
 from edge.core.standard import Alert, Command, RepairTicket, new_id, now
 from edge.core.store import Store
@@ -135,7 +135,7 @@ class TicketsService(Service):
         return web.json_response([{"code": k, "zh": v} for k, v in FAULTS.items()])
 
     async def http_create(self, request: web.Request) -> web.Response:
-        staff = request["role"] in ("staff", "admin")
+        staff = request[ROLE] in ("staff", "admin")
         try:
             sub = await read_submission(
                 request, max_photos=self.rcfg.max_photos,
@@ -174,7 +174,7 @@ class TicketsService(Service):
         photo_rows = await self._save(sub.photos, rec.id, "submitted")
         try:
             await self.box.store.run(
-                ops.create, self.box.store.sync, rec, extra, request["actor"] or "resident",
+                ops.create, self.box.store.sync, rec, extra, request[ACTOR] or "resident",
                 photo_rows,
             )
         except Exception:
@@ -207,7 +207,7 @@ class TicketsService(Service):
         if row is None:
             return json_error(404, f"no ticket {tid}", field="id")
         key = request.query.get("key", "")
-        if request["role"] not in ("staff", "admin") and key != row["follow_key"]:
+        if request[ROLE] not in ("staff", "admin") and key != row["follow_key"]:
             return json_error(403, "key: wrong or missing follow key", field="key")
         row.pop("follow_key")
         row["history"] = await store.run(db.history, store.sync, tid)
@@ -218,7 +218,7 @@ class TicketsService(Service):
         tid, action = request.match_info["id"], request.match_info["action"]
         if action not in ACTIONS or action == "system_resolve":
             return json_error(404, f"action: unknown action {action!r}", field="action")
-        role = "staff" if request["role"] in ("staff", "admin") else "resident"
+        role = "staff" if request[ROLE] in ("staff", "admin") else "resident"
         try:
             sub = await read_submission(
                 request, max_photos=self.rcfg.max_photos,
@@ -234,7 +234,7 @@ class TicketsService(Service):
         photo_rows = await self._save(sub.photos, tid, "resolution")
         try:
             rec = await self.transition(
-                tid, action, role=role, actor=request["actor"] or "resident", note=note,
+                tid, action, role=role, actor=request[ACTOR] or "resident", note=note,
                 assignee=assignee, photo_rows=photo_rows, follow_key=key,
             )
         except (TransitionError, LookupError) as e:
