@@ -46,7 +46,7 @@ class FaceProbe:
             return self._pipeline, self._why_not
 
     async def _load(self) -> None:
-        face = getattr(self.config, "face", None)
+        face = getattr(self.config, "faces", None)
         if face is None or not face.enabled:
             self._why_not = "face recognition off ([faces] enabled = false)"
             return

@@ -16,7 +16,7 @@ from edge.features import load_config
 
 
 async def test_demo_step_face_doors(tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(edge.demo, "STEPS", [step_face_doors])
+    monkeypatch.setattr(edge.demo, "steps", lambda: [step_face_doors])
     await edge.demo.run_demo(tmp_path, seconds=0, mqtt_port=1, api_port=0)
     out = capsys.readouterr().out
     assert "resident: granted (match) resident=r-demo-face" in out, out
