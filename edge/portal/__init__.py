@@ -27,7 +27,12 @@ FEATURE = Feature(
     services=(
         ServiceSpec(RESIDENT_SITE, "edge.portal.site:ResidentSite"),
         # door login codes hook into access and show on screens; the taxonomy from reports
-        ServiceSpec(PORTAL, "edge.portal.service:PortalService", after=(ACCESS, REPORTS, SCREENS)),
+        ServiceSpec(
+            PORTAL,
+            "edge.portal.service:PortalService",
+            after=(ACCESS, REPORTS, SCREENS),
+            routes="edge.portal.routes:add_routes",
+        ),
         ServiceSpec(PORTAL_RELAY, "edge.portal.relay:PortalRelay", after=(PORTAL, SYNC)),
     ),
     config=PortalConfig,

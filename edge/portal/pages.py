@@ -20,6 +20,7 @@ from edge.portal import PORTAL_RELAY
 from edge.portal import bodies as m
 from edge.portal import store as db
 from edge.portal.relay import client_of
+from edge.portal.service import COOKIE, set_cookie
 from edge.screens import SCREENS
 
 STATIC = Path(__file__).with_name("static")
@@ -124,14 +125,10 @@ class Pages:
         if got is None:
             return await self.login_form(request, "登录码错误、已使用或已过期")
         resp = web.HTTPSeeOther("/r/read")
-        from edge.portal.service import set_cookie
-
         set_cookie(resp, got["token"], self.cfg.session_days)
         raise resp
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
-        from edge.portal.service import COOKIE
-
         if token := request.cookies.get(COOKIE):
             await self.svc.db(db.revoke_sessions, token=token)
         resp = web.HTTPSeeOther("/r/login")
