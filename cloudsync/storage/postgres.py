@@ -14,10 +14,10 @@ from typing import Any
 
 import asyncpg
 
+from cloudsync.storage import Storage
 from cloudsync.storage.base import (
     BOX_GET,
     Replayed,
-    Storage,
     StorageError,
     find_bad_record,
     prune_nonces,

@@ -20,7 +20,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from cloudsync.storage.base import BOX_GET, Storage, StorageError, find_bad_record
+from cloudsync.storage import Storage
+from cloudsync.storage.base import BOX_GET, StorageError, find_bad_record
 from common.protocol import UploadRecord
 from common.sql import sql_statements
 
