@@ -59,6 +59,13 @@ def load_photos() -> tuple[dict[str, np.ndarray], dict[str, str]]:
     return imgs, {n: ff.identity(n) for n in ff.PHOTOS}
 
 
+def load_crowd() -> list[Path]:
+    spec = importlib.util.spec_from_file_location("ff", ROOT / "tests/data/fetch_faces.py")
+    ff = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(ff)  # type: ignore[union-attr]
+    return ff.fetch_crowd(log=lambda *_: None)
+
+
 def door_frame(p: FacePipeline, image: np.ndarray, face_px: int = 150) -> np.ndarray:
     return synthetic.door_frame(image, p.detector.detect(image)[0], face_px)
 
@@ -195,6 +202,8 @@ def daemon_rss() -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--open-set-only", action="store_true", help="only the open-set section")
+    ap.add_argument("--visits", type=int, default=3, help="open-set visits per photo")
     args = ap.parse_args()
     cfg = FaceConfig()
     rss0 = rss_mb()
@@ -207,6 +216,19 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "loadavg_at_start": os.getloadavg()[0],  # other work on the box skews every figure
     }
+
+    # --- open-set per visit (bench/openset.py) ---------------------------------------------
+    from bench import openset
+    from edge.config import AccessConfig
+
+    res["open_set"] = openset.run(
+        p, cfg, imgs, ident, load_crowd(), AccessConfig().sample_fps, ROOT / "bench" / "out",
+        visits_per_person=args.visits,
+    )
+    if args.open_set_only:
+        p.close()
+        print(json.dumps(res, separators=(",", ":")))
+        return
 
     # --- 1:N search at 1k / 10k / 100k ----------------------------------------------------
     rng = np.random.default_rng(42)

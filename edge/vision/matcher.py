@@ -26,12 +26,20 @@ class Match:
     reason: str
 
 
-def effective_threshold(cfg: FaceConfig, negatives: int) -> float:
-    return cfg.threshold + min(cfg.negative_cap, cfg.negative_step * negatives)
+def effective_threshold(cfg: FaceConfig, negatives: int, base: float | None = None) -> float:
+    """``base``: the threshold derived from the gallery (pipeline.threshold()); cfg.threshold
+    only when no target rate is configured."""
+    return (cfg.threshold if base is None else base) + min(
+        cfg.negative_cap, cfg.negative_step * negatives
+    )
 
 
 def match(
-    gallery: Gallery, emb: np.ndarray, negatives: dict[str, np.ndarray], cfg: FaceConfig
+    gallery: Gallery,
+    emb: np.ndarray,
+    negatives: dict[str, np.ndarray],
+    cfg: FaceConfig,
+    threshold: float | None = None,
 ) -> Match:
     hit = gallery.search(emb)
     if hit is None:
@@ -39,9 +47,12 @@ def match(
     sim = hit.similarity
     margin = sim - hit.second_similarity if hit.second_similarity is not None else sim
     neg = negatives.get(hit.resident_id)
-    thr = effective_threshold(cfg, 0 if neg is None else len(neg))
+    thr = effective_threshold(cfg, 0 if neg is None else len(neg), threshold)
     reason = "match"
-    if neg is not None and len(neg) and float((neg @ emb).max()) >= sim:
+    # Negatives and probe on the gallery's scale (centred when the gallery centres).
+    if neg is not None and len(neg) and float(
+        (gallery.transform(neg) @ gallery.transform(emb)).max()
+    ) >= sim:
         reason = "negative_example"
     elif sim < thr:
         reason = "unknown_face"

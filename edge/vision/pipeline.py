@@ -44,6 +44,7 @@ from edge.vision.embed import SFaceEmbedder
 from edge.vision.gallery import Gallery
 from edge.vision.liveness import AntiSpoof, LivenessTracker, LivenessVerdict
 from edge.vision.matcher import match
+from edge.vision.openset import Gaussian, Operating, threshold_for
 from edge.vision.quality import assess
 from edge.vision.types import Decision, Face, FaceResult, FrameResult, Quality
 
@@ -63,6 +64,7 @@ class Recognition:
     decision: Decision
     face: Face | None
     liveness: LivenessVerdict | None = None
+    embedding: np.ndarray | None = None  # the face's (raw) embedding, for tracking
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,8 @@ class FacePipeline:
                 model_dir, variant=cfg.blazeface_range, score=min(cfg.detect_score, 0.6)
             )
         self.embedder = SFaceEmbedder(paths["sface"])
-        self.gallery = gallery if gallery is not None else Gallery()
+        self.gallery = gallery if gallery is not None else Gallery(centre_min=cfg.centre_min)
+        self._op_cache: dict[tuple[int, float], Operating] = {}
         self.negatives: dict[str, np.ndarray] = {}  # resident id -> (k, 128) wrong-match probes
         self._recent: OrderedDict[str, tuple[str | None, np.ndarray]] = OrderedDict()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")
@@ -116,10 +119,14 @@ class FacePipeline:
         return await self._run(self.identify_sync, frame_bgr)
 
     async def recognise(
-        self, frame_bgr: np.ndarray, tracker: LivenessTracker | None = None
+        self,
+        frame_bgr: np.ndarray,
+        tracker: LivenessTracker | None = None,
+        target_fpir: float | None = None,
     ) -> Recognition:
-        """Decision, the face it is about and (with a tracker) liveness: one detection."""
-        return await self._run(self.recognise_sync, frame_bgr, tracker)
+        """Decision, the face it is about and (with a tracker) liveness: one detection.
+        ``target_fpir``: a door's own per-visit target (default the config's)."""
+        return await self._run(self.recognise_sync, frame_bgr, tracker, target_fpir)
 
     async def liveness(
         self, tracker: LivenessTracker, frame_bgr: np.ndarray, face: Face | None
@@ -139,6 +146,32 @@ class FacePipeline:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # --- the threshold from the gallery ----------------------------------------------------
+
+    def operating(self, target_fpir: float | None = None) -> Operating | None:
+        """Threshold and expected resident acceptance for a per-visit target (default the
+        config's) at the current number of residents; None when no target is configured."""
+        target = target_fpir if target_fpir is not None else self.cfg.target_fpir
+        if target is None:
+            return None
+        key = (len(self.gallery), target)
+        op = self._op_cache.get(key)
+        if op is None:
+            centred = self.gallery.centred
+            tail = Gaussian(*(self.cfg.tail_centred if centred else self.cfg.tail_raw))
+            gen = Gaussian(*(self.cfg.genuine_centred if centred else self.cfg.genuine_raw))
+            n = max(self.gallery.residents, 1)
+            thr = threshold_for(tail, target, n)
+            op = Operating(n, target, thr, gen.survival(thr), centred)
+            if len(self._op_cache) > 64:
+                self._op_cache.clear()
+            self._op_cache[key] = op
+        return op
+
+    def threshold(self, target_fpir: float | None = None) -> float | None:
+        op = self.operating(target_fpir)
+        return None if op is None else op.threshold
 
     # --- the stages (worker thread) ----------------------------------------------------
 
@@ -170,9 +203,12 @@ class FacePipeline:
         return self._decide(frame)[0]
 
     def recognise_sync(
-        self, frame: np.ndarray, tracker: LivenessTracker | None = None
+        self,
+        frame: np.ndarray,
+        tracker: LivenessTracker | None = None,
+        target_fpir: float | None = None,
     ) -> Recognition:
-        decision, best = self._decide(frame)
+        decision, best = self._decide(frame, target_fpir)
         face = best.face if best is not None else None
         verdict = None
         if tracker is not None:
@@ -182,9 +218,17 @@ class FacePipeline:
             else:
                 verdict = tracker.update(frame, best.face, aligned=best.aligned)
             decision.timings_ms["liveness"] = _ms(t)
-        return Recognition(decision, face, verdict)
+        emb = best.embedding if best is not None else None
+        return Recognition(decision, face, verdict, emb)
 
-    def _decide(self, frame: np.ndarray) -> tuple[Decision, FaceResult | None]:
+    def decide_embedding(self, emb: np.ndarray, target_fpir: float | None = None):
+        """The matcher's verdict for one embedding at the derived threshold (the same call a
+        frame goes through; bench/face.py replays door-camera visits through it)."""
+        return match(self.gallery, emb, self.negatives, self.cfg, self.threshold(target_fpir))
+
+    def _decide(
+        self, frame: np.ndarray, target_fpir: float | None = None
+    ) -> tuple[Decision, FaceResult | None]:
         t0 = time.perf_counter()
         fr = self.analyse_sync(frame, max_faces=1)  # the largest face is the one at the door
         timings = dict(fr.timings_ms)
@@ -206,7 +250,7 @@ class FacePipeline:
             )
             return d, best
         t = time.perf_counter()
-        m = match(self.gallery, best.embedding, self.negatives, self.cfg)
+        m = self.decide_embedding(best.embedding, target_fpir)
         timings["match"] = _ms(t)
         self._remember(did, m.candidate_id, best.embedding)
         d = Decision(
