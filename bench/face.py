@@ -204,6 +204,8 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=200)
     ap.add_argument("--open-set-only", action="store_true", help="only the open-set section")
     ap.add_argument("--visits", type=int, default=3, help="open-set visits per photo")
+    ap.add_argument("--reuse-visits", action="store_true",
+                    help="reuse the embedded visits of the last run (bench/out/)")
     args = ap.parse_args()
     cfg = FaceConfig()
     rss0 = rss_mb()
@@ -223,7 +225,7 @@ def main() -> None:
 
     res["open_set"] = openset.run(
         p, cfg, imgs, ident, load_crowd(), AccessConfig().sample_fps, ROOT / "bench" / "out",
-        visits_per_person=args.visits,
+        visits_per_person=args.visits, reuse=args.reuse_visits,
     )
     if args.open_set_only:
         p.close()

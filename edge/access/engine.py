@@ -3,8 +3,11 @@
 
 One watcher task per door that names a camera. It always takes the camera's newest frame
 (never a backlog), skips frames while nothing moves, and looks harder while a face is there.
-A face decision waits for ``liveness_frames`` of evidence; a cool-down stops one person from
-re-triggering the door and a denied face from flooding the journal.
+Faces are tracked across frames (edge/vision/openset.py: IoU on detector boxes plus an
+appearance check); a face is granted only when k of the last n usable frames of its track name
+the same resident above the threshold derived from the gallery (and none names another), and
+liveness agrees. A cool-down stops one person from re-triggering the door; denied events are
+rate-limited per tracked face, so every stranger's visit leaves one.
 
 Also here: remote open (API and the cloud's ``door.open`` command), PIN and QR pass checks,
 and device health -> repair tickets (through ``box.service("tickets")``).
@@ -30,6 +33,7 @@ from edge.commands import CommandError
 from edge.service import Service
 from edge.standard import AccessEvent, Command, new_id
 from edge.store import access as db
+from edge.vision.openset import FaceTracker, Frame, Fused, Track
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +246,10 @@ class AccessService(Service):
         return time.monotonic() < until
 
     def _cool_down(self, door_id: str, who: str, seconds: float) -> None:
-        self._cool[(door_id, who)] = time.monotonic() + seconds
+        now = time.monotonic()
+        if len(self._cool) > 4096:  # per-track keys: drop the expired ones now and then
+            self._cool = {k: v for k, v in self._cool.items() if v > now}
+        self._cool[(door_id, who)] = now + seconds
 
     async def _watch(self, door_id: str, camera_id: str) -> None:
         try:
@@ -254,6 +261,8 @@ class AccessService(Service):
         gate = MotionGate()
         qr = passes.QrReader()
         tracker = None
+        faces_tracked: FaceTracker | None = None
+        target = self.doors_cfg[door_id].face_target_fpir if door_id in self.doors_cfg else None
         period = 1.0 / self.cfg.sample_fps
         last_seq = -1
         active_until = 0.0
@@ -272,6 +281,8 @@ class AccessService(Service):
             if now > active_until:
                 if tracker is not None:
                     tracker.reset()
+                if faces_tracked is not None:
+                    faces_tracked.reset()
                 first_seen = None
                 # Idle: look at most sample_fps times a second, counted from this frame's
                 # arrival (a flat sleep would add up to a frame period of latency when
@@ -284,13 +295,14 @@ class AccessService(Service):
                 pipeline = self._faces()
                 if pipeline is not None and tracker is None:
                     tracker = pipeline.liveness_tracker(frames=self.cfg.liveness_frames)
+                    faces_tracked = FaceTracker(pipeline.cfg.visit_k, pipeline.cfg.visit_n)
                 qr_due = self.cfg.qr and n_active % self.cfg.qr_every == 1 % self.cfg.qr_every
                 # The QR reader (a default-executor thread) and the face pipeline (its own
                 # thread: one detection gives the decision, its face and liveness) look at
                 # the frame at the same time, so a QR try adds no latency to a face.
                 text, seen = await asyncio.gather(
                     asyncio.to_thread(qr.read, frame.image) if qr_due else _none(),
-                    pipeline.recognise(frame.image, tracker) if pipeline else _none(),
+                    pipeline.recognise(frame.image, tracker, target) if pipeline else _none(),
                 )
                 st.qr_tries += bool(qr_due)
                 if text and not self._cooling(door_id, f"qr:{text}"):
@@ -308,32 +320,48 @@ class AccessService(Service):
                 active_until = time.monotonic() + self.cfg.active_hold_s
                 if first_seen is None:
                     first_seen = frame.t
-                await self._decide(door_id, frame.t, decision, verdict)
+                if seen.face is None or faces_tracked is None:
+                    continue
+                track = faces_tracked.update(seen.face.bbox, frame.t, seen.embedding)
+                if track.new and tracker is not None and track.id > 1:
+                    tracker.reset()  # someone else: liveness starts over with their frames
+                if seen.embedding is None:
+                    continue  # not usable (quality): neither for nor against anyone
+                fused = track.fusion.add(Frame(decision.candidate_id, decision.similarity,
+                                               decision.resident_id is not None))
+                await self._decide(door_id, frame.t, decision, verdict, fused, track)
             except LookupError:
                 log.error("door %s is not configured as a device", door_id)
                 return
             except Exception:
                 log.exception("door %s: frame handling failed; going on", door_id)
 
-    async def _decide(self, door_id: str, t0: float, decision: Any, verdict: Any) -> None:
+    async def _decide(self, door_id: str, t0: float, decision: Any, verdict: Any,
+                      fused: Fused, track: Track) -> None:
         st = self.stats[door_id]
         live = verdict.live if verdict is not None else True
         score = verdict.score if verdict is not None else None
         collecting = verdict is not None and verdict.reason == "collecting"
         sim = decision.similarity
         sim = None if sim is None else max(-1.0, min(1.0, float(sim)))
-        common = {"similarity": sim, "liveness": score}
-        if decision.resident_id is None:
-            if decision.reason not in ("unknown_face", "ambiguous", "negative_example"):
-                return  # no usable face yet (quality); keep looking
-            if collecting or self._cooling(door_id, "unknown"):
+        common = {"similarity": sim, "liveness": score, "fused_score": fused.score,
+                  "frames_used": fused.frames_used, "track": track.id}
+        if fused.reason == "collecting":
+            return  # fewer than n usable frames and no k agree yet: keep looking
+        if fused.resident_id is None:
+            # Window full and nobody accepted (or two residents named): one denied event per
+            # tracked face, so a second stranger right after the first still leaves one.
+            who = f"track:{track.id}"
+            if collecting or self._cooling(door_id, who):
                 return
-            self._cool_down(door_id, "unknown", self.cfg.denied_cooldown_s)
+            self._cool_down(door_id, who, self.cfg.denied_cooldown_s)
             st.decisions += 1
-            await self.deny(door_id, "face", decision.reason,
-                            latency_ms=_ms(t0), **common)
+            reason = "ambiguous" if fused.reason == "conflict" else decision.reason
+            if reason not in ("unknown_face", "ambiguous", "negative_example"):
+                reason = "unknown_face"
+            await self.deny(door_id, "face", reason, latency_ms=_ms(t0), **common)
             return
-        rid = decision.resident_id
+        rid = fused.resident_id
         if self._cooling(door_id, rid):
             return
         if self.cfg.require_liveness and not live:

@@ -51,3 +51,13 @@ def head_turn(frame: np.ndarray, face: Face, amounts: tuple = TURN) -> list[np.n
         mapx = (xx - a * eye * g).astype(np.float32)
         out.append(cv2.remap(frame, mapx, yy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
     return out
+
+
+def look_alike(stranger: np.ndarray, face_s: Face, resident: np.ndarray, face_r: Face,
+               share: float = 0.4) -> np.ndarray:
+    """A stranger who resembles a resident: the resident's face (door frame ``resident``, its
+    face ``face_r``) warped onto the stranger's landmarks and blended in by ``share``."""
+    m, _ = cv2.estimateAffinePartial2D(face_r.landmarks, face_s.landmarks)
+    h, w = stranger.shape[:2]
+    warped = cv2.warpAffine(resident, m, (w, h), borderValue=(BACKGROUND,) * 3)
+    return cv2.addWeighted(warped, share, stranger, 1 - share, 0)

@@ -82,6 +82,21 @@ class Operating:
         }
 
 
+def operating_point(cfg, residents: int, templates: int,
+                    target_fpir: float | None = None) -> Operating | None:
+    """The threshold a per-visit target gives at this gallery size and the resident acceptance
+    to expect there (cfg: FaceConfig). None when no target is set (fixed cfg.threshold)."""
+    target = target_fpir if target_fpir is not None else cfg.target_fpir
+    if target is None:
+        return None
+    centred = cfg.centre_min is not None and templates >= max(cfg.centre_min, 2)
+    tail = Gaussian(*(cfg.tail_centred if centred else cfg.tail_raw))
+    gen = Gaussian(*(cfg.genuine_centred if centred else cfg.genuine_raw))
+    n = max(residents, 1)
+    thr = threshold_for(tail, target, n)
+    return Operating(n, target, thr, gen.survival(thr), centred)
+
+
 @dataclass(frozen=True)
 class Frame:
     """One usable frame of a tracked face: its best identity and the per-frame verdict."""

@@ -44,7 +44,7 @@ from edge.vision.embed import SFaceEmbedder
 from edge.vision.gallery import Gallery
 from edge.vision.liveness import AntiSpoof, LivenessTracker, LivenessVerdict
 from edge.vision.matcher import match
-from edge.vision.openset import Gaussian, Operating, threshold_for
+from edge.vision.openset import Operating, operating_point
 from edge.vision.quality import assess
 from edge.vision.types import Decision, Face, FaceResult, FrameResult, Quality
 
@@ -158,12 +158,7 @@ class FacePipeline:
         key = (len(self.gallery), target)
         op = self._op_cache.get(key)
         if op is None:
-            centred = self.gallery.centred
-            tail = Gaussian(*(self.cfg.tail_centred if centred else self.cfg.tail_raw))
-            gen = Gaussian(*(self.cfg.genuine_centred if centred else self.cfg.genuine_raw))
-            n = max(self.gallery.residents, 1)
-            thr = threshold_for(tail, target, n)
-            op = Operating(n, target, thr, gen.survival(thr), centred)
+            op = operating_point(self.cfg, self.gallery.residents, len(self.gallery), target)
             if len(self._op_cache) > 64:
                 self._op_cache.clear()
             self._op_cache[key] = op
