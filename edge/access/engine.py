@@ -302,7 +302,8 @@ class AccessService(Service):
                 # the frame at the same time, so a QR try adds no latency to a face.
                 text, seen = await asyncio.gather(
                     asyncio.to_thread(qr.read, frame.image) if qr_due else _none(),
-                    pipeline.recognise(frame.image, tracker, target) if pipeline else _none(),
+                    pipeline.recognise(frame.image, tracker, target, getattr(frame, "ir", None))
+                    if pipeline else _none(),
                 )
                 st.qr_tries += bool(qr_due)
                 if text and not self._cooling(door_id, f"qr:{text}"):
@@ -329,7 +330,8 @@ class AccessService(Service):
                     continue  # not usable (quality): neither for nor against anyone
                 fused = track.fusion.add(Frame(decision.candidate_id, decision.similarity,
                                                decision.resident_id is not None))
-                await self._decide(door_id, frame.t, decision, verdict, fused, track)
+                await self._decide(door_id, frame.t, decision, verdict, fused, track,
+                                   seen.ir_face)
             except LookupError:
                 log.error("door %s is not configured as a device", door_id)
                 return
@@ -337,9 +339,11 @@ class AccessService(Service):
                 log.exception("door %s: frame handling failed; going on", door_id)
 
     async def _decide(self, door_id: str, t0: float, decision: Any, verdict: Any,
-                      fused: Fused, track: Track) -> None:
+                      fused: Fused, track: Track, ir_face: bool | None = None) -> None:
         st = self.stats[door_id]
         live = verdict.live if verdict is not None else True
+        if ir_face is False:  # a dual-sensor camera sees no face in infrared: a screen/photo
+            live = False
         score = verdict.score if verdict is not None else None
         collecting = verdict is not None and verdict.reason == "collecting"
         sim = decision.similarity
@@ -371,7 +375,8 @@ class AccessService(Service):
                 return
             self._cool_down(door_id, f"liveness:{rid}", self.cfg.denied_cooldown_s)
             st.decisions += 1
-            await self.deny(door_id, "face", "liveness", resident_id=rid,
+            why = "liveness_ir" if ir_face is False else "liveness"
+            await self.deny(door_id, "face", why, resident_id=rid,
                             latency_ms=_ms(t0), **common)
             return
         why = await self.check_policy(rid, door_id)

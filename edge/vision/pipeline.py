@@ -44,7 +44,7 @@ from edge.vision.embed import SFaceEmbedder
 from edge.vision.gallery import Gallery
 from edge.vision.liveness import AntiSpoof, LivenessTracker, LivenessVerdict
 from edge.vision.matcher import match
-from edge.vision.openset import Operating, operating_point
+from edge.vision.openset import Operating, iou, operating_point
 from edge.vision.quality import assess
 from edge.vision.types import Decision, Face, FaceResult, FrameResult, Quality
 
@@ -65,6 +65,7 @@ class Recognition:
     face: Face | None
     liveness: LivenessVerdict | None = None
     embedding: np.ndarray | None = None  # the face's (raw) embedding, for tracking
+    ir_face: bool | None = None  # dual-sensor camera: the face is in the IR frame too
 
 
 @dataclass(frozen=True)
@@ -123,10 +124,12 @@ class FacePipeline:
         frame_bgr: np.ndarray,
         tracker: LivenessTracker | None = None,
         target_fpir: float | None = None,
+        ir: np.ndarray | None = None,
     ) -> Recognition:
         """Decision, the face it is about and (with a tracker) liveness: one detection.
-        ``target_fpir``: a door's own per-visit target (default the config's)."""
-        return await self._run(self.recognise_sync, frame_bgr, tracker, target_fpir)
+        ``target_fpir``: a door's own per-visit target (default the config's); ``ir``: the
+        infrared frame of a dual-sensor camera (the face must be there too)."""
+        return await self._run(self.recognise_sync, frame_bgr, tracker, target_fpir, ir)
 
     async def liveness(
         self, tracker: LivenessTracker, frame_bgr: np.ndarray, face: Face | None
@@ -202,6 +205,7 @@ class FacePipeline:
         frame: np.ndarray,
         tracker: LivenessTracker | None = None,
         target_fpir: float | None = None,
+        ir: np.ndarray | None = None,
     ) -> Recognition:
         decision, best = self._decide(frame, target_fpir)
         face = best.face if best is not None else None
@@ -214,7 +218,24 @@ class FacePipeline:
                 verdict = tracker.update(frame, best.face, aligned=best.aligned)
             decision.timings_ms["liveness"] = _ms(t)
         emb = best.embedding if best is not None else None
-        return Recognition(decision, face, verdict, emb)
+        ir_face = None if ir is None or face is None else self.face_in_ir(ir, face)
+        return Recognition(decision, face, verdict, emb, ir_face)
+
+    def face_in_ir(self, ir: np.ndarray, face: Face, min_iou: float = 0.3) -> bool:
+        """Whether the infrared frame shows a face where the colour frame has one (a screen
+        shows none in IR). Looks at the region around the face only: one small detection."""
+        x, y, w, h = face.bbox
+        x0, y0 = int(max(0, x - 0.5 * w)), int(max(0, y - 0.5 * h))
+        x1, y1 = int(min(ir.shape[1], x + 1.5 * w)), int(min(ir.shape[0], y + 1.5 * h))
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            return False
+        crop = ir[y0:y1, x0:x1]
+        crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR) if crop.ndim == 2 else crop
+        for f in self.detector.detect(np.ascontiguousarray(crop)):
+            fx, fy, fw, fh = f.bbox
+            if iou((fx + x0, fy + y0, fw, fh), face.bbox) >= min_iou:
+                return True
+        return False
 
     def decide_embedding(self, emb: np.ndarray, target_fpir: float | None = None):
         """The matcher's verdict for one embedding at the derived threshold (the same call a

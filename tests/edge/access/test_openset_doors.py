@@ -107,3 +107,49 @@ async def test_a_single_lucky_frame_per_approach_never_opens(
     evs = await events(box, "d-lucky")
     assert evs and all(e["decision"] == "denied" for e in evs)
     assert board.first_write(1, 4, True) is None
+
+
+def rgbir_toml(cam_id: str, rgb: Path, ir: Path) -> str:
+    return f"""
+[[cameras]]
+id = "{cam_id}"
+type = "rgbir"
+rgb = "{rgb}"
+ir = "{ir}"
+fps = 15
+"""
+
+
+async def test_dual_sensor_camera_refuses_a_face_that_is_not_in_infrared(
+    tmp_path: Path, make_config, run_box, board, pipeline  # noqa: F811
+) -> None:
+    """RGB + IR door camera: the resident in person opens; the same face shown on a screen
+    (a real-looking colour image, nothing in IR) is refused as a presentation attack."""
+    resident = door_frame(photo("obama3.jpg"), pipeline)
+    turn = head_turn(resident, pipeline)
+    face = pipeline.detector.detect(resident)[0]
+    rgb = write_folder(tmp_path / "rgb", turn)
+    ir_live = write_folder(tmp_path / "ir-live", [synthetic.infrared(f) for f in turn])
+    ir_screen = write_folder(tmp_path / "ir-screen",
+                             [synthetic.infrared_of_screen(f, face) for f in turn])
+    # The pipeline's own check on one frame each, before the doors.
+    assert pipeline.face_in_ir(synthetic.infrared(turn[0]), face)
+    assert not pipeline.face_in_ir(synthetic.infrared_of_screen(turn[0], face), face)
+    p = board.tcp_port
+    extra = (ACCESS + door_toml("d-ir-live", p, 5, "c-ir-live")
+             + rgbir_toml("c-ir-live", rgb, ir_live)
+             + door_toml("d-ir-screen", p, 6, "c-ir-screen")
+             + rgbir_toml("c-ir-screen", rgb, ir_screen))
+    config = make_config(extra=extra)
+    store = Store(config.db_path, box_id=config.box.id)
+    enrol(store, pipeline, "r-obama", door_frame(photo("obama2.jpg"), pipeline), building="1")
+    store.close()
+    t0 = time.monotonic()
+    box = await run_box(config)
+    await asyncio.to_thread(board.wait_for, 1, 5, True, 40.0, t0)
+    granted = await wait_events(box, "d-ir-live", 1, 10, decision="granted")
+    assert granted[0]["resident_id"] == "r-obama"
+    evs = await wait_events(box, "d-ir-screen", 1, 20)
+    assert {(e["decision"], e["reason"]) for e in evs} == {("denied", "liveness_ir")}
+    await asyncio.sleep(1.0)
+    assert board.first_write(1, 6, True) is None
