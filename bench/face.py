@@ -449,6 +449,11 @@ def main() -> None:
         f"liveness: {passed_attacks}/{attacks} moving-photo attacks passed; "
         f"{live_ok}/{live_n} synthetic head turns passed"
     )
+    # --- presentation attacks (bench/pad.py): motion cues and the dual-sensor IR check ---------
+    from bench import pad
+
+    res["presentation_attacks"] = pad.run(p, cfg, list(frames.values()), seeds=2)
+
     targets = {
         "pipeline_p50_le_40ms": res["end_to_end_ms"]["p50"] <= 40,  # type: ignore[index]
         "pipeline_p95_le_80ms": res["end_to_end_ms"]["p95"] <= 80,  # type: ignore[index]
