@@ -76,6 +76,8 @@ class AccessService(Service):
         self._pin_fail: dict[str, list[float]] = {}
         self.stats: dict[str, WatchStats] = {}
         self._face_grant_hooks: list[Callable[[str, str], Awaitable[None]]] = []
+        # door -> residents with rights there (None: everyone may, search the whole gallery)
+        self.door_sets: dict[str, frozenset[str] | None] = {}
         self._hook_tasks: set[asyncio.Task] = set()
         box.commands.register("door", "open", self._cmd_open)
         from edge.access import api  # routes live in their own module
@@ -95,6 +97,28 @@ class AccessService(Service):
                     asyncio.create_task(self._watch(door_id, dcfg.camera), name=f"watch-{door_id}")
                 )
         self._tasks.append(asyncio.create_task(self._health_tickets(), name="access-health"))
+        if self.cfg.door_gallery_refresh_s > 0:
+            await self.refresh_door_sets()
+            self._tasks.append(asyncio.create_task(self._follow_rights(), name="door-sets"))
+
+    async def refresh_door_sets(self) -> None:
+        """Per-door search sets from the rights in the store (face doors only)."""
+        from edge.store import faces as store_faces
+
+        for door_id, dcfg in self.doors_cfg.items():
+            if not dcfg.camera:
+                continue
+            ids, total = await self.box.store.run(
+                store_faces.door_residents, self.box.store.sync, door_id, dcfg.building)
+            self.door_sets[door_id] = None if len(ids) >= total else ids
+
+    async def _follow_rights(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.door_gallery_refresh_s)
+            try:
+                await self.refresh_door_sets()
+            except Exception:
+                log.exception("access: refreshing the per-door search sets failed; retrying")
 
     async def stop(self) -> None:
         for t in [*self._tasks, *self._hook_tasks]:
@@ -302,7 +326,8 @@ class AccessService(Service):
                 # the frame at the same time, so a QR try adds no latency to a face.
                 text, seen = await asyncio.gather(
                     asyncio.to_thread(qr.read, frame.image) if qr_due else _none(),
-                    pipeline.recognise(frame.image, tracker, target, getattr(frame, "ir", None))
+                    pipeline.recognise(frame.image, tracker, target, getattr(frame, "ir", None),
+                                       self.door_sets.get(door_id))
                     if pipeline else _none(),
                 )
                 st.qr_tries += bool(qr_due)

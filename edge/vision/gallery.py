@@ -40,6 +40,10 @@ class Hit:
     second_id: str | None  # best other identity
     second_similarity: float | None
     template_id: str
+    # With a door's allowed residents: the best identity OUTSIDE them (the guard against a
+    # stranger who resembles a resident of another building).
+    outside_id: str | None = None
+    outside_similarity: float | None = None
 
 
 class Gallery:
@@ -214,8 +218,23 @@ class Gallery:
         other.result()
         return out
 
-    def search(self, q: np.ndarray, *, exclude: str | None = None) -> Hit | None:
-        """Best template's identity and the best *other* identity (for the margin)."""
+    def allowed_mask(self, resident_ids: frozenset[str]) -> np.ndarray:
+        """A per-resident-index mask for ``search(allowed=...)`` (recompute after enrolment:
+        residents enrolled later are outside it)."""
+        with self._lock:
+            mask = np.zeros(len(self._residents), bool)
+            for rid in resident_ids:
+                i = self._rindex.get(rid)
+                if i is not None:
+                    mask[i] = True
+            return mask
+
+    def search(self, q: np.ndarray, *, exclude: str | None = None,
+               allowed: np.ndarray | None = None) -> Hit | None:
+        """Best template's identity and the best *other* identity (for the margin).
+
+        ``allowed`` (from :meth:`allowed_mask`): search only those residents (a door's), and
+        report the best identity outside them in ``outside_*``."""
         with self._lock:
             n = len(self)
             if n == 0:
@@ -232,6 +251,16 @@ class Gallery:
             owner = self._owner[:n]
             if exclude is not None and exclude in self._rindex:
                 scores[owner == self._rindex[exclude]] = -2.0
+            outside_id = outside_sim = None
+            if allowed is not None:
+                mask = np.zeros(len(self._residents), bool)
+                mask[: len(allowed)] = allowed[: len(self._residents)]
+                rows_in = mask[owner]
+                if not rows_in.all():
+                    o = int(np.argmax(np.where(rows_in, -3.0, scores)))
+                    if not rows_in[o] and scores[o] > -2.0:
+                        outside_id, outside_sim = self._residents[owner[o]], float(scores[o])
+                    scores[~rows_in] = -2.0
             best = int(np.argmax(scores))
             best_sim = float(scores[best])
             if best_sim <= -2.0:
@@ -248,4 +277,6 @@ class Gallery:
                 second_id=None if second is None else self._residents[owner[second]],
                 second_similarity=second_sim,
                 template_id=self._tids[best],
+                outside_id=outside_id,
+                outside_similarity=outside_sim,
             )

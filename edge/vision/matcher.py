@@ -40,8 +40,11 @@ def match(
     negatives: dict[str, np.ndarray],
     cfg: FaceConfig,
     threshold: float | None = None,
+    allowed: np.ndarray | None = None,
 ) -> Match:
-    hit = gallery.search(emb)
+    """``allowed``: a door's residents (Gallery.allowed_mask); a face at least as close to a
+    resident outside them (another building's) as to the best one inside is refused."""
+    hit = gallery.search(emb, allowed=allowed)
     if hit is None:
         return Match(None, None, None, None, None, "empty_gallery")
     sim = hit.similarity
@@ -56,6 +59,8 @@ def match(
         reason = "negative_example"
     elif sim < thr:
         reason = "unknown_face"
+    elif hit.outside_similarity is not None and hit.outside_similarity + cfg.margin > sim:
+        reason = "ambiguous"  # looks as much like someone who may not pass here
     elif margin < cfg.margin:
         reason = "ambiguous"
     rid = hit.resident_id if reason == "match" else None

@@ -100,7 +100,8 @@ class FacePipeline:
             )
         self.embedder = SFaceEmbedder(paths["sface"])
         self.gallery = gallery if gallery is not None else Gallery(centre_min=cfg.centre_min)
-        self._op_cache: dict[tuple[int, float], Operating] = {}
+        self._op_cache: dict[tuple[int, float, int | None], Operating] = {}
+        self._masks: dict[frozenset[str], tuple[int, np.ndarray, int]] = {}
         self.negatives: dict[str, np.ndarray] = {}  # resident id -> (k, 128) wrong-match probes
         self._recent: OrderedDict[str, tuple[str | None, np.ndarray]] = OrderedDict()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")
@@ -125,11 +126,14 @@ class FacePipeline:
         tracker: LivenessTracker | None = None,
         target_fpir: float | None = None,
         ir: np.ndarray | None = None,
+        allowed: frozenset[str] | None = None,
     ) -> Recognition:
         """Decision, the face it is about and (with a tracker) liveness: one detection.
         ``target_fpir``: a door's own per-visit target (default the config's); ``ir``: the
-        infrared frame of a dual-sensor camera (the face must be there too)."""
-        return await self._run(self.recognise_sync, frame_bgr, tracker, target_fpir, ir)
+        infrared frame of a dual-sensor camera (the face must be there too); ``allowed``: the
+        door's residents (searched first, see decide_embedding)."""
+        return await self._run(self.recognise_sync, frame_bgr, tracker, target_fpir, ir,
+                               allowed)
 
     async def liveness(
         self, tracker: LivenessTracker, frame_bgr: np.ndarray, face: Face | None
@@ -152,24 +156,40 @@ class FacePipeline:
 
     # --- the threshold from the gallery ----------------------------------------------------
 
-    def operating(self, target_fpir: float | None = None) -> Operating | None:
+    def operating(self, target_fpir: float | None = None,
+                  residents: int | None = None) -> Operating | None:
         """Threshold and expected resident acceptance for a per-visit target (default the
-        config's) at the current number of residents; None when no target is configured."""
+        config's) at the current number of residents (or ``residents``: a door's own search
+        set); None when no target is configured."""
         target = target_fpir if target_fpir is not None else self.cfg.target_fpir
         if target is None:
             return None
-        key = (len(self.gallery), target)
+        key = (len(self.gallery), target, residents)
         op = self._op_cache.get(key)
         if op is None:
-            op = operating_point(self.cfg, self.gallery.residents, len(self.gallery), target)
+            n = self.gallery.residents if residents is None else residents
+            op = operating_point(self.cfg, n, len(self.gallery), target)
             if len(self._op_cache) > 64:
                 self._op_cache.clear()
             self._op_cache[key] = op
         return op
 
-    def threshold(self, target_fpir: float | None = None) -> float | None:
-        op = self.operating(target_fpir)
+    def threshold(self, target_fpir: float | None = None,
+                  residents: int | None = None) -> float | None:
+        op = self.operating(target_fpir, residents)
         return None if op is None else op.threshold
+
+    def door_mask(self, allowed: frozenset[str]) -> tuple[np.ndarray, int]:
+        """Search mask and size of a door's resident set (rebuilt when the gallery grows)."""
+        size = len(self.gallery)
+        hit = self._masks.get(allowed)
+        if hit is None or hit[0] != size:
+            mask = self.gallery.allowed_mask(allowed)
+            hit = (size, mask, int(mask.sum()))
+            if len(self._masks) > 256:
+                self._masks.clear()
+            self._masks[allowed] = hit
+        return hit[1], hit[2]
 
     # --- the stages (worker thread) ----------------------------------------------------
 
@@ -206,8 +226,9 @@ class FacePipeline:
         tracker: LivenessTracker | None = None,
         target_fpir: float | None = None,
         ir: np.ndarray | None = None,
+        allowed: frozenset[str] | None = None,
     ) -> Recognition:
-        decision, best = self._decide(frame, target_fpir)
+        decision, best = self._decide(frame, target_fpir, allowed)
         face = best.face if best is not None else None
         verdict = None
         if tracker is not None:
@@ -237,13 +258,21 @@ class FacePipeline:
                 return True
         return False
 
-    def decide_embedding(self, emb: np.ndarray, target_fpir: float | None = None):
+    def decide_embedding(self, emb: np.ndarray, target_fpir: float | None = None,
+                         allowed: frozenset[str] | None = None):
         """The matcher's verdict for one embedding at the derived threshold (the same call a
-        frame goes through; bench/face.py replays door-camera visits through it)."""
-        return match(self.gallery, emb, self.negatives, self.cfg, self.threshold(target_fpir))
+        frame goes through; bench/face.py replays door-camera visits through it). ``allowed``:
+        the door's residents: searched alone, the threshold derived for their number, with
+        the guard against a closer resident outside them."""
+        if allowed is None:
+            return match(self.gallery, emb, self.negatives, self.cfg, self.threshold(target_fpir))
+        mask, n = self.door_mask(allowed)
+        thr = self.threshold(target_fpir, max(n, 1))
+        return match(self.gallery, emb, self.negatives, self.cfg, thr, allowed=mask)
 
     def _decide(
-        self, frame: np.ndarray, target_fpir: float | None = None
+        self, frame: np.ndarray, target_fpir: float | None = None,
+        allowed: frozenset[str] | None = None,
     ) -> tuple[Decision, FaceResult | None]:
         t0 = time.perf_counter()
         fr = self.analyse_sync(frame, max_faces=1)  # the largest face is the one at the door
@@ -266,7 +295,7 @@ class FacePipeline:
             )
             return d, best
         t = time.perf_counter()
-        m = self.decide_embedding(best.embedding, target_fpir)
+        m = self.decide_embedding(best.embedding, target_fpir, allowed)
         timings["match"] = _ms(t)
         self._remember(did, m.candidate_id, best.embedding)
         d = Decision(

@@ -153,3 +153,47 @@ async def test_dual_sensor_camera_refuses_a_face_that_is_not_in_infrared(
     assert {(e["decision"], e["reason"]) for e in evs} == {("denied", "liveness_ir")}
     await asyncio.sleep(1.0)
     assert board.first_write(1, 6, True) is None
+
+
+async def test_a_door_searches_its_own_residents_and_follows_rights_changes(
+    tmp_path: Path, make_config, run_box, board, pipeline  # noqa: F811
+) -> None:
+    """Building 2's door searches building 2's residents; a resident of building 1 in front of
+    it is not matched to anyone there (the guard), and a rights change reaches the door's
+    search set within the refresh period."""
+    from edge.store import access as db
+
+    visitor = door_frame(photo("obama3.jpg"), pipeline)
+    extra = (ACCESS + "door_gallery_refresh_s = 0.3\n"
+             + door_toml("d-b2", board.tcp_port, 7, "c-b2", building="2")
+             + cam_toml("c-b2", write_folder(tmp_path / "b2", head_turn(visitor, pipeline))))
+    config = make_config(extra=extra)
+    store = Store(config.db_path, box_id=config.box.id)
+    enrol(store, pipeline, "r-obama", door_frame(photo("obama2.jpg"), pipeline), building="1")
+    enrol(store, pipeline, "r-macron", door_frame(photo("person_a_1.jpg"), pipeline),
+          building="2")
+    enrol(store, pipeline, "r-ardern", door_frame(photo("person_b_1.jpg"), pipeline),
+          building="2")
+    db.set_rights(store, "r-obama", [], ["1"], [], "test")
+    for rid in ("r-macron", "r-ardern"):
+        db.set_rights(store, rid, [], ["2"], [], "test")
+    store.close()
+    box = await run_box(config)
+    svc = box.service("access")
+    assert svc.door_sets["d-b2"] == frozenset({"r-macron", "r-ardern"})
+    evs = await wait_events(box, "d-b2", 1, 20)
+    assert evs[0]["decision"] == "denied" and evs[0]["resident_id"] is None
+    assert evs[0]["reason"] in ("unknown_face", "ambiguous")
+    # The threshold at that door is derived for its 2 residents, not the whole gallery.
+    p = box.service("faces").pipeline
+    mask, n = p.door_mask(svc.door_sets["d-b2"])
+    assert n == 2 and int(mask.sum()) == 2
+    # Give r-obama building 2 too: the door's set follows within the refresh period.
+    t0 = time.monotonic()
+    await box.store.run(db.set_rights, box.store.sync, "r-obama", [], ["1", "2"], [], "test")
+    async with asyncio.timeout(5):
+        while svc.door_sets["d-b2"] is not None:  # noqa: ASYNC110 - everyone may pass now
+            await asyncio.sleep(0.1)
+    await asyncio.to_thread(board.wait_for, 1, 7, True, 20.0, t0)
+    granted = await wait_events(box, "d-b2", 1, 10, decision="granted")
+    assert granted[0]["resident_id"] == "r-obama"
