@@ -286,6 +286,7 @@ class AccessService(Service):
         qr = passes.QrReader()
         tracker = None
         faces_tracked: FaceTracker | None = None
+        current: Track | None = None  # the face being decided at this door
         target = self.doors_cfg[door_id].face_target_fpir if door_id in self.doors_cfg else None
         period = 1.0 / self.cfg.sample_fps
         last_seq = -1
@@ -307,6 +308,9 @@ class AccessService(Service):
                     tracker.reset()
                 if faces_tracked is not None:
                     faces_tracked.reset()
+                if current is not None:
+                    await self._close_track(door_id, current, frame.t)
+                    current = None
                 first_seen = None
                 # Idle: look at most sample_fps times a second, counted from this frame's
                 # arrival (a flat sleep would add up to a frame period of latency when
@@ -349,12 +353,16 @@ class AccessService(Service):
                 if seen.face is None or faces_tracked is None:
                     continue
                 track = faces_tracked.update(seen.face.bbox, frame.t, seen.embedding)
+                if current is not None and track is not current:
+                    await self._close_track(door_id, current, frame.t)
+                current = track
                 if track.new and tracker is not None and track.id > 1:
                     tracker.reset()  # someone else: liveness starts over with their frames
                 if seen.embedding is None:
                     continue  # not usable (quality): neither for nor against anyone
                 fused = track.fusion.add(Frame(decision.candidate_id, decision.similarity,
                                                decision.resident_id is not None))
+                track.last = fused
                 await self._decide(door_id, frame.t, decision, verdict, fused, track,
                                    seen.ir_face)
             except LookupError:
@@ -362,6 +370,22 @@ class AccessService(Service):
                 return
             except Exception:
                 log.exception("door %s: frame handling failed; going on", door_id)
+
+    async def _close_track(self, door_id: str, track: Track, t0: float) -> None:
+        """A face left (or another took its place) before its approach was decided: it still
+        leaves one denied event, so a stranger walking past quickly is on the record too."""
+        f = track.last
+        if track.decided or f is None:
+            return
+        track.decided = True
+        who = f"track:{track.id}"
+        if self._cooling(door_id, who):
+            return
+        self._cool_down(door_id, who, self.cfg.denied_cooldown_s)
+        self.stats[door_id].decisions += 1
+        reason = "too_few_frames" if f.votes else "unknown_face"
+        await self.deny(door_id, "face", reason, fused_score=f.score, frames_used=f.frames_used,
+                        track=track.id)
 
     async def _decide(self, door_id: str, t0: float, decision: Any, verdict: Any,
                       fused: Fused, track: Track, ir_face: bool | None = None) -> None:
@@ -385,6 +409,7 @@ class AccessService(Service):
                 return
             self._cool_down(door_id, who, self.cfg.denied_cooldown_s)
             st.decisions += 1
+            track.decided = True
             reason = "ambiguous" if fused.reason == "conflict" else decision.reason
             if reason not in ("unknown_face", "ambiguous", "negative_example"):
                 reason = "unknown_face"
@@ -392,20 +417,26 @@ class AccessService(Service):
             return
         rid = fused.resident_id
         if self._cooling(door_id, rid):
+            track.decided = True  # this person was just let in (or refused) at this door
             return
         if self.cfg.require_liveness and not live:
             # Not (yet) live: keep collecting evidence; the window slides, so a real person
             # who moves passes a moment later. Only the denied *event* is rate-limited.
-            if collecting or self._cooling(door_id, f"liveness:{rid}"):
+            if collecting:
+                return
+            if self._cooling(door_id, f"liveness:{rid}"):
+                track.decided = True  # their liveness refusal is on the record already
                 return
             self._cool_down(door_id, f"liveness:{rid}", self.cfg.denied_cooldown_s)
             st.decisions += 1
+            track.decided = True
             why = "liveness_ir" if ir_face is False else "liveness"
             await self.deny(door_id, "face", why, resident_id=rid,
                             latency_ms=_ms(t0), **common)
             return
         why = await self.check_policy(rid, door_id)
         st.decisions += 1
+        track.decided = True
         if why is not None:
             self._cool_down(door_id, rid, self.cfg.denied_cooldown_s)
             await self.deny(door_id, "face", why, resident_id=rid, latency_ms=_ms(t0), **common)

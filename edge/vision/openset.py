@@ -187,6 +187,8 @@ class Track:
     fusion: Fusion
     emb: np.ndarray | None = None  # last usable embedding (appearance check)
     new: bool = True  # True on the frame that started it
+    decided: bool = False  # an access event was recorded for this face
+    last: Fused | None = None  # the fusion's verdict after its last usable frame
 
 
 class FaceTracker:
