@@ -103,10 +103,10 @@ class FaceConfig(Section):
     centre_min: int | None = Field(100, ge=2)  # mean-centre scores from this many templates
     # Fitted tails of the fused (k-th best of n) visit score, measured by bench/face.py on
     # faces the fit did not see; centred = with mean-centring, raw = plain cosine.
-    tail_centred: tuple[float, float] = (0.0, 0.1)  # stranger vs one resident: mu, sigma
-    tail_raw: tuple[float, float] = (0.1, 0.1)
-    genuine_centred: tuple[float, float] = (0.6, 0.1)  # enrolled resident's visits
-    genuine_raw: tuple[float, float] = (0.6, 0.1)
+    tail_centred: tuple[float, float] = (0.0313, 0.0968)  # stranger vs one resident: mu, sigma
+    tail_raw: tuple[float, float] = (0.124, 0.0928)
+    genuine_centred: tuple[float, float] = (0.6967, 0.0843)  # enrolled residents' visits
+    genuine_raw: tuple[float, float] = (0.7418, 0.0827)
     margin: float = Field(0.05, ge=0, lt=1)  # best minus second-best identity
     negative_step: float = Field(0.02, ge=0, le=0.2)  # threshold raise per wrong-match report
     negative_cap: float = Field(0.10, ge=0, le=0.5)

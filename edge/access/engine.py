@@ -129,12 +129,24 @@ class AccessService(Service):
         self._tasks.clear()
 
     def status(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "watching": {
                 d: {k: v for k, v in s.__dict__.items() if k != "timings"}
                 for d, s in self.stats.items()
             }
         }
+        pipeline = self._faces()
+        if pipeline is not None:
+            # What each face door's target gives for the residents it searches.
+            ops = {}
+            for d in self.stats:
+                allowed = self.door_sets.get(d)
+                n = pipeline.door_mask(allowed)[1] if allowed is not None else None
+                op = pipeline.operating(self.doors_cfg[d].face_target_fpir, n)
+                if op is not None:
+                    ops[d] = op.as_dict()
+            out["face_doors"] = ops
+        return out
 
     # --- devices ---------------------------------------------------------------------------
 
