@@ -7,8 +7,8 @@ box's own code: the face pipeline (detector, quality gate, SFace) and then
 ``FacePipeline.decide_embedding`` (gallery search, derived threshold, margin, negatives) and
 ``openset.Fusion`` (k of the last n usable frames) - nothing is re-implemented here.
 
-Faces (tests/data/fetch_faces.py): 5 named people (10 photos) and 22 strangers cut out of
-group photos. Split by source, fixed before any figure was looked at:
+Faces (tests/data/fetch_faces.py): 5 named people (10 photos) and 22 stranger faces (20
+people) cut out of group photos. Split by source, fixed before any figure was looked at:
   tuning    = strangers of crowd_1, crowd_3, crowd_5: the mean for centring and the fitted
               stranger tail (FaceConfig.tail_*) come from these only;
   evaluation = strangers of crowd_2, crowd_4, crowd_6 and the 5 named people (never used to

