@@ -61,6 +61,7 @@ TEST = [
     "playwright>=1.40",  # drives the system Chromium (executable_path), no download
     "wheel>=0.43",  # installer tests build the package wheel offline
     "schemathesis>=4,<5",
+    "matplotlib>=3.8",  # bench/face.py's DET curve (a bench dependency, not the box's)
 ]
 EDGE_DATA = [
     "core/store/migrations/*.sql",

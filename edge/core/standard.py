@@ -193,6 +193,9 @@ class AccessEvent(Record):
     liveness: float | None = Field(None, ge=0, le=1)
     latency_ms: float | None = Field(None, ge=0)  # decisive frame to decision
     relay_changed: bool | None = None  # the relay read back as switched
+    fused_score: float | None = Field(None, ge=-1, le=1)  # face: k-th best frame of the approach
+    frames_used: int | None = Field(None, ge=0)  # face: usable frames the decision looked at
+    track: int | None = Field(None, ge=0)  # face: the tracked face (per door) it is about
 
     def topic_parts(self, box_id: str) -> tuple[str, str, str]:
         return ("door", self.door_id, self.TOPIC_EVENT)
