@@ -104,6 +104,17 @@ async def issue_pass(
         raise Refused(
             400, f"valid_to: at most {svc.cfg.pass_max_days} days after valid_from", "valid_to"
         )
+    # The pass is the resident's: it may open only doors they may open themselves, in their
+    # hours (staff issuing in a resident's name included). Each use asks again.
+    facts = await box.store.run(db.facts, box.store.sync, resident_id, db.iso())
+    for door_id in dict.fromkeys(body.doors):
+        why = policy.may_issue(facts, door_id, svc.doors_cfg[door_id].building,
+                               valid_from.astimezone(svc.tz), body.valid_to.astimezone(svc.tz))
+        if why == "unknown_resident":
+            raise Refused(400, f"resident_id: no resident {resident_id!r}", "resident_id")
+        if why is not None:
+            raise Refused(403, f"doors: {resident_id} may not issue a pass for {door_id!r}"
+                          f" ({why})", "doors")
     rec = VisitorPass(
         id=new_id("vp"), resident_id=resident_id, doors=list(dict.fromkeys(body.doors)),
         valid_from=valid_from, valid_to=body.valid_to, uses_total=body.uses,

@@ -201,6 +201,14 @@ class AccessService(Service):
     async def use_pass(self, door_id: str, pass_id: str, method: str,
                        t0: float | None = None) -> Outcome:
         self.door(door_id)
+        # The resident who issued the pass must still be allowed here now (not blocked,
+        # suspended, moved out, stripped of the door or outside their hours).
+        host = await self.box.store.run(db.pass_resident, self.box.store.sync, pass_id)
+        if host is not None:
+            why = await self.check_policy(host, door_id)
+            if why is not None:
+                return await self.deny(door_id, method, f"issuer_{why}", pass_id=pass_id,
+                                       resident_id=host)
         now = db.iso()
         why, resident = await self.box.store.run(
             db.use_pass, self.box.store.sync, pass_id, door_id, method, now
