@@ -1,7 +1,8 @@
 """HTTP routes of the access engine (all need a token; residents act only for themselves).
 
     POST   /api/v1/doors/{id}/open            remote open (staff: any door; resident: own)
-    POST   /api/v1/doors/{id}/pin             {"pin": "123456"}  (the keypad panel calls it)
+    POST   /api/v1/doors/{id}/pin             {"pin": "123456", "source": "kp-1/s42"} (keypad
+                                              panel; lockout per source, see [access])
     POST   /api/v1/doors/{id}/qr              {"text": "QLP1..."} (panels with a QR scanner)
     POST   /api/v1/passes                     create a visitor pass -> QR + PIN
     GET    /api/v1/passes[?resident_id=]      list; GET /api/v1/passes/{id}; DELETE revokes
@@ -64,6 +65,9 @@ class BlockIn(Strict):
 
 class PinIn(Strict):
     pin: str = Field(pattern=r"^\d{4,10}$")
+    # Who is typing, as the keypad panel knows it (its keypad id plus a session it renews
+    # when the keypad goes idle); the lockout is per source. Default: the caller's address.
+    source: str | None = Field(None, min_length=1, max_length=64)
 
 
 class QrIn(Strict):
@@ -163,7 +167,8 @@ def add_routes(app: web.Application, svc: Any) -> None:
         require_staff(request)  # the keypad panel has a staff-role token
         body = await _body(request, PinIn)
         try:
-            out = await svc.enter_pin(request.match_info["id"], body.pin)
+            source = f"kp:{body.source}" if body.source else f"addr:{request.remote}"
+            out = await svc.enter_pin(request.match_info["id"], body.pin, source)
         except LookupError as e:
             return json_error(404, str(e), field="id")
         return outcome(out, 200 if out.granted else 403)
