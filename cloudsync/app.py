@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from cloudsync import body as bodies
 from cloudsync import protocol as p
 from cloudsync.blobs import BlobStore
 from cloudsync.box_keys import BoxKeys
@@ -77,6 +78,8 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPException:
         raise
+    except bodies.TooLarge as e:
+        return err(413, str(e), field=e.field)
     except BadRequest as e:
         return err(400, str(e), field=e.field)
     except Replayed:
@@ -140,17 +143,23 @@ async def _verify_box(request: web.Request, storage: Storage) -> web.Response | 
     box = await storage.box_get(box_id)
     if box is None:
         return err(401, "unknown box")
-    body = await request.read()
-    request["raw_body"] = body
     path_qs = request.raw_path
+    # Version 2 signs the body as sent: checked before anything is inflated. Version 1
+    # (older boxes) signed the inflated body: its digest is taken while inflating, keeping
+    # nothing, under the inflation bound (cloudsync/body.py).
+    if h.get(p.H_SIG_VERSION) == p.SIG_VERSION:
+        enc: str | None = bodies.encoding(request)
+        digest = hashlib.sha256(await bodies.read_wire(request)).hexdigest()
+    else:
+        enc, digest = None, await bodies.wire_digest_v1(request)
     # signed_with: the stored form (a secret, or a "gen:N" marker with a master key).
     keys = request.app[KEYS]
     secret, prev = keys.usable(box_id, box["secret"]), keys.usable(box_id, box["prev_secret"])
-    if secret and p.check_signature(secret, sig, request.method, path_qs, ts, nonce, body):
+    if secret and p.check_signature(secret, sig, request.method, path_qs, ts, nonce, digest, enc):
         request["signed_with"] = box["secret"]
         if box["prev_secret"]:  # the box uses its new secret: the old one is retired now
             await storage.box_set_secret(box_id, box["secret"], None)
-    elif prev and p.check_signature(prev, sig, request.method, path_qs, ts, nonce, body):
+    elif prev and p.check_signature(prev, sig, request.method, path_qs, ts, nonce, digest, enc):
         request["signed_with"] = box["prev_secret"]  # rotation not confirmed by the box yet
     else:
         return err(401, "bad signature")
@@ -194,9 +203,14 @@ def make_app(
         relay,
     )
 
+    max_body = int(max_body_mb * 1024 * 1024)
     app = web.Application(
-        middlewares=[errors, authenticate], client_max_size=int(max_body_mb * 1024 * 1024)
+        middlewares=[errors, authenticate],
+        client_max_size=max_body,
+        # Bodies are inflated by cloudsync/body.py, after authentication and with a limit.
+        handler_args={"auto_decompress": False},
     )
+    bodies.install(app, max_body)
     app[STORAGE] = storage
     app[BLOBS] = BlobStore(blob_dir)
     app[MAX_RECORD] = max_record_chars

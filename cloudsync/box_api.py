@@ -33,7 +33,8 @@ class ProvisionResult(BaseModel):
     auth="public",
     body=p.ProvisionRequest,
     response=ProvisionResult,
-    responses={409: "Claim code unknown, used or expired"},
+    responses={409: "Claim code unknown, used or expired", 429: "Too many claim attempts"},
+    max_body=16 * 1024,  # a claim code and a name: refused past this, inflated or not
 )
 async def provision(request: web.Request, q: None, body: p.ProvisionRequest) -> web.Response:
     storage = request.app[STORAGE]

@@ -18,6 +18,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from cloudsync.app import BLOBS, FEED, STORAGE, api, err
+from cloudsync.body import read_body
 from cloudsync.box_api import serve_blob
 from cloudsync.routing import BadRequest, ok
 
@@ -262,7 +263,7 @@ class UploadQuery(BaseModel):
 )
 async def content_upload(request: web.Request, q: UploadQuery, body: None) -> web.Response:
     by = require_admin(request)
-    data = await request.read()
+    data = await read_body(request)
     if not data:
         return err(400, "body: empty file")
     sha = await asyncio.to_thread(request.app[BLOBS].put, data)

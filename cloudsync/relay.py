@@ -36,6 +36,7 @@ from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
 from cloudsync.app import STORAGE, api
+from cloudsync.body import TooLarge, read_body
 
 log = logging.getLogger(__name__)
 
@@ -343,8 +344,9 @@ async def forward(request: web.Request) -> web.StreamResponse:
         if (tunnel := relays.tunnels.get(box_id)) is not None:
             await tunnel.ws.close()
         return refuse(request, 503, *OFFLINE)
-    body = await request.read()
-    if len(body) > MAX_BODY:
+    try:
+        body = await read_body(request, MAX_BODY)
+    except TooLarge:
         return refuse(request, 413, "内容过大", "request body too large for the relay")
     head = {
         "method": request.method,
