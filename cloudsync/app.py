@@ -26,6 +26,7 @@ from cloudsync.box_keys import BoxKeys
 from cloudsync.routing import Api, BadRequest
 from cloudsync.storage import Storage, StorageError, open_storage
 from cloudsync.storage.base import BadRecord, Replayed
+from cloudsync.throttle import FailureWindow
 from edge.version import __version__
 
 log = logging.getLogger(__name__)
@@ -214,6 +215,9 @@ def make_app(
     app[STORAGE] = storage
     app[BLOBS] = BlobStore(blob_dir)
     app[MAX_RECORD] = max_record_chars
+    app[box_api.CLAIMS] = FailureWindow(
+        box_api.CLAIM_FAILURES_PER_SOURCE, box_api.CLAIM_FAILURES_OVERALL, box_api.CLAIM_WINDOW_S
+    )
     app[KEYS] = BoxKeys(master_key) if master_key else BoxKeys.from_env()
     waiter = FeedWaiter(feed_poll_s if not storage.listens else 30.0)
     app[FEED] = waiter
