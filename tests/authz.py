@@ -35,11 +35,19 @@ def coverage(table: dict[tuple[str, str], Any], app: web.Application) -> None:
     assert not stale, f"table entries for routes that no longer exist: {stale}"
 
 
-def matches(expected: int | str, status: int) -> bool:
+def matches(expected: int | str, status: int, text: str = "") -> bool:
+    """``expected``: alternatives split by "|"; each a status, a class ("2xx"), "auth"
+    (got past authentication and authorisation: not 401/403, not 5xx), optionally with
+    "~words" that the answer (or the redirect's Location) must contain."""
     for alt in str(expected).split("|"):
-        if alt.endswith("xx") and str(status)[0] == alt[0]:
+        code, _, words = alt.partition("~")
+        if words and words not in text:
+            continue
+        if code == "auth" and status not in (401, 403) and status < 500:
             return True
-        if alt == str(status):
+        if code.endswith("xx") and str(status)[0] == code[0]:
+            return True
+        if code == str(status):
             return True
     return False
 
