@@ -640,6 +640,20 @@ class Storage:
                 utcnow(),
             )
 
+    async def ops_user_set_token(self, name: str, token_hash: str) -> None:
+        async with self.tx() as c:
+            n = await c.execute(
+                "UPDATE ops_users SET token_hash = $1 WHERE name = $2", token_hash, name
+            )
+        if n != 1:
+            raise NotFound(f"name: no ops user {name!r}")
+
+    async def ops_user_remove(self, name: str) -> None:
+        async with self.tx() as c:
+            n = await c.execute("DELETE FROM ops_users WHERE name = $1", name)
+        if n != 1:
+            raise NotFound(f"name: no ops user {name!r}")
+
     async def ops_user_by_token(self, token_hash: str) -> dict[str, Any] | None:
         async with self.tx() as c:
             return await c.fetchrow(

@@ -1,7 +1,12 @@
 """Ops users stay inside their area: the content library (issue 13 #7) and publishing or
-broadcasting outside the area (issue 13 #12)."""
+broadcasting outside the area (issue 13 #12); ops tokens rotate and are removed with the CLI."""
 
 from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
 
 import aiohttp
 
@@ -81,3 +86,25 @@ async def test_publish_and_broadcast_outside_scope_are_refused(cloud: Cloud) -> 
     # Nothing reached the other district's box from the refused calls.
     assert await cloud.storage.feed_after(b.box_id, 0, 100) == []
     assert len(await cloud.storage.feed_after(a.box_id, 0, 100)) == 3
+
+
+async def test_ops_tokens_rotate_and_remove_with_the_cli(cloud: Cloud) -> None:
+    cli = str(Path(sys.executable).parent / "qilu-cloudsync")
+    old = await cloud.ops_user("alice", "viewer", None)
+    assert (await cloud.call("GET", "/api/v1/ops/me", old))[0] == 200
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([cli, "ops-user", "--db", cloud.db, "--name", "alice", *args],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    out = await asyncio.to_thread(run, "--rotate")
+    assert out.returncode == 0, out.stderr
+    new = out.stdout.strip().splitlines()[-1]
+    assert (await cloud.call("GET", "/api/v1/ops/me", old))[0] == 401
+    status, me = await cloud.call("GET", "/api/v1/ops/me", new)
+    assert status == 200 and me["name"] == "alice" and me["role"] == "viewer"
+    out = await asyncio.to_thread(run, "--remove")
+    assert out.returncode == 0, out.stderr
+    assert (await cloud.call("GET", "/api/v1/ops/me", new))[0] == 401
+    out = await asyncio.to_thread(run, "--rotate")
+    assert out.returncode != 0 and "no ops user 'alice'" in out.stderr
