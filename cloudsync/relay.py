@@ -240,7 +240,9 @@ class Relays:
     async def peer_call(self, request: web.Request) -> web.Response:
         """Another worker hands over a resident request for a box whose socket is here."""
         given = request.headers.get(PEER_HEADER, "")
-        if not self.mesh.key or not hmac.compare_digest(given, self.mesh.key):
+        # Bytes: compare_digest raises TypeError on non-ASCII text (a 500, not a 403).
+        raw = given.encode("utf-8", "surrogateescape")
+        if not self.mesh.key or not hmac.compare_digest(raw, self.mesh.key.encode()):
             return web.json_response({"error": "bad relay key"}, status=403)
         tunnel = self.tunnels.get(request.match_info["box_id"])
         if tunnel is None:
