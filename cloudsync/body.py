@@ -105,8 +105,9 @@ async def read_body(request: web.Request, limit: int | None = None) -> bytes:
     wire = await read_wire(request, limit)
     if not encoding(request):
         return wire
+    cap = _limit(request, limit)
     async with request.app[INFLATE]:
-        return await asyncio.to_thread(lambda: b"".join(_inflate(wire, _limit(request, limit))))
+        return await asyncio.to_thread(lambda: b"".join(_inflate(wire, cap)))
 
 
 def install(app: web.Application, max_bytes: int) -> None:
