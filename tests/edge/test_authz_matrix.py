@@ -458,8 +458,11 @@ async def test_screen_routes_and_pending_cells(tmp_path: Path, make_config, run_
 def test_a_route_without_an_entry_fails_the_matrix() -> None:
     from aiohttp import web
 
+    async def handler(request: web.Request) -> web.Response:
+        return web.Response()
+
     app = web.Application()
-    app.router.add_get("/api/v1/new-thing", lambda r: web.Response())
+    app.router.add_get("/api/v1/new-thing", handler)
     with pytest.raises(AssertionError, match=r"no entry.*new-thing"):
         coverage({}, app)
     with pytest.raises(AssertionError, match=r"no longer exist.*gone"):
