@@ -36,6 +36,8 @@ BLOBS = web.AppKey("blobs", BlobStore)
 FEED = web.AppKey("feed", "FeedWaiter")
 KEYS = web.AppKey("box_keys", BoxKeys)  # box secrets: stored, or derived from a master key
 MAX_RECORD = web.AppKey("max_record_chars", int)  # payload limit (serve --max-record-kb)
+SIG_V1 = web.AppKey("accept_sig_v1", bool)  # serve --refuse-signature-v1 turns it off
+SIG_V1_ENV = "QILU_CLOUD_REFUSE_SIG_V1"
 NONCE_USED = "nonce already used (replayed request)"
 
 
@@ -151,6 +153,8 @@ async def _verify_box(request: web.Request, storage: Storage) -> web.Response | 
     if h.get(p.H_SIG_VERSION) == p.SIG_VERSION:
         enc: str | None = bodies.encoding(request)
         digest = hashlib.sha256(await bodies.read_wire(request)).hexdigest()
+    elif not request.app[SIG_V1]:
+        return err(401, "signature version 1 is refused here: update the box (it signs version 2)")
     else:
         enc, digest = None, await bodies.wire_digest_v1(request)
     # signed_with: the stored form (a secret, or a "gen:N" marker with a master key).
@@ -196,6 +200,7 @@ def make_app(
     relay_mesh: Any = None,
     max_record_chars: int = p.PAYLOAD_MAX,
     master_key: bytes | None = None,
+    accept_sig_v1: bool | None = None,
 ) -> web.Application:
     from cloudsync import (  # noqa: F401  (they register routes on `api`)
         box_api,
@@ -215,6 +220,9 @@ def make_app(
     app[STORAGE] = storage
     app[BLOBS] = BlobStore(blob_dir)
     app[MAX_RECORD] = max_record_chars
+    if accept_sig_v1 is None:  # every worker reads what serve was told
+        accept_sig_v1 = os.environ.get(SIG_V1_ENV, "") != "1"
+    app[SIG_V1] = accept_sig_v1
     app[box_api.CLAIMS] = FailureWindow(
         box_api.CLAIM_FAILURES_PER_SOURCE, box_api.CLAIM_FAILURES_OVERALL, box_api.CLAIM_WINDOW_S
     )

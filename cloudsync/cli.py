@@ -116,6 +116,12 @@ def _serve(
     " (per-resident limits on the relayed pages); repeatable.",
 )
 @click.option(
+    "--refuse-signature-v1",
+    is_flag=True,
+    help="Refuse box requests signed with version 1 (over the inflated body: boxes before"
+    " 2026-11) once every box is updated (env QILU_CLOUD_REFUSE_SIG_V1=1).",
+)
+@click.option(
     "--max-record-kb",
     default=0,
     help="Refuse record payloads above this (KB of characters; 0: the protocol's 1,000).",
@@ -132,9 +138,12 @@ def serve(
     master_key_file: str | None,
     relay_domain: str | None,
     trusted_proxy: tuple[str, ...],
+    refuse_signature_v1: bool,
     max_record_kb: int,
 ) -> None:
     """Serve the box sync API and the ops API."""
+    if refuse_signature_v1:  # read by every worker's app (cloudsync/app.py)
+        os.environ["QILU_CLOUD_REFUSE_SIG_V1"] = "1"
     if relay_domain:  # read by every worker's relay (cloudsync/relay.py)
         os.environ["QILU_CLOUD_RELAY_DOMAIN"] = relay_domain
     if trusted_proxy:

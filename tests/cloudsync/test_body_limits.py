@@ -152,3 +152,23 @@ async def test_old_and_new_boxes_upload_gzip_and_bad_streams_are_named(cloud: Cl
             async with s.post(cloud.url + "/api/v1/provision", data=data, headers=h) as r:
                 assert r.status == 400 and words in (await r.json())["error"]
     assert [r["seq"] for r in await cloud.storage.box_records(ident.box_id)] == [1, 2]
+
+
+async def test_a_cloud_can_refuse_signature_version_1(db_url: str, tmp_path: Path) -> None:
+    cloud = await start_cloud(db_url, tmp_path, accept_sig_v1=False)
+    try:
+        ident = await cloud.new_box()  # provisioning is unsigned: unaffected
+        gzh = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        async with aiohttp.ClientSession() as s:
+            raw = batch(1)
+            h = {**sign_v1(ident, "POST", UPLOAD, raw), **gzh}
+            async with s.post(cloud.url + UPLOAD, data=gzip.compress(raw), headers=h) as r:
+                assert r.status == 401
+                assert "signature version 1 is refused" in (await r.json())["error"]
+            gz = gzip.compress(batch(2))
+            h = {**p.sign(ident.secret, ident.box_id, "POST", UPLOAD, gz, encoding="gzip"), **gzh}
+            async with s.post(cloud.url + UPLOAD, data=gz, headers=h) as r:
+                assert r.status == 200, await r.text()
+        assert [r["seq"] for r in await cloud.storage.box_records(ident.box_id)] == [2]
+    finally:
+        await cloud.stop()
