@@ -468,6 +468,24 @@ class Storage:
             r["id"] for r in rows if r["id"] in boxes or any(w in r["path"] for w in wanted_areas)
         ]
 
+    async def target_paths(
+        self, areas: list[str], boxes: list[str]
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Area paths of the named areas and of the named boxes' communities (known ones)."""
+
+        def marks(n: int) -> str:
+            return ", ".join(f"${i + 1}" for i in range(n))
+
+        async with self.tx() as c:
+            a = await c.fetch(
+                f"SELECT id, path FROM areas WHERE id IN ({marks(len(areas))})", *areas
+            ) if areas else []  # fmt: skip
+            b = await c.fetch(
+                "SELECT b.id, a.path FROM boxes b JOIN areas a ON a.id = b.community_id"
+                f" WHERE b.id IN ({marks(len(boxes))})", *boxes
+            ) if boxes else []  # fmt: skip
+        return {r["id"]: r["path"] for r in a}, {r["id"]: r["path"] for r in b}
+
     # --- queries for ops ------------------------------------------------------------------
 
     async def records_query(
@@ -555,7 +573,11 @@ class Storage:
 
     # --- content and ops users ------------------------------------------------------------
 
-    async def content_add(self, sha: str, size: int, mime: str, title: str, by: str) -> None:
+    async def content_add(
+        self, sha: str, size: int, mime: str, title: str, by: str, scope: str
+    ) -> None:
+        """Store a file's metadata once and put it in the uploader's area library."""
+        now = utcnow()
         async with self.tx() as c:
             await c.execute(
                 "INSERT INTO content (sha256, size_bytes, mime, title, created_by, created_at)"
@@ -565,18 +587,40 @@ class Storage:
                 mime,
                 title,
                 by,
-                utcnow(),
+                now,
+            )
+            await c.execute(
+                "INSERT INTO content_scopes (sha256, scope, created_by, created_at)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                sha,
+                scope,
+                by,
+                now,
             )
 
-    async def content_get(self, sha: str) -> dict[str, Any] | None:
-        async with self.tx() as c:
-            return await c.fetchrow("SELECT * FROM content WHERE sha256 = $1", sha)
+    # A caller sees files uploaded inside its area and those of the areas above it (a city's
+    # library is meant for its districts), never a sibling district's.
+    VISIBLE = (
+        " AND EXISTS (SELECT 1 FROM content_scopes s WHERE s.sha256 = content.sha256"
+        " AND (substr(s.scope, 1, length($1)) = $1 OR substr($1, 1, length(s.scope)) = s.scope))"
+    )
 
-    async def content_list(self, after: str, limit: int) -> list[dict[str, Any]]:
+    async def content_get(self, sha: str, scope: str = "/") -> dict[str, Any] | None:
+        """A file's metadata if visible from ``scope`` ("/": any, as for a box)."""
+        async with self.tx() as c:
+            return await c.fetchrow(
+                "SELECT * FROM content WHERE sha256 = $2" + self.VISIBLE, scope, sha
+            )
+
+    async def content_list(self, scope: str, after: str, limit: int) -> list[dict[str, Any]]:
         async with self.tx() as c:
             return await c.fetch(
-                "SELECT * FROM content WHERE sha256 > $1 ORDER BY sha256 LIMIT $2", after, limit
-            )
+                "SELECT * FROM content WHERE sha256 > $2" + self.VISIBLE
+                + " ORDER BY sha256 LIMIT $3",
+                scope,
+                after,
+                limit,
+            )  # fmt: skip
 
     async def ops_user_add(
         self, name: str, token_hash: str, role: str, area_id: str | None
@@ -595,6 +639,20 @@ class Storage:
                 area_id,
                 utcnow(),
             )
+
+    async def ops_user_set_token(self, name: str, token_hash: str) -> None:
+        async with self.tx() as c:
+            n = await c.execute(
+                "UPDATE ops_users SET token_hash = $1 WHERE name = $2", token_hash, name
+            )
+        if n != 1:
+            raise NotFound(f"name: no ops user {name!r}")
+
+    async def ops_user_remove(self, name: str) -> None:
+        async with self.tx() as c:
+            n = await c.execute("DELETE FROM ops_users WHERE name = $1", name)
+        if n != 1:
+            raise NotFound(f"name: no ops user {name!r}")
 
     async def ops_user_by_token(self, token_hash: str) -> dict[str, Any] | None:
         async with self.tx() as c:
