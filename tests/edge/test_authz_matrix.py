@@ -44,11 +44,14 @@ building = "2"
 id = "scr-1"
 type = "sim"
 door = "d-1"
+
+[[screens]]
+id = "scr-2"
+type = "sim"
 """
 
-# TODO(sec-a, coordinator): the screen device credential. Screens get per-screen keys
-# provisioned by staff (issue 13 #2); fill in how a screen presents its key (header, cookie
-# or query) here and drop the xfail on test_screen_routes_need_a_screen_key.
+# The screen device credential (issue 13 #2): a per-screen key provisioned by staff, sent
+# as X-Screen-Key (or ?key= on the WebSocket). seed() provisions scr-1's key.
 SCREEN_KEY: dict[str, str] = {}
 
 
@@ -64,8 +67,8 @@ PUBLIC = row(CALLERS, "2xx")
 RESIDENT_API = row(CALLERS, 403, **API, resident="2xx", other="2xx")
 # /r/ pages: no session -> the login page.
 PAGE = row(CALLERS, "303~/r/login", resident="2xx", other="2xx")
-# Screen routes: a screen device credential (sec-a). Staff may look at a screen page too.
-SCREEN = row(CALLERS, "401|403", staff="2xx|401|403", screen="2xx")
+# Screen routes: the screen's own device key; staff tokens and sessions are not screens.
+SCREEN = row(CALLERS, 401, screen="2xx")
 
 # Staff acting on objects named in paths that the seed did not make (or bodies the route
 # refuses): "auth" = got past authentication and authorisation; the table is about who.
@@ -143,6 +146,8 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/screens/emergencies"): STAFF_ONLY,
     ("POST", "/api/v1/screens/emergencies"): STAFF_AUTH,
     ("POST", "/api/v1/screens/emergencies/{em_id}/cancel"): STAFF_AUTH,
+    ("POST", "/api/v1/screens/{screen_id}/key"): STAFF_ONLY,  # on scr-2 (PARAM_OVERRIDES)
+    ("DELETE", "/api/v1/screens/{screen_id}/key"): STAFF_AUTH,  # 404: scr-2 has no key yet
     ("GET", "/api/v1/screens/{screen_id}/now"): STAFF_ONLY,
     ("GET", "/api/v1/screens/{screen_id}/plays"): STAFF_ONLY,
     ("POST", "/api/v1/portal/codes"): STAFF_ONLY,
@@ -198,28 +203,18 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/r/me"): PAGE,
     ("POST", "/r/doors/{door}/open"): row(CALLERS, "303~/r/login", resident="303~门已打开",
                                           other="303~没有这扇门的权限"),
-    ("POST", "/r/passes"): row(CALLERS, "303~/r/login", resident="2xx", other="403|400"),
+    ("POST", "/r/passes"): row(CALLERS, "303~/r/login", resident="2xx",
+                               other="303~没有这扇门的权限"),
     ("POST", "/r/passes/{pid}/revoke"): row(CALLERS, "303~/r/login", resident="303~作废",
                                             other=404),
     ("POST", "/r/logout"): row(CALLERS, "303~/r/login"),
     # --- the screen player (see SCREEN_KEY) --------------------------------------------------
-    ("GET", "/screen/{screen_id}"): SCREEN,
+    # The page shell is public: it must load to read its key from the address fragment.
+    ("GET", "/screen/{screen_id}"): PUBLIC,
     ("GET", "/screen/{screen_id}/plan"): SCREEN,
-    ("GET", "/screen/{screen_id}/ws"): row(CALLERS, "401|403", staff="101|401|403", screen=101),
+    ("GET", "/screen/{screen_id}/ws"): row(CALLERS, 401, screen=101),
     ("POST", "/screen/{screen_id}/plays"): SCREEN,
 }  # fmt: skip
-# Cells another helper is fixing in parallel (issue 13); checked by the strict-xfail test
-# together with the screen routes, so the marker must go once they are merged.
-PENDING = {
-    ("POST", "/api/v1/passes", "other"): "sec-a #1: passes ignore the issuer's door rights",
-    ("POST", "/r/passes", "other"): "sec-a #1: passes ignore the issuer's door rights",
-}
-SCREEN_ROUTES = {
-    ("GET", "/screen/{screen_id}"),
-    ("GET", "/screen/{screen_id}/plan"),
-    ("GET", "/screen/{screen_id}/ws"),
-    ("POST", "/screen/{screen_id}/plays"),
-}
 
 
 def in_an_hour() -> str:
@@ -265,6 +260,8 @@ async def seed(base: str) -> dict[str, Any]:
         blk = await call("POST", "/api/v1/access/blocks", staff, json={"resident_id": "r-202"})
         ids["block"] = blk["id"]
         ids["category"] = (await call("GET", "/api/v1/taxonomy", {}))["categories"][0]["code"]
+        key = await call("POST", "/api/v1/screens/scr-1/key", staff)
+        SCREEN_KEY["X-Screen-Key"] = key["key"]
         # What callers other than r-101 and staff must never see in an answer.
         ids["secrets"] = [
             ids["pass"],
@@ -328,6 +325,9 @@ PARAMS: list[tuple[str, dict[str, str]]] = [
 PARAM_OVERRIDES = {  # destructive routes act on objects of their own
     ("DELETE", "/api/v1/residents/{rid}"): {"rid": "=r-303"},
     ("POST", "/r/passes/{pid}/revoke"): {"pid": "pass2"},
+    # a new key (or none) for scr-2, so scr-1's key stays valid for the screen caller
+    ("POST", "/api/v1/screens/{screen_id}/key"): {"screen_id": "=scr-2"},
+    ("DELETE", "/api/v1/screens/{screen_id}/key"): {"screen_id": "=scr-2"},
 }
 STATIC_PATHS = {"/r/static": "/r/static/index.html"}  # add_static's pattern has no file
 BODIES: dict[tuple[str, str], Any] = {
@@ -374,7 +374,7 @@ def path_of(method: str, pattern: str, ids: dict[str, Any]) -> str:
     return fill(pattern, values)
 
 
-async def run_matrix(tmp_path: Path, make_config: Any, run_box: Any, only_screen: bool) -> None:
+async def run_matrix(tmp_path: Path, make_config: Any, run_box: Any) -> None:
     box = await run_box(make_config(extra=EXTRA))
     base = api_url(box)
     observe = os.environ.get("QILU_AUTHZ_OBSERVE") == "1"
@@ -388,8 +388,6 @@ async def run_matrix(tmp_path: Path, make_config: Any, run_box: Any, only_screen
     routes = sorted(expect, key=lambda k: (k[1] in LAST, k[1], k[0]))
     async with aiohttp.ClientSession() as s:
         for method, pattern in routes:
-            if not only_screen and (method, pattern) in SCREEN_ROUTES:
-                continue
             if pattern in LAST:  # fresh sessions: the route ends them
                 for rid, building in (("r-101", "1"), ("r-202", "2")):
                     ids[rid] = await login(s, base, rid, building)
@@ -401,11 +399,6 @@ async def run_matrix(tmp_path: Path, make_config: Any, run_box: Any, only_screen
             expected = expect[(method, pattern)]
             got_row = {}
             for caller in CALLERS:
-                pending = (method, pattern, caller) in PENDING
-                if not only_screen and pending:
-                    continue
-                if only_screen and not pending and (method, pattern) not in SCREEN_ROUTES:
-                    continue
                 if pattern.endswith("/ws"):
                     status, text = await ws_status(s, base + path, caller)
                 else:
@@ -443,16 +436,7 @@ async def ws_status(s: aiohttp.ClientSession, url: str, caller: str) -> tuple[in
 
 
 async def test_every_box_route_for_every_caller(tmp_path: Path, make_config, run_box) -> None:
-    await run_matrix(tmp_path, make_config, run_box, only_screen=False)
-
-
-@pytest.mark.xfail(
-    reason="TODO(sec-a): screen device keys (issue 13 #2) and the PENDING cells; wire "
-    "SCREEN_KEY, empty PENDING and drop this marker when merging",
-    strict=True,
-)
-async def test_screen_routes_and_pending_cells(tmp_path: Path, make_config, run_box) -> None:
-    await run_matrix(tmp_path, make_config, run_box, only_screen=True)
+    await run_matrix(tmp_path, make_config, run_box)
 
 
 def test_a_route_without_an_entry_fails_the_matrix() -> None:
