@@ -7,12 +7,22 @@ half-configured.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEVICE_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 DEVICE_KINDS = ("doors", "cameras", "screens")
@@ -53,9 +63,32 @@ class MqttConfig(Section):
 
 
 class ApiToken(Section):
+    """One staff/admin bearer token. ``token_sha256`` (from ``qilu-edge token new``) keeps only
+    the hash in the file; a plain ``token`` still works but is deprecated (the config file and
+    its backups then hold a usable secret)."""
+
     name: str = Field(min_length=1)
-    token: str = Field(min_length=16)
+    token: str | None = Field(None, min_length=16)
+    token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     role: Literal["staff", "admin"] = "staff"
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> ApiToken:
+        if (self.token is None) == (self.token_sha256 is None):
+            raise ValueError("give exactly one of token_sha256 (preferred) or token")
+        if self.token is not None:
+            logging.getLogger(__name__).warning(
+                "api.tokens %r: a plain token in the config is deprecated; run "
+                "`qilu-edge token new` and use token_sha256", self.name,
+            )
+        return self
+
+    def matches(self, presented: bytes) -> bool:
+        """Whether ``presented`` is this token (constant time either way)."""
+        if self.token_sha256 is not None:
+            got = hashlib.sha256(presented).hexdigest().encode()
+            return hmac.compare_digest(got, self.token_sha256.encode())
+        return hmac.compare_digest(presented, (self.token or "").encode())
 
 
 class ApiConfig(Section):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import html
-import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -18,6 +17,7 @@ from aiohttp import web
 
 from edge.portal import models as m
 from edge.portal.relay import client_of
+from edge.standard import web_link
 from edge.store import portal as db
 
 STATIC = Path(__file__).with_name("static")
@@ -74,6 +74,7 @@ def install(app: web.Application, svc: Any) -> None:
     r.add_post("/r/board/{pid}/flag", p.flag)
     r.add_get("/r/me", p.me)
     r.add_get("/r/portal.css", p.css)
+    r.add_get("/r/dwell.js", p.dwell_js)
     from edge.portal.access_pages import AccessPages  # it imports this module
 
     p.access = AccessPages(p)
@@ -93,6 +94,9 @@ class Pages:
 
     async def css(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "portal.css", headers={"Cache-Control": "max-age=3600"})
+
+    async def dwell_js(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "dwell.js", headers={"Cache-Control": "max-age=3600"})
 
     # --- login --------------------------------------------------------------------------
 
@@ -181,7 +185,8 @@ class Pages:
             )
         elif item.kind == "video":
             body.append(f"<video controls preload=none src='/r/media/{q}'></video>")
-        elif item.kind == "url" and item.url:
+        elif item.kind == "url" and item.url and web_link(item.url):
+            # Checked again here, not only when the item arrived: older rows predate the check.
             body.append(f"<p><a href='{esc(item.url)}' rel=noopener>打开链接</a></p>")
         for para in (item.body or "").splitlines():
             if para.strip():
@@ -193,7 +198,10 @@ class Pages:
                 f"<form method=post action='/r/read/{q}/ack'>"
                 "<button id=ack>我已阅读并知晓</button></form>"
             )
-        body.append(f"<p><a href=/r/read>← 返回</a></p><script>{dwell_js(read_id, q)}</script>")
+        body.append(
+            f"<p><a href=/r/read>← 返回</a></p><script src=/r/dwell.js"
+            f" data-read='{esc(read_id or '')}' data-url='/r/read/{q}/dwell'></script>"
+        )
         return page(item.title, "".join(body), nav="/r/read")
 
     async def dwell(self, request: web.Request) -> web.Response:
@@ -368,21 +376,6 @@ class Pages:
             ),
             nav="/r/me",
         )
-
-
-def dwell_js(read_id: str | None, cid_quoted: str) -> str:
-    """Reports reading time every 15 s and when the page is hidden; dwell only grows."""
-    rid = json.dumps(read_id or "").replace("<", "\\u003c")
-    url = json.dumps(f"/r/read/{cid_quoted}/dwell").replace("<", "\\u003c")
-    return (
-        "(function(){var t0=Date.now(),acc=0,vis=true;"
-        "function ms(){return acc+(vis?Date.now()-t0:0)}"
-        f"function send(){{var f=new FormData();f.append('read_id',{rid});"
-        f"f.append('ms',String(ms()));navigator.sendBeacon({url},f)}}"
-        "document.addEventListener('visibilitychange',function(){"
-        "if(document.hidden){acc+=Date.now()-t0;vis=false;send()}else{t0=Date.now();vis=true}});"
-        "addEventListener('pagehide',send);setInterval(send,15000)})();"
-    )
 
 
 def resize(src: Path, out: Path, width: int) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.api import json_error, require_staff
+from edge.api import json_error, query_int, require_staff, same_secret
 from edge.commands import CommandError
 from edge.reports import warning
 from edge.reports.analyze import Analysis, Analyzer
@@ -187,7 +187,7 @@ class ReportsService(Service):
         require_staff(request)
         q = request.query
         rows = await self.box.store.run(
-            db.list_reports, self.box.store.sync, limit=min(int(q.get("limit", "50")), 1000),
+            db.list_reports, self.box.store.sync, limit=query_int(request, "limit", 50),
             category=q.get("category"), building=q.get("building"),
         )
         return web.json_response(rows)
@@ -200,7 +200,7 @@ class ReportsService(Service):
             return json_error(404, f"no report {rid}", field="id")
         staff = request["role"] in ("staff", "admin")
         key = request.query.get("key", "")
-        if not staff and not secrets.compare_digest(key, row["follow_key"]):
+        if not staff and not same_secret(key, row["follow_key"]):
             return json_error(403, "key: wrong or missing follow key", field="key")
         row.pop("follow_key")
         row.pop("text_norm")
@@ -243,7 +243,7 @@ class ReportsService(Service):
     async def http_alerts(self, request: web.Request) -> web.Response:
         require_staff(request)
         rows = await self.box.store.run(
-            db.list_alerts, self.box.store.sync, int(request.query.get("limit", "50")),
+            db.list_alerts, self.box.store.sync, query_int(request, "limit", 50),
             request.query.get("type"),
         )
         return web.json_response(rows)

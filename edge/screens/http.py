@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from edge.api import json_error, require_staff
+from edge.api import json_error, query_int, require_staff
 from edge.screens import resolver
 from edge.standard import ContentItem, Emergency, Playlist, ScheduleEntry, Screen, new_id
 from edge.store import screens as db
@@ -221,7 +221,7 @@ class _Handlers:
 
     async def plays(self, request: web.Request) -> web.Response:
         require_staff(request)
-        limit = min(int(request.query.get("limit", "100")), 1000)
+        limit = query_int(request, "limit", 100)
         rows = await self.store.run(
             db.recent_plays, self.store.sync, request.match_info["screen_id"], limit
         )

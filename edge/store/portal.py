@@ -15,6 +15,8 @@ import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
+
 from edge.standard import BoardPost, CommunityEvent, ContentItem, ReadingStats, new_id
 from edge.store.core import Store, StoreError
 
@@ -234,12 +236,22 @@ def revoke_sessions(
 def phone_content(store: Store) -> list[tuple[ContentItem, str]]:
     """Every content item (the screens' content model) with when it was last published."""
     rows = _rows(store, "SELECT payload, updated_at FROM screen_content ORDER BY updated_at")
-    return [(ContentItem.model_validate_json(r["payload"]), r["updated_at"]) for r in rows]
+    return [(ci, r["updated_at"]) for r in rows if (ci := _item(r["payload"])) is not None]
+
+
+def _item(payload: str) -> ContentItem | None:
+    """A stored item, or None for one today's rules refuse (e.g. a javascript: link stored
+    before links were checked): phones never see it."""
+    try:
+        return ContentItem.model_validate_json(payload)
+    except ValidationError:
+        return None
 
 
 def content_item(store: Store, content_id: str) -> tuple[ContentItem, str] | None:
     r = _row(store, "SELECT payload, updated_at FROM screen_content WHERE id = ?", content_id)
-    return (ContentItem.model_validate_json(r["payload"]), r["updated_at"]) if r else None
+    item = _item(r["payload"]) if r else None
+    return (item, r["updated_at"]) if r and item else None
 
 
 # --- reads and acknowledgements ----------------------------------------------------------------

@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.api import json_error, require_staff
+from edge.api import json_error, query_int, require_staff
 from edge.commands import CommandError
 from edge.reports.inputs import InputError, delete_photos, read_submission, save_photos, text_field
 from edge.service import Service, cancel
@@ -169,7 +169,7 @@ class TicketsService(Service):
         q = request.query
         rows = await self.box.store.run(
             db.list_tickets, self.box.store.sync, status=q.get("status"),
-            assignee=q.get("assignee"), limit=min(int(q.get("limit", "100")), 1000),
+            assignee=q.get("assignee"), limit=query_int(request, "limit", 100),
         )
         return web.json_response(rows)
 

@@ -76,7 +76,7 @@ async def test_schedule_emergency_and_proof_of_play(make_config, run_box):
         page = await b.new_page(viewport=VIEW)
         await page.goto(f"{base}/screen/scr-1")
         first, _ = await wait_showing(page, {"green", "blue"})
-        await page.wait_for_function("window.qiluPlayer.preloaded === 2", timeout=5000)
+        await page.wait_for_function("() => window.qiluPlayer.preloaded === 2", timeout=5000)
         # The item on screen is the scheduled image (pixels), then the next one replaces it.
         cid, t_switch = await wait_showing(page, {"green", "blue"} - {first})
         assert near(await shot_center(page), COLORS[cid])
@@ -145,7 +145,7 @@ async def test_page_keeps_playing_when_the_box_process_stops(tmp_path: Path):
             await page.goto(f"{base}/screen/scr-1")
             await wait_showing(page, {"green", "blue"})
             await page.wait_for_function(
-                "navigator.serviceWorker.controller && window.qiluPlayer.preloaded === 2",
+                "() => navigator.serviceWorker.controller && window.qiluPlayer.preloaded === 2",
                 timeout=8000,
             )
             await asyncio.sleep(0.5)  # let the service worker cache what the page warmed
