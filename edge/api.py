@@ -273,6 +273,10 @@ class ApiServer(Service):
 
     async def start(self) -> None:
         cfg = self.box.config.api
+        for tok in cfg.tokens:
+            if tok.token is not None:
+                log.warning("api.tokens %r: a plain token in the config is deprecated; run "
+                            "`qilu-edge token new` and use token_sha256", tok.name)
         self.runner = web.AppRunner(
             self.box.http, access_log=None, handle_signals=False, shutdown_timeout=1.0
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
+import os
 import re
 import tomllib
 from pathlib import Path
@@ -76,12 +76,7 @@ class ApiToken(Section):
     def _one_secret(self) -> ApiToken:
         if (self.token is None) == (self.token_sha256 is None):
             raise ValueError("give exactly one of token_sha256 (preferred) or token")
-        if self.token is not None:
-            logging.getLogger(__name__).warning(
-                "api.tokens %r: a plain token in the config is deprecated; run "
-                "`qilu-edge token new` and use token_sha256", self.name,
-            )
-        return self
+        return self  # a plain token is warned about by the daemon (edge/api.py), once
 
     def matches(self, presented: bytes) -> bool:
         """Whether ``presented`` is this token (constant time either way)."""
@@ -96,6 +91,12 @@ class ApiConfig(Section):
     port: int = Field(8080, ge=0, le=65535)
     tokens: tuple[ApiToken, ...] = ()
     max_body_mb: float = Field(10.0, gt=0)
+
+    def client_token(self) -> str | None:
+        """A token for the box's own CLI to call its daemon: a plain one from the config, else
+        QILU_EDGE_TOKEN (with only token_sha256 in the file the CLI cannot know the token)."""
+        plain = next((t.token for t in self.tokens if t.token), None)
+        return plain or os.environ.get("QILU_EDGE_TOKEN") or None
 
 
 class LoggingConfig(Section):
