@@ -117,18 +117,24 @@ class Pages:
 
     async def login(self, request: web.Request) -> web.StreamResponse:
         form = await request.post()
-        code = str(form.get("code", "")).strip()
-        got = None
-        if code.isdigit():
+        # Printed cards group the digits ("1234 5678 9012"): spaces and dashes are fine.
+        code = "".join(c for c in str(form.get("code", "")) if c not in " -\u3000")
+        from edge.portal.service import LoginRefused, set_cookie
+
+        if not (code.isdigit() and code.isascii() and len(code) <= 16):
+            return await self.login_form(request, "登录码错误、已使用或已过期")
+        try:
             got = await self.svc.login(
                 code, client_of(request), request.headers.get("User-Agent", "")
             )
-        if got is None:
-            return await self.login_form(request, "登录码错误、已使用或已过期")
+        except LoginRefused as e:
+            resp = await self.login_form(request, e.zh)
+            if e.retry_after:
+                resp.set_status(429)
+                resp.headers["Retry-After"] = str(e.retry_after)
+            return resp
         resp = web.HTTPSeeOther("/r/read")
-        from edge.portal.service import set_cookie
-
-        set_cookie(resp, got["token"], self.cfg.session_days)
+        set_cookie(resp, got["token"], self.cfg.session_days, request)
         raise resp
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
