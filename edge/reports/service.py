@@ -14,6 +14,7 @@ from edge.api import json_error, query_int, require_staff, same_secret
 from edge.commands import CommandError
 from edge.reports import warning
 from edge.reports.analyze import Analysis, Analyzer
+from edge.reports.gate import Gate, reporter
 from edge.reports.inputs import InputError, delete_photos, read_submission, save_photos, text_field
 from edge.reports.taxonomy import Taxonomy, TaxonomyError, load_taxonomy, parse_taxonomy
 from edge.service import Service
@@ -36,12 +37,14 @@ class ReportsService(Service):
         self.cfg = box.config.reports
         self.analyzer = Analyzer(load_taxonomy(self.cfg.taxonomy))
         self.received = 0
+        self.gate = Gate(self.cfg)  # anonymous posts through the relay (tickets use it too)
         self._warm: asyncio.Task | None = None
         app = box.http
         for prefix in ("/api/v1/reports", "/api/v1/taxonomy"):
             app["public_prefixes"].add(prefix)  # residents submit; staff checks inside
         app.router.add_post("/api/v1/reports", self.http_submit)
         app.router.add_post("/api/v1/reports/classify", self.http_classify)
+        app.router.add_get("/api/v1/reports/challenge", self.http_challenge)
         app.router.add_get("/api/v1/reports", self.http_list)
         app.router.add_get("/api/v1/reports/{id}", self.http_get)
         app.router.add_post("/api/v1/reports/{id}/status", self.http_status)
@@ -102,7 +105,9 @@ class ReportsService(Service):
                     raise InputError("source_tag", f"{system} tag {tag!r} has no mapping")
             building = text_field(f, "building", max_chars=32)
             location = text_field(f, "location", max_chars=100)
-            resident_id = text_field(f, "resident_id", max_chars=64)
+            resident_id = await reporter(
+                self.box, request, text_field(f, "resident_id", max_chars=64), self.gate
+            )
             source = text_field(f, "source", max_chars=32) or "resident_page"
         except InputError as e:
             return json_error(e.status, str(e), field=e.field)
@@ -168,6 +173,9 @@ class ReportsService(Service):
             "alerts": [a.model_dump(mode="json") for a in alerts],
             "ticket_id": opened.id if opened else None,
         }
+
+    async def http_challenge(self, request: web.Request) -> web.Response:
+        return web.json_response(self.gate.challenge(), headers={"Cache-Control": "no-store"})
 
     async def http_classify(self, request: web.Request) -> web.Response:
         try:
