@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import ClientPayloadError, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from edge.service import Service
@@ -26,7 +27,7 @@ from edge.version import __version__
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-PUBLIC_PATHS = {"/healthz", "/api/v1/status"}
+PUBLIC_PATHS = {"/healthz", "/api/v1/status", "/api/v1/openapi.json"}
 
 
 def json_error(status: int, message: str, **extra: Any) -> web.Response:
@@ -48,6 +49,9 @@ def make_app(box: Any) -> web.Application:
     app["authenticators"] = []
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/status", status)
+    from edge.openapi import serve
+
+    app.router.add_get("/api/v1/openapi.json", serve)
     return app
 
 
@@ -163,11 +167,25 @@ async def read_form(
                     out.fields[name] = data.decode("utf-8")
                 except UnicodeDecodeError:
                     raise refuse(400, name or "(field)", "not UTF-8 text") from None
-    except (ValueError, AssertionError, EOFError, ClientPayloadError) as e:
+    except (ValueError, AssertionError, EOFError, ClientPayloadError, HttpProcessingError) as e:
         if isinstance(e, web.HTTPException):
             raise
         raise refuse(400, "(body)", f"broken multipart body: {e}") from None
     return out
+
+
+async def form_post(request: web.Request, max_fields: int = 64) -> Any:
+    """``request.post()`` for the resident pages' small forms: aiohttp bounds its size by
+    [api] max_body_mb; this bounds the number of fields and turns a broken body into a 400."""
+    try:
+        form = await request.post()
+    except (ValueError, AssertionError, EOFError, ClientPayloadError, HttpProcessingError) as e:
+        if isinstance(e, web.HTTPException):
+            raise
+        raise refuse(400, "(body)", f"broken form body: {e}") from None
+    if len(form) > max_fields:
+        raise refuse(413, "(body)", f"more than {max_fields} form fields")
+    return form
 
 
 def query_int(request: web.Request, name: str, default: int, lo: int = 1, hi: int = 1000) -> int:

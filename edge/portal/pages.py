@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from edge.api import form_post
 from edge.portal import models as m
 from edge.portal.relay import client_of
 from edge.standard import web_link
@@ -116,7 +117,7 @@ class Pages:
         )
 
     async def login(self, request: web.Request) -> web.StreamResponse:
-        form = await request.post()
+        form = await form_post(request)
         # Printed cards group the digits ("1234 5678 9012"): spaces and dashes are fine.
         code = "".join(c for c in str(form.get("code", "")) if c not in " -\u3000")
         from edge.portal.service import LoginRefused, set_cookie
@@ -212,7 +213,7 @@ class Pages:
 
     async def dwell(self, request: web.Request) -> web.Response:
         res = await self.who(request)
-        form = await request.post()
+        form = await form_post(request)
         try:
             ms = int(str(form.get("ms", "0")))
         except ValueError:
@@ -338,7 +339,7 @@ class Pages:
 
     async def board_post(self, request: web.Request) -> web.StreamResponse:
         res = await self.who(request)
-        form = await request.post()
+        form = await form_post(request)
         body = m.NewPost(
             board="exchange",
             title=str(form.get("title", "")).strip() or "-",
@@ -349,7 +350,7 @@ class Pages:
 
     async def flag(self, request: web.Request) -> web.StreamResponse:
         res = await self.who(request)
-        form = await request.post()
+        form = await form_post(request)
         cat = str(form.get("category", "other"))
         if cat not in self.svc.taxonomy_codes():
             cat = "other"

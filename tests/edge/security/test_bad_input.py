@@ -32,6 +32,13 @@ async def box(make_config, run_box):
             "multipart",
         ),
         ("/api/v1/tickets", b"--x\r\n", {"Content-Type": "multipart/form-data"}, "boundary"),
+        ("/r/login", b"--x\r\n", {"Content-Type": "multipart/form-data"}, "boundary"),
+        (
+            "/api/v1/reports",
+            b'--b\r\nContent-Disposition: form-data; name="\x00\x1e"\r\n\r\nx\r\n--b--\r\n',
+            {"Content-Type": "multipart/form-data; boundary=b"},
+            "multipart",
+        ),
     ],
 )
 async def test_undecodable_bodies_are_400(box, path, body, headers, says) -> None:
