@@ -153,7 +153,7 @@ class _Handlers:
                 self.svc.seen(sid)
                 try:
                     data = json.loads(msg.data)
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON, or nested too deep
                     continue
                 if isinstance(data, dict) and data.get("type") == "plays":
                     res = await self.svc.receive_plays(sid, data.get("records"))
