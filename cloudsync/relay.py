@@ -47,7 +47,8 @@ MAX_BODY = 8 * 1024 * 1024  # an article image or a report photo; videos stay on
 TIMEOUT_S = 20.0
 # Request headers a resident's browser sends that the box needs; answer headers it returns.
 TO_BOX = frozenset(
-    "accept accept-language content-type range user-agent if-none-match if-modified-since".split()
+    "accept accept-language content-type range user-agent if-none-match if-modified-since"
+    " x-qilu-proof".split()  # the /r/ page's proof of work for anonymous reports
 )  # and the box's own cookies, see box_cookies()
 TO_BROWSER = frozenset(
     "content-type set-cookie location cache-control content-range accept-ranges etag"
@@ -169,6 +170,13 @@ class Relays:
                 return hop
         return remote
 
+    def https(self, request: web.Request) -> bool:
+        """Whether the resident's browser spoke HTTPS to us (or to our trusted proxy)."""
+        if request.scheme == "https":
+            return True
+        proto = request.headers.get("X-Forwarded-Proto", "")
+        return request.remote in self.trusted and proto.split(",")[0].strip() == "https"
+
     def box_of_host(self, host: str) -> str | None:
         """The box named by a ``<box id>.<domain>`` host, if the cloud has a relay domain."""
         if not self.domain:
@@ -286,10 +294,16 @@ def box_cookies(cookies: Any, box_id: str) -> str:
     )
 
 
-def browser_cookie(set_cookie: str, box_id: str) -> str:
-    """A box's ``Set-Cookie`` value with the cookie's name made box-specific."""
+def browser_cookie(set_cookie: str, box_id: str, secure: bool = False) -> str:
+    """A box's ``Set-Cookie`` value with the cookie's name made box-specific; ``Secure`` and
+    ``SameSite=Lax`` added when missing (``Secure`` only when the browser came over HTTPS)."""
     name, sep, rest = set_cookie.partition("=")
-    return f"{name.strip()}__{box_id}{sep}{rest}" if sep else set_cookie
+    if not sep:
+        return set_cookie
+    attrs = {a.strip().split("=")[0].lower() for a in rest.split(";")[1:]}
+    rest += "" if "samesite" in attrs else "; SameSite=Lax"
+    rest += "; Secure" if secure and "secure" not in attrs else ""
+    return f"{name.strip()}__{box_id}{sep}{rest}"
 
 
 def page(status: int, title: str, text: str) -> web.Response:
@@ -324,7 +338,8 @@ async def enter(request: web.Request) -> web.StreamResponse:
         nxt = f"{scheme}://{box_id}.{relays.domain}{':' + port if port else ''}{nxt}"
     resp = web.HTTPSeeOther(nxt)
     resp.set_cookie(
-        BOX_COOKIE, box_id, max_age=400 * 86400, path="/", httponly=True, samesite="Lax"
+        BOX_COOKIE, box_id, max_age=400 * 86400, path="/", httponly=True, samesite="Lax",
+        secure=relays.https(request),
     )
     raise resp
 
@@ -356,6 +371,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
         "headers": [[k, v] for k, v in request.headers.items() if k.lower() in TO_BOX]
         + ([["Cookie", mine]] if (mine := box_cookies(request.cookies, box_id)) else []),
         "client": client,
+        "https": relays.https(request),  # the box marks its session cookie Secure then
     }
     try:
         got = await relays.call(box_id, head, body)
@@ -365,7 +381,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
         return refuse(request, 503, *OFFLINE)
     answer, out = got
     headers = CIMultiDict(
-        (k, browser_cookie(v, box_id) if str(k).lower() == "set-cookie" else v)
+        (k, browser_cookie(v, box_id, head["https"]) if str(k).lower() == "set-cookie" else v)
         for k, v in answer.get("headers", [])
         if str(k).lower() in TO_BROWSER
     )

@@ -7,12 +7,22 @@ half-configured.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import os
 import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 DEVICE_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 DEVICE_KINDS = ("doors", "cameras", "screens")
@@ -53,9 +63,27 @@ class MqttConfig(Section):
 
 
 class ApiToken(Section):
+    """One staff/admin bearer token. ``token_sha256`` (from ``qilu-edge token new``) keeps only
+    the hash in the file; a plain ``token`` still works but is deprecated (the config file and
+    its backups then hold a usable secret)."""
+
     name: str = Field(min_length=1)
-    token: str = Field(min_length=16)
+    token: str | None = Field(None, min_length=16)
+    token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     role: Literal["staff", "admin"] = "staff"
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> ApiToken:
+        if (self.token is None) == (self.token_sha256 is None):
+            raise ValueError("give exactly one of token_sha256 (preferred) or token")
+        return self  # a plain token is warned about by the daemon (edge/api.py), once
+
+    def matches(self, presented: bytes) -> bool:
+        """Whether ``presented`` is this token (constant time either way)."""
+        if self.token_sha256 is not None:
+            got = hashlib.sha256(presented).hexdigest().encode()
+            return hmac.compare_digest(got, self.token_sha256.encode())
+        return hmac.compare_digest(presented, (self.token or "").encode())
 
 
 class ApiConfig(Section):
@@ -63,6 +91,12 @@ class ApiConfig(Section):
     port: int = Field(8080, ge=0, le=65535)
     tokens: tuple[ApiToken, ...] = ()
     max_body_mb: float = Field(10.0, gt=0)
+
+    def client_token(self) -> str | None:
+        """A token for the box's own CLI to call its daemon: a plain one from the config, else
+        QILU_EDGE_TOKEN (with only token_sha256 in the file the CLI cannot know the token)."""
+        plain = next((t.token for t in self.tokens if t.token), None)
+        return plain or os.environ.get("QILU_EDGE_TOKEN") or None
 
 
 class LoggingConfig(Section):
@@ -133,6 +167,11 @@ class ReportsConfig(Section):
     max_photos: int = Field(4, ge=0, le=20)
     max_photo_mb: float = Field(5.0, gt=0, le=50)
     photo_dir: str = "photos"  # relative to box.data_dir
+    # Anonymous reports/repairs through the cloud relay (edge/reports/gate.py): a proof of
+    # work of this many zero bits (~2^bits hashes in the page) and at most so many an hour.
+    proof_bits: int = Field(14, ge=1, le=24)
+    relay_anonymous_per_hour: int = Field(5, ge=1)  # per relayed client address
+    relay_anonymous_all_per_hour: int = Field(60, ge=1)  # all relayed clients together
     duplicate_window_min: int = Field(1440, ge=1)  # identical reports within this are grouped
     trend_window_min: int = Field(60, ge=1)  # reports per topic/place counted over this window
     trend_min_count: int = Field(5, ge=2)  # fewer distinct reports never make a trend
@@ -184,6 +223,11 @@ class PortalConfig(Section):
     code_ttl_h: float = Field(72.0, gt=0, le=24 * 60)
     session_days: float = Field(90.0, gt=0, le=3650)
     max_login_failures: int = Field(10, ge=1)  # per client address per 10 minutes
+    # All clients of one scope together ("lan", "relay") per 10 minutes; then logins in that
+    # scope close for login_backoff_s, doubling while guessing goes on (edge/portal/guard.py).
+    login_scope_failures: int = Field(30, ge=1)
+    login_backoff_s: float = Field(60.0, gt=0, le=3600)
+    relay_code_digits: int = Field(12, ge=10, le=16)  # codes that log in through the cloud
     phone_tags: tuple[str, ...] = ("phone",)  # content with one of these goes to phones; () = all
     must_read_tags: tuple[str, ...] = ("must_read", "policy", "emergency")
     must_read_slots: int = Field(2, ge=0, le=10)  # top feed places kept for unacked must-reads

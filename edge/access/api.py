@@ -24,7 +24,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from edge.access import passes, policy
-from edge.api import json_error, require_staff
+from edge.api import json_error, query_int, require_staff
 from edge.standard import ID, VisitorPass, new_id
 from edge.store import access as db
 from edge.store.core import StoreError
@@ -297,10 +297,7 @@ def add_routes(app: web.Application, svc: Any) -> None:
     async def events(request: web.Request) -> web.Response:
         require_staff(request)
         box = request.app["box"]
-        try:
-            limit = min(int(request.query.get("limit", "50")), 1000)
-        except ValueError:
-            return json_error(400, "limit: expected an integer", field="limit")
+        limit = query_int(request, "limit", 50)
         return web.json_response(await box.store.run(
             db.list_events, box.store.sync, request.query.get("door"), limit,
             request.query.get("decision")))

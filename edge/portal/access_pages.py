@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from edge.access import policy
 from edge.access.api import PassIn, Refused, issue_pass
+from edge.api import form_post
 from edge.portal.pages import esc, page
 from edge.store import access as access_db
 
@@ -118,7 +119,7 @@ class AccessPages:
 
     async def new_pass(self, request: web.Request) -> web.Response:
         res = await self.pages.who(request)
-        form = await request.post()
+        form = await form_post(request)
         if self.access is None:
             raise web.HTTPNotFound()
         try:

@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from edge.portal.codes import link_base, login_link, mask_name, qr_svg
+from edge.portal.guard import digits_for
 from edge.store import portal as db
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class DoorCodes:
         ):
             self.skipped += 1
             return
+        away = self.box.service("portal_relay").live_away_url()
         got = await store.run(
             db.issue_code,
             store.sync,
@@ -64,9 +66,8 @@ class DoorCodes:
             channel="door",
             by=f"door:{door_id}",
             ttl=timedelta(minutes=self.cfg.door_code_ttl_min),
-            digits=self.cfg.code_digits,
+            digits=digits_for(self.cfg, away or ""),  # long when its link goes via the cloud
         )
-        away = self.box.service("portal_relay").live_away_url()
         for sid in targets:
             # A phone must reach the link: the configured public URL, else through the cloud
             # (mobile data works too), else the address the screen's page was opened at.

@@ -27,16 +27,27 @@ from edge.service import Service, cancel
 
 log = logging.getLogger(__name__)
 KEY_HEADER, CLIENT_HEADER = "X-Qilu-Relay", "X-Qilu-Relay-Client"
+HTTPS_HEADER = "X-Qilu-Relay-Https"  # "1": the resident's browser reached the cloud over HTTPS
 CONCURRENCY = 8  # requests replayed at once; a small box serves a few phones at a time
+
+
+def relayed(request: web.Request) -> bool:
+    """Whether this request came through the cloud relay (it carries this process's key)."""
+    key = request.app.get("relay_key", "")
+    given = request.headers.get(KEY_HEADER, "")
+    return bool(key and given and hmac.compare_digest(given.encode(), key.encode()))
 
 
 def client_of(request: web.Request) -> str:
     """The resident's address: the relayed one if the relay vouches for it, else the peer's."""
-    key = request.app.get("relay_key", "")
-    given = request.headers.get(KEY_HEADER, "")
-    if key and given and hmac.compare_digest(given, key):
+    if relayed(request):
         return "relay:" + request.headers.get(CLIENT_HEADER, "")
     return request.remote or ""
+
+
+def relayed_https(request: web.Request) -> bool:
+    """A relayed request whose browser used HTTPS: its cookies can be ``Secure``."""
+    return relayed(request) and request.headers.get(HTTPS_HEADER) == "1"
 
 
 class PortalRelay(Service):
@@ -152,6 +163,7 @@ class PortalRelay(Service):
         headers = {k: v for k, v in head.get("headers", []) if str(k).lower() in allowed}
         headers[KEY_HEADER] = self.key
         headers[CLIENT_HEADER] = str(head.get("client", ""))[:64]
+        headers[HTTPS_HEADER] = "1" if head.get("https") is True else "0"
         api = self.box.config.api
         host = "127.0.0.1" if api.host in ("0.0.0.0", "", "::") else api.host
         port = getattr(self.box.service("api"), "port", None) or api.port  # the bound port

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import WSMsgType, web
 
-from edge.api import json_error, require_staff
+from edge.api import json_error, query_int, require_staff
 from edge.screens import resolver
 from edge.screens.service import PLAYS_MAX_BYTES, PlaysRefused
 from edge.standard import ContentItem, Emergency, Playlist, ScheduleEntry, Screen, new_id
@@ -172,7 +172,7 @@ class _Handlers:
                 self.svc.seen(sid)
                 try:
                     data = json.loads(msg.data)
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON, or nested too deep
                     continue
                 if isinstance(data, dict) and data.get("type") == "plays":
                     try:
@@ -280,7 +280,7 @@ class _Handlers:
 
     async def plays(self, request: web.Request) -> web.Response:
         require_staff(request)
-        limit = min(int(request.query.get("limit", "100")), 1000)
+        limit = query_int(request, "limit", 100)
         rows = await self.store.run(
             db.recent_plays, self.store.sync, request.match_info["screen_id"], limit
         )

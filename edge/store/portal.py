@@ -10,10 +10,13 @@ so every read reaches the outbox exactly once.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import secrets
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from pydantic import ValidationError
 
 from edge.standard import BoardPost, CommunityEvent, ContentItem, ReadingStats, new_id
 from edge.store.core import Store, StoreError
@@ -32,7 +35,22 @@ def _iso(t: datetime) -> str:
 
 
 def digest(secret: str) -> str:
+    """SHA-256 of a high-entropy secret (session tokens: 256 random bits)."""
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def code_hash(store: Store, code: str) -> str:
+    """How a login code is stored: HMAC-SHA-256 keyed with the box's secret (meta, never
+    synced), prefixed ``k1:``. Eight digits are only 10^8 values: a bare SHA-256 of one is
+    reversed by trying them all in a second, the keyed hash is not without the key.
+    Rows from before (bare SHA-256, no prefix) still log in until they expire."""
+    from edge.store.access import box_key
+
+    key = getattr(store, "_portal_code_key", None)
+    if key is None:
+        key = box_key(store)
+        store._portal_code_key = key  # type: ignore[attr-defined]
+    return "k1:" + hmac.new(key, f"login-code:{code}".encode(), hashlib.sha256).hexdigest()
 
 
 def _rows(store: Store, sql: str, *args: Any) -> list[dict[str, Any]]:
@@ -75,7 +93,7 @@ def add_code(
         store.db.execute(
             "INSERT INTO portal_codes (code_hash, resident_id, channel, created_by, created_at,"
             " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (digest(code), rid, channel, by, _iso(_now()), _iso(expires_at)),
+            (code_hash(store, code), rid, channel, by, _iso(_now()), _iso(expires_at)),
         )
 
 
@@ -148,8 +166,10 @@ def redeem_code(
     with store.transaction():
         row = _row(
             store,
-            "SELECT * FROM portal_codes WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?",
-            digest(code),
+            "SELECT * FROM portal_codes WHERE code_hash IN (?, ?) AND used_at IS NULL"
+            " AND expires_at > ?",
+            code_hash(store, code),
+            digest(code),  # a code issued before keyed hashes, until it expires
             _iso(now),
         )
         if row is None:
@@ -234,12 +254,22 @@ def revoke_sessions(
 def phone_content(store: Store) -> list[tuple[ContentItem, str]]:
     """Every content item (the screens' content model) with when it was last published."""
     rows = _rows(store, "SELECT payload, updated_at FROM screen_content ORDER BY updated_at")
-    return [(ContentItem.model_validate_json(r["payload"]), r["updated_at"]) for r in rows]
+    return [(ci, r["updated_at"]) for r in rows if (ci := _item(r["payload"])) is not None]
+
+
+def _item(payload: str) -> ContentItem | None:
+    """A stored item, or None for one today's rules refuse (e.g. a javascript: link stored
+    before links were checked): phones never see it."""
+    try:
+        return ContentItem.model_validate_json(payload)
+    except ValidationError:
+        return None
 
 
 def content_item(store: Store, content_id: str) -> tuple[ContentItem, str] | None:
     r = _row(store, "SELECT payload, updated_at FROM screen_content WHERE id = ?", content_id)
-    return (ContentItem.model_validate_json(r["payload"]), r["updated_at"]) if r else None
+    item = _item(r["payload"]) if r else None
+    return (item, r["updated_at"]) if r and item else None
 
 
 # --- reads and acknowledgements ----------------------------------------------------------------

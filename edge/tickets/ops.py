@@ -6,6 +6,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
+from edge.api import same_secret
 from edge.config import TicketsConfig
 from edge.standard import RepairTicket, new_id, now
 from edge.store import tickets as db
@@ -53,7 +54,7 @@ def transition(
         if row is None:
             raise LookupError(ticket_id)
         if role == "resident" and not (
-            follow_key and secrets.compare_digest(follow_key, row["follow_key"])
+            follow_key and same_secret(follow_key, row["follow_key"])
         ):
             raise TransitionError("key: wrong or missing follow key for this ticket", "key")
         if photo_rows and action != "resolve":

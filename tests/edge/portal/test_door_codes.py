@@ -177,10 +177,11 @@ async def test_face_grant_shows_a_login_code_on_the_door_screen(
         dump = "\n".join(con.iterdump())
         assert not re.search(rf"(?<!\d){code}(?!\d)", dump)
         row = con.execute(
-            "SELECT channel, created_by, used_at FROM portal_codes WHERE code_hash = ?",
-            (db.digest(code),),
+            "SELECT channel, created_by, used_at, code_hash FROM portal_codes"
+            " WHERE channel = 'door'"
         ).fetchone()
         assert row[0] == "door" and row[1] == "door:d-east" and row[2] is not None
+        assert row[3].startswith("k1:") and row[3] != f"k1:{db.digest(code)}"  # keyed hash
     finally:
         con.close()
 
