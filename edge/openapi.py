@@ -96,6 +96,7 @@ BODIES: dict[str, Any] = {
     "GET /api/v1/screens/playlists": None, "POST /api/v1/screens/playlists": (JSON, None),
     "GET /api/v1/screens/schedules": None, "POST /api/v1/screens/schedules": (JSON, None),
     "DELETE /api/v1/screens/schedules/{entry_id}": None,
+    "POST /api/v1/screens/{screen_id}/key": None, "DELETE /api/v1/screens/{screen_id}/key": None,
     "GET /api/v1/screens/{screen_id}/now": None, "GET /api/v1/screens/{screen_id}/plays": None,
     "GET /screen/content/{sha}": None, "GET /screen/static/{name}": None,
     "GET /screen/sw.js": None, "GET /screen/{screen_id}": None,

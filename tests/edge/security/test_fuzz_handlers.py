@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import STAFF_TOKEN, api_url, db_count
+from tests.edge.screens.helpers import screen_key
 
 STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 SCREENS = '[[screens]]\nid = "s1"\ntype = "sim"\n'
@@ -120,10 +121,11 @@ messages = st.one_of(
 
 async def test_screen_websocket_survives_any_message(make_config, run_box, caplog) -> None:
     box = await run_box(make_config(extra=SCREENS))
+    key = (await screen_key(api_url(box), "s1"))["key"]
     url = api_url(box).replace("http", "ws")
     sent = [*collect(messages), "[" * 1500 + "]" * 1500]  # JSON nested too deep, for sure
     async with aiohttp.ClientSession() as s:
-        async with s.ws_connect(f"{url}/screen/s1/ws") as ws:
+        async with s.ws_connect(f"{url}/screen/s1/ws?key={key}") as ws:
             first = await ws.receive_json(timeout=5)
             assert first["type"] == "plan"
             for m in sent:
