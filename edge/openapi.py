@@ -20,7 +20,7 @@ FILE = {"type": "string", "format": "binary"}
 
 
 def _models() -> dict[str, type[BaseModel]]:
-    from edge.access import api as access
+    from edge.access import routes as access
     from edge.portal import bodies as m
 
     return {
