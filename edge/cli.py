@@ -211,6 +211,27 @@ def standard_doc(doc_path: Path | None) -> None:
     click.echo(f"updated {doc_path}")
 
 
+@main.group()
+def token() -> None:
+    """Staff API tokens ([[api.tokens]])."""
+
+
+@token.command("new")
+@click.option("--name", default="staff", show_default=True, help="Who uses the token.")
+@click.option("--role", type=click.Choice(["staff", "admin"]), default="staff", show_default=True)
+def token_new(name: str, role: str) -> None:
+    """Print a new random token once, and the config entry that keeps only its SHA-256."""
+    import hashlib
+    import secrets
+
+    tok = secrets.token_urlsafe(32)
+    click.echo(f"token (shown once; give it to {name}): {tok}", err=True)
+    click.echo(
+        f'[[api.tokens]]\nname = "{name}"\nrole = "{role}"\n'
+        f'token_sha256 = "{hashlib.sha256(tok.encode()).hexdigest()}"'
+    )
+
+
 @main.command("check-config")
 @config_option
 def check_config(config_path: Path) -> None:

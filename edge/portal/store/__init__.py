@@ -12,7 +12,7 @@ helpers.
 
 from __future__ import annotations
 
-from edge.portal.store.base import PortalError, digest
+from edge.portal.store.base import PortalError, code_hash, digest
 from edge.portal.store.board import add_post, flag_post, flagged_posts, list_posts, moderate_post
 from edge.portal.store.events import (
     cancel_signup,
@@ -51,6 +51,7 @@ __all__ = [
     "add_code",
     "add_post",
     "cancel_signup",
+    "code_hash",
     "content_item",
     "credit_attendance",
     "digest",
