@@ -40,11 +40,12 @@ sys.path.insert(0, str(ROOT))
 
 from drivers.cameras.base import CameraDriver, CameraOptions  # noqa: E402
 from drivers.registry import register  # noqa: E402
-from edge.config import FaceConfig, parse_config  # noqa: E402
+from edge.core.store import Store  # noqa: E402
 from edge.daemon import Daemon  # noqa: E402
-from edge.store import Store  # noqa: E402
-from edge.vision import models  # noqa: E402
-from edge.vision.pipeline import FacePipeline  # noqa: E402
+from edge.faces import weights  # noqa: E402
+from edge.faces.config import FacesConfig  # noqa: E402
+from edge.faces.pipeline import FacePipeline  # noqa: E402
+from edge.features import parse_config  # noqa: E402
 from tests.drivers.doors.relay_peers import RelayBoard, SocatPair  # noqa: E402
 from tests.edge.access.helpers import door_frame, enrol, head_turn, photo  # noqa: E402
 
@@ -228,7 +229,7 @@ async def latency_run(tmp: Path, pipeline: FacePipeline, resident: np.ndarray,
 
 
 def _events(store: Store) -> list[dict]:
-    from edge.store import access as db
+    from edge.access import store as db
 
     return db.list_events(store, "door-a", 500, None)
 
@@ -278,7 +279,7 @@ async def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     res: dict[str, Any] = {"cpus": os.cpu_count(), "loadavg_at_start": os.getloadavg()[0],
                            "source_fps": FPS, "liveness_frames": 3}
-    pipeline = FacePipeline(FaceConfig(), models.default_model_dir())
+    pipeline = FacePipeline(FacesConfig(), weights.default_model_dir())
     known = door_frame(photo("obama.jpg"), pipeline)
     resident = door_frame(photo("obama2.jpg"), pipeline)
     turning = head_turn(known, pipeline)

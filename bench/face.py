@@ -31,12 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edge.access import synthetic  # noqa: E402
-from edge.config import FaceConfig  # noqa: E402
-from edge.vision import models  # noqa: E402
-from edge.vision.align import align  # noqa: E402
-from edge.vision.gallery import Gallery  # noqa: E402
-from edge.vision.liveness import LivenessTracker  # noqa: E402
-from edge.vision.pipeline import FacePipeline  # noqa: E402
+from edge.faces import weights  # noqa: E402
+from edge.faces.align import align  # noqa: E402
+from edge.faces.config import FacesConfig  # noqa: E402
+from edge.faces.gallery import Gallery  # noqa: E402
+from edge.faces.liveness import LivenessTracker  # noqa: E402
+from edge.faces.pipeline import FacePipeline  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -129,11 +129,11 @@ import asyncio, sys, tempfile
 from pathlib import Path
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-from edge.config import parse_config
+from edge.features import parse_config
 from edge.daemon import Daemon
-from edge.standard import Resident
-from edge.store import Store
-from edge.store import faces as sf
+from edge.core.standard import Resident
+from edge.core.store import Store
+from edge.faces import store as sf
 
 tmp = Path(sys.argv[3])
 cfg = parse_config(f'[box]\\ndata_dir = "{tmp}"\\n[mqtt]\\nenabled = false\\n[api]\\nport = 0\\n',
@@ -196,9 +196,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=200)
     args = ap.parse_args()
-    cfg = FaceConfig()
+    cfg = FacesConfig()
     rss0 = rss_mb()
-    p = FacePipeline(cfg, models.default_model_dir())
+    p = FacePipeline(cfg, weights.default_model_dir())
     rss_models = rss_mb()
     imgs, ident = load_photos()
     frames = {n: door_frame(p, im) for n, im in imgs.items()}
@@ -404,7 +404,7 @@ def main() -> None:
                 v = t.update(w, faces[0] if faces else None)
             attacks += 1
             passed_attacks += bool(v and v.live)
-        from edge.vision.types import Face
+        from edge.faces.types import Face
 
         face = p.detector.detect(f)[0]
         t = LivenessTracker(cfg.liveness_threshold, cfg.liveness_frames)

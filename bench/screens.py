@@ -15,8 +15,8 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from edge.core.standard import ContentItem, Playlist, PlaylistEntry, ScheduleEntry
 from edge.screens.resolver import Catalog, ScreenRef, plan, source_at
-from edge.standard import ContentItem, Playlist, PlaylistEntry, ScheduleEntry
 
 
 def catalog(entries: int, seed: int = 1) -> Catalog:

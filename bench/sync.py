@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 import aiohttp  # noqa: E402
 import asyncpg  # noqa: E402
 
-from cloudsync import protocol as p  # noqa: E402
+from common import protocol as p  # noqa: E402
 from edge.sync.client import provision  # noqa: E402
 from edge.sync.identity import Identity  # noqa: E402
 from tests.cloudsync.helpers import Cloud, start_cloud, start_pg  # noqa: E402
@@ -257,9 +257,9 @@ def sqlite_floor(path: str, n_boxes: int, batches: int, size: int) -> dict:
 
 async def drain(cloud: Cloud, backlog: int, work: Path, batch: int | None) -> dict:
     """A real box daemon drains a backlog written before it starts."""
-    from edge.config import parse_config
+    from edge.core.store import Store
     from edge.daemon import Daemon
-    from edge.store import Store
+    from edge.features import parse_config
     from edge.sync.identity import save
 
     ident = await provision(cloud.url, await cloud.claim(), "drain")

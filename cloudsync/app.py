@@ -6,13 +6,11 @@ storage, so several workers can serve one PostgreSQL database side by side.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import logging
 import os
 import time
-from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -20,59 +18,36 @@ import asyncpg
 from aiohttp import web
 
 from cloudsync import body as bodies
-from cloudsync import protocol as p
+from cloudsync import box_api, ops_api, portal_stats, relay
 from cloudsync.blobs import BlobStore
 from cloudsync.box_keys import BoxKeys
-from cloudsync.routing import Api, BadRequest
+from cloudsync.context import CLOUD, Cloud, FeedWaiter, err
+from cloudsync.routing import (
+    AUTH_OF,
+    BOX_ROW,
+    NONCE,
+    NONCE_IN_HANDLER,
+    OPS_USER,
+    SIGNED_WITH,
+    Api,
+    BadRequest,
+)
 from cloudsync.storage import Storage, StorageError, open_storage
 from cloudsync.storage.base import BadRecord, Replayed
 from cloudsync.throttle import FailureWindow
-from edge.version import __version__
+from common import protocol as p
+from common.version import __version__
 
 log = logging.getLogger(__name__)
-api = Api()  # box_api and ops_api register their routes on it
-STORAGE = web.AppKey("storage", Storage)
-BLOBS = web.AppKey("blobs", BlobStore)
-FEED = web.AppKey("feed", "FeedWaiter")
-KEYS = web.AppKey("box_keys", BoxKeys)  # box secrets: stored, or derived from a master key
-MAX_RECORD = web.AppKey("max_record_chars", int)  # payload limit (serve --max-record-kb)
-SIG_V1 = web.AppKey("accept_sig_v1", bool)  # serve --refuse-signature-v1 turns it off
-SIG_V1_ENV = "QILU_CLOUD_REFUSE_SIG_V1"
+# Each route module declares its own table (cloudsync.routing.Api); the app includes them here.
+ROUTE_TABLES = (box_api.api, ops_api.api, portal_stats.api, relay.api)
+OPENAPI = web.AppKey("openapi", dict)
+SIG_V1_ENV = "QILU_CLOUD_REFUSE_SIG_V1"  # serve --refuse-signature-v1 sets it to 1
 NONCE_USED = "nonce already used (replayed request)"
-
-
-def err(status: int, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": message, **extra}, status=status)
 
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-class FeedWaiter:
-    """Wakes long-polls when a box's feed grows: at once in this worker, via PostgreSQL
-    NOTIFY from other workers, or by polling (``poll_s``) when the backend cannot notify."""
-
-    def __init__(self, poll_s: float) -> None:
-        self.poll_s = poll_s
-        self._events: dict[str, set[asyncio.Event]] = defaultdict(set)
-
-    def wake(self, box_id: str) -> None:
-        for ev in self._events.get(box_id, ()):
-            ev.set()
-
-    async def wait(self, box_id: str, seconds: float) -> None:
-        ev = asyncio.Event()
-        self._events[box_id].add(ev)
-        try:
-            async with asyncio.timeout(min(seconds, self.poll_s)):
-                await ev.wait()
-        except TimeoutError:
-            pass
-        finally:
-            self._events[box_id].discard(ev)
-            if not self._events[box_id]:
-                del self._events[box_id]
 
 
 @web.middleware
@@ -99,20 +74,20 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
 
 @web.middleware
 async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Sets request["ops"] (bearer token) or request["box"] (HMAC-signed) as the route needs."""
+    """Sets request[OPS_USER] (bearer token) or request[BOX_ROW] (HMAC-signed), as needed."""
     route = request.match_info.route.resource
     key = (request.method, route.canonical if route is not None else "")
-    need = request.app.get("auth_of", {}).get(key, "public")
-    request["ops"] = request["box"] = None
+    need = request.app.get(AUTH_OF, {}).get(key, "public")
+    request[OPS_USER] = request[BOX_ROW] = None
     if need == "public":
         return await handler(request)
-    storage = request.app[STORAGE]
+    storage = request.app[CLOUD].storage
     header = request.headers.get("Authorization", "")
     if need in ("ops", "box_or_ops") and header.startswith("Bearer "):
         user = await storage.ops_user_by_token(token_hash(header[7:].strip()))
         if user is None:
             return err(401, "invalid bearer token")
-        request["ops"] = user
+        request[OPS_USER] = user
         return await handler(request)
     if need in ("box", "box_or_ops") and p.H_SIG in request.headers:
         problem = await _verify_box(request, storage)
@@ -153,32 +128,32 @@ async def _verify_box(request: web.Request, storage: Storage) -> web.Response | 
     if h.get(p.H_SIG_VERSION) == p.SIG_VERSION:
         enc: str | None = bodies.encoding(request)
         digest = hashlib.sha256(await bodies.read_wire(request)).hexdigest()
-    elif not request.app[SIG_V1]:
+    elif not request.app[CLOUD].accept_sig_v1:
         return err(401, "signature version 1 is refused here: update the box (it signs version 2)")
     else:
         enc, digest = None, await bodies.wire_digest_v1(request)
     # signed_with: the stored form (a secret, or a "gen:N" marker with a master key).
-    keys = request.app[KEYS]
+    keys = request.app[CLOUD].keys
     secret, prev = keys.usable(box_id, box["secret"]), keys.usable(box_id, box["prev_secret"])
     if secret and p.check_signature(secret, sig, request.method, path_qs, ts, nonce, digest, enc):
-        request["signed_with"] = box["secret"]
+        request[SIGNED_WITH] = box["secret"]
         if box["prev_secret"]:  # the box uses its new secret: the old one is retired now
             await storage.box_set_secret(box_id, box["secret"], None)
     elif prev and p.check_signature(prev, sig, request.method, path_qs, ts, nonce, digest, enc):
-        request["signed_with"] = box["prev_secret"]  # rotation not confirmed by the box yet
+        request[SIGNED_WITH] = box["prev_secret"]  # rotation not confirmed by the box yet
     else:
         return err(401, "bad signature")
     if box["revoked_at"]:
         return err(403, "box revoked")
     used = (box_id, nonce, int(ts), int(now) - 2 * p.WINDOW_S)
     key = (request.method, request.match_info.route.resource.canonical)  # type: ignore[union-attr]
-    if key in request.app.get("nonce_in_handler", ()):
+    if key in request.app.get(NONCE_IN_HANDLER, ()):
         # The handler uses the nonce inside its own transaction (upload): one transaction
         # and one commit per request instead of two; a replay is refused there the same way.
-        request["nonce"] = used
+        request[NONCE] = used
     elif not await storage.use_nonce(*used):
         return err(401, NONCE_USED)
-    request["box"] = box
+    request[BOX_ROW] = box
     return None
 
 
@@ -188,7 +163,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def openapi_doc(request: web.Request) -> web.Response:
-    return web.json_response(request.app["openapi"])
+    return web.json_response(request.app[OPENAPI])
 
 
 def make_app(
@@ -202,13 +177,6 @@ def make_app(
     master_key: bytes | None = None,
     accept_sig_v1: bool | None = None,
 ) -> web.Application:
-    from cloudsync import (  # noqa: F401  (they register routes on `api`)
-        box_api,
-        ops_api,
-        portal_stats,
-        relay,
-    )
-
     max_body = int(max_body_mb * 1024 * 1024)
     app = web.Application(
         middlewares=[errors, authenticate],
@@ -217,23 +185,28 @@ def make_app(
         handler_args={"auto_decompress": False},
     )
     bodies.install(app, max_body)
-    app[STORAGE] = storage
-    app[BLOBS] = BlobStore(blob_dir)
-    app[MAX_RECORD] = max_record_chars
     if accept_sig_v1 is None:  # every worker reads what serve was told
         accept_sig_v1 = os.environ.get(SIG_V1_ENV, "") != "1"
-    app[SIG_V1] = accept_sig_v1
-    app[box_api.CLAIMS] = FailureWindow(
-        box_api.CLAIM_FAILURES_PER_SOURCE, box_api.CLAIM_FAILURES_OVERALL, box_api.CLAIM_WINDOW_S
-    )
-    app[KEYS] = BoxKeys(master_key) if master_key else BoxKeys.from_env()
     waiter = FeedWaiter(feed_poll_s if not storage.listens else 30.0)
-    app[FEED] = waiter
+    app[CLOUD] = Cloud(
+        storage=storage,
+        blobs=BlobStore(blob_dir),
+        feed=waiter,
+        keys=BoxKeys(master_key) if master_key else BoxKeys.from_env(),
+        max_record_chars=max_record_chars,
+        accept_sig_v1=accept_sig_v1,
+        claims=FailureWindow(
+            box_api.CLAIM_FAILURES_PER_SOURCE,
+            box_api.CLAIM_FAILURES_OVERALL,
+            box_api.CLAIM_WINDOW_S,
+        ),
+    )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/openapi.json", openapi_doc)
-    api.install(app)
+    routes = Api.merge(*ROUTE_TABLES)
+    routes.install(app)
     relay.install(app, relay_mesh)  # residents' /r/ pages, relayed to their box
-    app["openapi"] = api.openapi("Qilu cloud sync and ops API", __version__)
+    app[OPENAPI] = routes.openapi("Qilu cloud sync and ops API", __version__)
 
     async def listen(app: web.Application) -> None:
         await storage.listen_feed(lambda box_id: waiter.wake(box_id))

@@ -23,6 +23,7 @@ from cloudsync.routing import BadRequest
 
 BODY_MAX = web.AppKey("body_max_bytes", int)  # create_app(max_body_mb=...), inflated or not
 INFLATE = web.AppKey("inflate_slots", asyncio.Semaphore)
+WIRE_BODY: web.RequestKey[bytes] = web.RequestKey("wire_body")  # read once, used twice
 INFLATE_AT_ONCE = 2  # per worker: inflating is CPU work and holds the inflated body
 STEP = 1 << 20  # bytes inflated per zlib call
 
@@ -47,7 +48,7 @@ def _limit(request: web.Request, limit: int | None) -> int:
 
 async def read_wire(request: web.Request, limit: int | None = None) -> bytes:
     """The body as sent (cached on the request), refused past ``limit`` before it is all in."""
-    cached: bytes | None = request.get("wire_body")
+    cached: bytes | None = request.get(WIRE_BODY)
     if cached is not None:
         return cached
     cap = _limit(request, limit)
@@ -59,7 +60,7 @@ async def read_wire(request: web.Request, limit: int | None = None) -> bytes:
         buf += chunk
         if len(buf) > cap:
             raise TooLarge(f"body: more than the {cap} bytes allowed here", "body")
-    request["wire_body"] = data = bytes(buf)
+    request[WIRE_BODY] = data = bytes(buf)
     return data
 
 

@@ -13,16 +13,14 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from cloudsync import protocol as p
-from cloudsync.app import BLOBS, FEED, KEYS, MAX_RECORD, STORAGE, api, err
-from cloudsync.relay import RELAYS
-from cloudsync.routing import ok
+from cloudsync.context import CLOUD, err
+from cloudsync.routing import BOX_ROW, NONCE, OPS_USER, SIGNED_WITH, Api, ok
 from cloudsync.storage.base import BadRecord, utcnow
-from cloudsync.throttle import FailureWindow
+from common import protocol as p
 
+api = Api()  # this module's route table (cloudsync/app.py includes it)
 # Wrong claim codes: per source address and over everyone, in a sliding window.
 CLAIM_FAILURES_PER_SOURCE, CLAIM_FAILURES_OVERALL, CLAIM_WINDOW_S = 10, 100, 600.0
-CLAIMS = web.AppKey("claim_failures", FailureWindow)
 
 
 class ProvisionResult(BaseModel):
@@ -44,9 +42,10 @@ class ProvisionResult(BaseModel):
     max_body=16 * 1024,  # a claim code and a name: refused past this, inflated or not
 )
 async def provision(request: web.Request, q: None, body: p.ProvisionRequest) -> web.Response:
-    storage = request.app[STORAGE]
-    source = request.app[RELAYS].client(request)  # behind a trusted proxy: X-Forwarded-For
-    wait = request.app[CLAIMS].retry_after(source)
+    storage = request.app[CLOUD].storage
+    source = request.app[CLOUD].relays.client(request)  # behind a trusted proxy: X-Forwarded-For
+    claims = request.app[CLOUD].claims
+    wait = claims.retry_after(source)
     if wait > 0:
         return web.json_response(
             {"error": f"too many wrong claim codes; retry in {math.ceil(wait)} s"},
@@ -54,12 +53,12 @@ async def provision(request: web.Request, q: None, body: p.ProvisionRequest) -> 
             headers={"Retry-After": str(math.ceil(wait))},
         )
     box_id = f"box-{secrets.token_hex(6)}"
-    stored, secret = request.app[KEYS].new(box_id)
+    stored, secret = request.app[CLOUD].keys.new(box_id)
     code_hash = hashlib.sha256(body.claim_code.strip().encode()).hexdigest()
     try:
         area = await storage.claim_use(code_hash, box_id, stored, body.name, body.software_version)
     except ValueError as e:
-        request.app[CLAIMS].failed(source)
+        claims.failed(source)
         return err(409, str(e))
     return ok(
         {"box_id": box_id, "secret": secret, "community_id": area["id"], "area_path": area["path"]}
@@ -77,16 +76,16 @@ async def provision(request: web.Request, q: None, body: p.ProvisionRequest) -> 
     nonce_in_handler=True,
 )
 async def upload(request: web.Request, q: None, body: p.UploadBatch) -> web.Response:
-    box = request["box"]
-    limit = request.app[MAX_RECORD]
+    box = request[BOX_ROW]
+    limit = request.app[CLOUD].max_record_chars
     if limit < p.PAYLOAD_MAX:  # this cloud takes smaller records than the protocol allows
         for i, r in enumerate(body.records):
             if len(r["payload"]) > limit:
                 raise BadRecord(
                     i, r["seq"], "payload", f"longer than this cloud's {limit} characters"
                 )
-    stored, dupes, acked = await request.app[STORAGE].upload(
-        box["id"], body.floor, body.records, request["nonce"]
+    stored, dupes, acked = await request.app[CLOUD].storage.upload(
+        box["id"], body.floor, body.records, request[NONCE]
     )
     return ok({"stored": stored, "duplicates": dupes, "acked_through": acked})
 
@@ -112,8 +111,8 @@ class FeedResult(BaseModel):
     response=FeedResult,
 )
 async def feed(request: web.Request, q: FeedQuery, body: None) -> web.Response:
-    storage, waiter = request.app[STORAGE], request.app[FEED]
-    box_id = request["box"]["id"]
+    storage, waiter = request.app[CLOUD].storage, request.app[CLOUD].feed
+    box_id = request[BOX_ROW]["id"]
     deadline = time.monotonic() + q.wait
     while True:
         rows = await storage.feed_after(box_id, q.after, q.limit)
@@ -135,8 +134,8 @@ async def feed(request: web.Request, q: FeedQuery, body: None) -> web.Response:
     body=p.Heartbeat,
 )
 async def heartbeat(request: web.Request, q: None, body: p.Heartbeat) -> web.Response:
-    await request.app[STORAGE].box_heartbeat(
-        request["box"]["id"],
+    await request.app[CLOUD].storage.box_heartbeat(
+        request[BOX_ROW]["id"],
         body.software_version,
         body.devices,
         body.outbox_rows,
@@ -160,11 +159,11 @@ class RotateResult(BaseModel):
     response=RotateResult,
 )
 async def rotate(request: web.Request, q: None, body: None) -> web.Response:
-    box = request["box"]
-    stored, secret = request.app[KEYS].new(box["id"], box["secret"])
+    box = request[BOX_ROW]
+    stored, secret = request.app[CLOUD].keys.new(box["id"], box["secret"])
     # Keep the secret the box signed with as previous: if this answer is lost, the box
     # still gets in with what it has, and may simply rotate again.
-    await request.app[STORAGE].box_set_secret(box["id"], stored, request["signed_with"])
+    await request.app[CLOUD].storage.box_set_secret(box["id"], stored, request[SIGNED_WITH])
     return ok({"secret": secret})
 
 
@@ -176,21 +175,22 @@ async def rotate(request: web.Request, q: None, body: None) -> web.Response:
     auth="box_or_ops",
     responses={404: "No such blob", 206: "Partial content"},
 )
+
 async def blob(request: web.Request, q: None, body: None) -> web.StreamResponse:
     return await serve_blob(request)
 
 
 async def serve_blob(request: web.Request) -> web.StreamResponse:
     sha = request.match_info["sha256"]
-    blobs = request.app[BLOBS]
+    blobs = request.app[CLOUD].blobs
     try:
         path = blobs.path(sha)
     except ValueError as e:
         return err(400, str(e))
     # An ops user gets only files of its area's library (issue 13 #7); a box any file it
     # names (the SHA-256 reached it in a publish from its own area).
-    ops = request.get("ops")
-    meta: dict[str, Any] | None = await request.app[STORAGE].content_get(
+    ops = request.get(OPS_USER)
+    meta: dict[str, Any] | None = await request.app[CLOUD].storage.content_get(
         sha, ops["scope"] if ops else "/"
     )
     if meta is None or not await asyncio.to_thread(path.exists):

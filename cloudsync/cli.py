@@ -16,8 +16,8 @@ from typing import Any
 import click
 from aiohttp import web
 
-from edge import logs
-from edge.version import __version__
+from common import logs
+from common.version import __version__
 
 DB_HELP = "SQLite file path (default) or postgresql://user@host:port/db (env QILU_CLOUD_DB)."
 db_option = click.option(

@@ -17,10 +17,12 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from cloudsync.app import BLOBS, FEED, STORAGE, api, err
 from cloudsync.body import read_body
 from cloudsync.box_api import serve_blob
-from cloudsync.routing import BadRequest, ok
+from cloudsync.context import CLOUD, err
+from cloudsync.routing import OPS_USER, Api, BadRequest, ok
+
+api = Api()  # this module's route table (cloudsync/app.py includes it)
 
 AREA_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 BOX_ID = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
@@ -29,19 +31,19 @@ FREE = r"^[^\x00]*$"  # PostgreSQL text cannot hold NUL
 
 
 def scope(request: web.Request) -> str:
-    return request["ops"]["scope"]
+    return request[OPS_USER]["scope"]
 
 
 def require_admin(request: web.Request) -> str:
-    if request["ops"]["role"] != "admin":
+    if request[OPS_USER]["role"] != "admin":
         raise web.HTTPForbidden(
             text=json.dumps({"error": "admin role required"}), content_type="application/json"
         )
-    return request["ops"]["name"]
+    return request[OPS_USER]["name"]
 
 
 async def area_in_scope(request: web.Request, area_id: str) -> dict[str, Any]:
-    area = await request.app[STORAGE].area_get(area_id)
+    area = await request.app[CLOUD].storage.area_get(area_id)
     if area is None or not area["path"].startswith(scope(request)):
         raise web.HTTPNotFound(
             text=json.dumps({"error": f"no area {area_id!r} in your scope"}),
@@ -51,7 +53,7 @@ async def area_in_scope(request: web.Request, area_id: str) -> dict[str, Any]:
 
 
 async def box_in_scope(request: web.Request, box_id: str) -> dict[str, Any]:
-    box = await request.app[STORAGE].box_get(box_id)
+    box = await request.app[CLOUD].storage.box_get(box_id)
     if box is None or not box["area_path"].startswith(scope(request)):
         raise web.HTTPNotFound(
             text=json.dumps({"error": f"no box {box_id!r} in your scope"}),
@@ -72,7 +74,7 @@ class Page(BaseModel):
     "GET", "/api/v1/ops/me", summary="The calling ops user, role and scope", tag="ops", auth="ops"
 )
 async def me(request: web.Request, q: None, body: None) -> web.Response:
-    u = request["ops"]
+    u = request[OPS_USER]
     return ok({"name": u["name"], "role": u["role"], "area_id": u["area_id"], "scope": u["scope"]})
 
 
@@ -89,7 +91,7 @@ class AreasQuery(Page):
     query=AreasQuery,
 )
 async def areas(request: web.Request, q: AreasQuery, body: None) -> web.Response:
-    rows = await request.app[STORAGE].areas_list(scope(request), q.level, q.after, q.limit)
+    rows = await request.app[CLOUD].storage.areas_list(scope(request), q.level, q.after, q.limit)
     return ok({"items": rows, "next": rows[-1]["id"] if len(rows) == q.limit else None})
 
 
@@ -116,7 +118,8 @@ async def create_area(request: web.Request, q: None, body: NewArea) -> web.Respo
             return err(403, "only network-wide admins create cities")
     else:
         await area_in_scope(request, body.parent_id)
-    area = await request.app[STORAGE].area_create(body.id, body.level, body.name, body.parent_id)
+    storage = request.app[CLOUD].storage
+    area = await storage.area_create(body.id, body.level, body.name, body.parent_id)
     return ok(area, 201)
 
 
@@ -142,7 +145,7 @@ async def claim_code(request: web.Request, q: None, body: NewClaim) -> web.Respo
         )
     code = "-".join(secrets.token_hex(3).upper() for _ in range(3))
     expires = (datetime.now(UTC) + timedelta(hours=body.ttl_hours)).isoformat()
-    await request.app[STORAGE].claim_create(
+    await request.app[CLOUD].storage.claim_create(
         hashlib.sha256(code.encode()).hexdigest(), area["id"], by, expires
     )
     return ok({"code": code, "community_id": area["id"], "expires_at": expires}, 201)
@@ -160,7 +163,7 @@ async def claim_code(request: web.Request, q: None, body: NewClaim) -> web.Respo
     query=Page,
 )
 async def boxes(request: web.Request, q: Page, body: None) -> web.Response:
-    rows = await request.app[STORAGE].boxes_list(scope(request), q.after, q.limit)
+    rows = await request.app[CLOUD].storage.boxes_list(scope(request), q.after, q.limit)
     return ok({"items": rows, "next": rows[-1]["id"] if len(rows) == q.limit else None})
 
 
@@ -194,7 +197,7 @@ async def box_detail(request: web.Request, q: None, body: None) -> web.Response:
 async def revoke(request: web.Request, q: None, body: None) -> web.Response:
     require_admin(request)
     box = await box_in_scope(request, request.match_info["box_id"])
-    await request.app[STORAGE].box_revoke(box["id"])
+    await request.app[CLOUD].storage.box_revoke(box["id"])
     return ok({"id": box["id"], "revoked": True})
 
 
@@ -216,11 +219,11 @@ async def _queue(
     ttl_s: float | None,
 ) -> list[int]:
     expires = (datetime.now(UTC) + timedelta(seconds=ttl_s)).isoformat() if ttl_s else None
-    ids = await request.app[STORAGE].feed_add(
-        box_ids, kind, target, action, args, request["ops"]["name"], expires
+    ids = await request.app[CLOUD].storage.feed_add(
+        box_ids, kind, target, action, args, request[OPS_USER]["name"], expires
     )
     for b in box_ids:
-        request.app[FEED].wake(b)
+        request.app[CLOUD].feed.wake(b)
     return ids
 
 
@@ -238,7 +241,7 @@ async def command(request: web.Request, q: None, body: NewCommand) -> web.Respon
     require_admin(request)
     box = await box_in_scope(request, request.match_info["box_id"])
     target = box["id"] if body.target_kind == "box" else body.target_id
-    args = {**body.args, "actor": request["ops"]["name"]}
+    args = {**body.args, "actor": request[OPS_USER]["name"]}
     ids = await _queue(
         request, [box["id"]], body.target_kind, target, body.action, args, body.ttl_s
     )
@@ -266,9 +269,10 @@ async def content_upload(request: web.Request, q: UploadQuery, body: None) -> we
     data = await read_body(request)
     if not data:
         return err(400, "body: empty file")
-    sha = await asyncio.to_thread(request.app[BLOBS].put, data)
+    sha = await asyncio.to_thread(request.app[CLOUD].blobs.put, data)
     mime = request.content_type or "application/octet-stream"
-    await request.app[STORAGE].content_add(sha, len(data), mime[:100], q.title, by, scope(request))
+    storage = request.app[CLOUD].storage
+    await storage.content_add(sha, len(data), mime[:100], q.title, by, scope(request))
     return ok(
         {"sha256": sha, "size_bytes": len(data), "mime": mime, "url": f"/api/v1/blobs/{sha}"}, 201
     )
@@ -283,7 +287,7 @@ async def content_upload(request: web.Request, q: UploadQuery, body: None) -> we
     query=Page,
 )
 async def content_list(request: web.Request, q: Page, body: None) -> web.Response:
-    rows = await request.app[STORAGE].content_list(scope(request), q.after, q.limit)
+    rows = await request.app[CLOUD].storage.content_list(scope(request), q.after, q.limit)
     return ok({"items": rows, "next": rows[-1]["sha256"] if len(rows) == q.limit else None})
 
 
@@ -322,7 +326,7 @@ async def _targets(request: web.Request, t: Targets) -> list[str]:
     instead of a 201 that reaches no box (issue 13 #12)."""
     if not t.areas and not t.boxes:
         raise BadRequest("targets: name at least one area or box", "targets")
-    storage, mine = request.app[STORAGE], scope(request)
+    storage, mine = request.app[CLOUD].storage, scope(request)
     area_paths, box_paths = await storage.target_paths(t.areas, t.boxes)
     for kind, one, names, paths in (
         ("areas", "area", t.areas, area_paths),
@@ -447,7 +451,7 @@ async def _records(
     request: web.Request, kinds: list[str], q: RecordsQuery, fields: tuple[str, ...]
 ) -> web.Response:
     where = {f: getattr(q, f) for f in fields if getattr(q, f) is not None}
-    rows = await request.app[STORAGE].records_query(
+    rows = await request.app[CLOUD].storage.records_query(
         kinds, scope(request), q.box, q.since, q.until, where, _cursor(q.cursor), q.limit
     )
     nxt = None
@@ -513,7 +517,7 @@ class TicketUpdate(BaseModel):
 async def ticket_update(request: web.Request, q: None, body: TicketUpdate) -> web.Response:
     require_admin(request)
     tid = request.match_info["ticket_id"]
-    box_id = await request.app[STORAGE].ticket_box(tid, scope(request))
+    box_id = await request.app[CLOUD].storage.ticket_box(tid, scope(request))
     if box_id is None:
         return err(404, f"no ticket {tid!r} in your scope")
     args = {"ticket_id": tid, **body.model_dump(exclude_none=True)}
@@ -535,7 +539,7 @@ class StatsQuery(BaseModel):
     query=StatsQuery,
 )
 async def stats_access(request: web.Request, q: StatsQuery, body: None) -> web.Response:
-    rows = await request.app[STORAGE].count_by(
+    rows = await request.app[CLOUD].storage.count_by(
         "access_event", scope(request), q.since, q.until, ["decision", "method"]
     )
     return ok({"items": rows, "total": sum(r["count"] for r in rows)})
@@ -549,8 +553,9 @@ async def stats_access(request: web.Request, q: StatsQuery, body: None) -> web.R
     auth="ops",
     query=StatsQuery,
 )
+
 async def stats_plays(request: web.Request, q: StatsQuery, body: None) -> web.Response:
-    rows = await request.app[STORAGE].count_by(
+    rows = await request.app[CLOUD].storage.count_by(
         "play_record", scope(request), q.since, q.until, ["content_id"], "duration_ms"
     )
     return ok(

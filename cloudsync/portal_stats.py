@@ -12,9 +12,11 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from cloudsync.app import STORAGE, api
+from cloudsync.context import CLOUD
 from cloudsync.ops_api import FREE, scope
-from cloudsync.routing import ok
+from cloudsync.routing import Api, ok
+
+api = Api()  # this module's route table (cloudsync/app.py includes it)
 
 
 class ReadingQuery(BaseModel):
@@ -66,8 +68,9 @@ async def reading_totals(storage, scope_path: str, group: str, since: str, until
     auth="ops",
     query=ReadingQuery,
 )
+
 async def stats_reading(request: web.Request, q: ReadingQuery, body: None) -> web.Response:
     rows = await reading_totals(
-        request.app[STORAGE], scope(request), q.group, q.since or "", q.until or ""
+        request.app[CLOUD].storage, scope(request), q.group, q.since or "", q.until or ""
     )
     return ok({"items": rows})

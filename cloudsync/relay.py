@@ -12,7 +12,7 @@ The resident picks their community once at ``/r/at/<community id>``, which sets 
 ``qilu_box`` cookie naming the box; after that the box's own links (``/r/read`` ...) work
 unchanged on the cloud's host.
 
-One frame: a 4-byte big-endian length, that many bytes of JSON head, then the body.
+The frame and the path rules are common/relay.py (the box uses them too).
 """
 
 from __future__ import annotations
@@ -21,81 +21,41 @@ import asyncio
 import contextlib
 import hmac
 import itertools
-import json
 import logging
 import os
-import struct
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
-from cloudsync.app import STORAGE, api
 from cloudsync.body import TooLarge, read_body
+from cloudsync.context import CLOUD
+from cloudsync.routing import BOX_ROW, Api
+from common.relay import (
+    MAX_BODY,
+    PATH,
+    PREFIXES,
+    TIMEOUT_S,
+    TO_BOX,
+    TO_BROWSER,
+    allowed,
+    pack,
+    unpack,
+)
 
 log = logging.getLogger(__name__)
+api = Api()  # this module's route table (cloudsync/app.py includes it)
 
-PATH = "/api/v1/box/relay"
-PREFIXES = ("/r/", "/api/v1/reports", "/api/v1/tickets", "/api/v1/taxonomy")
 BOX_COOKIE = "qilu_box"
-MAX_BODY = 8 * 1024 * 1024  # an article image or a report photo; videos stay on the LAN
-TIMEOUT_S = 20.0
-# Request headers a resident's browser sends that the box needs; answer headers it returns.
-TO_BOX = frozenset(
-    "accept accept-language content-type range user-agent if-none-match if-modified-since"
-    " x-qilu-proof".split()  # the /r/ page's proof of work for anonymous reports
-)  # and the box's own cookies, see box_cookies()
-TO_BROWSER = frozenset(
-    "content-type set-cookie location cache-control content-range accept-ranges etag"
-    " last-modified content-disposition content-language".split()
-)
 PEER_HEADER = "X-Qilu-Relay-Key"
 RATE_MAX, RATE_WINDOW_S = 300, 300.0  # relayed requests per client address per window
 DOMAIN_ENV = "QILU_CLOUD_RELAY_DOMAIN"  # serve --relay-domain: one origin per box
 PROXIES_ENV = "QILU_CLOUD_TRUSTED_PROXIES"  # serve --trusted-proxy: whose X-Forwarded-For counts
-RELAYS = web.AppKey("relays", "Relays")
 OFFLINE = ("小区服务暂时离线", "小区盒子暂时无法连接，请稍后再试。")
-
-
-def away_url(cloud: str, community_id: str) -> str:
-    """Where a community's residents open their box's pages through the cloud (``enter``)."""
-    return f"{cloud.rstrip('/')}/r/at/{community_id}"
-
-
-def allowed(path: str) -> bool:
-    """A resident path, and no dot segment that could climb out of it once decoded."""
-    plain = unquote(path.split("?", 1)[0])
-    if not plain.startswith("/") or plain.startswith("//") or "\\" in plain:
-        return False
-    if any(seg in (".", "..") for seg in plain.split("/")):
-        return False
-    return any(plain.startswith(p) for p in PREFIXES)
-
-
-def pack(head: dict[str, Any], body: bytes = b"") -> bytes:
-    raw = json.dumps(head, ensure_ascii=False, separators=(",", ":")).encode()
-    return struct.pack(">I", len(raw)) + raw + body
-
-
-def unpack(frame: bytes) -> tuple[dict[str, Any], bytes]:
-    """Head and body of one frame; ValueError names what is wrong with a bad one."""
-    if len(frame) < 4:
-        raise ValueError("relay frame shorter than its length prefix")
-    (n,) = struct.unpack(">I", frame[:4])
-    if n > len(frame) - 4:
-        raise ValueError(f"relay frame head of {n} bytes overruns the frame")
-    try:
-        head = json.loads(frame[4 : 4 + n])
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise ValueError(f"relay frame head is not JSON: {e}") from e
-    if not isinstance(head, dict) or not isinstance(head.get("id"), int):
-        raise ValueError("relay frame head needs an integer id")
-    return head, frame[4 + n :]
 
 
 @dataclass(frozen=True)
@@ -143,7 +103,7 @@ class Tunnel:
 
 
 class Relays:
-    """The tunnels this worker holds, by box id. Several workers: see README "Cloud sync"."""
+    """The tunnels this worker holds, by box id. Several workers: see docs/sync.md."""
 
     def __init__(self, mesh: Mesh | None = None) -> None:
         self.tunnels: dict[str, Tunnel] = {}
@@ -324,10 +284,10 @@ def refuse(request: web.Request, status: int, title: str, text: str) -> web.Resp
 async def enter(request: web.Request) -> web.StreamResponse:
     """``/r/at/<community>``: remember the resident's community box, then go to its pages."""
     community = request.match_info["community"]
-    boxes = await request.app[STORAGE].boxes_for_targets("/", [community], [])
+    boxes = await request.app[CLOUD].storage.boxes_for_targets("/", [community], [])
     if not boxes:
         return page(404, "未找到小区", "链接中的小区不存在或尚未接入，请向物业索取新的链接。")
-    relays = request.app[RELAYS]
+    relays = request.app[CLOUD].relays
     box_id = next((b for b in boxes if b in relays.tunnels), boxes[0])
     nxt = request.query.get("next", "/r/read")
     if not allowed(nxt) or "://" in nxt:
@@ -349,14 +309,14 @@ async def forward(request: web.Request) -> web.StreamResponse:
     path = request.rel_url.raw_path_qs
     if not allowed(path):
         return refuse(request, 404, "未找到", "not a resident page")
-    relays = request.app[RELAYS]
+    relays = request.app[CLOUD].relays
     box_id = relays.box_of_host(request.host) or request.cookies.get(BOX_COOKIE, "")
     if not box_id:
         return refuse(request, 404, "请先选择小区", "请通过物业提供的链接（/r/at/小区编号）进入。")
     client = relays.client(request)
     if relays.too_many(client):
         return refuse(request, 429, "请求过于频繁", "请稍后再试。")
-    box = await request.app[STORAGE].box_get(box_id)
+    box = await request.app[CLOUD].storage.box_get(box_id)
     if box is None or box["revoked_at"]:  # revoked while its socket was open: close it now
         if (tunnel := relays.tunnels.get(box_id)) is not None:
             await tunnel.ws.close()
@@ -397,12 +357,12 @@ async def forward(request: web.Request) -> web.StreamResponse:
     responses={101: "Switching to the WebSocket protocol"},
 )
 async def box_relay(request: web.Request, q: None, body: None) -> web.StreamResponse:
-    return await request.app[RELAYS].box_socket(request, request["box"]["id"])
+    return await request.app[CLOUD].relays.box_socket(request, request[BOX_ROW]["id"])
 
 
 def install(app: web.Application, mesh: Mesh | None = None) -> None:
     relays = Relays(mesh)
-    app[RELAYS] = relays
+    app[CLOUD].relays = relays
     app.router.add_get("/r/at/{community}", enter)
     app.router.add_route("*", "/r/{tail:.*}", forward)
     for prefix in PREFIXES[1:]:

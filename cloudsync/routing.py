@@ -48,13 +48,35 @@ class Route:
     raw_body: str | None = None  # media type of a non-JSON body (content upload)
     response: type[BaseModel] | None = None
     responses: dict[int, str] = field(default_factory=dict)
-    nonce_in_handler: bool = False  # the handler stores request["nonce"] in its transaction
+    nonce_in_handler: bool = False  # the handler stores request[NONCE] in its transaction
     max_body: int | None = None  # bytes, on the wire and inflated (None: the app's max_body_mb)
 
 
+# What the authenticate middleware (cloudsync/app.py) puts on a request: the ops user (bearer
+# token) or the box row (HMAC signature), the nonce a handler uses in its own transaction, the
+# raw body it read to check the signature, and the stored secret the box signed with.
+OPS_USER: web.RequestKey[Any] = web.RequestKey("ops")
+BOX_ROW: web.RequestKey[Any] = web.RequestKey("box")
+NONCE: web.RequestKey[tuple[str, str, int, int]] = web.RequestKey("nonce")
+RAW_BODY: web.RequestKey[bytes] = web.RequestKey("raw_body")
+SIGNED_WITH: web.RequestKey[str] = web.RequestKey("signed_with")
+
+# Which authentication each route needs, and the uploads that use their nonce themselves.
+AUTH_OF: web.AppKey[dict[tuple[str, str], str]] = web.AppKey("auth_of")
+NONCE_IN_HANDLER: web.AppKey[set[tuple[str, str]]] = web.AppKey("nonce_in_handler")
+
+
 class Api:
+    """One module's route table; the app factory merges the tables and installs them."""
+
     def __init__(self) -> None:
         self.routes: list[Route] = []
+
+    @classmethod
+    def merge(cls, *tables: Api) -> Api:
+        merged = cls()
+        merged.routes = [r for t in tables for r in t.routes]
+        return merged
 
     def route(
         self,
@@ -97,9 +119,9 @@ class Api:
     def install(self, app: web.Application) -> None:
         for r in self.routes:
             app.router.add_route(r.method, r.path, _wrap(r))
-            app.setdefault("auth_of", {})[(r.method, r.path)] = r.auth
+            app.setdefault(AUTH_OF, {})[(r.method, r.path)] = r.auth
             if r.nonce_in_handler:
-                app.setdefault("nonce_in_handler", set()).add((r.method, r.path))
+                app.setdefault(NONCE_IN_HANDLER, set()).add((r.method, r.path))
 
     def openapi(self, title: str, version: str) -> dict[str, Any]:
         paths: dict[str, Any] = {}
@@ -185,7 +207,7 @@ class Api:
                         "in": "header",
                         "name": "X-Qilu-Signature",
                         "description": "HMAC-SHA256 with X-Qilu-Box/-Timestamp/-Nonce; see "
-                        "cloudsync/protocol.py",
+                        "common/protocol.py",
                     },
                 },
             },

@@ -28,7 +28,7 @@ class Driver:
     Options: ClassVar[type[BaseModel]] = NoOptions
 
     def __init__(self, config: Any, on_health: HealthCallback | None = None) -> None:
-        self.config = config  # edge.config.DoorConfig / CameraConfig / ScreenConfig
+        self.config = config  # edge.core.config.DoorConfig / CameraConfig / ScreenConfig
         self.options = config.options
         self.id: str = config.id
         self.log = logging.getLogger(f"drivers.{self.KIND}.{self.id}")

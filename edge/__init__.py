@@ -1,5 +1,5 @@
 """Qilu Edge: the community box daemon."""
 
-from edge.version import __version__
+from common.version import __version__
 
 __all__ = ["__version__"]

@@ -4,53 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-from edge import logs
-from edge.config import Config, ConfigError, load_config
-from edge.version import __version__
-
-if TYPE_CHECKING:
-    from edge.store import Store
-
-DEFAULT_CONFIG = os.environ.get("QILU_EDGE_CONFIG", "/etc/qilu-edge/edge.toml")
-config_option = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    default=DEFAULT_CONFIG,
-    show_default=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Box config file (env QILU_EDGE_CONFIG).",
-)
-
-
-def load(config_path: Path) -> Config:
-    try:
-        return load_config(config_path)
-    except ConfigError as e:
-        raise click.ClickException(f"invalid config:\n{e}") from e
-
-
-@contextmanager
-def open_store(config_path: Path) -> Iterator[tuple[Config, Store]]:
-    """The box's config and store for a command run beside the daemon (SQLite WAL)."""
-    from edge.store import Store
-
-    config = load(config_path)
-    store = Store(config.db_path, box_id=config.box.id)
-    try:
-        yield config, store
-    finally:
-        store.close()
+from common import logs
+from common.version import __version__
+from edge.core.cli import DEFAULT_CONFIG, LOADER, config_option, load
+from edge.core.config import CoreConfig
+from edge.core.feature import resolve
+from edge.core.resources import shipped
+from edge.core.standard import json_schemas, markdown_reference, topic
+from edge.core.store import Store, check_file, read_events
+from edge.features import FEATURES, load_config
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -61,12 +29,13 @@ def open_store(config_path: Path) -> Iterator[tuple[Config, Store]]:
 def main(ctx: click.Context, log_json: bool, log_level: str | None) -> None:
     """Qilu Edge: the community box (face doors, drivers, screens, reports, sync)."""
     ctx.ensure_object(dict)
+    ctx.obj[LOADER] = load_config  # edge.core.cli.load: the capabilities' commands use it
     ctx.obj["log_json"] = log_json
     ctx.obj["log_level"] = log_level
     logs.setup(log_level or "WARNING", log_json)
 
 
-def setup_logging(ctx: click.Context, config: Config) -> None:
+def setup_logging(ctx: click.Context, config: CoreConfig) -> None:
     logs.setup(
         ctx.obj["log_level"] or config.logging.level, ctx.obj["log_json"] or config.logging.as_json
     )
@@ -108,9 +77,6 @@ def init(
     """Write a starter config and create its database; print its staff token once."""
     import hashlib
     import secrets
-
-    from edge.resources import shipped
-    from edge.store import Store
 
     if config_path.exists() and not force:
         raise click.ClickException(f"{config_path} exists; use --force to overwrite")
@@ -155,8 +121,6 @@ def db() -> None:
 @config_option
 def db_migrate(config_path: Path) -> None:
     """Apply pending schema migrations."""
-    from edge.store import Store
-
     config = load(config_path)
     store = Store(config.db_path, box_id=config.box.id)  # opening migrates
     click.echo(f"{config.db_path}: schema {store.schema_versions()}")
@@ -167,8 +131,6 @@ def db_migrate(config_path: Path) -> None:
 @config_option
 def db_check(config_path: Path) -> None:
     """Full integrity check; exit 1 if the database is damaged."""
-    from edge.store import check_file
-
     config = load(config_path)
     result = check_file(config.db_path)
     click.echo(f"{config.db_path}: {result}")
@@ -181,8 +143,6 @@ def db_check(config_path: Path) -> None:
 @click.option("--to", "dest", type=click.Path(file_okay=False, path_type=Path), default=None)
 def db_backup(config_path: Path, dest: Path | None) -> None:
     """Consistent online copy of the database (safe while the daemon runs)."""
-    from edge.store import Store
-
     config = load(config_path)
     store = Store(config.db_path, box_id=config.box.id)
     out = store.backup(dest or config.backup_path)
@@ -205,9 +165,6 @@ def events_tail(
     config_path: Path, lines: int, follow: bool, as_json: bool, seconds: float | None
 ) -> None:
     """Print the latest events from the store (works with the broker down)."""
-    from edge.standard import topic
-    from edge.store import read_events
-
     config = load(config_path)
     if not config.db_path.exists():
         raise click.ClickException(f"no database at {config.db_path}; run the daemon or `init`")
@@ -244,8 +201,6 @@ def standard() -> None:
 @standard.command("schema")
 def standard_schema() -> None:
     """Print the JSON Schema of every standard record."""
-    from edge.standard import json_schemas
-
     click.echo(json.dumps(json_schemas(), ensure_ascii=False, indent=2))
 
 
@@ -259,8 +214,6 @@ def standard_schema() -> None:
 )
 def standard_doc(doc_path: Path | None) -> None:
     """Print the field reference of docs/standard.md (generated from the models)."""
-    from edge.standard import markdown_reference
-
     reference = markdown_reference()
     if doc_path is None:
         click.echo(reference)
@@ -324,36 +277,14 @@ def demo(
 
 
 def _add_capability_commands() -> None:
-    """Each capability defines its commands in its own module; they join the group here."""
-    from edge.access.cli import cameras, door, passes_group
-    from edge.installer.cli import register as register_installer
-    from edge.portal.cli import portal
-    from edge.reports.cli import register as register_reports
-    from edge.screens.cli import screens
-    from edge.sync.cli import provision_cmd, sync_group
-    from edge.vision.cli import models_group, resident
-
-    register_installer(main)  # discover, modbus scan, doctor, update
-    register_reports(main)  # report classify|list, ticket list|show|do
-    for command in (
-        provision_cmd,  # provision --cloud URL --claim CODE
-        sync_group,  # sync status|resend (quarantined records)
-        resident,  # resident add|enroll|delete|list
-        models_group,  # models fetch|verify
-        screens,  # screens list|content|playlist|schedule|emergency|cancel|plays
-        portal,  # portal code|sessions|revoke|flagged|moderate|stats
-        door,  # door open DOOR
-        cameras,  # cameras discover
-        passes_group,  # passes list
-    ):
-        main.add_command(command)
+    """Each capability declares its commands (``Feature.cli``); they join the group here."""
+    for feature in FEATURES:
+        for ref in feature.cli:
+            main.add_command(resolve(ref))
 
 
 if __name__ == "__main__":
-    # `python -m edge.cli`: run the importable module's group, the one the capability modules
-    # (which import edge.cli) extend; this __main__ copy of the module would be a second one.
-    from edge.cli import main as _main
-
-    _main()
+    _add_capability_commands()
+    main()
 else:
     _add_capability_commands()

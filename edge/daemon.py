@@ -7,77 +7,44 @@ import asyncio
 import contextlib
 import logging
 import signal
-import time
 from typing import Any
 
-from aiohttp import web
-
-from edge import systemd
-from edge.access.engine import AccessService
-from edge.api import ApiServer, make_app
-from edge.bus import Bus
-from edge.commands import Commands
-from edge.config import Config
-from edge.devices import DeviceManager
-from edge.installer.discovery import Advertiser
-from edge.installer.web import InstallerWeb
-from edge.portal.relay import PortalRelay
-from edge.portal.service import PortalService
-from edge.reports.service import ReportsService
-from edge.resident.site import ResidentSite
-from edge.screens.service import ScreensService
-from edge.service import Service
-from edge.standard import DeviceHealth, new_id
-from edge.store import AsyncStore, Store
-from edge.sync.service import SyncService
-from edge.tickets.service import TicketsService
-from edge.vision.service import FacesService
+from edge import openapi
+from edge.core import systemd
+from edge.core.box import Box
+from edge.core.bus import BUS, Bus
+from edge.core.config import CoreConfig
+from edge.core.feature import Feature, ServiceSpec, all_services, resolve, start_order
+from edge.core.http import API, ApiServer
+from edge.core.service import Service
+from edge.core.standard import DeviceHealth, new_id
+from edge.core.store import AsyncStore, Store
+from edge.features import FEATURES
 
 log = logging.getLogger(__name__)
 STOP_BUDGET_S = 4.5  # SIGTERM must end the process within 5 s
 SERVICE_STOP_S = 2.0
 
-# The services, in start order. A capability adds its class here; ApiServer stays last so
-# the HTTP port opens only when everything behind it runs.
-SERVICES: list[type[Service]] = [
-    Bus,
-    DeviceManager,
-    FacesService,  # before anything that identifies faces (access)
-    InstallerWeb,
-    Advertiser,
-    ScreensService,  # after devices: it drives the displays
-    ReportsService,  # residents' reports and early warning (before tickets: it analyses)
-    TicketsService,  # repair tickets; box.service("tickets") for device-health tickets
-    AccessService,  # face doors, passes, remote open (door.open); device-health tickets
-    ResidentSite,  # the resident H5 page at /r/
-    PortalService,  # resident portal: reading feed, services, logins (/r/read...)
-    SyncService,  # after the services that register cloud-feed command handlers
-    PortalRelay,  # residents away from home reach /r/ through the cloud (needs sync)
-    ApiServer,
-]
+
+def service_specs(features: list[Feature]) -> list[ServiceSpec]:
+    """The services in start order: the bus first, the capabilities' services in the order
+    their ``after``/``before`` keys give, the HTTP server last (the port opens only when
+    everything behind it runs)."""
+    return [
+        ServiceSpec(BUS, Bus),
+        *start_order(all_services(features)),
+        ServiceSpec(API, ApiServer),
+    ]
 
 
-class Box:
-    """What services share: config, store, commands, HTTP app, and each other by name."""
-
-    def __init__(self, config: Config, store: AsyncStore) -> None:
-        self.config = config
-        self.store = store
-        self.commands = Commands()
-        self.http: web.Application = make_app(self)
-        self.services: list[Service] = []
-        self.started_monotonic = time.monotonic()
-
-    def service(self, name: str) -> Any:
-        for s in self.services:
-            if s.name == name:
-                return s
-        raise KeyError(name)
+def service_classes(features: list[Feature]) -> list[type[Service]]:
+    return [resolve(spec.factory) for spec in service_specs(features)]
 
 
 class Daemon:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: CoreConfig, features: list[Feature] | None = None) -> None:
         self.config = config
+        self.features = FEATURES if features is None else features
         self.box: Box | None = None
         self._started: list[Service] = []
         self._stop = asyncio.Event()
@@ -87,6 +54,8 @@ class Daemon:
         store = await asyncio.to_thread(Store, cfg.db_path, box_id=cfg.box.id)
         astore = AsyncStore(store)
         box = self.box = Box(cfg, astore)
+        # The OpenAPI document knows every capability's routes: the composition root adds it.
+        box.http.router.add_get("/api/v1/openapi.json", openapi.serve)
         box.commands.register("box", "ping", _ping)
         if store.recovered_from:
             await astore.record(
@@ -100,7 +69,12 @@ class Daemon:
                 )
             )
         try:
-            box.services = [cls(box) for cls in SERVICES]
+            for spec in service_specs(self.features):
+                # one at a time: a service may look up those made before it (box.get)
+                svc = resolve(spec.factory)(box)
+                box.services.append(svc)
+                if spec.routes:
+                    resolve(spec.routes)(box.http, svc)
             for svc in box.services:
                 await svc.start()
                 self._started.append(svc)

@@ -1,7 +1,7 @@
 """``qilu-edge demo``: a whole box on this machine with simulated devices, narrated.
 
-Each capability adds a step to ``STEPS``; a step gets the running box and prints what a
-newcomer should look at.
+Each capability declares its steps (``Feature.demo``, edge/core/demo.py for the kit); a step
+gets the running box and prints what a newcomer should look at.
 """
 
 from __future__ import annotations
@@ -11,44 +11,21 @@ import contextlib
 import json
 import secrets
 import socket
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
 import aiomqtt
 import click
 
-from edge.config import load_config
-from edge.daemon import Box, Daemon
-from edge.screens.demo import DEMO_SCREEN_TOML, step_screens
-from edge.standard import SCHEMA_PREFIX, new_id
+from edge.core.demo import Demo, Step, say
+from edge.core.feature import DemoStep, demo_order, resolve
+from edge.core.http import API
+from edge.core.standard import SCHEMA_PREFIX, new_id
+from edge.daemon import Daemon
+from edge.features import FEATURES, load_config
 
 DEMO_TOKEN_NAME = "demo-staff"
 STEP_BUDGET_S = 60.0
-
-
-@dataclass
-class Demo:
-    box: Box
-    api: str  # http://127.0.0.1:PORT
-    token: str
-    mqtt_port: int
-    work_dir: Path
-    seen: list[str] = field(default_factory=list)  # topics seen on the bus
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-Step = Callable[[Demo], Awaitable[None]]
-
-
-def say(title: str, detail: str = "") -> None:
-    click.secho(f"\n▶ {title}", fg="cyan", bold=True)
-    if detail:
-        click.echo(detail)
 
 
 async def step_status(d: Demo) -> None:
@@ -83,7 +60,26 @@ async def step_mqtt_command(d: Demo) -> None:
         click.echo(f"  no broker on 127.0.0.1:{d.mqtt_port} ({e}); events are kept in the store")
 
 
-STEPS: list[Step] = [step_status, step_mqtt_command, step_screens]
+def steps() -> list[Step]:
+    """The box's own two steps, then each capability's (``Feature.demo``) in their order."""
+    declared: list[DemoStep] = [s for f in FEATURES for s in f.demo]
+    return [step_status, step_mqtt_command, *(resolve(s.step) for s in demo_order(declared))]
+
+
+def demo_config(work_dir: Path) -> str:
+    """The TOML the capabilities add to the demo config (a screen, the door camera, ...)."""
+    parts = []
+    for f in FEATURES:
+        if f.demo_config:
+            part = resolve(f.demo_config)
+            parts.append(part(work_dir) if callable(part) else part)
+    return "".join(parts)
+
+
+def _run_cli(args: list[str]) -> object:
+    from edge.cli import main  # the root command: edge.cli imports this module for `demo`
+
+    return main.main(args, standalone_mode=False)
 
 
 def _free_port() -> int:
@@ -121,7 +117,7 @@ type = "sim"
 name = "1号楼单元门"
 building = "1"
 pulse_ms = 500
-{DEMO_SCREEN_TOML}{demo_access_toml(work_dir)}""",
+{demo_config(work_dir)}""",
         encoding="utf-8",
     )
     return path
@@ -135,12 +131,14 @@ async def run_demo(work_dir: Path, *, seconds: float | None, mqtt_port: int, api
     config = load_config(path)
     daemon = Daemon(config)
     box = await daemon.start()
-    api = f"http://127.0.0.1:{box.service('api').port}"
-    demo = Demo(box=box, api=api, token=token, mqtt_port=mqtt_port, work_dir=work_dir)
+    api = f"http://127.0.0.1:{box.get(API).port}"
+    demo = Demo(
+        box=box, api=api, token=token, mqtt_port=mqtt_port, work_dir=work_dir, cli=_run_cli
+    )
     failed: list[str] = []
     try:
         await asyncio.sleep(0.5)  # let the bus connect
-        for step in STEPS:
+        for step in steps():
             # Each step is bounded: a stuck peer names its step instead of hanging the demo.
             try:
                 async with asyncio.timeout(STEP_BUDGET_S):
@@ -162,28 +160,3 @@ async def run_demo(work_dir: Path, *, seconds: float | None, mqtt_port: int, api
                 await asyncio.sleep(seconds)
     finally:
         await daemon.stop()
-
-
-from edge.reports.demo import step_reports  # noqa: E402
-
-STEPS.append(step_reports)  # residents' reports, early warning, a repair ticket
-
-from edge.installer.demo_step import step_installer  # noqa: E402
-
-STEPS.append(step_installer)  # commissioning report (doctor) and the installer page
-
-from edge.portal.demo import step_portal  # noqa: E402
-
-STEPS.append(step_portal)  # resident portal: code login, feed, ack, event sign-up, counts
-
-from edge.sync.demo import step_cloud_sync  # noqa: E402
-
-STEPS.append(step_cloud_sync)  # local cloud, provision the box, records arrive, a command back
-
-from edge.portal.demo import step_portal_away  # noqa: E402
-
-STEPS.append(step_portal_away)  # the resident pages through the cloud relay
-
-from edge.access.demo import demo_access_toml, step_face_doors  # noqa: E402
-
-STEPS.append(step_face_doors)  # enrol a face, camera opens the door for them only; visitor pass

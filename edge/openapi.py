@@ -20,8 +20,8 @@ FILE = {"type": "string", "format": "binary"}
 
 
 def _models() -> dict[str, type[BaseModel]]:
-    from edge.access import api as access
-    from edge.portal import models as m
+    from edge.access import routes as access
+    from edge.portal import bodies as m
 
     return {
         "login": m.Login, "code": m.IssueCode, "revoke": m.Revoke, "article": m.Article,

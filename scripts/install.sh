@@ -88,7 +88,7 @@ if [ -n "$wheel" ]; then
     version="$(basename "$wheel" | cut -d- -f2)"
     what="$wheel"
 else
-    version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$src/edge/version.py")"
+    version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' "$src/common/version.py")"
     what="$src"
 fi
 venv="$P$OPT/venvs/$version"

@@ -35,7 +35,12 @@ if [ ! -x .venv/bin/python ]; then
 fi
 extra=""
 [ "$mode" = test ] && extra="[test]"
-echo "==> installing qilu-edge${extra} into .venv"
+# A checkout installs everything in one distribution, "qilu" (setup.py; QILU_DIST picks one
+# of qilu-edge, qilu-cloudsync, qilu-common for a wheel); before the split it was named qilu-edge.
+if .venv/bin/pip show qilu-edge 2>/dev/null | grep -q "^Editable project location: $(pwd)$"; then
+    .venv/bin/pip uninstall -q -y qilu-edge >/dev/null
+fi
+echo "==> installing qilu${extra} into .venv"
 # pip's and setuptools' chatter goes to a log; it is shown only if the install fails.
 if ! .venv/bin/pip install -q --disable-pip-version-check -e ".${extra}" > .venv/pip-install.log 2>&1; then
     tail -40 .venv/pip-install.log >&2; echo "pip install failed (full log: .venv/pip-install.log)" >&2; exit 1
@@ -44,6 +49,6 @@ if [ "$mode" = test ]; then
     # ONVIF test camera; --no-deps: its opencv-python would clash with the headless OpenCV.
     .venv/bin/pip install -q --disable-pip-version-check --no-deps "ipycam==1.3.0" || true
 fi
-.venv/bin/python -c "import edge, cloudsync, drivers" 
+.venv/bin/python -c "import edge, cloudsync, drivers, common"
 .venv/bin/qilu-edge models fetch >/dev/null && .venv/bin/python tests/data/fetch_faces.py  # face models + test photos
 echo "==> setup ($mode) done"

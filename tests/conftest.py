@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import Config, parse_config
 from edge.daemon import Box, Daemon
+from edge.features import Config, parse_config
 
 STAFF_TOKEN = "test-staff-token-0123456789"
 

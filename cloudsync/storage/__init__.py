@@ -3,7 +3,26 @@
 
 from __future__ import annotations
 
-from cloudsync.storage.base import NotFound, Storage, StorageError
+from cloudsync.storage.areas import AreaStorage
+from cloudsync.storage.base import NotFound, StorageBase, StorageError
+from cloudsync.storage.boxes import BoxStorage
+from cloudsync.storage.content import ContentStorage
+from cloudsync.storage.feed import FeedStorage
+from cloudsync.storage.queries import OpsQueryStorage
+from cloudsync.storage.records import RecordStorage
+
+
+class Storage(
+    AreaStorage,
+    BoxStorage,
+    RecordStorage,
+    FeedStorage,
+    OpsQueryStorage,
+    ContentStorage,
+    StorageBase,
+):
+    """Backend-neutral operations, one mixin per domain; subclasses (SqliteStorage,
+    PostgresStorage) implement the connection primitives."""
 
 
 async def open_storage(url: str, *, migrate: bool = True) -> Storage:

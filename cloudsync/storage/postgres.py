@@ -14,15 +14,15 @@ from typing import Any
 
 import asyncpg
 
-from cloudsync.protocol import UploadRecord
+from cloudsync.storage import Storage
 from cloudsync.storage.base import (
     BOX_GET,
     Replayed,
-    Storage,
     StorageError,
     find_bad_record,
     prune_nonces,
 )
+from common.protocol import UploadRecord
 
 log = logging.getLogger(__name__)
 CHANNEL = "qilu_feed"

@@ -20,9 +20,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from cloudsync.protocol import UploadRecord
-from cloudsync.storage.base import BOX_GET, Storage, StorageError, find_bad_record
-from edge.store.core import sql_statements
+from cloudsync.storage import Storage
+from cloudsync.storage.base import BOX_GET, StorageError, find_bad_record
+from common.protocol import UploadRecord
+from common.sql import sql_statements
 
 _PARAM = re.compile(r"\$(\d+)")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 import click
 
-from edge.cli import config_option, load
+from edge.core.cli import config_option, load
 
 
 def _api(config_path: Path) -> tuple[str, dict[str, str]]:

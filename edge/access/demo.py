@@ -24,8 +24,10 @@ import click
 import cv2
 import numpy as np
 
+from edge.access import store as db
 from edge.access import synthetic
-from edge.store import access as db
+from edge.devices import DEVICES
+from edge.faces import FACES
 
 DOOR = "door-face"
 CAMERA = "cam-door"
@@ -120,12 +122,12 @@ async def step_face_doors(d: Any) -> None:
                    "  fetch them with: .venv/bin/python tests/data/fetch_faces.py "
                    "(scripts/setup.sh does it)")
         return
-    faces = d.box.service("faces")
+    faces = d.box.get(FACES)
     if faces.pipeline is None:
-        click.echo("  skipped: face recognition is disabled ([face] enabled = false)")
+        click.echo("  skipped: face recognition is disabled ([faces] enabled = false)")
         return
     try:
-        d.box.service("devices").get("door", DOOR)
+        d.box.get(DEVICES).get("door", DOOR)
     except KeyError:
         click.echo(f"  skipped: the demo config has no door {DOOR}")
         return
@@ -168,7 +170,7 @@ async def step_face_doors(d: Any) -> None:
         await asyncio.to_thread(show, d.work_dir, "empty", [synthetic.hallway()])
         click.echo(f"  resident: {_line(granted)}")
         click.echo(f"  stranger: {_line(denied)}")
-        pulses = getattr(d.box.service("devices").get("door", DOOR), "pulses", None)
+        pulses = getattr(d.box.get(DEVICES).get("door", DOOR), "pulses", None)
         click.echo(f"  sim door {DOOR} relay pulses: {pulses}")
 
         say("Remote open (一键开门) and a one-time visitor pass")

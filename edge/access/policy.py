@@ -10,7 +10,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from edge.store.access import Facts
+from edge.access.store import Facts
 
 _HHMM = re.compile(r"^([01]?\d|2[0-4]):([0-5]\d)$")
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edge.vision.types import Face
+from edge.faces.types import Face
 
 SIZE = (640, 480)
 BACKGROUND = 90  # grey hallway

@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from edge.cli import config_option
+from edge.core.cli import config_loader, config_option
 
 
 @click.command()
@@ -110,7 +110,7 @@ def doctor(config_path: Path, as_json: bool, click_doors: bool) -> None:
     """Commissioning checks with pass/warn/fail and fix hints; exit 1 on any fail."""
     from edge.installer.doctor import Doctor, format_row, summary
 
-    doc = Doctor(config_path=config_path, click=click_doors)
+    doc = Doctor(config_path=config_path, click=click_doors, loader=config_loader())
     colour = sys.stdout.isatty()
     on_result = None if as_json else (lambda r: click.echo(format_row(r, colour)))
     if not as_json:
@@ -223,8 +223,3 @@ def update_status(root: Path) -> None:
     click.echo(f"current: {up.current_version() or '(not installed)'}")
     if state.exists():
         click.echo(state.read_text())
-
-
-def register(main: click.Group) -> None:
-    for cmd in (discover, modbus, doctor, update):
-        main.add_command(cmd)

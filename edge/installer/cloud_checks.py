@@ -20,9 +20,9 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from cloudsync import protocol as p
-from cloudsync.relay import away_url
-from edge.config import Config
+from common import protocol as p
+from common.relay import away_url
+from edge.core.config import CoreConfig
 from edge.sync.client import ssl_context
 from edge.sync.identity import Identity, identity_path, load
 
@@ -48,7 +48,7 @@ class Probe:
     skew_s: float | None = None  # box clock minus cloud clock
 
 
-def provision_hint(config: Config) -> str:
+def provision_hint(config: CoreConfig) -> str:
     cfg = f"-c {config.source} " if config.source else ""
     return (
         f"`qilu-edge provision {cfg}--cloud URL --claim CODE` with a claim code from the "
@@ -56,7 +56,7 @@ def provision_hint(config: Config) -> str:
     )
 
 
-def read_identity(config: Config) -> tuple[Identity | None, Outcome]:
+def read_identity(config: CoreConfig) -> tuple[Identity | None, Outcome]:
     """The identity file and the verdict on it (present, parseable, mode 0600)."""
     path = identity_path(config)
     try:
@@ -86,7 +86,7 @@ def read_identity(config: Config) -> tuple[Identity | None, Outcome]:
     return ident, Outcome("pass", f"{ident.box_id}{where} at {ident.cloud} ({path}, 0600)")
 
 
-async def probe_cloud(config: Config, ident: Identity, timeout_s: float = 8.0) -> Probe:
+async def probe_cloud(config: CoreConfig, ident: Identity, timeout_s: float = 8.0) -> Probe:
     """A signed GET of the feed past its end: proves reachability and the identity."""
     url = URL(ident.cloud).with_path(PROBE_PATH).with_query({"after": p.SEQ_MAX, "limit": 1})
     ctx = ssl_context(config.sync.tls_verify, config.sync.ca_file)
@@ -124,7 +124,7 @@ async def probe_cloud(config: Config, ident: Identity, timeout_s: float = 8.0) -
     return Probe(_verdict(config, ident, r.status, text, rtt), skew)
 
 
-def _verdict(config: Config, ident: Identity, status: int, text: str, rtt: str) -> Outcome:
+def _verdict(config: CoreConfig, ident: Identity, status: int, text: str, rtt: str) -> Outcome:
     err = _error_text(text)
     reprovision = provision_hint(config).replace("provision ", "provision --force ", 1)
     if status == 200:
@@ -151,7 +151,7 @@ def _verdict(config: Config, ident: Identity, status: int, text: str, rtt: str) 
     )
 
 
-def clock_outcome(config: Config, skew: float | None) -> Outcome:
+def clock_outcome(config: CoreConfig, skew: float | None) -> Outcome:
     if skew is None:
         return Outcome("skip", "no time from the cloud (see the cloud check)")
     ic = config.installer
@@ -167,7 +167,7 @@ def clock_outcome(config: Config, skew: float | None) -> Outcome:
     return Outcome("pass", detail)
 
 
-async def probe_relay(config: Config, ident: Identity, timeout_s: float = 8.0) -> Outcome:
+async def probe_relay(config: CoreConfig, ident: Identity, timeout_s: float = 8.0) -> Outcome:
     """Residents away from home: does the cloud's away link reach this box's pages? Asks the
     cloud as a resident would (no signature), so it tests the running daemon's relay socket
     without opening a second one (which would replace the daemon's)."""

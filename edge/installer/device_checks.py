@@ -17,7 +17,9 @@ from typing import Any
 
 import aiohttp
 
-from edge.config import Config
+from edge.core.config import CoreConfig
+from edge.faces import FACES
+from edge.screens import SCREENS
 
 FPS_SETTLE_S = 1.5  # after the first frame, wait this long at most for an fps estimate
 NO_FACE_HINT = (
@@ -29,7 +31,7 @@ NO_FACE_HINT = (
 class FaceProbe:
     """The face pipeline for the doctor's run (the daemon's own, or one built on demand)."""
 
-    def __init__(self, config: Config, box: Any = None) -> None:
+    def __init__(self, config: CoreConfig, box: Any = None) -> None:
         self.config = config
         self.box = box
         self._pipeline: Any = None
@@ -44,21 +46,21 @@ class FaceProbe:
             return self._pipeline, self._why_not
 
     async def _load(self) -> None:
-        face = getattr(self.config, "face", None)
+        face = getattr(self.config, "faces", None)
         if face is None or not face.enabled:
-            self._why_not = "face recognition off ([face] enabled = false)"
+            self._why_not = "face recognition off ([faces] enabled = false)"
             return
         if self.box is not None:
             try:
-                self._pipeline = self.box.service("faces").pipeline
+                self._pipeline = self.box.get(FACES).pipeline
             except KeyError:
                 self._pipeline = None
             if self._pipeline is None:
                 self._why_not = "the faces service has no pipeline (see `qilu-edge models`)"
             return
         try:
-            from edge.vision.pipeline import FacePipeline
-            from edge.vision.service import model_dir
+            from edge.faces.pipeline import FacePipeline
+            from edge.faces.service import model_dir
 
             self._pipeline = await asyncio.to_thread(FacePipeline, face, model_dir(self.config))
             self._owned = True
@@ -97,7 +99,7 @@ async def camera_frame(drv: Any, budget_s: float, faces: FaceProbe) -> tuple[str
     )
 
 
-async def screen_player(config: Config, box: Any, screen_id: str) -> tuple[str, str, str]:
+async def screen_player(config: CoreConfig, box: Any, screen_id: str) -> tuple[str, str, str]:
     """(detail, status, hint) for one configured screen's player page."""
     box_url = f"http://<box>:{config.api.port or 8080}"
     hint = (
@@ -108,7 +110,7 @@ async def screen_player(config: Config, box: Any, screen_id: str) -> tuple[str, 
     offline_after = config.player.offline_after_s
     if box is not None:
         try:
-            svc = box.service("screens")
+            svc = box.get(SCREENS)
         except KeyError:
             return "player check: screens service not running", "skip", ""
         connected = len(svc.sockets.get(screen_id, ()))
@@ -127,7 +129,7 @@ async def screen_player(config: Config, box: Any, screen_id: str) -> tuple[str, 
     return await _screen_via_api(config, screen_id, hint)
 
 
-async def _screen_via_api(config: Config, screen_id: str, hint: str) -> tuple[str, str, str]:
+async def _screen_via_api(config: CoreConfig, screen_id: str, hint: str) -> tuple[str, str, str]:
     tokens = [t] if (t := config.api.client_token()) else []
     if not tokens:
         return "player check needs a [[api.tokens]] entry to ask the daemon", "warn", hint

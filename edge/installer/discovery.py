@@ -16,8 +16,10 @@ from typing import Any
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
-from edge.service import Service
-from edge.version import __version__
+from common.version import __version__
+from edge.core.box import Box
+from edge.core.http import API
+from edge.core.service import Service
 
 log = logging.getLogger(__name__)
 SERVICE_TYPE = "_qilu-edge._tcp.local."
@@ -86,7 +88,7 @@ class Advertiser(Service):
 
     name = "advertise"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
         self.zc: AsyncZeroconf | None = None
         self.info: AsyncServiceInfo | None = None
@@ -105,7 +107,7 @@ class Advertiser(Service):
         if api.port:
             return api.port
         try:  # port 0 (tests): the API picks its port when it starts, after us
-            return self.box.service("api").port or 0
+            return self.box.get(API).port or 0
         except KeyError:
             return 0
 

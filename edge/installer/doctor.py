@@ -22,7 +22,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from edge.config import Config, ConfigError, load_config
+from edge.core.config import ConfigError, CoreConfig
+from edge.devices import DEVICES
 
 Status = Literal["pass", "warn", "fail", "skip"]
 NOT_AVAILABLE = "not available in this build"
@@ -82,9 +83,10 @@ class Doctor:
         self,
         *,
         config_path: Path | None = None,
-        config: Config | None = None,
+        config: CoreConfig | None = None,
         box: Any = None,
         click: bool = False,
+        loader: Callable[[Path], Any] | None = None,  # the box's config loader (CLI)
     ) -> None:
         self.config_path = config_path
         self.config = config
@@ -95,9 +97,9 @@ class Doctor:
         self._skew: float | None = None  # box clock minus cloud clock, from the cloud check
         self._started: list[Any] = []  # drivers this doctor started and must stop
         self._faces: Any = None  # device_checks.FaceProbe, made at the first camera
-        if self.config is None and self.config_path is not None:
+        if self.config is None and self.config_path is not None and loader is not None:
             try:
-                self.config = load_config(self.config_path)
+                self.config = loader(self.config_path)
             except ConfigError as e:
                 self.config_error = str(e)
 
@@ -164,7 +166,7 @@ class Doctor:
         return Result("config", "", "pass", f"{src}: {n} devices")
 
     async def check_database(self) -> Result:
-        from edge.store import check_file
+        from edge.core.store import check_file
 
         cfg = self._cfg
         if self.box is not None:
@@ -287,12 +289,10 @@ class Doctor:
         return "", "pass", ""
 
     async def check_models(self) -> Result:
-        from edge import cli
+        from edge.faces import cli  # the `qilu-edge models` commands (loads click only)
 
-        if "models" not in cli.main.commands:
-            return Result("models", "", "skip", f"face models: {NOT_AVAILABLE}")
-        if not self._cfg.face.enabled:
-            return Result("models", "", "skip", "face recognition off ([face] enabled = false)")
+        if not self._cfg.faces.enabled:
+            return Result("models", "", "skip", "face recognition off ([faces] enabled = false)")
         cmd = [sys.executable, "-m", "edge", "models", "verify", *self._models_args(cli)]
         try:
             proc = await asyncio.to_thread(
@@ -359,13 +359,13 @@ class Doctor:
 
     # -- helpers ------------------------------------------------------------------------
     @property
-    def _cfg(self) -> Config:
+    def _cfg(self) -> Any:
         assert self.config is not None
         return self.config
 
     async def _driver(self, kind: str, dev: Any) -> Any:
         if self.box is not None:
-            return self.box.service("devices").get(kind[:-1], dev.id)
+            return self.box.get(DEVICES).get(kind[:-1], dev.id)
         from drivers import registry
 
         drv = registry.get(kind, dev.type)(dev)
@@ -375,10 +375,10 @@ class Doctor:
 
     def _models_args(self, cli: Any) -> list[str]:
         """Point `models verify` at this box's model folder, whichever option it takes."""
-        params = {p.name for p in cli.main.commands["models"].commands["verify"].params}
+        params = {p.name for p in cli.models_group.commands["verify"].params}
         if "config_path" in params and self.config_path is not None:
             return ["-c", str(self.config_path)]
-        face = getattr(self._cfg, "face", None)
+        face = getattr(self._cfg, "faces", None)
         folder = getattr(face, "model_dir", None)
         if "model_dir" in params and folder is not None:
             if not folder.is_absolute() and self._cfg.source is not None:

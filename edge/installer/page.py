@@ -2,6 +2,6 @@
 
 from importlib import resources
 
-_STATIC = resources.files("edge").joinpath("static/installer")
+_STATIC = resources.files("edge.installer").joinpath("static")
 PAGE = _STATIC.joinpath("index.html").read_text(encoding="utf-8")
 SCRIPT = _STATIC.joinpath("app.js").read_text(encoding="utf-8")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import aiohttp
 from yarl import URL
 
-from edge.config import Config
+from edge.core.config import CoreConfig
 from edge.sync.client import CloudError, provision, ssl_context
 from edge.sync.identity import Identity, identity_path, load, save
 
@@ -40,7 +40,7 @@ def check_url(cloud_url: str) -> str:
 
 
 async def provision_box(
-    config: Config, cloud_url: str, claim_code: str, *, name: str = "", force: bool = False
+    config: CoreConfig, cloud_url: str, claim_code: str, *, name: str = "", force: bool = False
 ) -> Identity:
     """Exchange the claim code and save the identity; raises ProvisionError naming a field."""
     url = check_url(cloud_url or "")

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from edge.config import Config, parse_config
+from edge.core.config import CoreConfig, reparse
 
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 
@@ -76,7 +76,7 @@ def device_block(kind: str, fields: dict[str, Any]) -> str:
     return f"\n[[{kind}]]\n{body}\n"
 
 
-def cloud_key(config: Config) -> tuple[str, str] | None:
+def cloud_key(config: CoreConfig) -> tuple[str, str] | None:
     """(table, key) of the cloud URL in the sync capability's section, if that exists."""
     for section in ("sync", "cloud"):
         sec = getattr(config, section, None)
@@ -88,9 +88,12 @@ def cloud_key(config: Config) -> tuple[str, str] | None:
     return None
 
 
-def apply(text: str, source: Path, wizard: dict[str, Any]) -> tuple[str, Config]:
-    """The new config text and its validated Config; raises ConfigError/ValueError."""
-    current = parse_config(text, source=source)
+def apply(
+    text: str, source: Path, wizard: dict[str, Any], like: CoreConfig
+) -> tuple[str, CoreConfig]:
+    """The new config text and its validated config (the same model as ``like``, the running
+    box's); raises ConfigError/ValueError."""
+    current = reparse(like, text, source=source)
     box = {k: wizard.get(k) for k in ("community", "name")}
     if wizard.get("box_id"):
         box["id"] = wizard["box_id"]
@@ -108,7 +111,7 @@ def apply(text: str, source: Path, wizard: dict[str, Any]) -> tuple[str, Config]
     for dev in wizard.get("devices") or []:
         dev = dict(dev)
         text += device_block(dev.pop("kind", "doors"), dev)
-    return text, parse_config(text, source=source)
+    return text, reparse(like, text, source=source)
 
 
 def write_atomically(path: Path, text: str) -> None:

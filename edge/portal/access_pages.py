@@ -15,11 +15,11 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import ValidationError
 
-from edge.access import policy
-from edge.access.api import PassIn, Refused, issue_pass
-from edge.api import form_post
+from edge.access import ACCESS, policy
+from edge.access import store as access_db
+from edge.access.routes import PassIn, Refused, issue_pass
+from edge.core.http import form_post
 from edge.portal.pages import esc, page
-from edge.store import access as access_db
 
 REASONS = {  # the access policy's deny reasons (edge/access/policy.py), as residents read them
     "unknown_resident": "门禁系统中没有您的登记，请联系物业",
@@ -38,7 +38,7 @@ class AccessPages:
 
     @property
     def access(self) -> Any:
-        return self.box.service("access")
+        return self.box.get(ACCESS)
 
     def install(self, app: web.Application) -> None:
         r = app.router

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from edge.cli import open_store
+from edge.core.cli import open_store
 from edge.portal.codes import link_base, login_link
 from edge.portal.guard import digits_for
 
@@ -45,7 +45,7 @@ def code_cmd(
     ttl_h: float | None,
 ) -> None:
     """Issue a one-time login code for RESIDENT_ID (print it or show it at the door)."""
-    from edge.portal.models import IssueCode
+    from edge.portal.bodies import IssueCode
 
     body = IssueCode(
         resident_id=resident_id, name=name, building=building, unit=unit, channel=channel,
@@ -63,7 +63,7 @@ def code_cmd(
 def _base(config: Any) -> str:
     """Printed and CLI links: through the cloud once provisioned (cards last for days and
     phones are often on mobile data), else the box's own address."""
-    from cloudsync.relay import away_url
+    from common.relay import away_url
     from edge.sync.identity import identity_path, load
 
     away = None
@@ -81,7 +81,7 @@ def _base(config: Any) -> str:
 def _issue(
     config: Any, store: Any, rid: str, channel: str, ttl_h: float | None, **fields: Any
 ) -> dict[str, Any]:
-    from edge.store import portal as db
+    from edge.portal import store as db
 
     cfg = config.portal
     return db.issue_code(
@@ -95,7 +95,7 @@ def _issue(
 @click.option("--resident", "resident_id", default=None)
 def sessions_cmd(config_path: Path, resident_id: str | None) -> None:
     """List portal sessions (revoked ones are marked)."""
-    from edge.store import portal as db
+    from edge.portal import store as db
 
     with open_store(config_path) as (_, store):
         for s in db.list_sessions(store, resident_id):
@@ -112,7 +112,7 @@ def sessions_cmd(config_path: Path, resident_id: str | None) -> None:
 @click.option("--resident", "resident_id", default=None, help="Every session of a resident.")
 def revoke_cmd(config_path: Path, session_id: str | None, resident_id: str | None) -> None:
     """Revoke one session or all of a resident's sessions."""
-    from edge.store import portal as db
+    from edge.portal import store as db
 
     if (session_id is None) == (resident_id is None):
         raise click.UsageError("give exactly one of --session and --resident")
@@ -125,7 +125,7 @@ def revoke_cmd(config_path: Path, session_id: str | None, resident_id: str | Non
 @CONFIG
 def flagged_cmd(config_path: Path) -> None:
     """Posts residents flagged, waiting for moderation."""
-    from edge.store import portal as db
+    from edge.portal import store as db
 
     with open_store(config_path) as (_, store):
         rows = db.flagged_posts(store)
@@ -146,8 +146,8 @@ def moderate_cmd(
     config_path: Path, post_id: str, action: str, category: str | None, note: str
 ) -> None:
     """Hide a post (with a taxonomy category) or restore it."""
+    from edge.portal import store as db
     from edge.reports.taxonomy import load_taxonomy
-    from edge.store import portal as db
 
     if action == "hide":
         codes = load_taxonomy().codes
@@ -166,7 +166,7 @@ def moderate_cmd(
 @click.option("--json", "as_json", is_flag=True)
 def stats_cmd(config_path: Path, as_json: bool) -> None:
     """Reach per content item on this box: reads, readers, acknowledgements, dwell."""
-    from edge.store import portal as db
+    from edge.portal import store as db
 
     with open_store(config_path) as (_, store):
         rows = db.local_stats(store)
@@ -190,8 +190,8 @@ def stats_cmd(config_path: Path, as_json: bool) -> None:
 @click.option("--ttl-h", type=float, default=None, help="Hours the codes are valid.")
 def codes_sheet_cmd(config_path: Path, building: str, out_path: Path, ttl_h: float | None) -> None:
     """Print login cards (QR + code) for every registered resident of a building."""
+    from edge.faces import store as faces
     from edge.portal import sheet
-    from edge.store import faces
 
     with open_store(config_path) as (config, store):
         residents = [

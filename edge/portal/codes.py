@@ -1,14 +1,12 @@
 """Login codes as residents see them: the link, a QR code (inline SVG) and a masked name.
 
-Codes themselves are made in one place only, :func:`edge.store.portal.issue_code`; this module
+Codes themselves are made in one place only, :func:`edge.portal.store.issue_code`; this module
 only presents them (door screens, printed sheets, CLI output).
 """
 
 from __future__ import annotations
 
 from urllib.parse import quote
-
-from edge.access.passes import qr_matrix
 
 
 def login_link(base: str, code: str) -> str:
@@ -43,23 +41,3 @@ def mask_name(name: str) -> str:
     return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
-def qr_svg(text: str, border: int = 2) -> str:
-    """A QR code as a small inline SVG (one path, scales to any size with CSS)."""
-    matrix = qr_matrix(text, border)
-    n = len(matrix)
-    runs = []
-    for y, row in enumerate(matrix):
-        x = 0
-        while x < n:
-            if row[x]:
-                start = x
-                while x < n and row[x]:
-                    x += 1
-                runs.append(f"M{start},{y}h{x - start}v1h{start - x}z")
-            else:
-                x += 1
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {n} {n}" '
-        f'shape-rendering="crispEdges" class="qr"><rect width="{n}" height="{n}" fill="#fff"/>'
-        f'<path fill="#000" d="{"".join(runs)}"/></svg>'
-    )

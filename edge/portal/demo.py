@@ -10,7 +10,8 @@ from typing import Any
 import aiohttp
 import click
 
-from edge.demo import Demo, say
+from edge.core.demo import Demo, say
+from edge.portal import PORTAL_RELAY
 
 
 async def _call(s: aiohttp.ClientSession, method: str, url: str, **kw: Any) -> Any:
@@ -89,17 +90,15 @@ async def step_portal(d: Demo) -> None:
         f"  staff at the box: qilu-edge portal code -c {d.work_dir / 'edge.toml'} <resident-id>"
     )
     # Printed login cards for building 1's registered residents (the same CLI staff use).
-    from edge.portal.cli import codes_sheet_cmd
-
     cfg, out = d.work_dir / "edge.toml", d.work_dir / "login-cards.html"
-    args = ["-c", str(cfg), "--building", "1", "--out", str(out)]
-    await asyncio.to_thread(codes_sheet_cmd.main, args, standalone_mode=False)
+    args = ["portal", "codes-sheet", "-c", str(cfg), "--building", "1", "--out", str(out)]
+    await asyncio.to_thread(d.cli, args)
     click.echo(f"  (qilu-edge portal codes-sheet -c {cfg} --building 1 --out {out}: print it)")
 
 
 async def step_portal_away(d: Demo) -> None:
     """After the cloud step: the same pages, reached through the cloud's relay."""
-    relay = d.box.service("portal_relay")
+    relay = d.box.get(PORTAL_RELAY)
     for _ in range(150):  # the relay dials the cloud once the box is provisioned
         if relay.connected:
             break

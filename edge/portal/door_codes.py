@@ -16,17 +16,21 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
-from typing import Any
 
-from edge.portal.codes import group_digits, link_base, login_link, mask_name, qr_svg
+from edge.access import ACCESS
+from edge.core.box import Box
+from edge.core.qr import qr_svg
+from edge.portal import PORTAL_RELAY
+from edge.portal import store as db
+from edge.portal.codes import group_digits, link_base, login_link, mask_name
 from edge.portal.guard import digits_for
-from edge.store import portal as db
+from edge.screens import SCREENS
 
 log = logging.getLogger(__name__)
 
 
 class DoorCodes:
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         self.box = box
         self.cfg = box.config.portal
         self.screens_of: dict[str, list[str]] = {}
@@ -41,8 +45,8 @@ class DoorCodes:
         if self.cfg.door_codes == "off" or not self.screens_of:
             return False
         try:
-            self.box.service("access").on_face_grant(self.on_grant)
-            self.screens = self.box.service("screens")
+            self.box.get(ACCESS).on_face_grant(self.on_grant)
+            self.screens = self.box.get(SCREENS)
         except KeyError:
             log.warning("portal: door codes need the access and screens services")
             return False
@@ -58,7 +62,7 @@ class DoorCodes:
         ):
             self.skipped += 1
             return
-        away = self.box.service("portal_relay").live_away_url()
+        away = self.box.get(PORTAL_RELAY).live_away_url()
         got = await store.run(
             db.issue_code,
             store.sync,

@@ -15,11 +15,13 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from edge.api import form_post
-from edge.portal import models as m
-from edge.portal.relay import client_of
-from edge.standard import web_link
-from edge.store import portal as db
+from edge.core.http import client_of, form_post
+from edge.core.standard import web_link
+from edge.portal import PORTAL_RELAY
+from edge.portal import bodies as m
+from edge.portal import store as db
+from edge.portal.service import COOKIE, LoginRefused, set_cookie
+from edge.screens import SCREENS
 
 STATIC = Path(__file__).with_name("static")
 NAV = (
@@ -120,8 +122,6 @@ class Pages:
         form = await form_post(request)
         # Printed cards group the digits ("1234 5678 9012"): spaces and dashes are fine.
         code = "".join(c for c in str(form.get("code", "")) if c not in " -\u3000")
-        from edge.portal.service import LoginRefused, set_cookie
-
         if not (code.isdigit() and code.isascii() and len(code) <= 16):
             return await self.login_form(request, "登录码错误、已使用或已过期")
         try:
@@ -139,8 +139,6 @@ class Pages:
         raise resp
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
-        from edge.portal.service import COOKIE
-
         if token := request.cookies.get(COOKIE):
             await self.svc.db(db.revoke_sessions, token=token)
         resp = web.HTTPSeeOther("/r/login")
@@ -239,7 +237,7 @@ class Pages:
         item = found[0]
         cfg = self.svc.box.config
         try:  # the screens' verified content cache holds the file (one item, two uses)
-            src = self.svc.box.service("screens").cache.path(item.sha256)
+            src = self.svc.box.get(SCREENS).cache.path(item.sha256)
         except (KeyError, AttributeError):
             src = cfg.box.data_dir / cfg.player.cache_dir / item.sha256[:2] / item.sha256
         if not src.exists():
@@ -371,7 +369,7 @@ class Pages:
         hours = await self.svc.db(db.volunteer_hours, res["resident_id"])
         note = request.query.get("msg")
         msg = f"<p class=err>{esc(note)}</p>" if note else ""
-        away = self.svc.box.service("portal_relay").away_url()
+        away = self.svc.box.get(PORTAL_RELAY).away_url()
         return page(
             "我的",
             (

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import random
@@ -20,44 +19,26 @@ import secrets
 from typing import Any
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType
 
-from cloudsync import relay as proto
-from edge.service import Service, cancel
+from common import relay as proto
+from edge.core.box import Box
+from edge.core.http import API, CLIENT_HEADER, HTTPS_HEADER, KEY_HEADER, RELAY_KEY
+from edge.core.service import Service, cancel
+from edge.sync import SYNC
 
 log = logging.getLogger(__name__)
-KEY_HEADER, CLIENT_HEADER = "X-Qilu-Relay", "X-Qilu-Relay-Client"
-HTTPS_HEADER = "X-Qilu-Relay-Https"  # "1": the resident's browser reached the cloud over HTTPS
 CONCURRENCY = 8  # requests replayed at once; a small box serves a few phones at a time
-
-
-def relayed(request: web.Request) -> bool:
-    """Whether this request came through the cloud relay (it carries this process's key)."""
-    key = request.app.get("relay_key", "")
-    given = request.headers.get(KEY_HEADER, "")
-    return bool(key and given and hmac.compare_digest(given.encode(), key.encode()))
-
-
-def client_of(request: web.Request) -> str:
-    """The resident's address: the relayed one if the relay vouches for it, else the peer's."""
-    if relayed(request):
-        return "relay:" + request.headers.get(CLIENT_HEADER, "")
-    return request.remote or ""
-
-
-def relayed_https(request: web.Request) -> bool:
-    """A relayed request whose browser used HTTPS: its cookies can be ``Secure``."""
-    return relayed(request) and request.headers.get(HTTPS_HEADER) == "1"
 
 
 class PortalRelay(Service):
     name = "portal_relay"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
         self.cfg = box.config.portal
         self.key = secrets.token_urlsafe(24)
-        box.http["relay_key"] = self.key
+        box.http[RELAY_KEY] = self.key
         self.connected = False
         self.served = 0
         self.last_error = ""
@@ -76,7 +57,7 @@ class PortalRelay(Service):
 
     def _client(self) -> Any:
         """The sync service's cloud client (None until the box is provisioned)."""
-        return getattr(self.box.service("sync"), "client", None)
+        return getattr(self.box.get(SYNC), "client", None)
 
     def away_url(self) -> str | None:
         """Where residents reach this box's pages from anywhere (None: not provisioned)."""
@@ -166,7 +147,7 @@ class PortalRelay(Service):
         headers[HTTPS_HEADER] = "1" if head.get("https") is True else "0"
         api = self.box.config.api
         host = "127.0.0.1" if api.host in ("0.0.0.0", "", "::") else api.host
-        port = getattr(self.box.service("api"), "port", None) or api.port  # the bound port
+        port = getattr(self.box.get(API), "port", None) or api.port  # the bound port
         if self._local is None or self._local.closed:
             self._local = aiohttp.ClientSession()
         try:

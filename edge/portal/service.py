@@ -20,17 +20,19 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.api import json_error, require_staff
-from edge.portal import models as m
+from edge.core.box import Box
+from edge.core.http import ROLE, relayed_https
+from edge.core.service import Service, cancel
+from edge.core.standard import Alert, BoardPost, ContentItem, new_id
+from edge.portal import PORTAL_RELAY
+from edge.portal import bodies as m
+from edge.portal import store as db
 from edge.portal.codes import link_base, login_link
 from edge.portal.door_codes import DoorCodes
 from edge.portal.guard import LoginGuard, digits_for, remote_ok, scope_of
 from edge.portal.recommend import CoReads, Item, Profile, Ranked, rank
-from edge.portal.relay import client_of, relayed_https
-from edge.service import Service, cancel
-from edge.standard import Alert, BoardPost, CommunityEvent, ContentItem, new_id
-from edge.store import portal as db
-from edge.store import screens as screens_db
+from edge.reports import REPORTS
+from edge.screens import store as screens_db
 
 log = logging.getLogger(__name__)
 COOKIE = "qilu_rs"
@@ -40,7 +42,7 @@ CO_READ_DAYS = 90
 class PortalService(Service):
     name = "portal"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
         self.cfg = box.config.portal
         self._task: asyncio.Task | None = None
@@ -49,38 +51,6 @@ class PortalService(Service):
         self._co: tuple[float, CoReads] | None = None  # cached co-read model (monotonic, model)
         self.flushed = 0
         self.door_codes = DoorCodes(box)  # login codes on door screens after face grants
-        if not self.cfg.enabled:
-            return
-        app = box.http
-        app["authenticators"].append(self.authenticate)
-        app["public_paths"].add("/api/v1/portal/login")
-        r = app.router
-        r.add_post("/api/v1/portal/login", self.http_login)
-        r.add_post("/api/v1/portal/logout", self.http_logout)
-        r.add_get("/api/v1/portal/me", self.http_me)
-        r.add_get("/api/v1/portal/feed", self.http_feed)
-        r.add_post("/api/v1/portal/reads", self.http_read)
-        r.add_post("/api/v1/portal/reads/{read_id}/dwell", self.http_dwell)
-        r.add_post("/api/v1/portal/acks", self.http_ack)
-        r.add_post("/api/v1/portal/codes", self.http_issue_code)
-        r.add_get("/api/v1/portal/sessions", self.http_sessions)
-        r.add_post("/api/v1/portal/sessions/revoke", self.http_revoke)
-        r.add_post("/api/v1/portal/articles", self.http_article)
-        r.add_get("/api/v1/portal/stats", self.http_stats)
-        r.add_post("/api/v1/portal/stats/flush", self.http_flush)
-        r.add_get("/api/v1/portal/events", self.http_events)
-        r.add_post("/api/v1/portal/events", self.http_event_put)
-        r.add_post("/api/v1/portal/events/{event_id}/signup", self.http_signup)
-        r.add_delete("/api/v1/portal/events/{event_id}/signup", self.http_cancel)
-        r.add_post("/api/v1/portal/events/{event_id}/attendance", self.http_attendance)
-        r.add_get("/api/v1/portal/posts", self.http_posts)
-        r.add_post("/api/v1/portal/posts", self.http_post_add)
-        r.add_post("/api/v1/portal/posts/{post_id}/flag", self.http_flag)
-        r.add_post("/api/v1/portal/posts/{post_id}/moderate", self.http_moderate)
-        r.add_get("/api/v1/portal/moderation", self.http_flagged)
-        from edge.portal import pages
-
-        pages.install(app, self)
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -123,7 +93,7 @@ class PortalService(Service):
     # --- identity -----------------------------------------------------------------------
 
     async def authenticate(self, token: str) -> tuple[str, str] | None:
-        """Bearer-token checker for edge.api: a live portal session is role ``resident``."""
+        """Bearer-token checker for edge.core.http: a live portal session is role ``resident``."""
         if len(token) < 20:
             return None
         sess = await self.db(db.session_for, token)
@@ -151,7 +121,7 @@ class PortalService(Service):
 
     @property
     def _relay(self) -> Any:
-        return self.box.service("portal_relay")
+        return self.box.get(PORTAL_RELAY)
 
     async def login(self, code: str, client: str, agent: str) -> dict[str, Any]:
         """Spend a code for a session; LoginRefused (naming why) if wrong, used, expired, too
@@ -207,7 +177,7 @@ class PortalService(Service):
         return await self.db(db.session_for, token)
 
     async def need_resident(self, request: web.Request) -> dict[str, Any]:
-        res = await self.resident(request) if request["role"] == "resident" else None
+        res = await self.resident(request) if request[ROLE] == "resident" else None
         if res is None:
             raise web.HTTPForbidden(
                 text=json.dumps({"error": "resident session required"}),
@@ -284,76 +254,13 @@ class PortalService(Service):
 
     def taxonomy_codes(self) -> list[str]:
         try:
-            return list(self.box.service("reports").taxonomy.codes)
+            return list(self.box.get(REPORTS).taxonomy.codes)
         except (KeyError, AttributeError):
             from edge.reports.taxonomy import load_taxonomy
 
             return list(load_taxonomy().codes)
 
-    # --- API: residents -----------------------------------------------------------------
-
-    async def http_login(self, request: web.Request) -> web.Response:
-        body = m.Login.model_validate(await request.json())
-        try:
-            got = await self.login(
-                body.code, client_of(request), request.headers.get("User-Agent", "")
-            )
-        except LoginRefused as e:
-            resp = json_error(e.status, e.message, field="code")
-            if e.retry_after:
-                resp.headers["Retry-After"] = str(e.retry_after)
-            return resp
-        resp = web.json_response(
-            {
-                "token": got["token"],
-                "resident_id": got["resident_id"],
-                "session_id": got["session_id"],
-            }
-        )
-        set_cookie(resp, got["token"], self.cfg.session_days, request)
-        return resp
-
-    async def http_logout(self, request: web.Request) -> web.Response:
-        await self.need_resident(request)
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        n = await self.db(db.revoke_sessions, token=token or request.cookies.get(COOKIE, "x"))
-        resp = web.json_response({"revoked": n})
-        resp.del_cookie(COOKIE, path="/")
-        return resp
-
-    async def http_me(self, request: web.Request) -> web.Response:
-        res = await self.need_resident(request)
-        hours = await self.db(db.volunteer_hours, res["resident_id"])
-        return web.json_response(
-            {
-                "resident_id": res["resident_id"],
-                "name": res["name"],
-                "building": res["building"],
-                "volunteer": hours,
-            }
-        )
-
-    async def http_feed(self, request: web.Request) -> web.Response:
-        res = await self.need_resident(request)
-        ranked = await self.feed(res)
-        return web.json_response(
-            {
-                "items": [
-                    {
-                        "content_id": r.item.id,
-                        "title": r.item.title,
-                        "tags": list(r.item.tags),
-                        "score": r.score,
-                        "reason": r.reason,
-                        "signals": r.signals,
-                        "read": r.read,
-                        "must_read": r.must_read,
-                        "published": r.item.published.isoformat(),
-                    }
-                    for r in ranked
-                ]
-            }
-        )
+    # --- reads, acknowledgements and posts (the API's handlers call these) ------------
 
     async def open_read(self, res: dict[str, Any], content_id: str) -> str | None:
         found = await self.db(db.content_item, content_id)
@@ -362,152 +269,11 @@ class PortalService(Service):
         rid = await self.db(db.record_read, res["resident_id"], content_id, res["building"])
         return rid
 
-    async def http_read(self, request: web.Request) -> web.Response:
-        res = await self.need_resident(request)
-        body = m.ReadOpen.model_validate(await request.json())
-        read_id = await self.open_read(res, body.content_id)
-        if read_id is None:
-            return json_error(
-                404, f"content_id: no item {body.content_id!r} for you", field="content_id"
-            )
-        return web.json_response({"read_id": read_id}, status=201)
-
-    async def http_dwell(self, request: web.Request) -> web.Response:
-        res = await self.need_resident(request)
-        body = m.Dwell.model_validate(await request.json())
-        ok = await self.db(
-            db.record_dwell, res["resident_id"], request.match_info["read_id"], body.dwell_ms
-        )
-        if not ok:
-            return json_error(404, "read_id: no such read of yours", field="read_id")
-        return web.json_response({"ok": True})
-
     async def ack(self, res: dict[str, Any], content_id: str) -> bool | None:
         found = await self.db(db.content_item, content_id)
         if found is None or not self.for_phone(found[0], res["building"]):
             return None
         return await self.db(db.record_ack, res["resident_id"], content_id)
-
-    async def http_ack(self, request: web.Request) -> web.Response:
-        res = await self.need_resident(request)
-        body = m.Ack.model_validate(await request.json())
-        first = await self.ack(res, body.content_id)
-        if first is None:
-            return json_error(
-                404, f"content_id: no item {body.content_id!r} for you", field="content_id"
-            )
-        return web.json_response({"first": first})
-
-    # --- API: staff ---------------------------------------------------------------------
-
-    async def http_issue_code(self, request: web.Request) -> web.Response:
-        by = require_staff(request)
-        body = m.IssueCode.model_validate(await request.json())
-        out = await self.issue_code(body, by)
-        if out["link"].startswith("/"):  # no public URL, no relay: the address staff used
-            out["link"] = f"{request.scheme}://{request.host}{out['link']}"
-        return web.json_response(out, status=201)
-
-    async def http_sessions(self, request: web.Request) -> web.Response:
-        require_staff(request)
-        rows = await self.db(db.list_sessions, request.query.get("resident_id"))
-        return web.json_response({"items": rows})
-
-    async def http_revoke(self, request: web.Request) -> web.Response:
-        require_staff(request)
-        body = m.Revoke.model_validate(await request.json())
-        n = await self.db(
-            db.revoke_sessions, session_id=body.session_id, resident_id=body.resident_id
-        )
-        return web.json_response({"revoked": n})
-
-    async def http_article(self, request: web.Request) -> web.Response:
-        """Publish a text article to phones in the screens' content model (one item, two uses)."""
-        require_staff(request)
-        body = m.Article.model_validate(await request.json())
-        tags = list(
-            dict.fromkeys(
-                [
-                    *(self.cfg.phone_tags[:1] or ["phone"]),
-                    *body.tags,
-                    *(["must_read"] if body.must_read else []),
-                    *(f"building:{b}" for b in body.buildings),
-                ]
-            )
-        )
-        item = ContentItem(
-            id=body.id or new_id("art"), kind="html", title=body.title, body=body.body, tags=tags
-        )
-        await self.db(screens_db.put_content, item)
-        return web.json_response(item.model_dump(mode="json"), status=201)
-
-    async def http_stats(self, request: web.Request) -> web.Response:
-        require_staff(request)
-        return web.json_response({"items": await self.db(db.local_stats)})
-
-    async def http_flush(self, request: web.Request) -> web.Response:
-        require_staff(request)
-        return web.json_response({"records": await self.flush()})
-
-    # --- API: events --------------------------------------------------------------------
-
-    async def http_events(self, request: web.Request) -> web.Response:
-        res = await self.resident(request) if request["role"] == "resident" else None
-        rows = await self.db(db.list_events, res["resident_id"] if res else None)
-        return web.json_response({"items": rows})
-
-    async def http_event_put(self, request: web.Request) -> web.Response:
-        by = require_staff(request)
-        body = m.NewEvent.model_validate(await request.json())
-        ev = CommunityEvent(id=body.id or new_id("ev"), **body.model_dump(exclude={"id"}))
-        rec = await self.db(db.put_event, ev, by)
-        return web.json_response(rec.model_dump(mode="json"), status=201)
-
-    async def http_signup(self, request: web.Request) -> web.Response:
-        res = await self.need_resident(request)
-        try:
-            rec = await self.db(db.sign_up, request.match_info["event_id"], res["resident_id"])
-        except db.PortalError as e:
-            return json_error(409, str(e))
-        return web.json_response(rec.model_dump(mode="json"), status=201)
-
-    async def http_cancel(self, request: web.Request) -> web.Response:
-        res = await self.need_resident(request)
-        try:
-            rec = await self.db(
-                db.cancel_signup, request.match_info["event_id"], res["resident_id"]
-            )
-        except db.PortalError as e:
-            return json_error(409, str(e))
-        return web.json_response(rec.model_dump(mode="json"))
-
-    async def http_attendance(self, request: web.Request) -> web.Response:
-        by = require_staff(request)
-        body = m.Attendance.model_validate(await request.json())
-        try:
-            rec = await self.db(
-                db.credit_attendance,
-                request.match_info["event_id"],
-                body.resident_id,
-                body.hours,
-                by,
-            )
-        except db.PortalError as e:
-            return json_error(404, str(e))
-        return web.json_response(rec.model_dump(mode="json"))
-
-    # --- API: boards --------------------------------------------------------------------
-
-    async def http_posts(self, request: web.Request) -> web.Response:
-        board = request.query.get("board", "exchange")
-        if board not in ("notice", "exchange"):
-            return json_error(400, "board: expected notice or exchange", field="board")
-        staff = request["role"] in ("staff", "admin")
-        rows = await self.db(db.list_posts, board, include_hidden=staff)
-        if not staff:
-            for r in rows:
-                r.pop("author", None)
-        return web.json_response({"items": rows})
 
     async def add_post(
         self, who: str, role: str, building: str | None, body: m.NewPost
@@ -522,15 +288,6 @@ class PortalService(Service):
         )
         return await self.db(db.add_post, post, who)
 
-    async def http_post_add(self, request: web.Request) -> web.Response:
-        body = m.NewPost.model_validate(await request.json())
-        if request["role"] == "resident":
-            res = await self.need_resident(request)
-            post = await self.add_post(res["resident_id"], "resident", res["building"], body)
-        else:
-            post = await self.add_post(require_staff(request), "staff", None, body)
-        return web.json_response(post.model_dump(mode="json"), status=201)
-
     def check_category(self, code: str) -> None:
         if code not in self.taxonomy_codes():
             raise web.HTTPBadRequest(
@@ -540,43 +297,8 @@ class PortalService(Service):
                 content_type="application/json",
             )
 
-    async def http_flag(self, request: web.Request) -> web.Response:
-        res = await self.need_resident(request)
-        body = m.Flag.model_validate(await request.json())
-        self.check_category(body.category)
-        try:
-            rec = await self.db(
-                db.flag_post,
-                request.match_info["post_id"],
-                res["resident_id"],
-                body.category,
-                body.reason,
-            )
-        except db.PortalError as e:
-            return json_error(404, str(e))
-        return web.json_response(rec.model_dump(mode="json"))
 
-    async def http_moderate(self, request: web.Request) -> web.Response:
-        by = require_staff(request)
-        body = m.Moderate.model_validate(await request.json())
-        if body.category:
-            self.check_category(body.category)
-        try:
-            rec = await self.db(
-                db.moderate_post,
-                request.match_info["post_id"],
-                body.action,
-                by,
-                body.category,
-                body.note,
-            )
-        except db.PortalError as e:
-            return json_error(404, str(e))
-        return web.json_response(rec.model_dump(mode="json"))
 
-    async def http_flagged(self, request: web.Request) -> web.Response:
-        require_staff(request)
-        return web.json_response({"items": await self.db(db.flagged_posts)})
 
 
 class LoginRefused(Exception):

@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from edge.portal.codes import group_digits, login_link, mask_name, qr_svg
+from edge.core.qr import qr_svg
+from edge.portal.codes import group_digits, login_link, mask_name
 
 CSS = """
 @page { size: A4; margin: 10mm; }

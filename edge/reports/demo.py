@@ -5,7 +5,7 @@ from __future__ import annotations
 import aiohttp
 import click
 
-from edge.demo import Demo, say
+from edge.core.demo import Demo, say
 
 MESSAGES = [
     ("志愿者帮我修好了水管，非常感谢", "2"),

@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.portal.relay import client_of
+from edge.core.http import ROLE, client_of, resident_of
 from edge.reports.inputs import InputError
 
 PROOF_HEADER = "X-Qilu-Proof"
@@ -93,13 +93,9 @@ class Gate:
 async def reporter(box: Any, request: web.Request, claimed: str | None, gate: Gate) -> str | None:
     """The resident a submission is from: the session's, or the one staff named, or None
     (anonymous, gated through the relay). A body naming a resident otherwise is refused."""
-    if request["role"] in ("staff", "admin"):
+    if request[ROLE] in ("staff", "admin"):
         return claimed
-    try:
-        portal = box.service("portal")
-    except KeyError:
-        portal = None
-    res = await portal.resident(request) if portal is not None and portal.cfg.enabled else None
+    res = await resident_of(request)  # the portal's session, if the box has the portal
     if res is not None:
         if claimed and claimed != res["resident_id"]:
             raise InputError("resident_id", "you can only report in your own name", 403)

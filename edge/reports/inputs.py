@@ -16,8 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.api import read_form
-from edge.standard import new_id
+from edge.core.http import read_form
+from edge.core.standard import new_id
 
 # Magic bytes, not the declared content type, decide what a file is.
 IMAGE_TYPES = (

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.resources import shipped
+from edge.core.resources import shipped
 
 DEFAULT_TRAINING = shipped("config/report_training.csv")
 _CJK = re.compile(r"[\u4e00-\u9fff]+")

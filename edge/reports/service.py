@@ -6,12 +6,16 @@ import asyncio
 import json
 import logging
 import secrets
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from edge.api import json_error, query_int, require_staff, same_secret
-from edge.commands import CommandError
+from edge.core.box import Box
+from edge.core.commands import CommandError
+from edge.core.http import PUBLIC_PREFIXES, ROLE, json_error, query_int, require_staff, same_secret
+from edge.core.service import Service
+from edge.core.standard import Command, Report, new_id, now
+from edge.reports import store as db
 from edge.reports import warning
 from edge.reports.analyze import Analysis, Analyzer
 from edge.reports.gate import Gate, reporter
@@ -24,10 +28,6 @@ from edge.reports.inputs import (
     text_field,
 )
 from edge.reports.taxonomy import Taxonomy, TaxonomyError, load_taxonomy, parse_taxonomy
-from edge.service import Service
-from edge.standard import Command, Report, new_id, now
-from edge.store import reports as db
-from edge.tickets import ops as ticket_ops
 
 log = logging.getLogger(__name__)
 TAXONOMY_META = "reports.taxonomy"
@@ -36,10 +36,22 @@ TICKET_CATEGORIES = ("facilities_repair", "safety_hazard")
 REPORT_STATUSES = ("received", "in_progress", "answered", "closed")
 
 
+class TicketDesk(Protocol):
+    """What reports need from the repair tickets capability (edge/tickets/, which sets
+    ``ReportsService.tickets`` to itself): reports depend on no ticket code."""
+
+    def build_for_report(self, **fields: Any) -> tuple[Any, dict[str, Any]]: ...
+
+    def insert_in_tx(self, store: Any, rec: Any, extra: dict[str, Any], actor: str) -> None: ...
+
+    def of_report(self, store: Any, report_id: str) -> list[dict[str, Any]]: ...
+
+
 class ReportsService(Service):
     name = "reports"
+    tickets: TicketDesk | None = None  # set by the tickets service, if the box has it
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
         self.cfg = box.config.reports
         self.analyzer = Analyzer(load_taxonomy(self.cfg.taxonomy))
@@ -48,7 +60,7 @@ class ReportsService(Service):
         self._warm: asyncio.Task | None = None
         app = box.http
         for prefix in ("/api/v1/reports", "/api/v1/taxonomy"):
-            app["public_prefixes"].add(prefix)  # residents submit; staff checks inside
+            app[PUBLIC_PREFIXES].add(prefix)  # residents submit; staff checks inside
         app.router.add_post("/api/v1/reports", self.http_submit)
         app.router.add_post("/api/v1/reports/classify", self.http_classify)
         app.router.add_get("/api/v1/reports/challenge", self.http_challenge)
@@ -160,9 +172,9 @@ class ReportsService(Service):
             },
         }
         ticket = None
-        if category in TICKET_CATEGORIES and rec.urgency != "low":
-            ticket = ticket_ops.build_ticket(
-                self.box.config.tickets, title=text[:60], description=text, category=category,
+        if category in TICKET_CATEGORIES and rec.urgency != "low" and self.tickets is not None:
+            ticket = self.tickets.build_for_report(
+                title=text[:60], description=text, category=category,
                 urgency=rec.urgency, building=building, location=location, report_id=rec.id,
                 follow_key=follow_key, resident_id=resident_id,
             )
@@ -176,6 +188,7 @@ class ReportsService(Service):
             rec, alerts, opened = await self.box.store.run(
                 warning.submit, self.box.store.sync, rec, extra, photo_rows, self.cfg,
                 self.taxonomy.get(category).zh, ticket,
+                self.tickets.insert_in_tx if self.tickets is not None else None,
             )
         except Exception:
             await asyncio.to_thread(delete_photos, data_dir, photo_rows)
@@ -222,14 +235,16 @@ class ReportsService(Service):
         row = await store.run(db.get_report, store.sync, rid)
         if row is None:
             return json_error(404, f"no report {rid}", field="id")
-        staff = request["role"] in ("staff", "admin")
+        staff = request[ROLE] in ("staff", "admin")
         key = request.query.get("key", "")
         if not staff and not same_secret(key, row["follow_key"]):
             return json_error(403, "key: wrong or missing follow key", field="key")
         row.pop("follow_key")
         row.pop("text_norm")
         row["category_zh"] = self.taxonomy.get(row["category"]).zh
-        row["tickets"] = await store.run(_tickets_of_report, store.sync, rid)
+        row["tickets"] = (
+            await store.run(self.tickets.of_report, store.sync, rid) if self.tickets else []
+        )
         return web.json_response(row)
 
     async def http_status(self, request: web.Request) -> web.Response:
@@ -297,14 +312,3 @@ class ReportsService(Service):
         await self.box.store.set_meta(TAXONOMY_META, json.dumps(data, ensure_ascii=False))
         await asyncio.to_thread(self.analyzer.set_taxonomy, tax)
         return f"taxonomy version {tax.version} applied ({len(tax.codes)} categories)"
-
-
-def _tickets_of_report(store: Any, report_id: str) -> list[dict[str, Any]]:
-    from edge.store import tickets as tdb
-
-    out = []
-    for t in tdb.list_tickets(store, limit=1000):
-        if t["report_id"] == report_id:
-            t["history"] = tdb.history(store, t["id"])
-            out.append(t)
-    return out

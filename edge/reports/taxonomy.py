@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from edge.resources import shipped
+from edge.core.resources import shipped
 
 DEFAULT_PATH = shipped("config/taxonomy.toml")
 CODE = r"^[a-z][a-z0-9_]{1,39}$"

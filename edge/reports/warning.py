@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from edge.config import ReportsConfig
-from edge.standard import Alert, Report, new_id
-from edge.store import reports as db
-from edge.store.core import Store
-from edge.store.reports import iso
+from edge.core.standard import Alert, Report, new_id
+from edge.core.store.core import Store
+from edge.reports import store as db
+from edge.reports.config import ReportsConfig
+from edge.reports.store import iso
 
 _NOT_TEXT = re.compile(r"[\W_]+", re.UNICODE)
 
@@ -93,14 +94,14 @@ def _sentiment(store: Store, rec: Report, at: datetime, cfg: ReportsConfig) -> l
 def submit(
     store: Store, rec: Report, extra: dict[str, Any], photo_rows: list[dict[str, Any]],
     cfg: ReportsConfig, category_zh: str, ticket: tuple | None = None,
+    open_ticket: Callable[[Store, Any, dict[str, Any], str], None] | None = None,
 ) -> tuple[Report, list[Alert], Any]:
     """Store a report with its photos, group it, raise its alerts, open its ticket: one tx.
 
-    ``ticket`` is ``(RepairTicket, extra)`` to open with it unless the report is a repeat.
+    ``ticket`` is ``(RepairTicket, extra)`` to open with it (by ``open_ticket``, the tickets
+    capability's insert) unless the report is a repeat.
     Returns the stored report (with group_id), the alerts and the ticket opened (or None).
     """
-    from edge.store import tickets as tdb
-
     at = rec.ts
     alerts: list[Alert] = []
     opened = None
@@ -128,7 +129,7 @@ def submit(
             alerts.append(alert)
         alerts += _trend(store, rec, at, cfg, category_zh)
         alerts += _sentiment(store, rec, at, cfg)
-        if ticket is not None:
-            tdb.insert_ticket(store, ticket[0], ticket[1], "resident")
+        if ticket is not None and open_ticket is not None:
+            open_ticket(store, ticket[0], ticket[1], "resident")
             opened = ticket[0]
     return rec, alerts, opened

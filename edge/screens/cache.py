@@ -21,7 +21,7 @@ from pathlib import Path
 
 import aiohttp
 
-from edge.store import screens as db
+from edge.screens import store as db
 
 log = logging.getLogger(__name__)
 SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from edge.core.cli import DEFAULT_CONFIG, load
+
 config_option = click.option(
     "-c",
     "--config",
@@ -31,8 +33,6 @@ def _call(
     raw: bytes | None = None,
     ctype: str = "application/json",
 ) -> Any:
-    from edge.cli import DEFAULT_CONFIG, load
-
     cfg = load(config_path or Path(DEFAULT_CONFIG))
     token = cfg.api.client_token()  # a plain token from the config, else QILU_EDGE_TOKEN
     if not token:

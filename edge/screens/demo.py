@@ -7,6 +7,8 @@ from typing import Any
 import aiohttp
 import click
 
+from edge.core.demo import say
+
 DEMO_SCREEN = "scr-east"
 # The [[screens]] table the demo config carries (edge/demo.py writes it).
 DEMO_SCREEN_TOML = f"""
@@ -51,8 +53,6 @@ NOTICES = [
 
 async def step_screens(d: Any) -> None:
     """Publish a poster and three notices to the demo screen and say where to look."""
-    from edge.demo import say
-
     api = d.api
     async with aiohttp.ClientSession(headers=d.headers) as s:
         r = await s.put(

@@ -27,7 +27,7 @@ from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
-from edge.standard import ContentItem, Emergency, Playlist, ScheduleEntry
+from edge.core.standard import ContentItem, Emergency, Playlist, ScheduleEntry
 
 DEFAULT_ID = "default"
 DAY = timedelta(days=1)

@@ -25,12 +25,10 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from drivers.screens.base import DisplayDriver, display_target
-from edge.commands import CommandError
-from edge.screens import resolver
-from edge.screens.cache import CacheError, ContentCache
-from edge.screens.resolver import Catalog, ScreenRef
-from edge.service import Service
-from edge.standard import (
+from edge.core.box import Box
+from edge.core.commands import CommandError
+from edge.core.service import Service
+from edge.core.standard import (
     Command,
     ContentItem,
     DeviceHealth,
@@ -44,7 +42,12 @@ from edge.standard import (
     new_id,
     parse_payload,
 )
-from edge.store import screens as db
+from edge.devices import DEVICES
+from edge.screens import resolver
+from edge.screens import store as db
+from edge.screens.cache import CacheError, ContentCache
+from edge.screens.resolver import Catalog, ScreenRef
+from edge.sync import SYNC
 
 log = logging.getLogger(__name__)
 REFRESH_S = 600  # re-push plans this often so a page's horizon never runs short
@@ -85,7 +88,7 @@ def parse_record(cls: type[Record], data: Any) -> Any:
 class ScreensService(Service):
     name = "screens"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
         cfg = self.cfg = box.config.player
         self.tz = ZoneInfo(box.config.box.timezone)
@@ -112,9 +115,6 @@ class ScreensService(Service):
             ("emergency_cancel", self._cmd_emergency_cancel),
         ):
             box.commands.register("box", action, handler)
-        from edge.screens import http  # routes need the service; imported here to avoid a cycle
-
-        http.add_routes(box.http, self)
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -479,7 +479,7 @@ class ScreensService(Service):
     def _cloud(self) -> tuple[Any, str | None]:
         """The sync service (issue 7) and its cloud URL, if this box is provisioned."""
         try:
-            sync = self.box.service("sync")
+            sync = self.box.get(SYNC)
         except KeyError:
             return None, None
         return sync, getattr(sync, "cloud_url", None)
@@ -589,7 +589,7 @@ class ScreensService(Service):
 
     async def _displays(self) -> None:
         try:
-            devices = self.box.service("devices")
+            devices = self.box.get(DEVICES)
         except KeyError:
             return
         while True:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from edge.cli import config_option, open_store
-from edge.cli import load as load_cfg
-from edge.store import sync as ob
+from edge.core.cli import config_option, open_store
+from edge.core.cli import load as load_cfg
+from edge.sync import store as ob
 from edge.sync.client import CloudError, provision, ssl_context
 from edge.sync.identity import identity_path, load, save
 

@@ -14,10 +14,10 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from cloudsync import protocol as p
-from edge.store.sync import OutboxRow
+from common import protocol as p
+from common.version import __version__
 from edge.sync.identity import Identity
-from edge.version import __version__
+from edge.sync.store import OutboxRow
 
 GZIP_LEVEL = 3  # most of the gain for a fraction of level 9's CPU on a small ARM box
 

@@ -18,7 +18,9 @@ from typing import Any
 import aiohttp
 import click
 
-from edge.standard import AccessEvent, new_id
+from edge.core.demo import say
+from edge.core.standard import AccessEvent, new_id
+from edge.sync import SYNC
 
 BIN = Path(sys.executable).parent
 
@@ -59,8 +61,6 @@ async def _get(s: aiohttp.ClientSession, url: str, token: str) -> Any:
 
 
 async def step_cloud_sync(d: Any) -> None:
-    from edge.demo import say
-
     cloud_dir = d.work_dir.resolve() / "cloud"
     await asyncio.to_thread(shutil.rmtree, cloud_dir, True)
     await asyncio.to_thread(cloud_dir.mkdir, parents=True)
@@ -131,7 +131,7 @@ async def step_cloud_sync(d: Any) -> None:
             "--force",
         )
         click.echo(f"  $ qilu-edge provision --cloud {url} --claim {code}\n  {out}")
-        svc = d.box.service("sync")
+        svc = d.box.get(SYNC)
         svc.identity_changed()
         for i in range(5):
             await d.box.store.record(

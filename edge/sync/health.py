@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from edge.config import Config
-from edge.store import sync as ob
+from edge.core.config import CoreConfig
+from edge.sync import store as ob
 
 HINT = (
     "the cloud refused these records as bad input (see the reasons: `qilu-edge sync status`);"
@@ -15,7 +15,7 @@ HINT = (
 )
 
 
-async def quarantine_outcome(config: Config, box: Any = None) -> tuple[str, str, str]:
+async def quarantine_outcome(config: CoreConfig, box: Any = None) -> tuple[str, str, str]:
     """(status, detail, hint): pass when the quarantine is empty, warn when records wait."""
     if box is not None:  # inside the daemon: its own store
         rows = await box.store.run(ob.quarantine_list, box.store.sync, 5)
@@ -34,8 +34,8 @@ async def quarantine_outcome(config: Config, box: Any = None) -> tuple[str, str,
     return "warn", detail, HINT
 
 
-def _read(config: Config) -> tuple[list[dict], int]:
-    from edge.store import Store
+def _read(config: CoreConfig) -> tuple[list[dict], int]:
+    from edge.core.store import Store
 
     store = Store(config.db_path, box_id=config.box.id)
     try:

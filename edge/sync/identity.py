@@ -11,6 +11,7 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,7 @@ class Identity:
     area_path: str = ""
 
 
-def identity_path(config) -> Path:  # type: ignore[no-untyped-def]
+def identity_path(config: Any) -> Path:
     return config.box.data_dir / config.sync.identity_file
 
 

@@ -10,7 +10,7 @@ standard Command (``box.commands.dispatch``); the item's id is logged with the c
 transaction, so a re-delivered item is not applied twice.
 
 Poison records: a record the cloud refuses as bad input (400 naming it) is moved to the
-sync quarantine (edge/store/sync.py, migration 0502) instead of being retried forever in
+sync quarantine (edge/sync/store.py, migration 0502) instead of being retried forever in
 front of its class; it is kept, shown in status and doctor, alerted, and resent on demand.
 
 Disk budget (declared policy): the outbox may hold ``outbox_budget_mb``; at ``budget_warn``
@@ -25,17 +25,19 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
 from aiohttp import web
 
-from cloudsync import protocol as p
-from edge.api import json_error, require_staff
-from edge.service import Service, cancel
-from edge.standard import Alert, Command, new_id
-from edge.store import sync as outbox
+from common import protocol as p
+from common.version import __version__
+from edge.core.box import Box
+from edge.core.http import json_error, require_staff
+from edge.core.service import Service, cancel
+from edge.core.standard import Alert, Command, new_id
+from edge.sync import store as outbox
 from edge.sync.client import (
     CloudClient,
     CloudError,
@@ -44,8 +46,8 @@ from edge.sync.client import (
     refused_record,
     ssl_context,
 )
+from edge.sync.config import SyncConfig
 from edge.sync.identity import Identity, identity_path, load, save
-from edge.version import __version__
 
 log = logging.getLogger(__name__)
 RETRYABLE = (aiohttp.ClientError, TimeoutError, CloudError, OSError)
@@ -57,9 +59,9 @@ QUARANTINE_ALERT_S = 600.0  # at most one quarantine alert this often (a burst: 
 class SyncService(Service):
     name = "sync"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
-        self.cfg = box.config.sync
+        self.cfg = box.config.section(SyncConfig)
         self.path = identity_path(box.config)
         self.client: CloudClient | None = None
         self.tasks: list[asyncio.Task] = []
@@ -100,7 +102,7 @@ class SyncService(Service):
         if self.client is not None:
             await self.client.close()
 
-    def _spawn(self, fn: Callable[[], Awaitable[None]], name: str) -> None:
+    def _spawn(self, fn: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
         self.tasks.append(asyncio.create_task(fn(), name=name))
 
     async def _main(self) -> None:

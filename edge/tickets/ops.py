@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from edge.api import same_secret
-from edge.config import TicketsConfig
-from edge.standard import RepairTicket, new_id, now
-from edge.store import tickets as db
-from edge.store.core import Store
-from edge.store.reports import insert_photo, iso
+from edge.core.http import same_secret
+from edge.core.standard import RepairTicket, new_id, now
+from edge.core.store.core import Store
+from edge.reports.store import insert_photo, iso
+from edge.tickets import store as db
+from edge.tickets.config import TicketsConfig
 from edge.tickets.machine import TransitionError, next_status
 
 
@@ -35,7 +36,7 @@ def build_ticket(
 
 def create(
     store: Store, rec: RepairTicket, extra: dict[str, Any], actor: str,
-    photo_rows: list[dict[str, Any]] = (),
+    photo_rows: Sequence[dict[str, Any]] = (),
 ) -> None:
     with store.transaction():
         db.insert_ticket(store, rec, extra, actor)
@@ -45,7 +46,7 @@ def create(
 
 def transition(
     store: Store, cfg: TicketsConfig, ticket_id: str, action: str, *, role: str, actor: str,
-    note: str = "", assignee: str | None = None, photo_rows: list[dict[str, Any]] = (),
+    note: str = "", assignee: str | None = None, photo_rows: Sequence[dict[str, Any]] = (),
     follow_key: str | None = None,
 ) -> RepairTicket:
     """Apply one action: state check, row update, history row, photos and event, atomically."""
@@ -89,7 +90,9 @@ def open_for_device(
     with store.transaction():
         existing = db.open_device_ticket_id(store, device_kind, device_id)
         if existing:
-            return db.ticket_record(db.get_ticket(store, existing)), False
+            row = db.get_ticket(store, existing)
+            assert row is not None  # read in the same transaction that found its id
+            return db.ticket_record(row), False
         rec, extra = build_ticket(
             cfg, title=f"设备离线: {device_kind} {device_id}", description=reason,
             urgency="high", source="device_health", device_kind=device_kind, device_id=device_id,

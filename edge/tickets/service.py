@@ -8,15 +8,20 @@ from typing import Any
 
 from aiohttp import web
 
-from edge.api import json_error, query_int, require_staff
-from edge.commands import CommandError
+from edge.core.box import Box
+from edge.core.commands import CommandError
+from edge.core.http import ACTOR, PUBLIC_PREFIXES, ROLE, json_error, query_int, require_staff
+from edge.core.service import Service, cancel
+from edge.core.standard import Alert, Command, RepairTicket, new_id, now
+from edge.core.store import Store
+from edge.reports import REPORTS
+from edge.reports import store as rdb
+from edge.reports.config import ReportsConfig
 from edge.reports.gate import reporter
 from edge.reports.inputs import InputError, delete_photos, read_submission, save_photos, text_field
-from edge.service import Service, cancel
-from edge.standard import Alert, Command, RepairTicket, new_id, now
-from edge.store import reports as rdb
-from edge.store import tickets as db
 from edge.tickets import ops
+from edge.tickets import store as db
+from edge.tickets.config import TicketsConfig
 from edge.tickets.machine import ACTIONS, ACTIVE, TransitionError
 
 log = logging.getLogger(__name__)
@@ -31,20 +36,41 @@ FAULTS = {
 class TicketsService(Service):
     name = "tickets"
 
-    def __init__(self, box: Any) -> None:
+    def __init__(self, box: Box) -> None:
         super().__init__(box)
-        self.cfg = box.config.tickets
-        self.rcfg = box.config.reports
+        self.cfg = box.config.section(TicketsConfig)
+        self.rcfg = box.config.section(ReportsConfig)
         self._task: asyncio.Task | None = None
         self.overdue_alerts = 0
         app = box.http
-        app["public_prefixes"].add("/api/v1/tickets")  # residents submit; staff checks inside
+        app[PUBLIC_PREFIXES].add("/api/v1/tickets")  # residents submit; staff checks inside
         app.router.add_post("/api/v1/tickets", self.http_create)
         app.router.add_get("/api/v1/tickets", self.http_list)
         app.router.add_get("/api/v1/tickets/faults", self.http_faults)
         app.router.add_get("/api/v1/tickets/{id}", self.http_get)
         app.router.add_post("/api/v1/tickets/{id}/{action}", self.http_action)
         box.commands.register("box", "ticket_update", self.cmd_ticket_update)
+        reports = box.get(REPORTS, None)
+        if reports is not None:
+            reports.tickets = self  # reports open and show tickets through TicketDesk
+
+    # --- what reports use (edge.reports.service.TicketDesk) ---------------------------
+
+    def build_for_report(self, **fields: Any) -> tuple[RepairTicket, dict[str, Any]]:
+        return ops.build_ticket(self.cfg, **fields)
+
+    @staticmethod
+    def insert_in_tx(store: Store, rec: RepairTicket, extra: dict[str, Any], actor: str) -> None:
+        db.insert_ticket(store, rec, extra, actor)
+
+    @staticmethod
+    def of_report(store: Store, report_id: str) -> list[dict[str, Any]]:
+        out = []
+        for t in db.list_tickets(store, limit=1000):
+            if t["report_id"] == report_id:
+                t["history"] = db.history(store, t["id"])
+                out.append(t)
+        return out
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._overdue_loop(), name="tickets-overdue")
@@ -59,11 +85,11 @@ class TicketsService(Service):
 
     async def open_device_ticket(
         self, device_kind: str, device_id: str, reason: str
-    ) -> RepairTicket:
+    ) -> RepairTicket | None:
         rec, created = await self.box.store.run(
             ops.open_for_device, self.box.store.sync, self.cfg, device_kind, device_id, reason
         )
-        if created:
+        if created and rec is not None:
             log.info("opened ticket %s for %s %s: %s", rec.id, device_kind, device_id, reason)
         return rec
 
@@ -110,7 +136,7 @@ class TicketsService(Service):
         return web.json_response([{"code": k, "zh": v} for k, v in FAULTS.items()])
 
     async def http_create(self, request: web.Request) -> web.Response:
-        staff = request["role"] in ("staff", "admin")
+        staff = request[ROLE] in ("staff", "admin")
         try:
             sub = await read_submission(
                 request, max_photos=self.rcfg.max_photos,
@@ -129,16 +155,17 @@ class TicketsService(Service):
                 raise InputError("urgency", f"one of {', '.join(URGENCIES)}")
             resident_id = await reporter(
                 self.box, request, text_field(f, "resident_id", max_chars=64),
-                self.box.service("reports").gate,
+                self.box.get(REPORTS).gate,
             )
         except InputError as e:
             return json_error(e.status, str(e), field=e.field)
         if title is None:
             place = "".join(x for x in (f"{building}号楼 " if building else "", location) if x)
+            assert fault is not None  # the title is required without a fault kind
             title = f"{FAULTS[fault]} {place}".strip()
         category = "facilities_repair"
         if urgency is None:
-            reports = self.box.service("reports")
+            reports = self.box.get(REPORTS)
             analysis = await reports.analyze(f"{title}。{description}")
             urgency = analysis.urgency if analysis.urgency != "low" else "normal"
             if analysis.category == "safety_hazard":
@@ -151,7 +178,7 @@ class TicketsService(Service):
         photo_rows = await self._save(sub.photos, rec.id, "submitted")
         try:
             await self.box.store.run(
-                ops.create, self.box.store.sync, rec, extra, request["actor"] or "resident",
+                ops.create, self.box.store.sync, rec, extra, request[ACTOR] or "resident",
                 photo_rows,
             )
         except Exception:
@@ -184,7 +211,7 @@ class TicketsService(Service):
         if row is None:
             return json_error(404, f"no ticket {tid}", field="id")
         key = request.query.get("key", "")
-        if request["role"] not in ("staff", "admin") and key != row["follow_key"]:
+        if request[ROLE] not in ("staff", "admin") and key != row["follow_key"]:
             return json_error(403, "key: wrong or missing follow key", field="key")
         row.pop("follow_key")
         row["history"] = await store.run(db.history, store.sync, tid)
@@ -195,7 +222,7 @@ class TicketsService(Service):
         tid, action = request.match_info["id"], request.match_info["action"]
         if action not in ACTIONS or action == "system_resolve":
             return json_error(404, f"action: unknown action {action!r}", field="action")
-        role = "staff" if request["role"] in ("staff", "admin") else "resident"
+        role = "staff" if request[ROLE] in ("staff", "admin") else "resident"
         try:
             sub = await read_submission(
                 request, max_photos=self.rcfg.max_photos,
@@ -211,7 +238,7 @@ class TicketsService(Service):
         photo_rows = await self._save(sub.photos, tid, "resolution")
         try:
             rec = await self.transition(
-                tid, action, role=role, actor=request["actor"] or "resident", note=note,
+                tid, action, role=role, actor=request[ACTOR] or "resident", note=note,
                 assignee=assignee, photo_rows=photo_rows, follow_key=key,
             )
         except (TransitionError, LookupError) as e:
@@ -232,7 +259,7 @@ class TicketsService(Service):
         {"report_id", "status", "reply"?} (the answer the resident sees)."""
         a = cmd.args
         if "report_id" in a:
-            return await self.box.service("reports").apply_status(a)
+            return await self.box.get(REPORTS).apply_status(a)
         tid, action = a.get("ticket_id"), a.get("action")
         if not isinstance(tid, str) or not isinstance(action, str):
             raise CommandError("args: need ticket_id and action (or report_id and status)")

@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from edge.standard import AccessEvent, Alert, DeviceHealth, Report
-from edge.store import Store
+from edge.core.standard import AccessEvent, Alert, DeviceHealth, Report
+from edge.core.store import Store
 from edge.sync.identity import Identity, save
 from tests.conftest import box_toml, free_port, wait_port
 

@@ -19,7 +19,8 @@ import aiohttp
 import asyncpg
 from aiohttp import web
 
-from cloudsync.app import STORAGE, build, token_hash
+from cloudsync.app import build, token_hash
+from cloudsync.context import CLOUD
 from edge.sync.client import provision
 from edge.sync.identity import Identity
 from tests.conftest import free_port, wait_port
@@ -141,7 +142,7 @@ class Cloud:
     @property
     def storage(self) -> Any:
         assert self.app is not None
-        return self.app[STORAGE]
+        return self.app[CLOUD].storage
 
     def headers(self, token: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {token or self.admin}"}
@@ -285,7 +286,7 @@ async def start_cloud(
     cloud.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await cloud.runner.setup()
     await web.TCPSite(cloud.runner, "127.0.0.1", port).start()
-    await app[STORAGE].ops_user_add("root", token_hash(token), "admin", None)
+    await app[CLOUD].storage.ops_user_add("root", token_hash(token), "admin", None)
     return cloud
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 
-from cloudsync import protocol as p
+from common import protocol as p
 from edge.sync.identity import Identity
 from tests.authz import coverage, fill, matches, row
 from tests.cloudsync.helpers import Cloud

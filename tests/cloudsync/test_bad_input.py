@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from cloudsync import protocol as p
+from common import protocol as p
 from tests.cloudsync.helpers import Cloud
 
 

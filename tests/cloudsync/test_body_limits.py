@@ -16,7 +16,7 @@ from pathlib import Path
 
 import aiohttp
 
-from cloudsync import protocol as p
+from common import protocol as p
 from edge.sync.identity import Identity
 from tests.cloudsync.helpers import Cloud, start_cloud
 

@@ -11,10 +11,10 @@ import time
 import aiohttp
 import pytest
 
-from cloudsync import protocol as p
-from edge.store.sync import OutboxRow
+from common import protocol as p
 from edge.sync.client import CloudClient, CloudError, Revoked, provision
 from edge.sync.identity import Identity
+from edge.sync.store import OutboxRow
 from tests.cloudsync.helpers import Cloud
 
 

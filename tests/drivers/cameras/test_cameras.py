@@ -13,7 +13,7 @@ import pytest
 from drivers import registry
 from drivers.cameras.base import CameraDriver
 from drivers.cameras.rtsp import redact, with_credentials
-from edge.config import CameraConfig
+from edge.core.config import CameraConfig
 from tests.conftest import free_port
 from tests.drivers.cameras.peers import GstRtspServer, gst_available, write_video
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from drivers.doors.lcus import LcusDoor, LcusOptions, frame
-from edge.config import DoorConfig
+from edge.core.config import DoorConfig
 from tests.drivers.doors.relay_peers import LcusEmulator, SocatPair
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from drivers.doors.modbus import ModbusDoor, ModbusOptions
-from edge.config import DoorConfig
+from edge.core.config import DoorConfig
 from tests.conftest import free_port
 from tests.drivers.doors.relay_peers import RelayBoard, SocatPair
 

@@ -16,7 +16,7 @@ import serial
 
 from drivers.screens.base import DisplayOptions, display_target
 from drivers.screens.rs232 import Rs232Display, Rs232Options
-from edge.config import ScreenConfig
+from edge.core.config import ScreenConfig
 
 
 def test_power_and_brightness_schedule():

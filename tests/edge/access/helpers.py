@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 
 from edge.access import synthetic
-from edge.standard import Resident
-from edge.store import faces as store_faces
+from edge.core.standard import Resident
+from edge.faces import store as store_faces
 
 FACES = Path(__file__).resolve().parents[2] / "data" / "faces"
 

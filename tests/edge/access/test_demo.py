@@ -9,14 +9,14 @@ import pytest
 
 import edge.demo
 from edge.access import passes
+from edge.access import store as db
 from edge.access.demo import DOOR, step_face_doors
-from edge.config import load_config
-from edge.store import Store
-from edge.store import access as db
+from edge.core.store import Store
+from edge.features import load_config
 
 
 async def test_demo_step_face_doors(tmp_path: Path, monkeypatch, capsys) -> None:
-    monkeypatch.setattr(edge.demo, "STEPS", [step_face_doors])
+    monkeypatch.setattr(edge.demo, "steps", lambda: [step_face_doors])
     await edge.demo.run_demo(tmp_path, seconds=0, mqtt_port=1, api_port=0)
     out = capsys.readouterr().out
     assert "resident: granted (match) resident=r-demo-face" in out, out

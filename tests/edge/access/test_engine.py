@@ -12,13 +12,13 @@ import aiohttp
 import cv2
 import pytest
 
+from edge.access import store as db
 from edge.access.passes import qr_frame
-from edge.config import FaceConfig
-from edge.standard import Command
-from edge.store import Store
-from edge.store import access as db
-from edge.vision import models
-from edge.vision.pipeline import FacePipeline
+from edge.core.standard import Command
+from edge.core.store import Store
+from edge.faces import weights
+from edge.faces.config import FacesConfig
+from edge.faces.pipeline import FacePipeline
 from tests.conftest import STAFF_TOKEN, api_url, free_port
 from tests.drivers.doors.relay_peers import RelayBoard
 from tests.edge.access.helpers import door_frame, enrol, head_turn, photo, write_folder
@@ -28,7 +28,7 @@ H = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 
 @pytest.fixture(scope="module")
 def pipeline():
-    p = FacePipeline(FaceConfig(), models.default_model_dir())
+    p = FacePipeline(FacesConfig(), weights.default_model_dir())
     yield p
     p.close()
 
@@ -136,8 +136,8 @@ async def test_qr_pass_on_camera_opens_once(tmp_path: Path, make_config, run_box
         "d-qr", board.tcp_port, 3, "c-qr") + cam_toml("c-qr", qr_dir)
     config = make_config(extra=extra)
     store = Store(config.db_path, box_id=config.box.id)
-    from edge.standard import Resident
-    from edge.store import faces as store_faces
+    from edge.core.standard import Resident
+    from edge.faces import store as store_faces
 
     store_faces.add_resident(store, Resident(id="r-host", name="host", building="1"))
     store.close()
@@ -172,8 +172,8 @@ async def test_api_remote_open_pin_expiry_rights(
     config = make_config(extra=ACCESS + door_toml("d1", board.tcp_port, 5, None)
                          + door_toml("d2", board.tcp_port, 6, None, building="2"))
     store = Store(config.db_path, box_id=config.box.id)
-    from edge.standard import Resident
-    from edge.store import faces as store_faces
+    from edge.core.standard import Resident
+    from edge.faces import store as store_faces
 
     store_faces.add_resident(store, Resident(id="r1", name="张三", building="1"))
     store.close()

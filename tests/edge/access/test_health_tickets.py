@@ -10,7 +10,7 @@ from datetime import datetime
 
 import pytest
 
-from edge.store import tickets as tickets_db
+from edge.tickets import store as tickets_db
 from tests.conftest import free_port
 from tests.drivers.cameras.peers import GstRtspServer, gst_available
 

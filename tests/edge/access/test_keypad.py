@@ -10,7 +10,7 @@ import time
 import aiohttp
 import pytest
 
-from edge.store import access as db
+from edge.access import store as db
 from tests.conftest import api_url, free_port
 from tests.drivers.doors.relay_peers import RelayBoard
 from tests.edge.access.test_engine import ACCESS, door_toml
@@ -28,9 +28,9 @@ def board():
 
 
 async def test_a_passer_by_locks_only_themselves(make_config, run_box, board) -> None:
-    from edge.standard import Resident
-    from edge.store import Store
-    from edge.store import faces as store_faces
+    from edge.core.standard import Resident
+    from edge.core.store import Store
+    from edge.faces import store as store_faces
 
     access = ACCESS.replace("[access]\n", "[access]\npin_door_max_failures = 12\n")
     config = make_config(extra=access + door_toml("d1", board.tcp_port, COIL, None))

@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import pytest
 
-from edge.standard import Resident
-from edge.store import Store
-from edge.store import access as db
-from edge.store import faces as store_faces
+from edge.access import store as db
+from edge.core.standard import Resident
+from edge.core.store import Store
+from edge.faces import store as store_faces
 from tests.conftest import api_url, free_port
 from tests.drivers.doors.relay_peers import RelayBoard
 from tests.edge.access.test_engine import ACCESS, door_toml

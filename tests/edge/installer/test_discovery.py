@@ -7,7 +7,7 @@ import asyncio
 import json
 import sys
 
-from edge.version import __version__
+from common.version import __version__
 from tests.conftest import api_url
 
 PINNED = '\n[installer]\nadvertise = true\nadvertise_interfaces = ["127.0.0.1"]\n'

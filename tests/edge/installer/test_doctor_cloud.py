@@ -89,7 +89,7 @@ async def test_doctor_cloud_checks_against_a_real_cloud(tmp_path: Path) -> None:
         # Same box without face models: the models check starts a nested Python, which
         # libfaketime sometimes breaks (EINVAL) — an artefact of the fake clock, not the box.
         config = tmp_path / "edge-noface.toml"
-        config.write_text(box_toml(tmp_path, extra="\n[face]\nenabled = false\n"))
+        config.write_text(box_toml(tmp_path, extra="\n[faces]\nenabled = false\n"))
         code, by = await doctor(config, faketime("+3.5"))
         assert by["clock"]["status"] == "warn", by["clock"]
         assert code == 0, failures(by)

@@ -50,7 +50,7 @@ async def test_face_check_off_when_face_recognition_is_off(tmp_path: Path) -> No
     shutil.copy(FACES / "obama.jpg", person / "a.jpg")
     config = tmp_path / "edge.toml"
     config.write_text(
-        box_toml(tmp_path, extra=OFFLINE + "\n[face]\nenabled = false\n" + camera("c", person))
+        box_toml(tmp_path, extra=OFFLINE + "\n[faces]\nenabled = false\n" + camera("c", person))
     )
     code, by = await doctor(config)
     assert code == 0 and by["camera:c"]["status"] == "pass"

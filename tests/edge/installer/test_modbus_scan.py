@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from edge.config import parse_config
+from edge.features import parse_config
 from edge.installer.modbus_scan import ScanError, scan
 from tests.conftest import free_port
 from tests.edge.installer.modbus_peer import modbus_server

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from edge.config import load_config
+from edge.features import load_config
 from tests.conftest import STAFF_TOKEN, api_url
 
 H = {"Authorization": f"Bearer {STAFF_TOKEN}"}

@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 from aiohttp import web
 
-from edge.standard import ContentItem
-from edge.store import portal as db
-from edge.store import screens as screens_db
+from edge.core.standard import ContentItem
+from edge.portal import store as db
+from edge.screens import store as screens_db
 from tests.conftest import api_url
 from tests.edge.portal.helpers import FAST, STAFF, article, login, staff
 
@@ -147,8 +147,8 @@ async def test_concurrent_signups_across_processes_respect_capacity(tmp_path) ->
     overbook (e.g. the CLI beside the daemon)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from edge.standard import CommunityEvent
-    from edge.store.core import Store
+    from edge.core.standard import CommunityEvent
+    from edge.core.store.core import Store
 
     path = tmp_path / "q.db"
     first = Store(path)
@@ -326,7 +326,7 @@ async def test_portal_disabled_adds_nothing(make_config, run_box) -> None:
         r = await s.get(f"{api_url(box)}/r/read")
         assert r.status == 404
     assert not isinstance(box.http.router, web.UrlDispatcher) or all(
-        "portal" not in str(res) for res in box.http.router.resources()
+        "portal" not in res.canonical for res in box.http.router.resources()
     )
 
 

@@ -7,9 +7,9 @@ import re
 from click.testing import CliRunner
 
 from edge.cli import main
-from edge.standard import BoardPost
-from edge.store import Store
-from edge.store import portal as db
+from edge.core.standard import BoardPost
+from edge.core.store import Store
+from edge.portal import store as db
 
 
 def test_code_and_moderation_from_the_command_line(make_config, tmp_path) -> None:

@@ -12,8 +12,9 @@ import numpy as np
 from click.testing import CliRunner
 
 from edge.cli import main
-from edge.standard import Resident
-from edge.store import Store, faces
+from edge.core.standard import Resident
+from edge.core.store import Store
+from edge.faces import store as faces
 from tests.conftest import api_url
 from tests.edge.portal.helpers import FAST
 from tests.peers.chromium import screenshot

@@ -14,16 +14,16 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.access import store as access_db
 from edge.access import synthetic
 from edge.access.demo import camera_link, show
-from edge.config import FaceConfig
-from edge.standard import Resident
-from edge.store import Store
-from edge.store import access as access_db
-from edge.store import faces as store_faces
-from edge.store import portal as db
-from edge.vision import models
-from edge.vision.pipeline import FacePipeline
+from edge.core.standard import Resident
+from edge.core.store import Store
+from edge.faces import store as store_faces
+from edge.faces import weights
+from edge.faces.config import FacesConfig
+from edge.faces.pipeline import FacePipeline
+from edge.portal import store as db
 from tests.conftest import api_url
 from tests.edge.access.helpers import door_frame, head_turn, photo
 from tests.edge.portal.test_pages_chromium import PHONE
@@ -70,7 +70,7 @@ tags = ["outdoor"]
 
 @pytest.fixture(scope="module")
 def pipeline():
-    p = FacePipeline(FaceConfig(), models.default_model_dir())
+    p = FacePipeline(FacesConfig(), weights.default_model_dir())
     yield p
     p.close()
 
@@ -191,7 +191,8 @@ async def test_face_grant_shows_a_login_code_on_the_door_screen(
 
 
 def test_a_screen_names_a_configured_door() -> None:
-    from edge.config import ConfigError, parse_config
+    from edge.core.config import ConfigError
+    from edge.features import parse_config
 
     text = '[[doors]]\nid = "d-1"\ntype = "sim"\n\n[[screens]]\nid = "s-1"\ntype = "sim"\n'
     assert parse_config(text + 'door = "d-1"\n').screens[0].door == "d-1"

@@ -16,12 +16,13 @@ import pytest
 from click.testing import CliRunner
 
 from cloudsync import relay as proto
+from cloudsync.context import CLOUD
+from edge.access import store as access_db
 from edge.cli import main
-from edge.config import parse_config
-from edge.standard import Resident
-from edge.store import Store
-from edge.store import access as access_db
-from edge.store import faces as store_faces
+from edge.core.standard import Resident
+from edge.core.store import Store
+from edge.faces import store as store_faces
+from edge.features import parse_config
 from tests.cloudsync.helpers import Cloud, cli_provision, start_cloud, wait_for
 from tests.conftest import api_url, box_toml, free_port
 from tests.drivers.doors.relay_peers import RelayBoard
@@ -329,7 +330,7 @@ async def test_with_a_relay_domain_each_box_has_its_own_origin(
 ) -> None:
     box, _ = await relayed(cloud, make_config(extra=FAST), run_box)
     box_id = box.service("sync").client.ident.box_id
-    cloud.app[proto.RELAYS].domain = "relay.test"  # as `serve --relay-domain relay.test`
+    cloud.app[CLOUD].relays.domain = "relay.test"  # as `serve --relay-domain relay.test`
     own = f"{box_id}.relay.test:{cloud.port}"
     async with aiohttp.ClientSession() as phone:
         async with phone.get(f"{cloud.url}/r/at/c1", allow_redirects=False) as r:
@@ -348,7 +349,7 @@ async def test_with_a_relay_domain_each_box_has_its_own_origin(
 
 async def test_behind_a_trusted_proxy_limits_are_per_resident(cloud: Cloud, monkeypatch) -> None:
     monkeypatch.setattr(proto, "RATE_MAX", 3)
-    relays = cloud.app[proto.RELAYS]
+    relays = cloud.app[CLOUD].relays
 
     async def status(forwarded_for: str) -> int:
         headers = {"X-Forwarded-For": forwarded_for, "Cookie": "qilu_box=box-none"}

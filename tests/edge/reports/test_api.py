@@ -9,7 +9,7 @@ import aiohttp
 import aiomqtt
 import pytest
 
-from edge.standard import Command
+from edge.core.standard import Command
 from tests.conftest import STAFF_TOKEN, api_url, db_count
 
 STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from edge.core.store import AsyncStore, Store
 from edge.screens.cache import CacheError, CacheFullError, ContentCache
-from edge.store import AsyncStore, Store
 from tests.conftest import free_port
 
 

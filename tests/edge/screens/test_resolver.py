@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from edge.core.standard import ContentItem, Emergency, Playlist, PlaylistEntry, ScheduleEntry
 from edge.screens.resolver import (
     DEFAULT_ID,
     Catalog,
@@ -19,7 +20,6 @@ from edge.screens.resolver import (
     scheduled_content,
     what_plays,
 )
-from edge.standard import ContentItem, Emergency, Playlist, PlaylistEntry, ScheduleEntry
 
 TZ = ZoneInfo("Asia/Shanghai")
 SCREEN = ScreenRef("scr-1", ("east", "outdoor"))

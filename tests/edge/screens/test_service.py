@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 from aiohttp import web
 
-from edge.standard import SCHEMA_PREFIX, Alert, Command, new_id
+from edge.core.standard import SCHEMA_PREFIX, Alert, Command, new_id
 from tests.conftest import STAFF_TOKEN, api_url, free_port
 from tests.edge.screens.helpers import screen_key
 

@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 
 from cloudsync.relay import browser_cookie
+from edge.core.http import CLIENT_HEADER, HTTPS_HEADER, KEY_HEADER, RELAY_KEY
 from edge.portal import guard as g
-from edge.portal.relay import CLIENT_HEADER, HTTPS_HEADER, KEY_HEADER
 from tests.conftest import api_url, db_count
 from tests.edge.portal.helpers import FAST, staff
 
@@ -49,7 +49,7 @@ async def test_many_addresses_share_one_budget_then_back_off_and_alert(box) -> N
     assert db_count(box, "SELECT count(*) FROM portal_sessions") == 0
     assert db_count(box, "SELECT count(*) FROM alerts WHERE type = 'login_guessing'") == 1
     # Guessing from the LAN does not close logins through the cloud (its own scope).
-    relay = {KEY_HEADER: box.http["relay_key"], CLIENT_HEADER: "203.0.113.5"}
+    relay = {KEY_HEADER: box.http[RELAY_KEY], CLIENT_HEADER: "203.0.113.5"}
     status, _, text = await post_login(base, "123456789012", **relay)
     assert status == 401 and "登录码错误" in text
 
@@ -60,7 +60,7 @@ async def test_through_the_relay_only_long_codes_log_in(box) -> None:
         short = (await staff(s, "POST", f"{base}/api/v1/portal/codes",
                              json={"resident_id": "r-1"}))["code"]
     assert len(short) == 8  # no relay on this box: links stay on the LAN, 8 digits
-    relay = {KEY_HEADER: box.http["relay_key"], CLIENT_HEADER: "203.0.113.5"}
+    relay = {KEY_HEADER: box.http[RELAY_KEY], CLIENT_HEADER: "203.0.113.5"}
     status, _, text = await post_login(base, short, **relay)
     assert status == 401 and "小区 Wi-Fi" in text
     assert db_count(box, "SELECT count(*) FROM portal_sessions") == 0
@@ -72,11 +72,11 @@ async def test_through_the_relay_only_long_codes_log_in(box) -> None:
 
 async def test_relay_session_cookie_is_secure_and_lax(box) -> None:
     store = box.store
-    from edge.store import portal as db
+    from edge.portal import store as db
 
     got = await store.run(db.issue_code, store.sync, "r-2", channel="staff", by="t",
                           ttl=timedelta(hours=1), digits=12)
-    relay = {KEY_HEADER: box.http["relay_key"], CLIENT_HEADER: "203.0.113.5", HTTPS_HEADER: "1"}
+    relay = {KEY_HEADER: box.http[RELAY_KEY], CLIENT_HEADER: "203.0.113.5", HTTPS_HEADER: "1"}
     status, headers, _ = await post_login(api_url(box), got["code"], **relay)
     assert status == 303
     cookie = headers["Set-Cookie"]

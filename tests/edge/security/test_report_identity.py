@@ -8,7 +8,7 @@ import hashlib
 import aiohttp
 import pytest
 
-from edge.portal.relay import CLIENT_HEADER, KEY_HEADER
+from edge.core.http import CLIENT_HEADER, KEY_HEADER, RELAY_KEY
 from tests.conftest import api_url, db_count
 from tests.edge.portal.helpers import FAST, STAFF, login
 
@@ -56,7 +56,7 @@ async def test_body_cannot_name_a_resident(box, path) -> None:
 
 async def test_anonymous_reports_through_the_relay_need_proof_and_are_limited(box) -> None:
     url = api_url(box)
-    relay = {KEY_HEADER: box.http["relay_key"], CLIENT_HEADER: "198.51.100.7"}
+    relay = {KEY_HEADER: box.http[RELAY_KEY], CLIENT_HEADER: "198.51.100.7"}
     async with aiohttp.ClientSession() as s:
         async with s.post(f"{url}/api/v1/reports", json={"text": TEXT}) as r:
             assert r.status == 201  # on the community network: no challenge

@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from edge.cli import main
-from edge.config import ConfigError, parse_config
+from edge.core.config import ConfigError
+from edge.features import parse_config
 from tests.conftest import api_url, box_toml
 
 

@@ -1,12 +1,12 @@
-"""Outbox reading, acknowledging and the disk-budget policy (edge/store/sync.py)."""
+"""Outbox reading, acknowledging and the disk-budget policy (edge/sync/store.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from edge.standard import AccessEvent, Alert, DeviceHealth, Priority, new_id
-from edge.store import Store
-from edge.store import sync as ob
+from edge.core.standard import AccessEvent, Alert, DeviceHealth, Priority, new_id
+from edge.core.store import Store
+from edge.sync import store as ob
 
 
 def health(i: int) -> DeviceHealth:
@@ -70,8 +70,8 @@ def test_over_budget_plays_go_after_telemetry(tmp_path: Path) -> None:
     anything that matters (access events, alerts, reports are never dropped)."""
     from datetime import UTC, datetime, timedelta
 
-    from edge.standard import PlayRecord
-    from edge.store import screens as screens_db
+    from edge.core.standard import PlayRecord
+    from edge.screens import store as screens_db
 
     store = Store(tmp_path / "b.db")
     t = datetime.now(UTC)

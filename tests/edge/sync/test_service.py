@@ -11,8 +11,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from edge.standard import AccessEvent, Command, DeviceHealth, Report, new_id
-from edge.store import sync as ob
+from edge.core.standard import AccessEvent, Command, DeviceHealth, Report, new_id
+from edge.sync import store as ob
 from tests.cloudsync.helpers import Cloud, cli_provision, start_cloud, wait_for
 from tests.conftest import STAFF_TOKEN, api_url
 

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from edge.standard import Command
+from edge.core.standard import Command
 from edge.tickets.machine import TransitionError, next_status
 from tests.conftest import STAFF_TOKEN, api_url, db_count
 

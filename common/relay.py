@@ -1,0 +1,63 @@
+"""The relay's wire format, shared by the box (edge/portal/relay.py) and the cloud
+(cloudsync/relay.py): which paths and headers cross, and the frame.
+
+One frame: a 4-byte big-endian length, that many bytes of JSON head, then the body.
+Only the resident paths in :data:`PREFIXES` are relayed, checked on both sides.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any
+from urllib.parse import unquote
+
+PATH = "/api/v1/box/relay"
+PREFIXES = ("/r/", "/api/v1/reports", "/api/v1/tickets", "/api/v1/taxonomy")
+MAX_BODY = 8 * 1024 * 1024  # an article image or a report photo; videos stay on the LAN
+TIMEOUT_S = 20.0
+# Request headers a resident's browser sends that the box needs; answer headers it returns.
+TO_BOX = frozenset(
+    "accept accept-language content-type range user-agent if-none-match if-modified-since"
+    " x-qilu-proof".split()  # the /r/ page's proof of work for anonymous reports
+)  # and the box's own cookies (cloudsync.relay.box_cookies)
+TO_BROWSER = frozenset(
+    "content-type set-cookie location cache-control content-range accept-ranges etag"
+    " last-modified content-disposition content-language".split()
+)
+
+
+def away_url(cloud: str, community_id: str) -> str:
+    """Where a community's residents open their box's pages through the cloud (``enter``)."""
+    return f"{cloud.rstrip('/')}/r/at/{community_id}"
+
+
+def allowed(path: str) -> bool:
+    """A resident path, and no dot segment that could climb out of it once decoded."""
+    plain = unquote(path.split("?", 1)[0])
+    if not plain.startswith("/") or plain.startswith("//") or "\\" in plain:
+        return False
+    if any(seg in (".", "..") for seg in plain.split("/")):
+        return False
+    return any(plain.startswith(p) for p in PREFIXES)
+
+
+def pack(head: dict[str, Any], body: bytes = b"") -> bytes:
+    raw = json.dumps(head, ensure_ascii=False, separators=(",", ":")).encode()
+    return struct.pack(">I", len(raw)) + raw + body
+
+
+def unpack(frame: bytes) -> tuple[dict[str, Any], bytes]:
+    """Head and body of one frame; ValueError names what is wrong with a bad one."""
+    if len(frame) < 4:
+        raise ValueError("relay frame shorter than its length prefix")
+    (n,) = struct.unpack(">I", frame[:4])
+    if n > len(frame) - 4:
+        raise ValueError(f"relay frame head of {n} bytes overruns the frame")
+    try:
+        head = json.loads(frame[4 : 4 + n])
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"relay frame head is not JSON: {e}") from e
+    if not isinstance(head, dict) or not isinstance(head.get("id"), int):
+        raise ValueError("relay frame head needs an integer id")
+    return head, frame[4 + n :]

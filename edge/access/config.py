@@ -1,0 +1,32 @@
+"""The ``[access]`` config section of this capability (validated once at start-up)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from edge.core.config import Section
+
+
+class AccessConfig(Section):
+    """``[access]``: the access engine (edge/access/, docs/access.md)."""
+
+    enabled: bool = True
+    sample_fps: float = Field(15.0, gt=0, le=60)  # most frames per second a door examines
+    motion_threshold: float = Field(0.01, ge=0, le=1)  # share of changed pixels that wakes it
+    active_hold_s: float = Field(3.0, ge=0, le=60)  # keep looking this long after motion/face
+    liveness_frames: int = Field(3, ge=1, le=30)  # frames of evidence before a face decision
+    require_liveness: bool = True
+    cooldown_s: float = Field(5.0, ge=0, le=600)  # one person does not re-trigger a door
+    denied_cooldown_s: float = Field(10.0, ge=0, le=600)  # one denied event per face per door
+    qr: bool = True  # read visitor QR codes on door cameras
+    qr_every: int = Field(3, ge=1, le=100)  # try QR on every n-th active frame
+    pin_digits: int = Field(6, ge=4, le=10)
+    # Wrong PINs within pin_lockout_s: this many from one source (a keypad session or the
+    # caller's address) lock that source; this many at a door from all sources together lock
+    # the door's keypad (guessing spread over many sources).
+    pin_max_failures: int = Field(5, ge=1, le=100)
+    pin_door_max_failures: int = Field(30, ge=1, le=10000)
+    pin_lockout_s: float = Field(60.0, ge=1, le=86400)
+    pass_max_days: int = Field(30, ge=1, le=366)
+    offline_ticket_after_s: float = Field(300.0, ge=0)  # device offline this long: repair ticket
+    health_check_s: float = Field(1.0, gt=0, le=60)

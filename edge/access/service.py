@@ -1,0 +1,445 @@
+"""The access engine: each door's camera -> motion gate -> face pipeline + liveness (and QR)
+-> policy -> relay, and every decision an AccessEvent.
+
+One watcher task per door that names a camera. It always takes the camera's newest frame
+(never a backlog), skips frames while nothing moves, and looks harder while a face is there.
+A face decision waits for ``liveness_frames`` of evidence; a cool-down stops one person from
+re-triggering the door and a denied face from flooding the journal.
+
+Also here: remote open (API and the cloud's ``door.open`` command), PIN and QR pass checks,
+and device health -> repair tickets (through ``box.get(TICKETS)``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from drivers.cameras.base import CameraDriver
+from drivers.doors.base import DoorDriver, UnlockResult
+from edge.access import passes, policy
+from edge.access import store as db
+from edge.access.motion import MotionGate
+from edge.core.box import Box
+from edge.core.commands import CommandError
+from edge.core.service import Service
+from edge.core.standard import AccessEvent, Command, new_id
+from edge.devices import DEVICES
+from edge.faces import FACES
+from edge.tickets import TICKETS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Outcome:
+    """What the engine did for one request (returned by the API)."""
+
+    granted: bool
+    reason: str
+    event_id: str
+    relay_changed: bool | None = None
+    resident_id: str | None = None
+    pass_id: str | None = None
+    latency_ms: float | None = None
+
+
+@dataclass
+class WatchStats:
+    frames: int = 0
+    examined: int = 0  # frames that passed the motion gate
+    faces: int = 0
+    qr_tries: int = 0
+    decisions: int = 0
+    last_ms: float | None = None
+    timings: list[float] = field(default_factory=list)
+
+
+class AccessService(Service):
+    name = "access"
+
+    def __init__(self, box: Box) -> None:
+        super().__init__(box)
+        self.cfg = box.config.access
+        self.tz = ZoneInfo(box.config.box.timezone)
+        self.key: bytes = b""
+        self.doors_cfg = {d.id: d for d in box.config.doors}
+        self._tasks: list[asyncio.Task] = []
+        self._cool: dict[tuple[str, str], float] = {}  # (door, who) -> monotonic until
+        self._pin_fail: dict[tuple[str, str], list[float]] = {}  # (door, source|*) -> times
+        self.stats: dict[str, WatchStats] = {}
+        self._face_grant_hooks: list[Callable[[str, str], Awaitable[None]]] = []
+        self._hook_tasks: set[asyncio.Task] = set()
+        box.commands.register("door", "open", self._cmd_open)
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.key = await self.box.store.run(db.box_key, self.box.store.sync)
+        if not self.cfg.enabled:
+            return
+        for door_id, dcfg in self.doors_cfg.items():
+            if dcfg.camera:
+                self.stats[door_id] = WatchStats()
+                self._tasks.append(
+                    asyncio.create_task(self._watch(door_id, dcfg.camera), name=f"watch-{door_id}")
+                )
+        self._tasks.append(asyncio.create_task(self._health_tickets(), name="access-health"))
+
+    async def stop(self) -> None:
+        for t in [*self._tasks, *self._hook_tasks]:
+            t.cancel()
+        for t in [*self._tasks, *self._hook_tasks]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        self._tasks.clear()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "watching": {
+                d: {k: v for k, v in s.__dict__.items() if k != "timings"}
+                for d, s in self.stats.items()
+            }
+        }
+
+    # --- devices ---------------------------------------------------------------------------
+
+    def door(self, door_id: str) -> DoorDriver:
+        try:
+            return self.box.get(DEVICES).get("door", door_id)
+        except KeyError:
+            raise LookupError(f"no door {door_id!r}") from None
+
+    def camera(self, camera_id: str) -> CameraDriver:
+        return self.box.get(DEVICES).get("camera", camera_id)
+
+    def _faces(self) -> Any:
+        try:
+            svc = self.box.get(FACES)
+        except KeyError:
+            return None
+        return getattr(svc, "pipeline", None)
+
+    # --- the one way a door opens ------------------------------------------------------------
+
+    async def grant(
+        self,
+        door_id: str,
+        method: str,
+        reason: str,
+        *,
+        t0: float | None = None,
+        **fields: Any,
+    ) -> Outcome:
+        """Energise the door, then log the granted event with what the relay read back."""
+        drv = self.door(door_id)
+        res: UnlockResult = await drv.open()
+        latency = round((time.monotonic() - t0) * 1000, 2) if t0 is not None else None
+        ok = res.ok
+        ev = AccessEvent(
+            id=new_id("ae"),
+            door_id=door_id,
+            method=method,  # type: ignore[arg-type]
+            decision="granted" if ok else "denied",
+            reason=reason if ok else "door_offline",
+            latency_ms=latency,
+            relay_changed=res.changed,
+            **fields,
+        )
+        await self.box.store.record(ev)
+        if not ok:
+            log.warning("door %s: %s granted but the relay failed: %s", door_id, method, res.detail)
+        return Outcome(ok, ev.reason, ev.id, res.changed, fields.get("resident_id"),
+                       fields.get("pass_id"), latency)
+
+    async def deny(self, door_id: str, method: str, reason: str, **fields: Any) -> Outcome:
+        ev = AccessEvent(
+            id=new_id("ae"), door_id=door_id, method=method, decision="denied",  # type: ignore[arg-type]
+            reason=reason, **fields,
+        )
+        await self.box.store.record(ev)
+        return Outcome(False, reason, ev.id, None, fields.get("resident_id"),
+                       fields.get("pass_id"), fields.get("latency_ms"))
+
+    async def check_policy(self, resident_id: str, door_id: str) -> str | None:
+        now = datetime.now(self.tz)
+        facts = await self.box.store.run(
+            db.facts, self.box.store.sync, resident_id, db.iso(now)
+        )
+        building = self.doors_cfg[door_id].building if door_id in self.doors_cfg else None
+        return policy.evaluate(facts, door_id, building, now)
+
+    # --- remote open ------------------------------------------------------------------------
+
+    async def remote_open(self, door_id: str, actor: str, role: str | None) -> Outcome:
+        """Staff open any door; a resident opens a door their own rights allow."""
+        self.door(door_id)  # LookupError for an unknown door
+        if role == "resident":
+            why = await self.check_policy(actor, door_id)
+            if why is not None:
+                return await self.deny(door_id, "remote", why, actor=actor, resident_id=actor)
+            return await self.grant(door_id, "remote", "remote", actor=actor, resident_id=actor)
+        return await self.grant(door_id, "remote", "remote", actor=actor)
+
+    async def _cmd_open(self, target_id: str, cmd: Command) -> str:
+        try:
+            out = await self.remote_open(target_id, cmd.actor or "cloud", "staff")
+        except LookupError as e:
+            raise CommandError(str(e)) from e
+        if not out.granted:
+            raise CommandError(f"door {target_id} did not open: {out.reason}")
+        return f"opened (event {out.event_id}, relay read back: {out.relay_changed})"
+
+    # --- passes -------------------------------------------------------------------------------
+
+    async def use_pass(self, door_id: str, pass_id: str, method: str,
+                       t0: float | None = None) -> Outcome:
+        self.door(door_id)
+        # The resident who issued the pass must still be allowed here now (not blocked,
+        # suspended, moved out, stripped of the door or outside their hours).
+        host = await self.box.store.run(db.pass_resident, self.box.store.sync, pass_id)
+        if host is not None:
+            why = await self.check_policy(host, door_id)
+            if why is not None:
+                return await self.deny(door_id, method, f"issuer_{why}", pass_id=pass_id,
+                                       resident_id=host)
+        now = db.iso()
+        why, resident = await self.box.store.run(
+            db.use_pass, self.box.store.sync, pass_id, door_id, method, now
+        )
+        if why is not None:
+            return await self.deny(door_id, method, why, pass_id=pass_id, resident_id=resident)
+        return await self.grant(door_id, method, "pass", t0=t0, pass_id=pass_id,
+                                resident_id=resident)
+
+    async def enter_qr(self, door_id: str, text: str, t0: float | None = None) -> Outcome:
+        pass_id = passes.verify_qr(self.key, text)
+        if pass_id is None:
+            self.door(door_id)
+            return await self.deny(door_id, "qr", "bad_signature")
+        return await self.use_pass(door_id, pass_id, "qr", t0)
+
+    def _recent_fails(self, key: tuple[str, str]) -> int:
+        now = time.monotonic()
+        fails = [t for t in self._pin_fail.get(key, []) if now - t < self.cfg.pin_lockout_s]
+        if fails:
+            self._pin_fail[key] = fails
+        else:
+            self._pin_fail.pop(key, None)  # bounded: only sources that failed lately stay
+        return len(fails)
+
+    def pin_locked(self, door_id: str, source: str = "") -> bool:
+        """Locked for this source (its own wrong PINs) or for the whole door (wrong PINs from
+        many sources together): one passer-by can no longer lock a door for everyone."""
+        return (self._recent_fails((door_id, source)) >= self.cfg.pin_max_failures
+                or self._recent_fails((door_id, "*")) >= self.cfg.pin_door_max_failures)
+
+    async def enter_pin(self, door_id: str, pin: str, source: str = "") -> Outcome:
+        """A PIN typed at a door's keypad; ``source`` is who typed it (a keypad session or
+        the caller's address), the unit of the lockout."""
+        self.door(door_id)
+        if self.pin_locked(door_id, source):
+            return await self.deny(door_id, "pin", "keypad_locked")
+        pass_id = await self.box.store.run(
+            db.find_pass_by_pin, self.box.store.sync, passes.pin_hash(self.key, pin), db.iso()
+        )
+        if pass_id is None:
+            now = time.monotonic()
+            self._pin_fail.setdefault((door_id, source), []).append(now)
+            self._pin_fail.setdefault((door_id, "*"), []).append(now)
+            return await self.deny(door_id, "pin", "unknown_pin")
+        return await self.use_pass(door_id, pass_id, "pin")
+
+    # --- the door watcher -----------------------------------------------------------------------
+
+    def _cooling(self, door_id: str, who: str) -> bool:
+        until = self._cool.get((door_id, who), 0.0)
+        return time.monotonic() < until
+
+    def _cool_down(self, door_id: str, who: str, seconds: float) -> None:
+        self._cool[(door_id, who)] = time.monotonic() + seconds
+
+    async def _watch(self, door_id: str, camera_id: str) -> None:
+        try:
+            cam = self.camera(camera_id)
+        except KeyError:
+            log.error("door %s names camera %s, which is not configured", door_id, camera_id)
+            return
+        st = self.stats[door_id]
+        gate = MotionGate()
+        qr = passes.QrReader()
+        tracker = None
+        period = 1.0 / self.cfg.sample_fps
+        last_seq = -1
+        active_until = 0.0
+        first_seen: float | None = None  # arrival of the first frame of this encounter
+        n_active = 0
+        while True:
+            frame = await cam.next_frame(last_seq, 2.0)
+            if frame is None:
+                continue
+            last_seq = frame.seq
+            st.frames += 1
+            now = time.monotonic()
+            moving = await asyncio.to_thread(gate.score, frame.image) >= self.cfg.motion_threshold
+            if moving:
+                active_until = now + self.cfg.active_hold_s
+            if now > active_until:
+                if tracker is not None:
+                    tracker.reset()
+                first_seen = None
+                # Idle: look at most sample_fps times a second, counted from this frame's
+                # arrival (a flat sleep would add up to a frame period of latency when
+                # someone steps in).
+                await asyncio.sleep(max(0.0, frame.t + period - time.monotonic()))
+                continue
+            st.examined += 1
+            n_active += 1
+            try:
+                pipeline = self._faces()
+                if pipeline is not None and tracker is None:
+                    tracker = pipeline.liveness_tracker(frames=self.cfg.liveness_frames)
+                qr_due = self.cfg.qr and n_active % self.cfg.qr_every == 1 % self.cfg.qr_every
+                # The QR reader (a default-executor thread) and the face pipeline (its own
+                # thread: one detection gives the decision, its face and liveness) look at
+                # the frame at the same time, so a QR try adds no latency to a face.
+                text, seen = await asyncio.gather(
+                    asyncio.to_thread(qr.read, frame.image) if qr_due else _none(),
+                    pipeline.recognise(frame.image, tracker) if pipeline else _none(),
+                )
+                st.qr_tries += bool(qr_due)
+                if text and not self._cooling(door_id, f"qr:{text}"):
+                    self._cool_down(door_id, f"qr:{text}", self.cfg.cooldown_s)
+                    await self.enter_qr(door_id, text, frame.t)
+                    continue
+                if seen is None:
+                    continue
+                decision, verdict = seen.decision, seen.liveness
+                st.last_ms = round((time.monotonic() - frame.t) * 1000, 2)
+                if decision.faces == 0:
+                    first_seen = None
+                    continue
+                st.faces += 1
+                active_until = time.monotonic() + self.cfg.active_hold_s
+                if first_seen is None:
+                    first_seen = frame.t
+                await self._decide(door_id, frame.t, decision, verdict)
+            except LookupError:
+                log.error("door %s is not configured as a device", door_id)
+                return
+            except Exception:
+                log.exception("door %s: frame handling failed; going on", door_id)
+
+    async def _decide(self, door_id: str, t0: float, decision: Any, verdict: Any) -> None:
+        st = self.stats[door_id]
+        live = verdict.live if verdict is not None else True
+        score = verdict.score if verdict is not None else None
+        collecting = verdict is not None and verdict.reason == "collecting"
+        sim = decision.similarity
+        sim = None if sim is None else max(-1.0, min(1.0, float(sim)))
+        common = {"similarity": sim, "liveness": score}
+        if decision.resident_id is None:
+            if decision.reason not in ("unknown_face", "ambiguous", "negative_example"):
+                return  # no usable face yet (quality); keep looking
+            if collecting or self._cooling(door_id, "unknown"):
+                return
+            self._cool_down(door_id, "unknown", self.cfg.denied_cooldown_s)
+            st.decisions += 1
+            await self.deny(door_id, "face", decision.reason,
+                            latency_ms=_ms(t0), **common)
+            return
+        rid = decision.resident_id
+        if self._cooling(door_id, rid):
+            return
+        if self.cfg.require_liveness and not live:
+            # Not (yet) live: keep collecting evidence; the window slides, so a real person
+            # who moves passes a moment later. Only the denied *event* is rate-limited.
+            if collecting or self._cooling(door_id, f"liveness:{rid}"):
+                return
+            self._cool_down(door_id, f"liveness:{rid}", self.cfg.denied_cooldown_s)
+            st.decisions += 1
+            await self.deny(door_id, "face", "liveness", resident_id=rid,
+                            latency_ms=_ms(t0), **common)
+            return
+        why = await self.check_policy(rid, door_id)
+        st.decisions += 1
+        if why is not None:
+            self._cool_down(door_id, rid, self.cfg.denied_cooldown_s)
+            await self.deny(door_id, "face", why, resident_id=rid, latency_ms=_ms(t0), **common)
+            return
+        self._cool_down(door_id, rid, self.cfg.cooldown_s)
+        out = await self.grant(door_id, "face", "match", t0=t0, resident_id=rid, **common)
+        if out.granted:
+            self._after_face_grant(door_id, rid)
+
+    def on_face_grant(self, hook: Callable[[str, str], Awaitable[None]]) -> None:
+        """Call ``await hook(door_id, resident_id)`` after each face grant (e.g. the portal's
+        login code on the door's screen). It runs as its own task once the relay is on and the
+        event is stored, so nothing it does can delay or fail the door."""
+        self._face_grant_hooks.append(hook)
+
+    def _after_face_grant(self, door_id: str, rid: str) -> None:
+        for hook in self._face_grant_hooks:
+            task = asyncio.create_task(hook(door_id, rid), name=f"face-grant-{door_id}")
+            self._hook_tasks.add(task)  # a reference, so the task is not collected mid-run
+            task.add_done_callback(self._hook_done)
+
+    def _hook_done(self, task: asyncio.Task) -> None:
+        self._hook_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("face-grant hook %s failed", task.get_name(), exc_info=task.exception())
+
+    # --- device health -> repair tickets ---------------------------------------------------------
+
+    async def _health_tickets(self) -> None:
+        """A device offline longer than offline_ticket_after_s gets a repair ticket (once);
+        it is closed when the device is back online."""
+        since: dict[tuple[str, str], float] = {}
+        ticketed: set[tuple[str, str]] = set()
+        while True:
+            await asyncio.sleep(self.cfg.health_check_s)
+            try:
+                devices = self.box.get(DEVICES)
+            except KeyError:
+                return
+            try:
+                tickets = self.box.get(TICKETS)
+            except KeyError:
+                tickets = None
+            now = time.monotonic()
+            for (kind, dev_id), drv in list(devices.drivers.items()):
+                key = (kind, dev_id)
+                # "not started": the driver has not reported yet (an RTSP camera still
+                # connecting at boot); only a reported outage counts towards a ticket.
+                if drv.state == "offline" and drv.reason not in ("stopped", "not started"):
+                    since.setdefault(key, now)
+                    due = now - since[key] >= self.cfg.offline_ticket_after_s
+                    if due and key not in ticketed and tickets is not None:
+                        try:
+                            await tickets.open_device_ticket(kind, dev_id, drv.reason)
+                            ticketed.add(key)
+                        except Exception:
+                            log.exception("could not open a ticket for %s %s", kind, dev_id)
+                elif drv.state == "online":
+                    since.pop(key, None)
+                    if key in ticketed and tickets is not None:
+                        try:
+                            await tickets.close_device_ticket(kind, dev_id)
+                            ticketed.discard(key)
+                        except Exception:
+                            log.exception("could not close the ticket of %s %s", kind, dev_id)
+
+
+def _ms(t0: float) -> float:
+    return round((time.monotonic() - t0) * 1000, 2)
+
+
+async def _none() -> None:
+    return None

@@ -1,0 +1,368 @@
+"""The config kernel: one TOML file, validated once at start-up into typed objects.
+
+The core sections live here; each capability's section lives in edge/<feature>/config.py and
+the composition root (edge/features.py) assembles them into the box's ``Config``.
+
+Everything downstream receives these frozen objects and never looks at raw TOML. A bad file
+fails as a whole with messages that name the key and the line, so the daemon never starts
+half-configured.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import re
+import tomllib
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
+
+DEVICE_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+DEVICE_KINDS = ("doors", "cameras", "screens")
+log = logging.getLogger(__name__)
+
+
+class ConfigError(Exception):
+    """The configuration file is unusable; the message names every bad key and its line."""
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+S = TypeVar("S", bound=Section)
+
+
+class BoxConfig(Section):
+    id: str = Field("box-dev", pattern=DEVICE_ID)
+    community: str = Field("demo-community", pattern=DEVICE_ID)
+    name: str = ""
+    data_dir: Path = Path("/var/lib/qilu-edge")
+    timezone: str = "Asia/Shanghai"
+
+
+class StoreConfig(Section):
+    path: str = "qilu.db"  # relative to box.data_dir
+    backup_dir: str = "backups"  # relative to box.data_dir
+    event_retention_days: int = Field(30, ge=1)
+
+
+class MqttConfig(Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    topic_prefix: str = Field("qilu", pattern=r"^[a-z0-9_-]+$")
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    reconnect_min_s: float = Field(0.5, gt=0)
+    reconnect_max_s: float = Field(30.0, gt=0)
+
+
+class ApiToken(Section):
+    """One staff/admin bearer token. ``token_sha256`` (from ``qilu-edge token new``) keeps only
+    the hash in the file; a plain ``token`` still works but is deprecated (the config file and
+    its backups then hold a usable secret)."""
+
+    name: str = Field(min_length=1)
+    token: str | None = Field(None, min_length=16)
+    token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    role: Literal["staff", "admin"] = "staff"
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> ApiToken:
+        if (self.token is None) == (self.token_sha256 is None):
+            raise ValueError("give exactly one of token_sha256 (preferred) or token")
+        return self  # a plain token is warned about by the daemon (edge/core/http.py), once
+
+    def matches(self, presented: bytes) -> bool:
+        """Whether ``presented`` is this token (constant time either way)."""
+        if self.token_sha256 is not None:
+            got = hashlib.sha256(presented).hexdigest().encode()
+            return hmac.compare_digest(got, self.token_sha256.encode())
+        return hmac.compare_digest(presented, (self.token or "").encode())
+
+
+class ApiConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    tokens: tuple[ApiToken, ...] = ()
+    max_body_mb: float = Field(10.0, gt=0)
+
+    def client_token(self) -> str | None:
+        """A token for the box's own CLI to call its daemon: a plain one from the config, else
+        QILU_EDGE_TOKEN (with only token_sha256 in the file the CLI cannot know the token)."""
+        plain = next((t.token for t in self.tokens if t.token), None)
+        return plain or os.environ.get("QILU_EDGE_TOKEN") or None
+
+
+class LoggingConfig(Section):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # TOML key "json"; renamed here because BaseModel has a .json() method.
+    as_json: bool = Field(False, alias="json")
+
+
+class DeviceConfig(BaseModel):
+    """Common fields of every door, camera and screen; the rest belongs to its driver."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    id: str = Field(pattern=DEVICE_ID)
+    type: str = Field(min_length=1)
+    name: str = ""
+    enabled: bool = True
+    # Filled in by load_config from the keys the driver declares (drivers/<kind>/<type>.py).
+    options: Any = None
+
+
+class DoorConfig(DeviceConfig):
+    camera: str | None = None  # id of the camera that watches this door
+    building: str | None = None
+
+
+class CameraConfig(DeviceConfig):
+    pass
+
+
+class ScreenConfig(DeviceConfig):
+    tags: tuple[str, ...] = ()
+    door: str | None = None  # a door id: its face grants show portal login codes here
+
+
+class CoreConfig(Section):
+    """The sections every box has; the composition root (edge/features.py) adds one field
+    per capability (its ``Feature.config``) to make the box's ``Config``."""
+
+    box: BoxConfig = BoxConfig()
+    store: StoreConfig = StoreConfig()
+    mqtt: MqttConfig = MqttConfig()
+    api: ApiConfig = ApiConfig()
+    logging: LoggingConfig = LoggingConfig()
+    # Older section names still read (deprecated), set by build_model: {"face": "faces"}.
+    aliases: ClassVar[dict[str, str]] = {}
+    doors: tuple[DoorConfig, ...] = ()
+    cameras: tuple[CameraConfig, ...] = ()
+    screens: tuple[ScreenConfig, ...] = ()
+    source: Path | None = None  # the file this came from; not a TOML key
+
+    @field_validator("doors", "cameras", "screens")
+    @classmethod
+    def _unique_ids(cls, devices: tuple[DeviceConfig, ...]) -> tuple[DeviceConfig, ...]:
+        seen: set[str] = set()
+        for d in devices:
+            if d.id in seen:
+                raise ValueError(f"device id {d.id!r} is used twice")
+            seen.add(d.id)
+        return devices
+
+    @property
+    def db_path(self) -> Path:
+        return self.box.data_dir / self.store.path
+
+    @property
+    def backup_path(self) -> Path:
+        return self.box.data_dir / self.store.backup_dir
+
+    def devices(self) -> list[tuple[str, DeviceConfig]]:
+        return [(kind, d) for kind in DEVICE_KINDS for d in getattr(self, kind)]
+
+    def section(self, cls: type[S]) -> S:
+        """A capability's section by its type: ``config.section(FacesConfig)``."""
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if type(value) is cls:
+                return value
+        raise KeyError(f"no config section of type {cls.__name__}")
+
+
+C = TypeVar("C", bound=CoreConfig)
+
+
+def build_model(
+    sections: dict[str, type[Section]], aliases: dict[str, str] | None = None
+) -> type[CoreConfig]:
+    """The box's ``Config``: the core sections plus one field per capability section."""
+    fields: dict[str, Any] = {name: (cls, cls()) for name, cls in sections.items()}
+    model = create_model("Config", __base__=CoreConfig, **fields)
+    model.aliases = dict(aliases or {})
+    return model
+
+
+def reparse(like: C, text: str, source: Path | None = None) -> C:
+    """Validate ``text`` into the same model as ``like`` (a capability that edits the box's
+    config, e.g. the installer, without knowing which capabilities the box has)."""
+    return parse_with(type(like), text, source=source)
+
+
+def reload(like: C, path: str | Path) -> C:
+    return load_with(type(like), path)
+
+
+def load_with(
+    model: type[C], path: str | Path, aliases: dict[str, str] | None = None
+) -> C:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file: {e.strerror}") from e
+    return parse_with(model, text, source=path, aliases=aliases)
+
+
+def parse_with(
+    model: type[C],
+    text: str,
+    source: Path | None = None,
+    aliases: dict[str, str] | None = None,
+) -> C:
+    """Validate ``text`` into ``model``. ``aliases`` maps an old section name to its current
+    one (``{"face": "faces"}``; default: the model's own): the old name is still read, with a
+    deprecation warning."""
+    if aliases is None:
+        aliases = model.aliases
+    where = str(source) if source else "<config>"
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{where}: not valid TOML: {e}") from e
+    lines = _key_lines(text)
+    for old, new in aliases.items():
+        if old not in raw:
+            continue
+        if new in raw:
+            raise ConfigError(
+                f"{where}:{_line_for(lines, (old,))}: [{old}] and [{new}] are the same section;"
+                f" keep [{new}] only"
+            )
+        message = f"{where}: config section [{old}] is now [{new}]; rename it (read as [{new}])"
+        warnings.warn(message, DeprecationWarning, stacklevel=2)
+        log.warning("%s", message)
+        raw[new] = raw.pop(old)
+        for loc, n in list(lines.items()):
+            if loc[:1] == (old,):
+                lines.setdefault((new, *loc[1:]), n)
+    try:
+        config = model.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_explain(e, where, lines, ())) from e
+    config = _validate_driver_options(config, where, lines)
+    _check_screen_doors(config, where, lines)
+    if source is not None:
+        # Relative paths in the file are relative to the file's folder, not to the cwd.
+        data_dir = config.box.data_dir
+        if not data_dir.is_absolute():
+            data_dir = (source.parent / data_dir).resolve()
+        config = config.model_copy(
+            update={"source": source, "box": config.box.model_copy(update={"data_dir": data_dir})}
+        )
+    return config
+
+
+def _validate_driver_options(config: C, where: str, lines: dict) -> C:
+    from drivers import registry  # drivers import config types; avoid a cycle at import
+
+    problems: list[str] = []
+    updates: dict[str, tuple[DeviceConfig, ...]] = {}
+    for kind in DEVICE_KINDS:
+        devices = []
+        for i, dev in enumerate(getattr(config, kind)):
+            try:
+                driver: Any = registry.get(kind, dev.type)
+            except KeyError:
+                known = ", ".join(registry.types(kind)) or "none"
+                line = _line_for(lines, (kind, i, "type"))
+                problems.append(
+                    f"{where}:{line}: {kind}[{i}].type: unknown {kind[:-1]} type {dev.type!r}"
+                    f" (known: {known})"
+                )
+                devices.append(dev)
+                continue
+            try:
+                options = driver.Options.model_validate(dev.model_extra or {})
+            except ValidationError as e:
+                problems.append(_explain(e, where, lines, (kind, i)))
+                devices.append(dev)
+                continue
+            devices.append(dev.model_copy(update={"options": options}))
+        updates[kind] = tuple(devices)
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return config.model_copy(update=updates)
+
+
+def _check_screen_doors(config: CoreConfig, where: str, lines: dict) -> None:
+    doors = {d.id for d in config.doors}
+    bad = [
+        f"{where}:{_line_for(lines, ('screens', i, 'door'))}: screens[{i}].door:"
+        f" no door {s.door!r} is configured (known: {', '.join(sorted(doors)) or 'none'})"
+        for i, s in enumerate(config.screens)
+        if s.door is not None and s.door not in doors
+    ]
+    if bad:
+        raise ConfigError("\n".join(bad))
+
+
+def _explain(e: ValidationError, where: str, lines: dict, prefix: tuple) -> str:
+    out = []
+    for err in e.errors():
+        loc = prefix + tuple(err["loc"])
+        key = _dotted(loc)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        elif "input" in err and not isinstance(err["input"], dict | list):
+            msg = f"{msg} (got {err['input']!r})"
+        out.append(f"{where}:{_line_for(lines, loc)}: {key}: {msg}")
+    return "\n".join(out)
+
+
+def _dotted(loc: tuple) -> str:
+    s = ""
+    for part in loc:
+        s += f"[{part}]" if isinstance(part, int) else (f".{part}" if s else str(part))
+    return s
+
+
+_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_\-.\"' ]+?)\s*=")
+
+
+def _key_lines(text: str) -> dict[tuple, int]:
+    """Map key paths such as ("doors", 0, "pulse_ms") to the line they stand on."""
+    found: dict[tuple, int] = {}
+    counts: dict[tuple, int] = {}
+    table: tuple = ()
+    for n, line in enumerate(text.splitlines(), start=1):
+        if m := _HEADER.match(line):
+            parts = tuple(p.strip().strip("\"'") for p in m.group(2).split("."))
+            if m.group(1) == "[[":
+                idx = counts.get(parts, 0)
+                counts[parts] = idx + 1
+                table = (*parts, idx)
+            else:
+                table = parts
+            found.setdefault(table, n)
+        elif m := _KEY.match(line):
+            key = tuple(p.strip().strip("\"'") for p in m.group(1).split("."))
+            found.setdefault(table + key, n)
+    return found
+
+
+def _line_for(lines: dict[tuple, int], loc: tuple) -> int | str:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return "?"

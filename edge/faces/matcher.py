@@ -1,0 +1,51 @@
+"""Turn a gallery hit into an accept/reject with a named reason.
+
+Accept only when the best identity clears the threshold *and* beats the best other identity
+by the margin (two look-alike residents must not open each other's doors). Wrong-match reports
+("not this person") raise that resident's threshold a step each, up to a cap, and a probe at
+least as close to one of their negative examples as to the resident is refused outright.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.faces.config import FacesConfig
+from edge.faces.gallery import Gallery
+
+
+@dataclass(frozen=True)
+class Match:
+    resident_id: str | None
+    candidate_id: str | None
+    similarity: float | None
+    margin: float | None
+    threshold: float | None
+    reason: str
+
+
+def effective_threshold(cfg: FacesConfig, negatives: int) -> float:
+    return cfg.threshold + min(cfg.negative_cap, cfg.negative_step * negatives)
+
+
+def match(
+    gallery: Gallery, emb: np.ndarray, negatives: dict[str, np.ndarray], cfg: FacesConfig
+) -> Match:
+    hit = gallery.search(emb)
+    if hit is None:
+        return Match(None, None, None, None, None, "empty_gallery")
+    sim = hit.similarity
+    margin = sim - hit.second_similarity if hit.second_similarity is not None else sim
+    neg = negatives.get(hit.resident_id)
+    thr = effective_threshold(cfg, 0 if neg is None else len(neg))
+    reason = "match"
+    if neg is not None and len(neg) and float((neg @ emb).max()) >= sim:
+        reason = "negative_example"
+    elif sim < thr:
+        reason = "unknown_face"
+    elif margin < cfg.margin:
+        reason = "ambiguous"
+    rid = hit.resident_id if reason == "match" else None
+    return Match(rid, hit.resident_id, round(sim, 4), round(margin, 4), round(thr, 4), reason)

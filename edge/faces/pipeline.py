@@ -1,0 +1,295 @@
+"""FacePipeline: the one object other capabilities use (``box.get(FACES).pipeline``).
+
+    pipeline = FacePipeline(config.faces, model_dir)      # verifies and loads the models
+    result = await pipeline.analyse(frame_bgr)            # faces, quality, embeddings
+    decision = await pipeline.identify(frame_bgr)         # who is it (or why not)
+    tracker = pipeline.liveness_tracker()                 # one per camera
+    seen = await pipeline.recognise(frame_bgr, tracker)   # decision + its face + liveness
+    seen.decision, seen.face.bbox, seen.face.landmarks, seen.liveness.score
+
+``recognise`` is the call for a door camera: one detection feeds both the decision and the
+liveness tracker (the tracker reuses the aligned crop too), in one hop to the worker thread.
+
+All CPU work runs on one worker thread, never on the event loop. OpenCV releases the GIL
+while it works and uses both cores inside the nets itself; one thread also keeps the models'
+(not thread-safe) state consistent and the frame order of a camera intact.
+
+Threads: numpy's OpenBLAS starts one thread per core and they busy-wait after each 1:N
+product, taking the core that OpenCV's nets need next. On the 2-core box that oversubscription
+nearly doubled the frame time (bench/face.py, ``threads`` section), so the pipeline limits
+BLAS to one thread for the process; the 1:N product is memory-bound and loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import cv2
+import numpy as np
+from threadpoolctl import threadpool_limits
+
+from edge.core.standard import new_id
+from edge.faces import weights
+from edge.faces.align import align
+from edge.faces.config import FacesConfig
+from edge.faces.detect import BlazeFaceDetector, Detector, YuNetDetector
+from edge.faces.embed import SFaceEmbedder
+from edge.faces.gallery import Gallery
+from edge.faces.liveness import AntiSpoof, LivenessTracker, LivenessVerdict
+from edge.faces.matcher import match
+from edge.faces.quality import assess
+from edge.faces.types import Decision, Face, FaceResult, FrameResult, Quality
+
+T = TypeVar("T")
+BLAS_THREADS = 1
+RECENT_DECISIONS = 512  # probes kept in memory for "not this person" reports
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """One frame's answer with the face it is about, from a single detection.
+
+    ``face`` is the face the decision is about (the largest; None when there is none);
+    ``liveness`` is the tracker's verdict after this frame (None when no tracker was given).
+    """
+
+    decision: Decision
+    face: Face | None
+    liveness: LivenessVerdict | None = None
+
+
+@dataclass(frozen=True)
+class EnrolCheck:
+    """Whether a photo can become a template, and why not."""
+
+    ok: bool
+    reason: str  # ok, not_an_image, no_face, several_faces, quality:<gate>
+    detail: str = ""
+    embedding: np.ndarray | None = None
+    quality: Quality | None = None
+    warnings: list[str] = field(default_factory=list)  # e.g. close to another resident
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 2)
+
+
+class FacePipeline:
+    def __init__(
+        self, cfg: FacesConfig, model_dir: Path, *, gallery: Gallery | None = None
+    ) -> None:
+        self.cfg = cfg
+        threadpool_limits(limits=BLAS_THREADS, user_api="blas")  # see the module doc
+        paths = weights.verify(model_dir, weights.required(cfg.detector, cfg.blazeface_range))
+        self.detector: Detector
+        if cfg.detector == "yunet":
+            self.detector = YuNetDetector(
+                paths["yunet"], score=cfg.detect_score, max_side=cfg.detect_max_side
+            )
+        else:
+            self.detector = BlazeFaceDetector(
+                model_dir, variant=cfg.blazeface_range, score=min(cfg.detect_score, 0.6)
+            )
+        self.embedder = SFaceEmbedder(paths["sface"])
+        self.gallery = gallery if gallery is not None else Gallery()
+        self.negatives: dict[str, np.ndarray] = {}  # resident id -> (k, 128) wrong-match probes
+        self._recent: OrderedDict[str, tuple[str | None, np.ndarray]] = OrderedDict()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")
+        # Warm up both nets (first inference plans the graph) so the first door is not slow.
+        self.analyse_sync(np.zeros((240, 320, 3), np.uint8))
+        self.embedder.embed(np.zeros((112, 112, 3), np.uint8))
+
+    # --- async API (event loop) --------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def analyse(self, frame_bgr: np.ndarray, *, max_faces: int = 5) -> FrameResult:
+        return await self._run(self.analyse_sync, frame_bgr, max_faces)
+
+    async def identify(self, frame_bgr: np.ndarray) -> Decision:
+        return await self._run(self.identify_sync, frame_bgr)
+
+    async def recognise(
+        self, frame_bgr: np.ndarray, tracker: LivenessTracker | None = None
+    ) -> Recognition:
+        """Decision, the face it is about and (with a tracker) liveness: one detection."""
+        return await self._run(self.recognise_sync, frame_bgr, tracker)
+
+    async def liveness(
+        self, tracker: LivenessTracker, frame_bgr: np.ndarray, face: Face | None
+    ) -> LivenessVerdict:
+        return await self._run(tracker.update, frame_bgr, face)
+
+    async def check_enrol(self, image_bgr: np.ndarray, resident_id: str) -> EnrolCheck:
+        return await self._run(self.check_enrol_sync, image_bgr, resident_id)
+
+    def liveness_tracker(
+        self, anti_spoof: AntiSpoof | None = None, frames: int | None = None
+    ) -> LivenessTracker:
+        """A tracker for one camera; ``frames`` overrides ``[faces] liveness_frames``."""
+        return LivenessTracker(
+            self.cfg.liveness_threshold, frames or self.cfg.liveness_frames, anti_spoof
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # --- the stages (worker thread) ----------------------------------------------------
+
+    def analyse_sync(self, frame: np.ndarray, max_faces: int = 5) -> FrameResult:
+        timings: dict[str, float] = {}
+        t = time.perf_counter()
+        faces = self.detector.detect(frame)[:max_faces]
+        timings["detect"] = _ms(t)
+        size = (frame.shape[1], frame.shape[0])
+        results = []
+        t_align = t_quality = t_embed = 0.0
+        for face in faces:
+            t = time.perf_counter()
+            crop = align(frame, face.landmarks)
+            t_align += _ms(t)
+            t = time.perf_counter()
+            q = assess(face, size, crop, self.cfg)
+            t_quality += _ms(t)
+            emb = None
+            if q.ok:
+                t = time.perf_counter()
+                emb = self.embedder.embed(crop)
+                t_embed += _ms(t)
+            results.append(FaceResult(face=face, quality=q, embedding=emb, aligned=crop))
+        timings.update(align=t_align, quality=t_quality, embed=t_embed)
+        return FrameResult(faces=results, timings_ms=timings, frame_size=size)
+
+    def identify_sync(self, frame: np.ndarray) -> Decision:
+        return self._decide(frame)[0]
+
+    def recognise_sync(
+        self, frame: np.ndarray, tracker: LivenessTracker | None = None
+    ) -> Recognition:
+        decision, best = self._decide(frame)
+        face = best.face if best is not None else None
+        verdict = None
+        if tracker is not None:
+            t = time.perf_counter()
+            if best is None:
+                verdict = tracker.update(frame, None)  # the face left: start over
+            else:
+                verdict = tracker.update(frame, best.face, aligned=best.aligned)
+            decision.timings_ms["liveness"] = _ms(t)
+        return Recognition(decision, face, verdict)
+
+    def _decide(self, frame: np.ndarray) -> tuple[Decision, FaceResult | None]:
+        t0 = time.perf_counter()
+        fr = self.analyse_sync(frame, max_faces=1)  # the largest face is the one at the door
+        timings = dict(fr.timings_ms)
+        did = new_id("fd")
+        if not fr.faces:
+            return Decision(did, None, None, None, "no_face", timings_ms=_total(timings, t0)), None
+        best = fr.faces[0]
+        thumb = self._thumbnail(best)
+        if best.embedding is None:
+            d = Decision(
+                did,
+                None,
+                None,
+                None,
+                f"quality:{best.quality.reason}",
+                faces=len(fr.faces),
+                timings_ms=_total(timings, t0),
+                thumbnail_jpeg=thumb,
+            )
+            return d, best
+        t = time.perf_counter()
+        m = match(self.gallery, best.embedding, self.negatives, self.cfg)
+        timings["match"] = _ms(t)
+        self._remember(did, m.candidate_id, best.embedding)
+        d = Decision(
+            id=did,
+            resident_id=m.resident_id,
+            similarity=m.similarity,
+            margin=m.margin,
+            reason=m.reason,
+            candidate_id=m.candidate_id,
+            threshold=m.threshold,
+            faces=len(fr.faces),
+            timings_ms=_total(timings, t0),
+            thumbnail_jpeg=thumb,
+        )
+        return d, best
+
+    def check_enrol_sync(self, image: np.ndarray | None, resident_id: str) -> EnrolCheck:
+        if image is None or image.ndim != 3 or image.shape[2] != 3:
+            return EnrolCheck(False, "not_an_image", "the file could not be decoded as an image")
+        fr = self.analyse_sync(image, max_faces=5)
+        if not fr.faces:
+            return EnrolCheck(False, "no_face", "no face was found in the photo")
+        # A face much smaller than the main one is a bystander in the background; a second
+        # face of similar size makes the photo ambiguous.
+        main = fr.faces[0].face.eye_distance
+        big = [f for f in fr.faces if f.face.eye_distance >= 0.5 * main]
+        if len(big) > 1:
+            return EnrolCheck(
+                False, "several_faces", f"{len(big)} faces in the photo; use a photo of one person"
+            )
+        best = fr.faces[0]
+        if best.embedding is None:
+            q = best.quality
+            return EnrolCheck(False, f"quality:{q.reason}", _quality_detail(q, self.cfg), quality=q)
+        warnings = []
+        hit = self.gallery.search(best.embedding, exclude=resident_id)
+        if hit is not None and hit.similarity >= self.cfg.duplicate_warn:
+            warnings.append(
+                f"possible duplicate: this face is close to resident {hit.resident_id} "
+                f"(similarity {hit.similarity:.2f})"
+            )
+        return EnrolCheck(
+            True, "ok", embedding=best.embedding, quality=best.quality, warnings=warnings
+        )
+
+    # --- "not this person" -------------------------------------------------------------
+
+    def _remember(self, decision_id: str, candidate: str | None, emb: np.ndarray) -> None:
+        self._recent[decision_id] = (candidate, emb)
+        while len(self._recent) > RECENT_DECISIONS:
+            self._recent.popitem(last=False)
+
+    def recent_probe(self, decision_id: str) -> tuple[str | None, np.ndarray] | None:
+        """The candidate and probe of a recent decision (kept in memory only)."""
+        return self._recent.get(decision_id)
+
+    def set_negatives(self, resident_id: str, vecs: np.ndarray) -> None:
+        if len(vecs):
+            self.negatives[resident_id] = np.asarray(vecs, np.float32).reshape(-1, 128)
+        else:
+            self.negatives.pop(resident_id, None)
+
+    def _thumbnail(self, fr: FaceResult) -> bytes | None:
+        if not self.cfg.keep_thumbnails or fr.aligned is None:
+            return None
+        ok, buf = cv2.imencode(".jpg", fr.aligned, [cv2.IMWRITE_JPEG_QUALITY, 80])
+        return buf.tobytes() if ok else None
+
+
+def _total(timings: dict[str, float], t0: float) -> dict[str, float]:
+    timings["total"] = _ms(t0)
+    return timings
+
+
+def _quality_detail(q: Quality, cfg: FacesConfig) -> str:
+    m = q.metrics
+    return {
+        "face_too_small": f"face too small: eyes {m.get('eye_px')} px apart, need {cfg.min_eye_px}",
+        "partial_face": "the face is cut off by the photo's edge",
+        "pose": f"face turned away (yaw {m.get('yaw')}, roll {m.get('roll_deg')} deg)",
+        "too_dark": f"too dark (brightness {m.get('brightness')}, need {cfg.min_brightness})",
+        "too_bright": f"too bright (brightness {m.get('brightness')}, max {cfg.max_brightness})",
+        "blurry": f"blurred (sharpness {m.get('sharpness')}, need {cfg.min_sharpness})",
+    }.get(q.reason, q.reason)

@@ -1,0 +1,210 @@
+"""Residents, face templates and negative examples (migration 0101_faces.sql).
+
+Functions take the :class:`Store`; the daemon calls them on the store thread with
+``await box.store.run(faces.fn, box.store.sync, ...)``. Embeddings are stored as raw float32.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from edge.core.standard import Resident, new_id
+from edge.core.store.core import Store, StoreError
+
+DIM = 128
+
+
+class NotFound(StoreError):
+    """No such resident."""
+
+
+@dataclass(frozen=True)
+class Change:
+    seq: int
+    op: str  # add_template, del_template, add_negative, del_negative
+    item_id: str
+    resident_id: str
+    embedding: np.ndarray | None  # for adds whose row still exists
+
+
+def _blob(vec: np.ndarray) -> bytes:
+    v = np.asarray(vec, dtype="<f4").reshape(-1)
+    if v.shape[0] != DIM:
+        raise ValueError(f"embedding must have {DIM} values, got {v.shape[0]}")
+    return v.tobytes()
+
+
+def _vec(blob: bytes) -> np.ndarray:
+    return np.frombuffer(blob, dtype="<f4").astype(np.float32)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+# --- residents ------------------------------------------------------------------------------
+
+
+def add_resident(store: Store, rec: Resident, *, replace: bool = False) -> None:
+    with store.transaction():
+        if not replace and get_resident(store, rec.id) is not None:
+            raise StoreError(f"resident {rec.id} already exists")
+        store.record(rec)  # Resident.TABLE = "residents"; event only, no outbox row
+
+
+def get_resident(store: Store, resident_id: str) -> dict[str, Any] | None:
+    with store.reading():
+        rows = list(store.db.query("SELECT * FROM residents WHERE id = ?", [resident_id]))
+    return _resident_row(rows[0]) if rows else None
+
+
+def list_residents(store: Store) -> list[dict[str, Any]]:
+    with store.reading():
+        rows = list(
+            store.db.query(
+                "SELECT r.*, (SELECT count(*) FROM face_templates t WHERE t.resident_id = r.id)"
+                " AS templates,"
+                " (SELECT count(*) FROM face_negatives n WHERE n.resident_id = r.id)"
+                " AS negatives FROM residents r ORDER BY r.id"
+            )
+        )
+    return [_resident_row(r) for r in rows]
+
+
+def delete_resident(store: Store, resident_id: str) -> int:
+    """Delete a resident with their templates and negatives (cascade); returns templates gone."""
+    with store.transaction():
+        if get_resident(store, resident_id) is None:
+            raise NotFound(f"no resident {resident_id}")
+        n = store.db.execute(
+            "SELECT count(*) FROM face_templates WHERE resident_id = ?", [resident_id]
+        ).fetchone()[0]
+        store.db.execute("DELETE FROM residents WHERE id = ?", [resident_id])
+    return n
+
+
+def _resident_row(r: dict[str, Any]) -> dict[str, Any]:
+    r = dict(r)
+    r["doors"] = json.loads(r.get("doors") or "[]")
+    return r
+
+
+# --- templates and negatives -----------------------------------------------------------------
+
+
+def add_template(
+    store: Store, resident_id: str, embedding: np.ndarray, quality: float, model: str, source: str
+) -> str:
+    tid = new_id("ft")
+    with store.transaction():
+        if get_resident(store, resident_id) is None:
+            raise NotFound(f"no resident {resident_id}")
+        store.db.execute(
+            "INSERT INTO face_templates (id, resident_id, embedding, quality, model, source,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [tid, resident_id, _blob(embedding), float(quality), model, source, _now()],
+        )
+    return tid
+
+
+def add_negative(
+    store: Store, resident_id: str, embedding: np.ndarray, similarity: float | None, actor: str
+) -> str:
+    nid = new_id("fn")
+    with store.transaction():
+        if get_resident(store, resident_id) is None:
+            raise NotFound(f"no resident {resident_id}")
+        store.db.execute(
+            "INSERT INTO face_negatives (id, resident_id, embedding, similarity, actor,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?)",
+            [nid, resident_id, _blob(embedding), similarity, actor, _now()],
+        )
+    return nid
+
+
+def load_all(store: Store) -> tuple[int, list[tuple[str, str, np.ndarray]], dict[str, np.ndarray]]:
+    """(change cursor, templates, negatives per resident) for loading the gallery at start."""
+    with store.reading():
+        cursor = store.db.execute("SELECT coalesce(max(seq), 0) FROM face_changes").fetchone()[0]
+        rows = store.db.execute("SELECT id, resident_id, embedding FROM face_templates").fetchall()
+        neg_rows = store.db.execute("SELECT resident_id, embedding FROM face_negatives").fetchall()
+    templates = [(tid, rid, _vec(b)) for tid, rid, b in rows]
+    negatives: dict[str, list[np.ndarray]] = {}
+    for rid, b in neg_rows:
+        negatives.setdefault(rid, []).append(_vec(b))
+    return cursor, templates, {k: np.stack(v) for k, v in negatives.items()}
+
+
+def load_all_negatives_only(
+    store: Store,
+) -> tuple[int, list[tuple[str, str, np.ndarray]], dict[str, np.ndarray]]:
+    """(change cursor, [], negatives per resident): templates come from load_matrix."""
+    with store.reading():
+        cursor = store.db.execute("SELECT coalesce(max(seq), 0) FROM face_changes").fetchone()[0]
+        neg_rows = store.db.execute("SELECT resident_id, embedding FROM face_negatives").fetchall()
+    negatives: dict[str, list[np.ndarray]] = {}
+    for rid, b in neg_rows:
+        negatives.setdefault(rid, []).append(_vec(b))
+    return cursor, [], {k: np.stack(v) for k, v in negatives.items()}
+
+
+def load_matrix(store: Store) -> tuple[list[str], list[str], np.ndarray]:
+    """All templates as (ids, resident ids, one (n, 128) matrix), streamed into one buffer
+    (no list of 100k blobs held at once: the daemon's peak memory stays near the gallery's)."""
+    with store.reading():
+        n = store.db.execute("SELECT count(*) FROM face_templates").fetchone()[0]
+        mat = np.empty((n, DIM), np.float32)
+        tids: list[str] = []
+        rids: list[str] = []
+        cur = store.db.execute("SELECT id, resident_id, embedding FROM face_templates")
+        for i, (tid, rid, blob) in enumerate(cur):
+            if i >= n:
+                break
+            mat[i] = np.frombuffer(blob, dtype="<f4")
+            tids.append(tid)
+            rids.append(rid)
+    return tids, rids, mat[: len(tids)]
+
+
+def changes_after(store: Store, cursor: int, limit: int = 1000) -> list[Change]:
+    with store.reading():
+        rows = store.db.execute(
+            "SELECT c.seq, c.op, c.item_id, c.resident_id,"
+            " coalesce(t.embedding, n.embedding) FROM face_changes c"
+            " LEFT JOIN face_templates t ON c.op = 'add_template' AND t.id = c.item_id"
+            " LEFT JOIN face_negatives n ON c.op = 'add_negative' AND n.id = c.item_id"
+            " WHERE c.seq > ? ORDER BY c.seq LIMIT ?",
+            [cursor, limit],
+        ).fetchall()
+    return [Change(s, op, i, r, None if b is None else _vec(b)) for s, op, i, r, b in rows]
+
+
+def negatives_of(store: Store, resident_id: str) -> np.ndarray:
+    with store.reading():
+        rows = store.db.execute(
+            "SELECT embedding FROM face_negatives WHERE resident_id = ?", [resident_id]
+        ).fetchall()
+    return np.stack([_vec(r[0]) for r in rows]) if rows else np.zeros((0, DIM), np.float32)
+
+
+def template_count(store: Store) -> int:
+    with store.reading():
+        return store.db.execute("SELECT count(*) FROM face_templates").fetchone()[0]
+
+
+def add_templates_bulk(
+    store: Store, rows: list[tuple[str, str, np.ndarray]], model: str = "bench"
+) -> None:
+    """Insert many (template id, resident id, embedding) at once (benchmarks, imports)."""
+    now = _now()
+    with store.transaction():
+        store.db.conn.executemany(
+            "INSERT INTO face_templates (id, resident_id, embedding, quality, model, source,"
+            " created_at) VALUES (?, ?, ?, 1.0, ?, 'bulk', ?)",
+            [(t, r, _blob(v), model, now) for t, r, v in rows],
+        )

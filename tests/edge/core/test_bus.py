@@ -1,0 +1,151 @@
+"""The MQTT bus against a real mosquitto: topics, payloads, broker restarts, commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiomqtt
+
+from edge.core.standard import AccessEvent, DeviceHealth, parse_payload
+from tests.conftest import MOSQUITTO_USER, Mosquitto
+
+
+def access(i: int) -> AccessEvent:
+    return AccessEvent(id=f"a{i:03d}", door_id="door-7", method="face", decision="granted")
+
+
+async def until(condition, within_s: float) -> None:
+    """Poll a condition, bounded in time (the bus exposes no event for these)."""
+    for _ in range(int(within_s / 0.05)):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def collect(
+    client: aiomqtt.Client, want: int, within_s: float = 10.0
+) -> list[aiomqtt.Message]:
+    got: list[aiomqtt.Message] = []
+    async with asyncio.timeout(within_s):
+        async for msg in client.messages:
+            got.append(msg)
+            if len(got) >= want:
+                break
+    return got
+
+
+async def test_stored_events_arrive_on_their_topics_schema_valid(
+    mosquitto: Mosquitto, make_config, run_box
+) -> None:
+    box = await run_box(make_config(mqtt_port=mosquitto.port))
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as sub:
+        await sub.subscribe("qilu/test-community/+/+/+", qos=1)
+        await box.store.record(access(1))
+        await box.store.record(
+            DeviceHealth(
+                id="h1",
+                device_kind="camera",
+                device_id="cam-2",
+                state="offline",
+                reason="no frames for 10 s",
+            )
+        )
+        msgs = [m for m in await collect(sub, 3) if not str(m.topic).endswith("/status")][:2]
+    topics = [str(m.topic) for m in msgs]
+    assert topics == [
+        "qilu/test-community/door/door-7/access",
+        "qilu/test-community/camera/cam-2/health",
+    ]
+    records = [parse_payload(json.loads(m.payload)) for m in msgs]  # schema-valid or raises
+    assert (records[0].id, records[0].door_id, records[0].decision) == ("a001", "door-7", "granted")
+    assert records[1].reason == "no frames for 10 s"
+
+
+async def test_broker_restart_loses_nothing_and_keeps_order(
+    tmp_path, mosquitto: Mosquitto, make_config, run_box
+) -> None:
+    # A persistent subscriber session survives the broker restart, so every message the box
+    # publishes after the restart reaches it: what we check is the box, not the subscriber.
+    mosquitto.stop()
+    mosquitto.conf.write_text(
+        f"listener {mosquitto.port} 127.0.0.1\nallow_anonymous true\n"
+        f"persistence true\npersistence_location {tmp_path}/\n{MOSQUITTO_USER}"
+    )
+    mosquitto.start()
+    sub = aiomqtt.Client("127.0.0.1", mosquitto.port, identifier="checker", clean_session=False)
+    async with sub:
+        await sub.subscribe("qilu/test-community/door/+/access", qos=1)
+    box = await run_box(make_config(mqtt_port=mosquitto.port))
+    for i in range(5):
+        await box.store.record(access(i))
+    await asyncio.sleep(0.3)
+    mosquitto.stop()  # broker gone; the box keeps storing
+    for i in range(5, 12):
+        await box.store.record(access(i))
+    assert box.service("bus").connected is False
+    mosquitto.start()
+    for i in range(12, 15):
+        await box.store.record(access(i))
+    seen: list[str] = []
+    async with aiomqtt.Client(
+        "127.0.0.1", mosquitto.port, identifier="checker", clean_session=False
+    ) as sub:
+        await sub.subscribe("qilu/test-community/door/+/access", qos=1)
+        async with asyncio.timeout(15):
+            async for msg in sub.messages:
+                rid = json.loads(msg.payload)["id"]
+                if rid not in seen:
+                    seen.append(rid)
+                if len(seen) == 15:
+                    break
+    assert seen == [f"a{i:03d}" for i in range(15)], seen  # all of them, in order
+
+
+async def test_broker_down_at_start_backlog_published_on_connect(
+    mosquitto: Mosquitto, make_config, run_box
+) -> None:
+    mosquitto.stop()
+    box = await run_box(make_config(mqtt_port=mosquitto.port))
+    for i in range(3):
+        await box.store.record(access(i))
+    await until(lambda: box.service("bus").last_error != "", 5)
+    mosquitto.start()
+    await until(lambda: box.service("bus").published >= 3, 10)
+    assert int(await box.store.get_meta("bus_cursor")) == await box.store.last_event_id()
+
+
+async def command(port: int, device_topic: str, payload: bytes) -> dict:
+    async with aiomqtt.Client("127.0.0.1", port) as c:
+        await c.subscribe(f"{device_topic}/cmd_result", qos=1)
+        await c.publish(f"{device_topic}/cmd", payload, qos=1)
+        msg = (await collect(c, 1))[0]
+    return json.loads(msg.payload)
+
+
+async def test_commands_are_validated_and_answered(
+    mosquitto: Mosquitto, make_config, run_box
+) -> None:
+    await run_box(make_config(mqtt_port=mosquitto.port))
+    await asyncio.sleep(0.3)
+    base = "qilu/test-community/box/box-test"
+    ok = await command(
+        mosquitto.port, base, b'{"schema":"qilu.v1.command","id":"c1","action":"ping"}'
+    )
+    assert ok["schema"] == "qilu.v1.command_result"
+    assert (ok["ok"], ok["detail"], ok["command_id"]) == (True, "pong", "c1")
+
+    bad_json = await command(mosquitto.port, base, b"{not json")
+    assert bad_json["ok"] is False and "invalid command" in bad_json["detail"]
+
+    bad_field = await command(
+        mosquitto.port, base, b'{"schema":"qilu.v1.command","id":"c2","action":"Open Now"}'
+    )
+    assert bad_field["ok"] is False and "action" in bad_field["detail"]
+    assert bad_field["command_id"] == "c2"
+
+    unknown = await command(
+        mosquitto.port, base, b'{"schema":"qilu.v1.command","id":"c3","action":"explode"}'
+    )
+    assert unknown["ok"] is False and "unknown command box.explode" in unknown["detail"]
