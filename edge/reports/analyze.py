@@ -22,7 +22,7 @@ from typing import Any
 
 from edge.reports import emergency
 from edge.reports.taxonomy import Taxonomy, load_taxonomy
-from edge.reports.textmodel import ARTEFACT, TextModel, features
+from edge.reports.textmodel import ARTEFACT, TextModel
 from edge.resources import shipped
 
 log = logging.getLogger(__name__)
@@ -103,37 +103,47 @@ class Analyzer:
     def analyze(self, text: str) -> Analysis:
         text = text.strip()
         m = self.model()
-        idx = m.index(features(text))
-        codes = set(self.taxonomy.codes)
-        cats = {c: p for c, p in m.proba("category", idx).items() if c in codes}
-        category = max(cats, key=cats.__getitem__) if cats else "other"
-        pol = m.proba("polarity", idx)
-        polarity = max(pol, key=pol.__getitem__)
-        urg = m.proba("urgency", idx)
-        urgency = max(urg, key=urg.__getitem__)
+        idx = m.index(m.featurize(text))
         p = m.proba("emergency", idx)["yes"]
-        words = m.explain("emergency", idx, "yes", top=4) if p >= emergency.P_RULE else []
-        verdict = emergency.decide(text, p, words)
-        if verdict.level == "immediate":
-            urgency = "immediate"  # the detector only raises
-        elif verdict.level == "possible_emergency" and RANK[urgency] > RANK["high"]:
-            urgency = "high"  # unsure: handled today and flagged for a person now
-        # docs/report-labels.md: every immediate message is a safety hazard, never positive.
-        if urgency == "immediate":
-            category = "safety_hazard" if "safety_hazard" in codes else category
-            if polarity == "positive":
-                polarity = "negative"
-        top = dict(sorted(cats.items(), key=lambda kv: -kv[1])[:3])
-        return Analysis(
-            category=category,
-            category_scores={c: round(v, 3) for c, v in top.items()},
-            sentiment=round(pol.get("positive", 0.0) - pol.get("negative", 0.0), 3),
-            polarity=polarity,
-            urgency=urgency,
-            urgency_reasons=verdict.evidence,
-            category_source="model",
-            category_words=m.explain("category", idx, category, top=5),
-            possible_emergency=verdict.level == "possible_emergency",
-            emergency_probability=round(p, 3),
-            emergency_types=verdict.types,
+        a = combine(
+            text, m.proba("category", idx), m.proba("polarity", idx), m.proba("urgency", idx),
+            p, m.explain("emergency", idx, "yes", top=4) if p >= emergency.P_RULE else [],
+            self.taxonomy.codes,
         )
+        a.category_words = m.explain("category", idx, a.category, top=5)
+        return a
+
+
+def combine(
+    text: str, cats: dict[str, float], pol: dict[str, float], urg: dict[str, float], p: float,
+    model_words: list[str], codes: list[str],
+) -> Analysis:
+    """The heads' probabilities + the emergency detector + the label guide's rules → labels.
+    Shared by every model bench/text.py compares, so they differ only in their probabilities."""
+    cats = {c: v for c, v in cats.items() if c in codes}
+    category = max(cats, key=cats.__getitem__) if cats else "other"
+    polarity = max(pol, key=pol.__getitem__)
+    urgency = max(urg, key=urg.__getitem__)
+    verdict = emergency.decide(text, p, model_words)
+    if verdict.level == "immediate":
+        urgency = "immediate"  # the detector only raises
+    elif verdict.level == "possible_emergency" and RANK[urgency] > RANK["high"]:
+        urgency = "high"  # unsure: handled today and flagged for a person now
+    # docs/report-labels.md: every immediate message is a safety hazard, never positive.
+    if urgency == "immediate":
+        category = "safety_hazard" if "safety_hazard" in codes else category
+        if polarity == "positive":
+            polarity = "negative"
+    top = dict(sorted(cats.items(), key=lambda kv: -kv[1])[:3])
+    return Analysis(
+        category=category,
+        category_scores={c: round(v, 3) for c, v in top.items()},
+        sentiment=round(pol.get("positive", 0.0) - pol.get("negative", 0.0), 3),
+        polarity=polarity,
+        urgency=urgency,
+        urgency_reasons=verdict.evidence,
+        category_source="model",
+        possible_emergency=verdict.level == "possible_emergency",
+        emergency_probability=round(p, 3),
+        emergency_types=verdict.types,
+    )

@@ -129,6 +129,11 @@ class RulesAnalyzer:
 
     # --- parts --------------------------------------------------------------------------
 
+    @staticmethod
+    def segment_text(text: str) -> list[str]:
+        """jieba's words without the taxonomy's additions."""
+        return [t for t in _load_jieba().lcut(text) if t.strip()]
+
     def segment(self, text: str) -> list[str]:
         jieba = _load_jieba()
         if not self._words_added:

@@ -84,6 +84,17 @@ def features(text: str) -> list[str]:
     return out
 
 
+def features_with_words(text: str) -> list[str]:
+    """The n-gram features plus jieba's words ("w:燃气表"): the bench's +words variant."""
+    from edge.reports.rules import RulesAnalyzer  # its jieba loading, once
+
+    words = RulesAnalyzer.segment_text(normalise(text))
+    return features(text) + [f"w:{w}" for w in words if len(w) > 1]
+
+
+FEATURIZERS = {"ngram": features, "ngram+words": features_with_words}
+
+
 # --- data --------------------------------------------------------------------------------
 
 
@@ -136,6 +147,9 @@ class TextModel:
         self.vocab = vocab
         self.heads = heads
         self.meta = meta
+
+    def featurize(self, text: str) -> list[str]:
+        return FEATURIZERS[self.meta.get("features", "ngram")](text)
 
     def index(self, feats: Iterable[str]) -> np.ndarray:
         v = self.vocab
@@ -213,7 +227,7 @@ def corpus_digest(rows: Sequence[Row]) -> str:
 
 
 def train(rows: Sequence[Row], c: dict[str, float] | None = None,
-          meta: dict[str, Any] | None = None) -> TextModel:
+          meta: dict[str, Any] | None = None, featurize: str = "ngram") -> TextModel:
     """Fit the four heads on `rows` (scikit-learn, imported here only)."""
     from scipy.sparse import csr_matrix
     from threadpoolctl import threadpool_limits
@@ -221,7 +235,7 @@ def train(rows: Sequence[Row], c: dict[str, float] | None = None,
     if len(rows) < 20:
         raise TrainingError(f"{len(rows)} labelled rows: too few to train on")
     c = {**DEFAULT_C, **(c or {})}
-    docs = [features(r.text) for r in rows]
+    docs = [FEATURIZERS[featurize](r.text) for r in rows]
     vocab: dict[str, int] = {}
     for d in docs:
         for f in d:
@@ -243,7 +257,8 @@ def train(rows: Sequence[Row], c: dict[str, float] | None = None,
     # slower, not faster.
     with threadpool_limits(1):
         heads = {h: _fit(h, x, labels[h], c[h]) for h in HEADS}
-    info = {"rows": len(rows), "corpus": corpus_digest(rows), "c": c, **(meta or {})}
+    info = {"rows": len(rows), "corpus": corpus_digest(rows), "c": c, "features": featurize,
+            **(meta or {})}
     return TextModel(vocab, heads, info)
 
 
