@@ -39,6 +39,7 @@ EXTRA_TRAINING = "tests/data/community_messages.csv"
 ARTEFACT = "models/text/model.npz"
 _DIGITS = re.compile(r"[0-9０-９]+")
 _SPACE = re.compile(r"\s+")
+_CJK2 = re.compile(r"[\u4e00-\u9fff]")
 
 
 class TrainingError(ValueError):
@@ -180,8 +181,8 @@ class TextModel:
         words: list[str] = []
         for j in order:
             f = inv[int(idx[j])]
-            if col[j] <= 0 or f == "^" or f.startswith("L:") or len(f) < 2:
-                continue
+            if col[j] <= 0 or f.startswith("L:") or len(_CJK2.findall(f)) < 2:
+                continue  # evidence a person can read: two or more Chinese characters
             if any(f in w_ for w_ in words):
                 continue
             words = [w_ for w_ in words if w_ not in f] + [f]
