@@ -49,7 +49,7 @@ class Route:
     response: type[BaseModel] | None = None
     responses: dict[int, str] = field(default_factory=dict)
     nonce_in_handler: bool = False  # the handler stores request[NONCE] in its transaction
-    max_body: int | None = None  # bytes, on the wire and inflated (None: serve --max-body-mb)
+    max_body: int | None = None  # bytes, on the wire and inflated (None: the app's max_body_mb)
 
 
 # What the authenticate middleware (cloudsync/app.py) puts on a request: the ops user (bearer

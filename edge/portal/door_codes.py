@@ -8,7 +8,7 @@ daily entries stay quiet.
 
 The code is issued in a task the access engine starts after the relay is on (never on the
 door's path), goes to the pages over their WebSocket only, and is never journalled: no MQTT
-message or outbox row carries it (the portal_codes row holds its SHA-256).
+message or outbox row carries it (the portal_codes row holds its keyed hash).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from edge.core.box import Box
 from edge.core.qr import qr_svg
 from edge.portal import PORTAL_RELAY
 from edge.portal import store as db
-from edge.portal.codes import link_base, login_link, mask_name
+from edge.portal.codes import group_digits, link_base, login_link, mask_name
 from edge.portal.guard import digits_for
 from edge.screens import SCREENS
 
@@ -80,6 +80,7 @@ class DoorCodes:
             overlay = {
                 "kind": "login_code",
                 "code": got["code"],
+                "code_text": group_digits(got["code"]),  # in fours, as on printed cards
                 "link": link,
                 "qr_svg": await asyncio.to_thread(qr_svg, link),
                 "name": mask_name(got["name"]),

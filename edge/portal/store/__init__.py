@@ -1,10 +1,11 @@
 """The resident portal's SQL (issue 9): logins, reads, acknowledgements, events, boards, counts.
 
-Each function takes the :class:`Store` and runs on the store thread
-(``await box.store.run(portal.fn, box.store.sync, ...)``). Secrets (login codes, session
-tokens) are stored as SHA-256 only. Reads and acknowledgements stay on the box; what leaves it
-is :class:`ReadingStats` counts, emitted in the same transaction that marks the rows counted,
-so every read reaches the outbox exactly once.
+Each function takes the :class:`Store` and runs on the store thread (``await
+box.store.run(portal.fn, box.store.sync, ...)``). Secrets are stored only as hashes: login
+codes keyed with the box key (:func:`code_hash`), session tokens as SHA-256. Reads and
+acknowledgements stay on the box; what leaves it is :class:`ReadingStats` counts, emitted in
+the same transaction that marks the rows counted, so every read reaches the outbox exactly
+once.
 
 One module per domain: ``logins``, ``reading``, ``events``, ``board``; ``base`` holds the shared
 helpers.
