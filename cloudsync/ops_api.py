@@ -517,11 +517,44 @@ class TicketUpdate(BaseModel):
 async def ticket_update(request: web.Request, q: None, body: TicketUpdate) -> web.Response:
     require_admin(request)
     tid = request.match_info["ticket_id"]
-    box_id = await request.app[CLOUD].storage.ticket_box(tid, scope(request))
+    box_id = await request.app[CLOUD].storage.record_box("repair_ticket", tid, scope(request))
     if box_id is None:
         return err(404, f"no ticket {tid!r} in your scope")
     args = {"ticket_id": tid, **body.model_dump(exclude_none=True)}
     ids = await _queue(request, [box_id], "box", "-", "ticket_update", args, None)
+    return ok({"feed_id": ids[0], "box_id": box_id}, 201)
+
+
+class ReportCorrection(BaseModel):
+    category: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{1,39}$")
+    polarity: Literal["negative", "neutral", "positive"] | None = None
+    urgency: Literal["immediate", "high", "normal", "low"] | None = None
+    note: str = Field("", max_length=500, pattern=FREE)
+
+
+@api.route(
+    "POST",
+    "/api/v1/ops/reports/{report_id}/correction",
+    summary="Correct a report's category/polarity/urgency; the box that owns it stores the"
+    " correction (a training row) and syncs it back as a report_correction record",
+    tag="records",
+    auth="ops",
+    body=ReportCorrection,
+    responses={404: "No such report in scope"},
+)
+async def report_correction(
+    request: web.Request, q: None, body: ReportCorrection
+) -> web.Response:
+    require_admin(request)
+    rid = request.match_info["report_id"]
+    if body.category is None and body.polarity is None and body.urgency is None:
+        return err(400, "category: give at least one of category, polarity, urgency")
+    box_id = await request.app[CLOUD].storage.record_box("report", rid, scope(request))
+    if box_id is None:
+        return err(404, f"no report {rid!r} in your scope")
+    args = {"report_id": rid, **body.model_dump(exclude_none=True),
+            "actor": request[OPS_USER]["name"]}
+    ids = await _queue(request, [box_id], "box", "-", "report_correction", args, None)
     return ok({"feed_id": ids[0], "box_id": box_id}, 201)
 
 

@@ -83,13 +83,15 @@ class OpsQueryStorage(StorageBase):
         async with self.tx() as c:
             return await c.fetch(sql, scope, kind, since or "", until or "")
 
-    async def ticket_box(self, ticket_id: str, scope: str) -> str | None:
+    async def record_box(self, kind: str, record_id: str, scope: str) -> str | None:
+        """The box that sent a record (a ticket, a report) if it is in the ops user's scope."""
         async with self.tx() as c:
             row = await c.fetchrow(
                 "SELECT r.box_id FROM records r JOIN boxes b ON b.id = r.box_id JOIN areas a"
-                " ON a.id = b.community_id WHERE r.kind = 'repair_ticket' AND r.record_id = $1"
-                " AND substr(a.path, 1, length($2)) = $2 LIMIT 1",
-                ticket_id,
+                " ON a.id = b.community_id WHERE r.kind = $1 AND r.record_id = $2"
+                " AND substr(a.path, 1, length($3)) = $3 LIMIT 1",
+                kind,
+                record_id,
                 scope,
             )
         return row["box_id"] if row else None
