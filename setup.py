@@ -49,6 +49,7 @@ CLOUD = [
     "pydantic>=2.7,<3",
     "click>=8.1,<9",
     "orjson>=3.9,<4",
+    "pyotp>=2.9,<3",  # the console's optional TOTP second factor (cloudsync/console/auth.py)
 ]
 TEST = [
     "pytest>=8",
@@ -62,6 +63,7 @@ TEST = [
     "wheel>=0.43",  # installer tests build the package wheel offline
     "schemathesis>=4,<5",
 ]
+COMMON_DATA = ["console_static/*"]  # the consoles' shared look (common/console.py)
 EDGE_DATA = [
     "core/store/migrations/*.sql",
     "*/migrations/*.sql",
@@ -92,6 +94,7 @@ DISTS: dict[str, dict] = {
         name="qilu-common",
         description="What the Qilu box and cloud share: wire protocol, relay framing, logging",
         packages=find_packages(include=["common*"]),
+        package_data={"common": COMMON_DATA},
         install_requires=COMMON,
     ),
     "edge": dict(
@@ -119,6 +122,7 @@ DISTS: dict[str, dict] = {
         package_data={
             "edge": EDGE_DATA,
             "cloudsync": ["migrations/**/*.sql", "static/**/*"],
+            "common": COMMON_DATA,
         },
         data_files=EDGE_FILES,
         install_requires=_unique(COMMON, BOX, CLOUD),

@@ -20,6 +20,19 @@ from aiohttp import web
 from cloudsync import box_api, ops_api, portal_stats, relay
 from cloudsync.blobs import BlobStore
 from cloudsync.box_keys import BoxKeys
+from cloudsync.console import api as console_api
+from cloudsync.console import pages as console_pages
+from cloudsync.console.audit import audit
+from cloudsync.console.auth import (
+    COOKIE,
+    CSRF_HEADER,
+    SAFE_METHODS,
+    SETTINGS,
+    VIA,
+    ConsoleSettings,
+    csrf_ok,
+    session_user,
+)
 from cloudsync.context import CLOUD, Cloud, FeedWaiter, err
 from cloudsync.routing import (
     AUTH_OF,
@@ -39,7 +52,7 @@ from common.version import __version__
 
 log = logging.getLogger(__name__)
 # Each route module declares its own table (cloudsync.routing.Api); the app includes them here.
-ROUTE_TABLES = (box_api.api, ops_api.api, portal_stats.api, relay.api)
+ROUTE_TABLES = (box_api.api, ops_api.api, console_api.api, portal_stats.api, relay.api)
 OPENAPI = web.AppKey("openapi", dict)
 NONCE_USED = "nonce already used (replayed request)"
 
@@ -84,11 +97,22 @@ async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse
         if user is None:
             return err(401, "invalid bearer token")
         request[OPS_USER] = user
+        request[VIA] = "token"
         return await handler(request)
     if need in ("box", "box_or_ops") and p.H_SIG in request.headers:
         problem = await _verify_box(request, storage)
         if problem is not None:
             return problem
+        return await handler(request)
+    if need in ("ops", "box_or_ops") and COOKIE in request.cookies:
+        # A console session: the same API and scope as a token, plus CSRF on every write.
+        user = await session_user(request)
+        if user is None:
+            return err(401, "session expired or signed out: sign in again")
+        if request.method not in SAFE_METHODS and not csrf_ok(request, user):
+            return err(403, f"CSRF token missing or wrong (send {CSRF_HEADER})")
+        request[OPS_USER] = user
+        request[VIA] = "session"
         return await handler(request)
     return err(401, "authentication required" + (" (bearer token)" if need == "ops" else ""))
 
@@ -163,10 +187,14 @@ def make_app(
     relay_mesh: Any = None,
     max_record_chars: int = p.PAYLOAD_MAX,
     master_key: bytes | None = None,
+    console: ConsoleSettings | None = None,
 ) -> web.Application:
+    # audit sits outside authenticate: it sees refusals too, and the user authenticate found.
     app = web.Application(
-        middlewares=[errors, authenticate], client_max_size=int(max_body_mb * 1024 * 1024)
+        middlewares=[errors, audit, authenticate],
+        client_max_size=int(max_body_mb * 1024 * 1024),
     )
+    app[SETTINGS] = console or ConsoleSettings()
     waiter = FeedWaiter(feed_poll_s if not storage.listens else 30.0)
     app[CLOUD] = Cloud(
         storage=storage,
@@ -180,6 +208,7 @@ def make_app(
     routes = Api.merge(*ROUTE_TABLES)
     routes.install(app)
     relay.install(app, relay_mesh)  # residents' /r/ pages, relayed to their box
+    console_pages.install(app)  # the city operations console (/console/), on the ops API
     app[OPENAPI] = routes.openapi("Qilu cloud sync and ops API", __version__)
 
     async def listen(app: web.Application) -> None:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from cloudsync.box_api import serve_blob
 from cloudsync.context import CLOUD, err
-from cloudsync.routing import OPS_USER, Api, BadRequest, ok
+from cloudsync.routing import AUDIT_AREA, OPS_USER, Api, BadRequest, ok
 
 api = Api()  # this module's route table (cloudsync/app.py includes it)
 
@@ -48,6 +48,7 @@ async def area_in_scope(request: web.Request, area_id: str) -> dict[str, Any]:
             text=json.dumps({"error": f"no area {area_id!r} in your scope"}),
             content_type="application/json",
         )
+    request[AUDIT_AREA] = area["path"]
     return area
 
 
@@ -58,7 +59,19 @@ async def box_in_scope(request: web.Request, box_id: str) -> dict[str, Any]:
             text=json.dumps({"error": f"no box {box_id!r} in your scope"}),
             content_type="application/json",
         )
+    request[AUDIT_AREA] = box["area_path"]
     return box
+
+
+def common_path(paths: list[str]) -> str:
+    """The longest area path that is a prefix of every path ('/a/b/' and '/a/c/' -> '/a/')."""
+    parts = [p.strip("/").split("/") for p in paths]
+    common: list[str] = []
+    for segs in zip(*parts, strict=False):
+        if len(set(segs)) != 1:
+            break
+        common.append(segs[0])
+    return "/" + "".join(f"{s}/" for s in common)
 
 
 class Page(BaseModel):
@@ -99,6 +112,8 @@ class NewArea(BaseModel):
     level: Literal["city", "district", "street", "community"]
     name: str = Field(min_length=1, max_length=200, pattern=FREE)
     parent_id: str | None = Field(None, pattern=AREA_ID)
+    lat: float | None = Field(None, ge=-90, le=90)  # the console's map places communities
+    lon: float | None = Field(None, ge=-180, le=180)
 
 
 @api.route(
@@ -119,6 +134,10 @@ async def create_area(request: web.Request, q: None, body: NewArea) -> web.Respo
         await area_in_scope(request, body.parent_id)
     storage = request.app[CLOUD].storage
     area = await storage.area_create(body.id, body.level, body.name, body.parent_id)
+    if body.lat is not None and body.lon is not None:
+        await storage.area_set_position(body.id, body.lat, body.lon)
+        area = await storage.area_get(body.id)
+    request[AUDIT_AREA] = area["path"]
     return ok(area, 201)
 
 
@@ -317,6 +336,12 @@ class Publish(BaseModel):
 async def _targets(request: web.Request, t: Targets) -> list[str]:
     if not t.areas and not t.boxes:
         raise BadRequest("targets: name at least one area or box", "targets")
+    if t.areas and not t.boxes and len(t.areas) <= 100:
+        # The audit log files the write under the narrowest area holding every target.
+        storage = request.app[CLOUD].storage
+        paths = [a["path"] for a in [await storage.area_get(i) for i in t.areas] if a]
+        if len(paths) == len(t.areas) and all(p.startswith(scope(request)) for p in paths):
+            request[AUDIT_AREA] = common_path(paths)
     return await request.app[CLOUD].storage.boxes_for_targets(scope(request), t.areas, t.boxes)
 
 
@@ -425,6 +450,13 @@ def _cursor(text: str | None) -> tuple[str, str, int] | None:
         raise BadRequest("query.cursor: not a cursor from a previous page", "query.cursor") from e
 
 
+async def attach_acks(request: web.Request, items: list[dict[str, Any]]) -> None:
+    """Each alert's acknowledgement (state, assignee, note, by whom) or None."""
+    acks = await request.app[CLOUD].storage.alert_acks([(r["box_id"], r["seq"]) for r in items])
+    for r in items:
+        r["ack"] = acks.get((r["box_id"], r["seq"]))
+
+
 async def _records(
     request: web.Request, kinds: list[str], q: RecordsQuery, fields: tuple[str, ...]
 ) -> web.Response:
@@ -438,6 +470,8 @@ async def _records(
         nxt = base64.urlsafe_b64encode(
             json.dumps([last["ts"], last["box_id"], last["seq"]]).encode()
         ).decode()
+    if kinds == ["alert"]:
+        await attach_acks(request, rows)
     return ok({"items": rows, "next_cursor": nxt})
 
 
@@ -498,6 +532,7 @@ async def ticket_update(request: web.Request, q: None, body: TicketUpdate) -> we
     box_id = await request.app[CLOUD].storage.ticket_box(tid, scope(request))
     if box_id is None:
         return err(404, f"no ticket {tid!r} in your scope")
+    await box_in_scope(request, box_id)  # names the ticket's community in the audit log
     args = {"ticket_id": tid, **body.model_dump(exclude_none=True)}
     ids = await _queue(request, [box_id], "box", "-", "ticket_update", args, None)
     return ok({"feed_id": ids[0], "box_id": box_id}, 201)

@@ -1,0 +1,189 @@
+"""Ops API endpoints the console needs beyond cloudsync/ops_api.py: the overview's health, the
+audit log, alert acknowledgement and the live alert stream. Scripts may call them too (bearer
+token); every one reads and acts only inside the caller's area, like the rest of the ops API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from cloudsync.console.auth import SETTINGS, VIA, session_user
+from cloudsync.context import CLOUD, err
+from cloudsync.ops_api import FREE, SHORT, attach_acks, require_admin, scope
+from cloudsync.routing import AUDIT_AREA, AUTH_OF, OPS_USER, Api, ok
+
+api = Api()  # this module's route table (cloudsync/app.py includes it)
+STREAM_PATH = "/api/v1/ops/alerts/stream"
+
+
+def box_health(box: dict[str, Any], now: datetime, offline_after_s: float) -> dict[str, Any]:
+    seen = box["last_seen_at"]
+    age = (now - datetime.fromisoformat(seen)).total_seconds() if seen else None
+    online = not box["revoked_at"] and age is not None and age <= offline_after_s
+    devices = box["devices"] or []
+    return {
+        "id": box["id"],
+        "name": box["name"],
+        "state": "revoked" if box["revoked_at"] else "online" if online else "offline",
+        "last_seen_at": seen,
+        "seen_s_ago": round(age, 1) if age is not None else None,
+        "version": box["software_version"],
+        "backlog_rows": box["outbox_rows"],
+        "backlog_bytes": box["outbox_bytes"],
+        "devices": len(devices),
+        "devices_offline": sum(1 for d in devices if d.get("state") != "online"),
+    }
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/overview",
+    summary="Area tree in scope with each community's health (boxes online, last seen, version,"
+    " backlog, devices offline, open critical alerts)",
+    tag="console",
+    auth="ops",
+)
+async def overview(request: web.Request, q: None, body: None) -> web.Response:
+    settings = request.app[SETTINGS]
+    areas, boxes, critical = await request.app[CLOUD].storage.overview_rows(scope(request))
+    now = datetime.now(UTC)
+    by_community: dict[str, list[dict[str, Any]]] = {}
+    for b in boxes:
+        by_community.setdefault(b["community_id"], []).append(
+            box_health(b, now, settings.offline_after_s)
+        )
+    crit = {r["community_id"]: int(r["n"]) for r in critical}
+    out = []
+    for a in areas:
+        item = dict(a)
+        if a["level"] == "community":
+            bx = by_community.get(a["id"], [])
+            item["boxes"] = bx
+            item["open_critical"] = crit.get(a["id"], 0)
+            item["health"] = (
+                "none"
+                if not bx
+                else "online"
+                if all(b["state"] == "online" for b in bx)
+                else "offline"
+            )
+        out.append(item)
+    return ok({"now": now.isoformat(), "offline_after_s": settings.offline_after_s, "areas": out})
+
+
+class AuditQuery(BaseModel):
+    actor: str | None = Field(None, max_length=100, pattern=FREE)
+    before: int = Field(0, ge=0)
+    limit: int = Field(100, ge=1, le=500)
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/audit",
+    summary="Audit log of writes in scope, newest first (who, what, which area, status)",
+    tag="console",
+    auth="ops",
+    query=AuditQuery,
+)
+async def audit_log(request: web.Request, q: AuditQuery, body: None) -> web.Response:
+    rows = await request.app[CLOUD].storage.audit_list(scope(request), q.actor, q.before, q.limit)
+    return ok({"items": rows, "next_before": rows[-1]["id"] if len(rows) == q.limit else None})
+
+
+class AlertAck(BaseModel):
+    state: Literal["acknowledged", "assigned", "closed"] = "acknowledged"
+    assignee: str | None = Field(None, max_length=100, pattern=FREE)
+    note: str = Field("", max_length=2000, pattern=FREE)
+
+
+@api.route(
+    "POST",
+    "/api/v1/ops/alerts/{box_id}/{seq}/ack",
+    summary="Acknowledge, assign or close an alert, with a note",
+    tag="console",
+    auth="ops",
+    body=AlertAck,
+    responses={404: "No such alert in scope"},
+)
+async def alert_ack(request: web.Request, q: None, body: AlertAck) -> web.Response:
+    by = require_admin(request)
+    box_id, seq_text = request.match_info["box_id"], request.match_info["seq"]
+    if not seq_text.isdigit() or len(seq_text) > 18:
+        return err(400, "seq: not a record number", field="seq")
+    storage = request.app[CLOUD].storage
+    alert = await storage.alert_in_scope(box_id, int(seq_text), scope(request))
+    if alert is None:
+        return err(404, f"no alert {box_id}/{seq_text} in your scope")
+    request[AUDIT_AREA] = alert["area_path"]
+    if body.state == "assigned" and not body.assignee:
+        return err(400, "assignee: name who takes the alert", field="assignee")
+    row = await storage.alert_ack(box_id, int(seq_text), body.state, body.assignee, body.note, by)
+    return ok(row)
+
+
+class StreamQuery(BaseModel):
+    level: Literal["critical", "warning", "info"] | None = None
+    type: str | None = SHORT
+    max_s: float = Field(600, gt=0, le=3600)  # the browser's EventSource reconnects after
+
+
+async def alert_stream(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: each alert that arrives in scope from now on (``event: alert``).
+    The stream re-checks the session now and then and ends when it has expired."""
+    try:
+        q = StreamQuery.model_validate(dict(request.query))
+    except ValueError as e:
+        return err(400, f"query: {e}")
+    settings = request.app[SETTINGS]
+    storage = request.app[CLOUD].storage
+    user = request[OPS_USER]
+    # Resume after the last event the browser saw (Last-Event-ID is the arrival time).
+    since = request.headers.get("Last-Event-ID") or datetime.now(UTC).isoformat(
+        timespec="microseconds"
+    )
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await resp.prepare(request)
+    await resp.write(b"retry: 2000\n\n")
+    end = time.monotonic() + q.max_s
+    next_check = next_ping = time.monotonic() + 15
+    while time.monotonic() < end:
+        rows = await storage.alerts_since(user["scope"], since, 200)
+        if rows:
+            since = rows[-1]["received_at"]
+            await attach_acks(request, rows)
+            for r in rows:
+                p = r["payload"]
+                if (q.level and p.get("level") != q.level) or (q.type and p.get("type") != q.type):
+                    continue
+                data = json.dumps(r, ensure_ascii=False)
+                await resp.write(f"id: {r['received_at']}\nevent: alert\ndata: {data}\n\n".encode())
+        now = time.monotonic()
+        if now > next_ping:
+            await resp.write(b": ping\n\n")
+            next_ping = now + 15
+        if now > next_check and request.get(VIA) == "session":
+            if await session_user(request) is None:
+                await resp.write(b"event: expired\ndata: {}\n\n")
+                break
+            next_check = now + 10
+        await asyncio.sleep(settings.alert_poll_s)
+    return resp
+
+
+def install(app: web.Application) -> None:
+    """The stream is outside the OpenAPI document (an endless answer is not fuzzable)."""
+    app.router.add_get(STREAM_PATH, alert_stream)
+    app.setdefault(AUTH_OF, {})[("GET", STREAM_PATH)] = "ops"

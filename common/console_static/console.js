@@ -1,0 +1,333 @@
+/* Qilu staff consoles: one small script for the city console (/console/) and the property
+   office (/office/). No build step, no framework. Data comes from the side's API
+   (body[data-api]); everything shown is built with textContent (never innerHTML of data). */
+"use strict";
+
+const Q = (() => {
+  const body = document.body;
+  const T = JSON.parse(document.getElementById("i18n").textContent);
+  const API = body.dataset.api;
+  const csrf = () => document.querySelector('meta[name="csrf"]').content;
+  const t = (key) => T[key] || key;
+
+  function h(tag, attrs, ...kids) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k === "class") el.className = v;
+      else if (k === "text") el.textContent = v;
+      else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? "" : v);
+    }
+    for (const kid of kids.flat()) {
+      if (kid === null || kid === undefined || kid === false) continue;
+      el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+    }
+    return el;
+  }
+
+  function svg(tag, attrs, ...kids) {
+    const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
+    for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+    for (const kid of kids.flat()) {
+      if (kid === null || kid === undefined) continue;
+      el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+    }
+    return el;
+  }
+
+  function signIn() {
+    const next = encodeURIComponent(location.pathname);
+    location.assign(location.pathname.replace(/\/[^/]*$/, "/login") + "?next=" + next + "&expired=1");
+  }
+
+  async function api(method, path, data) {
+    const opts = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
+    if (method !== "GET") {
+      opts.headers["X-CSRF-Token"] = csrf();
+      if (data !== undefined) {
+        opts.headers["Content-Type"] = "application/json";
+        opts.body = JSON.stringify(data);
+      }
+    }
+    const r = await fetch(API + path, opts);
+    if (r.status === 401) { signIn(); throw new Error(t("login_expired")); }
+    const out = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(out.error || r.status + " " + r.statusText);
+    return out;
+  }
+
+  function toast(text, bad) {
+    const el = document.getElementById("toast");
+    el.textContent = text;
+    el.className = bad ? "show bad" : "show";
+    clearTimeout(toast.timer);
+    toast.timer = setTimeout(() => { el.className = ""; }, 4000);
+  }
+
+  function ago(iso) {
+    if (!iso) return t("never");
+    const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000);
+    if (s < 90) return Math.round(s) + " " + t("seconds_ago");
+    if (s < 5400) return Math.round(s / 60) + " " + t("minutes_ago");
+    if (s < 129600) return Math.round(s / 3600) + " " + t("hours_ago");
+    return Math.round(s / 86400) + " " + t("days_ago");
+  }
+
+  function when(iso) {
+    if (!iso) return "";
+    const d = new Date(iso);
+    return isNaN(d) ? iso : d.toLocaleString(body.dataset.lang === "en" ? "en-GB" : "zh-CN", { hour12: false });
+  }
+
+  function badge(state) {
+    return h("span", { class: "badge " + state, text: t(state) });
+  }
+
+  /* A table: columns [{key, label, cell(row) -> Node|string}] */
+  function table(columns, rows, caption) {
+    if (!rows.length) return h("p", { class: "muted", text: t("empty") });
+    return h("table", {},
+      caption ? h("caption", { class: "sr", text: caption }) : null,
+      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", text: c.label })))),
+      h("tbody", {}, rows.map((r) => h("tr", {}, columns.map((c) => {
+        const v = c.cell ? c.cell(r) : r[c.key];
+        return h("td", {}, v === null || v === undefined ? "" : v);
+      })))));
+  }
+
+  function fill(id, node) {
+    const el = document.getElementById(id);
+    el.replaceChildren(node);
+    return el;
+  }
+
+  /* WebAudio alarm: three short beeps. Browsers start audio only after a user gesture, so the
+     page offers a button that resumes the context once. */
+  let audio = null;
+  function enableSound() {
+    audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+    return audio.resume();
+  }
+  function beep() {
+    if (!audio) { try { audio = new (window.AudioContext || window.webkitAudioContext)(); } catch (e) { return false; } }
+    const now = audio.currentTime;
+    for (let i = 0; i < 3; i++) {
+      const osc = audio.createOscillator();
+      const gain = audio.createGain();
+      osc.type = "square";
+      osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.2, now + i * 0.3);
+      gain.gain.setValueAtTime(0, now + i * 0.3 + 0.18);
+      osc.connect(gain).connect(audio.destination);
+      osc.start(now + i * 0.3);
+      osc.stop(now + i * 0.3 + 0.2);
+    }
+    body.dataset.rang = String(Number(body.dataset.rang || 0) + 1);  // tests read this
+    return true;
+  }
+
+  return { t, h, svg, api, toast, ago, when, badge, table, fill, beep, enableSound, body };
+})();
+
+/* --- pages ----------------------------------------------------------------------------- */
+
+const pages = {};
+
+pages.overview = async () => {
+  const { t, h, svg } = Q;
+  let data;
+  try {
+    data = await Q.api("GET", "/overview");
+  } catch (e) {
+    Q.fill("tree", h("p", { class: "error", text: t("load_failed") + ": " + e.message }));
+    return;
+  }
+  const areas = data.areas;
+  const communities = areas.filter((a) => a.level === "community");
+  const boxes = communities.flatMap((c) => c.boxes);
+  const kpi = (label, value, cls) => h("div", { class: "kpi " + (cls || "") },
+    h("span", { class: "value", text: String(value) }), h("span", { class: "label", text: label }));
+  const offline = boxes.filter((b) => b.state !== "online").length;
+  const critical = communities.reduce((n, c) => n + c.open_critical, 0);
+  Q.fill("kpis", h("div", { class: "kpirow" },
+    kpi(t("communities"), communities.length),
+    kpi(t("boxes_online"), boxes.length - offline, "ok"),
+    kpi(t("boxes_offline"), offline, offline ? "bad" : ""),
+    kpi(t("critical_open"), critical, critical ? "bad" : "")));
+
+  // The tree: each area a row, indented by level; communities carry their health.
+  const depth = { city: 0, district: 1, street: 2, community: 3 };
+  const rows = areas.map((a) => {
+    const cells = [h("td", { class: "area lvl" + depth[a.level] },
+      h("span", { class: "lvl-name", text: a.name }), " ", h("small", { class: "muted", text: a.id }))];
+    if (a.level !== "community") {
+      cells.push(h("td", { colspan: 6 }));
+    } else {
+      const b = a.boxes[0];
+      cells.push(
+        h("td", {}, a.boxes.length ? a.boxes.map((x) => Q.badge(x.state)) : Q.badge("no_box")),
+        h("td", {}, b ? Q.ago(b.last_seen_at) : ""),
+        h("td", {}, b ? b.version : ""),
+        h("td", { class: "num" }, b ? String(a.boxes.reduce((n, x) => n + x.backlog_rows, 0)) : ""),
+        h("td", { class: "num" }, b ? String(a.boxes.reduce((n, x) => n + x.devices_offline, 0)) : ""),
+        h("td", { class: "num" + (a.open_critical ? " bad" : "") }, String(a.open_critical)));
+    }
+    return h("tr", { "data-area": a.id, "data-health": a.health || "" }, cells);
+  });
+  Q.fill("tree", h("table", { class: "tree" },
+    h("thead", {}, h("tr", {}, [t("area"), t("health"), t("last_seen"), t("version"), t("backlog"),
+      t("devices_offline"), t("open_critical")].map((x) => h("th", { scope: "col", text: x })))),
+    h("tbody", {}, rows)));
+
+  // The map: communities with coordinates as dots on a plain SVG (no tile server).
+  const placed = communities.filter((c) => c.lat !== null && c.lon !== null);
+  if (!placed.length) {
+    Q.fill("map", h("p", { class: "muted", text: t("map_none") }));
+  } else {
+    const W = 420, H = 360, pad = 30;
+    const lats = placed.map((c) => c.lat), lons = placed.map((c) => c.lon);
+    const [x0, x1, y0, y1] = [Math.min(...lons), Math.max(...lons), Math.min(...lats), Math.max(...lats)];
+    const sx = (W - 2 * pad) / Math.max(x1 - x0, 1e-6), sy = (H - 2 * pad) / Math.max(y1 - y0, 1e-6);
+    const s = Math.min(sx, sy);
+    const X = (lon) => pad + (lon - x0) * s + ((W - 2 * pad) - (x1 - x0) * s) / 2;
+    const Y = (lat) => H - pad - (lat - y0) * s - ((H - 2 * pad) - (y1 - y0) * s) / 2;
+    const dots = placed.map((c) => svg("g", { class: "dot " + c.health + (c.open_critical ? " alarm" : "") },
+      svg("circle", { cx: X(c.lon), cy: Y(c.lat), r: 9 }),
+      svg("text", { x: X(c.lon) + 12, y: Y(c.lat) + 4 }, c.name),
+      svg("title", {}, c.name + " · " + t(c.health === "none" ? "no_box" : c.health))));
+    Q.fill("map", svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": t("map"), class: "map" },
+      svg("rect", { x: 1, y: 1, width: W - 2, height: H - 2, class: "frame" }), dots));
+  }
+};
+
+const T_TYPE = (type) => { const k = "type_" + type; const v = Q.t(k); return v === k ? type : v; };
+
+function alertItem(a) {
+  const { t, h } = Q;
+  const p = a.payload;
+  const ack = a.ack;
+  const state = ack ? ack.state : "unhandled";
+  const admin = Q.body.dataset.role === "admin";
+  const li = h("li", { class: "alert " + p.level + " " + state, "data-key": a.box_id + "/" + a.seq,
+    "data-level": p.level, "data-type": p.type });
+  const form = h("form", { class: "ack", hidden: true },
+    h("label", {}, t("assignee"), h("input", { name: "assignee", size: 10 })),
+    h("label", {}, t("note"), h("input", { name: "note", size: 24 })),
+    h("button", { type: "submit", class: "primary", text: t("save") }),
+    h("button", { type: "button", text: t("cancel"), onclick: () => { form.hidden = true; } }));
+  async function act(stateWanted) {
+    const data = new FormData(form);
+    try {
+      const row = await Q.api("POST", `/alerts/${encodeURIComponent(a.box_id)}/${a.seq}/ack`, {
+        state: stateWanted, assignee: data.get("assignee") || null, note: data.get("note") || "" });
+      a.ack = row;
+      li.replaceWith(alertItem(a));
+      Q.toast(t("saved"));
+    } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
+  }
+  form.addEventListener("submit", (ev) => { ev.preventDefault(); act(new FormData(form).get("assignee") ? "assigned" : "acknowledged"); });
+  li.append(...[
+    h("div", { class: "head" },
+      h("span", { class: "badge " + p.level, text: t(p.level) }), " ",
+      h("b", { text: T_TYPE(p.type) }), " ",
+      h("span", { class: "muted", text: Q.when(a.ts) + " · " + a.community_id + " · " + a.box_id }), " ",
+      Q.badge(state),
+      ack && ack.assignee ? h("span", { class: "muted", text: " → " + ack.assignee }) : null,
+      ack && ack.note ? h("span", { class: "muted", text: " “" + ack.note + "”" }) : null),
+    h("p", { class: "msg", text: p.message }),
+    (p.evidence || []).length ? h("p", { class: "evidence" }, t("evidence") + ": ",
+      p.evidence.map((id) => h("a", { href: "reports?q=" + encodeURIComponent(id), text: id }))) : null,
+    admin ? h("div", { class: "actions" },
+      h("button", { type: "button", text: t("ack"), onclick: () => act("acknowledged") }),
+      h("button", { type: "button", text: t("assign"), onclick: () => { form.hidden = false; form.querySelector("input").focus(); } }),
+      h("button", { type: "button", text: t("close"), onclick: () => act("closed") })) : null,
+    form].filter(Boolean));
+  return li;
+}
+
+pages.alerts = async () => {
+  const { t } = Q;
+  const filters = document.getElementById("filters");
+  const list = document.getElementById("alerts");
+  const live = document.getElementById("live");
+  const seen = new Set();
+  const match = (a) => {
+    const f = new FormData(filters);
+    return (!f.get("level") || a.payload.level === f.get("level"))
+      && (!f.get("type") || a.payload.type === f.get("type"))
+      && (!f.get("area") || a.community_id.includes(f.get("area")) || a.box_id.includes(f.get("area")));
+  };
+  const refilter = () => {
+    for (const li of list.children) li.hidden = !match(li._alert);
+  };
+  const add = (a, atTop) => {
+    const key = a.box_id + "/" + a.seq;
+    if (seen.has(key)) return null;
+    seen.add(key);
+    const li = alertItem(a);
+    li._alert = a;
+    li.hidden = !match(a);
+    if (atTop) list.prepend(li); else list.append(li);
+    return li;
+  };
+  filters.addEventListener("change", refilter);
+  filters.addEventListener("input", refilter);
+  document.getElementById("sound").addEventListener("click", async (ev) => {
+    await Q.enableSound();
+    ev.target.textContent = t("sound_enabled");
+  });
+  try {
+    const first = await Q.api("GET", "/alerts?limit=200");
+    first.items.forEach((a) => add(a, false));
+  } catch (e) { Q.toast(t("load_failed") + ": " + e.message, true); }
+  const es = new EventSource(Q.body.dataset.api + "/alerts/stream");
+  es.addEventListener("open", () => { live.textContent = "● " + t("live"); live.className = "live on"; });
+  es.addEventListener("error", () => { live.textContent = t("live_off"); live.className = "live off"; });
+  es.addEventListener("expired", () => { es.close(); location.reload(); });
+  es.addEventListener("alert", (ev) => {
+    const a = JSON.parse(ev.data);
+    const li = add(a, true);
+    if (li && a.payload.level === "critical") {
+      li.classList.add("fresh");
+      Q.beep();
+      Q.toast(t("new_emergency") + ": " + a.payload.message, true);
+    }
+  });
+};
+
+pages.audit = async () => {
+  const { t, h } = Q;
+  const filters = document.getElementById("filters");
+  const more = document.getElementById("more");
+  let rows = [], before = 0;
+  async function load(reset) {
+    if (reset) { rows = []; before = 0; }
+    const actor = new FormData(filters).get("actor");
+    const qs = new URLSearchParams({ limit: "100" });
+    if (actor) qs.set("actor", actor);
+    if (before) qs.set("before", String(before));
+    try {
+      const page = await Q.api("GET", "/audit?" + qs);
+      rows = rows.concat(page.items);
+      before = page.next_before || 0;
+      more.hidden = !page.next_before;
+    } catch (e) { Q.fill("audit", h("p", { class: "error", text: t("load_failed") + ": " + e.message })); return; }
+    Q.fill("audit", Q.table([
+      { label: t("time"), cell: (r) => Q.when(r.ts) },
+      { label: t("actor"), key: "actor" },
+      { label: t("via"), key: "via" },
+      { label: t("action"), key: "action" },
+      { label: t("area"), key: "area_path" },
+      { label: t("target"), key: "target" },
+      { label: t("status"), cell: (r) => h("span", { class: r.status < 400 ? "ok" : "bad", text: String(r.status) }) },
+      { label: t("detail"), cell: (r) => h("code", { text: r.detail }) },
+    ], rows, t("nav_audit")));
+  }
+  filters.addEventListener("submit", (ev) => { ev.preventDefault(); load(true); });
+  more.addEventListener("click", () => load(false));
+  load(true);
+};
+
+const init = pages[Q.body.dataset.page];
+if (init) init();

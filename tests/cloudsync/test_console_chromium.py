@@ -1,0 +1,178 @@
+"""The city operations console in headless Chromium, on both backends, with a real box daemon
+provisioned into the cloud and a second box sending records over the real sync protocol.
+
+Screenshots at 1366x768 land in the test's tmp dir (console-*.png).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from cloudsync.console.auth import ConsoleSettings
+from edge.core.standard import Alert, new_id
+from edge.daemon import Daemon
+from tests.cloudsync.console_helpers import PASSWORD, user_with_password
+from tests.cloudsync.helpers import FAST_SYNC, cli_provision, start_cloud, wait_for
+from tests.cloudsync.test_ops_api import rec, upload
+from tests.peers.chromium import browser
+
+CONSOLE = {"width": 1366, "height": 768}
+
+
+async def sign_in_page(b, url: str, name: str) -> object:
+    ctx = await b.new_context(viewport=CONSOLE, locale="zh-CN")
+    page = await ctx.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.errors = errors  # type: ignore[attr-defined]
+    await page.goto(f"{url}/console/")
+    await page.wait_for_selector("input[name=name]")
+    await page.fill("input[name=name]", name)
+    await page.fill("input[name=password]", PASSWORD)
+    await page.click("button[type=submit]")
+    await page.wait_for_url("**/console/overview", timeout=10000)
+    return page
+
+
+async def test_console_live_health_alerts_and_scope(
+    db_url: str, make_config, tmp_path: Path
+) -> None:
+    settings = ConsoleSettings(offline_after_s=3.0, alert_poll_s=0.2)
+    cloud = await start_cloud(db_url, tmp_path, console=settings)
+    daemon = None
+    try:
+        # Two districts; communities with coordinates for the map.
+        for aid, level, parent, pos in (
+            ("jinan", "city", None, None),
+            ("lixia", "district", "jinan", None),
+            ("s1", "street", "lixia", None),
+            ("c1", "community", "s1", (36.66, 117.05)),
+            ("c3", "community", "s1", (36.68, 117.09)),
+            ("shizhong", "district", "jinan", None),
+            ("s2", "street", "shizhong", None),
+            ("c2", "community", "s2", (36.63, 116.99)),
+        ):
+            body = {"id": aid, "level": level, "name": aid.upper(), "parent_id": parent}
+            if pos:
+                body |= {"lat": pos[0], "lon": pos[1]}
+            status, out = await cloud.call("POST", "/api/v1/ops/areas", json=body)
+            assert status == 201, out
+        # A real box daemon in c1 (provisioned with the CLI, heartbeat every 0.5 s).
+        config = make_config(extra=FAST_SYNC)
+        await cli_provision(config.source, cloud.url, await cloud.claim("c1"))
+        daemon = Daemon(config)
+        box = await daemon.start()
+        # Another district's box sends an alert over the real protocol.
+        other = await cloud.new_box("c2", district="shizhong", street="s2")
+        await upload(other, [rec(1, "alert", 1, "2026-01-01T11:00:00", level="critical",
+                                 type="urgent_report", message="市中区的紧急预警")])  # fmt: skip
+        await user_with_password(cloud, "root")
+        await user_with_password(cloud, "lixia-admin", "admin", "lixia")
+        box_id = (await cloud.storage.boxes_list("/jinan/lixia/", "", 10))[0]["id"]
+
+        async with browser() as b:
+            page = await sign_in_page(b, cloud.url, "root")
+            await page.wait_for_selector("tr[data-area=c1][data-health=online]", timeout=10000)
+            await page.wait_for_selector("svg.map .dot.online")
+            await page.screenshot(path=str(tmp_path / "console-overview.png"))
+
+            # The alerts page, live: the box's critical alert arrives and rings.
+            await page.click("nav a[href='/console/alerts']")
+            await page.wait_for_selector("#live.on", timeout=10000)
+            await page.click("#sound")
+            assert await page.locator("#alerts li").count() == 1  # c2's, from before
+            t0 = time.monotonic()
+            await box.store.record(
+                Alert(
+                    id=new_id("al"),
+                    level="critical",
+                    type="urgent_report",
+                    message="3号楼燃气泄漏，请立即处理",
+                    evidence=["rp-1"],
+                )
+            )
+            item = page.locator("#alerts li.critical.fresh").first
+            await item.wait_for(timeout=10000)
+            took = time.monotonic() - t0
+            assert "燃气泄漏" in await item.text_content()
+            key_box, key_seq = (await item.get_attribute("data-key")).split("/")
+            assert key_box == box_id
+            assert int(await page.get_attribute("body", "data-rang") or 0) >= 1  # WebAudio beep
+            assert took < 5, took
+            # Newest first; a filter hides what does not match.
+            assert "燃气泄漏" in await page.locator("#alerts li").first.text_content()
+            await page.fill("#filters input[name=type]", "no-such-type")
+            assert await page.locator("#alerts li:visible").count() == 0
+            await page.fill("#filters input[name=type]", "")
+            # Assign with a note: stored, audited, shown.
+            await item.locator("button", has_text="指派").click()
+            await item.locator("input[name=assignee]").fill("王师傅")
+            await item.locator("input[name=note]").fill("已电话联系")
+            await item.locator("button[type=submit]").click()
+            await page.wait_for_selector("#alerts li.assigned", timeout=10000)
+            acked = await cloud.storage.alert_acks([(box_id, int(key_seq))])
+            assert [(r["state"], r["assignee"], r["by_user"]) for r in acked.values()] == [
+                ("assigned", "王师傅", "root")
+            ]
+            await page.screenshot(path=str(tmp_path / "console-alerts.png"))
+
+            # The box stops: the overview shows it offline within its heartbeat window.
+            await daemon.stop()
+            daemon = None
+            stopped = time.monotonic()
+            await page.click("nav a[href='/console/overview']")
+
+            async def offline() -> bool:
+                await page.reload()
+                await page.wait_for_selector("tr[data-area=c1]")
+                return await page.locator("tr[data-area=c1][data-health=offline]").count() == 1
+
+            await wait_for(offline, 10, interval=0.5)
+            assert time.monotonic() - stopped < settings.offline_after_s + 4
+            await page.screenshot(path=str(tmp_path / "console-offline.png"))
+
+            # The audit page shows the assignment.
+            await page.click("nav a[href='/console/audit']")
+            await page.wait_for_selector("#audit table")
+            assert "/ack" in await page.text_content("#audit")
+            await page.screenshot(path=str(tmp_path / "console-audit.png"))
+            # English is a click away.
+            await page.click("a.lang")
+            await page.wait_for_selector("#audit table")
+            assert "Audit log" in await page.text_content("nav")
+            assert page.errors == []  # no CSP violation, no script error
+
+            # A district admin sees and acts only in their district: pages and calls.
+            lp = await sign_in_page(b, cloud.url, "lixia-admin")
+            await lp.wait_for_selector("tr[data-area=c1]")
+            assert await lp.locator("tr[data-area=c2]").count() == 0
+            assert "SHIZHONG" not in await lp.text_content("#tree")
+            await lp.screenshot(path=str(tmp_path / "console-district.png"))
+            await lp.goto(f"{cloud.url}/console/alerts")
+            await lp.wait_for_selector("#alerts li")
+            assert "市中区" not in await lp.text_content("#alerts")
+            calls = await lp.evaluate(
+                """async (other) => {
+                const csrf = document.querySelector('meta[name=csrf]').content;
+                const post = (path, body, token) => fetch(path, {method: 'POST',
+                    headers: Object.assign({'Content-Type': 'application/json'},
+                                           token ? {'X-CSRF-Token': token} : {}),
+                    body: JSON.stringify(body)}).then(r => r.status);
+                return {
+                  box: (await fetch('/api/v1/ops/boxes/' + other)).status,
+                  ack: await post('/api/v1/ops/alerts/' + other + '/1/ack', {}, csrf),
+                  revoke: await post('/api/v1/ops/boxes/' + other + '/revoke', {}, csrf),
+                  claim: await post('/api/v1/ops/communities/c2/claim-codes', {}, csrf),
+                  nocsrf: await post('/api/v1/ops/communities/c1/claim-codes', {}, null),
+                };
+            }""",
+                other.box_id,
+            )
+            assert calls == {"box": 404, "ack": 404, "revoke": 404, "claim": 404, "nocsrf": 403}
+            assert (await cloud.storage.box_get(other.box_id))["revoked_at"] is None
+    finally:
+        if daemon is not None:
+            await daemon.stop()
+        await cloud.stop()
