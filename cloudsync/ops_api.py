@@ -422,12 +422,14 @@ class RecordsQuery(Page):
     since: str | None = Field(None, max_length=40, pattern=FREE)
     until: str | None = Field(None, max_length=40, pattern=FREE)
     cursor: str | None = Field(None, max_length=300, pattern=r"^[A-Za-z0-9_=-]+$")
+    area: str | None = Field(None, pattern=AREA_ID)  # narrow to an area inside the scope
 
 
 class ReportsQuery(RecordsQuery):
     category: str | None = SHORT
     urgency: Literal["immediate", "high", "normal", "low"] | None = None
     status: str | None = SHORT
+    q: str | None = Field(None, min_length=1, max_length=100, pattern=FREE)  # id or text
 
 
 class AlertsQuery(RecordsQuery):
@@ -461,8 +463,17 @@ async def _records(
     request: web.Request, kinds: list[str], q: RecordsQuery, fields: tuple[str, ...]
 ) -> web.Response:
     where = {f: getattr(q, f) for f in fields if getattr(q, f) is not None}
+    within = (await area_in_scope(request, q.area))["path"] if q.area else scope(request)
     rows = await request.app[CLOUD].storage.records_query(
-        kinds, scope(request), q.box, q.since, q.until, where, _cursor(q.cursor), q.limit
+        kinds,
+        within,
+        q.box,
+        q.since,
+        q.until,
+        where,
+        _cursor(q.cursor),
+        q.limit,
+        getattr(q, "q", None),
     )
     nxt = None
     if len(rows) == q.limit:
@@ -538,6 +549,42 @@ async def ticket_update(request: web.Request, q: None, body: TicketUpdate) -> we
     return ok({"feed_id": ids[0], "box_id": box_id}, 201)
 
 
+class ReportCorrection(BaseModel):
+    category: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{1,39}$")
+    polarity: Literal["negative", "neutral", "positive"] | None = None
+    urgency: Literal["immediate", "high", "normal", "low"] | None = None
+    note: str = Field("", max_length=500, pattern=FREE)
+
+
+@api.route(
+    "POST",
+    "/api/v1/ops/reports/{report_id}/correction",
+    summary="Correct a report's category/polarity/urgency; the box that owns it stores the"
+    " correction (a training row) and syncs it back as a report_correction record",
+    tag="records",
+    auth="ops",
+    body=ReportCorrection,
+    responses={404: "No such report in scope"},
+)
+async def report_correction(request: web.Request, q: None, body: ReportCorrection) -> web.Response:
+    # Same endpoint and feed action as the text-model work (edge/reports cmd_correction).
+    require_admin(request)
+    rid = request.match_info["report_id"]
+    if body.category is None and body.polarity is None and body.urgency is None:
+        return err(400, "category: give at least one of category, polarity, urgency")
+    box_id = await request.app[CLOUD].storage.record_box("report", rid, scope(request))
+    if box_id is None:
+        return err(404, f"no report {rid!r} in your scope")
+    await box_in_scope(request, box_id)  # names the report's community in the audit log
+    args = {
+        "report_id": rid,
+        **body.model_dump(exclude_none=True),
+        "actor": request[OPS_USER]["name"],
+    }
+    ids = await _queue(request, [box_id], "box", "-", "report_correction", args, None)
+    return ok({"feed_id": ids[0], "box_id": box_id}, 201)
+
+
 class StatsQuery(BaseModel):
     since: str | None = Field(None, max_length=40, pattern=FREE)
     until: str | None = Field(None, max_length=40, pattern=FREE)
@@ -566,7 +613,6 @@ async def stats_access(request: web.Request, q: StatsQuery, body: None) -> web.R
     auth="ops",
     query=StatsQuery,
 )
-
 async def stats_plays(request: web.Request, q: StatsQuery, body: None) -> web.Response:
     rows = await request.app[CLOUD].storage.count_by(
         "play_record", scope(request), q.since, q.until, ["content_id"], "duration_ms"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from aiohttp import web
@@ -16,7 +16,15 @@ from pydantic import BaseModel, Field
 
 from cloudsync.console.auth import SETTINGS, VIA, session_user
 from cloudsync.context import CLOUD, err
-from cloudsync.ops_api import FREE, SHORT, attach_acks, require_admin, scope
+from cloudsync.ops_api import (
+    AREA_ID,
+    FREE,
+    SHORT,
+    area_in_scope,
+    attach_acks,
+    require_admin,
+    scope,
+)
 from cloudsync.routing import AUDIT_AREA, AUTH_OF, OPS_USER, Api, ok
 
 api = Api()  # this module's route table (cloudsync/app.py includes it)
@@ -126,6 +134,68 @@ async def alert_ack(request: web.Request, q: None, body: AlertAck) -> web.Respon
         return err(400, "assignee: name who takes the alert", field="assignee")
     row = await storage.alert_ack(box_id, int(seq_text), body.state, body.assignee, body.note, by)
     return ok(row)
+
+
+class ReportStatsQuery(BaseModel):
+    area: str | None = Field(None, pattern=AREA_ID)
+    weeks: int = Field(12, ge=1, le=104)
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/stats/reports",
+    summary="Reports per ISO week (count, mean sentiment), per category, and a community x"
+    " category table, for the last N weeks in scope",
+    tag="stats",
+    auth="ops",
+    query=ReportStatsQuery,
+)
+async def report_stats(request: web.Request, q: ReportStatsQuery, body: None) -> web.Response:
+    within = (await area_in_scope(request, q.area))["path"] if q.area else scope(request)
+    today = datetime.now(UTC).date()
+    start = today - timedelta(days=today.weekday() + 7 * (q.weeks - 1))  # a Monday
+    days, cells = await request.app[CLOUD].storage.report_stats(within, start.isoformat(), None)
+    weeks: dict[str, dict[str, Any]] = {}
+    for i in range(q.weeks):  # every week, also the empty ones (the line has no holes)
+        monday = start + timedelta(days=7 * i)
+        y, w, _ = monday.isocalendar()
+        weeks[f"{y}-W{w:02d}"] = {"week": f"{y}-W{w:02d}", "start": monday.isoformat(), "n": 0,
+                                  "mood_sum": 0.0}  # fmt: skip
+    for d in days:
+        y, w, _ = date.fromisoformat(d["day"]).isocalendar()
+        wk = weeks.get(f"{y}-W{w:02d}")
+        if wk is not None:
+            wk["n"] += int(d["n"])
+            wk["mood_sum"] += float(d["mood"] or 0) * int(d["n"])
+    line = [
+        {"week": w["week"], "start": w["start"], "n": w["n"],
+         "mood": round(w["mood_sum"] / w["n"], 3) if w["n"] else None}
+        for w in weeks.values()
+    ]  # fmt: skip
+    by_cat: dict[str, int] = {}
+    communities: list[str] = []
+    table: dict[str, dict[str, int]] = {}
+    for c in cells:
+        cat = c["category"] or "other"
+        by_cat[cat] = by_cat.get(cat, 0) + int(c["n"])
+        if c["community_id"] not in table:
+            communities.append(c["community_id"])
+        table.setdefault(c["community_id"], {})[cat] = int(c["n"])
+    cats = sorted(by_cat, key=lambda k: -by_cat[k])
+    return ok(
+        {
+            "since": start.isoformat(),
+            "weeks": line,
+            "categories": [{"category": k, "n": by_cat[k]} for k in cats],
+            "heat": {
+                "categories": cats,
+                "rows": [
+                    {"community_id": cid, "counts": [table[cid].get(k, 0) for k in cats]}
+                    for cid in communities
+                ],
+            },
+        }
+    )
 
 
 class StreamQuery(BaseModel):

@@ -33,6 +33,7 @@ LOGIN_COOKIE = "qilu_login"  # double-submit token of the sign-in form (no sessi
 NAV = [
     (f"{PREFIX}/overview", "nav_overview"),
     (f"{PREFIX}/alerts", "nav_alerts"),
+    (f"{PREFIX}/reports", "nav_reports"),
     (f"{PREFIX}/audit", "nav_audit"),
 ]
 
@@ -159,6 +160,25 @@ BODIES = {
 <span id="live" class="live" aria-live="polite"></span>
 </form>
 <section class="card"><ol id="alerts" class="feed" aria-live="polite"></ol></section>""",
+    "reports": """<h1 class="sr">{nav_reports}</h1>
+<form class="filters card" id="filters">
+<label>{search}<input name="q" size="18" type="search"></label>
+<label>{category}<select name="category" data-options="cat">
+<option value="">{all}</option></select></label>
+<label>{urgency}<select name="urgency" data-options="urg">
+<option value="">{all}</option></select></label>
+<label>{area}<input name="area" size="12" pattern="[a-z0-9][a-z0-9_-]*"></label>
+<label>{weeks}<select name="weeks"><option>4</option><option selected>12</option>
+<option>26</option><option>52</option></select></label>
+<button type="submit" class="primary">{apply}</button>
+</form>
+<div class="cols">
+<section class="card grow"><h2>{mood_weekly}</h2><div id="mood">{loading}</div></section>
+<section class="card"><h2>{category_mix}</h2><div id="cats"></div></section>
+</div>
+<section class="card"><h2>{heat_table}</h2><div id="heat" class="scroll"></div></section>
+<section class="card"><h2>{report_list}</h2><div id="reports">{loading}</div>
+<button type="button" id="more" hidden>{more}</button></section>""",
     "audit": """<h1 class="sr">{nav_audit}</h1>
 <form class="filters card" id="filters"><label>{actor}<input name="actor" size="16"></label>
 <button type="submit">{filter}</button></form>

@@ -165,4 +165,3 @@ class StorageBase:
                 applied.append(version)
                 log.info("cloud schema: applied %s", name)
         return applied
-

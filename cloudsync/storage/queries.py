@@ -21,8 +21,10 @@ class OpsQueryStorage(StorageBase):
         where: dict[str, str],
         after: tuple[str, str, int] | None,
         limit: int,
+        search: str | None = None,
     ) -> list[dict[str, Any]]:
-        """Records newest first, keyset-paginated on (ts, box_id, seq)."""
+        """Records newest first, keyset-paginated on (ts, box_id, seq); ``search`` matches the
+        record id exactly or a substring of the payload's text."""
         args: list[Any] = [scope]
         sql = [
             "SELECT r.box_id, r.seq, r.kind, r.record_id, r.ts, r.payload, b.community_id"
@@ -43,6 +45,14 @@ class OpsQueryStorage(StorageBase):
             add(" AND r.ts < ?", until)
         for field, value in where.items():
             add(f" AND {self.jtext('r.payload', field)} = ?", value)
+        if search:
+            like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            args.append(search)
+            add(
+                f" AND (r.record_id = ${len(args)} OR {self.jtext('r.payload', 'text')}"
+                " LIKE ? ESCAPE '\\')",
+                like,
+            )
         if after:
             ts, box, seq = after
             args.extend([ts, box, seq])
@@ -82,6 +92,49 @@ class OpsQueryStorage(StorageBase):
         )
         async with self.tx() as c:
             return await c.fetch(sql, scope, kind, since or "", until or "")
+
+    async def report_stats(
+        self, scope: str, since: str, until: str | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Reports per day (count, mean sentiment) and per community x category, by the
+        report's own time (payload ts); the outbox time (r.ts, indexed, never earlier than
+        the report's) narrows the scan first."""
+        sentiment = f"CAST({self.jtext('r.payload', 'sentiment')} AS DOUBLE PRECISION)"
+        when = self.jtext("r.payload", "ts")
+        base = (
+            " FROM records r JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
+            " WHERE substr(a.path, 1, length($1)) = $1 AND r.kind = 'report'"
+            f" AND r.ts >= $2 AND {when} >= $2 AND ($3 = '' OR {when} < $3)"
+        )
+        async with self.tx() as c:
+            days = await c.fetch(
+                f"SELECT substr({when}, 1, 10) AS day, count(*) AS n, avg({sentiment}) AS mood"
+                f"{base} GROUP BY 1 ORDER BY 1",
+                scope,
+                since,
+                until or "",
+            )
+            cells = await c.fetch(
+                f"SELECT b.community_id, {self.jtext('r.payload', 'category')} AS category,"
+                f" count(*) AS n{base} GROUP BY 1, 2 ORDER BY 1, 2",
+                scope,
+                since,
+                until or "",
+            )
+        return days, cells
+
+    async def record_box(self, kind: str, record_id: str, scope: str) -> str | None:
+        """The box holding a record of this kind and id, if it is in scope."""
+        async with self.tx() as c:
+            row = await c.fetchrow(
+                "SELECT r.box_id FROM records r JOIN boxes b ON b.id = r.box_id JOIN areas a"
+                " ON a.id = b.community_id WHERE r.kind = $1 AND r.record_id = $2"
+                " AND substr(a.path, 1, length($3)) = $3 LIMIT 1",
+                kind,
+                record_id,
+                scope,
+            )
+        return row["box_id"] if row else None
 
     async def ticket_box(self, ticket_id: str, scope: str) -> str | None:
         async with self.tx() as c:

@@ -19,7 +19,7 @@ const Q = (() => {
       else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
       else el.setAttribute(k, v === true ? "" : v);
     }
-    for (const kid of kids.flat()) {
+    for (const kid of kids.flat(Infinity)) {
       if (kid === null || kid === undefined || kid === false) continue;
       el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
     }
@@ -29,7 +29,7 @@ const Q = (() => {
   function svg(tag, attrs, ...kids) {
     const el = document.createElementNS("http://www.w3.org/2000/svg", tag);
     for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
-    for (const kid of kids.flat()) {
+    for (const kid of kids.flat(Infinity)) {
       if (kid === null || kid === undefined) continue;
       el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
     }
@@ -294,6 +294,167 @@ pages.alerts = async () => {
       Q.toast(t("new_emergency") + ": " + a.payload.message, true);
     }
   });
+};
+
+const CATEGORIES = ["facilities_repair", "environment_sanitation", "safety_hazard", "property_service",
+  "parking_traffic", "noise_neighbours", "policy_enquiry", "praise", "suggestion", "other"];
+const URGENCIES = ["immediate", "high", "normal", "low"];
+const label = (prefix, code) => { const k = prefix + "_" + code; const v = Q.t(k); return v === k ? code : v; };
+
+function fillOptions(root) {
+  for (const sel of root.querySelectorAll("select[data-options]")) {
+    const codes = sel.dataset.options === "cat" ? CATEGORIES : URGENCIES;
+    for (const c of codes) sel.append(Q.h("option", { value: c, text: label(sel.dataset.options, c) }));
+  }
+}
+
+/* Mood over weeks: a line in [-1, 1] with the zero line, one dot per week with reports. */
+function moodChart(weeks) {
+  const { svg, t } = Q;
+  const W = 640, H = 220, L = 44, R = 12, T = 14, B = 30;
+  const x = (i) => L + (weeks.length < 2 ? 0 : i * (W - L - R) / (weeks.length - 1));
+  const y = (m) => T + (1 - m) / 2 * (H - T - B);
+  const pts = weeks.map((w, i) => [w, i]).filter(([w]) => w.mood !== null);
+  const path = pts.map(([w, i], k) => (k ? "L" : "M") + x(i).toFixed(1) + " " + y(w.mood).toFixed(1)).join(" ");
+  const every = Math.ceil(weeks.length / 8);
+  return svg("svg", { viewBox: `0 0 ${W} ${H}`, class: "chart", role: "img", "aria-label": t("mood_weekly") },
+    [1, 0, -1].map((m) => [
+      svg("line", { x1: L, x2: W - R, y1: y(m), y2: y(m), class: m === 0 ? "zero" : "grid" }),
+      svg("text", { x: L - 6, y: y(m) + 4, class: "axis end" }, m === 1 ? "+1 " + t("mood_pos") : m === -1 ? "-1 " + t("mood_neg") : "0")]),
+    weeks.map((w, i) => i % every ? null : svg("text", { x: x(i), y: H - 8, class: "axis mid" }, w.start.slice(5))),
+    svg("path", { d: path, class: "line" }),
+    pts.map(([w, i]) => svg("circle", { cx: x(i), cy: y(w.mood), r: 4, class: w.mood < -0.2 ? "neg" : "dot" },
+      svg("title", {}, `${w.week}: ${w.mood} (${w.n} ${t("reports_count")})`))));
+}
+
+function categoryBars(cats) {
+  const { h } = Q;
+  if (!cats.length) return h("p", { class: "muted", text: Q.t("empty") });
+  const max = Math.max(...cats.map((c) => c.n));
+  return h("ul", { class: "bars" }, cats.map((c) => {
+    const bar = h("span", { class: "bar" });
+    bar.style.width = (100 * c.n / max).toFixed(1) + "%";  // CSSOM, allowed under the CSP
+    return h("li", {}, h("span", { class: "name", text: label("cat", c.category) }),
+      h("span", { class: "track" }, bar), h("span", { class: "n", text: String(c.n) }));
+  }));
+}
+
+function heatTable(heat) {
+  const { h } = Q;
+  if (!heat.rows.length) return h("p", { class: "muted", text: Q.t("empty") });
+  const max = Math.max(...heat.rows.flatMap((r) => r.counts));
+  return h("table", { class: "heat" },
+    h("thead", {}, h("tr", {}, h("th", { scope: "col", text: Q.t("community") }),
+      heat.categories.map((c) => h("th", { scope: "col", text: label("cat", c) })))),
+    h("tbody", {}, heat.rows.map((r) => h("tr", {}, h("th", { scope: "row", text: r.community_id }),
+      r.counts.map((n) => h("td", { class: "num h" + (n ? Math.min(5, 1 + Math.floor(5 * n / (max + 1))) : 0), text: String(n) }))))));
+}
+
+pages.reports = async () => {
+  const { t, h } = Q;
+  const filters = document.getElementById("filters");
+  fillOptions(filters);
+  const params = new URLSearchParams(location.search);
+  for (const [k, v] of params) if (filters.elements[k]) filters.elements[k].value = v;
+  const more = document.getElementById("more");
+  const admin = Q.body.dataset.role === "admin";
+  let rows = [], cursor = null;
+
+  function correctionForm(r, tr) {
+    const form = h("form", { class: "ack" },
+      h("label", {}, t("category"), h("select", { name: "category", "data-options": "cat" })),
+      h("label", {}, t("urgency"), h("select", { name: "urgency", "data-options": "urg" })),
+      h("label", {}, t("note"), h("input", { name: "note", size: 16, maxlength: 500 })),
+      h("button", { type: "submit", class: "primary", text: t("save") }),
+      h("button", { type: "button", text: t("cancel"), onclick: () => form.remove() }));
+    fillOptions(form);
+    form.elements.category.value = r.payload.category;
+    form.elements.urgency.value = r.payload.urgency || "normal";
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const body = { note: form.elements.note.value };
+      if (form.elements.category.value !== r.payload.category) body.category = form.elements.category.value;
+      if (form.elements.urgency.value !== (r.payload.urgency || "normal")) body.urgency = form.elements.urgency.value;
+      try {
+        await Q.api("POST", `/reports/${encodeURIComponent(r.record_id)}/correction`, body);
+        r.pending = body;
+        tr.replaceWith(reportRow(r));
+        Q.toast(t("correction_sent"));
+      } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
+    });
+    return form;
+  }
+
+  function reportRow(r) {
+    const p = r.payload;
+    const tr = h("tr", { "data-report": r.record_id });
+    const cat = [h("span", { text: label("cat", p.category) })];
+    if (r.pending) {
+      if (r.pending.category) cat.push(" → ", h("b", { text: label("cat", r.pending.category) }));
+      cat.push(" ", h("span", { class: "badge assigned", text: t("correction_pending") }));
+    }
+    const act = admin ? h("button", { type: "button", text: t("correct"), onclick: (ev) => {
+      if (!tr.querySelector("form")) ev.target.after(correctionForm(r, tr));
+    } }) : null;
+    tr.append(
+      h("td", { text: Q.when(p.ts || r.ts) }),
+      h("td", { text: r.community_id }),
+      h("td", {}, cat),
+      h("td", {}, h("span", { class: "badge " + (p.urgency === "immediate" || p.urgency === "high" ? "critical" : "info"),
+        text: label("urg", p.urgency || "normal") })),
+      h("td", { class: "num " + (p.sentiment < -0.2 ? "bad" : ""), text: (p.sentiment ?? 0).toFixed(2) }),
+      h("td", { class: "text" }, h("span", { text: p.text }), p.photos ? h("small", { class: "muted", text: ` 📷${p.photos}` }) : null),
+      h("td", { text: label("report_status", p.status || "received") }),
+      h("td", {}, h("small", { class: "muted", text: r.record_id }), act ? h("br") : null, act));
+    return tr;
+  }
+
+  function renderList() {
+    if (!rows.length) { Q.fill("reports", h("p", { class: "muted", text: t("empty") })); return; }
+    Q.fill("reports", h("table", { class: "reports" },
+      h("thead", {}, h("tr", {}, [t("time"), t("community"), t("category"), t("urgency"), t("sentiment"),
+        t("text"), t("rstatus"), ""].map((x) => h("th", { scope: "col", text: x })))),
+      h("tbody", {}, rows.map(reportRow))));
+  }
+
+  async function loadList(reset) {
+    if (reset) { rows = []; cursor = null; }
+    const f = new FormData(filters);
+    const qs = new URLSearchParams({ limit: "50" });
+    for (const k of ["q", "category", "urgency", "area"]) if (f.get(k)) qs.set(k, f.get(k));
+    if (cursor) qs.set("cursor", cursor);
+    try {
+      const page = await Q.api("GET", "/reports?" + qs);
+      rows = rows.concat(page.items);
+      cursor = page.next_cursor;
+      more.hidden = !cursor;
+      renderList();
+    } catch (e) { Q.fill("reports", h("p", { class: "error", text: t("load_failed") + ": " + e.message })); }
+  }
+
+  async function loadCharts() {
+    const f = new FormData(filters);
+    const qs = new URLSearchParams({ weeks: f.get("weeks") || "12" });
+    if (f.get("area")) qs.set("area", f.get("area"));
+    try {
+      const st = await Q.api("GET", "/stats/reports?" + qs);
+      Q.fill("mood", moodChart(st.weeks));
+      Q.fill("cats", categoryBars(st.categories));
+      Q.fill("heat", heatTable(st.heat));
+    } catch (e) { Q.fill("mood", h("p", { class: "error", text: t("load_failed") + ": " + e.message })); }
+  }
+
+  filters.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const qs = new URLSearchParams();
+    for (const [k, v] of new FormData(filters)) if (v) qs.set(k, v);
+    history.replaceState(null, "", "?" + qs);
+    loadList(true);
+    loadCharts();
+  });
+  more.addEventListener("click", () => loadList(false));
+  loadList(true);
+  loadCharts();
 };
 
 pages.audit = async () => {

@@ -6,11 +6,13 @@ Screenshots at 1366x768 land in the test's tmp dir (console-*.png).
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from cloudsync.console.auth import ConsoleSettings
-from edge.core.standard import Alert, new_id
+from edge.core.standard import Alert, Report, new_id
 from edge.daemon import Daemon
 from tests.cloudsync.console_helpers import PASSWORD, user_with_password
 from tests.cloudsync.helpers import FAST_SYNC, cli_provision, start_cloud, wait_for
@@ -172,6 +174,95 @@ async def test_console_live_health_alerts_and_scope(
             )
             assert calls == {"box": 404, "ack": 404, "revoke": 404, "claim": 404, "nocsrf": 403}
             assert (await cloud.storage.box_get(other.box_id))["revoked_at"] is None
+    finally:
+        if daemon is not None:
+            await daemon.stop()
+        await cloud.stop()
+
+
+async def test_console_reports_charts_search_and_correction(
+    db_url: str, make_config, tmp_path: Path
+) -> None:
+    cloud = await start_cloud(db_url, tmp_path, console=ConsoleSettings(alert_poll_s=0.2))
+    daemon = None
+    try:
+        await cloud.community(district="lixia", street="s1", community="c1")
+        config = make_config(extra=FAST_SYNC)
+        await cli_provision(config.source, cloud.url, await cloud.claim("c1"))
+        daemon = Daemon(config)
+        box = await daemon.start()
+        now = datetime.now(UTC)
+        texts = [
+            ("5号楼电梯又坏了", "facilities_repair", -0.6, "high", 0),
+            ("楼道灯不亮", "facilities_repair", -0.3, "normal", 0),
+            ("垃圾没人清理，很臭", "environment_sanitation", -0.7, "normal", 7),
+            ("谢谢物业帮忙修好了水管", "praise", 0.8, "low", 7),
+            ("晚上广场舞太吵", "noise_neighbours", -0.4, "normal", 21),
+        ]
+        for i, (text, cat, mood, urg, days_ago) in enumerate(texts):
+            await box.store.record(
+                Report(
+                    id=f"rp-{i}",
+                    text=text,
+                    category=cat,
+                    sentiment=mood,
+                    urgency=urg,
+                    ts=now - timedelta(days=days_ago),
+                )
+            )
+        box_id = (await cloud.storage.boxes_list("/", "", 10))[0]["id"]
+
+        async def arrived() -> bool:
+            rows = await cloud.storage.box_records(box_id)
+            return sum(r["kind"] == "report" for r in rows) == len(texts)
+
+        await wait_for(arrived, 15)
+        await user_with_password(cloud, "root")
+        async with browser() as b:
+            page = await sign_in_page(b, cloud.url, "root")
+            await page.goto(f"{cloud.url}/console/reports")
+            await page.wait_for_selector("table.reports tbody tr")
+            assert await page.locator("table.reports tbody tr").count() == len(texts)
+            await page.wait_for_selector("svg.chart circle")
+            # Three weeks with reports -> three dots on the mood line; bars per category.
+            assert await page.locator("svg.chart circle").count() == 3
+            assert await page.locator("ul.bars li").count() == 4
+            first_bar = await page.text_content("ul.bars li")
+            assert "设施报修" in first_bar and first_bar.strip().endswith("2")
+            assert await page.locator("table.heat tbody tr").count() == 1
+            await page.screenshot(path=str(tmp_path / "console-reports.png"), full_page=True)
+
+            # Search by text.
+            await page.fill("#filters input[name=q]", "电梯")
+            await page.click("#filters button[type=submit]")
+            await page.wait_for_function(
+                "document.querySelectorAll('table.reports tbody tr').length === 1"
+            )
+            # Correct its category: queued down the feed to the box that owns the report.
+            row = page.locator("tr[data-report='rp-0']")
+            await row.locator("button", has_text="更正").click()
+            await row.locator("select[name=category]").select_option("safety_hazard")
+            await row.locator("button[type=submit]").click()
+            await page.wait_for_selector("tr[data-report='rp-0'] .badge.assigned")
+            assert "安全隐患" in await page.text_content("tr[data-report='rp-0']")
+            await page.screenshot(path=str(tmp_path / "console-report-corrected.png"))
+            assert page.errors == []
+
+        async with cloud.storage.tx() as c:
+            feed = await c.fetch(
+                "SELECT id, action, args FROM feed WHERE box_id = $1 AND action = $2",
+                box_id,
+                "report_correction",
+            )
+        assert len(feed) == 1
+        args = json.loads(feed[0]["args"]) if isinstance(feed[0]["args"], str) else feed[0]["args"]
+        assert args == {"report_id": "rp-0", "category": "safety_hazard", "note": "",
+                        "actor": "root"}  # fmt: skip
+
+        async def delivered() -> bool:  # the box took the item from its feed (cursor moved)
+            return (await cloud.storage.box_get(box_id))["feed_cursor"] >= feed[0]["id"]
+
+        await wait_for(delivered, 15)
     finally:
         if daemon is not None:
             await daemon.stop()
