@@ -523,9 +523,23 @@ async def tickets(request: web.Request, q: TicketsQuery, body: None) -> web.Resp
 
 
 class TicketUpdate(BaseModel):
-    status: Literal["open", "assigned", "in_progress", "resolved", "confirmed", "reopened"] | None
+    status: (
+        Literal["open", "assigned", "in_progress", "resolved", "confirmed", "reopened"] | None
+    ) = None
+    # What the box's ticket machine runs (edge/tickets/machine.py); from status if not given.
+    action: Literal["assign", "start", "resolve", "confirm", "reopen"] | None = None
     assignee: str | None = Field(None, max_length=100, pattern=FREE)
     note: str = Field("", max_length=2000, pattern=FREE)
+
+
+# The box's ticket_update command needs an action; older callers name the wanted status.
+ACTION_FOR_STATUS = {
+    "assigned": "assign",
+    "in_progress": "start",
+    "resolved": "resolve",
+    "confirmed": "confirm",
+    "reopened": "reopen",
+}
 
 
 @api.route(
@@ -545,6 +559,10 @@ async def ticket_update(request: web.Request, q: None, body: TicketUpdate) -> we
         return err(404, f"no ticket {tid!r} in your scope")
     await box_in_scope(request, box_id)  # names the ticket's community in the audit log
     args = {"ticket_id": tid, **body.model_dump(exclude_none=True)}
+    action = body.action or ACTION_FOR_STATUS.get(body.status or "")
+    if action is None:
+        return err(400, "action: name one of assign, start, resolve, confirm, reopen")
+    args["action"] = action
     ids = await _queue(request, [box_id], "box", "-", "ticket_update", args, None)
     return ok({"feed_id": ids[0], "box_id": box_id}, 201)
 

@@ -198,6 +198,73 @@ async def report_stats(request: web.Request, q: ReportStatsQuery, body: None) ->
     )
 
 
+BOARD_COLUMNS = ("open", "assigned", "in_progress", "resolved", "confirmed")
+URGENCY_RANK = {"immediate": 0, "high": 1, "normal": 2, "low": 3}
+DONE = ("resolved", "confirmed")
+
+
+class BoardQuery(BaseModel):
+    area: str | None = Field(None, pattern=AREA_ID)
+    limit: int = Field(2000, ge=1, le=10000)
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/tickets/board",
+    summary="Repair tickets by state (each ticket's latest record), overdue first, then by"
+    " urgency and age",
+    tag="records",
+    auth="ops",
+    query=BoardQuery,
+)
+async def tickets_board(request: web.Request, q: BoardQuery, body: None) -> web.Response:
+    within = (await area_in_scope(request, q.area))["path"] if q.area else scope(request)
+    rows = await request.app[CLOUD].storage.tickets_latest(within, q.limit)
+    now = datetime.now(UTC)
+    columns: dict[str, list[dict[str, Any]]] = {c: [] for c in BOARD_COLUMNS}
+    for r in rows:
+        p = r["payload"]
+        status = "open" if p.get("status") == "reopened" else p.get("status", "open")
+        due = p.get("due_at")
+        due_at = _parse(due) if due else None
+        r["overdue"] = bool(due_at and status not in DONE and due_at < now)
+        columns.setdefault(status, []).append(r)
+    for items in columns.values():
+        items.sort(
+            key=lambda r: (
+                not r["overdue"],
+                URGENCY_RANK.get(r["payload"].get("urgency", "normal"), 2),
+                r["payload"].get("ts") or r["ts"],
+            )
+        )
+    columns["confirmed"] = columns["confirmed"][-50:]  # done long ago: the newest few only
+    return ok({"columns": columns, "now": now.isoformat()})
+
+
+def _parse(text: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/tickets/{ticket_id}/history",
+    summary="Every record of one ticket as its box sent them (its history), oldest first",
+    tag="records",
+    auth="ops",
+    responses={404: "No such ticket in scope"},
+)
+async def ticket_history(request: web.Request, q: None, body: None) -> web.Response:
+    tid = request.match_info["ticket_id"]
+    rows = await request.app[CLOUD].storage.record_history("repair_ticket", tid, scope(request))
+    if not rows:
+        return err(404, f"no ticket {tid!r} in your scope")
+    return ok({"items": rows})
+
+
 class StreamQuery(BaseModel):
     level: Literal["critical", "warning", "info"] | None = None
     type: str | None = SHORT

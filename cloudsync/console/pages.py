@@ -34,6 +34,7 @@ NAV = [
     (f"{PREFIX}/overview", "nav_overview"),
     (f"{PREFIX}/alerts", "nav_alerts"),
     (f"{PREFIX}/reports", "nav_reports"),
+    (f"{PREFIX}/tickets", "nav_tickets"),
     (f"{PREFIX}/audit", "nav_audit"),
 ]
 
@@ -179,6 +180,12 @@ BODIES = {
 <section class="card"><h2>{heat_table}</h2><div id="heat" class="scroll"></div></section>
 <section class="card"><h2>{report_list}</h2><div id="reports">{loading}</div>
 <button type="button" id="more" hidden>{more}</button></section>""",
+    "tickets": """<h1 class="sr">{nav_tickets}</h1>
+<form class="filters card" id="filters">
+<label>{area}<input name="area" size="12" pattern="[a-z0-9][a-z0-9_-]*"></label>
+<button type="submit" class="primary">{apply}</button>
+<span class="muted">{refreshing}</span></form>
+<div id="board" class="board">{loading}</div>""",
     "audit": """<h1 class="sr">{nav_audit}</h1>
 <form class="filters card" id="filters"><label>{actor}<input name="actor" size="16"></label>
 <button type="submit">{filter}</button></form>

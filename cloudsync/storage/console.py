@@ -232,3 +232,36 @@ class ConsoleStorage(StorageBase):
             return await c.fetchrow(  # type: ignore[return-value]
                 "SELECT * FROM alert_acks WHERE box_id = $1 AND seq = $2", box_id, seq
             )
+
+    # --- tickets board -------------------------------------------------------------------------
+
+    async def tickets_latest(self, scope: str, limit: int) -> list[dict[str, Any]]:
+        """Each ticket's latest record in scope (a box sends one record per change)."""
+        async with self.tx() as c:
+            rows = await c.fetch(
+                "SELECT box_id, seq, record_id, ts, payload, community_id FROM ("
+                " SELECT r.box_id, r.seq, r.record_id, r.ts, r.payload, b.community_id,"
+                " row_number() OVER (PARTITION BY r.box_id, r.record_id ORDER BY r.seq DESC)"
+                " AS rn FROM records r JOIN boxes b ON b.id = r.box_id"
+                f" JOIN areas a ON a.id = b.community_id WHERE {IN_SCOPE}"
+                " AND r.kind = 'repair_ticket') t WHERE rn = 1 ORDER BY ts DESC LIMIT $2",
+                scope,
+                limit,
+            )
+        for r in rows:
+            r["payload"] = json.loads(r["payload"])
+        return rows
+
+    async def record_history(self, kind: str, record_id: str, scope: str) -> list[dict[str, Any]]:
+        async with self.tx() as c:
+            rows = await c.fetch(
+                "SELECT r.box_id, r.seq, r.ts, r.payload, b.community_id FROM records r"
+                " JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
+                f" WHERE {IN_SCOPE} AND r.kind = $2 AND r.record_id = $3 ORDER BY r.seq",
+                scope,
+                kind,
+                record_id,
+            )
+        for r in rows:
+            r["payload"] = json.loads(r["payload"])
+        return rows

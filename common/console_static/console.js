@@ -457,6 +457,91 @@ pages.reports = async () => {
   loadCharts();
 };
 
+/* Tickets board: one column per state, overdue first; actions go down the feed to the box,
+   which reports the new state back (the board refreshes every 5 s). */
+const TICKET_ACTIONS = { open: ["assign"], assigned: ["assign", "start"], in_progress: ["assign", "resolve"],
+  resolved: ["confirm", "reopen"], confirmed: [] };
+
+pages.tickets = async () => {
+  const { t, h } = Q;
+  const filters = document.getElementById("filters");
+  const admin = Q.body.dataset.role === "admin";
+  const pending = {};  // ticket id -> action sent, until the box reports back
+
+  function card(r, column) {
+    const p = r.payload;
+    const el = h("article", { class: "ticket" + (r.overdue ? " overdue" : ""), "data-ticket": r.record_id,
+      tabindex: 0, "aria-label": p.title },
+      h("div", { class: "head" },
+        h("span", { class: "badge " + (p.urgency === "immediate" || p.urgency === "high" ? "critical" : "info"),
+          text: label("urg", p.urgency || "normal") }),
+        r.overdue ? h("span", { class: "badge offline", text: t("overdue") }) : null,
+        pending[r.record_id] ? h("span", { class: "badge assigned", text: t("update_sent") }) : null),
+      h("h3", { text: p.title }),
+      h("p", { class: "muted", text: [r.community_id, p.building ? t("building") + " " + p.building : "",
+        p.assignee || t("no_assignee"), p.due_at ? t("due") + " " + Q.when(p.due_at) : ""].filter(Boolean).join(" · ") }));
+    const hist = h("ol", { class: "history", hidden: true });
+    const actions = h("div", { class: "actions" },
+      h("button", { type: "button", text: t("history"), onclick: async () => {
+        if (!hist.hidden) { hist.hidden = true; return; }
+        const out = await Q.api("GET", `/tickets/${encodeURIComponent(r.record_id)}/history`);
+        hist.replaceChildren(...out.items.map((x) => h("li", {},
+          Q.when(x.payload.updated_at || x.ts) + " · " + label("col", x.payload.status) +
+          (x.payload.assignee ? " · " + x.payload.assignee : ""))));
+        hist.hidden = false;
+      } }));
+    if (admin) {
+      for (const action of TICKET_ACTIONS[column] || []) {
+        actions.append(h("button", { type: "button", "data-action": action, text: t("act_" + action), onclick: () => {
+          const form = h("form", { class: "ack" },
+            action === "assign" ? h("label", {}, t("assignee"), h("input", { name: "assignee", required: true, size: 10, value: p.assignee || "" })) : null,
+            h("label", {}, t("note"), h("input", { name: "note", size: 16, maxlength: 500 })),
+            h("button", { type: "submit", class: "primary", text: t("save") }),
+            h("button", { type: "button", text: t("cancel"), onclick: () => form.remove() }));
+          form.addEventListener("submit", async (ev) => {
+            ev.preventDefault();
+            const f = new FormData(form);
+            const body = { action, note: f.get("note") || "" };
+            if (f.get("assignee")) body.assignee = f.get("assignee");
+            try {
+              await Q.api("POST", `/tickets/${encodeURIComponent(r.record_id)}/update`, body);
+              pending[r.record_id] = { action, status: p.status };
+              Q.toast(t("update_sent"));
+              form.remove();
+              load();
+            } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
+          });
+          el.querySelector("form")?.remove();
+          el.append(form);
+          form.querySelector("input").focus();
+        } }));
+      }
+    }
+    el.append(actions, hist);
+    return el;
+  }
+
+  async function load() {
+    if (document.querySelector("#board form")) return;  // do not pull a form away from a typing user
+    const qs = new URLSearchParams();
+    const area = new FormData(filters).get("area");
+    if (area) qs.set("area", area);
+    try {
+      const out = await Q.api("GET", "/tickets/board?" + qs);
+      for (const [col, items] of Object.entries(out.columns)) {
+        for (const r of items) if (pending[r.record_id] && pending[r.record_id].status !== r.payload.status) delete pending[r.record_id];
+      }
+      Q.fill("board", h("div", { class: "cols board" }, Object.entries(out.columns).map(([col, items]) =>
+        h("section", { class: "card column", "data-column": col, "aria-label": t("col_" + col) },
+          h("h2", {}, t("col_" + col), " ", h("span", { class: "count", text: String(items.length) })),
+          items.map((r) => card(r, col))))));
+    } catch (e) { Q.fill("board", h("p", { class: "error", text: t("load_failed") + ": " + e.message })); }
+  }
+  filters.addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
+  load();
+  setInterval(load, 5000);
+};
+
 pages.audit = async () => {
   const { t, h } = Q;
   const filters = document.getElementById("filters");

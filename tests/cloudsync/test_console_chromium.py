@@ -7,6 +7,7 @@ Screenshots at 1366x768 land in the test's tmp dir (console-*.png).
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 from cloudsync.console.auth import ConsoleSettings
 from edge.core.standard import Alert, Report, new_id
 from edge.daemon import Daemon
+from edge.tickets import TICKETS
 from tests.cloudsync.console_helpers import PASSWORD, user_with_password
 from tests.cloudsync.helpers import FAST_SYNC, cli_provision, start_cloud, wait_for
 from tests.cloudsync.test_ops_api import rec, upload
@@ -263,6 +265,67 @@ async def test_console_reports_charts_search_and_correction(
             return (await cloud.storage.box_get(box_id))["feed_cursor"] >= feed[0]["id"]
 
         await wait_for(delivered, 15)
+    finally:
+        if daemon is not None:
+            await daemon.stop()
+        await cloud.stop()
+
+
+async def test_console_ticket_board_round_trip(db_url: str, make_config, tmp_path: Path) -> None:
+    cloud = await start_cloud(db_url, tmp_path)
+    daemon = None
+    try:
+        await cloud.community(district="lixia", street="s1", community="c1")
+        config = make_config(extra=FAST_SYNC)
+        await cli_provision(config.source, cloud.url, await cloud.claim("c1"))
+        daemon = Daemon(config)
+        box = await daemon.start()
+        ticket = await box.get(TICKETS).open_device_ticket("door", "door-1", "relay not answering")
+        assert ticket is not None
+        # Another box's tickets over the protocol: the overdue one must come first.
+        other = await cloud.new_box("c2", district="lixia", street="s1")
+        past = (datetime.now(UTC) - timedelta(hours=3)).isoformat()
+        await upload(
+            other,
+            [
+                rec(1, "repair_ticket", 2, "2026-01-01T10:00:00", title="新报修：楼道灯",
+                    status="open", urgency="normal"),
+                rec(2, "repair_ticket", 2, "2026-01-01T09:00:00", title="超时：水管漏水",
+                    status="open", urgency="normal", due_at=past),
+            ],
+        )  # fmt: skip
+        await user_with_password(cloud, "root")
+
+        async def synced() -> bool:
+            return await cloud.storage.record_box("repair_ticket", ticket.id, "/") is not None
+
+        await wait_for(synced, 15)
+        async with browser() as b:
+            page = await sign_in_page(b, cloud.url, "root")
+            await page.goto(f"{cloud.url}/console/tickets")
+            col = page.locator("[data-column=open]")
+            await col.locator("article").nth(2).wait_for(timeout=10000)
+            assert "超时" in await col.locator("article").first.text_content()
+            assert await col.locator("article.overdue").count() == 1
+            card = page.locator(f"article[data-ticket='{ticket.id}']")
+            await card.locator("button[data-action=assign]").click()
+            await card.locator("input[name=assignee]").fill("李师傅")
+            await card.locator("input[name=note]").fill("今天下午处理")
+            await card.locator("button[type=submit]").click()
+            # Down the feed to the box, the box's ticket machine assigns, the record comes back.
+            assigned = page.locator(f"[data-column=assigned] article[data-ticket='{ticket.id}']")
+            await assigned.wait_for(timeout=20000)
+            assert "李师傅" in await assigned.text_content()
+            await assigned.locator("button", has_text="历史").click()
+            await assigned.locator("ol.history li").nth(1).wait_for()
+            await page.screenshot(path=str(tmp_path / "console-tickets.png"))
+            assert page.errors == []
+        db = sqlite3.connect(box.config.db_path)
+        try:
+            row = db.execute("SELECT status, assignee FROM tickets WHERE id = ?", (ticket.id,))
+            assert row.fetchone() == ("assigned", "李师傅")
+        finally:
+            db.close()
     finally:
         if daemon is not None:
             await daemon.stop()

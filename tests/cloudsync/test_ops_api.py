@@ -203,4 +203,5 @@ async def test_publish_emergency_and_ticket_update_reach_the_right_boxes(cloud: 
         "status": "assigned",
         "assignee": "王师傅",
         "note": "",
+        "action": "assign",  # what the box's ticket machine runs
     }
