@@ -297,6 +297,9 @@ async def alert_stream(request: web.Request) -> web.StreamResponse:
     end = time.monotonic() + q.max_s
     next_check = next_ping = time.monotonic() + 15
     while time.monotonic() < end:
+        # aiohttp does not cancel a handler when its client goes away: stop polling then.
+        if request.transport is None or request.transport.is_closing():
+            break
         rows = await storage.alerts_since(user["scope"], since, 200)
         if rows:
             since = rows[-1]["received_at"]
