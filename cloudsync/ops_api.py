@@ -356,12 +356,17 @@ async def _targets(request: web.Request, t: Targets) -> list[str]:
 async def publish(request: web.Request, q: None, body: Publish) -> web.Response:
     require_admin(request)
     box_ids = await _targets(request, body.targets)
-    args = {**body.args, "screen_tags": body.targets.screen_tags}
+    args = dict(body.args)
+    # The args are the box's own record (edge/screens parses them strictly): screen tags
+    # become a schedule's own ``tags``; a content item or playlist targets no screen.
+    if body.action == "schedule" and body.targets.screen_tags:
+        args["tags"] = sorted({*args.get("tags", []), *body.targets.screen_tags})
     ids = await _queue(request, box_ids, "box", "-", body.action, args, body.ttl_s)
     return ok({"boxes": len(box_ids), "feed_ids": ids[:100]}, 201)
 
 
 class Emergency(BaseModel):
+    title: str | None = Field(None, min_length=1, max_length=200, pattern=FREE)
     message: str = Field(min_length=1, max_length=2000, pattern=FREE)
     level: Literal["critical", "warning", "info"] = "critical"
     targets: Targets
@@ -381,12 +386,15 @@ async def emergency(request: web.Request, q: None, body: Emergency) -> web.Respo
     box_ids = await _targets(request, body.targets)
     eid = f"em-{secrets.token_hex(6)}"
     until = (datetime.now(UTC) + timedelta(seconds=body.duration_s)).isoformat()
+    # The box's Emergency record (edge/core/standard.py), which its screens take over with.
     args = {
-        "emergency_id": eid,
-        "message": body.message,
+        "id": eid,
+        "title": body.title or body.message[:40],
+        "body": body.message,
         "level": body.level,
-        "until": until,
-        "screen_tags": body.targets.screen_tags,
+        "expires_at": until,
+        "tags": body.targets.screen_tags,
+        "source": "cloud",
     }
     await _queue(request, box_ids, "box", "-", "emergency", args, body.duration_s)
     return ok({"emergency_id": eid, "boxes": len(box_ids), "until": until}, 201)
@@ -409,7 +417,7 @@ async def emergency_cancel(request: web.Request, q: None, body: EmergencyCancel)
     require_admin(request)
     box_ids = await _targets(request, body.targets)
     await _queue(
-        request, box_ids, "box", "-", "emergency_cancel", {"emergency_id": body.emergency_id}, None
+        request, box_ids, "box", "-", "emergency_cancel", {"id": body.emergency_id}, None
     )
     return ok({"emergency_id": body.emergency_id, "boxes": len(box_ids)})
 

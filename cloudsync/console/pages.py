@@ -35,6 +35,7 @@ NAV = [
     (f"{PREFIX}/alerts", "nav_alerts"),
     (f"{PREFIX}/reports", "nav_reports"),
     (f"{PREFIX}/tickets", "nav_tickets"),
+    (f"{PREFIX}/content", "nav_content"),
     (f"{PREFIX}/audit", "nav_audit"),
 ]
 
@@ -168,7 +169,7 @@ BODIES = {
 <option value="">{all}</option></select></label>
 <label>{urgency}<select name="urgency" data-options="urg">
 <option value="">{all}</option></select></label>
-<label>{area}<input name="area" size="12" pattern="[a-z0-9][a-z0-9_-]*"></label>
+<label>{area}<input name="area" size="12" pattern="[a-z0-9][a-z0-9_\\-]*"></label>
 <label>{weeks}<select name="weeks"><option>4</option><option selected>12</option>
 <option>26</option><option>52</option></select></label>
 <button type="submit" class="primary">{apply}</button>
@@ -182,10 +183,62 @@ BODIES = {
 <button type="button" id="more" hidden>{more}</button></section>""",
     "tickets": """<h1 class="sr">{nav_tickets}</h1>
 <form class="filters card" id="filters">
-<label>{area}<input name="area" size="12" pattern="[a-z0-9][a-z0-9_-]*"></label>
+<label>{area}<input name="area" size="12" pattern="[a-z0-9][a-z0-9_\\-]*"></label>
 <button type="submit" class="primary">{apply}</button>
 <span class="muted">{refreshing}</span></form>
 <div id="board" class="board">{loading}</div>""",
+    "content": """<h1 class="sr">{nav_content}</h1>
+<div class="cols">
+<section class="card grow"><h2>{publish_title}</h2>
+<form id="publish" class="stack">
+<div class="row">
+<label>{file}<input type="file" name="file" accept="image/*,video/mp4"></label>
+<label class="grow">{notice_text}<input name="notice" maxlength="500"></label>
+</div>
+<div class="row">
+<label>{title}<input name="title" required maxlength="200" size="18"></label>
+<label>{duration_s}<input name="duration" type="number" min="1" max="3600" value="10"></label>
+</div>
+<fieldset><legend>{targets}</legend><div class="row">
+<label>{target_areas}<input name="areas" size="18" pattern="[a-z0-9_, \\-]*"></label>
+<label>{target_boxes}<input name="boxes" size="18"></label>
+<label>{target_tags}<input name="tags" size="12"></label></div></fieldset>
+<fieldset><legend>{daypart}</legend><div class="row">
+<span class="weekdays" role="group" aria-label="{weekdays}">
+<label><input type="checkbox" name="wd" value="1" checked>{wd1}</label>
+<label><input type="checkbox" name="wd" value="2" checked>{wd2}</label>
+<label><input type="checkbox" name="wd" value="3" checked>{wd3}</label>
+<label><input type="checkbox" name="wd" value="4" checked>{wd4}</label>
+<label><input type="checkbox" name="wd" value="5" checked>{wd5}</label>
+<label><input type="checkbox" name="wd" value="6" checked>{wd6}</label>
+<label><input type="checkbox" name="wd" value="7" checked>{wd7}</label></span>
+<label>{start_time}<input name="start" type="time" value="00:00"></label>
+<label>{end_time}<input name="end" type="time" value="00:00"></label>
+<label>{date_from}<input name="date_from" type="date"></label>
+<label>{date_to}<input name="date_to" type="date"></label>
+<label>{priority}<input name="priority" type="number" value="10" min="-1000" max="1000"></label>
+</div></fieldset>
+<button type="submit" class="primary">{publish}</button>
+<output id="publish-result" aria-live="polite"></output>
+</form></section>
+<section class="card"><h2>{emergency_title}</h2>
+<form id="emergency" class="stack">
+<label>{title}<input name="title" maxlength="200"></label>
+<label>{em_message}<textarea name="message" required maxlength="2000" rows="3"></textarea></label>
+<label>{level}<select name="level"><option value="critical">{critical}</option>
+<option value="warning">{warning}</option><option value="info">{info}</option></select></label>
+<label>{em_minutes}<input name="minutes" type="number" min="1" max="10080" value="60"></label>
+<label>{target_areas}<input name="areas" size="18"></label>
+<label>{target_tags}<input name="tags" size="12"></label>
+<button type="submit" class="danger">{em_prepare}</button>
+<div id="em-confirm" class="confirm" hidden role="alertdialog" aria-labelledby="em-q">
+<p id="em-q"><b>{em_confirm_q}</b></p><p id="em-summary"></p>
+<button type="button" id="em-go" class="danger">{em_confirm}</button>
+<button type="button" id="em-back">{cancel}</button></div>
+<output id="em-result" aria-live="polite"></output>
+</form></section>
+</div>
+<section class="card"><h2>{play_stats}</h2><div id="plays">{loading}</div></section>""",
     "audit": """<h1 class="sr">{nav_audit}</h1>
 <form class="filters card" id="filters"><label>{actor}<input name="actor" size="16"></label>
 <button type="submit">{filter}</button></form>

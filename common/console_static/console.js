@@ -41,11 +41,14 @@ const Q = (() => {
     location.assign(location.pathname.replace(/\/[^/]*$/, "/login") + "?next=" + next + "&expired=1");
   }
 
-  async function api(method, path, data) {
+  async function api(method, path, data, blob) {
     const opts = { method, credentials: "same-origin", headers: { Accept: "application/json" } };
     if (method !== "GET") {
       opts.headers["X-CSRF-Token"] = csrf();
-      if (data !== undefined) {
+      if (blob !== undefined) {  // a file as the raw body (content upload)
+        opts.headers["Content-Type"] = blob.type || "application/octet-stream";
+        opts.body = blob;
+      } else if (data !== undefined) {
         opts.headers["Content-Type"] = "application/json";
         opts.body = JSON.stringify(data);
       }
@@ -540,6 +543,94 @@ pages.tickets = async () => {
   filters.addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
   load();
   setInterval(load, 5000);
+};
+
+const ids = (text) => String(text || "").split(/[\s,，]+/).filter(Boolean);
+const rid = (prefix) => prefix + "-" + Date.now().toString(36) + Math.random().toString(36).slice(2, 6);
+const fmt = (text, vars) => text.replace(/\{(\w+)\}/g, (_, k) => String(vars[k]));
+
+pages.content = async () => {
+  const { t, h } = Q;
+  const form = document.getElementById("publish");
+  const out = document.getElementById("publish-result");
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(form);
+    const targets = { areas: ids(f.get("areas")), boxes: ids(f.get("boxes")), screen_tags: ids(f.get("tags")) };
+    if (!targets.areas.length && !targets.boxes.length) { Q.toast(t("need_target"), true); return; }
+    const file = f.get("file");
+    const notice = String(f.get("notice") || "").trim();
+    if (!(file && file.size) && !notice) { Q.toast(t("need_content"), true); return; }
+    const title = String(f.get("title"));
+    const duration = Number(f.get("duration") || 10);
+    try {
+      const items = [];
+      if (file && file.size) {
+        out.textContent = t("uploading");
+        const up = await Q.api("POST", "/content?title=" + encodeURIComponent(title), undefined, file);
+        items.push({ id: "c-" + up.sha256.slice(0, 12), kind: (file.type || "").startsWith("video") ? "video" : "image",
+          title, sha256: up.sha256, size_bytes: up.size_bytes, mime: up.mime, url: up.url, duration_s: duration });
+      }
+      if (notice) items.push({ id: rid("n"), kind: "html", title, body: notice, duration_s: duration });
+      let res;
+      for (const item of items) res = await Q.api("POST", "/publish", { action: "content", targets, args: item });
+      const pl = { id: rid("pl"), name: title, items: items.map((i) => ({ content_id: i.id })) };
+      await Q.api("POST", "/publish", { action: "playlist", targets, args: pl });
+      const sch = { id: rid("sch"), playlist_id: pl.id, weekdays: f.getAll("wd").map(Number),
+        start: f.get("start") + ":00", end: f.get("end") + ":00", priority: Number(f.get("priority") || 0) };
+      if (f.get("date_from")) sch.date_from = f.get("date_from");
+      if (f.get("date_to")) sch.date_to = f.get("date_to");
+      res = await Q.api("POST", "/publish", { action: "schedule", targets, args: sch });
+      out.textContent = fmt(t("published"), { n: res.boxes }) + " · " + sch.id;
+      out.dataset.schedule = sch.id;
+      Q.toast(out.textContent);
+    } catch (e) { out.textContent = ""; Q.toast(t("error") + ": " + e.message, true); }
+  });
+
+  // Emergency broadcast: a second, explicit confirmation before anything is sent.
+  const em = document.getElementById("emergency");
+  const confirm = document.getElementById("em-confirm");
+  const emOut = document.getElementById("em-result");
+  let pending = null;
+  em.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const f = new FormData(em);
+    const targets = { areas: ids(f.get("areas")), boxes: [], screen_tags: ids(f.get("tags")) };
+    if (!targets.areas.length) { Q.toast(t("need_target"), true); return; }
+    pending = { message: String(f.get("message")), level: f.get("level"), targets,
+      duration_s: 60 * Number(f.get("minutes") || 60) };
+    if (f.get("title")) pending.title = String(f.get("title"));
+    document.getElementById("em-summary").textContent =
+      `${t(pending.level)} · ${pending.title || ""} ${pending.message} → ${targets.areas.join(", ")}` +
+      (targets.screen_tags.length ? " #" + targets.screen_tags.join(" #") : "") + ` · ${f.get("minutes")} min`;
+    confirm.hidden = false;
+    document.getElementById("em-go").focus();
+  });
+  document.getElementById("em-back").addEventListener("click", () => { confirm.hidden = true; pending = null; });
+  document.getElementById("em-go").addEventListener("click", async () => {
+    if (!pending) return;
+    const sent = pending;
+    pending = null;
+    confirm.hidden = true;
+    try {
+      const res = await Q.api("POST", "/emergency", sent);
+      emOut.replaceChildren(h("span", { text: fmt(t("em_sent"), { n: res.boxes }) + " · " + res.emergency_id + " " }),
+        h("button", { type: "button", text: t("em_cancel"), onclick: async (ev) => {
+          await Q.api("POST", "/emergency/cancel", { emergency_id: res.emergency_id, targets: sent.targets });
+          ev.target.replaceWith(h("span", { text: t("em_ended") }));
+        } }));
+      emOut.dataset.emergency = res.emergency_id;
+    } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
+  });
+
+  try {
+    const st = await Q.api("GET", "/stats/plays");
+    Q.fill("plays", Q.table([
+      { label: t("content_id"), key: "content_id" },
+      { label: t("plays"), cell: (r) => String(r.plays) },
+      { label: t("play_time"), cell: (r) => (r.duration_ms / 1000).toFixed(0) + " s" },
+    ], st.items, t("play_stats")));
+  } catch (e) { Q.fill("plays", h("p", { class: "error", text: t("load_failed") + ": " + e.message })); }
 };
 
 pages.audit = async () => {

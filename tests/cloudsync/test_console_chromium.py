@@ -19,7 +19,10 @@ from edge.tickets import TICKETS
 from tests.cloudsync.console_helpers import PASSWORD, user_with_password
 from tests.cloudsync.helpers import FAST_SYNC, cli_provision, start_cloud, wait_for
 from tests.cloudsync.test_ops_api import rec, upload
-from tests.peers.chromium import browser
+from tests.conftest import api_url
+from tests.edge.screens.test_player_chromium import EMERGENCY_RED, GREEN, SCREEN, VIEW
+from tests.edge.screens.test_service import png
+from tests.peers.chromium import browser, near, rgb
 
 CONSOLE = {"width": 1366, "height": 768}
 
@@ -326,6 +329,76 @@ async def test_console_ticket_board_round_trip(db_url: str, make_config, tmp_pat
             assert row.fetchone() == ("assigned", "李师傅")
         finally:
             db.close()
+    finally:
+        if daemon is not None:
+            await daemon.stop()
+        await cloud.stop()
+
+
+async def test_console_publishes_to_a_box_screen_and_broadcasts(
+    db_url: str, make_config, tmp_path: Path
+) -> None:
+    cloud = await start_cloud(db_url, tmp_path)
+    daemon = None
+    try:
+        await cloud.community(district="lixia", street="s1", community="c1")
+        config = make_config(extra=FAST_SYNC + SCREEN)
+        await cli_provision(config.source, cloud.url, await cloud.claim("c1"))
+        daemon = Daemon(config)
+        box = await daemon.start()
+        await user_with_password(cloud, "root")
+        image = tmp_path / "green.png"
+        image.write_bytes(png((0, 200, 0)))
+        async with browser() as b:
+            page = await sign_in_page(b, cloud.url, "root")
+            await page.goto(f"{cloud.url}/console/content")
+            await page.set_input_files("#publish input[name=file]", str(image))
+            await page.fill("#publish input[name=title]", "垃圾分类宣传")
+            await page.fill("#publish input[name=areas]", "c1")
+            await page.fill("#publish input[name=tags]", "outdoor")
+            await page.click("#publish button[type=submit]")
+            await page.wait_for_selector("#publish-result[data-schedule]", timeout=10000)
+            assert "1 个设备盒" in await page.text_content("#publish-result")
+            await page.screenshot(path=str(tmp_path / "console-content.png"))
+
+            # The box's own player page shows the published image (pixels).
+            player = await b.new_page(viewport=VIEW)
+            await player.goto(f"{api_url(box)}/screen/scr-1")
+            async def published_item() -> str | None:  # "default" until the item arrives
+                cid = await player.evaluate("document.body.dataset.showing || ''")
+                return cid if cid.startswith("c-") else None
+
+            sha_id = await wait_for(published_item, 20)
+            assert near(rgb(await player.screenshot(), 320, 180), GREEN)
+
+            # Emergency: nothing is sent before the explicit confirmation.
+            await page.fill("#emergency textarea[name=message]", "今晚22点起停水")
+            await page.fill("#emergency input[name=title]", "紧急停水通知")
+            await page.fill("#emergency input[name=areas]", "c1")
+            await page.click("#emergency button[type=submit]")
+            await page.wait_for_selector("#em-confirm:not([hidden])")
+            assert "今晚22点起停水" in await page.text_content("#em-summary")
+            await page.screenshot(path=str(tmp_path / "console-emergency-confirm.png"))
+            async with cloud.storage.tx() as c:
+                sent = await c.fetch("SELECT id FROM feed WHERE action = 'emergency'")
+            assert sent == []
+            await page.click("#em-go")
+            await page.wait_for_selector("#em-result[data-emergency]")
+            em = await page.get_attribute("#em-result", "data-emergency")
+
+            async def shows_emergency() -> bool:
+                return await player.evaluate("document.body.dataset.showing || null") == em
+
+            await wait_for(shows_emergency, 15)
+            assert "紧急停水通知" in await player.inner_text("body")
+            assert near(rgb(await player.screenshot(), 320, 180), EMERGENCY_RED)
+            await page.click("#em-result button")
+
+            async def back_to_schedule() -> bool:
+                return await player.evaluate("document.body.dataset.showing || null") == sha_id
+
+            await wait_for(back_to_schedule, 15)
+            assert page.errors == []
     finally:
         if daemon is not None:
             await daemon.stop()
