@@ -36,6 +36,7 @@ NAV = [
     (f"{PREFIX}/reports", "nav_reports"),
     (f"{PREFIX}/tickets", "nav_tickets"),
     (f"{PREFIX}/content", "nav_content"),
+    (f"{PREFIX}/fleet", "nav_fleet"),
     (f"{PREFIX}/audit", "nav_audit"),
 ]
 
@@ -239,6 +240,16 @@ BODIES = {
 </form></section>
 </div>
 <section class="card"><h2>{play_stats}</h2><div id="plays">{loading}</div></section>""",
+    "fleet": """<h1 class="sr">{nav_fleet}</h1>
+<section class="card"><h2>{claim_title}</h2>
+<form id="claim" class="filters">
+<label>{community}<input name="community" required size="16"
+ pattern="[a-z0-9][a-z0-9_\\-]*"></label>
+<label>{claim_ttl}<input name="ttl" type="number" min="1" max="2160" value="72"></label>
+<button type="submit" class="primary">{claim_make}</button>
+<output id="claim-result" aria-live="polite"></output></form></section>
+<section class="card"><h2>{fleet_boxes}</h2><div id="fleet" class="scroll">{loading}</div>
+<button type="button" id="more" hidden>{more}</button></section>""",
     "audit": """<h1 class="sr">{nav_audit}</h1>
 <form class="filters card" id="filters"><label>{actor}<input name="actor" size="16"></label>
 <button type="submit">{filter}</button></form>

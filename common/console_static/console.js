@@ -633,6 +633,84 @@ pages.content = async () => {
   } catch (e) { Q.fill("plays", h("p", { class: "error", text: t("load_failed") + ": " + e.message })); }
 };
 
+pages.fleet = async () => {
+  const { t, h } = Q;
+  const admin = Q.body.dataset.role === "admin";
+  const claim = document.getElementById("claim");
+  claim.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(claim);
+    const res = document.getElementById("claim-result");
+    res.replaceChildren();
+    delete res.dataset.code;
+    try {
+      const out = await Q.api("POST", `/communities/${encodeURIComponent(f.get("community"))}/claim-codes`,
+        { ttl_hours: Number(f.get("ttl") || 72) });
+      res.replaceChildren(t("claim_shown_once") + " ", h("code", { class: "claim", text: out.code }),
+        ` (${t("expires")} ${Q.when(out.expires_at)})`);
+      res.dataset.code = out.code;
+    } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
+  });
+  let rows = [], after = "";
+  const more = document.getElementById("more");
+
+  function actions(b) {
+    if (!admin || b.revoked_at) return null;
+    const wrap = h("div", { class: "actions" });
+    const cmd = h("select", { "aria-label": t("command") },
+      h("option", { value: "ping", text: "ping" }));
+    wrap.append(cmd,
+      h("button", { type: "button", text: t("send"), onclick: async () => {
+        try {
+          await Q.api("POST", `/boxes/${encodeURIComponent(b.id)}/commands`,
+            { target_kind: "box", target_id: b.id, action: cmd.value });
+          Q.toast(t("command_sent"));
+        } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
+      } }),
+      h("button", { type: "button", class: "danger", "data-action": "revoke", text: t("revoke"), onclick: () => {
+        if (wrap.querySelector(".confirm")) return;
+        const box = h("div", { class: "confirm", role: "alertdialog" }, h("p", { text: t("revoke_q") }),
+          h("button", { type: "button", class: "danger", text: t("confirm"), onclick: async () => {
+            try {
+              await Q.api("POST", `/boxes/${encodeURIComponent(b.id)}/revoke`);
+              b.revoked_at = new Date().toISOString();
+              render();
+            } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
+          } }),
+          h("button", { type: "button", text: t("cancel"), onclick: () => box.remove() }));
+        wrap.append(box);
+      } }));
+    return wrap;
+  }
+
+  function render() {
+    Q.fill("fleet", Q.table([
+      { label: t("box"), cell: (b) => h("span", {}, h("b", { text: b.id }), h("br"), h("small", { class: "muted", text: b.name })) },
+      { label: t("community"), key: "community_id" },
+      { label: t("health"), cell: (b) => Q.badge(b.revoked_at ? "revoked" : (b.last_seen_at && Date.now() - Date.parse(b.last_seen_at) < 180000 ? "online" : "offline")) },
+      { label: t("last_seen"), cell: (b) => Q.ago(b.last_seen_at) },
+      { label: t("version"), key: "software_version" },
+      { label: t("backlog"), cell: (b) => String(b.outbox_rows) },
+      { label: t("devices_offline"), cell: (b) => String((b.devices || []).filter((d) => d.state !== "online").length) },
+      { label: t("created"), cell: (b) => Q.when(b.created_at) },
+      { label: "", cell: actions },
+    ], rows, t("fleet_boxes")));
+    for (const [i, tr] of [...document.querySelectorAll("#fleet tbody tr")].entries()) tr.dataset.box = rows[i].id;
+  }
+
+  async function load() {
+    try {
+      const page = await Q.api("GET", "/boxes?limit=200" + (after ? "&after=" + encodeURIComponent(after) : ""));
+      rows = rows.concat(page.items);
+      after = page.next || "";
+      more.hidden = !page.next;
+      render();
+    } catch (e) { Q.fill("fleet", h("p", { class: "error", text: t("load_failed") + ": " + e.message })); }
+  }
+  more.addEventListener("click", load);
+  load();
+};
+
 pages.audit = async () => {
   const { t, h } = Q;
   const filters = document.getElementById("filters");

@@ -7,6 +7,7 @@ Screenshots at 1366x768 land in the test's tmp dir (console-*.png).
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
@@ -364,6 +365,7 @@ async def test_console_publishes_to_a_box_screen_and_broadcasts(
             # The box's own player page shows the published image (pixels).
             player = await b.new_page(viewport=VIEW)
             await player.goto(f"{api_url(box)}/screen/scr-1")
+
             async def published_item() -> str | None:  # "default" until the item arrives
                 cid = await player.evaluate("document.body.dataset.showing || ''")
                 return cid if cid.startswith("c-") else None
@@ -402,4 +404,45 @@ async def test_console_publishes_to_a_box_screen_and_broadcasts(
     finally:
         if daemon is not None:
             await daemon.stop()
+        await cloud.stop()
+
+
+async def test_console_fleet_claim_command_revoke_in_scope(db_url: str, tmp_path: Path) -> None:
+    cloud = await start_cloud(db_url, tmp_path)
+    try:
+        mine = await cloud.new_box("c1", district="lixia", street="s1")
+        theirs = await cloud.new_box("c2", district="shizhong", street="s2")
+        await user_with_password(cloud, "lixia-admin", "admin", "lixia")
+        async with browser() as b:
+            page = await sign_in_page(b, cloud.url, "lixia-admin")
+            await page.click("nav a[href='/console/fleet']")
+            await page.wait_for_selector(f"tr[data-box='{mine.box_id}']")
+            assert await page.locator("#fleet tbody tr").count() == 1  # not the other district's
+            # A claim code for their own community; none for another district's.
+            await page.fill("#claim input[name=community]", "c1")
+            await page.click("#claim button[type=submit]")
+            await page.wait_for_selector("#claim-result[data-code]")
+            code = await page.get_attribute("#claim-result", "data-code")
+            assert re.fullmatch(r"[0-9A-F]{6}-[0-9A-F]{6}-[0-9A-F]{6}", code)
+            await page.fill("#claim input[name=community]", "c2")
+            await page.click("#claim button[type=submit]")
+            await page.wait_for_selector("#toast.bad")
+            assert "c2" in await page.text_content("#toast")
+            page.errors.clear()  # the browser logs the refused call's 404: expected here
+            # A command, then revoke (only after the confirmation).
+            row = page.locator(f"tr[data-box='{mine.box_id}']")
+            await row.locator("button", has_text="发送").click()
+            await page.wait_for_selector("#toast.show:not(.bad)")
+            await row.locator("button[data-action=revoke]").click()
+            assert (await cloud.storage.box_get(mine.box_id))["revoked_at"] is None
+            await page.screenshot(path=str(tmp_path / "console-fleet.png"))
+            await row.locator(".confirm button.danger").click()
+            await page.wait_for_selector(f"tr[data-box='{mine.box_id}'] .badge.revoked")
+            assert page.errors == []
+        assert (await cloud.storage.box_get(mine.box_id))["revoked_at"] is not None
+        assert (await cloud.storage.box_get(theirs.box_id))["revoked_at"] is None
+        async with cloud.storage.tx() as c:
+            feed = await c.fetch("SELECT box_id, action, created_by FROM feed")
+        assert feed == [{"box_id": mine.box_id, "action": "ping", "created_by": "lixia-admin"}]
+    finally:
         await cloud.stop()
