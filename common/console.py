@@ -42,7 +42,7 @@ def pick_lang(query_lang: str | None, cookie_lang: str | None) -> str:
     """?lang= wins, then the lang cookie; otherwise Chinese (English only when asked for)."""
     for cand in (query_lang, cookie_lang):
         if cand in LANGS:
-            return cand  # type: ignore[return-value]
+            return cand
     return "zh"
 
 

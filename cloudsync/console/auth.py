@@ -107,7 +107,8 @@ async def login(
     if await storage.failed_logins(name, since) >= settings.max_failed_logins:
         raise LoginRefused("locked")
     user = await storage.ops_user_get(name)
-    ok = await asyncio.to_thread(check_password, password, user and user["password_hash"])
+    stored = user["password_hash"] if user is not None else None
+    ok = await asyncio.to_thread(check_password, password, stored)
     if not ok or user is None:
         raise LoginRefused("bad_credentials")
     if user["totp_secret"] and not check_totp(user["totp_secret"], totp):

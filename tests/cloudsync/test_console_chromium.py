@@ -150,6 +150,10 @@ async def test_console_live_health_alerts_and_scope(
             await page.click("a.lang")
             await page.wait_for_selector("#audit table")
             assert "Audit log" in await page.text_content("nav")
+            await page.click("nav a[href='/console/overview']")  # the language sticks
+            await page.wait_for_selector("tr[data-area=c1]")
+            assert "Area tree" in await page.text_content("main")
+            await page.screenshot(path=str(tmp_path / "console-overview-en.png"))
             assert page.errors == []  # no CSP violation, no script error
 
             # A district admin sees and acts only in their district: pages and calls.
@@ -158,6 +162,18 @@ async def test_console_live_health_alerts_and_scope(
             assert await lp.locator("tr[data-area=c2]").count() == 0
             assert "SHIZHONG" not in await lp.text_content("#tree")
             await lp.screenshot(path=str(tmp_path / "console-district.png"))
+            # A tablet in portrait: the columns stack, nothing runs off the side.
+            await lp.set_viewport_size({"width": 820, "height": 1180})
+            for path in ("overview", "alerts", "reports", "tickets", "content", "fleet"):
+                await lp.goto(f"{cloud.url}/console/{path}")
+                await lp.wait_for_load_state("networkidle")
+                assert await lp.evaluate(
+                    "document.documentElement.scrollWidth <= window.innerWidth"
+                ), path
+            await lp.goto(f"{cloud.url}/console/overview")
+            await lp.wait_for_selector("tr[data-area=c1]")
+            await lp.screenshot(path=str(tmp_path / "console-tablet.png"))
+            await lp.set_viewport_size(CONSOLE)
             await lp.goto(f"{cloud.url}/console/alerts")
             await lp.wait_for_selector("#alerts li")
             assert "市中区" not in await lp.text_content("#alerts")
