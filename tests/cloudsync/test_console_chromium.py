@@ -257,9 +257,12 @@ async def test_console_reports_charts_search_and_correction(
             # Search by text.
             await page.fill("#filters input[name=q]", "电梯")
             await page.click("#filters button[type=submit]")
-            await page.wait_for_function(
-                "document.querySelectorAll('table.reports tbody tr').length === 1"
-            )
+            rows = page.locator("table.reports tbody tr")  # (no wait_for_function: the CSP)
+
+            async def one_row() -> bool:
+                return await rows.count() == 1
+
+            await wait_for(one_row, 10)
             # Correct its category: queued down the feed to the box that owns the report.
             row = page.locator("tr[data-report='rp-0']")
             await row.locator("button", has_text="更正").click()
