@@ -10,6 +10,7 @@ import json
 import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -22,10 +23,12 @@ from cloudsync.ops_api import (
     SHORT,
     area_in_scope,
     attach_acks,
+    box_in_scope,
     require_admin,
     scope,
 )
 from cloudsync.routing import AUDIT_AREA, AUTH_OF, OPS_USER, Api, ok
+from common import playout
 
 api = Api()  # this module's route table (cloudsync/app.py includes it)
 STREAM_PATH = "/api/v1/ops/alerts/stream"
@@ -263,6 +266,66 @@ async def ticket_history(request: web.Request, q: None, body: None) -> web.Respo
     if not rows:
         return err(404, f"no ticket {tid!r} in your scope")
     return ok({"items": rows})
+
+
+class PreviewQuery(BaseModel):
+    screen: str = Field("preview", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    tags: str = Field("", max_length=500, pattern=r"^[A-Za-z0-9_.:, -]*$")  # comma separated
+    at: datetime | None = None  # default: now
+    hours: float = Field(24, gt=0, le=24 * 14)
+    tz: str = Field("Asia/Shanghai", max_length=64, pattern=r"^[A-Za-z0-9_/+-]+$")
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/boxes/{box_id}/preview",
+    summary="What a screen of this box plays at a time and after, from what was published to"
+    " the box, by the box's own resolver (common/playout.py); files count as cached",
+    tag="content",
+    auth="ops",
+    query=PreviewQuery,
+    responses={404: "No such box in scope"},
+)
+async def preview(request: web.Request, q: PreviewQuery, body: None) -> web.Response:
+    box = await box_in_scope(request, request.match_info["box_id"])
+    try:
+        tz = ZoneInfo(q.tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        return err(400, f"tz: unknown time zone {q.tz!r}", field="tz")
+    at = q.at or datetime.now(UTC)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=tz)
+    cat = playout.catalog_from_published(
+        await request.app[CLOUD].storage.feed_published(box["id"]), tz
+    )
+    screen = playout.ScreenRef(q.screen, tuple(t for t in q.tags.split(",") if t.strip()))
+    segments = playout.plan(cat, screen, at, at + timedelta(hours=q.hours))
+    now = playout.item_in(segments[0], at)
+    titles = {i.id: i.title for i in cat.items.values()}
+    titles |= {e.id: e.title for e in cat.emergencies}
+    return ok(
+        {
+            "at": at.isoformat(),
+            "playing": {
+                "content_id": now.content_id,
+                "title": titles.get(now.content_id, ""),
+                "source": now.source,
+                "started_at": now.started_at.isoformat(),
+                "ends_at": now.ends_at.isoformat(),
+            },
+            "segments": [
+                {
+                    "start": s.start.isoformat(),
+                    "end": s.end.isoformat(),
+                    "source": s.source,
+                    "items": [
+                        {"content_id": c, "title": titles.get(c, ""), "ms": ms} for c, ms in s.items
+                    ],
+                }
+                for s in segments[:50]
+            ],
+        }
+    )
 
 
 class StreamQuery(BaseModel):

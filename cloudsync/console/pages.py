@@ -239,6 +239,15 @@ BODIES = {
 <output id="em-result" aria-live="polite"></output>
 </form></section>
 </div>
+<section class="card"><h2>{preview_title}</h2>
+<form id="preview" class="filters">
+<label>{box}<input name="box" required size="18"></label>
+<label>{screen_id}<input name="screen" size="10" value="scr-1"></label>
+<label>{target_tags}<input name="tags" size="12"></label>
+<label>{at_time}<input name="at" type="datetime-local"></label>
+<button type="submit" class="primary">{preview}</button>
+<span class="muted">{preview_note}</span></form>
+<div id="preview-out" aria-live="polite"></div></section>
 <section class="card"><h2>{play_stats}</h2><div id="plays">{loading}</div></section>""",
     "fleet": """<h1 class="sr">{nav_fleet}</h1>
 <section class="card"><h2>{claim_title}</h2>

@@ -265,3 +265,18 @@ class ConsoleStorage(StorageBase):
         for r in rows:
             r["payload"] = json.loads(r["payload"])
         return rows
+
+    async def feed_published(self, box_id: str) -> list[tuple[str, str, dict[str, Any]]]:
+        """What was published to a box for its screens, oldest first (action, at, args)."""
+        async with self.tx() as c:
+            rows = await c.fetch(
+                "SELECT action, created_at, args FROM feed WHERE box_id = $1 AND action IN"
+                " ('content', 'playlist', 'schedule', 'emergency', 'emergency_cancel')"
+                " ORDER BY id",
+                box_id,
+            )
+        return [
+            (r["action"], r["created_at"], json.loads(r["args"]) if isinstance(r["args"], str)
+             else r["args"])
+            for r in rows
+        ]  # fmt: skip

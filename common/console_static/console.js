@@ -623,6 +623,28 @@ pages.content = async () => {
     } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
   });
 
+  // Preview: the box's resolver (common/playout.py) run on what was published to the box.
+  const pv = document.getElementById("preview");
+  pv.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const f = new FormData(pv);
+    const qs = new URLSearchParams({ screen: f.get("screen") || "preview", tags: ids(f.get("tags")).join(",") });
+    if (f.get("at")) qs.set("at", new Date(f.get("at")).toISOString());
+    try {
+      const out = await Q.api("GET", `/boxes/${encodeURIComponent(f.get("box"))}/preview?` + qs);
+      const name = (c) => (c.title ? c.title + " " : "") + "(" + c.content_id + ")";
+      const src = (s) => s === "default" ? t("src_default") : s;
+      Q.fill("preview-out", h("div", {},
+        h("p", { class: "playing", "data-content": out.playing.content_id },
+          h("b", { text: t("now_playing") + ": " }), name(out.playing), " · " + src(out.playing.source)),
+        Q.table([
+          { label: t("from_to"), cell: (s) => Q.when(s.start) + " – " + Q.when(s.end) },
+          { label: t("source"), cell: (s) => src(s.source) },
+          { label: t("items"), cell: (s) => s.items.map(name).join("、") },
+        ], out.segments, t("preview_title"))));
+    } catch (e) { Q.fill("preview-out", h("p", { class: "error", text: t("error") + ": " + e.message })); }
+  });
+
   try {
     const st = await Q.api("GET", "/stats/plays");
     Q.fill("plays", Q.table([

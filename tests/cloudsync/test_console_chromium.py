@@ -392,6 +392,18 @@ async def test_console_publishes_to_a_box_screen_and_broadcasts(
             sha_id = await wait_for(published_item, 20)
             assert near(rgb(await player.screenshot(), 320, 180), GREEN)
 
+            # The console's preview (the box's resolver on what was published) agrees.
+            box_id = (await cloud.storage.boxes_list("/", "", 10))[0]["id"]
+            await page.fill("#preview input[name=box]", box_id)
+            await page.fill("#preview input[name=tags]", "outdoor")
+            await page.click("#preview button[type=submit]")
+            await page.wait_for_selector("#preview-out p.playing")
+            assert await page.get_attribute("#preview-out p.playing", "data-content") == sha_id
+            await page.fill("#preview input[name=tags]", "indoor")  # not the schedule's tag
+            await page.click("#preview button[type=submit]")
+            await page.wait_for_selector("#preview-out p.playing[data-content=default]")
+            await page.screenshot(path=str(tmp_path / "console-preview.png"), full_page=True)
+
             # Emergency: nothing is sent before the explicit confirmation.
             await page.fill("#emergency textarea[name=message]", "今晚22点起停水")
             await page.fill("#emergency input[name=title]", "紧急停水通知")
