@@ -12,8 +12,8 @@ the time from a box's critical alert to it showing in an open console.
 
     .venv/bin/python bench/console.py [--reports 300000] [--rounds 20] [--alerts 30]
 
-The issue asks for 1,000,000 reports; generating and indexing them takes several minutes on
-the 2 shared cores here, so the default is smaller; pass --reports 1000000 for the full size.
+Generating the 1,000,000 reports (the issue's size, the default) takes about 2.5 minutes on
+the 2 shared cores here; --reports scales it down.
 Prints a JSON object on its last line.
 """
 
@@ -156,7 +156,7 @@ async def time_calls(s: aiohttp.ClientSession, url: str, paths: dict, rounds: in
     out = {}
     for name, path in paths.items():
         ms = []
-        for _ in range(rounds):
+        for _ in range(min(rounds, 3) if name.endswith("_rare") else rounds):
             t0 = time.perf_counter()
             async with s.get(url + path) as r:
                 await r.read()
@@ -173,7 +173,9 @@ PAGES = {
     "overview": "/api/v1/ops/overview",
     "alerts": "/api/v1/ops/alerts?limit=200",
     "reports_list": "/api/v1/ops/reports?limit=50",
-    "reports_search": "/api/v1/ops/reports?limit=50&q=rp-12345",
+    "reports_search_common_word": "/api/v1/ops/reports?limit=50&q=%E7%94%B5%E6%A2%AF",
+    # A term in one report only: no full-text index, so this walks every report in scope.
+    "reports_search_rare": "/api/v1/ops/reports?limit=50&q=%E7%AC%AC12345%E5%8F%B7",
     "reports_stats_12w": "/api/v1/ops/stats/reports?weeks=12",
     "tickets_board": "/api/v1/ops/tickets/board",
     "audit": "/api/v1/ops/audit",
@@ -221,7 +223,7 @@ async def alert_latency(cloud, url: str, n: int) -> dict:
 
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reports", type=int, default=300_000)
+    ap.add_argument("--reports", type=int, default=1_000_000)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--alerts", type=int, default=30)
     args = ap.parse_args()

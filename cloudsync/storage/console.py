@@ -6,9 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cloudsync.storage.base import StorageBase, StorageError, utcnow
-
-IN_SCOPE = "substr(a.path, 1, length($1)) = $1"
+from cloudsync.storage.base import StorageBase, StorageError, in_scope, utcnow
 
 
 class ConsoleStorage(StorageBase):
@@ -140,20 +138,20 @@ class ConsoleStorage(StorageBase):
         async with self.tx() as c:
             areas = await c.fetch(
                 "SELECT a.id, a.parent_id, a.level, a.name, a.path, a.lat, a.lon FROM areas a"
-                f" WHERE {IN_SCOPE} ORDER BY a.path",
+                f" WHERE {in_scope(scope)} ORDER BY a.path",
                 scope,
             )
             boxes = await c.fetch(
                 "SELECT b.id, b.community_id, b.name, b.revoked_at, b.last_seen_at,"
                 " b.software_version, b.devices, b.outbox_rows, b.outbox_bytes FROM boxes b"
-                f" JOIN areas a ON a.id = b.community_id WHERE {IN_SCOPE} ORDER BY b.id",
+                f" JOIN areas a ON a.id = b.community_id WHERE {in_scope(scope)} ORDER BY b.id",
                 scope,
             )
             critical = await c.fetch(
                 "SELECT b.community_id, count(*) AS n FROM records r"
                 " JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
                 " LEFT JOIN alert_acks k ON k.box_id = r.box_id AND k.seq = r.seq"
-                f" WHERE {IN_SCOPE} AND r.kind = 'alert'"
+                f" WHERE {in_scope(scope)} AND r.kind = 'alert'"
                 f" AND {self.jtext('r.payload', 'level')} = 'critical'"
                 " AND (k.state IS NULL OR k.state <> 'closed')"
                 " GROUP BY b.community_id",
@@ -174,7 +172,7 @@ class ConsoleStorage(StorageBase):
                 "SELECT r.box_id, r.seq, r.kind, r.record_id, r.ts, r.payload, r.received_at,"
                 " b.community_id FROM records r JOIN boxes b ON b.id = r.box_id"
                 " JOIN areas a ON a.id = b.community_id"
-                f" WHERE {IN_SCOPE} AND r.kind = 'alert' AND r.received_at > $2"
+                f" WHERE {in_scope(scope)} AND r.kind = 'alert' AND r.received_at > $2"
                 " ORDER BY r.received_at, r.box_id, r.seq LIMIT $3",
                 scope,
                 received_after,
@@ -206,7 +204,7 @@ class ConsoleStorage(StorageBase):
             return await c.fetchrow(
                 "SELECT r.box_id, r.seq, r.payload, a.path AS area_path FROM records r"
                 " JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
-                f" WHERE {IN_SCOPE} AND r.kind = 'alert' AND r.box_id = $2 AND r.seq = $3",
+                f" WHERE {in_scope(scope)} AND r.kind = 'alert' AND r.box_id = $2 AND r.seq = $3",
                 scope,
                 box_id,
                 seq,
@@ -243,7 +241,7 @@ class ConsoleStorage(StorageBase):
                 " SELECT r.box_id, r.seq, r.record_id, r.ts, r.payload, b.community_id,"
                 " row_number() OVER (PARTITION BY r.box_id, r.record_id ORDER BY r.seq DESC)"
                 " AS rn FROM records r JOIN boxes b ON b.id = r.box_id"
-                f" JOIN areas a ON a.id = b.community_id WHERE {IN_SCOPE}"
+                f" JOIN areas a ON a.id = b.community_id WHERE {in_scope(scope)}"
                 " AND r.kind = 'repair_ticket') t WHERE rn = 1 ORDER BY ts DESC LIMIT $2",
                 scope,
                 limit,
@@ -257,7 +255,7 @@ class ConsoleStorage(StorageBase):
             rows = await c.fetch(
                 "SELECT r.box_id, r.seq, r.ts, r.payload, b.community_id FROM records r"
                 " JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
-                f" WHERE {IN_SCOPE} AND r.kind = $2 AND r.record_id = $3 ORDER BY r.seq",
+                f" WHERE {in_scope(scope)} AND r.kind = $2 AND r.record_id = $3 ORDER BY r.seq",
                 scope,
                 kind,
                 record_id,
