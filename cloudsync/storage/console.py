@@ -147,15 +147,16 @@ class ConsoleStorage(StorageBase):
                 f" JOIN areas a ON a.id = b.community_id WHERE {in_scope(scope)} ORDER BY b.id",
                 scope,
             )
+            cond, scope_arg = await self.scope_filter(c, scope)
             critical = await c.fetch(
                 "SELECT b.community_id, count(*) AS n FROM records r"
-                " JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
+                " JOIN boxes b ON b.id = r.box_id"
                 " LEFT JOIN alert_acks k ON k.box_id = r.box_id AND k.seq = r.seq"
-                f" WHERE {in_scope(scope)} AND r.kind = 'alert'"
+                f" WHERE {cond} AND r.kind = 'alert'"
                 f" AND {self.jtext('r.payload', 'level')} = 'critical'"
                 " AND (k.state IS NULL OR k.state <> 'closed')"
                 " GROUP BY b.community_id",
-                scope,
+                scope_arg,
             )
         for b in boxes:
             b["devices"] = json.loads(b["devices"]) if isinstance(b["devices"], str) else []
@@ -168,13 +169,13 @@ class ConsoleStorage(StorageBase):
     ) -> list[dict[str, Any]]:
         """Alerts that arrived after ``received_after``, oldest arrival first."""
         async with self.tx() as c:
+            cond, scope_arg = await self.scope_filter(c, scope)
             rows = await c.fetch(
                 "SELECT r.box_id, r.seq, r.kind, r.record_id, r.ts, r.payload, r.received_at,"
                 " b.community_id FROM records r JOIN boxes b ON b.id = r.box_id"
-                " JOIN areas a ON a.id = b.community_id"
-                f" WHERE {in_scope(scope)} AND r.kind = 'alert' AND r.received_at > $2"
+                f" WHERE {cond} AND r.kind = 'alert' AND r.received_at > $2"
                 " ORDER BY r.received_at, r.box_id, r.seq LIMIT $3",
-                scope,
+                scope_arg,
                 received_after,
                 limit,
             )
@@ -236,14 +237,14 @@ class ConsoleStorage(StorageBase):
     async def tickets_latest(self, scope: str, limit: int) -> list[dict[str, Any]]:
         """Each ticket's latest record in scope (a box sends one record per change)."""
         async with self.tx() as c:
+            cond, scope_arg = await self.scope_filter(c, scope)
             rows = await c.fetch(
                 "SELECT box_id, seq, record_id, ts, payload, community_id FROM ("
                 " SELECT r.box_id, r.seq, r.record_id, r.ts, r.payload, b.community_id,"
                 " row_number() OVER (PARTITION BY r.box_id, r.record_id ORDER BY r.seq DESC)"
-                " AS rn FROM records r JOIN boxes b ON b.id = r.box_id"
-                f" JOIN areas a ON a.id = b.community_id WHERE {in_scope(scope)}"
+                f" AS rn FROM records r JOIN boxes b ON b.id = r.box_id WHERE {cond}"
                 " AND r.kind = 'repair_ticket') t WHERE rn = 1 ORDER BY ts DESC LIMIT $2",
-                scope,
+                scope_arg,
                 limit,
             )
         for r in rows:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cloudsync.storage.base import StorageBase, in_scope
+from cloudsync.storage.base import StorageBase
 
 
 class OpsQueryStorage(StorageBase):
@@ -25,28 +25,13 @@ class OpsQueryStorage(StorageBase):
     ) -> list[dict[str, Any]]:
         """Records newest first, keyset-paginated on (ts, box_id, seq); ``search`` matches the
         record id exactly or a substring of the payload's text."""
-        args: list[Any] = [scope]
+        async with self.tx() as c:
+            cond, scope_arg = await self.scope_filter(c, scope)
+        args: list[Any] = [scope_arg]
         sql = [
             "SELECT r.box_id, r.seq, r.kind, r.record_id, r.ts, r.payload, b.community_id"
-            " FROM records r JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
-            f" WHERE {in_scope(scope)}"
+            f" FROM records r JOIN boxes b ON b.id = r.box_id WHERE {cond}"
         ]
-        if scope != "/":
-            # The scope's boxes as a list: PostgreSQL then walks the newest records of the
-            # kind and keeps those of these boxes (ms), where a path-prefix join made it read
-            # every record of the district first (seconds; bench/console.py).
-            async with self.tx() as c:
-                ids = await c.fetch(
-                    "SELECT b.id FROM boxes b JOIN areas a ON a.id = b.community_id"
-                    f" WHERE {in_scope(scope)}",
-                    scope,
-                )
-            args = [self.text_list([r["id"] for r in ids])]
-            sql = [
-                "SELECT r.box_id, r.seq, r.kind, r.record_id, r.ts, r.payload, b.community_id"
-                " FROM records r JOIN boxes b ON b.id = r.box_id"
-                f" WHERE {self.in_list('r.box_id', 1)}"
-            ]
 
         def add(cond: str, value: Any) -> None:
             args.append(value)
@@ -98,16 +83,16 @@ class OpsQueryStorage(StorageBase):
         total = ""
         if sum_field:
             total = f", sum(CAST({self.jtext('r.payload', sum_field)} AS BIGINT)) AS total"
-        sql = (
-            f"SELECT {', '.join(cols)}, count(*) AS count{total}"
-            " FROM records r JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
-            f" WHERE {in_scope(scope)} AND r.kind = $2"
-            " AND ($3 = '' OR r.ts >= $3) AND ($4 = '' OR r.ts < $4)"
-            f" GROUP BY {', '.join(str(i + 1) for i in range(len(fields)))}"
-            f" ORDER BY {', '.join(str(i + 1) for i in range(len(fields)))}"
-        )
         async with self.tx() as c:
-            return await c.fetch(sql, scope, kind, since or "", until or "")
+            cond, scope_arg = await self.scope_filter(c, scope)
+            sql = (
+                f"SELECT {', '.join(cols)}, count(*) AS count{total}"
+                f" FROM records r WHERE {cond} AND r.kind = $2"
+                " AND ($3 = '' OR r.ts >= $3) AND ($4 = '' OR r.ts < $4)"
+                f" GROUP BY {', '.join(str(i + 1) for i in range(len(fields)))}"
+                f" ORDER BY {', '.join(str(i + 1) for i in range(len(fields)))}"
+            )
+            return await c.fetch(sql, scope_arg, kind, since or "", until or "")
 
     async def report_stats(
         self, scope: str, since: str, until: str | None
@@ -117,23 +102,24 @@ class OpsQueryStorage(StorageBase):
         the report's) narrows the scan first."""
         sentiment = f"CAST({self.jtext('r.payload', 'sentiment')} AS DOUBLE PRECISION)"
         when = self.jtext("r.payload", "ts")
-        base = (
-            " FROM records r JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
-            f" WHERE {in_scope(scope)} AND r.kind = 'report'"
-            f" AND r.ts >= $2 AND {when} >= $2 AND ($3 = '' OR {when} < $3)"
-        )
         async with self.tx() as c:
+            cond, scope_arg = await self.scope_filter(c, scope)
+            base = (
+                " FROM records r JOIN boxes b ON b.id = r.box_id"
+                f" WHERE {cond} AND r.kind = 'report'"
+                f" AND r.ts >= $2 AND {when} >= $2 AND ($3 = '' OR {when} < $3)"
+            )
             days = await c.fetch(
                 f"SELECT substr({when}, 1, 10) AS day, count(*) AS n, avg({sentiment}) AS mood"
                 f"{base} GROUP BY 1 ORDER BY 1",
-                scope,
+                scope_arg,
                 since,
                 until or "",
             )
             cells = await c.fetch(
                 f"SELECT b.community_id, {self.jtext('r.payload', 'category')} AS category,"
                 f" count(*) AS n{base} GROUP BY 1, 2 ORDER BY 1, 2",
-                scope,
+                scope_arg,
                 since,
                 until or "",
             )
