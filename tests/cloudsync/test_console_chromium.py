@@ -21,6 +21,7 @@ from tests.cloudsync.console_helpers import PASSWORD, user_with_password
 from tests.cloudsync.helpers import FAST_SYNC, cli_provision, start_cloud, wait_for
 from tests.cloudsync.test_ops_api import rec, upload
 from tests.conftest import api_url
+from tests.edge.screens.helpers import screen_key
 from tests.edge.screens.test_player_chromium import EMERGENCY_RED, GREEN, SCREEN, VIEW
 from tests.edge.screens.test_service import png
 from tests.peers.chromium import browser, near, rgb
@@ -383,7 +384,7 @@ async def test_console_publishes_to_a_box_screen_and_broadcasts(
 
             # The box's own player page shows the published image (pixels).
             player = await b.new_page(viewport=VIEW)
-            await player.goto(f"{api_url(box)}/screen/scr-1")
+            await player.goto((await screen_key(api_url(box), "scr-1"))["player_url"])
 
             async def published_item() -> str | None:  # "default" until the item arrives
                 cid = await player.evaluate("document.body.dataset.showing || ''")
