@@ -569,7 +569,7 @@ pages.content = async () => {
         out.textContent = t("uploading");
         const up = await Q.api("POST", "/content?title=" + encodeURIComponent(title), undefined, file);
         items.push({ id: "c-" + up.sha256.slice(0, 12), kind: (file.type || "").startsWith("video") ? "video" : "image",
-          title, sha256: up.sha256, size_bytes: up.size_bytes, mime: up.mime, url: up.url, duration_s: duration });
+          title, sha256: up.sha256, size_bytes: up.size_bytes, mime: up.mime, url: new URL(up.url, location.origin).href, duration_s: duration });
       }
       if (notice) items.push({ id: rid("n"), kind: "html", title, body: notice, duration_s: duration });
       let res;
