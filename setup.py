@@ -52,6 +52,7 @@ CLOUD = [
     "pydantic>=2.7,<3",
     "click>=8.1,<9",
     "orjson>=3.9,<4",
+    "pyotp>=2.9,<3",  # the console's optional TOTP second factor (cloudsync/console/auth.py)
 ]
 TEST = [
     "pytest>=8",
@@ -68,6 +69,7 @@ TEST = [
     "schemathesis>=4,<5",
     "matplotlib>=3.8",  # bench/face.py's DET curve (a bench dependency, not the box's)
 ]
+COMMON_DATA = ["console_static/*"]  # the consoles' shared look (common/console.py)
 EDGE_DATA = [
     "core/store/migrations/*.sql",
     "*/migrations/*.sql",
@@ -104,6 +106,7 @@ DISTS: dict[str, dict] = {
         name="qilu-common",
         description="What the Qilu box and cloud share: wire protocol, relay framing, logging",
         packages=find_packages(include=["common*"]),
+        package_data={"common": COMMON_DATA},
         install_requires=COMMON,
     ),
     "edge": dict(
@@ -131,6 +134,7 @@ DISTS: dict[str, dict] = {
         package_data={
             "edge": EDGE_DATA,
             "cloudsync": ["migrations/**/*.sql", "static/**/*"],
+            "common": COMMON_DATA,
         },
         data_files=EDGE_FILES,
         install_requires=_unique(COMMON, BOX, CLOUD),
