@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
+import secrets
 import time as _time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +50,10 @@ from edge.screens.resolver import Catalog, ScreenRef
 from edge.sync import SYNC
 
 log = logging.getLogger(__name__)
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
 REFRESH_S = 600  # re-push plans this often so a page's horizon never runs short
 
 
@@ -93,6 +99,7 @@ class ScreensService(Service):
         self._wake_alerts = asyncio.Event()
         self._started = _time.monotonic()
         self._applied: dict[str, tuple[bool, int | None]] = {}
+        self._key_hashes: dict[str, str] = {}  # screen id -> SHA-256 of its device key
         for action, handler in (
             ("content", self._cmd_content),
             ("playlist", self._cmd_playlist),
@@ -107,6 +114,7 @@ class ScreensService(Service):
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._alert_cursor = await self.box.store.last_event_id()
+        self._key_hashes = await self.box.store.run(db.screen_keys, self.box.store.sync)
         self.box.store.sync.on_commit(lambda: loop.call_soon_threadsafe(self._wake_alerts.set))
         await self.catalog()
         for coro in (
@@ -251,6 +259,24 @@ class ScreensService(Service):
         later does not get it. Returns how many pages it was sent to.
         """
         return await self._send(screen_id, {"type": "overlay", "overlay": overlay})
+
+    # --- device keys (the part of main's issue-13 screen keys the intercom needs) ------------
+
+    def key_ok(self, screen_id: str, key: str | None) -> bool:
+        """Is ``key`` the provisioned device key of this screen?"""
+        want = self._key_hashes.get(screen_id)
+        return bool(key) and want is not None and hmac.compare_digest(key_hash(key), want)
+
+    def has_key(self, screen_id: str) -> bool:
+        return screen_id in self._key_hashes
+
+    async def new_key(self, screen_id: str, by: str | None) -> str:
+        """A fresh device key for the screen (shown once; only its hash is kept)."""
+        key = secrets.token_urlsafe(24)
+        await self.box.store.run(db.set_screen_key, self.box.store.sync, screen_id,
+                                 key_hash(key), by)  # fmt: skip
+        self._key_hashes[screen_id] = key_hash(key)
+        return key
 
     # --- proof of play ---------------------------------------------------------------------------
 

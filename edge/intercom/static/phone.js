@@ -1,0 +1,179 @@
+// A resident's phone page for door calls: gets the flat's calls over a WebSocket on the
+// community Wi-Fi, or by long-polling when the socket cannot open (away, through the cloud
+// relay, which carries requests and not sockets). Rings (WebAudio beeps, vibration, a
+// notification when hidden), shows the door picture as refreshed JPEG snapshots, and answers,
+// opens, issues a pass or declines with one tap.
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const state = { version: -1, call: null, mode: "", frames: 0, rings: [], firstFrameAt: null,
+    answeredAt: null };
+  window.intercom = state; // read by the tests and bench/intercom.py
+  let elder = false;
+  try { elder = localStorage.getItem("qilu-elder") === "1"; } catch (e) { elder = false; }
+  $("elder").checked = elder;
+  document.body.classList.toggle("elder", elder);
+  $("elder").addEventListener("change", () => {
+    elder = $("elder").checked;
+    try { localStorage.setItem("qilu-elder", elder ? "1" : "0"); } catch (e) { /* private mode */ }
+    document.body.classList.toggle("elder", elder);
+    render();
+  });
+
+  // --- ringing ---------------------------------------------------------------------------
+  let audio = null, ringTimer = null;
+  function unlockAudio() {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      if (audio.state === "suspended") audio.resume();
+      $("sound").textContent = "来电铃声已开启";
+    } catch (e) { audio = null; }
+  }
+  $("sound").addEventListener("click", unlockAudio);
+  function beep() {
+    if (!audio) unlockAudio();
+    if (!audio) return;
+    const t = audio.currentTime;
+    for (const [f, s] of [[880, 0], [660, 0.25]]) {
+      const o = audio.createOscillator(), g = audio.createGain();
+      o.frequency.value = f;
+      g.gain.setValueAtTime(0.3, t + s);
+      g.gain.setValueAtTime(0, t + s + 0.2);
+      o.connect(g).connect(audio.destination);
+      o.start(t + s);
+      o.stop(t + s + 0.22);
+    }
+    if (navigator.vibrate) navigator.vibrate([300, 200, 300]);
+  }
+  function ring(on) {
+    if (on && !ringTimer) {
+      beep();
+      ringTimer = setInterval(beep, 1500);
+      notify();
+    } else if (!on && ringTimer) {
+      clearInterval(ringTimer);
+      ringTimer = null;
+    }
+  }
+  function notify() {
+    if (!document.hidden || !("serviceWorker" in navigator) || Notification.permission !== "granted") return;
+    navigator.serviceWorker.ready.then((reg) => reg.showNotification("门口来电", {
+      body: (state.call && state.call.door) + " 有访客呼叫", tag: "qilu-intercom", renotify: true,
+      requireInteraction: true })).catch(() => {});
+  }
+
+  // --- the door picture ------------------------------------------------------------------
+  let picCall = null;
+  const pic = $("pic");
+  pic.addEventListener("load", () => {
+    state.frames += 1;
+    if (state.firstFrameAt === null) state.firstFrameAt = performance.now();
+    $("nopic").hidden = true;
+    setTimeout(nextPicture, state.mode === "ws" ? 200 : 1000);
+  });
+  pic.addEventListener("error", () => setTimeout(nextPicture, 1500));
+  function nextPicture() {
+    const c = state.call;
+    if (!c || c.ended || !c.has_camera || !showPicture(c)) { picCall = null; return; }
+    picCall = c.id;
+    pic.src = "/r/intercom/calls/" + encodeURIComponent(c.id) + "/snapshot.jpg?t=" + Date.now();
+  }
+  function showPicture(c) { return c.answered_by_me || (elder && c.state === "ringing"); }
+
+  // --- view ------------------------------------------------------------------------------
+  const WHAT = { ringing: "有访客在门口呼叫您家", answered: "通话中", opened: "门已打开",
+    missed: "未接来电", declined: "已拒绝" };
+  function apply(view) {
+    if (!view || typeof view.version !== "number" || view.version < state.version) return;
+    state.version = view.version;
+    const calls = view.calls || [];
+    // the newest live call, else the newest one just ended
+    const live = calls.filter((c) => !c.ended);
+    const c = live.length ? live[live.length - 1] : calls[calls.length - 1] || null;
+    if (c && c.state === "ringing" && !c.ended && !(state.call && state.call.id === c.id)) {
+      state.rings.push({ id: c.id, t: performance.now(), wall: Date.now() });
+    }
+    state.call = c;
+    render();
+  }
+  function render() {
+    const c = state.call;
+    const ringing = !!c && c.state === "ringing" && !c.ended;
+    ring(ringing);
+    document.body.dataset.state = c ? (c.ended ? "ended" : c.state) : "idle";
+    $("idle").hidden = !!c;
+    $("ring").hidden = !c;
+    if (!c) return;
+    $("from").textContent = c.door;
+    let what = WHAT[c.state] || c.state;
+    if (c.answered_by_other) what = "家人已接听";
+    if (c.ended && c.state === "answered") what = c.pass_pin ? "已发临时通行码" : "通话已结束";
+    $("what").textContent = what;
+    const mine = !c.ended && !c.answered_by_other;
+    $("answer").hidden = !(mine && c.state === "ringing");
+    $("open").hidden = !mine;
+    $("later").hidden = !mine;
+    $("decline").hidden = !(mine && c.state === "ringing");
+    $("pin").textContent = c.pass_pin ? "临时通行码 " + c.pass_pin + "（已显示在门口屏幕）" : "";
+    if (!c.ended && showPicture(c)) {
+      $("nopic").textContent = "正在获取门口画面…";
+      if (picCall !== c.id) nextPicture();
+    } else if (c.ended) {
+      $("nopic").hidden = false;
+      $("nopic").textContent = "通话已结束";
+      pic.removeAttribute("src");
+    }
+  }
+  async function act(name) {
+    const c = state.call;
+    if (!c) return;
+    $("error").textContent = "";
+    unlockAudio();
+    try {
+      const r = await fetch("/r/intercom/calls/" + encodeURIComponent(c.id) + "/" + name,
+        { method: "POST", credentials: "same-origin" });
+      const data = await r.json().catch(() => ({}));
+      if (!r.ok) throw new Error(data.error || "HTTP " + r.status);
+      if (name === "answer" || name === "open") state.answeredAt = state.answeredAt || performance.now();
+      apply(data);
+    } catch (e) {
+      $("error").textContent = "操作失败：" + e.message;
+    }
+  }
+  for (const n of ["answer", "open", "later", "decline"]) $(n).addEventListener("click", () => act(n));
+
+  // --- getting the calls -----------------------------------------------------------------
+  function connect() {
+    let opened = false;
+    let ws;
+    try {
+      ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/r/intercom/ws");
+    } catch (e) { poll(); return; }
+    ws.onopen = () => { opened = true; state.mode = "ws"; $("link").textContent = "已连接（小区网络）"; };
+    ws.onmessage = (e) => { try { apply(JSON.parse(e.data)); } catch (err) { /* ignore */ } };
+    ws.onclose = () => {
+      if (!opened) { poll(); return; } // no socket here (the cloud relay): long-poll instead
+      $("link").textContent = "重新连接…";
+      setTimeout(connect, 1000);
+    };
+  }
+  async function poll() {
+    state.mode = "poll";
+    $("link").textContent = "已连接（远程）";
+    for (;;) {
+      try {
+        const r = await fetch("/r/intercom/poll?after=" + state.version, { cache: "no-store", credentials: "same-origin" });
+        if (r.status === 401 || r.status === 303) { location.href = "/r/login"; return; }
+        if (!r.ok) throw new Error("HTTP " + r.status);
+        apply(await r.json());
+      } catch (e) {
+        $("link").textContent = "连接中断，重试中…";
+        await new Promise((res) => setTimeout(res, 2000));
+      }
+    }
+  }
+  if ("serviceWorker" in navigator) {
+    navigator.serviceWorker.register("/r/intercom/sw.js", { scope: "/r/intercom" }).catch(() => {});
+  }
+  connect();
+})();
