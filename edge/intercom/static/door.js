@@ -84,8 +84,15 @@
     update(call);
     follow(call.id);
   }
+  let deadline = 0;
+  setInterval(() => {  // the ring countdown between the box's updates
+    if (call && call.state === "ringing" && !call.ended && deadline) {
+      $("left").textContent = "剩余 " + Math.max(0, Math.ceil((deadline - Date.now()) / 1000)) + " 秒";
+    }
+  }, 500);
   function update(v) {
     call = v;
+    deadline = v.state === "ringing" && !v.ended ? Date.now() + v.ring_left_s * 1000 : 0;
     version = v.version;
     const said = v.said || v.state;
     $("state").textContent = STATE[said] || v.state;

@@ -114,6 +114,7 @@
     $("open").hidden = !mine;
     $("later").hidden = !mine;
     $("decline").hidden = !(mine && c.state === "ringing");
+    $("actions").classList.toggle("answered", c.state !== "ringing");
     $("pin").textContent = c.pass_pin ? "临时通行码 " + c.pass_pin + "（已显示在门口屏幕）" : "";
     if (!c.ended && showPicture(c)) {
       $("nopic").textContent = "正在获取门口画面…";

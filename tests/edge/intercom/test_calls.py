@@ -7,17 +7,14 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import aiomqtt
 import cv2
 import numpy as np
-import pytest
 
-from tests.conftest import api_url, free_port
-from tests.drivers.doors.relay_peers import RelayBoard
+from tests.conftest import api_url
 from tests.edge.intercom.helpers import (
     as_resident,
     camera_frames,
@@ -29,13 +26,6 @@ from tests.edge.intercom.helpers import (
 from tests.edge.portal.helpers import STAFF
 
 COIL = 2
-
-
-@pytest.fixture
-def board() -> Iterator[RelayBoard]:
-    b = RelayBoard(units=(1,), tcp_port=free_port()).start()
-    yield b
-    b.stop()
 
 
 def rows(box, sql: str, *args) -> list[tuple]:
