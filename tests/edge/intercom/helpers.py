@@ -33,7 +33,7 @@ def camera_frames(folder: Path, n: int = 12) -> Path:
     return folder
 
 
-def intercom_toml(board_port: int, frames: Path, extra: str = "") -> str:
+def intercom_toml(board_port: int, frames: Path, extra: str = "", ring_s: float = 4) -> str:
     return f"""
 [access]
 enabled = false
@@ -42,7 +42,7 @@ enabled = false
 stats_interval_s = 3600
 
 [intercom]
-ring_s = 4
+ring_s = {ring_s}
 {extra}
 
 [[cameras]]
