@@ -44,9 +44,9 @@ class TwilioSms:
             return
         url = (f"{self.cfg.url.rstrip('/')}/2010-04-01/Accounts/{self.cfg.account_sid}"
                "/Messages.json")
-        auth = aiohttp.BasicAuth(self.cfg.account_sid, self.cfg.auth_token)
+        auth = aiohttp.encode_basic_auth(self.cfg.account_sid, self.cfg.auth_token)
         timeout = aiohttp.ClientTimeout(total=self.cfg.timeout_s)
-        async with aiohttp.ClientSession(auth=auth, timeout=timeout) as s:
+        async with aiohttp.ClientSession(headers={"Authorization": auth}, timeout=timeout) as s:
             for to in numbers:
                 form = {"To": to, "From": self.cfg.from_number,
                         "Body": self.message(call, door_name)}
