@@ -46,3 +46,6 @@ class IntercomConfig(Section):
     button_poll_s: float = Field(0.25, ge=0.05, le=10)
     buttons: tuple[CallButton, ...] = ()
     sms: SmsGateway | None = None
+    # Web Push to phones with the page closed (the box's VAPID key: <data_dir>/intercom-vapid.pem)
+    push: bool = True
+    vapid_subject: str = Field("mailto:admin@localhost", pattern=r"^(mailto:|https://)")

@@ -49,6 +49,20 @@ class DialIn(BaseModel):
     flat: str = Field(pattern=FLAT)
 
 
+class PushKeys(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    p256dh: str = Field(min_length=20, max_length=200, pattern=r"^[A-Za-z0-9_-]+=*$")
+    auth: str = Field(min_length=8, max_length=100, pattern=r"^[A-Za-z0-9_-]+=*$")
+
+
+class PushIn(BaseModel):
+    """A browser's PushSubscription.toJSON() (expirationTime and the like ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+    endpoint: str = Field(pattern=r"^https?://", max_length=1000)
+    keys: PushKeys
+
+
 class PanelDialIn(DialIn):
     door_id: str = Field(min_length=1, max_length=64)
 
@@ -71,6 +85,9 @@ def add_routes(app: web.Application, svc: IntercomService) -> None:
     r.add_get("/r/intercom/sw.js", h.service_worker)
     r.add_get("/r/intercom/static/{name}", h.phone_static)
     r.add_get("/r/intercom/calls/{call_id}/snapshot.jpg", h.snapshot)
+    r.add_get("/r/intercom/push", h.push_key)
+    r.add_post("/r/intercom/push", h.push_subscribe)
+    r.add_post("/r/intercom/push/remove", h.push_remove)
     for action in ACTIONS:
         r.add_post(f"/r/intercom/calls/{{call_id}}/{action}", h.action(action))
     r.add_post("/api/v1/intercom/calls", h.panel_dial)
@@ -252,6 +269,30 @@ class Handlers:
             return web.json_response(self.svc.phone_view(await self.svc.flat_of(rid), rid))
 
         return handle
+
+    async def push_key(self, request: web.Request) -> web.Response:
+        await self._who(request)
+        if self.svc.push is None:
+            return json_error(404, "push: Web Push is turned off on this box")
+        return web.json_response({"key": self.svc.push.public_key})
+
+    async def push_subscribe(self, request: web.Request) -> web.Response:
+        rid, flat = await self._who(request)
+        if self.svc.push is None:
+            return json_error(404, "push: Web Push is turned off on this box")
+        if flat is None:
+            return json_error(409, "flat: no flat on file for you; the property office adds it")
+        body = PushIn.model_validate_json(await request.read() or b"{}")
+        await self.svc.box.store.run(db.add_push, self.svc.box.store.sync, rid, body.endpoint,
+                                     body.keys.p256dh, body.keys.auth)
+        return web.json_response({"subscribed": True, "flat": flat}, status=201)
+
+    async def push_remove(self, request: web.Request) -> web.Response:
+        rid, _flat = await self._who(request)
+        body = PushIn.model_validate_json(await request.read() or b"{}")
+        n = await self.svc.box.store.run(db.drop_push, self.svc.box.store.sync, body.endpoint,
+                                         rid)
+        return web.json_response({"removed": n})
 
     async def snapshot(self, request: web.Request) -> web.Response:
         rid, _flat = await self._who(request)

@@ -33,6 +33,7 @@ from edge.devices import DEVICES
 from edge.intercom import store as db
 from edge.intercom.config import FLAT, IntercomConfig
 from edge.intercom.notify import Notifier, notifiers
+from edge.intercom.push import WebPush
 from edge.screens import SCREENS
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,11 @@ class IntercomService(Service):
         self._flat_rate = Rate(600.0, self.cfg.flat_calls_per_10min)
         self.phones: dict[str, dict[str, float]] = defaultdict(dict)  # flat -> phone -> seen
         self.notifiers: list[Notifier] = notifiers(self.cfg)
+        self.push: WebPush | None = None
+        if self.cfg.enabled and self.cfg.push:
+            self.push = WebPush(box.store, box.config.box.data_dir / "intercom-vapid.pem",
+                                self.cfg.vapid_subject)
+            self.notifiers.append(self.push)
         self._tasks: list[asyncio.Task] = []
         self._side: set[asyncio.Task] = set()
         self._jpeg: dict[str, tuple[int, bytes]] = {}  # camera -> (frame seq, JPEG)

@@ -59,3 +59,40 @@ def counts(store: Store) -> dict[str, int]:
     with store.reading():
         return dict(store.db.execute(
             "SELECT state, COUNT(*) FROM intercom_calls GROUP BY state").fetchall())
+
+
+# --- Web Push subscriptions -------------------------------------------------------------
+
+
+def add_push(store: Store, resident_id: str, endpoint: str, p256dh: str, auth: str) -> None:
+    from datetime import UTC, datetime
+
+    with store.transaction():
+        store.db.execute(
+            "INSERT INTO intercom_push (endpoint, resident_id, p256dh, auth, created_at)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (endpoint) DO UPDATE SET"
+            " resident_id = excluded.resident_id, p256dh = excluded.p256dh,"
+            " auth = excluded.auth",
+            (endpoint, resident_id, p256dh, auth, datetime.now(UTC).isoformat()),
+        )
+
+
+def drop_push(store: Store, endpoint: str, resident_id: str | None = None) -> int:
+    sql, args = "DELETE FROM intercom_push WHERE endpoint = ?", [endpoint]
+    if resident_id is not None:
+        sql += " AND resident_id = ?"
+        args.append(resident_id)
+    with store.transaction():
+        return store.db.execute(sql, args).rowcount
+
+
+def flat_push(store: Store, flat: str) -> list[dict[str, Any]]:
+    """The push subscriptions of the active residents of a flat."""
+    with store.reading():
+        rows = store.db.execute(
+            "SELECT p.endpoint, p.p256dh, p.auth, r.building, r.unit, r.room"
+            " FROM intercom_push p JOIN residents r ON r.id = p.resident_id"
+            " WHERE r.status = 'active'"
+        ).fetchall()
+    return [{"endpoint": e, "keys": {"p256dh": k, "auth": a}}
+            for e, k, a, b, u, r in rows if flat_of(b, u, r) == flat]
