@@ -71,6 +71,11 @@ def add_routes(app: web.Application, svc: IntercomService) -> None:
     if not svc.cfg.enabled:
         return
     h = Handlers(svc)
+
+    async def on_shutdown(_app: web.Application) -> None:
+        await svc.shutdown()
+
+    app.on_shutdown.append(on_shutdown)
     r = app.router
     r.add_static("/intercom/static/", STATIC, name="intercom-static")
     r.add_get("/screen/{screen_id}/intercom", h.door_page)
@@ -237,18 +242,20 @@ class Handlers:
 
         async def push() -> None:
             seen = -1
-            while not ws.closed:
+            while not ws.closed and not self.svc.closing:
                 view = self.svc.phone_view(flat, rid)
                 await ws.send_str(json.dumps(view, ensure_ascii=False))
                 seen = view["version"]
                 await self.svc.wait_change(seen, POLL_S)
 
         sender = asyncio.create_task(push())
+        self.svc.sockets.add(ws)
         try:
             async for msg in ws:
                 if msg.type == WSMsgType.ERROR:
                     break
         finally:
+            self.svc.sockets.discard(ws)
             sender.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionError, RuntimeError):
                 await sender

@@ -90,6 +90,8 @@ class IntercomService(Service):
         self.screens_cfg = {s.id: s for s in box.config.screens}
         self.calls: dict[str, Live] = {}
         self.version = 0  # bumped on every change; pages wait for a newer one
+        self.closing = False  # the box is stopping: waiting pages return at once
+        self.sockets: set[Any] = set()  # phones' open WebSockets, closed at shutdown
         self._changed = asyncio.Condition()
         self._source_rate = Rate(60.0, self.cfg.source_calls_per_min)
         self._flat_rate = Rate(600.0, self.cfg.flat_calls_per_10min)
@@ -138,9 +140,20 @@ class IntercomService(Service):
         async with self._changed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
-                    self._changed.wait_for(lambda: self.version > after), timeout_s
+                    self._changed.wait_for(lambda: self.version > after or self.closing),
+                    timeout_s,
                 )
         return self.version
+
+    async def shutdown(self) -> None:
+        """The HTTP server is stopping: end the long-polls and close the phones' sockets
+        (it would otherwise wait for them)."""
+        self.closing = True
+        async with self._changed:
+            self._changed.notify_all()
+        for ws in list(self.sockets):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(code=1001, message=b"box stopping"), 0.5)
 
     async def _save(self, live: Live, **changes: Any) -> IntercomCall:
         live.rec = live.rec.model_copy(update=changes)

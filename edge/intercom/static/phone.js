@@ -129,13 +129,14 @@
     const c = state.call;
     if (!c) return;
     $("error").textContent = "";
+    const tapped = performance.now();
     unlockAudio();
     try {
       const r = await fetch("/r/intercom/calls/" + encodeURIComponent(c.id) + "/" + name,
         { method: "POST", credentials: "same-origin" });
       const data = await r.json().catch(() => ({}));
       if (!r.ok) throw new Error(data.error || "HTTP " + r.status);
-      if (name === "answer" || name === "open") state.answeredAt = state.answeredAt || performance.now();
+      if (name === "answer" || name === "open") state.answeredAt = state.answeredAt || tapped;
       apply(data);
     } catch (e) {
       $("error").textContent = "操作失败：" + e.message;
