@@ -36,4 +36,5 @@ FEATURE = Feature(
     config=IntercomConfig,
     cli=("edge.intercom.cli:intercom",),
     demo=(DemoStep("intercom", "edge.intercom.demo:step_intercom", after=("portal",)),),
+    demo_config="edge.intercom.demo:demo_intercom_toml",
 )
