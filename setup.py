@@ -43,6 +43,7 @@ BOX = [
     "jieba>=0.42,<0.43",
     "pysenti>=0.1.8,<0.2",  # rule-based Chinese sentiment, a weak vote beside our lexicon
     "pywebpush>=2.0,<3",  # intercom: Web Push (VAPID, aes128gcm) to phones with the page closed
+    "aiortc>=1.9,<2",  # intercom: WebRTC video and two-way audio with the phone
 ]
 CLOUD = [
     "aiohttp>=3.14,<4",  # web.RequestKey

@@ -43,6 +43,16 @@ class IntercomConfig(Section):
     snapshot_quality: int = Field(70, ge=20, le=95)  # JPEG quality of the door picture
     snapshot_width: int = Field(640, ge=160, le=1920)
     pass_hours: float = Field(2.0, gt=0, le=48)  # "let them in later": the one-time pass
+    # WebRTC live video + two-way audio for an answered call (aiortc); snapshots when it fails
+    rtc: bool = True
+    rtc_fps: float = Field(15.0, ge=1, le=30)
+    turn_urls: tuple[str, ...] = ()  # e.g. ("turn:turn.example.org:3478?transport=udp",)
+    turn_secret: str = ""  # coturn static-auth-secret: phones get 1-hour credentials
+    rtc_relay_only: bool = False  # media only through TURN (tests; networks without UDP paths)
+    door_audio: str = ""  # the door microphone for aiortc's MediaPlayer: a device or a file
+    door_audio_format: str = ""  # e.g. "alsa" (with door_audio = "hw:1"); "" = a looped file
+    door_speaker: str = ""  # where the phone's voice plays (MediaRecorder), e.g. "default"
+    door_speaker_format: str = ""  # e.g. "alsa"
     button_poll_s: float = Field(0.25, ge=0.05, le=10)
     buttons: tuple[CallButton, ...] = ()
     sms: SmsGateway | None = None

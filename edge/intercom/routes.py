@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,6 +63,12 @@ class PushIn(BaseModel):
     keys: PushKeys
 
 
+class OfferIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["offer"]
+    sdp: str = Field(min_length=10, max_length=20000)
+
+
 class PanelDialIn(DialIn):
     door_id: str = Field(min_length=1, max_length=64)
 
@@ -90,6 +96,8 @@ def add_routes(app: web.Application, svc: IntercomService) -> None:
     r.add_get("/r/intercom/sw.js", h.service_worker)
     r.add_get("/r/intercom/static/{name}", h.phone_static)
     r.add_get("/r/intercom/calls/{call_id}/snapshot.jpg", h.snapshot)
+    r.add_get("/r/intercom/rtc", h.rtc_config)
+    r.add_post("/r/intercom/calls/{call_id}/rtc", h.rtc_offer)
     r.add_get("/r/intercom/push", h.push_key)
     r.add_post("/r/intercom/push", h.push_subscribe)
     r.add_post("/r/intercom/push/remove", h.push_remove)
@@ -276,6 +284,23 @@ class Handlers:
             return web.json_response(self.svc.phone_view(await self.svc.flat_of(rid), rid))
 
         return handle
+
+    async def rtc_config(self, request: web.Request) -> web.Response:
+        rid, _flat = await self._who(request)
+        if self.svc.rtc is None:
+            return json_error(404, "rtc: WebRTC is off on this box")
+        return web.json_response(self.svc.rtc.client_config(rid),
+                                 headers={"Cache-Control": "no-store"})
+
+    async def rtc_offer(self, request: web.Request) -> web.Response:
+        rid, _flat = await self._who(request)
+        body = OfferIn.model_validate_json(await request.read() or b"{}")
+        try:
+            ans = await self.svc.rtc_offer(request.match_info["call_id"], rid,
+                                           body.model_dump())
+        except CallRefused as e:
+            return refused(e)
+        return web.json_response(ans)
 
     async def push_key(self, request: web.Request) -> web.Response:
         await self._who(request)

@@ -104,6 +104,14 @@ class IntercomService(Service):
             self.notifiers.append(self.push)
         self._tasks: list[asyncio.Task] = []
         self._side: set[asyncio.Task] = set()
+        self.rtc: Any = None
+        if self.cfg.enabled and self.cfg.rtc:
+            try:
+                from edge.intercom.rtc import Rtc
+            except ImportError as e:  # aiortc missing: the pages use snapshots
+                log.warning("intercom: no WebRTC (%s); phones get picture snapshots", e)
+            else:
+                self.rtc = Rtc(self.cfg)
         self._jpeg: dict[str, tuple[int, bytes]] = {}  # camera -> (frame seq, JPEG)
         self.timings: dict[str, list[float]] = defaultdict(list)  # bench: dial->ring etc.
 
@@ -118,6 +126,8 @@ class IntercomService(Service):
             )
 
     async def stop(self) -> None:
+        if self.rtc is not None:
+            await self.rtc.close_all()
         await cancel(*self._tasks, *self._side, *(c.timer for c in self.calls.values()))
         self._tasks.clear()
 
@@ -161,6 +171,8 @@ class IntercomService(Service):
         await self.box.store.run(db.save_call, self.box.store.sync, live.rec)
         if live.rec.state not in ACTIVE or live.rec.ended_at is not None:
             live.ended_t = live.ended_t or time.monotonic()
+            if self.rtc is not None:
+                self._spawn(self.rtc.end(live.rec.id))
         await self._bump()
         return live.rec
 
@@ -370,6 +382,23 @@ class IntercomService(Service):
         jpeg = await asyncio.to_thread(self._encode, frame.image)
         self._jpeg[cam_id] = (frame.seq, jpeg)
         return jpeg
+
+    async def rtc_offer(self, call_id: str, resident_id: str, offer: dict[str, str]
+                        ) -> dict[str, str]:
+        """Live video and audio for the phone that answered, while the call lasts."""
+        if self.rtc is None:
+            raise CallRefused(404, "rtc: WebRTC is off on this box; use the snapshots")
+        flat = await self.flat_of(resident_id)
+        live = self._mine(call_id, flat)
+        if live.rec.ended_at is not None or live.rec.answered_by != resident_id:
+            raise CallRefused(409, "call_id: answer the call first (or it has ended)",
+                              "call_id")
+        cam_id = self.doors_cfg[live.rec.door_id].camera
+        cam = self.box.get(DEVICES).get("camera", cam_id) if cam_id else None
+        try:
+            return await self.rtc.answer(call_id, resident_id, offer, cam)
+        except ValueError as e:
+            raise CallRefused(400, f"sdp: {e}", "sdp") from e
 
     def _encode(self, image: Any) -> bytes:
         h, w = image.shape[:2]

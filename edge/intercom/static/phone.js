@@ -74,11 +74,101 @@
   pic.addEventListener("error", () => setTimeout(nextPicture, 1500));
   function nextPicture() {
     const c = state.call;
+    if (state.rtc === "connected" && state.videoFrames > 0) { picCall = null; return; } // live video
     if (!c || c.ended || !c.has_camera || !showPicture(c)) { picCall = null; return; }
     picCall = c.id;
     pic.src = "/r/intercom/calls/" + encodeURIComponent(c.id) + "/snapshot.jpg?t=" + Date.now();
   }
   function showPicture(c) { return c.answered_by_me || (elder && c.state === "ringing"); }
+
+  // --- live video and two-way audio (WebRTC); the snapshots stay as the fallback ----------
+  const vid = $("vid"), aud = $("aud");
+  let rtc = null;
+  state.rtc = "";
+  state.videoFrames = 0;
+  state.videoAt = null;
+  state.rxAudioPeak = 0;
+  window.intercomPc = () => (rtc ? rtc.pc : null); // for the tests' getStats
+  function countFrames() {
+    if (!vid.requestVideoFrameCallback) return;
+    vid.requestVideoFrameCallback(() => {
+      state.videoFrames += 1;
+      if (state.videoAt === null) state.videoAt = performance.now();
+      if (state.videoFrames === 1) { vid.hidden = false; $("nopic").hidden = true; }
+      countFrames();
+    });
+  }
+  function listen(stream) {
+    // how loud the door is, for the page and its tests (WebAudio analyser)
+    try {
+      const ctx = audio || new (window.AudioContext || window.webkitAudioContext)();
+      audio = ctx;
+      const an = ctx.createAnalyser();
+      ctx.createMediaStreamSource(stream).connect(an);
+      const buf = new Float32Array(an.fftSize);
+      const tick = () => {
+        if (!rtc) return;
+        an.getFloatTimeDomainData(buf);
+        for (const v of buf) state.rxAudioPeak = Math.max(state.rxAudioPeak, Math.abs(v));
+        setTimeout(tick, 100);
+      };
+      tick();
+    } catch (e) { /* no WebAudio: the sound still plays */ }
+  }
+  function iceDone(pc, ms) {
+    return new Promise((res) => {
+      if (pc.iceGatheringState === "complete") { res(); return; }
+      const t = setTimeout(res, ms);
+      pc.addEventListener("icegatheringstatechange", () => {
+        if (pc.iceGatheringState === "complete") { clearTimeout(t); res(); }
+      });
+    });
+  }
+  async function startRtc(c) {
+    if (rtc || !window.RTCPeerConnection) return;
+    rtc = { id: c.id, pc: null, mic: null };
+    state.rtc = "connecting";
+    try {
+      const cr = await fetch("/r/intercom/rtc", { credentials: "same-origin", cache: "no-store" });
+      if (!cr.ok) throw new Error("off");
+      const pc = new RTCPeerConnection(await cr.json());
+      rtc.pc = pc;
+      try { rtc.mic = await navigator.mediaDevices.getUserMedia({ audio: true }); } catch (e) { rtc.mic = null; }
+      if (rtc.mic) rtc.mic.getTracks().forEach((t) => pc.addTrack(t, rtc.mic));
+      else pc.addTransceiver("audio", { direction: "recvonly" });
+      pc.addTransceiver("video", { direction: "recvonly" });
+      pc.ontrack = (e) => {
+        const s = new MediaStream([e.track]);
+        if (e.track.kind === "video") { vid.srcObject = s; countFrames(); }
+        else { aud.srcObject = s; listen(s); }
+      };
+      pc.onconnectionstatechange = () => {
+        state.rtc = pc.connectionState;
+        if (pc.connectionState === "failed") stopRtc("failed");
+      };
+      await pc.setLocalDescription(await pc.createOffer());
+      await iceDone(pc, 4000);
+      const r = await fetch("/r/intercom/calls/" + encodeURIComponent(c.id) + "/rtc", {
+        method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ type: "offer", sdp: pc.localDescription.sdp }) });
+      if (!r.ok) throw new Error("HTTP " + r.status);
+      await pc.setRemoteDescription(await r.json());
+      setTimeout(() => { if (rtc && rtc.pc === pc && pc.connectionState !== "connected") stopRtc("timeout"); }, 10000);
+    } catch (e) {
+      stopRtc(e.message);
+    }
+  }
+  function stopRtc(why) {
+    if (!rtc) return;
+    if (rtc.pc) rtc.pc.close();
+    if (rtc.mic) rtc.mic.getTracks().forEach((t) => t.stop());
+    rtc = null;
+    state.rtc = why || "closed";
+    vid.hidden = true;
+    vid.srcObject = null;
+    aud.srcObject = null;
+    nextPicture(); // back to snapshots while the call lasts
+  }
 
   // --- view ------------------------------------------------------------------------------
   const WHAT = { ringing: "有访客在门口呼叫您家", answered: "通话中", opened: "门已打开",
@@ -119,7 +209,10 @@
     if (!c.ended && showPicture(c)) {
       $("nopic").textContent = "正在获取门口画面…";
       if (picCall !== c.id) nextPicture();
+      if (c.answered_by_me && !rtc && state.rtc === "") startRtc(c);
     } else if (c.ended) {
+      stopRtc("ended");
+      state.rtc = "";
       $("nopic").hidden = false;
       $("nopic").textContent = "通话已结束";
       pic.removeAttribute("src");

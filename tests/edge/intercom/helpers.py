@@ -33,7 +33,13 @@ def camera_frames(folder: Path, n: int = 12) -> Path:
     return folder
 
 
-def intercom_toml(board_port: int, frames: Path, extra: str = "", ring_s: float = 4) -> str:
+# No TURN server and relay-only ICE: WebRTC cannot connect, so the pages show the snapshot
+# fallback (and nothing leaves loopback); tests/edge/intercom/test_rtc.py gives a real TURN.
+NO_RTC_PATH = "rtc_relay_only = true"
+
+
+def intercom_toml(board_port: int, frames: Path, extra: str = "", ring_s: float = 4,
+                  rtc: str = NO_RTC_PATH) -> str:
     return f"""
 [access]
 enabled = false
@@ -43,6 +49,7 @@ stats_interval_s = 3600
 
 [intercom]
 ring_s = {ring_s}
+{rtc}
 {extra}
 
 [[cameras]]
