@@ -8,11 +8,14 @@ the phone is headless Chromium (390x844) on the box's /r/intercom page. Each tri
 - dial -> ring: the door screen's POST until the phone page has the ringing call (the page's
   wall clock against ours, same machine);
 - answer -> first picture: the tap on 接听 until the first door snapshot has loaded;
+- answer -> first video frame: the same tap until WebRTC's first decoded frame (media through a
+  real coturn on loopback, relay-only ICE, as for a phone away);
 - open tap -> coil: the tap on 开门 until the coil-on write arrives at the board;
 on the LAN (WebSocket) and away through a real qilu-cloudsync relay (long-poll, in this
-process too). CPU of the box process with one answered call (the phone pulling snapshots)
-against the same box idle with the page open, side by side. Timings on a shared 2-core
-machine are noisy. Prints readable lines, then one JSON object on the LAST line.
+process too). CPU of the box process with one answered call (WebRTC: VP8 encoding of the door
+camera, audio both ways) against the same box idle with the page open, side by side.
+Timings on a shared 2-core machine are noisy. Prints readable lines, then one JSON object on
+the LAST line.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from tests.cloudsync.helpers import cli_provision, start_cloud  # noqa: E402
 from tests.conftest import box_toml, free_port  # noqa: E402
 from tests.drivers.doors.relay_peers import RelayBoard  # noqa: E402
 from tests.edge.intercom.helpers import camera_frames, intercom_toml, seed  # noqa: E402
+from tests.edge.intercom.test_rtc import MEDIA, Turn, rtc_toml  # noqa: E402
 from tests.edge.portal.helpers import staff  # noqa: E402
 from tests.peers.chromium import browser  # noqa: E402
 
@@ -78,13 +82,17 @@ async def trial(page: Any, base: str, key: str, board: RelayBoard, s: aiohttp.Cl
     ring_wall = await until(page, f"window.intercom.rings.length > {n} && "
                                   "window.intercom.rings[window.intercom.rings.length-1].wall")
     out["dial_to_ring_ms"].append(ring_wall - t_wall)
-    await page.evaluate("window.intercom.firstFrameAt = null; window.intercom.answeredAt = null")
+    await page.evaluate("window.intercom.firstFrameAt = null; window.intercom.answeredAt = null;"
+                        " window.intercom.videoAt = null")
     await until(page, "!document.getElementById('answer').hidden")
     await page.click("#answer")
     first = await until(page, "window.intercom.firstFrameAt !== null && "
                               "window.intercom.answeredAt !== null && "
                               "window.intercom.firstFrameAt - window.intercom.answeredAt")
     out["answer_to_picture_ms"].append(first)
+    video = await until(page, "window.intercom.videoAt !== null && "
+                              "window.intercom.videoAt - window.intercom.answeredAt", 20)
+    out["answer_to_video_ms"].append(video)
     t_tap = time.monotonic()
     await page.click("#open")
     w = await asyncio.to_thread(board.wait_for, 1, COIL, True, 10.0, t_tap)
@@ -103,17 +111,17 @@ async def cpu_of_a_call(page: Any, base: str, key: str, s: aiohttp.ClientSession
         call = await r.json()
     await until(page, "!document.getElementById('answer').hidden")
     await page.click("#answer")
-    await until(page, "window.intercom.frames > 0")
-    f0 = await page.evaluate("window.intercom.frames")
+    await until(page, "window.intercom.videoFrames > 0", 20)
+    f0 = await page.evaluate("window.intercom.videoFrames")
     c0, w0 = time.process_time(), time.monotonic()
     await asyncio.sleep(seconds)
     busy = (time.process_time() - c0) / (time.monotonic() - w0) * 100
-    fps = (await page.evaluate("window.intercom.frames") - f0) / (time.monotonic() - w0)
+    fps = (await page.evaluate("window.intercom.videoFrames") - f0) / (time.monotonic() - w0)
     async with s.post(f"{base}/screen/scr-gate/intercom/calls/{call['id']}/hangup",
                       headers={"X-Screen-Key": key}):
         pass
     return {"box_cpu_pct_idle": round(idle, 1), "box_cpu_pct_one_call": round(busy, 1),
-            "box_cpu_pct_per_call": round(busy - idle, 1), "picture_fps": round(fps, 1)}
+            "box_cpu_pct_per_call": round(busy - idle, 1), "video_fps_at_phone": round(fps, 1)}
 
 
 async def main() -> None:
@@ -127,8 +135,9 @@ async def main() -> None:
     cloud = await start_cloud(str(tmp / "cloud.db"), tmp)
     await cloud.community(community="c1")
     limits = "source_calls_per_min = 600\nflat_calls_per_10min = 600\n"  # trials, not pranks
+    turn = Turn(tmp)  # a real coturn on loopback: the WebRTC media goes through it
     text = box_toml(tmp, extra=intercom_toml(board.tcp_port, camera_frames(tmp / "cam"),
-                                             limits, ring_s=30))
+                                             limits, ring_s=30, rtc=rtc_toml(turn, tmp)))
     (tmp / "edge.toml").write_text(text)
     config = parse_config(text, source=tmp / "edge.toml")
     seed(config)
@@ -144,7 +153,7 @@ async def main() -> None:
             await asyncio.sleep(0.05)
         base = f"http://127.0.0.1:{box.service('api').port}"
         key = await box.service("screens").new_key("scr-gate", "bench")
-        async with aiohttp.ClientSession() as s, browser() as b:
+        async with aiohttp.ClientSession() as s, browser(*MEDIA) as b:
             code_lan = await staff(s, "POST", f"{base}/api/v1/portal/codes",
                                    json={"resident_id": "r-a", "building": "1"})
             code_away = await staff(s, "POST", f"{base}/api/v1/portal/codes",
@@ -162,6 +171,7 @@ async def main() -> None:
                                   f"'{'ws' if where == 'lan' else 'poll'}'")
                 await asyncio.sleep(0.5)
                 out: dict[str, list[float]] = {"dial_to_ring_ms": [], "answer_to_picture_ms": [],
+                                               "answer_to_video_ms": [],
                                                "open_tap_to_coil_ms": []}
                 for _ in range(args.trials):
                     await trial(page, base, key, board, s, out)
@@ -175,6 +185,7 @@ async def main() -> None:
         await daemon.stop()
         await cloud.stop()
         board.stop()
+        turn.stop()
     print(json.dumps(res, separators=(",", ":")))
 
 

@@ -89,14 +89,19 @@
   state.videoAt = null;
   state.rxAudioPeak = 0;
   window.intercomPc = () => (rtc ? rtc.pc : null); // for the tests' getStats
+  let frameGen = 0;
   function countFrames() {
+    // one counting chain per call's video (a new call's chain ends the old one)
     if (!vid.requestVideoFrameCallback) return;
-    vid.requestVideoFrameCallback(() => {
+    const gen = ++frameGen;
+    const step = () => vid.requestVideoFrameCallback(() => {
+      if (gen !== frameGen) return;
       state.videoFrames += 1;
       if (state.videoAt === null) state.videoAt = performance.now();
       if (state.videoFrames === 1) { vid.hidden = false; $("nopic").hidden = true; }
-      countFrames();
+      step();
     });
+    step();
   }
   function listen(stream) {
     // how loud the door is, for the page and its tests (WebAudio analyser)
@@ -163,6 +168,8 @@
     if (rtc.pc) rtc.pc.close();
     if (rtc.mic) rtc.mic.getTracks().forEach((t) => t.stop());
     rtc = null;
+    frameGen += 1;
+    state.videoFrames = 0;
     state.rtc = why || "closed";
     vid.hidden = true;
     vid.srcObject = null;
