@@ -24,6 +24,8 @@ from typing import Any
 
 import cv2
 
+from drivers.cameras.base import CameraDriver
+from drivers.doors.modbus import ModbusDoor
 from edge.access import ACCESS
 from edge.access.routes import PassIn, Refused, issue_pass
 from edge.core.box import Box
@@ -213,7 +215,7 @@ class IntercomService(Service):
             raise CallRefused(429, f"too many calls from this {source}; wait a minute")
         if not self._flat_rate.take(flat):
             raise CallRefused(429, f"flat: {flat} was called too often; try again later", "flat")
-        rec = IntercomCall(id=new_id("ic"), door_id=door_id, flat=flat, source=source,  # type: ignore[arg-type]
+        rec = IntercomCall(id=new_id("ic"), door_id=door_id, flat=flat, source=source,
                            screen_id=screen_id, phones=self.phones_of(flat))
         live = Live(rec, time.monotonic(), said="ringing")
         self.calls[rec.id] = live
@@ -373,6 +375,7 @@ class IntercomService(Service):
         if not cam_id:
             raise CallRefused(404, f"door: {live.rec.door_id} has no camera", "door")
         cam = self.box.get(DEVICES).get("camera", cam_id)
+        assert isinstance(cam, CameraDriver)
         frame = cam.latest() or await cam.next_frame(-1, 2.0)
         if frame is None:
             raise CallRefused(503, f"camera: {cam_id} has no picture right now", "camera")
@@ -452,8 +455,10 @@ class IntercomService(Service):
             await asyncio.sleep(self.cfg.button_poll_s)
             try:
                 drv = self.box.get(DEVICES).get("door", b.door)
+                if not isinstance(drv, ModbusDoor):
+                    raise TypeError(type(drv).__name__)
                 value = await drv.read_input(b.input)
-            except (AttributeError, KeyError):
+            except (TypeError, KeyError):
                 log.error("intercom: button on door %s: not a Modbus door; giving up", b.door)
                 return
             except (OSError, TimeoutError, ConnectionError) as e:

@@ -80,6 +80,12 @@ async def test_dial_ring_answer_see_open_and_miss(make_config, run_box, board, t
 
         pa, pb, pn = [await phone(b, base, tok[r]) for r in ("r-a", "r-b", "r-n")]
         await pa.screenshot(path=str(SHOTS / "phone-idle.png"))
+        # installable: the manifest is linked and the service worker is registered
+        assert await until(pa, "navigator.serviceWorker.getRegistration('/r/intercom')"
+                               ".then((r) => !!(r && (r.active || r.installing || r.waiting)))")
+        manifest = await pa.evaluate("fetch(document.querySelector('link[rel=manifest]').href)"
+                                     ".then((r) => r.json())")
+        assert manifest["start_url"] == "/r/intercom" and manifest["display"] == "standalone"
 
         t_dial = time.monotonic()
         await dial(door, "1-1-101")
