@@ -242,6 +242,10 @@ class Handlers:
 
     async def phone_ws(self, request: web.Request) -> web.StreamResponse:
         rid, flat = await self._who(request)
+        origin = request.headers.get("Origin")
+        if origin and origin.split("://", 1)[-1] != request.host:
+            # another site's page must not open a resident's socket with their cookie
+            return json_error(403, "origin: not this box's page")
         ws = web.WebSocketResponse(heartbeat=20)
         await ws.prepare(request)
         phone = f"ws:{id(ws)}"

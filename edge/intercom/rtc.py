@@ -139,6 +139,8 @@ class Rtc:
                 await self._close(sess)
 
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type=offer["type"]))
+        if not pc.getTransceivers():
+            raise ValueError("the offer has no audio or video")
         for t in pc.getTransceivers():
             if t.kind == "video" and camera is not None:
                 sess.video = DoorVideo(camera, self.cfg.rtc_fps, self.cfg.snapshot_width)

@@ -398,10 +398,14 @@ class IntercomService(Service):
                               "call_id")
         cam_id = self.doors_cfg[live.rec.door_id].camera
         cam = self.box.get(DEVICES).get("camera", cam_id) if cam_id else None
+        await self.rtc.end(call_id)  # one live connection per call: a new offer replaces it
         try:
             return await self.rtc.answer(call_id, resident_id, offer, cam)
-        except ValueError as e:
-            raise CallRefused(400, f"sdp: {e}", "sdp") from e
+        except Exception as e:  # aiortc refuses a malformed or unusable offer in many ways
+            await self.rtc.end(call_id)
+            log.info("intercom: WebRTC offer for %s refused: %r", call_id, e)
+            raise CallRefused(400, f"sdp: the offer cannot be used ({type(e).__name__})",
+                              "sdp") from e
 
     def _encode(self, image: Any) -> bytes:
         h, w = image.shape[:2]

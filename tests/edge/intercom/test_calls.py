@@ -13,6 +13,7 @@ import aiohttp
 import aiomqtt
 import cv2
 import numpy as np
+import pytest
 
 from tests.conftest import api_url
 from tests.edge.intercom.helpers import (
@@ -271,3 +272,38 @@ async def test_a_call_button_on_the_relay_board_rings_its_flat(
     assert [(c.rec.flat, c.rec.source, c.rec.door_id) for c in calls] == [
         ("1-1-102", "button", "d-gate")
     ]
+
+
+async def test_the_phone_socket_refuses_other_sites_and_bad_offers(
+    make_config, run_box, board, tmp_path
+) -> None:
+    box = await start(make_config, run_box, board, tmp_path)
+    base = api_url(box)
+    key = {"X-Screen-Key": await screen_key(box)}
+    async with aiohttp.ClientSession() as s:
+        tok = await tokens(s, base)
+        me = as_resident(tok["r-a"])
+        async with s.ws_connect(f"{base}/r/intercom/ws", headers=me) as ws:
+            view = await ws.receive_json(timeout=5)
+            assert view["flat"] == "1-1-101" and view["calls"] == []
+        with pytest.raises(aiohttp.WSServerHandshakeError) as e:
+            await s.ws_connect(f"{base}/r/intercom/ws",
+                               headers={**me, "Origin": "https://evil.example"})
+        assert e.value.status == 403
+        st, call = await post(s, f"{base}/screen/scr-gate/intercom/calls",
+                              json={"flat": "1-1-101"}, headers=key)
+        offer = {"type": "offer", "sdp": "v=0\r\nnot really an offer\r\n"}
+        st, body = await post(s, f"{base}/r/intercom/calls/{call['id']}/rtc", json=offer,
+                              headers=me)
+        assert st == 409 and "answer the call first" in body["error"]
+        await post(s, f"{base}/r/intercom/calls/{call['id']}/answer", headers=me)
+        st, body = await post(s, f"{base}/r/intercom/calls/{call['id']}/rtc", json=offer,
+                              headers=me)
+        assert st == 400 and body["field"] == "sdp", body
+        st, body = await post(s, f"{base}/r/intercom/calls/{call['id']}/rtc", json=offer,
+                              headers=as_resident(tok["r-b"]))
+        assert st == 409  # the other phone of the flat did not answer
+        st, body = await post(s, f"{base}/r/intercom/calls/{call['id']}/rtc", json=offer,
+                              headers=as_resident(tok["r-n"]))
+        assert st == 404  # a neighbour: no such call
+    assert not box.service("intercom").rtc.sessions
