@@ -77,6 +77,15 @@ async def test_dial_ring_answer_see_open_and_miss(make_config, run_box, board, t
         assert "#key" not in door.url  # the key leaves the address bar once kept
         assert await door.locator("#flats button").all_inner_texts() == ["1-1-101", "1-1-102"]
         await door.screenshot(path=str(SHOTS / "door-idle.png"))
+        # a landscape door screen (1920x1080) fits the keypad, call button and directory too
+        wide = await (await b.new_context(viewport={"width": 1920, "height": 1080})).new_page()
+        await wide.goto(f"{base}/screen/scr-gate/intercom#key={key}")
+        await until(wide, "document.body.dataset.ready === '1'")
+        for sel in ("#call", "#flats button", "#keypad button[data-k='0']"):
+            bb = await wide.locator(sel).first.bounding_box()
+            assert bb is not None and bb["y"] + bb["height"] <= 1080, (sel, bb)
+        await wide.screenshot(path=str(SHOTS / "door-landscape.png"))
+        await wide.close()
 
         pa, pb, pn = [await phone(b, base, tok[r]) for r in ("r-a", "r-b", "r-n")]
         await pa.screenshot(path=str(SHOTS / "phone-idle.png"))
@@ -142,10 +151,27 @@ async def test_dial_ring_answer_see_open_and_miss(make_config, run_box, board, t
         await until(door, "document.getElementById('state').textContent === '无人接听'", 10)
         await until(pn, "document.getElementById('what').textContent === '未接来电'")
         assert await pa.evaluate("window.intercom.rings.length") == 1  # only their own call
+
+        # "let them in later": B issues a one-time pass; the door screen shows its PIN and QR
+        await door.click("#hangup")
+        await until(door, "!document.getElementById('dial').hidden")
+        await dial(door, "1-1-101")
+        await until(pb, "window.intercom.rings.length === 2 && "
+                        "document.body.dataset.state === 'ringing'")
+        await pb.click("#later")
+        await until(pb, "document.getElementById('pin').textContent.includes('临时通行码')")
+        pin = (await pb.locator("#pin").inner_text()).split()[1].split("（")[0]
+        await until(door, "!document.getElementById('pass').hidden")
+        assert await door.locator("#pin").inner_text() == pin
+        assert await door.evaluate("document.getElementById('qr').naturalWidth") > 100
+        await door.screenshot(path=str(SHOTS / "door-pass.png"))
+        bb = await door.locator("#hangup").bounding_box()
+        assert bb is not None and bb["y"] + bb["height"] <= 1920, bb  # all on the screen
         assert not [e for e in errors if "Content Security Policy" in e], errors
-    assert rows(box, "SELECT flat, state, answered_by, opened_by FROM intercom_calls"
-                     " ORDER BY ts") == [("1-1-101", "opened", "r-a", "r-a"),
-                                        ("1-1-102", "missed", None, None)]
+    assert rows(box, "SELECT flat, state, answered_by, opened_by, pass_id IS NOT NULL"
+                     " FROM intercom_calls ORDER BY ts") == [
+        ("1-1-101", "opened", "r-a", "r-a", 0), ("1-1-102", "missed", None, None, 0),
+        ("1-1-101", "answered", "r-b", None, 1)]
 
 
 async def test_elderly_mode_shows_the_picture_while_ringing_and_a_huge_open_button(
