@@ -32,6 +32,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
+from cloudsync.body import TooLarge, read_body
 from cloudsync.context import CLOUD
 from cloudsync.routing import BOX_ROW, Api
 from common.relay import (
@@ -129,6 +130,13 @@ class Relays:
                 return hop
         return remote
 
+    def https(self, request: web.Request) -> bool:
+        """Whether the resident's browser spoke HTTPS to us (or to our trusted proxy)."""
+        if request.scheme == "https":
+            return True
+        proto = request.headers.get("X-Forwarded-Proto", "")
+        return request.remote in self.trusted and proto.split(",")[0].strip() == "https"
+
     def box_of_host(self, host: str) -> str | None:
         """The box named by a ``<box id>.<domain>`` host, if the cloud has a relay domain."""
         if not self.domain:
@@ -200,7 +208,9 @@ class Relays:
     async def peer_call(self, request: web.Request) -> web.Response:
         """Another worker hands over a resident request for a box whose socket is here."""
         given = request.headers.get(PEER_HEADER, "")
-        if not self.mesh.key or not hmac.compare_digest(given, self.mesh.key):
+        # Bytes: compare_digest raises TypeError on non-ASCII text (a 500, not a 403).
+        raw = given.encode("utf-8", "surrogateescape")
+        if not self.mesh.key or not hmac.compare_digest(raw, self.mesh.key.encode()):
             return web.json_response({"error": "bad relay key"}, status=403)
         tunnel = self.tunnels.get(request.match_info["box_id"])
         if tunnel is None:
@@ -244,10 +254,16 @@ def box_cookies(cookies: Any, box_id: str) -> str:
     )
 
 
-def browser_cookie(set_cookie: str, box_id: str) -> str:
-    """A box's ``Set-Cookie`` value with the cookie's name made box-specific."""
+def browser_cookie(set_cookie: str, box_id: str, secure: bool = False) -> str:
+    """A box's ``Set-Cookie`` value with the cookie's name made box-specific; ``Secure`` and
+    ``SameSite=Lax`` added when missing (``Secure`` only when the browser came over HTTPS)."""
     name, sep, rest = set_cookie.partition("=")
-    return f"{name.strip()}__{box_id}{sep}{rest}" if sep else set_cookie
+    if not sep:
+        return set_cookie
+    attrs = {a.strip().split("=")[0].lower() for a in rest.split(";")[1:]}
+    rest += "" if "samesite" in attrs else "; SameSite=Lax"
+    rest += "; Secure" if secure and "secure" not in attrs else ""
+    return f"{name.strip()}__{box_id}{sep}{rest}"
 
 
 def page(status: int, title: str, text: str) -> web.Response:
@@ -282,7 +298,8 @@ async def enter(request: web.Request) -> web.StreamResponse:
         nxt = f"{scheme}://{box_id}.{relays.domain}{':' + port if port else ''}{nxt}"
     resp = web.HTTPSeeOther(nxt)
     resp.set_cookie(
-        BOX_COOKIE, box_id, max_age=400 * 86400, path="/", httponly=True, samesite="Lax"
+        BOX_COOKIE, box_id, max_age=400 * 86400, path="/", httponly=True, samesite="Lax",
+        secure=relays.https(request),
     )
     raise resp
 
@@ -304,8 +321,9 @@ async def forward(request: web.Request) -> web.StreamResponse:
         if (tunnel := relays.tunnels.get(box_id)) is not None:
             await tunnel.ws.close()
         return refuse(request, 503, *OFFLINE)
-    body = await request.read()
-    if len(body) > MAX_BODY:
+    try:
+        body = await read_body(request, MAX_BODY)
+    except TooLarge:
         return refuse(request, 413, "内容过大", "request body too large for the relay")
     head = {
         "method": request.method,
@@ -313,6 +331,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
         "headers": [[k, v] for k, v in request.headers.items() if k.lower() in TO_BOX]
         + ([["Cookie", mine]] if (mine := box_cookies(request.cookies, box_id)) else []),
         "client": client,
+        "https": relays.https(request),  # the box marks its session cookie Secure then
     }
     try:
         got = await relays.call(box_id, head, body)
@@ -322,7 +341,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
         return refuse(request, 503, *OFFLINE)
     answer, out = got
     headers = CIMultiDict(
-        (k, browser_cookie(v, box_id) if str(k).lower() == "set-cookie" else v)
+        (k, browser_cookie(v, box_id, head["https"]) if str(k).lower() == "set-cookie" else v)
         for k, v in answer.get("headers", [])
         if str(k).lower() in TO_BROWSER
     )
