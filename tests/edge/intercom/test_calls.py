@@ -307,3 +307,18 @@ async def test_the_phone_socket_refuses_other_sites_and_bad_offers(
                               headers=as_resident(tok["r-n"]))
         assert st == 404  # a neighbour: no such call
     assert not box.service("intercom").rtc.sessions
+
+
+async def test_the_pages_send_the_boxs_csp(make_config, run_box, board, tmp_path) -> None:
+    box = await start(make_config, run_box, board, tmp_path)
+    base = api_url(box)
+    async with aiohttp.ClientSession() as s:
+        tok = await tokens(s, base)
+        for url, headers in ((f"{base}/screen/scr-gate/intercom", {}),
+                             (f"{base}/r/intercom", as_resident(tok["r-a"]))):
+            async with s.get(url, headers=headers) as r:
+                assert r.status == 200 and r.content_type == "text/html"
+                csp = r.headers["Content-Security-Policy"]
+                assert "script-src 'self';" in csp and "unsafe-inline" not in csp.split(
+                    "script-src")[1].split(";")[0]
+                assert "<script>" not in await r.text()  # scripts are files
