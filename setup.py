@@ -45,6 +45,8 @@ BOX = [
     # Trains the report text model at install/retrain, in a child process; the daemon
     # loads the numpy artefact only (edge/reports/textmodel.py).
     "scikit-learn>=1.4,<2",
+    "pywebpush>=2.0,<3",  # intercom: Web Push (VAPID, aes128gcm) to phones with the page closed
+    "aiortc>=1.9,<2",  # intercom: WebRTC video and two-way audio with the phone
 ]
 CLOUD = [
     "aiohttp>=3.14,<4",  # web.RequestKey

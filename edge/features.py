@@ -11,7 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from edge import access, devices, faces, installer, portal, reports, screens, sync, tickets
+from edge import (
+    access,
+    devices,
+    faces,
+    installer,
+    intercom,
+    portal,
+    reports,
+    screens,
+    sync,
+    tickets,
+)
 from edge.core.config import CoreConfig, build_model, load_with, parse_with
 from edge.core.feature import Feature
 
@@ -24,6 +35,7 @@ FEATURES: list[Feature] = [
     tickets.FEATURE,
     access.FEATURE,
     portal.FEATURE,
+    intercom.FEATURE,
     sync.FEATURE,
 ]
 

@@ -21,6 +21,7 @@ FILE = {"type": "string", "format": "binary"}
 
 def _models() -> dict[str, type[BaseModel]]:
     from edge.access import routes as access
+    from edge.intercom import routes as intercom
     from edge.portal import bodies as m
 
     return {
@@ -29,6 +30,8 @@ def _models() -> dict[str, type[BaseModel]]:
         "attendance": m.Attendance, "post": m.NewPost, "flag": m.Flag, "moderate": m.Moderate,
         "pass": access.PassIn, "rights": access.RightsIn, "block": access.BlockIn,
         "pin": access.PinIn, "qr": access.QrIn,
+        "dial": intercom.DialIn, "panel_dial": intercom.PanelDialIn, "offer": intercom.OfferIn,
+        "push": intercom.PushIn,
     }  # fmt: skip
 
 
@@ -102,6 +105,22 @@ BODIES: dict[str, Any] = {
     "GET /screen/sw.js": None, "GET /screen/{screen_id}": None,
     "GET /screen/{screen_id}/plan": None, "POST /screen/{screen_id}/plays": (JSON, None),
     "GET /screen/{screen_id}/ws": None,
+    # intercom: the door screen (its key), phones (a resident session), panels (staff)
+    "GET /screen/{screen_id}/intercom": None, "GET /screen/{screen_id}/intercom/directory": None,
+    "POST /screen/{screen_id}/intercom/calls": (JSON, "dial"),
+    "GET /screen/{screen_id}/intercom/calls/{call_id}": None,
+    "POST /screen/{screen_id}/intercom/calls/{call_id}/hangup": None,
+    "GET /r/intercom": None, "GET /r/intercom/ws": None, "GET /r/intercom/poll": None,
+    "GET /r/intercom/manifest.webmanifest": None, "GET /r/intercom/sw.js": None,
+    "GET /r/intercom/static/{name}": None, "GET /r/intercom/calls/{call_id}/snapshot.jpg": None,
+    "POST /r/intercom/calls/{call_id}/answer": None,
+    "POST /r/intercom/calls/{call_id}/decline": None,
+    "POST /r/intercom/calls/{call_id}/later": None,
+    "POST /r/intercom/calls/{call_id}/open": None,
+    "POST /r/intercom/calls/{call_id}/rtc": (JSON, "offer"), "GET /r/intercom/rtc": None,
+    "GET /r/intercom/push": None, "POST /r/intercom/push": (JSON, "push"),
+    "POST /r/intercom/push/remove": (JSON, "push"),
+    "GET /api/v1/intercom/calls": None, "POST /api/v1/intercom/calls": (JSON, "panel_dial"),
     # sync
     "POST /api/v1/sync/rotate": None, "GET /api/v1/sync/status": None,
     # resident pages
@@ -123,6 +142,7 @@ BODIES: dict[str, Any] = {
 NOT_FUZZED = (
     "/api/v1/installer/provision", "/api/v1/installer/modbus-scan", "/api/v1/installer/doctor",
     "/api/v1/installer/setup", "/api/v1/sync/rotate", "/screen/{screen_id}/ws",
+    "/r/intercom/ws", "/r/intercom/calls/{call_id}/open", "/r/intercom/calls/{call_id}/rtc",
 )  # fmt: skip
 
 

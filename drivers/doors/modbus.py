@@ -223,6 +223,15 @@ class ModbusDoor(RelayDoor):
             return None
         return bool(_check(resp).bits[0]) == o.contact_open_is
 
+    async def read_input(self, address: int) -> bool:
+        """A discrete input of this door's board (a call button, a sensor); a background
+        request, so door commands pass it on the line."""
+        o = self.options
+        resp = await self._req(
+            lambda c: c.read_discrete_inputs(address, count=1, device_id=o.unit), BACKGROUND
+        )
+        return bool(_check(resp).bits[0])
+
     async def start(self) -> None:
         self.line = acquire_line(self.options)
         if await self.force_closed():

@@ -208,6 +208,33 @@ class AccessEvent(Record):
         return ("door", self.door_id, self.TOPIC_EVENT)
 
 
+class IntercomCall(Record):
+    """A visitor's call from a door to a flat (一键呼叫开门), one row updated as it goes:
+    ringing -> answered -> opened, or missed / declined. Counts and ids only; no picture or
+    sound is ever part of it."""
+
+    KIND = "intercom_call"
+    TABLE = "intercom_calls"
+    PRIORITY = Priority.ACCESS
+    TOPIC_EVENT = "intercom"
+    ts: AwareDatetime = Field(default_factory=now)  # when the visitor dialled
+    door_id: str
+    flat: str = Field(pattern=r"^[A-Za-z0-9]{1,8}-[A-Za-z0-9]{1,8}-[A-Za-z0-9]{1,8}$")  # 楼-单元-房
+    source: Literal["screen", "button", "panel"]
+    screen_id: str | None = None  # the door screen that dialled
+    state: Literal["ringing", "answered", "opened", "missed", "declined"] = "ringing"
+    phones: int = Field(0, ge=0)  # phones of the flat that were rung
+    answered_by: str | None = None  # resident id
+    opened_by: str | None = None  # resident id who opened (one tap, or the pass's issuer)
+    access_event_id: str | None = None  # the door's access event when it opened
+    pass_id: str | None = None  # "let them in later": the one-time pass issued
+    answer_ms: int | None = Field(None, ge=0)  # dial to answer
+    ended_at: AwareDatetime | None = None
+
+    def topic_parts(self, box_id: str) -> tuple[str, str, str]:
+        return ("door", self.door_id, self.TOPIC_EVENT)
+
+
 class VisitorPass(Record):
     KIND = "visitor_pass"
     resident_id: str

@@ -219,6 +219,40 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/screen/{screen_id}/plan"): SCREEN,
     ("GET", "/screen/{screen_id}/ws"): row(CALLERS, 401, screen=101),
     ("POST", "/screen/{screen_id}/plays"): SCREEN,
+    # --- the intercom: door screens by their key, phones of the called flat only ------------
+    # seed() dials r-101's flat 1-1-101 from scr-1; r-202 (flat 2-1-202) is the neighbour,
+    # for whom the call does not exist (404). Residents' answers depend on the order the
+    # table runs them in (answer, decline, ... end the call), hence "auth".
+    ("GET", "/intercom/static"): PUBLIC,
+    ("GET", "/screen/{screen_id}/intercom"): PUBLIC,  # the shell; it reads #key=
+    ("GET", "/screen/{screen_id}/intercom/directory"): SCREEN,
+    ("POST", "/screen/{screen_id}/intercom/calls"): row(CALLERS, 401, screen="auth"),
+    ("GET", "/screen/{screen_id}/intercom/calls/{call_id}"): SCREEN,
+    ("POST", "/screen/{screen_id}/intercom/calls/{call_id}/hangup"): SCREEN,
+    ("GET", "/r/intercom"): PAGE,
+    ("GET", "/r/intercom/manifest.webmanifest"): PUBLIC,
+    ("GET", "/r/intercom/sw.js"): PUBLIC,
+    ("GET", "/r/intercom/static/{name}"): PUBLIC,
+    ("GET", "/r/intercom/ws"): row(CALLERS, 401, resident=101, other=101),
+    ("GET", "/r/intercom/poll"): row(CALLERS, 401, resident="2xx", other="2xx"),
+    ("GET", "/r/intercom/rtc"): row(CALLERS, 401, resident="2xx", other="2xx"),
+    ("GET", "/r/intercom/push"): row(CALLERS, 401, resident="2xx", other="2xx"),
+    ("POST", "/r/intercom/push"): row(CALLERS, 401, resident="2xx", other="2xx"),
+    ("POST", "/r/intercom/push/remove"): row(CALLERS, 401, resident="2xx", other="2xx"),
+    ("GET", "/r/intercom/calls/{call_id}/snapshot.jpg"): row(CALLERS, 401, resident="auth",
+                                                             other=404),
+    ("POST", "/r/intercom/calls/{call_id}/answer"): row(CALLERS, 401, resident="2xx",
+                                                        other=404),
+    ("POST", "/r/intercom/calls/{call_id}/decline"): row(CALLERS, 401, resident="auth",
+                                                         other=404),
+    ("POST", "/r/intercom/calls/{call_id}/later"): row(CALLERS, 401, resident="auth",
+                                                       other=404),
+    ("POST", "/r/intercom/calls/{call_id}/open"): row(CALLERS, 401, resident="auth",
+                                                      other=404),
+    ("POST", "/r/intercom/calls/{call_id}/rtc"): row(CALLERS, 401, resident="auth",
+                                                     other=404),
+    ("GET", "/api/v1/intercom/calls"): STAFF_ONLY,
+    ("POST", "/api/v1/intercom/calls"): STAFF_AUTH,
 }  # fmt: skip
 
 
@@ -267,6 +301,9 @@ async def seed(base: str) -> dict[str, Any]:
         ids["category"] = (await call("GET", "/api/v1/taxonomy", {}))["categories"][0]["code"]
         key = await call("POST", "/api/v1/screens/scr-1/key", staff)
         SCREEN_KEY["X-Screen-Key"] = key["key"]
+        rung = await call("POST", "/screen/scr-1/intercom/calls", screen_headers(),
+                          json={"flat": "1-1-101"})  # fmt: skip
+        ids["call"] = rung["id"]
         # What callers other than r-101 and staff must never see in an answer.
         ids["secrets"] = [
             ids["pass"],
@@ -324,8 +361,10 @@ PARAMS: list[tuple[str, dict[str, str]]] = [
                           "entry_id": "=e-none", "em_id": "=em-none"}),
     ("/screen/static/", {"name": "=player.js"}),
     ("/screen/content/", {"sha": "=" + "0" * 64}),
-    ("/screen/", {"screen_id": "=scr-1"}),
-    ("/r/", {"cid": "=art-1", "eid": "=ev-1", "pid": "post", "door": "=d-1"}),
+    ("/screen/", {"screen_id": "=scr-1", "call_id": "call"}),
+    ("/r/intercom/static/", {"name": "=phone.js"}),
+    ("/r/", {"cid": "=art-1", "eid": "=ev-1", "pid": "post", "door": "=d-1",
+             "call_id": "call"}),
 ]  # fmt: skip
 PARAM_OVERRIDES = {  # destructive routes act on objects of their own
     ("DELETE", "/api/v1/residents/{rid}"): {"rid": "=r-303"},
@@ -334,7 +373,9 @@ PARAM_OVERRIDES = {  # destructive routes act on objects of their own
     ("POST", "/api/v1/screens/{screen_id}/key"): {"screen_id": "=scr-2"},
     ("DELETE", "/api/v1/screens/{screen_id}/key"): {"screen_id": "=scr-2"},
 }
-STATIC_PATHS = {"/r/static": "/r/static/index.html"}  # add_static's pattern has no file
+STATIC_PATHS = {  # add_static's pattern has no file
+    "/r/static": "/r/static/index.html", "/intercom/static": "/intercom/static/door.js",
+}
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/doors/{id}/pin"): {"pin": "000000"},
     ("POST", "/api/v1/doors/{id}/qr"): {"text": "not-a-pass"},
@@ -367,6 +408,13 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/r/board"): {"_form": True, "title": "闲置书架"},
     ("POST", "/r/board/{pid}/flag"): lambda ids: {"_form": True, "category": ids["category"]},
     ("POST", "/r/passes"): {"_form": True, "door": "d-1", "hours": "1"},
+    ("POST", "/screen/{screen_id}/intercom/calls"): {"flat": "1-1-101"},
+    ("POST", "/api/v1/intercom/calls"): {"door_id": "d-1", "flat": "1-1-101"},
+    ("POST", "/r/intercom/calls/{call_id}/rtc"): {"type": "offer", "sdp": "v=0 not an offer"},
+    ("POST", "/r/intercom/push"): {"endpoint": "https://push.example/sub-1",
+                                   "keys": {"p256dh": "B" * 87, "auth": "A" * 22}},
+    ("POST", "/r/intercom/push/remove"): {"endpoint": "https://push.example/sub-1",
+                                          "keys": {"p256dh": "B" * 87, "auth": "A" * 22}},
 }  # fmt: skip
 LAST = ("/api/v1/portal/logout", "/r/logout")  # they end the residents' sessions
 
@@ -406,7 +454,7 @@ async def run_matrix(tmp_path: Path, make_config: Any, run_box: Any) -> None:
             got_row = {}
             for caller in CALLERS:
                 if pattern.endswith("/ws"):
-                    status, text = await ws_status(s, base + path, caller)
+                    status, text = await ws_status(s, base + path, caller, ids)
                 else:
                     status, text = await request_as(s, base, caller, ids, method, path, body)
                 got_row[caller] = status
@@ -429,10 +477,16 @@ async def fresh_pass(s: aiohttp.ClientSession, base: str, ids: dict[str, Any]) -
         return (await r.json())["id"]
 
 
-async def ws_status(s: aiohttp.ClientSession, url: str, caller: str) -> tuple[int, str]:
+async def ws_status(
+    s: aiohttp.ClientSession, url: str, caller: str, ids: dict[str, Any]
+) -> tuple[int, str]:
     headers = screen_headers() if caller == "screen" else {}
     if caller == "staff":
         headers = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+    s.cookie_jar.clear()  # a resident's socket (the phone page's) carries the session cookie
+    if caller in ("resident", "other"):
+        auth = ids["r-101" if caller == "resident" else "r-202"]["Authorization"]
+        s.cookie_jar.update_cookies({"qilu_rs": auth.removeprefix("Bearer ")})
     try:
         async with s.ws_connect(url.replace("http", "ws", 1), headers=headers) as ws:
             await ws.close()

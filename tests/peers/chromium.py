@@ -66,13 +66,15 @@ def screenshot(
 
 
 @asynccontextmanager
-async def browser(**launch: Any) -> AsyncIterator[Any]:
-    """A Playwright Browser on the system Chromium, closed at the end."""
+async def browser(*extra_args: str, **launch: Any) -> AsyncIterator[Any]:
+    """A Playwright Browser on the system Chromium, closed at the end; ``extra_args`` are
+    more command-line flags (e.g. the fake camera and microphone for WebRTC)."""
     require()
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True, **launch)
+        b = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, *extra_args],
+                                     headless=True, **launch)
         try:
             yield b
         finally:

@@ -80,6 +80,8 @@ class RelayBoard:
     serial: str | None = None
     writes: list[CoilWrite] = field(default_factory=list)
     state: dict[tuple[int, int], bool] = field(default_factory=dict)
+    # discrete inputs a test sets (a call button, a door contact): (unit, address) -> value
+    inputs: dict[tuple[int, int], bool] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -91,6 +93,11 @@ class RelayBoard:
 
     def _device(self, unit: int) -> SimDevice:
         async def action(fc, start, address, count, regs, set_values):
+            if fc == 2:  # read discrete inputs: the bits (bit 0 first) of what the test set
+                for (u, a), v in list(self.inputs.items()):
+                    w = a // 16 - start
+                    if u == unit and 0 <= w < len(regs):
+                        regs[w] = regs[w] | (1 << a % 16) if v else regs[w] & ~(1 << a % 16)
             if set_values is None or unit in self.dead_units:
                 return None
             if fc in (5, 15):

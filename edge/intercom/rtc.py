@@ -1,0 +1,194 @@
+"""WebRTC for an answered call (aiortc): the box sends the door camera's frames and the door's
+audio, and receives the phone's microphone for the door speaker.
+
+Signalling is one HTTP exchange (the phone POSTs its offer with every ICE candidate gathered, the
+box answers likewise), so it works the same on the LAN and through the cloud relay, which carries
+requests. Media goes peer to peer on the LAN, through TURN (e.g. coturn, credentials made here
+from a shared secret, RFC-style "TURN REST API") when the phone is away. When WebRTC cannot
+connect the page keeps the JPEG snapshots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import fractions
+import hashlib
+import hmac
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import numpy as np
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCIceTransportPolicy,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.contrib.media import MediaPlayer, MediaRecorder
+
+from edge.intercom.config import IntercomConfig
+
+log = logging.getLogger(__name__)
+VIDEO_CLOCK = 90000
+
+
+class DoorVideo(MediaStreamTrack):
+    """The door camera's newest frame, at ``fps`` (never a backlog; the same frame repeats
+    if the camera is slower)."""
+
+    kind = "video"
+
+    def __init__(self, camera: Any, fps: float, width: int) -> None:
+        super().__init__()
+        self.camera, self.period, self.width = camera, 1.0 / fps, width
+        self._t0: float | None = None
+        self._n = 0
+        self.sent = 0
+
+    async def recv(self) -> av.VideoFrame:
+        if self._t0 is None:
+            self._t0 = time.monotonic()
+        else:
+            self._n += 1
+            wait = self._t0 + self._n * self.period - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+        f = self.camera.latest() or await self.camera.next_frame(-1, 2.0)
+        img = f.image if f is not None else np.zeros((480, 640, 3), np.uint8)
+        h, w = img.shape[:2]
+        if w > self.width:
+            import cv2
+
+            img = cv2.resize(img, (self.width, int(h * self.width / w) // 2 * 2),
+                             interpolation=cv2.INTER_AREA)
+        frame = av.VideoFrame.from_ndarray(img, format="bgr24")
+        frame.pts = int(self._n * self.period * VIDEO_CLOCK)
+        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
+        self.sent += 1
+        return frame
+
+
+@dataclass
+class Session:
+    """One phone's media with the box for one call."""
+
+    pc: RTCPeerConnection
+    resident_id: str
+    video: DoorVideo | None = None
+    player: MediaPlayer | None = None
+    recorder: MediaRecorder | None = None
+    rx_audio_frames: int = 0
+    rx_audio_peak: float = 0.0  # of the phone's microphone (0..1): is anything arriving
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+
+def turn_credentials(secret: str, user: str, ttl_s: int = 3600) -> tuple[str, str]:
+    """coturn ``use-auth-secret``: username ``<expiry>:<user>``, password
+    base64(HMAC-SHA1(secret, username)); the phone's credentials expire with the TTL."""
+    name = f"{int(time.time()) + ttl_s}:{user}"
+    mac = hmac.new(secret.encode(), name.encode(), hashlib.sha1).digest()
+    return name, base64.b64encode(mac).decode()
+
+
+class Rtc:
+    def __init__(self, cfg: IntercomConfig) -> None:
+        self.cfg = cfg
+        self.sessions: dict[str, list[Session]] = {}  # call id -> sessions
+
+    def ice_servers(self, user: str) -> list[dict[str, Any]]:
+        """For the phone page (and the box): STUN/TURN with fresh TURN credentials."""
+        out: list[dict[str, Any]] = []
+        if self.cfg.turn_urls:
+            name, pw = (turn_credentials(self.cfg.turn_secret, user)
+                        if self.cfg.turn_secret else ("", ""))
+            out.append({"urls": list(self.cfg.turn_urls), "username": name, "credential": pw})
+        return out
+
+    def client_config(self, user: str) -> dict[str, Any]:
+        return {"iceServers": self.ice_servers(user),
+                "iceTransportPolicy": "relay" if self.cfg.rtc_relay_only else "all"}
+
+    async def answer(self, call_id: str, resident_id: str, offer: dict[str, str],
+                     camera: Any) -> dict[str, str]:
+        servers = [RTCIceServer(urls=s["urls"], username=s["username"] or None,
+                                credential=s["credential"] or None)
+                   for s in self.ice_servers(f"box-{call_id}")]
+        policy = (RTCIceTransportPolicy.RELAY if self.cfg.rtc_relay_only
+                  else RTCIceTransportPolicy.ALL)
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=servers or None,
+                                                iceTransportPolicy=policy))
+        sess = Session(pc, resident_id)
+        self.sessions.setdefault(call_id, []).append(sess)
+
+        @pc.on("track")
+        def on_track(track: MediaStreamTrack) -> None:
+            if track.kind == "audio":
+                sess.tasks.append(asyncio.create_task(self._hear(sess, track)))
+
+        @pc.on("connectionstatechange")
+        async def on_state() -> None:
+            log.info("intercom rtc %s: %s", call_id, pc.connectionState)
+            if pc.connectionState == "failed":
+                await self._close(sess)
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type=offer["type"]))
+        if not pc.getTransceivers():
+            raise ValueError("the offer has no audio or video")
+        for t in pc.getTransceivers():
+            if t.kind == "video" and camera is not None:
+                sess.video = DoorVideo(camera, self.cfg.rtc_fps, self.cfg.snapshot_width)
+                t.sender.replaceTrack(sess.video)
+                t.direction = "sendonly" if t.direction == "recvonly" else "sendrecv"
+            elif t.kind == "audio":
+                if self.cfg.door_audio:
+                    fmt = self.cfg.door_audio_format or None
+                    # a device streams; a file (tests, a recorded greeting) loops
+                    sess.player = MediaPlayer(self.cfg.door_audio, format=fmt, loop=fmt is None)
+                    if sess.player.audio is not None:
+                        t.sender.replaceTrack(sess.player.audio)
+                t.direction = "sendrecv"
+        await pc.setLocalDescription(await pc.createAnswer())
+        desc = pc.localDescription
+        return {"sdp": desc.sdp, "type": desc.type}
+
+    async def _hear(self, sess: Session, track: MediaStreamTrack) -> None:
+        """The phone's microphone: to the door speaker if one is configured; levels kept."""
+        if self.cfg.door_speaker:
+            sess.recorder = MediaRecorder(self.cfg.door_speaker,
+                                          format=self.cfg.door_speaker_format or None)
+            sess.recorder.addTrack(track)
+            await sess.recorder.start()
+            return
+        with contextlib.suppress(Exception):
+            while True:
+                frame = await track.recv()
+                pcm = frame.to_ndarray()  # type: ignore[union-attr]
+                peak = float(np.abs(pcm).max()) / 32768.0 if pcm.size else 0.0
+                sess.rx_audio_frames += 1
+                sess.rx_audio_peak = max(sess.rx_audio_peak, peak)
+
+    async def _close(self, sess: Session) -> None:
+        for t in sess.tasks:
+            t.cancel()
+        if sess.recorder is not None:
+            with contextlib.suppress(Exception):
+                await sess.recorder.stop()
+        if sess.player is not None and sess.player.audio is not None:
+            sess.player.audio.stop()
+        with contextlib.suppress(Exception):
+            await sess.pc.close()
+
+    async def end(self, call_id: str) -> None:
+        for sess in self.sessions.pop(call_id, []):
+            await self._close(sess)
+
+    async def close_all(self) -> None:
+        for cid in list(self.sessions):
+            await self.end(cid)

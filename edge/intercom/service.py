@@ -1,0 +1,477 @@
+"""The intercom service: calls from a door to a flat, the phones that ring, open / later.
+
+A call is dialled by a door screen (authenticated with the screen's device key), a call button
+(a discrete input on the door's Modbus relay board, polled here) or an intercom panel (staff or
+device token). It rings every phone page of the flat that is listening (WebSocket on the LAN,
+long-poll through the cloud relay) and the configured notifiers (SMS), for ``ring_s``; then it is
+``missed``. A resident of the flat answers, sees the door picture (JPEG snapshots, only while the
+call lasts, only to that flat), and opens with one tap (``AccessService.remote_open``: the same
+path and rights as every remote open, logged with who) or issues a one-time pass shown on the door
+screen. Every state change is one ``intercom_call`` record (row, MQTT event, outbox).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import cv2
+
+from drivers.cameras.base import CameraDriver
+from drivers.doors.modbus import ModbusDoor
+from edge.access import ACCESS
+from edge.access.routes import PassIn, Refused, issue_pass
+from edge.core.box import Box
+from edge.core.service import Service, cancel
+from edge.core.standard import IntercomCall, new_id
+from edge.devices import DEVICES
+from edge.intercom import store as db
+from edge.intercom.config import FLAT, IntercomConfig
+from edge.intercom.notify import Notifier, notifiers
+from edge.intercom.push import WebPush
+from edge.screens import SCREENS
+
+log = logging.getLogger(__name__)
+ACTIVE = ("ringing", "answered")
+KEEP_ENDED_S = 60.0  # an ended call stays in the phones' and screen's view this long
+
+
+class CallRefused(Exception):
+    """A call or an action refused: HTTP status and a message naming the problem."""
+
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.field = status, field
+
+
+@dataclass
+class Live:
+    """A call the box still tracks (ringing, answered, or ended less than a minute ago)."""
+
+    rec: IntercomCall
+    t0: float  # monotonic at dial
+    ended_t: float | None = None
+    timer: asyncio.Task | None = None
+    shown_pass: dict[str, Any] | None = None  # PIN + QR for the door screen
+    said: str = ""  # what the door screen should show/say now
+
+
+@dataclass
+class Rate:
+    """Sliding-window counters (prank dialling)."""
+
+    window_s: float
+    limit: int
+    hits: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+
+    def take(self, key: str) -> bool:
+        q = self.hits[key]
+        now = time.monotonic()
+        while q and q[0] <= now - self.window_s:
+            q.popleft()
+        if len(q) >= self.limit:
+            return False
+        q.append(now)
+        return True
+
+
+class IntercomService(Service):
+    name = "intercom"
+
+    def __init__(self, box: Box) -> None:
+        super().__init__(box)
+        self.cfg: IntercomConfig = box.config.section(IntercomConfig)
+        self.doors_cfg = {d.id: d for d in box.config.doors}
+        self.screens_cfg = {s.id: s for s in box.config.screens}
+        self.calls: dict[str, Live] = {}
+        self.version = 0  # bumped on every change; pages wait for a newer one
+        self.closing = False  # the box is stopping: waiting pages return at once
+        self.sockets: set[Any] = set()  # phones' open WebSockets, closed at shutdown
+        self._changed = asyncio.Condition()
+        self._source_rate = Rate(60.0, self.cfg.source_calls_per_min)
+        self._flat_rate = Rate(600.0, self.cfg.flat_calls_per_10min)
+        self.phones: dict[str, dict[str, float]] = defaultdict(dict)  # flat -> phone -> seen
+        self.notifiers: list[Notifier] = notifiers(self.cfg)
+        self.push: WebPush | None = None
+        if self.cfg.enabled and self.cfg.push:
+            self.push = WebPush(box.store, box.config.box.data_dir / "intercom-vapid.pem",
+                                self.cfg.vapid_subject)
+            self.notifiers.append(self.push)
+        self._tasks: list[asyncio.Task] = []
+        self._side: set[asyncio.Task] = set()
+        self.rtc: Any = None
+        if self.cfg.enabled and self.cfg.rtc:
+            try:
+                from edge.intercom.rtc import Rtc
+            except ImportError as e:  # aiortc missing: the pages use snapshots
+                log.warning("intercom: no WebRTC (%s); phones get picture snapshots", e)
+            else:
+                self.rtc = Rtc(self.cfg)
+        self._jpeg: dict[str, tuple[int, bytes]] = {}  # camera -> (frame seq, JPEG)
+        self.timings: dict[str, list[float]] = defaultdict(list)  # bench: dial->ring etc.
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if not self.cfg.enabled:
+            return
+        for b in self.cfg.buttons:
+            self._tasks.append(
+                asyncio.create_task(self._poll_button(b), name=f"intercom-button-{b.door}")
+            )
+
+    async def stop(self) -> None:
+        if self.rtc is not None:
+            await self.rtc.close_all()
+        await cancel(*self._tasks, *self._side, *(c.timer for c in self.calls.values()))
+        self._tasks.clear()
+
+    def status(self) -> dict[str, Any]:
+        states: dict[str, int] = defaultdict(int)
+        for c in self.calls.values():
+            states[c.rec.state] += 1
+        return {"enabled": self.cfg.enabled, "tracked_calls": dict(states),
+                "buttons": len(self.cfg.buttons), "notifiers": [n.name for n in self.notifiers]}
+
+    # --- change notification --------------------------------------------------------------
+
+    async def _bump(self) -> None:
+        async with self._changed:
+            self.version += 1
+            self._changed.notify_all()
+
+    async def wait_change(self, after: int, timeout_s: float) -> int:
+        """Return once the version is newer than ``after`` or after ``timeout_s``."""
+        async with self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._changed.wait_for(lambda: self.version > after or self.closing),
+                    timeout_s,
+                )
+        return self.version
+
+    async def shutdown(self) -> None:
+        """The HTTP server is stopping: end the long-polls and close the phones' sockets
+        (it would otherwise wait for them)."""
+        self.closing = True
+        async with self._changed:
+            self._changed.notify_all()
+        for ws in list(self.sockets):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(code=1001, message=b"box stopping"), 0.5)
+
+    async def _save(self, live: Live, **changes: Any) -> IntercomCall:
+        live.rec = live.rec.model_copy(update=changes)
+        IntercomCall.model_validate(live.rec.model_dump())  # a bad state never reaches the row
+        await self.box.store.run(db.save_call, self.box.store.sync, live.rec)
+        if live.rec.state not in ACTIVE or live.rec.ended_at is not None:
+            live.ended_t = live.ended_t or time.monotonic()
+            if self.rtc is not None:
+                self._spawn(self.rtc.end(live.rec.id))
+        await self._bump()
+        return live.rec
+
+    def _forget_old(self) -> None:
+        now = time.monotonic()
+        for cid, c in list(self.calls.items()):
+            if c.ended_t is not None and now - c.ended_t > KEEP_ENDED_S:
+                del self.calls[cid]
+
+    # --- dialling -------------------------------------------------------------------------
+
+    def phones_of(self, flat: str) -> int:
+        now = time.monotonic()
+        seen = self.phones.get(flat, {})
+        return sum(1 for t in seen.values() if t == float("inf") or now - t < 40)
+
+    async def dial(
+        self, door_id: str, flat: str, source: str, *, screen_id: str | None = None,
+        origin: str = "",
+    ) -> IntercomCall:
+        """Start a call; CallRefused (4xx) names what is wrong."""
+        if not self.cfg.enabled:
+            raise CallRefused(404, "intercom: disabled on this box")
+        if door_id not in self.doors_cfg:
+            raise CallRefused(404, f"door_id: unknown door {door_id!r}", "door_id")
+        flat = flat.strip()
+        if not re.match(FLAT, flat):
+            raise CallRefused(400, "flat: dial 楼号-单元-房号, e.g. 1-2-301", "flat")
+        known = await self.box.store.run(db.flats, self.box.store.sync, None)
+        if flat not in known:
+            raise CallRefused(404, f"flat: no resident of {flat} can be called", "flat")
+        self._forget_old()
+        for c in self.calls.values():
+            if c.rec.door_id == door_id and c.rec.state == "ringing":
+                raise CallRefused(409, "door_id: a call from this door is still ringing;"
+                                       " hang up first", "door_id")
+        if not self._source_rate.take(origin or f"{source}:{door_id}"):
+            raise CallRefused(429, f"too many calls from this {source}; wait a minute")
+        if not self._flat_rate.take(flat):
+            raise CallRefused(429, f"flat: {flat} was called too often; try again later", "flat")
+        rec = IntercomCall(id=new_id("ic"), door_id=door_id, flat=flat, source=source,
+                           screen_id=screen_id, phones=self.phones_of(flat))
+        live = Live(rec, time.monotonic(), said="ringing")
+        self.calls[rec.id] = live
+        await self._save(live)
+        live.timer = asyncio.create_task(self._ring_timer(live), name=f"ring-{rec.id}")
+        for n in self.notifiers:
+            self._spawn(self._notify(n, rec))
+        log.info("intercom: %s calls %s (%s, %d phones listening)", door_id, flat, source,
+                 rec.phones)
+        return rec
+
+    def _spawn(self, coro: Any) -> None:
+        t = asyncio.create_task(coro)
+        self._side.add(t)
+        t.add_done_callback(self._side.discard)
+
+    async def _notify(self, n: Notifier, rec: IntercomCall) -> None:
+        try:
+            await n.ring(rec, self.doors_cfg[rec.door_id].name or rec.door_id)
+        except Exception as e:  # a gateway down must not stop the call
+            log.warning("intercom: notifier %s failed for %s: %s", n.name, rec.id, e)
+
+    async def _ring_timer(self, live: Live) -> None:
+        await asyncio.sleep(self.cfg.ring_s)
+        if live.rec.state == "ringing":
+            live.said = "missed"
+            await self._save(live, state="missed", ended_at=datetime.now(UTC))
+            return
+        await asyncio.sleep(max(0.0, self.cfg.talk_s - self.cfg.ring_s))
+        if live.rec.ended_at is None:
+            await self._save(live, ended_at=datetime.now(UTC))
+
+    async def hang_up(self, call_id: str, door_id: str) -> IntercomCall:
+        """The visitor gives up (door screen): a ringing call ends as missed."""
+        live = self._call(call_id)
+        if live.rec.door_id != door_id:
+            raise CallRefused(404, f"call_id: no call {call_id!r} at this door", "call_id")
+        if live.rec.ended_at is None and live.rec.state in ACTIVE:
+            live.said = "ended"
+            state = "missed" if live.rec.state == "ringing" else live.rec.state
+            await self._save(live, state=state, ended_at=datetime.now(UTC))
+        return live.rec
+
+    # --- the phones -----------------------------------------------------------------------
+
+    def _call(self, call_id: str) -> Live:
+        live = self.calls.get(call_id)
+        if live is None:
+            raise CallRefused(404, f"call_id: no current call {call_id!r}", "call_id")
+        return live
+
+    def _mine(self, call_id: str, flat: str | None) -> Live:
+        """The call if it rings the resident's flat; a call of another flat is 'not found'
+        (a neighbour learns nothing, not even that it exists)."""
+        live = self.calls.get(call_id)
+        if live is None or flat is None or live.rec.flat != flat:
+            raise CallRefused(404, f"call_id: no current call {call_id!r} for your flat",
+                              "call_id")
+        return live
+
+    async def flat_of(self, resident_id: str) -> str | None:
+        return await self.box.store.run(db.resident_flat, self.box.store.sync, resident_id)
+
+    def phone_view(self, flat: str | None, resident_id: str) -> dict[str, Any]:
+        self._forget_old()
+        now = time.monotonic()
+        calls = []
+        for c in self.calls.values():
+            if flat is None or c.rec.flat != flat:
+                continue
+            r = c.rec
+            calls.append({
+                "id": r.id, "door_id": r.door_id,
+                "door": self.doors_cfg[r.door_id].name or r.door_id,
+                "flat": r.flat, "state": r.state, "ended": r.ended_at is not None,
+                "ring_left_s": round(max(0.0, self.cfg.ring_s - (now - c.t0)), 1)
+                if r.state == "ringing" else 0,
+                "answered_by_me": r.answered_by == resident_id,
+                "answered_by_other": r.answered_by not in (None, resident_id),
+                "pass_pin": c.shown_pass["pin"] if c.shown_pass and r.answered_by == resident_id
+                else None,
+                "has_camera": bool(self.doors_cfg[r.door_id].camera),
+            })
+        return {"version": self.version, "flat": flat, "calls": calls}
+
+    def listening(self, flat: str, phone: str, open_socket: bool | None) -> None:
+        """A phone page of the flat is listening (a socket: until it closes; a poll: 40 s)."""
+        if open_socket is False:
+            self.phones[flat].pop(phone, None)
+        else:
+            self.phones[flat][phone] = float("inf") if open_socket else time.monotonic()
+
+    async def answer(self, call_id: str, resident_id: str) -> IntercomCall:
+        flat = await self.flat_of(resident_id)
+        live = self._mine(call_id, flat)
+        r = live.rec
+        if r.ended_at is not None or r.state not in ACTIVE:
+            raise CallRefused(409, f"call_id: the call has ended ({r.state})", "call_id")
+        if r.state == "answered":
+            if r.answered_by == resident_id:
+                return r
+            raise CallRefused(409, "call_id: answered on another phone of your flat", "call_id")
+        live.said = "answered"
+        ms = int((time.monotonic() - live.t0) * 1000)
+        return await self._save(live, state="answered", answered_by=resident_id, answer_ms=ms)
+
+    async def _answered_by(self, call_id: str, resident_id: str) -> Live:
+        """Answer if still ringing; refuse if another phone has the call or it ended."""
+        await self.answer(call_id, resident_id)
+        return self.calls[call_id]
+
+    async def open_door(self, call_id: str, resident_id: str) -> IntercomCall:
+        """One tap: the door opens through the access engine (the resident's own rights)."""
+        live = await self._answered_by(call_id, resident_id)
+        out = await self.box.get(ACCESS).remote_open(live.rec.door_id, resident_id, "resident")
+        if not out.granted:
+            raise CallRefused(403 if out.reason != "door_offline" else 503,
+                              f"door: did not open ({out.reason})", "door")
+        live.said = "opened"
+        return await self._save(live, state="opened", opened_by=resident_id,
+                                access_event_id=out.event_id, ended_at=datetime.now(UTC))
+
+    async def let_in_later(self, call_id: str, resident_id: str) -> IntercomCall:
+        """A one-time pass for this door, shown on the door screen as QR + PIN."""
+        live = await self._answered_by(call_id, resident_id)
+        access = self.box.get(ACCESS)
+        body = PassIn(visitor=f"对讲访客 {live.rec.flat}", doors=[live.rec.door_id],
+                      valid_to=datetime.now(UTC) + timedelta(hours=self.cfg.pass_hours), uses=1)
+        try:
+            got = await issue_pass(access, self.box, resident_id, body, f"intercom:{resident_id}")
+        except Refused as e:
+            raise CallRefused(e.status, str(e), e.field) from e
+        live.shown_pass = {"pin": got["pin"], "qr_png_base64": got["qr_png_base64"],
+                           "valid_to": got["valid_to"]}
+        live.said = "pass"
+        return await self._save(live, pass_id=got["id"], ended_at=datetime.now(UTC))
+
+    async def decline(self, call_id: str, resident_id: str) -> IntercomCall:
+        flat = await self.flat_of(resident_id)
+        live = self._mine(call_id, flat)
+        if live.rec.ended_at is not None:
+            return live.rec
+        if live.rec.answered_by not in (None, resident_id):
+            raise CallRefused(409, "call_id: answered on another phone of your flat", "call_id")
+        live.said = "declined"
+        return await self._save(live, state="declined", answered_by=resident_id,
+                                ended_at=datetime.now(UTC))
+
+    async def snapshot(self, call_id: str, resident_id: str) -> bytes:
+        """The door camera's newest frame as JPEG, for a resident of the called flat while
+        the call lasts (never before it, never after)."""
+        flat = await self.flat_of(resident_id)
+        live = self._mine(call_id, flat)
+        if live.rec.ended_at is not None:
+            raise CallRefused(410, "call_id: the call has ended; no picture", "call_id")
+        cam_id = self.doors_cfg[live.rec.door_id].camera
+        if not cam_id:
+            raise CallRefused(404, f"door: {live.rec.door_id} has no camera", "door")
+        cam = self.box.get(DEVICES).get("camera", cam_id)
+        assert isinstance(cam, CameraDriver)
+        frame = cam.latest() or await cam.next_frame(-1, 2.0)
+        if frame is None:
+            raise CallRefused(503, f"camera: {cam_id} has no picture right now", "camera")
+        cached = self._jpeg.get(cam_id)
+        if cached and cached[0] == frame.seq:  # several phones share one encode per frame
+            return cached[1]
+        jpeg = await asyncio.to_thread(self._encode, frame.image)
+        self._jpeg[cam_id] = (frame.seq, jpeg)
+        return jpeg
+
+    async def rtc_offer(self, call_id: str, resident_id: str, offer: dict[str, str]
+                        ) -> dict[str, str]:
+        """Live video and audio for the phone that answered, while the call lasts."""
+        if self.rtc is None:
+            raise CallRefused(404, "rtc: WebRTC is off on this box; use the snapshots")
+        flat = await self.flat_of(resident_id)
+        live = self._mine(call_id, flat)
+        if live.rec.ended_at is not None or live.rec.answered_by != resident_id:
+            raise CallRefused(409, "call_id: answer the call first (or it has ended)",
+                              "call_id")
+        cam_id = self.doors_cfg[live.rec.door_id].camera
+        cam = self.box.get(DEVICES).get("camera", cam_id) if cam_id else None
+        await self.rtc.end(call_id)  # one live connection per call: a new offer replaces it
+        try:
+            return await self.rtc.answer(call_id, resident_id, offer, cam)
+        except Exception as e:  # aiortc refuses a malformed or unusable offer in many ways
+            await self.rtc.end(call_id)
+            log.info("intercom: WebRTC offer for %s refused: %r", call_id, e)
+            raise CallRefused(400, f"sdp: the offer cannot be used ({type(e).__name__})",
+                              "sdp") from e
+
+    def _encode(self, image: Any) -> bytes:
+        h, w = image.shape[:2]
+        if w > self.cfg.snapshot_width:
+            image = cv2.resize(image, (self.cfg.snapshot_width,
+                                       int(h * self.cfg.snapshot_width / w)),
+                               interpolation=cv2.INTER_AREA)
+        ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY,
+                                               self.cfg.snapshot_quality])
+        if not ok:
+            raise CallRefused(500, "camera: could not encode the picture")
+        return buf.tobytes()
+
+    # --- the door screen ------------------------------------------------------------------
+
+    def screen_door(self, screen_id: str, key: str | None) -> str:
+        """The door of a door screen presenting its device key; CallRefused otherwise."""
+        screens = self.box.get(SCREENS)
+        if screen_id not in self.screens_cfg:
+            raise CallRefused(404, f"screen_id: unknown screen {screen_id!r}", "screen_id")
+        if not screens.key_ok(screen_id, key):
+            why = "wrong" if key else "missing"
+            raise CallRefused(401, f"key: {why} screen key; staff provision one with"
+                                   f" `qilu-edge screens key {screen_id}`", "key")
+        door = self.screens_cfg[screen_id].door
+        if door is None:
+            raise CallRefused(409, f"screen_id: screen {screen_id!r} is not bound to a door"
+                                   " ([[screens]] door = ...)", "screen_id")
+        return door
+
+    def screen_view(self, door_id: str, call_id: str) -> dict[str, Any]:
+        live = self.calls.get(call_id)
+        if live is None or live.rec.door_id != door_id:
+            raise CallRefused(404, f"call_id: no current call {call_id!r} at this door",
+                              "call_id")
+        r = live.rec
+        return {
+            "version": self.version, "id": r.id, "flat": r.flat, "state": r.state,
+            "ended": r.ended_at is not None, "said": live.said,
+            "ring_left_s": round(max(0.0, self.cfg.ring_s - (time.monotonic() - live.t0)), 1)
+            if r.state == "ringing" else 0,
+            "pass": live.shown_pass,
+        }
+
+    # --- call buttons ---------------------------------------------------------------------
+
+    async def _poll_button(self, b: Any) -> None:
+        """Poll a discrete input of the door's relay board; a press (edge) starts a call."""
+        was = False
+        while True:
+            await asyncio.sleep(self.cfg.button_poll_s)
+            try:
+                drv = self.box.get(DEVICES).get("door", b.door)
+                if not isinstance(drv, ModbusDoor):
+                    raise TypeError(type(drv).__name__)
+                value = await drv.read_input(b.input)
+            except (TypeError, KeyError):
+                log.error("intercom: button on door %s: not a Modbus door; giving up", b.door)
+                return
+            except (OSError, TimeoutError, ConnectionError) as e:
+                log.debug("intercom: button on door %s unreadable: %s", b.door, e)
+                continue
+            pressed = value == b.pressed_is
+            if pressed and not was:
+                try:
+                    await self.dial(b.door, b.flat, "button", origin=f"button:{b.door}:{b.input}")
+                except CallRefused as e:
+                    log.info("intercom: button on door %s: %s", b.door, e)
+            was = pressed

@@ -1,0 +1,197 @@
+"""The intercom in real headless Chromium: a door screen page (portrait 1080x1920) dials a
+flat, both phones of that flat ring (390x844), one answers and sees the door camera's frames,
+taps open and the coil goes on at a pymodbus board; a phone of another flat never rings and
+cannot fetch the picture; an unanswered call ends as missed on the screen and the phone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import cv2
+import numpy as np
+
+from tests.conftest import api_url
+from tests.edge.intercom.helpers import screen_key, tokens
+from tests.edge.intercom.test_calls import COIL, rows, start
+from tests.peers.chromium import browser
+
+DOOR_VIEW = {"viewport": {"width": 1080, "height": 1920}, "device_scale_factor": 1}
+PHONE_VIEW = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2,
+              "is_mobile": True, "has_touch": True}
+SHOTS = Path(os.environ.get("QILU_SHOTS", "/tmp/qilu-intercom-shots"))
+
+
+async def until(page: Any, js: str, timeout_s: float = 10.0) -> Any:
+    """Poll a page expression until it is truthy (page.evaluate goes over CDP; Playwright's
+    wait_for_function would eval() in the page, which the pages' CSP rightly refuses)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = await page.evaluate(js)
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"never true within {timeout_s} s: {js}")
+        await asyncio.sleep(0.03)
+
+
+async def phone(b: Any, base: str, token: str, elder: bool = False) -> Any:
+    ctx = await b.new_context(**PHONE_VIEW)
+    await ctx.add_cookies([{"name": "qilu_rs", "value": token, "url": base}])
+    page = await ctx.new_page()
+    if elder:
+        await page.add_init_script("localStorage.setItem('qilu-elder', '1')")
+    await page.goto(f"{base}/r/intercom")
+    await until(page, "window.intercom && window.intercom.mode === 'ws'")
+    return page
+
+
+async def dial(door: Any, flat: str) -> None:
+    for k in flat:
+        await door.click(f"#keypad button[data-k='{k}']")
+    await door.click("#call")
+
+
+def decode(png: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+
+
+async def test_dial_ring_answer_see_open_and_miss(make_config, run_box, board, tmp_path) -> None:
+    box = await start(make_config, run_box, board, tmp_path)
+    base = api_url(box)
+    key = await screen_key(box)
+    async with aiohttp.ClientSession() as s:
+        tok = await tokens(s, base)
+    await asyncio.to_thread(SHOTS.mkdir, parents=True, exist_ok=True)
+    async with browser() as b:
+        door_ctx = await b.new_context(**DOOR_VIEW)
+        door = await door_ctx.new_page()
+        errors: list[str] = []
+        door.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        await door.goto(f"{base}/screen/scr-gate/intercom#key={key}")
+        await until(door, "document.body.dataset.ready === '1'")
+        assert "#key" not in door.url  # the key leaves the address bar once kept
+        assert await door.locator("#flats button").all_inner_texts() == ["1-1-101", "1-1-102"]
+        await door.screenshot(path=str(SHOTS / "door-idle.png"))
+        # a landscape door screen (1920x1080) fits the keypad, call button and directory too
+        wide = await (await b.new_context(viewport={"width": 1920, "height": 1080})).new_page()
+        await wide.goto(f"{base}/screen/scr-gate/intercom#key={key}")
+        await until(wide, "document.body.dataset.ready === '1'")
+        for sel in ("#call", "#flats button", "#keypad button[data-k='0']"):
+            bb = await wide.locator(sel).first.bounding_box()
+            assert bb is not None and bb["y"] + bb["height"] <= 1080, (sel, bb)
+        await wide.screenshot(path=str(SHOTS / "door-landscape.png"))
+        await wide.close()
+
+        pa, pb, pn = [await phone(b, base, tok[r]) for r in ("r-a", "r-b", "r-n")]
+        await pa.screenshot(path=str(SHOTS / "phone-idle.png"))
+        # installable: the manifest is linked and the service worker is registered
+        assert await until(pa, "navigator.serviceWorker.getRegistration('/r/intercom')"
+                               ".then((r) => !!(r && (r.active || r.installing || r.waiting)))")
+        manifest = await pa.evaluate("fetch(document.querySelector('link[rel=manifest]').href)"
+                                     ".then((r) => r.json())")
+        assert manifest["start_url"] == "/r/intercom" and manifest["display"] == "standalone"
+
+        t_dial = time.monotonic()
+        await dial(door, "1-1-101")
+        for p in (pa, pb):
+            await until(p, "window.intercom.rings.length === 1 && "
+                           "document.body.dataset.state === 'ringing'")
+        ring_ms = (time.monotonic() - t_dial) * 1000
+        assert ring_ms < 3000, ring_ms
+        assert await door.locator("#state").inner_text() == "正在呼叫…"
+        await door.screenshot(path=str(SHOTS / "door-calling.png"))
+        await pa.screenshot(path=str(SHOTS / "phone-ringing.png"))
+
+        # A answers and sees the door camera: real frames, and they move
+        await pa.click("#answer")
+        await until(pa, "window.intercom.frames >= 2")
+        shot1 = decode(await pa.locator("#pic").screenshot())
+        n = await pa.evaluate("window.intercom.frames")
+        await until(pa, f"window.intercom.frames >= {n + 3}")
+        shot2 = decode(await pa.locator("#pic").screenshot())
+        assert shot1.shape[0] > 100
+        assert float(np.abs(shot1.astype(int) - shot2.astype(int)).mean()) > 1
+        # the camera's green background, not a placeholder
+        h, w = shot1.shape[:2]
+        b_, g_, r_ = (int(v) for v in shot1[h // 10, w // 2])
+        assert g_ > r_ + 20 and g_ > b_ + 20, (b_, g_, r_)
+        # WebRTC cannot connect here (no TURN, relay-only): these are the snapshots
+        assert await pa.evaluate("window.intercom.rtc") != "connected"
+        await pa.screenshot(path=str(SHOTS / "phone-answered.png"))
+        await until(pb, "document.getElementById('what').textContent === '家人已接听'")
+        assert not await pb.locator("#open").is_visible()
+        assert await pb.evaluate("window.intercom.frames") == 0  # B never answered: no picture
+        await until(door, "document.getElementById('state').textContent === '已接通'")
+
+        # the neighbour's phone never rang and cannot fetch the picture
+        cid = await pa.evaluate("window.intercom.call.id")
+        assert await pn.evaluate("window.intercom.rings.length") == 0
+        assert await pn.evaluate("document.body.dataset.state") == "idle"
+        status = await pn.evaluate(
+            f"fetch('/r/intercom/calls/{cid}/snapshot.jpg').then(r => r.status)")
+        assert status == 404
+
+        t_tap = time.monotonic()
+        await pa.click("#open")
+        await asyncio.to_thread(board.wait_for, 1, COIL, True, 5.0, t_tap)
+        await until(door, "document.getElementById('state').textContent === '门已打开，请进'")
+        await until(pa, "document.body.dataset.state === 'ended'")
+        await door.screenshot(path=str(SHOTS / "door-opened.png"))
+
+        # back on the door screen, a call nobody answers
+        await door.click("#hangup")
+        await until(door, "!document.getElementById('dial').hidden")
+        await door.click("#flats button[data-flat='1-1-102']")
+        await until(pn, "window.intercom.rings.length === 1")
+        await until(door, "document.getElementById('state').textContent === '无人接听'", 10)
+        await until(pn, "document.getElementById('what').textContent === '未接来电'")
+        assert await pa.evaluate("window.intercom.rings.length") == 1  # only their own call
+
+        # "let them in later": B issues a one-time pass; the door screen shows its PIN and QR
+        await door.click("#hangup")
+        await until(door, "!document.getElementById('dial').hidden")
+        await dial(door, "1-1-101")
+        await until(pb, "window.intercom.rings.length === 2 && "
+                        "document.body.dataset.state === 'ringing'")
+        await pb.click("#later")
+        await until(pb, "document.getElementById('pin').textContent.includes('临时通行码')")
+        pin = (await pb.locator("#pin").inner_text()).split()[1].split("（")[0]
+        await until(door, "!document.getElementById('pass').hidden")
+        assert await door.locator("#pin").inner_text() == pin
+        assert await door.evaluate("document.getElementById('qr').naturalWidth") > 100
+        await door.screenshot(path=str(SHOTS / "door-pass.png"))
+        bb = await door.locator("#hangup").bounding_box()
+        assert bb is not None and bb["y"] + bb["height"] <= 1920, bb  # all on the screen
+        assert not [e for e in errors if "Content Security Policy" in e], errors
+    assert rows(box, "SELECT flat, state, answered_by, opened_by, pass_id IS NOT NULL"
+                     " FROM intercom_calls ORDER BY ts") == [
+        ("1-1-101", "opened", "r-a", "r-a", 0), ("1-1-102", "missed", None, None, 0),
+        ("1-1-101", "answered", "r-b", None, 1)]
+
+
+async def test_elderly_mode_shows_the_picture_while_ringing_and_a_huge_open_button(
+    make_config, run_box, board, tmp_path
+) -> None:
+    box = await start(make_config, run_box, board, tmp_path)
+    base = api_url(box)
+    key = await screen_key(box)
+    async with aiohttp.ClientSession() as s, browser() as b:
+        tok = await tokens(s, base)
+        pa = await phone(b, base, tok["r-a"], elder=True)
+        async with s.post(f"{base}/screen/scr-gate/intercom/calls", json={"flat": "1-1-101"},
+                          headers={"X-Screen-Key": key}) as r:
+            assert r.status == 201
+        await until(pa, "window.intercom.frames >= 2")  # no tap needed to see who is there
+        assert await pa.evaluate("window.intercom.call.state") == "ringing"
+        box_ = await pa.locator("#open").bounding_box()
+        assert box_ is not None and box_["width"] > 300 and box_["height"] > 100, box_
+        assert not await pa.locator("#answer").is_visible()
+        await pa.screenshot(path=str(SHOTS / "phone-elder.png"))
+        t_tap = time.monotonic()
+        await pa.click("#open")
+        await asyncio.to_thread(board.wait_for, 1, COIL, True, 5.0, t_tap)

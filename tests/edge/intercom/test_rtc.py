@@ -1,0 +1,185 @@
+"""WebRTC for an answered call: live video from the box's `file` door camera and two-way audio
+(the box plays a door tone, the phone's fake microphone reaches the box), media only through a
+real coturn on loopback (relay-only ICE on both ends), signalled over HTTP — on the LAN and
+through a real qilu-cloudsync relay."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+import wave
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import numpy as np
+import pytest
+
+from tests.cloudsync.helpers import Cloud, start_cloud
+from tests.conftest import api_url, free_port, stop_process, wait_port
+from tests.edge.intercom.helpers import camera_frames, intercom_toml, screen_key, seed, tokens
+from tests.edge.intercom.test_calls import COIL
+from tests.edge.intercom.test_pages_chromium import PHONE_VIEW, SHOTS, until
+from tests.edge.portal.helpers import staff
+from tests.edge.portal.test_relay import relayed
+from tests.peers.chromium import browser
+
+MEDIA = ("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+         "--allow-loopback-in-peer-connection")
+SECRET = "turn-test-secret"
+
+
+class Turn:
+    def __init__(self, tmp: Path) -> None:
+        self.port = free_port()
+        lo = 20000 + (self.port % 20000)
+        self.log = tmp / "turn.log"
+        self.proc = subprocess.Popen(
+            ["turnserver", "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
+             f"--listening-port={self.port}", f"--min-port={lo}", f"--max-port={lo + 200}",
+             "--use-auth-secret", f"--static-auth-secret={SECRET}", "--realm=qilu.test",
+             "--no-tls", "--no-dtls", "--no-cli", "--allow-loopback-peers",
+             "--no-multicast-peers", f"--log-file={self.log}", "--simple-log"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_port(self.port)
+
+    def stop(self) -> None:
+        stop_process(self.proc)
+
+
+@pytest.fixture
+def turn(tmp_path: Path) -> Iterator[Turn]:
+    t = Turn(tmp_path)
+    yield t
+    t.stop()
+
+
+@pytest.fixture
+async def cloud(tmp_path: Path) -> AsyncIterator[Cloud]:
+    c = await start_cloud(str(tmp_path / "cloud.db"), tmp_path)
+    await c.community(community="c1")
+    yield c
+    await c.stop()
+
+
+def tone(path: Path) -> Path:
+    """One second of a 440 Hz tone: the door microphone (a file the box loops)."""
+    t = np.arange(48000) / 48000
+    pcm = (np.sin(2 * np.pi * 440 * t) * 0.5 * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(48000)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+def rtc_toml(turn: Turn, tmp: Path) -> str:
+    return f"""rtc_relay_only = true
+turn_urls = ["turn:127.0.0.1:{turn.port}?transport=udp"]
+turn_secret = "{SECRET}"
+door_audio = "{tone(tmp / 'door.wav')}"
+"""
+
+
+VIDEO_SUM = """(() => { const v = document.getElementById('vid');
+  const c = document.createElement('canvas'); c.width = 160; c.height = 120;
+  const g = c.getContext('2d'); g.drawImage(v, 0, 0, 160, 120);
+  return Array.from(g.getImageData(0, 0, 160, 120).data); })()"""
+
+
+async def live_call(page: Any, base: str, key: str, board: Any, box: Any) -> dict[str, float]:
+    async with aiohttp.ClientSession() as door:
+        async with door.post(f"{base}/screen/scr-gate/intercom/calls", json={"flat": "1-1-101"},
+                             headers={"X-Screen-Key": key}) as r:
+            assert r.status == 201
+    await until(page, "window.intercom.rings.length === 1", 10)
+    t0 = time.monotonic()
+    await page.click("#answer")
+    await until(page, "window.intercom.rtc === 'connected' && window.intercom.videoFrames >= 5",
+                25)
+    first_video_s = time.monotonic() - t0
+    a = np.array(await page.evaluate(VIDEO_SUM), np.int32).reshape(120, 160, 4)
+    n = await page.evaluate("window.intercom.videoFrames")
+    await until(page, f"window.intercom.videoFrames >= {n + 10}", 10)
+    b = np.array(await page.evaluate(VIDEO_SUM), np.int32).reshape(120, 160, 4)
+    # the door camera's picture (green background) and it moves
+    assert a[10, 80, 1] > a[10, 80, 0] + 20, a[10, 80]
+    assert float(np.abs(a - b).mean()) > 1.0
+    await until(page, "window.intercom.rxAudioPeak > 0.05", 10)  # the door tone, not silence
+    sessions = box.service("intercom").rtc.sessions
+    (sess,) = [s for v in sessions.values() for s in v]
+    for _ in range(100):  # the phone's fake microphone (a beep) reaches the box
+        if sess.rx_audio_peak > 0.05:
+            break
+        await asyncio.sleep(0.1)
+    assert sess.rx_audio_frames > 0 and sess.rx_audio_peak > 0.05, sess.rx_audio_peak
+    assert sess.video is not None and sess.video.sent > 10
+    # relay-only on both ends: the pair the phone uses is a TURN relay candidate
+    kind = await page.evaluate("""(async () => {
+        const stats = await window.intercomPc().getStats(); let out = null;
+        stats.forEach((s) => { if (s.type === 'candidate-pair' && s.state === 'succeeded'
+            && s.nominated) out = stats.get(s.localCandidateId).candidateType; });
+        return out; })()""")
+    assert kind == "relay", kind
+    assert not await page.locator("#vid").is_hidden()
+    await page.screenshot(path=str(SHOTS / "phone-video.png"))
+    t_tap = time.monotonic()
+    await page.click("#open")
+    await asyncio.to_thread(board.wait_for, 1, COIL, True, 5.0, t_tap)
+    await until(page, "document.body.dataset.state === 'ended'")
+    for _ in range(50):  # the call's media ends with it
+        if not sessions:
+            break
+        await asyncio.sleep(0.1)
+    assert not sessions
+    return {"first_video_s": first_video_s}
+
+
+async def test_live_video_and_two_way_audio_through_turn_on_the_lan(
+    make_config, run_box, board, tmp_path, turn: Turn
+) -> None:
+    config = make_config(extra=intercom_toml(board.tcp_port, camera_frames(tmp_path / "cam"),
+                                             ring_s=30, rtc=rtc_toml(turn, tmp_path)))
+    seed(config)
+    box = await run_box(config)
+    base = api_url(box)
+    key = await screen_key(box)
+    async with aiohttp.ClientSession() as s:
+        tok = await tokens(s, base)
+    async with browser(*MEDIA) as b:
+        ctx = await b.new_context(**PHONE_VIEW)
+        await ctx.add_cookies([{"name": "qilu_rs", "value": tok["r-a"], "url": base}])
+        page = await ctx.new_page()
+        await page.goto(f"{base}/r/intercom")
+        await until(page, "window.intercom && window.intercom.mode === 'ws'")
+        got = await live_call(page, base, key, board, box)
+    assert got["first_video_s"] < 10
+
+
+async def test_live_video_away_through_the_cloud_relay_and_turn(
+    make_config, run_box, board, tmp_path, turn: Turn, cloud: Cloud
+) -> None:
+    config = make_config(extra=intercom_toml(board.tcp_port, camera_frames(tmp_path / "cam"),
+                                             ring_s=30, rtc=rtc_toml(turn, tmp_path)))
+    seed(config)
+    box, _ = await relayed(cloud, config, run_box)
+    base = api_url(box)
+    key = await screen_key(box)
+    async with aiohttp.ClientSession() as lan:
+        code = await staff(lan, "POST", f"{base}/api/v1/portal/codes",
+                           json={"resident_id": "r-a", "building": "1"})
+    async with browser(*MEDIA) as b:
+        page = await (await b.new_context(**PHONE_VIEW)).new_page()
+        await page.goto(f"{cloud.url}/r/at/c1?next={quote('/r/login?code=' + code['code'])}",
+                        timeout=15000)
+        await page.click("button")
+        await page.wait_for_url(f"{cloud.url}/r/read", timeout=10000)
+        await page.goto(f"{cloud.url}/r/intercom", timeout=15000)
+        await until(page, "window.intercom && window.intercom.mode === 'poll'", 15)
+        await asyncio.sleep(0.5)
+        await live_call(page, base, key, board, box)
