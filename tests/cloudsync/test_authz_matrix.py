@@ -159,8 +159,8 @@ async def test_every_cloud_route_for_every_caller(cloud: Cloud) -> None:
     )
     assert status == 201, up
     params = {"community_id": "c1", "box_id": a.box_id, "sha256": up["sha256"],
-              "ticket_id": "repair_ticket-1", "report_id": "report-2", "community": "c1", "seq": "3",
-              "tail": "read"}  # fmt: skip
+              "ticket_id": "repair_ticket-1", "report_id": "report-2", "community": "c1",
+              "seq": "3", "tail": "read"}  # fmt: skip
     # Revoking is for good: it gets a box of its own, so the box callers keep working.
     per_route = {("POST", "/api/v1/ops/boxes/{box_id}/revoke"): {"box_id": victim.box_id}}
     markers = (a.box_id, victim.box_id, up["sha256"], "lixia-secret-leak", "repair_ticket-1",
