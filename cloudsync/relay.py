@@ -32,6 +32,7 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
+from cloudsync.body import TooLarge, read_body
 from cloudsync.context import CLOUD
 from cloudsync.routing import BOX_ROW, Api
 from common.relay import (
@@ -200,7 +201,9 @@ class Relays:
     async def peer_call(self, request: web.Request) -> web.Response:
         """Another worker hands over a resident request for a box whose socket is here."""
         given = request.headers.get(PEER_HEADER, "")
-        if not self.mesh.key or not hmac.compare_digest(given, self.mesh.key):
+        # Bytes: compare_digest raises TypeError on non-ASCII text (a 500, not a 403).
+        raw = given.encode("utf-8", "surrogateescape")
+        if not self.mesh.key or not hmac.compare_digest(raw, self.mesh.key.encode()):
             return web.json_response({"error": "bad relay key"}, status=403)
         tunnel = self.tunnels.get(request.match_info["box_id"])
         if tunnel is None:
@@ -304,8 +307,9 @@ async def forward(request: web.Request) -> web.StreamResponse:
         if (tunnel := relays.tunnels.get(box_id)) is not None:
             await tunnel.ws.close()
         return refuse(request, 503, *OFFLINE)
-    body = await request.read()
-    if len(body) > MAX_BODY:
+    try:
+        body = await read_body(request, MAX_BODY)
+    except TooLarge:
         return refuse(request, 413, "内容过大", "request body too large for the relay")
     head = {
         "method": request.method,

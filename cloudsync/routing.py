@@ -49,15 +49,15 @@ class Route:
     response: type[BaseModel] | None = None
     responses: dict[int, str] = field(default_factory=dict)
     nonce_in_handler: bool = False  # the handler stores request[NONCE] in its transaction
+    max_body: int | None = None  # bytes, on the wire and inflated (None: serve --max-body-mb)
 
 
 # What the authenticate middleware (cloudsync/app.py) puts on a request: the ops user (bearer
-# token) or the box row (HMAC signature), the nonce a handler uses in its own transaction, the
-# raw body it read to check the signature, and the stored secret the box signed with.
+# token) or the box row (HMAC signature), the nonce a handler uses in its own transaction and
+# the stored secret the box signed with. (The body itself is cached by cloudsync/body.py.)
 OPS_USER: web.RequestKey[Any] = web.RequestKey("ops")
 BOX_ROW: web.RequestKey[Any] = web.RequestKey("box")
 NONCE: web.RequestKey[tuple[str, str, int, int]] = web.RequestKey("nonce")
-RAW_BODY: web.RequestKey[bytes] = web.RequestKey("raw_body")
 SIGNED_WITH: web.RequestKey[str] = web.RequestKey("signed_with")
 
 # Which authentication each route needs, and the uploads that use their nonce themselves.
@@ -91,6 +91,7 @@ class Api:
         response: type[BaseModel] | None = None,
         responses: dict[int, str] | None = None,
         nonce_in_handler: bool = False,
+        max_body: int | None = None,
     ) -> Callable[[Handler], Handler]:
         def deco(fn: Handler) -> Handler:
             self.routes.append(
@@ -107,6 +108,7 @@ class Api:
                     response,
                     responses or {},
                     nonce_in_handler,
+                    max_body,
                 )
             )
             return fn
@@ -220,9 +222,9 @@ def _wrap(r: Route) -> Handler:
             except ValidationError as e:
                 raise explain(e, "query") from e
         if r.body is not None:
-            raw = request.get(RAW_BODY)
-            if raw is None:
-                raw = await request.read()
+            from cloudsync.body import read_body  # body.py imports BadRequest from here
+
+            raw = await read_body(request, r.max_body)
             try:
                 body = r.body.model_validate_json(raw or b"null")
             except ValidationError as e:

@@ -93,3 +93,25 @@ class QrReader:
         except cv2.error:
             return None
         return text or None
+
+
+def qr_svg(text: str, border: int = 2) -> str:
+    """A QR code as a small inline SVG (one path, scales to any size with CSS)."""
+    matrix = qr_matrix(text, border)
+    n = len(matrix)
+    runs = []
+    for y, row in enumerate(matrix):
+        x = 0
+        while x < n:
+            if row[x]:
+                start = x
+                while x < n and row[x]:
+                    x += 1
+                runs.append(f"M{start},{y}h{x - start}v1h{start - x}z")
+            else:
+                x += 1
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {n} {n}" '
+        f'shape-rendering="crispEdges" class="qr"><rect width="{n}" height="{n}" fill="#fff"/>'
+        f'<path fill="#000" d="{"".join(runs)}"/></svg>'
+    )

@@ -101,8 +101,12 @@ async def camera_frame(drv: Any, budget_s: float, faces: FaceProbe) -> tuple[str
 
 async def screen_player(config: CoreConfig, box: Any, screen_id: str) -> tuple[str, str, str]:
     """(detail, status, hint) for one configured screen's player page."""
-    page = f"http://<box>:{config.api.port or 8080}/screen/{screen_id}"
-    hint = f"open {page} in the screen's browser (kiosk mode) and keep it on the network"
+    box_url = f"http://<box>:{config.api.port or 8080}"
+    hint = (
+        f"provision its key with `qilu-edge screens key {screen_id} --base {box_url}` and open"
+        f" the address it prints ({box_url}/screen/{screen_id}#key=...) in the screen's browser"
+        " (kiosk mode); keep it on the network"
+    )
     offline_after = config.player.offline_after_s
     if box is not None:
         try:

@@ -161,3 +161,17 @@ def save_photos(
 def delete_photos(data_dir: Path, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         (data_dir / r["path"]).unlink(missing_ok=True)
+
+
+def sweep_orphans(data_dir: Path, photo_dir: str, known: set[str]) -> list[Path]:
+    """Delete photo files the box wrote (``ph-*``) that no row names: a kill -9 between a
+    photo's file and its row's commit leaves one. Run at start-up, before any upload."""
+    root = data_dir / photo_dir
+    gone = []
+    if not root.is_dir():
+        return gone
+    for path in root.rglob("ph-*"):
+        if path.is_file() and str(path.relative_to(data_dir)) not in known:
+            path.unlink(missing_ok=True)
+            gone.append(path)
+    return gone

@@ -18,7 +18,14 @@ from edge.core.standard import Command, Report, new_id, now
 from edge.reports import store as db
 from edge.reports import warning
 from edge.reports.analyze import Analysis, Analyzer
-from edge.reports.inputs import InputError, delete_photos, read_submission, save_photos, text_field
+from edge.reports.inputs import (
+    InputError,
+    delete_photos,
+    read_submission,
+    save_photos,
+    sweep_orphans,
+    text_field,
+)
 from edge.reports.taxonomy import Taxonomy, TaxonomyError, load_taxonomy, parse_taxonomy
 
 log = logging.getLogger(__name__)
@@ -67,6 +74,7 @@ class ReportsService(Service):
         return self.analyzer.taxonomy
 
     async def start(self) -> None:
+        await self._sweep_photos()
         saved = await self.box.store.get_meta(TAXONOMY_META)
         if saved:
             try:
@@ -79,6 +87,14 @@ class ReportsService(Service):
         # loop, only when asked to; otherwise the first report loads them.
         if self.cfg.warm_at_start:
             self._warm = asyncio.create_task(asyncio.to_thread(self.analyzer.warm))
+
+    async def _sweep_photos(self) -> None:
+        known = await self.box.store.run(db.photo_paths, self.box.store.sync)
+        gone = await asyncio.to_thread(
+            sweep_orphans, self.box.config.box.data_dir, self.cfg.photo_dir, known
+        )
+        if gone:
+            log.warning("deleted %d photo file(s) without a row (left by a crash)", len(gone))
 
     async def stop(self) -> None:
         if self._warm and not self._warm.done():

@@ -89,6 +89,40 @@ def add_screen(config_path: Path | None, screen_id: str, name: str, tags: str) -
     )
 
 
+@screens.command("key")
+@config_option
+@click.argument("screen_id")
+@click.option(
+    "--base",
+    default=None,
+    help="The box address as the screen reaches it, e.g. http://192.168.1.10:8080"
+    " (default: the address this command calls).",
+)
+@click.option("--revoke", is_flag=True, help="Remove the key: the screen stops playing.")
+def key(config_path: Path | None, screen_id: str, base: str | None, revoke: bool) -> None:
+    """Provision (or rotate) a screen's device key; prints the player address once.
+
+    Open that address (it carries the key after '#') in the screen's browser once, or set it
+    as its kiosk start page. The box keeps only a hash: lost keys are replaced, not shown."""
+    sid = urllib.parse.quote(screen_id, safe="")
+    if revoke:
+        _echo(_call(config_path, "DELETE", f"/api/v1/screens/{sid}/key"))
+        return
+    q = f"?{urllib.parse.urlencode({'base': base})}" if base else ""
+    got = _call(config_path, "POST", f"/api/v1/screens/{sid}/key{q}")
+    click.echo(f"screen {screen_id}: player address (shown once, keep it private):")
+    click.echo(got["player_url"])
+    import io
+
+    import qrcode
+
+    qr = qrcode.QRCode(border=1)
+    qr.add_data(got["player_url"])
+    out = io.StringIO()
+    qr.print_ascii(out=out)
+    click.echo(out.getvalue())
+
+
 @screens.command("content")
 @config_option
 @click.argument("content_id")

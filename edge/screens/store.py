@@ -294,3 +294,30 @@ def cache_entries(store: Store) -> list[dict]:
     """Cached files, least recently used first."""
     with store.reading():
         return list(store.db.query("SELECT * FROM content_cache ORDER BY last_used, sha256"))
+
+
+# --- screen device keys ----------------------------------------------------------------------
+
+
+def set_screen_key(store: Store, screen_id: str, key_hash: str, by: str | None) -> None:
+    """Provision (or rotate: the old key stops working) the key of a screen."""
+    with store.transaction():
+        store.db.execute(
+            "INSERT INTO screen_keys (screen_id, key_hash, created_by, created_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (screen_id) DO UPDATE SET"
+            " key_hash = excluded.key_hash, created_by = excluded.created_by,"
+            " created_at = excluded.created_at",
+            (screen_id, key_hash, by, _now()),
+        )
+
+
+def delete_screen_key(store: Store, screen_id: str) -> bool:
+    with store.transaction():
+        cur = store.db.execute("DELETE FROM screen_keys WHERE screen_id = ?", (screen_id,))
+    return cur.rowcount > 0
+
+
+def screen_keys(store: Store) -> dict[str, str]:
+    """screen id -> SHA-256 hex of its key."""
+    with store.reading():
+        return dict(store.db.execute("SELECT screen_id, key_hash FROM screen_keys").fetchall())

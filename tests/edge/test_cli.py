@@ -97,4 +97,5 @@ def test_demo_runs_end_to_end(tmp_path: Path, mosquitto) -> None:
     for step in steps:
         assert step in output, step
     assert "logged in through the cloud (200); feed: " in output  # the portal relay
+    assert "/screen/scr-east#key=" in output  # the demo screen has its device key
     assert "wrote 2 login card(s) for building 1" in output  # portal codes-sheet

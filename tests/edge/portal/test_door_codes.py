@@ -109,9 +109,12 @@ async def test_face_grant_shows_a_login_code_on_the_door_screen(
     base = api_url(box)
     await publish(base)  # green and blue images cycle every 1.5 s
     screens = box.service("screens")
+    from tests.edge.screens.helpers import screen_key
+
+    url = (await screen_key(base, "scr-door"))["player_url"]
     async with browser() as b:
         page = await b.new_page(viewport=VIEW)
-        await page.goto(f"{base}/screen/scr-door")
+        await page.goto(url)
         await wait_showing(page, {"green", "blue"})
         async with asyncio.timeout(5):
             while not screens.connected("scr-door"):  # noqa: ASYNC110 - socket registration
@@ -192,3 +195,55 @@ def test_a_screen_names_a_configured_door() -> None:
         parse_config(text + 'door = "d-2"\n')
     with pytest.raises(ConfigError, match=r"portal\.door_codes"):
         parse_config('[portal]\ndoor_codes = "sometimes"\n')
+
+
+async def test_only_an_authenticated_screen_gets_login_codes(
+    tmp_path: Path, make_config, run_box
+) -> None:
+    """Issue 13, High #2: a stranger's WebSocket to the door screen got the login code."""
+    import json
+
+    import aiohttp
+
+    from tests.edge.screens.helpers import screen_key
+
+    show(tmp_path, "empty", [synthetic.hallway()])
+    config = make_config(extra=extra(camera_link(tmp_path)))
+    store = Store(config.db_path, box_id=config.box.id)
+    store_faces.add_resident(store, Resident(id="r-obama", name="王阿姨", building="3"))
+    store.close()
+    box = await run_box(config)
+    base = api_url(box)
+    codes = box.service("portal").door_codes
+    ws_url = f"{base}/screen/scr-door/ws"
+
+    async def issued() -> int:
+        def count(s: Store) -> int:
+            return s.db.execute("SELECT count(*) FROM portal_codes").fetchone()[0]
+
+        return await box.store.run(count, box.store.sync)
+
+    async with aiohttp.ClientSession() as s:
+        # A stranger on the LAN: refused before the upgrade, with or without a made-up key.
+        for url in (ws_url, ws_url + "?key=guess"):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as e:
+                async with s.ws_connect(url):
+                    pass
+            assert e.value.status == 401
+        # A face grant at the door (the hook the access engine calls): nobody authenticated
+        # is watching, so no code is issued at all.
+        await codes.on_grant("d-east", "r-obama")
+        assert await issued() == 0 and codes.shown == 0
+        # The screen itself, with the key staff provisioned, gets the code.
+        key = (await screen_key(base, "scr-door"))["key"]
+        async with s.ws_connect(ws_url, headers={"X-Screen-Key": key}) as ws:
+            assert json.loads((await ws.receive(timeout=5)).data)["type"] == "plan"
+            await codes.on_grant("d-east", "r-obama")
+            msg = json.loads((await ws.receive(timeout=5)).data)
+            assert msg["type"] == "overlay" and re.fullmatch(r"\d{8}", msg["overlay"]["code"])
+        assert await issued() == 1
+        # A new key: the old one no longer opens the socket.
+        await screen_key(base, "scr-door")
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            async with s.ws_connect(ws_url + f"?key={key}"):
+                pass

@@ -36,3 +36,27 @@ async def test_cli_publishes_and_broadcasts(make_config, run_box, tmp_path):
         runner.invoke, main, ["screens", "schedule", "x", "pl", "--weekdays", "9", "-c", cfg]
     )
     assert bad.exit_code != 0 and "weekdays" in bad.output
+
+
+async def test_cli_provisions_a_screen_key(make_config, run_box, tmp_path):
+    box = await run_box(make_config(api_port=free_port(), extra=SCREEN))
+    cfg = str(tmp_path / "edge.toml")
+    runner = CliRunner()
+    res = await asyncio.to_thread(
+        runner.invoke, main,
+        ["screens", "key", "scr-1", "--base", "http://192.168.1.10:8080", "-c", cfg])
+    assert res.exit_code == 0, res.output
+    url = next(line for line in res.output.splitlines() if line.startswith("http"))
+    assert url.startswith("http://192.168.1.10:8080/screen/scr-1#key=")
+    key = url.split("#key=")[1]
+    svc = box.service("screens")
+    assert svc.key_ok("scr-1", key) and not svc.key_ok("scr-1", key + "x")
+    # Only a hash is stored.
+    rows = box.store.sync.db.execute("SELECT key_hash FROM screen_keys").fetchall()
+    assert len(rows) == 1 and key not in rows[0][0]
+    res = await asyncio.to_thread(
+        runner.invoke, main, ["screens", "key", "scr-1", "--revoke", "-c", cfg])
+    assert res.exit_code == 0, res.output
+    assert not svc.key_ok("scr-1", key)
+    res = await asyncio.to_thread(runner.invoke, main, ["screens", "key", "nope", "-c", cfg])
+    assert res.exit_code != 0 and "unknown screen" in res.output
