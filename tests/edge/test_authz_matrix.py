@@ -85,7 +85,7 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/r"): row(CALLERS, 302),
     ("GET", "/r/"): PUBLIC,
     ("GET", "/r/static"): PUBLIC,
-    ("GET", "/r/portal.css"): PUBLIC,
+    ("POST", "/r/prefs"): row(CALLERS, "303~/r/"),  # large text: a cookie, + the login's
     ("GET", "/r/login"): PUBLIC,
     ("POST", "/r/login"): row(CALLERS, 401),  # a wrong code for everyone
     ("POST", "/api/v1/portal/login"): row(CALLERS, 401),
@@ -201,6 +201,10 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/r/board/{pid}/flag"): row(CALLERS, "303~/r/login", resident="303~/r/board",
                                          other="303~/r/board"),
     ("GET", "/r/me"): PAGE,
+    # the resident's own reports and tickets (JSON for the report page's progress tab)
+    ("POST", "/r/api/mine"): row(CALLERS, 401, resident="2xx", other="2xx"),
+    ("GET", "/r/doors/{door}/open"): row(CALLERS, "303~/r/login", resident="2xx",
+                                         other="303~没有这扇门的权限"),  # the confirmation
     ("POST", "/r/doors/{door}/open"): row(CALLERS, "303~/r/login", resident="303~门已打开",
                                           other="303~没有这扇门的权限"),
     ("POST", "/r/passes"): row(CALLERS, "303~/r/login", resident="2xx",
@@ -361,6 +365,7 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/r/board"): {"_form": True, "title": "闲置书架"},
     ("POST", "/r/board/{pid}/flag"): lambda ids: {"_form": True, "category": ids["category"]},
     ("POST", "/r/passes"): {"_form": True, "door": "d-1", "hours": "1"},
+    ("POST", "/r/api/mine"): {"items": []},
 }  # fmt: skip
 LAST = ("/api/v1/portal/logout", "/r/logout")  # they end the residents' sessions
 
