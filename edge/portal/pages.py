@@ -355,7 +355,8 @@ class Pages:
         home = "".join(
             x for x in (
                 f"{res['building']}号楼" if res["building"] else "",
-                f" {res['unit']}" if res["unit"] else "",
+                f" {res['unit']}{'单元' if str(res['unit']).isdigit() else ''}"
+                if res["unit"] else "",
             )
         )  # fmt: skip
         return page(

@@ -131,6 +131,12 @@ def claim_and_list(
                 " AND resident_id IS NULL",
                 (resident_id, tid, key),
             )
+        # tickets opened by the resident's reports are theirs too
+        store.db.execute(
+            "UPDATE tickets SET resident_id = ? WHERE resident_id IS NULL AND report_id IN"
+            " (SELECT id FROM reports WHERE resident_id = ?)",
+            (resident_id, resident_id),
+        )
     return list(
         store.db.query(
             "SELECT id, ref, ts, follow_key FROM tickets WHERE resident_id = ?"

@@ -15,7 +15,12 @@ const CJK = /[\u4e00-\u9fff]/;
 
 const clock = new Intl.DateTimeFormat("zh-CN", {timeZone: TZ, month: "numeric", day: "numeric",
   hour: "2-digit", minute: "2-digit", hour12: false});
-function when(ts) { try { return clock.format(new Date(ts)); } catch { return ""; } }
+function when(ts) {  // "11月30日 09:15", as the server-rendered pages write it
+  try {
+    const p = Object.fromEntries(clock.formatToParts(new Date(ts)).map(x => [x.type, x.value]));
+    return `${p.month}月${p.day}日 ${p.hour}:${p.minute}`;
+  } catch { return ""; }
+}
 function ref(kind, r) { return r.ref ? `${kind === "ticket" ? "报修" : "反映"} #${r.ref}` : (kind === "ticket" ? "报修" : "反映"); }
 
 // A message residents cannot mistake: green with a tick for success, red with a cross for failure.
@@ -81,6 +86,15 @@ function showError(form, e) {
   if (el) { el.classList.add("bad"); el.focus && el.focus(); }
   toast(e.message, "err");
 }
+
+// Photo pickers: the button says how many are chosen (the browser's own text may be English)
+document.querySelectorAll("label.file input").forEach(inp => {
+  const label = inp.parentElement, first = label.firstChild.textContent;
+  inp.addEventListener("change", () => {
+    label.firstChild.textContent = inp.files.length ? `已选 ${inp.files.length} 张照片（点此重选）` : first;
+  });
+  inp.form.addEventListener("reset", () => { label.firstChild.textContent = first; });
+});
 
 // Tabs inside the report page
 function openTab(name) {
