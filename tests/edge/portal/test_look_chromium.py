@@ -36,34 +36,8 @@ name = "西门"
 building = "2"
 """
 
-# Every text element's colour against the colour behind it, as rendered (WCAG 2 formula);
-# large text (>= 24 px, or >= 18.66 px bold) needs 3:1, other text 4.5:1.
-CONTRAST_JS = """() => {
-  const lum = c => { const [r, g, b] = c.map(v => { v /= 255; return v <= 0.03928 ? v / 12.92
-    : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
-  const rgba = s => (s.match(/[\\d.]+/g) || [0, 0, 0, 0]).map(Number);
-  const bgOf = el => { for (let e = el; e; e = e.parentElement) { const c = rgba(getComputedStyle(e).backgroundColor);
-    if (c.length < 4 || c[3] > 0.5) return c.slice(0, 3); } return [255, 255, 255]; };
-  const bad = [], sizes = [];
-  for (const el of document.querySelectorAll("body *")) {
-    const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
-    const st = getComputedStyle(el), r = el.getBoundingClientRect();
-    if (!own || st.visibility === "hidden" || st.display === "none" || r.width === 0) continue;
-    if (el.closest("[hidden]")) continue;
-    const fg = rgba(st.color).slice(0, 3), bg = bgOf(el);
-    const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x), ratio = (a + 0.05) / (b + 0.05);
-    const px = parseFloat(st.fontSize), bold = parseInt(st.fontWeight) >= 700;
-    const need = px >= 24 || (px >= 18.66 && bold) ? 3 : 4.5;
-    sizes.push(px);
-    if (ratio < need) bad.push(`${el.tagName}.${el.className} "${el.textContent.trim().slice(0, 20)}" ${ratio.toFixed(2)} < ${need}`);
-  }
-  const body = parseFloat(getComputedStyle(document.body).fontSize);
-  const targets = [...document.querySelectorAll("main button, main .btn, .tabbar a, main input, main select")]
-    .filter(e => e.getBoundingClientRect().width > 0 && e.type !== "hidden" && e.type !== "checkbox")
-    .map(e => Math.round(e.getBoundingClientRect().height));
-  return {bad, body, minText: Math.min(...sizes), targets,
-          overflow: document.documentElement.scrollWidth - innerWidth};
-}"""
+# WCAG AA contrast of the rendered colours, sizes, targets, overflow (contrast.js).
+CONTRAST_JS = (Path(__file__).parent / "contrast.js").read_text(encoding="utf-8")
 
 
 def near(px: tuple[int, int, int], want: tuple[int, int, int], tol: int = 12) -> bool:
@@ -172,7 +146,8 @@ async def test_report_repair_progress_door_and_pass(run_box, tmp_path) -> None:
     codes = await seed(base)
     share_stub = """
       Object.defineProperty(navigator, "share", {value: async d => { window.__shared = {
-        title: d.title, text: d.text, files: (d.files || []).map(f => [f.name, f.type, f.size])}; }});
+        title: d.title, text: d.text,
+        files: (d.files || []).map(f => [f.name, f.type, f.size])}; }});
       Object.defineProperty(navigator, "canShare", {value: () => true});
     """
     async with browser() as b:
@@ -184,7 +159,8 @@ async def test_report_repair_progress_door_and_pass(run_box, tmp_path) -> None:
         await page.wait_for_selector("body[data-ready='1']", timeout=15000)
         await page.click("#report-form button[type=submit]")  # empty: a red Chinese message
         toast = await page.inner_text("#toast")
-        assert toast == "请写下您想反映的内容" and "err" in await page.get_attribute("#toast", "class")
+        assert toast == "请写下您想反映的内容"
+        assert "err" in await page.get_attribute("#toast", "class")
         err_png = await page.screenshot(path=str(tmp_path / "report-error.png"))
         err_colour = box_colour(err_png, await page.locator("#toast").bounding_box())
         await page.fill("#report-text", "5号楼2单元楼道灯不亮了，晚上太黑")
@@ -292,4 +268,4 @@ async def test_large_text_is_remembered_with_the_login(run_box, tmp_path) -> Non
         await page2.screenshot(path=str(tmp_path / "read-big-other-phone.png"))
         await ctx.close()
         await other.close()
-    assert Path(tmp_path / "read-big-other-phone.png").stat().st_size > 1000
+    assert (tmp_path / "read-big-other-phone.png").stat().st_size > 1000
