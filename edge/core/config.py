@@ -105,6 +105,8 @@ class CameraConfig(DeviceConfig):
 class ScreenConfig(DeviceConfig):
     tags: tuple[str, ...] = ()
     door: str | None = None  # a door id: its face grants show portal login codes here
+    # the player page's zones (edge/screens/layouts.py); None: [player] layout
+    layout: Literal["full", "standard", "side"] | None = None
 
 
 class CoreConfig(Section):
