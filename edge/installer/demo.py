@@ -18,6 +18,7 @@ async def step_installer(d) -> None:  # d: edge.demo.Demo (imported lazily)
         lambda r: click.echo("  " + format_row(r).replace("\n", "\n  "))
     )
     click.echo(f"  {summary(report)}")
+    d.links["installer"] = f"{d.api}/installer/?token={d.token}"
     click.echo(
         f"  installer page (wizard + doctor, 中文/English): {d.api}/installer/?token={d.token}\n"
         "  find boxes on the LAN: qilu-edge discover; relay boards: qilu-edge modbus scan --host IP"
