@@ -67,10 +67,26 @@ def modbus_scan(
     from edge.installer.modbus_scan import ScanError, scan, snippet
 
     ids = parse_units(units)
+    live = sys.stderr.isatty()
+    shown: set[int] = set()
+
+    def progress(n: int, total: int, found: list) -> None:
+        # On stderr, so stdout stays a config snippet to paste (or JSON).
+        for u in found:
+            if u.unit not in shown:
+                shown.add(u.unit)
+                click.echo(("\r" if live else "") + f"  found unit {u.unit}: {u.detail}", err=True)
+        if live:
+            click.echo(f"\r  unit {n}/{total} · found {len(found)} so far ", nl=False, err=True)
+        elif n % 16 == 0 or n == total:
+            click.echo(f"  unit {n}/{total} · found {len(found)} so far", err=True)
+
     try:
-        found = asyncio.run(
-            scan(ids, host=host, port=port, serial=serial, baud=baud, per_unit_s=timeout)
-        )
+        job = scan(ids, host=host, port=port, serial=serial, baud=baud, per_unit_s=timeout,
+                   progress=progress)  # fmt: skip
+        found = asyncio.run(job)
+        if live:
+            click.echo(err=True)
     except ScanError as e:
         raise click.ClickException(str(e)) from e
     if as_json:
