@@ -149,7 +149,7 @@ def closing(d: Demo, path: Path) -> str:
         ("屏幕 Screen", d.links.get("screen", ""),
          f"emergency: qilu-edge screens emergency 燃气检修 --minutes 2 -c {path}"),
         ("安装 Installer", d.links.get("installer", f"{d.api}/installer/"),
-         "wizard + doctor (staff token in the link)"),
+         "wizard + doctor: sign in with the staff API token below"),
         ("云 Cloud ops", d.links.get("cloud", ""), "the city's view of this box"),
     ]
     lines = [f"  {name:<14} {url}\n  {'':<14} {what}" for name, url, what in rows if url]

@@ -82,6 +82,7 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/tickets/faults"): PUBLIC,
     ("GET", "/installer"): row(CALLERS, 302),
     ("GET", "/installer/"): PUBLIC,  # the page; its API calls need the staff token
+    ("GET", "/installer/app.js"): PUBLIC,  # its script (a file: the CSP allows no inline one)
     ("GET", "/r"): row(CALLERS, 302),
     ("GET", "/r/"): PUBLIC,
     ("GET", "/r/static"): PUBLIC,
