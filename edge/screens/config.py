@@ -9,6 +9,16 @@ from pydantic import Field
 from edge.core.config import Section
 
 
+class LayoutTime(Section):
+    """``[[player.layout_times]]``: another layout during a daily window (local time), e.g.
+    posters edge to edge at night: ``start = "22:00"``, ``end = "06:00"``, ``layout = "full"``."""
+
+    start: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")
+    end: str = Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")  # end <= start: past midnight
+    layout: Literal["full", "standard", "side"]
+    screens: tuple[str, ...] = ()  # () = every screen
+
+
 class ScreensConfig(Section):
     """``[player]``: the outdoor-screen player (edge/screens/, docs/screens.md)."""
 
@@ -27,6 +37,7 @@ class ScreensConfig(Section):
     # "full" (content only), "standard" (header with name, clock, date; content; a ticker of
     # notices), "side" (standard plus a side zone with a QR code and the weather).
     layout: Literal["full", "standard", "side"] = "standard"
+    layout_times: tuple[LayoutTime, ...] = ()  # by the clock: the page switches by itself
     side_qr_url: str = ""  # the side zone's QR code, e.g. "http://192.168.1.10:8080/r/"
     side_qr_caption: str = "扫码反映问题、报修"
     # The weather in the side zone: a JSON file {"text": "多云", "temp": "12℃", ...} kept

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,11 +63,15 @@ def layout_json(
     qr_svg: str | None,
     qr_caption: str,
     weather_now: dict[str, str] | None,
+    times: Sequence[dict[str, str]] = (),
 ) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": name, "community": community, "tz": tz}
-    if name == "full":
-        return out
-    out["ticker"] = ticker(content, default_id)
-    if name == "side":
+    """What the page needs for its zones. ``times``: other layouts in daily windows (the page
+    switches by its clock, in the community's zone, also while offline); the ticker and side
+    data are sent whenever any of the layouts uses them."""
+    out: dict[str, Any] = {"name": name, "community": community, "tz": tz, "times": list(times)}
+    used = {name, *(t["name"] for t in times)}
+    if used - {"full"}:
+        out["ticker"] = ticker(content, default_id)
+    if "side" in used:
         out["side"] = {"qr_svg": qr_svg, "qr_caption": qr_caption, "weather": weather_now}
     return out

@@ -257,9 +257,15 @@ class ScreensService(Service):
     def layout(self, screen_id: str, content: dict[str, Any]) -> dict[str, Any]:
         dev = next((s for s in self.box.config.screens if s.id == screen_id), None)
         name = (dev.layout if dev is not None else None) or self.cfg.layout
+        times = [
+            {"start": t.start, "end": t.end, "name": t.layout}
+            for t in self.cfg.layout_times
+            if not t.screens or screen_id in t.screens
+        ]
+        side = name == "side" or any(t["name"] == "side" for t in times)
         box = self.box.config.box
         qr = None
-        if name == "side" and self.cfg.side_qr_url:
+        if side and self.cfg.side_qr_url:
             from edge.access.passes import qr_svg
 
             qr = qr_svg(self.cfg.side_qr_url)
@@ -267,7 +273,7 @@ class ScreensService(Service):
         return layouts.layout_json(
             name, community=box.name or box.community, tz=box.timezone, content=content,
             default_id=resolver.DEFAULT_ID, qr_svg=qr, qr_caption=self.cfg.side_qr_caption,
-            weather_now=layouts.weather(path) if name == "side" else None,
+            weather_now=layouts.weather(path) if side else None, times=times,
         )  # fmt: skip
 
     async def push(self, screen_id: str) -> None:

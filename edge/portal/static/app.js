@@ -14,7 +14,7 @@ const MINE = "qilu.mine";
 const CJK = /[\u4e00-\u9fff]/;
 
 const clock = new Intl.DateTimeFormat("zh-CN", {timeZone: TZ, month: "numeric", day: "numeric",
-  hour: "2-digit", minute: "2-digit", hour12: false});
+  hour: "2-digit", minute: "2-digit", hourCycle: "h23"});
 function when(ts) {  // "11月30日 09:15", as the server-rendered pages write it
   try {
     const p = Object.fromEntries(clock.formatToParts(new Date(ts)).map(x => [x.type, x.value]));

@@ -221,21 +221,38 @@
   const byId = (id) => document.getElementById(id);
   function fmtTime(ms, withDay) {
     const f = new Intl.DateTimeFormat("zh-CN", { timeZone: tz, month: "numeric", day: "numeric",
-      weekday: "long", hour: "2-digit", minute: "2-digit", hour12: false });
+      weekday: "long", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
     const p = Object.fromEntries(f.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
     const today = Object.fromEntries(f.formatToParts(new Date(now())).map((x) => [x.type, x.value]));
     const clock = p.hour + ":" + p.minute;
     if (withDay === "date") return p.month + "月" + p.day + "日 " + p.weekday;
     return withDay && (p.day !== today.day || p.month !== today.month) ? p.month + "月" + p.day + "日 " + clock : clock;
   }
+  let layoutNow = null;
   function tickClock() {
     byId("clock").textContent = fmtTime(now(), false);
     byId("date").textContent = fmtTime(now(), "date");
+    if (plan && plan.layout) setLayoutName(layoutAt(plan.layout));
+  }
+  // [[player.layout_times]]: another layout in a daily window, by this page's clock (box time)
+  function layoutAt(l) {
+    const hm = fmtTime(now(), false);
+    for (const t of l.times || []) {
+      const inside = t.start < t.end ? hm >= t.start && hm < t.end : hm >= t.start || hm < t.end;
+      if (inside) return t.name;
+    }
+    return l.name;
+  }
+  function setLayoutName(name) {
+    if (name === layoutNow) return;
+    layoutNow = name;
+    document.body.classList.remove("layout-full", "layout-standard", "layout-side");
+    document.body.classList.add("layout-" + name);
   }
   function applyLayout(l) {
     tz = l.tz || tz;
-    document.body.classList.remove("layout-full", "layout-standard", "layout-side");
-    document.body.classList.add("layout-" + l.name);
+    layoutNow = null;
+    setLayoutName(layoutAt(l));
     byId("community").textContent = l.community || "";
     const lines = l.ticker || [];
     document.body.classList.toggle("no-ticker", !lines.length);

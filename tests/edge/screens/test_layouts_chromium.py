@@ -163,3 +163,42 @@ async def test_layouts_in_both_orientations_and_an_emergency(run_box, tmp_path) 
             body_px = await p.eval_on_selector(".layer.front .body",
                                                "e => parseFloat(getComputedStyle(e).fontSize)")
             assert body_px >= 0.065 * min(w, h), body_px
+
+
+async def test_a_layout_by_the_clock(run_box, tmp_path) -> None:
+    """[[player.layout_times]]: the standard screen shows the side zone during a window that
+    holds now (Beijing time), and another screen outside the window's list keeps its own."""
+    now = datetime.now(ZoneInfo("Asia/Shanghai"))
+    start, end = (now - timedelta(hours=1)).strftime("%H:%M"), (now + timedelta(hours=1)).strftime(
+        "%H:%M")
+    extra = EXTRA + f"""
+[[player.layout_times]]
+start = "{start}"
+end = "{end}"
+layout = "side"
+screens = ["scr-std"]
+
+[[player.layout_times]]
+start = "{end}"
+end = "{start}"
+layout = "full"
+"""
+    text = box_toml(tmp_path, 1, 0, extra).replace("[box]\n", '[box]\nname = "幸福里小区"\n', 1)
+    (tmp_path / "edge.toml").write_text(text)
+    box = await run_box(parse_config(text, source=tmp_path / "edge.toml"))
+    base = api_url(box)
+    await publish(base)
+    std_url = (await screen_key(base, "scr-std"))["player_url"]
+    side_url = (await screen_key(base, "scr-side"))["player_url"]
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 1920, "height": 1080})
+        await page.goto(std_url)
+        await page.wait_for_function("document.body.classList.contains('layout-side')",
+                                     timeout=15000)  # fmt: skip
+        png = await page.screenshot(path=str(tmp_path / "std-by-clock.png"))
+        assert await page.locator("#side").is_visible()
+        assert near(rgb(png, 1900, 540), (255, 255, 255), 8)  # the white side zone at the right
+        other = await b.new_page(viewport={"width": 1920, "height": 1080})
+        await other.goto(side_url)
+        await other.wait_for_function("document.body.dataset.showing", timeout=15000)
+        assert await other.evaluate("document.body.className") == "layout-side"
