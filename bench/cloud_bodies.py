@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 import aiohttp  # noqa: E402
 
-from cloudsync import protocol as p  # noqa: E402
+from common import protocol as p  # noqa: E402
 from tests.cloudsync.helpers import start_cloud  # noqa: E402
 
 UPLOAD = "/api/v1/box/upload"

@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 # Each route module declares its own table (cloudsync.routing.Api); the app includes them here.
 ROUTE_TABLES = (box_api.api, ops_api.api, portal_stats.api, relay.api)
 OPENAPI = web.AppKey("openapi", dict)
-SIG_V1_ENV = "QILU_CLOUD_REFUSE_SIG_V1"
+SIG_V1_ENV = "QILU_CLOUD_REFUSE_SIG_V1"  # serve --refuse-signature-v1 sets it to 1
 NONCE_USED = "nonce already used (replayed request)"
 
 

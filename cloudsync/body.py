@@ -1,13 +1,13 @@
 """The one place the cloud reads a request body: bounded on the wire and when inflated.
 
 aiohttp's own gzip decoding is switched off (``auto_decompress``): it would inflate a body
-before any handler or signature check ran, so twelve small gzip bombs cost the service half
-a gigabyte. Here the wire bytes are read up to a limit (the route's, or ``--max-body-mb``),
-a box's signature is checked over them (signature version 2), and only then is the body
-inflated, in a worker thread, a step at a time with ``zlib``'s ``max_length``, a few requests
-at once (:data:`INFLATE`). Version 1 signatures cover the inflated body: for those the
-digest is computed while inflating and the output thrown away, so a forged request costs
-bounded CPU and no memory (:func:`inflated_sha256`).
+before any handler or signature check ran, so twelve small gzip bombs cost the service half a
+gigabyte. Here the wire bytes are read up to a limit (the route's, or the app's
+``max_body_mb``, 64 MB; ``serve`` has no option for it), a box's signature is checked over them
+(signature version 2), and only then is the body inflated, in a worker thread, a step at a time
+with ``zlib``'s ``max_length``, a few requests at once (:data:`INFLATE`). Version 1 signatures
+cover the inflated body: for those the digest is computed while inflating and the output thrown
+away, so a forged request costs bounded CPU and no memory (:func:`inflated_sha256`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from aiohttp import web
 
 from cloudsync.routing import BadRequest
 
-BODY_MAX = web.AppKey("body_max_bytes", int)  # serve --max-body-mb, inflated or not
+BODY_MAX = web.AppKey("body_max_bytes", int)  # create_app(max_body_mb=...), inflated or not
 INFLATE = web.AppKey("inflate_slots", asyncio.Semaphore)
-WIRE_BODY: web.RequestKey[bytes] = web.RequestKey("wire_body")  # read once, cached
+WIRE_BODY: web.RequestKey[bytes] = web.RequestKey("wire_body")  # read once, used twice
 INFLATE_AT_ONCE = 2  # per worker: inflating is CPU work and holds the inflated body
 STEP = 1 << 20  # bytes inflated per zlib call
 

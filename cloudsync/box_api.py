@@ -42,11 +42,10 @@ class ProvisionResult(BaseModel):
     max_body=16 * 1024,  # a claim code and a name: refused past this, inflated or not
 )
 async def provision(request: web.Request, q: None, body: p.ProvisionRequest) -> web.Response:
-    cloud = request.app[CLOUD]
-    storage = cloud.storage
-    assert cloud.relays is not None and cloud.claims is not None  # set by make_app
-    source = cloud.relays.client(request)  # behind a trusted proxy: X-Forwarded-For
-    wait = cloud.claims.retry_after(source)
+    storage = request.app[CLOUD].storage
+    source = request.app[CLOUD].relays.client(request)  # behind a trusted proxy: X-Forwarded-For
+    claims = request.app[CLOUD].claims
+    wait = claims.retry_after(source)
     if wait > 0:
         return web.json_response(
             {"error": f"too many wrong claim codes; retry in {math.ceil(wait)} s"},
@@ -59,7 +58,7 @@ async def provision(request: web.Request, q: None, body: p.ProvisionRequest) -> 
     try:
         area = await storage.claim_use(code_hash, box_id, stored, body.name, body.software_version)
     except ValueError as e:
-        cloud.claims.failed(source)
+        claims.failed(source)
         return err(409, str(e))
     return ok(
         {"box_id": box_id, "secret": secret, "community_id": area["id"], "area_path": area["path"]}

@@ -57,9 +57,9 @@ class Cloud:
     feed: FeedWaiter
     keys: BoxKeys  # box secrets: stored, or derived from a master key
     max_record_chars: int  # payload limit (serve --max-record-kb)
-    relays: Relays | None = None  # residents' /r/ pages relayed to boxes (cloudsync/relay.py)
     accept_sig_v1: bool = True  # serve --refuse-signature-v1 turns it off
-    claims: FailureWindow | None = None  # wrong claim codes (cloudsync/box_api.py)
+    claims: FailureWindow | None = None  # wrong claim codes, per source and overall
+    relays: Relays | None = None  # residents' /r/ pages relayed to boxes (cloudsync/relay.py)
 
 
 CLOUD = web.AppKey("cloud", Cloud)

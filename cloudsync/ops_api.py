@@ -271,9 +271,8 @@ async def content_upload(request: web.Request, q: UploadQuery, body: None) -> we
         return err(400, "body: empty file")
     sha = await asyncio.to_thread(request.app[CLOUD].blobs.put, data)
     mime = request.content_type or "application/octet-stream"
-    await request.app[CLOUD].storage.content_add(
-        sha, len(data), mime[:100], q.title, by, scope(request)
-    )
+    storage = request.app[CLOUD].storage
+    await storage.content_add(sha, len(data), mime[:100], q.title, by, scope(request))
     return ok(
         {"sha256": sha, "size_bytes": len(data), "mime": mime, "url": f"/api/v1/blobs/{sha}"}, 201
     )

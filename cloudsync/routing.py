@@ -49,15 +49,16 @@ class Route:
     response: type[BaseModel] | None = None
     responses: dict[int, str] = field(default_factory=dict)
     nonce_in_handler: bool = False  # the handler stores request[NONCE] in its transaction
-    max_body: int | None = None  # bytes, on the wire and inflated (None: serve --max-body-mb)
+    max_body: int | None = None  # bytes, on the wire and inflated (None: the app's max_body_mb)
 
 
 # What the authenticate middleware (cloudsync/app.py) puts on a request: the ops user (bearer
-# token) or the box row (HMAC signature), the nonce a handler uses in its own transaction and
-# the stored secret the box signed with. (The body itself is cached by cloudsync/body.py.)
+# token) or the box row (HMAC signature), the nonce a handler uses in its own transaction, the
+# raw body it read to check the signature, and the stored secret the box signed with.
 OPS_USER: web.RequestKey[Any] = web.RequestKey("ops")
 BOX_ROW: web.RequestKey[Any] = web.RequestKey("box")
 NONCE: web.RequestKey[tuple[str, str, int, int]] = web.RequestKey("nonce")
+RAW_BODY: web.RequestKey[bytes] = web.RequestKey("raw_body")
 SIGNED_WITH: web.RequestKey[str] = web.RequestKey("signed_with")
 
 # Which authentication each route needs, and the uploads that use their nonce themselves.

@@ -14,7 +14,8 @@ import secrets
 
 import cv2
 import numpy as np
-import qrcode
+
+from edge.core.qr import qr_matrix
 
 PREFIX = "QLP1"
 
@@ -46,13 +47,6 @@ def pin_hash(key: bytes, pin: str) -> str:
     return hmac.new(key, f"pin:{pin}".encode(), hashlib.sha256).hexdigest()
 
 
-def qr_matrix(text: str, border: int = 4) -> list[list[bool]]:
-    """The QR code's modules (quiet zone of ``border`` included), error correction M. Pass
-    codes, door-screen and printed login codes all render from this."""
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=border)
-    qr.add_data(text)
-    qr.make(fit=True)
-    return qr.get_matrix()
 
 
 def qr_png(text: str, box_size: int = 8) -> bytes:
@@ -93,25 +87,3 @@ class QrReader:
         except cv2.error:
             return None
         return text or None
-
-
-def qr_svg(text: str, border: int = 2) -> str:
-    """A QR code as a small inline SVG (one path, scales to any size with CSS)."""
-    matrix = qr_matrix(text, border)
-    n = len(matrix)
-    runs = []
-    for y, row in enumerate(matrix):
-        x = 0
-        while x < n:
-            if row[x]:
-                start = x
-                while x < n and row[x]:
-                    x += 1
-                runs.append(f"M{start},{y}h{x - start}v1h{start - x}z")
-            else:
-                x += 1
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {n} {n}" '
-        f'shape-rendering="crispEdges" class="qr"><rect width="{n}" height="{n}" fill="#fff"/>'
-        f'<path fill="#000" d="{"".join(runs)}"/></svg>'
-    )

@@ -25,7 +25,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from edge.access import passes, policy
 from edge.access import store as db
-from edge.core.http import ACTOR, BOX, ROLE, json_error, require_staff
+from edge.core.http import ACTOR, BOX, ROLE, json_error, query_int, require_staff
 from edge.core.standard import ID, VisitorPass, new_id
 from edge.core.store.core import StoreError
 
@@ -297,10 +297,7 @@ def add_routes(app: web.Application, svc: Any) -> None:
     async def events(request: web.Request) -> web.Response:
         require_staff(request)
         box = request.app[BOX]
-        try:
-            limit = min(int(request.query.get("limit", "50")), 1000)
-        except ValueError:
-            return json_error(400, "limit: expected an integer", field="limit")
+        limit = query_int(request, "limit", 50)
         return web.json_response(await box.store.run(
             db.list_events, box.store.sync, request.query.get("door"), limit,
             request.query.get("decision")))

@@ -130,7 +130,7 @@ async def screen_player(config: CoreConfig, box: Any, screen_id: str) -> tuple[s
 
 
 async def _screen_via_api(config: CoreConfig, screen_id: str, hint: str) -> tuple[str, str, str]:
-    tokens = [t.token for t in config.api.tokens]
+    tokens = [t] if (t := config.api.client_token()) else []
     if not tokens:
         return "player check needs a [[api.tokens]] entry to ask the daemon", "warn", hint
     host = "127.0.0.1" if config.api.host in ("0.0.0.0", "::", "") else config.api.host

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from edge.access import ACCESS, policy
 from edge.access import store as access_db
 from edge.access.routes import PassIn, Refused, issue_pass
+from edge.core.http import form_post
 from edge.portal.look import esc, msg, page, when
 
 REASONS = {  # the access policy's deny reasons (edge/access/policy.py), as residents read them
@@ -179,7 +180,7 @@ class AccessPages:
 
     async def new_pass(self, request: web.Request) -> web.Response:
         res = await self.pages.who(request)
-        form = await request.post()
+        form = await form_post(request)
         if self.access is None:
             raise web.HTTPNotFound()
         days = self.access.cfg.pass_max_days

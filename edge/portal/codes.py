@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from edge.access.passes import qr_svg  # noqa: F401  (made beside qr_matrix; screens use it too)
-
 
 def login_link(base: str, code: str) -> str:
     """``<base>/r/login?code=…`` (the page only fills the form; a previewer cannot spend it).
@@ -27,6 +25,12 @@ def link_base(public_url: str, away_url: str | None, lan: str) -> str:
     return public_url.rstrip("/") or away_url or lan
 
 
+def group_digits(code: str) -> str:
+    """"123456789012" -> "1234 5678 9012": easier to read off a card and type (the login form
+    ignores the spaces)."""
+    return " ".join(code[i : i + 4] for i in range(0, len(code), 4))
+
+
 def mask_name(name: str) -> str:
     """王阿姨 -> 王*姨, 李四 -> 李*, Zhang Wei -> Z*******i: enough to recognise oneself."""
     name = name.strip()
@@ -35,3 +39,5 @@ def mask_name(name: str) -> str:
     if len(name) == 2:
         return name[0] + "*"
     return name[0] + "*" * (len(name) - 2) + name[-1]
+
+

@@ -16,12 +16,13 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from edge.core.http import client_of, form_post
+from edge.core.standard import web_link
 from edge.portal import PORTAL_RELAY
 from edge.portal import bodies as m
 from edge.portal import store as db
 from edge.portal.look import esc, is_big, msg, page, query_msg, set_big, when
-from edge.portal.relay import client_of
-from edge.portal.service import COOKIE, set_cookie
+from edge.portal.service import COOKIE, LoginRefused, set_cookie
 from edge.reports import REPORTS
 from edge.reports import store as reports_db
 from edge.screens import SCREENS
@@ -57,6 +58,7 @@ def install(app: web.Application, svc: Any) -> None:
     r.add_post("/r/board/{pid}/flag", p.flag)
     r.add_get("/r/me", p.me)
     r.add_post("/r/api/mine", p.mine)
+    r.add_get("/r/dwell.js", p.dwell_js)
     from edge.portal.access_pages import AccessPages  # it imports this module
 
     p.access = AccessPages(p)
@@ -73,6 +75,9 @@ class Pages:
         if res is None:
             raise web.HTTPSeeOther("/r/login")
         return res
+
+    async def dwell_js(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "dwell.js", headers={"Cache-Control": "max-age=3600"})
 
     # --- login --------------------------------------------------------------------------
 
@@ -95,18 +100,23 @@ class Pages:
         )
 
     async def login(self, request: web.Request) -> web.StreamResponse:
-        form = await request.post()
-        # Printed cards group the digits ("1234 5678"): spaces and dashes are not part of it.
-        code = "".join(str(form.get("code", "")).split()).replace("-", "")
-        got = None
-        if code.isdigit():
+        form = await form_post(request)
+        # Printed cards group the digits ("1234 5678 9012"): spaces and dashes are fine.
+        code = "".join(c for c in str(form.get("code", "")) if c not in " -\u3000")
+        if not (code.isdigit() and code.isascii() and len(code) <= 16):
+            return await self.login_form(request, "登录码错误、已使用或已过期")
+        try:
             got = await self.svc.login(
                 code, client_of(request), request.headers.get("User-Agent", "")
             )
-        if got is None:
-            return await self.login_form(request, "登录码错误、已使用或已过期")
+        except LoginRefused as e:
+            resp = await self.login_form(request, e.zh)
+            if e.retry_after:
+                resp.set_status(429)
+                resp.headers["Retry-After"] = str(e.retry_after)
+            return resp
         resp = web.HTTPSeeOther("/r/read")
-        set_cookie(resp, got["token"], self.cfg.session_days)
+        set_cookie(resp, got["token"], self.cfg.session_days, request)
         who = await self.svc.db(db.get_resident, got["resident_id"])
         if who and who.get("big_text") and not is_big(request):
             set_big(resp, True)  # the resident chose large text on another phone
@@ -167,7 +177,8 @@ class Pages:
             )
         elif item.kind == "video":
             body.append(f"<video controls preload=none src='/r/media/{q}'></video>")
-        elif item.kind == "url" and item.url:
+        elif item.kind == "url" and item.url and web_link(item.url):
+            # Checked again here, not only when the item arrived: older rows predate the check.
             body.append(f"<p><a href='{esc(item.url)}' rel=noopener>打开链接</a></p>")
         for para in (item.body or "").splitlines():
             if para.strip():
@@ -181,14 +192,14 @@ class Pages:
                 "<button id=ack>我已阅读并知晓</button></form>"
             )
         body.append(
-            "<p><a href=/r/read>← 返回阅读</a></p><script src=/r/static/dwell.js"
+            "<p><a href=/r/read>← 返回阅读</a></p><script src=/r/dwell.js"
             f" data-read='{esc(read_id or '')}' data-url='/r/read/{q}/dwell'></script>"
         )
         return page(request, item.title, "".join(body), nav="/r/read")
 
     async def dwell(self, request: web.Request) -> web.Response:
         res = await self.who(request)
-        form = await request.post()
+        form = await form_post(request)
         try:
             ms = int(str(form.get("ms", "0")))
         except ValueError:
@@ -321,7 +332,7 @@ class Pages:
 
     async def board_post(self, request: web.Request) -> web.StreamResponse:
         res = await self.who(request)
-        form = await request.post()
+        form = await form_post(request)
         body = m.NewPost(
             board="exchange",
             title=str(form.get("title", "")).strip() or "-",
@@ -332,7 +343,7 @@ class Pages:
 
     async def flag(self, request: web.Request) -> web.StreamResponse:
         res = await self.who(request)
-        form = await request.post()
+        form = await form_post(request)
         cat = str(form.get("category", "other"))
         if cat not in self.svc.taxonomy_codes():
             cat = "other"
@@ -383,9 +394,12 @@ class Pages:
             return web.json_response({"error": "请先登录", "field": "session"}, status=401)
         try:
             body = await request.json()
-            given = [x for x in body.get("items", [])[:60] if isinstance(x, dict)]
-        except (ValueError, AttributeError):
+        except ValueError:
+            body = None
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list):
             return web.json_response({"error": "内容格式不对", "field": "items"}, status=400)
+        given = [x for x in items[:60] if isinstance(x, dict) and isinstance(x.get("id"), str)]
         keys: dict[str, dict[str, str]] = {"report": {}, "ticket": {}}
         for x in given:
             if x.get("kind") in keys and isinstance(x.get("id"), str):
@@ -402,7 +416,7 @@ class Pages:
         known = {x["id"] for x in items}
         # Items of this phone that are not the resident's (a family member's) stay listed.
         items += [
-            {"kind": x["kind"], "id": x["id"], "key": x.get("key", "")}
+            {"kind": x["kind"], "id": x["id"], "key": str(x.get("key", ""))}
             for x in given
             if x.get("id") not in known and x.get("kind") in keys
         ]

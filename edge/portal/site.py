@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from edge.core.box import Box
+from edge.core.http import form_post
 from edge.core.service import Service
 from edge.portal import PORTAL
 from edge.portal.look import LOOK, Look, esc, header, html_tag, set_big, tabbar
@@ -53,7 +54,7 @@ class ResidentSite(Service):
     async def prefs(self, request: web.Request) -> web.StreamResponse:
         """The large-text switch: a cookie for this phone, and the resident's preference when
         logged in (so their next phone starts in large text too)."""
-        form = await request.post()
+        form = await form_post(request)
         big = str(form.get("big", "0")) == "1"
         back = str(form.get("back", "/r/"))
         if not back.startswith("/r") or back.startswith("//"):

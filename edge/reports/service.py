@@ -12,12 +12,13 @@ from aiohttp import web
 
 from edge.core.box import Box
 from edge.core.commands import CommandError
-from edge.core.http import PUBLIC_PREFIXES, ROLE, json_error, require_staff
+from edge.core.http import PUBLIC_PREFIXES, ROLE, json_error, query_int, require_staff, same_secret
 from edge.core.service import Service
 from edge.core.standard import Command, Report, new_id, now
 from edge.reports import store as db
 from edge.reports import warning
 from edge.reports.analyze import Analysis, Analyzer
+from edge.reports.gate import Gate, reporter
 from edge.reports.inputs import (
     InputError,
     delete_photos,
@@ -56,12 +57,14 @@ class ReportsService(Service):
         self.cfg = box.config.reports
         self.analyzer = Analyzer(load_taxonomy(self.cfg.taxonomy))
         self.received = 0
+        self.gate = Gate(self.cfg)  # anonymous posts through the relay (tickets use it too)
         self._warm: asyncio.Task | None = None
         app = box.http
         for prefix in ("/api/v1/reports", "/api/v1/taxonomy"):
             app[PUBLIC_PREFIXES].add(prefix)  # residents submit; staff checks inside
         app.router.add_post("/api/v1/reports", self.http_submit)
         app.router.add_post("/api/v1/reports/classify", self.http_classify)
+        app.router.add_get("/api/v1/reports/challenge", self.http_challenge)
         app.router.add_get("/api/v1/reports", self.http_list)
         app.router.add_get("/api/v1/reports/{id}", self.http_get)
         app.router.add_post("/api/v1/reports/{id}/status", self.http_status)
@@ -131,7 +134,9 @@ class ReportsService(Service):
                     raise InputError("source_tag", f"{system} tag {tag!r} has no mapping")
             building = text_field(f, "building", max_chars=32)
             location = text_field(f, "location", max_chars=100)
-            resident_id = text_field(f, "resident_id", max_chars=64)
+            resident_id = await reporter(
+                self.box, request, text_field(f, "resident_id", max_chars=64), self.gate
+            )
             source = text_field(f, "source", max_chars=32) or "resident_page"
         except InputError as e:
             return json_error(e.status, str(e), field=e.field)
@@ -202,6 +207,9 @@ class ReportsService(Service):
             "ticket_id": opened.id if opened else None,
         }
 
+    async def http_challenge(self, request: web.Request) -> web.Response:
+        return web.json_response(self.gate.challenge(), headers={"Cache-Control": "no-store"})
+
     async def http_classify(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
@@ -223,7 +231,7 @@ class ReportsService(Service):
         require_staff(request)
         q = request.query
         rows = await self.box.store.run(
-            db.list_reports, self.box.store.sync, limit=min(int(q.get("limit", "50")), 1000),
+            db.list_reports, self.box.store.sync, limit=query_int(request, "limit", 50),
             category=q.get("category"), building=q.get("building"),
         )
         return web.json_response(rows)
@@ -236,7 +244,7 @@ class ReportsService(Service):
             return json_error(404, f"no report {rid}", field="id")
         staff = request[ROLE] in ("staff", "admin")
         key = request.query.get("key", "")
-        if not staff and not secrets.compare_digest(key, row["follow_key"]):
+        if not staff and not same_secret(key, row["follow_key"]):
             return json_error(403, "key: wrong or missing follow key", field="key")
         row.pop("follow_key")
         row.pop("text_norm")
@@ -281,7 +289,7 @@ class ReportsService(Service):
     async def http_alerts(self, request: web.Request) -> web.Response:
         require_staff(request)
         rows = await self.box.store.run(
-            db.list_alerts, self.box.store.sync, int(request.query.get("limit", "50")),
+            db.list_alerts, self.box.store.sync, query_int(request, "limit", 50),
             request.query.get("type"),
         )
         return web.json_response(rows)

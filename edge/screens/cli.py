@@ -34,13 +34,17 @@ def _call(
     ctype: str = "application/json",
 ) -> Any:
     cfg = load(config_path or Path(DEFAULT_CONFIG))
-    if not cfg.api.tokens:
-        raise click.ClickException("no [[api.tokens]] in the config to call the box with")
+    token = cfg.api.client_token()  # a plain token from the config, else QILU_EDGE_TOKEN
+    if not token:
+        raise click.ClickException(
+            "no staff token: add [[api.tokens]] to the config, or set QILU_EDGE_TOKEN when the"
+            " config keeps only token_sha256"
+        )
     host = "127.0.0.1" if cfg.api.host in ("0.0.0.0", "") else cfg.api.host
     url = f"http://{host}:{cfg.api.port}{path}"
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Authorization", f"Bearer {cfg.api.tokens[0].token}")
+    req.add_header("Authorization", f"Bearer {token}")
     if data is not None:
         req.add_header("Content-Type", ctype)
     try:

@@ -16,18 +16,22 @@ import html
 import json
 import mimetypes
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from edge.core.http import json_error, require_staff
+from edge.core.http import json_error, query_int, require_staff
+from edge.core.qr import qr_svg
 from edge.core.standard import ContentItem, Emergency, Playlist, ScheduleEntry, Screen, new_id
 from edge.screens import resolver
 from edge.screens import store as db
-from edge.screens.service import PLAYS_MAX_BYTES, PlaysRefused, parse_record, static_dir
-
-if TYPE_CHECKING:
-    from edge.screens.service import ScreensService
+from edge.screens.service import (
+    PLAYS_MAX_BYTES,
+    PlaysRefused,
+    ScreensService,
+    parse_record,
+    static_dir,
+)
 
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
 
@@ -170,7 +174,7 @@ class _Handlers:
                 self.svc.seen(sid)
                 try:
                     data = json.loads(msg.data)
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON, or nested too deep
                     continue
                 if isinstance(data, dict) and data.get("type") == "plays":
                     try:
@@ -216,8 +220,6 @@ class _Handlers:
         key = await self.svc.new_key(sid, actor)
         base = request.query.get("base") or f"{request.scheme}://{request.host}"
         url = player_url(base, sid, key)
-        from edge.access.passes import qr_svg
-
         return web.json_response(
             {"screen_id": sid, "key": key, "player_url": url, "qr_svg": qr_svg(url)}, status=201
         )
@@ -278,7 +280,7 @@ class _Handlers:
 
     async def plays(self, request: web.Request) -> web.Response:
         require_staff(request)
-        limit = min(int(request.query.get("limit", "100")), 1000)
+        limit = query_int(request, "limit", 100)
         rows = await self.store.run(
             db.recent_plays, self.store.sync, request.match_info["screen_id"], limit
         )

@@ -266,7 +266,7 @@ class ScreensService(Service):
         box = self.box.config.box
         qr = None
         if side and self.cfg.side_qr_url:
-            from edge.access.passes import qr_svg
+            from edge.core.qr import qr_svg
 
             qr = qr_svg(self.cfg.side_qr_url)
         path = box.data_dir / self.cfg.weather_file if self.cfg.weather_file else None

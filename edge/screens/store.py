@@ -9,9 +9,12 @@ transaction so MQTT subscribers see it too.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from edge.core.standard import (
     ContentItem,
@@ -23,6 +26,8 @@ from edge.core.standard import (
     Screen,
 )
 from edge.core.store.core import Store
+
+log = logging.getLogger(__name__)
 
 
 def _now() -> str:
@@ -123,7 +128,13 @@ def put_screen(store: Store, screen: Screen) -> None:
 def _load(store: Store, sql: str, cls: type[Record], *args: Any) -> list[Any]:
     with store.reading():
         rows = store.db.execute(sql, args).fetchall()
-    return [cls.model_validate(json.loads(r[0])) for r in rows]
+    out = []
+    for r in rows:
+        try:
+            out.append(cls.model_validate(json.loads(r[0])))
+        except ValidationError as e:  # stored before a rule existed (e.g. javascript: links)
+            log.warning("screens: skipping a stored %s today's rules refuse: %s", cls.KIND, e)
+    return out
 
 
 def list_content(store: Store) -> list[ContentItem]:

@@ -10,8 +10,10 @@
   btn.addEventListener("click", async () => {
     const data = {title, text};
     try {
-      const blob = await (await fetch(document.getElementById("pass-qr").src)).blob();
-      const file = new File([blob], `${title}.png`, {type: "image/png"});
+      // The QR is a data: URL; decoded here, as the CSP (connect-src 'self') bars fetch().
+      const b64 = document.getElementById("pass-qr").src.split(",", 2)[1];
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const file = new File([bytes], `${title}.png`, {type: "image/png"});
       if (navigator.canShare && navigator.canShare({files: [file]})) data.files = [file];
     } catch { /* the text alone still carries the PIN */ }
     try {

@@ -338,7 +338,7 @@
     how.textContent = "手机扫码，或在居民端输入登录码";
     const code = document.createElement("div");
     code.className = "code";
-    code.textContent = o.code;
+    code.textContent = o.code_text || o.code; // "1234 5678": the login form ignores spaces
     const note = document.createElement("div");
     note.className = "note";
     note.textContent = o.valid_min + " 分钟内有效，仅限本人使用一次";

@@ -127,8 +127,12 @@ async def test_face_grant_shows_a_login_code_on_the_door_screen(
         show(tmp_path, "empty", [synthetic.hallway()])  # they walk through
         ev = (await grants(box))[0]
         assert (ev["resident_id"], ev["method"]) == ("r-obama", "face")
-        code = await page.inner_text(".overlay .code")
-        assert re.fullmatch(r"\d{8}", code)
+        shown_code = await page.inner_text(".overlay .code")
+        assert re.fullmatch(r"\d{4} \d{4}", shown_code)  # grouped in fours, like the cards
+        code = shown_code.replace(" ", "")
+        one_line = "e => e.getBoundingClientRect().height < 2 * parseFloat(getComputedStyle(e)" \
+            ".fontSize)"  # not wrapped at the space
+        assert await page.eval_on_selector(".overlay .code", one_line)
         assert "王*姨" in await page.inner_text(".overlay .hello")
         # The pixels: a white card over the image, and its QR code is the login link.
         shot = await page.screenshot()
@@ -168,7 +172,7 @@ async def test_face_grant_shows_a_login_code_on_the_door_screen(
         assert box.service("portal").door_codes.skipped >= 1
 
     # The code never went to MQTT or the cloud: not in the event journal, not in the outbox,
-    # and nowhere in the database in clear (portal_codes keeps its SHA-256).
+    # and nowhere in the database in clear (portal_codes keeps its keyed hash).
     con = sqlite3.connect(config.db_path)
     try:
         for table in ("events", "outbox"):
@@ -177,10 +181,11 @@ async def test_face_grant_shows_a_login_code_on_the_door_screen(
         dump = "\n".join(con.iterdump())
         assert not re.search(rf"(?<!\d){code}(?!\d)", dump)
         row = con.execute(
-            "SELECT channel, created_by, used_at FROM portal_codes WHERE code_hash = ?",
-            (db.digest(code),),
+            "SELECT channel, created_by, used_at, code_hash FROM portal_codes"
+            " WHERE channel = 'door'"
         ).fetchone()
         assert row[0] == "door" and row[1] == "door:d-east" and row[2] is not None
+        assert row[3].startswith("k1:") and row[3] != f"k1:{db.digest(code)}"  # keyed hash
     finally:
         con.close()
 

@@ -79,7 +79,7 @@ async def test_schedule_emergency_and_proof_of_play(make_config, run_box):
         stranger = await b.new_page(viewport=VIEW)
         await stranger.goto(f"{base}/screen/scr-1")
         await stranger.wait_for_function(
-            "document.getElementById('status').textContent.includes('未授权')", timeout=5000)
+            "() => document.getElementById('status').textContent.includes('未授权')", timeout=5000)
         await asyncio.sleep(0.5)
         assert await showing(stranger) is None and not box.service("screens").connected("scr-1")
         await stranger.close()
@@ -89,7 +89,7 @@ async def test_schedule_emergency_and_proof_of_play(make_config, run_box):
         first, _ = await wait_showing(page, {"green", "blue"})
         # The key left the address bar (it stays in the page's local storage).
         assert "key=" not in page.url and await page.evaluate("location.hash") == ""
-        await page.wait_for_function("window.qiluPlayer.preloaded === 2", timeout=5000)
+        await page.wait_for_function("() => window.qiluPlayer.preloaded === 2", timeout=5000)
         # The item on screen is the scheduled image (pixels), then the next one replaces it.
         cid, t_switch = await wait_showing(page, {"green", "blue"} - {first})
         assert near(await shot_center(page), COLORS[cid])
@@ -159,7 +159,7 @@ async def test_page_keeps_playing_when_the_box_process_stops(tmp_path: Path):
             await page.goto(url)
             await wait_showing(page, {"green", "blue"})
             await page.wait_for_function(
-                "navigator.serviceWorker.controller && window.qiluPlayer.preloaded === 2",
+                "() => navigator.serviceWorker.controller && window.qiluPlayer.preloaded === 2",
                 timeout=8000,
             )
             await asyncio.sleep(0.5)  # let the service worker cache what the page warmed
