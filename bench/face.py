@@ -7,7 +7,9 @@ in the same run: the bare model time (detector + SFace with nothing around them)
 and an LBPH-style baseline (uniform-grid LBP histograms, chi-square; what OpenCV-contrib's
 LBPH does, written in numpy because a second OpenCV build breaks the first) for accuracy.
 
-Test photos: 10 registry photos of 5 people (tests/data/fetch_faces.py), each also varied
+Open set per visit (bench/openset.py, `--open-set-only`; docs/faces.md) and presentation
+attacks (bench/pad.py) run first and last. Test photos: 10 registry photos of 5 people
+(tests/data/fetch_faces.py; the open-set part adds 22 faces of group photos), each also varied
 synthetically (rotation, scale, blur, noise, JPEG, lighting). That is a small set: the FAR
 figures are bounded by the number of impostor pairs, which the JSON states.
 """
@@ -57,6 +59,13 @@ def load_photos() -> tuple[dict[str, np.ndarray], dict[str, str]]:
     d = ff.fetch(log=lambda *_: None)
     imgs = {n: cv2.imread(str(d / n)) for n in ff.PHOTOS}
     return imgs, {n: ff.identity(n) for n in ff.PHOTOS}
+
+
+def load_crowd() -> list[Path]:
+    spec = importlib.util.spec_from_file_location("ff", ROOT / "tests/data/fetch_faces.py")
+    ff = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(ff)  # type: ignore[union-attr]
+    return ff.fetch_crowd(log=lambda *_: None)
 
 
 def door_frame(p: FacePipeline, image: np.ndarray, face_px: int = 150) -> np.ndarray:
@@ -195,6 +204,10 @@ def daemon_rss() -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--frames", type=int, default=200)
+    ap.add_argument("--open-set-only", action="store_true", help="only the open-set section")
+    ap.add_argument("--visits", type=int, default=3, help="open-set visits per photo")
+    ap.add_argument("--reuse-visits", action="store_true",
+                    help="reuse the embedded visits of the last run (bench/out/)")
     args = ap.parse_args()
     cfg = FacesConfig()
     rss0 = rss_mb()
@@ -207,6 +220,19 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "loadavg_at_start": os.getloadavg()[0],  # other work on the box skews every figure
     }
+
+    # --- open-set per visit (bench/openset.py) ---------------------------------------------
+    from bench import openset
+    from edge.access.config import AccessConfig
+
+    res["open_set"] = openset.run(
+        p, cfg, imgs, ident, load_crowd(), AccessConfig().sample_fps, ROOT / "bench" / "out",
+        visits_per_person=args.visits, reuse=args.reuse_visits,
+    )
+    if args.open_set_only:
+        p.close()
+        print(json.dumps(res, separators=(",", ":")))
+        return
 
     # --- 1:N search at 1k / 10k / 100k ----------------------------------------------------
     rng = np.random.default_rng(42)
@@ -425,6 +451,11 @@ def main() -> None:
         f"liveness: {passed_attacks}/{attacks} moving-photo attacks passed; "
         f"{live_ok}/{live_n} synthetic head turns passed"
     )
+    # --- presentation attacks (bench/pad.py): motion cues and the dual-sensor IR check ---------
+    from bench import pad
+
+    res["presentation_attacks"] = pad.run(p, cfg, list(frames.values()), seeds=2)
+
     targets = {
         "pipeline_p50_le_40ms": res["end_to_end_ms"]["p50"] <= 40,  # type: ignore[index]
         "pipeline_p95_le_80ms": res["end_to_end_ms"]["p95"] <= 80,  # type: ignore[index]

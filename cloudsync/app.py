@@ -21,6 +21,19 @@ from cloudsync import body as bodies
 from cloudsync import box_api, ops_api, portal_stats, relay
 from cloudsync.blobs import BlobStore
 from cloudsync.box_keys import BoxKeys
+from cloudsync.console import api as console_api
+from cloudsync.console import pages as console_pages
+from cloudsync.console.audit import audit
+from cloudsync.console.auth import (
+    COOKIE,
+    CSRF_HEADER,
+    SAFE_METHODS,
+    SETTINGS,
+    VIA,
+    ConsoleSettings,
+    csrf_ok,
+    session_user,
+)
 from cloudsync.context import CLOUD, Cloud, FeedWaiter, err
 from cloudsync.routing import (
     AUTH_OF,
@@ -40,7 +53,7 @@ from common.version import __version__
 
 log = logging.getLogger(__name__)
 # Each route module declares its own table (cloudsync.routing.Api); the app includes them here.
-ROUTE_TABLES = (box_api.api, ops_api.api, portal_stats.api, relay.api)
+ROUTE_TABLES = (box_api.api, ops_api.api, console_api.api, portal_stats.api, relay.api)
 OPENAPI = web.AppKey("openapi", dict)
 SIG_V1_ENV = "QILU_CLOUD_REFUSE_SIG_V1"  # serve --refuse-signature-v1 sets it to 1
 NONCE_USED = "nonce already used (replayed request)"
@@ -88,11 +101,22 @@ async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse
         if user is None:
             return err(401, "invalid bearer token")
         request[OPS_USER] = user
+        request[VIA] = "token"
         return await handler(request)
     if need in ("box", "box_or_ops") and p.H_SIG in request.headers:
         problem = await _verify_box(request, storage)
         if problem is not None:
             return problem
+        return await handler(request)
+    if need in ("ops", "box_or_ops") and COOKIE in request.cookies:
+        # A console session: the same API and scope as a token, plus CSRF on every write.
+        user = await session_user(request)
+        if user is None:
+            return err(401, "session expired or signed out: sign in again")
+        if request.method not in SAFE_METHODS and not csrf_ok(request, user):
+            return err(403, f"CSRF token missing or wrong (send {CSRF_HEADER})")
+        request[OPS_USER] = user
+        request[VIA] = "session"
         return await handler(request)
     return err(401, "authentication required" + (" (bearer token)" if need == "ops" else ""))
 
@@ -176,14 +200,17 @@ def make_app(
     max_record_chars: int = p.PAYLOAD_MAX,
     master_key: bytes | None = None,
     accept_sig_v1: bool | None = None,
+    console: ConsoleSettings | None = None,
 ) -> web.Application:
     max_body = int(max_body_mb * 1024 * 1024)
+    # audit sits outside authenticate: it sees refusals too, and the user authenticate found.
     app = web.Application(
-        middlewares=[errors, authenticate],
+        middlewares=[errors, audit, authenticate],
         client_max_size=max_body,
         # Bodies are inflated by cloudsync/body.py, after authentication and with a limit.
         handler_args={"auto_decompress": False},
     )
+    app[SETTINGS] = console or ConsoleSettings()
     bodies.install(app, max_body)
     if accept_sig_v1 is None:  # every worker reads what serve was told
         accept_sig_v1 = os.environ.get(SIG_V1_ENV, "") != "1"
@@ -206,6 +233,7 @@ def make_app(
     routes = Api.merge(*ROUTE_TABLES)
     routes.install(app)
     relay.install(app, relay_mesh)  # residents' /r/ pages, relayed to their box
+    console_pages.install(app)  # the city operations console (/console/), on the ops API
     app[OPENAPI] = routes.openapi("Qilu cloud sync and ops API", __version__)
 
     async def listen(app: web.Application) -> None:

@@ -175,7 +175,6 @@ async def rotate(request: web.Request, q: None, body: None) -> web.Response:
     auth="box_or_ops",
     responses={404: "No such blob", 206: "Partial content"},
 )
-
 async def blob(request: web.Request, q: None, body: None) -> web.StreamResponse:
     return await serve_blob(request)
 

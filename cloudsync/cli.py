@@ -253,3 +253,47 @@ def ops_user(db: str, name: str, role: str, area: str | None, rotate: bool, remo
     except StorageError as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"removed ops user {name}" if remove else token)
+
+
+@main.command("ops-password")
+@db_option
+@click.option("--name", required=True, help="The ops user (made with `ops-user`).")
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input (scripts) instead of asking twice.",
+)
+@click.option(
+    "--totp/--no-totp",
+    default=False,
+    show_default=True,
+    help="Also require a one-time code from an authenticator app; prints its secret and URI.",
+)
+def ops_password(db: str, name: str, password_stdin: bool, totp: bool) -> None:
+    """Set an ops user's console password (and optional TOTP); ends their sessions."""
+    from cloudsync.console.auth import MIN_PASSWORD, hash_password, new_totp_secret, totp_uri
+    from cloudsync.storage import StorageError, open_storage
+
+    if password_stdin:
+        password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    if len(password) < MIN_PASSWORD:
+        raise click.ClickException(f"password: at least {MIN_PASSWORD} characters")
+    secret = new_totp_secret() if totp else None
+
+    async def run() -> None:
+        storage = await open_storage(db)
+        try:
+            await storage.ops_user_set_password(name, hash_password(password), secret)
+        finally:
+            await storage.close()
+
+    try:
+        asyncio.run(run())
+    except StorageError as e:
+        raise click.ClickException(str(e)) from e
+    click.echo(f"password set for {name}; sign in at /console/")
+    if secret:
+        click.echo(f"TOTP secret: {secret}")
+        click.echo(f"TOTP URI (scan as a QR code): {totp_uri(secret, name)}")

@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from cloudsync.body import read_body
 from cloudsync.box_api import serve_blob
 from cloudsync.context import CLOUD, err
-from cloudsync.routing import OPS_USER, Api, BadRequest, ok
+from cloudsync.routing import AUDIT_AREA, OPS_USER, Api, BadRequest, ok
 
 api = Api()  # this module's route table (cloudsync/app.py includes it)
 
@@ -49,6 +49,7 @@ async def area_in_scope(request: web.Request, area_id: str) -> dict[str, Any]:
             text=json.dumps({"error": f"no area {area_id!r} in your scope"}),
             content_type="application/json",
         )
+    request[AUDIT_AREA] = area["path"]
     return area
 
 
@@ -59,7 +60,19 @@ async def box_in_scope(request: web.Request, box_id: str) -> dict[str, Any]:
             text=json.dumps({"error": f"no box {box_id!r} in your scope"}),
             content_type="application/json",
         )
+    request[AUDIT_AREA] = box["area_path"]
     return box
+
+
+def common_path(paths: list[str]) -> str:
+    """The longest area path that is a prefix of every path ('/a/b/' and '/a/c/' -> '/a/')."""
+    parts = [p.strip("/").split("/") for p in paths]
+    common: list[str] = []
+    for segs in zip(*parts, strict=False):
+        if len(set(segs)) != 1:
+            break
+        common.append(segs[0])
+    return "/" + "".join(f"{s}/" for s in common)
 
 
 class Page(BaseModel):
@@ -100,6 +113,8 @@ class NewArea(BaseModel):
     level: Literal["city", "district", "street", "community"]
     name: str = Field(min_length=1, max_length=200, pattern=FREE)
     parent_id: str | None = Field(None, pattern=AREA_ID)
+    lat: float | None = Field(None, ge=-90, le=90)  # the console's map places communities
+    lon: float | None = Field(None, ge=-180, le=180)
 
 
 @api.route(
@@ -120,6 +135,10 @@ async def create_area(request: web.Request, q: None, body: NewArea) -> web.Respo
         await area_in_scope(request, body.parent_id)
     storage = request.app[CLOUD].storage
     area = await storage.area_create(body.id, body.level, body.name, body.parent_id)
+    if body.lat is not None and body.lon is not None:
+        await storage.area_set_position(body.id, body.lat, body.lon)
+        area = await storage.area_get(body.id)
+    request[AUDIT_AREA] = area["path"]
     return ok(area, 201)
 
 
@@ -339,6 +358,8 @@ async def _targets(request: web.Request, t: Targets) -> list[str]:
                 web.HTTPForbidden,
                 f"targets.{kind}: {outside[0]!r} is outside your scope {mine}",
             )
+    # The audit log files the write under the narrowest area holding every target.
+    request[AUDIT_AREA] = common_path([*area_paths.values(), *box_paths.values()])
     return await storage.boxes_for_targets(mine, t.areas, t.boxes)
 
 
@@ -353,12 +374,17 @@ async def _targets(request: web.Request, t: Targets) -> list[str]:
 async def publish(request: web.Request, q: None, body: Publish) -> web.Response:
     require_admin(request)
     box_ids = await _targets(request, body.targets)
-    args = {**body.args, "screen_tags": body.targets.screen_tags}
+    args = dict(body.args)
+    # The args are the box's own record (edge/screens parses them strictly): screen tags
+    # become a schedule's own ``tags``; a content item or playlist targets no screen.
+    if body.action == "schedule" and body.targets.screen_tags:
+        args["tags"] = sorted({*args.get("tags", []), *body.targets.screen_tags})
     ids = await _queue(request, box_ids, "box", "-", body.action, args, body.ttl_s)
     return ok({"boxes": len(box_ids), "feed_ids": ids[:100]}, 201)
 
 
 class Emergency(BaseModel):
+    title: str | None = Field(None, min_length=1, max_length=200, pattern=FREE)
     message: str = Field(min_length=1, max_length=2000, pattern=FREE)
     level: Literal["critical", "warning", "info"] = "critical"
     targets: Targets
@@ -378,12 +404,15 @@ async def emergency(request: web.Request, q: None, body: Emergency) -> web.Respo
     box_ids = await _targets(request, body.targets)
     eid = f"em-{secrets.token_hex(6)}"
     until = (datetime.now(UTC) + timedelta(seconds=body.duration_s)).isoformat()
+    # The box's Emergency record (edge/core/standard.py), which its screens take over with.
     args = {
-        "emergency_id": eid,
-        "message": body.message,
+        "id": eid,
+        "title": body.title or body.message[:40],
+        "body": body.message,
         "level": body.level,
-        "until": until,
-        "screen_tags": body.targets.screen_tags,
+        "expires_at": until,
+        "tags": body.targets.screen_tags,
+        "source": "cloud",
     }
     await _queue(request, box_ids, "box", "-", "emergency", args, body.duration_s)
     return ok({"emergency_id": eid, "boxes": len(box_ids), "until": until}, 201)
@@ -406,7 +435,7 @@ async def emergency_cancel(request: web.Request, q: None, body: EmergencyCancel)
     require_admin(request)
     box_ids = await _targets(request, body.targets)
     await _queue(
-        request, box_ids, "box", "-", "emergency_cancel", {"emergency_id": body.emergency_id}, None
+        request, box_ids, "box", "-", "emergency_cancel", {"id": body.emergency_id}, None
     )
     return ok({"emergency_id": body.emergency_id, "boxes": len(box_ids)})
 
@@ -419,12 +448,14 @@ class RecordsQuery(Page):
     since: str | None = Field(None, max_length=40, pattern=FREE)
     until: str | None = Field(None, max_length=40, pattern=FREE)
     cursor: str | None = Field(None, max_length=300, pattern=r"^[A-Za-z0-9_=-]+$")
+    area: str | None = Field(None, pattern=AREA_ID)  # narrow to an area inside the scope
 
 
 class ReportsQuery(RecordsQuery):
     category: str | None = SHORT
     urgency: Literal["immediate", "high", "normal", "low"] | None = None
     status: str | None = SHORT
+    q: str | None = Field(None, min_length=1, max_length=100, pattern=FREE)  # id or text
 
 
 class AlertsQuery(RecordsQuery):
@@ -447,12 +478,28 @@ def _cursor(text: str | None) -> tuple[str, str, int] | None:
         raise BadRequest("query.cursor: not a cursor from a previous page", "query.cursor") from e
 
 
+async def attach_acks(request: web.Request, items: list[dict[str, Any]]) -> None:
+    """Each alert's acknowledgement (state, assignee, note, by whom) or None."""
+    acks = await request.app[CLOUD].storage.alert_acks([(r["box_id"], r["seq"]) for r in items])
+    for r in items:
+        r["ack"] = acks.get((r["box_id"], r["seq"]))
+
+
 async def _records(
     request: web.Request, kinds: list[str], q: RecordsQuery, fields: tuple[str, ...]
 ) -> web.Response:
     where = {f: getattr(q, f) for f in fields if getattr(q, f) is not None}
+    within = (await area_in_scope(request, q.area))["path"] if q.area else scope(request)
     rows = await request.app[CLOUD].storage.records_query(
-        kinds, scope(request), q.box, q.since, q.until, where, _cursor(q.cursor), q.limit
+        kinds,
+        within,
+        q.box,
+        q.since,
+        q.until,
+        where,
+        _cursor(q.cursor),
+        q.limit,
+        getattr(q, "q", None),
     )
     nxt = None
     if len(rows) == q.limit:
@@ -460,6 +507,8 @@ async def _records(
         nxt = base64.urlsafe_b64encode(
             json.dumps([last["ts"], last["box_id"], last["seq"]]).encode()
         ).decode()
+    if kinds == ["alert"]:
+        await attach_acks(request, rows)
     return ok({"items": rows, "next_cursor": nxt})
 
 
@@ -500,9 +549,23 @@ async def tickets(request: web.Request, q: TicketsQuery, body: None) -> web.Resp
 
 
 class TicketUpdate(BaseModel):
-    status: Literal["open", "assigned", "in_progress", "resolved", "confirmed", "reopened"] | None
+    status: (
+        Literal["open", "assigned", "in_progress", "resolved", "confirmed", "reopened"] | None
+    ) = None
+    # What the box's ticket machine runs (edge/tickets/machine.py); from status if not given.
+    action: Literal["assign", "start", "resolve", "confirm", "reopen"] | None = None
     assignee: str | None = Field(None, max_length=100, pattern=FREE)
     note: str = Field("", max_length=2000, pattern=FREE)
+
+
+# The box's ticket_update command needs an action; older callers name the wanted status.
+ACTION_FOR_STATUS = {
+    "assigned": "assign",
+    "in_progress": "start",
+    "resolved": "resolve",
+    "confirmed": "confirm",
+    "reopened": "reopen",
+}
 
 
 @api.route(
@@ -517,11 +580,52 @@ class TicketUpdate(BaseModel):
 async def ticket_update(request: web.Request, q: None, body: TicketUpdate) -> web.Response:
     require_admin(request)
     tid = request.match_info["ticket_id"]
-    box_id = await request.app[CLOUD].storage.ticket_box(tid, scope(request))
+    box_id = await request.app[CLOUD].storage.record_box("repair_ticket", tid, scope(request))
     if box_id is None:
         return err(404, f"no ticket {tid!r} in your scope")
+    await box_in_scope(request, box_id)  # names the ticket's community in the audit log
     args = {"ticket_id": tid, **body.model_dump(exclude_none=True)}
+    action = body.action or ACTION_FOR_STATUS.get(body.status or "")
+    if action is None:
+        return err(400, "action: name one of assign, start, resolve, confirm, reopen")
+    args["action"] = action
     ids = await _queue(request, [box_id], "box", "-", "ticket_update", args, None)
+    return ok({"feed_id": ids[0], "box_id": box_id}, 201)
+
+
+class ReportCorrection(BaseModel):
+    category: str | None = Field(None, pattern=r"^[a-z][a-z0-9_]{1,39}$")
+    polarity: Literal["negative", "neutral", "positive"] | None = None
+    urgency: Literal["immediate", "high", "normal", "low"] | None = None
+    note: str = Field("", max_length=500, pattern=FREE)
+
+
+@api.route(
+    "POST",
+    "/api/v1/ops/reports/{report_id}/correction",
+    summary="Correct a report's category/polarity/urgency; the box that owns it stores the"
+    " correction (a training row) and syncs it back as a report_correction record",
+    tag="records",
+    auth="ops",
+    body=ReportCorrection,
+    responses={404: "No such report in scope"},
+)
+async def report_correction(request: web.Request, q: None, body: ReportCorrection) -> web.Response:
+    # Same endpoint and feed action as the text-model work (edge/reports cmd_correction).
+    require_admin(request)
+    rid = request.match_info["report_id"]
+    if body.category is None and body.polarity is None and body.urgency is None:
+        return err(400, "category: give at least one of category, polarity, urgency")
+    box_id = await request.app[CLOUD].storage.record_box("report", rid, scope(request))
+    if box_id is None:
+        return err(404, f"no report {rid!r} in your scope")
+    await box_in_scope(request, box_id)  # names the report's community in the audit log
+    args = {
+        "report_id": rid,
+        **body.model_dump(exclude_none=True),
+        "actor": request[OPS_USER]["name"],
+    }
+    ids = await _queue(request, [box_id], "box", "-", "report_correction", args, None)
     return ok({"feed_id": ids[0], "box_id": box_id}, 201)
 
 
@@ -553,7 +657,6 @@ async def stats_access(request: web.Request, q: StatsQuery, body: None) -> web.R
     auth="ops",
     query=StatsQuery,
 )
-
 async def stats_plays(request: web.Request, q: StatsQuery, body: None) -> web.Response:
     rows = await request.app[CLOUD].storage.count_by(
         "play_record", scope(request), q.since, q.until, ["content_id"], "duration_ms"

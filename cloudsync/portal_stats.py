@@ -68,7 +68,6 @@ async def reading_totals(storage, scope_path: str, group: str, since: str, until
     auth="ops",
     query=ReadingQuery,
 )
-
 async def stats_reading(request: web.Request, q: ReadingQuery, body: None) -> web.Response:
     rows = await reading_totals(
         request.app[CLOUD].storage, scope(request), q.group, q.since or "", q.until or ""

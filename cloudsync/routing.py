@@ -60,6 +60,8 @@ BOX_ROW: web.RequestKey[Any] = web.RequestKey("box")
 NONCE: web.RequestKey[tuple[str, str, int, int]] = web.RequestKey("nonce")
 RAW_BODY: web.RequestKey[bytes] = web.RequestKey("raw_body")
 SIGNED_WITH: web.RequestKey[str] = web.RequestKey("signed_with")
+# The area path a write acted in, for the audit log (cloudsync/console/audit.py).
+AUDIT_AREA: web.RequestKey[str] = web.RequestKey("audit_area")
 
 # Which authentication each route needs, and the uploads that use their nonce themselves.
 AUTH_OF: web.AppKey[dict[tuple[str, str], str]] = web.AppKey("auth_of")

@@ -83,6 +83,7 @@ BODIES: dict[str, Any] = {
     "GET /api/v1/reports": None, "POST /api/v1/reports": (MULTIPART, REPORT_FORM),
     "GET /api/v1/reports/challenge": None, "POST /api/v1/reports/classify": (JSON, None),
     "GET /api/v1/reports/{id}": None, "POST /api/v1/reports/{id}/status": (JSON, None),
+    "POST /api/v1/reports/{id}/correction": (JSON, None),
     "GET /api/v1/alerts": None, "GET /api/v1/photos/{id}": None, "GET /api/v1/taxonomy": None,
     "GET /api/v1/tickets": None, "POST /api/v1/tickets": (MULTIPART, TICKET_FORM),
     "GET /api/v1/tickets/faults": None, "GET /api/v1/tickets/{id}": None,

@@ -151,6 +151,13 @@ else
     say "skipping face models (${P:+throw-away root, }run: qilu-edge models fetch)"
 fi
 
+# 8b. The report text model, trained from the shipped corpus (scikit-learn, ~10-30 s; the
+# daemon only loads the artefact). Without it the first report would train it.
+if real && "$bin" report retrain --help >/dev/null 2>&1; then
+    say "building the report text model"
+    "$bin" report retrain >/dev/null || say "text model not built: the first report builds it"
+fi
+
 # 9. Start (or restart onto the new version).
 if real && [ "$start" = 1 ]; then
     systemctl restart mosquitto.service

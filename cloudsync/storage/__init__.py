@@ -6,6 +6,7 @@ from __future__ import annotations
 from cloudsync.storage.areas import AreaStorage
 from cloudsync.storage.base import NotFound, StorageBase, StorageError
 from cloudsync.storage.boxes import BoxStorage
+from cloudsync.storage.console import ConsoleStorage
 from cloudsync.storage.content import ContentStorage
 from cloudsync.storage.feed import FeedStorage
 from cloudsync.storage.queries import OpsQueryStorage
@@ -19,6 +20,7 @@ class Storage(
     FeedStorage,
     OpsQueryStorage,
     ContentStorage,
+    ConsoleStorage,
     StorageBase,
 ):
     """Backend-neutral operations, one mixin per domain; subclasses (SqliteStorage,

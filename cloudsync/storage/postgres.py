@@ -170,6 +170,12 @@ class PostgresStorage(Storage):
     def jtext(self, column: str, field: str) -> str:
         return f"({column} ->> '{field}')"
 
+    def in_list(self, column: str, n: int) -> str:
+        return f"{column} = ANY(${n}::text[])"
+
+    def text_list(self, values: list[str]) -> Any:
+        return values
+
     def json_param(self, n: int) -> str:
         return f"${n}::jsonb"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import re
 import sqlite3
 import threading
@@ -221,3 +222,9 @@ class SqliteStorage(Storage):
 
     def jtext(self, column: str, field: str) -> str:
         return f"json_extract({column}, '$.{field}')"
+
+    def in_list(self, column: str, n: int) -> str:
+        return f"{column} IN (SELECT value FROM json_each(${n}))"
+
+    def text_list(self, values: list[str]) -> Any:
+        return json.dumps(values)

@@ -1,1 +1,1 @@
-"""Camera drivers: ``type = "rtsp" | "onvif" | "usb" | "file"``."""
+"""Camera drivers: ``type = "rtsp" | "onvif" | "usb" | "file" | "rgbir"``."""

@@ -28,6 +28,7 @@ class Frame:
     image: np.ndarray  # BGR, HxWx3
     seq: int  # increases by one per frame read from the source
     t: float  # time.monotonic() when the frame arrived
+    ir: np.ndarray | None = None  # the infrared frame of a dual-sensor camera (grey, HxW)
 
 
 class Source(Protocol):
@@ -142,10 +143,10 @@ class CameraDriver(Driver):
             with contextlib.suppress(RuntimeError):
                 asyncio.run_coroutine_threadsafe(self.set_health(state, reason), loop)  # type: ignore[arg-type]
 
-    def _publish(self, image: np.ndarray) -> None:
+    def _publish(self, image: np.ndarray, ir: np.ndarray | None = None) -> None:
         now = time.monotonic()
         self._seq += 1
-        self._latest = Frame(image, self._seq, now)
+        self._latest = Frame(image, self._seq, now, ir)
         self._arrivals.append(now)
         self.height, self.width = image.shape[:2]
         loop = self._loop

@@ -18,6 +18,9 @@ class AccessConfig(Section):
     require_liveness: bool = True
     cooldown_s: float = Field(5.0, ge=0, le=600)  # one person does not re-trigger a door
     denied_cooldown_s: float = Field(10.0, ge=0, le=600)  # one denied event per face per door
+    # Each face door searches the residents with rights there first (threshold from their
+    # number); the sets follow rights changes this often. 0: search the whole gallery.
+    door_gallery_refresh_s: float = Field(5.0, ge=0, le=3600)
     qr: bool = True  # read visitor QR codes on door cameras
     qr_every: int = Field(3, ge=1, le=100)  # try QR on every n-th active frame
     pin_digits: int = Field(6, ge=4, le=10)

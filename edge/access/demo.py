@@ -2,7 +2,8 @@
 
 A resident is enrolled from a registry test photo through the API; the demo door's ``file``
 camera then plays synthetic frames of that resident turning their head, an empty hallway, and
-a stranger; the ``sim`` door opens for one and not the other. Then a remote open, and a
+a stranger who resembles them (the resident's face blended 40 % into another person's); the
+``sim`` door opens for the resident and refuses the look-alike. Then a remote open, and a
 visitor pass (QR code as a PNG file + PIN) that opens once and is refused the second time.
 
 The camera's folder is a symlink swapped atomically (the file camera looks at its folder
@@ -28,6 +29,7 @@ from edge.access import store as db
 from edge.access import synthetic
 from edge.devices import DEVICES
 from edge.faces import FACES
+from edge.faces.config import FacesConfig
 
 DOOR = "door-face"
 CAMERA = "cam-door"
@@ -149,19 +151,25 @@ async def step_face_doors(d: Any) -> None:
 
         # Synthetic door frames (the detector runs on the face pipeline's own thread).
         p = faces.pipeline
-        seqs = {}
+        seqs, placed_faces, frames = {}, {}, {}
         for name in (KNOWN, STRANGER):
             img = await asyncio.to_thread(cv2.imread, str(PHOTOS / name))
             found = (await p.analyse(img, max_faces=1)).faces
             frame = synthetic.door_frame(img, found[0].face if found else None)
             placed = (await p.analyse(frame, max_faces=1)).faces
+            frames[name], placed_faces[name] = frame, placed[0].face if placed else None
             seqs[name] = synthetic.head_turn(frame, placed[0].face) if placed else [frame]
+        if placed_faces[KNOWN] is not None and placed_faces[STRANGER] is not None:
+            alike = synthetic.look_alike(frames[STRANGER], placed_faces[STRANGER],
+                                         frames[KNOWN], placed_faces[KNOWN], 0.4)
+            seqs[STRANGER] = synthetic.head_turn(alike, placed_faces[STRANGER])
         gap = [synthetic.hallway()] * 10
         since = datetime.now(UTC).isoformat()
         await asyncio.to_thread(show, d.work_dir, "people", seqs[KNOWN] + gap + seqs[STRANGER]
                                 + gap)
         click.echo(f"  camera {CAMERA} (file, 15 fps) plays: the resident turning their head "
-                   f"({KNOWN}), an empty hallway, a stranger ({STRANGER})")
+                   f"({KNOWN}), an empty hallway, a stranger who resembles them ({STRANGER} "
+                   f"with 40 % of the resident's face blended in)")
         granted = await _wait_event(
             d, since, lambda e: e["decision"] == "granted" and e["method"] == "face", WAIT_S)
         denied = await _wait_event(
@@ -169,7 +177,13 @@ async def step_face_doors(d: Any) -> None:
             WAIT_S)
         await asyncio.to_thread(show, d.work_dir, "empty", [synthetic.hallway()])
         click.echo(f"  resident: {_line(granted)}")
-        click.echo(f"  stranger: {_line(denied)}")
+        click.echo(f"  look-alike stranger: {_line(denied)}")
+        op = p.operating()
+        if op is not None:
+            fc = d.box.config.section(FacesConfig)
+            click.echo(f"  threshold {op.threshold:.3f} from 1/{round(1 / op.target_fpir):,} "
+                       f"strangers per visit at {op.residents} residents; "
+                       f"{fc.visit_k} of the last {fc.visit_n} frames must agree")
         pulses = getattr(d.box.get(DEVICES).get("door", DOOR), "pulses", None)
         click.echo(f"  sim door {DOOR} relay pulses: {pulses}")
 

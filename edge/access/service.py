@@ -3,8 +3,11 @@
 
 One watcher task per door that names a camera. It always takes the camera's newest frame
 (never a backlog), skips frames while nothing moves, and looks harder while a face is there.
-A face decision waits for ``liveness_frames`` of evidence; a cool-down stops one person from
-re-triggering the door and a denied face from flooding the journal.
+Faces are tracked across frames (edge/faces/openset.py: IoU on detector boxes plus an
+appearance check); a face is granted only when k of the last n usable frames of its track name
+the same resident above the threshold derived from the gallery (and none names another), and
+liveness agrees. A cool-down stops one person from re-triggering the door; denied events are
+rate-limited per tracked face, so every stranger's visit leaves one.
 
 Also here: remote open (API and the cloud's ``door.open`` command), PIN and QR pass checks,
 and device health -> repair tickets (through ``box.get(TICKETS)``).
@@ -33,6 +36,7 @@ from edge.core.service import Service
 from edge.core.standard import AccessEvent, Command, new_id
 from edge.devices import DEVICES
 from edge.faces import FACES
+from edge.faces.openset import FaceTracker, Frame, Fused, Track
 from edge.tickets import TICKETS
 
 log = logging.getLogger(__name__)
@@ -76,6 +80,8 @@ class AccessService(Service):
         self._pin_fail: dict[tuple[str, str], list[float]] = {}  # (door, source|*) -> times
         self.stats: dict[str, WatchStats] = {}
         self._face_grant_hooks: list[Callable[[str, str], Awaitable[None]]] = []
+        # door -> residents with rights there (None: everyone may, search the whole gallery)
+        self.door_sets: dict[str, frozenset[str] | None] = {}
         self._hook_tasks: set[asyncio.Task] = set()
         box.commands.register("door", "open", self._cmd_open)
 
@@ -92,6 +98,26 @@ class AccessService(Service):
                     asyncio.create_task(self._watch(door_id, dcfg.camera), name=f"watch-{door_id}")
                 )
         self._tasks.append(asyncio.create_task(self._health_tickets(), name="access-health"))
+        if self.cfg.door_gallery_refresh_s > 0:
+            await self.refresh_door_sets()
+            self._tasks.append(asyncio.create_task(self._follow_rights(), name="door-sets"))
+
+    async def refresh_door_sets(self) -> None:
+        """Per-door search sets from the rights in the store (face doors only)."""
+        for door_id, dcfg in self.doors_cfg.items():
+            if not dcfg.camera:
+                continue
+            ids, total = await self.box.store.run(
+                db.door_residents, self.box.store.sync, door_id, dcfg.building)
+            self.door_sets[door_id] = None if len(ids) >= total else ids
+
+    async def _follow_rights(self) -> None:
+        while True:
+            await asyncio.sleep(self.cfg.door_gallery_refresh_s)
+            try:
+                await self.refresh_door_sets()
+            except Exception:
+                log.exception("access: refreshing the per-door search sets failed; retrying")
 
     async def stop(self) -> None:
         for t in [*self._tasks, *self._hook_tasks]:
@@ -102,12 +128,24 @@ class AccessService(Service):
         self._tasks.clear()
 
     def status(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "watching": {
                 d: {k: v for k, v in s.__dict__.items() if k != "timings"}
                 for d, s in self.stats.items()
             }
         }
+        pipeline = self._faces()
+        if pipeline is not None:
+            # What each face door's target gives for the residents it searches.
+            ops = {}
+            for d in self.stats:
+                allowed = self.door_sets.get(d)
+                n = pipeline.door_mask(allowed)[1] if allowed is not None else None
+                op = pipeline.operating(self.doors_cfg[d].face_target_fpir, n)
+                if op is not None:
+                    ops[d] = op.as_dict()
+            out["face_doors"] = ops
+        return out
 
     # --- devices ---------------------------------------------------------------------------
 
@@ -264,7 +302,10 @@ class AccessService(Service):
         return time.monotonic() < until
 
     def _cool_down(self, door_id: str, who: str, seconds: float) -> None:
-        self._cool[(door_id, who)] = time.monotonic() + seconds
+        now = time.monotonic()
+        if len(self._cool) > 4096:  # per-track keys: drop the expired ones now and then
+            self._cool = {k: v for k, v in self._cool.items() if v > now}
+        self._cool[(door_id, who)] = now + seconds
 
     async def _watch(self, door_id: str, camera_id: str) -> None:
         try:
@@ -276,6 +317,9 @@ class AccessService(Service):
         gate = MotionGate()
         qr = passes.QrReader()
         tracker = None
+        faces_tracked: FaceTracker | None = None
+        current: Track | None = None  # the face being decided at this door
+        target = self.doors_cfg[door_id].face_target_fpir if door_id in self.doors_cfg else None
         period = 1.0 / self.cfg.sample_fps
         last_seq = -1
         active_until = 0.0
@@ -294,6 +338,11 @@ class AccessService(Service):
             if now > active_until:
                 if tracker is not None:
                     tracker.reset()
+                if faces_tracked is not None:
+                    faces_tracked.reset()
+                if current is not None:
+                    await self._close_track(door_id, current, frame.t)
+                    current = None
                 first_seen = None
                 # Idle: look at most sample_fps times a second, counted from this frame's
                 # arrival (a flat sleep would add up to a frame period of latency when
@@ -306,13 +355,16 @@ class AccessService(Service):
                 pipeline = self._faces()
                 if pipeline is not None and tracker is None:
                     tracker = pipeline.liveness_tracker(frames=self.cfg.liveness_frames)
+                    faces_tracked = FaceTracker(pipeline.cfg.visit_k, pipeline.cfg.visit_n)
                 qr_due = self.cfg.qr and n_active % self.cfg.qr_every == 1 % self.cfg.qr_every
                 # The QR reader (a default-executor thread) and the face pipeline (its own
                 # thread: one detection gives the decision, its face and liveness) look at
                 # the frame at the same time, so a QR try adds no latency to a face.
                 text, seen = await asyncio.gather(
                     asyncio.to_thread(qr.read, frame.image) if qr_due else _none(),
-                    pipeline.recognise(frame.image, tracker) if pipeline else _none(),
+                    pipeline.recognise(frame.image, tracker, target, getattr(frame, "ir", None),
+                                       self.door_sets.get(door_id))
+                    if pipeline else _none(),
                 )
                 st.qr_tries += bool(qr_due)
                 if text and not self._cooling(door_id, f"qr:{text}"):
@@ -330,46 +382,93 @@ class AccessService(Service):
                 active_until = time.monotonic() + self.cfg.active_hold_s
                 if first_seen is None:
                     first_seen = frame.t
-                await self._decide(door_id, frame.t, decision, verdict)
+                if seen.face is None or faces_tracked is None:
+                    continue
+                track = faces_tracked.update(seen.face.bbox, frame.t, seen.embedding)
+                if current is not None and track is not current:
+                    await self._close_track(door_id, current, frame.t)
+                current = track
+                if track.new and tracker is not None and track.id > 1:
+                    tracker.reset()  # someone else: liveness starts over with their frames
+                if seen.embedding is None:
+                    continue  # not usable (quality): neither for nor against anyone
+                fused = track.fusion.add(Frame(decision.candidate_id, decision.similarity,
+                                               decision.resident_id is not None))
+                track.last = fused
+                await self._decide(door_id, frame.t, decision, verdict, fused, track,
+                                   seen.ir_face)
             except LookupError:
                 log.error("door %s is not configured as a device", door_id)
                 return
             except Exception:
                 log.exception("door %s: frame handling failed; going on", door_id)
 
-    async def _decide(self, door_id: str, t0: float, decision: Any, verdict: Any) -> None:
+    async def _close_track(self, door_id: str, track: Track, t0: float) -> None:
+        """A face left (or another took its place) before its approach was decided: it still
+        leaves one denied event, so a stranger walking past quickly is on the record too."""
+        f = track.last
+        if track.decided or f is None:
+            return
+        track.decided = True
+        who = f"track:{track.id}"
+        if self._cooling(door_id, who):
+            return
+        self._cool_down(door_id, who, self.cfg.denied_cooldown_s)
+        self.stats[door_id].decisions += 1
+        reason = "too_few_frames" if f.votes else "unknown_face"
+        await self.deny(door_id, "face", reason, fused_score=f.score, frames_used=f.frames_used,
+                        track=track.id)
+
+    async def _decide(self, door_id: str, t0: float, decision: Any, verdict: Any,
+                      fused: Fused, track: Track, ir_face: bool | None = None) -> None:
         st = self.stats[door_id]
         live = verdict.live if verdict is not None else True
+        if ir_face is False:  # a dual-sensor camera sees no face in infrared: a screen/photo
+            live = False
         score = verdict.score if verdict is not None else None
         collecting = verdict is not None and verdict.reason == "collecting"
         sim = decision.similarity
         sim = None if sim is None else max(-1.0, min(1.0, float(sim)))
-        common = {"similarity": sim, "liveness": score}
-        if decision.resident_id is None:
-            if decision.reason not in ("unknown_face", "ambiguous", "negative_example"):
-                return  # no usable face yet (quality); keep looking
-            if collecting or self._cooling(door_id, "unknown"):
+        common = {"similarity": sim, "liveness": score, "fused_score": fused.score,
+                  "frames_used": fused.frames_used, "track": track.id}
+        if fused.reason == "collecting":
+            return  # fewer than n usable frames and no k agree yet: keep looking
+        if fused.resident_id is None:
+            # Window full and nobody accepted (or two residents named): one denied event per
+            # tracked face, so a second stranger right after the first still leaves one.
+            who = f"track:{track.id}"
+            if collecting or self._cooling(door_id, who):
                 return
-            self._cool_down(door_id, "unknown", self.cfg.denied_cooldown_s)
+            self._cool_down(door_id, who, self.cfg.denied_cooldown_s)
             st.decisions += 1
-            await self.deny(door_id, "face", decision.reason,
-                            latency_ms=_ms(t0), **common)
+            track.decided = True
+            reason = "ambiguous" if fused.reason == "conflict" else decision.reason
+            if reason not in ("unknown_face", "ambiguous", "negative_example"):
+                reason = "unknown_face"
+            await self.deny(door_id, "face", reason, latency_ms=_ms(t0), **common)
             return
-        rid = decision.resident_id
+        rid = fused.resident_id
         if self._cooling(door_id, rid):
+            track.decided = True  # this person was just let in (or refused) at this door
             return
         if self.cfg.require_liveness and not live:
             # Not (yet) live: keep collecting evidence; the window slides, so a real person
             # who moves passes a moment later. Only the denied *event* is rate-limited.
-            if collecting or self._cooling(door_id, f"liveness:{rid}"):
+            if collecting:
+                return
+            if self._cooling(door_id, f"liveness:{rid}"):
+                track.decided = True  # their liveness refusal is on the record already
                 return
             self._cool_down(door_id, f"liveness:{rid}", self.cfg.denied_cooldown_s)
             st.decisions += 1
-            await self.deny(door_id, "face", "liveness", resident_id=rid,
+            track.decided = True
+            why = "liveness_ir" if ir_face is False else "liveness"
+            await self.deny(door_id, "face", why, resident_id=rid,
                             latency_ms=_ms(t0), **common)
             return
         why = await self.check_policy(rid, door_id)
         st.decisions += 1
+        track.decided = True
         if why is not None:
             self._cool_down(door_id, rid, self.cfg.denied_cooldown_s)
             await self.deny(door_id, "face", why, resident_id=rid, latency_ms=_ms(t0), **common)

@@ -354,3 +354,21 @@ def list_events(
 
 def record_event(store: Store, ev: AccessEvent) -> None:
     store.record(ev)
+
+
+def door_residents(store: Store, door_id: str, building: str | None) -> tuple[frozenset[str], int]:
+    """Residents whose rights cover this door (edge/access/policy.allowed_door in SQL: no
+    restriction at all, the door listed, a door right or a right for its building), and how
+    many residents there are in all. Status, blocks and time windows stay with the policy."""
+    with store.reading():
+        rows = store.db.execute(
+            "SELECT r.id FROM residents r WHERE"
+            " (r.doors IN ('[]', '') AND NOT EXISTS"
+            "   (SELECT 1 FROM door_rights x WHERE x.resident_id = r.id))"
+            " OR EXISTS (SELECT 1 FROM json_each(r.doors) j WHERE j.value = ?)"
+            " OR EXISTS (SELECT 1 FROM door_rights x WHERE x.resident_id = r.id AND"
+            "   ((x.scope = 'door' AND x.target = ?) OR (x.scope = 'building' AND x.target = ?)))",
+            (door_id, door_id, building or ""),
+        ).fetchall()
+        total = store.db.execute("SELECT count(*) FROM residents").fetchone()[0]
+    return frozenset(r[0] for r in rows), int(total)

@@ -51,3 +51,30 @@ def head_turn(frame: np.ndarray, face: Face, amounts: tuple = TURN) -> list[np.n
         mapx = (xx - a * eye * g).astype(np.float32)
         out.append(cv2.remap(frame, mapx, yy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
     return out
+
+
+def look_alike(stranger: np.ndarray, face_s: Face, resident: np.ndarray, face_r: Face,
+               share: float = 0.4) -> np.ndarray:
+    """A stranger who resembles a resident: the resident's face (door frame ``resident``, its
+    face ``face_r``) warped onto the stranger's landmarks and blended in by ``share``."""
+    m, _ = cv2.estimateAffinePartial2D(face_r.landmarks, face_s.landmarks)
+    h, w = stranger.shape[:2]
+    warped = cv2.warpAffine(resident, m, (w, h), borderValue=(BACKGROUND,) * 3)
+    return cv2.addWeighted(warped, share, stranger, 1 - share, 0)
+
+
+def infrared(frame: np.ndarray) -> np.ndarray:
+    """What an IR sensor beside the colour one sees of a real person: a grey image with skin
+    brighter and flatter than in colour (near-IR passes into skin), same geometry."""
+    b, g, r = cv2.split(frame.astype(np.float32))
+    ir = 0.6 * r + 0.3 * g + 0.1 * b
+    return cv2.equalizeHist(np.clip(ir, 0, 255).astype(np.uint8))
+
+
+def infrared_of_screen(frame: np.ndarray, face: Face) -> np.ndarray:
+    """What the IR sensor sees of a phone or tablet held up with a face on it: the screen's
+    light has no near-IR, so a dark slab where the face is, the hallway around it."""
+    ir = infrared(frame)
+    x, y, w, h = (int(v) for v in face.bbox)
+    cv2.rectangle(ir, (x - w // 3, y - h // 2), (x + w + w // 3, y + h + h // 2), 18, -1)
+    return ir

@@ -132,6 +132,9 @@ class DeviceConfig(BaseModel):
 class DoorConfig(DeviceConfig):
     camera: str | None = None  # id of the camera that watches this door
     building: str | None = None
+    # The faces capability's per-door stranger rate (like ``camera``, a key every face door may
+    # carry, so it is a field here rather than a driver option). None: [faces] target_fpir.
+    face_target_fpir: float | None = Field(None, gt=0, lt=0.5)
 
 
 class CameraConfig(DeviceConfig):

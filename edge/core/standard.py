@@ -200,6 +200,9 @@ class AccessEvent(Record):
     liveness: float | None = Field(None, ge=0, le=1)
     latency_ms: float | None = Field(None, ge=0)  # decisive frame to decision
     relay_changed: bool | None = None  # the relay read back as switched
+    fused_score: float | None = Field(None, ge=-1, le=1)  # face: k-th best frame of the approach
+    frames_used: int | None = Field(None, ge=0)  # face: usable frames the decision looked at
+    track: int | None = Field(None, ge=0)  # face: the tracked face (per door) it is about
 
     def topic_parts(self, box_id: str) -> tuple[str, str, str]:
         return ("door", self.door_id, self.TOPIC_EVENT)
@@ -240,6 +243,28 @@ class Report(Record):
     source_tag: str | None = None  # the submitting system's own tag, mapped to `category`
     group_id: str | None = None  # first report of a group of identical repeats
     reply: str | None = None  # the answer shown to the resident
+    # The emergency detector was unsure: a person confirms within minutes (an alert says so).
+    possible_emergency: bool = False
+
+
+class ReportCorrection(Record):
+    """Staff corrected a report's labels; the corrected message becomes a training row."""
+
+    KIND = "report_correction"
+    TABLE = "report_corrections"
+    PRIORITY = Priority.REPORT
+    TOPIC_EVENT = "report_correction"
+    ts: AwareDatetime = Field(default_factory=now)
+    report_id: str = Field(pattern=ID)
+    text: str = Field(max_length=2000)
+    category: str  # a taxonomy code
+    polarity: Literal["negative", "neutral", "positive"]
+    urgency: Urgency
+    was_category: str
+    was_polarity: Literal["negative", "neutral", "positive"]
+    was_urgency: Urgency
+    actor: str = Field(min_length=1, max_length=64)
+    note: str = Field("", max_length=500)
 
 
 class RepairTicket(Record):

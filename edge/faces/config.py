@@ -19,7 +19,20 @@ class FacesConfig(Section):
     model_dir: Path | None = None  # None: the checkout's models/; relative: to the config file
     detect_max_side: int = Field(640, ge=160, le=4096)  # larger frames are scaled down first
     detect_score: float = Field(0.7, gt=0, lt=1)
-    threshold: float = Field(0.45, gt=-1, lt=1)  # SFace cosine; ~FAR 1e-4 (peers.md)
+    # Open-set operation (edge/faces/openset.py, docs/faces.md): the operator sets the
+    # stranger false-accept rate per visit; the threshold follows from the number of enrolled
+    # residents and the fusion rule. ``threshold`` is used only with target_fpir unset.
+    target_fpir: float | None = Field(1e-4, gt=0, lt=0.5)
+    threshold: float = Field(0.45, gt=-1, lt=1)  # fixed SFace cosine, only without a target
+    visit_k: int = Field(3, ge=1, le=30)  # accept when k of the last n usable frames of one
+    visit_n: int = Field(5, ge=1, le=60)  # tracked face name the same resident
+    centre_min: int | None = Field(100, ge=2)  # mean-centre scores from this many templates
+    # Fitted tails of the fused (k-th best of n) visit score, measured by bench/face.py on
+    # faces the fit did not see; centred = with mean-centring, raw = plain cosine.
+    tail_centred: tuple[float, float] = (0.0313, 0.0968)  # stranger vs one resident: mu, sigma
+    tail_raw: tuple[float, float] = (0.124, 0.0928)
+    genuine_centred: tuple[float, float] = (0.6967, 0.0843)  # enrolled residents' visits
+    genuine_raw: tuple[float, float] = (0.7418, 0.0827)
     margin: float = Field(0.05, ge=0, lt=1)  # best minus second-best identity
     negative_step: float = Field(0.02, ge=0, le=0.2)  # threshold raise per wrong-match report
     negative_cap: float = Field(0.10, ge=0, le=0.5)

@@ -26,25 +26,41 @@ class Match:
     reason: str
 
 
-def effective_threshold(cfg: FacesConfig, negatives: int) -> float:
-    return cfg.threshold + min(cfg.negative_cap, cfg.negative_step * negatives)
+def effective_threshold(cfg: FacesConfig, negatives: int, base: float | None = None) -> float:
+    """``base``: the threshold derived from the gallery (pipeline.threshold()); cfg.threshold
+    only when no target rate is configured."""
+    return (cfg.threshold if base is None else base) + min(
+        cfg.negative_cap, cfg.negative_step * negatives
+    )
 
 
 def match(
-    gallery: Gallery, emb: np.ndarray, negatives: dict[str, np.ndarray], cfg: FacesConfig
+    gallery: Gallery,
+    emb: np.ndarray,
+    negatives: dict[str, np.ndarray],
+    cfg: FacesConfig,
+    threshold: float | None = None,
+    allowed: np.ndarray | None = None,
 ) -> Match:
-    hit = gallery.search(emb)
+    """``allowed``: a door's residents (Gallery.allowed_mask); a face at least as close to a
+    resident outside them (another building's) as to the best one inside is refused."""
+    hit = gallery.search(emb, allowed=allowed)
     if hit is None:
         return Match(None, None, None, None, None, "empty_gallery")
     sim = hit.similarity
     margin = sim - hit.second_similarity if hit.second_similarity is not None else sim
     neg = negatives.get(hit.resident_id)
-    thr = effective_threshold(cfg, 0 if neg is None else len(neg))
+    thr = effective_threshold(cfg, 0 if neg is None else len(neg), threshold)
     reason = "match"
-    if neg is not None and len(neg) and float((neg @ emb).max()) >= sim:
+    # Negatives and probe on the gallery's scale (centred when the gallery centres).
+    if neg is not None and len(neg) and float(
+        (gallery.transform(neg) @ gallery.transform(emb)).max()
+    ) >= sim:
         reason = "negative_example"
     elif sim < thr:
         reason = "unknown_face"
+    elif hit.outside_similarity is not None and hit.outside_similarity + cfg.margin > sim:
+        reason = "ambiguous"  # looks as much like someone who may not pass here
     elif margin < cfg.margin:
         reason = "ambiguous"
     rid = hit.resident_id if reason == "match" else None

@@ -44,6 +44,7 @@ from edge.faces.embed import SFaceEmbedder
 from edge.faces.gallery import Gallery
 from edge.faces.liveness import AntiSpoof, LivenessTracker, LivenessVerdict
 from edge.faces.matcher import match
+from edge.faces.openset import Operating, iou, operating_point
 from edge.faces.quality import assess
 from edge.faces.types import Decision, Face, FaceResult, FrameResult, Quality
 
@@ -63,6 +64,8 @@ class Recognition:
     decision: Decision
     face: Face | None
     liveness: LivenessVerdict | None = None
+    embedding: np.ndarray | None = None  # the face's (raw) embedding, for tracking
+    ir_face: bool | None = None  # dual-sensor camera: the face is in the IR frame too
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,9 @@ class FacePipeline:
                 model_dir, variant=cfg.blazeface_range, score=min(cfg.detect_score, 0.6)
             )
         self.embedder = SFaceEmbedder(paths["sface"])
-        self.gallery = gallery if gallery is not None else Gallery()
+        self.gallery = gallery if gallery is not None else Gallery(centre_min=cfg.centre_min)
+        self._op_cache: dict[tuple[int, float, int | None], Operating] = {}
+        self._masks: dict[frozenset[str], tuple[int, np.ndarray, int]] = {}
         self.negatives: dict[str, np.ndarray] = {}  # resident id -> (k, 128) wrong-match probes
         self._recent: OrderedDict[str, tuple[str | None, np.ndarray]] = OrderedDict()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")
@@ -118,10 +123,19 @@ class FacePipeline:
         return await self._run(self.identify_sync, frame_bgr)
 
     async def recognise(
-        self, frame_bgr: np.ndarray, tracker: LivenessTracker | None = None
+        self,
+        frame_bgr: np.ndarray,
+        tracker: LivenessTracker | None = None,
+        target_fpir: float | None = None,
+        ir: np.ndarray | None = None,
+        allowed: frozenset[str] | None = None,
     ) -> Recognition:
-        """Decision, the face it is about and (with a tracker) liveness: one detection."""
-        return await self._run(self.recognise_sync, frame_bgr, tracker)
+        """Decision, the face it is about and (with a tracker) liveness: one detection.
+        ``target_fpir``: a door's own per-visit target (default the config's); ``ir``: the
+        infrared frame of a dual-sensor camera (the face must be there too); ``allowed``: the
+        door's residents (searched first, see decide_embedding)."""
+        return await self._run(self.recognise_sync, frame_bgr, tracker, target_fpir, ir,
+                               allowed)
 
     async def liveness(
         self, tracker: LivenessTracker, frame_bgr: np.ndarray, face: Face | None
@@ -141,6 +155,43 @@ class FacePipeline:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # --- the threshold from the gallery ----------------------------------------------------
+
+    def operating(self, target_fpir: float | None = None,
+                  residents: int | None = None) -> Operating | None:
+        """Threshold and expected resident acceptance for a per-visit target (default the
+        config's) at the current number of residents (or ``residents``: a door's own search
+        set); None when no target is configured."""
+        target = target_fpir if target_fpir is not None else self.cfg.target_fpir
+        if target is None:
+            return None
+        key = (len(self.gallery), target, residents)
+        op = self._op_cache.get(key)
+        if op is None:
+            n = self.gallery.residents if residents is None else residents
+            op = operating_point(self.cfg, n, len(self.gallery), target)
+            if len(self._op_cache) > 64:
+                self._op_cache.clear()
+            self._op_cache[key] = op
+        return op
+
+    def threshold(self, target_fpir: float | None = None,
+                  residents: int | None = None) -> float | None:
+        op = self.operating(target_fpir, residents)
+        return None if op is None else op.threshold
+
+    def door_mask(self, allowed: frozenset[str]) -> tuple[np.ndarray, int]:
+        """Search mask and size of a door's resident set (rebuilt when the gallery grows)."""
+        size = len(self.gallery)
+        hit = self._masks.get(allowed)
+        if hit is None or hit[0] != size:
+            mask = self.gallery.allowed_mask(allowed)
+            hit = (size, mask, int(mask.sum()))
+            if len(self._masks) > 256:
+                self._masks.clear()
+            self._masks[allowed] = hit
+        return hit[1], hit[2]
 
     # --- the stages (worker thread) ----------------------------------------------------
 
@@ -172,9 +223,14 @@ class FacePipeline:
         return self._decide(frame)[0]
 
     def recognise_sync(
-        self, frame: np.ndarray, tracker: LivenessTracker | None = None
+        self,
+        frame: np.ndarray,
+        tracker: LivenessTracker | None = None,
+        target_fpir: float | None = None,
+        ir: np.ndarray | None = None,
+        allowed: frozenset[str] | None = None,
     ) -> Recognition:
-        decision, best = self._decide(frame)
+        decision, best = self._decide(frame, target_fpir, allowed)
         face = best.face if best is not None else None
         verdict = None
         if tracker is not None:
@@ -184,9 +240,42 @@ class FacePipeline:
             else:
                 verdict = tracker.update(frame, best.face, aligned=best.aligned)
             decision.timings_ms["liveness"] = _ms(t)
-        return Recognition(decision, face, verdict)
+        emb = best.embedding if best is not None else None
+        ir_face = None if ir is None or face is None else self.face_in_ir(ir, face)
+        return Recognition(decision, face, verdict, emb, ir_face)
 
-    def _decide(self, frame: np.ndarray) -> tuple[Decision, FaceResult | None]:
+    def face_in_ir(self, ir: np.ndarray, face: Face, min_iou: float = 0.3) -> bool:
+        """Whether the infrared frame shows a face where the colour frame has one (a screen
+        shows none in IR). Looks at the region around the face only: one small detection."""
+        x, y, w, h = face.bbox
+        x0, y0 = int(max(0, x - 0.5 * w)), int(max(0, y - 0.5 * h))
+        x1, y1 = int(min(ir.shape[1], x + 1.5 * w)), int(min(ir.shape[0], y + 1.5 * h))
+        if x1 - x0 < 16 or y1 - y0 < 16:
+            return False
+        crop = ir[y0:y1, x0:x1]
+        crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR) if crop.ndim == 2 else crop
+        for f in self.detector.detect(np.ascontiguousarray(crop)):
+            fx, fy, fw, fh = f.bbox
+            if iou((fx + x0, fy + y0, fw, fh), face.bbox) >= min_iou:
+                return True
+        return False
+
+    def decide_embedding(self, emb: np.ndarray, target_fpir: float | None = None,
+                         allowed: frozenset[str] | None = None):
+        """The matcher's verdict for one embedding at the derived threshold (the same call a
+        frame goes through; bench/face.py replays door-camera visits through it). ``allowed``:
+        the door's residents: searched alone, the threshold derived for their number, with
+        the guard against a closer resident outside them."""
+        if allowed is None:
+            return match(self.gallery, emb, self.negatives, self.cfg, self.threshold(target_fpir))
+        mask, n = self.door_mask(allowed)
+        thr = self.threshold(target_fpir, max(n, 1))
+        return match(self.gallery, emb, self.negatives, self.cfg, thr, allowed=mask)
+
+    def _decide(
+        self, frame: np.ndarray, target_fpir: float | None = None,
+        allowed: frozenset[str] | None = None,
+    ) -> tuple[Decision, FaceResult | None]:
         t0 = time.perf_counter()
         fr = self.analyse_sync(frame, max_faces=1)  # the largest face is the one at the door
         timings = dict(fr.timings_ms)
@@ -208,7 +297,7 @@ class FacePipeline:
             )
             return d, best
         t = time.perf_counter()
-        m = match(self.gallery, best.embedding, self.negatives, self.cfg)
+        m = self.decide_embedding(best.embedding, target_fpir, allowed)
         timings["match"] = _ms(t)
         self._remember(did, m.candidate_id, best.embedding)
         d = Decision(

@@ -80,6 +80,7 @@ class FacesService(Service):
         for rid, vecs in negatives.items():
             self.pipeline.set_negatives(rid, vecs)
         self.cursor = cursor
+        await self._save_stats()
         await asyncio.to_thread(trim_heap)  # the loads' freed buffers back to the OS
         self.loaded_ms = round((time.perf_counter() - t0) * 1000, 1)
         log.info(
@@ -126,7 +127,37 @@ class FacesService(Service):
             for rid in touched_neg:
                 vecs = await self.box.store.run(store_faces.negatives_of, self.box.store.sync, rid)
                 p.set_negatives(rid, vecs)
+            if changes:
+                await self._save_stats()
             return len(changes)
+
+    def operating(self) -> dict[str, Any]:
+        """Threshold and expected resident acceptance: the config's target and each door's."""
+        p = self.pipeline
+        if p is None:
+            return {}
+        out: dict[str, Any] = {}
+        op = p.operating()
+        out["default"] = op.as_dict() if op else {"threshold": p.cfg.threshold, "fixed": True}
+        for d in self.box.config.doors:
+            if d.face_target_fpir is not None:
+                dop = p.operating(d.face_target_fpir)
+                if dop is not None:
+                    out[f"door:{d.id}"] = dop.as_dict()
+        return out
+
+    async def _save_stats(self) -> None:
+        """The gallery's statistics with the gallery version they belong to (the mean moves
+        with every enrolment; the threshold with the number of residents)."""
+        p = self.pipeline
+        if p is None:
+            return
+        g = p.gallery
+        mean = await asyncio.to_thread(g.mean)
+        await self.box.store.run(
+            store_faces.save_gallery_stats, self.box.store.sync, self.cursor, len(g),
+            g.residents, mean, self.operating(),
+        )
 
     def status(self) -> dict[str, Any]:
         if self.pipeline is None:
@@ -139,4 +170,5 @@ class FacesService(Service):
             "residents": g.residents,
             "gallery_mb": round(g.nbytes() / 1e6, 1),
             "load_ms": self.loaded_ms,
+            "operating": self.operating(),
         }

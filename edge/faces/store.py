@@ -208,3 +208,47 @@ def add_templates_bulk(
             " created_at) VALUES (?, ?, ?, 1.0, ?, 'bulk', ?)",
             [(t, r, _blob(v), model, now) for t, r, v in rows],
         )
+
+
+def gallery_counts(store: Store) -> tuple[int, int]:
+    """(residents with at least one template, templates): what the door threshold uses."""
+    with store.reading():
+        row = store.db.execute(
+            "SELECT count(DISTINCT resident_id), count(*) FROM face_templates"
+        ).fetchone()
+    return int(row[0]), int(row[1])
+
+
+def save_gallery_stats(
+    store: Store,
+    version: int,
+    templates: int,
+    residents: int,
+    mean: np.ndarray | None,
+    operating: dict[str, Any],
+) -> None:
+    """The statistics the scores are computed with, for the gallery version (face_changes
+    cursor) they belong to: recomputed by the faces service as residents come and go."""
+    with store.transaction():
+        store.db.execute(
+            "INSERT OR REPLACE INTO face_gallery_stats (id, gallery_version, templates,"
+            " residents, centred, mean, operating, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+            (version, templates, residents, int(mean is not None),
+             None if mean is None else _blob(mean), json.dumps(operating), _now()),
+        )
+
+
+def gallery_stats(store: Store) -> dict[str, Any] | None:
+    with store.reading():
+        row = store.db.execute(
+            "SELECT gallery_version, templates, residents, centred, mean, operating, updated_at"
+            " FROM face_gallery_stats WHERE id = 1"
+        ).fetchone()
+    if row is None:
+        return None
+    return {
+        "gallery_version": row[0], "templates": row[1], "residents": row[2],
+        "centred": bool(row[3]), "mean": None if row[4] is None else _vec(row[4]),
+        "operating": json.loads(row[5]), "updated_at": row[6],
+    }
+

@@ -135,6 +135,7 @@ def doctor(config_path: Path, as_json: bool, click_doors: bool) -> None:
       camera:<id>      each camera: a frame arrives, its size and rate, a face on it
       screen:<id>      each screen: display answers, its player page is connected
       models           face model files present and matching the manifest
+      face_doors       the face threshold for the enrolled residents at the stranger target
       provisioned      the box has a cloud identity (qilu-edge provision)
       cloud            the cloud answers a signed request
       clock            the box clock agrees with the cloud's

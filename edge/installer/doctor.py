@@ -13,6 +13,7 @@ from the CLI through fresh instances started just for the check.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import subprocess
 import sys
@@ -125,6 +126,7 @@ class Doctor:
             )
         checks += [
             Check("models", "Face models / 人脸模型", self.check_models),
+            Check("face_doors", "Face doors: strangers / 人脸门禁误识", self.check_face_doors),
             Check("provisioned", "Box provisioned / 已注册", self.check_provisioned),
             Check("cloud", "Cloud reachable / 云端可达", self.check_cloud),
             Check("clock", "Clock vs cloud / 时钟偏差", self.check_clock),
@@ -312,6 +314,49 @@ class Doctor:
             "`qilu-edge models fetch` then `qilu-edge models verify`",
         )
 
+    async def check_face_doors(self) -> Result:
+        """The threshold each door's per-visit target gives at today's gallery size, and the
+        resident acceptance to expect there (edge/faces/openset.py, docs/faces.md)."""
+        from edge.faces.openset import operating_point
+
+        cfg = self._cfg
+        if not cfg.faces.enabled:
+            return Result("face_doors", "", "skip",
+                          "face recognition off ([faces] enabled = false)")
+        if self.box is not None:
+            from edge.faces import store as store_faces
+
+            residents, templates = await self.box.store.run(
+                store_faces.gallery_counts, self.box.store.sync)
+        elif cfg.db_path.exists():
+            residents, templates = await asyncio.to_thread(_gallery_counts, cfg.db_path)
+        else:
+            residents = templates = 0
+        if cfg.faces.target_fpir is None:
+            return Result("face_doors", "", "warn",
+                          f"fixed threshold {cfg.faces.threshold} for {residents} residents: the "
+                          "stranger rate grows with the community",
+                          "set [faces] target_fpir (stranger false-accepts per visit)")
+        parts, low = [], []
+        doors = [d for d in cfg.doors if d.camera] or [None]
+        for d in doors:
+            target = d.face_target_fpir if d is not None else None
+            op = operating_point(cfg.faces, residents, templates, target)
+            if op is None:
+                continue
+            name = d.id if d is not None else "all"
+            parts.append(f"{name}: 1/{round(1 / op.target_fpir):,} strangers per visit -> "
+                         f"threshold {op.threshold:.3f}, residents let in "
+                         f"~{op.expected_resident_acceptance:.1%}")
+            if op.expected_resident_acceptance < 0.98:
+                low.append(name)
+        detail = f"{residents} residents ({templates} templates); " + "; ".join(parts)
+        if low:
+            return Result("face_doors", "", "warn", detail,
+                          f"{', '.join(low)}: residents would often be refused at this target and "
+                          "size; raise the door's face_target_fpir or ask for a second factor")
+        return Result("face_doors", "", "pass", detail)
+
     async def check_provisioned(self) -> Result:
         from edge.installer import cloud_checks
 
@@ -403,6 +448,18 @@ _HINTS = {
     "cameras": "check the camera's power, network and stream URL/credentials",
     "screens": "check the screen's power and network; open its player page",
 }
+
+
+def _gallery_counts(db_path: Path) -> tuple[int, int]:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
+        try:
+            row = db.execute(
+                "SELECT count(DISTINCT resident_id), count(*) FROM face_templates").fetchone()
+        except sqlite3.OperationalError:  # not migrated yet
+            return 0, 0
+    return int(row[0]), int(row[1])
 
 
 def _bind(fn: Callable[..., Awaitable[Result]], *args: Any) -> CheckFn:

@@ -18,6 +18,6 @@ FEATURE = Feature(
     name="reports",
     services=(ServiceSpec(REPORTS, "edge.reports.service:ReportsService", before=(SYNC,)),),
     config=ReportsConfig,
-    cli=("edge.reports.cli:report",),
+    cli=("edge.reports.cli:report", "edge.reports.cli:reports"),
     demo=(DemoStep("reports", "edge.reports.demo:step_reports", after=("screens",)),),
 )

@@ -45,3 +45,33 @@ def report_list(config_path: Path, limit: int) -> None:
         for r in db.list_reports(store, limit=limit):
             click.echo(f"{r['ts'][:19]}  {r['id']}  {r['category']:<22} {r['urgency']:<9}"
                        f" {r['sentiment']:+.2f}  {r['status']:<11} {r['text'][:40]}")
+
+
+@report.command("retrain")
+@click.option("-c", "--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="The box's config: add its staff corrections and adopt the new model there.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Without a config: write the artefact built from the shipped corpus here.")
+def retrain(config_path: Path | None, out: Path | None) -> None:
+    """Retrain the text model: shipped corpus + staff corrections → a versioned artefact,
+    adopted only if it is not worse on the untouched test split (else the old one stays)."""
+    if config_path is None:
+        from edge.reports.analyze import default_artefact
+        from edge.reports.train import main as train_main
+
+        train_main(["--out", str(out or default_artefact())])
+        return
+    from edge.reports.retrain import ModelRefused
+    from edge.reports.retrain import retrain as run
+
+    with open_store(config_path) as (config, store):
+        try:
+            res = run(store, config.box.data_dir)
+        except ModelRefused as e:
+            raise click.ClickException(str(e)) from e
+    click.echo(json.dumps(res, ensure_ascii=False))
+    click.echo("adopted: the daemon loads it at its next start")
+
+
+# `qilu-edge reports retrain` reads naturally too: the same commands under the plural name.
+reports = click.Group("reports", commands=report.commands, help=report.help, hidden=True)

@@ -29,6 +29,6 @@ class ReportsConfig(Section):
     sentiment_min_reports: int = Field(3, ge=1)
     sentiment_drop: float = Field(0.5, gt=0, le=2)  # alert when the mean falls this much
     alert_cooldown_min: int = Field(120, ge=0)  # one trend/sentiment alert per key this often
-    # Load jieba's dictionary and pysenti (~130 MB RSS, ~2 s) at start instead of on the
-    # first report; off by default so the box's memory goes to what it uses.
+    # Load the text model (~45 MB RSS, ~0.1 s) at start instead of on the first report; off
+    # by default so the box's memory goes to what it uses.
     warm_at_start: bool = False

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 import secrets
+from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -28,10 +29,15 @@ from edge.reports.inputs import (
     text_field,
 )
 from edge.reports.place import find_place
+from edge.reports.retrain import MODEL_META, ModelRefused, install_shipped
 from edge.reports.taxonomy import Taxonomy, TaxonomyError, load_taxonomy, parse_taxonomy
+from edge.reports.textmodel import TextModel
 
 log = logging.getLogger(__name__)
 TAXONOMY_META = "reports.taxonomy"
+FIELDS = ("category", "polarity", "urgency")
+POLARITIES = ("negative", "neutral", "positive")
+URGENCIES = ("immediate", "high", "normal", "low")
 # Reports of these categories become repair tickets as well.
 TICKET_CATEGORIES = ("facilities_repair", "safety_hazard")
 REPORT_STATUSES = ("received", "in_progress", "answered", "closed")
@@ -68,10 +74,13 @@ class ReportsService(Service):
         app.router.add_get("/api/v1/reports", self.http_list)
         app.router.add_get("/api/v1/reports/{id}", self.http_get)
         app.router.add_post("/api/v1/reports/{id}/status", self.http_status)
+        app.router.add_post("/api/v1/reports/{id}/correction", self.http_correction)
         app.router.add_get("/api/v1/taxonomy", self.http_taxonomy)
         app.router.add_get("/api/v1/alerts", self.http_alerts)
         app.router.add_get("/api/v1/photos/{id}", self.http_photo)
         box.commands.register("box", "taxonomy", self.cmd_taxonomy)
+        box.commands.register("box", "report_correction", self.cmd_correction)
+        box.commands.register("box", "text_model", self.cmd_text_model)
 
     @property
     def taxonomy(self) -> Taxonomy:
@@ -87,8 +96,14 @@ class ReportsService(Service):
                     self.analyzer.set_taxonomy(tax)
             except (TaxonomyError, ValueError) as e:
                 log.error("ignoring the stored taxonomy from the cloud: %s", e)
-        # jieba's dictionary and pysenti take ~2 s and ~130 MB: load them now, off the event
-        # loop, only when asked to; otherwise the first report loads them.
+        active = await self.box.store.get_meta(MODEL_META)
+        if active:
+            try:
+                self.analyzer.set_model(await asyncio.to_thread(TextModel.load, Path(active)))
+            except (OSError, ValueError, KeyError) as e:
+                log.error("text model %s unusable, keeping the shipped one: %s", active, e)
+        # The text model (~0.1 s, ~45 MB): loaded now, off the event loop, only when asked
+        # to; otherwise the first report loads it.
         if self.cfg.warm_at_start:
             self._warm = asyncio.create_task(asyncio.to_thread(self.analyzer.warm))
 
@@ -106,6 +121,64 @@ class ReportsService(Service):
 
     def status(self) -> dict[str, Any]:
         return {"received": self.received, "taxonomy_version": self.taxonomy.version}
+
+    # --- staff corrections (training data) ---------------------------------------------
+
+    async def http_correction(self, request: web.Request) -> web.Response:
+        actor = require_staff(request)
+        try:
+            body = await request.json()
+        except json.JSONDecodeError:
+            return json_error(400, "(body): not valid JSON", field="(body)")
+        if not isinstance(body, dict):
+            return json_error(400, "(body): must be a JSON object", field="(body)")
+        try:
+            corr = await self.apply_correction(
+                {**body, "report_id": request.match_info["id"]}, actor)
+        except CommandError as e:
+            field = str(e).split(":")[0]
+            return json_error(404 if "no report" in str(e) else 400, str(e), field=field)
+        return web.json_response(corr, status=201)
+
+    async def apply_correction(self, args: dict[str, Any], actor: str) -> dict[str, Any]:
+        """Store staff's corrected labels of a report (box API or the cloud's feed)."""
+        rid = args.get("report_id")
+        changes = {k: args[k] for k in FIELDS if args.get(k) is not None}
+        if not changes:
+            raise CommandError("category: give at least one of category, polarity, urgency")
+        allowed = {"category": self.taxonomy.codes, "polarity": POLARITIES,
+                   "urgency": URGENCIES}
+        for k, v in changes.items():
+            if v not in allowed[k]:
+                raise CommandError(f"{k}: {v!r} is not one of {', '.join(allowed[k])}")
+        note = args.get("note") or ""
+        if not isinstance(note, str) or len(note) > 500:
+            raise CommandError("note: a string of at most 500 characters")
+        corr = await self.box.store.run(
+            db.correct_report, self.box.store.sync, str(rid), changes, str(actor)[:64], note,
+            db.iso(now()),
+        )
+        if corr is None:
+            raise CommandError(f"report_id: no report {rid}")
+        log.info("%s corrected report %s: %s", actor, rid, changes)
+        return corr.model_dump(mode="json")
+
+    async def cmd_text_model(self, target_id: str, cmd: Command) -> str:
+        """Ops ship a model artefact (built from the corpus + corrections): it is checked on
+        the test split and adopted, or refused and the current model kept."""
+        store = self.box.store
+        try:
+            res = await store.run(install_shipped, store.sync, self.box.config.box.data_dir,
+                                  cmd.args)
+        except ModelRefused as e:
+            raise CommandError(str(e)) from e
+        self.analyzer.set_model(await asyncio.to_thread(TextModel.load, Path(res["path"])))
+        return f"text model {res['version']} adopted"
+
+    async def cmd_correction(self, target_id: str, cmd: Command) -> str:
+        """Ops corrected a report in the cloud (POST /api/v1/ops/reports/{id}/correction)."""
+        corr = await self.apply_correction(cmd.args, str(cmd.args.get("actor") or "ops"))
+        return f"report {corr['report_id']} corrected ({corr['id']})"
 
     async def analyze(self, text: str) -> Analysis:
         return await asyncio.to_thread(self.analyzer.analyze, text)
@@ -159,7 +232,7 @@ class ReportsService(Service):
             id=new_id("rp"), ts=now(), text=text, category=category,
             sentiment=analysis.sentiment, urgency=analysis.urgency, building=building,
             location=location, resident_id=resident_id, photos=len(photos), source=source,
-            source_tag=source_tag,
+            source_tag=source_tag, possible_emergency=analysis.possible_emergency,
         )
         follow_key = secrets.token_urlsafe(12)
         extra = {
@@ -170,6 +243,8 @@ class ReportsService(Service):
                 "suggested": analysis.category,
                 "scores": analysis.category_scores,
                 "urgency_reasons": analysis.urgency_reasons,
+                "emergency_probability": analysis.emergency_probability,
+                "emergency_types": analysis.emergency_types,
             },
         }
         ticket = None

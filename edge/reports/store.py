@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from edge.core.standard import Alert, Report
+from edge.core.standard import Alert, Report, ReportCorrection, new_id
 from edge.core.store.core import Store
 
 REPORT_FIELDS = tuple(Report.model_fields)
@@ -105,6 +105,42 @@ def update_report_status(
     return rec
 
 
+def correct_report(
+    store: Store, report_id: str, changes: dict[str, str], actor: str, note: str, now_iso: str
+) -> ReportCorrection | None:
+    """Staff's corrected labels: the report row takes them, a report_correction record (row,
+    event, outbox → cloud) keeps before/after as a training row; one transaction."""
+    with store.transaction():
+        row = get_report(store, report_id)
+        if row is None:
+            return None
+        fixed = {k: changes.get(k) or row[k] for k in ("category", "polarity", "urgency")}
+        corr = ReportCorrection(
+            id=new_id("rc"), report_id=report_id, text=row["text"], **fixed,
+            was_category=row["category"], was_polarity=row["polarity"],
+            was_urgency=row["urgency"], actor=actor, note=note,
+        )
+        row.update(fixed)
+        # A person has looked at it: the detector's doubt is settled either way.
+        row["possible_emergency"] = False
+        rec = report_record(row)
+        store.db.execute(
+            "UPDATE reports SET category = ?, polarity = ?, urgency = ?, possible_emergency = 0,"
+            " updated_at = ? WHERE id = ?",
+            (rec.category, fixed["polarity"], rec.urgency, now_iso, report_id),
+        )
+        store.emit(rec)
+        store.record(corr)
+    return corr
+
+
+def list_corrections(store: Store, limit: int = 100000) -> list[dict[str, Any]]:
+    """Staff corrections, oldest first (the retraining rows)."""
+    with store.reading():
+        return list(store.db.query(
+            "SELECT * FROM report_corrections ORDER BY ts, id LIMIT ?", (limit,)))
+
+
 # --- early warning queries ---------------------------------------------------------------
 
 
@@ -173,7 +209,7 @@ def list_alerts(store: Store, limit: int = 50, type_: str | None = None) -> list
 
 
 def refs(store: Store, report_id: str, ticket_id: str | None) -> dict[str, int | None]:
-    """The short references (migration 0402) of a new report and the ticket it opened."""
+    """The short references (migration 0403) of a new report and the ticket it opened."""
     rep = list(store.db.query("SELECT ref FROM reports WHERE id = ?", (report_id,)))
     tic = list(store.db.query("SELECT ref FROM tickets WHERE id = ?", (ticket_id,)))
     return {"ref": rep[0]["ref"] if rep else None, "ticket_ref": tic[0]["ref"] if tic else None}

@@ -1,6 +1,8 @@
 """Early warning (舆情预警) on each new report, on the store thread, in the report's transaction.
 
-- an immediate (or high) urgency report raises an alert at once;
+- an immediate (or high) urgency report raises an alert at once; a report the emergency
+  detector was unsure about (``possible_emergency``) raises a critical ``possible_emergency``
+  alert for a person to confirm within minutes; each names the evidence that triggered it;
 - identical reports (same normalised text and building within the duplicate window) join the
   first one's group: stored, but never alerted or counted twice;
 - a topic (category, in one building and community-wide) whose distinct reports in the trend
@@ -115,14 +117,22 @@ def submit(
             db.insert_photo(store, row)
         if group:
             return rec, [], None  # a repeat: stored and grouped, never alerted twice
-        if rec.urgency in ("immediate", "high"):
-            critical = rec.urgency == "immediate"
+        critical = rec.urgency == "immediate"
+        doubt = rec.possible_emergency and not critical
+        if critical or doubt or rec.urgency == "high":
             place = "".join(x for x in (f"{rec.building}号楼" if rec.building else "",
                                         rec.location or "") if x) or "位置未填"
+            if critical:
+                kind, head = "urgent_report", "紧急"
+            elif doubt:
+                kind, head = "possible_emergency", "疑似紧急，请几分钟内核实"
+            else:
+                kind, head = "high_urgency_report", "高优先级"
+            reasons = extra.get("analysis", {}).get("urgency_reasons") or []
+            why = f" (依据: {'、'.join(reasons[:6])})" if reasons and (critical or doubt) else ""
             alert = Alert(
-                id=new_id("al"), ts=at, level="critical" if critical else "warning",
-                type="urgent_report" if critical else "high_urgency_report",
-                message=f"{'紧急' if critical else '高优先级'}反映 [{place}] {rec.text[:80]}",
+                id=new_id("al"), ts=at, level="critical" if critical or doubt else "warning",
+                type=kind, message=f"{head}反映 [{place}] {rec.text[:80]}{why}",
                 evidence=[rec.id],
             )
             store.record(alert)

@@ -1,272 +1,48 @@
-"""The one answer to "what plays on screen S at time t": pure, deterministic, no I/O.
+"""What plays on a screen at a time: the pure resolver lives in common/playout.py, shared with
+the cloud console's preview; the box's code keeps importing it from here."""
 
-Everything that decides what a screen shows lives here: emergency broadcasts, dayparted
-schedule entries with priorities, midnight-crossing windows, content not yet in the cache, and
-the default item when nothing is scheduled. The player page never decides any of this; it gets
-the :class:`Segment` list from :func:`plan` and only cycles through each segment's items.
+from common.playout import (
+    DAY,
+    DEFAULT_ANCHOR,
+    DEFAULT_ID,
+    FILE_KINDS,
+    LEVEL_RANK,
+    MS,
+    Catalog,
+    Playing,
+    ScreenRef,
+    Segment,
+    boundaries,
+    item_in,
+    plan,
+    playable,
+    playlist_items,
+    scheduled_content,
+    source_at,
+    targets,
+    what_plays,
+    window,
+)
 
-Rules, in order:
-1. An active emergency targeting the screen wins (level critical > warning > info, then the
-   latest start, then the smallest id). It shows its content item if that is playable, else
-   its own text notice, for its whole life.
-2. Otherwise the schedule window containing t with the highest priority wins (then the latest
-   window start, then the smallest id); entries whose playlist has nothing playable are
-   skipped, so a half-downloaded playlist never blanks a screen.
-3. Otherwise the default item.
-
-Within the winner, items cycle from the window's start (its *anchor*), so every box, page and
-test computes the same item for the same instant. Times of day are local wall-clock time in
-the box's timezone (Asia/Shanghai has no DST; where a zone has DST, fold=0 is used).
-"""
-
-from __future__ import annotations
-
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from itertools import pairwise
-from zoneinfo import ZoneInfo
-
-from edge.core.standard import ContentItem, Emergency, Playlist, ScheduleEntry
-
-DEFAULT_ID = "default"
-DAY = timedelta(days=1)
-MS = timedelta(milliseconds=1)
-DEFAULT_ANCHOR = datetime(2000, 1, 1, tzinfo=UTC)
-LEVEL_RANK = {"critical": 0, "warning": 1, "info": 2}
-FILE_KINDS = ("image", "video")
-
-
-@dataclass(frozen=True)
-class ScreenRef:
-    id: str
-    tags: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """Everything the resolver reads; built from the store by the screens service."""
-
-    tz: ZoneInfo
-    items: Mapping[str, ContentItem]
-    playlists: Mapping[str, Playlist]
-    schedules: Sequence[ScheduleEntry]
-    emergencies: Sequence[Emergency] = ()
-    ready: frozenset[str] | None = None  # file items whose verified file is cached; None: all
-    default_duration_s: float = 60.0
-
-
-@dataclass(frozen=True)
-class Segment:
-    """A span of time during which one source plays, cycling ``items`` from ``anchor``."""
-
-    start: datetime
-    end: datetime
-    source: str  # "emergency:<id>", "schedule:<id>" or "default"
-    anchor: datetime
-    items: tuple[tuple[str, int], ...]  # (content id, duration in ms)
-
-    @property
-    def cycle_ms(self) -> int:
-        return sum(d for _, d in self.items)
-
-
-@dataclass(frozen=True)
-class Playing:
-    content_id: str
-    started_at: datetime  # when this slot began (may be before the segment began)
-    ends_at: datetime  # when it gives way: its slot ends or its segment ends
-    source: str
-    index: int  # position in the segment's items
-
-
-@dataclass(frozen=True)
-class _Source:
-    key: str
-    anchor: datetime
-    items: tuple[tuple[str, int], ...]
-
-
-# --- targeting and playability ------------------------------------------------------------
-
-
-def targets(screens: Sequence[str], tags: Sequence[str], screen: ScreenRef) -> bool:
-    if not screens and not tags:
-        return True
-    return screen.id in screens or any(t in screen.tags for t in tags)
-
-
-def playable(cat: Catalog, content_id: str) -> bool:
-    item = cat.items.get(content_id)
-    if item is None:
-        return False
-    if item.kind in FILE_KINDS:
-        return item.sha256 is not None and (cat.ready is None or content_id in cat.ready)
-    return True
-
-
-def _ms(seconds: float) -> int:
-    return max(1, round(seconds * 1000))
-
-
-def playlist_items(cat: Catalog, playlist_id: str) -> tuple[tuple[str, int], ...]:
-    pl = cat.playlists.get(playlist_id)
-    if pl is None:
-        return ()
-    out = []
-    for e in pl.items:
-        if playable(cat, e.content_id):
-            out.append((e.content_id, _ms(e.duration_s or cat.items[e.content_id].duration_s)))
-    return tuple(out)
-
-
-# --- schedule windows -----------------------------------------------------------------------
-
-
-def window(entry: ScheduleEntry, day: date, tz: ZoneInfo) -> tuple[datetime, datetime] | None:
-    """The window that ``entry`` opens on local ``day`` (start, end), or None."""
-    if entry.date_from is not None and day < entry.date_from:
-        return None
-    if entry.date_to is not None and day > entry.date_to:
-        return None
-    if day.isoweekday() not in entry.weekdays:
-        return None
-    start = datetime.combine(day, entry.start, tzinfo=tz)
-    length = datetime.combine(day, entry.end) - datetime.combine(day, entry.start)
-    if length <= timedelta(0):
-        length += DAY  # past midnight; equal times mean the whole day
-    # Wall-clock arithmetic on a local datetime, then compared as instants.
-    return start, start + length
-
-
-def _window_at(entry: ScheduleEntry, t: datetime, tz: ZoneInfo) -> datetime | None:
-    """Start of the window of ``entry`` that contains ``t``, if any (today's or yesterday's)."""
-    today = t.astimezone(tz).date()
-    found = None
-    for day in (today - DAY, today):
-        w = window(entry, day, tz)
-        if w is not None and w[0] <= t < w[1]:
-            found = w[0]  # today's wins over yesterday's if both contain t
-    return found
-
-
-# --- the decision -----------------------------------------------------------------------------
-
-
-def _active_emergency(cat: Catalog, screen: ScreenRef, t: datetime) -> _Source | None:
-    best: tuple | None = None
-    for e in cat.emergencies:
-        stop = min(e.expires_at, e.cancelled_at) if e.cancelled_at else e.expires_at
-        if not (e.starts_at <= t < stop) or not targets(e.screens, e.tags, screen):
-            continue
-        rank = (LEVEL_RANK[e.level], -e.starts_at.timestamp(), e.id)
-        if best is None or rank < best[0]:
-            best = (rank, e, stop)
-    if best is None:
-        return None
-    e, stop = best[1], best[2]
-    if e.content_id and playable(cat, e.content_id):
-        item = (e.content_id, _ms((stop - e.starts_at).total_seconds()))
-    else:
-        item = (e.id, _ms((stop - e.starts_at).total_seconds()))
-    return _Source(f"emergency:{e.id}", e.starts_at, (item,))
-
-
-def source_at(cat: Catalog, screen: ScreenRef, t: datetime) -> _Source:
-    if (em := _active_emergency(cat, screen, t)) is not None:
-        return em
-    best: tuple | None = None
-    for entry in cat.schedules:
-        if not targets(entry.screens, entry.tags, screen):
-            continue
-        start = _window_at(entry, t, cat.tz)
-        if start is None:
-            continue
-        items = playlist_items(cat, entry.playlist_id)
-        if not items:
-            continue
-        rank = (-entry.priority, -start.timestamp(), entry.id)
-        if best is None or rank < best[0]:
-            best = (rank, _Source(f"schedule:{entry.id}", start, items))
-    if best is not None:
-        return best[1]
-    return _Source(DEFAULT_ID, DEFAULT_ANCHOR, ((DEFAULT_ID, _ms(cat.default_duration_s)),))
-
-
-def boundaries(cat: Catalog, lo: datetime, hi: datetime) -> Iterator[datetime]:
-    """Every instant in (lo, hi) where the answer may change source (unsorted, may repeat)."""
-    for e in cat.emergencies:
-        for b in (e.starts_at, e.expires_at, e.cancelled_at):
-            if b is not None and lo < b < hi:
-                yield b
-    first = lo.astimezone(cat.tz).date() - DAY
-    last = hi.astimezone(cat.tz).date()
-    for entry in cat.schedules:
-        day = first
-        while day <= last:
-            w = window(entry, day, cat.tz)
-            if w is not None:
-                for b in w:
-                    if lo < b < hi:
-                        yield b
-            day += DAY
-
-
-def plan(cat: Catalog, screen: ScreenRef, lo: datetime, hi: datetime) -> list[Segment]:
-    """The screen's segments covering [lo, hi), adjacent ones with the same source merged."""
-    if lo.tzinfo is None or hi.tzinfo is None:
-        raise ValueError("plan: lo and hi must be timezone-aware")
-    points = sorted({lo, *boundaries(cat, lo, hi), hi})
-    out: list[Segment] = []
-    for a, b in pairwise(points):
-        src = source_at(cat, screen, a)
-        if out and out[-1].source == src.key and out[-1].anchor == src.anchor:
-            prev = out[-1]
-            out[-1] = Segment(prev.start, b, prev.source, prev.anchor, prev.items)
-        else:
-            out.append(Segment(a, b, src.key, src.anchor, src.items))
-    return out
-
-
-def item_in(seg: Segment, t: datetime) -> Playing:
-    """Which of the segment's items plays at ``t`` (start <= t < end)."""
-    offset = ((t - seg.anchor) // MS) % seg.cycle_ms
-    acc = 0
-    for i, (cid, dur) in enumerate(seg.items):
-        if offset < acc + dur:
-            slot_start = t - (offset - acc) * MS
-            return Playing(cid, slot_start, min(slot_start + dur * MS, seg.end), seg.source, i)
-        acc += dur
-    raise AssertionError("unreachable: offset < cycle")
-
-
-def what_plays(
-    cat: Catalog, screen: ScreenRef, t: datetime, horizon: timedelta = 2 * DAY
-) -> Playing:
-    """What screen ``screen`` shows at instant ``t``."""
-    seg = plan(cat, screen, t, t + horizon)[0]
-    return item_in(seg, t)
-
-
-def scheduled_content(cat: Catalog, lo: datetime, hi: datetime) -> set[str]:
-    """Content ids that any schedule window or emergency in [lo, hi) may show, on any screen,
-    whether cached or not: the cache must never evict these."""
-    out: set[str] = set()
-    for e in cat.emergencies:
-        stop = min(e.expires_at, e.cancelled_at) if e.cancelled_at else e.expires_at
-        if e.content_id and stop > lo and e.starts_at < hi:
-            out.add(e.content_id)
-    first = lo.astimezone(cat.tz).date() - DAY
-    last = hi.astimezone(cat.tz).date()
-    for entry in cat.schedules:
-        pl = cat.playlists.get(entry.playlist_id)
-        if pl is None:
-            continue
-        day = first
-        while day <= last:
-            w = window(entry, day, cat.tz)
-            if w is not None and w[1] > lo and w[0] < hi:
-                out.update(e.content_id for e in pl.items)
-                break
-            day += DAY
-    return out
+__all__ = [
+    "DAY",
+    "DEFAULT_ANCHOR",
+    "DEFAULT_ID",
+    "FILE_KINDS",
+    "LEVEL_RANK",
+    "MS",
+    "Catalog",
+    "Playing",
+    "ScreenRef",
+    "Segment",
+    "boundaries",
+    "item_in",
+    "plan",
+    "playable",
+    "playlist_items",
+    "scheduled_content",
+    "source_at",
+    "targets",
+    "what_plays",
+    "window",
+]

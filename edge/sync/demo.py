@@ -7,6 +7,7 @@ import asyncio
 import atexit
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -70,6 +71,14 @@ async def step_cloud_sync(d: Any) -> None:
     token = (
         await _run(str(BIN / "qilu-cloudsync"), "ops-user", "--db", db, "--name", "demo-ops")
     ).splitlines()[-1]
+    # A console sign-in for people: the city operations console at /console/ (docs/console.md).
+    password = secrets.token_urlsafe(9)
+    setpw = await asyncio.create_subprocess_exec(
+        str(BIN / "qilu-cloudsync"), "ops-password", "--db", db, "--name", "demo-ops",
+        "--password-stdin", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    async with asyncio.timeout(60):
+        await setpw.communicate(f"{password}\n".encode())
     proc = await asyncio.create_subprocess_exec(
         str(BIN / "qilu-cloudsync"),
         "--log-level",
@@ -88,7 +97,9 @@ async def step_cloud_sync(d: Any) -> None:
     say(
         "Cloud sync: a local cloud service for the whole city",
         f"qilu-cloudsync serve --db {db} --port {port}   (SQLite; PostgreSQL in production)\n"
-        f"ops token (network-wide admin): {token}",
+        f"ops token (network-wide admin): {token}\n"
+        f"city operations console (城市运营中心): {url}/console/"
+        f"   sign in as demo-ops / {password}",
     )
     h = {"Authorization": f"Bearer {token}"}
     async with aiohttp.ClientSession() as s:

@@ -71,6 +71,7 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/ops/alerts"): OPS_READ,
     ("GET", "/api/v1/ops/tickets"): OPS_READ,
     ("POST", "/api/v1/ops/tickets/{ticket_id}/update"): OPS_WRITE_LIXIA,
+    ("POST", "/api/v1/ops/reports/{report_id}/correction"): OPS_WRITE_LIXIA,
     ("GET", "/api/v1/ops/stats/access"): OPS_READ,
     ("GET", "/api/v1/ops/stats/plays"): OPS_READ,
     ("GET", "/api/v1/ops/stats/reading"): OPS_READ,
@@ -105,6 +106,7 @@ BODIES: dict[tuple[str, str], Any] = {
         "emergency_id": "em-1", "targets": {"areas": ["c1"]}
     },
     ("POST", "/api/v1/ops/tickets/{ticket_id}/update"): lambda c: {"status": "assigned"},
+    ("POST", "/api/v1/ops/reports/{report_id}/correction"): lambda c: {"urgency": "high"},
 }  # fmt: skip
 
 
@@ -120,7 +122,9 @@ async def test_every_cloud_route_for_every_caller(cloud: Cloud) -> None:
     a, b = await two_districts(cloud)
     victim = await cloud.new_box("c1b", district="lixia", street="s1")
     await upload(a, [rec(1, "repair_ticket", 2, "2026-01-01T10:00:00", text="lixia-secret-leak",
-                         status="open")])  # fmt: skip
+                         status="open"),
+                     rec(2, "report", 2, "2026-01-01T10:01:00", text="lixia-secret-leak",
+                         category="other")])  # fmt: skip
     tokens = {
         "admin_in": await cloud.ops_user("lixia-admin", "admin", "lixia"),
         "viewer_in": await cloud.ops_user("lixia-viewer", "viewer", "lixia"),
@@ -133,10 +137,12 @@ async def test_every_cloud_route_for_every_caller(cloud: Cloud) -> None:
     )
     assert status == 201, up
     params = {"community_id": "c1", "box_id": a.box_id, "sha256": up["sha256"],
-              "ticket_id": "repair_ticket-1", "community": "c1", "tail": "read"}  # fmt: skip
+              "ticket_id": "repair_ticket-1", "report_id": "report-2", "community": "c1",
+              "tail": "read"}  # fmt: skip
     # Revoking is for good: it gets a box of its own, so the box callers keep working.
     per_route = {("POST", "/api/v1/ops/boxes/{box_id}/revoke"): {"box_id": victim.box_id}}
-    markers = (a.box_id, victim.box_id, up["sha256"], "lixia-secret-leak", "repair_ticket-1")
+    markers = (a.box_id, victim.box_id, up["sha256"], "lixia-secret-leak", "repair_ticket-1",
+               "report-2")
     boxes = {"box_in": a, "box_out": b}
     wrong = Identity(a.cloud, a.box_id, "not-the-secret")
 

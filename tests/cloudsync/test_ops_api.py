@@ -197,10 +197,39 @@ async def test_publish_emergency_and_ticket_update_reach_the_right_boxes(cloud: 
         items = (await client.feed(0, 0))["items"]
     finally:
         await client.close()
-    assert items[0]["args"]["screen_tags"] == ["lobby"]
+    assert "screen_tags" not in items[0]["args"]  # the box parses the record strictly
+    assert items[1]["args"]["tags"] == [] and items[1]["args"]["source"] == "cloud"
     assert items[2]["args"] == {
         "ticket_id": "repair_ticket-1",
         "status": "assigned",
         "assignee": "王师傅",
         "note": "",
+        "action": "assign",  # what the box's ticket machine runs
     }
+
+
+async def test_report_correction_goes_down_the_feed_to_the_reports_box(cloud: Cloud) -> None:
+    a, b = await two_districts(cloud)
+    await upload(b, [rec(1, "report", 2, "2026-01-01T00:00:00", text="有股味", category="other")])
+    status, res = await cloud.call(
+        "POST", "/api/v1/ops/reports/report-1/correction",
+        json={"category": "safety_hazard", "urgency": "immediate", "note": "燃气泄漏"},
+    )
+    assert status == 201 and res["box_id"] == b.box_id, res
+    status, bad = await cloud.call(
+        "POST", "/api/v1/ops/reports/report-1/correction", json={"urgency": "soon"})
+    assert status == 400 and "urgency" in bad["error"]
+    status, _ = await cloud.call(
+        "POST", "/api/v1/ops/reports/nope/correction", json={"urgency": "high"})
+    assert status == 404
+    for ident, want in ((a, []), (b, ["report_correction"])):
+        client = CloudClient(ident)
+        try:
+            items = (await client.feed(0, 0))["items"]
+        finally:
+            await client.close()
+        assert [i["action"] for i in items] == want
+        if want:
+            args = items[0]["args"]
+            assert (args["report_id"], args["category"], args["urgency"]) == (
+                "report-1", "safety_hazard", "immediate")

@@ -48,6 +48,7 @@ def tree(root: Path) -> set[str]:
     return {str(p.relative_to(root)) for p in root.rglob("*") if "venvs" not in p.parts}
 
 
+@pytest.mark.timeout(900)  # the first report trains the text model (see below)
 def test_install_into_a_prefix_is_complete_and_idempotent(tmp_path: Path, wheel: Path) -> None:
     root = tmp_path / "root"
     r = install(root, wheel, "--community", "lixia-c1", "--box-id", "box-007")
@@ -69,11 +70,13 @@ def test_install_into_a_prefix_is_complete_and_idempotent(tmp_path: Path, wheel:
         [str(exe), "--version"], capture_output=True, text=True, timeout=60, env=ENV
     )
     assert __version__ in out.stdout, out.stderr
-    # Files outside the packages (taxonomy, training rows, model manifest) come with the wheel:
-    # the installed box classifies a report without the checkout.
+    # Files outside the packages (taxonomy, training corpus, model manifest) come with the
+    # wheel: the installed box classifies a report without the checkout. Its text model is
+    # built from the shipped corpus on first use here (install.sh builds it on a real box),
+    # which takes 10-60 s on a busy 2-core machine, hence the long timeout.
     out = subprocess.run(
         [str(exe), "report", "classify", "电梯困人了，快来救命", "--json"],
-        capture_output=True, text=True, timeout=60, env=ENV, cwd=root,
+        capture_output=True, text=True, timeout=600, env=ENV, cwd=root,
     )
     assert json.loads(out.stdout)["urgency"] == "immediate", out.stderr
     assert list((opt / "current/share/qilu-edge/models").glob("manifest.toml"))

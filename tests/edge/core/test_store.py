@@ -39,7 +39,12 @@ def test_migration_from_a_previous_schema_keeps_data(tmp_path: Path, monkeypatch
     )
     monkeypatch.setattr(store_core, "migrations", lambda: all_migrations[:1])
     old = Store(tmp_path / "q.db")
-    old.record(access(1))
+    # The row as the old code wrote it: only the columns that schema had (the record model
+    # has grown since, e.g. fused_score in 0202).
+    cols = {c.name for c in old.db["access_events"].columns}
+    with old.transaction():
+        old.db["access_events"].insert(
+            {k: v for k, v in access(1).model_dump(mode="json").items() if k in cols})
     old.close()
     assert old.schema_versions  # opened at the old schema
     monkeypatch.setattr(store_core, "migrations", lambda: [*all_migrations, extra])

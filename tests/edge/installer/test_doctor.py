@@ -150,3 +150,42 @@ def test_doctor_help_lists_every_check_and_an_example() -> None:
     for name in [*names, "door:<id>", "camera:<id>", "screen:<id>"]:
         assert re.search(rf"^\s+{re.escape(name)}\s+\S", out, re.M), name
     assert "Example:" in out and "qilu-edge doctor -c" in out
+
+
+async def test_face_doors_threshold_follows_the_gallery(tmp_path: Path) -> None:
+    """The doctor shows the threshold a per-visit target gives for the enrolled residents and
+    the resident acceptance to expect; a stricter door target gives a higher threshold."""
+    import numpy as np
+
+    from edge.core.standard import Resident
+    from edge.core.store import Store
+    from edge.faces import store as store_faces
+    from edge.faces.config import FacesConfig
+    from edge.features import load_config
+
+    extra = "[sync]\nenabled = false\n[faces]\ntarget_fpir = 0.0001\n"
+    path = write(tmp_path, extra)
+    cfg = load_config(path)
+    store = Store(cfg.db_path, box_id=cfg.box.id)
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(300, 128)).astype(np.float32)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    with store.transaction():
+        for i in range(150):
+            store_faces.add_resident(store, Resident(id=f"r{i}", name="x"))
+    store_faces.add_templates_bulk(store, [(f"t{i}", f"r{i // 2}", vecs[i]) for i in range(300)])
+    store.close()
+    _, out = await doctor_cli(path, "--json")
+    check = {c["id"]: c for c in json.loads(out)["checks"]}["face_doors"]
+    assert check["status"] in ("pass", "warn"), check
+    assert check["detail"].startswith("150 residents (300 templates)"), check
+    assert "1/10,000 strangers per visit -> threshold" in check["detail"]
+    assert "residents let in" in check["detail"]
+    # Ten times the residents needs a higher threshold for the same target.
+    from edge.faces.openset import operating_point
+
+    faces = cfg.section(FacesConfig)
+    small = operating_point(faces, 150, 300)
+    big = operating_point(faces, 1500, 3000)
+    assert small and big and big.threshold > small.threshold
+    assert f"{small.threshold:.3f}" in check["detail"]

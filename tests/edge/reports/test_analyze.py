@@ -1,4 +1,8 @@
-"""The text analysis against the labelled set (tests/data/community_messages.csv)."""
+"""The text analysis: regression checks on the project's labelled set and label-guide cases.
+
+The project's set (tests/data/community_messages.csv) is part of the model's training corpus
+now, so these are regression checks, not accuracy figures: bench/text.py measures those on
+cross-validation and the untouched test split."""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from edge.reports.analyze import Analyzer
+from edge.reports.rules import RulesAnalyzer
 from edge.reports.taxonomy import TaxonomyError, load_taxonomy, parse_taxonomy
+from edge.reports.textmodel import normalise
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "community_messages.csv"
 
@@ -41,11 +47,10 @@ def test_accuracy_targets(labelled) -> None:
     n = len(labelled)
     category = sum(a.category == r["category"] for r, a in labelled) / n
     polarity = sum(a.polarity == r["polarity"] for r, a in labelled) / n
-    held_out = [(r, a) for r, a in labelled if r["split"] == "test"]
-    held_category = sum(a.category == r["category"] for r, a in held_out) / len(held_out)
+    urgency = sum(a.urgency == r["urgency"] for r, a in labelled) / n
     assert category >= 0.85
     assert polarity >= 0.85
-    assert held_category >= 0.85  # the held-out half; bench/text.py reports the exact figure
+    assert urgency >= 0.85
 
 
 def test_thanks_is_positive_and_plain_fault_is_neutral(analyzer: Analyzer) -> None:
@@ -88,7 +93,8 @@ def test_cli_classify_json() -> None:
 
 
 def test_training_file_is_the_dev_half_only() -> None:
-    """The model never sees the held-out half: config/report_training.csv = the dev rows."""
+    """The baseline's naive Bayes never saw the project set's held-out half:
+    config/report_training.csv = the dev rows."""
     from edge.reports.model import DEFAULT_TRAINING
 
     rows = list(csv.DictReader(DATA.open(encoding="utf-8")))
@@ -99,19 +105,46 @@ def test_training_file_is_the_dev_half_only() -> None:
     assert not test_texts & {r["text"] for r in train}
 
 
-def test_model_breaks_rule_ties_and_explains(analyzer: Analyzer) -> None:
+def test_baseline_model_breaks_rule_ties_and_explains() -> None:
     # 车位 (parking, strong) and 建议 (suggestion, strong) tie in the rules; a proposal to add
     # something is a suggestion (docs/reports.md labelling guideline).
+    analyzer = RulesAnalyzer()
     a = analyzer.analyze("建议在东门多划几个访客车位")
     assert a.category_scores["parking_traffic"] == a.category_scores["suggestion"]
     assert (a.category, a.category_source) == ("suggestion", "model")
     assert a.category_words  # the words that drove it
     clear = analyzer.analyze("3号楼楼道的灯不亮了，麻烦来修一下")
     assert clear.category_source == "rules" and "不亮" in clear.category_words
-    rules_only = Analyzer(use_model=False)
+    rules_only = RulesAnalyzer(use_model=False)
     assert rules_only.analyze("3号楼楼道的灯不亮了").category == "facilities_repair"
 
 
-def test_model_only_learns_taxonomy_codes() -> None:
-    a = Analyzer(training=[("楼道灯坏了", "facilities_repair"), ("旧代码", "no_such_code")])
+def test_baseline_model_only_learns_taxonomy_codes() -> None:
+    a = RulesAnalyzer(training=[("楼道灯坏了", "facilities_repair"), ("旧代码", "no_such_code")])
     assert "no_such_code" not in a.model().classes
+
+
+def test_model_explains_and_respects_the_taxonomy(analyzer: Analyzer) -> None:
+    a = analyzer.analyze("3号楼楼道的灯不亮了，麻烦来修一下")
+    assert a.category == "facilities_repair" and a.category_source == "model"
+    seen = normalise("3号楼楼道的灯不亮了，麻烦来修一下")  # the n-grams are of this form
+    assert a.category_words and all(w in seen for w in a.category_words)
+    # A retired code is never answered, whatever the model learnt.
+    data = analyzer.taxonomy.model_dump()
+    for c in data["category"]:
+        if c["code"] == "facilities_repair":
+            c["retired"] = True
+    narrow = Analyzer(parse_taxonomy(data), model=analyzer.model())
+    assert narrow.analyze("3号楼楼道的灯不亮了，麻烦来修一下").category != "facilities_repair"
+
+
+@pytest.mark.parametrize(("text", "polarity"), [
+    ("麻烦尽快修一下楼道的灯，谢谢", "neutral"),  # politeness is not praise
+    ("谢谢你们来看了，但是修完第二天又坏了，到底能不能修好", "negative"),  # 谢谢但是…
+    ("物业真是太“负责”了，电梯坏了一个礼拜没人管", "negative"),  # sarcasm
+    ("电梯不是没坏，是根本没人修", "negative"),
+    ("师傅们辛苦了，修得又快又好，给你们点赞", "positive"),
+])
+def test_sentiment_negation_sarcasm_politeness(analyzer: Analyzer, text: str,
+                                               polarity: str) -> None:
+    assert analyzer.analyze(text).polarity == polarity

@@ -10,6 +10,7 @@ import aiomqtt
 import pytest
 
 from edge.core.standard import Command
+from edge.reports import REPORTS as REPORTS_KEY
 from tests.conftest import STAFF_TOKEN, api_url, db_count
 
 STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
@@ -173,7 +174,7 @@ async def test_source_tag_mapping_and_taxonomy_command(box) -> None:
             rep = await r.json()
         assert rep["category"] == "noise_neighbours"
         assert rep["source_tag"] == "property_app_b:noise"
-    svc = box.service("reports")
+    svc = box.get(REPORTS_KEY)
     data = svc.taxonomy.model_dump()
     data["version"] = 2
     data["mapping"]["new_vendor"] = {"lamp": "facilities_repair"}
@@ -184,3 +185,60 @@ async def test_source_tag_mapping_and_taxonomy_command(box) -> None:
     bad = await box.commands.dispatch("box", "box-test", Command(
         id="c3", action="taxonomy", args={"taxonomy": {"version": 3, "category": []}}))
     assert not bad.ok and "other" in bad.detail
+
+
+async def test_staff_correction_is_stored_synced_and_becomes_training_data(box) -> None:
+    url = api_url(box)
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{url}/api/v1/reports", json={"text": "3号楼门口有点情况"}) as r:
+            rep = await r.json()
+        fix = {"category": "safety_hazard", "urgency": "high", "note": "有人私拉电线"}
+        async with s.post(f"{url}/api/v1/reports/{rep['id']}/correction", json=fix) as r:
+            assert r.status == 403  # staff only
+        for bad, field in (({"urgency": "soon"}, "urgency"), ({"category": "x"}, "category"),
+                           ({}, "category")):
+            async with s.post(f"{url}/api/v1/reports/{rep['id']}/correction", json=bad,
+                              headers=STAFF) as r:
+                assert (r.status, (await r.json())["field"]) == (400, field)
+        async with s.post(f"{url}/api/v1/reports/nope/correction", json=fix,
+                          headers=STAFF) as r:
+            assert r.status == 404
+        async with s.post(f"{url}/api/v1/reports/{rep['id']}/correction", json=fix,
+                          headers=STAFF) as r:
+            assert r.status == 201, await r.text()
+            corr = await r.json()
+    assert (corr["was_category"], corr["category"], corr["urgency"]) == (
+        rep["category"], "safety_hazard", "high")
+    assert db_count(box, "SELECT count(*) FROM report_corrections WHERE report_id = "
+                    f"'{rep['id']}' AND category = 'safety_hazard' AND urgency = 'high'") == 1
+    assert db_count(box, "SELECT count(*) FROM outbox WHERE kind = 'report_correction'") == 1
+    assert db_count(box, f"SELECT count(*) FROM reports WHERE id = '{rep['id']}'"
+                    " AND category = 'safety_hazard' AND urgency = 'high'") == 1
+    # The same from the cloud's ops API, down the feed as a command.
+    res = await box.commands.dispatch("box", "box-test", Command(
+        id="c9", action="report_correction",
+        args={"report_id": rep["id"], "polarity": "negative", "actor": "ops-li"}))
+    assert res.ok, res.detail
+    assert db_count(box, "SELECT count(*) FROM report_corrections WHERE actor = 'ops-li'"
+                    " AND polarity = 'negative' AND category = 'safety_hazard'") == 1
+    # Corrections are training rows for `qilu-edge report retrain`.
+    from edge.reports.retrain import correction_rows
+
+    rows = await box.store.run(correction_rows, box.store.sync)
+    assert [(r.text, r.category, r.urgency) for r in rows][-1] == (
+        "3号楼门口有点情况", "safety_hazard", "high")
+
+
+async def test_possible_emergency_raises_a_critical_alert_with_evidence(box) -> None:
+    from edge.reports.analyze import Analysis
+
+    svc = box.get(REPORTS_KEY)
+    doubt = Analysis(category="other", category_scores={}, sentiment=-0.5, polarity="negative",
+                     urgency="high", urgency_reasons=["trapped:电梯停在两层中间"],
+                     possible_emergency=True, emergency_types=["trapped"])
+    rep = await svc.submit(text="电梯停在两层中间不动了", analysis=doubt, building="4")
+    assert rep["possible_emergency"] is True
+    (alert,) = [a for a in rep["alerts"] if a["type"] == "possible_emergency"]
+    assert alert["level"] == "critical" and "电梯停在两层中间" in alert["message"]
+    assert db_count(box, "SELECT count(*) FROM reports WHERE possible_emergency = 1") == 1
+    assert db_count(box, "SELECT count(*) FROM outbox WHERE kind = 'alert' AND priority = 0") == 1

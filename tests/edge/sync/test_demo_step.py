@@ -38,5 +38,6 @@ def test_demo_cloud_step(tmp_path: Path, mosquitto) -> None:
     m = re.search(r"acked through seq (\d+); box outbox now (\d+) rows", text)
     assert m and int(m.group(1)) > 0 and m.group(2) == "0", text[-2000:]
     assert "ping → 'pong'" in text
+    assert re.search(r"http://127\.0\.0\.1:\d+/console/ +sign in as demo-ops / \S{10,}", text)
     ident = tmp_path / "demo" / "data" / "cloud-identity.json"
     assert ident.stat().st_mode & 0o777 == 0o600

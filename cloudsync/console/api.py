@@ -1,0 +1,392 @@
+"""Ops API endpoints the console needs beyond cloudsync/ops_api.py: the overview's health, the
+audit log, alert acknowledgement and the live alert stream. Scripts may call them too (bearer
+token); every one reads and acts only inside the caller's area, like the rest of the ops API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from cloudsync.console.auth import SETTINGS, VIA, session_user
+from cloudsync.context import CLOUD, err
+from cloudsync.ops_api import (
+    AREA_ID,
+    FREE,
+    SHORT,
+    area_in_scope,
+    attach_acks,
+    box_in_scope,
+    require_admin,
+    scope,
+)
+from cloudsync.routing import AUDIT_AREA, AUTH_OF, OPS_USER, Api, ok
+from common import playout
+
+api = Api()  # this module's route table (cloudsync/app.py includes it)
+STREAM_PATH = "/api/v1/ops/alerts/stream"
+
+
+def box_health(box: dict[str, Any], now: datetime, offline_after_s: float) -> dict[str, Any]:
+    seen = box["last_seen_at"]
+    age = (now - datetime.fromisoformat(seen)).total_seconds() if seen else None
+    online = not box["revoked_at"] and age is not None and age <= offline_after_s
+    devices = box["devices"] or []
+    return {
+        "id": box["id"],
+        "name": box["name"],
+        "state": "revoked" if box["revoked_at"] else "online" if online else "offline",
+        "last_seen_at": seen,
+        "seen_s_ago": round(age, 1) if age is not None else None,
+        "version": box["software_version"],
+        "backlog_rows": box["outbox_rows"],
+        "backlog_bytes": box["outbox_bytes"],
+        "devices": len(devices),
+        "devices_offline": sum(1 for d in devices if d.get("state") != "online"),
+    }
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/overview",
+    summary="Area tree in scope with each community's health (boxes online, last seen, version,"
+    " backlog, devices offline, open critical alerts)",
+    tag="console",
+    auth="ops",
+)
+async def overview(request: web.Request, q: None, body: None) -> web.Response:
+    settings = request.app[SETTINGS]
+    areas, boxes, critical = await request.app[CLOUD].storage.overview_rows(scope(request))
+    now = datetime.now(UTC)
+    by_community: dict[str, list[dict[str, Any]]] = {}
+    for b in boxes:
+        by_community.setdefault(b["community_id"], []).append(
+            box_health(b, now, settings.offline_after_s)
+        )
+    crit = {r["community_id"]: int(r["n"]) for r in critical}
+    out = []
+    for a in areas:
+        item = dict(a)
+        if a["level"] == "community":
+            bx = by_community.get(a["id"], [])
+            item["boxes"] = bx
+            item["open_critical"] = crit.get(a["id"], 0)
+            item["health"] = (
+                "none"
+                if not bx
+                else "online"
+                if all(b["state"] == "online" for b in bx)
+                else "offline"
+            )
+        out.append(item)
+    return ok({"now": now.isoformat(), "offline_after_s": settings.offline_after_s, "areas": out})
+
+
+class AuditQuery(BaseModel):
+    actor: str | None = Field(None, max_length=100, pattern=FREE)
+    before: int = Field(0, ge=0)
+    limit: int = Field(100, ge=1, le=500)
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/audit",
+    summary="Audit log of writes in scope, newest first (who, what, which area, status)",
+    tag="console",
+    auth="ops",
+    query=AuditQuery,
+)
+async def audit_log(request: web.Request, q: AuditQuery, body: None) -> web.Response:
+    rows = await request.app[CLOUD].storage.audit_list(scope(request), q.actor, q.before, q.limit)
+    return ok({"items": rows, "next_before": rows[-1]["id"] if len(rows) == q.limit else None})
+
+
+class AlertAck(BaseModel):
+    state: Literal["acknowledged", "assigned", "closed"] = "acknowledged"
+    assignee: str | None = Field(None, max_length=100, pattern=FREE)
+    note: str = Field("", max_length=2000, pattern=FREE)
+
+
+@api.route(
+    "POST",
+    "/api/v1/ops/alerts/{box_id}/{seq}/ack",
+    summary="Acknowledge, assign or close an alert, with a note",
+    tag="console",
+    auth="ops",
+    body=AlertAck,
+    responses={404: "No such alert in scope"},
+)
+async def alert_ack(request: web.Request, q: None, body: AlertAck) -> web.Response:
+    by = require_admin(request)
+    box_id, seq_text = request.match_info["box_id"], request.match_info["seq"]
+    if not seq_text.isdigit() or len(seq_text) > 18:
+        return err(400, "seq: not a record number", field="seq")
+    storage = request.app[CLOUD].storage
+    alert = await storage.alert_in_scope(box_id, int(seq_text), scope(request))
+    if alert is None:
+        return err(404, f"no alert {box_id}/{seq_text} in your scope")
+    request[AUDIT_AREA] = alert["area_path"]
+    if body.state == "assigned" and not body.assignee:
+        return err(400, "assignee: name who takes the alert", field="assignee")
+    row = await storage.alert_ack(box_id, int(seq_text), body.state, body.assignee, body.note, by)
+    return ok(row)
+
+
+class ReportStatsQuery(BaseModel):
+    area: str | None = Field(None, pattern=AREA_ID)
+    weeks: int = Field(12, ge=1, le=104)
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/stats/reports",
+    summary="Reports per ISO week (count, mean sentiment), per category, and a community x"
+    " category table, for the last N weeks in scope",
+    tag="stats",
+    auth="ops",
+    query=ReportStatsQuery,
+)
+async def report_stats(request: web.Request, q: ReportStatsQuery, body: None) -> web.Response:
+    within = (await area_in_scope(request, q.area))["path"] if q.area else scope(request)
+    today = datetime.now(UTC).date()
+    start = today - timedelta(days=today.weekday() + 7 * (q.weeks - 1))  # a Monday
+    days, cells = await request.app[CLOUD].storage.report_stats(within, start.isoformat(), None)
+    weeks: dict[str, dict[str, Any]] = {}
+    for i in range(q.weeks):  # every week, also the empty ones (the line has no holes)
+        monday = start + timedelta(days=7 * i)
+        y, w, _ = monday.isocalendar()
+        weeks[f"{y}-W{w:02d}"] = {"week": f"{y}-W{w:02d}", "start": monday.isoformat(), "n": 0,
+                                  "mood_sum": 0.0}  # fmt: skip
+    for d in days:
+        y, w, _ = date.fromisoformat(d["day"]).isocalendar()
+        wk = weeks.get(f"{y}-W{w:02d}")
+        if wk is not None:
+            wk["n"] += int(d["n"])
+            wk["mood_sum"] += float(d["mood"] or 0) * int(d["n"])
+    line = [
+        {"week": w["week"], "start": w["start"], "n": w["n"],
+         "mood": round(w["mood_sum"] / w["n"], 3) if w["n"] else None}
+        for w in weeks.values()
+    ]  # fmt: skip
+    by_cat: dict[str, int] = {}
+    communities: list[str] = []
+    table: dict[str, dict[str, int]] = {}
+    for c in cells:
+        cat = c["category"] or "other"
+        by_cat[cat] = by_cat.get(cat, 0) + int(c["n"])
+        if c["community_id"] not in table:
+            communities.append(c["community_id"])
+        table.setdefault(c["community_id"], {})[cat] = int(c["n"])
+    cats = sorted(by_cat, key=lambda k: -by_cat[k])
+    return ok(
+        {
+            "since": start.isoformat(),
+            "weeks": line,
+            "categories": [{"category": k, "n": by_cat[k]} for k in cats],
+            "heat": {
+                "categories": cats,
+                "rows": [
+                    {"community_id": cid, "counts": [table[cid].get(k, 0) for k in cats]}
+                    for cid in communities
+                ],
+            },
+        }
+    )
+
+
+BOARD_COLUMNS = ("open", "assigned", "in_progress", "resolved", "confirmed")
+URGENCY_RANK = {"immediate": 0, "high": 1, "normal": 2, "low": 3}
+DONE = ("resolved", "confirmed")
+
+
+class BoardQuery(BaseModel):
+    area: str | None = Field(None, pattern=AREA_ID)
+    limit: int = Field(2000, ge=1, le=10000)
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/tickets/board",
+    summary="Repair tickets by state (each ticket's latest record), overdue first, then by"
+    " urgency and age",
+    tag="records",
+    auth="ops",
+    query=BoardQuery,
+)
+async def tickets_board(request: web.Request, q: BoardQuery, body: None) -> web.Response:
+    within = (await area_in_scope(request, q.area))["path"] if q.area else scope(request)
+    rows = await request.app[CLOUD].storage.tickets_latest(within, q.limit)
+    now = datetime.now(UTC)
+    columns: dict[str, list[dict[str, Any]]] = {c: [] for c in BOARD_COLUMNS}
+    for r in rows:
+        p = r["payload"]
+        status = "open" if p.get("status") == "reopened" else p.get("status", "open")
+        due = p.get("due_at")
+        due_at = _parse(due) if due else None
+        r["overdue"] = bool(due_at and status not in DONE and due_at < now)
+        columns.setdefault(status, []).append(r)
+    for items in columns.values():
+        items.sort(
+            key=lambda r: (
+                not r["overdue"],
+                URGENCY_RANK.get(r["payload"].get("urgency", "normal"), 2),
+                r["payload"].get("ts") or r["ts"],
+            )
+        )
+    columns["confirmed"] = columns["confirmed"][-50:]  # done long ago: the newest few only
+    return ok({"columns": columns, "now": now.isoformat()})
+
+
+def _parse(text: str) -> datetime | None:
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/tickets/{ticket_id}/history",
+    summary="Every record of one ticket as its box sent them (its history), oldest first",
+    tag="records",
+    auth="ops",
+    responses={404: "No such ticket in scope"},
+)
+async def ticket_history(request: web.Request, q: None, body: None) -> web.Response:
+    tid = request.match_info["ticket_id"]
+    rows = await request.app[CLOUD].storage.record_history("repair_ticket", tid, scope(request))
+    if not rows:
+        return err(404, f"no ticket {tid!r} in your scope")
+    return ok({"items": rows})
+
+
+class PreviewQuery(BaseModel):
+    screen: str = Field("preview", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    tags: str = Field("", max_length=500, pattern=r"^[A-Za-z0-9_.:, -]*$")  # comma separated
+    at: datetime | None = None  # default: now
+    hours: float = Field(24, gt=0, le=24 * 14)
+    tz: str = Field("Asia/Shanghai", max_length=64, pattern=r"^[A-Za-z0-9_/+-]+$")
+
+
+@api.route(
+    "GET",
+    "/api/v1/ops/boxes/{box_id}/preview",
+    summary="What a screen of this box plays at a time and after, from what was published to"
+    " the box, by the box's own resolver (common/playout.py); files count as cached",
+    tag="content",
+    auth="ops",
+    query=PreviewQuery,
+    responses={404: "No such box in scope"},
+)
+async def preview(request: web.Request, q: PreviewQuery, body: None) -> web.Response:
+    box = await box_in_scope(request, request.match_info["box_id"])
+    try:
+        tz = ZoneInfo(q.tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        return err(400, f"tz: unknown time zone {q.tz!r}", field="tz")
+    at = q.at or datetime.now(UTC)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=tz)
+    cat = playout.catalog_from_published(
+        await request.app[CLOUD].storage.feed_published(box["id"]), tz
+    )
+    screen = playout.ScreenRef(q.screen, tuple(t for t in q.tags.split(",") if t.strip()))
+    segments = playout.plan(cat, screen, at, at + timedelta(hours=q.hours))
+    now = playout.item_in(segments[0], at)
+    titles = {i.id: i.title for i in cat.items.values()}
+    titles |= {e.id: e.title for e in cat.emergencies}
+    return ok(
+        {
+            "at": at.isoformat(),
+            "playing": {
+                "content_id": now.content_id,
+                "title": titles.get(now.content_id, ""),
+                "source": now.source,
+                "started_at": now.started_at.isoformat(),
+                "ends_at": now.ends_at.isoformat(),
+            },
+            "segments": [
+                {
+                    "start": s.start.isoformat(),
+                    "end": s.end.isoformat(),
+                    "source": s.source,
+                    "items": [
+                        {"content_id": c, "title": titles.get(c, ""), "ms": ms} for c, ms in s.items
+                    ],
+                }
+                for s in segments[:50]
+            ],
+        }
+    )
+
+
+class StreamQuery(BaseModel):
+    level: Literal["critical", "warning", "info"] | None = None
+    type: str | None = SHORT
+    max_s: float = Field(600, gt=0, le=3600)  # the browser's EventSource reconnects after
+
+
+async def alert_stream(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: each alert that arrives in scope from now on (``event: alert``).
+    The stream re-checks the session now and then and ends when it has expired."""
+    try:
+        q = StreamQuery.model_validate(dict(request.query))
+    except ValueError as e:
+        return err(400, f"query: {e}")
+    settings = request.app[SETTINGS]
+    storage = request.app[CLOUD].storage
+    user = request[OPS_USER]
+    # Resume after the last event the browser saw (Last-Event-ID is the arrival time).
+    since = request.headers.get("Last-Event-ID") or datetime.now(UTC).isoformat(
+        timespec="microseconds"
+    )
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-store",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await resp.prepare(request)
+    await resp.write(b"retry: 2000\n\n")
+    end = time.monotonic() + q.max_s
+    next_check = next_ping = time.monotonic() + 15
+    while time.monotonic() < end:
+        # aiohttp does not cancel a handler when its client goes away: stop polling then.
+        if request.transport is None or request.transport.is_closing():
+            break
+        rows = await storage.alerts_since(user["scope"], since, 200)
+        if rows:
+            since = rows[-1]["received_at"]
+            await attach_acks(request, rows)
+            for r in rows:
+                p = r["payload"]
+                if (q.level and p.get("level") != q.level) or (q.type and p.get("type") != q.type):
+                    continue
+                data = json.dumps(r, ensure_ascii=False)
+                await resp.write(f"id: {r['received_at']}\nevent: alert\ndata: {data}\n\n".encode())
+        now = time.monotonic()
+        if now > next_ping:
+            await resp.write(b": ping\n\n")
+            next_ping = now + 15
+        if now > next_check and request.get(VIA) == "session":
+            if await session_user(request) is None:
+                await resp.write(b"event: expired\ndata: {}\n\n")
+                break
+            next_check = now + 10
+        await asyncio.sleep(settings.alert_poll_s)
+    return resp
+
+
+def install(app: web.Application) -> None:
+    """The stream is outside the OpenAPI document (an endless answer is not fuzzable)."""
+    app.router.add_get(STREAM_PATH, alert_stream)
+    app.setdefault(AUTH_OF, {})[("GET", STREAM_PATH)] = "ops"

@@ -1,0 +1,230 @@
+"""Open-set decisions at a door: the threshold from the gallery size, and a decision over a
+whole approach (k of the last n usable frames), not one frame.
+
+A door is a 1:N search repeated on every frame while a person stands there, so a fixed
+cosine threshold lets more strangers in as the community grows. Instead the operator sets a
+target false-accept rate *per visit* (``[faces] target_fpir``, per door optional) and the box
+derives the threshold from the number of enrolled residents N and the fusion rule:
+
+    a stranger's visit is accepted as resident R when at least k of the last n usable frames
+    name R above the threshold t (and no frame names another resident above t); its fused
+    score is the k-th best of those frames. With ``p(t)`` the chance that the fused score of a
+    stranger against ONE resident reaches t (a Gaussian fitted to the upper tail of measured
+    stranger-vs-resident visits, bench/face.py), the chance against any of N residents is
+
+        FPIR(t, N) = 1 - (1 - p(t))^N        ->  t = tail quantile at p = 1 - (1 - target)^(1/N)
+
+The expected resident acceptance at t comes from a Gaussian fitted to the fused scores of
+enrolled residents' visits (door-camera degradations), shown by ``qilu-edge doctor`` and the
+status API so an operator sees what the target costs. Both fits are in FacesConfig (tail_* and
+genuine_*), measured on faces the fit did not see; docs/faces.md has the method and figures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from statistics import NormalDist
+
+import numpy as np
+
+_STD = NormalDist()
+
+
+@dataclass(frozen=True)
+class Gaussian:
+    mu: float
+    sigma: float
+
+    def survival(self, t: float) -> float:
+        """P(score >= t)."""
+        return 0.5 * math.erfc((t - self.mu) / (self.sigma * math.sqrt(2.0)))
+
+    def quantile_above(self, p: float) -> float:
+        """The t with P(score >= t) = p (accurate down to p ~ 1e-300)."""
+        p = min(max(p, 1e-300), 1 - 1e-16)
+        return self.mu - self.sigma * _STD.inv_cdf(p)
+
+
+def per_pair_rate(target_fpir: float, n: int) -> float:
+    """Per-resident rate p with 1 - (1 - p)^n = target (log1p/expm1: p is ~1e-8 here)."""
+    return -math.expm1(math.log1p(-target_fpir) / max(n, 1))
+
+
+def fpir(tail: Gaussian, t: float, n: int) -> float:
+    """Chance that a stranger's visit is accepted as one of n residents at threshold t."""
+    p = tail.survival(t)
+    return -math.expm1(n * math.log1p(-min(p, 1 - 1e-16)))
+
+
+def threshold_for(tail: Gaussian, target_fpir: float, n: int) -> float:
+    return tail.quantile_above(per_pair_rate(target_fpir, n))
+
+
+@dataclass(frozen=True)
+class Operating:
+    """What a target means at the current gallery size (doctor, status API, second factor)."""
+
+    residents: int
+    target_fpir: float
+    threshold: float
+    expected_resident_acceptance: float
+    centred: bool
+
+    def as_dict(self) -> dict[str, float | int | bool]:
+        return {
+            "residents": self.residents,
+            "target_fpir_per_visit": self.target_fpir,
+            "threshold": round(self.threshold, 4),
+            "expected_resident_acceptance": round(self.expected_resident_acceptance, 4),
+            "centred": self.centred,
+        }
+
+
+def operating_point(cfg, residents: int, templates: int,
+                    target_fpir: float | None = None) -> Operating | None:
+    """The threshold a per-visit target gives at this gallery size and the resident acceptance
+    to expect there (cfg: FacesConfig). None when no target is set (fixed cfg.threshold)."""
+    target = target_fpir if target_fpir is not None else cfg.target_fpir
+    if target is None:
+        return None
+    centred = cfg.centre_min is not None and templates >= max(cfg.centre_min, 2)
+    tail = Gaussian(*(cfg.tail_centred if centred else cfg.tail_raw))
+    gen = Gaussian(*(cfg.genuine_centred if centred else cfg.genuine_raw))
+    n = max(residents, 1)
+    thr = threshold_for(tail, target, n)
+    return Operating(n, target, thr, gen.survival(thr), centred)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One usable frame of a tracked face: its best identity and the per-frame verdict."""
+
+    candidate_id: str | None
+    similarity: float | None
+    accepted: bool  # the matcher's verdict: above the threshold and clear of the margin
+
+
+@dataclass(frozen=True)
+class Fused:
+    resident_id: str | None  # set when the approach is accepted
+    candidate_id: str | None
+    score: float | None  # k-th best score of the candidate in the window
+    frames_used: int  # frames in the window when decided
+    votes: int  # frames in the window naming the candidate above the threshold
+    reason: str  # match, collecting, unknown_face, conflict
+
+
+class Fusion:
+    """k of the last n usable frames of ONE tracked face must name the same resident."""
+
+    def __init__(self, k: int, n: int) -> None:
+        if not 1 <= k <= n:
+            raise ValueError(f"fusion needs 1 <= k <= n (k={k}, n={n})")
+        self.k, self.n = k, n
+        self.window: deque[Frame] = deque(maxlen=n)
+
+    def reset(self) -> None:
+        self.window.clear()
+
+    def add(self, frame: Frame) -> Fused:
+        self.window.append(frame)
+        return self.verdict()
+
+    def verdict(self) -> Fused:
+        votes: dict[str, list[float]] = {}
+        for f in self.window:
+            if f.accepted and f.candidate_id is not None and f.similarity is not None:
+                votes.setdefault(f.candidate_id, []).append(f.similarity)
+        used = len(self.window)
+        if len(votes) > 1:  # two residents each above the threshold in one approach
+            best = max(votes, key=lambda c: len(votes[c]))
+            return Fused(None, best, _kth(votes[best], self.k), used, len(votes[best]), "conflict")
+        if votes:
+            (cand, sims), = votes.items()
+            if len(sims) >= self.k:
+                return Fused(cand, cand, _kth(sims, self.k), used, len(sims), "match")
+        # No acceptance yet: the best candidate's k-th score, for the record.
+        scores: dict[str, list[float]] = {}
+        for f in self.window:
+            if f.candidate_id is not None and f.similarity is not None:
+                scores.setdefault(f.candidate_id, []).append(f.similarity)
+        cand = max(scores, key=lambda c: sorted(scores[c])[-1]) if scores else None
+        score = _kth(scores[cand], self.k) if cand is not None else None
+        reason = "unknown_face" if used >= self.n else "collecting"
+        return Fused(None, cand, score, used, len(votes.get(cand or "", [])), reason)
+
+
+def _kth(sims: list[float], k: int) -> float:
+    s = sorted(sims, reverse=True)
+    return round(float(s[min(k, len(s)) - 1]), 4)
+
+
+def fused_score(sims: list[float], k: int) -> float:
+    """The fused score of one identity over a window: its k-th best frame (bench, fits)."""
+    return _kth(sims, k) if len(sims) >= k else -1.0
+
+
+# --- a simple IoU tracker on detector boxes -------------------------------------------------
+
+
+def iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
+    ih = max(0.0, min(ay + ah, by + bh) - max(ay, by))
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0 else 0.0
+
+
+@dataclass
+class Track:
+    id: int
+    bbox: tuple[float, float, float, float]
+    last_seen: float
+    fusion: Fusion
+    emb: np.ndarray | None = None  # last usable embedding (appearance check)
+    new: bool = True  # True on the frame that started it
+    decided: bool = False  # an access event was recorded for this face
+    last: Fused | None = None  # the fusion's verdict after its last usable frame
+
+
+class FaceTracker:
+    """Keeps one Fusion per face across frames: a box that overlaps the last box of a track
+    (IoU >= min_iou) within max_gap_s continues it, unless the face itself changed (raw cosine
+    to the track's last embedding below ``same_person``: a second person stepping into the
+    same spot). Anything else starts a new track, so each person's approach is decided on its
+    own frames and leaves its own denied event.
+    """
+
+    def __init__(self, k: int, n: int, *, min_iou: float = 0.3, max_gap_s: float = 1.0,
+                 same_person: float = 0.35) -> None:
+        self.k, self.n, self.min_iou, self.max_gap_s = k, n, min_iou, max_gap_s
+        self.same_person = same_person
+        self.tracks: list[Track] = []
+        self._next = 1
+
+    def update(self, bbox: tuple[float, float, float, float], now: float,
+               emb: np.ndarray | None = None) -> Track:
+        self.tracks = [t for t in self.tracks if now - t.last_seen <= self.max_gap_s]
+        best = max(self.tracks, key=lambda t: iou(t.bbox, bbox), default=None)
+        fresh = best is None or iou(best.bbox, bbox) < self.min_iou
+        if not fresh and emb is not None and best is not None and best.emb is not None:
+            fresh = float(best.emb @ emb) < self.same_person
+            if fresh:
+                self.tracks.remove(best)
+        if fresh or best is None:
+            best = Track(self._next, bbox, now, Fusion(self.k, self.n))
+            self._next += 1
+            self.tracks.append(best)
+        else:
+            best.new = False
+        best.bbox, best.last_seen = bbox, now
+        if emb is not None:
+            best.emb = emb
+        return best
+
+    def reset(self) -> None:
+        self.tracks.clear()

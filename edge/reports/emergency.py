@@ -1,0 +1,184 @@
+"""The emergency detector: recall first, separate from the topic classifier, can only raise.
+
+Two independent signals per message:
+- rules per emergency type (fire/smoke, gas, flooding, medical, violence/injury, trapped,
+  missing vulnerable person, falling object, intruder, electrocution, self-harm), written
+  from the label guide (docs/report-labels.md) as *situations* (smoke coming out of a door,
+  a hissing pipe, water pouring into a home, an old man on the floor who cannot get up), not
+  as the textbook words alone; a match in a feared/hypothetical ("万一着火"), past-and-thanked
+  or plainly unrelated sense ("火锅", "燃气费", "消防演练") does not count;
+- the ``emergency`` head of the text model (edge/reports/textmodel.py): P(immediate) from
+  character n-grams, trained with balanced classes.
+
+Decision (thresholds chosen by cross-validation on the training corpus, bench/text.py):
+``immediate`` when the model is sure (p ≥ P_SURE) or a rule fires and the model agrees a little
+(p ≥ P_RULE); ``possible_emergency`` — a person confirms within minutes — when either signal
+alone says so (a rule, or p ≥ P_POSSIBLE); otherwise nothing. Every verdict carries its
+evidence: the matched phrases with their type, and the n-grams that pushed the model.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+# Thresholds on the model's P(immediate); see bench/text.py --tune for how they were chosen.
+P_SURE = 0.60
+P_RULE = 0.10
+P_WEAK = 0.15
+P_POSSIBLE = 0.35
+
+_TYPES: dict[str, list[str]] = {
+    "fire": [
+        r"着火|起火|失火|火灾|火势|大火|明火|火苗|火光|红光|火星子?|烧(起来|着了|着|了起来)|在烧|"
+        r"烧焦|焦糊|糊味|烧糊|烧橡胶|烧塑料|焦(的|味)|爆炸|爆燃|噼里啪啦|"
+        r"(电池|电瓶|锅|罐|瓶|充电宝|手机|管子?|变压器|电箱).{0,3}(炸了|爆了)",
+        r"冒.{0,4}(烟|火)|(黑|白|浓|青)烟|烟.{0,4}(冒|往外|钻|窜|越来越|呛)|呛得|好呛|"
+        r"(到处|全|满屋|一屋子|都)是烟|烟(报|感|雾报警)器?.{0,6}(响|叫)|(报警器|烟感).{0,4}(响|叫)",
+    ],
+    "gas": [
+        r"(燃气|煤气|天然气|然气|液化气|沼气).{0,8}(泄漏|漏|味|嘶|呲)|漏气|"
+        r"(臭鸡蛋|煤气|燃气|天然气)(那种|似的|一样|的)?味|疑似燃气|"
+        r"(燃气|煤气|天然气)(管|管道|管子).{0,6}(破|断|挖|裂)|往外冒气",
+        r"(嘶嘶|呲呲|丝丝|滋滋|哧哧).{0,10}(响|声|味)|(味|气味).{0,10}(嘶嘶|呲呲)",
+    ],
+    "flood": [
+        r"(水管|管子|管道|水表|阀门|暖气片?|热水器|水箱|主管|排水管).{0,6}"
+        r"(爆|崩|裂开|炸|破裂|脱了|掉下来)|爆管",
+        r"(水|污水).{0,8}(往|向).{0,6}(屋|家|房|室|里).{0,4}(灌|流|涌|冒|漫|淌|进)|"
+        r"(淹|泡)(了|到|着).{0,6}(家|屋|房|客厅|卧室|床|电器|插座)|"
+        r"(客厅|卧室|屋里|家里|一楼).{0,6}(全|都)?(淹|进水|是水)|"
+        r"(水位|水).{0,6}(没过|到了?|齐)(脚|膝|腿|腰|小腿|车轮)|大量进水|倒灌|被淹|"
+        r"(溢水|冒水|往外冒|喷|涌|漫|灌|流).{0,8}(客厅|屋里|一屋子|一地|到处|楼梯间|电梯)",
+    ],
+    "medical": [
+        r"胸(口|闷|痛|疼)|心(口|脏).{0,4}(疼|痛|难受|不舒服)|心梗|脑梗|中风|心脏病|骤停|心肺复苏|"
+        r"喘不(上|过)(气|来)|呼吸困难|上不来气|透不过气|不行了|心慌气短|闷得慌|哮喘(犯|发作)|"
+        r"吞了|误吞|抽筋|嘴(唇)?(都)?(发)?紫|嘴歪|说不了话|说话.{0,3}不利索|半(拉|边)身子|"
+        r"没(有)?力气|意识模糊|高烧|血止不住|止不住血",
+        r"(晕|昏)(倒|过去|迷|厥)|不省人事|叫不醒|没(有)?反应了|没(了)?意识|抽搐|口吐白沫|休克|"
+        r"(倒|躺|趴|瘫)(在)?(地上|地下|楼道|门口).{0,10}(不动|起不来|动不了|没反应)|"
+        r"(摔|跌|滑)(倒|了一跤|下去|下来).{0,12}(起不来|动不了|站不起|爬不起|疼得)|"
+        r"起不来|站不起来|爬不起来|动不了了|脸色(发紫|发白|铁青)|嘴唇发紫|大出血|天旋地转|"
+        r"(一个人|独自|独居|就我自己).{0,12}(不舒服|难受|晕|起不来|发烧|疼)|"
+        r"(打|叫|拨|喊)了?120|救护车",
+    ],
+    "violence": [
+        r"打(起来|人)|打架|斗殴|殴打|行凶|抢劫|砍人|追砍|捅(人|了)|持刀|"
+        r"(拿|提|举|掏|抄).{0,3}(刀|棍|棒|砖)|动手了|打得.{0,6}(血|头破|鼻青)|"
+        r"(流|出|是|全是|满脸|一地|见)血|头破血流|被(打|砍|捅|撞)|撞倒|被车撞|骨折|"
+        r"打(他|她)?的?(媳妇|老婆|孩子|妈|老公)|打死|家暴|切.{0,6}(手|口子)",
+    ],
+    "trapped": [
+        r"(困|关|锁)(在|住|着).{0,10}(电梯|里面|里边|屋里|房间|阳台|厕所|卫生间)|"
+        r"电梯.{0,12}(困|卡住|卡在|关在|下坠|出不来|(停|卡)在.{0,4}(中间|半))|"
+        r"(在|困)(电梯)?里(面|边).{0,8}(出不去|出不来|按铃|喊|拍门)|"
+        r"被困|困住|困在|出不来了|打不开.{0,6}(孩子|老人|人)在里|反锁|被锁|关人|"
+        r"(锁|关|困|卡)在.{0,6}(车里|楼顶|天台|阳台|门厅|储藏室|屋里|里面)|"
+        r"电梯.{0,20}(门打不开|停住|灯也灭)",
+    ],
+    "self_harm": [
+        r"跳楼(?!价)|往下跳|要跳|想跳|轻生|自杀|不想活|寻死|割腕|站在(楼顶|天台|窗台)|"
+        r"(楼顶|天台|窗台|顶楼|女儿墙|窗户).{0,10}(坐|站|爬|骑)|骑在.{0,4}(窗台|栏杆)|"
+        r"半个身子.{0,6}(出去|探出|在外)|跳下去|"
+        r"(小孩|孩子|小男孩|小女孩|娃).{0,12}(爬|站|探|蹲).{0,8}(栏杆|窗台|空调外机|外机|护栏|边缘|边上)",
+    ],
+    "help": [r"救命|快来人|来人啊|救救"],
+    "missing": [
+        r"(孩子|小孩|儿子|女儿|闺女|孙子|孙女|娃|宝宝|老人|老爷子|老太太|老头|老太|大爷|大妈|奶奶|"
+        r"爷爷|姥姥|姥爷|外婆|外公|母亲|父亲|俺爹|俺娘|我妈|我爸|婆婆|公公|外孙子?|外甥女?|妹妹|"
+        r"弟弟|小伙子|小男孩|小女孩|孙子).{0,30}"
+        r"(找不到|找不着|走丢|走失|不见了?|丢了|没回来|木回来|没回家|没到家|联系不上|没影|木影|"
+        r"跑丢|跟丢|走散|跑出去|没了)|"
+        r"寻人|(痴呆|糊涂|多动症).{0,20}(出去|出门|下去|跑)|"
+        r"老年痴呆|阿尔茨海默|糊涂.{0,20}(出去|出门|没回|不见|走)|"
+        r"(到现在|天黑了?|一夜|一晚上).{0,6}(还|都|也)?没(回来|回家|找到)",
+    ],
+    "falling": [
+        r"(摇摇欲坠|晃晃悠悠|悬着|吊着|快掉|要掉|往下掉|随时.{0,4}(掉|砸|塌))|"
+        r"(空调外机|广告牌|招牌|花盆|玻璃|窗户|外墙|瓷砖|树枝|大树|脚手架|冰溜子|冰凌).{0,10}"
+        r"(松|晃|掉|砸|塌|歪|倒|裂|悬)|高空抛物|往下(扔|砸|丢)(?!烟头)|往楼下扔|"
+        r"(挂|吊)在.{0,6}(窗框|半空|边上)|晃荡|掀起来|一边掉下|"
+        r"(扔|砸|落).{0,6}(菜刀|酒瓶|砖|花盆).{0,6}(脚边|下来|地上)",
+    ],
+    "intruder": [
+        r"(撬|拧|扭|拽|推|试|拉|扒).{0,4}(门|锁|把手|窗)|挨(家|户|门).{0,4}(试|拧|推|撬)|"
+        r"一家一家.{0,6}(试|拧|推)|(陌生|可疑).{0,4}(人|男|女).{0,16}(门|楼道|单元|翻|跟|进)|"
+        r"翻(墙|窗|阳台)|(小偷|贼).{0,6}(在|正|进)|入室|有人(在)?(撬|偷)|跟踪|"
+        r"(捅|开|试|按).{0,4}(锁眼|密码)|(踹|砸).{0,4}门|掰开|往里钻|鬼鬼祟祟|跟着我进|"
+        r"防盗(网|窗).{0,6}(拽|掰|撬|拉)|(爬|钻)(到|进).{0,8}(阳台|窗)",
+    ],
+    "electric": [
+        r"触电|电到人|被电(了|到|击)|电击|"
+        r"(电线|电缆|插座|电箱|配电|电闸|灯).{0,8}(泡在|泡水|浸|淹|进水|滴水|在滴|打火|冒火|火花|火星)|"
+        r"(水|积水).{0,6}(里|中|上).{0,6}(电线|电缆|插座)|"
+        r"(电线|电缆).{0,6}(掉|垂|耷拉).{0,10}(水|地上|路)|"
+        r"漏电.{0,12}(水|人|孩子)|(水|积水).{0,16}(漏电|(充电桩|电箱|电表箱).{0,8}(电|通电))",
+    ],
+}
+# Rules of these types decide with the model's weak agreement; the others (a falling object,
+# an intruder, live wires, a missing person) read like everyday hazards too, so they need
+# more of the model before "immediate" and otherwise ask a person.
+WEAK = frozenset({"missing", "falling", "intruder", "electric"})
+_COMPILED = {t: [re.compile(p) for p in ps] for t, ps in _TYPES.items()}
+
+# Words that contain an alarming character but name something harmless.
+_HARMLESS = re.compile(
+    r"火锅|火车|火腿|火柴|火龙果|上火|火爆|火气|发火|恼火|火箭|烟花爆竹|烟酒|香烟|烟头|"
+    r"(抽|吸)烟[^。！!？?\n]*|油烟|烟囱|燃气费|煤气费|燃气卡|燃气公司电话|燃气表(怎么|如何|在哪)|"
+    r"天然气费|消防演练|演练|演习|热到爆炸|(气|笑|吓|热|烦|累|吵|熏|臭)死(人|我)?了?|要跳格子|"
+    r"(防|登记|备案|定位).{0,4}走失|走失.{0,4}(登记|备案|手环)|把手|救护车(上次|进不来|进小区|是去)|"
+    r"救命😵|火灾(隐患|预防|知识)|防火(知识|宣传)|急救(培训|知识|包|箱)|"
+    r"血压|献血|验血|抽血|打起来(很|挺|不)|架子鼓|(点|打)不着火|跳楼价|群里炸|炸了锅|"
+    r"(无|没有?)人?受伤|(月|门|饭|银行|会员|公交|停车)卡|不是着火|"
+    r"(狗|猫|鸟|宠物|钥匙|快递|东西|手机|钱包).{0,6}(走丢|丢了|不见了|找不到)"
+)
+# "万一着火", "担心漏气", "怕哪天炸了": a feared emergency is a hazard, not one happening now.
+_FEARED = re.compile(
+    r"(万一|如果|要是|假如|以防|防止|担心|生怕|怕哪天|哪天|一旦|避免|预防|容易|会不会|可能会|"
+    r"真要|不然|要不)")
+_FEARED_AFTER = re.compile(r"^.{0,6}(往哪跑|咋跑|就完了|就麻烦|都不会响|可咋整|谁负责)")
+# A past event (thanks for a rescue, yesterday's fire now out) with nothing going on now.
+_PAST = re.compile(r"感谢|谢谢|表扬|点赞|好人|锦旗|多亏|昨天|昨晚|前天|夜来|上次|上回|上周|上礼拜|"
+                   r"上个?周末|上个月|之前|那天|去年|前年|已经?(处理|扑灭|灭了|散了|好了|出院|找到|找着)|"
+                   r"新闻|网上|隔壁(小区|街道)|别的小区|不是咱们?小区|请问|问一下|咨询|建议|想问")
+_NOW = re.compile(r"现在|正在|还在|马上|赶紧|快来|快点|立刻|立即|救命|又")
+
+
+@dataclass
+class Verdict:
+    level: str  # immediate | possible_emergency | none
+    probability: float  # the model's P(immediate)
+    types: list[str] = field(default_factory=list)
+    evidence: list[str] = field(default_factory=list)  # matched phrases, then model n-grams
+
+
+def rule_hits(text: str) -> list[tuple[str, str]]:
+    """(type, matched phrase) for each emergency pattern found in a current, literal sense."""
+    masked = _HARMLESS.sub(lambda m: "＿" * len(m.group(0)), text)
+    if _PAST.search(text) and not _NOW.search(text):
+        return []
+    hits = []
+    for kind, patterns in _COMPILED.items():
+        for r in patterns:
+            for m in r.finditer(masked):
+                if _FEARED.search(masked[max(0, m.start() - 6) : m.start()]) or \
+                        _FEARED_AFTER.search(masked[m.end() :]):
+                    continue
+                hits.append((kind, m.group(0)))
+                break
+    return hits
+
+
+def decide(text: str, p: float, model_words: list[str]) -> Verdict:
+    hits = rule_hits(text)
+    types = sorted({k for k, _ in hits})
+    evidence = [f"{k}:{w}" for k, w in hits] + [f"model:{w}" for w in model_words]
+    strong = any(k not in WEAK for k in types)
+    if p >= P_SURE or (strong and p >= P_RULE) or (types and p >= P_WEAK):
+        level = "immediate"
+    elif hits or p >= P_POSSIBLE:
+        level = "possible_emergency"
+    else:
+        return Verdict("none", p)
+    return Verdict(level, p, types, evidence)

@@ -1,0 +1,192 @@
+"""Console sign-in on both backends: password + TOTP, cookie flags, CSRF on every write,
+session expiry, lock-out, area scope through the session, the audit log, the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import aiohttp
+import pyotp
+from yarl import URL
+
+from cloudsync.console.auth import check_password, hash_password
+from tests.cloudsync.console_helpers import PASSWORD, console_cloud, sign_in, user_with_password
+from tests.cloudsync.helpers import VENV_BIN
+
+
+async def test_password_hash_round_trip() -> None:
+    stored = hash_password("secret-pass-1")
+    assert stored.startswith("scrypt$16384$8$1$") and "secret" not in stored
+    assert check_password("secret-pass-1", stored)
+    assert not check_password("secret-pass-2", stored)
+    assert not check_password("x", None) and not check_password("x", "garbage")
+
+
+async def test_sign_in_session_csrf_and_audit(db_url: str, tmp_path: Path) -> None:
+    cloud = await console_cloud(db_url, tmp_path)
+    try:
+        await cloud.community()
+        await user_with_password(cloud, "root")
+        s, status, resp = await sign_in(cloud, "root")
+        assert status == 303 and resp.headers["Location"] == "/console/overview"
+        cookie = resp.cookies["qilu_ops"]
+        assert cookie["httponly"] and cookie["samesite"] == "Strict" and cookie["path"] == "/"
+        assert not cookie["secure"]  # plain HTTP here; over HTTPS it is Secure
+        status, me = await s.call("GET", "/api/v1/ops/me")
+        assert status == 200 and me["name"] == "root" and me["scope"] == "/"
+
+        # A write without the session's CSRF token is refused and changes nothing.
+        body = {"id": "c9", "level": "community", "name": "九", "parent_id": "quancheng"}
+        status, out = await s.call("POST", "/api/v1/ops/areas", json=body, csrf=False)
+        assert status == 403 and "CSRF" in out["error"]
+        assert await cloud.storage.area_get("c9") is None
+        # The right cookie with a forged token.
+        status, out = await s.call(
+            "POST", "/api/v1/ops/areas", json=body, csrf=False, headers={"X-CSRF-Token": "x" * 32}
+        )
+        assert status == 403
+        status, out = await s.call("POST", "/api/v1/ops/areas", json=body)
+        assert status == 201, out
+
+        # The audit log has the write (who, via what, where) and the refusals.
+        status, log = await s.call("GET", "/api/v1/ops/audit")
+        assert status == 200
+        created = [r for r in log["items"] if r["action"] == "POST /api/v1/ops/areas"]
+        assert [r["status"] for r in created][:1] == [201]
+        assert created[0]["actor"] == "root" and created[0]["via"] == "session"
+        assert created[0]["area_path"] == "/jinan/lixia/quancheng/c9/"
+        assert '"c9"' in created[0]["detail"]
+        assert any(r["action"] == "login" for r in log["items"])
+        # Bearer tokens keep working for scripts, also audited.
+        status, _ = await cloud.call("POST", "/api/v1/ops/communities/c9/claim-codes", json={})
+        assert status == 201
+        status, log = await s.call("GET", "/api/v1/ops/audit?actor=root&limit=1")
+        assert log["items"][0]["via"] == "token"
+        assert log["items"][0]["target"] == "community_id=c9"
+
+        # Sign out ends the session on the server: the cookie is worthless afterwards.
+        old = s.http.cookie_jar.filter_cookies(URL(cloud.url))["qilu_ops"].value
+        async with s.http.post(
+            cloud.url + "/console/logout", data={"csrf": s.csrf}, allow_redirects=False
+        ) as r:
+            assert r.status == 303
+        async with (
+            aiohttp.ClientSession() as plain,
+            plain.get(cloud.url + "/api/v1/ops/me", headers={"Cookie": f"qilu_ops={old}"}) as r,
+        ):
+            assert r.status == 401
+        await s.close()
+    finally:
+        await cloud.stop()
+
+
+async def test_wrong_password_totp_and_lockout(db_url: str, tmp_path: Path) -> None:
+    cloud = await console_cloud(db_url, tmp_path, max_failed_logins=3)
+    try:
+        secret = pyotp.random_base32()
+        await user_with_password(cloud, "root", totp=secret)
+        s, status, _ = await sign_in(cloud, "root", "wrong-password!")
+        assert status == 401
+        await s.close()
+        s, status, _ = await sign_in(cloud, "root")  # no one-time code
+        assert status == 401
+        await s.close()
+        s, status, _ = await sign_in(cloud, "root", totp=pyotp.TOTP(secret).now())
+        assert status == 303
+        await s.close()
+        s, status, _ = await sign_in(cloud, "nobody")
+        assert status == 401
+        await s.close()
+        # One more failure reaches the limit of 3: the right password is refused too now.
+        s, status, _ = await sign_in(cloud, "root", "wrong-again!!")
+        await s.close()
+        s, status, _ = await sign_in(cloud, "root", totp=pyotp.TOTP(secret).now())
+        assert status == 401
+        assert "失败次数过多" in s.login_page
+        await s.close()
+    finally:
+        await cloud.stop()
+
+
+async def test_session_expires_when_idle(db_url: str, tmp_path: Path) -> None:
+    cloud = await console_cloud(db_url, tmp_path, idle_s=1.0)
+    try:
+        await user_with_password(cloud, "root")
+        s, status, _ = await sign_in(cloud, "root")
+        assert status == 303
+        assert (await s.call("GET", "/api/v1/ops/me"))[0] == 200
+        await asyncio.sleep(1.3)
+        status, out = await s.call("GET", "/api/v1/ops/me")
+        assert status == 401 and "expired" in out["error"]
+        status, _ = await s.call("GET", "/console/overview")
+        assert status == 303
+        await s.close()
+    finally:
+        await cloud.stop()
+
+
+async def test_district_admin_session_stays_in_its_district(db_url: str, tmp_path: Path) -> None:
+    cloud = await console_cloud(db_url, tmp_path)
+    try:
+        a = await cloud.new_box("c1", district="lixia", street="s1")
+        b = await cloud.new_box("c2", district="shizhong", street="s2")
+        await user_with_password(cloud, "lixia-admin", "admin", "lixia")
+        s, status, _ = await sign_in(cloud, "lixia-admin")
+        assert status == 303
+        status, ov = await s.call("GET", "/api/v1/ops/overview")
+        ids = {x["id"] for x in ov["areas"]}
+        assert "c1" in ids and "c2" not in ids and "shizhong" not in ids and "jinan" not in ids
+        status, _ = await s.call("GET", f"/api/v1/ops/boxes/{b.box_id}")
+        assert status == 404
+        status, _ = await s.call("POST", f"/api/v1/ops/boxes/{b.box_id}/revoke")
+        assert status == 404
+        assert (await cloud.storage.box_get(b.box_id))["revoked_at"] is None
+        status, _ = await s.call("POST", f"/api/v1/ops/boxes/{a.box_id}/revoke")
+        assert status == 200
+        # Their audit log shows their district only; root's shows both.
+        await cloud.call("POST", "/api/v1/ops/communities/c2/claim-codes", json={})
+        status, log = await s.call("GET", "/api/v1/ops/audit")
+        assert log["items"] and all(
+            r["area_path"].startswith("/jinan/lixia/") for r in log["items"]
+        )
+        status, log = await cloud.call("GET", "/api/v1/ops/audit")
+        assert any(r["area_path"].startswith("/jinan/shizhong/") for r in log["items"])
+        # A viewer signs in but cannot write.
+        await user_with_password(cloud, "lixia-viewer", "viewer", "lixia")
+        v, status, _ = await sign_in(cloud, "lixia-viewer")
+        status, out = await v.call("POST", "/api/v1/ops/communities/c1/claim-codes", json={})
+        assert status == 403 and "admin" in out["error"]
+        await v.close()
+        await s.close()
+    finally:
+        await cloud.stop()
+
+
+async def test_cli_sets_password(tmp_path: Path) -> None:
+    db = str(tmp_path / "cloud.db")
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(VENV_BIN / "qilu-cloudsync"), *args, "--db", db],
+            input=stdin, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    assert run("ops-user", "--name", "ops1").returncode == 0
+    short = run("ops-password", "--name", "ops1", "--password-stdin", stdin="short\n")
+    assert short.returncode != 0 and "at least" in short.stderr
+    none = run("ops-password", "--name", "ghost", "--password-stdin", stdin=PASSWORD + "\n")
+    assert none.returncode != 0 and "no ops user" in none.stderr
+    out = run("ops-password", "--name", "ops1", "--password-stdin", "--totp", stdin=PASSWORD + "\n")
+    assert out.returncode == 0, out.stderr
+    assert "otpauth://totp/" in out.stdout
+    cloud = await console_cloud(db, tmp_path)
+    try:
+        user = await cloud.storage.ops_user_get("ops1")
+        assert check_password(PASSWORD, user["password_hash"]) and user["totp_secret"]
+        s, status, _ = await sign_in(cloud, "ops1", totp=pyotp.TOTP(user["totp_secret"]).now())
+        assert status == 303
+        await s.close()
+    finally:
+        await cloud.stop()

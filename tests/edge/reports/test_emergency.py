@@ -1,0 +1,67 @@
+"""The emergency detector on situations described without textbook keywords, and on alarming
+words that are no emergency (docs/report-labels.md). Sentences written for this test."""
+
+from __future__ import annotations
+
+import pytest
+
+from edge.reports import emergency
+from edge.reports.analyze import Analyzer
+
+DESCRIBED = {
+    "fire": "隔壁门缝里一直往外飘烟，一股烧塑料的味儿，敲门没人应",
+    "gas": "厨房里一股臭鸡蛋味，灶台那边还有嘶嘶的声音",
+    "flood": "楼上的管子崩了，水顺着墙往我家里灌，地上已经没过脚面了",
+    "medical": "我爸刚才捂着胸口说喘不上气，脸都白了，就他一个人在家",
+    "violence": "楼下两个人拿着砖头互相砸，有一个头上全是血",
+    "trapped": "电梯停在两层中间不动了，我和孩子在里面按铃没人应",
+    "missing": "俺娘有点糊涂，下午出门遛弯，到现在天黑了还没回来",
+    "falling": "3号楼顶上的广告牌被风刮得晃晃悠悠，下面就是小学生放学走的路",
+    "intruder": "有个戴帽子的男的在楼道里一家一家拧门把手",
+    "electric": "暴雨后一根电线掉在积水里，几个小孩在旁边踩水玩",
+    "self_harm": "有个小伙子坐在天台边上哭，说不想活了",
+}
+HARMLESS = [
+    "火锅店开业了，欢迎大家来尝尝",
+    "燃气费怎么交，在哪里交",
+    "消防演练是几点开始",
+    "感谢上次保安帮我灭火，太及时了",
+    "楼下烧烤店的油烟太大了，能不能管管",
+    "血压计在社区卫生站能借吗",
+]
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Analyzer:
+    return Analyzer()
+
+
+@pytest.mark.parametrize("kind", sorted(DESCRIBED))
+def test_each_emergency_type_is_raised_with_its_evidence(analyzer: Analyzer, kind: str) -> None:
+    a = analyzer.analyze(DESCRIBED[kind])
+    assert a.urgency == "immediate" or a.possible_emergency, a
+    assert a.urgency_reasons, "an alert carries the words that triggered it"
+    assert kind in emergency.decide(DESCRIBED[kind], 0.0, []).types  # the rule of its own type
+
+
+@pytest.mark.parametrize("text", HARMLESS)
+def test_alarming_words_that_are_no_emergency_stay_calm(analyzer: Analyzer, text: str) -> None:
+    a = analyzer.analyze(text)
+    assert a.urgency in ("low", "normal") and not a.possible_emergency, a
+    assert emergency.rule_hits(text) == []
+
+
+def test_feared_or_past_emergencies_are_not_happening_now(analyzer: Analyzer) -> None:
+    assert analyzer.analyze("楼道里堆满杂物，万一着火就麻烦了").urgency != "immediate"
+    assert emergency.rule_hits("担心煤气泄漏，能来检查一下吗") == []
+    assert emergency.rule_hits("昨天那个着火的事谢谢保安") == []
+    assert emergency.rule_hits("楼道里着火了，快来人") != []
+
+
+def test_detector_only_raises() -> None:
+    """A sure model raises without a rule; a rule with a doubtful model asks a person;
+    nothing lowers an urgency (decide never returns a level below its inputs)."""
+    assert emergency.decide("有情况", 0.95, ["情况"]).level == "immediate"
+    doubt = emergency.decide("电梯停在两层中间不动了", 0.01, [])
+    assert doubt.level == "possible_emergency" and doubt.types == ["trapped"]
+    assert emergency.decide("路灯坏了", 0.01, []).level == "none"
