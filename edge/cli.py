@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -262,17 +263,39 @@ def check_config(config_path: Path) -> None:
     show_default=True,
     help="Demo config and data.",
 )
+@click.option(
+    "--reset/--keep",
+    default=True,
+    show_default=True,
+    help="Start from an empty demo folder (the default: every run is a fresh demo).",
+)
 @click.option("--seconds", type=float, default=None, help="Stop after this long (default: Ctrl-C).")
 @click.option("--mqtt-port", type=int, default=1883, show_default=True)
 @click.option("--port", type=int, default=8080, show_default=True, help="HTTP API port.")
 @click.pass_context
 def demo(
-    ctx: click.Context, work_dir: Path, seconds: float | None, mqtt_port: int, port: int
+    ctx: click.Context,
+    work_dir: Path,
+    reset: bool,
+    seconds: float | None,
+    mqtt_port: int,
+    port: int,
 ) -> None:
     """Run a demo box with simulated devices and show it working end to end."""
+    # OpenCV's own log (e.g. "setPreferableTarget ... not supported") must not be the first
+    # thing a newcomer reads: errors only. Set before cv2 is first imported.
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+    if "cv2" in sys.modules:  # imported already: tell it directly
+        cv2 = sys.modules["cv2"]
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    from edge.demo import reset as empty
     from edge.demo import run_demo
 
     logs.setup(ctx.obj["log_level"] or "WARNING", ctx.obj["log_json"])
+    if reset:
+        empty(work_dir)
+        click.secho(f"Demo in {work_dir}: started afresh on every run (--keep to reuse it).",
+                    bold=True)  # fmt: skip
     asyncio.run(run_demo(work_dir, seconds=seconds, mqtt_port=mqtt_port, api_port=port))
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import secrets
+import shutil
 import socket
 from pathlib import Path
 
@@ -93,7 +94,7 @@ def write_demo_config(work_dir: Path, mqtt_port: int, api_port: int, token: str)
     work_dir.mkdir(parents=True, exist_ok=True)
     path = work_dir / "edge.toml"
     path.write_text(
-        f"""# Written by `qilu-edge demo`; edit freely, it is rewritten on each demo run.
+        f"""{MARK}; edit freely, it is rewritten on each demo run.
 [box]
 id = "box-demo"
 community = "demo-community"
@@ -123,6 +124,42 @@ pulse_ms = 500
     return path
 
 
+MARK = "# Written by `qilu-edge demo`"  # first line of the config: the folder is the demo's
+
+
+def reset(work_dir: Path) -> None:
+    """Empty the demo folder so a run starts from nothing (a second run must not trip over the
+    first one's residents, codes and sign-ups). Only a folder the demo wrote is emptied."""
+    if not work_dir.exists() or not any(work_dir.iterdir()):
+        return
+    cfg = work_dir / "edge.toml"
+    if not cfg.exists() or not cfg.read_text(encoding="utf-8").startswith(MARK):
+        raise click.ClickException(
+            f"{work_dir} is not a demo folder (no {cfg.name} written by the demo): not emptying"
+            " it; pass --dir with a new or demo folder"
+        )
+    shutil.rmtree(work_dir)
+
+
+def closing(d: Demo, path: Path) -> str:
+    """The one block a newcomer needs at the end: what to open, with which login, what to try."""
+    rows = [
+        ("手机 Phone", d.links.get("phone", f"{d.api}/r/"),
+         "王阿姨 (1号楼): 报事/报修, 我的→开门 (asks first), 访客通行证 + 发给访客; 大字"),
+        ("屏幕 Screen", d.links.get("screen", ""),
+         f"emergency: qilu-edge screens emergency 燃气检修 --minutes 2 -c {path}"),
+        ("安装 Installer", d.links.get("installer", f"{d.api}/installer/"),
+         "wizard + doctor: sign in with the staff API token below"),
+        ("云 Cloud ops", d.links.get("cloud", ""), "the city's view of this box"),
+    ]
+    lines = [f"  {name:<14} {url}\n  {'':<14} {what}" for name, url, what in rows if url]
+    return (
+        "\n".join(lines)
+        + f"\n  staff API token: {d.token}   config: {path}\n"
+        "  Ctrl-C stops everything the demo started (box, local cloud; demo.sh: the broker)."
+    )
+
+
 async def run_demo(work_dir: Path, *, seconds: float | None, mqtt_port: int, api_port: int) -> None:
     token = secrets.token_urlsafe(18)
     if api_port == 0:
@@ -148,15 +185,14 @@ async def run_demo(work_dir: Path, *, seconds: float | None, mqtt_port: int, api
                 click.secho(f"  {step.__name__} did not finish in {STEP_BUDGET_S:.0f} s", fg="red")
         if failed:
             raise click.ClickException(f"demo steps that did not finish: {', '.join(failed)}")
-        say(
-            "Demo box running",
-            f"API {api} (staff token: {token})\n"
-            f"config {path}; try: qilu-edge events tail -c {path} -f",
-        )
+        say("Demo box running: open these", closing(demo, path))
         with contextlib.suppress(asyncio.CancelledError):
             if seconds is None:
                 await asyncio.Event().wait()
             else:
                 await asyncio.sleep(seconds)
     finally:
+        for task in demo.tasks:
+            task.cancel()
+        await asyncio.gather(*demo.tasks, return_exceptions=True)
         await daemon.stop()

@@ -10,6 +10,7 @@ half-configured.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import hmac
 import logging
@@ -18,7 +19,7 @@ import re
 import tomllib
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 from pydantic import (
     BaseModel,
@@ -143,6 +144,8 @@ class CameraConfig(DeviceConfig):
 class ScreenConfig(DeviceConfig):
     tags: tuple[str, ...] = ()
     door: str | None = None  # a door id: its face grants show portal login codes here
+    # the player page's zones (edge/screens/layouts.py); None: [player] layout
+    layout: Literal["full", "standard", "side"] | None = None
 
 
 class CoreConfig(Section):
@@ -260,7 +263,7 @@ def parse_with(
     try:
         config = model.model_validate(raw)
     except ValidationError as e:
-        raise ConfigError(_explain(e, where, lines, ())) from e
+        raise ConfigError(_explain(e, where, lines, (), model)) from e
     config = _validate_driver_options(config, where, lines)
     _check_screen_doors(config, where, lines)
     if source is not None:
@@ -296,7 +299,7 @@ def _validate_driver_options(config: C, where: str, lines: dict) -> C:
             try:
                 options = driver.Options.model_validate(dev.model_extra or {})
             except ValidationError as e:
-                problems.append(_explain(e, where, lines, (kind, i)))
+                problems.append(_explain(e, where, lines, (kind, i), driver.Options))
                 devices.append(dev)
                 continue
             devices.append(dev.model_copy(update={"options": options}))
@@ -318,7 +321,9 @@ def _check_screen_doors(config: CoreConfig, where: str, lines: dict) -> None:
         raise ConfigError("\n".join(bad))
 
 
-def _explain(e: ValidationError, where: str, lines: dict, prefix: tuple) -> str:
+def _explain(
+    e: ValidationError, where: str, lines: dict, prefix: tuple, model: Any = None
+) -> str:
     out = []
     for err in e.errors():
         loc = prefix + tuple(err["loc"])
@@ -326,10 +331,32 @@ def _explain(e: ValidationError, where: str, lines: dict, prefix: tuple) -> str:
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
+            near = difflib.get_close_matches(str(err["loc"][-1]), _keys_at(model, err["loc"]), 1)
+            if near:
+                msg += f"; did you mean {near[0]!r}?"
         elif "input" in err and not isinstance(err["input"], dict | list):
             msg = f"{msg} (got {err['input']!r})"
         out.append(f"{where}:{_line_for(lines, loc)}: {key}: {msg}")
     return "\n".join(out)
+
+
+def _keys_at(model: Any, loc: tuple) -> list[str]:
+    """The valid keys of the table holding the last key of ``loc`` (for a suggestion)."""
+    for part in loc[:-1]:
+        if isinstance(part, int) or model is None:
+            continue
+        field = getattr(model, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        models = [t for t in _types(field.annotation) if isinstance(t, type)]
+        model = next((t for t in models if issubclass(t, BaseModel)), None)
+    return list(getattr(model, "model_fields", {}))
+
+
+def _types(annotation: Any) -> list[Any]:
+    """The types inside an annotation (X | None, tuple[X, ...], list[X] -> X)."""
+    args = get_args(annotation)
+    return [annotation] if not args else [t for a in args for t in _types(a)]
 
 
 def _dotted(loc: tuple) -> str:

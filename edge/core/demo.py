@@ -7,6 +7,7 @@ A step is ``async def step_x(d: Demo) -> None``, declared in its feature (``Feat
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,10 @@ class Demo:
     # Runs a `qilu-edge` command line in this process, e.g. d.cli(["portal", "code", ...]).
     cli: Callable[[list[str]], object] = lambda args: None
     seen: list[str] = field(default_factory=list)  # topics seen on the bus
+    # What the closing block tells a newcomer to open ("phone", "screen", ...): steps fill it.
+    links: dict[str, str] = field(default_factory=dict)
+    # Background work a step leaves running until the demo ends (cancelled by run_demo).
+    tasks: list[asyncio.Task] = field(default_factory=list)
 
     @property
     def headers(self) -> dict[str, str]:

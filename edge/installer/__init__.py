@@ -29,5 +29,5 @@ FEATURE = Feature(
         "edge.installer.cli:update",
     ),
     # the commissioning report reads what the reports step left behind
-    demo=(DemoStep("installer", "edge.installer.demo:step_installer", after=("reports",)),),
+    demo=(DemoStep("installer", "edge.installer.demo:step_installer", after=("face_doors",)),),
 )

@@ -67,10 +67,26 @@ def modbus_scan(
     from edge.installer.modbus_scan import ScanError, scan, snippet
 
     ids = parse_units(units)
+    live = sys.stderr.isatty()
+    shown: set[int] = set()
+
+    def progress(n: int, total: int, found: list) -> None:
+        # On stderr, so stdout stays a config snippet to paste (or JSON).
+        for u in found:
+            if u.unit not in shown:
+                shown.add(u.unit)
+                click.echo(("\r" if live else "") + f"  found unit {u.unit}: {u.detail}", err=True)
+        if live:
+            click.echo(f"\r  unit {n}/{total} · found {len(found)} so far ", nl=False, err=True)
+        elif n % 16 == 0 or n == total:
+            click.echo(f"  unit {n}/{total} · found {len(found)} so far", err=True)
+
     try:
-        found = asyncio.run(
-            scan(ids, host=host, port=port, serial=serial, baud=baud, per_unit_s=timeout)
-        )
+        job = scan(ids, host=host, port=port, serial=serial, baud=baud, per_unit_s=timeout,
+                   progress=progress)  # fmt: skip
+        found = asyncio.run(job)
+        if live:
+            click.echo(err=True)
     except ScanError as e:
         raise click.ClickException(str(e)) from e
     if as_json:
@@ -107,7 +123,30 @@ def parse_units(spec: str) -> range | list[int]:
 @click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
 @click.option("--click", "click_doors", is_flag=True, help="Pulse each door relay (audible).")
 def doctor(config_path: Path, as_json: bool, click_doors: bool) -> None:
-    """Commissioning checks with pass/warn/fail and fix hints; exit 1 on any fail."""
+    """Commissioning checks with pass/warn/fail and fix hints; exit 1 on any fail.
+
+    \b
+    Checks, in this order (each FAIL or WARN says how to fix it):
+      config           the file parses and validates (typed, with line numbers)
+      database         the store opens, integrity_check, schema up to date
+      disk             free space at the data folder
+      broker           the MQTT broker answers at [mqtt] host:port
+      door:<id>        each door: driver online; --click pulses its relay
+      camera:<id>      each camera: a frame arrives, its size and rate, a face on it
+      screen:<id>      each screen: display answers, its player page is connected
+      models           face model files present and matching the manifest
+      face_doors       the face threshold for the enrolled residents at the stranger target
+      provisioned      the box has a cloud identity (qilu-edge provision)
+      cloud            the cloud answers a signed request
+      clock            the box clock agrees with the cloud's
+      relay            residents' pages reach the box through the cloud
+      sync_quarantine  no records refused by the cloud
+
+    \b
+    Example:
+      qilu-edge doctor -c /etc/qilu-edge/edge.toml
+      qilu-edge doctor -c edge.toml --click --json > report.json
+    """
     from edge.installer.doctor import Doctor, format_row, summary
 
     doc = Doctor(config_path=config_path, click=click_doors, loader=config_loader())

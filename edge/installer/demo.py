@@ -18,7 +18,9 @@ async def step_installer(d) -> None:  # d: edge.demo.Demo (imported lazily)
         lambda r: click.echo("  " + format_row(r).replace("\n", "\n  "))
     )
     click.echo(f"  {summary(report)}")
+    d.links["installer"] = f"{d.api}/installer/"
     click.echo(
-        f"  installer page (wizard + doctor, 中文/English): {d.api}/installer/?token={d.token}\n"
+        f"  installer page (wizard + doctor, 中文/English): {d.api}/installer/"
+        " (sign in with the staff token)\n"
         "  find boxes on the LAN: qilu-edge discover; relay boards: qilu-edge modbus scan --host IP"
     )

@@ -8,6 +8,7 @@ has that id. A serial bus is half-duplex, so ids are asked one at a time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -61,21 +62,33 @@ async def scan(
     serial: str | None = None,
     baud: int = 9600,
     per_unit_s: float = 0.3,
+    progress: Callable[[int, int, list[Unit]], None] | None = None,
 ) -> list[Unit]:
-    client = make_client(host=host, port=port, serial=serial, baud=baud, timeout=per_unit_s)
-    if not await client.connect():
-        where = serial or f"{host}:{port}"
-        raise ScanError(f"cannot open Modbus bus at {where}")
-    found = []
+    """Ask each unit id; ``progress(n, total, found so far)`` after each one. pymodbus logs
+    every unit that does not answer as an error with a traceback: silent while scanning, as
+    silence is the expected answer of an empty address."""
+    quiet = logging.getLogger("pymodbus")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
     try:
-        for unit in units:
-            if (u := await probe(client, unit)) is not None:
-                found.append(u)
-            if not client.connected:  # a TCP gateway may drop us after a timeout
-                await client.connect()
+        client = make_client(host=host, port=port, serial=serial, baud=baud, timeout=per_unit_s)
+        if not await client.connect():
+            where = serial or f"{host}:{port}"
+            raise ScanError(f"cannot open Modbus bus at {where}")
+        found: list[Unit] = []
+        try:
+            for n, unit in enumerate(units, start=1):
+                if (u := await probe(client, unit)) is not None:
+                    found.append(u)
+                if progress is not None:
+                    progress(n, len(units), found)
+                if not client.connected:  # a TCP gateway may drop us after a timeout
+                    await client.connect()
+        finally:
+            client.close()
+        return found
     finally:
-        client.close()
-    return found
+        quiet.setLevel(level)
 
 
 def snippet(u: Unit, *, host: str | None, port: int, serial: str | None, baud: int) -> str:

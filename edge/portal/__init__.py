@@ -38,7 +38,7 @@ FEATURE = Feature(
     config=PortalConfig,
     cli=("edge.portal.cli:portal",),
     demo=(
-        DemoStep("portal", "edge.portal.demo:step_portal", after=("installer",)),
+        DemoStep("portal", "edge.portal.demo:step_portal", after=("reports",)),
         # the away step needs the box provisioned by the cloud-sync step
         DemoStep("portal_away", "edge.portal.demo:step_portal_away", after=("cloud_sync",)),
     ),

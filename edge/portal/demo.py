@@ -79,9 +79,17 @@ async def step_portal(d: Demo) -> None:
             f"  reading counts flushed to the outbox as {n} reading_stats record(s)"
             " (counts only; ops see them at GET /api/v1/ops/stats/reading)"
         )
+        # The login offered at the end can do everything the demo shows: 王阿姨 is in the
+        # door registry with rights to both demo doors (remote open, visitor passes).
+        await _call(s, "POST", f"{d.api}/api/v1/residents", json={
+            "id": "demo-r101", "name": "王阿姨", "building": "1", "unit": "2", "room": "301"})
+        await _call(s, "PUT", f"{d.api}/api/v1/residents/demo-r101/access",
+                    json={"doors": ["door-1", "door-face"]})  # fmt: skip
         fresh = await _call(
-            s, "POST", f"{api}/codes", json={"resident_id": "demo-r102", "building": "1"}
+            s, "POST", f"{api}/codes",
+            json={"resident_id": "demo-r101", "name": "王阿姨", "building": "1", "unit": "2"},
         )
+        d.links["phone"] = f"{d.api}/r/login?code={fresh['code']}"
         for rid, name, room in (("demo-r111", "刘大爷", "101"), ("demo-r112", "陈女士", "102")):
             body = {"id": rid, "name": name, "building": "1", "unit": "1单元", "room": room}
             await _call(s, "POST", f"{d.api}/api/v1/residents", json=body)

@@ -1,14 +1,15 @@
 """The resident H5 pages under /r/: server-rendered, a few KB each, no framework.
 
-Every page works without JavaScript (forms post and redirect); the only script measures dwell
-time on an article and reports it with ``navigator.sendBeacon``. Images are resized on the box
+Every page works without JavaScript (forms post and redirect); scripts are files (the box's
+CSP allows no inline script): one measures dwell time on an article (``navigator.sendBeacon``),
+one shares a visitor pass. The frame (header, large text, bottom tab bar, times in the
+community's zone) is edge/portal/look.py, shared with the report page. Images are resized on the box
 to the phone's width (``srcset``), videos load only when played.
 """
 
 from __future__ import annotations
 
 import asyncio
-import html
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,42 +21,22 @@ from edge.core.standard import web_link
 from edge.portal import PORTAL_RELAY
 from edge.portal import bodies as m
 from edge.portal import store as db
+from edge.portal.look import esc, is_big, msg, page, query_msg, set_big, when
 from edge.portal.service import COOKIE, LoginRefused, set_cookie
+from edge.reports import REPORTS
+from edge.reports import store as reports_db
 from edge.screens import SCREENS
+from edge.tickets import store as tickets_db
 
 STATIC = Path(__file__).with_name("static")
-NAV = (
-    ("/r/read", "阅读"),
-    ("/r/events", "活动"),
-    ("/r/board", "邻里"),
-    ("/r/", "反映"),
-    ("/r/me", "我的"),
+__all__ = ["esc", "page"]  # access_pages uses the same frame
+# The store's event errors (edge/portal/store/events.py) as residents read them.
+EVENT_ERRORS = (
+    ("full", "名额已满"),
+    ("already signed up", "您已经报过名了"),
+    ("no event", "没有找到这个活动"),
+    (" is ", "这个活动已结束或已取消"),
 )
-
-
-def esc(s: Any) -> str:
-    return html.escape("" if s is None else str(s))
-
-
-def page(title: str, body: str, *, nav: str | None = None, status: int = 200) -> web.Response:
-    links = (
-        "".join(f'<a href="{h}"{" class=on" if h == nav else ""}>{t}</a>' for h, t in NAV)
-        if nav
-        else ""
-    )
-    text = (
-        "<!doctype html><html lang=zh-CN><head><meta charset=utf-8>"
-        '<meta name=viewport content="width=device-width,initial-scale=1">'
-        f"<title>{esc(title)}</title><link rel=stylesheet href=/r/portal.css></head>"
-        f"<body>{f'<nav>{links}</nav>' if links else ''}<main>{body}</main></body></html>"
-    )
-    return web.Response(
-        text=text,
-        content_type="text/html",
-        charset="utf-8",
-        status=status,
-        headers={"Cache-Control": "no-store"},
-    )
 
 
 def install(app: web.Application, svc: Any) -> None:
@@ -76,7 +57,7 @@ def install(app: web.Application, svc: Any) -> None:
     r.add_post("/r/board", p.board_post)
     r.add_post("/r/board/{pid}/flag", p.flag)
     r.add_get("/r/me", p.me)
-    r.add_get("/r/portal.css", p.css)
+    r.add_post("/r/api/mine", p.mine)
     r.add_get("/r/dwell.js", p.dwell_js)
     from edge.portal.access_pages import AccessPages  # it imports this module
 
@@ -95,9 +76,6 @@ class Pages:
             raise web.HTTPSeeOther("/r/login")
         return res
 
-    async def css(self, request: web.Request) -> web.FileResponse:
-        return web.FileResponse(STATIC / "portal.css", headers={"Cache-Control": "max-age=3600"})
-
     async def dwell_js(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "dwell.js", headers={"Cache-Control": "max-age=3600"})
 
@@ -106,14 +84,17 @@ class Pages:
     async def login_form(self, request: web.Request, error: str = "") -> web.Response:
         # A link with ?code= only fills the form: link previewers must not spend the code.
         code = request.query.get("code", "")
-        msg = f"<p class=err>{esc(error)}</p>" if error else ""
+        note = msg("err", error) if error else query_msg(request)
         return page(
-            "登录",
+            request,
+            "社区居民登录",
             (
-                "<h1>社区居民登录</h1><p>请输入物业或门口屏幕提供的一次性登录码，无需密码。</p>"
-                f"{msg}<form method=post action=/r/login>"
-                f"<input name=code inputmode=numeric autocomplete=one-time-code value='{esc(code)}'"
-                " placeholder=登录码 required><button>登录</button></form>"
+                f"{note}<form method=post action=/r/login class=card>"
+                "<p>请输入物业或门口屏幕提供的登录码，不需要密码。</p>"
+                "<label>登录码<input name=code inputmode=numeric autocomplete=one-time-code"
+                f" value='{esc(code)}' placeholder='如 1234 5678' required></label>"
+                "<button>登录</button></form>"
+                "<p class=hint>不登录也可以反映问题和报修：点下方「报事」。</p>"
             ),
             status=401 if error else 200,
         )
@@ -136,6 +117,9 @@ class Pages:
             return resp
         resp = web.HTTPSeeOther("/r/read")
         set_cookie(resp, got["token"], self.cfg.session_days, request)
+        who = await self.svc.db(db.get_resident, got["resident_id"])
+        if who and who.get("big_text") and not is_big(request):
+            set_big(resp, True)  # the resident chose large text on another phone
         raise resp
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
@@ -152,9 +136,11 @@ class Pages:
         ranked = await self.svc.feed(res)
         out = []
         for em in await self.svc.emergencies():
-            out.append(f"<div class=alert><b>{esc(em.title)}</b><br>{esc(em.body)}</div>")
+            out.append(
+                f"<div class=alert role=alert><b>{esc(em.title)}</b><br>{esc(em.body)}</div>"
+            )
         if request.query.get("acked"):
-            out.append("<p class=ok>已确认知晓，谢谢！</p>")
+            out.append(msg("ok", "已确认知晓，谢谢！"))
         out.append("<ul class=feed>")
         for r in ranked:
             cls = " class=must" if r.must_read and r.reason.startswith("必读") else ""
@@ -168,18 +154,19 @@ class Pages:
         out.append("</ul>")
         if not ranked:
             out.append("<p>暂无内容</p>")
-        return page("社区阅读", "<h1>为你推荐</h1>" + "".join(out), nav="/r/read")
+        return page(request, "社区阅读", "<h2>为你推荐</h2>" + "".join(out), nav="/r/read")
 
     async def article(self, request: web.Request) -> web.Response:
         res = await self.who(request)
         cid = request.match_info["cid"]
         found = await self.svc.db(db.content_item, cid)
         if found is None or not self.svc.for_phone(found[0], res["building"]):
-            return page("未找到", "<p>内容不存在或已下线。</p>", nav="/r/read", status=404)
+            return page(request, "未找到", msg("err", "内容不存在或已下线"), nav="/r/read",
+                        status=404)  # fmt: skip
         item = found[0]
         read_id = await self.svc.open_read(res, cid)
         hist = await self.svc.db(db.history, res["resident_id"])
-        body = [f"<h1>{esc(item.title)}</h1>"]
+        body = ["<article class=card>"]
         q = quote(cid)
         if item.kind == "image":
             srcset = ", ".join(f"/r/media/{q}?w={w} {w}w" for w in self.cfg.image_widths)
@@ -196,18 +183,19 @@ class Pages:
         for para in (item.body or "").splitlines():
             if para.strip():
                 body.append(f"<p>{esc(para)}</p>")
+        body.append("</article>")
         if cid in hist["acks"]:
-            body.append("<p class=ok id=acked>你已确认知晓</p>")
+            body.append("<p class='msg ok' id=acked role=status>你已确认知晓</p>")
         elif self.svc.must_read(item):
             body.append(
                 f"<form method=post action='/r/read/{q}/ack'>"
                 "<button id=ack>我已阅读并知晓</button></form>"
             )
         body.append(
-            f"<p><a href=/r/read>← 返回</a></p><script src=/r/dwell.js"
+            "<p><a href=/r/read>← 返回阅读</a></p><script src=/r/dwell.js"
             f" data-read='{esc(read_id or '')}' data-url='/r/read/{q}/dwell'></script>"
         )
-        return page(item.title, "".join(body), nav="/r/read")
+        return page(request, item.title, "".join(body), nav="/r/read")
 
     async def dwell(self, request: web.Request) -> web.Response:
         res = await self.who(request)
@@ -264,10 +252,7 @@ class Pages:
 
         rows = await self.svc.db(db.list_events, res["resident_id"], datetime.now(UTC))
         hours = await self.svc.db(db.volunteer_hours, res["resident_id"])
-        out = [f"<h1>社区活动</h1><p>我的志愿时长：<b>{hours['hours']:g}</b> 小时</p>"]
-        msg = request.query.get("msg")
-        if msg:
-            out.append(f"<p class=err>{esc(msg)}</p>")
+        out = [query_msg(request), f"<p>我的志愿时长：<b>{hours['hours']:g}</b> 小时</p>"]
         out.append("<ul class=feed>")
         for e in rows:
             left = e["capacity"] - e["signed_up"]
@@ -275,15 +260,16 @@ class Pages:
             act = "cancel" if e["mine"] else "signup"
             label = "取消报名" if e["mine"] else ("报名" if left > 0 else "已满")
             dis = " disabled" if not e["mine"] and left <= 0 else ""
+            light = " class=light" if e["mine"] else ""
             out.append(
                 f"<li data-id='{esc(e['id'])}'>{kind}<b>{esc(e['title'])}</b>"
-                f"<small>{esc(e['place'])} · {esc(e['starts_at'][:16].replace('T', ' '))}"
-                f" UTC · 余 {left}/{e['capacity']}</small>"
+                f"<small>{esc(e['place'])} · {esc(when(request, e['starts_at']))}"
+                f" · 剩余名额 {left}/{e['capacity']}</small>"
                 f"<form method=post action='/r/events/{quote(e['id'])}/{act}'>"
-                f"<button{dis}>{label}</button></form></li>"
+                f"<button{dis}{light}>{label}</button></form></li>"
             )
         out.append("</ul>")
-        return page("社区活动", "".join(out), nav="/r/events")
+        return page(request, "社区活动", "".join(out), nav="/r/events")
 
     async def signup(self, request: web.Request) -> web.StreamResponse:
         return await self._event_action(request, db.sign_up, "报名成功")
@@ -295,10 +281,11 @@ class Pages:
         res = await self.who(request)
         try:
             await self.svc.db(fn, request.match_info["eid"], res["resident_id"])
-            msg = ok
         except db.PortalError as e:
-            msg = {"the event is full": "名额已满"}.get(str(e), str(e))
-        raise web.HTTPSeeOther(f"/r/events?msg={quote(msg)}")
+            text = str(e)
+            why = next((zh for en, zh in EVENT_ERRORS if en in text), "操作没有成功，请刷新后再试")
+            raise web.HTTPSeeOther(f"/r/events?err={quote(why)}") from None
+        raise web.HTTPSeeOther(f"/r/events?ok={quote(ok)}")
 
     async def board(self, request: web.Request) -> web.Response:
         await self.who(request)
@@ -307,16 +294,18 @@ class Pages:
         rows = await self.svc.db(db.list_posts, b)
         codes = self.svc.taxonomy_codes()
         tabs = "".join(
-            f"<a href='/r/board?b={k}'{' class=on' if k == b else ''}>{t}</a> "
+            f"<a class='btn tab{' on' if k == b else ''}' href='/r/board?b={k}'>{t}</a>"
             for k, t in (("exchange", "闲置互换"), ("notice", "公告栏"))
         )
-        out = [f"<h1>邻里</h1><p class=tabs>{tabs}</p><ul class=feed>"]
-        opts = "".join(f"<option>{esc(c)}</option>" for c in codes)
+        out = [f"<div class=seg>{tabs}</div><ul class=feed>"]
+        opts = "".join(f"<option value='{esc(c)}'>{esc(self.category_zh(c))}</option>"
+                       for c in codes)  # fmt: skip
         for p in rows:
             flag = (
                 f"<details><summary>举报</summary><form method=post"
                 f" action='/r/board/{quote(p['id'])}/flag'><select name=category>{opts}"
-                "</select><input name=reason placeholder=原因><button>提交</button></form>"
+                "</select><input name=reason placeholder=原因（可不填）>"
+                "<button>提交举报</button></form>"
                 "</details>"
                 if b == "exchange"
                 else ""
@@ -328,12 +317,18 @@ class Pages:
         out.append("</ul>")
         if b == "exchange":
             out.append(
-                "<h2>发布闲置/互助</h2><form method=post action=/r/board>"
-                "<input name=title maxlength=100 placeholder=标题 required>"
-                "<textarea name=body maxlength=2000 placeholder=描述></textarea>"
+                "<h2>发布闲置/互助</h2><form method=post action=/r/board class=card>"
+                "<label>标题<input name=title maxlength=100 required></label>"
+                "<label>描述<textarea name=body maxlength=2000 rows=3></textarea></label>"
                 "<button>发布</button></form>"
             )
-        return page("邻里", "".join(out), nav="/r/board")
+        return page(request, "邻里", "".join(out), nav="/r/board")
+
+    def category_zh(self, code: str) -> str:
+        try:
+            return str(self.svc.box.get(REPORTS).taxonomy.get(code).zh)
+        except (KeyError, AttributeError):
+            return code
 
     async def board_post(self, request: web.Request) -> web.StreamResponse:
         res = await self.who(request)
@@ -367,20 +362,65 @@ class Pages:
     async def me(self, request: web.Request) -> web.Response:
         res = await self.who(request)
         hours = await self.svc.db(db.volunteer_hours, res["resident_id"])
-        note = request.query.get("msg")
-        msg = f"<p class=err>{esc(note)}</p>" if note else ""
         away = self.svc.box.get(PORTAL_RELAY).away_url()
+        home = "".join(
+            x for x in (
+                f"{res['building']}号楼" if res["building"] else "",
+                f" {res['unit']}{'单元' if str(res['unit']).isdigit() else ''}"
+                if res["unit"] else "",
+            )
+        )  # fmt: skip
         return page(
+            request,
             "我的",
             (
-                f"<h1>{esc(res['name'] or res['resident_id'])}</h1>"
-                f"<p>{esc(res['building'] or '')} 号楼 {esc(res['unit'] or '')}</p>"
+                f"{query_msg(request)}<section class=card>"
+                f"<h2>{esc(res['name'] or '居民')}</h2><p>{esc(home)}</p>"
                 f"<p>志愿时长 {hours['hours']:g} 小时，参加活动 {hours['events_attended']} 次</p>"
-                f"{msg}{await self.access.section(res, away)}"
-                "<form method=post action=/r/logout><button>退出登录</button></form>"
+                "<a class='btn light' href='/r/#mine'>我的反映和报修进度</a></section>"
+                f"{await self.access.section(request, res, away)}"
+                "<p class=hint>字太小？点右上角「大字」，以后在任何手机登录都会记住。</p>"
+                "<form method=post action=/r/logout><button class=light>退出登录</button></form>"
             ),
             nav="/r/me",
         )
+
+    async def mine(self, request: web.Request) -> web.Response:
+        """The resident's reports and repair requests (ids with follow keys, for the report
+        page's progress tab). Items this phone submitted without a login, sent along, become
+        the resident's first, so they follow the login to another phone."""
+        res = await self.svc.resident(request)
+        if res is None:
+            return web.json_response({"error": "请先登录", "field": "session"}, status=401)
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        items = body.get("items") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            return web.json_response({"error": "内容格式不对", "field": "items"}, status=400)
+        given = [x for x in items[:60] if isinstance(x, dict) and isinstance(x.get("id"), str)]
+        keys: dict[str, dict[str, str]] = {"report": {}, "ticket": {}}
+        for x in given:
+            if x.get("kind") in keys and isinstance(x.get("id"), str):
+                keys[x["kind"]][x["id"]] = str(x.get("key", ""))
+        rid = res["resident_id"]
+        reps = await self.svc.db(reports_db.claim_and_list, rid, keys["report"])
+        tics = await self.svc.db(tickets_db.claim_and_list, rid, keys["ticket"])
+        items = [
+            {"kind": kind, "id": r["id"], "key": r["follow_key"], "ref": r["ref"], "ts": r["ts"]}
+            for kind, rows in (("report", reps), ("ticket", tics))
+            for r in rows
+        ]
+        items.sort(key=lambda x: x["ts"], reverse=True)
+        known = {x["id"] for x in items}
+        # Items of this phone that are not the resident's (a family member's) stay listed.
+        items += [
+            {"kind": x["kind"], "id": x["id"], "key": str(x.get("key", ""))}
+            for x in given
+            if x.get("id") not in known and x.get("kind") in keys
+        ]
+        return web.json_response({"items": items[:60]})
 
 
 def resize(src: Path, out: Path, width: int) -> None:

@@ -28,6 +28,7 @@ from edge.reports.inputs import (
     sweep_orphans,
     text_field,
 )
+from edge.reports.place import find_place
 from edge.reports.retrain import MODEL_META, ModelRefused, install_shipped
 from edge.reports.taxonomy import Taxonomy, TaxonomyError, load_taxonomy, parse_taxonomy
 from edge.reports.textmodel import TextModel
@@ -269,7 +270,10 @@ class ReportsService(Service):
             await asyncio.to_thread(delete_photos, data_dir, photo_rows)
             raise
         self.received += 1
-        return rec.model_dump(mode="json") | {
+        refs = await self.box.store.run(
+            db.refs, self.box.store.sync, rec.id, opened.id if opened else None
+        )
+        return rec.model_dump(mode="json") | refs | {
             "follow_key": follow_key,
             "polarity": analysis.polarity,
             "category_zh": self.taxonomy.get(category).zh,
@@ -291,7 +295,10 @@ class ReportsService(Service):
         except json.JSONDecodeError:
             return json_error(400, "(body): not valid JSON", field="(body)")
         a = await self.analyze(text)
-        return web.json_response(a.as_dict() | {"category_zh": self.taxonomy.get(a.category).zh})
+        return web.json_response(
+            a.as_dict()
+            | {"category_zh": self.taxonomy.get(a.category).zh, "place": find_place(text)}
+        )
 
     # --- read ------------------------------------------------------------------------
 

@@ -206,3 +206,32 @@ def list_alerts(store: Store, limit: int = 50, type_: str | None = None) -> list
     for r in rows:
         r["evidence"] = json.loads(r["evidence"] or "[]")
     return rows
+
+
+def refs(store: Store, report_id: str, ticket_id: str | None) -> dict[str, int | None]:
+    """The short references (migration 0403) of a new report and the ticket it opened."""
+    rep = list(store.db.query("SELECT ref FROM reports WHERE id = ?", (report_id,)))
+    tic = list(store.db.query("SELECT ref FROM tickets WHERE id = ?", (ticket_id,)))
+    return {"ref": rep[0]["ref"] if rep else None, "ticket_ref": tic[0]["ref"] if tic else None}
+
+
+def claim_and_list(
+    store: Store, resident_id: str, keys: dict[str, str], limit: int = 30
+) -> list[dict[str, Any]]:
+    """Reports a phone submitted without a login (id -> follow key, checked) become the
+    resident's; then the resident's reports, newest first, with their follow keys."""
+    with store.transaction():
+        for rid, key in keys.items():
+            store.db.execute(
+                "UPDATE reports SET resident_id = ? WHERE id = ? AND follow_key = ?"
+                " AND resident_id IS NULL",
+                (resident_id, rid, key),
+            )
+    return list(
+        store.db.query(
+            "SELECT id, ref, ts, follow_key FROM reports WHERE resident_id = ?"
+            " ORDER BY ts DESC LIMIT ?",
+            (resident_id, limit),
+        )
+    )
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import aiohttp
@@ -73,6 +74,10 @@ async def step_screens(d: Any) -> None:
         async with s.post(f"{api}/api/v1/screens/{DEMO_SCREEN}/key") as r:
             r.raise_for_status()
             player = (await r.json())["player_url"]
+    d.links["screen"] = player
+    # A stand-in player on the screen's socket until the demo ends, so the commissioning
+    # report sees the screen as a site would after the kiosk opened its address.
+    d.tasks.append(asyncio.create_task(_stand_in_player(player)))
     say(
         "A publicity screen (户外宣传屏) with Chinese content",
         f"  open {player} in a browser (full screen: F11; the key after '#' is this"
@@ -83,3 +88,11 @@ async def step_screens(d: Any) -> None:
         f"{d.work_dir.resolve() / 'edge.toml'}",
     )
     click.echo("  the page keeps playing if you stop the demo box; its plays arrive when back")
+
+
+async def _stand_in_player(player_url: str) -> None:
+    base, _, key = player_url.partition("#key=")
+    ws_url = base.replace("http://", "ws://", 1) + "/ws?key=" + key
+    async with aiohttp.ClientSession() as s, s.ws_connect(ws_url, heartbeat=15) as ws:
+        async for _msg in ws:  # plans and overlays: a browser would show them
+            pass

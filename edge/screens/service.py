@@ -43,7 +43,7 @@ from edge.core.standard import (
     parse_payload,
 )
 from edge.devices import DEVICES
-from edge.screens import resolver
+from edge.screens import layouts, resolver
 from edge.screens import store as db
 from edge.screens.cache import CacheError, ContentCache
 from edge.screens.resolver import Catalog, ScreenRef
@@ -210,6 +210,8 @@ class ScreensService(Service):
                         "title": e.title,
                         "body": e.body,
                         "emergency": e.level,
+                        "office": self.office(e),
+                        "ends_at": _ms(e.expires_at),
                     }
                 else:
                     it = cat.items[cid]
@@ -237,9 +239,42 @@ class ScreensService(Service):
             }
             for s in segs
         ]
-        body = {"screen": screen_id, "segments": segments, "content": content}
+        body = {
+            "screen": screen_id,
+            "segments": segments,
+            "content": content,
+            "layout": self.layout(screen_id, content),
+        }
         version = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
         return {**body, "version": version, "server_now": _ms(now)}
+
+    def office(self, e: Emergency) -> str:
+        """Who issued an emergency, as the screen names it."""
+        if e.source == "cloud":
+            return "上级应急管理部门"
+        return self.cfg.emergency_office or f"{self.box.config.box.name or '小区'}物业服务中心"
+
+    def layout(self, screen_id: str, content: dict[str, Any]) -> dict[str, Any]:
+        dev = next((s for s in self.box.config.screens if s.id == screen_id), None)
+        name = (dev.layout if dev is not None else None) or self.cfg.layout
+        times = [
+            {"start": t.start, "end": t.end, "name": t.layout}
+            for t in self.cfg.layout_times
+            if not t.screens or screen_id in t.screens
+        ]
+        side = name == "side" or any(t["name"] == "side" for t in times)
+        box = self.box.config.box
+        qr = None
+        if side and self.cfg.side_qr_url:
+            from edge.core.qr import qr_svg
+
+            qr = qr_svg(self.cfg.side_qr_url)
+        path = box.data_dir / self.cfg.weather_file if self.cfg.weather_file else None
+        return layouts.layout_json(
+            name, community=box.name or box.community, tz=box.timezone, content=content,
+            default_id=resolver.DEFAULT_ID, qr_svg=qr, qr_caption=self.cfg.side_qr_caption,
+            weather_now=layouts.weather(path) if side else None, times=times,
+        )  # fmt: skip
 
     async def push(self, screen_id: str) -> None:
         if not self.connected(screen_id) or screen_id not in self._screens:

@@ -187,6 +187,7 @@ async def step_cloud_sync(d: Any) -> None:
             f"  ops → box command over the long-poll feed: {last.get('action')} → "
             f"{last.get('detail')!r} in {time.monotonic() - t0:.2f} s"
         )
+        d.links["cloud"] = f"{url}/api/v1/ops/boxes  (header Authorization: Bearer {token})"
         click.echo(
             f"  try: curl -H 'Authorization: Bearer {token}' {url}/api/v1/ops/boxes\n"
             f"       {url}/api/openapi.json (the whole ops API)"

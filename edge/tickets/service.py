@@ -184,7 +184,10 @@ class TicketsService(Service):
         except Exception:
             await asyncio.to_thread(delete_photos, self.box.config.box.data_dir, photo_rows)
             raise
-        out = rec.model_dump(mode="json") | {"follow_key": extra["follow_key"]}
+        row = await self.box.store.run(db.get_ticket, self.box.store.sync, rec.id)
+        out = rec.model_dump(mode="json") | {
+            "follow_key": extra["follow_key"], "ref": row["ref"] if row else None,
+        }
         return web.json_response(out, status=201)
 
     async def _save(self, photos: list, owner_id: str, stage: str) -> list[dict[str, Any]]:

@@ -117,3 +117,31 @@ def mark_overdue(store: Store, ticket_id: str, alert: Alert) -> bool:
             return False
         store.record(alert)
     return True
+
+
+def claim_and_list(
+    store: Store, resident_id: str, keys: dict[str, str], limit: int = 30
+) -> list[dict[str, Any]]:
+    """Tickets a phone asked for without a login (id -> follow key, checked) become the
+    resident's; then the resident's own tickets (not those opened by a report), newest first."""
+    with store.transaction():
+        for tid, key in keys.items():
+            store.db.execute(
+                "UPDATE tickets SET resident_id = ? WHERE id = ? AND follow_key = ?"
+                " AND resident_id IS NULL",
+                (resident_id, tid, key),
+            )
+        # tickets opened by the resident's reports are theirs too
+        store.db.execute(
+            "UPDATE tickets SET resident_id = ? WHERE resident_id IS NULL AND report_id IN"
+            " (SELECT id FROM reports WHERE resident_id = ?)",
+            (resident_id, resident_id),
+        )
+    return list(
+        store.db.query(
+            "SELECT id, ref, ts, follow_key FROM tickets WHERE resident_id = ?"
+            " AND report_id IS NULL ORDER BY ts DESC LIMIT ?",
+            (resident_id, limit),
+        )
+    )
+

@@ -89,7 +89,7 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/r"): row(CALLERS, 302),
     ("GET", "/r/"): PUBLIC,
     ("GET", "/r/static"): PUBLIC,
-    ("GET", "/r/portal.css"): PUBLIC,
+    ("POST", "/r/prefs"): row(CALLERS, "303~/r/"),  # large text: a cookie, + the login's
     ("GET", "/r/login"): PUBLIC,
     ("POST", "/r/login"): row(CALLERS, 401),  # a wrong code for everyone
     ("POST", "/api/v1/portal/login"): row(CALLERS, 401),
@@ -206,6 +206,10 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/r/board/{pid}/flag"): row(CALLERS, "303~/r/login", resident="303~/r/board",
                                          other="303~/r/board"),
     ("GET", "/r/me"): PAGE,
+    # the resident's own reports and tickets (JSON for the report page's progress tab)
+    ("POST", "/r/api/mine"): row(CALLERS, 401, resident="2xx", other="2xx"),
+    ("GET", "/r/doors/{door}/open"): row(CALLERS, "303~/r/login", resident="2xx",
+                                         other="303~没有这扇门的权限"),  # the confirmation
     ("POST", "/r/doors/{door}/open"): row(CALLERS, "303~/r/login", resident="303~门已打开",
                                           other="303~没有这扇门的权限"),
     ("POST", "/r/passes"): row(CALLERS, "303~/r/login", resident="2xx",
@@ -415,6 +419,7 @@ BODIES: dict[tuple[str, str], Any] = {
                                    "keys": {"p256dh": "B" * 87, "auth": "A" * 22}},
     ("POST", "/r/intercom/push/remove"): {"endpoint": "https://push.example/sub-1",
                                           "keys": {"p256dh": "B" * 87, "auth": "A" * 22}},
+    ("POST", "/r/api/mine"): {"items": []},
 }  # fmt: skip
 LAST = ("/api/v1/portal/logout", "/r/logout")  # they end the residents' sessions
 

@@ -104,4 +104,5 @@ def test_demo_runs_end_to_end(tmp_path: Path, mosquitto) -> None:
         assert step in output, step
     assert "logged in through the cloud (200); feed: " in output  # the portal relay
     assert "/screen/scr-east#key=" in output  # the demo screen has its device key
-    assert "wrote 2 login card(s) for building 1" in output  # portal codes-sheet
+    assert "wrote 3 login card(s) for building 1" in output  # portal codes-sheet
+    assert "READY: " in output and "NOT READY" not in output  # its own doctor, run last

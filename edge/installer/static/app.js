@@ -1,6 +1,8 @@
 // The installer page's script (a file, not inline: the box's pages send a CSP without
 // 'unsafe-inline' for scripts). Buttons name their action in data-click.
-const T={zh:{},en:{title:"Qilu Edge box · Installer",token_h:"Access token",token:"Token",use:"Use",
+const T={zh:{},en:{title:"Qilu Edge box · Installer",token_h:"Sign in",token:"Access token",use:"Sign in",
+signed_in:"Signed in",sign_out:"Sign out",badtoken:"Wrong token: check the one install.sh printed",
+mb_host:"Host",mb_port:"Port",
 token_hint:"The token install.sh printed ([[api.tokens]] in edge.toml)",setup_h:"1. Basic setup",
 box_id:"Box id",community:"Community id",name:"Name",cloud_url:"Cloud URL",claim:"Claim code",
 validate:"Validate",save:"Save",force:"Replace an existing registration",provision:"Provision to the cloud",
@@ -10,7 +12,7 @@ doctor_h:"3. Commissioning checks",click:"Click each door relay (audible)",run:"
 saved:"Saved. Restart the daemon to apply: systemctl restart qilu-edge",valid:"Valid",
 running:"Running: ",ready:"READY",notready:"NOT READY",none:"No unit answered"}};
 document.querySelectorAll("[data-i18n]").forEach(e=>T.zh[e.dataset.i18n]=e.textContent);
-Object.assign(T.zh,{saved:"已保存。重启服务后生效：systemctl restart qilu-edge",valid:"校验通过",
+Object.assign(T.zh,{badtoken:"令牌不对：请核对 install.sh 打印的令牌",saved:"已保存。重启服务后生效：systemctl restart qilu-edge",valid:"校验通过",
 running:"正在检查：",provisioned:"已注册为 ",notprov:"尚未注册到云端",ready:"可以交付",notready:"未就绪",none:"没有设备应答"});
 let lang=localStorage.getItem("lang")||"zh";
 function t(k){return (T[lang]&&T[lang][k])||T.zh[k]||k}
@@ -18,18 +20,27 @@ function setLang(l){lang=l;localStorage.setItem("lang",l);
  document.querySelectorAll("[data-i18n]").forEach(e=>e.textContent=t(e.dataset.i18n));return false}
 function hdr(){return {"Authorization":"Bearer "+(localStorage.getItem("token")||""),
  "Content-Type":"application/json"}}
-function saveToken(){localStorage.setItem("token",document.getElementById("token").value);load()}
+// Sign in with the staff token, typed into the form: never in the address (it would stay in
+// the browser history, in server logs and in a screenshot of the address bar).
+async function signIn(ev){ev.preventDefault();const tok=document.getElementById("token").value.trim();
+ localStorage.setItem("token",tok);document.getElementById("token").value="";
+ const ok=await load();if(!ok){localStorage.removeItem("token");document.getElementById("setup_msg").textContent="";
+ document.getElementById("signin_msg").innerHTML=`<span class="err">${esc(t("badtoken"))}</span>`}}
+function signOut(){localStorage.removeItem("token");signedIn(false);return false}
+function signedIn(yes){document.getElementById("signin").hidden=yes;document.getElementById("signed").hidden=!yes;
+ if(yes)document.getElementById("signin_msg").textContent=""}
 function esc(s){return String(s??"").replace(/[&<>"]/g,c=>({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]))}
 async function api(method,path,body){const r=await fetch("/api/v1/installer/"+path,
  {method,headers:hdr(),body:body?JSON.stringify(body):undefined});
  const j=await r.json().catch(()=>({error:r.statusText}));if(!r.ok)throw j;return j}
 let found=[];
-async function load(){try{const s=await api("GET","setup");
+async function load(){try{const s=await api("GET","setup");signedIn(true);
+ document.getElementById("setup_msg").textContent="";
  for(const k of ["box_id","community","name","cloud_url"])document.getElementById(k).value=s[k]??"";
  showProv(s.provisioned);
  document.getElementById("devices").innerHTML=s.devices.map(d=>
   `<tr><td>${esc(d.kind)}</td><td>${esc(d.id)}</td><td>${esc(d.type)}</td><td>${esc(d.name)}</td></tr>`).join("");
-}catch(e){document.getElementById("setup_msg").innerHTML=`<span class=err>${esc(e.error)}</span>`}}
+return true}catch(e){document.getElementById("setup_msg").innerHTML=`<span class=err>${esc(e.error)}</span>`;return false}}
 function showProv(p){document.getElementById("prov_msg").innerHTML=p?
  `<span class=ok>${t("provisioned")}${esc(p.box_id)} · ${esc(p.area_path)} · ${esc(p.cloud_url)}</span>`:
  `<span class=hint>${t("notprov")}</span>`}
@@ -64,11 +75,11 @@ async function poll(){const s=await api("GET","doctor");const p=document.getElem
  v.innerHTML=s.running?"":(s.ok===undefined?"":(s.ok?`<h3 class=pass>${t("ready")}</h3>`:`<h3 class=fail>${t("notready")}</h3>`));
  if(s.running)setTimeout(poll,400)}
 const q=new URLSearchParams(location.search);
-if(q.get("token")){localStorage.setItem("token",q.get("token"));history.replaceState(null,"",location.pathname)}
+if(q.get("token"))history.replaceState(null,"",location.pathname)  // never taken from the address
 if(q.get("lang"))lang=q.get("lang");
-setLang(lang);document.getElementById("token").value=localStorage.getItem("token")||"";
-if(localStorage.getItem("token")){load();poll().catch(()=>{})}  // show the last report
-const ACTIONS={"lang:zh":()=>setLang("zh"),"lang:en":()=>setLang("en"),saveToken:()=>saveToken(),
+setLang(lang);document.getElementById("signin-form").addEventListener("submit",signIn);
+if(localStorage.getItem("token")){load().then(ok=>{if(ok)poll().catch(()=>{});else signedIn(false)})}
+const ACTIONS={"lang:zh":()=>setLang("zh"),"lang:en":()=>setLang("en"),signOut:()=>signOut(),
  provision:()=>provision(),validate:()=>setup(false),save:()=>setup(true),scan:()=>scan(),
  doctor:()=>doctor()};
 document.querySelectorAll("[data-click]").forEach(el=>el.addEventListener("click",ev=>{

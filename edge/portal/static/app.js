@@ -1,20 +1,57 @@
-// Resident H5 page: report a problem, one-tap repair, follow status. No framework on purpose.
+// Resident report page (/r/): report a problem, one-tap repair, follow progress. No framework
+// on purpose. Every message a resident reads is Chinese; times are the community's zone.
 "use strict";
 const $ = (s, el = document) => el.querySelector(s);
-const FIELD_ZH = {text: "反映内容", category: "分类", building: "楼号", location: "位置",
-  photos: "照片", fault: "故障类型", title: "标题", description: "补充说明", key: "凭证"};
+const TZ = JSON.parse(document.body.dataset.tz || '"Asia/Shanghai"');
+const FIELD_ZH = {text: "反映内容", category: "分类", building: "楼号", location: "具体位置",
+  photos: "照片", fault: "故障类型", title: "标题", description: "补充说明", key: "查询凭证"};
+const NEED_ZH = {text: "请写下您想反映的内容", fault: "请选择故障类型"};
 const STATUS_ZH = {received: "已受理", in_progress: "处理中", answered: "已答复", closed: "已办结",
-  open: "待派单", assigned: "已派单", resolved: "已修复待确认", confirmed: "已确认完成",
+  open: "待派单", assigned: "已派单", resolved: "已修好，请确认", confirmed: "已确认完成",
   reopened: "已重新打开"};
-const URGENCY_ZH = {immediate: "紧急", high: "高", normal: "一般", low: "低"};
+const URGENCY_ZH = {immediate: "紧急", high: "较急", normal: "一般", low: "不急"};
 const MINE = "qilu.mine";
+const CJK = /[\u4e00-\u9fff]/;
 
-function toast(msg) {
-  const t = $("#toast"); t.textContent = msg; t.hidden = false;
-  clearTimeout(toast.timer); toast.timer = setTimeout(() => { t.hidden = true; }, 4000);
+const clock = new Intl.DateTimeFormat("zh-CN", {timeZone: TZ, month: "numeric", day: "numeric",
+  hour: "2-digit", minute: "2-digit", hourCycle: "h23"});
+function when(ts) {  // "11月30日 09:15", as the server-rendered pages write it
+  try {
+    const p = Object.fromEntries(clock.formatToParts(new Date(ts)).map(x => [x.type, x.value]));
+    return `${p.month}月${p.day}日 ${p.hour}:${p.minute}`;
+  } catch { return ""; }
+}
+function ref(kind, r) { return r.ref ? `${kind === "ticket" ? "报修" : "反映"} #${r.ref}` : (kind === "ticket" ? "报修" : "反映"); }
+
+// A message residents cannot mistake: green with a tick for success, red with a cross for failure.
+function say(el, kind, text) {
+  el.hidden = false; el.className = `msg ${kind}`; el.setAttribute("role", kind === "err" ? "alert" : "status");
+  el.textContent = text;
+}
+function toast(text, kind = "err") {
+  const t = $("#toast"); say(t, kind, text);
+  clearTimeout(toast.timer); toast.timer = setTimeout(() => { t.hidden = true; }, 5000);
 }
 function mine() { try { return JSON.parse(localStorage.getItem(MINE)) || []; } catch { return []; } }
-function remember(item) { localStorage.setItem(MINE, JSON.stringify([item, ...mine()].slice(0, 30))); }
+function keep(items) { localStorage.setItem(MINE, JSON.stringify(items.slice(0, 30))); }
+function remember(item) { keep([item, ...mine().filter(x => x.id !== item.id)]); }
+
+// What went wrong, in words a resident understands: never the box's English text.
+function zhError(status, data) {
+  const msg = (data && data.error) || "", field = data && data.field;
+  if (CJK.test(msg)) return msg;
+  if (status === 0 || status >= 500) return "网络不好或服务暂时不可用，请稍后再试";
+  if (status === 413) return "照片太大或太多，请少选几张或换小一点的照片再试";
+  if (status === 415) return "照片格式不支持，请选 JPG 或 PNG 照片";
+  if (status === 429) return "提交太频繁了，请过几分钟再试";
+  if (status === 401 || status === 403) return field === "key" ? "这条记录不是在本机提交的，无法查看" : "请先登录";
+  if (status === 404) return "没有找到这条记录";
+  if (field === "photos") return "照片有问题：请选 JPG 或 PNG 照片，最多 4 张";
+  if (field && NEED_ZH[field] && /required|empty|missing/i.test(msg)) return NEED_ZH[field];
+  if (field === "text" && /long|chars/i.test(msg)) return "内容太长了，请控制在 500 字以内";
+  if (field && FIELD_ZH[field]) return `请检查「${FIELD_ZH[field]}」一栏`;
+  return "提交没有成功，请检查后再试";
+}
 
 // Anonymous reports through the cloud need a small proof of work (edge/reports/gate.py): the
 // box answers 428, the page finds a nonce whose SHA-256 starts with `bits` zero bits, retries.
@@ -35,66 +72,84 @@ async function api(method, url, body, proof) {
   if (body instanceof FormData) opts.body = body;
   else if (body) { opts.body = JSON.stringify(body); opts.headers["Content-Type"] = "application/json"; }
   if (proof) opts.headers[proof[0]] = proof[1];
-  const r = await fetch(url, opts);
+  let r;
+  try { r = await fetch(url, opts); } catch { const e = new Error(zhError(0)); e.status = 0; throw e; }
   if (r.status === 428 && !proof) return api(method, url, body, await solve());
-  const data = await r.json().catch(() => ({error: `HTTP ${r.status}`}));
-  if (!r.ok) { const e = new Error(data.error || `HTTP ${r.status}`); e.field = data.field; throw e; }
+  const data = await r.json().catch(() => ({}));
+  if (!r.ok) { const e = new Error(zhError(r.status, data)); e.field = data.field; e.status = r.status; throw e; }
   return data;
 }
 
 function showError(form, e) {
   form.querySelectorAll(".bad").forEach(el => el.classList.remove("bad"));
   const el = e.field && form.querySelector(`[name="${e.field}"]`);
-  if (el) el.classList.add("bad");
-  toast(`${FIELD_ZH[e.field] || ""}${e.field ? "：" : ""}${e.message}`);
+  if (el) { el.classList.add("bad"); el.focus && el.focus(); }
+  toast(e.message, "err");
 }
 
-// Tabs
-document.querySelectorAll(".tab").forEach(b => b.addEventListener("click", () => {
-  document.querySelectorAll(".tab,.pane").forEach(x => x.classList.remove("on"));
-  b.classList.add("on"); $("#" + b.dataset.tab).classList.add("on");
-  if (b.dataset.tab === "mine") renderMine();
-}));
+// Photo pickers: the button says how many are chosen (the browser's own text may be English)
+document.querySelectorAll("label.file input").forEach(inp => {
+  const label = inp.parentElement, first = label.firstChild.textContent;
+  inp.addEventListener("change", () => {
+    label.firstChild.textContent = inp.files.length ? `已选 ${inp.files.length} 张照片（点此重选）` : first;
+  });
+  inp.form.addEventListener("reset", () => { label.firstChild.textContent = first; });
+});
 
-// Report: live category suggestion while typing
+// Tabs inside the report page
+function openTab(name) {
+  document.querySelectorAll(".seg .tab,.pane").forEach(x => x.classList.remove("on"));
+  $(`.seg .tab[data-tab=${name}]`).classList.add("on"); $("#" + name).classList.add("on");
+  if (name === "mine") renderMine();
+}
+document.querySelectorAll(".seg .tab").forEach(b => b.addEventListener("click", () => openTab(b.dataset.tab)));
+
+// Report: live category and place suggestion while typing
 const text = $("#report-text"), cat = $("#report-category");
-let suggestTimer;
+let suggestTimer, place = null;
 text.addEventListener("input", () => {
   $("#report-count").textContent = text.value.length;
   clearTimeout(suggestTimer);
-  if (text.value.trim().length < 4) { $("#suggest").textContent = ""; return; }
+  if (text.value.trim().length < 3) { $("#suggest").textContent = ""; $("#place").hidden = true; return; }
   suggestTimer = setTimeout(async () => {
     try {
       const a = await api("POST", "/api/v1/reports/classify", {text: text.value});
       $("#suggest").textContent = `建议：${a.category_zh}` + (a.urgency === "immediate" ? "（紧急）" : "");
-      $("#suggest").dataset.code = a.category;
       if (!cat.dataset.touched) cat.value = a.category;
-    } catch { /* suggestion is optional */ }
+      place = a.place || null;
+      $("#place").hidden = !place;
+      if (place) $("#place-text").textContent = place.text;
+    } catch { /* suggestions are optional */ }
   }, 350);
 });
 cat.addEventListener("change", () => { cat.dataset.touched = "1"; });
+$("#place-use").addEventListener("click", () => {
+  if (!place) return;
+  if (place.building) $("#report-building").value = place.building;
+  if (place.location) $("#report-location").value = place.location;
+  $("#place").hidden = true;
+});
 
 $("#report-form").addEventListener("submit", async ev => {
   ev.preventDefault();
-  const form = ev.target, btn = form.querySelector("button");
+  const form = ev.target, btn = form.querySelector("button[type=submit]");
+  if (!text.value.trim()) { showError(form, {field: "text", message: NEED_ZH.text}); return; }
   btn.disabled = true;
   try {
     const r = await api("POST", "/api/v1/reports", new FormData(form));
-    remember({kind: "report", id: r.id, key: r.follow_key, text: r.text.slice(0, 40)});
+    remember({kind: "report", id: r.id, key: r.follow_key});
     const res = $("#report-result");
-    res.hidden = false;
-    res.innerHTML = "";
-    const p = document.createElement("p");
-    p.textContent = `已提交，编号 ${r.id}。分类：${r.category_zh}；紧急程度：${URGENCY_ZH[r.urgency]}` +
-      (r.ticket_id ? `；已生成维修工单 ${r.ticket_id}` : "");
-    if (r.urgency === "immediate") p.classList.add("urgent");
-    res.appendChild(p);
+    let line = `已提交，${ref("report", r)}。分类：${r.category_zh}，紧急程度：${URGENCY_ZH[r.urgency] || r.urgency}`;
+    if (r.ticket_ref || r.ticket_id) line += `；已派维修 ${r.ticket_ref ? "报修 #" + r.ticket_ref : ""}`;
+    say(res, "ok", line + "。可在「我的进度」查看。");
     if (r.urgency === "immediate") {
-      const w = document.createElement("p"); w.className = "urgent";
-      w.textContent = "已通知物业值班人员。如有生命危险请立即拨打 119 / 120 / 110。";
+      const w = document.createElement("span"); w.className = "urgent";
+      w.textContent = " 已通知物业值班人员。如有生命危险请立即拨打 119 / 120 / 110。";
       res.appendChild(w);
     }
-    form.reset(); delete cat.dataset.touched; $("#suggest").textContent = ""; $("#report-count").textContent = "0";
+    form.reset(); delete cat.dataset.touched; $("#suggest").textContent = ""; $("#place").hidden = true;
+    $("#report-count").textContent = "0";
+    form.querySelectorAll(".bad").forEach(el => el.classList.remove("bad"));
   } catch (e) { showError(form, e); } finally { btn.disabled = false; }
 });
 
@@ -114,42 +169,36 @@ async function loadFaults() {
 }
 $("#repair-form").addEventListener("submit", async ev => {
   ev.preventDefault();
-  const form = ev.target, btn = form.querySelector("button");
-  if (!$("#repair-fault").value) { toast("请选择故障类型"); return; }
+  const form = ev.target, btn = form.querySelector("button[type=submit]");
+  if (!$("#repair-fault").value) { toast(NEED_ZH.fault, "err"); return; }
   btn.disabled = true;
   try {
     const t = await api("POST", "/api/v1/tickets", new FormData(form));
-    remember({kind: "ticket", id: t.id, key: t.follow_key, text: t.title});
-    const res = $("#repair-result");
-    res.hidden = false;
-    res.textContent = `报修成功，工单 ${t.id}（${t.title}），紧急程度：${URGENCY_ZH[t.urgency]}。`;
+    remember({kind: "ticket", id: t.id, key: t.follow_key});
+    say($("#repair-result"), "ok", `报修成功，${ref("ticket", t)}（${t.title}），紧急程度：${URGENCY_ZH[t.urgency] || t.urgency}。可在「我的进度」查看。`);
     form.reset(); form.querySelectorAll(".chip").forEach(c => c.classList.remove("on"));
   } catch (e) { showError(form, e); } finally { btn.disabled = false; }
 });
 
-// My reports and tickets
+// My reports and tickets: this phone's list, joined with the resident's login when logged in
+function el(tag, cls, txt) { const e = document.createElement(tag); if (cls) e.className = cls; if (txt !== undefined) e.textContent = txt; return e; }
 function ticketCard(t, key) {
-  const div = document.createElement("div");
-  div.className = "card"; div.dataset.ticket = t.id;
-  const h = document.createElement("h3");
-  h.textContent = `工单 ${t.title}`;
-  const s = document.createElement("span"); s.className = "status"; s.textContent = STATUS_ZH[t.status] || t.status;
-  div.append(h, s);
-  const ol = document.createElement("ol");
+  const div = el("div", "card"); div.dataset.ticket = t.id;
+  const h = el("h2"); h.append(el("span", "ref", ref("ticket", t)), ` ${t.title}`);
+  div.append(h, el("span", "status", STATUS_ZH[t.status] || t.status));
+  const ol = el("ol", "steps");
   for (const step of t.history || []) {
-    const li = document.createElement("li");
-    li.textContent = `${step.ts.slice(0, 16).replace("T", " ")} ${STATUS_ZH[step.to_status] || step.to_status}` +
-      (step.assignee ? `（${step.assignee}）` : "") + (step.note ? `：${step.note}` : "");
-    ol.appendChild(li);
+    ol.appendChild(el("li", "", `${when(step.ts)} ${STATUS_ZH[step.to_status] || step.to_status}` +
+      (step.assignee ? `（${step.assignee}）` : "") + (step.note ? `：${step.note}` : "")));
   }
   div.appendChild(ol);
   if (t.status === "resolved") {
-    const a = document.createElement("div"); a.className = "actions";
-    for (const [action, label] of [["confirm", "确认已修好"], ["reopen", "没修好，重新打开"]]) {
-      const b = document.createElement("button"); b.textContent = label; b.dataset.action = action;
+    const a = el("div", "actions");
+    for (const [action, label, cls] of [["confirm", "确认已修好", ""], ["reopen", "没修好，重新打开", "light"]]) {
+      const b = el("button", cls, label); b.dataset.action = action;
       b.addEventListener("click", async () => {
-        try { await api("POST", `/api/v1/tickets/${t.id}/${action}`, {key}); toast("已提交"); renderMine(); }
-        catch (e) { toast(e.message); }
+        try { await api("POST", `/api/v1/tickets/${t.id}/${action}`, {key}); toast("已提交，谢谢！", "ok"); renderMine(); }
+        catch (e) { toast(e.message, "err"); }
       });
       a.appendChild(b);
     }
@@ -157,20 +206,28 @@ function ticketCard(t, key) {
   }
   return div;
 }
+async function myItems() {
+  // Logged in: hand this phone's items to the login (so another phone sees them) and get all
+  // of the resident's; not logged in: this phone's list only.
+  const local = mine();
+  try {
+    const got = await api("POST", "/r/api/mine", {items: local});
+    keep(got.items);
+    return got.items;
+  } catch { return local; }
+}
 async function renderMine() {
-  const list = $("#mine-list"), items = mine();
+  const list = $("#mine-list"), items = await myItems();
   if (!items.length) return;
-  list.innerHTML = "";
+  list.replaceChildren();
   for (const it of items) {
     try {
       if (it.kind === "report") {
         const r = await api("GET", `/api/v1/reports/${it.id}?key=${encodeURIComponent(it.key)}`);
-        const div = document.createElement("div"); div.className = "card"; div.dataset.report = r.id;
-        const h = document.createElement("h3"); h.textContent = r.text.slice(0, 40);
-        const s = document.createElement("span"); s.className = "status"; s.textContent = STATUS_ZH[r.status] || r.status;
-        const p = document.createElement("p"); p.className = "hint";
-        p.textContent = `${r.category_zh} · ${r.ts.slice(0, 16).replace("T", " ")}` + (r.reply ? ` · 答复：${r.reply}` : "");
-        div.append(h, s, p);
+        const div = el("div", "card"); div.dataset.report = r.id;
+        const h = el("h2"); h.append(el("span", "ref", ref("report", r)), ` ${r.text.slice(0, 40)}`);
+        div.append(h, el("span", "status", STATUS_ZH[r.status] || r.status),
+          el("p", "hint", `${r.category_zh || ""} · ${when(r.ts)}` + (r.reply ? ` · 答复：${r.reply}` : "")));
         list.appendChild(div);
         for (const t of r.tickets || []) list.appendChild(ticketCard(t, it.key));
       } else {
@@ -188,7 +245,8 @@ async function init() {
       const o = document.createElement("option"); o.value = c.code; o.textContent = c.zh; cat.appendChild(o);
     }
     await loadFaults();
-  } catch (e) { toast("无法连接社区服务：" + e.message); }
+  } catch { toast("暂时连不上社区服务，请检查网络后刷新", "err"); }
+  if (location.hash === "#mine" || location.hash === "#repair") openTab(location.hash.slice(1));
   document.body.dataset.ready = "1";
 }
 init();

@@ -33,6 +33,7 @@ from edge.portal.store.logins import (
     redeem_code,
     revoke_sessions,
     session_for,
+    set_big_text,
     upsert_resident,
 )
 from edge.portal.store.reading import (
@@ -78,6 +79,7 @@ __all__ = [
     "redeem_code",
     "revoke_sessions",
     "session_for",
+    "set_big_text",
     "sign_up",
     "upsert_resident",
     "volunteer_hours",

@@ -144,7 +144,7 @@ def session_for(store: Store, token: str) -> dict[str, Any] | None:
     now = _now()
     row = _row(
         store,
-        "SELECT s.id, s.resident_id, s.last_seen, r.name, r.building, r.unit"
+        "SELECT s.id, s.resident_id, s.last_seen, r.name, r.building, r.unit, r.big_text"
         " FROM portal_sessions s JOIN portal_residents r ON r.id = s.resident_id"
         " WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ?",
         digest(token),
@@ -191,3 +191,11 @@ def revoke_sessions(
             (_iso(_now()), arg),
         )
     return cur.rowcount
+
+
+def set_big_text(store: Store, resident_id: str, big: bool) -> None:
+    """The resident's large-text preference (适老化), kept with the login."""
+    with store.transaction():
+        store.db.execute(
+            "UPDATE portal_residents SET big_text = ? WHERE id = ?", (int(big), resident_id)
+        )

@@ -75,6 +75,7 @@
     const same = plan && plan.version === p.version;
     plan = p;
     if (same) return;
+    applyLayout(p.layout || { name: "full" });
     save(PLAN_KEY, p);
     preload();
     prepared = null;
@@ -126,10 +127,11 @@
     } else {
       const d = document.createElement("div");
       d.className = "notice" + (c.emergency ? " emergency" : "");
-      if (c.emergency) {
+      const level = { critical: "紧急通知", warning: "预警通知", info: "重要通知" }[c.emergency];
+      if (level && level !== c.title) { // a title that says it already needs no badge
         const badge = document.createElement("div");
         badge.className = "badge";
-        badge.textContent = c.emergency === "critical" ? "紧急通知" : "重要通知";
+        badge.textContent = level;
         d.appendChild(badge);
       }
       const h = document.createElement("h1");
@@ -138,6 +140,18 @@
       b.className = "body";
       b.textContent = c.body || "";
       d.append(h, b);
+      if (c.emergency) { // who issued it and until when: residents must know it is real
+        const meta = document.createElement("div");
+        meta.className = "meta";
+        const office = document.createElement("span");
+        office.className = "office";
+        office.textContent = "发布：" + (c.office || "物业服务中心");
+        const until = document.createElement("span");
+        until.className = "until";
+        until.textContent = c.ends_at ? "有效至 " + fmtTime(c.ends_at, true) : "";
+        meta.append(office, until);
+        d.appendChild(meta);
+      }
       layer.appendChild(d);
     }
     // Never wait long: a slow item is shown as it is rather than holding the old one.
@@ -177,6 +191,7 @@
     shown = cur;
     await p.ready;
     raise(p.layer);
+    document.body.classList.toggle("emergency", !!(plan.content[cur.cid] || {}).emergency);
     document.body.dataset.showing = cur.cid;
   }
 
@@ -200,6 +215,65 @@
       timer = setTimeout(tick, wait);
     }
   }
+
+  // --- zones: header (name, clock, date), ticker, side (edge/screens/layouts.py) ---------------
+  let tz = "Asia/Shanghai";
+  const byId = (id) => document.getElementById(id);
+  function fmtTime(ms, withDay) {
+    const f = new Intl.DateTimeFormat("zh-CN", { timeZone: tz, month: "numeric", day: "numeric",
+      weekday: "long", hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+    const p = Object.fromEntries(f.formatToParts(new Date(ms)).map((x) => [x.type, x.value]));
+    const today = Object.fromEntries(f.formatToParts(new Date(now())).map((x) => [x.type, x.value]));
+    const clock = p.hour + ":" + p.minute;
+    if (withDay === "date") return p.month + "月" + p.day + "日 " + p.weekday;
+    return withDay && (p.day !== today.day || p.month !== today.month) ? p.month + "月" + p.day + "日 " + clock : clock;
+  }
+  let layoutNow = null;
+  function tickClock() {
+    byId("clock").textContent = fmtTime(now(), false);
+    byId("date").textContent = fmtTime(now(), "date");
+    if (plan && plan.layout) setLayoutName(layoutAt(plan.layout));
+  }
+  // [[player.layout_times]]: another layout in a daily window, by this page's clock (box time)
+  function layoutAt(l) {
+    const hm = fmtTime(now(), false);
+    for (const t of l.times || []) {
+      const inside = t.start < t.end ? hm >= t.start && hm < t.end : hm >= t.start || hm < t.end;
+      if (inside) return t.name;
+    }
+    return l.name;
+  }
+  function setLayoutName(name) {
+    if (name === layoutNow) return;
+    layoutNow = name;
+    document.body.classList.remove("layout-full", "layout-standard", "layout-side");
+    document.body.classList.add("layout-" + name);
+  }
+  function applyLayout(l) {
+    tz = l.tz || tz;
+    layoutNow = null;
+    setLayoutName(layoutAt(l));
+    byId("community").textContent = l.community || "";
+    const lines = l.ticker || [];
+    document.body.classList.toggle("no-ticker", !lines.length);
+    const run = byId("ticker-run");
+    run.replaceChildren(...lines.map((t) => { const s = document.createElement("span"); s.textContent = t; return s; }));
+    // a steady reading speed whatever the length: about 6 characters a second
+    run.style.setProperty("--ticker-s", Math.max(12, Math.round(lines.join("").length / 6 + 10)) + "s");
+    const side = l.side || {};
+    byId("side-qr").innerHTML = side.qr_svg || ""; // made by the box (edge/access/passes.py)
+    byId("side-caption").textContent = side.qr_svg ? side.qr_caption || "" : "";
+    const w = side.weather, box = byId("weather");
+    box.replaceChildren();
+    if (w) {
+      const t = document.createElement("div"); t.className = "temp"; t.textContent = w.temp || "";
+      const d = document.createElement("div"); d.textContent = [w.text, w.range, w.wind].filter(Boolean).join(" ");
+      box.append(t, d);
+      if (w.aqi) { const a = document.createElement("div"); a.textContent = "空气质量 " + w.aqi; box.appendChild(a); }
+    }
+    tickClock();
+  }
+  setInterval(tickClock, 1000);
 
   // --- proof of play -------------------------------------------------------------------------
   function endPlay(t) {

@@ -74,3 +74,16 @@ def test_toml_syntax_error_has_line() -> None:
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path / "nope.toml")
+
+
+def test_an_unknown_key_names_the_closest_valid_one(tmp_path) -> None:
+    from edge.core.config import ConfigError
+    from edge.features import parse_config
+
+    text = '[box]\nid = "b"\ncomunity = "x"\n\n[player]\nlayot = "side"\n\n[mqtt]\nxyzzy = 1\n'
+    with pytest.raises(ConfigError) as e:
+        parse_config(text, source=tmp_path / "edge.toml")
+    msg = str(e.value)
+    assert "edge.toml:3: box.comunity: unknown key; did you mean 'community'?" in msg
+    assert "player.layot: unknown key; did you mean 'layout'?" in msg
+    assert "mqtt.xyzzy: unknown key\n" in msg + "\n" and "xyzzy: unknown key;" not in msg

@@ -136,6 +136,22 @@ async def test_installer_page_runs_doctor_with_progress(make_config, run_box) ->
     assert seen_partial or total <= 2
 
 
+def test_doctor_help_lists_every_check_and_an_example() -> None:
+    import re
+
+    from click.testing import CliRunner
+
+    from edge.cli import main
+
+    out = CliRunner().invoke(main, ["doctor", "--help"]).output
+    src = (Path(__file__).resolve().parents[3] / "edge/installer/doctor.py").read_text()
+    names = re.findall(r'Check\(\s*"([a-z_]+)"', src)  # the fixed checks, in order
+    assert len(names) >= 9
+    for name in [*names, "door:<id>", "camera:<id>", "screen:<id>"]:
+        assert re.search(rf"^\s+{re.escape(name)}\s+\S", out, re.M), name
+    assert "Example:" in out and "qilu-edge doctor -c" in out
+
+
 async def test_face_doors_threshold_follows_the_gallery(tmp_path: Path) -> None:
     """The doctor shows the threshold a per-visit target gives for the enrolled residents and
     the resident acceptance to expect; a stricter door target gives a higher threshold."""

@@ -37,7 +37,10 @@ async def test_cli_prints_snippets_that_are_valid_config(tmp_path) -> None:
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 0, err.decode()
-    text = out.decode()
+    text, log = out.decode(), err.decode()
+    # progress on stderr (unit N/total, found so far), no pymodbus error dumps
+    assert "unit 4/4 · found 1 so far" in log and "found unit 3: answers" in log, log
+    assert "Traceback" not in log and "ERROR" not in log and "pymodbus" not in log, log
     assert "1 unit(s) answered" in text and "unit = 3" in text
     # The printed block pastes straight into a config that the daemon accepts.
     cfg = parse_config(text, source=tmp_path / "edge.toml")

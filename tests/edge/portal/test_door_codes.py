@@ -150,7 +150,7 @@ async def test_face_grant_shows_a_login_code_on_the_door_screen(
         ctx = await b.new_context(**PHONE)
         phone = await ctx.new_page()
         await phone.goto(link, timeout=15000)
-        await phone.click("button")
+        await phone.click("main form button")
         await phone.wait_for_url("**/r/read", timeout=10000)
         await ctx.close()
         assert await box.store.run(db.has_live_session, box.store.sync, "r-obama")

@@ -261,12 +261,12 @@ async def test_the_pages_work_in_a_phone_browser_through_the_cloud(
         ctx = await b.new_context(**PHONE)
         page = await ctx.new_page()
         await page.goto(link, timeout=15000)  # a staff link that works anywhere
-        await page.click("button")
+        await page.click("main form button")
         await page.wait_for_url(f"{cloud.url}/r/read", timeout=10000)
         assert (await feed_ids(page))[0] == "a-policy"
-        # the stylesheet came through the relay too: the nav bar is the portal's red
-        bg = await page.eval_on_selector("nav", "n => getComputedStyle(n).backgroundColor")
-        assert bg == "rgb(183, 28, 28)"
+        # the stylesheet came through the relay too: the header is the app's red
+        bg = await page.eval_on_selector("header.top", "n => getComputedStyle(n).backgroundColor")
+        assert bg == "rgb(163, 21, 21)"
         await page.click("ul.feed li:first-child a")
         await page.wait_for_selector("#ack", timeout=10000)
         await page.click("#ack")

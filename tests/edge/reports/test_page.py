@@ -41,7 +41,7 @@ async def test_report_repair_and_follow_on_a_phone(make_config, run_box, tmp_pat
         assert db_count(box, "SELECT count(*) FROM reports WHERE building = '5'") == 1
 
         # One-tap repair.
-        await page.click("nav .tab[data-tab=repair]")
+        await page.click(".seg .tab[data-tab=repair]")
         await page.click("#faults .chip[data-code=light]")
         await page.fill("#repair-building", "3")
         await page.click("#repair-form button[type=submit]")
@@ -55,7 +55,7 @@ async def test_report_repair_and_follow_on_a_phone(make_config, run_box, tmp_pat
         await svc.transition(tid, "assign", role="staff", actor="t", assignee="wang")
         await svc.transition(tid, "start", role="staff", actor="t")
         await svc.transition(tid, "resolve", role="staff", actor="t", note="换了灯泡")
-        await page.click("nav .tab[data-tab=mine]")
+        await page.click(".seg .tab[data-tab=mine]")
         button = page.locator(f"[data-ticket='{tid}'] button[data-action=confirm]")
         await button.wait_for(timeout=10000)
         assert "换了灯泡" in await page.text_content(f"[data-ticket='{tid}']")

@@ -27,9 +27,11 @@ async def test_installer_and_resident_pages_run_under_the_csp(
         page = await ctx.new_page()
         page.on("console", lambda m: blocked.append(m.text)
                 if "Content Security Policy" in m.text else None)
-        # Installer (console size): the token from the query, then "validate" runs app.js.
+        # Installer (console size): signing in and "validate" run app.js.
         page.on("pageerror", lambda e: blocked.append(str(e)))
-        await page.goto(f"{base}/installer/?token={STAFF_TOKEN}")
+        await page.goto(f"{base}/installer/")
+        await page.fill("#token", STAFF_TOKEN)
+        await page.click("#signin-form button")
         await page.wait_for_function("() => document.getElementById('box_id').value !== ''",
                                      timeout=10000)
         assert await page.input_value("#box_id") == "box-test"
@@ -46,7 +48,7 @@ async def test_installer_and_resident_pages_run_under_the_csp(
         p2.on("console", lambda m: blocked.append(m.text)
               if "Content Security Policy" in m.text else None)
         await p2.goto(f"{base}/r/login?code={code['code']}")
-        await p2.click("button")
+        await p2.click("main form button")
         await p2.wait_for_url("**/r/read", timeout=10000)
         async with p2.expect_response("**/r/dwell.js", timeout=10000) as js:
             await p2.click("a[href='/r/read/a-1']")

@@ -1,0 +1,271 @@
+"""The resident app /r/ on a phone (390x844) in real Chromium, in normal and large text (适老化):
+every page is checked for contrast on its rendered colours (WCAG AA), text size, targets,
+overflow and the same frame (header red, tab bar); then the flows: report with a place found
+in the text, repair, progress following the login to another phone, a door opened only after
+a confirmation, a pass created and shared through the share sheet, errors in Chinese and
+success/failure told apart by their pixels. Screenshots land in the test's tmp dir."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import cv2
+import numpy as np
+
+from edge.features import parse_config
+from tests.conftest import api_url, box_toml
+from tests.edge.portal.helpers import FAST, article, staff
+from tests.peers.chromium import browser
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 1, "is_mobile": True,
+         "has_touch": True}  # fmt: skip
+EXTRA = FAST + """
+[[doors]]
+id = "d-east"
+type = "sim"
+name = "东门"
+building = "5"
+
+[[doors]]
+id = "d-west"
+type = "sim"
+name = "西门"
+building = "2"
+"""
+
+# WCAG AA contrast of the rendered colours, sizes, targets, overflow (contrast.js).
+CONTRAST_JS = (Path(__file__).parent / "contrast.js").read_text(encoding="utf-8")
+
+
+def near(px: tuple[int, int, int], want: tuple[int, int, int], tol: int = 12) -> bool:
+    return all(abs(int(a) - int(b)) <= tol for a, b in zip(px, want, strict=True))
+
+
+def pixel(png: bytes, x: int, y: int) -> tuple[int, int, int]:
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    b, g, r = img[y, x]
+    return int(r), int(g), int(b)
+
+
+def box_colour(png: bytes, rect: dict[str, float]) -> tuple[int, int, int]:
+    """The most common colour inside an element's box (its background, not its text)."""
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    x, y, w, h = (int(rect[k]) for k in ("x", "y", "width", "height"))
+    crop = img[y + 3 : y + h - 3, x + 3 : x + w - 3].reshape(-1, 3)
+    colours, counts = np.unique(crop, axis=0, return_counts=True)
+    b, g, r = colours[counts.argmax()]
+    return int(r), int(g), int(b)
+
+
+def config(tmp_path: Path) -> Any:
+    """The test box, named as a community is ([box] name: every page's header shows it)."""
+    text = box_toml(tmp_path, 1, 0, EXTRA).replace("[box]\n", '[box]\nname = "幸福里小区"\n', 1)
+    (tmp_path / "edge.toml").write_text(text)
+    return parse_config(text, source=tmp_path / "edge.toml")
+
+
+def db(box: Any, sql: str) -> Any:
+    con = sqlite3.connect(box.config.db_path)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+async def seed(base: str) -> dict[str, str]:
+    async with aiohttp.ClientSession() as s:
+        await staff(s, "POST", f"{base}/api/v1/residents", json={
+            "id": "r-501", "name": "王阿姨", "building": "5", "unit": "2", "room": "301"})
+        await staff(s, "PUT", f"{base}/api/v1/residents/r-501/access", json={"doors": ["d-east"]})
+        await article(s, base, "a-water", "周六停水通知", ["policy"], must_read=True)
+        await article(s, base, "a-dance", "广场舞比赛报名开始", ["culture"])
+        await staff(s, "POST", f"{base}/api/v1/portal/events", json={
+            "id": "ev-1", "title": "老年人义诊", "place": "社区活动中心",
+            "starts_at": "2099-01-01T01:30:00+00:00", "ends_at": "2099-01-01T03:00:00+00:00",
+            "capacity": 20})  # fmt: skip
+        codes = []
+        for _ in range(3):  # one per phone that logs in
+            c = await staff(s, "POST", f"{base}/api/v1/portal/codes",
+                            json={"resident_id": "r-501", "name": "王阿姨", "building": "5"})
+            codes.append(c["code"])
+    return {"code1": codes[0], "code2": codes[1], "code3": codes[2]}
+
+
+async def log_in(page: Any, base: str, code: str) -> None:
+    await page.goto(f"{base}/r/login?code={code}", timeout=15000)
+    await page.click("main form button")
+    await page.wait_for_url("**/r/read", timeout=10000)
+
+
+async def test_every_resident_page_in_both_text_modes(run_box, tmp_path) -> None:
+    box = await run_box(config(tmp_path))
+    base = api_url(box)
+    codes = await seed(base)
+    pages = ["/r/", "/r/read", "/r/read/a-water", "/r/events", "/r/board", "/r/me",
+             "/r/doors/d-east/open"]  # fmt: skip
+    async with browser() as b:
+        for big, code in ((False, codes["code1"]), (True, codes["code2"])):
+            ctx = await b.new_context(**PHONE)
+            await ctx.add_cookies([{"name": "qilu_big", "value": "1" if big else "0",
+                                    "url": base}])  # fmt: skip
+            page = await ctx.new_page()
+            await page.goto(f"{base}/r/login", timeout=15000)
+            checked = [("/r/login", await page.evaluate(CONTRAST_JS))]
+            await page.screenshot(path=str(tmp_path / f"login-{int(big)}.png"))
+            await log_in(page, base, code)
+            for path in pages:
+                await page.goto(base + path, timeout=15000)
+                if path == "/r/":
+                    await page.wait_for_selector("body[data-ready='1']", timeout=15000)
+                name = path.strip("/").replace("/", "-") or "report"
+                png = await page.screenshot(path=str(tmp_path / f"{name}-{int(big)}.png"))
+                checked.append((path, await page.evaluate(CONTRAST_JS)))
+                # the same frame on every page: the red header, the white tab bar below
+                assert near(pixel(png, 3, 3), (163, 21, 21)), path
+                assert near(pixel(png, 3, 840), (255, 255, 255)), path
+                assert await page.locator(".tabbar a").count() == 5, path
+                assert "幸福里小区" in await page.inner_text("header.top"), path
+            for path, got in checked:
+                assert not got["bad"], (path, big, got["bad"])  # WCAG AA on rendered colours
+                assert got["overflow"] <= 0, (path, big, "wider than the phone")
+                if big:  # 适老化: >= 20 px body text, big touch targets
+                    assert got["body"] >= 20 and got["minText"] >= 16, (path, got)
+                    assert min(got["targets"], default=99) >= 52, (path, got["targets"])
+                else:
+                    assert got["body"] >= 16 and got["minText"] >= 13, (path, got)
+                    assert min(got["targets"], default=99) >= 40, (path, got["targets"])
+            await ctx.close()
+
+
+async def test_report_repair_progress_door_and_pass(run_box, tmp_path) -> None:
+    box = await run_box(config(tmp_path))
+    base = api_url(box)
+    codes = await seed(base)
+    share_stub = """
+      Object.defineProperty(navigator, "share", {value: async d => { window.__shared = {
+        title: d.title, text: d.text,
+        files: (d.files || []).map(f => [f.name, f.type, f.size])}; }});
+      Object.defineProperty(navigator, "canShare", {value: () => true});
+    """
+    async with browser() as b:
+        phone = await b.new_context(**PHONE)
+        await phone.add_init_script(share_stub)
+        page = await phone.new_page()
+        # --- not logged in: report with the place taken from the text ---------------------
+        await page.goto(f"{base}/r/", timeout=15000)
+        await page.wait_for_selector("body[data-ready='1']", timeout=15000)
+        await page.click("#report-form button[type=submit]")  # empty: a red Chinese message
+        toast = await page.inner_text("#toast")
+        assert toast == "请写下您想反映的内容"
+        assert "err" in await page.get_attribute("#toast", "class")
+        err_png = await page.screenshot(path=str(tmp_path / "report-error.png"))
+        err_colour = box_colour(err_png, await page.locator("#toast").bounding_box())
+        await page.fill("#report-text", "5号楼2单元楼道灯不亮了，晚上太黑")
+        await page.wait_for_selector("#place:not([hidden])", timeout=10000)
+        assert await page.inner_text("#place-text") == "5号楼2单元"
+        await page.click("#place-use")
+        assert await page.input_value("#report-building") == "5"
+        assert await page.input_value("#report-location") == "2单元"
+        await page.click("#report-form button[type=submit]")
+        await page.wait_for_selector("#report-result.ok", timeout=15000)
+        result = await page.inner_text("#report-result")
+        ref = db(box, "SELECT ref, building, location FROM reports")[0]
+        assert ref[1:] == ("5", "2单元") and f"反映 #{ref[0]}" in result, result
+        assert ref[0] >= 1001 and "rp-" not in result
+        ok_png = await page.screenshot(path=str(tmp_path / "report-ok.png"))
+        ok_colour = box_colour(ok_png, await page.locator("#report-result").bounding_box())
+        # success is green, failure red: told apart by their pixels
+        assert ok_colour[1] > ok_colour[0] + 8 and err_colour[0] > err_colour[1] + 8, (
+            ok_colour, err_colour)
+        # --- repair -------------------------------------------------------------------------
+        await page.click(".seg .tab[data-tab=repair]")
+        await page.click("#faults .chip[data-code=light]")
+        await page.fill("#repair-building", "5")
+        await page.click("#repair-form button[type=submit]")
+        await page.wait_for_selector("#repair-result.ok", timeout=15000)
+        tref = db(box, "SELECT ref FROM tickets WHERE title LIKE '照明故障%'")[0][0]
+        assert f"报修 #{tref}" in await page.inner_text("#repair-result")
+        # --- progress on this phone without a login -------------------------------------------
+        await page.click(".seg .tab[data-tab=mine]")
+        await page.wait_for_selector(f"#mine-list >> text=报修 #{tref}", timeout=10000)
+        assert db(box, "SELECT count(*) FROM reports WHERE resident_id IS NULL")[0][0] == 1
+        # --- log in: the phone's items become the resident's, another phone sees them -------
+        await log_in(page, base, codes["code1"])
+        await page.goto(f"{base}/r/#mine", timeout=15000)
+        await page.wait_for_selector(f"#mine-list >> text=反映 #{ref[0]}", timeout=10000)
+        assert db(box, "SELECT resident_id FROM reports")[0][0] == "r-501"
+        assert db(box, "SELECT resident_id FROM tickets")[0][0] == "r-501"
+        other = await b.new_context(**PHONE)
+        page2 = await other.new_page()
+        await log_in(page2, base, codes["code2"])
+        await page2.goto(f"{base}/r/#mine", timeout=15000)
+        await page2.wait_for_selector(f"#mine-list >> text=报修 #{tref}", timeout=10000)
+        await page2.wait_for_selector(f"#mine-list >> text=反映 #{ref[0]}", timeout=10000)
+        await page2.screenshot(path=str(tmp_path / "mine-other-phone.png"), full_page=True)
+        # --- a door opens only after the confirmation ----------------------------------------
+        await page.goto(f"{base}/r/me", timeout=15000)
+        assert await page.locator("a[href='/r/doors/d-west/open']").count() == 0  # not hers
+        await page.click("a[href='/r/doors/d-east/open']")
+        await page.wait_for_selector("#confirm-open", timeout=10000)
+        await page.screenshot(path=str(tmp_path / "confirm-open.png"))
+        remote = "SELECT count(*) FROM access_events WHERE method = 'remote'"
+        assert db(box, remote)[0][0] == 0  # asking opened nothing
+        await page.click("#confirm-open")
+        await page.wait_for_selector(".msg.ok", timeout=10000)
+        assert "门已打开" in await page.inner_text(".msg.ok")
+        assert db(box, remote + " AND decision = 'granted' AND door_id = 'd-east'")[0][0] == 1
+        # --- a pass: no door ticked is refused in Chinese; then one made and shared ----------
+        boxes = page.locator("#new-pass input[type=checkbox]")
+        assert await boxes.count() == 1 and not await boxes.first.is_checked()  # her door only
+        await page.click("#new-pass button")
+        await page.wait_for_selector(".msg.err", timeout=10000)
+        assert await page.inner_text(".msg.err") == "请至少选择一扇门"
+        await page.fill("#new-pass input[name=visitor]", "小李")
+        await boxes.first.check()
+        await page.click("#new-pass button")
+        await page.wait_for_selector("#pass .pin", timeout=10000)
+        pref = db(box, "SELECT ref FROM visitor_passes")[0][0]
+        assert f"通行证 #{pref}" in await page.inner_text(".msg.ok")
+        pin = (await page.inner_text("#pass .pin b")).strip()
+        await page.screenshot(path=str(tmp_path / "pass.png"), full_page=True)
+        await page.click("#share")
+        await page.wait_for_function("window.__shared", timeout=10000)
+        shared = await page.evaluate("window.__shared")
+        assert pin in shared["text"] and "东门" in shared["text"]
+        [(fname, ftype, fsize)] = shared["files"]
+        assert ftype == "image/png" and fsize > 200 and fname.endswith(".png")
+        await phone.close()
+        await other.close()
+
+
+async def test_large_text_is_remembered_with_the_login(run_box, tmp_path) -> None:
+    box = await run_box(config(tmp_path))
+    base = api_url(box)
+    codes = await seed(base)
+    async with browser() as b:
+        ctx = await b.new_context(**PHONE)
+        page = await ctx.new_page()
+        await log_in(page, base, codes["code1"])
+        small = await page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+        await page.click(".bigtoggle")
+        await page.wait_for_selector("html.big", timeout=10000)
+        assert await page.get_attribute(".bigtoggle", "aria-pressed") == "true"
+        big = await page.evaluate("parseFloat(getComputedStyle(document.body).fontSize)")
+        assert small < 20 <= big
+        await page.goto(f"{base}/r/", timeout=15000)  # the report page too
+        assert await page.locator("html.big").count() == 1
+        assert db(box, "SELECT big_text FROM portal_residents WHERE id = 'r-501'")[0][0] == 1
+        # another phone: large text once she logs in, before she touches anything
+        other = await b.new_context(**PHONE)
+        page2 = await other.new_page()
+        await page2.goto(f"{base}/r/login", timeout=15000)
+        assert await page2.locator("html.big").count() == 0
+        await log_in(page2, base, codes["code2"])
+        assert await page2.locator("html.big").count() == 1
+        await page2.screenshot(path=str(tmp_path / "read-big-other-phone.png"))
+        await ctx.close()
+        await other.close()
+    assert (tmp_path / "read-big-other-phone.png").stat().st_size > 1000
