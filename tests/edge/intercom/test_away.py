@@ -65,7 +65,7 @@ async def test_away_a_phone_rings_sees_the_door_and_opens_through_the_cloud(
         ctx = await b.new_context(**PHONE_VIEW)
         page = await ctx.new_page()
         await page.goto(link, timeout=15000)
-        await page.click("button")
+        await page.click("main form button")
         await page.wait_for_url(f"{cloud.url}/r/read", timeout=10000)
         await page.goto(f"{cloud.url}/r/intercom", timeout=15000)
         await until(page, "window.intercom && window.intercom.mode === 'poll'", 15)

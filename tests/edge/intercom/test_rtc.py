@@ -177,7 +177,7 @@ async def test_live_video_away_through_the_cloud_relay_and_turn(
         page = await (await b.new_context(**PHONE_VIEW)).new_page()
         await page.goto(f"{cloud.url}/r/at/c1?next={quote('/r/login?code=' + code['code'])}",
                         timeout=15000)
-        await page.click("button")
+        await page.click("main form button")
         await page.wait_for_url(f"{cloud.url}/r/read", timeout=10000)
         await page.goto(f"{cloud.url}/r/intercom", timeout=15000)
         await until(page, "window.intercom && window.intercom.mode === 'poll'", 15)
