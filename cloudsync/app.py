@@ -160,7 +160,6 @@ def make_app(
     *,
     feed_poll_s: float = 0.5,
     max_body_mb: float = 64,
-    relay_mesh: Any = None,
     max_record_chars: int = p.PAYLOAD_MAX,
     master_key: bytes | None = None,
 ) -> web.Application:
@@ -179,7 +178,7 @@ def make_app(
     app.router.add_get("/api/openapi.json", openapi_doc)
     routes = Api.merge(*ROUTE_TABLES)
     routes.install(app)
-    relay.install(app, relay_mesh)  # residents' /r/ pages, relayed to their box
+    relay.install(app)  # residents' /r/ pages, relayed to their box
     app[OPENAPI] = routes.openapi("Qilu cloud sync and ops API", __version__)
 
     async def listen(app: web.Application) -> None:
