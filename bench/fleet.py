@@ -127,6 +127,9 @@ class SimBox:
             path = f"/api/v1/box/feed?after={self.cursor}&wait=25"
             try:
                 async with self.s.get(self.url + path, headers=self.headers("GET", path)) as r:
+                    if r.status != 200:  # back off like the real box, never spin
+                        self.q.put(("http", self.id, r.status, time.time()))
+                        raise aiohttp.ClientResponseError(r.request_info, (), status=r.status)
                     self.feed_up = True
                     page = await r.json()
                 got = time.time()
@@ -187,7 +190,13 @@ class SimBox:
 
 
 def loadgen(
-    boxes: list[tuple[str, str]], url: str, source: str, q: Any, stop_evt: Any, every_s: float
+    boxes: list[tuple[str, str]],
+    url: str,
+    source: str,
+    q: Any,
+    stop_evt: Any,
+    every_s: float,
+    ramp_per_s: float,
 ) -> None:
     raise_fd_limit()
 
@@ -202,8 +211,8 @@ def loadgen(
                 tasks += [asyncio.create_task(sim.relay(stop)),
                           asyncio.create_task(sim.feed(stop)),
                           asyncio.create_task(sim.chores(stop, every_s))]  # fmt: skip
-                if i % 50 == 49:
-                    await asyncio.sleep(0.05)
+                if i % 10 == 9:  # ramp_per_s boxes a second in this process
+                    await asyncio.sleep(10 / ramp_per_s)
             await asyncio.to_thread(stop_evt.wait)  # the parent says when the run is over
             stop.set()
             chores = tasks[2::3]  # let uploads in flight finish (they retry until acked)
@@ -227,6 +236,25 @@ def rss_kb(pid: int) -> int:
     except FileNotFoundError:
         pass
     return 0
+
+
+def cpu_s(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def pg_backends(base: Path) -> list[int]:
+    """The PostgreSQL server's processes (postmaster and its children)."""
+    master = int((base / "data" / "postmaster.pid").read_text().split()[0])
+    kids = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [master, *map(int, kids)]
 
 
 def workers_of(pid: int) -> list[int]:
@@ -336,7 +364,12 @@ async def main() -> None:
     ap.add_argument("--workers", type=int, default=4, help="cloud worker processes")
     ap.add_argument("--chores-s", type=float, default=60.0, help="heartbeat + upload interval")
     ap.add_argument("--connect-timeout", type=float, default=300.0)
+    ap.add_argument(
+        "--ramp", type=float, default=150.0, help="boxes connecting per second (all processes)"
+    )
     args = ap.parse_args()
+    # A timeout's SIGTERM still runs the finally below (cloud, load generators, PostgreSQL).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     limit = raise_fd_limit()
     from tests.cloudsync.helpers import start_pg
 
@@ -357,7 +390,8 @@ async def main() -> None:
             [str(VENV_BIN / "qilu-cloudsync"), "--log-level", "WARNING", "serve", "--db", dsn,
              "--blobs", str(work / "blobs"), "--port", str(port), "--workers",
              str(args.workers)],
-            start_new_session=True, stdout=subprocess.DEVNULL, stderr=sys.stderr,
+            start_new_session=True, stdout=subprocess.DEVNULL,
+            stderr=(work / "cloud.log").open("w"),
         )  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         for _ in range(300):
@@ -382,13 +416,14 @@ async def main() -> None:
         fleet = boxes[40:] if args.boxes > 100 else boxes
         shares = [fleet[i :: args.procs] for i in range(args.procs)]
         procs = [ctx.Process(target=loadgen, args=(shares[i], url, f"127.0.1.{i + 1}", q,
-                                                   stop_evt, args.chores_s))
+                                                   stop_evt, args.chores_s, args.ramp / args.procs))
                  for i in range(args.procs)]  # fmt: skip
         for pr in procs:
             pr.start()
         ws_up: set[str] = set()
         events: list[tuple] = []
         finals: list[tuple[str, int, int]] = []
+        http_errors: dict[int, int] = {}
 
         def drain() -> None:
             while True:
@@ -401,18 +436,31 @@ async def main() -> None:
                 elif ev[0] == "ws_down":
                     ws_up.discard(ev[1])
                     events.append(ev)
+                elif ev[0] == "http":
+                    http_errors[ev[2]] = http_errors.get(ev[2], 0) + 1
                 elif ev[0] == "final":
                     finals.extend(ev[1])
                 else:
                     events.append(ev)
 
         t0 = time.monotonic()
+        last = 0.0
         while len(ws_up) < len(fleet) and time.monotonic() - t0 < args.connect_timeout:
             await asyncio.sleep(0.5)
             drain()
+            if time.monotonic() - last > 10:
+                last = time.monotonic()
+                print(f"{len(ws_up)} relay sockets at {last - t0:.0f} s", file=sys.stderr)
         result["connect_s"] = round(time.monotonic() - t0, 1)
         await asyncio.sleep(5)  # feed long-polls settle
         drain()
+        # what a connected, idle fleet costs the cloud (heartbeats, uploads, pings, re-polls)
+        cpu0, t_cpu = cpu_s(workers), time.monotonic()
+        await asyncio.sleep(10)
+        drain()
+        result["cloud_cpu_pct_fleet_idle"] = round(
+            100 * (cpu_s(workers) - cpu0) / (time.monotonic() - t_cpu), 1
+        )
         result["connected_relay_sockets"] = len(ws_up)
         c = await asyncpg.connect(dsn)
         result["held_by_live_workers"] = await c.fetchval(
@@ -492,7 +540,15 @@ async def main() -> None:
         }
 
         # ingest with the fleet connected
+        # where the CPU goes while ingesting: cloud workers, PostgreSQL, the simulated fleet
+        gens = [pr.pid for pr in procs]
+        cpu0, pg0, gen0 = cpu_s(workers), cpu_s(pg_backends(pg.base)), cpu_s(gens)
         result["ingest_with_fleet"] = await ingest(url, ingest_boxes, 5000, 10, 500)
+        result["ingest_with_fleet"]["cpu_s"] = {
+            "cloud": round(cpu_s(workers) - cpu0, 1),
+            "postgres": round(cpu_s(pg_backends(pg.base)) - pg0, 1),
+            "fleet_loadgen": round(cpu_s(gens) - gen0, 1),
+        }
         print(f"ingest {result['ingest_with_fleet']}", file=sys.stderr)
 
         # failover: SIGKILL one worker
@@ -526,8 +582,13 @@ async def main() -> None:
         rows = {r["id"]: r["acked_seq"] for r in await c.fetch(
             "SELECT id, acked_seq FROM boxes WHERE id <> ALL($1::text[])",
             [b for b, _ in ingest_boxes])}  # fmt: skip
+        n, size = await c.fetchrow(
+            "SELECT count(*), pg_total_relation_size('records') FROM records"
+        )
+        result["records_table"] = {"rows": n, "bytes_per_row_with_indexes": round(size / n)}
         await c.close()
         unacked = sum(1 for b, seq, acked in finals if acked < seq or rows.get(b, 0) < acked)
+        result["feed_http_errors"] = http_errors
         result["uploads"] = {"boxes_reporting": len(finals),
                              "records_sent": sum(seq for _, seq, _ in finals),
                              "boxes_with_unacked_records": unacked}  # fmt: skip

@@ -24,6 +24,7 @@ from cloudsync.storage.base import (
     prune_nonces,
     utcnow,
 )
+from cloudsync.storage.feed import FEED_AFTER
 from common.protocol import UploadRecord
 
 log = logging.getLogger(__name__)
@@ -207,6 +208,13 @@ class PostgresStorage(Storage):
             )
             await self.notify_feed(c, box_ids)
         return [r["id"] for r in rows]
+
+    async def feed_after(self, box_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+        # One statement, no BEGIN/COMMIT: a broadcast wakes every box's long-poll at once and
+        # each runs this, so its round trips are what the fan-out waits on.
+        assert self.pool is not None, "storage not opened"
+        rows = await self.pool.fetch(FEED_AFTER, box_id, after, limit)
+        return [{**r, "args": json.loads(r["args"])} for r in rows]
 
     async def notify_feed(self, c: Any, box_ids: list[str]) -> None:
         # Box ids joined by commas, as many as fit one NOTIFY payload (8000 bytes): a
