@@ -188,8 +188,10 @@ def make_app(
     return app
 
 
-async def build(db: str, blob_dir: Path, **kw: Any) -> web.Application:
-    storage = await open_storage(db)
+async def build(
+    db: str, blob_dir: Path, *, read_db: str | None = None, **kw: Any
+) -> web.Application:
+    storage = await open_storage(db, read_url=read_db)
     app = make_app(storage, blob_dir, **kw)
 
     async def close(app: web.Application) -> None:

@@ -44,6 +44,7 @@ def _serve(
     tls: tuple | None,
     poll_s: float,
     max_record: int = 0,
+    read_db: str | None = None,
 ) -> None:
     from cloudsync.app import build
 
@@ -54,7 +55,7 @@ def _serve(
 
     async def factory() -> web.Application:
         extra = {"max_record_chars": max_record} if max_record else {}
-        return await build(db, blobs, feed_poll_s=poll_s, **extra)
+        return await build(db, blobs, feed_poll_s=poll_s, read_db=read_db, **extra)
 
     web.run_app(
         factory(),
@@ -113,6 +114,12 @@ def _serve(
     " (per-resident limits on the relayed pages); repeatable.",
 )
 @click.option(
+    "--read-db",
+    default=lambda: os.environ.get("QILU_CLOUD_READ_DB") or None,
+    help="A PostgreSQL streaming replica (postgresql://...) the ops lists and statistics read"
+    " from; writes always go to --db (env QILU_CLOUD_READ_DB).",
+)
+@click.option(
     "--max-record-kb",
     default=0,
     help="Refuse record payloads above this (KB of characters; 0: the protocol's 1,000).",
@@ -130,6 +137,7 @@ def serve(
     relay_domain: str | None,
     trusted_proxy: tuple[str, ...],
     max_record_kb: int,
+    read_db: str | None,
 ) -> None:
     """Serve the box sync API and the ops API."""
     if relay_domain:  # read by every worker's relay (cloudsync/relay.py)
@@ -153,13 +161,13 @@ def serve(
         db.split("@")[-1],
     )
     if workers <= 1:
-        _serve(db, blobs, host, port, False, tls, feed_poll, max_record_kb * 1000)
+        _serve(db, blobs, host, port, False, tls, feed_poll, max_record_kb * 1000, read_db)
         return
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(
             target=_serve,
-            args=(db, blobs, host, port, True, tls, feed_poll, max_record_kb * 1000),
+            args=(db, blobs, host, port, True, tls, feed_poll, max_record_kb * 1000, read_db),
         )
         for _ in range(workers)
     ]

@@ -114,6 +114,11 @@ class StorageBase:
     def tx(self) -> AbstractAsyncContextManager[Conn]:
         raise NotImplementedError
 
+    def read_tx(self) -> AbstractAsyncContextManager[Conn]:
+        """For reads that may lag the primary by a moment (ops lists and statistics): a
+        streaming replica when one is configured (PostgreSQL ``read_url``), else ``tx()``."""
+        return self.tx()
+
     def jtext(self, column: str, field: str) -> str:
         """SQL for the text value of a JSON field (field names are whitelisted by callers)."""
         raise NotImplementedError
@@ -165,4 +170,3 @@ class StorageBase:
                 applied.append(version)
                 log.info("cloud schema: applied %s", name)
         return applied
-

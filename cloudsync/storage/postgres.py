@@ -90,9 +90,13 @@ class PostgresStorage(Storage):
     dialect = "postgres"
     listens = True
 
-    def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10) -> None:
+    def __init__(
+        self, dsn: str, *, min_size: int = 2, max_size: int = 10, read_dsn: str | None = None
+    ) -> None:
         self.dsn = dsn
+        self.read_dsn = read_dsn  # a streaming replica for ops reads (read_tx)
         self.pool: asyncpg.Pool | None = None
+        self.read_pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._sizes = (min_size, max_size)
 
@@ -100,12 +104,18 @@ class PostgresStorage(Storage):
         self.pool = await asyncpg.create_pool(
             self.dsn, min_size=self._sizes[0], max_size=self._sizes[1], reset=_keep_session
         )
+        if self.read_dsn:
+            self.read_pool = await asyncpg.create_pool(
+                self.read_dsn, min_size=1, max_size=self._sizes[1], reset=_keep_session
+            )
 
     async def close(self) -> None:
         if self._listener is not None:
             await self._listener.close()
         if self.pool is not None:
             await self.pool.close()
+        if self.read_pool is not None:
+            await self.read_pool.close()
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[PgConn]:
@@ -115,6 +125,15 @@ class PostgresStorage(Storage):
                 yield PgConn(conn)
             except asyncpg.DataError as e:  # e.g. invalid JSON in a payload
                 raise StorageError(str(e)) from e
+
+    @asynccontextmanager
+    async def read_tx(self) -> AsyncIterator[PgConn]:
+        if self.read_pool is None:
+            async with self.tx() as c:
+                yield c
+            return
+        async with self.read_pool.acquire() as conn, conn.transaction(readonly=True):
+            yield PgConn(conn)
 
     # --- the per-request path, in as few round trips as it allows ----------------------------
 

@@ -53,7 +53,7 @@ class OpsQueryStorage(StorageBase):
             )
         args.append(limit)
         sql.append(f" ORDER BY r.ts DESC, r.box_id DESC, r.seq DESC LIMIT ${len(args)}")
-        async with self.tx() as c:
+        async with self.read_tx() as c:
             rows = await c.fetch("".join(sql), *args)
         for r in rows:
             r["payload"] = json.loads(r["payload"])
@@ -80,7 +80,7 @@ class OpsQueryStorage(StorageBase):
             f" GROUP BY {', '.join(str(i + 1) for i in range(len(fields)))}"
             f" ORDER BY {', '.join(str(i + 1) for i in range(len(fields)))}"
         )
-        async with self.tx() as c:
+        async with self.read_tx() as c:
             return await c.fetch(sql, scope, kind, since or "", until or "")
 
     async def ticket_box(self, ticket_id: str, scope: str) -> str | None:

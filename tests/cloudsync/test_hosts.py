@@ -13,8 +13,8 @@ import aiohttp
 import asyncpg
 import pytest
 
-from edge.features import parse_config
 from edge.core.standard import AccessEvent
+from edge.features import parse_config
 from tests.cloudsync.helpers import VENV_BIN, Cloud, PgCluster, cli_provision, wait_for
 from tests.cloudsync.hosts import HaProxy, Host, start_haproxy, start_host
 from tests.conftest import box_toml
