@@ -499,6 +499,8 @@ async def main() -> None:
 
         # emergency broadcast to the whole city
         events.clear()
+        gens = [pr.pid for pr in procs]
+        cpu0, pg0, gen0 = cpu_s(workers), cpu_s(pg_backends(pg.base)), cpu_s(gens)
         sent = time.time()
         await ops(url, token, "POST", "/api/v1/ops/emergency",
                   {"message": "暴雨红色预警", "targets": {"areas": ["jinan"]},
@@ -513,12 +515,19 @@ async def main() -> None:
                 if e[0] == "feed" and e[2] == "emergency":
                     arrived.setdefault(e[1], e[3] - sent)
         times = sorted(arrived.values())
+        bcast_cpu = {
+            "cloud": round(cpu_s(workers) - cpu0, 1),
+            "postgres": round(cpu_s(pg_backends(pg.base)) - pg0, 1),
+            "fleet_loadgen": round(cpu_s(gens) - gen0, 1),
+            "wall": round(time.time() - sent, 1),
+        }
         result["broadcast"] = {
             "boxes": len(fleet), "arrived": len(times), "api_call_s": round(api_s, 2),
             "p50_s": pct(times, 0.5), "p99_s": pct(times, 0.99),
             "max_s": round(times[-1], 3) if times else -1,
             "within_5s": round(sum(1 for t in times if t <= 5) / len(fleet), 4),
             "within_15s": round(sum(1 for t in times if t <= 15) / len(fleet), 4),
+            "cpu_s": bcast_cpu,
         }  # fmt: skip
         print(f"broadcast {result['broadcast']}", file=sys.stderr)
 
@@ -541,7 +550,6 @@ async def main() -> None:
 
         # ingest with the fleet connected
         # where the CPU goes while ingesting: cloud workers, PostgreSQL, the simulated fleet
-        gens = [pr.pid for pr in procs]
         cpu0, pg0, gen0 = cpu_s(workers), cpu_s(pg_backends(pg.base)), cpu_s(gens)
         result["ingest_with_fleet"] = await ingest(url, ingest_boxes, 5000, 10, 500)
         result["ingest_with_fleet"]["cpu_s"] = {
