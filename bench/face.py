@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from edge.access import synthetic  # noqa: E402
-from edge.faces import models  # noqa: E402
+from edge.faces import weights  # noqa: E402
 from edge.faces.align import align  # noqa: E402
 from edge.faces.config import FacesConfig  # noqa: E402
 from edge.faces.gallery import Gallery  # noqa: E402
@@ -198,7 +198,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = FacesConfig()
     rss0 = rss_mb()
-    p = FacePipeline(cfg, models.default_model_dir())
+    p = FacePipeline(cfg, weights.default_model_dir())
     rss_models = rss_mb()
     imgs, ident = load_photos()
     frames = {n: door_frame(p, im) for n, im in imgs.items()}

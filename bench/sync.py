@@ -95,14 +95,14 @@ async def ingest(cloud: Cloud, boxes: list[Identity], batches: int, size: int) -
     bodies = {
         i: [
             (
-                gzip.compress(raw, 3),
+                gz,
                 {
-                    **p.sign(ident.secret, ident.box_id, "POST", path, raw),
+                    **p.sign(ident.secret, ident.box_id, "POST", path, gz, encoding="gzip"),
                     "Content-Encoding": "gzip",
                     "Content-Type": "application/json",
                 },
             )
-            for raw in (batch_body(i, k * size + 1, size) for k in range(batches))
+            for gz in (gzip.compress(batch_body(i, k * size + 1, size), 3) for k in range(batches))
         ]
         for i, ident in enumerate(boxes)
     }

@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from cloudsync import body as bodies
 from cloudsync import box_api, ops_api, portal_stats, relay
 from cloudsync.blobs import BlobStore
 from cloudsync.box_keys import BoxKeys
@@ -27,13 +28,13 @@ from cloudsync.routing import (
     NONCE,
     NONCE_IN_HANDLER,
     OPS_USER,
-    RAW_BODY,
     SIGNED_WITH,
     Api,
     BadRequest,
 )
 from cloudsync.storage import Storage, StorageError, open_storage
 from cloudsync.storage.base import BadRecord, Replayed
+from cloudsync.throttle import FailureWindow
 from common import protocol as p
 from common.version import __version__
 
@@ -41,6 +42,7 @@ log = logging.getLogger(__name__)
 # Each route module declares its own table (cloudsync.routing.Api); the app includes them here.
 ROUTE_TABLES = (box_api.api, ops_api.api, portal_stats.api, relay.api)
 OPENAPI = web.AppKey("openapi", dict)
+SIG_V1_ENV = "QILU_CLOUD_REFUSE_SIG_V1"  # serve --refuse-signature-v1 sets it to 1
 NONCE_USED = "nonce already used (replayed request)"
 
 
@@ -54,6 +56,8 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPException:
         raise
+    except bodies.TooLarge as e:
+        return err(413, str(e), field=e.field)
     except BadRequest as e:
         return err(400, str(e), field=e.field)
     except Replayed:
@@ -117,17 +121,25 @@ async def _verify_box(request: web.Request, storage: Storage) -> web.Response | 
     box = await storage.box_get(box_id)
     if box is None:
         return err(401, "unknown box")
-    body = await request.read()
-    request[RAW_BODY] = body
     path_qs = request.raw_path
+    # Version 2 signs the body as sent: checked before anything is inflated. Version 1
+    # (older boxes) signed the inflated body: its digest is taken while inflating, keeping
+    # nothing, under the inflation bound (cloudsync/body.py).
+    if h.get(p.H_SIG_VERSION) == p.SIG_VERSION:
+        enc: str | None = bodies.encoding(request)
+        digest = hashlib.sha256(await bodies.read_wire(request)).hexdigest()
+    elif not request.app[CLOUD].accept_sig_v1:
+        return err(401, "signature version 1 is refused here: update the box (it signs version 2)")
+    else:
+        enc, digest = None, await bodies.wire_digest_v1(request)
     # signed_with: the stored form (a secret, or a "gen:N" marker with a master key).
     keys = request.app[CLOUD].keys
     secret, prev = keys.usable(box_id, box["secret"]), keys.usable(box_id, box["prev_secret"])
-    if secret and p.check_signature(secret, sig, request.method, path_qs, ts, nonce, body):
+    if secret and p.check_signature(secret, sig, request.method, path_qs, ts, nonce, digest, enc):
         request[SIGNED_WITH] = box["secret"]
         if box["prev_secret"]:  # the box uses its new secret: the old one is retired now
             await storage.box_set_secret(box_id, box["secret"], None)
-    elif prev and p.check_signature(prev, sig, request.method, path_qs, ts, nonce, body):
+    elif prev and p.check_signature(prev, sig, request.method, path_qs, ts, nonce, digest, enc):
         request[SIGNED_WITH] = box["prev_secret"]  # rotation not confirmed by the box yet
     else:
         return err(401, "bad signature")
@@ -162,10 +174,18 @@ def make_app(
     max_body_mb: float = 64,
     max_record_chars: int = p.PAYLOAD_MAX,
     master_key: bytes | None = None,
+    accept_sig_v1: bool | None = None,
 ) -> web.Application:
+    max_body = int(max_body_mb * 1024 * 1024)
     app = web.Application(
-        middlewares=[errors, authenticate], client_max_size=int(max_body_mb * 1024 * 1024)
+        middlewares=[errors, authenticate],
+        client_max_size=max_body,
+        # Bodies are inflated by cloudsync/body.py, after authentication and with a limit.
+        handler_args={"auto_decompress": False},
     )
+    bodies.install(app, max_body)
+    if accept_sig_v1 is None:  # every worker reads what serve was told
+        accept_sig_v1 = os.environ.get(SIG_V1_ENV, "") != "1"
     waiter = FeedWaiter(feed_poll_s if not storage.listens else 30.0)
     app[CLOUD] = Cloud(
         storage=storage,
@@ -173,6 +193,12 @@ def make_app(
         feed=waiter,
         keys=BoxKeys(master_key) if master_key else BoxKeys.from_env(),
         max_record_chars=max_record_chars,
+        accept_sig_v1=accept_sig_v1,
+        claims=FailureWindow(
+            box_api.CLAIM_FAILURES_PER_SOURCE,
+            box_api.CLAIM_FAILURES_OVERALL,
+            box_api.CLAIM_WINDOW_S,
+        ),
     )
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/openapi.json", openapi_doc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import secrets
 import time
 from datetime import UTC, datetime
@@ -13,11 +14,13 @@ from aiohttp import web
 from pydantic import BaseModel, Field
 
 from cloudsync.context import CLOUD, err
-from cloudsync.routing import BOX_ROW, NONCE, SIGNED_WITH, Api, ok
+from cloudsync.routing import BOX_ROW, NONCE, OPS_USER, SIGNED_WITH, Api, ok
 from cloudsync.storage.base import BadRecord, utcnow
 from common import protocol as p
 
 api = Api()  # this module's route table (cloudsync/app.py includes it)
+# Wrong claim codes: per source address and over everyone, in a sliding window.
+CLAIM_FAILURES_PER_SOURCE, CLAIM_FAILURES_OVERALL, CLAIM_WINDOW_S = 10, 100, 600.0
 
 
 class ProvisionResult(BaseModel):
@@ -35,16 +38,27 @@ class ProvisionResult(BaseModel):
     auth="public",
     body=p.ProvisionRequest,
     response=ProvisionResult,
-    responses={409: "Claim code unknown, used or expired"},
+    responses={409: "Claim code unknown, used or expired", 429: "Too many claim attempts"},
+    max_body=16 * 1024,  # a claim code and a name: refused past this, inflated or not
 )
 async def provision(request: web.Request, q: None, body: p.ProvisionRequest) -> web.Response:
     storage = request.app[CLOUD].storage
+    source = request.app[CLOUD].relays.client(request)  # behind a trusted proxy: X-Forwarded-For
+    claims = request.app[CLOUD].claims
+    wait = claims.retry_after(source)
+    if wait > 0:
+        return web.json_response(
+            {"error": f"too many wrong claim codes; retry in {math.ceil(wait)} s"},
+            status=429,
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
     box_id = f"box-{secrets.token_hex(6)}"
     stored, secret = request.app[CLOUD].keys.new(box_id)
     code_hash = hashlib.sha256(body.claim_code.strip().encode()).hexdigest()
     try:
         area = await storage.claim_use(code_hash, box_id, stored, body.name, body.software_version)
     except ValueError as e:
+        claims.failed(source)
         return err(409, str(e))
     return ok(
         {"box_id": box_id, "secret": secret, "community_id": area["id"], "area_path": area["path"]}
@@ -173,7 +187,12 @@ async def serve_blob(request: web.Request) -> web.StreamResponse:
         path = blobs.path(sha)
     except ValueError as e:
         return err(400, str(e))
-    meta: dict[str, Any] | None = await request.app[CLOUD].storage.content_get(sha)
+    # An ops user gets only files of its area's library (issue 13 #7); a box any file it
+    # names (the SHA-256 reached it in a publish from its own area).
+    ops = request.get(OPS_USER)
+    meta: dict[str, Any] | None = await request.app[CLOUD].storage.content_get(
+        sha, ops["scope"] if ops else "/"
+    )
     if meta is None or not await asyncio.to_thread(path.exists):
         return err(404, f"no blob {sha}")
     # FileResponse answers Range / If-Range with 206 and sends the file with sendfile.

@@ -120,6 +120,12 @@ def _serve(
     " from; writes always go to --db (env QILU_CLOUD_READ_DB).",
 )
 @click.option(
+    "--refuse-signature-v1",
+    is_flag=True,
+    help="Refuse box requests signed with version 1 (over the inflated body: boxes before"
+    " 2026-11) once every box is updated (env QILU_CLOUD_REFUSE_SIG_V1=1).",
+)
+@click.option(
     "--max-record-kb",
     default=0,
     help="Refuse record payloads above this (KB of characters; 0: the protocol's 1,000).",
@@ -136,10 +142,13 @@ def serve(
     master_key_file: str | None,
     relay_domain: str | None,
     trusted_proxy: tuple[str, ...],
+    refuse_signature_v1: bool,
     max_record_kb: int,
     read_db: str | None,
 ) -> None:
     """Serve the box sync API and the ops API."""
+    if refuse_signature_v1:  # read by every worker's app (cloudsync/app.py)
+        os.environ["QILU_CLOUD_REFUSE_SIG_V1"] = "1"
     if relay_domain:  # read by every worker's relay (cloudsync/relay.py)
         os.environ["QILU_CLOUD_RELAY_DOMAIN"] = relay_domain
     if trusted_proxy:
@@ -206,17 +215,27 @@ def migrate(db: str) -> None:
 @click.option("--name", required=True)
 @click.option("--role", type=click.Choice(["admin", "viewer"]), default="admin", show_default=True)
 @click.option("--area", default=None, help="Area id the user is scoped to (default: everything).")
-def ops_user(db: str, name: str, role: str, area: str | None) -> None:
-    """Create an ops user and print its bearer token (shown once)."""
+@click.option("--rotate", is_flag=True, help="Give an existing user a new token (the old one "
+              "stops working) and print it.")  # fmt: skip
+@click.option("--remove", is_flag=True, help="Delete an existing user (its token stops working).")
+def ops_user(db: str, name: str, role: str, area: str | None, rotate: bool, remove: bool) -> None:
+    """Create an ops user and print its bearer token (shown once); or rotate / remove one."""
     from cloudsync.app import token_hash
     from cloudsync.storage import StorageError, open_storage
 
+    if rotate and remove:
+        raise click.UsageError("--rotate or --remove, not both")
     token = secrets.token_urlsafe(24)
 
     async def run() -> None:
         storage = await open_storage(db)
         try:
-            await storage.ops_user_add(name, token_hash(token), role, area)
+            if rotate:
+                await storage.ops_user_set_token(name, token_hash(token))
+            elif remove:
+                await storage.ops_user_remove(name)
+            else:
+                await storage.ops_user_add(name, token_hash(token), role, area)
         finally:
             await storage.close()
 
@@ -224,4 +243,4 @@ def ops_user(db: str, name: str, role: str, area: str | None) -> None:
         asyncio.run(run())
     except StorageError as e:
         raise click.ClickException(str(e)) from e
-    click.echo(token)
+    click.echo(f"removed ops user {name}" if remove else token)

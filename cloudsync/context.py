@@ -14,6 +14,7 @@ from aiohttp import web
 from cloudsync.blobs import BlobStore
 from cloudsync.box_keys import BoxKeys
 from cloudsync.storage import Storage
+from cloudsync.throttle import FailureWindow
 
 if TYPE_CHECKING:
     from cloudsync.relay import Relays
@@ -56,6 +57,8 @@ class Cloud:
     feed: FeedWaiter
     keys: BoxKeys  # box secrets: stored, or derived from a master key
     max_record_chars: int  # payload limit (serve --max-record-kb)
+    accept_sig_v1: bool = True  # serve --refuse-signature-v1 turns it off
+    claims: FailureWindow | None = None  # wrong claim codes, per source and overall
     relays: Relays | None = None  # residents' /r/ pages relayed to boxes (cloudsync/relay.py)
 
 

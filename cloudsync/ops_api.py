@@ -17,6 +17,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from cloudsync.body import read_body
 from cloudsync.box_api import serve_blob
 from cloudsync.context import CLOUD, err
 from cloudsync.routing import OPS_USER, Api, BadRequest, ok
@@ -265,12 +266,13 @@ class UploadQuery(BaseModel):
 )
 async def content_upload(request: web.Request, q: UploadQuery, body: None) -> web.Response:
     by = require_admin(request)
-    data = await request.read()
+    data = await read_body(request)
     if not data:
         return err(400, "body: empty file")
     sha = await asyncio.to_thread(request.app[CLOUD].blobs.put, data)
     mime = request.content_type or "application/octet-stream"
-    await request.app[CLOUD].storage.content_add(sha, len(data), mime[:100], q.title, by)
+    storage = request.app[CLOUD].storage
+    await storage.content_add(sha, len(data), mime[:100], q.title, by, scope(request))
     return ok(
         {"sha256": sha, "size_bytes": len(data), "mime": mime, "url": f"/api/v1/blobs/{sha}"}, 201
     )
@@ -279,13 +281,13 @@ async def content_upload(request: web.Request, q: UploadQuery, body: None) -> we
 @api.route(
     "GET",
     "/api/v1/ops/content",
-    summary="Uploaded content files",
+    summary="Content files uploaded in your area or the areas above it",
     tag="content",
     auth="ops",
     query=Page,
 )
 async def content_list(request: web.Request, q: Page, body: None) -> web.Response:
-    rows = await request.app[CLOUD].storage.content_list(q.after, q.limit)
+    rows = await request.app[CLOUD].storage.content_list(scope(request), q.after, q.limit)
     return ok({"items": rows, "next": rows[-1]["sha256"] if len(rows) == q.limit else None})
 
 
@@ -314,10 +316,30 @@ class Publish(BaseModel):
     ttl_s: float | None = Field(None, gt=0)
 
 
+def _refuse(cls: type[web.HTTPException], message: str) -> web.HTTPException:
+    return cls(text=json.dumps({"error": message}), content_type="application/json")
+
+
 async def _targets(request: web.Request, t: Targets) -> list[str]:
+    """The boxes a publish or broadcast reaches. Every named area and box must exist (404)
+    and lie inside the caller's scope (403): an admin aiming outside its area is told so,
+    instead of a 201 that reaches no box (issue 13 #12)."""
     if not t.areas and not t.boxes:
         raise BadRequest("targets: name at least one area or box", "targets")
-    return await request.app[CLOUD].storage.boxes_for_targets(scope(request), t.areas, t.boxes)
+    storage, mine = request.app[CLOUD].storage, scope(request)
+    area_paths, box_paths = await storage.target_paths(t.areas, t.boxes)
+    for kind, one, names, paths in (
+        ("areas", "area", t.areas, area_paths),
+        ("boxes", "box", t.boxes, box_paths),
+    ):
+        if unknown := [n for n in names if n not in paths]:
+            raise _refuse(web.HTTPNotFound, f"targets.{kind}: no {one} {unknown[0]!r}")
+        if outside := [n for n in names if not paths[n].startswith(mine)]:
+            raise _refuse(
+                web.HTTPForbidden,
+                f"targets.{kind}: {outside[0]!r} is outside your scope {mine}",
+            )
+    return await storage.boxes_for_targets(mine, t.areas, t.boxes)
 
 
 @api.route(

@@ -29,6 +29,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
+from cloudsync.body import TooLarge, read_body
 from cloudsync.context import CLOUD
 from cloudsync.relay_bus import RelayBus
 from cloudsync.routing import BOX_ROW, Api
@@ -115,6 +116,13 @@ class Relays:
             if hop and hop not in self.trusted:
                 return hop
         return remote
+
+    def https(self, request: web.Request) -> bool:
+        """Whether the resident's browser spoke HTTPS to us (or to our trusted proxy)."""
+        if request.scheme == "https":
+            return True
+        proto = request.headers.get("X-Forwarded-Proto", "")
+        return request.remote in self.trusted and proto.split(",")[0].strip() == "https"
 
     def box_of_host(self, host: str) -> str | None:
         """The box named by a ``<box id>.<domain>`` host, if the cloud has a relay domain."""
@@ -214,10 +222,16 @@ def box_cookies(cookies: Any, box_id: str) -> str:
     )
 
 
-def browser_cookie(set_cookie: str, box_id: str) -> str:
-    """A box's ``Set-Cookie`` value with the cookie's name made box-specific."""
+def browser_cookie(set_cookie: str, box_id: str, secure: bool = False) -> str:
+    """A box's ``Set-Cookie`` value with the cookie's name made box-specific; ``Secure`` and
+    ``SameSite=Lax`` added when missing (``Secure`` only when the browser came over HTTPS)."""
     name, sep, rest = set_cookie.partition("=")
-    return f"{name.strip()}__{box_id}{sep}{rest}" if sep else set_cookie
+    if not sep:
+        return set_cookie
+    attrs = {a.strip().split("=")[0].lower() for a in rest.split(";")[1:]}
+    rest += "" if "samesite" in attrs else "; SameSite=Lax"
+    rest += "; Secure" if secure and "secure" not in attrs else ""
+    return f"{name.strip()}__{box_id}{sep}{rest}"
 
 
 def page(status: int, title: str, text: str) -> web.Response:
@@ -253,7 +267,8 @@ async def enter(request: web.Request) -> web.StreamResponse:
         nxt = f"{scheme}://{box_id}.{relays.domain}{':' + port if port else ''}{nxt}"
     resp = web.HTTPSeeOther(nxt)
     resp.set_cookie(
-        BOX_COOKIE, box_id, max_age=400 * 86400, path="/", httponly=True, samesite="Lax"
+        BOX_COOKIE, box_id, max_age=400 * 86400, path="/", httponly=True, samesite="Lax",
+        secure=relays.https(request),
     )
     raise resp
 
@@ -275,8 +290,9 @@ async def forward(request: web.Request) -> web.StreamResponse:
         if (tunnel := relays.tunnels.get(box_id)) is not None:
             await tunnel.ws.close()
         return refuse(request, 503, *OFFLINE)
-    body = await request.read()
-    if len(body) > MAX_BODY:
+    try:
+        body = await read_body(request, MAX_BODY)
+    except TooLarge:
         return refuse(request, 413, "内容过大", "request body too large for the relay")
     head = {
         "method": request.method,
@@ -284,6 +300,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
         "headers": [[k, v] for k, v in request.headers.items() if k.lower() in TO_BOX]
         + ([["Cookie", mine]] if (mine := box_cookies(request.cookies, box_id)) else []),
         "client": client,
+        "https": relays.https(request),  # the box marks its session cookie Secure then
     }
     try:
         got = await relays.call(box_id, head, body)
@@ -293,7 +310,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
         return refuse(request, 503, *OFFLINE)
     answer, out = got
     headers = CIMultiDict(
-        (k, browser_cookie(v, box_id) if str(k).lower() == "set-cookie" else v)
+        (k, browser_cookie(v, box_id, head["https"]) if str(k).lower() == "set-cookie" else v)
         for k, v in answer.get("headers", [])
         if str(k).lower() in TO_BROWSER
     )

@@ -49,6 +49,7 @@ class Route:
     response: type[BaseModel] | None = None
     responses: dict[int, str] = field(default_factory=dict)
     nonce_in_handler: bool = False  # the handler stores request[NONCE] in its transaction
+    max_body: int | None = None  # bytes, on the wire and inflated (None: the app's max_body_mb)
 
 
 # What the authenticate middleware (cloudsync/app.py) puts on a request: the ops user (bearer
@@ -91,6 +92,7 @@ class Api:
         response: type[BaseModel] | None = None,
         responses: dict[int, str] | None = None,
         nonce_in_handler: bool = False,
+        max_body: int | None = None,
     ) -> Callable[[Handler], Handler]:
         def deco(fn: Handler) -> Handler:
             self.routes.append(
@@ -107,6 +109,7 @@ class Api:
                     response,
                     responses or {},
                     nonce_in_handler,
+                    max_body,
                 )
             )
             return fn
@@ -220,9 +223,9 @@ def _wrap(r: Route) -> Handler:
             except ValidationError as e:
                 raise explain(e, "query") from e
         if r.body is not None:
-            raw = request.get(RAW_BODY)
-            if raw is None:
-                raw = await request.read()
+            from cloudsync.body import read_body  # body.py imports BadRequest from here
+
+            raw = await read_body(request, r.max_body)
             try:
                 body = r.body.model_validate_json(raw or b"null")
             except ValidationError as e:

@@ -1,7 +1,12 @@
 """The box ⇄ cloud wire protocol, shared by the service and the box's sync client.
 
 Box requests are signed with HMAC-SHA256 over method, path+query, timestamp, nonce and the
-SHA-256 of the body. The timestamp bounds replay to a window; the nonce (kept by the cloud
+SHA-256 of the body. Version 2 (header ``X-Qilu-Sig-Version: 2``) hashes the body as sent on
+the wire (gzip'd, when it is) and signs the Content-Encoding too, so the cloud checks a
+signature before it inflates anything; version 1 (boxes before 2026-11) hashed the inflated
+body, and the cloud still accepts it, inflating under a size limit and a concurrency bound.
+
+The timestamp bounds replay to a window; the nonce (kept by the cloud
 for that window) makes each signed request usable once. A box whose clock is off learns the
 cloud's time from the 401 answer (``X-Qilu-Server-Time``) and signs with the corrected time.
 """
@@ -22,30 +27,65 @@ H_TS = "X-Qilu-Timestamp"
 H_NONCE = "X-Qilu-Nonce"
 H_SIG = "X-Qilu-Signature"
 H_SERVER_TIME = "X-Qilu-Server-Time"
+H_SIG_VERSION = "X-Qilu-Sig-Version"
+SIG_VERSION = "2"
 WINDOW_S = 300  # a signed request is valid this long either side of the cloud's clock
 SEQ_MAX = 2**62
 PAYLOAD_MAX = 1_000_000  # characters of one record's payload; a cloud may set a lower limit
 
 
-def canonical(method: str, path_qs: str, ts: str, nonce: str, body: bytes) -> bytes:
-    digest = hashlib.sha256(body).hexdigest()
-    return "\n".join((method.upper(), path_qs, ts, nonce, digest)).encode()
+def canonical(
+    method: str, path_qs: str, ts: str, nonce: str, digest: str, encoding: str | None = None
+) -> bytes:
+    """What is signed (``digest``: SHA-256 hex of the body); ``encoding`` None: version 1,
+    which has no Content-Encoding line."""
+    lines = [method.upper(), path_qs, ts, nonce, digest]
+    if encoding is not None:
+        lines.append(encoding.strip().lower())
+    return "\n".join(lines).encode()
 
 
 def sign(
-    secret: str, box_id: str, method: str, path_qs: str, body: bytes = b"", *, offset_s: float = 0
+    secret: str,
+    box_id: str,
+    method: str,
+    path_qs: str,
+    body: bytes = b"",
+    *,
+    offset_s: float = 0,
+    encoding: str = "",
 ) -> dict[str, str]:
-    """Headers that authenticate one request (``offset_s``: cloud time minus box time)."""
+    """Headers that authenticate one request (version 2): ``body`` exactly as sent and its
+    ``encoding`` ("gzip" or ""); ``offset_s``: cloud time minus box time."""
     ts = str(int(time.time() + offset_s))
     nonce = secrets.token_hex(12)
-    mac = hmac.new(secret.encode(), canonical(method, path_qs, ts, nonce, body), hashlib.sha256)
-    return {H_BOX: box_id, H_TS: ts, H_NONCE: nonce, H_SIG: mac.hexdigest()}
+    msg = canonical(method, path_qs, ts, nonce, hashlib.sha256(body).hexdigest(), encoding)
+    mac = hmac.new(secret.encode(), msg, hashlib.sha256)
+    return {
+        H_BOX: box_id,
+        H_TS: ts,
+        H_NONCE: nonce,
+        H_SIG: mac.hexdigest(),
+        H_SIG_VERSION: SIG_VERSION,
+    }
 
 
 def check_signature(
-    secret: str, sig: str, method: str, path_qs: str, ts: str, nonce: str, body: bytes
+    secret: str,
+    sig: str,
+    method: str,
+    path_qs: str,
+    ts: str,
+    nonce: str,
+    digest: str,
+    encoding: str | None = None,
 ) -> bool:
-    mac = hmac.new(secret.encode(), canonical(method, path_qs, ts, nonce, body), hashlib.sha256)
+    """``digest``: SHA-256 hex of the body the signature covers (as sent for version 2,
+    inflated for version 1); ``encoding`` None checks a version 1 signature."""
+    if not sig.isascii():  # compare_digest raises TypeError on non-ASCII text
+        return False
+    mac = hmac.new(secret.encode(), canonical(method, path_qs, ts, nonce, digest, encoding),
+                   hashlib.sha256)  # fmt: skip
     return hmac.compare_digest(mac.hexdigest(), sig)
 
 

@@ -18,8 +18,9 @@ MAX_BODY = 8 * 1024 * 1024  # an article image or a report photo; videos stay on
 TIMEOUT_S = 20.0
 # Request headers a resident's browser sends that the box needs; answer headers it returns.
 TO_BOX = frozenset(
-    "accept accept-language content-type range user-agent if-none-match if-modified-since".split()
-)  # and the box's own cookies, see box_cookies()
+    "accept accept-language content-type range user-agent if-none-match if-modified-since"
+    " x-qilu-proof".split()  # the /r/ page's proof of work for anonymous reports
+)  # and the box's own cookies (cloudsync.relay.box_cookies)
 TO_BROWSER = frozenset(
     "content-type set-cookie location cache-control content-range accept-ranges etag"
     " last-modified content-disposition content-language".split()

@@ -74,7 +74,8 @@ def run(ctx: click.Context, config_path: Path) -> None:
 def init(
     config_path: Path, community: str, box_id: str, data_dir: Path | None, force: bool
 ) -> None:
-    """Write a starter config and create its database."""
+    """Write a starter config and create its database; print its staff token once."""
+    import hashlib
     import secrets
 
     if config_path.exists() and not force:
@@ -83,7 +84,13 @@ def init(
     text = example.read_text(encoding="utf-8") if example.exists() else _MINIMAL
     text = text.replace('id = "box-dev"', f'id = "{box_id}"', 1)
     text = text.replace('community = "demo-community"', f'community = "{community}"', 1)
-    text = text.replace("change-me-to-a-long-random-string", secrets.token_urlsafe(24), 1)
+    # Only the token's SHA-256 goes into the file (and any copy or backup of it); the token
+    # itself is printed once, like `qilu-edge token new`.
+    token = secrets.token_urlsafe(32)
+    plain = 'token = "change-me-to-a-long-random-string"'
+    has_token = plain in text
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    text = text.replace(plain, f'token_sha256 = "{digest}"', 1)
     if data_dir is not None:
         text = text.replace('data_dir = "../var/edge"', f'data_dir = "{data_dir.resolve()}"', 1)
     else:
@@ -94,6 +101,12 @@ def init(
     config = load(config_path)
     Store(config.db_path, box_id=config.box.id).close()
     click.echo(f"wrote {config_path}\ncreated {config.db_path}")
+    if has_token:
+        click.echo(
+            f"staff token (shown once; the config keeps only its SHA-256): {token}\n"
+            "the box's own commands (door, screens, doctor ...) read it from QILU_EDGE_TOKEN",
+            err=True,
+        )
 
 
 _MINIMAL = '[box]\nid = "box-dev"\ncommunity = "demo-community"\ndata_dir = "../var/edge"\n'
@@ -209,6 +222,27 @@ def standard_doc(doc_path: Path | None) -> None:
     head = doc_path.read_text(encoding="utf-8").split(marker, 1)[0]
     doc_path.write_text(f"{head}{marker}\n\n{reference}", encoding="utf-8")
     click.echo(f"updated {doc_path}")
+
+
+@main.group()
+def token() -> None:
+    """Staff API tokens ([[api.tokens]])."""
+
+
+@token.command("new")
+@click.option("--name", default="staff", show_default=True, help="Who uses the token.")
+@click.option("--role", type=click.Choice(["staff", "admin"]), default="staff", show_default=True)
+def token_new(name: str, role: str) -> None:
+    """Print a new random token once, and the config entry that keeps only its SHA-256."""
+    import hashlib
+    import secrets
+
+    tok = secrets.token_urlsafe(32)
+    click.echo(f"token (shown once; give it to {name}): {tok}", err=True)
+    click.echo(
+        f'[[api.tokens]]\nname = "{name}"\nrole = "{role}"\n'
+        f'token_sha256 = "{hashlib.sha256(tok.encode()).hexdigest()}"'
+    )
 
 
 @main.command("check-config")

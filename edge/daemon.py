@@ -9,6 +9,7 @@ import logging
 import signal
 from typing import Any
 
+from edge import openapi
 from edge.core import systemd
 from edge.core.box import Box
 from edge.core.bus import BUS, Bus
@@ -53,6 +54,8 @@ class Daemon:
         store = await asyncio.to_thread(Store, cfg.db_path, box_id=cfg.box.id)
         astore = AsyncStore(store)
         box = self.box = Box(cfg, astore)
+        # The OpenAPI document knows every capability's routes: the composition root adds it.
+        box.http.router.add_get("/api/v1/openapi.json", openapi.serve)
         box.commands.register("box", "ping", _ping)
         if store.recovered_from:
             await astore.record(

@@ -24,7 +24,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("common", "drivers", "edge", "cloudsync")
-COMPOSITION_ROOT = {"edge.cli", "edge.daemon", "edge.demo", "edge.features", "edge.__main__"}
+COMPOSITION_ROOT = {
+    "edge.cli", "edge.daemon", "edge.demo", "edge.features", "edge.openapi", "edge.__main__"
+}
 
 
 def module_name(path: Path) -> str:

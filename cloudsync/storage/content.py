@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from cloudsync.storage.base import StorageBase, StorageError, utcnow
+from cloudsync.storage.base import NotFound, StorageBase, StorageError, utcnow
 
 
 class ContentStorage(StorageBase):
     # --- content and ops users ------------------------------------------------------------
 
-    async def content_add(self, sha: str, size: int, mime: str, title: str, by: str) -> None:
+    async def content_add(
+        self, sha: str, size: int, mime: str, title: str, by: str, scope: str
+    ) -> None:
+        """Store a file's metadata once and put it in the uploader's area library."""
+        now = utcnow()
         async with self.tx() as c:
             await c.execute(
                 "INSERT INTO content (sha256, size_bytes, mime, title, created_by, created_at)"
@@ -20,18 +24,40 @@ class ContentStorage(StorageBase):
                 mime,
                 title,
                 by,
-                utcnow(),
+                now,
+            )
+            await c.execute(
+                "INSERT INTO content_scopes (sha256, scope, created_by, created_at)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                sha,
+                scope,
+                by,
+                now,
             )
 
-    async def content_get(self, sha: str) -> dict[str, Any] | None:
-        async with self.tx() as c:
-            return await c.fetchrow("SELECT * FROM content WHERE sha256 = $1", sha)
+    # A caller sees files uploaded inside its area and those of the areas above it (a city's
+    # library is meant for its districts), never a sibling district's.
+    VISIBLE = (
+        " AND EXISTS (SELECT 1 FROM content_scopes s WHERE s.sha256 = content.sha256"
+        " AND (substr(s.scope, 1, length($1)) = $1 OR substr($1, 1, length(s.scope)) = s.scope))"
+    )
 
-    async def content_list(self, after: str, limit: int) -> list[dict[str, Any]]:
+    async def content_get(self, sha: str, scope: str = "/") -> dict[str, Any] | None:
+        """A file's metadata if visible from ``scope`` ("/": any, as for a box)."""
+        async with self.tx() as c:
+            return await c.fetchrow(
+                "SELECT * FROM content WHERE sha256 = $2" + self.VISIBLE, scope, sha
+            )
+
+    async def content_list(self, scope: str, after: str, limit: int) -> list[dict[str, Any]]:
         async with self.tx() as c:
             return await c.fetch(
-                "SELECT * FROM content WHERE sha256 > $1 ORDER BY sha256 LIMIT $2", after, limit
-            )
+                "SELECT * FROM content WHERE sha256 > $2" + self.VISIBLE
+                + " ORDER BY sha256 LIMIT $3",
+                scope,
+                after,
+                limit,
+            )  # fmt: skip
 
     async def ops_user_add(
         self, name: str, token_hash: str, role: str, area_id: str | None
@@ -50,6 +76,20 @@ class ContentStorage(StorageBase):
                 area_id,
                 utcnow(),
             )
+
+    async def ops_user_set_token(self, name: str, token_hash: str) -> None:
+        async with self.tx() as c:
+            n = await c.execute(
+                "UPDATE ops_users SET token_hash = $1 WHERE name = $2", token_hash, name
+            )
+        if n != 1:
+            raise NotFound(f"name: no ops user {name!r}")
+
+    async def ops_user_remove(self, name: str) -> None:
+        async with self.tx() as c:
+            n = await c.execute("DELETE FROM ops_users WHERE name = $1", name)
+        if n != 1:
+            raise NotFound(f"name: no ops user {name!r}")
 
     async def ops_user_by_token(self, token_hash: str) -> dict[str, Any] | None:
         async with self.tx() as c:

@@ -68,3 +68,21 @@ class FeedStorage(StorageBase):
         return [
             r["id"] for r in rows if r["id"] in boxes or any(w in r["path"] for w in wanted_areas)
         ]
+
+    async def target_paths(
+        self, areas: list[str], boxes: list[str]
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """Area paths of the named areas and of the named boxes' communities (known ones)."""
+
+        def marks(n: int) -> str:
+            return ", ".join(f"${i + 1}" for i in range(n))
+
+        async with self.tx() as c:
+            a = await c.fetch(
+                f"SELECT id, path FROM areas WHERE id IN ({marks(len(areas))})", *areas
+            ) if areas else []  # fmt: skip
+            b = await c.fetch(
+                "SELECT b.id, a.path FROM boxes b JOIN areas a ON a.id = b.community_id"
+                f" WHERE b.id IN ({marks(len(boxes))})", *boxes
+            ) if boxes else []  # fmt: skip
+        return {r["id"]: r["path"] for r in a}, {r["id"]: r["path"] for r in b}

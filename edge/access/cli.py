@@ -16,10 +16,14 @@ from edge.core.cli import config_option, load
 
 def _api(config_path: Path) -> tuple[str, dict[str, str]]:
     cfg = load(config_path)
-    if not cfg.api.tokens:
-        raise click.ClickException("no [[api.tokens]] in the config; the daemon API needs one")
+    token = cfg.api.client_token()
+    if not token:
+        raise click.ClickException(
+            "no staff token: add [[api.tokens]] to the config, or set QILU_EDGE_TOKEN when the"
+            " config keeps only token_sha256"
+        )
     host = "127.0.0.1" if cfg.api.host in ("0.0.0.0", "") else cfg.api.host
-    return f"http://{host}:{cfg.api.port}", {"Authorization": f"Bearer {cfg.api.tokens[0].token}"}
+    return f"http://{host}:{cfg.api.port}", {"Authorization": f"Bearer {token}"}
 
 
 async def _call(method: str, url: str, headers: dict[str, str]) -> tuple[int, object]:

@@ -21,7 +21,11 @@ class AccessConfig(Section):
     qr: bool = True  # read visitor QR codes on door cameras
     qr_every: int = Field(3, ge=1, le=100)  # try QR on every n-th active frame
     pin_digits: int = Field(6, ge=4, le=10)
-    pin_max_failures: int = Field(5, ge=1, le=100)  # per door, then the keypad is locked
+    # Wrong PINs within pin_lockout_s: this many from one source (a keypad session or the
+    # caller's address) lock that source; this many at a door from all sources together lock
+    # the door's keypad (guessing spread over many sources).
+    pin_max_failures: int = Field(5, ge=1, le=100)
+    pin_door_max_failures: int = Field(30, ge=1, le=10000)
     pin_lockout_s: float = Field(60.0, ge=1, le=86400)
     pass_max_days: int = Field(30, ge=1, le=366)
     offline_ticket_after_s: float = Field(300.0, ge=0)  # device offline this long: repair ticket

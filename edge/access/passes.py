@@ -14,7 +14,8 @@ import secrets
 
 import cv2
 import numpy as np
-import qrcode
+
+from edge.core.qr import qr_matrix
 
 PREFIX = "QLP1"
 
@@ -46,13 +47,6 @@ def pin_hash(key: bytes, pin: str) -> str:
     return hmac.new(key, f"pin:{pin}".encode(), hashlib.sha256).hexdigest()
 
 
-def qr_matrix(text: str, border: int = 4) -> list[list[bool]]:
-    """The QR code's modules (quiet zone of ``border`` included), error correction M. Pass
-    codes, door-screen and printed login codes all render from this."""
-    qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=border)
-    qr.add_data(text)
-    qr.make(fit=True)
-    return qr.get_matrix()
 
 
 def qr_png(text: str, box_size: int = 8) -> bytes:

@@ -1,7 +1,8 @@
 """HTTP routes of the access engine (all need a token; residents act only for themselves).
 
     POST   /api/v1/doors/{id}/open            remote open (staff: any door; resident: own)
-    POST   /api/v1/doors/{id}/pin             {"pin": "123456"}  (the keypad panel calls it)
+    POST   /api/v1/doors/{id}/pin             {"pin": "123456", "source": "kp-1/s42"} (keypad
+                                              panel; lockout per source, see [access])
     POST   /api/v1/doors/{id}/qr              {"text": "QLP1..."} (panels with a QR scanner)
     POST   /api/v1/passes                     create a visitor pass -> QR + PIN
     GET    /api/v1/passes[?resident_id=]      list; GET /api/v1/passes/{id}; DELETE revokes
@@ -24,7 +25,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from edge.access import passes, policy
 from edge.access import store as db
-from edge.core.http import ACTOR, BOX, ROLE, json_error, require_staff
+from edge.core.http import ACTOR, BOX, ROLE, json_error, query_int, require_staff
 from edge.core.standard import ID, VisitorPass, new_id
 from edge.core.store.core import StoreError
 
@@ -64,6 +65,9 @@ class BlockIn(Strict):
 
 class PinIn(Strict):
     pin: str = Field(pattern=r"^\d{4,10}$")
+    # Who is typing, as the keypad panel knows it (its keypad id plus a session it renews
+    # when the keypad goes idle); the lockout is per source. Default: the caller's address.
+    source: str | None = Field(None, min_length=1, max_length=64)
 
 
 class QrIn(Strict):
@@ -104,6 +108,17 @@ async def issue_pass(
         raise Refused(
             400, f"valid_to: at most {svc.cfg.pass_max_days} days after valid_from", "valid_to"
         )
+    # The pass is the resident's: it may open only doors they may open themselves, in their
+    # hours (staff issuing in a resident's name included). Each use asks again.
+    facts = await box.store.run(db.facts, box.store.sync, resident_id, db.iso())
+    for door_id in dict.fromkeys(body.doors):
+        why = policy.may_issue(facts, door_id, svc.doors_cfg[door_id].building,
+                               valid_from.astimezone(svc.tz), body.valid_to.astimezone(svc.tz))
+        if why == "unknown_resident":
+            raise Refused(400, f"resident_id: no resident {resident_id!r}", "resident_id")
+        if why is not None:
+            raise Refused(403, f"doors: {resident_id} may not issue a pass for {door_id!r}"
+                          f" ({why})", "doors")
     rec = VisitorPass(
         id=new_id("vp"), resident_id=resident_id, doors=list(dict.fromkeys(body.doors)),
         valid_from=valid_from, valid_to=body.valid_to, uses_total=body.uses,
@@ -152,7 +167,8 @@ def add_routes(app: web.Application, svc: Any) -> None:
         require_staff(request)  # the keypad panel has a staff-role token
         body = await _body(request, PinIn)
         try:
-            out = await svc.enter_pin(request.match_info["id"], body.pin)
+            source = f"kp:{body.source}" if body.source else f"addr:{request.remote}"
+            out = await svc.enter_pin(request.match_info["id"], body.pin, source)
         except LookupError as e:
             return json_error(404, str(e), field="id")
         return outcome(out, 200 if out.granted else 403)
@@ -281,10 +297,7 @@ def add_routes(app: web.Application, svc: Any) -> None:
     async def events(request: web.Request) -> web.Response:
         require_staff(request)
         box = request.app[BOX]
-        try:
-            limit = min(int(request.query.get("limit", "50")), 1000)
-        except ValueError:
-            return json_error(400, "limit: expected an integer", field="limit")
+        limit = query_int(request, "limit", 50)
         return web.json_response(await box.store.run(
             db.list_events, box.store.sync, request.query.get("door"), limit,
             request.query.get("decision")))

@@ -73,7 +73,7 @@ class AccessService(Service):
         self.doors_cfg = {d.id: d for d in box.config.doors}
         self._tasks: list[asyncio.Task] = []
         self._cool: dict[tuple[str, str], float] = {}  # (door, who) -> monotonic until
-        self._pin_fail: dict[str, list[float]] = {}
+        self._pin_fail: dict[tuple[str, str], list[float]] = {}  # (door, source|*) -> times
         self.stats: dict[str, WatchStats] = {}
         self._face_grant_hooks: list[Callable[[str, str], Awaitable[None]]] = []
         self._hook_tasks: set[asyncio.Task] = set()
@@ -202,6 +202,14 @@ class AccessService(Service):
     async def use_pass(self, door_id: str, pass_id: str, method: str,
                        t0: float | None = None) -> Outcome:
         self.door(door_id)
+        # The resident who issued the pass must still be allowed here now (not blocked,
+        # suspended, moved out, stripped of the door or outside their hours).
+        host = await self.box.store.run(db.pass_resident, self.box.store.sync, pass_id)
+        if host is not None:
+            why = await self.check_policy(host, door_id)
+            if why is not None:
+                return await self.deny(door_id, method, f"issuer_{why}", pass_id=pass_id,
+                                       resident_id=host)
         now = db.iso()
         why, resident = await self.box.store.run(
             db.use_pass, self.box.store.sync, pass_id, door_id, method, now
@@ -218,21 +226,34 @@ class AccessService(Service):
             return await self.deny(door_id, "qr", "bad_signature")
         return await self.use_pass(door_id, pass_id, "qr", t0)
 
-    def pin_locked(self, door_id: str) -> bool:
+    def _recent_fails(self, key: tuple[str, str]) -> int:
         now = time.monotonic()
-        fails = [t for t in self._pin_fail.get(door_id, []) if now - t < self.cfg.pin_lockout_s]
-        self._pin_fail[door_id] = fails
-        return len(fails) >= self.cfg.pin_max_failures
+        fails = [t for t in self._pin_fail.get(key, []) if now - t < self.cfg.pin_lockout_s]
+        if fails:
+            self._pin_fail[key] = fails
+        else:
+            self._pin_fail.pop(key, None)  # bounded: only sources that failed lately stay
+        return len(fails)
 
-    async def enter_pin(self, door_id: str, pin: str) -> Outcome:
+    def pin_locked(self, door_id: str, source: str = "") -> bool:
+        """Locked for this source (its own wrong PINs) or for the whole door (wrong PINs from
+        many sources together): one passer-by can no longer lock a door for everyone."""
+        return (self._recent_fails((door_id, source)) >= self.cfg.pin_max_failures
+                or self._recent_fails((door_id, "*")) >= self.cfg.pin_door_max_failures)
+
+    async def enter_pin(self, door_id: str, pin: str, source: str = "") -> Outcome:
+        """A PIN typed at a door's keypad; ``source`` is who typed it (a keypad session or
+        the caller's address), the unit of the lockout."""
         self.door(door_id)
-        if self.pin_locked(door_id):
+        if self.pin_locked(door_id, source):
             return await self.deny(door_id, "pin", "keypad_locked")
         pass_id = await self.box.store.run(
             db.find_pass_by_pin, self.box.store.sync, passes.pin_hash(self.key, pin), db.iso()
         )
         if pass_id is None:
-            self._pin_fail.setdefault(door_id, []).append(time.monotonic())
+            now = time.monotonic()
+            self._pin_fail.setdefault((door_id, source), []).append(now)
+            self._pin_fail.setdefault((door_id, "*"), []).append(now)
             return await self.deny(door_id, "pin", "unknown_pin")
         return await self.use_pass(door_id, pass_id, "pin")
 

@@ -283,6 +283,15 @@ def find_pass_by_pin(store: Store, pin_hash: str, now_iso: str) -> str | None:
     return row[0] if row else None
 
 
+def pass_resident(store: Store, pass_id: str) -> str | None:
+    """The resident a pass was issued for (None for an unknown pass)."""
+    with store.reading():
+        row = store.db.execute(
+            "SELECT resident_id FROM visitor_passes WHERE id = ?", (pass_id,)
+        ).fetchone()
+    return row[0] if row else None
+
+
 def use_pass(
     store: Store, pass_id: str, door_id: str, method: str, now_iso: str
 ) -> tuple[str | None, str | None]:

@@ -10,14 +10,25 @@ half-configured.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
+import os
 import re
 import tomllib
 import warnings
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 DEVICE_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 DEVICE_KINDS = ("doors", "cameras", "screens")
@@ -62,9 +73,27 @@ class MqttConfig(Section):
 
 
 class ApiToken(Section):
+    """One staff/admin bearer token. ``token_sha256`` (from ``qilu-edge token new``) keeps only
+    the hash in the file; a plain ``token`` still works but is deprecated (the config file and
+    its backups then hold a usable secret)."""
+
     name: str = Field(min_length=1)
-    token: str = Field(min_length=16)
+    token: str | None = Field(None, min_length=16)
+    token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
     role: Literal["staff", "admin"] = "staff"
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> ApiToken:
+        if (self.token is None) == (self.token_sha256 is None):
+            raise ValueError("give exactly one of token_sha256 (preferred) or token")
+        return self  # a plain token is warned about by the daemon (edge/core/http.py), once
+
+    def matches(self, presented: bytes) -> bool:
+        """Whether ``presented`` is this token (constant time either way)."""
+        if self.token_sha256 is not None:
+            got = hashlib.sha256(presented).hexdigest().encode()
+            return hmac.compare_digest(got, self.token_sha256.encode())
+        return hmac.compare_digest(presented, (self.token or "").encode())
 
 
 class ApiConfig(Section):
@@ -72,6 +101,12 @@ class ApiConfig(Section):
     port: int = Field(8080, ge=0, le=65535)
     tokens: tuple[ApiToken, ...] = ()
     max_body_mb: float = Field(10.0, gt=0)
+
+    def client_token(self) -> str | None:
+        """A token for the box's own CLI to call its daemon: a plain one from the config, else
+        QILU_EDGE_TOKEN (with only token_sha256 in the file the CLI cannot know the token)."""
+        plain = next((t.token for t in self.tokens if t.token), None)
+        return plain or os.environ.get("QILU_EDGE_TOKEN") or None
 
 
 class LoggingConfig(Section):

@@ -14,9 +14,11 @@ import platform
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from aiohttp import web
+from aiohttp import ClientPayloadError, web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from common.version import __version__
@@ -37,11 +39,49 @@ BOX: web.AppKey[Box] = web.AppKey("box")
 PUBLIC: web.AppKey[set[str]] = web.AppKey("public_paths")
 PUBLIC_PREFIXES: web.AppKey[set[str]] = web.AppKey("public_prefixes")
 AUTHENTICATORS: web.AppKey[list[Authenticator]] = web.AppKey("authenticators")
+# Who the resident behind a request is (the portal's session cookie or bearer token), for the
+# capabilities that take residents' input: fn(request) -> resident row or None.
+ResidentLookup = Callable[[web.Request], Awaitable[dict[str, Any] | None]]
+RESIDENT_LOOKUP: web.AppKey[list[ResidentLookup]] = web.AppKey("resident_lookup")
 # Who is calling, set by the auth middleware: a token's name and "staff"/"admin" (or "resident").
 ACTOR: web.RequestKey[str | None] = web.RequestKey("actor")
 ROLE: web.RequestKey[str | None] = web.RequestKey("role")
 
-PUBLIC_PATHS = {"/healthz", "/api/v1/status"}
+PUBLIC_PATHS = {"/healthz", "/api/v1/status", "/api/v1/openapi.json"}
+
+
+# Requests the portal's relay (edge/portal/relay.py) replays from the cloud carry this process's
+# relay key and the resident's address; capabilities ask who the client is with client_of().
+KEY_HEADER, CLIENT_HEADER = "X-Qilu-Relay", "X-Qilu-Relay-Client"
+HTTPS_HEADER = "X-Qilu-Relay-Https"  # "1": the resident's browser reached the cloud over HTTPS
+RELAY_KEY = web.AppKey("relay_key", str)  # the secret the relay presents (client_of)
+
+
+def relayed(request: web.Request) -> bool:
+    """Whether this request came through the cloud relay (it carries this process's key)."""
+    key = request.app.get(RELAY_KEY, "")
+    given = request.headers.get(KEY_HEADER, "")
+    return bool(key and given and hmac.compare_digest(given.encode(), key.encode()))
+
+
+def client_of(request: web.Request) -> str:
+    """The resident's address: the relayed one if the relay vouches for it, else the peer's."""
+    if relayed(request):
+        return "relay:" + request.headers.get(CLIENT_HEADER, "")
+    return request.remote or ""
+
+
+def relayed_https(request: web.Request) -> bool:
+    """A relayed request whose browser used HTTPS: its cookies can be ``Secure``."""
+    return relayed(request) and request.headers.get(HTTPS_HEADER) == "1"
+
+
+async def resident_of(request: web.Request) -> dict[str, Any] | None:
+    """The logged-in resident of this request, if a capability (the portal) knows one."""
+    for lookup in request.app[RESIDENT_LOOKUP]:
+        if (found := await lookup(request)) is not None:
+            return found
+    return None
 
 
 def json_error(status: int, message: str, **extra: Any) -> web.Response:
@@ -54,9 +94,11 @@ def make_app(box: Box) -> web.Application:
         client_max_size=int(box.config.api.max_body_mb * 1024 * 1024),
     )
     app[BOX] = box
+    app.on_response_prepare.append(_secure)
     app[PUBLIC] = set(PUBLIC_PATHS)
     app[PUBLIC_PREFIXES] = set()
     app[AUTHENTICATORS] = []  # config tokens are checked first
+    app[RESIDENT_LOOKUP] = []
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/status", status)
     return app
@@ -76,8 +118,143 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         err = e.errors()[0]
         field = ".".join(str(p) for p in err["loc"]) or "(body)"
         return json_error(400, f"{field}: {err['msg']}", field=field)
-    except (StandardError, json.JSONDecodeError) as e:
+    except json.JSONDecodeError as e:
+        return json_error(400, f"(body): not valid JSON: {e}", field="(body)")
+    except UnicodeDecodeError as e:
+        return json_error(400, f"(body): not UTF-8 text: {e.reason} at byte {e.start}",
+                          field="(body)")
+    except RecursionError:
+        return json_error(400, "(body): JSON nested too deep", field="(body)")
+    except StandardError as e:
         return json_error(400, str(e))
+
+
+# What every HTML page of the box may load: only its own scripts, styles, images and media,
+# no framing by other sites (clickjacking on /r/ door buttons), no plug-ins. Pages keep their
+# scripts in static files (no inline script), so no nonce is needed.
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+async def _secure(request: web.Request, resp: web.StreamResponse) -> None:
+    """Security headers on every answer (files too: this runs as the headers go out)."""
+    h = resp.headers
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("Referrer-Policy", "same-origin")
+    if (resp.content_type or "").startswith("text/html"):
+        h.setdefault("Content-Security-Policy", CSP)
+        h.setdefault("X-Frame-Options", "DENY")
+
+
+def refuse(status: int, field: str, message: str) -> web.HTTPException:
+    """An HTTP error with the JSON body ``{"error": "<field>: <message>", "field": ...}``."""
+    cls = {400: web.HTTPBadRequest, 413: web.HTTPRequestEntityTooLarge,
+           415: web.HTTPUnsupportedMediaType}.get(status, web.HTTPBadRequest)
+    text = json.dumps({"error": f"{field}: {message}", "field": field}, ensure_ascii=False)
+    if cls is web.HTTPRequestEntityTooLarge:
+        return cls(max_size=0, actual_size=0, text=text, content_type="application/json")
+    return cls(text=text, content_type="application/json")
+
+
+@dataclass
+class Form:
+    """A multipart form read within limits: text fields and files (by field name)."""
+
+    fields: dict[str, str]
+    files: dict[str, list[tuple[str, bytes]]]  # name -> [(filename, data)]
+
+
+async def read_form(
+    request: web.Request,
+    *,
+    files: dict[str, tuple[int, int]],
+    max_fields: int = 32,
+    max_field_bytes: int = 16384,
+) -> Form:
+    """The one multipart reader of the box: ``request.multipart()`` streams past aiohttp's
+    ``client_max_size``, so this bounds the whole body ([api] max_body_mb), the number of parts
+    and each part. ``files`` maps a file field to (most files, most bytes each); any other part
+    is a text field. Raises 413/415/400 naming the field; the caller stores nothing until this
+    returned, so a refused body leaves nothing behind."""
+    if not request.content_type.startswith("multipart/form-data"):
+        raise refuse(415, "(body)", "send multipart/form-data")
+    total = int(request.app[BOX].config.api.max_body_mb * 1048576)
+    if (request.content_length or 0) > total:
+        raise refuse(413, "(body)", f"larger than {total / 1048576:.1f} MB ([api] max_body_mb)")
+    out = Form({}, {})
+    used = parts = 0
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            parts += 1
+            if parts > max_fields + sum(n for n, _ in files.values()):
+                raise refuse(413, "(body)", f"more than {max_fields} form fields")
+            name = getattr(part, "name", None) or ""
+            most, each = files.get(name, (0, max_field_bytes))
+            data = bytearray()
+            while chunk := await part.read_chunk(65536):  # type: ignore[union-attr]
+                data += chunk
+                used += len(chunk)
+                if used > total:
+                    raise refuse(413, "(body)", f"larger than {total / 1048576:.1f} MB"
+                                 " ([api] max_body_mb)")
+                if len(data) > each:
+                    raise refuse(413, name or "(field)", f"larger than {each} bytes")
+            if name in files:
+                got = out.files.setdefault(name, [])
+                if not data:
+                    continue  # an empty file input
+                if len(got) >= most:
+                    raise refuse(413, name, f"at most {most} files")
+                filename = getattr(part, "filename", None) or f"{name}{len(got) + 1}"
+                got.append((filename, bytes(data)))
+            else:
+                try:
+                    out.fields[name] = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise refuse(400, name or "(field)", "not UTF-8 text") from None
+    except (ValueError, AssertionError, EOFError, ClientPayloadError, HttpProcessingError) as e:
+        if isinstance(e, web.HTTPException):
+            raise
+        raise refuse(400, "(body)", f"broken multipart body: {e}") from None
+    return out
+
+
+async def form_post(request: web.Request, max_fields: int = 64) -> Any:
+    """``request.post()`` for the resident pages' small forms: aiohttp bounds its size by
+    [api] max_body_mb; this bounds the number of fields and turns a broken body into a 400."""
+    try:
+        form = await request.post()
+    except (ValueError, AssertionError, EOFError, ClientPayloadError, HttpProcessingError) as e:
+        if isinstance(e, web.HTTPException):
+            raise
+        raise refuse(400, "(body)", f"broken form body: {e}") from None
+    if len(form) > max_fields:
+        raise refuse(413, "(body)", f"more than {max_fields} form fields")
+    return form
+
+
+def query_int(request: web.Request, name: str, default: int, lo: int = 1, hi: int = 1000) -> int:
+    """An integer query parameter clamped to [lo, hi]; 400 naming it when it is not a number."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": f"{name}: not a whole number: {raw[:20]!r}", "field": name}),
+            content_type="application/json",
+        ) from None
+    return max(lo, min(value, hi))
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """compare_digest for text from a request: any characters (it refuses non-ASCII str)."""
+    return hmac.compare_digest(given.encode(), expected.encode())
 
 
 def _is_public(request: web.Request) -> bool:
@@ -96,11 +273,11 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     if header.startswith("Bearer "):
         presented = header.removeprefix("Bearer ").strip().encode()
         for tok in request.app[BOX].config.api.tokens:
-            if hmac.compare_digest(presented, tok.token.encode()):
+            if tok.matches(presented):
                 request[ACTOR], request[ROLE] = tok.name, tok.role
         if request[ACTOR] is None:
             for check in request.app[AUTHENTICATORS]:
-                if found := await check(presented.decode()):
+                if found := await check(presented.decode(errors="replace")):
                     request[ACTOR], request[ROLE] = found
                     break
     if request[ACTOR] is None and not _is_public(request):
@@ -163,6 +340,10 @@ class ApiServer(Service):
 
     async def start(self) -> None:
         cfg = self.box.config.api
+        for tok in cfg.tokens:
+            if tok.token is not None:
+                log.warning("api.tokens %r: a plain token in the config is deprecated; run "
+                            "`qilu-edge token new` and use token_sha256", tok.name)
         self.runner = web.AppRunner(
             self.box.http, access_log=None, handle_signals=False, shutdown_timeout=1.0
         )

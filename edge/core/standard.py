@@ -16,7 +16,14 @@ from datetime import UTC, date, datetime, time
 from enum import IntEnum
 from typing import Annotated, Any, ClassVar, Literal, get_origin
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 SCHEMA_VERSION = 1
 SCHEMA_PREFIX = f"qilu.v{SCHEMA_VERSION}."
@@ -284,6 +291,25 @@ class ContentItem(Record):
     url: str | None = None  # url kind
     duration_s: float = Field(10.0, gt=0)
     tags: list[str] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _web_only(cls, v: str | None) -> str | None:
+        # Rendered as a link on phones: javascript:/data: URLs would run in the box's origin.
+        if v is not None and not web_link(v):
+            raise ValueError("must be an http:// or https:// address")
+        return v
+
+
+def web_link(url: str) -> bool:
+    """An absolute http(s) URL with a host: the only links residents' pages render."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return False
+    return parts.scheme.lower() in ("http", "https") and bool(parts.netloc)
 
 
 class PlaylistEntry(BaseModel):

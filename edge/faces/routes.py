@@ -21,13 +21,15 @@ import cv2
 import numpy as np
 from aiohttp import web
 
-from edge.core.http import json_error, require_staff
+from edge.core.http import json_error, read_form, require_staff
 from edge.core.standard import Resident
 from edge.core.store.core import StoreError
 from edge.faces import store as store_faces
 from edge.faces import weights
 from edge.faces.matcher import effective_threshold
 from edge.faces.types import Decision
+
+MAX_PHOTOS = 20  # photos in one enrolment upload; more parts are refused with 413
 
 if TYPE_CHECKING:
     from edge.faces.service import FacesService
@@ -147,15 +149,8 @@ class _Handlers:
         if not request.content_type.startswith("multipart/"):
             raise _bad("send the photos as multipart/form-data, field 'photo'", "photo")
         limit = int(self.svc.box.config.api.max_body_mb * 1024 * 1024)
-        photos = []
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if getattr(part, "name", None) != "photo":
-                continue
-            data = await part.read(decode=False)  # type: ignore[union-attr]
-            if len(data) > limit:
-                raise _bad(f"photo larger than {limit} bytes", "photo")
-            photos.append((getattr(part, "filename", None) or f"photo{len(photos) + 1}", data))
+        form = await read_form(request, files={"photo": (MAX_PHOTOS, limit)})
+        photos = form.files.get("photo", [])
         if not photos:
             raise _bad("no 'photo' file in the upload", "photo")
         return photos

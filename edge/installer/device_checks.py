@@ -101,8 +101,12 @@ async def camera_frame(drv: Any, budget_s: float, faces: FaceProbe) -> tuple[str
 
 async def screen_player(config: CoreConfig, box: Any, screen_id: str) -> tuple[str, str, str]:
     """(detail, status, hint) for one configured screen's player page."""
-    page = f"http://<box>:{config.api.port or 8080}/screen/{screen_id}"
-    hint = f"open {page} in the screen's browser (kiosk mode) and keep it on the network"
+    box_url = f"http://<box>:{config.api.port or 8080}"
+    hint = (
+        f"provision its key with `qilu-edge screens key {screen_id} --base {box_url}` and open"
+        f" the address it prints ({box_url}/screen/{screen_id}#key=...) in the screen's browser"
+        " (kiosk mode); keep it on the network"
+    )
     offline_after = config.player.offline_after_s
     if box is not None:
         try:
@@ -126,7 +130,7 @@ async def screen_player(config: CoreConfig, box: Any, screen_id: str) -> tuple[s
 
 
 async def _screen_via_api(config: CoreConfig, screen_id: str, hint: str) -> tuple[str, str, str]:
-    tokens = [t.token for t in config.api.tokens]
+    tokens = [t] if (t := config.api.client_token()) else []
     if not tokens:
         return "player check needs a [[api.tokens]] entry to ask the daemon", "warn", hint
     host = "127.0.0.1" if config.api.host in ("0.0.0.0", "::", "") else config.api.host

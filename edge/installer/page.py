@@ -1,5 +1,7 @@
-"""The installer page: one self-contained HTML file (works with no internet on site)."""
+"""The installer page: one HTML file and its script (works with no internet on site)."""
 
 from importlib import resources
 
-PAGE = resources.files("edge.installer").joinpath("static/index.html").read_text(encoding="utf-8")
+_STATIC = resources.files("edge.installer").joinpath("static")
+PAGE = _STATIC.joinpath("index.html").read_text(encoding="utf-8")
+SCRIPT = _STATIC.joinpath("app.js").read_text(encoding="utf-8")

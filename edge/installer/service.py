@@ -30,7 +30,7 @@ from edge.core.http import ACTOR, json_error, require_staff
 from edge.core.service import Service
 from edge.installer import setup_edit
 from edge.installer.doctor import Doctor, Result
-from edge.installer.page import PAGE
+from edge.installer.page import PAGE, SCRIPT
 from edge.installer.provisioning import ProvisionError, provision_box
 from edge.sync import SYNC
 from edge.sync.identity import identity_path
@@ -51,6 +51,7 @@ class InstallerWeb(Service):
         r = box.http.router
         r.add_get("/installer", _redirect)
         r.add_get("/installer/", _page)
+        r.add_get("/installer/app.js", _script)
         r.add_get("/api/v1/installer/setup", self.get_setup)
         r.add_post("/api/v1/installer/setup/validate", self.validate_setup)
         r.add_post("/api/v1/installer/setup", self.save_setup)
@@ -259,6 +260,10 @@ def _field_of(message: str) -> str | None:
 
 async def _page(request: web.Request) -> web.Response:
     return web.Response(text=PAGE, content_type="text/html", charset="utf-8")
+
+
+async def _script(request: web.Request) -> web.Response:
+    return web.Response(text=SCRIPT, content_type="text/javascript", charset="utf-8")
 
 
 async def _redirect(request: web.Request) -> web.Response:

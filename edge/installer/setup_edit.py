@@ -115,15 +115,20 @@ def apply(
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Keep the old file as .bak and replace in one rename, so a power cut leaves one of them."""
+    """Keep the old file as .bak and replace in one rename, so a power cut leaves one of them.
+    Both hold the staff tokens: they are created 0600 (owner only), whatever the old mode was."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    try:
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-    except OSError:
-        pass
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
+    _write_private(tmp, text.encode())
     if path.exists():
-        path.with_name(path.name + ".bak").write_bytes(path.read_bytes())
+        _write_private(path.with_name(path.name + ".bak"), path.read_bytes())
     os.replace(tmp, path)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to a file that is 0600 from its first byte on (fsynced)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), 0o600)  # an existing file keeps its mode through O_CREAT
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())

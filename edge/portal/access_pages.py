@@ -15,9 +15,10 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import ValidationError
 
-from edge.access import ACCESS
+from edge.access import ACCESS, policy
 from edge.access import store as access_db
 from edge.access.routes import PassIn, Refused, issue_pass
+from edge.core.http import form_post
 from edge.portal.pages import esc, page
 
 REASONS = {  # the access policy's deny reasons (edge/access/policy.py), as residents read them
@@ -25,6 +26,8 @@ REASONS = {  # the access policy's deny reasons (edge/access/policy.py), as resi
     "not_allowed_here": "您没有这扇门的权限",
     "outside_hours": "当前不在允许的通行时段",
     "blocked": "您的通行已被暂停，请联系物业",
+    "resident_suspended": "您的通行已被暂停，请联系物业",
+    "resident_moved_out": "您已登记迁出，请联系物业",
 }
 
 
@@ -54,14 +57,24 @@ class AccessPages:
         access = self.access
         if access is None or not access.doors_cfg:
             return "".join(out)
-        doors = access.doors_cfg
-        out.append("<h2>远程开门</h2><ul class=doors>")
-        for d in doors.values():
-            out.append(
-                f"<li><form method=post action='/r/doors/{quote(d.id)}/open'>"
-                f"<button>打开 {esc(d.name or d.id)}</button></form></li>"
-            )
-        out.append("</ul><h2>访客通行证</h2>")
+        # Only the doors this resident may open now (rights, blocks, status; hours aside),
+        # none ticked in advance: a pass names the doors its resident chose.
+        facts = await self.box.store.run(
+            access_db.facts, self.box.store.sync, res["resident_id"], access_db.iso()
+        )
+        doors = {
+            d.id: d for d in access.doors_cfg.values()
+            if policy.evaluate(facts, d.id, d.building, None) is None
+        }  # fmt: skip
+        if doors:
+            out.append("<h2>远程开门</h2><ul class=doors>")
+            for d in doors.values():
+                out.append(
+                    f"<li><form method=post action='/r/doors/{quote(d.id)}/open'>"
+                    f"<button>打开 {esc(d.name or d.id)}</button></form></li>"
+                )
+            out.append("</ul>")
+        out.append("<h2>访客通行证</h2>")
         mine = await self.box.store.run(
             access_db.list_passes, self.box.store.sync, res["resident_id"], 20
         )
@@ -75,10 +88,12 @@ class AccessPages:
                 "<button>作废</button></form></p>"
             )
         boxes = "".join(
-            f"<label><input type=checkbox name=door value='{esc(d.id)}' checked>"
+            f"<label><input type=checkbox name=door value='{esc(d.id)}'>"
             f"{esc(d.name or d.id)}</label> "
             for d in doors.values()
         )
+        if not doors:
+            return "".join(out)  # their passes can still be revoked; no new ones
         out.append(
             "<form method=post action=/r/passes>"
             "<input name=visitor maxlength=100 placeholder=访客姓名>"
@@ -104,7 +119,7 @@ class AccessPages:
 
     async def new_pass(self, request: web.Request) -> web.Response:
         res = await self.pages.who(request)
-        form = await request.post()
+        form = await form_post(request)
         if self.access is None:
             raise web.HTTPNotFound()
         try:
@@ -117,7 +132,11 @@ class AccessPages:
             )
             got = await issue_pass(self.access, self.box, res["resident_id"], body,
                                    res["resident_id"])  # fmt: skip
-        except (ValueError, ValidationError, Refused) as e:
+        except Refused as e:
+            why = str(e).rsplit("(", 1)[-1].rstrip(")") if e.status == 403 else ""
+            text = REASONS.get(why, f"无法生成：{e}")
+            raise web.HTTPSeeOther(f"/r/me?msg={quote(text[:200])}") from None
+        except (ValueError, ValidationError) as e:
             text = "请至少选择一扇门" if "doors" in str(e) else f"无法生成：{e}"
             raise web.HTTPSeeOther(f"/r/me?msg={quote(text[:200])}") from None
         png = base64.b64decode(got["qr_png_base64"])

@@ -16,7 +16,7 @@ class Body(BaseModel):
 
 
 class Login(Body):
-    code: str = Field(pattern=r"^[0-9]{6,12}$")
+    code: str = Field(pattern=r"^[0-9]{6,16}$")
 
 
 class IssueCode(Body):

@@ -15,6 +15,7 @@ import click
 
 from edge.core.cli import open_store
 from edge.portal.codes import link_base, login_link
+from edge.portal.guard import digits_for
 
 CONFIG = click.option(
     "-c", "--config", "config_path", type=click.Path(path_type=Path), required=True
@@ -85,7 +86,7 @@ def _issue(
     cfg = config.portal
     return db.issue_code(
         store, rid, channel=channel, by="cli", ttl=timedelta(hours=ttl_h or cfg.code_ttl_h),
-        digits=cfg.code_digits, **fields,
+        digits=digits_for(cfg, _base(config)), **fields,
     )  # fmt: skip
 
 

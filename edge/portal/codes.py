@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from edge.access.passes import qr_matrix
-
 
 def login_link(base: str, code: str) -> str:
     """``<base>/r/login?code=…`` (the page only fills the form; a previewer cannot spend it).
@@ -27,6 +25,12 @@ def link_base(public_url: str, away_url: str | None, lan: str) -> str:
     return public_url.rstrip("/") or away_url or lan
 
 
+def group_digits(code: str) -> str:
+    """"123456789012" -> "1234 5678 9012": easier to read off a card and type (the login form
+    ignores the spaces)."""
+    return " ".join(code[i : i + 4] for i in range(0, len(code), 4))
+
+
 def mask_name(name: str) -> str:
     """王阿姨 -> 王*姨, 李四 -> 李*, Zhang Wei -> Z*******i: enough to recognise oneself."""
     name = name.strip()
@@ -37,23 +41,3 @@ def mask_name(name: str) -> str:
     return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
-def qr_svg(text: str, border: int = 2) -> str:
-    """A QR code as a small inline SVG (one path, scales to any size with CSS)."""
-    matrix = qr_matrix(text, border)
-    n = len(matrix)
-    runs = []
-    for y, row in enumerate(matrix):
-        x = 0
-        while x < n:
-            if row[x]:
-                start = x
-                while x < n and row[x]:
-                    x += 1
-                runs.append(f"M{start},{y}h{x - start}v1h{start - x}z")
-            else:
-                x += 1
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {n} {n}" '
-        f'shape-rendering="crispEdges" class="qr"><rect width="{n}" height="{n}" fill="#fff"/>'
-        f'<path fill="#000" d="{"".join(runs)}"/></svg>'
-    )

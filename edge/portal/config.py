@@ -18,6 +18,11 @@ class PortalConfig(Section):
     code_ttl_h: float = Field(72.0, gt=0, le=24 * 60)
     session_days: float = Field(90.0, gt=0, le=3650)
     max_login_failures: int = Field(10, ge=1)  # per client address per 10 minutes
+    # All clients of one scope together ("lan", "relay") per 10 minutes; then logins in that
+    # scope close for login_backoff_s, doubling while guessing goes on (edge/portal/guard.py).
+    login_scope_failures: int = Field(30, ge=1)
+    login_backoff_s: float = Field(60.0, gt=0, le=3600)
+    relay_code_digits: int = Field(12, ge=10, le=16)  # codes that log in through the cloud
     phone_tags: tuple[str, ...] = ("phone",)  # content with one of these goes to phones; () = all
     must_read_tags: tuple[str, ...] = ("must_read", "policy", "emergency")
     must_read_slots: int = Field(2, ge=0, le=10)  # top feed places kept for unacked must-reads

@@ -8,7 +8,7 @@ daily entries stay quiet.
 
 The code is issued in a task the access engine starts after the relay is on (never on the
 door's path), goes to the pages over their WebSocket only, and is never journalled: no MQTT
-message or outbox row carries it (the portal_codes row holds its SHA-256).
+message or outbox row carries it (the portal_codes row holds its keyed hash).
 """
 
 from __future__ import annotations
@@ -19,9 +19,11 @@ from datetime import timedelta
 
 from edge.access import ACCESS
 from edge.core.box import Box
+from edge.core.qr import qr_svg
 from edge.portal import PORTAL_RELAY
 from edge.portal import store as db
-from edge.portal.codes import link_base, login_link, mask_name, qr_svg
+from edge.portal.codes import group_digits, link_base, login_link, mask_name
+from edge.portal.guard import digits_for
 from edge.screens import SCREENS
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class DoorCodes:
         ):
             self.skipped += 1
             return
+        away = self.box.get(PORTAL_RELAY).live_away_url()
         got = await store.run(
             db.issue_code,
             store.sync,
@@ -67,9 +70,8 @@ class DoorCodes:
             channel="door",
             by=f"door:{door_id}",
             ttl=timedelta(minutes=self.cfg.door_code_ttl_min),
-            digits=self.cfg.code_digits,
+            digits=digits_for(self.cfg, away or ""),  # long when its link goes via the cloud
         )
-        away = self.box.get(PORTAL_RELAY).live_away_url()
         for sid in targets:
             # A phone must reach the link: the configured public URL, else through the cloud
             # (mobile data works too), else the address the screen's page was opened at.
@@ -78,6 +80,7 @@ class DoorCodes:
             overlay = {
                 "kind": "login_code",
                 "code": got["code"],
+                "code_text": group_digits(got["code"]),  # in fours, as on printed cards
                 "link": link,
                 "qr_svg": await asyncio.to_thread(qr_svg, link),
                 "name": mask_name(got["name"]),

@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import html
-import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
+from edge.core.http import client_of, form_post
+from edge.core.standard import web_link
 from edge.portal import PORTAL_RELAY
 from edge.portal import bodies as m
 from edge.portal import store as db
-from edge.portal.relay import client_of
-from edge.portal.service import COOKIE, set_cookie
+from edge.portal.service import COOKIE, LoginRefused, set_cookie
 from edge.screens import SCREENS
 
 STATIC = Path(__file__).with_name("static")
@@ -77,6 +77,7 @@ def install(app: web.Application, svc: Any) -> None:
     r.add_post("/r/board/{pid}/flag", p.flag)
     r.add_get("/r/me", p.me)
     r.add_get("/r/portal.css", p.css)
+    r.add_get("/r/dwell.js", p.dwell_js)
     from edge.portal.access_pages import AccessPages  # it imports this module
 
     p.access = AccessPages(p)
@@ -97,6 +98,9 @@ class Pages:
     async def css(self, request: web.Request) -> web.FileResponse:
         return web.FileResponse(STATIC / "portal.css", headers={"Cache-Control": "max-age=3600"})
 
+    async def dwell_js(self, request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "dwell.js", headers={"Cache-Control": "max-age=3600"})
+
     # --- login --------------------------------------------------------------------------
 
     async def login_form(self, request: web.Request, error: str = "") -> web.Response:
@@ -115,17 +119,23 @@ class Pages:
         )
 
     async def login(self, request: web.Request) -> web.StreamResponse:
-        form = await request.post()
-        code = str(form.get("code", "")).strip()
-        got = None
-        if code.isdigit():
+        form = await form_post(request)
+        # Printed cards group the digits ("1234 5678 9012"): spaces and dashes are fine.
+        code = "".join(c for c in str(form.get("code", "")) if c not in " -\u3000")
+        if not (code.isdigit() and code.isascii() and len(code) <= 16):
+            return await self.login_form(request, "登录码错误、已使用或已过期")
+        try:
             got = await self.svc.login(
                 code, client_of(request), request.headers.get("User-Agent", "")
             )
-        if got is None:
-            return await self.login_form(request, "登录码错误、已使用或已过期")
+        except LoginRefused as e:
+            resp = await self.login_form(request, e.zh)
+            if e.retry_after:
+                resp.set_status(429)
+                resp.headers["Retry-After"] = str(e.retry_after)
+            return resp
         resp = web.HTTPSeeOther("/r/read")
-        set_cookie(resp, got["token"], self.cfg.session_days)
+        set_cookie(resp, got["token"], self.cfg.session_days, request)
         raise resp
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
@@ -180,7 +190,8 @@ class Pages:
             )
         elif item.kind == "video":
             body.append(f"<video controls preload=none src='/r/media/{q}'></video>")
-        elif item.kind == "url" and item.url:
+        elif item.kind == "url" and item.url and web_link(item.url):
+            # Checked again here, not only when the item arrived: older rows predate the check.
             body.append(f"<p><a href='{esc(item.url)}' rel=noopener>打开链接</a></p>")
         for para in (item.body or "").splitlines():
             if para.strip():
@@ -192,12 +203,15 @@ class Pages:
                 f"<form method=post action='/r/read/{q}/ack'>"
                 "<button id=ack>我已阅读并知晓</button></form>"
             )
-        body.append(f"<p><a href=/r/read>← 返回</a></p><script>{dwell_js(read_id, q)}</script>")
+        body.append(
+            f"<p><a href=/r/read>← 返回</a></p><script src=/r/dwell.js"
+            f" data-read='{esc(read_id or '')}' data-url='/r/read/{q}/dwell'></script>"
+        )
         return page(item.title, "".join(body), nav="/r/read")
 
     async def dwell(self, request: web.Request) -> web.Response:
         res = await self.who(request)
-        form = await request.post()
+        form = await form_post(request)
         try:
             ms = int(str(form.get("ms", "0")))
         except ValueError:
@@ -323,7 +337,7 @@ class Pages:
 
     async def board_post(self, request: web.Request) -> web.StreamResponse:
         res = await self.who(request)
-        form = await request.post()
+        form = await form_post(request)
         body = m.NewPost(
             board="exchange",
             title=str(form.get("title", "")).strip() or "-",
@@ -334,7 +348,7 @@ class Pages:
 
     async def flag(self, request: web.Request) -> web.StreamResponse:
         res = await self.who(request)
-        form = await request.post()
+        form = await form_post(request)
         cat = str(form.get("category", "other"))
         if cat not in self.svc.taxonomy_codes():
             cat = "other"
@@ -367,21 +381,6 @@ class Pages:
             ),
             nav="/r/me",
         )
-
-
-def dwell_js(read_id: str | None, cid_quoted: str) -> str:
-    """Reports reading time every 15 s and when the page is hidden; dwell only grows."""
-    rid = json.dumps(read_id or "").replace("<", "\\u003c")
-    url = json.dumps(f"/r/read/{cid_quoted}/dwell").replace("<", "\\u003c")
-    return (
-        "(function(){var t0=Date.now(),acc=0,vis=true;"
-        "function ms(){return acc+(vis?Date.now()-t0:0)}"
-        f"function send(){{var f=new FormData();f.append('read_id',{rid});"
-        f"f.append('ms',String(ms()));navigator.sendBeacon({url},f)}}"
-        "document.addEventListener('visibilitychange',function(){"
-        "if(document.hidden){acc+=Date.now()-t0;vis=false;send()}else{t0=Date.now();vis=true}});"
-        "addEventListener('pagehide',send);setInterval(send,15000)})();"
-    )
 
 
 def resize(src: Path, out: Path, width: int) -> None:

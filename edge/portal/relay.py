@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import json
 import logging
 import random
@@ -20,27 +19,16 @@ import secrets
 from typing import Any
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import WSMsgType
 
 from common import relay as proto
 from edge.core.box import Box
-from edge.core.http import API
+from edge.core.http import API, CLIENT_HEADER, HTTPS_HEADER, KEY_HEADER, RELAY_KEY
 from edge.core.service import Service, cancel
 from edge.sync import SYNC
 
 log = logging.getLogger(__name__)
-KEY_HEADER, CLIENT_HEADER = "X-Qilu-Relay", "X-Qilu-Relay-Client"
-RELAY_KEY = web.AppKey("relay_key", str)  # the secret the relay presents (client_of)
 CONCURRENCY = 8  # requests replayed at once; a small box serves a few phones at a time
-
-
-def client_of(request: web.Request) -> str:
-    """The resident's address: the relayed one if the relay vouches for it, else the peer's."""
-    key = request.app.get(RELAY_KEY, "")
-    given = request.headers.get(KEY_HEADER, "")
-    if key and given and hmac.compare_digest(given, key):
-        return "relay:" + request.headers.get(CLIENT_HEADER, "")
-    return request.remote or ""
 
 
 class PortalRelay(Service):
@@ -156,6 +144,7 @@ class PortalRelay(Service):
         headers = {k: v for k, v in head.get("headers", []) if str(k).lower() in allowed}
         headers[KEY_HEADER] = self.key
         headers[CLIENT_HEADER] = str(head.get("client", ""))[:64]
+        headers[HTTPS_HEADER] = "1" if head.get("https") is True else "0"
         api = self.box.config.api
         host = "127.0.0.1" if api.host in ("0.0.0.0", "", "::") else api.host
         port = getattr(self.box.get(API), "port", None) or api.port  # the bound port

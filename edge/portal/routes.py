@@ -8,12 +8,20 @@ import logging
 
 from aiohttp import web
 
-from edge.core.http import AUTHENTICATORS, PUBLIC, ROLE, json_error, require_staff
+from edge.core.http import (
+    AUTHENTICATORS,
+    PUBLIC,
+    RESIDENT_LOOKUP,
+    ROLE,
+    client_of,
+    json_error,
+    require_staff,
+)
 from edge.core.standard import CommunityEvent, ContentItem, new_id
 from edge.portal import bodies as m
 from edge.portal import pages
 from edge.portal import store as db
-from edge.portal.service import COOKIE, PortalService, set_cookie
+from edge.portal.service import COOKIE, LoginRefused, PortalService, set_cookie
 from edge.screens import store as screens_db
 
 log = logging.getLogger(__name__)
@@ -25,6 +33,7 @@ def add_routes(app: web.Application, svc: PortalService) -> None:
         return
     api = PortalRoutes(svc)
     app[AUTHENTICATORS].append(svc.authenticate)
+    app[RESIDENT_LOOKUP].append(svc.resident)  # who reports come from (edge/reports/gate.py)
     app[PUBLIC].add("/api/v1/portal/login")
     r = app.router
     r.add_post("/api/v1/portal/login", api.http_login)
@@ -59,11 +68,15 @@ class PortalRoutes:
 
     async def http_login(self, request: web.Request) -> web.Response:
         body = m.Login.model_validate(await request.json())
-        got = await self.svc.login(
-            body.code, request.remote or "", request.headers.get("User-Agent", "")
-        )
-        if got is None:
-            return json_error(401, "code: wrong, used or expired login code", field="code")
+        try:
+            got = await self.svc.login(
+                body.code, client_of(request), request.headers.get("User-Agent", "")
+            )
+        except LoginRefused as e:
+            resp = json_error(e.status, e.message, field="code")
+            if e.retry_after:
+                resp.headers["Retry-After"] = str(e.retry_after)
+            return resp
         resp = web.json_response(
             {
                 "token": got["token"],
@@ -71,7 +84,7 @@ class PortalRoutes:
                 "session_id": got["session_id"],
             }
         )
-        set_cookie(resp, got["token"], self.svc.cfg.session_days)
+        set_cookie(resp, got["token"], self.svc.cfg.session_days, request)
         return resp
 
     async def http_logout(self, request: web.Request) -> web.Response:

@@ -12,23 +12,24 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import secrets
 import time
-from collections import defaultdict, deque
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
 
 from edge.core.box import Box
-from edge.core.http import ROLE
+from edge.core.http import ROLE, relayed_https
 from edge.core.service import Service, cancel
-from edge.core.standard import BoardPost, ContentItem, new_id
+from edge.core.standard import Alert, BoardPost, ContentItem, new_id
 from edge.portal import PORTAL_RELAY
 from edge.portal import bodies as m
 from edge.portal import store as db
 from edge.portal.codes import link_base, login_link
 from edge.portal.door_codes import DoorCodes
+from edge.portal.guard import LoginGuard, digits_for, remote_ok, scope_of
 from edge.portal.recommend import CoReads, Item, Profile, Ranked, rank
 from edge.reports import REPORTS
 from edge.screens import store as screens_db
@@ -46,7 +47,7 @@ class PortalService(Service):
         self.cfg = box.config.portal
         self._task: asyncio.Task | None = None
         self._window_start = datetime.now(UTC)
-        self._failures: dict[str, deque[float]] = defaultdict(deque)
+        self.guard = LoginGuard(self.cfg)
         self._co: tuple[float, CoReads] | None = None  # cached co-read model (monotonic, model)
         self.flushed = 0
         self.door_codes = DoorCodes(box)  # login codes on door screens after face grants
@@ -69,6 +70,7 @@ class PortalService(Service):
             "enabled": self.cfg.enabled,
             "stats_records_flushed": self.flushed,
             "door_codes_shown": self.door_codes.shown,
+            "logins": self.guard.status(),
         }
 
     async def _stats_loop(self) -> None:
@@ -98,13 +100,14 @@ class PortalService(Service):
         return (sess["resident_id"], "resident") if sess else None
 
     async def issue_code(self, body: m.IssueCode, by: str) -> dict[str, Any]:
+        base = link_base(self.cfg.public_url, self._relay.live_away_url(), "")
         got = await self.db(
             db.issue_code,
             body.resident_id,
             channel=body.channel,
             by=by,
             ttl=timedelta(hours=body.ttl_h or self.cfg.code_ttl_h),
-            digits=self.cfg.code_digits,
+            digits=digits_for(self.cfg, base),
             name=body.name,
             building=body.building,
             unit=body.unit,
@@ -112,8 +115,7 @@ class PortalService(Service):
         return {
             "code": got["code"],
             "resident_id": body.resident_id,
-            "link": login_link(link_base(self.cfg.public_url, self._relay.live_away_url(), ""),
-                               got["code"]),
+            "link": login_link(base, got["code"]),
             "expires_at": got["expires_at"].isoformat(),
         }
 
@@ -121,23 +123,48 @@ class PortalService(Service):
     def _relay(self) -> Any:
         return self.box.get(PORTAL_RELAY)
 
-    def too_many_failures(self, client: str) -> bool:
-        q = self._failures[client]
-        cutoff = time.monotonic() - 600
-        while q and q[0] < cutoff:
-            q.popleft()
-        return len(q) >= self.cfg.max_login_failures
-
-    async def login(self, code: str, client: str, agent: str) -> dict[str, Any] | None:
-        """Spend a code for a session; None if wrong, used, expired or rate-limited."""
-        if self.too_many_failures(client):
-            return None
+    async def login(self, code: str, client: str, agent: str) -> dict[str, Any]:
+        """Spend a code for a session; LoginRefused (naming why) if wrong, used, expired, too
+        short for a login through the cloud, or while guessing is being held off."""
+        wait = self.guard.wait_s(client)
+        if wait > 0:
+            raise LoginRefused(
+                429, f"too many wrong login codes; try again in {math.ceil(wait)} s",
+                "登录尝试过多，请稍后再试", math.ceil(wait),
+            )
+        if not remote_ok(self.cfg, client, code):
+            await self._failed(client)
+            raise LoginRefused(
+                401, "code: this code works on the community Wi-Fi only; away from home use a"
+                f" {self.cfg.relay_code_digits}-digit code", "此登录码只能在小区 Wi-Fi 内使用，"
+                "在外请向物业索取长登录码",
+            )
         token = secrets.token_urlsafe(32)
         got = await self.db(db.redeem_code, code, token, self.cfg.session_days, agent)
         if got is None:
-            self._failures[client].append(time.monotonic())
-            return None
+            await self._failed(client)
+            raise LoginRefused(401, "code: wrong, used or expired login code",
+                               "登录码错误、已使用或已过期")
         return {**got, "token": token}
+
+    async def _failed(self, client: str) -> None:
+        if not self.guard.failed(client):
+            return
+        scope = scope_of(client)
+        closed = self.guard.backoff[scope]
+        log.warning("portal: login codes are being guessed (%s); logins closed %g s", scope,
+                    closed)
+        await self.box.store.record(
+            Alert(
+                id=new_id("al"),
+                level="warning",
+                type="login_guessing",
+                message=f"居民登录码疑似被猜测：10 分钟内 {self.cfg.login_scope_failures} 次错误"
+                f"（{'经云端中转' if scope == 'relay' else '小区网络'}），该途径登录暂停"
+                f" {closed:g} 秒。最后来源 {client}",
+                evidence=[client[:64]],
+            )
+        )
 
     async def resident(self, request: web.Request) -> dict[str, Any] | None:
         """The resident behind a page request (cookie) or API request (bearer)."""
@@ -274,8 +301,21 @@ class PortalService(Service):
 
 
 
-def set_cookie(resp: web.StreamResponse, token: str, days: float) -> None:
+class LoginRefused(Exception):
+    """A login that did not happen: HTTP status, English message, Chinese page text."""
+
+    def __init__(self, status: int, message: str, zh: str, retry_after: int = 0) -> None:
+        super().__init__(message)
+        self.status, self.message, self.zh, self.retry_after = status, message, zh, retry_after
+
+
+def set_cookie(
+    resp: web.StreamResponse, token: str, days: float, request: web.Request | None = None
+) -> None:
     # HttpOnly: page scripts never see the token; Lax: other sites cannot post with it.
+    # Secure when the resident came through the cloud relay over HTTPS: the cookie then never
+    # travels in clear; on the community Wi-Fi the box speaks plain HTTP and cannot set it.
     resp.set_cookie(
-        COOKIE, token, max_age=int(days * 86400), path="/", httponly=True, samesite="Lax"
+        COOKIE, token, max_age=int(days * 86400), path="/", httponly=True, samesite="Lax",
+        secure=request is not None and relayed_https(request),
     )

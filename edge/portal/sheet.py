@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from edge.portal.codes import login_link, mask_name, qr_svg
+from edge.core.qr import qr_svg
+from edge.portal.codes import group_digits, login_link, mask_name
 
 CSS = """
 @page { size: A4; margin: 10mm; }
@@ -54,7 +55,7 @@ def render(cards: list[dict[str, Any]], *, base: str, title: str, tz: str) -> st
             f'<div class="org">{html.escape(title)}</div><h2>居民端登录卡</h2>'
             f'<div class="who">{html.escape(mask_name(c.get("name") or ""))}</div>'
             f'<div class="addr">{html.escape(address(c))}</div>'
-            f'<div class="code">{html.escape(c["code"])}</div>'
+            f'<div class="code">{html.escape(group_digits(c["code"]))}</div>'
             '<div class="note">手机扫码，或打开居民端输入登录码。仅限本人使用一次'
             + (f"，{until:%Y-%m-%d %H:%M} 前有效" if until else "")
             + "。</div></div></div>"

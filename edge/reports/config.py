@@ -15,6 +15,11 @@ class ReportsConfig(Section):
     max_photos: int = Field(4, ge=0, le=20)
     max_photo_mb: float = Field(5.0, gt=0, le=50)
     photo_dir: str = "photos"  # relative to box.data_dir
+    # Anonymous reports/repairs through the cloud relay (edge/reports/gate.py): a proof of
+    # work of this many zero bits (~2^bits hashes in the page) and at most so many an hour.
+    proof_bits: int = Field(14, ge=1, le=24)
+    relay_anonymous_per_hour: int = Field(5, ge=1)  # per relayed client address
+    relay_anonymous_all_per_hour: int = Field(60, ge=1)  # all relayed clients together
     duplicate_window_min: int = Field(1440, ge=1)  # identical reports within this are grouped
     trend_window_min: int = Field(60, ge=1)  # reports per topic/place counted over this window
     trend_min_count: int = Field(5, ge=2)  # fewer distinct reports never make a trend

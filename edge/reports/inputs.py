@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from edge.core.http import read_form
 from edge.core.standard import new_id
 
 # Magic bytes, not the declared content type, decide what a file is.
@@ -64,6 +65,8 @@ async def read_submission(
             data = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise InputError("(body)", f"not valid JSON: {e}") from e
+        except RecursionError:
+            raise InputError("(body)", "JSON nested too deep") from None
         if not isinstance(data, dict):
             raise InputError("(body)", "must be a JSON object")
         if "photos" in data:
@@ -78,38 +81,30 @@ async def read_submission(
         return Submission(fields, [])
     if ctype != "multipart/form-data":
         raise InputError("(body)", "send application/json or multipart/form-data", 415)
-    fields: dict[str, str] = {}
+    try:
+        form = await read_form(
+            request,
+            files={"photos": (max_photos, max_photo_bytes), "photo": (max_photos, max_photo_bytes)},
+            max_field_bytes=max_field_chars * 4,  # UTF-8: at most 4 bytes a character
+        )
+    except web.HTTPException as e:
+        err = json.loads(e.text or "{}")
+        raise InputError(err.get("field", "(body)"), err.get("error", "").partition(": ")[2],
+                         e.status) from None
     photos: list[Photo] = []
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        name = part.name or ""
-        if name in ("photos", "photo"):
-            if len(photos) >= max_photos:
-                raise InputError("photos", f"at most {max_photos} photos", 413)
-            data = bytearray()
-            while chunk := await part.read_chunk(65536):
-                data += chunk
-                if len(data) > max_photo_bytes:
-                    raise InputError(
-                        "photos",
-                        f"photo {len(photos) + 1} is larger than "
-                        f"{max_photo_bytes / 1048576:.1f} MB",
-                        413,
-                    )
-            if not data:
-                continue  # an empty file input
-            kind = sniff_image(bytes(data))
-            if kind is None:
-                raise InputError(
-                    "photos", f"photo {len(photos) + 1} is not a JPEG, PNG or WebP image", 415
-                )
-            photos.append(Photo(bytes(data), kind[0], kind[1], hashlib.sha256(data).hexdigest()))
-        else:
-            value = await part.text()
-            if len(value) > max_field_chars:
-                raise InputError(name, f"longer than {max_field_chars} characters")
-            fields[name] = value
-    return Submission(fields, photos)
+    for _, data in form.files.get("photos", []) + form.files.get("photo", []):
+        if len(photos) >= max_photos:
+            raise InputError("photos", f"at most {max_photos} photos", 413)
+        kind = sniff_image(data)
+        if kind is None:
+            raise InputError(
+                "photos", f"photo {len(photos) + 1} is not a JPEG, PNG or WebP image", 415
+            )
+        photos.append(Photo(data, kind[0], kind[1], hashlib.sha256(data).hexdigest()))
+    for name, value in form.fields.items():
+        if len(value) > max_field_chars:
+            raise InputError(name, f"longer than {max_field_chars} characters")
+    return Submission(form.fields, photos)
 
 
 def text_field(
@@ -161,3 +156,17 @@ def save_photos(
 def delete_photos(data_dir: Path, rows: list[dict[str, Any]]) -> None:
     for r in rows:
         (data_dir / r["path"]).unlink(missing_ok=True)
+
+
+def sweep_orphans(data_dir: Path, photo_dir: str, known: set[str]) -> list[Path]:
+    """Delete photo files the box wrote (``ph-*``) that no row names: a kill -9 between a
+    photo's file and its row's commit leaves one. Run at start-up, before any upload."""
+    root = data_dir / photo_dir
+    gone = []
+    if not root.is_dir():
+        return gone
+    for path in root.rglob("ph-*"):
+        if path.is_file() and str(path.relative_to(data_dir)) not in known:
+            path.unlink(missing_ok=True)
+            gone.append(path)
+    return gone

@@ -12,13 +12,21 @@ from aiohttp import web
 
 from edge.core.box import Box
 from edge.core.commands import CommandError
-from edge.core.http import PUBLIC_PREFIXES, ROLE, json_error, require_staff
+from edge.core.http import PUBLIC_PREFIXES, ROLE, json_error, query_int, require_staff, same_secret
 from edge.core.service import Service
 from edge.core.standard import Command, Report, new_id, now
 from edge.reports import store as db
 from edge.reports import warning
 from edge.reports.analyze import Analysis, Analyzer
-from edge.reports.inputs import InputError, delete_photos, read_submission, save_photos, text_field
+from edge.reports.gate import Gate, reporter
+from edge.reports.inputs import (
+    InputError,
+    delete_photos,
+    read_submission,
+    save_photos,
+    sweep_orphans,
+    text_field,
+)
 from edge.reports.taxonomy import Taxonomy, TaxonomyError, load_taxonomy, parse_taxonomy
 
 log = logging.getLogger(__name__)
@@ -48,12 +56,14 @@ class ReportsService(Service):
         self.cfg = box.config.reports
         self.analyzer = Analyzer(load_taxonomy(self.cfg.taxonomy))
         self.received = 0
+        self.gate = Gate(self.cfg)  # anonymous posts through the relay (tickets use it too)
         self._warm: asyncio.Task | None = None
         app = box.http
         for prefix in ("/api/v1/reports", "/api/v1/taxonomy"):
             app[PUBLIC_PREFIXES].add(prefix)  # residents submit; staff checks inside
         app.router.add_post("/api/v1/reports", self.http_submit)
         app.router.add_post("/api/v1/reports/classify", self.http_classify)
+        app.router.add_get("/api/v1/reports/challenge", self.http_challenge)
         app.router.add_get("/api/v1/reports", self.http_list)
         app.router.add_get("/api/v1/reports/{id}", self.http_get)
         app.router.add_post("/api/v1/reports/{id}/status", self.http_status)
@@ -67,6 +77,7 @@ class ReportsService(Service):
         return self.analyzer.taxonomy
 
     async def start(self) -> None:
+        await self._sweep_photos()
         saved = await self.box.store.get_meta(TAXONOMY_META)
         if saved:
             try:
@@ -79,6 +90,14 @@ class ReportsService(Service):
         # loop, only when asked to; otherwise the first report loads them.
         if self.cfg.warm_at_start:
             self._warm = asyncio.create_task(asyncio.to_thread(self.analyzer.warm))
+
+    async def _sweep_photos(self) -> None:
+        known = await self.box.store.run(db.photo_paths, self.box.store.sync)
+        gone = await asyncio.to_thread(
+            sweep_orphans, self.box.config.box.data_dir, self.cfg.photo_dir, known
+        )
+        if gone:
+            log.warning("deleted %d photo file(s) without a row (left by a crash)", len(gone))
 
     async def stop(self) -> None:
         if self._warm and not self._warm.done():
@@ -114,7 +133,9 @@ class ReportsService(Service):
                     raise InputError("source_tag", f"{system} tag {tag!r} has no mapping")
             building = text_field(f, "building", max_chars=32)
             location = text_field(f, "location", max_chars=100)
-            resident_id = text_field(f, "resident_id", max_chars=64)
+            resident_id = await reporter(
+                self.box, request, text_field(f, "resident_id", max_chars=64), self.gate
+            )
             source = text_field(f, "source", max_chars=32) or "resident_page"
         except InputError as e:
             return json_error(e.status, str(e), field=e.field)
@@ -182,6 +203,9 @@ class ReportsService(Service):
             "ticket_id": opened.id if opened else None,
         }
 
+    async def http_challenge(self, request: web.Request) -> web.Response:
+        return web.json_response(self.gate.challenge(), headers={"Cache-Control": "no-store"})
+
     async def http_classify(self, request: web.Request) -> web.Response:
         try:
             body = await request.json()
@@ -200,7 +224,7 @@ class ReportsService(Service):
         require_staff(request)
         q = request.query
         rows = await self.box.store.run(
-            db.list_reports, self.box.store.sync, limit=min(int(q.get("limit", "50")), 1000),
+            db.list_reports, self.box.store.sync, limit=query_int(request, "limit", 50),
             category=q.get("category"), building=q.get("building"),
         )
         return web.json_response(rows)
@@ -213,7 +237,7 @@ class ReportsService(Service):
             return json_error(404, f"no report {rid}", field="id")
         staff = request[ROLE] in ("staff", "admin")
         key = request.query.get("key", "")
-        if not staff and not secrets.compare_digest(key, row["follow_key"]):
+        if not staff and not same_secret(key, row["follow_key"]):
             return json_error(403, "key: wrong or missing follow key", field="key")
         row.pop("follow_key")
         row.pop("text_norm")
@@ -258,7 +282,7 @@ class ReportsService(Service):
     async def http_alerts(self, request: web.Request) -> web.Response:
         require_staff(request)
         rows = await self.box.store.run(
-            db.list_alerts, self.box.store.sync, int(request.query.get("limit", "50")),
+            db.list_alerts, self.box.store.sync, query_int(request, "limit", 50),
             request.query.get("type"),
         )
         return web.json_response(rows)

@@ -35,6 +35,12 @@ def insert_photo(store: Store, row: dict[str, Any]) -> None:
     store.db["photos"].insert(row)
 
 
+def photo_paths(store: Store) -> set[str]:
+    """Every stored photo's path (relative to data_dir)."""
+    with store.reading():
+        return {r[0] for r in store.db.execute("SELECT path FROM photos")}
+
+
 def photos_of(store: Store, owner_kind: str, owner_id: str) -> list[dict[str, Any]]:
     with store.reading():
         return list(

@@ -34,13 +34,17 @@ def _call(
     ctype: str = "application/json",
 ) -> Any:
     cfg = load(config_path or Path(DEFAULT_CONFIG))
-    if not cfg.api.tokens:
-        raise click.ClickException("no [[api.tokens]] in the config to call the box with")
+    token = cfg.api.client_token()  # a plain token from the config, else QILU_EDGE_TOKEN
+    if not token:
+        raise click.ClickException(
+            "no staff token: add [[api.tokens]] to the config, or set QILU_EDGE_TOKEN when the"
+            " config keeps only token_sha256"
+        )
     host = "127.0.0.1" if cfg.api.host in ("0.0.0.0", "") else cfg.api.host
     url = f"http://{host}:{cfg.api.port}{path}"
     data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
     req = urllib.request.Request(url, data=data, method=method)
-    req.add_header("Authorization", f"Bearer {cfg.api.tokens[0].token}")
+    req.add_header("Authorization", f"Bearer {token}")
     if data is not None:
         req.add_header("Content-Type", ctype)
     try:
@@ -87,6 +91,40 @@ def add_screen(config_path: Path | None, screen_id: str, name: str, tags: str) -
             {"id": screen_id, "name": name, "tags": _csv(tags)},
         )
     )
+
+
+@screens.command("key")
+@config_option
+@click.argument("screen_id")
+@click.option(
+    "--base",
+    default=None,
+    help="The box address as the screen reaches it, e.g. http://192.168.1.10:8080"
+    " (default: the address this command calls).",
+)
+@click.option("--revoke", is_flag=True, help="Remove the key: the screen stops playing.")
+def key(config_path: Path | None, screen_id: str, base: str | None, revoke: bool) -> None:
+    """Provision (or rotate) a screen's device key; prints the player address once.
+
+    Open that address (it carries the key after '#') in the screen's browser once, or set it
+    as its kiosk start page. The box keeps only a hash: lost keys are replaced, not shown."""
+    sid = urllib.parse.quote(screen_id, safe="")
+    if revoke:
+        _echo(_call(config_path, "DELETE", f"/api/v1/screens/{sid}/key"))
+        return
+    q = f"?{urllib.parse.urlencode({'base': base})}" if base else ""
+    got = _call(config_path, "POST", f"/api/v1/screens/{sid}/key{q}")
+    click.echo(f"screen {screen_id}: player address (shown once, keep it private):")
+    click.echo(got["player_url"])
+    import io
+
+    import qrcode
+
+    qr = qrcode.QRCode(border=1)
+    qr.add_data(got["player_url"])
+    out = io.StringIO()
+    qr.print_ascii(out=out)
+    click.echo(out.getvalue())
 
 
 @screens.command("content")

@@ -20,3 +20,4 @@ class ScreensConfig(Section):
     alert_emergency_types: tuple[str, ...] = ()  # alert types that start an emergency broadcast
     alert_emergency_minutes: int = Field(30, ge=1, le=1440)
     display_check_s: float = Field(30.0, ge=1)  # power/brightness schedule and health period
+    plays_max_age_days: int = Field(30, ge=1, le=366)  # older proof of play is refused

@@ -69,9 +69,14 @@ async def step_screens(d: Any) -> None:
         (await s.post(f"{api}/api/v1/screens/playlists", json=pl)).raise_for_status()
         entry = {"id": "all-day", "playlist_id": "daily", "tags": ["outdoor"]}
         (await s.post(f"{api}/api/v1/screens/schedules", json=entry)).raise_for_status()
+        # The screen's device key (issue 13): the page plays only with it.
+        async with s.post(f"{api}/api/v1/screens/{DEMO_SCREEN}/key") as r:
+            r.raise_for_status()
+            player = (await r.json())["player_url"]
     say(
         "A publicity screen (户外宣传屏) with Chinese content",
-        f"  open {api}/screen/{DEMO_SCREEN} in a browser (full screen: F11)\n"
+        f"  open {player} in a browser (full screen: F11; the key after '#' is this"
+        " screen's device key)\n"
         f"  emergency broadcast: qilu-edge screens emergency '紧急通知：燃气检修' --minutes 2 "
         f"-c {d.work_dir.resolve() / 'edge.toml'}\n"
         f"  proof of play:       qilu-edge screens plays {DEMO_SCREEN} -c "

@@ -1,10 +1,13 @@
 """HTTP routes of the screens service.
 
-Player side (no token: a screen's kiosk browser has none; keep the box API on the community
-LAN): ``/screen/<id>`` page, ``/screen/<id>/plan``, ``/screen/<id>/ws``, ``/screen/<id>/plays``,
-``/screen/content/<sha256>``, ``/screen/sw.js``, ``/screen/static/*``.
-Staff side (bearer token): ``/api/v1/screens/...`` to manage screens, content, playlists,
-schedules and emergency broadcasts.
+Player side: ``/screen/<id>/plan``, ``/screen/<id>/ws`` and ``/screen/<id>/plays`` need the
+screen's device key (``X-Screen-Key`` header, or ``?key=`` on the WebSocket, which a browser
+cannot give headers); staff provision it with ``POST /api/v1/screens/<id>/key`` or
+``qilu-edge screens key <id>``. Open to anyone: the page shell ``/screen/<id>`` (it reads the
+key from its URL fragment, which never reaches the network), ``/screen/sw.js``,
+``/screen/static/*`` and ``/screen/content/<sha256>`` (public notices, named by hash).
+Staff side (bearer token): ``/api/v1/screens/...`` to manage screens, keys, content,
+playlists, schedules and emergency broadcasts.
 """
 
 from __future__ import annotations
@@ -13,18 +16,22 @@ import html
 import json
 import mimetypes
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from edge.core.http import json_error, require_staff
+from edge.core.http import json_error, query_int, require_staff
+from edge.core.qr import qr_svg
 from edge.core.standard import ContentItem, Emergency, Playlist, ScheduleEntry, Screen, new_id
 from edge.screens import resolver
 from edge.screens import store as db
-from edge.screens.service import parse_record, static_dir
-
-if TYPE_CHECKING:
-    from edge.screens.service import ScreensService
+from edge.screens.service import (
+    PLAYS_MAX_BYTES,
+    PlaysRefused,
+    ScreensService,
+    parse_record,
+    static_dir,
+)
 
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}
 
@@ -53,6 +60,8 @@ def add_routes(app: web.Application, svc: ScreensService) -> None:
     r.add_get(a + "/emergencies", h.list_emergencies)
     r.add_post(a + "/emergencies", h.add_emergency)
     r.add_post(a + "/emergencies/{em_id}/cancel", h.cancel_emergency)
+    r.add_post(a + "/{screen_id}/key", h.new_key)
+    r.add_delete(a + "/{screen_id}/key", h.revoke_key)
     r.add_get(a + "/{screen_id}/now", h.now_playing)
     r.add_get(a + "/{screen_id}/plays", h.plays)
 
@@ -110,11 +119,23 @@ class _Handlers:
             text=text, content_type="text/html", headers={"Cache-Control": "no-cache"}
         )
 
-    async def plan(self, request: web.Request) -> web.Response:
+    async def _device(self, request: web.Request) -> web.Response | None:
+        """None if the request comes from the screen (its key); else the error to answer."""
         sid = request.match_info["screen_id"]
         await self.svc.catalog()
         if self.svc.screen(sid) is None:
             return json_error(404, f"screen_id: unknown screen {sid!r}")
+        key = request.headers.get("X-Screen-Key") or request.query.get("key")
+        if not self.svc.key_ok(sid, key):
+            why = "wrong" if key else "missing"
+            return json_error(401, f"key: {why} screen key; staff provision one with"
+                              f" `qilu-edge screens key {sid}`", field="key")
+        return None
+
+    async def plan(self, request: web.Request) -> web.Response:
+        sid = request.match_info["screen_id"]
+        if (refused := await self._device(request)) is not None:
+            return refused
         self.svc.seen(sid)
         return web.json_response(await self.svc.plan_json(sid), dumps=_dumps)
 
@@ -132,10 +153,11 @@ class _Handlers:
 
     async def websocket(self, request: web.Request) -> web.StreamResponse:
         sid = request.match_info["screen_id"]
-        await self.svc.catalog()
-        if self.svc.screen(sid) is None:
-            return json_error(404, f"screen_id: unknown screen {sid!r}")
-        ws = web.WebSocketResponse(heartbeat=20)
+        # Refused before the upgrade: an unauthenticated client never joins the screen's
+        # sockets, so it gets no plan or login code and no code is issued for it.
+        if (refused := await self._device(request)) is not None:
+            return refused
+        ws = web.WebSocketResponse(heartbeat=20, max_msg_size=PLAYS_MAX_BYTES)
         await ws.prepare(request)
         self.svc.sockets.setdefault(sid, set()).add(ws)
         self.svc.origins[sid] = f"{request.scheme}://{request.host}"
@@ -152,10 +174,14 @@ class _Handlers:
                 self.svc.seen(sid)
                 try:
                     data = json.loads(msg.data)
-                except ValueError:
+                except (ValueError, RecursionError):  # not JSON, or nested too deep
                     continue
                 if isinstance(data, dict) and data.get("type") == "plays":
-                    res = await self.svc.receive_plays(sid, data.get("records"))
+                    try:
+                        res = await self.svc.receive_plays(sid, data.get("records"))
+                    except PlaysRefused as e:
+                        await ws.send_str(json.dumps({"type": "error", "error": str(e)}))
+                        continue
                     await ws.send_str(json.dumps({"type": "ack", **res}))
         finally:
             self.svc.sockets.get(sid, set()).discard(ws)
@@ -163,14 +189,47 @@ class _Handlers:
 
     async def post_plays(self, request: web.Request) -> web.Response:
         sid = request.match_info["screen_id"]
-        await self.svc.catalog()
-        if self.svc.screen(sid) is None:
-            return json_error(404, f"screen_id: unknown screen {sid!r}")
-        data = await request.json()
+        if (refused := await self._device(request)) is not None:
+            return refused
+        if (request.content_length or 0) > PLAYS_MAX_BYTES:
+            return json_error(413, f"body: at most {PLAYS_MAX_BYTES} bytes of play records")
+        raw = await request.content.read(PLAYS_MAX_BYTES + 1)
+        if len(raw) > PLAYS_MAX_BYTES:
+            return json_error(413, f"body: at most {PLAYS_MAX_BYTES} bytes of play records")
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            return json_error(400, "body: not JSON", field="records")
         records = data.get("records") if isinstance(data, dict) else None
         if not isinstance(records, list):
             return json_error(400, "records: a list of play records is required", field="records")
-        return web.json_response(await self.svc.receive_plays(sid, records))
+        try:
+            return web.json_response(await self.svc.receive_plays(sid, records))
+        except PlaysRefused as e:
+            return json_error(413, str(e), field="records")
+
+    # --- device keys (staff) --------------------------------------------------------------------
+
+    async def new_key(self, request: web.Request) -> web.Response:
+        """A new device key for a screen, returned once with the player address to set up."""
+        actor = require_staff(request)
+        sid = request.match_info["screen_id"]
+        await self.svc.catalog()
+        if self.svc.screen(sid) is None:
+            return json_error(404, f"screen_id: unknown screen {sid!r}", field="screen_id")
+        key = await self.svc.new_key(sid, actor)
+        base = request.query.get("base") or f"{request.scheme}://{request.host}"
+        url = player_url(base, sid, key)
+        return web.json_response(
+            {"screen_id": sid, "key": key, "player_url": url, "qr_svg": qr_svg(url)}, status=201
+        )
+
+    async def revoke_key(self, request: web.Request) -> web.Response:
+        require_staff(request)
+        sid = request.match_info["screen_id"]
+        if not await self.svc.revoke_key(sid):
+            return json_error(404, f"screen_id: screen {sid!r} has no key", field="screen_id")
+        return web.json_response({"screen_id": sid, "revoked": True})
 
     # --- staff API ------------------------------------------------------------------------------
 
@@ -190,6 +249,7 @@ class _Handlers:
                     "connected": len(self.svc.sockets.get(sid, ())),
                     "now": {"content_id": p.content_id, "source": p.source},
                     "page": f"/screen/{sid}",
+                    "key": self.svc.has_key(sid),
                 }
             )
         return web.json_response({"screens": out})
@@ -220,7 +280,7 @@ class _Handlers:
 
     async def plays(self, request: web.Request) -> web.Response:
         require_staff(request)
-        limit = min(int(request.query.get("limit", "100")), 1000)
+        limit = query_int(request, "limit", 100)
         rows = await self.store.run(
             db.recent_plays, self.store.sync, request.match_info["screen_id"], limit
         )
@@ -349,6 +409,14 @@ class _Handlers:
         if em is None:
             return json_error(404, "em_id: no such emergency")
         return web.json_response(em.payload(), dumps=_dumps)
+
+
+def player_url(base: str, screen_id: str, key: str) -> str:
+    """The address to configure once on the screen's browser: the key rides in the fragment,
+    which browsers never send over the network; the page keeps it in its local storage."""
+    from urllib.parse import quote
+
+    return f"{base.rstrip('/')}/screen/{quote(screen_id)}#key={quote(key)}"
 
 
 def resolver_sha(sha: str) -> bool:

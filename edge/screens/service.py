@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import json
 import logging
+import secrets
 import time as _time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,6 +51,17 @@ from edge.sync import SYNC
 
 log = logging.getLogger(__name__)
 REFRESH_S = 600  # re-push plans this often so a page's horizon never runs short
+MAX_PLAYS = 500  # play records per request (the page sends 200 at a time)
+PLAYS_MAX_BYTES = 512 * 1024  # one plays request or WebSocket message
+CLOCK_SKEW = timedelta(minutes=5)  # a play may end this far in the box's future
+
+
+def key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+
+
+class PlaysRefused(ValueError):
+    """A whole plays request refused (too many records)."""
 
 
 def _ms(dt: datetime) -> int:
@@ -93,6 +106,7 @@ class ScreensService(Service):
         self._wake_alerts = asyncio.Event()
         self._started = _time.monotonic()
         self._applied: dict[str, tuple[bool, int | None]] = {}
+        self._key_hashes: dict[str, str] = {}  # screen id -> SHA-256 of its device key
         for action, handler in (
             ("content", self._cmd_content),
             ("playlist", self._cmd_playlist),
@@ -107,6 +121,7 @@ class ScreensService(Service):
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._alert_cursor = await self.box.store.last_event_id()
+        self._key_hashes = await self.box.store.run(db.screen_keys, self.box.store.sync)
         self.box.store.sync.on_commit(lambda: loop.call_soon_threadsafe(self._wake_alerts.set))
         await self.catalog()
         for coro in (
@@ -252,30 +267,96 @@ class ScreensService(Service):
         """
         return await self._send(screen_id, {"type": "overlay", "overlay": overlay})
 
+    # --- device keys ---------------------------------------------------------------------------
+
+    def key_ok(self, screen_id: str, key: str | None) -> bool:
+        """Is ``key`` the provisioned device key of this screen?"""
+        want = self._key_hashes.get(screen_id)
+        return bool(key) and want is not None and hmac.compare_digest(key_hash(key), want)
+
+    def has_key(self, screen_id: str) -> bool:
+        return screen_id in self._key_hashes
+
+    async def new_key(self, screen_id: str, by: str | None) -> str:
+        """A fresh device key for the screen (shown once; only its hash is kept). The old
+        key, if any, stops working and the pages using it are disconnected."""
+        key = secrets.token_urlsafe(24)
+        await self.box.store.run(db.set_screen_key, self.box.store.sync, screen_id,
+                                 key_hash(key), by)  # fmt: skip
+        self._key_hashes[screen_id] = key_hash(key)
+        await self._disconnect(screen_id)
+        return key
+
+    async def revoke_key(self, screen_id: str) -> bool:
+        gone = await self.box.store.run(db.delete_screen_key, self.box.store.sync, screen_id)
+        self._key_hashes.pop(screen_id, None)
+        await self._disconnect(screen_id)
+        return gone
+
+    async def _disconnect(self, screen_id: str) -> None:
+        for ws in list(self.sockets.pop(screen_id, ())):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(code=4401, message=b"screen key changed"), 1.0)
+
     # --- proof of play ---------------------------------------------------------------------------
 
+    async def _scheduled(
+        self, screen_id: str, lo: datetime, hi: datetime
+    ) -> list[tuple[datetime, datetime, set[str]]]:
+        """(start, end, content ids) of what the box scheduled on the screen over [lo, hi)."""
+        cat = await self.catalog()
+        ref = self._screens[screen_id]
+        segs = resolver.plan(cat, ref, lo, hi)
+        return [(g.start, g.end, {cid for cid, _ in g.items}) for g in segs]
+
     async def receive_plays(self, screen_id: str, raw: list[Any]) -> dict[str, list[str]]:
-        """Store reported plays; returns ids to forget: ``ack`` (stored) and ``rejected``."""
+        """Store reported plays; returns ids to forget: ``ack`` (stored) and ``rejected``.
+
+        Only plausible plays are stored: at most MAX_PLAYS a request, ended no later than now
+        (plus clock skew), started within ``plays_max_age_days``, and of content the box had
+        scheduled on that screen at that time (by its current definitions)."""
+        if isinstance(raw, list) and len(raw) > MAX_PLAYS:
+            raise PlaysRefused(f"records: at most {MAX_PLAYS} play records per request")
         self.seen(screen_id)
+        now = datetime.now(UTC)
+        oldest = now - timedelta(days=self.cfg.plays_max_age_days)
         good, rejected = [], []
         for r in raw if isinstance(raw, list) else []:
             try:
                 started = datetime.fromisoformat(r["started_at"])
                 ended = datetime.fromisoformat(r["ended_at"])
-                good.append(
-                    PlayRecord(
-                        id=r["id"],
-                        screen_id=screen_id,
-                        content_id=r["content_id"],
-                        started_at=started,
-                        ended_at=ended,
-                        duration_ms=int((ended - started).total_seconds() * 1000),
-                    )
+                rec = PlayRecord(
+                    id=r["id"],
+                    screen_id=screen_id,
+                    content_id=r["content_id"],
+                    started_at=started,
+                    ended_at=ended,
+                    duration_ms=int((ended - started).total_seconds() * 1000),
                 )
-            except (KeyError, TypeError, ValueError) as e:
-                log.warning("screen %s sent a bad play record (%s): %r", screen_id, e, r)
+                if not (oldest <= rec.started_at <= rec.ended_at <= now + CLOCK_SKEW):
+                    raise ValueError("times out of range")
+                if len(rec.id) > 64 or len(rec.content_id) > 128:
+                    raise ValueError("id too long")
+                good.append(rec)
+            except (KeyError, TypeError, ValueError, AttributeError) as e:
+                log.warning("screen %s sent a bad play record (%s): %.200r", screen_id, e, r)
                 if isinstance(r, dict) and isinstance(r.get("id"), str):
-                    rejected.append(r["id"])
+                    rejected.append(r["id"][:64])
+        if good:
+            lo = min(p.started_at for p in good) - timedelta(seconds=1)
+            hi = max(p.ended_at for p in good) + timedelta(seconds=1)
+            segs = await self._scheduled(screen_id, lo, hi)
+            fits = []
+            for p in good:
+                ids: set[str] = set()
+                for a, b, cids in segs:
+                    if a <= p.ended_at and p.started_at < b:
+                        ids |= cids
+                if p.content_id in ids:
+                    fits.append(p)
+                else:
+                    rejected.append(p.id)
+            good = fits
         ack = await self.box.store.run(db.record_plays, self.box.store.sync, good) if good else []
         return {"ack": ack, "rejected": rejected}
 

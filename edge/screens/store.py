@@ -9,9 +9,12 @@ transaction so MQTT subscribers see it too.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from edge.core.standard import (
     ContentItem,
@@ -23,6 +26,8 @@ from edge.core.standard import (
     Screen,
 )
 from edge.core.store.core import Store
+
+log = logging.getLogger(__name__)
 
 
 def _now() -> str:
@@ -123,7 +128,13 @@ def put_screen(store: Store, screen: Screen) -> None:
 def _load(store: Store, sql: str, cls: type[Record], *args: Any) -> list[Any]:
     with store.reading():
         rows = store.db.execute(sql, args).fetchall()
-    return [cls.model_validate(json.loads(r[0])) for r in rows]
+    out = []
+    for r in rows:
+        try:
+            out.append(cls.model_validate(json.loads(r[0])))
+        except ValidationError as e:  # stored before a rule existed (e.g. javascript: links)
+            log.warning("screens: skipping a stored %s today's rules refuse: %s", cls.KIND, e)
+    return out
 
 
 def list_content(store: Store) -> list[ContentItem]:
@@ -294,3 +305,30 @@ def cache_entries(store: Store) -> list[dict]:
     """Cached files, least recently used first."""
     with store.reading():
         return list(store.db.query("SELECT * FROM content_cache ORDER BY last_used, sha256"))
+
+
+# --- screen device keys ----------------------------------------------------------------------
+
+
+def set_screen_key(store: Store, screen_id: str, key_hash: str, by: str | None) -> None:
+    """Provision (or rotate: the old key stops working) the key of a screen."""
+    with store.transaction():
+        store.db.execute(
+            "INSERT INTO screen_keys (screen_id, key_hash, created_by, created_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (screen_id) DO UPDATE SET"
+            " key_hash = excluded.key_hash, created_by = excluded.created_by,"
+            " created_at = excluded.created_at",
+            (screen_id, key_hash, by, _now()),
+        )
+
+
+def delete_screen_key(store: Store, screen_id: str) -> bool:
+    with store.transaction():
+        cur = store.db.execute("DELETE FROM screen_keys WHERE screen_id = ?", (screen_id,))
+    return cur.rowcount > 0
+
+
+def screen_keys(store: Store) -> dict[str, str]:
+    """screen id -> SHA-256 hex of its key."""
+    with store.reading():
+        return dict(store.db.execute("SELECT screen_id, key_hash FROM screen_keys").fetchall())

@@ -76,8 +76,11 @@ class CloudClient:
         if self._session is not None:
             await self._session.close()
 
-    def auth_headers(self, method: str, url: str | URL, body: bytes = b"") -> dict[str, str]:
-        """Signature headers for one request to the cloud (e.g. a blob download)."""
+    def auth_headers(
+        self, method: str, url: str | URL, body: bytes = b"", encoding: str = ""
+    ) -> dict[str, str]:
+        """Signature headers for one request to the cloud (e.g. a blob download); ``body``
+        exactly as sent, ``encoding`` its Content-Encoding (signature version 2)."""
         return p.sign(
             self.ident.secret,
             self.ident.box_id,
@@ -85,6 +88,7 @@ class CloudClient:
             URL(url).raw_path_qs,
             body,
             offset_s=self.offset_s,
+            encoding=encoding,
         )
 
     async def request(
@@ -119,7 +123,8 @@ class CloudClient:
         timeout = aiohttp.ClientTimeout(total=timeout_s or self.timeout_s)
         session = await self.session()
         for attempt in range(2):
-            signed = {**headers, **self.auth_headers(method, url, raw)}
+            enc = headers.get("Content-Encoding", "")
+            signed = {**headers, **self.auth_headers(method, url, data, enc)}
             async with session.request(
                 method, url, data=data or None, headers=signed, timeout=timeout
             ) as r:

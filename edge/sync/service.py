@@ -14,8 +14,8 @@ sync quarantine (edge/sync/store.py, migration 0502) instead of being retried fo
 front of its class; it is kept, shown in status and doctor, alerted, and resent on demand.
 
 Disk budget (declared policy): the outbox may hold ``outbox_budget_mb``; at ``budget_warn``
-a warning Alert is recorded; over the budget telemetry is dropped oldest-first. Alerts,
-access events, reports, tickets and play records are never dropped.
+a warning Alert is recorded; over the budget telemetry, then proof of play, is dropped
+oldest-first. Alerts, access events, reports and tickets are never dropped.
 """
 
 from __future__ import annotations
@@ -385,19 +385,21 @@ class SyncService(Service):
                     level="warning",
                     type="disk",
                     message=f"sync outbox at {used / budget:.0%} of its"
-                    f" {self.cfg.outbox_budget_mb:g} MB budget; beyond 100 % telemetry is"
-                    " dropped oldest-first",
+                    f" {self.cfg.outbox_budget_mb:g} MB budget; beyond 100 % telemetry, then"
+                    " proof of play, is dropped oldest-first",
                 )
             )
         elif used < 0.9 * self.cfg.budget_warn * budget:
             self._warned = False  # hysteresis: warn again only after it drained
         if used > budget:
-            rows, size = await st.run(outbox.drop_telemetry, st.sync, budget)
+            rows, size = await st.run(outbox.drop_for_budget, st.sync, budget)
             if rows:
                 self.dropped_rows += rows
                 self.dropped_bytes += size
                 log.warning(
-                    "sync: outbox over budget: dropped %d telemetry records (%d bytes)", rows, size
+                    "sync: outbox over budget: dropped %d telemetry and play records (%d bytes)",
+                    rows,
+                    size,
                 )
 
     async def rotate(self) -> None:

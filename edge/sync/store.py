@@ -124,6 +124,33 @@ def drop_telemetry(store: Store, budget_bytes: int) -> tuple[int, int]:
         return rows, freed
 
 
+def drop_for_budget(store: Store, budget_bytes: int) -> tuple[int, int]:
+    """The disk policy: over budget, drop telemetry oldest-first, then proof of play
+    oldest-first (with the box's own play_records rows), until under it. Alerts, access
+    events, reports and tickets are never dropped. Returns (rows, bytes) dropped."""
+    rows, freed = drop_telemetry(store, budget_bytes)
+    with store.transaction() as db:
+        total = db.execute("SELECT coalesce(sum(bytes), 0) FROM outbox").fetchone()[0]
+        excess = total - budget_bytes
+        if excess <= 0:
+            return rows, freed
+        cut, gone, ids = None, 0, []
+        for seq, size, rid in db.execute(
+            "SELECT seq, bytes, record_id FROM outbox WHERE priority = ? ORDER BY seq",
+            (int(Priority.PLAY),),
+        ):
+            cut, gone = seq, gone + size
+            ids.append(rid)
+            if gone >= excess:
+                break
+        if cut is None:
+            return rows, freed
+        db.execute("DELETE FROM outbox WHERE priority = ? AND seq <= ?", (int(Priority.PLAY), cut))
+        for i in ids:
+            db.execute("DELETE FROM play_records WHERE id = ?", (i,))
+    return rows + len(ids), freed + gone
+
+
 def feed_applied(store: Store, feed_id: int) -> bool:
     with store.reading():
         row = store.db.execute(

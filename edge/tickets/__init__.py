@@ -1,5 +1,5 @@
 """Repair tickets: the state machine, assignment, due times, overdue alerts, history.
-Manual: docs/tickets.md."""
+Manual: docs/reports.md (tickets section)."""
 
 from __future__ import annotations
 

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from edge.core.http import same_secret
 from edge.core.standard import RepairTicket, new_id, now
 from edge.core.store.core import Store
 from edge.reports.store import insert_photo, iso
@@ -54,7 +55,7 @@ def transition(
         if row is None:
             raise LookupError(ticket_id)
         if role == "resident" and not (
-            follow_key and secrets.compare_digest(follow_key, row["follow_key"])
+            follow_key and same_secret(follow_key, row["follow_key"])
         ):
             raise TransitionError("key: wrong or missing follow key for this ticket", "key")
         if photo_rows and action != "resolve":

@@ -10,13 +10,14 @@ from aiohttp import web
 
 from edge.core.box import Box
 from edge.core.commands import CommandError
-from edge.core.http import ACTOR, PUBLIC_PREFIXES, ROLE, json_error, require_staff
+from edge.core.http import ACTOR, PUBLIC_PREFIXES, ROLE, json_error, query_int, require_staff
 from edge.core.service import Service, cancel
 from edge.core.standard import Alert, Command, RepairTicket, new_id, now
 from edge.core.store import Store
 from edge.reports import REPORTS
 from edge.reports import store as rdb
 from edge.reports.config import ReportsConfig
+from edge.reports.gate import reporter
 from edge.reports.inputs import InputError, delete_photos, read_submission, save_photos, text_field
 from edge.tickets import ops
 from edge.tickets import store as db
@@ -152,7 +153,10 @@ class TicketsService(Service):
             urgency = text_field(f, "urgency", max_chars=10)
             if urgency is not None and urgency not in URGENCIES:
                 raise InputError("urgency", f"one of {', '.join(URGENCIES)}")
-            resident_id = text_field(f, "resident_id", max_chars=64)
+            resident_id = await reporter(
+                self.box, request, text_field(f, "resident_id", max_chars=64),
+                self.box.get(REPORTS).gate,
+            )
         except InputError as e:
             return json_error(e.status, str(e), field=e.field)
         if title is None:
@@ -196,7 +200,7 @@ class TicketsService(Service):
         q = request.query
         rows = await self.box.store.run(
             db.list_tickets, self.box.store.sync, status=q.get("status"),
-            assignee=q.get("assignee"), limit=min(int(q.get("limit", "100")), 1000),
+            assignee=q.get("assignee"), limit=query_int(request, "limit", 100),
         )
         return web.json_response(rows)
 

@@ -32,8 +32,14 @@ def test_init_then_db_commands(tmp_path: Path) -> None:
     config = load_config(cfg)
     assert (config.box.community, config.box.id) == ("lixia-01", "box-7")
     assert config.db_path.exists()
-    assert config.api.tokens[0].token != "change-me-to-a-long-random-string"
-    assert cfg.stat().st_mode & 0o077 == 0  # tokens inside: owner only
+    # The staff token is printed once; the file keeps only its SHA-256 (issue 13 hardening).
+    tok = config.api.tokens[0]
+    printed = r.stderr.split("staff token (shown once; the config keeps only its SHA-256): ")[1]
+    printed = printed.split()[0]
+    assert tok.token is None and tok.matches(printed.encode()) and len(printed) >= 32
+    assert printed not in cfg.read_text() and "change-me" not in cfg.read_text()
+    assert printed not in r.stdout
+    assert cfg.stat().st_mode & 0o077 == 0  # owner only
     again = CliRunner().invoke(main, ["init", "--config", str(cfg)])
     assert again.exit_code != 0 and "exists" in again.output
 
@@ -97,4 +103,5 @@ def test_demo_runs_end_to_end(tmp_path: Path, mosquitto) -> None:
     for step in steps:
         assert step in output, step
     assert "logged in through the cloud (200); feed: " in output  # the portal relay
+    assert "/screen/scr-east#key=" in output  # the demo screen has its device key
     assert "wrote 2 login card(s) for building 1" in output  # portal codes-sheet

@@ -9,6 +9,7 @@ leaves neither.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -105,6 +106,7 @@ class Store:
     # --- opening ---------------------------------------------------------------------
 
     def _connect(self, check: bool) -> sqlite_utils.Database:
+        self._owner_only()
         # isolation_level=None: no implicit transactions; every write is in transaction().
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         try:
@@ -121,6 +123,16 @@ class Store:
             conn.close()
             raise
         return sqlite_utils.Database(conn)
+
+    def _owner_only(self) -> None:
+        """The store holds face templates and secrets: owner read/write only (0600), whatever
+        the umask. SQLite gives its -wal and -shm files the database file's mode."""
+        if str(self.path) == ":memory:":
+            return
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(str(self.path) + suffix, 0o600)
 
     def _move_aside(self, why: str) -> Path:
         aside = self.path.with_name(f"{self.path.name}.corrupt-{_utc_stamp()}")

@@ -1,10 +1,11 @@
 """The resident portal's SQL (issue 9): logins, reads, acknowledgements, events, boards, counts.
 
-Each function takes the :class:`Store` and runs on the store thread
-(``await box.store.run(portal.fn, box.store.sync, ...)``). Secrets (login codes, session
-tokens) are stored as SHA-256 only. Reads and acknowledgements stay on the box; what leaves it
-is :class:`ReadingStats` counts, emitted in the same transaction that marks the rows counted,
-so every read reaches the outbox exactly once.
+Each function takes the :class:`Store` and runs on the store thread (``await
+box.store.run(portal.fn, box.store.sync, ...)``). Secrets are stored only as hashes: login
+codes keyed with the box key (:func:`code_hash`), session tokens as SHA-256. Reads and
+acknowledgements stay on the box; what leaves it is :class:`ReadingStats` counts, emitted in
+the same transaction that marks the rows counted, so every read reaches the outbox exactly
+once.
 
 One module per domain: ``logins``, ``reading``, ``events``, ``board``; ``base`` holds the shared
 helpers.
@@ -12,7 +13,7 @@ helpers.
 
 from __future__ import annotations
 
-from edge.portal.store.base import PortalError, digest
+from edge.portal.store.base import PortalError, code_hash, digest
 from edge.portal.store.board import add_post, flag_post, flagged_posts, list_posts, moderate_post
 from edge.portal.store.events import (
     cancel_signup,
@@ -51,6 +52,7 @@ __all__ = [
     "add_code",
     "add_post",
     "cancel_signup",
+    "code_hash",
     "content_item",
     "credit_attendance",
     "digest",

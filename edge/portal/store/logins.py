@@ -8,7 +8,7 @@ from typing import Any
 
 from edge.core.standard import new_id
 from edge.core.store.core import Store
-from edge.portal.store.base import PortalError, _iso, _now, _row, _rows, digest
+from edge.portal.store.base import PortalError, _iso, _now, _row, _rows, code_hash, digest
 
 
 def upsert_resident(
@@ -38,7 +38,7 @@ def add_code(
         store.db.execute(
             "INSERT INTO portal_codes (code_hash, resident_id, channel, created_by, created_at,"
             " expires_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (digest(code), rid, channel, by, _iso(_now()), _iso(expires_at)),
+            (code_hash(store, code), rid, channel, by, _iso(_now()), _iso(expires_at)),
         )
 
 
@@ -111,8 +111,10 @@ def redeem_code(
     with store.transaction():
         row = _row(
             store,
-            "SELECT * FROM portal_codes WHERE code_hash = ? AND used_at IS NULL AND expires_at > ?",
-            digest(code),
+            "SELECT * FROM portal_codes WHERE code_hash IN (?, ?) AND used_at IS NULL"
+            " AND expires_at > ?",
+            code_hash(store, code),
+            digest(code),  # a code issued before keyed hashes, until it expires
             _iso(now),
         )
         if row is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from pydantic import ValidationError
+
 from edge.core.standard import ContentItem, ReadingStats, new_id
 from edge.core.store.core import Store
 from edge.portal.store.base import _iso, _now, _row, _rows
@@ -13,12 +15,22 @@ from edge.portal.store.base import _iso, _now, _row, _rows
 def phone_content(store: Store) -> list[tuple[ContentItem, str]]:
     """Every content item (the screens' content model) with when it was last published."""
     rows = _rows(store, "SELECT payload, updated_at FROM screen_content ORDER BY updated_at")
-    return [(ContentItem.model_validate_json(r["payload"]), r["updated_at"]) for r in rows]
+    return [(ci, r["updated_at"]) for r in rows if (ci := _item(r["payload"])) is not None]
+
+
+def _item(payload: str) -> ContentItem | None:
+    """A stored item, or None for one today's rules refuse (e.g. a javascript: link stored
+    before links were checked): phones never see it."""
+    try:
+        return ContentItem.model_validate_json(payload)
+    except ValidationError:
+        return None
 
 
 def content_item(store: Store, content_id: str) -> tuple[ContentItem, str] | None:
     r = _row(store, "SELECT payload, updated_at FROM screen_content WHERE id = ?", content_id)
-    return (ContentItem.model_validate_json(r["payload"]), r["updated_at"]) if r else None
+    item = _item(r["payload"]) if r else None
+    return (item, r["updated_at"]) if r and item else None
 
 
 def record_read(store: Store, rid: str, content_id: str, building: str | None) -> str:

@@ -8,6 +8,7 @@
   const SCREEN = JSON.parse(document.body.dataset.screen);
   const PLAN_KEY = "qilu-plan-" + SCREEN;
   const PLAYS_KEY = "qilu-plays-" + SCREEN;
+  const KEY_KEY = "qilu-key-" + SCREEN;
   const layers = [document.getElementById("layer-a"), document.getElementById("layer-b")];
   const statusEl = document.getElementById("status");
 
@@ -24,6 +25,16 @@
   const blobs = new Map(); // src -> object URL
   const warmed = new Set(); // URLs fetched through the service worker
   let queue = load(PLAYS_KEY) || [];
+  // The screen's device key: configured once as the page address's fragment
+  // (/screen/<id>#key=...), which never goes over the network; kept in local storage so a
+  // reload without it (or from the service worker's cache) still authenticates.
+  let key = load(KEY_KEY);
+  const fromUrl = /(?:^#|&)key=([^&]+)/.exec(location.hash);
+  if (fromUrl) {
+    key = decodeURIComponent(fromUrl[1]);
+    save(KEY_KEY, key);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
 
   function load(key) {
     try { return JSON.parse(localStorage.getItem(key)); } catch (e) { return null; }
@@ -208,7 +219,7 @@
     } else {
       fetch("/screen/" + encodeURIComponent(SCREEN) + "/plays", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: { "Content-Type": "application/json", "X-Screen-Key": key || "" },
         body: JSON.stringify({ records: batch }),
       }).then((r) => (r.ok ? r.json() : null)).then((a) => a && forget(a)).catch(() => {});
     }
@@ -253,7 +264,7 @@
     how.textContent = "手机扫码，或在居民端输入登录码";
     const code = document.createElement("div");
     code.className = "code";
-    code.textContent = o.code;
+    code.textContent = o.code_text || o.code; // "1234 5678": the login form ignores spaces
     const note = document.createElement("div");
     note.className = "note";
     note.textContent = o.valid_min + " 分钟内有效，仅限本人使用一次";
@@ -269,7 +280,9 @@
   // --- link to the box -------------------------------------------------------------------------
   function connect() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    ws = new WebSocket(proto + "//" + location.host + "/screen/" + encodeURIComponent(SCREEN) + "/ws");
+    if (!key) statusEl.textContent = "屏幕未授权：请用物业提供的播放地址（含密钥）打开";
+    ws = new WebSocket(proto + "//" + location.host + "/screen/" + encodeURIComponent(SCREEN) +
+      "/ws?key=" + encodeURIComponent(key || ""));
     ws.onopen = () => { retry = 1000; statusEl.textContent = ""; flush(); };
     ws.onmessage = (ev) => {
       const m = JSON.parse(ev.data);
@@ -278,7 +291,7 @@
       else if (m.type === "overlay") showOverlay(m.overlay);
     };
     ws.onclose = () => {
-      statusEl.textContent = "离线播放";
+      statusEl.textContent = key ? "离线播放" : "屏幕未授权：请用物业提供的播放地址（含密钥）打开";
       // Back off with jitter so many screens do not hammer a box that is starting up.
       setTimeout(connect, retry * (0.5 + Math.random()));
       retry = Math.min(retry * 2, 30000);

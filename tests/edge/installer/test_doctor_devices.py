@@ -84,7 +84,10 @@ async def test_screen_player_page_connected(make_config, run_box) -> None:
         code, cli = await doctor(box.config.source)
         assert code == 1 and cli["screen:scr-1"]["status"] == "fail", cli["screen:scr-1"]
 
-        async with s.ws_connect(f"{base}/screen/scr-1/ws") as ws:
+        from tests.edge.screens.helpers import screen_key
+
+        key = (await screen_key(base, "scr-1"))["key"]
+        async with s.ws_connect(f"{base}/screen/scr-1/ws?key={key}") as ws:
             assert json.loads((await ws.receive()).data)["type"] == "plan"
             by = await page_doctor()
             assert by["screen:scr-1"]["status"] == "pass", by["screen:scr-1"]

@@ -82,9 +82,9 @@ async def test_login_attempts_are_rate_limited(make_config, run_box) -> None:
         for _ in range(3):
             r = await s.post(f"{base}/api/v1/portal/login", json={"code": "00000000"})
             assert r.status == 401
-        # even the right code is refused while this client is locked out
+        # even the right code is refused while this client is locked out (429, with when)
         r = await s.post(f"{base}/api/v1/portal/login", json={"code": code["code"]})
-        assert r.status == 401
+        assert r.status == 429 and int(r.headers["Retry-After"]) > 0
 
 
 async def test_event_capacity_holds_under_concurrent_signups(make_config, run_box) -> None:

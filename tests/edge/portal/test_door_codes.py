@@ -109,9 +109,12 @@ async def test_face_grant_shows_a_login_code_on_the_door_screen(
     base = api_url(box)
     await publish(base)  # green and blue images cycle every 1.5 s
     screens = box.service("screens")
+    from tests.edge.screens.helpers import screen_key
+
+    url = (await screen_key(base, "scr-door"))["player_url"]
     async with browser() as b:
         page = await b.new_page(viewport=VIEW)
-        await page.goto(f"{base}/screen/scr-door")
+        await page.goto(url)
         await wait_showing(page, {"green", "blue"})
         async with asyncio.timeout(5):
             while not screens.connected("scr-door"):  # noqa: ASYNC110 - socket registration
@@ -124,8 +127,12 @@ async def test_face_grant_shows_a_login_code_on_the_door_screen(
         show(tmp_path, "empty", [synthetic.hallway()])  # they walk through
         ev = (await grants(box))[0]
         assert (ev["resident_id"], ev["method"]) == ("r-obama", "face")
-        code = await page.inner_text(".overlay .code")
-        assert re.fullmatch(r"\d{8}", code)
+        shown_code = await page.inner_text(".overlay .code")
+        assert re.fullmatch(r"\d{4} \d{4}", shown_code)  # grouped in fours, like the cards
+        code = shown_code.replace(" ", "")
+        one_line = "e => e.getBoundingClientRect().height < 2 * parseFloat(getComputedStyle(e)" \
+            ".fontSize)"  # not wrapped at the space
+        assert await page.eval_on_selector(".overlay .code", one_line)
         assert "王*姨" in await page.inner_text(".overlay .hello")
         # The pixels: a white card over the image, and its QR code is the login link.
         shot = await page.screenshot()
@@ -165,7 +172,7 @@ async def test_face_grant_shows_a_login_code_on_the_door_screen(
         assert box.service("portal").door_codes.skipped >= 1
 
     # The code never went to MQTT or the cloud: not in the event journal, not in the outbox,
-    # and nowhere in the database in clear (portal_codes keeps its SHA-256).
+    # and nowhere in the database in clear (portal_codes keeps its keyed hash).
     con = sqlite3.connect(config.db_path)
     try:
         for table in ("events", "outbox"):
@@ -174,10 +181,11 @@ async def test_face_grant_shows_a_login_code_on_the_door_screen(
         dump = "\n".join(con.iterdump())
         assert not re.search(rf"(?<!\d){code}(?!\d)", dump)
         row = con.execute(
-            "SELECT channel, created_by, used_at FROM portal_codes WHERE code_hash = ?",
-            (db.digest(code),),
+            "SELECT channel, created_by, used_at, code_hash FROM portal_codes"
+            " WHERE channel = 'door'"
         ).fetchone()
         assert row[0] == "door" and row[1] == "door:d-east" and row[2] is not None
+        assert row[3].startswith("k1:") and row[3] != f"k1:{db.digest(code)}"  # keyed hash
     finally:
         con.close()
 
@@ -192,3 +200,55 @@ def test_a_screen_names_a_configured_door() -> None:
         parse_config(text + 'door = "d-2"\n')
     with pytest.raises(ConfigError, match=r"portal\.door_codes"):
         parse_config('[portal]\ndoor_codes = "sometimes"\n')
+
+
+async def test_only_an_authenticated_screen_gets_login_codes(
+    tmp_path: Path, make_config, run_box
+) -> None:
+    """Issue 13, High #2: a stranger's WebSocket to the door screen got the login code."""
+    import json
+
+    import aiohttp
+
+    from tests.edge.screens.helpers import screen_key
+
+    show(tmp_path, "empty", [synthetic.hallway()])
+    config = make_config(extra=extra(camera_link(tmp_path)))
+    store = Store(config.db_path, box_id=config.box.id)
+    store_faces.add_resident(store, Resident(id="r-obama", name="王阿姨", building="3"))
+    store.close()
+    box = await run_box(config)
+    base = api_url(box)
+    codes = box.service("portal").door_codes
+    ws_url = f"{base}/screen/scr-door/ws"
+
+    async def issued() -> int:
+        def count(s: Store) -> int:
+            return s.db.execute("SELECT count(*) FROM portal_codes").fetchone()[0]
+
+        return await box.store.run(count, box.store.sync)
+
+    async with aiohttp.ClientSession() as s:
+        # A stranger on the LAN: refused before the upgrade, with or without a made-up key.
+        for url in (ws_url, ws_url + "?key=guess"):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as e:
+                async with s.ws_connect(url):
+                    pass
+            assert e.value.status == 401
+        # A face grant at the door (the hook the access engine calls): nobody authenticated
+        # is watching, so no code is issued at all.
+        await codes.on_grant("d-east", "r-obama")
+        assert await issued() == 0 and codes.shown == 0
+        # The screen itself, with the key staff provisioned, gets the code.
+        key = (await screen_key(base, "scr-door"))["key"]
+        async with s.ws_connect(ws_url, headers={"X-Screen-Key": key}) as ws:
+            assert json.loads((await ws.receive(timeout=5)).data)["type"] == "plan"
+            await codes.on_grant("d-east", "r-obama")
+            msg = json.loads((await ws.receive(timeout=5)).data)
+            assert msg["type"] == "overlay" and re.fullmatch(r"\d{8}", msg["overlay"]["code"])
+        assert await issued() == 1
+        # A new key: the old one no longer opens the socket.
+        await screen_key(base, "scr-door")
+        with pytest.raises(aiohttp.WSServerHandshakeError):
+            async with s.ws_connect(ws_url + f"?key={key}"):
+                pass

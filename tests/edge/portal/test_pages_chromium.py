@@ -89,7 +89,7 @@ async def test_read_acknowledge_and_the_feed_changes(make_config, run_box) -> No
         # the photo comes scaled to the phone, not at 1600 px
         await page.click("li[data-id='a-photo'] a")
         await page.wait_for_function(
-            "document.querySelector('img') && document.querySelector('img').complete"
+            "() => document.querySelector('img') && document.querySelector('img').complete"
             " && document.querySelector('img').naturalWidth > 0",
             timeout=10000,
         )

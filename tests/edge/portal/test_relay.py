@@ -108,8 +108,9 @@ async def test_a_resident_away_from_home_logs_in_reads_and_acknowledges(
         async with phone.get(f"{cloud.url}/r/at/c1") as r:  # -> /r/read -> /r/login
             assert r.status == 200 and "社区居民登录" in await r.text()
             assert str(r.url).endswith("/r/login")
-        async with phone.post(f"{cloud.url}/r/login", data={"code": "00000000"}) as r:
+        async with phone.post(f"{cloud.url}/r/login", data={"code": "000000000000"}) as r:
             assert r.status == 401 and "登录码错误" in await r.text()
+        assert len(code["code"]) == 12  # its link goes through the cloud: the long kind
         # The staff's link goes through the cloud (a phone on mobile data can follow it) and
         # only fills the form: opening it does not spend the code.
         assert code["link"].startswith(f"{cloud.url}/r/at/c1?next=")

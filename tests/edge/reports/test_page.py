@@ -22,7 +22,8 @@ async def test_report_repair_and_follow_on_a_phone(make_config, run_box, tmp_pat
         # A report: the suggestion appears while typing and preselects the category.
         await page.fill("#report-text", "5号楼电梯又坏了，这个月第三次了，物业到底管不管")
         await page.wait_for_function(
-            "document.querySelector('#suggest').textContent.includes('设施报修')", timeout=10000
+            "() => document.querySelector('#suggest').textContent.includes('设施报修')",
+            timeout=10000,
         )
         assert await page.input_value("#report-category") == "facilities_repair"
         await page.fill("#report-building", "5")
@@ -60,6 +61,6 @@ async def test_report_repair_and_follow_on_a_phone(make_config, run_box, tmp_pat
         assert "换了灯泡" in await page.text_content(f"[data-ticket='{tid}']")
         await button.click()
         await page.wait_for_function(
-            f"document.querySelector(\"[data-ticket='{tid}'] .status\")"
+            f"() => document.querySelector(\"[data-ticket='{tid}'] .status\")"
             "?.textContent === '已确认完成'", timeout=10000)
     assert db_count(box, f"SELECT status FROM tickets WHERE id = '{tid}'") == "confirmed"

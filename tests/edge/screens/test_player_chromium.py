@@ -14,6 +14,7 @@ from pathlib import Path
 import aiohttp
 
 from tests.conftest import STAFF_TOKEN, api_url, box_toml, free_port, wait_port
+from tests.edge.screens.helpers import screen_key
 from tests.edge.screens.test_service import png
 from tests.peers.chromium import browser, near, rgb
 
@@ -72,11 +73,23 @@ async def test_schedule_emergency_and_proof_of_play(make_config, run_box):
     box = await run_box(make_config(extra=SCREEN))
     base = api_url(box)
     await publish(base)
+    url = (await screen_key(base, "scr-1"))["player_url"]
     async with browser() as b:
+        # Without the screen's key the page plays nothing and says why.
+        stranger = await b.new_page(viewport=VIEW)
+        await stranger.goto(f"{base}/screen/scr-1")
+        await stranger.wait_for_function(
+            "() => document.getElementById('status').textContent.includes('未授权')", timeout=5000)
+        await asyncio.sleep(0.5)
+        assert await showing(stranger) is None and not box.service("screens").connected("scr-1")
+        await stranger.close()
+        # The address staff got when provisioning the key, configured once on the device.
         page = await b.new_page(viewport=VIEW)
-        await page.goto(f"{base}/screen/scr-1")
+        await page.goto(url)
         first, _ = await wait_showing(page, {"green", "blue"})
-        await page.wait_for_function("window.qiluPlayer.preloaded === 2", timeout=5000)
+        # The key left the address bar (it stays in the page's local storage).
+        assert "key=" not in page.url and await page.evaluate("location.hash") == ""
+        await page.wait_for_function("() => window.qiluPlayer.preloaded === 2", timeout=5000)
         # The item on screen is the scheduled image (pixels), then the next one replaces it.
         cid, t_switch = await wait_showing(page, {"green", "blue"} - {first})
         assert near(await shot_center(page), COLORS[cid])
@@ -139,13 +152,14 @@ async def test_page_keeps_playing_when_the_box_process_stops(tmp_path: Path):
         await asyncio.to_thread(wait_port, port, 20)
         base = f"http://127.0.0.1:{port}"
         await publish(base, dur=1.0)
+        url = (await screen_key(base, "scr-1"))["player_url"]
         async with browser() as b:
             ctx = await b.new_context(viewport=VIEW)
             page = await ctx.new_page()
-            await page.goto(f"{base}/screen/scr-1")
+            await page.goto(url)
             await wait_showing(page, {"green", "blue"})
             await page.wait_for_function(
-                "navigator.serviceWorker.controller && window.qiluPlayer.preloaded === 2",
+                "() => navigator.serviceWorker.controller && window.qiluPlayer.preloaded === 2",
                 timeout=8000,
             )
             await asyncio.sleep(0.5)  # let the service worker cache what the page warmed

@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import json
 import time
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import cv2
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from edge.core.standard import SCHEMA_PREFIX, Alert, Command, new_id
 from tests.conftest import STAFF_TOKEN, api_url, free_port
+from tests.edge.screens.helpers import screen_key
 
 H = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 SCREENS = """
@@ -68,7 +70,17 @@ async def test_plan_websocket_emergency_and_plays(make_config, run_box):
     async with aiohttp.ClientSession() as s:
         assert (await s.get(f"{base}/api/v1/screens")).status == 401
         await setup_schedule(s, base)
-        plan = await (await s.get(f"{base}/screen/scr-1/plan")).json()
+        # A screen's routes need its device key.
+        for path in ("plan", "ws"):
+            r = await s.get(f"{base}/screen/scr-1/{path}")
+            assert r.status == 401 and (await r.json())["field"] == "key"
+        r = await s.post(f"{base}/screen/scr-1/plays", json={"records": []})
+        assert r.status == 401
+        key = (await screen_key(base, "scr-1"))["key"]
+        K = {"X-Screen-Key": key}
+        r = await s.get(f"{base}/screen/scr-1/plan", headers={"X-Screen-Key": key[:-1] + "x"})
+        assert r.status == 401
+        plan = await (await s.get(f"{base}/screen/scr-1/plan", headers=K)).json()
         assert current(plan)["source"] == "schedule:s1"
         assert [i[0] for i in current(plan)["items"]] == ["img1", "n1"]
         src = plan["content"]["img1"]["src"]
@@ -78,7 +90,7 @@ async def test_plan_websocket_emergency_and_plays(make_config, run_box):
         assert "player.js" in page and 'data-screen="&quot;scr-1&quot;"' in page
         assert (await s.get(f"{base}/screen/nope")).status == 404
 
-        async with s.ws_connect(f"{base}/screen/scr-1/ws") as ws:
+        async with s.ws_connect(f"{base}/screen/scr-1/ws?key={key}") as ws:
             first = json.loads((await ws.receive()).data)
             assert first["type"] == "plan"
             t0 = time.monotonic()
@@ -100,11 +112,12 @@ async def test_plan_websocket_emergency_and_plays(make_config, run_box):
             msg = json.loads((await asyncio.wait_for(ws.receive(), 2)).data)
             assert current(msg["plan"])["source"] == "schedule:s1"
 
+            started = datetime.now(UTC) - timedelta(minutes=1)
             play = {
                 "id": "pr-abc123",
                 "content_id": "img1",
-                "started_at": "2026-03-01T01:00:00+00:00",
-                "ended_at": "2026-03-01T01:00:02.5+00:00",
+                "started_at": started.isoformat(),
+                "ended_at": (started + timedelta(seconds=2.5)).isoformat(),
             }
             for _ in range(2):  # the ack was "lost": the page sends it again
                 await ws.send_str(json.dumps({"type": "plays", "records": [play, {"id": "bad"}]}))

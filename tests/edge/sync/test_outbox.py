@@ -63,3 +63,39 @@ def test_budget_drops_only_telemetry_oldest_first(tmp_path: Path) -> None:
     ob.drop_telemetry(store, 1)
     assert [r.record_id for r in ob.outbox_rows(store)] == [f"ae-{i}" for i in range(10)]
     store.close()
+
+
+def test_over_budget_plays_go_after_telemetry(tmp_path: Path) -> None:
+    """Issue 13: proof of play is droppable under disk pressure, after telemetry, before
+    anything that matters (access events, alerts, reports are never dropped)."""
+    from datetime import UTC, datetime, timedelta
+
+    from edge.core.standard import PlayRecord
+    from edge.screens import store as screens_db
+
+    store = Store(tmp_path / "b.db")
+    t = datetime.now(UTC)
+    plays = [PlayRecord(id=f"pr-{i}", screen_id="s1", content_id="c", started_at=t,
+                        ended_at=t + timedelta(seconds=2), duration_ms=2000) for i in range(6)]
+    screens_db.record_plays(store, plays)
+    for i in range(4):
+        store.record(health(i))
+        store.record(access(i))
+    rows = ob.outbox_rows(store)
+    keep = sum(r.bytes for r in rows if r.kind == "access_event")
+    play_bytes = [r.bytes for r in rows if r.kind == "play_record"]
+    # Room for the access events and the last two plays: all telemetry and four plays go.
+    budget = keep + sum(play_bytes[-2:])
+    dropped = ob.drop_for_budget(store, budget)
+    assert dropped[0] == 4 + 4
+    left = ob.outbox_rows(store)
+    assert [r.record_id for r in left if r.kind == "play_record"] == ["pr-4", "pr-5"]
+    assert [r.record_id for r in left if r.kind == "access_event"] == [f"ae-{i}" for i in range(4)]
+    assert not [r for r in left if r.kind == "device_health"]
+    # The box's own copies of the dropped plays go too (that is the disk being freed).
+    ids = [r[0] for r in store.db.execute("SELECT id FROM play_records ORDER BY id")]
+    assert ids == ["pr-4", "pr-5"]
+    # Never below what the never-dropped classes need.
+    ob.drop_for_budget(store, 1)
+    assert [r.kind for r in ob.outbox_rows(store)] == ["access_event"] * 4
+    store.close()

@@ -1,0 +1,103 @@
+"""Bad input on the cloud's public and box endpoints is a 4xx naming the problem, never a 500
+(issue 13 #9, cloud side), and wrong claim codes are throttled (issue 13 hardening)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from common import protocol as p
+from tests.cloudsync.helpers import Cloud
+
+
+async def raw_http(url: str, head: bytes, body: bytes = b"") -> tuple[int, bytes]:
+    """One request written byte for byte (headers aiohttp's client would refuse to send)."""
+    u = urlsplit(url)
+    reader, writer = await asyncio.open_connection(u.hostname, u.port)
+    try:
+        writer.write(head + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode())
+        writer.write(body)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            data = await reader.read()
+    finally:
+        writer.close()
+    status = int(data.split(b" ", 2)[1])
+    return status, data.partition(b"\r\n\r\n")[2]
+
+
+async def test_bad_bodies_and_headers_are_4xx(cloud: Cloud) -> None:
+    ident = await cloud.new_box()
+    deep = b'{"claim_code": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    async with aiohttp.ClientSession() as s:
+        for data, words in (
+            (b'{"claim_code": "\xff\xfe\xfd-abcdef"}', "invalid"),  # not UTF-8
+            (deep, "recursion"),
+            (b"[" * 10_000, "body"),
+            (b'{"claim_code": 1e99999}', "claim_code"),
+        ):
+            async with s.post(
+                cloud.url + "/api/v1/provision", data=data,
+                headers={"Content-Type": "application/json"},
+            ) as r:  # fmt: skip
+                text = await r.text()
+                assert r.status == 400, (data[:40], text)
+                assert words in text.lower(), text
+        # limit=abc on a box route and an ops route.
+        url = f"{cloud.url}/api/v1/box/feed?limit=abc"
+        h = p.sign(ident.secret, ident.box_id, "GET", "/api/v1/box/feed?limit=abc")
+        async with s.get(url, headers=h) as r:
+            assert r.status == 400 and "query.limit" in await r.text()
+        status, body = await cloud.call("GET", "/api/v1/ops/boxes?limit=abc")
+        assert status == 400 and body["field"] == "query.limit"
+        # A deeply nested publish body from an admin.
+        nested = '{"action": "content", "targets": {"areas": ["c1"]}, "args": {"a": '
+        nested += "[" * 1000 + "]" * 1000 + "}}"
+        status, body = await cloud.call(
+            "POST", "/api/v1/ops/publish", data=nested.encode(),
+        )  # fmt: skip
+        assert status == 400, body
+    # Non-ASCII signature, box id and bearer token (compare_digest raised TypeError: a 500).
+    for name, value, box_status in (
+        (p.H_SIG, "é" * 64, 401),
+        (p.H_BOX, "盒子", 401),
+        ("Authorization", "Bearer 令牌令牌", 200),  # a box route reads the signature only
+    ):
+        h = p.sign(ident.secret, ident.box_id, "POST", "/api/v1/box/heartbeat", b"{}")
+        h[name] = value
+        head = b"POST /api/v1/box/heartbeat HTTP/1.1\r\nHost: x\r\n" + b"".join(
+            f"{k}: ".encode() + v.encode() + b"\r\n" for k, v in h.items()
+        )
+        status, body = await raw_http(cloud.url, head, b"{}")
+        assert status == box_status, (name, status, body)
+        assert json.loads(body)
+        head = head.replace(b"POST /api/v1/box/heartbeat", b"GET /api/v1/ops/me")
+        status, body = await raw_http(cloud.url, head)
+        assert status == 401, (name, status, body)
+
+
+async def test_wrong_claim_codes_are_throttled_per_source_and_overall(cloud: Cloud) -> None:
+    await cloud.community()
+    good = await cloud.claim()
+    async with aiohttp.ClientSession() as s:
+
+        async def try_code(code: str, source: str = "") -> tuple[int, dict]:
+            async with s.post(
+                cloud.url + "/api/v1/provision", json={"claim_code": code},
+            ) as r:  # fmt: skip
+                return r.status, await r.json()
+
+        for i in range(10):
+            status, body = await try_code(f"WRONG-{i:06d}")
+            assert status == 409, body
+        status, body = await try_code("WRONG-LAST1")
+        assert status == 429 and "too many wrong claim codes" in body["error"], body
+        # Even the right code waits: the guesser cannot tell a hit from the throttle.
+        status, body = await try_code(good)
+        assert status == 429
+    # Nothing was provisioned by the refused attempts.
+    _, boxes = await cloud.call("GET", "/api/v1/ops/boxes")
+    assert boxes["items"] == []

@@ -1,0 +1,110 @@
+"""Ops users stay inside their area: the content library (issue 13 #7) and publishing or
+broadcasting outside the area (issue 13 #12); ops tokens rotate and are removed with the CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from edge.sync.client import CloudClient
+from tests.cloudsync.helpers import Cloud
+from tests.cloudsync.test_ops_api import two_districts
+
+
+async def upload(cloud: Cloud, token: str, data: bytes, title: str) -> str:
+    status, body = await cloud.call("POST", f"/api/v1/ops/content?title={title}", token, data=data)
+    assert status == 201, body
+    return body["sha256"]
+
+
+async def test_content_library_is_scoped_by_the_uploaders_area(cloud: Cloud) -> None:
+    _, b = await two_districts(cloud)
+    lixia = await cloud.ops_user("lixia-admin", "admin", "lixia")
+    shizhong = await cloud.ops_user("shizhong-admin", "admin", "shizhong")
+    viewer_sz = await cloud.ops_user("shizhong-viewer", "viewer", "shizhong")
+    mine = await upload(cloud, lixia, b"lixia poster", "lixia")
+    theirs = await upload(cloud, shizhong, b"shizhong poster", "shizhong")
+    city = await upload(cloud, cloud.admin, b"city-wide notice", "city")
+    # The same file uploaded in both districts is in both libraries.
+    both = await upload(cloud, lixia, b"same file", "a")
+    assert await upload(cloud, shizhong, b"same file", "b") == both
+
+    async def listed(token: str) -> set[str]:
+        status, body = await cloud.call("GET", "/api/v1/ops/content", token)
+        assert status == 200, body
+        return {x["sha256"] for x in body["items"]}
+
+    assert await listed(lixia) == {mine, city, both}
+    assert await listed(viewer_sz) == {theirs, city, both}
+    assert await listed(cloud.admin) == {mine, theirs, city, both}
+    # Another district's file: not found, through the library or the blob route.
+    for path in (f"/api/v1/ops/content/{mine}", f"/api/v1/blobs/{mine}"):
+        status, _ = await cloud.call("GET", path, viewer_sz)
+        assert status == 404, path
+        status, _ = await cloud.call("GET", path, lixia)
+        assert status == 200, path
+    # A box still downloads any file it is sent (it names it by SHA-256).
+    client = CloudClient(b)
+    try:
+        url = f"{cloud.url}/api/v1/blobs/{mine}"
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(url, headers=client.auth_headers("GET", url)) as r,
+        ):
+            assert r.status == 200 and await r.read() == b"lixia poster"
+    finally:
+        await client.close()
+
+
+async def test_publish_and_broadcast_outside_scope_are_refused(cloud: Cloud) -> None:
+    a, b = await two_districts(cloud)
+    lixia = await cloud.ops_user("lixia-admin", "admin", "lixia")
+    emergency = {"message": "停水通知", "level": "warning"}
+    for path, extra in (
+        ("/api/v1/ops/emergency", emergency),
+        ("/api/v1/ops/publish", {"action": "content", "args": {"sha256": "0" * 64}}),
+        ("/api/v1/ops/emergency/cancel", {"emergency_id": "em-1"}),
+    ):
+        for targets, status, words in (
+            ({"areas": ["c2"]}, 403, "targets.areas: 'c2' is outside your scope /jinan/lixia/"),
+            ({"areas": ["shizhong"]}, 403, "outside your scope"),
+            ({"areas": ["jinan"]}, 403, "'jinan' is outside your scope"),  # wider than mine
+            ({"boxes": [b.box_id]}, 403, f"targets.boxes: {b.box_id!r} is outside"),
+            ({"areas": ["c1", "c2"]}, 403, "'c2'"),  # one bad target refuses the lot
+            ({"areas": ["nowhere"]}, 404, "targets.areas: no area 'nowhere'"),
+            ({"boxes": ["box-nope"]}, 404, "targets.boxes: no box 'box-nope'"),
+        ):
+            got, body = await cloud.call("POST", path, lixia, json={**extra, "targets": targets})
+            assert got == status and words in body["error"], (path, targets, got, body)
+        mine = {**extra, "targets": {"areas": ["c1"]}}
+        got, body = await cloud.call("POST", path, lixia, json=mine)
+        assert got in (200, 201) and body["boxes"] == 1, body
+    # Nothing reached the other district's box from the refused calls.
+    assert await cloud.storage.feed_after(b.box_id, 0, 100) == []
+    assert len(await cloud.storage.feed_after(a.box_id, 0, 100)) == 3
+
+
+async def test_ops_tokens_rotate_and_remove_with_the_cli(cloud: Cloud) -> None:
+    cli = str(Path(sys.executable).parent / "qilu-cloudsync")
+    old = await cloud.ops_user("alice", "viewer", None)
+    assert (await cloud.call("GET", "/api/v1/ops/me", old))[0] == 200
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([cli, "ops-user", "--db", cloud.db, "--name", "alice", *args],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+
+    out = await asyncio.to_thread(run, "--rotate")
+    assert out.returncode == 0, out.stderr
+    new = out.stdout.strip().splitlines()[-1]
+    assert (await cloud.call("GET", "/api/v1/ops/me", old))[0] == 401
+    status, me = await cloud.call("GET", "/api/v1/ops/me", new)
+    assert status == 200 and me["name"] == "alice" and me["role"] == "viewer"
+    out = await asyncio.to_thread(run, "--remove")
+    assert out.returncode == 0, out.stderr
+    assert (await cloud.call("GET", "/api/v1/ops/me", new))[0] == 401
+    out = await asyncio.to_thread(run, "--rotate")
+    assert out.returncode != 0 and "no ops user 'alice'" in out.stderr

@@ -1,0 +1,80 @@
+"""Proof of play cannot be forged or flooded (issue 13, Medium #6): plays come only from the
+screen (its device key), in bounded requests, with plausible times, of content the box
+scheduled on that screen; and under disk pressure they are dropped after telemetry."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+
+from tests.conftest import api_url, db_count
+from tests.edge.screens.helpers import screen_key
+from tests.edge.screens.test_service import SCREENS, setup_schedule
+
+INDOOR = """
+[[screens]]
+id = "scr-2"
+type = "sim"
+tags = ["indoor"]
+"""
+
+
+def play(pid: str, cid: str, ago_s: float = 60, dur_s: float = 2) -> dict:
+    start = datetime.now(UTC) - timedelta(seconds=ago_s)
+    return {"id": pid, "content_id": cid, "started_at": start.isoformat(),
+            "ended_at": (start + timedelta(seconds=dur_s)).isoformat()}
+
+
+async def test_forged_and_implausible_plays_are_refused(make_config, run_box) -> None:
+    box = await run_box(make_config(extra=SCREENS + INDOOR))
+    base = api_url(box)
+    plays = f"{base}/screen/scr-1/plays"
+    async with aiohttp.ClientSession() as s:
+        await setup_schedule(s, base)  # img1 and n1 on the "outdoor" screens only
+        key = (await screen_key(base, "scr-1"))["key"]
+        K = {"X-Screen-Key": key}
+        # The probe: 5,000 made-up records without a key ...
+        flood = {"records": [play(f"pr-{i}", "img1") for i in range(5000)]}
+        async with s.post(plays, json=flood) as r:
+            assert r.status == 401
+        # ... or with the screen's key, in one request: refused as a whole (too big), and so
+        # are more than 500 records however small.
+        async with s.post(plays, json=flood, headers=K) as r:
+            assert r.status == 413
+        async with s.post(plays, json={"records": flood["records"][:501]}, headers=K) as r:
+            assert r.status == 413 and (await r.json())["field"] == "records"
+        async with s.post(plays, data=b"{" + b" " * 600_000 + b"}",
+                          headers={**K, "Content-Type": "application/json"}) as r:
+            assert r.status == 413
+        # Another screen's key does not report for this one.
+        key2 = (await screen_key(base, "scr-2"))["key"]
+        async with s.post(plays, json={"records": [play("pr-x", "img1")]},
+                          headers={"X-Screen-Key": key2}) as r:
+            assert r.status == 401
+        assert db_count(box, "SELECT count(*) FROM play_records") == 0
+
+        now = datetime.now(UTC)
+        batch = [
+            play("pr-ok", "img1"),
+            play("pr-future", "img1", ago_s=-3600),  # ends an hour from now
+            play("pr-old", "img1", ago_s=40 * 86400),  # beyond plays_max_age_days
+            play("pr-backwards", "img1", dur_s=-5),
+            play("pr-unscheduled", "nothing-like-it"),
+            {"id": "pr-naive", "content_id": "img1", "started_at": now.replace(tzinfo=None)
+             .isoformat(), "ended_at": now.replace(tzinfo=None).isoformat()},
+        ]
+        async with s.post(plays, json={"records": batch}, headers=K) as r:
+            out = await r.json()
+        assert out["ack"] == ["pr-ok"]
+        assert sorted(out["rejected"]) == sorted(p["id"] for p in batch[1:])
+        # img1 plays on the outdoor screens only: the indoor one shows the default notice.
+        async with s.ws_connect(f"{base}/screen/scr-2/ws?key={key2}") as ws:
+            await ws.receive(timeout=5)  # its plan
+            await ws.send_str(json.dumps({"type": "plays", "records": [
+                play("pr-in-1", "img1"), play("pr-in-2", "default")]}))
+            ack = json.loads((await ws.receive(timeout=5)).data)
+        assert (ack["ack"], ack["rejected"]) == (["pr-in-2"], ["pr-in-1"])
+    assert db_count(box, "SELECT count(*) FROM play_records") == 2
+    assert db_count(box, "SELECT count(*) FROM outbox WHERE kind = 'play_record'") == 2
