@@ -321,12 +321,12 @@ async def ingest(url: str, boxes: list[tuple[str, str]], start_seq: int, batches
     for i, (box_id, secret) in enumerate(boxes):
         mine = []
         for k in range(batches):
-            raw = batch_body(i, start_seq + k * size + 1, size)
+            gz = gzip.compress(batch_body(i, start_seq + k * size + 1, size), 3)
             mine.append(
                 (
-                    gzip.compress(raw, 3),
-                    {
-                        **p.sign(secret, box_id, "POST", path, raw),
+                    gz,
+                    {  # signed over the body as sent (the cloud checks before inflating)
+                        **p.sign(secret, box_id, "POST", path, gz, encoding="gzip"),
                         "Content-Encoding": "gzip",
                         "Content-Type": "application/json",
                     },
