@@ -34,6 +34,7 @@ import os
 import random
 import resource
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -608,6 +609,7 @@ async def main() -> None:
             os.killpg(cloud.pid, signal.SIGKILL)
             cloud.wait(10)
         pg.stop()
+        shutil.rmtree(work, ignore_errors=True)
     result["goals"] = GOALS
     print(json.dumps(result, ensure_ascii=False))
 
