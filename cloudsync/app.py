@@ -196,7 +196,6 @@ def make_app(
     *,
     feed_poll_s: float = 0.5,
     max_body_mb: float = 64,
-    relay_mesh: Any = None,
     max_record_chars: int = p.PAYLOAD_MAX,
     master_key: bytes | None = None,
     accept_sig_v1: bool | None = None,
@@ -232,7 +231,7 @@ def make_app(
     app.router.add_get("/api/openapi.json", openapi_doc)
     routes = Api.merge(*ROUTE_TABLES)
     routes.install(app)
-    relay.install(app, relay_mesh)  # residents' /r/ pages, relayed to their box
+    relay.install(app)  # residents' /r/ pages, relayed to their box
     console_pages.install(app)  # the city operations console (/console/), on the ops API
     app[OPENAPI] = routes.openapi("Qilu cloud sync and ops API", __version__)
 
@@ -243,8 +242,10 @@ def make_app(
     return app
 
 
-async def build(db: str, blob_dir: Path, **kw: Any) -> web.Application:
-    storage = await open_storage(db)
+async def build(
+    db: str, blob_dir: Path, *, read_db: str | None = None, **kw: Any
+) -> web.Application:
+    storage = await open_storage(db, read_url=read_db)
     app = make_app(storage, blob_dir, **kw)
 
     async def close(app: web.Application) -> None:

@@ -8,10 +8,8 @@ import multiprocessing
 import os
 import secrets
 import signal
-import socket
 import ssl
 from pathlib import Path
-from typing import Any
 
 import click
 from aiohttp import web
@@ -45,8 +43,8 @@ def _serve(
     reuse_port: bool,
     tls: tuple | None,
     poll_s: float,
-    mesh: Any = None,
     max_record: int = 0,
+    read_db: str | None = None,
 ) -> None:
     from cloudsync.app import build
 
@@ -57,7 +55,7 @@ def _serve(
 
     async def factory() -> web.Application:
         extra = {"max_record_chars": max_record} if max_record else {}
-        return await build(db, blobs, feed_poll_s=poll_s, relay_mesh=mesh, **extra)
+        return await build(db, blobs, feed_poll_s=poll_s, read_db=read_db, **extra)
 
     web.run_app(
         factory(),
@@ -116,6 +114,12 @@ def _serve(
     " (per-resident limits on the relayed pages); repeatable.",
 )
 @click.option(
+    "--read-db",
+    default=lambda: os.environ.get("QILU_CLOUD_READ_DB") or None,
+    help="A PostgreSQL streaming replica (postgresql://...) the ops lists and statistics read"
+    " from; writes always go to --db (env QILU_CLOUD_READ_DB).",
+)
+@click.option(
     "--refuse-signature-v1",
     is_flag=True,
     help="Refuse box requests signed with version 1 (over the inflated body: boxes before"
@@ -140,6 +144,7 @@ def serve(
     trusted_proxy: tuple[str, ...],
     refuse_signature_v1: bool,
     max_record_kb: int,
+    read_db: str | None,
 ) -> None:
     """Serve the box sync API and the ops API."""
     if refuse_signature_v1:  # read by every worker's app (cloudsync/app.py)
@@ -151,6 +156,9 @@ def serve(
     if master_key_file:  # read by every worker's app (cloudsync/box_keys.py)
         os.environ["QILU_CLOUD_MASTER_KEY_FILE"] = master_key_file
     tls = (tls_cert, tls_key) if tls_cert else None
+    if workers > 1 and not db.startswith(("postgres://", "postgresql://")):
+        # Workers meet only in the database (feed wake-ups, the relay bus): PostgreSQL's.
+        raise click.ClickException("--workers > 1 needs a PostgreSQL --db")
     # Migrate once before the workers start, so they never race on the schema.
     asyncio.run(_migrate(db))
     log.info(
@@ -162,15 +170,15 @@ def serve(
         db.split("@")[-1],
     )
     if workers <= 1:
-        _serve(db, blobs, host, port, False, tls, feed_poll, None, max_record_kb * 1000)
+        _serve(db, blobs, host, port, False, tls, feed_poll, max_record_kb * 1000, read_db)
         return
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(
             target=_serve,
-            args=(db, blobs, host, port, True, tls, feed_poll, mesh, max_record_kb * 1000),
+            args=(db, blobs, host, port, True, tls, feed_poll, max_record_kb * 1000, read_db),
         )
-        for mesh in _relay_meshes(workers)
+        for _ in range(workers)
     ]
     for proc in procs:
         proc.start()
@@ -183,23 +191,6 @@ def serve(
     signal.signal(signal.SIGINT, stop)
     for proc in procs:
         proc.join()
-
-
-def _relay_meshes(workers: int) -> list[Any]:
-    """One loopback peer port per worker and a shared key, so a resident request landing on
-    any worker reaches the box whose relay socket another worker holds (cloudsync/relay.py)."""
-    from cloudsync.relay import Mesh
-
-    ports = []
-    for _ in range(workers):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
-    key = secrets.token_urlsafe(24)
-    return [
-        Mesh(port=p, peers=tuple(f"http://127.0.0.1:{q}" for q in ports if q != p), key=key)
-        for p in ports
-    ]
 
 
 async def _migrate(db: str) -> list[int]:

@@ -19,22 +19,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import itertools
 import logging
 import os
 import time
 from collections import defaultdict, deque
-from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
 
 from cloudsync.body import TooLarge, read_body
 from cloudsync.context import CLOUD
+from cloudsync.relay_bus import RelayBus
 from cloudsync.routing import BOX_ROW, Api
+from cloudsync.storage.postgres import PostgresStorage
 from common.relay import (
     MAX_BODY,
     PATH,
@@ -51,22 +50,10 @@ log = logging.getLogger(__name__)
 api = Api()  # this module's route table (cloudsync/app.py includes it)
 
 BOX_COOKIE = "qilu_box"
-PEER_HEADER = "X-Qilu-Relay-Key"
 RATE_MAX, RATE_WINDOW_S = 300, 300.0  # relayed requests per client address per window
 DOMAIN_ENV = "QILU_CLOUD_RELAY_DOMAIN"  # serve --relay-domain: one origin per box
 PROXIES_ENV = "QILU_CLOUD_TRUSTED_PROXIES"  # serve --trusted-proxy: whose X-Forwarded-For counts
 OFFLINE = ("小区服务暂时离线", "小区盒子暂时无法连接，请稍后再试。")
-
-
-@dataclass(frozen=True)
-class Mesh:
-    """How the workers of one ``serve --workers N`` reach each other's tunnels: each listens
-    on its own loopback port (never the public one) and a request for a box whose socket is
-    held by another worker is handed to it there, with the key the parent gave them all."""
-
-    port: int | None = None  # this worker's peer listener; None: a single worker
-    peers: tuple[str, ...] = ()  # the other workers' peer URLs
-    key: str = ""
 
 
 class Tunnel:
@@ -103,11 +90,12 @@ class Tunnel:
 
 
 class Relays:
-    """The tunnels this worker holds, by box id. Several workers: see docs/sync.md."""
+    """The tunnels this worker holds, by box id; with PostgreSQL, the bus reaches the tunnels
+    other workers hold, on this host or another (cloudsync/relay_bus.py)."""
 
-    def __init__(self, mesh: Mesh | None = None) -> None:
+    def __init__(self) -> None:
         self.tunnels: dict[str, Tunnel] = {}
-        self.mesh = mesh or Mesh()
+        self.bus: RelayBus | None = None
         # With a domain, each box's pages get their own origin, <box id>.<domain>: a page one
         # box serves cannot script another box's pages, which per-box cookie names alone
         # cannot prevent on one shared origin (a wildcard DNS name and certificate needed).
@@ -115,7 +103,6 @@ class Relays:
         # Behind a reverse proxy every resident arrives from the proxy's address; only then is
         # X-Forwarded-For believed, or limits would lump all residents into one address.
         self.trusted = frozenset(filter(None, os.environ.get(PROXIES_ENV, "").split(",")))
-        self._peer_http: aiohttp.ClientSession | None = None
         self._recent: dict[str, deque[float]] = defaultdict(deque)  # requests per address
 
     def client(self, request: web.Request) -> str:
@@ -170,6 +157,8 @@ class Relays:
             await old.ws.close()
         log.info("relay: box %s connected", box_id)
         try:
+            if self.bus is not None:
+                await self.bus.claim(box_id)
             async for msg in ws:
                 if msg.type == WSMsgType.BINARY:
                     try:
@@ -179,6 +168,8 @@ class Relays:
         finally:
             if self.tunnels.get(box_id) is tunnel:
                 del self.tunnels[box_id]
+                if self.bus is not None:
+                    await self.bus.release(box_id)
             tunnel.fail()
             log.info("relay: box %s disconnected", box_id)
         return ws
@@ -191,55 +182,32 @@ class Relays:
         tunnel = self.tunnels.get(box_id)
         if tunnel is not None:
             return await tunnel.call(head, body)
-        if not self.mesh.peers:
+        if self.bus is None:
             return None
-        if self._peer_http is None or self._peer_http.closed:
-            self._peer_http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(TIMEOUT_S))
-        frame = pack({**head, "id": 0}, body)
-        for peer in self.mesh.peers:
-            with contextlib.suppress(aiohttp.ClientError, OSError, TimeoutError):
-                async with self._peer_http.post(
-                    f"{peer}/relay/{box_id}", data=frame, headers={PEER_HEADER: self.mesh.key}
-                ) as r:
-                    if r.status == 200:
-                        return unpack(await r.read())
-        return None
+        return await self.bus.call(box_id, head, body)
 
-    async def peer_call(self, request: web.Request) -> web.Response:
-        """Another worker hands over a resident request for a box whose socket is here."""
-        given = request.headers.get(PEER_HEADER, "")
-        # Bytes: compare_digest raises TypeError on non-ASCII text (a 500, not a 403).
-        raw = given.encode("utf-8", "surrogateescape")
-        if not self.mesh.key or not hmac.compare_digest(raw, self.mesh.key.encode()):
-            return web.json_response({"error": "bad relay key"}, status=403)
-        tunnel = self.tunnels.get(request.match_info["box_id"])
+    async def local_call(
+        self, box_id: str, head: dict[str, Any], body: bytes
+    ) -> tuple[dict[str, Any], bytes]:
+        """Another worker's request, through the bus, for a box whose socket is here."""
+        tunnel = self.tunnels.get(box_id)
         if tunnel is None:
-            return web.json_response({"error": "no socket here"}, status=404)
-        try:
-            head, body = unpack(await request.read())
-            answer, out = await tunnel.call(head, body)
-        except ValueError as e:
-            return web.json_response({"error": str(e)}, status=400)
-        except (TimeoutError, ConnectionError):
-            return web.json_response({"error": "the box did not answer"}, status=504)
-        return web.Response(body=pack(answer, out))
+            raise LookupError(box_id)
+        return await tunnel.call(head, body)
 
-    async def start_peer_listener(self) -> web.AppRunner | None:
-        if self.mesh.port is None:
-            return None
-        peer_app = web.Application(client_max_size=MAX_BODY + 65536)
-        peer_app.router.add_post("/relay/{box_id}", self.peer_call)
-        runner = web.AppRunner(peer_app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.mesh.port).start()
-        return runner
+    async def online(self, box_ids: list[str]) -> set[str]:
+        """Which of these boxes have a relay socket open on some worker."""
+        here = {b for b in box_ids if b in self.tunnels}
+        if self.bus is not None and len(here) < len(box_ids):
+            here |= set(await self.bus.holders(box_ids))
+        return here
 
     async def close(self) -> None:
         for t in list(self.tunnels.values()):
             with contextlib.suppress(Exception):
                 await t.ws.close()
-        if self._peer_http is not None:
-            await self._peer_http.close()
+        if self.bus is not None:
+            await self.bus.close()
 
 
 # Every box's pages share the cloud's origin, so the browser would send one community's
@@ -288,7 +256,8 @@ async def enter(request: web.Request) -> web.StreamResponse:
     if not boxes:
         return page(404, "未找到小区", "链接中的小区不存在或尚未接入，请向物业索取新的链接。")
     relays = request.app[CLOUD].relays
-    box_id = next((b for b in boxes if b in relays.tunnels), boxes[0])
+    online = await relays.online(boxes)
+    box_id = next((b for b in boxes if b in online), boxes[0])
     nxt = request.query.get("next", "/r/read")
     if not allowed(nxt) or "://" in nxt:
         nxt = "/r/read"
@@ -360,24 +329,23 @@ async def box_relay(request: web.Request, q: None, body: None) -> web.StreamResp
     return await request.app[CLOUD].relays.box_socket(request, request[BOX_ROW]["id"])
 
 
-def install(app: web.Application, mesh: Mesh | None = None) -> None:
-    relays = Relays(mesh)
+def install(app: web.Application) -> None:
+    relays = Relays()
     app[CLOUD].relays = relays
     app.router.add_get("/r/at/{community}", enter)
     app.router.add_route("*", "/r/{tail:.*}", forward)
     for prefix in PREFIXES[1:]:
         app.router.add_route("*", prefix + "{tail:.*}", forward)
 
-    peer_runner: list[web.AppRunner] = []
-
     async def start(app: web.Application) -> None:
-        if (runner := await relays.start_peer_listener()) is not None:
-            peer_runner.append(runner)
+        storage = app[CLOUD].storage
+        if isinstance(storage, PostgresStorage):  # workers on any host share the database
+            assert storage.pool is not None
+            relays.bus = RelayBus(storage.pool, storage.dsn, relays.local_call)
+            await relays.bus.open()
 
     async def close(app: web.Application) -> None:
         await relays.close()
-        for runner in peer_runner:
-            await runner.cleanup()
 
     app.on_startup.append(start)
     app.on_shutdown.append(close)

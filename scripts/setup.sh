@@ -11,7 +11,7 @@ mode="${1:-demo}"
 apt_demo=(python3-venv mosquitto mosquitto-clients sqlite3 ffmpeg fonts-wqy-microhei)
 apt_test=(socat chromium mbpoll postgresql gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi
           gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
-          gstreamer1.0-libav systemd faketime coturn)
+          gstreamer1.0-libav systemd faketime coturn haproxy)
 pkgs=("${apt_demo[@]}")
 [ "$mode" = test ] && pkgs+=("${apt_test[@]}")
 

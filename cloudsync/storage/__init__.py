@@ -27,12 +27,15 @@ class Storage(
     PostgresStorage) implement the connection primitives."""
 
 
-async def open_storage(url: str, *, migrate: bool = True) -> Storage:
+async def open_storage(url: str, *, migrate: bool = True, read_url: str | None = None) -> Storage:
+    """``read_url``: a PostgreSQL streaming replica the ops lists and statistics read from."""
     if url.startswith(("postgres://", "postgresql://")):
         from cloudsync.storage.postgres import PostgresStorage
 
-        storage: Storage = PostgresStorage(url)
+        storage: Storage = PostgresStorage(url, read_dsn=read_url)
     else:
+        if read_url:
+            raise StorageError("a read replica needs a PostgreSQL database")
         from cloudsync.storage.sqlite import SqliteStorage
 
         storage = SqliteStorage(url.removeprefix("sqlite://"))

@@ -146,6 +146,11 @@ class StorageBase:
         )
         return self.in_list("r.box_id", 1), self.text_list([r["id"] for r in rows])
 
+    def read_tx(self) -> AbstractAsyncContextManager[Conn]:
+        """For reads that may lag the primary by a moment (ops lists and statistics): a
+        streaming replica when one is configured (PostgreSQL ``read_url``), else ``tx()``."""
+        return self.tx()
+
     def jtext(self, column: str, field: str) -> str:
         """SQL for the text value of a JSON field (field names are whitelisted by callers)."""
         raise NotImplementedError

@@ -7,6 +7,11 @@ from typing import Any
 
 from cloudsync.storage.base import StorageBase, utcnow
 
+FEED_AFTER = (
+    "SELECT id, target_kind, target_id, action, args, created_at, expires_at"
+    " FROM feed WHERE box_id = $1 AND id > $2 ORDER BY id LIMIT $3"
+)
+
 
 class FeedStorage(StorageBase):
     # --- download feed --------------------------------------------------------------------
@@ -45,13 +50,7 @@ class FeedStorage(StorageBase):
 
     async def feed_after(self, box_id: str, after: int, limit: int) -> list[dict[str, Any]]:
         async with self.tx() as c:
-            rows = await c.fetch(
-                "SELECT id, target_kind, target_id, action, args, created_at, expires_at"
-                " FROM feed WHERE box_id = $1 AND id > $2 ORDER BY id LIMIT $3",
-                box_id,
-                after,
-                limit,
-            )
+            rows = await c.fetch(FEED_AFTER, box_id, after, limit)
         for r in rows:
             r["args"] = json.loads(r["args"])
         return rows

@@ -7,6 +7,7 @@ worker process wakes at once.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -21,11 +22,14 @@ from cloudsync.storage.base import (
     StorageError,
     find_bad_record,
     prune_nonces,
+    utcnow,
 )
+from cloudsync.storage.feed import FEED_AFTER
 from common.protocol import UploadRecord
 
 log = logging.getLogger(__name__)
 CHANNEL = "qilu_feed"
+NOTIFY_MAX = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
 
 
 def _affected(status: str) -> int:
@@ -86,9 +90,13 @@ class PostgresStorage(Storage):
     dialect = "postgres"
     listens = True
 
-    def __init__(self, dsn: str, *, min_size: int = 2, max_size: int = 10) -> None:
+    def __init__(
+        self, dsn: str, *, min_size: int = 2, max_size: int = 10, read_dsn: str | None = None
+    ) -> None:
         self.dsn = dsn
+        self.read_dsn = read_dsn  # a streaming replica for ops reads (read_tx)
         self.pool: asyncpg.Pool | None = None
+        self.read_pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
         self._sizes = (min_size, max_size)
 
@@ -96,12 +104,18 @@ class PostgresStorage(Storage):
         self.pool = await asyncpg.create_pool(
             self.dsn, min_size=self._sizes[0], max_size=self._sizes[1], reset=_keep_session
         )
+        if self.read_dsn:
+            self.read_pool = await asyncpg.create_pool(
+                self.read_dsn, min_size=1, max_size=self._sizes[1], reset=_keep_session
+            )
 
     async def close(self) -> None:
         if self._listener is not None:
             await self._listener.close()
         if self.pool is not None:
             await self.pool.close()
+        if self.read_pool is not None:
+            await self.read_pool.close()
 
     @asynccontextmanager
     async def tx(self) -> AsyncIterator[PgConn]:
@@ -111,6 +125,15 @@ class PostgresStorage(Storage):
                 yield PgConn(conn)
             except asyncpg.DataError as e:  # e.g. invalid JSON in a payload
                 raise StorageError(str(e)) from e
+
+    @asynccontextmanager
+    async def read_tx(self) -> AsyncIterator[PgConn]:
+        if self.read_pool is None:
+            async with self.tx() as c:
+                yield c
+            return
+        async with self.read_pool.acquire() as conn, conn.transaction(readonly=True):
+            yield PgConn(conn)
 
     # --- the per-request path, in as few round trips as it allows ----------------------------
 
@@ -182,10 +205,61 @@ class PostgresStorage(Storage):
     def for_update(self) -> str:
         return " FOR UPDATE"
 
+    async def feed_add(
+        self,
+        box_ids: list[str],
+        target_kind: str,
+        target_id: str,
+        action: str,
+        args: dict[str, Any],
+        by: str,
+        expires_at: str | None,
+    ) -> list[int]:
+        # One statement for any number of boxes: a city-wide emergency is 10,000 rows, which
+        # row by row took seconds before the first box could be woken.
+        async with self.tx() as c:
+            rows = await c.c.fetch(
+                "INSERT INTO feed (box_id, target_kind, target_id, action, args, created_at,"
+                " expires_at, created_by) SELECT b, $2, $3, $4, $5::jsonb, $6, $7, $8"
+                " FROM unnest($1::text[]) WITH ORDINALITY AS u(b, n) ORDER BY n RETURNING id",
+                box_ids,
+                target_kind,
+                target_id,
+                action,
+                json.dumps(args, ensure_ascii=False),
+                utcnow(),
+                expires_at,
+                by,
+            )
+            await self.notify_feed(c, box_ids)
+        return [r["id"] for r in rows]
+
+    async def feed_after(self, box_id: str, after: int, limit: int) -> list[dict[str, Any]]:
+        # One statement, no BEGIN/COMMIT: a broadcast wakes every box's long-poll at once and
+        # each runs this, so its round trips are what the fan-out waits on.
+        assert self.pool is not None, "storage not opened"
+        rows = await self.pool.fetch(FEED_AFTER, box_id, after, limit)
+        return [{**r, "args": json.loads(r["args"])} for r in rows]
+
     async def notify_feed(self, c: Any, box_ids: list[str]) -> None:
+        # Box ids joined by commas, as many as fit one NOTIFY payload (8000 bytes): a
+        # broadcast to 10,000 boxes is ~25 notifications, not 10,000.
+        chunk: list[str] = []
+        size = 0
         for box_id in sorted(set(box_ids)):
-            await c.c.execute("SELECT pg_notify($1, $2)", CHANNEL, box_id)
+            if chunk and size + len(box_id) + 1 > NOTIFY_MAX:
+                await c.c.execute("SELECT pg_notify($1, $2)", CHANNEL, ",".join(chunk))
+                chunk, size = [], 0
+            chunk.append(box_id)
+            size += len(box_id) + 1
+        if chunk:
+            await c.c.execute("SELECT pg_notify($1, $2)", CHANNEL, ",".join(chunk))
 
     async def listen_feed(self, callback: Callable[[str], None]) -> None:
         self._listener = await asyncpg.connect(self.dsn)
-        await self._listener.add_listener(CHANNEL, lambda _c, _pid, _ch, box: callback(box))
+
+        def wake(_c: Any, _pid: int, _ch: str, payload: str) -> None:
+            for box_id in payload.split(","):
+                callback(box_id)
+
+        await self._listener.add_listener(CHANNEL, wake)

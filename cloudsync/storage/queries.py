@@ -64,7 +64,7 @@ class OpsQueryStorage(StorageBase):
             )
         args.append(limit)
         sql.append(f" ORDER BY r.ts DESC, r.box_id DESC, r.seq DESC LIMIT ${len(args)}")
-        async with self.tx() as c:
+        async with self.read_tx() as c:
             rows = await c.fetch("".join(sql), *args)
         for r in rows:
             r["payload"] = json.loads(r["payload"])
@@ -83,7 +83,7 @@ class OpsQueryStorage(StorageBase):
         total = ""
         if sum_field:
             total = f", sum(CAST({self.jtext('r.payload', sum_field)} AS BIGINT)) AS total"
-        async with self.tx() as c:
+        async with self.read_tx() as c:
             cond, scope_arg = await self.scope_filter(c, scope)
             sql = (
                 f"SELECT {', '.join(cols)}, count(*) AS count{total}"
@@ -102,7 +102,7 @@ class OpsQueryStorage(StorageBase):
         the report's) narrows the scan first."""
         sentiment = f"CAST({self.jtext('r.payload', 'sentiment')} AS DOUBLE PRECISION)"
         when = self.jtext("r.payload", "ts")
-        async with self.tx() as c:
+        async with self.read_tx() as c:
             cond, scope_arg = await self.scope_filter(c, scope)
             base = (
                 " FROM records r JOIN boxes b ON b.id = r.box_id"

@@ -30,8 +30,8 @@ VENV_BIN = Path(sys.executable).parent
 
 def pg_bindir() -> Path:
     for cand in (shutil.which("initdb"), "/usr/lib/postgresql/15/bin/initdb"):
-        if cand and Path(cand).exists():
-            return Path(cand).parent
+        if cand and Path(cand).exists():  # resolved: /usr/local/bin may hold only a symlink
+            return Path(cand).resolve().parent
     raise RuntimeError("PostgreSQL is not installed (scripts/setup.sh test installs it)")
 
 
@@ -328,3 +328,30 @@ async def cli_provision(config_path: Path, cloud_url: str, code: str) -> str:
     """``qilu-edge provision`` with a claim code, as an installer runs it."""
     return await qilu_edge("provision", "-c", str(config_path), "--cloud", cloud_url,
                            "--claim", code)  # fmt: skip
+
+
+def start_replica(primary: PgCluster) -> PgCluster:
+    """A streaming replica of ``primary``: ``pg_basebackup -R`` as user postgres (it writes
+    standby.signal and primary_conninfo), started hot-standby on its own loopback port."""
+    bindir = pg_bindir()
+    base = Path(tempfile.mkdtemp(prefix="qilu-pg-replica-"))
+    if primary.proc_user:
+        shutil.chown(base, "postgres", "postgres")
+    os.chmod(base, 0o755)
+    subprocess.run(
+        [*primary.proc_user, str(bindir / "pg_basebackup"), "-D", str(base / "data"), "-R",
+         "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres", "-X", "stream",
+         "--no-sync"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    port = free_port()
+    opts = (
+        f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={base}"
+        " -c max_connections=200 -c hot_standby=on -c fsync=off"
+    )
+    subprocess.run(
+        [*primary.proc_user, str(bindir / "pg_ctl"), "-D", str(base / "data"), "-o", opts,
+         "-l", str(base / "log"), "-w", "-t", "60", "start"],
+        check=True, capture_output=True, timeout=90,
+    )  # fmt: skip
+    return PgCluster(base, port, primary.proc_user)
