@@ -8,6 +8,7 @@ Timestamps are ISO 8601 UTC text, so both backends answer with identical rows.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -184,6 +185,11 @@ class StorageBase:
             if entry.name.endswith(".sql"):
                 files.append((int(entry.name.partition("_")[0]), entry.name, entry.read_text()))
         files.sort()
+        # Two branches numbering a migration alike would otherwise apply one and fail on the
+        # other's version row; say which files clash instead.
+        for (n, a, _), (m, b, _) in itertools.pairwise(files):
+            if n == m:
+                raise RuntimeError(f"cloud migrations {a} and {b} share the number {n}")
         applied = []
         async with self.tx() as c:
             await self.lock_migrations(c)
