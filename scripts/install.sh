@@ -111,9 +111,12 @@ conf="$P$ETC/edge.toml"
 if [ ! -f "$conf" ]; then
     say "writing $ETC/edge.toml"
     token="$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n' | head -c 32)"
+    # The config keeps only the token's hash; the token goes to a root-only file for the CLI.
+    sha="$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)"
+    (umask 077 && printf '%s\n' "$token" > "$P$ETC/staff-token")
     sed -e "s|@BOX_ID@|${box_id:-box-$(hostname -s | tr 'A-Z' 'a-z' | tr -c 'a-z0-9_\n-' '-')}|" \
         -e "s|@COMMUNITY@|${community:-unconfigured}|" \
-        -e "s|@DATA_DIR@|$DATA|" -e "s|@TOKEN@|$token|" \
+        -e "s|@DATA_DIR@|$DATA|" -e "s|@TOKEN_SHA256@|$sha|" -e "s|@ETC@|$ETC|" \
         "$src/config/edge.install.toml" > "$conf.tmp"
     chmod 0660 "$conf.tmp"
     mv "$conf.tmp" "$conf"
@@ -165,7 +168,8 @@ if real && [ "$start" = 1 ]; then
     say "started: ${enable[*]} (systemctl status qilu-edge)"
 fi
 
-token_line="$(grep -m1 '^token' "$conf" | cut -d'"' -f2)"
+if [ -f "$P$ETC/staff-token" ]; then token_line="$(cat "$P$ETC/staff-token")"
+else token_line="$(grep -m1 '^token *=' "$conf" | cut -d'"' -f2)"; fi  # an older box's plain one
 cat <<EOF
 ==> installed qilu-edge $version${P:+ under $P}
     config   $ETC/edge.toml      data $DATA

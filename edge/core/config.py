@@ -81,6 +81,9 @@ class ApiToken(Section):
     name: str = Field(min_length=1)
     token: str | None = Field(None, min_length=16)
     token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    # Where the box's own CLI finds the plain token when the file keeps only its hash
+    # (install.sh writes /etc/qilu-edge/staff-token, 0600 root); the daemon never reads it.
+    token_file: Path | None = None
     role: Literal["staff", "admin"] = "staff"
 
     @model_validator(mode="after")
@@ -105,9 +108,18 @@ class ApiConfig(Section):
 
     def client_token(self) -> str | None:
         """A token for the box's own CLI to call its daemon: a plain one from the config, else
-        QILU_EDGE_TOKEN (with only token_sha256 in the file the CLI cannot know the token)."""
+        QILU_EDGE_TOKEN, else a readable ``token_file`` (with only token_sha256 in the config
+        the CLI cannot know the token otherwise)."""
         plain = next((t.token for t in self.tokens if t.token), None)
-        return plain or os.environ.get("QILU_EDGE_TOKEN") or None
+        if plain or (plain := os.environ.get("QILU_EDGE_TOKEN")):
+            return plain
+        for t in self.tokens:
+            if t.token_file is not None:
+                try:
+                    return t.token_file.read_text(encoding="utf-8").strip() or None
+                except OSError:  # not root, or not there: try the next, then give up
+                    continue
+        return None
 
 
 class LoggingConfig(Section):

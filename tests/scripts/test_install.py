@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -60,8 +62,14 @@ def test_install_into_a_prefix_is_complete_and_idempotent(tmp_path: Path, wheel:
     assert (cfg.box.id, cfg.box.community) == ("box-007", "lixia-c1")
     assert str(cfg.box.data_dir) == "/var/lib/qilu-edge"
     assert cfg.installer.advertise and cfg.api.host == "0.0.0.0"
-    token = cfg.api.tokens[0].token
-    assert len(token) >= 24 and token in r.stdout
+    # The config keeps only the hash; the token is in a root-only file the CLI reads.
+    entry = cfg.api.tokens[0]
+    assert entry.token is None and entry.token_file == Path("/etc/qilu-edge/staff-token")
+    token_file = root / "etc/qilu-edge/staff-token"
+    token = token_file.read_text().strip()
+    assert len(token) >= 24 and token in r.stdout and token not in conf.read_text()
+    assert entry.token_sha256 == hashlib.sha256(token.encode()).hexdigest()
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
 
     opt = root / "opt/qilu-edge"
     assert os.readlink(opt / "current") == f"venvs/{__version__}"

@@ -53,3 +53,20 @@ def test_token_and_hash_together_are_refused(tmp_path) -> None:
     text = box_toml(tmp_path).replace('token = "', 'token_sha256 = "' + "0" * 64 + '"\ntoken = "')
     with pytest.raises(ConfigError, match="exactly one"):
         parse_config(text)
+
+
+def test_the_cli_reads_the_token_file_when_the_config_keeps_only_the_hash(
+    tmp_path, monkeypatch
+) -> None:
+    tok = "an-installed-box-staff-token-0123"
+    file = tmp_path / "staff-token"
+    text = hashed_toml(tmp_path, tok).replace(
+        "token_sha256 =", f'token_file = "{file}"\ntoken_sha256 =', 1
+    )
+    config = parse_config(text, source=tmp_path / "edge.toml")
+    monkeypatch.delenv("QILU_EDGE_TOKEN", raising=False)
+    assert config.api.client_token() is None  # no file yet: the CLI says how to fix it
+    file.write_text(tok + "\n")
+    assert config.api.client_token() == tok
+    monkeypatch.setenv("QILU_EDGE_TOKEN", "from-the-environment-0123")
+    assert config.api.client_token() == "from-the-environment-0123"  # the caller's choice wins
