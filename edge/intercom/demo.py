@@ -17,6 +17,7 @@ from edge.core.demo import Demo, say
 from edge.devices import DEVICES
 from edge.intercom import store as db
 from edge.screens import SCREENS
+from edge.screens.demo import stand_in_player
 
 SCREEN = "door-face-screen"
 RESIDENT, FLAT = "demo-r301", "2-1-301"
@@ -51,6 +52,9 @@ async def step_intercom(d: Demo) -> None:
         return
     key = await d.box.get(SCREENS).new_key(SCREEN, "demo")
     screen = f"{d.api}/screen/{SCREEN}/intercom"
+    # As for the publicity screen: a stand-in player holds the door screen's socket, so the
+    # demo's own doctor sees it connected as on a site where the kiosk opened its address.
+    d.tasks.append(asyncio.create_task(stand_in_player(f"{d.api}/screen/{SCREEN}#key={key}")))
     async with aiohttp.ClientSession(headers=d.headers) as s:
         async with s.post(f"{d.api}/api/v1/residents", json={
                 "id": RESIDENT, "name": "刘奶奶", "building": "2", "unit": "1",

@@ -77,7 +77,7 @@ async def step_screens(d: Any) -> None:
     d.links["screen"] = player
     # A stand-in player on the screen's socket until the demo ends, so the commissioning
     # report sees the screen as a site would after the kiosk opened its address.
-    d.tasks.append(asyncio.create_task(_stand_in_player(player)))
+    d.tasks.append(asyncio.create_task(stand_in_player(player)))
     say(
         "A publicity screen (户外宣传屏) with Chinese content",
         f"  open {player} in a browser (full screen: F11; the key after '#' is this"
@@ -90,7 +90,7 @@ async def step_screens(d: Any) -> None:
     click.echo("  the page keeps playing if you stop the demo box; its plays arrive when back")
 
 
-async def _stand_in_player(player_url: str) -> None:
+async def stand_in_player(player_url: str) -> None:
     base, _, key = player_url.partition("#key=")
     ws_url = base.replace("http://", "ws://", 1) + "/ws?key=" + key
     async with aiohttp.ClientSession() as s, s.ws_connect(ws_url, heartbeat=15) as ws:

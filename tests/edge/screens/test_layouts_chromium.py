@@ -85,7 +85,7 @@ async def test_layouts_in_both_orientations_and_an_emergency(run_box, tmp_path) 
         for orient, (w, h) in SIZES.items():
             page = await b.new_page(viewport={"width": w, "height": h})
             await page.goto(side_url)
-            await page.wait_for_function("document.body.dataset.showing", timeout=15000)
+            await page.wait_for_function("() => document.body.dataset.showing", timeout=15000)
             await asyncio.sleep(0.5)
             png = await page.screenshot(path=str(tmp_path / f"side-{orient}.png"))
             vmin = min(w, h) / 100
@@ -123,14 +123,14 @@ async def test_layouts_in_both_orientations_and_an_emergency(run_box, tmp_path) 
         # the standard layout has no side zone: the content reaches the right edge
         page = await b.new_page(viewport={"width": 1920, "height": 1080})
         await page.goto(std_url)
-        await page.wait_for_function("document.body.dataset.showing", timeout=15000)
+        await page.wait_for_function("() => document.body.dataset.showing", timeout=15000)
         png = await page.screenshot(path=str(tmp_path / "standard-landscape.png"))
         assert near(rgb(png, 1900, 540), NOTICE, 8)
         assert not await page.locator("#side").is_visible()
         # --- an emergency takes the whole screen, on both orientations ----------------------
         portrait = await b.new_page(viewport={"width": 1080, "height": 1920})
         await portrait.goto(side_url)
-        await portrait.wait_for_function("document.body.dataset.showing", timeout=15000)
+        await portrait.wait_for_function("() => document.body.dataset.showing", timeout=15000)
         async with aiohttp.ClientSession(headers=H) as s:
             r = await s.post(f"{base}/api/v1/screens/emergencies", json={
                 "title": "燃气泄漏", "body": "5号楼燃气泄漏，请勿使用明火，从东门撤离。",
@@ -140,7 +140,7 @@ async def test_layouts_in_both_orientations_and_an_emergency(run_box, tmp_path) 
         ends = datetime.fromisoformat(em["expires_at"]).astimezone(ZoneInfo("Asia/Shanghai"))
         for p, (w, h), name in ((page, (1920, 1080), "landscape"),
                                 (portrait, (1080, 1920), "portrait")):  # fmt: skip
-            await p.wait_for_function("document.body.classList.contains('emergency')",
+            await p.wait_for_function("() => document.body.classList.contains('emergency')",
                                       timeout=5000)  # fmt: skip
             await asyncio.sleep(0.3)
             text = await p.inner_text(".layer.front")
@@ -193,12 +193,12 @@ layout = "full"
     async with browser() as b:
         page = await b.new_page(viewport={"width": 1920, "height": 1080})
         await page.goto(std_url)
-        await page.wait_for_function("document.body.classList.contains('layout-side')",
+        await page.wait_for_function("() => document.body.classList.contains('layout-side')",
                                      timeout=15000)  # fmt: skip
         png = await page.screenshot(path=str(tmp_path / "std-by-clock.png"))
         assert await page.locator("#side").is_visible()
         assert near(rgb(png, 1900, 540), (255, 255, 255), 8)  # the white side zone at the right
         other = await b.new_page(viewport={"width": 1920, "height": 1080})
         await other.goto(side_url)
-        await other.wait_for_function("document.body.dataset.showing", timeout=15000)
+        await other.wait_for_function("() => document.body.dataset.showing", timeout=15000)
         assert await other.evaluate("document.body.className") == "layout-side"
