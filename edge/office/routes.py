@@ -87,7 +87,8 @@ BODIES = {
     "residents": """<h1 class="sr">{nav_residents}</h1>
 <div class="cols">
 <section class="card grow"><h2>{residents_list}</h2>
-<form class="filters" id="find"><label>{search}<input name="q" type="search" size="16"></label>
+<form class="filters" id="find"><label>{search_residents}
+<input name="q" type="search" size="16"></label>
 </form><div id="residents" class="scroll">{loading}</div></section>
 <section class="card"><h2>{resident_add}</h2>
 <form id="add" class="stack admin-only">

@@ -97,8 +97,8 @@
         h("b", { text: lbl("type", x.type) }), " ", h("span", { class: "muted", text: Q.when(x.ts) })),
       h("p", { class: "msg", text: x.message })))) : h("p", { class: "muted", text: t("none_today") }));
     Q.fill("open-tickets", open.length ? h("ul", { class: "plain" }, open.slice(0, 12).map((x) => h("li", {},
-      h("a", { href: "tickets#" + x.id, text: x.title }), " ", Q.badge(x.status === "in_progress" ? "assigned" : "unhandled"),
-      h("span", { class: "muted", text: " " + lbl("col", x.status) + " · " + (x.assignee || t("no_assignee")) })))) :
+      h("a", { href: "tickets#" + x.id, text: x.title }),
+      h("span", { class: "muted", text: " · " + lbl("col", x.status) + " · " + (x.assignee || t("no_assignee")) })))) :
       h("p", { class: "muted", text: t("empty") }));
     Q.fill("reports", Q.table([
       { label: t("time"), cell: (x) => Q.when(x.ts) },
@@ -129,8 +129,11 @@
         ev.preventDefault();
         const fd = new FormData(form);
         for (const [k, v] of [...fd.entries()]) if (v === "" || (v instanceof File && !v.size)) fd.delete(k);
+        const path = `/tickets/${encodeURIComponent(x.id)}/${action}`;
         try {
-          await send("POST", `/tickets/${encodeURIComponent(x.id)}/${action}`, fd);
+          // JSON unless photos go along (the audit log then shows what was sent)
+          if (fd.has("photos")) await send("POST", path, fd);
+          else await Q.api("POST", path, Object.fromEntries(fd.entries()));
           Q.toast(t("saved"));
           busy = false;
           load();
@@ -145,13 +148,13 @@
     async function details(x, box) {
       if (!box.hidden) { box.hidden = true; return; }
       const d = await Q.api("GET", `/tickets/${encodeURIComponent(x.id)}`);
-      box.replaceChildren(
+      box.replaceChildren(...[
         d.description ? h("p", { text: d.description }) : null,
         d.photos.length ? h("div", { class: "thumbs" }, d.photos.map((p) => h("a", { href: "/api/v1/photos/" + p.id, target: "_blank" },
           h("img", { src: "/api/v1/photos/" + p.id, alt: t("photo") + " · " + lbl("stage", p.stage), loading: "lazy" })))) : null,
         h("ol", { class: "history" }, (d.history || []).map((e) => h("li", {},
           Q.when(e.ts) + " · " + lbl("col", e.to_status || e.status || "") + (e.actor ? " · " + e.actor : "") +
-          (e.assignee ? " → " + e.assignee : "") + (e.note ? " “" + e.note + "”" : "")))));
+          (e.assignee ? " → " + e.assignee : "") + (e.note ? " “" + e.note + "”" : ""))))].filter(Boolean));
       box.hidden = false;
     }
 
@@ -224,7 +227,7 @@
         { label: t("resident_id"), key: "id" },
         { label: t("name"), key: "name" },
         { label: t("flat"), cell: flat },
-        { label: t("rstatus"), cell: (r) => lbl("res_status", r.status) },
+        { label: t("pass_state"), cell: (r) => lbl("res_status", r.status) },
         { label: t("faces"), cell: (r) => h("span", { class: r.templates ? "ok" : "bad", "data-templates": r.templates,
           text: r.templates ? String(r.templates) : t("no_face") }) },
         { label: "", cell: (r) => admin ? h("button", { type: "button", "data-enrol": r.id, text: t("enrol_title"),
@@ -262,9 +265,10 @@
           const c = await check(file, file.name);
           li.className = c.ok ? "ok" : "bad";
           li.dataset.reason = c.reason;
-          li.replaceChildren(h("span", { class: "mark", "aria-hidden": "true", text: c.ok ? "✓" : "✗" }), " ",
+          li.replaceChildren(...[h("span", { class: "mark", "aria-hidden": "true", text: c.ok ? "✓" : "✗" }), " ",
             h("b", { text: file.name }), " ", c.ok ? t("q_ok") : reasonText(c),
-            (c.warnings || []).length ? h("small", { class: "muted", text: " · " + c.warnings.join("; ") }) : null);
+            (c.warnings || []).length ? h("small", { class: "muted", text: " · " + c.warnings.join("; ") }) : null]
+            .filter((x) => x !== null));
           if (c.ok) good++;
         } catch (e) { li.className = "bad"; li.textContent = file.name + ": " + e.message; }
       }
@@ -289,8 +293,8 @@
       const res = document.getElementById("enrol-result");
       res.dataset.accepted = String(out.accepted.length);
       res.replaceChildren(h("p", { class: out.accepted.length ? "ok" : "bad",
-        text: t("enrol_done").replace("{n}", out.accepted.length).replace("{m}", out.rejected.length) }),
-        out.rejected.length ? h("ul", {}, out.rejected.map((x) => h("li", { text: x.file + ": " + reasonText(x) }))) : null);
+        text: t("enrol_done").replace("{n}", out.accepted.length).replace("{m}", out.rejected.length) }));
+      if (out.rejected.length) res.append(h("ul", {}, out.rejected.map((x) => h("li", { text: x.file + ": " + reasonText(x) }))));
       Q.toast(res.textContent, !out.accepted.length);
     }
 
@@ -435,9 +439,9 @@
         { label: t("pass_doors"), cell: (p) => p.doors.join(", ") },
         { label: t("from_to"), cell: (p) => Q.when(p.valid_from) + " – " + Q.when(p.valid_to) },
         { label: t("pass_uses"), cell: (p) => `${p.uses_left}/${p.uses_total}` },
-        { label: t("rstatus"), cell: (p) => h("span", { class: "badge " + (live(p) ? "online" : "offline"),
+        { label: t("pass_state"), cell: (p) => h("span", { class: "badge " + (live(p) ? "online" : "offline"),
           text: t(live(p) ? "pass_live" : (p.revoked ? "pass_revoked" : "pass_over")) }) },
-        { label: "", cell: (p) => admin && live(p) ? confirmButton(t("revoke"), t("revoke_pass_q"), "danger", async () => {
+        { label: "", cell: (p) => admin && live(p) ? confirmButton(t("void_pass"), t("revoke_pass_q"), "danger", async () => {
           try { await Q.api("DELETE", `/passes/${encodeURIComponent(p.id)}`); Q.toast(t("saved")); list(); }
           catch (e) { Q.toast(t("error") + ": " + e.message, true); }
         }) : null },
