@@ -24,7 +24,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from common.console import SECURITY_HEADERS, STATIC_DIR, Shell, esc, pick_lang, render, strings
-from edge.core.http import BOX, json_error, query_int, read_form, require_staff
+from edge.core.http import BOX, form_post, json_error, query_int, read_form, require_staff
 from edge.office.service import COOKIE, LoginRefused, OfficeService
 from edge.office.store import audit_page
 
@@ -234,7 +234,7 @@ class Pages:
         return self.login_form(request, "login_expired" if request.query.get("expired") else "")
 
     async def login_post(self, request: web.Request) -> web.StreamResponse:
-        form = await request.post()
+        form = await form_post(request, max_fields=8)
         sent, want = str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE, "")
         if not (sent and want and hmac.compare_digest(sent.encode(), want.encode())):
             return self.login_form(request, "login_csrf", 403)
@@ -256,7 +256,7 @@ class Pages:
         user = await self.svc.session_of(request)
         resp = web.HTTPSeeOther(f"{PREFIX}/login")
         if user is not None:
-            form = await request.post()
+            form = await form_post(request, max_fields=8)
             sent = str(form.get("csrf", ""))
             if not (sent and hmac.compare_digest(sent.encode(), user["csrf"].encode())):
                 return json_error(403, "csrf: missing or wrong", field="csrf")
