@@ -187,6 +187,13 @@ async def test_the_office_in_chromium(tmp_path, make_config, run_box, board):
         await page.select_option("#rid", "r-101")
         await page.wait_for_selector("#rights:not([hidden]) #door-boxes input")
         await page.screenshot(path=str(shots / "office-doors-rights.png"), full_page=True)
+        # a tablet held upright: the columns stack
+        await page.set_viewport_size({"width": 820, "height": 1180})
+        for name in ("tickets", "residents"):
+            await page.goto(f"{base}/office/{name}")
+            await page.wait_for_selector(ready[name], timeout=15000)
+            await page.screenshot(path=str(shots / f"office-{name}-tablet.png"), full_page=True)
+        await page.set_viewport_size({"width": 1366, "height": 768})
         await page.goto(f"{base}/office/today?lang=en")
         await page.wait_for_selector("#kpis .kpi")
         assert "Today" in await page.inner_text("header nav")
