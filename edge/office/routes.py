@@ -116,7 +116,7 @@ BODIES = {
 <div class="camera-box">
 <h3>{enrol_camera}</h3>
 <p class="muted" id="cam-note">{enrol_camera_note}</p>
-<video id="cam" autoplay muted playsinline hidden></video>
+<video id="cam" autoplay muted playsinline hidden aria-label="{enrol_camera}"></video>
 <p id="cam-verdict" class="verdict" role="status" aria-live="polite"></p>
 <div class="actions"><button type="button" id="cam-start">{camera_start}</button>
 <button type="button" id="cam-take" class="primary" disabled>{camera_take}</button>

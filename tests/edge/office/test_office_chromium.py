@@ -28,6 +28,11 @@ EXTRA = """
 [portal]
 stats_interval_s = 3600
 """
+# Form controls a screen reader could not name (no <label>, no aria-label).
+UNLABELLED = """() => [...document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button')].filter((el) =>
+    !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+    && !(el.tagName === 'BUTTON' && el.textContent.trim())).map((el) => el.outerHTML)"""
 PAGES = ("today", "tickets", "residents", "doors", "passes", "blocks", "moderation", "devices",
          "log", "audit")
 
@@ -183,6 +188,13 @@ async def test_the_office_in_chromium(tmp_path, make_config, run_box, board):
             await page.goto(f"{base}/office/{name}")
             await page.wait_for_selector(ready[name], timeout=15000)
             await page.screenshot(path=str(shots / f"office-{name}.png"), full_page=True)
+            unlabelled = await page.evaluate(UNLABELLED)
+            assert not unlabelled, (name, unlabelled)
+        # The keyboard: the first Tab reaches "skip to content", Enter lands in the page.
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("() => document.activeElement.className") == "skip"
+        await page.keyboard.press("Enter")
+        assert await page.evaluate("() => document.activeElement.id") == "main"
         await page.goto(f"{base}/office/doors")
         await page.select_option("#rid", "r-101")
         await page.wait_for_selector("#rights:not([hidden]) #door-boxes input")
