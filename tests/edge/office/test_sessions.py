@@ -14,11 +14,14 @@ from edge.office import store as office_db
 from tests.conftest import api_url
 from tests.edge.office.helpers import STAFF, add_users, new_ticket, page_csrf, session, sign_in
 
-# Sessions end after 1.5 s unused here, so expiry is seen in a test.
 OFFICE = """
 [office]
-idle_min = 0.025
 max_failed_logins = 3
+"""
+# Sessions end after 3 s unused here, so expiry is seen in a test.
+SHORT = """
+[office]
+idle_min = 0.05
 """
 
 
@@ -104,7 +107,7 @@ async def test_a_signed_in_browser_uses_the_staff_api_with_csrf(make_config, run
 
 
 async def test_sessions_expire_and_sign_out_ends_them(make_config, run_box):
-    config = make_config(extra=OFFICE)
+    config = make_config(extra=SHORT)
     add_users(config.source)
     box = await run_box(config)
     base = api_url(box)
@@ -112,7 +115,7 @@ async def test_sessions_expire_and_sign_out_ends_them(make_config, run_box):
         await sign_in(s, base, "ann")
         async with s.get(f"{base}/api/v1/alerts") as r:
             assert r.status == 200
-        await asyncio.sleep(1.8)  # idle_min = 0.025 min = 1.5 s
+        await asyncio.sleep(3.5)  # idle_min = 0.05 min = 3 s
         async with s.get(f"{base}/api/v1/alerts") as r:
             assert r.status == 401
         async with s.get(f"{base}/office/today", allow_redirects=False) as r:
