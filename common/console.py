@@ -63,11 +63,16 @@ class Shell:
     scope: str = ""
     csrf: str = ""
     logout: str = ""  # form action of "sign out"; empty: no sign-out button
+    # A side's own additions: scripts loaded after console.js (their pages), and words of
+    # theirs by language, over the shared dictionary (the box's office adds its pages' words).
+    scripts: tuple[str, ...] = ()
+    styles: tuple[str, ...] = ()
+    extra_strings: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def render(shell: Shell, lang: str, page: str, active: str, body: str) -> str:
     """A whole page: the frame around ``body`` (already-escaped HTML) for page id ``page``."""
-    t = strings(lang)
+    t = {**strings(lang), **shell.extra_strings.get(lang, {})}
     other = "en" if lang == "zh" else "zh"
     nav = "".join(
         f'<a href="{esc(href)}"{" aria-current=page" if key == active else ""}>{esc(t[key])}</a>'
@@ -98,8 +103,10 @@ def render(shell: Shell, lang: str, page: str, active: str, body: str) -> str:
 <title>{esc(title)}</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="{esc(shell.static)}/console.css">
+{"".join(f'<link rel="stylesheet" href="{esc(href)}">' for href in shell.styles)}
 <script type="application/json" id="i18n">{_json_block(t)}</script>
 <script src="{esc(shell.static)}/console.js" defer></script>
+{"".join(f'<script src="{esc(src)}" defer></script>' for src in shell.scripts)}
 </head>
 <body data-page="{esc(page)}" data-api="{esc(shell.api)}" data-lang="{lang}"
  data-role="{esc(shell.role)}">

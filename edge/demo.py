@@ -148,6 +148,8 @@ def closing(d: Demo, path: Path) -> str:
          "王阿姨 (1号楼): 报事/报修, 我的→开门 (asks first), 访客通行证 + 发给访客; 大字"),
         ("屏幕 Screen", d.links.get("screen", ""),
          f"emergency: qilu-edge screens emergency 燃气检修 --minutes 2 -c {path}"),
+        ("物业 Office", d.links.get("office", ""),
+         f"property office console; sign in: {d.links.get('office_login', '')}"),
         ("安装 Installer", d.links.get("installer", f"{d.api}/installer/"),
          "wizard + doctor: sign in with the staff API token below"),
         ("云 Cloud ops", d.links.get("cloud", ""), "the city's view of this box"),

@@ -17,6 +17,7 @@ from edge import (
     faces,
     installer,
     intercom,
+    office,
     portal,
     reports,
     screens,
@@ -36,6 +37,7 @@ FEATURES: list[Feature] = [
     access.FEATURE,
     portal.FEATURE,
     intercom.FEATURE,
+    office.FEATURE,
     sync.FEATURE,
 ]
 

@@ -138,6 +138,17 @@ BODIES: dict[str, Any] = {
     "POST /r/passes/{pid}/revoke": None, "GET /r/read": None,
     "GET /r/read/{cid}": None, "POST /r/read/{cid}/ack": None,
     "POST /r/read/{cid}/dwell": (FORM, {"read_id": TEXT, "ms": TEXT}),
+    # the property office (edge/office): its pages, sign-in, and the routes only it adds
+    "GET /office": None, "GET /office/": None, "GET /office/login": None,
+    "POST /office/login": (FORM, {"csrf": TEXT, "name": TEXT, "password": TEXT, "totp": TEXT}),
+    "POST /office/logout": (FORM, {"csrf": TEXT}),
+    "GET /office/today": None, "GET /office/tickets": None, "GET /office/residents": None,
+    "GET /office/doors": None, "GET /office/passes": None, "GET /office/blocks": None,
+    "GET /office/moderation": None, "GET /office/devices": None, "GET /office/log": None,
+    "GET /office/audit": None,
+    "GET /api/v1/audit": None, "GET /api/v1/office/devices": None,
+    "GET /api/v1/office/cameras/{id}/snapshot.jpg": None,
+    "POST /api/v1/office/face-check": (MULTIPART, {"photo": FILE, "resident_id": TEXT}),
 }  # fmt: skip
 
 # Never fuzzed: they reach out of the box (cloud URLs, Modbus hosts), click door relays or

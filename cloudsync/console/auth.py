@@ -8,7 +8,6 @@ every write must carry the session's CSRF token in ``X-CSRF-Token`` (forms: a ``
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
 import hmac
 import secrets
@@ -16,19 +15,27 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pyotp
 from aiohttp import web
 
 from cloudsync.context import CLOUD
 from cloudsync.storage import Storage
 
+# Passwords and TOTP live in common/ (the box's property office uses the same code).
+from common.staffauth import (  # noqa: F401 - re-exported for the cloud's callers
+    MIN_PASSWORD,
+    SCRYPT_N,
+    SCRYPT_P,
+    SCRYPT_R,
+    check_password,
+    check_totp,
+    hash_password,
+    new_totp_secret,
+    totp_uri,
+)
+
 COOKIE = "qilu_ops"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-# scrypt at n=2**14, r=8 (16 MiB, ~50 ms here): the parameters travel with each hash, so
-# raising them later leaves old hashes readable.
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
-MIN_PASSWORD = 10
 
 
 @dataclass(frozen=True)
@@ -44,50 +51,6 @@ class ConsoleSettings:
 SETTINGS = web.AppKey("console_settings", ConsoleSettings)
 SESSION_ID: web.RequestKey[str] = web.RequestKey("console_session")
 VIA: web.RequestKey[str] = web.RequestKey("auth_via")  # "token" or "session"
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(
-        password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, maxmem=64 << 20
-    )
-    b64 = base64.b64encode
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
-
-
-def check_password(password: str, stored: str | None) -> bool:
-    if not stored:
-        # Same work as a real check, so a missing user does not answer faster.
-        hash_password(password)
-        return False
-    try:
-        algo, n, r, p, salt, digest = stored.split("$")
-        want = base64.b64decode(digest)
-        got = hashlib.scrypt(
-            password.encode(),
-            salt=base64.b64decode(salt),
-            n=int(n),
-            r=int(r),
-            p=int(p),
-            maxmem=64 << 20,
-            dklen=len(want),
-        )
-    except ValueError:
-        return False
-    return algo == "scrypt" and hmac.compare_digest(got, want)
-
-
-def new_totp_secret() -> str:
-    return pyotp.random_base32()
-
-
-def totp_uri(secret: str, name: str) -> str:
-    return pyotp.TOTP(secret).provisioning_uri(name=name, issuer_name="Qilu 城市运营中心")
-
-
-def check_totp(secret: str, code: str) -> bool:
-    code = code.strip().replace(" ", "")
-    return code.isdigit() and pyotp.TOTP(secret).verify(code, valid_window=1)
 
 
 def iso(dt: datetime) -> str:

@@ -1,7 +1,9 @@
 """The box's HTTP API (aiohttp): health, status, and the routes that services add.
 
 Reads of health are public; everything else under ``/api/`` needs a bearer token from the
-config (``[[api.tokens]]``). Errors are JSON ``{"error": ...}`` naming the problem.
+config (``[[api.tokens]]``) or a staff console's session cookie (the property office, edge/office:
+writes then need its CSRF token, and a viewer only reads). Errors are JSON ``{"error": ...}``
+naming the problem.
 """
 
 from __future__ import annotations
@@ -46,6 +48,28 @@ RESIDENT_LOOKUP: web.AppKey[list[ResidentLookup]] = web.AppKey("resident_lookup"
 # Who is calling, set by the auth middleware: a token's name and "staff"/"admin" (or "resident").
 ACTOR: web.RequestKey[str | None] = web.RequestKey("actor")
 ROLE: web.RequestKey[str | None] = web.RequestKey("role")
+# How the caller signed in: "token" (a bearer token) or "session" (a staff console's cookie).
+VIA: web.RequestKey[str] = web.RequestKey("via")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "X-CSRF-Token"
+
+
+@dataclass(frozen=True)
+class StaffSession:
+    """A signed-in staff browser (the property office's cookie): it calls the same API as a
+    staff token, but every write must carry ``csrf`` in X-CSRF-Token, and a viewer only reads."""
+
+    actor: str
+    csrf: str
+    read_only: bool = False
+
+
+# Cookie checkers of staff consoles (edge/office): request -> its session or None.
+SessionLookup = Callable[[web.Request], Awaitable[StaffSession | None]]
+STAFF_SESSIONS: web.AppKey[list[SessionLookup]] = web.AppKey("staff_sessions")
+# Told of every staff write to the API once it is answered (the office's audit log).
+WriteObserver = Callable[[web.Request, int], Awaitable[None]]
+WRITE_OBSERVERS: web.AppKey[list[WriteObserver]] = web.AppKey("write_observers")
 
 PUBLIC_PATHS = {"/healthz", "/api/v1/status", "/api/v1/openapi.json"}
 
@@ -99,6 +123,8 @@ def make_app(box: Box) -> web.Application:
     app[PUBLIC_PREFIXES] = set()
     app[AUTHENTICATORS] = []  # config tokens are checked first
     app[RESIDENT_LOOKUP] = []
+    app[STAFF_SESSIONS] = []
+    app[WRITE_OBSERVERS] = []
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/status", status)
     return app
@@ -269,20 +295,68 @@ def _is_public(request: web.Request) -> bool:
 async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[ACTOR] = None
     request[ROLE] = None
+    request[VIA] = ""
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         presented = header.removeprefix("Bearer ").strip().encode()
         for tok in request.app[BOX].config.api.tokens:
             if tok.matches(presented):
-                request[ACTOR], request[ROLE] = tok.name, tok.role
+                request[ACTOR], request[ROLE], request[VIA] = tok.name, tok.role, "token"
         if request[ACTOR] is None:
             for check in request.app[AUTHENTICATORS]:
                 if found := await check(presented.decode(errors="replace")):
                     request[ACTOR], request[ROLE] = found
+                    request[VIA] = "token"
                     break
+    elif request.path.startswith("/api/") and request.app[STAFF_SESSIONS]:
+        refused = await _staff_session(request)
+        if refused is not None:
+            return refused
     if request[ACTOR] is None and not _is_public(request):
         return json_error(401, "missing or invalid bearer token")
-    return await handler(request)
+    observers = request.app[WRITE_OBSERVERS]
+    if request.method in SAFE_METHODS or request[ROLE] not in ("staff", "admin") or not observers:
+        return await handler(request)
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    except (ValidationError, ValueError, StandardError):  # _errors answers these with a 400
+        status = 400
+        raise
+    finally:
+        for observe in observers:
+            try:
+                await observe(request, status)
+            except Exception:  # the answer is decided; a failed audit write must be loud
+                log.exception("write observer failed for %s %s", request.method, request.path)
+
+
+async def _staff_session(request: web.Request) -> web.Response | None:
+    """Sign the request in with a staff console's cookie, if it has one; a refusal when it is a
+    write without the session's CSRF token, or a write by a read-only (viewer) account."""
+    session = None
+    for lookup in request.app[STAFF_SESSIONS]:
+        if (session := await lookup(request)) is not None:
+            break
+    if session is None:
+        return None
+    if request.method not in SAFE_METHODS:
+        if not same_secret(request.headers.get(CSRF_HEADER, ""), session.csrf):
+            if _is_public(request):
+                return None  # without its token the cookie carries no authority: anonymous
+            return json_error(403, f"{CSRF_HEADER}: missing or wrong for this signed-in session"
+                              " (the console's pages send it with every write)",
+                              field=CSRF_HEADER)
+        if session.read_only:
+            return json_error(403, "role: a read-only (viewer) account cannot change anything",
+                              field="role")
+    request[ACTOR], request[ROLE], request[VIA] = session.actor, "staff", "session"
+    return None
 
 
 def require_staff(request: web.Request) -> str:

@@ -257,6 +257,22 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
                                                      other=404),
     ("GET", "/api/v1/intercom/calls"): STAFF_ONLY,
     ("POST", "/api/v1/intercom/calls"): STAFF_AUTH,
+    # --- the property office (edge/office): pages need its own session cookie, which no
+    # caller here has (tests/edge/office/ signs in); its API routes are staff routes -------
+    ("GET", "/office"): row(CALLERS, "303~/office/today"),
+    ("GET", "/office/"): row(CALLERS, "303~/office/today"),
+    ("GET", "/office/login"): PUBLIC,
+    ("POST", "/office/login"): row(CALLERS, 403),  # no sign-in form token
+    ("POST", "/office/logout"): row(CALLERS, "303~/office/login"),
+    **{("GET", f"/office/{p}"): row(CALLERS, "303~/office/login") for p in (
+        "today", "tickets", "residents", "doors", "passes", "blocks", "moderation", "devices",
+        "log", "audit")},
+    ("GET", "/office/static"): PUBLIC,
+    ("GET", "/office/app"): PUBLIC,
+    ("GET", "/api/v1/audit"): STAFF_ONLY,
+    ("GET", "/api/v1/office/devices"): STAFF_ONLY,
+    ("GET", "/api/v1/office/cameras/{id}/snapshot.jpg"): row(CALLERS, 403, **API, staff=404),
+    ("POST", "/api/v1/office/face-check"): STAFF_AUTH,  # 415: not multipart
 }  # fmt: skip
 
 
@@ -367,6 +383,7 @@ PARAMS: list[tuple[str, dict[str, str]]] = [
     ("/screen/content/", {"sha": "=" + "0" * 64}),
     ("/screen/", {"screen_id": "=scr-1", "call_id": "call"}),
     ("/r/intercom/static/", {"name": "=phone.js"}),
+    ("/api/v1/office/", {"id": "=cam-none"}),
     ("/r/", {"cid": "=art-1", "eid": "=ev-1", "pid": "post", "door": "=d-1",
              "call_id": "call"}),
 ]  # fmt: skip
@@ -379,6 +396,7 @@ PARAM_OVERRIDES = {  # destructive routes act on objects of their own
 }
 STATIC_PATHS = {  # add_static's pattern has no file
     "/r/static": "/r/static/index.html", "/intercom/static": "/intercom/static/door.js",
+    "/office/static": "/office/static/console.css", "/office/app": "/office/app/office.js",
 }
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/doors/{id}/pin"): {"pin": "000000"},

@@ -54,7 +54,7 @@ def test_the_box_starts_its_services_in_the_order_it_always_did() -> None:
     # The order the daemon's hand-written list had before the features declared it.
     assert [c.name for c in service_classes(FEATURES)] == [
         "bus", "devices", "faces", "installer", "advertise", "screens", "reports", "tickets",
-        "access", "resident_site", "portal", "intercom", "sync", "portal_relay", "api",
+        "access", "resident_site", "portal", "intercom", "office", "sync", "portal_relay", "api",
     ]
 
 

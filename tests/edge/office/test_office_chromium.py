@@ -1,0 +1,292 @@
+"""The property office in headless Chromium (Playwright, /usr/bin/chromium) against a real
+box: sign in, move a ticket across the board (rows read back from SQLite), enrol a face from
+an uploaded photo and see the quality gate refuse a dark one with its reason, enrol from the
+camera (Chromium's fake camera playing a face), open a door (a coil flips on a pymodbus relay
+board), and a screenshot of every page at 1366x768 (QILU_SHOTS=dir keeps them)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tests.conftest import api_url, free_port
+from tests.drivers.doors.relay_peers import RelayBoard
+from tests.edge.access.test_engine import cam_toml, door_toml
+from tests.edge.office.helpers import PASSWORDS, STAFF, add_users, new_ticket, session
+from tests.edge.portal.helpers import login, staff
+from tests.peers.chromium import browser
+
+FACES = Path(__file__).resolve().parents[2] / "data" / "faces"
+COIL = 3
+EXTRA = """
+[portal]
+stats_interval_s = 3600
+"""
+# Form controls a screen reader could not name (no <label>, no aria-label).
+UNLABELLED = """() => [...document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button')].filter((el) =>
+    !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+    && !(el.tagName === 'BUTTON' && el.textContent.trim())).map((el) => el.outerHTML)"""
+PAGES = ("today", "tickets", "residents", "doors", "passes", "blocks", "moderation", "devices",
+         "log", "audit")
+
+
+@pytest.fixture
+def board():
+    b = RelayBoard(units=(1,), tcp_port=free_port()).start()
+    yield b
+    b.stop()
+
+
+def db_one(box, sql: str, *args):
+    db = sqlite3.connect(box.config.db_path)
+    try:
+        return db.execute(sql, args).fetchone()
+    finally:
+        db.close()
+
+
+def shots_dir(tmp_path: Path) -> Path:
+    d = Path(os.environ.get("QILU_SHOTS") or tmp_path / "shots")
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+async def seed(base: str) -> dict:
+    """Residents with rights, an alert-raising report, a flagged post, a pass, a block."""
+    async with session() as s:
+        for rid, name, b, room in (("r-101", "王阿姨", "1", "301"), ("r-102", "刘大爷", "1", "101"),
+                                   ("r-201", "陈女士", "2", "202")):
+            await staff(s, "POST", f"{base}/api/v1/residents", json={
+                "id": rid, "name": name, "building": b, "unit": "1", "room": room})
+            await staff(s, "PUT", f"{base}/api/v1/residents/{rid}/access",
+                        json={"doors": ["d-1", "d-2"]})
+        await staff(s, "POST", f"{base}/api/v1/reports", json={
+            "text": "3号楼地下室有很浓的煤气味，请马上来人", "building": "3"})
+        await staff(s, "POST", f"{base}/api/v1/reports", json={"text": "小区路灯坏了两盏"})
+        h = await login(s, base, "r-101")
+        async with s.post(f"{base}/api/v1/portal/posts", headers=h,
+                          json={"title": "出售二手电动车，加微信", "body": "低价转让"}) as r:
+            post = await r.json()
+        h2 = await login(s, base, "r-102")
+        cats = (await staff(s, "GET", f"{base}/api/v1/taxonomy"))["categories"]
+        async with s.post(f"{base}/api/v1/portal/posts/{post['id']}/flag", headers=h2,
+                          json={"category": cats[0]["code"], "reason": "广告"}) as r:
+            assert r.status < 300, await r.text()
+        await staff(s, "POST", f"{base}/api/v1/access/blocks",
+                    json={"resident_id": "r-201", "reason": "物业费欠缴"})
+        await staff(s, "POST", f"{base}/api/v1/doors/d-2/open")
+        await staff(s, "POST", f"{base}/api/v1/passes", json={
+            "resident_id": "r-101", "visitor": "快递员小张", "doors": ["d-2"],
+            "valid_to": (datetime.now(UTC) + timedelta(hours=3)).isoformat()})
+    return {}
+
+
+async def test_the_office_in_chromium(tmp_path, make_config, run_box, board):
+    cams = tmp_path / "cam"
+    cams.mkdir()
+    frame = cv2.imread(str(FACES / "obama2.jpg"))
+    cv2.imwrite(str(cams / "0001.jpg"), cv2.resize(frame, (640, 480)))
+    config = make_config(extra=EXTRA + door_toml("d-1", board.tcp_port, COIL, None)
+                         + "name = \"1号楼单元门\"\n"
+                         + '\n[[doors]]\nid = "d-2"\ntype = "sim"\nbuilding = "2"\n'
+                         + cam_toml("cam-gate", cams))
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    await seed(base)
+    async with session() as s:
+        ticket = await new_ticket(s, base)
+    dark = tmp_path / "dark.jpg"
+    img = cv2.imread(str(FACES / "obama.jpg"))
+    cv2.imwrite(str(dark), np.clip(img.astype(np.float32) * 0.15, 0, 255).astype(np.uint8))
+    shots = shots_dir(tmp_path)
+
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 1366, "height": 768})
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        await page.goto(f"{base}/office/")
+        assert "/office/login" in page.url
+        await page.screenshot(path=str(shots / "office-login.png"))
+        await page.fill("input[name=name]", "ann")
+        await page.fill("input[name=password]", PASSWORDS["ann"])
+        await page.click("main form button[type=submit]")
+        await page.wait_for_url("**/office/today")
+        await page.wait_for_selector("#kpis .kpi")
+
+        # --- the ticket board: assign, start, resolve with a photo -----------------------
+        await page.goto(f"{base}/office/tickets")
+        card = f'article[data-ticket="{ticket["id"]}"]'
+        await page.wait_for_selector(f'[data-column="open"] {card}')
+        await page.click(f'{card} button[data-action="assign"]')
+        await page.fill(f"{card} form input[name=assignee]", "维修工老李")
+        await page.click(f"{card} form button[type=submit]")
+        await page.wait_for_selector(f'[data-column="assigned"] {card}', timeout=10000)
+        assert db_one(box, "SELECT status, assignee FROM tickets WHERE id = ?",
+                      ticket["id"]) == ("assigned", "维修工老李")
+        await page.click(f'{card} button[data-action="start"]')
+        await page.click(f"{card} form button[type=submit]")
+        await page.wait_for_selector(f'[data-column="in_progress"] {card}', timeout=10000)
+        await page.click(f'{card} button[data-action="resolve"]')
+        await page.fill(f"{card} form input[name=note]", "已更换电机")
+        await page.set_input_files(f"{card} form input[name=photos]", str(FACES / "person_a_1.jpg"))
+        await page.click(f"{card} form button[type=submit]")
+        await page.wait_for_selector(f'[data-column="resolved"] {card}', timeout=10000)
+        assert db_one(box, "SELECT status FROM tickets WHERE id = ?", ticket["id"]) == ("resolved",)
+        assert db_one(box, "SELECT count(*) FROM photos WHERE owner_id = ? AND stage ="
+                      " 'resolution'", ticket["id"]) == (1,)
+        await page.click(f"{card} button:has-text('详情')")
+        await page.wait_for_selector(f"{card} .thumbs img")
+        await page.screenshot(path=str(shots / "office-tickets.png"), full_page=True)
+
+        # --- face enrolment from uploads: a dark photo is refused, saying why --------------
+        await page.goto(f"{base}/office/residents")
+        await page.click('button[data-enrol="r-102"]')
+        await page.set_input_files("#upload input[name=photo]",
+                                   [str(FACES / "obama.jpg"), str(dark)])
+        await page.wait_for_selector("#checks li.bad", timeout=20000)
+        await page.wait_for_selector("#checks li.ok", timeout=20000)
+        bad = page.locator("#checks li.bad")
+        assert await bad.get_attribute("data-reason") == "quality:too_dark"
+        assert "太暗" in await bad.inner_text()
+        await page.screenshot(path=str(shots / "office-residents-check.png"), full_page=True)
+        await page.click("#upload button[type=submit]")
+        await page.wait_for_selector("#enrol-result[data-accepted='1']", timeout=20000)
+        assert "未通过 1 张" in await page.inner_text("#enrol-result")
+        assert db_one(box, "SELECT count(*) FROM face_templates WHERE resident_id = ?",
+                      "r-102") == (1,)
+        await page.wait_for_selector("#residents [data-templates='1']")
+
+        # --- open a door from the console: the coil flips on the relay board -------------
+        await page.goto(f"{base}/office/doors")
+        button = page.locator('tr[data-door="d-1"] button')
+        await button.click()  # first press asks ...
+        assert "确认" in await button.inner_text()
+        assert board.first_write(1, COIL, True) is None
+        await button.click()  # ... the second opens
+        await page.wait_for_function(
+            "() => document.getElementById('toast').textContent.includes('门已打开')")
+        assert board.first_write(1, COIL, True) is not None
+        assert db_one(box, "SELECT actor, target, status FROM office_audit WHERE action ="
+                      " 'POST /api/v1/doors/{id}/open' AND via = 'session'"
+                      ) == ("ann", "id=d-1", 200)
+
+        # --- every page at the console's size -----------------------------------------------
+        ready = {"today": "#alerts .feed, #alerts p", "tickets": "#board .column",
+                 "residents": "#residents table", "doors": "#doors table",
+                 "passes": "#passes table", "blocks": "#blocks table",
+                 "moderation": "#queue .post", "devices": "figure.cam[data-loaded]",
+                 "log": "#events table", "audit": "#audit table"}
+        for name in PAGES:
+            await page.goto(f"{base}/office/{name}")
+            await page.wait_for_selector(ready[name], timeout=15000)
+            await page.screenshot(path=str(shots / f"office-{name}.png"), full_page=True)
+            unlabelled = await page.evaluate(UNLABELLED)
+            assert not unlabelled, (name, unlabelled)
+        # The keyboard: the first Tab reaches "skip to content", Enter lands in the page.
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("() => document.activeElement.className") == "skip"
+        await page.keyboard.press("Enter")
+        assert await page.evaluate("() => document.activeElement.id") == "main"
+        await page.goto(f"{base}/office/doors")
+        await page.select_option("#rid", "r-101")
+        await page.wait_for_selector("#rights:not([hidden]) #door-boxes input")
+        await page.screenshot(path=str(shots / "office-doors-rights.png"), full_page=True)
+        # a tablet held upright: the columns stack
+        await page.set_viewport_size({"width": 820, "height": 1180})
+        for name in ("tickets", "residents"):
+            await page.goto(f"{base}/office/{name}")
+            await page.wait_for_selector(ready[name], timeout=15000)
+            await page.screenshot(path=str(shots / f"office-{name}-tablet.png"), full_page=True)
+        await page.set_viewport_size({"width": 1366, "height": 768})
+        await page.goto(f"{base}/office/today?lang=en")
+        await page.wait_for_selector("#kpis .kpi")
+        assert "Today" in await page.inner_text("header nav")
+        await page.screenshot(path=str(shots / "office-today-en.png"), full_page=True)
+        assert not errors, errors
+
+
+async def test_a_viewer_sees_but_cannot_change(tmp_path, make_config, run_box):
+    config = make_config(extra=EXTRA + '\n[[doors]]\nid = "d-2"\ntype = "sim"\nbuilding = "2"\n')
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    async with session() as s:
+        ticket = await new_ticket(s, base)
+        async with s.post(f"{base}/api/v1/residents", headers=STAFF,
+                          json={"id": "r-1", "name": "张三"}) as r:
+            assert r.status == 201
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 1366, "height": 768})
+        await page.goto(f"{base}/office/login")
+        await page.fill("input[name=name]", "vic")
+        await page.fill("input[name=password]", PASSWORDS["vic"])
+        await page.click("main form button[type=submit]")
+        await page.wait_for_url("**/office/today")
+        await page.goto(f"{base}/office/tickets")
+        await page.wait_for_selector(f'article[data-ticket="{ticket["id"]}"]')
+        assert await page.locator("article.ticket button[data-action]").count() == 0
+        await page.goto(f"{base}/office/residents")
+        await page.wait_for_selector("#residents table")
+        assert not await page.is_visible("#add")
+        # Even a hand-made request from the page is refused by the API.
+        status = await page.evaluate("""async () => {
+            const r = await fetch('/api/v1/doors/d-2/open', {method: 'POST', headers:
+              {'X-CSRF-Token': document.querySelector('meta[name=csrf]').content}});
+            return r.status; }""")
+        assert status == 403
+        await page.screenshot(path=str(shots_dir(tmp_path) / "office-viewer-residents.png"))
+    assert db_one(box, "SELECT count(*) FROM access_events") == (0,)
+
+
+def mjpeg(path: Path, image: np.ndarray, frames: int = 20) -> Path:
+    """A Motion-JPEG file (JPEG frames back to back) for Chromium's fake camera."""
+    ok, buf = cv2.imencode(".jpg", cv2.resize(image, (640, 480)), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    path.write_bytes(buf.tobytes() * frames)
+    return path
+
+
+async def test_enrol_from_the_camera_with_the_gate_live(tmp_path, make_config, run_box):
+    """getUserMedia with Chromium's fake camera: a dark picture says so while framing and
+    cannot be taken; a good one is taken and becomes the resident's template."""
+    config = make_config(extra=EXTRA)
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    async with session() as s:
+        await staff(s, "POST", f"{base}/api/v1/residents", json={"id": "r-7", "name": "周师傅"})
+    face = cv2.imread(str(FACES / "obama.jpg"))
+    # the photo framed like a phone held at arm's length: the face fills the middle
+    face = cv2.copyMakeBorder(face, 0, 0, 300, 300, cv2.BORDER_REPLICATE)
+    dark = np.clip(face.astype(np.float32) * 0.15, 0, 255).astype(np.uint8)
+    for name, image, want in (("dark", dark, "quality:too_dark"), ("good", face, "ok")):
+        video = mjpeg(tmp_path / f"{name}.mjpeg", image)
+        async with browser("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+                           f"--use-file-for-fake-video-capture={video}") as b:
+            page = await b.new_page(viewport={"width": 1366, "height": 768})
+            await page.goto(f"{base}/office/login?next=/office/residents")
+            await page.fill("input[name=name]", "ann")
+            await page.fill("input[name=password]", PASSWORDS["ann"])
+            await page.click("main form button[type=submit]")
+            await page.wait_for_url("**/office/residents")
+            await page.click('button[data-enrol="r-7"]')
+            await page.click("#cam-start")
+            await page.wait_for_selector(f'#cam-verdict[data-reason="{want}"]', timeout=20000)
+            verdict = await page.inner_text("#cam-verdict")
+            await page.screenshot(path=str(shots_dir(tmp_path) / f"office-camera-{name}.png"))
+            if name == "dark":
+                assert "太暗" in verdict
+                assert await page.is_disabled("#cam-take")
+                continue
+            assert "合格" in verdict
+            await page.click("#cam-take")
+            await page.wait_for_selector("#enrol-result[data-accepted='1']", timeout=20000)
+    assert db_one(box, "SELECT count(*) FROM face_templates WHERE resident_id = 'r-7'") == (1,)
