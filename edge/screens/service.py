@@ -236,6 +236,7 @@ class ScreensService(Service):
                 "source": s.source,
                 "anchor": _ms(s.anchor),
                 "items": [list(i) for i in s.items],
+                "layout": s.layout,  # a schedule entry's own layout; None: the screen's
             }
             for s in segs
         ]
@@ -243,7 +244,9 @@ class ScreensService(Service):
             "screen": screen_id,
             "segments": segments,
             "content": content,
-            "layout": self.layout(screen_id, content),
+            "layout": self.layout(
+                screen_id, content, frozenset(s.layout for s in segs if s.layout)
+            ),
         }
         version = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
         return {**body, "version": version, "server_now": _ms(now)}
@@ -254,7 +257,11 @@ class ScreensService(Service):
             return "上级应急管理部门"
         return self.cfg.emergency_office or f"{self.box.config.box.name or '小区'}物业服务中心"
 
-    def layout(self, screen_id: str, content: dict[str, Any]) -> dict[str, Any]:
+    def layout(
+        self, screen_id: str, content: dict[str, Any], scheduled: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
+        """The page's zones. ``scheduled``: layouts schedule entries in the plan ask for (they
+        win over the screen's while they play), so their zones' data is sent too."""
         dev = next((s for s in self.box.config.screens if s.id == screen_id), None)
         name = (dev.layout if dev is not None else None) or self.cfg.layout
         times = [
@@ -262,7 +269,7 @@ class ScreensService(Service):
             for t in self.cfg.layout_times
             if not t.screens or screen_id in t.screens
         ]
-        side = name == "side" or any(t["name"] == "side" for t in times)
+        side = name == "side" or "side" in scheduled or any(t["name"] == "side" for t in times)
         box = self.box.config.box
         qr = None
         if side and self.cfg.side_qr_url:
@@ -274,6 +281,7 @@ class ScreensService(Service):
             name, community=box.name or box.community, tz=box.timezone, content=content,
             default_id=resolver.DEFAULT_ID, qr_svg=qr, qr_caption=self.cfg.side_qr_caption,
             weather_now=layouts.weather(path) if side else None, times=times,
+            also=scheduled,
         )  # fmt: skip
 
     async def push(self, screen_id: str) -> None:
