@@ -138,6 +138,7 @@ BODIES: dict[str, Any] = {
     "POST /r/passes/{pid}/revoke": None, "GET /r/read": None,
     "GET /r/read/{cid}": None, "POST /r/read/{cid}/ack": None,
     "POST /r/read/{cid}/dwell": (FORM, {"read_id": TEXT, "ms": TEXT}),
+    "GET /r/v/{token}": None,  # a visitor's shared pass (no login; the token is the secret)
 }  # fmt: skip
 
 # Never fuzzed: they reach out of the box (cloud URLs, Modbus hosts), click door relays or

@@ -217,6 +217,8 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/r/passes/{pid}/revoke"): row(CALLERS, "303~/r/login", resident="303~作废",
                                             other=404),
     ("POST", "/r/logout"): row(CALLERS, "303~/r/login"),
+    # a visitor's shared pass: no login; only the unguessable token opens it (none here: 404)
+    ("GET", "/r/v/{token}"): row(CALLERS, 404),
     # --- the screen player (see SCREEN_KEY) --------------------------------------------------
     # The page shell is public: it must load to read its key from the address fragment.
     ("GET", "/screen/{screen_id}"): PUBLIC,
@@ -368,7 +370,7 @@ PARAMS: list[tuple[str, dict[str, str]]] = [
     ("/screen/", {"screen_id": "=scr-1", "call_id": "call"}),
     ("/r/intercom/static/", {"name": "=phone.js"}),
     ("/r/", {"cid": "=art-1", "eid": "=ev-1", "pid": "post", "door": "=d-1",
-             "call_id": "call"}),
+             "call_id": "call", "token": "=no-such-link"}),
 ]  # fmt: skip
 PARAM_OVERRIDES = {  # destructive routes act on objects of their own
     ("DELETE", "/api/v1/residents/{rid}"): {"rid": "=r-303"},
