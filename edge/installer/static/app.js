@@ -31,6 +31,8 @@ function signedIn(yes){document.getElementById("signin").hidden=yes;document.get
  if(yes)document.getElementById("signin_msg").textContent=""}
 function esc(s){return String(s??"").replace(/[&<>"]/g,c=>({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]))}
 // The box answers errors in the page's language (Accept-Language) and sends both texts.
+// Doctor check titles are "English / 中文": the page's language half.
+function titleOf(x){const p=String(x||"").split(" / ");return p.length===2?p[lang==="en"?0:1]:x}
 function errText(e){return (lang==="en"?e.error_en:e.error_zh)||e.error||""}
 async function api(method,path,body){const r=await fetch("/api/v1/installer/"+path,
  {method,headers:{...hdr(),"Accept-Language":lang==="en"?"en":"zh-CN"},body:body?JSON.stringify(body):undefined});
@@ -71,7 +73,7 @@ async function poll(){const s=await api("GET","doctor");const p=document.getElem
  p.max=s.total||1;p.value=s.done;
  document.getElementById("current").textContent=s.running&&s.current?t("running")+s.current:"";
  document.getElementById("report").innerHTML=s.results.map(r=>
-  `<tr><td class=${r.status}>${r.status.toUpperCase()}</td><td>${esc(r.title)}</td><td>${esc(r.detail)}`+
+  `<tr><td class=${r.status}>${r.status.toUpperCase()}</td><td>${esc(titleOf(r.title))}</td><td>${esc(r.detail)}`+
   `${r.hint&&r.status!="pass"?`<div class=hint>→ ${esc(r.hint)}</div>`:""}</td></tr>`).join("");
  const v=document.getElementById("verdict");
  v.innerHTML=s.running?"":(s.ok===undefined?"":(s.ok?`<h3 class=pass>${t("ready")}</h3>`:`<h3 class=fail>${t("notready")}</h3>`));
