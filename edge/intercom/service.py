@@ -29,6 +29,7 @@ from drivers.doors.modbus import ModbusDoor
 from edge.access import ACCESS
 from edge.access.routes import PassIn, Refused, issue_pass
 from edge.core.box import Box
+from edge.core.config import ConfigError
 from edge.core.service import Service, cancel
 from edge.core.standard import IntercomCall, new_id
 from edge.devices import DEVICES
@@ -90,6 +91,9 @@ class IntercomService(Service):
         self.cfg: IntercomConfig = box.config.section(IntercomConfig)
         self.doors_cfg = {d.id: d for d in box.config.doors}
         self.screens_cfg = {s.id: s for s in box.config.screens}
+        for a in self.cfg.audio:
+            if a.door not in self.doors_cfg:
+                raise ConfigError(f"intercom.audio: door {a.door!r} is not a [[doors]] id")
         self.calls: dict[str, Live] = {}
         self.version = 0  # bumped on every change; pages wait for a newer one
         self.closing = False  # the box is stopping: waiting pages return at once
@@ -400,7 +404,8 @@ class IntercomService(Service):
         cam = self.box.get(DEVICES).get("camera", cam_id) if cam_id else None
         await self.rtc.end(call_id)  # one live connection per call: a new offer replaces it
         try:
-            return await self.rtc.answer(call_id, resident_id, offer, cam)
+            return await self.rtc.answer(call_id, resident_id, offer, cam,
+                                         self.cfg.audio_of(live.rec.door_id))
         except Exception as e:  # aiortc refuses a malformed or unusable offer in many ways
             await self.rtc.end(call_id)
             log.info("intercom: WebRTC offer for %s refused: %r", call_id, e)
