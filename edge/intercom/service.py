@@ -37,19 +37,23 @@ from edge.intercom import store as db
 from edge.intercom.config import FLAT, IntercomConfig
 from edge.intercom.notify import Notifier, notifiers
 from edge.intercom.push import WebPush
+from edge.portal.access_pages import REASONS  # the access policy's refusals, as residents read
 from edge.screens import SCREENS
 
 log = logging.getLogger(__name__)
 ACTIVE = ("ringing", "answered")
 KEEP_ENDED_S = 60.0  # an ended call stays in the phones' and screen's view this long
+DOOR_DOWN = {"door_offline": "门禁设备暂时连不上，请稍后再试"}
 
 
 class CallRefused(Exception):
-    """A call or an action refused: HTTP status and a message naming the problem."""
+    """A call or an action refused: HTTP status and a message naming the problem; ``zh``:
+    the same for a resident's phone, in words a resident understands."""
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(self, status: int, message: str, field: str | None = None,
+                 zh: str = "") -> None:
         super().__init__(message)
-        self.status, self.field = status, field
+        self.status, self.field, self.zh = status, field, zh
 
 
 @dataclass
@@ -277,7 +281,7 @@ class IntercomService(Service):
         live = self.calls.get(call_id)
         if live is None or flat is None or live.rec.flat != flat:
             raise CallRefused(404, f"call_id: no current call {call_id!r} for your flat",
-                              "call_id")
+                              "call_id", "这个来电已结束")
         return live
 
     async def flat_of(self, resident_id: str) -> str | None:
@@ -317,11 +321,13 @@ class IntercomService(Service):
         live = self._mine(call_id, flat)
         r = live.rec
         if r.ended_at is not None or r.state not in ACTIVE:
-            raise CallRefused(409, f"call_id: the call has ended ({r.state})", "call_id")
+            raise CallRefused(409, f"call_id: the call has ended ({r.state})", "call_id",
+                              "来电已结束")
         if r.state == "answered":
             if r.answered_by == resident_id:
                 return r
-            raise CallRefused(409, "call_id: answered on another phone of your flat", "call_id")
+            raise CallRefused(409, "call_id: answered on another phone of your flat", "call_id",
+                              "家人已在另一部手机接听")
         live.said = "answered"
         ms = int((time.monotonic() - live.t0) * 1000)
         return await self._save(live, state="answered", answered_by=resident_id, answer_ms=ms)
@@ -337,7 +343,9 @@ class IntercomService(Service):
         out = await self.box.get(ACCESS).remote_open(live.rec.door_id, resident_id, "resident")
         if not out.granted:
             raise CallRefused(403 if out.reason != "door_offline" else 503,
-                              f"door: did not open ({out.reason})", "door")
+                              f"door: did not open ({out.reason})", "door",
+                              "门没有打开：" + REASONS.get(out.reason, DOOR_DOWN.get(
+                                  out.reason, "请稍后再试或联系物业")))
         live.said = "opened"
         return await self._save(live, state="opened", opened_by=resident_id,
                                 access_event_id=out.event_id, ended_at=datetime.now(UTC))
@@ -351,7 +359,9 @@ class IntercomService(Service):
         try:
             got = await issue_pass(access, self.box, resident_id, body, f"intercom:{resident_id}")
         except Refused as e:
-            raise CallRefused(e.status, str(e), e.field) from e
+            why = str(e).rsplit("(", 1)[-1].rstrip(")") if e.status == 403 else ""
+            raise CallRefused(e.status, str(e), e.field, "临时通行码没有发出："
+                              + REASONS.get(why, "请稍后再试或联系物业")) from e
         live.shown_pass = {"pin": got["pin"], "qr_png_base64": got["qr_png_base64"],
                            "valid_to": got["valid_to"]}
         live.said = "pass"
@@ -363,7 +373,8 @@ class IntercomService(Service):
         if live.rec.ended_at is not None:
             return live.rec
         if live.rec.answered_by not in (None, resident_id):
-            raise CallRefused(409, "call_id: answered on another phone of your flat", "call_id")
+            raise CallRefused(409, "call_id: answered on another phone of your flat", "call_id",
+                              "家人已在另一部手机接听")
         live.said = "declined"
         return await self._save(live, state="declined", answered_by=resident_id,
                                 ended_at=datetime.now(UTC))

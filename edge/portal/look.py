@@ -93,12 +93,14 @@ def page(
     styles: tuple[str, ...] = (),
     tabs: bool = True,
     headers: dict[str, str] | None = None,
+    head: str = "",
 ) -> web.Response:
     """A whole /r/ page. Scripts are files (the box's Content-Security-Policy allows no inline
     script); ``styles``: the page's own sheets after the app's. ``tabs=False``: no tab bar (a
-    page for someone who is not a resident, e.g. a visitor's pass)."""
+    page for someone who is not a resident, e.g. a visitor's pass). ``head``: more of the
+    page's own head markup (a web-app manifest link), trusted."""
     tags = "".join(f"<script src='{esc(s)}' defer></script>" for s in scripts)
-    tags += "".join(f"<link rel=stylesheet href='{esc(s)}'>" for s in styles)
+    tags += "".join(f"<link rel=stylesheet href='{esc(s)}'>" for s in styles) + head
     text = (
         f"<!doctype html>{html_tag(request)}<head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'

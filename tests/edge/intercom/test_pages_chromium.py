@@ -18,6 +18,8 @@ import numpy as np
 from tests.conftest import api_url
 from tests.edge.intercom.helpers import screen_key, tokens
 from tests.edge.intercom.test_calls import COIL, rows, start
+from tests.edge.portal.helpers import staff
+from tests.edge.portal.test_look_chromium import CONTRAST_JS, near, pixel
 from tests.peers.chromium import browser
 
 DOOR_VIEW = {"viewport": {"width": 1080, "height": 1920}, "device_scale_factor": 1}
@@ -195,3 +197,61 @@ async def test_elderly_mode_shows_the_picture_while_ringing_and_a_huge_open_butt
         t_tap = time.monotonic()
         await pa.click("#open")
         await asyncio.to_thread(board.wait_for, 1, COIL, True, 5.0, t_tap)
+
+
+async def test_the_phone_page_wears_the_resident_look_in_both_text_modes(
+    make_config, run_box, board, tmp_path
+) -> None:
+    """[issue 18/19] /r/intercom in the resident app's frame: the red header with the
+    community and the large-text switch, the tab bar, WCAG AA colours, >= 20 px text in large
+    text; a refusal is said in Chinese (a blocked resident taps open: 门没有打开：...)."""
+    box = await start(make_config, run_box, board, tmp_path)
+    base = api_url(box)
+    key = await screen_key(box)
+    async with aiohttp.ClientSession() as s:
+        tok = await tokens(s, base)
+    async with browser() as b:
+        pages = {}
+        for big in (False, True):
+            ctx = await b.new_context(**PHONE_VIEW)
+            await ctx.add_cookies([{"name": "qilu_rs", "value": tok["r-a" if big else "r-b"],
+                                    "url": base},
+                                   {"name": "qilu_big", "value": "1" if big else "0",
+                                    "url": base}])  # fmt: skip
+            page = pages[big] = await ctx.new_page()
+            await page.goto(f"{base}/r/intercom")
+            await until(page, "window.intercom && window.intercom.mode === 'ws'")
+            png = await page.screenshot(path=str(tmp_path / f"phone-idle-{int(big)}.png"))
+            assert near(pixel(png, 3, 3), (163, 21, 21))  # the app's red header
+            assert await page.locator(".tabbar a").count() == 5
+            assert await page.locator(".tabbar a.on").get_attribute("href") == "/r/me"
+            assert await page.locator(".bigtoggle").count() == 1
+            got = await page.evaluate(CONTRAST_JS)
+            assert not got["bad"] and got["overflow"] <= 0, (big, got)
+            if big:
+                assert got["body"] >= 20 and got["minText"] >= 16, got
+            else:
+                assert got["body"] >= 16, got
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{base}/screen/scr-gate/intercom/calls",
+                              json={"flat": "1-1-101"}, headers={"X-Screen-Key": key}) as r:
+                assert r.status == 201
+            await staff(s, "POST", f"{base}/api/v1/access/blocks",
+                        json={"resident_id": "r-a", "reason": "test"})
+        for big, page in pages.items():
+            await until(page, "document.body.dataset.state === 'ringing'")
+            await page.screenshot(path=str(tmp_path / f"phone-ringing-{int(big)}.png"))
+            got = await page.evaluate(CONTRAST_JS)
+            assert not got["bad"], (big, got["bad"])
+        big_page = pages[True]
+        await big_page.click("#answer")
+        await until(big_page, "document.body.dataset.state === 'answered'")
+        await big_page.click("#open")
+        await until(big_page, "!document.getElementById('error').hidden")
+        said = await big_page.inner_text("#error")
+        assert said.startswith("门没有打开") and "暂停" in said, said
+        png = await big_page.screenshot(path=str(tmp_path / "phone-error-1.png"))
+        err = await big_page.locator("#error").bounding_box()
+        assert err is not None
+        r, g, b_ = pixel(png, int(err["x"] + 4) * 2, int(err["y"] + err["height"] / 2) * 2)
+        assert r > g + 8, (r, g, b_)  # a red message, as the app's failures are
