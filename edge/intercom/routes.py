@@ -1,7 +1,8 @@
 """The intercom's HTTP routes.
 
-Door screen (the screen's device key: ``X-Screen-Key`` header, or ``?key=``):
-``/screen/<id>/intercom`` (page shell; the key rides in its URL fragment),
+Door screen (the screen's device key: ``X-Screen-Key`` header, or ``?key=``): the call panel
+is a zone of the screen's player page ``/screen/<id>`` (registered with the screens service;
+``/screen/<id>/intercom`` redirects there, keeping the ``#key=`` fragment),
 ``.../intercom/directory``, ``POST .../intercom/calls``, ``GET .../intercom/calls/<call>``
 (long-poll with ``?after=<version>``), ``POST .../intercom/calls/<call>/hangup``.
 
@@ -25,6 +26,7 @@ import contextlib
 import json
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field
@@ -138,9 +140,12 @@ class Handlers:
         return self.svc.screen_door(request.match_info["screen_id"], key)
 
     async def door_page(self, request: web.Request) -> web.Response:
-        if request.match_info["screen_id"] not in self.svc.screens_cfg:
+        """The call panel is part of the door screen's player page now: the old address
+        redirects there (the browser keeps the ``#key=`` fragment across the redirect)."""
+        sid = request.match_info["screen_id"]
+        if sid not in self.svc.screens_cfg:
             return json_error(404, "screen_id: unknown screen")
-        return _file("door.html", "text/html")
+        raise web.HTTPFound(f"/screen/{quote(sid, safe='')}")
 
     async def directory(self, request: web.Request) -> web.Response:
         try:

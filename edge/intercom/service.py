@@ -20,6 +20,7 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -39,10 +40,12 @@ from edge.intercom.notify import Notifier, notifiers
 from edge.intercom.push import WebPush
 from edge.portal.access_pages import REASONS  # the access policy's refusals, as residents read
 from edge.screens import SCREENS
+from edge.screens.service import Panel
 
 log = logging.getLogger(__name__)
 ACTIVE = ("ringing", "answered")
 KEEP_ENDED_S = 60.0  # an ended call stays in the phones' and screen's view this long
+PANEL_HTML = Path(__file__).with_name("static") / "door-panel.html"
 DOOR_DOWN = {"door_offline": "门禁设备暂时连不上，请稍后再试"}
 
 
@@ -98,6 +101,13 @@ class IntercomService(Service):
         for a in self.cfg.audio:
             if a.door not in self.doors_cfg:
                 raise ConfigError(f"intercom.audio: door {a.door!r} is not a [[doors]] id")
+        if self.cfg.enabled:
+            # a door's screen shows the call panel on its player page, beside what plays
+            panel = Panel(PANEL_HTML.read_text(encoding="utf-8"), ("/intercom/static/door.js",),
+                          ("/intercom/static/door.css",))  # fmt: skip
+            for s in box.config.screens:
+                if s.door is not None:
+                    box.get(SCREENS).add_panel(s.id, panel)
         self.calls: dict[str, Live] = {}
         self.version = 0  # bumped on every change; pages wait for a newer one
         self.closing = False  # the box is stopping: waiting pages return at once

@@ -16,6 +16,7 @@ import json
 import logging
 import secrets
 import time as _time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,18 @@ CLOCK_SKEW = timedelta(minutes=5)  # a play may end this far in the box's future
 
 def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Another feature's panel on a screen's player page, beside the content (e.g. the
+    intercom's call panel on a door's screen): its markup (trusted, the feature's own static
+    file), scripts and style sheets, which the page shell includes. The panel's script runs
+    after the player's and may read ``window.qiluPlayer`` (the screen id and its key)."""
+
+    html: str
+    scripts: tuple[str, ...] = ()
+    styles: tuple[str, ...] = ()
 
 
 class PlaysRefused(ValueError):
@@ -107,6 +120,7 @@ class ScreensService(Service):
         self._started = _time.monotonic()
         self._applied: dict[str, tuple[bool, int | None]] = {}
         self._key_hashes: dict[str, str] = {}  # screen id -> SHA-256 of its device key
+        self.panels: dict[str, Panel] = {}  # screen id -> a feature's panel on its page
         for action, handler in (
             ("content", self._cmd_content),
             ("playlist", self._cmd_playlist),
@@ -309,6 +323,10 @@ class ScreensService(Service):
         later does not get it. Returns how many pages it was sent to.
         """
         return await self._send(screen_id, {"type": "overlay", "overlay": overlay})
+
+    def add_panel(self, screen_id: str, panel: Panel) -> None:
+        """Show ``panel`` on the player page of ``screen_id`` (one panel per screen)."""
+        self.panels[screen_id] = panel
 
     # --- device keys ---------------------------------------------------------------------------
 

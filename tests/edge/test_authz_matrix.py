@@ -230,7 +230,8 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     # for whom the call does not exist (404). Residents' answers depend on the order the
     # table runs them in (answer, decline, ... end the call), hence "auth".
     ("GET", "/intercom/static"): PUBLIC,
-    ("GET", "/screen/{screen_id}/intercom"): PUBLIC,  # the shell; it reads #key=
+    # the call panel is part of the player page now: the old address redirects there
+    ("GET", "/screen/{screen_id}/intercom"): row(CALLERS, "302~/screen/scr-1"),
     ("GET", "/screen/{screen_id}/intercom/directory"): SCREEN,
     ("POST", "/screen/{screen_id}/intercom/calls"): row(CALLERS, 401, screen="auth"),
     ("GET", "/screen/{screen_id}/intercom/calls/{call_id}"): SCREEN,

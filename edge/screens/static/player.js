@@ -383,6 +383,8 @@
     get queue() { return queue; },
     get preloaded() { return [...blobs.values()].filter(Boolean).length; },
     get overlays() { return overlays; },
+    screen: SCREEN,
+    get key() { return key; }, // for a panel on this page (edge/intercom's call panel)
     itemAt,
   };
   const cached = load(PLAN_KEY);

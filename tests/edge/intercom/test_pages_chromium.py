@@ -74,19 +74,37 @@ async def test_dial_ring_answer_see_open_and_miss(make_config, run_box, board, t
         door = await door_ctx.new_page()
         errors: list[str] = []
         door.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        # the old address of the call page leads to the door screen's player page, key kept
         await door.goto(f"{base}/screen/scr-gate/intercom#key={key}")
         await until(door, "document.body.dataset.ready === '1'")
-        assert "#key" not in door.url  # the key leaves the address bar once kept
+        assert door.url == f"{base}/screen/scr-gate"  # the key leaves the address bar once kept
         assert await door.locator("#flats button").all_inner_texts() == ["1-1-101", "1-1-102"]
+        # one page: the player (header, what plays) and the call panel below it (portrait)
+        await until(door, "document.body.dataset.showing")
+        main = await door.locator("#main").bounding_box()
+        panel = await door.locator("#panel").bounding_box()
+        assert main and panel and main["height"] > 400 and panel["y"] >= main["y"] + main["height"]
+        assert await door.locator("#hdr").is_visible()
+        for sel in ("#call", "#keypad button[data-k='0']", "#flats button"):
+            bb = await door.locator(sel).first.bounding_box()
+            assert bb is not None and bb["y"] + bb["height"] <= 1920, (sel, bb)
+            assert bb["height"] >= 80, (sel, bb)  # big buttons (>= 7 % of the short side)
         await door.screenshot(path=str(SHOTS / "door-idle.png"))
-        # a landscape door screen (1920x1080) fits the keypad, call button and directory too
+        # a landscape door screen (1920x1080): the panel at the right of the content, the
+        # keypad, call button and directory all on the screen
         wide = await (await b.new_context(viewport={"width": 1920, "height": 1080})).new_page()
-        await wide.goto(f"{base}/screen/scr-gate/intercom#key={key}")
-        await until(wide, "document.body.dataset.ready === '1'")
+        await wide.goto(f"{base}/screen/scr-gate#key={key}")
+        await until(wide, "document.body.dataset.ready === '1' && document.body.dataset.showing")
+        main = await wide.locator("#main").bounding_box()
+        panel = await wide.locator("#panel").bounding_box()
+        assert main and panel and main["width"] > 700
+        assert panel["x"] >= main["x"] + main["width"] - 1
         for sel in ("#call", "#flats button", "#keypad button[data-k='0']"):
             bb = await wide.locator(sel).first.bounding_box()
             assert bb is not None and bb["y"] + bb["height"] <= 1080, (sel, bb)
-        await wide.screenshot(path=str(SHOTS / "door-landscape.png"))
+        png = await wide.screenshot(path=str(SHOTS / "door-landscape.png"))
+        b_, g_, r_ = (int(v) for v in decode(png)[540, 1900])
+        assert (r_, g_, b_) == (13, 27, 42), (r_, g_, b_)  # the panel's dark blue at the right
         await wide.close()
 
         pa, pb, pn = [await phone(b, base, tok[r]) for r in ("r-a", "r-b", "r-n")]
