@@ -34,6 +34,7 @@ from edge.core.config import ConfigError
 from edge.core.http import ACTOR, require_staff
 from edge.core.service import Service
 from edge.installer import setup_edit
+from edge.installer.config import InstallerConfig
 from edge.installer.doctor import Doctor, Result
 from edge.installer.messages import config_zh, error, own_zh
 from edge.installer.page import PAGE, SCRIPT
@@ -52,7 +53,7 @@ class InstallerWeb(Service):
         super().__init__(box)
         self.run: dict[str, Any] = {"running": False, "total": 0, "done": 0, "results": []}
         self._task: asyncio.Task | None = None
-        if not box.config.installer.web:
+        if not box.config.section(InstallerConfig).web:
             return
         r = box.http.router
         r.add_get("/installer", _redirect)
@@ -163,7 +164,7 @@ class InstallerWeb(Service):
             pass
         log.info("installer wizard provisioned %s at %s (by %s)", ident.box_id, ident.cloud,
                  request[ACTOR])  # fmt: skip
-        return web.json_response({"ok": True, **_ident_json(ident)})
+        return web.json_response({"ok": True, **(_ident_json(ident) or {})})
 
     async def modbus_scan(self, request: web.Request) -> web.Response:
         from edge.installer.modbus_scan import ScanError, scan, snippet

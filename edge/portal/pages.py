@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -27,6 +27,9 @@ from edge.reports import REPORTS
 from edge.reports import store as reports_db
 from edge.screens import SCREENS
 from edge.tickets import store as tickets_db
+
+if TYPE_CHECKING:
+    from edge.portal.access_pages import AccessPages
 
 STATIC = Path(__file__).with_name("static")
 __all__ = ["esc", "page"]  # access_pages uses the same frame
@@ -73,6 +76,8 @@ def intercom_link(request: web.Request) -> str:
 
 
 class Pages:
+    access: AccessPages  # set by install(): doors and passes on 我的
+
     def __init__(self, svc: Any) -> None:
         self.svc = svc
         self.cfg = svc.cfg

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
@@ -47,6 +48,7 @@ from edge.devices import DEVICES
 from edge.screens import layouts, resolver
 from edge.screens import store as db
 from edge.screens.cache import CacheError, ContentCache
+from edge.screens.config import ScreensConfig
 from edge.screens.resolver import Catalog, ScreenRef
 from edge.sync import SYNC
 
@@ -103,7 +105,7 @@ class ScreensService(Service):
 
     def __init__(self, box: Box) -> None:
         super().__init__(box)
-        cfg = self.cfg = box.config.player
+        cfg = self.cfg = box.config.section(ScreensConfig)
         self.tz = ZoneInfo(box.config.box.timezone)
         self.cache = ContentCache(
             box.config.box.data_dir / cfg.cache_dir, box.store, int(cfg.cache_budget_mb * 2**20)
@@ -333,7 +335,7 @@ class ScreensService(Service):
     def key_ok(self, screen_id: str, key: str | None) -> bool:
         """Is ``key`` the provisioned device key of this screen?"""
         want = self._key_hashes.get(screen_id)
-        return bool(key) and want is not None and hmac.compare_digest(key_hash(key), want)
+        return bool(key) and want is not None and hmac.compare_digest(key_hash(key or ""), want)
 
     def has_key(self, screen_id: str) -> bool:
         return screen_id in self._key_hashes
@@ -370,7 +372,7 @@ class ScreensService(Service):
         segs = resolver.plan(cat, ref, lo, hi)
         return [(g.start, g.end, {cid for cid, _ in g.items}) for g in segs]
 
-    async def receive_plays(self, screen_id: str, raw: list[Any]) -> dict[str, list[str]]:
+    async def receive_plays(self, screen_id: str, raw: Any) -> dict[str, list[str]]:
         """Store reported plays; returns ids to forget: ``ack`` (stored) and ``rejected``.
 
         Only plausible plays are stored: at most MAX_PLAYS a request, ended no later than now
@@ -579,7 +581,8 @@ class ScreensService(Service):
             for item in list(cat.items.values()):
                 if item.kind not in resolver.FILE_KINDS or not item.sha256 or not item.url:
                     continue
-                if item.id in cat.ready or next_try.get(item.sha256, 0) > _time.monotonic():
+                cached = cat.ready is None or item.id in cat.ready
+                if cached or next_try.get(item.sha256, 0) > _time.monotonic():
                     continue
                 url = self._absolute(item.url)
                 try:
@@ -587,7 +590,7 @@ class ScreensService(Service):
                         item.sha256,
                         url,
                         size=item.size_bytes,
-                        headers=lambda u=url: self._auth_headers(u),
+                        headers=functools.partial(self._auth_headers, url),
                         protected=await self.protected_shas(),
                     )
                     self.download_errors.pop(item.id, None)
