@@ -273,3 +273,48 @@ async def test_the_phone_page_wears_the_resident_look_in_both_text_modes(
         assert err is not None
         r, g, b_ = pixel(png, int(err["x"] + 4) * 2, int(err["y"] + err["height"] / 2) * 2)
         assert r > g + 8, (r, g, b_)  # a red message, as the app's failures are
+
+
+SPEECH_STUB = """
+  window.__said = [];
+  Object.defineProperty(window, "speechSynthesis", {value: {
+    speak: (u) => window.__said.push(u.text + "|" + u.lang), cancel: () => {}}});
+"""
+
+
+async def test_the_call_panel_lives_on_the_door_screens_player_page(
+    make_config, run_box, board, tmp_path
+) -> None:
+    """[issue 18] one page on a door's screen: what plays and the call panel. Voice prompts in
+    Chinese, a screen without a door has no panel, and an emergency still takes the whole
+    screen (the panel comes back after it, the call it was following still there)."""
+    box = await start(make_config, run_box, board, tmp_path)
+    base = api_url(box)
+    key = await screen_key(box)
+    async with browser() as b:
+        ctx = await b.new_context(**DOOR_VIEW)
+        await ctx.add_init_script(SPEECH_STUB)
+        door = await ctx.new_page()
+        await door.goto(f"{base}/screen/scr-gate#key={key}")
+        await until(door, "document.body.dataset.ready === '1' && document.body.dataset.showing")
+        lobby = await ctx.new_page()
+        await lobby.goto(f"{base}/screen/scr-lobby")
+        assert await lobby.locator("#panel").count() == 0  # not a door's screen
+        assert "has-panel" not in await lobby.evaluate("document.body.className")
+        await lobby.close()
+        await dial(door, "1-1-101")
+        await until(door, "window.__said.includes('正在呼叫1号楼1单元101室|zh-CN')")
+        async with aiohttp.ClientSession() as s:
+            em = await staff(s, "POST", f"{base}/api/v1/screens/emergencies",
+                             json={"title": "燃气泄漏", "body": "请从东门撤离", "minutes": 30})
+            await until(door, "document.body.classList.contains('emergency')")
+            assert not await door.locator("#panel").is_visible()
+            png = await door.screenshot(path=str(tmp_path / "door-emergency.png"))
+            b_, g_, r_ = (int(v) for v in decode(png)[1700, 540])
+            assert r_ > 150 and g_ < 80, (r_, g_, b_)  # red to the bottom: no panel there
+            await staff(s, "POST", f"{base}/api/v1/screens/emergencies/{em['id']}/cancel")
+        await until(door, "!document.body.classList.contains('emergency')")
+        assert await door.locator("#panel").is_visible()
+        assert await door.locator("#callflat").inner_text() == "1-1-101"
+        await door.click("#hangup")
+        await until(door, "!document.getElementById('dial').hidden")
