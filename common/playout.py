@@ -21,8 +21,11 @@ Rules, in order:
 3. Otherwise the default item.
 
 Within the winner, items cycle from the window's start (its *anchor*), so every box, page and
-test computes the same item for the same instant. Times of day are local wall-clock time in
-the box's timezone (Asia/Shanghai has no DST; where a zone has DST, fold=0 is used).
+test computes the same item for the same instant. A schedule entry may name the page layout
+it plays in (``layout``: full / standard / side); segments, and so the answer for an instant,
+carry it (None: the screen's own layout; an emergency takes the whole screen anyway). Times
+of day are local wall-clock time in the box's timezone (Asia/Shanghai has no DST; where a zone
+has DST, fold=0 is used).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ MS = timedelta(milliseconds=1)
 DEFAULT_ANCHOR = datetime(2000, 1, 1, tzinfo=UTC)
 LEVEL_RANK = {"critical": 0, "warning": 1, "info": 2}
 FILE_KINDS = ("image", "video")
+LAYOUTS = ("full", "standard", "side")  # the player page's named layouts (edge/screens/layouts.py)
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,7 @@ class Segment:
     source: str  # "emergency:<id>", "schedule:<id>" or "default"
     anchor: datetime
     items: tuple[tuple[str, int], ...]  # (content id, duration in ms)
+    layout: str | None = None  # the winning schedule entry's layout; None: the screen's
 
     @property
     def cycle_ms(self) -> int:
@@ -90,6 +95,7 @@ class Playing:
     ends_at: datetime  # when it gives way: its slot ends or its segment ends
     source: str
     index: int  # position in the segment's items
+    layout: str | None = None  # see Segment.layout
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,7 @@ class _Source:
     key: str
     anchor: datetime
     items: tuple[tuple[str, int], ...]
+    layout: str | None = None
 
 
 # --- targeting and playability ------------------------------------------------------------
@@ -199,7 +206,8 @@ def source_at(cat: Catalog, screen: ScreenRef, t: datetime) -> _Source:
             continue
         rank = (-entry.priority, -start.timestamp(), entry.id)
         if best is None or rank < best[0]:
-            best = (rank, _Source(f"schedule:{entry.id}", start, items))
+            layout = getattr(entry, "layout", None)
+            best = (rank, _Source(f"schedule:{entry.id}", start, items, layout))
     if best is not None:
         return best[1]
     return _Source(DEFAULT_ID, DEFAULT_ANCHOR, ((DEFAULT_ID, _ms(cat.default_duration_s)),))
@@ -234,9 +242,9 @@ def plan(cat: Catalog, screen: ScreenRef, lo: datetime, hi: datetime) -> list[Se
         src = source_at(cat, screen, a)
         if out and out[-1].source == src.key and out[-1].anchor == src.anchor:
             prev = out[-1]
-            out[-1] = Segment(prev.start, b, prev.source, prev.anchor, prev.items)
+            out[-1] = Segment(prev.start, b, prev.source, prev.anchor, prev.items, prev.layout)
         else:
-            out.append(Segment(a, b, src.key, src.anchor, src.items))
+            out.append(Segment(a, b, src.key, src.anchor, src.items, src.layout))
     return out
 
 
@@ -247,7 +255,8 @@ def item_in(seg: Segment, t: datetime) -> Playing:
     for i, (cid, dur) in enumerate(seg.items):
         if offset < acc + dur:
             slot_start = t - (offset - acc) * MS
-            return Playing(cid, slot_start, min(slot_start + dur * MS, seg.end), seg.source, i)
+            return Playing(cid, slot_start, min(slot_start + dur * MS, seg.end), seg.source, i,
+                           seg.layout)
         acc += dur
     raise AssertionError("unreachable: offset < cycle")
 
@@ -320,6 +329,7 @@ class PublishedSchedule:
     start: time = time(0, 0)
     end: time = time(0, 0)
     priority: int = 0
+    layout: str | None = None
 
 
 @dataclass(frozen=True)
@@ -372,6 +382,7 @@ def catalog_from_published(
                     time.fromisoformat(a.get("start") or "00:00"),
                     time.fromisoformat(a.get("end") or "00:00"),
                     int(a.get("priority") or 0),
+                    a.get("layout") if a.get("layout") in LAYOUTS else None,
                 )  # fmt: skip
             elif action == "emergency":
                 emergencies[a["id"]] = PublishedEmergency(

@@ -149,6 +149,7 @@ BODIES: dict[str, Any] = {
     "GET /api/v1/audit": None, "GET /api/v1/office/devices": None,
     "GET /api/v1/office/cameras/{id}/snapshot.jpg": None,
     "POST /api/v1/office/face-check": (MULTIPART, {"photo": FILE, "resident_id": TEXT}),
+    "GET /r/v/{token}": None,  # a visitor's shared pass (no login; the token is the secret)
 }  # fmt: skip
 
 # Never fuzzed: they reach out of the box (cloud URLs, Modbus hosts), click door relays or

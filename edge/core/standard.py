@@ -413,6 +413,9 @@ class ScheduleEntry(Record):
     start: time = time(0, 0)
     end: time = time(0, 0)
     priority: int = Field(0, ge=-1000, le=1000)  # higher wins where windows overlap
+    # the player page's layout while this entry plays (edge/screens/layouts.py); None: the
+    # screen's own ([[screens]] layout, [[player.layout_times]], [player] layout)
+    layout: Literal["full", "standard", "side"] | None = None
 
 
 class Emergency(Record):

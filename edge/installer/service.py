@@ -12,11 +12,16 @@ API:
   POST /api/v1/installer/modbus-scan      {host, port, units} -> units that answered + blocks
   POST /api/v1/installer/doctor           start a run {click: bool} (409 while one runs)
   GET  /api/v1/installer/doctor           progress: {running, total, done, results[], ok}
+
+Errors name the problem in Chinese by default, in English with ``Accept-Language: en`` or
+``?lang=en`` (the page sends its language); both texts are in every error
+(``error_zh``/``error_en``, edge/installer/messages.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -26,10 +31,12 @@ from aiohttp import web
 
 from edge.core.box import Box
 from edge.core.config import ConfigError
-from edge.core.http import ACTOR, json_error, require_staff
+from edge.core.http import ACTOR, require_staff
 from edge.core.service import Service
 from edge.installer import setup_edit
+from edge.installer.config import InstallerConfig
 from edge.installer.doctor import Doctor, Result
+from edge.installer.messages import config_zh, error, own_zh
 from edge.installer.page import PAGE, SCRIPT
 from edge.installer.provisioning import ProvisionError, provision_box
 from edge.sync import SYNC
@@ -46,7 +53,7 @@ class InstallerWeb(Service):
         super().__init__(box)
         self.run: dict[str, Any] = {"running": False, "total": 0, "done": 0, "results": []}
         self._task: asyncio.Task | None = None
-        if not box.config.installer.web:
+        if not box.config.section(InstallerConfig).web:
             return
         r = box.http.router
         r.add_get("/installer", _redirect)
@@ -92,19 +99,20 @@ class InstallerWeb(Service):
 
     async def _proposed(self, request: web.Request) -> tuple[Path, str] | web.Response:
         require_staff(request)
-        body = await request.json()
-        if not isinstance(body, dict):
-            return json_error(400, "body: expected a JSON object", field="(body)")
+        body = await _body(request)
+        if isinstance(body, web.Response):
+            return body
         source = self.box.config.source
         if source is None:
-            return json_error(409, "this box runs without a config file; nothing to edit")
+            return error(request, 409, "this box runs without a config file; nothing to edit",
+                         "本机没有配置文件，无法在这里修改设置")  # fmt: skip
         try:
             text = await asyncio.to_thread(source.read_text, encoding="utf-8")
             new_text, _ = setup_edit.apply(text, source, body, self.box.config)
         except (ConfigError, ValueError) as e:
             msg = str(e)
-            field = _field_of(msg)
-            return json_error(400, msg, field=field)
+            zh = own_zh(msg) or config_zh(msg)
+            return error(request, 400, msg, zh, field=_field_of(msg))
         return source, new_text
 
     async def validate_setup(self, request: web.Request) -> web.Response:
@@ -121,7 +129,8 @@ class InstallerWeb(Service):
         try:
             await asyncio.to_thread(setup_edit.write_atomically, source, text)
         except OSError as e:
-            return json_error(500, f"cannot write {source}: {e.strerror}")
+            return error(request, 500, f"cannot write {source}: {e.strerror}",
+                         f"无法写入 {source}：{e.strerror}")  # fmt: skip
         log.info("installer wizard saved %s (by %s)", source, request[ACTOR])
         return web.json_response(
             {
@@ -129,14 +138,15 @@ class InstallerWeb(Service):
                 "saved": str(source),
                 "restart_required": True,
                 "hint": "systemctl restart qilu-edge (applies the new config)",
+                "hint_zh": "重启服务后生效：systemctl restart qilu-edge",
             }
         )
 
     async def provision(self, request: web.Request) -> web.Response:
         require_staff(request)
-        body = await request.json()
-        if not isinstance(body, dict):
-            return json_error(400, "body: expected a JSON object", field="(body)")
+        body = await _body(request)
+        if isinstance(body, web.Response):
+            return body
         try:
             ident = await provision_box(
                 self.box.config,
@@ -146,34 +156,40 @@ class InstallerWeb(Service):
                 force=bool(body.get("force")),
             )
         except ProvisionError as e:
-            return json_error(e.status, str(e), field=e.field)
+            zh = own_zh(str(e)) or f"注册到云端失败（{e}）"
+            return error(request, e.status, str(e), zh, field=e.field)
         try:
             self.box.get(SYNC).identity_changed()  # start syncing without a restart
         except KeyError:
             pass
         log.info("installer wizard provisioned %s at %s (by %s)", ident.box_id, ident.cloud,
                  request[ACTOR])  # fmt: skip
-        return web.json_response({"ok": True, **_ident_json(ident)})
+        return web.json_response({"ok": True, **(_ident_json(ident) or {})})
 
     async def modbus_scan(self, request: web.Request) -> web.Response:
         from edge.installer.modbus_scan import ScanError, scan, snippet
 
         require_staff(request)
-        body = await request.json()
+        body = await _body(request)
+        if isinstance(body, web.Response):
+            return body
         host = str(body.get("host") or "")
         try:
             port = int(body.get("port") or 502)
             lo, hi = (int(x) for x in str(body.get("units") or "1-32").split("-", 1))
         except ValueError:
-            return json_error(400, "units: expected a range like 1-32", field="units")
+            return error(request, 400, "units: expected a range like 1-32",
+                         "站号范围格式不对，例如 1-32", field="units")  # fmt: skip
         if not host:
-            return json_error(400, "host: required", field="host")
+            return error(request, 400, "host: required", "请填写 Modbus 主机地址", field="host")
         if not (0 <= lo <= hi <= 247):
-            return json_error(400, "units: ids are 0..247", field="units")
+            return error(request, 400, "units: ids are 0..247", "站号应在 0 到 247 之间",
+                         field="units")  # fmt: skip
         try:
             found = await scan(range(lo, hi + 1), host=host, port=port, per_unit_s=0.3)
         except ScanError as e:
-            return json_error(502, str(e), field="host")
+            return error(request, 502, str(e), f"连不上 Modbus 设备 {host}:{port}，请检查地址、"
+                         "端口和接线", field="host")  # fmt: skip
         return web.json_response(
             [
                 asdict(u)
@@ -196,8 +212,11 @@ class InstallerWeb(Service):
     async def start_doctor(self, request: web.Request) -> web.Response:
         require_staff(request)
         if self.run["running"]:
-            return json_error(409, "a doctor run is in progress")
-        body = await request.json() if request.can_read_body else {}
+            return error(request, 409, "a doctor run is in progress", "检查正在进行中，请稍候",
+                         busy=True)  # fmt: skip
+        body = await _body(request) if request.can_read_body else {}
+        if isinstance(body, web.Response):
+            return body
         doc = Doctor(
             config=self.box.config,
             config_path=self.box.config.source,
@@ -234,6 +253,18 @@ class InstallerWeb(Service):
     async def doctor_state(self, request: web.Request) -> web.Response:
         require_staff(request)
         return web.json_response(self.run)
+
+
+async def _body(request: web.Request) -> dict[str, Any] | web.Response:
+    """The JSON object sent, or an error answer naming what is wrong with it."""
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        return error(request, 400, "body: not JSON", "提交的内容不是 JSON", field="(body)")
+    if not isinstance(body, dict):
+        return error(request, 400, "body: expected a JSON object", "提交的内容应为 JSON 对象",
+                     field="(body)")  # fmt: skip
+    return body
 
 
 def _ident_json(ident: Any) -> dict[str, Any] | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edge.core.config import Section
 
@@ -16,6 +16,22 @@ class CallButton(Section):
     input: int = Field(ge=0, le=65535)  # 0-based discrete input address
     flat: str = Field(pattern=FLAT)  # the flat this button calls (a villa or a concierge)
     pressed_is: bool = True  # the input value that means "pressed"
+
+
+class DoorAudio(Section):
+    """``[[intercom.audio]]``: a door's microphone and speaker for the live call (WebRTC).
+
+    Each is opened by aiortc/PyAV: an ALSA device (``mic = "hw:1,0"`` with
+    ``mic_format = "alsa"``; ``speaker = "default"`` or ``"plughw:1,0"`` with
+    ``speaker_format = "alsa"``), or a file: a mic file (a recorded greeting; tests) loops, a
+    speaker file is written (WAV by its extension; tests check what the phone said).
+    """
+
+    door: str  # a [[doors]] id
+    mic: str = ""  # "" = the phone hears nothing from the door (video only)
+    mic_format: str = ""  # "alsa" for a capture device; "" = a file, looped
+    speaker: str = ""  # "" = the phone's voice is only measured (its level), not played
+    speaker_format: str = ""  # "alsa" for a playback device; "" = a file (format by extension)
 
 
 class SmsGateway(Section):
@@ -49,13 +65,22 @@ class IntercomConfig(Section):
     turn_urls: tuple[str, ...] = ()  # e.g. ("turn:turn.example.org:3478?transport=udp",)
     turn_secret: str = ""  # coturn static-auth-secret: phones get 1-hour credentials
     rtc_relay_only: bool = False  # media only through TURN (tests; networks without UDP paths)
-    door_audio: str = ""  # the door microphone for aiortc's MediaPlayer: a device or a file
-    door_audio_format: str = ""  # e.g. "alsa" (with door_audio = "hw:1"); "" = a looped file
-    door_speaker: str = ""  # where the phone's voice plays (MediaRecorder), e.g. "default"
-    door_speaker_format: str = ""  # e.g. "alsa"
+    # each door's microphone and speaker ([[intercom.audio]], one per door)
+    audio: tuple[DoorAudio, ...] = ()
     button_poll_s: float = Field(0.25, ge=0.05, le=10)
     buttons: tuple[CallButton, ...] = ()
     sms: SmsGateway | None = None
     # Web Push to phones with the page closed (the box's VAPID key: <data_dir>/intercom-vapid.pem)
     push: bool = True
     vapid_subject: str = Field("mailto:admin@localhost", pattern=r"^(mailto:|https://)")
+
+    @model_validator(mode="after")
+    def _one_audio_per_door(self) -> IntercomConfig:
+        doors = [a.door for a in self.audio]
+        twice = sorted({d for d in doors if doors.count(d) > 1})
+        if twice:
+            raise ValueError(f"audio: door {twice[0]!r} is listed twice")
+        return self
+
+    def audio_of(self, door_id: str) -> DoorAudio | None:
+        return next((a for a in self.audio if a.door == door_id), None)

@@ -67,7 +67,8 @@ async def step_intercom(d: Demo) -> None:
     async with aiohttp.ClientSession() as s:
         async with s.post(f"{d.api}/api/v1/portal/login", json={"code": code["code"]}) as r:
             phone = {"Cookie": f"qilu_rs={(await _json(r))['token']}"}
-        click.echo(f"  door screen page: {screen}#key={key}  (1080x1920 portrait)")
+        click.echo(f"  door screen page: {d.api}/screen/{SCREEN}#key={key}  (1080x1920 portrait:"
+                   " what plays, and the call panel below it)")
         click.echo(f"  phone page:       {d.api}/r/intercom  (log in with code {code['code']})")
         door = {"X-Screen-Key": key}
         async with s.get(f"{screen}/directory", headers=door) as r:

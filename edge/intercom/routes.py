@@ -1,7 +1,8 @@
 """The intercom's HTTP routes.
 
-Door screen (the screen's device key: ``X-Screen-Key`` header, or ``?key=``):
-``/screen/<id>/intercom`` (page shell; the key rides in its URL fragment),
+Door screen (the screen's device key: ``X-Screen-Key`` header, or ``?key=``): the call panel
+is a zone of the screen's player page ``/screen/<id>`` (registered with the screens service;
+``/screen/<id>/intercom`` redirects there, keeping the ``#key=`` fragment),
 ``.../intercom/directory``, ``POST .../intercom/calls``, ``GET .../intercom/calls/<call>``
 (long-poll with ``?after=<version>``), ``POST .../intercom/calls/<call>/hangup``.
 
@@ -25,6 +26,7 @@ import contextlib
 import json
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field
@@ -34,8 +36,10 @@ from edge.intercom import store as db
 from edge.intercom.config import FLAT
 from edge.intercom.service import CallRefused, IntercomService
 from edge.portal import PORTAL
+from edge.portal.look import page
 
 STATIC = Path(__file__).with_name("static")
+PHONE_BODY = (STATIC / "phone-body.html").read_text(encoding="utf-8")
 POLL_S = 15.0  # under the relay's 20 s per request
 ACTIONS = ("answer", "open", "later", "decline")
 
@@ -104,7 +108,11 @@ def add_routes(app: web.Application, svc: IntercomService) -> None:
 
 
 def refused(e: CallRefused) -> web.Response:
-    extra = {"field": e.field} if e.field else {}
+    """The refusal as JSON: ``error`` (English, for panels and scripts) and, for a resident's
+    phone, ``error_zh`` in words a resident understands (the page shows that)."""
+    extra: dict[str, Any] = {"field": e.field} if e.field else {}
+    if e.zh:
+        extra["error_zh"] = e.zh
     return json_error(e.status, str(e), **extra)
 
 
@@ -132,9 +140,12 @@ class Handlers:
         return self.svc.screen_door(request.match_info["screen_id"], key)
 
     async def door_page(self, request: web.Request) -> web.Response:
-        if request.match_info["screen_id"] not in self.svc.screens_cfg:
+        """The call panel is part of the door screen's player page now: the old address
+        redirects there (the browser keeps the ``#key=`` fragment across the redirect)."""
+        sid = request.match_info["screen_id"]
+        if sid not in self.svc.screens_cfg:
             return json_error(404, "screen_id: unknown screen")
-        return _file("door.html", "text/html")
+        raise web.HTTPFound(f"/screen/{quote(sid, safe='')}")
 
     async def directory(self, request: web.Request) -> web.Response:
         try:
@@ -203,14 +214,21 @@ class Handlers:
     async def _who(self, request: web.Request) -> tuple[str, str | None]:
         res = await self._resident(request)
         if res is None:
-            raise web.HTTPUnauthorized(text=json.dumps({"error": "resident session required"}),
-                                       content_type="application/json")
+            raise web.HTTPUnauthorized(
+                text=json.dumps({"error": "resident session required",
+                                 "error_zh": "登录已过期，请重新登录"}, ensure_ascii=False),
+                content_type="application/json")
         return res["resident_id"], await self.svc.flat_of(res["resident_id"])
 
     async def phone_page(self, request: web.Request) -> web.Response:
+        """The call page in the resident app's frame (header, large text, tab bar)."""
         if await self._resident(request) is None:
             raise web.HTTPSeeOther("/r/login")
-        return _file("phone.html", "text/html")
+        return page(request, "门口来电", PHONE_BODY, nav="/r/me",
+                    scripts=("/r/intercom/static/phone.js",),
+                    styles=("/r/intercom/static/phone.css",),
+                    head="<link rel=manifest href=/r/intercom/manifest.webmanifest>"
+                         "<meta name=theme-color content='#a31515'>")  # fmt: skip
 
     async def phone_static(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
@@ -305,15 +323,18 @@ class Handlers:
     async def push_key(self, request: web.Request) -> web.Response:
         await self._who(request)
         if self.svc.push is None:
-            return json_error(404, "push: Web Push is turned off on this box")
+            return json_error(404, "push: Web Push is turned off on this box",
+                              error_zh="本小区未开启来电提醒")  # fmt: skip
         return web.json_response({"key": self.svc.push.public_key})
 
     async def push_subscribe(self, request: web.Request) -> web.Response:
         rid, flat = await self._who(request)
         if self.svc.push is None:
-            return json_error(404, "push: Web Push is turned off on this box")
+            return json_error(404, "push: Web Push is turned off on this box",
+                              error_zh="本小区未开启来电提醒")  # fmt: skip
         if flat is None:
-            return json_error(409, "flat: no flat on file for you; the property office adds it")
+            return json_error(409, "flat: no flat on file for you; the property office adds it",
+                              error_zh="物业还没有登记您家的房号，暂时不能提醒来电")  # fmt: skip
         body = PushIn.model_validate_json(await request.read() or b"{}")
         await self.svc.box.store.run(db.add_push, self.svc.box.store.sync, rid, body.endpoint,
                                      body.keys.p256dh, body.keys.auth)

@@ -19,6 +19,7 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import av
@@ -31,9 +32,9 @@ from aiortc import (
     RTCPeerConnection,
     RTCSessionDescription,
 )
-from aiortc.contrib.media import MediaPlayer, MediaRecorder
+from aiortc.contrib.media import MediaPlayer, MediaRecorder, MediaRelay
 
-from edge.intercom.config import IntercomConfig
+from edge.intercom.config import DoorAudio, IntercomConfig
 
 log = logging.getLogger(__name__)
 VIDEO_CLOCK = 90000
@@ -97,10 +98,28 @@ def turn_credentials(secret: str, user: str, ttl_s: int = 3600) -> tuple[str, st
     return name, base64.b64encode(mac).decode()
 
 
+def check_audio(cfg: IntercomConfig) -> list[str]:
+    """What is wrong with the doors' audio config for this PyAV build (empty: all fine).
+    A device format PyAV was built without, or a microphone file that is not there, would
+    otherwise only show when the first call is answered."""
+    problems = []
+    for a in cfg.audio:
+        for what, target, fmt in (("mic", a.mic, a.mic_format),
+                                  ("speaker", a.speaker, a.speaker_format)):  # fmt: skip
+            if target and fmt and fmt not in av.formats_available:
+                problems.append(f"intercom.audio door {a.door}: {what}_format {fmt!r} is not"
+                                " in this PyAV/FFmpeg build")
+        if a.mic and not a.mic_format and not Path(a.mic).is_file():
+            problems.append(f"intercom.audio door {a.door}: mic file {a.mic} does not exist")
+    return problems
+
+
 class Rtc:
     def __init__(self, cfg: IntercomConfig) -> None:
         self.cfg = cfg
         self.sessions: dict[str, list[Session]] = {}  # call id -> sessions
+        for problem in check_audio(cfg):
+            log.error("%s: that door's calls carry no door audio", problem)
 
     def ice_servers(self, user: str) -> list[dict[str, Any]]:
         """For the phone page (and the box): STUN/TURN with fresh TURN credentials."""
@@ -116,7 +135,7 @@ class Rtc:
                 "iceTransportPolicy": "relay" if self.cfg.rtc_relay_only else "all"}
 
     async def answer(self, call_id: str, resident_id: str, offer: dict[str, str],
-                     camera: Any) -> dict[str, str]:
+                     camera: Any, audio: DoorAudio | None = None) -> dict[str, str]:
         servers = [RTCIceServer(urls=s["urls"], username=s["username"] or None,
                                 credential=s["credential"] or None)
                    for s in self.ice_servers(f"box-{call_id}")]
@@ -130,7 +149,7 @@ class Rtc:
         @pc.on("track")
         def on_track(track: MediaStreamTrack) -> None:
             if track.kind == "audio":
-                sess.tasks.append(asyncio.create_task(self._hear(sess, track)))
+                sess.tasks.append(asyncio.create_task(self._hear(sess, track, audio)))
 
         @pc.on("connectionstatechange")
         async def on_state() -> None:
@@ -147,25 +166,37 @@ class Rtc:
                 t.sender.replaceTrack(sess.video)
                 t.direction = "sendonly" if t.direction == "recvonly" else "sendrecv"
             elif t.kind == "audio":
-                if self.cfg.door_audio:
-                    fmt = self.cfg.door_audio_format or None
+                if audio is not None and audio.mic:
+                    fmt = audio.mic_format or None
                     # a device streams; a file (tests, a recorded greeting) loops
-                    sess.player = MediaPlayer(self.cfg.door_audio, format=fmt, loop=fmt is None)
-                    if sess.player.audio is not None:
+                    try:
+                        sess.player = MediaPlayer(audio.mic, format=fmt, loop=fmt is None)
+                    except (OSError, av.FFmpegError) as e:  # the call goes on without it
+                        log.error("intercom: door %s mic %s cannot be opened: %s", audio.door,
+                                  audio.mic, e)  # fmt: skip
+                    if sess.player is not None and sess.player.audio is not None:
                         t.sender.replaceTrack(sess.player.audio)
                 t.direction = "sendrecv"
         await pc.setLocalDescription(await pc.createAnswer())
         desc = pc.localDescription
         return {"sdp": desc.sdp, "type": desc.type}
 
-    async def _hear(self, sess: Session, track: MediaStreamTrack) -> None:
-        """The phone's microphone: to the door speaker if one is configured; levels kept."""
-        if self.cfg.door_speaker:
-            sess.recorder = MediaRecorder(self.cfg.door_speaker,
-                                          format=self.cfg.door_speaker_format or None)
-            sess.recorder.addTrack(track)
-            await sess.recorder.start()
-            return
+    async def _hear(self, sess: Session, track: MediaStreamTrack,
+                    audio: DoorAudio | None) -> None:
+        """The phone's microphone: to the door speaker if one is configured, and its level
+        kept either way (health: is the phone's voice arriving at all)."""
+        if audio is not None and audio.speaker:
+            relay = MediaRelay()  # one track, two readers: the speaker and the level meter
+            try:
+                sess.recorder = MediaRecorder(audio.speaker,
+                                              format=audio.speaker_format or None)
+                sess.recorder.addTrack(relay.subscribe(track))
+                await sess.recorder.start()
+            except (OSError, av.FFmpegError) as e:
+                log.error("intercom: door %s speaker %s cannot be opened: %s", audio.door,
+                          audio.speaker, e)  # fmt: skip
+                sess.recorder = None
+            track = relay.subscribe(track)
         with contextlib.suppress(Exception):
             while True:
                 frame = await track.recv()

@@ -20,6 +20,7 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -29,6 +30,7 @@ from drivers.doors.modbus import ModbusDoor
 from edge.access import ACCESS
 from edge.access.routes import PassIn, Refused, issue_pass
 from edge.core.box import Box
+from edge.core.config import ConfigError
 from edge.core.service import Service, cancel
 from edge.core.standard import IntercomCall, new_id
 from edge.devices import DEVICES
@@ -36,19 +38,25 @@ from edge.intercom import store as db
 from edge.intercom.config import FLAT, IntercomConfig
 from edge.intercom.notify import Notifier, notifiers
 from edge.intercom.push import WebPush
+from edge.portal.access_pages import REASONS  # the access policy's refusals, as residents read
 from edge.screens import SCREENS
+from edge.screens.service import Panel
 
 log = logging.getLogger(__name__)
 ACTIVE = ("ringing", "answered")
 KEEP_ENDED_S = 60.0  # an ended call stays in the phones' and screen's view this long
+PANEL_HTML = Path(__file__).with_name("static") / "door-panel.html"
+DOOR_DOWN = {"door_offline": "门禁设备暂时连不上，请稍后再试"}
 
 
 class CallRefused(Exception):
-    """A call or an action refused: HTTP status and a message naming the problem."""
+    """A call or an action refused: HTTP status and a message naming the problem; ``zh``:
+    the same for a resident's phone, in words a resident understands."""
 
-    def __init__(self, status: int, message: str, field: str | None = None) -> None:
+    def __init__(self, status: int, message: str, field: str | None = None,
+                 zh: str = "") -> None:
         super().__init__(message)
-        self.status, self.field = status, field
+        self.status, self.field, self.zh = status, field, zh
 
 
 @dataclass
@@ -90,6 +98,16 @@ class IntercomService(Service):
         self.cfg: IntercomConfig = box.config.section(IntercomConfig)
         self.doors_cfg = {d.id: d for d in box.config.doors}
         self.screens_cfg = {s.id: s for s in box.config.screens}
+        for a in self.cfg.audio:
+            if a.door not in self.doors_cfg:
+                raise ConfigError(f"intercom.audio: door {a.door!r} is not a [[doors]] id")
+        if self.cfg.enabled:
+            # a door's screen shows the call panel on its player page, beside what plays
+            panel = Panel(PANEL_HTML.read_text(encoding="utf-8"), ("/intercom/static/door.js",),
+                          ("/intercom/static/door.css",))  # fmt: skip
+            for s in box.config.screens:
+                if s.door is not None:
+                    box.get(SCREENS).add_panel(s.id, panel)
         self.calls: dict[str, Live] = {}
         self.version = 0  # bumped on every change; pages wait for a newer one
         self.closing = False  # the box is stopping: waiting pages return at once
@@ -273,7 +291,7 @@ class IntercomService(Service):
         live = self.calls.get(call_id)
         if live is None or flat is None or live.rec.flat != flat:
             raise CallRefused(404, f"call_id: no current call {call_id!r} for your flat",
-                              "call_id")
+                              "call_id", "这个来电已结束")
         return live
 
     async def flat_of(self, resident_id: str) -> str | None:
@@ -313,11 +331,13 @@ class IntercomService(Service):
         live = self._mine(call_id, flat)
         r = live.rec
         if r.ended_at is not None or r.state not in ACTIVE:
-            raise CallRefused(409, f"call_id: the call has ended ({r.state})", "call_id")
+            raise CallRefused(409, f"call_id: the call has ended ({r.state})", "call_id",
+                              "来电已结束")
         if r.state == "answered":
             if r.answered_by == resident_id:
                 return r
-            raise CallRefused(409, "call_id: answered on another phone of your flat", "call_id")
+            raise CallRefused(409, "call_id: answered on another phone of your flat", "call_id",
+                              "家人已在另一部手机接听")
         live.said = "answered"
         ms = int((time.monotonic() - live.t0) * 1000)
         return await self._save(live, state="answered", answered_by=resident_id, answer_ms=ms)
@@ -333,7 +353,9 @@ class IntercomService(Service):
         out = await self.box.get(ACCESS).remote_open(live.rec.door_id, resident_id, "resident")
         if not out.granted:
             raise CallRefused(403 if out.reason != "door_offline" else 503,
-                              f"door: did not open ({out.reason})", "door")
+                              f"door: did not open ({out.reason})", "door",
+                              "门没有打开：" + REASONS.get(out.reason, DOOR_DOWN.get(
+                                  out.reason, "请稍后再试或联系物业")))
         live.said = "opened"
         return await self._save(live, state="opened", opened_by=resident_id,
                                 access_event_id=out.event_id, ended_at=datetime.now(UTC))
@@ -347,7 +369,9 @@ class IntercomService(Service):
         try:
             got = await issue_pass(access, self.box, resident_id, body, f"intercom:{resident_id}")
         except Refused as e:
-            raise CallRefused(e.status, str(e), e.field) from e
+            why = str(e).rsplit("(", 1)[-1].rstrip(")") if e.status == 403 else ""
+            raise CallRefused(e.status, str(e), e.field, "临时通行码没有发出："
+                              + REASONS.get(why, "请稍后再试或联系物业")) from e
         live.shown_pass = {"pin": got["pin"], "qr_png_base64": got["qr_png_base64"],
                            "valid_to": got["valid_to"]}
         live.said = "pass"
@@ -359,7 +383,8 @@ class IntercomService(Service):
         if live.rec.ended_at is not None:
             return live.rec
         if live.rec.answered_by not in (None, resident_id):
-            raise CallRefused(409, "call_id: answered on another phone of your flat", "call_id")
+            raise CallRefused(409, "call_id: answered on another phone of your flat", "call_id",
+                              "家人已在另一部手机接听")
         live.said = "declined"
         return await self._save(live, state="declined", answered_by=resident_id,
                                 ended_at=datetime.now(UTC))
@@ -400,7 +425,8 @@ class IntercomService(Service):
         cam = self.box.get(DEVICES).get("camera", cam_id) if cam_id else None
         await self.rtc.end(call_id)  # one live connection per call: a new offer replaces it
         try:
-            return await self.rtc.answer(call_id, resident_id, offer, cam)
+            return await self.rtc.answer(call_id, resident_id, offer, cam,
+                                         self.cfg.audio_of(live.rec.door_id))
         except Exception as e:  # aiortc refuses a malformed or unusable offer in many ways
             await self.rtc.end(call_id)
             log.info("intercom: WebRTC offer for %s refused: %r", call_id, e)

@@ -4,11 +4,14 @@ The portal session is the same identity the access engine knows (role ``resident
 resident opens only the doors their rights allow and issues passes for their own visitors.
 Plain forms, no script needed: it works on a slow phone and through the cloud relay alike. A
 door opens only after a confirmation page; a new pass can be shared (system share sheet,
-/r/static/share.js) as its QR image with the PIN in the text. Times are the community's.
+/r/static/share.js) as its QR image with the PIN in the text, or as a link (``/r/v/<token>``,
+edge/portal/pass_links.py) that shows the visitor the PIN and QR without a login until the pass
+ends. Times are the community's.
 """
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -16,11 +19,13 @@ from urllib.parse import quote
 from aiohttp import web
 from pydantic import ValidationError
 
-from edge.access import ACCESS, policy
+from edge.access import ACCESS, passes, policy
 from edge.access import store as access_db
 from edge.access.routes import PassIn, Refused, issue_pass
 from edge.core.http import form_post
-from edge.portal.look import esc, msg, page, when
+from edge.portal import PORTAL_RELAY
+from edge.portal import pass_links as links
+from edge.portal.look import LOOK, esc, msg, page, when
 
 REASONS = {  # the access policy's deny reasons (edge/access/policy.py), as residents read them
     "unknown_resident": "门禁系统中没有您的登记，请联系物业",
@@ -56,6 +61,7 @@ class AccessPages:
         r.add_post("/r/doors/{door}/open", self.open_door)
         r.add_post("/r/passes", self.new_pass)
         r.add_post("/r/passes/{pid}/revoke", self.revoke)
+        r.add_get("/r/v/{token}", self.shared_pass)
 
     async def my_doors(self, resident_id: str) -> dict[str, Any]:
         """The doors this resident may open now (rights, blocks, status; hours aside)."""
@@ -212,27 +218,79 @@ class AccessPages:
             f"{until} 前有效，可用 {got['uses_total']} 次。在门口扫二维码或输入密码。"
         )
         png = f"data:image/png;base64,{got['qr_png_base64']}"
+        token = links.new_token()
+        await self.box.store.run(links.add_link, self.box.store.sync, token, got["id"],
+                                 got["pin"], datetime.fromisoformat(got["valid_to"]))  # fmt: skip
+        link = self._link_url(request, token)
         return page(
             request,
             "访客通行证",
             (
-                f"{msg('ok', f'{ref} 已生成')}<section class=card id=pass"
+                f"{msg('ok', f'{ref} 已生成')}<section class=card id=pass data-url='{esc(link)}'"
                 f" data-share='{esc(share)}' data-title='{esc(ref)}'>"
                 f"<h2>给 {esc(got['visitor'] or '访客')}</h2>"
                 f"<p class=pin>密码 <b>{esc(got['pin'])}</b></p>"
                 f"<img class=qr id=pass-qr alt=通行二维码 width=240 height=240 src='{png}'>"
                 f"<p>可进：{esc(where)}<br>{esc(until)} 前有效，可用 {got['uses_total']} 次</p>"
-                "<button id=share hidden>发给访客</button>"
+                "<div class='actions share'><button id=share-link hidden>发送链接</button>"
+                "<button id=share class=light hidden>发送图片</button></div>"
+                "<p class=link>访客链接（无需登录，到期自动失效）：<br>"
+                f"<a id=pass-link href='{esc(link)}' rel=noreferrer>{esc(link)}</a></p>"
                 f"<a class='btn light' id=save download='{esc(ref)}.png' href='{png}'>"
                 "保存二维码图片</a>"
-                "<p class=hint>把二维码或密码发给访客，在门口扫码或输入密码即可进门。"
-                "离开本页后不再显示密码。</p></section>"
+                "<p class=hint>把链接、二维码或密码发给访客，在门口扫码或输入密码即可进门。"
+                "离开本页后不再显示密码和链接。</p></section>"
                 "<p><a href=/r/me>← 返回我的</a></p>"
             ),
             nav="/r/me",
             status=201,
             scripts=("/r/static/share.js",),
         )
+
+    def _link_url(self, request: web.Request, token: str) -> str:
+        """Where a visitor opens the pass: through the cloud when the box has a relay (a
+        visitor is rarely on the community's Wi-Fi), else this box's address."""
+        path = f"/r/v/{token}"
+        relay = self.box.get(PORTAL_RELAY, None)
+        away = relay.away_url() if relay is not None else None
+        if away:
+            return f"{away}?next={quote(path, safe='/')}"
+        return f"{request.scheme}://{request.host}{path}"
+
+    async def shared_pass(self, request: web.Request) -> web.Response:
+        """A visitor's view of a shared pass: PIN and QR, no login; nothing once it ended."""
+        hdrs = {"Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+        found = await self.box.store.run(links.open_link, self.box.store.sync,
+                                         request.match_info["token"])  # fmt: skip
+        p = None
+        if found is not None and self.access is not None:
+            try:
+                p = await self.box.store.run(access_db.get_pass, self.box.store.sync, found[0])
+            except access_db.NotFound:
+                p = None
+        if found is None or p is None:
+            body = msg("err", "链接无效：请向邀请您的住户重新索取")
+            return page(request, "访客通行证", body, status=404, tabs=False, headers=hdrs)
+        now = datetime.now(UTC).isoformat()
+        if p["revoked"] or p["valid_to"] <= now or not p["uses_left"]:
+            why = ("已被作废" if p["revoked"] else "已过期" if p["valid_to"] <= now
+                   else "次数已用完")  # fmt: skip
+            body = msg("err", f"这张通行证{why}，请联系邀请您的住户")
+            return page(request, "访客通行证", body, status=410, tabs=False, headers=hdrs)
+        names = {d.id: d.name or d.id for d in self.access.doors_cfg.values()}
+        where = "、".join(names.get(d, d) for d in p["doors"])
+        qr = passes.qr_png(passes.qr_text(self.access.key, p["id"]))
+        png = "data:image/png;base64," + base64.b64encode(qr).decode()
+        community = request.app[LOOK].community if LOOK in request.app else ""
+        body = (
+            f"<section class='card visitor' id=pass><h2>欢迎到访{esc(community)}</h2>"
+            f"<p>{esc(p['visitor'] or '访客')}，请在门口扫描二维码或输入密码</p>"
+            f"<p class=pin>密码 <b id=pin>{esc(found[1])}</b></p>"
+            f"<img class=qr id=pass-qr alt=通行二维码 width=240 height=240 src='{png}'>"
+            f"<p>可进：{esc(where)}<br>{esc(when(request, p['valid_to']))} 前有效，"
+            f"还能用 {p['uses_left']} 次</p></section>"
+        )
+        return page(request, "访客通行证", body, tabs=False, headers=hdrs)
 
     async def revoke(self, request: web.Request) -> web.StreamResponse:
         res = await self.pages.who(request)

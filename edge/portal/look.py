@@ -90,22 +90,30 @@ def page(
     nav: str | None = None,
     status: int = 200,
     scripts: tuple[str, ...] = (),
+    styles: tuple[str, ...] = (),
+    tabs: bool = True,
+    headers: dict[str, str] | None = None,
+    head: str = "",
 ) -> web.Response:
     """A whole /r/ page. Scripts are files (the box's Content-Security-Policy allows no inline
-    script)."""
+    script); ``styles``: the page's own sheets after the app's. ``tabs=False``: no tab bar (a
+    page for someone who is not a resident, e.g. a visitor's pass). ``head``: more of the
+    page's own head markup (a web-app manifest link), trusted."""
     tags = "".join(f"<script src='{esc(s)}' defer></script>" for s in scripts)
+    tags += "".join(f"<link rel=stylesheet href='{esc(s)}'>" for s in styles) + head
     text = (
         f"<!doctype html>{html_tag(request)}<head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width,initial-scale=1">'
         f"<title>{esc(title)}</title><link rel=stylesheet href=/r/static/app.css>{tags}</head>"
-        f"<body>{header(request, title)}<main>{body}</main>{tabbar(nav)}</body></html>"
+        f"<body{'' if tabs else ' class=notabs'}>{header(request, title)}<main>{body}</main>"
+        f"{tabbar(nav) if tabs else ''}</body></html>"
     )
     return web.Response(
         text=text,
         content_type="text/html",
         charset="utf-8",
         status=status,
-        headers={"Cache-Control": "no-store"},
+        headers={"Cache-Control": "no-store", **(headers or {})},
     )
 
 

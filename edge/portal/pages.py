@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from aiohttp import web
@@ -27,6 +27,9 @@ from edge.reports import REPORTS
 from edge.reports import store as reports_db
 from edge.screens import SCREENS
 from edge.tickets import store as tickets_db
+
+if TYPE_CHECKING:
+    from edge.portal.access_pages import AccessPages
 
 STATIC = Path(__file__).with_name("static")
 __all__ = ["esc", "page"]  # access_pages uses the same frame
@@ -65,7 +68,16 @@ def install(app: web.Application, svc: Any) -> None:
     p.access.install(app)
 
 
+def intercom_link(request: web.Request) -> str:
+    """A way to the door-call page (/r/intercom) where the box has the intercom (its own
+    feature: found by its route, as the portal does not import it)."""
+    has = any(r.canonical == "/r/intercom" for r in request.app.router.resources())
+    return "<a class='btn light' href=/r/intercom>门口来电（访客呼叫）</a>" if has else ""
+
+
 class Pages:
+    access: AccessPages  # set by install(): doors and passes on 我的
+
     def __init__(self, svc: Any) -> None:
         self.svc = svc
         self.cfg = svc.cfg
@@ -377,7 +389,8 @@ class Pages:
                 f"{query_msg(request)}<section class=card>"
                 f"<h2>{esc(res['name'] or '居民')}</h2><p>{esc(home)}</p>"
                 f"<p>志愿时长 {hours['hours']:g} 小时，参加活动 {hours['events_attended']} 次</p>"
-                "<a class='btn light' href='/r/#mine'>我的反映和报修进度</a></section>"
+                "<a class='btn light' href='/r/#mine'>我的反映和报修进度</a>"
+                f"{intercom_link(request)}</section>"
                 f"{await self.access.section(request, res, away)}"
                 "<p class=hint>字太小？点右上角「大字」，以后在任何手机登录都会记住。</p>"
                 "<form method=post action=/r/logout><button class=light>退出登录</button></form>"

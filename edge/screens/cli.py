@@ -217,6 +217,8 @@ def playlist(
 @click.option("--from", "date_from", default=None, help="YYYY-MM-DD")
 @click.option("--to", "date_to", default=None, help="YYYY-MM-DD (inclusive)")
 @click.option("--priority", type=int, default=0, show_default=True)
+@click.option("--layout", type=click.Choice(["full", "standard", "side"]), default=None,
+              help="The page layout while this entry plays (default: the screen's).")
 def schedule(
     config_path: Path | None,
     entry_id: str,
@@ -229,6 +231,7 @@ def schedule(
     date_from: str | None,
     date_to: str | None,
     priority: int,
+    layout: str | None,
 ) -> None:
     """Add or replace a schedule entry (dayparting window for a playlist)."""
     _echo(
@@ -247,6 +250,7 @@ def schedule(
                 "date_from": date_from,
                 "date_to": date_to,
                 "priority": priority,
+                "layout": layout,
             },
         )
     )

@@ -6,7 +6,9 @@
 | ``standard`` | header (community name, clock, date), content, a ticker of the notices playing |
 | ``side`` | ``standard`` plus a side zone: a QR code (``[player] side_qr_url``) and the weather |
 
-A screen takes ``[[screens]] layout``, else ``[player] layout``. The page arranges the zones
+A schedule entry may name its own layout (``qilu.v1.schedule`` ``layout``): while it plays, it
+wins over the screen's. Otherwise ``[[player.layout_times]]`` by the clock, else
+``[[screens]] layout``, else ``[player] layout``. The page arranges the zones
 for its orientation (landscape: side zone at the right; portrait: below the content), and an
 emergency takes the whole screen whatever the layout (player.css ``body.emergency``). The
 clock runs in the page on the box's time, in the community's zone (the plan carries both).
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,12 +66,14 @@ def layout_json(
     qr_caption: str,
     weather_now: dict[str, str] | None,
     times: Sequence[dict[str, str]] = (),
+    also: Iterable[str] = (),
 ) -> dict[str, Any]:
     """What the page needs for its zones. ``times``: other layouts in daily windows (the page
     switches by its clock, in the community's zone, also while offline); the ticker and side
-    data are sent whenever any of the layouts uses them."""
+    data are sent whenever any of the layouts uses them (``also``: layouts that schedule
+    entries in the plan ask for)."""
     out: dict[str, Any] = {"name": name, "community": community, "tz": tz, "times": list(times)}
-    used = {name, *(t["name"] for t in times)}
+    used = {name, *also, *(t["name"] for t in times)}
     if used - {"full"}:
         out["ticker"] = ticker(content, default_id)
     if "side" in used:

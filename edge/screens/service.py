@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import hmac
 import json
 import logging
 import secrets
 import time as _time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ from edge.devices import DEVICES
 from edge.screens import layouts, resolver
 from edge.screens import store as db
 from edge.screens.cache import CacheError, ContentCache
+from edge.screens.config import ScreensConfig
 from edge.screens.resolver import Catalog, ScreenRef
 from edge.sync import SYNC
 
@@ -58,6 +61,18 @@ CLOCK_SKEW = timedelta(minutes=5)  # a play may end this far in the box's future
 
 def key_hash(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8", "replace")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Another feature's panel on a screen's player page, beside the content (e.g. the
+    intercom's call panel on a door's screen): its markup (trusted, the feature's own static
+    file), scripts and style sheets, which the page shell includes. The panel's script runs
+    after the player's and may read ``window.qiluPlayer`` (the screen id and its key)."""
+
+    html: str
+    scripts: tuple[str, ...] = ()
+    styles: tuple[str, ...] = ()
 
 
 class PlaysRefused(ValueError):
@@ -90,7 +105,7 @@ class ScreensService(Service):
 
     def __init__(self, box: Box) -> None:
         super().__init__(box)
-        cfg = self.cfg = box.config.player
+        cfg = self.cfg = box.config.section(ScreensConfig)
         self.tz = ZoneInfo(box.config.box.timezone)
         self.cache = ContentCache(
             box.config.box.data_dir / cfg.cache_dir, box.store, int(cfg.cache_budget_mb * 2**20)
@@ -107,6 +122,7 @@ class ScreensService(Service):
         self._started = _time.monotonic()
         self._applied: dict[str, tuple[bool, int | None]] = {}
         self._key_hashes: dict[str, str] = {}  # screen id -> SHA-256 of its device key
+        self.panels: dict[str, Panel] = {}  # screen id -> a feature's panel on its page
         for action, handler in (
             ("content", self._cmd_content),
             ("playlist", self._cmd_playlist),
@@ -236,6 +252,7 @@ class ScreensService(Service):
                 "source": s.source,
                 "anchor": _ms(s.anchor),
                 "items": [list(i) for i in s.items],
+                "layout": s.layout,  # a schedule entry's own layout; None: the screen's
             }
             for s in segs
         ]
@@ -243,7 +260,9 @@ class ScreensService(Service):
             "screen": screen_id,
             "segments": segments,
             "content": content,
-            "layout": self.layout(screen_id, content),
+            "layout": self.layout(
+                screen_id, content, frozenset(s.layout for s in segs if s.layout)
+            ),
         }
         version = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
         return {**body, "version": version, "server_now": _ms(now)}
@@ -254,7 +273,11 @@ class ScreensService(Service):
             return "上级应急管理部门"
         return self.cfg.emergency_office or f"{self.box.config.box.name or '小区'}物业服务中心"
 
-    def layout(self, screen_id: str, content: dict[str, Any]) -> dict[str, Any]:
+    def layout(
+        self, screen_id: str, content: dict[str, Any], scheduled: frozenset[str] = frozenset()
+    ) -> dict[str, Any]:
+        """The page's zones. ``scheduled``: layouts schedule entries in the plan ask for (they
+        win over the screen's while they play), so their zones' data is sent too."""
         dev = next((s for s in self.box.config.screens if s.id == screen_id), None)
         name = (dev.layout if dev is not None else None) or self.cfg.layout
         times = [
@@ -262,7 +285,7 @@ class ScreensService(Service):
             for t in self.cfg.layout_times
             if not t.screens or screen_id in t.screens
         ]
-        side = name == "side" or any(t["name"] == "side" for t in times)
+        side = name == "side" or "side" in scheduled or any(t["name"] == "side" for t in times)
         box = self.box.config.box
         qr = None
         if side and self.cfg.side_qr_url:
@@ -274,6 +297,7 @@ class ScreensService(Service):
             name, community=box.name or box.community, tz=box.timezone, content=content,
             default_id=resolver.DEFAULT_ID, qr_svg=qr, qr_caption=self.cfg.side_qr_caption,
             weather_now=layouts.weather(path) if side else None, times=times,
+            also=scheduled,
         )  # fmt: skip
 
     async def push(self, screen_id: str) -> None:
@@ -302,12 +326,16 @@ class ScreensService(Service):
         """
         return await self._send(screen_id, {"type": "overlay", "overlay": overlay})
 
+    def add_panel(self, screen_id: str, panel: Panel) -> None:
+        """Show ``panel`` on the player page of ``screen_id`` (one panel per screen)."""
+        self.panels[screen_id] = panel
+
     # --- device keys ---------------------------------------------------------------------------
 
     def key_ok(self, screen_id: str, key: str | None) -> bool:
         """Is ``key`` the provisioned device key of this screen?"""
         want = self._key_hashes.get(screen_id)
-        return bool(key) and want is not None and hmac.compare_digest(key_hash(key), want)
+        return bool(key) and want is not None and hmac.compare_digest(key_hash(key or ""), want)
 
     def has_key(self, screen_id: str) -> bool:
         return screen_id in self._key_hashes
@@ -344,7 +372,7 @@ class ScreensService(Service):
         segs = resolver.plan(cat, ref, lo, hi)
         return [(g.start, g.end, {cid for cid, _ in g.items}) for g in segs]
 
-    async def receive_plays(self, screen_id: str, raw: list[Any]) -> dict[str, list[str]]:
+    async def receive_plays(self, screen_id: str, raw: Any) -> dict[str, list[str]]:
         """Store reported plays; returns ids to forget: ``ack`` (stored) and ``rejected``.
 
         Only plausible plays are stored: at most MAX_PLAYS a request, ended no later than now
@@ -553,7 +581,8 @@ class ScreensService(Service):
             for item in list(cat.items.values()):
                 if item.kind not in resolver.FILE_KINDS or not item.sha256 or not item.url:
                     continue
-                if item.id in cat.ready or next_try.get(item.sha256, 0) > _time.monotonic():
+                cached = cat.ready is None or item.id in cat.ready
+                if cached or next_try.get(item.sha256, 0) > _time.monotonic():
                     continue
                 url = self._absolute(item.url)
                 try:
@@ -561,7 +590,7 @@ class ScreensService(Service):
                         item.sha256,
                         url,
                         size=item.size_bytes,
-                        headers=lambda u=url: self._auth_headers(u),
+                        headers=functools.partial(self._auth_headers, url),
                         protected=await self.protected_shas(),
                     )
                     self.download_errors.pop(item.id, None)

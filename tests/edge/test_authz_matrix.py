@@ -217,6 +217,8 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/r/passes/{pid}/revoke"): row(CALLERS, "303~/r/login", resident="303~作废",
                                             other=404),
     ("POST", "/r/logout"): row(CALLERS, "303~/r/login"),
+    # a visitor's shared pass: no login; only the unguessable token opens it (none here: 404)
+    ("GET", "/r/v/{token}"): row(CALLERS, 404),
     # --- the screen player (see SCREEN_KEY) --------------------------------------------------
     # The page shell is public: it must load to read its key from the address fragment.
     ("GET", "/screen/{screen_id}"): PUBLIC,
@@ -228,7 +230,8 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     # for whom the call does not exist (404). Residents' answers depend on the order the
     # table runs them in (answer, decline, ... end the call), hence "auth".
     ("GET", "/intercom/static"): PUBLIC,
-    ("GET", "/screen/{screen_id}/intercom"): PUBLIC,  # the shell; it reads #key=
+    # the call panel is part of the player page now: the old address redirects there
+    ("GET", "/screen/{screen_id}/intercom"): row(CALLERS, "302~/screen/scr-1"),
     ("GET", "/screen/{screen_id}/intercom/directory"): SCREEN,
     ("POST", "/screen/{screen_id}/intercom/calls"): row(CALLERS, 401, screen="auth"),
     ("GET", "/screen/{screen_id}/intercom/calls/{call_id}"): SCREEN,
@@ -385,7 +388,7 @@ PARAMS: list[tuple[str, dict[str, str]]] = [
     ("/r/intercom/static/", {"name": "=phone.js"}),
     ("/api/v1/office/", {"id": "=cam-none"}),
     ("/r/", {"cid": "=art-1", "eid": "=ev-1", "pid": "post", "door": "=d-1",
-             "call_id": "call"}),
+             "call_id": "call", "token": "=no-such-link"}),
 ]  # fmt: skip
 PARAM_OVERRIDES = {  # destructive routes act on objects of their own
     ("DELETE", "/api/v1/residents/{rid}"): {"rid": "=r-303"},

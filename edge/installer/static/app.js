@@ -30,8 +30,12 @@ function signOut(){localStorage.removeItem("token");signedIn(false);return false
 function signedIn(yes){document.getElementById("signin").hidden=yes;document.getElementById("signed").hidden=!yes;
  if(yes)document.getElementById("signin_msg").textContent=""}
 function esc(s){return String(s??"").replace(/[&<>"]/g,c=>({"&":"&amp;","<":"&lt;",">":"&gt;",'"':"&quot;"}[c]))}
+// The box answers errors in the page's language (Accept-Language) and sends both texts.
+// Doctor check titles are "English / 中文": the page's language half.
+function titleOf(x){const p=String(x||"").split(" / ");return p.length===2?p[lang==="en"?0:1]:x}
+function errText(e){return (lang==="en"?e.error_en:e.error_zh)||e.error||""}
 async function api(method,path,body){const r=await fetch("/api/v1/installer/"+path,
- {method,headers:hdr(),body:body?JSON.stringify(body):undefined});
+ {method,headers:{...hdr(),"Accept-Language":lang==="en"?"en":"zh-CN"},body:body?JSON.stringify(body):undefined});
  const j=await r.json().catch(()=>({error:r.statusText}));if(!r.ok)throw j;return j}
 let found=[];
 async function load(){try{const s=await api("GET","setup");signedIn(true);
@@ -40,14 +44,14 @@ async function load(){try{const s=await api("GET","setup");signedIn(true);
  showProv(s.provisioned);
  document.getElementById("devices").innerHTML=s.devices.map(d=>
   `<tr><td>${esc(d.kind)}</td><td>${esc(d.id)}</td><td>${esc(d.type)}</td><td>${esc(d.name)}</td></tr>`).join("");
-return true}catch(e){document.getElementById("setup_msg").innerHTML=`<span class=err>${esc(e.error)}</span>`;return false}}
+return true}catch(e){document.getElementById("setup_msg").innerHTML=`<span class=err>${esc(errText(e))}</span>`;return false}}
 function showProv(p){document.getElementById("prov_msg").innerHTML=p?
  `<span class=ok>${t("provisioned")}${esc(p.box_id)} · ${esc(p.area_path)} · ${esc(p.cloud_url)}</span>`:
  `<span class=hint>${t("notprov")}</span>`}
 async function provision(){const m=document.getElementById("prov_msg");
  try{showProv(await api("POST","provision",{cloud_url:cloud_url.value,claim_code:claim_code.value,
   name:document.getElementById("name").value,force:document.getElementById("force").checked}));claim_code.value=""}
- catch(e){m.innerHTML=`<span class=err>${esc(e.error)}</span>`;
+ catch(e){m.innerHTML=`<span class=err>${esc(errText(e))}</span>`;
   const el=document.getElementById(e.field);if(el)el.focus()}}
 function wizard(){const w={};for(const k of ["box_id","community","name"])
  w[k]=document.getElementById(k).value;
@@ -55,21 +59,21 @@ function wizard(){const w={};for(const k of ["box_id","community","name"])
 async function setup(save){const m=document.getElementById("setup_msg");
  try{await api("POST",save?"setup":"setup/validate",wizard());
   m.innerHTML=`<span class=ok>${t(save?"saved":"valid")}</span>`;if(save){found=[];showFound()}}
- catch(e){m.innerHTML=`<span class=err>${esc(e.field?e.field+": ":"")}${esc(e.error)}</span>`;
+ catch(e){m.innerHTML=`<span class=err>${esc(e.field&&!errText(e).includes(e.field)?e.field+": ":"")}${esc(errText(e))}</span>`;
   if(e.field){const el=document.getElementById(e.field.split(".").pop());if(el)el.focus()}}}
 function showFound(){document.getElementById("found").innerHTML=found.length?found.map((f,i)=>
  `<tr><td><input type=checkbox id=acc${i} style="width:auto"></td><td>unit ${f.unit}</td><td>${esc(f.detail)}</td>
  <td><pre>${esc(f.snippet)}</pre></td></tr>`).join(""):`<tr><td>${t("none")}</td></tr>`}
 async function scan(){try{found=await api("POST","modbus-scan",{host:mb_host.value,
  port:+mb_port.value,units:mb_units.value});showFound()}
- catch(e){document.getElementById("found").innerHTML=`<tr><td class=err>${esc(e.error)}</td></tr>`}}
+ catch(e){document.getElementById("found").innerHTML=`<tr><td class=err>${esc(errText(e))}</td></tr>`}}
 async function doctor(){try{await api("POST","doctor",{click:document.getElementById("click").checked})}
- catch(e){if(!String(e.error).includes("progress")){alert(e.error);return}}poll()}
+ catch(e){if(!e.busy){alert(errText(e));return}}poll()}
 async function poll(){const s=await api("GET","doctor");const p=document.getElementById("prog");
  p.max=s.total||1;p.value=s.done;
  document.getElementById("current").textContent=s.running&&s.current?t("running")+s.current:"";
  document.getElementById("report").innerHTML=s.results.map(r=>
-  `<tr><td class=${r.status}>${r.status.toUpperCase()}</td><td>${esc(r.title)}</td><td>${esc(r.detail)}`+
+  `<tr><td class=${r.status}>${r.status.toUpperCase()}</td><td>${esc(titleOf(r.title))}</td><td>${esc(r.detail)}`+
   `${r.hint&&r.status!="pass"?`<div class=hint>→ ${esc(r.hint)}</div>`:""}</td></tr>`).join("");
  const v=document.getElementById("verdict");
  v.innerHTML=s.running?"":(s.ok===undefined?"":(s.ok?`<h3 class=pass>${t("ready")}</h3>`:`<h3 class=fail>${t("notready")}</h3>`));

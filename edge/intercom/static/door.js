@@ -1,19 +1,16 @@
-// The door screen's call panel: dial 楼号-单元-房号 or pick from the directory, then follow
-// the call (long-poll) until it is answered, opened, declined or missed. Every request
-// carries the screen's device key, configured once as the page's URL fragment (#key=...,
-// never sent over the network) and kept in local storage, as the player does.
+// The door screen's call panel, a zone of the screen's player page (/screen/<id>): dial
+// 楼号-单元-房号 or pick from the directory, then follow the call (long-poll) until it is
+// answered, opened, declined or missed. Every request carries the screen's device key, which
+// the player took from the page address's fragment (#key=..., never sent over the network)
+// and keeps (window.qiluPlayer.key; local storage).
 "use strict";
 (function () {
-  const SCREEN = decodeURIComponent(location.pathname.split("/")[2]);
+  const player = window.qiluPlayer || {};
+  const SCREEN = player.screen || decodeURIComponent(location.pathname.split("/")[2]);
   const BASE = "/screen/" + encodeURIComponent(SCREEN) + "/intercom";
-  const KEY_KEY = "qilu-key-" + SCREEN;
-  let key = null;
-  try { key = JSON.parse(localStorage.getItem(KEY_KEY)); } catch (e) { key = null; }
-  const fromUrl = /(?:^#|&)key=([^&]+)/.exec(location.hash);
-  if (fromUrl) {
-    key = decodeURIComponent(fromUrl[1]);
-    try { localStorage.setItem(KEY_KEY, JSON.stringify(key)); } catch (e) { /* keep in memory */ }
-    history.replaceState(null, "", location.pathname);
+  function screenKey() {
+    if (player.key) return player.key;
+    try { return JSON.parse(localStorage.getItem("qilu-key-" + SCREEN)); } catch (e) { return null; }
   }
   const $ = (id) => document.getElementById(id);
   const numberEl = $("number"), errEl = $("error");
@@ -47,7 +44,7 @@
   async function api(method, path, body) {
     const r = await fetch(BASE + path, {
       method, cache: "no-store",
-      headers: { "Content-Type": "application/json", "X-Screen-Key": key || "" },
+      headers: { "Content-Type": "application/json", "X-Screen-Key": screenKey() || "" },
       body: body ? JSON.stringify(body) : undefined,
     });
     const data = await r.json().catch(() => ({}));
@@ -133,7 +130,7 @@
     render();
   }
   async function directory() {
-    if (!key) { show("屏幕未授权：请用物业提供的地址（含密钥）打开"); return; }
+    if (!screenKey()) { show("屏幕未授权：请用物业提供的地址（含密钥）打开"); return; }
     try {
       const d = await api("GET", "/directory");
       $("door").textContent = (d.door || "访客呼叫") + " · 访客呼叫";

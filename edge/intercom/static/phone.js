@@ -228,19 +228,26 @@
   async function act(name) {
     const c = state.call;
     if (!c) return;
-    $("error").textContent = "";
+    showError("");
     const tapped = performance.now();
     unlockAudio();
     try {
       const r = await fetch("/r/intercom/calls/" + encodeURIComponent(c.id) + "/" + name,
         { method: "POST", credentials: "same-origin" });
       const data = await r.json().catch(() => ({}));
-      if (!r.ok) throw new Error(data.error || "HTTP " + r.status);
+      // the box says what went wrong in Chinese (error_zh); a bare status: say it plainly
+      if (!r.ok) throw new Error(data.error_zh || FAILED[r.status] || "操作没有成功，请稍后再试");
       if (name === "answer" || name === "open") state.answeredAt = state.answeredAt || tapped;
       apply(data);
     } catch (e) {
-      $("error").textContent = "操作失败：" + e.message;
+      showError(e.message);
     }
+  }
+  const FAILED = { 401: "登录已过期，请重新登录", 404: "这个来电已结束", 409: "来电已结束或家人已接听",
+    429: "操作太频繁，请稍后再试", 503: "门禁设备暂时连不上，请稍后再试" };
+  function showError(text) {
+    $("error").textContent = text;
+    $("error").hidden = !text;
   }
   for (const n of ["answer", "open", "later", "decline"]) $(n).addEventListener("click", () => act(n));
 

@@ -63,7 +63,8 @@
       if (off < acc + dur) {
         const start = t - (off - acc);
         const end = t >= seg.end ? start + dur : Math.min(start + dur, seg.end);
-        return { key: seg.source + "|" + start + "|" + i, cid, source: seg.source, start, end };
+        return { key: seg.source + "|" + start + "|" + i, cid, source: seg.source, start, end,
+          layout: seg.layout || null };
       }
       acc += dur;
     }
@@ -191,6 +192,7 @@
     shown = cur;
     await p.ready;
     raise(p.layer);
+    setLayoutName(currentLayout());
     document.body.classList.toggle("emergency", !!(plan.content[cur.cid] || {}).emergency);
     document.body.dataset.showing = cur.cid;
   }
@@ -232,7 +234,11 @@
   function tickClock() {
     byId("clock").textContent = fmtTime(now(), false);
     byId("date").textContent = fmtTime(now(), "date");
-    if (plan && plan.layout) setLayoutName(layoutAt(plan.layout));
+    if (plan && plan.layout) setLayoutName(currentLayout());
+  }
+  // A schedule entry's own layout wins while it plays; else the screen's (by the clock).
+  function currentLayout() {
+    return (shown && shown.layout) || layoutAt(plan.layout);
   }
   // [[player.layout_times]]: another layout in a daily window, by this page's clock (box time)
   function layoutAt(l) {
@@ -252,7 +258,7 @@
   function applyLayout(l) {
     tz = l.tz || tz;
     layoutNow = null;
-    setLayoutName(layoutAt(l));
+    setLayoutName((shown && shown.layout) || layoutAt(l));
     byId("community").textContent = l.community || "";
     const lines = l.ticker || [];
     document.body.classList.toggle("no-ticker", !lines.length);
@@ -377,6 +383,8 @@
     get queue() { return queue; },
     get preloaded() { return [...blobs.values()].filter(Boolean).length; },
     get overlays() { return overlays; },
+    screen: SCREEN,
+    get key() { return key; }, // for a panel on this page (edge/intercom's call panel)
     itemAt,
   };
   const cached = load(PLAN_KEY);

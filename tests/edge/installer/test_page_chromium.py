@@ -44,7 +44,19 @@ async def test_installer_page_signs_in_by_form_in_chinese(make_config, run_box, 
         await page.screenshot(path=str(tmp_path / "installer-signed-in.png"), full_page=True)
         got = await page.evaluate(CHECK)
         assert not got["bad"] and got["minText"] >= 16, got
-        # English on request: every label switches
+        # a wrong value: the box's answer in Chinese, naming the field
+        await page.fill("#community", "Not Valid!")
+        await page.click("[data-click=validate]")
+        await page.wait_for_selector("#setup_msg .err", timeout=10000)
+        said = await page.inner_text("#setup_msg")
+        assert "box.community" in said and "格式不对" in said and "should" not in said, said
+        await page.screenshot(path=str(tmp_path / "installer-error-zh.png"))
+        # English on request: every label switches, and so do the box's answers
         await page.click("[data-click='lang:en']")
         assert await page.inner_text("[data-i18n=mb_host]") == "Host"
         assert await page.inner_text("[data-i18n=scan]") == "Scan"
+        await page.click("[data-click=validate]")
+        await page.wait_for_function(
+            "() => document.querySelector('#setup_msg').textContent.includes('should match')",
+            timeout=10000)
+        await page.screenshot(path=str(tmp_path / "installer-error-en.png"))

@@ -23,13 +23,30 @@ async def test_wizard_validates_then_saves(make_config, run_box) -> None:
         async with s.post(f"{base}/setup/validate", json=bad, headers=H) as r:
             body = await r.json()
         assert r.status == 400 and body["field"] == "box.community", body
+        # Chinese unless the page (or a script) asks for English
+        assert body["error"] == body["error_zh"] and "格式不对" in body["error"], body
+        assert "box.community" in body["error"] and "Not Valid!" in body["error"], body
+        for asks in ({"Accept-Language": "en-US,en;q=0.9"}, {}):
+            url = f"{base}/setup/validate" + ("" if asks else "?lang=en")
+            async with s.post(url, json=bad, headers={**H, **asks}) as r:
+                en = await r.json()
+            assert en["error"] == en["error_en"] and "should match" in en["error"], en
+        async with s.post(f"{base}/setup/validate", data=b"{not json", headers=H) as r:
+            assert r.status == 400 and (await r.json())["error"] == "提交的内容不是 JSON"
+        async with s.post(f"{base}/modbus-scan", json={"units": "1-300", "host": "127.0.0.1"},
+                          headers=H) as r:  # fmt: skip
+            got = await r.json()
+        assert r.status == 400 and got == {"error": "站号应在 0 到 247 之间",
+                                           "error_en": "units: ids are 0..247",
+                                           "error_zh": "站号应在 0 到 247 之间", "field": "units"}
         async with s.post(f"{base}/setup", json=bad, headers=H) as r:
             assert r.status == 400
         assert load_config(cfg.source).box.community == "test-community"  # nothing written
 
         dup = {"devices": [{"kind": "doors", "id": "door-1", "type": "sim"}]}
         async with s.post(f"{base}/setup/validate", json=dup, headers=H) as r:
-            assert r.status == 400 and "used twice" in (await r.json())["error"]
+            body = await r.json()
+        assert r.status == 400 and "重复" in body["error"] and "used twice" in body["error_en"]
 
         good = {
             "community": "lixia-c1",

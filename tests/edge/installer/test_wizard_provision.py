@@ -42,10 +42,13 @@ async def test_wizard_provisions_and_refuses_bad_codes(
             assert st == 400 and b["field"] == "claim_code", b
             st, b = await post({"cloud_url": cloud.url, "claim_code": "NOT-A-CODE"})
             assert st == 409 and b["field"] == "claim_code", b
-            assert "unknown, used or expired" in b["error"]
+            # Chinese by default (the installer's language), the English beside it
+            assert "不存在、已使用或已过期" in b["error"], b
+            assert "unknown, used or expired" in b["error_en"]
             dead = f"http://127.0.0.1:{free_port()}"
             st, b = await post({"cloud_url": dead, "claim_code": code})
-            assert st == 502 and b["field"] == "cloud_url" and "unreachable" in b["error"], b
+            assert st == 502 and b["field"] == "cloud_url" and "连不上云端" in b["error"], b
+            assert "unreachable" in b["error_en"], b
             assert not ident_file.exists()
 
             # The real code provisions: identity 0600, the sync service starts without restart.

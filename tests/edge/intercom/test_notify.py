@@ -16,6 +16,7 @@ from aiohttp import web
 from tests.conftest import api_url
 from tests.edge.intercom.helpers import camera_frames, intercom_toml, seed, tokens
 from tests.edge.portal.helpers import STAFF
+from tests.peers.http import serve
 
 SID, TOKEN = "AC0123456789abcdef0123456789abcdef", "secret-auth-token"
 
@@ -28,7 +29,6 @@ class Gateway:
         self.messages: list[dict[str, str]] = []
         self.refused = 0
         self.url = ""
-        self._runner: web.AppRunner | None = None
 
     async def create(self, request: web.Request) -> web.Response:
         want = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
@@ -45,27 +45,17 @@ class Gateway:
                                   "to": msg["To"], "from": msg["From"], "body": msg["Body"]},
                                  status=201)
 
-    async def start(self) -> Gateway:
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/2010-04-01/Accounts/{sid}/Messages.json", self.create)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
+        return app
 
 
 @pytest.fixture
 async def gateway() -> AsyncIterator[Gateway]:
-    g = await Gateway().start()
-    yield g
-    await g.stop()
+    g = Gateway()
+    async with serve(g.app()) as g.url:
+        yield g
 
 
 def sms_toml(url: str, token: str) -> str:

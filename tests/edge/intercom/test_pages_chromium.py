@@ -18,6 +18,8 @@ import numpy as np
 from tests.conftest import api_url
 from tests.edge.intercom.helpers import screen_key, tokens
 from tests.edge.intercom.test_calls import COIL, rows, start
+from tests.edge.portal.helpers import staff
+from tests.edge.portal.test_look_chromium import CONTRAST_JS, near, pixel
 from tests.peers.chromium import browser
 
 DOOR_VIEW = {"viewport": {"width": 1080, "height": 1920}, "device_scale_factor": 1}
@@ -72,19 +74,37 @@ async def test_dial_ring_answer_see_open_and_miss(make_config, run_box, board, t
         door = await door_ctx.new_page()
         errors: list[str] = []
         door.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        # the old address of the call page leads to the door screen's player page, key kept
         await door.goto(f"{base}/screen/scr-gate/intercom#key={key}")
         await until(door, "document.body.dataset.ready === '1'")
-        assert "#key" not in door.url  # the key leaves the address bar once kept
+        assert door.url == f"{base}/screen/scr-gate"  # the key leaves the address bar once kept
         assert await door.locator("#flats button").all_inner_texts() == ["1-1-101", "1-1-102"]
+        # one page: the player (header, what plays) and the call panel below it (portrait)
+        await until(door, "document.body.dataset.showing")
+        main = await door.locator("#main").bounding_box()
+        panel = await door.locator("#panel").bounding_box()
+        assert main and panel and main["height"] > 400 and panel["y"] >= main["y"] + main["height"]
+        assert await door.locator("#hdr").is_visible()
+        for sel in ("#call", "#keypad button[data-k='0']", "#flats button"):
+            bb = await door.locator(sel).first.bounding_box()
+            assert bb is not None and bb["y"] + bb["height"] <= 1920, (sel, bb)
+            assert bb["height"] >= 80, (sel, bb)  # big buttons (>= 7 % of the short side)
         await door.screenshot(path=str(SHOTS / "door-idle.png"))
-        # a landscape door screen (1920x1080) fits the keypad, call button and directory too
+        # a landscape door screen (1920x1080): the panel at the right of the content, the
+        # keypad, call button and directory all on the screen
         wide = await (await b.new_context(viewport={"width": 1920, "height": 1080})).new_page()
-        await wide.goto(f"{base}/screen/scr-gate/intercom#key={key}")
-        await until(wide, "document.body.dataset.ready === '1'")
+        await wide.goto(f"{base}/screen/scr-gate#key={key}")
+        await until(wide, "document.body.dataset.ready === '1' && document.body.dataset.showing")
+        main = await wide.locator("#main").bounding_box()
+        panel = await wide.locator("#panel").bounding_box()
+        assert main and panel and main["width"] > 700
+        assert panel["x"] >= main["x"] + main["width"] - 1
         for sel in ("#call", "#flats button", "#keypad button[data-k='0']"):
             bb = await wide.locator(sel).first.bounding_box()
             assert bb is not None and bb["y"] + bb["height"] <= 1080, (sel, bb)
-        await wide.screenshot(path=str(SHOTS / "door-landscape.png"))
+        png = await wide.screenshot(path=str(SHOTS / "door-landscape.png"))
+        b_, g_, r_ = (int(v) for v in decode(png)[540, 1900])
+        assert (r_, g_, b_) == (13, 27, 42), (r_, g_, b_)  # the panel's dark blue at the right
         await wide.close()
 
         pa, pb, pn = [await phone(b, base, tok[r]) for r in ("r-a", "r-b", "r-n")]
@@ -195,3 +215,106 @@ async def test_elderly_mode_shows_the_picture_while_ringing_and_a_huge_open_butt
         t_tap = time.monotonic()
         await pa.click("#open")
         await asyncio.to_thread(board.wait_for, 1, COIL, True, 5.0, t_tap)
+
+
+async def test_the_phone_page_wears_the_resident_look_in_both_text_modes(
+    make_config, run_box, board, tmp_path
+) -> None:
+    """[issue 18/19] /r/intercom in the resident app's frame: the red header with the
+    community and the large-text switch, the tab bar, WCAG AA colours, >= 20 px text in large
+    text; a refusal is said in Chinese (a blocked resident taps open: 门没有打开：...)."""
+    box = await start(make_config, run_box, board, tmp_path)
+    base = api_url(box)
+    key = await screen_key(box)
+    async with aiohttp.ClientSession() as s:
+        tok = await tokens(s, base)
+    async with browser() as b:
+        pages = {}
+        for big in (False, True):
+            ctx = await b.new_context(**PHONE_VIEW)
+            await ctx.add_cookies([{"name": "qilu_rs", "value": tok["r-a" if big else "r-b"],
+                                    "url": base},
+                                   {"name": "qilu_big", "value": "1" if big else "0",
+                                    "url": base}])  # fmt: skip
+            page = pages[big] = await ctx.new_page()
+            await page.goto(f"{base}/r/intercom")
+            await until(page, "window.intercom && window.intercom.mode === 'ws'")
+            png = await page.screenshot(path=str(tmp_path / f"phone-idle-{int(big)}.png"))
+            assert near(pixel(png, 3, 3), (163, 21, 21))  # the app's red header
+            assert await page.locator(".tabbar a").count() == 5
+            assert await page.locator(".tabbar a.on").get_attribute("href") == "/r/me"
+            assert await page.locator(".bigtoggle").count() == 1
+            got = await page.evaluate(CONTRAST_JS)
+            assert not got["bad"] and got["overflow"] <= 0, (big, got)
+            if big:
+                assert got["body"] >= 20 and got["minText"] >= 16, got
+            else:
+                assert got["body"] >= 16, got
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{base}/screen/scr-gate/intercom/calls",
+                              json={"flat": "1-1-101"}, headers={"X-Screen-Key": key}) as r:
+                assert r.status == 201
+            await staff(s, "POST", f"{base}/api/v1/access/blocks",
+                        json={"resident_id": "r-a", "reason": "test"})
+        for big, page in pages.items():
+            await until(page, "document.body.dataset.state === 'ringing'")
+            await page.screenshot(path=str(tmp_path / f"phone-ringing-{int(big)}.png"))
+            got = await page.evaluate(CONTRAST_JS)
+            assert not got["bad"], (big, got["bad"])
+        big_page = pages[True]
+        await big_page.click("#answer")
+        await until(big_page, "document.body.dataset.state === 'answered'")
+        await big_page.click("#open")
+        await until(big_page, "!document.getElementById('error').hidden")
+        said = await big_page.inner_text("#error")
+        assert said.startswith("门没有打开") and "暂停" in said, said
+        png = await big_page.screenshot(path=str(tmp_path / "phone-error-1.png"))
+        err = await big_page.locator("#error").bounding_box()
+        assert err is not None
+        r, g, b_ = pixel(png, int(err["x"] + 4) * 2, int(err["y"] + err["height"] / 2) * 2)
+        assert r > g + 8, (r, g, b_)  # a red message, as the app's failures are
+
+
+SPEECH_STUB = """
+  window.__said = [];
+  Object.defineProperty(window, "speechSynthesis", {value: {
+    speak: (u) => window.__said.push(u.text + "|" + u.lang), cancel: () => {}}});
+"""
+
+
+async def test_the_call_panel_lives_on_the_door_screens_player_page(
+    make_config, run_box, board, tmp_path
+) -> None:
+    """[issue 18] one page on a door's screen: what plays and the call panel. Voice prompts in
+    Chinese, a screen without a door has no panel, and an emergency still takes the whole
+    screen (the panel comes back after it, the call it was following still there)."""
+    box = await start(make_config, run_box, board, tmp_path)
+    base = api_url(box)
+    key = await screen_key(box)
+    async with browser() as b:
+        ctx = await b.new_context(**DOOR_VIEW)
+        await ctx.add_init_script(SPEECH_STUB)
+        door = await ctx.new_page()
+        await door.goto(f"{base}/screen/scr-gate#key={key}")
+        await until(door, "document.body.dataset.ready === '1' && document.body.dataset.showing")
+        lobby = await ctx.new_page()
+        await lobby.goto(f"{base}/screen/scr-lobby")
+        assert await lobby.locator("#panel").count() == 0  # not a door's screen
+        assert "has-panel" not in await lobby.evaluate("document.body.className")
+        await lobby.close()
+        await dial(door, "1-1-101")
+        await until(door, "window.__said.includes('正在呼叫1号楼1单元101室|zh-CN')")
+        async with aiohttp.ClientSession() as s:
+            em = await staff(s, "POST", f"{base}/api/v1/screens/emergencies",
+                             json={"title": "燃气泄漏", "body": "请从东门撤离", "minutes": 30})
+            await until(door, "document.body.classList.contains('emergency')")
+            assert not await door.locator("#panel").is_visible()
+            png = await door.screenshot(path=str(tmp_path / "door-emergency.png"))
+            b_, g_, r_ = (int(v) for v in decode(png)[1700, 540])
+            assert r_ > 150 and g_ < 80, (r_, g_, b_)  # red to the bottom: no panel there
+            await staff(s, "POST", f"{base}/api/v1/screens/emergencies/{em['id']}/cancel")
+        await until(door, "!document.body.classList.contains('emergency')")
+        assert await door.locator("#panel").is_visible()
+        assert await door.locator("#callflat").inner_text() == "1-1-101"
+        await door.click("#hangup")
+        await until(door, "!document.getElementById('dial').hidden")

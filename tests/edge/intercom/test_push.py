@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from tests.conftest import api_url
 from tests.edge.intercom.helpers import as_resident, camera_frames, intercom_toml, seed, tokens
 from tests.edge.portal.helpers import STAFF
+from tests.peers.http import serve
 
 
 def b64d(s: str) -> bytes:
@@ -52,7 +53,6 @@ class PushService:
         self.got: list[tuple[str, dict, str]] = []  # (phone id, message, VAPID key)
         self.bad: list[str] = []
         self.url = ""
-        self._runner: web.AppRunner | None = None
 
     def verify(self, request: web.Request) -> str:
         auth = request.headers.get("Authorization", "")
@@ -91,28 +91,18 @@ class PushService:
         self.phones[pid] = p
         return p
 
-    async def start(self) -> PushService:
+    def app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/push/{pid}", self.push)
         app.router.add_post("/gone/{pid}", self.gone)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
-        return self
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
+        return app
 
 
 @pytest.fixture
 async def pushsvc() -> AsyncIterator[PushService]:
-    p = await PushService().start()
-    yield p
-    await p.stop()
+    p = PushService()
+    async with serve(p.app()) as p.url:
+        yield p
 
 
 async def subscribe(s: aiohttp.ClientSession, base: str, token: str, phone: Phone) -> Any:

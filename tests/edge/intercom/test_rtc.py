@@ -79,11 +79,25 @@ def tone(path: Path) -> Path:
 
 
 def rtc_toml(turn: Turn, tmp: Path) -> str:
+    """The door's audio as files: its microphone a looped tone, its speaker a WAV the box
+    writes (on a real door: mic_format / speaker_format = "alsa" with ALSA devices)."""
     return f"""rtc_relay_only = true
 turn_urls = ["turn:127.0.0.1:{turn.port}?transport=udp"]
 turn_secret = "{SECRET}"
-door_audio = "{tone(tmp / 'door.wav')}"
+
+[[intercom.audio]]
+door = "d-gate"
+mic = "{tone(tmp / 'door.wav')}"
+speaker = "{tmp / 'door-speaker.wav'}"
 """
+
+
+def peak_of(path: Path) -> float:
+    """The loudest sample of a 16-bit WAV (0..1)."""
+    with wave.open(str(path), "rb") as w:
+        assert w.getsampwidth() == 2 and w.getnframes() > 0, path
+        pcm = np.frombuffer(w.readframes(w.getnframes()), "<i2")
+    return float(np.abs(pcm.astype(np.int32)).max()) / 32768.0
 
 
 VIDEO_SUM = """(() => { const v = document.getElementById('vid');
@@ -137,6 +151,9 @@ async def live_call(page: Any, base: str, key: str, board: Any, box: Any) -> dic
             break
         await asyncio.sleep(0.1)
     assert not sessions
+    # the phone's voice was played on the door's speaker (here a WAV file): not silence
+    speaker = Path(box.service("intercom").cfg.audio[0].speaker)
+    assert peak_of(speaker) > 0.05, peak_of(speaker)
     return {"first_video_s": first_video_s}
 
 

@@ -228,12 +228,25 @@ async def test_away_from_home_a_resident_opens_their_door_and_issues_a_pass(
             text = await r.text()
         pin = re.search(r"密码 <b>(\d+)</b>", text).group(1)
         assert "data:image/png;base64," in text
+        # the visitor's link goes through the cloud too (a visitor is not on the LAN) and
+        # shows the pass without a login, until it is used up
+        link = re.search(r"id=pass-link href='([^']+)'", text).group(1).replace("&amp;", "&")
+        assert link.startswith(f"{cloud.url}/r/at/c1?next=/r/v/"), link
+        visitor_jar = aiohttp.CookieJar(unsafe=True)
+        async with aiohttp.ClientSession(cookie_jar=visitor_jar) as visitor:
+            async with visitor.get(link) as r:
+                page = await r.text()
+                assert r.status == 200 and f"<b id=pin>{pin}</b>" in page, page[-500:]
         async with aiohttp.ClientSession(headers=STAFF) as panel:
             for want in (200, 403):
                 async with panel.post(
                     f"{api_url(box)}/api/v1/doors/d1/pin", json={"pin": pin}
                 ) as r:
                     assert r.status == want
+        async with aiohttp.ClientSession(cookie_jar=visitor_jar) as visitor:
+            async with visitor.get(link) as r:
+                page = await r.text()
+                assert r.status == 410 and "次数已用完" in page and pin not in page
         made = await box.store.run(access_db.list_passes, box.store.sync, "r1")
         assert [p["visitor"] for p in made] == ["小王"]
         async with phone.post(f"{cloud.url}/r/passes/{made[0]['id']}/revoke") as r:

@@ -202,3 +202,51 @@ layout = "full"
         await other.goto(side_url)
         await other.wait_for_function("() => document.body.dataset.showing", timeout=15000)
         assert await other.evaluate("document.body.className") == "layout-side"
+
+
+async def test_a_layout_by_schedule_entry(run_box, tmp_path) -> None:
+    """[issue 19] layouts chosen per schedule entry: while an entry with its own layout plays
+    the page takes it (side zone, or posters edge to edge with no header), in both
+    orientations; when it ends the screen's own layout comes back."""
+    box = await run_box(config(tmp_path))
+    base = api_url(box)
+    await publish(base)  # "all-day" plays on both screens in the screen's layout
+    std_url = (await screen_key(base, "scr-std"))["player_url"]
+    async with aiohttp.ClientSession(headers=H) as s:
+        sch = {"id": "all-day", "playlist_id": "pl", "tags": ["outdoor"], "layout": "side"}
+        assert (await s.post(f"{base}/api/v1/screens/schedules", json=sch)).status == 201
+        r = await s.post(f"{base}/api/v1/screens/schedules", json={**sch, "layout": "round"})
+        assert r.status == 400 and "layout" in (await r.json())["error"]
+    async with browser() as b:
+        pages = {}
+        for orient, (w, h) in SIZES.items():
+            page = pages[orient] = await b.new_page(viewport={"width": w, "height": h})
+            await page.goto(std_url)
+            await page.wait_for_function(
+                "() => document.body.classList.contains('layout-side')", timeout=15000)
+            await asyncio.sleep(0.3)
+            png = await page.screenshot(path=str(tmp_path / f"entry-side-{orient}.png"))
+            side = await page.locator("#side").bounding_box()
+            assert side and side["width"] > 0.2 * w, orient
+            x, y = int(side["x"] + side["width"] - 8), int(side["y"] + side["height"] - 8)
+            assert near(rgb(png, x, y), (255, 255, 255), 8), orient  # the white side zone
+            assert near(rgb(png, w // 2, int(2 * min(w, h) / 100)), HEADER, 10), orient
+        # a higher-priority entry with posters edge to edge: no header, ticker or side zone
+        async with aiohttp.ClientSession(headers=H) as s:
+            night = {"id": "full-now", "playlist_id": "pl", "screens": ["scr-std"],
+                     "priority": 5, "layout": "full"}
+            assert (await s.post(f"{base}/api/v1/screens/schedules", json=night)).status == 201
+        for orient, (w, h) in SIZES.items():
+            page = pages[orient]
+            await page.wait_for_function(
+                "() => document.body.classList.contains('layout-full')", timeout=10000)
+            await asyncio.sleep(0.3)
+            png = await page.screenshot(path=str(tmp_path / f"entry-full-{orient}.png"))
+            for x, y in ((w // 2, 5), (5, h - 5), (w - 5, h // 2)):  # top, bottom, right edge
+                assert near(rgb(png, x, y), NOTICE, 8), (orient, x, y)
+        async with aiohttp.ClientSession(headers=H) as s:
+            r = await s.delete(f"{base}/api/v1/screens/schedules/full-now")
+            assert r.status in (200, 204), await r.text()
+        for page in pages.values():
+            await page.wait_for_function(
+                "() => document.body.classList.contains('layout-side')", timeout=10000)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.playout import catalog_from_published
 from edge.core.standard import ContentItem, Emergency, Playlist, PlaylistEntry, ScheduleEntry
 from edge.screens.resolver import (
     DEFAULT_ID,
@@ -76,6 +77,42 @@ def test_midnight_crossing_belongs_to_the_day_it_starts():
     assert what_plays(c, SCREEN, local(2026, 3, 7, 1, 59)).source == "schedule:n"  # Sat
     assert what_plays(c, SCREEN, local(2026, 3, 7, 2)).source == "default"
     assert what_plays(c, SCREEN, local(2026, 3, 6, 1)).source == "default"  # Fri early
+
+
+def test_a_schedule_entry_carries_its_layout_on_box_and_cloud():
+    """[issue 19] layouts chosen per schedule entry: the answer for an instant and every
+    segment carry the winning entry's layout; None where the screen's own applies (default,
+    an entry without one, an emergency). The cloud preview's catalog reads the same field."""
+    day = ScheduleEntry(id="day", playlist_id="p0", start=time(8), end=time(18), layout="side")
+    eve = ScheduleEntry(id="eve", playlist_id="p1", start=time(18), end=time(22))
+    night = ScheduleEntry(id="night", playlist_id="p1", start=time(22), end=time(6),
+                          layout="full", priority=1)
+    c = cat([day, eve, night])
+    assert what_plays(c, SCREEN, local(2026, 3, 2, 9)).layout == "side"
+    assert what_plays(c, SCREEN, local(2026, 3, 2, 19)).layout is None
+    assert what_plays(c, SCREEN, local(2026, 3, 3, 1)).layout == "full"
+    assert what_plays(c, SCREEN, local(2026, 3, 2, 5)).layout == "full"
+    assert what_plays(c, SCREEN, local(2026, 3, 2, 7)).layout is None  # the default
+    segs = plan(c, SCREEN, local(2026, 3, 2, 7), local(2026, 3, 3, 7))
+    assert [(s.source, s.layout) for s in segs] == [
+        ("default", None), ("schedule:day", "side"), ("schedule:eve", None),
+        ("schedule:night", "full"), ("default", None)]
+    em = Emergency(id="em", title="停电", starts_at=local(2026, 3, 2, 9),
+                   expires_at=local(2026, 3, 2, 10))
+    assert what_plays(cat([day], [em]), SCREEN, local(2026, 3, 2, 9, 30)).layout is None
+    # the cloud's preview: the same records as published to the box
+    published = [
+        ("content", "2026-03-01T00:00:00Z", {"id": "c0", "kind": "html", "title": "通知"}),
+        ("playlist", "2026-03-01T00:00:00Z", {"id": "p0", "items": [{"content_id": "c0"}]}),
+        ("schedule", "2026-03-01T00:00:00Z",
+         day.model_dump(mode="json") | {"playlist_id": "p0"}),
+        ("schedule", "2026-03-01T00:00:00Z",
+         {"id": "odd", "playlist_id": "p0", "start": "18:00", "end": "19:00",
+          "layout": "sideways"}),
+    ]
+    cloud = catalog_from_published(published, TZ)
+    assert what_plays(cloud, SCREEN, local(2026, 3, 2, 9)).layout == "side"
+    assert what_plays(cloud, SCREEN, local(2026, 3, 2, 18, 30)).layout is None  # unknown name
 
 
 def test_cycle_is_anchored_at_the_window_start():
