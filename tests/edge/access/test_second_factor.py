@@ -138,8 +138,18 @@ async def test_face_alone_stays_shut_pin_or_phone_opens_wrong_pins_are_limited(
         assert (ev["factor"], ev["resident_id"], ev["fused_score"]) == ("phone", "r-obama", 0.7)
         async with s.post(f"{base}/api/v1/doors/d-phone/confirm", headers=me) as r:
             assert r.status == 409  # nothing waits any more
+
+        # Nobody answers: the wait ends with a denied event of its own, the coil stays off.
+        svc.factors.cfg = svc.cfg.model_copy(update={"second_factor_timeout_s": 0.3})
+        await svc.factors.challenge("d-auto", "r-obama", "auto", time.monotonic(), fields)
+        await asyncio.sleep(1.0)
+        assert svc.factors.waiting("d-auto") is None
+        evs = await events(box, "d-auto")
+        assert [(e["decision"], e["reason"], e["resident_id"]) for e in evs] == [
+            ("denied", "second_factor_timeout", "r-obama")]
     await asyncio.sleep(0.5)
     assert board.first_write(1, 1, True, t_start) is None
+    assert board.first_write(1, 3, True, t_start) is None
     evs = await box.store.run(db.list_events, box.store.sync, "d-guess", 50)
     assert [e["reason"] for e in evs].count("wrong_pin") == 3
 
