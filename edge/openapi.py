@@ -29,7 +29,7 @@ def _models() -> dict[str, type[BaseModel]]:
         "read": m.ReadOpen, "dwell": m.Dwell, "ack": m.Ack, "event": m.NewEvent,
         "attendance": m.Attendance, "post": m.NewPost, "flag": m.Flag, "moderate": m.Moderate,
         "pass": access.PassIn, "rights": access.RightsIn, "block": access.BlockIn,
-        "pin": access.PinIn, "qr": access.QrIn,
+        "pin": access.PinIn, "qr": access.QrIn, "resident_pin": access.ResidentPinIn,
         "dial": intercom.DialIn, "panel_dial": intercom.PanelDialIn, "offer": intercom.OfferIn,
         "push": intercom.PushIn,
     }  # fmt: skip
@@ -53,6 +53,9 @@ BODIES: dict[str, Any] = {
     "GET /api/v1/passes/{id}": None, "GET /api/v1/passes/{id}/qr.png": None,
     "GET /api/v1/residents/{id}/access": None,
     "PUT /api/v1/residents/{id}/access": (JSON, "rights"),
+    "PUT /api/v1/residents/{id}/pin": (JSON, "resident_pin"),
+    "DELETE /api/v1/residents/{id}/pin": None, "POST /api/v1/doors/{id}/confirm": (JSON, None),
+    "GET /api/v1/access/challenges": None,
     # faces
     "GET /api/v1/residents": None, "POST /api/v1/residents": (JSON, None),
     "GET /api/v1/residents/{rid}": None, "DELETE /api/v1/residents/{rid}": None,

@@ -30,6 +30,13 @@ class AccessConfig(Section):
     pin_max_failures: int = Field(5, ge=1, le=100)
     pin_door_max_failures: int = Field(30, ge=1, le=10000)
     pin_lockout_s: float = Field(60.0, ge=1, le=86400)
+    # A second factor at face doors (edge/access/second_factor.py): "auto" doors ask for one
+    # when the resident acceptance expected at their threshold is below this.
+    second_factor_min_acceptance: float = Field(0.98, ge=0, le=1)
+    second_factor_timeout_s: float = Field(30.0, gt=0, le=600)  # how long a door waits for it
+    # Wrong PINs for one resident at a door within pin_lockout_s before their face is refused
+    # outright (second_factor_locked) until the window passes.
+    second_factor_max_failures: int = Field(3, ge=1, le=100)
     pass_max_days: int = Field(30, ge=1, le=366)
     offline_ticket_after_s: float = Field(300.0, ge=0)  # device offline this long: repair ticket
     health_check_s: float = Field(1.0, gt=0, le=60)

@@ -10,6 +10,10 @@
     GET|PUT /api/v1/residents/{id}/access     door rights and time windows (staff)
     GET|POST /api/v1/access/blocks, DELETE /api/v1/access/blocks/{id}   (staff)
     GET    /api/v1/access/events[?door=&decision=&limit=]
+    PUT|DELETE /api/v1/residents/{id}/pin      {"pin": "4-10 digits"}: a resident's own PIN for
+                                              face doors' second factor (staff; a resident: own)
+    POST   /api/v1/doors/{id}/confirm         the resident's phone: "it is me at that door"
+    GET    /api/v1/access/challenges          second factors waiting (a resident: their own)
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from edge.access import passes, policy
+from edge.access import second_factor as factors
 from edge.access import store as db
 from edge.core.http import ACTOR, BOX, ROLE, json_error, query_int, require_staff
 from edge.core.standard import ID, VisitorPass, new_id
@@ -68,6 +73,10 @@ class PinIn(Strict):
     # Who is typing, as the keypad panel knows it (its keypad id plus a session it renews
     # when the keypad goes idle); the lockout is per source. Default: the caller's address.
     source: str | None = Field(None, min_length=1, max_length=64)
+
+
+class ResidentPinIn(Strict):
+    pin: str = Field(pattern=r"^\d{4,10}$")
 
 
 class QrIn(Strict):
@@ -302,6 +311,63 @@ def add_routes(app: web.Application, svc: Any) -> None:
             db.list_events, box.store.sync, request.query.get("door"), limit,
             request.query.get("decision")))
 
+    def _self_or_staff(request: web.Request) -> str:
+        rid = request.match_info["id"]
+        if request[ROLE] == "resident":
+            if rid != request[ACTOR]:
+                raise web.HTTPForbidden(text=json.dumps(
+                    {"error": "residents set their own PIN only", "field": "id"}),
+                    content_type="application/json")
+        else:
+            require_staff(request)
+        return rid
+
+    async def pin_put(request: web.Request) -> web.Response:
+        rid = _self_or_staff(request)
+        body = await _body(request, ResidentPinIn)
+        weak = factors.weak_pin(body.pin)
+        if weak is not None:
+            return json_error(400, weak, field="pin")
+        box = request.app[BOX]
+        try:
+            out = await box.store.run(factors.set_pin, box.store.sync, rid,
+                                      factors.resident_pin_hash(svc.key, rid, body.pin),
+                                      request[ACTOR])
+        except db.NotFound as e:
+            return json_error(404, str(e), field="id")
+        return web.json_response(out)
+
+    async def pin_delete(request: web.Request) -> web.Response:
+        rid = _self_or_staff(request)
+        box = request.app[BOX]
+        try:
+            out = await box.store.run(factors.clear_pin, box.store.sync, rid)
+        except db.NotFound as e:
+            return json_error(404, str(e), field="id")
+        return web.json_response(out)
+
+    async def door_confirm(request: web.Request) -> web.Response:
+        if request[ROLE] != "resident":  # only the person the face named confirms
+            return json_error(403, "only the resident the door recognised confirms")
+        try:
+            svc.door(request.match_info["id"])
+        except LookupError as e:
+            return json_error(404, str(e), field="id")
+        out = await svc.factors.confirm(request.match_info["id"], request[ACTOR])
+        if out is None:
+            return json_error(409, "nothing is waiting for you at this door", field="id")
+        return outcome(out, 200 if out.granted else 403)
+
+    async def challenges(request: web.Request) -> web.Response:
+        who = request[ACTOR] if request[ROLE] == "resident" else None
+        if who is None:
+            require_staff(request)
+        return web.json_response(svc.factors.for_resident(who))
+
+    r.add_put("/api/v1/residents/{id}/pin", pin_put)
+    r.add_delete("/api/v1/residents/{id}/pin", pin_delete)
+    r.add_post("/api/v1/doors/{id}/confirm", door_confirm)
+    r.add_get("/api/v1/access/challenges", challenges)
     r.add_post("/api/v1/doors/{id}/open", door_open)
     r.add_post("/api/v1/doors/{id}/pin", door_pin)
     r.add_post("/api/v1/doors/{id}/qr", door_qr)

@@ -30,6 +30,7 @@ from drivers.doors.base import DoorDriver, UnlockResult
 from edge.access import passes, policy
 from edge.access import store as db
 from edge.access.motion import MotionGate
+from edge.access.second_factor import SecondFactors
 from edge.core.box import Box
 from edge.core.commands import CommandError
 from edge.core.service import Service
@@ -83,6 +84,7 @@ class AccessService(Service):
         # door -> residents with rights there (None: everyone may, search the whole gallery)
         self.door_sets: dict[str, frozenset[str] | None] = {}
         self._hook_tasks: set[asyncio.Task] = set()
+        self.factors = SecondFactors(self)  # PIN / phone after the face where needed
         box.commands.register("door", "open", self._cmd_open)
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -285,6 +287,9 @@ class AccessService(Service):
         self.door(door_id)
         if self.pin_locked(door_id, source):
             return await self.deny(door_id, "pin", "keypad_locked")
+        out = await self.factors.enter_pin(door_id, pin, source)  # a face waiting for its PIN
+        if out is not None:
+            return out
         pass_id = await self.box.store.run(
             db.find_pass_by_pin, self.box.store.sync, passes.pin_hash(self.key, pin), db.iso()
         )
@@ -474,6 +479,10 @@ class AccessService(Service):
             await self.deny(door_id, "face", why, resident_id=rid, latency_ms=_ms(t0), **common)
             return
         self._cool_down(door_id, rid, self.cfg.cooldown_s)
+        ask = self.factors.required(door_id)
+        if ask is not None:  # face alone is not enough here: wait for a PIN or the phone
+            await self.factors.challenge(door_id, rid, ask, t0, common)
+            return
         out = await self.grant(door_id, "face", "match", t0=t0, resident_id=rid, **common)
         if out.granted:
             self._after_face_grant(door_id, rid)

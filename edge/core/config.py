@@ -147,6 +147,9 @@ class DoorConfig(DeviceConfig):
     # The faces capability's per-door stranger rate (like ``camera``, a key every face door may
     # carry, so it is a field here rather than a driver option). None: [faces] target_fpir.
     face_target_fpir: float | None = Field(None, gt=0, lt=0.5)
+    # A face door asks for a second factor (PIN / phone, edge/access/second_factor.py):
+    # "auto" when the door's expected resident acceptance is below the goal, or always/never.
+    second_factor: Literal["auto", "always", "never"] = "auto"
 
 
 class CameraConfig(DeviceConfig):

@@ -203,6 +203,7 @@ class AccessEvent(Record):
     fused_score: float | None = Field(None, ge=-1, le=1)  # face: k-th best frame of the approach
     frames_used: int | None = Field(None, ge=0)  # face: usable frames the decision looked at
     track: int | None = Field(None, ge=0)  # face: the tracked face (per door) it is about
+    factor: Literal["pin", "phone"] | None = None  # face: the second factor used with it
 
     def topic_parts(self, box_id: str) -> tuple[str, str, str]:
         return ("door", self.door_id, self.TOPIC_EVENT)

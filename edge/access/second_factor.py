@@ -1,0 +1,245 @@
+"""A second factor at face doors (issue 15 item 6): when face alone is not enough.
+
+A face door whose gallery is too large for its target (the resident acceptance the box expects
+at the derived threshold is below ``[access] second_factor_min_acceptance``), or a door set to
+``second_factor = "always"``, does not open on a face match alone. The engine hands the match
+(resident, fused score, frames) to :meth:`SecondFactors.challenge` instead of the relay, and
+the door waits ``second_factor_timeout_s`` for one of:
+
+- the resident's own PIN on the door's keypad or screen (``POST /api/v1/doors/{id}/pin``, the
+  keypad route visitor PINs use): checked 1:1 against the resident the face named, so a PIN
+  alone never opens a door and residents' PINs need not be unique;
+- a tap on the resident's phone (``POST /api/v1/doors/{id}/confirm`` with their portal session;
+  ``GET /api/v1/access/challenges`` lists what is waiting for them).
+
+Per door ``[[doors]] second_factor = "auto" | "always" | "never"`` (default "auto"). The
+granted event says which factor was used (``factor``: pin / phone); a wrong PIN is a denied
+event (``wrong_pin``) that counts towards the keypad's per-source lockout and towards a
+per-resident limit (``second_factor_max_failures`` within ``pin_lockout_s``): a face with a
+guessing hand cannot try PINs for ever by walking away and coming back.
+
+Residents' PINs are kept only as an HMAC with the box key and the resident id
+(``passes.pin_hash``, the visitor passes' PIN hash), in ``resident_pins`` (migration 0204).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from edge.access import passes
+from edge.access import store as db
+from edge.core.store.core import Store
+
+if TYPE_CHECKING:
+    from edge.access.service import AccessService, Outcome
+
+log = logging.getLogger(__name__)
+
+# PINs a passer-by tries first; refused when a resident sets one.
+_WEAK = {"0123", "1234", "12345", "123456", "1234567", "12345678", "654321", "4321",
+         "9876", "987654", "112233", "121212", "123123", "520520", "5201314"}
+
+
+def weak_pin(pin: str) -> str | None:
+    """Why a resident's PIN is refused (or None): all one digit, a run, a well-known one."""
+    if len(set(pin)) == 1:
+        return "pin: all digits the same"
+    if pin in _WEAK or pin in "01234567890" or pin in "09876543210":
+        return "pin: too easy to guess"
+    return None
+
+
+def resident_pin_hash(key: bytes, resident_id: str, pin: str) -> str:
+    # The resident id is part of the message: two residents with the same PIN get different
+    # hashes, and a resident's hash never equals a visitor pass's.
+    return passes.pin_hash(key, f"resident:{resident_id}:{pin}")
+
+
+# --- store (run on the store thread: box.store.run(fn, box.store.sync, ...)) ---------------
+
+
+def set_pin(store: Store, resident_id: str, pin_hash: str, actor: str | None) -> dict[str, Any]:
+    with store.transaction():
+        db._require_resident(store, resident_id)
+        store.db.execute(
+            "INSERT INTO resident_pins (resident_id, pin_hash, set_by, set_at) VALUES (?,?,?,?)"
+            " ON CONFLICT (resident_id) DO UPDATE SET pin_hash = excluded.pin_hash,"
+            " set_by = excluded.set_by, set_at = excluded.set_at",
+            (resident_id, pin_hash, actor, db.iso()),
+        )
+    return {"resident_id": resident_id, "pin_set": True}
+
+
+def clear_pin(store: Store, resident_id: str) -> dict[str, Any]:
+    with store.transaction():
+        db._require_resident(store, resident_id)
+        store.db.execute("DELETE FROM resident_pins WHERE resident_id = ?", (resident_id,))
+    return {"resident_id": resident_id, "pin_set": False}
+
+
+def pin_of(store: Store, resident_id: str) -> str | None:
+    with store.reading():
+        row = store.db.execute(
+            "SELECT pin_hash FROM resident_pins WHERE resident_id = ?", (resident_id,)
+        ).fetchone()
+    return None if row is None else str(row[0])
+
+
+# --- the challenges ------------------------------------------------------------------------
+
+
+@dataclass
+class Challenge:
+    door_id: str
+    resident_id: str
+    fields: dict[str, Any]  # the face decision's record fields (similarity, fused score, ...)
+    t0: float  # the decisive frame (latency of the grant)
+    expires: float  # monotonic
+    why: str  # "always" or "auto" (the door's expected acceptance below the goal)
+    task: asyncio.Task | None = field(default=None, repr=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"door_id": self.door_id, "resident_id": self.resident_id,
+                "expires_in_s": round(max(0.0, self.expires - time.monotonic()), 1),
+                "why": self.why}
+
+
+class SecondFactors:
+    """The pending second-factor challenges of the box: one per door (the face in front of
+    it), in memory only: after a restart the resident shows their face again."""
+
+    def __init__(self, svc: AccessService) -> None:
+        self.svc = svc
+        self.cfg = svc.cfg
+        self.pending: dict[str, Challenge] = {}
+        self._fails: dict[tuple[str, str], list[float]] = {}  # (door, resident) -> times
+
+    # --- when ------------------------------------------------------------------------------
+
+    def required(self, door_id: str) -> str | None:
+        """Why this door asks for a second factor now ("always" / "auto"), or None."""
+        dcfg = self.svc.doors_cfg.get(door_id)
+        mode = getattr(dcfg, "second_factor", "auto")
+        if mode == "always":
+            return "always"
+        if mode == "never":
+            return None
+        pipeline = self.svc._faces()
+        if pipeline is None:
+            return None
+        allowed = self.svc.door_sets.get(door_id)
+        n = pipeline.door_mask(allowed)[1] if allowed is not None else None
+        op = pipeline.operating(getattr(dcfg, "face_target_fpir", None), n)
+        if op is not None and op.expected_resident_acceptance < \
+                self.cfg.second_factor_min_acceptance:
+            return "auto"
+        return None
+
+    def _recent_fails(self, door_id: str, resident_id: str) -> int:
+        now = time.monotonic()
+        key = (door_id, resident_id)
+        fails = [t for t in self._fails.get(key, []) if now - t < self.cfg.pin_lockout_s]
+        if fails:
+            self._fails[key] = fails
+        else:
+            self._fails.pop(key, None)
+        return len(fails)
+
+    # --- the face asked for it ---------------------------------------------------------------
+
+    async def challenge(self, door_id: str, resident_id: str, why: str, t0: float,
+                        fields: dict[str, Any]) -> Outcome | None:
+        """The face named ``resident_id`` at a door that wants a second factor: wait for it.
+        Returns the denied outcome when the resident cannot be asked (too many wrong PINs
+        lately), else None (the door stays shut until the factor comes)."""
+        if self._recent_fails(door_id, resident_id) >= self.cfg.second_factor_max_failures:
+            return await self.svc.deny(door_id, "face", "second_factor_locked",
+                                       resident_id=resident_id, **fields)
+        self._drop(door_id)
+        ch = Challenge(door_id, resident_id, dict(fields), t0,
+                       time.monotonic() + self.cfg.second_factor_timeout_s, why)
+        ch.task = asyncio.create_task(self._expire(ch), name=f"second-factor-{door_id}")
+        self.svc._hook_tasks.add(ch.task)  # cancelled with the service
+        ch.task.add_done_callback(self.svc._hook_tasks.discard)
+        self.pending[door_id] = ch
+        log.info("door %s: face matched %s, waiting for a second factor (%s)", door_id,
+                 resident_id, why)
+        return None
+
+    async def _expire(self, ch: Challenge) -> None:
+        await asyncio.sleep(max(0.0, ch.expires - time.monotonic()))
+        if self.pending.get(ch.door_id) is ch:
+            del self.pending[ch.door_id]
+            await self.svc.deny(ch.door_id, "face", "second_factor_timeout",
+                                resident_id=ch.resident_id, **ch.fields)
+
+    def _drop(self, door_id: str) -> Challenge | None:
+        ch = self.pending.pop(door_id, None)
+        if ch is not None and ch.task is not None and ch.task is not asyncio.current_task():
+            ch.task.cancel()
+        return ch
+
+    def waiting(self, door_id: str) -> Challenge | None:
+        ch = self.pending.get(door_id)
+        if ch is not None and time.monotonic() >= ch.expires:
+            return None  # its timeout task records the event
+        return ch
+
+    def for_resident(self, resident_id: str | None) -> list[dict[str, Any]]:
+        """Challenges waiting (for one resident, or all with None)."""
+        return [c.as_dict() for d, c in self.pending.items()
+                if self.waiting(d) is not None and resident_id in (None, c.resident_id)]
+
+    # --- the factor came ------------------------------------------------------------------
+
+    async def _grant(self, ch: Challenge, factor: str) -> Outcome:
+        self._drop(ch.door_id)
+        self._fails.pop((ch.door_id, ch.resident_id), None)
+        # Rights may have changed while the door waited (a block, the end of a time window).
+        why = await self.svc.check_policy(ch.resident_id, ch.door_id)
+        if why is not None:
+            return await self.svc.deny(ch.door_id, "face", why, resident_id=ch.resident_id,
+                                       factor=factor, **ch.fields)
+        out = await self.svc.grant(ch.door_id, "face", "match", t0=ch.t0,
+                                   resident_id=ch.resident_id, factor=factor, **ch.fields)
+        if out.granted:
+            self.svc._after_face_grant(ch.door_id, ch.resident_id)
+        return out
+
+    async def enter_pin(self, door_id: str, pin: str, source: str) -> Outcome | None:
+        """A PIN typed at a door with a waiting challenge: the named resident's own PIN opens
+        it; a visitor pass's PIN is left to the pass check (None); anything else is a wrong
+        PIN for that resident."""
+        ch = self.waiting(door_id)
+        if ch is None:
+            return None
+        store = self.svc.box.store
+        want = await store.run(pin_of, store.sync, ch.resident_id)
+        if want is not None and hmac.compare_digest(
+                want, resident_pin_hash(self.svc.key, ch.resident_id, pin)):
+            return await self._grant(ch, "pin")
+        if await store.run(db.find_pass_by_pin, store.sync,
+                           passes.pin_hash(self.svc.key, pin), db.iso()) is not None:
+            return None
+        now = time.monotonic()
+        self.svc._pin_fail.setdefault((door_id, source), []).append(now)
+        self.svc._pin_fail.setdefault((door_id, "*"), []).append(now)
+        self._fails.setdefault((door_id, ch.resident_id), []).append(now)
+        reason = "wrong_pin" if want is not None else "no_resident_pin"
+        if self._recent_fails(door_id, ch.resident_id) >= self.cfg.second_factor_max_failures:
+            self._drop(door_id)  # enough guesses for this face: it must come back later
+        return await self.svc.deny(door_id, "pin", reason, resident_id=ch.resident_id,
+                                   factor="pin", **{k: v for k, v in ch.fields.items()
+                                                    if k == "track"})
+
+    async def confirm(self, door_id: str, resident_id: str) -> Outcome | None:
+        """The resident tapped "it's me" on their phone; None when nothing waits for them."""
+        ch = self.waiting(door_id)
+        if ch is None or ch.resident_id != resident_id:
+            return None
+        return await self._grant(ch, "phone")
