@@ -48,12 +48,10 @@ class OpsQueryStorage(StorageBase):
             add(f" AND {self.jtext('r.payload', field)} = ?", value)
         if search:
             like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            args.append(search)
-            add(
-                f" AND (r.record_id = ${len(args)} OR {self.jtext('r.payload', 'text')}"
-                " LIKE ? ESCAPE '\\')",
-                like,
-            )
+            args.extend([search, like])
+            term_n = len(args) - 1
+            match = self._text_match(kinds, search, term_n, args)
+            sql.append(f" AND (r.record_id = ${term_n} OR {match})")
         if after:
             ts, box, seq = after
             args.extend([ts, box, seq])
@@ -65,10 +63,35 @@ class OpsQueryStorage(StorageBase):
         args.append(limit)
         sql.append(f" ORDER BY r.ts DESC, r.box_id DESC, r.seq DESC LIMIT ${len(args)}")
         async with self.read_tx() as c:
+            if search and self.dialect == "postgres":
+                # Plan for this term: a generic plan (asyncpg prepares statements) cannot tell a
+                # rare term, best found by the index, from a common one, best found by walking
+                # the newest reports.
+                await c.execute("SET LOCAL plan_cache_mode = force_custom_plan")
             rows = await c.fetch("".join(sql), *args)
         for r in rows:
             r["payload"] = json.loads(r["payload"])
         return rows
+
+    def _text_match(self, kinds: list[str], term: str, term_n: int, args: list[Any]) -> str:
+        """SQL: the report's text contains the term (``$term_n``; ``$term_n + 1`` is its LIKE
+        pattern). Reports' text is indexed (migrations postgres 0007, sqlite 0006): character
+        pairs in PostgreSQL (terms of 2+ characters), FTS5 trigrams in SQLite (3+); shorter
+        terms and other kinds scan. The LIKE keeps only true substrings either way."""
+        text = self.jtext("r.payload", "text")
+        like = f"{text} LIKE ${term_n + 1} ESCAPE '\\'"
+        if kinds != ["report"]:
+            return like
+        if self.dialect == "postgres" and len(term) >= 2:
+            return f"(qilu_bigrams({text}) @> qilu_bigrams(CAST(${term_n} AS TEXT)) AND {like})"
+        if self.dialect == "sqlite" and len(term) >= 3:
+            args.append('"' + term.replace('"', '""') + '"')  # one FTS5 phrase: a substring
+            return (
+                "((r.box_id, r.seq) IN (SELECT s.box_id, s.seq FROM report_fts f"
+                f" JOIN report_search s ON s.id = f.rowid WHERE report_fts MATCH ${len(args)})"
+                f" AND {like})"
+            )
+        return like
 
     async def count_by(
         self,
@@ -93,37 +116,6 @@ class OpsQueryStorage(StorageBase):
                 f" ORDER BY {', '.join(str(i + 1) for i in range(len(fields)))}"
             )
             return await c.fetch(sql, scope_arg, kind, since or "", until or "")
-
-    async def report_stats(
-        self, scope: str, since: str, until: str | None
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Reports per day (count, mean sentiment) and per community x category, by the
-        report's own time (payload ts); the outbox time (r.ts, indexed, never earlier than
-        the report's) narrows the scan first."""
-        sentiment = f"CAST({self.jtext('r.payload', 'sentiment')} AS DOUBLE PRECISION)"
-        when = self.jtext("r.payload", "ts")
-        async with self.read_tx() as c:
-            cond, scope_arg = await self.scope_filter(c, scope)
-            base = (
-                " FROM records r JOIN boxes b ON b.id = r.box_id"
-                f" WHERE {cond} AND r.kind = 'report'"
-                f" AND r.ts >= $2 AND {when} >= $2 AND ($3 = '' OR {when} < $3)"
-            )
-            days = await c.fetch(
-                f"SELECT substr({when}, 1, 10) AS day, count(*) AS n, avg({sentiment}) AS mood"
-                f"{base} GROUP BY 1 ORDER BY 1",
-                scope_arg,
-                since,
-                until or "",
-            )
-            cells = await c.fetch(
-                f"SELECT b.community_id, {self.jtext('r.payload', 'category')} AS category,"
-                f" count(*) AS n{base} GROUP BY 1, 2 ORDER BY 1, 2",
-                scope_arg,
-                since,
-                until or "",
-            )
-        return days, cells
 
     async def record_box(self, kind: str, record_id: str, scope: str) -> str | None:
         """The box holding a record of this kind and id, if it is in scope."""
