@@ -71,7 +71,11 @@ async def test_waves_advance_only_when_the_boxes_report_the_version(fast_cloud: 
     assert status == 201, ro
     rid = ro["id"]
     assert (ro["state"], ro["wave"], ro["waves"], ro["boxes"], ro["sent"]) == (
-        "running", 1, [1, 3], 3, 1
+        "running",
+        1,
+        [1, 3],
+        3,
+        1,
     )
     assert ro["area_path"] == "/jinan/lixia/"
     # Wave 1 is the canary only, down the feed as the box's update command.
@@ -131,7 +135,7 @@ async def test_waves_advance_only_when_the_boxes_report_the_version(fast_cloud: 
     done = await wait_for(finished, 10)
     assert (done["wave"], done["sent"], done["done"]) == (2, 3, 3)
     _, detail = await cloud.call("GET", f"/api/v1/ops/rollouts/{rid}", lixia)
-    assert [(b["box_id"], b["wave"]) for b in detail["box_list"]][0] == (boxes[1].box_id, 1)
+    assert next((b["box_id"], b["wave"]) for b in detail["box_list"]) == (boxes[1].box_id, 1)
     assert all(b["done_at"] for b in detail["box_list"])
     # Audit-logged: the creation (HTTP) and each wave the stepper sent.
     _, audit = await cloud.call("GET", "/api/v1/ops/audit", lixia)
