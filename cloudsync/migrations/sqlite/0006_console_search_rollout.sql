@@ -27,6 +27,8 @@ CREATE TABLE report_weekly (
     mood_n INTEGER NOT NULL,  -- how many reports had one
     PRIMARY KEY (week, box_id, category)
 ) WITHOUT ROWID;
+-- A district's charts: its boxes' weeks (the key serves the whole network's).
+CREATE INDEX report_weekly_by_box ON report_weekly (box_id, week);
 
 CREATE TRIGGER records_report_added AFTER INSERT ON records WHEN NEW.kind = 'report'
 BEGIN
