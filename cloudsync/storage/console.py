@@ -4,12 +4,15 @@ health rows, the live alert feed and alert acknowledgements (docs/console.md).""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from cloudsync.storage.base import StorageBase, StorageError, in_scope, utcnow
 
 
 class ConsoleStorage(StorageBase):
+    json_param: Callable[[int], str]  # BoxStorage's (the backends' JSON parameter cast)
+
     # --- ops users: password, TOTP, sessions -----------------------------------------------
 
     async def ops_user_get(self, name: str) -> dict[str, Any] | None:
