@@ -3,6 +3,7 @@ health rows, the live alert feed and alert acknowledgements (docs/console.md).""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from typing import Any
@@ -292,20 +293,24 @@ class ConsoleStorage(StorageBase):
         the week starting ``since_week`` (a Monday), from the roll-up a trigger keeps."""
         async with self.read_tx() as c:
             cond, scope_arg = await self.scope_filter(c, scope)
-            weeks = await c.fetch(
+
+        async def query(sql: str) -> list[dict[str, Any]]:
+            async with self.read_tx() as c:
+                return await c.fetch(sql, scope_arg, since_week)
+
+        # Two connections at once (PostgreSQL): each query reads the weeks in scope.
+        weeks, cells = await asyncio.gather(
+            query(
                 "SELECT r.week, sum(r.n) AS n, sum(r.mood_sum) AS mood_sum,"
                 f" sum(r.mood_n) AS mood_n FROM report_weekly r WHERE {cond} AND r.week >= $2"
-                " GROUP BY r.week ORDER BY r.week",
-                scope_arg,
-                since_week,
-            )
-            cells = await c.fetch(
+                " GROUP BY r.week ORDER BY r.week"
+            ),
+            query(
                 "SELECT b.community_id, r.category, sum(r.n) AS n FROM report_weekly r"
                 f" JOIN boxes b ON b.id = r.box_id WHERE {cond} AND r.week >= $2"
-                " GROUP BY b.community_id, r.category ORDER BY b.community_id, r.category",
-                scope_arg,
-                since_week,
-            )
+                " GROUP BY b.community_id, r.category ORDER BY b.community_id, r.category"
+            ),
+        )
         return weeks, cells
 
     # --- content statistics and library -------------------------------------------------------

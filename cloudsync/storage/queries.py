@@ -76,9 +76,11 @@ class OpsQueryStorage(StorageBase):
         plain = f"(r.record_id = ${term_n} OR {text} LIKE ${term_n + 1} ESCAPE '\\')"
         indexed = self._text_match(kinds, search, term_n, args)
         if indexed:
+            # The window's keys first (an index-only walk in PostgreSQL), then those rows.
             window = (
-                f"SELECT {cols}, b.community_id FROM (SELECT {cols} FROM records r"
-                f" WHERE {where_sql}{order} LIMIT {self.SEARCH_WINDOW}) r"
+                f"SELECT {cols}, b.community_id FROM (SELECT r.box_id, r.seq FROM records r"
+                f" WHERE {where_sql}{order} LIMIT {self.SEARCH_WINDOW}) w"
+                " JOIN records r ON r.box_id = w.box_id AND r.seq = w.seq"
                 f" JOIN boxes b ON b.id = r.box_id WHERE {plain}{order} LIMIT ${limit_n}"
             )
             rows = await self._fetch_records(window, args[:limit_n])  # not the FTS phrase

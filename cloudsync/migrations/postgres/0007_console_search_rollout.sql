@@ -17,6 +17,10 @@ CREATE INDEX records_report_text ON records USING gin (qilu_bigrams(payload ->> 
 -- A search term may be a report's id; ticket history and corrections look records up by
 -- id too. Without this, each of those read every record of the kind.
 CREATE INDEX records_by_record_id ON records (kind, record_id);
+-- A search reads the newest reports in scope first (cloudsync/storage/queries.py): walking
+-- this backwards finds a district's newest 2,000 without reading each record's row (the
+-- (kind, ts) index made it fetch the rows of every district's reports to test their box).
+CREATE INDEX records_report_recent ON records (ts, box_id, seq) WHERE kind = 'report';
 
 -- Weekly report roll-up, kept by a trigger as reports arrive (a duplicate upload inserts
 -- nothing, so it counts nothing). The charts read ~100x fewer rows than the reports.
