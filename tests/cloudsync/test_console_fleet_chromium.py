@@ -131,9 +131,13 @@ async def test_rollout_stats_and_library_pages(db_url: str, make_config, tmp_pat
                 f"tr[data-rollout='{rid}'][data-state=done]", timeout=10000
             )
             await page.screenshot(path=str(tmp_path / "console-rollout-done.png"))
+            await page.goto(f"{cloud.url}/console/fleet?lang=en")
+            await page.wait_for_selector(f"tr[data-rollout='{rid}'][data-state=done]")
+            assert "Done" in await page.text_content(f"tr[data-rollout='{rid}']")
+            await page.screenshot(path=str(tmp_path / "console-rollout-en.png"))
 
             # Statistics: per item and per community, lixia only.
-            await page.click("nav a[href='/console/stats']")
+            await page.goto(f"{cloud.url}/console/stats?lang=zh")
             await page.wait_for_selector("#plays-items ul.bars li")
             names = await page.locator("#plays-items .name").all_text_contents()
             assert sorted(names) == ["c-poster0", "c-poster1", "c-poster2"]
