@@ -23,6 +23,7 @@ from cloudsync.blobs import BlobStore
 from cloudsync.box_keys import BoxKeys
 from cloudsync.console import api as console_api
 from cloudsync.console import pages as console_pages
+from cloudsync.console import rollout as console_rollout
 from cloudsync.console.audit import audit
 from cloudsync.console.auth import (
     COOKIE,
@@ -53,7 +54,14 @@ from common.version import __version__
 
 log = logging.getLogger(__name__)
 # Each route module declares its own table (cloudsync.routing.Api); the app includes them here.
-ROUTE_TABLES = (box_api.api, ops_api.api, console_api.api, portal_stats.api, relay.api)
+ROUTE_TABLES = (
+    box_api.api,
+    ops_api.api,
+    console_api.api,
+    portal_stats.api,
+    relay.api,
+    console_rollout.api,
+)
 OPENAPI = web.AppKey("openapi", dict)
 SIG_V1_ENV = "QILU_CLOUD_REFUSE_SIG_V1"  # serve --refuse-signature-v1 sets it to 1
 NONCE_USED = "nonce already used (replayed request)"
@@ -233,6 +241,7 @@ def make_app(
     routes.install(app)
     relay.install(app)  # residents' /r/ pages, relayed to their box
     console_pages.install(app)  # the city operations console (/console/), on the ops API
+    console_rollout.install(app)  # update roll-outs in waves step in the background
     app[OPENAPI] = routes.openapi("Qilu cloud sync and ops API", __version__)
 
     async def listen(app: web.Application) -> None:

@@ -46,6 +46,7 @@ class ConsoleSettings:
     alert_poll_s: float = 0.5  # how often the live alert feed looks for new arrivals
     max_failed_logins: int = 5  # per user in lockout_s, then sign-in waits
     lockout_s: float = 15 * 60
+    rollout_poll_s: float = 5.0  # how often running update roll-outs look at heartbeats
 
 
 SETTINGS = web.AppKey("console_settings", ConsoleSettings)

@@ -6,8 +6,11 @@ console.js) with the session cookie, so a page shows exactly what the API allows
 from __future__ import annotations
 
 import hmac
+import json
 import secrets
 from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -29,6 +32,10 @@ from cloudsync.context import CLOUD
 from common.console import SECURITY_HEADERS, STATIC_DIR, Shell, esc, pick_lang, render, strings
 
 PREFIX = "/console"
+# The cloud-only pages' script, style and words (roll-outs, statistics, library), beside the
+# shared look in common/console_static: the box's office console never loads them.
+CLOUD_STATIC = Path(__file__).resolve().parent.parent / "static" / "console"
+CLOUD_STATIC_URL = f"{PREFIX}/cloud-static"
 LOGIN_COOKIE = "qilu_login"  # double-submit token of the sign-in form (no session yet)
 NAV = [
     (f"{PREFIX}/overview", "nav_overview"),
@@ -36,6 +43,8 @@ NAV = [
     (f"{PREFIX}/reports", "nav_reports"),
     (f"{PREFIX}/tickets", "nav_tickets"),
     (f"{PREFIX}/content", "nav_content"),
+    (f"{PREFIX}/library", "nav_library"),
+    (f"{PREFIX}/stats", "nav_stats"),
     (f"{PREFIX}/fleet", "nav_fleet"),
     (f"{PREFIX}/audit", "nav_audit"),
 ]
@@ -250,6 +259,23 @@ BODIES = {
 <div id="preview-out" aria-live="polite"></div></section>
 <section class="card"><h2>{play_stats}</h2><div id="plays">{loading}</div></section>""",
     "fleet": """<h1 class="sr">{nav_fleet}</h1>
+<section class="card" id="rollouts-card"><h2>{ro_title}</h2>
+<form id="rollout" class="filters admin-only">
+<label>{ro_version}<input name="version" required size="10" pattern="[A-Za-z0-9][A-Za-z0-9.+_~\\-]*"
+></label>
+<label>{target_areas}<input name="areas" size="14" pattern="[a-z0-9_, \\-]*"></label>
+<label>{target_boxes}<input name="boxes" size="14"></label>
+<label>{ro_waves}<input name="waves" size="12" value="1, 10%, 100%"></label>
+<label>{ro_timeout}<input name="timeout" type="number" min="1" max="10080" value="60"></label>
+<label>{ro_url}<input name="url" type="url" size="18"></label>
+<label>{ro_sha}<input name="sha256" size="12" pattern="[0-9a-f]{{64}}"></label>
+<button type="submit" class="primary">{ro_prepare}</button>
+<div id="ro-confirm" class="confirm" hidden role="alertdialog" aria-labelledby="ro-q">
+<p id="ro-q"><b>{ro_confirm_q}</b></p><p id="ro-summary"></p>
+<button type="button" id="ro-go" class="danger">{ro_go}</button>
+<button type="button" id="ro-back">{cancel}</button></div>
+<output id="ro-result" aria-live="polite"></output></form>
+<div id="rollouts" aria-live="polite">{loading}</div></section>
 <section class="card"><h2>{claim_title}</h2>
 <form id="claim" class="filters">
 <label>{community}<input name="community" required size="16"
@@ -259,6 +285,51 @@ BODIES = {
 <output id="claim-result" aria-live="polite"></output></form></section>
 <section class="card"><h2>{fleet_boxes}</h2><div id="fleet" class="scroll">{loading}</div>
 <button type="button" id="more" hidden>{more}</button></section>""",
+    "stats": """<h1 class="sr">{nav_stats}</h1>
+<form class="filters card" id="filters">
+<label>{area}<input name="area" size="12" pattern="[a-z0-9][a-z0-9_\\-]*"></label>
+<label>{st_days}<select name="days"><option>7</option><option selected>30</option>
+<option>90</option><option>365</option></select></label>
+<button type="submit" class="primary">{apply}</button>
+<span class="muted">{st_note}</span></form>
+<div class="cols">
+<section class="card grow"><h2>{st_plays_by_item}</h2>
+<div id="plays-items">{loading}</div></section>
+<section class="card grow"><h2>{st_reads_by_item}</h2>
+<div id="reads-items">{loading}</div></section>
+</div>
+<section class="card"><h2>{st_by_area}</h2>
+<div id="areas" class="scroll">{loading}</div></section>""",
+    "library": """<h1 class="sr">{nav_library}</h1>
+<div class="cols">
+<section class="card grow"><h2>{lib_files}</h2><div id="library" class="scroll">{loading}</div>
+<button type="button" id="more" hidden>{more}</button></section>
+<div class="side">
+<section class="card admin-only"><h2>{lib_upload}</h2>
+<form id="upload" class="stack">
+<label>{title}<input name="title" required maxlength="200" size="24"></label>
+<label>{lib_file}<input type="file" name="file" accept="image/*,video/mp4"></label>
+<label>{lib_notice}<textarea name="notice" maxlength="2000" rows="3"></textarea></label>
+<button type="submit" class="primary">{lib_upload}</button>
+<output id="upload-result" aria-live="polite"></output></form></section>
+<section class="card admin-only"><h2>{lib_reuse}</h2>
+<form id="reuse" class="stack">
+<p id="picked" class="muted" aria-live="polite"></p>
+<label>{lib_playlist}<input name="title" required maxlength="200" size="24"></label>
+<div class="row">
+<label>{duration_s}<input name="duration" type="number" min="1" max="3600" value="10"></label>
+<label>{priority}<input name="priority" type="number" value="10" min="-1000" max="1000"></label>
+</div>
+<label>{target_areas}<input name="areas" size="24" pattern="[a-z0-9_, \\-]*"></label>
+<label>{target_boxes}<input name="boxes" size="24"></label>
+<label>{target_tags}<input name="tags" size="12"></label>
+<div class="row">
+<label>{start_time}<input name="start" type="time" value="00:00"></label>
+<label>{end_time}<input name="end" type="time" value="00:00"></label>
+</div>
+<button type="submit" class="primary">{publish}</button>
+<output id="reuse-result" aria-live="polite"></output></form></section>
+</div></div>""",
     "audit": """<h1 class="sr">{nav_audit}</h1>
 <form class="filters card" id="filters"><label>{actor}<input name="actor" size="16"></label>
 <button type="submit">{filter}</button></form>
@@ -287,11 +358,33 @@ def page_handler(page: str) -> Any:
             user["csrf"],
             f"{PREFIX}/logout",
         )
-        body = BODIES[page].format(**{k: esc(v) for k, v in t.items()})
-        return html_response(request, render(shell, lang, page, f"nav_{page}", body))
+        words = {**t, **cloud_strings(lang)}
+        body = BODIES[page].format(**{k: esc(v) for k, v in words.items()})
+        return html_response(
+            request, with_cloud_assets(render(shell, lang, page, f"nav_{page}", body), lang)
+        )
 
     handler.__name__ = f"page_{page}"
     return handler
+
+
+@cache
+def cloud_strings(lang: str) -> dict[str, str]:
+    data = json.loads((CLOUD_STATIC / "i18n.json").read_text(encoding="utf-8"))
+    return data[lang if lang in data else "zh"]
+
+
+def with_cloud_assets(page: str, lang: str) -> str:
+    """The cloud pages' own style, words and script after the shared ones (common/console.py
+    renders the frame for both consoles; this adds to it without changing it). Deferred
+    scripts run in order, so cloud.js finds console.js's helpers."""
+    words = json.dumps(cloud_strings(lang), ensure_ascii=False).replace("<", "\\u003c")
+    extra = (
+        f'<link rel="stylesheet" href="{CLOUD_STATIC_URL}/cloud.css">\n'
+        f'<script type="application/json" id="i18n-cloud">{words}</script>\n'
+        f'<script src="{CLOUD_STATIC_URL}/cloud.js" defer></script>\n'
+    )
+    return page.replace("</head>", extra + "</head>", 1)
 
 
 async def root(request: web.Request) -> web.StreamResponse:
@@ -310,3 +403,4 @@ def install(app: web.Application) -> None:
     for page in BODIES:
         app.router.add_get(f"{PREFIX}/{page}", page_handler(page))
     app.router.add_static(f"{PREFIX}/static", STATIC_DIR)
+    app.router.add_static(CLOUD_STATIC_URL, CLOUD_STATIC)

@@ -3,13 +3,17 @@ health rows, the live alert feed and alert acknowledgements (docs/console.md).""
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from cloudsync.storage.base import StorageBase, StorageError, in_scope, utcnow
 
 
 class ConsoleStorage(StorageBase):
+    json_param: Callable[[int], str]  # BoxStorage's (the backends' JSON parameter cast)
+
     # --- ops users: password, TOTP, sessions -----------------------------------------------
 
     async def ops_user_get(self, name: str) -> dict[str, Any] | None:
@@ -279,3 +283,254 @@ class ConsoleStorage(StorageBase):
              else r["args"])
             for r in rows
         ]  # fmt: skip
+
+    # --- report charts: the weekly roll-up (migrations postgres 0007, sqlite 0006) ------------
+
+    async def report_weekly(
+        self, scope: str, since_week: str
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Reports per week (count, sentiment sum and count) and per community x category since
+        the week starting ``since_week`` (a Monday), from the roll-up a trigger keeps."""
+        async with self.read_tx() as c:
+            cond, scope_arg = await self.scope_filter(c, scope)
+
+        async def query(sql: str) -> list[dict[str, Any]]:
+            async with self.read_tx() as c:
+                return await c.fetch(sql, scope_arg, since_week)
+
+        # Two connections at once (PostgreSQL): each query reads the weeks in scope.
+        weeks, cells = await asyncio.gather(
+            query(
+                "SELECT r.week, sum(r.n) AS n, sum(r.mood_sum) AS mood_sum,"
+                f" sum(r.mood_n) AS mood_n FROM report_weekly r WHERE {cond} AND r.week >= $2"
+                " GROUP BY r.week ORDER BY r.week"
+            ),
+            query(
+                "SELECT b.community_id, r.category, sum(r.n) AS n FROM report_weekly r"
+                f" JOIN boxes b ON b.id = r.box_id WHERE {cond} AND r.week >= $2"
+                " GROUP BY b.community_id, r.category ORDER BY b.community_id, r.category"
+            ),
+        )
+        return weeks, cells
+
+    # --- content statistics and library -------------------------------------------------------
+
+    async def content_stats(
+        self, scope: str, since: str, until: str
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Proof of play (play_record) and portal reading (reading_stats) summed per content
+        item and community, in scope: (plays rows, reading rows)."""
+        j = self.jtext
+        async with self.read_tx() as c:
+            cond, scope_arg = await self.scope_filter(c, scope)
+            window = "AND ($2 = '' OR r.ts >= $2) AND ($3 = '' OR r.ts < $3)"
+            plays = await c.fetch(
+                f"SELECT {j('r.payload', 'content_id')} AS content_id, b.community_id,"
+                f" count(*) AS plays, sum(CAST({j('r.payload', 'duration_ms')} AS BIGINT)) AS ms"
+                f" FROM records r JOIN boxes b ON b.id = r.box_id WHERE {cond}"
+                f" AND r.kind = 'play_record' {window} GROUP BY 1, 2",
+                scope_arg,
+                since,
+                until,
+            )
+            reads = await c.fetch(
+                f"SELECT {j('r.payload', 'content_id')} AS content_id, b.community_id,"
+                f" sum(CAST({j('r.payload', 'reads')} AS BIGINT)) AS reads,"
+                f" sum(CAST({j('r.payload', 'new_readers')} AS BIGINT)) AS readers,"
+                f" sum(CAST({j('r.payload', 'acks')} AS BIGINT)) AS acks"
+                f" FROM records r JOIN boxes b ON b.id = r.box_id WHERE {cond}"
+                f" AND r.kind = 'reading_stats' {window} GROUP BY 1, 2",
+                scope_arg,
+                since,
+                until,
+            )
+        return plays, reads
+
+    async def community_names(self, ids: list[str]) -> dict[str, str]:
+        if not ids:
+            return {}
+        async with self.read_tx() as c:
+            rows = await c.fetch(
+                f"SELECT id, name FROM areas WHERE {self.in_list('id', 1)}", self.text_list(ids)
+            )
+        return {r["id"]: r["name"] for r in rows}
+
+    # --- update roll-outs in waves (cloudsync/console/rollout.py) -----------------------------
+
+    async def rollout_boxes_in_scope(self, scope: str, box_ids: list[str]) -> list[dict[str, Any]]:
+        """The named boxes that exist, are not revoked and lie in scope, with their area path
+        and last heartbeat (the first wave takes boxes heard from most recently)."""
+        async with self.tx() as c:
+            return await c.fetch(
+                "SELECT b.id, b.software_version, b.last_seen_at, a.path AS area_path"
+                " FROM boxes b JOIN areas a ON a.id = b.community_id"
+                f" WHERE {in_scope(scope)} AND b.revoked_at IS NULL AND {self.in_list('b.id', 2)}",
+                scope,
+                self.text_list(box_ids),
+            )
+
+    async def rollout_create(
+        self,
+        rid: str,
+        version: str,
+        args: dict[str, Any],
+        waves: list[int],
+        timeout_s: float,
+        area_path: str,
+        by: str,
+        boxes: list[tuple[str, int]],
+    ) -> None:
+        now = utcnow()
+        async with self.tx() as c:
+            await c.execute(
+                "INSERT INTO rollouts (id, version, args, waves, state, wave_timeout_s, area_path,"
+                " created_by, created_at, updated_at) VALUES ($1, $2,"
+                f" {self.json_param(3)}, {self.json_param(4)}, 'running', $5, $6, $7, $8, $8)",
+                rid,
+                version,
+                json.dumps(args, ensure_ascii=False),
+                json.dumps(waves),
+                timeout_s,
+                area_path,
+                by,
+                now,
+            )
+            for box_id, wave in boxes:
+                await c.execute(
+                    "INSERT INTO rollout_boxes (rollout_id, box_id, wave) VALUES ($1, $2, $3)",
+                    rid,
+                    box_id,
+                    wave,
+                )
+
+    ROLLOUT_COUNTS = (
+        "SELECT o.*, (SELECT count(*) FROM rollout_boxes x WHERE x.rollout_id = o.id) AS boxes,"
+        " (SELECT count(*) FROM rollout_boxes x WHERE x.rollout_id = o.id"
+        " AND x.sent_at IS NOT NULL) AS sent,"
+        " (SELECT count(*) FROM rollout_boxes x WHERE x.rollout_id = o.id"
+        " AND x.done_at IS NOT NULL) AS done FROM rollouts o"
+    )
+
+    async def rollout_list(self, scope: str, limit: int) -> list[dict[str, Any]]:
+        """Roll-outs whose boxes all lie in scope, newest first, with their progress counts."""
+        async with self.read_tx() as c:
+            rows = await c.fetch(
+                self.ROLLOUT_COUNTS + f" WHERE {in_scope(scope, 1, 'o.area_path')}"
+                " ORDER BY o.created_at DESC LIMIT $2",
+                scope,
+                limit,
+            )
+        return [_rollout_row(r) for r in rows]
+
+    async def rollout_get(self, rid: str, scope: str) -> dict[str, Any] | None:
+        async with self.tx() as c:
+            row = await c.fetchrow(
+                self.ROLLOUT_COUNTS + f" WHERE o.id = $2 AND {in_scope(scope, 1, 'o.area_path')}",
+                scope,
+                rid,
+            )
+            if row is None:
+                return None
+            row["box_list"] = await c.fetch(
+                "SELECT x.box_id, x.wave, x.sent_at, x.feed_id, x.done_at, b.community_id,"
+                " b.software_version, b.last_seen_at FROM rollout_boxes x"
+                " JOIN boxes b ON b.id = x.box_id WHERE x.rollout_id = $1"
+                " ORDER BY x.wave, x.box_id",
+                rid,
+            )
+        return _rollout_row(row)
+
+    async def rollouts_running(self) -> list[str]:
+        async with self.tx() as c:
+            rows = await c.fetch("SELECT id FROM rollouts WHERE state = 'running' ORDER BY id")
+        return [r["id"] for r in rows]
+
+    async def rollout_mark_done(self, rid: str, version: str) -> None:
+        """Boxes sent the update whose heartbeat now reports the version are done."""
+        async with self.tx() as c:
+            await c.execute(
+                "UPDATE rollout_boxes SET done_at = $3 WHERE rollout_id = $1"
+                " AND done_at IS NULL AND sent_at IS NOT NULL AND box_id IN"
+                " (SELECT id FROM boxes WHERE software_version = $2)",
+                rid,
+                version,
+                utcnow(),
+            )
+
+    async def rollout_wave_boxes(self, rid: str, wave: int) -> list[dict[str, Any]]:
+        async with self.tx() as c:
+            return await c.fetch(
+                "SELECT x.box_id, x.sent_at, x.done_at, b.software_version, b.revoked_at"
+                " FROM rollout_boxes x JOIN boxes b ON b.id = x.box_id"
+                " WHERE x.rollout_id = $1 AND x.wave = $2 ORDER BY x.box_id",
+                rid,
+                wave,
+            )
+
+    async def rollout_claim_wave(self, rid: str, wave: int) -> bool:
+        """Move a running roll-out from wave ``wave - 1`` to ``wave``; False if another worker
+        (or a pause) got there first. The conditional UPDATE is the guard across workers."""
+        now = utcnow()
+        async with self.tx() as c:
+            n = await c.execute(
+                "UPDATE rollouts SET wave = $2, wave_sent_at = $3, updated_at = $3"
+                " WHERE id = $1 AND wave = $2 - 1 AND state = 'running'",
+                rid,
+                wave,
+                now,
+            )
+        return n == 1
+
+    async def rollout_sent(
+        self, rid: str, sent: list[tuple[str, int | None]], done: list[str]
+    ) -> None:
+        """Record the update command sent to boxes (feed id), and boxes already at the version
+        (done without a command)."""
+        now = utcnow()
+        async with self.tx() as c:
+            for box_id, feed_id in sent:
+                await c.execute(
+                    "UPDATE rollout_boxes SET sent_at = $3, feed_id = $4"
+                    " WHERE rollout_id = $1 AND box_id = $2",
+                    rid,
+                    box_id,
+                    now,
+                    feed_id,
+                )
+            for box_id in done:
+                await c.execute(
+                    "UPDATE rollout_boxes SET sent_at = coalesce(sent_at, $3), done_at = $3"
+                    " WHERE rollout_id = $1 AND box_id = $2",
+                    rid,
+                    box_id,
+                    now,
+                )
+
+    async def rollout_set_state(
+        self, rid: str, state: str, note: str, from_states: tuple[str, ...]
+    ) -> bool:
+        """Change the state if it is one of ``from_states``; resuming restarts the wave's
+        clock. False if the roll-out was not in one of them."""
+        now = utcnow()
+        allowed = ", ".join(f"'{s}'" for s in from_states)  # fixed words from the caller
+        async with self.tx() as c:
+            n = await c.execute(
+                f"UPDATE rollouts SET state = $2, note = $3, updated_at = $4,"
+                f" wave_sent_at = CASE WHEN $2 = 'running' THEN $4 ELSE wave_sent_at END"
+                f" WHERE id = $1 AND state IN ({allowed})",
+                rid,
+                state,
+                note,
+                now,
+            )
+        return n == 1
+
+
+def _rollout_row(r: dict[str, Any]) -> dict[str, Any]:
+    for k in ("args", "waves"):
+        if isinstance(r.get(k), str):
+            r[k] = json.loads(r[k])
+    for k in ("boxes", "sent", "done"):
+        if k in r:
+            r[k] = int(r[k])
+    return r

@@ -11,6 +11,8 @@ from cloudsync.storage.base import StorageBase
 class OpsQueryStorage(StorageBase):
     # --- queries for ops ------------------------------------------------------------------
 
+    SEARCH_WINDOW = 2000  # newest reports a search reads before it asks the text index
+
     async def records_query(
         self,
         kinds: list[str],
@@ -24,20 +26,23 @@ class OpsQueryStorage(StorageBase):
         search: str | None = None,
     ) -> list[dict[str, Any]]:
         """Records newest first, keyset-paginated on (ts, box_id, seq); ``search`` matches the
-        record id exactly or a substring of the payload's text."""
+        record id exactly or a substring of the payload's text.
+
+        A search first reads the newest :attr:`SEARCH_WINDOW` reports in scope: a common
+        word fills the page there (those are the newest matches of all). Only when it does
+        not does it ask the text index (migrations postgres 0007, sqlite 0006), which finds a
+        rare term among a million reports at once but would hand a common word's every match
+        to a sort. Deciding in code keeps that choice away from the planner's estimates of
+        the index expression, which it cannot make for a partial index."""
         async with self.tx() as c:
             cond, scope_arg = await self.scope_filter(c, scope)
         args: list[Any] = [scope_arg]
-        sql = [
-            "SELECT r.box_id, r.seq, r.kind, r.record_id, r.ts, r.payload, b.community_id"
-            f" FROM records r JOIN boxes b ON b.id = r.box_id WHERE {cond}"
-        ]
+        conds = [cond, " AND r.kind IN (" + ", ".join(f"'{k}'" for k in kinds) + ")"]
 
-        def add(cond: str, value: Any) -> None:
+        def add(sql: str, value: Any) -> None:
             args.append(value)
-            sql.append(cond.replace("?", f"${len(args)}"))
+            conds.append(sql.replace("?", f"${len(args)}"))
 
-        sql.append(" AND r.kind IN (" + ", ".join(f"'{k}'" for k in kinds) + ")")
         if box_id:
             add(" AND r.box_id = ?", box_id)
         if since:
@@ -46,29 +51,85 @@ class OpsQueryStorage(StorageBase):
             add(" AND r.ts < ?", until)
         for field, value in where.items():
             add(f" AND {self.jtext('r.payload', field)} = ?", value)
-        if search:
-            like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            args.append(search)
-            add(
-                f" AND (r.record_id = ${len(args)} OR {self.jtext('r.payload', 'text')}"
-                " LIKE ? ESCAPE '\\')",
-                like,
-            )
         if after:
             ts, box, seq = after
             args.extend([ts, box, seq])
             n = len(args)
-            sql.append(
+            conds.append(
                 f" AND (r.ts < ${n - 2} OR (r.ts = ${n - 2} AND (r.box_id < ${n - 1}"
                 f" OR (r.box_id = ${n - 1} AND r.seq < ${n}))))"
             )
-        args.append(limit)
-        sql.append(f" ORDER BY r.ts DESC, r.box_id DESC, r.seq DESC LIMIT ${len(args)}")
+        cols = "r.box_id, r.seq, r.kind, r.record_id, r.ts, r.payload"
+        order = " ORDER BY r.ts DESC, r.box_id DESC, r.seq DESC"
+        where_sql = "".join(conds)
+        if not search:
+            args.append(limit)
+            sql = (
+                f"SELECT {cols}, b.community_id FROM records r JOIN boxes b ON b.id = r.box_id"
+                f" WHERE {where_sql}{order} LIMIT ${len(args)}"
+            )
+            return await self._fetch_records(sql, args)
+        like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        args.extend([search, like, limit])
+        term_n, limit_n = len(args) - 2, len(args)
+        text = self.jtext("r.payload", "text")
+        plain = f"(r.record_id = ${term_n} OR {text} LIKE ${term_n + 1} ESCAPE '\\')"
+        indexed = self._text_match(kinds, search, term_n, args)
+        if indexed:
+            # The window's keys first (an index-only walk in PostgreSQL), then those rows.
+            window = (
+                f"SELECT {cols}, b.community_id FROM (SELECT r.box_id, r.seq FROM records r"
+                f" WHERE {where_sql}{order} LIMIT {self.SEARCH_WINDOW}) w"
+                " JOIN records r ON r.box_id = w.box_id AND r.seq = w.seq"
+                f" JOIN boxes b ON b.id = r.box_id WHERE {plain}{order} LIMIT ${limit_n}"
+            )
+            rows = await self._fetch_records(window, args[:limit_n])  # not the FTS phrase
+            if len(rows) == limit:
+                return rows
+            plain = indexed
+        sql = (
+            f"SELECT {cols}, b.community_id FROM records r JOIN boxes b ON b.id = r.box_id"
+            f" WHERE {where_sql} AND {plain}{order} LIMIT ${limit_n}"
+        )
+        return await self._fetch_records(sql, args, custom_plan=True)
+
+    async def _fetch_records(
+        self, sql: str, args: list[Any], custom_plan: bool = False
+    ) -> list[dict[str, Any]]:
         async with self.read_tx() as c:
-            rows = await c.fetch("".join(sql), *args)
+            if custom_plan and self.dialect == "postgres":
+                # Plan for this very term (asyncpg prepares statements; a generic plan would
+                # not know how rare it is).
+                await c.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            rows = await c.fetch(sql, *args)
         for r in rows:
             r["payload"] = json.loads(r["payload"])
         return rows
+
+    def _text_match(self, kinds: list[str], term: str, term_n: int, args: list[Any]) -> str:
+        """SQL through the reports' text index: the record is the term's report (by id, for
+        a term that can be one) or its text contains the term (``$term_n``; ``$term_n + 1``
+        is its LIKE pattern); "" when no index serves the term. Character pairs in
+        PostgreSQL (terms of 2+ characters), FTS5 trigrams in SQLite (3+); the LIKE keeps
+        only true substrings either way."""
+        if kinds != ["report"]:
+            return ""
+        text = self.jtext("r.payload", "text")
+        like = f"{text} LIKE ${term_n + 1} ESCAPE '\\'"
+        if self.dialect == "postgres" and len(term) >= 2:
+            found = f"(qilu_bigrams({text}) @> qilu_bigrams(CAST(${term_n} AS TEXT)) AND {like})"
+        elif self.dialect == "sqlite" and len(term) >= 3:
+            args.append('"' + term.replace('"', '""') + '"')  # one FTS5 phrase: a substring
+            found = (
+                "((r.box_id, r.seq) IN (SELECT s.box_id, s.seq FROM report_fts f"
+                f" JOIN report_search s ON s.id = f.rowid WHERE report_fts MATCH ${len(args)})"
+                f" AND {like})"
+            )
+        else:
+            return ""
+        # Record ids are ASCII: for any other term the id test would only stop the index
+        # conditions from being used as such (an OR around them), so it is left out.
+        return f"(r.record_id = ${term_n} OR {found})" if term.isascii() else found
 
     async def count_by(
         self,
@@ -93,37 +154,6 @@ class OpsQueryStorage(StorageBase):
                 f" ORDER BY {', '.join(str(i + 1) for i in range(len(fields)))}"
             )
             return await c.fetch(sql, scope_arg, kind, since or "", until or "")
-
-    async def report_stats(
-        self, scope: str, since: str, until: str | None
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Reports per day (count, mean sentiment) and per community x category, by the
-        report's own time (payload ts); the outbox time (r.ts, indexed, never earlier than
-        the report's) narrows the scan first."""
-        sentiment = f"CAST({self.jtext('r.payload', 'sentiment')} AS DOUBLE PRECISION)"
-        when = self.jtext("r.payload", "ts")
-        async with self.read_tx() as c:
-            cond, scope_arg = await self.scope_filter(c, scope)
-            base = (
-                " FROM records r JOIN boxes b ON b.id = r.box_id"
-                f" WHERE {cond} AND r.kind = 'report'"
-                f" AND r.ts >= $2 AND {when} >= $2 AND ($3 = '' OR {when} < $3)"
-            )
-            days = await c.fetch(
-                f"SELECT substr({when}, 1, 10) AS day, count(*) AS n, avg({sentiment}) AS mood"
-                f"{base} GROUP BY 1 ORDER BY 1",
-                scope_arg,
-                since,
-                until or "",
-            )
-            cells = await c.fetch(
-                f"SELECT b.community_id, {self.jtext('r.payload', 'category')} AS category,"
-                f" count(*) AS n{base} GROUP BY 1, 2 ORDER BY 1, 2",
-                scope_arg,
-                since,
-                until or "",
-            )
-        return days, cells
 
     async def record_box(self, kind: str, record_id: str, scope: str) -> str | None:
         """The box holding a record of this kind and id, if it is in scope."""

@@ -23,3 +23,9 @@ class SyncConfig(Section):
     budget_warn: float = Field(0.8, gt=0, lt=1)  # warning Alert at this fraction
     tls_verify: bool = True
     ca_file: str | None = None  # extra CA for a private cloud certificate
+    # The cloud's ``update`` command (console roll-outs in waves, docs/console.md) runs this
+    # with the version as its last argument (and QILU_UPDATE_VERSION / _URL / _SHA256 in its
+    # environment): it installs that version and restarts the daemon, which then reports it
+    # in its heartbeat. Unset: the box refuses updates, saying so (the roll-out pauses).
+    update_command: str | None = Field(None, min_length=1, max_length=1000)
+    update_timeout_s: float = Field(900.0, gt=0, le=3 * 3600)

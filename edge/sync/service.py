@@ -23,7 +23,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import re
+import shlex
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -34,6 +37,7 @@ from aiohttp import web
 from common import protocol as p
 from common.version import __version__
 from edge.core.box import Box
+from edge.core.commands import CommandError
 from edge.core.http import json_error, require_staff
 from edge.core.service import Service, cancel
 from edge.core.standard import Alert, Command, new_id
@@ -54,6 +58,7 @@ RETRYABLE = (aiohttp.ClientError, TimeoutError, CloudError, OSError)
 MIN_BATCH, INITIAL_BATCH = 20, 500
 FAST_BATCH_S = 2.0  # a batch acked faster than this may double
 QUARANTINE_ALERT_S = 600.0  # at most one quarantine alert this often (a burst: one alert)
+VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+_~-]{0,63}")  # as the cloud's roll-outs check
 
 
 class SyncService(Service):
@@ -85,6 +90,7 @@ class SyncService(Service):
         box.store.sync.on_commit(lambda: loop.call_soon_threadsafe(self._wake.set))
         box.http.router.add_get("/api/v1/sync/status", self._http_status)
         box.http.router.add_post("/api/v1/sync/rotate", self._http_rotate)
+        box.commands.register("box", "update", self._cmd_update)
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -338,6 +344,51 @@ class SyncService(Service):
             outbox.feed_mark, st.sync, item.id, item.target_kind, target, item.action, ok, detail
         )
         self.applied += 1
+
+    async def _cmd_update(self, target: str, cmd: Command) -> str:
+        """The cloud's ``update`` command (a roll-out wave): run the configured update hook
+        with the version. The hook installs it and restarts the daemon; the heartbeat then
+        reports the new version, which is what moves the roll-out on. Re-sent to a box that
+        already runs the version (e.g. after its restart), it only says so."""
+        version = str(cmd.args.get("version", ""))
+        if not VERSION.fullmatch(version):
+            raise CommandError(f"update: version {version[:70]!r} missing or malformed")
+        if version == __version__:
+            return f"already running {version}"
+        if not self.cfg.update_command:
+            raise CommandError(
+                f"update to {version}: this box has no update hook ([sync] update_command);"
+                f" it keeps running {__version__}"
+            )
+        env = {**os.environ, "QILU_UPDATE_VERSION": version}
+        for key in ("url", "sha256"):
+            if isinstance(cmd.args.get(key), str):
+                env[f"QILU_UPDATE_{key.upper()}"] = cmd.args[key]
+        argv = [*shlex.split(self.cfg.update_command), version]
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *argv,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.STDOUT,
+                env=env,
+            )
+        except OSError as e:
+            raise CommandError(f"update hook {argv[0]!r} did not start: {e}") from e
+        try:
+            async with asyncio.timeout(self.cfg.update_timeout_s):
+                out, _ = await proc.communicate()
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise CommandError(
+                f"update hook ran longer than {self.cfg.update_timeout_s:g} s; killed"
+            ) from None
+        tail = out.decode(errors="replace").strip()[-300:]
+        if proc.returncode:
+            raise CommandError(f"update hook exited {proc.returncode}: {tail}")
+        log.info("sync: update hook ran for %s: %s", version, tail)
+        return f"update hook ran for {version} (running {__version__} until restarted): {tail}"
 
     # --- heartbeat, budget, rotation -------------------------------------------------------------
 

@@ -84,6 +84,14 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/ops/boxes/{box_id}/preview"): OPS_READ_LIXIA,
     ("GET", "/api/v1/ops/alerts/stream"): OPS_READ,  # server-sent events: status only
     ("POST", "/api/v1/ops/alerts/{box_id}/{seq}/ack"): OPS_WRITE_LIXIA,
+    ("GET", "/api/v1/ops/stats/content"): OPS_READ,
+    ("GET", "/api/v1/ops/rollouts"): OPS_READ,
+    ("POST", "/api/v1/ops/rollouts"): OPS_TARGET_LIXIA,
+    ("GET", "/api/v1/ops/rollouts/{rollout_id}"): OPS_READ_LIXIA,
+    ("POST", "/api/v1/ops/rollouts/{rollout_id}/state"): OPS_WRITE_LIXIA,
+    ("GET", "/console/stats"): row(CALLERS, "303~/console/login"),
+    ("GET", "/console/library"): row(CALLERS, "303~/console/login"),
+    ("GET", "/console/cloud-static"): row(CALLERS, "4xx"),  # add_static's pattern has no file
     # The console's pages sign in with a session cookie; a bearer token is no session.
     ("GET", "/"): row(CALLERS, "3xx"),
     ("GET", "/console"): row(CALLERS, "3xx"),
@@ -127,6 +135,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/ops/tickets/{ticket_id}/update"): lambda c: {"status": "assigned"},
     ("POST", "/api/v1/ops/reports/{report_id}/correction"): lambda c: {"urgency": "high"},
     ("POST", "/api/v1/ops/alerts/{box_id}/{seq}/ack"): lambda c: {"note": "收到"},
+    ("POST", "/api/v1/ops/rollouts"): lambda c: {"version": "2.0.0", "targets": {"areas": ["c1"]}},
+    ("POST", "/api/v1/ops/rollouts/{rollout_id}/state"): lambda c: {"action": "pause"},
 }  # fmt: skip
 
 
@@ -158,13 +168,17 @@ async def test_every_cloud_route_for_every_caller(cloud: Cloud) -> None:
         "POST", "/api/v1/ops/content", tokens["admin_in"], data=b"lixia-only poster"
     )
     assert status == 201, up
+    status, ro = await cloud.call(
+        "POST", "/api/v1/ops/rollouts", json={"version": "1.9", "targets": {"boxes": [a.box_id]}}
+    )
+    assert status == 201, ro
     params = {"community_id": "c1", "box_id": a.box_id, "sha256": up["sha256"],
               "ticket_id": "repair_ticket-1", "report_id": "report-2", "community": "c1",
-              "seq": "3", "tail": "read"}  # fmt: skip
+              "seq": "3", "tail": "read", "rollout_id": ro["id"]}  # fmt: skip
     # Revoking is for good: it gets a box of its own, so the box callers keep working.
     per_route = {("POST", "/api/v1/ops/boxes/{box_id}/revoke"): {"box_id": victim.box_id}}
     markers = (a.box_id, victim.box_id, up["sha256"], "lixia-secret-leak", "repair_ticket-1",
-               "report-2")
+               "report-2", ro["id"])
     boxes = {"box_in": a, "box_out": b}
     wrong = Identity(a.cloud, a.box_id, "not-the-secret")
 

@@ -1,0 +1,162 @@
+"""Report search by index, the weekly roll-up behind the report charts, and content statistics
+(proof of play and reading per item and area), on SQLite and PostgreSQL with records uploaded
+by boxes over the real signed API; a district sees only its own."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from edge.sync.store import OutboxRow
+from tests.cloudsync.helpers import Cloud
+from tests.cloudsync.test_ops_api import rec, two_districts, upload
+
+FILLER = [
+    "楼道灯坏了，晚上很黑",
+    "电梯又停了，老人上不去",
+    "垃圾没人清理，味道很大",
+    "停车位被占，车开不进来",
+]
+
+
+def day(days_ago: int, hour: int = 10) -> str:
+    return (datetime.now(UTC) - timedelta(days=days_ago)).strftime(f"%Y-%m-%dT{hour:02d}:00:00")
+
+
+def report(seq: int, when: str, **payload: object) -> OutboxRow:
+    """A report as a box records it: its own time (payload ts) is what the charts count by."""
+    text = json.dumps(
+        {"schema": "qilu.v1.report", "id": f"report-{seq}", "ts": when, **payload},
+        ensure_ascii=False,
+    )
+    return OutboxRow(seq, 2, "report", f"report-{seq}", day(0), text, len(text))
+
+
+async def test_search_finds_a_rare_term_by_index(cloud: Cloud) -> None:
+    a, b = await two_districts(cloud)
+    rows = [
+        rec(i, "report", 2, day(i % 30), text=FILLER[i % 4] + f" {i}号楼", category="other")
+        for i in range(1, 301)
+    ]
+    rows.append(
+        rec(
+            301,
+            "report",
+            2,
+            day(3),
+            text="三单元煤气罐漏气，闻到很重的味道",
+            category="safety_hazard",
+        )
+    )
+    await upload(a, rows)
+    await upload(
+        b, [rec(1, "report", 2, day(2), text="二号楼煤气罐放在楼道里", category="safety_hazard")]
+    )
+    lixia = await cloud.ops_user("lixia-admin", "admin", "lixia")
+    for term in ("煤气", "煤气罐", "煤气罐漏气", "漏"):  # 2+ chars indexed in PG, 3+ in SQLite
+        _, got = await cloud.call("GET", "/api/v1/ops/reports", lixia, params={"q": term})
+        assert [r["record_id"] for r in got["items"]] == ["report-301"], term
+        _, everyone = await cloud.call("GET", "/api/v1/ops/reports", params={"q": term})
+        want = (
+            ["report-301"] if term.endswith("漏气") or term == "漏" else ["report-301", "report-1"]
+        )
+        assert sorted(r["record_id"] for r in everyone["items"]) == sorted(want), term
+    # A common word still finds the newest first, and an id finds its report.
+    _, common = await cloud.call(
+        "GET", "/api/v1/ops/reports", lixia, params={"q": "电梯", "limit": 5}
+    )
+    assert len(common["items"]) == 5 and all(
+        "电梯" in r["payload"]["text"] for r in common["items"]
+    )
+    _, by_id = await cloud.call("GET", "/api/v1/ops/reports", lixia, params={"q": "report-7"})
+    assert [r["record_id"] for r in by_id["items"]] == ["report-7"]
+    # LIKE's wildcards are literal in a search term.
+    _, none = await cloud.call("GET", "/api/v1/ops/reports", lixia, params={"q": "%_%"})
+    assert none["items"] == []
+
+    if cloud.db.startswith("postgres"):
+        # The plan for a rare term reads the index, not every report.
+        conn = await asyncpg.connect(cloud.db)
+        try:
+            await conn.execute("ANALYZE records")
+            await conn.execute("SET enable_seqscan = off")  # tiny table: ask whether it *can*
+            plan = "\n".join(
+                r[0]
+                for r in await conn.fetch(
+                    "EXPLAIN SELECT * FROM records r WHERE r.kind = 'report' AND"
+                    " qilu_bigrams(r.payload ->> 'text') @> qilu_bigrams('煤气罐')"
+                )
+            )
+        finally:
+            await conn.close()
+        assert "records_report_text" in plan, plan
+    else:
+        import sqlite3
+
+        db = sqlite3.connect(cloud.db)
+        try:
+            hits = db.execute(
+                "SELECT count(*) FROM report_fts WHERE report_fts MATCH '\"煤气罐\"'"
+            ).fetchone()
+        finally:
+            db.close()
+        assert hits == (2,)
+
+
+async def test_report_charts_come_from_the_weekly_rollup(cloud: Cloud) -> None:
+    a, b = await two_districts(cloud)
+    rows = [
+        report(1, day(0), text="a", category="noise_neighbours", sentiment=-0.5),
+        report(2, day(0), text="b", category="noise_neighbours", sentiment=-0.7),
+        report(3, day(8), text="c", category="praise", sentiment=0.9),
+        report(4, "not a date", text="d", sentiment="high"),  # arrival week, no mood
+        rec(5, "alert", 1, day(0), level="info", message="x"),
+    ]
+    await upload(a, rows)
+    await upload(a, rows)  # a duplicate upload counts nothing twice
+    await upload(b, [report(1, day(1), text="e", category="praise", sentiment=1.0)])
+    lixia = await cloud.ops_user("lixia-admin", "admin", "lixia")
+    _, st = await cloud.call("GET", "/api/v1/ops/stats/reports", lixia, params={"weeks": 4})
+    assert sum(w["n"] for w in st["weeks"]) == 4
+    # This week: reports 1 and 2, and 4 (its ts is no date: the week it arrived, no mood);
+    # report 3 is eight days old, so in an earlier week.
+    this_week = st["weeks"][-1]
+    assert (this_week["n"], this_week["mood"]) == (3, -0.6)
+    assert [w["mood"] for w in st["weeks"][:-1] if w["n"]] == [0.9]
+    assert {c["category"]: c["n"] for c in st["categories"]} == {
+        "noise_neighbours": 2,
+        "praise": 1,
+        "other": 1,
+    }
+    assert [r["community_id"] for r in st["heat"]["rows"]] == ["c1"]
+    _, root = await cloud.call("GET", "/api/v1/ops/stats/reports", params={"weeks": 4})
+    assert sum(w["n"] for w in root["weeks"]) == 5
+    assert sorted(r["community_id"] for r in root["heat"]["rows"]) == ["c1", "c2"]
+
+
+async def test_content_statistics_per_item_and_area_are_scoped(cloud: Cloud) -> None:
+    a, b = await two_districts(cloud)
+    plays = [rec(i, "play_record", 3, day(1), content_id="c-poster", duration_ms=10000)
+             for i in range(1, 4)]  # fmt: skip
+    reads = [rec(10, "reading_stats", 3, day(1), content_id="n-water", reads=7, new_readers=5,
+                 acks=2, dwell_s=30.5)]  # fmt: skip
+    await upload(a, plays + reads)
+    await upload(b, [rec(1, "play_record", 3, day(1), content_id="c-poster", duration_ms=5000)])
+    lixia = await cloud.ops_user("lixia-admin", "viewer", "lixia")
+    _, st = await cloud.call("GET", "/api/v1/ops/stats/content", lixia)
+    items = {i["content_id"]: i for i in st["items"]}
+    assert (items["c-poster"]["plays"], items["c-poster"]["play_s"]) == (3, 30.0)
+    assert (items["n-water"]["reads"], items["n-water"]["readers"], items["n-water"]["acks"]) == (
+        7,
+        5,
+        2,
+    )
+    assert [(x["community_id"], x["name"], x["plays"], x["reads"]) for x in st["areas"]] == [
+        ("c1", "C1", 3, 7)
+    ]
+    _, root = await cloud.call("GET", "/api/v1/ops/stats/content")
+    assert {x["community_id"]: x["plays"] for x in root["areas"]} == {"c1": 3, "c2": 1}
+    status, _ = await cloud.call("GET", "/api/v1/ops/stats/content", lixia, params={"area": "c2"})
+    assert status == 404
