@@ -55,10 +55,12 @@ class SqliteConn:
     async def insert_records(self, box_id: str, now: str, rows: Sequence[UploadRecord]) -> int:
         def run() -> int:
             db = self.s.db
-            before = db.total_changes
+            stored = 0
             try:
+                # rowcount, not total_changes: the console's search and roll-up triggers
+                # write rows of their own, which are not records stored
                 for sql, params in insert_statements(box_id, now, rows):
-                    db.execute(sql, params)
+                    stored += db.execute(sql, params).rowcount
             except sqlite3.OperationalError as e:
                 bad = find_bad_record(rows)
                 if bad is not None:  # name the record, so the box can quarantine it
@@ -66,7 +68,7 @@ class SqliteConn:
                 if "JSON" in str(e):
                     raise StorageError(f"records: {e}") from e
                 raise  # e.g. locked: a failure on our side, which the box retries
-            return db.total_changes - before
+            return stored
 
         return await self.s.call(run)
 
