@@ -358,12 +358,14 @@ async def preview(request: web.Request, q: PreviewQuery, body: None) -> web.Resp
                 "source": now.source,
                 "started_at": now.started_at.isoformat(),
                 "ends_at": now.ends_at.isoformat(),
+                "layout": now.layout,
             },
             "segments": [
                 {
                     "start": s.start.isoformat(),
                     "end": s.end.isoformat(),
                     "source": s.source,
+                    "layout": s.layout,
                     "items": [
                         {"content_id": c, "title": titles.get(c, ""), "ms": ms} for c, ms in s.items
                     ],

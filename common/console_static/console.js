@@ -640,6 +640,7 @@ pages.content = async () => {
         Q.table([
           { label: t("from_to"), cell: (s) => Q.when(s.start) + " – " + Q.when(s.end) },
           { label: t("source"), cell: (s) => src(s.source) },
+          { label: t("layout"), cell: (s) => s.layout || t("layout_screen") },
           { label: t("items"), cell: (s) => s.items.map(name).join("、") },
         ], out.segments, t("preview_title"))));
     } catch (e) { Q.fill("preview-out", h("p", { class: "error", text: t("error") + ": " + e.message })); }
