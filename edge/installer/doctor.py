@@ -517,8 +517,8 @@ def format_row(r: Result, colour: bool = True, lang: Lang = "zh") -> str:
         mark = click.style(mark, fg=_COLOURS[r.status], bold=r.status == "fail")
     line = f"{mark}  {r.id:<24} {r.detail.text(lang) if r.detail else ''}"
     if r.hint and r.status in ("warn", "fail"):
-        fix = "fix:" if lang == "en" else "修复："
-        line += f"\n      {'':<24} {fix} {r.hint.text(lang)}"
+        fix = "fix: " if lang == "en" else "修复："
+        line += f"\n      {'':<24} {fix}{r.hint.text(lang)}"
     return line
 
 

@@ -55,7 +55,7 @@ async def test_cli_chinese_by_default_english_on_request(tmp_path: Path) -> None
         assert code == 1, out
         door = "\n".join(rows(out)["door:door-dead"])
         assert door.startswith("失败") and "modbus：离线" in door, out
-        assert f"修复： {ZH_RELAY}（`qilu-edge modbus scan`）" in door, door
+        assert f"修复：{ZH_RELAY}（`qilu-edge modbus scan`）" in door, door
         assert "check the" not in out and "未就绪：" in out and "1 项失败" in out
         assert rows(out)["door:door-ok"][0].startswith("通过")
         assert "还没有数据库" in out  # another check's detail, with its path kept
