@@ -122,8 +122,20 @@ def parse_units(spec: str) -> range | list[int]:
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="The report as one JSON object.")
 @click.option("--click", "click_doors", is_flag=True, help="Pulse each door relay (audible).")
-def doctor(config_path: Path, as_json: bool, click_doors: bool) -> None:
+@click.option(
+    "--lang",
+    type=click.Choice(["zh", "en"]),
+    default=None,
+    help="Language of details and hints: zh (default) or en; default en when LANG/LC_ALL is en_*.",
+)
+def doctor(config_path: Path, as_json: bool, click_doors: bool, lang: str | None) -> None:
     """Commissioning checks with pass/warn/fail and fix hints; exit 1 on any fail.
+
+    \b
+    Language: details and fix hints in Chinese (中文) by default; English with --lang en or
+    when the locale is English (LANG=en_US.UTF-8, LC_ALL=en_*). --json carries both: detail
+    and hint in the chosen language, detail_en/detail_zh and hint_en/hint_zh, plus stable
+    id, status, detail_key and hint_key for scripts.
 
     \b
     Checks, in this order (each FAIL or WARN says how to fix it):
@@ -146,19 +158,22 @@ def doctor(config_path: Path, as_json: bool, click_doors: bool) -> None:
     Example:
       qilu-edge doctor -c /etc/qilu-edge/edge.toml
       qilu-edge doctor -c edge.toml --click --json > report.json
+      qilu-edge doctor -c edge.toml --lang en
     """
+    from edge.core.i18n import lang_from_env
     from edge.installer.doctor import Doctor, format_row, summary
 
+    lang_ = lang_from_env() if lang is None else ("en" if lang == "en" else "zh")
     doc = Doctor(config_path=config_path, click=click_doors, loader=config_loader())
     colour = sys.stdout.isatty()
-    on_result = None if as_json else (lambda r: click.echo(format_row(r, colour)))
+    on_result = None if as_json else (lambda r: click.echo(format_row(r, colour, lang_)))
     if not as_json:
         click.echo(f"qilu-edge doctor: {config_path}")
     report = asyncio.run(doc.run(on_result))
     if as_json:
-        click.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        click.echo(json.dumps(report.as_dict(lang_), ensure_ascii=False, indent=2))
     else:
-        click.echo(summary(report))
+        click.echo(summary(report, lang_))
     sys.exit(0 if report.ok else 1)
 
 

@@ -23,21 +23,21 @@ from yarl import URL
 from common import protocol as p
 from common.relay import away_url
 from edge.core.config import CoreConfig
+from edge.core.i18n import Msg
+from edge.installer.config import InstallerConfig
+from edge.installer.doctor_texts import TIMED_OUT, T
 from edge.sync.client import ssl_context
+from edge.sync.config import SyncConfig
 from edge.sync.identity import Identity, identity_path, load
 
 PROBE_PATH = "/api/v1/box/feed"
-NET_HINT = (
-    "check the box's network, DNS and the cloud URL (curl CLOUD/healthz); "
-    "the box keeps working offline and uploads later"
-)
 
 
 @dataclass
 class Outcome:
     status: str  # pass / warn / fail / skip
-    detail: str
-    hint: str = ""
+    detail: Msg
+    hint: Msg | None = None
 
 
 @dataclass
@@ -48,12 +48,9 @@ class Probe:
     skew_s: float | None = None  # box clock minus cloud clock
 
 
-def provision_hint(config: CoreConfig) -> str:
+def provision_hint(config: CoreConfig, force: bool = False) -> Msg:
     cfg = f"-c {config.source} " if config.source else ""
-    return (
-        f"`qilu-edge provision {cfg}--cloud URL --claim CODE` with a claim code from the "
-        "ops console, or the installer page (cloud URL + claim code)"
-    )
+    return T("provisioned.hint", force="--force " if force else "", cfg=cfg)
 
 
 def read_identity(config: CoreConfig) -> tuple[Identity | None, Outcome]:
@@ -64,32 +61,43 @@ def read_identity(config: CoreConfig) -> tuple[Identity | None, Outcome]:
     except (ValueError, TypeError) as e:  # half-edited or foreign JSON
         return None, Outcome(
             "fail",
-            f"{path}: unreadable identity ({e})",
-            provision_hint(config).replace("provision ", "provision --force ", 1),
+            T("provisioned.unreadable", path=path, error=e),
+            provision_hint(config, force=True),
         )
     except PermissionError:
         return None, Outcome(
-            "fail", f"{path}: permission denied", "run the doctor as the qilu-edge user or root"
+            "fail", T("provisioned.denied", path=path), T("provisioned.denied_hint")
         )
     if ident is None:
-        return None, Outcome(
-            "fail", f"not provisioned: no cloud identity at {path}", provision_hint(config)
-        )
+        return None, Outcome("fail", T("provisioned.missing", path=path), provision_hint(config))
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         return ident, Outcome(
             "fail",
-            f"{path} has mode {mode:04o}: the box secret is readable by others",
-            f"chmod 600 {path}",
+            T("provisioned.loose", path=path, mode=f"{mode:04o}"),
+            T("provisioned.loose_hint", path=path),
         )
-    where = f" in {ident.area_path}" if ident.area_path else ""
-    return ident, Outcome("pass", f"{ident.box_id}{where} at {ident.cloud} ({path}, 0600)")
+    if ident.area_path:
+        return ident, Outcome(
+            "pass",
+            T(
+                "provisioned.ok_area",
+                box_id=ident.box_id,
+                area=ident.area_path,
+                cloud=ident.cloud,
+                path=path,
+            ),
+        )
+    return ident, Outcome(
+        "pass", T("provisioned.ok", box_id=ident.box_id, cloud=ident.cloud, path=path)
+    )
 
 
 async def probe_cloud(config: CoreConfig, ident: Identity, timeout_s: float = 8.0) -> Probe:
     """A signed GET of the feed past its end: proves reachability and the identity."""
     url = URL(ident.cloud).with_path(PROBE_PATH).with_query({"after": p.SEQ_MAX, "limit": 1})
-    ctx = ssl_context(config.sync.tls_verify, config.sync.ca_file)
+    sync = config.section(SyncConfig)
+    ctx = ssl_context(sync.tls_verify, sync.ca_file)
     offset = 0.0
     skew: float | None = None
     try:
@@ -117,49 +125,45 @@ async def probe_cloud(config: CoreConfig, ident: Identity, timeout_s: float = 8.
                     continue
                 break
     except (aiohttp.ClientError, TimeoutError, OSError) as e:
-        return Probe(
-            Outcome("fail", f"cloud unreachable: {ident.cloud}: {_reason(e)}", NET_HINT), None
-        )
-    rtt = f"{(t1 - t0) * 1000:.0f} ms"
+        return Probe(_unreachable(ident, e), None)
+    rtt = (t1 - t0) * 1000
     return Probe(_verdict(config, ident, r.status, text, rtt), skew)
 
 
-def _verdict(config: CoreConfig, ident: Identity, status: int, text: str, rtt: str) -> Outcome:
+def _verdict(config: CoreConfig, ident: Identity, status: int, text: str, rtt: float) -> Outcome:
     err = _error_text(text)
-    reprovision = provision_hint(config).replace("provision ", "provision --force ", 1)
+    reprovision = provision_hint(config, force=True)
+    cloud = ident.cloud
     if status == 200:
-        return Outcome("pass", f"{ident.cloud}: authenticated as {ident.box_id} ({rtt})")
+        return Outcome("pass", T("cloud.ok", cloud=cloud, box_id=ident.box_id, rtt=rtt))
     if status == 403 and "revoked" in err:
         return Outcome(
             "fail",
-            f"{ident.cloud}: box {ident.box_id} is revoked by the cloud",
-            f"ask ops for a new claim code, then {reprovision}",
+            T("cloud.revoked", cloud=cloud, box_id=ident.box_id),
+            T("cloud.revoked_hint", reprovision=reprovision),
         )
     if status == 401:
         return Outcome(
             "fail",
-            f"{ident.cloud}: the cloud refused this box's identity ({err})",
-            "the secret does not match the cloud's (an old backup? another box's file?): "
-            f"get a new claim code, then {reprovision}",
+            T("cloud.refused", cloud=cloud, error=err),
+            T("cloud.refused_hint", reprovision=reprovision),
         )
     if status >= 500:
-        return Outcome("fail", f"{ident.cloud}: cloud error HTTP {status} ({err})", NET_HINT)
+        return Outcome(
+            "fail", T("cloud.server_error", cloud=cloud, status=status, error=err),
+            T("cloud.net_hint"),
+        )  # fmt: skip
     return Outcome(
-        "fail",
-        f"{ident.cloud}: HTTP {status} ({err}) — is this the Qilu cloud URL?",
-        reprovision,
+        "fail", T("cloud.unexpected", cloud=cloud, status=status, error=err), reprovision
     )
 
 
 def clock_outcome(config: CoreConfig, skew: float | None) -> Outcome:
     if skew is None:
-        return Outcome("skip", "no time from the cloud (see the cloud check)")
-    ic = config.installer
-    detail = (
-        f"box clock is {skew:+.1f} s against the cloud "
-        f"(warn > {ic.warn_clock_skew_s:g} s, fail > {ic.max_clock_skew_s:g} s)"
-    )
-    hint = "enable NTP: `timedatectl set-ntp true`; check `timedatectl timesync-status`"
+        return Outcome("skip", T("clock.no_time"))
+    ic = config.section(InstallerConfig)
+    detail = T("clock.skew", skew=skew, warn=ic.warn_clock_skew_s, fail=ic.max_clock_skew_s)
+    hint = T("clock.hint")
     if abs(skew) > ic.max_clock_skew_s:
         return Outcome("fail", detail, hint)
     if abs(skew) > ic.warn_clock_skew_s:
@@ -172,7 +176,8 @@ async def probe_relay(config: CoreConfig, ident: Identity, timeout_s: float = 8.
     cloud as a resident would (no signature), so it tests the running daemon's relay socket
     without opening a second one (which would replace the daemon's)."""
     away = away_url(ident.cloud, ident.community_id)
-    ctx = ssl_context(config.sync.tls_verify, config.sync.ca_file)
+    sync = config.section(SyncConfig)
+    ctx = ssl_context(sync.tls_verify, sync.ca_file)
     try:
         async with aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=ctx),
@@ -187,22 +192,22 @@ async def probe_relay(config: CoreConfig, ident: Identity, timeout_s: float = 8.
             ) as r:
                 page = r.status
     except (aiohttp.ClientError, TimeoutError, OSError) as e:
-        return Outcome("fail", f"cloud unreachable: {ident.cloud}: {_reason(e)}", NET_HINT)
+        return _unreachable(ident, e)
     if entry == 404 and page == 404:
         return Outcome(
-            "warn", f"{ident.cloud} does not relay resident pages (an older cloud version?)",
-            "residents use the portal on the community Wi-Fi only until the cloud is updated",
+            "warn", T("relay.old_cloud", cloud=ident.cloud), T("relay.old_cloud_hint"),
         )  # fmt: skip
     if page == 503:
-        return Outcome(
-            "warn",
-            f"{away} answers, but this box has no relay socket open to the cloud",
-            "is the daemon running (`systemctl status qilu-edge`)? Its status shows "
-            "services.portal_relay.last_error; a proxy must allow WebSockets to the cloud",
-        )
+        return Outcome("warn", T("relay.no_socket", away=away), T("relay.no_socket_hint"))
     if page == 200:
-        return Outcome("pass", f"residents away from home reach this box at {away}")
-    return Outcome("warn", f"{away}: unexpected HTTP {entry}/{page} from the relay")
+        return Outcome("pass", T("relay.ok", away=away))
+    return Outcome("warn", T("relay.unexpected", away=away, entry=entry, page=page))
+
+
+def _unreachable(ident: Identity, e: BaseException) -> Outcome:
+    return Outcome(
+        "fail", T("cloud.unreachable", cloud=ident.cloud, reason=_reason(e)), T("cloud.net_hint")
+    )
 
 
 def _server_time(headers: Any) -> float | None:
@@ -230,7 +235,7 @@ def _error_text(text: str) -> str:
     return text[:120]
 
 
-def _reason(e: BaseException) -> str:
+def _reason(e: BaseException) -> Any:
     if isinstance(e, TimeoutError | asyncio.TimeoutError):
-        return "timed out"
+        return TIMED_OUT
     return str(e) or type(e).__name__

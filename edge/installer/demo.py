@@ -15,9 +15,9 @@ async def step_installer(d) -> None:  # d: edge.demo.Demo (imported lazily)
     )
     cfg = d.box.config
     report = await Doctor(config=cfg, config_path=cfg.source, box=d.box).run(
-        lambda r: click.echo("  " + format_row(r).replace("\n", "\n  "))
+        lambda r: click.echo("  " + format_row(r, lang="en").replace("\n", "\n  "))
     )
-    click.echo(f"  {summary(report)}")
+    click.echo(f"  {summary(report, 'en')}")
     d.links["installer"] = f"{d.api}/installer/"
     click.echo(
         f"  installer page (wizard + doctor, 中文/English): {d.api}/installer/"

@@ -18,14 +18,13 @@ from typing import Any
 import aiohttp
 
 from edge.core.config import CoreConfig
+from edge.core.i18n import Msg
 from edge.faces import FACES
+from edge.installer.doctor_texts import TIMED_OUT, T
 from edge.screens import SCREENS
+from edge.screens.config import ScreensConfig
 
 FPS_SETTLE_S = 1.5  # after the first frame, wait this long at most for an fps estimate
-NO_FACE_HINT = (
-    "nobody in view? have someone stand where residents will stand and run the doctor again; "
-    "if a face is there, check focus, lighting and the camera's angle"
-)
 
 
 class FaceProbe:
@@ -36,10 +35,10 @@ class FaceProbe:
         self.box = box
         self._pipeline: Any = None
         self._owned = False
-        self._why_not: str | None = None
+        self._why_not: Msg | None = None
         self._lock = asyncio.Lock()
 
-    async def pipeline(self) -> tuple[Any, str | None]:
+    async def pipeline(self) -> tuple[Any, Msg | None]:
         async with self._lock:
             if self._pipeline is None and self._why_not is None:
                 await self._load()
@@ -48,7 +47,7 @@ class FaceProbe:
     async def _load(self) -> None:
         face = getattr(self.config, "faces", None)
         if face is None or not face.enabled:
-            self._why_not = "face recognition off ([faces] enabled = false)"
+            self._why_not = T("models.off")
             return
         if self.box is not None:
             try:
@@ -56,7 +55,7 @@ class FaceProbe:
             except KeyError:
                 self._pipeline = None
             if self._pipeline is None:
-                self._why_not = "the faces service has no pipeline (see `qilu-edge models`)"
+                self._why_not = T("camera.no_pipeline")
             return
         try:
             from edge.faces.pipeline import FacePipeline
@@ -65,7 +64,7 @@ class FaceProbe:
             self._pipeline = await asyncio.to_thread(FacePipeline, face, model_dir(self.config))
             self._owned = True
         except Exception as e:  # missing models are reported by the models check
-            self._why_not = f"face pipeline unavailable: {e}"
+            self._why_not = T("camera.pipeline_error", error=e)
 
     def close(self) -> None:
         if self._owned and self._pipeline is not None:
@@ -73,89 +72,80 @@ class FaceProbe:
         self._pipeline = None
 
 
-async def camera_frame(drv: Any, budget_s: float, faces: FaceProbe) -> tuple[str, str]:
+async def camera_frame(drv: Any, budget_s: float, faces: FaceProbe) -> tuple[Msg, str]:
     """(detail, status) for a camera whose driver is online: frame, fps, face."""
     if not hasattr(drv, "next_frame"):
-        return "frame check not available for this driver", "pass"
+        return T("camera.no_frame_check"), "pass"
     frame = await drv.next_frame(limit_s=budget_s)
     if frame is None:
-        return f"no frame within {budget_s:g} s", "fail"
+        return T("camera.no_frame", seconds=budget_s), "fail"
     deadline = time.monotonic() + FPS_SETTLE_S
     while drv.fps is None and time.monotonic() < deadline:  # two frames give a rate
         newer = await drv.next_frame(frame.seq, deadline - time.monotonic())
         frame = newer or frame
     h, w = frame.image.shape[:2]
-    detail = f"frame {w}x{h}" + (f", {drv.fps:.1f} fps" if drv.fps else "")
+    detail = (
+        T("camera.frame_fps", w=w, h=h, fps=drv.fps) if drv.fps else T("camera.frame", w=w, h=h)
+    )
     pipeline, why_not = await faces.pipeline()
     if pipeline is None:
-        return f"{detail}; face check skipped: {why_not}", "pass"
+        return T("camera.face_skipped", frame=detail, why=why_not), "pass"
     result = await pipeline.analyse(frame.image, max_faces=1)
     if not result.faces:
-        return f"{detail}; no face on a live frame", "warn"
+        return T("camera.no_face", frame=detail), "warn"
     f = result.faces[0].face
-    return (
-        f"{detail}; face detected ({f.bbox[2]:.0f}x{f.bbox[3]:.0f} px, score {f.score:.2f})",
-        "pass",
-    )
+    return T("camera.face", frame=detail, w=f.bbox[2], h=f.bbox[3], score=f.score), "pass"
 
 
-async def screen_player(config: CoreConfig, box: Any, screen_id: str) -> tuple[str, str, str]:
+async def screen_player(
+    config: CoreConfig, box: Any, screen_id: str
+) -> tuple[Msg, str, Msg | None]:
     """(detail, status, hint) for one configured screen's player page."""
     box_url = f"http://<box>:{config.api.port or 8080}"
-    hint = (
-        f"provision its key with `qilu-edge screens key {screen_id} --base {box_url}` and open"
-        f" the address it prints ({box_url}/screen/{screen_id}#key=...) in the screen's browser"
-        " (kiosk mode); keep it on the network"
-    )
-    offline_after = config.player.offline_after_s
+    hint = T("screen.key_hint", screen=screen_id, box_url=box_url)
+    offline_after = config.section(ScreensConfig).offline_after_s
     if box is not None:
         try:
             svc = box.get(SCREENS)
         except KeyError:
-            return "player check: screens service not running", "skip", ""
+            return T("screen.no_service"), "skip", None
         connected = len(svc.sockets.get(screen_id, ()))
         seen = svc.last_seen.get(screen_id)
         ago = None if seen is None else time.monotonic() - seen
         if connected:
-            return f"player page connected ({connected})", "pass", ""
+            return T("screen.connected", n=connected), "pass", None
         if ago is not None and ago < offline_after:
-            return f"player page reported {ago:.0f} s ago", "pass", ""
-        never = "never connected since the daemon started"
-        return (
-            f"player page not connected ({never if ago is None else f'{ago:.0f} s ago'})",
-            ("fail"),
-            hint,
-        )
+            return T("screen.reported", ago=ago), "pass", None
+        gone = T("screen.never") if ago is None else T("screen.gone", ago=ago)
+        return gone, "fail", hint
     return await _screen_via_api(config, screen_id, hint)
 
 
-async def _screen_via_api(config: CoreConfig, screen_id: str, hint: str) -> tuple[str, str, str]:
+async def _screen_via_api(
+    config: CoreConfig, screen_id: str, hint: Msg
+) -> tuple[Msg, str, Msg | None]:
     tokens = [t] if (t := config.api.client_token()) else []
     if not tokens:
-        return "player check needs a [[api.tokens]] entry to ask the daemon", "warn", hint
+        return T("screen.needs_token"), "warn", hint
     host = "127.0.0.1" if config.api.host in ("0.0.0.0", "::", "") else config.api.host
     url = f"http://{host}:{config.api.port}/api/v1/screens"
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=4)) as s:
             async with s.get(url, headers={"Authorization": f"Bearer {tokens[0]}"}) as r:
                 if r.status != 200:
-                    return f"daemon answered HTTP {r.status} at {url}", "warn", hint
+                    return T("screen.http", status=r.status, url=url), "warn", hint
                 screens = (await r.json())["screens"]
     except (aiohttp.ClientError, TimeoutError, OSError, KeyError, ValueError) as e:
         return (
-            f"cannot ask the daemon at {url} ({e or 'timed out'})",
+            T("screen.no_daemon", url=url, error=str(e) or TIMED_OUT),
             "warn",
-            "start the daemon (`systemctl start qilu-edge`) and run the doctor again",
+            T("screen.start_daemon"),
         )
     info = next((x for x in screens if x.get("id") == screen_id), None)
     if info is None:
-        return (
-            "the daemon does not know this screen (restart it after config changes)",
-            ("warn"),
-            "systemctl restart qilu-edge",
-        )
+        return T("screen.unknown"), "warn", T("screen.restart")
     if info.get("connected"):
-        return f"player page connected ({info['connected']})", "pass", ""
+        return T("screen.connected", n=info["connected"]), "pass", None
     if info.get("player") == "online":
-        return "player page reporting (not connected right now)", "pass", ""
-    return f"player page not connected (player {info.get('player', 'unknown')})", "fail", hint
+        return T("screen.reporting"), "pass", None
+    return T("screen.not_connected", player=info.get("player", "unknown")), "fail", hint

@@ -19,12 +19,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from edge.core.config import ConfigError, CoreConfig
+from edge.core.i18n import LANGS, Both, Lang, Msg
 from edge.devices import DEVICES
+from edge.installer.doctor_texts import ALL_DOORS, IN_MEMORY, STATES, TIMED_OUT, T
 
 Status = Literal["pass", "warn", "fail", "skip"]
 NOT_AVAILABLE = "not available in this build"
@@ -33,11 +35,35 @@ NOT_AVAILABLE = "not available in this build"
 @dataclass
 class Result:
     id: str  # "config", "door:door-1", ...
-    title: str
+    title: str  # "English / 中文"
     status: Status
-    detail: str = ""
-    hint: str = ""  # what to do about a warn or fail
+    detail: Msg | None = None  # in both languages (edge/installer/doctor_texts.py)
+    hint: Msg | None = None  # what to do about a warn or fail
     seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        for text in (self.detail, self.hint):
+            if text is not None and not isinstance(text, Msg):  # a text without its Chinese
+                raise TypeError(f"{self.id}: doctor texts come from a catalogue, got {text!r}")
+
+    def as_dict(self, lang: Lang = "zh") -> dict[str, Any]:
+        """Stable id, status and message keys for scripts; each text in the asked language
+        (detail, hint, title) and in both (detail_en, detail_zh, ...)."""
+        en, _, zh = self.title.partition(" / ")
+        out: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status,
+            "title": (en if lang == "en" else zh) if zh else self.title,
+            "title_en": en,
+            "title_zh": zh or en,
+        }
+        for name, text in (("detail", self.detail), ("hint", self.hint)):
+            out[name] = text.text(lang) if text is not None else ""
+            out[f"{name}_key"] = text.key if text is not None else None
+            for one in LANGS:
+                out[f"{name}_{one}"] = text.text(one) if text is not None else ""
+        out["seconds"] = self.seconds
+        return out
 
 
 @dataclass
@@ -54,11 +80,12 @@ class Report:
             out[r.status] += 1
         return out
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self, lang: Lang = "zh") -> dict[str, Any]:
         return {
             "ok": self.ok,
+            "lang": lang,
             "counts": self.counts(),
-            "checks": [asdict(r) for r in self.results],
+            "checks": [r.as_dict(lang) for r in self.results],
         }
 
 
@@ -120,7 +147,8 @@ class Doctor:
             checks.append(
                 Check(
                     f"{one}:{dev.id}",
-                    f"{one.capitalize()} {dev.id} {dev.name}".strip(),
+                    f"{one.capitalize()} {dev.id} {dev.name}".strip()
+                    + f" / {_KINDS_ZH[one]} {dev.id} {dev.name}".rstrip(),
                     _bind(self.check_device, kind, dev),
                 )
             )
@@ -143,7 +171,8 @@ class Doctor:
                 try:
                     result = await check.run()
                 except Exception as e:  # a broken check is a failed check, not a crash
-                    result = Result(check.id, check.title, "fail", f"check crashed: {e!r}")
+                    crashed = T("doctor.crashed", error=repr(e))
+                    result = Result(check.id, check.title, "fail", crashed)
                 result.id, result.title = check.id, check.title
                 result.seconds = round(time.monotonic() - t0, 2)
                 report.results.append(result)
@@ -156,16 +185,20 @@ class Doctor:
     # -- checks -------------------------------------------------------------------------
     async def check_config(self) -> Result:
         if self.config is None:
+            from edge.installer.messages import config_zh
+
+            err = self.config_error
             return Result(
                 "config",
                 "",
                 "fail",
-                self.config_error or "no config",
-                f"fix the named keys, then `qilu-edge check-config -c {self.config_path}`",
+                T("config.invalid", error=Both(err, config_zh(err))) if err else
+                T("config.missing"),
+                T("config.hint", path=self.config_path),
             )
         n = len(self.config.devices())
-        src = self.config.source or "(in memory)"
-        return Result("config", "", "pass", f"{src}: {n} devices")
+        src = self.config.source or IN_MEMORY
+        return Result("config", "", "pass", T("config.ok", source=src, n=n))
 
     async def check_database(self) -> Result:
         from edge.core.store import check_file
@@ -178,20 +211,19 @@ class Doctor:
                 "database",
                 "",
                 "warn",
-                f"no database yet at {cfg.db_path}",
-                "start the daemon (it creates it) or run `qilu-edge db migrate`",
+                T("database.none", path=cfg.db_path),
+                T("database.none_hint"),
             )
         else:
             verdict = await asyncio.to_thread(check_file, cfg.db_path)
         if verdict == "ok":
-            return Result("database", "", "pass", f"{cfg.db_path}: integrity ok")
+            return Result("database", "", "pass", T("database.ok", path=cfg.db_path))
         return Result(
             "database",
             "",
             "fail",
-            f"{cfg.db_path}: {verdict}",
-            "stop the daemon and restart it: a corrupt database is moved aside and a fresh one "
-            "started; `qilu-edge db backup` first if it still opens",
+            T("database.corrupt", path=cfg.db_path, verdict=verdict),
+            T("database.corrupt_hint"),
         )
 
     async def check_disk(self) -> Result:
@@ -201,8 +233,8 @@ class Doctor:
             where = where.parent
         free_mb = shutil.disk_usage(where).free // (1024 * 1024)
         ic = cfg.installer
-        detail = f"{free_mb} MB free at {where}"
-        hint = "free space on the SD card (old backups, logs) or use a larger card"
+        detail = T("disk.free", mb=free_mb, where=where)
+        hint = T("disk.hint")
         if free_mb < ic.fail_free_disk_mb:
             return Result("disk", "", "fail", detail, hint)
         if free_mb < ic.warn_free_disk_mb:
@@ -214,7 +246,7 @@ class Doctor:
 
         m = self._cfg.mqtt
         if not m.enabled:
-            return Result("broker", "", "skip", "MQTT disabled in config ([mqtt] enabled = false)")
+            return Result("broker", "", "skip", T("broker.off"))
         try:
             async with asyncio.timeout(4):
                 async with aiomqtt.Client(
@@ -226,92 +258,98 @@ class Doctor:
                 "broker",
                 "",
                 "fail",
-                f"{m.host}:{m.port}: {e or 'timed out'}",
-                "`systemctl status mosquitto`; its listener is in "
-                "/etc/mosquitto/conf.d/qilu-edge.conf ([mqtt] host/port must match)",
+                T("broker.unreachable", host=m.host, port=m.port, error=str(e) or TIMED_OUT),
+                T("broker.hint"),
             )
-        return Result("broker", "", "pass", f"connected to {m.host}:{m.port}")
+        return Result("broker", "", "pass", T("broker.ok", host=m.host, port=m.port))
 
     async def check_device(self, kind: str, dev: Any) -> Result:
         one = kind[:-1]
         rid = f"{one}:{dev.id}"
         if not dev.enabled:
-            return Result(rid, "", "skip", "disabled in config (enabled = false)")
+            return Result(rid, "", "skip", T("device.disabled"))
         try:
             budget = self._cfg.installer.device_timeout_s
             drv = await asyncio.wait_for(self._driver(kind, dev), budget)
         except TimeoutError:
-            return Result(
-                rid, "", "fail", f"{dev.type}: no answer within the check's time", _HINTS[kind]
-            )
+            return Result(rid, "", "fail", T("device.timeout", type=dev.type), _hint(kind))
         except Exception as e:
-            return Result(rid, "", "fail", f"{dev.type}: cannot start driver: {e}", _HINTS[kind])
+            return Result(
+                rid, "", "fail", T("device.no_driver", type=dev.type, error=e), _hint(kind)
+            )
         if kind == "cameras" and hasattr(drv, "next_frame"):
             # A camera started just now reports offline until its reader has a first frame.
             await drv.next_frame(limit_s=self._cfg.installer.device_timeout_s)
-        detail = f"{dev.type}: {drv.state}" + (f" ({drv.reason})" if drv.reason else "")
+        state = STATES.get(drv.state, drv.state)
+        detail = (
+            T("device.state_reason", type=dev.type, state=state, reason=drv.reason)
+            if drv.reason else T("device.state", type=dev.type, state=state)
+        )
         if drv.state == "offline":
-            return Result(rid, "", "fail", detail, _HINTS[kind])
+            return Result(rid, "", "fail", detail, _hint(kind))
         extra, status, hint = await self._exercise(kind, dev, drv)
         if extra:
-            detail = f"{detail}; {extra}"
+            detail = T("device.more", first=detail, more=extra)
         if status == "fail":
-            return Result(rid, "", "fail", detail, hint or _HINTS[kind])
+            return Result(rid, "", "fail", detail, hint or _hint(kind))
         if drv.state == "degraded" or status == "warn":
-            return Result(rid, "", "warn", detail, hint or _HINTS[kind])
+            return Result(rid, "", "warn", detail, hint or _hint(kind))
         return Result(rid, "", "pass", detail)
 
-    async def _exercise(self, kind: str, dev: Any, drv: Any) -> tuple[str, str, str]:
+    async def _exercise(
+        self, kind: str, dev: Any, drv: Any
+    ) -> tuple[Msg | None, str, Msg | None]:
         """Beyond "the driver is online": click a door, a face on a camera frame, a screen's
-        player page. (detail, status, hint; an empty hint means the kind's usual one)."""
+        player page. (detail, status, hint; no hint means the kind's usual one)."""
         from edge.installer import device_checks
 
         timeout = self._cfg.installer.device_timeout_s
         if kind == "doors":
             if not self.click:
-                return "", "pass", ""
+                return None, "pass", None
             try:
                 res = await asyncio.wait_for(drv.unlock(300), timeout)
             except Exception as e:
-                return f"click test failed: {e}", "fail", ""
+                return T("door.click_failed", error=e), "fail", None
             if not res.ok:
-                return f"click test: {res.detail or 'relay did not close again'}", "fail", ""
+                why = res.detail or T("door.not_closed")
+                return T("door.click_bad", why=why), "fail", None
             if res.changed is None:  # the board cannot read its relay back
-                return "click test: pulse sent (board has no read-back; listen for it)", "pass", ""
+                return T("door.click_no_readback"), "pass", None
             if not res.changed:
-                return "click test: relay did not read back as switched", "warn", ""
-            return "click test: relay switched and closed", "pass", ""
+                return T("door.click_not_switched"), "warn", None
+            return T("door.click_ok"), "pass", None
         if kind == "cameras":
             if self._faces is None:
                 self._faces = device_checks.FaceProbe(self._cfg, self.box)
             extra, status = await device_checks.camera_frame(drv, timeout, self._faces)
-            return extra, status, device_checks.NO_FACE_HINT if status == "warn" else ""
+            return extra, status, T("camera.no_face_hint") if status == "warn" else None
         if kind == "screens":
             return await device_checks.screen_player(self._cfg, self.box, dev.id)
-        return "", "pass", ""
+        return None, "pass", None
 
     async def check_models(self) -> Result:
         from edge.faces import cli  # the `qilu-edge models` commands (loads click only)
 
         if not self._cfg.faces.enabled:
-            return Result("models", "", "skip", "face recognition off ([faces] enabled = false)")
+            return Result("models", "", "skip", T("models.off"))
         cmd = [sys.executable, "-m", "edge", "models", "verify", *self._models_args(cli)]
         try:
             proc = await asyncio.to_thread(
                 subprocess.run, cmd, capture_output=True, text=True, timeout=120
             )
         except subprocess.TimeoutExpired:
-            return Result("models", "", "fail", "`models verify` took over 120 s")
+            return Result("models", "", "fail", T("models.timeout"))
         out = (proc.stdout + proc.stderr).strip().splitlines()
         last = out[-1] if out else ""
         if proc.returncode == 0:
-            return Result("models", "", "pass", last or "verified")
+            return Result("models", "", "pass", T("models.ok", line=last or T("models.verified")))
         return Result(
             "models",
             "",
             "fail",
-            last or f"`models verify` exited {proc.returncode}",
-            "`qilu-edge models fetch` then `qilu-edge models verify`",
+            T("models.failed", line=last) if last else T("models.exit", code=proc.returncode),
+            T("models.hint"),
         )
 
     async def check_face_doors(self) -> Result:
@@ -321,8 +359,7 @@ class Doctor:
 
         cfg = self._cfg
         if not cfg.faces.enabled:
-            return Result("face_doors", "", "skip",
-                          "face recognition off ([faces] enabled = false)")
+            return Result("face_doors", "", "skip", T("models.off"))
         if self.box is not None:
             from edge.faces import store as store_faces
 
@@ -334,9 +371,9 @@ class Doctor:
             residents = templates = 0
         if cfg.faces.target_fpir is None:
             return Result("face_doors", "", "warn",
-                          f"fixed threshold {cfg.faces.threshold} for {residents} residents: the "
-                          "stranger rate grows with the community",
-                          "set [faces] target_fpir (stranger false-accepts per visit)")
+                          T("face_doors.fixed", threshold=cfg.faces.threshold,
+                            residents=residents),
+                          T("face_doors.fixed_hint"))
         parts, low = [], []
         doors = [d for d in cfg.doors if d.camera] or [None]
         for d in doors:
@@ -344,24 +381,21 @@ class Doctor:
             op = operating_point(cfg.faces, residents, templates, target)
             if op is None:
                 continue
-            name = d.id if d is not None else "all"
-            parts.append(f"{name}: 1/{round(1 / op.target_fpir):,} strangers per visit -> "
-                         f"threshold {op.threshold:.3f}, residents let in "
-                         f"~{op.expected_resident_acceptance:.1%}")
+            name = d.id if d is not None else ALL_DOORS
+            parts.append(T("face_doors.door", door=name, visits=round(1 / op.target_fpir),
+                           threshold=op.threshold, acceptance=op.expected_resident_acceptance))
             if op.expected_resident_acceptance < 0.98:
                 low.append(name)
-        detail = f"{residents} residents ({templates} templates); " + "; ".join(parts)
+        detail = T("face_doors.summary", residents=residents, templates=templates, doors=parts)
         if low:
-            return Result("face_doors", "", "warn", detail,
-                          f"{', '.join(low)}: residents would often be refused at this target and "
-                          "size; raise the door's face_target_fpir or ask for a second factor")
+            return Result("face_doors", "", "warn", detail, T("face_doors.low_hint", doors=low))
         return Result("face_doors", "", "pass", detail)
 
     async def check_provisioned(self) -> Result:
         from edge.installer import cloud_checks
 
         if not self._cfg.sync.enabled:
-            return Result("provisioned", "", "skip", "cloud sync off ([sync] enabled = false)")
+            return Result("provisioned", "", "skip", T("sync.off"))
         ident, out = await asyncio.to_thread(cloud_checks.read_identity, self._cfg)
         self._identity = ident  # a file with loose permissions is still tried against the cloud
         return Result("provisioned", "", out.status, out.detail, out.hint)  # type: ignore[arg-type]
@@ -370,9 +404,9 @@ class Doctor:
         from edge.installer import cloud_checks
 
         if not self._cfg.sync.enabled:
-            return Result("cloud", "", "skip", "cloud sync off ([sync] enabled = false)")
+            return Result("cloud", "", "skip", T("sync.off"))
         if self._identity is None:
-            return Result("cloud", "", "skip", "not provisioned (see the provisioned check)")
+            return Result("cloud", "", "skip", T("cloud.not_provisioned"))
         timeout = min(self._cfg.sync.request_timeout_s, 10.0)
         probe = await cloud_checks.probe_cloud(self._cfg, self._identity, timeout)
         self._skew = probe.skew_s
@@ -389,9 +423,9 @@ class Doctor:
         from edge.installer import cloud_checks
 
         if not (self._cfg.portal.enabled and self._cfg.portal.relay):
-            return Result("relay", "", "skip", "portal relay off ([portal] relay = false)")
+            return Result("relay", "", "skip", T("relay.off"))
         if self._skew is None:  # the cloud check did not get an answer
-            return Result("relay", "", "skip", "no cloud to relay through (see the cloud check)")
+            return Result("relay", "", "skip", T("relay.no_cloud"))
         timeout = min(self._cfg.sync.request_timeout_s, 10.0)
         out = await cloud_checks.probe_relay(self._cfg, self._identity, timeout)
         return Result("relay", "", out.status, out.detail, out.hint)  # type: ignore[arg-type]
@@ -443,11 +477,11 @@ class Doctor:
             self._faces = None
 
 
-_HINTS = {
-    "doors": "check the relay board's power, wiring and address (`qilu-edge modbus scan`)",
-    "cameras": "check the camera's power, network and stream URL/credentials",
-    "screens": "check the screen's power and network; open its player page",
-}
+_KINDS_ZH = {"door": "门", "camera": "摄像头", "screen": "屏幕"}
+
+
+def _hint(kind: str) -> Msg:
+    return T(f"{kind[:-1]}.hint")  # door.hint, camera.hint, screen.hint
 
 
 def _gallery_counts(db_path: Path) -> tuple[int, int]:
@@ -471,21 +505,28 @@ def _bind(fn: Callable[..., Awaitable[Result]], *args: Any) -> CheckFn:
 
 # -- presentation ------------------------------------------------------------------------
 _COLOURS = {"pass": "green", "warn": "yellow", "fail": "red", "skip": "bright_black"}
+# Two CJK characters are as wide as four letters on a terminal: the columns stay aligned.
+_MARKS_ZH = {"pass": "通过", "warn": "警告", "fail": "失败", "skip": "跳过"}
 
 
-def format_row(r: Result, colour: bool = True) -> str:
+def format_row(r: Result, colour: bool = True, lang: Lang = "zh") -> str:
     import click
 
-    mark = r.status.upper().ljust(4)
+    mark = r.status.upper().ljust(4) if lang == "en" else _MARKS_ZH[r.status]
     if colour:
         mark = click.style(mark, fg=_COLOURS[r.status], bold=r.status == "fail")
-    line = f"{mark}  {r.id:<24} {r.detail}"
+    line = f"{mark}  {r.id:<24} {r.detail.text(lang) if r.detail else ''}"
     if r.hint and r.status in ("warn", "fail"):
-        line += f"\n      {'':<24} fix: {r.hint}"
+        fix = "fix: " if lang == "en" else "修复："
+        line += f"\n      {'':<24} {fix}{r.hint.text(lang)}"
     return line
 
 
-def summary(report: Report) -> str:
+def summary(report: Report, lang: Lang = "zh") -> str:
     c = report.counts()
-    verdict = "READY" if report.ok else "NOT READY"
-    return f"{verdict}: {c['pass']} pass, {c['warn']} warn, {c['fail']} fail, {c['skip']} skip"
+    if lang == "en":
+        verdict = "READY" if report.ok else "NOT READY"
+        return f"{verdict}: {c['pass']} pass, {c['warn']} warn, {c['fail']} fail, {c['skip']} skip"
+    verdict = "可以交付" if report.ok else "未就绪"
+    return (f"{verdict}：{c['pass']} 项通过，{c['warn']} 项警告，{c['fail']} 项失败，"
+            f"{c['skip']} 项跳过")

@@ -8,7 +8,7 @@ has that id. A serial bus is half-duplex, so ids are asked one at a time.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
@@ -55,7 +55,7 @@ async def probe(client: AsyncModbusTcpClient | AsyncModbusSerialClient, unit: in
 
 
 async def scan(
-    units: range,
+    units: Sequence[int],
     *,
     host: str | None = None,
     port: int = 502,
@@ -136,4 +136,4 @@ def _modbus_door_fields() -> set[str] | None:
         cls = registry.get("doors", "modbus")
     except KeyError:
         return None
-    return set(cls.Options.model_fields)
+    return set(cls.Options.model_fields)  # type: ignore[attr-defined]  # every driver has one

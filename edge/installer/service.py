@@ -36,7 +36,7 @@ from edge.core.service import Service
 from edge.installer import setup_edit
 from edge.installer.config import InstallerConfig
 from edge.installer.doctor import Doctor, Result
-from edge.installer.messages import config_zh, error, own_zh
+from edge.installer.messages import config_zh, error, own_zh, wants_english
 from edge.installer.page import PAGE, SCRIPT
 from edge.installer.provisioning import ProvisionError, provision_box
 from edge.sync import SYNC
@@ -234,7 +234,7 @@ class InstallerWeb(Service):
         }
 
         def on_result(r: Result) -> None:
-            self.run["results"].append(asdict(r))
+            self.run["results"].append(r.as_dict())  # both languages; doctor_state picks one
             self.run["done"] += 1
             nxt = self.run["done"]
             self.run["current"] = plan[nxt].title if nxt < len(plan) else None
@@ -251,8 +251,15 @@ class InstallerWeb(Service):
         return web.json_response({"started": True, "total": len(plan)}, status=202)
 
     async def doctor_state(self, request: web.Request) -> web.Response:
+        """Progress, each result's title, detail and hint in the asker's language (the page
+        sends its own; every result also carries both, so switching needs no new run)."""
         require_staff(request)
-        return web.json_response(self.run)
+        one = "en" if wants_english(request) else "zh"
+        results = [
+            {**r, **{k: r[f"{k}_{one}"] for k in ("title", "detail", "hint")}}
+            for r in self.run["results"]
+        ]
+        return web.json_response({**self.run, "results": results})
 
 
 async def _body(request: web.Request) -> dict[str, Any] | web.Response:

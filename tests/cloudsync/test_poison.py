@@ -91,8 +91,8 @@ async def test_poison_record_quarantined_class_goes_on_and_resent(
         out = await qilu_edge("sync", "status", "-c", str(config.source))
         assert "ae-5" in out and "qilu-edge sync resend" in out
         doc = await Doctor(config=config).check_quarantine()  # as `qilu-edge doctor` reads it
-        assert doc.status == "warn" and f"{len(refused)} record(s)" in doc.detail, doc
-        assert "sync resend" in doc.hint
+        assert doc.status == "warn" and f"{len(refused)} record(s)" in doc.detail.en, doc
+        assert "sync resend" in doc.hint.en
 
         # The watermark is not stalled behind the quarantined seqs.
         async def watermark() -> bool:

@@ -41,11 +41,14 @@ timeout_ms = 200
 """
 
 
-async def doctor_cli(config: Path, *args: str) -> tuple[int, str]:
+async def doctor_cli(
+    config: Path, *args: str, lang: str | None = "en", env: dict[str, str] | None = None
+) -> tuple[int, str]:
+    """The doctor in English unless told otherwise (lang=None: its default, from ``env``)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from edge.cli import main; main()",
-        "doctor", "-c", str(config), *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        "doctor", "-c", str(config), *args, *(["--lang", lang] if lang else []),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(proc.communicate(), 60)  # logs go to stderr
     return proc.returncode, out.decode()

@@ -30,7 +30,7 @@ async def run(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, s
 
 
 async def doctor(config: Path, env: dict[str, str] | None = None) -> tuple[int, dict]:
-    code, out = await run([QILU_EDGE, "doctor", "-c", str(config), "--json"], env)
+    code, out = await run([QILU_EDGE, "doctor", "-c", str(config), "--json", "--lang", "en"], env)
     start = out.index("{")
     report = json.loads(out[start : out.rindex("}") + 1])
     return code, {c["id"]: c for c in report["checks"]}

@@ -70,7 +70,7 @@ async def test_screen_player_page_connected(make_config, run_box) -> None:
             async with s.post(f"{base}/api/v1/installer/doctor", json={}, headers=H) as r:
                 assert r.status == 202
             for _ in range(100):  # bounded: 100 x 0.1 s
-                async with s.get(f"{base}/api/v1/installer/doctor", headers=H) as r:
+                async with s.get(f"{base}/api/v1/installer/doctor?lang=en", headers=H) as r:
                     state = await r.json()
                 if not state["running"]:
                     return {c["id"]: c for c in state["results"]}
