@@ -119,7 +119,7 @@ def markers(text: str) -> list[str]:
 def features(text: str) -> list[str]:
     """Character 1–3-grams of the normalised text plus lexicon features."""
     t = normalise(text)
-    out = []
+    out: list[str] = []
     lo, hi = NGRAM
     for n in range(lo, hi + 1):
         out.extend(t[i : i + n] for i in range(len(t) - n + 1))
@@ -246,7 +246,7 @@ class TextModel:
             arrays[f"{h}.w"] = w.astype(np.float32)
             arrays[f"{h}.b"] = b.astype(np.float32)
             arrays[f"{h}.classes"] = np.array(classes)
-        arrays["vocab"] = np.array(sorted(self.vocab, key=self.vocab.get))
+        arrays["vocab"] = np.array(sorted(self.vocab, key=self.vocab.__getitem__))
         arrays["meta"] = np.array(json.dumps(self.meta, ensure_ascii=False))
         tmp = path.with_suffix(".tmp.npz")
         np.savez_compressed(tmp, **arrays)
