@@ -206,12 +206,16 @@ class ReportsService(Service):
                     s.get(full, headers=sync.auth_headers("GET", full)) as r:
                 if r.status != 200:
                     raise ModelRefused(f"url: GET {url}: HTTP {r.status}")
-                raw = await r.content.read(size + 1)
+                raw = bytearray()
+                async for chunk in r.content.iter_chunked(1 << 16):
+                    raw += chunk
+                    if len(raw) > size:
+                        break  # more than announced: refused below, not read to the end
         except (aiohttp.ClientError, TimeoutError) as e:
             raise ModelRefused(f"url: GET {url}: {e}") from e
         if len(raw) != size:
             raise ModelRefused(f"size_bytes: got {len(raw)} bytes, announced {size}")
-        return sha, raw
+        return sha, bytes(raw)
 
     async def cmd_correction(self, target_id: str, cmd: Command) -> str:
         """Ops corrected a report in the cloud (POST /api/v1/ops/reports/{id}/correction)."""

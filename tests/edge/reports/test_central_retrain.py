@@ -62,6 +62,14 @@ async def test_correction_on_a_retrained_in_the_cloud_adopted_by_b_worse_refused
         await cli_provision(cfg.source, cloud.url, await cloud.claim())
     box_a, box_b = await run_box(cfg_a), await run_box(cfg_b)
     id_b = json.loads((cfg_b.box.data_dir / "cloud-identity.json").read_text())["box_id"]
+    # Box B still runs an old, weak model (trained on a handful of messages): the cloud's
+    # retrained one must beat it on B's test split, whatever the shipped model scores.
+    few = [*shipped_rows()[::150], Row("w1", "t", "着火了快来人", "safety_hazard", "negative",
+                                       "immediate")]
+    weak = cfg_b.box.data_dir / "text-models" / "old-weak.npz"
+    train(few, meta={"version": "old-weak"}).save(weak)
+    box_b.store.sync.set_meta(MODEL_META, str(weak))
+    box_b.service("reports").analyzer.set_model(TextModel.load(weak))
 
     # 1. Staff on box A correct a report; the correction reaches the cloud as a record.
     text = "七号楼门口那个井盖子翻了个底朝天 黑咕隆咚的"
@@ -114,15 +122,10 @@ async def test_correction_on_a_retrained_in_the_cloud_adopted_by_b_worse_refused
     assert model.meta["version"] == built["version"] and model.meta["corrections"] == 1
     assert model.meta["rows"] == len(shipped_rows()) + 1
     assert box_a.store.sync.get_meta(MODEL_META) is None  # not shipped to A
+    assert saved != weak
 
-    # 4. A worse artefact (trained on a handful of messages), uploaded and published the
-    #    ordinary way, is refused by box B: it keeps the adopted model, the file is gone.
-    few = [
-        *[r for r in shipped_rows() if r.source != "project"][:60:3],
-        Row("w1", "t", "着火了快来人", "safety_hazard", "negative", "immediate"),
-    ]
-    weak = tmp_path / "weak.npz"
-    train(few, meta={"version": "weak"}).save(weak)
+    # 4. The old weak artefact, uploaded and published the ordinary way, is now worse than
+    #    B's model: refused, B keeps (rolls back to) the adopted model, the file is gone.
     raw = weak.read_bytes()
     async with aiohttp.ClientSession() as s, s.post(
         f"{cloud.url}/api/v1/ops/content", data=raw,
