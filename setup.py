@@ -43,7 +43,7 @@ BOX = [
     "jieba>=0.42,<0.43",
     "pysenti>=0.1.8,<0.2",  # rule-based Chinese sentiment (the baseline analyser)
     # Trains the report text model at install/retrain, in a child process; the daemon
-    # loads the numpy artefact only (edge/reports/textmodel.py).
+    # loads the numpy artefact only (common/textmodel.py).
     "scikit-learn>=1.4,<2",
     "pywebpush>=2.0,<3",  # intercom: Web Push (VAPID, aes128gcm) to phones with the page closed
     "aiortc>=1.9,<2",  # intercom: WebRTC video and two-way audio with the phone
@@ -71,6 +71,9 @@ TEST = [
     "schemathesis>=4,<5",
     "matplotlib>=3.8",  # bench/face.py's DET curve (a bench dependency, not the box's)
 ]
+# `qilu-cloudsync text-model` (cloudsync/textmodels.py) trains with the boxes' own code,
+# common/textmodel.py, in a child process: pip install "qilu-cloudsync[retrain]".
+CLOUD_RETRAIN = ["numpy>=2.0,<3", "threadpoolctl>=3.1,<4", "scikit-learn>=1.4,<2"]
 COMMON_DATA = ["console_static/*"]  # the consoles' shared look (common/console.py)
 EDGE_DATA = [
     "core/store/migrations/*.sql",
@@ -127,6 +130,7 @@ DISTS: dict[str, dict] = {
         packages=find_packages(include=["cloudsync*"]),
         package_data={"cloudsync": ["migrations/**/*.sql", "static/**/*"]},
         install_requires=[f"qilu-common=={VERSION}", *CLOUD],
+        extras_require={"retrain": CLOUD_RETRAIN},
         entry_points={"console_scripts": ["qilu-cloudsync=cloudsync.cli:main"]},
     ),
     "all": dict(

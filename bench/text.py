@@ -40,10 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
+from common.textmodel import HEADS, Row, shipped_rows, train
 from edge.reports import emergency
 from edge.reports.analyze import Analysis, Analyzer, combine
 from edge.reports.evaluate import evaluate, untouched_rows
-from edge.reports.textmodel import HEADS, Row, shipped_rows, train
 
 MODELS = ("baseline_rules_nb", "ngram_lr", "ngram_words_lr", "e5_lr")
 # Embeddings of earlier runs (a cache of the model's own output, keyed by text: ~50 ms each).
@@ -177,7 +177,7 @@ def main() -> None:
     test = [] if args.no_test else untouched_rows()
     out: dict = {"train_messages": len(rows), "test_messages": len(test),
                  "thresholds": {"P_SURE": emergency.P_SURE, "P_RULE": emergency.P_RULE,
-                                "P_POSSIBLE": emergency.P_POSSIBLE}}
+                                "P_WEAK": emergency.P_WEAK, "P_POSSIBLE": emergency.P_POSSIBLE}}
     for name in args.models.split(","):
         t0 = time.perf_counter()
         res: dict = {}

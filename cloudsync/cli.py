@@ -288,3 +288,50 @@ def ops_password(db: str, name: str, password_stdin: bool, totp: bool) -> None:
     if secret:
         click.echo(f"TOTP secret: {secret}")
         click.echo(f"TOTP URI (scan as a QR code): {totp_uri(secret, name)}")
+
+
+@main.command("text-model")
+@db_option
+@click.option(
+    "--blobs",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("var/cloud/blobs"),
+    show_default=True,
+    help="Content blob folder (the serving cloud's --blobs).",
+)
+@click.option("--area", default=None, help="Only corrections from this area's boxes (area id);"
+              " the artefact goes to its content library (default: everything).")  # fmt: skip
+@click.option("--ship-area", multiple=True, help="Queue the new model to this area's boxes.")
+@click.option("--ship-box", multiple=True, help="Queue the new model to this box.")
+@click.option("--by", default="retrain", show_default=True, help="Name in the content library.")
+def text_model(db: str, blobs: Path, area: str | None, ship_area: tuple[str, ...],
+               ship_box: tuple[str, ...], by: str) -> None:
+    """Retrain the report text model from every box's staff corrections + the shipped corpus;
+    store it (versioned, by SHA-256) and optionally ship it to boxes over the feed (each box
+    adopts it only if it is not worse on its test split). Prints one JSON line."""
+    from cloudsync import textmodels
+    from cloudsync.blobs import BlobStore
+    from cloudsync.storage import StorageError, open_storage
+
+    async def run() -> dict:
+        storage = await open_storage(db)
+        try:
+            scope = "/"
+            if area:
+                paths, _ = await storage.target_paths([area], [])
+                if area not in paths:
+                    raise click.ClickException(f"--area: no area {area!r}")
+                scope = paths[area]
+            built = await textmodels.build(storage, BlobStore(blobs), scope, by)
+            if ship_area or ship_box:
+                built["shipped_to"] = await textmodels.ship(
+                    storage, built, by, list(ship_area), list(ship_box)
+                )
+            return built
+        finally:
+            await storage.close()
+
+    try:
+        click.echo(textmodels.dumps(asyncio.run(run())))
+    except (StorageError, textmodels.BuildError) as e:
+        raise click.ClickException(str(e)) from e

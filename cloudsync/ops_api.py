@@ -17,6 +17,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
+from cloudsync import textmodels
 from cloudsync.body import read_body
 from cloudsync.box_api import serve_blob
 from cloudsync.context import CLOUD, err
@@ -329,7 +330,7 @@ class Targets(BaseModel):
 
 
 class Publish(BaseModel):
-    action: Literal["content", "playlist", "schedule", "taxonomy"]
+    action: Literal["content", "playlist", "schedule", "taxonomy", "text_model"]
     targets: Targets
     args: dict[str, Any] = Field(default_factory=dict)
     ttl_s: float | None = Field(None, gt=0)
@@ -379,6 +380,16 @@ async def publish(request: web.Request, q: None, body: Publish) -> web.Response:
     # become a schedule's own ``tags``; a content item or playlist targets no screen.
     if body.action == "schedule" and body.targets.screen_tags:
         args["tags"] = sorted({*args.get("tags", []), *body.targets.screen_tags})
+    if body.action == textmodels.ACTION:
+        # A retrained model (cloudsync/textmodels.py) from the caller's content library.
+        sha = args.get("sha256")
+        meta = None
+        if isinstance(sha, str):
+            meta = await request.app[CLOUD].storage.content_get(sha, scope(request))
+        if not isinstance(sha, str) or meta is None or meta["mime"] != textmodels.MIME:
+            raise BadRequest("args.sha256: no text model with that SHA-256 in your library",
+                             "args.sha256")
+        args = textmodels.ship_args(sha, meta["size_bytes"], meta["title"])
     ids = await _queue(request, box_ids, "box", "-", body.action, args, body.ttl_s)
     return ok({"boxes": len(box_ids), "feed_ids": ids[:100]}, 201)
 

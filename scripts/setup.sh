@@ -54,6 +54,6 @@ fi
 # The report text model, built from the shipped corpus when it is missing or older than it.
 if [ ! -f models/text/model.npz ] || [ -n "$(find tests/data/text/train tests/data/community_messages.csv -newer models/text/model.npz 2>/dev/null | head -1)" ]; then
     echo "==> building the report text model (models/text/model.npz)"
-    .venv/bin/python -m edge.reports.train --out models/text/model.npz >/dev/null
+    .venv/bin/python -m common.texttrain --out models/text/model.npz >/dev/null
 fi
 echo "==> setup ($mode) done"

@@ -1,23 +1,7 @@
-"""Files that ship beside the code: the taxonomy, the classifier's training rows, the model
-manifest and the example config.
-
-In a checkout (or an editable install) they are read from the repository; a wheel installs
-them under ``<prefix>/share/qilu-edge/`` (setup.py ``data_files``), which is where an
-installed box (scripts/install.sh) finds them.
-"""
+"""Files that ship beside the code (common/resources.py: the cloud's retraining reads them too)."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
+from common.resources import CHECKOUT, SHARE, shipped
 
-CHECKOUT = Path(__file__).resolve().parents[2]  # edge/core/resources.py -> the checkout
-SHARE = Path(sys.prefix) / "share" / "qilu-edge"
-
-
-def shipped(relative: str) -> Path:
-    """The path of a shipped file, e.g. ``shipped("config/taxonomy.toml")``."""
-    for base in (CHECKOUT, SHARE):
-        if (base / relative).exists():
-            return base / relative
-    return CHECKOUT / relative  # missing everywhere: errors name the checkout path
+__all__ = ["CHECKOUT", "SHARE", "shipped"]

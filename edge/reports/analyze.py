@@ -1,6 +1,6 @@
 """Chinese text analysis of a report: category, polarity and sentiment, urgency, emergencies.
 
-Three linear heads over character n-grams (edge/reports/textmodel.py) give the category, the
+Three linear heads over character n-grams (common/textmodel.py) give the category, the
 polarity (the community lexicon, negation, politeness and sarcasm markers are features of
 the same model) and the urgency; the emergency detector (edge/reports/emergency.py: rules per
 emergency type + its own model head) can only raise the urgency, to ``immediate`` or, when
@@ -20,10 +20,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.textmodel import ARTEFACT, TextModel, markers, normalise
 from edge.core.resources import CHECKOUT, SHARE, shipped
 from edge.reports import emergency
 from edge.reports.taxonomy import Taxonomy, load_taxonomy
-from edge.reports.textmodel import ARTEFACT, TextModel
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ def build_artefact(path: Path) -> None:
     """Train the model from the shipped corpus in a child process (scikit-learn and scipy
     never enter the daemon's memory) and write it to `path`."""
     log.warning("text model %s missing: training it from the shipped corpus", path)
-    subprocess.run([sys.executable, "-m", "edge.reports.train", "--out", str(path)],
+    subprocess.run([sys.executable, "-m", "common.texttrain", "--out", str(path)],
                    check=True, timeout=600, capture_output=True)
 
 
@@ -152,6 +152,18 @@ def combine(
         category = "safety_hazard" if "safety_hazard" in codes else category
         if polarity == "positive":
             polarity = "negative"
+    # docs/report-labels.md: sarcasm ("太‘负责’了") and "谢谢…但是" + a complaint are
+    # negative; the words of thanks and praise in them pull the head the other way.
+    marks = markers(normalise(text))
+    if "thanks_but" in marks and category == "praise" and len(cats) > 1:
+        # "谢谢…但是" + a problem: the problem's category (the label guide's first rule).
+        category = sorted((c for c in cats if c != "praise"), key=lambda c: -cats[c])[0]
+        if urgency == "low" and category not in LOW_CATEGORIES:
+            urgency = "normal"
+    if polarity == "positive" and ("sarcasm" in marks or "thanks_but" in marks):
+        polarity = "negative"
+    elif polarity == "positive" and "polite" in marks and category != "praise":
+        polarity = "neutral"  # "麻烦…谢谢" is a polite request, not praise
     top = dict(sorted(cats.items(), key=lambda kv: -kv[1])[:3])
     return Analysis(
         category=category,

@@ -56,8 +56,8 @@ def retrain(config_path: Path | None, out: Path | None) -> None:
     """Retrain the text model: shipped corpus + staff corrections → a versioned artefact,
     adopted only if it is not worse on the untouched test split (else the old one stays)."""
     if config_path is None:
+        from common.texttrain import main as train_main
         from edge.reports.analyze import default_artefact
-        from edge.reports.train import main as train_main
 
         train_main(["--out", str(out or default_artefact())])
         return

@@ -7,7 +7,7 @@ Two independent signals per message:
   a hissing pipe, water pouring into a home, an old man on the floor who cannot get up), not
   as the textbook words alone; a match in a feared/hypothetical ("万一着火"), past-and-thanked
   or plainly unrelated sense ("火锅", "燃气费", "消防演练") does not count;
-- the ``emergency`` head of the text model (edge/reports/textmodel.py): P(immediate) from
+- the ``emergency`` head of the text model (common/textmodel.py): P(immediate) from
   character n-grams, trained with balanced classes.
 
 Decision (thresholds chosen by cross-validation on the training corpus, bench/text.py):
@@ -20,25 +20,30 @@ evidence: the matched phrases with their type, and the n-grams that pushed the m
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
+
+from common.textmodel import canonical
 
 # Thresholds on the model's P(immediate); see bench/text.py --tune for how they were chosen.
 P_SURE = 0.60
-P_RULE = 0.10
-P_WEAK = 0.15
+P_RULE = 0.08
+P_WEAK = 0.20
 P_POSSIBLE = 0.35
 
 _TYPES: dict[str, list[str]] = {
     "fire": [
         r"着火|起火|失火|火灾|火势|大火|明火|火苗|火光|红光|火星子?|烧(起来|着了|着|了起来)|在烧|"
         r"烧焦|焦糊|糊味|烧糊|烧橡胶|烧塑料|焦(的|味)|爆炸|爆燃|噼里啪啦|"
-        r"(电池|电瓶|锅|罐|瓶|充电宝|手机|管子?|变压器|电箱).{0,3}(炸了|爆了)",
+        r"(电池|电瓶|锅|罐|瓶|充电宝|手机|管子?|变压器|电箱).{0,3}(炸了|爆了)|"
+        r"(火|火苗|火头|油锅).{0,6}(蹿|窜|呼呼|往上)|着起来了?|烧着了|"
+        r"烟雾(腾腾|弥漫|缭绕|越来越)|满(楼道|走廊|屋子?)(的|都是)?烟",
         r"冒.{0,4}(烟|火)|(黑|白|浓|青)烟|烟.{0,4}(冒|往外|钻|窜|越来越|呛)|呛得|好呛|"
         r"(到处|全|满屋|一屋子|都)是烟|烟(报|感|雾报警)器?.{0,6}(响|叫)|(报警器|烟感).{0,4}(响|叫)",
     ],
     "gas": [
         r"(燃气|煤气|天然气|然气|液化气|沼气).{0,8}(泄漏|漏|味|嘶|呲)|漏气|"
-        r"(臭鸡蛋|煤气|燃气|天然气)(那种|似的|一样|的)?味|疑似燃气|"
+        r"(臭鸡蛋|煤气|燃气|天然气)(那种|似的|一样|的)?味|臭鸡蛋(似的|一样|那种)|疑似燃气|"
         r"(燃气|煤气|天然气)(管|管道|管子).{0,6}(破|断|挖|裂)|往外冒气",
         r"(嘶嘶|呲呲|丝丝|滋滋|哧哧).{0,10}(响|声|味)|(味|气味).{0,10}(嘶嘶|呲呲)",
     ],
@@ -55,7 +60,8 @@ _TYPES: dict[str, list[str]] = {
         r"胸(口|闷|痛|疼)|心(口|脏).{0,4}(疼|痛|难受|不舒服)|心梗|脑梗|中风|心脏病|骤停|心肺复苏|"
         r"喘不(上|过)(气|来)|呼吸困难|上不来气|透不过气|不行了|心慌气短|闷得慌|哮喘(犯|发作)|"
         r"吞了|误吞|抽筋|嘴(唇)?(都)?(发)?紫|嘴歪|说不了话|说话.{0,3}不利索|半(拉|边)身子|"
-        r"没(有)?力气|意识模糊|高烧|血止不住|止不住血",
+        r"没(有)?力气|意识模糊|高烧|血止不住|止不住血|卡(在)?(嗓子|喉咙)|噎住|憋(紫|青)|"
+        r"叫(她|他)?也?不(大)?(应|答应|醒)|喊(她|他)?也?不(吭声|答应|应)",
         r"(晕|昏)(倒|过去|迷|厥)|不省人事|叫不醒|没(有)?反应了|没(了)?意识|抽搐|口吐白沫|休克|"
         r"(倒|躺|趴|瘫)(在)?(地上|地下|楼道|门口).{0,10}(不动|起不来|动不了|没反应)|"
         r"(摔|跌|滑)(倒|了一跤|下去|下来).{0,12}(起不来|动不了|站不起|爬不起|疼得)|"
@@ -90,12 +96,12 @@ _TYPES: dict[str, list[str]] = {
         r"弟弟|小伙子|小男孩|小女孩|孙子).{0,30}"
         r"(找不到|找不着|走丢|走失|不见了?|丢了|没回来|木回来|没回家|没到家|联系不上|没影|木影|"
         r"跑丢|跟丢|走散|跑出去|没了)|"
-        r"寻人|(痴呆|糊涂|多动症).{0,20}(出去|出门|下去|跑)|"
+        r"寻人|(痴呆|糊涂|多动症|脑子不(太)?清楚|认知障碍).{0,30}(出去|出门|下去|跑|不在家|未归|没回)|"
         r"老年痴呆|阿尔茨海默|糊涂.{0,20}(出去|出门|没回|不见|走)|"
         r"(到现在|天黑了?|一夜|一晚上).{0,6}(还|都|也)?没(回来|回家|找到)",
     ],
     "falling": [
-        r"(摇摇欲坠|晃晃悠悠|悬着|吊着|快掉|要掉|往下掉|随时.{0,4}(掉|砸|塌))|"
+        r"(摇摇欲坠|晃晃悠悠|悬着|悬在半空|吊着|快掉|要掉|往下掉|掉了一半|随时.{0,4}(掉|砸|塌))|"
         r"(空调外机|广告牌|招牌|花盆|玻璃|窗户|外墙|瓷砖|树枝|大树|脚手架|冰溜子|冰凌).{0,10}"
         r"(松|晃|掉|砸|塌|歪|倒|裂|悬)|高空抛物|往下(扔|砸|丢)(?!烟头)|往楼下扔|"
         r"(挂|吊)在.{0,6}(窗框|半空|边上)|晃荡|掀起来|一边掉下|"
@@ -128,7 +134,7 @@ _HARMLESS = re.compile(
     r"(抽|吸)烟[^。！!？?\n]*|油烟|烟囱|燃气费|煤气费|燃气卡|燃气公司电话|燃气表(怎么|如何|在哪)|"
     r"天然气费|消防演练|演练|演习|热到爆炸|(气|笑|吓|热|烦|累|吵|熏|臭)死(人|我)?了?|要跳格子|"
     r"(防|登记|备案|定位).{0,4}走失|走失.{0,4}(登记|备案|手环)|把手|救护车(上次|进不来|进小区|是去)|"
-    r"救命😵|火灾(隐患|预防|知识)|防火(知识|宣传)|急救(培训|知识|包|箱)|"
+    r"(跟|像|和|好像)(打仗|打架|着火|火烧)(似的|一样)|救命😵|火灾(隐患|预防|知识)|防火(知识|宣传)|急救(培训|知识|包|箱)|"
     r"血压|献血|验血|抽血|打起来(很|挺|不)|架子鼓|(点|打)不着火|跳楼价|群里炸|炸了锅|"
     r"(无|没有?)人?受伤|(月|门|饭|银行|会员|公交|停车)卡|不是着火|"
     r"(狗|猫|鸟|宠物|钥匙|快递|东西|手机|钱包).{0,6}(走丢|丢了|不见了|找不到)"
@@ -141,8 +147,24 @@ _FEARED_AFTER = re.compile(r"^.{0,6}(往哪跑|咋跑|就完了|就麻烦|都不
 # A past event (thanks for a rescue, yesterday's fire now out) with nothing going on now.
 _PAST = re.compile(r"感谢|谢谢|表扬|点赞|好人|锦旗|多亏|昨天|昨晚|前天|夜来|上次|上回|上周|上礼拜|"
                    r"上个?周末|上个月|之前|那天|去年|前年|已经?(处理|扑灭|灭了|散了|好了|出院|找到|找着)|"
-                   r"新闻|网上|隔壁(小区|街道)|别的小区|不是咱们?小区|请问|问一下|咨询|建议|想问")
+                   r"新闻|网上|隔壁(小区|街道)|别的小区|不是咱们?小区|请问|问一下|问问|咨询|建议|想问|"
+                   r"听说")
 _NOW = re.compile(r"现在|正在|还在|马上|赶紧|快来|快点|立刻|立即|救命|又")
+# The scare is over ("虚惊一场", "是演练", "已经救出来了"): nothing in the message counts.
+_RESOLVED = re.compile(r"没事了|木事了|虚惊|误报|是演练|演习|"
+                       r"已经(处理好|救出|救下|找到|找着|灭了|扑灭)|"
+                       r"救出来了|找回来了|找到了|后来(救|找|灭|好)")
+# A denial right before the hit: "不是漏气", "没有味儿", "木有烟".
+_DENIED = re.compile(r"(不是|没有|没|木有|并无|无|未见|没闻到|闻不到|不)$")
+# Clause breaks, and the turns residents take between topics in one message ("对了", "先不说
+# 这个"): a past or enquiry word counts against a hit only inside the hit's own clause.
+_CLAUSE = re.compile(r"[。！!？?；;，,\n]|\s+|对了|还有|另外|先不说|算了|哎呀|不对|顺便")
+
+
+def _clause(text: str, start: int, end: int) -> str:
+    a = max((m.end() for m in _CLAUSE.finditer(text, 0, start)), default=0)
+    m = _CLAUSE.search(text, end)
+    return text[a : m.start() if m else len(text)]
 
 
 @dataclass
@@ -155,15 +177,20 @@ class Verdict:
 
 def rule_hits(text: str) -> list[tuple[str, str]]:
     """(type, matched phrase) for each emergency pattern found in a current, literal sense."""
-    masked = _HARMLESS.sub(lambda m: "＿" * len(m.group(0)), text)
-    if _PAST.search(text) and not _NOW.search(text):
+    text = canonical(unicodedata.normalize("NFKC", text).lower())
+    if _RESOLVED.search(text):
         return []
+    masked = _HARMLESS.sub(lambda m: "＿" * len(m.group(0)), text)
     hits = []
     for kind, patterns in _COMPILED.items():
         for r in patterns:
             for m in r.finditer(masked):
-                if _FEARED.search(masked[max(0, m.start() - 6) : m.start()]) or \
+                before = masked[max(0, m.start() - 6) : m.start()]
+                if _FEARED.search(before) or _DENIED.search(before) or \
                         _FEARED_AFTER.search(masked[m.end() :]):
+                    continue
+                clause = _clause(masked, m.start(), m.end())
+                if _PAST.search(clause) and not _NOW.search(clause):
                     continue
                 hits.append((kind, m.group(0)))
                 break

@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from common.textmodel import FIELDS, Row, read_rows
 from edge.core.resources import shipped
 from edge.reports.analyze import Analysis
-from edge.reports.textmodel import FIELDS, Row, read_rows
 
 TEST_DIR = "tests/data/text/test"
 

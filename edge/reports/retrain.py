@@ -17,11 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common.textmodel import Row, TextModel
 from edge.core.store.core import Store
 from edge.reports import store as db
 from edge.reports.analyze import Analyzer, default_artefact
 from edge.reports.evaluate import score, untouched_rows
-from edge.reports.textmodel import Row, TextModel
 
 MODEL_META = "reports.text_model"  # path of the adopted artefact
 FOLDER = "text-models"  # under box.data_dir
@@ -90,7 +90,7 @@ def retrain(store: Store, data_dir: Path) -> dict[str, Any]:
         w.writerow(["id", "text", "category", "polarity", "urgency"])
         w.writerows([r.id, r.text, r.category, r.polarity, r.urgency] for r in rows)
     out = folder / f"{version}.npz"
-    subprocess.run([sys.executable, "-m", "edge.reports.train", "--out", str(out), "--extra",
+    subprocess.run([sys.executable, "-m", "common.texttrain", "--out", str(out), "--extra",
                     str(extra), "--version", version], check=True, timeout=900)
     return {"corrections": len(rows)} | adopt(store, out)
 
@@ -104,10 +104,21 @@ def install_shipped(store: Store, data_dir: Path, args: dict[str, Any]) -> dict[
         raw = base64.b64decode(blob, validate=True)
     except (binascii.Error, ValueError) as e:
         raise ModelRefused(f"model_b64: not base64: {e}") from e
+    return install_bytes(store, data_dir, raw, want)
+
+
+def install_bytes(store: Store, data_dir: Path, raw: bytes, want: str,
+                  check: list[Row] | None = None) -> dict[str, Any]:
+    """An artefact's bytes (inline in the command or downloaded from the cloud's blob
+    store): checked by hash, kept under <data_dir>/text-models/, then adopt()."""
     if hashlib.sha256(raw).hexdigest() != want.lower():
         raise ModelRefused("sha256: does not match the artefact")
     folder = data_dir / FOLDER
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"shipped-{want[:16]}.npz"
+    path = folder / f"shipped-{want.lower()[:16]}.npz"
     path.write_bytes(raw)
-    return adopt(store, path)
+    try:
+        return adopt(store, path, check)
+    except ModelRefused:
+        path.unlink(missing_ok=True)  # refused: nothing of it stays on the box
+        raise

@@ -9,8 +9,10 @@ import secrets
 from pathlib import Path
 from typing import Any, Protocol
 
+import aiohttp
 from aiohttp import web
 
+from common.textmodel import TextModel
 from edge.core.box import Box
 from edge.core.commands import CommandError
 from edge.core.http import PUBLIC_PREFIXES, ROLE, json_error, query_int, require_staff, same_secret
@@ -29,12 +31,13 @@ from edge.reports.inputs import (
     text_field,
 )
 from edge.reports.place import find_place
-from edge.reports.retrain import MODEL_META, ModelRefused, install_shipped
+from edge.reports.retrain import MODEL_META, ModelRefused, install_bytes, install_shipped
 from edge.reports.taxonomy import Taxonomy, TaxonomyError, load_taxonomy, parse_taxonomy
-from edge.reports.textmodel import TextModel
+from edge.sync import SYNC
 
 log = logging.getLogger(__name__)
 TAXONOMY_META = "reports.taxonomy"
+MAX_MODEL_BYTES = 64 * 1024 * 1024  # a text model artefact is ~3 MB
 FIELDS = ("category", "polarity", "urgency")
 POLARITIES = ("negative", "neutral", "positive")
 URGENCIES = ("immediate", "high", "normal", "low")
@@ -164,16 +167,55 @@ class ReportsService(Service):
         return corr.model_dump(mode="json")
 
     async def cmd_text_model(self, target_id: str, cmd: Command) -> str:
-        """Ops ship a model artefact (built from the corpus + corrections): it is checked on
+        """Ops ship a model artefact (built from the corpus + corrections, in the cloud by
+        cloudsync/textmodels.py): inline ``{model_b64, sha256}`` or ``{sha256, url,
+        size_bytes}`` downloaded from the cloud's blob store. It is checked by hash, scored on
         the test split and adopted, or refused and the current model kept."""
-        store = self.box.store
+        store, data_dir = self.box.store, self.box.config.box.data_dir
         try:
-            res = await store.run(install_shipped, store.sync, self.box.config.box.data_dir,
-                                  cmd.args)
+            if "model_b64" in cmd.args:
+                res = await store.run(install_shipped, store.sync, data_dir, cmd.args)
+            else:
+                sha, raw = await self._download_model(cmd.args)
+                res = await store.run(install_bytes, store.sync, data_dir, raw, sha)
         except ModelRefused as e:
             raise CommandError(str(e)) from e
         self.analyzer.set_model(await asyncio.to_thread(TextModel.load, Path(res["path"])))
         return f"text model {res['version']} adopted"
+
+    async def _download_model(self, args: dict[str, Any]) -> tuple[str, bytes]:
+        """GET the artefact from the cloud that sent the command (the sync service signs the
+        request, as for screen content); at most MAX_MODEL_BYTES."""
+        sha, size = args.get("sha256"), args.get("size_bytes")
+        if not isinstance(sha, str) or len(sha) != 64:
+            raise ModelRefused("sha256: the artefact's SHA-256 (64 hex digits) is required")
+        if not isinstance(size, int) or not 0 < size <= MAX_MODEL_BYTES:
+            raise ModelRefused(f"size_bytes: 1…{MAX_MODEL_BYTES} required")
+        url = args.get("url") or f"/api/v1/blobs/{sha}"
+        try:
+            sync = self.box.get(SYNC)
+        except KeyError:
+            raise ModelRefused("url: this box has no cloud to download from") from None
+        cloud = sync.cloud_url
+        if not isinstance(url, str) or not url.startswith("/") or not cloud:
+            raise ModelRefused("url: a path on the box's own cloud is required")
+        full = str(cloud).rstrip("/") + url
+        timeout = aiohttp.ClientTimeout(total=300, sock_connect=10)
+        try:
+            async with aiohttp.ClientSession(timeout=timeout) as s, \
+                    s.get(full, headers=sync.auth_headers("GET", full)) as r:
+                if r.status != 200:
+                    raise ModelRefused(f"url: GET {url}: HTTP {r.status}")
+                raw = bytearray()
+                async for chunk in r.content.iter_chunked(1 << 16):
+                    raw += chunk
+                    if len(raw) > size:
+                        break  # more than announced: refused below, not read to the end
+        except (aiohttp.ClientError, TimeoutError) as e:
+            raise ModelRefused(f"url: GET {url}: {e}") from e
+        if len(raw) != size:
+            raise ModelRefused(f"size_bytes: got {len(raw)} bytes, announced {size}")
+        return sha, bytes(raw)
 
     async def cmd_correction(self, target_id: str, cmd: Command) -> str:
         """Ops corrected a report in the cloud (POST /api/v1/ops/reports/{id}/correction)."""
@@ -192,7 +234,7 @@ class ReportsService(Service):
                 request, max_photos=cfg.max_photos, max_photo_bytes=int(cfg.max_photo_mb * 1048576)
             )
             f = sub.fields
-            text = text_field(f, "text", required=True, max_chars=cfg.max_text_chars)
+            text = text_field(f, "text", required=True, max_chars=cfg.max_text_chars) or ""
             category = text_field(f, "category", max_chars=40)
             if category is not None and category not in self.taxonomy.codes:
                 known = ", ".join(self.taxonomy.codes)
@@ -225,13 +267,13 @@ class ReportsService(Service):
         self, *, text: str, analysis: Analysis, category: str | None = None,
         building: str | None = None, location: str | None = None,
         resident_id: str | None = None, source: str = "resident_page",
-        source_tag: str | None = None, photos: list = (),
+        source_tag: str | None = None, photos: list | None = None,
     ) -> dict[str, Any]:
         category = category or analysis.category
         rec = Report(
             id=new_id("rp"), ts=now(), text=text, category=category,
             sentiment=analysis.sentiment, urgency=analysis.urgency, building=building,
-            location=location, resident_id=resident_id, photos=len(photos), source=source,
+            location=location, resident_id=resident_id, photos=len(photos or []), source=source,
             source_tag=source_tag, possible_emergency=analysis.possible_emergency,
         )
         follow_key = secrets.token_urlsafe(12)
@@ -289,7 +331,7 @@ class ReportsService(Service):
         try:
             body = await request.json()
             text = text_field(body if isinstance(body, dict) else {}, "text", required=True,
-                              max_chars=self.cfg.max_text_chars)
+                              max_chars=self.cfg.max_text_chars) or ""
         except InputError as e:
             return json_error(e.status, str(e), field=e.field)
         except json.JSONDecodeError:

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from common.textmodel import normalise
 from edge.reports.analyze import Analyzer
 from edge.reports.rules import RulesAnalyzer
 from edge.reports.taxonomy import TaxonomyError, load_taxonomy, parse_taxonomy
-from edge.reports.textmodel import normalise
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "community_messages.csv"
 

@@ -242,3 +242,28 @@ async def test_possible_emergency_raises_a_critical_alert_with_evidence(box) -> 
     assert alert["level"] == "critical" and "电梯停在两层中间" in alert["message"]
     assert db_count(box, "SELECT count(*) FROM reports WHERE possible_emergency = 1") == 1
     assert db_count(box, "SELECT count(*) FROM outbox WHERE kind = 'alert' AND priority = 0") == 1
+
+
+async def test_demo_colloquial_emergencies_raise_a_critical_alert_within_a_second(box) -> None:
+    """The demo's dialect message, and the same in pinyin and with speech-recognition typos
+    (issue 16): no textbook keyword, still a critical urgent_report alert, in under 1 s."""
+    import time
+
+    from edge.reports.demo import MESSAGES
+
+    svc = box.get(REPORTS_KEY)
+    await asyncio.to_thread(svc.analyzer.warm)  # the model loads at start-up, not per report
+    texts = [MESSAGES[-1][0], "zhao huo le 5 dong 2 danyuan kuai lai ren",
+             "喂那个三号楼楼到里面冒眼了好大的为道你们快来"]
+    async with aiohttp.ClientSession() as s:
+        for text in texts:
+            t0 = time.perf_counter()
+            async with s.post(f"{api_url(box)}/api/v1/reports",
+                              json={"text": text, "building": "5"}) as r:
+                assert r.status == 201
+                rep = await r.json()
+            elapsed = time.perf_counter() - t0
+            assert rep["urgency"] == "immediate", (text, rep)
+            crit = [a for a in rep["alerts"] if a["type"] == "urgent_report"]
+            assert crit and crit[0]["level"] == "critical", rep["alerts"]
+            assert elapsed < 1.0, f"{elapsed:.2f} s for {text}"

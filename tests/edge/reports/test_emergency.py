@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from common.textmodel import normalise
 from edge.reports import emergency
 from edge.reports.analyze import Analyzer
 
@@ -65,3 +66,37 @@ def test_detector_only_raises() -> None:
     doubt = emergency.decide("电梯停在两层中间不动了", 0.01, [])
     assert doubt.level == "possible_emergency" and doubt.types == ["trapped"]
     assert emergency.decide("路灯坏了", 0.01, []).level == "none"
+
+
+@pytest.mark.parametrize(("typed", "kind"), [
+    ("zhao huo le 3 dong kuai lai ren", "fire"),  # pinyin without the IME
+    ("楼到里冒眼了", "fire"),  # speech recognition: 楼道 → 楼到, 冒烟 → 冒眼
+    ("厨房里一股酶气的为道", "gas"),  # 煤气 → 酶气, 味道 → 为道
+    ("rq泄露了 整个单元都是味", "gas"),
+    ("俺爹晕到了 叫不醒", "medical"),
+])
+def test_typos_homophones_and_pinyin_of_emergency_words(typed: str, kind: str) -> None:
+    assert kind in {k for k, _ in emergency.rule_hits(typed)}, normalise(typed)
+
+
+def test_canonical_spelling_leaves_ordinary_words_alone() -> None:
+    assert normalise("眼睛不舒服，就明天再说吧") == "眼睛不舒服,就明天再说吧"
+    assert normalise("qrcode 扫不出来") == "qrcode 扫不出来"  # no "rq" inside a word
+
+
+def test_denied_resolved_and_other_clause_hits() -> None:
+    assert emergency.rule_hits("灶打不着 不漏气 也没味儿") == []  # denied
+    assert emergency.rule_hits("烟雾报警器响了 是煎糊了 没事了") == []  # the scare is over
+    assert emergency.rule_hits("楼上吵得跟打架似的") == []  # a simile
+    # An enquiry first, then a gas smell now: the enquiry does not hide the emergency.
+    hits = emergency.rule_hits("想问下燃气费怎么交 对了 隔壁门口燃气味特别重 敲门没人")
+    assert "gas" in {k for k, _ in hits}
+
+
+@pytest.mark.parametrize(("text", "polarity"), [
+    ("感谢物业的“高效” 报修十天了还没人影", "negative"),  # sarcasm in quotes
+    ("谢谢恁了 可是俺家暖气还是拔凉拔凉的 三天了", "negative"),  # 谢谢…可是 + a complaint
+    ("麻烦你们派个师傅来看看水龙头 有点滴水 谢谢了", "neutral"),  # a polite request
+])
+def test_sarcasm_thanks_but_and_politeness(analyzer: Analyzer, text: str, polarity: str) -> None:
+    assert analyzer.analyze(text).polarity == polarity

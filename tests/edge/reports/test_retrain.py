@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from common.textmodel import Row, shipped_rows, train
 from edge.core.store.core import Store
 from edge.reports import retrain
-from edge.reports.textmodel import Row, shipped_rows, train
 
 
 @pytest.fixture

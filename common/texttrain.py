@@ -1,4 +1,4 @@
-"""Build the text model artefact: ``python -m edge.reports.train --out PATH [--extra CSV ...]``.
+"""Build the text model artefact: ``python -m common.texttrain --out PATH [--extra CSV ...]``.
 
 Run by scripts/setup.sh (shipped corpus only), by the analyser when the artefact is missing,
 and by ``qilu-edge report retrain`` (shipped corpus + staff corrections). A separate process,
@@ -12,11 +12,11 @@ import json
 import time
 from pathlib import Path
 
-from edge.reports.textmodel import read_rows, shipped_rows, train
+from common.textmodel import read_rows, shipped_rows, train
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m edge.reports.train")
+    ap = argparse.ArgumentParser(prog="python -m common.texttrain")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--extra", type=Path, action="append", default=[],
                     help="more labelled CSVs (id,text,category,polarity,urgency)")
