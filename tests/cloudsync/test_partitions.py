@@ -20,6 +20,7 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
+from cloudsync.config import load_config
 from cloudsync.retention import (
     ALL_CLASSES,
     CLASSES,
@@ -368,3 +369,11 @@ def test_bad_retention_config_is_refused_naming_the_field(tmp_path: Path) -> Non
     assert out.returncode != 0
     assert "retention.telemetry.keep_days" in out.stderr, out.stderr
     assert not (tmp_path / "c.db").exists()
+
+
+def test_example_config_is_valid_and_matches_the_defaults() -> None:
+    example = load_config(Path(__file__).parents[2] / "config/cloud.example.toml").retention
+    assert example.export_dir == Path("/var/lib/qilu-cloudsync/exports")
+    assert example.model_dump(exclude={"export_dir"}) == RetentionConfig().model_dump(
+        exclude={"export_dir"}
+    )
