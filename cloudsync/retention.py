@@ -433,10 +433,7 @@ class _Sqlite:
 
     async def purge(self, cls: str, where: str, cut: str, export: bool) -> Step | None:
         step = Step(cls, "purge", "records")
-        ex = None
-        if export:
-            name = f"records_{cls}_{self.stamp}.csv.gz"
-            ex = Export(self.cfg.export_dir / cls / name, self.say)
+        ex: Export | None = None  # made at the first row: no empty files, no folders
         try:
             while True:
                 async with self.storage.tx() as c:
@@ -447,7 +444,10 @@ class _Sqlite:
                     )
                     if not rows:
                         break
-                    if ex is not None:
+                    if export:
+                        if ex is None:
+                            name = f"records_{cls}_{self.stamp}.csv.gz"
+                            ex = Export(self.cfg.export_dir / cls / name, self.say)
                         await ex.write(csv_bytes(rows, header=step.rows == 0))
                         # Each batch is in the file before its delete commits.
                         await asyncio.to_thread(ex.flush)
@@ -459,18 +459,9 @@ class _Sqlite:
                         keys,
                     )
                 step.rows += len(rows)
-        except BaseException:
-            if ex is not None:
-                if step.rows:  # what was deleted is in the file: keep it
-                    step.bytes = ex.finish()
-                else:
-                    ex.abort()
-            raise
-        if ex is not None:
-            if not step.rows:
-                ex.abort()
-                return None
-            step.bytes, step.file = ex.finish(), str(ex.path)
+        finally:
+            if ex is not None:  # what was deleted is in the file, even if a later batch failed
+                step.bytes, step.file = ex.finish(), str(ex.path)
         return step if step.rows else None
 
 

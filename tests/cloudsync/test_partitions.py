@@ -35,7 +35,7 @@ from cloudsync.storage import open_storage
 from common.protocol import UploadRecord
 from edge.sync.client import CloudClient
 from edge.sync.store import OutboxRow
-from tests.cloudsync.helpers import VENV_BIN, Cloud, PgCluster, start_cloud
+from tests.cloudsync.helpers import VENV_BIN, Cloud, PgCluster, start_cloud, wait_for
 
 NOW = datetime.now(UTC)
 
@@ -377,3 +377,42 @@ def test_example_config_is_valid_and_matches_the_defaults() -> None:
     assert example.model_dump(exclude={"export_dir"}) == RetentionConfig().model_dump(
         exclude={"export_dir"}
     )
+
+
+async def test_serve_runs_retention_on_its_timer(db_url: str, tmp_path: Path) -> None:
+    """The app built with a retention config (what `serve` does) applies it by itself."""
+    old = add_months(month_of(NOW), -6)
+    storage = await open_storage(db_url)
+    try:
+        if storage.dialect == "postgres":
+            then = datetime(old.year, old.month, 2, tzinfo=UTC)
+            await maintain(storage, no_retention(), now=then)
+        async with storage.tx() as c:
+            await one_box(c)
+            for seq, ts in ((1, in_month(old)), (2, iso(NOW))):
+                await c.execute(
+                    "INSERT INTO records VALUES ('b1', $1, 4, 'device_health', $2, $3,"
+                    " '{\"cpu\": 5}', $4)",
+                    seq,
+                    f"h{seq}",
+                    ts,
+                    ts,
+                )
+    finally:
+        await storage.close()
+    cfg = RetentionConfig.model_validate(
+        {"export_dir": tmp_path / "exports", "interval_s": 10, "telemetry": {"keep_days": 90}}
+    )
+    cloud = await start_cloud(db_url, tmp_path, retention=cfg)
+    try:
+
+        async def exported() -> list[Path]:
+            return [p for p in (tmp_path / "exports").glob("telemetry/*.csv.gz") if p.exists()]
+
+        files = await wait_for(exported, 20)
+        async with cloud.storage.tx() as c:
+            left = [r["seq"] for r in await c.fetch("SELECT seq FROM records ORDER BY seq")]
+    finally:
+        await cloud.stop()
+    assert left == [2]
+    assert [(r["seq"], r["ts"]) for r in read_export(files[0])] == [("1", in_month(old))]
