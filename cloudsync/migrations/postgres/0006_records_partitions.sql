@@ -19,8 +19,9 @@
 -- maintenance task creates months ahead (retention.months_ahead), moving any early
 -- arrivals out of the default partition first.
 --
--- Existing rows are copied across in this migration (the upload path waits on it: about
--- a minute per 10 million rows measured on 2 cores, bench/partitions.py --migrate).
+-- Existing rows are copied across in this migration, with the records table locked (serve
+-- migrates before its workers start): 44 s per million rows measured on 2 busy shared cores
+-- (bench/partitions.py, 10 million rows in 7.4 minutes); plan the upgrade window by it.
 
 ALTER TABLE records RENAME TO records_flat;
 ALTER INDEX records_pkey RENAME TO records_flat_pkey;
