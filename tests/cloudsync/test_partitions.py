@@ -416,3 +416,26 @@ async def test_serve_runs_retention_on_its_timer(db_url: str, tmp_path: Path) ->
         await cloud.stop()
     assert left == [2]
     assert [(r["seq"], r["ts"]) for r in read_export(files[0])] == [("1", in_month(old))]
+
+
+async def test_ops_list_pages_across_months_newest_first(pg_cloud: Cloud) -> None:
+    """The keyset cursor walks the report months (and the default partition) in ts order."""
+    ident = await pg_cloud.new_box()
+    client = CloudClient(ident)
+    last = add_months(month_of(NOW), -1)
+    stamps = [in_month(last, 3), iso(NOW), in_month(last, 28), "1970-01-01T00:00:00+00:00",
+              iso(NOW - timedelta(seconds=5))]  # fmt: skip
+    try:
+        await client.upload([row(i + 1, "report", ts) for i, ts in enumerate(stamps)], floor=1)
+    finally:
+        await client.close()
+    seen: list[str] = []
+    cursor = ""
+    for _ in range(10):  # bounded: 5 records, 2 a page
+        status, body = await pg_cloud.call("GET", f"/api/v1/ops/reports?limit=2{cursor}")
+        assert status == 200, body
+        seen += [r["ts"] for r in body["items"]]
+        if not body["next_cursor"]:
+            break
+        cursor = f"&cursor={body['next_cursor']}"
+    assert seen == sorted(stamps, reverse=True)
