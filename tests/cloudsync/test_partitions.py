@@ -20,6 +20,7 @@ from typing import Any, cast
 import asyncpg
 import pytest
 
+import cloudsync.retention as cloudsync_retention
 from cloudsync.config import load_config
 from cloudsync.retention import (
     ALL_CLASSES,
@@ -442,3 +443,55 @@ async def test_ops_list_pages_across_months_newest_first(pg_cloud: Cloud) -> Non
             break
         cursor = f"&cursor={body['next_cursor']}"
     assert seen == sorted(stamps, reverse=True)
+
+
+async def test_a_run_stopped_mid_export_ends_at_once_and_the_next_finishes_it(
+    pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """serve stopping cancels a run inside its COPY: the run ends within seconds, the storage
+    closes, nothing is dropped unexported, and the next run finishes the detached month."""
+    db = await pg_cluster.new_database()
+    old = add_months(month_of(NOW), -6)
+    storage = await open_storage(db)
+    await maintain(storage, no_retention(), now=datetime(old.year, old.month, 2, tzinfo=UTC))
+    async with storage.tx() as c:
+        await one_box(c)
+        await c.execute(
+            "INSERT INTO records SELECT 'b1', g, 4, 'device_health', 'h' || g, $1, '{}', $1"
+            " FROM generate_series(1, 3000) AS g",
+            in_month(old),
+        )
+    cfg = RetentionConfig.model_validate(
+        {"export_dir": tmp_path / "exports", "telemetry": {"keep_days": 90}}
+    )
+    writing = asyncio.Event()
+    write = cloudsync_retention.Export.write
+
+    async def stuck(self: Any, data: bytes) -> None:  # a disk that stops answering
+        writing.set()
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(cloudsync_retention.Export, "write", stuck)
+    task = asyncio.create_task(maintain(storage, cfg, progress=lambda s: None))
+    await asyncio.wait_for(writing.wait(), 30)
+    task.cancel()
+    t0 = time.monotonic()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 10)
+    await asyncio.wait_for(storage.close(), 10)
+    assert time.monotonic() - t0 < 10
+    assert not list((tmp_path / "exports").glob("telemetry/*.csv.gz"))
+
+    monkeypatch.setattr(cloudsync_retention.Export, "write", write)
+    storage = await open_storage(db)
+    try:
+        steps = await maintain(storage, cfg, progress=lambda s: None)
+        async with storage.tx() as c:
+            left = await c.fetchrow("SELECT count(*) AS n FROM records")
+    finally:
+        await storage.close()
+    done = {s.table: s.rows for s in steps if s.action == "drop"}
+    assert done[f"records_telemetry_p{old:%Y%m}"] == 3000
+    assert left is not None and left["n"] == 0
+    rows = read_export(tmp_path / f"exports/telemetry/records_telemetry_p{old:%Y%m}.csv.gz")
+    assert sorted(int(r["seq"]) for r in rows) == list(range(1, 3001))
