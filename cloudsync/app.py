@@ -36,6 +36,8 @@ from cloudsync.console.auth import (
     session_user,
 )
 from cloudsync.context import CLOUD, Cloud, FeedWaiter, err
+from cloudsync.retention import RetentionConfig
+from cloudsync.retention import install as retention_timer
 from cloudsync.routing import (
     AUTH_OF,
     BOX_ROW,
@@ -252,10 +254,18 @@ def make_app(
 
 
 async def build(
-    db: str, blob_dir: Path, *, read_db: str | None = None, **kw: Any
+    db: str,
+    blob_dir: Path,
+    *,
+    read_db: str | None = None,
+    retention: RetentionConfig | None = None,
+    **kw: Any,
 ) -> web.Application:
+    """``retention``: run partition upkeep and retention on a timer (serve passes it)."""
     storage = await open_storage(db, read_url=read_db)
     app = make_app(storage, blob_dir, **kw)
+    if retention is not None:
+        retention_timer(app, storage, retention)
 
     async def close(app: web.Application) -> None:
         await storage.close()

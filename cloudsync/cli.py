@@ -14,6 +14,8 @@ from pathlib import Path
 import click
 from aiohttp import web
 
+from cloudsync.config import ConfigError, load_config
+from cloudsync.retention import RetentionConfig
 from common import logs
 from common.version import __version__
 
@@ -24,7 +26,22 @@ db_option = click.option(
     show_default="var/cloud/cloud.db",
     help=DB_HELP,
 )
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=lambda: os.environ.get("QILU_CLOUD_CONFIG") or None,
+    help="Cloud config file (TOML: [retention]...; env QILU_CLOUD_CONFIG); defaults without"
+    " one (config/cloud.example.toml).",
+)
 log = logging.getLogger(__name__)
+
+
+def _config(path: Path | None) -> RetentionConfig:
+    try:
+        return load_config(path).retention
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from e
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -45,6 +62,7 @@ def _serve(
     poll_s: float,
     max_record: int = 0,
     read_db: str | None = None,
+    retention: RetentionConfig | None = None,
 ) -> None:
     from cloudsync.app import build
 
@@ -55,7 +73,9 @@ def _serve(
 
     async def factory() -> web.Application:
         extra = {"max_record_chars": max_record} if max_record else {}
-        return await build(db, blobs, feed_poll_s=poll_s, read_db=read_db, **extra)
+        return await build(
+            db, blobs, feed_poll_s=poll_s, read_db=read_db, retention=retention, **extra
+        )
 
     web.run_app(
         factory(),
@@ -130,6 +150,7 @@ def _serve(
     default=0,
     help="Refuse record payloads above this (KB of characters; 0: the protocol's 1,000).",
 )
+@config_option
 def serve(
     db: str,
     blobs: Path,
@@ -145,8 +166,10 @@ def serve(
     refuse_signature_v1: bool,
     max_record_kb: int,
     read_db: str | None,
+    config_path: Path | None,
 ) -> None:
-    """Serve the box sync API and the ops API."""
+    """Serve the box sync API and the ops API; partitions and retention run on a timer."""
+    retention = _config(config_path)
     if refuse_signature_v1:  # read by every worker's app (cloudsync/app.py)
         os.environ["QILU_CLOUD_REFUSE_SIG_V1"] = "1"
     if relay_domain:  # read by every worker's relay (cloudsync/relay.py)
@@ -170,13 +193,26 @@ def serve(
         db.split("@")[-1],
     )
     if workers <= 1:
-        _serve(db, blobs, host, port, False, tls, feed_poll, max_record_kb * 1000, read_db)
+        _serve(
+            db, blobs, host, port, False, tls, feed_poll, max_record_kb * 1000, read_db, retention
+        )
         return
     ctx = multiprocessing.get_context("spawn")
     procs = [
         ctx.Process(
             target=_serve,
-            args=(db, blobs, host, port, True, tls, feed_poll, max_record_kb * 1000, read_db),
+            args=(
+                db,
+                blobs,
+                host,
+                port,
+                True,
+                tls,
+                feed_poll,
+                max_record_kb * 1000,
+                read_db,
+                retention,
+            ),
         )
         for _ in range(workers)
     ]
@@ -335,3 +371,36 @@ def text_model(db: str, blobs: Path, area: str | None, ship_area: tuple[str, ...
         click.echo(textmodels.dumps(asyncio.run(run())))
     except (StorageError, textmodels.BuildError) as e:
         raise click.ClickException(str(e)) from e
+
+
+@main.group()
+def retention() -> None:
+    """Record partitions and retention per record class (docs/deploy.md)."""
+
+
+@retention.command("run")
+@db_option
+@config_option
+@click.option("--dry-run", is_flag=True, help="List what would be created, exported and dropped.")
+def retention_run(db: str, config_path: Path | None, dry_run: bool) -> None:
+    """Create months ahead, export and drop records past their class's keep_days, once."""
+    from cloudsync.retention import RetentionError, maintain
+    from cloudsync.storage import open_storage
+
+    cfg = _config(config_path)
+    say = click.echo
+
+    async def run() -> list:
+        storage = await open_storage(db)
+        try:
+            return await maintain(storage, cfg, dry_run=dry_run, progress=say)
+        finally:
+            await storage.close()
+
+    try:
+        steps = asyncio.run(run())
+    except RetentionError as e:
+        raise click.ClickException(str(e)) from e
+    rows = sum(s.rows for s in steps if s.action != "create")
+    verb = "would go" if dry_run else "exported and removed"
+    click.echo(f"{'dry run: ' if dry_run else ''}{len(steps)} step(s); {rows:,} rows {verb}")

@@ -68,7 +68,7 @@ def find_bad_record(rows: Sequence[UploadRecord]) -> BadRecord | None:
     text and jsonb cannot hold them)."""
     for i, r in enumerate(rows):
         for name in ("kind", "record_id", "ts", "payload"):
-            if "\x00" in r[name]:  # type: ignore[literal-required]
+            if "\x00" in r[name]:
                 return BadRecord(i, r["seq"], name, "contains a NUL character")
         try:
             value = orjson.loads(r["payload"])
@@ -179,7 +179,9 @@ class StorageBase:
 
     # --- schema ---------------------------------------------------------------------------
 
-    async def migrate(self) -> list[int]:
+    async def migrate(self, upto: int | None = None) -> list[int]:
+        """Apply pending migrations (``upto``: only those numbered up to it; tests and
+        bench/partitions.py build an older schema with it)."""
         files = []
         for entry in resources.files("cloudsync").joinpath("migrations", self.dialect).iterdir():
             if entry.name.endswith(".sql"):
@@ -199,7 +201,7 @@ class StorageBase:
             )
             done = {r["version"] for r in await c.fetch("SELECT version FROM schema_migrations")}
             for version, name, sql in files:
-                if version in done:
+                if version in done or (upto is not None and version > upto):
                     continue
                 await self.run_script(c, sql)
                 await c.execute(

@@ -146,14 +146,20 @@ class OpsQueryStorage(StorageBase):
             total = f", sum(CAST({self.jtext('r.payload', sum_field)} AS BIGINT)) AS total"
         async with self.read_tx() as c:
             cond, scope_arg = await self.scope_filter(c, scope)
+            args: list[Any] = [scope_arg, kind]
+            # Only the bounds given, as plain comparisons: PostgreSQL then prunes the months
+            # outside them (a "$3 = '' OR ts >= $3" form keeps every month in a generic plan).
+            for op, value in ((">=", since), ("<", until)):
+                if value:
+                    args.append(value)
+                    cond += f" AND r.ts {op} ${len(args)}"
             sql = (
                 f"SELECT {', '.join(cols)}, count(*) AS count{total}"
                 f" FROM records r WHERE {cond} AND r.kind = $2"
-                " AND ($3 = '' OR r.ts >= $3) AND ($4 = '' OR r.ts < $4)"
                 f" GROUP BY {', '.join(str(i + 1) for i in range(len(fields)))}"
                 f" ORDER BY {', '.join(str(i + 1) for i in range(len(fields)))}"
             )
-            return await c.fetch(sql, scope_arg, kind, since or "", until or "")
+            return await c.fetch(sql, *args)
 
     async def record_box(self, kind: str, record_id: str, scope: str) -> str | None:
         """The box holding a record of this kind and id, if it is in scope."""
