@@ -68,11 +68,14 @@ class Panel:
     """Another feature's panel on a screen's player page, beside the content (e.g. the
     intercom's call panel on a door's screen): its markup (trusted, the feature's own static
     file), scripts and style sheets, which the page shell includes. The panel's script runs
-    after the player's and may read ``window.qiluPlayer`` (the screen id and its key)."""
+    after the player's and may read ``window.qiluPlayer`` (the screen id and its key).
+    ``zone=False``: a panel that takes no zone of the layout and draws over the page only
+    while it has something to say (e.g. the second-factor keypad of a face door)."""
 
     html: str
     scripts: tuple[str, ...] = ()
     styles: tuple[str, ...] = ()
+    zone: bool = True
 
 
 class PlaysRefused(ValueError):
@@ -122,7 +125,7 @@ class ScreensService(Service):
         self._started = _time.monotonic()
         self._applied: dict[str, tuple[bool, int | None]] = {}
         self._key_hashes: dict[str, str] = {}  # screen id -> SHA-256 of its device key
-        self.panels: dict[str, Panel] = {}  # screen id -> a feature's panel on its page
+        self.panels: dict[str, list[Panel]] = {}  # screen id -> features' panels on its page
         for action, handler in (
             ("content", self._cmd_content),
             ("playlist", self._cmd_playlist),
@@ -327,8 +330,12 @@ class ScreensService(Service):
         return await self._send(screen_id, {"type": "overlay", "overlay": overlay})
 
     def add_panel(self, screen_id: str, panel: Panel) -> None:
-        """Show ``panel`` on the player page of ``screen_id`` (one panel per screen)."""
-        self.panels[screen_id] = panel
+        """Show ``panel`` on the player page of ``screen_id`` (one zone panel per screen,
+        any number of ``zone=False`` ones)."""
+        mine = self.panels.setdefault(screen_id, [])
+        if panel.zone:
+            mine[:] = [p for p in mine if not p.zone]
+        mine.append(panel)
 
     # --- device keys ---------------------------------------------------------------------------
 
