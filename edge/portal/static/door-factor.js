@@ -39,6 +39,7 @@
     state.waiting = true;
     $("sf-door").textContent = v.door || "";
     $("sf-keys").hidden = false;
+    delete $("sf").dataset.done;
     deadline = Date.now() + (v.expires_in_s || 0) * 1000;
     $("sf").hidden = false;
     document.body.dataset.factor = "waiting";
@@ -48,6 +49,7 @@
     state.pin = "";
     render();
     $("sf-keys").hidden = true;
+    $("sf").dataset.done = kind; // only the outcome stays on the screen
     $("sf-left").textContent = "";
     say(kind, text);
     document.body.dataset.factor = kind === "ok" ? "opened" : "ended";

@@ -4,7 +4,7 @@
 // something changes; through the cloud relay answered at once, then asked again after poll_s).
 "use strict";
 (() => {
-  const state = { version: -1, waiting: [], shown: null, done: null };
+  const state = { version: -1, waiting: [], shown: null, done: null, answering: false };
   window.qiluFactor = state; // read by the tests
   let box = null, timer = null, deadline = 0;
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -22,13 +22,15 @@
     card.append(
       el("p", { id: "factor-q", class: "factor-q" }),
       el("p", { id: "factor-left", class: "factor-left" }),
-      el("button", { id: "factor-yes", class: "factor-yes", type: "button" }, "点此确认开门"),
-      el("button", { id: "factor-no", class: "light factor-no", type: "button" }, "不是我"),
-      el("p", { id: "factor-msg", class: "msg", role: "status", hidden: "" }));
+      el("button", { id: "factor-yes", class: "ans factor-yes", type: "button" }, "点此确认开门"),
+      el("button", { id: "factor-no", class: "ans light factor-no", type: "button" }, "不是我"),
+      el("p", { id: "factor-msg", class: "msg", role: "status", hidden: "" }),
+      el("button", { id: "factor-close", class: "light", type: "button", hidden: "" }, "知道了"));
     box.append(card);
     document.body.append(box);
     box.querySelector("#factor-yes").addEventListener("click", () => answer("confirm"));
     box.querySelector("#factor-no").addEventListener("click", () => answer("refuse"));
+    box.querySelector("#factor-close").addEventListener("click", hide);
   }
   function say(kind, text) {
     const m = box.querySelector("#factor-msg");
@@ -44,14 +46,16 @@
   function render() {
     const w = state.waiting[0] || null;
     if (!w) {
-      if (state.shown && !state.done) hide(); // timed out or answered at the door
+      // timed out or answered at the door; this phone's own answer stays readable a while
+      if (state.shown && !state.done && !state.answering) hide();
       return;
     }
     if (!box) build();
     if (!state.shown || state.shown.door_id !== w.door_id || state.done) {
       state.done = null;
       box.querySelector("#factor-msg").hidden = true;
-      box.querySelectorAll("button").forEach((b) => { b.hidden = false; b.disabled = false; });
+      box.querySelector("#factor-close").hidden = true;
+      box.querySelectorAll("button.ans").forEach((b) => { b.hidden = false; b.disabled = false; });
     }
     state.shown = w;
     deadline = Date.now() + w.expires_in_s * 1000;
@@ -73,7 +77,8 @@
   async function answer(action) {
     const w = state.shown;
     if (!w) return;
-    box.querySelectorAll("button").forEach((b) => { b.disabled = true; });
+    box.querySelectorAll("button.ans").forEach((b) => { b.disabled = true; });
+    state.answering = true;
     let data = {}, ok = false;
     try {
       const r = await fetch(`/r/api/factor/${encodeURIComponent(w.door_id)}/${action}`,
@@ -82,9 +87,12 @@
       ok = r.ok;
     } catch (e) { data = { error_zh: "网络不好，请再试一次" }; }
     state.done = ok ? data.done : "error";
+    state.answering = false;
+    box.hidden = false;
     clearInterval(timer);
     box.querySelector("#factor-left").textContent = "";
-    box.querySelectorAll("button").forEach((b) => { b.hidden = true; });
+    box.querySelectorAll("button.ans").forEach((b) => { b.hidden = true; });
+    box.querySelector("#factor-close").hidden = false;
     say(ok && data.done === "opened" ? "ok" : ok ? "warn" : "err",
       ok ? data.text : (data.error_zh || "操作没有成功，请稍后再试"));
     setTimeout(() => { if (state.done) hide(); }, 6000);
