@@ -28,7 +28,7 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -122,9 +122,9 @@ class SecondFactors:
         # Told when a door starts or stops waiting (the pages: the resident's phone prompt,
         # the door screen's keypad): ``await hook(door_id, state)``, state "waiting" or how
         # the wait ended ("opened", "denied", "timeout", "refused", "locked").
-        self._hooks: list[Callable[[str, str], Awaitable[None]]] = []
+        self._hooks: list[Callable[[str, str], Coroutine[Any, Any, None]]] = []
 
-    def on_change(self, hook: Callable[[str, str], Awaitable[None]]) -> None:
+    def on_change(self, hook: Callable[[str, str], Coroutine[Any, Any, None]]) -> None:
         self._hooks.append(hook)
 
     def _tell(self, door_id: str, state: str) -> None:
