@@ -229,3 +229,96 @@ async def test_pin_page_phone_confirm_and_door_screen_keypad(
         ev = (await events(box, "d-east", "denied"))[0]
         assert (ev["reason"], ev["resident_id"]) == ("second_factor_refused", "r-obama")
         assert svc.factors.waiting("d-east") is None
+
+        # --- nobody answers: the screen says so and clears, the phone's prompt goes ---------
+        await until(door, "!document.body.dataset.factor", 10)
+        svc.factors.cfg = svc.cfg.model_copy(update={"second_factor_timeout_s": 2.0})
+        await svc.factors.challenge("d-east", "r-obama", "always", time.monotonic(), fields)
+        await until(big, "!!window.qiluFactor.shown")
+        await until(door, "document.body.dataset.factor === 'waiting'")
+        await until(door, "document.body.dataset.factor === 'ended'", 10)
+        assert await door.inner_text("#sf-msg") == "已超时，请重新刷脸"
+        await until(big, "!window.qiluFactor.shown", 10)
+        await until(door, "!document.body.dataset.factor", 10)
+        assert board.first_write(1, 0, True, t2) is None
+
+
+async def test_factor_long_poll_wakes_on_change_and_relay_answers_at_once(
+    make_config, run_box
+) -> None:
+    """The phone's and the door screen's long-polls return as soon as a door starts or stops
+    waiting (not at their 15 s limit); through the cloud relay they answer at once and tell
+    the page how long to wait; the screen's PIN needs its key and a waiting door."""
+    from edge.core.http import KEY_HEADER, RELAY_KEY
+    from tests.edge.portal.helpers import login
+
+    extra = FAST + """
+[[doors]]
+id = "d-sim"
+type = "sim"
+name = "南门"
+building = "1"
+second_factor = "always"
+""" + SCREEN.replace("scr-east", "scr-sim").replace("d-east", "d-sim")
+    box = await run_box(make_config(extra=extra))
+    base = api_url(box)
+    svc = box.get(ACCESS_SERVICE)
+    key = await box.service("screens").new_key("scr-sim", "test")
+    fields = {"fused_score": 0.7, "frames_used": 5, "track": 1}
+    async with aiohttp.ClientSession() as s:
+        await staff(s, "POST", f"{base}/api/v1/residents", json={
+            "id": "r-1", "name": "李叔", "building": "1"})  # fmt: skip
+        me = await login(s, base, "r-1", "1")
+        cookie = {"Cookie": "qilu_rs=" + me["Authorization"].removeprefix("Bearer ")}
+        screen = {"X-Screen-Key": key}
+        async with s.get(f"{base}/r/api/factor", headers=cookie) as r:
+            first = await r.json()
+        assert first["waiting"] == [] and first["poll_s"] == 0
+        async with s.get(f"{base}/screen/scr-sim/factor", headers=screen) as r:
+            assert (await r.json())["waiting"] is False
+        async with s.post(f"{base}/screen/scr-sim/factor/pin", headers=screen,
+                          json={"pin": "482916"}) as r:
+            assert r.status == 409 and (await r.json())["error_zh"]  # nothing waits
+        async with s.post(f"{base}/screen/scr-sim/factor/pin", headers={"X-Screen-Key": "x"},
+                          json={"pin": "482916"}) as r:
+            assert r.status == 401
+
+        async def poll(url: str, headers: dict) -> tuple[float, dict]:
+            t = time.monotonic()
+            async with s.get(url, headers=headers) as r:
+                assert r.status == 200
+                return time.monotonic() - t, await r.json()
+
+        v = first["version"]
+        phone_wait = asyncio.create_task(poll(f"{base}/r/api/factor?after={v}", cookie))
+        screen_wait = asyncio.create_task(poll(f"{base}/screen/scr-sim/factor?after={v}",
+                                               screen))
+        await asyncio.sleep(0.5)
+        assert not phone_wait.done() and not screen_wait.done()  # held: nothing changed
+        await svc.factors.challenge("d-sim", "r-1", "always", time.monotonic(), fields)
+        took, got = await asyncio.wait_for(phone_wait, 5)
+        assert took < 3 and [w["door"] for w in got["waiting"]] == ["南门"]
+        took, got = await asyncio.wait_for(screen_wait, 5)
+        assert got["waiting"] is True and got["door"] == "南门" and got["expires_in_s"] > 0
+        # a wrong PIN at the screen: refused in Chinese, the door still waits
+        async with s.post(f"{base}/screen/scr-sim/factor/pin", headers=screen,
+                          json={"pin": "135790"}) as r:
+            out = await r.json()
+        assert r.status == 403 and out["reason"] == "no_resident_pin"
+        assert out["error_zh"] == "您还没有设置开门密码，请在手机上确认" and out["waiting"]
+        # through the cloud relay: answered at once, with the pause the page should take
+        relay = {**cookie, KEY_HEADER: box.http[RELAY_KEY]}
+        took, got = await poll(f"{base}/r/api/factor?after={got['version']}", relay)
+        assert took < 2 and got["poll_s"] > 0 and got["waiting"]
+        # the phone refuses: the screen is told how it ended
+        v = got["version"]
+        screen_wait = asyncio.create_task(poll(f"{base}/screen/scr-sim/factor?after={v}",
+                                               screen))
+        await asyncio.sleep(0.3)
+        async with s.post(f"{base}/r/api/factor/d-sim/refuse", headers=cookie) as r:
+            assert r.status == 200 and (await r.json())["done"] == "refused"
+        took, got = await asyncio.wait_for(screen_wait, 5)
+        assert got["waiting"] is False and got["ended"] == "refused"
+        assert got["text"] == "住户已拒绝，门不会打开"
+        evs = await events(box, "d-sim", "denied")
+        assert [e["reason"] for e in evs][:1] == ["second_factor_refused"]
