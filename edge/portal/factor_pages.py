@@ -34,7 +34,7 @@ from edge.core.store.core import Store
 from edge.portal.access_pages import REASONS
 from edge.portal.look import esc, page, query_msg, when
 from edge.screens import SCREENS
-from edge.screens.service import Panel
+from edge.screens.service import Panel, ScreenRefused
 
 STATIC = Path(__file__).with_name("static")
 WAIT_S = 15.0  # a long-poll's longest wait
@@ -269,18 +269,17 @@ class FactorPages:
 
     def _screen(self, request: web.Request) -> str:
         """The door of the screen presenting its device key; an HTTP error otherwise."""
-        sid = request.match_info["screen_id"]
-        screens = self.box.get(SCREENS, None)
         key = request.headers.get("X-Screen-Key") or request.query.get("key")
-        if screens is None or screens.screen(sid) is None:
-            raise _error(404, f"screen_id: unknown screen {sid!r}", "screen_id")
-        if not screens.key_ok(sid, key):
-            raise _error(401, f"key: {'wrong' if key else 'missing'} screen key; staff"
-                         f" provision one with `qilu-edge screens key {sid}`", "key")
-        door = self.screen_door.get(sid)
-        if door is None or self.access is None or door not in self.access.doors_cfg:
-            raise _error(409, f"screen_id: screen {sid!r} is not bound to a door"
-                         " ([[screens]] door = ...)", "screen_id")
+        try:
+            door = self.box.get(SCREENS).door_of(request.match_info["screen_id"], key)
+        except ScreenRefused as e:
+            cls = {401: web.HTTPUnauthorized, 404: web.HTTPNotFound}.get(e.status,
+                                                                          web.HTTPConflict)
+            raise cls(text=json.dumps({"error": str(e), "field": e.field}),
+                      content_type="application/json") from None
+        if self.access is None or door not in self.access.doors_cfg:
+            raise web.HTTPNotFound(text=json.dumps({"error": f"door: unknown door {door!r}"}),
+                                   content_type="application/json")
         return door
 
     def _screen_view(self, door: str) -> dict[str, Any]:
@@ -315,12 +314,6 @@ class FactorPages:
         text = PIN_REFUSED.get(out.reason) or REASONS.get(out.reason, "门没有打开，请联系物业")
         return json_error(403, f"pin: refused ({out.reason})", field="pin", reason=out.reason,
                           error_zh=text, waiting=self.access.factors.waiting(door) is not None)
-
-
-def _error(status: int, message: str, field: str) -> web.HTTPException:
-    cls = {401: web.HTTPUnauthorized, 404: web.HTTPNotFound, 409: web.HTTPConflict}[status]
-    return cls(text=json.dumps({"error": message, "field": field}),
-               content_type="application/json")
 
 
 def _dumps(obj: Any) -> str:

@@ -78,6 +78,14 @@ class Panel:
     zone: bool = True
 
 
+class ScreenRefused(Exception):
+    """A request that is not from a door's screen: HTTP status, message naming the field."""
+
+    def __init__(self, status: int, message: str, field: str) -> None:
+        super().__init__(message)
+        self.status, self.field = status, field
+
+
 class PlaysRefused(ValueError):
     """A whole plays request refused (too many records)."""
 
@@ -343,6 +351,20 @@ class ScreensService(Service):
         """Is ``key`` the provisioned device key of this screen?"""
         want = self._key_hashes.get(screen_id)
         return bool(key) and want is not None and hmac.compare_digest(key_hash(key or ""), want)
+
+    def door_of(self, screen_id: str, key: str | None) -> str:
+        """The door of a door screen (``[[screens]] door``) presenting its device key, for the
+        features' panels on it; ScreenRefused (404 / 401 / 409) otherwise."""
+        cfg = next((s for s in self.box.config.screens if s.id == screen_id), None)
+        if cfg is None:
+            raise ScreenRefused(404, f"screen_id: unknown screen {screen_id!r}", "screen_id")
+        if not self.key_ok(screen_id, key):
+            raise ScreenRefused(401, f"key: {'wrong' if key else 'missing'} screen key; staff"
+                                f" provision one with `qilu-edge screens key {screen_id}`", "key")
+        if cfg.door is None:
+            raise ScreenRefused(409, f"screen_id: screen {screen_id!r} is not bound to a door"
+                                " ([[screens]] door = ...)", "screen_id")
+        return cfg.door
 
     def has_key(self, screen_id: str) -> bool:
         return screen_id in self._key_hashes
