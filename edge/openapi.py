@@ -23,6 +23,7 @@ def _models() -> dict[str, type[BaseModel]]:
     from edge.access import routes as access
     from edge.intercom import routes as intercom
     from edge.portal import bodies as m
+    from edge.portal import factor_pages
 
     return {
         "login": m.Login, "code": m.IssueCode, "revoke": m.Revoke, "article": m.Article,
@@ -31,7 +32,7 @@ def _models() -> dict[str, type[BaseModel]]:
         "pass": access.PassIn, "rights": access.RightsIn, "block": access.BlockIn,
         "pin": access.PinIn, "qr": access.QrIn, "resident_pin": access.ResidentPinIn,
         "dial": intercom.DialIn, "panel_dial": intercom.PanelDialIn, "offer": intercom.OfferIn,
-        "push": intercom.PushIn,
+        "push": intercom.PushIn, "screen_pin": factor_pages.ScreenPin,
     }  # fmt: skip
 
 
@@ -153,6 +154,12 @@ BODIES: dict[str, Any] = {
     "GET /api/v1/office/cameras/{id}/snapshot.jpg": None,
     "POST /api/v1/office/face-check": (MULTIPART, {"photo": FILE, "resident_id": TEXT}),
     "GET /r/v/{token}": None,  # a visitor's shared pass (no login; the token is the secret)
+    # the second factor at face doors as pages (edge/portal/factor_pages.py)
+    "GET /r/pin": None, "POST /r/pin": (FORM, {"pin": TEXT, "pin2": TEXT}),
+    "POST /r/pin/remove": None, "GET /r/api/factor": None,
+    "POST /r/api/factor/{door}/confirm": None, "POST /r/api/factor/{door}/refuse": None,
+    "GET /screen/{screen_id}/factor": None,
+    "POST /screen/{screen_id}/factor/pin": (JSON, "screen_pin"),
 }  # fmt: skip
 
 # Never fuzzed: they reach out of the box (cloud URLs, Modbus hosts), click door relays or
@@ -161,6 +168,7 @@ NOT_FUZZED = (
     "/api/v1/installer/provision", "/api/v1/installer/modbus-scan", "/api/v1/installer/doctor",
     "/api/v1/installer/setup", "/api/v1/sync/rotate", "/screen/{screen_id}/ws",
     "/r/intercom/ws", "/r/intercom/calls/{call_id}/open", "/r/intercom/calls/{call_id}/rtc",
+    "/r/api/factor/{door}/confirm", "/screen/{screen_id}/factor/pin",
 )  # fmt: skip
 
 

@@ -28,6 +28,7 @@ import asyncio
 import hmac
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -118,6 +119,21 @@ class SecondFactors:
         self.cfg = svc.cfg
         self.pending: dict[str, Challenge] = {}
         self._fails: dict[tuple[str, str], list[float]] = {}  # (door, resident) -> times
+        # Told when a door starts or stops waiting (the pages: the resident's phone prompt,
+        # the door screen's keypad): ``await hook(door_id, state)``, state "waiting" or how
+        # the wait ended ("opened", "denied", "timeout", "refused", "locked").
+        self._hooks: list[Callable[[str, str], Coroutine[Any, Any, None]]] = []
+
+    def on_change(self, hook: Callable[[str, str], Coroutine[Any, Any, None]]) -> None:
+        self._hooks.append(hook)
+
+    def _tell(self, door_id: str, state: str) -> None:
+        # Each hook in its own task, like the face-grant hooks: nothing a page does can
+        # delay or fail the door.
+        for hook in self._hooks:
+            task = asyncio.create_task(hook(door_id, state), name=f"second-factor-{state}")
+            self.svc._hook_tasks.add(task)
+            task.add_done_callback(self.svc._hook_done)
 
     # --- when ------------------------------------------------------------------------------
 
@@ -167,6 +183,7 @@ class SecondFactors:
         self.svc._hook_tasks.add(ch.task)  # cancelled with the service
         ch.task.add_done_callback(self.svc._hook_tasks.discard)
         self.pending[door_id] = ch
+        self._tell(door_id, "waiting")
         log.info("door %s: face matched %s, waiting for a second factor (%s)", door_id,
                  resident_id, why)
         return None
@@ -175,6 +192,7 @@ class SecondFactors:
         await asyncio.sleep(max(0.0, ch.expires - time.monotonic()))
         if self.pending.get(ch.door_id) is ch:
             del self.pending[ch.door_id]
+            self._tell(ch.door_id, "timeout")
             await self.svc.deny(ch.door_id, "face", "second_factor_timeout",
                                 resident_id=ch.resident_id, **ch.fields)
 
@@ -203,10 +221,12 @@ class SecondFactors:
         # Rights may have changed while the door waited (a block, the end of a time window).
         why = await self.svc.check_policy(ch.resident_id, ch.door_id)
         if why is not None:
+            self._tell(ch.door_id, "denied")
             return await self.svc.deny(ch.door_id, "face", why, resident_id=ch.resident_id,
                                        factor=factor, **ch.fields)
         out = await self.svc.grant(ch.door_id, "face", "match", t0=ch.t0,
                                    resident_id=ch.resident_id, factor=factor, **ch.fields)
+        self._tell(ch.door_id, "opened" if out.granted else "denied")
         if out.granted:
             self.svc._after_face_grant(ch.door_id, ch.resident_id)
         return out
@@ -233,6 +253,7 @@ class SecondFactors:
         reason = "wrong_pin" if want is not None else "no_resident_pin"
         if self._recent_fails(door_id, ch.resident_id) >= self.cfg.second_factor_max_failures:
             self._drop(door_id)  # enough guesses for this face: it must come back later
+            self._tell(door_id, "locked")
         return await self.svc.deny(door_id, "pin", reason, resident_id=ch.resident_id,
                                    factor="pin", **{k: v for k, v in ch.fields.items()
                                                     if k == "track"})
@@ -243,3 +264,15 @@ class SecondFactors:
         if ch is None or ch.resident_id != resident_id:
             return None
         return await self._grant(ch, "phone")
+
+    async def refuse(self, door_id: str, resident_id: str) -> Outcome | None:
+        """The resident says "not me" on their phone: the wait ends, the door stays shut and
+        the refusal is on the record (``second_factor_refused``); None when nothing waits for
+        them there."""
+        ch = self.waiting(door_id)
+        if ch is None or ch.resident_id != resident_id:
+            return None
+        self._drop(door_id)
+        self._tell(door_id, "refused")
+        return await self.svc.deny(door_id, "face", "second_factor_refused",
+                                   resident_id=resident_id, factor="phone", **ch.fields)

@@ -40,7 +40,7 @@ from edge.intercom.notify import Notifier, notifiers
 from edge.intercom.push import WebPush
 from edge.portal.access_pages import REASONS  # the access policy's refusals, as residents read
 from edge.screens import SCREENS
-from edge.screens.service import Panel
+from edge.screens.service import Panel, ScreenRefused
 
 log = logging.getLogger(__name__)
 ACTIVE = ("ringing", "answered")
@@ -449,18 +449,10 @@ class IntercomService(Service):
 
     def screen_door(self, screen_id: str, key: str | None) -> str:
         """The door of a door screen presenting its device key; CallRefused otherwise."""
-        screens = self.box.get(SCREENS)
-        if screen_id not in self.screens_cfg:
-            raise CallRefused(404, f"screen_id: unknown screen {screen_id!r}", "screen_id")
-        if not screens.key_ok(screen_id, key):
-            why = "wrong" if key else "missing"
-            raise CallRefused(401, f"key: {why} screen key; staff provision one with"
-                                   f" `qilu-edge screens key {screen_id}`", "key")
-        door = self.screens_cfg[screen_id].door
-        if door is None:
-            raise CallRefused(409, f"screen_id: screen {screen_id!r} is not bound to a door"
-                                   " ([[screens]] door = ...)", "screen_id")
-        return door
+        try:
+            return self.box.get(SCREENS).door_of(screen_id, key)
+        except ScreenRefused as e:
+            raise CallRefused(e.status, str(e), e.field) from None
 
     def screen_view(self, door_id: str, call_id: str) -> dict[str, Any]:
         live = self.calls.get(call_id)

@@ -17,6 +17,10 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
+SESSION_COOKIE = "qilu_rs"  # the resident's login (edge/portal/service.py), HttpOnly
+# On every page of a logged-in resident: the prompt when a door waits for their confirmation
+# (edge/portal/factor_pages.py).
+FACTOR_JS = "/r/static/factor.js"
 BIG_COOKIE = "qilu_big"  # "1": large text; readable by the page script too (not HttpOnly)
 BIG_MAX_AGE = 400 * 24 * 3600  # browsers cap cookies at 400 days
 
@@ -99,6 +103,8 @@ def page(
     script); ``styles``: the page's own sheets after the app's. ``tabs=False``: no tab bar (a
     page for someone who is not a resident, e.g. a visitor's pass). ``head``: more of the
     page's own head markup (a web-app manifest link), trusted."""
+    if tabs and request.cookies.get(SESSION_COOKIE):
+        scripts = (*scripts, FACTOR_JS)
     tags = "".join(f"<script src='{esc(s)}' defer></script>" for s in scripts)
     tags += "".join(f"<link rel=stylesheet href='{esc(s)}'>" for s in styles) + head
     text = (

@@ -66,6 +66,9 @@ def install(app: web.Application, svc: Any) -> None:
 
     p.access = AccessPages(p)
     p.access.install(app)
+    from edge.portal.factor_pages import FactorPages
+
+    FactorPages(p).install(app)  # the door PIN page, the phone's prompt, the door keypad
 
 
 def intercom_link(request: web.Request) -> str:
@@ -390,6 +393,7 @@ class Pages:
                 f"<h2>{esc(res['name'] or '居民')}</h2><p>{esc(home)}</p>"
                 f"<p>志愿时长 {hours['hours']:g} 小时，参加活动 {hours['events_attended']} 次</p>"
                 "<a class='btn light' href='/r/#mine'>我的反映和报修进度</a>"
+                "<a class='btn light' href=/r/pin id=my-pin>我的开门密码</a>"
                 f"{intercom_link(request)}</section>"
                 f"{await self.access.section(request, res, away)}"
                 "<p class=hint>字太小？点右上角「大字」，以后在任何手机登录都会记住。</p>"

@@ -30,12 +30,13 @@ from edge.portal import store as db
 from edge.portal.codes import link_base, login_link
 from edge.portal.door_codes import DoorCodes
 from edge.portal.guard import LoginGuard, digits_for, remote_ok, scope_of
+from edge.portal.look import SESSION_COOKIE
 from edge.portal.recommend import CoReads, Item, Profile, Ranked, rank
 from edge.reports import REPORTS
 from edge.screens import store as screens_db
 
 log = logging.getLogger(__name__)
-COOKIE = "qilu_rs"
+COOKIE = SESSION_COOKIE
 CO_READ_DAYS = 90
 
 

@@ -17,7 +17,17 @@ from edge.core.box import Box
 from edge.core.http import form_post
 from edge.core.service import Service
 from edge.portal import PORTAL
-from edge.portal.look import LOOK, Look, esc, header, html_tag, set_big, tabbar
+from edge.portal.look import (
+    FACTOR_JS,
+    LOOK,
+    SESSION_COOKIE,
+    Look,
+    esc,
+    header,
+    html_tag,
+    set_big,
+    tabbar,
+)
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -46,6 +56,8 @@ class ResidentSite(Service):
             .replace("<!--TABBAR-->", tabbar("/r/"), 1)
             .replace("__TZ__", esc(json.dumps(str(look.tz))), 1)
         )
+        if request.cookies.get(SESSION_COOKIE):  # a door may be waiting for this resident
+            text = text.replace("</head>", f"<script src={FACTOR_JS} defer></script></head>", 1)
         return web.Response(
             text=text, content_type="text/html", charset="utf-8",
             headers={"Cache-Control": "no-store"},

@@ -115,16 +115,21 @@ class _Handlers:
         text = (await self._static_text("player.html")).replace(
             "__SCREEN_ID__", html.escape(json.dumps(sid))
         )
-        panel = self.svc.panels.get(sid)
-        if panel is not None:  # e.g. the call panel of a door's screen (edge/intercom)
+        panels = self.svc.panels.get(sid, [])
+        if panels:  # e.g. the call panel of a door's screen (edge/intercom)
             head = "".join(f'<link rel="stylesheet" href="{html.escape(u)}">'
-                           for u in panel.styles)  # fmt: skip
-            tail = "".join(f'<script src="{html.escape(u)}"></script>' for u in panel.scripts)
+                           for p in panels for u in p.styles)  # fmt: skip
+            tail = "".join(f'<script src="{html.escape(u)}"></script>'
+                           for p in panels for u in p.scripts)  # fmt: skip
+            zone = "".join(p.html for p in panels if p.zone)
+            over = "".join(p.html for p in panels if not p.zone)
+            if zone:
+                text = (text.replace('class="layout-standard"',
+                                     'class="layout-standard has-panel"')
+                        .replace("<!--PANEL-->", f'<section id="panel" class="panel">{zone}'
+                                                 "</section>"))  # fmt: skip
             text = (text.replace("<!--PANEL-HEAD-->", head)
-                    .replace('class="layout-standard"', 'class="layout-standard has-panel"')
-                    .replace("<!--PANEL-->", f'<section id="panel" class="panel">{panel.html}'
-                                             "</section>")
-                    .replace("<!--PANEL-SCRIPTS-->", tail))  # fmt: skip
+                    .replace("<!--PANEL-SCRIPTS-->", over + tail))  # fmt: skip
         return web.Response(
             text=text, content_type="text/html", headers={"Cache-Control": "no-cache"}
         )

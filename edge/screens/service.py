@@ -68,11 +68,22 @@ class Panel:
     """Another feature's panel on a screen's player page, beside the content (e.g. the
     intercom's call panel on a door's screen): its markup (trusted, the feature's own static
     file), scripts and style sheets, which the page shell includes. The panel's script runs
-    after the player's and may read ``window.qiluPlayer`` (the screen id and its key)."""
+    after the player's and may read ``window.qiluPlayer`` (the screen id and its key).
+    ``zone=False``: a panel that takes no zone of the layout and draws over the page only
+    while it has something to say (e.g. the second-factor keypad of a face door)."""
 
     html: str
     scripts: tuple[str, ...] = ()
     styles: tuple[str, ...] = ()
+    zone: bool = True
+
+
+class ScreenRefused(Exception):
+    """A request that is not from a door's screen: HTTP status, message naming the field."""
+
+    def __init__(self, status: int, message: str, field: str) -> None:
+        super().__init__(message)
+        self.status, self.field = status, field
 
 
 class PlaysRefused(ValueError):
@@ -122,7 +133,7 @@ class ScreensService(Service):
         self._started = _time.monotonic()
         self._applied: dict[str, tuple[bool, int | None]] = {}
         self._key_hashes: dict[str, str] = {}  # screen id -> SHA-256 of its device key
-        self.panels: dict[str, Panel] = {}  # screen id -> a feature's panel on its page
+        self.panels: dict[str, list[Panel]] = {}  # screen id -> features' panels on its page
         for action, handler in (
             ("content", self._cmd_content),
             ("playlist", self._cmd_playlist),
@@ -327,8 +338,12 @@ class ScreensService(Service):
         return await self._send(screen_id, {"type": "overlay", "overlay": overlay})
 
     def add_panel(self, screen_id: str, panel: Panel) -> None:
-        """Show ``panel`` on the player page of ``screen_id`` (one panel per screen)."""
-        self.panels[screen_id] = panel
+        """Show ``panel`` on the player page of ``screen_id`` (one zone panel per screen,
+        any number of ``zone=False`` ones)."""
+        mine = self.panels.setdefault(screen_id, [])
+        if panel.zone:
+            mine[:] = [p for p in mine if not p.zone]
+        mine.append(panel)
 
     # --- device keys ---------------------------------------------------------------------------
 
@@ -336,6 +351,20 @@ class ScreensService(Service):
         """Is ``key`` the provisioned device key of this screen?"""
         want = self._key_hashes.get(screen_id)
         return bool(key) and want is not None and hmac.compare_digest(key_hash(key or ""), want)
+
+    def door_of(self, screen_id: str, key: str | None) -> str:
+        """The door of a door screen (``[[screens]] door``) presenting its device key, for the
+        features' panels on it; ScreenRefused (404 / 401 / 409) otherwise."""
+        cfg = next((s for s in self.box.config.screens if s.id == screen_id), None)
+        if cfg is None:
+            raise ScreenRefused(404, f"screen_id: unknown screen {screen_id!r}", "screen_id")
+        if not self.key_ok(screen_id, key):
+            raise ScreenRefused(401, f"key: {'wrong' if key else 'missing'} screen key; staff"
+                                f" provision one with `qilu-edge screens key {screen_id}`", "key")
+        if cfg.door is None:
+            raise ScreenRefused(409, f"screen_id: screen {screen_id!r} is not bound to a door"
+                                " ([[screens]] door = ...)", "screen_id")
+        return cfg.door
 
     def has_key(self, screen_id: str) -> bool:
         return screen_id in self._key_hashes

@@ -284,6 +284,19 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/office/devices"): STAFF_ONLY,
     ("GET", "/api/v1/office/cameras/{id}/snapshot.jpg"): row(CALLERS, 403, **API, staff=404),
     ("POST", "/api/v1/office/face-check"): STAFF_AUTH,  # 415: not multipart
+    # --- the second factor at face doors as pages (edge/portal/factor_pages.py): the
+    # resident's own PIN, the phone's prompt (nothing waits in the matrix: 409), the door
+    # screen's keypad by the screen's key ---------------------------------------------------
+    ("GET", "/r/pin"): PAGE,
+    ("POST", "/r/pin"): row(CALLERS, "303~/r/login", resident="303~开门密码已保存",
+                            other="303~开门密码已保存"),
+    ("POST", "/r/pin/remove"): row(CALLERS, "303~/r/login", resident="303~开门密码已删除",
+                                   other="303~开门密码已删除"),
+    ("GET", "/r/api/factor"): row(CALLERS, 401, resident="2xx", other="2xx"),
+    ("POST", "/r/api/factor/{door}/confirm"): row(CALLERS, 401, resident=409, other=409),
+    ("POST", "/r/api/factor/{door}/refuse"): row(CALLERS, 401, resident=409, other=409),
+    ("GET", "/screen/{screen_id}/factor"): SCREEN,
+    ("POST", "/screen/{screen_id}/factor/pin"): row(CALLERS, 401, screen=409),
 }  # fmt: skip
 
 
@@ -450,6 +463,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/r/intercom/push/remove"): {"endpoint": "https://push.example/sub-1",
                                           "keys": {"p256dh": "B" * 87, "auth": "A" * 22}},
     ("POST", "/r/api/mine"): {"items": []},
+    ("POST", "/r/pin"): {"_form": True, "pin": "482916", "pin2": "482916"},
+    ("POST", "/screen/{screen_id}/factor/pin"): {"pin": "000000"},
 }  # fmt: skip
 LAST = ("/api/v1/portal/logout", "/r/logout")  # they end the residents' sessions
 
