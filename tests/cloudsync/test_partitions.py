@@ -182,7 +182,7 @@ async def test_migration_0006_moves_existing_rows_into_months(pg_cluster: PgClus
                     ts,
                     iso(NOW),
                 )
-        assert await storage.migrate() == [6]
+        assert (await storage.migrate())[0] == 6  # then any later ones
         # The upload path's dedupe still holds on the converted table.
         again = {"seq": 2, "priority": 2, "kind": "report", "record_id": "r2",
                  "ts": iso(NOW), "payload": "{}"}  # fmt: skip
