@@ -203,8 +203,10 @@ def test_box_and_cloud_install_alone_with_only_their_own_dependencies(
         ["unzip", "-p", str(wheels[1]), "*.dist-info/METADATA"], capture_output=True, text=True
     ).stdout
     assert f"Requires-Dist: qilu-common=={__version__}" in requires
+    # an optional extra (qilu-cloudsync[retrain] trains the text model) may name them
+    required = "\n".join(x for x in requires.splitlines() if "extra ==" not in x)
     for name in not_required:
-        assert f"Requires-Dist: {name}" not in requires, name
+        assert f"Requires-Dist: {name}" not in required, name
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     subprocess.run(
