@@ -12,9 +12,13 @@ Two independent signals per message:
 
 Decision (thresholds chosen by cross-validation on the training corpus, bench/text.py):
 ``immediate`` when the model is sure (p ≥ P_SURE) or a rule fires and the model agrees a little
-(p ≥ P_RULE); ``possible_emergency`` — a person confirms within minutes — when either signal
-alone says so (a rule, or p ≥ P_POSSIBLE); otherwise nothing. Every verdict carries its
-evidence: the matched phrases with their type, and the n-grams that pushed the model.
+(p ≥ P_RULE; p ≥ P_WEAK for the weak types); ``possible_emergency`` — a person confirms within
+minutes — when either signal alone says so (a rule, or p ≥ P_POSSIBLE); otherwise nothing.
+A message that itself says it is no emergency now (a scare that is over, a joke or rumour, a
+denial, a lost-and-found "来拿" notice, an alarm that needs a battery, barbecue or incense
+smoke: ``soft``) is demoted: only a strong rule with a sure model still makes it immediate.
+Every verdict carries its evidence: the matched phrases with their type, and the n-grams that
+pushed the model.
 """
 
 from __future__ import annotations
@@ -26,8 +30,8 @@ from dataclasses import dataclass, field
 from common.textmodel import canonical
 
 # Thresholds on the model's P(immediate); see bench/text.py --tune for how they were chosen.
-P_SURE = 0.60
-P_RULE = 0.08
+P_SURE = 0.75
+P_RULE = 0.12
 P_WEAK = 0.20
 P_POSSIBLE = 0.35
 
@@ -39,12 +43,14 @@ _TYPES: dict[str, list[str]] = {
         r"(火|火苗|火头|油锅).{0,6}(蹿|窜|呼呼|往上)|着起来了?|烧着了|"
         r"烟雾(腾腾|弥漫|缭绕|越来越)|满(楼道|走廊|屋子?)(的|都是)?烟",
         r"冒.{0,4}(烟|火)|(黑|白|浓|青)烟|烟.{0,4}(冒|往外|钻|窜|越来越|呛)|呛得|好呛|"
-        r"(到处|全|满屋|一屋子|都)是烟|烟(报|感|雾报警)器?.{0,6}(响|叫)|(报警器|烟感).{0,4}(响|叫)",
+        r"(到处|全|满屋|一屋子|都)是烟(?!熏)|有烟(?!味)|烟(好|很|特别|太)大",
     ],
+    "alarm": [r"烟(报|感|雾报警)器?.{0,6}(响|叫)|(报警器|烟感).{0,4}(响|叫)"],
     "gas": [
         r"(燃气|煤气|天然气|然气|液化气|沼气).{0,8}(泄漏|漏|味|嘶|呲)|漏气|"
         r"(臭鸡蛋|煤气|燃气|天然气)(那种|似的|一样|的)?味|臭鸡蛋(似的|一样|那种)|疑似燃气|"
-        r"(燃气|煤气|天然气)(管|管道|管子).{0,6}(破|断|挖|裂)|往外冒气",
+        r"(燃气|煤气|天然气)(管|管道|管子).{0,6}(破|断|挖|裂)|往外冒气|"
+        r"(像|跟)(煤气|燃气|液化气|天然气)(味|一样|似的)|(气|气体)外泄",
         r"(嘶嘶|呲呲|丝丝|滋滋|哧哧).{0,10}(响|声|味)|(味|气味).{0,10}(嘶嘶|呲呲)",
     ],
     "flood": [
@@ -54,7 +60,8 @@ _TYPES: dict[str, list[str]] = {
         r"(淹|泡)(了|到|着).{0,6}(家|屋|房|客厅|卧室|床|电器|插座)|"
         r"(客厅|卧室|屋里|家里|一楼).{0,6}(全|都)?(淹|进水|是水)|"
         r"(水位|水).{0,6}(没过|到了?|齐)(脚|膝|腿|腰|小腿|车轮)|大量进水|倒灌|被淹|"
-        r"(溢水|冒水|往外冒|喷|涌|漫|灌|流).{0,8}(客厅|屋里|一屋子|一地|到处|楼梯间|电梯)",
+        r"(溢水|冒水|往外冒|喷|涌|漫|灌|流).{0,8}(客厅|屋里|一屋子|一地|到处|楼梯间|电梯)|"
+        r"水.{0,4}(哗哗|呼呼).{0,8}(往|灌|流|喷)|喷得?满(屋|地)|(呲|崩)开了?",
     ],
     "medical": [
         r"胸(口|闷|痛|疼)|心(口|脏).{0,4}(疼|痛|难受|不舒服)|心梗|脑梗|中风|心脏病|骤停|心肺复苏|"
@@ -67,33 +74,41 @@ _TYPES: dict[str, list[str]] = {
         r"(摔|跌|滑)(倒|了一跤|下去|下来).{0,12}(起不来|动不了|站不起|爬不起|疼得)|"
         r"起不来|站不起来|爬不起来|动不了了|脸色(发紫|发白|铁青)|嘴唇发紫|大出血|天旋地转|"
         r"(一个人|独自|独居|就我自己).{0,12}(不舒服|难受|晕|起不来|发烧|疼)|"
-        r"(打|叫|拨|喊)了?120|救护车",
+        r"(晕|慌|疼|难受).{0,16}(我一个人|就我自己|家里没人)|"
+        r"(打|叫|拨|喊)了?120|救护车|"
+        r"(坐|蹲|趴|躺|倒)在?地上.{0,10}(喘|捂|不动|起不来|哆嗦|抽)|捂着(心口|胸口)|一动不动|"
+        r"倒地不起|迷迷瞪瞪|(磕|撞)(着|到|了)?.{0,2}(头|脑袋|后脑勺)|卡住?了?(喉咙|嗓子)|"
+        r"脸(色)?(都)?(发青|发灰|白了|青了)|咬得.{0,4}深|"
+        r"(吃|喝|吞)了?.{0,8}(药|农药|消毒液|洗衣液|洗洁精|老鼠药).{0,12}(犯困|叫不醒|迷糊|吐|抽|没反应)|"
+        r"(倒|躺)在.{0,6}(叫|喊).{0,4}(没反应|不应)",
     ],
     "violence": [
         r"打(起来|人)|打架|斗殴|殴打|行凶|抢劫|砍人|追砍|捅(人|了)|持刀|"
         r"(拿|提|举|掏|抄).{0,3}(刀|棍|棒|砖)|动手了|打得.{0,6}(血|头破|鼻青)|"
         r"(流|出|是|全是|满脸|一地|见)血|头破血流|被(打|砍|捅|撞)|撞倒|被车撞|骨折|"
-        r"打(他|她)?的?(媳妇|老婆|孩子|妈|老公)|打死|家暴|切.{0,6}(手|口子)",
+        r"打(他|她)?的?(媳妇|老婆|孩子|妈|老公)|打死|家暴|切.{0,6}(手|口子)|围着.{0,6}打|别打了|砸(到|着|伤)(人|孩子|老人)",
     ],
     "trapped": [
-        r"(困|关|锁)(在|住|着).{0,10}(电梯|里面|里边|屋里|房间|阳台|厕所|卫生间)|"
-        r"电梯.{0,12}(困|卡住|卡在|关在|下坠|出不来|(停|卡)在.{0,4}(中间|半))|"
+        r"(困|关|锁)(在|住|着)?电梯里|(困|关|锁)(在|住|着).{0,10}(电梯|里面|里边|屋里|房间|阳台|厕所|卫生间)|"
+        r"电梯.{0,12}(困|卡住|卡在|关在|下坠|出不来|(停|卡)在?.{0,6}(中间|半道|半截|之间))|"
         r"(在|困)(电梯)?里(面|边).{0,8}(出不去|出不来|按铃|喊|拍门)|"
         r"被困|困住|困在|出不来了|打不开.{0,6}(孩子|老人|人)在里|反锁|被锁|关人|"
         r"(锁|关|困|卡)在.{0,6}(车里|楼顶|天台|阳台|门厅|储藏室|屋里|里面)|"
         r"电梯.{0,20}(门打不开|停住|灯也灭)",
     ],
     "self_harm": [
-        r"跳楼(?!价)|往下跳|要跳|想跳|轻生|自杀|不想活|寻死|割腕|站在(楼顶|天台|窗台)|"
+        r"跳楼(?!价)|往下跳|要跳|想跳|轻生|自杀|不想活|活着没意思|寻死|割腕|站在(楼顶|天台|窗台)|"
         r"(楼顶|天台|窗台|顶楼|女儿墙|窗户).{0,10}(坐|站|爬|骑)|骑在.{0,4}(窗台|栏杆)|"
         r"半个身子.{0,6}(出去|探出|在外)|跳下去|"
         r"(小孩|孩子|小男孩|小女孩|娃).{0,12}(爬|站|探|蹲).{0,8}(栏杆|窗台|空调外机|外机|护栏|边缘|边上)",
     ],
-    "help": [r"救命|快来人|来人啊|救救"],
+    "help": [r"救命|快来人(?!修|清|通|管)|来人啊|救救"],
+    "no_answer": [r"(独居|一个人住|自己住|自己在家).{0,30}(不接|没人应|无应答|不应|起不来)|"
+                  r"(敲门|喊).{0,4}(没人|无人)(应|开|答应)"],
     "missing": [
         r"(孩子|小孩|儿子|女儿|闺女|孙子|孙女|娃|宝宝|老人|老爷子|老太太|老头|老太|大爷|大妈|奶奶|"
         r"爷爷|姥姥|姥爷|外婆|外公|母亲|父亲|俺爹|俺娘|我妈|我爸|婆婆|公公|外孙子?|外甥女?|妹妹|"
-        r"弟弟|小伙子|小男孩|小女孩|孙子).{0,30}"
+        r"弟弟|小伙子|小男孩|小女孩|孙子|老伴|老头子|老婆子|儿童|女童|男童|幼儿).{0,30}"
         r"(找不到|找不着|走丢|走失|不见了?|丢了|没回来|木回来|没回家|没到家|联系不上|没影|木影|"
         r"跑丢|跟丢|走散|跑出去|没了)|"
         r"寻人|(痴呆|糊涂|多动症|脑子不(太)?清楚|认知障碍).{0,30}(出去|出门|下去|跑|不在家|未归|没回)|"
@@ -103,29 +118,30 @@ _TYPES: dict[str, list[str]] = {
     "falling": [
         r"(摇摇欲坠|晃晃悠悠|悬着|悬在半空|吊着|快掉|要掉|往下掉|掉了一半|随时.{0,4}(掉|砸|塌))|"
         r"(空调外机|广告牌|招牌|花盆|玻璃|窗户|外墙|瓷砖|树枝|大树|脚手架|冰溜子|冰凌).{0,10}"
-        r"(松|晃|掉|砸|塌|歪|倒|裂|悬)|高空抛物|往下(扔|砸|丢)(?!烟头)|往楼下扔|"
+        r"(松|晃|掉|砸|塌|歪|倒|裂|悬)|高空抛物|往下(扔|砸|丢)(?!烟头|＿)|往楼下扔|"
         r"(挂|吊)在.{0,6}(窗框|半空|边上)|晃荡|掀起来|一边掉下|"
-        r"(扔|砸|落).{0,6}(菜刀|酒瓶|砖|花盆).{0,6}(脚边|下来|地上)",
+        r"(扔|砸|落).{0,6}(菜刀|酒瓶|砖|花盆).{0,6}(脚边|下来|地上)|"
+        r"眼看就?要.{0,3}(掉|刮|砸|塌)|就剩.{0,6}挂着|翘起来.{0,6}晃",
     ],
     "intruder": [
         r"(撬|拧|扭|拽|推|试|拉|扒).{0,4}(门|锁|把手|窗)|挨(家|户|门).{0,4}(试|拧|推|撬)|"
         r"一家一家.{0,6}(试|拧|推)|(陌生|可疑).{0,4}(人|男|女).{0,16}(门|楼道|单元|翻|跟|进)|"
-        r"翻(墙|窗|阳台)|(小偷|贼).{0,6}(在|正|进)|入室|有人(在)?(撬|偷)|跟踪|"
+        r"翻(墙|窗|阳台)|(小偷|贼).{0,6}(在|正|进)|(?<!进)入室(?!内)|有人(在)?(撬|偷)|跟踪|"
         r"(捅|开|试|按).{0,4}(锁眼|密码)|(踹|砸).{0,4}门|掰开|往里钻|鬼鬼祟祟|跟着我进|"
         r"防盗(网|窗).{0,6}(拽|掰|撬|拉)|(爬|钻)(到|进).{0,8}(阳台|窗)",
     ],
     "electric": [
-        r"触电|电到人|被电(了|到|击)|电击|"
-        r"(电线|电缆|插座|电箱|配电|电闸|灯).{0,8}(泡在|泡水|浸|淹|进水|滴水|在滴|打火|冒火|火花|火星)|"
+        r"触电|电到人|被电(了|到|击|得)|电击|(摸|碰)(一下)?.{0,4}(手就麻|发麻|电人)|"
+        r"(电线|电缆|插座|电箱|配电|电闸|灯).{0,8}(泡在|泡着|泡水|浸|淹|进水|滴水|在滴|打火|冒火|火花|火星)|"
         r"(水|积水).{0,6}(里|中|上).{0,6}(电线|电缆|插座)|"
         r"(电线|电缆).{0,6}(掉|垂|耷拉).{0,10}(水|地上|路)|"
-        r"漏电.{0,12}(水|人|孩子)|(水|积水).{0,16}(漏电|(充电桩|电箱|电表箱).{0,8}(电|通电))",
+        r"漏电.{0,12}(水|人|孩子)|(淹|泡).{0,16}(在充电|通电|充电桩)|(水|积水).{0,16}(漏电|(充电桩|电箱|电表箱).{0,8}(电|通电))",
     ],
 }
 # Rules of these types decide with the model's weak agreement; the others (a falling object,
 # an intruder, live wires, a missing person) read like everyday hazards too, so they need
 # more of the model before "immediate" and otherwise ask a person.
-WEAK = frozenset({"missing", "falling", "intruder", "electric"})
+WEAK = frozenset({"missing", "falling", "intruder", "electric", "no_answer", "alarm", "help"})
 _COMPILED = {t: [re.compile(p) for p in ps] for t, ps in _TYPES.items()}
 
 # Words that contain an alarming character but name something harmless.
@@ -136,26 +152,44 @@ _HARMLESS = re.compile(
     r"(防|登记|备案|定位).{0,4}走失|走失.{0,4}(登记|备案|手环)|把手|救护车(上次|进不来|进小区|是去)|"
     r"(跟|像|和|好像)(打仗|打架|着火|火烧)(似的|一样)|救命😵|火灾(隐患|预防|知识)|防火(知识|宣传)|急救(培训|知识|包|箱)|"
     r"血压|献血|验血|抽血|打起来(很|挺|不)|架子鼓|(点|打)不着火|跳楼价|群里炸|炸了锅|"
-    r"(无|没有?)人?受伤|(月|门|饭|银行|会员|公交|停车)卡|不是着火|"
+    r"(无|没有?)人?受伤|(月|门|饭|银行|会员|公交|停车)卡|不是着火|触电(隐患|风险|危险)|"
+    r"救救孩子吧|(?<![喊叫声嚷])[\"“「'‘][^\"”」'’]{1,4}[\"”」'’]|(辣|热|气|馋|急|忙)(得|到)我?.{0,4}(冒烟|爆炸|炸了)|原地爆炸|"
     r"(狗|猫|鸟|宠物|钥匙|快递|东西|手机|钱包).{0,6}(走丢|丢了|不见了|找不到)"
 )
 # "万一着火", "担心漏气", "怕哪天炸了": a feared emergency is a hazard, not one happening now.
 _FEARED = re.compile(
     r"(万一|如果|要是|假如|以防|防止|担心|生怕|怕哪天|哪天|一旦|避免|预防|容易|会不会|可能会|"
-    r"真要|不然|要不)")
+    r"真要|不然|要不|(就|我|俺|老|总|是)怕)")
 _FEARED_AFTER = re.compile(r"^.{0,6}(往哪跑|咋跑|就完了|就麻烦|都不会响|可咋整|谁负责)")
 # A past event (thanks for a rescue, yesterday's fire now out) with nothing going on now.
 _PAST = re.compile(r"感谢|谢谢|表扬|点赞|好人|锦旗|多亏|昨天|昨晚|前天|夜来|上次|上回|上周|上礼拜|"
                    r"上个?周末|上个月|之前|那天|去年|前年|已经?(处理|扑灭|灭了|散了|好了|出院|找到|找着)|"
                    r"新闻|网上|隔壁(小区|街道)|别的小区|不是咱们?小区|请问|问一下|问问|咨询|建议|想问|"
-                   r"听说")
+                   r"听说|前(几|两|些)天|上个?(礼拜|星期)|那回|那次|"
+                   r"天天|每天|最近|近期|多次|好几(天|回|次)|老是|经常|隔三差五")
 _NOW = re.compile(r"现在|正在|还在|马上|赶紧|快来|快点|立刻|立即|救命|又")
 # The scare is over ("虚惊一场", "是演练", "已经救出来了"): nothing in the message counts.
 _RESOLVED = re.compile(r"没事了|木事了|虚惊|误报|是演练|演习|"
                        r"已经(处理好|救出|救下|找到|找着|灭了|扑灭)|"
                        r"救出来了|找回来了|找到了|后来(救|找|灭|好)")
-# A denial right before the hit: "不是漏气", "没有味儿", "木有烟".
-_DENIED = re.compile(r"(不是|没有|没|木有|并无|无|未见|没闻到|闻不到|不)$")
+# The message itself says this is no emergency now: a scare that is over, a joke, a rumour
+# or a question about one, a denial anywhere ("没冒烟", "不是燃气"), a lost-and-found or
+# give-away notice ("来拿"), an alarm that only needs a battery, smoke from an everyday source
+# (barbecue, incense, a neighbour's stove). These read like emergencies to the n-grams and
+# to single rules; the detector then only asks a person (possible_emergency) unless a rule
+# fires and the model is sure.
+_SOFT = re.compile(
+    r"虚惊|没事了?|木事|缓过来|误报|按错|报警器坏了|已经(散了|来电|修好)|"
+    r"哈哈|笑死|开(个)?玩笑|😂|🤣|馋|减肥|谣言|造谣|瞎传|别吓|是真的吗|真的假的|"
+    r"后来(咋样|怎么样|咋弄)|视频|听人家说|表扬|锦旗|出院|"
+    r"(?<!是)不是(着火|燃气|煤气|火|漏气)|没(有)?(着火|冒烟|漏气|动手|烟|火)|未见烟|闻不到|"
+    r"(?<![快赶])来(拿|领|抱走|端|摘)(?!灭火|水|绳|梯)|认领|失主|失物|拾到|捡到|自取|免费送|白给|"
+    r"送完为止|(烟感|报警器).{0,12}(没电|电池)|是不是没电|应该是没电|换电池|无故|"
+    r"烧烤|烤串|炭火|熏(肉|腊|鸭|鱼|鸡)|烟熏|烧纸|纸钱|焚香|烧香|生炉子|电焊|秸秆|烧树叶|排烟")
+# A denial right before the hit: "不是漏气", "没有味儿", "木有烟", "别翻墙", and a near miss
+# that is over: "幸亏木砸着人", "差点砸到人".
+_DENIED = re.compile(r"(不是|没有|没|木有|并无|无|未见|没闻到|闻不到|不|别再?|"
+                     r"(幸好|幸亏|好在|差点|险些)(没|木)?)$")
 # Clause breaks, and the turns residents take between topics in one message ("对了", "先不说
 # 这个"): a past or enquiry word counts against a hit only inside the hit's own clause.
 _CLAUSE = re.compile(r"[。！!？?；;，,\n]|\s+|对了|还有|另外|先不说|算了|哎呀|不对|顺便")
@@ -175,9 +209,23 @@ class Verdict:
     evidence: list[str] = field(default_factory=list)  # matched phrases, then model n-grams
 
 
+def _norm(text: str) -> str:
+    return canonical(unicodedata.normalize("NFKC", text).lower())
+
+
+# ... unless it turns to something happening now ("本来是来表扬的，但是现在…", "先不说了").
+_TURN = re.compile(r"(但是|可是|不过)现在|先不说|不说了")
+
+
+def soft(text: str) -> bool:
+    """The message says it is no emergency now (see _SOFT, _RESOLVED)."""
+    t = _norm(text)
+    return bool(_SOFT.search(t) or _RESOLVED.search(t)) and not _TURN.search(t)
+
+
 def rule_hits(text: str) -> list[tuple[str, str]]:
     """(type, matched phrase) for each emergency pattern found in a current, literal sense."""
-    text = canonical(unicodedata.normalize("NFKC", text).lower())
+    text = _norm(text)
     if _RESOLVED.search(text):
         return []
     masked = _HARMLESS.sub(lambda m: "＿" * len(m.group(0)), text)
@@ -202,7 +250,13 @@ def decide(text: str, p: float, model_words: list[str]) -> Verdict:
     types = sorted({k for k, _ in hits})
     evidence = [f"{k}:{w}" for k, w in hits] + [f"model:{w}" for w in model_words]
     strong = any(k not in WEAK for k in types)
-    if p >= P_SURE or (strong and p >= P_RULE) or (types and p >= P_WEAK):
+    if soft(text):
+        # Demoted, not dropped: a rule and a sure model still make it immediate.
+        level = "immediate" if strong and p >= P_SURE else \
+            "possible_emergency" if hits or p >= P_POSSIBLE else "none"
+        if level == "none":
+            return Verdict("none", p)
+    elif p >= P_SURE or (strong and p >= P_RULE) or (types and p >= P_WEAK):
         level = "immediate"
     elif hits or p >= P_POSSIBLE:
         level = "possible_emergency"

@@ -93,6 +93,42 @@ def test_denied_resolved_and_other_clause_hits() -> None:
     assert "gas" in {k for k, _ in hits}
 
 
+@pytest.mark.parametrize("text", [
+    "谁家的花盆掉俺家阳台上了，没碎，来拿回去吧",  # a pick-up notice
+    "楼道烟感半夜一直嘀嘀响 没有烟 应该是没电了",  # an alarm that needs a battery
+    "隔壁在阳台上用炭火烤串，烟往上飘，呛得不行",  # a neighbour's barbecue
+    "群里谁说小区要着火了 别吓人好吧 是谣言",  # a rumour
+])
+def test_messages_that_say_no_emergency_now_only_ask_a_person(text: str) -> None:
+    """Demoted, not dropped: even a sure model only flags them for a person to confirm
+    unless a strong rule fires too; the same wording without the disclaimer is raised."""
+    assert emergency.soft(text)
+    for p in (0.3, 0.9):
+        v = emergency.decide(text, p, [])
+        assert v.level != "immediate" or (v.types and set(v.types) - emergency.WEAK), (p, v)
+    assert emergency.decide(text, 0.9, []).level != "none"
+    assert not emergency.soft("本来是来表扬保洁的，但是现在楼道里全是烟")
+    assert emergency.decide("楼道里全是烟 看不清 快来", 0.5, []).level == "immediate"
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("电梯停半道上了，俺和孙子在里头，门扒不开", "trapped"),
+    ("广场那边一群人围着一个老头打 老头趴地上了", "violence"),
+    ("俺家孩子从上铺摔下来了，磕着后脑勺，这会迷迷瞪瞪的", "medical"),
+    ("楼下那家门缝里一直往外飘味道 那个味儿跟煤气一样", "gas"),
+    ("俺家厨房那个管子突然呲开了，水喷得满屋都是", "flood"),
+])
+def test_emergencies_without_the_textbook_word(text: str, kind: str) -> None:
+    assert kind in {k for k, _ in emergency.rule_hits(text)}
+
+
+def test_everyday_words_that_only_look_like_a_rule() -> None:
+    assert emergency.rule_hits("楼下商户排烟管道直对住户窗户，油烟进入室内") == []  # 进入室内
+    assert emergency.rule_hits("球踢俺家院里来了，别翻墙哈，走门") == []  # a denial: 别
+    assert emergency.rule_hits("瓦掉下来一块砸在车棚上，幸亏木砸着人") == []  # a near miss
+    assert emergency.rule_hits("今天的外卖辣到我冒烟了") == []  # a figure of speech
+
+
 @pytest.mark.parametrize(("text", "polarity"), [
     ("感谢物业的“高效” 报修十天了还没人影", "negative"),  # sarcasm in quotes
     ("谢谢恁了 可是俺家暖气还是拔凉拔凉的 三天了", "negative"),  # 谢谢…可是 + a complaint
