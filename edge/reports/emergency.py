@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from common.textmodel import canonical
 
 # Thresholds on the model's P(immediate); see bench/text.py --tune for how they were chosen.
-P_SURE = 0.75
-P_RULE = 0.12
+P_SURE = 0.70
+P_RULE = 0.05
 P_WEAK = 0.20
 P_POSSIBLE = 0.35
 
