@@ -455,7 +455,9 @@ class AccessService(Service):
         box: tuple[float, float, float, float] | None = None  # the face's last box
         face_before = False  # the previous look saw a face (liveness holds its frames)
         holding = False  # a decided face is in view where it was: recheck only
-        since_look = rechecks = n_active = 0
+        rechecks = n_active = 0
+        looked_seq = -1  # the last frame looked at
+        me = f"door:{door_id}"
         target = self.doors_cfg[door_id].face_target_fpir if door_id in self.doors_cfg else None
         period = 1.0 / c.sample_fps
         last_seq = -1
@@ -480,6 +482,7 @@ class AccessService(Service):
                     await self._close_track(door_id, current, frame.t)
                     current = None
                 box, face_before, holding = None, False, False
+                cam.want_every(me, 1)
                 await asyncio.sleep(max(0.0, frame.t + period - time.monotonic()))
                 continue
             st.examined += 1
@@ -496,9 +499,11 @@ class AccessService(Service):
                 if liveness is None or tracks is None:
                     liveness = pipeline.liveness_tracker(frames=c.liveness_frames)
                     tracks = FaceTracker(pipeline.cfg.visit_k, pipeline.cfg.visit_n)
+                # Holding a decided face: only every recheck_every-th frame is looked at, so
+                # the camera need not convert the others (drivers/cameras/base.py).
+                cam.want_every(me, c.recheck_every if holding else 1)
                 if holding:
-                    since_look += 1
-                    if since_look < c.recheck_every:
+                    if frame.seq - looked_seq < c.recheck_every:
                         continue
                     rechecks += 1
                     # Where is the decided face (the largest, as on every look), and now and
@@ -512,7 +517,7 @@ class AccessService(Service):
                                 allowed=self.door_sets.get(door_id), scan_side=c.scan_side)
                     waiting = current_t0 if current is not None and not current.decided \
                         else frame.t
-                since_look = 0
+                looked_seq = frame.seq
                 text, seen = await asyncio.gather(
                     asyncio.to_thread(qr.read, frame.image) if qr_due else _none(),
                     self._scheduler(pipeline).look(door_id, look, frame.t, waiting,
