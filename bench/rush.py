@@ -41,7 +41,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import cv2
 import numpy as np
@@ -49,7 +49,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from drivers.cameras.base import Source  # noqa: E402
+from drivers.cameras.base import CameraDriver, Source  # noqa: E402
 from drivers.cameras.file import FileCamera, VideoLoop  # noqa: E402
 from drivers.registry import register  # noqa: E402
 from edge.access import synthetic  # noqa: E402
@@ -136,7 +136,7 @@ def approaches(pipeline: FacePipeline) -> dict[str, list[np.ndarray]]:
 
 
 def write_video(path: Path, frames: list[np.ndarray]) -> None:
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), FPS, SIZE)
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), FPS, SIZE)
     if not w.isOpened():
         raise RuntimeError("OpenCV cannot write mp4v here")
     for f in frames:
@@ -240,7 +240,7 @@ async def run_point(tmp: Path, pipeline: FacePipeline, videos: dict, n: int, leg
     try:
         await asyncio.sleep(2.5)  # models warm, cameras running, first visits under way
         devices = box.get(DEVICES)
-        drivers = [devices.get("camera", c) for c in cams]
+        drivers = [cast(CameraDriver, devices.get("camera", c)) for c in cams]
         f0 = sum(drv.status()["frames"] for drv in drivers)
         t_start = time.monotonic()
         c0 = time.process_time()

@@ -205,13 +205,14 @@ class FacePipeline:
         if target is None:
             return None
         key = (len(self.gallery), target, residents)
-        op = self._op_cache.get(key)
+        op: Operating | None = self._op_cache.get(key)
         if op is None:
             n = self.gallery.residents if residents is None else residents
             op = operating_point(self.cfg, n, len(self.gallery), target)
             if len(self._op_cache) > 64:
                 self._op_cache.clear()
-            self._op_cache[key] = op
+            if op is not None:
+                self._op_cache[key] = op
         return op
 
     def threshold(self, target_fpir: float | None = None,

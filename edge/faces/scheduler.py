@@ -8,9 +8,10 @@ the scheduler runs the looks on the face thread in batches:
   about first showed up undecided (or the frame's own arrival for a scan). Looks about an
   undecided person come before rechecks of a face already decided, and among them the person
   who has waited longest goes first, so no door starves while another keeps its camera busy;
-- **deadlines**: a look whose frame is older than ``deadline_s`` when its turn comes is
-  dropped, never run late (the door asks again with its newest frame). Each door has at most
-  one look waiting; a newer one replaces it;
+- **deadlines**: a look whose frame is older than ``deadline_s`` when its turn comes is never
+  run late: it is swapped for the door's newest frame (``renew``) when that one is fresh, and
+  dropped otherwise (the door asks again). Each door has at most one look waiting; a newer one
+  replaces it;
 - **batching**: up to ``batch_max`` looks per trip to the face thread; their faces go through
   SFace in one inference (the net takes a batch, edge/faces/embed.py);
 - **capacity** (optional): at most ``capacity_per_s`` looks a second, to leave the rest of
@@ -51,6 +52,8 @@ class _Job:
     waiting_since: float
     kind: int
     fut: asyncio.Future
+    renew: Callable[[], tuple[Look, float, Any] | None] | None = None
+    used: Any = None  # what renew handed over with the frame that was looked at
 
     def key(self) -> tuple[int, float, float]:
         return (self.kind, self.waiting_since, self.t_frame)
@@ -59,7 +62,7 @@ class _Job:
 @dataclass
 class DoorLoad:
     served: int = 0
-    dropped: int = 0  # stale: older than the deadline when their turn came
+    dropped: int = 0  # frames older than the deadline when their turn came (renewed or not)
     waits: deque = field(default_factory=lambda: deque(maxlen=200))  # queue wait, ms
     last_drop: float = 0.0
 
@@ -96,9 +99,12 @@ class FaceScheduler:
     # --- doors ------------------------------------------------------------------------
 
     async def look(self, door: str, look: Look, t_frame: float,
-                   waiting_since: float | None = None, urgent: bool = True
-                   ) -> Recognition | None:
-        """Run ``look`` in the door's turn; None when it was dropped (stale or replaced)."""
+                   waiting_since: float | None = None, urgent: bool = True,
+                   renew: Callable[[], tuple[Look, float, Any] | None] | None = None,
+                   ) -> tuple[Recognition, Any] | None:
+        """Run ``look`` in the door's turn: (its result, None), or (the result, what
+        ``renew`` returned with it) when the frame went stale and was swapped for the door's
+        newest (``renew() -> (look, t_frame, token)``); None when it was dropped."""
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="face-scheduler")
         old = self._pending.pop(door, None)
@@ -107,7 +113,7 @@ class FaceScheduler:
         fut = asyncio.get_running_loop().create_future()
         self._pending[door] = _Job(door, look, t_frame,
                                    t_frame if waiting_since is None else waiting_since,
-                                   URGENT if urgent else RECHECK, fut)
+                                   URGENT if urgent else RECHECK, fut, renew)
         self.doors.setdefault(door, DoorLoad())
         self._wake.set()
         try:
@@ -166,20 +172,25 @@ class FaceScheduler:
             for job, res in zip(batch, results, strict=True):
                 self.doors[job.door].served += 1
                 if not job.fut.done():
-                    job.fut.set_result(res)
+                    job.fut.set_result((res, job.used))
             await self._check_state()
 
     def _take(self) -> list[_Job]:
-        """Drop the stale looks, then the next batch: longest-waiting door first."""
+        """Renew or drop the stale looks, then the next batch: longest-waiting door first."""
         now = time.monotonic()
         for door, job in list(self._pending.items()):
-            if now - job.t_frame > self.deadline_s:
-                del self._pending[door]
-                load = self.doors[door]
-                load.dropped += 1
-                load.last_drop = now
-                if not job.fut.done():
-                    job.fut.set_result(None)
+            if now - job.t_frame <= self.deadline_s:
+                continue
+            load = self.doors[door]
+            load.dropped += 1
+            load.last_drop = now
+            fresh = job.renew() if job.renew is not None else None
+            if fresh is not None and now - fresh[1] <= self.deadline_s:
+                job.look, job.t_frame, job.used = fresh
+                continue
+            del self._pending[door]
+            if not job.fut.done():
+                job.fut.set_result(None)
         order = sorted(self._pending.values(), key=_Job.key)[: self.batch_max]
         for job in order:
             del self._pending[job.door]
