@@ -135,8 +135,8 @@ def approaches(pipeline: FacePipeline) -> dict[str, list[np.ndarray]]:
     return out
 
 
-def write_video(path: Path, frames: list[np.ndarray]) -> None:
-    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), FPS, SIZE)
+def write_video(path: Path, frames: list[np.ndarray], size: tuple[int, int] = SIZE) -> None:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), FPS, size)
     if not w.isOpened():
         raise RuntimeError("OpenCV cannot write mp4v here")
     for f in frames:
@@ -289,6 +289,100 @@ async def run_point(tmp: Path, pipeline: FacePipeline, videos: dict, n: int, leg
     }
 
 
+# --- fixed work: CPU time per camera-second of video, independent of the machine's load --------
+
+
+def replay(pipeline: FacePipeline, video: Path, legacy: bool, loops: int = 2) -> dict[str, Any]:
+    """One camera's recording through each design's per-frame work as fast as the CPU allows,
+    in this thread, on a virtual 15 fps clock: the CPU time it takes per second of video is
+    what the design costs a camera when the box keeps up. On a shared machine wall-clock
+    figures measure the neighbours; CPU time for a fixed amount of work barely does.
+
+    The steps are the door loops' own calls (edge/access/service.py): legacy = the strided-
+    free motion gate, then ``recognise`` on every active frame; tracked = a scan when nothing
+    is followed, the region look with embedding while undecided (fusion k of n + liveness as
+    the loop uses them), then a recheck on every ``recheck_every``-th frame. Decode (mp4v) is
+    included in both."""
+    from edge.access.config import AccessConfig
+    from edge.access.motion import MotionGate
+    from edge.faces.openset import FaceTracker, Frame
+    from edge.faces.pipeline import Look
+
+    acc = AccessConfig()
+    hold = 1.0  # the bench's active_hold_s
+    gate = MotionGate(strided=not legacy)
+    live = pipeline.liveness_tracker(frames=acc.liveness_frames)
+    tracks = FaceTracker(pipeline.cfg.visit_k, pipeline.cfg.visit_n)
+    box: tuple | None = None
+    holding, current, looked, rechecks = False, None, -99, 0
+    looks = decisions = 0
+    active_until = -1.0
+    frames = 0
+    c0 = time.process_time()
+    for _ in range(loops):
+        cap = cv2.VideoCapture(str(video))
+        i = -1
+        while True:
+            i += 1
+            t = frames / FPS
+            if legacy or not holding or i - looked >= acc.recheck_every:
+                ok, img = cap.read()
+            else:  # a door holding a decided face: the camera only grabs this frame
+                ok, img = cap.grab(), None
+            if not ok:
+                break
+            frames += 1
+            if img is None:
+                continue
+            if (legacy or box is None) and gate.score(img) >= acc.motion_threshold:
+                active_until = t + hold
+            if t > active_until:
+                tracks.reset()
+                live.reset()
+                box, holding, current = None, False, None
+                continue
+            if legacy:
+                rec = pipeline.recognise_sync(img, live)
+                looks += 1
+                if rec.face is not None:
+                    active_until = t + hold
+                continue
+            looked = i
+            if holding:
+                rechecks += 1
+                lk = Look(img, None, scan=True, live=False,
+                          embed=rechecks % acc.reembed_every == 0, scan_side=acc.scan_side)
+            else:
+                lk = Look(img, box, scan=True, tracker=live, scan_side=acc.scan_side)
+            rec = pipeline.look_many_sync([lk])[0]
+            looks += 1
+            if rec.face is None:
+                box, holding = None, False
+                continue
+            active_until = t + hold
+            box = rec.face.bbox
+            track = tracks.update(rec.face.bbox, t, rec.embedding)
+            switched, current = track is not current, track
+            if holding:
+                holding = not switched
+                continue
+            if rec.embedding is None:
+                continue
+            d = rec.decision
+            fused = track.fusion.add(Frame(d.candidate_id, d.similarity,
+                                           d.resident_id is not None))
+            if fused.resident_id is not None and rec.liveness is not None \
+                    and rec.liveness.live:
+                holding = True  # granted: the approach is over
+                decisions += 1
+        cap.release()
+    cpu = time.process_time() - c0
+    return {"design": "baseline" if legacy else "tracked+scheduler",
+            "video_s": round(frames / FPS, 1), "cpu_s": round(cpu, 2),
+            "cpu_pct_of_one_core": round(cpu / (frames / FPS) * 100, 1),
+            "looks": looks, "grants": decisions}
+
+
 def _cpu_figures(p: dict[str, Any], base_cpu: float, n: int) -> None:
     """CPU per camera two ways: over wall time, and per second of video the cameras really
     read (the fair one on a starved, shared machine); and whether the point is noisy."""
@@ -345,6 +439,7 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--cameras", default="1,2,4,8")
     ap.add_argument("--idle-cameras", type=int, default=4)
+    ap.add_argument("--replay-only", action="store_true", help="only the fixed-work CPU part")
     ap.add_argument("--plot", type=Path, default=ROOT / "bench" / "out" / "rush.png")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -359,6 +454,29 @@ async def main() -> None:
         videos = camera_videos(tmp, clips, max([*counts, args.idle_cameras]))
         idle = tmp / "idle.mp4"
         write_video(idle, [synthetic.hallway(SIZE)] * 30)
+        # Fixed work first (CPU time, robust to the neighbours): one busy camera, one idle.
+        for rid, (enrol_photo, _) in RESIDENTS.items():
+            img = photo(enrol_photo)
+            face = pipeline.detector.detect(img)[0]
+            emb = pipeline.analyse_sync(synthetic.door_frame(img, face, 220, SIZE),
+                                        max_faces=1).faces[0].embedding
+            assert emb is not None
+            pipeline.gallery.add(f"t-{rid}", rid, emb)
+        res["replay_busy_camera"] = [replay(pipeline, videos["cam-0"][0], lg)
+                                     for lg in (False, True)]
+        res["replay_idle_camera"] = [replay(pipeline, idle, lg, loops=10)
+                                     for lg in (False, True)]
+        # The same idle hallway from a 640x360 sub-stream (what a door needs; ONVIF min_width).
+        sub = tmp / "idle-sub.mp4"
+        write_video(sub, [synthetic.hallway((640, 360))] * 30, (640, 360))
+        res["replay_idle_substream_640x360"] = replay(pipeline, sub, False, loops=10)
+        for r in [*res["replay_busy_camera"], *res["replay_idle_camera"],
+                  res["replay_idle_substream_640x360"]]:
+            print(f"replay {r['design']}: {r['cpu_pct_of_one_core']} % of one core over "
+                  f"{r['video_s']} s of video ({r['looks']} looks, {r['grants']} grants)")
+        if args.replay_only:
+            print(json.dumps(res, separators=(",", ":")))
+            return
         floor = await run_point(tmp, pipeline, videos, 0, False, args.seconds / 2)
         base_cpu = floor["process_cpu_pct"]
         res["box_without_cameras_cpu_pct"] = base_cpu
@@ -397,13 +515,16 @@ async def main() -> None:
         v = p["face_to_coil_ms"][key] if key != "worst" else p["worst_door_p95_ms"]
         return v is not None and v <= limit and p["missed_visits"] == 0
 
-    busy = [p["cpu_per_camera_second_pct"] or 0 for p in new.values()]
+    rb = {r["design"]: r for r in res["replay_busy_camera"]}
+    ri = {r["design"]: r for r in res["replay_idle_camera"]}
     res["targets_met"] = {
         "8_cameras_p50_le_250ms": ok(8, "p50", 250),
         "8_cameras_every_door_p95_le_400ms": ok(8, "worst", 400),
         "4_cameras_p95_le_250ms": ok(4, "p95", 250),
-        "cpu_per_busy_camera_le_25pct": bool(busy) and max(busy) <= 25,
-        "idle_camera_le_2pct": idle_pts["tracked+scheduler"]["cpu_per_camera_pct"] <= 2,
+        "cpu_per_busy_camera_le_25pct": rb["tracked+scheduler"]["cpu_pct_of_one_core"] <= 25,
+        "idle_camera_le_2pct": ri["tracked+scheduler"]["cpu_pct_of_one_core"] <= 2,
+        "idle_camera_substream_le_2pct":
+            res["replay_idle_substream_640x360"]["cpu_pct_of_one_core"] <= 2,
     }
     res["loadavg_at_end"] = os.getloadavg()[0]
     plot(res, args.plot)
