@@ -314,7 +314,7 @@ def replay(pipeline: FacePipeline, video: Path, legacy: bool, loops: int = 2) ->
     live = pipeline.liveness_tracker(frames=acc.liveness_frames)
     tracks = FaceTracker(pipeline.cfg.visit_k, pipeline.cfg.visit_n)
     box: tuple | None = None
-    holding, current, looked, rechecks = False, None, -99, 0
+    holding, current, looked, rechecks, seen_face = False, None, -99, 0, False
     looks = decisions = 0
     active_until = -1.0
     frames = 0
@@ -357,12 +357,16 @@ def replay(pipeline: FacePipeline, video: Path, legacy: bool, loops: int = 2) ->
             rec = pipeline.look_many_sync([lk])[0]
             looks += 1
             if rec.face is None:
-                box, holding = None, False
+                live.reset()
+                box, holding, seen_face = None, False, False
                 continue
             active_until = t + hold
             box = rec.face.bbox
             track = tracks.update(rec.face.bbox, t, rec.embedding)
             switched, current = track is not current, track
+            if switched and seen_face:
+                live.reset()
+            seen_face = True
             if holding:
                 holding = not switched
                 continue

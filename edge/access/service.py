@@ -539,6 +539,9 @@ class AccessService(Service):
                 st.looks += 1
                 st.last_ms = round((time.monotonic() - frame.t) * 1000, 2)
                 if seen.face is None:
+                    # Nobody there: liveness starts over (a look that fed liveness cleared it
+                    # already; a recheck did not, and must not leave the last person's frames).
+                    liveness.reset()
                     box, face_before, holding = None, False, False
                     continue
                 st.faces += 1
@@ -552,8 +555,8 @@ class AccessService(Service):
                     current_t0 = frame.t
                 current = track
                 # Someone else: liveness starts over with their frames (it already did if the
-                # last look saw nobody: a look without a face clears it).
-                if track.new and track.id > 1 and (face_before or holding):
+                # last look saw nobody).
+                if switched and face_before:
                     liveness.reset()
                 face_before = True
                 if holding:  # a recheck: where the decided face is, no evidence
