@@ -462,6 +462,7 @@ class AccessService(Service):
         period = 1.0 / c.sample_fps
         last_seq = -1
         active_until = 0.0
+        active_since = 0.0  # when this door woke up (someone may be walking up since)
         while True:
             frame = await cam.next_frame(last_seq, 2.0)
             if frame is None:
@@ -472,6 +473,8 @@ class AccessService(Service):
             if box is None:  # a face in view holds the door awake by itself
                 # ~0.3 ms on 1280x720 (strided): inline, a thread hop would cost as much.
                 if gate.score(frame.image) >= c.motion_threshold:
+                    if now > active_until:
+                        active_since = frame.t
                     active_until = now + c.active_hold_s
             if now > active_until:
                 if liveness is not None:
@@ -506,8 +509,10 @@ class AccessService(Service):
                     continue
                 if holding:
                     rechecks += 1
-                waiting = current_t0 if current is not None and not current.decided \
-                    else frame.t
+                # Priority: how long this door's person has waited; before a face is found,
+                # since the door woke up (they may be walking up); a recheck: its frame.
+                waiting = (current_t0 if current is not None and not current.decided
+                           else frame.t if holding else active_since)
                 look = self._look(frame, holding, rechecks, box, liveness, target, door_id)
 
                 def renew(seq: int = frame.seq, h: bool = holding, r: int = rechecks,
