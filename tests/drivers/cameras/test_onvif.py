@@ -4,6 +4,7 @@ snapshot, and a WS-Discovery probe."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +18,18 @@ from tests.drivers.cameras.test_cameras import make_camera, wait_state
 PEER = Path(__file__).with_name("ipycam_peer.py")
 
 
+def wildcard_port() -> int:
+    """A port free on every address: ipycam binds all interfaces, and a port that is free on
+    127.0.0.1 may be taken on another loopback address (busy shared machines)."""
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture
 def ipycam():
     pytest.importorskip("ipycam", reason="pip install --no-deps ipycam (scripts/setup.sh test)")
-    onvif_port, rtsp_port = free_port(), free_port()
+    onvif_port, rtsp_port = wildcard_port(), wildcard_port()
     proc = subprocess.Popen(
         [sys.executable, str(PEER), str(onvif_port), str(rtsp_port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
