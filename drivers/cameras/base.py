@@ -5,6 +5,11 @@ frame: a consumer that falls behind (face recognition on a busy box) skips frame
 building up latency. Consumers wait for the next frame with :meth:`CameraDriver.next_frame`.
 When reading fails the reader reconnects with exponential back-off and reports the camera
 offline; fps and resolution are measured from what actually arrives.
+
+Decoding costs: a consumer that needs only every n-th frame for a while (a face door holding
+a face it has decided) says so with :meth:`CameraDriver.want_every`; the reader then only
+``grab()``s the frames in between (demux and decode keep the stream current, but no BGR
+conversion and no copy). Published frames are read-only: consumers share them without copies.
 """
 
 from __future__ import annotations
@@ -38,6 +43,12 @@ class Source(Protocol):
     def release(self) -> None: ...
 
 
+def _grab_only(src: Any) -> bool | None:
+    """Advance ``src`` by one frame without converting it; None if it cannot."""
+    grab = getattr(src, "grab", None)
+    return None if grab is None else bool(grab())
+
+
 class CameraOptions(BaseModel):
     """Keys every camera has; a driver's Options subclass adds its own."""
 
@@ -65,6 +76,7 @@ class CameraDriver(Driver):
         self.reconnects = 0
         self._got_frames = False
         self._waiters: set[asyncio.Future] = set()
+        self._every: dict[str, int] = {}  # consumer -> it looks at every n-th frame only
 
     # --- what a vendor driver provides ------------------------------------------------------
 
@@ -83,6 +95,18 @@ class CameraDriver(Driver):
 
     def latest(self) -> Frame | None:
         return self._latest
+
+    def want_every(self, consumer: str, n: int) -> None:
+        """``consumer`` looks at every ``n``-th frame only for now (1: every frame). The
+        reader converts frames at the rate the most demanding consumer asks for."""
+        if n <= 1:
+            self._every.pop(consumer, None)
+        else:
+            self._every[consumer] = n
+
+    def _stride(self) -> int:
+        ev = self._every
+        return min(ev.values()) if ev else 1
 
     async def next_frame(self, after_seq: int = -1, limit_s: float = 5.0) -> Frame | None:
         """The latest frame newer than ``after_seq``; waits for one up to ``limit_s``."""
@@ -145,6 +169,7 @@ class CameraDriver(Driver):
 
     def _publish(self, image: np.ndarray, ir: np.ndarray | None = None) -> None:
         now = time.monotonic()
+        image.flags.writeable = False  # shared by every consumer; nobody copies it
         self._seq += 1
         self._latest = Frame(image, self._seq, now, ir)
         self._arrivals.append(now)
@@ -192,7 +217,25 @@ class CameraDriver(Driver):
         period = 1.0 / pace if pace > 0 else 0.0
         next_t = time.monotonic()
         last_frame = time.monotonic()
+        skipped = 0
         while not self._stop.is_set():
+            stride = self._stride()
+            if self._got_frames and skipped + 1 < stride:
+                grabbed = _grab_only(src)
+                if grabbed:
+                    skipped += 1
+                    now = last_frame = time.monotonic()
+                    self._seq += 1  # the frame exists; nobody will look at it
+                    self._arrivals.append(now)
+                    if period:
+                        next_t += period
+                        sleep = next_t - time.monotonic()
+                        if sleep > 0:
+                            self._stop.wait(sleep)
+                        else:
+                            next_t = time.monotonic()
+                    continue
+            skipped = 0
             ok, image = src.read()
             now = time.monotonic()
             if not ok or image is None:

@@ -45,6 +45,15 @@ class VideoLoop:
         self.finished = not ok  # end of a file that does not loop: no point waiting
         return ok, img
 
+    def grab(self) -> bool:
+        """The next frame decoded but not converted (drivers/cameras/base.py)."""
+        ok = self.cap.grab()
+        if not ok and self.loop:
+            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
+            ok = self.cap.grab()
+        self.finished = not ok
+        return ok
+
     def release(self) -> None:
         self.cap.release()
 
@@ -99,7 +108,11 @@ class ImageFolder:
             self.i = 0
         img = self.images[self.i]
         self.i += 1
-        return True, img.copy()
+        return True, img  # read-only once published: consumers share it, no copy
+
+    def grab(self) -> bool:
+        ok, _ = self.read()
+        return ok
 
     def release(self) -> None:
         self.images = []

@@ -33,10 +33,15 @@ class OnvifOptions(CameraOptions):
     username: str | None = None
     password: str | None = None
     profile: int | str = 0  # index or token of the media profile (0 = main stream)
+    # Decode only what the door needs: the smallest profile at least this wide (a camera's
+    # sub-stream, e.g. 640x360 beside 1920x1080) instead of ``profile``. Face doors work on
+    # 640 px (docs/access.md "Rush hour"); None: use ``profile``.
+    min_width: int | None = Field(None, ge=64, le=7680)
     transport: Literal["tcp", "udp"] = "tcp"
     timeout_s: float = Field(5.0, gt=0, le=60)  # ONVIF calls
     open_timeout_ms: int = Field(5000, ge=100, le=60000)
     read_timeout_ms: int = Field(5000, ge=100, le=60000)
+    hw_decode: bool = False  # see the rtsp driver
 
 
 @dataclass
@@ -62,7 +67,9 @@ async def query(o: OnvifOptions) -> OnvifInfo:
             profiles = await media.GetProfiles()
             if not profiles:
                 raise OSError("camera reports no media profiles")
-            if isinstance(o.profile, int):
+            if o.min_width is not None:
+                chosen = pick_profile(profiles, o.min_width)
+            elif isinstance(o.profile, int):
                 if o.profile >= len(profiles):
                     raise OSError(f"profile {o.profile}: camera has {len(profiles)} profiles")
                 chosen = profiles[o.profile]
@@ -95,9 +102,28 @@ async def query(o: OnvifOptions) -> OnvifInfo:
                 "name": p.Name,
                 "width": getattr(res, "Width", None),
                 "height": getattr(res, "Height", None),
+                "chosen": p.token == chosen.token,
             }
         )
     return info
+
+
+def _width(p: Any) -> int | None:
+    enc = getattr(p, "VideoEncoderConfiguration", None)
+    res = getattr(enc, "Resolution", None) if enc is not None else None
+    w = getattr(res, "Width", None)
+    return int(w) if w else None
+
+
+def pick_profile(profiles: list[Any], min_width: int) -> Any:
+    """The smallest profile at least ``min_width`` wide; the widest if none is (a sub-stream
+    that small does not exist); the first when the camera reports no resolutions."""
+    sized = [(w, i) for i, p in enumerate(profiles) if (w := _width(p)) is not None]
+    if not sized:
+        return profiles[0]
+    wide = [x for x in sized if x[0] >= min_width]
+    _, i = min(wide) if wide else max(sized)
+    return profiles[i]
 
 
 @register("cameras", "onvif")
@@ -124,7 +150,8 @@ class OnvifCamera(CameraDriver):
                 fut.cancel()
                 raise OSError(f"ONVIF: {e or type(e).__name__}") from e
         url = with_credentials(self.info.stream_uri, o.username, o.password)
-        return open_stream(url, o.transport, o.open_timeout_ms, o.read_timeout_ms)
+        return open_stream(url, o.transport, o.open_timeout_ms, o.read_timeout_ms,
+                           o.hw_decode)
 
     async def snapshot(self) -> bytes:
         """One JPEG from the camera's snapshot URI (no stream needed)."""

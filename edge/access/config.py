@@ -12,6 +12,15 @@ class AccessConfig(Section):
 
     enabled: bool = True
     sample_fps: float = Field(15.0, gt=0, le=60)  # most frames per second a door examines
+    # Door cameras' face work (edge/faces/scheduler.py; docs/access.md "Rush hour"): track a
+    # face, embed it only until its approach is decided, one fair scheduler for all doors.
+    face_scheduler: bool = True  # false: every active frame through the pipeline (old path)
+    face_deadline_ms: float = Field(200.0, ge=20, le=5000)  # older frames dropped, not queued
+    face_batch: int = Field(4, ge=1, le=16)  # looks (and SFace faces) per face-thread trip
+    face_capacity_per_s: float | None = Field(None, gt=0)  # most looks a second; None: all
+    scan_side: int = Field(384, ge=128, le=1920)  # arrivals: the whole frame at this size
+    recheck_every: int = Field(3, ge=1, le=60)  # a decided face: look at every n-th frame
+    reembed_every: int = Field(5, ge=1, le=100)  # ...and check it is the same person so often
     motion_threshold: float = Field(0.01, ge=0, le=1)  # share of changed pixels that wakes it
     active_hold_s: float = Field(3.0, ge=0, le=60)  # keep looking this long after motion/face
     liveness_frames: int = Field(3, ge=1, le=30)  # frames of evidence before a face decision

@@ -34,10 +34,12 @@ from edge.access.second_factor import SecondFactors
 from edge.core.box import Box
 from edge.core.commands import CommandError
 from edge.core.service import Service
-from edge.core.standard import AccessEvent, Command, new_id
+from edge.core.standard import AccessEvent, Command, DeviceHealth, new_id
 from edge.devices import DEVICES
 from edge.faces import FACES
 from edge.faces.openset import FaceTracker, Frame, Fused, Track
+from edge.faces.pipeline import Look
+from edge.faces.scheduler import FaceScheduler
 from edge.tickets import TICKETS
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,8 @@ class WatchStats:
     faces: int = 0
     qr_tries: int = 0
     decisions: int = 0
+    looks: int = 0  # face-thread looks that ran (the scheduler's path)
+    dropped: int = 0  # looks dropped by the scheduler (older than the deadline)
     last_ms: float | None = None
     timings: list[float] = field(default_factory=list)
 
@@ -85,6 +89,7 @@ class AccessService(Service):
         self.door_sets: dict[str, frozenset[str] | None] = {}
         self._hook_tasks: set[asyncio.Task] = set()
         self.factors = SecondFactors(self)  # PIN / phone after the face where needed
+        self.scheduler: FaceScheduler | None = None  # all doors' face work (made at first use)
         box.commands.register("door", "open", self._cmd_open)
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -128,6 +133,8 @@ class AccessService(Service):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
         self._tasks.clear()
+        if self.scheduler is not None:
+            await self.scheduler.close()
 
     def status(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -147,6 +154,8 @@ class AccessService(Service):
                 if op is not None:
                     ops[d] = op.as_dict()
             out["face_doors"] = ops
+        if self.scheduler is not None:
+            out["face_load"] = self.scheduler.status()
         return out
 
     # --- devices ---------------------------------------------------------------------------
@@ -319,6 +328,11 @@ class AccessService(Service):
             log.error("door %s names camera %s, which is not configured", door_id, camera_id)
             return
         st = self.stats[door_id]
+        if self.cfg.face_scheduler:
+            await self._watch_tracked(door_id, cam, st)
+            return
+        # The path before the scheduler (``face_scheduler = false``; bench/rush.py's
+        # baseline): every active frame through the whole pipeline, each door on its own.
         gate = MotionGate()
         qr = passes.QrReader()
         tracker = None
@@ -408,6 +422,182 @@ class AccessService(Service):
             except Exception:
                 log.exception("door %s: frame handling failed; going on", door_id)
 
+    # --- the door watcher with tracking and the face scheduler (docs/access.md "Rush hour") -----
+
+    def _scheduler(self, pipeline: Any) -> FaceScheduler:
+        if self.scheduler is None or self.scheduler.pipeline is not pipeline:
+            c = self.cfg
+            self.scheduler = FaceScheduler(
+                pipeline, deadline_s=c.face_deadline_ms / 1000, batch_max=c.face_batch,
+                capacity_per_s=c.face_capacity_per_s, on_state=self._load_state)
+        return self.scheduler
+
+    async def _load_state(self, overloaded: bool, reason: str) -> None:
+        """The face scheduler fell behind or caught up: a health event, like a device's."""
+        await self.box.store.record(DeviceHealth(
+            id=new_id("dh"), device_kind="box", device_id="face-scheduler",
+            state="degraded" if overloaded else "online",
+            previous="online" if overloaded else "degraded", reason=reason))
+
+    async def _watch_tracked(self, door_id: str, cam: CameraDriver, st: WatchStats) -> None:
+        """Track, then recognise. A face is found by a cheap scan of the whole frame (at
+        ``scan_side``), then followed frame by frame by a search of the small region around
+        its last box; each followed frame is embedded and fed to fusion and liveness, which
+        decide exactly as on the old path (k of n frames of one track, liveness, _decide).
+        Once the face's approach is over (the door opened for it, or policy refused it) the
+        door only rechecks every ``recheck_every``-th
+        frame where the face is (and every ``reembed_every``-th recheck that it is still the
+        same person), until it leaves. All looks go through the one FaceScheduler: a person
+        waiting longest goes first; a frame that cannot be looked at within the deadline is
+        dropped (the door tries its newest frame instead), never used late."""
+        c = self.cfg
+        gate = MotionGate(strided=True)
+        qr = passes.QrReader()
+        liveness = None
+        tracks: FaceTracker | None = None
+        current: Track | None = None
+        current_t0 = 0.0  # first frame of the current track (its person's waiting time)
+        box: tuple[float, float, float, float] | None = None  # the face's last box
+        face_before = False  # the previous look saw a face (liveness holds its frames)
+        holding = False  # a decided face is in view where it was: recheck only
+        rechecks = n_active = 0
+        looked_seq = -1  # the last frame looked at
+        me = f"door:{door_id}"
+        target = self.doors_cfg[door_id].face_target_fpir if door_id in self.doors_cfg else None
+        period = 1.0 / c.sample_fps
+        last_seq = -1
+        active_until = 0.0
+        active_since = 0.0  # when this door woke up (someone may be walking up since)
+        while True:
+            frame = await cam.next_frame(last_seq, 2.0)
+            if frame is None:
+                continue
+            last_seq = frame.seq
+            st.frames += 1
+            now = time.monotonic()
+            if box is None:  # a face in view holds the door awake by itself
+                # ~0.3 ms on 1280x720 (strided): inline, a thread hop would cost as much.
+                if gate.score(frame.image) >= c.motion_threshold:
+                    if now > active_until:
+                        active_since = frame.t
+                    active_until = now + c.active_hold_s
+            if now > active_until:
+                if liveness is not None:
+                    liveness.reset()
+                if tracks is not None:
+                    tracks.reset()
+                if current is not None:
+                    await self._close_track(door_id, current, frame.t)
+                    current = None
+                box, face_before, holding = None, False, False
+                cam.want_every(me, 1)
+                await asyncio.sleep(max(0.0, frame.t + period - time.monotonic()))
+                continue
+            st.examined += 1
+            n_active += 1
+            try:
+                pipeline = self._faces()
+                qr_due = c.qr and n_active % c.qr_every == 1 % c.qr_every
+                if pipeline is None:
+                    text = await asyncio.to_thread(qr.read, frame.image) if qr_due else None
+                    if text and not self._cooling(door_id, f"qr:{text}"):
+                        self._cool_down(door_id, f"qr:{text}", c.cooldown_s)
+                        await self.enter_qr(door_id, text, frame.t)
+                    continue
+                if liveness is None or tracks is None:
+                    liveness = pipeline.liveness_tracker(frames=c.liveness_frames)
+                    tracks = FaceTracker(pipeline.cfg.visit_k, pipeline.cfg.visit_n)
+                # Holding a decided face: only every recheck_every-th frame is looked at, so
+                # the camera need not convert the others (drivers/cameras/base.py).
+                cam.want_every(me, c.recheck_every if holding else 1)
+                if holding and frame.seq - looked_seq < c.recheck_every:
+                    continue
+                if holding:
+                    rechecks += 1
+                # Priority: how long this door's person has waited; before a face is found,
+                # since the door woke up (they may be walking up); a recheck: its frame.
+                waiting = (current_t0 if current is not None and not current.decided
+                           else frame.t if holding else active_since)
+                look = self._look(frame, holding, rechecks, box, liveness, target, door_id)
+
+                def renew(seq: int = frame.seq, h: bool = holding, r: int = rechecks,
+                          b: Any = box, lv: Any = liveness) -> tuple[Look, float, Any] | None:
+                    # The frame went stale in the queue: look at the camera's newest instead.
+                    f = cam.latest()
+                    if f is None or f.seq <= seq:
+                        return None
+                    return self._look(f, h, r, b, lv, target, door_id), f.t, f
+
+                looked_seq = frame.seq
+                text, served = await asyncio.gather(
+                    asyncio.to_thread(qr.read, frame.image) if qr_due else _none(),
+                    self._scheduler(pipeline).look(door_id, look, frame.t, waiting,
+                                                   urgent=not holding, renew=renew),
+                )
+                st.qr_tries += bool(qr_due)
+                if text and not self._cooling(door_id, f"qr:{text}"):
+                    self._cool_down(door_id, f"qr:{text}", c.cooldown_s)
+                    await self.enter_qr(door_id, text, frame.t)
+                    continue
+                if served is None:
+                    st.dropped += 1  # too late for the deadline: no evidence either way
+                    continue
+                seen, newer = served
+                if newer is not None:  # looked at the camera's newest frame instead
+                    frame = newer
+                    looked_seq = frame.seq
+                st.looks += 1
+                st.last_ms = round((time.monotonic() - frame.t) * 1000, 2)
+                if seen.face is None:
+                    # Nobody there: liveness starts over (a look that fed liveness cleared it
+                    # already; a recheck did not, and must not leave the last person's frames).
+                    liveness.reset()
+                    box, face_before, holding = None, False, False
+                    continue
+                st.faces += 1
+                active_until = time.monotonic() + c.active_hold_s
+                box = seen.face.bbox
+                track = tracks.update(seen.face.bbox, frame.t, seen.embedding)
+                switched = track is not current
+                if current is not None and switched:
+                    await self._close_track(door_id, current, frame.t)
+                if switched:
+                    current_t0 = frame.t
+                current = track
+                # Someone else: liveness starts over with their frames (it already did if the
+                # last look saw nobody).
+                if switched and face_before:
+                    liveness.reset()
+                face_before = True
+                if holding:  # a recheck: where the decided face is, no evidence
+                    holding = holding and not switched
+                    continue
+                decision, verdict = seen.decision, seen.liveness
+                if seen.embedding is None:
+                    continue  # not usable (quality): neither for nor against anyone
+                fused = track.fusion.add(Frame(decision.candidate_id, decision.similarity,
+                                               decision.resident_id is not None))
+                track.last = fused
+                holding = await self._decide(door_id, frame.t, decision, verdict, fused,
+                                             track, seen.ir_face)
+            except LookupError:
+                log.error("door %s is not configured as a device", door_id)
+                return
+            except Exception:
+                log.exception("door %s: frame handling failed; going on", door_id)
+
+    def _look(self, frame: Any, holding: bool, rechecks: int, box: Any, liveness: Any,
+              target: float | None, door_id: str) -> Look:
+        c = self.cfg
+        if holding:
+            # Where is the decided face (the largest, as on every look), and now and then:
+            # is it still the same person (the tracker's appearance check)?
+            return Look(frame.image, None, scan=True, live=False,
+                        embed=rechecks % c.reembed_every == 0, scan_side=c.scan_side)
+        return Look(frame.image, box, scan=True, tracker=liveness, target_fpir=target,
+                    ir=getattr(frame, "ir", None), allowed=self.door_sets.get(door_id),
+                    scan_side=c.scan_side)
+
     async def _close_track(self, door_id: str, track: Track, t0: float) -> None:
         """A face left (or another took its place) before its approach was decided: it still
         leaves one denied event, so a stranger walking past quickly is on the record too."""
@@ -425,7 +615,11 @@ class AccessService(Service):
                         track=track.id)
 
     async def _decide(self, door_id: str, t0: float, decision: Any, verdict: Any,
-                      fused: Fused, track: Track, ir_face: bool | None = None) -> None:
+                      fused: Fused, track: Track, ir_face: bool | None = None) -> bool:
+        """Act on a track's fused verdict. True when the approach is over for good (the door
+        opened, or this resident was refused by policy or just let in): more frames of this
+        face cannot change anything. A stranger or a not-yet-live face is refused once but
+        stays open to more evidence, as before."""
         st = self.stats[door_id]
         live = verdict.live if verdict is not None else True
         if ir_face is False:  # a dual-sensor camera sees no face in infrared: a screen/photo
@@ -437,13 +631,13 @@ class AccessService(Service):
         common = {"similarity": sim, "liveness": score, "fused_score": fused.score,
                   "frames_used": fused.frames_used, "track": track.id}
         if fused.reason == "collecting":
-            return  # fewer than n usable frames and no k agree yet: keep looking
+            return False  # fewer than n usable frames and no k agree yet: keep looking
         if fused.resident_id is None:
             # Window full and nobody accepted (or two residents named): one denied event per
             # tracked face, so a second stranger right after the first still leaves one.
             who = f"track:{track.id}"
             if collecting or self._cooling(door_id, who):
-                return
+                return False
             self._cool_down(door_id, who, self.cfg.denied_cooldown_s)
             st.decisions += 1
             track.decided = True
@@ -451,33 +645,33 @@ class AccessService(Service):
             if reason not in ("unknown_face", "ambiguous", "negative_example"):
                 reason = "unknown_face"
             await self.deny(door_id, "face", reason, latency_ms=_ms(t0), **common)
-            return
+            return False
         rid = fused.resident_id
         if self._cooling(door_id, rid):
             track.decided = True  # this person was just let in (or refused) at this door
-            return
+            return True
         if self.cfg.require_liveness and not live:
             # Not (yet) live: keep collecting evidence; the window slides, so a real person
             # who moves passes a moment later. Only the denied *event* is rate-limited.
             if collecting:
-                return
+                return False
             if self._cooling(door_id, f"liveness:{rid}"):
                 track.decided = True  # their liveness refusal is on the record already
-                return
+                return False
             self._cool_down(door_id, f"liveness:{rid}", self.cfg.denied_cooldown_s)
             st.decisions += 1
             track.decided = True
             why = "liveness_ir" if ir_face is False else "liveness"
             await self.deny(door_id, "face", why, resident_id=rid,
                             latency_ms=_ms(t0), **common)
-            return
+            return False
         why = await self.check_policy(rid, door_id)
         st.decisions += 1
         track.decided = True
         if why is not None:
             self._cool_down(door_id, rid, self.cfg.denied_cooldown_s)
             await self.deny(door_id, "face", why, resident_id=rid, latency_ms=_ms(t0), **common)
-            return
+            return True
         self._cool_down(door_id, rid, self.cfg.cooldown_s)
         ask = self.factors.required(door_id)
         if ask is not None:  # face alone is not enough here: wait for a PIN or the phone
@@ -486,6 +680,7 @@ class AccessService(Service):
         out = await self.grant(door_id, "face", "match", t0=t0, resident_id=rid, **common)
         if out.granted:
             self._after_face_grant(door_id, rid)
+        return True
 
     def on_face_grant(self, hook: Callable[[str, str], Awaitable[None]]) -> None:
         """Call ``await hook(door_id, resident_id)`` after each face grant (e.g. the portal's

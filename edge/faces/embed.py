@@ -31,3 +31,18 @@ class SFaceEmbedder:
             raise RuntimeError(f"SFace returned {vec.shape[0]} values, expected {DIM}")
         norm = float(np.linalg.norm(vec))
         return vec / norm if norm > 0 else vec
+
+    def embed_batch(self, aligned: list[np.ndarray]) -> list[np.ndarray]:
+        """Several crops in one inference (the net takes a batch: same vectors as one by one,
+        checked in tests/edge/faces/test_rush.py); the scheduler batches faces of several
+        doors this way."""
+        if len(aligned) <= 1:
+            return [self.embed(a) for a in aligned]
+        blob = cv2.dnn.blobFromImages(aligned, 1.0, (112, 112), (0, 0, 0), swapRB=True,
+                                      crop=False)
+        self.net.setInput(blob, INPUT_NAME)
+        out = np.asarray(self.net.forward(), np.float32).reshape(len(aligned), -1)
+        if out.shape[1] != DIM:
+            raise RuntimeError(f"SFace returned {out.shape[1]} values, expected {DIM}")
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return list((out / np.where(norms > 0, norms, 1.0)).astype(np.float32))

@@ -10,6 +10,11 @@
 ``recognise`` is the call for a door camera: one detection feeds both the decision and the
 liveness tracker (the tracker reuses the aligned crop too), in one hop to the worker thread.
 
+``look_many_sync`` is the door cameras' batched call (edge/faces/scheduler.py): each
+:class:`Look` says where to search (a small region around a tracked face, or a cheap scan of
+the whole frame at reduced resolution) and whether to embed; the embeddings of all looks go
+through SFace in one batch.
+
 All CPU work runs on one worker thread, never on the event loop. OpenCV releases the GIL
 while it works and uses both cores inside the nets itself; one thread also keeps the models'
 (not thread-safe) state consistent and the frame order of a camera intact.
@@ -69,6 +74,33 @@ class Recognition:
 
 
 @dataclass(frozen=True)
+class Look:
+    """One door camera frame's request to the face thread (edge/faces/scheduler.py).
+
+    ``roi``: the tracked face's last box (frame pixels): search only a region around it;
+    ``scan``: search the whole frame at ``scan_side`` (a cheap, coarse
+    pass that finds arrivals) when there is no roi or the face left it, then refine the face
+    found in its region; ``embed``: align, gate and embed the face (fusion evidence);
+    ``live``: feed the liveness tracker with it.
+    """
+
+    frame: np.ndarray
+    roi: tuple[float, float, float, float] | None = None
+    scan: bool = True
+    embed: bool = True
+    live: bool = True
+    tracker: LivenessTracker | None = None
+    target_fpir: float | None = None
+    ir: np.ndarray | None = None
+    allowed: frozenset[str] | None = None
+    scan_side: int = 384
+
+
+ROI_SPAN = 2.5  # a tracked face is searched for in a square this many face widths wide
+ROI_STEP = 32
+
+
+@dataclass(frozen=True)
 class EnrolCheck:
     """Whether a photo can become a template, and why not."""
 
@@ -101,6 +133,8 @@ class FacePipeline:
                 model_dir, variant=cfg.blazeface_range, score=min(cfg.detect_score, 0.6)
             )
         self.embedder = SFaceEmbedder(paths["sface"])
+        self._yunet_path = paths.get("yunet")
+        self._sized: dict[int, Detector] = {}  # scan / region detectors, one per input size
         self.gallery = gallery if gallery is not None else Gallery(centre_min=cfg.centre_min)
         self._op_cache: dict[tuple[int, float, int | None], Operating] = {}
         self._masks: dict[frozenset[str], tuple[int, np.ndarray, int]] = {}
@@ -137,6 +171,10 @@ class FacePipeline:
         return await self._run(self.recognise_sync, frame_bgr, tracker, target_fpir, ir,
                                allowed)
 
+    async def run(self, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn`` on the face thread (the scheduler's batches go this way)."""
+        return await self._run(fn, *args)
+
     async def liveness(
         self, tracker: LivenessTracker, frame_bgr: np.ndarray, face: Face | None
     ) -> LivenessVerdict:
@@ -167,13 +205,14 @@ class FacePipeline:
         if target is None:
             return None
         key = (len(self.gallery), target, residents)
-        op = self._op_cache.get(key)
+        op: Operating | None = self._op_cache.get(key)
         if op is None:
             n = self.gallery.residents if residents is None else residents
             op = operating_point(self.cfg, n, len(self.gallery), target)
             if len(self._op_cache) > 64:
                 self._op_cache.clear()
-            self._op_cache[key] = op
+            if op is not None:
+                self._op_cache[key] = op
         return op
 
     def threshold(self, target_fpir: float | None = None,
@@ -218,6 +257,115 @@ class FacePipeline:
             results.append(FaceResult(face=face, quality=q, embedding=emb, aligned=crop))
         timings.update(align=t_align, quality=t_quality, embed=t_embed)
         return FrameResult(faces=results, timings_ms=timings, frame_size=size)
+
+    def detector_at(self, side: int) -> Detector:
+        """A detector for inputs of at most ``side`` pixels. YuNet re-plans its net when the
+        input size changes, so a scan and a region search each get their own instance (the
+        file is 122 KB); BlazeFace always works at its own fixed size."""
+        if self._yunet_path is None:
+            return self.detector
+        det = self._sized.get(side)
+        if det is None:
+            det = self._sized[side] = YuNetDetector(
+                self._yunet_path, score=self.cfg.detect_score, max_side=side)
+        return det
+
+    def detect_region(self, frame: np.ndarray,
+                      box: tuple[float, float, float, float]) -> list[Face]:
+        """Faces in a square region ROI_SPAN face widths wide around ``box``, in frame
+        coordinates. The region is searched at the scale a whole-frame detection would use
+        (``detect_max_side``), so its landmarks are as precise as before (liveness cues were
+        calibrated on them), at a fraction of the pixels; its size is rounded up to 32 px so
+        the net is planned for a handful of sizes only."""
+        x, y, w, h = box
+        span = ROI_SPAN * max(w, h, 8.0)
+        x0, y0 = round(x + w / 2 - span / 2), round(y + h / 2 - span / 2)
+        x1, y1 = x0 + int(span), y0 + int(span)
+        fh, fw = frame.shape[:2]
+        cx0, cy0, cx1, cy1 = max(0, x0), max(0, y0), min(fw, x1), min(fh, y1)
+        if cx1 - cx0 < 8 or cy1 - cy0 < 8:
+            return []
+        crop = frame[cy0:cy1, cx0:cx1]
+        if (cx0, cy0, cx1, cy1) != (x0, y0, x1, y1):  # at the frame's edge: pad to the square
+            crop = cv2.copyMakeBorder(crop, cy0 - y0, y1 - cy1, cx0 - x0, x1 - cx1,
+                                      cv2.BORDER_CONSTANT, value=(0, 0, 0))
+        full = min(1.0, self.cfg.detect_max_side / max(fh, fw))
+        side = int(min(max(-(-crop.shape[0] * full // ROI_STEP) * ROI_STEP, ROI_STEP * 3),
+                       self.cfg.detect_max_side))
+        scale = side / crop.shape[0]
+        small = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA
+                           if scale < 1 else cv2.INTER_LINEAR)
+        out = []
+        for f in self.detector_at(side).detect(small):
+            bx, by, bw, bh = f.bbox
+            out.append(Face(bbox=(bx / scale + x0, by / scale + y0, bw / scale, bh / scale),
+                            landmarks=(f.landmarks / scale + np.array([x0, y0], np.float32)
+                                       ).astype(np.float32),
+                            score=f.score))
+        return out
+
+    def look_many_sync(self, looks: list[Look]) -> list[Recognition]:
+        """The door cameras' batched call: find each look's face (region or scan), gate it,
+        embed all usable faces in one SFace batch, then match and update liveness per look.
+        The decision of a look is exactly what ``recognise`` gives for that face."""
+        staged: list[tuple[float, dict[str, float], FaceResult | None]] = []
+        crops: list[np.ndarray] = []
+        for lk in looks:
+            t0 = time.perf_counter()
+            timings: dict[str, float] = {}
+            faces: list[Face] = []
+            if lk.roi is not None:
+                faces = self.detect_region(lk.frame, lk.roi)
+                timings["detect_region"] = _ms(t0)
+            if not faces and (lk.scan or lk.roi is None):
+                t = time.perf_counter()
+                found = self.detector_at(lk.scan_side).detect(lk.frame)
+                timings["scan"] = _ms(t)
+                if found:  # the scan is coarse: landmarks from a region search around it
+                    t = time.perf_counter()
+                    faces = self.detect_region(lk.frame, found[0].bbox) or found[:1]
+                    timings["detect_region"] = timings.get("detect_region", 0.0) + _ms(t)
+            if not faces:
+                staged.append((t0, timings, None))
+                continue
+            face = faces[0]
+            t = time.perf_counter()
+            crop = align(lk.frame, face.landmarks)
+            q = assess(face, (lk.frame.shape[1], lk.frame.shape[0]), crop, self.cfg)
+            timings["align_quality"] = _ms(t)
+            staged.append((t0, timings, FaceResult(face, q, None, crop)))
+            if q.ok and lk.embed:
+                crops.append(crop)
+        t = time.perf_counter()
+        embs = iter(self.embedder.embed_batch(crops))
+        embed_ms = _ms(t) / max(len(crops), 1)  # the batch's time, shared by its faces
+        out = []
+        for lk, (t0, timings, fr) in zip(looks, staged, strict=True):
+            if fr is not None and fr.quality.ok and lk.embed:
+                fr = FaceResult(fr.face, fr.quality, next(embs), fr.aligned)
+                timings["embed"] = embed_ms
+            out.append(self._look_result(lk, fr, timings, t0))
+        return out
+
+    def _look_result(self, lk: Look, fr: FaceResult | None, timings: dict[str, float],
+                     t0: float) -> Recognition:
+        frame = FrameResult([fr] if fr is not None else [], timings,
+                            (lk.frame.shape[1], lk.frame.shape[0]))
+        if fr is not None and not lk.embed:
+            # A recheck of a face already decided: where it is, nothing to decide.
+            d = Decision(new_id("fd"), None, None, None, "tracked", faces=1,
+                         timings_ms=_total(timings, t0))
+            return Recognition(d, fr.face)
+        decision = self._decision(frame, lk.target_fpir, lk.allowed, t0)
+        verdict = None
+        if lk.tracker is not None and lk.live:
+            t = time.perf_counter()
+            verdict = lk.tracker.update(lk.frame, fr.face if fr else None,
+                                        aligned=fr.aligned if fr else None)
+            decision.timings_ms["liveness"] = _ms(t)
+        face = fr.face if fr is not None else None
+        ir_face = None if lk.ir is None or face is None else self.face_in_ir(lk.ir, face)
+        return Recognition(decision, face, verdict, fr.embedding if fr else None, ir_face)
 
     def identify_sync(self, frame: np.ndarray) -> Decision:
         return self._decide(frame)[0]
@@ -278,14 +426,20 @@ class FacePipeline:
     ) -> tuple[Decision, FaceResult | None]:
         t0 = time.perf_counter()
         fr = self.analyse_sync(frame, max_faces=1)  # the largest face is the one at the door
+        d = self._decision(fr, target_fpir, allowed, t0)
+        return d, (fr.faces[0] if fr.faces else None)
+
+    def _decision(self, fr: FrameResult, target_fpir: float | None,
+                  allowed: frozenset[str] | None, t0: float) -> Decision:
+        """The decision for a frame's (largest) face, analysed already."""
         timings = dict(fr.timings_ms)
         did = new_id("fd")
         if not fr.faces:
-            return Decision(did, None, None, None, "no_face", timings_ms=_total(timings, t0)), None
+            return Decision(did, None, None, None, "no_face", timings_ms=_total(timings, t0))
         best = fr.faces[0]
         thumb = self._thumbnail(best)
         if best.embedding is None:
-            d = Decision(
+            return Decision(
                 did,
                 None,
                 None,
@@ -295,12 +449,11 @@ class FacePipeline:
                 timings_ms=_total(timings, t0),
                 thumbnail_jpeg=thumb,
             )
-            return d, best
         t = time.perf_counter()
         m = self.decide_embedding(best.embedding, target_fpir, allowed)
         timings["match"] = _ms(t)
         self._remember(did, m.candidate_id, best.embedding)
-        d = Decision(
+        return Decision(
             id=did,
             resident_id=m.resident_id,
             similarity=m.similarity,
@@ -312,7 +465,6 @@ class FacePipeline:
             timings_ms=_total(timings, t0),
             thumbnail_jpeg=thumb,
         )
-        return d, best
 
     def check_enrol_sync(self, image: np.ndarray | None, resident_id: str) -> EnrolCheck:
         if image is None or image.ndim != 3 or image.shape[2] != 3:

@@ -155,6 +155,7 @@ class Doctor:
         checks += [
             Check("models", "Face models / 人脸模型", self.check_models),
             Check("face_doors", "Face doors: strangers / 人脸门禁误识", self.check_face_doors),
+            Check("face_load", "Face doors keep up / 人脸门禁负载", self.check_face_load),
             Check("provisioned", "Box provisioned / 已注册", self.check_provisioned),
             Check("cloud", "Cloud reachable / 云端可达", self.check_cloud),
             Check("clock", "Clock vs cloud / 时钟偏差", self.check_clock),
@@ -390,6 +391,31 @@ class Doctor:
         if low:
             return Result("face_doors", "", "warn", detail, T("face_doors.low_hint", doors=low))
         return Result("face_doors", "", "pass", detail)
+
+    async def check_face_load(self) -> Result:
+        """Whether the running box keeps up with its face doors (edge/faces/scheduler.py):
+        frames dropped for the deadline mean slower doors (never a weaker decision)."""
+        if not any(d.camera for d in self._cfg.doors):
+            return Result("face_load", "", "skip", "no door has a camera")
+        if self.box is None:
+            return Result("face_load", "", "skip",
+                          "known only inside the running box: the installer page's doctor, or "
+                          "GET /api/v1/status (services.access.face_load)")
+        from edge.access import ACCESS
+
+        try:
+            st = self.box.get(ACCESS).status().get("face_load")
+        except KeyError:
+            st = None
+        if st is None:
+            return Result("face_load", "", "pass", "no face has been looked at yet")
+        busy = f"face thread busy {st['face_thread_busy']:.0%}"
+        if st["overloaded"]:
+            return Result("face_load", "", "warn", f"{st['reason']} ({busy})",
+                          "fewer or lower-resolution door cameras (a sub-stream: ONVIF "
+                          "min_width), a lower [access] sample_fps, or a faster box; doors "
+                          "stay safe but open later")
+        return Result("face_load", "", "pass", f"keeping up; {busy}")
 
     async def check_provisioned(self) -> Result:
         from edge.installer import cloud_checks

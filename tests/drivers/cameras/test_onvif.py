@@ -4,6 +4,7 @@ snapshot, and a WS-Discovery probe."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,10 +18,18 @@ from tests.drivers.cameras.test_cameras import make_camera, wait_state
 PEER = Path(__file__).with_name("ipycam_peer.py")
 
 
+def wildcard_port() -> int:
+    """A port free on every address: ipycam binds all interfaces, and a port that is free on
+    127.0.0.1 may be taken on another loopback address (busy shared machines)."""
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture
 def ipycam():
     pytest.importorskip("ipycam", reason="pip install --no-deps ipycam (scripts/setup.sh test)")
-    onvif_port, rtsp_port = free_port(), free_port()
+    onvif_port, rtsp_port = wildcard_port(), wildcard_port()
     proc = subprocess.Popen(
         [sys.executable, str(PEER), str(onvif_port), str(rtsp_port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -67,3 +76,37 @@ async def test_unreachable_onvif_camera_is_offline() -> None:
         await wait_state(cam, "offline", 10, why="ONVIF")
     finally:
         await cam.stop()
+
+
+async def test_onvif_min_width_decodes_the_sub_stream(ipycam) -> None:
+    # A door needs ~640 px at most: min_width picks the smallest profile at least that wide
+    # (here the 320x240 sub-stream), so the box decodes a quarter of the pixels.
+    onvif_port, rtsp_port = ipycam
+    cam = make_camera("onvif", host="127.0.0.1", port=onvif_port, username="admin",
+                      password="x", reconnect_min_s=0.2, min_width=300)
+    await cam.start()
+    try:
+        await wait_state(cam, "online", 20)
+        st = cam.status()
+        assert [p["chosen"] for p in st["profiles"]] == [False, True]
+        assert st["stream"] != f"rtsp://127.0.0.1:{rtsp_port}/video_main"
+        f = await cam.next_frame(-1, 5)
+        assert f is not None and f.image.shape == (240, 320, 3)
+    finally:
+        await cam.stop()
+
+
+def test_pick_profile_smallest_wide_enough() -> None:
+    from types import SimpleNamespace as NS
+
+    from drivers.cameras.onvif import pick_profile
+
+    def prof(token: str, width: int | None) -> NS:
+        res = NS(Width=width, Height=None) if width else None
+        return NS(token=token, VideoEncoderConfiguration=NS(Resolution=res))
+
+    profiles = [prof("main", 1920), prof("sub", 640), prof("third", 352)]
+    assert pick_profile(profiles, 600).token == "sub"
+    assert pick_profile(profiles, 300).token == "third"
+    assert pick_profile(profiles, 4000).token == "main"  # none that wide: the widest
+    assert pick_profile([prof("a", None)], 640).token == "a"  # no sizes reported: the first

@@ -1,0 +1,245 @@
+"""One scheduler for every door camera's face work: fair across doors, with deadlines.
+
+A 2-core box drives several face doors; at rush hour people arrive at all of them at once.
+Each door asks for one look at a time (its newest frame, :class:`~edge.faces.pipeline.Look`);
+the scheduler runs the looks on the face thread in batches:
+
+- **longest-waiting door first**: a look carries ``waiting_since``, when the person it is
+  about first showed up undecided (or the frame's own arrival for a scan). Looks about an
+  undecided person come before rechecks of a face already decided, and among them the person
+  who has waited longest goes first, so no door starves while another keeps its camera busy;
+- **deadlines**: a look whose frame is older than ``deadline_s`` when its turn comes is never
+  run late: it is swapped for the door's newest frame (``renew``) when that one is fresh, and
+  dropped otherwise (the door asks again). Each door has at most one look waiting; a newer one
+  replaces it;
+- **batching**: up to ``batch_max`` looks per trip to the face thread; their faces go through
+  SFace in one inference (the net takes a batch, edge/faces/embed.py);
+- **capacity** (optional): at most ``capacity_per_s`` looks a second, to leave the rest of
+  the box a share of the CPU (and for tests: a tiny capacity is an overloaded box).
+
+Dropping stale looks is what bounds latency under overload; it never lowers the evidence a
+door needs (k of n frames, liveness: edge/access/service.py decides as before on the looks
+that did run). While looks are being dropped the scheduler reports *overloaded*
+(``status()``, the callback -> a health event and ``qilu-edge doctor``), and back to normal
+after ``hold_s`` without a drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from edge.faces.pipeline import FacePipeline, Look, Recognition
+
+log = logging.getLogger(__name__)
+
+URGENT, RECHECK = 0, 1  # a look about an undecided person / about a face already decided
+
+
+@dataclass
+class _Job:
+    door: str
+    look: Look
+    t_frame: float  # arrival of the frame (time.monotonic())
+    waiting_since: float
+    kind: int
+    fut: asyncio.Future
+    renew: Callable[[], tuple[Look, float, Any] | None] | None = None
+    used: Any = None  # what renew handed over with the frame that was looked at
+
+    def key(self) -> tuple[int, float, float]:
+        return (self.kind, self.waiting_since, self.t_frame)
+
+
+@dataclass
+class DoorLoad:
+    served: int = 0
+    dropped: int = 0  # frames older than the deadline when their turn came (renewed or not)
+    waits: deque = field(default_factory=lambda: deque(maxlen=200))  # queue wait, ms
+    last_drop: float = 0.0
+
+
+class FaceScheduler:
+    def __init__(
+        self,
+        pipeline: FacePipeline,
+        *,
+        deadline_s: float = 0.2,
+        batch_max: int = 4,
+        capacity_per_s: float | None = None,
+        hold_s: float = 5.0,
+        on_state: Callable[[bool, str], Awaitable[None]] | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.deadline_s = deadline_s
+        self.batch_max = batch_max
+        self.capacity_per_s = capacity_per_s
+        self.hold_s = hold_s
+        self.on_state = on_state
+        self._pending: dict[str, _Job] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self.doors: dict[str, DoorLoad] = {}
+        self.batches: deque[int] = deque(maxlen=500)
+        self.busy_s = 0.0  # time the face thread spent on looks
+        self.started = time.monotonic()
+        self.overloaded = False
+        self.overload_since: float | None = None
+        self.overload_reason = ""
+        self._next_slot = 0.0  # capacity: when the next look may start
+
+    # --- doors ------------------------------------------------------------------------
+
+    async def look(self, door: str, look: Look, t_frame: float,
+                   waiting_since: float | None = None, urgent: bool = True,
+                   renew: Callable[[], tuple[Look, float, Any] | None] | None = None,
+                   ) -> tuple[Recognition, Any] | None:
+        """Run ``look`` in the door's turn: (its result, None), or (the result, what
+        ``renew`` returned with it) when the frame went stale and was swapped for the door's
+        newest (``renew() -> (look, t_frame, token)``); None when it was dropped."""
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="face-scheduler")
+        old = self._pending.pop(door, None)
+        if old is not None and not old.fut.done():
+            old.fut.set_result(None)
+        fut = asyncio.get_running_loop().create_future()
+        self._pending[door] = _Job(door, look, t_frame,
+                                   t_frame if waiting_since is None else waiting_since,
+                                   URGENT if urgent else RECHECK, fut, renew)
+        self.doors.setdefault(door, DoorLoad())
+        self._wake.set()
+        try:
+            return await fut
+        finally:
+            job = self._pending.get(door)
+            if job is not None and job.fut is fut:  # cancelled while waiting: withdraw it
+                del self._pending[door]
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        for job in self._pending.values():
+            if not job.fut.done():
+                job.fut.set_result(None)
+        self._pending.clear()
+
+    # --- the worker --------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            if not self._pending:
+                self._wake.clear()
+                try:
+                    async with asyncio.timeout(1.0):
+                        await self._wake.wait()
+                except TimeoutError:
+                    await self._check_state()
+                    continue
+            if self.capacity_per_s:
+                wait = self._next_slot - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            batch = self._take()
+            if not batch:
+                await self._check_state()
+                continue
+            if self.capacity_per_s:
+                self._next_slot = time.monotonic() + len(batch) / self.capacity_per_s
+            t = time.monotonic()
+            for job in batch:
+                self.doors[job.door].waits.append(round((t - job.t_frame) * 1000, 1))
+            try:
+                results = await self.pipeline.run(self.pipeline.look_many_sync,
+                                                  [j.look for j in batch])
+            except Exception as e:  # a broken frame must not stop every door
+                log.exception("face scheduler: a batch failed")
+                for job in batch:
+                    if not job.fut.done():
+                        job.fut.set_exception(e)
+                continue
+            self.busy_s += time.monotonic() - t
+            self.batches.append(len(batch))
+            for job, res in zip(batch, results, strict=True):
+                self.doors[job.door].served += 1
+                if not job.fut.done():
+                    job.fut.set_result((res, job.used))
+            await self._check_state()
+
+    def _take(self) -> list[_Job]:
+        """Renew or drop the stale looks, then the next batch: longest-waiting door first."""
+        now = time.monotonic()
+        for door, job in list(self._pending.items()):
+            if now - job.t_frame <= self.deadline_s:
+                continue
+            load = self.doors[door]
+            load.dropped += 1
+            load.last_drop = now
+            fresh = job.renew() if job.renew is not None else None
+            if fresh is not None and now - fresh[1] <= self.deadline_s:
+                job.look, job.t_frame, job.used = fresh
+                continue
+            del self._pending[door]
+            if not job.fut.done():
+                job.fut.set_result(None)
+        order = sorted(self._pending.values(), key=_Job.key)[: self.batch_max]
+        for job in order:
+            del self._pending[job.door]
+        return order
+
+    async def _check_state(self) -> None:
+        now = time.monotonic()
+        late = [d for d, ld in self.doors.items() if now - ld.last_drop <= self.hold_s
+                and ld.last_drop > 0]
+        over = bool(late)
+        if over == self.overloaded:
+            return
+        self.overloaded = over
+        self.overload_since = now if over else None
+        self.overload_reason = (
+            f"face work behind: frames older than {int(self.deadline_s * 1000)} ms dropped "
+            f"at {', '.join(sorted(late))}; doors decide later, on the same evidence"
+            if over else "keeping up")
+        (log.warning if over else log.info)("face scheduler: %s", self.overload_reason)
+        if self.on_state is not None:
+            try:
+                await self.on_state(over, self.overload_reason)
+            except Exception:
+                log.exception("face scheduler: reporting the load state failed")
+
+    # --- what the status API and the doctor show ------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        now = time.monotonic()
+        up = max(now - self.started, 1e-6)
+        doors = {}
+        for d, ld in self.doors.items():
+            w = list(ld.waits)
+            doors[d] = {
+                "looks": ld.served,
+                "dropped_stale": ld.dropped,
+                "wait_ms_p50": round(float(np.percentile(w, 50)), 1) if w else None,
+                "wait_ms_p95": round(float(np.percentile(w, 95)), 1) if w else None,
+            }
+        b = list(self.batches)
+        return {
+            "overloaded": self.overloaded,
+            "reason": self.overload_reason or "keeping up",
+            "overloaded_for_s": round(now - self.overload_since, 1)
+            if self.overload_since is not None else None,
+            "deadline_ms": round(self.deadline_s * 1000),
+            "batch_max": self.batch_max,
+            "batch_mean": round(sum(b) / len(b), 2) if b else None,
+            "capacity_per_s": self.capacity_per_s,
+            "face_thread_busy": round(min(self.busy_s / up, 1.0), 3),
+            "doors": doors,
+        }
