@@ -396,11 +396,9 @@ class Doctor:
         """Whether the running box keeps up with its face doors (edge/faces/scheduler.py):
         frames dropped for the deadline mean slower doors (never a weaker decision)."""
         if not any(d.camera for d in self._cfg.doors):
-            return Result("face_load", "", "skip", "no door has a camera")
+            return Result("face_load", "", "skip", T("face_load.no_camera"))
         if self.box is None:
-            return Result("face_load", "", "skip",
-                          "known only inside the running box: the installer page's doctor, or "
-                          "GET /api/v1/status (services.access.face_load)")
+            return Result("face_load", "", "skip", T("face_load.outside"))
         from edge.access import ACCESS
 
         try:
@@ -408,14 +406,12 @@ class Doctor:
         except KeyError:
             st = None
         if st is None:
-            return Result("face_load", "", "pass", "no face has been looked at yet")
-        busy = f"face thread busy {st['face_thread_busy']:.0%}"
+            return Result("face_load", "", "pass", T("face_load.unused"))
+        busy = st["face_thread_busy"]
         if st["overloaded"]:
-            return Result("face_load", "", "warn", f"{st['reason']} ({busy})",
-                          "fewer or lower-resolution door cameras (a sub-stream: ONVIF "
-                          "min_width), a lower [access] sample_fps, or a faster box; doors "
-                          "stay safe but open later")
-        return Result("face_load", "", "pass", f"keeping up; {busy}")
+            return Result("face_load", "", "warn", T("face_load.over", reason=st["reason"],
+                                                     busy=busy), T("face_load.over_hint"))
+        return Result("face_load", "", "pass", T("face_load.ok", busy=busy))
 
     async def check_provisioned(self) -> Result:
         from edge.installer import cloud_checks

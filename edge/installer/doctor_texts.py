@@ -194,9 +194,32 @@ T = catalogue({
     ),
     "face_doors.low_hint": (
         "{doors}: residents would often be refused at this target and size; raise the door's "
-        "face_target_fpir or ask for a second factor",
+        "face_target_fpir, or keep its second_factor = \"auto\" (it then asks for a PIN or a "
+        "tap on the phone)",
         "{doors}：在这个目标和人数下住户会经常被拒；请调高该门的 face_target_fpir，"
-        "或启用第二种验证方式",
+        "或保持 second_factor = \"auto\"（届时会要求输入开门密码或在手机上确认）",
+    ),
+    "face_load.no_camera": ("no door has a camera", "没有门配置摄像头"),
+    "face_load.outside": (
+        "known only inside the running box: the installer page's doctor, or "
+        "GET /api/v1/status (services.access.face_load)",
+        "只有运行中的盒子知道：请用安装页面的自检，或 "
+        "GET /api/v1/status（services.access.face_load）",
+    ),
+    "face_load.unused": ("no face has been looked at yet", "还没有识别过人脸"),
+    "face_load.over": (
+        "{reason} (face thread busy {busy:.0%})",
+        "{reason}（人脸线程占用 {busy:.0%}）",
+    ),
+    "face_load.over_hint": (
+        "fewer or lower-resolution door cameras (a sub-stream: ONVIF min_width), a lower "
+        "[access] sample_fps, or a faster box; doors stay safe but open later",
+        "减少门禁摄像头或降低分辨率（使用子码流：ONVIF min_width）、调低 [access] sample_fps，"
+        "或换性能更好的盒子；门仍然安全，只是开得慢些",
+    ),
+    "face_load.ok": (
+        "keeping up (face thread busy {busy:.0%})",
+        "跟得上（人脸线程占用 {busy:.0%}）",
     ),
     # -- cloud ---------------------------------------------------------------------------
     "sync.off": (
