@@ -141,7 +141,8 @@ class Http(asyncio.Protocol):
         lines = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
         self.transport.write(
             f"{method} {path} HTTP/1.1\r\nHost: cloud\r\nContent-Length: {len(body)}\r\n"
-            f"{lines}\r\n".encode() + body
+            f"{lines}\r\n".encode()
+            + body
         )
         try:
             async with asyncio.timeout(wait_s):
@@ -549,8 +550,12 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
         # what a connected, idle fleet costs the cloud (heartbeats, uploads, pings, re-polls)
         gens = [pr.pid for pr in procs]
         cpu0, gen0, t_cpu = cpu_s(workers), cpu_s(gens), time.monotonic()
+        pgi0 = cpu_s(pg_backends(pg.base))
         await asyncio.sleep(10)
         drain()
+        result["postgres_cpu_pct_fleet_idle"] = round(
+            100 * (cpu_s(pg_backends(pg.base)) - pgi0) / (time.monotonic() - t_cpu), 1
+        )
         result["cloud_cpu_pct_fleet_idle"] = round(
             100 * (cpu_s(workers) - cpu0) / (time.monotonic() - t_cpu), 1
         )
@@ -611,10 +616,10 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
                     arrived.setdefault(e[1], e[3] - sent)
         times = sorted(arrived.values())
         bcast_cpu = {
-            "cloud": round(cpu_s(workers) - cpu0, 1),
-            "postgres": round(cpu_s(pg_backends(pg.base)) - pg0, 1),
+            "cloud": round(cpu_s(workers) - cpu0, 2),
+            "postgres": round(cpu_s(pg_backends(pg.base)) - pg0, 2),
             "fleet_loadgen": round(cpu_s(gens) - gen0, 1),
-            "wall": round(time.time() - sent, 1),
+            "wall": round(time.time() - sent, 2),
         }
         result["broadcast"] = {
             "boxes": len(fleet), "arrived": len(times), "api_call_s": round(api_s, 2),
@@ -623,8 +628,12 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
             "within_5s": round(sum(1 for t in times if t <= 5) / len(fleet), 4),
             "within_15s": round(sum(1 for t in times if t <= 15) / len(fleet), 4),
             "cpu_s": bcast_cpu,
-            "cloud_cpu_ms_per_box": round(1000 * bcast_cpu["cloud"] / max(1, len(times)), 2),
-            "postgres_cpu_ms_per_box": round(1000 * bcast_cpu["postgres"] / max(1, len(times)), 2),
+            # CPU the broadcast cost beyond the idle fleet's (measured just before), per box
+            "cloud_cpu_ms_per_box": round(1000 * max(0.0, bcast_cpu["cloud"] - bcast_cpu["wall"]
+                * result["cloud_cpu_pct_fleet_idle"] / 100) / max(1, len(times)), 2),
+            "postgres_cpu_ms_per_box": round(1000 * max(0.0, bcast_cpu["postgres"]
+                - bcast_cpu["wall"] * result["postgres_cpu_pct_fleet_idle"] / 100)
+                / max(1, len(times)), 2),
         }  # fmt: skip
         print(f"broadcast {result['broadcast']}", file=sys.stderr)
 
@@ -715,6 +724,7 @@ SIDE = (  # (label, phase result path) for the side-by-side table
     ("cloud KB per box (warm)", ("kb_per_box",)),
     ("cloud KB per box (from fresh)", ("kb_per_box_vs_fresh",)),
     ("cloud CPU % idle fleet", ("cloud_cpu_pct_fleet_idle",)),
+    ("postgres CPU % idle fleet", ("postgres_cpu_pct_fleet_idle",)),
     ("loadgen CPU % idle fleet", ("loadgen_cpu_pct_fleet_idle",)),
     ("door.open p95 s", ("door_open_s", "p95")),
     ("broadcast arrived", ("broadcast", "arrived")),
@@ -751,8 +761,11 @@ async def main() -> None:
     ap.add_argument(
         "--ramp", type=float, default=200.0, help="boxes connecting per second (all processes)"
     )
-    ap.add_argument("--baseline-ref", default="8155a9c",
-                    help="commit whose cloud code is the baseline (before the fleet speed work)")
+    ap.add_argument(
+        "--baseline-ref",
+        default="8155a9c",
+        help="commit whose cloud code is the baseline (before the fleet speed work)",
+    )
     ap.add_argument("--no-baseline", action="store_true", help="measure the working tree only")
     args = ap.parse_args()
     # A timeout's SIGTERM still runs the finally below (cloud, load generators, PostgreSQL).

@@ -148,7 +148,9 @@ async def _verify_box(request: web.Request, storage: Storage) -> web.Response | 
     key = (request.method, request.match_info.route.resource.canonical)  # type: ignore[union-attr]
     in_handler = key in request.app.get(NONCE_IN_HANDLER, ())
     cloud = request.app[CLOUD]
-    if cloud.nonces is not None and cloud.box_cache is not None and not in_handler:
+    if cloud.nonces is not None and cloud.box_cache is not None:
+        # An upload then uses its nonce in the shared batch too, not in its own transaction:
+        # the batch's statement is what checks the cached secrets against the database.
         cached = cloud.box_cache.get(box_id)
         if cached is not None:
             return await _verify_cached(request, cached, box_id, ts, nonce, sig, now)

@@ -86,7 +86,10 @@ async def upload(request: web.Request, q: None, body: p.UploadBatch) -> web.Resp
                     i, r["seq"], "payload", f"longer than this cloud's {limit} characters"
                 )
     stored, dupes, acked = await request.app[CLOUD].storage.upload(
-        box["id"], body.floor, body.records, request[NONCE]
+        box["id"],
+        body.floor,
+        body.records,
+        request.get(NONCE),  # None: used at authentication
     )
     return ok({"stored": stored, "duplicates": dupes, "acked_through": acked})
 

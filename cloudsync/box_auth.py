@@ -13,7 +13,9 @@ and the pool queue behind them were most of the fan-out's cost (bench/fleet.py).
   round trip: a revoked box is refused at once on every worker, and a secret rotated on
   another worker replaces the cached one.
 
-Uploads keep the uncached lookup: they use their nonce inside their own transaction.
+Uploads of a cached box use their nonce in the batch too (before, in their own transaction
+after a box lookup): one round trip less per upload, and the batch statement is what checks
+the cache. A box's first request on a worker (cache miss) takes the uncached path.
 """
 
 from __future__ import annotations
