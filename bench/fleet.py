@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import itertools
 import json
 import multiprocessing as mp
 import os
@@ -158,11 +159,18 @@ class Http(asyncio.Protocol):
 
 
 class Pool:
-    """A few keep-alive connections shared by one process's boxes for their chores."""
+    """A few keep-alive connections shared by one process's boxes for their chores; also
+    hands out the source addresses, several per process: a reconnect storm leaves thousands
+    of client sockets in TIME_WAIT, and one address has only ~28,000 ephemeral ports."""
 
-    def __init__(self, host: str, port: int, source: str) -> None:
-        self.host, self.port, self.source = host, port, source
+    def __init__(self, host: str, port: int, prefix: str) -> None:
+        self.host, self.port = host, port
+        self.sources = itertools.cycle([f"{prefix}.{k}" for k in range(1, 9)])
         self.idle: list[Http] = []
+
+    @property
+    def source(self) -> str:
+        return next(self.sources)
 
     async def request(self, method: str, path: str, headers: dict[str, str],
                       body: bytes = b"") -> tuple[int, bytes]:  # fmt: skip
@@ -289,7 +297,7 @@ def loadgen(
     raise_fd_limit()
 
     async def run() -> None:
-        conn = aiohttp.TCPConnector(limit=0, local_addr=(source, 0), force_close=False)
+        conn = aiohttp.TCPConnector(limit=0, local_addr=(f"{source}.100", 0), force_close=False)
         timeout = aiohttp.ClientTimeout(total=None, sock_read=None, sock_connect=10)
         host, port = url.removeprefix("http://").split(":")
         pool = Pool(host, int(port), source)
@@ -508,7 +516,7 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
         stop_evt = ctx.Event()
         fleet = boxes[40:] if args.boxes > 100 else boxes
         shares = [fleet[i :: args.procs] for i in range(args.procs)]
-        procs = [ctx.Process(target=loadgen, args=(shares[i], url, f"127.0.1.{i + 1}", q,
+        procs = [ctx.Process(target=loadgen, args=(shares[i], url, f"127.{i + 1}.1", q,
                                                    stop_evt, args.chores_s, args.ramp / args.procs))
                  for i in range(args.procs)]  # fmt: skip
         for pr in procs:
