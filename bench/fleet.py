@@ -423,6 +423,15 @@ async def setup_db(dsn: str, n: int, code: Path) -> tuple[list[tuple[str, str]],
     return boxes, token
 
 
+async def transactions(c: asyncpg.Connection) -> int:
+    """Transactions committed or rolled back in this database so far (PostgreSQL's
+    statistics, flushed by each backend at most once a second)."""
+    return await c.fetchval(
+        "SELECT xact_commit + xact_rollback FROM pg_stat_database"
+        " WHERE datname = current_database()"
+    )
+
+
 def pct(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return round(xs[min(len(xs) - 1, int(len(xs) * q))], 3) if xs else -1.0
@@ -557,10 +566,16 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
         drain()
         # what a connected, idle fleet costs the cloud (heartbeats, uploads, pings, re-polls)
         gens = [pr.pid for pr in procs]
+        c = await asyncpg.connect(dsn)
         cpu0, gen0, t_cpu = cpu_s(workers), cpu_s(gens), time.monotonic()
-        pgi0 = cpu_s(pg_backends(pg.base))
+        pgi0, tx0 = cpu_s(pg_backends(pg.base)), await transactions(c)
         await asyncio.sleep(10)
         drain()
+        # Database transactions (statements outside a transaction block count one each): a
+        # measure of the work per request that the machine's load does not blur.
+        result["db_transactions_per_s_fleet_idle"] = round(
+            (await transactions(c) - tx0) / (time.monotonic() - t_cpu), 1
+        )
         result["postgres_cpu_pct_fleet_idle"] = round(
             100 * (cpu_s(pg_backends(pg.base)) - pgi0) / (time.monotonic() - t_cpu), 1
         )
@@ -571,7 +586,6 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
             100 * (cpu_s(gens) - gen0) / (time.monotonic() - t_cpu), 1
         )
         result["connected_relay_sockets"] = len(ws_up)
-        c = await asyncpg.connect(dsn)
         result["held_by_live_workers"] = await c.fetchval(
             "SELECT count(*) FROM relay_sockets s JOIN pg_stat_activity a"
             " ON a.pid = s.worker_pid AND a.backend_start = s.worker_start"
@@ -609,6 +623,8 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
         # emergency broadcast to the whole city
         events.clear()
         cpu0, pg0, gen0 = cpu_s(workers), cpu_s(pg_backends(pg.base)), cpu_s(gens)
+        await asyncio.sleep(1.2)  # statistics of what came before are flushed
+        tx0, t_tx = await transactions(c), time.monotonic()
         sent = time.time()
         await ops(url, token, "POST", "/api/v1/ops/emergency",
                   {"message": "暴雨红色预警", "targets": {"areas": ["jinan"]},
@@ -623,6 +639,11 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
                 if e[0] == "feed" and e[2] == "emergency":
                     arrived.setdefault(e[1], e[3] - sent)
         times = sorted(arrived.values())
+        await asyncio.sleep(1.2)
+        # Beyond what the idle fleet would have made in the same time, per box reached.
+        tx_extra = (await transactions(c) - tx0) - result["db_transactions_per_s_fleet_idle"] * (
+            time.monotonic() - t_tx
+        )
         bcast_cpu = {
             "cloud": round(cpu_s(workers) - cpu0, 2),
             "postgres": round(cpu_s(pg_backends(pg.base)) - pg0, 2),
@@ -636,6 +657,7 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
             "within_5s": round(sum(1 for t in times if t <= 5) / len(fleet), 4),
             "within_15s": round(sum(1 for t in times if t <= 15) / len(fleet), 4),
             "cpu_s": bcast_cpu,
+            "db_transactions_per_box": round(max(0.0, tx_extra) / max(1, len(times)), 2),
             # CPU the broadcast cost beyond the idle fleet's (measured just before), per box
             "cloud_cpu_ms_per_box": round(1000 * max(0.0, bcast_cpu["cloud"] - bcast_cpu["wall"]
                 * result["cloud_cpu_pct_fleet_idle"] / 100) / max(1, len(times)), 2),
@@ -741,6 +763,8 @@ SIDE = (  # (label, phase result path) for the side-by-side table
     ("broadcast max s", ("broadcast", "max_s")),
     ("broadcast within 5 s", ("broadcast", "within_5s")),
     ("broadcast within 15 s", ("broadcast", "within_15s")),
+    ("DB transactions/s, idle fleet", ("db_transactions_per_s_fleet_idle",)),
+    ("broadcast DB transactions/box", ("broadcast", "db_transactions_per_box")),
     ("broadcast cloud CPU ms/box", ("broadcast", "cloud_cpu_ms_per_box")),
     ("broadcast postgres CPU ms/box", ("broadcast", "postgres_cpu_ms_per_box")),
     ("broadcast loadgen CPU s", ("broadcast", "cpu_s", "fleet_loadgen")),
