@@ -144,7 +144,6 @@ async def _verify_box(request: web.Request, storage: Storage) -> web.Response | 
             status=401,
             headers=skew,
         )
-    # signed_with: the stored form (a secret, or a "gen:N" marker with a master key).
     key = (request.method, request.match_info.route.resource.canonical)  # type: ignore[union-attr]
     in_handler = key in request.app.get(NONCE_IN_HANDLER, ())
     cloud = request.app[CLOUD]
@@ -153,7 +152,7 @@ async def _verify_box(request: web.Request, storage: Storage) -> web.Response | 
         # the batch's statement is what checks the cached secrets against the database.
         cached = cloud.box_cache.get(box_id)
         if cached is not None:
-            return await _verify_cached(request, cached, box_id, ts, nonce, sig, now)
+            return await _verify_cached(request, cached, box_id, ts, nonce, sig)
     box = await storage.box_get(box_id)
     if box is None:
         return err(401, "unknown box")
@@ -184,7 +183,6 @@ async def _verify_cached(
     ts: str,
     nonce: str,
     sig: str,
-    now: float,
 ) -> web.Response | None:
     """The signature checked with the cached secrets, then the nonce used in a batch whose
     statement answers with the box's current row: a revocation or a rotation made on any
@@ -237,6 +235,7 @@ async def _check_signature(
         return err(401, "signature version 1 is refused here: update the box (it signs version 2)")
     else:
         enc, digest = None, await bodies.wire_digest_v1(request)
+    # signed_with: the stored form (a secret, or a "gen:N" marker with a master key).
     keys = request.app[CLOUD].keys
     secret, prev = keys.usable(box_id, box["secret"]), keys.usable(box_id, box["prev_secret"])
     if secret and p.check_signature(secret, sig, request.method, path_qs, ts, nonce, digest, enc):
