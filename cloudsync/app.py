@@ -20,6 +20,7 @@ from aiohttp import web
 from cloudsync import body as bodies
 from cloudsync import box_api, ops_api, portal_stats, relay
 from cloudsync.blobs import BlobStore
+from cloudsync.box_auth import BoxCache, NonceBatch
 from cloudsync.box_keys import BoxKeys
 from cloudsync.console import api as console_api
 from cloudsync.console import pages as console_pages
@@ -50,6 +51,7 @@ from cloudsync.routing import (
 )
 from cloudsync.storage import Storage, StorageError, open_storage
 from cloudsync.storage.base import BadRecord, Replayed
+from cloudsync.storage.postgres import PostgresStorage
 from cloudsync.throttle import FailureWindow
 from common import protocol as p
 from common.version import __version__
@@ -152,9 +154,86 @@ async def _verify_box(request: web.Request, storage: Storage) -> web.Response | 
             status=401,
             headers=skew,
         )
+    key = (request.method, request.match_info.route.resource.canonical)  # type: ignore[union-attr]
+    in_handler = key in request.app.get(NONCE_IN_HANDLER, ())
+    cloud = request.app[CLOUD]
+    if cloud.nonces is not None and cloud.box_cache is not None:
+        # An upload then uses its nonce in the shared batch too, not in its own transaction:
+        # the batch's statement is what checks the cached secrets against the database.
+        cached = cloud.box_cache.get(box_id)
+        if cached is not None:
+            return await _verify_cached(request, cached, box_id, ts, nonce, sig)
     box = await storage.box_get(box_id)
     if box is None:
         return err(401, "unknown box")
+    if cloud.box_cache is not None:
+        cloud.box_cache.put(box)
+    problem = await _check_signature(request, box, box_id, ts, nonce, sig)
+    if problem is not None:
+        return problem
+    if request[SIGNED_WITH] == box["secret"] and box["prev_secret"]:
+        box = await _retire_prev(request, box)
+    if box["revoked_at"]:
+        return err(403, "box revoked")
+    used = (box_id, nonce, int(ts), int(now) - 2 * p.WINDOW_S)
+    if in_handler:
+        # The handler uses the nonce inside its own transaction (upload): one transaction
+        # and one commit per request instead of two; a replay is refused there the same way.
+        request[NONCE] = used
+    elif not await storage.use_nonce(*used):
+        return err(401, NONCE_USED)
+    request[BOX_ROW] = box
+    return None
+
+
+async def _verify_cached(
+    request: web.Request,
+    box: dict[str, Any],
+    box_id: str,
+    ts: str,
+    nonce: str,
+    sig: str,
+) -> web.Response | None:
+    """The signature checked with the cached secrets, then the nonce used in a batch whose
+    statement answers with the box's current row: a revocation or a rotation made on any
+    worker is seen here at once (cloudsync/box_auth.py)."""
+    cloud = request.app[CLOUD]
+    assert cloud.nonces is not None and cloud.box_cache is not None
+    storage = cloud.storage
+    if await _check_signature(request, box, box_id, ts, nonce, sig) is not None:
+        # Maybe rotated on another worker and the box signs with its new secret: look again.
+        cloud.box_cache.drop(box_id)
+        fresh = await storage.box_get(box_id)
+        if fresh is None:
+            return err(401, "unknown box")
+        box = fresh
+        cloud.box_cache.put(box)
+        problem = await _check_signature(request, box, box_id, ts, nonce, sig)
+        if problem is not None:
+            return problem
+    current = await cloud.nonces.use(box_id, nonce, int(ts))
+    if current is None:
+        return err(401, NONCE_USED)
+    if current["revoked_at"]:
+        cloud.box_cache.drop(box_id)
+        return err(403, "box revoked")
+    if (current["secret"], current["prev_secret"]) != (box["secret"], box["prev_secret"]):
+        cloud.box_cache.put(current)  # changed since cached: check against what is stored now
+        problem = await _check_signature(request, current, box_id, ts, nonce, sig)
+        if problem is not None:
+            return problem
+        box = current
+    if request[SIGNED_WITH] == box["secret"] and box["prev_secret"]:
+        box = await _retire_prev(request, box)
+    request[BOX_ROW] = box
+    return None
+
+
+async def _check_signature(
+    request: web.Request, box: dict[str, Any], box_id: str, ts: str, nonce: str, sig: str
+) -> web.Response | None:
+    """Checks the request against the box's secret or its previous one; sets SIGNED_WITH."""
+    h = request.headers
     path_qs = request.raw_path
     # Version 2 signs the body as sent: checked before anything is inflated. Version 1
     # (older boxes) signed the inflated body: its digest is taken while inflating, keeping
@@ -171,24 +250,20 @@ async def _verify_box(request: web.Request, storage: Storage) -> web.Response | 
     secret, prev = keys.usable(box_id, box["secret"]), keys.usable(box_id, box["prev_secret"])
     if secret and p.check_signature(secret, sig, request.method, path_qs, ts, nonce, digest, enc):
         request[SIGNED_WITH] = box["secret"]
-        if box["prev_secret"]:  # the box uses its new secret: the old one is retired now
-            await storage.box_set_secret(box_id, box["secret"], None)
     elif prev and p.check_signature(prev, sig, request.method, path_qs, ts, nonce, digest, enc):
         request[SIGNED_WITH] = box["prev_secret"]  # rotation not confirmed by the box yet
     else:
         return err(401, "bad signature")
-    if box["revoked_at"]:
-        return err(403, "box revoked")
-    used = (box_id, nonce, int(ts), int(now) - 2 * p.WINDOW_S)
-    key = (request.method, request.match_info.route.resource.canonical)  # type: ignore[union-attr]
-    if key in request.app.get(NONCE_IN_HANDLER, ()):
-        # The handler uses the nonce inside its own transaction (upload): one transaction
-        # and one commit per request instead of two; a replay is refused there the same way.
-        request[NONCE] = used
-    elif not await storage.use_nonce(*used):
-        return err(401, NONCE_USED)
-    request[BOX_ROW] = box
     return None
+
+
+async def _retire_prev(request: web.Request, box: dict[str, Any]) -> dict[str, Any]:
+    """The box uses its new secret: the old one is retired now."""
+    await request.app[CLOUD].storage.box_set_secret(box["id"], box["secret"], None)
+    box = {**box, "prev_secret": None}
+    if (cache := request.app[CLOUD].box_cache) is not None:
+        cache.put(box)
+    return box
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -246,8 +321,12 @@ def make_app(
     console_rollout.install(app)  # update roll-outs in waves step in the background
     app[OPENAPI] = routes.openapi("Qilu cloud sync and ops API", __version__)
 
+    if isinstance(storage, PostgresStorage):  # workers share PostgreSQL: cache, batch nonces
+        app[CLOUD].box_cache = BoxCache()
+        app[CLOUD].nonces = NonceBatch(storage.use_nonces, storage.prune_nonces_before, p.WINDOW_S)
+
     async def listen(app: web.Application) -> None:
-        await storage.listen_feed(lambda box_id: waiter.wake(box_id))
+        await storage.listen_feed(waiter.notified, waiter.listening)
 
     app.on_startup.append(listen)
     return app

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from cloudsync.context import CLOUD, err
 from cloudsync.routing import BOX_ROW, NONCE, OPS_USER, SIGNED_WITH, Api, ok
 from cloudsync.storage.base import BadRecord, utcnow
+from cloudsync.storage.feed import FeedWake
 from common import protocol as p
 
 api = Api()  # this module's route table (cloudsync/app.py includes it)
@@ -85,7 +86,10 @@ async def upload(request: web.Request, q: None, body: p.UploadBatch) -> web.Resp
                     i, r["seq"], "payload", f"longer than this cloud's {limit} characters"
                 )
     stored, dupes, acked = await request.app[CLOUD].storage.upload(
-        box["id"], body.floor, body.records, request[NONCE]
+        box["id"],
+        body.floor,
+        body.records,
+        request.get(NONCE),  # None: used at authentication
     )
     return ok({"stored": stored, "duplicates": dupes, "acked_through": acked})
 
@@ -114,15 +118,37 @@ async def feed(request: web.Request, q: FeedQuery, body: None) -> web.Response:
     storage, waiter = request.app[CLOUD].storage, request.app[CLOUD].feed
     box_id = request[BOX_ROW]["id"]
     deadline = time.monotonic() + q.wait
-    while True:
-        rows = await storage.feed_after(box_id, q.after, q.limit)
-        left = deadline - time.monotonic()
-        if rows or left <= 0:
-            break
-        await waiter.wait(box_id, left)
+    rows: list[dict[str, Any]] = []
+    with waiter.watch(box_id, q.after) as w:
+        while not w.items:
+            if w.stale or not waiter.nothing_after(box_id, q.after):
+                w.stale = False
+                epoch = waiter.epoch
+                rows = await storage.feed_after(box_id, q.after, q.limit)
+                if rows:
+                    break
+                waiter.learn(box_id, q.after, epoch, w)
+            left = deadline - time.monotonic()
+            if w.items or left <= 0:
+                break
+            await waiter.wait(w, left)
+        if not rows and w.items:  # the notification brought them: no query, no re-encoding
+            return _carried(w.items[: q.limit], utcnow())
     now = utcnow()
     items = [{**r, "expired": bool(r["expires_at"] and r["expires_at"] < now)} for r in rows]
     return ok({"items": items, "cursor": rows[-1]["id"] if rows else q.after})
+
+
+def _carried(items: list[FeedWake], now: str) -> web.Response:
+    """The feed answer for items a notification carried: each item's JSON was made once for
+    all the boxes it went to; only its id and expired flag are added per box."""
+    parts = [
+        b'{"id":%d,"expired":%s,%s}'
+        % (fid, b"true" if it.expires_at and it.expires_at < now else b"false", it.members)
+        for fid, it in items
+    ]
+    body = b'{"items":[' + b",".join(parts) + b'],"cursor":%d}' % items[-1][0]
+    return web.Response(body=body, content_type="application/json", charset="utf-8")
 
 
 @api.route(

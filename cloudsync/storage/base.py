@@ -168,8 +168,8 @@ class StorageBase:
     async def notify_feed(self, c: Conn, box_ids: list[str]) -> None:
         pass
 
-    async def listen_feed(self, callback: Any) -> None:
-        pass
+    async def listen_feed(self, callback: Any, state: Any) -> None:
+        """Feed notifications across workers (PostgreSQL); others never call back."""
 
     async def run_script(self, c: Conn, sql: str) -> None:
         raise NotImplementedError

@@ -13,6 +13,20 @@ FEED_AFTER = (
 )
 
 
+class Notified:
+    """A feed item as a notification carried it (its JSON without the id), shared by every
+    box it went to: decoded and encoded once per notification, not once per box."""
+
+    __slots__ = ("expires_at", "members")
+
+    def __init__(self, text: str) -> None:
+        self.expires_at: str | None = json.loads(text).get("expires_at")
+        self.members = text[1:-1].encode()  # '"target_kind":...' without the braces
+
+
+FeedWake = tuple[int, Notified]  # (feed id of the item for that box, the item)
+
+
 class FeedStorage(StorageBase):
     # --- download feed --------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ worker process wakes at once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -18,13 +19,14 @@ import asyncpg
 from cloudsync.storage import Storage
 from cloudsync.storage.base import (
     BOX_GET,
+    NONCE_PRUNE,
     Replayed,
     StorageError,
     find_bad_record,
     prune_nonces,
     utcnow,
 )
-from cloudsync.storage.feed import FEED_AFTER
+from cloudsync.storage.feed import FEED_AFTER, FeedWake, Notified
 from common.protocol import UploadRecord
 
 log = logging.getLogger(__name__)
@@ -98,6 +100,10 @@ class PostgresStorage(Storage):
         self.pool: asyncpg.Pool | None = None
         self.read_pool: asyncpg.Pool | None = None
         self._listener: asyncpg.Connection | None = None
+        self._closing = False
+        self._relisten: asyncio.Future[None] | None = None
+        self._feed_cb: Callable[[str, FeedWake | None], None] = lambda _b, _i: None
+        self._feed_state: Callable[[bool], None] = lambda _up: None
         self._sizes = (min_size, max_size)
 
     async def open(self) -> None:
@@ -110,6 +116,7 @@ class PostgresStorage(Storage):
             )
 
     async def close(self) -> None:
+        self._closing = True
         if self._listener is not None:
             await self._listener.close()
         if self.pool is not None:
@@ -159,6 +166,55 @@ class PostgresStorage(Storage):
             )
             await prune_nonces(conn, ts, older_than)
         return _affected(status) == 1
+
+    async def use_nonces(
+        self, items: list[tuple[str, str, int]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """Many requests' nonces in one statement (cloudsync/box_auth.py): for each fresh
+        one, the box's current secrets and revocation; used nonces are left out. Commits
+        without waiting for the disk, as :meth:`use_nonce` does."""
+        assert self.pool is not None, "storage not opened"
+        rows = await self.pool.fetch(
+            "WITH relax AS (SELECT set_config('synchronous_commit', 'off', true)),"
+            " ins AS (INSERT INTO nonces (box_id, nonce, ts) SELECT u.b, u.n, u.t FROM relax,"
+            " unnest($1::text[], $2::text[], $3::bigint[]) AS u(b, n, t)"
+            " ON CONFLICT DO NOTHING RETURNING box_id, nonce)"
+            " SELECT ins.box_id, ins.nonce, b.secret, b.prev_secret, b.revoked_at"
+            " FROM ins JOIN boxes b ON b.id = ins.box_id",
+            [i[0] for i in items],
+            [i[1] for i in items],
+            [i[2] for i in items],
+        )
+        return {
+            (r["box_id"], r["nonce"]): {
+                "id": r["box_id"],
+                "secret": r["secret"],
+                "prev_secret": r["prev_secret"],
+                "revoked_at": r["revoked_at"],
+            }
+            for r in rows
+        }
+
+    async def prune_nonces_before(self, older_than: int) -> None:
+        assert self.pool is not None, "storage not opened"
+        await self.pool.execute(NONCE_PRUNE, older_than)
+
+    async def box_heartbeat(
+        self, box_id: str, version: str, devices: list, rows: int, size: int, cursor: int
+    ) -> None:
+        # One statement, no BEGIN/COMMIT round trips: every box sends one a minute.
+        assert self.pool is not None, "storage not opened"
+        await self.pool.execute(
+            "UPDATE boxes SET last_seen_at = $1, software_version = $2, devices = $3::jsonb,"
+            " outbox_rows = $4, outbox_bytes = $5, feed_cursor = $6 WHERE id = $7",
+            utcnow(),
+            version,
+            json.dumps(devices, ensure_ascii=False),
+            rows,
+            size,
+            cursor,
+            box_id,
+        )
 
     async def lock_box(
         self, c: Any, box_id: str, nonce: tuple[str, str, int, int] | None
@@ -217,21 +273,29 @@ class PostgresStorage(Storage):
     ) -> list[int]:
         # One statement for any number of boxes: a city-wide emergency is 10,000 rows, which
         # row by row took seconds before the first box could be woken.
+        now = utcnow()
+        args_text = json.dumps(args, ensure_ascii=False)
         async with self.tx() as c:
             rows = await c.c.fetch(
                 "INSERT INTO feed (box_id, target_kind, target_id, action, args, created_at,"
                 " expires_at, created_by) SELECT b, $2, $3, $4, $5::jsonb, $6, $7, $8"
-                " FROM unnest($1::text[]) WITH ORDINALITY AS u(b, n) ORDER BY n RETURNING id",
+                " FROM unnest($1::text[]) WITH ORDINALITY AS u(b, n) ORDER BY n"
+                " RETURNING id, box_id",
                 box_ids,
                 target_kind,
                 target_id,
                 action,
-                json.dumps(args, ensure_ascii=False),
-                utcnow(),
+                args_text,
+                now,
                 expires_at,
                 by,
             )
-            await self.notify_feed(c, box_ids)
+            item = json.dumps(
+                {"target_kind": target_kind, "target_id": target_id, "action": action,
+                 "args": args, "created_at": now, "expires_at": expires_at},
+                ensure_ascii=False, separators=(",", ":"),
+            )  # fmt: skip
+            await self.notify_feed(c, [r["box_id"] for r in rows], item, [r["id"] for r in rows])
         return [r["id"] for r in rows]
 
     async def feed_after(self, box_id: str, after: int, limit: int) -> list[dict[str, Any]]:
@@ -241,25 +305,76 @@ class PostgresStorage(Storage):
         rows = await self.pool.fetch(FEED_AFTER, box_id, after, limit)
         return [{**r, "args": json.loads(r["args"])} for r in rows]
 
-    async def notify_feed(self, c: Any, box_ids: list[str]) -> None:
-        # Box ids joined by commas, as many as fit one NOTIFY payload (8000 bytes): a
-        # broadcast to 10,000 boxes is ~25 notifications, not 10,000.
+    async def notify_feed(
+        self,
+        c: Any,
+        box_ids: list[str],
+        item: str | None = None,
+        ids: list[int] | None = None,
+    ) -> None:
+        """Wake the boxes' long-polls on every worker, as many boxes per NOTIFY as fit its
+        8000 bytes (a broadcast to 10,000 boxes is ~40 notifications, not 10,000). With the
+        item (its JSON without id) and each box's feed id, the notification carries the item
+        itself, so a waiting long-poll answers without querying the feed
+        (``@<item>\n<box>:<id>,...``); without (or an item too large), box ids only."""
+        if item is not None and ids is not None and len(item.encode()) <= NOTIFY_MAX // 2:
+            head = f"@{item}\n"
+            parts = [f"{b}:{i}" for b, i in zip(box_ids, ids, strict=True)]
+        else:
+            head, parts = "", sorted(set(box_ids))
+        room = NOTIFY_MAX - len(head.encode())
         chunk: list[str] = []
         size = 0
-        for box_id in sorted(set(box_ids)):
-            if chunk and size + len(box_id) + 1 > NOTIFY_MAX:
-                await c.c.execute("SELECT pg_notify($1, $2)", CHANNEL, ",".join(chunk))
+        for part in parts:
+            if chunk and size + len(part) + 1 > room:
+                await c.c.execute("SELECT pg_notify($1, $2)", CHANNEL, head + ",".join(chunk))
                 chunk, size = [], 0
-            chunk.append(box_id)
-            size += len(box_id) + 1
+            chunk.append(part)
+            size += len(part) + 1
         if chunk:
-            await c.c.execute("SELECT pg_notify($1, $2)", CHANNEL, ",".join(chunk))
+            await c.c.execute("SELECT pg_notify($1, $2)", CHANNEL, head + ",".join(chunk))
 
-    async def listen_feed(self, callback: Callable[[str], None]) -> None:
-        self._listener = await asyncpg.connect(self.dsn)
+    async def listen_feed(
+        self, callback: Callable[[str, FeedWake | None], None], state: Callable[[bool], None]
+    ) -> None:
+        """Call ``callback(box_id, item or None)`` for every feed notification, and
+        ``state(True/False)`` when notifications start or may have been missed (the listener
+        connection was lost; it reconnects)."""
+        self._feed_cb, self._feed_state = callback, state
+        await self._listen()
 
-        def wake(_c: Any, _pid: int, _ch: str, payload: str) -> None:
-            for box_id in payload.split(","):
-                callback(box_id)
+    async def _listen(self) -> None:
+        conn = await asyncpg.connect(self.dsn)
+        conn.add_termination_listener(self._feed_lost)
+        await conn.add_listener(CHANNEL, self._feed_payload)
+        self._listener = conn
+        self._feed_state(True)
 
-        await self._listener.add_listener(CHANNEL, wake)
+    def _feed_payload(self, _c: Any, _pid: int, _ch: str, payload: str) -> None:
+        item: Notified | None = None
+        if payload.startswith("@"):
+            text, _, payload = payload[1:].partition("\n")
+            item = Notified(text)
+            for part in payload.split(","):
+                box_id, _, fid = part.rpartition(":")
+                self._feed_cb(box_id, (int(fid), item))
+            return
+        for box_id in payload.split(","):
+            self._feed_cb(box_id, None)
+
+    def _feed_lost(self, _conn: Any) -> None:
+        self._feed_state(False)
+        if not self._closing:
+            log.warning("feed listener: connection lost, reconnecting")
+            self._relisten = asyncio.ensure_future(self._reconnect_feed())
+
+    async def _reconnect_feed(self) -> None:
+        delay = 0.2
+        while not self._closing:
+            try:
+                await self._listen()
+                return
+            except (OSError, asyncpg.PostgresError) as e:
+                log.warning("feed listener: reconnect failed (%s), retry in %.1f s", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
