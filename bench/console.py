@@ -165,7 +165,9 @@ async def index_and_rollup(conn: asyncpg.Connection) -> dict:
     t2 = time.monotonic()
     await conn.execute("ALTER TABLE records ENABLE TRIGGER records_report_rollup")
     rows = await conn.fetchval("SELECT count(*) FROM report_weekly")
-    size = await conn.fetchval("SELECT pg_relation_size('records_report_text')")
+    size = await conn.fetchval(  # one index per month partition since migration 0006
+        "SELECT sum(pg_relation_size(relid))::bigint FROM pg_partition_tree('records_report_text')"
+    )
     return {"search_index_build_s": round(t1 - t0, 1), "search_index_mb": round(size / 2**20),
             "rollup_backfill_s": round(t2 - t1, 1), "rollup_rows": rows}  # fmt: skip
 

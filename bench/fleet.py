@@ -738,7 +738,8 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
             "SELECT id, acked_seq FROM boxes WHERE id <> ALL($1::text[])",
             [b for b, _ in ingest_boxes])}  # fmt: skip
         n, size = await c.fetchrow(
-            "SELECT count(*), pg_total_relation_size('records') FROM records"
+            "SELECT count(*), (SELECT sum(pg_total_relation_size(relid))::bigint"
+            " FROM pg_partition_tree('records')) FROM records"  # partitioned since 0006
         )
         result["records_table"] = {"rows": n, "bytes_per_row_with_indexes": round(size / n)}
         await c.close()
