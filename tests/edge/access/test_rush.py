@@ -109,8 +109,13 @@ async def test_four_residents_in_at_once_stranger_refused(
     load = st["face_load"]
     assert set(load["doors"]) == {"d-0", "d-1", "d-2", "d-3", "d-stranger"}
     assert all(d["looks"] > 0 for d in load["doors"].values())
-    # Once a resident is in, their door only rechecks the face: far fewer looks than frames.
-    w = st["watching"]["d-0"]
+    # Once a resident is in, their door only rechecks the face: fewer looks than frames
+    # (given a few frames past the grant, which on a busy machine may come late in the clip).
+    for _ in range(40):
+        w = box.get(ACCESS_SERVICE).status()["watching"]["d-0"]
+        if w["looks"] < w["examined"]:
+            break
+        await asyncio.sleep(0.25)
     assert w["looks"] < w["examined"], w
 
 
