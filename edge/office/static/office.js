@@ -1,7 +1,8 @@
 /* The property office's pages (/office/, 物业工作台). Built on the city console's script
-   (common/console_static/console.js: Q.h, Q.api, Q.table, Q.badge, Q.toast ...), which runs
-   the pages both consoles share (the audit log); these are the box's own. Every call goes to
-   the box's API (/api/v1/...) with the session cookie and, for writes, the CSRF token. */
+   (common/console_static/console.js: Q.h, Q.api, Q.table, Q.badge, Q.toast ...), which holds
+   what both consoles show (the audit page, the tickets board, the alert item, the reports
+   list); this file passes the box's adapters to those and has the box's own pages. Every call
+   goes to the box's API (/api/v1/...) with the session cookie and, for writes, the CSRF token. */
 "use strict";
 
 (() => {
