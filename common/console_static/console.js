@@ -204,16 +204,15 @@ pages.overview = async () => {
   }
 };
 
-const T_TYPE = (type) => { const k = "type_" + type; const v = Q.t(k); return v === k ? type : v; };
-
-function alertItem(a) {
+/* An alert in a list, as both consoles show it. `x` is the shared shape {key, level, type, ts,
+   where, state, assignee, note, message, evidence}; a side that offers actions passes
+   side.ack(x, state, assignee, note) -> the alert after the change (the cloud's ack/assign/close). */
+function alertItem(x, side) {
   const { t, h } = Q;
-  const p = a.payload;
-  const ack = a.ack;
-  const state = ack ? ack.state : "unhandled";
-  const admin = Q.body.dataset.role === "admin";
-  const li = h("li", { class: "alert " + p.level + " " + state, "data-key": a.box_id + "/" + a.seq,
-    "data-level": p.level, "data-type": p.type });
+  const acts = side.ack && Q.body.dataset.role === "admin";
+  const li = h("li", { class: ["alert", x.level, x.state].filter(Boolean).join(" "), "data-key": x.key,
+    "data-level": x.level, "data-type": x.type });
+  li._alert = x;
   const form = h("form", { class: "ack", hidden: true },
     h("label", {}, t("assignee"), h("input", { name: "assignee", size: 10 })),
     h("label", {}, t("note"), h("input", { name: "note", size: 24 })),
@@ -222,41 +221,43 @@ function alertItem(a) {
   async function act(stateWanted) {
     const data = new FormData(form);
     try {
-      const row = await Q.api("POST", `/alerts/${encodeURIComponent(a.box_id)}/${a.seq}/ack`, {
-        state: stateWanted, assignee: data.get("assignee") || null, note: data.get("note") || "" });
-      a.ack = row;
-      li.replaceWith(alertItem(a));
+      const next = await side.ack(x, stateWanted, data.get("assignee") || null, data.get("note") || "");
+      const fresh = alertItem(next, side);
+      fresh.hidden = li.hidden;
+      li.replaceWith(fresh);
       Q.toast(t("saved"));
     } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
   }
   form.addEventListener("submit", (ev) => { ev.preventDefault(); act(new FormData(form).get("assignee") ? "assigned" : "acknowledged"); });
   li.append(...[
     h("div", { class: "head" },
-      h("span", { class: "badge " + p.level, text: t(p.level) }), " ",
-      h("b", { text: T_TYPE(p.type) }), " ",
-      h("span", { class: "muted", text: Q.when(a.ts) + " · " + a.community_id + " · " + a.box_id }), " ",
-      Q.badge(state),
-      ack && ack.assignee ? h("span", { class: "muted", text: " → " + ack.assignee }) : null,
-      ack && ack.note ? h("span", { class: "muted", text: " “" + ack.note + "”" }) : null),
-    h("p", { class: "msg", text: p.message }),
-    (p.evidence || []).length ? h("p", { class: "evidence" }, t("evidence") + ": ",
-      p.evidence.map((id) => h("a", { href: "reports?q=" + encodeURIComponent(id), text: id }))) : null,
-    admin ? h("div", { class: "actions" },
+      h("span", { class: "badge " + x.level, text: t(x.level) }), " ",
+      h("b", { text: label("type", x.type) }), " ",
+      h("span", { class: "muted", text: [Q.when(x.ts), x.where].filter(Boolean).join(" · ") }),
+      x.state ? [" ", Q.badge(x.state)] : null,
+      x.assignee ? h("span", { class: "muted", text: " → " + x.assignee }) : null,
+      x.note ? h("span", { class: "muted", text: " “" + x.note + "”" }) : null),
+    h("p", { class: "msg", text: x.message }),
+    (x.evidence || []).length ? h("p", { class: "evidence" }, t("evidence") + ": ",
+      x.evidence.map((id) => h("a", { href: "reports?q=" + encodeURIComponent(id), text: id }))) : null,
+    acts ? h("div", { class: "actions" },
       h("button", { type: "button", text: t("ack"), onclick: () => act("acknowledged") }),
       h("button", { type: "button", text: t("assign"), onclick: () => { form.hidden = false; form.querySelector("input").focus(); } }),
       h("button", { type: "button", text: t("close"), onclick: () => act("closed") })) : null,
-    form].filter(Boolean));
+    acts ? form : null].filter(Boolean));
   return li;
 }
 
-pages.alerts = async () => {
+/* The city console's alerts page: the live feed with filters; its alerts come in the cloud's
+   shape and side.map (cloud.js) puts each in alertItem's. */
+async function alertsPage(side) {
   const { t } = Q;
   const filters = document.getElementById("filters");
   const list = document.getElementById("alerts");
   const live = document.getElementById("live");
   const seen = new Set();
-  const match = (a) => {
-    const f = new FormData(filters);
+  const match = (x) => {
+    const a = x.raw, f = new FormData(filters);
     return (!f.get("level") || a.payload.level === f.get("level"))
       && (!f.get("type") || a.payload.type === f.get("type"))
       && (!f.get("area") || a.community_id.includes(f.get("area")) || a.box_id.includes(f.get("area")));
@@ -265,12 +266,11 @@ pages.alerts = async () => {
     for (const li of list.children) li.hidden = !match(li._alert);
   };
   const add = (a, atTop) => {
-    const key = a.box_id + "/" + a.seq;
-    if (seen.has(key)) return null;
-    seen.add(key);
-    const li = alertItem(a);
-    li._alert = a;
-    li.hidden = !match(a);
+    const x = side.map(a);
+    if (seen.has(x.key)) return null;
+    seen.add(x.key);
+    const li = alertItem(x, side);
+    li.hidden = !match(x);
     if (atTop) list.prepend(li); else list.append(li);
     return li;
   };
@@ -297,12 +297,14 @@ pages.alerts = async () => {
       Q.toast(t("new_emergency") + ": " + a.payload.message, true);
     }
   });
-};
+}
 
 const CATEGORIES = ["facilities_repair", "environment_sanitation", "safety_hazard", "property_service",
   "parking_traffic", "noise_neighbours", "policy_enquiry", "praise", "suggestion", "other"];
 const URGENCIES = ["immediate", "high", "normal", "low"];
 const label = (prefix, code) => { const k = prefix + "_" + code; const v = Q.t(k); return v === k ? code : v; };
+const urgBadge = (u) => Q.h("span", { class: "badge " + (u === "immediate" || u === "high" ? "critical" : "info"),
+  text: label("urg", u || "normal") });
 
 function fillOptions(root) {
   for (const sel of root.querySelectorAll("select[data-options]")) {
@@ -353,17 +355,34 @@ function heatTable(heat) {
       r.counts.map((n) => h("td", { class: "num h" + (n ? Math.min(5, 1 + Math.floor(5 * n / (max + 1))) : 0), text: String(n) }))))));
 }
 
-pages.reports = async () => {
-  const { t, h } = Q;
-  const filters = document.getElementById("filters");
-  fillOptions(filters);
-  const params = new URLSearchParams(location.search);
-  for (const [k, v] of params) if (filters.elements[k]) filters.elements[k].value = v;
-  const more = document.getElementById("more");
-  const admin = Q.body.dataset.role === "admin";
-  let rows = [], cursor = null;
+/* The reports list both consoles show: one row per report, the columns a side names
+   (side.columns, from REPORT_COLUMNS), in the shared shape {id, ts, community, category,
+   urgency, sentiment, text, photos, status, building, location, pending}; a side that lets
+   staff correct a report passes side.correct(x, {category?, urgency?, note}) (the cloud's goes
+   down the feed to the box, and the row says "waiting" until then). */
+const REPORT_COLUMNS = {
+  time: { label: "time", cell: (x) => Q.when(x.ts) },
+  community: { label: "community", cell: (x) => x.community },
+  category: { label: "category", cell: (x) => {
+    const cat = [Q.h("span", { text: label("cat", x.category) })];
+    if (x.pending) {
+      if (x.pending.category) cat.push(" → ", Q.h("b", { text: label("cat", x.pending.category) }));
+      cat.push(" ", Q.h("span", { class: "badge assigned", text: Q.t("correction_pending") }));
+    }
+    return cat;
+  } },
+  urgency: { label: "urgency", cell: (x) => urgBadge(x.urgency) },
+  sentiment: { label: "sentiment", cls: (x) => "num " + (x.sentiment < -0.2 ? "bad" : ""), cell: (x) => (x.sentiment ?? 0).toFixed(2) },
+  building: { label: "building", cell: (x) => [x.building, x.location].filter(Boolean).join(" ") },
+  text: { label: "text", cls: () => "text", cell: (x) => [Q.h("span", { text: x.text }), x.photos ? Q.h("small", { class: "muted", text: ` 📷${x.photos}` }) : null] },
+  status: { label: "rstatus", cell: (x) => label("report_status", x.status || "received") },
+};
 
-  function correctionForm(r, tr) {
+function reportsTable(rows, side, caption) {
+  const { t, h } = Q;
+  const correct = side.correct && Q.body.dataset.role === "admin";
+
+  function correctionForm(x, tr) {
     const form = h("form", { class: "ack" },
       h("label", {}, t("category"), h("select", { name: "category", "data-options": "cat" })),
       h("label", {}, t("urgency"), h("select", { name: "urgency", "data-options": "urg" })),
@@ -371,53 +390,57 @@ pages.reports = async () => {
       h("button", { type: "submit", class: "primary", text: t("save") }),
       h("button", { type: "button", text: t("cancel"), onclick: () => form.remove() }));
     fillOptions(form);
-    form.elements.category.value = r.payload.category;
-    form.elements.urgency.value = r.payload.urgency || "normal";
+    form.elements.category.value = x.category;
+    form.elements.urgency.value = x.urgency || "normal";
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const body = { note: form.elements.note.value };
-      if (form.elements.category.value !== r.payload.category) body.category = form.elements.category.value;
-      if (form.elements.urgency.value !== (r.payload.urgency || "normal")) body.urgency = form.elements.urgency.value;
+      if (form.elements.category.value !== x.category) body.category = form.elements.category.value;
+      if (form.elements.urgency.value !== (x.urgency || "normal")) body.urgency = form.elements.urgency.value;
       try {
-        await Q.api("POST", `/reports/${encodeURIComponent(r.record_id)}/correction`, body);
-        r.pending = body;
-        tr.replaceWith(reportRow(r));
+        await side.correct(x, body);
+        x.pending = body;
+        tr.replaceWith(row(x));
         Q.toast(t("correction_sent"));
       } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
     });
     return form;
   }
 
-  function reportRow(r) {
-    const p = r.payload;
-    const tr = h("tr", { "data-report": r.record_id });
-    const cat = [h("span", { text: label("cat", p.category) })];
-    if (r.pending) {
-      if (r.pending.category) cat.push(" → ", h("b", { text: label("cat", r.pending.category) }));
-      cat.push(" ", h("span", { class: "badge assigned", text: t("correction_pending") }));
+  function row(x) {
+    const tr = h("tr", { "data-report": x.id }, side.columns.map((k) => {
+      const c = REPORT_COLUMNS[k];
+      return h("td", { class: c.cls ? c.cls(x) : null }, c.cell(x));
+    }));
+    if (side.idColumn) {
+      const act = correct ? h("button", { type: "button", text: t("correct"), onclick: (ev) => {
+        if (!tr.querySelector("form")) ev.target.after(correctionForm(x, tr));
+      } }) : null;
+      tr.append(h("td", {}, h("small", { class: "muted", text: x.id }), act ? h("br") : null, act));
     }
-    const act = admin ? h("button", { type: "button", text: t("correct"), onclick: (ev) => {
-      if (!tr.querySelector("form")) ev.target.after(correctionForm(r, tr));
-    } }) : null;
-    tr.append(
-      h("td", { text: Q.when(p.ts || r.ts) }),
-      h("td", { text: r.community_id }),
-      h("td", {}, cat),
-      h("td", {}, h("span", { class: "badge " + (p.urgency === "immediate" || p.urgency === "high" ? "critical" : "info"),
-        text: label("urg", p.urgency || "normal") })),
-      h("td", { class: "num " + (p.sentiment < -0.2 ? "bad" : ""), text: (p.sentiment ?? 0).toFixed(2) }),
-      h("td", { class: "text" }, h("span", { text: p.text }), p.photos ? h("small", { class: "muted", text: ` 📷${p.photos}` }) : null),
-      h("td", { text: label("report_status", p.status || "received") }),
-      h("td", {}, h("small", { class: "muted", text: r.record_id }), act ? h("br") : null, act));
     return tr;
   }
 
+  if (!rows.length) return h("p", { class: "muted", text: t("empty") });
+  return h("table", { class: "reports" },
+    caption ? h("caption", { class: "sr", text: caption }) : null,
+    h("thead", {}, h("tr", {}, [...side.columns.map((k) => t(REPORT_COLUMNS[k].label)), side.idColumn ? "" : null]
+      .filter((x) => x !== null).map((x) => h("th", { scope: "col", text: x })))),
+    h("tbody", {}, rows.map(row)));
+}
+
+/* The city console's reports page: search, the list (reportsTable) and the charts. */
+async function reportsPage(side) {
+  const { t, h } = Q;
+  const filters = document.getElementById("filters");
+  fillOptions(filters);
+  const params = new URLSearchParams(location.search);
+  for (const [k, v] of params) if (filters.elements[k]) filters.elements[k].value = v;
+  const more = document.getElementById("more");
+  let rows = [], cursor = null;
+
   function renderList() {
-    if (!rows.length) { Q.fill("reports", h("p", { class: "muted", text: t("empty") })); return; }
-    Q.fill("reports", h("table", { class: "reports" },
-      h("thead", {}, h("tr", {}, [t("time"), t("community"), t("category"), t("urgency"), t("sentiment"),
-        t("text"), t("rstatus"), ""].map((x) => h("th", { scope: "col", text: x })))),
-      h("tbody", {}, rows.map(reportRow))));
+    Q.fill("reports", reportsTable(rows, side));
   }
 
   async function loadList(reset) {
@@ -428,7 +451,7 @@ pages.reports = async () => {
     if (cursor) qs.set("cursor", cursor);
     try {
       const page = await Q.api("GET", "/reports?" + qs);
-      rows = rows.concat(page.items);
+      rows = rows.concat(page.items.map(side.map));
       cursor = page.next_cursor;
       more.hidden = !cursor;
       renderList();
@@ -458,92 +481,96 @@ pages.reports = async () => {
   more.addEventListener("click", () => loadList(false));
   loadList(true);
   loadCharts();
-};
+}
 
-/* Tickets board: one column per state, overdue first; actions go down the feed to the box,
-   which reports the new state back (the board refreshes every 5 s). */
-const TICKET_ACTIONS = { open: ["assign"], assigned: ["assign", "start"], in_progress: ["assign", "resolve"],
-  resolved: ["confirm", "reopen"], confirmed: [] };
+/* The tickets board both consoles run: one column per state, overdue first, a card per ticket
+   with its actions. What differs between the sides comes in `side` (cloud.js and office.js):
+     load(filters: FormData) -> [[column, [ticket]]], tickets already in the shared shape
+       {id, title, status, state (the key of TICKET_ACTIONS), urgency, overdue, reopened, ref,
+        community, building, location, assignee, due_at, pending};
+     send(ticket, action, form: FormData) -> the text to toast (the cloud's goes down the feed
+       and waits for the box; the box's applies at once);
+     more: {label, render(ticket) -> [Node]} (the cloud's history, the box's details);
+     photos: resolve takes photos; submit(action) -> the label of a form's submit button;
+     emptyColumn: say "empty" in a column without tickets; failed(e): show a load error.
+   The board refreshes every 5 s, except while a form is open on it. */
+const TICKET_ACTIONS = { open: ["assign"], reopened: ["assign", "start"], assigned: ["assign", "start"],
+  in_progress: ["assign", "resolve"], resolved: ["confirm", "reopen"], confirmed: [] };
 
-pages.tickets = async () => {
+function ticketBoard(side) {
   const { t, h } = Q;
   const filters = document.getElementById("filters");
   const admin = Q.body.dataset.role === "admin";
-  const pending = {};  // ticket id -> action sent, until the box reports back
 
-  function card(r, column) {
-    const p = r.payload;
-    const el = h("article", { class: "ticket" + (r.overdue ? " overdue" : ""), "data-ticket": r.record_id,
-      tabindex: 0, "aria-label": p.title },
+  function actionForm(x, action, el) {
+    const form = h("form", { class: "ack", "aria-label": t("act_" + action) },
+      action === "assign" ? h("label", {}, t("assignee"), h("input", { name: "assignee", required: true, size: 10, value: x.assignee || "" })) : null,
+      h("label", {}, t("note"), h("input", { name: "note", size: 16, maxlength: 500 })),
+      action === "resolve" && side.photos ? h("label", {}, t("photos"), h("input", { name: "photos", type: "file", accept: "image/jpeg,image/png", multiple: true })) : null,
+      h("button", { type: "submit", class: "primary", text: side.submit(action) }),
+      h("button", { type: "button", text: t("cancel"), onclick: () => form.remove() }));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const fd = new FormData(form);
+      for (const [k, v] of [...fd.entries()]) if (v === "" || (v instanceof File && !v.size)) fd.delete(k);
+      try {
+        Q.toast(await side.send(x, action, fd));
+        form.remove();
+        load();
+      } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
+    });
+    el.querySelector("form")?.remove();
+    el.append(form);
+    form.querySelector("input").focus();
+  }
+
+  function card(x) {
+    const el = h("article", { class: "ticket" + (x.overdue ? " overdue" : ""), "data-ticket": x.id, "data-status": x.status,
+      id: x.id, tabindex: 0, "aria-label": x.title },
       h("div", { class: "head" },
-        h("span", { class: "badge " + (p.urgency === "immediate" || p.urgency === "high" ? "critical" : "info"),
-          text: label("urg", p.urgency || "normal") }),
-        r.overdue ? h("span", { class: "badge offline", text: t("overdue") }) : null,
-        pending[r.record_id] ? h("span", { class: "badge assigned", text: t("update_sent") }) : null),
-      h("h3", { text: p.title }),
-      h("p", { class: "muted", text: [r.community_id, p.building ? t("building") + " " + p.building : "",
-        p.assignee || t("no_assignee"), p.due_at ? t("due") + " " + Q.when(p.due_at) : ""].filter(Boolean).join(" · ") }));
-    const hist = h("ol", { class: "history", hidden: true });
+        urgBadge(x.urgency),
+        x.overdue ? h("span", { class: "badge offline", text: t("overdue") }) : null,
+        x.reopened ? h("span", { class: "badge warning", text: label("col", "reopened") }) : null,
+        x.pending ? h("span", { class: "badge assigned", text: t("update_sent") }) : null,
+        x.ref ? h("small", { class: "muted", text: "#" + x.ref }) : null),
+      h("h3", { text: x.title }),
+      h("p", { class: "muted", text: [x.community, x.building ? t("building") + " " + x.building : "", x.location,
+        x.assignee || t("no_assignee"), x.due_at ? t("due") + " " + Q.when(x.due_at) : ""].filter(Boolean).join(" · ") }));
+    const more = h("div", { class: "more", hidden: true });
     const actions = h("div", { class: "actions" },
-      h("button", { type: "button", text: t("history"), onclick: async () => {
-        if (!hist.hidden) { hist.hidden = true; return; }
-        const out = await Q.api("GET", `/tickets/${encodeURIComponent(r.record_id)}/history`);
-        hist.replaceChildren(...out.items.map((x) => h("li", {},
-          Q.when(x.payload.updated_at || x.ts) + " · " + label("col", x.payload.status) +
-          (x.payload.assignee ? " · " + x.payload.assignee : ""))));
-        hist.hidden = false;
+      h("button", { type: "button", text: side.more.label, "aria-expanded": "false", onclick: async (ev) => {
+        try {
+          if (more.hidden) { more.replaceChildren(...await side.more.render(x)); more.hidden = false; }
+          else more.hidden = true;
+          ev.target.setAttribute("aria-expanded", String(!more.hidden));
+        } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
       } }));
-    if (admin) {
-      for (const action of TICKET_ACTIONS[column] || []) {
-        actions.append(h("button", { type: "button", "data-action": action, text: t("act_" + action), onclick: () => {
-          const form = h("form", { class: "ack" },
-            action === "assign" ? h("label", {}, t("assignee"), h("input", { name: "assignee", required: true, size: 10, value: p.assignee || "" })) : null,
-            h("label", {}, t("note"), h("input", { name: "note", size: 16, maxlength: 500 })),
-            h("button", { type: "submit", class: "primary", text: t("save") }),
-            h("button", { type: "button", text: t("cancel"), onclick: () => form.remove() }));
-          form.addEventListener("submit", async (ev) => {
-            ev.preventDefault();
-            const f = new FormData(form);
-            const body = { action, note: f.get("note") || "" };
-            if (f.get("assignee")) body.assignee = f.get("assignee");
-            try {
-              await Q.api("POST", `/tickets/${encodeURIComponent(r.record_id)}/update`, body);
-              pending[r.record_id] = { action, status: p.status };
-              Q.toast(t("update_sent"));
-              form.remove();
-              load();
-            } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
-          });
-          el.querySelector("form")?.remove();
-          el.append(form);
-          form.querySelector("input").focus();
-        } }));
-      }
+    if (admin) for (const action of TICKET_ACTIONS[x.state] || []) {
+      actions.append(h("button", { type: "button", "data-action": action, text: t("act_" + action),
+        onclick: () => actionForm(x, action, el) }));
     }
-    el.append(actions, hist);
+    el.append(actions, more);
     return el;
   }
 
   async function load() {
     if (document.querySelector("#board form")) return;  // do not pull a form away from a typing user
-    const qs = new URLSearchParams();
-    const area = new FormData(filters).get("area");
-    if (area) qs.set("area", area);
-    try {
-      const out = await Q.api("GET", "/tickets/board?" + qs);
-      for (const [col, items] of Object.entries(out.columns)) {
-        for (const r of items) if (pending[r.record_id] && pending[r.record_id].status !== r.payload.status) delete pending[r.record_id];
-      }
-      Q.fill("board", h("div", { class: "cols board" }, Object.entries(out.columns).map(([col, items]) =>
-        h("section", { class: "card column", "data-column": col, "aria-label": t("col_" + col) },
-          h("h2", {}, t("col_" + col), " ", h("span", { class: "count", text: String(items.length) })),
-          items.map((r) => card(r, col))))));
-    } catch (e) { Q.fill("board", h("p", { class: "error", text: t("load_failed") + ": " + e.message })); }
+    let columns;
+    try { columns = await side.load(new FormData(filters)); } catch (e) {
+      if (side.failed) side.failed(e);
+      else Q.fill("board", h("p", { class: "error", text: t("load_failed") + ": " + e.message }));
+      return;
+    }
+    Q.fill("board", h("div", { class: "cols board" }, columns.map(([col, items]) =>
+      h("section", { class: "card column", "data-column": col, "aria-label": label("col", col) },
+        h("h2", {}, label("col", col), " ", h("span", { class: "count", text: String(items.length) })),
+        items.length || !side.emptyColumn ? items.map(card) : h("p", { class: "muted", text: t("empty") })))));
+    if (location.hash) document.getElementById(location.hash.slice(1))?.classList.add("target");
   }
   filters.addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
   load();
   setInterval(load, 5000);
-};
+}
 
 const ids = (text) => String(text || "").split(/[\s,，]+/).filter(Boolean);
 const rid = (prefix) => prefix + "-" + Date.now().toString(36) + Math.random().toString(36).slice(2, 6);

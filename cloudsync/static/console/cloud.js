@@ -1,5 +1,6 @@
 /* City console pages only the cloud has: update roll-outs (on the fleet page), plays and
-   reading statistics, the content library. Runs after common console.js (both deferred, in
+   reading statistics, the content library; and the cloud's side of the pages both consoles
+   share (the tickets board, the alerts and reports lists). Runs after common console.js (both deferred, in
    order) and uses its helpers (Q, ids, rid, fmt, categoryBars' look). Data only through the
    ops API; everything shown is built with textContent. */
 "use strict";
@@ -284,8 +285,80 @@
     load(true);
   }
 
+  /* --- the tickets board (console.js ticketBoard): the cloud's side ---------------------- */
+
+  /* Cloud-shaped rows (record envelopes) from /tickets/board; an update goes down the feed,
+     and the card says "sent to the box" until the box reports a new state back. */
+  function cloudTickets() {
+    const pending = {};  // ticket id -> the status it had when an update was sent
+    return {
+      async load(f) {
+        const qs = new URLSearchParams();
+        if (f.get("area")) qs.set("area", f.get("area"));
+        const out = await Q.api("GET", "/tickets/board?" + qs);
+        return Object.entries(out.columns).map(([col, items]) => [col, items.map((r) => {
+          const p = r.payload;
+          if (r.record_id in pending && pending[r.record_id] !== p.status) delete pending[r.record_id];
+          return { id: r.record_id, title: p.title, status: p.status, state: col, urgency: p.urgency,
+            overdue: r.overdue, community: r.community_id, building: p.building, assignee: p.assignee,
+            due_at: p.due_at, pending: r.record_id in pending };
+        })]);
+      },
+      async send(x, action, f) {
+        const body = { action, note: f.get("note") || "" };
+        if (f.get("assignee")) body.assignee = f.get("assignee");
+        await Q.api("POST", `/tickets/${encodeURIComponent(x.id)}/update`, body);
+        pending[x.id] = x.status;
+        return Q.t("update_sent");
+      },
+      more: { label: Q.t("history"), async render(x) {
+        const out = await Q.api("GET", `/tickets/${encodeURIComponent(x.id)}/history`);
+        return [h("ol", { class: "history" }, out.items.map((r) => h("li", {},
+          Q.when(r.payload.updated_at || r.ts) + " · " + label("col", r.payload.status) +
+          (r.payload.assignee ? " · " + r.payload.assignee : ""))))];
+      } },
+      photos: false,
+      submit: () => Q.t("save"),
+      emptyColumn: false,
+    };
+  }
+
+  /* --- alerts (console.js alertItem): the cloud's side ------------------------------------ */
+
+  /* An alert of the ops API (a box's record envelope with its ack) in the shared shape; ack,
+     assign and close apply on the cloud at once. */
+  function cloudAlert(a) {
+    const p = a.payload, ack = a.ack;
+    return { key: a.box_id + "/" + a.seq, level: p.level, type: p.type, ts: a.ts,
+      where: a.community_id + " · " + a.box_id, state: ack ? ack.state : "unhandled",
+      assignee: ack && ack.assignee, note: ack && ack.note, message: p.message, evidence: p.evidence, raw: a };
+  }
+  const cloudAlerts = {
+    map: cloudAlert,
+    async ack(x, state, assignee, note) {
+      const a = x.raw;
+      a.ack = await Q.api("POST", `/alerts/${encodeURIComponent(a.box_id)}/${a.seq}/ack`, { state, assignee, note });
+      return cloudAlert(a);
+    },
+  };
+
+  /* --- reports (console.js reportsTable): the cloud's side -------------------------------- */
+
+  /* A report of the ops API (a box's record envelope); a correction goes down the feed to the
+     box that owns the report. */
+  const cloudReports = {
+    columns: ["time", "community", "category", "urgency", "sentiment", "text", "status"],
+    idColumn: true,
+    map: (r) => { const p = r.payload; return { id: r.record_id, ts: p.ts || r.ts, community: r.community_id,
+      category: p.category, urgency: p.urgency, sentiment: p.sentiment, text: p.text, photos: p.photos, status: p.status }; },
+    correct: (x, body) => Q.api("POST", `/reports/${encodeURIComponent(x.id)}/correction`, body),
+  };
+
   const page = Q.body.dataset.page;
   if (page === "fleet") rollouts();
+  else if (page === "tickets") ticketBoard(cloudTickets());
+  else if (page === "alerts") alertsPage(cloudAlerts);
+  else if (page === "reports") reportsPage(cloudReports);
   else if (page === "stats") stats();
   else if (page === "library") library();
 })();

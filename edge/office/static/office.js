@@ -1,7 +1,8 @@
 /* The property office's pages (/office/, 物业工作台). Built on the city console's script
-   (common/console_static/console.js: Q.h, Q.api, Q.table, Q.badge, Q.toast ...), which runs
-   the pages both consoles share (the audit log); these are the box's own. Every call goes to
-   the box's API (/api/v1/...) with the session cookie and, for writes, the CSRF token. */
+   (common/console_static/console.js: Q.h, Q.api, Q.table, Q.badge, Q.toast ...), which holds
+   what both consoles show (the audit page, the tickets board, the alert item, the reports
+   list); this file passes the box's adapters to those and has the box's own pages. Every call
+   goes to the box's API (/api/v1/...) with the session cookie and, for writes, the CSRF token. */
 "use strict";
 
 (() => {
@@ -15,8 +16,6 @@
     if (e.message === "staff token required") { location.reload(); return; }
     Q.fill(id, h("p", { class: "error", text: t("load_failed") + ": " + e.message }));
   };
-  const urgBadge = (u) => h("span", { class: "badge " + (u === "immediate" || u === "high" ? "critical" : "info"),
-    text: lbl("urg", u || "normal") });
   const hhmm = (min) => String(Math.floor(min / 60)).padStart(2, "0") + ":" + String(min % 60).padStart(2, "0");
   const flat = (r) => [r.building, r.unit, r.room].filter(Boolean).join("-");
 
@@ -92,118 +91,54 @@
       kpi(t("kpi_reports_today"), r.length),
       kpi(t("kpi_open_tickets"), open.length),
       kpi(t("kpi_overdue"), late.length, late.length ? "bad" : "ok")));
-    Q.fill("alerts", a.length ? h("ol", { class: "feed" }, a.map((x) => h("li", { class: "alert " + x.level },
-      h("div", { class: "head" }, h("span", { class: "badge " + x.level, text: t(x.level) }), " ",
-        h("b", { text: lbl("type", x.type) }), " ", h("span", { class: "muted", text: Q.when(x.ts) })),
-      h("p", { class: "msg", text: x.message })))) : h("p", { class: "muted", text: t("none_today") }));
+    // console.js alertItem with the box's rows as they are; the box's alerts have no actions here
+    Q.fill("alerts", a.length ? h("ol", { class: "feed" }, a.map((x) => alertItem({ key: x.id, level: x.level,
+      type: x.type, ts: x.ts, message: x.message }, {}))) : h("p", { class: "muted", text: t("none_today") }));
     Q.fill("open-tickets", open.length ? h("ul", { class: "plain" }, open.slice(0, 12).map((x) => h("li", {},
       h("a", { href: "tickets#" + x.id, text: x.title }),
       h("span", { class: "muted", text: " · " + lbl("col", x.status) + " · " + (x.assignee || t("no_assignee")) })))) :
       h("p", { class: "muted", text: t("empty") }));
-    Q.fill("reports", Q.table([
-      { label: t("time"), cell: (x) => Q.when(x.ts) },
-      { label: t("category"), cell: (x) => lbl("cat", x.category) },
-      { label: t("urgency"), cell: (x) => urgBadge(x.urgency) },
-      { label: t("building"), cell: (x) => [x.building, x.location].filter(Boolean).join(" ") },
-      { label: t("text"), cell: (x) => h("span", { class: "text" }, x.text, x.photos ? h("small", { class: "muted", text: " 📷" + x.photos }) : null) },
-      { label: t("rstatus"), cell: (x) => lbl("report_status", x.status) },
-    ], r, t("today_reports")));
+    Q.fill("reports", reportsTable(r, { columns: ["time", "category", "urgency", "building", "text", "status"] },
+      t("today_reports")));
   };
 
-  /* --- tickets: the board by state, with assign / start / resolve and photos --------- */
+  /* --- tickets: the board by state (console.js ticketBoard), the box's side ------------- */
+  /* The box's rows from /tickets, put in columns here (reopened ones with the open); an
+     action applies at once (/tickets/{id}/{action}, multipart when photos go along). */
   const COLUMNS = ["open", "assigned", "in_progress", "resolved"];
-  const ACTIONS = { open: ["assign"], reopened: ["assign", "start"], assigned: ["assign", "start"],
-    in_progress: ["assign", "resolve"], resolved: ["confirm", "reopen"], confirmed: [] };
-  P.tickets = async () => {
-    const filters = document.getElementById("filters");
-    let busy = false;
-
-    function actionForm(x, action, card) {
-      const form = h("form", { class: "ack", "aria-label": t("act_" + action) },
-        action === "assign" ? h("label", {}, t("assignee"), h("input", { name: "assignee", required: true, size: 10, value: x.assignee || "" })) : null,
-        h("label", {}, t("note"), h("input", { name: "note", size: 16, maxlength: 500 })),
-        action === "resolve" ? h("label", {}, t("photos"), h("input", { name: "photos", type: "file", accept: "image/jpeg,image/png", multiple: true })) : null,
-        h("button", { type: "submit", class: "primary", text: t("act_" + action) }),
-        h("button", { type: "button", text: t("cancel"), onclick: () => { form.remove(); busy = false; } }));
-      form.addEventListener("submit", async (ev) => {
-        ev.preventDefault();
-        const fd = new FormData(form);
-        for (const [k, v] of [...fd.entries()]) if (v === "" || (v instanceof File && !v.size)) fd.delete(k);
-        const path = `/tickets/${encodeURIComponent(x.id)}/${action}`;
-        try {
-          // JSON unless photos go along (the audit log then shows what was sent)
-          if (fd.has("photos")) await send("POST", path, fd);
-          else await Q.api("POST", path, Object.fromEntries(fd.entries()));
-          Q.toast(t("saved"));
-          busy = false;
-          load();
-        } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
-      });
-      card.querySelector("form")?.remove();
-      card.append(form);
-      busy = true;
-      form.querySelector("input").focus();
-    }
-
-    async function details(x, box) {
-      if (!box.hidden) { box.hidden = true; return; }
+  const officeTickets = {
+    async load(f) {
+      const rows = await Q.api("GET", "/tickets?limit=500" + (f.get("assignee") ? "&assignee=" + encodeURIComponent(f.get("assignee")) : ""));
+      const cols = f.get("done") ? [...COLUMNS, "confirmed"] : COLUMNS;
+      const now = Date.now();
+      return cols.map((col) => [col, rows.filter((x) => (x.status === "reopened" ? "open" : x.status) === col)
+        .sort((a, b) => (a.due_at || "9").localeCompare(b.due_at || "9"))  // overdue first
+        .map((x) => ({ ...x, state: x.status, reopened: x.status === "reopened",
+          overdue: Boolean(x.due_at && Date.parse(x.due_at) < now && ACTIVE.includes(x.status)) }))]);
+    },
+    async send(x, action, fd) {
+      const path = `/tickets/${encodeURIComponent(x.id)}/${action}`;
+      // JSON unless photos go along (the audit log then shows what was sent)
+      if (fd.has("photos")) await send("POST", path, fd);
+      else await Q.api("POST", path, Object.fromEntries(fd.entries()));
+      return t("saved");
+    },
+    more: { label: t("details"), async render(x) {
       const d = await Q.api("GET", `/tickets/${encodeURIComponent(x.id)}`);
-      box.replaceChildren(...[
+      return [
         d.description ? h("p", { text: d.description }) : null,
         d.photos.length ? h("div", { class: "thumbs" }, d.photos.map((p) => h("a", { href: "/api/v1/photos/" + p.id, target: "_blank" },
           h("img", { src: "/api/v1/photos/" + p.id, alt: t("photo") + " · " + lbl("stage", p.stage), loading: "lazy" })))) : null,
         h("ol", { class: "history" }, (d.history || []).map((e) => h("li", {},
           Q.when(e.ts) + " · " + lbl("col", e.to_status || e.status || "") + (e.actor ? " · " + e.actor : "") +
-          (e.assignee ? " → " + e.assignee : "") + (e.note ? " “" + e.note + "”" : ""))))].filter(Boolean));
-      box.hidden = false;
-    }
-
-    function card(x) {
-      const late = x.due_at && Date.parse(x.due_at) < Date.now() && ACTIVE.includes(x.status);
-      const el = h("article", { class: "ticket" + (late ? " overdue" : ""), "data-ticket": x.id, "data-status": x.status,
-        id: x.id, tabindex: 0, "aria-label": x.title },
-        h("div", { class: "head" }, urgBadge(x.urgency),
-          late ? h("span", { class: "badge offline", text: t("overdue") }) : null,
-          x.status === "reopened" ? h("span", { class: "badge warning", text: lbl("col", "reopened") }) : null,
-          x.ref ? h("small", { class: "muted", text: "#" + x.ref }) : null),
-        h("h3", { text: x.title }),
-        h("p", { class: "muted", text: [x.building ? t("building") + " " + x.building : "", x.location,
-          x.assignee || t("no_assignee"), x.due_at ? t("due") + " " + Q.when(x.due_at) : ""].filter(Boolean).join(" · ") }));
-      const more = h("div", { class: "more", hidden: true });
-      const actions = h("div", { class: "actions" },
-        h("button", { type: "button", text: t("details"), "aria-expanded": "false", onclick: async (ev) => {
-          try { await details(x, more); ev.target.setAttribute("aria-expanded", String(!more.hidden)); }
-          catch (e) { Q.toast(t("error") + ": " + e.message, true); }
-        } }));
-      if (admin) for (const action of ACTIONS[x.status] || []) {
-        actions.append(h("button", { type: "button", "data-action": action, text: t("act_" + action),
-          onclick: () => actionForm(x, action, el) }));
-      }
-      el.append(actions, more);
-      return el;
-    }
-
-    async function load() {
-      if (busy) return;  // do not pull a form away from a typing user
-      const f = new FormData(filters);
-      let rows;
-      try { rows = await Q.api("GET", "/tickets?limit=500" + (f.get("assignee") ? "&assignee=" + encodeURIComponent(f.get("assignee")) : "")); }
-      catch (e) { failed("board", e); return; }
-      const cols = f.get("done") ? [...COLUMNS, "confirmed"] : COLUMNS;
-      const of = (col) => rows.filter((x) => (x.status === "reopened" ? "open" : x.status) === col)
-        .sort((a, b) => (a.due_at || "9").localeCompare(b.due_at || "9"));  // overdue first
-      Q.fill("board", h("div", { class: "cols board" }, cols.map((col) => {
-        const items = of(col);
-        return h("section", { class: "card column", "data-column": col, "aria-label": lbl("col", col) },
-          h("h2", {}, lbl("col", col), " ", h("span", { class: "count", text: String(items.length) })),
-          items.length ? items.map(card) : h("p", { class: "muted", text: t("empty") }));
-      })));
-      if (location.hash) document.getElementById(location.hash.slice(1))?.classList.add("target");
-    }
-    filters.addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
-    load();
-    setInterval(load, 5000);
+          (e.assignee ? " → " + e.assignee : "") + (e.note ? " “" + e.note + "”" : ""))))].filter(Boolean);
+    } },
+    photos: true,
+    submit: (action) => t("act_" + action),
+    emptyColumn: true,
+    failed: (e) => failed("board", e),
   };
+  P.tickets = () => ticketBoard(officeTickets);
 
   /* --- residents and face enrolment (upload or the camera), with the quality gate live -- */
   const reasonText = (c) => {
