@@ -139,8 +139,14 @@ async def test_granted_face_keeps_a_thumbnail_staff_see_it_purge_and_delete_remo
         shown = await page.evaluate(
             "() => [...document.querySelectorAll('#events img.thumb')].map((i) =>"
             " ({src: i.getAttribute('src'), alt: i.alt, w: i.naturalWidth}))")
-        assert any(x["src"].endswith(f"/{ev['id']}/thumbnail.jpg") and x["w"] > 0 and x["alt"]
-                   for x in shown), shown
+        assert any(x["src"].endswith(f"/{ev['id']}/thumbnail.jpg") and x["w"] > 0
+                   and "d-face" in x["alt"] for x in shown), shown
+        # A click opens it full size (the same staff-only URL, the office's cookie).
+        async with page.expect_popup() as popup:
+            await page.click(f"#events a[href$='/{ev['id']}/thumbnail.jpg']")
+        big = await popup.value
+        await big.wait_for_load_state()
+        assert await big.evaluate("() => document.images[0].naturalWidth") > 0
         await page.screenshot(path=str(shots_dir(tmp_path) / "office-log-thumbnails.png"))
         assert not errors, errors
 
