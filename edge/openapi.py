@@ -48,6 +48,7 @@ BODIES: dict[str, Any] = {
     # access
     "GET /api/v1/access/blocks": None, "POST /api/v1/access/blocks": (JSON, "block"),
     "DELETE /api/v1/access/blocks/{id}": None, "GET /api/v1/access/events": None,
+    "GET /api/v1/access/events/{id}/thumbnail.jpg": None,
     "POST /api/v1/doors/{id}/open": (JSON, None), "POST /api/v1/doors/{id}/pin": (JSON, "pin"),
     "POST /api/v1/doors/{id}/qr": (JSON, "qr"), "GET /api/v1/passes": None,
     "POST /api/v1/passes": (JSON, "pass"), "DELETE /api/v1/passes/{id}": None,

@@ -47,5 +47,9 @@ class AccessConfig(Section):
     # outright (second_factor_locked) until the window passes.
     second_factor_max_failures: int = Field(3, ge=1, le=100)
     pass_max_days: int = Field(30, ge=1, le=366)
+    # Face thumbnails kept beside access events ([faces] keep_thumbnails; box only) are
+    # removed after this many days (privacy), checked every thumbnail_purge_s.
+    thumbnail_days: int = Field(7, ge=1, le=365)
+    thumbnail_purge_s: float = Field(3600.0, ge=1, le=86400)
     offline_ticket_after_s: float = Field(300.0, ge=0)  # device offline this long: repair ticket
     health_check_s: float = Field(1.0, gt=0, le=60)

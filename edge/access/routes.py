@@ -9,7 +9,8 @@
     GET    /api/v1/passes/{id}/qr.png         the pass QR as an image
     GET|PUT /api/v1/residents/{id}/access     door rights and time windows (staff)
     GET|POST /api/v1/access/blocks, DELETE /api/v1/access/blocks/{id}   (staff)
-    GET    /api/v1/access/events[?door=&decision=&limit=]
+    GET    /api/v1/access/events[?door=&decision=&limit=]   (staff; has_thumbnail per event)
+    GET    /api/v1/access/events/{id}/thumbnail.jpg      the face kept beside it (staff; 404: none)
     PUT|DELETE /api/v1/residents/{id}/pin      {"pin": "4-10 digits"}: a resident's own PIN for
                                               face doors' second factor (staff; a resident: own)
     POST   /api/v1/doors/{id}/confirm         the resident's phone: "it is me at that door"
@@ -311,6 +312,16 @@ def add_routes(app: web.Application, svc: Any) -> None:
             db.list_events, box.store.sync, request.query.get("door"), limit,
             request.query.get("decision")))
 
+    async def event_thumbnail(request: web.Request) -> web.Response:
+        require_staff(request)  # a face picture: never residents, never anonymous
+        box = request.app[BOX]
+        eid = request.match_info["id"]
+        jpeg = await box.store.run(db.get_thumbnail, box.store.sync, eid)
+        if jpeg is None:
+            return json_error(404, f"no thumbnail kept for access event {eid!r}", field="id")
+        return web.Response(body=jpeg, content_type="image/jpeg",
+                            headers={"Cache-Control": "private, max-age=3600"})
+
     def _self_or_staff(request: web.Request) -> str:
         rid = request.match_info["id"]
         if request[ROLE] == "resident":
@@ -382,3 +393,4 @@ def add_routes(app: web.Application, svc: Any) -> None:
     r.add_post("/api/v1/access/blocks", blocks_add)
     r.add_delete("/api/v1/access/blocks/{id}", blocks_lift)
     r.add_get("/api/v1/access/events", events)
+    r.add_get("/api/v1/access/events/{id}/thumbnail.jpg", event_thumbnail)

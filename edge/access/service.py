@@ -21,7 +21,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -96,6 +96,8 @@ class AccessService(Service):
 
     async def start(self) -> None:
         self.key = await self.box.store.run(db.box_key, self.box.store.sync)
+        # Old thumbnails go even with the engine or keep_thumbnails off (privacy).
+        self._tasks.append(asyncio.create_task(self._purge_thumbnails_loop(), name="thumb-purge"))
         if not self.cfg.enabled:
             return
         for door_id, dcfg in self.doors_cfg.items():
@@ -188,6 +190,7 @@ class AccessService(Service):
         **fields: Any,
     ) -> Outcome:
         """Energise the door, then log the granted event with what the relay read back."""
+        thumb = fields.pop("thumbnail_jpeg", None)  # kept beside the event, never in it
         drv = self.door(door_id)
         res: UnlockResult = await drv.open()
         latency = round((time.monotonic() - t0) * 1000, 2) if t0 is not None else None
@@ -202,20 +205,37 @@ class AccessService(Service):
             relay_changed=res.changed,
             **fields,
         )
-        await self.box.store.record(ev)
+        # The face thumbnail in the same transaction: the event is never listed without it.
+        await self.box.store.run(db.record_event, self.box.store.sync, ev, thumb)
         if not ok:
             log.warning("door %s: %s granted but the relay failed: %s", door_id, method, res.detail)
         return Outcome(ok, ev.reason, ev.id, res.changed, fields.get("resident_id"),
                        fields.get("pass_id"), latency)
 
     async def deny(self, door_id: str, method: str, reason: str, **fields: Any) -> Outcome:
+        thumb = fields.pop("thumbnail_jpeg", None)
         ev = AccessEvent(
             id=new_id("ae"), door_id=door_id, method=method, decision="denied",  # type: ignore[arg-type]
             reason=reason, **fields,
         )
-        await self.box.store.record(ev)
+        # The face thumbnail in the same transaction: the event is never listed without it.
+        await self.box.store.run(db.record_event, self.box.store.sync, ev, thumb)
         return Outcome(False, reason, ev.id, None, fields.get("resident_id"),
                        fields.get("pass_id"), fields.get("latency_ms"))
+
+    async def purge_thumbnails(self) -> int:
+        """Remove thumbnails older than [access] thumbnail_days (kept or not any more)."""
+        before = db.iso(datetime.now(UTC) - timedelta(days=self.cfg.thumbnail_days))
+        return await self.box.store.run(db.purge_thumbnails, self.box.store.sync, before)
+
+    async def _purge_thumbnails_loop(self) -> None:
+        while True:
+            try:
+                if n := await self.purge_thumbnails():
+                    log.info("access: removed %d face thumbnails past thumbnail_days", n)
+            except Exception:
+                log.exception("access: purging face thumbnails failed; retrying")
+            await asyncio.sleep(self.cfg.thumbnail_purge_s)
 
     async def check_policy(self, resident_id: str, door_id: str) -> str | None:
         now = datetime.now(self.tz)
@@ -629,7 +649,8 @@ class AccessService(Service):
         sim = decision.similarity
         sim = None if sim is None else max(-1.0, min(1.0, float(sim)))
         common = {"similarity": sim, "liveness": score, "fused_score": fused.score,
-                  "frames_used": fused.frames_used, "track": track.id}
+                  "frames_used": fused.frames_used, "track": track.id,
+                  "thumbnail_jpeg": decision.thumbnail_jpeg}  # kept beside the event only
         if fused.reason == "collecting":
             return False  # fewer than n usable frames and no k agree yet: keep looking
         if fused.resident_id is None:

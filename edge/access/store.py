@@ -346,14 +346,61 @@ def list_events(
         args.append(decision)
     with store.reading():
         rows = list(store.db.query(sql + " ORDER BY ts DESC LIMIT ?", [*args, limit]))
+        kept = _with_thumbnail(store, [r["id"] for r in rows])
     for r in rows:
         if r.get("relay_changed") is not None:
             r["relay_changed"] = bool(r["relay_changed"])
+        r["has_thumbnail"] = r["id"] in kept
+        r["thumbnail_url"] = (f"/api/v1/access/events/{r['id']}/thumbnail.jpg"
+                              if r["id"] in kept else None)
     return rows
 
 
-def record_event(store: Store, ev: AccessEvent) -> None:
-    store.record(ev)
+# --- face thumbnails beside access events (migration 0205; the box only) ----------------------
+
+
+def _with_thumbnail(store: Store, event_ids: list[str]) -> set[str]:
+    if not event_ids:
+        return set()
+    marks = ",".join("?" * len(event_ids))
+    return {r[0] for r in store.db.execute(
+        f"SELECT event_id FROM access_thumbnails WHERE event_id IN ({marks})", event_ids)}
+
+
+def keep_thumbnail(store: Store, event_id: str, resident_id: str | None, jpeg: bytes) -> None:
+    """Keep a face JPEG beside its access event (a plain table: no event, no outbox row).
+    Not kept when the resident was deleted meanwhile: their pictures go with them, and the
+    event is recorded all the same."""
+    with store.transaction():
+        store.db.execute(
+            "INSERT OR REPLACE INTO access_thumbnails (event_id, resident_id, ts, jpeg)"
+            " SELECT ?, ?, ?, ? WHERE ? IS NULL OR EXISTS (SELECT 1 FROM residents WHERE id = ?)",
+            (event_id, resident_id, iso(), jpeg, resident_id, resident_id),
+        )
+
+
+def get_thumbnail(store: Store, event_id: str) -> bytes | None:
+    with store.reading():
+        row = store.db.execute(
+            "SELECT jpeg FROM access_thumbnails WHERE event_id = ?", (event_id,)
+        ).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def purge_thumbnails(store: Store, before_iso: str) -> int:
+    """Remove thumbnails kept before this time; how many went."""
+    with store.transaction():
+        cur = store.db.execute("DELETE FROM access_thumbnails WHERE ts < ?", (before_iso,))
+    return cur.rowcount
+
+
+def record_event(store: Store, ev: AccessEvent, thumbnail: bytes | None = None) -> None:
+    """The event (standard record: journal, outbox) and, beside it on the box only, the face
+    thumbnail of its decision, in one transaction."""
+    with store.transaction():
+        store.record(ev)
+        if thumbnail:
+            keep_thumbnail(store, ev.id, ev.resident_id, thumbnail)
 
 
 def door_residents(store: Store, door_id: str, building: str | None) -> tuple[frozenset[str], int]:

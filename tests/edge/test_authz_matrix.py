@@ -117,6 +117,7 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/access/blocks"): STAFF_AUTH,
     ("DELETE", "/api/v1/access/blocks/{id}"): STAFF_ONLY,
     ("GET", "/api/v1/access/events"): STAFF_ONLY,
+    ("GET", "/api/v1/access/events/{id}/thumbnail.jpg"): STAFF_AUTH,  # a face: staff only; 404
     ("GET", "/api/v1/residents"): STAFF_ONLY,
     ("POST", "/api/v1/residents"): STAFF_ONLY,
     ("GET", "/api/v1/residents/{rid}"): STAFF_ONLY,  # not even the resident (face data)
@@ -397,6 +398,7 @@ PARAMS: list[tuple[str, dict[str, str]]] = [
     ("/api/v1/passes/", {"id": "pass"}),
     ("/api/v1/residents/", {"id": "=r-101", "rid": "=r-101"}),
     ("/api/v1/access/blocks/", {"id": "block"}),
+    ("/api/v1/access/events/", {"id": "=ae-none"}),
     ("/api/v1/reports/", {"id": "report"}),
     ("/api/v1/photos/", {"id": "=ph-none"}),
     ("/api/v1/tickets/", {"id": "ticket", "action": "=confirm"}),

@@ -509,7 +509,7 @@
       let rows;
       try { rows = await Q.api("GET", "/access/events?" + qs); } catch (e) { failed("events", e); return; }
       Q.fill("events", Q.table([
-        { label: t("thumb"), cell: (e) => e.thumbnail_url ? h("img", { class: "thumb", src: e.thumbnail_url, alt: t("thumb") }) : h("span", { class: "muted", text: "—" }) },
+        { label: t("thumb"), cell: (e) => e.thumbnail_url ? h("a", { href: e.thumbnail_url, target: "_blank" }, h("img", { class: "thumb", src: e.thumbnail_url, alt: `${t("thumb")} · ${e.door_id} · ${Q.when(e.ts)}` })) : h("span", { class: "muted", text: "—" }) },
         { label: t("time"), cell: (e) => Q.when(e.ts) },
         { label: t("door"), key: "door_id" },
         { label: t("method"), cell: (e) => lbl("method", e.method) },
