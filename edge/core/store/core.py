@@ -235,7 +235,9 @@ class Store:
         """Store a standard record, its event and (if it travels) its outbox row, atomically."""
         with self.transaction():
             if rec.TABLE:
-                self.db.table(rec.TABLE).insert(_row(rec), pk="id", replace=True)
+                # an upsert, never INSERT OR REPLACE: REPLACE deletes the old row first, and
+                # ON DELETE CASCADE would take a resident's templates, rights and PIN with it
+                self.db.table(rec.TABLE).upsert(_row(rec), pk="id")
             self.emit(rec, publish=publish)
 
     def emit(self, rec: Record, *, publish: bool = True) -> None:

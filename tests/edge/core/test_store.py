@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from edge.core.standard import AccessEvent, DeviceHealth, Priority
+from edge.core.standard import AccessEvent, DeviceHealth, Priority, Resident
 from edge.core.store import Store, StoreError, StoreFullError, check_file, migrations
 from edge.core.store import core as store_core
 
@@ -84,6 +84,21 @@ def test_record_writes_row_event_and_outbox_together(tmp_path: Path) -> None:
     # A box-level record publishes under box/<box_id>.
     store.record(DeviceHealth(id="h1", device_kind="box", device_id="box-9", state="online"))
     assert store.events_after(ev[0].id)[0].device_id == "box-9"
+    store.close()
+
+
+def test_recording_a_record_again_keeps_the_rows_that_hang_off_it(tmp_path: Path) -> None:
+    """Re-recording a resident (a new name) updates the row in place: the face templates that
+    reference it (ON DELETE CASCADE) stay. INSERT OR REPLACE would delete them."""
+    store = Store(tmp_path / "q.db", box_id="box-9")
+    store.record(Resident(id="r-1", name="张三"))
+    store.db.execute(
+        "INSERT INTO face_templates (id, resident_id, embedding, quality, model, created_at)"
+        " VALUES ('t-1', 'r-1', x'00', 1.0, 'sface', '2026-11-30T00:00:00Z')"
+    )
+    store.record(Resident(id="r-1", name="张三丰", building="5"))
+    assert store.db.execute("SELECT name, building FROM residents").fetchall() == [("张三丰", "5")]
+    assert store.db.execute("SELECT id FROM face_templates").fetchall() == [("t-1",)]
     store.close()
 
 
