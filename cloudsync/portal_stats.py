@@ -7,7 +7,7 @@ ever reaches the cloud. Scoped like every ops route: a user sees only their area
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from cloudsync.context import CLOUD
 from cloudsync.ops_api import FREE, scope
 from cloudsync.routing import Api, ok
+from cloudsync.storage.queries import ts_window
 
 api = Api()  # this module's route table (cloudsync/app.py includes it)
 
@@ -44,15 +45,16 @@ async def reading_totals(storage, scope_path: str, group: str, since: str, until
         )
     )  # fmt: skip
     by = ", ".join(str(i + 1) for i in range(len(keys)))
+    args: list[Any] = [scope_path]
+    window = ts_window(args, since, until)  # only the bounds given: months are pruned
     sql = (
         f"SELECT {', '.join(keys)}, {sums}"
         " FROM records r JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
         " WHERE substr(a.path, 1, length($1)) = $1 AND r.kind = 'reading_stats'"
-        " AND ($2 = '' OR r.ts >= $2) AND ($3 = '' OR r.ts < $3)"
-        f" GROUP BY {by} ORDER BY {by}"
+        f"{window} GROUP BY {by} ORDER BY {by}"
     )
     async with storage.tx() as c:
-        rows = await c.fetch(sql, scope_path, since, until)
+        rows = await c.fetch(sql, *args)
     for r in rows:
         for f in ("reads", "new_readers", "acks"):
             r[f] = int(r[f] or 0)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cloudsync.storage.base import StorageBase, StorageError, in_scope, utcnow
+from cloudsync.storage.queries import ts_window
 
 
 class ConsoleStorage(StorageBase):
@@ -323,15 +324,14 @@ class ConsoleStorage(StorageBase):
         j = self.jtext
         async with self.read_tx() as c:
             cond, scope_arg = await self.scope_filter(c, scope)
-            window = "AND ($2 = '' OR r.ts >= $2) AND ($3 = '' OR r.ts < $3)"
+            args: list[Any] = [scope_arg]
+            window = ts_window(args, since, until)
             plays = await c.fetch(
                 f"SELECT {j('r.payload', 'content_id')} AS content_id, b.community_id,"
                 f" count(*) AS plays, sum(CAST({j('r.payload', 'duration_ms')} AS BIGINT)) AS ms"
                 f" FROM records r JOIN boxes b ON b.id = r.box_id WHERE {cond}"
-                f" AND r.kind = 'play_record' {window} GROUP BY 1, 2",
-                scope_arg,
-                since,
-                until,
+                f" AND r.kind = 'play_record'{window} GROUP BY 1, 2",
+                *args,
             )
             reads = await c.fetch(
                 f"SELECT {j('r.payload', 'content_id')} AS content_id, b.community_id,"
@@ -339,10 +339,8 @@ class ConsoleStorage(StorageBase):
                 f" sum(CAST({j('r.payload', 'new_readers')} AS BIGINT)) AS readers,"
                 f" sum(CAST({j('r.payload', 'acks')} AS BIGINT)) AS acks"
                 f" FROM records r JOIN boxes b ON b.id = r.box_id WHERE {cond}"
-                f" AND r.kind = 'reading_stats' {window} GROUP BY 1, 2",
-                scope_arg,
-                since,
-                until,
+                f" AND r.kind = 'reading_stats'{window} GROUP BY 1, 2",
+                *args,
             )
         return plays, reads
 

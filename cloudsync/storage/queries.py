@@ -8,6 +8,18 @@ from typing import Any
 from cloudsync.storage.base import StorageBase
 
 
+def ts_window(args: list[Any], since: str, until: str, col: str = "r.ts") -> str:
+    """" AND col >= $n AND col < $m" for the bounds given, appending them to args. Only the
+    bounds given, as plain comparisons: PostgreSQL then prunes the months outside them (a
+    "$3 = '' OR ts >= $3" form keeps every month in a generic plan)."""
+    cond = ""
+    for op, value in ((">=", since), ("<", until)):
+        if value:
+            args.append(value)
+            cond += f" AND {col} {op} ${len(args)}"
+    return cond
+
+
 class OpsQueryStorage(StorageBase):
     # --- queries for ops ------------------------------------------------------------------
 
@@ -147,12 +159,7 @@ class OpsQueryStorage(StorageBase):
         async with self.read_tx() as c:
             cond, scope_arg = await self.scope_filter(c, scope)
             args: list[Any] = [scope_arg, kind]
-            # Only the bounds given, as plain comparisons: PostgreSQL then prunes the months
-            # outside them (a "$3 = '' OR ts >= $3" form keeps every month in a generic plan).
-            for op, value in ((">=", since), ("<", until)):
-                if value:
-                    args.append(value)
-                    cond += f" AND r.ts {op} ${len(args)}"
+            cond += ts_window(args, since, until)
             sql = (
                 f"SELECT {', '.join(cols)}, count(*) AS count{total}"
                 f" FROM records r WHERE {cond} AND r.kind = $2"
