@@ -15,6 +15,10 @@ import json
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # both consoles serve with aiohttp; common itself does not depend on it
+    from aiohttp import web
 
 STATIC_DIR = Path(__file__).parent / "console_static"
 LANGS = ("zh", "en")
@@ -44,6 +48,29 @@ def pick_lang(query_lang: str | None, cookie_lang: str | None) -> str:
         if cand in LANGS:
             return cand
     return "zh"
+
+
+def lang_of(request: web.Request) -> str:
+    return pick_lang(request.query.get("lang"), request.cookies.get("lang"))
+
+
+def html_response(request: web.Request, text: str, status: int = 200) -> web.Response:
+    """A console page with the security headers; ?lang= is remembered in a cookie."""
+    from aiohttp import web
+
+    resp = web.Response(text=text, content_type="text/html", status=status)
+    resp.headers.update(SECURITY_HEADERS)
+    if request.query.get("lang") in LANGS:
+        resp.set_cookie("lang", request.query["lang"], max_age=365 * 86400, samesite="Lax")
+    return resp
+
+
+def safe_next(value: str | None, prefix: str, default: str) -> str:
+    """Where to go after sign-in: only the console's own pages ("<prefix>/x"), never
+    "//evil" or "https://..."."""
+    if value and value.startswith(f"{prefix}/") and not value.startswith("//"):
+        return value
+    return default
 
 
 def esc(text: object) -> str:

@@ -29,7 +29,16 @@ from cloudsync.console.auth import (
     set_cookie,
 )
 from cloudsync.context import CLOUD
-from common.console import SECURITY_HEADERS, STATIC_DIR, Shell, esc, pick_lang, render, strings
+from common.console import (
+    STATIC_DIR,
+    Shell,
+    esc,
+    html_response,
+    lang_of,
+    render,
+    safe_next,
+    strings,
+)
 
 PREFIX = "/console"
 # The cloud-only pages' script, style and words (roll-outs, statistics, library), beside the
@@ -58,23 +67,8 @@ def cloud_host_only(request: web.Request) -> None:
         raise web.HTTPNotFound()
 
 
-def lang_of(request: web.Request) -> str:
-    return pick_lang(request.query.get("lang"), request.cookies.get("lang"))
-
-
-def html_response(request: web.Request, text: str, status: int = 200) -> web.Response:
-    resp = web.Response(text=text, content_type="text/html", status=status)
-    resp.headers.update(SECURITY_HEADERS)
-    if request.query.get("lang") in ("zh", "en"):
-        resp.set_cookie("lang", request.query["lang"], max_age=365 * 86400, samesite="Lax")
-    return resp
-
-
 def _safe_next(value: str | None) -> str:
-    # Only our own pages: "/console/x", never "//evil" or "https://...".
-    if value and value.startswith(f"{PREFIX}/") and not value.startswith("//"):
-        return value
-    return f"{PREFIX}/overview"
+    return safe_next(value, PREFIX, f"{PREFIX}/overview")
 
 
 def login_form(request: web.Request, error: str = "", status: int = 200) -> web.Response:

@@ -23,7 +23,16 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from common.console import SECURITY_HEADERS, STATIC_DIR, Shell, esc, pick_lang, render, strings
+from common.console import (
+    STATIC_DIR,
+    Shell,
+    esc,
+    html_response,
+    lang_of,
+    render,
+    safe_next,
+    strings,
+)
 from edge.core.http import BOX, form_post, json_error, query_int, read_form, require_staff
 from edge.office.service import COOKIE, LoginRefused, OfficeService
 from edge.office.store import audit_page
@@ -49,23 +58,8 @@ def words(lang: str) -> dict[str, str]:
     return {**strings(lang), **office_strings().get(lang, {})}
 
 
-def lang_of(request: web.Request) -> str:
-    return pick_lang(request.query.get("lang"), request.cookies.get("lang"))
-
-
-def html_response(request: web.Request, text: str, status: int = 200) -> web.Response:
-    resp = web.Response(text=text, content_type="text/html", status=status)
-    resp.headers.update(SECURITY_HEADERS)
-    if request.query.get("lang") in ("zh", "en"):
-        resp.set_cookie("lang", request.query["lang"], max_age=365 * 86400, samesite="Lax")
-    return resp
-
-
 def _safe_next(value: str | None) -> str:
-    # Only the office's own pages: "/office/x", never "//evil" or "https://...".
-    if value and value.startswith(f"{PREFIX}/") and not value.startswith("//"):
-        return value
-    return f"{PREFIX}/today"
+    return safe_next(value, PREFIX, f"{PREFIX}/today")
 
 
 BODIES = {
