@@ -73,6 +73,23 @@ def safe_next(value: str | None, prefix: str, default: str) -> str:
     return default
 
 
+def login_body(t: dict[str, str], title_key: str, action: str, csrf: str, error: str = "",
+               after: str = "") -> str:
+    """The sign-in form both consoles show (username, password, optional TOTP code)."""
+    msg = f'<p class="error" role="alert">{esc(t[error])}</p>' if error else ""
+    return f"""<section class="login card">
+<h1>{esc(t[title_key])}</h1>{msg}
+<form method="post" action="{esc(action)}">
+<input type="hidden" name="csrf" value="{csrf}">
+<label>{esc(t["username"])}<input name="name" autocomplete="username" required autofocus></label>
+<label>{esc(t["password"])}<input name="password" type="password"
+ autocomplete="current-password" required></label>
+<label>{esc(t["totp"])}<input name="totp" inputmode="numeric" autocomplete="one-time-code"
+ pattern="[0-9 ]*" maxlength="8"></label>
+<button type="submit" class="primary">{esc(t["sign_in"])}</button>
+</form>{after}</section>"""
+
+
 def esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 

@@ -35,6 +35,7 @@ from common.console import (
     esc,
     html_response,
     lang_of,
+    login_body,
     render,
     safe_next,
     strings,
@@ -76,18 +77,8 @@ def login_form(request: web.Request, error: str = "", status: int = 200) -> web.
     t = strings(lang)
     token = secrets.token_urlsafe(18)
     nxt = _safe_next(request.query.get("next"))
-    msg = f'<p class="error" role="alert">{esc(t[error])}</p>' if error else ""
-    body = f"""<section class="login card">
-<h1>{esc(t["cloud_title"])}</h1>{msg}
-<form method="post" action="{PREFIX}/login?next={esc(quote(nxt, safe="/"))}">
-<input type="hidden" name="csrf" value="{token}">
-<label>{esc(t["username"])}<input name="name" autocomplete="username" required autofocus></label>
-<label>{esc(t["password"])}<input name="password" type="password"
- autocomplete="current-password" required></label>
-<label>{esc(t["totp"])}<input name="totp" inputmode="numeric" autocomplete="one-time-code"
- pattern="[0-9 ]*" maxlength="8"></label>
-<button type="submit" class="primary">{esc(t["sign_in"])}</button>
-</form></section>"""
+    action = f"{PREFIX}/login?next={quote(nxt, safe='/')}"
+    body = login_body(t, "cloud_title", action, token, error)
     shell = Shell("cloud_title", f"{PREFIX}/static", "/api/v1/ops")
     resp = html_response(request, render(shell, lang, "login", "", body), status)
     resp.set_cookie(

@@ -29,6 +29,7 @@ from common.console import (
     esc,
     html_response,
     lang_of,
+    login_body,
     render,
     safe_next,
     strings,
@@ -205,18 +206,9 @@ class Pages:
         t = words(lang)
         token = secrets.token_urlsafe(18)
         nxt = _safe_next(request.query.get("next"))
-        msg = f'<p class="error" role="alert">{esc(t[error])}</p>' if error else ""
-        body = f"""<section class="login card">
-<h1>{esc(t["office_title"])}</h1>{msg}
-<form method="post" action="{PREFIX}/login?next={esc(quote(nxt, safe="/"))}">
-<input type="hidden" name="csrf" value="{token}">
-<label>{esc(t["username"])}<input name="name" autocomplete="username" required autofocus></label>
-<label>{esc(t["password"])}<input name="password" type="password"
- autocomplete="current-password" required></label>
-<label>{esc(t["totp"])}<input name="totp" inputmode="numeric" autocomplete="one-time-code"
- pattern="[0-9 ]*" maxlength="8"></label>
-<button type="submit" class="primary">{esc(t["sign_in"])}</button>
-</form><p class="muted">{esc(t["office_login_help"])}</p></section>"""
+        action = f"{PREFIX}/login?next={quote(nxt, safe='/')}"
+        help_ = f'<p class="muted">{esc(t["office_login_help"])}</p>'
+        body = login_body(t, "office_title", action, token, error, after=help_)
         resp = html_response(request, render(self.shell(), lang, "login", "", body), status)
         resp.set_cookie(LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="Strict",
                         secure=request.secure)
