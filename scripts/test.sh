@@ -8,4 +8,4 @@ echo "==> ruff"
 echo "==> mypy (the typed packages listed in pyproject.toml [tool.mypy])"
 .venv/bin/mypy
 echo "==> pytest"
-exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=20 "$@"
