@@ -113,19 +113,24 @@ def build(name: str, rows: list[Row]):
     raise ValueError(name)
 
 
+WRITERS = ("first", "later", "fourth")
+
+
 def writer_group(row: Row) -> str:
     """The training corpus's writers: s* rows (the first two, who never saw the rules), x*/y*
-    rows (parts 42-49, a later writer who had), the project's own rows (always trained on)."""
-    return "first" if row.id.startswith("s") else "later" if row.id[:1] in ("x", "y") else ""
+    rows (parts 42-49, a later writer who had), u* rows (parts 50-, a fourth writer from the
+    label guide only), the project's own rows (always trained on)."""
+    return {"s": "first", "x": "later", "y": "later", "u": "fourth"}.get(
+        "" if row.source == "project" else row.id[:1], "")
 
 
 def cross_validate(name: str, rows: list[Row], folds: int, by_writer: bool = False) -> dict:
-    """k-fold CV; by_writer: train on one writer group (+ the project's rows), score the other
-    (new wording, as a hidden set written elsewhere would be)."""
+    """k-fold CV; by_writer: leave one writer group out (train on the others + the project's
+    rows, score it: new wording, as a hidden set written elsewhere would be)."""
     ids = list(range(len(rows)))
     random.Random(0).shuffle(ids)
     if by_writer:
-        groups = [{i for i in ids if writer_group(rows[i]) == g} for g in ("first", "later")]
+        groups = [g for g in ({i for i in ids if writer_group(rows[i]) == w} for w in WRITERS) if g]
     else:
         groups = [set(ids[k::folds]) for k in range(folds)]
     held: list[Row] = []
@@ -176,7 +181,7 @@ def main() -> None:
     ap.add_argument("--no-test", action="store_true", help="dev figures only")
     ap.add_argument("--no-cv", action="store_true", help="test figures only (dev_cv skipped)")
     ap.add_argument("--writer-cv", action="store_true",
-                    help="also dev_writer: train on one writer group, score the other")
+                    help="also dev_writer: leave one writer group out, score it")
     ap.add_argument("--dev-from", type=Path, default=None,
                     help="with --no-cv: take dev_cv from an earlier run's output (its last line)")
     args = ap.parse_args()
