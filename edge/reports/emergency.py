@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 
 from common.textmodel import canonical
 
-# Thresholds on the model's P(immediate); see bench/text.py --tune for how they were chosen.
+# Thresholds on the model's P(immediate), chosen by leave-one-writer-out cross-validation on
+# the training corpus (bench/text.py --writer-cv; docs/reports.md).
 P_SURE = 0.70
 P_RULE = 0.05
 P_WEAK = 0.20
@@ -257,6 +258,31 @@ _TURN = re.compile(r"(但是|可是|不过)现在|先不说|不说了")
 # A new topic ("先表扬一下保洁…另外，车库冒白烟"): praise or a joke before it says nothing
 # about what follows.
 _TOPIC = re.compile(r"另外|还有(一件|个|就是|件)|对了|顺便|再说(个|一)|说到这|不过更|更要紧|等一下")
+
+
+# Long messages: the model also reads each sentence (or topic) alone, so an emergency buried
+# after a fee question is not diluted by it; a window's P counts WINDOW_WEIGHT of the whole's
+# (leave-one-writer-out: +0.2 points of recall for +0.1 point of false alarms).
+WINDOW_FROM = 40  # characters
+WINDOW_MIN = 12  # a window is at least this long (short pieces join the next)
+WINDOW_WEIGHT = 0.9
+_SENTENCE = re.compile(r"[。！!？?；;\n]|" + _TOPIC.pattern)
+
+
+def windows(text: str) -> list[str]:
+    """The sentences/topics of a long message (none for a short one)."""
+    if len(text) < WINDOW_FROM:
+        return []
+    cuts = [0] + [x for m in _SENTENCE.finditer(text) for x in (m.start(), m.end())] + [len(text)]
+    parts = [text[a:b] for a, b in zip(cuts[::2], cuts[1::2], strict=True) if text[a:b].strip()]
+    out = []
+    for i in range(len(parts)):
+        w, j = parts[i], i
+        while len(w) < WINDOW_MIN and j + 1 < len(parts):
+            j += 1
+            w += "，" + parts[j]
+        out.append(w)
+    return out if len(out) > 1 else []
 
 
 def soft(text: str) -> bool:
