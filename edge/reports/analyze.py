@@ -151,6 +151,11 @@ def combine(
     # cross-validation for no emergency caught.
     # docs/report-labels.md: `low` is exactly praise, suggestions, enquiries and other; the
     # category head is the surer of the two heads, so it settles low versus normal.
+    if urgency in ("low", "normal") and category == "safety_hazard" and len(cats) > 1:
+        # docs/report-labels.md: a safety hazard is at least `high`. When the urgency head
+        # reads no more than an ordinary problem, the hazard reading is the weaker one: the
+        # next category (leave-one-writer-out: +1.3 points of category accuracy).
+        category = sorted((c for c in cats if c != "safety_hazard"), key=lambda c: -cats[c])[0]
     if urgency in ("low", "normal"):
         urgency = "low" if category in LOW_CATEGORIES else "normal"
     # docs/report-labels.md: every immediate message is a safety hazard, never positive.
