@@ -232,12 +232,12 @@ def main() -> None:
         if test:
             res["test"] = evaluate(test, predict)
             res["test"].pop("immediate_missed", None)  # untouched: no per-message errors shown
-        for folder in args.outside:
-            outside = [r for p in sorted(folder.glob("*.csv")) for r in read_rows(p)]
-            res[f"outside:{folder.name}"] = _numbers(evaluate(outside, predict))
         else:
             res["latency_on_train"] = {k: v for k, v in evaluate(rows[:300], predict).items()
                                        if k.startswith("ms_")}
+        for folder in args.outside:
+            outside = [r for p in sorted(folder.glob("*.csv")) for r in read_rows(p)]
+            res[f"outside:{folder.name}"] = _numbers(evaluate(outside, predict))
         artefact = None
         if name == "ngram_words_lr":
             artefact = Path(tempfile.mkdtemp()) / "words.npz"
