@@ -109,10 +109,15 @@ class Analyzer:
         m = self.model()
         idx = m.index(m.featurize(text))
         p = m.proba("emergency", idx)["yes"]
+        p_window = 0.0
+        for w in emergency.windows(text):
+            wi = m.index(m.featurize(w))
+            p_window = max(p_window, (m.proba("emergency", wi)["yes"]
+                                      + m.proba("urgency", wi)["immediate"]) / 2)
         a = combine(
             text, m.proba("category", idx), m.proba("polarity", idx), m.proba("urgency", idx),
             p, m.explain("emergency", idx, "yes", top=4) if p >= emergency.P_RULE else [],
-            self.taxonomy.codes,
+            self.taxonomy.codes, p_window * emergency.WINDOW_WEIGHT,
         )
         a.category_words = m.explain("category", idx, a.category, top=5)
         return a
@@ -120,14 +125,15 @@ class Analyzer:
 
 def combine(
     text: str, cats: dict[str, float], pol: dict[str, float], urg: dict[str, float], p: float,
-    model_words: list[str], codes: list[str],
+    model_words: list[str], codes: list[str], p_window: float = 0.0,
 ) -> Analysis:
     """The heads' probabilities + the emergency detector + the label guide's rules → labels.
     Shared by every model bench/text.py compares, so they differ only in their probabilities.
     `p` is the emergency head's P(immediate); the detector reads its mean with the urgency
     head's P(immediate) (two views of one question: fewer false alarms at the same recall
-    in cross-validation than either alone)."""
-    p = (p + urg.get("immediate", 0.0)) / 2
+    in cross-validation than either alone); `p_window`: the same read on the message's
+    sentences alone (emergency.windows), weighted."""
+    p = max((p + urg.get("immediate", 0.0)) / 2, p_window)
     cats = {c: v for c, v in cats.items() if c in codes}
     category = max(cats, key=cats.__getitem__) if cats else "other"
     polarity = max(pol, key=pol.__getitem__)
@@ -145,6 +151,11 @@ def combine(
     # cross-validation for no emergency caught.
     # docs/report-labels.md: `low` is exactly praise, suggestions, enquiries and other; the
     # category head is the surer of the two heads, so it settles low versus normal.
+    if urgency in ("low", "normal") and category == "safety_hazard" and len(cats) > 1:
+        # docs/report-labels.md: a safety hazard is at least `high`. When the urgency head
+        # reads no more than an ordinary problem, the hazard reading is the weaker one: the
+        # next category (leave-one-writer-out: +1.3 points of category accuracy).
+        category = sorted((c for c in cats if c != "safety_hazard"), key=lambda c: -cats[c])[0]
     if urgency in ("low", "normal"):
         urgency = "low" if category in LOW_CATEGORIES else "normal"
     # docs/report-labels.md: every immediate message is a safety hazard, never positive.

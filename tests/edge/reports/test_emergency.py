@@ -7,7 +7,7 @@ import pytest
 
 from common.textmodel import normalise
 from edge.reports import emergency
-from edge.reports.analyze import Analyzer
+from edge.reports.analyze import Analyzer, combine
 
 DESCRIBED = {
     "fire": "隔壁门缝里一直往外飘烟，一股烧塑料的味儿，敲门没人应",
@@ -136,3 +136,29 @@ def test_everyday_words_that_only_look_like_a_rule() -> None:
 ])
 def test_sarcasm_thanks_but_and_politeness(analyzer: Analyzer, text: str, polarity: str) -> None:
     assert analyzer.analyze(text).polarity == polarity
+
+
+def test_an_emergency_after_a_change_of_topic() -> None:
+    """Praise or a joke before "另外…" says nothing about what follows; a run-on message
+    without punctuation still splits its enquiry from the emergency; a long message is read
+    sentence by sentence."""
+    praise_then_smoke = "先表扬一下门卫大哥，天天笑呵呵的。另外二号楼地下车库门口往外冒黑烟"
+    assert not emergency.soft(praise_then_smoke)
+    assert emergency.soft("先说一下楼道冒烟的事，后来发现是虚惊一场")
+    run_on = "我想咨询一下停车费怎么交刚才小区门口有个老人被车撞了躺着不动"
+    assert {"violence"} <= {k for k, _ in emergency.rule_hits(run_on)}
+    long = "物业费的发票什么时候能开，我等了一个礼拜了。还有就是俺家老头子刚才摔了一跤起不来了"
+    assert len(emergency.windows(long)) == 2
+    assert emergency.windows("楼道灯坏了") == []
+
+
+def test_a_hazard_read_as_no_more_than_normal_takes_the_next_category() -> None:
+    """docs/report-labels.md: a safety hazard is at least `high`."""
+    cats = {"safety_hazard": 0.5, "facilities_repair": 0.4, "other": 0.1}
+    codes = list(cats)
+    normal = combine("楼道的扶手有点松", cats, {"neutral": 1.0}, {"normal": 0.9, "high": 0.1},
+                     0.0, [], codes)
+    assert (normal.category, normal.urgency) == ("facilities_repair", "normal")
+    high = combine("楼道的扶手有点松", cats, {"neutral": 1.0}, {"high": 0.9, "normal": 0.1},
+                   0.0, [], codes)
+    assert (high.category, high.urgency) == ("safety_hazard", "high")
