@@ -113,14 +113,15 @@ def build(name: str, rows: list[Row]):
     raise ValueError(name)
 
 
-WRITERS = ("first", "later", "fourth")
+WRITERS = ("first", "later", "fourth", "fifth")
 
 
 def writer_group(row: Row) -> str:
     """The training corpus's writers: s* rows (the first two, who never saw the rules), x*/y*
-    rows (parts 42-49, a later writer who had), u* rows (parts 50-, a fourth writer from the
-    label guide only), the project's own rows (always trained on)."""
-    return {"s": "first", "x": "later", "y": "later", "u": "fourth"}.get(
+    rows (parts 42-49, a later writer who had), u* rows (parts 50-63, a fourth writer from the
+    label guide only), v* rows (parts 64-76, a fifth, the same way), the project's own rows
+    (always trained on)."""
+    return {"s": "first", "x": "later", "y": "later", "u": "fourth", "v": "fifth"}.get(
         "" if row.source == "project" else row.id[:1], "")
 
 
