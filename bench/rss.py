@@ -251,7 +251,8 @@ def measure(templates: int = 100_000, baseline: str | None = BASELINE) -> dict:
         res["after_lazy_loads_mb"] = lazy_costs(data)
         if "before" in res and "rss_mb" in res["before"] and "rss_mb" in res["after"]:
             res["saved_mb"] = round(res["before"]["rss_mb"] - res["after"]["rss_mb"], 1)
-        res["rss_mb"] = res["after"].get("rss_mb")
+        if "rss_mb" in res["after"]:
+            res["rss_mb"] = res["after"]["rss_mb"]
         return res
     finally:
         shutil.rmtree(work, ignore_errors=True)
