@@ -192,13 +192,14 @@ async def main():
     out["after_call_pass_link_qr_push"] = rss()
     await box.service("reports").analyze("楼道的灯坏了，谢谢")  # loads jieba + pysenti
     out["after_first_report"] = rss()
-    # Door traffic: FacePipeline.detect_region plans one YuNet per region size (96..640 px in
-    # 32 px steps); faces approaching a door go through most of them.
+    # Door traffic: a face approaching a 1280x720 door camera, searched in a region around
+    # it (FacePipeline.detect_region) of every size it can have (96..640 px in 32 px steps).
     import numpy as np
     p = box.service("faces").pipeline
-    for side in range(96, p.cfg.detect_max_side + 1, 32):
-        p.detector_at(side).detect(np.zeros((side, side, 3), np.uint8))
-    out["after_region_detectors_of_every_size"] = rss()
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    for w in range(30, 530, 6):
+        p.detect_region(frame, (400.0, 100.0, float(w), float(w)))
+    out["after_door_regions_of_every_size"] = rss()
     print(json.dumps(out))
     await d.stop()
 
