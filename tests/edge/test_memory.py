@@ -62,8 +62,8 @@ def test_heavy_libraries_load_on_first_use_not_at_start(tmp_path: Path) -> None:
 
 def test_one_region_detector_serves_every_region_size() -> None:
     """A face searched in regions of many sizes (a person walking up to the door) is found in
-    each, where the whole-frame detection has it, by ONE region detector: a YuNet instance per
-    size kept each size's buffers (+216 MB over the 18 sizes, bench/rss.py)."""
+    each, where the whole-frame detection has it, by the whole-frame detector itself: a YuNet
+    instance per size kept each size's buffers (+216 MB over the 18 sizes, bench/rss.py)."""
     p = FacePipeline(FacesConfig(), weights.default_model_dir())
     photo = cv2.imread(str(ROOT / "tests/data/faces/biden.jpg"))
     frame = np.zeros((720, 1280, 3), np.uint8)
@@ -83,11 +83,11 @@ def test_one_region_detector_serves_every_region_size() -> None:
         assert found, f"no face in the region of {grow:.2f} face widths"
         assert np.abs(found[0].landmarks - whole[0].landmarks).max() < 0.15 * fw
         # the same faces, bit for bit, as a detector planned for this size alone (as before)
-        p._sized[640], shared = YuNetDetector(p._yunet_path, max_side=640), p._sized[640]
+        shared, p.detector = p.detector, YuNetDetector(p._yunet_path, max_side=640)
         alone = p.detect_region(frame, box)
-        p._sized[640] = shared
+        p.detector = shared
         assert [(f.bbox, f.landmarks.tolist(), f.score) for f in found] == [
             (f.bbox, f.landmarks.tolist(), f.score) for f in alone]
     assert len(sides) >= 8, sides  # the regions really had many sizes
-    assert len(p._sized) == 1, sorted(p._sized)  # and one detector served them all
+    assert p._sized == {}, sorted(p._sized)  # the whole-frame detector served them all
     p.close()
