@@ -9,9 +9,10 @@ runs) with the ``Environment=`` lines of that side's own systemd/qilu-edge.servi
 baseline commit (``git archive`` into /tmp, run with this venv: same libraries, same models,
 a copy of the same database), after = this checkout, in the same run. The breakdown groups
 /proc/PID/smaps by what is mapped (anonymous memory: heaps, the template matrix, model
-weights; files: each native library). Then, for this checkout only, what the lazily loaded
-parts add once used (a WebRTC call, a pass link, a QR code, the first report) and what door
-traffic adds (a YuNet per face-region size) - RSS at start is not the whole story.
+weights; files: each native library). Then, for each side in a process of its own, what
+the lazily loaded parts add once used (a WebRTC call, a pass link, a QR code, the first
+report) and what door traffic adds (face regions of every size) - RSS at start is not the
+whole story.
 
 Prints readable lines, then one JSON object on the LAST line (bench/face.py includes it).
 """
@@ -182,7 +183,10 @@ async def main():
     d = Daemon(load_config(sys.argv[2]))
     box = await d.start()
     out = {"at_start_in_process": rss()}
-    importlib.import_module("edge.intercom.media")  # what a ringing call loads (WebRTC)
+    try:  # what a ringing call loads (WebRTC); main's code had it all in rtc.py
+        importlib.import_module("edge.intercom.media")
+    except ImportError:
+        importlib.import_module("edge.intercom.rtc")
     out["after_first_call"] = rss()
     from edge.core.qr import qr_svg
     from edge.portal import pass_links
@@ -207,11 +211,11 @@ asyncio.run(main())
 """
 
 
-def lazy_costs(data_dir: Path) -> dict:
+def lazy_costs(code: Path, data_dir: Path) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "OPENBLAS_"))}
-    env.update(unit_env(ROOT))
-    out = subprocess.run([sys.executable, "-c", LAZY, str(ROOT), str(config(data_dir))],
-                         capture_output=True, text=True, timeout=600, env=env)
+    env.update(unit_env(code))
+    out = subprocess.run([sys.executable, "-c", LAZY, str(code), str(config(data_dir))],
+                         capture_output=True, text=True, timeout=600, env=env, cwd=code)
     if out.returncode != 0:
         return {"error": out.stderr.strip()[-400:]}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -247,9 +251,9 @@ def measure(templates: int = 100_000, baseline: str | None = BASELINE) -> dict:
             data = work / f"data-{side}"
             shutil.copytree(seed, data)
             res[side] = run_daemon(code, data)
-        data = work / "data-lazy"
-        shutil.copytree(seed, data)
-        res["after_lazy_loads_mb"] = lazy_costs(data)
+            data = work / f"data-{side}-lazy"
+            shutil.copytree(seed, data)
+            res[f"{side}_lazy_loads_mb"] = lazy_costs(code, data)
         if "before" in res and "rss_mb" in res["before"] and "rss_mb" in res["after"]:
             res["saved_mb"] = round(res["before"]["rss_mb"] - res["after"]["rss_mb"], 1)
         if "rss_mb" in res["after"]:
@@ -272,7 +276,9 @@ def main() -> None:
                   f"{r.get('RssFile')}, {r.get('Threads')} threads) {r.get('error', '')}")
             for k, v in r.get("breakdown_mb", {}).items():
                 print(f"    {v:7.1f} MB  {k}")
-    print(f"lazily loaded, once used: {res['after_lazy_loads_mb']}")
+    for side in ("before", "after"):
+        if f"{side}_lazy_loads_mb" in res:
+            print(f"{side}, in process, once used: {res[f'{side}_lazy_loads_mb']}")
     res["target_le_250mb"] = (res.get("rss_mb") or 1e9) <= 250
     print(json.dumps(res, ensure_ascii=False))
 
