@@ -27,7 +27,6 @@ from typing import Any
 import cv2
 
 from drivers.cameras.base import CameraDriver
-from drivers.doors.modbus import ModbusDoor
 from edge.access import ACCESS
 from edge.access.routes import PassIn, Refused, issue_pass
 from edge.core.box import Box
@@ -476,6 +475,8 @@ class IntercomService(Service):
 
     async def _poll_button(self, b: Any) -> None:
         """Poll a discrete input of the door's relay board; a press (edge) starts a call."""
+        from drivers.doors.modbus import ModbusDoor  # pymodbus: only where buttons are wired
+
         was = False
         while True:
             await asyncio.sleep(self.cfg.button_poll_s)

@@ -1,6 +1,7 @@
 """Memory (docs/faces.md, bench/rss.py): the daemon does not load, at start, the large native
 libraries of parts only used later: a WebRTC call (aiortc, PyAV), a push to a phone
-(pywebpush, py_vapid), a pass link (cryptography), a QR code (qrcode, Pillow), together ~47 MB
+(pywebpush, py_vapid), a pass link (cryptography), a QR code (qrcode, Pillow), LAN
+advertising (zeroconf, off by default), intercom call buttons (pymodbus), together ~50 MB
 of RSS (a fresh process: the test process has them all loaded by other tests); and door
 traffic does not grow a face detector per face-region size."""
 
@@ -21,7 +22,8 @@ from edge.faces.pipeline import FacePipeline
 from tests.conftest import box_toml
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("aiortc", "av", "pywebpush", "py_vapid", "cryptography", "qrcode", "PIL")
+HEAVY = ("aiortc", "av", "pywebpush", "py_vapid", "cryptography", "qrcode", "PIL", "zeroconf",
+         "pymodbus")
 PROBE = """
 import asyncio, json, sys
 from edge.daemon import Daemon
