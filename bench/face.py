@@ -145,72 +145,12 @@ def rates(gen: np.ndarray, imp: np.ndarray, threshold: float | None = None) -> d
     return out
 
 
-DAEMON_RSS = """
-import asyncio, sys, tempfile
-from pathlib import Path
-import numpy as np
-sys.path.insert(0, sys.argv[1])
-from edge.features import parse_config
-from edge.daemon import Daemon
-from edge.core.standard import Resident
-from edge.core.store import Store
-from edge.faces import store as sf
+def daemon_rss() -> dict:
+    """bench/rss.py: the daemon as systemd runs it with models + 100k templates, main's code
+    before the RSS work side by side (``rss_mb`` is this checkout's)."""
+    from bench import rss
 
-tmp = Path(sys.argv[3])
-cfg = parse_config(f'[box]\\ndata_dir = "{tmp}"\\n[mqtt]\\nenabled = false\\n[api]\\nport = 0\\n',
-                   source=tmp / "edge.toml")
-st = Store(cfg.db_path)
-rng = np.random.default_rng(1)
-for chunk in range(10 if sys.argv[2] == 'fill' else 0):
-    with st.transaction():
-        for r in range(chunk * 5000, (chunk + 1) * 5000):
-            sf.add_resident(st, Resident(id=f"r{r}", name="x"))
-    v = rng.normal(size=(10000, 128)).astype(np.float32)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    sf.add_templates_bulk(st, [(f"t{chunk}-{i}", f"r{chunk * 5000 + i // 2}", v[i])
-                               for i in range(10000)])
-st.close()
-if sys.argv[2] == "fill":
-    raise SystemExit(0)
-
-def rss():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-
-async def main():
-    d = Daemon(cfg)
-    box = await d.start()
-    g = box.service("faces").pipeline.gallery
-    at_start = round(rss(), 1)
-    await box.service("reports").analyze("楼道的灯坏了，谢谢")  # loads jieba + pysenti
-    print(len(g), at_start, box.service("faces").loaded_ms, round(rss(), 1))
-    await d.stop()
-
-asyncio.run(main())
-"""
-
-
-def daemon_rss() -> dict[str, float]:
-    import subprocess
-    import tempfile
-
-    tmp = tempfile.mkdtemp(prefix="qilu-face-bench-")
-    # Fill the database in one process, measure the daemon in a fresh one.
-    for mode in ("fill", "run"):
-        out = subprocess.run(
-            [sys.executable, "-c", DAEMON_RSS, str(ROOT), mode, tmp],
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if out.returncode != 0:
-            break
-    if out.returncode != 0:
-        return {"error": out.stderr.strip()[-300:]}  # type: ignore[dict-item]
-    n, rss, load_ms, after_report = out.stdout.split()[-4:]
-    return {"templates": int(n), "rss_mb": float(rss), "start_ms": float(load_ms),
-            "rss_mb_after_first_report": float(after_report)}
+    return rss.measure()
 
 
 def presentation_attacks(p: FacePipeline, cfg: FacesConfig, frames: dict) -> dict:

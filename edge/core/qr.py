@@ -3,12 +3,12 @@ small inline SVG (login codes on door screens and printed sheets, screen set-up 
 
 from __future__ import annotations
 
-import qrcode
-
 
 def qr_matrix(text: str, border: int = 4) -> list[list[bool]]:
     """The QR code's modules (quiet zone of ``border`` included), error correction M. Pass
     codes, door-screen and printed login codes all render from this."""
+    import qrcode  # with Pillow (qrcode's image backends) ~4 MB RSS: loaded by the first code
+
     qr = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=border)
     qr.add_data(text)
     qr.make(fit=True)

@@ -259,10 +259,11 @@ class FacePipeline:
         return FrameResult(faces=results, timings_ms=timings, frame_size=size)
 
     def detector_at(self, side: int) -> Detector:
-        """A detector for inputs of at most ``side`` pixels. YuNet re-plans its net when the
-        input size changes, so a scan and a region search each get their own instance (the
-        file is 122 KB); BlazeFace always works at its own fixed size."""
-        if self._yunet_path is None:
+        """A detector for inputs of at most ``side`` pixels (larger ones are scaled down): a
+        scan gets its own instance (the file is 122 KB); at ``detect_max_side`` (the region
+        search) it is the whole-frame detector itself, not a second copy of it. BlazeFace
+        always works at its own fixed size."""
+        if self._yunet_path is None or side == self.cfg.detect_max_side:
             return self.detector
         det = self._sized.get(side)
         if det is None:
@@ -296,7 +297,11 @@ class FacePipeline:
         small = cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA
                            if scale < 1 else cv2.INTER_LINEAR)
         out = []
-        for f in self.detector_at(side).detect(small):
+        # One detector for every region size (the whole-frame one): re-planning YuNet for a
+        # new input size costs no more than a detection on OpenCV 5 and gives the same faces
+        # bit for bit, while one instance per size kept each size's buffers (+216 MB over the
+        # 18 sizes; bench/rss.py).
+        for f in self.detector_at(self.cfg.detect_max_side).detect(small):
             bx, by, bw, bh = f.bbox
             out.append(Face(bbox=(bx / scale + x0, by / scale + y0, bw / scale, bh / scale),
                             landmarks=(f.landmarks / scale + np.array([x0, y0], np.float32)

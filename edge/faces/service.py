@@ -17,10 +17,10 @@ from typing import Any
 
 from edge.core.box import Box
 from edge.core.config import CoreConfig
+from edge.core.memory import trim_heap
 from edge.core.service import Service, cancel
 from edge.faces import store as store_faces
 from edge.faces import weights
-from edge.faces.memory import trim_heap
 from edge.faces.pipeline import FacePipeline
 
 log = logging.getLogger(__name__)

@@ -11,15 +11,16 @@ import asyncio
 import logging
 import socket
 from dataclasses import asdict, dataclass
-from typing import Any
-
-from zeroconf import IPVersion, ServiceStateChange, Zeroconf
-from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+from typing import TYPE_CHECKING, Any
 
 from common.version import __version__
 from edge.core.box import Box
 from edge.core.http import API
 from edge.core.service import Service
+
+if TYPE_CHECKING:  # zeroconf (~3 MB RSS) loads only where a box advertises or browses
+    from zeroconf import ServiceStateChange, Zeroconf
+    from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
 log = logging.getLogger(__name__)
 SERVICE_TYPE = "_qilu-edge._tcp.local."
@@ -52,6 +53,8 @@ def _interfaces(interfaces: tuple[str, ...] | list[str] | None) -> Any:
 def service_info(
     *, box_id: str, community: str, name: str, port: int, addresses: list[str]
 ) -> AsyncServiceInfo:
+    from zeroconf.asyncio import AsyncServiceInfo
+
     return AsyncServiceInfo(
         SERVICE_TYPE,
         f"{box_id}.{SERVICE_TYPE}",
@@ -112,6 +115,9 @@ class Advertiser(Service):
             return 0
 
     async def _register(self) -> None:
+        from zeroconf import IPVersion
+        from zeroconf.asyncio import AsyncZeroconf
+
         cfg = self.box.config
         ifaces = cfg.installer.advertise_interfaces
         try:
@@ -156,6 +162,9 @@ async def discover(
     seconds: float = 3.0, interfaces: tuple[str, ...] | list[str] | None = None
 ) -> list[FoundBox]:
     """Browse for boxes for ``seconds`` and return each one resolved."""
+    from zeroconf import IPVersion, ServiceStateChange
+    from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
     azc = AsyncZeroconf(interfaces=_interfaces(interfaces), ip_version=IPVersion.V4Only)
     names: set[str] = set()
 

@@ -13,67 +13,27 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import fractions
 import hashlib
 import hmac
+import importlib
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import av
 import numpy as np
-from aiortc import (
-    MediaStreamTrack,
-    RTCConfiguration,
-    RTCIceServer,
-    RTCIceTransportPolicy,
-    RTCPeerConnection,
-    RTCSessionDescription,
-)
-from aiortc.contrib.media import MediaPlayer, MediaRecorder, MediaRelay
 
 from edge.intercom.config import DoorAudio, IntercomConfig
 
+if TYPE_CHECKING:
+    from aiortc import MediaStreamTrack, RTCPeerConnection
+    from aiortc.contrib.media import MediaPlayer, MediaRecorder
+
+    from edge.intercom.media import DoorVideo
+
 log = logging.getLogger(__name__)
-VIDEO_CLOCK = 90000
-
-
-class DoorVideo(MediaStreamTrack):
-    """The door camera's newest frame, at ``fps`` (never a backlog; the same frame repeats
-    if the camera is slower)."""
-
-    kind = "video"
-
-    def __init__(self, camera: Any, fps: float, width: int) -> None:
-        super().__init__()
-        self.camera, self.period, self.width = camera, 1.0 / fps, width
-        self._t0: float | None = None
-        self._n = 0
-        self.sent = 0
-
-    async def recv(self) -> av.VideoFrame:
-        if self._t0 is None:
-            self._t0 = time.monotonic()
-        else:
-            self._n += 1
-            wait = self._t0 + self._n * self.period - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)
-        f = self.camera.latest() or await self.camera.next_frame(-1, 2.0)
-        img = f.image if f is not None else np.zeros((480, 640, 3), np.uint8)
-        h, w = img.shape[:2]
-        if w > self.width:
-            import cv2
-
-            img = cv2.resize(img, (self.width, int(h * self.width / w) // 2 * 2),
-                             interpolation=cv2.INTER_AREA)
-        frame = av.VideoFrame.from_ndarray(img, format="bgr24")
-        frame.pts = int(self._n * self.period * VIDEO_CLOCK)
-        frame.time_base = fractions.Fraction(1, VIDEO_CLOCK)
-        self.sent += 1
-        return frame
+MEDIA = "edge.intercom.media"  # aiortc + PyAV: imported for the first call, not at start
 
 
 @dataclass
@@ -106,12 +66,18 @@ def check_audio(cfg: IntercomConfig) -> list[str]:
     for a in cfg.audio:
         for what, target, fmt in (("mic", a.mic, a.mic_format),
                                   ("speaker", a.speaker, a.speaker_format)):  # fmt: skip
-            if target and fmt and fmt not in av.formats_available:
+            if target and fmt and fmt not in _av_formats():
                 problems.append(f"intercom.audio door {a.door}: {what}_format {fmt!r} is not"
                                 " in this PyAV/FFmpeg build")
         if a.mic and not a.mic_format and not Path(a.mic).is_file():
             problems.append(f"intercom.audio door {a.door}: mic file {a.mic} does not exist")
     return problems
+
+
+def _av_formats() -> set[str]:
+    import av  # only a box with door audio devices pays for PyAV at start
+
+    return set(av.formats_available)
 
 
 class Rtc:
@@ -134,8 +100,28 @@ class Rtc:
         return {"iceServers": self.ice_servers(user),
                 "iceTransportPolicy": "relay" if self.cfg.rtc_relay_only else "all"}
 
+    async def load(self) -> None:
+        """Import the media code (~1 s) off the loop while the call rings, so the phone that
+        answers does not wait for it; after that it stays loaded."""
+        try:
+            await asyncio.to_thread(importlib.import_module, MEDIA)
+        except ImportError as e:  # answer() says so to the phone; the call goes on
+            log.warning("intercom: no WebRTC (%s); phones get picture snapshots", e)
+
     async def answer(self, call_id: str, resident_id: str, offer: dict[str, str],
                      camera: Any, audio: DoorAudio | None = None) -> dict[str, str]:
+        import av
+        from aiortc import (
+            RTCConfiguration,
+            RTCIceServer,
+            RTCIceTransportPolicy,
+            RTCPeerConnection,
+            RTCSessionDescription,
+        )
+        from aiortc.contrib.media import MediaPlayer
+
+        from edge.intercom.media import DoorVideo
+
         servers = [RTCIceServer(urls=s["urls"], username=s["username"] or None,
                                 credential=s["credential"] or None)
                    for s in self.ice_servers(f"box-{call_id}")]
@@ -185,6 +171,9 @@ class Rtc:
                     audio: DoorAudio | None) -> None:
         """The phone's microphone: to the door speaker if one is configured, and its level
         kept either way (health: is the phone's voice arriving at all)."""
+        import av
+        from aiortc.contrib.media import MediaRecorder, MediaRelay
+
         if audio is not None and audio.speaker:
             relay = MediaRelay()  # one track, two readers: the speaker and the level meter
             try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import logging
 import re
 import time
@@ -26,7 +27,6 @@ from typing import Any
 import cv2
 
 from drivers.cameras.base import CameraDriver
-from drivers.doors.modbus import ModbusDoor
 from edge.access import ACCESS
 from edge.access.routes import PassIn, Refused, issue_pass
 from edge.core.box import Box
@@ -38,6 +38,7 @@ from edge.intercom import store as db
 from edge.intercom.config import FLAT, IntercomConfig
 from edge.intercom.notify import Notifier, notifiers
 from edge.intercom.push import WebPush
+from edge.intercom.rtc import Rtc
 from edge.portal.access_pages import REASONS  # the access policy's refusals, as residents read
 from edge.screens import SCREENS
 from edge.screens.service import Panel, ScreenRefused
@@ -126,10 +127,10 @@ class IntercomService(Service):
         self._side: set[asyncio.Task] = set()
         self.rtc: Any = None
         if self.cfg.enabled and self.cfg.rtc:
-            try:
-                from edge.intercom.rtc import Rtc
-            except ImportError as e:  # aiortc missing: the pages use snapshots
-                log.warning("intercom: no WebRTC (%s); phones get picture snapshots", e)
+            # aiortc itself loads when a call rings (edge/intercom/media.py): RSS at start
+            if importlib.util.find_spec("aiortc") is None:  # the pages use snapshots
+                log.warning("intercom: no WebRTC (aiortc is not installed); phones get picture"
+                            " snapshots")
             else:
                 self.rtc = Rtc(self.cfg)
         self._jpeg: dict[str, tuple[int, bytes]] = {}  # camera -> (frame seq, JPEG)
@@ -241,6 +242,8 @@ class IntercomService(Service):
         live.timer = asyncio.create_task(self._ring_timer(live), name=f"ring-{rec.id}")
         for n in self.notifiers:
             self._spawn(self._notify(n, rec))
+        if self.rtc is not None:
+            self._spawn(self.rtc.load())
         log.info("intercom: %s calls %s (%s, %d phones listening)", door_id, flat, source,
                  rec.phones)
         return rec
@@ -472,6 +475,8 @@ class IntercomService(Service):
 
     async def _poll_button(self, b: Any) -> None:
         """Poll a discrete input of the door's relay board; a press (edge) starts a call."""
+        from drivers.doors.modbus import ModbusDoor  # pymodbus: only where buttons are wired
+
         was = False
         while True:
             await asyncio.sleep(self.cfg.button_poll_s)

@@ -15,9 +15,6 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
 from edge.core.store.core import Store
 
 TOKEN_BYTES = 24
@@ -36,11 +33,17 @@ def _key(token: str) -> bytes:
 
 
 def seal(token: str, pin: str) -> bytes:
+    # cryptography's native module is ~7 MB of RSS: loaded by the first link, not at start
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     nonce = secrets.token_bytes(12)
     return nonce + AESGCM(_key(token)).encrypt(nonce, pin.encode(), None)
 
 
 def unseal(token: str, sealed: bytes) -> str | None:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     try:
         return AESGCM(_key(token)).decrypt(sealed[:12], sealed[12:], None).decode()
     except (InvalidTag, ValueError):
