@@ -27,6 +27,11 @@ class FacesConfig(Section):
     visit_k: int = Field(3, ge=1, le=30)  # accept when k of the last n usable frames of one
     visit_n: int = Field(5, ge=1, le=60)  # tracked face name the same resident
     centre_min: int | None = Field(100, ge=2)  # mean-centre scores from this many templates
+    # Per-template cohort normalisation (edge/faces/gallery.py) from this many templates of
+    # the cohort (every template counts: the other residents' form each one's cohort); None:
+    # off. With it, scores, thresholds, margins and the fits below are in z units.
+    znorm_min: int | None = Field(100, ge=3)
+    znorm_shift: bool = False  # also subtract the cohort mean (classic Z-norm; worse on dev)
     # Fitted tails of the fused (k-th best of n) visit score, measured by bench/face.py on its
     # dev split (docs/faces.md; the untouched test split checks them); centred = with
     # mean-centring, raw = plain cosine. The genuine fit comes from 3 dev residents and is
@@ -35,10 +40,14 @@ class FacesConfig(Section):
     tail_raw: tuple[float, float] = (0.1267, 0.0948)
     genuine_centred: tuple[float, float] = (0.7519, 0.1058)  # enrolled residents' visits
     genuine_raw: tuple[float, float] = (0.7942, 0.0857)
+    tail_znorm: tuple[float, float] = (0.4428, 1.0322)  # the same for znorm scores (z units)
+    genuine_znorm: tuple[float, float] = (7.25, 2.0)
     margin: float = Field(0.05, ge=0, lt=1)  # best minus second-best identity
+    margin_znorm: float = Field(0.5, ge=0, lt=20)  # the same in z units (znorm scores)
     negative_step: float = Field(0.02, ge=0, le=0.2)  # threshold raise per wrong-match report
     negative_cap: float = Field(0.10, ge=0, le=0.5)
     duplicate_warn: float = Field(0.40, gt=-1, lt=1)  # enrol warns above this vs others
+    duplicate_warn_znorm: float = Field(4.0, gt=-50, lt=50)  # the same in z units
     min_eye_px: float = Field(28.0, ge=4)  # inter-eye distance in the frame
     min_sharpness: float = Field(60.0, ge=0)  # variance of Laplacian on the aligned face
     max_yaw: float = Field(0.35, gt=0, le=1)  # nose offset / eye distance
