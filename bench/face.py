@@ -236,6 +236,8 @@ def main() -> None:
     ap.add_argument("--pad-only", action="store_true", help="only the presentation attacks")
     ap.add_argument("--reuse-visits", action="store_true",
                     help="reuse the embedded visits of the last run (bench/out/)")
+    ap.add_argument("--dev-only", action="store_true",
+                    help="open set: score the dev split only (make choices without the test)")
     args = ap.parse_args()
     cfg = FacesConfig()
     rss0 = rss_mb()
@@ -260,7 +262,7 @@ def main() -> None:
 
     res["open_set"] = openset.run(
         p, cfg, imgs, ident, *load_crowd(), AccessConfig().sample_fps, ROOT / "bench" / "out",
-        visits_per_person=args.visits, reuse=args.reuse_visits,
+        visits_per_person=args.visits, reuse=args.reuse_visits, dev_only=args.dev_only,
     )
     if args.open_set_only:
         p.close()

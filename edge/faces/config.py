@@ -42,6 +42,9 @@ class FacesConfig(Section):
     genuine_raw: tuple[float, float] = (0.7942, 0.0857)
     tail_znorm: tuple[float, float] = (0.4428, 1.0322)  # the same for znorm scores (z units)
     genuine_znorm: tuple[float, float] = (7.25, 2.0)
+    # Share of residents' visits that reach visit_k usable frames at all (the quality gate
+    # refuses the rest whatever the threshold); the expected acceptance includes it.
+    genuine_usable: float = Field(0.94, gt=0, le=1)
     margin: float = Field(0.05, ge=0, lt=1)  # best minus second-best identity
     margin_znorm: float = Field(0.5, ge=0, lt=20)  # the same in z units (znorm scores)
     negative_step: float = Field(0.02, ge=0, le=0.2)  # threshold raise per wrong-match report

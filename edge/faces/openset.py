@@ -15,7 +15,8 @@ derives the threshold from the number of enrolled residents N and the fusion rul
         FPIR(t, N) = 1 - (1 - p(t))^N        ->  t = tail quantile at p = 1 - (1 - target)^(1/N)
 
 The expected resident acceptance at t comes from a Gaussian fitted to the fused scores of
-enrolled residents' visits (door-camera degradations), shown by ``qilu-edge doctor`` and the
+enrolled residents' visits (door-camera degradations), times the share of visits that reach
+k usable frames at all (``genuine_usable``), shown by ``qilu-edge doctor`` and the
 status API so an operator sees what the target costs. Both fits are in FacesConfig (tail_* and
 genuine_*), measured on faces the fit did not see; docs/faces.md has the method and figures.
 """
@@ -117,7 +118,8 @@ def operating_point(cfg, residents: int, templates: int,
                      "znorm": cfg.genuine_znorm}[kind])
     n = max(residents, 1)
     thr = threshold_for(tail, target, n)
-    return Operating(n, target, thr, gen.survival(thr), kind != "raw", kind)
+    return Operating(n, target, thr, cfg.genuine_usable * gen.survival(thr), kind != "raw",
+                     kind)
 
 
 @dataclass(frozen=True)
