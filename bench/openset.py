@@ -213,16 +213,16 @@ def _embed_one(p: FacePipeline, person: Person, visits: int, per_visit: int) -> 
     """Enrolment template (+ augmented ones) for residents, visits for probes and strangers.
     Each photo has its own random stream, so the cache can grow photo by photo."""
     rng = np.random.default_rng(zlib.crc32(person.key.encode()))
-    out: dict = {"enrol": None, "aug": [], "visits": []}
+    out: dict = {"enrol": None, "aug": [], "visits": [], "gate": gate_of(p.cfg)}
     if person.role == "enrol" or (person.role == "stranger" and person.split == "dev"):
         ef = enrol_frame(p, person)
         if ef is not None:
-            fr = p.analyse_sync(ef, max_faces=1)
+            fr = p.analyse_sync(ef, max_faces=1, enrol=True)
             if fr.faces and fr.faces[0].embedding is not None:
                 out["enrol"] = fr.faces[0].embedding
         for a in AUGMENTS:
             f = augment(p, person, a)
-            got = p.analyse_sync(f, max_faces=1) if f is not None else None
+            got = p.analyse_sync(f, max_faces=1, enrol=True) if f is not None else None
             if got is not None and got.faces and got.faces[0].embedding is not None:
                 out["aug"].append(got.faces[0].embedding)
     if person.role != "enrol":
@@ -230,6 +230,28 @@ def _embed_one(p: FacePipeline, person: Person, visits: int, per_visit: int) -> 
         for _ in range(visits * (3 if person.role == "probe" else 1)):
             out["visits"].append(embed_visit(p, visit_frames(p, person, rng, per_visit)))
     return out
+
+
+def gate_of(cfg: FacesConfig) -> tuple[float, float]:
+    """The door-frame gates a visit's usable frames were chosen with."""
+    return (cfg.visit_min_sharpness, cfg.visit_min_brightness)
+
+
+OLD_GATE = (60.0, 50.0)  # visits cached before the door gate had its own limits
+
+
+def regate(p: FacePipeline, person: Person, old: dict, visits: int, per_visit: int) -> dict:
+    """Visits cached under a stricter door gate, brought to the current (looser) one: the
+    person's visits are generated again from the same random stream, and only those that had
+    unusable frames are analysed again (a frame that passed the stricter gate passes this one,
+    and the same frames give the same embeddings)."""
+    rng = np.random.default_rng(zlib.crc32(person.key.encode()))
+    new = dict(old, visits=list(old["visits"]), gate=gate_of(p.cfg))
+    for j, v in enumerate(old["visits"]):
+        frames = visit_frames(p, person, rng, per_visit)  # advances the stream either way
+        if len(v.embs) < v.frames:
+            new["visits"][j] = embed_visit(p, frames)
+    return new
 
 
 def embed_all(p: FacePipeline, folks: list[Person], visits: int, per_visit: int,
@@ -244,10 +266,18 @@ def embed_all(p: FacePipeline, folks: list[Person], visits: int, per_visit: int,
                 and old.get("visits") == visits:
             got = old["people"]
     cache.parent.mkdir(parents=True, exist_ok=True)
-    todo = [q for q in folks if q.key not in got]
+    gate = gate_of(p.cfg)
+    todo = [q for q in folks if q.key not in got or tuple(got[q.key].get("gate", OLD_GATE))
+            != gate]
     for i, person in enumerate(todo):
         t = time.perf_counter()
-        got[person.key] = _embed_one(p, person, visits, per_visit)
+        was = got.get(person.key)
+        looser = was is not None and all(
+            a <= b for a, b in zip(gate, was.get("gate", OLD_GATE), strict=True))
+        if looser and was is not None:
+            got[person.key] = regate(p, person, was, visits, per_visit)
+        else:
+            got[person.key] = _embed_one(p, person, visits, per_visit)
         cache.write_bytes(pickle.dumps({"version": CACHE_VERSION, "per_visit": per_visit,
                                         "visits": visits, "people": got}))
         print(f"embedded {person.key} ({i + 1}/{len(todo)}, {time.perf_counter() - t:.1f} s)",

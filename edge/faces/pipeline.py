@@ -236,7 +236,10 @@ class FacePipeline:
 
     # --- the stages (worker thread) ----------------------------------------------------
 
-    def analyse_sync(self, frame: np.ndarray, max_faces: int = 5) -> FrameResult:
+    def analyse_sync(self, frame: np.ndarray, max_faces: int = 5,
+                     enrol: bool = False) -> FrameResult:
+        """``enrol``: an enrolment photo (the strict quality gates); otherwise a probe frame
+        (the door gates, FacesConfig.visit_min_*)."""
         timings: dict[str, float] = {}
         t = time.perf_counter()
         faces = self.detector.detect(frame)[:max_faces]
@@ -249,7 +252,7 @@ class FacePipeline:
             crop = align(frame, face.landmarks)
             t_align += _ms(t)
             t = time.perf_counter()
-            q = assess(face, size, crop, self.cfg)
+            q = assess(face, size, crop, self.cfg, door=not enrol)
             t_quality += _ms(t)
             emb = None
             if q.ok:
@@ -333,7 +336,7 @@ class FacePipeline:
             face = faces[0]
             t = time.perf_counter()
             crop = align(lk.frame, face.landmarks)
-            q = assess(face, (lk.frame.shape[1], lk.frame.shape[0]), crop, self.cfg)
+            q = assess(face, (lk.frame.shape[1], lk.frame.shape[0]), crop, self.cfg, door=True)
             timings["align_quality"] = _ms(t)
             staged.append((t0, timings, FaceResult(face, q, None, crop)))
             if q.ok and lk.embed:
@@ -471,7 +474,7 @@ class FacePipeline:
     def check_enrol_sync(self, image: np.ndarray | None, resident_id: str) -> EnrolCheck:
         if image is None or image.ndim != 3 or image.shape[2] != 3:
             return EnrolCheck(False, "not_an_image", "the file could not be decoded as an image")
-        fr = self.analyse_sync(image, max_faces=5)
+        fr = self.analyse_sync(image, max_faces=5, enrol=True)
         if not fr.faces:
             return EnrolCheck(False, "no_face", "no face was found in the photo")
         # A face much smaller than the main one is a bystander in the background; a second
