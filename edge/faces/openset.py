@@ -88,8 +88,9 @@ class Operating:
 
 
 # Where FacesConfig.genuine_* come from (bench/face.py, dev split; docs/faces.md).
-GENUINE_FIT_NOTE = ("dev split of bench/face.py: 51 door-camera visits of 4 people "
-                    "(leave-one-person-out error in docs/faces.md)")
+GENUINE_FIT_PEOPLE = 4
+GENUINE_FIT_NOTE = (f"dev split of bench/face.py: 51 door-camera visits of {GENUINE_FIT_PEOPLE} "
+                    "people (leave-one-person-out error in docs/faces.md)")
 
 
 def score_kind(cfg, templates: int) -> str:
