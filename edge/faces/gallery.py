@@ -360,14 +360,23 @@ class Gallery:
         own1[alone], own2[alone], own_k[alone] = 1.0, 1.0, 1
         multi = np.nonzero(~alone & (counts[of] > 0))[0]
         if len(multi):
-            by_owner: dict[int, list[int]] = {}
-            for j in multi:
-                by_owner.setdefault(int(of[j]), []).append(int(j))
-            for o, js in by_owner.items():
-                mates = np.nonzero((owner == o) & in_c)[0]
-                g = c[js] @ self._centred_rows(mates).astype(np.float64).T
-                own1[js], own2[js] = g.sum(axis=1), (g * g).sum(axis=1)
-                own_k[js] = len(mates)
+            # Every (row, cohort row of the same resident) pair at once: cohort rows sorted by
+            # owner, each row's mates a slice of that order (no Python loop over residents).
+            o = of[multi]
+            if len(multi) <= 8:  # an enrolment: the few residents' rows, no sort of 100k
+                cidx = np.nonzero(np.isin(owner, o) & in_c)[0]
+            else:
+                cidx = np.nonzero(in_c)[0]
+            order = cidx[np.argsort(owner[cidx], kind="stable")]
+            sorted_owner = owner[order]
+            lo = np.searchsorted(sorted_owner, o, "left")
+            size = np.searchsorted(sorted_owner, o, "right") - lo
+            li = np.repeat(multi, size)
+            j = order[np.arange(int(size.sum())) + np.repeat(lo - np.cumsum(size) + size, size)]
+            dots = np.einsum("ij,ij->i", c[li], self._centred_rows(j).astype(np.float64))
+            own1[multi] = np.bincount(li, weights=dots, minlength=len(rows))[multi]
+            own2[multi] = np.bincount(li, weights=dots * dots, minlength=len(rows))[multi]
+            own_k[multi] = size
         return own1, own2, own_k
 
     def row_stats(self, template_ids: list[str] | None = None
