@@ -296,7 +296,7 @@ class Gallery:
         cohort sums and each row's cohort statistics."""
         n = len(self)
         self._mean = mean
-        self._row_basis(np.arange(n))
+        self._row_basis(slice(0, n))  # a view of the matrix, not a 50 MB copy
         self._s1[:] = 0.0
         self._s2[:] = 0.0
         self._k = 0
@@ -313,7 +313,7 @@ class Gallery:
         self._basis_n, self._changes = n, 0
         self.basis_version += 1
 
-    def _row_basis(self, rows: np.ndarray) -> None:
+    def _row_basis(self, rows: np.ndarray | slice) -> None:
         """Norm after centring (|t - m|^2 = 1 - 2 t.m + m.m for unit t) and the plain scale."""
         assert self._mean is not None
         m = self._mean
