@@ -61,7 +61,7 @@ class FacesConfig(Section):
     min_brightness: float = Field(50.0, ge=0, le=255)
     # Door frames (not enrolment photos) pass a looser blur and light gate: on the bench's dev
     # split every visit refused at 60 / 50 for the whole 2 s (5 of 51 residents' visits) was
-    # blur 40-47 or brightness 35-46; at 40 / 40 all reach k usable frames and the stranger
+    # blur (sharpness 40-47); at 40 / 40 all reach k usable frames and the stranger
     # tail does not move (docs/faces.md). Enrolment keeps the strict values above.
     visit_min_sharpness: float = Field(40.0, ge=0)
     visit_min_brightness: float = Field(40.0, ge=0, le=255)
