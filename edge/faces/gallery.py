@@ -224,10 +224,11 @@ class Gallery:
 
     @property
     def kind(self) -> str:
-        """The scale scores are on: ``raw`` cosine, ``centred`` cosine or ``znorm``."""
+        """The scale scores are on: ``raw`` cosine, ``centred`` cosine or ``znorm``. Never
+        rebases (the event loop asks this for operating points; a pending rebase runs on the
+        face thread or in the faces service's worker thread)."""
         with self._lock:
-            self._refresh()
-            return self._kind
+            return self._wanted_kind() if self._stale else self._kind
 
     @property
     def centred(self) -> bool:
