@@ -27,7 +27,7 @@ from __future__ import annotations
 import pickle
 import time
 import zlib
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import cv2
@@ -35,7 +35,7 @@ import numpy as np
 
 from edge.access import synthetic
 from edge.faces.config import FacesConfig
-from edge.faces.gallery import Gallery
+from edge.faces.gallery import MIN_SPREAD, Gallery
 from edge.faces.openset import Frame, Fusion, Gaussian, fpir, threshold_for
 from edge.faces.pipeline import FacePipeline
 
@@ -213,16 +213,16 @@ def _embed_one(p: FacePipeline, person: Person, visits: int, per_visit: int) -> 
     """Enrolment template (+ augmented ones) for residents, visits for probes and strangers.
     Each photo has its own random stream, so the cache can grow photo by photo."""
     rng = np.random.default_rng(zlib.crc32(person.key.encode()))
-    out: dict = {"enrol": None, "aug": [], "visits": []}
+    out: dict = {"enrol": None, "aug": [], "visits": [], "gate": gate_of(p.cfg)}
     if person.role == "enrol" or (person.role == "stranger" and person.split == "dev"):
         ef = enrol_frame(p, person)
         if ef is not None:
-            fr = p.analyse_sync(ef, max_faces=1)
+            fr = p.analyse_sync(ef, max_faces=1, enrol=True)
             if fr.faces and fr.faces[0].embedding is not None:
                 out["enrol"] = fr.faces[0].embedding
         for a in AUGMENTS:
             f = augment(p, person, a)
-            got = p.analyse_sync(f, max_faces=1) if f is not None else None
+            got = p.analyse_sync(f, max_faces=1, enrol=True) if f is not None else None
             if got is not None and got.faces and got.faces[0].embedding is not None:
                 out["aug"].append(got.faces[0].embedding)
     if person.role != "enrol":
@@ -230,6 +230,28 @@ def _embed_one(p: FacePipeline, person: Person, visits: int, per_visit: int) -> 
         for _ in range(visits * (3 if person.role == "probe" else 1)):
             out["visits"].append(embed_visit(p, visit_frames(p, person, rng, per_visit)))
     return out
+
+
+def gate_of(cfg: FacesConfig) -> tuple[float, float]:
+    """The door-frame gates a visit's usable frames were chosen with."""
+    return (cfg.visit_min_sharpness, cfg.visit_min_brightness)
+
+
+OLD_GATE = (60.0, 50.0)  # visits cached before the door gate had its own limits
+
+
+def regate(p: FacePipeline, person: Person, old: dict, visits: int, per_visit: int) -> dict:
+    """Visits cached under a stricter door gate, brought to the current (looser) one: the
+    person's visits are generated again from the same random stream, and only those that had
+    unusable frames are analysed again (a frame that passed the stricter gate passes this one,
+    and the same frames give the same embeddings)."""
+    rng = np.random.default_rng(zlib.crc32(person.key.encode()))
+    new = dict(old, visits=list(old["visits"]), gate=gate_of(p.cfg))
+    for j, v in enumerate(old["visits"]):
+        frames = visit_frames(p, person, rng, per_visit)  # advances the stream either way
+        if len(v.embs) < v.frames:
+            new["visits"][j] = embed_visit(p, frames)
+    return new
 
 
 def embed_all(p: FacePipeline, folks: list[Person], visits: int, per_visit: int,
@@ -244,10 +266,18 @@ def embed_all(p: FacePipeline, folks: list[Person], visits: int, per_visit: int,
                 and old.get("visits") == visits:
             got = old["people"]
     cache.parent.mkdir(parents=True, exist_ok=True)
-    todo = [q for q in folks if q.key not in got]
+    gate = gate_of(p.cfg)
+    todo = [q for q in folks if q.key not in got or tuple(got[q.key].get("gate", OLD_GATE))
+            != gate]
     for i, person in enumerate(todo):
         t = time.perf_counter()
-        got[person.key] = _embed_one(p, person, visits, per_visit)
+        was = got.get(person.key)
+        looser = was is not None and all(
+            a <= b for a, b in zip(gate, was.get("gate", OLD_GATE), strict=True))
+        if looser and was is not None:
+            got[person.key] = regate(p, person, was, visits, per_visit)
+        else:
+            got[person.key] = _embed_one(p, person, visits, per_visit)
         cache.write_bytes(pickle.dumps({"version": CACHE_VERSION, "per_visit": per_visit,
                                         "visits": visits, "people": got}))
         print(f"embedded {person.key} ({i + 1}/{len(todo)}, {time.perf_counter() - t:.1f} s)",
@@ -277,12 +307,15 @@ def fit_body(x: np.ndarray) -> Gaussian:
 # / "aug_top2" (it and its augmented door-camera versions, best / mean of the best two),
 # "aug_mean" (one template: the mean of them). norm: "raw" (plain cosine), "centred" (the box:
 # mean of the gallery subtracted), "znorm" (centred, then each template's score standardised
-# by its scores against the other residents: a cohort on the gallery side), "tnorm" (centred,
+# by its scores against the other residents: a cohort on the gallery side), "zscale" (the same
+# cohort, the score only divided by the template's spread: the box since this pass, chosen on
+# dev over znorm and two other variants tried there), "tnorm" (centred,
 # then each frame's scores standardised over all residents: a cohort on the probe side).
 # fusion: "kofn" (the box: k-th best frame of n) or "meanemb" (the mean of the best-k-quality
 # embeddings of n frames, matched once: fusion before matching).
 METHODS: dict[str, tuple[str, str, str]] = {
-    "box": ("one", "centred", "kofn"),
+    "zscale": ("one", "zscale", "kofn"),  # the box (after this pass)
+    "centred": ("one", "centred", "kofn"),  # the box before this pass
     "raw": ("one", "raw", "kofn"),
     "znorm": ("one", "znorm", "kofn"),
     "tnorm": ("one", "tnorm", "kofn"),
@@ -320,12 +353,14 @@ class Scorer:
         self.owner = np.asarray(owner)
         self.mean = g.mean(axis=0) if self.norm != "raw" else None
         self.g = self._prep(g)
-        if self.norm == "znorm":
+        if self.norm in ("znorm", "zscale"):
             # each template against the other residents' templates: its cohort statistics
+            # (the spread floored as the box floors it)
             s = self.g @ self.g.T
             other = self.owner[:, None] != self.owner[None, :]
             self.zmu = np.array([s[i, other[i]].mean() for i in range(len(s))])
-            self.zsd = np.array([max(s[i, other[i]].std(), 1e-3) for i in range(len(s))])
+            self.zsd = np.array([max(s[i, other[i]].std(), MIN_SPREAD)
+                                 for i in range(len(s))])
 
     def _prep(self, x: np.ndarray) -> np.ndarray:
         x = x.astype(np.float64)
@@ -336,6 +371,8 @@ class Scorer:
         s = self._prep(embs) @ self.g.T
         if self.norm == "znorm":
             s = (s - self.zmu) / self.zsd
+        elif self.norm == "zscale":
+            s = s / self.zsd
         out = np.full((len(embs), len(self.ids)), -np.inf)
         for c in range(len(self.ids)):
             sc = s[:, self.owner == c]
@@ -363,67 +400,134 @@ class Scorer:
         return best
 
 
+def _genuine(data: dict[str, dict], by_key: dict[str, Person], idents: dict[str, str],
+             residents: list[str], method: str, k: int, n: int, sc_all: Scorer
+             ) -> dict[str, dict[str, list[float]]]:
+    """split -> person -> fused scores of their visits against their own identity. Residents'
+    probe photos; and on dev also the dev "strangers" whose identity has a second, different
+    photo enrolled (crowd_1 / crowd_3: the same man), scored with their own photo left out."""
+    gen: dict[str, dict[str, list[float]]] = {"dev": {}, "test": {}}
+    for key, q in by_key.items():
+        who = idents[key]
+        if q.role == "probe" and who in sc_all.ids:
+            c = sc_all.ids.index(who)
+            gen[q.split].setdefault(who, []).extend(
+                float(sc_all.visit(v)[c]) for v in data[key]["visits"])
+        elif q.role == "stranger" and q.split == "dev" and any(
+                idents[x] == who and x != key for x in residents):
+            sc = Scorer(method, data, [x for x in residents if x != key], idents, k, n)
+            c = sc.ids.index(who)
+            gen["dev"].setdefault(who, []).extend(
+                float(sc.visit(v)[c]) for v in data[key]["visits"])
+    return gen
+
+
+def _flat(per_person: dict[str, list[float]]) -> np.ndarray:
+    return np.array([x for v in per_person.values() for x in v], float)
+
+
+def fit_genuine(per_person: dict[str, list[float]]) -> tuple[Gaussian, float]:
+    """The box's expectation: a Gaussian over the visits that reached k usable frames, and the
+    share that did (a visit without k usable frames is refused at any threshold)."""
+    g = _flat(per_person)
+    fin = g[np.isfinite(g)]
+    return fit_body(fin), float(len(fin) / max(len(g), 1))
+
+
+def _lopo(per_person: dict[str, list[float]], tail: Gaussian, sizes: dict[int, float]) -> dict:
+    """Leave one dev person out: fit the expectation on the others, compare with what the
+    left-out person's visits measure (how far the box's figure can be off for a new face)."""
+    out: dict = {}
+    for who in per_person:
+        rest = {w: v for w, v in per_person.items() if w != who}
+        fit, usable = fit_genuine(rest)
+        mine = np.array(per_person[who])
+        row = {}
+        for size, tgt in sizes.items():
+            t = threshold_for(tail, tgt, size)
+            row[str(size)] = {"expected": round(usable * fit.survival(t), 3),
+                              "measured": round(float((mine >= t).mean()), 3)}
+        out[who] = {"visits": len(mine), **row}
+    errs = [abs(r["10000"]["expected"] - r["10000"]["measured"]) for r in out.values()]
+    out["mean_abs_error_at_10000"] = round(float(np.mean(errs)), 3) if errs else None
+    return out
+
+
+TARGETS = {300: 1e-4, 1_000: 1e-4, 10_000: 1e-4, 100_000: 1e-3}
+
+
 def _compare(data: dict[str, dict], by_key: dict[str, Person], idents: dict[str, str],
-             residents: list[str], k: int, n: int) -> dict:
+             residents: list[str], k: int, n: int, dev_only: bool = False) -> dict:
     """Every method on the same visits: the tail fitted on dev strangers, the threshold for
-    each N from it, the acceptance of dev and (untouched) test residents there."""
+    each N from it, the acceptance of dev and (untouched; not computed with ``dev_only``)
+    test residents there."""
     out: dict = {}
     for method in METHODS:
         sc_all = Scorer(method, data, residents, idents, k, n)
         pairs: dict[str, list[float]] = {"dev": [], "test": []}
-        gen: dict[str, list[float]] = {"dev": [], "test": []}
         for key, q in by_key.items():
-            if q.role == "stranger":
-                if q.split == "dev":  # leave-one-out: not in the gallery, mean or cohort
-                    others = [x for x in residents if idents[x] != idents[key]]
-                    sc = Scorer(method, data, others, idents, k, n)
-                else:
-                    sc = sc_all
-                for v in data[key]["visits"]:
-                    f = sc.visit(v)
-                    pairs[q.split] += [float(x) for x in f if np.isfinite(x)]
-            elif q.role == "probe" and idents[key] in sc_all.ids:
-                c = sc_all.ids.index(idents[key])
-                for v in data[key]["visits"]:
-                    gen[q.split].append(float(sc_all.visit(v)[c]))
+            if q.role != "stranger" or (dev_only and q.split == "test"):
+                continue
+            if q.split == "dev":  # leave-one-out: not in the gallery, mean or cohort
+                others = [x for x in residents if idents[x] != idents[key]]
+                sc = Scorer(method, data, others, idents, k, n)
+            else:
+                sc = sc_all
+            for v in data[key]["visits"]:
+                f = sc.visit(v)
+                pairs[q.split] += [float(x) for x in f if np.isfinite(x)]
+        gen_pp = _genuine(data, by_key, idents, residents, method, k, n, sc_all)
+        if dev_only:
+            gen_pp["test"] = {}
+        gen = {sp: _flat(v) for sp, v in gen_pp.items()}
         tail = fit_body(np.array(pairs["dev"]))
-        g_dev = np.array(gen["dev"])
-        g_fit = fit_body(g_dev[np.isfinite(g_dev)])
+        g_fit, usable = fit_genuine(gen_pp["dev"])
         row: dict = {"templates_norm_fusion": METHODS[method],
                      "tail_dev": [round(tail.mu, 4), round(tail.sigma, 4)],
                      "genuine_dev": [round(g_fit.mu, 4), round(g_fit.sigma, 4)],
-                     "pairs": {s: len(v) for s, v in pairs.items()},
-                     "resident_visits": {s: len(v) for s, v in gen.items()}, "per_n": {}}
-        for size in GALLERY_SIZES:
-            tgt = 1e-3 if size == 100_000 else 1e-4
+                     "genuine_dev_usable": round(usable, 4),
+                     "genuine_dev_people": {w: len(v) for w, v in gen_pp["dev"].items()},
+                     "pairs": {sp: len(v) for sp, v in pairs.items()},
+                     "resident_visits": {sp: len(v) for sp, v in gen.items()}, "per_n": {}}
+        for size, tgt in TARGETS.items():
             t = threshold_for(tail, tgt, size)
             row["per_n"][str(size)] = {
                 "threshold": round(t, 4),
-                "fnir_dev": round(float((np.array(gen["dev"]) < t).mean()), 4),
-                "fnir_test": round(float((np.array(gen["test"]) < t).mean()), 4),
-                "expected_acceptance": round(g_fit.survival(t), 4),
+                "fnir_dev": round(float((gen["dev"] < t).mean()), 4),
+                "fnir_test": None if dev_only else round(float((gen["test"] < t).mean()), 4),
+                "expected_acceptance": round(usable * g_fit.survival(t), 4),
             }
-        # the fitted tail against what the test pairs show (never fitted on)
-        e = np.array(pairs["test"])
-        row["tail_check_test"] = [
-            {"at": round(float(np.quantile(e, qq)), 4),
-             "measured": round(float((e >= np.quantile(e, qq)).mean()), 5),
-             "fitted_on_dev": _sig(tail.survival(float(np.quantile(e, qq))))}
-            for qq in (0.9, 0.99, 0.999) if len(e) * (1 - qq) >= 1]
-        row["test_pairs_max"] = round(float(e.max()), 4) if len(e) else None
-        t_fit = fit_body(e) if len(e) else tail
-        row["tail_fitted_on_test_for_comparison"] = [round(t_fit.mu, 4), round(t_fit.sigma, 4)]
+        row["lopo_dev"] = _lopo(gen_pp["dev"], tail, TARGETS)
+        # the fitted tail against what the dev pairs themselves show, and (not with dev_only)
+        # against the test pairs (never fitted on)
+        for split in ("dev",) if dev_only else ("dev", "test"):
+            e = np.array(pairs[split])
+            row[f"tail_check_{split}"] = [
+                {"at": round(float(np.quantile(e, qq)), 4),
+                 "measured": round(float((e >= np.quantile(e, qq)).mean()), 5),
+                 "fitted_on_dev": _sig(tail.survival(float(np.quantile(e, qq))))}
+                for qq in (0.9, 0.99, 0.999) if len(e) * (1 - qq) >= 1]
+            row[f"{split}_pairs_max"] = round(float(e.max()), 4) if len(e) else None
+        if not dev_only:
+            e = np.array(pairs["test"])
+            t_fit = fit_body(e) if len(e) else tail
+            row["tail_fitted_on_test_for_comparison"] = [round(t_fit.mu, 4),
+                                                         round(t_fit.sigma, 4)]
         out[method] = row
         r10 = row["per_n"]["10000"]
         print(f"method {method:<17} tail(dev) {tail.mu:.3f}+-{tail.sigma:.3f}  "
               f"N=10k thr {r10['threshold']:.3f}  FNIR dev {r10['fnir_dev']:.3f} "
-              f"test {r10['fnir_test']:.3f}", flush=True)
+              f"test {r10['fnir_test']}  expected {r10['expected_acceptance']:.3f}  "
+              f"LOPO |err| {row['lopo_dev']['mean_abs_error_at_10000']}", flush=True)
     return out
 
 
 def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: dict[str, str],
         groups: dict[Path, str], more: dict[Path, tuple[str, str, str]], fps: float,
-        out_dir: Path, visits_per_person: int = 3, reuse: bool = False) -> dict:
+        out_dir: Path, visits_per_person: int = 3, reuse: bool = False,
+        dev_only: bool = False) -> dict:
+    """``dev_only``: nothing of the test split is scored (choices are made on dev; the test
+    split is scored once, after freezing)."""
     t_start = time.perf_counter()
     k, n = cfg.visit_k, cfg.visit_n
     per_visit = round(VISIT_S * fps)
@@ -437,19 +541,25 @@ def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: d
     # gallery, leave-one-out). Test strangers are never enrolled, never in a mean or a fit.
     residents = [x for x, q in by_key.items() if data[x]["enrol"] is not None
                  and (q.role == "enrol" or (q.role == "stranger" and q.split == "dev"))]
-    methods = _compare(data, by_key, idents, residents, k, n)
-    # The box's fit: the "box" method on dev (its defaults in FacesConfig come from here).
-    tail = Gaussian(*methods["box"]["tail_dev"])
-    genuine = Gaussian(*methods["box"]["genuine_dev"])
-    tail_raw = Gaussian(*methods["raw"]["tail_dev"])
-    genuine_raw = Gaussian(*methods["raw"]["genuine_dev"])
+    methods = _compare(data, by_key, idents, residents, k, n, dev_only)
+    # The box's fits, on dev (its defaults in FacesConfig come from here): "zscale" is the box
+    # since this pass, "centred" before it (and below znorm_min), "raw" below centre_min.
+    fits = {m: (Gaussian(*methods[m]["tail_dev"]), Gaussian(*methods[m]["genuine_dev"]))
+            for m in ("zscale", "centred", "raw")}
+    usable = methods["zscale"]["genuine_dev_usable"]
     box_cfg = cfg.model_copy(update={
-        "tail_centred": (tail.mu, tail.sigma), "tail_raw": (tail_raw.mu, tail_raw.sigma),
-        "genuine_centred": (genuine.mu, genuine.sigma),
-        "genuine_raw": (genuine_raw.mu, genuine_raw.sigma),
+        "tail_znorm": astuple(fits["zscale"][0]), "genuine_znorm": astuple(fits["zscale"][1]),
+        "tail_centred": astuple(fits["centred"][0]),
+        "genuine_centred": astuple(fits["centred"][1]),
+        "tail_raw": astuple(fits["raw"][0]), "genuine_raw": astuple(fits["raw"][1]),
+        "genuine_usable": usable,
     })
 
     # --- the box at N: derived threshold, per-frame matcher, k-of-n fusion ------------------
+    # Both scorings side by side on the same visits: "before" (mean-centred cosine, the box
+    # until this pass) and "box" (per-template cohort scale). The synthetic fill is kept out
+    # of the cohort (it would be most of it; real residents would form the box's), and
+    # znorm_min is lowered to the real cohort here (the box's default waits for 100).
     real = [data[x]["enrol"] for x in residents]
     real_t = np.stack(real).astype(np.float32)
     mean_all = real_t.mean(axis=0)
@@ -459,45 +569,57 @@ def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: d
     fill /= np.linalg.norm(fill, axis=1, keepdims=True)
     fill = mean_all + resid * fill
     fill /= np.linalg.norm(fill, axis=1, keepdims=True)
-    per_n = {}
-    for size in GALLERY_SIZES:
-        tgt = 1e-3 if size == 100_000 else 1e-4
-        p_gal = Gallery(capacity=size, centre_min=box_cfg.centre_min)
-        n_fill = size - len(real_t)
-        vecs = np.concatenate([real_t, fill[:n_fill]]).astype(np.float32)
-        rids = [idents[x] for x in residents] + [f"synthetic{i}" for i in range(n_fill)]
-        p_gal.add_many([f"t{i}" for i in range(size)], rids, np.ascontiguousarray(vecs))
-        p_gal.set_mean(mean_all)  # the real mean: the synthetic rows are drawn around it
-        saved = p.gallery, p.cfg, p._op_cache
-        p.gallery, p.cfg, p._op_cache = p_gal, box_cfg, {}
-        try:
-            op = p.operating(tgt)
-            assert op is not None
-            t0 = time.perf_counter()
-            rep = _replay(p, data, by_key, idents, tgt, k, n)
-            replay_s = time.perf_counter() - t0
-        finally:
-            p.gallery, p.cfg, p._op_cache = saved
-        thr = op.threshold
-        row = {
-            "target_fpir_per_visit": tgt,
-            "threshold": round(thr, 4),
-            "fpir_per_visit_extrapolated": _sig(fpir(tail, thr, size)),
-            **rep,
-            "resident_acceptance_expected_by_box": round(op.expected_resident_acceptance, 4),
-            "replay_s": round(replay_s, 1),
-        }
-        goal = {10_000: 1e-4, 100_000: 1e-3}.get(size)
-        row["goal_met_test"] = None if goal is None else bool(
-            row["fpir_per_visit_extrapolated"] <= goal and row["fnir_test"] <= 0.02)
-        per_n[str(size)] = row
-        print(f"open-set N={size:>6}: threshold {thr:.3f}  FPIR/visit "
-              f"{row['fpir_per_visit_extrapolated']:.2e} (target {tgt:g})  FNIR/visit dev "
-              f"{row['fnir_dev']} test {row['fnir_test']}  replayed test strangers accepted "
-              f"{row['test_strangers_accepted']}/{row['test_stranger_visits']}", flush=True)
+    setups = {
+        "before": (box_cfg.model_copy(update={"znorm_min": None}), fits["centred"][0]),
+        "box": (box_cfg.model_copy(update={"znorm_min": len(real_t)}), fits["zscale"][0]),
+    }
+    per_n: dict = {}
+    for setup, (s_cfg, tail) in setups.items():
+        per_n[setup] = {}
+        for size in GALLERY_SIZES:
+            tgt = TARGETS[size]
+            p_gal = Gallery(capacity=size, centre_min=s_cfg.centre_min,
+                            znorm_min=s_cfg.znorm_min, znorm_shift=s_cfg.znorm_shift)
+            n_fill = size - len(real_t)
+            p_gal.add_many([f"t{i}" for i in range(len(real_t))],
+                           [idents[x] for x in residents], np.ascontiguousarray(real_t))
+            p_gal.add_many([f"s{i}" for i in range(n_fill)],
+                           [f"synthetic{i}" for i in range(n_fill)], fill[:n_fill], cohort=False)
+            p_gal.set_mean(mean_all)  # the real mean: the synthetic rows are drawn around it
+            saved = p.gallery, p.cfg, p._op_cache
+            p.gallery, p.cfg, p._op_cache = p_gal, s_cfg, {}
+            try:
+                op = p.operating(tgt)
+                assert op is not None
+                t0 = time.perf_counter()
+                rep = _replay(p, data, by_key, idents, tgt, k, n, dev_only)
+                replay_s = time.perf_counter() - t0
+            finally:
+                p.gallery, p.cfg, p._op_cache = saved
+            thr = op.threshold
+            row = {
+                "scores": op.scores,
+                "target_fpir_per_visit": tgt,
+                "threshold": round(thr, 4),
+                "fpir_per_visit_extrapolated": _sig(fpir(tail, thr, size)),
+                **rep,
+                "resident_acceptance_expected_by_box": round(op.expected_resident_acceptance, 4),
+                "replay_s": round(replay_s, 1),
+            }
+            goal = {10_000: 1e-4, 100_000: 1e-3}.get(size)
+            row["goal_met_test"] = None if goal is None or dev_only else bool(
+                row["fpir_per_visit_extrapolated"] <= goal and row["fnir_test"] <= 0.02)
+            per_n[setup][str(size)] = row
+            print(f"open-set {setup:<6} N={size:>6} ({op.scores}): threshold {thr:.3f}  "
+                  f"FPIR/visit {row['fpir_per_visit_extrapolated']:.2e} (target {tgt:g})  "
+                  f"FNIR/visit dev {row['fnir_dev']} test {row['fnir_test']}  expected "
+                  f"{row['resident_acceptance_expected_by_box']}  replayed test strangers "
+                  f"accepted {row['test_strangers_accepted']}/{row['test_stranger_visits']}",
+                  flush=True)
 
-    det = _det_png(out_dir / "face_det.png", methods, data, by_key, idents, residents, k, n)
-    usable = sum(len(v.embs) for d in data.values() for v in d["visits"])
+    det = None if dev_only else _det_png(out_dir / "face_det.png", methods, data, by_key,
+                                         idents, residents, k, n)
+    usable_frames = sum(len(v.embs) for d in data.values() for v in d["visits"])
     frames = sum(v.frames for d in data.values() for v in d["visits"])
     count = {s: {r: len({idents[x] for x, q in by_key.items() if q.split == s and q.role == r})
                  for r in ("enrol", "probe", "stranger")} for s in ("dev", "test")}
@@ -507,34 +629,39 @@ def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: d
             "photos_or_crops": len(folks),
             "identities_by_split_and_role": count,
             "frames": frames,
-            "usable_frames": usable,
+            "usable_frames": usable_frames,
             "frames_per_visit": per_visit,
             "visits_per_photo": visits_per_person,
         },
         "fusion": {"k": k, "n": n},
         "methods_dev_fit": methods,
-        "box_fit_dev": {"tail_centred": methods["box"]["tail_dev"],
-                        "genuine_centred": methods["box"]["genuine_dev"],
-                        "tail_raw": methods["raw"]["tail_dev"],
-                        "genuine_raw": methods["raw"]["genuine_dev"]},
-        "config_defaults_match_this_fit": (
-            tuple(cfg.tail_centred) == tuple(methods["box"]["tail_dev"])
-            and tuple(cfg.genuine_centred) == tuple(methods["box"]["genuine_dev"])),
+        "box_fit_dev": {f: list(getattr(box_cfg, f)) for f in FIT_FIELDS},
+        "genuine_usable_dev": usable,
+        "config_defaults_match_this_fit": all(
+            np.allclose(getattr(cfg, f), getattr(box_cfg, f), atol=1e-4) for f in FIT_FIELDS)
+        and abs(cfg.genuine_usable - usable) < 1e-3,
+        "dev_only": dev_only,
         "per_n": per_n,
-        "det_png": str(det),
+        "det_png": None if det is None else str(det),
         "seconds": {"embed": round(t_embed, 1), "total": round(time.perf_counter() - t_start, 1)},
     }
 
 
-def _replay(p, data, by_key, idents, tgt, k, n) -> dict:
+FIT_FIELDS = ("tail_znorm", "genuine_znorm", "tail_centred", "genuine_centred", "tail_raw",
+              "genuine_raw")
+
+
+def _replay(p, data, by_key, idents, tgt, k, n, dev_only: bool = False) -> dict:
     """Every visit through decide_embedding + Fusion, as the engine does it: test strangers
-    (never enrolled) and the residents' probe photos of each split."""
+    (never enrolled) and the residents' probe photos of each split (dev only: no test)."""
     acc = {"dev": 0, "test": 0}
     vis = {"dev": 0, "test": 0}
     short = {"dev": 0, "test": 0}
     st_acc = st_vis = 0
     for key, q in by_key.items():
         if not (q.role == "probe" or (q.role == "stranger" and q.split == "test")):
+            continue
+        if dev_only and q.split == "test":
             continue
         for v in data[key]["visits"]:
             fusion = Fusion(k, n)
@@ -554,7 +681,7 @@ def _replay(p, data, by_key, idents, tgt, k, n) -> dict:
                 st_acc += granted is not None
     return {
         "fnir_dev": round(1 - acc["dev"] / max(vis["dev"], 1), 4),
-        "fnir_test": round(1 - acc["test"] / max(vis["test"], 1), 4),
+        "fnir_test": None if dev_only else round(1 - acc["test"] / max(vis["test"], 1), 4),
         "resident_visits": vis,
         # visits whose frames never passed the quality gate k times (too small, blurred, dark
         # for 2 s): refused whatever the threshold
@@ -581,7 +708,7 @@ def _det_png(path: Path, methods: dict, data, by_key, idents, residents, k, n) -
                        strict=False))
     sc_cache: dict[str, Scorer] = {}
     for method, row in methods.items():
-        if method not in ("box", "raw", "znorm", "tnorm", "aug_mean", "meanemb",
+        if method not in ("zscale", "centred", "raw", "znorm", "tnorm", "aug_mean", "meanemb",
                           "aug_mean+meanemb"):
             continue
         sc = sc_cache.setdefault(method, Scorer(method, data, residents, idents, k, n))

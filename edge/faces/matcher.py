@@ -26,12 +26,15 @@ class Match:
     reason: str
 
 
-def effective_threshold(cfg: FacesConfig, negatives: int, base: float | None = None) -> float:
+def effective_threshold(cfg: FacesConfig, negatives: int, base: float | None = None,
+                        znorm: bool = False) -> float:
     """``base``: the threshold derived from the gallery (pipeline.threshold()); cfg.threshold
-    only when no target rate is configured."""
-    return (cfg.threshold if base is None else base) + min(
-        cfg.negative_cap, cfg.negative_step * negatives
-    )
+    only when no target rate is configured. With z-scores (``znorm``) each wrong-match
+    report's step is scaled by the stranger tail's spread (cosine steps -> z units)."""
+    step = min(cfg.negative_cap, cfg.negative_step * negatives)
+    if znorm:
+        step *= cfg.tail_znorm[1] / cfg.tail_centred[1]
+    return (cfg.threshold if base is None else base) + step
 
 
 def match(
@@ -50,18 +53,20 @@ def match(
     sim = hit.similarity
     margin = sim - hit.second_similarity if hit.second_similarity is not None else sim
     neg = negatives.get(hit.resident_id)
-    thr = effective_threshold(cfg, 0 if neg is None else len(neg), threshold)
+    z = gallery.kind == "znorm"
+    thr = effective_threshold(cfg, 0 if neg is None else len(neg), threshold, z)
+    need = cfg.margin_znorm if z else cfg.margin  # the margin on the scale scores are on
     reason = "match"
-    # Negatives and probe on the gallery's scale (centred when the gallery centres).
+    # Negatives scored as if they were the resident's templates, on the gallery's scale.
     if neg is not None and len(neg) and float(
-        (gallery.transform(neg) @ gallery.transform(emb)).max()
+        gallery.score_as_templates(neg, emb, hit.resident_id).max()
     ) >= sim:
         reason = "negative_example"
     elif sim < thr:
         reason = "unknown_face"
-    elif hit.outside_similarity is not None and hit.outside_similarity + cfg.margin > sim:
+    elif hit.outside_similarity is not None and hit.outside_similarity + need > sim:
         reason = "ambiguous"  # looks as much like someone who may not pass here
-    elif margin < cfg.margin:
+    elif margin < need:
         reason = "ambiguous"
     rid = hit.resident_id if reason == "match" else None
     return Match(rid, hit.resident_id, round(sim, 4), round(margin, 4), round(thr, 4), reason)

@@ -15,7 +15,8 @@ derives the threshold from the number of enrolled residents N and the fusion rul
         FPIR(t, N) = 1 - (1 - p(t))^N        ->  t = tail quantile at p = 1 - (1 - target)^(1/N)
 
 The expected resident acceptance at t comes from a Gaussian fitted to the fused scores of
-enrolled residents' visits (door-camera degradations), shown by ``qilu-edge doctor`` and the
+enrolled residents' visits (door-camera degradations), times the share of visits that reach
+k usable frames at all (``genuine_usable``), shown by ``qilu-edge doctor`` and the
 status API so an operator sees what the target costs. Both fits are in FacesConfig (tail_* and
 genuine_*), measured on faces the fit did not see; docs/faces.md has the method and figures.
 """
@@ -71,30 +72,55 @@ class Operating:
     threshold: float
     expected_resident_acceptance: float
     centred: bool
+    scores: str = "centred"  # raw / centred / znorm: the scale of threshold and scores
 
-    def as_dict(self) -> dict[str, float | int | bool]:
+    def as_dict(self) -> dict[str, float | int | bool | str]:
         return {
             "residents": self.residents,
             "target_fpir_per_visit": self.target_fpir,
             "threshold": round(self.threshold, 4),
             "expected_resident_acceptance": round(self.expected_resident_acceptance, 4),
+            # what the expectation rests on (docs/faces.md): a few real people, optimistic
+            "acceptance_fitted_on": GENUINE_FIT_NOTE,
             "centred": self.centred,
+            "scores": self.scores,
         }
 
 
+# Where FacesConfig.genuine_* come from (bench/face.py, dev split; docs/faces.md).
+GENUINE_FIT_PEOPLE = 4
+GENUINE_FIT_NOTE = (f"dev split of bench/face.py: 51 door-camera visits of {GENUINE_FIT_PEOPLE} "
+                    "people (leave-one-person-out error in docs/faces.md)")
+
+
+def score_kind(cfg, templates: int) -> str:
+    """The scale a gallery of this many templates scores on (Gallery.kind, for callers that
+    have counts only)."""
+    if cfg.centre_min is None or templates < max(cfg.centre_min, 2):
+        return "raw"
+    if cfg.znorm_min is not None and templates >= max(cfg.znorm_min, 3):
+        return "znorm"
+    return "centred"
+
+
 def operating_point(cfg, residents: int, templates: int,
-                    target_fpir: float | None = None) -> Operating | None:
+                    target_fpir: float | None = None, kind: str | None = None
+                    ) -> Operating | None:
     """The threshold a per-visit target gives at this gallery size and the resident acceptance
-    to expect there (cfg: FacesConfig). None when no target is set (fixed cfg.threshold)."""
+    to expect there (cfg: FacesConfig; kind: the gallery's score scale, Gallery.kind). None
+    when no target is set (fixed cfg.threshold)."""
     target = target_fpir if target_fpir is not None else cfg.target_fpir
     if target is None:
         return None
-    centred = cfg.centre_min is not None and templates >= max(cfg.centre_min, 2)
-    tail = Gaussian(*(cfg.tail_centred if centred else cfg.tail_raw))
-    gen = Gaussian(*(cfg.genuine_centred if centred else cfg.genuine_raw))
+    kind = kind or score_kind(cfg, templates)
+    tail = Gaussian(*{"raw": cfg.tail_raw, "centred": cfg.tail_centred,
+                      "znorm": cfg.tail_znorm}[kind])
+    gen = Gaussian(*{"raw": cfg.genuine_raw, "centred": cfg.genuine_centred,
+                     "znorm": cfg.genuine_znorm}[kind])
     n = max(residents, 1)
     thr = threshold_for(tail, target, n)
-    return Operating(n, target, thr, gen.survival(thr), centred)
+    return Operating(n, target, thr, cfg.genuine_usable * gen.survival(thr), kind != "raw",
+                     kind)
 
 
 @dataclass(frozen=True)

@@ -135,8 +135,9 @@ class FacePipeline:
         self.embedder = SFaceEmbedder(paths["sface"])
         self._yunet_path = paths.get("yunet")
         self._sized: dict[int, Detector] = {}  # scan / region detectors, one per input size
-        self.gallery = gallery if gallery is not None else Gallery(centre_min=cfg.centre_min)
-        self._op_cache: dict[tuple[int, float, int | None], Operating] = {}
+        self.gallery = gallery if gallery is not None else Gallery(
+            centre_min=cfg.centre_min, znorm_min=cfg.znorm_min, znorm_shift=cfg.znorm_shift)
+        self._op_cache: dict[tuple[int, float, int | None, str], Operating] = {}
         self._masks: dict[frozenset[str], tuple[int, np.ndarray, int]] = {}
         self.negatives: dict[str, np.ndarray] = {}  # resident id -> (k, 128) wrong-match probes
         self._recent: OrderedDict[str, tuple[str | None, np.ndarray]] = OrderedDict()
@@ -204,11 +205,12 @@ class FacePipeline:
         target = target_fpir if target_fpir is not None else self.cfg.target_fpir
         if target is None:
             return None
-        key = (len(self.gallery), target, residents)
+        kind = self.gallery.kind
+        key = (len(self.gallery), target, residents, kind)
         op: Operating | None = self._op_cache.get(key)
         if op is None:
             n = self.gallery.residents if residents is None else residents
-            op = operating_point(self.cfg, n, len(self.gallery), target)
+            op = operating_point(self.cfg, n, len(self.gallery), target, kind)
             if len(self._op_cache) > 64:
                 self._op_cache.clear()
             if op is not None:
@@ -234,7 +236,10 @@ class FacePipeline:
 
     # --- the stages (worker thread) ----------------------------------------------------
 
-    def analyse_sync(self, frame: np.ndarray, max_faces: int = 5) -> FrameResult:
+    def analyse_sync(self, frame: np.ndarray, max_faces: int = 5,
+                     enrol: bool = False) -> FrameResult:
+        """``enrol``: an enrolment photo (the strict quality gates); otherwise a probe frame
+        (the door gates, FacesConfig.visit_min_*)."""
         timings: dict[str, float] = {}
         t = time.perf_counter()
         faces = self.detector.detect(frame)[:max_faces]
@@ -247,7 +252,7 @@ class FacePipeline:
             crop = align(frame, face.landmarks)
             t_align += _ms(t)
             t = time.perf_counter()
-            q = assess(face, size, crop, self.cfg)
+            q = assess(face, size, crop, self.cfg, door=not enrol)
             t_quality += _ms(t)
             emb = None
             if q.ok:
@@ -336,7 +341,7 @@ class FacePipeline:
             face = faces[0]
             t = time.perf_counter()
             crop = align(lk.frame, face.landmarks)
-            q = assess(face, (lk.frame.shape[1], lk.frame.shape[0]), crop, self.cfg)
+            q = assess(face, (lk.frame.shape[1], lk.frame.shape[0]), crop, self.cfg, door=True)
             timings["align_quality"] = _ms(t)
             staged.append((t0, timings, FaceResult(face, q, None, crop)))
             if q.ok and lk.embed:
@@ -474,7 +479,7 @@ class FacePipeline:
     def check_enrol_sync(self, image: np.ndarray | None, resident_id: str) -> EnrolCheck:
         if image is None or image.ndim != 3 or image.shape[2] != 3:
             return EnrolCheck(False, "not_an_image", "the file could not be decoded as an image")
-        fr = self.analyse_sync(image, max_faces=5)
+        fr = self.analyse_sync(image, max_faces=5, enrol=True)
         if not fr.faces:
             return EnrolCheck(False, "no_face", "no face was found in the photo")
         # A face much smaller than the main one is a bystander in the background; a second
@@ -491,10 +496,12 @@ class FacePipeline:
             return EnrolCheck(False, f"quality:{q.reason}", _quality_detail(q, self.cfg), quality=q)
         warnings = []
         hit = self.gallery.search(best.embedding, exclude=resident_id)
-        if hit is not None and hit.similarity >= self.cfg.duplicate_warn:
+        z = self.gallery.kind == "znorm"  # the duplicate limit on the scale scores are on
+        warn = self.cfg.duplicate_warn_znorm if z else self.cfg.duplicate_warn
+        if hit is not None and hit.similarity >= warn:
             warnings.append(
                 f"possible duplicate: this face is close to resident {hit.resident_id} "
-                f"(similarity {hit.similarity:.2f})"
+                f"({'z-score' if z else 'similarity'} {hit.similarity:.2f})"
             )
         return EnrolCheck(
             True, "ok", embedding=best.embedding, quality=best.quality, warnings=warnings

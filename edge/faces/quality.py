@@ -17,8 +17,13 @@ from edge.faces.types import Face, Quality
 
 
 def assess(
-    face: Face, frame_size: tuple[int, int], aligned: np.ndarray, cfg: FacesConfig
+    face: Face, frame_size: tuple[int, int], aligned: np.ndarray, cfg: FacesConfig,
+    door: bool = False,
 ) -> Quality:
+    """``door``: a door-camera frame, judged with the looser visit_min_* blur and light gates
+    (a template is made from an enrolment photo; a frame only adds one vote of k)."""
+    min_sharp = cfg.visit_min_sharpness if door else cfg.min_sharpness
+    min_bright = cfg.visit_min_brightness if door else cfg.min_brightness
     lm = face.landmarks
     eye_px = face.eye_distance
     re, le, nose = lm[0], lm[1], lm[2]
@@ -49,11 +54,11 @@ def assess(
         reason = "partial_face"
     elif yaw > cfg.max_yaw or abs(roll) > cfg.max_roll_deg:
         reason = "pose"
-    elif bright < cfg.min_brightness:
+    elif bright < min_bright:
         reason = "too_dark"
     elif bright > cfg.max_brightness:
         reason = "too_bright"
-    elif sharp < cfg.min_sharpness:
+    elif sharp < min_sharp:
         reason = "blurry"
     # A 0..1 score to rank an enrolee's photos: size, sharpness and frontality saturate.
     score = (

@@ -205,7 +205,8 @@ class _Handlers:
                 "negative_id": nid,
                 "resident_id": candidate,
                 "negatives": n,
-                "effective_threshold": round(effective_threshold(p.cfg, n), 4),
+                "effective_threshold": round(effective_threshold(
+                    p.cfg, n, p.threshold(), p.gallery.kind == "znorm"), 4),
             }
         )
 

@@ -50,6 +50,8 @@ class FacesService(Service):
         self._task: asyncio.Task[None] | None = None
         self._refresh_lock = asyncio.Lock()
         self.loaded_ms: float | None = None
+        self._new_templates: list[str] = []  # added since the statistics were last stored
+        self._stored_basis = -1  # the gallery's basis_version last stored in full
 
     @property
     def enabled(self) -> bool:
@@ -118,7 +120,8 @@ class FacesService(Service):
             touched_neg: set[str] = set()
             for c in changes:
                 if c.op == "add_template" and c.embedding is not None:
-                    p.gallery.add(c.item_id, c.resident_id, c.embedding)
+                    if p.gallery.add(c.item_id, c.resident_id, c.embedding):
+                        self._new_templates.append(c.item_id)
                 elif c.op == "del_template":
                     p.gallery.remove(c.item_id)
                 elif c.op in ("add_negative", "del_negative"):
@@ -147,17 +150,24 @@ class FacesService(Service):
         return out
 
     async def _save_stats(self) -> None:
-        """The gallery's statistics with the gallery version they belong to (the mean moves
-        with every enrolment; the threshold with the number of residents)."""
+        """The gallery's statistics with the gallery version they belong to: the mean, the
+        score scale, the operating point and each template's cohort statistics - those of the
+        templates added since the last save, or all of them after a rebase (the gallery
+        recomputes everything once it has changed by a few per cent; off the event loop)."""
         p = self.pipeline
         if p is None:
             return
         g = p.gallery
-        mean = await asyncio.to_thread(g.mean)
+        mean = await asyncio.to_thread(g.mean)  # a pending rebase runs here, not on a door
+        full = g.basis_version != self._stored_basis
+        basis = g.basis_version
+        new, self._new_templates = self._new_templates, []
+        stats = await asyncio.to_thread(g.row_stats, None if full else new)
         await self.box.store.run(
             store_faces.save_gallery_stats, self.box.store.sync, self.cursor, len(g),
-            g.residents, mean, self.operating(),
+            g.residents, mean, self.operating(), g.kind, g.cohort_size(), stats, full,
         )
+        self._stored_basis = basis
 
     def status(self) -> dict[str, Any]:
         if self.pipeline is None:

@@ -226,29 +226,59 @@ def save_gallery_stats(
     residents: int,
     mean: np.ndarray | None,
     operating: dict[str, Any],
+    scores: str = "centred",
+    cohort: int = 0,
+    template_stats: tuple[list[str], np.ndarray, np.ndarray] | None = None,
+    replace_all: bool = False,
 ) -> None:
     """The statistics the scores are computed with, for the gallery version (face_changes
-    cursor) they belong to: recomputed by the faces service as residents come and go."""
+    cursor) they belong to: recomputed by the faces service as residents come and go.
+    ``template_stats``: (template ids, cohort means, cohort spreads) of the templates whose
+    statistics changed (all of them with ``replace_all``, after a rebase). A template deleted
+    meanwhile (another process) is skipped; its row would go with it anyway."""
     with store.transaction():
         store.db.execute(
             "INSERT OR REPLACE INTO face_gallery_stats (id, gallery_version, templates,"
-            " residents, centred, mean, operating, updated_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?)",
+            " residents, centred, mean, operating, updated_at, scores, cohort)"
+            " VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (version, templates, residents, int(mean is not None),
-             None if mean is None else _blob(mean), json.dumps(operating), _now()),
+             None if mean is None else _blob(mean), json.dumps(operating), _now(), scores,
+             cohort),
         )
+        if replace_all:
+            store.db.execute("DELETE FROM face_template_stats")
+        if template_stats is not None:
+            tids, mus, sds = template_stats
+            store.db.conn.executemany(
+                "INSERT OR REPLACE INTO face_template_stats (template_id, gallery_version,"
+                " cohort_mean, cohort_spread) SELECT ?, ?, ?, ?"
+                " WHERE EXISTS (SELECT 1 FROM face_templates WHERE id = ?)",
+                [(t, version, float(m), float(d), t)
+                 for t, m, d in zip(tids, mus, sds, strict=True)],
+            )
 
 
 def gallery_stats(store: Store) -> dict[str, Any] | None:
     with store.reading():
         row = store.db.execute(
-            "SELECT gallery_version, templates, residents, centred, mean, operating, updated_at"
-            " FROM face_gallery_stats WHERE id = 1"
+            "SELECT gallery_version, templates, residents, centred, mean, operating, updated_at,"
+            " scores, cohort FROM face_gallery_stats WHERE id = 1"
         ).fetchone()
     if row is None:
         return None
     return {
         "gallery_version": row[0], "templates": row[1], "residents": row[2],
         "centred": bool(row[3]), "mean": None if row[4] is None else _vec(row[4]),
-        "operating": json.loads(row[5]), "updated_at": row[6],
+        "operating": json.loads(row[5]), "updated_at": row[6], "scores": row[7],
+        "cohort": row[8],
     }
+
+
+def template_stats(store: Store) -> dict[str, tuple[int, float, float]]:
+    """template id -> (gallery version, cohort mean, cohort spread)."""
+    with store.reading():
+        rows = store.db.execute(
+            "SELECT template_id, gallery_version, cohort_mean, cohort_spread"
+            " FROM face_template_stats").fetchall()
+    return {t: (v, m, d) for t, v, m, d in rows}
 

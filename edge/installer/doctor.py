@@ -387,6 +387,11 @@ class Doctor:
                            threshold=op.threshold, acceptance=op.expected_resident_acceptance))
             if op.expected_resident_acceptance < 0.98:
                 low.append(name)
+        if parts:  # what the expected acceptance rests on (docs/faces.md)
+            from edge.faces.openset import GENUINE_FIT_PEOPLE, score_kind
+
+            parts.append(T("face_doors.fit", scores=score_kind(cfg.faces, templates),
+                           people=GENUINE_FIT_PEOPLE))
         detail = T("face_doors.summary", residents=residents, templates=templates, doors=parts)
         if low:
             return Result("face_doors", "", "warn", detail, T("face_doors.low_hint", doors=low))

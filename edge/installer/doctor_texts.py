@@ -192,6 +192,12 @@ T = catalogue({
         "{residents} residents ({templates} templates); {doors}",
         "{residents} 位住户（{templates} 个人脸模板）；{doors}",
     ),
+    "face_doors.fit": (
+        "(scores: {scores}; the expected acceptance is fitted on {people} people's door-camera "
+        "visits in the bench, so it is a rough guide: docs/faces.md)",
+        "（评分方式：{scores}；住户通过率按基准（bench）开发集 {people} 人的门口摄像头"
+        "来访拟合，仅供参考：docs/faces.md）",
+    ),
     "face_doors.low_hint": (
         "{doors}: residents would often be refused at this target and size; raise the door's "
         "face_target_fpir, or keep its second_factor = \"auto\" (it then asks for a PIN or a "

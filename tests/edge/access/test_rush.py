@@ -81,7 +81,9 @@ async def test_four_residents_in_at_once_stranger_refused(
     p = board.tcp_port
     extra = access()
     for i, (_rid, (_, shown)) in enumerate(RESIDENTS.items()):
-        extra += door_toml(f"d-{i}", p, i, f"c-{i}")
+        # face alone: with 4 residents the expected acceptance (dev fit) is below 98 %, where
+        # "auto" would ask for a second factor (docs/faces.md)
+        extra += door_toml(f"d-{i}", p, i, f"c-{i}") + 'second_factor = "never"\n'
         extra += video_cam(f"c-{i}", recording(tmp_path / f"r{i}.mp4", pipeline, shown))
     extra += door_toml("d-stranger", p, 4, "c-stranger")
     extra += video_cam("c-stranger", recording(tmp_path / "s.mp4", pipeline, STRANGER))
