@@ -366,6 +366,8 @@ def replay(pipeline: FacePipeline, video: Path, legacy: bool, loops: int = 2,
             looks += 1
             if rec.face is None:
                 live.reset()
+                if current is not None:
+                    current.fusion.reset()  # as the door: evidence starts over with liveness
                 box, holding, seen_face = None, False, False
                 continue
             if not seen_face:
@@ -387,7 +389,7 @@ def replay(pipeline: FacePipeline, video: Path, legacy: bool, loops: int = 2,
             fused = track.fusion.add(Frame(d.candidate_id, d.similarity,
                                            d.resident_id is not None))
             if fused.resident_id is not None and rec.liveness is not None \
-                    and rec.liveness.live:
+                    and rec.liveness.live and d.resident_id == fused.resident_id:
                 holding = True  # granted: the approach is over
                 decisions += 1
                 to_grant.append(frames - appeared + 1)
