@@ -49,6 +49,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.pad import baseline_tracker  # noqa: E402
 from drivers.cameras.base import CameraDriver, Source  # noqa: E402
 from drivers.cameras.file import FileCamera, VideoLoop  # noqa: E402
 from drivers.registry import register  # noqa: E402
@@ -292,7 +293,8 @@ async def run_point(tmp: Path, pipeline: FacePipeline, videos: dict, n: int, leg
 # --- fixed work: CPU time per camera-second of video, independent of the machine's load --------
 
 
-def replay(pipeline: FacePipeline, video: Path, legacy: bool, loops: int = 2) -> dict[str, Any]:
+def replay(pipeline: FacePipeline, video: Path, legacy: bool, loops: int = 2,
+           liveness: type | None = None) -> dict[str, Any]:
     """One camera's recording through each design's per-frame work as fast as the CPU allows,
     in this thread, on a virtual 15 fps clock: the CPU time it takes per second of video is
     what the design costs a camera when the box keeps up. On a shared machine wall-clock
@@ -302,7 +304,10 @@ def replay(pipeline: FacePipeline, video: Path, legacy: bool, loops: int = 2) ->
     free motion gate, then ``recognise`` on every active frame; tracked = a scan when nothing
     is followed, the region look with embedding while undecided (fusion k of n + liveness as
     the loop uses them), then a recheck on every ``recheck_every``-th frame. Decode (mp4v) is
-    included in both."""
+    included in both. ``liveness``: another LivenessTracker class (bench/pad.py's baseline)
+    in place of today's; ``frames_to_grant``: per granted visit, the frames from the face's
+    first frame to the grant's (the evidence the door waited for, at 15 fps, before any
+    compute time: the part of face -> coil a quiet box cannot make up)."""
     from edge.access.config import AccessConfig
     from edge.access.motion import MotionGate
     from edge.faces.openset import FaceTracker, Frame
@@ -311,7 +316,10 @@ def replay(pipeline: FacePipeline, video: Path, legacy: bool, loops: int = 2) ->
     acc = AccessConfig()
     hold = 1.0  # the bench's active_hold_s
     gate = MotionGate(strided=not legacy)
-    live = pipeline.liveness_tracker(frames=acc.liveness_frames)
+    live = (pipeline.liveness_tracker(frames=acc.liveness_frames) if liveness is None
+            else liveness(pipeline.cfg.liveness_threshold, acc.liveness_frames))
+    appeared = -1  # frame number of the current face's first frame
+    to_grant: list[int] = []
     tracks = FaceTracker(pipeline.cfg.visit_k, pipeline.cfg.visit_n)
     box: tuple | None = None
     holding, current, looked, rechecks, seen_face = False, None, -99, 0, False
@@ -358,14 +366,19 @@ def replay(pipeline: FacePipeline, video: Path, legacy: bool, loops: int = 2) ->
             looks += 1
             if rec.face is None:
                 live.reset()
+                if current is not None:
+                    current.fusion.reset()  # as the door: evidence starts over with liveness
                 box, holding, seen_face = None, False, False
                 continue
+            if not seen_face:
+                appeared = frames
             active_until = t + hold
             box = rec.face.bbox
             track = tracks.update(rec.face.bbox, t, rec.embedding)
             switched, current = track is not current, track
             if switched and seen_face:
                 live.reset()
+                appeared = frames
             seen_face = True
             if holding:
                 holding = not switched
@@ -376,15 +389,18 @@ def replay(pipeline: FacePipeline, video: Path, legacy: bool, loops: int = 2) ->
             fused = track.fusion.add(Frame(d.candidate_id, d.similarity,
                                            d.resident_id is not None))
             if fused.resident_id is not None and rec.liveness is not None \
-                    and rec.liveness.live:
+                    and rec.liveness.live and d.resident_id == fused.resident_id:
                 holding = True  # granted: the approach is over
                 decisions += 1
+                to_grant.append(frames - appeared + 1)
         cap.release()
     cpu = time.process_time() - c0
     return {"design": "baseline" if legacy else "tracked+scheduler",
             "video_s": round(frames / FPS, 1), "cpu_s": round(cpu, 2),
             "cpu_pct_of_one_core": round(cpu / (frames / FPS) * 100, 1),
-            "looks": looks, "grants": decisions}
+            "looks": looks, "grants": decisions,
+            "liveness": "today" if liveness is None else liveness.__module__,
+            "frames_to_grant": _summary([float(x) for x in to_grant]) if to_grant else None}
 
 
 def _cpu_figures(p: dict[str, Any], base_cpu: float, n: int) -> None:
@@ -468,16 +484,21 @@ async def main() -> None:
             pipeline.gallery.add(f"t-{rid}", rid, emb)
         res["replay_busy_camera"] = [replay(pipeline, videos["cam-0"][0], lg)
                                      for lg in (False, True)]
+        # The same, with the liveness before this change (bench/pad.py BASELINE) beside it.
+        res["replay_busy_camera_baseline_liveness"] = [
+            replay(pipeline, videos["cam-0"][0], lg, liveness=baseline_tracker())
+            for lg in (False, True)]
         res["replay_idle_camera"] = [replay(pipeline, idle, lg, loops=10)
                                      for lg in (False, True)]
         # The same idle hallway from a 640x360 sub-stream (what a door needs; ONVIF min_width).
         sub = tmp / "idle-sub.mp4"
         write_video(sub, [synthetic.hallway((640, 360))] * 30, (640, 360))
         res["replay_idle_substream_640x360"] = replay(pipeline, sub, False, loops=10)
-        for r in [*res["replay_busy_camera"], *res["replay_idle_camera"],
-                  res["replay_idle_substream_640x360"]]:
-            print(f"replay {r['design']}: {r['cpu_pct_of_one_core']} % of one core over "
-                  f"{r['video_s']} s of video ({r['looks']} looks, {r['grants']} grants)")
+        for r in [*res["replay_busy_camera"], *res["replay_busy_camera_baseline_liveness"],
+                  *res["replay_idle_camera"], res["replay_idle_substream_640x360"]]:
+            print(f"replay {r['design']} (liveness {r['liveness']}): {r['cpu_pct_of_one_core']}"
+                  f" % of one core over {r['video_s']} s of video ({r['looks']} looks, "
+                  f"{r['grants']} grants, frames to grant {r['frames_to_grant']})")
         if args.replay_only:
             print(json.dumps(res, separators=(",", ":")))
             return

@@ -23,7 +23,9 @@ class AccessConfig(Section):
     reembed_every: int = Field(5, ge=1, le=100)  # ...and check it is the same person so often
     motion_threshold: float = Field(0.01, ge=0, le=1)  # share of changed pixels that wakes it
     active_hold_s: float = Field(3.0, ge=0, le=60)  # keep looking this long after motion/face
-    liveness_frames: int = Field(3, ge=1, le=30)  # frames of evidence before a face decision
+    # Liveness window: live as soon as its evidence reaches the bar (from the 2nd frame on),
+    # refused only once this many frames of one face showed too little (edge/faces/liveness.py).
+    liveness_frames: int = Field(3, ge=1, le=30)
     require_liveness: bool = True
     cooldown_s: float = Field(5.0, ge=0, le=600)  # one person does not re-trigger a door
     denied_cooldown_s: float = Field(10.0, ge=0, le=600)  # one denied event per face per door

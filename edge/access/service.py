@@ -416,6 +416,8 @@ class AccessService(Service):
                 st.last_ms = round((time.monotonic() - frame.t) * 1000, 2)
                 if decision.faces == 0:
                     first_seen = None
+                    if current is not None:  # fusion starts over with liveness (below)
+                        current.fusion.reset()
                     continue
                 st.faces += 1
                 active_until = time.monotonic() + self.cfg.active_hold_s
@@ -572,6 +574,12 @@ class AccessService(Service):
                     # Nobody there: liveness starts over (a look that fed liveness cleared it
                     # already; a recheck did not, and must not leave the last person's frames).
                     liveness.reset()
+                    # And so does the fusion: a face back in the same spot within the track's
+                    # gap may be someone else (a look-alike passes the tracker's appearance
+                    # check); liveness decides in 2 frames now, so frames of the one before
+                    # must not count towards them.
+                    if current is not None:
+                        current.fusion.reset()
                     box, face_before, holding = None, False, False
                     continue
                 st.faces += 1
@@ -685,6 +693,10 @@ class AccessService(Service):
             why = "liveness_ir" if ir_face is False else "liveness"
             await self.deny(door_id, "face", why, resident_id=rid,
                             latency_ms=_ms(t0), **common)
+            return False
+        if decision.resident_id != rid:
+            # The k agreeing frames are there, but this frame does not name the resident: wait
+            # for one that does, so a grant never rests on earlier frames alone.
             return False
         why = await self.check_policy(rid, door_id)
         st.decisions += 1
