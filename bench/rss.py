@@ -194,7 +194,7 @@ async def main():
     pass_links.unseal("t", pass_links.seal("t", "123456"))
     import pywebpush  # noqa: F401  (a push to a subscribed phone)
     out["after_call_pass_link_qr_push"] = rss()
-    await box.service("reports").analyze("楼道的灯坏了，谢谢")  # loads the text model (no jieba/pysenti)
+    await box.service("reports").analyze("楼道的灯坏了，谢谢")  # the text model
     out["after_first_report"] = rss()
     # Door traffic: a face approaching a 1280x720 door camera, searched in a region around
     # it (FacePipeline.detect_region) of every size it can have (96..640 px in 32 px steps).
