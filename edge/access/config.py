@@ -44,6 +44,11 @@ class AccessConfig(Section):
     # A second factor at face doors (edge/access/second_factor.py): "auto" doors ask for one
     # when the resident acceptance expected at their threshold is below this.
     second_factor_min_acceptance: float = Field(0.98, ge=0, le=1)
+    # Where a second factor follows, the face only names whom to ask (the PIN or the phone is
+    # checked 1:1 against that resident and limited by second_factor_max_failures), so such
+    # a door searches at this per-visit target instead of its own: strangers reach the PIN
+    # prompt on at most this share of visits, residents are found as at a small gallery.
+    second_factor_face_fpir: float = Field(0.01, gt=0, le=0.5)
     second_factor_timeout_s: float = Field(30.0, gt=0, le=600)  # how long a door waits for it
     # Wrong PINs for one resident at a door within pin_lockout_s before their face is refused
     # outright (second_factor_locked) until the window passes.

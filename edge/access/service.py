@@ -155,10 +155,26 @@ class AccessService(Service):
                 op = pipeline.operating(self.doors_cfg[d].face_target_fpir, n)
                 if op is not None:
                     ops[d] = op.as_dict()
+                    ask = self.factors.required(d)
+                    relaxed = pipeline.operating(self.face_target(d), n) if ask else None
+                    if relaxed is not None:  # what the face search runs at, with the PIN
+                        ops[d]["second_factor"] = {"why": ask, **relaxed.as_dict()}
             out["face_doors"] = ops
         if self.scheduler is not None:
             out["face_load"] = self.scheduler.status()
         return out
+
+    def face_target(self, door_id: str) -> float | None:
+        """The per-visit stranger target a door's face search runs at: its own (or the faces
+        config's), or, where a second factor follows the face, the looser
+        ``second_factor_face_fpir`` (the face then only names whom to ask for the PIN)."""
+        dcfg = self.doors_cfg.get(door_id)
+        own = dcfg.face_target_fpir if dcfg is not None else None
+        if self.factors.required(door_id) is None:
+            return own
+        pipeline = self._faces()
+        base = own if own is not None else (pipeline.cfg.target_fpir if pipeline else None)
+        return max(base or 0.0, self.cfg.second_factor_face_fpir)
 
     # --- devices ---------------------------------------------------------------------------
 
@@ -358,7 +374,6 @@ class AccessService(Service):
         tracker = None
         faces_tracked: FaceTracker | None = None
         current: Track | None = None  # the face being decided at this door
-        target = self.doors_cfg[door_id].face_target_fpir if door_id in self.doors_cfg else None
         period = 1.0 / self.cfg.sample_fps
         last_seq = -1
         active_until = 0.0
@@ -401,7 +416,8 @@ class AccessService(Service):
                 # the frame at the same time, so a QR try adds no latency to a face.
                 text, seen = await asyncio.gather(
                     asyncio.to_thread(qr.read, frame.image) if qr_due else _none(),
-                    pipeline.recognise(frame.image, tracker, target, getattr(frame, "ir", None),
+                    pipeline.recognise(frame.image, tracker, self.face_target(door_id),
+                                       getattr(frame, "ir", None),
                                        self.door_sets.get(door_id))
                     if pipeline else _none(),
                 )
@@ -485,7 +501,6 @@ class AccessService(Service):
         rechecks = n_active = 0
         looked_seq = -1  # the last frame looked at
         me = f"door:{door_id}"
-        target = self.doors_cfg[door_id].face_target_fpir if door_id in self.doors_cfg else None
         period = 1.0 / c.sample_fps
         last_seq = -1
         active_until = 0.0
@@ -540,10 +555,12 @@ class AccessService(Service):
                 # since the door woke up (they may be walking up); a recheck: its frame.
                 waiting = (current_t0 if current is not None and not current.decided
                            else frame.t if holding else active_since)
+                target = self.face_target(door_id)
                 look = self._look(frame, holding, rechecks, box, liveness, target, door_id)
 
                 def renew(seq: int = frame.seq, h: bool = holding, r: int = rechecks,
-                          b: Any = box, lv: Any = liveness) -> tuple[Look, float, Any] | None:
+                          b: Any = box, lv: Any = liveness,
+                          target: float | None = target) -> tuple[Look, float, Any] | None:
                     # The frame went stale in the queue: look at the camera's newest instead.
                     f = cam.latest()
                     if f is None or f.seq <= seq:

@@ -16,6 +16,7 @@ from edge.access import ACCESS as ACCESS_SERVICE
 from edge.access import store as db
 from edge.core.config import ConfigError
 from edge.core.store import Store
+from edge.faces import FACES
 from tests.conftest import api_url
 from tests.edge.access.helpers import door_frame, enrol, head_turn, photo, write_folder
 from tests.edge.access.test_engine import (  # noqa: F401 - fixtures
@@ -53,7 +54,9 @@ async def test_face_alone_stays_shut_pin_or_phone_opens_wrong_pins_are_limited(
     # d-pin has the camera (the whole path: frames -> face match -> challenge -> PIN -> coil);
     # the other doors' challenges are made by hand (the factor logic, the same relay board).
     extra = (ACCESS + "pin_lockout_s = 600\n"
-             + door_toml("d-pin", p, 0, "c-pin") + always
+             # A target so strict that the face alone would never name anyone: with a second
+             # factor the door searches at second_factor_face_fpir and asks for the PIN.
+             + door_toml("d-pin", p, 0, "c-pin") + always + "face_target_fpir = 1e-12\n"
              + cam_toml("c-pin", write_folder(tmp_path / "pin", turn))
              + door_toml("d-guess", p, 1, None) + always
              + door_toml("d-phone", p, 2, None) + always
@@ -106,6 +109,13 @@ async def test_face_alone_stays_shut_pin_or_phone_opens_wrong_pins_are_limited(
         assert svc.factors.required("d-guess") == "always"
         assert svc.factors.required("d-auto") == "auto"
         assert svc.factors.required("d-face") is None
+        assert svc.face_target("d-pin") == svc.cfg.second_factor_face_fpir == 0.01
+        pipe = box.get(FACES).pipeline
+        assert pipe.threshold(1e-12, 1) > pipe.threshold(0.01, 1)
+        async with s.get(f"{base}/api/v1/status", headers=STAFF) as r:
+            doors = (await r.json())["services"]["access"]["face_doors"]
+        assert doors["d-pin"]["second_factor"]["why"] == "always"
+        assert doors["d-pin"]["second_factor"]["threshold"] < doors["d-pin"]["threshold"]
 
         # Guessing: three wrong PINs (from different keypad sessions, so the per-source lockout
         # is not what stops it) end the challenge; then even the right PIN does not open, and
