@@ -46,7 +46,8 @@ import numpy as np
 DIM = 128
 SPLIT_MIN_ROWS = 20_000  # below this, handing half to a second thread costs more than it saves
 REBASE_FRACTION = 0.05  # recompute the mean and every row's cohort statistics after this
-MIN_SPREAD = 0.02  # floor of a template's cohort spread (centred cosines spread ~0.1)
+MIN_SPREAD = 0.06  # floor of a template's cohort spread: real faces measured 0.076-0.122; an
+# estimate far below that (a cohort that is mostly alike) would inflate every z-score of the row
 CHUNK = 8192  # rows per block when recomputing (keeps temporaries small: RSS budget)
 
 
