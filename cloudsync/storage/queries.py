@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from cloudsync.storage.base import StorageBase
+from cloudsync.storage.rollups import ROLLUPS, Rollup, totals_sql
 
 
 def ts_window(args: list[Any], since: str, until: str, col: str = "r.ts") -> str:
@@ -152,6 +153,15 @@ class OpsQueryStorage(StorageBase):
         fields: list[str],
         sum_field: str | None = None,
     ) -> list[dict[str, Any]]:
+        spec = ROLLUPS.get(kind)
+        if (
+            self.rollups
+            and spec is not None
+            and tuple(fields) == spec.dims
+            and (sum_field is None) == (not spec.sums)
+            and (sum_field is None or sum_field == spec.sums[0][1])
+        ):
+            return await self._count_rolled(spec, scope, since or "", until or "", fields)
         cols = [f"{self.jtext('r.payload', f)} AS {f}" for f in fields]
         total = ""
         if sum_field:
@@ -166,6 +176,20 @@ class OpsQueryStorage(StorageBase):
                 f" GROUP BY {', '.join(str(i + 1) for i in range(len(fields)))}"
                 f" ORDER BY {', '.join(str(i + 1) for i in range(len(fields)))}"
             )
+            return await c.fetch(sql, *args)
+
+    async def _count_rolled(
+        self, spec: Rollup, scope: str, since: str, until: str, fields: list[str]
+    ) -> list[dict[str, Any]]:
+        """count_by from the daily roll-ups (whole days) and the records (partial days)."""
+        args: list[Any] = []
+        inner = totals_sql(spec, scope, since, until, False, args)
+        total = f", {spec.sums[0][0]} AS total" if spec.sums else ""
+        order = ", ".join(str(i + 1) for i in range(len(fields)))
+        sql = (
+            f"SELECT {', '.join(fields)}, n AS count{total} FROM ({inner}) t ORDER BY {order}"
+        )
+        async with self.read_tx() as c:
             return await c.fetch(sql, *args)
 
     async def record_box(self, kind: str, record_id: str, scope: str) -> str | None:
