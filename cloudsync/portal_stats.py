@@ -16,7 +16,7 @@ from cloudsync.context import CLOUD
 from cloudsync.ops_api import FREE, scope
 from cloudsync.routing import Api, ok
 from cloudsync.storage.queries import ts_window
-from cloudsync.storage.rollups import ROLLUPS, totals_sql
+from cloudsync.storage.rollups import ROLLUPS, by_boxes, totals_sql
 
 api = Api()  # this module's route table (cloudsync/app.py includes it)
 
@@ -43,9 +43,13 @@ async def _rolled(storage, scope_path: str, group: str, since: str, until: str) 
     """From the daily roll-ups (whole days) and the records (partial days)."""
     args: list[Any] = []
     by_community = group != "content"
+    boxes = None
+    if by_boxes(scope_path, by_community):
+        async with storage.read_tx() as c:
+            boxes = (await storage.scope_filter(c, scope_path))[1]
     inner = totals_sql(
         ROLLUPS["reading_stats"], scope_path, since, until, by_community, args,
-        grouped=group != "community",
+        grouped=group != "community", boxes=boxes,
     )  # fmt: skip
     keys = {
         "content": ["t.content_id"],

@@ -10,7 +10,7 @@ from typing import Any
 
 from cloudsync.storage.base import StorageBase, StorageError, in_scope, utcnow
 from cloudsync.storage.queries import ts_window
-from cloudsync.storage.rollups import ROLLUPS, totals_sql
+from cloudsync.storage.rollups import ROLLUPS, by_boxes, totals_sql
 
 
 class ConsoleStorage(StorageBase):
@@ -364,6 +364,10 @@ class ConsoleStorage(StorageBase):
         }  # fmt: skip
 
     async def _content_rolled(self, scope: str, since: str, until: str) -> dict[str, list]:
+        boxes = None
+        if by_boxes(scope, False):
+            async with self.read_tx() as c:
+                boxes = (await self.scope_filter(c, scope))[1]
         queries = {}
         for what, kind, sums in (
             ("plays", "play_record", "n AS plays, coalesce(ms, 0) AS ms"),
@@ -372,7 +376,7 @@ class ConsoleStorage(StorageBase):
         ):  # fmt: skip
             spec = ROLLUPS[kind]
             args: list[Any] = []
-            inner = totals_sql(spec, scope, since, until, False, args)
+            inner = totals_sql(spec, scope, since, until, False, args, boxes=boxes)
             queries[f"{what}_by_content"] = (f"SELECT content_id, {sums} FROM ({inner}) t", args)
             args = []
             inner = totals_sql(spec, scope, since, until, True, args, grouped=False)

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from cloudsync.storage.base import StorageBase
-from cloudsync.storage.rollups import ROLLUPS, Rollup, totals_sql
+from cloudsync.storage.rollups import ROLLUPS, Rollup, by_boxes, totals_sql
 
 
 def ts_window(args: list[Any], since: str, until: str, col: str = "r.ts") -> str:
@@ -183,13 +183,12 @@ class OpsQueryStorage(StorageBase):
     ) -> list[dict[str, Any]]:
         """count_by from the daily roll-ups (whole days) and the records (partial days)."""
         args: list[Any] = []
-        inner = totals_sql(spec, scope, since, until, False, args)
         total = f", {spec.sums[0][0]} AS total" if spec.sums else ""
         order = ", ".join(str(i + 1) for i in range(len(fields)))
-        sql = (
-            f"SELECT {', '.join(fields)}, n AS count{total} FROM ({inner}) t ORDER BY {order}"
-        )
         async with self.read_tx() as c:
+            boxes = (await self.scope_filter(c, scope))[1] if by_boxes(scope, False) else None
+            inner = totals_sql(spec, scope, since, until, False, args, boxes=boxes)
+            sql = f"SELECT {', '.join(fields)}, n AS count{total} FROM ({inner}) t ORDER BY {order}"
             return await c.fetch(sql, *args)
 
     async def record_box(self, kind: str, record_id: str, scope: str) -> str | None:

@@ -1,13 +1,12 @@
 """Statistics from the daily roll-ups (PostgreSQL, migration 0008): whole days from the roll-up
 tables, the partial days at a window's ends from the records themselves.
 
-A roll-up row holds, per area, day (``substr(ts, 1, 10)``) and group (decision and method,
-content item), the count and sums of one kind's records: a record counts in its box's own area
-(``leaf``, the community) and in each enclosing area of depth 2 or more (street, district;
-``lvl`` is the depth of the path). A district or anything inside it reads its own rows; a city
-or the whole network sums its districts' rows (and the leaf rows of depth <= 2, for boxes
-placed that high); "per community" reads the leaf rows inside the scope. SQLite (the small
-install) keeps aggregating the records themselves.
+A roll-up row holds, per district (the first two levels of the box's area path), day
+(``substr(ts, 1, 10)``) and group (decision and method, content item), the count and sums of
+one kind's records; plays and reading also per box area (community) and day without the group
+(``leaf``). A district reads its own rows, a city or the whole network sums its districts';
+a street or a community reads its few boxes' records; "per community" reads the leaf rows
+inside the scope. SQLite (the small install) keeps aggregating the records themselves.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-DISTRICT = 2  # depth of a district's path: /city/district/
+DISTRICT = 2  # depth of a district's path: /city/district/ (the roll-ups' areas)
 
 
 @dataclass(frozen=True)
@@ -27,17 +26,18 @@ class Rollup:
     cls: str  # its records' class (cloudsync/retention.py CLASSES): the partitions to count
     dims: tuple[str, ...]  # payload fields kept as text columns of the same name
     sums: tuple[tuple[str, str, str], ...]  # (column, payload field, "int" | "float")
+    per_community: bool  # also totals per box area and day, without the dims (leaf rows)
 
 
 ROLLUPS: dict[str, Rollup] = {
     r.kind: r
     for r in (
-        Rollup("access_daily", "access_event", "access", ("decision", "method"), ()),
+        Rollup("access_daily", "access_event", "access", ("decision", "method"), (), False),
         Rollup("play_daily", "play_record", "play", ("content_id",),
-               (("ms", "duration_ms", "int"),)),
+               (("ms", "duration_ms", "int"),), True),
         Rollup("reading_daily", "reading_stats", "telemetry", ("content_id",),
                (("reads", "reads", "int"), ("new_readers", "new_readers", "int"),
-                ("acks", "acks", "int"), ("dwell_s", "dwell_s", "float"))),
+                ("acks", "acks", "int"), ("dwell_s", "dwell_s", "float")), True),
     )
 }  # fmt: skip
 
@@ -85,6 +85,12 @@ class Sql:
         return f"${len(self.args)}"
 
 
+def by_boxes(scope: str, by_community: bool) -> bool:
+    """Whether :func:`totals_sql` reads the scope's records by box (a street or community:
+    a few boxes, found through the primary key) and wants their ids."""
+    return not by_community and scope_depth(scope) > DISTRICT
+
+
 def totals_sql(
     spec: Rollup,
     scope: str,
@@ -93,30 +99,30 @@ def totals_sql(
     by_community: bool,
     args: list[Any],
     grouped: bool = True,
+    boxes: list[str] | None = None,
 ) -> str:
     """SQL of rows (area, <dims>, n, <sums>) for the kind's records in scope and window:
     area is the community's path when ``by_community``, else NULL; one row per area and
-    group (``grouped``: by the dims too, else the dims are left out)."""
+    group (``grouped``: by the dims too, else the dims are left out). ``boxes``: the scope's
+    box ids when :func:`by_boxes`."""
     q = Sql(args)
-    days, raw = split_window(since, until)
+    depth = scope_depth(scope)
+    if by_boxes(scope, by_community) or (by_community and grouped and spec.dims):
+        # A street or community: its boxes' records. Per community *and* group (the portal's
+        # content x community table): the records too, the roll-ups do not keep that.
+        days, raw = None, [(since, until)]
+    else:
+        days, raw = split_window(since, until)
     dims_kept = spec.dims if grouped else ()
     sums = [c for c, _, _ in spec.sums]
     parts = []
     if days is not None:
-        conds = []
-        depth = scope_depth(scope)
-        if by_community:
-            conds.append("r.leaf")
-            if depth:
-                lo, hi = path_range(scope)
-                conds.append(f"r.area >= {q.arg(lo)} AND r.area < {q.arg(hi)}")
-        elif depth >= DISTRICT:
+        conds = ["r.leaf" if by_community else "NOT r.leaf"]
+        if depth == DISTRICT and not by_community:
             conds.append(f"r.area = {q.arg(scope)}")
-        else:
-            conds.append(f"(r.lvl = {DISTRICT} OR (r.leaf AND r.lvl < {DISTRICT}))")
-            if depth:
-                lo, hi = path_range(scope)
-                conds.append(f"r.area >= {q.arg(lo)} AND r.area < {q.arg(hi)}")
+        elif depth:
+            lo, hi = path_range(scope)
+            conds.append(f"r.area >= {q.arg(lo)} AND r.area < {q.arg(hi)}")
         if days[0]:
             conds.append(f"r.day >= {q.arg(days[0])}")
         if days[1]:
@@ -132,11 +138,13 @@ def totals_sql(
         if hi:
             conds.append(f"r.ts < {q.arg(hi)}")
         join = ""
-        if by_community or scope != "/":
+        if by_community or (scope != "/" and boxes is None):
             join = " JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
-            if scope != "/":
-                s = q.arg(scope)
-                conds.append(f"substr(a.path, 1, length({s})) = {s}")
+        if boxes is not None:
+            conds.append(f"r.box_id = ANY({q.arg(boxes)}::text[])")
+        elif scope != "/":
+            s = q.arg(scope)
+            conds.append(f"substr(a.path, 1, length({s})) = {s}")
         area = 'a.path COLLATE "C"' if by_community else 'NULL::text COLLATE "C"'
         cast = {"int": "qilu_int", "float": "qilu_float"}
         cols = ", ".join(
@@ -157,22 +165,27 @@ def totals_sql(
 # --- keeping them: the migration's backfill, retention -----------------------------------------
 
 
-def recount_sql(spec: Rollup, source: str, where: str = "", sign: str = "+") -> str:
+def recount_sql(
+    spec: Rollup, source: str, where: str = "", sign: str = "+", upsert: bool = True
+) -> str:
     """Add (sign '+') or take away ('-') the sums of ``source``'s records of the kind (a
     partition, or records matching ``where``) to/from the roll-up: the statement the trigger
-    of migration 0008 runs on an upload's rows (summed per box, day and group first)."""
+    of migration 0008 runs on an upload's rows (``source`` "added"), summed per box, day and
+    group first, then per district (and per box area, without the group, when
+    ``per_community``). Rows go in key order: two uploads lock shared rows in one order."""
     sums = [c for c, _, _ in spec.sums]
     cast = {"int": "qilu_int", "float": "qilu_float"}
+    sign = "" if sign == "+" else sign
     inner = ", ".join(
         [f"r.payload ->> '{d}' AS {d}" for d in spec.dims]
         + [f"{sign}count(*) AS n"]
         + [f"{sign}sum({cast[t]}(r.payload ->> '{f}')) AS {c}" for c, f, t in spec.sums]
     )
-    cols = ", ".join([*spec.dims, "n", *sums])
-    outer = ", ".join([f"g.{d}" for d in spec.dims] + [f"sum(g.{c})" for c in ["n", *sums]])
-    n_keys = 4 + len(spec.dims)
-    group = ", ".join(str(i) for i in range(1, n_keys + 1))
-    order = ", ".join(str(i) for i in [1, *range(3, n_keys + 1)])
+    levels = "(qilu_district(a.path), false)" + (", (a.path, true)" if spec.per_community else "")
+    dims = [f"CASE WHEN l.leaf THEN NULL ELSE g.{d} END" for d in spec.dims]
+    outer = ", ".join(dims + [f"sum(g.{c})" for c in ["n", *sums]])
+    n_keys = 3 + len(spec.dims)
+    keys = ", ".join(str(i) for i in range(1, n_keys + 1))
     update = ", ".join(
         ["n = w.n + excluded.n"]
         + [f"{c} = CASE WHEN w.{c} IS NULL THEN excluded.{c}"
@@ -182,12 +195,12 @@ def recount_sql(spec: Rollup, source: str, where: str = "", sign: str = "+") -> 
     return (
         f"WITH g AS (SELECT r.box_id, substr(r.ts, 1, 10) AS day, {inner}"
         f" FROM {source} r WHERE r.kind = '{spec.kind}'{where} GROUP BY {by})"
-        f" INSERT INTO {spec.table} AS w (area, lvl, leaf, day, {cols})"
-        f" SELECT l.area, l.lvl, l.leaf, g.day, {outer}"
+        f" INSERT INTO {spec.table} AS w (area, leaf, day, {', '.join([*spec.dims, 'n', *sums])})"
+        f" SELECT l.area, l.leaf, g.day, {outer}"
         " FROM g JOIN boxes b ON b.id = g.box_id JOIN areas a ON a.id = b.community_id"
-        " CROSS JOIN LATERAL qilu_area_levels(a.path) l"
-        f" GROUP BY {group} ORDER BY {order}"
-        f" ON CONFLICT ON CONSTRAINT {spec.table}_key DO UPDATE SET {update}"
+        f" CROSS JOIN LATERAL (VALUES {levels}) AS l(area, leaf)"
+        f" GROUP BY {keys} ORDER BY {keys}"
+        + (f" ON CONFLICT ON CONSTRAINT {spec.table}_key DO UPDATE SET {update}" if upsert else "")
     )
 
 
@@ -247,7 +260,9 @@ async def backfill(conn: Any, say: Any = None) -> list[dict[str, Any]]:
                 lo, hi = _bounds(row["bound"])
                 await forget_month(conn, cls, lo, hi)  # type: ignore[arg-type]
             for spec in of_class(cls):
-                await conn.execute(recount_sql(spec, row["part"]))
+                # A plain insert: the partition's days were just emptied, and no upload can
+                # add to them while it is locked (other partitions hold other days).
+                await conn.execute(recount_sql(spec, row["part"], upsert=False))
             n = await conn.fetchval(  # the planner's estimate: a count would read it again
                 "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = $1",
                 row["part"],

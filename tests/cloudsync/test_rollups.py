@@ -24,7 +24,7 @@ from cloudsync.retention import (
     month_of,
 )
 from cloudsync.storage import open_storage
-from cloudsync.storage.rollups import split_window
+from cloudsync.storage.rollups import ROLLUPS, recount_sql, split_window
 from edge.sync.client import CloudClient
 from edge.sync.store import OutboxRow
 from tests.cloudsync.helpers import PgCluster, start_cloud
@@ -245,18 +245,24 @@ async def test_rollups_answer_as_the_records_through_backfill_dupes_and_retentio
                 f"{old:%Y-%m}",
                 f"{add_months(old, 1):%Y-%m}",
             )
-            leaves = await c.fetch(
-                "SELECT area, day, decision, method, n FROM access_daily WHERE leaf"
-                " ORDER BY 1, 2, 3, 4"
+            districts = await c.fetch(
+                "SELECT area, day, decision, method, n FROM access_daily ORDER BY 1, 2, 3, 4"
             )
             raw = await c.fetch(
-                "SELECT a.path AS area, substr(r.ts, 1, 10) AS day, r.payload ->> 'decision'"
-                " AS decision, r.payload ->> 'method' AS method, count(*) AS n FROM records r"
-                " JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
-                " WHERE r.kind = 'access_event' GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+                "SELECT qilu_district(a.path) AS area, substr(r.ts, 1, 10) AS day,"
+                " r.payload ->> 'decision' AS decision, r.payload ->> 'method' AS method,"
+                " count(*) AS n FROM records r JOIN boxes b ON b.id = r.box_id"
+                " JOIN areas a ON a.id = b.community_id WHERE r.kind = 'access_event'"
+                " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+            )
+            trigger = await c.c.fetchval(
+                "SELECT prosrc FROM pg_proc WHERE proname = 'qilu_stats_rollup'"
             )
         assert gone == 0
-        assert leaves == raw
+        assert [dict(r) for r in districts] == [dict(r) for r in raw]
+        # The trigger runs the statements recount_sql builds (the backfill and retention's).
+        built = "; ".join(recount_sql(r, "added") for r in ROLLUPS.values())
+        assert " ".join(trigger.split()) == " ".join(f"BEGIN {built}; RETURN NULL; END".split())
     finally:
         await storage.close()
 

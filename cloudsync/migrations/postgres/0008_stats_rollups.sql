@@ -8,13 +8,15 @@
 -- from the records themselves.
 --
 -- Keyed by area, not by box: a network-wide 30-day figure over 10,000 boxes would otherwise
--- still sum 10,000 x 30 x (groups) rows. Each record counts once in its box's own area (leaf,
--- normally the community) and once in each enclosing area of depth 2 or more (street,
--- district: lvl is the depth of the area path). A district or anything inside it reads its
--- own rows; a city or the whole network sums its districts (and leaf rows of depth <= 2).
--- No city and network rows: every upload of the city would update (and lock, until commit)
--- the same rows. A box's community and an area's parent never change (no API moves them); if
--- that ever becomes possible, a move must rebuild the box's days.
+-- still sum 10,000 x 30 x (groups) rows. Each record counts in its box's district (the first
+-- two levels of its area path; leaf false): a district reads its own rows, a city or the whole
+-- network sums its districts' (a few hundred rows a day for a province). Streets and
+-- communities read their few boxes' records (the primary key's box_id). No city and network
+-- rows: every upload of the city would update (and lock, until commit) the same rows. Plays
+-- and reading also count per box area (normally the community) and day without the content
+-- item (leaf true, content_id NULL): the per-community totals of the console and the portal.
+-- A box's community and an area's parent never change (no API moves them); if that ever
+-- becomes possible, a move must rebuild the box's days.
 --
 -- day: the first 10 characters of ts, whatever they are. For bounds of at most 10 characters,
 -- "day >= b" and "day < b" keep exactly the records "ts >= b" and "ts < b" keep (byte order,
@@ -38,19 +40,17 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
     SELECT CASE WHEN t ~ '^\s*[-+]?([0-9]{1,30}(\.[0-9]{0,30})?|\.[0-9]{1,30})([eE][-+]?[0-9]{1,2})?\s*$'
                 THEN t::double precision END
 $$;
--- The rows a box's area path counts in: itself (leaf) and its prefixes of depth >= 2:
--- '/c/d/s/m/' -> ('/c/d/', 2, f), ('/c/d/s/', 3, f), ('/c/d/s/m/', 4, t); '/c/' -> ('/c/', 1, t).
-CREATE FUNCTION qilu_area_levels(path TEXT) RETURNS TABLE (area TEXT, lvl INTEGER, leaf BOOLEAN)
+-- The district of an area path (its first two levels; the path itself when shorter):
+-- '/c/d/s/m/' -> '/c/d/', '/c/' -> '/c/'.
+CREATE FUNCTION qilu_district(path TEXT) RETURNS TEXT
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-    SELECT '/' || array_to_string(s[1:i], '/') || '/', i, i = cardinality(s)
-    FROM string_to_array(trim(BOTH '/' FROM path), '/') AS s,
-         generate_series(least(2, cardinality(s)), cardinality(s)) AS i
+    SELECT '/' || array_to_string((string_to_array(trim(BOTH '/' FROM path), '/'))[1:2], '/')
+           || '/'
 $$;
 
 -- Door decisions: GET /api/v1/ops/stats/access.
 CREATE TABLE access_daily (
     area TEXT COLLATE "C" NOT NULL,
-    lvl SMALLINT NOT NULL,
     leaf BOOLEAN NOT NULL,
     day TEXT COLLATE "C" NOT NULL,
     decision TEXT,
@@ -61,7 +61,6 @@ CREATE TABLE access_daily (
 -- Proof of play: GET /api/v1/ops/stats/plays and the console's content statistics.
 CREATE TABLE play_daily (
     area TEXT COLLATE "C" NOT NULL,
-    lvl SMALLINT NOT NULL,
     leaf BOOLEAN NOT NULL,
     day TEXT COLLATE "C" NOT NULL,
     content_id TEXT,
@@ -72,7 +71,6 @@ CREATE TABLE play_daily (
 -- Portal reading (reading_stats): GET /api/v1/ops/stats/reading, content statistics.
 CREATE TABLE reading_daily (
     area TEXT COLLATE "C" NOT NULL,
-    lvl SMALLINT NOT NULL,
     leaf BOOLEAN NOT NULL,
     day TEXT COLLATE "C" NOT NULL,
     content_id TEXT,
@@ -84,68 +82,51 @@ CREATE TABLE reading_daily (
     CONSTRAINT reading_daily_key UNIQUE NULLS NOT DISTINCT (area, leaf, day, content_id)
 );
 -- Per box area (community) within a scope over some days ("by community" figures).
-CREATE INDEX access_daily_leaves ON access_daily (day, area) WHERE leaf;
 CREATE INDEX play_daily_leaves ON play_daily (day, area) WHERE leaf;
 CREATE INDEX reading_daily_leaves ON reading_daily (day, area) WHERE leaf;
 
 -- Once per statement over the rows it inserted (an upload batch is one statement): summed per
 -- box, day and group first (a batch's many records of one day become one row), then counted
--- in the box's areas. Rows go in key order so that two uploads of one district lock shared
--- rows in the same order (no deadlock); NULL-safe sums (a + NULL would lose a).
--- cloudsync/storage/rollups.py recount_sql builds the same statement for the backfill and
--- retention.
+-- in the box's district (and, for plays and reading, its own area). Rows go in key order so
+-- that two uploads of one district lock shared rows in the same order (no deadlock);
+-- NULL-safe sums (a + NULL would lose a). cloudsync/storage/rollups.py recount_sql builds
+-- these statements (the backfill and retention use it; test_rollups checks they are equal).
 CREATE FUNCTION qilu_stats_rollup() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    WITH g AS (
-        SELECT r.box_id, substr(r.ts, 1, 10) AS day, r.payload ->> 'decision' AS decision,
-               r.payload ->> 'method' AS method, count(*) AS n
-        FROM added r WHERE r.kind = 'access_event' GROUP BY 1, 2, 3, 4
-    )
-    INSERT INTO access_daily AS w (area, lvl, leaf, day, decision, method, n)
-    SELECT l.area, l.lvl, l.leaf, g.day, g.decision, g.method, sum(g.n)
+    WITH g AS (SELECT r.box_id, substr(r.ts, 1, 10) AS day, r.payload ->> 'decision' AS decision, r.payload ->> 'method' AS method, count(*) AS n
+       FROM added r WHERE r.kind = 'access_event'
+    GROUP BY 1, 2, 3, 4)
+    INSERT INTO access_daily AS w (area, leaf, day, decision, method, n)
+    SELECT l.area, l.leaf, g.day, CASE WHEN l.leaf THEN NULL ELSE g.decision END, CASE WHEN l.leaf THEN NULL ELSE g.method END, sum(g.n)
     FROM g JOIN boxes b ON b.id = g.box_id JOIN areas a ON a.id = b.community_id
-    CROSS JOIN LATERAL qilu_area_levels(a.path) l
-    GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1, 3, 4, 5, 6
+    CROSS JOIN LATERAL (VALUES (qilu_district(a.path), false)) AS l(area, leaf)
+    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2, 3, 4, 5
     ON CONFLICT ON CONSTRAINT access_daily_key DO UPDATE SET n = w.n + excluded.n;
 
-    WITH g AS (
-        SELECT r.box_id, substr(r.ts, 1, 10) AS day, r.payload ->> 'content_id' AS content_id,
-               count(*) AS n, sum(qilu_int(r.payload ->> 'duration_ms')) AS ms
-        FROM added r WHERE r.kind = 'play_record' GROUP BY 1, 2, 3
-    )
-    INSERT INTO play_daily AS w (area, lvl, leaf, day, content_id, n, ms)
-    SELECT l.area, l.lvl, l.leaf, g.day, g.content_id, sum(g.n), sum(g.ms)
+    WITH g AS (SELECT r.box_id, substr(r.ts, 1, 10) AS day, r.payload ->> 'content_id' AS content_id, count(*) AS n, sum(qilu_int(r.payload ->> 'duration_ms')) AS ms
+       FROM added r WHERE r.kind = 'play_record'
+    GROUP BY 1, 2, 3)
+    INSERT INTO play_daily AS w (area, leaf, day, content_id, n, ms)
+    SELECT l.area, l.leaf, g.day, CASE WHEN l.leaf THEN NULL ELSE g.content_id END, sum(g.n), sum(g.ms)
     FROM g JOIN boxes b ON b.id = g.box_id JOIN areas a ON a.id = b.community_id
-    CROSS JOIN LATERAL qilu_area_levels(a.path) l
-    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 3, 4, 5
+    CROSS JOIN LATERAL (VALUES (qilu_district(a.path), false), (a.path, true)) AS l(area, leaf)
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
     ON CONFLICT ON CONSTRAINT play_daily_key DO UPDATE SET n = w.n + excluded.n,
-        ms = CASE WHEN w.ms IS NULL THEN excluded.ms
-                  ELSE w.ms + coalesce(excluded.ms, 0) END;
+        ms = CASE WHEN w.ms IS NULL THEN excluded.ms ELSE w.ms + coalesce(excluded.ms, 0) END;
 
-    WITH g AS (
-        SELECT r.box_id, substr(r.ts, 1, 10) AS day, r.payload ->> 'content_id' AS content_id,
-               count(*) AS n, sum(qilu_int(r.payload ->> 'reads')) AS reads,
-               sum(qilu_int(r.payload ->> 'new_readers')) AS new_readers,
-               sum(qilu_int(r.payload ->> 'acks')) AS acks,
-               sum(qilu_float(r.payload ->> 'dwell_s')) AS dwell_s
-        FROM added r WHERE r.kind = 'reading_stats' GROUP BY 1, 2, 3
-    )
-    INSERT INTO reading_daily AS w (area, lvl, leaf, day, content_id, n, reads, new_readers,
-                                    acks, dwell_s)
-    SELECT l.area, l.lvl, l.leaf, g.day, g.content_id, sum(g.n), sum(g.reads),
-           sum(g.new_readers), sum(g.acks), sum(g.dwell_s)
+    WITH g AS (SELECT r.box_id, substr(r.ts, 1, 10) AS day, r.payload ->> 'content_id' AS content_id, count(*) AS n, sum(qilu_int(r.payload ->> 'reads')) AS reads, sum(qilu_int(r.payload ->> 'new_readers')) AS new_readers, sum(qilu_int(r.payload ->> 'acks')) AS acks, sum(qilu_float(r.payload ->> 'dwell_s')) AS dwell_s
+       FROM added r WHERE r.kind = 'reading_stats'
+    GROUP BY 1, 2, 3)
+    INSERT INTO reading_daily AS w (area, leaf, day, content_id, n, reads, new_readers, acks, dwell_s)
+    SELECT l.area, l.leaf, g.day, CASE WHEN l.leaf THEN NULL ELSE g.content_id END, sum(g.n), sum(g.reads), sum(g.new_readers), sum(g.acks), sum(g.dwell_s)
     FROM g JOIN boxes b ON b.id = g.box_id JOIN areas a ON a.id = b.community_id
-    CROSS JOIN LATERAL qilu_area_levels(a.path) l
-    GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 3, 4, 5
+    CROSS JOIN LATERAL (VALUES (qilu_district(a.path), false), (a.path, true)) AS l(area, leaf)
+    GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4
     ON CONFLICT ON CONSTRAINT reading_daily_key DO UPDATE SET n = w.n + excluded.n,
-        reads = CASE WHEN w.reads IS NULL THEN excluded.reads
-                     ELSE w.reads + coalesce(excluded.reads, 0) END,
-        new_readers = CASE WHEN w.new_readers IS NULL THEN excluded.new_readers
-                           ELSE w.new_readers + coalesce(excluded.new_readers, 0) END,
-        acks = CASE WHEN w.acks IS NULL THEN excluded.acks
-                    ELSE w.acks + coalesce(excluded.acks, 0) END,
-        dwell_s = CASE WHEN w.dwell_s IS NULL THEN excluded.dwell_s
-                       ELSE w.dwell_s + coalesce(excluded.dwell_s, 0) END;
+        reads = CASE WHEN w.reads IS NULL THEN excluded.reads ELSE w.reads + coalesce(excluded.reads, 0) END,
+        new_readers = CASE WHEN w.new_readers IS NULL THEN excluded.new_readers ELSE w.new_readers + coalesce(excluded.new_readers, 0) END,
+        acks = CASE WHEN w.acks IS NULL THEN excluded.acks ELSE w.acks + coalesce(excluded.acks, 0) END,
+        dwell_s = CASE WHEN w.dwell_s IS NULL THEN excluded.dwell_s ELSE w.dwell_s + coalesce(excluded.dwell_s, 0) END;
     RETURN NULL;
 END
 $$;
