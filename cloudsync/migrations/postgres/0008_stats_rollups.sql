@@ -81,6 +81,10 @@ CREATE TABLE reading_daily (
     dwell_s DOUBLE PRECISION,
     CONSTRAINT reading_daily_key UNIQUE NULLS NOT DISTINCT (area, leaf, day, content_id)
 );
+-- A city's or the network's districts over some days (the key serves one district).
+CREATE INDEX access_daily_districts ON access_daily (day, area) WHERE NOT leaf;
+CREATE INDEX play_daily_districts ON play_daily (day, area) WHERE NOT leaf;
+CREATE INDEX reading_daily_districts ON reading_daily (day, area) WHERE NOT leaf;
 -- Per box area (community) within a scope over some days ("by community" figures).
 CREATE INDEX play_daily_leaves ON play_daily (day, area) WHERE leaf;
 CREATE INDEX reading_daily_leaves ON reading_daily (day, area) WHERE leaf;
