@@ -148,16 +148,7 @@ class StorageBase:
             f" WHERE {in_scope(scope)}",
             scope,
         )
-        ids = [r["id"] for r in rows]
-        if len(ids) > self.MANY_BOXES:
-            return self.in_many("r.box_id", 1), self.text_list(ids)
-        return self.in_list("r.box_id", 1), self.text_list(ids)
-
-    MANY_BOXES = 200  # a city's boxes: see in_many
-
-    def in_many(self, column: str, n: int) -> str:
-        """:meth:`in_list` for thousands of values (PostgreSQL overrides it)."""
-        return self.in_list(column, n)
+        return self.in_list("r.box_id", 1), self.text_list([r["id"] for r in rows])
 
     def read_tx(self) -> AbstractAsyncContextManager[Conn]:
         """For reads that may lag the primary by a moment (ops lists and statistics): a

@@ -270,13 +270,6 @@ class PostgresStorage(Storage):
     def in_list(self, column: str, n: int) -> str:
         return f"{column} = ANY(${n}::text[])"
 
-    def in_many(self, column: str, n: int) -> str:
-        # "= ANY(5,000 box ids)": the planner estimated each id against the column's
-        # statistics in every month partition, 355 ms of planning for a city's newest 50
-        # reports (6 ms executing) at 40 M rows; as a semi-join over the unnested list it
-        # plans in ~2 ms (bench/stats100m.py).
-        return f"{column} IN (SELECT unnest(${n}::text[]))"
-
     def text_list(self, values: list[str]) -> Any:
         return values
 

@@ -81,10 +81,7 @@ class OpsQueryStorage(StorageBase):
                 f"SELECT {cols}, b.community_id FROM records r JOIN boxes b ON b.id = r.box_id"
                 f" WHERE {where_sql}{order} LIMIT ${len(args)}"
             )
-            # Planned for this scope's boxes: a generic plan (asyncpg prepares statements)
-            # cannot know a city's 5,000 from a street's 50 and walked every report of the
-            # city's boxes by box (2.4 s for the newest 50 at 40 M rows, bench/stats100m.py).
-            return await self._fetch_records(sql, args, custom_plan=True)
+            return await self._fetch_records(sql, args)
         like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         args.extend([search, like, limit])
         term_n, limit_n = len(args) - 2, len(args)
