@@ -16,6 +16,7 @@ from cloudsync.context import CLOUD
 from cloudsync.ops_api import FREE, scope
 from cloudsync.routing import Api, ok
 from cloudsync.storage.queries import ts_window
+from cloudsync.storage.rollups import ROLLUPS, by_boxes, totals_sql
 
 api = Api()  # this module's route table (cloudsync/app.py includes it)
 
@@ -27,6 +28,45 @@ class ReadingQuery(BaseModel):
 
 
 async def reading_totals(storage, scope_path: str, group: str, since: str, until: str) -> list:
+    if storage.rollups:
+        rows = await _rolled(storage, scope_path, group, since, until)
+    else:
+        rows = await _raw(storage, scope_path, group, since, until)
+    for r in rows:
+        for f in ("reads", "new_readers", "acks"):
+            r[f] = int(r[f] or 0)
+        r["dwell_s"] = round(float(r["dwell_s"] or 0), 3)
+    return rows
+
+
+async def _rolled(storage, scope_path: str, group: str, since: str, until: str) -> list:
+    """From the daily roll-ups (whole days) and the records (partial days)."""
+    args: list[Any] = []
+    by_community = group != "content"
+    boxes = None
+    if by_boxes(scope_path, by_community):
+        async with storage.read_tx() as c:
+            boxes = (await storage.scope_filter(c, scope_path))[1]
+    inner = totals_sql(
+        ROLLUPS["reading_stats"], scope_path, since, until, by_community, args,
+        grouped=group != "community", boxes=boxes,
+    )  # fmt: skip
+    keys = {
+        "content": ["t.content_id"],
+        "community": ["a.id AS community_id", "a.path AS area_path"],
+        "content_community": ["t.content_id", "a.id AS community_id", "a.path AS area_path"],
+    }[group]
+    join = " JOIN areas a ON a.path = t.area" if by_community else ""
+    by = ", ".join(str(i + 1) for i in range(len(keys)))
+    sql = (
+        f"SELECT {', '.join(keys)}, t.reads, t.new_readers, t.acks, t.dwell_s"
+        f" FROM ({inner}) t{join} ORDER BY {by}"
+    )
+    async with storage.read_tx() as c:
+        return await c.fetch(sql, *args)
+
+
+async def _raw(storage, scope_path: str, group: str, since: str, until: str) -> list:
     j = storage.jtext
     keys = {
         "content": [f"{j('r.payload', 'content_id')} AS content_id"],
@@ -54,12 +94,7 @@ async def reading_totals(storage, scope_path: str, group: str, since: str, until
         f"{window} GROUP BY {by} ORDER BY {by}"
     )
     async with storage.tx() as c:
-        rows = await c.fetch(sql, *args)
-    for r in rows:
-        for f in ("reads", "new_readers", "acks"):
-            r[f] = int(r[f] or 0)
-        r["dwell_s"] = round(float(r["dwell_s"] or 0), 3)
-    return rows
+        return await c.fetch(sql, *args)
 
 
 @api.route(

@@ -45,6 +45,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from cloudsync.storage.rollups import forget_month, forget_rows
+
 log = logging.getLogger(__name__)
 
 # Record kinds by class (the box's outbox classes, edge/core/standard.py Priority). Keep equal
@@ -342,9 +344,12 @@ class _Pg:
             )
 
     async def detach(self, conn: Any, cls: str, name: str) -> None:
+        m = date(int(name[-6:-2]), int(name[-2:]), 1)
         async with conn.transaction():
             await conn.execute(f"SET LOCAL lock_timeout = {self.cfg.lock_timeout_ms}")
             await conn.execute(f"ALTER TABLE records_{cls} DETACH PARTITION {name}")
+            # The statistics stop counting the month when the records do (migration 0008).
+            await forget_month(conn, cls, f"{m:%Y-%m}", f"{add_months(m, 1):%Y-%m}")
         self.say(f"{cls:9} detached      {name}")
 
     async def estimate(self, conn: Any, cls: str, name: str) -> Step:
@@ -390,6 +395,9 @@ class _Pg:
             return step
         delete = f"DELETE FROM {table} WHERE received_at < $1 RETURNING {', '.join(COLUMNS)}"
         async with conn.transaction():
+            # The rows leave the statistics' roll-ups with the records, in this transaction.
+            # (New rows arrive with received_at now: none joins the cut meanwhile.)
+            await forget_rows(conn, cls, table, " AND r.received_at < $1", cut)
             if export:
                 ex = Export(self.cfg.export_dir / cls / f"{table}_{self.stamp}.csv.gz", self.say)
                 try:

@@ -214,14 +214,14 @@ async def content_stats(request: web.Request, q: ContentStatsQuery, body: None) 
     within = (await area_in_scope(request, q.area))["path"] if q.area else scope(request)
     since = (datetime.now(UTC) - timedelta(days=q.days)).isoformat()
     storage = request.app[CLOUD].storage
-    plays, reads = await storage.content_stats(within, since, "")
+    totals = await storage.content_stats(within, since, "")
     zero = {"plays": 0, "play_s": 0.0, "reads": 0, "readers": 0, "acks": 0}
     items: dict[str, dict[str, Any]] = {}
     areas: dict[str, dict[str, Any]] = {}
-    for rows, fields in ((plays, ("plays", "ms")), (reads, ("reads", "readers", "acks"))):
-        for r in rows:
-            for key, table, name in ((r["content_id"] or "?", items, "content_id"),
-                                     (r["community_id"], areas, "community_id")):  # fmt: skip
+    for by, table, name in (("content", items, "content_id"), ("community", areas, "community_id")):
+        for what, fields in (("plays", ("plays", "ms")), ("reads", ("reads", "readers", "acks"))):
+            for r in totals[f"{what}_by_{by}"]:
+                key = (r[name] or "?") if by == "content" else r[name]
                 acc = table.setdefault(key, {name: key, **zero})
                 for f in fields:
                     if f == "ms":

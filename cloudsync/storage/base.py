@@ -119,6 +119,9 @@ class StorageBase:
 
     dialect = ""
     listens = False  # True when feed notifications cross worker processes (PG NOTIFY)
+    # Statistics read the daily roll-ups (PostgreSQL, migration 0008, storage/rollups.py);
+    # bench/stats100m.py turns it off to time the raw aggregation beside them.
+    rollups = False
 
     # --- backend primitives -------------------------------------------------------------
 

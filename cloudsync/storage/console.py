@@ -10,6 +10,7 @@ from typing import Any
 
 from cloudsync.storage.base import StorageBase, StorageError, in_scope, utcnow
 from cloudsync.storage.queries import ts_window
+from cloudsync.storage.rollups import ROLLUPS, by_boxes, totals_sql
 
 
 class ConsoleStorage(StorageBase):
@@ -316,11 +317,14 @@ class ConsoleStorage(StorageBase):
 
     # --- content statistics and library -------------------------------------------------------
 
-    async def content_stats(
-        self, scope: str, since: str, until: str
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Proof of play (play_record) and portal reading (reading_stats) summed per content
-        item and community, in scope: (plays rows, reading rows)."""
+    async def content_stats(self, scope: str, since: str, until: str) -> dict[str, list]:
+        """Proof of play (play_record) and portal reading (reading_stats) in scope, summed per
+        content item and per community: ``plays_by_content`` (content_id, plays, ms),
+        ``plays_by_community`` (community_id, plays, ms), ``reads_by_content`` and
+        ``reads_by_community`` (reads, readers, acks). From the daily roll-ups when the
+        backend keeps them."""
+        if self.rollups:
+            return await self._content_rolled(scope, since, until)
         j = self.jtext
         async with self.read_tx() as c:
             cond, scope_arg = await self.scope_filter(c, scope)
@@ -342,7 +346,53 @@ class ConsoleStorage(StorageBase):
                 f" AND r.kind = 'reading_stats'{window} GROUP BY 1, 2",
                 *args,
             )
-        return plays, reads
+
+        def fold(rows: list[dict[str, Any]], key: str, fields: tuple[str, ...]) -> list:
+            out: dict[Any, dict[str, Any]] = {}
+            for r in rows:
+                acc = out.setdefault(r[key], {key: r[key], **dict.fromkeys(fields, 0)})
+                for f in fields:
+                    acc[f] += int(r[f] or 0)
+            return list(out.values())
+
+        return {
+            f"{what}_by_{by}": fold(rows, f"{by}_id", fields)
+            for what, rows, fields in (
+                ("plays", plays, ("plays", "ms")), ("reads", reads, ("reads", "readers", "acks"))
+            )
+            for by in ("content", "community")
+        }  # fmt: skip
+
+    async def _content_rolled(self, scope: str, since: str, until: str) -> dict[str, list]:
+        boxes = None
+        if by_boxes(scope, False):
+            async with self.read_tx() as c:
+                boxes = (await self.scope_filter(c, scope))[1]
+        queries = {}
+        for what, kind, sums in (
+            ("plays", "play_record", "n AS plays, coalesce(ms, 0) AS ms"),
+            ("reads", "reading_stats", "coalesce(reads, 0) AS reads,"
+             " coalesce(new_readers, 0) AS readers, coalesce(acks, 0) AS acks"),
+        ):  # fmt: skip
+            spec = ROLLUPS[kind]
+            args: list[Any] = []
+            inner = totals_sql(spec, scope, since, until, False, args, boxes=boxes)
+            queries[f"{what}_by_content"] = (f"SELECT content_id, {sums} FROM ({inner}) t", args)
+            args = []
+            inner = totals_sql(spec, scope, since, until, True, args, grouped=False)
+            queries[f"{what}_by_community"] = (
+                f"SELECT a.id AS community_id, {sums} FROM ({inner}) t"
+                " JOIN areas a ON a.path = t.area",
+                args,
+            )
+
+        async def run(sql: str, args: list[Any]) -> list[dict[str, Any]]:
+            async with self.read_tx() as c:
+                return await c.fetch(sql, *args)
+
+        # Four connections at once: each query reads its own roll-up rows.
+        rows = await asyncio.gather(*(run(*q) for q in queries.values()))
+        return dict(zip(queries, rows, strict=True))
 
     async def community_names(self, ids: list[str]) -> dict[str, str]:
         if not ids:

@@ -27,6 +27,7 @@ from cloudsync.storage.base import (
     utcnow,
 )
 from cloudsync.storage.feed import FEED_AFTER, FeedWake, Notified
+from cloudsync.storage.rollups import backfill as backfill_rollups
 from common.protocol import UploadRecord
 
 log = logging.getLogger(__name__)
@@ -91,6 +92,7 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 class PostgresStorage(Storage):
     dialect = "postgres"
     listens = True
+    rollups = True
 
     def __init__(
         self, dsn: str, *, min_size: int = 2, max_size: int = 10, read_dsn: str | None = None
@@ -233,6 +235,22 @@ class PostgresStorage(Storage):
             raise Replayed("nonce already used")
         await prune_nonces(c, nonce[2], nonce[3])
         return row
+
+    async def migrate(self, upto: int | None = None) -> list[int]:
+        """Then count the rows stored before the daily roll-ups existed (migration 0008),
+        one partition per transaction: see rollups.backfill."""
+        applied = await super().migrate(upto)
+        assert self.pool is not None, "storage not opened"
+        async with self.pool.acquire() as conn:
+            if await conn.fetchval("SELECT to_regclass('rollup_backfill') IS NOT NULL"):
+                # One backfill at a time across workers and hosts; the others wait for it,
+                # so no worker serves statistics from half-counted roll-ups.
+                await conn.execute("SELECT pg_advisory_lock(7008)")
+                try:
+                    await backfill_rollups(conn, log.info)
+                finally:
+                    await conn.execute("SELECT pg_advisory_unlock(7008)")
+        return applied
 
     async def run_script(self, c: Any, sql: str) -> None:
         await c.c.execute(sql)

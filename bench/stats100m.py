@@ -1,0 +1,572 @@
+"""Ops list and statistics endpoints at province scale: daily roll-ups vs raw rows, side by side.
+
+One throw-away PostgreSQL cluster, three phases (``--phase all`` runs them in one go; the
+cluster's port and database are kept in ``<cluster>/bench.json`` between phases):
+
+1. ``generate``: the schema through migration 0007 (before the roll-ups), 10,000 communities
+   with a box each (2 cities x 10 districts x 10 streets x 50 communities), then ``--rows``
+   records made in the server, one ``INSERT ... SELECT generate_series`` per month partition
+   (no Python per row; indexes dropped first and built afterwards, as a restore would), spread
+   over the last 13 months, a fleet's mix by count: 50 % plays, 28 % access events, 15 %
+   device health, 5 % portal reading stats, 1.5 % reports, 0.5 % alerts.
+2. ``measure``: migration 0008 applied to that database (timed: the roll-ups' backfill), then
+   every list and statistics endpoint over loopback HTTP (aiohttp, the real app), p50/p95 over
+   ``--rounds`` calls each cycling through windows, for a network admin, a city admin and a
+   district admin; each statistics endpoint answered twice in the same run, from the roll-ups
+   and from raw rows only (``storage.rollups = False``), alternating call by call so both see
+   the same machine; ``EXPLAIN (ANALYZE, BUFFERS)`` of each query written to ``--plans``.
+3. ``drop``: stop the cluster and delete it (disk is shared).
+
+    .venv/bin/python bench/stats100m.py --phase all --rows 40000000 --plans docs/x.txt
+
+Prints a JSON object on its last line (with the load average: the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import aiohttp  # noqa: E402
+import asyncpg  # noqa: E402
+from aiohttp import web  # noqa: E402
+
+from bench.console import pct  # noqa: E402
+from cloudsync.app import make_app, token_hash  # noqa: E402
+from cloudsync.storage import open_storage  # noqa: E402
+from cloudsync.storage.postgres import PgConn  # noqa: E402
+from tests.cloudsync.helpers import PgCluster, start_pg  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+
+TARGET_P95_MS = 200
+BOXES = 10_000
+MONTHS = 13
+CLASSES = ("alert", "access", "report", "play", "telemetry", "other")
+CATS = (
+    "ARRAY['facilities_repair', 'environment_sanitation', 'safety_hazard', 'property_service',"
+    " 'parking_traffic', 'noise_neighbours', 'policy_enquiry', 'praise', 'suggestion', 'other']"
+)
+
+# g: a number unique across the data set (it is the seq too); $1..$2 its range, $3 the start
+# of the month (timestamptz), $4 that month's length in seconds. The box is a hash of g so
+# that every box gets every kind; ts spreads the month by a stride (rows arrive in seq order,
+# not ts order, in a fleet).
+GENERATE = f"""
+INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload, received_at)
+SELECT box, g, pri, kind, 'r' || g, ts,
+    jsonb_build_object('schema', 'qilu.v1.' || kind, 'id', 'r' || g, 'ts', ts) || CASE kind
+    WHEN 'access_event' THEN jsonb_build_object('door_id', 'door-' || (g / 3 % 2 + 1),
+        'decision', CASE WHEN g / 7 % 10 < 9 THEN 'granted' ELSE 'denied' END,
+        'method', (ARRAY['face', 'card', 'qr', 'remote', 'password'])[g / 11 % 5 + 1])
+    WHEN 'play_record' THEN jsonb_build_object('content_id', 'ct-' || (g / 7 % 300),
+        'screen_id', 'screen-' || (g / 3 % 2 + 1), 'duration_ms', 5000 + g % 7 * 5000)
+    WHEN 'reading_stats' THEN jsonb_build_object('content_id', 'ct-' || (g / 7 % 300),
+        'hour', left(ts, 13), 'reads', g % 5 + 1, 'new_readers', g % 3, 'acks', g % 2,
+        'dwell_s', g % 600 / 10.0)
+    WHEN 'device_health' THEN jsonb_build_object('device_id', 'door-1', 'state', 'online',
+        'cpu_pct', g % 100, 'temp_c', 40 + g % 30)
+    WHEN 'report' THEN jsonb_build_object('text', '第' || g || '号反映：楼道灯坏了，电梯异响',
+        'category', ({CATS})[g / 7 % 10 + 1], 'sentiment', ((g % 200) - 100) / 100.0,
+        'urgency', (ARRAY['immediate', 'high', 'normal', 'low'])[g / 3 % 4 + 1],
+        'status', 'received', 'photos', 0)
+    ELSE jsonb_build_object('level', (ARRAY['critical', 'warning', 'info'])[g / 3 % 3 + 1],
+        'type', 'urgent_report', 'message', '紧急反映', 'evidence', '[]'::jsonb) END,
+    ts
+FROM (
+    SELECT g, 'box-' || lpad(((hashint8(g) & 2147483647) % {BOXES})::text, 5, '0') AS box,
+        CASE WHEN g % 200 < 100 THEN 'play_record' WHEN g % 200 < 156 THEN 'access_event'
+             WHEN g % 200 < 186 THEN 'device_health' WHEN g % 200 < 196 THEN 'reading_stats'
+             WHEN g % 200 < 199 THEN 'report' ELSE 'alert' END AS kind,
+        CASE WHEN g % 200 < 100 THEN 3 WHEN g % 200 < 156 THEN 1 WHEN g % 200 < 196 THEN 4
+             WHEN g % 200 < 199 THEN 2 ELSE 0 END AS pri,
+        to_char(($3::timestamptz + ((g * 7919) % $4) * interval '1 second')
+                AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS ts
+    FROM generate_series($1::bigint, $2::bigint) AS g
+) s
+"""
+# What migrations 0006-0007 index records by: dropped for the load, built afterwards.
+INDEXES = [
+    ("ALTER TABLE records DROP CONSTRAINT records_pkey",
+     "ALTER TABLE records ADD PRIMARY KEY (box_id, seq, kind, ts)"),
+    ("DROP INDEX records_by_kind", "CREATE INDEX records_by_kind ON records (kind, ts)"),
+    ("DROP INDEX records_by_arrival",
+     "CREATE INDEX records_by_arrival ON records (kind, received_at)"),
+    ("DROP INDEX records_by_record_id",
+     "CREATE INDEX records_by_record_id ON records (kind, record_id)"),
+    ("DROP INDEX records_report_recent", "CREATE INDEX records_report_recent ON records"
+     " (ts, box_id, seq) WHERE kind = 'report'"),
+    ("DROP INDEX records_report_text", "CREATE INDEX records_report_text ON records USING gin"
+     " (qilu_bigrams(payload ->> 'text')) WHERE kind = 'report'"),
+]  # fmt: skip
+
+
+def log(msg: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+
+
+def month_starts(now: datetime) -> list[datetime]:
+    first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    out = []
+    for back in range(MONTHS - 1, -1, -1):
+        y, m = divmod(first.year * 12 + first.month - 1 - back, 12)
+        out.append(first.replace(year=y, month=m + 1))
+    return out
+
+
+def next_month(d: datetime) -> datetime:
+    y, m = divmod(d.year * 12 + d.month, 12)
+    return d.replace(year=y, month=m + 1)
+
+
+async def areas_and_boxes(conn: asyncpg.Connection) -> None:
+    """2 cities x 10 districts x 10 streets x 50 communities, one box each."""
+    await conn.execute(
+        """
+        INSERT INTO areas (id, parent_id, level, name, path, created_at)
+        SELECT 'c' || c, NULL, 'city', '城市' || c, '/c' || c || '/', '2026-01-01'
+        FROM generate_series(0, 1) c;
+        INSERT INTO areas (id, parent_id, level, name, path, created_at)
+        SELECT 'c' || c || 'd' || d, 'c' || c, 'district', '区' || d,
+               '/c' || c || '/c' || c || 'd' || d || '/', '2026-01-01'
+        FROM generate_series(0, 1) c, generate_series(0, 9) d;
+        INSERT INTO areas (id, parent_id, level, name, path, created_at)
+        SELECT a.id || 's' || s, a.id, 'street', '街道' || s, a.path || a.id || 's' || s || '/',
+               '2026-01-01'
+        FROM areas a, generate_series(0, 9) s WHERE a.level = 'district';
+        INSERT INTO areas (id, parent_id, level, name, path, created_at)
+        SELECT a.id || 'm' || m, a.id, 'community', '社区' || a.id || m,
+               a.path || a.id || 'm' || m || '/', '2026-01-01'
+        FROM areas a, generate_series(0, 49) m WHERE a.level = 'street';
+        INSERT INTO boxes (id, community_id, name, secret, created_at, software_version)
+        SELECT 'box-' || lpad((row_number() OVER (ORDER BY id) - 1)::text, 5, '0'), id,
+               'box ' || id, 'x', '2026-01-01', '0.1.0'
+        FROM areas WHERE level = 'community';
+        """
+    )
+    assert await conn.fetchval("SELECT count(*) FROM boxes") == BOXES
+
+
+async def generate(db: str, rows: int, now: datetime) -> dict[str, Any]:
+    conn = await asyncpg.connect(db)
+    months = month_starts(now)
+    try:
+        await areas_and_boxes(conn)
+        for cls in CLASSES:
+            for m in months:
+                await conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS records_{cls}_p{m:%Y%m} PARTITION OF"
+                    f" records_{cls} FOR VALUES FROM ('{m:%Y-%m}') TO ('{next_month(m):%Y-%m}')"
+                )
+        for drop, _ in INDEXES:
+            await conn.execute(drop)
+    finally:
+        await conn.close()
+    # Rows per month in proportion to its seconds (the current month up to now).
+    spans = [(m, int(((min(next_month(m), now)) - m).total_seconds())) for m in months]
+    total_s = sum(s for _, s in spans)
+    jobs: list[tuple[int, int, datetime, int]] = []
+    lo = 1
+    for i, (m, secs) in enumerate(spans):
+        n = rows - (lo - 1) if i == len(spans) - 1 else round(rows * secs / total_s)
+        for a in range(lo, lo + n, 1_000_000):  # one statement per million: progress shows
+            jobs.append((a, min(lo + n - 1, a + 999_999), m, secs))
+        lo += n
+    t0 = time.monotonic()
+    done = 0
+
+    async def worker() -> None:
+        nonlocal done
+        c = await asyncpg.connect(db)
+        try:
+            while jobs:
+                a, b, m, secs = jobs.pop(0)
+                await c.execute(GENERATE, a, b, m, secs)
+                done += b - a + 1
+                log(f"{done:,} rows ({time.monotonic() - t0:.0f} s)")
+        finally:
+            await c.close()
+
+    await asyncio.gather(worker(), worker())  # two cores
+    t1 = time.monotonic()
+    conn = await asyncpg.connect(db)
+    try:
+        for _, create in INDEXES:
+            log(create[:70])
+            await conn.execute(create)
+        t2 = time.monotonic()
+        await conn.execute("VACUUM ANALYZE")
+        size = await conn.fetchval("SELECT pg_database_size(current_database())")
+    finally:
+        await conn.close()
+    return {"rows": rows, "boxes": BOXES, "months": MONTHS, "insert_s": round(t1 - t0),
+            "rows_per_s": round(rows / (t1 - t0)), "index_s": round(t2 - t1),
+            "vacuum_analyze_s": round(time.monotonic() - t2), "database_gb": round(size / 1e9, 2),
+            "bytes_per_row": round(size / rows)}  # fmt: skip
+
+
+def state_path(base: Path) -> Path:
+    return base / "bench.json"
+
+
+async def phase_generate(args: argparse.Namespace) -> dict[str, Any]:
+    free = shutil.disk_usage("/tmp").free
+    need = args.rows * 650  # ~600 B per row measured with migration 0007's indexes, + slack
+    if need > free - 15e9:  # leave 15 GB to the others sharing the disk
+        raise SystemExit(
+            f"{args.rows:,} rows need ~{need / 1e9:.0f} GB; {free / 1e9:.0f} GB free"
+            " (15 GB left to others): choose fewer --rows"
+        )
+    pg = start_pg(fsync=False)
+    now = datetime.now(UTC)
+    state = {"base": str(pg.base), "port": pg.port, "user": pg.proc_user,
+             "now": now.isoformat()}  # fmt: skip
+    state_path(pg.base).write_text(json.dumps(state))
+    log(f"cluster {pg.base} port {pg.port}")
+    db = await pg.new_database()
+    state["db"] = db
+    state_path(pg.base).write_text(json.dumps(state))
+    storage = await open_storage(db, migrate=False)
+    await storage.migrate(upto=7)
+    await storage.close()
+    log("generating ...")
+    state["data"] = await generate(db, args.rows, now)
+    state_path(pg.base).write_text(json.dumps(state))
+    log(json.dumps(state["data"]))
+    return state
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+USERS = {"network": None, "city": "c0", "district": "c0d3"}  # ops users' areas
+RAW_ROUNDS = 3  # the raw aggregation takes seconds per call: fewer rounds, same alternation
+
+
+def day_ago(now: datetime, days: float, i: int = 0) -> str:
+    """A window bound ``days`` back, moved 17 minutes per round so that every call asks for
+    another window (its partial days differ, no result is reused)."""
+    return (now - timedelta(days=days, minutes=17 * i)).isoformat()
+
+
+def list_paths(now: datetime) -> dict[str, Any]:
+    return {
+        "reports_newest": lambda i: "/api/v1/ops/reports?limit=50",
+        "reports_7d": lambda i: f"/api/v1/ops/reports?limit=50&since={day_ago(now, 7, i)}",
+        "reports_category": lambda i: "/api/v1/ops/reports?limit=50&category=praise",
+        "reports_urgent_open": lambda i: (
+            "/api/v1/ops/reports?limit=50&urgency=immediate&status=received"
+        ),
+        "reports_search_rare": lambda i: f"/api/v1/ops/reports?limit=50&q=第{1000 + i * 7}号",
+        "alerts": lambda i: "/api/v1/ops/alerts?limit=50",
+        "alerts_critical_month": lambda i: (
+            "/api/v1/ops/alerts?limit=50&level=critical"
+            f"&since={day_ago(now, 60, i)}&until={day_ago(now, 30, i)}"
+        ),
+        "tickets": lambda i: "/api/v1/ops/tickets?limit=50",
+        "boxes": lambda i: "/api/v1/ops/boxes?limit=100",
+        # Not lists of records but console pages that read them (all open critical alerts,
+        # each ticket's latest record): timed to show what they cost at this size.
+        "console_overview": lambda i: "/api/v1/ops/overview",
+        "console_tickets_board": lambda i: "/api/v1/ops/tickets/board?limit=200",
+    }
+
+
+def stats_paths(now: datetime) -> dict[str, Any]:
+    return {
+        "access_24h": lambda i: f"/api/v1/ops/stats/access?since={day_ago(now, 1, i)}",
+        "access_30d": lambda i: f"/api/v1/ops/stats/access?since={day_ago(now, 30, i)}",
+        "access_7d_a_month_ago": lambda i: (
+            f"/api/v1/ops/stats/access?since={day_ago(now, 37, i)}&until={day_ago(now, 30, i)}"
+        ),
+        "access_all_time": lambda i: "/api/v1/ops/stats/access",
+        "plays_30d": lambda i: f"/api/v1/ops/stats/plays?since={day_ago(now, 30, i)}",
+        "plays_month_before": lambda i: (
+            f"/api/v1/ops/stats/plays?since={day_ago(now, 60, i)}&until={day_ago(now, 30, i)}"
+        ),
+        "reading_by_content_30d": lambda i: (
+            f"/api/v1/ops/stats/reading?group=content&since={day_ago(now, 30, i)}"
+        ),
+        "reading_by_community_30d": lambda i: (
+            f"/api/v1/ops/stats/reading?group=community&since={day_ago(now, 30, i)}"
+        ),
+        "console_content_30d": lambda i: f"/api/v1/ops/stats/content?days={30 - i % 3}",
+    }
+
+
+class Capture:
+    """The SQL each request ran (PgConn.fetch/fetchrow), to EXPLAIN it afterwards."""
+
+    def __init__(self) -> None:
+        self.on = False
+        self.seen: list[tuple[str, tuple]] = []
+        for name in ("fetch", "fetchrow"):
+            orig = getattr(PgConn, name)
+
+            def wrap(self_: Any, sql: str, *args: Any, _orig: Any = orig) -> Any:
+                if self.on:
+                    self.seen.append((sql, args))
+                return _orig(self_, sql, *args)
+
+            setattr(PgConn, name, wrap)
+
+
+async def explain(conn: asyncpg.Connection, sql: str, args: tuple) -> tuple[list[str], dict]:
+    plan = [r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)]
+    tables = sorted({m for line in plan for m in re.findall(r" on (\w+)", line)})
+    ms = float(re.search(r"Execution Time: ([\d.]+)", plan[-1]).group(1))  # type: ignore[union-attr]
+    return plan, {"execution_ms": round(ms, 1), "relations_read": len(tables),
+                  "record_partitions": sorted(t for t in tables if t.startswith("records_")),
+                  "rollup_tables": sorted(t for t in tables if t.endswith("_daily"))}  # fmt: skip
+
+
+async def time_one(s: aiohttp.ClientSession, url: str, path: str, token: str) -> tuple[float, Any]:
+    t0 = time.perf_counter()
+    async with s.get(url + path, headers={"Authorization": f"Bearer {token}"}) as r:
+        body = await r.json()
+        assert r.status == 200, (path, r.status, body)
+    return (time.perf_counter() - t0) * 1000, body
+
+
+def same_answer(name: str, a: Any, b: Any) -> bool | None:
+    """Whether both modes answered alike (lists compared as sets). None for the console's
+    content statistics: it keeps the top 200 items / 500 communities, and which of several
+    tied at the cut it keeps depends on row order (tests/cloudsync/test_rollups.py compares
+    the storage's full answers instead)."""
+    if name.startswith("console_"):
+        return None
+
+    def norm(x: Any) -> Any:
+        if isinstance(x, dict):
+            return {k: norm(v) for k, v in x.items()}
+        if isinstance(x, list):
+            return sorted(json.dumps(norm(v), sort_keys=True) for v in x)
+        return x
+
+    return norm(a) == norm(b)
+
+
+def summary(ms: list[float]) -> dict[str, Any]:
+    return {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(pct(ms, 0.95), 1),
+            "max_ms": round(max(ms), 1), "calls": len(ms)}  # fmt: skip
+
+
+async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    db = state["db"]
+    now = datetime.fromisoformat(state["now"])
+    out: dict[str, Any] = {"loadavg_start": os.getloadavg()}
+    storage = await open_storage(db, migrate=False)
+    log("migration 0008 (tables, trigger, backfill) ...")
+    t0 = time.monotonic()
+    applied = await storage.migrate()
+    took = time.monotonic() - t0
+    conn = await asyncpg.connect(db)
+    try:
+        parts = await conn.fetch("SELECT part, rows, seconds FROM rollup_backfill ORDER BY part")
+        sizes = await conn.fetch(
+            "SELECT c.relname, c.reltuples::bigint AS rows, pg_total_relation_size(c.oid) AS b"
+            " FROM pg_class c WHERE c.relname IN ('access_daily', 'play_daily', 'reading_daily')"
+        )
+    finally:
+        await conn.close()
+    counted = sum(r["rows"] or 0 for r in parts)
+    slowest = max(parts, key=lambda r: r["seconds"] or 0)
+    out["migration_0008"] = {
+        "applied": applied, "seconds": round(took, 1), "rows_counted": counted,
+        "seconds_per_million_rows": round(took / max(counted, 1) * 1e6, 1),
+        "partitions": len(parts),
+        "longest_partition_lock": {"part": slowest["part"], "rows": slowest["rows"],
+                                   "seconds": round(slowest["seconds"], 1)},
+        "rollup_tables": {r["relname"]: {"rows": r["rows"], "mb": round(r["b"] / 1e6, 1)}
+                          for r in sizes},
+    }  # fmt: skip
+    log(json.dumps(out["migration_0008"]))
+    cap = Capture()
+    app = make_app(storage, Path(state["base"]) / "blobs")
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}"
+    tokens = {}
+    for name, area in USERS.items():
+        tokens[name] = f"bench-{name}-token"
+        if await storage.ops_user_by_token(token_hash(tokens[name])) is None:
+            await storage.ops_user_add(f"bench-{name}", token_hash(tokens[name]), "viewer", area)
+    plans: list[str] = []
+    timings: dict[str, Any] = {}
+    explains: dict[str, Any] = {}
+    econn = await asyncpg.connect(db)
+
+    async def plan_of(label: str, path: str, token: str, mode: bool) -> None:
+        storage.rollups = mode
+        cap.seen, cap.on = [], True
+        try:
+            await time_one(s, url, path, token)
+        finally:
+            cap.on = False
+        mine = [(q, a) for q, a in cap.seen if re.search(r"records|_daily", q)]
+        for n, (q, a) in enumerate(mine):
+            plan, info = await explain(econn, q, a)
+            explains[f"{label} #{n}"] = info
+            shown = [repr(x)[:120] + ("..." if len(repr(x)) > 120 else "") for x in a]
+            plans.append(f"== {label} #{n}: {path}\n-- {q}\n-- args: {shown}\n"
+                         + "\n".join(line[:300] for line in plan))  # fmt: skip
+
+    try:
+        async with aiohttp.ClientSession() as s:
+            for who, token in tokens.items():
+                for name, path in list_paths(now).items():
+                    ms = []
+                    for i in range(args.rounds):
+                        ms.append((await time_one(s, url, path(i), token))[0])
+                    timings[f"list {name} {who}"] = summary(ms)
+                    await plan_of(f"list {name} {who}", path(0), token, True)
+                    log(f"list {name} {who}: {timings[f'list {name} {who}']}")
+                for name, path in ({} if args.lists_only else stats_paths(now)).items():
+                    ms_roll: list[float] = []
+                    ms_raw: list[float] = []
+                    same: list[bool | None] = []
+                    for i in range(args.rounds):
+                        # Alternating: both modes see the same machine, call by call.
+                        storage.rollups = True
+                        ms_roll.append((await time_one(s, url, path(i), token))[0])
+                        if i < (1 if name.endswith("_all_time") else RAW_ROUNDS):
+                            storage.rollups = False
+                            ms, raw_body = await time_one(s, url, path(i), token)
+                            ms_raw.append(ms)
+                            storage.rollups = True
+                            _, roll_body = await time_one(s, url, path(i), token)
+                            same.append(same_answer(name, roll_body, raw_body))
+                    timings[f"stats {name} {who}"] = {
+                        "rollup": summary(ms_roll), "raw": summary(ms_raw),
+                        "same_answer": None if None in same else all(same),
+                    }  # fmt: skip
+                    for mode, label in ((True, "rollup"), (False, "raw")):
+                        await plan_of(f"stats {name} {who} {label}", path(0), token, mode)
+                    storage.rollups = True
+                    log(f"stats {name} {who}: {timings[f'stats {name} {who}']}")
+    finally:
+        storage.rollups = True
+        await econn.close()
+        await runner.cleanup()
+        await storage.close()
+    if args.plans:
+        args.plans.write_text("\n\n".join(plans) + "\n")
+    out["timings"] = timings
+    out["explain"] = explains
+    lists = [v["p95_ms"] for k, v in timings.items() if k.startswith("list ")]
+    rolled = [v["rollup"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")] or [0]
+    raw = [v["raw"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")] or [0]
+    out["worst_p95_ms"] = {"lists": max(lists), "stats_rollup": max(rolled),
+                           "stats_raw": max(raw)}  # fmt: skip
+    out["over_target"] = sorted(
+        [k for k, v in timings.items() if k.startswith("list ") and v["p95_ms"] > TARGET_P95_MS]
+        + [k for k, v in timings.items()
+           if k.startswith("stats ") and v["rollup"]["p95_ms"] > TARGET_P95_MS]
+    )  # fmt: skip
+    out["loadavg_end"] = os.getloadavg()
+    return out
+
+
+async def ingest(pg: PgCluster, records: int) -> dict[str, Any]:
+    """What the roll-up trigger costs the upload path: storage.upload (500-record batches over
+    1,000 boxes, the fleet's mix of kinds, ts now) into empty databases without (migration
+    0007) and with it (0008), A B B A to even out the machine's noise."""
+    from bench.console import generate as areas_1000
+
+    dbs = {}
+    for layout, upto in (("without", 7), ("with", None)):
+        dbs[layout] = await pg.new_database()
+        storage = await open_storage(dbs[layout], migrate=False)
+        await storage.migrate(upto=upto)
+        await storage.close()
+        await areas_1000(dbs[layout], 0)
+    kinds = ["access_event"] * 6 + ["play_record"] * 10 + ["device_health"] * 3 + ["reading_stats"]
+    ts = datetime.now(UTC).isoformat()
+    seqs = dict.fromkeys(range(1000), 0)
+    out: dict[str, list[float]] = {"without": [], "with": []}
+    for layout in ("without", "with", "with", "without"):
+        storage = await open_storage(dbs[layout], migrate=False)
+        try:
+            t0 = time.perf_counter()
+            for i in range(0, records // 2, 500):
+                box = (i // 500) % 1000
+                rows = []
+                for _ in range(500):
+                    seqs[box] += 1
+                    k = kinds[seqs[box] % len(kinds)]
+                    payload = json.dumps({"schema": f"qilu.v1.{k}", "decision": "granted",
+                                          "method": "face", "content_id": f"ct-{seqs[box] % 50}",
+                                          "duration_ms": 15000, "reads": 1})  # fmt: skip
+                    rows.append(
+                        {
+                            "seq": seqs[box],
+                            "priority": 1,
+                            "kind": k,
+                            "record_id": f"r{seqs[box]}",
+                            "ts": ts,
+                            "payload": payload,
+                        }
+                    )
+                await storage.upload(f"box-{box:04d}", 1, rows)  # type: ignore[arg-type]
+            out[layout].append((records // 2) / (time.perf_counter() - t0))
+        finally:
+            await storage.close()
+    return {
+        f"{layout}_rollups": {"records_per_s": round(statistics.mean(v)),
+                              "runs": [round(x) for x in v]}
+        for layout, v in out.items()
+    }  # fmt: skip
+
+
+def cluster_of(state: dict[str, Any]) -> PgCluster:
+    return PgCluster(Path(state["base"]), state["port"], state["user"])
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--phase", choices=["generate", "measure", "drop", "all"], default="all")
+    ap.add_argument("--cluster", type=Path, help="The cluster folder of an earlier generate.")
+    ap.add_argument("--rows", type=int, default=100_000_000)
+    ap.add_argument("--rounds", type=int, default=20)
+    ap.add_argument("--plans", type=Path, default=None, help="Write EXPLAIN output here.")
+    ap.add_argument("--ingest", type=int, default=200_000, help="Records for the ingest part.")
+    ap.add_argument("--lists-only", action="store_true", help="Measure: the lists only.")
+    args = ap.parse_args()
+    state: dict[str, Any] = {}
+    if args.phase in ("generate", "all"):
+        state = await phase_generate(args)
+        print(f"cluster: {state['base']}", file=sys.stderr)
+    else:
+        if args.cluster is None:
+            raise SystemExit("--cluster: name the folder a generate phase printed")
+        state = json.loads(state_path(args.cluster).read_text())
+    if args.phase in ("measure", "all"):
+        state["measure"] = await measure(state, args)
+    if args.phase in ("measure", "all") and args.ingest:
+        log("ingest with and without the roll-up trigger ...")
+        state["measure"]["ingest"] = await ingest(cluster_of(state), args.ingest)
+        log(json.dumps(state["measure"]["ingest"]))
+    if args.phase in ("drop", "all"):
+        cluster_of(state).stop()
+        log(f"cluster {state['base']} stopped and deleted")
+    out = {k: v for k, v in state.items() if k not in ("user",)}
+    out["loadavg"] = os.getloadavg()
+    out["cpus"] = os.cpu_count()
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,292 @@
+"""Statistics from the daily roll-ups (PostgreSQL, migration 0008): whole days from the roll-up
+tables, the partial days at a window's ends from the records themselves.
+
+A roll-up row holds, per district (the first two levels of the box's area path), day
+(``substr(ts, 1, 10)``) and group (decision and method, content item), the count and sums of
+one kind's records; plays and reading also per box area (community) and day without the group
+(``leaf``). A district reads its own rows, a city or the whole network sums its districts';
+a street or a community reads its few boxes' records; "per community" reads the leaf rows
+inside the scope. SQLite (the small install) keeps aggregating the records themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+DISTRICT = 2  # depth of a district's path: /city/district/ (the roll-ups' areas)
+
+
+@dataclass(frozen=True)
+class Rollup:
+    table: str
+    kind: str
+    cls: str  # its records' class (cloudsync/retention.py CLASSES): the partitions to count
+    dims: tuple[str, ...]  # payload fields kept as text columns of the same name
+    sums: tuple[tuple[str, str, str], ...]  # (column, payload field, "int" | "float")
+    per_community: bool  # also totals per box area and day, without the dims (leaf rows)
+
+
+ROLLUPS: dict[str, Rollup] = {
+    r.kind: r
+    for r in (
+        Rollup("access_daily", "access_event", "access", ("decision", "method"), (), False),
+        Rollup("play_daily", "play_record", "play", ("content_id",),
+               (("ms", "duration_ms", "int"),), True),
+        Rollup("reading_daily", "reading_stats", "telemetry", ("content_id",),
+               (("reads", "reads", "int"), ("new_readers", "new_readers", "int"),
+                ("acks", "acks", "int"), ("dwell_s", "dwell_s", "float")), True),
+    )
+}  # fmt: skip
+
+
+def split_window(since: str, until: str) -> tuple[tuple[str, str] | None, list[tuple[str, str]]]:
+    """A [since, until) window of ts text (either may be ''): the roll-up's day bounds (''
+    for open) and the raw ts ranges left at the ends. Bounds of at most 10 characters
+    ("2026-11-05", "2026-11") compare with the roll-up's day exactly as with ts; a longer one
+    leaves its own day to the records. None for the days when nothing is whole (a window
+    inside one day, or a since that is no date)."""
+    raw: list[tuple[str, str]] = []
+    lo = since
+    if len(since) > 10:
+        try:
+            lo = (date.fromisoformat(since[:10]) + timedelta(days=1)).isoformat()
+        except ValueError:
+            return None, [(since, until)]
+    hi = until[:10] if len(until) > 10 else until
+    if lo and hi and lo >= hi:
+        return None, [(since, until)]
+    if lo != since:
+        raw.append((since, lo))
+    if hi != until:
+        raw.append((hi, until))
+    return (lo, hi), raw
+
+
+def scope_depth(scope: str) -> int:
+    """'/' -> 0, '/city/' -> 1, '/city/district/' -> 2 ..."""
+    return scope.count("/") - 1
+
+
+def path_range(scope: str) -> tuple[str, str]:
+    """[lo, hi) holding exactly the paths inside ``scope`` (paths end in '/', and '0' is the
+    next byte after '/')."""
+    return scope, scope[:-1] + "0"
+
+
+@dataclass
+class Sql:
+    args: list[Any]
+
+    def arg(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+
+def by_boxes(scope: str, by_community: bool) -> bool:
+    """Whether :func:`totals_sql` reads the scope's records by box (a street or community:
+    a few boxes, found through the primary key) and wants their ids."""
+    return not by_community and scope_depth(scope) > DISTRICT
+
+
+def totals_sql(
+    spec: Rollup,
+    scope: str,
+    since: str,
+    until: str,
+    by_community: bool,
+    args: list[Any],
+    grouped: bool = True,
+    boxes: list[str] | None = None,
+) -> str:
+    """SQL of rows (area, <dims>, n, <sums>) for the kind's records in scope and window:
+    area is the community's path when ``by_community``, else NULL; one row per area and
+    group (``grouped``: by the dims too, else the dims are left out). ``boxes``: the scope's
+    box ids when :func:`by_boxes`."""
+    q = Sql(args)
+    depth = scope_depth(scope)
+    if by_boxes(scope, by_community) or (by_community and grouped and spec.dims):
+        # A street or community: its boxes' records. Per community *and* group (the portal's
+        # content x community table): the records too, the roll-ups do not keep that.
+        days, raw = None, [(since, until)]
+    else:
+        days, raw = split_window(since, until)
+    dims_kept = spec.dims if grouped else ()
+    sums = [c for c, _, _ in spec.sums]
+    parts = []
+    if days is not None:
+        conds = ["r.leaf" if by_community else "NOT r.leaf"]
+        if depth == DISTRICT and not by_community:
+            conds.append(f"r.area = {q.arg(scope)}")
+        elif depth:
+            lo, hi = path_range(scope)
+            conds.append(f"r.area >= {q.arg(lo)} AND r.area < {q.arg(hi)}")
+        if days[0]:
+            conds.append(f"r.day >= {q.arg(days[0])}")
+        if days[1]:
+            conds.append(f"r.day < {q.arg(days[1])}")
+        area = "r.area" if by_community else 'NULL::text COLLATE "C"'
+        cols = ", ".join([f"r.{d}" for d in dims_kept] + ["r.n"] + [f"r.{c}" for c in sums])
+        where = " AND ".join(conds)
+        parts.append(f"SELECT {area} AS area, {cols} FROM {spec.table} r WHERE {where}")
+    for lo, hi in raw:
+        conds = [f"r.kind = '{spec.kind}'"]
+        if lo:
+            conds.append(f"r.ts >= {q.arg(lo)}")
+        if hi:
+            conds.append(f"r.ts < {q.arg(hi)}")
+        join = ""
+        if by_community or (scope != "/" and boxes is None):
+            join = " JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
+        if boxes is not None:
+            conds.append(f"r.box_id = ANY({q.arg(boxes)}::text[])")
+        elif scope != "/":
+            s = q.arg(scope)
+            conds.append(f"substr(a.path, 1, length({s})) = {s}")
+        area = 'a.path COLLATE "C"' if by_community else 'NULL::text COLLATE "C"'
+        cast = {"int": "qilu_int", "float": "qilu_float"}
+        cols = ", ".join(
+            [f"(r.payload ->> '{d}') AS {d}" for d in dims_kept]
+            + ["1::bigint AS n"]
+            + [f"{cast[t]}(r.payload ->> '{f}') AS {c}" for c, f, t in spec.sums]
+        )
+        where = " AND ".join(conds)
+        parts.append(f"SELECT {area} AS area, {cols} FROM records r{join} WHERE {where}")
+    outer = ", ".join(["sum(u.n)::bigint AS n"] + [f"sum(u.{c}) AS {c}" for c in sums])
+    keys = ", ".join(["u.area"] + [f"u.{d}" for d in dims_kept])
+    return (
+        f"SELECT {keys}, {outer}"
+        f" FROM ({' UNION ALL '.join(parts)}) u GROUP BY {keys} HAVING sum(u.n) > 0"
+    )
+
+
+# --- keeping them: the migration's backfill, retention -----------------------------------------
+
+
+def recount_sql(
+    spec: Rollup, source: str, where: str = "", sign: str = "+", upsert: bool = True
+) -> str:
+    """Add (sign '+') or take away ('-') the sums of ``source``'s records of the kind (a
+    partition, or records matching ``where``) to/from the roll-up: the statement the trigger
+    of migration 0008 runs on an upload's rows (``source`` "added"), summed per box, day and
+    group first, then per district (and per box area, without the group, when
+    ``per_community``). Rows go in key order: two uploads lock shared rows in one order."""
+    sums = [c for c, _, _ in spec.sums]
+    cast = {"int": "qilu_int", "float": "qilu_float"}
+    sign = "" if sign == "+" else sign
+    inner = ", ".join(
+        [f"r.payload ->> '{d}' AS {d}" for d in spec.dims]
+        + [f"{sign}count(*) AS n"]
+        + [f"{sign}sum({cast[t]}(r.payload ->> '{f}')) AS {c}" for c, f, t in spec.sums]
+    )
+    levels = "(qilu_district(a.path), false)" + (", (a.path, true)" if spec.per_community else "")
+    dims = [f"CASE WHEN l.leaf THEN NULL ELSE g.{d} END" for d in spec.dims]
+    outer = ", ".join(dims + [f"sum(g.{c})" for c in ["n", *sums]])
+    n_keys = 3 + len(spec.dims)
+    keys = ", ".join(str(i) for i in range(1, n_keys + 1))
+    update = ", ".join(
+        ["n = w.n + excluded.n"]
+        + [f"{c} = CASE WHEN w.{c} IS NULL THEN excluded.{c}"
+           f" ELSE w.{c} + coalesce(excluded.{c}, 0) END" for c in sums]
+    )  # fmt: skip
+    by = ", ".join(str(i) for i in range(1, len(spec.dims) + 3))
+    return (
+        f"WITH g AS (SELECT r.box_id, substr(r.ts, 1, 10) AS day, {inner}"
+        f" FROM {source} r WHERE r.kind = '{spec.kind}'{where} GROUP BY {by})"
+        f" INSERT INTO {spec.table} AS w (area, leaf, day, {', '.join([*spec.dims, 'n', *sums])})"
+        f" SELECT l.area, l.leaf, g.day, {outer}"
+        " FROM g JOIN boxes b ON b.id = g.box_id JOIN areas a ON a.id = b.community_id"
+        f" CROSS JOIN LATERAL (VALUES {levels}) AS l(area, leaf)"
+        f" GROUP BY {keys} ORDER BY {keys}"
+        + (f" ON CONFLICT ON CONSTRAINT {spec.table}_key DO UPDATE SET {update}" if upsert else "")
+    )
+
+
+def of_class(cls: str) -> list[Rollup]:
+    return [r for r in ROLLUPS.values() if r.cls == cls]
+
+
+async def forget_month(conn: Any, cls: str, lo: str, hi: str) -> None:
+    """A month of the class leaves the records (retention detaches it): its days leave the
+    roll-ups in the same transaction. Exact: the month partition held every record whose ts
+    lies in [lo, hi), and those are the roll-up's days in [lo, hi)."""
+    for spec in of_class(cls):
+        await conn.execute(f"DELETE FROM {spec.table} WHERE day >= $1 AND day < $2", lo, hi)
+
+
+async def forget_rows(conn: Any, cls: str, source: str, where: str, *args: Any) -> None:
+    """Records about to be deleted (``source`` ``where``, in the caller's transaction) taken
+    out of the roll-ups, rows left at zero removed."""
+    for spec in of_class(cls):
+        await conn.execute(recount_sql(spec, source, where, "-"), *args)
+        await conn.execute(f"DELETE FROM {spec.table} WHERE n = 0")
+
+
+async def backfill(conn: Any, say: Any = None) -> list[dict[str, Any]]:
+    """Count the rows stored before migration 0008, one partition per transaction: the
+    partition is locked against inserts (SHARE) while its days are recomputed, so uploads
+    into it wait that long (measured in bench/stats100m.py) and all others go on. Idempotent:
+    a partition's days are deleted and counted again from its rows."""
+    done = []
+    parts = await conn.fetch(
+        "SELECT f.part, p.relname AS parent, pg_get_expr(c.relpartbound, c.oid) AS bound"
+        " FROM rollup_backfill f JOIN pg_class c ON c.relname = f.part"
+        " JOIN pg_inherits i ON i.inhrelid = c.oid JOIN pg_class p ON p.oid = i.inhparent"
+        " WHERE f.done_at IS NULL ORDER BY f.part"
+    )
+    for row in parts:
+        cls = row["parent"].removeprefix("records_")
+        t0 = time.monotonic()
+        async with conn.transaction():
+            await conn.execute(f"LOCK TABLE {row['part']} IN SHARE MODE")
+            if "DEFAULT" in row["bound"]:
+                # Its days are those no month of the class covers.
+                months = await conn.fetch(
+                    "SELECT pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i"
+                    " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass",
+                    row["parent"],
+                )
+                ranges = [_bounds(m["bound"]) for m in months]
+                inside = " OR ".join(
+                    f"(day >= '{lo}' AND day < '{hi}')" for lo, hi in ranges if lo is not None
+                )
+                for spec in of_class(cls):
+                    await conn.execute(
+                        f"DELETE FROM {spec.table}" + (f" WHERE NOT ({inside})" if inside else "")
+                    )
+            else:
+                lo, hi = _bounds(row["bound"])
+                await forget_month(conn, cls, lo, hi)  # type: ignore[arg-type]
+            for spec in of_class(cls):
+                # A plain insert: the partition's days were just emptied, and no upload can
+                # add to them while it is locked (other partitions hold other days).
+                await conn.execute(recount_sql(spec, row["part"], upsert=False))
+            n = await conn.fetchval(  # the planner's estimate: a count would read it again
+                "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = $1",
+                row["part"],
+            )
+            took = time.monotonic() - t0
+            await conn.execute(
+                "UPDATE rollup_backfill SET done_at = now()::text, rows = $2, seconds = $3"
+                " WHERE part = $1",
+                row["part"],
+                n,
+                took,
+            )
+        done.append({"part": row["part"], "rows": n, "seconds": round(took, 2)})
+        if say:
+            say(f"roll-ups: counted {row['part']} ({n:,} rows, {took:.1f} s)")
+    if done:  # planner statistics for the tables just filled
+        await conn.execute("ANALYZE " + ", ".join(r.table for r in ROLLUPS.values()))
+    return done
+
+
+def _bounds(bound: str) -> tuple[str | None, str | None]:
+    """FOR VALUES FROM ('2026-01') TO ('2026-02') -> ('2026-01', '2026-02')."""
+    if "FROM (" not in bound:
+        return None, None
+    lo = bound.split("FROM ('", 1)[1].split("'", 1)[0]
+    hi = bound.split("TO ('", 1)[1].split("'", 1)[0]
+    return lo, hi

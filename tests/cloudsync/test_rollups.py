@@ -1,0 +1,327 @@
+"""Daily roll-ups for the statistics (PostgreSQL migration 0008): they answer what the raw
+aggregation answers, for every scope and window, through backfill, duplicate uploads and
+retention; a scoped ops user sees only their area's figures.
+
+Real throw-away PostgreSQL (the session cluster), uploads through storage.upload (the insert
+with ON CONFLICT DO NOTHING the box API uses) and, for the scope test, signed uploads from the
+box's own sync client through the HTTP API."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cloudsync.portal_stats import reading_totals
+from cloudsync.retention import (
+    ALL_CLASSES,
+    ClassRetention,
+    RetentionConfig,
+    add_months,
+    maintain,
+    month_of,
+)
+from cloudsync.storage import open_storage
+from cloudsync.storage.rollups import ROLLUPS, recount_sql, split_window
+from edge.sync.client import CloudClient
+from edge.sync.store import OutboxRow
+from tests.cloudsync.helpers import PgCluster, start_cloud
+
+NOW = datetime.now(UTC)
+DAY = timedelta(days=1)
+
+
+def iso(when: datetime) -> str:
+    return when.isoformat()
+
+
+def test_split_window_keeps_whole_days_for_the_rollups() -> None:
+    assert split_window("", "") == (("", ""), [])
+    assert split_window("2026-11-05", "2026-11") == (None, [("2026-11-05", "2026-11")])
+    assert split_window("2026-11-05T08:00", "2026-11-20T01:00") == (
+        ("2026-11-06", "2026-11-20"),
+        [("2026-11-05T08:00", "2026-11-06"), ("2026-11-20", "2026-11-20T01:00")],
+    )
+    assert split_window("2026-11-30T23:00", "") == (
+        ("2026-12-01", ""),
+        [("2026-11-30T23:00", "2026-12-01")],
+    )
+    # Inside one day, or a since that is no date: the records only.
+    assert split_window("2026-11-05T08", "2026-11-05T09") == (
+        None,
+        [("2026-11-05T08", "2026-11-05T09")],
+    )
+    assert split_window("yesterday-ish", "") == (None, [("yesterday-ish", "")])
+
+
+AREAS = [  # (id, level, parent)
+    ("cA", "city", None), ("cB", "city", None),
+    ("dA1", "district", "cA"), ("dA2", "district", "cA"), ("dB1", "district", "cB"),
+    ("sA1", "street", "dA1"), ("sA2", "street", "dA1"), ("sA3", "street", "dA2"),
+    ("sB1", "street", "dB1"),
+    ("m1", "community", "sA1"), ("m2", "community", "sA1"), ("m3", "community", "sA2"),
+    ("m4", "community", "sA3"), ("m5", "community", "sB1"),
+]  # fmt: skip
+BOXES = {"b1": "m1", "b2": "m1", "b3": "m2", "b4": "m3", "b5": "m4", "b6": "m5"}
+SCOPES = ["/", "/cA/", "/cB/", "/cA/dA1/", "/cA/dA1/sA1/", "/cA/dA1/sA1/m1/", "/cA/dA2/sA3/m4/",
+          "/x9/"]  # fmt: skip
+
+
+async def setup_areas(storage: Any) -> None:
+    for aid, level, parent in AREAS:
+        await storage.area_create(aid, level, aid, parent)
+    async with storage.tx() as c:
+        for box, community in BOXES.items():
+            await c.execute(
+                "INSERT INTO boxes (id, community_id, secret, created_at)"
+                " VALUES ($1, $2, 's', 'x')",
+                box,
+                community,
+            )
+        # A box placed in an area of depth 1 (as older tests' data does): counted all the same.
+        await c.execute(
+            "INSERT INTO areas (id, level, name, path, created_at)"
+            " VALUES ('x9', 'community', 'x', '/x9/', 'x')"
+        )
+        await c.execute(
+            "INSERT INTO boxes (id, community_id, secret, created_at) VALUES ('b9', 'x9', 's', 'x')"
+        )
+
+
+def records(rnd: random.Random, box: str, first_seq: int, n: int, old: datetime) -> list[dict]:
+    out = []
+    for seq in range(first_seq, first_seq + n):
+        kind = rnd.choice(["access_event", "access_event", "play_record", "reading_stats",
+                           "device_health"])  # fmt: skip
+        pick = rnd.random()
+        if pick < 0.05:
+            ts = rnd.choice(["1970-01-01T00:00:05+00:00", "not a date", "2099-06-01T00:00:00Z"])
+        elif pick < 0.25:
+            ts = iso(old + timedelta(seconds=rnd.randrange(20 * 86400)))  # an old month
+        else:
+            ts = iso(NOW - timedelta(seconds=rnd.randrange(40 * 86400)))
+        payload: dict[str, Any] = {"schema": f"qilu.v1.{kind}", "id": f"r{seq}", "ts": ts}
+        if kind == "access_event":
+            payload |= {"decision": rnd.choice(["granted", "denied"]),
+                        "method": rnd.choice(["face", "card", None])}  # fmt: skip
+            if rnd.random() < 0.1:
+                del payload["decision"]  # a field missing: its own group, as in the raw query
+        elif kind == "play_record":
+            payload |= {"content_id": rnd.choice(["ct-1", "ct-2", "ct-3"]),
+                        "duration_ms": rnd.randrange(1000, 30000)}  # fmt: skip
+            if rnd.random() < 0.1:
+                del payload["duration_ms"]
+        elif kind == "reading_stats":
+            payload |= {"content_id": rnd.choice(["ct-1", "ct-2"]), "reads": rnd.randrange(5),
+                        "new_readers": rnd.randrange(3), "acks": rnd.randrange(2),
+                        "dwell_s": rnd.randrange(100) / 4}  # fmt: skip
+        out.append({"seq": seq, "priority": 2, "kind": kind, "record_id": f"r{seq}", "ts": ts,
+                    "payload": json.dumps(payload)})  # fmt: skip
+    return out
+
+
+def windows() -> list[tuple[str, str]]:
+    d = NOW.date()
+    return [
+        ("", ""),
+        (iso(NOW - 30 * DAY), ""),  # the ops console's "last 30 days": a partial first day
+        (iso(NOW - 7 * DAY - timedelta(hours=5)), iso(NOW - DAY)),
+        ((d - timedelta(days=10)).isoformat(), d.isoformat()),  # whole days only
+        (iso(NOW - timedelta(hours=30)), iso(NOW - timedelta(hours=20))),
+        (iso(NOW - timedelta(hours=3)), iso(NOW - timedelta(hours=2))),  # inside one day
+        ("", iso(NOW - 5 * DAY)),
+        ("1970", "2000"),
+        (f"{add_months(month_of(NOW), -4):%Y-%m}", f"{add_months(month_of(NOW), -2):%Y-%m}"),
+        ("2099", ""),
+    ]
+
+
+async def answers(storage: Any, rollups: bool) -> dict[str, Any]:
+    storage.rollups = rollups
+    out: dict[str, Any] = {}
+    try:
+        for scope in SCOPES:
+            for since, until in windows():
+                key = f"{scope} {since}..{until}"
+                out[f"access {key}"] = await storage.count_by(
+                    "access_event", scope, since, until, ["decision", "method"]
+                )
+                out[f"plays {key}"] = await storage.count_by(
+                    "play_record", scope, since, until, ["content_id"], "duration_ms"
+                )
+                for group in ("content", "community", "content_community"):
+                    out[f"reading {group} {key}"] = await reading_totals(
+                        storage, scope, group, since, until
+                    )
+                content = await storage.content_stats(scope, since, until)
+                for name, rows in content.items():
+                    k = "content_id" if "by_content" in name else "community_id"
+                    out[f"content {name} {key}"] = sorted(
+                        ({**r, "ms": int(r.get("ms") or 0)} if "ms" in r else r for r in rows),
+                        key=lambda r, k=k: str(r[k]),
+                    )
+    finally:
+        storage.rollups = True
+    for k, rows in out.items():
+        out[k] = [{f: (int(v) if isinstance(v, int) else v) for f, v in r.items()} for r in rows]
+        for r in out[k]:
+            for f in ("total", "dwell_s"):
+                if isinstance(r.get(f), float):
+                    r[f] = round(r[f], 6)
+    return out
+
+
+async def assert_same(storage: Any) -> int:
+    rolled, raw = await answers(storage, True), await answers(storage, False)
+    assert rolled.keys() == raw.keys()
+    for k in raw:
+        assert rolled[k] == raw[k], k
+    return sum(r["count"] for r in raw["access / .."])  # all access events, network-wide
+
+
+async def test_rollups_answer_as_the_records_through_backfill_dupes_and_retention(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    db = await pg_cluster.new_database()
+    storage = await open_storage(db, migrate=False)
+    rnd = random.Random(20)
+    old = add_months(month_of(NOW), -4)
+    old_dt = datetime(old.year, old.month, 3, tzinfo=UTC)
+    try:
+        await storage.migrate(upto=7)  # before the roll-ups
+        # The old month's partition exists (maintenance ran back then).
+        keep = {c: ClassRetention(keep_days=None) for c in ALL_CLASSES}
+        await maintain(storage, RetentionConfig(**keep), now=old_dt, progress=lambda s: None)
+        await setup_areas(storage)
+        sent: dict[str, list[dict]] = {}
+        for box in [*BOXES, "b9"]:
+            sent[box] = records(rnd, box, 1, 40, old_dt)
+            await storage.upload(box, 1, sent[box])
+        # Migration 0008: tables, trigger, then the rows above counted partition by partition.
+        assert await storage.migrate() == [8]
+        async with storage.tx() as c:
+            left = await c.c.fetchval("SELECT count(*) FROM rollup_backfill WHERE done_at IS NULL")
+        assert left == 0
+        before = await assert_same(storage)
+        assert before > 0
+        # More uploads; a box resends a batch it had no answer for (nothing counted twice).
+        for box in [*BOXES, "b9"]:
+            more = records(rnd, box, 41, 30, old_dt)
+            stored, dupes, _ = await storage.upload(box, 1, sent[box][30:] + more)
+            assert (stored, dupes) == (30, 10)
+            again = await storage.upload(box, 1, more[::-1])
+            assert again[:2] == (0, 30)
+        total = await assert_same(storage)
+        assert total > before
+        # ... and one that arrived long ago with a ts of no month (the default partition).
+        async with storage.tx() as c:
+            await c.execute(
+                "INSERT INTO records VALUES ('b1', 9001, 2, 'access_event', 'x1', '1970-01-02',"
+                ' \'{"decision": "granted", "method": "face"}\', $1)',
+                iso(NOW - 400 * DAY),
+            )
+            old_rows = await c.c.fetchval(
+                "SELECT count(*) FROM records WHERE kind = 'access_event' AND ts >= $1 AND ts < $2",
+                f"{old:%Y-%m}",
+                f"{add_months(old, 1):%Y-%m}",
+            )
+        assert old_rows > 0
+        await assert_same(storage)
+        keep["access"] = ClassRetention(keep_days=60, export=False)
+        keep["play"] = ClassRetention(keep_days=60, export=False)
+        keep["telemetry"] = ClassRetention(keep_days=60, export=False)
+        steps = await maintain(
+            storage, RetentionConfig(**keep, export_dir=tmp_path / "x"), progress=lambda s: None
+        )
+        assert any(s.action == "drop" and s.table == f"records_access_p{old:%Y%m}" for s in steps)
+        assert any(s.action == "purge" and s.table == "records_access_default" for s in steps)
+        # The old month dropped, the row that arrived long ago purged: both gone from the figures.
+        assert await assert_same(storage) == total - old_rows
+        async with storage.tx() as c:
+            gone = await c.c.fetchval(
+                "SELECT count(*) FROM access_daily WHERE day >= $1 AND day < $2",
+                f"{old:%Y-%m}",
+                f"{add_months(old, 1):%Y-%m}",
+            )
+            districts = await c.fetch(
+                "SELECT area, day, decision, method, n FROM access_daily ORDER BY 1, 2, 3, 4"
+            )
+            raw = await c.fetch(
+                "SELECT qilu_district(a.path) AS area, substr(r.ts, 1, 10) AS day,"
+                " r.payload ->> 'decision' AS decision, r.payload ->> 'method' AS method,"
+                " count(*) AS n FROM records r JOIN boxes b ON b.id = r.box_id"
+                " JOIN areas a ON a.id = b.community_id WHERE r.kind = 'access_event'"
+                " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+            )
+            trigger = await c.c.fetchval(
+                "SELECT prosrc FROM pg_proc WHERE proname = 'qilu_stats_rollup'"
+            )
+        assert gone == 0
+        assert [dict(r) for r in districts] == [dict(r) for r in raw]
+        # The trigger runs the statements recount_sql builds (the backfill and retention's).
+        built = "; ".join(recount_sql(r, "added") for r in ROLLUPS.values())
+        assert " ".join(trigger.split()) == " ".join(f"BEGIN {built}; RETURN NULL; END".split())
+    finally:
+        await storage.close()
+
+
+def outbox(seq: int, kind: str, payload: dict[str, Any], ts: str) -> OutboxRow:
+    text = json.dumps({"schema": f"qilu.v1.{kind}", "id": f"r{seq}", "ts": ts, **payload})
+    return OutboxRow(seq, 2, kind, f"r{seq}", ts, text, len(text))
+
+
+async def test_a_scoped_user_sees_only_their_areas_figures(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    cloud = await start_cloud(await pg_cluster.new_database(), tmp_path)
+    try:
+        # Two districts of one city; per box: door decisions, plays and reading counts over
+        # the last days (whole days for the roll-ups, today's hours from the records).
+        plan = {("lixia", "s1", "m1"): 3, ("lixia", "s2", "m2"): 5, ("shizhong", "s3", "m3"): 7}
+        for (district, street, community), n in plan.items():
+            ident = await cloud.new_box(community, district=district, street=street)
+            client = CloudClient(ident)
+            rows = []
+            for i in range(n):
+                ts = iso(NOW - timedelta(days=i % 4, minutes=1))
+                rows += [
+                    outbox(3 * i + 1, "access_event", {"decision": "granted", "method": "face"},
+                           ts),
+                    outbox(3 * i + 2, "play_record", {"content_id": "ct-1", "duration_ms": 1000},
+                           ts),
+                    outbox(3 * i + 3, "reading_stats", {"content_id": "ct-1", "reads": 2,
+                           "new_readers": 1, "acks": 0, "dwell_s": 1.5}, ts),
+                ]  # fmt: skip
+            try:
+                assert (await client.upload(rows, floor=1)).stored == 3 * n
+                assert (await client.upload(rows, floor=1)).duplicates == 3 * n
+            finally:
+                await client.close()
+        lixia = await cloud.ops_user("lixia-viewer", "viewer", "lixia")
+        since = iso(NOW - 10 * DAY)
+        for token, boxes in ((lixia, 8), (None, 15)):
+            status, body = await cloud.call("GET", f"/api/v1/ops/stats/access?since={since}", token)
+            assert status == 200 and body["total"] == boxes, body
+            status, body = await cloud.call("GET", "/api/v1/ops/stats/plays", token)
+            assert status == 200, body
+            assert body["items"] == [
+                {"content_id": "ct-1", "plays": boxes, "duration_ms": 1000 * boxes}
+            ]
+            status, body = await cloud.call(
+                "GET", "/api/v1/ops/stats/reading?group=community", token
+            )
+            assert status == 200, body
+            got = {r["community_id"]: (r["reads"], r["dwell_s"]) for r in body["items"]}
+            want = {c: (2 * n, 1.5 * n) for (d, _, c), n in plan.items()
+                    if token is None or d == "lixia"}  # fmt: skip
+            assert got == want
+            status, body = await cloud.call("GET", "/api/v1/ops/stats/content?days=30", token)
+            assert status == 200, body
+            assert {a["community_id"]: a["plays"] for a in body["areas"]} == {
+                c: n for (d, _, c), n in plan.items() if token is None or d == "lixia"
+            }
+            assert body["items"][0]["reads"] == 2 * boxes
+    finally:
+        await cloud.stop()
