@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,6 +33,7 @@ from common.relay import TIMEOUT_S
 log = logging.getLogger(__name__)
 PAYLOAD_MAX = 7900  # PostgreSQL's NOTIFY limit is 8000 bytes; leave room for the ref suffix
 REF_SEP = "\n"  # compact JSON never holds a raw newline: "<json>\n<relay_bodies id>"
+SLOW_S = 2.0  # a relayed request slower than this is logged with where its time went
 
 # (head, body) -> (answer head, answer body); raises LookupError when no tunnel is here.
 Local = Callable[[str, dict[str, Any], bytes], Awaitable[tuple[dict[str, Any], bytes]]]
@@ -125,6 +127,7 @@ class RelayBus:
         self, box_id: str, head: dict[str, Any], body: bytes
     ) -> tuple[dict[str, Any], bytes] | None:
         """Hand the request to the worker holding the box's socket; None: no worker holds one."""
+        t0 = time.monotonic()
         pid = (await self.holders([box_id])).get(box_id)
         if pid is None:
             return None
@@ -133,13 +136,21 @@ class RelayBus:
             asyncio.get_running_loop().create_future()
         )
         self._waiting[rid] = fut
+        t1 = t2 = time.monotonic()
         try:
             await self._send(pid, {"k": "q", "id": rid, "from": self.pid, "box": box_id,
-                                   "h": head}, body)  # fmt: skip
+                                   "h": head, "t": time.time()}, body)  # fmt: skip
+            t2 = time.monotonic()
             async with asyncio.timeout(TIMEOUT_S):
                 return await fut
         finally:
             self._waiting.pop(rid, None)
+            if (end := time.monotonic()) - t0 > SLOW_S:  # where a slow request's time went
+                log.warning(
+                    "relay bus: box %s via worker %s took %.1f s (holder lookup %.2f s,"
+                    " notify %.2f s, answer %s)", box_id, pid, end - t0, t1 - t0, t2 - t1,
+                    f"{end - t2:.2f} s" if fut.done() else "not received",
+                )  # fmt: skip
 
     async def _send(self, pid: int, msg: dict[str, Any], body: bytes) -> None:
         channel = f"qilu_relay_{pid}"
@@ -198,6 +209,7 @@ class RelayBus:
         """Another worker's request for a box whose socket is here."""
         reply: dict[str, Any] = {"id": msg["id"]}
         out = b""
+        t0 = time.monotonic()
         try:
             head, out = await self.local(msg["box"], msg["h"], body)
             reply.update(k="a", h=head)
@@ -205,6 +217,13 @@ class RelayBus:
             reply.update(k="e", err="the box's socket is no longer here")
         except (TimeoutError, ConnectionError, ValueError) as e:
             reply.update(k="e", err=str(e) or type(e).__name__)
+        took = time.monotonic() - t0
+        if took > SLOW_S or time.time() - msg.get("t", time.time()) > SLOW_S:
+            log.warning(
+                "relay bus: box %s for worker %s: request reached here %.2f s after it was"
+                " sent, the box's socket answered in %.2f s (%s)", msg["box"], msg["from"],
+                time.time() - took - msg.get("t", 0), took, reply["k"],
+            )  # fmt: skip
         with contextlib.suppress(OSError, asyncpg.PostgresError, ValueError):
             await self._send(msg["from"], reply, out)
 
