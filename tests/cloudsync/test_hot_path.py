@@ -215,3 +215,41 @@ async def test_feed_listener_lost_and_back(pg_cluster: PgCluster, tmp_path: Path
     finally:
         await client.close()
         await cloud.stop()
+
+
+async def test_a_slow_nonce_prune_holds_up_no_request(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    """The periodic DELETE of old nonces runs beside the batches: while it waits (here on a
+    row another transaction holds), requests' nonces still go in at once."""
+    cloud = await start_cloud(await pg_cluster.new_database(), tmp_path)
+    conn = await asyncpg.connect(cloud.db)
+    try:
+        a = await cloud.new_box()
+        storage = cloud.storage
+        now = int(time.time())
+        await conn.execute(
+            "INSERT INTO nonces (box_id, nonce, ts) VALUES ($1, 'old-0001', $2)",
+            a.box_id,
+            now - 9999,
+        )
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute("SELECT 1 FROM nonces WHERE nonce = 'old-0001' FOR UPDATE")
+        batch = NonceBatch(storage.use_nonces, storage.prune_nonces_before, p.WINDOW_S)
+        assert await batch.use(a.box_id, "fresh-0001", now) is not None  # starts the prune
+        assert batch._pruning is not None  # ... which waits for the row lock
+        t0 = time.monotonic()
+        assert await asyncio.wait_for(batch.use(a.box_id, "fresh-0002", now), 5) is not None
+        assert time.monotonic() - t0 < 2.0
+        assert batch._pruning is not None  # still waiting
+        await tx.rollback()
+        await wait_for(lambda: _pruned(batch), 5, 0.05)
+        assert not await conn.fetchval("SELECT count(*) FROM nonces WHERE nonce = 'old-0001'")
+    finally:
+        await conn.close()
+        await cloud.stop()
+
+
+async def _pruned(batch: NonceBatch) -> bool:
+    return batch._pruning is None
