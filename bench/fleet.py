@@ -258,7 +258,8 @@ class SimBox:
                 delay = FEED_BACKOFF_MIN
             except (OSError, TimeoutError, ValueError) as e:
                 self.ferrors += 1
-                err = f"{type(e).__name__}:{e.args[0] if e.args else ''}"[:40]
+                ago = time.strftime("%H:%M:%S")  # when: an old error explains nothing
+                err = f"{type(e).__name__}:{e.args[0] if e.args else ''} at {ago}"[:50]
                 wait = random.uniform(0, delay)
                 self.fstate = ("backoff", time.time(), wait, err)
                 await asyncio.sleep(wait)
@@ -538,7 +539,8 @@ def tail(states: list[tuple], arrived: dict[str, float], how: dict[str, tuple],
         "late_or_missing_last_error": dict(sorted(late_reasons.items(), key=lambda kv: -kv[1])[:8]),
         # late boxes whose answering poll was sent before the broadcast: the server was slow
         "late_answered_by_a_poll_sent_before": sum(1 for e in late_polls if e[5] < sent),
-        "waiting_by_worker": {str(w): {"boxes": len(xs), "p50_s": pct(xs, 0.5),
+        "waiting_by_worker": {str(w): {"boxes": len(xs), "first_s": round(min(xs), 2),
+                                       "p50_s": pct(xs, 0.5),
                                        "p99_s": pct(xs, 0.99), "max_s": round(max(xs), 2)}
                               for w, xs in sorted(workers.items())},
         "feed_sockets_mapped_to_workers": len(by_port),
@@ -657,6 +659,7 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
                     return
                 if ev[0] == "ws":
                     ws_up.add(ev[1])
+                    events.append(ev)
                 elif ev[0] == "ws_down":
                     ws_up.discard(ev[1])
                     events.append(ev)
@@ -714,9 +717,11 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
         # also counts what the baseline ingest left allocated.
         result["kb_per_box"] = round(delta / max(1, len(ws_up)), 1)
         result["kb_per_box_vs_fresh"] = round((sum(rss1.values()) - idle) / max(1, len(ws_up)), 1)
-        print(f"connected {len(ws_up)} in {result['connect_s']} s", file=sys.stderr)
+        print(f"connected {len(ws_up)} in {result['connect_s']} s, cloud {result['kb_per_box']}"
+              f" KB per box (warm), load {os.getloadavg()[0]:.1f}", file=sys.stderr)  # fmt: skip
 
         # door.open to one box at a time
+        events.clear()
         lat = []
         ops_errors: list[str] = []
         for _ in range(30):
@@ -833,6 +838,7 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
         os.kill(victim, signal.SIGKILL)
         t_kill = time.monotonic()
         held = 0
+        marks: dict[str, float] = {}  # share of the fleet held again -> seconds after the kill
         while time.monotonic() - t_kill < 120:
             await asyncio.sleep(0.25)
             drain()
@@ -840,12 +846,30 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
                 "SELECT count(*) FROM relay_sockets s JOIN pg_stat_activity a"
                 " ON a.pid = s.worker_pid AND a.backend_start = s.worker_start"
             )
+            for share in (0.9, 0.99, 0.999):
+                if held >= share * len(fleet) and str(share) not in marks:
+                    marks[str(share)] = round(time.monotonic() - t_kill, 2)
             if held >= len(fleet) and time.monotonic() - t_kill > 1:
                 break
         dropped = {e[1] for e in events if e[0] == "ws_down"}
+        # Per box of the killed worker: from its socket dropping to its next socket opening,
+        # and how many attempts failed in between (each one backed off).
+        down: dict[str, float] = {}
+        back: list[float] = []
+        fails: dict[str, int] = {}
+        for e in sorted((e for e in events if e[0] in ("ws", "ws_down")), key=lambda e: e[2]):
+            if e[0] == "ws_down":
+                fails[e[1]] = fails.get(e[1], -1) + 1
+                down.setdefault(e[1], e[2])
+            elif e[1] in down:
+                back.append(e[2] - down.pop(e[1]))
         result["failover"] = {"killed_worker_boxes": len(dropped),
                               "all_held_again_s": round(time.monotonic() - t_kill, 2),
-                              "held": held}  # fmt: skip
+                              "held": held, "held_share_at_s": marks,
+                              "box_reconnect_s": {"p50": pct(back, 0.5), "p99": pct(back, 0.99),
+                                                  "max": round(max(back), 2) if back else -1},
+                              "boxes_with_failed_attempts": sum(1 for v in fails.values() if v),
+                              "failed_attempts": sum(fails.values())}  # fmt: skip
         print(f"failover {result['failover']}", file=sys.stderr)
         await asyncio.sleep(3)
         result["loadgen_cpu_s_total"] = round(cpu_s(gens), 1)
@@ -988,6 +1012,8 @@ async def main() -> None:
     try:
         for name, code in phases:
             result[name] = await phase(name, code, pg, args, work)
+            # each phase's figures as soon as it ends: a run stopped later still has them
+            print(f"phase {name} {json.dumps(result[name], ensure_ascii=False)}", file=sys.stderr)
     finally:
         pg.stop()
         shutil.rmtree(work, ignore_errors=True)
