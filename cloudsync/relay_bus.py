@@ -28,6 +28,7 @@ from typing import Any
 
 import asyncpg
 
+from cloudsync.batch import Batch
 from common.relay import TIMEOUT_S
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,8 @@ class RelayBus:
         self._waiting: dict[int, asyncio.Future[tuple[dict[str, Any], bytes]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        # A dead worker's boxes all reconnect at once: their claims go in together.
+        self._claims: Batch[str, bool] = Batch(self._claim_many)
 
     @property
     def channel(self) -> str:
@@ -100,7 +103,13 @@ class RelayBus:
     async def claim(self, box_id: str) -> None:
         """This worker now holds the box's socket (a reconnect elsewhere takes the row over)."""
         self.held.add(box_id)
-        await self.pool.execute(_CLAIM, box_id, self.pid, self.start)
+        await self._claims.get(box_id)
+
+    async def _claim_many(self, box_ids: list[str]) -> dict[str, bool]:
+        held = [b for b in box_ids if b in self.held]  # closed again meanwhile: not claimed
+        if held:
+            await self.pool.execute(_CLAIM_MANY, held, self.pid, self.start)
+        return dict.fromkeys(box_ids, True)
 
     async def release(self, box_id: str) -> None:
         self.held.discard(box_id)
@@ -228,6 +237,12 @@ class RelayBus:
             await self._send(msg["from"], reply, out)
 
 
+_CLAIM_MANY = (
+    "INSERT INTO relay_sockets (box_id, worker_pid, worker_start)"
+    " SELECT b, $2, $3 FROM unnest($1::text[]) AS u(b)"
+    " ON CONFLICT (box_id) DO UPDATE SET worker_pid = excluded.worker_pid,"
+    " worker_start = excluded.worker_start, since = now()"
+)
 _CLAIM = (
     "INSERT INTO relay_sockets (box_id, worker_pid, worker_start) VALUES ($1, $2, $3)"
     " ON CONFLICT (box_id) DO UPDATE SET worker_pid = excluded.worker_pid,"

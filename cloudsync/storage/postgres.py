@@ -255,6 +255,13 @@ class PostgresStorage(Storage):
         r = await self.pool.fetchrow(BOX_GET, box_id)  # one statement: no BEGIN/COMMIT trips
         return dict(r) if r is not None else None
 
+    async def boxes_get(self, box_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """:meth:`box_get` for many boxes in one statement (cloudsync/batch.py)."""
+        assert self.pool is not None, "storage not opened"
+        rows = await self.pool.fetch(BOX_GET.replace("b.id = $1", "b.id = ANY($1::text[])"),
+                                     box_ids)  # fmt: skip
+        return {r["id"]: dict(r) for r in rows}
+
     async def use_nonce(self, box_id: str, nonce: str, ts: int, older_than: int) -> bool:
         assert self.pool is not None, "storage not opened"
         async with self.pool.acquire() as conn:
