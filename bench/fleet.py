@@ -911,6 +911,7 @@ def log_summary(path: Path) -> dict[str, Any]:
     relay requests' own account of where their time went (cloudsync/relay_bus.py)."""
     kinds: dict[str, int] = {}
     slow: list[str] = []
+    broadcasts: list[str] = []
     try:
         lines = path.read_text(errors="replace").splitlines()
     except FileNotFoundError:
@@ -920,10 +921,13 @@ def log_summary(path: Path) -> dict[str, Any]:
             continue
         if ("relay" in line and " took " in line) or "answered in" in line:
             slow.append(line[-220:])
+        elif "feed: " in line and " took " in line:  # a broadcast slow to insert and notify
+            broadcasts.append(line[-160:])
         key = "".join("N" if ch.isdigit() else ch for ch in line[:70])
         kinds[key] = kinds.get(key, 0) + 1
     top = dict(sorted(kinds.items(), key=lambda kv: -kv[1])[:10])
-    return {"lines_by_kind": top, "slow_relay": len(slow), "slow_relay_samples": slow[:12]}
+    return {"lines_by_kind": top, "slow_relay": len(slow), "slow_relay_samples": slow[:12],
+            "slow_broadcasts": broadcasts[:5]}  # fmt: skip
 
 
 SIDE = (  # (label, phase result path) for the side-by-side table
