@@ -54,8 +54,8 @@ async def stored(url: str) -> tuple[list[int], int, int]:
 
 async def test_upload_waiting_for_the_lock_walks_on_what_was_committed(db: str) -> None:
     """Seqs 7-10 are committed by another upload while this one (1-5) waits for the box's
-    lock: its snapshot predates them, so it must not walk on what it saw (that would skip
-    the missing 6); the watermark is 5, and 10 once 6 arrives."""
+    lock: its snapshot predates them. The walk over them runs in a fresh transaction and
+    stops at the missing 6: the watermark is 5, and 10 once 6 arrives."""
     storage = await open_storage(db, migrate=False)
     assert isinstance(storage, PostgresStorage)
     other = await asyncpg.connect(db)
@@ -80,13 +80,15 @@ async def test_upload_waiting_for_the_lock_walks_on_what_was_committed(db: str) 
         await other.execute("UPDATE boxes SET max_seq = 10 WHERE id = 'box-1'")
         await tx.commit()
         assert await asyncio.wait_for(up, 10) == (5, 0, 5)
-        assert storage.upload_rechecks == 1  # the walk ran again on a fresh snapshot
+        assert storage.upload_rechecks == 1  # the walk ran, in its own transaction
         assert await stored(db) == ([1, 2, 3, 4, 5, 7, 8, 9, 10], 5, 10)
-        # the missing seq arrives: the watermark walks over 7-10 (in the one statement)
+        # the missing seq arrives: the watermark walks over 7-10
         assert await storage.upload("box-1", 1, recs([6])) == (1, 0, 10)
-        assert storage.upload_rechecks == 1
-        # a resend of everything stores nothing again
+        assert storage.upload_rechecks == 2
+        # a resend of everything stores nothing again, and in order needs no walk
         assert await storage.upload("box-1", 1, recs(list(range(1, 11)))) == (0, 10, 10)
+        assert await storage.upload("box-1", 11, recs([11, 12])) == (2, 0, 12)
+        assert storage.upload_rechecks == 2
     finally:
         await other.close()
         await storage.close()
