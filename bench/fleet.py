@@ -61,6 +61,7 @@ from cloudsync.app import token_hash  # noqa: E402
 from common import protocol as p  # noqa: E402
 from common.relay import PATH as RELAY_PATH  # noqa: E402
 from common.relay import pack, unpack  # noqa: E402
+from edge.sync.config import SyncConfig  # noqa: E402
 
 VENV_BIN = Path(sys.executable).parent
 GOALS = {
@@ -72,6 +73,9 @@ GOALS = {
     "door_open_p95_s": 1.0,
 }
 KINDS = ("access_event", "play", "report", "telemetry")
+# The simulated boxes' feed and relay back-off after an error (full jitter, doubling), per
+# phase: the box before this branch capped both at 60 s, now at SyncConfig.feed_backoff_max_s.
+FEED_BACKOFF_MIN, FEED_BACKOFF_MAX = 0.5, 60.0
 
 
 def raise_fd_limit() -> int:
@@ -95,6 +99,7 @@ class Http(asyncio.Protocol):
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
+        self.port = 0  # the local port: bench maps it to the worker serving it (ss)
         self.buf = bytearray()
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.closed = False
@@ -107,6 +112,7 @@ class Http(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self.port = (transport.get_extra_info("sockname") or ("", 0))[1]
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -194,6 +200,10 @@ class SimBox:
         self.seq = 0  # last seq sent
         self.acked = 0
         self.feed_conn: Http | None = None
+        # What the feed loop is doing, for the broadcast tail's analysis: (state, since,
+        # back-off slept, last error); state is poll / backoff / connect.
+        self.fstate: tuple[str, float, float, str] = ("connect", time.time(), 0.0, "")
+        self.ferrors = 0
 
     def headers(self, method: str, path: str, body: bytes = b"") -> dict[str, str]:
         return p.sign(self.secret, self.id, method, path, body)
@@ -220,16 +230,20 @@ class SimBox:
                 return
             self.q.put(("ws_down", self.id, time.time()))
             await asyncio.sleep(random.uniform(0, delay))  # full jitter, like the real box
-            delay = min(delay * 2, 60.0)
+            delay = min(delay * 2, FEED_BACKOFF_MAX)  # edge/portal/relay.py: the feed's cap
 
     async def feed(self, stop: asyncio.Event) -> None:
-        delay = 0.5
+        delay = FEED_BACKOFF_MIN
+        err = ""
         while not stop.is_set():
             path = f"/api/v1/box/feed?after={self.cursor}&wait=25"
             try:
                 if self.feed_conn is None or self.feed_conn.closed:
+                    self.fstate = ("connect", time.time(), 0.0, err)
                     self.feed_conn = await Http.open(self.pool.host, self.pool.port,
                                                      self.pool.source)  # fmt: skip
+                sent = time.time()
+                self.fstate = ("poll", sent, 0.0, err)
                 status, raw = await self.feed_conn.request("GET", path,
                                                            self.headers("GET", path))  # fmt: skip
                 if status != 200:  # back off like the real box, never spin
@@ -238,12 +252,23 @@ class SimBox:
                 got = time.time()
                 page = json.loads(raw)
                 for item in page.get("items", []):
-                    self.q.put(("feed", self.id, item["action"], got, item["args"].get("t", 0)))
+                    self.q.put(("feed", self.id, item["action"], got, item["args"].get("t", 0),
+                                sent, self.feed_conn.port))  # fmt: skip
                 self.cursor = page.get("cursor", self.cursor)
-                delay = 0.5
-            except (OSError, TimeoutError, ValueError):
-                await asyncio.sleep(random.uniform(0, delay))
-                delay = min(delay * 2, 60.0)
+                delay = FEED_BACKOFF_MIN
+            except (OSError, TimeoutError, ValueError) as e:
+                self.ferrors += 1
+                ago = time.strftime("%H:%M:%S")  # when: an old error explains nothing
+                err = f"{type(e).__name__}:{e.args[0] if e.args else ''} at {ago}"[:50]
+                wait = random.uniform(0, delay)
+                self.fstate = ("backoff", time.time(), wait, err)
+                await asyncio.sleep(wait)
+                delay = min(delay * 2, FEED_BACKOFF_MAX)
+
+    def state(self) -> tuple[Any, ...]:
+        conn = self.feed_conn
+        port = conn.port if conn is not None and not conn.closed else 0
+        return (self.id, *self.fstate, port, self.ferrors)
 
     async def chores(self, stop: asyncio.Event, every_s: float) -> None:
         """Heartbeat and a small upload every ``every_s`` (first one at a random offset)."""
@@ -293,7 +318,11 @@ def loadgen(
     stop_evt: Any,
     every_s: float,
     ramp_per_s: float,
+    dump_evt: Any,
+    backoff: tuple[float, float],
 ) -> None:
+    global FEED_BACKOFF_MIN, FEED_BACKOFF_MAX
+    FEED_BACKOFF_MIN, FEED_BACKOFF_MAX = backoff
     raise_fd_limit()
 
     async def run() -> None:
@@ -311,9 +340,17 @@ def loadgen(
                           asyncio.create_task(sim.chores(stop, every_s))]  # fmt: skip
                 if i % 10 == 9:  # ramp_per_s boxes a second in this process
                     await asyncio.sleep(10 / ramp_per_s)
+
+            async def dump() -> None:  # each box's feed state at the moment the parent asks
+                while not await asyncio.to_thread(dump_evt.wait, 1.0):
+                    if stop.is_set():
+                        return
+                q.put(("states", [x.state() for x in sims]))
+
+            tasks.append(asyncio.create_task(dump()))
             await asyncio.to_thread(stop_evt.wait)  # the parent says when the run is over
             stop.set()
-            chores = tasks[2::3]  # let uploads in flight finish (they retry until acked)
+            chores = tasks[2:-1:3]  # let uploads in flight finish (they retry until acked)
             await asyncio.wait(chores, timeout=60)
             q.put(("final", [(x.id, x.seq, x.acked) for x in sims]))
             for t in tasks:
@@ -437,6 +474,79 @@ def pct(xs: list[float], q: float) -> float:
     return round(xs[min(len(xs) - 1, int(len(xs) * q))], 3) if xs else -1.0
 
 
+def worker_of_peer(port: int) -> dict[int, int]:
+    """Client port -> the cloud worker's pid, for every connection to the cloud's port (the
+    workers share the port with SO_REUSEPORT; the kernel picks one per connection)."""
+    out = subprocess.run(["ss", "-tnpH", "state", "established", f"( sport = :{port} )"],
+                         capture_output=True, text=True, timeout=60).stdout  # fmt: skip
+    got = {}
+    for line in out.splitlines():
+        cols = line.split()
+        if len(cols) < 5 or "pid=" not in line:
+            continue
+        peer = cols[3].rpartition(":")[2]
+        pid = line.split("pid=", 1)[1].split(",", 1)[0]
+        if peer.isdigit() and pid.isdigit():
+            got[int(peer)] = int(pid)
+    return got
+
+
+def tail(states: list[tuple], arrived: dict[str, float], how: dict[str, tuple],
+         by_port: dict[int, int], sent: float, n: int) -> dict[str, Any]:  # fmt: skip
+    """Why boxes were late: each box's feed state when the broadcast was sent (waiting in a
+    long-poll, backing off after an error, connecting) against its arrival time, and the
+    arrival per worker for the boxes that were waiting."""
+    st = {x[0]: x for x in states}
+    classes: dict[str, dict[str, Any]] = {}
+    workers: dict[int, list[float]] = {}
+    late_reasons: dict[str, int] = {}
+    for box, (_id, state, since, slept, err, fport, _nerr) in st.items():
+        t = arrived.get(box)
+        if state == "poll" and since < sent:
+            kind = "waiting in a long-poll"
+            w = by_port.get(fport)
+            if t is not None and w is not None:
+                workers.setdefault(w, []).append(t)
+        elif state == "poll":
+            kind = "re-polling (poll sent after the broadcast)"
+        elif state == "backoff":
+            kind = "backing off after an error"
+        else:
+            kind = "connecting"
+        c = classes.setdefault(kind, {"boxes": 0, "arrived": [], "missing": 0, "late_5s": 0,
+                                      "backoff_s": []})  # fmt: skip
+        c["boxes"] += 1
+        if t is None:
+            c["missing"] += 1
+        else:
+            c["arrived"].append(t)
+            c["late_5s"] += t > 5
+        if state == "backoff":
+            c["backoff_s"].append(since + slept - sent)  # back-off left when it was sent
+        if t is None or t > 5:
+            why = err or "no error before"
+            late_reasons[why] = late_reasons.get(why, 0) + 1
+    for c in classes.values():
+        xs = c.pop("arrived")
+        c["p50_s"], c["p99_s"] = pct(xs, 0.5), pct(xs, 0.99)
+        c["max_s"] = round(max(xs), 2) if xs else -1
+        b = c.pop("backoff_s")
+        if b:
+            c["backoff_left_p50_s"], c["backoff_left_max_s"] = pct(b, 0.5), round(max(b), 2)
+    late_polls = [how[b] for b, t in arrived.items() if t > 5 and b in how]
+    return {
+        "states_reported": len(st), "boxes": n, "classes": classes,
+        "late_or_missing_last_error": dict(sorted(late_reasons.items(), key=lambda kv: -kv[1])[:8]),
+        # late boxes whose answering poll was sent before the broadcast: the server was slow
+        "late_answered_by_a_poll_sent_before": sum(1 for e in late_polls if e[5] < sent),
+        "waiting_by_worker": {str(w): {"boxes": len(xs), "first_s": round(min(xs), 2),
+                                       "p50_s": pct(xs, 0.5),
+                                       "p99_s": pct(xs, 0.99), "max_s": round(max(xs), 2)}
+                              for w, xs in sorted(workers.items())},
+        "feed_sockets_mapped_to_workers": len(by_port),
+    }  # fmt: skip
+
+
 async def ingest(url: str, boxes: list[tuple[str, str]], start_seq: int, batches: int,
                  size: int) -> dict[str, Any]:  # fmt: skip
     """bench/sync.py's ingest: bodies built, gzip'd and signed before the clock starts."""
@@ -484,8 +594,11 @@ async def ops(url: str, token: str, method: str, path: str, body: Any = None) ->
 async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
                 work: Path) -> dict[str, Any]:  # fmt: skip
     """One full run (cloud, fleet, measurements) with the cloud's code from ``code``."""
-    print(f"--- phase {name}: cloud code from {code}", file=sys.stderr)
-    result: dict[str, Any] = {"load_avg_start": [round(x, 2) for x in os.getloadavg()]}
+    backoff = args.feed_backoff if code == ROOT else args.baseline_feed_backoff
+    print(f"--- phase {name}: cloud code from {code}, box feed/relay back-off {backoff}",
+          file=sys.stderr)  # fmt: skip
+    result: dict[str, Any] = {"load_avg_start": [round(x, 2) for x in os.getloadavg()],
+                              "box_feed_backoff_s": list(backoff)}  # fmt: skip
     cloud = None
     procs: list[Any] = []
     try:
@@ -523,16 +636,19 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
         ctx = mp.get_context("spawn")
         q = ctx.Queue()
         stop_evt = ctx.Event()
+        dump_evt = ctx.Event()
         fleet = boxes[40:] if args.boxes > 100 else boxes
         shares = [fleet[i :: args.procs] for i in range(args.procs)]
         procs = [ctx.Process(target=loadgen, args=(shares[i], url, f"127.{i + 1}.1", q,
-                                                   stop_evt, args.chores_s, args.ramp / args.procs))
+                                                   stop_evt, args.chores_s, args.ramp / args.procs,
+                                                   dump_evt, backoff))
                  for i in range(args.procs)]  # fmt: skip
         for pr in procs:
             pr.start()
         ws_up: set[str] = set()
         events: list[tuple] = []
         finals: list[tuple[str, int, int]] = []
+        states: list[tuple] = []
         http_errors: dict[int, int] = {}
 
         def drain() -> None:
@@ -543,6 +659,7 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
                     return
                 if ev[0] == "ws":
                     ws_up.add(ev[1])
+                    events.append(ev)
                 elif ev[0] == "ws_down":
                     ws_up.discard(ev[1])
                     events.append(ev)
@@ -550,6 +667,8 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
                     http_errors[ev[2]] = http_errors.get(ev[2], 0) + 1
                 elif ev[0] == "final":
                     finals.extend(ev[1])
+                elif ev[0] == "states":
+                    states.extend(ev[1])
                 else:
                     events.append(ev)
 
@@ -598,9 +717,11 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
         # also counts what the baseline ingest left allocated.
         result["kb_per_box"] = round(delta / max(1, len(ws_up)), 1)
         result["kb_per_box_vs_fresh"] = round((sum(rss1.values()) - idle) / max(1, len(ws_up)), 1)
-        print(f"connected {len(ws_up)} in {result['connect_s']} s", file=sys.stderr)
+        print(f"connected {len(ws_up)} in {result['connect_s']} s, cloud {result['kb_per_box']}"
+              f" KB per box (warm), load {os.getloadavg()[0]:.1f}", file=sys.stderr)  # fmt: skip
 
         # door.open to one box at a time
+        events.clear()
         lat = []
         ops_errors: list[str] = []
         for _ in range(30):
@@ -632,6 +753,8 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
         cpu0, pg0, gen0 = cpu_s(workers), cpu_s(pg_backends(pg.base)), cpu_s(gens)
         await asyncio.sleep(1.2)  # statistics of what came before are flushed
         tx0, t_tx = await transactions(c), time.monotonic()
+        dump_evt.set()  # every box's feed state now, and which worker holds each feed socket
+        by_port = await asyncio.to_thread(worker_of_peer, port)
         sent = time.time()
         try:
             await ops(url, token, "POST", "/api/v1/ops/emergency",
@@ -642,12 +765,14 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
         api_s = time.time() - sent
         deadline = time.monotonic() + 30
         arrived: dict[str, float] = {}
+        how: dict[str, tuple] = {}  # box -> its "feed" event (poll sent at, local port)
         while len(arrived) < len(fleet) and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
             drain()
             for e in events:
-                if e[0] == "feed" and e[2] == "emergency":
-                    arrived.setdefault(e[1], e[3] - sent)
+                if e[0] == "feed" and e[2] == "emergency" and e[1] not in arrived:
+                    arrived[e[1]] = e[3] - sent
+                    how[e[1]] = e
         times = sorted(arrived.values())
         await asyncio.sleep(1.2)
         # Beyond what the idle fleet would have made in the same time, per box reached.
@@ -676,6 +801,8 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
                 / max(1, len(times)), 2),
         }  # fmt: skip
         print(f"broadcast {result['broadcast']}", file=sys.stderr)
+        result["broadcast_tail"] = tail(states, arrived, how, by_port, sent, len(fleet))
+        print(f"broadcast tail {json.dumps(result['broadcast_tail'])}", file=sys.stderr)
 
         # resident requests through the relay, landing on any worker
         rl = []
@@ -711,6 +838,7 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
         os.kill(victim, signal.SIGKILL)
         t_kill = time.monotonic()
         held = 0
+        marks: dict[str, float] = {}  # share of the fleet held again -> seconds after the kill
         while time.monotonic() - t_kill < 120:
             await asyncio.sleep(0.25)
             drain()
@@ -718,12 +846,30 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
                 "SELECT count(*) FROM relay_sockets s JOIN pg_stat_activity a"
                 " ON a.pid = s.worker_pid AND a.backend_start = s.worker_start"
             )
+            for share in (0.9, 0.99, 0.999):
+                if held >= share * len(fleet) and str(share) not in marks:
+                    marks[str(share)] = round(time.monotonic() - t_kill, 2)
             if held >= len(fleet) and time.monotonic() - t_kill > 1:
                 break
         dropped = {e[1] for e in events if e[0] == "ws_down"}
+        # Per box of the killed worker: from its socket dropping to its next socket opening,
+        # and how many attempts failed in between (each one backed off).
+        down: dict[str, float] = {}
+        back: list[float] = []
+        fails: dict[str, int] = {}
+        for e in sorted((e for e in events if e[0] in ("ws", "ws_down")), key=lambda e: e[2]):
+            if e[0] == "ws_down":
+                fails[e[1]] = fails.get(e[1], -1) + 1
+                down.setdefault(e[1], e[2])
+            elif e[1] in down:
+                back.append(e[2] - down.pop(e[1]))
         result["failover"] = {"killed_worker_boxes": len(dropped),
                               "all_held_again_s": round(time.monotonic() - t_kill, 2),
-                              "held": held}  # fmt: skip
+                              "held": held, "held_share_at_s": marks,
+                              "box_reconnect_s": {"p50": pct(back, 0.5), "p99": pct(back, 0.99),
+                                                  "max": round(max(back), 2) if back else -1},
+                              "boxes_with_failed_attempts": sum(1 for v in fails.values() if v),
+                              "failed_attempts": sum(fails.values())}  # fmt: skip
         print(f"failover {result['failover']}", file=sys.stderr)
         await asyncio.sleep(3)
         result["loadgen_cpu_s_total"] = round(cpu_s(gens), 1)
@@ -756,7 +902,32 @@ async def phase(name: str, code: Path, pg: Any, args: argparse.Namespace,
             os.killpg(cloud.pid, signal.SIGKILL)
             cloud.wait(10)
     result["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["cloud_log"] = log_summary(work / f"cloud-{name}.log")
     return result
+
+
+def log_summary(path: Path) -> dict[str, Any]:
+    """What the cloud logged (it runs at WARNING): counts per kind of line, and the slow
+    relay requests' own account of where their time went (cloudsync/relay_bus.py)."""
+    kinds: dict[str, int] = {}
+    slow: list[str] = []
+    broadcasts: list[str] = []
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return {}
+    for line in lines:
+        if not line or line[0].isspace() or line.startswith("Traceback"):
+            continue
+        if ("relay" in line and " took " in line) or "answered in" in line:
+            slow.append(line[-220:])
+        elif "feed: " in line and " took " in line:  # a broadcast slow to insert and notify
+            broadcasts.append(line[-160:])
+        key = "".join("N" if ch.isdigit() else ch for ch in line[:70])
+        kinds[key] = kinds.get(key, 0) + 1
+    top = dict(sorted(kinds.items(), key=lambda kv: -kv[1])[:10])
+    return {"lines_by_kind": top, "slow_relay": len(slow), "slow_relay_samples": slow[:12],
+            "slow_broadcasts": broadcasts[:5]}  # fmt: skip
 
 
 SIDE = (  # (label, phase result path) for the side-by-side table
@@ -806,11 +977,27 @@ async def main() -> None:
     )
     ap.add_argument(
         "--baseline-ref",
-        default="8155a9c",
-        help="commit whose cloud code is the baseline (before the fleet speed work)",
+        default="0c91158",
+        help="commit whose cloud code is the baseline (main before the fleet10k branch)",
     )
     ap.add_argument("--no-baseline", action="store_true", help="measure the working tree only")
     ap.add_argument("--new-first", action="store_true", help="run the working tree's phase first")
+    ap.add_argument(
+        "--feed-backoff",
+        type=float,
+        nargs=2,
+        default=(SyncConfig().backoff_min_s, SyncConfig().feed_backoff_max_s),
+        metavar=("MIN", "MAX"),
+        help="the simulated boxes' feed and relay back-off (full jitter), working tree phase",
+    )
+    ap.add_argument(
+        "--baseline-feed-backoff",
+        type=float,
+        nargs=2,
+        default=(0.5, 60.0),
+        metavar=("MIN", "MAX"),
+        help="the same for the baseline phase (the box before this branch: 0.5 to 60 s)",
+    )
     args = ap.parse_args()
     # A timeout's SIGTERM still runs the finally below (cloud, load generators, PostgreSQL).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
@@ -829,6 +1016,8 @@ async def main() -> None:
     try:
         for name, code in phases:
             result[name] = await phase(name, code, pg, args, work)
+            # each phase's figures as soon as it ends: a run stopped later still has them
+            print(f"phase {name} {json.dumps(result[name], ensure_ascii=False)}", file=sys.stderr)
     finally:
         pg.stop()
         shutil.rmtree(work, ignore_errors=True)

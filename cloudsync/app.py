@@ -19,6 +19,7 @@ from aiohttp import web
 
 from cloudsync import body as bodies
 from cloudsync import box_api, ops_api, portal_stats, relay
+from cloudsync.batch import Batch
 from cloudsync.blobs import BlobStore
 from cloudsync.box_auth import BoxCache, NonceBatch
 from cloudsync.box_keys import BoxKeys
@@ -161,6 +162,14 @@ async def _verify_box(request: web.Request, storage: Storage) -> web.Response | 
         # An upload then uses its nonce in the shared batch too, not in its own transaction:
         # the batch's statement is what checks the cached secrets against the database.
         cached = cloud.box_cache.get(box_id)
+        if cached is None and cloud.lookups is not None:
+            # Looked up with every other miss of the moment (a dead worker's boxes all
+            # reconnect here at once), then checked like a cached box: signature, nonce
+            # batch, revocation as stored now.
+            cached = await cloud.lookups.get(box_id)
+            if cached is None:
+                return err(401, "unknown box")
+            cloud.box_cache.put(cached)
         if cached is not None:
             return await _verify_cached(request, cached, box_id, ts, nonce, sig)
     box = await storage.box_get(box_id)
@@ -324,6 +333,7 @@ def make_app(
     if isinstance(storage, PostgresStorage):  # workers share PostgreSQL: cache, batch nonces
         app[CLOUD].box_cache = BoxCache()
         app[CLOUD].nonces = NonceBatch(storage.use_nonces, storage.prune_nonces_before, p.WINDOW_S)
+        app[CLOUD].lookups = Batch(storage.boxes_get)
 
     async def listen(app: web.Application) -> None:
         await storage.listen_feed(waiter.notified, waiter.listening)

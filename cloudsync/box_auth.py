@@ -72,6 +72,7 @@ class NonceBatch:
         self.run, self.prune, self.window_s = run, prune, window_s
         self._pending: dict[tuple[str, str], tuple[int, asyncio.Future[dict[str, Any] | None]]] = {}
         self._task: asyncio.Task[None] | None = None
+        self._pruning: asyncio.Task[None] | None = None
         self._pruned = 0.0
         self.batches = self.nonces = 0  # counters (tests, bench)
 
@@ -85,6 +86,14 @@ class NonceBatch:
         if self._task is None:
             self._task = asyncio.create_task(self._flush())
         return await fut
+
+    async def _prune(self, older_than: int) -> None:
+        try:
+            await self.prune(older_than)
+        except Exception as e:  # pruning waits for the next turn; requests don't
+            log.warning("nonce prune failed: %s", e)
+        finally:
+            self._pruning = None
 
     async def _flush(self) -> None:
         try:
@@ -108,12 +117,11 @@ class NonceBatch:
                     if not fut.done():
                         fut.set_result(rows.get(k))
                 now = time.time()
-                if now - self._pruned > PRUNE_EVERY_S:
+                if now - self._pruned > PRUNE_EVERY_S and self._pruning is None:
+                    # Beside the batches, not between them: awaited here, every request of
+                    # the worker waited for the DELETE (seconds on a loaded database).
                     self._pruned = now
-                    try:
-                        await self.prune(int(now) - 2 * self.window_s)
-                    except Exception as e:  # pruning waits for the next turn; requests don't
-                        log.warning("nonce prune failed: %s", e)
+                    self._pruning = asyncio.create_task(self._prune(int(now) - 2 * self.window_s))
         finally:
             self._task = None
             if self._pending:  # arrived during the last await of a failing flush

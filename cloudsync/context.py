@@ -20,6 +20,7 @@ from cloudsync.storage.feed import FeedWake
 from cloudsync.throttle import FailureWindow
 
 if TYPE_CHECKING:
+    from cloudsync.batch import Batch
     from cloudsync.box_auth import BoxCache, NonceBatch
     from cloudsync.relay import Relays
 
@@ -135,6 +136,7 @@ class Cloud:
     # PostgreSQL: box secrets cached per worker, nonces used in batches (cloudsync/box_auth.py)
     box_cache: BoxCache | None = None
     nonces: NonceBatch | None = None
+    lookups: Batch[str, dict[str, Any]] | None = None  # cache misses, looked up together
 
 
 CLOUD = web.AppKey("cloud", Cloud)

@@ -10,7 +10,9 @@ import asyncio
 import base64
 import hashlib
 import json
+import logging
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -23,6 +25,8 @@ from cloudsync.box_api import serve_blob
 from cloudsync.context import CLOUD, err
 from cloudsync.routing import AUDIT_AREA, OPS_USER, Api, BadRequest, ok
 
+log = logging.getLogger(__name__)
+SLOW_BROADCAST_S = 1.0  # a broadcast slower than this to queue is logged with its parts
 api = Api()  # this module's route table (cloudsync/app.py includes it)
 
 AREA_ID = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -239,9 +243,13 @@ async def _queue(
     ttl_s: float | None,
 ) -> list[int]:
     expires = (datetime.now(UTC) + timedelta(seconds=ttl_s)).isoformat() if ttl_s else None
+    t0 = time.monotonic()
     ids = await request.app[CLOUD].storage.feed_add(
         box_ids, kind, target, action, args, request[OPS_USER]["name"], expires
     )
+    if (took := time.monotonic() - t0) > SLOW_BROADCAST_S:  # the boxes wait for its commit
+        log.warning("feed: %s to %d boxes took %.2f s to insert and notify", action,
+                    len(box_ids), took)  # fmt: skip
     for b in box_ids:
         request.app[CLOUD].feed.wake(b)
     return ids

@@ -31,7 +31,7 @@ from multidict import CIMultiDict
 
 from cloudsync.body import TooLarge, read_body
 from cloudsync.context import CLOUD
-from cloudsync.relay_bus import RelayBus
+from cloudsync.relay_bus import SLOW_S, RelayBus
 from cloudsync.routing import BOX_ROW, Api
 from cloudsync.storage.postgres import PostgresStorage
 from common.relay import (
@@ -181,7 +181,12 @@ class Relays:
         has no open socket anywhere."""
         tunnel = self.tunnels.get(box_id)
         if tunnel is not None:
-            return await tunnel.call(head, body)
+            t0 = time.monotonic()
+            try:
+                return await tunnel.call(head, body)
+            finally:
+                if (took := time.monotonic() - t0) > SLOW_S:
+                    log.warning("relay: box %s, socket here, answered in %.1f s", box_id, took)
         if self.bus is None:
             return None
         return await self.bus.call(box_id, head, body)
@@ -267,7 +272,12 @@ async def enter(request: web.Request) -> web.StreamResponse:
         nxt = f"{scheme}://{box_id}.{relays.domain}{':' + port if port else ''}{nxt}"
     resp = web.HTTPSeeOther(nxt)
     resp.set_cookie(
-        BOX_COOKIE, box_id, max_age=400 * 86400, path="/", httponly=True, samesite="Lax",
+        BOX_COOKIE,
+        box_id,
+        max_age=400 * 86400,
+        path="/",
+        httponly=True,
+        samesite="Lax",
         secure=relays.https(request),
     )
     raise resp

@@ -22,16 +22,19 @@ import contextlib
 import itertools
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 
+from cloudsync.batch import Batch
 from common.relay import TIMEOUT_S
 
 log = logging.getLogger(__name__)
 PAYLOAD_MAX = 7900  # PostgreSQL's NOTIFY limit is 8000 bytes; leave room for the ref suffix
 REF_SEP = "\n"  # compact JSON never holds a raw newline: "<json>\n<relay_bodies id>"
+SLOW_S = 2.0  # a relayed request slower than this is logged with where its time went
 
 # (head, body) -> (answer head, answer body); raises LookupError when no tunnel is here.
 Local = Callable[[str, dict[str, Any], bytes], Awaitable[tuple[dict[str, Any], bytes]]]
@@ -50,6 +53,8 @@ class RelayBus:
         self._waiting: dict[int, asyncio.Future[tuple[dict[str, Any], bytes]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
+        # A dead worker's boxes all reconnect at once: their claims go in together.
+        self._claims: Batch[str, bool] = Batch(self._claim_many)
 
     @property
     def channel(self) -> str:
@@ -98,7 +103,13 @@ class RelayBus:
     async def claim(self, box_id: str) -> None:
         """This worker now holds the box's socket (a reconnect elsewhere takes the row over)."""
         self.held.add(box_id)
-        await self.pool.execute(_CLAIM, box_id, self.pid, self.start)
+        await self._claims.get(box_id)
+
+    async def _claim_many(self, box_ids: list[str]) -> dict[str, bool]:
+        held = [b for b in box_ids if b in self.held]  # closed again meanwhile: not claimed
+        if held:
+            await self.pool.execute(_CLAIM_MANY, held, self.pid, self.start)
+        return dict.fromkeys(box_ids, True)
 
     async def release(self, box_id: str) -> None:
         self.held.discard(box_id)
@@ -125,6 +136,7 @@ class RelayBus:
         self, box_id: str, head: dict[str, Any], body: bytes
     ) -> tuple[dict[str, Any], bytes] | None:
         """Hand the request to the worker holding the box's socket; None: no worker holds one."""
+        t0 = time.monotonic()
         pid = (await self.holders([box_id])).get(box_id)
         if pid is None:
             return None
@@ -133,19 +145,27 @@ class RelayBus:
             asyncio.get_running_loop().create_future()
         )
         self._waiting[rid] = fut
+        t1 = t2 = time.monotonic()
         try:
             await self._send(pid, {"k": "q", "id": rid, "from": self.pid, "box": box_id,
-                                   "h": head}, body)  # fmt: skip
+                                   "h": head, "t": time.time()}, body)  # fmt: skip
+            t2 = time.monotonic()
             async with asyncio.timeout(TIMEOUT_S):
                 return await fut
         finally:
             self._waiting.pop(rid, None)
+            if (end := time.monotonic()) - t0 > SLOW_S:  # where a slow request's time went
+                log.warning(
+                    "relay bus: box %s via worker %s took %.1f s (holder lookup %.2f s,"
+                    " notify %.2f s, answer %s)", box_id, pid, end - t0, t1 - t0, t2 - t1,
+                    f"{end - t2:.2f} s" if fut.done() else "not received",
+                )  # fmt: skip
 
     async def _send(self, pid: int, msg: dict[str, Any], body: bytes) -> None:
         channel = f"qilu_relay_{pid}"
         text = json.dumps({**msg, "b": base64.b64encode(body).decode()}, separators=(",", ":"))
         if len(text.encode()) <= PAYLOAD_MAX:
-            await self.pool.execute("SELECT pg_notify($1, $2)", channel, text)
+            await self.pool.execute(_NOTIFY, channel, text)
             return
         text = json.dumps(msg, separators=(",", ":")) + REF_SEP
         if len(text.encode()) > PAYLOAD_MAX:  # headers alone too big: refuse, don't truncate
@@ -154,7 +174,8 @@ class RelayBus:
         # is committed before the receiver can see the notification).
         await self.pool.execute(
             "WITH b AS (INSERT INTO relay_bodies (data) VALUES ($3) RETURNING id)"
-            " SELECT pg_notify($1, $2 || b.id::text) FROM b",
+            " SELECT pg_notify($1, $2 || b.id::text), set_config('synchronous_commit', 'off',"
+            " true) FROM b",
             channel,
             text,
             body,
@@ -198,6 +219,7 @@ class RelayBus:
         """Another worker's request for a box whose socket is here."""
         reply: dict[str, Any] = {"id": msg["id"]}
         out = b""
+        t0 = time.monotonic()
         try:
             head, out = await self.local(msg["box"], msg["h"], body)
             reply.update(k="a", h=head)
@@ -205,10 +227,29 @@ class RelayBus:
             reply.update(k="e", err="the box's socket is no longer here")
         except (TimeoutError, ConnectionError, ValueError) as e:
             reply.update(k="e", err=str(e) or type(e).__name__)
+        took = time.monotonic() - t0
+        if took > SLOW_S or time.time() - msg.get("t", time.time()) > SLOW_S:
+            log.warning(
+                "relay bus: box %s for worker %s: request reached here %.2f s after it was"
+                " sent, the box's socket answered in %.2f s (%s)", msg["box"], msg["from"],
+                time.time() - took - msg.get("t", 0), took, reply["k"],
+            )  # fmt: skip
         with contextlib.suppress(OSError, asyncpg.PostgresError, ValueError):
             await self._send(msg["from"], reply, out)
 
 
+# A NOTIFY gives its transaction an id, so with synchronous_commit its commit waits for a
+# WAL flush: a disk sync per relayed request and per answer (cheap on this development VM,
+# ~0.1 ms; milliseconds on real disks, more when busy). A relayed request lives for 20 s and
+# is lost with the database anyway: commit without waiting for the flush, as nonces do (the
+# notification is delivered at commit; tests/cloudsync/test_relay_bus.py).
+_NOTIFY = "SELECT pg_notify($1, $2), set_config('synchronous_commit', 'off', true)"
+_CLAIM_MANY = (
+    "INSERT INTO relay_sockets (box_id, worker_pid, worker_start)"
+    " SELECT b, $2, $3 FROM unnest($1::text[]) AS u(b)"
+    " ON CONFLICT (box_id) DO UPDATE SET worker_pid = excluded.worker_pid,"
+    " worker_start = excluded.worker_start, since = now()"
+)
 _CLAIM = (
     "INSERT INTO relay_sockets (box_id, worker_pid, worker_start) VALUES ($1, $2, $3)"
     " ON CONFLICT (box_id) DO UPDATE SET worker_pid = excluded.worker_pid,"

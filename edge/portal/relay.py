@@ -94,7 +94,8 @@ class PortalRelay(Service):
             finally:
                 self.connected = False
             await asyncio.sleep(random.uniform(0, delay))  # full jitter, like the sync client
-            delay = min(delay * 2, sync_cfg.backoff_max_s)
+            # capped like the feed: while the socket is away residents' pages fail
+            delay = min(delay * 2, sync_cfg.feed_backoff_max_s, sync_cfg.backoff_max_s)
 
     async def _serve(self, client: Any) -> None:
         url = client.base.with_path(proto.PATH)

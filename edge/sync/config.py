@@ -16,6 +16,11 @@ class SyncConfig(Section):
     batch_max_kb: int = Field(4096, ge=1)  # uncompressed cap; lower it on a slow link
     backoff_min_s: float = Field(0.5, gt=0)
     backoff_max_s: float = Field(60.0, gt=0)
+    # The feed long-poll and the relay socket retry sooner than uploads: a box backing off
+    # after an error misses nothing (the feed keeps the item for its cursor), but with a 60 s
+    # cap it heard a city-wide emergency up to a minute late, and its residents' pages stayed
+    # offline as long after a cloud worker died (docs/deploy.md). Never above backoff_max_s.
+    feed_backoff_max_s: float = Field(5.0, gt=0, le=60)
     request_timeout_s: float = Field(30.0, gt=0)
     feed_wait_s: float = Field(25.0, ge=0, le=60)  # long-poll length
     heartbeat_s: float = Field(60.0, gt=0)

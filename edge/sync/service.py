@@ -306,8 +306,8 @@ class SyncService(Service):
                 page = await self.client.feed(cursor, self.cfg.feed_wait_s)
             except RETRYABLE as e:
                 self._failed(e)
-                await asyncio.sleep(random.uniform(0, delay))
-                delay = min(delay * 2, self.cfg.backoff_max_s)
+                await asyncio.sleep(random.uniform(0, delay))  # full jitter
+                delay = min(delay * 2, self.cfg.feed_backoff_max_s, self.cfg.backoff_max_s)
                 continue
             delay = self.cfg.backoff_min_s
             for raw in page["items"]:

@@ -9,12 +9,14 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import pytest
 
 from cloudsync.box_auth import NonceBatch
 from cloudsync.context import CLOUD
 from common import protocol as p
+from common.relay import PATH as RELAY_PATH
 from edge.sync.client import CloudClient, CloudError, Revoked
 from edge.sync.identity import Identity
 from tests.cloudsync.helpers import Cloud, PgCluster, start_cloud, wait_for
@@ -215,3 +217,77 @@ async def test_feed_listener_lost_and_back(pg_cluster: PgCluster, tmp_path: Path
     finally:
         await client.close()
         await cloud.stop()
+
+
+async def test_a_slow_nonce_prune_holds_up_no_request(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    """The periodic DELETE of old nonces runs beside the batches: while it waits (here on a
+    row another transaction holds), requests' nonces still go in at once."""
+    cloud = await start_cloud(await pg_cluster.new_database(), tmp_path)
+    conn = await asyncpg.connect(cloud.db)
+    try:
+        a = await cloud.new_box()
+        storage = cloud.storage
+        now = int(time.time())
+        await conn.execute(
+            "INSERT INTO nonces (box_id, nonce, ts) VALUES ($1, 'old-0001', $2)",
+            a.box_id,
+            now - 9999,
+        )
+        tx = conn.transaction()
+        await tx.start()
+        await conn.execute("SELECT 1 FROM nonces WHERE nonce = 'old-0001' FOR UPDATE")
+        batch = NonceBatch(storage.use_nonces, storage.prune_nonces_before, p.WINDOW_S)
+        assert await batch.use(a.box_id, "fresh-0001", now) is not None  # starts the prune
+        assert batch._pruning is not None  # ... which waits for the row lock
+        t0 = time.monotonic()
+        assert await asyncio.wait_for(batch.use(a.box_id, "fresh-0002", now), 5) is not None
+        assert time.monotonic() - t0 < 2.0
+        assert batch._pruning is not None  # still waiting
+        await tx.rollback()
+        await wait_for(lambda: _pruned(batch), 5, 0.05)
+        assert not await conn.fetchval("SELECT count(*) FROM nonces WHERE nonce = 'old-0001'")
+    finally:
+        await conn.close()
+        await cloud.stop()
+
+
+async def _pruned(batch: NonceBatch) -> bool:
+    return batch._pruning is None
+
+
+async def test_boxes_reconnecting_at_once_are_looked_up_and_claimed_in_batches(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    """A dead worker's boxes all reconnect to this one at once: their relay sockets'
+    authentication misses the box cache, and each takes its row in relay_sockets. Both go
+    in a few statements, not one per box, and every box's socket is held."""
+    cloud = await start_cloud(await pg_cluster.new_database(), tmp_path)
+    boxes = [await cloud.new_box() for _ in range(30)]
+    state = cloud.app[CLOUD]  # type: ignore[index]
+    assert state.lookups is not None and state.relays.bus is not None
+    state.box_cache._rows.clear()  # none of them seen by this worker yet
+    before = state.lookups.batches, state.relays.bus._claims.batches
+    async with aiohttp.ClientSession() as s:
+        sockets = await asyncio.gather(*(
+            s.ws_connect(cloud.url + RELAY_PATH, headers=p.sign(b.secret, b.box_id, "GET",
+                                                                RELAY_PATH))
+            for b in boxes))  # fmt: skip
+        try:
+            conn = await asyncpg.connect(cloud.db)
+            try:
+
+                async def held() -> bool:
+                    return await conn.fetchval("SELECT count(*) FROM relay_sockets") == 30
+
+                await wait_for(held, 10, 0.05)
+            finally:
+                await conn.close()
+            lookups = state.lookups.batches - before[0]
+            claims = state.relays.bus._claims.batches - before[1]
+            assert 1 <= lookups < 15 and 1 <= claims < 15, (lookups, claims)
+        finally:
+            for ws in sockets:
+                await ws.close()
+            await cloud.stop()

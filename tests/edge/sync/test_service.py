@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import stat
 import time
@@ -168,3 +169,47 @@ async def test_disk_budget_warns_then_drops_only_telemetry(make_config, run_box)
     await svc.check_budget()  # no second warning while it stays high
     rows = await box.store.run(ob.outbox_rows, box.store.sync, 10_000)
     assert sum(1 for r in rows if r.kind == "alert") == 1
+
+
+async def test_feed_comes_back_within_its_own_backoff_cap(
+    make_config, run_box, tmp_path: Path
+) -> None:
+    """The cloud is down for 5 s: uploads may back off up to a minute, but the feed retries
+    within feed_backoff_max_s, so a command published when the cloud is back arrives at once
+    (with the 60 s cap it waited up to ~6 s here, up to a minute in the field)."""
+    cloud = await start_cloud(str(tmp_path / "cloud.db"), tmp_path, subprocess_=True)
+    try:
+        await cloud.community()
+        config = make_config(
+            extra="[sync]\nbackoff_min_s = 0.05\nbackoff_max_s = 60\nfeed_backoff_max_s = 0.3\n"
+            "feed_wait_s = 5\nrequest_timeout_s = 5\n"
+        )
+        await provision_cli(config.source, cloud)
+        box_id = json.loads((config.box.data_dir / "cloud-identity.json").read_text())["box_id"]
+        box = await run_box(config)
+        opened: list[float] = []
+
+        async def door_open(target_id: str, cmd: Command) -> str:
+            opened.append(time.monotonic())
+            return "opened"
+
+        box.commands.register("door", "open", door_open)
+        await asyncio.sleep(1.0)  # the feed long-poll is waiting
+        cloud.kill()
+        await asyncio.sleep(5.0)  # connection refused, again and again: the back-off grows
+        await asyncio.to_thread(cloud.start_proc)
+        t0 = time.monotonic()
+        status, _ = await cloud.call(
+            "POST",
+            f"/api/v1/ops/boxes/{box_id}/commands",
+            json={"target_kind": "door", "target_id": "door-1", "action": "open"},
+        )
+        assert status == 201
+
+        async def done() -> bool:
+            return bool(opened)
+
+        await wait_for(done, 10, 0.02)
+        assert opened[0] - t0 < 1.5, opened[0] - t0
+    finally:
+        await cloud.stop()
