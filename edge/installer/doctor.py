@@ -385,7 +385,7 @@ class Doctor:
             name = d.id if d is not None else ALL_DOORS
             parts.append(T("face_doors.door", door=name, visits=round(1 / op.target_fpir),
                            threshold=op.threshold, acceptance=op.expected_resident_acceptance))
-            if op.expected_resident_acceptance < 0.98:
+            if op.expected_resident_acceptance < cfg.access.second_factor_min_acceptance:
                 low.append(name)
         if parts:  # what the expected acceptance rests on (docs/faces.md)
             from edge.faces.openset import GENUINE_FIT_PEOPLE, score_kind
