@@ -176,6 +176,11 @@ class AccessService(Service):
         base = own if own is not None else (pipeline.cfg.target_fpir if pipeline else None)
         return max(base or 0.0, self.cfg.second_factor_face_fpir)
 
+    def _score_scale(self) -> str | None:
+        """The scale face scores are on now (a gallery moves to z-scores at znorm_min)."""
+        pipeline = self._faces()
+        return None if pipeline is None else pipeline.gallery.kind
+
     # --- devices ---------------------------------------------------------------------------
 
     def door(self, door_id: str) -> DoorDriver:
@@ -657,6 +662,7 @@ class AccessService(Service):
         self.stats[door_id].decisions += 1
         reason = "too_few_frames" if f.votes else "unknown_face"
         await self.deny(door_id, "face", reason, fused_score=f.score, frames_used=f.frames_used,
+                        score_scale=self._score_scale(),
                         track=track.id)
 
     async def _decide(self, door_id: str, t0: float, decision: Any, verdict: Any,
@@ -672,8 +678,9 @@ class AccessService(Service):
         score = verdict.score if verdict is not None else None
         collecting = verdict is not None and verdict.reason == "collecting"
         sim = decision.similarity
-        sim = None if sim is None else max(-1.0, min(1.0, float(sim)))
+        sim = None if sim is None else float(sim)
         common = {"similarity": sim, "liveness": score, "fused_score": fused.score,
+                  "score_scale": self._score_scale(),
                   "frames_used": fused.frames_used, "track": track.id,
                   "thumbnail_jpeg": decision.thumbnail_jpeg}  # kept beside the event only
         if fused.reason == "collecting":

@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 SCHEMA_VERSION = 1
@@ -196,14 +197,28 @@ class AccessEvent(Record):
     resident_id: str | None = None
     pass_id: str | None = None
     actor: str | None = None  # who opened remotely (token name / resident id)
-    similarity: float | None = Field(None, ge=-1, le=1)  # cosine
+    # face: the match score and the scale it is on (score_scale: raw / centred cosine in
+    # -1..1, or znorm: per-template z-score once a gallery has znorm_min templates)
+    similarity: float | None = Field(None, ge=-1000, le=1000)
     liveness: float | None = Field(None, ge=0, le=1)
     latency_ms: float | None = Field(None, ge=0)  # decisive frame to decision
     relay_changed: bool | None = None  # the relay read back as switched
-    fused_score: float | None = Field(None, ge=-1, le=1)  # face: k-th best frame of the approach
+    # face: k-th best frame of the approach, on score_scale
+    fused_score: float | None = Field(None, ge=-1000, le=1000)
     frames_used: int | None = Field(None, ge=0)  # face: usable frames the decision looked at
     track: int | None = Field(None, ge=0)  # face: the tracked face (per door) it is about
+    score_scale: Literal["raw", "centred", "znorm"] | None = None  # face: of the two scores
     factor: Literal["pin", "phone"] | None = None  # face: the second factor used with it
+
+    @model_validator(mode="after")
+    def _cosines_in_range(self) -> AccessEvent:
+        # Only z-scores leave -1..1; a cosine (raw, centred, or a scale not said) may not.
+        if self.score_scale != "znorm":
+            for name in ("similarity", "fused_score"):
+                v = getattr(self, name)
+                if v is not None and not -1.0 <= v <= 1.0:
+                    raise ValueError(f"{name}: a cosine score must lie in -1..1")
+        return self
 
     def topic_parts(self, box_id: str) -> tuple[str, str, str]:
         return ("door", self.door_id, self.TOPIC_EVENT)

@@ -259,3 +259,21 @@ def test_look_alike_refused_resident_passes_with_znorm(pipeline: FacePipeline, i
         assert any(s is not None for s in scores)
     finally:
         p.gallery, p.cfg, p._op_cache = saved
+
+
+def test_a_z_scored_face_event_is_stored_with_its_scale(tmp_path) -> None:
+    """A gallery on z-scores gives scores far above 1: the standard access event keeps them and
+    says their scale (it was bounded to a cosine's -1..1 and refused such a grant)."""
+    from edge.access import store as access_db
+    from edge.core.standard import AccessEvent
+
+    store = Store(tmp_path / "q.db", box_id="box-1")
+    ev = AccessEvent(id="ae-z", door_id="d1", method="face", decision="granted",
+                     reason="match", resident_id=None, similarity=7.1, fused_score=6.3,
+                     frames_used=5, track=1, score_scale="znorm")
+    access_db.record_event(store, ev)
+    got = access_db.list_events(store, "d1")[0]
+    assert (got["similarity"], got["fused_score"], got["score_scale"]) == (7.1, 6.3, "znorm")
+    outbox = store.db.execute("SELECT payload FROM outbox WHERE record_id = 'ae-z'").fetchone()
+    assert '"score_scale":"znorm"' in outbox[0] and '"fused_score":6.3' in outbox[0]
+    store.close()
