@@ -77,6 +77,12 @@ FROM v
 """
 
 
+def _columns(rows: Sequence[UploadRecord]) -> list[list[Any]]:
+    """An upload's records as the column arrays both insert statements unnest."""
+    return [[r[c] for r in rows] for c in ("seq", "priority", "kind", "record_id", "ts",
+                                           "payload")]
+
+
 class PgConn:
     def __init__(self, conn: asyncpg.Connection) -> None:
         self.c = conn
@@ -107,12 +113,7 @@ class PgConn:
             " $4::text[], $5::text[], $6::text[], $7::text[]) AS u(s, p, k, r, t, d)"
             " ON CONFLICT DO NOTHING",
             box_id,
-            [r["seq"] for r in rows],
-            [r["priority"] for r in rows],
-            [r["kind"] for r in rows],
-            [r["record_id"] for r in rows],
-            [r["ts"] for r in rows],
-            [r["payload"] for r in rows],
+            *_columns(rows),
             now,
         )
         return _affected(status)
@@ -204,12 +205,7 @@ class PostgresStorage(Storage):
                 UPLOAD,
                 box_id,
                 floor,
-                [r["seq"] for r in rows],
-                [r["priority"] for r in rows],
-                [r["kind"] for r in rows],
-                [r["record_id"] for r in rows],
-                [r["ts"] for r in rows],
-                [r["payload"] for r in rows],
+                *_columns(rows),
                 utcnow(),
                 seqs[0] if seqs else None,
                 seqs[-1] if seqs else None,
