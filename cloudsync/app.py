@@ -55,6 +55,7 @@ from cloudsync.storage.base import BadRecord, Replayed
 from cloudsync.storage.postgres import PostgresStorage
 from cloudsync.throttle import FailureWindow
 from common import protocol as p
+from common.disconnect import client_gone
 from common.version import __version__
 
 log = logging.getLogger(__name__)
@@ -296,9 +297,10 @@ def make_app(
     console: ConsoleSettings | None = None,
 ) -> web.Application:
     max_body = int(max_body_mb * 1024 * 1024)
-    # audit sits outside authenticate: it sees refusals too, and the user authenticate found.
+    # audit sits outside authenticate: it sees refusals too, and the user authenticate found;
+    # client_gone outermost: a client that left mid-request is one INFO line, not a traceback.
     app = web.Application(
-        middlewares=[errors, audit, authenticate],
+        middlewares=[client_gone, errors, audit, authenticate],
         client_max_size=max_body,
         # Bodies are inflated by cloudsync/body.py, after authentication and with a limit.
         handler_args={"auto_decompress": False},

@@ -18,6 +18,7 @@ from cloudsync.body import WIRE_BODY
 from cloudsync.console.auth import SAFE_METHODS, VIA
 from cloudsync.context import CLOUD
 from cloudsync.routing import AUDIT_AREA, OPS_USER
+from common.disconnect import CLIENT_LEFT, client_left
 
 log = logging.getLogger(__name__)
 DETAIL_MAX = 1000
@@ -47,6 +48,9 @@ async def audit(request: web.Request, handler: Any) -> web.StreamResponse:
         return response
     except web.HTTPException as e:
         status = e.status
+        raise
+    except OSError:
+        status = CLIENT_LEFT if client_left(request) else 500
         raise
     except Exception:
         status = 400  # the errors middleware outside turns these into 4xx/5xx answers

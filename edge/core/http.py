@@ -23,6 +23,7 @@ from aiohttp import ClientPayloadError, web
 from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
+from common.disconnect import CLIENT_LEFT, client_gone, client_left
 from common.version import __version__
 from edge.core.feature import ServiceKey
 from edge.core.service import Service
@@ -114,7 +115,8 @@ def json_error(status: int, message: str, **extra: Any) -> web.Response:
 
 def make_app(box: Box) -> web.Application:
     app = web.Application(
-        middlewares=[_errors, _auth],
+        # client_gone outermost: a client that left mid-request is an INFO line, no traceback.
+        middlewares=[client_gone, _errors, _auth],
         client_max_size=int(box.config.api.max_body_mb * 1024 * 1024),
     )
     app[BOX] = box
@@ -327,6 +329,10 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except (ValidationError, ValueError, StandardError):  # _errors answers these with a 400
         status = 400
+        raise
+    except OSError:
+        if client_left(request):  # the audit says so instead of a 500 that never happened
+            status = CLIENT_LEFT
         raise
     finally:
         for observe in observers:

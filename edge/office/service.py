@@ -208,6 +208,8 @@ async def _detail(request: web.Request) -> str:
         data = json.loads(await request.read())  # aiohttp keeps what the handler read
     except (ValueError, UnicodeDecodeError):
         return "(not JSON)"
+    except OSError:  # the client left before its whole body arrived
+        return "(body not received: the client left)"
     if isinstance(data, dict):
         data = {k: ("***" if any(s in k.lower() for s in SECRET_KEYS) else v)
                 for k, v in data.items()}
