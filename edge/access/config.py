@@ -57,6 +57,12 @@ class AccessConfig(Section):
     # Wrong PINs for one resident at a door within pin_lockout_s before their face is refused
     # outright (second_factor_locked) until the window passes.
     second_factor_max_failures: int = Field(3, ge=1, le=100)
+    # A stranger whom the face search names as resident X makes X's phone ask "is this you?":
+    # at most this many such prompts per resident within second_factor_phone_window_s (any
+    # door). Past it the door asks for X's own PIN only (or refuses, second_factor_phone_limited,
+    # when X has none); the resident's own grant starts the count again.
+    second_factor_phone_max: int = Field(3, ge=1, le=100)
+    second_factor_phone_window_s: float = Field(600.0, ge=1, le=86400)
     pass_max_days: int = Field(30, ge=1, le=366)
     # Face thumbnails kept beside access events ([faces] keep_thumbnails; box only) are
     # removed after this many days (privacy), checked every thumbnail_purge_s.

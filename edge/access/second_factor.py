@@ -18,6 +18,13 @@ event (``wrong_pin``) that counts towards the keypad's per-source lockout and to
 per-resident limit (``second_factor_max_failures`` within ``pin_lockout_s``): a face with a
 guessing hand cannot try PINs for ever by walking away and coming back.
 
+The phone is asked at most ``second_factor_phone_max`` times per resident within
+``second_factor_phone_window_s`` (any door): a stranger whom the face search names as a
+resident cannot make that resident's phone ask "is this you?" over and over. Past the limit the
+door waits for the resident's PIN only (the phone is not asked and cannot confirm; no answer
+in time is ``second_factor_timeout_pin_only``), or, when the resident has no PIN, refuses at
+once (``second_factor_phone_limited``).
+
 Residents' PINs are kept only as an HMAC with the box key and the resident id
 (``passes.pin_hash``, the visitor passes' PIN hash), in ``resident_pins`` (migration 0204).
 """
@@ -102,12 +109,13 @@ class Challenge:
     t0: float  # the decisive frame (latency of the grant)
     expires: float  # monotonic
     why: str  # "always" or "auto" (the door's expected acceptance below the goal)
+    phone: bool = True  # the resident's phone is asked (False: past the limit, PIN only)
     task: asyncio.Task | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return {"door_id": self.door_id, "resident_id": self.resident_id,
                 "expires_in_s": round(max(0.0, self.expires - time.monotonic()), 1),
-                "why": self.why}
+                "why": self.why, "phone": self.phone}
 
 
 class SecondFactors:
@@ -119,6 +127,7 @@ class SecondFactors:
         self.cfg = svc.cfg
         self.pending: dict[str, Challenge] = {}
         self._fails: dict[tuple[str, str], list[float]] = {}  # (door, resident) -> times
+        self._asked: dict[str, list[float]] = {}  # resident -> when their phone was asked
         # Told when a door starts or stops waiting (the pages: the resident's phone prompt,
         # the door screen's keypad): ``await hook(door_id, state)``, state "waiting" or how
         # the wait ended ("opened", "denied", "timeout", "refused", "locked").
@@ -166,26 +175,49 @@ class SecondFactors:
             self._fails.pop(key, None)
         return len(fails)
 
+    def _phone_asked(self, resident_id: str) -> int:
+        """How often the resident's phone was asked within the window (old times dropped)."""
+        now = time.monotonic()
+        asked = [t for t in self._asked.get(resident_id, [])
+                 if now - t < self.cfg.second_factor_phone_window_s]
+        if asked:
+            self._asked[resident_id] = asked
+        else:
+            self._asked.pop(resident_id, None)
+        return len(asked)
+
     # --- the face asked for it ---------------------------------------------------------------
 
     async def challenge(self, door_id: str, resident_id: str, why: str, t0: float,
                         fields: dict[str, Any]) -> Outcome | None:
         """The face named ``resident_id`` at a door that wants a second factor: wait for it.
         Returns the denied outcome when the resident cannot be asked (too many wrong PINs
-        lately), else None (the door stays shut until the factor comes)."""
+        lately, or their phone asked too often and no PIN set), else None (the door stays shut
+        until the factor comes)."""
         if self._recent_fails(door_id, resident_id) >= self.cfg.second_factor_max_failures:
             return await self.svc.deny(door_id, "face", "second_factor_locked",
                                        resident_id=resident_id, **fields)
+        phone = self._phone_asked(resident_id) < self.cfg.second_factor_phone_max
+        if not phone:
+            store = self.svc.box.store
+            if await store.run(pin_of, store.sync, resident_id) is None:
+                log.info("door %s: face matched %s, whose phone was asked %d times lately and "
+                         "who has no PIN: refused", door_id, resident_id,
+                         self.cfg.second_factor_phone_max)
+                return await self.svc.deny(door_id, "face", "second_factor_phone_limited",
+                                           resident_id=resident_id, **fields)
+        else:
+            self._asked.setdefault(resident_id, []).append(time.monotonic())
         self._drop(door_id)
         ch = Challenge(door_id, resident_id, dict(fields), t0,
-                       time.monotonic() + self.cfg.second_factor_timeout_s, why)
+                       time.monotonic() + self.cfg.second_factor_timeout_s, why, phone)
         ch.task = asyncio.create_task(self._expire(ch), name=f"second-factor-{door_id}")
         self.svc._hook_tasks.add(ch.task)  # cancelled with the service
         ch.task.add_done_callback(self.svc._hook_tasks.discard)
         self.pending[door_id] = ch
         self._tell(door_id, "waiting")
-        log.info("door %s: face matched %s, waiting for a second factor (%s)", door_id,
-                 resident_id, why)
+        log.info("door %s: face matched %s, waiting for a second factor (%s%s)", door_id,
+                 resident_id, why, "" if phone else "; PIN only, the phone was asked enough")
         return None
 
     async def _expire(self, ch: Challenge) -> None:
@@ -193,8 +225,10 @@ class SecondFactors:
         if self.pending.get(ch.door_id) is ch:
             del self.pending[ch.door_id]
             self._tell(ch.door_id, "timeout")
-            await self.svc.deny(ch.door_id, "face", "second_factor_timeout",
-                                resident_id=ch.resident_id, **ch.fields)
+            # PIN only: the record says the phone was not asked (it was, too often lately).
+            why = "second_factor_timeout" if ch.phone else "second_factor_timeout_pin_only"
+            await self.svc.deny(ch.door_id, "face", why, resident_id=ch.resident_id,
+                                **ch.fields)
 
     def _drop(self, door_id: str) -> Challenge | None:
         ch = self.pending.pop(door_id, None)
@@ -211,13 +245,15 @@ class SecondFactors:
     def for_resident(self, resident_id: str | None) -> list[dict[str, Any]]:
         """Challenges waiting (for one resident, or all with None)."""
         return [c.as_dict() for d, c in self.pending.items()
-                if self.waiting(d) is not None and resident_id in (None, c.resident_id)]
+                if self.waiting(d) is not None and (resident_id is None or (
+                    c.resident_id == resident_id and c.phone))]
 
     # --- the factor came ------------------------------------------------------------------
 
     async def _grant(self, ch: Challenge, factor: str) -> Outcome:
         self._drop(ch.door_id)
         self._fails.pop((ch.door_id, ch.resident_id), None)
+        self._asked.pop(ch.resident_id, None)  # it was them: their phone may be asked again
         # Rights may have changed while the door waited (a block, the end of a time window).
         why = await self.svc.check_policy(ch.resident_id, ch.door_id)
         if why is not None:
@@ -259,9 +295,10 @@ class SecondFactors:
                                                     if k == "track"})
 
     async def confirm(self, door_id: str, resident_id: str) -> Outcome | None:
-        """The resident tapped "it's me" on their phone; None when nothing waits for them."""
+        """The resident tapped "it's me" on their phone; None when nothing waits for them
+        (nor when the door asks for the PIN only: the phone was not asked)."""
         ch = self.waiting(door_id)
-        if ch is None or ch.resident_id != resident_id:
+        if ch is None or ch.resident_id != resident_id or not ch.phone:
             return None
         return await self._grant(ch, "phone")
 

@@ -35,7 +35,10 @@
   function render() { $("sf-pin").textContent = "●".repeat(state.pin.length); }
   function show(v) {
     clearTimeout(hideTimer);
-    if (!state.waiting) { state.pin = ""; say("", ""); render(); speak("请输入开门密码，或在手机上确认"); }
+    // phone false: the resident's phone was asked enough lately, only the PIN opens
+    const ask = v.phone === false ? "请输入开门密码" : "请输入开门密码或在手机上确认";
+    $("sf-title").textContent = ask;
+    if (!state.waiting) { state.pin = ""; say("", ""); render(); speak(ask); }
     state.waiting = true;
     $("sf-door").textContent = v.door || "";
     $("sf-keys").hidden = false;

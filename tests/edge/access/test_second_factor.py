@@ -15,8 +15,10 @@ import pytest
 from edge.access import ACCESS as ACCESS_SERVICE
 from edge.access import store as db
 from edge.core.config import ConfigError
+from edge.core.standard import Resident
 from edge.core.store import Store
 from edge.faces import FACES
+from edge.faces import store as store_faces
 from tests.conftest import api_url
 from tests.edge.access.helpers import door_frame, enrol, head_turn, photo, write_folder
 from tests.edge.access.test_engine import (  # noqa: F401 - fixtures
@@ -26,6 +28,7 @@ from tests.edge.access.test_engine import (  # noqa: F401 - fixtures
     door_toml,
     events,
     pipeline,
+    wait_events,
 )
 from tests.edge.portal.helpers import STAFF, login
 
@@ -167,3 +170,94 @@ async def test_face_alone_stays_shut_pin_or_phone_opens_wrong_pins_are_limited(
 def test_second_factor_mode_is_validated(make_config) -> None:
     with pytest.raises(ConfigError, match="second_factor"):
         make_config(extra=door_toml("d1", 1502, 0, None) + 'second_factor = "sometimes"\n')
+
+
+async def test_phone_prompts_are_limited_per_resident(
+    tmp_path: Path, make_config, run_box, board  # noqa: F811
+) -> None:
+    """A stranger whom the face search keeps naming as a resident cannot make that resident's
+    phone ask over and over: past second_factor_phone_max prompts in the window the door asks
+    for the resident's PIN only (their phone sees nothing, cannot confirm), or refuses outright
+    with second_factor_phone_limited when they have no PIN. No faces needed: the challenges
+    are made as the face match makes them (svc.factors.challenge)."""
+    p = board.tcp_port
+    always = 'second_factor = "always"\n'
+    extra = (ACCESS + "second_factor_phone_max = 1\n"
+             + door_toml("d-a", p, 0, None) + always + door_toml("d-b", p, 1, None) + always)
+    config = make_config(extra=extra)
+    store = Store(config.db_path, box_id=config.box.id)
+    for rid in ("r-pin", "r-nopin"):
+        store_faces.add_resident(store, Resident(id=rid, name=rid, building="1"))
+    store.close()
+    box = await run_box(config)
+    base = api_url(box)
+    svc = box.get(ACCESS_SERVICE)
+    fields = {"fused_score": 0.7, "frames_used": 5, "track": 1}
+
+    async def stranger_at(door: str, rid: str) -> object:
+        return await svc.factors.challenge(door, rid, "always", time.monotonic(), fields)
+
+    async with aiohttp.ClientSession() as s:
+        async with s.put(f"{base}/api/v1/residents/r-pin/pin", headers=STAFF,
+                         json={"pin": PIN}) as r:
+            assert r.status == 200, await r.text()
+        phones = {rid: await login(s, base, rid, "1") for rid in ("r-pin", "r-nopin")}
+
+        async def prompts(rid: str) -> list[str]:
+            """What the resident's phone page shows (its poll, answered at once)."""
+            async with s.get(f"{base}/r/api/factor", headers=phones[rid]) as r:
+                assert r.status == 200
+                return [w["door_id"] for w in (await r.json())["waiting"]]
+
+        async def refuse(rid: str, door: str) -> int:
+            async with s.post(f"{base}/r/api/factor/{door}/refuse", headers=phones[rid]) as r:
+                return r.status
+
+        # Without a PIN: the first time the phone is asked ("不是我"), the second is refused.
+        assert await stranger_at("d-a", "r-nopin") is None
+        assert await prompts("r-nopin") == ["d-a"]
+        assert await refuse("r-nopin", "d-a") == 200
+        out = await stranger_at("d-b", "r-nopin")  # another door: the limit is per resident
+        assert out is not None and out.reason == "second_factor_phone_limited"
+        assert await prompts("r-nopin") == [] and svc.factors.waiting("d-b") is None
+        ev = (await events(box, "d-b"))[0]
+        assert (ev["decision"], ev["reason"], ev["resident_id"]) == (
+            "denied", "second_factor_phone_limited", "r-nopin")
+
+        # With a PIN: past the limit the door waits for the PIN only; the phone sees nothing
+        # and cannot confirm, the PIN still opens (the coil goes on).
+        assert await stranger_at("d-a", "r-pin") is None
+        assert await prompts("r-pin") == ["d-a"]
+        assert await refuse("r-pin", "d-a") == 200
+        assert await stranger_at("d-a", "r-pin") is None
+        assert await prompts("r-pin") == []
+        async with s.get(f"{base}/api/v1/access/challenges", headers=STAFF) as r:
+            assert [(c["door_id"], c["phone"]) for c in await r.json()] == [("d-a", False)]
+        async with s.post(f"{base}/api/v1/doors/d-a/confirm", headers=phones["r-pin"]) as r:
+            assert r.status == 409
+        t0 = time.monotonic()
+        async with s.post(f"{base}/api/v1/doors/d-a/pin", headers=STAFF,
+                          json={"pin": PIN, "source": "kp-a/1"}) as r:
+            out_json = await r.json()
+            assert (r.status, out_json["granted"]) == (200, True), out_json
+        await asyncio.to_thread(board.wait_for, 1, 0, True, 3.0, t0)
+        ev = (await events(box, "d-a", "granted"))[0]
+        assert (ev["factor"], ev["resident_id"]) == ("pin", "r-pin")
+
+        # The resident's own grant starts the count again: the phone is asked once more; past
+        # the limit an unanswered wait says the phone was not asked.
+        assert await stranger_at("d-b", "r-pin") is None
+        assert await prompts("r-pin") == ["d-b"]
+        assert await refuse("r-pin", "d-b") == 200
+        svc.factors.cfg = svc.cfg.model_copy(update={"second_factor_timeout_s": 0.3})
+        assert await stranger_at("d-b", "r-pin") is None
+        assert await prompts("r-pin") == []
+        ev = (await wait_events(box, "d-b", 3, 5))[0]  # limited, refused, then this one
+        assert (ev["reason"], ev["resident_id"]) == ("second_factor_timeout_pin_only", "r-pin")
+    assert board.first_write(1, 1, True) is None
+
+
+def test_phone_prompt_limit_is_validated(make_config) -> None:
+    with pytest.raises(ConfigError, match="second_factor_phone_max"):
+        make_config(extra="[access]\nsecond_factor_phone_max = 0\n")
+    assert make_config().access.second_factor_phone_max == 3
