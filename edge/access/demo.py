@@ -109,10 +109,11 @@ async def _wait_event(d: Any, since: str, pred, limit_s: float) -> dict | None:
 def _line(e: dict | None) -> str:
     if e is None:
         return "no event within the time limit"
-    sim = "-" if e["similarity"] is None else f"{e['similarity']:.2f}"
+    v = e["similarity"]  # a match score on the event's score_scale: z-score or cosine
+    sim = "-" if v is None else f"z {v:.1f}" if e.get("score_scale") == "znorm" else f"cos {v:.2f}"
     live = "-" if e["liveness"] is None else f"{e['liveness']:.2f}"
     ms = "-" if e["latency_ms"] is None else f"{e['latency_ms']:.0f} ms"
-    return (f"{e['decision']} ({e['reason']}) resident={e['resident_id']} similarity={sim} "
+    return (f"{e['decision']} ({e['reason']}) resident={e['resident_id']} match score={sim} "
             f"liveness={live} latency={ms}")
 
 

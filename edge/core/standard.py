@@ -198,16 +198,28 @@ class AccessEvent(Record):
     pass_id: str | None = None
     actor: str | None = None  # who opened remotely (token name / resident id)
     # face: the match score and the scale it is on (score_scale: raw / centred cosine in
-    # -1..1, or znorm: per-template z-score once a gallery has znorm_min templates)
-    similarity: float | None = Field(None, ge=-1000, le=1000)
+    # -1..1, or znorm: per-template z-score once a gallery has znorm_min templates). The name
+    # stays "similarity" on the wire; people read "match score" with the scale shown.
+    similarity: float | None = Field(
+        None, ge=-1000, le=1000,
+        description="face: match score of the decisive frame, on `score_scale` "
+        "(cos 0.71: a cosine in -1..1; z 6.3: a z-score)",
+    )
     liveness: float | None = Field(None, ge=0, le=1)
     latency_ms: float | None = Field(None, ge=0)  # decisive frame to decision
     relay_changed: bool | None = None  # the relay read back as switched
     # face: k-th best frame of the approach, on score_scale
-    fused_score: float | None = Field(None, ge=-1000, le=1000)
+    fused_score: float | None = Field(
+        None, ge=-1000, le=1000,
+        description="face: match score of the approach (k-th best frame), on `score_scale`",
+    )
     frames_used: int | None = Field(None, ge=0)  # face: usable frames the decision looked at
     track: int | None = Field(None, ge=0)  # face: the tracked face (per door) it is about
-    score_scale: Literal["raw", "centred", "znorm"] | None = None  # face: of the two scores
+    score_scale: Literal["raw", "centred", "znorm"] | None = Field(
+        None,
+        description="face: the scale of both match scores: raw or centred = cosine (-1..1), "
+        "znorm = z-score (galleries of znorm_min, 100, templates or more)",
+    )
     factor: Literal["pin", "phone"] | None = None  # face: the second factor used with it
 
     @model_validator(mode="after")
@@ -570,13 +582,20 @@ def markdown_reference() -> str:
             out.append(f"{doc}\n")
         if travel:
             out.append(f"Stored in {', '.join(travel)}.\n")
-        out.append("| field | type | required | default |\n| --- | --- | --- | --- |")
+        # A meaning column only where a field says what it means (Field description).
+        meaning = any(f.description for f in cls.model_fields.values())
+        out.append("| field | type | required | default |" + (" meaning |" if meaning else "")
+                   + "\n| --- | --- | --- | --- |" + (" --- |" if meaning else ""))
         for name, field in cls.model_fields.items():
             ann = _type_name(field.annotation)
             required = "yes" if field.is_required() else ""
             default = "" if field.is_required() or field.default_factory else repr(field.default)
             if field.default_factory is not None:
                 default = "now" if field.default_factory is now else "[]"
-            out.append(f"| `{name}` | {ann} | {required} | {default} |")
+            row = f"| `{name}` | {ann} | {required} | {default} |"
+            if meaning:
+                desc = (field.description or "").replace("|", "\\|")
+                row += f" {desc} |"
+            out.append(row)
         out.append("")
     return "\n".join(out)

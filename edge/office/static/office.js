@@ -499,6 +499,15 @@
   };
 
   /* --- the access log (thumbnails where the box keeps them) ----------------------------- */
+  // A face's match score with its scale: "z 6.3" once the gallery z-normalises (score_scale
+  // znorm), else "cos 0.71" (raw or centred cosine; rows from before score_scale are cosines).
+  const score = (e) => {
+    if (e.similarity === null || e.similarity === undefined) return "";
+    const z = e.score_scale === "znorm";
+    const v = Number(e.similarity);
+    return h("span", { class: "score", "data-scale": e.score_scale || "raw",
+      title: t(z ? "scale_znorm" : "scale_cos"), text: z ? `z ${v.toFixed(1)}` : `cos ${v.toFixed(2)}` });
+  };
   P.log = async () => {
     const filters = document.getElementById("filters");
     for (const d of await doors().catch(() => [])) document.getElementById("log-door").append(h("option", { value: d.id, text: d.name || d.id }));
@@ -516,7 +525,7 @@
         { label: t("decision"), cell: (e) => h("span", { class: "badge " + (e.decision === "granted" ? "online" : "offline"), text: t(e.decision) }) },
         { label: t("reason"), cell: (e) => lbl("why", e.reason) },
         { label: t("who"), cell: (e) => e.resident_id || e.pass_id || e.actor || "" },
-        { label: t("similarity"), cell: (e) => e.similarity === null || e.similarity === undefined ? "" : Number(e.similarity).toFixed(2) },
+        { label: t("match_score"), cell: score },
       ], rows, t("nav_log")));
     }
     filters.addEventListener("submit", (ev) => { ev.preventDefault(); load(); });

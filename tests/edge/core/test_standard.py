@@ -156,3 +156,19 @@ def test_docs_field_reference_is_current() -> None:
     assert generated == markdown_reference().strip(), (
         "run: qilu-edge standard doc --write docs/standard.md"
     )
+
+
+def test_face_scores_are_described_as_match_scores_on_their_scale() -> None:
+    """similarity / fused_score are z-scores once a gallery z-normalises: the reference (and
+    the JSON schema) call them match scores and point at score_scale, not "similarity"."""
+    from edge.core.standard import markdown_reference
+
+    props = json_schemas()["qilu.v1.access_event"]["properties"]
+    for name in ("similarity", "fused_score"):
+        assert "match score" in props[name]["description"]
+        assert "score_scale" in props[name]["description"]
+    assert "z-score" in props["score_scale"]["description"]
+    rows = {line.split("|")[1].strip(): line for line in markdown_reference().splitlines()
+            if line.startswith("| `")}
+    assert "match score" in rows["`similarity`"] and "z 6.3" in rows["`similarity`"]
+    assert "meaning" not in markdown_reference().split("qilu.v1.intercom_call")[1].split("###")[0]

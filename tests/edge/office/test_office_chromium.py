@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.access import ACCESS
 from tests.conftest import api_url, free_port
 from tests.drivers.doors.relay_peers import RelayBoard
 from tests.edge.access.test_engine import cam_toml, door_toml
@@ -290,3 +291,41 @@ async def test_enrol_from_the_camera_with_the_gate_live(tmp_path, make_config, r
             await page.click("#cam-take")
             await page.wait_for_selector("#enrol-result[data-accepted='1']", timeout=20000)
     assert db_one(box, "SELECT count(*) FROM face_templates WHERE resident_id = 'r-7'") == (1,)
+
+
+async def test_access_log_shows_match_scores_with_their_scale(tmp_path, make_config, run_box):
+    """The access log's face score column is "匹配分" / "Match score" with the scale shown:
+    a z-score (score_scale znorm, galleries of 100+ templates) as "z 6.3", a cosine as
+    "cos 0.71"; it used to say "相似度" and print 6.30 like a cosine."""
+    config = make_config(extra=EXTRA + '\n[[doors]]\nid = "d-2"\ntype = "sim"\nbuilding = "2"\n')
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    svc = box.get(ACCESS)
+    await svc.deny("d-2", "face", "unknown_face", similarity=0.71, fused_score=0.69,
+                   score_scale="centred")
+    await svc.deny("d-2", "face", "unknown_face", similarity=6.31, fused_score=5.9,
+                   score_scale="znorm", resident_id="r-9")
+    await svc.deny("d-2", "face", "second_factor_phone_limited", similarity=0.5,
+                   score_scale="raw", resident_id="r-9")
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 1366, "height": 768})
+        await page.goto(f"{base}/office/login?next=/office/log")
+        await page.fill("input[name=name]", "ann")
+        await page.fill("input[name=password]", PASSWORDS["ann"])
+        await page.click("main form button[type=submit]")
+        await page.wait_for_url("**/office/log")
+        await page.wait_for_selector("#events table td")
+        heads = await page.locator("#events th").all_inner_texts()
+        assert "匹配分" in heads and "相似度" not in heads
+        cells = page.locator("#events td .score")
+        assert sorted(await cells.all_inner_texts()) == ["cos 0.50", "cos 0.71", "z 6.3"]
+        reasons = await page.locator("#events td").all_inner_texts()
+        assert "手机确认请求太频繁，且未设密码" in reasons  # the second factor's reasons
+        z = page.locator('#events .score[data-scale="znorm"]')
+        assert "标准差" in (await z.get_attribute("title") or "")
+        await page.screenshot(path=str(shots_dir(tmp_path) / "office-log-scores.png"))
+        await page.goto(f"{base}/office/log?lang=en")
+        await page.wait_for_selector("#events table td")
+        assert "Match score" in await page.locator("#events th").all_inner_texts()
+        await page.screenshot(path=str(shots_dir(tmp_path) / "office-log-scores-en.png"))
