@@ -242,6 +242,19 @@ async def test_pin_page_phone_confirm_and_door_screen_keypad(
         await until(door, "!document.body.dataset.factor", 10)
         assert board.first_write(1, 0, True, t2) is None
 
+        # --- the phone asked enough lately: the door asks for the PIN only, no prompt ------
+        svc.factors.cfg = svc.factors.cfg.model_copy(update={"second_factor_phone_max": 2})
+        await svc.factors.challenge("d-east", "r-obama", "always", time.monotonic(), fields)
+        await until(door, "document.body.dataset.factor === 'waiting'")
+        assert await door.inner_text("#sf-title") == "请输入开门密码"
+        await shot(door, tmp_path, "door-pin-only")
+        await asyncio.sleep(1.0)  # the phones' long-polls woke with the change: no prompt
+        for p in (small, big):
+            assert not await p.evaluate("() => !!window.qiluFactor.shown")
+        await until(door, "document.body.dataset.factor === 'ended'", 10)
+        ev = (await events(box, "d-east", "denied"))[0]
+        assert (ev["reason"], ev["resident_id"]) == ("second_factor_timeout_pin_only", "r-obama")
+
 
 async def test_factor_long_poll_wakes_on_change_and_relay_answers_at_once(
     make_config, run_box
