@@ -472,7 +472,8 @@ class AccessService(Service):
             c = self.cfg
             self.scheduler = FaceScheduler(
                 pipeline, deadline_s=c.face_deadline_ms / 1000, batch_max=c.face_batch,
-                capacity_per_s=c.face_capacity_per_s, on_state=self._load_state)
+                workers=c.face_workers, capacity_per_s=c.face_capacity_per_s,
+                on_state=self._load_state)
         return self.scheduler
 
     async def _load_state(self, overloaded: bool, reason: str) -> None:
@@ -509,7 +510,7 @@ class AccessService(Service):
         period = 1.0 / c.sample_fps
         last_seq = -1
         active_until = 0.0
-        active_since = 0.0  # when this door woke up (someone may be walking up since)
+        live_now = False  # the last look's liveness verdict for the current track
         while True:
             frame = await cam.next_frame(last_seq, 2.0)
             if frame is None:
@@ -520,8 +521,6 @@ class AccessService(Service):
             if box is None:  # a face in view holds the door awake by itself
                 # ~0.3 ms on 1280x720 (strided): inline, a thread hop would cost as much.
                 if gate.score(frame.image) >= c.motion_threshold:
-                    if now > active_until:
-                        active_since = frame.t
                     active_until = now + c.active_hold_s
             if now > active_until:
                 if liveness is not None:
@@ -556,10 +555,17 @@ class AccessService(Service):
                     continue
                 if holding:
                     rechecks += 1
-                # Priority: how long this door's person has waited; before a face is found,
-                # since the door woke up (they may be walking up); a recheck: its frame.
-                waiting = (current_t0 if current is not None and not current.decided
-                           else frame.t if holding else active_since)
+                # Priority (earliest deadline first, on the person's clock): how long this
+                # door's undecided person has waited; with nobody found yet, this frame's
+                # arrival (the earliest a face in it can have appeared: a door awake since
+                # motion long ago must not jump the queue of people being decided, as the
+                # empty hallway after each visit did at rush hour); a recheck: its frame.
+                undecided = current is not None and not current.decided
+                waiting = current_t0 if undecided else frame.t
+                # This look can finish the decision: k-1 agreeing frames, live already.
+                finishing = bool(undecided and box is not None and live_now
+                                 and current.last is not None
+                                 and current.last.votes >= current.fusion.k - 1)
                 target = self.face_target(door_id)
                 look = self._look(frame, holding, rechecks, box, liveness, target, door_id)
 
@@ -576,7 +582,8 @@ class AccessService(Service):
                 text, served = await asyncio.gather(
                     asyncio.to_thread(qr.read, frame.image) if qr_due else _none(),
                     self._scheduler(pipeline).look(door_id, look, frame.t, waiting,
-                                                   urgent=not holding, renew=renew),
+                                                   urgent=not holding, renew=renew,
+                                                   finishing=finishing),
                 )
                 st.qr_tries += bool(qr_due)
                 if text and not self._cooling(door_id, f"qr:{text}"):
@@ -589,13 +596,15 @@ class AccessService(Service):
                 seen, newer = served
                 if newer is not None:  # looked at the camera's newest frame instead
                     frame = newer
-                    looked_seq = frame.seq
+                    # ...and the next look must be at a frame after it, not at it again
+                    looked_seq = last_seq = frame.seq
                 st.looks += 1
                 st.last_ms = round((time.monotonic() - frame.t) * 1000, 2)
                 if seen.face is None:
                     # Nobody there: liveness starts over (a look that fed liveness cleared it
                     # already; a recheck did not, and must not leave the last person's frames).
                     liveness.reset()
+                    live_now = False
                     # And so does the fusion: a face back in the same spot within the track's
                     # gap may be someone else (a look-alike passes the tracker's appearance
                     # check); liveness decides in 2 frames now, so frames of the one before
@@ -623,6 +632,7 @@ class AccessService(Service):
                     holding = holding and not switched
                     continue
                 decision, verdict = seen.decision, seen.liveness
+                live_now = verdict is not None and verdict.live
                 if seen.embedding is None:
                     continue  # not usable (quality): neither for nor against anyone
                 fused = track.fusion.add(Frame(decision.candidate_id, decision.similarity,
