@@ -694,7 +694,9 @@ def replay_doors(pipeline: FacePipeline, clips: dict[str, list[np.ndarray]], n: 
                 looks += len(jobs)
                 batches.append(len(jobs))
                 waits += [(t - job["t_frame"]) * 1000 for job in jobs]
-                push(t + cost, "done", (free.pop(0), jobs, results))
+                lane = min(free)  # the lowest free lane, as the scheduler
+                free.remove(lane)
+                push(t + cost, "done", (lane, jobs, results))
     finally:
         cv2.setNumThreads(threads)
     lat: list[float] = []

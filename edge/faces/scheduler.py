@@ -99,6 +99,7 @@ class FaceScheduler:
         self._pending: dict[str, _Job] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._running: set[int] = set()  # lanes running a batch now
         self.doors: dict[str, DoorLoad] = {}
         self.batches: deque[int] = deque(maxlen=500)
         self.busy_s = 0.0  # time the face lanes spent on looks (summed over lanes)
@@ -162,14 +163,16 @@ class FaceScheduler:
     async def _run(self, lane: int) -> None:
         """One lane: take the most urgent looks, run them on face lane ``lane``."""
         while True:
-            if not self._pending:
+            # A lower lane that is free takes the look: with one busy door (or a few) the
+            # looks keep to the face thread and its warm nets, as before the lanes.
+            if not self._pending or any(i not in self._running for i in range(lane)):
                 self._wake.clear()
                 try:
                     async with asyncio.timeout(1.0):
                         await self._wake.wait()
                 except TimeoutError:
                     await self._check_state()
-                    continue
+                continue
             # A loop: with several lanes, another may have taken the slot meanwhile.
             while self.capacity_per_s and (  # noqa: ASYNC110 - a timed slot, not an event
                     wait := self._next_slot - time.monotonic()) > 0:
@@ -183,6 +186,7 @@ class FaceScheduler:
             t = time.monotonic()
             for job in batch:
                 self.doors[job.door].waits.append(round((t - job.t_frame) * 1000, 1))
+            self._running.add(lane)
             try:
                 results = await self.pipeline.run_lane(lane, self.pipeline.look_many_sync,
                                                        [j.look for j in batch])
@@ -192,6 +196,8 @@ class FaceScheduler:
                     if not job.fut.done():
                         job.fut.set_exception(e)
                 continue
+            finally:
+                self._running.discard(lane)
             done = time.monotonic()
             self.busy_s += done - t
             self.batches.append(len(batch))
