@@ -162,6 +162,14 @@ class FaceScheduler:
 
     async def _run(self, lane: int) -> None:
         """One lane: take the most urgent looks, run them on face lane ``lane``."""
+        if lane:
+            # Load and warm this lane's nets before it takes any look (~1 s on a busy box):
+            # a look must not wait for that while the face thread serves meanwhile.
+            try:
+                await self.pipeline.run_lane(lane, int)
+            except Exception:
+                log.exception("face scheduler: lane %d could not start; one lane less", lane)
+                return
         while True:
             # A lower lane that is free takes the look: with one busy door (or a few) the
             # looks keep to the face thread and its warm nets, as before the lanes.

@@ -207,6 +207,7 @@ async def test_a_look_that_finishes_a_decision_goes_first_and_two_lanes_agree(
 
     # Two lanes: two doors' looks run side by side, each lane on its own copy of the nets,
     # and the second lane's look gives the same face and embedding as the face thread's.
+    await pipeline.run_lane(1, int)  # its nets loaded (the scheduler warms a lane first)
     sched = FaceScheduler(pipeline, deadline_s=30.0, workers=2)
     now = time.monotonic()
     got = await asyncio.gather(*[sched.look(d, Look(frame), now, now) for d in ("p", "q")])
