@@ -24,8 +24,9 @@ lane is one more thread with its own copy of the nets (YuNet 122 KB, SFace 10.7 
 doors' looks run side by side. Inside a net OpenCV splits the work over both cores, but on
 these small inputs (a 256 px region, a 112 px face) that bought little: on a quiet box a look
 took ~14 ms of wall time for ~16 ms of CPU. Two lanes use the second core for a second look
-instead; OpenCV runs a parallel loop on its own thread while its pool serves the other
-lane, so the two never oversubscribe the cores (CPU per look unchanged, bench/rush.py).
+instead. OpenCV runs a parallel loop in the calling thread while its pool serves the other
+lane, so the two do not oversubscribe the cores (SFace + a region detection: ~20 ms of CPU
+per item from one thread or two at once, docs/access.md "Tail latency").
 
 Threads: numpy's OpenBLAS starts one thread per core and they busy-wait after each 1:N
 product, taking the core that OpenCV's nets need next. On the 2-core box that oversubscription
