@@ -16,7 +16,10 @@ class AccessConfig(Section):
     # face, embed it only until its approach is decided, one fair scheduler for all doors.
     face_scheduler: bool = True  # false: every active frame through the pipeline (old path)
     face_deadline_ms: float = Field(200.0, ge=20, le=5000)  # older frames dropped, not queued
-    face_batch: int = Field(4, ge=1, le=16)  # looks (and SFace faces) per face-thread trip
+    # Looks (and SFace faces) per trip to a face lane: a batch saves little CPU here and each
+    # of its looks waits for all of them, so 1 (bench/rush.py, docs/access.md).
+    face_batch: int = Field(1, ge=1, le=16)
+    face_workers: int = Field(2, ge=1, le=8)  # face lanes: looks of two doors side by side
     face_capacity_per_s: float | None = Field(None, gt=0)  # most looks a second; None: all
     scan_side: int = Field(384, ge=128, le=1920)  # arrivals: the whole frame at this size
     recheck_every: int = Field(3, ge=1, le=60)  # a decided face: look at every n-th frame

@@ -19,6 +19,15 @@ All CPU work runs on one worker thread, never on the event loop. OpenCV releases
 while it works and uses both cores inside the nets itself; one thread also keeps the models'
 (not thread-safe) state consistent and the frame order of a camera intact.
 
+Door looks may also run on more *lanes* (``run_lane``; the scheduler's ``face_workers``): a
+lane is one more thread with its own copy of the nets (YuNet 122 KB, SFace 10.7 MB), so two
+doors' looks run side by side. Inside a net OpenCV splits the work over both cores, but on
+these small inputs (a 256 px region, a 112 px face) that bought little: on a quiet box a look
+took ~14 ms of wall time for ~16 ms of CPU. Two lanes use the second core for a second look
+instead. OpenCV runs a parallel loop in the calling thread while its pool serves the other
+lane, so the two do not oversubscribe the cores (SFace + a region detection: ~20 ms of CPU
+per item from one thread or two at once, docs/access.md "Tail latency").
+
 Threads: numpy's OpenBLAS starts one thread per core and they busy-wait after each 1:N
 product, taking the core that OpenCV's nets need next. On the 2-core box that oversubscription
 nearly doubled the frame time (bench/face.py, ``threads`` section), so the pipeline limits
@@ -28,6 +37,7 @@ BLAS to one thread for the process; the 1:N product is memory-bound and loses no
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -81,7 +91,9 @@ class Look:
     ``scan``: search the whole frame at ``scan_side`` (a cheap, coarse
     pass that finds arrivals) when there is no roi or the face left it, then refine the face
     found in its region; ``embed``: align, gate and embed the face (fusion evidence);
-    ``live``: feed the liveness tracker with it.
+    ``live``: feed the liveness tracker with it. A look that neither embeds nor feeds
+    liveness (a recheck of a decided face: only *where* it is) takes the scan's box as it is:
+    no region search for landmarks, no alignment, nothing reads them.
     """
 
     frame: np.ndarray
@@ -94,6 +106,15 @@ class Look:
     ir: np.ndarray | None = None
     allowed: frozenset[str] | None = None
     scan_side: int = 384
+
+
+@dataclass
+class _Nets:
+    """One thread's nets (not thread-safe): the face thread's, or a lane's own copy."""
+
+    detector: Detector
+    embedder: SFaceEmbedder
+    sized: dict[int, Detector]
 
 
 ROI_SPAN = 2.5  # a tracked face is searched for in a square this many face widths wide
@@ -123,16 +144,11 @@ class FacePipeline:
         self.cfg = cfg
         threadpool_limits(limits=BLAS_THREADS, user_api="blas")  # see the module doc
         paths = weights.verify(model_dir, weights.required(cfg.detector, cfg.blazeface_range))
-        self.detector: Detector
-        if cfg.detector == "yunet":
-            self.detector = YuNetDetector(
-                paths["yunet"], score=cfg.detect_score, max_side=cfg.detect_max_side
-            )
-        else:
-            self.detector = BlazeFaceDetector(
-                model_dir, variant=cfg.blazeface_range, score=min(cfg.detect_score, 0.6)
-            )
+        self._model_dir, self._paths = model_dir, paths
+        self.detector: Detector = self._new_detector()
         self.embedder = SFaceEmbedder(paths["sface"])
+        self._local = threading.local()  # a lane thread's own nets (_Nets), see run_lane
+        self._lanes: list[ThreadPoolExecutor] = []
         self._yunet_path = paths.get("yunet")
         self._sized: dict[int, Detector] = {}  # scan / region detectors, one per input size
         self.gallery = gallery if gallery is not None else Gallery(
@@ -148,8 +164,40 @@ class FacePipeline:
 
     # --- async API (event loop) --------------------------------------------------------
 
+    def _new_detector(self) -> Detector:
+        cfg = self.cfg
+        if cfg.detector == "yunet":
+            return YuNetDetector(self._paths["yunet"], score=cfg.detect_score,
+                                 max_side=cfg.detect_max_side)
+        return BlazeFaceDetector(self._model_dir, variant=cfg.blazeface_range,
+                                 score=min(cfg.detect_score, 0.6))
+
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def run_lane(self, lane: int, fn: Callable[..., T], *args: object) -> T:
+        """Run ``fn`` on face lane ``lane``: 0 is the face thread itself; each further lane
+        is a thread with its own nets (made on first use), for door looks side by side."""
+        if lane == 0:
+            return await self._run(fn, *args)
+        while len(self._lanes) < lane:
+            self._lanes.append(ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix=f"faces-lane{len(self._lanes) + 1}",
+                initializer=self._lane_init))
+        return await asyncio.get_running_loop().run_in_executor(self._lanes[lane - 1], fn,
+                                                                 *args)
+
+    def _lane_init(self) -> None:
+        nets = _Nets(self._new_detector(), SFaceEmbedder(self._paths["sface"]), {})
+        self._local.nets = nets
+        nets.detector.detect(np.zeros((240, 320, 3), np.uint8))  # plan the graphs now
+        nets.embedder.embed(np.zeros((112, 112, 3), np.uint8))
+
+    def _nets(self) -> _Nets:
+        """The nets of the calling thread: a lane's own, else the face thread's (read each
+        time: tests swap ``detector`` on the pipeline)."""
+        own = getattr(self._local, "nets", None)
+        return own if own is not None else _Nets(self.detector, self.embedder, self._sized)
 
     async def analyse(self, frame_bgr: np.ndarray, *, max_faces: int = 5) -> FrameResult:
         return await self._run(self.analyse_sync, frame_bgr, max_faces)
@@ -193,7 +241,8 @@ class FacePipeline:
         )
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for pool in (self._pool, *self._lanes):
+            pool.shutdown(wait=True, cancel_futures=True)
 
     # --- the threshold from the gallery ----------------------------------------------------
 
@@ -242,7 +291,7 @@ class FacePipeline:
         (the door gates, FacesConfig.visit_min_*)."""
         timings: dict[str, float] = {}
         t = time.perf_counter()
-        faces = self.detector.detect(frame)[:max_faces]
+        faces = self._nets().detector.detect(frame)[:max_faces]
         timings["detect"] = _ms(t)
         size = (frame.shape[1], frame.shape[0])
         results = []
@@ -257,7 +306,7 @@ class FacePipeline:
             emb = None
             if q.ok:
                 t = time.perf_counter()
-                emb = self.embedder.embed(crop)
+                emb = self._nets().embedder.embed(crop)
                 t_embed += _ms(t)
             results.append(FaceResult(face=face, quality=q, embedding=emb, aligned=crop))
         timings.update(align=t_align, quality=t_quality, embed=t_embed)
@@ -268,11 +317,12 @@ class FacePipeline:
         scan gets its own instance (the file is 122 KB); at ``detect_max_side`` (the region
         search) it is the whole-frame detector itself, not a second copy of it. BlazeFace
         always works at its own fixed size."""
+        nets = self._nets()
         if self._yunet_path is None or side == self.cfg.detect_max_side:
-            return self.detector
-        det = self._sized.get(side)
+            return nets.detector
+        det = nets.sized.get(side)
         if det is None:
-            det = self._sized[side] = YuNetDetector(
+            det = nets.sized[side] = YuNetDetector(
                 self._yunet_path, score=self.cfg.detect_score, max_side=side)
         return det
 
@@ -324,6 +374,7 @@ class FacePipeline:
             t0 = time.perf_counter()
             timings: dict[str, float] = {}
             faces: list[Face] = []
+            where_only = not lk.embed and not (lk.live and lk.tracker is not None)
             if lk.roi is not None:
                 faces = self.detect_region(lk.frame, lk.roi)
                 timings["detect_region"] = _ms(t0)
@@ -331,7 +382,9 @@ class FacePipeline:
                 t = time.perf_counter()
                 found = self.detector_at(lk.scan_side).detect(lk.frame)
                 timings["scan"] = _ms(t)
-                if found:  # the scan is coarse: landmarks from a region search around it
+                if found and where_only:
+                    faces = found[:1]
+                elif found:  # the scan is coarse: landmarks from a region search around it
                     t = time.perf_counter()
                     faces = self.detect_region(lk.frame, found[0].bbox) or found[:1]
                     timings["detect_region"] = timings.get("detect_region", 0.0) + _ms(t)
@@ -339,6 +392,9 @@ class FacePipeline:
                 staged.append((t0, timings, None))
                 continue
             face = faces[0]
+            if where_only:
+                staged.append((t0, timings, FaceResult(face, _UNGATED, None, None)))
+                continue
             t = time.perf_counter()
             crop = align(lk.frame, face.landmarks)
             q = assess(face, (lk.frame.shape[1], lk.frame.shape[0]), crop, self.cfg, door=True)
@@ -347,7 +403,7 @@ class FacePipeline:
             if q.ok and lk.embed:
                 crops.append(crop)
         t = time.perf_counter()
-        embs = iter(self.embedder.embed_batch(crops))
+        embs = iter(self._nets().embedder.embed_batch(crops))
         embed_ms = _ms(t) / max(len(crops), 1)  # the batch's time, shared by its faces
         out = []
         for lk, (t0, timings, fr) in zip(looks, staged, strict=True):
@@ -412,7 +468,7 @@ class FacePipeline:
             return False
         crop = ir[y0:y1, x0:x1]
         crop = cv2.cvtColor(crop, cv2.COLOR_GRAY2BGR) if crop.ndim == 2 else crop
-        for f in self.detector.detect(np.ascontiguousarray(crop)):
+        for f in self._nets().detector.detect(np.ascontiguousarray(crop)):
             fx, fy, fw, fh = f.bbox
             if iou((fx + x0, fy + y0, fw, fh), face.bbox) >= min_iou:
                 return True
@@ -529,6 +585,9 @@ class FacePipeline:
             return None
         ok, buf = cv2.imencode(".jpg", fr.aligned, [cv2.IMWRITE_JPEG_QUALITY, 80])
         return buf.tobytes() if ok else None
+
+
+_UNGATED = Quality(False, "not_checked", 0.0)  # a where-only look: no crop, no gates
 
 
 def _total(timings: dict[str, float], t0: float) -> dict[str, float]:

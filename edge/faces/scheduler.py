@@ -4,16 +4,24 @@ A 2-core box drives several face doors; at rush hour people arrive at all of the
 Each door asks for one look at a time (its newest frame, :class:`~edge.faces.pipeline.Look`);
 the scheduler runs the looks on the face thread in batches:
 
-- **longest-waiting door first**: a look carries ``waiting_since``, when the person it is
-  about first showed up undecided (or the frame's own arrival for a scan). Looks about an
-  undecided person come before rechecks of a face already decided, and among them the person
-  who has waited longest goes first, so no door starves while another keeps its camera busy;
+- **earliest deadline first, on the person's clock**: a look carries ``waiting_since``,
+  when the person it is about first showed up undecided (for a scan that has found nobody
+  yet: its frame's own arrival, the earliest a person in it can have appeared). Looks about
+  an undecided person come before rechecks of a face already decided; among them a look
+  that can *finish* a decision (``finishing``: the track has k-1 agreeing frames and is
+  live already) goes first, then the person who has waited longest, so no door starves
+  while another keeps its camera busy and a visit's last look is not queued behind other
+  doors' first ones;
 - **deadlines**: a look whose frame is older than ``deadline_s`` when its turn comes is never
   run late: it is swapped for the door's newest frame (``renew``) when that one is fresh, and
   dropped otherwise (the door asks again). Each door has at most one look waiting; a newer one
   replaces it;
-- **batching**: up to ``batch_max`` looks per trip to the face thread; their faces go through
-  SFace in one inference (the net takes a batch, edge/faces/embed.py);
+- **lanes**: ``workers`` looks run side by side, each on its own face lane (a thread with
+  its own nets, FacePipeline.run_lane): on a 2-core box the second core serves a second
+  door instead of splitting one small net (edge/faces/pipeline.py);
+- **batching** (optional, ``batch_max``): up to that many looks per trip to a lane; their
+  faces go through SFace in one inference. It saves little CPU here and every look of a
+  batch waits for the whole batch, so the door default is 1 (docs/access.md);
 - **capacity** (optional): at most ``capacity_per_s`` looks a second, to leave the rest of
   the box a share of the CPU (and for tests: a tiny capacity is an overloaded box).
 
@@ -54,9 +62,11 @@ class _Job:
     fut: asyncio.Future
     renew: Callable[[], tuple[Look, float, Any] | None] | None = None
     used: Any = None  # what renew handed over with the frame that was looked at
+    finishing: bool = False  # this look can complete the person's decision
+    t_asked: float = 0.0
 
-    def key(self) -> tuple[int, float, float]:
-        return (self.kind, self.waiting_since, self.t_frame)
+    def key(self) -> tuple[int, bool, float, float]:
+        return (self.kind, not self.finishing, self.waiting_since, self.t_frame)
 
 
 @dataclass
@@ -73,7 +83,8 @@ class FaceScheduler:
         pipeline: FacePipeline,
         *,
         deadline_s: float = 0.2,
-        batch_max: int = 4,
+        batch_max: int = 1,
+        workers: int = 1,
         capacity_per_s: float | None = None,
         hold_s: float = 5.0,
         on_state: Callable[[bool, str], Awaitable[None]] | None = None,
@@ -81,15 +92,20 @@ class FaceScheduler:
         self.pipeline = pipeline
         self.deadline_s = deadline_s
         self.batch_max = batch_max
+        self.workers = max(1, workers)
         self.capacity_per_s = capacity_per_s
         self.hold_s = hold_s
         self.on_state = on_state
         self._pending: dict[str, _Job] = {}
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._running: set[int] = set()  # lanes running a batch now
         self.doors: dict[str, DoorLoad] = {}
         self.batches: deque[int] = deque(maxlen=500)
-        self.busy_s = 0.0  # time the face thread spent on looks
+        self.busy_s = 0.0  # time the face lanes spent on looks (summed over lanes)
+        # Every look's timeline, for bench/rush.py's per-visit breakdown: (door, kind,
+        # finishing, frame arrival, waiting since, asked, started, done, lane, batch size).
+        self.trace: deque[tuple] = deque(maxlen=20000)
         self.started = time.monotonic()
         self.overloaded = False
         self.overload_since: float | None = None
@@ -101,19 +117,26 @@ class FaceScheduler:
     async def look(self, door: str, look: Look, t_frame: float,
                    waiting_since: float | None = None, urgent: bool = True,
                    renew: Callable[[], tuple[Look, float, Any] | None] | None = None,
+                   finishing: bool = False,
                    ) -> tuple[Recognition, Any] | None:
         """Run ``look`` in the door's turn: (its result, None), or (the result, what
         ``renew`` returned with it) when the frame went stale and was swapped for the door's
-        newest (``renew() -> (look, t_frame, token)``); None when it was dropped."""
-        if self._task is None or self._task.done():
-            self._task = asyncio.create_task(self._run(), name="face-scheduler")
+        newest (``renew() -> (look, t_frame, token)``); None when it was dropped.
+        ``finishing``: this look can complete a decision (it goes first among urgent ones)."""
+        self._tasks = [t for t in self._tasks if not t.done()]
+        while len(self._tasks) < self.workers:
+            lane = len(self._tasks)
+            self._tasks.append(asyncio.create_task(self._run(lane),
+                                                   name=f"face-scheduler-{lane}"))
         old = self._pending.pop(door, None)
         if old is not None and not old.fut.done():
             old.fut.set_result(None)
         fut = asyncio.get_running_loop().create_future()
         self._pending[door] = _Job(door, look, t_frame,
                                    t_frame if waiting_since is None else waiting_since,
-                                   URGENT if urgent else RECHECK, fut, renew)
+                                   URGENT if urgent else RECHECK, fut, renew,
+                                   finishing=finishing and urgent,
+                                   t_asked=time.monotonic())
         self.doors.setdefault(door, DoorLoad())
         self._wake.set()
         try:
@@ -124,10 +147,12 @@ class FaceScheduler:
                 del self._pending[door]
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+                await task
+        self._tasks.clear()
         for job in self._pending.values():
             if not job.fut.done():
                 job.fut.set_result(None)
@@ -135,20 +160,31 @@ class FaceScheduler:
 
     # --- the worker --------------------------------------------------------------------
 
-    async def _run(self) -> None:
+    async def _run(self, lane: int) -> None:
+        """One lane: take the most urgent looks, run them on face lane ``lane``."""
+        if lane:
+            # Load and warm this lane's nets before it takes any look (~1 s on a busy box):
+            # a look must not wait for that while the face thread serves meanwhile.
+            try:
+                await self.pipeline.run_lane(lane, int)
+            except Exception:
+                log.exception("face scheduler: lane %d could not start; one lane less", lane)
+                return
         while True:
-            if not self._pending:
+            # A lower lane that is free takes the look: with one busy door (or a few) the
+            # looks keep to the face thread and its warm nets, as before the lanes.
+            if not self._pending or any(i not in self._running for i in range(lane)):
                 self._wake.clear()
                 try:
                     async with asyncio.timeout(1.0):
                         await self._wake.wait()
                 except TimeoutError:
                     await self._check_state()
-                    continue
-            if self.capacity_per_s:
-                wait = self._next_slot - time.monotonic()
-                if wait > 0:
-                    await asyncio.sleep(wait)
+                continue
+            # A loop: with several lanes, another may have taken the slot meanwhile.
+            while self.capacity_per_s and (  # noqa: ASYNC110 - a timed slot, not an event
+                    wait := self._next_slot - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
             batch = self._take()
             if not batch:
                 await self._check_state()
@@ -158,17 +194,24 @@ class FaceScheduler:
             t = time.monotonic()
             for job in batch:
                 self.doors[job.door].waits.append(round((t - job.t_frame) * 1000, 1))
+            self._running.add(lane)
             try:
-                results = await self.pipeline.run(self.pipeline.look_many_sync,
-                                                  [j.look for j in batch])
+                results = await self.pipeline.run_lane(lane, self.pipeline.look_many_sync,
+                                                       [j.look for j in batch])
             except Exception as e:  # a broken frame must not stop every door
                 log.exception("face scheduler: a batch failed")
                 for job in batch:
                     if not job.fut.done():
                         job.fut.set_exception(e)
                 continue
-            self.busy_s += time.monotonic() - t
+            finally:
+                self._running.discard(lane)
+            done = time.monotonic()
+            self.busy_s += done - t
             self.batches.append(len(batch))
+            for job in batch:
+                self.trace.append((job.door, job.kind, job.finishing, job.t_frame,
+                                   job.waiting_since, job.t_asked, t, done, lane, len(batch)))
             for job, res in zip(batch, results, strict=True):
                 self.doors[job.door].served += 1
                 if not job.fut.done():
@@ -238,8 +281,10 @@ class FaceScheduler:
             if self.overload_since is not None else None,
             "deadline_ms": round(self.deadline_s * 1000),
             "batch_max": self.batch_max,
+            "workers": self.workers,
             "batch_mean": round(sum(b) / len(b), 2) if b else None,
             "capacity_per_s": self.capacity_per_s,
-            "face_thread_busy": round(min(self.busy_s / up, 1.0), 3),
+            # per lane: the share of the time a lane was running looks
+            "face_thread_busy": round(min(self.busy_s / up / self.workers, 1.0), 3),
             "doors": doors,
         }

@@ -181,6 +181,61 @@ async def test_longest_waiting_person_first_and_stale_frames_dropped(pipeline) -
     await sched.close()
 
 
+async def test_a_look_that_finishes_a_decision_goes_first_and_two_lanes_agree(
+        pipeline) -> None:  # noqa: F811
+    frame = synthetic.door_frame(photo("obama.jpg"), pipeline.detector.detect(
+        photo("obama.jpg"))[0], 150)
+    sched = FaceScheduler(pipeline, deadline_s=30.0, batch_max=1)
+    order: list[str] = []
+
+    async def ask(door: str, waited: float, **kw) -> object:
+        now = time.monotonic()
+        res = await sched.look(door, Look(frame), now, now - waited, **kw)
+        order.append(door)
+        return res
+
+    first = asyncio.create_task(ask("x", 0))
+    await asyncio.sleep(0)
+    # A recheck waits behind every undecided person, however old; a look that can finish a
+    # decision (k-1 frames agree, live) goes before a person who has waited longer.
+    rest = [asyncio.create_task(ask("recheck", 9, urgent=False)),
+            asyncio.create_task(ask("a", 3)),
+            asyncio.create_task(ask("b", 0.5, finishing=True))]
+    await asyncio.gather(first, *rest)
+    assert order == ["x", "b", "a", "recheck"]
+    await sched.close()
+
+    # Two lanes: two doors' looks run side by side, each lane on its own copy of the nets,
+    # and the second lane's look gives the same face and embedding as the face thread's.
+    await pipeline.run_lane(1, int)  # its nets loaded (the scheduler warms a lane first)
+    sched = FaceScheduler(pipeline, deadline_s=30.0, workers=2)
+    now = time.monotonic()
+    got = await asyncio.gather(*[sched.look(d, Look(frame), now, now) for d in ("p", "q")])
+    lanes = {r[0]: r[8] for r in sched.trace}
+    assert sorted(lanes.values()) == [0, 1]
+    (one, _), (two, _) = got
+    assert one.face is not None and two.face is not None
+    assert np.allclose(one.face.bbox, two.face.bbox, atol=0.5)
+    assert float(one.embedding @ two.embedding) > 0.999
+    assert sched.status()["workers"] == 2
+    await sched.close()
+
+
+def test_a_recheck_takes_the_scans_box_without_region_search(pipeline) -> None:  # noqa: F811
+    frame = synthetic.door_frame(photo("obama.jpg"), pipeline.detector.detect(
+        photo("obama.jpg"))[0], 150)
+    where, full = pipeline.look_many_sync([Look(frame, None, live=False, embed=False),
+                                           Look(frame, None, live=False)])
+    assert where.face is not None and where.embedding is None
+    assert "detect_region" not in where.decision.timings_ms  # no landmarks needed
+    assert full.embedding is not None and "detect_region" in full.decision.timings_ms
+    # The same face, found where the refined look found it.
+    x, y, w, h = full.face.bbox
+    wx, wy, ww, wh = where.face.bbox
+    assert abs((wx + ww / 2) - (x + w / 2)) < 0.2 * w and abs(ww - w) < 0.3 * w
+    assert abs((wy + wh / 2) - (y + h / 2)) < 0.2 * h
+
+
 def test_sface_batch_gives_the_same_embeddings(pipeline) -> None:  # noqa: F811
     crops = []
     for name in ("obama.jpg", "biden.jpg", "person_a_1.jpg"):
