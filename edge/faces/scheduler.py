@@ -163,6 +163,13 @@ class FaceScheduler:
     async def _run(self, lane: int) -> None:
         """One lane: take the most urgent looks, run them on face lane ``lane``."""
         if lane:
+            # A lane's own nets cost ~87 MB: load them only once a look waits while every
+            # lower lane is busy (a box with one busy door never pays for them).
+            while not (self._pending and all(i in self._running for i in range(lane))):
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(1.0):
+                        await self._wake.wait()
             # Load and warm this lane's nets before it takes any look (~1 s on a busy box):
             # a look must not wait for that while the face thread serves meanwhile.
             try:
