@@ -51,7 +51,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.pad import baseline_tracker  # noqa: E402
 from drivers.cameras.base import CameraDriver, Source  # noqa: E402
-from drivers.cameras.file import FileCamera, VideoLoop  # noqa: E402
+from drivers.cameras.decode import AvVideo  # noqa: E402
+from drivers.cameras.file import FileCamera  # noqa: E402
 from drivers.registry import register  # noqa: E402
 from edge.access import synthetic  # noqa: E402
 from edge.core.store import Store  # noqa: E402
@@ -119,8 +120,8 @@ class TappedFileCamera(FileCamera):
 
     def open_source(self) -> Source:
         src = super().open_source()
-        assert isinstance(src, VideoLoop)
-        length = int(src.cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        assert isinstance(src, AvVideo)
+        length = src.frame_count
         return Tap(src, self.id, length)
 
 
@@ -204,7 +205,8 @@ def door_toml(i: int, cam: str | None, rtu: str, tcp_port: int, n: int) -> tuple
 
 
 async def run_point(tmp: Path, pipeline: FacePipeline, videos: dict, n: int, legacy: bool,
-                    seconds: float, idle_video: Path | None = None) -> dict[str, Any]:
+                    seconds: float, idle_video: Path | None = None,
+                    camera_type: str | None = None) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(dir=tmp))
     pair = SocatPair(work)
     from tests.conftest import free_port
@@ -218,7 +220,7 @@ async def run_point(tmp: Path, pipeline: FacePipeline, videos: dict, n: int, leg
     cams = list(videos)[:n]
     for i, cam in enumerate(cams):
         path = idle_video if idle_video is not None else videos[cam][0]
-        kind = "file" if idle_video is not None else "rush-file"
+        kind = camera_type or ("file" if idle_video is not None else "rush-file")
         extra += f'[[cameras]]\nid = "{cam}"\ntype = "{kind}"\npath = "{path}"\nfps = {FPS}\n'
         text, addr = door_toml(i, cam if n else None, pair.a, tcp_port, n)
         extra += text
