@@ -48,8 +48,17 @@ class MotionGate:
         return img[::step, ::step]
 
     def _compare(self, small_grey: np.ndarray) -> float:
-        grey = cv2.GaussianBlur(small_grey, (3, 3), 0)
+        grey = _blur3(small_grey)
         prev, self._prev = self._prev, grey
         if prev is None:
             return 1.0  # first frame: look once
         return float(np.count_nonzero(cv2.absdiff(grey, prev) > PIXEL_DELTA)) / grey.size
+
+
+def _blur3(grey: np.ndarray) -> np.ndarray:
+    """``cv2.GaussianBlur(grey, (3, 3), 0)`` bit for bit (kernel 1-2-1, border reflect-101),
+    in numpy: on an 80x60 image OpenCV's call wakes its worker threads, whose spinning cost
+    ~0.6 ms of CPU per idle frame (bench/camera_idle.py) for a 0.04 ms job."""
+    p = np.pad(grey.astype(np.uint16), 1, mode="reflect")
+    rows = p[:, :-2] + 2 * p[:, 1:-1] + p[:, 2:]
+    return ((rows[:-2] + 2 * rows[1:-1] + rows[2:] + 8) >> 4).astype(np.uint8)

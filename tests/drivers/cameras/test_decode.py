@@ -134,3 +134,16 @@ def test_stream_that_cannot_open_names_it_without_the_password() -> None:
     with pytest.raises(OSError) as e:
         open_stream("rtsp://admin:s3cret@127.0.0.1:9/cam", "tcp", 1000, 1000)
     assert "s3cret" not in str(e.value) and "***@127.0.0.1:9/cam" in str(e.value)
+
+
+def test_motion_gate_blur_is_opencvs_bit_for_bit() -> None:
+    """The gate's numpy 3x3 blur (no OpenCV worker threads woken per idle frame) gives
+    exactly cv2.GaussianBlur's pixels, so the motion rule is unchanged."""
+    from edge.access.motion import _blur3
+
+    rng = np.random.default_rng(3)
+    for i in range(50):
+        img = rng.integers(0, 256, (60, 80), dtype=np.uint8)
+        if i % 2:
+            img = cv2.GaussianBlur(img, (0, 0), 2)
+        assert np.array_equal(_blur3(img), cv2.GaussianBlur(img, (3, 3), 0))
