@@ -405,6 +405,37 @@ def replay(pipeline: FacePipeline, video: Path, legacy: bool, loops: int = 2,
             "frames_to_grant": _summary([float(x) for x in to_grant]) if to_grant else None}
 
 
+def replay_idle_camera(pipeline: FacePipeline, video: Path) -> list[dict[str, Any]]:
+    """The idle hallway (fixed work, CPU per second of video): the tracked door with today's
+    camera decoding (PyAV, frames converted only when looked at, the gate on luma:
+    bench/camera_idle.py), the same door with the decoding before it (OpenCV, every frame
+    converted; the old blur), and the old door design (``replay`` legacy)."""
+    from bench import camera_idle
+
+    def one(design: str, label: str) -> dict[str, Any]:
+        r = camera_idle.replay(video, design, loops=10)
+        return {**r, "design": label}
+
+    # new, old, old, new: the medians of two runs each, alternated against drift in load.
+    runs = [one(d, lb) for d, lb in (("new", "tracked+scheduler"),
+                                     ("today", "tracked+scheduler, opencv decode"),
+                                     ("today", "tracked+scheduler, opencv decode"),
+                                     ("new", "tracked+scheduler"))]
+    out = []
+    for label in ("tracked+scheduler", "tracked+scheduler, opencv decode"):
+        rs = [r for r in runs if r["design"] == label]
+        out.append({**rs[0], "cpu_pct_of_one_core": round(
+            float(np.median([r["cpu_pct_of_one_core"] for r in rs])), 2),
+            "runs": [r["cpu_pct_of_one_core"] for r in rs]})
+    return [*out, replay(pipeline, video, True, loops=10)]
+
+
+def replay_idle_substream_640x360(video: Path) -> dict[str, Any]:
+    from bench import camera_idle
+
+    return {**camera_idle.replay(video, "new", loops=10), "design": "tracked+scheduler"}
+
+
 def _cpu_figures(p: dict[str, Any], base_cpu: float, n: int) -> None:
     """CPU per camera two ways: over wall time, and per second of video the cameras really
     read (the fair one on a starved, shared machine); and whether the point is noisy."""
@@ -490,14 +521,15 @@ async def main() -> None:
         res["replay_busy_camera_baseline_liveness"] = [
             replay(pipeline, videos["cam-0"][0], lg, liveness=baseline_tracker())
             for lg in (False, True)]
-        res["replay_idle_camera"] = [replay(pipeline, idle, lg, loops=10)
-                                     for lg in (False, True)]
+        res["replay_idle_camera"] = replay_idle_camera(pipeline, idle)
         # The same idle hallway from a 640x360 sub-stream (what a door needs; ONVIF min_width).
         sub = tmp / "idle-sub.mp4"
         write_video(sub, [synthetic.hallway((640, 360))] * 30, (640, 360))
-        res["replay_idle_substream_640x360"] = replay(pipeline, sub, False, loops=10)
-        for r in [*res["replay_busy_camera"], *res["replay_busy_camera_baseline_liveness"],
-                  *res["replay_idle_camera"], res["replay_idle_substream_640x360"]]:
+        res["replay_idle_substream_640x360"] = replay_idle_substream_640x360(sub)
+        for r in [*res["replay_idle_camera"], res["replay_idle_substream_640x360"]]:
+            print(f"replay idle {r['design']}: {r['cpu_pct_of_one_core']} % of one core over "
+                  f"{r['video_s']} s of video")
+        for r in [*res["replay_busy_camera"], *res["replay_busy_camera_baseline_liveness"]]:
             print(f"replay {r['design']} (liveness {r['liveness']}): {r['cpu_pct_of_one_core']}"
                   f" % of one core over {r['video_s']} s of video ({r['looks']} looks, "
                   f"{r['grants']} grants, frames to grant {r['frames_to_grant']})")
