@@ -13,7 +13,9 @@ conversion and no copy). Published frames are read-only: consumers share them wi
 
 A source may hand over a decoded picture instead of a BGR array (drivers/cameras/decode.py):
 the frame then converts it to BGR only when a consumer first reads ``Frame.image``, and an
-idle door's motion check reads ``Frame.luma`` (the decoder's Y plane, no conversion).
+idle door's motion check reads ``Frame.luma`` (the decoder's Y plane, no conversion). While
+consumers are reading images (a door with a person in view) the reader converts each new
+frame itself, as before, so the conversion stays off the event loop.
 """
 
 from __future__ import annotations
@@ -41,25 +43,42 @@ class Picture(Protocol):
     def bgr(self) -> np.ndarray: ...
 
 
+class LookClock:
+    """When a consumer last read a frame's ``image`` (shared by one camera's frames)."""
+
+    __slots__ = ("t",)
+
+    def __init__(self) -> None:
+        self.t = -1e9
+
+
 class Frame:
     """One frame from the camera. ``image`` is BGR, HxWx3, read-only and shared; from a
     decoded picture it is converted the first time it is read, once, whoever asks first."""
 
-    __slots__ = ("_image", "_lock", "_picture", "ir", "seq", "t")
+    __slots__ = ("_clock", "_image", "_lock", "_picture", "ir", "seq", "t")
 
     def __init__(self, image: np.ndarray | None, seq: int, t: float,
-                 ir: np.ndarray | None = None, picture: Picture | None = None) -> None:
+                 ir: np.ndarray | None = None, picture: Picture | None = None,
+                 clock: LookClock | None = None) -> None:
         if image is None and picture is None:
             raise ValueError("a frame needs an image or a picture")
         self._image = image
         self._picture = picture
         self._lock = threading.Lock() if image is None else None
+        self._clock = clock
         self.seq = seq  # increases by one per frame read from the source
         self.t = t  # time.monotonic() when the frame arrived
         self.ir = ir  # the infrared frame of a dual-sensor camera (grey, HxW)
 
     @property
     def image(self) -> np.ndarray:
+        if self._clock is not None:
+            self._clock.t = time.monotonic()
+        return self.convert()
+
+    def convert(self) -> np.ndarray:
+        """The BGR image, converted now if it was not (without counting as a look)."""
         img = self._image
         if img is None:
             assert self._lock is not None and self._picture is not None
@@ -102,6 +121,11 @@ def _grab_only(src: Any) -> bool | None:
     return None if grab is None else bool(grab())
 
 
+# A consumer read a frame's image this recently: convert the next frames in the reader thread
+# (an idle door reads none, so idle frames stay unconverted).
+EAGER_S = 0.5
+
+
 class CameraOptions(BaseModel):
     """Keys every camera has; a driver's Options subclass adds its own."""
 
@@ -131,6 +155,7 @@ class CameraDriver(Driver):
         self._got_frames = False
         self._waiters: set[asyncio.Future] = set()
         self._every: dict[str, int] = {}  # consumer -> it looks at every n-th frame only
+        self._looks = LookClock()
 
     # --- what a vendor driver provides ------------------------------------------------------
 
@@ -229,7 +254,11 @@ class CameraDriver(Driver):
             image.flags.writeable = False  # shared by every consumer; nobody copies it
             frame = Frame(image, self._seq, now, ir)
         else:  # converted when (if) a consumer reads frame.image
-            frame = Frame(None, self._seq, now, ir, picture=image)
+            frame = Frame(None, self._seq, now, ir, picture=image, clock=self._looks)
+            if now - self._looks.t < EAGER_S:
+                # Someone is looking at frames (a door with a person in view): convert here,
+                # in the reader thread, as before, not on the event loop that runs all doors.
+                frame.convert()
         self._latest = frame
         self._arrivals.append(now)
         self.height, self.width = frame.shape

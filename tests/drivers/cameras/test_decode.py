@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -81,6 +82,14 @@ async def test_file_camera_delivers_yuv_frames_converted_only_when_looked_at(
         ok, ref = cap.read()
         cap.release()
         assert ok and img.shape == ref.shape and np.array_equal(img, ref)
+        # Someone is looking now: the reader converts the next frames itself (off the event
+        # loop), until nobody has looked for a while.
+        nxt = await cam.next_frame(f.seq, 2.0)
+        nxt = await cam.next_frame(nxt.seq, 2.0)  # published after the look for sure
+        assert nxt is not None and nxt.converted
+        await asyncio.sleep(0.8)
+        quiet = await cam.next_frame(-1, 2.0)
+        assert quiet is not None and not quiet.converted
     finally:
         await cam.stop()
 
