@@ -109,7 +109,8 @@ class Frame:
 
 
 class Source(Protocol):
-    """What the reader pulls frames from (a cv2.VideoCapture or a folder of images)."""
+    """What the reader pulls frames from (decode.py's AvVideo, a cv2.VideoCapture, a folder of
+    images); ``read`` gives a BGR array or a decoded Picture."""
 
     def read(self) -> tuple[bool, Any]: ...
     def release(self) -> None: ...

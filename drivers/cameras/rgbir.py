@@ -25,6 +25,7 @@ from pydantic import Field
 
 from drivers.cameras.base import CameraDriver, CameraOptions, Source
 from drivers.cameras.file import ImageFolder, open_video
+from drivers.cameras.rtsp import open_stream
 from drivers.registry import register
 
 
@@ -50,7 +51,7 @@ class _Capture:
 
 def open_one(spec: str, loop: bool) -> Source:
     if spec.startswith(("rtsp://", "rtsps://", "http://", "https://")):
-        return _Capture(cv2.VideoCapture(spec, cv2.CAP_FFMPEG), spec)
+        return open_stream(spec, "tcp", 5000, 5000)  # PyAV, as the rtsp driver
     if spec.startswith("usb:"):
         return _Capture(cv2.VideoCapture(int(spec[4:])), spec)
     path = Path(spec)

@@ -156,3 +156,44 @@ def test_motion_gate_blur_is_opencvs_bit_for_bit() -> None:
         if i % 2:
             img = cv2.GaussianBlur(img, (0, 0), 2)
         assert np.array_equal(_blur3(img), cv2.GaussianBlur(img, (3, 3), 0))
+
+
+async def test_http_mjpeg_stream_through_the_rtsp_driver() -> None:
+    """An HTTP MJPEG camera (multipart/x-mixed-replace, served here by aiohttp on loopback)
+    is read by the rtsp driver through PyAV; its frames are full-range luma for the gate."""
+    from aiohttp import web
+
+    from tests.conftest import free_port
+
+    frames = [cv2.imencode(".jpg", f)[1].tobytes() for f in hallway(5, seed=4)]
+
+    async def mjpeg(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={
+            "Content-Type": "multipart/x-mixed-replace; boundary=frame"})
+        await resp.prepare(request)
+        for i in range(300):  # bounded: 20 s at 15 fps
+            jpg = frames[i % len(frames)]
+            await resp.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: "
+                             + str(len(jpg)).encode() + b"\r\n\r\n" + jpg + b"\r\n")
+            await asyncio.sleep(1 / 15)
+        return resp
+
+    app = web.Application()
+    app.router.add_get("/mjpeg", mjpeg)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    cam = make_camera("rtsp", url=f"http://127.0.0.1:{port}/mjpeg")
+    try:
+        await cam.start()
+        await wait_state(cam, "online", 10)
+        f = await cam.next_frame(-1, 3.0)
+        f = await cam.next_frame(f.seq, 3.0)
+        assert f is not None and cam.status()["decoder"] == "mjpeg"
+        y, limited = f.luma
+        assert y.shape == (360, 640) and not limited  # JPEG: full range, no rescaling
+        assert not f.converted and f.image.shape == (360, 640, 3)
+    finally:
+        await cam.stop()
+        await runner.cleanup()
