@@ -18,8 +18,8 @@ neighbour's load falls on both alike:
    and sensor noise (sigma 2 grey levels, new every frame) in H.264 at ~2 Mbit/s, GOP 30, no
    B-frames, like an IP camera's main stream; ``substream`` = the same at 640x360, 0.5 Mbit/s.
 2. **live** (the real thing, noisier): the real box (edge.daemon, the access engine's door
-   loops, the camera reader threads) with ``--live-cameras`` idle ``file`` cameras playing the
-   ``camera`` recording at 15 fps, via bench/rush.py ``run_point``; CPU per camera-second of
+   loops, the camera reader threads) with ``--live-cameras`` idle ``file`` cameras playing each
+   recording (``--live-videos``) at 15 fps, via bench/rush.py ``run_point``; CPU per second of
    video above the box without cameras. *today* = a ``file`` camera reading with OpenCV as
    before this change (``IdleOpencvCamera`` below, the old VideoLoop) and the old blur.
 
@@ -271,7 +271,8 @@ async def main() -> None:
     ap.add_argument("--live-seconds", type=float, default=10.0)
     ap.add_argument("--live-cameras", type=int, default=2)
     ap.add_argument("--live-rounds", type=int, default=1)
-    ap.add_argument("--live-videos", default="flat_720p_mp4v,camera_720p_h264")
+    ap.add_argument("--live-videos",
+                    default="flat_720p_mp4v,camera_720p_h264,substream_640x360_h264")
     ap.add_argument("--no-live", action="store_true", help="only the fixed-work part")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
