@@ -3,9 +3,9 @@
 OpenCV's ``VideoCapture.read()`` turns every decoded frame into BGR. An idle door looks at
 every frame only to ask "did anything move?", which the luma plane the decoder already made
 answers; so a frame here stays the decoder's YUV picture (:class:`AvPicture`) and becomes BGR
-the first time a consumer reads ``Frame.image`` (drivers/cameras/base.py). Measured on a
-1280x720 H.264 idle camera (bench/camera_idle.py): decode ~0.7 ms, BGR conversion ~0.4 ms,
-the motion check on BGR ~0.25 ms vs ~0.06 ms on luma.
+the first time a consumer reads ``Frame.image`` (drivers/cameras/base.py). On a 1280x720
+idle camera the BGR conversion costs ~0.4 ms a frame and the motion check on BGR ~0.25 ms vs
+~0.06 ms on luma; the decode itself 0.3-3 ms, growing with the bit rate (docs/cameras.md).
 
 Decoding runs in one thread (``threads = 1``): a door camera's frames are small enough that
 FFmpeg's worker threads cost more in wake-ups than they save, and frame threading would hold
@@ -32,6 +32,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 HW_SUFFIXES = ("rkmpp", "v4l2m2m")  # tried in this order by hw_decode
+# 8-bit pixel formats whose first plane is the luma, one byte a pixel.
+LUMA_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
+                        "yuv440p", "yuvj440p", "yuv411p", "nv12", "nv21", "gray"})
 
 
 class AvPicture:
@@ -48,7 +51,7 @@ class AvPicture:
         or None for formats without a plain 8-bit luma plane first."""
         f = self._frame
         name = f.format.name
-        if not name.startswith(("yuv", "yuvj", "nv12", "nv21", "gray")) or "p10" in name:
+        if name not in LUMA_FIRST:
             return None
         plane = f.planes[0]
         y = np.frombuffer(plane, np.uint8).reshape(f.height, plane.line_size)[:, : f.width]
@@ -73,8 +76,8 @@ class AvVideo:
     """A video file (looped if asked) or a live stream (rtsp://, http://), as a camera Source.
 
     ``options``: FFmpeg format/protocol options (e.g. ``rtsp_transport``), not the
-    decoder's; ``timeout``:
-    seconds to open, seconds to wait for data (a stalled stream ends ``read`` with False)."""
+    decoder's; ``timeout``: seconds to open, seconds to wait for data (a stalled stream ends
+    ``read`` with False)."""
 
     def __init__(self, url: str, *, loop: bool = False, options: dict[str, str] | None = None,
                  timeout: tuple[float, float] | None = None, decoder: str | None = None,
