@@ -206,9 +206,10 @@ def fixed_work(videos: dict[str, Path], rounds: int, loops: int) -> dict[str, An
         for design in abba(2 * rounds):
             runs[design].append(replay(video, design, loops))
         out[name] = {
-            d: {"cpu_pct_of_one_core": statistics.median(r["cpu_pct_of_one_core"] for r in rs),
+            d: {"cpu_pct_of_one_core": round(statistics.median(
+                r["cpu_pct_of_one_core"] for r in rs), 2),
                 "runs": [r["cpu_pct_of_one_core"] for r in rs],
-                "ms_per_frame": statistics.median(r["ms_per_frame"] for r in rs),
+                "ms_per_frame": round(statistics.median(r["ms_per_frame"] for r in rs), 3),
                 "frames_converted_to_bgr": rs[-1]["frames_converted_to_bgr"],
                 "frames_with_motion": rs[-1]["frames_with_motion"],
                 "video_s": rs[-1]["video_s"]}
@@ -253,8 +254,8 @@ async def live(video: Path, cameras: int, seconds: float, rounds: int) -> dict[s
                       f"load {p['loadavg_start']}->{p['loadavg_end']}")
             for d, ps in runs.items():
                 out[d] = {
-                    "cpu_per_camera_pct": statistics.median(
-                        p["cpu_per_camera_second_pct"] for p in ps),
+                    "cpu_per_camera_pct": round(statistics.median(
+                        p["cpu_per_camera_second_pct"] for p in ps), 2),
                     "runs": [p["cpu_per_camera_second_pct"] for p in ps],
                     "realtime_share": [p["realtime_share"] for p in ps],
                     "noisy": any(p["noisy"] for p in ps),
