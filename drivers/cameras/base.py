@@ -284,7 +284,6 @@ class CameraDriver(Driver):
                 self._stop.wait(delay)
                 delay = min(delay * 2, opts.reconnect_max_s)
                 continue
-            self.decoder = getattr(src, "decoder_used", None)
             try:
                 reason = self._read_loop(src)
             finally:
@@ -338,6 +337,8 @@ class CameraDriver(Driver):
             last_frame = now
             if not self._got_frames:
                 self._got_frames = True
+                # (known once a frame is decoded: a hardware decoder may have fallen back)
+                self.decoder = getattr(src, "decoder_used", None)
                 h, w = image.shape[:2] if isinstance(image, np.ndarray) else (
                     image.height, image.width)
                 self._health("online", f"{self.describe()} {w}x{h}")

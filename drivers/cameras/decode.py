@@ -16,8 +16,9 @@ stateful V4L2 memory-to-memory decoders (Raspberry Pi 4: ``h264_v4l2m2m``) and R
 (RK3588: ``h264_rkmpp``/``hevc_rkmpp``, only in an FFmpeg built with rkmpp, e.g. the
 ``ffmpeg-rockchip`` fork, with PyAV built against it). They are named decoders, not hwaccels,
 so a camera names one, or ``hw_decode = true`` tries ``<codec>_rkmpp`` then
-``<codec>_v4l2m2m`` where the FFmpeg build has them; a decoder that does not open (no device)
-falls back to FFmpeg's software decoder, and ``decoder_used`` says which one runs.
+``<codec>_v4l2m2m`` where the FFmpeg build has them, and otherwise FFmpeg's VAAPI / Quick Sync
+hwaccel (Intel boxes) on the software decoder; a decoder that does not open (no device) falls
+back to FFmpeg's software decoder, and ``decoder_used`` says which one runs.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-HW_SUFFIXES = ("rkmpp", "v4l2m2m")  # tried in this order by hw_decode
+HW_SUFFIXES = ("rkmpp", "v4l2m2m")  # named decoders, tried in this order by hw_decode
+HW_DEVICES = ("vaapi", "qsv")  # then FFmpeg hwaccels (frames copied back to memory by PyAV)
 # 8-bit pixel formats whose first plane is the luma, one byte a pixel.
 LUMA_FIRST = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
                         "yuv440p", "yuvj440p", "yuv411p", "nv12", "nv21", "gray"})
@@ -63,6 +65,16 @@ class AvPicture:
         return self._frame.to_ndarray(format="bgr24")
 
 
+def _hwaccel() -> tuple[str | None, Any]:
+    """An FFmpeg hwaccel device for ``hw_decode`` where this FFmpeg build has one (VAAPI or
+    Quick Sync on Intel boxes); decoding falls back to software if it does not work."""
+    from av.codec.hwaccel import HWAccel, hwdevices_available
+
+    have = hwdevices_available()
+    kind = next((k for k in HW_DEVICES if k in have), None)
+    return kind, HWAccel(device_type=kind, allow_software_fallback=True) if kind else None
+
+
 def _decoders(stream: Any, decoder: str | None, hw: bool) -> list[str]:
     """Decoder names to try, best first; the stream's own (software) one always last."""
     codec = stream.codec_context.name
@@ -83,10 +95,8 @@ class AvVideo:
                  timeout: tuple[float, float] | None = None, decoder: str | None = None,
                  hw_decode: bool = False, threads: int = 1, label: str | None = None) -> None:
         label = label or url  # what messages call it (a stream's URL without credentials)
-        try:
-            self.container = av.open(url, container_options=options or {}, timeout=timeout)
-        except (av.FFmpegError, OSError) as e:
-            raise OSError(f"cannot open {label}: {getattr(e, 'strerror', None) or e}") from None
+        self._hw_kind, hw = _hwaccel() if hw_decode else (None, None)
+        self.container = self._open(url, options or {}, timeout, label, hw)
         if not self.container.streams.video:
             self.container.close()
             raise OSError(f"no video in {label}")
@@ -97,8 +107,29 @@ class AvVideo:
         self.frame_count = int(self.stream.frames or 0)  # 0 where the container does not say
         self._threads = threads
         self.codec = self._open_decoder(_decoders(self.stream, decoder, hw_decode))
-        self.decoder_used = self.codec.name
         self._frames = self._decode()
+
+    def _open(self, url: str, options: dict[str, str], timeout: tuple[float, float] | None,
+              label: str, hw: Any) -> Any:
+        if hw is not None:
+            try:
+                return av.open(url, container_options=options, timeout=timeout, hwaccel=hw)
+            except (av.FFmpegError, OSError) as e:  # no such device, no permission
+                log.warning("hardware decoding (%s) not usable for %s (%s); software",
+                            self._hw_kind, label, e)
+                self._hw_kind = None
+        try:
+            return av.open(url, container_options=options, timeout=timeout)
+        except (av.FFmpegError, OSError) as e:
+            raise OSError(f"cannot open {label}: {getattr(e, 'strerror', None) or e}") from None
+
+    @property
+    def decoder_used(self) -> str:
+        """The decoder's name, and the hwaccel device when frames really come from it (known
+        once a frame is decoded)."""
+        cc = self.codec
+        hw = self._hw_kind if getattr(cc, "is_hwaccel", False) else None
+        return f"{cc.name}+{hw}" if hw else cc.name
 
     def _open_decoder(self, names: list[str]) -> Any:
         src = self.stream.codec_context
