@@ -47,6 +47,7 @@ BOX = [
     "scikit-learn>=1.4,<2",
     "pywebpush>=2.0,<3",  # intercom: Web Push (VAPID, aes128gcm) to phones with the page closed
     "aiortc>=1.9,<2",  # intercom: WebRTC video and two-way audio with the phone
+    "av>=14",  # cameras: decode (drivers/cameras/decode.py); aiortc needs it too
 ]
 CLOUD = [
     "aiohttp>=3.14,<4",  # web.RequestKey

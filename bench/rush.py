@@ -53,7 +53,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.pad import baseline_tracker  # noqa: E402
 from drivers.cameras.base import CameraDriver, Source  # noqa: E402
-from drivers.cameras.file import FileCamera, VideoLoop  # noqa: E402
+from drivers.cameras.decode import AvVideo  # noqa: E402
+from drivers.cameras.file import FileCamera  # noqa: E402
 from drivers.registry import register  # noqa: E402
 from edge.access import synthetic  # noqa: E402
 from edge.core.store import Store  # noqa: E402
@@ -121,8 +122,8 @@ class TappedFileCamera(FileCamera):
 
     def open_source(self) -> Source:
         src = super().open_source()
-        assert isinstance(src, VideoLoop)
-        length = int(src.cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        assert isinstance(src, AvVideo)
+        length = src.frame_count
         return Tap(src, self.id, length)
 
 
@@ -228,8 +229,8 @@ def door_toml(i: int, cam: str | None, rtu: str, tcp_port: int, n: int) -> tuple
 
 
 async def run_point(tmp: Path, pipeline: FacePipeline, videos: dict, n: int,
-                    legacy: bool | str, seconds: float, idle_video: Path | None = None
-                    ) -> dict[str, Any]:
+                    legacy: bool | str, seconds: float, idle_video: Path | None = None,
+                    camera_type: str | None = None) -> dict[str, Any]:
     """``legacy``: True/False (today's design / the tracked one), or a DESIGNS name."""
     work = Path(tempfile.mkdtemp(dir=tmp))
     pair = SocatPair(work)
@@ -244,7 +245,7 @@ async def run_point(tmp: Path, pipeline: FacePipeline, videos: dict, n: int,
     cams = list(videos)[:n]
     for i, cam in enumerate(cams):
         path = idle_video if idle_video is not None else videos[cam][0]
-        kind = "file" if idle_video is not None else "rush-file"
+        kind = camera_type or ("file" if idle_video is not None else "rush-file")
         extra += f'[[cameras]]\nid = "{cam}"\ntype = "{kind}"\npath = "{path}"\nfps = {FPS}\n'
         text, addr = door_toml(i, cam if n else None, pair.a, tcp_port, n)
         extra += text
@@ -733,6 +734,37 @@ def replay_doors(pipeline: FacePipeline, clips: dict[str, list[np.ndarray]], n: 
                                                                         1) if looks else None}
 
 
+def replay_idle_camera(pipeline: FacePipeline, video: Path) -> list[dict[str, Any]]:
+    """The idle hallway (fixed work, CPU per second of video): the tracked door with today's
+    camera decoding (PyAV, frames converted only when looked at, the gate on luma:
+    bench/camera_idle.py), the same door with the decoding before it (OpenCV, every frame
+    converted; the old blur), and the old door design (``replay`` legacy)."""
+    from bench import camera_idle
+
+    def one(design: str, label: str) -> dict[str, Any]:
+        r = camera_idle.replay(video, design, loops=10)
+        return {**r, "design": label}
+
+    # new, old, old, new: the medians of two runs each, alternated against drift in load.
+    runs = [one(d, lb) for d, lb in (("new", "tracked+scheduler"),
+                                     ("today", "tracked+scheduler, opencv decode"),
+                                     ("today", "tracked+scheduler, opencv decode"),
+                                     ("new", "tracked+scheduler"))]
+    out = []
+    for label in ("tracked+scheduler", "tracked+scheduler, opencv decode"):
+        rs = [r for r in runs if r["design"] == label]
+        out.append({**rs[0], "cpu_pct_of_one_core": round(
+            float(np.median([r["cpu_pct_of_one_core"] for r in rs])), 2),
+            "runs": [r["cpu_pct_of_one_core"] for r in rs]})
+    return [*out, replay(pipeline, video, True, loops=10)]
+
+
+def replay_idle_substream_640x360(video: Path) -> dict[str, Any]:
+    from bench import camera_idle
+
+    return {**camera_idle.replay(video, "new", loops=10), "design": "tracked+scheduler"}
+
+
 def _cpu_figures(p: dict[str, Any], base_cpu: float, n: int) -> None:
     """CPU per camera two ways: over wall time, and per second of video the cameras really
     read (the fair one on a starved, shared machine); and whether the point is noisy."""
@@ -825,14 +857,15 @@ async def main() -> None:
         res["replay_busy_camera_baseline_liveness"] = [
             replay(pipeline, videos["cam-0"][0], lg, liveness=baseline_tracker())
             for lg in (False, True)]
-        res["replay_idle_camera"] = [replay(pipeline, idle, lg, loops=10)
-                                     for lg in (False, True)]
+        res["replay_idle_camera"] = replay_idle_camera(pipeline, idle)
         # The same idle hallway from a 640x360 sub-stream (what a door needs; ONVIF min_width).
         sub = tmp / "idle-sub.mp4"
         write_video(sub, [synthetic.hallway((640, 360))] * 30, (640, 360))
-        res["replay_idle_substream_640x360"] = replay(pipeline, sub, False, loops=10)
-        for r in [*res["replay_busy_camera"], *res["replay_busy_camera_baseline_liveness"],
-                  *res["replay_idle_camera"], res["replay_idle_substream_640x360"]]:
+        res["replay_idle_substream_640x360"] = replay_idle_substream_640x360(sub)
+        for r in [*res["replay_idle_camera"], res["replay_idle_substream_640x360"]]:
+            print(f"replay idle {r['design']}: {r['cpu_pct_of_one_core']} % of one core over "
+                  f"{r['video_s']} s of video")
+        for r in [*res["replay_busy_camera"], *res["replay_busy_camera_baseline_liveness"]]:
             print(f"replay {r['design']} (liveness {r['liveness']}): {r['cpu_pct_of_one_core']}"
                   f" % of one core over {r['video_s']} s of video ({r['looks']} looks, "
                   f"{r['grants']} grants, frames to grant {r['frames_to_grant']})")

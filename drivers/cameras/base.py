@@ -10,6 +10,12 @@ Decoding costs: a consumer that needs only every n-th frame for a while (a face 
 a face it has decided) says so with :meth:`CameraDriver.want_every`; the reader then only
 ``grab()``s the frames in between (demux and decode keep the stream current, but no BGR
 conversion and no copy). Published frames are read-only: consumers share them without copies.
+
+A source may hand over a decoded picture instead of a BGR array (drivers/cameras/decode.py):
+the frame then converts it to BGR only when a consumer first reads ``Frame.image``, and an
+idle door's motion check reads ``Frame.luma`` (the decoder's Y plane, no conversion). While
+consumers are reading images (a door with a person in view) the reader converts each new
+frame itself, as before, so the conversion stays off the event loop.
 """
 
 from __future__ import annotations
@@ -19,7 +25,6 @@ import contextlib
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -28,16 +33,84 @@ from pydantic import BaseModel, ConfigDict, Field
 from drivers.base import Driver
 
 
-@dataclass(frozen=True)
+class Picture(Protocol):
+    """A decoded picture not converted yet (drivers/cameras/decode.py ``AvPicture``)."""
+
+    width: int
+    height: int
+
+    def luma(self) -> tuple[np.ndarray, bool] | None: ...  # (HxW Y view, limited range?)
+    def bgr(self) -> np.ndarray: ...
+
+
+class LookClock:
+    """When a consumer last read a frame's ``image`` (shared by one camera's frames)."""
+
+    __slots__ = ("t",)
+
+    def __init__(self) -> None:
+        self.t = -1e9
+
+
 class Frame:
-    image: np.ndarray  # BGR, HxWx3
-    seq: int  # increases by one per frame read from the source
-    t: float  # time.monotonic() when the frame arrived
-    ir: np.ndarray | None = None  # the infrared frame of a dual-sensor camera (grey, HxW)
+    """One frame from the camera. ``image`` is BGR, HxWx3, read-only and shared; from a
+    decoded picture it is converted the first time it is read, once, whoever asks first."""
+
+    __slots__ = ("_clock", "_image", "_lock", "_picture", "ir", "seq", "t")
+
+    def __init__(self, image: np.ndarray | None, seq: int, t: float,
+                 ir: np.ndarray | None = None, picture: Picture | None = None,
+                 clock: LookClock | None = None) -> None:
+        if image is None and picture is None:
+            raise ValueError("a frame needs an image or a picture")
+        self._image = image
+        self._picture = picture
+        self._lock = threading.Lock() if image is None else None
+        self._clock = clock
+        self.seq = seq  # increases by one per frame read from the source
+        self.t = t  # time.monotonic() when the frame arrived
+        self.ir = ir  # the infrared frame of a dual-sensor camera (grey, HxW)
+
+    @property
+    def image(self) -> np.ndarray:
+        if self._clock is not None:
+            self._clock.t = time.monotonic()
+        return self.convert()
+
+    def convert(self) -> np.ndarray:
+        """The BGR image, converted now if it was not (without counting as a look)."""
+        img = self._image
+        if img is None:
+            assert self._lock is not None and self._picture is not None
+            with self._lock:
+                img = self._image
+                if img is None:
+                    img = self._picture.bgr()
+                    img.flags.writeable = False
+                    self._image = img
+        return img
+
+    @property
+    def luma(self) -> tuple[np.ndarray, bool] | None:
+        """The decoder's luma plane (HxW view, limited range?) when the source made one."""
+        return self._picture.luma() if self._picture is not None else None
+
+    @property
+    def converted(self) -> bool:
+        """Whether ``image`` was produced (for tests and benches: what idle costs)."""
+        return self._image is not None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        if self._image is not None:
+            return self._image.shape[:2]
+        assert self._picture is not None
+        return self._picture.height, self._picture.width
 
 
 class Source(Protocol):
-    """What the reader pulls frames from (a cv2.VideoCapture or a folder of images)."""
+    """What the reader pulls frames from (decode.py's AvVideo, a cv2.VideoCapture, a folder of
+    images); ``read`` gives a BGR array or a decoded Picture."""
 
     def read(self) -> tuple[bool, Any]: ...
     def release(self) -> None: ...
@@ -47,6 +120,11 @@ def _grab_only(src: Any) -> bool | None:
     """Advance ``src`` by one frame without converting it; None if it cannot."""
     grab = getattr(src, "grab", None)
     return None if grab is None else bool(grab())
+
+
+# A consumer read a frame's image this recently: convert the next frames in the reader thread
+# (an idle door reads none, so idle frames stay unconverted).
+EAGER_S = 0.5
 
 
 class CameraOptions(BaseModel):
@@ -74,9 +152,11 @@ class CameraDriver(Driver):
         self.width: int | None = None
         self.height: int | None = None
         self.reconnects = 0
+        self.decoder: str | None = None  # the FFmpeg decoder in use, where the source says
         self._got_frames = False
         self._waiters: set[asyncio.Future] = set()
         self._every: dict[str, int] = {}  # consumer -> it looks at every n-th frame only
+        self._looks = LookClock()
 
     # --- what a vendor driver provides ------------------------------------------------------
 
@@ -141,6 +221,7 @@ class CameraDriver(Driver):
             "height": self.height,
             "reconnects": self.reconnects,
             "frames": self._seq,
+            "decoder": self.decoder,
         }
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -167,13 +248,21 @@ class CameraDriver(Driver):
             with contextlib.suppress(RuntimeError):
                 asyncio.run_coroutine_threadsafe(self.set_health(state, reason), loop)  # type: ignore[arg-type]
 
-    def _publish(self, image: np.ndarray, ir: np.ndarray | None = None) -> None:
+    def _publish(self, image: np.ndarray | Picture, ir: np.ndarray | None = None) -> None:
         now = time.monotonic()
-        image.flags.writeable = False  # shared by every consumer; nobody copies it
         self._seq += 1
-        self._latest = Frame(image, self._seq, now, ir)
+        if isinstance(image, np.ndarray):
+            image.flags.writeable = False  # shared by every consumer; nobody copies it
+            frame = Frame(image, self._seq, now, ir)
+        else:  # converted when (if) a consumer reads frame.image
+            frame = Frame(None, self._seq, now, ir, picture=image, clock=self._looks)
+            if now - self._looks.t < EAGER_S:
+                # Someone is looking at frames (a door with a person in view): convert here,
+                # in the reader thread, as before, not on the event loop that runs all doors.
+                frame.convert()
+        self._latest = frame
         self._arrivals.append(now)
-        self.height, self.width = image.shape[:2]
+        self.height, self.width = frame.shape
         loop = self._loop
         if loop is not None and self._waiters:
             with contextlib.suppress(RuntimeError):
@@ -248,7 +337,10 @@ class CameraDriver(Driver):
             last_frame = now
             if not self._got_frames:
                 self._got_frames = True
-                h, w = image.shape[:2]
+                # (known once a frame is decoded: a hardware decoder may have fallen back)
+                self.decoder = getattr(src, "decoder_used", None)
+                h, w = image.shape[:2] if isinstance(image, np.ndarray) else (
+                    image.height, image.width)
                 self._health("online", f"{self.describe()} {w}x{h}")
             self._publish(image)
             if period:

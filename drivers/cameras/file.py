@@ -17,6 +17,7 @@ import numpy as np
 from pydantic import Field
 
 from drivers.cameras.base import CameraDriver, CameraOptions, Source
+from drivers.cameras.decode import AvVideo
 from drivers.registry import register
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -26,36 +27,13 @@ class FileOptions(CameraOptions):
     path: Path  # a video file or a folder of images (sorted by name)
     fps: float = Field(0.0, ge=0, le=120)  # 0: the video's own rate (images: 10)
     loop: bool = True
+    decoder: str | None = None  # a named FFmpeg decoder to try first (drivers/cameras/decode.py)
 
 
-class VideoLoop:
-    def __init__(self, path: Path, loop: bool) -> None:
-        self.cap = cv2.VideoCapture(str(path))
-        if not self.cap.isOpened():
-            raise OSError(f"cannot open video {path}")
-        self.loop = loop
-        self.finished = False
-        self.fps = float(self.cap.get(cv2.CAP_PROP_FPS) or 0.0)
-
-    def read(self) -> tuple[bool, Any]:
-        ok, img = self.cap.read()
-        if not ok and self.loop:
-            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, img = self.cap.read()
-        self.finished = not ok  # end of a file that does not loop: no point waiting
-        return ok, img
-
-    def grab(self) -> bool:
-        """The next frame decoded but not converted (drivers/cameras/base.py)."""
-        ok = self.cap.grab()
-        if not ok and self.loop:
-            self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok = self.cap.grab()
-        self.finished = not ok
-        return ok
-
-    def release(self) -> None:
-        self.cap.release()
+def open_video(path: Path, loop: bool, decoder: str | None = None) -> AvVideo:
+    """A video file as a camera source (decoded with PyAV, converted only when looked at:
+    drivers/cameras/decode.py)."""
+    return AvVideo(str(path), loop=loop, decoder=decoder)
 
 
 def _folder_signature(path: Path) -> tuple:
@@ -136,7 +114,7 @@ class FileCamera(CameraDriver):
             return ImageFolder(path, self.options.loop)
         if not path.exists():
             raise OSError(f"{path} does not exist")
-        src = VideoLoop(path, self.options.loop)
+        src = open_video(path, self.options.loop, self.options.decoder)
         self._native_fps = src.fps
         return src
 

@@ -42,6 +42,7 @@ class OnvifOptions(CameraOptions):
     open_timeout_ms: int = Field(5000, ge=100, le=60000)
     read_timeout_ms: int = Field(5000, ge=100, le=60000)
     hw_decode: bool = False  # see the rtsp driver
+    decoder: str | None = None  # see the rtsp driver
 
 
 @dataclass
@@ -151,7 +152,7 @@ class OnvifCamera(CameraDriver):
                 raise OSError(f"ONVIF: {e or type(e).__name__}") from e
         url = with_credentials(self.info.stream_uri, o.username, o.password)
         return open_stream(url, o.transport, o.open_timeout_ms, o.read_timeout_ms,
-                           o.hw_decode)
+                           o.hw_decode, o.decoder)
 
     async def snapshot(self) -> bytes:
         """One JPEG from the camera's snapshot URI (no stream needed)."""

@@ -24,7 +24,8 @@ import numpy as np
 from pydantic import Field
 
 from drivers.cameras.base import CameraDriver, CameraOptions, Source
-from drivers.cameras.file import ImageFolder, VideoLoop
+from drivers.cameras.file import ImageFolder, open_video
+from drivers.cameras.rtsp import open_stream
 from drivers.registry import register
 
 
@@ -50,7 +51,7 @@ class _Capture:
 
 def open_one(spec: str, loop: bool) -> Source:
     if spec.startswith(("rtsp://", "rtsps://", "http://", "https://")):
-        return _Capture(cv2.VideoCapture(spec, cv2.CAP_FFMPEG), spec)
+        return open_stream(spec, "tcp", 5000, 5000)  # PyAV, as the rtsp driver
     if spec.startswith("usb:"):
         return _Capture(cv2.VideoCapture(int(spec[4:])), spec)
     path = Path(spec)
@@ -58,7 +59,7 @@ def open_one(spec: str, loop: bool) -> Source:
         return ImageFolder(path, loop)
     if not path.exists():
         raise OSError(f"{path} does not exist")
-    return VideoLoop(path, loop)
+    return open_video(path, loop)
 
 
 class PairSource:
@@ -76,10 +77,13 @@ class PairSource:
                              or getattr(self.ir, "finished", False))
         if not ok or img is None or not ok_ir or ir is None:
             return False, None
+        if not isinstance(ir, np.ndarray):  # a decoded video picture (decode.py)
+            ir = ir.bgr()
         if ir.ndim == 3:
             ir = cv2.cvtColor(ir, cv2.COLOR_BGR2GRAY)
-        if ir.shape[:2] != img.shape[:2]:
-            ir = cv2.resize(ir, (img.shape[1], img.shape[0]), interpolation=cv2.INTER_AREA)
+        h, w = img.shape[:2] if isinstance(img, np.ndarray) else (img.height, img.width)
+        if ir.shape[:2] != (h, w):
+            ir = cv2.resize(ir, (w, h), interpolation=cv2.INTER_AREA)
         self.last_ir = ir
         return True, img
 

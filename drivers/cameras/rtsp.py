@@ -1,31 +1,26 @@
-"""Any RTSP (or HTTP/MJPEG) stream through OpenCV's bundled FFmpeg.
+"""Any RTSP (or HTTP/MJPEG) stream, decoded with FFmpeg through PyAV.
 
-FFmpeg options are process-wide (``OPENCV_FFMPEG_CAPTURE_OPTIONS``), read when a capture
-opens, so opening is serialised and the variable set just before. ``nobuffer``/``low_delay``
-plus the reader thread that always keeps only the newest frame keep latency flat.
+FFmpeg options go with each stream (drivers/cameras/decode.py). ``nobuffer`` plus the reader
+thread that always keeps only the newest frame keep latency flat; frames stay YUV until a
+consumer reads ``Frame.image`` (an idle door reads only luma).
 
 Decode cost: a door needs ~640 px wide frames (docs/access.md "Rush hour"); point ``url`` at
 the camera's sub-stream when it has one (most IP cameras serve e.g. 640x360 beside the main
-stream; the onvif driver picks it with ``min_width``). ``hw_decode = true`` asks FFmpeg for a
-hardware decoder (VAAPI, V4L2 M2M ... whatever the box's FFmpeg build and kernel offer); where
-there is none OpenCV decodes in software as before. Frames the door does not look at are
-demuxed and decoded but not converted to BGR (drivers/cameras/base.py, ``want_every``).
+stream; the onvif driver picks it with ``min_width``). ``hw_decode = true`` tries the box's
+hardware decoders (Rockchip MPP, V4L2 M2M: decode.py) and falls back to software; ``decoder``
+names one.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit, urlunsplit
 
-import cv2
 from pydantic import Field, field_validator
 
 from drivers.cameras.base import CameraDriver, CameraOptions, Source
+from drivers.cameras.decode import AvVideo
 from drivers.registry import register
-
-_open_lock = threading.Lock()
 
 
 class RtspOptions(CameraOptions):
@@ -35,7 +30,8 @@ class RtspOptions(CameraOptions):
     transport: Literal["tcp", "udp"] = "tcp"  # tcp survives lossy links and NAT
     open_timeout_ms: int = Field(5000, ge=100, le=60000)
     read_timeout_ms: int = Field(5000, ge=100, le=60000)
-    hw_decode: bool = False  # try a hardware decoder first (falls back to software)
+    hw_decode: bool = False  # try the box's hardware decoders first (decode.py; else software)
+    decoder: str | None = None  # a named FFmpeg decoder to try first, e.g. "h264_rkmpp"
 
     @field_validator("url")
     @classmethod
@@ -64,20 +60,19 @@ def redact(url: str) -> str:
 
 
 def open_stream(url: str, transport: str, open_ms: int, read_ms: int,
-                hw_decode: bool = False) -> Source:
-    opts = "fflags;nobuffer|flags;low_delay"
+                hw_decode: bool = False, decoder: str | None = None) -> Source:
+    """The stream through PyAV (drivers/cameras/decode.py): frames stay YUV until a consumer
+    reads ``Frame.image``; FFmpeg's options go with this stream only."""
+    # (The decoder's low_delay flag broke ipycam's H.264 stream, and without B-frames, as
+    # cameras send, the decoder holds nothing back anyway.)
+    opts = {"fflags": "nobuffer"}
     if url.startswith("rtsp"):
-        opts = f"rtsp_transport;{transport}|{opts}"
-    with _open_lock:
-        os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = opts
-        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, open_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, read_ms]
-        if hw_decode:
-            params += [cv2.CAP_PROP_HW_ACCELERATION, cv2.VIDEO_ACCELERATION_ANY]
-        cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, params)
-    if not cap.isOpened():
-        cap.release()
-        raise OSError(f"cannot open stream {redact(url)}")
-    return cap
+        opts["rtsp_transport"] = transport
+    try:
+        return AvVideo(url, options=opts, timeout=(open_ms / 1000, read_ms / 1000),
+                       decoder=decoder, hw_decode=hw_decode, label=redact(url))
+    except OSError as e:  # FFmpeg's own message may quote the URL: never the credentials
+        raise OSError(str(e).replace(url, redact(url))) from None
 
 
 @register("cameras", "rtsp")
@@ -95,7 +90,7 @@ class RtspCamera(CameraDriver):
     def open_source(self) -> Source:
         o = self.options
         return open_stream(self.stream_url(), o.transport, o.open_timeout_ms, o.read_timeout_ms,
-                           o.hw_decode)
+                           o.hw_decode, o.decoder)
 
     def status(self) -> dict[str, Any]:
         return {**super().status(), "url": self.describe()}

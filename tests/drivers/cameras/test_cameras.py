@@ -116,6 +116,8 @@ async def test_rtsp_stream_latest_frame_fps_and_reconnect(gst: bool) -> None:
         await asyncio.sleep(0.5)
         g = await cam.next_frame(f.seq, 2)
         assert g.seq - f.seq >= 5 and time.monotonic() - g.t < 0.2
+        # Frames stay the decoder's YUV until someone looks (drivers/cameras/decode.py).
+        assert not g.converted and g.luma is not None and g.image.shape == (480, 640, 3)
         # The camera disappears: offline with a reason; it comes back: online again.
         await asyncio.to_thread(server.stop)
         await wait_state(cam, "offline", 10, why="rtsp")
@@ -125,4 +127,7 @@ async def test_rtsp_stream_latest_frame_fps_and_reconnect(gst: bool) -> None:
     finally:
         await cam.stop()
         server.stop()
-    assert [s for s, _ in health][:3] == ["online", "offline", "online"]
+    # State changes (offline may be reported twice: the stream ended, then a retry found
+    # nobody listening; which of the two comes first is up to timing).
+    states = [s for i, (s, _) in enumerate(health) if i == 0 or health[i - 1][0] != s]
+    assert states[:3] == ["online", "offline", "online"], health
