@@ -23,7 +23,10 @@ TO_BOX = frozenset(
 )  # and the box's own cookies (cloudsync.relay.box_cookies)
 TO_BROWSER = frozenset(
     "content-type set-cookie location cache-control content-range accept-ranges etag"
-    " last-modified content-disposition content-language".split()
+    " last-modified content-disposition content-language"
+    # the box's page protections (edge/core/http.py _secure): no framing, no inline script
+    " content-security-policy x-frame-options x-content-type-options referrer-policy"
+    " x-robots-tag".split()
 )
 
 

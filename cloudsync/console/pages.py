@@ -5,6 +5,7 @@ console.js) with the session cookie, so a page shows exactly what the API allows
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import secrets
@@ -94,6 +95,20 @@ async def login_page(request: web.Request) -> web.StreamResponse:
     return login_form(request, "login_expired" if request.query.get("expired") else "")
 
 
+# One sign-in per user name at a time (per worker), from the lock-out check until its failure
+# is in the audit log: passwords posted together used to pass the check before any of them
+# had failed (each waits for its scrypt hash), so the lock-out bounded nothing.
+LOGIN_LOCKS: web.AppKey[dict[str, asyncio.Lock]] = web.AppKey("console_login_locks", dict)
+
+
+def _login_lock(app: web.Application, name: str) -> asyncio.Lock:
+    locks = app[LOGIN_LOCKS]
+    if len(locks) > 1000:  # names are the caller's: forget the idle ones
+        for idle in [k for k, v in locks.items() if not v.locked()]:
+            del locks[idle]
+    return locks.setdefault(name, asyncio.Lock())
+
+
 async def login_post(request: web.Request) -> web.StreamResponse:
     cloud_host_only(request)
     form = await request.post()
@@ -103,20 +118,20 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     name = str(form.get("name", ""))[:100]
     storage = request.app[CLOUD].storage
     ip = request.remote or ""
-    try:
-        value, _csrf, user = await login(
-            storage,
-            request.app[SETTINGS],
-            name,
-            str(form.get("password", ""))[:1000],
-            str(form.get("totp", ""))[:12],
-        )
-    except LoginRefused as e:
-        known = await storage.ops_user_get(name)
-        await storage.audit_add(
-            name, "login", "login_failed", known["scope"] if known else "/", "", f"{e} {ip}", 401
-        )
-        return login_form(request, f"login_{e}", 401)
+    async with _login_lock(request.app, name):  # the failure is counted before the next try
+        try:
+            value, _csrf, user = await login(
+                storage,
+                request.app[SETTINGS],
+                name,
+                str(form.get("password", ""))[:1000],
+                str(form.get("totp", ""))[:12],
+            )
+        except LoginRefused as e:
+            known = await storage.ops_user_get(name)
+            await storage.audit_add(name, "login", "login_failed",
+                                    known["scope"] if known else "/", "", f"{e} {ip}", 401)
+            return login_form(request, f"login_{e}", 401)
     await storage.audit_add(name, "login", "login", user["scope"], "", ip, 200)
     resp = web.HTTPSeeOther(_safe_next(request.query.get("next")))
     set_cookie(request, resp, value)
@@ -379,6 +394,7 @@ async def root(request: web.Request) -> web.StreamResponse:
 
 def install(app: web.Application) -> None:
     api.install(app)
+    app[LOGIN_LOCKS] = {}
     app.router.add_get("/", root)
     app.router.add_get(PREFIX, root)
     app.router.add_get(f"{PREFIX}/", root)

@@ -364,7 +364,9 @@ def add_routes(app: web.Application, svc: Any) -> None:
             svc.door(request.match_info["id"])
         except LookupError as e:
             return json_error(404, str(e), field="id")
-        out = await svc.factors.confirm(request.match_info["id"], request[ACTOR])
+        # ?challenge=<id from /api/v1/access/challenges>: only that wait, not a newer one
+        out = await svc.factors.confirm(request.match_info["id"], request[ACTOR],
+                                        request.query.get("challenge"))
         if out is None:
             return json_error(409, "nothing is waiting for you at this door", field="id")
         return outcome(out, 200 if out.granted else 403)

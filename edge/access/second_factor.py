@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import secrets
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -111,9 +112,12 @@ class Challenge:
     why: str  # "always" or "auto" (the door's expected acceptance below the goal)
     phone: bool = True  # the resident's phone is asked (False: past the limit, PIN only)
     task: asyncio.Task | None = field(default=None, repr=False)
+    # Which wait a phone's answer is for: a tap on a prompt the page still shows must not
+    # open the door for a newer wait at the same door (another face named the same resident).
+    id: str = field(default_factory=lambda: secrets.token_urlsafe(9))
 
     def as_dict(self) -> dict[str, Any]:
-        return {"door_id": self.door_id, "resident_id": self.resident_id,
+        return {"id": self.id, "door_id": self.door_id, "resident_id": self.resident_id,
                 "expires_in_s": round(max(0.0, self.expires - time.monotonic()), 1),
                 "why": self.why, "phone": self.phone}
 
@@ -294,20 +298,27 @@ class SecondFactors:
                                    factor="pin", **{k: v for k, v in ch.fields.items()
                                                     if k == "track"})
 
-    async def confirm(self, door_id: str, resident_id: str) -> Outcome | None:
+    async def confirm(self, door_id: str, resident_id: str,
+                      challenge_id: str | None = None) -> Outcome | None:
         """The resident tapped "it's me" on their phone; None when nothing waits for them
-        (nor when the door asks for the PIN only: the phone was not asked)."""
+        (nor when the door asks for the PIN only: the phone was not asked, nor when the
+        page answers another wait than the current one, ``challenge_id``)."""
         ch = self.waiting(door_id)
         if ch is None or ch.resident_id != resident_id or not ch.phone:
             return None
+        if challenge_id is not None and not hmac.compare_digest(challenge_id, ch.id):
+            return None
         return await self._grant(ch, "phone")
 
-    async def refuse(self, door_id: str, resident_id: str) -> Outcome | None:
+    async def refuse(self, door_id: str, resident_id: str,
+                     challenge_id: str | None = None) -> Outcome | None:
         """The resident says "not me" on their phone: the wait ends, the door stays shut and
         the refusal is on the record (``second_factor_refused``); None when nothing waits for
-        them there."""
+        them there (or not the wait ``challenge_id``)."""
         ch = self.waiting(door_id)
         if ch is None or ch.resident_id != resident_id:
+            return None
+        if challenge_id is not None and not hmac.compare_digest(challenge_id, ch.id):
             return None
         self._drop(door_id)
         self._tell(door_id, "refused")

@@ -86,6 +86,9 @@ class AccessService(Service):
         self._tasks: list[asyncio.Task] = []
         self._cool: dict[tuple[str, str], float] = {}  # (door, who) -> monotonic until
         self._pin_fail: dict[tuple[str, str], list[float]] = {}  # (door, source|*) -> times
+        # One PIN at a time per door, from the lockout checks until a failure is counted:
+        # PINs posted together otherwise all passed the checks while the store looked them up.
+        self._pin_locks = {d: asyncio.Lock() for d in self.doors_cfg}
         self.stats: dict[str, WatchStats] = {}
         self._face_grant_hooks: list[Callable[[str, str], Awaitable[None]]] = []
         # door -> residents with rights there (None: everyone may, search the whole gallery)
@@ -342,6 +345,10 @@ class AccessService(Service):
         """A PIN typed at a door's keypad; ``source`` is who typed it (a keypad session or
         the caller's address), the unit of the lockout."""
         self.door(door_id)
+        async with self._pin_locks.setdefault(door_id, asyncio.Lock()):
+            return await self._enter_pin(door_id, pin, source)
+
+    async def _enter_pin(self, door_id: str, pin: str, source: str) -> Outcome:
         if self.pin_locked(door_id, source):
             return await self.deny(door_id, "pin", "keypad_locked")
         out = await self.factors.enter_pin(door_id, pin, source)  # a face waiting for its PIN

@@ -226,12 +226,13 @@ class Pages:
             return self.login_form(request, "login_csrf", 403)
         name = str(form.get("name", ""))[:100]
         ip = request.remote or ""
-        try:
-            value, user = await self.svc.login(name, str(form.get("password", ""))[:1000],
-                                               str(form.get("totp", ""))[:12])
-        except LoginRefused as e:
-            await self.svc.audit(name, "login", "login_failed", "", f"{e} {ip}", 401)
-            return self.login_form(request, f"login_{e}", 401)
+        async with self.svc.login_lock(name):  # the failure is counted before the next try
+            try:
+                value, user = await self.svc.login(name, str(form.get("password", ""))[:1000],
+                                                   str(form.get("totp", ""))[:12])
+            except LoginRefused as e:
+                await self.svc.audit(name, "login", "login_failed", "", f"{e} {ip}", 401)
+                return self.login_form(request, f"login_{e}", 401)
         await self.svc.audit(name, "login", "login", "", f"{user['role']} {ip}", 200)
         resp = web.HTTPSeeOther(_safe_next(request.query.get("next")))
         self.svc.set_cookie(request, resp, value)

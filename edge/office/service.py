@@ -55,6 +55,7 @@ class OfficeService(Service):
         super().__init__(box)
         self.cfg = box.config.section(OfficeConfig)
         self.logins = 0
+        self._login_locks: dict[str, asyncio.Lock] = {}
         if self.cfg.enabled:
             box.http[STAFF_SESSIONS].append(self._lookup)
         box.http[WRITE_OBSERVERS].append(self._audit_write)
@@ -71,6 +72,14 @@ class OfficeService(Service):
         return await self.box.store.run(fn, self.box.store.sync, *args)
 
     # --- sign-in and sessions ----------------------------------------------------------
+
+    def login_lock(self, name: str) -> asyncio.Lock:
+        """One sign-in at a time per user name, held from the lockout check until its failure
+        is written: guesses posted together used to pass the check before any of them had
+        failed (each waits for its password hash), so the lockout did not bound them."""
+        if len(self._login_locks) > 1000:  # names are the caller's: forget the idle ones
+            self._login_locks = {k: v for k, v in self._login_locks.items() if v.locked()}
+        return self._login_locks.setdefault(name, asyncio.Lock())
 
     async def login(self, name: str, password: str, totp: str) -> tuple[str, dict[str, Any]]:
         """Check the credentials; a new session's cookie value and the user row."""

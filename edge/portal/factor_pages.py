@@ -225,7 +225,7 @@ class FactorPages:
     def _phone_view(self, resident_id: str) -> list[dict[str, Any]]:
         if self.access is None:
             return []
-        return [{"door_id": c["door_id"], "door": self._door_name(c["door_id"]),
+        return [{"id": c["id"], "door_id": c["door_id"], "door": self._door_name(c["door_id"]),
                  "expires_in_s": c["expires_in_s"]}
                 for c in self.access.factors.for_resident(resident_id)]  # fmt: skip
 
@@ -249,7 +249,9 @@ class FactorPages:
                                   error_zh="没有这扇门")  # fmt: skip
             fn = self.access.factors.confirm if action == "confirm" else \
                 self.access.factors.refuse
-            out = await fn(door, res["resident_id"])
+            # The prompt the page showed (?challenge=): an answer to a wait that has ended
+            # never opens the door for a newer one.
+            out = await fn(door, res["resident_id"], request.query.get("challenge"))
             name = self._door_name(door)
             if out is None:
                 return json_error(409, "nothing is waiting for you at this door", field="door",

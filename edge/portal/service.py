@@ -49,6 +49,9 @@ class PortalService(Service):
         self._task: asyncio.Task | None = None
         self._window_start = datetime.now(UTC)
         self.guard = LoginGuard(self.cfg)
+        # One login at a time, from the guard's check until its failure is counted: codes
+        # posted together otherwise all passed the check while the store was redeeming.
+        self._login_lock = asyncio.Lock()
         self._co: tuple[float, CoReads] | None = None  # cached co-read model (monotonic, model)
         self.flushed = 0
         self.door_codes = DoorCodes(box)  # login codes on door screens after face grants
@@ -127,6 +130,10 @@ class PortalService(Service):
     async def login(self, code: str, client: str, agent: str) -> dict[str, Any]:
         """Spend a code for a session; LoginRefused (naming why) if wrong, used, expired, too
         short for a login through the cloud, or while guessing is being held off."""
+        async with self._login_lock:
+            return await self._login(code, client, agent)
+
+    async def _login(self, code: str, client: str, agent: str) -> dict[str, Any]:
         wait = self.guard.wait_s(client)
         if wait > 0:
             raise LoginRefused(

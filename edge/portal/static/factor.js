@@ -51,7 +51,7 @@
       return;
     }
     if (!box) build();
-    if (!state.shown || state.shown.door_id !== w.door_id || state.done) {
+    if (!state.shown || state.shown.id !== w.id || state.done) {
       state.done = null;
       box.querySelector("#factor-msg").hidden = true;
       box.querySelector("#factor-close").hidden = true;
@@ -81,8 +81,9 @@
     state.answering = true;
     let data = {}, ok = false;
     try {
-      const r = await fetch(`/r/api/factor/${encodeURIComponent(w.door_id)}/${action}`,
-        { method: "POST", cache: "no-store" });
+      // the wait this prompt showed: an answer never reaches a newer one at the same door
+      const r = await fetch(`/r/api/factor/${encodeURIComponent(w.door_id)}/${action}` +
+        `?challenge=${encodeURIComponent(w.id)}`, { method: "POST", cache: "no-store" });
       data = await r.json().catch(() => ({}));
       ok = r.ok;
     } catch (e) { data = { error_zh: "网络不好，请再试一次" }; }

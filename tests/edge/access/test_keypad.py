@@ -65,3 +65,45 @@ async def test_a_passer_by_locks_only_themselves(make_config, run_box, board) ->
             assert r.status == 400
     evs = await box.store.run(db.list_events, box.store.sync, "d1", 50)
     assert sum(e["reason"] == "keypad_locked" for e in evs) == 2
+
+
+async def test_pins_sent_together_are_limited_like_pins_sent_one_by_one(
+    make_config, run_box, board
+) -> None:
+    """The keypad lockout and the second factor's per-resident limit count PINs posted at the
+    same moment: each used to pass the checks while the store looked the PIN up, so 20 wrong
+    PINs sent together were all tried (outside probe). A door screen's key or a panel token
+    could then try a resident's whole 4-digit PIN space within one 30 s wait."""
+    import time as _time
+
+    from edge.access import ACCESS as ACCESS_SERVICE
+    from edge.core.standard import Resident
+    from edge.core.store import Store
+    from edge.faces import store as store_faces
+
+    config = make_config(extra=ACCESS + door_toml("d1", board.tcp_port, COIL, None)
+                         + 'second_factor = "always"\n')  # fmt: skip
+    store = Store(config.db_path, box_id=config.box.id)
+    store_faces.add_resident(store, Resident(id="r1", name="张三", building="1"))
+    store.close()
+    box = await run_box(config)
+    base = api_url(box)
+    svc = box.get(ACCESS_SERVICE)
+    t_start = time.monotonic()
+    async with aiohttp.ClientSession(headers=STAFF) as s:
+        await staff(s, "PUT", f"{base}/api/v1/residents/r1/pin", json={"pin": "482916"})
+
+        async def pin(p: str, source: str) -> str:
+            async with s.post(f"{base}/api/v1/doors/d1/pin",
+                              json={"pin": p, "source": source}) as r:
+                return (await r.json())["reason"]
+
+        # A face named r1 at the door: 20 guesses at their PIN at once, each its own source.
+        await svc.factors.challenge("d1", "r1", "always", _time.monotonic(), {"track": 1})
+        got = await asyncio.gather(*(pin(f"{100000 + i}", f"kp-1/s{i}") for i in range(20)))
+        assert got.count("wrong_pin") <= 3, got  # second_factor_max_failures
+        # One keypad session typing 20 wrong PINs at once: its lockout (5) holds.
+        got = await asyncio.gather(*(pin(f"{200000 + i}", "kp-1/one") for i in range(20)))
+        assert got.count("unknown_pin") <= 5, got  # pin_max_failures
+    await asyncio.sleep(0.5)
+    assert board.first_write(1, COIL, True, t_start) is None

@@ -5,8 +5,10 @@ sessions expire, and every staff write lands in the audit log. Rows are read fro
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 
+import aiohttp
 import pyotp
 
 from common.staffauth import hash_password
@@ -147,4 +149,44 @@ async def test_totp_and_lockout(make_config, run_box):
         # the third failure (with the TOTP one) reached max_failed_logins: even the right
         # password waits now
         status, body = await sign_in(s, base, "tom", "tom-password-1", pyotp.TOTP(secret).now())
+        assert status == 401 and "失败次数过多" in body
+
+
+async def test_lockout_holds_against_many_guesses_at_once(make_config, run_box):
+    """max_failed_logins counts guesses sent together too: 20 wrong passwords posted at the
+    same moment used to pass the lockout check before the first failure was written (each
+    waits for its password hash), so all 20 were tried (found by an outside probe)."""
+    config = make_config(extra=OFFICE)  # max_failed_logins = 3
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    async with session() as s:
+        async with s.get(f"{base}/office/login") as r:
+            token = re.search(r'name="csrf" value="([^"]+)"', await r.text())
+        assert token is not None
+    # One sign-in form's token and cookie, replayed by a script (no cookie jar in the way).
+    headers = {"Cookie": f"qilu_office_login={token.group(1)}"}
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as raw:
+
+        async def guess(i: int) -> str:
+            form = {"csrf": token.group(1), "name": "ann", "password": f"guess-{i:04d}-xx"}
+            async with raw.post(f"{base}/office/login", data=form, headers=headers,
+                                allow_redirects=False) as r:  # fmt: skip
+                assert r.status == 401
+                said = re.search(r'<p class="error" role="alert">([^<]*)</p>', await r.text())
+                return said.group(1) if said else ""
+
+        pages = await asyncio.gather(*(guess(i) for i in range(20)))
+    tried = sum("用户名或密码不正确" in p for p in pages)
+    assert tried + sum("失败次数过多" in p for p in pages) == 20, pages
+    assert tried <= 3, f"{tried} of 20 simultaneous guesses were checked (limit 3)"
+    db = sqlite3.connect(box.config.db_path)
+    try:
+        checked = db.execute("SELECT count(*) FROM office_audit WHERE action = 'login_failed'"
+                             " AND detail LIKE 'bad_credentials%'").fetchone()[0]
+    finally:
+        db.close()
+    assert checked <= 3
+    async with session() as s:  # locked: even the right password waits now
+        status, body = await sign_in(s, base, "ann")
         assert status == 401 and "失败次数过多" in body

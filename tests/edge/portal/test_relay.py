@@ -145,6 +145,28 @@ async def test_a_resident_away_from_home_logs_in_reads_and_acknowledges(
     assert relay.served >= 6
 
 
+
+async def test_relayed_pages_keep_the_boxs_security_headers(
+    make_config, run_box, cloud: Cloud
+) -> None:
+    """The box's pages forbid framing and inline script (Content-Security-Policy,
+    X-Frame-Options) and say nosniff and their referrer policy; through the cloud these
+    headers used to be dropped (not in the relay's answer headers), so the resident pages on
+    the cloud's origin had none of them (outside probe)."""
+    config = make_config(extra=FAST)
+    box, _relay = await relayed(cloud, config, run_box)
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as phone:
+        async with phone.get(f"{api_url(box)}/r/login") as r:
+            on_lan = r.headers.copy()
+        async with phone.get(f"{cloud.url}/r/at/c1?next=/r/login") as r:
+            assert r.status == 200 and "社区居民登录" in await r.text()
+            away = r.headers.copy()
+    for name in ("Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options",
+                 "Referrer-Policy"):
+        assert name in on_lan
+        assert away.get(name) == on_lan[name], (name, away.get(name))
+    assert "frame-ancestors 'none'" in away["Content-Security-Policy"]
+
 async def test_the_cloud_says_so_when_the_box_is_offline(
     make_config, run_box, cloud: Cloud
 ) -> None:
