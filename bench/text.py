@@ -113,16 +113,21 @@ def build(name: str, rows: list[Row]):
     raise ValueError(name)
 
 
-WRITERS = ("first", "later", "fourth", "fifth")
+WRITERS = ("first", "later", "fourth", "fifth", "seventh", "eighth")
 
 
 def writer_group(row: Row) -> str:
     """The training corpus's writers: s* rows (the first two, who never saw the rules), x*/y*
     rows (parts 42-49, a later writer who had), u* rows (parts 50-63, a fourth writer from the
-    label guide only), v* rows (parts 64-76, a fifth, the same way), the project's own rows
-    (always trained on)."""
+    label guide only), v* rows (parts 64-76, a fifth, the same way), t7_* and t8_* rows (parts
+    77-89 and 90-102, two more the same way; "seventh"/"eighth" after their folders train7/8),
+    the project's own rows (always trained on)."""
+    if row.source == "project":
+        return ""
+    if row.id.startswith(("t7_", "t8_")):
+        return {"t7_": "seventh", "t8_": "eighth"}[row.id[:3]]
     return {"s": "first", "x": "later", "y": "later", "u": "fourth", "v": "fifth"}.get(
-        "" if row.source == "project" else row.id[:1], "")
+        row.id[:1], "")
 
 
 def cross_validate(name: str, rows: list[Row], folds: int, by_writer: bool = False) -> dict:
@@ -206,7 +211,8 @@ def main() -> None:
     test = [] if args.no_test else untouched_rows()
     out: dict = {"train_messages": len(rows), "test_messages": len(test),
                  "thresholds": {"P_SURE": emergency.P_SURE, "P_RULE": emergency.P_RULE,
-                                "P_WEAK": emergency.P_WEAK, "P_POSSIBLE": emergency.P_POSSIBLE}}
+                                "P_WEAK": emergency.P_WEAK, "P_POSSIBLE": emergency.P_POSSIBLE,
+                                "P_SOFT": emergency.P_SOFT}}
     for name in args.models.split(","):
         t0 = time.perf_counter()
         res: dict = {}

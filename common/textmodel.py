@@ -301,10 +301,29 @@ def train(rows: Sequence[Row], c: dict[str, float] | None = None,
     # One BLAS thread: several threads on a 2-core box shared with the daemon make lbfgs ~10x
     # slower, not faster.
     with threadpool_limits(1):
-        heads = {h: _fit(h, x, labels[h], c[h]) for h in HEADS}
+        heads = {h: _fit(h, x, labels[h], c[h]) for h in HEADS if h != "emergency"}
+        heads["emergency"] = _fit_nb("emergency", x, labels["emergency"], c["emergency"])
     info = {"rows": len(rows), "corpus": corpus_digest(rows), "c": c, "features": featurize,
             **(meta or {})}
     return TextModel(vocab, heads, info)
+
+
+def _fit_nb(h: str, x: Any, y: list[str], c: float) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Logistic regression over features scaled by their naive-Bayes log-count ratio
+    (NBSVM, Wang & Manning 2012): an n-gram seen mostly in emergencies starts out weighted as
+    such, so a new writer's wording that shares a few of them moves P(immediate) more.
+    Leave-one-writer-out (six groups): the same recall at ~0.2-0.3 points fewer false alarms
+    than plain features. The ratio is folded into the weights (w·r): the artefact and the box's
+    scoring stay exactly as they are."""
+    from scipy.sparse import diags
+
+    yes = np.array([v == "yes" for v in y])
+    present = (x > 0).astype(np.float64)
+    p = np.asarray(present[yes].sum(axis=0)).ravel() + 1.0
+    q = np.asarray(present[~yes].sum(axis=0)).ravel() + 1.0
+    r = np.log((p / p.sum()) / (q / q.sum()))
+    classes, w, b = _fit(h, x @ diags(r), y, c)
+    return classes, w * r[:, None], b
 
 
 def _fit(h: str, x: Any, y: list[str], c: float) -> tuple[list[str], np.ndarray, np.ndarray]:

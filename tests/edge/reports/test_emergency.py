@@ -100,13 +100,17 @@ def test_denied_resolved_and_other_clause_hits() -> None:
     "群里谁说小区要着火了 别吓人好吧 是谣言",  # a rumour
 ])
 def test_messages_that_say_no_emergency_now_only_ask_a_person(text: str) -> None:
-    """Demoted, not dropped: even a sure model only flags them for a person to confirm
-    unless a strong rule fires too; the same wording without the disclaimer is raised."""
+    """Demoted, not dropped: a model surer than P_SURE (but short of P_SOFT) only flags them
+    for a person to confirm unless a strong rule fires too; the same wording without the
+    disclaimer is raised."""
     assert emergency.soft(text)
-    for p in (0.3, 0.9):
+    assert emergency.P_SURE < emergency.P_SOFT - 0.05
+    for p in (0.3, emergency.P_SOFT - 0.05):
         v = emergency.decide(text, p, [])
         assert v.level != "immediate" or (v.types and set(v.types) - emergency.WEAK), (p, v)
-    assert emergency.decide(text, 0.9, []).level != "none"
+    assert emergency.decide(text, emergency.P_SOFT - 0.05, []).level != "none"
+    # Only a model sure beyond P_SOFT raises a soft message on its own.
+    assert emergency.decide(text, emergency.P_SOFT, []).level == "immediate"
     assert not emergency.soft("本来是来表扬保洁的，但是现在楼道里全是烟")
     assert emergency.decide("楼道里全是烟 看不清 快来", 0.5, []).level == "immediate"
 
