@@ -153,7 +153,7 @@ class ConsoleStorage(StorageBase):
                 f" JOIN areas a ON a.id = b.community_id WHERE {in_scope(scope)} ORDER BY b.id",
                 scope,
             )
-            cond, scope_arg = await self.scope_filter(c, scope)
+            cond, scope_arg = await self.record_scope(c, scope, ["alert"])
             critical = await c.fetch(
                 "SELECT b.community_id, count(*) AS n FROM records r"
                 " JOIN boxes b ON b.id = r.box_id"
@@ -175,7 +175,7 @@ class ConsoleStorage(StorageBase):
     ) -> list[dict[str, Any]]:
         """Alerts that arrived after ``received_after``, oldest arrival first."""
         async with self.tx() as c:
-            cond, scope_arg = await self.scope_filter(c, scope)
+            cond, scope_arg = await self.record_scope(c, scope, ["alert"])
             rows = await c.fetch(
                 "SELECT r.box_id, r.seq, r.kind, r.record_id, r.ts, r.payload, r.received_at,"
                 " b.community_id FROM records r JOIN boxes b ON b.id = r.box_id"
@@ -243,7 +243,7 @@ class ConsoleStorage(StorageBase):
     async def tickets_latest(self, scope: str, limit: int) -> list[dict[str, Any]]:
         """Each ticket's latest record in scope (a box sends one record per change)."""
         async with self.tx() as c:
-            cond, scope_arg = await self.scope_filter(c, scope)
+            cond, scope_arg = await self.record_scope(c, scope, ["repair_ticket"])
             rows = await c.fetch(
                 "SELECT box_id, seq, record_id, ts, payload, community_id FROM ("
                 " SELECT r.box_id, r.seq, r.record_id, r.ts, r.payload, b.community_id,"

@@ -48,7 +48,7 @@ class OpsQueryStorage(StorageBase):
         to a sort. Deciding in code keeps that choice away from the planner's estimates of
         the index expression, which it cannot make for a partial index."""
         async with self.tx() as c:
-            cond, scope_arg = await self.scope_filter(c, scope)
+            cond, scope_arg = await self.record_scope(c, scope, kinds)
         args: list[Any] = [scope_arg]
         conds = [cond, " AND r.kind IN (" + ", ".join(f"'{k}'" for k in kinds) + ")"]
 

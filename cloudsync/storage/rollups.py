@@ -12,8 +12,8 @@ inside the scope. SQLite (the small install) keeps aggregating the records thems
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
 DISTRICT = 2  # depth of a district's path: /city/district/ (the roll-ups' areas)
@@ -27,6 +27,17 @@ class Rollup:
     dims: tuple[str, ...]  # payload fields kept as text columns of the same name
     sums: tuple[tuple[str, str, str], ...]  # (column, payload field, "int" | "float")
     per_community: bool  # also totals per box area and day, without the dims (leaf rows)
+    period: str = "day"  # its time column: "day" (ts[:10]) or "hour" (ts[:13])
+
+    @property
+    def width(self) -> int:
+        return 10 if self.period == "day" else 13
+
+    def hourly(self) -> Rollup:
+        """The same sums per district and hour (migration 0009): the whole hours of a
+        window's partial end days (no per-community rows)."""
+        return replace(self, table=self.table.replace("_daily", "_hourly"),
+                       per_community=False, period="hour")  # fmt: skip
 
 
 ROLLUPS: dict[str, Rollup] = {
@@ -40,6 +51,7 @@ ROLLUPS: dict[str, Rollup] = {
                 ("acks", "acks", "int"), ("dwell_s", "dwell_s", "float")), True),
     )
 }  # fmt: skip
+HOURLY: dict[str, Rollup] = {k: r.hourly() for k, r in ROLLUPS.items()}
 
 
 def split_window(since: str, until: str) -> tuple[tuple[str, str] | None, list[tuple[str, str]]]:
@@ -63,6 +75,38 @@ def split_window(since: str, until: str) -> tuple[tuple[str, str] | None, list[t
     if hi != until:
         raw.append((hi, until))
     return (lo, hi), raw
+
+
+def _next_hour(ts: str) -> str | None:
+    """The first hour after the one ``ts`` lies in ("2026-11-05T08:17..." ->
+    "2026-11-05T09"); None when ts does not start with a date and hour."""
+    try:
+        start = datetime.strptime(ts[:13], "%Y-%m-%dT%H")
+    except ValueError:
+        return None
+    return (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H")
+
+
+def split_hours(since: str, until: str) -> list[tuple[str, str, str]]:
+    """A [since, until) window as (source, lo, hi) pieces that together hold exactly its
+    records: "day" pieces from the daily roll-ups, "hour" pieces (the whole hours of the
+    partial end days) from the hourly ones, "raw" pieces (the minutes at the ends) from the
+    records. A bound of at most 13 characters compares with the hour (ts[:13]) exactly as
+    with ts, as one of at most 10 does with the day, so odd box clocks count the same."""
+    days, ends = split_window(since, until)
+    out = [("day", *days)] if days is not None else []
+    for lo, hi in ends:
+        a = lo if len(lo) <= 13 else _next_hour(lo)
+        d = hi if len(hi) <= 13 else hi[:13]
+        if a is None or (a and d and a >= d):
+            out.append(("raw", lo, hi))
+            continue
+        if a != lo:
+            out.append(("raw", lo, a))
+        out.append(("hour", a, d))
+        if d != hi:
+            out.append(("raw", d, hi))
+    return out
 
 
 def scope_depth(scope: str) -> int:
@@ -110,28 +154,34 @@ def totals_sql(
     if by_boxes(scope, by_community) or (by_community and grouped and spec.dims):
         # A street or community: its boxes' records. Per community *and* group (the portal's
         # content x community table): the records too, the roll-ups do not keep that.
-        days, raw = None, [(since, until)]
+        pieces = [("raw", since, until)]
+    elif by_community:  # no hourly per-community rows: the end days' hours from the records
+        days, ends = split_window(since, until)
+        pieces = ([("day", *days)] if days else []) + [("raw", lo, hi) for lo, hi in ends]
     else:
-        days, raw = split_window(since, until)
+        pieces = split_hours(since, until)
     dims_kept = spec.dims if grouped else ()
     sums = [c for c, _, _ in spec.sums]
     parts = []
-    if days is not None:
+    for source, lo, hi in pieces:
+        if source == "raw":
+            continue
+        table = spec if source == "day" else HOURLY[spec.kind]
         conds = ["r.leaf" if by_community else "NOT r.leaf"]
         if depth == DISTRICT and not by_community:
             conds.append(f"r.area = {q.arg(scope)}")
         elif depth:
-            lo, hi = path_range(scope)
-            conds.append(f"r.area >= {q.arg(lo)} AND r.area < {q.arg(hi)}")
-        if days[0]:
-            conds.append(f"r.day >= {q.arg(days[0])}")
-        if days[1]:
-            conds.append(f"r.day < {q.arg(days[1])}")
+            a_lo, a_hi = path_range(scope)
+            conds.append(f"r.area >= {q.arg(a_lo)} AND r.area < {q.arg(a_hi)}")
+        if lo:
+            conds.append(f"r.{table.period} >= {q.arg(lo)}")
+        if hi:
+            conds.append(f"r.{table.period} < {q.arg(hi)}")
         area = "r.area" if by_community else 'NULL::text COLLATE "C"'
         cols = ", ".join([f"r.{d}" for d in dims_kept] + ["r.n"] + [f"r.{c}" for c in sums])
         where = " AND ".join(conds)
-        parts.append(f"SELECT {area} AS area, {cols} FROM {spec.table} r WHERE {where}")
-    for lo, hi in raw:
+        parts.append(f"SELECT {area} AS area, {cols} FROM {table.table} r WHERE {where}")
+    for _, lo, hi in [p for p in pieces if p[0] == "raw"]:
         conds = [f"r.kind = '{spec.kind}'"]
         if lo:
             conds.append(f"r.ts >= {q.arg(lo)}")
@@ -166,13 +216,22 @@ def totals_sql(
 
 
 def recount_sql(
-    spec: Rollup, source: str, where: str = "", sign: str = "+", upsert: bool = True
+    specs: Rollup | list[Rollup],
+    source: str,
+    where: str = "",
+    sign: str = "+",
+    upsert: bool = True,
 ) -> str:
     """Add (sign '+') or take away ('-') the sums of ``source``'s records of the kind (a
-    partition, or records matching ``where``) to/from the roll-up: the statement the trigger
-    of migration 0008 runs on an upload's rows (``source`` "added"), summed per box, day and
-    group first, then per district (and per box area, without the group, when
-    ``per_community``). Rows go in key order: two uploads lock shared rows in one order."""
+    partition, or records matching ``where``) to/from the roll-ups ``specs`` (one kind's:
+    daily and/or hourly): the statement the trigger of migration 0009 runs on an upload's rows
+    (``source`` "added"). Summed per box, period and group first (the finest period asked for:
+    one pass over the records for both tables), then per district (and per box area, without
+    the group, when ``per_community``). Rows go in key order: two uploads lock shared rows in
+    one order."""
+    specs = [specs] if isinstance(specs, Rollup) else specs
+    spec = specs[0]
+    width = max(s.width for s in specs)
     sums = [c for c, _, _ in spec.sums]
     cast = {"int": "qilu_int", "float": "qilu_float"}
     sign = "" if sign == "+" else sign
@@ -181,39 +240,58 @@ def recount_sql(
         + [f"{sign}count(*) AS n"]
         + [f"{sign}sum({cast[t]}(r.payload ->> '{f}')) AS {c}" for c, f, t in spec.sums]
     )
-    levels = "(qilu_district(a.path), false)" + (", (a.path, true)" if spec.per_community else "")
-    dims = [f"CASE WHEN l.leaf THEN NULL ELSE g.{d} END" for d in spec.dims]
-    outer = ", ".join(dims + [f"sum(g.{c})" for c in ["n", *sums]])
-    n_keys = 3 + len(spec.dims)
-    keys = ", ".join(str(i) for i in range(1, n_keys + 1))
-    update = ", ".join(
-        ["n = w.n + excluded.n"]
-        + [f"{c} = CASE WHEN w.{c} IS NULL THEN excluded.{c}"
-           f" ELSE w.{c} + coalesce(excluded.{c}, 0) END" for c in sums]
-    )  # fmt: skip
     by = ", ".join(str(i) for i in range(1, len(spec.dims) + 3))
-    return (
-        f"WITH g AS (SELECT r.box_id, substr(r.ts, 1, 10) AS day, {inner}"
+    period = "day" if width == 10 else "hour"
+    head = (
+        f"WITH g AS (SELECT r.box_id, substr(r.ts, 1, {width}) AS {period}, {inner}"
         f" FROM {source} r WHERE r.kind = '{spec.kind}'{where} GROUP BY {by})"
-        f" INSERT INTO {spec.table} AS w (area, leaf, day, {', '.join([*spec.dims, 'n', *sums])})"
-        f" SELECT l.area, l.leaf, g.day, {outer}"
-        " FROM g JOIN boxes b ON b.id = g.box_id JOIN areas a ON a.id = b.community_id"
-        f" CROSS JOIN LATERAL (VALUES {levels}) AS l(area, leaf)"
-        f" GROUP BY {keys} ORDER BY {keys}"
-        + (f" ON CONFLICT ON CONSTRAINT {spec.table}_key DO UPDATE SET {update}" if upsert else "")
     )
+    stmts = []
+    for t in specs:
+        levels = "(qilu_district(a.path), false)" + (", (a.path, true)" if t.per_community else "")
+        dims = [f"CASE WHEN l.leaf THEN NULL ELSE g.{d} END" for d in t.dims]
+        outer = ", ".join(dims + [f"sum(g.{c})" for c in ["n", *sums]])
+        keys = ", ".join(str(i) for i in range(1, 4 + len(t.dims)))
+        update = ", ".join(
+            ["n = w.n + excluded.n"]
+            + [f"{c} = CASE WHEN w.{c} IS NULL THEN excluded.{c}"
+               f" ELSE w.{c} + coalesce(excluded.{c}, 0) END" for c in sums]
+        )  # fmt: skip
+        at = f"g.{period}" if t.width == width else f"substr(g.{period}, 1, {t.width})"
+        cols = ", ".join(["area", "leaf", t.period, *t.dims, "n", *sums])
+        stmts.append(
+            f"INSERT INTO {t.table} AS w ({cols})"
+            f" SELECT l.area, l.leaf, {at}, {outer}"
+            " FROM g JOIN boxes b ON b.id = g.box_id JOIN areas a ON a.id = b.community_id"
+            f" CROSS JOIN LATERAL (VALUES {levels}) AS l(area, leaf)"
+            f" GROUP BY {keys} ORDER BY {keys}"
+            + (f" ON CONFLICT ON CONSTRAINT {t.table}_key DO UPDATE SET {update}" if upsert else "")
+        )
+    # All but the last as data-modifying CTEs of the one statement (each reads g).
+    ctes = "".join(f", i{n} AS ({x})" for n, x in enumerate(stmts[:-1]))
+    return f"{head}{ctes} {stmts[-1]}"
 
 
-def of_class(cls: str) -> list[Rollup]:
-    return [r for r in ROLLUPS.values() if r.cls == cls]
+def trigger_sql() -> str:
+    """The body of qilu_stats_rollup (migration 0009): each kind's daily and hourly sums."""
+    built = "; ".join(recount_sql([HOURLY[k], r], "added") for k, r in ROLLUPS.items())
+    return f"BEGIN {built}; RETURN NULL; END"
 
 
-async def forget_month(conn: Any, cls: str, lo: str, hi: str) -> None:
-    """A month of the class leaves the records (retention detaches it): its days leave the
-    roll-ups in the same transaction. Exact: the month partition held every record whose ts
-    lies in [lo, hi), and those are the roll-up's days in [lo, hi)."""
-    for spec in of_class(cls):
-        await conn.execute(f"DELETE FROM {spec.table} WHERE day >= $1 AND day < $2", lo, hi)
+def of_class(cls: str, hourly: bool = True) -> list[Rollup]:
+    """The class's roll-ups: daily, then (``hourly``) hourly."""
+    daily = [r for r in ROLLUPS.values() if r.cls == cls]
+    return daily + ([HOURLY[r.kind] for r in daily] if hourly else [])
+
+
+async def forget_month(conn: Any, cls: str, lo: str, hi: str, hourly: bool = True) -> None:
+    """A month of the class leaves the records (retention detaches it): its days and hours
+    leave the roll-ups in the same transaction. Exact: the month partition held every record
+    whose ts lies in [lo, hi), and those are the roll-ups' days and hours in [lo, hi)."""
+    for spec in of_class(cls, hourly):
+        await conn.execute(
+            f"DELETE FROM {spec.table} WHERE {spec.period} >= $1 AND {spec.period} < $2", lo, hi
+        )
 
 
 async def forget_rows(conn: Any, cls: str, source: str, where: str, *args: Any) -> None:
@@ -224,52 +302,44 @@ async def forget_rows(conn: Any, cls: str, source: str, where: str, *args: Any) 
         await conn.execute(f"DELETE FROM {spec.table} WHERE n = 0")
 
 
-async def backfill(conn: Any, say: Any = None) -> list[dict[str, Any]]:
-    """Count the rows stored before migration 0008, one partition per transaction: the
-    partition is locked against inserts (SHARE) while its days are recomputed, so uploads
-    into it wait that long (measured in bench/stats100m.py) and all others go on. Idempotent:
-    a partition's days are deleted and counted again from its rows."""
+async def backfill(
+    conn: Any, say: Any = None, table: str = "rollup_backfill", hourly: bool = False
+) -> list[dict[str, Any]]:
+    """Count the rows stored before migration 0008 (daily roll-ups, ``table``
+    rollup_backfill) or 0009 (hourly roll-ups and the list classes' districts, backfill_0009),
+    one partition per transaction. A partition counted into a roll-up is locked against
+    inserts (SHARE) while its days (hours) are recomputed, so uploads into it wait that long
+    (measured in bench/stats100m.py) and all others go on; a list class's partition has its
+    records' district filled in by an UPDATE, which holds no insert. Idempotent: a
+    partition's days are deleted and counted again from its rows; districts are filled where
+    missing. A run stopped halfway resumes at the first partition not done."""
     done = []
     parts = await conn.fetch(
         "SELECT f.part, p.relname AS parent, pg_get_expr(c.relpartbound, c.oid) AS bound"
-        " FROM rollup_backfill f JOIN pg_class c ON c.relname = f.part"
+        f" FROM {table} f JOIN pg_class c ON c.relname = f.part"
         " JOIN pg_inherits i ON i.inhrelid = c.oid JOIN pg_class p ON p.oid = i.inhparent"
         " WHERE f.done_at IS NULL ORDER BY f.part"
     )
     for row in parts:
         cls = row["parent"].removeprefix("records_")
+        specs = [HOURLY[r.kind] for r in of_class(cls, False)] if hourly else of_class(cls, False)
         t0 = time.monotonic()
         async with conn.transaction():
-            await conn.execute(f"LOCK TABLE {row['part']} IN SHARE MODE")
-            if "DEFAULT" in row["bound"]:
-                # Its days are those no month of the class covers.
-                months = await conn.fetch(
-                    "SELECT pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i"
-                    " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass",
-                    row["parent"],
+            if not specs:  # a list class (migration 0009): its records' district
+                await conn.execute(
+                    f"UPDATE {row['part']} r SET district = qilu_district(a.path) FROM boxes b"
+                    " JOIN areas a ON a.id = b.community_id"
+                    " WHERE b.id = r.box_id AND r.district IS NULL"
                 )
-                ranges = [_bounds(m["bound"]) for m in months]
-                inside = " OR ".join(
-                    f"(day >= '{lo}' AND day < '{hi}')" for lo, hi in ranges if lo is not None
-                )
-                for spec in of_class(cls):
-                    await conn.execute(
-                        f"DELETE FROM {spec.table}" + (f" WHERE NOT ({inside})" if inside else "")
-                    )
             else:
-                lo, hi = _bounds(row["bound"])
-                await forget_month(conn, cls, lo, hi)  # type: ignore[arg-type]
-            for spec in of_class(cls):
-                # A plain insert: the partition's days were just emptied, and no upload can
-                # add to them while it is locked (other partitions hold other days).
-                await conn.execute(recount_sql(spec, row["part"], upsert=False))
+                await _recount(conn, row, specs)
             n = await conn.fetchval(  # the planner's estimate: a count would read it again
                 "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = $1",
                 row["part"],
             )
             took = time.monotonic() - t0
             await conn.execute(
-                "UPDATE rollup_backfill SET done_at = now()::text, rows = $2, seconds = $3"
+                f"UPDATE {table} SET done_at = now()::text, rows = $2, seconds = $3"
                 " WHERE part = $1",
                 row["part"],
                 n,
@@ -277,10 +347,44 @@ async def backfill(conn: Any, say: Any = None) -> list[dict[str, Any]]:
             )
         done.append({"part": row["part"], "rows": n, "seconds": round(took, 2)})
         if say:
-            say(f"roll-ups: counted {row['part']} ({n:,} rows, {took:.1f} s)")
+            say(f"{table}: {row['part']} ({n:,} rows, {took:.1f} s)")
     if done:  # planner statistics for the tables just filled
-        await conn.execute("ANALYZE " + ", ".join(r.table for r in ROLLUPS.values()))
+        tables = [r.table for r in (HOURLY if hourly else ROLLUPS).values()]
+        await conn.execute("ANALYZE " + ", ".join(tables))
     return done
+
+
+async def _recount(conn: Any, row: Any, specs: list[Rollup]) -> None:
+    """A partition's days (hours) of ``specs`` deleted and counted again from its rows."""
+    await conn.execute(f"LOCK TABLE {row['part']} IN SHARE MODE")
+    if "DEFAULT" in row["bound"]:
+        # Its days are those no month of the class covers.
+        months = await conn.fetch(
+            "SELECT pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass",
+            row["parent"],
+        )
+        ranges = [_bounds(m["bound"]) for m in months]
+        for spec in specs:
+            col = spec.period
+            inside = " OR ".join(
+                f"({col} >= '{lo}' AND {col} < '{hi}')" for lo, hi in ranges if lo is not None
+            )
+            await conn.execute(
+                f"DELETE FROM {spec.table}" + (f" WHERE NOT ({inside})" if inside else "")
+            )
+    else:
+        lo, hi = _bounds(row["bound"])
+        for spec in specs:
+            await conn.execute(
+                f"DELETE FROM {spec.table} WHERE {spec.period} >= $1 AND {spec.period} < $2",
+                lo,
+                hi,
+            )
+    for spec in specs:
+        # A plain insert: the partition's days were just emptied, and no upload can
+        # add to them while it is locked (other partitions hold other days).
+        await conn.execute(recount_sql(spec, row["part"], upsert=False))
 
 
 def _bounds(bound: str) -> tuple[str | None, str | None]:

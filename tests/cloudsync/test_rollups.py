@@ -24,7 +24,7 @@ from cloudsync.retention import (
     month_of,
 )
 from cloudsync.storage import open_storage
-from cloudsync.storage.rollups import ROLLUPS, recount_sql, split_window
+from cloudsync.storage.rollups import split_hours, split_window, trigger_sql
 from edge.sync.client import CloudClient
 from edge.sync.store import OutboxRow
 from tests.cloudsync.helpers import PgCluster, start_cloud
@@ -54,6 +54,35 @@ def test_split_window_keeps_whole_days_for_the_rollups() -> None:
         [("2026-11-05T08", "2026-11-05T09")],
     )
     assert split_window("yesterday-ish", "") == (None, [("yesterday-ish", "")])
+
+
+def test_split_hours_reads_whole_hours_from_the_hourly_rollups() -> None:
+    assert split_hours("2026-11-05T08:17:00+00:00", "2026-11-20T01:30:00+00:00") == [
+        ("day", "2026-11-06", "2026-11-20"),
+        ("raw", "2026-11-05T08:17:00+00:00", "2026-11-05T09"),
+        ("hour", "2026-11-05T09", "2026-11-06"),
+        ("hour", "2026-11-20", "2026-11-20T01"),
+        ("raw", "2026-11-20T01", "2026-11-20T01:30:00+00:00"),
+    ]
+    # Inside one day: its whole hours, the minutes at both ends from the records.
+    assert split_hours("2026-11-05T08:10", "2026-11-05T11:20") == [
+        ("raw", "2026-11-05T08:10", "2026-11-05T09"),
+        ("hour", "2026-11-05T09", "2026-11-05T11"),
+        ("raw", "2026-11-05T11", "2026-11-05T11:20"),
+    ]
+    # Inside one hour, the last hour of a day, or no date at all: the records only.
+    assert split_hours("2026-11-05T08:10", "2026-11-05T08:50") == [
+        ("raw", "2026-11-05T08:10", "2026-11-05T08:50")
+    ]
+    assert split_hours("2026-11-05T23:10", "") == [
+        ("day", "2026-11-06", ""), ("raw", "2026-11-05T23:10", "2026-11-06")
+    ]
+    assert split_hours("2026-11-05 08:10", "2026-11-07") == [
+        ("day", "2026-11-06", "2026-11-07"), ("raw", "2026-11-05 08:10", "2026-11-06")
+    ]
+    assert split_hours("yesterday afternoon", "") == [("raw", "yesterday afternoon", "")]
+    # A bound of 13 characters or fewer compares with the hour as with ts, date or not.
+    assert split_hours("yesterday-ish", "") == [("hour", "yesterday-ish", "")]
 
 
 AREAS = [  # (id, level, parent)
@@ -199,8 +228,9 @@ async def test_rollups_answer_as_the_records_through_backfill_dupes_and_retentio
         for box in [*BOXES, "b9"]:
             sent[box] = records(rnd, box, 1, 40, old_dt)
             await storage.upload(box, 1, sent[box])
-        # Migration 0008: tables, trigger, then the rows above counted partition by partition.
-        assert await storage.migrate() == [8]
+        # Migrations 0008-0009: tables, trigger, then the rows above counted partition by
+        # partition (daily, then hourly).
+        assert await storage.migrate() == [8, 9]
         async with storage.tx() as c:
             left = await c.c.fetchval("SELECT count(*) FROM rollup_backfill WHERE done_at IS NULL")
         assert left == 0
@@ -261,8 +291,7 @@ async def test_rollups_answer_as_the_records_through_backfill_dupes_and_retentio
         assert gone == 0
         assert [dict(r) for r in districts] == [dict(r) for r in raw]
         # The trigger runs the statements recount_sql builds (the backfill and retention's).
-        built = "; ".join(recount_sql(r, "added") for r in ROLLUPS.values())
-        assert " ".join(trigger.split()) == " ".join(f"BEGIN {built}; RETURN NULL; END".split())
+        assert " ".join(trigger.split()) == " ".join(trigger_sql().split())
     finally:
         await storage.close()
 
