@@ -326,9 +326,13 @@ async def explain(conn: asyncpg.Connection, sql: str, args: tuple) -> tuple[list
     plan = [r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)]
     tables = sorted({m for line in plan for m in re.findall(r" on (\w+)", line)})
     ms = float(re.search(r"Execution Time: ([\d.]+)", plan[-1]).group(1))  # type: ignore[union-attr]
-    return plan, {"execution_ms": round(ms, 1), "relations_read": len(tables),
+    planning = [float(m.group(1)) for line in plan if (m := re.search(r"Planning Time: ([\d.]+)",
+                                                                       line))]  # fmt: skip
+    return plan, {"execution_ms": round(ms, 1), "planning_ms": round(sum(planning), 1),
+                  "relations_read": len(tables),
                   "record_partitions": sorted(t for t in tables if t.startswith("records_")),
-                  "rollup_tables": sorted(t for t in tables if t.endswith("_daily"))}  # fmt: skip
+                  "rollup_tables": sorted(t for t in tables
+                                          if t.endswith(("_daily", "_hourly")))}  # fmt: skip
 
 
 async def time_one(s: aiohttp.ClientSession, url: str, path: str, token: str) -> tuple[float, Any]:
@@ -357,6 +361,11 @@ def same_answer(name: str, a: Any, b: Any) -> bool | None:
     return norm(a) == norm(b)
 
 
+def strip_now(body: Any) -> Any:
+    """A console page's answer without its clock ("now")."""
+    return {k: v for k, v in body.items() if k != "now"} if isinstance(body, dict) else body
+
+
 def summary(ms: list[float]) -> dict[str, Any]:
     return {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(pct(ms, 0.95), 1),
             "max_ms": round(max(ms), 1), "calls": len(ms)}  # fmt: skip
@@ -367,31 +376,55 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     now = datetime.fromisoformat(state["now"])
     out: dict[str, Any] = {"loadavg_start": os.getloadavg()}
     storage = await open_storage(db, migrate=False)
-    log("migration 0008 (tables, trigger, backfill) ...")
+    log("migrations 0008-0009 (tables, trigger, backfills) ...")
     t0 = time.monotonic()
     applied = await storage.migrate()
     took = time.monotonic() - t0
     conn = await asyncpg.connect(db)
     try:
-        parts = await conn.fetch("SELECT part, rows, seconds FROM rollup_backfill ORDER BY part")
+        backfills = {}
+        for table in ("rollup_backfill", "backfill_0009"):
+            if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
+                backfills[table] = await conn.fetch(
+                    f"SELECT part, rows, seconds FROM {table} WHERE done_at IS NOT NULL"
+                    " ORDER BY part"
+                )
         sizes = await conn.fetch(
             "SELECT c.relname, c.reltuples::bigint AS rows, pg_total_relation_size(c.oid) AS b"
-            " FROM pg_class c WHERE c.relname IN ('access_daily', 'play_daily', 'reading_daily')"
+            " FROM pg_class c WHERE c.relname ~ '^(access|play|reading)_(daily|hourly)$'"
+            " ORDER BY 1"
         )
+        db_size = await conn.fetchval("SELECT pg_database_size(current_database())")
     finally:
         await conn.close()
-    counted = sum(r["rows"] or 0 for r in parts)
-    slowest = max(parts, key=lambda r: r["seconds"] or 0)
-    out["migration_0008"] = {
-        "applied": applied, "seconds": round(took, 1), "rows_counted": counted,
-        "seconds_per_million_rows": round(took / max(counted, 1) * 1e6, 1),
-        "partitions": len(parts),
-        "longest_partition_lock": {"part": slowest["part"], "rows": slowest["rows"],
-                                   "seconds": round(slowest["seconds"], 1)},
+
+    def part_summary(parts: list, lists: bool) -> dict[str, Any]:
+        mine = [r for r in parts if (r["part"].startswith(("records_report", "records_alert"))
+                                     == lists)]  # fmt: skip
+        if not mine:
+            return {}
+        rows = sum(r["rows"] or 0 for r in mine)
+        secs = sum(r["seconds"] or 0 for r in mine)
+        slowest = max(mine, key=lambda r: r["seconds"] or 0)
+        return {"partitions": len(mine), "rows": rows, "seconds": round(secs, 1),
+                "seconds_per_million_rows": round(secs / max(rows, 1) * 1e6, 1),
+                "longest_partition": {"part": slowest["part"], "rows": slowest["rows"],
+                                      "seconds": round(slowest["seconds"], 1)}}  # fmt: skip
+
+    out["migrations"] = {
+        "applied": applied, "seconds": round(took, 1), "database_gb": round(db_size / 1e9, 2),
+        "0008_daily": part_summary(backfills.get("rollup_backfill", []), False),
+        # SHARE lock per partition while its hours are counted:
+        "0009_hourly": part_summary(backfills.get("backfill_0009", []), False),
+        # an UPDATE per partition, no lock against inserts:
+        "0009_districts": part_summary(backfills.get("backfill_0009", []), True),
         "rollup_tables": {r["relname"]: {"rows": r["rows"], "mb": round(r["b"] / 1e6, 1)}
                           for r in sizes},
     }  # fmt: skip
-    log(json.dumps(out["migration_0008"]))
+    log(json.dumps(out["migrations"]))
+    if args.migrate_only:
+        await storage.close()
+        return out
     cap = Capture()
     app = make_app(storage, Path(state["base"]) / "blobs")
     runner = web.AppRunner(app, access_log=None)
@@ -409,14 +442,21 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     explains: dict[str, Any] = {}
     econn = await asyncpg.connect(db)
 
-    async def plan_of(label: str, path: str, token: str, mode: bool) -> None:
-        storage.rollups = mode
+    def set_mode(mode: str) -> None:
+        """new: this branch; daily: roll-ups without the hourly ones (before 0009); raw:
+        records only; boxes: lists scoped by box ids (before 0009)."""
+        storage.rollups = mode != "raw"
+        storage.hourly_rollups = mode == "new"
+        storage.districts = mode != "boxes"
+
+    async def plan_of(label: str, path: str, token: str, mode: str) -> None:
+        set_mode(mode)
         cap.seen, cap.on = [], True
         try:
             await time_one(s, url, path, token)
         finally:
             cap.on = False
-        mine = [(q, a) for q, a in cap.seen if re.search(r"records|_daily", q)]
+        mine = [(q, a) for q, a in cap.seen if re.search(r"records|_daily|_hourly", q)]
         for n, (q, a) in enumerate(mine):
             plan, info = await explain(econn, q, a)
             explains[f"{label} #{n}"] = info
@@ -428,37 +468,60 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         async with aiohttp.ClientSession() as s:
             for who, token in tokens.items():
                 for name, path in list_paths(now).items():
-                    ms = []
+                    ms, ms_old, same_list = [], [], []
                     for i in range(args.rounds):
-                        ms.append((await time_one(s, url, path(i), token))[0])
-                    timings[f"list {name} {who}"] = summary(ms)
-                    await plan_of(f"list {name} {who}", path(0), token, True)
+                        # Alternating call by call: by district (new) and by box ids (old).
+                        set_mode("new")
+                        took, body_new = await time_one(s, url, path(i), token)
+                        ms.append(took)
+                        if who != "network":  # the network has no scope filter either way
+                            set_mode("boxes")
+                            took, body_old = await time_one(s, url, path(i), token)
+                            ms_old.append(took)
+                            same_list.append(strip_now(body_new) == strip_now(body_old))
+                    set_mode("new")
+                    timings[f"list {name} {who}"] = {
+                        **summary(ms), "by_box_ids": summary(ms_old) if ms_old else None,
+                        "same_answer": all(same_list) if same_list else None,
+                    }  # fmt: skip
+                    await plan_of(f"list {name} {who}", path(0), token, "new")
+                    if ms_old:
+                        await plan_of(f"list {name} {who} by box ids", path(0), token, "boxes")
+                    set_mode("new")
                     log(f"list {name} {who}: {timings[f'list {name} {who}']}")
                 for name, path in ({} if args.lists_only else stats_paths(now)).items():
                     ms_roll: list[float] = []
+                    ms_daily: list[float] = []
                     ms_raw: list[float] = []
                     same: list[bool | None] = []
                     for i in range(args.rounds):
-                        # Alternating: both modes see the same machine, call by call.
-                        storage.rollups = True
-                        ms_roll.append((await time_one(s, url, path(i), token))[0])
+                        # Alternating: every mode sees the same machine, call by call.
+                        set_mode("new")
+                        took, roll_body = await time_one(s, url, path(i), token)
+                        ms_roll.append(took)
+                        set_mode("daily")
+                        took, daily_body = await time_one(s, url, path(i), token)
+                        ms_daily.append(took)
+                        same.append(same_answer(name, roll_body, daily_body))
                         if i < (1 if name.endswith("_all_time") else RAW_ROUNDS):
-                            storage.rollups = False
+                            set_mode("raw")
                             ms, raw_body = await time_one(s, url, path(i), token)
                             ms_raw.append(ms)
-                            storage.rollups = True
+                            set_mode("new")
                             _, roll_body = await time_one(s, url, path(i), token)
                             same.append(same_answer(name, roll_body, raw_body))
                     timings[f"stats {name} {who}"] = {
-                        "rollup": summary(ms_roll), "raw": summary(ms_raw),
+                        "rollup": summary(ms_roll), "daily_only": summary(ms_daily),
+                        "raw": summary(ms_raw),
                         "same_answer": None if None in same else all(same),
                     }  # fmt: skip
-                    for mode, label in ((True, "rollup"), (False, "raw")):
+                    for mode, label in (("new", "rollup"), ("daily", "daily only"),
+                                        ("raw", "raw")):  # fmt: skip
                         await plan_of(f"stats {name} {who} {label}", path(0), token, mode)
-                    storage.rollups = True
+                    set_mode("new")
                     log(f"stats {name} {who}: {timings[f'stats {name} {who}']}")
     finally:
-        storage.rollups = True
+        set_mode("new")
         await econn.close()
         await runner.cleanup()
         await storage.close()
@@ -467,10 +530,15 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     out["timings"] = timings
     out["explain"] = explains
     lists = [v["p95_ms"] for k, v in timings.items() if k.startswith("list ")]
+    old_lists = [v["by_box_ids"]["p95_ms"] for k, v in timings.items()
+                 if k.startswith("list ") and v["by_box_ids"]] or [0]  # fmt: skip
     rolled = [v["rollup"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")] or [0]
+    daily = [v["daily_only"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")]
     raw = [v["raw"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")] or [0]
-    out["worst_p95_ms"] = {"lists": max(lists), "stats_rollup": max(rolled),
+    out["worst_p95_ms"] = {"lists": max(lists), "lists_by_box_ids": max(old_lists),
+                           "stats_rollup": max(rolled), "stats_daily_only": max(daily or [0]),
                            "stats_raw": max(raw)}  # fmt: skip
+    out["answers_differ"] = sorted(k for k, v in timings.items() if v.get("same_answer") is False)
     out["over_target"] = sorted(
         [k for k, v in timings.items() if k.startswith("list ") and v["p95_ms"] > TARGET_P95_MS]
         + [k for k, v in timings.items()
@@ -483,21 +551,26 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
 async def ingest(pg: PgCluster, records: int) -> dict[str, Any]:
     """What the roll-up trigger costs the upload path: storage.upload (500-record batches over
     1,000 boxes, the fleet's mix of kinds, ts now) into empty databases without (migration
-    0007) and with it (0008), A B B A to even out the machine's noise."""
+    0007), with the daily roll-ups (0008) and with the daily and hourly ones (0009),
+    A B C C B A to even out the machine's noise."""
     from bench.console import generate as areas_1000
 
     dbs = {}
-    for layout, upto in (("without", 7), ("with", None)):
+    layouts = (("without", 7), ("daily", 8), ("daily_hourly", None))
+    for layout, upto in layouts:
         dbs[layout] = await pg.new_database()
         storage = await open_storage(dbs[layout], migrate=False)
         await storage.migrate(upto=upto)
         await storage.close()
         await areas_1000(dbs[layout], 0)
-    kinds = ["access_event"] * 6 + ["play_record"] * 10 + ["device_health"] * 3 + ["reading_stats"]
+    kinds = ["access_event"] * 12 + ["play_record"] * 20 + ["device_health"] * 6
+    kinds += ["reading_stats"] * 2
+    kinds.append("report")  # ~2.5 %: stamped with its district (0009)
     ts = datetime.now(UTC).isoformat()
     seqs = dict.fromkeys(range(1000), 0)
-    out: dict[str, list[float]] = {"without": [], "with": []}
-    for layout in ("without", "with", "with", "without"):
+    out: dict[str, list[float]] = {layout: [] for layout, _ in layouts}
+    order = [layout for layout, _ in layouts]
+    for layout in order + order[::-1]:  # A B C C B A
         storage = await open_storage(dbs[layout], migrate=False)
         try:
             t0 = time.perf_counter()
@@ -544,6 +617,8 @@ async def main() -> None:
     ap.add_argument("--plans", type=Path, default=None, help="Write EXPLAIN output here.")
     ap.add_argument("--ingest", type=int, default=200_000, help="Records for the ingest part.")
     ap.add_argument("--lists-only", action="store_true", help="Measure: the lists only.")
+    ap.add_argument("--migrate-only", action="store_true",
+                    help="Measure: apply the migrations (timed) and stop.")  # fmt: skip
     args = ap.parse_args()
     state: dict[str, Any] = {}
     if args.phase in ("generate", "all"):

@@ -49,7 +49,7 @@ async def _rolled(storage, scope_path: str, group: str, since: str, until: str) 
             boxes = (await storage.scope_filter(c, scope_path))[1]
     inner = totals_sql(
         ROLLUPS["reading_stats"], scope_path, since, until, by_community, args,
-        grouped=group != "community", boxes=boxes,
+        grouped=group != "community", boxes=boxes, hourly=storage.hourly_rollups,
     )  # fmt: skip
     keys = {
         "content": ["t.content_id"],

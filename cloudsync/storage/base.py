@@ -127,6 +127,7 @@ class StorageBase:
     # Statistics read the daily roll-ups (PostgreSQL, migration 0008, storage/rollups.py);
     # bench/stats100m.py turns it off to time the raw aggregation beside them.
     rollups = False
+    hourly_rollups = True  # and their hourly ones for the end days (bench: off = before 0009)
     # Lists scope a city or district by the records' district (record_scope); bench/stats100m.py
     # turns it off to time the box-id list beside it.
     districts = True

@@ -376,10 +376,14 @@ class ConsoleStorage(StorageBase):
         ):  # fmt: skip
             spec = ROLLUPS[kind]
             args: list[Any] = []
-            inner = totals_sql(spec, scope, since, until, False, args, boxes=boxes)
+            inner = totals_sql(
+                spec, scope, since, until, False, args, boxes=boxes, hourly=self.hourly_rollups
+            )
             queries[f"{what}_by_content"] = (f"SELECT content_id, {sums} FROM ({inner}) t", args)
             args = []
-            inner = totals_sql(spec, scope, since, until, True, args, grouped=False)
+            inner = totals_sql(
+                spec, scope, since, until, True, args, grouped=False, hourly=self.hourly_rollups
+            )
             queries[f"{what}_by_community"] = (
                 f"SELECT a.id AS community_id, {sums} FROM ({inner}) t"
                 " JOIN areas a ON a.path = t.area",

@@ -190,7 +190,9 @@ class OpsQueryStorage(StorageBase):
         order = ", ".join(str(i + 1) for i in range(len(fields)))
         async with self.read_tx() as c:
             boxes = (await self.scope_filter(c, scope))[1] if by_boxes(scope, False) else None
-            inner = totals_sql(spec, scope, since, until, False, args, boxes=boxes)
+            inner = totals_sql(
+                spec, scope, since, until, False, args, boxes=boxes, hourly=self.hourly_rollups
+            )
             sql = f"SELECT {', '.join(fields)}, n AS count{total} FROM ({inner}) t ORDER BY {order}"
             return await c.fetch(sql, *args)
 

@@ -144,18 +144,20 @@ def totals_sql(
     args: list[Any],
     grouped: bool = True,
     boxes: list[str] | None = None,
+    hourly: bool = True,
 ) -> str:
     """SQL of rows (area, <dims>, n, <sums>) for the kind's records in scope and window:
     area is the community's path when ``by_community``, else NULL; one row per area and
     group (``grouped``: by the dims too, else the dims are left out). ``boxes``: the scope's
-    box ids when :func:`by_boxes`."""
+    box ids when :func:`by_boxes`. ``hourly`` False: the partial end days from the records
+    (before migration 0009; bench/stats100m.py times both)."""
     q = Sql(args)
     depth = scope_depth(scope)
     if by_boxes(scope, by_community) or (by_community and grouped and spec.dims):
         # A street or community: its boxes' records. Per community *and* group (the portal's
         # content x community table): the records too, the roll-ups do not keep that.
         pieces = [("raw", since, until)]
-    elif by_community:  # no hourly per-community rows: the end days' hours from the records
+    elif by_community or not hourly:  # no hourly per-community rows: end days from records
         days, ends = split_window(since, until)
         pieces = ([("day", *days)] if days else []) + [("raw", lo, hi) for lo, hi in ends]
     else:
