@@ -45,6 +45,7 @@ import asyncpg  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from bench.console import pct  # noqa: E402
+from bench.recordgen import Mix, generate_sql  # noqa: E402
 from cloudsync.app import make_app, token_hash  # noqa: E402
 from cloudsync.storage import open_storage  # noqa: E402
 from cloudsync.storage.postgres import PgConn  # noqa: E402
@@ -55,48 +56,14 @@ TARGET_P95_MS = 200
 BOXES = 10_000
 MONTHS = 13
 CLASSES = ("alert", "access", "report", "play", "telemetry", "other")
-CATS = (
-    "ARRAY['facilities_repair', 'environment_sanitation', 'safety_hazard', 'property_service',"
-    " 'parking_traffic', 'noise_neighbours', 'policy_enquiry', 'praise', 'suggestion', 'other']"
-)
-
-# g: a number unique across the data set (it is the seq too); $1..$2 its range, $3 the start
-# of the month (timestamptz), $4 that month's length in seconds. The box is a hash of g so
-# that every box gets every kind; ts spreads the month by a stride (rows arrive in seq order,
-# not ts order, in a fleet).
-GENERATE = f"""
-INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload, received_at)
-SELECT box, g, pri, kind, 'r' || g, ts,
-    jsonb_build_object('schema', 'qilu.v1.' || kind, 'id', 'r' || g, 'ts', ts) || CASE kind
-    WHEN 'access_event' THEN jsonb_build_object('door_id', 'door-' || (g / 3 % 2 + 1),
-        'decision', CASE WHEN g / 7 % 10 < 9 THEN 'granted' ELSE 'denied' END,
-        'method', (ARRAY['face', 'card', 'qr', 'remote', 'password'])[g / 11 % 5 + 1])
-    WHEN 'play_record' THEN jsonb_build_object('content_id', 'ct-' || (g / 7 % 300),
-        'screen_id', 'screen-' || (g / 3 % 2 + 1), 'duration_ms', 5000 + g % 7 * 5000)
-    WHEN 'reading_stats' THEN jsonb_build_object('content_id', 'ct-' || (g / 7 % 300),
-        'hour', left(ts, 13), 'reads', g % 5 + 1, 'new_readers', g % 3, 'acks', g % 2,
-        'dwell_s', g % 600 / 10.0)
-    WHEN 'device_health' THEN jsonb_build_object('device_id', 'door-1', 'state', 'online',
-        'cpu_pct', g % 100, 'temp_c', 40 + g % 30)
-    WHEN 'report' THEN jsonb_build_object('text', '第' || g || '号反映：楼道灯坏了，电梯异响',
-        'category', ({CATS})[g / 7 % 10 + 1], 'sentiment', ((g % 200) - 100) / 100.0,
-        'urgency', (ARRAY['immediate', 'high', 'normal', 'low'])[g / 3 % 4 + 1],
-        'status', 'received', 'photos', 0)
-    ELSE jsonb_build_object('level', (ARRAY['critical', 'warning', 'info'])[g / 3 % 3 + 1],
-        'type', 'urgent_report', 'message', '紧急反映', 'evidence', '[]'::jsonb) END,
-    ts
-FROM (
-    SELECT g, 'box-' || lpad(((hashint8(g) & 2147483647) % {BOXES})::text, 5, '0') AS box,
-        CASE WHEN g % 200 < 100 THEN 'play_record' WHEN g % 200 < 156 THEN 'access_event'
-             WHEN g % 200 < 186 THEN 'device_health' WHEN g % 200 < 196 THEN 'reading_stats'
-             WHEN g % 200 < 199 THEN 'report' ELSE 'alert' END AS kind,
-        CASE WHEN g % 200 < 100 THEN 3 WHEN g % 200 < 156 THEN 1 WHEN g % 200 < 196 THEN 4
-             WHEN g % 200 < 199 THEN 2 ELSE 0 END AS pri,
-        to_char(($3::timestamptz + ((g * 7919) % $4) * interval '1 second')
-                AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS ts
-    FROM generate_series($1::bigint, $2::bigint) AS g
-) s
-"""
+# The box is a hash of g so that every box gets every kind; ts spreads the month ($3 its start,
+# $4 its length in seconds) by a stride (rows arrive in seq order, not ts order, in a fleet).
+GENERATE = generate_sql(
+    Mix(200, (("play_record", 100, 3), ("access_event", 56, 1), ("device_health", 30, 4),
+              ("reading_stats", 10, 4), ("report", 3, 2), ("alert", 1, 0))),
+    box=f"'box-' || lpad(((hashint8(g) & 2147483647) % {BOXES})::text, 5, '0')",
+    ts="$3::timestamptz + ((g * 7919) % $4) * interval '1 second'",
+)  # fmt: skip
 # What migrations 0006-0007 index records by: dropped for the load, built afterwards.
 INDEXES = [
     ("ALTER TABLE records DROP CONSTRAINT records_pkey",
