@@ -27,17 +27,25 @@ class Rollup:
     dims: tuple[str, ...]  # payload fields kept as text columns of the same name
     sums: tuple[tuple[str, str, str], ...]  # (column, payload field, "int" | "float")
     per_community: bool  # also totals per box area and day, without the dims (leaf rows)
-    period: str = "day"  # its time column: "day" (ts[:10]) or "hour" (ts[:13])
+    period: str = "day"  # its time column: "day" (ts[:10]), "hour" (ts[:13]), "month" (ts[:7])
+    districts: bool = True  # rows per district (with the dims)
 
     @property
     def width(self) -> int:
-        return 10 if self.period == "day" else 13
+        return {"month": 7, "day": 10, "hour": 13}[self.period]
 
     def hourly(self) -> Rollup:
         """The same sums per district and hour (migration 0009): the whole hours of a
         window's partial end days (no per-community rows)."""
         return replace(self, table=self.table.replace("_daily", "_hourly"),
                        per_community=False, period="hour")  # fmt: skip
+
+    def monthly(self) -> Rollup:
+        """The per-community totals per month (migration 0009, leaf rows only): the whole
+        months of a per-community figure (the console's content statistics, portal reading
+        by community), which read one row per community and day before."""
+        return replace(self, table=self.table.replace("_daily", "_monthly"),
+                       period="month", districts=False)  # fmt: skip
 
 
 ROLLUPS: dict[str, Rollup] = {
@@ -52,6 +60,7 @@ ROLLUPS: dict[str, Rollup] = {
     )
 }  # fmt: skip
 HOURLY: dict[str, Rollup] = {k: r.hourly() for k, r in ROLLUPS.items()}
+MONTHLY: dict[str, Rollup] = {k: r.monthly() for k, r in ROLLUPS.items() if r.per_community}
 
 
 def split_window(since: str, until: str) -> tuple[tuple[str, str] | None, list[tuple[str, str]]]:
@@ -77,36 +86,51 @@ def split_window(since: str, until: str) -> tuple[tuple[str, str] | None, list[t
     return (lo, hi), raw
 
 
-def _next_hour(ts: str) -> str | None:
-    """The first hour after the one ``ts`` lies in ("2026-11-05T08:17..." ->
-    "2026-11-05T09"); None when ts does not start with a date and hour."""
+SOURCES = {7: "month", 10: "day", 13: "hour"}  # roll-up periods by their ts prefix's length
+
+
+def _ceil(ts: str, width: int) -> str | None:
+    """The first period of ``width`` (7 month, 10 day, 13 hour) after the one ``ts`` lies in
+    ("2026-10-31T09:17", 7 -> "2026-11"); None when ts does not start with one."""
+    fmt = {7: "%Y-%m", 10: "%Y-%m-%d", 13: "%Y-%m-%dT%H"}[width]
     try:
-        start = datetime.strptime(ts[:13], "%Y-%m-%dT%H")
+        start = datetime.strptime(ts[:width], fmt)
     except ValueError:
         return None
-    return (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H")
+    if width == 7:
+        return f"{start.year + start.month // 12:04d}-{start.month % 12 + 1:02d}"
+    step = timedelta(days=1) if width == 10 else timedelta(hours=1)
+    return (start + step).strftime(fmt)
+
+
+def split_levels(since: str, until: str, widths: tuple[int, ...]) -> list[tuple[str, str, str]]:
+    """A [since, until) window of ts text ('' open) as (source, lo, hi) pieces that together
+    hold exactly its records, coarsest first where whole periods fit: "month" / "day" /
+    "hour" pieces from the roll-ups of that period (``widths``: the ts prefix lengths used,
+    coarsest first), "raw" pieces from the records. Exact for any ts text, dates or not: a
+    bound of at most w characters compares with ts[:w] as it does with ts (byte order), and
+    every bound of a w-piece has at most w characters."""
+    if not widths:
+        return [("raw", since, until)]
+    w, finer = widths[0], widths[1:]
+    lo = since if len(since) <= w else _ceil(since, w)
+    hi = until if len(until) <= w else until[:w]
+    if lo is None or (lo and hi and lo >= hi):
+        return split_levels(since, until, finer)
+    out = split_levels(since, lo, finer) if lo != since else []
+    out.append((SOURCES[w], lo, hi))
+    return out + (split_levels(hi, until, finer) if hi != until else [])
 
 
 def split_hours(since: str, until: str) -> list[tuple[str, str, str]]:
-    """A [since, until) window as (source, lo, hi) pieces that together hold exactly its
-    records: "day" pieces from the daily roll-ups, "hour" pieces (the whole hours of the
-    partial end days) from the hourly ones, "raw" pieces (the minutes at the ends) from the
-    records. A bound of at most 13 characters compares with the hour (ts[:13]) exactly as
-    with ts, as one of at most 10 does with the day, so odd box clocks count the same."""
-    days, ends = split_window(since, until)
-    out = [("day", *days)] if days is not None else []
-    for lo, hi in ends:
-        a = lo if len(lo) <= 13 else _next_hour(lo)
-        d = hi if len(hi) <= 13 else hi[:13]
-        if a is None or (a and d and a >= d):
-            out.append(("raw", lo, hi))
-            continue
-        if a != lo:
-            out.append(("raw", lo, a))
-        out.append(("hour", a, d))
-        if d != hi:
-            out.append(("raw", d, hi))
-    return out
+    """Pieces for the district figures: whole days, whole hours of the end days, minutes."""
+    return split_levels(since, until, (10, 13))
+
+
+def split_months(since: str, until: str) -> list[tuple[str, str, str]]:
+    """Pieces for the per-community figures (no hourly rows per community): whole months
+    from the monthly totals, whole days, the partial end days from the records."""
+    return split_levels(since, until, (7, 10))
 
 
 def scope_depth(scope: str) -> int:
@@ -157,7 +181,9 @@ def totals_sql(
         # A street or community: its boxes' records. Per community *and* group (the portal's
         # content x community table): the records too, the roll-ups do not keep that.
         pieces = [("raw", since, until)]
-    elif by_community or not hourly:  # no hourly per-community rows: end days from records
+    elif by_community and hourly:  # whole months from the monthly totals, no hourly rows
+        pieces = split_months(since, until)
+    elif by_community or not hourly:  # (not hourly: as before migration 0009, for benches)
         days, ends = split_window(since, until)
         pieces = ([("day", *days)] if days else []) + [("raw", lo, hi) for lo, hi in ends]
     else:
@@ -168,7 +194,8 @@ def totals_sql(
     for source, lo, hi in pieces:
         if source == "raw":
             continue
-        table = spec if source == "day" else HOURLY[spec.kind]
+        table = {"day": spec, "hour": HOURLY, "month": MONTHLY}[source]
+        table = table if isinstance(table, Rollup) else table[spec.kind]
         conds = ["r.leaf" if by_community else "NOT r.leaf"]
         if depth == DISTRICT and not by_community:
             conds.append(f"r.area = {q.arg(scope)}")
@@ -233,7 +260,8 @@ def recount_sql(
     one order."""
     specs = [specs] if isinstance(specs, Rollup) else specs
     spec = specs[0]
-    width = max(s.width for s in specs)
+    finest = max(specs, key=lambda s: s.width)
+    width, period = finest.width, finest.period
     sums = [c for c, _, _ in spec.sums]
     cast = {"int": "qilu_int", "float": "qilu_float"}
     sign = "" if sign == "+" else sign
@@ -243,14 +271,14 @@ def recount_sql(
         + [f"{sign}sum({cast[t]}(r.payload ->> '{f}')) AS {c}" for c, f, t in spec.sums]
     )
     by = ", ".join(str(i) for i in range(1, len(spec.dims) + 3))
-    period = "day" if width == 10 else "hour"
     head = (
         f"WITH g AS (SELECT r.box_id, substr(r.ts, 1, {width}) AS {period}, {inner}"
         f" FROM {source} r WHERE r.kind = '{spec.kind}'{where} GROUP BY {by})"
     )
     stmts = []
     for t in specs:
-        levels = "(qilu_district(a.path), false)" + (", (a.path, true)" if t.per_community else "")
+        levels = ", ".join((["(qilu_district(a.path), false)"] if t.districts else [])
+                           + (["(a.path, true)"] if t.per_community else []))  # fmt: skip
         dims = [f"CASE WHEN l.leaf THEN NULL ELSE g.{d} END" for d in t.dims]
         outer = ", ".join(dims + [f"sum(g.{c})" for c in ["n", *sums]])
         keys = ", ".join(str(i) for i in range(1, 4 + len(t.dims)))
@@ -275,15 +303,21 @@ def recount_sql(
 
 
 def trigger_sql() -> str:
-    """The body of qilu_stats_rollup (migration 0009): each kind's daily and hourly sums."""
-    built = "; ".join(recount_sql([HOURLY[k], r], "added") for k, r in ROLLUPS.items())
+    """The body of qilu_stats_rollup (migration 0009): each kind's hourly, daily and (per
+    community) monthly sums."""
+    built = "; ".join(
+        recount_sql([HOURLY[k], r, *([MONTHLY[k]] if k in MONTHLY else [])], "added")
+        for k, r in ROLLUPS.items()
+    )
     return f"BEGIN {built}; RETURN NULL; END"
 
 
 def of_class(cls: str, hourly: bool = True) -> list[Rollup]:
-    """The class's roll-ups: daily, then (``hourly``) hourly."""
+    """The class's roll-ups: daily, then (``hourly``) those of migration 0009, hourly and
+    monthly."""
     daily = [r for r in ROLLUPS.values() if r.cls == cls]
-    return daily + ([HOURLY[r.kind] for r in daily] if hourly else [])
+    later = [HOURLY[r.kind] for r in daily] + [MONTHLY[r.kind] for r in daily if r.kind in MONTHLY]
+    return daily + (later if hourly else [])
 
 
 async def forget_month(conn: Any, cls: str, lo: str, hi: str, hourly: bool = True) -> None:
@@ -324,7 +358,8 @@ async def backfill(
     )
     for row in parts:
         cls = row["parent"].removeprefix("records_")
-        specs = [HOURLY[r.kind] for r in of_class(cls, False)] if hourly else of_class(cls, False)
+        daily = of_class(cls, False)
+        specs = of_class(cls)[len(daily) :] if hourly else daily  # 0009's tables, or 0008's
         t0 = time.monotonic()
         async with conn.transaction():
             if not specs:  # a list class (migration 0009): its records' district
@@ -351,7 +386,8 @@ async def backfill(
         if say:
             say(f"{table}: {row['part']} ({n:,} rows, {took:.1f} s)")
     if done:  # planner statistics for the tables just filled
-        tables = [r.table for r in (HOURLY if hourly else ROLLUPS).values()]
+        later = [*HOURLY.values(), *MONTHLY.values()]
+        tables = [r.table for r in (later if hourly else ROLLUPS.values())]
         await conn.execute("ANALYZE " + ", ".join(tables))
     return done
 
