@@ -268,7 +268,14 @@ def stats_paths(now: datetime) -> dict[str, Any]:
         "reading_by_community_30d": lambda i: (
             f"/api/v1/ops/stats/reading?group=community&since={day_ago(now, 30, i)}"
         ),
+        # From the 15th of last month: half a month of daily per-community rows, then the
+        # month so far from the monthly totals (the 30-day windows above, on the 30th, read
+        # this month whole or 27-29 days of it).
+        "reading_by_community_45d": lambda i: (
+            f"/api/v1/ops/stats/reading?group=community&since={day_ago(now, 45, i)}"
+        ),
         "console_content_30d": lambda i: f"/api/v1/ops/stats/content?days={30 - i % 3}",
+        "console_content_45d": lambda i: f"/api/v1/ops/stats/content?days={45 - i % 3}",
     }
 
 
