@@ -10,7 +10,7 @@ from typing import Any
 
 from cloudsync.storage.base import StorageBase, StorageError, in_scope, utcnow
 from cloudsync.storage.queries import ts_window
-from cloudsync.storage.rollups import NO_JIT, ROLLUPS, by_boxes, totals_sql
+from cloudsync.storage.rollups import ROLLUP_SETTINGS, ROLLUPS, by_boxes, totals_sql
 
 
 class ConsoleStorage(StorageBase):
@@ -392,7 +392,7 @@ class ConsoleStorage(StorageBase):
 
         async def run(sql: str, args: list[Any]) -> list[dict[str, Any]]:
             async with self.read_tx() as c:
-                await c.execute(NO_JIT)
+                await c.execute(ROLLUP_SETTINGS)
                 return await c.fetch(sql, *args)
 
         # Four connections at once: each query reads its own roll-up rows.

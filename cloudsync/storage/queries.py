@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from cloudsync.storage.base import StorageBase
-from cloudsync.storage.rollups import NO_JIT, ROLLUPS, Rollup, by_boxes, totals_sql
+from cloudsync.storage.rollups import ROLLUP_SETTINGS, ROLLUPS, Rollup, by_boxes, totals_sql
 
 
 def ts_window(args: list[Any], since: str, until: str, col: str = "r.ts") -> str:
@@ -194,7 +194,7 @@ class OpsQueryStorage(StorageBase):
                 spec, scope, since, until, False, args, boxes=boxes, hourly=self.hourly_rollups
             )
             sql = f"SELECT {', '.join(fields)}, n AS count{total} FROM ({inner}) t ORDER BY {order}"
-            await c.execute(NO_JIT)
+            await c.execute(ROLLUP_SETTINGS)
             return await c.fetch(sql, *args)
 
     async def record_box(self, kind: str, record_id: str, scope: str) -> str | None:

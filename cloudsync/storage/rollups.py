@@ -63,10 +63,17 @@ HOURLY: dict[str, Rollup] = {k: r.hourly() for k, r in ROLLUPS.items()}
 MONTHLY: dict[str, Rollup] = {k: r.monthly() for k, r in ROLLUPS.items() if r.per_community}
 
 
-# Run before a roll-up query, in its transaction. The roll-up tables' row estimates (a
+# Run before a roll-up query, in its transaction (one statement for both settings).
+# A custom plan for every call: the statement text repeats with other bounds, and after five
+# calls PostgreSQL switched to a generic plan that could not estimate a city's areas from the
+# path range and probed 5,000 boxes' records in a nested loop (30 ms -> 600-850 ms for a
+# city's 30-day plays, bench/stats100m.py). No JIT: the roll-up tables' row estimates (a
 # city's hours: 45,000 estimated, 7,000 read) put a 100-200 ms query over jit_above_cost, and
-# compiling it took ~60 ms of a city's 30-day plays (bench/stats100m.py, EXPLAIN ANALYZE).
-NO_JIT = "SET LOCAL jit = off"
+# compiling it took ~60 ms of it.
+ROLLUP_SETTINGS = (
+    "SELECT set_config('jit', 'off', true),"
+    " set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
 
 
 def split_window(since: str, until: str) -> tuple[tuple[str, str] | None, list[tuple[str, str]]]:
