@@ -1,4 +1,4 @@
-"""Ops list and statistics endpoints at province scale: daily roll-ups vs raw rows, side by side.
+"""Ops list and statistics endpoints at province scale: roll-ups vs raw rows, side by side.
 
 One throw-away PostgreSQL cluster, three phases (``--phase all`` runs them in one go; the
 cluster's port and database are kept in ``<cluster>/bench.json`` between phases):
@@ -9,15 +9,19 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    (no Python per row; indexes dropped first and built afterwards, as a restore would), spread
    over the last 13 months, a fleet's mix by count: 50 % plays, 28 % access events, 15 %
    device health, 5 % portal reading stats, 1.5 % reports, 0.5 % alerts.
-2. ``measure``: migration 0008 applied to that database (timed: the roll-ups' backfill), then
-   every list and statistics endpoint over loopback HTTP (aiohttp, the real app), p50/p95 over
-   ``--rounds`` calls each cycling through windows, for a network admin, a city admin and a
-   district admin; each statistics endpoint answered twice in the same run, from the roll-ups
-   and from raw rows only (``storage.rollups = False``), alternating call by call so both see
-   the same machine; ``EXPLAIN (ANALYZE, BUFFERS)`` of each query written to ``--plans``.
+2. ``measure``: migrations 0008-0009 applied to that database (timed: the roll-ups' and the
+   districts' backfills), then every list and statistics endpoint over loopback HTTP (aiohttp,
+   the real app), p50/p95 over ``--rounds`` calls each cycling through windows, for a network
+   admin, a city admin and a district admin, alternating call by call so every mode sees the
+   same machine: lists scoped by the records' district and by box ids
+   (``storage.districts = False``, before 0009); statistics from the roll-ups, from the daily
+   roll-ups alone (``storage.hourly_rollups = False``, before 0009) and from raw rows only
+   (``storage.rollups = False``); answers compared; ``EXPLAIN (ANALYZE, BUFFERS)`` of each
+   query written to ``--plans``; then the upload path's speed without, with 0008's and with
+   0009's roll-up trigger (``--ingest``).
 3. ``drop``: stop the cluster and delete it (disk is shared).
 
-    .venv/bin/python bench/stats100m.py --phase all --rows 40000000 --plans docs/x.txt
+    .venv/bin/python bench/stats100m.py --phase all --rows 20000000 --rounds 12 --plans docs/x.txt
 
 Prints a JSON object on its last line (with the load average: the machine is shared).
 """

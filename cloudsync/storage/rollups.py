@@ -1,5 +1,7 @@
-"""Statistics from the daily roll-ups (PostgreSQL, migration 0008): whole days from the roll-up
-tables, the partial days at a window's ends from the records themselves.
+"""Statistics from the roll-ups (PostgreSQL, migrations 0008-0009): whole days from the daily
+tables, the whole hours of a window's partial end days from the hourly ones, the minutes at
+its ends from the records themselves; per-community figures read whole months from the monthly
+totals (no hourly rows per community). :func:`split_levels` cuts a window into those pieces.
 
 A roll-up row holds, per district (the first two levels of the box's area path), day
 (``substr(ts, 1, 10)``) and group (decision and method, content item), the count and sums of
