@@ -46,6 +46,7 @@ import asyncpg  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from bench.console import generate, pct  # noqa: E402
+from bench.recordgen import Mix, generate_sql  # noqa: E402
 from cloudsync.app import make_app, token_hash  # noqa: E402
 from cloudsync.retention import ALL_CLASSES, RetentionConfig, maintain  # noqa: E402
 from cloudsync.storage import open_storage  # noqa: E402
@@ -53,42 +54,14 @@ from tests.cloudsync.helpers import start_pg  # noqa: E402
 from tests.conftest import free_port  # noqa: E402
 
 TARGET_P95_MS = 200
-CATS = (
-    "ARRAY['facilities_repair', 'environment_sanitation', 'safety_hazard', 'property_service',"
-    " 'parking_traffic', 'noise_neighbours', 'policy_enquiry', 'praise', 'suggestion', 'other']"
-)
-
-# One statement per chunk of g: kind by g % 100, ts spread over the year by a stride so that
-# consecutive rows are far apart in time (rows arrive in seq order, not ts order, in a fleet).
-GENERATE = f"""
-INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload, received_at)
-SELECT box, g, pri, kind, 'r' || g, ts,
-    jsonb_build_object('schema', 'qilu.v1.' || kind, 'id', 'r' || g, 'ts', ts) || CASE kind
-    WHEN 'access_event' THEN jsonb_build_object('door_id', 'door-1',
-        'decision', CASE WHEN g % 10 < 8 THEN 'granted' ELSE 'denied' END,
-        'method', (ARRAY['face', 'card', 'qr', 'remote'])[g % 4 + 1])
-    WHEN 'play_record' THEN jsonb_build_object('content_id', 'ct-' || (g % 200),
-        'screen_id', 'screen-1', 'duration_ms', 15000)
-    WHEN 'device_health' THEN jsonb_build_object('device_id', 'door-1', 'state', 'online',
-        'cpu_pct', g % 100, 'temp_c', 40 + g % 30)
-    WHEN 'report' THEN jsonb_build_object('text', '第' || g || '号反映：楼道灯坏了，电梯异响',
-        'category', ({CATS})[g % 10 + 1], 'sentiment', ((g % 200) - 100) / 100.0,
-        'urgency', 'normal', 'status', 'received', 'photos', 0)
-    ELSE jsonb_build_object('level', (ARRAY['critical', 'warning', 'info'])[g % 3 + 1],
-        'type', 'urgent_report', 'message', '紧急反映', 'evidence', '[]'::jsonb) END,
-    ts
-FROM (
-    SELECT g, 'box-' || lpad((g % 1000)::text, 4, '0') AS box,
-        CASE WHEN g % 100 < 40 THEN 'access_event' WHEN g % 100 < 75 THEN 'play_record'
-             WHEN g % 100 < 95 THEN 'device_health' WHEN g % 100 < 99 THEN 'report'
-             ELSE 'alert' END AS kind,
-        CASE WHEN g % 100 < 40 THEN 1 WHEN g % 100 < 75 THEN 3 WHEN g % 100 < 95 THEN 4
-             WHEN g % 100 < 99 THEN 2 ELSE 0 END AS pri,
-        to_char(($3::timestamptz - ((g * 7919) % 31536000) * interval '1 second')
-                AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"') AS ts
-    FROM generate_series($1::bigint, $2::bigint) AS g
-) s
-"""
+# Kind by g % 100, ts spread over the year before $3 by a stride so that consecutive rows are
+# far apart in time (rows arrive in seq order, not ts order, in a fleet).
+GENERATE = generate_sql(
+    Mix(100, (("access_event", 40, 1), ("play_record", 35, 3), ("device_health", 20, 4),
+              ("report", 4, 2), ("alert", 1, 0))),
+    box="'box-' || lpad((g % 1000)::text, 4, '0')",
+    ts="$3::timestamptz - ((g * 7919) % 31536000) * interval '1 second'",
+)  # fmt: skip
 FLAT_INDEXES = [
     "ALTER TABLE records ADD PRIMARY KEY (box_id, seq)",
     "CREATE INDEX records_by_kind ON records (kind, ts)",

@@ -16,7 +16,7 @@ from cloudsync.context import CLOUD
 from cloudsync.ops_api import FREE, scope
 from cloudsync.routing import Api, ok
 from cloudsync.storage.queries import ts_window
-from cloudsync.storage.rollups import ROLLUPS, by_boxes, totals_sql
+from cloudsync.storage.rollups import ROLLUP_SETTINGS, ROLLUPS, by_boxes, totals_sql
 
 api = Api()  # this module's route table (cloudsync/app.py includes it)
 
@@ -49,7 +49,7 @@ async def _rolled(storage, scope_path: str, group: str, since: str, until: str) 
             boxes = (await storage.scope_filter(c, scope_path))[1]
     inner = totals_sql(
         ROLLUPS["reading_stats"], scope_path, since, until, by_community, args,
-        grouped=group != "community", boxes=boxes,
+        grouped=group != "community", boxes=boxes, hourly=storage.hourly_rollups,
     )  # fmt: skip
     keys = {
         "content": ["t.content_id"],
@@ -63,6 +63,7 @@ async def _rolled(storage, scope_path: str, group: str, since: str, until: str) 
         f" FROM ({inner}) t{join} ORDER BY {by}"
     )
     async with storage.read_tx() as c:
+        await c.execute(ROLLUP_SETTINGS)
         return await c.fetch(sql, *args)
 
 

@@ -42,6 +42,8 @@ async def open_storage(url: str, *, migrate: bool = True, read_url: str | None =
     await storage.open()
     if migrate:
         await storage.migrate()
+    else:
+        await storage.detect_schema()
     return storage
 
 

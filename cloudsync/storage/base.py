@@ -22,6 +22,11 @@ from common.protocol import UploadRecord
 
 log = logging.getLogger(__name__)
 LEVELS = ("city", "district", "street", "community")
+# Kinds whose records carry their box's district (``records.district``, the first two levels
+# of the box's area path, stamped at upload: postgres migration 0009, sqlite 0007): the
+# record classes the ops lists read (cloudsync/retention.py CLASSES "report" and "alert").
+DISTRICT_KINDS = ("report", "report_correction", "repair_ticket", "community_event",
+                  "board_post", "alert")  # fmt: skip
 PARENT_LEVEL = {"district": "city", "street": "district", "community": "street"}
 
 
@@ -122,6 +127,11 @@ class StorageBase:
     # Statistics read the daily roll-ups (PostgreSQL, migration 0008, storage/rollups.py);
     # bench/stats100m.py turns it off to time the raw aggregation beside them.
     rollups = False
+    hourly_rollups = True  # and their hourly ones for the end days (bench: off = before 0009)
+    # Lists scope a city or district by the records' district (record_scope); bench/stats100m.py
+    # turns it off to time the box-id list beside it.
+    districts = True
+    district_column = False  # records.district exists (found by migrate / detect_schema)
 
     # --- backend primitives -------------------------------------------------------------
 
@@ -149,6 +159,23 @@ class StorageBase:
             scope,
         )
         return self.in_list("r.box_id", 1), self.text_list([r["id"] for r in rows])
+
+    async def record_scope(self, c: Conn, scope: str, kinds: Sequence[str]) -> tuple[str, Any]:
+        """:meth:`scope_filter` for records of ``kinds``: a city or a district goes in as its
+        district paths on ``r.district`` (a city: ~10, a district: 1) when every kind carries
+        one (:data:`DISTRICT_KINDS`). A city's 5,000 box ids in ``box_id = ANY(...)`` cost
+        PostgreSQL 0.3-0.6 s to plan, per month partition's statistics (bench/stats100m.py).
+        A record keeps the district its box was in when it was stored."""
+        deep = scope.count("/") - 1 > 2
+        kept = set(kinds) <= set(DISTRICT_KINDS) and self.districts and self.district_column
+        if scope == "/" or deep or not kept:
+            return await self.scope_filter(c, scope)
+        rows = await c.fetch(  # the scope's areas of depth 1-2 (a box may hang on a city)
+            f"SELECT a.path FROM areas a WHERE {in_scope(scope)}"
+            " AND length(a.path) - length(replace(a.path, '/', '')) <= 3",
+            scope,
+        )
+        return self.in_list("r.district", 1), self.text_list([r["path"] for r in rows])
 
     def read_tx(self) -> AbstractAsyncContextManager[Conn]:
         """For reads that may lag the primary by a moment (ops lists and statistics): a
@@ -212,4 +239,16 @@ class StorageBase:
                 )
                 applied.append(version)
                 log.info("cloud schema: applied %s", name)
+        await self.detect_schema()
         return applied
+
+    async def detect_schema(self) -> None:
+        """Note what the database's schema holds that the statements depend on."""
+        sql = (
+            "SELECT count(*) AS n FROM information_schema.columns"
+            " WHERE table_name = 'records' AND column_name = 'district'"
+            if self.dialect == "postgres"
+            else "SELECT count(*) AS n FROM pragma_table_info('records') WHERE name = 'district'"
+        )
+        async with self.tx() as c:
+            self.district_column = (await c.fetchrow(sql))["n"] > 0  # type: ignore[index]

@@ -10,7 +10,7 @@ from typing import Any
 
 from cloudsync.storage.base import StorageBase, StorageError, in_scope, utcnow
 from cloudsync.storage.queries import ts_window
-from cloudsync.storage.rollups import ROLLUPS, by_boxes, totals_sql
+from cloudsync.storage.rollups import ROLLUP_SETTINGS, ROLLUPS, by_boxes, totals_sql
 
 
 class ConsoleStorage(StorageBase):
@@ -153,7 +153,7 @@ class ConsoleStorage(StorageBase):
                 f" JOIN areas a ON a.id = b.community_id WHERE {in_scope(scope)} ORDER BY b.id",
                 scope,
             )
-            cond, scope_arg = await self.scope_filter(c, scope)
+            cond, scope_arg = await self.record_scope(c, scope, ["alert"])
             critical = await c.fetch(
                 "SELECT b.community_id, count(*) AS n FROM records r"
                 " JOIN boxes b ON b.id = r.box_id"
@@ -175,7 +175,7 @@ class ConsoleStorage(StorageBase):
     ) -> list[dict[str, Any]]:
         """Alerts that arrived after ``received_after``, oldest arrival first."""
         async with self.tx() as c:
-            cond, scope_arg = await self.scope_filter(c, scope)
+            cond, scope_arg = await self.record_scope(c, scope, ["alert"])
             rows = await c.fetch(
                 "SELECT r.box_id, r.seq, r.kind, r.record_id, r.ts, r.payload, r.received_at,"
                 " b.community_id FROM records r JOIN boxes b ON b.id = r.box_id"
@@ -243,7 +243,7 @@ class ConsoleStorage(StorageBase):
     async def tickets_latest(self, scope: str, limit: int) -> list[dict[str, Any]]:
         """Each ticket's latest record in scope (a box sends one record per change)."""
         async with self.tx() as c:
-            cond, scope_arg = await self.scope_filter(c, scope)
+            cond, scope_arg = await self.record_scope(c, scope, ["repair_ticket"])
             rows = await c.fetch(
                 "SELECT box_id, seq, record_id, ts, payload, community_id FROM ("
                 " SELECT r.box_id, r.seq, r.record_id, r.ts, r.payload, b.community_id,"
@@ -376,10 +376,14 @@ class ConsoleStorage(StorageBase):
         ):  # fmt: skip
             spec = ROLLUPS[kind]
             args: list[Any] = []
-            inner = totals_sql(spec, scope, since, until, False, args, boxes=boxes)
+            inner = totals_sql(
+                spec, scope, since, until, False, args, boxes=boxes, hourly=self.hourly_rollups
+            )
             queries[f"{what}_by_content"] = (f"SELECT content_id, {sums} FROM ({inner}) t", args)
             args = []
-            inner = totals_sql(spec, scope, since, until, True, args, grouped=False)
+            inner = totals_sql(
+                spec, scope, since, until, True, args, grouped=False, hourly=self.hourly_rollups
+            )
             queries[f"{what}_by_community"] = (
                 f"SELECT a.id AS community_id, {sums} FROM ({inner}) t"
                 " JOIN areas a ON a.path = t.area",
@@ -388,6 +392,7 @@ class ConsoleStorage(StorageBase):
 
         async def run(sql: str, args: list[Any]) -> list[dict[str, Any]]:
             async with self.read_tx() as c:
+                await c.execute(ROLLUP_SETTINGS)
                 return await c.fetch(sql, *args)
 
         # Four connections at once: each query reads its own roll-up rows.

@@ -19,6 +19,7 @@ import asyncpg
 from cloudsync.storage import Storage
 from cloudsync.storage.base import (
     BOX_GET,
+    DISTRICT_KINDS,
     NONCE_PRUNE,
     Replayed,
     StorageError,
@@ -57,16 +58,18 @@ WITH n AS (
   INSERT INTO nonces (box_id, nonce, ts) SELECT $1, $13, $14 WHERE $13::text IS NOT NULL
   ON CONFLICT DO NOTHING RETURNING 1
 ), b AS MATERIALIZED (
-  SELECT acked_seq, max_seq, greatest(acked_seq, $2::bigint - 1) AS a FROM boxes
-  WHERE id = $1 AND ($13::text IS NULL OR EXISTS (SELECT 1 FROM n)) FOR UPDATE
+  SELECT acked_seq, max_seq, greatest(acked_seq, $2::bigint - 1) AS a,
+    (SELECT qilu_district(p.path) FROM areas p WHERE p.id = boxes.community_id) AS district
+  FROM boxes WHERE id = $1 AND ($13::text IS NULL OR EXISTS (SELECT 1 FROM n)) FOR UPDATE
 ), v AS MATERIALIZED (
-  SELECT greatest(b.max_seq, coalesce($11::bigint, 0)) AS top,
+  SELECT greatest(b.max_seq, coalesce($11::bigint, 0)) AS top, b.district,
     (b.a > b.acked_seq OR b.a + 1 = ANY($3::bigint[])) AS may_move,
     CASE WHEN $12::bool AND $10::bigint = b.a + 1 THEN $11::bigint ELSE b.a END AS acked
   FROM b
 ), ins AS (
-  INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload, received_at)
-  SELECT $1, s, p, k, r, t, d::jsonb, $9 FROM v, unnest($3::bigint[], $4::int[],
+  INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload, received_at, district)
+  SELECT $1, s, p, k, r, t, d::jsonb, $9, CASE WHEN k IN ({DISTRICT_IN}) THEN v.district END
+  FROM v, unnest($3::bigint[], $4::int[],
   $5::text[], $6::text[], $7::text[], $8::text[]) AS u(s, p, k, r, t, d)
   ON CONFLICT DO NOTHING RETURNING 1
 ), upd AS (
@@ -75,6 +78,32 @@ WITH n AS (
 SELECT (SELECT count(*) FROM ins)::int AS stored, acked, may_move AND acked < top AS walk
 FROM v
 """
+# Records of the listed classes carry their box's district (migration 0009): the ops lists
+# scope a city or a district by it (StorageBase.record_scope).
+# A database not yet at 0009 (mid-upgrade, or tests and benches building an older schema)
+# stores without it: the *_BEFORE_0009 statements.
+DISTRICT_IN = ", ".join(f"'{k}'" for k in DISTRICT_KINDS)
+UPLOAD_BEFORE_0009 = (
+    UPLOAD.replace(",\n    (SELECT qilu_district(p.path) FROM areas p"
+                   " WHERE p.id = boxes.community_id) AS district", "")
+    .replace(" b.district,", "")
+    .replace(", district)", ")")
+    .replace(", CASE WHEN k IN ({DISTRICT_IN}) THEN v.district END", "")
+)
+UPLOAD = UPLOAD.replace("{DISTRICT_IN}", DISTRICT_IN)
+INSERT_BEFORE_0009 = (
+    "INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload, received_at)"
+    " SELECT $1, s, p, k, r, t, d::jsonb, $8 FROM unnest($2::bigint[], $3::int[],"
+    " $4::text[], $5::text[], $6::text[], $7::text[]) AS u(s, p, k, r, t, d)"
+    " ON CONFLICT DO NOTHING"
+)
+INSERT = (
+    "INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload, received_at,"
+    " district) SELECT $1, s, p, k, r, t, d::jsonb, $8, CASE WHEN k IN ({DISTRICT_IN}) THEN"
+    " (SELECT qilu_district(a.path) FROM boxes b JOIN areas a ON a.id = b.community_id"
+    " WHERE b.id = $1) END FROM unnest($2::bigint[], $3::int[], $4::text[], $5::text[],"
+    " $6::text[], $7::text[]) AS u(s, p, k, r, t, d) ON CONFLICT DO NOTHING"
+).replace("{DISTRICT_IN}", DISTRICT_IN)
 
 
 def _columns(rows: Sequence[UploadRecord]) -> list[list[Any]]:
@@ -84,8 +113,9 @@ def _columns(rows: Sequence[UploadRecord]) -> list[list[Any]]:
 
 
 class PgConn:
-    def __init__(self, conn: asyncpg.Connection) -> None:
+    def __init__(self, conn: asyncpg.Connection, district: bool = True) -> None:
         self.c = conn
+        self.district = district  # records.district exists (migration 0009)
 
     async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
         return [dict(r) for r in await self.c.fetch(sql, *args)]
@@ -108,10 +138,7 @@ class PgConn:
 
     async def _insert(self, box_id: str, now: str, rows: Sequence[UploadRecord]) -> int:
         status = await self.c.execute(
-            "INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload, received_at)"
-            " SELECT $1, s, p, k, r, t, d::jsonb, $8 FROM unnest($2::bigint[], $3::int[],"
-            " $4::text[], $5::text[], $6::text[], $7::text[]) AS u(s, p, k, r, t, d)"
-            " ON CONFLICT DO NOTHING",
+            INSERT if self.district else INSERT_BEFORE_0009,
             box_id,
             *_columns(rows),
             now,
@@ -169,7 +196,7 @@ class PostgresStorage(Storage):
         assert self.pool is not None, "storage not opened"
         async with self.pool.acquire() as conn, conn.transaction():
             try:
-                yield PgConn(conn)
+                yield PgConn(conn, self.district_column)
             except asyncpg.DataError as e:  # e.g. invalid JSON in a payload
                 raise StorageError(str(e)) from e
 
@@ -180,7 +207,7 @@ class PostgresStorage(Storage):
                 yield c
             return
         async with self.read_pool.acquire() as conn, conn.transaction(readonly=True):
-            yield PgConn(conn)
+            yield PgConn(conn, self.district_column)
 
     # --- the per-request path, in as few round trips as it allows ----------------------------
 
@@ -202,7 +229,7 @@ class PostgresStorage(Storage):
         n = nonce or (box_id, None, None, 0)
         try:
             row = await self.pool.fetchrow(
-                UPLOAD,
+                UPLOAD if self.district_column else UPLOAD_BEFORE_0009,
                 box_id,
                 floor,
                 *_columns(rows),
@@ -336,17 +363,20 @@ class PostgresStorage(Storage):
         return row
 
     async def migrate(self, upto: int | None = None) -> list[int]:
-        """Then count the rows stored before the daily roll-ups existed (migration 0008),
-        one partition per transaction: see rollups.backfill."""
+        """Then count the rows stored before the daily roll-ups existed (migration 0008) and
+        before the hourly ones and the records' districts (0009), one partition per
+        transaction: see rollups.backfill."""
         applied = await super().migrate(upto)
         assert self.pool is not None, "storage not opened"
         async with self.pool.acquire() as conn:
-            if await conn.fetchval("SELECT to_regclass('rollup_backfill') IS NOT NULL"):
+            for table, hourly in (("rollup_backfill", False), ("backfill_0009", True)):
+                if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
+                    continue
                 # One backfill at a time across workers and hosts; the others wait for it,
                 # so no worker serves statistics from half-counted roll-ups.
                 await conn.execute("SELECT pg_advisory_lock(7008)")
                 try:
-                    await backfill_rollups(conn, log.info)
+                    await backfill_rollups(conn, log.info, table, hourly)
                 finally:
                     await conn.execute("SELECT pg_advisory_unlock(7008)")
         return applied

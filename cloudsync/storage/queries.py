@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from cloudsync.storage.base import StorageBase
-from cloudsync.storage.rollups import ROLLUPS, Rollup, by_boxes, totals_sql
+from cloudsync.storage.rollups import ROLLUP_SETTINGS, ROLLUPS, Rollup, by_boxes, totals_sql
 
 
 def ts_window(args: list[Any], since: str, until: str, col: str = "r.ts") -> str:
@@ -48,7 +48,7 @@ class OpsQueryStorage(StorageBase):
         to a sort. Deciding in code keeps that choice away from the planner's estimates of
         the index expression, which it cannot make for a partial index."""
         async with self.tx() as c:
-            cond, scope_arg = await self.scope_filter(c, scope)
+            cond, scope_arg = await self.record_scope(c, scope, kinds)
         args: list[Any] = [scope_arg]
         conds = [cond, " AND r.kind IN (" + ", ".join(f"'{k}'" for k in kinds) + ")"]
 
@@ -190,8 +190,11 @@ class OpsQueryStorage(StorageBase):
         order = ", ".join(str(i + 1) for i in range(len(fields)))
         async with self.read_tx() as c:
             boxes = (await self.scope_filter(c, scope))[1] if by_boxes(scope, False) else None
-            inner = totals_sql(spec, scope, since, until, False, args, boxes=boxes)
+            inner = totals_sql(
+                spec, scope, since, until, False, args, boxes=boxes, hourly=self.hourly_rollups
+            )
             sql = f"SELECT {', '.join(fields)}, n AS count{total} FROM ({inner}) t ORDER BY {order}"
+            await c.execute(ROLLUP_SETTINGS)
             return await c.fetch(sql, *args)
 
     async def record_box(self, kind: str, record_id: str, scope: str) -> str | None:

@@ -1,5 +1,7 @@
-"""Statistics from the daily roll-ups (PostgreSQL, migration 0008): whole days from the roll-up
-tables, the partial days at a window's ends from the records themselves.
+"""Statistics from the roll-ups (PostgreSQL, migrations 0008-0009): whole days from the daily
+tables, the whole hours of a window's partial end days from the hourly ones, the minutes at
+its ends from the records themselves; per-community figures read whole months from the monthly
+totals (no hourly rows per community). :func:`split_levels` cuts a window into those pieces.
 
 A roll-up row holds, per district (the first two levels of the box's area path), day
 (``substr(ts, 1, 10)``) and group (decision and method, content item), the count and sums of
@@ -12,8 +14,8 @@ inside the scope. SQLite (the small install) keeps aggregating the records thems
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from datetime import date, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from typing import Any
 
 DISTRICT = 2  # depth of a district's path: /city/district/ (the roll-ups' areas)
@@ -27,6 +29,25 @@ class Rollup:
     dims: tuple[str, ...]  # payload fields kept as text columns of the same name
     sums: tuple[tuple[str, str, str], ...]  # (column, payload field, "int" | "float")
     per_community: bool  # also totals per box area and day, without the dims (leaf rows)
+    period: str = "day"  # its time column: "day" (ts[:10]), "hour" (ts[:13]), "month" (ts[:7])
+    districts: bool = True  # rows per district (with the dims)
+
+    @property
+    def width(self) -> int:
+        return {"month": 7, "day": 10, "hour": 13}[self.period]
+
+    def hourly(self) -> Rollup:
+        """The same sums per district and hour (migration 0009): the whole hours of a
+        window's partial end days (no per-community rows)."""
+        return replace(self, table=self.table.replace("_daily", "_hourly"),
+                       per_community=False, period="hour")  # fmt: skip
+
+    def monthly(self) -> Rollup:
+        """The per-community totals per month (migration 0009, leaf rows only): the whole
+        months of a per-community figure (the console's content statistics, portal reading
+        by community), which read one row per community and day before."""
+        return replace(self, table=self.table.replace("_daily", "_monthly"),
+                       period="month", districts=False)  # fmt: skip
 
 
 ROLLUPS: dict[str, Rollup] = {
@@ -40,6 +61,21 @@ ROLLUPS: dict[str, Rollup] = {
                 ("acks", "acks", "int"), ("dwell_s", "dwell_s", "float")), True),
     )
 }  # fmt: skip
+HOURLY: dict[str, Rollup] = {k: r.hourly() for k, r in ROLLUPS.items()}
+MONTHLY: dict[str, Rollup] = {k: r.monthly() for k, r in ROLLUPS.items() if r.per_community}
+
+
+# Run before a roll-up query, in its transaction (one statement for both settings).
+# A custom plan for every call: the statement text repeats with other bounds, and after five
+# calls PostgreSQL switched to a generic plan that could not estimate a city's areas from the
+# path range and probed 5,000 boxes' records in a nested loop (30 ms -> 600-850 ms for a
+# city's 30-day plays, bench/stats100m.py). No JIT: the roll-up tables' row estimates (a
+# city's hours: 45,000 estimated, 7,000 read) put a 100-200 ms query over jit_above_cost, and
+# compiling it took ~60 ms of it.
+ROLLUP_SETTINGS = (
+    "SELECT set_config('jit', 'off', true),"
+    " set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
 
 
 def split_window(since: str, until: str) -> tuple[tuple[str, str] | None, list[tuple[str, str]]]:
@@ -63,6 +99,53 @@ def split_window(since: str, until: str) -> tuple[tuple[str, str] | None, list[t
     if hi != until:
         raw.append((hi, until))
     return (lo, hi), raw
+
+
+SOURCES = {7: "month", 10: "day", 13: "hour"}  # roll-up periods by their ts prefix's length
+
+
+def _ceil(ts: str, width: int) -> str | None:
+    """The first period of ``width`` (7 month, 10 day, 13 hour) after the one ``ts`` lies in
+    ("2026-10-31T09:17", 7 -> "2026-11"); None when ts does not start with one."""
+    fmt = {7: "%Y-%m", 10: "%Y-%m-%d", 13: "%Y-%m-%dT%H"}[width]
+    try:
+        start = datetime.strptime(ts[:width], fmt)
+    except ValueError:
+        return None
+    if width == 7:
+        return f"{start.year + start.month // 12:04d}-{start.month % 12 + 1:02d}"
+    step = timedelta(days=1) if width == 10 else timedelta(hours=1)
+    return (start + step).strftime(fmt)
+
+
+def split_levels(since: str, until: str, widths: tuple[int, ...]) -> list[tuple[str, str, str]]:
+    """A [since, until) window of ts text ('' open) as (source, lo, hi) pieces that together
+    hold exactly its records, coarsest first where whole periods fit: "month" / "day" /
+    "hour" pieces from the roll-ups of that period (``widths``: the ts prefix lengths used,
+    coarsest first), "raw" pieces from the records. Exact for any ts text, dates or not: a
+    bound of at most w characters compares with ts[:w] as it does with ts (byte order), and
+    every bound of a w-piece has at most w characters."""
+    if not widths:
+        return [("raw", since, until)]
+    w, finer = widths[0], widths[1:]
+    lo = since if len(since) <= w else _ceil(since, w)
+    hi = until if len(until) <= w else until[:w]
+    if lo is None or (lo and hi and lo >= hi):
+        return split_levels(since, until, finer)
+    out = split_levels(since, lo, finer) if lo != since else []
+    out.append((SOURCES[w], lo, hi))
+    return out + (split_levels(hi, until, finer) if hi != until else [])
+
+
+def split_hours(since: str, until: str) -> list[tuple[str, str, str]]:
+    """Pieces for the district figures: whole days, whole hours of the end days, minutes."""
+    return split_levels(since, until, (10, 13))
+
+
+def split_months(since: str, until: str) -> list[tuple[str, str, str]]:
+    """Pieces for the per-community figures (no hourly rows per community): whole months
+    from the monthly totals, whole days, the partial end days from the records."""
+    return split_levels(since, until, (7, 10))
 
 
 def scope_depth(scope: str) -> int:
@@ -100,38 +183,49 @@ def totals_sql(
     args: list[Any],
     grouped: bool = True,
     boxes: list[str] | None = None,
+    hourly: bool = True,
 ) -> str:
     """SQL of rows (area, <dims>, n, <sums>) for the kind's records in scope and window:
     area is the community's path when ``by_community``, else NULL; one row per area and
     group (``grouped``: by the dims too, else the dims are left out). ``boxes``: the scope's
-    box ids when :func:`by_boxes`."""
+    box ids when :func:`by_boxes`. ``hourly`` False: the partial end days from the records
+    (before migration 0009; bench/stats100m.py times both)."""
     q = Sql(args)
     depth = scope_depth(scope)
     if by_boxes(scope, by_community) or (by_community and grouped and spec.dims):
         # A street or community: its boxes' records. Per community *and* group (the portal's
         # content x community table): the records too, the roll-ups do not keep that.
-        days, raw = None, [(since, until)]
+        pieces = [("raw", since, until)]
+    elif by_community and hourly:  # whole months from the monthly totals, no hourly rows
+        pieces = split_months(since, until)
+    elif by_community or not hourly:  # (not hourly: as before migration 0009, for benches)
+        days, ends = split_window(since, until)
+        pieces = ([("day", *days)] if days else []) + [("raw", lo, hi) for lo, hi in ends]
     else:
-        days, raw = split_window(since, until)
+        pieces = split_hours(since, until)
     dims_kept = spec.dims if grouped else ()
     sums = [c for c, _, _ in spec.sums]
     parts = []
-    if days is not None:
+    for source, lo, hi in pieces:
+        if source == "raw":
+            continue
+        table = {"day": spec, "hour": HOURLY, "month": MONTHLY}[source]
+        table = table if isinstance(table, Rollup) else table[spec.kind]
         conds = ["r.leaf" if by_community else "NOT r.leaf"]
         if depth == DISTRICT and not by_community:
             conds.append(f"r.area = {q.arg(scope)}")
         elif depth:
-            lo, hi = path_range(scope)
-            conds.append(f"r.area >= {q.arg(lo)} AND r.area < {q.arg(hi)}")
-        if days[0]:
-            conds.append(f"r.day >= {q.arg(days[0])}")
-        if days[1]:
-            conds.append(f"r.day < {q.arg(days[1])}")
+            a_lo, a_hi = path_range(scope)
+            conds.append(f"r.area >= {q.arg(a_lo)} AND r.area < {q.arg(a_hi)}")
+        if lo:
+            conds.append(f"r.{table.period} >= {q.arg(lo)}")
+        if hi:
+            conds.append(f"r.{table.period} < {q.arg(hi)}")
         area = "r.area" if by_community else 'NULL::text COLLATE "C"'
         cols = ", ".join([f"r.{d}" for d in dims_kept] + ["r.n"] + [f"r.{c}" for c in sums])
         where = " AND ".join(conds)
-        parts.append(f"SELECT {area} AS area, {cols} FROM {spec.table} r WHERE {where}")
-    for lo, hi in raw:
+        parts.append(f"SELECT {area} AS area, {cols} FROM {table.table} r WHERE {where}")
+    for _, lo, hi in [p for p in pieces if p[0] == "raw"]:
         conds = [f"r.kind = '{spec.kind}'"]
         if lo:
             conds.append(f"r.ts >= {q.arg(lo)}")
@@ -143,8 +237,11 @@ def totals_sql(
         if boxes is not None:
             conds.append(f"r.box_id = ANY({q.arg(boxes)}::text[])")
         elif scope != "/":
-            s = q.arg(scope)
-            conds.append(f"substr(a.path, 1, length({s})) = {s}")
+            # A path range, not a prefix test: PostgreSQL estimates a city's 5,000 areas from
+            # the range (from a substr() it guessed 50 and probed each box's records in a
+            # nested loop: 0.3 s for a city's last minutes of plays, bench/stats100m.py).
+            a_lo, a_hi = (q.arg(p) for p in path_range(scope))
+            conds.append(f'a.path COLLATE "C" >= {a_lo} AND a.path COLLATE "C" < {a_hi}')
         area = 'a.path COLLATE "C"' if by_community else 'NULL::text COLLATE "C"'
         cast = {"int": "qilu_int", "float": "qilu_float"}
         cols = ", ".join(
@@ -166,13 +263,23 @@ def totals_sql(
 
 
 def recount_sql(
-    spec: Rollup, source: str, where: str = "", sign: str = "+", upsert: bool = True
+    specs: Rollup | list[Rollup],
+    source: str,
+    where: str = "",
+    sign: str = "+",
+    upsert: bool = True,
 ) -> str:
     """Add (sign '+') or take away ('-') the sums of ``source``'s records of the kind (a
-    partition, or records matching ``where``) to/from the roll-up: the statement the trigger
-    of migration 0008 runs on an upload's rows (``source`` "added"), summed per box, day and
-    group first, then per district (and per box area, without the group, when
-    ``per_community``). Rows go in key order: two uploads lock shared rows in one order."""
+    partition, or records matching ``where``) to/from the roll-ups ``specs`` (one kind's:
+    daily and/or hourly): the statement the trigger of migration 0009 runs on an upload's rows
+    (``source`` "added"). Summed per box, period and group first (the finest period asked for:
+    one pass over the records for both tables), then per district (and per box area, without
+    the group, when ``per_community``). Rows go in key order: two uploads lock shared rows in
+    one order."""
+    specs = [specs] if isinstance(specs, Rollup) else specs
+    spec = specs[0]
+    finest = max(specs, key=lambda s: s.width)
+    width, period = finest.width, finest.period
     sums = [c for c, _, _ in spec.sums]
     cast = {"int": "qilu_int", "float": "qilu_float"}
     sign = "" if sign == "+" else sign
@@ -181,39 +288,64 @@ def recount_sql(
         + [f"{sign}count(*) AS n"]
         + [f"{sign}sum({cast[t]}(r.payload ->> '{f}')) AS {c}" for c, f, t in spec.sums]
     )
-    levels = "(qilu_district(a.path), false)" + (", (a.path, true)" if spec.per_community else "")
-    dims = [f"CASE WHEN l.leaf THEN NULL ELSE g.{d} END" for d in spec.dims]
-    outer = ", ".join(dims + [f"sum(g.{c})" for c in ["n", *sums]])
-    n_keys = 3 + len(spec.dims)
-    keys = ", ".join(str(i) for i in range(1, n_keys + 1))
-    update = ", ".join(
-        ["n = w.n + excluded.n"]
-        + [f"{c} = CASE WHEN w.{c} IS NULL THEN excluded.{c}"
-           f" ELSE w.{c} + coalesce(excluded.{c}, 0) END" for c in sums]
-    )  # fmt: skip
     by = ", ".join(str(i) for i in range(1, len(spec.dims) + 3))
-    return (
-        f"WITH g AS (SELECT r.box_id, substr(r.ts, 1, 10) AS day, {inner}"
+    head = (
+        f"WITH g AS (SELECT r.box_id, substr(r.ts, 1, {width}) AS {period}, {inner}"
         f" FROM {source} r WHERE r.kind = '{spec.kind}'{where} GROUP BY {by})"
-        f" INSERT INTO {spec.table} AS w (area, leaf, day, {', '.join([*spec.dims, 'n', *sums])})"
-        f" SELECT l.area, l.leaf, g.day, {outer}"
-        " FROM g JOIN boxes b ON b.id = g.box_id JOIN areas a ON a.id = b.community_id"
-        f" CROSS JOIN LATERAL (VALUES {levels}) AS l(area, leaf)"
-        f" GROUP BY {keys} ORDER BY {keys}"
-        + (f" ON CONFLICT ON CONSTRAINT {spec.table}_key DO UPDATE SET {update}" if upsert else "")
     )
+    stmts = []
+    for t in specs:
+        levels = ", ".join((["(qilu_district(a.path), false)"] if t.districts else [])
+                           + (["(a.path, true)"] if t.per_community else []))  # fmt: skip
+        dims = [f"CASE WHEN l.leaf THEN NULL ELSE g.{d} END" for d in t.dims]
+        outer = ", ".join(dims + [f"sum(g.{c})" for c in ["n", *sums]])
+        keys = ", ".join(str(i) for i in range(1, 4 + len(t.dims)))
+        update = ", ".join(
+            ["n = w.n + excluded.n"]
+            + [f"{c} = CASE WHEN w.{c} IS NULL THEN excluded.{c}"
+               f" ELSE w.{c} + coalesce(excluded.{c}, 0) END" for c in sums]
+        )  # fmt: skip
+        at = f"g.{period}" if t.width == width else f"substr(g.{period}, 1, {t.width})"
+        cols = ", ".join(["area", "leaf", t.period, *t.dims, "n", *sums])
+        stmts.append(
+            f"INSERT INTO {t.table} AS w ({cols})"
+            f" SELECT l.area, l.leaf, {at}, {outer}"
+            " FROM g JOIN boxes b ON b.id = g.box_id JOIN areas a ON a.id = b.community_id"
+            f" CROSS JOIN LATERAL (VALUES {levels}) AS l(area, leaf)"
+            f" GROUP BY {keys} ORDER BY {keys}"
+            + (f" ON CONFLICT ON CONSTRAINT {t.table}_key DO UPDATE SET {update}" if upsert else "")
+        )
+    # All but the last as data-modifying CTEs of the one statement (each reads g).
+    ctes = "".join(f", i{n} AS ({x})" for n, x in enumerate(stmts[:-1]))
+    return f"{head}{ctes} {stmts[-1]}"
 
 
-def of_class(cls: str) -> list[Rollup]:
-    return [r for r in ROLLUPS.values() if r.cls == cls]
+def trigger_sql() -> str:
+    """The body of qilu_stats_rollup (migration 0009): each kind's hourly, daily and (per
+    community) monthly sums."""
+    built = "; ".join(
+        recount_sql([HOURLY[k], r, *([MONTHLY[k]] if k in MONTHLY else [])], "added")
+        for k, r in ROLLUPS.items()
+    )
+    return f"BEGIN {built}; RETURN NULL; END"
 
 
-async def forget_month(conn: Any, cls: str, lo: str, hi: str) -> None:
-    """A month of the class leaves the records (retention detaches it): its days leave the
-    roll-ups in the same transaction. Exact: the month partition held every record whose ts
-    lies in [lo, hi), and those are the roll-up's days in [lo, hi)."""
-    for spec in of_class(cls):
-        await conn.execute(f"DELETE FROM {spec.table} WHERE day >= $1 AND day < $2", lo, hi)
+def of_class(cls: str, hourly: bool = True) -> list[Rollup]:
+    """The class's roll-ups: daily, then (``hourly``) those of migration 0009, hourly and
+    monthly."""
+    daily = [r for r in ROLLUPS.values() if r.cls == cls]
+    later = [HOURLY[r.kind] for r in daily] + [MONTHLY[r.kind] for r in daily if r.kind in MONTHLY]
+    return daily + (later if hourly else [])
+
+
+async def forget_month(conn: Any, cls: str, lo: str, hi: str, hourly: bool = True) -> None:
+    """A month of the class leaves the records (retention detaches it): its days and hours
+    leave the roll-ups in the same transaction. Exact: the month partition held every record
+    whose ts lies in [lo, hi), and those are the roll-ups' days and hours in [lo, hi)."""
+    for spec in of_class(cls, hourly):
+        await conn.execute(
+            f"DELETE FROM {spec.table} WHERE {spec.period} >= $1 AND {spec.period} < $2", lo, hi
+        )
 
 
 async def forget_rows(conn: Any, cls: str, source: str, where: str, *args: Any) -> None:
@@ -224,52 +356,45 @@ async def forget_rows(conn: Any, cls: str, source: str, where: str, *args: Any) 
         await conn.execute(f"DELETE FROM {spec.table} WHERE n = 0")
 
 
-async def backfill(conn: Any, say: Any = None) -> list[dict[str, Any]]:
-    """Count the rows stored before migration 0008, one partition per transaction: the
-    partition is locked against inserts (SHARE) while its days are recomputed, so uploads
-    into it wait that long (measured in bench/stats100m.py) and all others go on. Idempotent:
-    a partition's days are deleted and counted again from its rows."""
+async def backfill(
+    conn: Any, say: Any = None, table: str = "rollup_backfill", hourly: bool = False
+) -> list[dict[str, Any]]:
+    """Count the rows stored before migration 0008 (daily roll-ups, ``table``
+    rollup_backfill) or 0009 (hourly roll-ups and the list classes' districts, backfill_0009),
+    one partition per transaction. A partition counted into a roll-up is locked against
+    inserts (SHARE) while its days (hours) are recomputed, so uploads into it wait that long
+    (measured in bench/stats100m.py) and all others go on; a list class's partition has its
+    records' district filled in by an UPDATE, which holds no insert. Idempotent: a
+    partition's days are deleted and counted again from its rows; districts are filled where
+    missing. A run stopped halfway resumes at the first partition not done."""
     done = []
     parts = await conn.fetch(
         "SELECT f.part, p.relname AS parent, pg_get_expr(c.relpartbound, c.oid) AS bound"
-        " FROM rollup_backfill f JOIN pg_class c ON c.relname = f.part"
+        f" FROM {table} f JOIN pg_class c ON c.relname = f.part"
         " JOIN pg_inherits i ON i.inhrelid = c.oid JOIN pg_class p ON p.oid = i.inhparent"
         " WHERE f.done_at IS NULL ORDER BY f.part"
     )
     for row in parts:
         cls = row["parent"].removeprefix("records_")
+        daily = of_class(cls, False)
+        specs = of_class(cls)[len(daily) :] if hourly else daily  # 0009's tables, or 0008's
         t0 = time.monotonic()
         async with conn.transaction():
-            await conn.execute(f"LOCK TABLE {row['part']} IN SHARE MODE")
-            if "DEFAULT" in row["bound"]:
-                # Its days are those no month of the class covers.
-                months = await conn.fetch(
-                    "SELECT pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i"
-                    " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass",
-                    row["parent"],
+            if not specs:  # a list class (migration 0009): its records' district
+                await conn.execute(
+                    f"UPDATE {row['part']} r SET district = qilu_district(a.path) FROM boxes b"
+                    " JOIN areas a ON a.id = b.community_id"
+                    " WHERE b.id = r.box_id AND r.district IS NULL"
                 )
-                ranges = [_bounds(m["bound"]) for m in months]
-                inside = " OR ".join(
-                    f"(day >= '{lo}' AND day < '{hi}')" for lo, hi in ranges if lo is not None
-                )
-                for spec in of_class(cls):
-                    await conn.execute(
-                        f"DELETE FROM {spec.table}" + (f" WHERE NOT ({inside})" if inside else "")
-                    )
             else:
-                lo, hi = _bounds(row["bound"])
-                await forget_month(conn, cls, lo, hi)  # type: ignore[arg-type]
-            for spec in of_class(cls):
-                # A plain insert: the partition's days were just emptied, and no upload can
-                # add to them while it is locked (other partitions hold other days).
-                await conn.execute(recount_sql(spec, row["part"], upsert=False))
+                await _recount(conn, row, specs)
             n = await conn.fetchval(  # the planner's estimate: a count would read it again
                 "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = $1",
                 row["part"],
             )
             took = time.monotonic() - t0
             await conn.execute(
-                "UPDATE rollup_backfill SET done_at = now()::text, rows = $2, seconds = $3"
+                f"UPDATE {table} SET done_at = now()::text, rows = $2, seconds = $3"
                 " WHERE part = $1",
                 row["part"],
                 n,
@@ -277,10 +402,45 @@ async def backfill(conn: Any, say: Any = None) -> list[dict[str, Any]]:
             )
         done.append({"part": row["part"], "rows": n, "seconds": round(took, 2)})
         if say:
-            say(f"roll-ups: counted {row['part']} ({n:,} rows, {took:.1f} s)")
+            say(f"{table}: {row['part']} ({n:,} rows, {took:.1f} s)")
     if done:  # planner statistics for the tables just filled
-        await conn.execute("ANALYZE " + ", ".join(r.table for r in ROLLUPS.values()))
+        later = [*HOURLY.values(), *MONTHLY.values()]
+        tables = [r.table for r in (later if hourly else ROLLUPS.values())]
+        await conn.execute("ANALYZE " + ", ".join(tables))
     return done
+
+
+async def _recount(conn: Any, row: Any, specs: list[Rollup]) -> None:
+    """A partition's days (hours) of ``specs`` deleted and counted again from its rows."""
+    await conn.execute(f"LOCK TABLE {row['part']} IN SHARE MODE")
+    if "DEFAULT" in row["bound"]:
+        # Its days are those no month of the class covers.
+        months = await conn.fetch(
+            "SELECT pg_get_expr(c.relpartbound, c.oid) AS bound FROM pg_inherits i"
+            " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = $1::regclass",
+            row["parent"],
+        )
+        ranges = [_bounds(m["bound"]) for m in months]
+        for spec in specs:
+            col = spec.period
+            inside = " OR ".join(
+                f"({col} >= '{lo}' AND {col} < '{hi}')" for lo, hi in ranges if lo is not None
+            )
+            await conn.execute(
+                f"DELETE FROM {spec.table}" + (f" WHERE NOT ({inside})" if inside else "")
+            )
+    else:
+        lo, hi = _bounds(row["bound"])
+        for spec in specs:
+            await conn.execute(
+                f"DELETE FROM {spec.table} WHERE {spec.period} >= $1 AND {spec.period} < $2",
+                lo,
+                hi,
+            )
+    for spec in specs:
+        # A plain insert: the partition's days were just emptied, and no upload can
+        # add to them while it is locked (other partitions hold other days).
+        await conn.execute(recount_sql(spec, row["part"], upsert=False))
 
 
 def _bounds(bound: str) -> tuple[str | None, str | None]:

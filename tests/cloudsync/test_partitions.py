@@ -175,7 +175,9 @@ async def test_migration_0006_moves_existing_rows_into_months(pg_cluster: PgClus
                 (4, "device_health", "1970-01-01T00:00:00+00:00"),
             ):
                 await c.execute(
-                    "INSERT INTO records VALUES ('b1', $1, 2, $2, $3, $4, '{\"a\": 1}', $5)",
+                    "INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload,"
+                    " received_at)"
+                    " VALUES ('b1', $1, 2, $2, $3, $4, '{\"a\": 1}', $5)",
                     seq,
                     kind,
                     f"r{seq}",
@@ -318,7 +320,9 @@ async def test_dry_run_lists_what_would_go_then_the_run_exports_it(
             ]
             for seq, kind, ts, received in rows:
                 await c.execute(
-                    "INSERT INTO records VALUES ('b1', $1, 2, $2, $3, $4, '{\"v\": 1}', $5)",
+                    "INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload,"
+                    " received_at)"
+                    " VALUES ('b1', $1, 2, $2, $3, $4, '{\"v\": 1}', $5)",
                     seq,
                     kind,
                     f"r{seq}",
@@ -392,7 +396,9 @@ async def test_serve_runs_retention_on_its_timer(db_url: str, tmp_path: Path) ->
             await one_box(c)
             for seq, ts in ((1, in_month(old)), (2, iso(NOW))):
                 await c.execute(
-                    "INSERT INTO records VALUES ('b1', $1, 4, 'device_health', $2, $3,"
+                    "INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload,"
+                    " received_at)"
+                    " VALUES ('b1', $1, 4, 'device_health', $2, $3,"
                     " '{\"cpu\": 5}', $4)",
                     seq,
                     f"h{seq}",
@@ -457,7 +463,8 @@ async def test_a_run_stopped_mid_export_ends_at_once_and_the_next_finishes_it(
     async with storage.tx() as c:
         await one_box(c)
         await c.execute(
-            "INSERT INTO records SELECT 'b1', g, 4, 'device_health', 'h' || g, $1, '{}', $1"
+            "INSERT INTO records (box_id, seq, priority, kind, record_id, ts, payload, received_at)"
+            " SELECT 'b1', g, 4, 'device_health', 'h' || g, $1, '{}', $1"
             " FROM generate_series(1, 3000) AS g",
             in_month(old),
         )

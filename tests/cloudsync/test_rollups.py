@@ -24,7 +24,7 @@ from cloudsync.retention import (
     month_of,
 )
 from cloudsync.storage import open_storage
-from cloudsync.storage.rollups import ROLLUPS, recount_sql, split_window
+from cloudsync.storage.rollups import split_hours, split_months, split_window, trigger_sql
 from edge.sync.client import CloudClient
 from edge.sync.store import OutboxRow
 from tests.cloudsync.helpers import PgCluster, start_cloud
@@ -54,6 +54,60 @@ def test_split_window_keeps_whole_days_for_the_rollups() -> None:
         [("2026-11-05T08", "2026-11-05T09")],
     )
     assert split_window("yesterday-ish", "") == (None, [("yesterday-ish", "")])
+
+
+def test_split_hours_reads_whole_hours_from_the_hourly_rollups() -> None:
+    assert split_hours("2026-11-05T08:17:00+00:00", "2026-11-20T01:30:00+00:00") == [
+        ("raw", "2026-11-05T08:17:00+00:00", "2026-11-05T09"),
+        ("hour", "2026-11-05T09", "2026-11-06"),
+        ("day", "2026-11-06", "2026-11-20"),
+        ("hour", "2026-11-20", "2026-11-20T01"),
+        ("raw", "2026-11-20T01", "2026-11-20T01:30:00+00:00"),
+    ]
+    # Inside one day: its whole hours, the minutes at both ends from the records.
+    assert split_hours("2026-11-05T08:10", "2026-11-05T11:20") == [
+        ("raw", "2026-11-05T08:10", "2026-11-05T09"),
+        ("hour", "2026-11-05T09", "2026-11-05T11"),
+        ("raw", "2026-11-05T11", "2026-11-05T11:20"),
+    ]
+    # Inside one hour, the last hour of a day, or no date at all: the records only.
+    assert split_hours("2026-11-05T08:10", "2026-11-05T08:50") == [
+        ("raw", "2026-11-05T08:10", "2026-11-05T08:50")
+    ]
+    assert split_hours("2026-11-05T23:10", "") == [
+        ("raw", "2026-11-05T23:10", "2026-11-06"), ("day", "2026-11-06", "")
+    ]
+    assert split_hours("2026-11-05 08:10", "2026-11-07") == [
+        ("raw", "2026-11-05 08:10", "2026-11-06"), ("day", "2026-11-06", "2026-11-07")
+    ]
+    assert split_hours("yesterday afternoon", "") == [("raw", "yesterday afternoon", "")]
+    # A bound of 13 characters or fewer compares with the hour as with ts, date or not.
+    assert split_hours("yesterday-ish", "") == [("hour", "yesterday-ish", "")]
+
+
+def test_split_months_reads_whole_months_from_the_monthly_totals() -> None:
+    # The console's "last 30 days" on the 30th: the first day's hours, then the month so far.
+    assert split_months("2026-10-31T09:17:00+00:00", "") == [
+        ("raw", "2026-10-31T09:17:00+00:00", "2026-11"), ("month", "2026-11", "")
+    ]
+    # ... on the 15th: the rest of last month by day.
+    assert split_months("2026-10-16T09:17:00+00:00", "") == [
+        ("raw", "2026-10-16T09:17:00+00:00", "2026-10-17"),
+        ("day", "2026-10-17", "2026-11"),
+        ("month", "2026-11", ""),
+    ]
+    # A month starts at "2026-11", not "2026-11-01" (odd stamps like "2026-11 08:00" sort
+    # between): a window from the 1st reads that month by day.
+    assert split_months("2026-11-01", "2027-01-05") == [
+        ("day", "2026-11-01", "2026-12"), ("month", "2026-12", "2027-01"),
+        ("day", "2027-01", "2027-01-05"),
+    ]
+    assert split_months("", "2026-11-05") == [
+        ("month", "", "2026-11"), ("day", "2026-11", "2026-11-05")
+    ]
+    assert split_months("2026-11-05T08", "2026-11-20") == [
+        ("raw", "2026-11-05T08", "2026-11-06"), ("day", "2026-11-06", "2026-11-20")
+    ]
 
 
 AREAS = [  # (id, level, parent)
@@ -199,8 +253,9 @@ async def test_rollups_answer_as_the_records_through_backfill_dupes_and_retentio
         for box in [*BOXES, "b9"]:
             sent[box] = records(rnd, box, 1, 40, old_dt)
             await storage.upload(box, 1, sent[box])
-        # Migration 0008: tables, trigger, then the rows above counted partition by partition.
-        assert await storage.migrate() == [8]
+        # Migrations 0008-0009: tables, trigger, then the rows above counted partition by
+        # partition (daily, then hourly).
+        assert await storage.migrate() == [8, 9]
         async with storage.tx() as c:
             left = await c.c.fetchval("SELECT count(*) FROM rollup_backfill WHERE done_at IS NULL")
         assert left == 0
@@ -258,11 +313,30 @@ async def test_rollups_answer_as_the_records_through_backfill_dupes_and_retentio
             trigger = await c.c.fetchval(
                 "SELECT prosrc FROM pg_proc WHERE proname = 'qilu_stats_rollup'"
             )
+            # Migration 0009's tables hold what the records hold, per hour and per month.
+            hourly = await c.fetch(
+                "SELECT area, hour, decision, method, n FROM access_hourly ORDER BY 1, 2, 3, 4"
+            )
+            raw_hourly = await c.fetch(
+                "SELECT qilu_district(a.path) AS area, substr(r.ts, 1, 13) AS hour,"
+                " r.payload ->> 'decision' AS decision, r.payload ->> 'method' AS method,"
+                " count(*) AS n FROM records r JOIN boxes b ON b.id = r.box_id"
+                " JOIN areas a ON a.id = b.community_id WHERE r.kind = 'access_event'"
+                " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
+            )
+            monthly = await c.fetch("SELECT area, month, n, ms FROM play_monthly ORDER BY 1, 2")
+            raw_monthly = await c.fetch(
+                "SELECT a.path AS area, substr(r.ts, 1, 7) AS month, count(*) AS n,"
+                " sum(qilu_int(r.payload ->> 'duration_ms')) AS ms FROM records r"
+                " JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
+                " WHERE r.kind = 'play_record' GROUP BY 1, 2 ORDER BY 1, 2"
+            )
         assert gone == 0
         assert [dict(r) for r in districts] == [dict(r) for r in raw]
+        assert len(hourly) > 50 and [dict(r) for r in hourly] == [dict(r) for r in raw_hourly]
+        assert len(monthly) > 5 and [dict(r) for r in monthly] == [dict(r) for r in raw_monthly]
         # The trigger runs the statements recount_sql builds (the backfill and retention's).
-        built = "; ".join(recount_sql(r, "added") for r in ROLLUPS.values())
-        assert " ".join(trigger.split()) == " ".join(f"BEGIN {built}; RETURN NULL; END".split())
+        assert " ".join(trigger.split()) == " ".join(trigger_sql().split())
     finally:
         await storage.close()
 
