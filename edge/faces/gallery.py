@@ -459,6 +459,12 @@ class Gallery:
                     mask[i] = True
             return mask
 
+    def rows_of(self, mask: np.ndarray) -> int:
+        """Templates of the residents in an ``allowed_mask``."""
+        with self._lock:
+            n = len(self)
+            return int(np.count_nonzero(mask[self._owner[:n]])) if n and len(mask) else 0
+
     def search(self, q: np.ndarray, *, exclude: str | None = None,
                allowed: np.ndarray | None = None) -> Hit | None:
         """Best template's identity and the best *other* identity (for the margin), scores

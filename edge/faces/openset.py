@@ -73,10 +73,12 @@ class Operating:
     expected_resident_acceptance: float
     centred: bool
     scores: str = "centred"  # raw / centred / znorm: the scale of threshold and scores
+    templates: int = 0  # templates searched (>= residents): what the threshold counts
 
     def as_dict(self) -> dict[str, float | int | bool | str]:
         return {
             "residents": self.residents,
+            "templates": self.templates,
             "target_fpir_per_visit": self.target_fpir,
             "threshold": round(self.threshold, 4),
             "expected_resident_acceptance": round(self.expected_resident_acceptance, 4),
@@ -117,10 +119,11 @@ def operating_point(cfg, residents: int, templates: int,
                       "znorm": cfg.tail_znorm}[kind])
     gen = Gaussian(*{"raw": cfg.genuine_raw, "centred": cfg.genuine_centred,
                      "znorm": cfg.genuine_znorm}[kind])
-    n = max(residents, 1)
-    thr = threshold_for(tail, target, n)
-    return Operating(n, target, thr, cfg.genuine_usable * gen.survival(thr), kind != "raw",
-                     kind)
+    # A stranger is compared with every template (a resident's best one counts), and the
+    # tails were fitted against one template per resident: the exponent is the templates.
+    thr = threshold_for(tail, target, max(templates, residents, 1))
+    return Operating(max(residents, 1), target, thr, cfg.genuine_usable * gen.survival(thr),
+                     kind != "raw", kind, max(templates, residents, 1))
 
 
 @dataclass(frozen=True)

@@ -153,8 +153,8 @@ class FacePipeline:
         self._sized: dict[int, Detector] = {}  # scan / region detectors, one per input size
         self.gallery = gallery if gallery is not None else Gallery(
             centre_min=cfg.centre_min, znorm_min=cfg.znorm_min, znorm_shift=cfg.znorm_shift)
-        self._op_cache: dict[tuple[int, float, int | None, str], Operating] = {}
-        self._masks: dict[frozenset[str], tuple[int, np.ndarray, int]] = {}
+        self._op_cache: dict[tuple[int, float, tuple[int, int] | None, str], Operating] = {}
+        self._masks: dict[frozenset[str], tuple[int, np.ndarray, tuple[int, int]]] = {}
         self.negatives: dict[str, np.ndarray] = {}  # resident id -> (k, 128) wrong-match probes
         self._recent: OrderedDict[str, tuple[str | None, np.ndarray]] = OrderedDict()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="faces")
@@ -247,19 +247,19 @@ class FacePipeline:
     # --- the threshold from the gallery ----------------------------------------------------
 
     def operating(self, target_fpir: float | None = None,
-                  residents: int | None = None) -> Operating | None:
+                  size: tuple[int, int] | None = None) -> Operating | None:
         """Threshold and expected resident acceptance for a per-visit target (default the
-        config's) at the current number of residents (or ``residents``: a door's own search
-        set); None when no target is configured."""
+        config's) at the current gallery (or ``size`` = (residents, templates): a door's own
+        search set, ``door_mask``); None when no target is configured."""
         target = target_fpir if target_fpir is not None else self.cfg.target_fpir
         if target is None:
             return None
         kind = self.gallery.kind
-        key = (len(self.gallery), target, residents, kind)
+        key = (len(self.gallery), target, size, kind)
         op: Operating | None = self._op_cache.get(key)
         if op is None:
-            n = self.gallery.residents if residents is None else residents
-            op = operating_point(self.cfg, n, len(self.gallery), target, kind)
+            residents, templates = size or (self.gallery.residents, len(self.gallery))
+            op = operating_point(self.cfg, residents, templates, target, kind)
             if len(self._op_cache) > 64:
                 self._op_cache.clear()
             if op is not None:
@@ -267,17 +267,18 @@ class FacePipeline:
         return op
 
     def threshold(self, target_fpir: float | None = None,
-                  residents: int | None = None) -> float | None:
-        op = self.operating(target_fpir, residents)
+                  size: tuple[int, int] | None = None) -> float | None:
+        op = self.operating(target_fpir, size)
         return None if op is None else op.threshold
 
-    def door_mask(self, allowed: frozenset[str]) -> tuple[np.ndarray, int]:
-        """Search mask and size of a door's resident set (rebuilt when the gallery grows)."""
+    def door_mask(self, allowed: frozenset[str]) -> tuple[np.ndarray, tuple[int, int]]:
+        """Search mask and size (residents, templates) of a door's resident set (rebuilt
+        when the gallery grows)."""
         size = len(self.gallery)
         hit = self._masks.get(allowed)
         if hit is None or hit[0] != size:
             mask = self.gallery.allowed_mask(allowed)
-            hit = (size, mask, int(mask.sum()))
+            hit = (size, mask, (int(mask.sum()), self.gallery.rows_of(mask)))
             if len(self._masks) > 256:
                 self._masks.clear()
             self._masks[allowed] = hit
@@ -482,8 +483,8 @@ class FacePipeline:
         the guard against a closer resident outside them."""
         if allowed is None:
             return match(self.gallery, emb, self.negatives, self.cfg, self.threshold(target_fpir))
-        mask, n = self.door_mask(allowed)
-        thr = self.threshold(target_fpir, max(n, 1))
+        mask, size = self.door_mask(allowed)
+        thr = self.threshold(target_fpir, size)
         return match(self.gallery, emb, self.negatives, self.cfg, thr, allowed=mask)
 
     def _decide(

@@ -191,11 +191,11 @@ async def test_a_door_searches_its_own_residents_and_follows_rights_changes(
     assert evs[0]["reason"] in ("unknown_face", "ambiguous")
     # The threshold at that door is derived for its 2 residents, not the whole gallery.
     p = box.get(FACES).pipeline
-    mask, n = p.door_mask(svc.door_sets["d-b2"])
-    assert n == 2 and int(mask.sum()) == 2
+    mask, size = p.door_mask(svc.door_sets["d-b2"])
+    assert size == (2, 2) and int(mask.sum()) == 2
     door_op = svc.status()["face_doors"]["d-b2"]
-    assert door_op["residents"] == 2
-    assert door_op["threshold"] == round(p.threshold(None, 2), 4)
+    assert door_op["residents"] == 2 and door_op["templates"] == 2
+    assert door_op["threshold"] == round(p.threshold(None, (2, 2)), 4)
     # Give r-obama building 2 too: the door's set follows within the refresh period.
     t0 = time.monotonic()
     await box.store.run(db.set_rights, box.store.sync, "r-obama", [], ["1", "2"], [], "test")

@@ -114,7 +114,7 @@ async def test_face_alone_stays_shut_pin_or_phone_opens_wrong_pins_are_limited(
         assert svc.factors.required("d-face") is None
         assert svc.face_target("d-pin") == svc.cfg.second_factor_face_fpir == 0.01
         pipe = box.get(FACES).pipeline
-        assert pipe.threshold(1e-12, 1) > pipe.threshold(0.01, 1)
+        assert pipe.threshold(1e-12, (1, 1)) > pipe.threshold(0.01, (1, 1))
         async with s.get(f"{base}/api/v1/status", headers=STAFF) as r:
             doors = (await r.json())["services"]["access"]["face_doors"]
         assert doors["d-pin"]["second_factor"]["why"] == "always"

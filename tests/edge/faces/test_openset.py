@@ -93,3 +93,23 @@ def test_centred_search_equals_the_direct_centred_cosine() -> None:
     small = Gallery(centre_min=100)
     small.add_many(["a", "b"], ["ra", "rb"], vecs[:2].copy())
     assert not small.centred and small.search(vecs[0]).similarity == pytest.approx(1.0, abs=1e-5)
+
+
+def test_threshold_counts_templates_not_residents() -> None:
+    """A stranger meets every template (a resident's best one counts): 100 residents with 3
+    photos each are 300 chances, and a door's set counts its own templates."""
+    from edge.faces.config import FacesConfig
+    from edge.faces.openset import operating_point
+
+    cfg = FacesConfig()
+    one = operating_point(cfg, 100, 100, 1e-4)
+    three = operating_point(cfg, 100, 300, 1e-4)
+    assert one and three and three.threshold > one.threshold
+    assert three.threshold == pytest.approx(operating_point(cfg, 300, 300, 1e-4).threshold)
+    assert (three.residents, three.templates) == (100, 300)
+    g = Gallery(dim=4)
+    rng = np.random.default_rng(1)
+    for i, rid in enumerate(["a", "a", "a", "b", "c"]):
+        g.add(f"t{i}", rid, rng.normal(size=4).astype(np.float32))
+    assert g.rows_of(g.allowed_mask(frozenset({"a", "c"}))) == 4
+    assert g.rows_of(g.allowed_mask(frozenset({"b"}))) == 1
