@@ -133,10 +133,26 @@ async def feed(request: web.Request, q: FeedQuery, body: None) -> web.Response:
                 break
             await waiter.wait(w, left)
         if not rows and w.items:  # the notification brought them: no query, no re-encoding
-            return _carried(w.items[: q.limit], utcnow())
+            return signed_reply(request, _carried(w.items[: q.limit], utcnow()))
     now = utcnow()
     items = [{**r, "expired": bool(r["expires_at"] and r["expires_at"] < now)} for r in rows]
-    return ok({"items": items, "cursor": rows[-1]["id"] if rows else q.after})
+    cursor = rows[-1]["id"] if rows else q.after
+    return signed_reply(request, ok({"items": items, "cursor": cursor}))
+
+
+def signed_reply(request: web.Request, resp: web.Response) -> web.Response:
+    """The answer signed for the box that asked (common/protocol.py ``reply_subject``): with
+    the secret its request was signed with, over the box id, the request's path, timestamp
+    and one-time nonce and the body, so the box acts only on commands this cloud sent it for
+    this request (nobody on the path can inject or replay one)."""
+    box_id = request[BOX_ROW]["id"]
+    secret = request.app[CLOUD].keys.usable(box_id, request[SIGNED_WITH])
+    h = request.headers
+    subject = p.reply_subject(box_id, request.raw_path, h[p.H_TS], h[p.H_NONCE])
+    assert isinstance(resp.body, bytes)
+    sig = p.sign_message(secret, subject, resp.body, ts=h[p.H_TS], nonce=h[p.H_NONCE])
+    resp.headers[p.H_REPLY_SIG] = sig["sig"]
+    return resp
 
 
 def _carried(items: list[FeedWake], now: str) -> web.Response:

@@ -128,6 +128,13 @@ def _serve(
     " certificate): one browser origin per box (env QILU_CLOUD_RELAY_DOMAIN).",
 )
 @click.option(
+    "--relay-same-origin-unsafe",
+    is_flag=True,
+    help="Without --relay-domain, still relay residents' box pages on the cloud's own origin,"
+    " which the ops console shares (a compromised box could reach console sessions): demos"
+    " and tests only (env QILU_CLOUD_RELAY_SAME_ORIGIN_UNSAFE=1).",
+)
+@click.option(
     "--trusted-proxy",
     multiple=True,
     help="Address of a reverse proxy in front of the cloud whose X-Forwarded-For is believed"
@@ -162,6 +169,7 @@ def serve(
     feed_poll: float,
     master_key_file: str | None,
     relay_domain: str | None,
+    relay_same_origin_unsafe: bool,
     trusted_proxy: tuple[str, ...],
     refuse_signature_v1: bool,
     max_record_kb: int,
@@ -174,6 +182,16 @@ def serve(
         os.environ["QILU_CLOUD_REFUSE_SIG_V1"] = "1"
     if relay_domain:  # read by every worker's relay (cloudsync/relay.py)
         os.environ["QILU_CLOUD_RELAY_DOMAIN"] = relay_domain
+    if relay_same_origin_unsafe:
+        os.environ["QILU_CLOUD_RELAY_SAME_ORIGIN_UNSAFE"] = "1"
+    if not (relay_domain or os.environ.get("QILU_CLOUD_RELAY_DOMAIN")):
+        log.warning(
+            "no --relay-domain: residents' box pages (/r/) are %s",
+            "served on the console's own origin (--relay-same-origin-unsafe: demos and tests"
+            " only)" if os.environ.get("QILU_CLOUD_RELAY_SAME_ORIGIN_UNSAFE") == "1"
+            else "not served (they would share the console's origin); start with"
+            " --relay-domain <domain> (wildcard DNS and certificate), docs/deploy.md",
+        )
     if trusted_proxy:
         os.environ["QILU_CLOUD_TRUSTED_PROXIES"] = ",".join(trusted_proxy)
     if master_key_file:  # read by every worker's app (cloudsync/box_keys.py)

@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import logging
 import os
+import re
 import time
 from collections import defaultdict, deque
 from typing import Any
@@ -52,8 +53,15 @@ api = Api()  # this module's route table (cloudsync/app.py includes it)
 BOX_COOKIE = "qilu_box"
 RATE_MAX, RATE_WINDOW_S = 300, 300.0  # relayed requests per client address per window
 DOMAIN_ENV = "QILU_CLOUD_RELAY_DOMAIN"  # serve --relay-domain: one origin per box
+SAME_ORIGIN_ENV = "QILU_CLOUD_RELAY_SAME_ORIGIN_UNSAFE"  # serve --relay-same-origin-unsafe
 PROXIES_ENV = "QILU_CLOUD_TRUSTED_PROXIES"  # serve --trusted-proxy: whose X-Forwarded-For counts
 OFFLINE = ("小区服务暂时离线", "小区盒子暂时无法连接，请稍后再试。")
+CHOOSE = ("请先选择小区", "请通过物业提供的链接（/r/at/小区编号）进入。")
+NO_DOMAIN = (
+    "远程访问未开启",
+    "this cloud serves no relayed box pages: start it with --relay-domain (one origin per box;"
+    " --relay-same-origin-unsafe only for demos and tests)",
+)
 
 
 class Tunnel:
@@ -100,6 +108,9 @@ class Relays:
         # box serves cannot script another box's pages, which per-box cookie names alone
         # cannot prevent on one shared origin (a wildcard DNS name and certificate needed).
         self.domain = os.environ.get(DOMAIN_ENV, "").strip(".").lower()
+        # Without a domain every box's pages would share the console's origin: a compromised
+        # box could script an ops user's console session. Refused unless explicitly allowed.
+        self.same_origin_unsafe = os.environ.get(SAME_ORIGIN_ENV, "") == "1"
         # Behind a reverse proxy every resident arrives from the proxy's address; only then is
         # X-Forwarded-For believed, or limits would lump all residents into one address.
         self.trusted = frozenset(filter(None, os.environ.get(PROXIES_ENV, "").split(",")))
@@ -254,22 +265,29 @@ def refuse(request: web.Request, status: int, title: str, text: str) -> web.Resp
     return page(status, title, text)
 
 
+def _box_origin(request: web.Request, domain: str, box_id: str) -> str:
+    """``scheme://<box id>.<domain>[:port]`` (the port too, as on a test or private cloud)."""
+    scheme = request.headers.get("X-Forwarded-Proto", request.scheme)
+    port = request.host.rpartition(":")[2] if ":" in request.host else ""
+    return f"{scheme}://{box_id}.{domain}{':' + port if port else ''}"
+
+
 async def enter(request: web.Request) -> web.StreamResponse:
     """``/r/at/<community>``: remember the resident's community box, then go to its pages."""
     community = request.match_info["community"]
+    relays = request.app[CLOUD].relays
+    if not relays.domain and not relays.same_origin_unsafe:
+        return page(404, *NO_DOMAIN)
     boxes = await request.app[CLOUD].storage.boxes_for_targets("/", [community], [])
     if not boxes:
         return page(404, "未找到小区", "链接中的小区不存在或尚未接入，请向物业索取新的链接。")
-    relays = request.app[CLOUD].relays
     online = await relays.online(boxes)
     box_id = next((b for b in boxes if b in online), boxes[0])
     nxt = request.query.get("next", "/r/read")
     if not allowed(nxt) or "://" in nxt:
         nxt = "/r/read"
-    if relays.domain:  # the box's own origin (the port too, as on a test or private cloud)
-        scheme = request.headers.get("X-Forwarded-Proto", request.scheme)
-        port = request.host.rpartition(":")[2] if ":" in request.host else ""
-        nxt = f"{scheme}://{box_id}.{relays.domain}{':' + port if port else ''}{nxt}"
+    if relays.domain:  # the box's own origin
+        nxt = _box_origin(request, relays.domain, box_id) + nxt
     resp = web.HTTPSeeOther(nxt)
     resp.set_cookie(
         BOX_COOKIE,
@@ -289,9 +307,21 @@ async def forward(request: web.Request) -> web.StreamResponse:
     if not allowed(path):
         return refuse(request, 404, "未找到", "not a resident page")
     relays = request.app[CLOUD].relays
-    box_id = relays.box_of_host(request.host) or request.cookies.get(BOX_COOKIE, "")
+    box_id = relays.box_of_host(request.host)
+    if box_id is None:
+        # The cloud's own origin (the console's): never a box's page here, which could script
+        # an ops session. With a domain, send the resident to their box's origin instead.
+        cookie = request.cookies.get(BOX_COOKIE, "")
+        if relays.domain:
+            # Only a plain host label: the cookie must not steer the redirect elsewhere.
+            if request.method == "GET" and re.fullmatch(r"[a-z0-9][a-z0-9-]{0,62}", cookie):
+                raise web.HTTPSeeOther(_box_origin(request, relays.domain, cookie) + path)
+            return refuse(request, 404, *CHOOSE)
+        if not relays.same_origin_unsafe:
+            return refuse(request, 404, *NO_DOMAIN)
+        box_id = cookie
     if not box_id:
-        return refuse(request, 404, "请先选择小区", "请通过物业提供的链接（/r/at/小区编号）进入。")
+        return refuse(request, 404, *CHOOSE)
     client = relays.client(request)
     if relays.too_many(client):
         return refuse(request, 429, "请求过于频繁", "请稍后再试。")

@@ -73,6 +73,13 @@ def safe_next(value: str | None, prefix: str, default: str) -> str:
     return default
 
 
+def login_error(reason: str) -> str:
+    """The message key a refused sign-in shows: a wrong one-time code looks exactly like a
+    wrong password, or a guesser would learn the password was right (the audit log keeps
+    the real reason)."""
+    return "login_bad_credentials" if reason == "bad_totp" else f"login_{reason}"
+
+
 def login_body(t: dict[str, str], title_key: str, action: str, csrf: str, error: str = "",
                after: str = "") -> str:
     """The sign-in form both consoles show (username, password, optional TOTP code)."""

@@ -89,6 +89,35 @@ def check_signature(
     return hmac.compare_digest(mac.hexdigest(), sig)
 
 
+def sign_message(secret: str, subject: str, body: bytes, *, ts: str | None = None,
+                 nonce: str | None = None) -> dict[str, str]:
+    """A signature over one message that is not an HTTP request (a command on MQTT, the
+    cloud's answer to a box): ``subject`` names where it goes and for whom (topic, or box id
+    and request), so a signature made for one place is worthless in another."""
+    ts = ts or str(int(time.time()))
+    nonce = nonce or secrets.token_hex(12)
+    msg = canonical("MSG", subject, ts, nonce, hashlib.sha256(body).hexdigest())
+    mac = hmac.new(secret.encode(), msg, hashlib.sha256)
+    return {"ts": ts, "nonce": nonce, "sig": mac.hexdigest()}
+
+
+def check_message(secret: str, subject: str, body: bytes, ts: str, nonce: str, sig: str) -> bool:
+    """The counterpart of :func:`sign_message` (the caller checks ``ts`` and ``nonce``)."""
+    return check_signature(secret, sig, "MSG", subject, ts, nonce,
+                           hashlib.sha256(body).hexdigest())  # fmt: skip
+
+
+def reply_subject(box_id: str, path_qs: str, ts: str, nonce: str) -> str:
+    """What the cloud's signature on its answer to one signed box request covers besides the
+    body: the box, the request's path and its timestamp and nonce (used once), so an answer
+    cannot be replayed to another request or another box."""
+    return f"reply {box_id} {path_qs} {ts} {nonce}"
+
+
+H_REPLY_SIG = "X-Qilu-Reply-Signature"
+SCHEMA_SIGNED_COMMAND = "qilu.v1.signed_command"  # an MQTT command in its signed envelope
+
+
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

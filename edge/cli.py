@@ -246,6 +246,35 @@ def token_new(name: str, role: str) -> None:
     )
 
 
+@main.group()
+def mqtt() -> None:
+    """MQTT commands to the box ([mqtt])."""
+
+
+@mqtt.command("sign")
+@config_option
+@click.argument("topic_")
+@click.argument("command")
+def mqtt_sign(config_path: Path, topic_: str, command: str) -> None:
+    """Print COMMAND (qilu.v1.command JSON) signed for TOPIC with the box's MQTT command key,
+    for `mosquitto_pub -t TOPIC -m "$(qilu-edge mqtt sign TOPIC '{...}')"` (valid 5 minutes,
+    once). Needs read access to the key (root); [mqtt] accept_door_commands makes the key."""
+    from edge.core.bus import command_key, command_key_path, sign_command
+
+    config = load(config_path)
+    key = command_key(config)
+    if key is None:
+        raise click.ClickException(
+            f"no MQTT command key at {command_key_path(config)}: set [mqtt]"
+            " accept_door_commands = true and restart the box (it makes the key)"
+        )
+    try:
+        data = json.loads(command)
+    except ValueError as e:
+        raise click.ClickException(f"COMMAND is not JSON: {e}") from e
+    click.echo(sign_command(key, topic_, data).decode())
+
+
 @main.command("check-config")
 @config_option
 def check_config(config_path: Path) -> None:

@@ -37,6 +37,7 @@ from common.console import (
     html_response,
     lang_of,
     login_body,
+    login_error,
     render,
     safe_next,
     strings,
@@ -131,7 +132,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
             known = await storage.ops_user_get(name)
             await storage.audit_add(name, "login", "login_failed",
                                     known["scope"] if known else "/", "", f"{e} {ip}", 401)
-            return login_form(request, f"login_{e}", 401)
+            return login_form(request, login_error(str(e)), 401)
     await storage.audit_add(name, "login", "login", user["scope"], "", ip, 200)
     resp = web.HTTPSeeOther(_safe_next(request.query.get("next")))
     set_cookie(request, resp, value)

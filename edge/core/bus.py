@@ -10,20 +10,69 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import random
+import secrets
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import aiomqtt
 
+from common import protocol as p
 from edge.core.box import Box
+from edge.core.config import CoreConfig
 from edge.core.feature import ServiceKey
 from edge.core.service import Service, cancel
-from edge.core.standard import Command, CommandResult, StandardError, new_id, parse_payload, topic
+from edge.core.standard import (
+    Alert,
+    Command,
+    CommandResult,
+    StandardError,
+    new_id,
+    parse_payload,
+    topic,
+)
 
 log = logging.getLogger(__name__)
 BATCH = 200
+SIGNED = p.SCHEMA_SIGNED_COMMAND
+KEY_FILE = "mqtt-command.key"
+ALERT_EVERY_S = 60.0  # at most one alert per minute for refused MQTT commands
+SIGNED_ACTOR = "mqtt:box-key"  # who a signed command acts as (the key, not the message)
+
+
+def privileged(kind: str, action: str) -> bool:
+    """Commands that act on the physical world or run software: never from an anonymous
+    publisher (a door opening, a software update with a download URL)."""
+    return kind == "door" or (kind, action) == ("box", "update")
+
+
+def command_key_path(config: CoreConfig) -> Path:
+    return config.box.data_dir / KEY_FILE
+
+
+def command_key(config: CoreConfig, create: bool = False) -> str | None:
+    """The box's MQTT command key (hex), made once (0600) when ``create``."""
+    path = command_key_path(config)
+    try:
+        return path.read_text().strip() or None
+    except FileNotFoundError:
+        if not create:
+            return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key := secrets.token_hex(32))
+    return key
+
+
+def sign_command(key: str, topic_: str, command: dict[str, Any]) -> bytes:
+    """The signed MQTT form of a command (what `qilu-edge mqtt sign` prints)."""
+    text = json.dumps(command, ensure_ascii=False, separators=(",", ":"))
+    sig = p.sign_message(key, topic_, text.encode())
+    return json.dumps({"schema": SIGNED, "command": text, **sig}, ensure_ascii=False).encode()
 
 
 class Bus(Service):
@@ -38,6 +87,9 @@ class Bus(Service):
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         self._last_prune = -3600.0
+        self._key: str | None = None
+        self._alert_at = -ALERT_EVERY_S
+        self._nonces: dict[str, float] = {}  # nonce -> when seen (for p.WINDOW_S), no replay
         loop = asyncio.get_running_loop()
         box.store.sync.on_commit(lambda: loop.call_soon_threadsafe(self._wake.set))
 
@@ -51,6 +103,8 @@ class Bus(Service):
         return self.topic_for("box", self.box.config.box.id, "status")
 
     async def start(self) -> None:
+        if self.cfg.accept_door_commands:
+            self._key = await asyncio.to_thread(command_key, self.box.config, True)
         if self.cfg.enabled:
             self._task = asyncio.create_task(self._run(), name="bus")
 
@@ -159,20 +213,64 @@ class Bus(Service):
             data = json.loads(raw)
             if isinstance(data, dict) and isinstance(data.get("id"), str):
                 command_id = data["id"]
+            signed = isinstance(data, dict) and data.get("schema") == SIGNED
+            if signed:
+                data = self._verified(topic_, data)
+                if isinstance(data, dict) and isinstance(data.get("id"), str):
+                    command_id = data["id"]
             cmd = parse_payload(data)
             if not isinstance(cmd, Command):
                 raise StandardError(f"schema: expected {Command.schema_id()}, got {data['schema']}")
         except (ValueError, StandardError) as e:
             log.warning("refused command on %s: %s", topic_, e)
-            return CommandResult(
-                id=new_id("cr"),
-                command_id=command_id,
-                target_kind=kind,
-                target_id=target,
-                ok=False,
-                detail=f"invalid command: {e}",
+            return self._refused(command_id, kind, target, f"invalid command: {e}")
+        if privileged(kind, cmd.action):
+            why = (
+                "" if signed else
+                f"{kind}.{cmd.action} over MQTT needs the signed form ({SIGNED}, signed with"
+                " the box's MQTT command key: `qilu-edge mqtt sign`)"
             )
+            if not self.cfg.accept_door_commands:
+                why = (f"{kind}.{cmd.action} over MQTT is off on this box"
+                       " ([mqtt] accept_door_commands = false)")
+            if why:
+                log.warning("refused command on %s: %s", topic_, why)
+                if time.monotonic() - self._alert_at < ALERT_EVERY_S:
+                    return self._refused(command_id, kind, target, why)  # a flood: one alert
+                self._alert_at = time.monotonic()
+                await self.box.store.record(Alert(
+                    id=new_id("al"), level="warning", type="mqtt_command_refused",
+                    message=f"refused {kind}.{cmd.action} on {topic_}: {why}",
+                    evidence=[command_id]))
+                return self._refused(command_id, kind, target, why)
+        # The actor is who signed (the key), or an anonymous publisher: never the message's.
+        cmd = cmd.model_copy(update={"actor": SIGNED_ACTOR if signed else "mqtt"})
         return await self.box.commands.dispatch(kind, target, cmd)
+
+    @staticmethod
+    def _refused(command_id: str, kind: str, target: str, detail: str) -> CommandResult:
+        return CommandResult(id=new_id("cr"), command_id=command_id, target_kind=kind,
+                             target_id=target, ok=False, detail=detail)  # fmt: skip
+
+    def _verified(self, topic_: str, env: dict[str, Any]) -> Any:
+        """The command inside a signed envelope, once its signature, time and nonce hold."""
+        if self._key is None:
+            raise StandardError("signed commands are off ([mqtt] accept_door_commands = false)")
+        text, ts, nonce, sig = (env.get(k) for k in ("command", "ts", "nonce", "sig"))
+        if not all(isinstance(v, str) for v in (text, ts, nonce, sig)) or not str(ts).isdigit():
+            raise StandardError("signed command: command, ts, nonce and sig must be strings")
+        assert isinstance(text, str) and isinstance(ts, str)
+        assert isinstance(nonce, str) and isinstance(sig, str)
+        if not p.check_message(self._key, topic_, text.encode(), ts, nonce, sig):
+            raise StandardError("signed command: bad signature (for this topic and key)")
+        now = time.time()
+        if abs(now - int(ts)) > p.WINDOW_S:
+            raise StandardError(f"signed command: timestamp {ts} outside ±{p.WINDOW_S} s")
+        self._nonces = {n: t for n, t in self._nonces.items() if now - t <= 2 * p.WINDOW_S}
+        if nonce in self._nonces:
+            raise StandardError("signed command: nonce already used (a replay)")
+        self._nonces[nonce] = now
+        return json.loads(text)
 
 
 BUS: ServiceKey[Bus] = ServiceKey("bus")

@@ -71,6 +71,11 @@ class MqttConfig(Section):
     keepalive_s: int = Field(30, ge=5, le=3600)
     reconnect_min_s: float = Field(0.5, gt=0)
     reconnect_max_s: float = Field(30.0, gt=0)
+    # Door commands (and box updates) over MQTT: off by default, as anyone who can publish
+    # to the broker could send them. On, they must be signed with the box's MQTT command key
+    # (<data_dir>/mqtt-command.key, made on first start; `qilu-edge mqtt sign`), and the actor
+    # is the key, never what the message says (edge/core/bus.py).
+    accept_door_commands: bool = False
 
 
 class ApiToken(Section):

@@ -10,6 +10,7 @@ about half a second plus half the round trip: fine for thresholds of seconds.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import stat
 import time
@@ -114,6 +115,11 @@ async def probe_cloud(config: CoreConfig, ident: Identity, timeout_s: float = 8.
                     text = await r.text()
                     t1 = time.time()
                     server = _server_time(r.headers)
+                    subject = p.reply_subject(ident.box_id, url.raw_path_qs, headers[p.H_TS],
+                                              headers[p.H_NONCE])  # fmt: skip
+                    signed = p.check_message(
+                        ident.secret, subject, await r.read(), headers[p.H_TS],
+                        headers[p.H_NONCE], r.headers.get(p.H_REPLY_SIG, ""))
                 if server is not None:
                     # Server time is truncated to the second: its middle is half a second on.
                     skew = (t0 + t1) / 2 - (server + 0.5)
@@ -127,7 +133,43 @@ async def probe_cloud(config: CoreConfig, ident: Identity, timeout_s: float = 8.
     except (aiohttp.ClientError, TimeoutError, OSError) as e:
         return Probe(_unreachable(ident, e), None)
     rtt = (t1 - t0) * 1000
+    if r.status == 200 and not signed:
+        # The box refuses such feed answers (edge/sync/client.py UnsignedReply): no command
+        # from this cloud would be applied.
+        return Probe(Outcome("fail", T("cloud.unsigned", cloud=ident.cloud),
+                             T("cloud.unsigned_hint")), skew)  # fmt: skip
     return Probe(_verdict(config, ident, r.status, text, rtt), skew)
+
+
+def loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def transport_outcome(config: CoreConfig, ident: Identity | None) -> Outcome:
+    """Commands from the cloud are signed (the feed), but the link also carries the box's
+    uploads and the resident pages: plain http:// or an unverified certificate lets anyone on
+    the path read them. Loopback (tests, a cloud on the box) is fine."""
+    sync = config.section(SyncConfig)
+    cloud = ident.cloud if ident else None
+    local = loopback(URL(cloud).host) if cloud else False
+    problems = []
+    if cloud and URL(cloud).scheme == "http" and not local:
+        problems.append(T("transport.http", cloud=cloud))
+    if not sync.tls_verify and not local:
+        problems.append(T("transport.no_verify"))
+    if problems:
+        return Outcome("warn", problems[0] if len(problems) == 1 else
+                       T("transport.both", cloud=cloud), T("transport.hint"))  # fmt: skip
+    if cloud is None:
+        return Outcome("skip", T("cloud.not_provisioned"))
+    return Outcome("pass", T("transport.ok", cloud=cloud))
 
 
 def _verdict(config: CoreConfig, ident: Identity, status: int, text: str, rtt: float) -> Outcome:

@@ -158,6 +158,7 @@ class Doctor:
             Check("face_load", "Face doors keep up / 人脸门禁负载", self.check_face_load),
             Check("provisioned", "Box provisioned / 已注册", self.check_provisioned),
             Check("cloud", "Cloud reachable / 云端可达", self.check_cloud),
+            Check("transport", "Cloud link security / 云端连接安全", self.check_transport),
             Check("clock", "Clock vs cloud / 时钟偏差", self.check_clock),
             Check("relay", "Portal away from home / 在外访问", self.check_relay),
             Check("sync_quarantine", "Records refused by cloud / 云端拒收", self.check_quarantine),
@@ -439,6 +440,14 @@ class Doctor:
         self._skew = probe.skew_s
         out = probe.outcome
         return Result("cloud", "", out.status, out.detail, out.hint)  # type: ignore[arg-type]
+
+    async def check_transport(self) -> Result:
+        from edge.installer import cloud_checks
+
+        if not self._cfg.sync.enabled:
+            return Result("transport", "", "skip", T("sync.off"))
+        out = cloud_checks.transport_outcome(self._cfg, self._identity)
+        return Result("transport", "", out.status, out.detail, out.hint)  # type: ignore[arg-type]
 
     async def check_clock(self) -> Result:
         from edge.installer import cloud_checks

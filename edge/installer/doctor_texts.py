@@ -291,6 +291,37 @@ T = catalogue({
     "cloud.server_error": (
         "{cloud}: cloud error HTTP {status} ({error})", "{cloud}：云端出错 HTTP {status}（{error}）"
     ),
+    "cloud.unsigned": (
+        "{cloud} answers without its command signature: this box refuses every command from it",
+        "{cloud} 的应答没有指令签名：本盒子将拒绝它发来的所有指令",
+    ),
+    "cloud.unsigned_hint": (
+        "upgrade the cloud (it signs feed answers since this version), or check for a proxy"
+        " or someone on the path that changes answers",
+        "请升级云端（新版本会签名下发的指令），或检查中间是否有代理或他人篡改应答",
+    ),
+    "transport.http": (
+        "{cloud} is plain http://: uploads and resident pages cross the network unencrypted",
+        "{cloud} 使用明文 http://：上传数据和居民页面以未加密方式传输",
+    ),
+    "transport.no_verify": (
+        "[sync] tls_verify = false: the cloud's certificate is not checked",
+        "[sync] tls_verify = false：未校验云端证书",
+    ),
+    "transport.both": (
+        "{cloud} is plain http:// and [sync] tls_verify = false",
+        "{cloud} 使用明文 http://，且 [sync] tls_verify = false",
+    ),
+    "transport.hint": (
+        "use an https:// cloud URL (`qilu-edge provision --force`) with tls_verify = true"
+        " (ca_file for a private CA)",
+        "请使用 https:// 云端地址（`qilu-edge provision --force`）并设 tls_verify = true"
+        "（私有 CA 用 ca_file）",
+    ),
+    "transport.ok": (
+        "{cloud}: encrypted and verified (or on this machine)",
+        "{cloud}：已加密并校验（或在本机）",
+    ),
     "cloud.unexpected": (
         "{cloud}: HTTP {status} ({error}) — is this the Qilu cloud URL?",
         "{cloud}：HTTP {status}（{error}）——这是齐鲁云端的地址吗？",

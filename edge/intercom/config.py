@@ -72,6 +72,9 @@ class IntercomConfig(Section):
     sms: SmsGateway | None = None
     # Web Push to phones with the page closed (the box's VAPID key: <data_dir>/intercom-vapid.pem)
     push: bool = True
+    # Push endpoints must be https to public hosts (the box POSTs to them on every ring: no
+    # LAN or loopback address a resident picks). True only for tests and labs.
+    push_allow_private: bool = False
     vapid_subject: str = Field("mailto:admin@localhost", pattern=r"^(mailto:|https://)")
 
     @model_validator(mode="after")

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from edge.core.http import json_error, require_staff
 from edge.intercom import store as db
 from edge.intercom.config import FLAT
+from edge.intercom.push import endpoint_problem
 from edge.intercom.service import CallRefused, IntercomService
 from edge.portal import PORTAL
 from edge.portal.look import page
@@ -336,6 +337,9 @@ class Handlers:
             return json_error(409, "flat: no flat on file for you; the property office adds it",
                               error_zh="物业还没有登记您家的房号，暂时不能提醒来电")  # fmt: skip
         body = PushIn.model_validate_json(await request.read() or b"{}")
+        if not self.svc.push.allow_private and (why := endpoint_problem(body.endpoint)):
+            return json_error(400, f"endpoint: {why}", field="endpoint",
+                              error_zh="提醒地址须为公网 https 地址")  # fmt: skip
         await self.svc.box.store.run(db.add_push, self.svc.box.store.sync, rid, body.endpoint,
                                      body.keys.p256dh, body.keys.auth)
         return web.json_response({"subscribed": True, "flat": flat}, status=201)

@@ -121,7 +121,7 @@ class IntercomService(Service):
         self.push: WebPush | None = None
         if self.cfg.enabled and self.cfg.push:
             self.push = WebPush(box.store, box.config.box.data_dir / "intercom-vapid.pem",
-                                self.cfg.vapid_subject)
+                                self.cfg.vapid_subject, self.cfg.push_allow_private)
             self.notifiers.append(self.push)
         self._tasks: list[asyncio.Task] = []
         self._side: set[asyncio.Task] = set()

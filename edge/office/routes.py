@@ -30,6 +30,7 @@ from common.console import (
     html_response,
     lang_of,
     login_body,
+    login_error,
     render,
     safe_next,
     strings,
@@ -232,7 +233,7 @@ class Pages:
                                                    str(form.get("totp", ""))[:12])
             except LoginRefused as e:
                 await self.svc.audit(name, "login", "login_failed", "", f"{e} {ip}", 401)
-                return self.login_form(request, f"login_{e}", 401)
+                return self.login_form(request, login_error(str(e)), 401)
         await self.svc.audit(name, "login", "login", "", f"{user['role']} {ip}", 200)
         resp = web.HTTPSeeOther(_safe_next(request.query.get("next")))
         self.svc.set_cookie(request, resp, value)

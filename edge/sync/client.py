@@ -44,6 +44,11 @@ class Revoked(CloudError):
     """The cloud refuses this box (revoked): retrying will not help."""
 
 
+class UnsignedReply(CloudError):
+    """An answer that should carry the cloud's signature (the feed: commands) has none or a
+    wrong one: someone on the path, or a cloud older than the box. Nothing in it is used."""
+
+
 def ssl_context(verify: bool, ca_file: str | None) -> ssl.SSLContext | bool:
     if not verify:
         return False
@@ -101,7 +106,10 @@ class CloudClient:
         compress: bool = False,
         compressed: bytes | None = None,
         timeout_s: float | None = None,
+        signed_reply: bool = False,
     ) -> Any:
+        """``signed_reply``: the answer must be signed by the cloud for this request
+        (``X-Qilu-Reply-Signature``, common/protocol.py ``reply_subject``), else UnsignedReply."""
         url = self.base.with_path(path)
         if params:
             url = url.with_query({k: str(v) for k, v in params.items()})
@@ -124,7 +132,9 @@ class CloudClient:
         session = await self.session()
         for attempt in range(2):
             enc = headers.get("Content-Encoding", "")
-            signed = {**headers, **self.auth_headers(method, url, data, enc)}
+            secret = self.ident.secret
+            auth = self.auth_headers(method, url, data, enc)
+            signed = {**headers, **auth}
             async with session.request(
                 method, url, data=data or None, headers=signed, timeout=timeout
             ) as r:
@@ -141,8 +151,22 @@ class CloudClient:
                     except ValueError:
                         body = None
                     raise CloudError(r.status, text[:300], body)
+                if signed_reply:
+                    self._check_reply(secret, auth, url, await r.read(), r.headers)
                 return json.loads(text)
         raise CloudError(401, "clock skew could not be corrected")
+
+    def _check_reply(
+        self, secret: str, auth: dict[str, str], url: URL, body: bytes, headers: Any
+    ) -> None:
+        sig = headers.get(p.H_REPLY_SIG)
+        if not sig:
+            raise UnsignedReply(200, f"{url.path}: the cloud's answer is not signed"
+                                " (a cloud older than this box, or someone on the path)")
+        ts, nonce = auth[p.H_TS], auth[p.H_NONCE]
+        subject = p.reply_subject(self.ident.box_id, url.raw_path_qs, ts, nonce)
+        if not p.check_message(secret, subject, body, ts, nonce, sig):
+            raise UnsignedReply(200, f"{url.path}: the cloud's answer has a wrong signature")
 
     async def upload(self, rows: list[OutboxRow], floor: int) -> p.UploadResult:
         raw, gz = await asyncio.to_thread(encode_batch, rows, floor)
@@ -158,6 +182,7 @@ class CloudClient:
             "/api/v1/box/feed",
             params={"after": after, "wait": wait_s},
             timeout_s=wait_s + self.timeout_s,
+            signed_reply=True,  # commands: only as the cloud sent them for this request
         )
 
     async def heartbeat(self, hb: p.Heartbeat) -> None:

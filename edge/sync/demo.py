@@ -90,13 +90,17 @@ async def step_cloud_sync(d: Any) -> None:
         str(cloud_dir / "blobs"),
         "--port",
         str(port),
+        # The demo's relayed pages on 127.0.0.1: no wildcard DNS for --relay-domain here.
+        "--relay-same-origin-unsafe",
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
     atexit.register(_terminate, proc.pid)  # the cloud lives as long as the demo
     say(
         "Cloud sync: a local cloud service for the whole city",
-        f"qilu-cloudsync serve --db {db} --port {port}   (SQLite; PostgreSQL in production)\n"
+        f"qilu-cloudsync serve --db {db} --port {port} --relay-same-origin-unsafe\n"
+        "   (SQLite and one origin for the console and all boxes' pages: a demo only; in"
+        " production PostgreSQL and --relay-domain)\n"
         f"ops token (network-wide admin): {token}\n"
         f"city operations console (城市运营中心): {url}/console/"
         f"   sign in as demo-ops / {password}",

@@ -46,6 +46,7 @@ from edge.sync.client import (
     CloudClient,
     CloudError,
     Revoked,
+    UnsignedReply,
     encode_batch,
     refused_record,
     ssl_context,
@@ -78,6 +79,7 @@ class SyncService(Service):
         self.revoked = False
         self.quarantined = 0  # records waiting in the sync quarantine (refreshed every 2 s)
         self._quarantine_alert_at: float | None = None
+        self._unsigned_alert_at: float | None = None
         self._floor_due = False  # a quarantine lifted the floor: tell the cloud when idle
         self._warned = False
         # Batches are sized to the link: doubled while batches go through quickly, halved
@@ -304,6 +306,11 @@ class SyncService(Service):
             try:
                 assert self.client is not None
                 page = await self.client.feed(cursor, self.cfg.feed_wait_s)
+            except UnsignedReply as e:
+                await self._unsigned(e)
+                await asyncio.sleep(random.uniform(0, delay))
+                delay = min(delay * 2, self.cfg.feed_backoff_max_s, self.cfg.backoff_max_s)
+                continue
             except RETRYABLE as e:
                 self._failed(e)
                 await asyncio.sleep(random.uniform(0, delay))  # full jitter
@@ -314,6 +321,21 @@ class SyncService(Service):
                 item = p.FeedItem.model_validate(raw)
                 await self._apply(item)
                 cursor = item.id
+
+    async def _unsigned(self, e: UnsignedReply) -> None:
+        """A feed answer without the cloud's valid signature: nothing in it is applied (the
+        cursor stays), logged, and stored as an alert at most every QUARANTINE_ALERT_S."""
+        self._failed(e)
+        log.error("sync: refused the cloud's feed answer: %s", e)
+        now = time.monotonic()
+        last = self._unsigned_alert_at
+        if last is not None and now - last < QUARANTINE_ALERT_S:
+            return
+        self._unsigned_alert_at = now
+        await self.box.store.record(Alert(
+            id=new_id("al"), level="critical", type="cloud_unsigned_command",
+            message=f"refused commands from the cloud: {e}. Nothing was applied; the box asks"
+            " again. Upgrade the cloud, or check the network path to it (TLS)."))
 
     async def _apply(self, item: p.FeedItem) -> None:
         st = self.box.store

@@ -241,6 +241,7 @@ class Cloud:
                 str(self.port),
                 "--feed-poll",
                 "0.2",
+                "--relay-same-origin-unsafe",  # relayed pages on 127.0.0.1 (no wildcard DNS)
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -283,6 +284,9 @@ async def start_cloud(
         return cloud
     app = await build(db, tmp / "blobs", feed_poll_s=0.2, **app_kw)
     cloud.app = app
+    # As `serve --relay-same-origin-unsafe`: the relay tests use the cloud's own origin on
+    # loopback; test_relay.py checks the default (refused without a relay domain).
+    app[CLOUD].relays.same_origin_unsafe = True
     cloud.runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
     await cloud.runner.setup()
     await web.TCPSite(cloud.runner, "127.0.0.1", port).start()

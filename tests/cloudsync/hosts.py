@@ -65,7 +65,7 @@ def start_host(addr: str, db: str, blobs: Path, workers: int = 2, *extra: str) -
     proc = subprocess.Popen(
         [str(VENV_BIN / "qilu-cloudsync"), "--log-level", "WARNING", "serve", "--db", db,
          "--blobs", str(blobs), "--host", addr, "--port", str(port), "--workers", str(workers),
-         *extra],
+         "--relay-same-origin-unsafe", *extra],  # relayed pages on loopback, no wildcard DNS
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,  # its own process group: kill() takes the workers too

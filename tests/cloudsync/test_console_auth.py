@@ -90,10 +90,19 @@ async def test_wrong_password_totp_and_lockout(db_url: str, tmp_path: Path) -> N
         await user_with_password(cloud, "root", totp=secret)
         s, status, _ = await sign_in(cloud, "root", "wrong-password!")
         assert status == 401
+        wrong_password = s.login_page
         await s.close()
         s, status, _ = await sign_in(cloud, "root")  # no one-time code
         assert status == 401
+        # Probe finding G: the page says the same as for a wrong password (it used to say the
+        # code was wrong, i.e. the password right); the audit log keeps the real reason.
+        assert "用户名、密码或动态验证码不正确" in s.login_page
+        said = re.compile(r'<p class="error" role="alert">([^<]*)</p>')
+        assert said.findall(s.login_page) == said.findall(wrong_password)
         await s.close()
+        audit = await cloud.storage.audit_list("/", "root", 0, 10)
+        assert [r["detail"].split()[0] for r in audit if r["action"] == "login_failed"] == [
+            "bad_totp", "bad_credentials"]  # newest first
         s, status, _ = await sign_in(cloud, "root", totp=pyotp.TOTP(secret).now())
         assert status == 303
         await s.close()
@@ -137,7 +146,7 @@ async def test_lockout_holds_against_many_guesses_at_once(db_url: str, tmp_path:
                     return said.group(1) if said else ""
 
             said = await asyncio.gather(*(guess(i) for i in range(20)))
-        tried = sum("用户名或密码不正确" in x for x in said)
+        tried = sum("用户名、密码或动态验证码不正确" in x for x in said)
         assert tried + sum("失败次数过多" in x for x in said) == 20, said
         assert tried <= 3, f"{tried} of 20 simultaneous guesses were checked (limit 3)"
         s, status, _ = await sign_in(cloud, "root")  # locked: the right password waits too

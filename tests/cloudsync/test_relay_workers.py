@@ -28,6 +28,7 @@ async def test_resident_requests_reach_the_box_from_any_worker(
     proc = await asyncio.create_subprocess_exec(
         str(bin_dir / "qilu-cloudsync"), "--log-level", "WARNING", "serve", "--db", db,
         "--blobs", str(tmp_path / "blobs"), "--port", str(port), "--workers", "2",
+        "--relay-same-origin-unsafe",  # relayed pages on 127.0.0.1 (no wildcard DNS here)
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     cloud = Cloud(url=f"http://127.0.0.1:{port}", db=db, admin=admin, port=port)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 
 import aiomqtt
 
+from edge.core.bus import command_key, command_key_path, sign_command
 from edge.core.standard import AccessEvent, DeviceHealth, parse_payload
 from tests.conftest import MOSQUITTO_USER, Mosquitto
 
@@ -149,3 +151,68 @@ async def test_commands_are_validated_and_answered(
         mosquitto.port, base, b'{"schema":"qilu.v1.command","id":"c3","action":"explode"}'
     )
     assert unknown["ok"] is False and "unknown command box.explode" in unknown["detail"]
+
+
+DOOR = '[[doors]]\nid = "door-1"\ntype = "sim"\npulse_ms = 200\n'
+DOOR_TOPIC = "qilu/test-community/door/door-1"
+
+
+def rows(box, sql: str) -> list[tuple]:
+    con = sqlite3.connect(box.config.db_path)
+    try:
+        return con.execute(sql).fetchall()
+    finally:
+        con.close()
+
+
+def door_rows(box) -> list[tuple]:
+    return rows(box, "SELECT decision, actor FROM access_events")
+
+
+def open_cmd(cid: str) -> dict:
+    return {"schema": "qilu.v1.command", "id": cid, "action": "open", "actor": "mallory"}
+
+
+async def test_unsigned_door_command_over_mqtt_is_refused_by_default(
+    mosquitto: Mosquitto, make_config, run_box
+) -> None:
+    """The probe's finding C: anyone who can publish opened any door as staff, as 'mallory'."""
+    box = await run_box(make_config(mqtt_port=mosquitto.port, extra=DOOR))
+    await until(lambda: box.service("bus").connected, 5)
+    res = await command(mosquitto.port, DOOR_TOPIC, json.dumps(open_cmd("m1")).encode())
+    assert res["ok"] is False and "accept_door_commands" in res["detail"], res
+    assert door_rows(box) == []  # the door did not open
+    assert rows(box, "SELECT type FROM alerts") == [("mqtt_command_refused",)]
+    # Off by default: not even a validly signed command opens it (no key exists).
+    assert command_key(box.config) is None
+
+
+async def test_door_command_over_mqtt_needs_the_box_key_and_is_used_once(
+    mosquitto: Mosquitto, make_config, run_box
+) -> None:
+    cfg = make_config(mqtt_port=mosquitto.port, extra=DOOR)
+    cfg = cfg.model_copy(
+        update={"mqtt": cfg.mqtt.model_copy(update={"accept_door_commands": True})})
+    box = await run_box(cfg)
+    await until(lambda: box.service("bus").connected, 5)
+    key = command_key(box.config)
+    assert key and oct(command_key_path(box.config).stat().st_mode & 0o777) == "0o600"
+
+    unsigned = await command(mosquitto.port, DOOR_TOPIC, json.dumps(open_cmd("u1")).encode())
+    assert unsigned["ok"] is False and "signed form" in unsigned["detail"]
+    forged = sign_command("0" * 64, f"{DOOR_TOPIC}/cmd", open_cmd("f1"))
+    bad = await command(mosquitto.port, DOOR_TOPIC, forged)
+    assert bad["ok"] is False and "bad signature" in bad["detail"]
+    other_door = sign_command(key, "qilu/test-community/door/door-2/cmd", open_cmd("o1"))
+    moved = await command(mosquitto.port, DOOR_TOPIC, other_door)  # signed for another topic
+    assert moved["ok"] is False and "bad signature" in moved["detail"]
+    assert door_rows(box) == []
+
+    signed = sign_command(key, f"{DOOR_TOPIC}/cmd", open_cmd("s1"))
+    ok = await command(mosquitto.port, DOOR_TOPIC, signed)
+    assert ok["ok"] is True and ok["command_id"] == "s1", ok
+    # The actor is the key, not the "mallory" the message claims.
+    assert door_rows(box) == [("granted", "mqtt:box-key")]
+    replay = await command(mosquitto.port, DOOR_TOPIC, signed)
+    assert replay["ok"] is False and "replay" in replay["detail"]
+    assert len(door_rows(box)) == 1

@@ -70,6 +70,7 @@ async def test_doctor_cloud_checks_against_a_real_cloud(tmp_path: Path) -> None:
         assert by["provisioned"]["status"] == "pass" and "0600" in by["provisioned"]["detail"]
         assert by["cloud"]["status"] == "pass" and "authenticated" in by["cloud"]["detail"]
         assert by["clock"]["status"] == "pass", by["clock"]
+        assert by["transport"]["status"] == "pass", by["transport"]  # loopback
         # No daemon runs here, so residents away from home cannot reach the box: a warning
         # that says what to look at (the running case: test_relay_check_passes_...).
         assert by["relay"]["status"] == "warn", by["relay"]
@@ -155,3 +156,24 @@ async def test_relay_check_passes_with_the_daemon_running(
         assert f"{cloud.url}/r/at/c1" in by["relay"]["detail"]
     finally:
         await cloud.stop()
+
+
+def test_transport_warns_on_plain_http_and_unverified_tls(make_config) -> None:
+    """Probe finding D: doctor names a plain http:// cloud or tls_verify = false (not for a
+    cloud on this machine)."""
+    from edge.installer.cloud_checks import transport_outcome
+    from edge.sync.identity import Identity
+
+    def ident(cloud: str) -> Identity:
+        return Identity(box_id="b1", secret="s" * 43, cloud=cloud, community_id="c1")
+
+    cfg = make_config()
+    out = transport_outcome(cfg, ident("http://cloud.example.cn"))
+    assert out.status == "warn" and "plain http://" in out.detail.en
+    assert transport_outcome(cfg, ident("https://cloud.example.cn")).status == "pass"
+    assert transport_outcome(cfg, ident("http://127.0.0.1:8443")).status == "pass"
+    assert transport_outcome(cfg, ident("http://relay.localhost:8443")).status == "pass"
+    no_verify = make_config(extra="\n[sync]\ntls_verify = false\n")
+    out = transport_outcome(no_verify, ident("https://cloud.example.cn"))
+    assert out.status == "warn" and "tls_verify = false" in out.detail.en
+    assert transport_outcome(no_verify, ident("https://[::1]:8443")).status == "pass"

@@ -114,7 +114,9 @@ async def subscribe(s: aiohttp.ClientSession, base: str, token: str, phone: Phon
 async def test_a_call_is_pushed_to_the_flats_phones_only(
     make_config, run_box, board, tmp_path, pushsvc: PushService
 ) -> None:
-    config = make_config(extra=intercom_toml(board.tcp_port, camera_frames(tmp_path / "c")))
+    # The push service here is on loopback, which a real box refuses (next test).
+    config = make_config(extra=intercom_toml(board.tcp_port, camera_frames(tmp_path / "c"),
+                                             extra="push_allow_private = true"))
     seed(config)
     box = await run_box(config)
     base = api_url(box)
@@ -146,3 +148,47 @@ async def test_a_call_is_pushed_to_the_flats_phones_only(
     db = box.store.sync
     left = db.db.execute("SELECT resident_id FROM intercom_push ORDER BY 1").fetchall()
     assert left == [("r-a",), ("r-n",)]
+
+
+async def test_push_goes_only_to_https_on_public_addresses(
+    make_config, run_box, board, tmp_path, pushsvc: PushService
+) -> None:
+    """Probe finding: a resident could name any http(s) URL, and the box POSTed to that LAN
+    host on every ring. Now https to public addresses only: refused when subscribing, and at
+    send time for what is already stored (or a name that resolves to a LAN address later)."""
+    import socket
+
+    from edge.intercom.push import PrivateEndpoint, public_session
+
+    config = make_config(extra=intercom_toml(board.tcp_port, camera_frames(tmp_path / "c")))
+    seed(config)
+    box = await run_box(config)
+    base = api_url(box)
+    async with aiohttp.ClientSession() as s:
+        tok = await tokens(s, base)
+        for url in (pushsvc.phone("a").endpoint, "https://127.0.0.1/p", "https://10.1.2.3/p",
+                    "https://192.168.1.1/p", "https://[::1]/p", "https://169.254.169.254/p",
+                    "https://localhost/p", "https://nas.local/p"):
+            st, body = await subscribe(s, base, tok["r-a"], Phone(url))
+            assert st == 400 and body["field"] == "endpoint", (url, body)
+        # Stored before the upgrade (or by an older box): refused at send time.
+        db = box.store.sync
+        db.db.execute("INSERT INTO intercom_push (endpoint, resident_id, p256dh, auth,"
+                      " created_at) VALUES (?, 'r-a', ?, ?, '2026-11-30T00:00:00+00:00')",
+                      (pushsvc.phones["a"].endpoint, *pushsvc.phones["a"].json["keys"].values()))
+        async with s.post(f"{base}/api/v1/intercom/calls", headers=STAFF,
+                          json={"door_id": "d-gate", "flat": "1-1-101"}) as r:
+            assert r.status in (200, 201)
+    await asyncio.sleep(1.0)  # the ring's push would arrive well within this
+    assert pushsvc.got == [] and pushsvc.bad == []
+    assert box.service("intercom").push.sent == 0
+    # A public-looking name that resolves to a private address (rebinding): the resolver
+    # refuses it on connect. This machine's own name resolves to a LAN or loopback address.
+    me = socket.gethostname()
+    async with public_session() as http:
+        for url in (f"https://{me}:{pushsvc.url.rsplit(':', 1)[1]}/push/a",
+                    "https://127.0.0.1:1/push/a", f"{pushsvc.url}/push/a"):
+            with pytest.raises((PrivateEndpoint, aiohttp.ClientConnectorError)) as e:
+                await http.post(url, data=b"x", timeout=aiohttp.ClientTimeout(total=5))
+            why = repr(e.value)  # the resolver's refusal is inside aiohttp's DNS error
+            assert "no public address" in why or "https" in why or "not public" in why, why

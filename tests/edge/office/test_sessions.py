@@ -55,7 +55,7 @@ async def test_a_signed_in_browser_uses_the_staff_api_with_csrf(make_config, run
             assert r.status == 303 and r.headers["Location"].startswith("/office/login")
     async with session() as s:
         status, where = await sign_in(s, base, "ann", "wrong-password-000")
-        assert status == 401 and "用户名或密码不正确" in where
+        assert status == 401 and "用户名、密码或动态验证码不正确" in where
         status, where = await sign_in(s, base, "ann")
         assert (status, where) == (303, "/office/tickets")
         csrf = await page_csrf(s, base)
@@ -139,15 +139,26 @@ async def test_totp_and_lockout(make_config, run_box):
                         "admin", secret)
     base = api_url(box)
     async with session() as s:
+        # Probe finding G: a wrong code reads exactly like a wrong password (it used to say
+        # "动态验证码不正确", telling a guesser the password was right); the audit log keeps why.
         status, body = await sign_in(s, base, "tom", "tom-password-1", "000000")
-        assert status == 401 and "动态验证码不正确" in body
+        _, wrong_password = await sign_in(s, base, "tom", "tom-password-2", "000000")
+        assert status == 401 and "用户名、密码或动态验证码不正确" in body
+        said = re.compile(r'<p class="error" role="alert">([^<]*)</p>')
+        assert said.findall(body) == said.findall(wrong_password) != []
+        db = sqlite3.connect(box.config.db_path)
+        try:
+            why = [r[0].split()[0] for r in db.execute(
+                "SELECT detail FROM office_audit WHERE action = 'login_failed' ORDER BY rowid")]
+        finally:
+            db.close()
+        assert why == ["bad_totp", "bad_credentials"]
         status, _ = await sign_in(s, base, "tom", "tom-password-1", pyotp.TOTP(secret).now())
         assert status == 303
     async with session() as s:
-        for _ in range(2):
-            assert (await sign_in(s, base, "tom", "bad-password-00"))[0] == 401
-        # the third failure (with the TOTP one) reached max_failed_logins: even the right
-        # password waits now
+        assert (await sign_in(s, base, "tom", "bad-password-00"))[0] == 401
+        # the third failure (with the TOTP one and the wrong password above) reached
+        # max_failed_logins: even the right password waits now
         status, body = await sign_in(s, base, "tom", "tom-password-1", pyotp.TOTP(secret).now())
         assert status == 401 and "失败次数过多" in body
 
@@ -177,7 +188,7 @@ async def test_lockout_holds_against_many_guesses_at_once(make_config, run_box):
                 return said.group(1) if said else ""
 
         pages = await asyncio.gather(*(guess(i) for i in range(20)))
-    tried = sum("用户名或密码不正确" in p for p in pages)
+    tried = sum("用户名、密码或动态验证码不正确" in p for p in pages)
     assert tried + sum("失败次数过多" in p for p in pages) == 20, pages
     assert tried <= 3, f"{tried} of 20 simultaneous guesses were checked (limit 3)"
     db = sqlite3.connect(box.config.db_path)

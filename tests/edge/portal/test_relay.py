@@ -380,6 +380,39 @@ async def test_with_a_relay_domain_each_box_has_its_own_origin(
         for foreign in (f"{box_id}.relay.test.evil.example", f"x.{box_id}.relay.test"):
             async with phone.get(f"{cloud.url}/r/login", headers={"Host": foreign}) as r:
                 assert r.status == 404  # not a box host, and no community chosen
+        # Probe finding F: on the cloud's own origin (the console's) a box's page is never
+        # served, even with the community cookie: the resident is sent to the box's origin.
+        pick = {"Cookie": f"qilu_box={box_id}"}
+        async with phone.get(f"{cloud.url}/r/login", headers=pick, allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"] == f"http://{own}/r/login"
+        async with phone.post(f"{cloud.url}/api/v1/reports", headers=pick, data=b"{}") as r:
+            assert r.status == 404
+        evil = {"Cookie": "qilu_box=evil.example/x"}  # no open redirect through the cookie
+        async with phone.get(f"{cloud.url}/r/login", headers=evil, allow_redirects=False) as r:
+            assert r.status == 404
+
+
+async def test_without_a_relay_domain_box_pages_are_not_served_on_the_console_origin(
+    make_config, run_box, cloud: Cloud
+) -> None:
+    """Probe finding F: without --relay-domain every box's /r/ pages would share the origin of
+    /console/, so a compromised box could script an ops user's session. Refused by default
+    (serve --relay-same-origin-unsafe allows it, for demos and tests)."""
+    await relayed(cloud, make_config(extra=FAST), run_box)
+    cloud.app[CLOUD].relays.same_origin_unsafe = False  # the serve default
+    async with aiohttp.ClientSession() as phone:
+        async with phone.get(f"{cloud.url}/r/at/c1", allow_redirects=False) as r:
+            assert r.status == 404 and "--relay-domain" in await r.text()
+            assert "Set-Cookie" not in r.headers
+        box_id = (await cloud.storage.boxes_for_targets("/", ["c1"], []))[0]
+        async with phone.get(f"{cloud.url}/r/login",
+                             headers={"Cookie": f"qilu_box={box_id}"}) as r:
+            assert r.status == 404 and "社区居民登录" not in await r.text()
+    cloud.app[CLOUD].relays.same_origin_unsafe = True
+    async with aiohttp.ClientSession() as phone:
+        async with phone.get(f"{cloud.url}/r/login",
+                             headers={"Cookie": f"qilu_box={box_id}"}) as r:
+            assert r.status == 200 and "社区居民登录" in await r.text()
 
 
 async def test_behind_a_trusted_proxy_limits_are_per_resident(cloud: Cloud, monkeypatch) -> None:

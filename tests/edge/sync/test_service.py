@@ -213,3 +213,76 @@ async def test_feed_comes_back_within_its_own_backoff_cap(
         assert opened[0] - t0 < 1.5, opened[0] - t0
     finally:
         await cloud.stop()
+
+
+async def test_feed_answers_not_signed_by_the_cloud_are_refused(
+    cloud: Cloud, make_config, run_box, tmp_path: Path
+) -> None:
+    """The probe's finding D: someone on the path (here a real HTTP proxy between box and
+    cloud) injects a door.open into the feed answer. The box refuses the whole answer, opens
+    nothing, logs it and stores an alert; the real cloud's own commands still arrive."""
+    from aiohttp import web
+
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    ident_file = config.box.data_dir / "cloud-identity.json"
+    ident = json.loads(ident_file.read_text())
+    injected = {"id": 999, "target_kind": "door", "target_id": "door-1", "action": "open",
+                "args": {"actor": "mallory"}, "created_at": "2026-11-30T00:00:00+00:00",
+                "expires_at": None, "expired": False}
+    tamper = {"on": True}
+
+    async def proxy(request: web.Request) -> web.StreamResponse:
+        async with aiohttp.ClientSession() as s, s.request(
+            request.method, cloud.url + request.raw_path, data=await request.read(),
+            headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+        ) as r:
+            body = await r.read()
+            headers = {k: v for k, v in r.headers.items()
+                       if k.lower() in ("content-type", "x-qilu-reply-signature",
+                                        "x-qilu-server-time")}
+        if request.path == "/api/v1/box/feed" and r.status == 200 and tamper["on"]:
+            body = json.dumps({"items": [injected], "cursor": 999}).encode()  # sig kept
+        return web.Response(status=r.status, body=body, headers=headers)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", proxy)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    ident_file.write_text(json.dumps({**ident, "cloud": f"http://127.0.0.1:{port}"}))
+    try:
+        box = await run_box(config)
+        opened: list[Command] = []
+
+        async def door_open(target_id: str, cmd: Command) -> str:
+            opened.append(cmd)
+            return "opened"
+
+        box.commands.register("door", "open", door_open)
+
+        async def alerted() -> bool:
+            rows = await box.store.run(
+                lambda st: st.db.execute(
+                    "SELECT type FROM alerts WHERE type = 'cloud_unsigned_command'").fetchall(),
+                box.store.sync)
+            return bool(rows)
+
+        await wait_for(alerted, 10, 0.05)
+        assert opened == [] and await box.store.run(ob.feed_log, box.store.sync) == []
+        assert "signature" in box.service("sync").last_error
+
+        # The path is clean again: the cloud's own (signed) command is applied.
+        tamper["on"] = False
+        status, _ = await cloud.call(
+            "POST", f"/api/v1/ops/boxes/{ident['box_id']}/commands",
+            json={"target_kind": "door", "target_id": "door-1", "action": "open"},
+        )
+        assert status == 201
+        await wait_for(lambda: _len_at_least(opened, 1), 10, 0.05)
+        assert [c.actor for c in opened] == ["cloud:root"]
+    finally:
+        await runner.cleanup()
