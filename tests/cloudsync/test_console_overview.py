@@ -4,13 +4,18 @@ full listing's rows for it. Real signed uploads from the box's own sync client."
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import cloudsync.console.api as console_api
-from tests.cloudsync.helpers import Cloud
+from cloudsync.console.auth import ConsoleSettings
+from tests.cloudsync.console_helpers import user_with_password
+from tests.cloudsync.helpers import Cloud, start_cloud
+from tests.cloudsync.test_console_chromium import sign_in_page
 from tests.cloudsync.test_ops_api import rec, upload
+from tests.peers.chromium import browser
 
 
 def crit(seq: int) -> Any:
@@ -82,3 +87,35 @@ async def test_overview_counts_match_the_full_listing(
         assert [bx["id"] for bx in x["boxes"]] == [bx["id"] for bx in comm[cid]["boxes"]]
     status, out = await cloud.call("GET", "/api/v1/ops/overview?area=nowhere")
     assert status == 404 and "nowhere" in out["error"]
+
+
+async def test_overview_page_of_a_big_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The page (Chromium, 1366x768) when not every community is listed: KPIs from the totals,
+    an area row's counts, and its link opening that area's communities."""
+    monkeypatch.setattr(console_api, "LIST_ALL_UP_TO", 1)
+    cloud = await start_cloud(str(tmp_path / "cloud.db"), tmp_path, console=ConsoleSettings())
+    try:
+        a = await cloud.new_box("c1", district="lixia", street="s1")
+        await cloud.community(community="c2", district="lixia", street="s1")
+        await cloud.new_box("c3", district="shizhong", street="s2")
+        await upload(a, [crit(1)])
+        await user_with_password(cloud, "root")
+        async with browser() as b:
+            page = await sign_in_page(b, cloud.url, "root")
+            await page.wait_for_selector("tr[data-area=s1]")
+            kpis = [int(x) for x in await page.locator("#kpis .value").all_text_contents()]
+            assert kpis == [3, 1, 1, 1]  # communities, boxes online, offline, open critical
+            assert await page.locator("tr[data-area^=c]").count() == 0  # no community listed
+            row = page.locator("tr[data-area=s1]")
+            assert "2 " in await row.locator("td").nth(1).text_content()  # two communities
+            assert await row.locator("td.num.bad").text_content() == "1"
+            await page.screenshot(path=str(tmp_path / "console-overview-big.png"))
+            await row.locator("a").click()
+            await page.wait_for_selector("tr[data-area=c1][data-health=online]")
+            shown = await page.locator("tbody tr").evaluate_all("rs => rs.map(r => r.dataset.area)")
+            assert shown == ["jinan", "lixia", "s1", "c1", "c2"]  # s1's branch only
+            assert not page.errors  # type: ignore[attr-defined]
+    finally:
+        await cloud.stop()
