@@ -11,6 +11,7 @@ import contextlib
 import json
 import secrets
 import shutil
+import signal
 import socket
 from pathlib import Path
 
@@ -18,7 +19,7 @@ import aiohttp
 import aiomqtt
 import click
 
-from edge.core.demo import Demo, Step, say
+from edge.core.demo import Demo, Step, say, stop_children
 from edge.core.feature import DemoStep, demo_order, resolve
 from edge.core.http import API
 from edge.core.standard import SCHEMA_PREFIX, new_id
@@ -175,6 +176,21 @@ async def run_demo(work_dir: Path, *, seconds: float | None, mqtt_port: int, api
         box=box, api=api, token=token, mqtt_port=mqtt_port, work_dir=work_dir, cli=_run_cli
     )
     failed: list[str] = []
+    # SIGTERM (systemd, kill) and SIGHUP (a closed terminal) would end Python on the spot with
+    # no cleanup, leaving the local cloud running: like Ctrl-C they cancel the demo instead,
+    # so the `finally` below stops the box and every child (edge.core.demo.spawn).
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    stopped_by: list[str] = []
+
+    def stop(sig: signal.Signals) -> None:
+        if not stopped_by and main is not None:  # a second signal must not cut the cleanup
+            stopped_by.append(sig.name)
+            main.cancel()
+
+    signals = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop, sig)
     try:
         await asyncio.sleep(0.5)  # let the bus connect
         for step in steps():
@@ -193,8 +209,18 @@ async def run_demo(work_dir: Path, *, seconds: float | None, mqtt_port: int, api
                 await asyncio.Event().wait()
             else:
                 await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        if not stopped_by:
+            raise
     finally:
         for task in demo.tasks:
             task.cancel()
         await asyncio.gather(*demo.tasks, return_exceptions=True)
-        await daemon.stop()
+        try:
+            await daemon.stop()
+        finally:
+            await stop_children()
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+    if stopped_by:
+        click.echo(f"demo stopped ({stopped_by[0]}): box and local cloud stopped")

@@ -12,7 +12,7 @@ port="${QILU_DEMO_MQTT_PORT:-1883}"
 broker=""
 stop() { [ -n "$broker" ] && kill "$broker" 2>/dev/null && wait "$broker" 2>/dev/null; true; }
 trap stop EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT TERM HUP  # until the demo runs (below)
 if ! (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
     echo "==> no MQTT broker on 127.0.0.1:$port: starting mosquitto (loopback only, stopped at the end)"
     mkdir -p var
@@ -21,4 +21,11 @@ if ! (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null; then
     broker=$!
     for _ in $(seq 50); do (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break; sleep 0.1; done
 fi
-.venv/bin/qilu-edge demo --mqtt-port "$port" "$@"
+# In the background and waited for: bash runs a trap only once its foreground command has
+# ended, so a SIGTERM (systemd, kill) or SIGHUP (a closed terminal) to this script would wait
+# for a demo that never ends. The demo stops its box and cloud on SIGTERM.
+.venv/bin/qilu-edge demo --mqtt-port "$port" "$@" &
+demo=$!
+trap 'kill -TERM "$demo" 2>/dev/null; wait "$demo"; exit 130' INT
+trap 'kill -TERM "$demo" 2>/dev/null; wait "$demo"; exit 143' TERM HUP
+wait "$demo"

@@ -53,26 +53,66 @@ def box_health(box: dict[str, Any], now: datetime, offline_after_s: float) -> di
     }
 
 
+# Up to this many communities in scope the overview lists them all (a district, a city of a
+# few hundred); above it, the areas above them with their counts, and one area's communities.
+LIST_ALL_UP_TO = 300
+
+
+class OverviewQuery(BaseModel):
+    area: str | None = Field(None, pattern=AREA_ID)  # list this area's communities
+
+
 @api.route(
     "GET",
     "/api/v1/ops/overview",
-    summary="Area tree in scope with each community's health (boxes online, last seen, version,"
-    " backlog, devices offline, open critical alerts)",
+    summary="Area tree in scope with counts (communities, boxes online, open critical alerts)"
+    " per area, and each listed community's health (boxes online, last seen, version,"
+    " backlog, devices offline, open critical alerts): all communities up to"
+    f" {LIST_ALL_UP_TO}, else those of ?area=",
     tag="console",
     auth="ops",
+    query=OverviewQuery,
+    responses={404: "No such area in scope"},
 )
-async def overview(request: web.Request, q: None, body: None) -> web.Response:
+async def overview(request: web.Request, q: OverviewQuery, body: None) -> web.Response:
     settings = request.app[SETTINGS]
-    areas, boxes, critical = await request.app[CLOUD].storage.overview_rows(scope(request))
+    storage = request.app[CLOUD].storage
+    focus = (await area_in_scope(request, q.area))["path"] if q.area else None
     now = datetime.now(UTC)
+    total = await storage.area_count(scope(request), "community")
+    list_all = total <= LIST_ALL_UP_TO
+    # box_health's "online" in SQL: last_seen_at is utcnow()'s ISO text, which sorts as time.
+    cutoff = now - timedelta(seconds=settings.offline_after_s)
+    seen_after = cutoff.isoformat(timespec="microseconds")
+    rows = await storage.overview_rows(scope(request), seen_after, focus, list_all)
     by_community: dict[str, list[dict[str, Any]]] = {}
-    for b in boxes:
+    for b in rows["boxes"]:
         by_community.setdefault(b["community_id"], []).append(
             box_health(b, now, settings.offline_after_s)
         )
-    crit = {r["community_id"]: int(r["n"]) for r in critical}
+    crit = {r["community_id"]: int(r["n"]) for r in rows["critical"]}
+    # Per-parent counts, rolled up each area's ancestors (parents come before children).
+    parent = {a["id"]: a["parent_id"] for a in rows["areas"] if a["level"] != "community"}
+    zero = {"communities": 0, "boxes": 0, "boxes_online": 0, "open_critical": 0}
+    counts: dict[str, dict[str, int]] = {a: dict(zero) for a in parent}
+    place: dict[str, tuple[float, float]] = {}
+
+    def add(area: str | None, key: str, n: int) -> None:
+        while area in counts:
+            counts[area][key] += n
+            area = parent[area]
+
+    for r in rows["communities"]:
+        add(r["parent_id"], "communities", int(r["n"]))
+        if r["lat"] is not None and r["lon"] is not None:
+            place[r["parent_id"]] = (float(r["lat"]), float(r["lon"]))
+    for r in rows["online"]:
+        add(r["parent_id"], "boxes", int(r["n"]))
+        add(r["parent_id"], "boxes_online", int(r["online"] or 0))
+    for r in rows["critical"]:
+        add(r["parent_id"], "open_critical", int(r["n"]))
     out = []
-    for a in areas:
+    for a in rows["areas"]:
         item = dict(a)
         if a["level"] == "community":
             bx = by_community.get(a["id"], [])
@@ -85,8 +125,19 @@ async def overview(request: web.Request, q: None, body: None) -> web.Response:
                 if all(b["state"] == "online" for b in bx)
                 else "offline"
             )
+        else:
+            item |= counts[a["id"]]
+            if item["lat"] is None and a["id"] in place:  # its communities' middle, for the map
+                item["lat"], item["lon"] = place[a["id"]]
         out.append(item)
-    return ok({"now": now.isoformat(), "offline_after_s": settings.offline_after_s, "areas": out})
+    boxes = sum(int(r["n"]) for r in rows["online"])
+    online = sum(int(r["online"] or 0) for r in rows["online"])
+    totals = {"communities": total, "boxes": boxes, "boxes_online": online,
+              "boxes_offline": boxes - online,
+              "open_critical": sum(int(r["n"]) for r in rows["critical"])}  # fmt: skip
+    return ok({"now": now.isoformat(), "offline_after_s": settings.offline_after_s,
+               "totals": totals, "communities_listed": "all" if list_all else
+               "area" if focus else "none", "areas": out})  # fmt: skip
 
 
 class AuditQuery(BaseModel):

@@ -46,6 +46,16 @@ class AreaStorage(StorageBase):
         async with self.tx() as c:
             return await c.fetchrow("SELECT * FROM areas WHERE id = $1", area_id)
 
+    async def area_count(self, scope: str, level: str) -> int:
+        async with self.tx() as c:
+            row = await c.fetchrow(
+                "SELECT count(*) AS n FROM areas WHERE substr(path, 1, length($1)) = $1"
+                " AND level = $2",
+                scope,
+                level,
+            )
+        return int(row["n"]) if row else 0
+
     async def areas_list(
         self, scope: str, level: str | None, after: str, limit: int
     ) -> list[dict[str, Any]]:

@@ -139,33 +139,45 @@ const pages = {};
 
 pages.overview = async () => {
   const { t, h, svg } = Q;
+  // A big network lists its areas with their counts and one area's communities (?area=).
+  const focus = new URLSearchParams(location.search).get("area");
   let data;
   try {
-    data = await Q.api("GET", "/overview");
+    data = await Q.api("GET", "/overview" + (focus ? "?area=" + encodeURIComponent(focus) : ""));
   } catch (e) {
     Q.fill("tree", h("p", { class: "error", text: t("load_failed") + ": " + e.message }));
     return;
   }
-  const areas = data.areas;
+  // One area opened: its ancestors, itself and what lies under it (the KPIs stay the scope's).
+  const here = focus && data.areas.find((a) => a.id === focus);
+  const areas = here ? data.areas.filter((a) => here.path.startsWith(a.path) || a.path.startsWith(here.path))
+    : data.areas;
   const communities = areas.filter((a) => a.level === "community");
-  const boxes = communities.flatMap((c) => c.boxes);
+  const all = data.totals;
   const kpi = (label, value, cls) => h("div", { class: "kpi " + (cls || "") },
     h("span", { class: "value", text: String(value) }), h("span", { class: "label", text: label }));
-  const offline = boxes.filter((b) => b.state !== "online").length;
-  const critical = communities.reduce((n, c) => n + c.open_critical, 0);
   Q.fill("kpis", h("div", { class: "kpirow" },
-    kpi(t("communities"), communities.length),
-    kpi(t("boxes_online"), boxes.length - offline, "ok"),
-    kpi(t("boxes_offline"), offline, offline ? "bad" : ""),
-    kpi(t("critical_open"), critical, critical ? "bad" : "")));
+    kpi(t("communities"), all.communities),
+    kpi(t("boxes_online"), all.boxes_online, "ok"),
+    kpi(t("boxes_offline"), all.boxes_offline, all.boxes_offline ? "bad" : ""),
+    kpi(t("critical_open"), all.open_critical, all.open_critical ? "bad" : "")));
 
-  // The tree: each area a row, indented by level; communities carry their health.
+  // The tree: each area a row, indented by level; communities carry their health, the areas
+  // above them their counts (a link opens an area's communities when not all are listed).
   const depth = { city: 0, district: 1, street: 2, community: 3 };
+  const listed = data.communities_listed === "all";
   const rows = areas.map((a) => {
-    const cells = [h("td", { class: "area lvl" + depth[a.level] },
-      h("span", { class: "lvl-name", text: a.name }), " ", h("small", { class: "muted", text: a.id }))];
+    const name = listed || a.level === "community" ? h("span", { class: "lvl-name", text: a.name })
+      : h("a", { class: "lvl-name", href: "?area=" + encodeURIComponent(a.id), text: a.name });
+    const cells = [h("td", { class: "area lvl" + depth[a.level] }, name, " ",
+      h("small", { class: "muted", text: a.id }))];
     if (a.level !== "community") {
-      cells.push(h("td", { colspan: 6 }));
+      const down = a.boxes - a.boxes_online;
+      cells.push(h("td", { colspan: 4 }, listed ? "" : h("span", { class: "muted",
+        text: `${a.communities} ${t("communities")} · ${a.boxes_online} ${t("boxes_online")}` +
+          (down ? ` · ${down} ${t("boxes_offline")}` : "") })),
+        h("td", {}), h("td", { class: "num" + (a.open_critical ? " bad" : "") },
+          listed ? "" : String(a.open_critical)));
     } else {
       const b = a.boxes[0];
       cells.push(
@@ -178,13 +190,19 @@ pages.overview = async () => {
     }
     return h("tr", { "data-area": a.id, "data-health": a.health || "" }, cells);
   });
-  Q.fill("tree", h("table", { class: "tree" },
-    h("thead", {}, h("tr", {}, [t("area"), t("health"), t("last_seen"), t("version"), t("backlog"),
-      t("devices_offline"), t("open_critical")].map((x) => h("th", { scope: "col", text: x })))),
-    h("tbody", {}, rows)));
+  Q.fill("tree", h("div", {}, here ? h("p", {}, h("a", { href: "overview", text: "← " + t("all") })) : "",
+    h("table", { class: "tree" },
+      h("thead", {}, h("tr", {}, [t("area"), t("health"), t("last_seen"), t("version"), t("backlog"),
+        t("devices_offline"), t("open_critical")].map((x) => h("th", { scope: "col", text: x })))),
+      h("tbody", {}, rows))));
 
-  // The map: communities with coordinates as dots on a plain SVG (no tile server).
-  const placed = communities.filter((c) => c.lat !== null && c.lon !== null);
+  // The map: the listed communities with coordinates as dots on a plain SVG (no tile server);
+  // with none listed, the streets (or the lowest areas shown) at their communities' middle.
+  const low = Math.max(...areas.map((a) => depth[a.level]));
+  const placed = (communities.length ? communities : areas.filter((a) => depth[a.level] === low))
+    .filter((c) => c.lat !== null && c.lon !== null)
+    .map((c) => c.level === "community" ? c
+      : { ...c, health: c.boxes && c.boxes === c.boxes_online ? "online" : c.boxes ? "offline" : "none" });
   if (!placed.length) {
     Q.fill("map", h("p", { class: "muted", text: t("map_none") }));
   } else {

@@ -8,6 +8,10 @@ A step is ``async def step_x(d: Demo) -> None``, declared in its feature (``Feat
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
+import os
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,3 +48,45 @@ def say(title: str, detail: str = "") -> None:
     click.secho(f"\n▶ {title}", fg="cyan", bold=True)
     if detail:
         click.echo(detail)
+
+
+# Every process a demo step starts; run_demo stops them on the way out (stop_children).
+CHILDREN: list[asyncio.subprocess.Process] = []
+_PR_SET_PDEATHSIG = 1
+# Looked up before any fork: the child only calls it (no imports, no allocation there).
+_prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+
+def _die_with_parent(parent: int) -> None:
+    # Runs in the child between fork and exec: the kernel sends it SIGTERM when the demo
+    # process dies, even when no Python cleanup can run (SIGKILL, a crash, an OOM kill).
+    _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # the demo died before the line above took effect
+        os._exit(1)
+
+
+async def spawn(*args: str, **kwargs: object) -> asyncio.subprocess.Process:
+    """Start a child process that stops with the demo, however the demo ends."""
+    parent = os.getpid()
+    proc = await asyncio.create_subprocess_exec(
+        *args, preexec_fn=lambda: _die_with_parent(parent), **kwargs  # type: ignore[arg-type]
+    )
+    CHILDREN.append(proc)
+    return proc
+
+
+async def stop_children(grace_s: float = 10.0) -> None:
+    """SIGTERM every child still running, wait for them (SIGKILL after ``grace_s``)."""
+    live = [p for p in CHILDREN if p.returncode is None]
+    CHILDREN.clear()
+    for p in live:
+        with contextlib.suppress(ProcessLookupError):
+            p.terminate()
+    for p in live:
+        try:
+            async with asyncio.timeout(grace_s):
+                await p.wait()
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                p.kill()
+            await p.wait()

@@ -4,12 +4,9 @@ and a remote command coming back down the feed."""
 from __future__ import annotations
 
 import asyncio
-import atexit
 import contextlib
-import os
 import secrets
 import shutil
-import signal
 import socket
 import sys
 import time
@@ -19,7 +16,7 @@ from typing import Any
 import aiohttp
 import click
 
-from edge.core.demo import say
+from edge.core.demo import say, spawn
 from edge.core.standard import AccessEvent, new_id
 from edge.sync import SYNC
 
@@ -33,19 +30,12 @@ def _free_port() -> int:
 
 
 async def _run(*args: str) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-    )
+    proc = await spawn(*args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     async with asyncio.timeout(60):
         out, _ = await proc.communicate()
     if proc.returncode != 0:
         raise click.ClickException(f"{' '.join(args[:2])} failed: {out.decode()[-500:]}")
     return out.decode().strip()
-
-
-def _terminate(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
 
 
 async def _poll(pred: Any, seconds: float, every: float = 0.05) -> bool:
@@ -73,13 +63,14 @@ async def step_cloud_sync(d: Any) -> None:
     ).splitlines()[-1]
     # A console sign-in for people: the city operations console at /console/ (docs/console.md).
     password = secrets.token_urlsafe(9)
-    setpw = await asyncio.create_subprocess_exec(
+    setpw = await spawn(
         str(BIN / "qilu-cloudsync"), "ops-password", "--db", db, "--name", "demo-ops",
         "--password-stdin", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     async with asyncio.timeout(60):
         await setpw.communicate(f"{password}\n".encode())
-    proc = await asyncio.create_subprocess_exec(
+    # spawn: the cloud lives as long as the demo (run_demo stops it, the kernel if it dies)
+    await spawn(
         str(BIN / "qilu-cloudsync"),
         "--log-level",
         "WARNING",
@@ -95,7 +86,6 @@ async def step_cloud_sync(d: Any) -> None:
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
-    atexit.register(_terminate, proc.pid)  # the cloud lives as long as the demo
     say(
         "Cloud sync: a local cloud service for the whole city",
         f"qilu-cloudsync serve --db {db} --port {port} --relay-same-origin-unsafe\n"

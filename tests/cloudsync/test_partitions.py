@@ -502,3 +502,16 @@ async def test_a_run_stopped_mid_export_ends_at_once_and_the_next_finishes_it(
     assert left is not None and left["n"] == 0
     rows = read_export(tmp_path / f"exports/telemetry/records_telemetry_p{old:%Y%m}.csv.gz")
     assert sorted(int(r["seq"]) for r in rows) == list(range(1, 3001))
+
+
+@pytest.mark.timeout(120)
+async def test_partitions_bench_ingest_runs(pg_cluster: PgCluster) -> None:
+    """bench/partitions.py's ingest step at its smallest: the 1,000-box city loads into a
+    schema-0005 database too (it used to drop an index 0005 has not got), and both layouts take
+    the uploads."""
+    from bench.partitions import ingest
+
+    out = await ingest(pg_cluster, 1000, datetime.now(UTC))
+    assert set(out) == {"unpartitioned", "partitioned"}
+    for layout in out.values():
+        assert len(layout["runs"]) == 2 and min(layout["runs"]) > 0
