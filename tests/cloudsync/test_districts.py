@@ -39,8 +39,9 @@ async def lists(storage: Any, districts: bool) -> dict[str, list[tuple[str, int]
                     rows = await storage.records_query(kinds, scope, None, None, None, where,
                                                        None, 500)  # fmt: skip
                     out[f"{scope} {kinds} {where}"] = [(r["box_id"], r["seq"]) for r in rows]
-            _, _, critical = await storage.overview_rows(scope)
-            out[f"{scope} overview"] = sorted((r["community_id"], r["n"]) for r in critical)
+            rows = await storage.overview_rows(scope, "", None, True)
+            out[f"{scope} overview"] = sorted((r["community_id"], r["n"])
+                                              for r in rows["critical"])
             alerts = await storage.alerts_since(scope, "", 500)
             out[f"{scope} alerts_since"] = [(r["box_id"], r["seq"]) for r in alerts]
             tickets = await storage.tickets_latest(scope, 500)
