@@ -57,6 +57,7 @@ class WindowIn(Strict):
 
 
 class RightsIn(Strict):
+    all_doors: bool = False  # every door of the community (explicit; nothing set = no door)
     doors: list[str] = Field(default_factory=list, max_length=500)
     buildings: list[str] = Field(default_factory=list, max_length=100)
     windows: list[WindowIn] = Field(default_factory=list, max_length=50)
@@ -120,7 +121,7 @@ async def issue_pass(
         )
     # The pass is the resident's: it may open only doors they may open themselves, in their
     # hours (staff issuing in a resident's name included). Each use asks again.
-    facts = await box.store.run(db.facts, box.store.sync, resident_id, db.iso())
+    facts = await svc.facts(resident_id)
     for door_id in dict.fromkeys(body.doors):
         why = policy.may_issue(facts, door_id, svc.doors_cfg[door_id].building,
                                valid_from.astimezone(svc.tz), body.valid_to.astimezone(svc.tz))
@@ -248,7 +249,8 @@ def add_routes(app: web.Application, svc: Any) -> None:
         require_staff(request)
         box = request.app[BOX]
         try:
-            out = await box.store.run(db.get_rights, box.store.sync, request.match_info["id"])
+            out = await box.store.run(db.get_rights, box.store.sync, request.match_info["id"],
+                                      svc.defaults)
         except db.NotFound as e:
             return json_error(404, str(e), field="id")
         return web.json_response(out)
@@ -267,10 +269,14 @@ def add_routes(app: web.Application, svc: Any) -> None:
                 })
             except ValueError as e:
                 return json_error(400, str(e), field=str(e).split(":")[0])
+        unknown = [d for d in body.doors if d not in svc.doors_cfg]
+        if unknown:
+            return json_error(400, f"doors: unknown door {unknown[0]!r}", field="doors")
         box = request.app[BOX]
         try:
             out = await box.store.run(db.set_rights, box.store.sync, request.match_info["id"],
-                                      body.doors, body.buildings, windows, actor)
+                                      body.doors, body.buildings, windows, actor,
+                                      body.all_doors, svc.defaults)
         except db.NotFound as e:
             return json_error(404, str(e), field="id")
         return web.json_response(out)
