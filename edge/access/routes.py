@@ -31,7 +31,16 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from edge.access import passes, policy
 from edge.access import second_factor as factors
 from edge.access import store as db
-from edge.core.http import ACTOR, BOX, ROLE, json_error, query_int, require_staff
+from edge.core.http import (
+    ACTOR,
+    BOX,
+    PANEL_ROUTES,
+    ROLE,
+    json_error,
+    query_int,
+    require_door,
+    require_staff,
+)
 from edge.core.standard import ID, VisitorPass, new_id
 from edge.core.store.core import StoreError
 
@@ -175,7 +184,7 @@ def add_routes(app: web.Application, svc: Any) -> None:
         return outcome(out, 200 if out.granted else 403)
 
     async def door_pin(request: web.Request) -> web.Response:
-        require_staff(request)  # the keypad panel has a staff-role token
+        require_door(request, request.match_info["id"])  # staff, or this door's panel token
         body = await _body(request, PinIn)
         try:
             source = f"kp:{body.source}" if body.source else f"addr:{request.remote}"
@@ -185,7 +194,7 @@ def add_routes(app: web.Application, svc: Any) -> None:
         return outcome(out, 200 if out.granted else 403)
 
     async def door_qr(request: web.Request) -> web.Response:
-        require_staff(request)
+        require_door(request, request.match_info["id"])
         body = await _body(request, QrIn)
         try:
             out = await svc.enter_qr(request.match_info["id"], body.text)
@@ -390,6 +399,9 @@ def add_routes(app: web.Application, svc: Any) -> None:
     r.add_post("/api/v1/doors/{id}/open", door_open)
     r.add_post("/api/v1/doors/{id}/pin", door_pin)
     r.add_post("/api/v1/doors/{id}/qr", door_qr)
+    # Keypad and QR panels at a door hold a panel token bound to it (edge/core/http.py).
+    app[PANEL_ROUTES].update({("POST", "/api/v1/doors/{id}/pin"),
+                              ("POST", "/api/v1/doors/{id}/qr")})
     r.add_post("/api/v1/passes", pass_create)
     r.add_get("/api/v1/passes", pass_list)
     r.add_get("/api/v1/passes/{id}", pass_get)

@@ -101,7 +101,7 @@ async def test_an_unknown_default_door_is_a_config_error(make_config, run_box) -
     from edge.core.config import ConfigError
 
     config = make_config(extra=ACCESS + 'default_doors = ["d-nope"]\n')
-    with pytest.raises(ConfigError, match="access.default_doors: no door 'd-nope'"):
+    with pytest.raises(ConfigError, match=r"access\.default_doors: no door 'd-nope'"):
         await run_box(config)
 
 
