@@ -232,16 +232,27 @@ def token() -> None:
 
 @token.command("new")
 @click.option("--name", default="staff", show_default=True, help="Who uses the token.")
-@click.option("--role", type=click.Choice(["staff", "admin"]), default="staff", show_default=True)
-def token_new(name: str, role: str) -> None:
+@click.option("--role", type=click.Choice(["staff", "admin", "panel"]), default="staff",
+              show_default=True,
+              help="panel: a keypad / QR panel at a door; it may only enter PINs and QR codes"
+              " at its --door(s).")
+@click.option("--door", "doors", multiple=True,
+              help="Panel tokens: the door the panel stands at (repeat for several).")
+def token_new(name: str, role: str, doors: tuple[str, ...]) -> None:
     """Print a new random token once, and the config entry that keeps only its SHA-256."""
     import hashlib
+    import json
     import secrets
 
+    if role == "panel" and not doors:
+        raise click.UsageError("--door: a panel token must name the door(s) it stands at")
+    if role != "panel" and doors:
+        raise click.UsageError("--door: only panel tokens are bound to doors")
     tok = secrets.token_urlsafe(32)
     click.echo(f"token (shown once; give it to {name}): {tok}", err=True)
+    bound = f"doors = {json.dumps(list(doors), ensure_ascii=False)}\n" if doors else ""
     click.echo(
-        f'[[api.tokens]]\nname = "{name}"\nrole = "{role}"\n'
+        f'[[api.tokens]]\nname = "{name}"\nrole = "{role}"\n{bound}'
         f'token_sha256 = "{hashlib.sha256(tok.encode()).hexdigest()}"'
     )
 

@@ -11,6 +11,12 @@ class AccessConfig(Section):
     """``[access]``: the access engine (edge/access/, docs/access.md)."""
 
     enabled: bool = True
+    # Door rights are explicit: a resident with none opens no door. These are the rights every
+    # resident has without a row of their own (docs/access.md "Door rights"): doors anyone
+    # living here may use (e.g. the main gate), and with own_building the doors whose
+    # [[doors]] building is the resident's building.
+    default_doors: list[str] = Field(default_factory=list, max_length=500)
+    own_building: bool = False
     sample_fps: float = Field(15.0, gt=0, le=60)  # most frames per second a door examines
     # Door cameras' face work (edge/faces/scheduler.py; docs/access.md "Rush hour"): track a
     # face, embed it only until its approach is decided, one fair scheduler for all doors.

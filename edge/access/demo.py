@@ -140,6 +140,13 @@ async def step_face_doors(d: Any) -> None:
             if r.status not in (201, 409):
                 click.echo(f"  could not add the resident: {r.status} {await r.text()}")
                 return
+        # Door rights are explicit (no rights: no door): this resident may use the face door.
+        async with s.put(f"{d.api}/api/v1/residents/{RESIDENT}/access",
+                         json={"doors": [DOOR]}) as r:
+            if r.status != 200:
+                click.echo(f"  could not give the resident door rights: {r.status}"
+                           f" {await r.text()}")
+                return
         form = aiohttp.FormData()
         form.add_field("photo", (PHOTOS / ENROL).read_bytes(), filename=ENROL,
                        content_type="image/jpeg")

@@ -55,13 +55,19 @@ def in_window(w: dict[str, Any], local: datetime) -> bool:
 
 
 def allowed_door(f: Facts, door_id: str, building: str | None) -> bool:
+    """Rights are explicit: a resident with none opens no door (fail closed). What grants a
+    door: an "all doors" right, the door on the resident record or as a door right, a right
+    for the door's building, or the community's defaults ([access] default_doors, and the
+    resident's own building with own_building)."""
     assert f.resident is not None
-    listed = f.resident["doors"]
-    if not listed and not f.rights:
-        return True  # no restriction configured: every door of the community
-    if door_id in listed or ("door", door_id) in f.rights:
+    if ("all", "*") in f.rights or door_id in f.defaults.doors:
         return True
-    return building is not None and ("building", building) in f.rights
+    if door_id in f.resident["doors"] or ("door", door_id) in f.rights:
+        return True
+    if building is None:
+        return False
+    own = f.defaults.own_building and f.resident.get("building") == building
+    return own or ("building", building) in f.rights
 
 
 def _overlaps(w: dict[str, Any], start: datetime, end: datetime) -> bool:

@@ -31,7 +31,16 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from edge.access import passes, policy
 from edge.access import second_factor as factors
 from edge.access import store as db
-from edge.core.http import ACTOR, BOX, ROLE, json_error, query_int, require_staff
+from edge.core.http import (
+    ACTOR,
+    BOX,
+    PANEL_ROUTES,
+    ROLE,
+    json_error,
+    query_int,
+    require_door,
+    require_staff,
+)
 from edge.core.standard import ID, VisitorPass, new_id
 from edge.core.store.core import StoreError
 
@@ -57,6 +66,7 @@ class WindowIn(Strict):
 
 
 class RightsIn(Strict):
+    all_doors: bool = False  # every door of the community (explicit; nothing set = no door)
     doors: list[str] = Field(default_factory=list, max_length=500)
     buildings: list[str] = Field(default_factory=list, max_length=100)
     windows: list[WindowIn] = Field(default_factory=list, max_length=50)
@@ -120,7 +130,7 @@ async def issue_pass(
         )
     # The pass is the resident's: it may open only doors they may open themselves, in their
     # hours (staff issuing in a resident's name included). Each use asks again.
-    facts = await box.store.run(db.facts, box.store.sync, resident_id, db.iso())
+    facts = await svc.facts(resident_id)
     for door_id in dict.fromkeys(body.doors):
         why = policy.may_issue(facts, door_id, svc.doors_cfg[door_id].building,
                                valid_from.astimezone(svc.tz), body.valid_to.astimezone(svc.tz))
@@ -174,7 +184,7 @@ def add_routes(app: web.Application, svc: Any) -> None:
         return outcome(out, 200 if out.granted else 403)
 
     async def door_pin(request: web.Request) -> web.Response:
-        require_staff(request)  # the keypad panel has a staff-role token
+        require_door(request, request.match_info["id"])  # staff, or this door's panel token
         body = await _body(request, PinIn)
         try:
             source = f"kp:{body.source}" if body.source else f"addr:{request.remote}"
@@ -184,7 +194,7 @@ def add_routes(app: web.Application, svc: Any) -> None:
         return outcome(out, 200 if out.granted else 403)
 
     async def door_qr(request: web.Request) -> web.Response:
-        require_staff(request)
+        require_door(request, request.match_info["id"])
         body = await _body(request, QrIn)
         try:
             out = await svc.enter_qr(request.match_info["id"], body.text)
@@ -248,7 +258,8 @@ def add_routes(app: web.Application, svc: Any) -> None:
         require_staff(request)
         box = request.app[BOX]
         try:
-            out = await box.store.run(db.get_rights, box.store.sync, request.match_info["id"])
+            out = await box.store.run(db.get_rights, box.store.sync, request.match_info["id"],
+                                      svc.defaults)
         except db.NotFound as e:
             return json_error(404, str(e), field="id")
         return web.json_response(out)
@@ -267,10 +278,14 @@ def add_routes(app: web.Application, svc: Any) -> None:
                 })
             except ValueError as e:
                 return json_error(400, str(e), field=str(e).split(":")[0])
+        unknown = [d for d in body.doors if d not in svc.doors_cfg]
+        if unknown:
+            return json_error(400, f"doors: unknown door {unknown[0]!r}", field="doors")
         box = request.app[BOX]
         try:
             out = await box.store.run(db.set_rights, box.store.sync, request.match_info["id"],
-                                      body.doors, body.buildings, windows, actor)
+                                      body.doors, body.buildings, windows, actor,
+                                      body.all_doors, svc.defaults)
         except db.NotFound as e:
             return json_error(404, str(e), field="id")
         return web.json_response(out)
@@ -384,6 +399,9 @@ def add_routes(app: web.Application, svc: Any) -> None:
     r.add_post("/api/v1/doors/{id}/open", door_open)
     r.add_post("/api/v1/doors/{id}/pin", door_pin)
     r.add_post("/api/v1/doors/{id}/qr", door_qr)
+    # Keypad and QR panels at a door hold a panel token bound to it (edge/core/http.py).
+    app[PANEL_ROUTES].update({("POST", "/api/v1/doors/{id}/pin"),
+                              ("POST", "/api/v1/doors/{id}/qr")})
     r.add_post("/api/v1/passes", pass_create)
     r.add_get("/api/v1/passes", pass_list)
     r.add_get("/api/v1/passes/{id}", pass_get)

@@ -36,6 +36,7 @@ from edge.access.motion import MotionGate
 from edge.access.second_factor import SecondFactors
 from edge.core.box import Box
 from edge.core.commands import CommandError
+from edge.core.config import ConfigError
 from edge.core.service import Service
 from edge.core.standard import AccessEvent, Command, DeviceHealth, new_id
 from edge.devices import DEVICES
@@ -83,6 +84,11 @@ class AccessService(Service):
         self.tz = ZoneInfo(box.config.box.timezone)
         self.key: bytes = b""
         self.doors_cfg = {d.id: d for d in box.config.doors}
+        unknown = [d for d in self.cfg.default_doors if d not in self.doors_cfg]
+        if unknown:
+            raise ConfigError(f"access.default_doors: no door {unknown[0]!r} is configured"
+                              f" (known: {', '.join(self.doors_cfg) or 'none'})")
+        self.defaults = db.Defaults(frozenset(self.cfg.default_doors), self.cfg.own_building)
         self._tasks: list[asyncio.Task] = []
         self._cool: dict[tuple[str, str], float] = {}  # (door, who) -> monotonic until
         self._pin_fail: dict[tuple[str, str], list[float]] = {}  # (door, source|*) -> times
@@ -124,7 +130,7 @@ class AccessService(Service):
             if not dcfg.camera:
                 continue
             ids, total = await self.box.store.run(
-                db.door_residents, self.box.store.sync, door_id, dcfg.building)
+                db.door_residents, self.box.store.sync, door_id, dcfg.building, self.defaults)
             self.door_sets[door_id] = None if len(ids) >= total else ids
 
     async def _follow_rights(self) -> None:
@@ -268,11 +274,15 @@ class AccessService(Service):
                 log.exception("access: purging face thumbnails failed; retrying")
             await asyncio.sleep(self.cfg.thumbnail_purge_s)
 
+    async def facts(self, resident_id: str, now: datetime | None = None) -> db.Facts:
+        """What the policy needs about a resident, with this community's default rights."""
+        return await self.box.store.run(
+            db.facts, self.box.store.sync, resident_id, db.iso(now), self.defaults
+        )
+
     async def check_policy(self, resident_id: str, door_id: str) -> str | None:
         now = datetime.now(self.tz)
-        facts = await self.box.store.run(
-            db.facts, self.box.store.sync, resident_id, db.iso(now)
-        )
+        facts = await self.facts(resident_id, now)
         building = self.doors_cfg[door_id].building if door_id in self.doors_cfg else None
         return policy.evaluate(facts, door_id, building, now)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,17 +54,30 @@ class Facts:
     """Everything the policy needs about one resident, read in one go."""
 
     resident: dict[str, Any] | None
-    rights: list[tuple[str, str]]  # (scope, target)
+    rights: list[tuple[str, str]]  # (scope, target); ("all", "*"): every door
     windows: list[dict[str, Any]]
     blocks: list[dict[str, Any]]  # active ones only
+    defaults: Defaults = field(default_factory=lambda: NO_DEFAULTS)
 
 
-def facts(store: Store, resident_id: str, now_iso: str) -> Facts:
+@dataclass(frozen=True)
+class Defaults:
+    """Rights every resident has without a row of their own ([access] default_doors and
+    own_building): what the community configured, not stored per resident."""
+
+    doors: frozenset[str] = frozenset()
+    own_building: bool = False  # the doors whose building is the resident's building
+
+
+NO_DEFAULTS = Defaults()
+
+
+def facts(store: Store, resident_id: str, now_iso: str, defaults: Defaults = NO_DEFAULTS) -> Facts:
     with store.reading():
         try:
             resident = _require_resident(store, resident_id)
         except NotFound:
-            return Facts(None, [], [], [])
+            return Facts(None, [], [], [], defaults)
         rights = [
             (r[0], r[1])
             for r in store.db.execute(
@@ -85,13 +98,18 @@ def facts(store: Store, resident_id: str, now_iso: str) -> Facts:
                 (resident_id, now_iso),
             )
         )
-    return Facts(resident, rights, windows, blocks)
+    return Facts(resident, rights, windows, blocks, defaults)
 
 
 # --- rights and windows ------------------------------------------------------------------------
 
 
-def get_rights(store: Store, resident_id: str) -> dict[str, Any]:
+def get_rights(
+    store: Store, resident_id: str, defaults: Defaults = NO_DEFAULTS
+) -> dict[str, Any]:
+    """Everything that decides which doors the resident may open (edge/access/policy.py
+    allowed_door): their own rows, the doors on their resident record and the community's
+    defaults, so that an editor shows exactly what the box enforces."""
     with store.reading():
         res = _require_resident(store, resident_id)
         rows = list(
@@ -110,10 +128,13 @@ def get_rights(store: Store, resident_id: str) -> dict[str, Any]:
     return {
         "resident_id": resident_id,
         "status": res["status"],
+        "building": res["building"],
         "resident_doors": res["doors"],
+        "all_doors": ("all", "*") in rows,
         "doors": [t for s, t in rows if s == "door"],
         "buildings": [t for s, t in rows if s == "building"],
         "windows": windows,
+        "defaults": {"doors": sorted(defaults.doors), "own_building": defaults.own_building},
     }
 
 
@@ -124,14 +145,20 @@ def set_rights(
     buildings: list[str],
     windows: list[dict[str, Any]],
     actor: str | None,
+    all_doors: bool = False,
+    defaults: Defaults = NO_DEFAULTS,
 ) -> dict[str, Any]:
-    """Replace a resident's extra rights and time windows as a whole (one transaction)."""
+    """Replace a resident's rights and time windows as a whole (one transaction). Nothing
+    given (no doors, buildings nor all_doors) means no door beyond the resident record's and
+    the community defaults: removing every right removes access."""
     now = iso()
     with store.transaction():
         _require_resident(store, resident_id)
         store.db.execute("DELETE FROM door_rights WHERE resident_id = ?", (resident_id,))
         store.db.execute("DELETE FROM access_windows WHERE resident_id = ?", (resident_id,))
-        for scope, targets in (("door", doors), ("building", buildings)):
+        for scope, targets in (
+            ("door", doors), ("building", buildings), ("all", ["*"] if all_doors else [])
+        ):
             for t in dict.fromkeys(targets):
                 store.db.execute(
                     "INSERT INTO door_rights (resident_id, scope, target, created_by, created_at)"
@@ -145,7 +172,7 @@ def set_rights(
                 (new_id("aw"), resident_id, w.get("door_id"), w["days"], w["start_min"],
                  w["end_min"], now),
             )
-    return get_rights(store, resident_id)
+    return get_rights(store, resident_id, defaults)
 
 
 # --- blocks ------------------------------------------------------------------------------------
@@ -403,19 +430,26 @@ def record_event(store: Store, ev: AccessEvent, thumbnail: bytes | None = None) 
             keep_thumbnail(store, ev.id, ev.resident_id, thumbnail)
 
 
-def door_residents(store: Store, door_id: str, building: str | None) -> tuple[frozenset[str], int]:
-    """Residents whose rights cover this door (edge/access/policy.allowed_door in SQL: no
-    restriction at all, the door listed, a door right or a right for its building), and how
-    many residents there are in all. Status, blocks and time windows stay with the policy."""
+def door_residents(
+    store: Store, door_id: str, building: str | None, defaults: Defaults = NO_DEFAULTS
+) -> tuple[frozenset[str], int]:
+    """Residents whose rights cover this door (edge/access/policy.allowed_door in SQL: an
+    "all doors" right, the door listed, a door right, a right for its building, or the
+    community defaults), and how many residents there are in all. Status, blocks and time
+    windows stay with the policy. No rights at all: no door."""
     with store.reading():
-        rows = store.db.execute(
-            "SELECT r.id FROM residents r WHERE"
-            " (r.doors IN ('[]', '') AND NOT EXISTS"
-            "   (SELECT 1 FROM door_rights x WHERE x.resident_id = r.id))"
-            " OR EXISTS (SELECT 1 FROM json_each(r.doors) j WHERE j.value = ?)"
-            " OR EXISTS (SELECT 1 FROM door_rights x WHERE x.resident_id = r.id AND"
-            "   ((x.scope = 'door' AND x.target = ?) OR (x.scope = 'building' AND x.target = ?)))",
-            (door_id, door_id, building or ""),
-        ).fetchall()
         total = store.db.execute("SELECT count(*) FROM residents").fetchone()[0]
+        if door_id in defaults.doors:
+            rows = store.db.execute("SELECT id FROM residents").fetchall()
+        else:
+            rows = store.db.execute(
+                "SELECT r.id FROM residents r WHERE"
+                " EXISTS (SELECT 1 FROM json_each(r.doors) j WHERE j.value = ?)"
+                " OR (? AND r.building IS NOT NULL AND r.building = ?)"
+                " OR EXISTS (SELECT 1 FROM door_rights x WHERE x.resident_id = r.id AND"
+                "   ((x.scope = 'door' AND x.target = ?) OR x.scope = 'all'"
+                "    OR (x.scope = 'building' AND x.target = ?)))",
+                (door_id, defaults.own_building and building is not None, building or "",
+                 door_id, building or ""),
+            ).fetchall()
     return frozenset(r[0] for r in rows), int(total)

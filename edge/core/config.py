@@ -89,12 +89,19 @@ class ApiToken(Section):
     # Where the box's own CLI finds the plain token when the file keeps only its hash
     # (install.sh writes /etc/qilu-edge/staff-token, 0600 root); the daemon never reads it.
     token_file: Path | None = None
-    role: Literal["staff", "admin"] = "staff"
+    # "panel": a keypad / QR panel at a door: it may only enter PINs and QR codes at the
+    # doors listed in ``doors`` (edge/core/http.py PANEL_ROUTES); every other route refuses it.
+    role: Literal["staff", "admin", "panel"] = "staff"
+    doors: tuple[str, ...] = ()  # panel tokens only: the door(s) it stands at
 
     @model_validator(mode="after")
     def _one_secret(self) -> ApiToken:
         if (self.token is None) == (self.token_sha256 is None):
             raise ValueError("give exactly one of token_sha256 (preferred) or token")
+        if self.role == "panel" and not self.doors:
+            raise ValueError("doors: a panel token must name the door(s) it stands at")
+        if self.role != "panel" and self.doors:
+            raise ValueError(f"doors: only panel tokens are bound to doors (role {self.role!r})")
         return self  # a plain token is warned about by the daemon (edge/core/http.py), once
 
     def matches(self, presented: bytes) -> bool:

@@ -46,9 +46,15 @@ AUTHENTICATORS: web.AppKey[list[Authenticator]] = web.AppKey("authenticators")
 # capabilities that take residents' input: fn(request) -> resident row or None.
 ResidentLookup = Callable[[web.Request], Awaitable[dict[str, Any] | None]]
 RESIDENT_LOOKUP: web.AppKey[list[ResidentLookup]] = web.AppKey("resident_lookup")
-# Who is calling, set by the auth middleware: a token's name and "staff"/"admin" (or "resident").
+# Who is calling, set by the auth middleware: a token's name and "staff"/"admin" (or "resident",
+# or "panel": a door's keypad / QR panel, with the doors it is bound to in PANEL_DOORS).
 ACTOR: web.RequestKey[str | None] = web.RequestKey("actor")
 ROLE: web.RequestKey[str | None] = web.RequestKey("role")
+PANEL_DOORS: web.RequestKey[tuple[str, ...]] = web.RequestKey("panel_doors")
+# The only routes a panel token may call, (method, route pattern), added by the features that
+# serve panels (keypad PIN, QR); their handlers check the door with require_door(). Every other
+# route answers a panel 403 before its handler runs (deny by default).
+PANEL_ROUTES: web.AppKey[set[tuple[str, str]]] = web.AppKey("panel_routes")
 # How the caller signed in: "token" (a bearer token) or "session" (a staff console's cookie).
 VIA: web.RequestKey[str] = web.RequestKey("via")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -124,6 +130,7 @@ def make_app(box: Box) -> web.Application:
     app[PUBLIC] = set(PUBLIC_PATHS)
     app[PUBLIC_PREFIXES] = set()
     app[AUTHENTICATORS] = []  # config tokens are checked first
+    app[PANEL_ROUTES] = set()
     app[RESIDENT_LOOKUP] = []
     app[STAFF_SESSIONS] = []
     app[WRITE_OBSERVERS] = []
@@ -298,12 +305,14 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     request[ACTOR] = None
     request[ROLE] = None
     request[VIA] = ""
+    request[PANEL_DOORS] = ()
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
         presented = header.removeprefix("Bearer ").strip().encode()
         for tok in request.app[BOX].config.api.tokens:
             if tok.matches(presented):
                 request[ACTOR], request[ROLE], request[VIA] = tok.name, tok.role, "token"
+                request[PANEL_DOORS] = tok.doors
         if request[ACTOR] is None:
             for check in request.app[AUTHENTICATORS]:
                 if found := await check(presented.decode(errors="replace")):
@@ -316,6 +325,10 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
             return refused
     if request[ACTOR] is None and not _is_public(request):
         return json_error(401, "missing or invalid bearer token")
+    if (request[ROLE] == "panel" and not _is_public(request)
+            and _route_of(request) not in request.app[PANEL_ROUTES]):
+        return json_error(403, "role: a door panel's token may only enter PINs and QR codes at"
+                          " its own door(s)", field="role")
     observers = request.app[WRITE_OBSERVERS]
     if request.method in SAFE_METHODS or request[ROLE] not in ("staff", "admin") or not observers:
         return await handler(request)
@@ -363,6 +376,31 @@ async def _staff_session(request: web.Request) -> web.Response | None:
                               field="role")
     request[ACTOR], request[ROLE], request[VIA] = session.actor, "staff", "session"
     return None
+
+
+def _route_of(request: web.Request) -> tuple[str, str]:
+    resource = request.match_info.route.resource
+    return request.method, resource.canonical if resource is not None else request.path
+
+
+def require_door(request: web.Request, door_id: str) -> str:
+    """Staff, or a door panel's token bound to ``door_id``; the caller's name."""
+    if request[ROLE] == "panel" and door_id in request[PANEL_DOORS]:
+        return request[ACTOR] or ""
+    if request[ROLE] == "panel":
+        raise web.HTTPForbidden(
+            text=json.dumps({"error": f"id: this panel's token is not for door {door_id!r}",
+                             "field": "id"}), content_type="application/json")
+    return require_staff(request)
+
+
+def require_admin(request: web.Request) -> str:
+    """An admin token (not any staff): for what can take the box away (re-provisioning)."""
+    if request[ROLE] != "admin":
+        raise web.HTTPForbidden(
+            text=json.dumps({"error": "role: an admin token is required", "field": "role"}),
+            content_type="application/json")
+    return request[ACTOR] or ""
 
 
 def require_staff(request: web.Request) -> str:

@@ -158,7 +158,7 @@ class Resident(Record):
     unit: str | None = None
     room: str | None = None
     status: Literal["active", "suspended", "moved_out"] = "active"
-    doors: list[str] = Field(default_factory=list)  # door ids allowed; empty = all doors
+    doors: list[str] = Field(default_factory=list)  # door ids allowed (more: door_rights)
 
 
 class DeviceHealth(Record):

@@ -27,7 +27,9 @@ def resident() -> None:
 @click.option("--building", default=None)
 @click.option("--unit", default=None)
 @click.option("--room", default=None)
-@click.option("--door", "doors", multiple=True, help="Door id allowed (repeat); none = all.")
+@click.option("--door", "doors", multiple=True,
+              help="Door id allowed (repeat); none: only rights given later (office) and"
+              " the [access] defaults; no rights is no door.")
 def resident_add(
     config_path: Path,
     resident_id: str,

@@ -31,7 +31,7 @@ from aiohttp import web
 
 from edge.core.box import Box
 from edge.core.config import ConfigError
-from edge.core.http import ACTOR, require_staff
+from edge.core.http import ACTOR, require_admin, require_staff
 from edge.core.service import Service
 from edge.installer import setup_edit
 from edge.installer.config import InstallerConfig
@@ -147,6 +147,14 @@ class InstallerWeb(Service):
         body = await _body(request)
         if isinstance(body, web.Response):
             return body
+        if body.get("force"):
+            # Replacing a registration hands the box (doors, residents' data) to another
+            # cloud: an admin token only, not any staff token (security probe 2026-11).
+            try:
+                require_admin(request)
+            except web.HTTPForbidden:
+                return error(request, 403, "force: replacing the box's registration needs an"
+                             " admin token", "替换已有注册需要管理员令牌", field="force")
         try:
             ident = await provision_box(
                 self.box.config,

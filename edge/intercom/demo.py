@@ -61,6 +61,10 @@ async def step_intercom(d: Demo) -> None:
                 "room": "301"}) as r:
             if r.status not in (201, 409):
                 await _json(r)
+        # Door rights are explicit: 刘奶奶 may open her building's face door (the call's door).
+        async with s.put(f"{d.api}/api/v1/residents/{RESIDENT}/access",
+                         json={"doors": [DOOR]}) as r:
+            await _json(r)
         async with s.post(f"{d.api}/api/v1/portal/codes", json={
                 "resident_id": RESIDENT, "name": "刘奶奶", "building": "2"}) as r:
             code = await _json(r)

@@ -31,7 +31,7 @@ from urllib.parse import quote
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel, ConfigDict, Field
 
-from edge.core.http import json_error, require_staff
+from edge.core.http import PANEL_ROUTES, ROLE, json_error, require_door, require_staff
 from edge.intercom import store as db
 from edge.intercom.config import FLAT
 from edge.intercom.push import endpoint_problem
@@ -105,6 +105,7 @@ def add_routes(app: web.Application, svc: IntercomService) -> None:
     for action in ACTIONS:
         r.add_post(f"/r/intercom/calls/{{call_id}}/{action}", h.action(action))
     r.add_post("/api/v1/intercom/calls", h.panel_dial)
+    app[PANEL_ROUTES].add(("POST", "/api/v1/intercom/calls"))  # a door's call panel (own door)
     r.add_get("/api/v1/intercom/calls", h.list_calls)
 
 
@@ -193,8 +194,10 @@ class Handlers:
     # --- panels and staff -------------------------------------------------------------------
 
     async def panel_dial(self, request: web.Request) -> web.Response:
-        actor = require_staff(request)
+        if request[ROLE] != "panel":
+            require_staff(request)  # before the body: others learn nothing from a 400
         body = PanelDialIn.model_validate_json(await request.read() or b"{}")
+        actor = require_door(request, body.door_id)  # staff, or this door's panel token
         try:
             rec = await self.svc.dial(body.door_id, body.flat, "panel", origin=f"panel:{actor}")
         except CallRefused as e:

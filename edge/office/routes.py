@@ -124,7 +124,9 @@ BODIES = {
 <form class="filters" id="pick"><label>{resident}<select name="rid" required
  id="rid"><option value="">{choose}</option></select></label></form>
 <form id="rights" class="stack" hidden>
-<fieldset><legend>{rights_doors}</legend><div id="door-boxes" class="row"></div></fieldset>
+<fieldset><legend>{rights_doors}</legend><label class="check"><input type="checkbox"
+ name="all_doors" id="all-doors"> {rights_all}</label><div id="door-boxes" class="row"></div>
+<p id="rights-opens" class="muted" role="status"></p></fieldset>
 <label>{rights_buildings}<input name="buildings" size="20" placeholder="1, 2"></label>
 <fieldset><legend>{rights_windows}</legend><div id="windows"></div>
 <button type="button" id="add-window">{add_window}</button></fieldset>

@@ -68,9 +68,7 @@ class AccessPages:
         access = self.access
         if access is None or not access.doors_cfg:
             return {}
-        facts = await self.box.store.run(
-            access_db.facts, self.box.store.sync, resident_id, access_db.iso()
-        )
+        facts = await access.facts(resident_id)
         return {
             d.id: d for d in access.doors_cfg.values()
             if policy.evaluate(facts, d.id, d.building, None) is None

@@ -80,11 +80,12 @@ async def step_portal(d: Demo) -> None:
             " (counts only; ops see them at GET /api/v1/ops/stats/reading)"
         )
         # The login offered at the end can do everything the demo shows: 王阿姨 is in the
-        # door registry with rights to both demo doors (remote open, visitor passes).
+        # door registry with a right to her building's door (remote open, visitor passes);
+        # building 2's face door is not hers (rights are explicit: docs/access.md).
         await _call(s, "POST", f"{d.api}/api/v1/residents", json={
             "id": "demo-r101", "name": "王阿姨", "building": "1", "unit": "2", "room": "301"})
         await _call(s, "PUT", f"{d.api}/api/v1/residents/demo-r101/access",
-                    json={"doors": ["door-1", "door-face"]})  # fmt: skip
+                    json={"doors": ["door-1"]})  # fmt: skip
         fresh = await _call(
             s, "POST", f"{api}/codes",
             json={"resident_id": "demo-r101", "name": "王阿姨", "building": "1", "unit": "2"},

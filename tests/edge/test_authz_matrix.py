@@ -24,8 +24,17 @@ from tests.authz import coverage, fill, matches, routes_of, row
 from tests.conftest import STAFF_TOKEN, api_url
 from tests.edge.portal.helpers import login
 
-CALLERS = ("none", "wrong", "resident", "other", "staff", "screen")
+# "panel": a keypad / QR panel's token bound to door d-1 (security probe 2026-11): only the
+# PIN / QR / call-panel routes of its own door; every other /api/ route refuses it (403).
+CALLERS = ("none", "wrong", "resident", "other", "staff", "screen", "panel")
+PANEL_TOKEN = "test-panel-token-0123456789"
 EXTRA = """
+[[api.tokens]]
+name = "panel-d1"
+role = "panel"
+doors = ["d-1"]
+token = "test-panel-token-0123456789"
+
 [portal]
 stats_interval_s = 3600
 max_login_failures = 1000  # the matrix sends wrong codes on purpose
@@ -128,8 +137,12 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/faces/identify"): STAFF_AUTH,
     ("POST", "/api/v1/faces/wrong-match"): STAFF_AUTH,
     # The keypad and QR panels hold staff-role tokens; a wrong PIN / QR is a refused entry.
-    ("POST", "/api/v1/doors/{id}/pin"): row(CALLERS, 403, **API, staff='403~"granted": false'),
-    ("POST", "/api/v1/doors/{id}/qr"): row(CALLERS, 403, **API, staff='403~"granted": false'),
+    # (Panels hold a panel token bound to their door: d-1 here, tests/edge/access/test_panel.py
+    # checks another door.)
+    ("POST", "/api/v1/doors/{id}/pin"): row(CALLERS, 403, **API, staff='403~"granted": false',
+                                            panel='403~"granted": false'),
+    ("POST", "/api/v1/doors/{id}/qr"): row(CALLERS, 403, **API, staff='403~"granted": false',
+                                           panel='403~"granted": false'),
     # Face doors' second factor: a resident's own PIN (staff or themselves), the phone's
     # confirmation (only the resident the door recognised; nothing waits in the matrix: 409).
     ("PUT", "/api/v1/residents/{id}/pin"): row(CALLERS, 403, **API, resident="2xx",
@@ -137,7 +150,7 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("DELETE", "/api/v1/residents/{id}/pin"): row(CALLERS, 403, **API, resident="2xx",
                                                   staff="2xx"),
     ("POST", "/api/v1/doors/{id}/confirm"): row(CALLERS, 403, **API, resident=409, other=409),
-    ("GET", "/api/v1/access/challenges"): row(CALLERS, "2xx", **API),
+    ("GET", "/api/v1/access/challenges"): row(CALLERS, "2xx", **API, panel=403),
     ("GET", "/api/v1/installer/setup"): STAFF_ONLY,
     ("POST", "/api/v1/installer/setup"): STAFF_AUTH,
     ("POST", "/api/v1/installer/setup/validate"): STAFF_AUTH,
@@ -177,11 +190,14 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     # --- doors and passes: residents for themselves, within their door rights --------------
     ("POST", "/api/v1/doors/{id}/open"): row(CALLERS, 403, **API, resident="2xx", staff="2xx"),
     ("POST", "/api/v1/passes"): row(CALLERS, 403, **API, resident="2xx", staff="auth"),
-    ("GET", "/api/v1/passes"): row(CALLERS, "2xx", **API),  # a resident's own (leak check)
-    ("GET", "/api/v1/passes/{id}"): row(CALLERS, 404, **API, resident="2xx", staff="2xx"),
+    # a resident's own (leak check)
+    ("GET", "/api/v1/passes"): row(CALLERS, "2xx", **API, panel=403),
+    ("GET", "/api/v1/passes/{id}"): row(CALLERS, 404, **API, resident="2xx", staff="2xx",
+                                        panel=403),
     ("GET", "/api/v1/passes/{id}/qr.png"): row(CALLERS, 404, **API, resident="2xx",
-                                                staff="2xx"),
-    ("DELETE", "/api/v1/passes/{id}"): row(CALLERS, 404, **API, resident="2xx", staff="2xx"),
+                                                staff="2xx", panel=403),
+    ("DELETE", "/api/v1/passes/{id}"): row(CALLERS, 404, **API, resident="2xx", staff="2xx",
+                                           panel=403),
     # --- the resident portal API (a portal session; staff tokens are not residents) --------
     ("GET", "/api/v1/portal/me"): RESIDENT_API,
     ("GET", "/api/v1/portal/feed"): RESIDENT_API,
@@ -190,12 +206,12 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
                                                          other=404),
     ("POST", "/api/v1/portal/acks"): RESIDENT_API,
     ("POST", "/api/v1/portal/logout"): RESIDENT_API,
-    ("GET", "/api/v1/portal/events"): row(CALLERS, "2xx", **API),
+    ("GET", "/api/v1/portal/events"): row(CALLERS, "2xx", **API, panel=403),
     ("POST", "/api/v1/portal/events/{event_id}/signup"): RESIDENT_API,
     ("DELETE", "/api/v1/portal/events/{event_id}/signup"): row(CALLERS, 403, **API,
                                                                resident="auth", other="auth"),
-    ("GET", "/api/v1/portal/posts"): row(CALLERS, "2xx", **API),
-    ("POST", "/api/v1/portal/posts"): row(CALLERS, "2xx", **API),  # staff post notices
+    ("GET", "/api/v1/portal/posts"): row(CALLERS, "2xx", **API, panel=403),
+    ("POST", "/api/v1/portal/posts"): row(CALLERS, "2xx", **API, panel=403),  # staff post notices
     ("POST", "/api/v1/portal/posts/{post_id}/flag"): RESIDENT_API,
     # --- /r/ pages (cookie session; forms answer with a redirect naming the outcome) -------
     ("GET", "/r/read"): PAGE,
@@ -268,7 +284,7 @@ EXPECT: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/r/intercom/calls/{call_id}/rtc"): row(CALLERS, 401, resident="auth",
                                                      other=404),
     ("GET", "/api/v1/intercom/calls"): STAFF_ONLY,
-    ("POST", "/api/v1/intercom/calls"): STAFF_AUTH,
+    ("POST", "/api/v1/intercom/calls"): row(CALLERS, 403, **API, staff="auth", panel="auth"),
     # --- the property office (edge/office): pages need its own session cookie, which no
     # caller here has (tests/edge/office/ signs in); its API routes are staff routes -------
     ("GET", "/office"): row(CALLERS, "303~/office/today"),
@@ -378,6 +394,8 @@ async def request_as(
         cookies["qilu_rs"] = auth["Authorization"].removeprefix("Bearer ")
     elif caller == "screen":
         headers.update(screen_headers())
+    elif caller == "panel":
+        headers["Authorization"] = f"Bearer {PANEL_TOKEN}"
     kw: dict[str, Any] = {}
     if isinstance(body, dict) and body.get("_form"):
         kw["data"] = {k: v for k, v in body.items() if k != "_form"}
@@ -533,8 +551,9 @@ async def ws_status(
     s: aiohttp.ClientSession, url: str, caller: str, ids: dict[str, Any]
 ) -> tuple[int, str]:
     headers = screen_headers() if caller == "screen" else {}
-    if caller == "staff":
-        headers = {"Authorization": f"Bearer {STAFF_TOKEN}"}
+    if caller in ("staff", "panel"):
+        token = STAFF_TOKEN if caller == "staff" else PANEL_TOKEN
+        headers = {"Authorization": f"Bearer {token}"}
     s.cookie_jar.clear()  # a resident's socket (the phone page's) carries the session cookie
     if caller in ("resident", "other"):
         auth = ids["r-101" if caller == "resident" else "r-202"]["Authorization"]

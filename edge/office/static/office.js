@@ -333,13 +333,45 @@
       return row;
     }
     document.getElementById("add-window").addEventListener("click", () => wins.append(windowRow({})));
+    // What the box enforces (edge/access/policy.py allowed_door), from the form as it stands:
+    // a door ticked here, or granted otherwise (all doors, the resident record, the
+    // community's defaults, a listed building). Nothing at all: no door.
+    let rights = null;
+    // "1, 2" / "1，2" / "1 2" -> ["1", "2"] (the buildings field; was called but never defined)
+    const ids = (text) => String(text || "").split(/[\s,，、]+/).filter(Boolean);
+    function via(d) {
+      const r = rights, f = form.elements;
+      if (f.all_doors.checked) return t("rights_via_all");
+      if (r.resident_doors.includes(d.id)) return t("rights_via_record");
+      if (r.defaults.doors.includes(d.id)) return t("rights_via_default");
+      if (d.building && r.defaults.own_building && d.building === r.building) return t("rights_via_own");
+      if (d.building && ids(f.buildings.value).includes(d.building)) return t("rights_via_building") + " " + d.building;
+      return "";
+    }
+    function showGranted() {
+      if (!rights) return;
+      const open = [];
+      for (const label of boxes.querySelectorAll("label[data-door]")) {
+        const d = ds.find((x) => x.id === label.dataset.door);
+        const box = label.querySelector("input"), why = via(d);
+        label.querySelector(".via").textContent = why ? "（" + why + "）" : "";
+        if (why || box.checked) open.push(d.name || d.id);
+      }
+      document.getElementById("rights-opens").textContent = t("rights_opens") + (open.length ? open.join(", ") : t("rights_none"));
+    }
+    form.addEventListener("change", showGranted);
+    form.elements.buildings.addEventListener("input", showGranted);
     select.addEventListener("change", async () => {
       if (!select.value) { form.hidden = true; return; }
       try {
         const r = await Q.api("GET", `/residents/${encodeURIComponent(select.value)}/access`);
-        boxes.replaceChildren(...ds.map((d) => h("label", { class: "check" },
-          h("input", { type: "checkbox", name: "doors", value: d.id, checked: r.doors.includes(d.id) }), d.name || d.id)));
+        rights = r;
+        form.elements.all_doors.checked = r.all_doors;
+        boxes.replaceChildren(...ds.map((d) => h("label", { class: "check", "data-door": d.id },
+          h("input", { type: "checkbox", name: "doors", value: d.id, checked: r.doors.includes(d.id) }), d.name || d.id,
+          " ", h("small", { class: "muted via" }))));
         form.elements.buildings.value = r.buildings.join(", ");
+        showGranted();
         wins.replaceChildren(...r.windows.map((w) => windowRow({ door_id: w.door_id, days: w.days,
           start: hhmm(w.start_min), end: hhmm(w.end_min) })));
         form.hidden = false;
@@ -348,7 +380,7 @@
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
       const f = new FormData(form);
-      const body = { doors: f.getAll("doors"), buildings: ids(f.get("buildings")),
+      const body = { all_doors: form.elements.all_doors.checked, doors: f.getAll("doors"), buildings: ids(f.get("buildings")),
         windows: [...wins.querySelectorAll(".window")].map((row) => {
           const w = { days: row.querySelector("[name=w_days]").value, start: row.querySelector("[name=w_start]").value,
             end: row.querySelector("[name=w_end]").value };

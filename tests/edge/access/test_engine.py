@@ -140,6 +140,7 @@ async def test_qr_pass_on_camera_opens_once(tmp_path: Path, make_config, run_box
     from edge.faces import store as store_faces
 
     store_faces.add_resident(store, Resident(id="r-host", name="host", building="1"))
+    db.set_rights(store, "r-host", [], [], [], "test", all_doors=True)  # rights are explicit
     store.close()
     box = await run_box(config)
     url = api_url(box)
@@ -176,6 +177,7 @@ async def test_api_remote_open_pin_expiry_rights(
     from edge.faces import store as store_faces
 
     store_faces.add_resident(store, Resident(id="r1", name="张三", building="1"))
+    db.set_rights(store, "r1", [], [], [], "test", all_doors=True)  # rights are explicit
     store.close()
     box = await run_box(config)
     url = api_url(box)

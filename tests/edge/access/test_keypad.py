@@ -36,6 +36,7 @@ async def test_a_passer_by_locks_only_themselves(make_config, run_box, board) ->
     config = make_config(extra=access + door_toml("d1", board.tcp_port, COIL, None))
     store = Store(config.db_path, box_id=config.box.id)
     store_faces.add_resident(store, Resident(id="r1", name="张三", building="1"))
+    db.set_rights(store, "r1", [], [], [], "test", all_doors=True)  # rights are explicit
     store.close()
     box = await run_box(config)
     base = api_url(box)
@@ -85,6 +86,7 @@ async def test_pins_sent_together_are_limited_like_pins_sent_one_by_one(
                          + 'second_factor = "always"\n')  # fmt: skip
     store = Store(config.db_path, box_id=config.box.id)
     store_faces.add_resident(store, Resident(id="r1", name="张三", building="1"))
+    db.set_rights(store, "r1", [], [], [], "test", all_doors=True)  # rights are explicit
     store.close()
     box = await run_box(config)
     base = api_url(box)

@@ -188,6 +188,7 @@ async def test_phone_prompts_are_limited_per_resident(
     store = Store(config.db_path, box_id=config.box.id)
     for rid in ("r-pin", "r-nopin"):
         store_faces.add_resident(store, Resident(id=rid, name=rid, building="1"))
+        db.set_rights(store, rid, [], [], [], "test", all_doors=True)  # rights are explicit
     store.close()
     box = await run_box(config)
     base = api_url(box)

@@ -11,7 +11,12 @@ from tests.cloudsync.helpers import start_cloud, wait_for
 from tests.conftest import STAFF_TOKEN, api_url, free_port
 
 H = {"Authorization": f"Bearer {STAFF_TOKEN}"}
-FAST = "\n[sync]\nfeed_wait_s = 1\nheartbeat_s = 0.5\nrequest_timeout_s = 5\n"
+ADMIN = {"Authorization": "Bearer test-admin-token-0123456789"}
+FAST = (
+    "\n[[api.tokens]]\nname = \"boss\"\nrole = \"admin\"\n"
+    "token = \"test-admin-token-0123456789\"\n"
+    "\n[sync]\nfeed_wait_s = 1\nheartbeat_s = 0.5\nrequest_timeout_s = 5\n"
+)
 
 
 async def test_wizard_provisions_and_refuses_bad_codes(
@@ -26,8 +31,8 @@ async def test_wizard_provisions_and_refuses_bad_codes(
         base = f"{api_url(box)}/api/v1/installer"
         async with aiohttp.ClientSession() as s:
 
-            async def post(body: dict) -> tuple[int, dict]:
-                async with s.post(f"{base}/provision", json=body, headers=H) as r:
+            async def post(body: dict, headers: dict = H) -> tuple[int, dict]:
+                async with s.post(f"{base}/provision", json=body, headers=headers) as r:
                     return r.status, await r.json()
 
             async with s.get(f"{base}/setup", headers=H) as r:
@@ -76,7 +81,11 @@ async def test_wizard_provisions_and_refuses_bad_codes(
             # Again: refused while provisioned; with "replace", the used code is refused.
             st, again = await post({"cloud_url": cloud.url, "claim_code": code})
             assert st == 409 and again["field"] == "force", again
-            st, again = await post({"cloud_url": cloud.url, "claim_code": code, "force": True})
+            # Replacing the registration needs an admin token, not any staff token.
+            force = {"cloud_url": cloud.url, "claim_code": code, "force": True}
+            st, again = await post(force)
+            assert st == 403 and again["field"] == "force", again
+            st, again = await post(force, ADMIN)
             assert st == 409 and again["field"] == "claim_code", again
             assert b["box_id"] in ident_file.read_text()  # the working identity is kept
     finally:

@@ -11,6 +11,7 @@ import aiohttp
 import cv2
 import numpy as np
 
+from edge.access import store as access_db
 from edge.core.standard import Resident
 from edge.core.store import Store
 from edge.faces import store as store_faces
@@ -86,6 +87,7 @@ def seed(config: Any) -> None:
         for rid, flat in RESIDENTS.items():
             b, u, r = flat.split("-")
             store_faces.add_resident(store, Resident(id=rid, name=rid, building=b, unit=u, room=r))
+            access_db.set_rights(store, rid, [], [], [], "test", all_doors=True)  # explicit
     finally:
         store.close()
 

@@ -6,6 +6,7 @@ board), and a screenshot of every page at 1366x768 (QILU_SHOTS=dir keeps them)."
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
@@ -200,6 +201,28 @@ async def test_the_office_in_chromium(tmp_path, make_config, run_box, board):
         await page.select_option("#rid", "r-101")
         await page.wait_for_selector("#rights:not([hidden]) #door-boxes input")
         await page.screenshot(path=str(shots / "office-doors-rights.png"), full_page=True)
+        # The editor shows what the box enforces: unticking every door means no door.
+        opens = page.locator("#rights-opens")
+        assert "d-2" in await opens.inner_text()
+        for box_ in await page.locator("#door-boxes input").all():
+            await box_.uncheck()
+        assert "不能开任何门" in await opens.inner_text()
+        await page.click("#rights button[type=submit]")
+        async with session() as s:
+            for _ in range(50):  # bounded: the save is one request
+                got = await staff(s, "GET", f"{base}/api/v1/residents/r-101/access")
+                if not got["doors"]:
+                    break
+                await asyncio.sleep(0.1)
+            assert (got["all_doors"], got["doors"], got["buildings"]) == (False, [], [])
+            await page.check("#all-doors")
+            assert "所有门" in await page.locator("#door-boxes").inner_text()
+            await page.click("#rights button[type=submit]")
+            for _ in range(50):  # bounded: the save is one request
+                if (await staff(s, "GET", f"{base}/api/v1/residents/r-101/access"))["all_doors"]:
+                    break
+                await asyncio.sleep(0.1)
+            assert (await staff(s, "GET", f"{base}/api/v1/residents/r-101/access"))["all_doors"]
         # a tablet held upright: the columns stack
         await page.set_viewport_size({"width": 820, "height": 1180})
         for name in ("tickets", "residents"):

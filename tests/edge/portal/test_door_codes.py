@@ -101,6 +101,7 @@ async def test_face_grant_shows_a_login_code_on_the_door_screen(
     config = make_config(extra=extra(camera_link(tmp_path)))
     store = Store(config.db_path, box_id=config.box.id)
     store_faces.add_resident(store, Resident(id="r-obama", name="王阿姨", building="3"))
+    access_db.set_rights(store, "r-obama", [], [], [], "test", all_doors=True)  # explicit
     fr = pipeline.analyse_sync(door_frame(photo("obama2.jpg"), pipeline), max_faces=1)
     store_faces.add_template(store, "r-obama", fr.faces[0].embedding, 1.0, "sface", "test")
     store.close()
@@ -216,6 +217,7 @@ async def test_only_an_authenticated_screen_gets_login_codes(
     config = make_config(extra=extra(camera_link(tmp_path)))
     store = Store(config.db_path, box_id=config.box.id)
     store_faces.add_resident(store, Resident(id="r-obama", name="王阿姨", building="3"))
+    access_db.set_rights(store, "r-obama", [], [], [], "test", all_doors=True)  # explicit
     store.close()
     box = await run_box(config)
     base = api_url(box)

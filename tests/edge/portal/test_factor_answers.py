@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from edge.access import ACCESS as ACCESS_SERVICE
+from edge.access import store as access_db
 from edge.core.standard import Resident
 from edge.core.store import Store
 from edge.faces import store as store_faces
@@ -37,6 +38,7 @@ async def test_an_answer_to_an_ended_prompt_does_not_open_for_a_newer_one(
                          + 'second_factor = "always"\n')  # fmt: skip
     store = Store(config.db_path, box_id=config.box.id)
     store_faces.add_resident(store, Resident(id="r1", name="张三", building="1"))
+    access_db.set_rights(store, "r1", [], [], [], "test", all_doors=True)  # rights are explicit
     store.close()
     box = await run_box(config)
     base = api_url(box)

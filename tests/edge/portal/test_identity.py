@@ -25,6 +25,7 @@ async def test_portal_session_opens_doors_and_makes_passes(make_config, run_box)
             s, "POST", f"{base}/api/v1/residents",
             json={"id": "r-501", "name": "李四", "building": "5"},
         )  # fmt: skip
+        await staff(s, "PUT", f"{base}/api/v1/residents/r-501/access", json={"all_doors": True})
         code = await staff(s, "POST", f"{base}/api/v1/portal/codes", json={"resident_id": "r-501"})
         r = await s.post(f"{base}/api/v1/portal/login", json={"code": code["code"]})
         h = {"Authorization": f"Bearer {(await r.json())['token']}"}
