@@ -358,8 +358,11 @@ def ops_password(db: str, name: str, password_stdin: bool, totp: bool) -> None:
 @click.option("--ship-area", multiple=True, help="Queue the new model to this area's boxes.")
 @click.option("--ship-box", multiple=True, help="Queue the new model to this box.")
 @click.option("--by", default="retrain", show_default=True, help="Name in the content library.")
+@click.option("--corpus", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Train on this folder's labelled CSVs instead of the shipped"
+              " corpus (a curated or regional corpus).")  # fmt: skip
 def text_model(db: str, blobs: Path, area: str | None, ship_area: tuple[str, ...],
-               ship_box: tuple[str, ...], by: str) -> None:
+               ship_box: tuple[str, ...], by: str, corpus: Path | None) -> None:
     """Retrain the report text model from every box's staff corrections + the shipped corpus;
     store it (versioned, by SHA-256) and optionally ship it to boxes over the feed (each box
     adopts it only if it is not worse on its test split). Prints one JSON line."""
@@ -376,7 +379,7 @@ def text_model(db: str, blobs: Path, area: str | None, ship_area: tuple[str, ...
                 if area not in paths:
                     raise click.ClickException(f"--area: no area {area!r}")
                 scope = paths[area]
-            built = await textmodels.build(storage, BlobStore(blobs), scope, by)
+            built = await textmodels.build(storage, BlobStore(blobs), scope, by, corpus)
             if ship_area or ship_box:
                 built["shipped_to"] = await textmodels.ship(
                     storage, built, by, list(ship_area), list(ship_box)

@@ -59,9 +59,10 @@ async def corrections(storage: Any, scope: str = "/") -> list[dict[str, Any]]:
         after = (last["ts"], last["box_id"], last["seq"])
 
 
-async def train_artefact(rows: list[dict[str, Any]], version: str, timeout_s: float = 900
-                         ) -> bytes:
-    """The shipped corpus + `rows` → the artefact's bytes (trained in a child process)."""
+async def train_artefact(rows: list[dict[str, Any]], version: str, timeout_s: float = 900,
+                         corpus: Path | None = None) -> bytes:
+    """The shipped corpus (or ``corpus``: a folder of labelled CSVs) + `rows` → the
+    artefact's bytes (trained in a child process)."""
     with tempfile.TemporaryDirectory(prefix="qilu-textmodel-") as tmp:
         extra, out = Path(tmp) / "corrections.csv", Path(tmp) / f"{version}.npz"
         with extra.open("w", encoding="utf-8", newline="") as f:
@@ -70,7 +71,7 @@ async def train_artefact(rows: list[dict[str, Any]], version: str, timeout_s: fl
             w.writerows([r["id"], r["text"], *(r[k] for k in LABELS)] for r in rows)
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "common.texttrain", "--out", str(out), "--extra", str(extra),
-            "--version", version,
+            "--version", version, *(["--corpus", str(corpus)] if corpus else []),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )
         try:
@@ -85,12 +86,12 @@ async def train_artefact(rows: list[dict[str, Any]], version: str, timeout_s: fl
         return out.read_bytes()
 
 
-async def build(storage: Any, blobs: BlobStore, scope: str = "/", by: str = "retrain"
-                ) -> dict[str, Any]:
+async def build(storage: Any, blobs: BlobStore, scope: str = "/", by: str = "retrain",
+                corpus: Path | None = None) -> dict[str, Any]:
     """Gather, train, store (blob + content library of `scope`); returns what to ship."""
     rows = await corrections(storage, scope)
     version = time.strftime("v%Y%m%d%H%M%S", time.gmtime())
-    raw = await train_artefact(rows, version)
+    raw = await train_artefact(rows, version, corpus=corpus)
     sha = await asyncio.to_thread(blobs.put, raw)
     await storage.content_add(sha, len(raw), MIME, f"text model {version}", by, scope)
     return {"version": version, "sha256": sha, "size_bytes": len(raw), "corrections": len(rows),

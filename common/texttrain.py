@@ -21,8 +21,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--extra", type=Path, action="append", default=[],
                     help="more labelled CSVs (id,text,category,polarity,urgency)")
     ap.add_argument("--version", default="base")
+    ap.add_argument("--corpus", type=Path, default=None,
+                    help="train on this folder's labelled CSVs instead of the shipped corpus")
     args = ap.parse_args(argv)
-    rows = shipped_rows()
+    if args.corpus is not None and not sorted(args.corpus.glob("*.csv")):
+        ap.error(f"--corpus: no .csv files in {args.corpus}")
+    rows = shipped_rows() if args.corpus is None else [
+        r for p in sorted(args.corpus.glob("*.csv")) for r in read_rows(p)]
     extra = [r for p in args.extra for r in read_rows(p, source="correction")]
     t0 = time.perf_counter()
     model = train(rows + extra, meta={"version": args.version, "corrections": len(extra),

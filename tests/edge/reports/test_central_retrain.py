@@ -15,7 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from common.textmodel import Row, TextModel, shipped_rows, train
+from common.textmodel import TRAIN_DIR, Row, TextModel, read_rows, shipped, shipped_rows, train
 from edge.features import Config, parse_config
 from edge.reports.retrain import MODEL_META
 from edge.sync import store as ob
@@ -92,10 +92,17 @@ async def test_correction_on_a_retrained_in_the_cloud_adopted_by_b_worse_refused
     assert got[0]["urgency"] == "high"
 
     # 2. The cloud retrains (the real CLI against the running cloud's database and blobs)
-    #    and queues the new version to box B over the feed.
+    #    and queues the new version to box B over the feed. On a tenth of the shipped corpus
+    #    (--corpus): the whole one takes ~2 min to train, and this test is about the path.
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    parts = sorted(shipped(TRAIN_DIR).glob("*.csv"))[::10]
+    for p in parts:
+        (corpus / p.name).write_bytes(p.read_bytes())
+    corpus_rows = sum(len(read_rows(p)) for p in parts)
     proc = await asyncio.create_subprocess_exec(
         str(VENV_BIN / "qilu-cloudsync"), "text-model", "--db", cloud.db,
-        "--blobs", str(cloud.blobs), "--ship-box", id_b,
+        "--blobs", str(cloud.blobs), "--ship-box", id_b, "--corpus", str(corpus),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     out, err = await asyncio.wait_for(proc.communicate(), 900)
@@ -120,7 +127,7 @@ async def test_correction_on_a_retrained_in_the_cloud_adopted_by_b_worse_refused
     assert await asyncio.to_thread(saved.read_bytes) == blob
     model = box_b.service("reports").analyzer.model()
     assert model.meta["version"] == built["version"] and model.meta["corrections"] == 1
-    assert model.meta["rows"] == len(shipped_rows()) + 1
+    assert model.meta["rows"] == corpus_rows + 1
     assert box_a.store.sync.get_meta(MODEL_META) is None  # not shipped to A
     assert saved != weak
 
