@@ -113,7 +113,7 @@ def build(name: str, rows: list[Row]):
     raise ValueError(name)
 
 
-WRITERS = ("first", "later", "fourth", "fifth", "seventh", "eighth")
+WRITERS = ("first", "later", "fourth", "fifth", "seventh", "eighth", "test4", "ninth")
 
 
 def writer_group(row: Row) -> str:
@@ -121,11 +121,12 @@ def writer_group(row: Row) -> str:
     rows (parts 42-49, a later writer who had), u* rows (parts 50-63, a fourth writer from the
     label guide only), v* rows (parts 64-76, a fifth, the same way), t7_* and t8_* rows (parts
     77-89 and 90-102, two more the same way; "seventh"/"eighth" after their folders train7/8),
-    the project's own rows (always trained on)."""
+    q4_* rows (parts 103-113, the outside set test4, scored once before it was added), t9_*
+    rows (a writer whose folder was train9), the project's own rows (always trained on)."""
     if row.source == "project":
         return ""
-    if row.id.startswith(("t7_", "t8_")):
-        return {"t7_": "seventh", "t8_": "eighth"}[row.id[:3]]
+    if row.id.startswith(("t7_", "t8_", "t9_", "q4_")):
+        return {"t7_": "seventh", "t8_": "eighth", "t9_": "ninth", "q4_": "test4"}[row.id[:3]]
     return {"s": "first", "x": "later", "y": "later", "u": "fourth", "v": "fifth"}.get(
         row.id[:1], "")
 
