@@ -150,7 +150,8 @@ def doctor(config_path: Path, as_json: bool, click_doors: bool, lang: str | None
       face_doors       the face threshold for the enrolled residents at the stranger target
       face_load        the running box keeps up with its face doors (installer page)
       provisioned      the box has a cloud identity (qilu-edge provision)
-      cloud            the cloud answers a signed request
+      cloud            the cloud answers a signed request (and signs its answers)
+      transport        the cloud link is https with TLS verified (not off the loopback)
       clock            the box clock agrees with the cloud's
       relay            residents' pages reach the box through the cloud
       sync_quarantine  no records refused by the cloud
