@@ -134,11 +134,24 @@ async def live_call(page: Any, base: str, key: str, board: Any, box: Any) -> dic
     assert sess.rx_audio_frames > 0 and sess.rx_audio_peak > 0.05, sess.rx_audio_peak
     assert sess.video is not None and sess.video.sent > 10
     # relay-only on both ends: the pair the phone uses is a TURN relay candidate
-    kind = await page.evaluate("""(async () => {
-        const stats = await window.intercomPc().getStats(); let out = null;
-        stats.forEach((s) => { if (s.type === 'candidate-pair' && s.state === 'succeeded'
-            && s.nominated) out = stats.get(s.localCandidateId).candidateType; });
-        return out; })()""")
+    # The transport's selected pair (a pair's "nominated" flag can lag in getStats: the
+    # first read once came back empty in CI while media flowed); read until it is set.
+    kind = None
+    for _ in range(50):
+        kind = await page.evaluate("""(async () => {
+            const stats = await window.intercomPc().getStats(); let out = null;
+            stats.forEach((s) => {
+                let pair = null;
+                if (s.type === 'transport' && s.selectedCandidatePairId)
+                    pair = stats.get(s.selectedCandidatePairId);
+                else if (s.type === 'candidate-pair' && s.state === 'succeeded'
+                         && s.nominated) pair = s;
+                if (pair && stats.get(pair.localCandidateId))
+                    out = stats.get(pair.localCandidateId).candidateType; });
+            return out; })()""")
+        if kind is not None:
+            break
+        await asyncio.sleep(0.1)
     assert kind == "relay", kind
     assert not await page.locator("#vid").is_hidden()
     await page.screenshot(path=str(SHOTS / "phone-video.png"))
