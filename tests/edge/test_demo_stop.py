@@ -18,6 +18,31 @@ import pytest
 from tests.scripts.test_demo import processes_with
 
 
+def start_until_cloud(cmd: list[str], env: dict[str, str], mark: str, cwd: Path | None = None
+                      ) -> tuple[subprocess.Popen, list[str], threading.Thread]:
+    """Start a demo and wait until its local cloud answered (the step prints its areas
+    after /healthz): the process, its output lines so far (still filling) and their reader.
+    If it never gets there, everything carrying ``mark`` in its environment is killed."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=env)  # fmt: skip
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
+    deadline = time.monotonic() + 100
+    try:
+        while not any("areas 济南市" in line for line in lines):
+            assert proc.poll() is None, "".join(lines)[-4000:]
+            assert time.monotonic() < deadline, "".join(lines)[-4000:]
+            time.sleep(0.1)
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        for pid in (int(p.split()[0]) for p in processes_with(mark)):
+            os.kill(pid, signal.SIGKILL)
+        raise
+    return proc, lines, reader
+
+
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["term", "kill"])
 def test_stopping_the_demo_stops_its_cloud(tmp_path: Path, mosquitto, sig: int) -> None:
@@ -25,18 +50,8 @@ def test_stopping_the_demo_stops_its_cloud(tmp_path: Path, mosquitto, sig: int) 
     env = {**os.environ, "PYTHONUNBUFFERED": "1", mark: "1"}
     cmd = [sys.executable, "-m", "edge", "demo", "--dir", str(tmp_path / "demo"),
            "--mqtt-port", str(mosquitto.port), "--port", "0"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env=env)  # fmt: skip
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
-    reader.start()
+    proc, lines, reader = start_until_cloud(cmd, env, mark)
     try:
-        # Wait until the local cloud answered (the step prints its areas after /healthz).
-        deadline = time.monotonic() + 100
-        while not any("areas 济南市" in line for line in lines):
-            assert proc.poll() is None, "".join(lines)[-4000:]
-            assert time.monotonic() < deadline, "".join(lines)[-4000:]
-            time.sleep(0.1)
         assert len(processes_with(mark)) >= 2  # the demo and its qilu-cloudsync serve
         proc.send_signal(sig)
         code = proc.wait(timeout=30)
@@ -66,17 +81,8 @@ def test_stopping_demo_sh_stops_all_it_started(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1", mark: "1", "QILU_DEMO_SKIP_SETUP": "1",
            "QILU_DEMO_MQTT_PORT": str(broker)}  # fmt: skip
     cmd = ["bash", str(REPO / "scripts/demo.sh"), "--dir", str(tmp_path / "demo"), "--port", "0"]
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env)  # fmt: skip
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(proc.stdout), daemon=True)  # type: ignore[arg-type]
-    reader.start()
+    proc, lines, _ = start_until_cloud(cmd, env, mark, REPO)
     try:
-        deadline = time.monotonic() + 100
-        while not any("areas 济南市" in line for line in lines):
-            assert proc.poll() is None, "".join(lines)[-4000:]
-            assert time.monotonic() < deadline, "".join(lines)[-4000:]
-            time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
     finally:
