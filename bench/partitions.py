@@ -48,7 +48,7 @@ import asyncpg  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from bench.console import fleet, pct  # noqa: E402
-from bench.recordgen import Mix, generate_sql  # noqa: E402
+from bench.recordgen import Mix, generate_sql, upload_rate  # noqa: E402
 from cloudsync.app import make_app, token_hash  # noqa: E402
 from cloudsync.retention import ALL_CLASSES, RetentionConfig, maintain  # noqa: E402
 from cloudsync.storage import open_storage  # noqa: E402
@@ -264,18 +264,9 @@ async def ingest(pg: Any, records: int, now: datetime) -> dict[str, Any]:
     for layout in ("unpartitioned", "partitioned", "partitioned", "unpartitioned"):
         storage = await open_storage(dbs[layout], migrate=False)
         try:
-            t0 = time.perf_counter()
-            for i in range(0, records // 2, 500):
-                box = (i // 500) % 1000
-                rows = []
-                for _ in range(500):
-                    seqs[box] += 1
-                    k = kinds[seqs[box] % len(kinds)]
-                    rows.append({"seq": seqs[box], "priority": 1, "kind": k,
-                                 "record_id": f"r{seqs[box]}", "ts": ts,
-                                 "payload": '{"schema": "qilu.v1.x", "n": 1}'})  # fmt: skip
-                await storage.upload(f"box-{box:04d}", 1, rows)  # type: ignore[arg-type]
-            out[layout].append((records // 2) / (time.perf_counter() - t0))
+            out[layout].append(await upload_rate(
+                storage, records // 2, kinds, ts, seqs,
+                lambda k, seq: '{"schema": "qilu.v1.x", "n": 1}'))
             async with storage.tx() as c:  # the out-of-order walk over a box's stored seqs
                 for _ in range(7):  # the first plans it; asyncpg keeps the statement
                     t1 = time.perf_counter()

@@ -49,7 +49,7 @@ import asyncpg  # noqa: E402
 from aiohttp import web  # noqa: E402
 
 from bench.console import pct  # noqa: E402
-from bench.recordgen import Mix, generate_sql  # noqa: E402
+from bench.recordgen import Mix, generate_sql, upload_rate  # noqa: E402
 from cloudsync.app import make_app, token_hash  # noqa: E402
 from cloudsync.storage import open_storage  # noqa: E402
 from cloudsync.storage.postgres import PgConn  # noqa: E402
@@ -546,33 +546,18 @@ async def ingest(pg: PgCluster, records: int) -> dict[str, Any]:
     kinds.append("report")  # ~2.5 %: stamped with its district (0009)
     ts = datetime.now(UTC).isoformat()
     seqs = dict.fromkeys(range(1000), 0)
+
+    def payload(k: str, seq: int) -> str:
+        return json.dumps({"schema": f"qilu.v1.{k}", "decision": "granted", "method": "face",
+                           "content_id": f"ct-{seq % 50}", "duration_ms": 15000, "reads": 1})
+
     out: dict[str, list[float]] = {layout: [] for layout, _ in layouts}
     order = [layout for layout, _ in layouts]
     for layout in order + order[::-1]:  # A B C C B A
         storage = await open_storage(dbs[layout], migrate=False)
         try:
-            t0 = time.perf_counter()
-            for i in range(0, records // 2, 500):
-                box = (i // 500) % 1000
-                rows = []
-                for _ in range(500):
-                    seqs[box] += 1
-                    k = kinds[seqs[box] % len(kinds)]
-                    payload = json.dumps({"schema": f"qilu.v1.{k}", "decision": "granted",
-                                          "method": "face", "content_id": f"ct-{seqs[box] % 50}",
-                                          "duration_ms": 15000, "reads": 1})  # fmt: skip
-                    rows.append(
-                        {
-                            "seq": seqs[box],
-                            "priority": 1,
-                            "kind": k,
-                            "record_id": f"r{seqs[box]}",
-                            "ts": ts,
-                            "payload": payload,
-                        }
-                    )
-                await storage.upload(f"box-{box:04d}", 1, rows)  # type: ignore[arg-type]
-            out[layout].append((records // 2) / (time.perf_counter() - t0))
+            out[layout].append(await upload_rate(storage, records // 2, kinds, ts, seqs,
+                                                 payload))
         finally:
             await storage.close()
     return {
