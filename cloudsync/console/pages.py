@@ -120,7 +120,10 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         return login_form(request, "login_csrf", 403)
     name = str(form.get("name", ""))[:100]
     storage = request.app[CLOUD].storage
-    ip = request.remote or ""
+    # failures lock (name, address) pairs: behind a reverse proxy that is the address the
+    # proxy vouches for (serve --trusted-proxy), or every user would share the proxy's pair
+    relays = request.app[CLOUD].relays
+    ip = relays.client(request) if relays is not None else request.remote or ""
     async with _login_lock(request.app, name):  # the failure is counted before the next try
         try:
             value, _csrf, user, device = await login(
