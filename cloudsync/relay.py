@@ -33,8 +33,9 @@ from multidict import CIMultiDict
 from cloudsync.body import TooLarge, read_body
 from cloudsync.context import CLOUD
 from cloudsync.relay_bus import SLOW_S, RelayBus
-from cloudsync.routing import BOX_ROW, Api
+from cloudsync.routing import BOX_ROW, SIGNED_WITH, Api
 from cloudsync.storage.postgres import PostgresStorage
+from common.protocol import H_NONCE, H_TS, relay_subject, sign_message
 from common.relay import (
     MAX_BODY,
     PATH,
@@ -44,6 +45,7 @@ from common.relay import (
     TO_BROWSER,
     allowed,
     pack,
+    signed_part,
     unpack,
 )
 
@@ -65,10 +67,15 @@ NO_DOMAIN = (
 
 
 class Tunnel:
-    """One box's open WebSocket and the resident requests waiting on it."""
+    """One box's open WebSocket and the resident requests waiting on it. Every frame sent
+    down is signed with the box's secret (``secret``, the one that signed the socket's
+    request) over ``subject`` (common/protocol.py ``relay_subject``), its id as nonce and its
+    time: the box refuses frames anyone else made, or replayed (probe finding)."""
 
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    def __init__(self, ws: web.WebSocketResponse, secret: str | None = None,
+                 subject: str = "") -> None:
         self.ws = ws
+        self.secret, self.subject = secret, subject
         self.pending: dict[int, asyncio.Future[tuple[dict[str, Any], bytes]]] = {}
         self._ids = itertools.count(1)
 
@@ -79,7 +86,11 @@ class Tunnel:
         )
         self.pending[rid] = fut
         try:
-            await self.ws.send_bytes(pack({**head, "id": rid}, body))
+            frame = {**head, "id": rid, "ts": str(int(time.time()))}
+            if self.secret:
+                frame["sig"] = sign_message(self.secret, self.subject, signed_part(frame, body),
+                                            ts=frame["ts"], nonce=str(rid))["sig"]
+            await self.ws.send_bytes(pack(frame, body))
             async with asyncio.timeout(TIMEOUT_S):
                 return await fut
         finally:
@@ -161,7 +172,9 @@ class Relays:
     async def box_socket(self, request: web.Request, box_id: str) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_BODY + 65536)
         await ws.prepare(request)
-        tunnel = Tunnel(ws)
+        h = request.headers
+        tunnel = Tunnel(ws, request.app[CLOUD].keys.usable(box_id, request[SIGNED_WITH]),
+                        relay_subject(box_id, request.raw_path, h[H_TS], h[H_NONCE]))
         old = self.tunnels.get(box_id)
         self.tunnels[box_id] = tunnel  # a reconnecting box replaces its stale socket
         if old is not None:

@@ -114,6 +114,14 @@ def reply_subject(box_id: str, path_qs: str, ts: str, nonce: str) -> str:
     return f"reply {box_id} {path_qs} {ts} {nonce}"
 
 
+def relay_subject(box_id: str, path_qs: str, ts: str, nonce: str) -> str:
+    """What the cloud's signature on each frame it sends down a box's relay socket covers
+    besides the frame: the box and the signed request that opened that socket (its path,
+    timestamp and one-time nonce), so a frame is worthless on another socket or box. Within
+    the socket each frame's id is its nonce (used once) and its ``ts`` bounds its age."""
+    return f"relay {box_id} {path_qs} {ts} {nonce}"
+
+
 H_REPLY_SIG = "X-Qilu-Reply-Signature"
 SCHEMA_SIGNED_COMMAND = "qilu.v1.signed_command"  # an MQTT command in its signed envelope
 

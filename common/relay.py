@@ -64,3 +64,12 @@ def unpack(frame: bytes) -> tuple[dict[str, Any], bytes]:
     if not isinstance(head, dict) or not isinstance(head.get("id"), int):
         raise ValueError("relay frame head needs an integer id")
     return head, frame[4 + n :]
+
+
+def signed_part(head: dict[str, Any], body: bytes) -> bytes:
+    """What a frame's signature (``head["sig"]``, common/protocol.py ``sign_message`` with
+    ``relay_subject``) covers: the head without the signature, as canonical JSON (sorted keys,
+    so both sides make the same bytes), and the body."""
+    rest = {k: v for k, v in head.items() if k != "sig"}
+    text = json.dumps(rest, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return text.encode() + b"\n" + body

@@ -28,12 +28,17 @@ from common.staffauth import (  # noqa: F401 - re-exported for the cloud's calle
     SCRYPT_R,
     check_password,
     check_totp,
+    device_cookie,
+    device_ok,
+    device_pair,
     hash_password,
     new_totp_secret,
+    slow_down_s,
     totp_uri,
 )
 
 COOKIE = "qilu_ops"
+DEVICE_COOKIE = "qilu_ops_device"  # this browser signed in before (common/staffauth.py)
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -44,8 +49,13 @@ class ConsoleSettings:
     absolute_s: float = 12 * 3600  # ...and at the latest this long after sign-in
     offline_after_s: float = 180.0  # a box unheard this long shows offline (3 heartbeats)
     alert_poll_s: float = 0.5  # how often the live alert feed looks for new arrivals
-    max_failed_logins: int = 5  # per user in lockout_s, then sign-in waits
+    # per user and address (or remembered device) in lockout_s, then that address waits;
+    # per user from everywhere, further tries slow down (common/staffauth.py slow_down_s)
+    max_failed_logins: int = 5
     lockout_s: float = 15 * 60
+    slow_base_s: float = 1.0  # the first wait, doubling per failure ...
+    slow_max_s: float = 60.0  # ... up to this
+    device_days: float = 90.0  # a browser that signed in is remembered this long
     rollout_poll_s: float = 5.0  # how often running update roll-outs look at heartbeats
 
 
@@ -59,24 +69,40 @@ def iso(dt: datetime) -> str:
 
 
 class LoginRefused(Exception):
-    """Why a sign-in failed, in words safe to show (never which of name/password was wrong)."""
+    """Why a sign-in failed, in words safe to show (never which of name/password was wrong):
+    ``bad_credentials``, ``bad_totp``, ``locked`` (this address or device, for this name) or
+    ``slow`` (the name's sign-ins slowed down); ``pair``: where the try came from, as counted."""
+
+    def __init__(self, reason: str, pair: str = "") -> None:
+        super().__init__(reason)
+        self.pair = pair
 
 
 async def login(
-    storage: Storage, settings: ConsoleSettings, name: str, password: str, totp: str
-) -> tuple[str, str, dict[str, Any]]:
-    """Check the credentials; a new session (cookie value, csrf token, user row)."""
+    storage: Storage, settings: ConsoleSettings, name: str, password: str, totp: str,
+    ip: str = "", device: str = "",
+) -> tuple[str, str, dict[str, Any], str]:
+    """Check the credentials; a new session (cookie value, csrf token, user row) and the
+    remembered-device cookie for this browser (``device``: the one it sent)."""
     now = datetime.now(UTC)
-    since = iso(now - timedelta(seconds=settings.lockout_s))
-    if await storage.failed_logins(name, since) >= settings.max_failed_logins:
-        raise LoginRefused("locked")
     user = await storage.ops_user_get(name)
     stored = user["password_hash"] if user is not None else None
+    trusted = bool(device) and device_ok(stored, name, device, now.timestamp(),
+                                         settings.device_days)
+    pair = device_pair(device) if trusted else f"ip={ip}"
+    since = iso(now - timedelta(seconds=settings.lockout_s))
+    n_pair, n_name, last = await storage.login_failures(name, since, pair)
+    if n_pair >= settings.max_failed_logins:
+        raise LoginRefused("locked", pair)
+    age = (now - datetime.fromisoformat(last)).total_seconds() if last else 1e9
+    if not trusted and slow_down_s(n_name, age, settings.max_failed_logins,
+                                   settings.slow_base_s, settings.slow_max_s) > 0:
+        raise LoginRefused("slow", pair)
     ok = await asyncio.to_thread(check_password, password, stored)
-    if not ok or user is None:
-        raise LoginRefused("bad_credentials")
+    if not ok or user is None or stored is None:
+        raise LoginRefused("bad_credentials", pair)
     if user["totp_secret"] and not check_totp(user["totp_secret"], totp):
-        raise LoginRefused("bad_totp")
+        raise LoginRefused("bad_totp", pair)
     value, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     await storage.session_add(
         session_hash(value),
@@ -85,7 +111,7 @@ async def login(
         iso(now + timedelta(seconds=settings.absolute_s)),
         iso(now + timedelta(seconds=settings.idle_s)),
     )
-    return value, csrf, user
+    return value, csrf, user, device_cookie(stored, name, now.timestamp())
 
 
 def session_hash(value: str) -> str:
@@ -132,3 +158,9 @@ def set_cookie(request: web.Request, response: web.StreamResponse, value: str) -
 
 def clear_cookie(response: web.StreamResponse) -> None:
     response.del_cookie(COOKIE, path="/")
+
+
+def set_device_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
+    days = request.app[SETTINGS].device_days
+    response.set_cookie(DEVICE_COOKIE, value, max_age=int(days * 86400), path="/console/",
+                        httponly=True, samesite="Strict", secure=request.secure)

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from cloudsync.console import api
 from cloudsync.console.auth import (
+    DEVICE_COOKIE,
     SESSION_ID,
     SETTINGS,
     LoginRefused,
@@ -28,6 +29,7 @@ from cloudsync.console.auth import (
     login,
     session_user,
     set_cookie,
+    set_device_cookie,
 )
 from cloudsync.context import CLOUD
 from common.console import (
@@ -118,24 +120,33 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         return login_form(request, "login_csrf", 403)
     name = str(form.get("name", ""))[:100]
     storage = request.app[CLOUD].storage
-    ip = request.remote or ""
+    # failures lock (name, address) pairs: behind a reverse proxy that is the address the
+    # proxy vouches for (serve --trusted-proxy), or every user would share the proxy's pair
+    relays = request.app[CLOUD].relays
+    ip = relays.client(request) if relays is not None else request.remote or ""
     async with _login_lock(request.app, name):  # the failure is counted before the next try
         try:
-            value, _csrf, user = await login(
+            value, _csrf, user, device = await login(
                 storage,
                 request.app[SETTINGS],
                 name,
                 str(form.get("password", ""))[:1000],
                 str(form.get("totp", ""))[:12],
+                ip,
+                request.cookies.get(DEVICE_COOKIE, "")[:200],
             )
         except LoginRefused as e:
             known = await storage.ops_user_get(name)
-            await storage.audit_add(name, "login", "login_failed",
-                                    known["scope"] if known else "/", "", f"{e} {ip}", 401)
+            # checked passwords count (per pair and per name); refusals that checked nothing
+            # (locked, slow) are kept apart, so they extend nobody's wait
+            action = "login_failed" if str(e).startswith("bad_") else "login_refused"
+            await storage.audit_add(name, "login", action, known["scope"] if known else "/",
+                                    e.pair, f"{e} {ip}", 401)
             return login_form(request, login_error(str(e)), 401)
     await storage.audit_add(name, "login", "login", user["scope"], "", ip, 200)
     resp = web.HTTPSeeOther(_safe_next(request.query.get("next")))
     set_cookie(request, resp, value)
+    set_device_cookie(request, resp, device)
     resp.del_cookie(LOGIN_COOKIE, path="/")
     raise resp
 

@@ -121,15 +121,22 @@ class ConsoleStorage(StorageBase):
                 limit,
             )
 
-    async def failed_logins(self, name: str, since: str) -> int:
+    async def login_failures(self, name: str, since: str, pair: str
+                             ) -> tuple[int, int, str | None]:
+        """Failed sign-ins of ``name`` since ``since``: from ``pair`` (the audit row's target:
+        ``ip=<address>`` or ``device=<hash>``), from anywhere, and the newest one's time."""
         async with self.tx() as c:
             row = await c.fetchrow(
-                "SELECT count(*) AS n FROM audit_log WHERE actor = $1 AND action = 'login_failed'"
+                "SELECT count(*) FILTER (WHERE target = $3) AS n_pair, count(*) AS n_name,"
+                " max(ts) AS last FROM audit_log WHERE actor = $1 AND action = 'login_failed'"
                 " AND ts > $2",
                 name,
                 since,
+                pair,
             )
-        return int(row["n"]) if row else 0
+        if row is None:
+            return 0, 0, None
+        return int(row["n_pair"]), int(row["n_name"]), row["last"]
 
     # --- overview ------------------------------------------------------------------------------
 

@@ -222,6 +222,8 @@ class IntercomService(Service):
         flat = flat.strip()
         if not re.match(FLAT, flat):
             raise CallRefused(400, "flat: dial 楼号-单元-房号, e.g. 1-2-301", "flat")
+        if source != "button":  # a button's flat is wired by staff (a concierge, a villa)
+            self._served(door_id, flat)
         known = await self.box.store.run(db.flats, self.box.store.sync, None)
         if flat not in known:
             raise CallRefused(404, f"flat: no resident of {flat} can be called", "flat")
@@ -247,6 +249,22 @@ class IntercomService(Service):
         log.info("intercom: %s calls %s (%s, %d phones listening)", door_id, flat, source,
                  rec.phones)
         return rec
+
+    def serves(self, door_id: str, flat: str) -> bool:
+        """Whom a visitor at this door may ring: a building's door ([[doors]] building) only
+        that building's flats (what its directory lists); a door of no building (the
+        community gate) every flat. Checked before the flat is looked up, so a refusal says
+        nothing about whether the flat exists."""
+        building = self.doors_cfg[door_id].building
+        return building is None or flat.split("-", 1)[0] == building
+
+    def _served(self, door_id: str, flat: str) -> None:
+        if not self.serves(door_id, flat):
+            b = self.doors_cfg[door_id].building
+            raise CallRefused(
+                403, f"flat: {flat} is not served by this door (building {b}); call from"
+                " its own building's door or the community gate", "flat",
+                f"本门只能呼叫{b}号楼的住户，请到{flat.split('-', 1)[0]}号楼门口或小区大门呼叫")
 
     def _spawn(self, coro: Any) -> None:
         t = asyncio.create_task(coro)

@@ -36,7 +36,7 @@ from common.console import (
     strings,
 )
 from edge.core.http import BOX, form_post, json_error, query_int, read_form, require_staff
-from edge.office.service import COOKIE, LoginRefused, OfficeService
+from edge.office.service import COOKIE, DEVICE_COOKIE, LoginRefused, OfficeService
 from edge.office.store import audit_page
 
 PREFIX = "/office"
@@ -231,14 +231,20 @@ class Pages:
         ip = request.remote or ""
         async with self.svc.login_lock(name):  # the failure is counted before the next try
             try:
-                value, user = await self.svc.login(name, str(form.get("password", ""))[:1000],
-                                                   str(form.get("totp", ""))[:12])
+                value, user, device = await self.svc.login(
+                    name, str(form.get("password", ""))[:1000], str(form.get("totp", ""))[:12],
+                    ip, request.cookies.get(DEVICE_COOKIE, "")[:200])
             except LoginRefused as e:
-                await self.svc.audit(name, "login", "login_failed", "", f"{e} {ip}", 401)
+                # checked passwords count (per pair and per name); refusals that checked
+                # nothing (locked, slow) are kept apart, so they extend nobody's wait
+                checked = str(e).startswith("bad_")
+                await self.svc.audit(name, "login", "login_failed" if checked else
+                                     "login_refused", e.pair, f"{e} {ip}", 401)
                 return self.login_form(request, login_error(str(e)), 401)
         await self.svc.audit(name, "login", "login", "", f"{user['role']} {ip}", 200)
         resp = web.HTTPSeeOther(_safe_next(request.query.get("next")))
         self.svc.set_cookie(request, resp, value)
+        self.svc.set_device_cookie(request, resp, device)
         resp.del_cookie(LOGIN_COOKIE, path="/")
         raise resp
 

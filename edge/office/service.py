@@ -21,7 +21,14 @@ import cv2
 import numpy as np
 from aiohttp import web
 
-from common.staffauth import check_password, check_totp
+from common.staffauth import (
+    check_password,
+    check_totp,
+    device_cookie,
+    device_ok,
+    device_pair,
+    slow_down_s,
+)
 from edge.core.box import Box
 from edge.core.http import ACTOR, STAFF_SESSIONS, VIA, WRITE_OBSERVERS, StaffSession
 from edge.core.service import Service
@@ -32,6 +39,7 @@ from edge.office.config import OfficeConfig
 
 log = logging.getLogger(__name__)
 COOKIE = "qilu_office"
+DEVICE_COOKIE = "qilu_office_device"  # this browser signed in before (common/staffauth.py)
 DETAIL_MAX = 600
 SECRET_KEYS = ("password", "totp", "secret", "token", "pin", "key")
 # Writes that change nothing (a live face check polls every second): not worth an audit row.
@@ -41,7 +49,13 @@ _SESSION: web.RequestKey[dict[str, Any] | None] = web.RequestKey("office_session
 
 class LoginRefused(Exception):
     """Why a sign-in failed, in words safe to show (never which of name/password was wrong):
-    ``bad_credentials``, ``bad_totp`` or ``locked``."""
+    ``bad_credentials``, ``bad_totp``, ``locked`` (this address or device, for this name) or
+    ``slow`` (the name's sign-ins slowed down); ``pair``: where the try came from, as
+    counted (``ip=…`` or ``device=…``)."""
+
+    def __init__(self, reason: str, pair: str = "") -> None:
+        super().__init__(reason)
+        self.pair = pair
 
 
 def session_hash(value: str) -> str:
@@ -81,25 +95,35 @@ class OfficeService(Service):
             self._login_locks = {k: v for k, v in self._login_locks.items() if v.locked()}
         return self._login_locks.setdefault(name, asyncio.Lock())
 
-    async def login(self, name: str, password: str, totp: str) -> tuple[str, dict[str, Any]]:
-        """Check the credentials; a new session's cookie value and the user row."""
+    async def login(self, name: str, password: str, totp: str, ip: str = "",
+                    device: str = "") -> tuple[str, dict[str, Any], str]:
+        """Check the credentials; a new session's cookie value, the user row and the
+        remembered-device cookie for this browser. ``device``: the device cookie it sent."""
         now = datetime.now(UTC)
-        since = db.iso(now - timedelta(minutes=self.cfg.lockout_min))
-        if await self.db(db.failed_logins, name, since) >= self.cfg.max_failed_logins:
-            raise LoginRefused("locked")
         user = await self.db(db.get_user, name)
         stored = user["password_hash"] if user is not None else None
+        trusted = bool(device) and device_ok(stored, name, device, now.timestamp(),
+                                             self.cfg.device_days)
+        pair = device_pair(device) if trusted else f"ip={ip}"
+        since = db.iso(now - timedelta(minutes=self.cfg.lockout_min))
+        n_pair, n_name, last = await self.db(db.login_failures, name, since, pair)
+        if n_pair >= self.cfg.max_failed_logins:
+            raise LoginRefused("locked", pair)
+        age = (now - datetime.fromisoformat(last)).total_seconds() if last else 1e9
+        if not trusted and slow_down_s(n_name, age, self.cfg.max_failed_logins,
+                                       self.cfg.slow_base_s, self.cfg.slow_max_s) > 0:
+            raise LoginRefused("slow", pair)
         ok = await asyncio.to_thread(check_password, password, stored)
-        if not ok or user is None:
-            raise LoginRefused("bad_credentials")
+        if not ok or user is None or stored is None:
+            raise LoginRefused("bad_credentials", pair)
         if user["totp_secret"] and not check_totp(user["totp_secret"], totp):
-            raise LoginRefused("bad_totp")
+            raise LoginRefused("bad_totp", pair)
         value = secrets.token_urlsafe(32)
         await self.db(db.session_add, session_hash(value), name, secrets.token_urlsafe(24),
                       db.iso(now + timedelta(hours=self.cfg.absolute_h)),
                       db.iso(now + timedelta(minutes=self.cfg.idle_min)))
         self.logins += 1
-        return value, user
+        return value, user, device_cookie(stored, name, now.timestamp())
 
     async def session_of(self, request: web.Request) -> dict[str, Any] | None:
         """The signed-in user of the request's cookie (name, role, csrf), or None; slides the
@@ -135,6 +159,12 @@ class OfficeService(Service):
     def set_cookie(self, request: web.Request, response: web.StreamResponse, value: str) -> None:
         response.set_cookie(COOKIE, value, max_age=int(self.cfg.absolute_h * 3600), path="/",
                             httponly=True, samesite="Strict", secure=request.secure)
+
+    def set_device_cookie(self, request: web.Request, response: web.StreamResponse,
+                          value: str) -> None:
+        response.set_cookie(DEVICE_COOKIE, value, max_age=int(self.cfg.device_days * 86400),
+                            path="/office/", httponly=True, samesite="Strict",
+                            secure=request.secure)
 
     # --- audit ---------------------------------------------------------------------------
 

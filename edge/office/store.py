@@ -117,11 +117,16 @@ def audit_add(store: Store, actor: str, via: str, action: str, target: str, deta
             " VALUES (?, ?, ?, ?, ?, ?, ?)", (iso(), actor, via, action, target, detail, status))
 
 
-def failed_logins(store: Store, name: str, since: str) -> int:
+def login_failures(store: Store, name: str, since: str, pair: str
+                   ) -> tuple[int, int, str | None]:
+    """Failed sign-ins of ``name`` since ``since``: from ``pair`` (the audit row's target:
+    ``ip=<address>`` or ``device=<hash>``), from anywhere, and the newest one's time."""
     with store.reading():
-        return int(store.db.execute(
-            "SELECT count(*) FROM office_audit WHERE actor = ? AND action = 'login_failed'"
-            " AND ts > ?", (name, since)).fetchone()[0])
+        n_pair, n_name, last = store.db.execute(
+            "SELECT count(*) FILTER (WHERE target = ?), count(*), max(ts) FROM office_audit"
+            " WHERE actor = ? AND action = 'login_failed' AND ts > ?",
+            (pair, name, since)).fetchone()
+    return int(n_pair), int(n_name), last
 
 
 def audit_page(store: Store, limit: int, before: int | None, actor: str | None

@@ -17,6 +17,7 @@ class Body(BaseModel):
 
 class Login(Body):
     code: str = Field(pattern=r"^[0-9]{6,16}$")
+    pin: str = Field("", pattern=r"^([0-9]{4,10})?$")  # a door-screen code needs the door PIN
 
 
 class IssueCode(Body):

@@ -1,10 +1,15 @@
 """A login code on the door's screen, for the resident the door just let in by face.
 
-Only the person who just passed face recognition and liveness stands at the door, so the
-screen attached to it (``[[screens]] door = "<door id>"``) may show them a fresh one-time code
-for ``door_code_show_s`` seconds: a QR code of the login link, the digits and their masked
-name. By default only to residents without a live portal session (``[portal] door_codes``), so
-daily entries stay quiet.
+The person who just passed face recognition and liveness stands at the door, so the screen
+attached to it (``[[screens]] door = "<door id>"``) shows them a fresh one-time code for
+``door_code_show_s`` seconds: a QR code of the login link, the digits and their masked name.
+By default only to residents without a live portal session (``[portal] door_codes``), so daily
+entries stay quiet.
+
+Whoever stands behind them sees (and can scan) the same code (probe finding), so a door code
+signs in only together with the resident's own door PIN, the one they type at face doors
+(``PortalService._door_pin``; ``PIN_TRIES`` wrong PINs spend the code). Residents without a
+door PIN get no code on the door: it would be worth nothing to them and something to others.
 
 The code is issued in a task the access engine starts after the relay is on (never on the
 door's path), goes to the pages over their WebSocket only, and is never journalled: no MQTT
@@ -18,6 +23,7 @@ import logging
 from datetime import timedelta
 
 from edge.access import ACCESS
+from edge.access import second_factor as factors
 from edge.core.box import Box
 from edge.core.qr import qr_svg
 from edge.portal import PORTAL_RELAY
@@ -39,6 +45,7 @@ class DoorCodes:
                 self.screens_of.setdefault(s.door, []).append(s.id)
         self.shown = 0  # codes shown on a screen
         self.skipped = 0  # grants of residents who already have a session
+        self.no_pin = 0  # grants of residents without a door PIN (a code would be useless)
 
     def install(self) -> bool:
         """Listen to the access engine's face grants; False when there is nothing to do."""
@@ -62,6 +69,11 @@ class DoorCodes:
         ):
             self.skipped += 1
             return
+        if await store.run(factors.pin_of, store.sync, resident_id) is None:
+            # the code would sign in only with the resident's door PIN (PortalService
+            # _door_pin), and they have none: showing it would only invite the person behind
+            self.no_pin += 1
+            return
         away = self.box.get(PORTAL_RELAY).live_away_url()
         got = await store.run(
             db.issue_code,
@@ -84,6 +96,7 @@ class DoorCodes:
                 "link": link,
                 "qr_svg": await asyncio.to_thread(qr_svg, link),
                 "name": mask_name(got["name"]),
+                "how": "手机扫码或输入登录码，再输入您的开门密码",
                 "valid_min": round(self.cfg.door_code_ttl_min),
                 "show_ms": int(self.cfg.door_code_show_s * 1000),
             }

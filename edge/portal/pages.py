@@ -96,19 +96,26 @@ class Pages:
 
     # --- login --------------------------------------------------------------------------
 
-    async def login_form(self, request: web.Request, error: str = "") -> web.Response:
+    async def login_form(self, request: web.Request, error: str = "", code: str = "",
+                         ask_pin: bool = False) -> web.Response:
         # A link with ?code= only fills the form: link previewers must not spend the code.
-        code = request.query.get("code", "")
+        code = code or request.query.get("code", "")
         note = msg("err", error) if error else query_msg(request)
+        # A door-screen code needs the resident's door PIN (edge/portal/door_codes.py): the
+        # box says so after the code, and the form keeps the code and asks for the PIN.
+        pin = ("<label>开门密码（刷脸门禁的密码）<input name=pin type=password inputmode=numeric"
+               " autocomplete=off pattern='[0-9]*' maxlength=10 required autofocus></label>"
+               if ask_pin else "")
         return page(
             request,
             "社区居民登录",
             (
                 f"{note}<form method=post action=/r/login class=card>"
-                "<p>请输入物业或门口屏幕提供的登录码，不需要密码。</p>"
-                "<label>登录码<input name=code inputmode=numeric autocomplete=one-time-code"
+                + ("<p>门口屏幕上的登录码，请再输入您的开门密码。</p>" if ask_pin else
+                   "<p>请输入物业或门口屏幕提供的登录码，不需要密码。</p>")
+                + "<label>登录码<input name=code inputmode=numeric autocomplete=one-time-code"
                 f" value='{esc(code)}' placeholder='如 1234 5678' required></label>"
-                "<button>登录</button></form>"
+                f"{pin}<button>登录</button></form>"
                 "<p class=hint>不登录也可以反映问题和报修：点下方「报事」。</p>"
             ),
             status=401 if error else 200,
@@ -121,11 +128,13 @@ class Pages:
         if not (code.isdigit() and code.isascii() and len(code) <= 16):
             return await self.login_form(request, "登录码错误、已使用或已过期")
         try:
+            pin = str(form.get("pin", "")).strip()[:10]
             got = await self.svc.login(
-                code, client_of(request), request.headers.get("User-Agent", "")
+                code, client_of(request), request.headers.get("User-Agent", ""), pin
             )
         except LoginRefused as e:
-            resp = await self.login_form(request, e.zh)
+            asked = e.field == "pin" and "作废" not in e.zh  # a spent code asks for nothing
+            resp = await self.login_form(request, e.zh, code if asked else "", asked)
             if e.retry_after:
                 resp.set_status(429)
                 resp.headers["Retry-After"] = str(e.retry_after)

@@ -16,11 +16,13 @@ import json
 import logging
 import random
 import secrets
+import time
 from typing import Any
 
 import aiohttp
 from aiohttp import WSMsgType
 
+from common import protocol as p
 from common import relay as proto
 from edge.core.box import Box
 from edge.core.http import API, CLIENT_HEADER, HTTPS_HEADER, KEY_HEADER, RELAY_KEY
@@ -41,6 +43,7 @@ class PortalRelay(Service):
         box.http[RELAY_KEY] = self.key
         self.connected = False
         self.served = 0
+        self.refused = 0  # frames without the cloud's valid signature, stale or replayed
         self.last_error = ""
         self._task: asyncio.Task | None = None
         self._gate = asyncio.Semaphore(CONCURRENCY)
@@ -73,6 +76,7 @@ class PortalRelay(Service):
             "enabled": self.cfg.enabled and self.cfg.relay,
             "connected": self.connected,
             "served": self.served,
+            "refused": self.refused,
             "away_url": self.away_url(),
             "last_error": self.last_error,
         }
@@ -100,9 +104,13 @@ class PortalRelay(Service):
     async def _serve(self, client: Any) -> None:
         url = client.base.with_path(proto.PATH)
         session = await client.session()
+        auth = client.auth_headers("GET", url)
+        # the cloud signs every frame with our secret, bound to this request (relay_subject)
+        check = FrameCheck(client.ident.secret, p.relay_subject(
+            client.ident.box_id, url.raw_path_qs, auth[p.H_TS], auth[p.H_NONCE]), client)
         async with session.ws_connect(
             url,
-            headers=client.auth_headers("GET", url),
+            headers=auth,
             heartbeat=30.0,
             max_msg_size=proto.MAX_BODY + 65536,
             timeout=aiohttp.ClientWSTimeout(ws_close=5.0),
@@ -114,18 +122,30 @@ class PortalRelay(Service):
                 async for msg in ws:
                     if msg.type != WSMsgType.BINARY:
                         continue
-                    t = asyncio.create_task(self._answer(ws, msg.data))
+                    t = asyncio.create_task(self._answer(ws, msg.data, check))
                     tasks.add(t)
                     t.add_done_callback(tasks.discard)
             finally:
                 for t in tasks:
                     t.cancel()
 
-    async def _answer(self, ws: aiohttp.ClientWebSocketResponse, frame: bytes) -> None:
+    async def _answer(self, ws: aiohttp.ClientWebSocketResponse, frame: bytes,
+                      check: FrameCheck) -> None:
         try:
             head, body = proto.unpack(frame)
         except ValueError as e:
             log.warning("portal relay: bad frame from the cloud: %s", e)
+            return
+        if why := check.refuse(head, body):
+            # nothing is replayed; the resident (if the cloud sent it) reads why
+            self.refused += 1
+            log.error("portal relay: refused a frame: %s", why)
+            await self.box.get(SYNC).unsigned_alert(
+                f"refused a resident request on the cloud relay: {why}. Nothing was done.")
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                status, headers, out = _error(502, f"relay: the box refused the frame ({why})")
+                await ws.send_bytes(
+                    proto.pack({"id": head["id"], "status": status, "headers": headers}, out))
             return
         async with self._gate:
             status, headers, out = await self._replay(head, body)
@@ -168,6 +188,37 @@ class PortalRelay(Service):
         except (aiohttp.ClientError, OSError, TimeoutError) as e:
             log.warning("portal relay: the box's own API did not answer %s: %s", path, e)
             return _error(502, "box API unavailable")
+
+
+class FrameCheck:
+    """The frames of one relay socket: signed by the cloud with the box's secret over the
+    socket's subject (common/protocol.py ``relay_subject``, the feed's ``sign_message``),
+    each id used once, each ``ts`` within the signature window of the cloud's clock."""
+
+    KEEP = 4096  # ids remembered (the cloud numbers frames 1, 2, ...; older ones refused)
+
+    def __init__(self, secret: str, subject: str, client: Any) -> None:
+        self.secret, self.subject, self.client = secret, subject, client
+        self.seen: set[int] = set()
+        self.floor = 0  # ids at or below were seen or are too old to tell
+
+    def refuse(self, head: dict[str, Any], body: bytes) -> str | None:
+        """None for a frame to serve; else why it is refused."""
+        sig, ts, fid = head.get("sig"), head.get("ts"), head["id"]
+        if not isinstance(sig, str) or not isinstance(ts, str) or not ts.isdigit():
+            return "not signed by the cloud (a cloud older than this box, or someone on the path)"
+        if not p.check_message(self.secret, self.subject, proto.signed_part(head, body), ts,
+                               str(fid), sig):
+            return "wrong signature"
+        if abs(int(ts) - (time.time() + getattr(self.client, "offset_s", 0.0))) > p.WINDOW_S:
+            return f"stale (sent at {ts})"
+        if fid <= self.floor or fid in self.seen:
+            return f"replayed (frame {fid})"
+        self.seen.add(fid)
+        if len(self.seen) > self.KEEP:
+            self.floor = sorted(self.seen)[-self.KEEP // 2]
+            self.seen = {i for i in self.seen if i > self.floor}
+        return None
 
 
 def _error(status: int, message: str) -> tuple[int, list[list[str]], bytes]:

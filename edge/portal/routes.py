@@ -70,10 +70,10 @@ class PortalRoutes:
         body = m.Login.model_validate(await request.json())
         try:
             got = await self.svc.login(
-                body.code, client_of(request), request.headers.get("User-Agent", "")
+                body.code, client_of(request), request.headers.get("User-Agent", ""), body.pin
             )
         except LoginRefused as e:
-            resp = json_error(e.status, e.message, field="code")
+            resp = json_error(e.status, e.message, field=e.field, error_zh=e.zh)
             if e.retry_after:
                 resp.headers["Retry-After"] = str(e.retry_after)
             return resp

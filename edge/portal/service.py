@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import math
@@ -20,6 +21,8 @@ from typing import Any
 
 from aiohttp import web
 
+from edge.access import ACCESS
+from edge.access import second_factor as factors
 from edge.core.box import Box
 from edge.core.http import ROLE, relayed_https
 from edge.core.service import Service, cancel
@@ -38,6 +41,7 @@ from edge.screens import store as screens_db
 log = logging.getLogger(__name__)
 COOKIE = SESSION_COOKIE
 CO_READ_DAYS = 90
+PIN_TRIES = 3  # wrong door PINs with one door-screen code before it is spent
 
 
 class PortalService(Service):
@@ -52,6 +56,7 @@ class PortalService(Service):
         # One login at a time, from the guard's check until its failure is counted: codes
         # posted together otherwise all passed the check while the store was redeeming.
         self._login_lock = asyncio.Lock()
+        self._pin_misses: dict[str, int] = {}  # door-screen code -> wrong PINs (10 min codes)
         self._co: tuple[float, CoReads] | None = None  # cached co-read model (monotonic, model)
         self.flushed = 0
         self.door_codes = DoorCodes(box)  # login codes on door screens after face grants
@@ -127,13 +132,41 @@ class PortalService(Service):
     def _relay(self) -> Any:
         return self.box.get(PORTAL_RELAY)
 
-    async def login(self, code: str, client: str, agent: str) -> dict[str, Any]:
+    async def login(self, code: str, client: str, agent: str, pin: str = "") -> dict[str, Any]:
         """Spend a code for a session; LoginRefused (naming why) if wrong, used, expired, too
-        short for a login through the cloud, or while guessing is being held off."""
+        short for a login through the cloud, or while guessing is being held off. A code
+        shown on a door screen also needs the resident's door ``pin`` (door_codes.py)."""
         async with self._login_lock:
-            return await self._login(code, client, agent)
+            return await self._login(code, client, agent, pin)
 
-    async def _login(self, code: str, client: str, agent: str) -> dict[str, Any]:
+    async def _door_pin(self, code: str, client: str, pin: str) -> None:
+        """A door-screen code is worth nothing without its resident's door PIN: anyone behind
+        them at the door may have read or scanned it (probe finding). PIN_TRIES wrong PINs
+        spend the code; each counts as a wrong login for the guard too."""
+        row = await self.db(db.live_code, code)
+        if row is None or row["channel"] != "door":
+            return
+        if not pin:
+            raise LoginRefused(401, "pin: a code from a door screen needs your door PIN too",
+                               "门口屏幕上的登录码，还需输入您的开门密码", field="pin")
+        access = self.box.get(ACCESS)
+        rid = row["resident_id"]
+        want = await self.box.store.run(factors.pin_of, self.box.store.sync, rid)
+        if want and hmac.compare_digest(want, factors.resident_pin_hash(access.key, rid, pin)):
+            self._pin_misses.pop(code, None)
+            return
+        await self._failed(client)
+        misses = self._pin_misses[code] = self._pin_misses.get(code, 0) + 1
+        if misses >= PIN_TRIES:
+            self._pin_misses.pop(code, None)
+            await self.db(db.spend_code, code)
+            raise LoginRefused(401, "pin: wrong door PIN too often; the code is spent",
+                               "开门密码错误次数过多，此登录码已作废；请下次刷脸进门时重新获取",
+                               field="pin")
+        raise LoginRefused(401, "pin: wrong door PIN", "开门密码不正确，请重新输入",
+                           field="pin")
+
+    async def _login(self, code: str, client: str, agent: str, pin: str = "") -> dict[str, Any]:
         wait = self.guard.wait_s(client)
         if wait > 0:
             raise LoginRefused(
@@ -147,6 +180,7 @@ class PortalService(Service):
                 f" {self.cfg.relay_code_digits}-digit code", "此登录码只能在小区 Wi-Fi 内使用，"
                 "在外请向物业索取长登录码",
             )
+        await self._door_pin(code, client, pin)
         token = secrets.token_urlsafe(32)
         got = await self.db(db.redeem_code, code, token, self.cfg.session_days, agent)
         if got is None:
@@ -310,11 +344,14 @@ class PortalService(Service):
 
 
 class LoginRefused(Exception):
-    """A login that did not happen: HTTP status, English message, Chinese page text."""
+    """A login that did not happen: HTTP status, English message, Chinese page text; ``field``
+    the form field to fix (``pin``: the door PIN a door-screen code needs)."""
 
-    def __init__(self, status: int, message: str, zh: str, retry_after: int = 0) -> None:
+    def __init__(self, status: int, message: str, zh: str, retry_after: int = 0,
+                 field: str = "code") -> None:
         super().__init__(message)
         self.status, self.message, self.zh, self.retry_after = status, message, zh, retry_after
+        self.field = field
 
 
 def set_cookie(

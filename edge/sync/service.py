@@ -327,6 +327,12 @@ class SyncService(Service):
         cursor stays), logged, and stored as an alert at most every QUARANTINE_ALERT_S."""
         self._failed(e)
         log.error("sync: refused the cloud's feed answer: %s", e)
+        await self.unsigned_alert(f"refused commands from the cloud: {e}. Nothing was"
+                                  " applied; the box asks again.")
+
+    async def unsigned_alert(self, what: str) -> None:
+        """The critical ``cloud_unsigned_command`` alert, at most every QUARANTINE_ALERT_S
+        (the feed's answers and the relay's frames, edge/portal/relay.py, share it)."""
         now = time.monotonic()
         last = self._unsigned_alert_at
         if last is not None and now - last < QUARANTINE_ALERT_S:
@@ -334,8 +340,7 @@ class SyncService(Service):
         self._unsigned_alert_at = now
         await self.box.store.record(Alert(
             id=new_id("al"), level="critical", type="cloud_unsigned_command",
-            message=f"refused commands from the cloud: {e}. Nothing was applied; the box asks"
-            " again. Upgrade the cloud, or check the network path to it (TLS)."))
+            message=f"{what} Upgrade the cloud, or check the network path to it (TLS)."))
 
     async def _apply(self, item: p.FeedItem) -> None:
         st = self.box.store

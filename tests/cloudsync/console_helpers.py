@@ -55,10 +55,13 @@ class Browserless:
 
 
 async def sign_in(
-    cloud: Cloud, name: str, password: str = PASSWORD, totp: str = ""
+    cloud: Cloud, name: str, password: str = PASSWORD, totp: str = "",
+    http: aiohttp.ClientSession | None = None,
 ) -> tuple[Browserless, int, aiohttp.ClientResponse]:
-    """Fill in the real sign-in form; the session (csrf read from a page), the POST status."""
-    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))  # 127.0.0.1 cookies
+    """Fill in the real sign-in form; the session (csrf read from a page), the POST status.
+    ``http``: a browser's client to use (its cookies, its address), else a new one."""
+    if http is None:
+        http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))  # 127.0.0.1
     async with http.get(cloud.url + "/console/login") as r:
         form = await r.text()
     token = re.search(r'name="csrf" value="([^"]+)"', form)

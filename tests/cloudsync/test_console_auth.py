@@ -155,6 +155,48 @@ async def test_lockout_holds_against_many_guesses_at_once(db_url: str, tmp_path:
     finally:
         await cloud.stop()
 
+def from_address(addr: str) -> aiohttp.ClientSession:
+    """A browser on another machine: its connections come from ``addr`` (still loopback)."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                 connector=aiohttp.TCPConnector(local_addr=(addr, 0)))
+
+
+async def test_a_stranger_cannot_keep_an_ops_user_locked(db_url: str, tmp_path: Path) -> None:
+    """Probe finding: the lock-out counted failures per user name only, so anyone on the
+    internet kept an ops admin out of the console by posting wrong passwords for the name.
+    Now a guessing address locks only itself, new devices are slowed (not locked), and the
+    browser the user signed in on before gets in at once."""
+    cloud = await console_cloud(db_url, tmp_path, max_failed_logins=3, slow_base_s=120)
+    try:
+        await user_with_password(cloud, "root")
+        own, status, _ = await sign_in(cloud, "root")  # the admin's own browser, once
+        assert status == 303
+        assert (await own.call("POST", "/console/logout", data={"csrf": own.csrf}))[0] == 303
+        said = re.compile(r'<p class="error" role="alert">([^<]*)</p>')
+        async with from_address("127.0.0.2") as http:
+            got = []
+            for i in range(6):
+                s, status, _ = await sign_in(cloud, "root", f"guess-{i:04d}!!", http=http)
+                got.append((status, said.findall(s.login_page)))
+        assert [st for st, _ in got] == [401] * 6
+        assert all("用户名、密码或动态验证码不正确" in w[0] for _, w in got[:3]), got
+        assert all("失败次数过多" in w[0] for _, w in got[3:]), got  # that address only
+        s, status, _ = await sign_in(cloud, "root", http=own.http)  # remembered: straight in
+        assert status == 303
+        async with from_address("127.0.0.3") as http:  # a device never used: slowed, told so
+            s, status, _ = await sign_in(cloud, "root", http=http)
+            assert status == 401 and "一分钟后再试" in said.findall(s.login_page)[0]
+        await own.close()
+        audit = await cloud.storage.audit_list("/", "root", 0, 20)
+        rows = [(r["action"], r["target"], r["detail"].split()[0]) for r in reversed(audit)
+                if r["action"].startswith("login")]
+        assert rows[1:4] == [("login_failed", "ip=127.0.0.2", "bad_credentials")] * 3, rows
+        assert rows[4:7] == [("login_refused", "ip=127.0.0.2", "locked")] * 3, rows
+        assert rows[-1] == ("login_refused", "ip=127.0.0.3", "slow"), rows
+    finally:
+        await cloud.stop()
+
+
 async def test_session_expires_when_idle(db_url: str, tmp_path: Path) -> None:
     cloud = await console_cloud(db_url, tmp_path, idle_s=1.0)
     try:

@@ -48,7 +48,7 @@
       body: body ? JSON.stringify(body) : undefined,
     });
     const data = await r.json().catch(() => ({}));
-    if (!r.ok) throw Object.assign(new Error(data.error || ("HTTP " + r.status)), { status: r.status });
+    if (!r.ok) throw Object.assign(new Error(data.error || ("HTTP " + r.status)), { status: r.status, zh: data.error_zh });
     return data;
   }
   function show(msg) { errEl.textContent = msg || ""; }
@@ -69,8 +69,10 @@
     try {
       call = await api("POST", "/calls", { flat });
     } catch (e) {
-      show(e.status === 429 ? "呼叫过于频繁，请稍后再试" : e.status === 404 ? "没有找到该住户" : e.message);
-      speak(e.status === 404 ? "没有找到该住户" : "呼叫失败");
+      // the box's own words when it has them (403: a flat this door does not serve)
+      const said = e.zh || (e.status === 429 ? "呼叫过于频繁，请稍后再试" : e.status === 404 ? "没有找到该住户" : e.message);
+      show(said);
+      speak(e.zh || (e.status === 404 ? "没有找到该住户" : "呼叫失败"));
       return;
     }
     $("dial").hidden = true;

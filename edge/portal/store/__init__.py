@@ -29,11 +29,13 @@ from edge.portal.store.logins import (
     has_live_session,
     issue_code,
     list_sessions,
+    live_code,
     new_code,
     redeem_code,
     revoke_sessions,
     session_for,
     set_big_text,
+    spend_code,
     upsert_resident,
 )
 from edge.portal.store.reading import (
@@ -67,6 +69,7 @@ __all__ = [
     "list_events",
     "list_posts",
     "list_sessions",
+    "live_code",
     "local_stats",
     "moderate_post",
     "new_code",
@@ -81,6 +84,7 @@ __all__ = [
     "session_for",
     "set_big_text",
     "sign_up",
+    "spend_code",
     "upsert_resident",
     "volunteer_hours",
 ]

@@ -103,6 +103,25 @@ def has_live_session(store: Store, rid: str) -> bool:
     )
 
 
+def live_code(store: Store, code: str) -> dict[str, Any] | None:
+    """The unspent, unexpired code's row (resident_id, channel), without spending it."""
+    return _row(
+        store,
+        "SELECT resident_id, channel FROM portal_codes WHERE code_hash IN (?, ?)"
+        " AND used_at IS NULL AND expires_at > ?",
+        code_hash(store, code), digest(code), _iso(_now()),
+    )
+
+
+def spend_code(store: Store, code: str) -> None:
+    """Spend a code without a session (a door code whose PIN was got wrong too often)."""
+    with store.transaction():
+        store.db.execute(
+            "UPDATE portal_codes SET used_at = ? WHERE code_hash IN (?, ?) AND used_at IS NULL",
+            (_iso(_now()), code_hash(store, code), digest(code)),
+        )
+
+
 def redeem_code(
     store: Store, code: str, token: str, session_days: float, agent: str
 ) -> dict[str, Any] | None:

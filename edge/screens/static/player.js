@@ -341,7 +341,7 @@
     hello.textContent = (o.name || "居民") + "，欢迎回家";
     const how = document.createElement("div");
     how.className = "how";
-    how.textContent = "手机扫码，或在居民端输入登录码";
+    how.textContent = o.how || "手机扫码，或在居民端输入登录码";
     const code = document.createElement("div");
     code.className = "code";
     code.textContent = o.code_text || o.code; // "1234 5678": the login form ignores spaces

@@ -195,7 +195,7 @@ async def test_calls_need_the_screen_key_and_are_rate_limited(
         st, _ = await post(s, url, json={"flat": "1-1-101"}, headers=STAFF)
         assert st == 401
         h = {"X-Screen-Key": key}
-        for flat, want in (("1-1", 400), ("9-9-999", 404)):
+        for flat, want in (("1-1", 400), ("1-9-999", 404)):
             st, body = await post(s, url, json={"flat": flat}, headers=h)
             assert st == want and body["field"] == "flat", body
         st, c1 = await post(s, url, json={"flat": "1-1-101"}, headers=h)
@@ -322,3 +322,46 @@ async def test_the_pages_send_the_boxs_csp(make_config, run_box, board, tmp_path
                 assert "script-src 'self';" in csp and "unsafe-inline" not in csp.split(
                     "script-src")[1].split(";")[0]
                 assert "<script>" not in await r.text()  # scripts are files
+
+
+# A community gate (no building): it serves every flat; its own door screen.
+MAIN_GATE = """
+[[doors]]
+id = "d-main"
+type = "sim"
+name = "小区大门"
+
+[[screens]]
+id = "scr-main"
+type = "sim"
+door = "d-main"
+"""
+
+
+async def test_a_building_door_calls_only_its_own_buildings_flats(
+    make_config, run_box, board, tmp_path
+) -> None:
+    """Probe finding: the directory listed building 1's flats, but the screen's API rang any
+    flat of the community (2-1-101 from building 1's door). The box refuses it now, for screen
+    and panel alike, with words the visitor reads; the community gate still reaches all."""
+    box = await start(make_config, run_box, board, tmp_path, extra=MAIN_GATE)
+    base = api_url(box)
+    key, main_key = await screen_key(box), await screen_key(box, "scr-main")
+    async with aiohttp.ClientSession() as s:
+        async with s.get(f"{base}/screen/scr-gate/intercom/directory",
+                         headers={"X-Screen-Key": key}) as r:
+            assert (await r.json())["flats"] == ["1-1-101", "1-1-102"]
+        for flat in ("2-1-101", "2-9-999"):  # known or not: the same answer, nothing learnt
+            st, body = await post(s, f"{base}/screen/scr-gate/intercom/calls",
+                                  json={"flat": flat}, headers={"X-Screen-Key": key})
+            assert st == 403 and body["field"] == "flat", body
+            assert "not served by this door" in body["error"]
+            assert "1号楼" in body["error_zh"] and "大门" in body["error_zh"]
+        st, body = await post(s, f"{base}/api/v1/intercom/calls", headers=STAFF,
+                              json={"door_id": "d-gate", "flat": "2-1-101"})
+        assert st == 403 and body["field"] == "flat", body
+        assert rows(box, "SELECT COUNT(*) FROM intercom_calls") == [(0,)]
+        st, rec = await post(s, f"{base}/screen/scr-main/intercom/calls",
+                             json={"flat": "2-1-101"}, headers={"X-Screen-Key": main_key})
+        assert st == 201 and rec["flat"] == "2-1-101", rec
+    assert rows(box, "SELECT door_id, flat FROM intercom_calls") == [("d-main", "2-1-101")]

@@ -96,7 +96,7 @@ async def test_a_signed_in_browser_uses_the_staff_api_with_csrf(make_config, run
         async with s.get(f"{base}/api/v1/audit", headers=STAFF) as r:
             items = (await r.json())["items"]
     rows = audit_rows(box)
-    assert ("ann", "login", "login_failed", "", 401) in rows
+    assert ("ann", "login", "login_failed", "ip=127.0.0.1", 401) in rows
     assert ("ann", "session", "POST /api/v1/tickets/{id}/{action}",
             f"id={t['id']},action=assign", 200) in rows
     assert ("ann", "session", "POST /api/v1/tickets/{id}/{action}",
@@ -201,3 +201,47 @@ async def test_lockout_holds_against_many_guesses_at_once(make_config, run_box):
     async with session() as s:  # locked: even the right password waits now
         status, body = await sign_in(s, base, "ann")
         assert status == 401 and "失败次数过多" in body
+
+
+def from_address(addr: str) -> aiohttp.ClientSession:
+    """A browser on another machine: its connections come from ``addr`` (still loopback)."""
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True),
+                                 connector=aiohttp.TCPConnector(local_addr=(addr, 0)))
+
+
+async def test_a_stranger_cannot_keep_a_staff_account_locked(make_config, run_box):
+    """Probe finding: the lock-out counted failures per user name only, so anyone on the LAN
+    locked ann out by posting wrong passwords for "ann". Now a guessing address locks only
+    itself, other new devices are slowed (not locked), and the browser ann signed in on
+    before gets in at once."""
+    config = make_config(extra=OFFICE + "slow_base_s = 120\n")  # max_failed_logins = 3
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    async with session() as ann:  # ann's office PC: signed in before, then signed out
+        assert await sign_in(ann, base, "ann") == (303, "/office/tickets")
+        async with ann.post(f"{base}/office/logout", data={"csrf": await page_csrf(ann, base)},
+                            allow_redirects=False) as r:  # fmt: skip
+            assert r.status == 303
+        async with from_address("127.0.0.2") as stranger:
+            said = [(await sign_in(stranger, base, "ann", f"guess-{i:04d}-xx"))
+                    for i in range(6)]
+        assert [st for st, _ in said] == [401] * 6
+        assert all("用户名、密码或动态验证码不正确" in b for _, b in said[:3]), said
+        assert all("失败次数过多" in b for _, b in said[3:]), said  # that address is locked
+        # the real user's remembered browser is neither locked nor slowed
+        assert await sign_in(ann, base, "ann") == (303, "/office/tickets")
+    async with from_address("127.0.0.3") as new_pc:  # a device never used: slowed, told so
+        st, body = await sign_in(new_pc, base, "ann")
+        alert = re.findall(r'<p class="error" role="alert">([^<]*)</p>', body)
+        assert st == 401 and len(alert) == 1 and "一分钟后再试" in alert[0], alert
+    db = sqlite3.connect(box.config.db_path)
+    try:
+        got = db.execute("SELECT action, target, substr(detail, 1, 6) FROM office_audit WHERE"
+                         " action LIKE 'login%' AND actor = 'ann' ORDER BY id").fetchall()
+    finally:
+        db.close()
+    assert got[0][0] == "login" and got[-2][0] == "login", got
+    assert got[1:4] == [("login_failed", "ip=127.0.0.2", "bad_cr")] * 3, got
+    assert got[4:7] == [("login_refused", "ip=127.0.0.2", "locked")] * 3, got
+    assert got[-1] == ("login_refused", "ip=127.0.0.3", "slow 1"), got

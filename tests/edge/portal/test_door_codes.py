@@ -26,6 +26,7 @@ from edge.faces.pipeline import FacePipeline
 from edge.portal import store as db
 from tests.conftest import api_url
 from tests.edge.access.helpers import door_frame, head_turn, photo
+from tests.edge.portal.helpers import staff
 from tests.edge.portal.test_pages_chromium import PHONE
 from tests.edge.screens.test_player_chromium import publish, wait_showing
 from tests.peers.chromium import browser, near, rgb
@@ -108,6 +109,10 @@ async def test_face_grant_shows_a_login_code_on_the_door_screen(
 
     box = await run_box(config)
     base = api_url(box)
+    import aiohttp
+
+    async with aiohttp.ClientSession() as s:  # her door PIN (a door code needs it)
+        await staff(s, "PUT", f"{base}/api/v1/residents/r-obama/pin", json={"pin": "258013"})
     await publish(base)  # green and blue images cycle every 1.5 s
     screens = box.service("screens")
     from tests.edge.screens.helpers import screen_key
@@ -147,10 +152,15 @@ async def test_face_grant_shows_a_login_code_on_the_door_screen(
         await wait_showing(page, {"green", "blue"} - {under}, within=3.0)
         assert await page.query_selector(".overlay") is not None
 
-        # The code from the screen logs the resident in on a phone.
+        # The code from the screen logs the resident in on a phone, with her door PIN.
         ctx = await b.new_context(**PHONE)
         phone = await ctx.new_page()
         await phone.goto(link, timeout=15000)
+        await phone.click("main form button")
+        await phone.wait_for_selector("input[name=pin]", timeout=10000)
+        assert "开门密码" in await phone.inner_text("main")
+        await phone.screenshot(path="/tmp/qilu-door-code-pin.png")
+        await phone.fill("input[name=pin]", "258013")
         await phone.click("main form button")
         await phone.wait_for_url("**/r/read", timeout=10000)
         await ctx.close()
@@ -241,6 +251,7 @@ async def test_only_an_authenticated_screen_gets_login_codes(
         # is watching, so no code is issued at all.
         await codes.on_grant("d-east", "r-obama")
         assert await issued() == 0 and codes.shown == 0
+        await staff(s, "PUT", f"{base}/api/v1/residents/r-obama/pin", json={"pin": "258013"})
         # The screen itself, with the key staff provisioned, gets the code.
         key = (await screen_key(base, "scr-door"))["key"]
         async with s.ws_connect(ws_url, headers={"X-Screen-Key": key}) as ws:
@@ -254,3 +265,83 @@ async def test_only_an_authenticated_screen_gets_login_codes(
         with pytest.raises(aiohttp.WSServerHandshakeError):
             async with s.ws_connect(ws_url + f"?key={key}"):
                 pass
+
+
+async def test_a_door_code_signs_in_only_with_the_residents_door_pin(
+    tmp_path: Path, make_config, run_box
+) -> None:
+    """Probe finding: whoever stood behind the resident at the door could read or scan the
+    login code on the screen and sign in as them. A door-screen code now needs the resident's
+    own door PIN too (3 wrong PINs spend it); residents without a PIN get no code at all."""
+    import json
+
+    import aiohttp
+
+    from tests.edge.screens.helpers import screen_key
+
+    show(tmp_path, "empty", [synthetic.hallway()])
+    config = make_config(extra=extra(camera_link(tmp_path)))
+    store = Store(config.db_path, box_id=config.box.id)
+    for rid, name in (("r-obama", "王阿姨"), ("r-nopin", "李叔")):
+        store_faces.add_resident(store, Resident(id=rid, name=name, building="3"))
+        access_db.set_rights(store, rid, [], [], [], "test", all_doors=True)
+    store.close()
+    box = await run_box(config)
+    base = api_url(box)
+    codes = box.service("portal").door_codes
+    key = (await screen_key(base, "scr-door"))["key"]
+    login = f"{base}/api/v1/portal/login"
+
+    async with aiohttp.ClientSession() as s, s.ws_connect(
+        f"{base}/screen/scr-door/ws", headers={"X-Screen-Key": key}
+    ) as ws:
+        assert json.loads((await ws.receive(timeout=5)).data)["type"] == "plan"
+        await staff(s, "PUT", f"{base}/api/v1/residents/r-obama/pin", json={"pin": "258013"})
+
+        async def door_code(rid: str) -> dict:
+            # signed out (door codes go only to residents without a live session)
+            await box.store.run(lambda st: db.revoke_sessions(st, resident_id=rid),
+                                box.store.sync)
+            await codes.on_grant("d-east", rid)
+            msg = json.loads((await ws.receive(timeout=5)).data)
+            assert msg["type"] == "overlay", msg
+            return msg["overlay"]
+
+        async def post(body: dict) -> tuple[int, dict]:
+            async with s.post(login, json=body) as r:
+                return r.status, await r.json()
+
+        await codes.on_grant("d-east", "r-nopin")  # no PIN: no code on the screen
+        assert codes.no_pin == 1 and codes.shown == 0
+        shown = await door_code("r-obama")
+        assert "开门密码" in shown["how"]
+        code = shown["code"]
+        # the person behind scanned it: the code alone signs nobody in, and is not spent
+        st, body = await post({"code": code})
+        assert st == 401 and body["field"] == "pin" and "开门密码" in body["error_zh"], body
+        for _ in range(2):
+            st, body = await post({"code": code, "pin": "135790"})
+            assert st == 401 and body["error_zh"] == "开门密码不正确，请重新输入", body
+        st, body = await post({"code": code, "pin": "258013"})  # the resident, with her PIN
+        assert st == 200 and body["resident_id"] == "r-obama", body
+        # three wrong PINs spend a code: the right one is too late then
+        code = (await door_code("r-obama"))["code"]
+        said = [(await post({"code": code, "pin": p}))[1]["error_zh"]
+                for p in ("111222", "333444", "555666")]
+        assert "作废" in said[-1] and "作废" not in said[0], said
+        st, body = await post({"code": code, "pin": "258013"})
+        assert st == 401 and body["field"] == "code", body
+        # the resident's phone page: the code, then the PIN the form asks for (code kept)
+        code = (await door_code("r-obama"))["code"]
+        async with s.post(f"{base}/r/login", data={"code": code}) as r:
+            page = await r.text()
+            assert r.status == 401 and "name=pin" in page and f"value='{code}'" in page
+        async with s.post(f"{base}/r/login", data={"code": code, "pin": "258013"},
+                          allow_redirects=False) as r:  # fmt: skip
+            assert r.status == 303 and r.headers["Location"] == "/r/read"
+    con = sqlite3.connect(config.db_path)
+    try:
+        sessions = con.execute("SELECT resident_id FROM portal_sessions").fetchall()
+    finally:
+        con.close()
+    assert sessions == [("r-obama",), ("r-obama",)]

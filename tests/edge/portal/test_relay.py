@@ -432,3 +432,66 @@ async def test_behind_a_trusted_proxy_limits_are_per_resident(cloud: Cloud, monk
     assert await status("203.0.113.6") == 503  # another resident is not held back
     # A forged left part does not help: the hop the proxy added is what counts.
     assert await status("198.51.100.1, 203.0.113.5") == 429
+
+
+async def test_relay_frames_not_signed_by_the_cloud_are_refused(
+    make_config, run_box, cloud: Cloud
+) -> None:
+    """Probe finding: the feed's commands were signed, the relay's frames were not, so anyone
+    on a plain-http or unverified-TLS path could inject resident requests into the socket
+    (here: spend a resident's login code). Frames are signed now like the feed's answers
+    (the box's secret, bound to the socket's request, each id once, each time fresh); the
+    box refuses the rest, does nothing, and raises the critical alert the feed raises."""
+    from common import protocol as p
+    from common.relay import pack, signed_part
+
+    config = make_config(extra=FAST)
+    box, relay = await relayed(cloud, config, run_box)
+    base = api_url(box)
+    async with aiohttp.ClientSession() as lan:
+        code = await staff(lan, "POST", f"{base}/api/v1/portal/codes",
+                           json={"resident_id": "r-9", "name": "李叔", "building": "2"})
+    box_id = box.service("sync").client.ident.box_id
+    tunnel = cloud.app[CLOUD].relays.tunnels[box_id]  # the socket, as someone on its path
+    login = {"method": "POST", "path": "/r/login", "client": "203.0.113.9", "https": False,
+             "headers": [["content-type", "application/x-www-form-urlencoded"]]}
+    body = f"code={code['code']}".encode()
+
+    def signed(fid: int, ts: int, head: dict = login, payload: bytes = body) -> bytes:
+        frame = {**head, "id": fid, "ts": str(ts)}
+        frame["sig"] = p.sign_message(tunnel.secret, tunnel.subject,
+                                      signed_part(frame, payload), ts=frame["ts"],
+                                      nonce=str(fid))["sig"]
+        return pack(frame, payload)
+
+    now = int(time.time())
+    tampered = signed(900_001, now, payload=b"code=000000000000")[:-12] + body[-12:]
+    for frame in (pack({**login, "id": 900_000}, body),  # unsigned (an injected request)
+                  tampered,  # a signed frame with another body
+                  signed(900_002, now - 3600)):  # signed, but an hour old
+        await tunnel.ws.send_bytes(frame)
+    await wait_for(lambda: _true(relay.refused == 3), 10)
+    assert relay.served == 0  # nothing was replayed against the box
+
+    async def alerts() -> list:
+        return await box.store.run(lambda st: st.db.execute(
+            "SELECT level FROM alerts WHERE type = 'cloud_unsigned_command'").fetchall(),
+            box.store.sync)
+
+    assert await alerts() == [("critical",)]  # one alert, not one per frame
+    # a frame signed right is served once; the same frame again is a replay
+    good = signed(900_003, now, head={**login, "path": "/r/login", "method": "GET"},
+                  payload=b"")
+    await tunnel.ws.send_bytes(good)
+    await wait_for(lambda: _true(relay.served == 1), 10)
+    await tunnel.ws.send_bytes(good)
+    await wait_for(lambda: _true(relay.refused == 4), 10)
+    # the injected login did not spend the code: the resident still logs in with it
+    async with aiohttp.ClientSession() as lan:
+        async with lan.post(f"{base}/api/v1/portal/login", json={"code": code["code"]}) as r:
+            assert r.status == 200
+    # and the cloud's own frames still pass: a resident's page through the relay
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as phone:
+        async with phone.get(f"{cloud.url}/r/at/c1") as r:
+            assert r.status == 200 and "社区居民登录" in await r.text()
+    assert relay.refused == 4
