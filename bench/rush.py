@@ -491,7 +491,6 @@ def explain_visits(pipeline: FacePipeline, videos: dict[str, tuple[Path, dict[in
     grant. Per look of a slow visit: usable or the quality gate's reason, the score, the
     liveness state, the track (and the raw cosine to its last embedding: the tracker's
     appearance check), and which rule was not yet satisfied. ``recent``: FaceTracker.RECENT."""
-    from drivers.cameras.decode import AvVideo
     from edge.access.config import AccessConfig
     from edge.faces.openset import FaceTracker, Frame, iou
     from edge.faces.pipeline import Look
@@ -504,16 +503,13 @@ def explain_visits(pipeline: FacePipeline, videos: dict[str, tuple[Path, dict[in
     try:
         for cam in list(videos)[:n]:
             path, marks = videos[cam]
-            src, frames = AvVideo(str(path)), []
-            while (got := src.read())[0]:
-                frames.append(got[1].bgr())
-            src.release()
+            play = Playback(path)  # visits in order of their first frame: frames in order
             for idx, rid in sorted(marks.items()):
                 live = pipeline.liveness_tracker(frames=acc.liveness_frames)
                 tracks = FaceTracker(k, pipeline.cfg.visit_n)
                 box, current, rows, granted = None, None, [], None
                 for j in range(VISIT):
-                    img = frames[(idx + j) % len(frames)]
+                    img = play[idx + j]
                     rec = pipeline.look_many_sync([Look(img, box, scan=True, tracker=live,
                                                         scan_side=acc.scan_side)])[0]
                     if rec.face is None:
@@ -564,6 +560,7 @@ def explain_visits(pipeline: FacePipeline, videos: dict[str, tuple[Path, dict[in
                 if granted is None or granted > k:
                     slow.append({"camera": cam, "frame": idx, "resident": rid,
                                  "looks": granted, "per_look": rows})
+            play.close()
     finally:
         FaceTracker.RECENT = recent0
     return {"recent": recent, "looks_per_visit": looks_per_visit, "slow_visits": slow}
