@@ -23,6 +23,10 @@ whole pipeline, each door on its own) in the same run:
   reads fewer frames; over wall time the figure would shrink with the starvation), and over
   wall time as well; the relay boards run in this process too (~0);
 - idle cameras (an empty hallway recording) the same way.
+Fixed work first (CPU time, robust to the neighbours): one camera's recording through each
+design (``replay``), N doors on a virtual clock with the scheduler's rules and each camera's
+recording as its camera decodes it (``replay_doors``), and why any visit needs more than k
+looks (``explain_visits``: per look, usable or not, score, liveness, track, which rule).
 Load average (1 min) at each point's start and end: the machine is shared; a point measured
 under load from others is flagged ``noisy``. Prints readable lines, writes the PNG, then one
 JSON object on the LAST line.
