@@ -214,7 +214,7 @@ class Track:
     bbox: tuple[float, float, float, float]
     last_seen: float
     fusion: Fusion
-    emb: np.ndarray | None = None  # last usable embedding (appearance check)
+    recent: tuple[np.ndarray, ...] = ()  # last usable embeddings (appearance check)
     new: bool = True  # True on the frame that started it
     decided: bool = False  # an access event was recorded for this face
     last: Fused | None = None  # the fusion's verdict after its last usable frame
@@ -223,10 +223,19 @@ class Track:
 class FaceTracker:
     """Keeps one Fusion per face across frames: a box that overlaps the last box of a track
     (IoU >= min_iou) within max_gap_s continues it, unless the face itself changed (raw cosine
-    to the track's last embedding below ``same_person``: a second person stepping into the
-    same spot). Anything else starts a new track, so each person's approach is decided on its
-    own frames and leaves its own denied event.
+    below ``same_person`` to each of the track's last ``RECENT`` usable embeddings: a second
+    person stepping into the same spot). Anything else starts a new track, so each person's
+    approach is decided on its own frames and leaves its own denied event.
+
+    Why the last two, not only the last: one odd frame of the same person (a key frame of
+    the stream, the head at the far end of a turn) can fall below ``same_person`` against the
+    frame before while it is close to the one before that; splitting there threw away the
+    person's fusion and liveness and made them start over (bench/rush.py: one approach at
+    three of eight doors took 6 looks instead of 3, docs/access.md "Rush hour: why one door's
+    approaches needed 6 looks"). A new person is unlike both frames. The bar is unchanged.
     """
+
+    RECENT = 2  # usable embeddings per track the appearance check compares with (1: before)
 
     def __init__(self, k: int, n: int, *, min_iou: float = 0.3, max_gap_s: float = 1.0,
                  same_person: float = 0.35) -> None:
@@ -240,8 +249,8 @@ class FaceTracker:
         self.tracks = [t for t in self.tracks if now - t.last_seen <= self.max_gap_s]
         best = max(self.tracks, key=lambda t: iou(t.bbox, bbox), default=None)
         fresh = best is None or iou(best.bbox, bbox) < self.min_iou
-        if not fresh and emb is not None and best is not None and best.emb is not None:
-            fresh = float(best.emb @ emb) < self.same_person
+        if not fresh and emb is not None and best is not None and best.recent:
+            fresh = max(float(e @ emb) for e in best.recent) < self.same_person
             if fresh:
                 self.tracks.remove(best)
         if fresh or best is None:
@@ -252,7 +261,7 @@ class FaceTracker:
             best.new = False
         best.bbox, best.last_seen = bbox, now
         if emb is not None:
-            best.emb = emb
+            best.recent = (*best.recent, emb)[-self.RECENT:]
         return best
 
     def reset(self) -> None:

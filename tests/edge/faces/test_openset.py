@@ -65,6 +65,37 @@ def test_tracker_splits_a_second_person_in_the_same_spot() -> None:
     assert tr.update(box, 5.0, b).id not in (t1.id, t2.id, t3.id)  # gone too long
 
 
+def test_tracker_keeps_a_person_through_one_odd_frame() -> None:
+    """A frame unlike the one before but like the one before that (a key frame, the head at
+    the far end of a turn) is the same person: the track and its fusion go on. Someone
+    unlike both of the track's last frames still starts a new track (bench/rush.py: the
+    split cost one approach 6 looks instead of 3, docs/access.md)."""
+    e = np.eye(128, dtype=np.float32)
+    me, other = e[0], e[3]
+    back = _unit(e[0] + e[1])  # me, seen a little differently
+    odd = _unit(e[0] - 0.8 * e[1])  # me, but unlike ``back``
+    assert float(odd @ me) >= 0.35 and float(odd @ back) < 0.35 and float(other @ me) < 0.35
+    tr = FaceTracker(3, 5)
+    box = (100.0, 100.0, 150.0, 150.0)
+    t1 = tr.update(box, 0.0, me)
+    assert tr.update(box, 0.07, back) is t1
+    assert tr.update(box, 0.13, odd) is t1  # unlike the last frame, like the one before
+    t1.fusion.add(Frame("r1", 0.7, True))
+    assert tr.update(box, 0.2, me) is t1 and len(t1.fusion.window) == 1
+    # Someone else, unlike both of the track's last two frames: a new track.
+    t2 = tr.update(box, 0.27, other)
+    assert t2 is not t1 and t2.new
+    # The old rule (the last frame only) split on the odd frame.
+    FaceTracker.RECENT = 1
+    try:
+        old = FaceTracker(3, 5)
+        o1 = old.update(box, 0.0, me)
+        old.update(box, 0.07, back)
+        assert old.update(box, 0.13, odd) is not o1
+    finally:
+        FaceTracker.RECENT = 2
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
