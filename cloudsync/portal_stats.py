@@ -50,6 +50,7 @@ async def _rolled(storage, scope_path: str, group: str, since: str, until: str) 
     inner = totals_sql(
         ROLLUPS["reading_stats"], scope_path, since, until, by_community, args,
         grouped=group != "community", boxes=boxes, hourly=storage.hourly_rollups,
+        fine=storage.fine_rollups,
     )  # fmt: skip
     keys = {
         "content": ["t.content_id"],
