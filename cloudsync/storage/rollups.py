@@ -46,10 +46,6 @@ class Rollup:
     def width(self) -> int:
         return WIDTHS[self.period]
 
-    def count_sql(self, source: str) -> str:
-        """A partition's rows added to this table (the backfill, after deleting its periods)."""
-        return recount_sql(self, source, upsert=False)
-
     def hourly(self) -> Rollup:
         """The same sums per district and hour (migration 0009): the whole hours of a
         window's partial end days (no per-community rows)."""
@@ -566,10 +562,16 @@ async def _recount(conn: Any, row: Any, specs: list[Any]) -> None:
                 lo,
                 hi,
             )
+    # Plain inserts: the partition's periods were just emptied, and no upload can add to
+    # them while it is locked (other partitions hold other periods). A kind's roll-ups in one
+    # statement: one pass over the partition however many tables (the lock lasts that long).
+    rollups = [s for s in specs if isinstance(s, Rollup)]
+    for kind in dict.fromkeys(s.kind for s in rollups):
+        await conn.execute(recount_sql([s for s in rollups if s.kind == kind], row["part"],
+                                       upsert=False))  # fmt: skip
     for spec in specs:
-        # A plain insert: the partition's days were just emptied, and no upload can
-        # add to them while it is locked (other partitions hold other days).
-        await conn.execute(spec.count_sql(row["part"]))
+        if not isinstance(spec, Rollup):
+            await conn.execute(spec.count_sql(row["part"]))
 
 
 def _bounds(bound: str) -> tuple[str | None, str | None]:
