@@ -506,6 +506,17 @@ async def test_a_scoped_user_sees_only_their_areas_figures(
             want = {c: (2 * n, 1.5 * n) for (d, _, c), n in plan.items()
                     if token is None or d == "lixia"}  # fmt: skip
             assert got == want
+            # A page by reads, most first, then the rest of the listing from next_offset.
+            status, body = await cloud.call(
+                "GET", "/api/v1/ops/stats/reading?group=community&order=reads&limit=1", token
+            )
+            assert status == 200 and body["next_offset"] == 1, body
+            assert body["items"][0]["reads"] == max(r for r, _ in want.values())
+            status, rest = await cloud.call(
+                "GET", "/api/v1/ops/stats/reading?group=community&order=reads&offset=1", token
+            )
+            assert status == 200 and rest["next_offset"] is None
+            assert {r["community_id"] for r in body["items"] + rest["items"]} == set(want)
             status, body = await cloud.call("GET", "/api/v1/ops/stats/content?days=30", token)
             assert status == 200, body
             assert {a["community_id"]: a["plays"] for a in body["areas"]} == {
