@@ -125,9 +125,13 @@ def levels(spec: Rollup, by_community: bool, fine: bool = True) -> dict[int, Rol
 # city's 30-day plays, bench/stats100m.py). No JIT: the roll-up tables' row estimates (a
 # city's hours: 45,000 estimated, 7,000 read) put a 100-200 ms query over jit_above_cost, and
 # compiling it took ~60 ms of it.
+# No parallel workers either: these read at most ~100,000 pre-summed rows, and on a busy box
+# starting two workers cost more than they saved (the network's plays "the month before":
+# 70 ms waiting in Gather of a 200 ms plan, 87 ms without, bench/stats100m.py at 3 M rows).
 ROLLUP_SETTINGS = (
     "SELECT set_config('jit', 'off', true),"
-    " set_config('plan_cache_mode', 'force_custom_plan', true)"
+    " set_config('plan_cache_mode', 'force_custom_plan', true),"
+    " set_config('max_parallel_workers_per_gather', '0', true)"
 )
 
 
