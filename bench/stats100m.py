@@ -9,16 +9,18 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    (no Python per row; indexes dropped first and built afterwards, as a restore would), spread
    over the last 13 months, a fleet's mix by count: 50 % plays, 28 % access events, 15 %
    device health, 5 % portal reading stats, 1.5 % reports, 0.5 % alerts.
-2. ``measure``: migrations 0008-0009 applied to that database (timed: the roll-ups' and the
-   districts' backfills), then every list and statistics endpoint over loopback HTTP (aiohttp,
-   the real app), p50/p95 over ``--rounds`` calls each cycling through windows, for a network
-   admin, a city admin and a district admin, alternating call by call so every mode sees the
-   same machine: lists scoped by the records' district and by box ids
-   (``storage.districts = False``, before 0009); statistics from the roll-ups, from the daily
-   roll-ups alone (``storage.hourly_rollups = False``, before 0009) and from raw rows only
+2. ``measure``: migrations 0008-0010 applied to that database (timed: the roll-ups', the
+   districts' and the alert counts' backfills), then every list and statistics endpoint over
+   loopback HTTP (aiohttp, the real app), p50/p95 over ``--rounds`` calls each cycling through
+   windows, for a network admin, a city admin and a district admin, alternating call by call
+   so every mode sees the same machine: lists scoped by the records' district and by box ids
+   (``storage.districts = False``, before 0009), the overview's open critical alerts from the
+   counts and from the alert records (``storage.alert_counts = False``, before 0010);
+   statistics from the roll-ups, from the roll-ups before 0010 (``storage.fine_rollups =
+   False``: no 10-day blocks, no per-community hours) and from raw rows only
    (``storage.rollups = False``); answers compared; ``EXPLAIN (ANALYZE, BUFFERS)`` of each
-   query written to ``--plans``; then the upload path's speed without, with 0008's and with
-   0009's roll-up trigger (``--ingest``).
+   query written to ``--plans``; then the upload path's speed without a trigger, with 0009's
+   and with 0010's (``--ingest``). ``--only a,b`` measures those endpoints only.
 3. ``drop``: stop the cluster and delete it (disk is shared).
 
     .venv/bin/python bench/stats100m.py --phase all --rows 20000000 --rounds 12 --plans docs/x.txt
@@ -357,7 +359,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     now = datetime.fromisoformat(state["now"])
     out: dict[str, Any] = {"loadavg_start": os.getloadavg()}
     storage = await open_storage(db, migrate=False)
-    log("migrations 0008-0009 (tables, trigger, backfills) ...")
+    log("migrations 0008-0010 (tables, trigger, backfills) ...")
     t0 = time.monotonic()
     applied = await storage.migrate()
     took = time.monotonic() - t0
@@ -548,8 +550,9 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
 async def ingest(pg: PgCluster, records: int) -> dict[str, Any]:
     """What the roll-up trigger costs the upload path: storage.upload (500-record batches over
     1,000 boxes, the fleet's mix of kinds, ts now) into empty databases without (migration
-    0007), with the daily roll-ups (0008) and with the daily and hourly ones (0009),
-    A B C C B A to even out the machine's noise."""
+    0007), with 0009's trigger (daily, hourly, monthly) and with 0010's (also 10-day blocks,
+    per-community hours and 10-hour blocks, open critical alerts), A B C C B A to even out
+    the machine's noise."""
     from bench.console import generate as areas_1000
 
     dbs = {}
@@ -563,12 +566,14 @@ async def ingest(pg: PgCluster, records: int) -> dict[str, Any]:
     kinds = ["access_event"] * 12 + ["play_record"] * 20 + ["device_health"] * 6
     kinds += ["reading_stats"] * 2
     kinds.append("report")  # ~2.5 %: stamped with its district (0009)
+    kinds.append("alert")  # ~2.5 %: critical ones counted (0010)
     ts = datetime.now(UTC).isoformat()
     seqs = dict.fromkeys(range(1000), 0)
 
     def payload(k: str, seq: int) -> str:
         return json.dumps({"schema": f"qilu.v1.{k}", "decision": "granted", "method": "face",
-                           "content_id": f"ct-{seq % 50}", "duration_ms": 15000, "reads": 1})
+                           "content_id": f"ct-{seq % 50}", "duration_ms": 15000, "reads": 1,
+                           "level": "critical"})
 
     out: dict[str, list[float]] = {layout: [] for layout, _ in layouts}
     order = [layout for layout, _ in layouts]
