@@ -272,8 +272,9 @@ async def content_stats(request: web.Request, q: ContentStatsQuery, body: None) 
     items: dict[str, dict[str, Any]] = {}
     areas: dict[str, dict[str, Any]] = {}
     tables = [("content", items, "content_id"), ("community", areas, "community_id")]
-    if storage.rollups:  # the community table ranked and named in SQL (every community's
-        # totals would otherwise come here to be merged and sorted: 10,000 for a network)
+    ranked = storage.rollups and storage.fine_rollups  # (off: as before, for the bench)
+    if ranked:  # the community table ranked and named in SQL (every community's totals
+        # would otherwise come here to be merged and sorted: 10,000 for a network)
         totals, ranked = await asyncio.gather(
             storage.content_stats(within, since, "", communities=False),
             storage.content_top_communities(within, since, "", AREAS_SHOWN),
@@ -295,7 +296,7 @@ async def content_stats(request: web.Request, q: ContentStatsQuery, body: None) 
                         acc["play_s"] += int(r["ms"] or 0) / 1000
                     else:
                         acc[f] += int(r[f] or 0)
-    names = {} if storage.rollups else await storage.community_names(list(areas))
+    names = {} if ranked else await storage.community_names(list(areas))
     for cid, a in areas.items():
         a.setdefault("name", names.get(cid, cid))
     for table in (items, areas):

@@ -136,7 +136,9 @@ class StorageBase:
     # bench/stats100m.py turns it off to time the read over the alert records beside it.
     alert_counts = True
     alert_counts_table = False  # alert_counts exists (detect_schema)
-    fine_rollups = True  # statistics read 0010's blocks and per-community hours (bench: off)
+    # Statistics read 0010's blocks and per-community hours, the console ranks its community
+    # table in SQL, portal reading answers in pages (bench/stats100m.py: off = as before).
+    fine_rollups = True
 
     # --- backend primitives -------------------------------------------------------------
 

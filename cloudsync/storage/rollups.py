@@ -327,7 +327,8 @@ def totals_sql(
     # Whole-number sums as bigint: a numeric (what sum(bigint) gives) reaches Python as a
     # Decimal, and decoding 10,000 communities' took longer than the query.
     outer = ", ".join(["sum(u.n)::bigint AS n"] + [
-        f"sum(u.{c})" + ("::bigint" if t == "int" else "") + f" AS {c}" for c, _, t in spec.sums
+        f"sum(u.{c})" + ("::bigint" if t == "int" and fine else "") + f" AS {c}"
+        for c, _, t in spec.sums
     ])  # fmt: skip
     keys = ", ".join(["u.area"] + [f"u.{d}" for d in dims_kept])
     return (
