@@ -208,6 +208,62 @@ def split_levels(since: str, until: str, widths: tuple[int, ...]) -> list[tuple[
     return out + (split_levels(hi, until, finer) if hi != until else [])
 
 
+def _periods(source: str, lo: str, hi: str) -> int:
+    """How many periods of ``source`` a piece [lo, hi) spans (what reading it costs per
+    area); a raw piece (minutes) counts as one; an open bound as many."""
+    if source == "raw":
+        return 1
+    if not lo or not hi:
+        return 1000
+    n, at = 0, lo
+    while at < hi and n < 1000:
+        nxt = _ceil(at, WIDTHS[source])
+        if nxt is None:  # a gap that only odd stamps fall in ("2026-11" .. "2026-11-0")
+            return n + 1
+        at, n = nxt, n + 1
+    return n
+
+
+def split_signed(
+    since: str, until: str, widths: tuple[int, ...]
+) -> list[tuple[str, str, str, int]]:
+    """:func:`split_levels` with subtraction: (source, lo, hi, sign) pieces whose signed sums
+    hold exactly the window's records. Where a window starts (ends) inside a period, the
+    whole period minus its part before the window (after it) is read instead of the part
+    inside when that spans fewer periods: a window from the 2nd 12:40 reads the month minus
+    the 1st and the 2nd's first hours, not days 3-9 and three 10-day blocks. For sums only
+    (a count or sum taken out where the records have none gives 0 where the records give
+    NULL): the per-community figures, whose readers take NULL as 0."""
+    if not widths:
+        return [("raw", since, until, 1)]
+    w, finer = widths[0], widths[1:]
+    lo = since if len(since) <= w else _ceil(since, w)
+    hi = until if len(until) <= w else until[:w]
+    if lo is None or (lo and hi and lo >= hi):
+        return split_signed(since, until, finer)
+    src = SOURCES[w]
+
+    def cost(pieces: list[tuple[str, str, str, int]]) -> int:
+        return sum(_periods(x, a, b) for x, a, b, _ in pieces)
+
+    def minus(pieces: list[tuple[str, str, str, int]]) -> list[tuple[str, str, str, int]]:
+        return [(x, a, b, -sg) for x, a, b, sg in pieces]
+
+    out = split_signed(since, lo, finer) if lo != since else []
+    start = lo
+    if out and len(since) > w:  # the whole period since lies in, minus its part before
+        alt = minus(split_signed(since[:w], since, finer))
+        if cost(alt) + 1 < cost(out):
+            out, start = alt, since[:w]
+    end, tail = hi, split_signed(hi, until, finer) if hi != until else []
+    up = _ceil(until, w) if tail and len(until) > w else None
+    if up is not None:  # the whole period until lies in, minus its part after
+        alt = minus(split_signed(until, up, finer))
+        if cost(alt) + 1 < cost(tail):
+            end, tail = up, alt
+    return [*out, (src, start, end, 1), *tail]
+
+
 def split_hours(since: str, until: str) -> list[tuple[str, str, str]]:
     """Pieces for the district figures: whole days, whole hours of the end days, minutes."""
     return split_levels(since, until, (10, 13))
@@ -266,21 +322,25 @@ def totals_sql(
     q = Sql(args)
     depth = scope_depth(scope)
     tables: dict[int, Rollup] = {}
+    signed: list[tuple[str, str, str, int]]
     if by_boxes(scope, by_community) or (by_community and grouped and spec.dims):
         # A street or community: its boxes' records. Per community *and* group (the portal's
         # content x community table): the records too, the roll-ups do not keep that.
-        pieces = [("raw", since, until)]
+        signed = [("raw", since, until, 1)]
     elif not hourly:  # as before migration 0009, for benches
         days, ends = split_window(since, until)
-        pieces = ([("day", *days)] if days else []) + [("raw", lo, hi) for lo, hi in ends]
+        signed = ([("day", *days, 1)] if days else []) + [("raw", lo, hi, 1) for lo, hi in ends]
         tables = {10: spec}
     else:
         tables = levels(spec, by_community, fine)
-        pieces = split_levels(since, until, tuple(tables))
+        if by_community and fine:  # sums whose readers take NULL as 0: subtraction allowed
+            signed = split_signed(since, until, tuple(tables))
+        else:
+            signed = [(*p, 1) for p in split_levels(since, until, tuple(tables))]
     dims_kept = spec.dims if grouped else ()
     sums = [c for c, _, _ in spec.sums]
     parts = []
-    for source, lo, hi in pieces:
+    for source, lo, hi, sign in signed:
         if source == "raw":
             continue
         table = tables[WIDTHS[source]]
@@ -295,10 +355,12 @@ def totals_sql(
         if hi:
             conds.append(f"r.{table.period} < {q.arg(hi)}")
         area = "r.area" if by_community else 'NULL::text COLLATE "C"'
-        cols = ", ".join([f"r.{d}" for d in dims_kept] + ["r.n"] + [f"r.{c}" for c in sums])
+        neg = "" if sign > 0 else "-"
+        cols = ", ".join([f"r.{d}" for d in dims_kept] + [f"{neg}r.n AS n"]
+                         + [f"{neg}r.{c} AS {c}" for c in sums])  # fmt: skip
         where = " AND ".join(conds)
         parts.append(f"SELECT {area} AS area, {cols} FROM {table.table} r WHERE {where}")
-    for _, lo, hi in [p for p in pieces if p[0] == "raw"]:
+    for _, lo, hi, sign in [p for p in signed if p[0] == "raw"]:
         conds = [f"r.kind = '{spec.kind}'"]
         if lo:
             conds.append(f"r.ts >= {q.arg(lo)}")
@@ -319,8 +381,9 @@ def totals_sql(
         cast = {"int": "qilu_int", "float": "qilu_float"}
         cols = ", ".join(
             [f"(r.payload ->> '{d}') AS {d}" for d in dims_kept]
-            + ["1::bigint AS n"]
-            + [f"{cast[t]}(r.payload ->> '{f}') AS {c}" for c, f, t in spec.sums]
+            + [f"{sign}::bigint AS n"]
+            + [f"{'-' if sign < 0 else ''}{cast[t]}(r.payload ->> '{f}') AS {c}"
+               for c, f, t in spec.sums]
         )
         where = " AND ".join(conds)
         parts.append(f"SELECT {area} AS area, {cols} FROM records r{join} WHERE {where}")

@@ -31,6 +31,7 @@ from cloudsync.storage.rollups import (
     split_hours,
     split_levels,
     split_months,
+    split_signed,
     split_window,
     trigger_sql,
 )
@@ -147,6 +148,36 @@ def test_split_levels_reads_ten_day_and_ten_hour_blocks() -> None:
     assert split_levels("not a date", "2026-11-05T08", (9, 10, 12, 13)) == [
         ("raw", "not a date", "2026-11-05T08")
     ]
+
+
+def test_split_signed_counts_exactly_what_the_window_holds() -> None:
+    """Pieces with subtraction (the per-community figures): summed with their signs over any
+    stamps, dates or not, they count exactly the records the window holds."""
+    rnd = random.Random(7)
+    base = datetime(2026, 9, 25, tzinfo=UTC)
+    stamps = [iso(base + timedelta(minutes=rnd.randrange(90 * 24 * 60))) for _ in range(3000)]
+    stamps += ["not a date", "2026-11", "2026-11-3x", "2026-10-31T2", "2026-11-02T", "1970"]
+    widths = (7, 9, 10, 12, 13)
+
+    def holds(source: str, lo: str, hi: str, ts: str) -> bool:
+        key = ts if source == "raw" else ts[: {"month": 7, "tenday": 9, "day": 10,
+                                               "tenhour": 12, "hour": 13}[source]]  # fmt: skip
+        return (not lo or key >= lo) and (not hi or key < hi)
+
+    windows = [("2026-11-02T12:40:00+00:00", ""), ("2026-10-01T12:40", "2026-10-31T12:40"),
+               ("", "2026-11-02T05"), ("2026-10-31T23:59", "2026-11-01T00:01")]  # fmt: skip
+    for _ in range(200):
+        a, b = sorted(stamps[rnd.randrange(3000)] for _ in range(2))
+        windows.append((a[: rnd.choice([7, 9, 10, 13, 16, 32])], b))
+    took_away = 0
+    for since, until in windows:
+        pieces = split_signed(since, until, widths)
+        took_away += any(sign < 0 for *_, sign in pieces)
+        for ts in stamps:
+            want = (not since or ts >= since) and (not until or ts < until)
+            got = sum(sign for src, lo, hi, sign in pieces if holds(src, lo, hi, ts))
+            assert got == int(want), (since, until, ts, pieces)
+    assert took_away > 20  # the subtraction was taken, not only the plain pieces
 
 
 AREAS = [  # (id, level, parent)
