@@ -9,16 +9,18 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    (no Python per row; indexes dropped first and built afterwards, as a restore would), spread
    over the last 13 months, a fleet's mix by count: 50 % plays, 28 % access events, 15 %
    device health, 5 % portal reading stats, 1.5 % reports, 0.5 % alerts.
-2. ``measure``: migrations 0008-0009 applied to that database (timed: the roll-ups' and the
-   districts' backfills), then every list and statistics endpoint over loopback HTTP (aiohttp,
-   the real app), p50/p95 over ``--rounds`` calls each cycling through windows, for a network
-   admin, a city admin and a district admin, alternating call by call so every mode sees the
-   same machine: lists scoped by the records' district and by box ids
-   (``storage.districts = False``, before 0009); statistics from the roll-ups, from the daily
-   roll-ups alone (``storage.hourly_rollups = False``, before 0009) and from raw rows only
+2. ``measure``: migrations 0008-0010 applied to that database (timed: the roll-ups', the
+   districts' and the alert counts' backfills), then every list and statistics endpoint over
+   loopback HTTP (aiohttp, the real app), p50/p95 over ``--rounds`` calls each cycling through
+   windows, for a network admin, a city admin and a district admin, alternating call by call
+   so every mode sees the same machine: lists scoped by the records' district and by box ids
+   (``storage.districts = False``, before 0009), the overview's open critical alerts from the
+   counts and from the alert records (``storage.alert_counts = False``, before 0010);
+   statistics from the roll-ups, from the roll-ups before 0010 (``storage.fine_rollups =
+   False``: no 10-day blocks, no per-community hours) and from raw rows only
    (``storage.rollups = False``); answers compared; ``EXPLAIN (ANALYZE, BUFFERS)`` of each
-   query written to ``--plans``; then the upload path's speed without, with 0008's and with
-   0009's roll-up trigger (``--ingest``).
+   query written to ``--plans``; then the upload path's speed without a trigger, with 0009's
+   and with 0010's (``--ingest``). ``--only a,b`` measures those endpoints only.
 3. ``drop``: stop the cluster and delete it (disk is shared).
 
     .venv/bin/python bench/stats100m.py --phase all --rows 20000000 --rounds 12 --plans docs/x.txt
@@ -300,6 +302,9 @@ class Capture:
             setattr(PgConn, name, wrap)
 
 
+ROLLUP_ENDS = ("_daily", "_hourly", "_monthly", "_tenday", "_tenhour", "_counts")
+
+
 async def explain(conn: asyncpg.Connection, sql: str, args: tuple) -> tuple[list[str], dict]:
     plan = [r[0] for r in await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)]
     tables = sorted({m for line in plan for m in re.findall(r" on (\w+)", line)})
@@ -310,7 +315,7 @@ async def explain(conn: asyncpg.Connection, sql: str, args: tuple) -> tuple[list
                   "relations_read": len(tables),
                   "record_partitions": sorted(t for t in tables if t.startswith("records_")),
                   "rollup_tables": sorted(t for t in tables
-                                          if t.endswith(("_daily", "_hourly")))}  # fmt: skip
+                                          if t.endswith(ROLLUP_ENDS))}  # fmt: skip
 
 
 async def time_one(s: aiohttp.ClientSession, url: str, path: str, token: str) -> tuple[float, Any]:
@@ -322,12 +327,18 @@ async def time_one(s: aiohttp.ClientSession, url: str, path: str, token: str) ->
 
 
 def same_answer(name: str, a: Any, b: Any) -> bool | None:
-    """Whether both modes answered alike (lists compared as sets). None for the console's
+    """Whether both modes answered alike (lists compared as sets; a page with the head of the
+    whole listing). None for the console's
     content statistics: it keeps the top 200 items / 500 communities, and which of several
     tied at the cut it keeps depends on row order (tests/cloudsync/test_rollups.py compares
     the storage's full answers instead)."""
     if name.startswith("console_"):
         return None
+    if isinstance(a, dict) and "next_offset" in a and "next_offset" not in b:
+        # A page (portal reading since stats3) against the whole listing, both by their keys:
+        # the page is the listing's head.
+        b = {"items": b["items"][: len(a["items"])]}
+        a = {"items": a["items"]}
 
     def norm(x: Any) -> Any:
         if isinstance(x, dict):
@@ -354,14 +365,14 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     now = datetime.fromisoformat(state["now"])
     out: dict[str, Any] = {"loadavg_start": os.getloadavg()}
     storage = await open_storage(db, migrate=False)
-    log("migrations 0008-0009 (tables, trigger, backfills) ...")
+    log("migrations 0008-0010 (tables, trigger, backfills) ...")
     t0 = time.monotonic()
     applied = await storage.migrate()
     took = time.monotonic() - t0
     conn = await asyncpg.connect(db)
     try:
         backfills = {}
-        for table in ("rollup_backfill", "backfill_0009"):
+        for table in ("rollup_backfill", "backfill_0009", "backfill_0010"):
             if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
                 backfills[table] = await conn.fetch(
                     f"SELECT part, rows, seconds FROM {table} WHERE done_at IS NOT NULL"
@@ -369,7 +380,8 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                 )
         sizes = await conn.fetch(
             "SELECT c.relname, c.reltuples::bigint AS rows, pg_total_relation_size(c.oid) AS b"
-            " FROM pg_class c WHERE c.relname ~ '^(access|play|reading)_(daily|hourly)$'"
+            " FROM pg_class c WHERE c.relname ~ '^((access|play|reading)_"
+            "(daily|hourly|monthly|tenday|tenhour|leaf_hourly)|alert_counts)$'"
             " ORDER BY 1"
         )
         db_size = await conn.fetchval("SELECT pg_database_size(current_database())")
@@ -396,6 +408,10 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         "0009_hourly": part_summary(backfills.get("backfill_0009", []), False),
         # an UPDATE per partition, no lock against inserts:
         "0009_districts": part_summary(backfills.get("backfill_0009", []), True),
+        # 0010: SHARE lock per play / telemetry partition (blocks, per-community hours) and
+        # per alert partition (the open critical alerts, acknowledgements held too):
+        "0010_blocks": part_summary(backfills.get("backfill_0010", []), False),
+        "0010_alert_counts": part_summary(backfills.get("backfill_0010", []), True),
         "rollup_tables": {r["relname"]: {"rows": r["rows"], "mb": round(r["b"] / 1e6, 1)}
                           for r in sizes},
     }  # fmt: skip
@@ -420,11 +436,17 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     explains: dict[str, Any] = {}
     econn = await asyncpg.connect(db)
 
+    def chosen(paths: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in paths.items() if not args.only or k in args.only.split(",")}
+
     def set_mode(mode: str) -> None:
-        """new: this branch; daily: roll-ups without the hourly ones (before 0009); raw:
-        records only; boxes: lists scoped by box ids (before 0009)."""
+        """new: this branch; before: the code before 0010 (no blocks, no per-community hours,
+        open critical alerts read from the alert records); raw: records only; boxes: lists
+        scoped by box ids (before 0009)."""
         storage.rollups = mode != "raw"
-        storage.hourly_rollups = mode == "new"
+        storage.hourly_rollups = True
+        storage.fine_rollups = mode == "new"
+        storage.alert_counts = mode != "before"
         storage.districts = mode != "boxes"
 
     async def plan_of(label: str, path: str, token: str, mode: str) -> None:
@@ -434,7 +456,8 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
             await time_one(s, url, path, token)
         finally:
             cap.on = False
-        mine = [(q, a) for q, a in cap.seen if re.search(r"records|_daily|_hourly", q)]
+        mine = [(q, a) for q, a in cap.seen
+                if re.search(r"records|_daily|_hourly|_monthly|_ten|alert_counts", q)]  # fmt: skip
         for n, (q, a) in enumerate(mine):
             plan, info = await explain(econn, q, a)
             explains[f"{label} #{n}"] = info
@@ -445,29 +468,33 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     try:
         async with aiohttp.ClientSession() as s:
             for who, token in tokens.items():
-                for name, path in ({} if args.stats_only else list_paths(now)).items():
+                for name, path in ({} if args.stats_only else chosen(list_paths(now))).items():
                     ms, ms_old, same_list = [], [], []
                     for i in range(args.rounds):
                         # Alternating call by call: by district (new) and by box ids (old).
                         set_mode("new")
                         took, body_new = await time_one(s, url, path(i), token)
                         ms.append(took)
-                        if who != "network":  # the network has no scope filter either way
-                            set_mode("boxes")
+                        # The network has no scope filter either way; the overview compares
+                        # its open critical alerts from the counts with those from the records.
+                        old = "before" if name == "console_overview" else "boxes"
+                        if who != "network" or old == "before":
+                            set_mode(old)
                             took, body_old = await time_one(s, url, path(i), token)
                             ms_old.append(took)
                             same_list.append(strip_now(body_new) == strip_now(body_old))
                     set_mode("new")
                     timings[f"list {name} {who}"] = {
-                        **summary(ms), "by_box_ids": summary(ms_old) if ms_old else None,
+                        **summary(ms), "old": summary(ms_old) if ms_old else None,
+                        "old_mode": "alerts from the records" if old == "before" else "box ids",
                         "same_answer": all(same_list) if same_list else None,
                     }  # fmt: skip
                     await plan_of(f"list {name} {who}", path(0), token, "new")
                     if ms_old:
-                        await plan_of(f"list {name} {who} by box ids", path(0), token, "boxes")
+                        await plan_of(f"list {name} {who} before", path(0), token, old)
                     set_mode("new")
                     log(f"list {name} {who}: {timings[f'list {name} {who}']}")
-                for name, path in ({} if args.lists_only else stats_paths(now)).items():
+                for name, path in ({} if args.lists_only else chosen(stats_paths(now))).items():
                     ms_roll: list[float] = []
                     ms_daily: list[float] = []
                     ms_raw: list[float] = []
@@ -477,7 +504,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                         set_mode("new")
                         took, roll_body = await time_one(s, url, path(i), token)
                         ms_roll.append(took)
-                        set_mode("daily")
+                        set_mode("before")
                         took, daily_body = await time_one(s, url, path(i), token)
                         ms_daily.append(took)
                         same.append(same_answer(name, roll_body, daily_body))
@@ -489,11 +516,11 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                             _, roll_body = await time_one(s, url, path(i), token)
                             same.append(same_answer(name, roll_body, raw_body))
                     timings[f"stats {name} {who}"] = {
-                        "rollup": summary(ms_roll), "daily_only": summary(ms_daily),
+                        "rollup": summary(ms_roll), "before_0010": summary(ms_daily),
                         "raw": summary(ms_raw),
                         "same_answer": None if None in same else all(same),
                     }  # fmt: skip
-                    for mode, label in (("new", "rollup"), ("daily", "daily only"),
+                    for mode, label in (("new", "rollup"), ("before", "before 0010"),
                                         ("raw", "raw")):  # fmt: skip
                         await plan_of(f"stats {name} {who} {label}", path(0), token, mode)
                     set_mode("new")
@@ -508,13 +535,13 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     out["timings"] = timings
     out["explain"] = explains
     lists = [v["p95_ms"] for k, v in timings.items() if k.startswith("list ")] or [0]
-    old_lists = [v["by_box_ids"]["p95_ms"] for k, v in timings.items()
-                 if k.startswith("list ") and v["by_box_ids"]] or [0]  # fmt: skip
+    old_lists = [v["old"]["p95_ms"] for k, v in timings.items()
+                 if k.startswith("list ") and v["old"]] or [0]  # fmt: skip
     rolled = [v["rollup"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")] or [0]
-    daily = [v["daily_only"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")]
+    daily = [v["before_0010"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")]
     raw = [v["raw"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")] or [0]
-    out["worst_p95_ms"] = {"lists": max(lists), "lists_by_box_ids": max(old_lists),
-                           "stats_rollup": max(rolled), "stats_daily_only": max(daily or [0]),
+    out["worst_p95_ms"] = {"lists": max(lists), "lists_old": max(old_lists),
+                           "stats_rollup": max(rolled), "stats_before_0010": max(daily or [0]),
                            "stats_raw": max(raw)}  # fmt: skip
     out["answers_differ"] = sorted(k for k, v in timings.items() if v.get("same_answer") is False)
     out["over_target"] = sorted(
@@ -529,12 +556,13 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
 async def ingest(pg: PgCluster, records: int) -> dict[str, Any]:
     """What the roll-up trigger costs the upload path: storage.upload (500-record batches over
     1,000 boxes, the fleet's mix of kinds, ts now) into empty databases without (migration
-    0007), with the daily roll-ups (0008) and with the daily and hourly ones (0009),
-    A B C C B A to even out the machine's noise."""
+    0007), with 0009's trigger (daily, hourly, monthly) and with 0010's (also 10-day blocks,
+    per-community hours and 10-hour blocks, open critical alerts), A B C C B A to even out
+    the machine's noise."""
     from bench.console import generate as areas_1000
 
     dbs = {}
-    layouts = (("without", 7), ("daily", 8), ("daily_hourly", None))
+    layouts = (("without", 7), ("0009", 9), ("0010", None))
     for layout, upto in layouts:
         dbs[layout] = await pg.new_database()
         storage = await open_storage(dbs[layout], migrate=False)
@@ -544,12 +572,14 @@ async def ingest(pg: PgCluster, records: int) -> dict[str, Any]:
     kinds = ["access_event"] * 12 + ["play_record"] * 20 + ["device_health"] * 6
     kinds += ["reading_stats"] * 2
     kinds.append("report")  # ~2.5 %: stamped with its district (0009)
+    kinds.append("alert")  # ~2.5 %: critical ones counted (0010)
     ts = datetime.now(UTC).isoformat()
     seqs = dict.fromkeys(range(1000), 0)
 
     def payload(k: str, seq: int) -> str:
         return json.dumps({"schema": f"qilu.v1.{k}", "decision": "granted", "method": "face",
-                           "content_id": f"ct-{seq % 50}", "duration_ms": 15000, "reads": 1})
+                           "content_id": f"ct-{seq % 50}", "duration_ms": 15000, "reads": 1,
+                           "level": "critical"})
 
     out: dict[str, list[float]] = {layout: [] for layout, _ in layouts}
     order = [layout for layout, _ in layouts]
@@ -581,6 +611,7 @@ async def main() -> None:
     ap.add_argument("--ingest", type=int, default=200_000, help="Records for the ingest part.")
     ap.add_argument("--lists-only", action="store_true", help="Measure: the lists only.")
     ap.add_argument("--stats-only", action="store_true", help="Measure: the statistics only.")
+    ap.add_argument("--only", default="", help="Measure: these endpoints (names, comma-separated).")
     ap.add_argument("--migrate-only", action="store_true",
                     help="Measure: apply the migrations (timed) and stop.")  # fmt: skip
     args = ap.parse_args()

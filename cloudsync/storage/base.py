@@ -132,6 +132,13 @@ class StorageBase:
     # turns it off to time the box-id list beside it.
     districts = True
     district_column = False  # records.district exists (found by migrate / detect_schema)
+    # The overview reads open critical alerts from alert_counts (postgres 0010, sqlite 0008);
+    # bench/stats100m.py turns it off to time the read over the alert records beside it.
+    alert_counts = True
+    alert_counts_table = False  # alert_counts exists (detect_schema)
+    # Statistics read 0010's blocks and per-community hours, the console ranks its community
+    # table in SQL, portal reading answers in pages (bench/stats100m.py: off = as before).
+    fine_rollups = True
 
     # --- backend primitives -------------------------------------------------------------
 
@@ -252,3 +259,10 @@ class StorageBase:
         )
         async with self.tx() as c:
             self.district_column = (await c.fetchrow(sql))["n"] > 0  # type: ignore[index]
+            table = (
+                "SELECT count(*) AS n FROM information_schema.tables"
+                " WHERE table_name = 'alert_counts'"
+                if self.dialect == "postgres"
+                else "SELECT count(*) AS n FROM sqlite_master WHERE name = 'alert_counts'"
+            )
+            self.alert_counts_table = (await c.fetchrow(table))["n"] > 0  # type: ignore[index]

@@ -28,6 +28,7 @@ from cloudsync.storage.base import (
     utcnow,
 )
 from cloudsync.storage.feed import FEED_AFTER, FeedWake, Notified
+from cloudsync.storage.rollups import BACKFILLS
 from cloudsync.storage.rollups import backfill as backfill_rollups
 from common.protocol import UploadRecord
 
@@ -363,20 +364,21 @@ class PostgresStorage(Storage):
         return row
 
     async def migrate(self, upto: int | None = None) -> list[int]:
-        """Then count the rows stored before the daily roll-ups existed (migration 0008) and
-        before the hourly ones and the records' districts (0009), one partition per
+        """Then count the rows stored before the daily roll-ups existed (migration 0008),
+        before the hourly ones and the records' districts (0009) and before the 10-day blocks,
+        per-community hours and open critical alert counts (0010), one partition per
         transaction: see rollups.backfill."""
         applied = await super().migrate(upto)
         assert self.pool is not None, "storage not opened"
         async with self.pool.acquire() as conn:
-            for table, hourly in (("rollup_backfill", False), ("backfill_0009", True)):
+            for table in BACKFILLS:
                 if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
                     continue
                 # One backfill at a time across workers and hosts; the others wait for it,
                 # so no worker serves statistics from half-counted roll-ups.
                 await conn.execute("SELECT pg_advisory_lock(7008)")
                 try:
-                    await backfill_rollups(conn, log.info, table, hourly)
+                    await backfill_rollups(conn, log.info, table)
                 finally:
                     await conn.execute("SELECT pg_advisory_unlock(7008)")
         return applied

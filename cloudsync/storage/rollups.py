@@ -1,7 +1,10 @@
-"""Statistics from the roll-ups (PostgreSQL, migrations 0008-0009): whole days from the daily
+"""Statistics from the roll-ups (PostgreSQL, migrations 0008-0010): whole days from the daily
 tables, the whole hours of a window's partial end days from the hourly ones, the minutes at
-its ends from the records themselves; per-community figures read whole months from the monthly
-totals (no hourly rows per community). :func:`split_levels` cuts a window into those pieces.
+its ends from the records themselves; whole 10-day blocks (``ts[:9]``, migration 0010) from the
+ten-day tables. Per-community figures read whole months from the monthly totals, whole 10-day
+blocks, days, 10-hour blocks (``ts[:12]``) and hours from their per-community rows (0010), so a
+window reads a few rows per community instead of one per day. :func:`split_levels` cuts a
+window into those pieces.
 
 A roll-up row holds, per district (the first two levels of the box's area path), day
 (``substr(ts, 1, 10)``) and group (decision and method, content item), the count and sums of
@@ -9,6 +12,11 @@ one kind's records; plays and reading also per box area (community) and day with
 (``leaf``). A district reads its own rows, a city or the whole network sums its districts';
 a street or a community reads its few boxes' records; "per community" reads the leaf rows
 inside the scope. SQLite (the small install) keeps aggregating the records themselves.
+
+Open critical alerts are counted per box and month of the alert's ts (``alert_counts``,
+migration 0010), in the transaction that stores the alert, changes its acknowledgement state
+or drops its month: the console overview sums those rows instead of reading every critical
+alert ever stored.
 """
 
 from __future__ import annotations
@@ -29,12 +37,14 @@ class Rollup:
     dims: tuple[str, ...]  # payload fields kept as text columns of the same name
     sums: tuple[tuple[str, str, str], ...]  # (column, payload field, "int" | "float")
     per_community: bool  # also totals per box area and day, without the dims (leaf rows)
-    period: str = "day"  # its time column: "day" (ts[:10]), "hour" (ts[:13]), "month" (ts[:7])
+    # its time column: "month" (ts[:7]), "tenday" (ts[:9]), "day" (ts[:10]), "tenhour"
+    # (ts[:12]), "hour" (ts[:13])
+    period: str = "day"
     districts: bool = True  # rows per district (with the dims)
 
     @property
     def width(self) -> int:
-        return {"month": 7, "day": 10, "hour": 13}[self.period]
+        return WIDTHS[self.period]
 
     def hourly(self) -> Rollup:
         """The same sums per district and hour (migration 0009): the whole hours of a
@@ -48,6 +58,27 @@ class Rollup:
         by community), which read one row per community and day before."""
         return replace(self, table=self.table.replace("_daily", "_monthly"),
                        period="month", districts=False)  # fmt: skip
+
+    def tenday(self) -> Rollup:
+        """The same sums per 10-day block (``ts[:9]``: days 01-09, 10-19, 20-29, 30-31),
+        per district with the dims and per community (migration 0010): a 30-day window reads
+        ~2 blocks and the days at its ends instead of 30 days."""
+        return replace(self, table=self.table.replace("_daily", "_tenday"), period="tenday")
+
+    def tenhour(self) -> Rollup:
+        """Per-community totals per 10-hour block (``ts[:12]``: hours 00-09, 10-19, 20-23;
+        migration 0010): a window's partial end days per community."""
+        return replace(self, table=self.table.replace("_daily", "_tenhour"),
+                       period="tenhour", districts=False)  # fmt: skip
+
+    def leaf_hourly(self) -> Rollup:
+        """Per-community totals per hour (migration 0010): the hours at a window's ends that
+        no 10-hour block covers; the records then only for the minutes."""
+        return replace(self, table=self.table.replace("_daily", "_leaf_hourly"),
+                       period="hour", districts=False)  # fmt: skip
+
+
+WIDTHS = {"month": 7, "tenday": 9, "day": 10, "tenhour": 12, "hour": 13}
 
 
 ROLLUPS: dict[str, Rollup] = {
@@ -63,6 +94,28 @@ ROLLUPS: dict[str, Rollup] = {
 }  # fmt: skip
 HOURLY: dict[str, Rollup] = {k: r.hourly() for k, r in ROLLUPS.items()}
 MONTHLY: dict[str, Rollup] = {k: r.monthly() for k, r in ROLLUPS.items() if r.per_community}
+# Migration 0010: 10-day blocks (districts and communities), and per community 10-hour blocks
+# and hours; for the kinds with per-community figures (plays, reading). Door decisions have
+# no per-community figure and their district windows are already fast (docs/deploy.md).
+TENDAY: dict[str, Rollup] = {k: r.tenday() for k, r in ROLLUPS.items() if r.per_community}
+TENHOUR: dict[str, Rollup] = {k: r.tenhour() for k, r in ROLLUPS.items() if r.per_community}
+LEAF_HOURLY: dict[str, Rollup] = {
+    k: r.leaf_hourly() for k, r in ROLLUPS.items() if r.per_community
+}
+
+
+def levels(spec: Rollup, by_community: bool, fine: bool = True) -> dict[int, Rollup]:
+    """The tables a window of ``spec``'s kind reads, by the ts prefix length of their period,
+    coarsest first: per community (leaf rows) or per district. ``fine`` False: as before
+    migration 0010 (bench/stats100m.py times both)."""
+    k = spec.kind
+    if by_community:
+        out = {7: MONTHLY[k], 9: TENDAY[k], 10: spec, 12: TENHOUR[k], 13: LEAF_HOURLY[k]}
+    else:
+        out = {9: TENDAY[k], 10: spec, 13: HOURLY[k]} if k in TENDAY else {10: spec, 13: HOURLY[k]}
+    if not fine:
+        out = {w: t for w, t in out.items() if w in ((7, 10) if by_community else (10, 13))}
+    return out
 
 
 # Run before a roll-up query, in its transaction (one statement for both settings).
@@ -72,9 +125,13 @@ MONTHLY: dict[str, Rollup] = {k: r.monthly() for k, r in ROLLUPS.items() if r.pe
 # city's 30-day plays, bench/stats100m.py). No JIT: the roll-up tables' row estimates (a
 # city's hours: 45,000 estimated, 7,000 read) put a 100-200 ms query over jit_above_cost, and
 # compiling it took ~60 ms of it.
+# No parallel workers either: these read at most ~100,000 pre-summed rows, and on a busy box
+# starting two workers cost more than they saved (the network's plays "the month before":
+# 70 ms waiting in Gather of a 200 ms plan, 87 ms without, bench/stats100m.py at 3 M rows).
 ROLLUP_SETTINGS = (
     "SELECT set_config('jit', 'off', true),"
-    " set_config('plan_cache_mode', 'force_custom_plan', true)"
+    " set_config('plan_cache_mode', 'force_custom_plan', true),"
+    " set_config('max_parallel_workers_per_gather', '0', true)"
 )
 
 
@@ -101,12 +158,26 @@ def split_window(since: str, until: str) -> tuple[tuple[str, str] | None, list[t
     return (lo, hi), raw
 
 
-SOURCES = {7: "month", 10: "day", 13: "hour"}  # roll-up periods by their ts prefix's length
+SOURCES = {w: p for p, w in WIDTHS.items()}  # roll-up periods by their ts prefix's length
 
 
 def _ceil(ts: str, width: int) -> str | None:
-    """The first period of ``width`` (7 month, 10 day, 13 hour) after the one ``ts`` lies in
-    ("2026-10-31T09:17", 7 -> "2026-11"); None when ts does not start with one."""
+    """The first period of ``width`` (7 month, 9 ten days, 10 day, 12 ten hours, 13 hour)
+    after the one ``ts`` lies in ("2026-10-31T09:17", 7 -> "2026-11"; 9 -> "2026-11-0"; 12 ->
+    "2026-10-31T1"); None when ts does not start with one. Any later period keeps the pieces
+    exact; the next one keeps them few."""
+    if width in (9, 12):  # a block: the digit after a month ("2026-10-") or a day ("...T")
+        head, digit = ts[: width - 1], ts[width - 1 : width]
+        last, sep, parent = ("3", "-", 7) if width == 9 else ("2", "T", 10)
+        try:
+            datetime.strptime(head[:-1], "%Y-%m" if width == 9 else "%Y-%m-%d")
+        except ValueError:
+            return None
+        if head[-1] != sep or not "0" <= digit <= last:
+            return None
+        if digit < last:
+            return head + chr(ord(digit) + 1)
+        return f"{_ceil(head, parent)}{sep}0"
     fmt = {7: "%Y-%m", 10: "%Y-%m-%d", 13: "%Y-%m-%dT%H"}[width]
     try:
         start = datetime.strptime(ts[:width], fmt)
@@ -135,6 +206,62 @@ def split_levels(since: str, until: str, widths: tuple[int, ...]) -> list[tuple[
     out = split_levels(since, lo, finer) if lo != since else []
     out.append((SOURCES[w], lo, hi))
     return out + (split_levels(hi, until, finer) if hi != until else [])
+
+
+def _periods(source: str, lo: str, hi: str) -> int:
+    """How many periods of ``source`` a piece [lo, hi) spans (what reading it costs per
+    area); a raw piece (minutes) counts as one; an open bound as many."""
+    if source == "raw":
+        return 1
+    if not lo or not hi:
+        return 1000
+    n, at = 0, lo
+    while at < hi and n < 1000:
+        nxt = _ceil(at, WIDTHS[source])
+        if nxt is None:  # a gap that only odd stamps fall in ("2026-11" .. "2026-11-0")
+            return n + 1
+        at, n = nxt, n + 1
+    return n
+
+
+def split_signed(
+    since: str, until: str, widths: tuple[int, ...]
+) -> list[tuple[str, str, str, int]]:
+    """:func:`split_levels` with subtraction: (source, lo, hi, sign) pieces whose signed sums
+    hold exactly the window's records. Where a window starts (ends) inside a period, the
+    whole period minus its part before the window (after it) is read instead of the part
+    inside when that spans fewer periods: a window from the 2nd 12:40 reads the month minus
+    the 1st and the 2nd's first hours, not days 3-9 and three 10-day blocks. For sums only
+    (a count or sum taken out where the records have none gives 0 where the records give
+    NULL): the per-community figures, whose readers take NULL as 0."""
+    if not widths:
+        return [("raw", since, until, 1)]
+    w, finer = widths[0], widths[1:]
+    lo = since if len(since) <= w else _ceil(since, w)
+    hi = until if len(until) <= w else until[:w]
+    if lo is None or (lo and hi and lo >= hi):
+        return split_signed(since, until, finer)
+    src = SOURCES[w]
+
+    def cost(pieces: list[tuple[str, str, str, int]]) -> int:
+        return sum(_periods(x, a, b) for x, a, b, _ in pieces)
+
+    def minus(pieces: list[tuple[str, str, str, int]]) -> list[tuple[str, str, str, int]]:
+        return [(x, a, b, -sg) for x, a, b, sg in pieces]
+
+    out = split_signed(since, lo, finer) if lo != since else []
+    start = lo
+    if out and len(since) > w:  # the whole period since lies in, minus its part before
+        alt = minus(split_signed(since[:w], since, finer))
+        if cost(alt) + 1 < cost(out):
+            out, start = alt, since[:w]
+    end, tail = hi, split_signed(hi, until, finer) if hi != until else []
+    up = _ceil(until, w) if tail and len(until) > w else None
+    if up is not None:  # the whole period until lies in, minus its part after
+        alt = minus(split_signed(until, up, finer))
+        if cost(alt) + 1 < cost(tail):
+            end, tail = up, alt
+    return [*out, (src, start, end, 1), *tail]
 
 
 def split_hours(since: str, until: str) -> list[tuple[str, str, str]]:
@@ -184,33 +311,39 @@ def totals_sql(
     grouped: bool = True,
     boxes: list[str] | None = None,
     hourly: bool = True,
+    fine: bool = True,
 ) -> str:
     """SQL of rows (area, <dims>, n, <sums>) for the kind's records in scope and window:
     area is the community's path when ``by_community``, else NULL; one row per area and
     group (``grouped``: by the dims too, else the dims are left out). ``boxes``: the scope's
     box ids when :func:`by_boxes`. ``hourly`` False: the partial end days from the records
-    (before migration 0009; bench/stats100m.py times both)."""
+    (before migration 0009); ``fine`` False: without migration 0010's blocks and
+    per-community hours (bench/stats100m.py times them side by side)."""
     q = Sql(args)
     depth = scope_depth(scope)
+    tables: dict[int, Rollup] = {}
+    signed: list[tuple[str, str, str, int]]
     if by_boxes(scope, by_community) or (by_community and grouped and spec.dims):
         # A street or community: its boxes' records. Per community *and* group (the portal's
         # content x community table): the records too, the roll-ups do not keep that.
-        pieces = [("raw", since, until)]
-    elif by_community and hourly:  # whole months from the monthly totals, no hourly rows
-        pieces = split_months(since, until)
-    elif by_community or not hourly:  # (not hourly: as before migration 0009, for benches)
+        signed = [("raw", since, until, 1)]
+    elif not hourly:  # as before migration 0009, for benches
         days, ends = split_window(since, until)
-        pieces = ([("day", *days)] if days else []) + [("raw", lo, hi) for lo, hi in ends]
+        signed = ([("day", *days, 1)] if days else []) + [("raw", lo, hi, 1) for lo, hi in ends]
+        tables = {10: spec}
     else:
-        pieces = split_hours(since, until)
+        tables = levels(spec, by_community, fine)
+        if by_community and fine:  # sums whose readers take NULL as 0: subtraction allowed
+            signed = split_signed(since, until, tuple(tables))
+        else:
+            signed = [(*p, 1) for p in split_levels(since, until, tuple(tables))]
     dims_kept = spec.dims if grouped else ()
     sums = [c for c, _, _ in spec.sums]
     parts = []
-    for source, lo, hi in pieces:
+    for source, lo, hi, sign in signed:
         if source == "raw":
             continue
-        table = {"day": spec, "hour": HOURLY, "month": MONTHLY}[source]
-        table = table if isinstance(table, Rollup) else table[spec.kind]
+        table = tables[WIDTHS[source]]
         conds = ["r.leaf" if by_community else "NOT r.leaf"]
         if depth == DISTRICT and not by_community:
             conds.append(f"r.area = {q.arg(scope)}")
@@ -222,10 +355,12 @@ def totals_sql(
         if hi:
             conds.append(f"r.{table.period} < {q.arg(hi)}")
         area = "r.area" if by_community else 'NULL::text COLLATE "C"'
-        cols = ", ".join([f"r.{d}" for d in dims_kept] + ["r.n"] + [f"r.{c}" for c in sums])
+        neg = "" if sign > 0 else "-"
+        cols = ", ".join([f"r.{d}" for d in dims_kept] + [f"{neg}r.n AS n"]
+                         + [f"{neg}r.{c} AS {c}" for c in sums])  # fmt: skip
         where = " AND ".join(conds)
         parts.append(f"SELECT {area} AS area, {cols} FROM {table.table} r WHERE {where}")
-    for _, lo, hi in [p for p in pieces if p[0] == "raw"]:
+    for _, lo, hi, sign in [p for p in signed if p[0] == "raw"]:
         conds = [f"r.kind = '{spec.kind}'"]
         if lo:
             conds.append(f"r.ts >= {q.arg(lo)}")
@@ -246,12 +381,18 @@ def totals_sql(
         cast = {"int": "qilu_int", "float": "qilu_float"}
         cols = ", ".join(
             [f"(r.payload ->> '{d}') AS {d}" for d in dims_kept]
-            + ["1::bigint AS n"]
-            + [f"{cast[t]}(r.payload ->> '{f}') AS {c}" for c, f, t in spec.sums]
+            + [f"{sign}::bigint AS n"]
+            + [f"{'-' if sign < 0 else ''}{cast[t]}(r.payload ->> '{f}') AS {c}"
+               for c, f, t in spec.sums]
         )
         where = " AND ".join(conds)
         parts.append(f"SELECT {area} AS area, {cols} FROM records r{join} WHERE {where}")
-    outer = ", ".join(["sum(u.n)::bigint AS n"] + [f"sum(u.{c}) AS {c}" for c in sums])
+    # Whole-number sums as bigint: a numeric (what sum(bigint) gives) reaches Python as a
+    # Decimal, and decoding 10,000 communities' took longer than the query.
+    outer = ", ".join(["sum(u.n)::bigint AS n"] + [
+        f"sum(u.{c})" + ("::bigint" if t == "int" and fine else "") + f" AS {c}"
+        for c, _, t in spec.sums
+    ])  # fmt: skip
     keys = ", ".join(["u.area"] + [f"u.{d}" for d in dims_kept])
     return (
         f"SELECT {keys}, {outer}"
@@ -321,28 +462,71 @@ def recount_sql(
 
 
 def trigger_sql() -> str:
-    """The body of qilu_stats_rollup (migration 0009): each kind's hourly, daily and (per
-    community) monthly sums."""
+    """The body of qilu_stats_rollup (migration 0010): each kind's hourly, daily and (per
+    community) monthly sums, 10-day blocks, and per community 10-hour blocks and hours; then
+    the open critical alerts per box and month."""
+    later = (MONTHLY, TENDAY, TENHOUR, LEAF_HOURLY)
     built = "; ".join(
-        recount_sql([HOURLY[k], r, *([MONTHLY[k]] if k in MONTHLY else [])], "added")
+        recount_sql([HOURLY[k], r, *(t[k] for t in later if k in t)], "added")
         for k, r in ROLLUPS.items()
     )
-    return f"BEGIN {built}; RETURN NULL; END"
+    return f"BEGIN {built}; {ALERTS.count_sql('added', upsert=True)}; RETURN NULL; END"
 
 
-def of_class(cls: str, hourly: bool = True) -> list[Rollup]:
-    """The class's roll-ups: daily, then (``hourly``) those of migration 0009, hourly and
-    monthly."""
+@dataclass(frozen=True)
+class AlertCount:
+    """Open critical alerts per box and month of the alert's ts (``alert_counts``, migration
+    0010): an alert record of level critical whose acknowledgement is not closed. Stored
+    alerts add to it in the upload's trigger; an acknowledgement moving into or out of
+    "closed" moves it in its own statement (a row trigger on alert_acks); a month leaving the
+    records removes its rows. Kept per month so the backfill and retention can recount or
+    drop one partition's months, as the roll-ups do."""
+
+    table: str = "alert_counts"
+    period: str = "month"
+    cls: str = "alert"
+
+    def count_sql(self, source: str, where: str = "", sign: str = "+", upsert: bool = False) -> str:
+        sign = "" if sign == "+" else sign
+        return (
+            f"INSERT INTO alert_counts AS w (box_id, month, n) SELECT r.box_id,"
+            f" substr(r.ts, 1, 7), {sign}count(*) FROM {source} r LEFT JOIN alert_acks k"
+            " ON k.box_id = r.box_id AND k.seq = r.seq WHERE r.kind = 'alert'"
+            " AND r.payload ->> 'level' = 'critical' AND (k.state IS NULL OR k.state <> 'closed')"
+            f"{where} GROUP BY 1, 2 ORDER BY 1, 2"
+            + (" ON CONFLICT (box_id, month) DO UPDATE SET n = w.n + excluded.n" if upsert else "")
+        )
+
+
+ALERTS = AlertCount()
+
+
+def of_class(cls: str, level: int = 10) -> list[Any]:
+    """The class's roll-ups up to migration ``level``: daily (0008), hourly and monthly
+    (0009), 10-day blocks, per-community 10-hour blocks and hours, open critical alerts
+    (0010)."""
     daily = [r for r in ROLLUPS.values() if r.cls == cls]
-    later = [HOURLY[r.kind] for r in daily] + [MONTHLY[r.kind] for r in daily if r.kind in MONTHLY]
-    return daily + (later if hourly else [])
+    out: list[Any] = list(daily)
+    if level >= 9:
+        out += [HOURLY[r.kind] for r in daily] + [MONTHLY[r.kind] for r in daily
+                                                  if r.kind in MONTHLY]  # fmt: skip
+    if level >= 10:
+        out += [t[r.kind] for t in (TENDAY, TENHOUR, LEAF_HOURLY) for r in daily if r.kind in t]
+        out += [ALERTS] if cls == ALERTS.cls else []
+    return out
 
 
-async def forget_month(conn: Any, cls: str, lo: str, hi: str, hourly: bool = True) -> None:
+def added_by(cls: str, level: int) -> list[Any]:
+    """The tables migration ``level`` (8, 9, 10) added for the class: its backfill's."""
+    return of_class(cls, level)[len(of_class(cls, level - 1)) if level > 8 else 0 :]
+
+
+async def forget_month(conn: Any, cls: str, lo: str, hi: str) -> None:
     """A month of the class leaves the records (retention detaches it): its days and hours
-    leave the roll-ups in the same transaction. Exact: the month partition held every record
-    whose ts lies in [lo, hi), and those are the roll-ups' days and hours in [lo, hi)."""
-    for spec in of_class(cls, hourly):
+    leave the roll-ups (its open critical alerts the counts) in the same transaction. Exact:
+    the month partition held every record whose ts lies in [lo, hi), and those are the
+    roll-ups' periods in [lo, hi)."""
+    for spec in of_class(cls):
         await conn.execute(
             f"DELETE FROM {spec.table} WHERE {spec.period} >= $1 AND {spec.period} < $2", lo, hi
         )
@@ -352,21 +536,32 @@ async def forget_rows(conn: Any, cls: str, source: str, where: str, *args: Any) 
     """Records about to be deleted (``source`` ``where``, in the caller's transaction) taken
     out of the roll-ups, rows left at zero removed."""
     for spec in of_class(cls):
-        await conn.execute(recount_sql(spec, source, where, "-"), *args)
+        sql = (
+            spec.count_sql(source, where, "-", upsert=True)
+            if isinstance(spec, AlertCount)
+            else recount_sql(spec, source, where, "-")
+        )
+        await conn.execute(sql, *args)
         await conn.execute(f"DELETE FROM {spec.table} WHERE n = 0")
 
 
+BACKFILLS = {"rollup_backfill": 8, "backfill_0009": 9, "backfill_0010": 10}
+
+
 async def backfill(
-    conn: Any, say: Any = None, table: str = "rollup_backfill", hourly: bool = False
+    conn: Any, say: Any = None, table: str = "rollup_backfill"
 ) -> list[dict[str, Any]]:
     """Count the rows stored before migration 0008 (daily roll-ups, ``table``
-    rollup_backfill) or 0009 (hourly roll-ups and the list classes' districts, backfill_0009),
-    one partition per transaction. A partition counted into a roll-up is locked against
-    inserts (SHARE) while its days (hours) are recomputed, so uploads into it wait that long
-    (measured in bench/stats100m.py) and all others go on; a list class's partition has its
-    records' district filled in by an UPDATE, which holds no insert. Idempotent: a
-    partition's days are deleted and counted again from its rows; districts are filled where
-    missing. A run stopped halfway resumes at the first partition not done."""
+    rollup_backfill), 0009 (hourly roll-ups and the list classes' districts, backfill_0009)
+    or 0010 (10-day blocks, per-community hours and 10-hour blocks, open critical alerts,
+    backfill_0010), one partition per transaction. A partition counted into a roll-up is
+    locked against inserts (SHARE) while its periods are recomputed, so uploads into it wait
+    that long (measured in bench/stats100m.py) and all others go on (an alert partition also
+    holds acknowledgements for its few ms); a list class's partition has its records'
+    district filled in by an UPDATE, which holds no insert. Idempotent: a partition's periods
+    are deleted and counted again from its rows; districts are filled where missing. A run
+    stopped halfway resumes at the first partition not done."""
+    level = BACKFILLS[table]
     done = []
     parts = await conn.fetch(
         "SELECT f.part, p.relname AS parent, pg_get_expr(c.relpartbound, c.oid) AS bound"
@@ -376,17 +571,16 @@ async def backfill(
     )
     for row in parts:
         cls = row["parent"].removeprefix("records_")
-        daily = of_class(cls, False)
-        specs = of_class(cls)[len(daily) :] if hourly else daily  # 0009's tables, or 0008's
+        specs = added_by(cls, level)
         t0 = time.monotonic()
         async with conn.transaction():
-            if not specs:  # a list class (migration 0009): its records' district
+            if not specs and level == 9:  # a list class (migration 0009): its district
                 await conn.execute(
                     f"UPDATE {row['part']} r SET district = qilu_district(a.path) FROM boxes b"
                     " JOIN areas a ON a.id = b.community_id"
                     " WHERE b.id = r.box_id AND r.district IS NULL"
                 )
-            else:
+            elif specs:
                 await _recount(conn, row, specs)
             n = await conn.fetchval(  # the planner's estimate: a count would read it again
                 "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE relname = $1",
@@ -404,15 +598,18 @@ async def backfill(
         if say:
             say(f"{table}: {row['part']} ({n:,} rows, {took:.1f} s)")
     if done:  # planner statistics for the tables just filled
-        later = [*HOURLY.values(), *MONTHLY.values()]
-        tables = [r.table for r in (later if hourly else ROLLUPS.values())]
+        tables = sorted({t.table for c in ("access", "play", "telemetry", "alert")
+                         for t in added_by(c, level)})  # fmt: skip
         await conn.execute("ANALYZE " + ", ".join(tables))
     return done
 
 
-async def _recount(conn: Any, row: Any, specs: list[Rollup]) -> None:
-    """A partition's days (hours) of ``specs`` deleted and counted again from its rows."""
+async def _recount(conn: Any, row: Any, specs: list[Any]) -> None:
+    """A partition's periods of ``specs`` deleted and counted again from its rows."""
     await conn.execute(f"LOCK TABLE {row['part']} IN SHARE MODE")
+    if any(isinstance(s, AlertCount) for s in specs):
+        # An acknowledgement changed while its month is recounted would be counted by both.
+        await conn.execute("LOCK TABLE alert_acks IN SHARE MODE")
     if "DEFAULT" in row["bound"]:
         # Its days are those no month of the class covers.
         months = await conn.fetch(
@@ -437,10 +634,16 @@ async def _recount(conn: Any, row: Any, specs: list[Rollup]) -> None:
                 lo,
                 hi,
             )
+    # Plain inserts: the partition's periods were just emptied, and no upload can add to
+    # them while it is locked (other partitions hold other periods). A kind's roll-ups in one
+    # statement: one pass over the partition however many tables (the lock lasts that long).
+    rollups = [s for s in specs if isinstance(s, Rollup)]
+    for kind in dict.fromkeys(s.kind for s in rollups):
+        await conn.execute(recount_sql([s for s in rollups if s.kind == kind], row["part"],
+                                       upsert=False))  # fmt: skip
     for spec in specs:
-        # A plain insert: the partition's days were just emptied, and no upload can
-        # add to them while it is locked (other partitions hold other days).
-        await conn.execute(recount_sql(spec, row["part"], upsert=False))
+        if not isinstance(spec, Rollup):
+            await conn.execute(spec.count_sql(row["part"]))
 
 
 def _bounds(bound: str) -> tuple[str | None, str | None]:

@@ -24,7 +24,17 @@ from cloudsync.retention import (
     month_of,
 )
 from cloudsync.storage import open_storage
-from cloudsync.storage.rollups import split_hours, split_months, split_window, trigger_sql
+from cloudsync.storage.rollups import (
+    LEAF_HOURLY,
+    TENDAY,
+    TENHOUR,
+    split_hours,
+    split_levels,
+    split_months,
+    split_signed,
+    split_window,
+    trigger_sql,
+)
 from edge.sync.client import CloudClient
 from edge.sync.store import OutboxRow
 from tests.cloudsync.helpers import PgCluster, start_cloud
@@ -110,6 +120,66 @@ def test_split_months_reads_whole_months_from_the_monthly_totals() -> None:
     ]
 
 
+def test_split_levels_reads_ten_day_and_ten_hour_blocks() -> None:
+    # A network's "the month before" (per district): the first day's hours, the days to the
+    # 10th, two 10-day blocks, the 30th, the last day's hours, the minutes at both ends.
+    assert split_levels("2026-10-01T12:40:00+00:00", "2026-10-31T12:40:00+00:00",
+                        (9, 10, 13)) == [
+        ("raw", "2026-10-01T12:40:00+00:00", "2026-10-01T13"),
+        ("hour", "2026-10-01T13", "2026-10-02"), ("day", "2026-10-02", "2026-10-1"),
+        ("tenday", "2026-10-1", "2026-10-3"), ("day", "2026-10-3", "2026-10-31"),
+        ("hour", "2026-10-31", "2026-10-31T12"),
+        ("raw", "2026-10-31T12", "2026-10-31T12:40:00+00:00"),
+    ]
+    # Per community, "the last 29 days" on the 30th: hours to 20:00, the 10-hour block 20-23,
+    # the days to the 10th, then blocks to the month's end (the 30th-31st are one).
+    assert split_levels("2026-11-01T12:40:00+00:00", "", (7, 9, 10, 12, 13)) == [
+        ("raw", "2026-11-01T12:40:00+00:00", "2026-11-01T13"),
+        ("hour", "2026-11-01T13", "2026-11-01T2"), ("tenhour", "2026-11-01T2", "2026-11-02"),
+        ("day", "2026-11-02", "2026-11-1"), ("tenday", "2026-11-1", "2026-12"),
+        ("month", "2026-12", ""),
+    ]
+    # After the 30th-31st block comes the next month's first; a window from the 30th reads it
+    # by day (an odd stamp "2026-12-3 x" sorts before "2026-12-30"); no date: the records.
+    assert split_levels("2026-12-30", "2027-01-20", (9, 10)) == [
+        ("day", "2026-12-30", "2027-01-0"), ("tenday", "2027-01-0", "2027-01-2"),
+        ("day", "2027-01-2", "2027-01-20"),
+    ]
+    assert split_levels("not a date", "2026-11-05T08", (9, 10, 12, 13)) == [
+        ("raw", "not a date", "2026-11-05T08")
+    ]
+
+
+def test_split_signed_counts_exactly_what_the_window_holds() -> None:
+    """Pieces with subtraction (the per-community figures): summed with their signs over any
+    stamps, dates or not, they count exactly the records the window holds."""
+    rnd = random.Random(7)
+    base = datetime(2026, 9, 25, tzinfo=UTC)
+    stamps = [iso(base + timedelta(minutes=rnd.randrange(90 * 24 * 60))) for _ in range(3000)]
+    stamps += ["not a date", "2026-11", "2026-11-3x", "2026-10-31T2", "2026-11-02T", "1970"]
+    widths = (7, 9, 10, 12, 13)
+
+    def holds(source: str, lo: str, hi: str, ts: str) -> bool:
+        key = ts if source == "raw" else ts[: {"month": 7, "tenday": 9, "day": 10,
+                                               "tenhour": 12, "hour": 13}[source]]  # fmt: skip
+        return (not lo or key >= lo) and (not hi or key < hi)
+
+    windows = [("2026-11-02T12:40:00+00:00", ""), ("2026-10-01T12:40", "2026-10-31T12:40"),
+               ("", "2026-11-02T05"), ("2026-10-31T23:59", "2026-11-01T00:01")]  # fmt: skip
+    for _ in range(200):
+        a, b = sorted(stamps[rnd.randrange(3000)] for _ in range(2))
+        windows.append((a[: rnd.choice([7, 9, 10, 13, 16, 32])], b))
+    took_away = 0
+    for since, until in windows:
+        pieces = split_signed(since, until, widths)
+        took_away += any(sign < 0 for *_, sign in pieces)
+        for ts in stamps:
+            want = (not since or ts >= since) and (not until or ts < until)
+            got = sum(sign for src, lo, hi, sign in pieces if holds(src, lo, hi, ts))
+            assert got == int(want), (since, until, ts, pieces)
+    assert took_away > 20  # the subtraction was taken, not only the plain pieces
+
+
 AREAS = [  # (id, level, parent)
     ("cA", "city", None), ("cB", "city", None),
     ("dA1", "district", "cA"), ("dA2", "district", "cA"), ("dB1", "district", "cB"),
@@ -148,7 +218,7 @@ def records(rnd: random.Random, box: str, first_seq: int, n: int, old: datetime)
     out = []
     for seq in range(first_seq, first_seq + n):
         kind = rnd.choice(["access_event", "access_event", "play_record", "reading_stats",
-                           "device_health"])  # fmt: skip
+                           "device_health", "alert"])  # fmt: skip
         pick = rnd.random()
         if pick < 0.05:
             ts = rnd.choice(["1970-01-01T00:00:05+00:00", "not a date", "2099-06-01T00:00:00Z"])
@@ -167,6 +237,9 @@ def records(rnd: random.Random, box: str, first_seq: int, n: int, old: datetime)
                         "duration_ms": rnd.randrange(1000, 30000)}  # fmt: skip
             if rnd.random() < 0.1:
                 del payload["duration_ms"]
+        elif kind == "alert":
+            payload |= {"level": rnd.choice(["critical", "critical", "warning"]),
+                        "type": "urgent_report", "message": "燃气", "evidence": []}  # fmt: skip
         elif kind == "reading_stats":
             payload |= {"content_id": rnd.choice(["ct-1", "ct-2"]), "reads": rnd.randrange(5),
                         "new_readers": rnd.randrange(3), "acks": rnd.randrange(2),
@@ -235,6 +308,54 @@ async def assert_same(storage: Any) -> int:
     return sum(r["count"] for r in raw["access / .."])  # all access events, network-wide
 
 
+def straight_sql(spec: Any) -> str:
+    """A migration 0010 table's rows as a plain GROUP BY over the records (not the trigger's
+    statement): per district with the group and/or per community without it."""
+    w = spec.width
+    cast = {"int": "qilu_int", "float": "qilu_float"}
+    vals = "".join(f", {cast[t]}(r.payload ->> '{f}') AS {c}" for c, f, t in spec.sums)
+    src = (" FROM records r JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
+           f" WHERE r.kind = '{spec.kind}'")  # fmt: skip
+    parts = []
+    if spec.districts:
+        parts.append(f"SELECT qilu_district(a.path) AS area, false AS leaf, substr(r.ts, 1, {w})"
+                     f" AS p, r.payload ->> 'content_id' AS content_id{vals}{src}")  # fmt: skip
+    parts.append(f"SELECT a.path AS area, true AS leaf, substr(r.ts, 1, {w}) AS p,"
+                 f" NULL::text AS content_id{vals}{src}")  # fmt: skip
+    sums = "".join(f", sum(x.{c}) AS {c}" for c, _, _ in spec.sums)
+    union = " UNION ALL ".join(parts)
+    return (f"SELECT x.area, x.leaf, x.p, x.content_id, count(*) AS n{sums}"
+            f" FROM ({union}) x GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4")  # fmt: skip
+
+
+OPEN_CRITICAL = (
+    "SELECT r.box_id, substr(r.ts, 1, 7) AS month, count(*) AS n FROM records r"
+    " LEFT JOIN alert_acks k ON k.box_id = r.box_id AND k.seq = r.seq WHERE r.kind = 'alert'"
+    " AND r.payload ->> 'level' = 'critical' AND (k.state IS NULL OR k.state <> 'closed')"
+    " GROUP BY 1, 2 ORDER BY 1, 2"
+)
+
+
+def rounded(rows: list[Any]) -> list[tuple]:
+    return [tuple(round(v, 6) if isinstance(v, float) else v for v in r.values()) for r in rows]
+
+
+async def assert_0010_tables(storage: Any) -> int:
+    """Each table of migration 0010 holds what a straight count over the records gives (the
+    float sums rounded); the number of open critical alerts."""
+    async with storage.tx() as c:
+        for spec in [*TENDAY.values(), *TENHOUR.values(), *LEAF_HOURLY.values()]:
+            cols = ", ".join(["area", "leaf", spec.period, "content_id", "n",
+                              *(c for c, _, _ in spec.sums)])  # fmt: skip
+            kept = await c.c.fetch(f"SELECT {cols} FROM {spec.table} ORDER BY 1, 2, 3, 4")
+            raw = await c.c.fetch(straight_sql(spec))
+            assert len(raw) > 5 and rounded(kept) == rounded(raw), spec.table
+        kept = await c.c.fetch("SELECT box_id, month, n FROM alert_counts ORDER BY 1, 2")
+        raw = await c.c.fetch(OPEN_CRITICAL)
+    assert rounded(kept) == rounded(raw)
+    return sum(r["n"] for r in raw)
+
+
 async def test_rollups_answer_as_the_records_through_backfill_dupes_and_retention(
     pg_cluster: PgCluster, tmp_path: Path
 ) -> None:
@@ -255,12 +376,14 @@ async def test_rollups_answer_as_the_records_through_backfill_dupes_and_retentio
             await storage.upload(box, 1, sent[box])
         # Migrations 0008-0009: tables, trigger, then the rows above counted partition by
         # partition (daily, then hourly).
-        assert await storage.migrate() == [8, 9]
+        assert await storage.migrate() == [8, 9, 10]
         async with storage.tx() as c:
             left = await c.c.fetchval("SELECT count(*) FROM rollup_backfill WHERE done_at IS NULL")
         assert left == 0
         before = await assert_same(storage)
         assert before > 0
+        open_before = await assert_0010_tables(storage)  # backfilled from the rows above
+        assert open_before > 5
         # More uploads; a box resends a batch it had no answer for (nothing counted twice).
         for box in [*BOXES, "b9"]:
             more = records(rnd, box, 41, 30, old_dt)
@@ -270,6 +393,25 @@ async def test_rollups_answer_as_the_records_through_backfill_dupes_and_retentio
             assert again[:2] == (0, 30)
         total = await assert_same(storage)
         assert total > before
+        # Critical alerts closed (counted out), one of them reopened (back in), a warning
+        # closed (no change): each acknowledgement moves the counts in its own statement.
+        open_now = await assert_0010_tables(storage)
+        async with storage.tx() as c:
+            alerts = await c.fetch(
+                "SELECT box_id, seq, payload ->> 'level' AS level FROM records"
+                " WHERE kind = 'alert' ORDER BY box_id, seq"
+            )
+        crits = [a for a in alerts if a["level"] == "critical"]
+        assert len(crits) == open_now  # none closed yet
+        warning = next(a for a in alerts if a["level"] == "warning")
+        for a in [*crits[::3], warning]:
+            await storage.alert_ack(a["box_id"], a["seq"], "closed", None, "", "t")
+        assert await assert_0010_tables(storage) == open_now - len(crits[::3])
+        await storage.alert_ack(crits[0]["box_id"], crits[0]["seq"], "assigned", "x", "", "t")
+        await storage.alert_ack(crits[1]["box_id"], crits[1]["seq"], "acknowledged", "", "", "t")
+        open_now = open_now - len(crits[::3]) + 1
+        assert await assert_0010_tables(storage) == open_now
+
         # ... and one that arrived long ago with a ts of no month (the default partition).
         async with storage.tx() as c:
             await c.execute(
@@ -287,6 +429,7 @@ async def test_rollups_answer_as_the_records_through_backfill_dupes_and_retentio
         keep["access"] = ClassRetention(keep_days=60, export=False)
         keep["play"] = ClassRetention(keep_days=60, export=False)
         keep["telemetry"] = ClassRetention(keep_days=60, export=False)
+        keep["alert"] = ClassRetention(keep_days=60, export=False)
         steps = await maintain(
             storage, RetentionConfig(**keep, export_dir=tmp_path / "x"), progress=lambda s: None
         )
@@ -294,6 +437,9 @@ async def test_rollups_answer_as_the_records_through_backfill_dupes_and_retentio
         assert any(s.action == "purge" and s.table == "records_access_default" for s in steps)
         # The old month dropped, the row that arrived long ago purged: both gone from the figures.
         assert await assert_same(storage) == total - old_rows
+        assert any(s.action == "drop" and s.table == f"records_alert_p{old:%Y%m}" for s in steps)
+        # The dropped month's open critical alerts left the counts with it.
+        assert 0 < await assert_0010_tables(storage) < open_now
         async with storage.tx() as c:
             gone = await c.c.fetchval(
                 "SELECT count(*) FROM access_daily WHERE day >= $1 AND day < $2",
@@ -391,6 +537,17 @@ async def test_a_scoped_user_sees_only_their_areas_figures(
             want = {c: (2 * n, 1.5 * n) for (d, _, c), n in plan.items()
                     if token is None or d == "lixia"}  # fmt: skip
             assert got == want
+            # A page by reads, most first, then the rest of the listing from next_offset.
+            status, body = await cloud.call(
+                "GET", "/api/v1/ops/stats/reading?group=community&order=reads&limit=1", token
+            )
+            assert status == 200 and body["next_offset"] == 1, body
+            assert body["items"][0]["reads"] == max(r for r, _ in want.values())
+            status, rest = await cloud.call(
+                "GET", "/api/v1/ops/stats/reading?group=community&order=reads&offset=1", token
+            )
+            assert status == 200 and rest["next_offset"] is None
+            assert {r["community_id"] for r in body["items"] + rest["items"]} == set(want)
             status, body = await cloud.call("GET", "/api/v1/ops/stats/content?days=30", token)
             assert status == 200, body
             assert {a["community_id"]: a["plays"] for a in body["areas"]} == {
