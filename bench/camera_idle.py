@@ -416,6 +416,77 @@ def fixed_work(videos: dict[str, Path], decoders: list[str], rounds: int, loops:
     return out
 
 
+def face_drift() -> dict[str, Any]:
+    """What ``skip_loop_filter = all`` would cost the faces a door looks at: each resident of
+    bench/rush.py walks in (2.7 s of noisy empty hallway, then their approach) in H.264 at 2
+    Mbit/s, GOP 30, so the person appears 10 frames after a key frame and the next 20 frames
+    decode from references without deblocking. Per frame of the first 10 with the person:
+    the SFace similarity to their enrolment, decoded normally and with the filter skipped on
+    every frame (an upper bound for skipping it only while idle, which PyAV cannot switch on
+    an open decoder anyway)."""
+    from bench import rush
+    from edge.faces import weights
+    from edge.faces.config import FacesConfig
+    from edge.faces.pipeline import FacePipeline
+    from tests.edge.access.helpers import photo
+
+    pipeline = FacePipeline(FacesConfig(), weights.default_model_dir())
+    rng = np.random.default_rng(7)
+    arrive, looked = 40, 10
+    deltas: list[float] = []
+    per: dict[str, Any] = {}
+
+    def unit(v: np.ndarray) -> np.ndarray:
+        return v / np.linalg.norm(v)
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="qilu-drift-") as tmp:
+            for rid, (enrol_photo, shown) in rush.RESIDENTS.items():
+                img = photo(enrol_photo)
+                face = pipeline.detector.detect(img)[0]
+                ref = pipeline.analyse_sync(synthetic.door_frame(img, face, 220, rush.SIZE),
+                                            max_faces=1).faces[0].embedding
+                assert ref is not None
+                walk_img = photo(shown)
+                walk_face = pipeline.detector.detect(walk_img)[0]
+                approach = synthetic.approach(walk_img, walk_face, 30, rush.SIZE)
+                frames = camera_scene(rush.SIZE, arrive, seed=3) + [
+                    np.clip(f + rng.normal(0, 2, f.shape), 0, 255).astype(np.uint8)
+                    for f in approach[:looked + 5]]
+                video = write_h264(Path(tmp) / f"{rid}.mp4", frames, FPS, 2_000_000)
+                sims: dict[str, list[float | None]] = {}
+                for design in ("pyav", "pyav_skiplf"):
+                    src = open_source(video, design)
+                    out: list[float | None] = []
+                    k = 0
+                    while True:
+                        ok, pic = src.read()
+                        if not ok:
+                            break
+                        if arrive <= k < arrive + looked:
+                            faces = pipeline.analyse_sync(pic.bgr(), max_faces=1).faces
+                            emb = faces[0].embedding if faces else None
+                            out.append(None if emb is None else
+                                       round(float(unit(emb) @ unit(ref)), 4))
+                        k += 1
+                    src.release()
+                    sims[design] = out
+                d = [b - a for a, b in zip(sims["pyav"], sims["pyav_skiplf"], strict=True)
+                     if a is not None and b is not None]
+                deltas += d
+                per[rid] = {**sims, "mean_delta": round(float(np.mean(d)), 4) if d else None}
+    finally:
+        pipeline.close()
+    res = {"frames_compared": len(deltas), "per_resident": per,
+           "mean_delta": round(float(np.mean(deltas)), 4) if deltas else None,
+           "worst_delta": round(float(min(deltas)), 4) if deltas else None,
+           "mean_abs_delta": round(float(np.mean(np.abs(deltas))), 4) if deltas else None}
+    print(f"face drift with skip_loop_filter: similarity change mean {res['mean_delta']}, "
+          f"worst {res['worst_delta']}, mean |change| {res['mean_abs_delta']} over "
+          f"{res['frames_compared']} frames")
+    return res
+
+
 # --- 3. live ---------------------------------------------------------------------------------
 
 
@@ -474,6 +545,8 @@ async def main() -> None:
     ap.add_argument("--live-videos",
                     default="flat_720p_mp4v,camera_720p_h264,substream_640x360_h264")
     ap.add_argument("--no-live", action="store_true", help="skip the real box part")
+    ap.add_argument("--face-drift", action="store_true",
+                    help="measure what skip_loop_filter does to face similarity")
     args = ap.parse_args()
     logging.basicConfig(level=logging.ERROR)
     designs = args.designs.split(",")
@@ -486,6 +559,8 @@ async def main() -> None:
         if args.decoders:
             res["decode"] = fixed_work(videos, args.decoders.split(","), args.rounds,
                                        args.loops)
+        if args.face_drift:
+            res["skip_loop_filter_face_drift"] = face_drift()
         if not args.no_live:
             res["live"] = {name: await live(videos[name], designs, args.live_cameras,
                                             args.live_seconds, args.live_rounds)
