@@ -227,7 +227,8 @@ async def door_wait(cam: CameraDriver, seconds: float, n: int, arrive: int) -> d
     """An idle door's loop (edge/access/service.py ``_watch_tracked`` with nobody in view):
     wait for a frame, gate it, and at the first frame that moved look at it (``image``),
     then stay awake ``HOLD_S`` after the last motion. Counts wake-ups and the look's latency,
-    and the CPU (this process, all threads) and wake-ups while idle only."""
+    and the CPU (this process, all threads: the reader's decode and gate, the loop's wake-ups
+    and gate) and wake-ups while idle only."""
     gate = MotionGate(strided=True)
     period = 1.0 / FPS
     wakes = idle_wakes = 0
@@ -236,13 +237,14 @@ async def door_wait(cam: CameraDriver, seconds: float, n: int, arrive: int) -> d
     late: list[int] = []
     last, active_until = -1, 0.0
     t_end = time.monotonic() + seconds
+    idle_since: tuple[float, float] | None = None  # (process, wall) time an idle turn began
     while (left := t_end - time.monotonic()) > 0:
         idle = time.monotonic() > active_until
-        c0, t0 = time.process_time(), time.monotonic()
+        if idle_since is not None:  # the last turn was idle throughout: wait + gate
+            idle_cpu += time.process_time() - idle_since[0]
+            idle_wall += time.monotonic() - idle_since[1]
+        idle_since = (time.process_time(), time.monotonic()) if idle else None
         f = await cam.next_frame(last, min(2.0, left), motion=THRESHOLD if idle else None)
-        if idle:  # (up to the wake-up: what waiting costs, reader thread included)
-            idle_cpu += time.process_time() - c0
-            idle_wall += time.monotonic() - t0
         if f is None:
             continue
         wakes += 1
@@ -251,6 +253,10 @@ async def door_wait(cam: CameraDriver, seconds: float, n: int, arrive: int) -> d
         if moved < THRESHOLD:
             idle_wakes += idle
             continue
+        if idle_since is not None:  # woken by motion: the wait was idle, the look is not
+            idle_cpu += time.process_time() - idle_since[0]
+            idle_wall += time.monotonic() - idle_since[1]
+            idle_since = None
         i = (f.seq - 1) % n  # the recording's frame (the file loops; seq counts every frame)
         if idle and arrive <= i:  # the first look at someone walking in
             f.image  # noqa: B018  (the look starts with the BGR frame)
