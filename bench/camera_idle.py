@@ -510,7 +510,7 @@ async def live(video: Path, designs: list[str], cameras: int, seconds: float, ro
     try:
         with tempfile.TemporaryDirectory(prefix="qilu-idle-") as tmp_s:
             tmp = Path(tmp_s)
-            videos = {f"cam-{i}": (video, {}) for i in range(cameras)}
+            videos: dict[str, tuple[Path, dict]] = {f"cam-{i}": (video, {}) for i in range(cameras)}
             floor = await rush.run_point(tmp, pipeline, videos, 0, False, seconds)
             base = floor["process_cpu_pct"]
             out["box_without_cameras_cpu_pct"] = base
