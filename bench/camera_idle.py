@@ -537,12 +537,58 @@ async def live(video: Path, designs: list[str], cameras: int, seconds: float, ro
     return out
 
 
+async def door(designs: list[str], seconds: float, rounds: int) -> dict[str, Any]:
+    """The real door, waking from idle: the real box with one door camera whose recording is
+    bench/rush.py's residents walking up one after another, each after ``EMPTY`` of empty
+    hallway (longer than ``active_hold_s``, so the door is idle when each comes; in rush.py's
+    own recordings a door never goes idle between visits). Face appears -> coil on at the
+    pymodbus board, per design (bench/rush.py ``run_point``)."""
+    from bench import rush
+    from edge.faces import weights
+    from edge.faces.config import FacesConfig
+    from edge.faces.pipeline import FacePipeline
+
+    empty_frames = int((AccessConfig().active_hold_s + 2.0) * FPS)
+    pipeline = FacePipeline(FacesConfig(), weights.default_model_dir())
+    out: dict[str, Any] = {"seconds": seconds, "empty_s_between_visits": empty_frames / FPS}
+    try:
+        with tempfile.TemporaryDirectory(prefix="qilu-idle-door-") as tmp_s:
+            tmp = Path(tmp_s)
+            clips = rush.approaches(pipeline)
+            empty = synthetic.hallway(rush.SIZE)
+            frames: list[np.ndarray] = []
+            marks: dict[int, str] = {}
+            for rid, clip in clips.items():
+                frames += [empty] * empty_frames
+                marks[len(frames)] = rid
+                frames += clip
+            video = tmp / "door.mp4"
+            rush.write_video(video, frames)
+            videos: dict[str, tuple[Path, dict]] = {"cam-0": (video, marks)}
+            runs: dict[str, list[dict]] = {d: [] for d in designs if d != "opencv"}
+            for design in rotations(list(runs), rounds):
+                with design_code(design):
+                    p = await rush.run_point(tmp, pipeline, videos, 1, False, seconds)
+                runs[design].append(p)
+                print(f"door {design}: face -> coil {p['face_to_coil_ms']}, missed "
+                      f"{p['missed_visits']}, load {p['loadavg_start']}->{p['loadavg_end']}")
+            for d, ps in runs.items():
+                out[d] = {"face_to_coil_ms": [p["face_to_coil_ms"] for p in ps],
+                          "p50_median": median_of([p["face_to_coil_ms"] for p in ps], "p50"),
+                          "visits": sum(p["visits"] for p in ps),
+                          "missed": sum(p["missed_visits"] for p in ps),
+                          "loadavg": [[p["loadavg_start"], p["loadavg_end"]] for p in ps]}
+    finally:
+        pipeline.close()
+    return out
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--designs", default="new,previous",
                     help="of new,previous,opencv (wake and live parts)")
     ap.add_argument("--rounds", type=int, default=2, help="A B B A pairs per design")
-    ap.add_argument("--wake-seconds", type=float, default=12.0, help="per wake run")
+    ap.add_argument("--wake-seconds", type=float, default=12.0, help="per wake run (0: skip)")
     ap.add_argument("--decoders", default="pyav,opencv",
                     help="of pyav,opencv,pyav_slice2,pyav_frame2,pyav_skiplf,pyav_fast "
                          "('' to skip)")
@@ -553,6 +599,8 @@ async def main() -> None:
     ap.add_argument("--live-videos",
                     default="flat_720p_mp4v,camera_720p_h264,substream_640x360_h264")
     ap.add_argument("--no-live", action="store_true", help="skip the real box part")
+    ap.add_argument("--door-seconds", type=float, default=0.0,
+                    help="the real door waking from idle, face -> coil (0: skip; ~30)")
     ap.add_argument("--face-drift", action="store_true",
                     help="measure what skip_loop_filter does to face similarity")
     args = ap.parse_args()
@@ -562,19 +610,22 @@ async def main() -> None:
                            "loadavg_at_start": load()}
     with tempfile.TemporaryDirectory(prefix="qilu-idle-rec-") as tmp:
         videos = recordings(Path(tmp))
-        res["wake"] = await wake(walk_recordings(Path(tmp)), designs, args.rounds,
-                                 args.wake_seconds)
+        if args.wake_seconds:
+            res["wake"] = await wake(walk_recordings(Path(tmp)), designs, args.rounds,
+                                     args.wake_seconds)
         if args.decoders:
             res["decode"] = fixed_work(videos, args.decoders.split(","), args.rounds,
                                        args.loops)
         if args.face_drift:
             res["skip_loop_filter_face_drift"] = face_drift()
+        if args.door_seconds:
+            res["door"] = await door(designs, args.door_seconds, args.rounds)
         if not args.no_live:
             res["live"] = {name: await live(videos[name], designs, args.live_cameras,
                                             args.live_seconds, args.live_rounds)
                            for name in args.live_videos.split(",")}
     met: dict[str, Any] = {}
-    for name, w in res["wake"].items():
+    for name, w in res.get("wake", {}).items():
         met[f"wake_{name}_idle_le_2pct"] = (w["new"]["idle_cpu_pct_of_one_core"] or 99) <= 2
         if "previous" in w and w["new"]["first_look_ms_p50"] is not None:
             # (p95, not the worst: on a loaded machine one starved turn of the loop makes a
