@@ -571,12 +571,14 @@ async def door(designs: list[str], seconds: float, rounds: int) -> dict[str, Any
                     p = await rush.run_point(tmp, pipeline, videos, 1, False, seconds)
                 runs[design].append(p)
                 print(f"door {design}: face -> coil {p['face_to_coil_ms']}, missed "
-                      f"{p['missed_visits']}, load {p['loadavg_start']}->{p['loadavg_end']}")
+                      f"{p['missed_visits']}, load {p['loadavg_start']}->{p['loadavg_end']}, "
+                      f"where the time went {p['where_the_time_went']}")
             for d, ps in runs.items():
                 out[d] = {"face_to_coil_ms": [p["face_to_coil_ms"] for p in ps],
                           "p50_median": median_of([p["face_to_coil_ms"] for p in ps], "p50"),
                           "visits": sum(p["visits"] for p in ps),
                           "missed": sum(p["missed_visits"] for p in ps),
+                          "where_the_time_went": [p["where_the_time_went"] for p in ps],
                           "loadavg": [[p["loadavg_start"], p["loadavg_end"]] for p in ps]}
     finally:
         pipeline.close()
