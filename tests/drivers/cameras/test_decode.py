@@ -197,3 +197,77 @@ async def test_http_mjpeg_stream_through_the_rtsp_driver() -> None:
     finally:
         await cam.stop()
         await runner.cleanup()
+
+
+def walk_in(n: int, arrive: int) -> list[np.ndarray]:
+    """``arrive`` frames of an empty (noisy) hallway, then someone walking across it."""
+    frames = hallway(n, seed=5)
+    for i in range(arrive, n):
+        x = 40 + (i - arrive) * 25
+        cv2.rectangle(frames[i], (x, 80), (x + 90, 330), (20, 20, 20), -1)  # dark coat
+    return frames
+
+
+async def test_idle_camera_wakes_its_waiter_only_for_motion(tmp_path: Path) -> None:
+    """An idle door waits with ``next_frame(..., motion=t)``: the reader thread runs the gate,
+    so the quiet frames are never handed to the event loop, while every frame of someone
+    walking in is, starting with the very frame they appear on."""
+    n, arrive = 30, 18
+    video = write_h264(tmp_path / "walk.mp4", walk_in(n, arrive), fps=30)
+    cam = make_camera("file", path=str(video))
+    await cam.start()
+    try:
+        await wait_state(cam, "online", 5)
+        handed, last, t0 = [], -1, time.monotonic()
+        first = cam.status()["frames"]
+        while time.monotonic() - t0 < 2.5:  # bounded: ~2.5 loops of the 1 s file
+            f = await cam.next_frame(last, 2.0, motion=0.01)
+            assert f is not None
+            handed.append(f)
+            last = f.seq
+        published = cam.status()["frames"] - first
+    finally:
+        await cam.stop()
+    index = [(f.seq - 1) % n for f in handed]  # the file's frame each one is
+    moving = {0, *range(arrive, n)}  # the walk, and the jump back to empty at the loop
+    assert published >= 60 and len(handed) < published * 0.6, (len(handed), published)
+    # Not one quiet frame reached the loop, after the first the gate scored (1.0: nothing to
+    # compare it with, so a door looks once, as before).
+    assert handed[0].motion == 1.0
+    handed, index = handed[1:], index[1:]
+    assert all(i in moving for i in index), index
+    assert all(f.motion is not None and f.motion >= 0.01 for f in handed)
+    assert not any(f.converted for f in handed)  # the gate read luma only
+    # Each pass of the walk is handed from the frame the person appears on, no later.
+    # (after the loop's jump back to the empty hallway, frame 0, the next one handed over)
+    after_empty = [index[k + 1] for k in range(len(index) - 1) if index[k] == 0]
+    assert len(after_empty) >= 2 and set(after_empty) == {arrive}, index
+
+
+async def test_quiet_camera_hands_a_heartbeat_only(tmp_path: Path) -> None:
+    """Nothing moves: the waiter gets the latest frame once per ``limit_s`` (liveness), while
+    a consumer that waits for any frame still gets every one."""
+    video = write_h264(tmp_path / "quiet.mp4", hallway(30, seed=6), fps=30)
+    cam = make_camera("file", path=str(video))
+    await cam.start()
+    try:
+        await wait_state(cam, "online", 5)
+        f = await cam.next_frame(-1, 2.0, motion=0.01)  # turns the gate on; scores 1.0
+        assert f is not None
+        quiet, last, t0 = [], f.seq, time.monotonic()
+        while time.monotonic() - t0 < 1.3:  # bounded
+            f = await cam.next_frame(last, 0.4, motion=0.01)
+            if f is not None:
+                quiet.append(f)
+                last = f.seq
+        every, t0 = [], time.monotonic()
+        while time.monotonic() - t0 < 0.5:
+            f = await cam.next_frame(last, 2.0)
+            assert f is not None
+            every.append(f)
+            last = f.seq
+    finally:
+        await cam.stop()
+    assert 2 <= len(quiet) <= 4, [q.motion for q in quiet]  # ~1.3 s / 0.4 s heartbeats
+    assert all(q.motion is not None and q.motion < 0.01 for q in quiet)
+    assert len(every) >= 10  # 30 fps: every frame to a plain waiter
