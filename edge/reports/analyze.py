@@ -108,11 +108,11 @@ class Analyzer:
         text = text.strip()
         m = self.model()
         idx = m.index(m.featurize(text))
-        p = m.proba("emergency", idx)["yes"]
+        p = m.p_emergency(idx)
         p_window = 0.0
         for w in emergency.windows(text):
             wi = m.index(m.featurize(w))
-            p_window = max(p_window, (m.proba("emergency", wi)["yes"]
+            p_window = max(p_window, (m.p_emergency(wi)
                                       + m.proba("urgency", wi)["immediate"]) / 2)
         a = combine(
             text, m.proba("category", idx), m.proba("polarity", idx), m.proba("urgency", idx),
