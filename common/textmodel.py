@@ -209,7 +209,8 @@ class TextModel:
         scale = 1.0 if head == NB_HEAD else max(1.0, np.sqrt(len(idx)))
         z = b + w[idx].sum(axis=0) / scale
         if len(classes) == 2 and w.shape[1] == 1:
-            p1 = 1.0 / (1.0 + np.exp(-z[0]))
+            # Clipped: the NB head's unscaled sums can reach hundreds (exp would overflow).
+            p1 = 1.0 / (1.0 + np.exp(-np.clip(z[0], -50.0, 50.0)))
             return {classes[0]: float(1 - p1), classes[1]: float(p1)}
         e = np.exp(z - z.max())
         e /= e.sum()
