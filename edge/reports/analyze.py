@@ -130,9 +130,9 @@ def combine(
     """The heads' probabilities + the emergency detector + the label guide's rules → labels.
     Shared by every model bench/text.py compares, so they differ only in their probabilities.
     `p` is the emergency heads' P(immediate) (TextModel.p_emergency); the detector reads its
-    mean with the urgency head's P(immediate) (two views of one question: fewer false alarms at the same recall
-    in cross-validation than either alone); `p_window`: the same read on the message's
-    sentences alone (emergency.windows), weighted."""
+    mean with the urgency head's P(immediate) (two views of one question: fewer false alarms
+    at the same recall in cross-validation than either alone); `p_window`: the same read on
+    the message's sentences alone (emergency.windows), weighted."""
     p = max((p + urg.get("immediate", 0.0)) / 2, p_window)
     cats = {c: v for c, v in cats.items() if c in codes}
     category = max(cats, key=cats.__getitem__) if cats else "other"
