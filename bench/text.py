@@ -113,7 +113,8 @@ def build(name: str, rows: list[Row]):
     raise ValueError(name)
 
 
-WRITERS = ("first", "later", "fourth", "fifth", "seventh", "eighth", "test4", "ninth")
+WRITERS = ("first", "later", "fourth", "fifth", "seventh", "eighth", "test4", "ninth", "tenth",
+           "eleventh")
 
 
 def writer_group(row: Row) -> str:
@@ -122,9 +123,12 @@ def writer_group(row: Row) -> str:
     label guide only), v* rows (parts 64-76, a fifth, the same way), t7_* and t8_* rows (parts
     77-89 and 90-102, two more the same way; "seventh"/"eighth" after their folders train7/8),
     q4_* rows (parts 103-113, the outside set test4, scored once before it was added), t9_*
-    rows (a writer whose folder was train9), the project's own rows (always trained on)."""
+    rows (a writer whose folder was train9), t10_*/t11_* rows (parts 126-138 and 139-145, the
+    writers of train10/train11), the project's own rows (always trained on)."""
     if row.source == "project":
         return ""
+    if row.id.startswith(("t10_", "t11_")):
+        return {"t10_": "tenth", "t11_": "eleventh"}[row.id[:4]]
     if row.id.startswith(("t7_", "t8_", "t9_", "q4_")):
         return {"t7_": "seventh", "t8_": "eighth", "t9_": "ninth", "q4_": "test4"}[row.id[:3]]
     return {"s": "first", "x": "later", "y": "later", "u": "fourth", "v": "fifth"}.get(

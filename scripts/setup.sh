@@ -51,8 +51,9 @@ if [ "$mode" = test ]; then
 fi
 .venv/bin/python -c "import edge, cloudsync, drivers, common"
 .venv/bin/qilu-edge models fetch >/dev/null && .venv/bin/python tests/data/fetch_faces.py  # face models + test photos
-# The report text model, built from the shipped corpus when it is missing or older than it.
-if [ ! -f models/text/model.npz ] || [ -n "$(find tests/data/text/train tests/data/community_messages.csv -newer models/text/model.npz 2>/dev/null | head -1)" ]; then
+# The report text model, built from the shipped corpus when it is missing or older than it
+# or than the training code.
+if [ ! -f models/text/model.npz ] || [ -n "$(find tests/data/text/train tests/data/community_messages.csv common/textmodel.py -newer models/text/model.npz 2>/dev/null | head -1)" ]; then
     echo "==> building the report text model (models/text/model.npz)"
     .venv/bin/python -m common.texttrain --out models/text/model.npz >/dev/null
 fi

@@ -108,11 +108,11 @@ class Analyzer:
         text = text.strip()
         m = self.model()
         idx = m.index(m.featurize(text))
-        p = m.proba("emergency", idx)["yes"]
+        p = m.p_emergency(idx)
         p_window = 0.0
         for w in emergency.windows(text):
             wi = m.index(m.featurize(w))
-            p_window = max(p_window, (m.proba("emergency", wi)["yes"]
+            p_window = max(p_window, (m.p_emergency(wi)
                                       + m.proba("urgency", wi)["immediate"]) / 2)
         a = combine(
             text, m.proba("category", idx), m.proba("polarity", idx), m.proba("urgency", idx),
@@ -129,10 +129,10 @@ def combine(
 ) -> Analysis:
     """The heads' probabilities + the emergency detector + the label guide's rules → labels.
     Shared by every model bench/text.py compares, so they differ only in their probabilities.
-    `p` is the emergency head's P(immediate); the detector reads its mean with the urgency
-    head's P(immediate) (two views of one question: fewer false alarms at the same recall
-    in cross-validation than either alone); `p_window`: the same read on the message's
-    sentences alone (emergency.windows), weighted."""
+    `p` is the emergency heads' P(immediate) (TextModel.p_emergency); the detector reads its
+    mean with the urgency head's P(immediate) (two views of one question: fewer false alarms
+    at the same recall in cross-validation than either alone); `p_window`: the same read on
+    the message's sentences alone (emergency.windows), weighted."""
     p = max((p + urg.get("immediate", 0.0)) / 2, p_window)
     cats = {c: v for c, v in cats.items() if c in codes}
     category = max(cats, key=cats.__getitem__) if cats else "other"

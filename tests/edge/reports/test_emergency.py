@@ -166,3 +166,48 @@ def test_a_hazard_read_as_no_more_than_normal_takes_the_next_category() -> None:
     high = combine("楼道的扶手有点松", cats, {"neutral": 1.0}, {"high": 0.9, "normal": 0.1},
                    0.0, [], codes)
     assert (high.category, high.urgency) == ("safety_hazard", "high")
+
+
+def test_a_terse_message_needs_less_of_the_model() -> None:
+    """≤ SHORT_LEN letters ("门烫手") is immediate from P_SHORT on; a longer message with the
+    same P and no rule is not, and below P_SHORT the short one is not either."""
+    p = (emergency.P_SHORT + min(emergency.P_SURE, emergency.P_POSSIBLE)) / 2
+    assert emergency.P_SHORT < p < emergency.P_SURE
+    assert emergency.decide("门烫手！", p, []).level == "immediate"
+    longer = "门把手摸着有点烫，是不是暖气太热了，想问问"
+    assert emergency.decide(longer, p, []).level != "immediate"
+    assert emergency.decide("门烫手", emergency.P_SHORT - 0.05, []).level == "none"
+
+
+def test_the_second_emergency_model_is_stored_and_averaged(tmp_path) -> None:
+    """The NB head survives save/load; the detector's P lies between the two heads' (their
+    log-odds averaged); an artefact without it (older ones) uses the logistic head alone."""
+    from itertools import accumulate
+
+    from scipy.sparse import csr_matrix
+
+    from common.textmodel import NB_HEAD, TextModel, _fit_cnb, _fit_nb, features, shipped_rows
+
+    rows = shipped_rows()[::20]
+    docs = [set(features(r.text)) for r in rows]
+    vocab = {f: i for i, f in enumerate(sorted(set().union(*docs)))}
+    cols = [sorted(vocab[f] for f in d) for d in docs]
+    x = csr_matrix(([1.0 / len(c) ** 0.5 for c in cols for _ in c],
+                    [i for c in cols for i in c],
+                    [0, *accumulate(len(c) for c in cols)]),
+                   shape=(len(docs), len(vocab)))
+    y = ["yes" if r.urgency == "immediate" else "no" for r in rows]
+    heads = {"emergency": _fit_nb("emergency", x, y, 8.0), NB_HEAD: _fit_cnb(x, y)}
+    TextModel(vocab, heads, {}).save(tmp_path / "m.npz")
+    loaded = TextModel.load(tmp_path / "m.npz")
+    assert NB_HEAD in loaded.heads
+    for text in ("厨房里一股臭鸡蛋味，灶台那边还有嘶嘶的声音", "路灯坏了"):
+        idx = loaded.index(loaded.featurize(text))
+        a, b = loaded.proba("emergency", idx)["yes"], loaded.proba(NB_HEAD, idx)["yes"]
+        assert min(a, b) - 1e-6 <= loaded.p_emergency(idx) <= max(a, b) + 1e-6
+        old = TextModel(loaded.vocab, {k: v for k, v in loaded.heads.items() if k != NB_HEAD},
+                        loaded.meta)
+        assert old.p_emergency(idx) == pytest.approx(a)
+    gas = loaded.index(loaded.featurize("楼道里全是烟，着火了，快来人"))
+    lamp = loaded.index(loaded.featurize("路灯坏了"))
+    assert loaded.proba(NB_HEAD, gas)["yes"] > loaded.proba(NB_HEAD, lamp)["yes"]
