@@ -48,11 +48,14 @@ class PgCluster:
     def url(self, db: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{db}"
 
-    async def new_database(self) -> str:
+    async def new_database(self, template: str | None = None) -> str:
+        """An empty database, or a copy of ``template`` (a file copy on the server: a
+        migrated template is cloned in a fraction of the time migrating anew takes)."""
         name = f"t_{secrets.token_hex(6)}"
         conn = await asyncpg.connect(self.dsn)
         try:
-            await conn.execute(f"CREATE DATABASE {name}")
+            await conn.execute(f"CREATE DATABASE {name}"
+                               + (f" TEMPLATE {template}" if template else ""))
         finally:
             await conn.close()
         return self.url(name)
