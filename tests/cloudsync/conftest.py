@@ -13,7 +13,7 @@ from tests.cloudsync.helpers import VENV_BIN, Cloud, PgCluster, pg_bindir, start
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
-    cluster = start_pg()
+    cluster = start_pg(in_memory=True)
     yield cluster
     cluster.stop()
 
