@@ -133,9 +133,24 @@ def test_systemd_analyze_verifies_the_installed_units(tmp_path: Path, wheel: Pat
         assert key in text
 
 
-def test_systemd_analyze_catches_a_broken_unit(tmp_path: Path, wheel: Path) -> None:
-    root = tmp_path / "root"
-    assert install(root, wheel).returncode == 0
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Path:
+    """One plain install (no identity options, no --cloud), made once for the tests below that
+    change what they get: each works on its own copy (``installed_copy``)."""
+    root = tmp_path_factory.mktemp("installed") / "root"
+    r = install(root, wheel)
+    assert r.returncode == 0, r.stderr + r.stdout
+    return root
+
+
+@pytest.fixture
+def installed_copy(installed: Path, tmp_path: Path) -> Path:
+    # symlinks=True: opt/qilu-edge/current and the units' wants/ links stay links
+    return shutil.copytree(installed, tmp_path / "root", symlinks=True)
+
+
+def test_systemd_analyze_catches_a_broken_unit(installed_copy: Path) -> None:
+    root = installed_copy
     unit = root / "etc/systemd/system/qilu-edge.service"
     unit.write_text(unit.read_text().replace("ExecStart=", "ExecStart=/nonexistent/bin/x\n#"))
     r = subprocess.run(
@@ -146,9 +161,8 @@ def test_systemd_analyze_catches_a_broken_unit(tmp_path: Path, wheel: Path) -> N
     assert r.returncode != 0 and "nonexistent" in r.stderr
 
 
-def test_uninstall_keeps_data_unless_purged(tmp_path: Path, wheel: Path) -> None:
-    root = tmp_path / "root"
-    assert install(root, wheel).returncode == 0
+def test_uninstall_keeps_data_unless_purged(installed_copy: Path) -> None:
+    root = installed_copy
     (root / "var/lib/qilu-edge/qilu.db").write_text("data")
     for _ in range(2):  # idempotent
         r = subprocess.run(
@@ -171,6 +185,12 @@ def test_uninstall_keeps_data_unless_purged(tmp_path: Path, wheel: Path) -> None
     )
     assert r.returncode == 0
     assert not (root / "etc/qilu-edge").exists() and not (root / "var/lib/qilu-edge").exists()
+
+
+@pytest.fixture(scope="module")
+def common_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """qilu-common, built once for both the box and the cloud install below."""
+    return build("common", tmp_path_factory.mktemp("common"))
 
 
 def build(dist: str, out: Path) -> Path:
@@ -196,9 +216,10 @@ def build(dist: str, out: Path) -> Path:
     ],
 )
 def test_box_and_cloud_install_alone_with_only_their_own_dependencies(
-    tmp_path: Path, dist: str, runs: str, absent: str, not_required: tuple[str, ...]
+    tmp_path: Path, common_wheel: Path, dist: str, runs: str, absent: str,
+    not_required: tuple[str, ...],
 ) -> None:
-    wheels = [build("common", tmp_path / "common"), build(dist, tmp_path / dist)]
+    wheels = [common_wheel, build(dist, tmp_path / dist)]
     requires = subprocess.run(
         ["unzip", "-p", str(wheels[1]), "*.dist-info/METADATA"], capture_output=True, text=True
     ).stdout

@@ -5,6 +5,7 @@ in real Chromium switching language, and a catalogue with both texts for every c
 from __future__ import annotations
 
 import ast
+import asyncio
 import importlib
 import json
 import os
@@ -51,7 +52,15 @@ async def test_cli_chinese_by_default_english_on_request(tmp_path: Path) -> None
         dead = free_port()  # nothing listens there: the door's driver goes offline
         path = write(tmp_path, DOORS.format(ok=port, dead=dead))
 
-        code, out = await doctor_cli(path, lang=None, env=no_locale())
+        # The four runs are independent (the doctor writes nothing): run them side by side,
+        # each mostly waits on the dead door; then check each in turn.
+        zh, en, en_env, as_json = await asyncio.gather(
+            doctor_cli(path, lang=None, env=no_locale()),
+            doctor_cli(path),  # --lang en
+            doctor_cli(path, lang=None, env={**no_locale(), "LANG": "en_US.UTF-8"}),
+            doctor_cli(path, "--json", lang=None, env=no_locale()),
+        )
+        code, out = zh
         assert code == 1, out
         door = "\n".join(rows(out)["door:door-dead"])
         assert door.startswith("失败") and "modbus：离线" in door, out
@@ -61,18 +70,18 @@ async def test_cli_chinese_by_default_english_on_request(tmp_path: Path) -> None
         assert "还没有数据库" in out  # another check's detail, with its path kept
         assert str(tmp_path) in out
 
-        code, out = await doctor_cli(path)  # --lang en
+        code, out = en
         assert code == 1
         door = "\n".join(rows(out)["door:door-dead"])
         assert door.startswith("FAIL") and "modbus: offline" in door, out
         assert f"fix: {EN_RELAY} (`qilu-edge modbus scan`)" in door
         assert not CJK.search(out) and "NOT READY: " in out
 
-        code, out = await doctor_cli(path, lang=None, env={**no_locale(), "LANG": "en_US.UTF-8"})
+        code, out = en_env
         assert code == 1 and f"fix: {EN_RELAY}" in out and not CJK.search(out)
 
         # --json: stable ids, status and message keys; both texts; detail/hint in the language
-        code, out = await doctor_cli(path, "--json", lang=None, env=no_locale())
+        code, out = as_json
     report = json.loads(out)
     assert report["lang"] == "zh"
     by = {c["id"]: c for c in report["checks"]}
