@@ -445,9 +445,11 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         scoped by box ids (before 0009)."""
         storage.rollups = mode != "raw"
         storage.hourly_rollups = True
-        storage.fine_rollups = mode == "new"
+        storage.fine_rollups = mode in ("new", "stats3")
         storage.alert_counts = mode != "before"
         storage.districts = mode != "boxes"
+        # stats3: the console's content statistics from three queries merged in Python.
+        storage.content_json = mode != "stats3"
 
     async def plan_of(label: str, path: str, token: str, mode: str) -> None:
         set_mode(mode)
@@ -498,6 +500,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                     ms_roll: list[float] = []
                     ms_daily: list[float] = []
                     ms_raw: list[float] = []
+                    ms_stats3: list[float] = []
                     same: list[bool | None] = []
                     for i in range(args.rounds):
                         # Alternating: every mode sees the same machine, call by call.
@@ -508,6 +511,10 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                         took, daily_body = await time_one(s, url, path(i), token)
                         ms_daily.append(took)
                         same.append(same_answer(name, roll_body, daily_body))
+                        if name.startswith("console_content"):
+                            set_mode("stats3")
+                            took, _ = await time_one(s, url, path(i), token)
+                            ms_stats3.append(took)
                         if i < (1 if name.endswith("_all_time") else RAW_ROUNDS):
                             set_mode("raw")
                             ms, raw_body = await time_one(s, url, path(i), token)
@@ -518,6 +525,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                     timings[f"stats {name} {who}"] = {
                         "rollup": summary(ms_roll), "before_0010": summary(ms_daily),
                         "raw": summary(ms_raw),
+                        **({"stats3": summary(ms_stats3)} if ms_stats3 else {}),
                         "same_answer": None if None in same else all(same),
                     }  # fmt: skip
                     for mode, label in (("new", "rollup"), ("before", "before 0010"),

@@ -139,6 +139,9 @@ class StorageBase:
     # Statistics read 0010's blocks and per-community hours, the console ranks its community
     # table in SQL, portal reading answers in pages (bench/stats100m.py: off = as before).
     fine_rollups = True
+    # The console's content statistics in one statement that answers its JSON (stats4);
+    # bench/stats100m.py turns it off to time stats3's three queries and Python beside it.
+    content_json = True
 
     # --- backend primitives -------------------------------------------------------------
 

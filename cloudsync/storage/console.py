@@ -484,6 +484,72 @@ class ConsoleStorage(StorageBase):
             await c.execute(ROLLUP_SETTINGS)
             return await c.fetch(sql, *args)
 
+    async def content_console_json(self, scope: str, since: str, items: int, areas: int) -> str:
+        """The console's content statistics (``/api/v1/ops/stats/content``) as the JSON text
+        of its answer, from the roll-ups: the first ``items`` content items (plays, play_s,
+        reads, readers, acks; a missing id as "?") and ``areas`` communities (with their
+        names), each by plays then reads (then id / path), and ``since``: one statement on
+        one connection whose two lists PostgreSQL builds as JSON. Was three queries on three
+        connections (four round trips each) whose ~850 rows were turned into dicts, merged,
+        sorted and encoded in the worker; two statements on two connections at once timed
+        the same as one on 2 cores (bench/stats100m.py, docs/deploy.md)."""
+
+        def totals(kind: str, by_community: bool, args: list[Any], boxes: Any) -> str:
+            return totals_sql(
+                ROLLUPS[kind], scope, since, "", by_community, args,
+                grouped=not by_community, boxes=boxes,
+                hourly=self.hourly_rollups, fine=self.fine_rollups,
+            )  # fmt: skip
+
+        def item_sql(args: list[Any], boxes: Any) -> str:
+            return (
+                # Plays and reads side by side, NULL and "" ids as "?" (as before).
+                "SELECT coalesce(json_agg(json_build_object('content_id', content_id,"
+                " 'plays', plays, 'play_s', round(ms / 1000.0, 1), 'reads', reads,"
+                " 'readers', readers, 'acks', acks) ORDER BY plays DESC, reads DESC,"
+                " content_id), '[]') FROM (SELECT coalesce(nullif(content_id, ''), '?')"
+                " AS content_id, sum(plays)::bigint AS plays, sum(ms)::bigint AS ms,"
+                " sum(reads)::bigint AS reads, sum(readers)::bigint AS readers,"
+                " sum(acks)::bigint AS acks FROM (SELECT content_id, n AS plays,"
+                " coalesce(ms, 0) AS ms, 0 AS reads, 0 AS readers, 0 AS acks"
+                f" FROM ({totals('play_record', False, args, boxes)}) p"
+                " UNION ALL SELECT content_id, 0, 0, coalesce(reads, 0),"
+                " coalesce(new_readers, 0), coalesce(acks, 0)"
+                f" FROM ({totals('reading_stats', False, args, boxes)}) r) u"
+                f" GROUP BY 1 ORDER BY 2 DESC, 4 DESC, 1 LIMIT {int(items)}) i"
+            )  # fmt: skip
+
+        def community_sql(args: list[Any]) -> str:
+            return (
+                # Ranked here, not in the worker (10,000 for a network), and named after
+                # the cut (ties by path: a community's path ends with its id).
+                "SELECT coalesce(json_agg(json_build_object('community_id', x.id, 'name',"
+                " x.name, 'plays', plays, 'play_s', round(ms / 1000.0, 1), 'reads', reads,"
+                " 'readers', readers, 'acks', acks) ORDER BY plays DESC, reads DESC, area),"
+                " '[]') FROM (SELECT coalesce(p.area, r.area) AS area, coalesce(p.n, 0)"
+                " AS plays, coalesce(p.ms, 0) AS ms, coalesce(r.reads, 0) AS reads,"
+                " coalesce(r.new_readers, 0) AS readers, coalesce(r.acks, 0) AS acks"
+                f" FROM ({totals('play_record', True, args, None)}) p"
+                f" FULL JOIN ({totals('reading_stats', True, args, None)}) r"
+                " ON r.area = p.area ORDER BY 2 DESC, 4 DESC, 1"
+                f" LIMIT {int(areas)}) a JOIN areas x ON x.path = a.area"
+            )  # fmt: skip
+
+        async with self.read_tx() as c:
+            await c.execute(ROLLUP_SETTINGS)
+            boxes = None
+            if by_boxes(scope, False):  # a street or community: its boxes' records
+                boxes = (await self.scope_filter(c, scope))[1]
+            args: list[Any] = []
+            items_sql = item_sql(args, boxes)
+            row = await c.fetchrow(
+                f"SELECT ({items_sql})::text AS items, ({community_sql(args)})::text AS areas",
+                *args,
+            )
+        assert row is not None
+        item_json, area_json = row["items"], row["areas"]
+        return f'{{"since": {json.dumps(since)}, "items": {item_json}, "areas": {area_json}}}'
+
     async def community_names(self, ids: list[str]) -> dict[str, str]:
         if not ids:
             return {}
