@@ -462,33 +462,40 @@ class ScreensService(Service):
         known = {k: v["state"] for k, v in states.items()}
         while True:
             await asyncio.sleep(period)
-            now = _time.monotonic()
-            for sid in list(self._screens):
-                seen = self.last_seen.get(sid)
-                connected = bool(self.sockets.get(sid))
-                if connected or (seen is not None and now - seen < self.cfg.offline_after_s):
-                    state, reason = "online", "player reporting"
-                elif now - self._started >= self.cfg.offline_after_s:
-                    state = "offline"
-                    reason = f"player has not reported for {self.cfg.offline_after_s:.0f} s"
-                else:
-                    continue
-                if known.get(sid) == state:
-                    continue
-                health = DeviceHealth(
-                    id=new_id("dh"),
-                    device_kind="screen",
-                    device_id=sid,
-                    state=state,
-                    previous=known.get(sid),
-                    reason=reason,
-                )
-                stamp = datetime.now(UTC).isoformat() if seen is not None else None
-                await self.box.store.run(
-                    db.set_player_state, self.box.store.sync, sid, state, stamp, health
-                )
-                known[sid] = state
-                log.info("screen %s player is %s (%s)", sid, state, reason)
+            try:
+                await self._liveness_step(known)
+            except Exception:  # a failed write must not end the watch for good
+                log.exception("screen liveness check failed; trying again in %.1f s", period)
+
+    async def _liveness_step(self, known: dict[str, str]) -> None:
+        """One pass of `_liveness`: write each player's state when it changed."""
+        now = _time.monotonic()
+        for sid in list(self._screens):
+            seen = self.last_seen.get(sid)
+            connected = bool(self.sockets.get(sid))
+            if connected or (seen is not None and now - seen < self.cfg.offline_after_s):
+                state, reason = "online", "player reporting"
+            elif now - self._started >= self.cfg.offline_after_s:
+                state = "offline"
+                reason = f"player has not reported for {self.cfg.offline_after_s:.0f} s"
+            else:
+                continue
+            if known.get(sid) == state:
+                continue
+            health = DeviceHealth(
+                id=new_id("dh"),
+                device_kind="screen",
+                device_id=sid,
+                state=state,
+                previous=known.get(sid),
+                reason=reason,
+            )
+            stamp = datetime.now(UTC).isoformat() if seen is not None else None
+            await self.box.store.run(
+                db.set_player_state, self.box.store.sync, sid, state, stamp, health
+            )
+            known[sid] = state
+            log.info("screen %s player is %s (%s)", sid, state, reason)
 
     # --- definitions (API and cloud commands share these) ------------------------------------
 

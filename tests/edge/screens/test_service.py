@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -227,3 +228,38 @@ async def test_cloud_commands_download_and_alarm_trigger(make_config, run_box):
         assert p["content"][em_id]["title"] == "2号楼火警，请疏散"
     finally:
         await runner.cleanup()
+
+
+async def test_a_failed_health_write_does_not_end_the_player_watch(
+    make_config, run_box, monkeypatch
+):
+    """A write that fails once (a locked or full disk) must not stop later offline events:
+    the player watch runs for the box's lifetime, and a task that died would never report."""
+    from edge.screens import store as screens_db
+
+    real = screens_db.set_player_state
+    calls = {"n": 0}
+
+    def flaky(*args: object) -> object:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise sqlite3.OperationalError("database or disk is full")
+        return real(*args)
+
+    monkeypatch.setattr(screens_db, "set_player_state", flaky)
+    box = await run_box(make_config(extra=SCREENS))
+    db = box.store.sync.db
+    # No player ever connects: after offline_after_s (0.6 s) the watch writes "offline"; the
+    # first write fails, the next pass (0.15 s later) must write it.
+    deadline = time.monotonic() + 5
+    rows: list = []
+    while time.monotonic() < deadline and not rows:
+        await asyncio.sleep(0.1)
+        rows = list(
+            db.query(
+                "SELECT state FROM device_health WHERE device_kind='screen' AND device_id='scr-1'"
+                " AND reason LIKE 'player has not reported%'"
+            )
+        )
+    assert rows == [{"state": "offline"}], calls
+    assert calls["n"] >= 2
