@@ -40,6 +40,21 @@ def current(plan: dict) -> dict:
     return next(g for g in plan["segments"] if g["start"] <= now < g["end"])
 
 
+async def player_watch_rows(db, limit_s: float = 5.0) -> list:
+    """The player watch's health rows for scr-1, polled until one appears (up to limit_s)."""
+    deadline = time.monotonic() + limit_s
+    rows: list = []
+    while time.monotonic() < deadline and not rows:
+        await asyncio.sleep(0.1)
+        rows = list(
+            db.query(
+                "SELECT state FROM device_health WHERE device_kind='screen' AND device_id='scr-1'"
+                " AND reason LIKE 'player has not reported%'"
+            )
+        )
+    return rows
+
+
 def png(bgr: tuple[int, int, int]) -> bytes:
     img = np.zeros((90, 160, 3), np.uint8)
     img[:] = bgr
@@ -133,16 +148,7 @@ async def test_plan_websocket_emergency_and_plays(make_config, run_box):
     assert outbox == [{"kind": "play_record", "record_id": "pr-abc123"}]
 
     # The socket closed; after offline_after_s the player is an offline health event.
-    deadline = time.monotonic() + 5
-    rows: list = []
-    while time.monotonic() < deadline and not rows:
-        await asyncio.sleep(0.1)
-        rows = list(
-            db.query(
-                "SELECT state FROM device_health WHERE device_kind='screen' AND device_id='scr-1'"
-                " AND reason LIKE 'player has not reported%'"
-            )
-        )
+    rows = await player_watch_rows(db)
     assert rows == [{"state": "offline"}]
     # The sim display got its brightness schedule.
     drv = box.service("devices").get("screen", "scr-1")
@@ -251,15 +257,6 @@ async def test_a_failed_health_write_does_not_end_the_player_watch(
     db = box.store.sync.db
     # No player ever connects: after offline_after_s (0.6 s) the watch writes "offline"; the
     # first write fails, the next pass (0.15 s later) must write it.
-    deadline = time.monotonic() + 5
-    rows: list = []
-    while time.monotonic() < deadline and not rows:
-        await asyncio.sleep(0.1)
-        rows = list(
-            db.query(
-                "SELECT state FROM device_health WHERE device_kind='screen' AND device_id='scr-1'"
-                " AND reason LIKE 'player has not reported%'"
-            )
-        )
+    rows = await player_watch_rows(db)
     assert rows == [{"state": "offline"}], calls
     assert calls["n"] >= 2
