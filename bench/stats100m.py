@@ -437,7 +437,10 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     await web.TCPSite(runner, "127.0.0.1", port).start()
     url = f"http://127.0.0.1:{port}"
     tokens = {}
+    users = args.users.split(",") if args.users else list(USERS)
     for name, area in USERS.items():
+        if name not in users:
+            continue
         tokens[name] = f"bench-{name}-token"
         if await storage.ops_user_by_token(token_hash(tokens[name])) is None:
             await storage.ops_user_add(f"bench-{name}", token_hash(tokens[name]), "viewer", area)
@@ -525,7 +528,8 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                             set_mode("stats3")
                             took, _ = await time_one(s, url, path(i), token)
                             ms_stats3.append(took)
-                        if i < (1 if name.endswith("_all_time") else RAW_ROUNDS):
+                        raws = 1 if name.endswith(("_all_time", "_365d")) else args.raw_rounds
+                        if i < min(raws, args.raw_rounds):
                             set_mode("raw")
                             ms, raw_body = await time_one(s, url, path(i), token)
                             ms_raw.append(ms)
@@ -534,12 +538,12 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                             same.append(same_answer(name, roll_body, raw_body))
                     timings[f"stats {name} {who}"] = {
                         "rollup": summary(ms_roll), "before_0010": summary(ms_daily),
-                        "raw": summary(ms_raw),
+                        "raw": summary(ms_raw) if ms_raw else None,
                         **({"stats3": summary(ms_stats3)} if ms_stats3 else {}),
                         "same_answer": None if None in same else all(same),
                     }  # fmt: skip
-                    for mode, label in (("new", "rollup"), ("before", "before 0010"),
-                                        ("raw", "raw")):  # fmt: skip
+                    modes = [("new", "rollup"), ("before", "before 0010"), ("raw", "raw")]
+                    for mode, label in modes[: 3 if args.raw_rounds else 2]:
                         await plan_of(f"stats {name} {who} {label}", path(0), token, mode)
                     set_mode("new")
                     log(f"stats {name} {who}: {timings[f'stats {name} {who}']}")
@@ -557,7 +561,8 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                  if k.startswith("list ") and v["old"]] or [0]  # fmt: skip
     rolled = [v["rollup"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")] or [0]
     daily = [v["before_0010"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")]
-    raw = [v["raw"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")] or [0]
+    raw = [v["raw"]["p95_ms"] for k, v in timings.items()
+           if k.startswith("stats ") and v["raw"]] or [0]  # fmt: skip
     out["worst_p95_ms"] = {"lists": max(lists), "lists_old": max(old_lists),
                            "stats_rollup": max(rolled), "stats_before_0010": max(daily or [0]),
                            "stats_raw": max(raw)}  # fmt: skip
@@ -661,6 +666,10 @@ async def main() -> None:
     ap.add_argument("--lists-only", action="store_true", help="Measure: the lists only.")
     ap.add_argument("--stats-only", action="store_true", help="Measure: the statistics only.")
     ap.add_argument("--only", default="", help="Measure: these endpoints (names, comma-separated).")
+    ap.add_argument("--users", default="",
+                    help="Measure: these ops users only (network,city,district; default all).")
+    ap.add_argument("--raw-rounds", type=int, default=RAW_ROUNDS,
+                    help="Measure: calls per statistic from the raw records (0: none).")
     ap.add_argument("--upto", type=int, default=None,
                     help="Measure: apply the migrations up to this one only (default all).")
     ap.add_argument("--prune-hours", type=int, default=0, metavar="DAYS",

@@ -272,15 +272,19 @@ SUBDAY = ("tenhour", "hour")
 
 
 def hours_kept(
-    signed: list[tuple[str, str, str, int]], read_from: str
+    since: str, until: str, widths: tuple[int, ...], read_from: str
 ) -> list[tuple[str, str, str, int]]:
-    """``signed`` pieces with every 10-hour or hour piece that starts before ``read_from``
-    (the first day whose per-community hours are kept, "" all kept) read from the records
-    instead; neighbouring record pieces of one sign joined. Exact: a piece covers the same
-    ts range either way, and such a piece lies within one day (it starts below
-    ``read_from`` only if its whole day does), so none reads rows retention has deleted."""
+    """:func:`split_signed` when the per-community hours before ``read_from`` (the first day
+    retention kept them for; "" all kept) are gone: a window that ends by then is split
+    without the 10-hour and hour levels (its partial end days from the records); one that
+    reaches across it reads each 10-hour or hour piece starting before it from the records,
+    neighbouring record pieces of one sign joined. Exact: a piece covers the same ts range
+    either way, and a sub-day piece lies within one day (it starts before ``read_from``
+    only if its whole day does), so none reads rows retention has deleted."""
+    if read_from and until and until <= read_from:
+        return split_signed(since, until, tuple(w for w in widths if w <= 10))
     out: list[tuple[str, str, str, int]] = []
-    for src, lo, hi, sign in signed:
+    for src, lo, hi, sign in split_signed(since, until, widths):
         if src in SUBDAY and read_from and lo < read_from:
             src = "raw"
         last = out[-1] if out else None
@@ -363,7 +367,7 @@ def totals_sql(
     else:
         tables = levels(spec, by_community, fine)
         if by_community and fine:  # sums whose readers take NULL as 0: subtraction allowed
-            signed = hours_kept(split_signed(since, until, tuple(tables)), hours_from)
+            signed = hours_kept(since, until, tuple(tables), hours_from)
         else:
             signed = [(*p, 1) for p in split_levels(since, until, tuple(tables))]
     dims_kept = spec.dims if grouped else ()

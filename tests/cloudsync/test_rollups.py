@@ -30,6 +30,7 @@ from cloudsync.storage.rollups import (
     LEAF_HOURLY,
     TENDAY,
     TENHOUR,
+    hours_kept,
     split_hours,
     split_levels,
     split_months,
@@ -180,6 +181,25 @@ def test_split_signed_counts_exactly_what_the_window_holds() -> None:
             got = sum(sign for src, lo, hi, sign in pieces if holds(src, lo, hi, ts))
             assert got == int(want), (since, until, ts, pieces)
     assert took_away > 20  # the subtraction was taken, not only the plain pieces
+
+
+def test_hours_kept_reads_pruned_hours_from_the_records() -> None:
+    w = (7, 9, 10, 12, 13)
+    pieces = split_signed("2026-11-03T14:37", "2026-11-12T12:05", w)
+    assert [p[0] for p in pieces] == ["raw", "hour", "tenhour", "day", "tenhour", "raw", "hour"]
+    assert hours_kept("2026-11-03T14:37", "2026-11-12T12:05", w, "") == pieces
+    # Hours kept from the 5th: the 3rd's hours and blocks from the records (one piece),
+    # the 12th's from the hour rows (the 10-hour block minus the hours after the window).
+    kept = hours_kept("2026-11-03T14:37", "2026-11-12T12:05", w, "2026-11-05")
+    assert kept == [("raw", "2026-11-03T14:37", "2026-11-04", 1), *pieces[3:]]
+    # Kept from the 13th (after the window): no hour piece, the 12th's part from the records.
+    assert hours_kept("2026-11-03T14:37", "2026-11-12T12:05", w, "2026-11-13") == [
+        ("raw", "2026-11-03T14:37", "2026-11-04", 1), ("day", "2026-11-04", "2026-11-12", 1),
+        ("raw", "2026-11-12", "2026-11-12T12:05", 1)]  # fmt: skip
+    # Inside one old day: one piece from the records, not the day minus its ends.
+    assert split_signed("2026-11-03T01:00", "2026-11-03T23:10", w)[0][3] == -1
+    assert hours_kept("2026-11-03T01:00", "2026-11-03T23:10", w, "2026-11-04") == [
+        ("raw", "2026-11-03T01:00", "2026-11-03T23:10", 1)]  # fmt: skip
 
 
 AREAS = [  # (id, level, parent)
