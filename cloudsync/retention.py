@@ -306,6 +306,8 @@ class _Pg:
         then, ``grace_s`` later (this run or a later one), the rows before it go, one day
         per transaction. Plain DELETEs through the period index (no table lock: uploads
         go on; one that adds to an hour being deleted waits for that day's transaction)."""
+        import asyncpg
+
         rule = self.cfg.community_hours
         if rule.keep_days is None or not await conn.fetchval(
             "SELECT to_regclass('community_hours_horizon') IS NOT NULL"
@@ -326,7 +328,7 @@ class _Pg:
         read_from = target if dry_run else row["read_from"]
         if not read_from or not (row["settled"] or dry_run):
             return []
-        steps = []
+        steps, deadlocks = [], 0
         for spec in COMMUNITY_HOURS:
             col, step = spec.period, Step("rollup", "prune", spec.table)
             if dry_run:
@@ -342,9 +344,18 @@ class _Pg:
                 # The rest of first's day (or all that sort before read_from, for a stamp
                 # that is no date: "1970-01-01T0" is one, "not a date" sorts after).
                 end = min(f"{first[:10]}\uffff", read_from)
-                status = await conn.execute(
-                    f"DELETE FROM {spec.table} WHERE {col} >= $1 AND {col} < $2", first, end
-                )
+                try:
+                    status = await conn.execute(
+                        f"DELETE FROM {spec.table} WHERE {col} >= $1 AND {col} < $2", first, end
+                    )
+                except asyncpg.DeadlockDetectedError as e:
+                    # A late upload into this very day locked its rows in another order;
+                    # if PostgreSQL chose this statement, the loop takes the day again.
+                    deadlocks += 1
+                    if deadlocks > self.cfg.lock_retries:
+                        raise RetentionError(f"{spec.table}: deadlocks; run again") from e
+                    self.say(f"  {spec.table}: deadlock with an upload, retrying {first[:10]}")
+                    continue
                 step.rows += int(status.split()[-1])
             if step.rows:
                 self.say(step.line())

@@ -686,6 +686,10 @@ async def test_per_community_hours_pruned_statistics_stay_exact(
         if pg:
             assert await below(keep_from) > 50
 
+        dry = await maintain(storage, cfg(10, 0), dry_run=True, progress=lambda s: None)
+        if pg:  # says what would go, deletes nothing, leaves the day readers start from
+            assert sum(s.rows for s in dry if s.action == "prune") == await below(keep_from)
+            assert await storage.community_hours_from() == ""
         steps = await maintain(storage, cfg(10, 0), progress=lambda s: None)
         pruned = [s for s in steps if s.action == "prune"]
         if pg:
