@@ -9,7 +9,7 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    (no Python per row; indexes dropped first and built afterwards, as a restore would), spread
    over the last 13 months, a fleet's mix by count: 50 % plays, 28 % access events, 15 %
    device health, 5 % portal reading stats, 1.5 % reports, 0.5 % alerts.
-2. ``measure``: migrations 0008-0010 applied to that database (timed: the roll-ups', the
+2. ``measure``: migrations 0008-0011 applied to that database (timed: the roll-ups', the
    districts' and the alert counts' backfills), then every list and statistics endpoint over
    loopback HTTP (aiohttp, the real app), p50/p95 over ``--rounds`` calls each cycling through
    windows, for a network admin, a city admin and a district admin, alternating call by call
@@ -282,6 +282,12 @@ def stats_paths(now: datetime) -> dict[str, Any]:
         ),
         "console_content_30d": lambda i: f"/api/v1/ops/stats/content?days={30 - i % 3}",
         "console_content_45d": lambda i: f"/api/v1/ops/stats/content?days={45 - i % 3}",
+        # Older than the per-community hours retention keeps (92 days by default, stats5):
+        # the partial first day per community from the records.
+        "reading_by_community_120d": lambda i: (
+            f"/api/v1/ops/stats/reading?group=community&since={day_ago(now, 120, i)}"
+        ),
+        "console_content_365d": lambda i: f"/api/v1/ops/stats/content?days={365 - i % 3}",
     }
 
 
@@ -365,10 +371,13 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     now = datetime.fromisoformat(state["now"])
     out: dict[str, Any] = {"loadavg_start": os.getloadavg()}
     storage = await open_storage(db, migrate=False)
-    log("migrations 0008-0010 (tables, trigger, backfills) ...")
+    log("migrations 0008-0011 (tables, trigger, backfills) ...")
     t0 = time.monotonic()
-    applied = await storage.migrate()
+    applied = await storage.migrate(upto=args.upto)
     took = time.monotonic() - t0
+    if args.prune_hours:
+        out["prune_hours"] = await prune_hours(db, now, args.prune_hours)
+        log(json.dumps(out["prune_hours"]))
     conn = await asyncpg.connect(db)
     try:
         backfills = {}
@@ -381,7 +390,8 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         sizes = await conn.fetch(
             "SELECT c.relname, c.reltuples::bigint AS rows, pg_total_relation_size(c.oid) AS b"
             " FROM pg_class c WHERE c.relname ~ '^((access|play|reading)_"
-            "(daily|hourly|monthly|tenday|tenhour|leaf_hourly)|alert_counts)$'"
+            "(daily|hourly|monthly|tenday|tenhour|leaf_hourly)|alert_counts"
+            "|records_report_by_urgency_status)$'"
             " ORDER BY 1"
         )
         db_size = await conn.fetchval("SELECT pg_database_size(current_database())")
@@ -427,7 +437,10 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     await web.TCPSite(runner, "127.0.0.1", port).start()
     url = f"http://127.0.0.1:{port}"
     tokens = {}
+    users = args.users.split(",") if args.users else list(USERS)
     for name, area in USERS.items():
+        if name not in users:
+            continue
         tokens[name] = f"bench-{name}-token"
         if await storage.ops_user_by_token(token_hash(tokens[name])) is None:
             await storage.ops_user_add(f"bench-{name}", token_hash(tokens[name]), "viewer", area)
@@ -515,7 +528,8 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                             set_mode("stats3")
                             took, _ = await time_one(s, url, path(i), token)
                             ms_stats3.append(took)
-                        if i < (1 if name.endswith("_all_time") else RAW_ROUNDS):
+                        raws = 1 if name.endswith(("_all_time", "_365d")) else args.raw_rounds
+                        if i < min(raws, args.raw_rounds):
                             set_mode("raw")
                             ms, raw_body = await time_one(s, url, path(i), token)
                             ms_raw.append(ms)
@@ -524,12 +538,12 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                             same.append(same_answer(name, roll_body, raw_body))
                     timings[f"stats {name} {who}"] = {
                         "rollup": summary(ms_roll), "before_0010": summary(ms_daily),
-                        "raw": summary(ms_raw),
+                        "raw": summary(ms_raw) if ms_raw else None,
                         **({"stats3": summary(ms_stats3)} if ms_stats3 else {}),
                         "same_answer": None if None in same else all(same),
                     }  # fmt: skip
-                    for mode, label in (("new", "rollup"), ("before", "before 0010"),
-                                        ("raw", "raw")):  # fmt: skip
+                    modes = [("new", "rollup"), ("before", "before 0010"), ("raw", "raw")]
+                    for mode, label in modes[: 3 if args.raw_rounds else 2]:
                         await plan_of(f"stats {name} {who} {label}", path(0), token, mode)
                     set_mode("new")
                     log(f"stats {name} {who}: {timings[f'stats {name} {who}']}")
@@ -547,7 +561,8 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                  if k.startswith("list ") and v["old"]] or [0]  # fmt: skip
     rolled = [v["rollup"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")] or [0]
     daily = [v["before_0010"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")]
-    raw = [v["raw"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")] or [0]
+    raw = [v["raw"]["p95_ms"] for k, v in timings.items()
+           if k.startswith("stats ") and v["raw"]] or [0]  # fmt: skip
     out["worst_p95_ms"] = {"lists": max(lists), "lists_old": max(old_lists),
                            "stats_rollup": max(rolled), "stats_before_0010": max(daily or [0]),
                            "stats_raw": max(raw)}  # fmt: skip
@@ -605,6 +620,37 @@ async def ingest(pg: PgCluster, records: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
+async def prune_hours(db: str, now: datetime, days: int) -> dict[str, Any]:
+    """Retention's pruning of per-community hours (cloudsync/retention.py prune_hours, grace
+    0), timed; the tables' sizes before and after (VACUUM FULL: the bench's way to show what
+    the kept rows take; in service autovacuum makes the space reusable instead)."""
+    from cloudsync.retention import CommunityHours, RetentionConfig, _Pg
+    from cloudsync.storage.rollups import COMMUNITY_HOURS
+
+    tables = [t.table for t in COMMUNITY_HOURS]
+    size = ("SELECT c.relname, c.reltuples::bigint AS rows, pg_total_relation_size(c.oid) AS b"
+            " FROM pg_class c WHERE c.relname = ANY($1::text[]) ORDER BY 1")  # fmt: skip
+    conn = await asyncpg.connect(db)
+    try:
+        before = {r["relname"]: {"rows": r["rows"], "mb": round(r["b"] / 1e6, 1)}
+                  for r in await conn.fetch(size, tables)}  # fmt: skip
+        cfg = RetentionConfig(community_hours=CommunityHours(keep_days=days, grace_s=0))
+        pg = _Pg(type("S", (), {"dsn": db})(), cfg, log)
+        t0 = time.monotonic()
+        steps = await pg.prune_hours(conn, now, False)
+        took = time.monotonic() - t0
+        for t in tables:
+            await conn.execute(f"VACUUM (FULL, ANALYZE) {t}")
+        after = {r["relname"]: {"rows": r["rows"], "mb": round(r["b"] / 1e6, 1)}
+                 for r in await conn.fetch(size, tables)}  # fmt: skip
+        db_size = await conn.fetchval("SELECT pg_database_size(current_database())")
+    finally:
+        await conn.close()
+    return {"keep_days": days, "deleted_rows": sum(s.rows for s in steps),
+            "seconds": round(took, 1), "before": before, "after": after,
+            "database_gb_after": round(db_size / 1e9, 2)}  # fmt: skip
+
+
 def cluster_of(state: dict[str, Any]) -> PgCluster:
     return PgCluster(Path(state["base"]), state["port"], state["user"])
 
@@ -620,6 +666,16 @@ async def main() -> None:
     ap.add_argument("--lists-only", action="store_true", help="Measure: the lists only.")
     ap.add_argument("--stats-only", action="store_true", help="Measure: the statistics only.")
     ap.add_argument("--only", default="", help="Measure: these endpoints (names, comma-separated).")
+    ap.add_argument("--users", default="",
+                    help="Measure: these ops users only (network,city,district; default all).")
+    ap.add_argument("--raw-rounds", type=int, default=RAW_ROUNDS,
+                    help="Measure: calls per statistic from the raw records (0: none).")
+    ap.add_argument("--upto", type=int, default=None,
+                    help="Measure: apply the migrations up to this one only (default all).")
+    ap.add_argument("--prune-hours", type=int, default=0, metavar="DAYS",
+                    help="Measure: delete per-community hours older than DAYS first (the"
+                    " retention step, timed; then VACUUM FULL of those tables to show their"
+                    " size).")
     ap.add_argument("--migrate-only", action="store_true",
                     help="Measure: apply the migrations (timed) and stop.")  # fmt: skip
     args = ap.parse_args()

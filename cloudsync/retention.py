@@ -45,7 +45,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from cloudsync.storage.rollups import forget_month, forget_rows
+from cloudsync.storage.rollups import COMMUNITY_HOURS, forget_month, forget_rows
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,22 @@ class ClassRetention(BaseModel):
     export: bool = True  # write the rows to export_dir before they are dropped
 
 
+class CommunityHours(BaseModel):
+    """Per-community 10-hour blocks and hours of the statistics' roll-ups (PostgreSQL 0010:
+    play_/reading_tenhour, play_/reading_leaf_hourly), most of their disk: kept this many
+    days, older ones deleted; a window reaching further back reads those hours from the
+    records (storage/rollups.py hours_kept), so every figure stays exact. The default
+    covers the console's 90-day statistics (its 365-day view reads its first partial day
+    from the records)."""
+
+    model_config = ConfigDict(extra="forbid")
+    keep_days: int | None = Field(92, ge=2, le=36_500)  # None: kept for ever
+    # The day readers start from moves first; rows go only this long after, so that no
+    # worker still reads with the day before (each re-reads it every 30 s, storage
+    # hours_ttl_s; also covers a replica's lag).
+    grace_s: float = Field(600.0, ge=0)
+
+
 def _keep(days: int | None) -> Any:
     return Field(default_factory=lambda: ClassRetention(keep_days=days))
 
@@ -85,6 +101,7 @@ class RetentionConfig(BaseModel):
     play: ClassRetention = _keep(2 * 365)
     telemetry: ClassRetention = _keep(90)
     other: ClassRetention = _keep(None)
+    community_hours: CommunityHours = Field(default_factory=CommunityHours)
     export_dir: Path = Path("var/cloud/exports")
     months_ahead: int = Field(3, ge=1, le=36)  # partitions made this many months ahead
     interval_s: float = Field(3600.0, ge=10)  # serve runs maintain() this often
@@ -106,14 +123,15 @@ class Step:
     """One thing a run did (or, dry, would do)."""
 
     cls: str
-    action: str  # "create" a month, "drop" a month (export first), "purge" rows
+    action: str  # "create" a month, "drop" a month (export first), "purge" rows, "prune" hours
     table: str
     rows: int = 0  # estimated in a dry run (PostgreSQL statistics for whole months)
     bytes: int = 0  # on disk (dry run), or the export file's size
     file: str = ""
 
     def line(self) -> str:
-        what = {"create": "create", "drop": "export+drop", "purge": "export+delete"}[self.action]
+        what = {"create": "create", "drop": "export+drop", "purge": "export+delete",
+                "prune": "delete"}[self.action]  # fmt: skip
         out = f"{self.cls:9} {what:13} {self.table}"
         if self.action != "create":
             out += f"  {self.rows:,} rows"
@@ -279,6 +297,69 @@ class _Pg:
             purged = await self.purge_default(conn, cls, cut, rule.export, dry_run)
             if purged is not None:
                 steps.append(purged)
+        steps += await self.prune_hours(conn, now, dry_run)
+        return steps
+
+    async def prune_hours(self, conn: Any, now: datetime, dry_run: bool) -> list[Step]:
+        """Per-community hours before ``keep_days`` ago (:class:`CommunityHours`) deleted:
+        first the day readers start from moves (they read older hours from the records),
+        then, ``grace_s`` later (this run or a later one), the rows before it go, one day
+        per transaction. Plain DELETEs through the period index (no table lock: uploads
+        go on; one that adds to an hour being deleted waits for that day's transaction)."""
+        import asyncpg
+
+        rule = self.cfg.community_hours
+        if rule.keep_days is None or not await conn.fetchval(
+            "SELECT to_regclass('community_hours_horizon') IS NOT NULL"
+        ):
+            return []
+        target = (now - timedelta(days=rule.keep_days)).astimezone(UTC).date().isoformat()
+        if not dry_run:
+            await conn.execute(
+                "UPDATE community_hours_horizon SET read_from = $1, since = now()"
+                " WHERE read_from < $1",
+                target,
+            )
+        row = await conn.fetchrow(
+            "SELECT read_from, since <= now() - make_interval(secs => $1) AS settled"
+            " FROM community_hours_horizon",
+            rule.grace_s,
+        )
+        read_from = target if dry_run else row["read_from"]
+        if not read_from or not (row["settled"] or dry_run):
+            return []
+        steps, deadlocks = [], 0
+        for spec in COMMUNITY_HOURS:
+            col, step = spec.period, Step("rollup", "prune", spec.table)
+            if dry_run:
+                step.rows = await conn.fetchval(
+                    f"SELECT count(*) FROM {spec.table} WHERE {col} < $1", read_from
+                )
+            while not dry_run:
+                first = await conn.fetchval(
+                    f"SELECT min({col}) FROM {spec.table} WHERE {col} < $1", read_from
+                )
+                if first is None:
+                    break
+                # The rest of first's day (or all that sort before read_from, for a stamp
+                # that is no date: "1970-01-01T0" is one, "not a date" sorts after).
+                end = min(f"{first[:10]}\uffff", read_from)
+                try:
+                    status = await conn.execute(
+                        f"DELETE FROM {spec.table} WHERE {col} >= $1 AND {col} < $2", first, end
+                    )
+                except asyncpg.DeadlockDetectedError as e:
+                    # A late upload into this very day locked its rows in another order;
+                    # if PostgreSQL chose this statement, the loop takes the day again.
+                    deadlocks += 1
+                    if deadlocks > self.cfg.lock_retries:
+                        raise RetentionError(f"{spec.table}: deadlocks; run again") from e
+                    self.say(f"  {spec.table}: deadlock with an upload, retrying {first[:10]}")
+                    continue
+                step.rows += int(status.split()[-1])
+            if step.rows:
+                self.say(step.line())
+                steps.append(step)
         return steps
 
     async def partitions(self, conn: Any, cls: str) -> list[tuple[str, str | None, str | None]]:

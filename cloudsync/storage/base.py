@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
@@ -142,6 +143,12 @@ class StorageBase:
     # The console's content statistics in one statement that answers its JSON (stats4);
     # bench/stats100m.py turns it off to time stats3's three queries and Python beside it.
     content_json = True
+    # Per-community hours before this day were pruned (retention, postgres 0011): read from
+    # the records instead. Re-read after hours_ttl_s; retention deletes rows only
+    # CommunityHours.grace_s after it moved the day, which must be longer.
+    hours_table = False  # community_hours_horizon exists (detect_schema)
+    hours_ttl_s = 30.0
+    _hours_from: tuple[str, float] = ("", float("-inf"))
 
     # --- backend primitives -------------------------------------------------------------
 
@@ -269,3 +276,20 @@ class StorageBase:
                 else "SELECT count(*) AS n FROM sqlite_master WHERE name = 'alert_counts'"
             )
             self.alert_counts_table = (await c.fetchrow(table))["n"] > 0  # type: ignore[index]
+            if self.dialect == "postgres":
+                self.hours_table = bool(await c.fetchrow(
+                    "SELECT 1 AS x FROM information_schema.tables"
+                    " WHERE table_name = 'community_hours_horizon'"
+                ))  # fmt: skip
+
+    async def community_hours_from(self) -> str:
+        """The first day ("YYYY-MM-DD") whose per-community hours are kept; "" all are."""
+        if not self.hours_table:
+            return ""
+        value, at = self._hours_from
+        if time.monotonic() - at >= self.hours_ttl_s:
+            async with self.read_tx() as c:
+                row = await c.fetchrow("SELECT read_from FROM community_hours_horizon")
+            value = row["read_from"] if row else ""
+            self._hours_from = (value, time.monotonic())
+        return value

@@ -422,6 +422,7 @@ class ConsoleStorage(StorageBase):
         if by_boxes(scope, False):
             async with self.read_tx() as c:
                 boxes = (await self.scope_filter(c, scope))[1]
+        hours_from = await self.community_hours_from() if communities else ""
         queries = {}
         for what, kind, sums in (
             ("plays", "play_record", "n AS plays, coalesce(ms, 0) AS ms"),
@@ -440,7 +441,7 @@ class ConsoleStorage(StorageBase):
             args = []
             inner = totals_sql(
                 spec, scope, since, until, True, args, grouped=False,
-                hourly=self.hourly_rollups, fine=self.fine_rollups,
+                hourly=self.hourly_rollups, fine=self.fine_rollups, hours_from=hours_from,
             )
             queries[f"{what}_by_community"] = (
                 f"SELECT a.id AS community_id, {sums} FROM ({inner}) t"
@@ -466,9 +467,11 @@ class ConsoleStorage(StorageBase):
         pre-summed rows per community (postgres 0010); sending 10,000 rows of each kind to
         the worker to merge, name and sort them there took longer than summing them."""
         args: list[Any] = []
+        hours_from = await self.community_hours_from()
         inner = {
             kind: totals_sql(ROLLUPS[kind], scope, since, until, True, args, grouped=False,
-                             hourly=self.hourly_rollups, fine=self.fine_rollups)
+                             hourly=self.hourly_rollups, fine=self.fine_rollups,
+                             hours_from=hours_from)
             for kind in ("play_record", "reading_stats")
         }  # fmt: skip
         args.append(limit)
@@ -494,11 +497,13 @@ class ConsoleStorage(StorageBase):
         sorted and encoded in the worker; two statements on two connections at once timed
         the same as one on 2 cores (bench/stats100m.py, docs/deploy.md)."""
 
+        hours_from = await self.community_hours_from()
+
         def totals(kind: str, by_community: bool, args: list[Any], boxes: Any) -> str:
             return totals_sql(
                 ROLLUPS[kind], scope, since, "", by_community, args,
                 grouped=not by_community, boxes=boxes,
-                hourly=self.hourly_rollups, fine=self.fine_rollups,
+                hourly=self.hourly_rollups, fine=self.fine_rollups, hours_from=hours_from,
             )  # fmt: skip
 
         def item_sql(args: list[Any], boxes: Any) -> str:

@@ -264,6 +264,37 @@ def split_signed(
     return [*out, (src, start, end, 1), *tail]
 
 
+# Per-community sub-day rows (10-hour blocks and hours): most of the roll-ups' disk (~3.2 of
+# 5.4 GB at 10 M records, docs/deploy.md), kept only for recent days (retention, see
+# cloudsync/retention.py ``CommunityHours``); older hours are read from the records.
+COMMUNITY_HOURS: list[Rollup] = [*TENHOUR.values(), *LEAF_HOURLY.values()]
+SUBDAY = ("tenhour", "hour")
+
+
+def hours_kept(
+    since: str, until: str, widths: tuple[int, ...], read_from: str
+) -> list[tuple[str, str, str, int]]:
+    """:func:`split_signed` when the per-community hours before ``read_from`` (the first day
+    retention kept them for; "" all kept) are gone: a window that ends by then is split
+    without the 10-hour and hour levels (its partial end days from the records); one that
+    reaches across it reads each 10-hour or hour piece starting before it from the records,
+    neighbouring record pieces of one sign joined. Exact: a piece covers the same ts range
+    either way, and a sub-day piece lies within one day (it starts before ``read_from``
+    only if its whole day does), so none reads rows retention has deleted."""
+    if read_from and until and until <= read_from:
+        return split_signed(since, until, tuple(w for w in widths if w <= 10))
+    out: list[tuple[str, str, str, int]] = []
+    for src, lo, hi, sign in split_signed(since, until, widths):
+        if src in SUBDAY and read_from and lo < read_from:
+            src = "raw"
+        last = out[-1] if out else None
+        if src == "raw" and last and last[0] == "raw" and last[3] == sign and last[2] == lo:
+            out[-1] = ("raw", last[1], hi, sign)
+        else:
+            out.append((src, lo, hi, sign))
+    return out
+
+
 def split_hours(since: str, until: str) -> list[tuple[str, str, str]]:
     """Pieces for the district figures: whole days, whole hours of the end days, minutes."""
     return split_levels(since, until, (10, 13))
@@ -312,13 +343,15 @@ def totals_sql(
     boxes: list[str] | None = None,
     hourly: bool = True,
     fine: bool = True,
+    hours_from: str = "",
 ) -> str:
     """SQL of rows (area, <dims>, n, <sums>) for the kind's records in scope and window:
     area is the community's path when ``by_community``, else NULL; one row per area and
     group (``grouped``: by the dims too, else the dims are left out). ``boxes``: the scope's
     box ids when :func:`by_boxes`. ``hourly`` False: the partial end days from the records
     (before migration 0009); ``fine`` False: without migration 0010's blocks and
-    per-community hours (bench/stats100m.py times them side by side)."""
+    per-community hours (bench/stats100m.py times them side by side). ``hours_from``: the
+    first day whose per-community hours retention kept (:func:`hours_kept`)."""
     q = Sql(args)
     depth = scope_depth(scope)
     tables: dict[int, Rollup] = {}
@@ -334,7 +367,7 @@ def totals_sql(
     else:
         tables = levels(spec, by_community, fine)
         if by_community and fine:  # sums whose readers take NULL as 0: subtraction allowed
-            signed = split_signed(since, until, tuple(tables))
+            signed = hours_kept(since, until, tuple(tables), hours_from)
         else:
             signed = [(*p, 1) for p in split_levels(since, until, tuple(tables))]
     dims_kept = spec.dims if grouped else ()

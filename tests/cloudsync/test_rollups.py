@@ -18,6 +18,7 @@ from cloudsync.portal_stats import reading_totals
 from cloudsync.retention import (
     ALL_CLASSES,
     ClassRetention,
+    CommunityHours,
     RetentionConfig,
     add_months,
     maintain,
@@ -25,9 +26,11 @@ from cloudsync.retention import (
 )
 from cloudsync.storage import open_storage
 from cloudsync.storage.rollups import (
+    COMMUNITY_HOURS,
     LEAF_HOURLY,
     TENDAY,
     TENHOUR,
+    hours_kept,
     split_hours,
     split_levels,
     split_months,
@@ -178,6 +181,25 @@ def test_split_signed_counts_exactly_what_the_window_holds() -> None:
             got = sum(sign for src, lo, hi, sign in pieces if holds(src, lo, hi, ts))
             assert got == int(want), (since, until, ts, pieces)
     assert took_away > 20  # the subtraction was taken, not only the plain pieces
+
+
+def test_hours_kept_reads_pruned_hours_from_the_records() -> None:
+    w = (7, 9, 10, 12, 13)
+    pieces = split_signed("2026-11-03T14:37", "2026-11-12T12:05", w)
+    assert [p[0] for p in pieces] == ["raw", "hour", "tenhour", "day", "tenhour", "raw", "hour"]
+    assert hours_kept("2026-11-03T14:37", "2026-11-12T12:05", w, "") == pieces
+    # Hours kept from the 5th: the 3rd's hours and blocks from the records (one piece),
+    # the 12th's from the hour rows (the 10-hour block minus the hours after the window).
+    kept = hours_kept("2026-11-03T14:37", "2026-11-12T12:05", w, "2026-11-05")
+    assert kept == [("raw", "2026-11-03T14:37", "2026-11-04", 1), *pieces[3:]]
+    # Kept from the 13th (after the window): no hour piece, the 12th's part from the records.
+    assert hours_kept("2026-11-03T14:37", "2026-11-12T12:05", w, "2026-11-13") == [
+        ("raw", "2026-11-03T14:37", "2026-11-04", 1), ("day", "2026-11-04", "2026-11-12", 1),
+        ("raw", "2026-11-12", "2026-11-12T12:05", 1)]  # fmt: skip
+    # Inside one old day: one piece from the records, not the day minus its ends.
+    assert split_signed("2026-11-03T01:00", "2026-11-03T23:10", w)[0][3] == -1
+    assert hours_kept("2026-11-03T01:00", "2026-11-03T23:10", w, "2026-11-04") == [
+        ("raw", "2026-11-03T01:00", "2026-11-03T23:10", 1)]  # fmt: skip
 
 
 AREAS = [  # (id, level, parent)
@@ -376,7 +398,7 @@ async def test_rollups_answer_as_the_records_through_backfill_dupes_and_retentio
             await storage.upload(box, 1, sent[box])
         # Migrations 0008-0009: tables, trigger, then the rows above counted partition by
         # partition (daily, then hourly).
-        assert await storage.migrate() == [8, 9, 10]
+        assert await storage.migrate() == [8, 9, 10, 11]
         async with storage.tx() as c:
             left = await c.c.fetchval("SELECT count(*) FROM rollup_backfill WHERE done_at IS NULL")
         assert left == 0
@@ -556,3 +578,150 @@ async def test_a_scoped_user_sees_only_their_areas_figures(
             assert body["items"][0]["reads"] == 2 * boxes
     finally:
         await cloud.stop()
+
+
+# --- per-community hours kept for recent days only (retention, postgres 0011) ---------------
+
+
+def straight_per_community(sent: list[tuple[str, dict]], scope: str, since: str,
+                           until: str) -> dict[str, dict[str, tuple]]:
+    """Plays (count, ms) and reading (reads, readers, acks) per community of the records
+    uploaded, counted here in Python: what the per-community statistics must answer."""
+    paths = {a: f"/{a}/" for a, _, p in AREAS if p is None}
+    for a, _, p in AREAS:
+        if p is not None:
+            paths[a] = f"{paths[p]}{a}/"
+    paths["x9"] = "/x9/"
+    plays: dict[str, list[int]] = {}
+    reads: dict[str, list[int]] = {}
+    for box, r in sent:
+        community = BOXES.get(box, "x9")
+        ts = r["ts"]
+        if not paths[community].startswith(scope) or ts < since or (until and ts >= until):
+            continue
+        p = json.loads(r["payload"])
+        if r["kind"] == "play_record":
+            acc = plays.setdefault(community, [0, 0])
+            acc[0] += 1
+            acc[1] += p.get("duration_ms") or 0
+        elif r["kind"] == "reading_stats":
+            acc = reads.setdefault(community, [0, 0, 0])
+            for i, f in enumerate(("reads", "new_readers", "acks")):
+                acc[i] += p.get(f) or 0
+    return {"plays": {c: tuple(v) for c, v in plays.items()},
+            "reads": {c: tuple(v) for c, v in reads.items()}}  # fmt: skip
+
+
+async def per_community(storage: Any, scope: str, since: str, until: str) -> dict[str, dict]:
+    """The same from the storage: the console's content statistics per community (and, from
+    the roll-ups, its ranked table) and portal reading by community."""
+    got = await storage.content_stats(scope, since, until)
+    out = {
+        "plays": {r["community_id"]: (int(r["plays"]), int(r["ms"] or 0))
+                  for r in got["plays_by_community"]},
+        "reads": {r["community_id"]: (int(r["reads"]), int(r["readers"]), int(r["acks"]))
+                  for r in got["reads_by_community"]},
+    }  # fmt: skip
+    portal = await reading_totals(storage, scope, "community", since, until)
+    assert {r["community_id"]: (r["reads"], r["new_readers"], r["acks"]) for r in portal} == {
+        c: v for c, v in out["reads"].items()
+    }, "portal reading by community"
+    if storage.rollups:
+        top = await storage.content_top_communities(scope, since, until, 100)
+        assert {r["community_id"]: (r["plays"], r["ms"]) for r in top if r["plays"]} == out[
+            "plays"
+        ], "console community table"
+    return {k: {c: v for c, v in d.items() if any(v)} for k, d in out.items()}
+
+
+async def assert_per_community_exact(storage: Any, sent: list[tuple[str, dict]]) -> None:
+    for scope in ("/", "/cA/"):
+        for since, until in [
+            (iso(NOW - 30 * DAY), ""),  # the console's 30 days: a partial first day
+            (iso(NOW - 12 * DAY - timedelta(hours=5)), iso(NOW - 8 * DAY - timedelta(hours=3))),
+            (iso(NOW - 10 * DAY - timedelta(minutes=7)), iso(NOW - 9 * DAY)),
+            (iso(NOW - 20 * DAY - timedelta(hours=13)), iso(NOW - 20 * DAY - timedelta(hours=2))),
+            (iso(NOW - timedelta(hours=30)), iso(NOW - timedelta(hours=3))),
+            ("", iso(NOW - 5 * DAY)),
+            ("", ""),
+        ]:
+            want = straight_per_community(sent, scope, since, until)
+            want = {k: {c: v for c, v in d.items() if any(v)} for k, d in want.items()}
+            assert await per_community(storage, scope, since, until) == want, (scope, since)
+
+
+async def test_per_community_hours_pruned_statistics_stay_exact(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Retention deletes per-community hours older than keep_days; windows reaching further
+    back read those hours from the records: every per-community figure still equals a
+    straight count of the records uploaded, before and after pruning, for a late record of a
+    pruned hour, and while the rows wait out grace_s after the day readers start from moved."""
+    storage = await open_storage(db_url)
+    pg = storage.dialect == "postgres"
+    storage.hours_ttl_s = 0  # re-read the day at once: grace_s is 0 below
+    rnd = random.Random(11)
+    old = add_months(month_of(NOW), -4)
+    never = {c: ClassRetention(keep_days=None) for c in ALL_CLASSES}
+
+    def cfg(days: int, grace: float) -> RetentionConfig:
+        hours = CommunityHours(keep_days=days, grace_s=grace)
+        return RetentionConfig(**never, export_dir=tmp_path / "x", community_hours=hours)
+
+    async def below(day: str) -> int:
+        async with storage.tx() as c:
+            return sum([await c.c.fetchval(f"SELECT count(*) FROM {t.table}"
+                                           f" WHERE {t.period} < $1", day)
+                        for t in COMMUNITY_HOURS])  # fmt: skip
+
+    try:
+        await setup_areas(storage)
+        sent: list[tuple[str, dict]] = []
+        for box in [*BOXES, "b9"]:
+            rows = records(rnd, box, 1, 80, datetime(old.year, old.month, 3, tzinfo=UTC))
+            await storage.upload(box, 1, rows)
+            sent += [(box, r) for r in rows]
+        await assert_per_community_exact(storage, sent)
+        keep_from = (NOW - 10 * DAY).date().isoformat()
+        if pg:
+            assert await below(keep_from) > 50
+
+        dry = await maintain(storage, cfg(10, 0), dry_run=True, progress=lambda s: None)
+        if pg:  # says what would go, deletes nothing, leaves the day readers start from
+            assert sum(s.rows for s in dry if s.action == "prune") == await below(keep_from)
+            assert await storage.community_hours_from() == ""
+        steps = await maintain(storage, cfg(10, 0), progress=lambda s: None)
+        pruned = [s for s in steps if s.action == "prune"]
+        if pg:
+            assert {s.table for s in pruned} == {t.table for t in COMMUNITY_HOURS}
+            assert await below(keep_from) == 0 and await below("9") > 0  # newer ones kept
+            assert await storage.community_hours_from() == keep_from
+        else:
+            assert pruned == []  # SQLite keeps no roll-ups: its figures come from the records
+        await assert_per_community_exact(storage, sent)
+
+        # A box that was offline sends a play of a pruned hour: the trigger counts it into
+        # an hour row the statistics do not read (the records answer), the next run deletes it.
+        late = records(random.Random(5), "b1", 500, 1, NOW)[0]
+        late |= {"kind": "play_record", "ts": iso(NOW - 20 * DAY),
+                 "payload": json.dumps({"content_id": "ct-9", "duration_ms": 4000})}  # fmt: skip
+        await storage.upload("b1", 1, [late])
+        sent.append(("b1", late))
+        if pg:
+            assert await below(keep_from) > 0
+        await assert_per_community_exact(storage, sent)
+        await maintain(storage, cfg(10, 0), progress=lambda s: None)
+        if pg:
+            assert await below(keep_from) == 0
+        await assert_per_community_exact(storage, sent)
+
+        # Fewer days kept: the day moves at once, the rows wait out the grace.
+        keep_from = (NOW - 5 * DAY).date().isoformat()
+        steps = await maintain(storage, cfg(5, 3600), progress=lambda s: None)
+        assert not [s for s in steps if s.action == "prune"]
+        if pg:
+            assert await storage.community_hours_from() == keep_from
+            assert await below(keep_from) > 0
+        await assert_per_community_exact(storage, sent)
+    finally:
+        await storage.close()
