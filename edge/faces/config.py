@@ -68,4 +68,8 @@ class FacesConfig(Section):
     max_brightness: float = Field(215.0, ge=0, le=255)
     liveness_threshold: float = Field(0.5, ge=0, le=1)
     liveness_frames: int = Field(6, ge=2, le=100)
+    # Flip test-time augmentation: every embedding (enrolment and door frames) is the
+    # normalised sum of the aligned face's and its mirror's (one more SFace face per frame).
+    # The tail_* / genuine_* fits above belong to one setting (docs/faces.md).
+    flip: bool = False
     keep_thumbnails: bool = False  # attach a face thumbnail to decisions (never synced)
