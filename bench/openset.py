@@ -342,6 +342,18 @@ def pair_fused(scores: np.ndarray, k: int, n: int) -> np.ndarray:
     return best
 
 
+def pair_topmean(scores: np.ndarray, k: int, n: int) -> np.ndarray:
+    """As pair_fused, but the mean of the k best scores of each window of n."""
+    f = scores.shape[0]
+    if f < k:
+        return np.full(scores.shape[1], -1.0)
+    best = np.full(scores.shape[1], -1.0)
+    for w in range(max(1, f - n + 1)):
+        win = np.sort(scores[w : w + n], axis=0)[::-1]
+        best = np.maximum(best, win[:k].mean(axis=0))
+    return best
+
+
 def fit_body(x: np.ndarray) -> Gaussian:
     return Gaussian(float(np.mean(x)), float(max(np.std(x), 1e-3)))
 
@@ -368,6 +380,9 @@ METHODS: dict[str, tuple[str, str, str]] = {
     "aug_mean": ("aug_mean", "centred", "kofn"),
     "meanemb": ("one", "centred", "meanemb"),
     "aug_mean+meanemb": ("aug_mean", "centred", "meanemb"),
+    # the box's scores, fused as the mean of the k best of n frames instead of the k-th best
+    # (issue 15, flip pass: a cheaper way to use the same frames, dev only)
+    "zscale_topmean": ("one", "zscale", "topmean"),
 }
 
 
@@ -435,6 +450,8 @@ class Scorer:
             return np.full(len(self.ids), -np.inf)
         if self.fusion == "kofn":
             return pair_fused(self.frame_scores(v.embs), self.k, self.n)
+        if self.fusion == "topmean":
+            return pair_topmean(self.frame_scores(v.embs), self.k, self.n)
         best = np.full(len(self.ids), -np.inf)
         for w in range(max(1, len(v.embs) - self.n + 1)):
             q = v.quality[w : w + self.n]
@@ -598,11 +615,22 @@ def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: d
                  and (q.role == "enrol" or (q.role == "stranger" and q.split == "dev"))]
     methods = _compare(data, by_key, idents, residents, k, n, dev_only)
     views = {"plain": data}
-    methods_flip = None
+    methods_flip = methods_mixed = None
     if flip:
         views["flip"] = flip_view(data)
         methods_flip = _compare(views["flip"], by_key, idents, residents, k, n, dev_only,
-                                ("zscale", "centred", "raw"), "flip+")
+                                ("zscale", "centred", "raw", "zscale_topmean"), "flip+")
+        # a gallery enrolled before flip (plain templates: the box keeps no photos to embed
+        # again) searched with flip door frames, fitted on its own
+        mixed = {x: dict(d, visits=views["flip"][x]["visits"]) for x, d in data.items()}
+        methods_mixed = _compare(mixed, by_key, idents, residents, k, n, dev_only,
+                                 ("zscale",), "plain-gallery+flip-frames ")
+    paired = None
+    if flip:
+        paired = {split: _paired(data, views["flip"], by_key, idents, residents, k, n,
+                                 methods, methods_flip, split)
+                  for split in (("dev",) if dev_only else ("dev", "test"))}
+        print(f"flip vs plain, same visits (zscale, N=10,000): {paired}", flush=True)
     # The box's fits, on dev (its defaults in FacesConfig come from here): "zscale" is the box
     # since this pass, "centred" before it (and below znorm_min), "raw" below centre_min.
     # With --flip, the same fits of the flip-TTA scores (the box's when FacesConfig.flip).
@@ -702,6 +730,8 @@ def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: d
         "fusion": {"k": k, "n": n},
         "methods_dev_fit": methods,
         "methods_dev_fit_flip": methods_flip,
+        "methods_dev_fit_plain_gallery_flip_frames": methods_mixed,
+        "flip_vs_plain_paired_zscale_10000": paired,
         "flip_same_frames_as_plain_cache": same_frames,
         "box_flip": cfg.flip,
         "box_fit_dev": {f: list(getattr(box_cfg, f)) for f in FIT_FIELDS},
@@ -720,6 +750,28 @@ def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: d
 
 FIT_FIELDS = ("tail_znorm", "genuine_znorm", "tail_centred", "genuine_centred", "tail_raw",
               "genuine_raw")
+
+
+def _paired(plain: dict, flip: dict, by_key, idents, residents, k: int, n: int,
+            m_plain: dict, m_flip: dict, split: str) -> dict:
+    """Flip against plain visit by visit (same frames; the box's zscale, each at its own
+    derived threshold for N = 10,000): how far each resident's visit lands above or below
+    its threshold, in units of its own stranger tail's spread; and model-free, how many
+    visits land above the highest dev stranger pair of the same scoring."""
+    out: dict = {}
+    for name, d, m in (("plain", plain, m_plain), ("flip", flip, m_flip)):
+        row = m["zscale"]
+        sc = Scorer("zscale", d, residents, idents, k, n)
+        gen = _flat(_genuine(d, by_key, idents, residents, "zscale", k, n, sc)[split])
+        out[name] = (gen - row["per_n"]["10000"]["threshold"]) / row["tail_dev"][1], \
+            float((gen > row["dev_pairs_max"]).mean())
+    diff = out["flip"][0] - out["plain"][0]
+    fin = np.isfinite(diff)
+    return {"visits": len(diff), "flip_higher": int((diff[fin] > 0).sum()),
+            "flip_lower": int((diff[fin] < 0).sum()),
+            "median_gain_tail_sd": round(float(np.median(diff[fin])), 3) if fin.any() else None,
+            "above_threshold": {v: int((out[v][0] >= 0).sum()) for v in out},
+            "above_dev_stranger_max": {v: round(out[v][1], 3) for v in out}}
 
 
 def _fitted(cfg: FacesConfig, methods: dict) -> FacesConfig:
