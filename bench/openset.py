@@ -765,7 +765,8 @@ def _paired(plain: dict, flip: dict, by_key, idents, residents, k: int, n: int,
         gen = _flat(_genuine(d, by_key, idents, residents, "zscale", k, n, sc)[split])
         out[name] = (gen - row["per_n"]["10000"]["threshold"]) / row["tail_dev"][1], \
             float((gen > row["dev_pairs_max"]).mean())
-    diff = out["flip"][0] - out["plain"][0]
+    with np.errstate(invalid="ignore"):  # a visit without k usable frames: -inf both
+        diff = out["flip"][0] - out["plain"][0]
     fin = np.isfinite(diff)
     return {"visits": len(diff), "flip_higher": int((diff[fin] > 0).sum()),
             "flip_lower": int((diff[fin] < 0).sum()),
