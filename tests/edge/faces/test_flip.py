@@ -20,6 +20,17 @@ def flipped(model_dir) -> FacePipeline:
     p.close()
 
 
+@pytest.fixture(scope="module")
+def plain(model_dir) -> FacePipeline:
+    p = FacePipeline(FacesConfig(flip=False), model_dir)
+    yield p
+    p.close()
+
+
+def test_flip_is_the_default() -> None:
+    assert FacesConfig().flip
+
+
 def _face(p: FacePipeline, frame: np.ndarray):
     fr = p.analyse_sync(frame, max_faces=1)
     assert fr.faces and fr.faces[0].embedding is not None
@@ -27,17 +38,18 @@ def _face(p: FacePipeline, frame: np.ndarray):
 
 
 def test_flip_embedding_is_the_normalised_sum_of_the_two_forwards(
-        pipeline: FacePipeline, flipped: FacePipeline, img) -> None:
+        plain: FacePipeline, flipped: FacePipeline, img) -> None:
     frame = frame_640(img("obama2.jpg"))
     got = _face(flipped, frame)
-    plain = _face(pipeline, frame)
+    before = _face(plain, frame)
     # the plain pipeline's own forwards of the crop and of its mirror
-    own = pipeline.embedder.embed(plain.aligned)
-    mirror = pipeline.embedder.embed(cv2.flip(plain.aligned, 1))
+    own = plain.embedder.embed(before.aligned)
+    mirror = plain.embedder.embed(cv2.flip(before.aligned, 1))
+    np.testing.assert_allclose(own, before.embedding, atol=1e-6)
     np.testing.assert_allclose(got.embedding, fuse_flip(own, mirror), atol=2e-5)
     assert abs(float(np.linalg.norm(got.embedding)) - 1) < 1e-5
     # the mirror really is another input: the flip embedding is not the plain one
-    assert float(got.embedding @ plain.embedding) < 0.999
+    assert float(got.embedding @ before.embedding) < 0.999
     assert float(own @ mirror) < 0.99
 
 
