@@ -71,3 +71,12 @@ def test_flip_pipeline_still_tells_people_apart(flipped: FacePipeline, img) -> N
     same = float(probe @ enrol["r-obama"].embedding)
     other = float(probe @ enrol["r-ardern"].embedding)
     assert same > 0.45 > other, (same, other)
+
+
+def test_flip_off_takes_the_plain_fits_unless_set() -> None:
+    from edge.faces.config import PLAIN_FITS
+
+    on, off = FacesConfig(), FacesConfig(flip=False)
+    assert on.tail_znorm != PLAIN_FITS["tail_znorm"]
+    assert all(getattr(off, f) == v for f, v in PLAIN_FITS.items())
+    assert FacesConfig(flip=False, tail_znorm=(1.0, 2.0)).tail_znorm == (1.0, 2.0)
