@@ -180,6 +180,9 @@ def main() -> None:
                     help="only 1:N search and the per-frame pipeline at 100k")
     ap.add_argument("--dev-only", action="store_true",
                     help="open set: score the dev split only (make choices without the test)")
+    ap.add_argument("--flip", action="store_true",
+                    help="open set: embed the mirrored crops too (own cache) and score plain "
+                         "and flip-TTA side by side; latency: plain and flip side by side")
     args = ap.parse_args()
     cfg = FacesConfig()
     rss0 = rss_mb()
@@ -206,6 +209,7 @@ def main() -> None:
         res["open_set"] = openset.run(
             p, cfg, imgs, ident, *load_crowd(), AccessConfig().sample_fps, ROOT / "bench" / "out",
             visits_per_person=args.visits, reuse=args.reuse_visits, dev_only=args.dev_only,
+            flip=args.flip,
         )
     if args.open_set_only:
         p.close()
@@ -308,6 +312,9 @@ def main() -> None:
     }
     decisions = []
     bare = []
+    # --flip: the same frames through the pipeline with the other flip setting too (the
+    # embedder's switch toggled frame by frame, so load hits both alike)
+    other: dict[str, list[float]] = {"total": [], "embed": []}
     # Interleaved, frame by frame: pipeline, then the bare models (detector + SFace with nothing
     # around them) on the same frame, so load from other work on the box hits both alike.
     for i in range(args.frames):
@@ -316,6 +323,14 @@ def main() -> None:
         decisions.append(d.reason)
         for k in stages:
             stages[k].append(d.timings_ms.get(k, 0.0))
+        if args.flip:
+            p.embedder.flip = not cfg.flip
+            try:
+                d2 = p.identify_sync(f)
+            finally:
+                p.embedder.flip = cfg.flip
+            for k in other:
+                other[k].append(d2.timings_ms.get(k, 0.0))
         t = time.perf_counter()
         faces = p.detector.detect(f)
         p.embedder.embed(align(f, faces[0].landmarks))
@@ -349,6 +364,16 @@ def main() -> None:
         "gallery": len(p.gallery),
     }
     res["bare_models_ms"] = {"p50": pct(bare, 50), "p95": pct(bare, 95)}
+    if args.flip:
+        mine, theirs = ("flip", "plain") if cfg.flip else ("plain", "flip")
+        res["flip_side_by_side_ms"] = {
+            mine: {"total_p50": pct(stages["total"], 50), "total_p95": pct(stages["total"], 95),
+                   "embed_p50": pct(stages["embed"], 50)},
+            theirs: {"total_p50": pct(other["total"], 50), "total_p95": pct(other["total"], 95),
+                     "embed_p50": pct(other["embed"], 50)},
+            "box": mine,
+        }
+        print(f"flip side by side: {res['flip_side_by_side_ms']}")
     res["overhead_x"] = round(pct(stages["total"], 50) / pct(bare, 50), 2)
     res["decisions"] = {r: decisions.count(r) for r in sorted(set(decisions))}
     for k, v in res["stages_ms"].items():  # type: ignore[union-attr]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import pickle
 import time
 import zlib
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -36,6 +36,7 @@ import numpy as np
 from edge.access import synthetic
 from edge.access.config import AccessConfig
 from edge.faces.config import FacesConfig
+from edge.faces.embed import fuse_flip
 from edge.faces.gallery import MIN_SPREAD, Gallery
 from edge.faces.openset import Frame, Fusion, Gaussian, fpir, threshold_for
 from edge.faces.pipeline import FacePipeline
@@ -196,40 +197,82 @@ class Visit:
     embs: np.ndarray  # (usable frames, 128): the frames that passed the quality gate
     quality: np.ndarray  # (usable frames,) the gate's score of each
     frames: int  # frames looked at
+    # with ``flip`` (--flip): the same frames' mirrored crops, embedded by themselves; the
+    # flip-TTA embedding is fuse_flip(embs, mirror) (flip_view)
+    mirror: np.ndarray | None = None
 
 
-def embed_visit(p: FacePipeline, frames: list[np.ndarray]) -> Visit:
+def _stack(vs: list[np.ndarray]) -> np.ndarray:
+    return np.stack(vs).astype(np.float32) if vs else np.zeros((0, 128), np.float32)
+
+
+def _own(p: FacePipeline, fr, flip: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """A usable face's plain embedding (and its mirror's with ``flip``), whatever the
+    pipeline's own flip setting: the bench keeps both halves."""
+    if not flip and not p.embedder.flip:
+        return fr.embedding, None
+    plain, mirror = p.embedder.pair(fr.aligned)
+    return plain, mirror if flip else None
+
+
+def embed_visit(p: FacePipeline, frames: list[np.ndarray], flip: bool = False) -> Visit:
     """The pipeline's own analysis (largest face, quality gate, SFace) per frame."""
-    embs, qual = [], []
+    embs, mirrors, qual = [], [], []
     for f in frames:
         fr = p.analyse_sync(f, max_faces=1)
         if fr.faces and fr.faces[0].embedding is not None:
-            embs.append(fr.faces[0].embedding)
+            plain, mirror = _own(p, fr.faces[0], flip)
+            embs.append(plain)
+            mirrors.append(mirror)
             qual.append(fr.faces[0].quality.score)
-    e = np.stack(embs).astype(np.float32) if embs else np.zeros((0, 128), np.float32)
-    return Visit(e, np.asarray(qual, np.float32), len(frames))
+    return Visit(_stack(embs), np.asarray(qual, np.float32), len(frames),
+                 _stack(mirrors) if flip else None)
 
 
-def _embed_one(p: FacePipeline, person: Person, visits: int, per_visit: int) -> dict:
+def _embed_one(p: FacePipeline, person: Person, visits: int, per_visit: int,
+               flip: bool = False) -> dict:
     """Enrolment template (+ augmented ones) for residents, visits for probes and strangers.
-    Each photo has its own random stream, so the cache can grow photo by photo."""
+    Each photo has its own random stream, so the cache can grow photo by photo. ``flip``:
+    every embedding's mirror too (``enrol_mirror``, ``aug_mirror``, ``Visit.mirror``)."""
     rng = np.random.default_rng(zlib.crc32(person.key.encode()))
     out: dict = {"enrol": None, "aug": [], "visits": [], "gate": gate_of(p.cfg)}
+    if flip:
+        out.update(enrol_mirror=None, aug_mirror=[])
     if person.role == "enrol" or (person.role == "stranger" and person.split == "dev"):
         ef = enrol_frame(p, person)
         if ef is not None:
             fr = p.analyse_sync(ef, max_faces=1, enrol=True)
             if fr.faces and fr.faces[0].embedding is not None:
-                out["enrol"] = fr.faces[0].embedding
+                out["enrol"], m = _own(p, fr.faces[0], flip)
+                if flip:
+                    out["enrol_mirror"] = m
         for a in AUGMENTS:
             f = augment(p, person, a)
             got = p.analyse_sync(f, max_faces=1, enrol=True) if f is not None else None
             if got is not None and got.faces and got.faces[0].embedding is not None:
-                out["aug"].append(got.faces[0].embedding)
+                e, m = _own(p, got.faces[0], flip)
+                out["aug"].append(e)
+                if flip:
+                    out["aug_mirror"].append(m)
     if person.role != "enrol":
         # Residents' probe photos get three times the visits: FNIR is read off these.
         for _ in range(visits * (3 if person.role == "probe" else 1)):
-            out["visits"].append(embed_visit(p, visit_frames(p, person, rng, per_visit)))
+            out["visits"].append(embed_visit(p, visit_frames(p, person, rng, per_visit),
+                                             flip))
+    return out
+
+
+def flip_view(data: dict[str, dict]) -> dict[str, dict]:
+    """The same frames scored with flip test-time augmentation: every embedding replaced by
+    the normalised sum of it and its mirror's (edge.faces.embed.fuse_flip, the box's own)."""
+    out = {}
+    for key, d in data.items():
+        out[key] = dict(
+            d,
+            enrol=None if d["enrol"] is None else fuse_flip(d["enrol"], d["enrol_mirror"]),
+            aug=[fuse_flip(a, m) for a, m in zip(d["aug"], d["aug_mirror"], strict=True)],
+            visits=[Visit(fuse_flip(v.embs, v.mirror), v.quality, v.frames)
+                    for v in d["visits"]])
     return out
 
 
@@ -256,7 +299,7 @@ def regate(p: FacePipeline, person: Person, old: dict, visits: int, per_visit: i
 
 
 def embed_all(p: FacePipeline, folks: list[Person], visits: int, per_visit: int,
-              cache: Path, reuse: bool) -> dict[str, dict]:
+              cache: Path, reuse: bool, flip: bool = False) -> dict[str, dict]:
     """key -> _embed_one's result; with ``reuse`` photos already in the cache are not embedded
     again (same code path, same random stream), and the cache is written after each photo so
     a long run on a busy machine can be resumed."""
@@ -275,10 +318,10 @@ def embed_all(p: FacePipeline, folks: list[Person], visits: int, per_visit: int,
         was = got.get(person.key)
         looser = was is not None and all(
             a <= b for a, b in zip(gate, was.get("gate", OLD_GATE), strict=True))
-        if looser and was is not None:
+        if looser and was is not None and not flip:
             got[person.key] = regate(p, person, was, visits, per_visit)
         else:
-            got[person.key] = _embed_one(p, person, visits, per_visit)
+            got[person.key] = _embed_one(p, person, visits, per_visit, flip)
         cache.write_bytes(pickle.dumps({"version": CACHE_VERSION, "per_visit": per_visit,
                                         "visits": visits, "people": got}))
         print(f"embedded {person.key} ({i + 1}/{len(todo)}, {time.perf_counter() - t:.1f} s)",
@@ -296,6 +339,18 @@ def pair_fused(scores: np.ndarray, k: int, n: int) -> np.ndarray:
     for w in range(max(1, f - n + 1)):
         win = np.sort(scores[w : w + n], axis=0)[::-1]
         best = np.maximum(best, win[k - 1])
+    return best
+
+
+def pair_topmean(scores: np.ndarray, k: int, n: int) -> np.ndarray:
+    """As pair_fused, but the mean of the k best scores of each window of n."""
+    f = scores.shape[0]
+    if f < k:
+        return np.full(scores.shape[1], -1.0)
+    best = np.full(scores.shape[1], -1.0)
+    for w in range(max(1, f - n + 1)):
+        win = np.sort(scores[w : w + n], axis=0)[::-1]
+        best = np.maximum(best, win[:k].mean(axis=0))
     return best
 
 
@@ -325,6 +380,9 @@ METHODS: dict[str, tuple[str, str, str]] = {
     "aug_mean": ("aug_mean", "centred", "kofn"),
     "meanemb": ("one", "centred", "meanemb"),
     "aug_mean+meanemb": ("aug_mean", "centred", "meanemb"),
+    # the box's scores, fused as the mean of the k best of n frames instead of the k-th best
+    # (issue 15, flip pass: a cheaper way to use the same frames, dev only)
+    "zscale_topmean": ("one", "zscale", "topmean"),
 }
 
 
@@ -392,6 +450,8 @@ class Scorer:
             return np.full(len(self.ids), -np.inf)
         if self.fusion == "kofn":
             return pair_fused(self.frame_scores(v.embs), self.k, self.n)
+        if self.fusion == "topmean":
+            return pair_topmean(self.frame_scores(v.embs), self.k, self.n)
         best = np.full(len(self.ids), -np.inf)
         for w in range(max(1, len(v.embs) - self.n + 1)):
             q = v.quality[w : w + self.n]
@@ -459,12 +519,13 @@ SECOND_FACTOR_FACE_FPIR = AccessConfig().second_factor_face_fpir
 
 
 def _compare(data: dict[str, dict], by_key: dict[str, Person], idents: dict[str, str],
-             residents: list[str], k: int, n: int, dev_only: bool = False) -> dict:
+             residents: list[str], k: int, n: int, dev_only: bool = False,
+             methods: tuple[str, ...] = tuple(METHODS), label: str = "") -> dict:
     """Every method on the same visits: the tail fitted on dev strangers, the threshold for
     each N from it, the acceptance of dev and (untouched; not computed with ``dev_only``)
     test residents there."""
     out: dict = {}
-    for method in METHODS:
+    for method in methods:
         sc_all = Scorer(method, data, residents, idents, k, n)
         pairs: dict[str, list[float]] = {"dev": [], "test": []}
         for key, q in by_key.items():
@@ -517,7 +578,7 @@ def _compare(data: dict[str, dict], by_key: dict[str, Person], idents: dict[str,
                                                          round(t_fit.sigma, 4)]
         out[method] = row
         r10 = row["per_n"]["10000"]
-        print(f"method {method:<17} tail(dev) {tail.mu:.3f}+-{tail.sigma:.3f}  "
+        print(f"method {label}{method:<17} tail(dev) {tail.mu:.3f}+-{tail.sigma:.3f}  "
               f"N=10k thr {r10['threshold']:.3f}  FNIR dev {r10['fnir_dev']:.3f} "
               f"test {r10['fnir_test']}  expected {r10['expected_acceptance']:.3f}  "
               f"LOPO |err| {row['lopo_dev']['mean_abs_error_at_10000']}", flush=True)
@@ -527,15 +588,24 @@ def _compare(data: dict[str, dict], by_key: dict[str, Person], idents: dict[str,
 def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: dict[str, str],
         groups: dict[Path, str], more: dict[Path, tuple[str, str, str]], fps: float,
         out_dir: Path, visits_per_person: int = 3, reuse: bool = False,
-        dev_only: bool = False) -> dict:
+        dev_only: bool = False, flip: bool = False) -> dict:
     """``dev_only``: nothing of the test split is scored (choices are made on dev; the test
-    split is scored once, after freezing)."""
+    split is scored once, after freezing). ``flip``: the visits are embedded with their
+    mirrored crops too (a cache of their own) and every figure of the box comes twice, plain
+    and with flip test-time augmentation, on the same frames."""
     t_start = time.perf_counter()
     k, n = cfg.visit_k, cfg.visit_n
     per_visit = round(VISIT_S * fps)
     folks = people(imgs, ident, groups, more, p)
     cache = out_dir / f"openset_v{CACHE_VERSION}_{visits_per_person}x{per_visit}.pkl"
-    data = embed_all(p, folks, visits_per_person, per_visit, cache, reuse)
+    same_frames = None
+    if flip:
+        plain_cache = cache
+        cache = cache.with_name(cache.stem + "_flip.pkl")
+    data = embed_all(p, folks, visits_per_person, per_visit, cache, reuse, flip)
+    if flip and plain_cache.is_file():
+        same_frames = _same_as_plain_cache(data, plain_cache)
+        print(f"flip cache's plain embeddings vs the plain cache: {same_frames}", flush=True)
     t_embed = time.perf_counter() - t_start
     by_key = {q.key: q for q in folks}
     idents = {key: SAME_PERSON.get(key.split("|")[0], key.split("|")[0]) for key in data}
@@ -544,43 +614,61 @@ def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: d
     residents = [x for x, q in by_key.items() if data[x]["enrol"] is not None
                  and (q.role == "enrol" or (q.role == "stranger" and q.split == "dev"))]
     methods = _compare(data, by_key, idents, residents, k, n, dev_only)
+    views = {"plain": data}
+    methods_flip = methods_mixed = None
+    if flip:
+        views["flip"] = flip_view(data)
+        methods_flip = _compare(views["flip"], by_key, idents, residents, k, n, dev_only,
+                                ("zscale", "centred", "raw", "zscale_topmean"), "flip+")
+        # a gallery enrolled before flip (plain templates: the box keeps no photos to embed
+        # again) searched with flip door frames, fitted on its own
+        mixed = {x: dict(d, visits=views["flip"][x]["visits"]) for x, d in data.items()}
+        methods_mixed = _compare(mixed, by_key, idents, residents, k, n, dev_only,
+                                 ("zscale",), "plain-gallery+flip-frames ")
+    paired = None
+    if flip:
+        paired = {split: _paired(data, views["flip"], by_key, idents, residents, k, n,
+                                 methods, methods_flip, split)
+                  for split in (("dev",) if dev_only else ("dev", "test"))}
+        print(f"flip vs plain, same visits (zscale, N=10,000): {paired}", flush=True)
     # The box's fits, on dev (its defaults in FacesConfig come from here): "zscale" is the box
     # since this pass, "centred" before it (and below znorm_min), "raw" below centre_min.
-    fits = {m: (Gaussian(*methods[m]["tail_dev"]), Gaussian(*methods[m]["genuine_dev"]))
-            for m in ("zscale", "centred", "raw")}
-    usable = methods["zscale"]["genuine_dev_usable"]
-    box_cfg = cfg.model_copy(update={
-        "tail_znorm": astuple(fits["zscale"][0]), "genuine_znorm": astuple(fits["zscale"][1]),
-        "tail_centred": astuple(fits["centred"][0]),
-        "genuine_centred": astuple(fits["centred"][1]),
-        "tail_raw": astuple(fits["raw"][0]), "genuine_raw": astuple(fits["raw"][1]),
-        "genuine_usable": usable,
-    })
+    # With --flip, the same fits of the flip-TTA scores (the box's when FacesConfig.flip).
+    cfgs = {"plain": _fitted(cfg, methods)}
+    if methods_flip is not None:
+        cfgs["flip"] = _fitted(cfg, methods_flip)
+    box_cfg = cfgs["flip" if cfg.flip else "plain"]
+    usable = box_cfg.genuine_usable
+    fits = {v: {m: Gaussian(*(c.tail_znorm if m == "zscale" else c.tail_centred))
+                for m in ("zscale", "centred")} for v, c in cfgs.items()}
 
     # --- the box at N: derived threshold, per-frame matcher, k-of-n fusion ------------------
     # Both scorings side by side on the same visits: "before" (mean-centred cosine, the box
     # until this pass) and "box" (per-template cohort scale). The synthetic fill is kept out
     # of the cohort (it would be most of it; real residents would form the box's), and
     # znorm_min is lowered to the real cohort here (the box's default waits for 100).
-    real = [data[x]["enrol"] for x in residents]
-    real_t = np.stack(real).astype(np.float32)
-    mean_all = real_t.mean(axis=0)
-    resid = np.sqrt(max(1e-6, 1.0 - float(mean_all @ mean_all)))
-    srng = np.random.default_rng(11)
-    fill = srng.normal(size=(max(GALLERY_SIZES), 128)).astype(np.float32)
-    fill /= np.linalg.norm(fill, axis=1, keepdims=True)
-    fill = mean_all + resid * fill
-    fill /= np.linalg.norm(fill, axis=1, keepdims=True)
-    setups = {
-        "before": (box_cfg.model_copy(update={"znorm_min": None}), fits["centred"][0], None),
-        "box": (box_cfg.model_copy(update={"znorm_min": len(real_t)}), fits["zscale"][0], None),
+    setups: dict = {}
+    for view, vdata in views.items():
+        c, sfx = cfgs[view], "" if view == "plain" else "_flip"
+        real_t = np.stack([vdata[x]["enrol"] for x in residents]).astype(np.float32)
+        zc = c.model_copy(update={"znorm_min": len(real_t)})
+        if view == "plain":
+            setups["before"] = (c.model_copy(update={"znorm_min": None}),
+                                fits[view]["centred"], None, vdata, real_t)
+        setups["box" + sfx] = (zc, fits[view]["zscale"], None, vdata, real_t)
         # A door with a second factor searches at [access] second_factor_face_fpir: the face
         # names whom to ask, the resident's PIN/phone (1:1, failures limited) is the lock.
-        "box_2f": (box_cfg.model_copy(update={"znorm_min": len(real_t)}), fits["zscale"][0],
-                   SECOND_FACTOR_FACE_FPIR),
-    }
+        setups["box" + sfx + "_2f"] = (zc, fits[view]["zscale"], SECOND_FACTOR_FACE_FPIR,
+                                       vdata, real_t)
     per_n: dict = {}
-    for setup, (s_cfg, tail, face_fpir) in setups.items():
+    for setup, (s_cfg, tail, face_fpir, vdata, real_t) in setups.items():
+        mean_all = real_t.mean(axis=0)
+        resid = np.sqrt(max(1e-6, 1.0 - float(mean_all @ mean_all)))
+        srng = np.random.default_rng(11)  # the same synthetic directions for every setup
+        fill = srng.normal(size=(max(GALLERY_SIZES), 128)).astype(np.float32)
+        fill /= np.linalg.norm(fill, axis=1, keepdims=True)
+        fill = mean_all + resid * fill
+        fill /= np.linalg.norm(fill, axis=1, keepdims=True)
         per_n[setup] = {}
         for size in GALLERY_SIZES:
             tgt = face_fpir if face_fpir is not None else TARGETS[size]
@@ -598,7 +686,7 @@ def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: d
                 op = p.operating(tgt)
                 assert op is not None
                 t0 = time.perf_counter()
-                rep = _replay(p, data, by_key, idents, tgt, k, n, dev_only)
+                rep = _replay(p, vdata, by_key, idents, tgt, k, n, dev_only)
                 replay_s = time.perf_counter() - t0
             finally:
                 p.gallery, p.cfg, p._op_cache = saved
@@ -641,7 +729,14 @@ def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: d
         },
         "fusion": {"k": k, "n": n},
         "methods_dev_fit": methods,
+        "methods_dev_fit_flip": methods_flip,
+        "methods_dev_fit_plain_gallery_flip_frames": methods_mixed,
+        "flip_vs_plain_paired_zscale_10000": paired,
+        "flip_same_frames_as_plain_cache": same_frames,
+        "box_flip": cfg.flip,
         "box_fit_dev": {f: list(getattr(box_cfg, f)) for f in FIT_FIELDS},
+        "fits_dev": {v: {f: list(getattr(c, f)) for f in FIT_FIELDS} | {
+            "genuine_usable": c.genuine_usable} for v, c in cfgs.items()},
         "genuine_usable_dev": usable,
         "config_defaults_match_this_fit": all(
             np.allclose(getattr(cfg, f), getattr(box_cfg, f), atol=1e-4) for f in FIT_FIELDS)
@@ -655,6 +750,59 @@ def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: d
 
 FIT_FIELDS = ("tail_znorm", "genuine_znorm", "tail_centred", "genuine_centred", "tail_raw",
               "genuine_raw")
+
+
+def _paired(plain: dict, flip: dict, by_key, idents, residents, k: int, n: int,
+            m_plain: dict, m_flip: dict, split: str) -> dict:
+    """Flip against plain visit by visit (same frames; the box's zscale, each at its own
+    derived threshold for N = 10,000): how far each resident's visit lands above or below
+    its threshold, in units of its own stranger tail's spread; and model-free, how many
+    visits land above the highest dev stranger pair of the same scoring."""
+    out: dict = {}
+    for name, d, m in (("plain", plain, m_plain), ("flip", flip, m_flip)):
+        row = m["zscale"]
+        sc = Scorer("zscale", d, residents, idents, k, n)
+        gen = _flat(_genuine(d, by_key, idents, residents, "zscale", k, n, sc)[split])
+        out[name] = (gen - row["per_n"]["10000"]["threshold"]) / row["tail_dev"][1], \
+            float((gen > row["dev_pairs_max"]).mean())
+    with np.errstate(invalid="ignore"):  # a visit without k usable frames: -inf both
+        diff = out["flip"][0] - out["plain"][0]
+    fin = np.isfinite(diff)
+    return {"visits": len(diff), "flip_higher": int((diff[fin] > 0).sum()),
+            "flip_lower": int((diff[fin] < 0).sum()),
+            "median_gain_tail_sd": round(float(np.median(diff[fin])), 3) if fin.any() else None,
+            "above_threshold": {v: int((out[v][0] >= 0).sum()) for v in out},
+            "above_dev_stranger_max": {v: round(out[v][1], 3) for v in out}}
+
+
+def _fitted(cfg: FacesConfig, methods: dict) -> FacesConfig:
+    """The config with the dev fits of one scoring (zscale -> tail/genuine_znorm, ...)."""
+    upd: dict = {"genuine_usable": methods["zscale"]["genuine_dev_usable"]}
+    for m, f in (("zscale", "znorm"), ("centred", "centred"), ("raw", "raw")):
+        upd[f"tail_{f}"] = tuple(methods[m]["tail_dev"])
+        upd[f"genuine_{f}"] = tuple(methods[m]["genuine_dev"])
+    return cfg.model_copy(update=upd)
+
+
+def _same_as_plain_cache(data: dict[str, dict], plain_cache: Path) -> dict:
+    """The flip run re-renders every visit from its random stream: its plain embeddings must
+    be the plain cache's (same frames, same gate), or before/after would compare different
+    frames. Returns the largest difference and the visits whose usable frames differ."""
+    old = pickle.loads(plain_cache.read_bytes()).get("people", {})
+    worst, differ, seen = 0.0, 0, 0
+    for key, d in data.items():
+        if key not in old:
+            continue
+        for a, b in zip(d["visits"], old[key]["visits"], strict=False):
+            seen += 1
+            if a.embs.shape != b.embs.shape:
+                differ += 1
+            else:
+                worst = max(worst, float(np.abs(a.embs - b.embs).max(initial=0.0)))
+        if d["enrol"] is not None and old[key]["enrol"] is not None:
+            worst = max(worst, float(np.abs(d["enrol"] - old[key]["enrol"]).max()))
+    return {"visits_compared": seen, "visits_with_other_usable_frames": differ,
+            "max_abs_diff": float(f"{worst:.3g}")}
 
 
 def _replay(p, data, by_key, idents, tgt, k, n, dev_only: bool = False) -> dict:

@@ -92,7 +92,7 @@ def resident_enroll(config_path: Path, resident_id: str, photos: tuple[Path, ...
         tids, rids, mat = sf.load_matrix(store)
         if tids:
             pipeline.gallery.add_many(tids, rids, mat)  # for the duplicate-person warning
-        label = f"sface:{vmodels.load_manifest()['sface'].sha256[:12]}"
+        label = vmodels.embedding_label(config.faces.flip)
         accepted = 0
         for photo in photos:
             check = pipeline.check_enrol_sync(cv2.imread(str(photo)), resident_id)

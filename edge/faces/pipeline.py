@@ -146,7 +146,7 @@ class FacePipeline:
         paths = weights.verify(model_dir, weights.required(cfg.detector, cfg.blazeface_range))
         self._model_dir, self._paths = model_dir, paths
         self.detector: Detector = self._new_detector()
-        self.embedder = SFaceEmbedder(paths["sface"])
+        self.embedder = SFaceEmbedder(paths["sface"], flip=cfg.flip)
         self._local = threading.local()  # a lane thread's own nets (_Nets), see run_lane
         self._lanes: list[ThreadPoolExecutor] = []
         self._yunet_path = paths.get("yunet")
@@ -188,7 +188,8 @@ class FacePipeline:
                                                                  *args)
 
     def _lane_init(self) -> None:
-        nets = _Nets(self._new_detector(), SFaceEmbedder(self._paths["sface"]), {})
+        nets = _Nets(self._new_detector(),
+                     SFaceEmbedder(self._paths["sface"], flip=self.cfg.flip), {})
         self._local.nets = nets
         nets.detector.detect(np.zeros((240, 320, 3), np.uint8))  # plan the graphs now
         nets.embedder.embed(np.zeros((112, 112, 3), np.uint8))

@@ -57,10 +57,6 @@ def decode_image(data: bytes) -> np.ndarray | None:
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
 
 
-def model_label() -> str:
-    return f"sface:{weights.load_manifest()['sface'].sha256[:12]}"
-
-
 async def enrol_photos(
     svc: FacesService, resident_id: str, photos: list[tuple[str, bytes]], source: str
 ) -> dict[str, Any]:
@@ -68,7 +64,7 @@ async def enrol_photos(
     pipeline = svc.pipeline
     assert pipeline is not None
     accepted, rejected, warnings = [], [], []
-    label = model_label()
+    label = weights.embedding_label(pipeline.cfg.flip)
     for name, data in photos:
         image = await asyncio.to_thread(decode_image, data)
         check = await pipeline.check_enrol(image, resident_id)

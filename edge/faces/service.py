@@ -52,6 +52,7 @@ class FacesService(Service):
         self.loaded_ms: float | None = None
         self._new_templates: list[str] = []  # added since the statistics were last stored
         self._stored_basis = -1  # the gallery's basis_version last stored in full
+        self.by_model: dict[str, int] = {}  # templates per embedding label
 
     @property
     def enabled(self) -> bool:
@@ -83,6 +84,15 @@ class FacesService(Service):
             self.pipeline.set_negatives(rid, vecs)
         self.cursor = cursor
         await self._save_stats()
+        label = weights.embedding_label(cfg.flip)
+        other = {m: c for m, c in self.by_model.items() if m != label}
+        if other:
+            # No enrolment photos are kept, so they cannot be embedded again here: they still
+            # match (a plain template against flip frames measured between plain and flip on
+            # the bench's dev split, docs/faces.md); enrolling the resident again replaces them.
+            log.warning("faces: %d templates were embedded as %s, not %s; they still match, "
+                        "enrol those residents again to use the current setting",
+                        sum(other.values()), ", ".join(sorted(other)), label)
         await asyncio.to_thread(trim_heap)  # the loads' freed buffers back to the OS
         self.loaded_ms = round((time.perf_counter() - t0) * 1000, 1)
         log.info(
@@ -163,6 +173,8 @@ class FacesService(Service):
         basis = g.basis_version
         new, self._new_templates = self._new_templates, []
         stats = await asyncio.to_thread(g.row_stats, None if full else new)
+        self.by_model = await self.box.store.run(store_faces.templates_by_model,
+                                                 self.box.store.sync)
         await self.box.store.run(
             store_faces.save_gallery_stats, self.box.store.sync, self.cursor, len(g),
             g.residents, mean, self.operating(), g.kind, g.cohort_size(), stats, full,
@@ -179,6 +191,8 @@ class FacesService(Service):
             "templates": len(g),
             "residents": g.residents,
             "gallery_mb": round(g.nbytes() / 1e6, 1),
+            "flip": self.box.config.faces.flip,
+            "templates_by_model": self.by_model,
             "load_ms": self.loaded_ms,
             "operating": self.operating(),
         }

@@ -192,6 +192,16 @@ def negatives_of(store: Store, resident_id: str) -> np.ndarray:
     return np.stack([_vec(r[0]) for r in rows]) if rows else np.zeros((0, DIM), np.float32)
 
 
+def templates_by_model(store: Store) -> dict[str, int]:
+    """Template count per embedding label (face_templates.model): after a change of the
+    embedding setting (e.g. [faces] flip) the older templates show here until re-enrolled."""
+    with store.reading():
+        rows = store.db.execute(
+            "SELECT model, count(*) FROM face_templates GROUP BY model ORDER BY model"
+        ).fetchall()
+    return {m: c for m, c in rows}
+
+
 def template_count(store: Store) -> int:
     with store.reading():
         return store.db.execute("SELECT count(*) FROM face_templates").fetchone()[0]

@@ -62,6 +62,12 @@ def load_manifest(model_dir: Path | None = None) -> dict[str, ModelSpec]:
     raise ModelError(f"no model manifest found ({SHIPPED_MANIFEST})")
 
 
+def embedding_label(flip: bool) -> str:
+    """What a stored template was embedded with (face_templates.model): the SFace file and
+    whether flip test-time augmentation was on ("sface+flip:..."); older rows say "sface:"."""
+    return f"sface{'+flip' if flip else ''}:{load_manifest()['sface'].sha256[:12]}"
+
+
 def required(detector: str, blazeface_range: str = "short") -> list[str]:
     det = "yunet" if detector == "yunet" else f"blazeface_{blazeface_range}"
     return [det, "sface"]

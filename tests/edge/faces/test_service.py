@@ -224,3 +224,39 @@ async def test_disabled_faces_service(make_config, run_box) -> None:
     async with aiohttp.ClientSession(headers=H) as s:
         r = await s.post(f"{api_url(box)}/api/v1/faces/identify", data=aiohttp.FormData({"a": "b"}))
         assert r.status == 503
+
+
+async def test_gallery_enrolled_without_flip_still_matches_and_is_reported(
+        make_config, run_box, photos: Path) -> None:
+    """A box whose residents were enrolled before flip test-time augmentation (no photos kept
+    to embed them again): the old templates keep matching flip door frames, the status names
+    them by embedding label, and enrolling again adds a flip template."""
+    runner = CliRunner()
+    plain = make_config(extra="[faces]\nflip = false\n")
+    for args in (("resident", "add", "r-macron", "--name", "M"),
+                 ("resident", "enroll", "r-macron", str(photos / "person_a_2.jpg"))):
+        res = await asyncio.to_thread(runner.invoke, cli, [*args, "-c", str(plain.source)],
+                                      catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+    config = make_config()  # the same data directory, flip on (the default)
+    assert config.faces.flip and not plain.faces.flip
+    box = await run_box(config)
+    url = api_url(box)
+    old, new = weights.embedding_label(False), weights.embedding_label(True)
+    assert old.startswith("sface:") and new.startswith("sface+flip:")
+    async with aiohttp.ClientSession(headers=H) as s:
+        st = (await (await s.get(f"{url}/api/v1/status")).json())["services"]["faces"]
+        assert st["flip"] is True and st["templates_by_model"] == {old: 1}
+        d = await _identify(s, url, photos / "person_a_1.jpg")
+        assert d["resident_id"] == "r-macron" and d["reason"] == "match", d
+        d = await _identify(s, url, photos / "person_b_2.jpg")
+        assert d["resident_id"] is None and d["reason"] == "unknown_face", d
+        r = await s.post(f"{url}/api/v1/residents/r-macron/photos",
+                         data=_form(photos / "person_a_2.jpg"))
+        assert r.status == 200
+        st = (await (await s.get(f"{url}/api/v1/status")).json())["services"]["faces"]
+        assert st["templates_by_model"] == {old: 1, new: 1}
+    # the two rows of the same photo really are two embeddings (plain, flip), both unit
+    rows = box.service("faces").pipeline.gallery.templates_of("r-macron")
+    assert rows.shape == (2, 128)
+    assert float(rows[0] @ rows[1]) < 0.999
