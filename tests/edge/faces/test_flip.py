@@ -27,8 +27,8 @@ def plain(model_dir) -> FacePipeline:
     p.close()
 
 
-def test_flip_is_the_default() -> None:
-    assert FacesConfig().flip
+def test_flip_is_off_by_default() -> None:
+    assert not FacesConfig().flip  # twice the SFace work per door frame: opt-in
 
 
 def _face(p: FacePipeline, frame: np.ndarray):
@@ -73,10 +73,10 @@ def test_flip_pipeline_still_tells_people_apart(flipped: FacePipeline, img) -> N
     assert same > 0.45 > other, (same, other)
 
 
-def test_flip_off_takes_the_plain_fits_unless_set() -> None:
-    from edge.faces.config import PLAIN_FITS
+def test_flip_on_takes_the_flip_fits_unless_set() -> None:
+    from edge.faces.config import FLIP_FITS
 
-    on, off = FacesConfig(), FacesConfig(flip=False)
-    assert on.tail_znorm != PLAIN_FITS["tail_znorm"]
-    assert all(getattr(off, f) == v for f, v in PLAIN_FITS.items())
-    assert FacesConfig(flip=False, tail_znorm=(1.0, 2.0)).tail_znorm == (1.0, 2.0)
+    off, on = FacesConfig(), FacesConfig(flip=True)
+    assert off.tail_znorm != FLIP_FITS["tail_znorm"]
+    assert all(getattr(on, f) == v for f, v in FLIP_FITS.items())
+    assert FacesConfig(flip=True, tail_znorm=(1.0, 2.0)).tail_znorm == (1.0, 2.0)

@@ -238,7 +238,7 @@ async def test_gallery_enrolled_without_flip_still_matches_and_is_reported(
         res = await asyncio.to_thread(runner.invoke, cli, [*args, "-c", str(plain.source)],
                                       catch_exceptions=False)
         assert res.exit_code == 0, res.output
-    config = make_config()  # the same data directory, flip on (the default)
+    config = make_config(extra="[faces]\nflip = true\n")  # the same data directory, flip on
     assert config.faces.flip and not plain.faces.flip
     box = await run_box(config)
     url = api_url(box)
