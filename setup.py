@@ -61,6 +61,7 @@ TEST = [
     "pytest>=8",
     "pytest-asyncio>=0.24",
     "pytest-timeout>=2.3",
+    "pytest-xdist>=3.6,<4",  # scripts/test.sh runs the suite on two workers, one file each
     "hypothesis>=6.100",
     "ruff>=0.6",
     "mypy>=1.10",  # scripts/test.sh checks the core and the typed capabilities

@@ -8,4 +8,7 @@ echo "==> ruff"
 echo "==> mypy (the typed packages listed in pyproject.toml [tool.mypy])"
 .venv/bin/mypy
 echo "==> pytest"
-exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=20 "$@"
+# Two workers (the CI machine has 2 cores and most tests wait on real peers): one file per
+# worker at a time (tests/conftest.py groups them); QILU_TEST_WORKERS=0 runs in one process.
+exec .venv/bin/python -m pytest -q -p no:cacheprovider --durations=20 \
+    -n "${QILU_TEST_WORKERS:-2}" --dist loadgroup "$@"

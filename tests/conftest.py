@@ -154,3 +154,24 @@ def db_count(box: Box, sql: str) -> int:
 
 def api_url(box: Box) -> str:
     return f"http://127.0.0.1:{box.service('api').port}"
+
+
+# Files whose tests must never overlap with each other's under pytest-xdist: both run
+# scripts/demo.sh, which writes the repository's var/mosquitto-demo.conf.
+SHARED_GROUPS = {"tests/scripts/test_demo.py": "demo.sh", "tests/edge/test_demo_stop.py": "demo.sh"}
+
+
+# The slowest files (30-90 s each), handed out first so that no worker is left with one of
+# them at the end while the other idles; every other file keeps its usual order.
+SLOW_FIRST = ("tests/scripts/test_install.py", "tests/scripts/test_demo.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """For pytest-xdist's ``--dist loadgroup`` (scripts/test.sh runs two workers): the tests
+    of one file stay together on one worker, in order, so a module's fixtures (a wheel
+    build, an install, the face pipeline) are made once; a test may name its own group."""
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in SLOW_FIRST)  # stable
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            file = item.nodeid.split("::")[0]
+            item.add_marker(pytest.mark.xdist_group(SHARED_GROUPS.get(file, file)))
