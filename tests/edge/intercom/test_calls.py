@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
+from edge.access.passes import QrReader
 from tests.conftest import api_url
 from tests.edge.intercom.helpers import (
     as_resident,
@@ -235,8 +236,9 @@ async def test_let_in_later_shows_a_one_time_pass_on_the_door_screen(
         assert sv["pass"]["pin"] == pin and sv["said"] == "pass"
         qr = cv2.imdecode(np.frombuffer(__import__("base64").b64decode(
             sv["pass"]["qr_png_base64"]), np.uint8), cv2.IMREAD_COLOR)
-        text, _pts, _ = cv2.QRCodeDetector().detectAndDecode(qr)
-        assert text.startswith("QLP1.vp-")  # the signed pass id the door camera reads
+        # read as the door camera reads it (the classic cv2.QRCodeDetector misses ~2 %)
+        text = QrReader().read(qr) or ""
+        assert text.startswith("QLP1.vp-")  # the signed pass id
         # the visitor types the PIN at the door: it opens once, then never again
         t0 = time.monotonic()
         st, out = await post(s, f"{base}/api/v1/doors/d-gate/pin", headers=STAFF,

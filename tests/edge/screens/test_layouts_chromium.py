@@ -138,6 +138,10 @@ async def test_layouts_in_both_orientations_and_an_emergency(run_box, tmp_path) 
             assert r.status == 201, await r.text()
             em = await r.json()
         ends = datetime.fromisoformat(em["expires_at"]).astimezone(ZoneInfo("Asia/Shanghai"))
+        # The player names the day too when the emergency ends on another day (a 30-minute
+        # one started after 23:30 Beijing time ends after midnight).
+        today = ends.date() == datetime.now(ends.tzinfo).date()
+        day = "" if today else f"{ends.month}月{ends.day}日 "
         for p, (w, h), name in ((page, (1920, 1080), "landscape"),
                                 (portrait, (1080, 1920), "portrait")):  # fmt: skip
             await p.wait_for_function("() => document.body.classList.contains('emergency')",
@@ -145,7 +149,7 @@ async def test_layouts_in_both_orientations_and_an_emergency(run_box, tmp_path) 
             await asyncio.sleep(0.3)
             text = await p.inner_text(".layer.front")
             assert "燃气泄漏" in text and "从东门撤离" in text
-            assert "发布：幸福里社区居委会" in text and f"有效至 {ends:%H:%M}" in text
+            assert "发布：幸福里社区居委会" in text and f"有效至 {day}{ends:%H:%M}" in text
             assert not await p.locator("#hdr").is_visible()
             assert not await p.locator("#ticker").is_visible()
             shots = []
