@@ -433,7 +433,7 @@ class ConsoleStorage(StorageBase):
             args: list[Any] = []
             inner = totals_sql(
                 spec, scope, since, until, False, args, boxes=boxes, hourly=self.hourly_rollups,
-                fine=self.fine_rollups,
+                fine=self.fine_rollups, months=self.district_months,
             )
             queries[f"{what}_by_content"] = (f"SELECT content_id, {sums} FROM ({inner}) t", args)
             if not communities:
@@ -504,6 +504,7 @@ class ConsoleStorage(StorageBase):
                 ROLLUPS[kind], scope, since, "", by_community, args,
                 grouped=not by_community, boxes=boxes,
                 hourly=self.hourly_rollups, fine=self.fine_rollups, hours_from=hours_from,
+                months=self.district_months,
             )  # fmt: skip
 
         def item_sql(args: list[Any], boxes: Any) -> str:
