@@ -459,8 +459,9 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         """new: this branch; before: the code before 0010 (no blocks, no per-community hours,
         open critical alerts read from the alert records); raw: records only; boxes: lists
         scoped by box ids (before 0009); stats5: district figures without 0012's months (as
-        new when 0012 is not applied: --upto 11)."""
+        new when 0012 is not applied: --upto 11), every community's reads summed."""
         storage.district_months = months_12 and mode not in ("stats5", "before", "raw")
+        storage.rank_cut = mode != "stats5"
         storage.rollups = mode != "raw"
         storage.hourly_rollups = True
         storage.fine_rollups = mode in ("new", "stats3")
@@ -470,8 +471,8 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         storage.content_json = mode != "stats3"
 
     async def same_console(path: str, who: str) -> bool:
-        """The console statement's text with and without the district months for one
-        ``since`` (the HTTP answers each take their own clock)."""
+        """The console statement's text as new and as stats5 (without the district months
+        and the ranking cut) for one ``since`` (the HTTP answers each take their own clock)."""
         m = re.search(r"days=(\d+)", path)
         assert m is not None
         since = (datetime.now(UTC) - timedelta(days=int(m.group(1)))).isoformat()

@@ -353,6 +353,7 @@ def totals_sql(
     fine: bool = True,
     hours_from: str = "",
     months: bool = True,
+    areas_in: str = "",
 ) -> str:
     """SQL of rows (area, <dims>, n, <sums>) for the kind's records in scope and window:
     area is the community's path when ``by_community``, else NULL; one row per area and
@@ -361,7 +362,8 @@ def totals_sql(
     (before migration 0009); ``fine`` False: without migration 0010's blocks and
     per-community hours (bench/stats100m.py times them side by side). ``hours_from``: the
     first day whose per-community hours retention kept (:func:`hours_kept`); ``months``
-    False: district figures without the months of migration 0012 (for benches)."""
+    False: district figures without the months of migration 0012 (for benches);
+    ``areas_in``: per community, only the areas this subquery lists (SQL text)."""
     q = Sql(args)
     depth = scope_depth(scope)
     tables: dict[int, Rollup] = {}
@@ -397,6 +399,8 @@ def totals_sql(
             conds.append(f"r.{table.period} >= {q.arg(lo)}")
         if hi:
             conds.append(f"r.{table.period} < {q.arg(hi)}")
+        if areas_in and by_community:
+            conds.append(f"r.area IN ({areas_in})")
         area = "r.area" if by_community else 'NULL::text COLLATE "C"'
         neg = "" if sign > 0 else "-"
         cols = ", ".join([f"r.{d}" for d in dims_kept] + [f"{neg}r.n AS n"]
@@ -420,6 +424,8 @@ def totals_sql(
             # nested loop: 0.3 s for a city's last minutes of plays, bench/stats100m.py).
             a_lo, a_hi = (q.arg(p) for p in path_range(scope))
             conds.append(f'a.path COLLATE "C" >= {a_lo} AND a.path COLLATE "C" < {a_hi}')
+        if areas_in and by_community:
+            conds.append(f'a.path COLLATE "C" IN ({areas_in})')
         area = 'a.path COLLATE "C"' if by_community else 'NULL::text COLLATE "C"'
         cast = {"int": "qilu_int", "float": "qilu_float"}
         cols = ", ".join(

@@ -553,6 +553,18 @@ async def test_0012_district_months_summed_from_the_days(pg_cluster: PgCluster) 
                 storage.district_months = True
                 assert texts[0] == texts[1], (scope, since)
                 assert scope == "/x9/" or json.loads(texts[0])["items"], (scope, since)
+                # The community table cut at k rows: reads summed only for communities
+                # whose plays can rank them there; the same rows as the whole table's head
+                # and as without the cut (ties at the cut included).
+                whole = json.loads(texts[0])["areas"]
+                for k in (1, 2, 3):
+                    cut = []
+                    for on in (True, False):
+                        storage.rank_cut = on
+                        cut.append(json.loads(await storage.content_console_json(
+                            scope, since, 200, k))["areas"])  # fmt: skip
+                    storage.rank_cut = True
+                    assert cut[0] == cut[1] == whole[:k], (scope, since, k)
     finally:
         await storage.close()
 

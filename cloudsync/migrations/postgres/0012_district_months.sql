@@ -30,6 +30,9 @@ BEGIN
 END
 $$;
 
+-- (Any district months there already came from a 0009 backfill run by this code: recounted.)
+DELETE FROM play_monthly WHERE NOT leaf;
+DELETE FROM reading_monthly WHERE NOT leaf;
 INSERT INTO play_monthly (area, leaf, month, content_id, n, ms)
 SELECT area, false, substr(day, 1, 7), content_id, sum(n), sum(ms)
 FROM play_daily WHERE NOT leaf GROUP BY 1, 3, 4 ORDER BY 1, 3, 4;
