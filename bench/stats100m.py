@@ -9,7 +9,7 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    (no Python per row; indexes dropped first and built afterwards, as a restore would), spread
    over the last 13 months, a fleet's mix by count: 50 % plays, 28 % access events, 15 %
    device health, 5 % portal reading stats, 1.5 % reports, 0.5 % alerts.
-2. ``measure``: migrations 0008-0011 applied to that database (timed: the roll-ups', the
+2. ``measure``: migrations 0008-0012 applied to that database (timed: the roll-ups', the
    districts' and the alert counts' backfills), then every list and statistics endpoint over
    loopback HTTP (aiohttp, the real app), p50/p95 over ``--rounds`` calls each cycling through
    windows, for a network admin, a city admin and a district admin, alternating call by call
@@ -18,9 +18,12 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    counts and from the alert records (``storage.alert_counts = False``, before 0010);
    statistics from the roll-ups, from the roll-ups before 0010 (``storage.fine_rollups =
    False``: no 10-day blocks, no per-community hours) and from raw rows only
-   (``storage.rollups = False``); answers compared; ``EXPLAIN (ANALYZE, BUFFERS)`` of each
-   query written to ``--plans``; then the upload path's speed without a trigger, with 0009's
-   and with 0010's (``--ingest``). ``--only a,b`` measures those endpoints only.
+   (``storage.rollups = False``); the console's content statistics also as stats5 did
+   (``storage.district_months`` and ``storage.rank_cut`` False: before 0012), its answer
+   compared with the new one; answers compared; ``EXPLAIN (ANALYZE, BUFFERS)`` of each
+   query written to ``--plans``; then the upload path's speed without a trigger, with 0009's,
+   0010's, 0011's (its report-class index) and 0012's (``--ingest``). ``--only a,b``
+   measures those endpoints only.
 3. ``drop``: stop the cluster and delete it (disk is shared).
 
     .venv/bin/python bench/stats100m.py --phase all --rows 20000000 --rounds 12 --plans docs/x.txt
@@ -614,13 +617,13 @@ async def ingest(pg: PgCluster, records: int) -> dict[str, Any]:
     """What the roll-up trigger costs the upload path: storage.upload (500-record batches over
     1,000 boxes, the fleet's mix of kinds, ts now) into empty databases without (migration
     0007), with 0009's trigger (daily, hourly, monthly), with 0010's (also 10-day blocks,
-    per-community hours and 10-hour blocks, open critical alerts) and with every migration
-    (0011's report-class index on urgency and status, 0012), A B C D D C B A to even out the
-    machine's noise."""
+    per-community hours and 10-hour blocks, open critical alerts), with 0011's (its
+    report-class index on urgency and status) and with 0012's (districts' months),
+    A B C D E E D C B A to even out the machine's noise."""
     from bench.console import generate as areas_1000
 
     dbs = {}
-    layouts = (("without", 7), ("0009", 9), ("0010", 10), ("0011", None))
+    layouts = (("without", 7), ("0009", 9), ("0010", 10), ("0011", 11), ("0012", None))
     for layout, upto in layouts:
         dbs[layout] = await pg.new_database()
         storage = await open_storage(dbs[layout], migrate=False)
@@ -641,7 +644,7 @@ async def ingest(pg: PgCluster, records: int) -> dict[str, Any]:
 
     out: dict[str, list[float]] = {layout: [] for layout, _ in layouts}
     order = [layout for layout, _ in layouts]
-    for layout in order + order[::-1]:  # A B C D D C B A
+    for layout in order + order[::-1]:  # A B C D E E D C B A
         storage = await open_storage(dbs[layout], migrate=False)
         try:
             out[layout].append(await upload_rate(storage, records // 2, kinds, ts, seqs,

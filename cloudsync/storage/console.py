@@ -536,7 +536,9 @@ class ConsoleStorage(StorageBase):
                 # least the plays of the areas-th by plays (ties included; every other
                 # community has fewer plays, so ranks below all of them whatever it reads).
                 # Fewer communities with plays than rows shown: every community's reads.
-                # A network's year: ~520 communities' reading rows summed, not 10,000's.
+                # A network's year: ~560 communities' monthly reading rows summed, not
+                # 10,000's (the smaller pieces still sum all: exact for those listed, and
+                # the others rank below them by plays).
                 some = "SELECT p.area FROM p WHERE p.n >= (SELECT n FROM t)"
                 head = (
                     f"WITH p AS MATERIALIZED {plays}, t AS (SELECT n FROM p ORDER BY n DESC"
