@@ -467,7 +467,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         storage.rank_cut = mode != "stats5"
         storage.rollups = mode != "raw"
         storage.hourly_rollups = True
-        storage.fine_rollups = mode in ("new", "stats3")
+        storage.fine_rollups = mode in ("new", "stats3", "stats5")
         storage.alert_counts = mode != "before"
         storage.districts = mode != "boxes"
         # stats3: the console's content statistics from three queries merged in Python.
