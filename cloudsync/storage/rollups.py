@@ -512,9 +512,9 @@ def recount_sql(
 
 
 def trigger_sql() -> str:
-    """The body of qilu_stats_rollup (migration 0010): each kind's hourly, daily and (per
-    community) monthly sums, 10-day blocks, and per community 10-hour blocks and hours; then
-    the open critical alerts per box and month."""
+    """The body of qilu_stats_rollup (migration 0012): each kind's hourly, daily and monthly
+    sums (months per community since 0009, per district since 0012), 10-day blocks, and per
+    community 10-hour blocks and hours; then the open critical alerts per box and month."""
     later = (MONTHLY, TENDAY, TENHOUR, LEAF_HOURLY)
     built = "; ".join(
         recount_sql([HOURLY[k], r, *(t[k] for t in later if k in t)], "added")
