@@ -9,7 +9,7 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    (no Python per row; indexes dropped first and built afterwards, as a restore would), spread
    over the last 13 months, a fleet's mix by count: 50 % plays, 28 % access events, 15 %
    device health, 5 % portal reading stats, 1.5 % reports, 0.5 % alerts.
-2. ``measure``: migrations 0008-0011 applied to that database (timed: the roll-ups', the
+2. ``measure``: migrations 0008-0012 applied to that database (timed: the roll-ups', the
    districts' and the alert counts' backfills), then every list and statistics endpoint over
    loopback HTTP (aiohttp, the real app), p50/p95 over ``--rounds`` calls each cycling through
    windows, for a network admin, a city admin and a district admin, alternating call by call
@@ -18,9 +18,12 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    counts and from the alert records (``storage.alert_counts = False``, before 0010);
    statistics from the roll-ups, from the roll-ups before 0010 (``storage.fine_rollups =
    False``: no 10-day blocks, no per-community hours) and from raw rows only
-   (``storage.rollups = False``); answers compared; ``EXPLAIN (ANALYZE, BUFFERS)`` of each
-   query written to ``--plans``; then the upload path's speed without a trigger, with 0009's
-   and with 0010's (``--ingest``). ``--only a,b`` measures those endpoints only.
+   (``storage.rollups = False``); the console's content statistics also as stats5 did
+   (``storage.district_months`` and ``storage.rank_cut`` False: before 0012), its answer
+   compared with the new one; answers compared; ``EXPLAIN (ANALYZE, BUFFERS)`` of each
+   query written to ``--plans``; then the upload path's speed without a trigger, with 0009's,
+   0010's, 0011's (its report-class index) and 0012's (``--ingest``). ``--only a,b``
+   measures those endpoints only.
 3. ``drop``: stop the cluster and delete it (disk is shared).
 
     .venv/bin/python bench/stats100m.py --phase all --rows 20000000 --rounds 12 --plans docs/x.txt
@@ -53,6 +56,7 @@ from aiohttp import web  # noqa: E402
 from bench.console import pct  # noqa: E402
 from bench.recordgen import Mix, generate_sql, upload_rate  # noqa: E402
 from cloudsync.app import make_app, token_hash  # noqa: E402
+from cloudsync.console.api import AREAS_SHOWN, ITEMS_SHOWN  # noqa: E402
 from cloudsync.storage import open_storage  # noqa: E402
 from cloudsync.storage.postgres import PgConn  # noqa: E402
 from tests.cloudsync.helpers import PgCluster, start_pg  # noqa: E402
@@ -288,6 +292,7 @@ def stats_paths(now: datetime) -> dict[str, Any]:
             f"/api/v1/ops/stats/reading?group=community&since={day_ago(now, 120, i)}"
         ),
         "console_content_365d": lambda i: f"/api/v1/ops/stats/content?days={365 - i % 3}",
+        "console_content_90d": lambda i: f"/api/v1/ops/stats/content?days={90 - i % 3}",
     }
 
 
@@ -371,7 +376,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     now = datetime.fromisoformat(state["now"])
     out: dict[str, Any] = {"loadavg_start": os.getloadavg()}
     storage = await open_storage(db, migrate=False)
-    log("migrations 0008-0011 (tables, trigger, backfills) ...")
+    log("migrations 0008-0012 (tables, trigger, backfills) ...")
     t0 = time.monotonic()
     applied = await storage.migrate(upto=args.upto)
     took = time.monotonic() - t0
@@ -448,6 +453,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     timings: dict[str, Any] = {}
     explains: dict[str, Any] = {}
     econn = await asyncpg.connect(db)
+    months_12 = await econn.fetchval("SELECT to_regclass('play_monthly_districts') IS NOT NULL")
 
     def chosen(paths: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in paths.items() if not args.only or k in args.only.split(",")}
@@ -455,14 +461,32 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     def set_mode(mode: str) -> None:
         """new: this branch; before: the code before 0010 (no blocks, no per-community hours,
         open critical alerts read from the alert records); raw: records only; boxes: lists
-        scoped by box ids (before 0009)."""
+        scoped by box ids (before 0009); stats5: district figures without 0012's months (as
+        new when 0012 is not applied: --upto 11), every community's reads summed."""
+        storage.district_months = months_12 and mode not in ("stats5", "before", "raw")
+        storage.rank_cut = mode != "stats5"
         storage.rollups = mode != "raw"
         storage.hourly_rollups = True
-        storage.fine_rollups = mode in ("new", "stats3")
+        storage.fine_rollups = mode in ("new", "stats3", "stats5")
         storage.alert_counts = mode != "before"
         storage.districts = mode != "boxes"
         # stats3: the console's content statistics from three queries merged in Python.
         storage.content_json = mode != "stats3"
+
+    async def same_console(path: str, who: str) -> bool:
+        """The console statement's text as new and as stats5 (without the district months
+        and the ranking cut) for one ``since`` (the HTTP answers each take their own clock)."""
+        m = re.search(r"days=(\d+)", path)
+        assert m is not None
+        since = (datetime.now(UTC) - timedelta(days=int(m.group(1)))).isoformat()
+        scope = {"network": "/", "city": "/c0/", "district": "/c0/c0d3/"}[who]
+        texts = []
+        for mode in ("new", "stats5"):
+            set_mode(mode)
+            texts.append(await storage.content_console_json(scope, since, ITEMS_SHOWN,
+                                                            AREAS_SHOWN))  # fmt: skip
+        set_mode("new")
+        return texts[0] == texts[1]
 
     async def plan_of(label: str, path: str, token: str, mode: str) -> None:
         set_mode(mode)
@@ -514,6 +538,8 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                     ms_daily: list[float] = []
                     ms_raw: list[float] = []
                     ms_stats3: list[float] = []
+                    ms_stats5: list[float] = []
+                    same5: list[bool] = []
                     same: list[bool | None] = []
                     for i in range(args.rounds):
                         # Alternating: every mode sees the same machine, call by call.
@@ -528,6 +554,12 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                             set_mode("stats3")
                             took, _ = await time_one(s, url, path(i), token)
                             ms_stats3.append(took)
+                            # stats5: the same statement without the district months: both
+                            # rank ties alike, so the answers must be equal (but "since").
+                            set_mode("stats5")
+                            took, _ = await time_one(s, url, path(i), token)
+                            ms_stats5.append(took)
+                            same5.append(await same_console(path(i), who))
                         raws = 1 if name.endswith(("_all_time", "_365d")) else args.raw_rounds
                         if i < min(raws, args.raw_rounds):
                             set_mode("raw")
@@ -540,9 +572,13 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                         "rollup": summary(ms_roll), "before_0010": summary(ms_daily),
                         "raw": summary(ms_raw) if ms_raw else None,
                         **({"stats3": summary(ms_stats3)} if ms_stats3 else {}),
+                        **({"stats5": summary(ms_stats5), "same_as_stats5": all(same5)}
+                           if ms_stats5 else {}),
                         "same_answer": None if None in same else all(same),
                     }  # fmt: skip
                     modes = [("new", "rollup"), ("before", "before 0010"), ("raw", "raw")]
+                    if ms_stats5 and months_12:
+                        await plan_of(f"stats {name} {who} stats5", path(0), token, "stats5")
                     for mode, label in modes[: 3 if args.raw_rounds else 2]:
                         await plan_of(f"stats {name} {who} {label}", path(0), token, mode)
                     set_mode("new")
@@ -566,7 +602,8 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     out["worst_p95_ms"] = {"lists": max(lists), "lists_old": max(old_lists),
                            "stats_rollup": max(rolled), "stats_before_0010": max(daily or [0]),
                            "stats_raw": max(raw)}  # fmt: skip
-    out["answers_differ"] = sorted(k for k, v in timings.items() if v.get("same_answer") is False)
+    out["answers_differ"] = sorted(k for k, v in timings.items() if v.get("same_answer") is False
+                                   or v.get("same_as_stats5") is False)  # fmt: skip
     out["over_target"] = sorted(
         [k for k, v in timings.items() if k.startswith("list ") and v["p95_ms"] > TARGET_P95_MS]
         + [k for k, v in timings.items()
@@ -579,13 +616,14 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
 async def ingest(pg: PgCluster, records: int) -> dict[str, Any]:
     """What the roll-up trigger costs the upload path: storage.upload (500-record batches over
     1,000 boxes, the fleet's mix of kinds, ts now) into empty databases without (migration
-    0007), with 0009's trigger (daily, hourly, monthly) and with 0010's (also 10-day blocks,
-    per-community hours and 10-hour blocks, open critical alerts), A B C C B A to even out
-    the machine's noise."""
+    0007), with 0009's trigger (daily, hourly, monthly), with 0010's (also 10-day blocks,
+    per-community hours and 10-hour blocks, open critical alerts), with 0011's (its
+    report-class index on urgency and status) and with 0012's (districts' months),
+    A B C D E E D C B A to even out the machine's noise."""
     from bench.console import generate as areas_1000
 
     dbs = {}
-    layouts = (("without", 7), ("0009", 9), ("0010", None))
+    layouts = (("without", 7), ("0009", 9), ("0010", 10), ("0011", 11), ("0012", None))
     for layout, upto in layouts:
         dbs[layout] = await pg.new_database()
         storage = await open_storage(dbs[layout], migrate=False)
@@ -606,7 +644,7 @@ async def ingest(pg: PgCluster, records: int) -> dict[str, Any]:
 
     out: dict[str, list[float]] = {layout: [] for layout, _ in layouts}
     order = [layout for layout, _ in layouts]
-    for layout in order + order[::-1]:  # A B C C B A
+    for layout in order + order[::-1]:  # A B C D E E D C B A
         storage = await open_storage(dbs[layout], migrate=False)
         try:
             out[layout].append(await upload_rate(storage, records // 2, kinds, ts, seqs,

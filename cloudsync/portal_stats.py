@@ -60,7 +60,7 @@ async def _rolled(storage, scope_path: str, group: str, since: str, until: str, 
     inner = totals_sql(
         ROLLUPS["reading_stats"], scope_path, since, until, by_community, args,
         grouped=group != "community", boxes=boxes, hourly=storage.hourly_rollups,
-        fine=storage.fine_rollups,
+        fine=storage.fine_rollups, months=storage.district_months,
         hours_from=await storage.community_hours_from() if by_community else "",
     )  # fmt: skip
     keys = {

@@ -143,6 +143,12 @@ class StorageBase:
     # The console's content statistics in one statement that answers its JSON (stats4);
     # bench/stats100m.py turns it off to time stats3's three queries and Python beside it.
     content_json = True
+    # District figures by content item read whole months (postgres 0012) where a window
+    # covers them; bench/stats100m.py turns it off to time the 10-day blocks beside it.
+    district_months = True
+    # The console's community table sums reads only for communities whose plays can rank
+    # them into it (stats6); bench/stats100m.py turns it off to time the full sum beside it.
+    rank_cut = True
     # Per-community hours before this day were pruned (retention, postgres 0011): read from
     # the records instead. Re-read after hours_ttl_s; retention deletes rows only
     # CommunityHours.grace_s after it moved the day, which must be longer.

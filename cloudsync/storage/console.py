@@ -433,7 +433,7 @@ class ConsoleStorage(StorageBase):
             args: list[Any] = []
             inner = totals_sql(
                 spec, scope, since, until, False, args, boxes=boxes, hourly=self.hourly_rollups,
-                fine=self.fine_rollups,
+                fine=self.fine_rollups, months=self.district_months,
             )
             queries[f"{what}_by_content"] = (f"SELECT content_id, {sums} FROM ({inner}) t", args)
             if not communities:
@@ -499,11 +499,14 @@ class ConsoleStorage(StorageBase):
 
         hours_from = await self.community_hours_from()
 
-        def totals(kind: str, by_community: bool, args: list[Any], boxes: Any) -> str:
+        def totals(
+            kind: str, by_community: bool, args: list[Any], boxes: Any, areas_in: str = ""
+        ) -> str:
             return totals_sql(
                 ROLLUPS[kind], scope, since, "", by_community, args,
                 grouped=not by_community, boxes=boxes,
                 hourly=self.hourly_rollups, fine=self.fine_rollups, hours_from=hours_from,
+                months=self.district_months, areas_in=areas_in,
             )  # fmt: skip
 
         def item_sql(args: list[Any], boxes: Any) -> str:
@@ -525,17 +528,36 @@ class ConsoleStorage(StorageBase):
             )  # fmt: skip
 
         def community_sql(args: list[Any]) -> str:
+            plays = f"({totals('play_record', True, args, None)})"
+            reads = f"({totals('reading_stats', True, args, None)})"
+            head = ""
+            if self.rank_cut and areas > 0:
+                # Reads only for the communities that can make the table: those with at
+                # least the plays of the areas-th by plays (ties included; every other
+                # community has fewer plays, so ranks below all of them whatever it reads).
+                # Fewer communities with plays than rows shown: every community's reads.
+                # A network's year: ~560 communities' monthly reading rows summed, not
+                # 10,000's (the smaller pieces still sum all: exact for those listed, and
+                # the others rank below them by plays).
+                some = "SELECT p.area FROM p WHERE p.n >= (SELECT n FROM t)"
+                head = (
+                    f"WITH p AS MATERIALIZED {plays}, t AS (SELECT n FROM p ORDER BY n DESC"
+                    f" LIMIT 1 OFFSET {int(areas) - 1}), r AS (SELECT * FROM"
+                    f" ({totals('reading_stats', True, args, None, some)}) r0 WHERE EXISTS"
+                    f" (SELECT FROM t) UNION ALL SELECT * FROM {reads} r1"
+                    " WHERE NOT EXISTS (SELECT FROM t)) "
+                )
+                plays, reads = "p", "r"
             return (
                 # Ranked here, not in the worker (10,000 for a network), and named after
                 # the cut (ties by path: a community's path ends with its id).
-                "SELECT coalesce(json_agg(json_build_object('community_id', x.id, 'name',"
-                " x.name, 'plays', plays, 'play_s', round(ms / 1000.0, 1), 'reads', reads,"
-                " 'readers', readers, 'acks', acks) ORDER BY plays DESC, reads DESC, area),"
-                " '[]') FROM (SELECT coalesce(p.area, r.area) AS area, coalesce(p.n, 0)"
+                f"{head}SELECT coalesce(json_agg(json_build_object('community_id', x.id,"
+                " 'name', x.name, 'plays', plays, 'play_s', round(ms / 1000.0, 1), 'reads',"
+                " reads, 'readers', readers, 'acks', acks) ORDER BY plays DESC, reads DESC,"
+                " area), '[]') FROM (SELECT coalesce(p.area, r.area) AS area, coalesce(p.n, 0)"
                 " AS plays, coalesce(p.ms, 0) AS ms, coalesce(r.reads, 0) AS reads,"
                 " coalesce(r.new_readers, 0) AS readers, coalesce(r.acks, 0) AS acks"
-                f" FROM ({totals('play_record', True, args, None)}) p"
-                f" FULL JOIN ({totals('reading_stats', True, args, None)}) r"
+                f" FROM {plays} p FULL JOIN {reads} r"
                 " ON r.area = p.area ORDER BY 2 DESC, 4 DESC, 1"
                 f" LIMIT {int(areas)}) a JOIN areas x ON x.path = a.area"
             )  # fmt: skip

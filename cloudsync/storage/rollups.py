@@ -53,11 +53,12 @@ class Rollup:
                        per_community=False, period="hour")  # fmt: skip
 
     def monthly(self) -> Rollup:
-        """The per-community totals per month (migration 0009, leaf rows only): the whole
-        months of a per-community figure (the console's content statistics, portal reading
-        by community), which read one row per community and day before."""
-        return replace(self, table=self.table.replace("_daily", "_monthly"),
-                       period="month", districts=False)  # fmt: skip
+        """The per-community totals per month (migration 0009): the whole months of a
+        per-community figure (the console's content statistics, portal reading by
+        community), which read one row per community and day before; since migration 0012
+        also per district and content item (as the days and 10-day blocks): a year's figures
+        by content item read 12 months per district and item instead of 36 blocks."""
+        return replace(self, table=self.table.replace("_daily", "_monthly"), period="month")
 
     def tenday(self) -> Rollup:
         """The same sums per 10-day block (``ts[:9]``: days 01-09, 10-19, 20-29, 30-31),
@@ -104,15 +105,22 @@ LEAF_HOURLY: dict[str, Rollup] = {
 }
 
 
-def levels(spec: Rollup, by_community: bool, fine: bool = True) -> dict[int, Rollup]:
+def levels(
+    spec: Rollup, by_community: bool, fine: bool = True, months: bool = True
+) -> dict[int, Rollup]:
     """The tables a window of ``spec``'s kind reads, by the ts prefix length of their period,
     coarsest first: per community (leaf rows) or per district. ``fine`` False: as before
-    migration 0010 (bench/stats100m.py times both)."""
+    migration 0010; ``months`` False: district figures without 0012's months (bench/
+    stats100m.py times them side by side)."""
     k = spec.kind
     if by_community:
         out = {7: MONTHLY[k], 9: TENDAY[k], 10: spec, 12: TENHOUR[k], 13: LEAF_HOURLY[k]}
+    elif k in TENDAY:
+        out = {7: MONTHLY[k], 9: TENDAY[k], 10: spec, 13: HOURLY[k]}
+        if not months:
+            del out[7]
     else:
-        out = {9: TENDAY[k], 10: spec, 13: HOURLY[k]} if k in TENDAY else {10: spec, 13: HOURLY[k]}
+        out = {10: spec, 13: HOURLY[k]}
     if not fine:
         out = {w: t for w, t in out.items() if w in ((7, 10) if by_community else (10, 13))}
     return out
@@ -344,6 +352,8 @@ def totals_sql(
     hourly: bool = True,
     fine: bool = True,
     hours_from: str = "",
+    months: bool = True,
+    areas_in: str = "",
 ) -> str:
     """SQL of rows (area, <dims>, n, <sums>) for the kind's records in scope and window:
     area is the community's path when ``by_community``, else NULL; one row per area and
@@ -351,7 +361,10 @@ def totals_sql(
     box ids when :func:`by_boxes`. ``hourly`` False: the partial end days from the records
     (before migration 0009); ``fine`` False: without migration 0010's blocks and
     per-community hours (bench/stats100m.py times them side by side). ``hours_from``: the
-    first day whose per-community hours retention kept (:func:`hours_kept`)."""
+    first day whose per-community hours retention kept (:func:`hours_kept`); ``months``
+    False: district figures without the months of migration 0012 (for benches);
+    ``areas_in``: per community, only the areas this subquery lists (SQL text) from the
+    monthly rows (the other pieces still sum every community: correct for those listed)."""
     q = Sql(args)
     depth = scope_depth(scope)
     tables: dict[int, Rollup] = {}
@@ -365,7 +378,7 @@ def totals_sql(
         signed = ([("day", *days, 1)] if days else []) + [("raw", lo, hi, 1) for lo, hi in ends]
         tables = {10: spec}
     else:
-        tables = levels(spec, by_community, fine)
+        tables = levels(spec, by_community, fine, months)
         if by_community and fine:  # sums whose readers take NULL as 0: subtraction allowed
             signed = hours_kept(since, until, tuple(tables), hours_from)
         else:
@@ -387,6 +400,10 @@ def totals_sql(
             conds.append(f"r.{table.period} >= {q.arg(lo)}")
         if hi:
             conds.append(f"r.{table.period} < {q.arg(hi)}")
+        if areas_in and by_community and table.period == "month":
+            # Only on the months (a year's bulk): on the smaller pieces PostgreSQL, taking the
+            # list for ~20 rows, rescanned it per row in a semi join (29 days: 68 -> 190 ms).
+            conds.append(f"r.area IN ({areas_in})")
         area = "r.area" if by_community else 'NULL::text COLLATE "C"'
         neg = "" if sign > 0 else "-"
         cols = ", ".join([f"r.{d}" for d in dims_kept] + [f"{neg}r.n AS n"]
@@ -495,9 +512,9 @@ def recount_sql(
 
 
 def trigger_sql() -> str:
-    """The body of qilu_stats_rollup (migration 0010): each kind's hourly, daily and (per
-    community) monthly sums, 10-day blocks, and per community 10-hour blocks and hours; then
-    the open critical alerts per box and month."""
+    """The body of qilu_stats_rollup (migration 0012): each kind's hourly, daily and monthly
+    sums (months per community since 0009, per district since 0012), 10-day blocks, and per
+    community 10-hour blocks and hours; then the open critical alerts per box and month."""
     later = (MONTHLY, TENDAY, TENHOUR, LEAF_HOURLY)
     built = "; ".join(
         recount_sql([HOURLY[k], r, *(t[k] for t in later if k in t)], "added")

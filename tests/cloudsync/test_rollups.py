@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from cloudsync.storage import open_storage
 from cloudsync.storage.rollups import (
     COMMUNITY_HOURS,
     LEAF_HOURLY,
+    MONTHLY,
     TENDAY,
     TENHOUR,
     hours_kept,
@@ -236,7 +238,11 @@ async def setup_areas(storage: Any) -> None:
         )
 
 
-def records(rnd: random.Random, box: str, first_seq: int, n: int, old: datetime) -> list[dict]:
+def records(
+    rnd: random.Random, box: str, first_seq: int, n: int, old: datetime, year: bool = False
+) -> list[dict]:
+    """``year``: a fifth of them anywhere in the last 400 days (windows of 90 and 365 days
+    read whole months, and the first and last ones in part)."""
     out = []
     for seq in range(first_seq, first_seq + n):
         kind = rnd.choice(["access_event", "access_event", "play_record", "reading_stats",
@@ -244,6 +250,8 @@ def records(rnd: random.Random, box: str, first_seq: int, n: int, old: datetime)
         pick = rnd.random()
         if pick < 0.05:
             ts = rnd.choice(["1970-01-01T00:00:05+00:00", "not a date", "2099-06-01T00:00:00Z"])
+        elif year and pick < 0.25:
+            ts = iso(NOW - timedelta(seconds=rnd.randrange(400 * 86400)))
         elif pick < 0.25:
             ts = iso(old + timedelta(seconds=rnd.randrange(20 * 86400)))  # an old month
         else:
@@ -276,6 +284,8 @@ def windows() -> list[tuple[str, str]]:
     return [
         ("", ""),
         (iso(NOW - 30 * DAY), ""),  # the ops console's "last 30 days": a partial first day
+        (iso(NOW - 365 * DAY), ""),  # its year: whole months (per district too, 0012)
+        (iso(NOW - 300 * DAY - timedelta(hours=5)), iso(NOW - 40 * DAY)),
         (iso(NOW - 7 * DAY - timedelta(hours=5)), iso(NOW - DAY)),
         ((d - timedelta(days=10)).isoformat(), d.isoformat()),  # whole days only
         (iso(NOW - timedelta(hours=30)), iso(NOW - timedelta(hours=20))),
@@ -363,10 +373,12 @@ def rounded(rows: list[Any]) -> list[tuple]:
 
 
 async def assert_0010_tables(storage: Any) -> int:
-    """Each table of migration 0010 holds what a straight count over the records gives (the
-    float sums rounded); the number of open critical alerts."""
+    """Each table of migration 0010 and the monthly ones (with 0012's district rows) hold
+    what a straight count over the records gives (the float sums rounded); the number of
+    open critical alerts."""
     async with storage.tx() as c:
-        for spec in [*TENDAY.values(), *TENHOUR.values(), *LEAF_HOURLY.values()]:
+        for spec in [*MONTHLY.values(), *TENDAY.values(), *TENHOUR.values(),
+                     *LEAF_HOURLY.values()]:  # fmt: skip
             cols = ", ".join(["area", "leaf", spec.period, "content_id", "n",
                               *(c for c, _, _ in spec.sums)])  # fmt: skip
             kept = await c.c.fetch(f"SELECT {cols} FROM {spec.table} ORDER BY 1, 2, 3, 4")
@@ -398,7 +410,7 @@ async def test_rollups_answer_as_the_records_through_backfill_dupes_and_retentio
             await storage.upload(box, 1, sent[box])
         # Migrations 0008-0009: tables, trigger, then the rows above counted partition by
         # partition (daily, then hourly).
-        assert await storage.migrate() == [8, 9, 10, 11]
+        assert await storage.migrate() == [8, 9, 10, 11, 12]
         async with storage.tx() as c:
             left = await c.c.fetchval("SELECT count(*) FROM rollup_backfill WHERE done_at IS NULL")
         assert left == 0
@@ -492,7 +504,9 @@ async def test_rollups_answer_as_the_records_through_backfill_dupes_and_retentio
                 " JOIN areas a ON a.id = b.community_id WHERE r.kind = 'access_event'"
                 " GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4"
             )
-            monthly = await c.fetch("SELECT area, month, n, ms FROM play_monthly ORDER BY 1, 2")
+            monthly = await c.fetch(
+                "SELECT area, month, n, ms FROM play_monthly WHERE leaf ORDER BY 1, 2"
+            )
             raw_monthly = await c.fetch(
                 "SELECT a.path AS area, substr(r.ts, 1, 7) AS month, count(*) AS n,"
                 " sum(qilu_int(r.payload ->> 'duration_ms')) AS ms FROM records r"
@@ -505,6 +519,52 @@ async def test_rollups_answer_as_the_records_through_backfill_dupes_and_retentio
         assert len(monthly) > 5 and [dict(r) for r in monthly] == [dict(r) for r in raw_monthly]
         # The trigger runs the statements recount_sql builds (the backfill and retention's).
         assert " ".join(trigger.split()) == " ".join(trigger_sql().split())
+    finally:
+        await storage.close()
+
+
+async def test_0012_district_months_summed_from_the_days(pg_cluster: PgCluster) -> None:
+    """A database at 0011 with a year of uploads: migration 0012 sums the districts' months
+    from their days (no backfill of the records), then the upload trigger keeps them; the
+    statistics by content item that read them answer as the records do, for long windows
+    too (a level read wrong, or a month missing, changes the figures)."""
+    db = await pg_cluster.new_database()
+    storage = await open_storage(db, migrate=False)
+    rnd = random.Random(12)
+    old = add_months(month_of(NOW), -4)
+    old_dt = datetime(old.year, old.month, 3, tzinfo=UTC)
+    try:
+        await storage.migrate(upto=11)
+        await setup_areas(storage)
+        for box in [*BOXES, "b9"]:
+            await storage.upload(box, 1, records(rnd, box, 1, 60, old_dt, True))
+        assert await storage.migrate() == [12]
+        await assert_0010_tables(storage)  # the months as a straight count, from the days
+        for box in [*BOXES, "b9"]:
+            await storage.upload(box, 1, records(rnd, box, 61, 30, old_dt, True))
+        await assert_0010_tables(storage)  # and kept by the trigger
+        await assert_same(storage)
+        for scope in SCOPES:
+            for since in (iso(NOW - 90 * DAY), iso(NOW - 365 * DAY)):
+                texts = []
+                for months in (True, False):  # the months read, then the blocks (as before)
+                    storage.district_months = months
+                    texts.append(await storage.content_console_json(scope, since, 200, 500))
+                storage.district_months = True
+                assert texts[0] == texts[1], (scope, since)
+                assert scope == "/x9/" or json.loads(texts[0])["items"], (scope, since)
+                # The community table cut at k rows: reads summed only for communities
+                # whose plays can rank them there; the same rows as the whole table's head
+                # and as without the cut (ties at the cut included).
+                whole = json.loads(texts[0])["areas"]
+                for k in (1, 2, 3):
+                    cut = []
+                    for on in (True, False):
+                        storage.rank_cut = on
+                        cut.append(json.loads(await storage.content_console_json(
+                            scope, since, 200, k))["areas"])  # fmt: skip
+                    storage.rank_cut = True
+                    assert cut[0] == cut[1] == whole[:k], (scope, since, k)
     finally:
         await storage.close()
 
@@ -592,36 +652,55 @@ def straight_per_community(sent: list[tuple[str, dict]], scope: str, since: str,
         if p is not None:
             paths[a] = f"{paths[p]}{a}/"
     paths["x9"] = "/x9/"
-    plays: dict[str, list[int]] = {}
-    reads: dict[str, list[int]] = {}
+    out: dict[str, dict[str, list[int]]] = {k: {} for k in ("plays", "reads", "plays_c",
+                                                             "reads_c")}  # fmt: skip
     for box, r in sent:
         community = BOXES.get(box, "x9")
         ts = r["ts"]
         if not paths[community].startswith(scope) or ts < since or (until and ts >= until):
             continue
         p = json.loads(r["payload"])
-        if r["kind"] == "play_record":
-            acc = plays.setdefault(community, [0, 0])
-            acc[0] += 1
-            acc[1] += p.get("duration_ms") or 0
-        elif r["kind"] == "reading_stats":
-            acc = reads.setdefault(community, [0, 0, 0])
-            for i, f in enumerate(("reads", "new_readers", "acks")):
-                acc[i] += p.get(f) or 0
-    return {"plays": {c: tuple(v) for c, v in plays.items()},
-            "reads": {c: tuple(v) for c, v in reads.items()}}  # fmt: skip
+        for by, key in (("", community), ("_c", p.get("content_id") or "?")):
+            if r["kind"] == "play_record":
+                acc = out["plays" + by].setdefault(key, [0, 0])
+                acc[0] += 1
+                acc[1] += p.get("duration_ms") or 0
+            elif r["kind"] == "reading_stats":
+                acc = out["reads" + by].setdefault(key, [0, 0, 0])
+                for i, f in enumerate(("reads", "new_readers", "acks")):
+                    acc[i] += p.get(f) or 0
+    return {k: {c: tuple(v) for c, v in d.items()} for k, d in out.items()}
+
+
+def seconds(ms: int) -> float:
+    """play_s as PostgreSQL rounds it (half away from zero)."""
+    return float(Decimal(ms).scaleb(-3).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
 async def per_community(storage: Any, scope: str, since: str, until: str) -> dict[str, dict]:
-    """The same from the storage: the console's content statistics per community (and, from
-    the roll-ups, its ranked table) and portal reading by community."""
+    """The same from the storage: the console's content statistics per community and per
+    content item (and, from the roll-ups, its ranked table and its one-statement answer,
+    whose item list reads the districts' months, postgres 0012) and portal reading by
+    community."""
     got = await storage.content_stats(scope, since, until)
     out = {
         "plays": {r["community_id"]: (int(r["plays"]), int(r["ms"] or 0))
                   for r in got["plays_by_community"]},
         "reads": {r["community_id"]: (int(r["reads"]), int(r["readers"]), int(r["acks"]))
                   for r in got["reads_by_community"]},
+        "plays_c": {r["content_id"] or "?": (int(r["plays"]), int(r["ms"] or 0))
+                    for r in got["plays_by_content"]},
+        "reads_c": {r["content_id"] or "?": (int(r["reads"]), int(r["readers"]),
+                                             int(r["acks"])) for r in got["reads_by_content"]},
     }  # fmt: skip
+    if storage.rollups and not until:  # the console's own statement (windows up to now)
+        body = json.loads(await storage.content_console_json(scope, since, 200, 500))
+        assert {i["content_id"]: (i["plays"], i["play_s"], i["reads"], i["readers"], i["acks"])
+                for i in body["items"]} == {
+            c: (out["plays_c"].get(c, (0, 0))[0], seconds(out["plays_c"].get(c, (0, 0))[1]),
+                *out["reads_c"].get(c, (0,) * 3))
+            for c in out["plays_c"].keys() | out["reads_c"].keys()
+        }, "console content items"  # fmt: skip
     portal = await reading_totals(storage, scope, "community", since, until)
     assert {r["community_id"]: (r["reads"], r["new_readers"], r["acks"]) for r in portal} == {
         c: v for c, v in out["reads"].items()
@@ -644,6 +723,11 @@ async def assert_per_community_exact(storage: Any, sent: list[tuple[str, dict]])
             (iso(NOW - timedelta(hours=30)), iso(NOW - timedelta(hours=3))),
             ("", iso(NOW - 5 * DAY)),
             ("", ""),
+            # The console's 90 and 365 days (whole months per community and per district),
+            # and a year that ends in the past (months at both ends in part).
+            (iso(NOW - 90 * DAY), ""),
+            (iso(NOW - 365 * DAY), ""),
+            (iso(NOW - 370 * DAY - timedelta(hours=7)), iso(NOW - 35 * DAY)),
         ]:
             want = straight_per_community(sent, scope, since, until)
             want = {k: {c: v for c, v in d.items() if any(v)} for k, d in want.items()}
@@ -678,7 +762,7 @@ async def test_per_community_hours_pruned_statistics_stay_exact(
         await setup_areas(storage)
         sent: list[tuple[str, dict]] = []
         for box in [*BOXES, "b9"]:
-            rows = records(rnd, box, 1, 80, datetime(old.year, old.month, 3, tzinfo=UTC))
+            rows = records(rnd, box, 1, 80, datetime(old.year, old.month, 3, tzinfo=UTC), True)
             await storage.upload(box, 1, rows)
             sent += [(box, r) for r in rows]
         await assert_per_community_exact(storage, sent)
