@@ -329,28 +329,17 @@ def embed_all(p: FacePipeline, folks: list[Person], visits: int, per_visit: int,
     return {q.key: got[q.key] for q in folks}
 
 
-def pair_fused(scores: np.ndarray, k: int, n: int) -> np.ndarray:
+def pair_fused(scores: np.ndarray, k: int, n: int, top_mean: bool = False) -> np.ndarray:
     """Per resident column: the best over sliding windows of n usable frames of the k-th best
-    score (what Fusion grants on). scores: (usable frames, residents)."""
+    score (what Fusion grants on), or with ``top_mean`` of the mean of the k best (evaluated,
+    not adopted). scores: (usable frames, residents)."""
     f = scores.shape[0]
     if f < k:
         return np.full(scores.shape[1], -1.0)
     best = np.full(scores.shape[1], -1.0)
     for w in range(max(1, f - n + 1)):
         win = np.sort(scores[w : w + n], axis=0)[::-1]
-        best = np.maximum(best, win[k - 1])
-    return best
-
-
-def pair_topmean(scores: np.ndarray, k: int, n: int) -> np.ndarray:
-    """As pair_fused, but the mean of the k best scores of each window of n."""
-    f = scores.shape[0]
-    if f < k:
-        return np.full(scores.shape[1], -1.0)
-    best = np.full(scores.shape[1], -1.0)
-    for w in range(max(1, f - n + 1)):
-        win = np.sort(scores[w : w + n], axis=0)[::-1]
-        best = np.maximum(best, win[:k].mean(axis=0))
+        best = np.maximum(best, win[:k].mean(axis=0) if top_mean else win[k - 1])
     return best
 
 
@@ -451,7 +440,7 @@ class Scorer:
         if self.fusion == "kofn":
             return pair_fused(self.frame_scores(v.embs), self.k, self.n)
         if self.fusion == "topmean":
-            return pair_topmean(self.frame_scores(v.embs), self.k, self.n)
+            return pair_fused(self.frame_scores(v.embs), self.k, self.n, top_mean=True)
         best = np.full(len(self.ids), -np.inf)
         for w in range(max(1, len(v.embs) - self.n + 1)):
             q = v.quality[w : w + self.n]
