@@ -506,21 +506,25 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
 
     try:
         async with aiohttp.ClientSession() as s:
+
+            async def timed(mode: str, p: str, token: str, into: list[float]) -> Any:
+                """One call with the storage in ``mode``: its time into ``into``, its body."""
+                set_mode(mode)
+                took, body = await time_one(s, url, p, token)
+                into.append(took)
+                return body
+
             for who, token in tokens.items():
                 for name, path in ({} if args.stats_only else chosen(list_paths(now))).items():
                     ms, ms_old, same_list = [], [], []
                     for i in range(args.rounds):
                         # Alternating call by call: by district (new) and by box ids (old).
-                        set_mode("new")
-                        took, body_new = await time_one(s, url, path(i), token)
-                        ms.append(took)
+                        body_new = await timed("new", path(i), token, ms)
                         # The network has no scope filter either way; the overview compares
                         # its open critical alerts from the counts with those from the records.
                         old = "before" if name == "console_overview" else "boxes"
                         if who != "network" or old == "before":
-                            set_mode(old)
-                            took, body_old = await time_one(s, url, path(i), token)
-                            ms_old.append(took)
+                            body_old = await timed(old, path(i), token, ms_old)
                             same_list.append(strip_now(body_new) == strip_now(body_old))
                     set_mode("new")
                     timings[f"list {name} {who}"] = {
@@ -543,28 +547,18 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                     same: list[bool | None] = []
                     for i in range(args.rounds):
                         # Alternating: every mode sees the same machine, call by call.
-                        set_mode("new")
-                        took, roll_body = await time_one(s, url, path(i), token)
-                        ms_roll.append(took)
-                        set_mode("before")
-                        took, daily_body = await time_one(s, url, path(i), token)
-                        ms_daily.append(took)
+                        roll_body = await timed("new", path(i), token, ms_roll)
+                        daily_body = await timed("before", path(i), token, ms_daily)
                         same.append(same_answer(name, roll_body, daily_body))
                         if name.startswith("console_content"):
-                            set_mode("stats3")
-                            took, _ = await time_one(s, url, path(i), token)
-                            ms_stats3.append(took)
+                            await timed("stats3", path(i), token, ms_stats3)
                             # stats5: the same statement without the district months: both
                             # rank ties alike, so the answers must be equal (but "since").
-                            set_mode("stats5")
-                            took, _ = await time_one(s, url, path(i), token)
-                            ms_stats5.append(took)
+                            await timed("stats5", path(i), token, ms_stats5)
                             same5.append(await same_console(path(i), who))
                         raws = 1 if name.endswith(("_all_time", "_365d")) else args.raw_rounds
                         if i < min(raws, args.raw_rounds):
-                            set_mode("raw")
-                            ms, raw_body = await time_one(s, url, path(i), token)
-                            ms_raw.append(ms)
+                            raw_body = await timed("raw", path(i), token, ms_raw)
                             set_mode("new")
                             _, roll_body = await time_one(s, url, path(i), token)
                             same.append(same_answer(name, roll_body, raw_body))
