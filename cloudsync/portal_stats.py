@@ -59,9 +59,7 @@ async def _rolled(storage, scope_path: str, group: str, since: str, until: str, 
             boxes = (await storage.scope_filter(c, scope_path))[1]
     inner = totals_sql(
         ROLLUPS["reading_stats"], scope_path, since, until, by_community, args,
-        grouped=group != "community", boxes=boxes, hourly=storage.hourly_rollups,
-        fine=storage.fine_rollups, months=storage.district_months,
-        hours_from=await storage.community_hours_from() if by_community else "",
+        grouped=group != "community", boxes=boxes, **await storage.rollup_options(by_community),
     )  # fmt: skip
     keys = {
         "content": ["t.content_id"],

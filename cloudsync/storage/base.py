@@ -288,6 +288,16 @@ class StorageBase:
                     " WHERE table_name = 'community_hours_horizon'"
                 ))  # fmt: skip
 
+    async def rollup_options(self, by_community: bool) -> dict[str, Any]:
+        """What every ``rollups.totals_sql`` of this storage is given beside the window: the
+        bench switches and, per community, the first day whose hours retention kept (a
+        per-community figure built without it would read pruned hours as zero)."""
+        return {
+            "hourly": self.hourly_rollups, "fine": self.fine_rollups,
+            "months": self.district_months,
+            "hours_from": await self.community_hours_from() if by_community else "",
+        }  # fmt: skip
+
     async def community_hours_from(self) -> str:
         """The first day ("YYYY-MM-DD") whose per-community hours are kept; "" all are."""
         if not self.hours_table:

@@ -422,7 +422,8 @@ class ConsoleStorage(StorageBase):
         if by_boxes(scope, False):
             async with self.read_tx() as c:
                 boxes = (await self.scope_filter(c, scope))[1]
-        hours_from = await self.community_hours_from() if communities else ""
+        by_content = await self.rollup_options(False)
+        by_community = await self.rollup_options(True)
         queries = {}
         for what, kind, sums in (
             ("plays", "play_record", "n AS plays, coalesce(ms, 0) AS ms"),
@@ -431,18 +432,12 @@ class ConsoleStorage(StorageBase):
         ):  # fmt: skip
             spec = ROLLUPS[kind]
             args: list[Any] = []
-            inner = totals_sql(
-                spec, scope, since, until, False, args, boxes=boxes, hourly=self.hourly_rollups,
-                fine=self.fine_rollups, months=self.district_months,
-            )
+            inner = totals_sql(spec, scope, since, until, False, args, boxes=boxes, **by_content)
             queries[f"{what}_by_content"] = (f"SELECT content_id, {sums} FROM ({inner}) t", args)
             if not communities:
                 continue
             args = []
-            inner = totals_sql(
-                spec, scope, since, until, True, args, grouped=False,
-                hourly=self.hourly_rollups, fine=self.fine_rollups, hours_from=hours_from,
-            )
+            inner = totals_sql(spec, scope, since, until, True, args, grouped=False, **by_community)
             queries[f"{what}_by_community"] = (
                 f"SELECT a.id AS community_id, {sums} FROM ({inner}) t"
                 " JOIN areas a ON a.path = t.area",
@@ -467,11 +462,10 @@ class ConsoleStorage(StorageBase):
         pre-summed rows per community (postgres 0010); sending 10,000 rows of each kind to
         the worker to merge, name and sort them there took longer than summing them."""
         args: list[Any] = []
-        hours_from = await self.community_hours_from()
+        options = await self.rollup_options(True)
         inner = {
             kind: totals_sql(ROLLUPS[kind], scope, since, until, True, args, grouped=False,
-                             hourly=self.hourly_rollups, fine=self.fine_rollups,
-                             hours_from=hours_from)
+                             **options)
             for kind in ("play_record", "reading_stats")
         }  # fmt: skip
         args.append(limit)
@@ -497,16 +491,15 @@ class ConsoleStorage(StorageBase):
         sorted and encoded in the worker; two statements on two connections at once timed
         the same as one on 2 cores (bench/stats100m.py, docs/deploy.md)."""
 
-        hours_from = await self.community_hours_from()
+        options = {b: await self.rollup_options(b) for b in (False, True)}
 
         def totals(
             kind: str, by_community: bool, args: list[Any], boxes: Any, areas_in: str = ""
         ) -> str:
             return totals_sql(
                 ROLLUPS[kind], scope, since, "", by_community, args,
-                grouped=not by_community, boxes=boxes,
-                hourly=self.hourly_rollups, fine=self.fine_rollups, hours_from=hours_from,
-                months=self.district_months, areas_in=areas_in,
+                grouped=not by_community, boxes=boxes, areas_in=areas_in,
+                **options[by_community],
             )  # fmt: skip
 
         def item_sql(args: list[Any], boxes: Any) -> str:

@@ -191,8 +191,8 @@ class OpsQueryStorage(StorageBase):
         async with self.read_tx() as c:
             boxes = (await self.scope_filter(c, scope))[1] if by_boxes(scope, False) else None
             inner = totals_sql(
-                spec, scope, since, until, False, args, boxes=boxes, hourly=self.hourly_rollups,
-                fine=self.fine_rollups, months=self.district_months,
+                spec, scope, since, until, False, args, boxes=boxes,
+                **await self.rollup_options(False),
             )
             sql = f"SELECT {', '.join(fields)}, n AS count{total} FROM ({inner}) t ORDER BY {order}"
             await c.execute(ROLLUP_SETTINGS)
