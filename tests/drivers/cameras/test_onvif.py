@@ -4,9 +4,13 @@ snapshot, and a WS-Discovery probe."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,20 +30,42 @@ def wildcard_port() -> int:
         return s.getsockname()[1]
 
 
+@contextmanager
+def wsd_port_lock(timeout_s: float = 180.0) -> Iterator[None]:
+    """WS-Discovery's port is fixed (3702) and ipycam's responder binds it: two test runs on
+    one machine (CI beside a developer's run) would answer each other's probes. A lock file
+    shared by every run on the machine lets one camera hold the port at a time."""
+    with open("/tmp/qilu-test-wsd-3702.lock", "a") as f:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"another test run held the WS-Discovery port for {timeout_s} s")
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 @pytest.fixture
 def ipycam():
     pytest.importorskip("ipycam", reason="pip install --no-deps ipycam (scripts/setup.sh test)")
     onvif_port, rtsp_port = wildcard_port(), wildcard_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(PEER), str(onvif_port), str(rtsp_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_port(onvif_port, 15)
-        wait_port(rtsp_port, 15)
-        yield onvif_port, rtsp_port
-    finally:
-        stop_process(proc)
+    with wsd_port_lock():
+        proc = subprocess.Popen(
+            [sys.executable, str(PEER), str(onvif_port), str(rtsp_port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_port(onvif_port, 15)
+            wait_port(rtsp_port, 15)
+            yield onvif_port, rtsp_port
+        finally:
+            stop_process(proc)
 
 
 async def test_onvif_camera_through_the_driver(ipycam) -> None:
