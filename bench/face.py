@@ -1,6 +1,7 @@
 """Face recognition benchmark: latency per stage, 1:N search, memory, accuracy, liveness.
 
     .venv/bin/python bench/face.py [--frames 200]
+    .venv/bin/python bench/face.py --search-only --search-reps 5   # 1:N only, repeated
 
 Prints readable lines, then one JSON object on the LAST line. Baselines measured side by side
 in the same run: the bare model time (detector + SFace with nothing around them) for latency,
@@ -178,6 +179,10 @@ def main() -> None:
                     help="reuse the embedded visits of the last run (bench/out/)")
     ap.add_argument("--latency-only", action="store_true",
                     help="only 1:N search and the per-frame pipeline at 100k")
+    ap.add_argument("--search-only", action="store_true",
+                    help="only the 1:N search section (no pipeline, no models' frames)")
+    ap.add_argument("--search-reps", type=int, default=1,
+                    help="repeat the 100k search loop (spread across repetitions vs load)")
     ap.add_argument("--dev-only", action="store_true",
                     help="open set: score the dev split only (make choices without the test)")
     ap.add_argument("--flip", action="store_true",
@@ -205,7 +210,7 @@ def main() -> None:
     # --- open-set per visit (bench/openset.py) ---------------------------------------------
     from edge.access.config import AccessConfig
 
-    if not args.latency_only:
+    if not (args.latency_only or args.search_only):
         res["open_set"] = openset.run(
             p, cfg, imgs, ident, *load_crowd(), AccessConfig().sample_fps, ROOT / "bench" / "out",
             visits_per_person=args.visits, reuse=args.reuse_visits, dev_only=args.dev_only,
@@ -237,16 +242,55 @@ def main() -> None:
             gz.search(q)  # the first look computes the basis (mean, cohort statistics)
             scored[name] = {"gallery": gz, "basis_ms": round((time.perf_counter() - t) * 1000, 1),
                             "ts": []}
-        ts = []
-        for _ in range(200):
-            t = time.perf_counter()
-            g.search(q)
-            ts.append((time.perf_counter() - t) * 1000)
-            for v in scored.values():
+        ts: list[float] = []
+        # The bare product (the box gallery's own scan of its matrix, split in two halves on
+        # two threads as the search does: the memory floor, no scoring) and the same product
+        # on one thread, in the same loop, and the box search's process CPU time beside its
+        # wall time (CPU/wall ~2: both halves ran side by side; ~1: the second core was busy
+        # elsewhere and the halves ran one after the other; < 1: descheduled). When the
+        # search's tail rises with the bare product's and its CPU/wall falls, the tail is the
+        # machine (a core or memory bandwidth taken by other work), not the search's code.
+        bare: list[float] = []
+        bare1: list[float] = []
+        out1 = np.empty(n, np.float32)
+        box_cpu: list[float] = []
+        u = scored["box"]["gallery"].transform(q)
+        reps = []
+        for rep in range(args.search_reps if n == 100_000 else 1):
+            load = os.getloadavg()[0]
+            rb, rx, rc = len(bare), len(scored["box"]["ts"]), len(box_cpu)
+            for _ in range(200):
                 t = time.perf_counter()
-                v["gallery"].search(q)
-                v["ts"].append((time.perf_counter() - t) * 1000)
+                g.search(q)
+                ts.append((time.perf_counter() - t) * 1000)
+                for name, v in scored.items():
+                    t, c = time.perf_counter(), time.process_time()
+                    v["gallery"].search(q)
+                    v["ts"].append((time.perf_counter() - t) * 1000)
+                    if name == "box":
+                        box_cpu.append((time.process_time() - c) * 1000)
+                gb = scored["box"]["gallery"]
+                t = time.perf_counter()
+                gb._scan(n, u)
+                bare.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                np.matmul(gb._m[:n], u, out=out1)
+                bare1.append((time.perf_counter() - t) * 1000)
+            rep_box = scored["box"]["ts"][rx:]
+            reps.append({
+                "load1": round(load, 2),
+                "box_p50_ms": pct(rep_box, 50), "box_p95_ms": pct(rep_box, 95),
+                "bare_product_p50_ms": pct(bare[rb:], 50),
+                "bare_product_p95_ms": pct(bare[rb:], 95),
+                "bare_one_thread_p50_ms": pct(bare1[rb:], 50),
+                "box_cpu_per_wall_p50": round(float(np.median(
+                    np.array(box_cpu[rc:]) / np.array(rep_box))), 2),
+            })
+            if args.search_reps > 1 and n == 100_000:
+                print(f"  rep {rep}: {reps[-1]}")
         gz = scored["box"]["gallery"]
+        wall, cpu = np.array(scored["box"]["ts"]), np.array(box_cpu)
+        slow = wall > np.percentile(wall, 90)  # the tail: was the search running or waiting?
         te = []
         for i in range(20):  # one enrolment each: incremental statistics (no rebase)
             t = time.perf_counter()
@@ -284,16 +328,32 @@ def main() -> None:
             "box_enrol_p50_ms": pct(te, 50),
             "centred_before_p50_ms": pct(scored["centred"]["ts"], 50),
             "centred_before_p95_ms": pct(scored["centred"]["ts"], 95),
+            "bare_product_p50_ms": pct(bare, 50),
+            "bare_product_p95_ms": pct(bare, 95),
+            "bare_one_thread_p50_ms": pct(bare1, 50),
+            "bare_one_thread_p95_ms": pct(bare1, 95),
+            # per search: box wall minus the bare product run right after it (code overhead)
+            "box_minus_bare_p50_ms": round(float(np.median(wall - np.array(bare))), 3),
+            # process CPU / wall of the slowest 10 % of box searches and of the rest
+            "box_tail_cpu_per_wall": round(float(np.median(cpu[slow] / wall[slow])), 2),
+            "box_rest_cpu_per_wall": round(float(np.median(cpu[~slow] / wall[~slow])), 2),
+            "reps": reps,
         }
         print(
             f"1:N {n:>6}: p50 {pct(ts, 50)} ms  p95 {pct(ts, 95)} ms  (python loop {naive:.1f} ms,"
             f" 2 BLAS threads {pct(ts2, 50)} ms, float16 {pct(tsh, 50)} ms); box ({gz.kind}) "
             f"p50 {pct(scored['box']['ts'], 50)} p95 {pct(scored['box']['ts'], 95)} ms, "
             f"centred (before) p50 {pct(scored['centred']['ts'], 50)} ms, basis "
-            f"{scored['box']['basis_ms']} ms, enrol {pct(te, 50)} ms"
+            f"{scored['box']['basis_ms']} ms, enrol {pct(te, 50)} ms; bare product p50 "
+            f"{pct(bare, 50)} p95 {pct(bare, 95)} ms (one thread p50 {pct(bare1, 50)})"
         )
         del scored, gz
     res["search_ms"] = search
+    if args.search_only:
+        res["loadavg_at_end"] = os.getloadavg()[0]
+        p.close()
+        print(json.dumps(res, separators=(",", ":")))
+        return
 
     # --- the real pipeline over a 100k gallery -------------------------------------------
     p.gallery.add_many(
