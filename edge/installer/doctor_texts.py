@@ -232,7 +232,7 @@ T = catalogue({
         "(docs/faces.md); to use the current setting for everyone, enrol those residents "
         "again (`qilu-edge resident enroll ID PHOTO...` or the enrolment API): the box keeps "
         "no enrolment photos, so it cannot embed them again by itself; or set [faces] flip = "
-        "{previous} back",
+        "{previous} again",
         "另一种 flip 设置生成的 {n} 个模板仍可匹配，陌生人误识风险不变（docs/faces.md）；"
         "如需全部使用当前设置，请为这些住户重新录入人脸（`qilu-edge resident enroll ID "
         "PHOTO...` 或录入接口）：本机不保存录入照片，无法自行重新生成；或把 [faces] flip "

@@ -231,7 +231,7 @@ async def test_face_templates_of_the_other_flip_setting_are_named(tmp_path: Path
     assert "the 3 templates of the other flip setting still match" in check["hint"]
     assert "enrol those residents again" in check["hint"]
     assert "keeps no enrolment photos" in check["hint"]
-    assert "set [faces] flip = false back" in check["hint"]
+    assert "set [faces] flip = false again" in check["hint"]
     assert "1 templates were made by another model file" in check["hint"]
     assert "重新录入" in check["hint_zh"] and "r-a, r-d" in check["detail_zh"]
 
@@ -243,7 +243,7 @@ async def test_face_templates_of_the_other_flip_setting_are_named(tmp_path: Path
     assert check["detail"].startswith("3 of 6 templates"), check
     assert check["detail"].endswith("2 residents have no template of the current kind: "
                                     "r-c, r-d"), check
-    assert "set [faces] flip = true back" in check["hint"]
+    assert "set [faces] flip = true again" in check["hint"]
 
     # every template of the current kind: pass
     store = Store(cfg.db_path, box_id=cfg.box.id)
