@@ -18,12 +18,14 @@ figures are bounded by the number of impostor pairs, which the JSON states.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import itertools
 import json
 import os
 import sys
 import time
+import types
 from pathlib import Path
 
 import cv2
@@ -146,6 +148,18 @@ def rates(gen: np.ndarray, imp: np.ndarray, threshold: float | None = None) -> d
     return out
 
 
+def gallery_at(rev: str) -> types.ModuleType:
+    """edge/faces/gallery.py as it was at ``rev`` (a baseline beside this checkout's)."""
+    import subprocess
+
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:edge/faces/gallery.py"],
+                         capture_output=True, text=True, check=True).stdout
+    mod = types.ModuleType(f"gallery_{rev}")
+    sys.modules[mod.__name__] = mod  # dataclasses look their module up
+    exec(compile(src, f"{rev}:edge/faces/gallery.py", "exec"), mod.__dict__)
+    return mod
+
+
 def daemon_rss() -> dict:
     """bench/rss.py: the daemon as systemd runs it with models + 100k templates, main's code
     before the RSS work side by side (``rss_mb`` is this checkout's)."""
@@ -183,6 +197,9 @@ def main() -> None:
                     help="only the 1:N search section (no pipeline, no models' frames)")
     ap.add_argument("--search-reps", type=int, default=1,
                     help="repeat the 100k search loop (spread across repetitions vs load)")
+    ap.add_argument("--baseline-rev", default=None,
+                    help="1:N: also time the door search of edge/faces/gallery.py at this git "
+                         "revision, interleaved with this checkout's (same hits checked)")
     ap.add_argument("--dev-only", action="store_true",
                     help="open set: score the dev split only (make choices without the test)")
     ap.add_argument("--flip", action="store_true",
@@ -242,6 +259,25 @@ def main() -> None:
             gz.search(q)  # the first look computes the basis (mean, cohort statistics)
             scored[name] = {"gallery": gz, "basis_ms": round((time.perf_counter() - t) * 1000, 1),
                             "ts": []}
+        # A door's search (edge/faces/matcher.py allowed=): a building's 600 residents (1,200
+        # templates) searched, the best outside them reported; with --baseline-rev the same
+        # search by that revision's gallery, interleaved.
+        door_ids = frozenset(f"r{i}" for i in range(min(600, n // 4)))
+        door_g = scored["box"]["gallery"]
+        door_mask = door_g.allowed_mask(door_ids)
+        door_rows = door_g.rows_of(door_mask)
+        door_ts: dict[str, list[float]] = {"box_door": []}
+        base_g, same_hits = None, None
+        if args.baseline_rev:
+            base_g = gallery_at(args.baseline_rev).Gallery(
+                capacity=n, centre_min=cfg.centre_min, znorm_min=cfg.znorm_min)
+            base_g.add_many([f"t{i}" for i in range(n)], [f"r{i // 2}" for i in range(n)],
+                            big[:n].copy())
+            base_g.search(q)
+            base_mask = base_g.allowed_mask(door_ids)
+            door_ts["baseline_door"] = []
+            same_hits = dataclasses.astuple(door_g.search(q, allowed=door_mask)) == \
+                dataclasses.astuple(base_g.search(q, allowed=base_mask))
         ts: list[float] = []
         # The bare product (the box gallery's own scan of its matrix, split in two halves on
         # two threads as the search does: the memory floor, no scoring) and the same product
@@ -276,6 +312,13 @@ def main() -> None:
                 t = time.perf_counter()
                 np.matmul(gb._m[:n], u, out=out1)
                 bare1.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                door_g.search(q, allowed=door_mask)
+                door_ts["box_door"].append((time.perf_counter() - t) * 1000)
+                if base_g is not None:
+                    t = time.perf_counter()
+                    base_g.search(q, allowed=base_mask)
+                    door_ts["baseline_door"].append((time.perf_counter() - t) * 1000)
             rep_box = scored["box"]["ts"][rx:]
             reps.append({
                 "load1": round(load, 2),
@@ -283,6 +326,8 @@ def main() -> None:
                 "bare_product_p50_ms": pct(bare[rb:], 50),
                 "bare_product_p95_ms": pct(bare[rb:], 95),
                 "bare_one_thread_p50_ms": pct(bare1[rb:], 50),
+                **{f"{k}_p50_ms": pct(v[rb:], 50) for k, v in door_ts.items()},
+                **{f"{k}_p95_ms": pct(v[rb:], 95) for k, v in door_ts.items()},
                 "box_cpu_per_wall_p50": round(float(np.median(
                     np.array(box_cpu[rc:]) / np.array(rep_box))), 2),
             })
@@ -337,6 +382,14 @@ def main() -> None:
             # process CPU / wall of the slowest 10 % of box searches and of the rest
             "box_tail_cpu_per_wall": round(float(np.median(cpu[slow] / wall[slow])), 2),
             "box_rest_cpu_per_wall": round(float(np.median(cpu[~slow] / wall[~slow])), 2),
+            **{f"{k}_p50_ms": pct(v, 50) for k, v in door_ts.items()},
+            **{f"{k}_p95_ms": pct(v, 95) for k, v in door_ts.items()},
+            # per search: a door's search minus the whole gallery's (the door's own cost)
+            **{f"{k}_minus_box_p50_ms": round(float(np.median(np.array(v) - wall)), 3)
+               for k, v in door_ts.items()},
+            "door_templates": door_rows,
+            "baseline_rev": args.baseline_rev,
+            "door_same_hits_as_baseline": same_hits,
             "reps": reps,
         }
         print(
