@@ -1,6 +1,7 @@
 """Face recognition benchmark: latency per stage, 1:N search, memory, accuracy, liveness.
 
     .venv/bin/python bench/face.py [--frames 200]
+    .venv/bin/python bench/face.py --search-only --search-reps 5   # 1:N only, repeated
 
 Prints readable lines, then one JSON object on the LAST line. Baselines measured side by side
 in the same run: the bare model time (detector + SFace with nothing around them) for latency,
@@ -17,12 +18,14 @@ figures are bounded by the number of impostor pairs, which the JSON states.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib.util
 import itertools
 import json
 import os
 import sys
 import time
+import types
 from pathlib import Path
 
 import cv2
@@ -145,6 +148,18 @@ def rates(gen: np.ndarray, imp: np.ndarray, threshold: float | None = None) -> d
     return out
 
 
+def gallery_at(rev: str) -> types.ModuleType:
+    """edge/faces/gallery.py as it was at ``rev`` (a baseline beside this checkout's)."""
+    import subprocess
+
+    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:edge/faces/gallery.py"],
+                         capture_output=True, text=True, check=True).stdout
+    mod = types.ModuleType(f"gallery_{rev}")
+    sys.modules[mod.__name__] = mod  # dataclasses look their module up
+    exec(compile(src, f"{rev}:edge/faces/gallery.py", "exec"), mod.__dict__)
+    return mod
+
+
 def daemon_rss() -> dict:
     """bench/rss.py: the daemon as systemd runs it with models + 100k templates, main's code
     before the RSS work side by side (``rss_mb`` is this checkout's)."""
@@ -178,6 +193,13 @@ def main() -> None:
                     help="reuse the embedded visits of the last run (bench/out/)")
     ap.add_argument("--latency-only", action="store_true",
                     help="only 1:N search and the per-frame pipeline at 100k")
+    ap.add_argument("--search-only", action="store_true",
+                    help="only the 1:N search section (no pipeline, no models' frames)")
+    ap.add_argument("--search-reps", type=int, default=1,
+                    help="repeat the 100k search loop (spread across repetitions vs load)")
+    ap.add_argument("--baseline-rev", default=None,
+                    help="1:N: also time the door search of edge/faces/gallery.py at this git "
+                         "revision, interleaved with this checkout's (same hits checked)")
     ap.add_argument("--dev-only", action="store_true",
                     help="open set: score the dev split only (make choices without the test)")
     ap.add_argument("--flip", action="store_true",
@@ -205,7 +227,7 @@ def main() -> None:
     # --- open-set per visit (bench/openset.py) ---------------------------------------------
     from edge.access.config import AccessConfig
 
-    if not args.latency_only:
+    if not (args.latency_only or args.search_only):
         res["open_set"] = openset.run(
             p, cfg, imgs, ident, *load_crowd(), AccessConfig().sample_fps, ROOT / "bench" / "out",
             visits_per_person=args.visits, reuse=args.reuse_visits, dev_only=args.dev_only,
@@ -237,16 +259,83 @@ def main() -> None:
             gz.search(q)  # the first look computes the basis (mean, cohort statistics)
             scored[name] = {"gallery": gz, "basis_ms": round((time.perf_counter() - t) * 1000, 1),
                             "ts": []}
-        ts = []
-        for _ in range(200):
-            t = time.perf_counter()
-            g.search(q)
-            ts.append((time.perf_counter() - t) * 1000)
-            for v in scored.values():
+        # A door's search (edge/faces/matcher.py allowed=): a building's 600 residents (1,200
+        # templates) searched, the best outside them reported; with --baseline-rev the same
+        # search by that revision's gallery, interleaved.
+        door_ids = frozenset(f"r{i}" for i in range(min(600, n // 4)))
+        door_g = scored["box"]["gallery"]
+        door_mask = door_g.allowed_mask(door_ids)
+        door_rows = door_g.rows_of(door_mask)
+        door_ts: dict[str, list[float]] = {"box_door": []}
+        base_g, same_hits = None, None
+        if args.baseline_rev:
+            base_g = gallery_at(args.baseline_rev).Gallery(
+                capacity=n, centre_min=cfg.centre_min, znorm_min=cfg.znorm_min)
+            base_g.add_many([f"t{i}" for i in range(n)], [f"r{i // 2}" for i in range(n)],
+                            big[:n].copy())
+            base_g.search(q)
+            base_mask = base_g.allowed_mask(door_ids)
+            door_ts["baseline_door"] = []
+            same_hits = dataclasses.astuple(door_g.search(q, allowed=door_mask)) == \
+                dataclasses.astuple(base_g.search(q, allowed=base_mask))
+        ts: list[float] = []
+        # The bare product (the box gallery's own scan of its matrix, split in two halves on
+        # two threads as the search does: the memory floor, no scoring) and the same product
+        # on one thread, in the same loop, and the box search's process CPU time beside its
+        # wall time (CPU/wall ~2: both halves ran side by side; ~1: the second core was busy
+        # elsewhere and the halves ran one after the other; < 1: descheduled). When the
+        # search's tail rises with the bare product's and its CPU/wall falls, the tail is the
+        # machine (a core or memory bandwidth taken by other work), not the search's code.
+        bare: list[float] = []
+        bare1: list[float] = []
+        out1 = np.empty(n, np.float32)
+        box_cpu: list[float] = []
+        u = scored["box"]["gallery"].transform(q)
+        reps = []
+        for rep in range(args.search_reps if n == 100_000 else 1):
+            load = os.getloadavg()[0]
+            rb, rx, rc = len(bare), len(scored["box"]["ts"]), len(box_cpu)
+            for _ in range(200):
                 t = time.perf_counter()
-                v["gallery"].search(q)
-                v["ts"].append((time.perf_counter() - t) * 1000)
+                g.search(q)
+                ts.append((time.perf_counter() - t) * 1000)
+                for name, v in scored.items():
+                    t, c = time.perf_counter(), time.process_time()
+                    v["gallery"].search(q)
+                    v["ts"].append((time.perf_counter() - t) * 1000)
+                    if name == "box":
+                        box_cpu.append((time.process_time() - c) * 1000)
+                gb = scored["box"]["gallery"]
+                t = time.perf_counter()
+                gb._scan(n, u)
+                bare.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                np.matmul(gb._m[:n], u, out=out1)
+                bare1.append((time.perf_counter() - t) * 1000)
+                t = time.perf_counter()
+                door_g.search(q, allowed=door_mask)
+                door_ts["box_door"].append((time.perf_counter() - t) * 1000)
+                if base_g is not None:
+                    t = time.perf_counter()
+                    base_g.search(q, allowed=base_mask)
+                    door_ts["baseline_door"].append((time.perf_counter() - t) * 1000)
+            rep_box = scored["box"]["ts"][rx:]
+            reps.append({
+                "load1": round(load, 2),
+                "box_p50_ms": pct(rep_box, 50), "box_p95_ms": pct(rep_box, 95),
+                "bare_product_p50_ms": pct(bare[rb:], 50),
+                "bare_product_p95_ms": pct(bare[rb:], 95),
+                "bare_one_thread_p50_ms": pct(bare1[rb:], 50),
+                **{f"{k}_p50_ms": pct(v[rb:], 50) for k, v in door_ts.items()},
+                **{f"{k}_p95_ms": pct(v[rb:], 95) for k, v in door_ts.items()},
+                "box_cpu_per_wall_p50": round(float(np.median(
+                    np.array(box_cpu[rc:]) / np.array(rep_box))), 2),
+            })
+            if args.search_reps > 1 and n == 100_000:
+                print(f"  rep {rep}: {reps[-1]}")
         gz = scored["box"]["gallery"]
+        wall, cpu = np.array(scored["box"]["ts"]), np.array(box_cpu)
+        slow = wall > np.percentile(wall, 90)  # the tail: was the search running or waiting?
         te = []
         for i in range(20):  # one enrolment each: incremental statistics (no rebase)
             t = time.perf_counter()
@@ -284,16 +373,40 @@ def main() -> None:
             "box_enrol_p50_ms": pct(te, 50),
             "centred_before_p50_ms": pct(scored["centred"]["ts"], 50),
             "centred_before_p95_ms": pct(scored["centred"]["ts"], 95),
+            "bare_product_p50_ms": pct(bare, 50),
+            "bare_product_p95_ms": pct(bare, 95),
+            "bare_one_thread_p50_ms": pct(bare1, 50),
+            "bare_one_thread_p95_ms": pct(bare1, 95),
+            # per search: box wall minus the bare product run right after it (code overhead)
+            "box_minus_bare_p50_ms": round(float(np.median(wall - np.array(bare))), 3),
+            # process CPU / wall of the slowest 10 % of box searches and of the rest
+            "box_tail_cpu_per_wall": round(float(np.median(cpu[slow] / wall[slow])), 2),
+            "box_rest_cpu_per_wall": round(float(np.median(cpu[~slow] / wall[~slow])), 2),
+            **{f"{k}_p50_ms": pct(v, 50) for k, v in door_ts.items()},
+            **{f"{k}_p95_ms": pct(v, 95) for k, v in door_ts.items()},
+            # per search: a door's search minus the whole gallery's (the door's own cost)
+            **{f"{k}_minus_box_p50_ms": round(float(np.median(np.array(v) - wall)), 3)
+               for k, v in door_ts.items()},
+            "door_templates": door_rows,
+            "baseline_rev": args.baseline_rev,
+            "door_same_hits_as_baseline": same_hits,
+            "reps": reps,
         }
         print(
             f"1:N {n:>6}: p50 {pct(ts, 50)} ms  p95 {pct(ts, 95)} ms  (python loop {naive:.1f} ms,"
             f" 2 BLAS threads {pct(ts2, 50)} ms, float16 {pct(tsh, 50)} ms); box ({gz.kind}) "
             f"p50 {pct(scored['box']['ts'], 50)} p95 {pct(scored['box']['ts'], 95)} ms, "
             f"centred (before) p50 {pct(scored['centred']['ts'], 50)} ms, basis "
-            f"{scored['box']['basis_ms']} ms, enrol {pct(te, 50)} ms"
+            f"{scored['box']['basis_ms']} ms, enrol {pct(te, 50)} ms; bare product p50 "
+            f"{pct(bare, 50)} p95 {pct(bare, 95)} ms (one thread p50 {pct(bare1, 50)})"
         )
         del scored, gz
     res["search_ms"] = search
+    if args.search_only:
+        res["loadavg_at_end"] = os.getloadavg()[0]
+        p.close()
+        print(json.dumps(res, separators=(",", ":")))
+        return
 
     # --- the real pipeline over a 100k gallery -------------------------------------------
     p.gallery.add_many(

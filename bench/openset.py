@@ -604,7 +604,7 @@ def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: d
                  and (q.role == "enrol" or (q.role == "stranger" and q.split == "dev"))]
     methods = _compare(data, by_key, idents, residents, k, n, dev_only)
     views = {"plain": data}
-    methods_flip = methods_mixed = None
+    methods_flip = methods_mixed = methods_rev = methods_half = None
     if flip:
         views["flip"] = flip_view(data)
         methods_flip = _compare(views["flip"], by_key, idents, residents, k, n, dev_only,
@@ -613,7 +613,18 @@ def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: d
         # again) searched with flip door frames, fitted on its own
         mixed = {x: dict(d, visits=views["flip"][x]["visits"]) for x, d in data.items()}
         methods_mixed = _compare(mixed, by_key, idents, residents, k, n, dev_only,
-                                 ("zscale",), "plain-gallery+flip-frames ")
+                                 ("zscale", "raw"), "plain-gallery+flip-frames ")
+        # the reverse (enrolled with flip on, then turned off: flip templates, plain frames),
+        # and a gallery half enrolled again after turning flip on (every second resident's
+        # templates flip, the rest plain; flip frames): what `qilu-edge doctor` warns about
+        rev = {x: dict(views["flip"][x], visits=d["visits"]) for x, d in data.items()}
+        methods_rev = _compare(rev, by_key, idents, residents, k, n, dev_only,
+                               ("zscale", "raw"), "flip-gallery+plain-frames ")
+        again = set(sorted(residents)[::2])
+        half = {x: dict(views["flip"][x] if x in again else d,
+                        visits=views["flip"][x]["visits"]) for x, d in data.items()}
+        methods_half = _compare(half, by_key, idents, residents, k, n, dev_only,
+                                ("zscale", "raw"), "half-flip-gallery+flip-frames ")
     paired = None
     if flip:
         paired = {split: _paired(data, views["flip"], by_key, idents, residents, k, n,
@@ -720,6 +731,8 @@ def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: d
         "methods_dev_fit": methods,
         "methods_dev_fit_flip": methods_flip,
         "methods_dev_fit_plain_gallery_flip_frames": methods_mixed,
+        "methods_dev_fit_flip_gallery_plain_frames": methods_rev,
+        "methods_dev_fit_half_flip_gallery_flip_frames": methods_half,
         "flip_vs_plain_paired_zscale_10000": paired,
         "flip_same_frames_as_plain_cache": same_frames,
         "box_flip": cfg.flip,

@@ -469,6 +469,8 @@ class AccessService(Service):
                 if first_seen is None:
                     first_seen = frame.t
                 if seen.face is None or faces_tracked is None:
+                    if faces_tracked is not None:
+                        faces_tracked.missed(frame.t)
                     continue
                 track = faces_tracked.update(seen.face.bbox, frame.t, seen.embedding)
                 if current is not None and track is not current:
@@ -632,6 +634,7 @@ class AccessService(Service):
                 st.looks += 1
                 st.last_ms = round((time.monotonic() - frame.t) * 1000, 2)
                 if seen.face is None:
+                    tracks.missed(frame.t)  # the face was not seen: its track's time runs
                     # Nobody there: liveness starts over (a look that fed liveness cleared it
                     # already; a recheck did not, and must not leave the last person's frames).
                     liveness.reset()

@@ -85,8 +85,8 @@ class FacesConfig(Section):
     # it) for a small gain (docs/faces.md "Flip test-time augmentation": dev expected
     # acceptance at 10,000 84 -> 90 %, test 86.1 -> 87.5 %, one visit in 72). A box with few
     # doors may turn it on. Templates enrolled with the other setting still match (measured:
-    # plain templates against flip frames score between the two) and are counted in the
-    # faces status (``templates_by_model``) until they are enrolled again.
+    # either way, scores fall between the two) and `qilu-edge doctor` / the faces status
+    # (``embedding_mismatch``) name the residents to enrol again (no photos are kept).
     flip: bool = False
     keep_thumbnails: bool = False
 

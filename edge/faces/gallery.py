@@ -11,6 +11,11 @@ measures both).
 Adding appends a row (the buffer doubles when full); deleting moves the last row into the
 hole, so enrol and delete never reload the gallery.
 
+A door's search (``allowed``: a building's residents) takes its residents' row indices from a
+cache (per mask, until rows are added or moved), sets those few rows aside to find the best
+outside them, then searches only theirs: the same hits as masking all 100k rows per search,
+which cost 0.65 ms at 100k (now 0.07; bench/face.py --search-only --baseline-rev).
+
 Mean-centring (``centre_min``): with at least that many templates, scores are cosines after
 subtracting the mean of the enrolled (L2-normalised) templates and re-normalising. SFace's
 embeddings share a common component, so raw impostor cosines sit high; centring lowers the
@@ -94,6 +99,10 @@ class Gallery:
         self._row: dict[str, int] = {}  # template id -> row
         self._residents: list[str] = []
         self._rindex: dict[str, int] = {}
+        self._layout = 0  # bumped whenever rows are added or moved (door row caches)
+        # a door's rows (allowed_mask -> their row indices, None: every row), per mask object
+        # and layout: the search gathers a door's few scores instead of masking 100k rows
+        self._door_rows: dict[int, tuple[np.ndarray, int, np.ndarray | None]] = {}
         self._lock = threading.RLock()  # search on the face thread, updates from the loop
         self._half = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gallery-scan")
 
@@ -159,6 +168,7 @@ class Gallery:
                 self._cnorm, self._scale = np.ones(n, np.float32), np.ones(n, np.float32)
                 self._offset, self._in_cohort = np.zeros(n, np.float32), np.full(n, cohort)
                 self._stale = True
+                self._layout += 1
                 return len(tids)
             fresh = [i for i, t in enumerate(tids) if t not in self._row]
             n = len(self)
@@ -172,6 +182,7 @@ class Gallery:
                 self._tids.append(tids[i])
                 self._sum += vecs[i]
             if fresh:
+                self._layout += 1
                 self._changed(np.arange(n, n + len(fresh)), added=True)
             return len(fresh)
 
@@ -182,6 +193,7 @@ class Gallery:
                 return False
             self._changed(np.array([row]), added=False)  # out of the sums while still here
             del self._row[template_id]
+            self._layout += 1
             last = len(self) - 1
             self._sum -= self._m[row]
             if row != last:  # fill the hole with the last row: O(1), matrix stays contiguous
@@ -459,6 +471,21 @@ class Gallery:
                     mask[i] = True
             return mask
 
+    def _rows_in(self, allowed: np.ndarray, n: int) -> np.ndarray | None:
+        """Row indices (ascending) of the residents in ``allowed``; None when that is every
+        row. Cached per mask object until rows are added or moved (under the lock)."""
+        hit = self._door_rows.get(id(allowed))
+        if hit is not None and hit[0] is allowed and hit[1] == self._layout:
+            return hit[2]
+        mask = np.zeros(len(self._residents), bool)
+        mask[: len(allowed)] = allowed[: len(self._residents)]
+        rows_in = mask[self._owner[:n]]
+        idx = None if rows_in.all() else np.flatnonzero(rows_in).astype(np.int32)
+        if len(self._door_rows) >= 64:  # masks of doors no longer asked about
+            self._door_rows.clear()
+        self._door_rows[id(allowed)] = (allowed, self._layout, idx)  # holds it: id stays its
+        return idx
+
     def rows_of(self, mask: np.ndarray) -> int:
         """Templates of the residents in an ``allowed_mask``."""
         with self._lock:
@@ -493,15 +520,17 @@ class Gallery:
             if exclude is not None and exclude in self._rindex:
                 scores[owner == self._rindex[exclude]] = low
             outside_id = outside_sim = None
-            if allowed is not None:
-                mask = np.zeros(len(self._residents), bool)
-                mask[: len(allowed)] = allowed[: len(self._residents)]
-                rows_in = mask[owner]
-                if not rows_in.all():
-                    o = int(np.argmax(np.where(rows_in, low - 1.0, scores)))
-                    if not rows_in[o] and scores[o] > low:
-                        outside_id, outside_sim = self._residents[owner[o]], float(scores[o])
-                    scores[~rows_in] = low
+            idx_in = None if allowed is None else self._rows_in(allowed, n)
+            if idx_in is not None:
+                # The best outside the door's residents: their (few) rows set aside, then
+                # only theirs searched on (no 100k-row mask built per search).
+                inside = scores[idx_in]
+                scores[idx_in] = low - 1.0
+                o = int(np.argmax(scores))
+                if scores[o] > low:  # an outside row (the door's sit below low now)
+                    outside_id, outside_sim = self._residents[owner[o]], float(scores[o])
+                scores.fill(low)
+                scores[idx_in] = inside
             best = int(np.argmax(scores))
             best_sim = float(scores[best])
             if best_sim <= low:

@@ -233,6 +233,15 @@ class FaceTracker:
     person's fusion and liveness and made them start over (bench/rush.py: one approach at
     three of eight doors took 6 looks instead of 3, docs/access.md "Rush hour: why one door's
     approaches needed 6 looks"). A new person is unlike both frames. The bar is unchanged.
+
+    Why a track seen at the door's previous look lives on however long ago that look was:
+    ``max_gap_s`` is a gap in *seeing* the face, not in *looking*. On an overloaded box the
+    face scheduler drops stale frames and a door's looks come more than a second apart; with
+    a plain time gap every look started a new track, so a person standing still in front of
+    the door never gathered k frames (a live resident was never let in, a held-up photo got a
+    ``too_few_frames`` refusal per look instead of one ``liveness`` refusal: tests/edge/access
+    test_engine.py, at face_capacity_per_s = 0.7). A look that saw nobody (:meth:`missed`)
+    ends that grace; the appearance check still splits off someone else in the same spot.
     """
 
     RECENT = 2  # usable embeddings per track the appearance check compares with (1: before)
@@ -243,10 +252,17 @@ class FaceTracker:
         self.same_person = same_person
         self.tracks: list[Track] = []
         self._next = 1
+        self._last_look = float("inf")  # the door's previous look (inf: none yet)
+
+    def missed(self, now: float) -> None:
+        """A look that saw no face: no track was seen at it."""
+        self._last_look = now
 
     def update(self, bbox: tuple[float, float, float, float], now: float,
                emb: np.ndarray | None = None) -> Track:
-        self.tracks = [t for t in self.tracks if now - t.last_seen <= self.max_gap_s]
+        prev, self._last_look = self._last_look, now
+        self.tracks = [t for t in self.tracks
+                       if now - t.last_seen <= self.max_gap_s or t.last_seen >= prev]
         best = max(self.tracks, key=lambda t: iou(t.bbox, bbox), default=None)
         fresh = best is None or iou(best.bbox, bbox) < self.min_iou
         if not fresh and emb is not None and best is not None and best.recent:
@@ -266,3 +282,4 @@ class FaceTracker:
 
     def reset(self) -> None:
         self.tracks.clear()
+        self._last_look = float("inf")

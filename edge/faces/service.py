@@ -53,6 +53,8 @@ class FacesService(Service):
         self._new_templates: list[str] = []  # added since the statistics were last stored
         self._stored_basis = -1  # the gallery's basis_version last stored in full
         self.by_model: dict[str, int] = {}  # templates per embedding label
+        # templates not of the current embedding kind (store_faces.embedding_mismatch)
+        self.mismatch: dict[str, Any] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -84,15 +86,8 @@ class FacesService(Service):
             self.pipeline.set_negatives(rid, vecs)
         self.cursor = cursor
         await self._save_stats()
-        label = weights.embedding_label(cfg.flip)
-        other = {m: c for m, c in self.by_model.items() if m != label}
-        if other:
-            # No enrolment photos are kept, so they cannot be embedded again here: they still
-            # match (a plain template against flip frames measured between plain and flip on
-            # the bench's dev split, docs/faces.md); enrolling the resident again replaces them.
-            log.warning("faces: %d templates were embedded as %s, not %s; they still match, "
-                        "enrol those residents again to use the current setting",
-                        sum(other.values()), ", ".join(sorted(other)), label)
+        if self.mismatch is not None:
+            log.warning("faces: %s", store_faces.mismatch_warning(self.mismatch))
         await asyncio.to_thread(trim_heap)  # the loads' freed buffers back to the OS
         self.loaded_ms = round((time.perf_counter() - t0) * 1000, 1)
         log.info(
@@ -175,6 +170,9 @@ class FacesService(Service):
         stats = await asyncio.to_thread(g.row_stats, None if full else new)
         self.by_model = await self.box.store.run(store_faces.templates_by_model,
                                                  self.box.store.sync)
+        label = weights.embedding_label(self.box.config.faces.flip)
+        self.mismatch = None if set(self.by_model) <= {label} else await self.box.store.run(
+            store_faces.embedding_mismatch_of, self.box.store.sync, label)
         await self.box.store.run(
             store_faces.save_gallery_stats, self.box.store.sync, self.cursor, len(g),
             g.residents, mean, self.operating(), g.kind, g.cohort_size(), stats, full,
@@ -193,6 +191,10 @@ class FacesService(Service):
             "gallery_mb": round(g.nbytes() / 1e6, 1),
             "flip": self.box.config.faces.flip,
             "templates_by_model": self.by_model,
+            # None, or the templates not of the current kind and what to do (doctor: the
+            # face_templates check)
+            "embedding_mismatch": None if self.mismatch is None else {
+                **self.mismatch, "warning": store_faces.mismatch_warning(self.mismatch)},
             "load_ms": self.loaded_ms,
             "operating": self.operating(),
         }

@@ -202,6 +202,74 @@ def templates_by_model(store: Store) -> dict[str, int]:
     return {m: c for m, c in rows}
 
 
+STALE_LISTED = 10  # resident ids named in a mismatch (the rest are counted)
+
+
+def embedding_mismatch(execute: Any, label: str) -> dict[str, Any] | None:
+    """Templates embedded otherwise than ``label`` (weights.embedding_label of the current
+    setting) says: another [faces] flip setting, or another model file. ``execute``: a
+    DB-API ``execute`` (the store's, or the doctor's read-only connection's). None when every
+    template is of the current kind. The box keeps no enrolment photos or crops
+    (routes.py), so such templates cannot be embedded again on the box: their residents must
+    be enrolled again. ``residents_without_current``: residents none of whose templates is
+    of the current kind (the ones to enrol again; a resident already enrolled again keeps
+    the old template beside the new one, which is harmless)."""
+    other = {m: (int(c), int(r)) for m, c, r in execute(
+        "SELECT model, count(*), count(DISTINCT resident_id) FROM face_templates"
+        " WHERE model != ? GROUP BY model ORDER BY count(*) DESC, model", [label]).fetchall()}
+    if not other:
+        return None
+    stale = [r for (r,) in execute(
+        "SELECT resident_id FROM face_templates GROUP BY resident_id"
+        " HAVING sum(model = ?) = 0 ORDER BY resident_id", [label]).fetchall()]
+    total = execute("SELECT count(*) FROM face_templates").fetchone()[0]
+    flip_twin = label.replace("sface+flip:", "sface:") if label.startswith("sface+flip:") \
+        else label.replace("sface:", "sface+flip:")
+    return {
+        "setting": label,
+        "templates": int(total),
+        "other_templates": sum(c for c, _ in other.values()),
+        "by_model": {m: c for m, (c, _) in other.items()},
+        # the other flip setting of the same model file: they still match (docs/faces.md);
+        # anything else was made by another model and does not
+        "other_flip_setting": sum(c for m, (c, _) in other.items() if m == flip_twin),
+        "other_model": sum(c for m, (c, _) in other.items() if m != flip_twin),
+        "residents_without_current": len(stale),
+        "residents_to_enrol_again": stale[:STALE_LISTED],
+    }
+
+
+def embedding_mismatch_of(store: Store, label: str) -> dict[str, Any] | None:
+    with store.reading():
+        return embedding_mismatch(store.db.execute, label)
+
+
+def mismatch_warning(m: dict[str, Any]) -> str:
+    """What the faces status says about an :func:`embedding_mismatch` (the doctor says the
+    same in both languages, edge/installer/doctor_texts.py)."""
+    names = ", ".join(m["residents_to_enrol_again"])
+    more = m["residents_without_current"] - len(m["residents_to_enrol_again"])
+    who = f"{names} and {more} more" if more > 0 else names
+    parts = [f"{m['other_templates']} of {m['templates']} face templates were not embedded as "
+             f"this box embeds faces now ({m['setting']}): "
+             + ", ".join(f"{c} as {k}" for k, c in m["by_model"].items()) + "."]
+    if m["other_flip_setting"]:
+        parts.append(f"{m['other_flip_setting']} were made with the other [faces] flip "
+                     "setting: they still match, at the same stranger risk and slightly "
+                     "different resident scores (docs/faces.md).")
+    if m["other_model"]:
+        parts.append(f"{m['other_model']} were made by another model file: they do not "
+                     "match reliably.")
+    if m["residents_without_current"]:
+        parts.append(f"{m['residents_without_current']} residents have no template of the "
+                     f"current kind ({who}): enrol them again (`qilu-edge resident enroll ID "
+                     "PHOTO...` or POST /api/v1/residents/ID/photos); the box keeps no "
+                     "enrolment photos, so it cannot embed them again by itself.")
+    else:
+        parts.append("Every resident also has a template of the current kind.")
+    return " ".join(parts)
+
+
 def template_count(store: Store) -> int:
     with store.reading():
         return store.db.execute("SELECT count(*) FROM face_templates").fetchone()[0]

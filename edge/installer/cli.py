@@ -148,6 +148,7 @@ def doctor(config_path: Path, as_json: bool, click_doors: bool, lang: str | None
       screen:<id>      each screen: display answers, its player page is connected
       models           face model files present and matching the manifest
       face_doors       the face threshold for the enrolled residents at the stranger target
+      face_templates   templates embedded as faces are now ([faces] flip, model file)
       face_load        the running box keeps up with its face doors (installer page)
       provisioned      the box has a cloud identity (qilu-edge provision)
       cloud            the cloud answers a signed request (and signs its answers)

@@ -155,6 +155,8 @@ class Doctor:
         checks += [
             Check("models", "Face models / 人脸模型", self.check_models),
             Check("face_doors", "Face doors: strangers / 人脸门禁误识", self.check_face_doors),
+            Check("face_templates", "Face templates match the setting / 人脸模板与设置一致",
+                  self.check_face_templates),
             Check("face_load", "Face doors keep up / 人脸门禁负载", self.check_face_load),
             Check("provisioned", "Box provisioned / 已注册", self.check_provisioned),
             Check("cloud", "Cloud reachable / 云端可达", self.check_cloud),
@@ -398,6 +400,56 @@ class Doctor:
             return Result("face_doors", "", "warn", detail, T("face_doors.low_hint", doors=low))
         return Result("face_doors", "", "pass", detail)
 
+    async def check_face_templates(self) -> Result:
+        """Templates embedded with another [faces] flip setting or another model file than
+        door frames are embedded with now (edge/faces/store.py embedding_mismatch)."""
+        from edge.faces import store as store_faces
+        from edge.faces import weights
+
+        cfg = self._cfg
+        if not cfg.faces.enabled:
+            return Result("face_templates", "", "skip", T("models.off"))
+        try:
+            label = weights.embedding_label(cfg.faces.flip)
+        except weights.ModelError as e:
+            return Result("face_templates", "", "skip", T("face_templates.no_manifest",
+                                                          error=str(e)), T("models.hint"))
+        if self.box is not None:
+            _, templates = await self.box.store.run(store_faces.gallery_counts,
+                                                    self.box.store.sync)
+            m = await self.box.store.run(store_faces.embedding_mismatch_of,
+                                         self.box.store.sync, label)
+        elif cfg.db_path.exists():
+            templates, m = await asyncio.to_thread(_embedding_mismatch, cfg.db_path, label)
+        else:
+            templates, m = 0, None
+        if templates == 0:
+            return Result("face_templates", "", "pass", T("face_templates.none"))
+        if m is None:
+            return Result("face_templates", "", "pass",
+                          T("face_templates.ok", templates=templates, label=label))
+        flip = str(cfg.faces.flip).lower()
+        models = ", ".join(f"{c} {k}" for k, c in m["by_model"].items())
+        common = {"other": m["other_templates"], "templates": m["templates"], "label": label,
+                  "flip": flip, "models": models}
+        if m["residents_without_current"]:
+            names: Any = ", ".join(m["residents_to_enrol_again"])
+            more = m["residents_without_current"] - len(m["residents_to_enrol_again"])
+            if more > 0:
+                names = T("face_templates.more", names=names, more=more)
+            detail = T("face_templates.mismatch", stale=m["residents_without_current"],
+                       names=names, **common)
+        else:
+            detail = T("face_templates.mismatch_none_stale", **common)
+        hints = []
+        if m["other_flip_setting"]:
+            hints.append(T("face_templates.flip_hint", n=m["other_flip_setting"],
+                           previous=str(not cfg.faces.flip).lower()))
+        if m["other_model"]:
+            hints.append(T("face_templates.model_hint", n=m["other_model"]))
+        hint = hints[0] if len(hints) == 1 else T("face_templates.both_hints", hints=hints)
+        return Result("face_templates", "", "warn", detail, hint)
+
     async def check_face_load(self) -> Result:
         """Whether the running box keeps up with its face doors (edge/faces/scheduler.py):
         frames dropped for the deadline mean slower doors (never a weaker decision)."""
@@ -530,6 +582,19 @@ def _gallery_counts(db_path: Path) -> tuple[int, int]:
         except sqlite3.OperationalError:  # not migrated yet
             return 0, 0
     return int(row[0]), int(row[1])
+
+
+def _embedding_mismatch(db_path: Path, label: str) -> tuple[int, dict[str, Any] | None]:
+    import sqlite3
+
+    from edge.faces.store import embedding_mismatch
+
+    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
+        try:
+            total = db.execute("SELECT count(*) FROM face_templates").fetchone()[0]
+            return int(total), embedding_mismatch(db.execute, label)
+        except sqlite3.OperationalError:  # not migrated yet
+            return 0, None
 
 
 def _bind(fn: Callable[..., Awaitable[Result]], *args: Any) -> CheckFn:

@@ -65,6 +65,26 @@ def test_tracker_splits_a_second_person_in_the_same_spot() -> None:
     assert tr.update(box, 5.0, b).id not in (t1.id, t2.id, t3.id)  # gone too long
 
 
+def test_tracker_gap_counts_looks_that_saw_nobody_not_looks_not_taken() -> None:
+    """Looks 1.5 s apart (an overloaded box dropped the frames in between) that see the same
+    face continue its track: nothing was seen to end it. A look that saw nobody in between
+    lets the 1 s gap end it as before; the appearance check still splits a new face."""
+    tr = FaceTracker(3, 5)
+    a, b = np.eye(128, dtype=np.float32)[:2]
+    box = (100.0, 100.0, 150.0, 150.0)
+    t1 = tr.update(box, 0.0, a)
+    assert tr.update(box, 1.5, a) is t1 and tr.update(box, 3.0, a) is t1
+    assert tr.update(box, 4.5, b) is not t1  # someone else, however the looks are spaced
+    tr2 = FaceTracker(3, 5)
+    s1 = tr2.update(box, 0.0, a)
+    tr2.missed(0.8)  # a look that saw nobody: the face was gone
+    s2 = tr2.update(box, 1.5, a)
+    assert s2 is not s1 and s2.new
+    assert tr2.update(box, 1.6, a) is s2  # within the gap: as always
+    tr2.reset()
+    assert tr2.update(box, 5.0, a) is not s2
+
+
 def test_tracker_keeps_a_person_through_one_odd_frame() -> None:
     """A frame unlike the one before but like the one before that (a key frame, the head at
     the far end of a turn) is the same person: the track and its fusion go on. Someone

@@ -79,7 +79,8 @@ async def test_enrol_identify_delete_over_http(make_config, run_box, photos: Pat
         r = await s.get(f"{url}/api/v1/residents")
         assert [(x["id"], x["templates"]) for x in await r.json()] == [("r-ardern", 1)]
         r = await s.get(f"{url}/api/v1/status")
-        assert (await r.json())["services"]["faces"]["templates"] == 1
+        st = (await r.json())["services"]["faces"]
+        assert st["templates"] == 1 and st["embedding_mismatch"] is None  # all one kind
 
         r = await s.delete(f"{url}/api/v1/residents/r-ardern")
         assert r.status == 200 and (await r.json())["templates"] == 1
@@ -247,6 +248,15 @@ async def test_gallery_enrolled_without_flip_still_matches_and_is_reported(
     async with aiohttp.ClientSession(headers=H) as s:
         st = (await (await s.get(f"{url}/api/v1/status")).json())["services"]["faces"]
         assert st["flip"] is True and st["templates_by_model"] == {old: 1}
+        # the status says how many, who, and what to do (no photos kept: enrol again)
+        m = st["embedding_mismatch"]
+        assert m["setting"] == new and m["templates"] == 1 and m["other_templates"] == 1
+        assert m["other_flip_setting"] == 1 and m["other_model"] == 0
+        assert m["residents_without_current"] == 1
+        assert m["residents_to_enrol_again"] == ["r-macron"]
+        assert "they still match" in m["warning"]
+        assert "(r-macron): enrol them again" in m["warning"]
+        assert "keeps no enrolment photos" in m["warning"]
         d = await _identify(s, url, photos / "person_a_1.jpg")
         assert d["resident_id"] == "r-macron" and d["reason"] == "match", d
         d = await _identify(s, url, photos / "person_b_2.jpg")
@@ -256,6 +266,10 @@ async def test_gallery_enrolled_without_flip_still_matches_and_is_reported(
         assert r.status == 200
         st = (await (await s.get(f"{url}/api/v1/status")).json())["services"]["faces"]
         assert st["templates_by_model"] == {old: 1, new: 1}
+        m = st["embedding_mismatch"]  # the old template is still there, nobody left to enrol
+        assert m["other_templates"] == 1 and m["residents_without_current"] == 0
+        assert m["residents_to_enrol_again"] == []
+        assert "Every resident also has a template of the current kind." in m["warning"]
     # the two rows of the same photo really are two embeddings (plain, flip), both unit
     rows = box.service("faces").pipeline.gallery.templates_of("r-macron")
     assert rows.shape == (2, 128)

@@ -277,3 +277,43 @@ def test_a_z_scored_face_event_is_stored_with_its_scale(tmp_path) -> None:
     outbox = store.db.execute("SELECT payload FROM outbox WHERE record_id = 'ae-z'").fetchone()
     assert '"score_scale":"znorm"' in outbox[0] and '"fused_score":6.3' in outbox[0]
     store.close()
+
+
+def test_door_search_follows_rows_added_and_moved_under_one_mask() -> None:
+    """A door's mask object is reused search after search (pipeline.door_mask); the gallery
+    caches the door's rows for it. Rows appended and rows moved by a deletion must be seen:
+    each answer equals a brute-force search over the door's residents and the rest."""
+    rng = np.random.default_rng(4)
+    vecs = _unit(rng.normal(size=(60, 128))).astype(np.float32)
+    rids = [f"r{i % 20}" for i in range(60)]
+    g = Gallery()
+    g.add_many([f"t{i}" for i in range(60)], rids, vecs.copy())
+    door = frozenset({"r1", "r2", "r3"})
+    mask = g.allowed_mask(door)
+    rows = {f"t{i}": (rids[i], vecs[i]) for i in range(60)}
+
+    def check(q: np.ndarray) -> None:
+        hit = g.search(q, allowed=mask)
+        inside = {t: float(v @ q) for t, (r, v) in rows.items() if r in door}
+        outside = {t: float(v @ q) for t, (r, v) in rows.items() if r not in door}
+        best = max(inside, key=inside.__getitem__)
+        assert hit is not None and hit.template_id == best
+        assert hit.similarity == pytest.approx(inside[best], abs=1e-5)
+        assert hit.outside_similarity == pytest.approx(max(outside.values()), abs=1e-5)
+
+    q = _unit(vecs[1] + 0.3 * _unit(rng.normal(size=128))).astype(np.float32)
+    check(q)
+    # r2 enrols a photo closer to q than anything: appended after the cache was made
+    g.add("new", "r2", _unit(q + 0.05 * _unit(rng.normal(size=128))).astype(np.float32))
+    rows["new"] = ("r2", g.templates_of("r2")[-1])
+    check(q)
+    assert g.search(q, allowed=mask).template_id == "new"
+    # deleting an early row moves the last row ("new", a door row) into its place
+    g.remove("t0")
+    del rows["t0"]
+    check(q)
+    assert g.search(q, allowed=mask).template_id == "new"
+    # and r1's rows gone: the door's best is someone else of the door
+    g.remove_resident("r1")
+    rows = {t: rv for t, rv in rows.items() if rv[0] != "r1"}
+    check(q)

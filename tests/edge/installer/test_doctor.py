@@ -192,3 +192,65 @@ async def test_face_doors_threshold_follows_the_gallery(tmp_path: Path) -> None:
     big = operating_point(faces, 1500, 3000)
     assert small and big and big.threshold > small.threshold
     assert f"{small.threshold:.3f}" in check["detail"]
+
+
+async def test_face_templates_of_the_other_flip_setting_are_named(tmp_path: Path) -> None:
+    """A box switched to [faces] flip = true still holds templates enrolled without flip (and
+    one of another model file): the doctor warns with the counts, names the residents with no
+    template of the current kind and says to enrol them again (no photos are kept to embed
+    them again on the box); in Chinese too. With the setting that matches: pass."""
+    import numpy as np
+
+    from edge.core.standard import Resident
+    from edge.core.store import Store
+    from edge.faces import store as store_faces
+    from edge.faces import weights
+    from edge.features import load_config
+
+    plain, flip = weights.embedding_label(False), weights.embedding_label(True)
+    path = write(tmp_path, "[sync]\nenabled = false\n[faces]\nflip = true\n")
+    cfg = load_config(path)
+    store = Store(cfg.db_path, box_id=cfg.box.id)
+    vecs = np.random.default_rng(0).normal(size=(8, 128)).astype(np.float32)
+    with store.transaction():
+        for r in ("r-a", "r-b", "r-c", "r-d"):
+            store_faces.add_resident(store, Resident(id=r, name=r))
+    # r-a plain only, r-b plain + enrolled again with flip, r-c flip only, r-d another model
+    for i, (rid, label) in enumerate([("r-a", plain), ("r-a", plain), ("r-b", plain),
+                                      ("r-b", flip), ("r-c", flip), ("r-d", "sface:0123")]):
+        store_faces.add_template(store, rid, vecs[i], 0.9, label, "test")
+    store.close()
+
+    _, out = await doctor_cli(path, "--json")
+    check = {c["id"]: c for c in json.loads(out)["checks"]}["face_templates"]
+    assert check["status"] == "warn", check
+    d = check["detail"]
+    assert d.startswith(f"4 of 6 templates were not embedded as the box embeds faces now "
+                        f"({flip}, [faces] flip = true): 3 {plain}, 1 sface:0123"), d
+    assert d.endswith("2 residents have no template of the current kind: r-a, r-d"), d
+    assert "the 3 templates of the other flip setting still match" in check["hint"]
+    assert "enrol those residents again" in check["hint"]
+    assert "keeps no enrolment photos" in check["hint"]
+    assert "set [faces] flip = false again" in check["hint"]
+    assert "1 templates were made by another model file" in check["hint"]
+    assert "重新录入" in check["hint_zh"] and "r-a, r-d" in check["detail_zh"]
+
+    # the plain setting: the flip templates and the other model's are the mismatch now
+    path.write_text(path.read_text().replace("flip = true", "flip = false"))
+    _, out = await doctor_cli(path, "--json")
+    check = {c["id"]: c for c in json.loads(out)["checks"]}["face_templates"]
+    assert check["status"] == "warn", check
+    assert check["detail"].startswith("3 of 6 templates"), check
+    assert check["detail"].endswith("2 residents have no template of the current kind: "
+                                    "r-c, r-d"), check
+    assert "set [faces] flip = true again" in check["hint"]
+
+    # every template of the current kind: pass
+    store = Store(cfg.db_path, box_id=cfg.box.id)
+    with store.transaction():
+        store.db.execute("UPDATE face_templates SET model = ?", [plain])
+    store.close()
+    _, out = await doctor_cli(path, "--json")
+    check = {c["id"]: c for c in json.loads(out)["checks"]}["face_templates"]
+    assert check["status"] == "pass", check
+    assert check["detail"] == f"6 templates, all embedded as {plain}", check
