@@ -110,6 +110,11 @@ class Gallery:
         return len(self._tids)
 
     @property
+    def layout(self) -> int:
+        """Changes whenever rows are added, removed or moved (caches of masks and rows)."""
+        return self._layout
+
+    @property
     def residents(self) -> int:
         with self._lock:  # numpy, not a set of 100k Python ints (RSS: the daemon's budget)
             n = len(self)

@@ -274,12 +274,13 @@ class FacePipeline:
 
     def door_mask(self, allowed: frozenset[str]) -> tuple[np.ndarray, tuple[int, int]]:
         """Search mask and size (residents, templates) of a door's resident set (rebuilt
-        when the gallery grows)."""
-        size = len(self.gallery)
+        when the gallery's rows change: a deletion then an enrolment keeps its size, and a
+        mask made before knows only the residents of its time)."""
+        layout = self.gallery.layout
         hit = self._masks.get(allowed)
-        if hit is None or hit[0] != size:
+        if hit is None or hit[0] != layout:
             mask = self.gallery.allowed_mask(allowed)
-            hit = (size, mask, (int(mask.sum()), self.gallery.rows_of(mask)))
+            hit = (layout, mask, (int(mask.sum()), self.gallery.rows_of(mask)))
             if len(self._masks) > 256:
                 self._masks.clear()
             self._masks[allowed] = hit

@@ -317,3 +317,24 @@ def test_door_search_follows_rows_added_and_moved_under_one_mask() -> None:
     g.remove_resident("r1")
     rows = {t: rv for t, rv in rows.items() if rv[0] != "r1"}
     check(q)
+
+
+def test_door_mask_sees_a_resident_enrolled_after_a_deletion(model_dir) -> None:
+    """pipeline.door_mask caches a door's mask: a deletion followed by an enrolment leaves
+    the gallery's size as it was, and the new resident of that door must still be searched
+    (a mask built before knows only the residents of its time)."""
+    rng = np.random.default_rng(7)
+    vecs = _unit(rng.normal(size=(4, 128))).astype(np.float32)
+    p = FacePipeline(FacesConfig(), model_dir, gallery=Gallery())
+    try:
+        p.gallery.add_many(["t-a", "t-b", "t-c"], ["r-a", "r-b", "r-c"], vecs[:3].copy())
+        door = frozenset({"r-a", "r-new"})
+        assert p.door_mask(door)[1] == (1, 1)
+        p.gallery.remove("t-b")
+        p.gallery.add("t-new", "r-new", vecs[3])
+        mask, size = p.door_mask(door)
+        assert size == (2, 2)
+        hit = p.gallery.search(vecs[3], allowed=mask)
+        assert hit is not None and hit.resident_id == "r-new"
+    finally:
+        p.close()
