@@ -9,7 +9,7 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    (no Python per row; indexes dropped first and built afterwards, as a restore would), spread
    over the last 13 months, a fleet's mix by count: 50 % plays, 28 % access events, 15 %
    device health, 5 % portal reading stats, 1.5 % reports, 0.5 % alerts.
-2. ``measure``: migrations 0008-0012 applied to that database (timed: the roll-ups', the
+2. ``measure``: migrations 0008-0013 applied to that database (timed: the roll-ups', the
    districts' and the alert counts' backfills), then every list and statistics endpoint over
    loopback HTTP (aiohttp, the real app), p50/p95 over ``--rounds`` calls each cycling through
    windows, for a network admin, a city admin and a district admin, alternating call by call
@@ -18,11 +18,11 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    counts and from the alert records (``storage.alert_counts = False``, before 0010);
    statistics from the roll-ups, from the roll-ups before 0010 (``storage.fine_rollups =
    False``: no 10-day blocks, no per-community hours) and from raw rows only
-   (``storage.rollups = False``); the console's content statistics also as stats5 did
-   (``storage.district_months`` and ``storage.rank_cut`` False: before 0012), its answer
-   compared with the new one; answers compared; ``EXPLAIN (ANALYZE, BUFFERS)`` of each
+   (``storage.rollups = False``); the console's content statistics also as main did before
+   stats7 (``storage.year_rollups = False``: without 0013's years), its answer compared
+   with the new one; answers compared; ``EXPLAIN (ANALYZE, BUFFERS)`` of each
    query written to ``--plans``; then the upload path's speed without a trigger, with 0009's,
-   0010's, 0011's (its report-class index) and 0012's (``--ingest``). ``--only a,b``
+   0010's, 0011's (its report-class index), 0012's and 0013's (``--ingest``). ``--only a,b``
    measures those endpoints only.
 3. ``drop``: stop the cluster and delete it (disk is shared).
 
@@ -313,7 +313,7 @@ class Capture:
             setattr(PgConn, name, wrap)
 
 
-ROLLUP_ENDS = ("_daily", "_hourly", "_monthly", "_tenday", "_tenhour", "_counts")
+ROLLUP_ENDS = ("_daily", "_hourly", "_monthly", "_yearly", "_tenday", "_tenhour", "_counts")
 
 
 async def explain(conn: asyncpg.Connection, sql: str, args: tuple) -> tuple[list[str], dict]:
@@ -376,7 +376,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     now = datetime.fromisoformat(state["now"])
     out: dict[str, Any] = {"loadavg_start": os.getloadavg()}
     storage = await open_storage(db, migrate=False)
-    log("migrations 0008-0012 (tables, trigger, backfills) ...")
+    log("migrations 0008-0013 (tables, trigger, backfills) ...")
     t0 = time.monotonic()
     applied = await storage.migrate(upto=args.upto)
     took = time.monotonic() - t0
@@ -395,7 +395,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         sizes = await conn.fetch(
             "SELECT c.relname, c.reltuples::bigint AS rows, pg_total_relation_size(c.oid) AS b"
             " FROM pg_class c WHERE c.relname ~ '^((access|play|reading)_"
-            "(daily|hourly|monthly|tenday|tenhour|leaf_hourly)|alert_counts"
+            "(daily|hourly|monthly|yearly|tenday|tenhour|leaf_hourly)|alert_counts"
             "|records_report_by_urgency_status)$'"
             " ORDER BY 1"
         )
@@ -462,26 +462,28 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         """new: this branch; before: the code before 0010 (no blocks, no per-community hours,
         open critical alerts read from the alert records); raw: records only; boxes: lists
         scoped by box ids (before 0009); stats5: district figures without 0012's months (as
-        new when 0012 is not applied: --upto 11), every community's reads summed."""
+        new when 0012 is not applied: --upto 11), every community's reads summed; stats6:
+        without 0013's years (main before stats7)."""
+        storage.year_rollups = mode not in ("stats6", "stats5", "before", "raw")
         storage.district_months = months_12 and mode not in ("stats5", "before", "raw")
         storage.rank_cut = mode != "stats5"
         storage.rollups = mode != "raw"
         storage.hourly_rollups = True
-        storage.fine_rollups = mode in ("new", "stats3", "stats5")
+        storage.fine_rollups = mode in ("new", "stats3", "stats5", "stats6")
         storage.alert_counts = mode != "before"
         storage.districts = mode != "boxes"
         # stats3: the console's content statistics from three queries merged in Python.
         storage.content_json = mode != "stats3"
 
     async def same_console(path: str, who: str) -> bool:
-        """The console statement's text as new and as stats5 (without the district months
-        and the ranking cut) for one ``since`` (the HTTP answers each take their own clock)."""
+        """The console statement's text as new and as stats6 (without the years, 0013) for
+        one ``since`` (the HTTP answers each take their own clock)."""
         m = re.search(r"days=(\d+)", path)
         assert m is not None
         since = (datetime.now(UTC) - timedelta(days=int(m.group(1)))).isoformat()
         scope = {"network": "/", "city": "/c0/", "district": "/c0/c0d3/"}[who]
         texts = []
-        for mode in ("new", "stats5"):
+        for mode in ("new", "stats6"):
             set_mode(mode)
             texts.append(await storage.content_console_json(scope, since, ITEMS_SHOWN,
                                                             AREAS_SHOWN))  # fmt: skip
@@ -496,7 +498,8 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         finally:
             cap.on = False
         mine = [(q, a) for q, a in cap.seen
-                if re.search(r"records|_daily|_hourly|_monthly|_ten|alert_counts", q)]  # fmt: skip
+                if re.search(r"records|_daily|_hourly|_monthly|_yearly|_ten|alert_counts",
+                             q)]  # fmt: skip
         for n, (q, a) in enumerate(mine):
             plan, info = await explain(econn, q, a)
             explains[f"{label} #{n}"] = info
@@ -541,8 +544,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                     ms_roll: list[float] = []
                     ms_daily: list[float] = []
                     ms_raw: list[float] = []
-                    ms_stats3: list[float] = []
-                    ms_stats5: list[float] = []
+                    ms_stats6: list[float] = []
                     same5: list[bool] = []
                     same: list[bool | None] = []
                     for i in range(args.rounds):
@@ -551,10 +553,10 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                         daily_body = await timed("before", path(i), token, ms_daily)
                         same.append(same_answer(name, roll_body, daily_body))
                         if name.startswith("console_content"):
-                            await timed("stats3", path(i), token, ms_stats3)
-                            # stats5: the same statement without the district months: both
+                            # stats6: the same statement without the years (main before
+                            # stats7; stats3's and stats5's older paths are in docs/): both
                             # rank ties alike, so the answers must be equal (but "since").
-                            await timed("stats5", path(i), token, ms_stats5)
+                            await timed("stats6", path(i), token, ms_stats6)
                             same5.append(await same_console(path(i), who))
                         raws = 1 if name.endswith(("_all_time", "_365d")) else args.raw_rounds
                         if i < min(raws, args.raw_rounds):
@@ -565,14 +567,13 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                     timings[f"stats {name} {who}"] = {
                         "rollup": summary(ms_roll), "before_0010": summary(ms_daily),
                         "raw": summary(ms_raw) if ms_raw else None,
-                        **({"stats3": summary(ms_stats3)} if ms_stats3 else {}),
-                        **({"stats5": summary(ms_stats5), "same_as_stats5": all(same5)}
-                           if ms_stats5 else {}),
+                        **({"stats6": summary(ms_stats6), "same_as_stats6": all(same5)}
+                           if ms_stats6 else {}),
                         "same_answer": None if None in same else all(same),
                     }  # fmt: skip
                     modes = [("new", "rollup"), ("before", "before 0010"), ("raw", "raw")]
-                    if ms_stats5 and months_12:
-                        await plan_of(f"stats {name} {who} stats5", path(0), token, "stats5")
+                    if ms_stats6:
+                        await plan_of(f"stats {name} {who} stats6", path(0), token, "stats6")
                     for mode, label in modes[: 3 if args.raw_rounds else 2]:
                         await plan_of(f"stats {name} {who} {label}", path(0), token, mode)
                     set_mode("new")
@@ -597,7 +598,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                            "stats_rollup": max(rolled), "stats_before_0010": max(daily or [0]),
                            "stats_raw": max(raw)}  # fmt: skip
     out["answers_differ"] = sorted(k for k, v in timings.items() if v.get("same_answer") is False
-                                   or v.get("same_as_stats5") is False)  # fmt: skip
+                                   or v.get("same_as_stats6") is False)  # fmt: skip
     out["over_target"] = sorted(
         [k for k, v in timings.items() if k.startswith("list ") and v["p95_ms"] > TARGET_P95_MS]
         + [k for k, v in timings.items()
@@ -612,12 +613,13 @@ async def ingest(pg: PgCluster, records: int) -> dict[str, Any]:
     1,000 boxes, the fleet's mix of kinds, ts now) into empty databases without (migration
     0007), with 0009's trigger (daily, hourly, monthly), with 0010's (also 10-day blocks,
     per-community hours and 10-hour blocks, open critical alerts), with 0011's (its
-    report-class index on urgency and status) and with 0012's (districts' months),
-    A B C D E E D C B A to even out the machine's noise."""
+    report-class index on urgency and status), with 0012's (districts' months) and with
+    0013's (years), A B C D E F F E D C B A to even out the machine's noise."""
     from bench.console import generate as areas_1000
 
     dbs = {}
-    layouts = (("without", 7), ("0009", 9), ("0010", 10), ("0011", 11), ("0012", None))
+    layouts = (("without", 7), ("0009", 9), ("0010", 10), ("0011", 11), ("0012", 12),
+               ("0013", None))
     for layout, upto in layouts:
         dbs[layout] = await pg.new_database()
         storage = await open_storage(dbs[layout], migrate=False)
