@@ -19,7 +19,7 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    statistics from the roll-ups, from the roll-ups before 0010 (``storage.fine_rollups =
    False``: no 10-day blocks, no per-community hours) and from raw rows only
    (``storage.rollups = False``); the console's content statistics also as main did before
-   stats7 (``storage.year_rollups = False``: without 0013's years), its answer compared
+   stats7 (``storage.years_table = False``: without 0013's years), its answer compared
    with the new one; answers compared; ``EXPLAIN (ANALYZE, BUFFERS)`` of each
    query written to ``--plans``; then the upload path's speed without a trigger, with 0009's,
    0010's, 0011's (its report-class index), 0012's and 0013's (``--ingest``). ``--only a,b``
@@ -454,6 +454,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     explains: dict[str, Any] = {}
     econn = await asyncpg.connect(db)
     months_12 = await econn.fetchval("SELECT to_regclass('play_monthly_districts') IS NOT NULL")
+    years_13 = storage.years_table  # play_yearly exists
 
     def chosen(paths: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in paths.items() if not args.only or k in args.only.split(",")}
@@ -464,7 +465,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         scoped by box ids (before 0009); stats5: district figures without 0012's months (as
         new when 0012 is not applied: --upto 11), every community's reads summed; stats6:
         without 0013's years (main before stats7)."""
-        storage.year_rollups = mode not in ("stats6", "stats5", "before", "raw")
+        storage.years_table = years_13 and mode not in ("stats6", "stats5", "before", "raw")
         storage.district_months = months_12 and mode not in ("stats5", "before", "raw")
         storage.rank_cut = mode != "stats5"
         storage.rollups = mode != "raw"

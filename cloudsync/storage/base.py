@@ -149,10 +149,10 @@ class StorageBase:
     # The console's community table sums reads only for communities whose plays can rank
     # them into it (stats6); bench/stats100m.py turns it off to time the full sum beside it.
     rank_cut = True
-    # Per-community and district-by-item figures read whole years (postgres 0013) where a
-    # window covers them; bench/stats100m.py turns it off to time 0012's months beside it.
-    year_rollups = True
-    years_table = False  # play_yearly exists (detect_schema)
+    # Per-community and district-by-item figures read whole years where a window covers
+    # them: play_yearly exists (postgres 0013, detect_schema; bench/stats100m.py turns it
+    # off to time 0012's months beside them).
+    years_table = False
     # Per-community hours before this day were pruned (retention, postgres 0011): read from
     # the records instead. Re-read after hours_ttl_s; retention deletes rows only
     # CommunityHours.grace_s after it moved the day, which must be longer.
@@ -302,7 +302,7 @@ class StorageBase:
         per-community figure built without it would read pruned hours as zero)."""
         return {
             "hourly": self.hourly_rollups, "fine": self.fine_rollups,
-            "months": self.district_months, "years": self.year_rollups and self.years_table,
+            "months": self.district_months, "years": self.years_table,
             "hours_from": await self.community_hours_from() if by_community else "",
         }  # fmt: skip
 

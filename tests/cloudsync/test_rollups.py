@@ -646,9 +646,9 @@ async def test_0013_years_summed_from_the_months_kept_and_retained(
             for since, _ in [*YEAR_EDGES[:2], (iso(NOW - 365 * DAY), "")]:
                 texts = []
                 for on in (True, False):  # the years read, then the months (as before 0013)
-                    storage.year_rollups = on
+                    storage.years_table = on
                     texts.append(await storage.content_console_json(scope, since, 200, 500))
-                storage.year_rollups = True
+                storage.years_table = True
                 assert texts[0] == texts[1], (scope, since)
                 assert scope == "/x9/" or json.loads(texts[0])["areas"], (scope, since)
 
