@@ -481,7 +481,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         one ``since`` (the HTTP answers each take their own clock)."""
         m = re.search(r"days=(\d+)", path)
         assert m is not None
-        since = (datetime.now(UTC) - timedelta(days=int(m.group(1)))).isoformat()
+        since = (datetime.now(UTC) - timedelta(days=int(m.group(1)))).date().isoformat()
         scope = {"network": "/", "city": "/c0/", "district": "/c0/c0d3/"}[who]
         texts = []
         for mode in ("new", "stats6"):

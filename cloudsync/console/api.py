@@ -260,14 +260,19 @@ class ContentStatsQuery(BaseModel):
     "GET",
     "/api/v1/ops/stats/content",
     summary="Proof of play (plays, seconds shown) and portal reading (reads, first-time"
-    " readers, acknowledgements) per content item and per community, last N days in scope",
+    " readers, acknowledgements) per content item and per community in scope, since the"
+    " start of the UTC day N days ago",
     tag="stats",
     auth="ops",
     query=ContentStatsQuery,
 )
 async def content_stats(request: web.Request, q: ContentStatsQuery, body: None) -> web.Response:
     within = (await area_in_scope(request, q.area))["path"] if q.area else scope(request)
-    since = (datetime.now(UTC) - timedelta(days=q.days)).isoformat()
+    # From the start of the (UTC, as the boxes' ts) day ``days`` ago: at least ``days`` x 24
+    # hours, less than a day more, and every piece of the window a whole day or coarser, so
+    # no per-community hours or records of a first partial day are read (those grew with
+    # the rows: a year's first day came from the records, its hours pruned; stats7).
+    since = (datetime.now(UTC) - timedelta(days=q.days)).date().isoformat()
     storage = request.app[CLOUD].storage
     if storage.rollups and storage.fine_rollups and storage.content_json:
         # PostgreSQL: the whole answer from one statement (as below, ranked the same way).

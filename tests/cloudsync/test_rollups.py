@@ -828,6 +828,8 @@ async def assert_per_community_exact(storage: Any, sent: list[tuple[str, dict]])
             (iso(NOW - 365 * DAY), ""),
             (iso(NOW - 370 * DAY - timedelta(hours=7)), iso(NOW - 35 * DAY)),
             *YEAR_EDGES,  # across a year's start (0013's years)
+            # The console's windows since stats7: from the start of a day.
+            *[((NOW - n * DAY).date().isoformat(), "") for n in (1, 30, 45, 364, 365)],
         ]:
             want = straight_per_community(sent, scope, since, until)
             want = {k: {c: v for c, v in d.items() if any(v)} for k, d in want.items()}
