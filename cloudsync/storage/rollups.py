@@ -73,12 +73,14 @@ class Rollup:
                        period="tenhour", districts=False)  # fmt: skip
 
     def yearly(self) -> Rollup:
-        """The same sums per year (``ts[:4]``), per district with the dims and per community
-        (migration 0013): a year-long window reads the year it ends in and the months
-        before, not 12 months per community and per district and item. A year spans month
-        partitions: retention subtracts a dropped month's sums (:func:`forget_month`)
-        instead of deleting the year's rows."""
-        return replace(self, table=self.table.replace("_daily", "_yearly"), period="year")
+        """Per-community totals per year (``ts[:4]``, migration 0013): a year-long window
+        reads per community the year it ends in and the months before, not 12 months. No
+        district rows by content item: those would cost the upload trigger as much as the
+        months' (~10 % of ingest, bench/stats100m.py) for ~25 ms of the network's year. A
+        year spans month partitions: retention subtracts a dropped month's sums
+        (:func:`forget_month`) instead of deleting the year's rows."""
+        return replace(self, table=self.table.replace("_daily", "_yearly"), period="year",
+                       districts=False)  # fmt: skip
 
     def leaf_hourly(self) -> Rollup:
         """Per-community totals per hour (migration 0010): the hours at a window's ends that
@@ -111,7 +113,7 @@ TENHOUR: dict[str, Rollup] = {k: r.tenhour() for k, r in ROLLUPS.items() if r.pe
 LEAF_HOURLY: dict[str, Rollup] = {
     k: r.leaf_hourly() for k, r in ROLLUPS.items() if r.per_community
 }
-# Migration 0013: years, for the kinds with months (per district and item, per community).
+# Migration 0013: per-community years, for the kinds with per-community months.
 YEARLY: dict[str, Rollup] = {k: r.yearly() for k, r in ROLLUPS.items() if r.per_community}
 YEARLY_TABLES = {r.table for r in YEARLY.values()}
 
@@ -137,7 +139,7 @@ def levels(
             del out[7]
     else:
         out = {10: spec, 13: HOURLY[k]}
-    if years and k in YEARLY and 7 in out:
+    if years and by_community and k in YEARLY:
         out = {4: YEARLY[k], **out}
     if not fine:
         out = {w: t for w, t in out.items() if w in ((7, 10) if by_community else (10, 13))}
@@ -626,8 +628,8 @@ async def forget_month(conn: Any, cls: str, lo: str, hi: str) -> None:
 
 
 async def shift_years(conn: Any, kind: str, where: str, sign: str, *args: Any) -> None:
-    """Add ('+') or take away ('-') the kind's monthly rows ``where`` (SQL on ``month``) to /
-    from their years (migration 0013), rows left at zero removed: a year spans month
+    """Add ('+') or take away ('-') the kind's per-community monthly rows ``where`` (SQL on
+    ``month``) to / from their years (migration 0013), rows left at zero removed: a year spans month
     partitions, so retention and a backfill recounting a partition's months move its years
     by those months' sums (a year is the months whose text starts with it: exact for any
     ts text). Nothing on a database before 0013."""
@@ -647,7 +649,8 @@ async def shift_years(conn: Any, kind: str, where: str, sign: str, *args: Any) -
     )  # fmt: skip
     await conn.execute(
         f"INSERT INTO {spec.table} AS w ({cols}) SELECT area, leaf, substr(month, 1, 4), {dims},"
-        f" {picked} FROM {MONTHLY[kind].table} WHERE {where} GROUP BY {keys} ORDER BY {keys}"
+        f" {picked} FROM {MONTHLY[kind].table} WHERE leaf AND ({where})"
+        f" GROUP BY {keys} ORDER BY {keys}"
         f" ON CONFLICT ON CONSTRAINT {spec.table}_key DO UPDATE SET {update}",
         *args,
     )
