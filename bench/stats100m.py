@@ -18,12 +18,13 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    counts and from the alert records (``storage.alert_counts = False``, before 0010);
    statistics from the roll-ups, from the roll-ups before 0010 (``storage.fine_rollups =
    False``: no 10-day blocks, no per-community hours) and from raw rows only
-   (``storage.rollups = False``); the console's content statistics also as main did before
-   stats7 (``storage.years_table = False``: without 0013's years), its answer compared
-   with the new one; answers compared; ``EXPLAIN (ANALYZE, BUFFERS)`` of each
-   query written to ``--plans``; then the upload path's speed without a trigger, with 0009's,
-   0010's, 0011's (its report-class index), 0012's and 0013's (``--ingest``). ``--only a,b``
-   measures those endpoints only.
+   (``storage.rollups = False``); the console's content statistics also without 0013's
+   years (``storage.years_table = False``, mode stats6), its answer compared with the new
+   one, and its statement called directly as main before stats7 built it (from now - N
+   days, no years) and as now (from that day's start, years); answers compared;
+   ``EXPLAIN (ANALYZE, BUFFERS)`` of each query written to ``--plans``; then the upload
+   path's speed without a trigger, with 0009's, 0010's, 0011's (its report-class index),
+   0012's and 0013's (``--ingest``). ``--only a,b`` measures those endpoints only.
 3. ``drop``: stop the cluster and delete it (disk is shared).
 
     .venv/bin/python bench/stats100m.py --phase all --rows 20000000 --rounds 12 --plans docs/x.txt
@@ -491,6 +492,23 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         set_mode("new")
         return texts[0] == texts[1]
 
+    async def direct(path: str, who: str, into: dict[str, list[float]]) -> None:
+        """The console statement called directly (no HTTP), main's way and this branch's,
+        in turn: main (before stats7) from now - N days exactly, without the years;
+        stats7 from the start of that day, with them (its windows read no hours and no
+        records)."""
+        m = re.search(r"days=(\d+)", path)
+        assert m is not None
+        at = datetime.now(UTC) - timedelta(days=int(m.group(1)))
+        scope = {"network": "/", "city": "/c0/", "district": "/c0/c0d3/"}[who]
+        ways = [("main", "stats6", at.isoformat()), ("stats7", "new", at.date().isoformat())]
+        for name, mode, since in ways if len(into["main"]) % 2 == 0 else ways[::-1]:
+            set_mode(mode)
+            t0 = time.perf_counter()
+            await storage.content_console_json(scope, since, ITEMS_SHOWN, AREAS_SHOWN)
+            into[name].append((time.perf_counter() - t0) * 1000)
+        set_mode("new")
+
     async def plan_of(label: str, path: str, token: str, mode: str) -> None:
         set_mode(mode)
         cap.seen, cap.on = [], True
@@ -546,6 +564,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                     ms_daily: list[float] = []
                     ms_raw: list[float] = []
                     ms_stats6: list[float] = []
+                    ms_direct: dict[str, list[float]] = {"main": [], "stats7": []}
                     same5: list[bool] = []
                     same: list[bool | None] = []
                     for i in range(args.rounds):
@@ -559,6 +578,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                             # rank ties alike, so the answers must be equal (but "since").
                             await timed("stats6", path(i), token, ms_stats6)
                             same5.append(await same_console(path(i), who))
+                            await direct(path(i), who, ms_direct)
                         raws = 1 if name.endswith(("_all_time", "_365d")) else args.raw_rounds
                         if i < min(raws, args.raw_rounds):
                             raw_body = await timed("raw", path(i), token, ms_raw)
@@ -568,6 +588,8 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                     timings[f"stats {name} {who}"] = {
                         "rollup": summary(ms_roll), "before_0010": summary(ms_daily),
                         "raw": summary(ms_raw) if ms_raw else None,
+                        **({"direct": {k: summary(v) for k, v in ms_direct.items()}}
+                           if ms_direct["main"] else {}),
                         **({"stats6": summary(ms_stats6), "same_as_stats6": all(same5)}
                            if ms_stats6 else {}),
                         "same_answer": None if None in same else all(same),
