@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 DISTRICT = 2  # depth of a district's path: /city/district/ (the roll-ups' areas)
@@ -118,31 +118,19 @@ YEARLY: dict[str, Rollup] = {k: r.yearly() for k, r in ROLLUPS.items() if r.per_
 YEARLY_TABLES = {r.table for r in YEARLY.values()}
 
 
-def levels(
-    spec: Rollup,
-    by_community: bool,
-    fine: bool = True,
-    months: bool = True,
-    years: bool = True,
-) -> dict[int, Rollup]:
+def levels(spec: Rollup, by_community: bool, years: bool = True) -> dict[int, Rollup]:
     """The tables a window of ``spec``'s kind reads, by the ts prefix length of their period,
-    coarsest first: per community (leaf rows) or per district. ``fine`` False: as before
-    migration 0010; ``months`` False: district figures without 0012's months; ``years``
-    False: without 0013's years (a database before 0013; bench/stats100m.py times them side
-    by side)."""
+    coarsest first: per community (leaf rows) or per district. ``years`` False: without
+    0013's years (a database before 0013; bench/stats100m.py times them side by side)."""
     k = spec.kind
     if by_community:
         out = {7: MONTHLY[k], 9: TENDAY[k], 10: spec, 12: TENHOUR[k], 13: LEAF_HOURLY[k]}
     elif k in TENDAY:
         out = {7: MONTHLY[k], 9: TENDAY[k], 10: spec, 13: HOURLY[k]}
-        if not months:
-            del out[7]
     else:
         out = {10: spec, 13: HOURLY[k]}
     if years and by_community and k in YEARLY:
         out = {4: YEARLY[k], **out}
-    if not fine:
-        out = {w: t for w, t in out.items() if w in ((7, 10) if by_community else (10, 13))}
     return out
 
 
@@ -161,29 +149,6 @@ ROLLUP_SETTINGS = (
     " set_config('plan_cache_mode', 'force_custom_plan', true),"
     " set_config('max_parallel_workers_per_gather', '0', true)"
 )
-
-
-def split_window(since: str, until: str) -> tuple[tuple[str, str] | None, list[tuple[str, str]]]:
-    """A [since, until) window of ts text (either may be ''): the roll-up's day bounds (''
-    for open) and the raw ts ranges left at the ends. Bounds of at most 10 characters
-    ("2026-11-05", "2026-11") compare with the roll-up's day exactly as with ts; a longer one
-    leaves its own day to the records. None for the days when nothing is whole (a window
-    inside one day, or a since that is no date)."""
-    raw: list[tuple[str, str]] = []
-    lo = since
-    if len(since) > 10:
-        try:
-            lo = (date.fromisoformat(since[:10]) + timedelta(days=1)).isoformat()
-        except ValueError:
-            return None, [(since, until)]
-    hi = until[:10] if len(until) > 10 else until
-    if lo and hi and lo >= hi:
-        return None, [(since, until)]
-    if lo != since:
-        raw.append((since, lo))
-    if hi != until:
-        raw.append((hi, until))
-    return (lo, hi), raw
 
 
 SOURCES = {w: p for p, w in WIDTHS.items()}  # roll-up periods by their ts prefix's length
@@ -386,24 +351,18 @@ def totals_sql(
     args: list[Any],
     grouped: bool = True,
     boxes: list[str] | None = None,
-    hourly: bool = True,
-    fine: bool = True,
     hours_from: str = "",
-    months: bool = True,
     areas_in: str = "",
     years: bool = True,
 ) -> str:
     """SQL of rows (area, <dims>, n, <sums>) for the kind's records in scope and window:
     area is the community's path when ``by_community``, else NULL; one row per area and
     group (``grouped``: by the dims too, else the dims are left out). ``boxes``: the scope's
-    box ids when :func:`by_boxes`. ``hourly`` False: the partial end days from the records
-    (before migration 0009); ``fine`` False: without migration 0010's blocks and
-    per-community hours (bench/stats100m.py times them side by side). ``hours_from``: the
-    first day whose per-community hours retention kept (:func:`hours_kept`); ``months``
-    False: district figures without the months of migration 0012 (for benches);
-    ``areas_in``: per community, only the areas this subquery lists (SQL text) from the
-    yearly and monthly rows (the other pieces still sum every community: correct for those
-    listed); ``years`` False: without 0013's years (a database before it, benches)."""
+    box ids when :func:`by_boxes`. ``hours_from``: the first day whose per-community hours
+    retention kept (:func:`hours_kept`); ``areas_in``: per community, only the areas this
+    subquery lists (SQL text) from the yearly and monthly rows (the other pieces still sum
+    every community: correct for those listed); ``years`` False: without 0013's years (a
+    database before it, benches)."""
     q = Sql(args)
     depth = scope_depth(scope)
     tables: dict[int, Rollup] = {}
@@ -412,13 +371,9 @@ def totals_sql(
         # A street or community: its boxes' records. Per community *and* group (the portal's
         # content x community table): the records too, the roll-ups do not keep that.
         signed = [("raw", since, until, 1)]
-    elif not hourly:  # as before migration 0009, for benches
-        days, ends = split_window(since, until)
-        signed = ([("day", *days, 1)] if days else []) + [("raw", lo, hi, 1) for lo, hi in ends]
-        tables = {10: spec}
     else:
-        tables = levels(spec, by_community, fine, months, years)
-        if by_community and fine:  # sums whose readers take NULL as 0: subtraction allowed
+        tables = levels(spec, by_community, years)
+        if by_community:  # sums whose readers take NULL as 0: subtraction allowed
             signed = hours_kept(since, until, tuple(tables), hours_from)
         else:
             signed = [(*p, 1) for p in split_levels(since, until, tuple(tables))]
@@ -479,7 +434,7 @@ def totals_sql(
     # Whole-number sums as bigint: a numeric (what sum(bigint) gives) reaches Python as a
     # Decimal, and decoding 10,000 communities' took longer than the query.
     outer = ", ".join(["sum(u.n)::bigint AS n"] + [
-        f"sum(u.{c})" + ("::bigint" if t == "int" and fine else "") + f" AS {c}"
+        f"sum(u.{c})" + ("::bigint" if t == "int" else "") + f" AS {c}"
         for c, _, t in spec.sums
     ])  # fmt: skip
     keys = ", ".join(["u.area"] + [f"u.{d}" for d in dims_kept])

@@ -38,7 +38,6 @@ from cloudsync.storage.rollups import (
     split_levels,
     split_months,
     split_signed,
-    split_window,
     trigger_sql,
 )
 from edge.sync.client import CloudClient
@@ -51,25 +50,6 @@ DAY = timedelta(days=1)
 
 def iso(when: datetime) -> str:
     return when.isoformat()
-
-
-def test_split_window_keeps_whole_days_for_the_rollups() -> None:
-    assert split_window("", "") == (("", ""), [])
-    assert split_window("2026-11-05", "2026-11") == (None, [("2026-11-05", "2026-11")])
-    assert split_window("2026-11-05T08:00", "2026-11-20T01:00") == (
-        ("2026-11-06", "2026-11-20"),
-        [("2026-11-05T08:00", "2026-11-06"), ("2026-11-20", "2026-11-20T01:00")],
-    )
-    assert split_window("2026-11-30T23:00", "") == (
-        ("2026-12-01", ""),
-        [("2026-11-30T23:00", "2026-12-01")],
-    )
-    # Inside one day, or a since that is no date: the records only.
-    assert split_window("2026-11-05T08", "2026-11-05T09") == (
-        None,
-        [("2026-11-05T08", "2026-11-05T09")],
-    )
-    assert split_window("yesterday-ish", "") == (None, [("yesterday-ish", "")])
 
 
 def test_split_hours_reads_whole_hours_from_the_hourly_rollups() -> None:
@@ -564,25 +544,15 @@ async def test_0012_district_months_summed_from_the_days(pg_cluster: PgCluster) 
         await assert_same(storage)
         for scope in SCOPES:
             for since in (iso(NOW - 90 * DAY), iso(NOW - 365 * DAY)):
-                texts = []
-                for months in (True, False):  # the months read, then the blocks (as before)
-                    storage.district_months = months
-                    texts.append(await storage.content_console_json(scope, since, 200, 500))
-                storage.district_months = True
-                assert texts[0] == texts[1], (scope, since)
-                assert scope == "/x9/" or json.loads(texts[0])["items"], (scope, since)
+                text = await storage.content_console_json(scope, since, 200, 500)
+                assert scope == "/x9/" or json.loads(text)["items"], (scope, since)
                 # The community table cut at k rows: reads summed only for communities
                 # whose plays can rank them there; the same rows as the whole table's head
-                # and as without the cut (ties at the cut included).
-                whole = json.loads(texts[0])["areas"]
+                # (ties at the cut included).
+                whole = json.loads(text)["areas"]
                 for k in (1, 2, 3):
-                    cut = []
-                    for on in (True, False):
-                        storage.rank_cut = on
-                        cut.append(json.loads(await storage.content_console_json(
-                            scope, since, 200, k))["areas"])  # fmt: skip
-                    storage.rank_cut = True
-                    assert cut[0] == cut[1] == whole[:k], (scope, since, k)
+                    cut = json.loads(await storage.content_console_json(scope, since, 200, k))
+                    assert cut["areas"] == whole[:k], (scope, since, k)
     finally:
         await storage.close()
 
@@ -800,15 +770,17 @@ async def per_community(storage: Any, scope: str, since: str, until: str) -> dic
                 *out["reads_c"].get(c, (0,) * 3))
             for c in out["plays_c"].keys() | out["reads_c"].keys()
         }, "console content items"  # fmt: skip
+        # ... and its community table (ranked and cut in SQL; every community fits here).
+        plays, reads = out["plays"], out["reads"]
+        want = {c: (plays.get(c, (0, 0))[0], seconds(plays.get(c, (0, 0))[1]),
+                    *reads.get(c, (0,) * 3)) for c in plays.keys() | reads.keys()}
+        assert {a["community_id"]: (a["plays"], a["play_s"], a["reads"], a["readers"], a["acks"])
+                for a in body["areas"]} == {c: v for c, v in want.items() if any(v)}, (
+            "console community table")  # fmt: skip
     portal = await reading_totals(storage, scope, "community", since, until)
     assert {r["community_id"]: (r["reads"], r["new_readers"], r["acks"]) for r in portal} == {
         c: v for c, v in out["reads"].items()
     }, "portal reading by community"
-    if storage.rollups:
-        top = await storage.content_top_communities(scope, since, until, 100)
-        assert {r["community_id"]: (r["plays"], r["ms"]) for r in top if r["plays"]} == out[
-            "plays"
-        ], "console community table"
     return {k: {c: v for c, v in d.items() if any(v)} for k, d in out.items()}
 
 
