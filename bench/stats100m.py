@@ -13,14 +13,10 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    districts' and the alert counts' backfills), then every list and statistics endpoint over
    loopback HTTP (aiohttp, the real app), p50/p95 over ``--rounds`` calls each cycling through
    windows, for a network admin, a city admin and a district admin, alternating call by call
-   so every mode sees the same machine: lists scoped by the records' district and by box ids
-   (``storage.districts = False``, before 0009), the overview's open critical alerts from the
-   counts and from the alert records (``storage.alert_counts = False``, before 0010);
-   statistics from the roll-ups, from the roll-ups before 0010 (``storage.fine_rollups =
-   False``: no 10-day blocks, no per-community hours) and from raw rows only
-   (``storage.rollups = False``); the console's content statistics also without 0013's
-   years (``storage.years_table = False``, mode stats6), its answer compared with the new
-   one, and its statement called directly as main before stats7 built it (from now - N
+   so every mode sees the same machine: statistics from the roll-ups and from raw rows only
+   (``storage.rollups = False``, ``--raw-rounds`` calls); the console's content statistics
+   also without 0013's years (``storage.years_table = False``, mode stats6), its answer
+   compared with the new one, and its statement called directly as main before stats7 built it (from now - N
    days, no years) and as now (from that day's start, years); answers compared;
    ``EXPLAIN (ANALYZE, BUFFERS)`` of each query written to ``--plans``; then the upload
    path's speed without a trigger, with 0009's, 0010's, 0011's (its report-class index),
@@ -362,11 +358,6 @@ def same_answer(name: str, a: Any, b: Any) -> bool | None:
     return norm(a) == norm(b)
 
 
-def strip_now(body: Any) -> Any:
-    """A console page's answer without its clock ("now")."""
-    return {k: v for k, v in body.items() if k != "now"} if isinstance(body, dict) else body
-
-
 def summary(ms: list[float]) -> dict[str, Any]:
     return {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(pct(ms, 0.95), 1),
             "max_ms": round(max(ms), 1), "calls": len(ms)}  # fmt: skip
@@ -454,28 +445,16 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     timings: dict[str, Any] = {}
     explains: dict[str, Any] = {}
     econn = await asyncpg.connect(db)
-    months_12 = await econn.fetchval("SELECT to_regclass('play_monthly_districts') IS NOT NULL")
     years_13 = storage.years_table  # play_yearly exists
 
     def chosen(paths: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in paths.items() if not args.only or k in args.only.split(",")}
 
     def set_mode(mode: str) -> None:
-        """new: this branch; before: the code before 0010 (no blocks, no per-community hours,
-        open critical alerts read from the alert records); raw: records only; boxes: lists
-        scoped by box ids (before 0009); stats5: district figures without 0012's months (as
-        new when 0012 is not applied: --upto 11), every community's reads summed; stats6:
-        without 0013's years (main before stats7)."""
-        storage.years_table = years_13 and mode not in ("stats6", "stats5", "before", "raw")
-        storage.district_months = months_12 and mode not in ("stats5", "before", "raw")
-        storage.rank_cut = mode != "stats5"
+        """new: this branch; raw: records only (the baseline); stats6: without 0013's years
+        (the older paths' figures, before 0009 / 0010 / 0012 and stats3's, are in docs/)."""
+        storage.years_table = years_13 and mode == "new"
         storage.rollups = mode != "raw"
-        storage.hourly_rollups = True
-        storage.fine_rollups = mode in ("new", "stats3", "stats5", "stats6")
-        storage.alert_counts = mode != "before"
-        storage.districts = mode != "boxes"
-        # stats3: the console's content statistics from three queries merged in Python.
-        storage.content_json = mode != "stats3"
 
     async def same_console(path: str, who: str) -> bool:
         """The console statement's text as new and as stats6 (without the years, 0013) for
@@ -538,30 +517,14 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
 
             for who, token in tokens.items():
                 for name, path in ({} if args.stats_only else chosen(list_paths(now))).items():
-                    ms, ms_old, same_list = [], [], []
+                    ms: list[float] = []
                     for i in range(args.rounds):
-                        # Alternating call by call: by district (new) and by box ids (old).
-                        body_new = await timed("new", path(i), token, ms)
-                        # The network has no scope filter either way; the overview compares
-                        # its open critical alerts from the counts with those from the records.
-                        old = "before" if name == "console_overview" else "boxes"
-                        if who != "network" or old == "before":
-                            body_old = await timed(old, path(i), token, ms_old)
-                            same_list.append(strip_now(body_new) == strip_now(body_old))
-                    set_mode("new")
-                    timings[f"list {name} {who}"] = {
-                        **summary(ms), "old": summary(ms_old) if ms_old else None,
-                        "old_mode": "alerts from the records" if old == "before" else "box ids",
-                        "same_answer": all(same_list) if same_list else None,
-                    }  # fmt: skip
+                        await timed("new", path(i), token, ms)
+                    timings[f"list {name} {who}"] = summary(ms)
                     await plan_of(f"list {name} {who}", path(0), token, "new")
-                    if ms_old:
-                        await plan_of(f"list {name} {who} before", path(0), token, old)
-                    set_mode("new")
                     log(f"list {name} {who}: {timings[f'list {name} {who}']}")
                 for name, path in ({} if args.lists_only else chosen(stats_paths(now))).items():
                     ms_roll: list[float] = []
-                    ms_daily: list[float] = []
                     ms_raw: list[float] = []
                     ms_stats6: list[float] = []
                     ms_direct: dict[str, list[float]] = {"main": [], "stats7": []}
@@ -570,12 +533,10 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                     for i in range(args.rounds):
                         # Alternating: every mode sees the same machine, call by call.
                         roll_body = await timed("new", path(i), token, ms_roll)
-                        daily_body = await timed("before", path(i), token, ms_daily)
-                        same.append(same_answer(name, roll_body, daily_body))
                         if name.startswith("console_content"):
                             # stats6: the same statement without the years (main before
-                            # stats7; stats3's and stats5's older paths are in docs/): both
-                            # rank ties alike, so the answers must be equal (but "since").
+                            # stats7): both rank ties alike, so the answers must be equal
+                            # (but "since").
                             await timed("stats6", path(i), token, ms_stats6)
                             same5.append(await same_console(path(i), who))
                             await direct(path(i), who, ms_direct)
@@ -586,7 +547,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                             _, roll_body = await time_one(s, url, path(i), token)
                             same.append(same_answer(name, roll_body, raw_body))
                     timings[f"stats {name} {who}"] = {
-                        "rollup": summary(ms_roll), "before_0010": summary(ms_daily),
+                        "rollup": summary(ms_roll),
                         "raw": summary(ms_raw) if ms_raw else None,
                         **({"direct": {k: summary(v) for k, v in ms_direct.items()}}
                            if ms_direct["main"] else {}),
@@ -594,10 +555,10 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                            if ms_stats6 else {}),
                         "same_answer": None if None in same else all(same),
                     }  # fmt: skip
-                    modes = [("new", "rollup"), ("before", "before 0010"), ("raw", "raw")]
+                    modes = [("new", "rollup"), ("raw", "raw")]
                     if ms_stats6:
                         await plan_of(f"stats {name} {who} stats6", path(0), token, "stats6")
-                    for mode, label in modes[: 3 if args.raw_rounds else 2]:
+                    for mode, label in modes[: 2 if args.raw_rounds else 1]:
                         await plan_of(f"stats {name} {who} {label}", path(0), token, mode)
                     set_mode("new")
                     log(f"stats {name} {who}: {timings[f'stats {name} {who}']}")
@@ -611,14 +572,10 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     out["timings"] = timings
     out["explain"] = explains
     lists = [v["p95_ms"] for k, v in timings.items() if k.startswith("list ")] or [0]
-    old_lists = [v["old"]["p95_ms"] for k, v in timings.items()
-                 if k.startswith("list ") and v["old"]] or [0]  # fmt: skip
     rolled = [v["rollup"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")] or [0]
-    daily = [v["before_0010"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")]
     raw = [v["raw"]["p95_ms"] for k, v in timings.items()
            if k.startswith("stats ") and v["raw"]] or [0]  # fmt: skip
-    out["worst_p95_ms"] = {"lists": max(lists), "lists_old": max(old_lists),
-                           "stats_rollup": max(rolled), "stats_before_0010": max(daily or [0]),
+    out["worst_p95_ms"] = {"lists": max(lists), "stats_rollup": max(rolled),
                            "stats_raw": max(raw)}  # fmt: skip
     out["answers_differ"] = sorted(k for k, v in timings.items() if v.get("same_answer") is False
                                    or v.get("same_as_stats6") is False)  # fmt: skip
