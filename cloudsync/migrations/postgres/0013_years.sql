@@ -1,4 +1,4 @@
--- Issue 20, sixth step (docs/deploy.md "Console content statistics at 20 M rows").
+-- Issue 20, sixth step (docs/deploy.md "Console content statistics that stop growing with rows").
 --
 -- The console's content statistics over a year (GET /api/v1/ops/stats/content?days=365) for
 -- the network grew with the rows: 222 / 318 ms p50 / p95 at 20 M records (164 / 189 at 10 M),
