@@ -16,8 +16,9 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    so every mode sees the same machine: statistics from the roll-ups and from raw rows only
    (``storage.rollups = False``, ``--raw-rounds`` calls); the console's content statistics
    also without 0013's years (``storage.years_table = False``, mode stats6), its answer
-   compared with the new one, and its statement called directly as main before stats7 built it (from now - N
-   days, no years) and as now (from that day's start, years); answers compared;
+   compared with the new one, and its statement called directly as main before stats7
+   built it (from now - N days, no years) and as now (from that day's start, years);
+   answers compared;
    ``EXPLAIN (ANALYZE, BUFFERS)`` of each query written to ``--plans``; then the upload
    path's speed without a trigger, with 0009's, 0010's, 0011's (its report-class index),
    0012's and 0013's (``--ingest``). ``--only a,b`` measures those endpoints only.
