@@ -76,7 +76,7 @@ class Rollup:
         """Per-community totals per year (``ts[:4]``, migration 0013): a year-long window
         reads per community the year it ends in and the months before, not 12 months. No
         district rows by content item: those would cost the upload trigger as much as the
-        months' (~10 % of ingest, bench/stats100m.py) for ~25 ms of the network's year. A
+        months' (~10 % of ingest, bench/stats100m.py) for ~20 ms of the network's year. A
         year spans month partitions: retention subtracts a dropped month's sums
         (:func:`forget_month`) instead of deleting the year's rows."""
         return replace(self, table=self.table.replace("_daily", "_yearly"), period="year",

@@ -9,7 +9,7 @@
 -- to now reads per community the year 2026 and the month 2025-12 (rollups.levels,
 -- split_signed). No district rows by content item: they would cost the trigger as much as
 -- the months' (ingest 20,244 -> 17,883 records/s with them, bench/stats100m.py, loaded) for
--- ~25 ms of the network's year.
+-- ~20 ms of the network's year (its items part).
 --
 -- A year spans month partitions: retention takes a dropped month's sums out of its year
 -- (rollups.forget_month) instead of deleting rows, purged records are subtracted as in the
