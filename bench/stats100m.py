@@ -9,21 +9,19 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    (no Python per row; indexes dropped first and built afterwards, as a restore would), spread
    over the last 13 months, a fleet's mix by count: 50 % plays, 28 % access events, 15 %
    device health, 5 % portal reading stats, 1.5 % reports, 0.5 % alerts.
-2. ``measure``: migrations 0008-0012 applied to that database (timed: the roll-ups', the
+2. ``measure``: migrations 0008-0013 applied to that database (timed: the roll-ups', the
    districts' and the alert counts' backfills), then every list and statistics endpoint over
    loopback HTTP (aiohttp, the real app), p50/p95 over ``--rounds`` calls each cycling through
    windows, for a network admin, a city admin and a district admin, alternating call by call
-   so every mode sees the same machine: lists scoped by the records' district and by box ids
-   (``storage.districts = False``, before 0009), the overview's open critical alerts from the
-   counts and from the alert records (``storage.alert_counts = False``, before 0010);
-   statistics from the roll-ups, from the roll-ups before 0010 (``storage.fine_rollups =
-   False``: no 10-day blocks, no per-community hours) and from raw rows only
-   (``storage.rollups = False``); the console's content statistics also as stats5 did
-   (``storage.district_months`` and ``storage.rank_cut`` False: before 0012), its answer
-   compared with the new one; answers compared; ``EXPLAIN (ANALYZE, BUFFERS)`` of each
-   query written to ``--plans``; then the upload path's speed without a trigger, with 0009's,
-   0010's, 0011's (its report-class index) and 0012's (``--ingest``). ``--only a,b``
-   measures those endpoints only.
+   so every mode sees the same machine: statistics from the roll-ups and from raw rows only
+   (``storage.rollups = False``, ``--raw-rounds`` calls); the console's content statistics
+   also without 0013's years (``storage.years_table = False``, mode stats6), its answer
+   compared with the new one, and its statement called directly as main before stats7
+   built it (from now - N days, no years) and as now (from that day's start, years);
+   answers compared;
+   ``EXPLAIN (ANALYZE, BUFFERS)`` of each query written to ``--plans``; then the upload
+   path's speed without a trigger, with 0009's, 0010's, 0011's (its report-class index),
+   0012's and 0013's (``--ingest``). ``--only a,b`` measures those endpoints only.
 3. ``drop``: stop the cluster and delete it (disk is shared).
 
     .venv/bin/python bench/stats100m.py --phase all --rows 20000000 --rounds 12 --plans docs/x.txt
@@ -313,7 +311,7 @@ class Capture:
             setattr(PgConn, name, wrap)
 
 
-ROLLUP_ENDS = ("_daily", "_hourly", "_monthly", "_tenday", "_tenhour", "_counts")
+ROLLUP_ENDS = ("_daily", "_hourly", "_monthly", "_yearly", "_tenday", "_tenhour", "_counts")
 
 
 async def explain(conn: asyncpg.Connection, sql: str, args: tuple) -> tuple[list[str], dict]:
@@ -361,11 +359,6 @@ def same_answer(name: str, a: Any, b: Any) -> bool | None:
     return norm(a) == norm(b)
 
 
-def strip_now(body: Any) -> Any:
-    """A console page's answer without its clock ("now")."""
-    return {k: v for k, v in body.items() if k != "now"} if isinstance(body, dict) else body
-
-
 def summary(ms: list[float]) -> dict[str, Any]:
     return {"p50_ms": round(statistics.median(ms), 1), "p95_ms": round(pct(ms, 0.95), 1),
             "max_ms": round(max(ms), 1), "calls": len(ms)}  # fmt: skip
@@ -376,7 +369,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     now = datetime.fromisoformat(state["now"])
     out: dict[str, Any] = {"loadavg_start": os.getloadavg()}
     storage = await open_storage(db, migrate=False)
-    log("migrations 0008-0012 (tables, trigger, backfills) ...")
+    log("migrations 0008-0013 (tables, trigger, backfills) ...")
     t0 = time.monotonic()
     applied = await storage.migrate(upto=args.upto)
     took = time.monotonic() - t0
@@ -395,7 +388,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         sizes = await conn.fetch(
             "SELECT c.relname, c.reltuples::bigint AS rows, pg_total_relation_size(c.oid) AS b"
             " FROM pg_class c WHERE c.relname ~ '^((access|play|reading)_"
-            "(daily|hourly|monthly|tenday|tenhour|leaf_hourly)|alert_counts"
+            "(daily|hourly|monthly|yearly|tenday|tenhour|leaf_hourly)|alert_counts"
             "|records_report_by_urgency_status)$'"
             " ORDER BY 1"
         )
@@ -453,40 +446,48 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     timings: dict[str, Any] = {}
     explains: dict[str, Any] = {}
     econn = await asyncpg.connect(db)
-    months_12 = await econn.fetchval("SELECT to_regclass('play_monthly_districts') IS NOT NULL")
+    years_13 = storage.years_table  # play_yearly exists
 
     def chosen(paths: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in paths.items() if not args.only or k in args.only.split(",")}
 
     def set_mode(mode: str) -> None:
-        """new: this branch; before: the code before 0010 (no blocks, no per-community hours,
-        open critical alerts read from the alert records); raw: records only; boxes: lists
-        scoped by box ids (before 0009); stats5: district figures without 0012's months (as
-        new when 0012 is not applied: --upto 11), every community's reads summed."""
-        storage.district_months = months_12 and mode not in ("stats5", "before", "raw")
-        storage.rank_cut = mode != "stats5"
+        """new: this branch; raw: records only (the baseline); stats6: without 0013's years
+        (the older paths' figures, before 0009 / 0010 / 0012 and stats3's, are in docs/)."""
+        storage.years_table = years_13 and mode == "new"
         storage.rollups = mode != "raw"
-        storage.hourly_rollups = True
-        storage.fine_rollups = mode in ("new", "stats3", "stats5")
-        storage.alert_counts = mode != "before"
-        storage.districts = mode != "boxes"
-        # stats3: the console's content statistics from three queries merged in Python.
-        storage.content_json = mode != "stats3"
 
     async def same_console(path: str, who: str) -> bool:
-        """The console statement's text as new and as stats5 (without the district months
-        and the ranking cut) for one ``since`` (the HTTP answers each take their own clock)."""
+        """The console statement's text as new and as stats6 (without the years, 0013) for
+        one ``since`` (the HTTP answers each take their own clock)."""
         m = re.search(r"days=(\d+)", path)
         assert m is not None
-        since = (datetime.now(UTC) - timedelta(days=int(m.group(1)))).isoformat()
+        since = (datetime.now(UTC) - timedelta(days=int(m.group(1)))).date().isoformat()
         scope = {"network": "/", "city": "/c0/", "district": "/c0/c0d3/"}[who]
         texts = []
-        for mode in ("new", "stats5"):
+        for mode in ("new", "stats6"):
             set_mode(mode)
             texts.append(await storage.content_console_json(scope, since, ITEMS_SHOWN,
                                                             AREAS_SHOWN))  # fmt: skip
         set_mode("new")
         return texts[0] == texts[1]
+
+    async def direct(path: str, who: str, into: dict[str, list[float]]) -> None:
+        """The console statement called directly (no HTTP), main's way and this branch's,
+        in turn: main (before stats7) from now - N days exactly, without the years;
+        stats7 from the start of that day, with them (its windows read no hours and no
+        records)."""
+        m = re.search(r"days=(\d+)", path)
+        assert m is not None
+        at = datetime.now(UTC) - timedelta(days=int(m.group(1)))
+        scope = {"network": "/", "city": "/c0/", "district": "/c0/c0d3/"}[who]
+        ways = [("main", "stats6", at.isoformat()), ("stats7", "new", at.date().isoformat())]
+        for name, mode, since in ways if len(into["main"]) % 2 == 0 else ways[::-1]:
+            set_mode(mode)
+            t0 = time.perf_counter()
+            await storage.content_console_json(scope, since, ITEMS_SHOWN, AREAS_SHOWN)
+            into[name].append((time.perf_counter() - t0) * 1000)
+        set_mode("new")
 
     async def plan_of(label: str, path: str, token: str, mode: str) -> None:
         set_mode(mode)
@@ -496,7 +497,8 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
         finally:
             cap.on = False
         mine = [(q, a) for q, a in cap.seen
-                if re.search(r"records|_daily|_hourly|_monthly|_ten|alert_counts", q)]  # fmt: skip
+                if re.search(r"records|_daily|_hourly|_monthly|_yearly|_ten|alert_counts",
+                             q)]  # fmt: skip
         for n, (q, a) in enumerate(mine):
             plan, info = await explain(econn, q, a)
             explains[f"{label} #{n}"] = info
@@ -516,46 +518,29 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
 
             for who, token in tokens.items():
                 for name, path in ({} if args.stats_only else chosen(list_paths(now))).items():
-                    ms, ms_old, same_list = [], [], []
+                    ms: list[float] = []
                     for i in range(args.rounds):
-                        # Alternating call by call: by district (new) and by box ids (old).
-                        body_new = await timed("new", path(i), token, ms)
-                        # The network has no scope filter either way; the overview compares
-                        # its open critical alerts from the counts with those from the records.
-                        old = "before" if name == "console_overview" else "boxes"
-                        if who != "network" or old == "before":
-                            body_old = await timed(old, path(i), token, ms_old)
-                            same_list.append(strip_now(body_new) == strip_now(body_old))
-                    set_mode("new")
-                    timings[f"list {name} {who}"] = {
-                        **summary(ms), "old": summary(ms_old) if ms_old else None,
-                        "old_mode": "alerts from the records" if old == "before" else "box ids",
-                        "same_answer": all(same_list) if same_list else None,
-                    }  # fmt: skip
+                        await timed("new", path(i), token, ms)
+                    timings[f"list {name} {who}"] = summary(ms)
                     await plan_of(f"list {name} {who}", path(0), token, "new")
-                    if ms_old:
-                        await plan_of(f"list {name} {who} before", path(0), token, old)
-                    set_mode("new")
                     log(f"list {name} {who}: {timings[f'list {name} {who}']}")
                 for name, path in ({} if args.lists_only else chosen(stats_paths(now))).items():
                     ms_roll: list[float] = []
-                    ms_daily: list[float] = []
                     ms_raw: list[float] = []
-                    ms_stats3: list[float] = []
-                    ms_stats5: list[float] = []
+                    ms_stats6: list[float] = []
+                    ms_direct: dict[str, list[float]] = {"main": [], "stats7": []}
                     same5: list[bool] = []
                     same: list[bool | None] = []
                     for i in range(args.rounds):
                         # Alternating: every mode sees the same machine, call by call.
                         roll_body = await timed("new", path(i), token, ms_roll)
-                        daily_body = await timed("before", path(i), token, ms_daily)
-                        same.append(same_answer(name, roll_body, daily_body))
                         if name.startswith("console_content"):
-                            await timed("stats3", path(i), token, ms_stats3)
-                            # stats5: the same statement without the district months: both
-                            # rank ties alike, so the answers must be equal (but "since").
-                            await timed("stats5", path(i), token, ms_stats5)
+                            # stats6: the same statement without the years (main before
+                            # stats7): both rank ties alike, so the answers must be equal
+                            # (but "since").
+                            await timed("stats6", path(i), token, ms_stats6)
                             same5.append(await same_console(path(i), who))
+                            await direct(path(i), who, ms_direct)
                         raws = 1 if name.endswith(("_all_time", "_365d")) else args.raw_rounds
                         if i < min(raws, args.raw_rounds):
                             raw_body = await timed("raw", path(i), token, ms_raw)
@@ -563,17 +548,18 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                             _, roll_body = await time_one(s, url, path(i), token)
                             same.append(same_answer(name, roll_body, raw_body))
                     timings[f"stats {name} {who}"] = {
-                        "rollup": summary(ms_roll), "before_0010": summary(ms_daily),
+                        "rollup": summary(ms_roll),
                         "raw": summary(ms_raw) if ms_raw else None,
-                        **({"stats3": summary(ms_stats3)} if ms_stats3 else {}),
-                        **({"stats5": summary(ms_stats5), "same_as_stats5": all(same5)}
-                           if ms_stats5 else {}),
+                        **({"direct": {k: summary(v) for k, v in ms_direct.items()}}
+                           if ms_direct["main"] else {}),
+                        **({"stats6": summary(ms_stats6), "same_as_stats6": all(same5)}
+                           if ms_stats6 else {}),
                         "same_answer": None if None in same else all(same),
                     }  # fmt: skip
-                    modes = [("new", "rollup"), ("before", "before 0010"), ("raw", "raw")]
-                    if ms_stats5 and months_12:
-                        await plan_of(f"stats {name} {who} stats5", path(0), token, "stats5")
-                    for mode, label in modes[: 3 if args.raw_rounds else 2]:
+                    modes = [("new", "rollup"), ("raw", "raw")]
+                    if ms_stats6:
+                        await plan_of(f"stats {name} {who} stats6", path(0), token, "stats6")
+                    for mode, label in modes[: 2 if args.raw_rounds else 1]:
                         await plan_of(f"stats {name} {who} {label}", path(0), token, mode)
                     set_mode("new")
                     log(f"stats {name} {who}: {timings[f'stats {name} {who}']}")
@@ -587,17 +573,13 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
     out["timings"] = timings
     out["explain"] = explains
     lists = [v["p95_ms"] for k, v in timings.items() if k.startswith("list ")] or [0]
-    old_lists = [v["old"]["p95_ms"] for k, v in timings.items()
-                 if k.startswith("list ") and v["old"]] or [0]  # fmt: skip
     rolled = [v["rollup"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")] or [0]
-    daily = [v["before_0010"]["p95_ms"] for k, v in timings.items() if k.startswith("stats ")]
     raw = [v["raw"]["p95_ms"] for k, v in timings.items()
            if k.startswith("stats ") and v["raw"]] or [0]  # fmt: skip
-    out["worst_p95_ms"] = {"lists": max(lists), "lists_old": max(old_lists),
-                           "stats_rollup": max(rolled), "stats_before_0010": max(daily or [0]),
+    out["worst_p95_ms"] = {"lists": max(lists), "stats_rollup": max(rolled),
                            "stats_raw": max(raw)}  # fmt: skip
     out["answers_differ"] = sorted(k for k, v in timings.items() if v.get("same_answer") is False
-                                   or v.get("same_as_stats5") is False)  # fmt: skip
+                                   or v.get("same_as_stats6") is False)  # fmt: skip
     out["over_target"] = sorted(
         [k for k, v in timings.items() if k.startswith("list ") and v["p95_ms"] > TARGET_P95_MS]
         + [k for k, v in timings.items()
@@ -612,12 +594,13 @@ async def ingest(pg: PgCluster, records: int) -> dict[str, Any]:
     1,000 boxes, the fleet's mix of kinds, ts now) into empty databases without (migration
     0007), with 0009's trigger (daily, hourly, monthly), with 0010's (also 10-day blocks,
     per-community hours and 10-hour blocks, open critical alerts), with 0011's (its
-    report-class index on urgency and status) and with 0012's (districts' months),
-    A B C D E E D C B A to even out the machine's noise."""
+    report-class index on urgency and status), with 0012's (districts' months) and with
+    0013's (years), A B C D E F F E D C B A to even out the machine's noise."""
     from bench.console import generate as areas_1000
 
     dbs = {}
-    layouts = (("without", 7), ("0009", 9), ("0010", 10), ("0011", 11), ("0012", None))
+    layouts = (("without", 7), ("0009", 9), ("0010", 10), ("0011", 11), ("0012", 12),
+               ("0013", None))
     for layout, upto in layouts:
         dbs[layout] = await pg.new_database()
         storage = await open_storage(dbs[layout], migrate=False)

@@ -123,12 +123,8 @@ async def stats_reading(request: web.Request, q: ReadingQuery, body: None) -> we
     order = keys if q.order == "key" else f"reads DESC, {keys}"
     page = f"ORDER BY {order} LIMIT {q.limit + 1} OFFSET {q.offset}"  # validated integers
     storage = request.app[CLOUD].storage
-    if not storage.fine_rollups:  # bench/stats100m.py's "before": every row, as before
-        page = ""
     rows = await reading_totals(
         storage, scope(request), q.group, q.since or "", q.until or "", page
     )
-    if not page:
-        return ok({"items": rows})
     more = len(rows) > q.limit
     return ok({"items": rows[: q.limit], "next_offset": q.offset + q.limit if more else None})

@@ -260,37 +260,30 @@ class ContentStatsQuery(BaseModel):
     "GET",
     "/api/v1/ops/stats/content",
     summary="Proof of play (plays, seconds shown) and portal reading (reads, first-time"
-    " readers, acknowledgements) per content item and per community, last N days in scope",
+    " readers, acknowledgements) per content item and per community in scope, since the"
+    " start of the UTC day N days ago",
     tag="stats",
     auth="ops",
     query=ContentStatsQuery,
 )
 async def content_stats(request: web.Request, q: ContentStatsQuery, body: None) -> web.Response:
     within = (await area_in_scope(request, q.area))["path"] if q.area else scope(request)
-    since = (datetime.now(UTC) - timedelta(days=q.days)).isoformat()
+    # From the start of the (UTC, as the boxes' ts) day ``days`` ago: at least ``days`` x 24
+    # hours, less than a day more, and every piece of the window a whole day or coarser, so
+    # no per-community hours or records of a first partial day are read (those grew with
+    # the rows: a year's first day came from the records, its hours pruned; stats7).
+    since = (datetime.now(UTC) - timedelta(days=q.days)).date().isoformat()
     storage = request.app[CLOUD].storage
-    if storage.rollups and storage.fine_rollups and storage.content_json:
+    if storage.rollups:
         # PostgreSQL: the whole answer from one statement (as below, ranked the same way).
         body = await storage.content_console_json(within, since, ITEMS_SHOWN, AREAS_SHOWN)
         return web.Response(text=body, content_type="application/json")
+    # SQLite (the small install): summed from the records, merged and ranked here.
     zero = {"plays": 0, "play_s": 0.0, "reads": 0, "readers": 0, "acks": 0}
     items: dict[str, dict[str, Any]] = {}
     areas: dict[str, dict[str, Any]] = {}
     tables = [("content", items, "content_id"), ("community", areas, "community_id")]
-    ranked = storage.rollups and storage.fine_rollups  # (off: as before, for the bench)
-    if ranked:  # the community table ranked and named in SQL (every community's totals
-        # would otherwise come here to be merged and sorted: 10,000 for a network)
-        totals, ranked = await asyncio.gather(
-            storage.content_stats(within, since, "", communities=False),
-            storage.content_top_communities(within, since, "", AREAS_SHOWN),
-        )
-        for r in ranked:
-            areas[r["community_id"]] = {**{k: int(r[k]) for k in zero if k != "play_s"},
-                                        "community_id": r["community_id"], "name": r["name"],
-                                        "play_s": int(r["ms"]) / 1000}  # fmt: skip
-        tables.pop()
-    else:
-        totals = await storage.content_stats(within, since, "")
+    totals = await storage.content_stats(within, since, "")
     for by, table, name in tables:
         for what, fields in (("plays", ("plays", "ms")), ("reads", ("reads", "readers", "acks"))):
             for r in totals[f"{what}_by_{by}"]:
@@ -301,7 +294,7 @@ async def content_stats(request: web.Request, q: ContentStatsQuery, body: None) 
                         acc["play_s"] += int(r["ms"] or 0) / 1000
                     else:
                         acc[f] += int(r[f] or 0)
-    names = {} if ranked else await storage.community_names(list(areas))
+    names = await storage.community_names(list(areas))
     for cid, a in areas.items():
         a.setdefault("name", names.get(cid, cid))
     for table in (items, areas):

@@ -125,30 +125,15 @@ class StorageBase:
 
     dialect = ""
     listens = False  # True when feed notifications cross worker processes (PG NOTIFY)
-    # Statistics read the daily roll-ups (PostgreSQL, migration 0008, storage/rollups.py);
-    # bench/stats100m.py turns it off to time the raw aggregation beside them.
+    # Statistics read the roll-ups (PostgreSQL, migrations 0008-0013, storage/rollups.py);
+    # bench/stats100m.py turns it off to time the raw aggregation beside them (its baseline).
     rollups = False
-    hourly_rollups = True  # and their hourly ones for the end days (bench: off = before 0009)
-    # Lists scope a city or district by the records' district (record_scope); bench/stats100m.py
-    # turns it off to time the box-id list beside it.
-    districts = True
-    district_column = False  # records.district exists (found by migrate / detect_schema)
-    # The overview reads open critical alerts from alert_counts (postgres 0010, sqlite 0008);
-    # bench/stats100m.py turns it off to time the read over the alert records beside it.
-    alert_counts = True
-    alert_counts_table = False  # alert_counts exists (detect_schema)
-    # Statistics read 0010's blocks and per-community hours, the console ranks its community
-    # table in SQL, portal reading answers in pages (bench/stats100m.py: off = as before).
-    fine_rollups = True
-    # The console's content statistics in one statement that answers its JSON (stats4);
-    # bench/stats100m.py turns it off to time stats3's three queries and Python beside it.
-    content_json = True
-    # District figures by content item read whole months (postgres 0012) where a window
-    # covers them; bench/stats100m.py turns it off to time the 10-day blocks beside it.
-    district_months = True
-    # The console's community table sums reads only for communities whose plays can rank
-    # them into it (stats6); bench/stats100m.py turns it off to time the full sum beside it.
-    rank_cut = True
+    # Lists scope a city or district by the records' district (record_scope) where the
+    # records have one: records.district exists (found by migrate / detect_schema).
+    district_column = False
+    # Per-community figures read whole years where a window covers them: play_yearly exists
+    # (postgres 0013, detect_schema; bench/stats100m.py turns it off to time 0012's months).
+    years_table = False
     # Per-community hours before this day were pruned (retention, postgres 0011): read from
     # the records instead. Re-read after hours_ttl_s; retention deletes rows only
     # CommunityHours.grace_s after it moved the day, which must be longer.
@@ -190,7 +175,7 @@ class StorageBase:
         PostgreSQL 0.3-0.6 s to plan, per month partition's statistics (bench/stats100m.py).
         A record keeps the district its box was in when it was stored."""
         deep = scope.count("/") - 1 > 2
-        kept = set(kinds) <= set(DISTRICT_KINDS) and self.districts and self.district_column
+        kept = set(kinds) <= set(DISTRICT_KINDS) and self.district_column
         if scope == "/" or deep or not kept:
             return await self.scope_filter(c, scope)
         rows = await c.fetch(  # the scope's areas of depth 1-2 (a box may hang on a city)
@@ -275,26 +260,22 @@ class StorageBase:
         )
         async with self.tx() as c:
             self.district_column = (await c.fetchrow(sql))["n"] > 0  # type: ignore[index]
-            table = (
-                "SELECT count(*) AS n FROM information_schema.tables"
-                " WHERE table_name = 'alert_counts'"
-                if self.dialect == "postgres"
-                else "SELECT count(*) AS n FROM sqlite_master WHERE name = 'alert_counts'"
-            )
-            self.alert_counts_table = (await c.fetchrow(table))["n"] > 0  # type: ignore[index]
             if self.dialect == "postgres":
                 self.hours_table = bool(await c.fetchrow(
                     "SELECT 1 AS x FROM information_schema.tables"
                     " WHERE table_name = 'community_hours_horizon'"
                 ))  # fmt: skip
+                self.years_table = bool(await c.fetchrow(
+                    "SELECT 1 AS x FROM information_schema.tables"
+                    " WHERE table_name = 'play_yearly'"
+                ))  # fmt: skip
 
     async def rollup_options(self, by_community: bool) -> dict[str, Any]:
-        """What every ``rollups.totals_sql`` of this storage is given beside the window: the
-        bench switches and, per community, the first day whose hours retention kept (a
-        per-community figure built without it would read pruned hours as zero)."""
+        """What every ``rollups.totals_sql`` of this storage is given beside the window:
+        whether the years exist and, per community, the first day whose hours retention kept
+        (a per-community figure built without it would read pruned hours as zero)."""
         return {
-            "hourly": self.hourly_rollups, "fine": self.fine_rollups,
-            "months": self.district_months,
+            "years": self.years_table,
             "hours_from": await self.community_hours_from() if by_community else "",
         }  # fmt: skip
 

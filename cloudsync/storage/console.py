@@ -184,38 +184,19 @@ class ConsoleStorage(StorageBase):
                 scope,
                 seen_after,
             )
-            if self.alert_counts and self.alert_counts_table:
-                # The counts kept per box and month (postgres 0010, sqlite 0008): a row per
-                # box and month with open critical alerts, not every critical alert stored.
-                critical = await c.fetch(
-                    "SELECT b.community_id, a.parent_id, sum(k.n) AS n FROM alert_counts k"
-                    " JOIN boxes b ON b.id = k.box_id JOIN areas a ON a.id = b.community_id"
-                    f" WHERE {in_scope(scope)} AND k.n > 0 GROUP BY b.community_id, a.parent_id",
-                    scope,
-                )
-            else:
-                critical = await self._critical_from_records(c, scope)
+            # The counts kept per box and month (postgres 0010, sqlite 0008): a row per box
+            # and month with open critical alerts, not every critical alert stored (reading
+            # the alert records took 2-3x as long at 50,000 alerts, docs/deploy.md).
+            critical = await c.fetch(
+                "SELECT b.community_id, a.parent_id, sum(k.n) AS n FROM alert_counts k"
+                " JOIN boxes b ON b.id = k.box_id JOIN areas a ON a.id = b.community_id"
+                f" WHERE {in_scope(scope)} AND k.n > 0 GROUP BY b.community_id, a.parent_id",
+                scope,
+            )
         for b in boxes:
             b["devices"] = json.loads(b["devices"]) if isinstance(b["devices"], str) else []
         return {"areas": areas, "boxes": boxes, "communities": communities,
                 "online": online, "critical": critical}  # fmt: skip
-
-    async def _critical_from_records(self, c: Any, scope: str) -> list[dict[str, Any]]:
-        """Open critical alerts per community read from the alert records (before postgres
-        0010 / sqlite 0008; bench/stats100m.py times it beside the counts)."""
-        # A city or district by its districts on the alert records (record_scope): a
-        # city's 5,000 boxes passed as a list took 200-320 ms here (bench/stats100m.py).
-        cond, scope_arg = await self.record_scope(c, scope, ["alert"])
-        return await c.fetch(
-            "SELECT b.community_id, a.parent_id, count(*) AS n FROM records r"
-            " JOIN boxes b ON b.id = r.box_id JOIN areas a ON a.id = b.community_id"
-            " LEFT JOIN alert_acks k ON k.box_id = r.box_id AND k.seq = r.seq"
-            f" WHERE {cond} AND r.kind = 'alert'"
-            f" AND {self.jtext('r.payload', 'level')} = 'critical'"
-            " AND (k.state IS NULL OR k.state <> 'closed')"
-            " GROUP BY b.community_id, a.parent_id",
-            scope_arg,
-        )
 
     # --- alerts: live feed, acknowledgements ---------------------------------------------------
 
@@ -366,17 +347,14 @@ class ConsoleStorage(StorageBase):
 
     # --- content statistics and library -------------------------------------------------------
 
-    async def content_stats(
-        self, scope: str, since: str, until: str, communities: bool = True
-    ) -> dict[str, list]:
+    async def content_stats(self, scope: str, since: str, until: str) -> dict[str, list]:
         """Proof of play (play_record) and portal reading (reading_stats) in scope, summed per
         content item and per community: ``plays_by_content`` (content_id, plays, ms),
         ``plays_by_community`` (community_id, plays, ms), ``reads_by_content`` and
-        ``reads_by_community`` (reads, readers, acks). From the daily roll-ups when the
-        backend keeps them (``communities`` False: the per-community lists left out; the
-        console then ranks them in SQL, :meth:`content_top_communities`)."""
+        ``reads_by_community`` (reads, readers, acks). From the roll-ups when the backend
+        keeps them (the console's own answer there: :meth:`content_console_json`)."""
         if self.rollups:
-            return await self._content_rolled(scope, since, until, communities)
+            return await self._content_rolled(scope, since, until)
         j = self.jtext
         async with self.read_tx() as c:
             cond, scope_arg = await self.scope_filter(c, scope)
@@ -415,9 +393,7 @@ class ConsoleStorage(StorageBase):
             for by in ("content", "community")
         }  # fmt: skip
 
-    async def _content_rolled(
-        self, scope: str, since: str, until: str, communities: bool = True
-    ) -> dict[str, list]:
+    async def _content_rolled(self, scope: str, since: str, until: str) -> dict[str, list]:
         boxes = None
         if by_boxes(scope, False):
             async with self.read_tx() as c:
@@ -434,8 +410,6 @@ class ConsoleStorage(StorageBase):
             args: list[Any] = []
             inner = totals_sql(spec, scope, since, until, False, args, boxes=boxes, **by_content)
             queries[f"{what}_by_content"] = (f"SELECT content_id, {sums} FROM ({inner}) t", args)
-            if not communities:
-                continue
             args = []
             inner = totals_sql(spec, scope, since, until, True, args, grouped=False, **by_community)
             queries[f"{what}_by_community"] = (
@@ -452,34 +426,6 @@ class ConsoleStorage(StorageBase):
         # Four connections at once: each query reads its own roll-up rows.
         rows = await asyncio.gather(*(run(*q) for q in queries.values()))
         return dict(zip(queries, rows, strict=True))
-
-    async def content_top_communities(
-        self, scope: str, since: str, until: str, limit: int
-    ) -> list[dict[str, Any]]:
-        """The console's community table from the roll-ups, ranked in SQL: each community's
-        plays, ms, reads, readers and acks, by plays then reads (then id), the first ``limit``,
-        with its name. The ranking needs every community's totals, but those are a few
-        pre-summed rows per community (postgres 0010); sending 10,000 rows of each kind to
-        the worker to merge, name and sort them there took longer than summing them."""
-        args: list[Any] = []
-        options = await self.rollup_options(True)
-        inner = {
-            kind: totals_sql(ROLLUPS[kind], scope, since, until, True, args, grouped=False,
-                             **options)
-            for kind in ("play_record", "reading_stats")
-        }  # fmt: skip
-        args.append(limit)
-        sql = (
-            "SELECT a.id AS community_id, a.name, coalesce(p.n, 0) AS plays,"
-            " coalesce(p.ms, 0) AS ms, coalesce(r.reads, 0) AS reads,"
-            " coalesce(r.new_readers, 0) AS readers, coalesce(r.acks, 0) AS acks"
-            f" FROM ({inner['play_record']}) p FULL JOIN ({inner['reading_stats']}) r"
-            " ON r.area = p.area JOIN areas a ON a.path = coalesce(p.area, r.area)"
-            f" ORDER BY 3 DESC, 5 DESC, 1 LIMIT ${len(args)}"
-        )
-        async with self.read_tx() as c:
-            await c.execute(ROLLUP_SETTINGS)
-            return await c.fetch(sql, *args)
 
     async def content_console_json(self, scope: str, since: str, items: int, areas: int) -> str:
         """The console's content statistics (``/api/v1/ops/stats/content``) as the JSON text
@@ -524,7 +470,7 @@ class ConsoleStorage(StorageBase):
             plays = f"({totals('play_record', True, args, None)})"
             reads = f"({totals('reading_stats', True, args, None)})"
             head = ""
-            if self.rank_cut and areas > 0:
+            if areas > 0:
                 # Reads only for the communities that can make the table: those with at
                 # least the plays of the areas-th by plays (ties included; every other
                 # community has fewer plays, so ranks below all of them whatever it reads).

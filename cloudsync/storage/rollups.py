@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 DISTRICT = 2  # depth of a district's path: /city/district/ (the roll-ups' areas)
@@ -72,6 +72,16 @@ class Rollup:
         return replace(self, table=self.table.replace("_daily", "_tenhour"),
                        period="tenhour", districts=False)  # fmt: skip
 
+    def yearly(self) -> Rollup:
+        """Per-community totals per year (``ts[:4]``, migration 0013): a year-long window
+        reads per community the year it ends in and the months before, not 12 months. No
+        district rows by content item: those would cost the upload trigger as much as the
+        months' (~10 % of ingest, bench/stats100m.py) for ~20 ms of the network's year. A
+        year spans month partitions: retention subtracts a dropped month's sums
+        (:func:`forget_month`) instead of deleting the year's rows."""
+        return replace(self, table=self.table.replace("_daily", "_yearly"), period="year",
+                       districts=False)  # fmt: skip
+
     def leaf_hourly(self) -> Rollup:
         """Per-community totals per hour (migration 0010): the hours at a window's ends that
         no 10-hour block covers; the records then only for the minutes."""
@@ -79,7 +89,7 @@ class Rollup:
                        period="hour", districts=False)  # fmt: skip
 
 
-WIDTHS = {"month": 7, "tenday": 9, "day": 10, "tenhour": 12, "hour": 13}
+WIDTHS = {"year": 4, "month": 7, "tenday": 9, "day": 10, "tenhour": 12, "hour": 13}
 
 
 ROLLUPS: dict[str, Rollup] = {
@@ -103,26 +113,24 @@ TENHOUR: dict[str, Rollup] = {k: r.tenhour() for k, r in ROLLUPS.items() if r.pe
 LEAF_HOURLY: dict[str, Rollup] = {
     k: r.leaf_hourly() for k, r in ROLLUPS.items() if r.per_community
 }
+# Migration 0013: per-community years, for the kinds with per-community months.
+YEARLY: dict[str, Rollup] = {k: r.yearly() for k, r in ROLLUPS.items() if r.per_community}
+YEARLY_TABLES = {r.table for r in YEARLY.values()}
 
 
-def levels(
-    spec: Rollup, by_community: bool, fine: bool = True, months: bool = True
-) -> dict[int, Rollup]:
+def levels(spec: Rollup, by_community: bool, years: bool = True) -> dict[int, Rollup]:
     """The tables a window of ``spec``'s kind reads, by the ts prefix length of their period,
-    coarsest first: per community (leaf rows) or per district. ``fine`` False: as before
-    migration 0010; ``months`` False: district figures without 0012's months (bench/
-    stats100m.py times them side by side)."""
+    coarsest first: per community (leaf rows) or per district. ``years`` False: without
+    0013's years (a database before 0013; bench/stats100m.py times them side by side)."""
     k = spec.kind
     if by_community:
         out = {7: MONTHLY[k], 9: TENDAY[k], 10: spec, 12: TENHOUR[k], 13: LEAF_HOURLY[k]}
     elif k in TENDAY:
         out = {7: MONTHLY[k], 9: TENDAY[k], 10: spec, 13: HOURLY[k]}
-        if not months:
-            del out[7]
     else:
         out = {10: spec, 13: HOURLY[k]}
-    if not fine:
-        out = {w: t for w, t in out.items() if w in ((7, 10) if by_community else (10, 13))}
+    if years and by_community and k in YEARLY:
+        out = {4: YEARLY[k], **out}
     return out
 
 
@@ -143,35 +151,12 @@ ROLLUP_SETTINGS = (
 )
 
 
-def split_window(since: str, until: str) -> tuple[tuple[str, str] | None, list[tuple[str, str]]]:
-    """A [since, until) window of ts text (either may be ''): the roll-up's day bounds (''
-    for open) and the raw ts ranges left at the ends. Bounds of at most 10 characters
-    ("2026-11-05", "2026-11") compare with the roll-up's day exactly as with ts; a longer one
-    leaves its own day to the records. None for the days when nothing is whole (a window
-    inside one day, or a since that is no date)."""
-    raw: list[tuple[str, str]] = []
-    lo = since
-    if len(since) > 10:
-        try:
-            lo = (date.fromisoformat(since[:10]) + timedelta(days=1)).isoformat()
-        except ValueError:
-            return None, [(since, until)]
-    hi = until[:10] if len(until) > 10 else until
-    if lo and hi and lo >= hi:
-        return None, [(since, until)]
-    if lo != since:
-        raw.append((since, lo))
-    if hi != until:
-        raw.append((hi, until))
-    return (lo, hi), raw
-
-
 SOURCES = {w: p for p, w in WIDTHS.items()}  # roll-up periods by their ts prefix's length
 
 
 def _ceil(ts: str, width: int) -> str | None:
-    """The first period of ``width`` (7 month, 9 ten days, 10 day, 12 ten hours, 13 hour)
-    after the one ``ts`` lies in ("2026-10-31T09:17", 7 -> "2026-11"; 9 -> "2026-11-0"; 12 ->
+    """The first period of ``width`` (4 year, 7 month, 9 ten days, 10 day, 12 ten hours, 13
+    hour) after the one ``ts`` lies in ("2026-10-31T09:17", 7 -> "2026-11"; 9 -> "2026-11-0"; 12 ->
     "2026-10-31T1"); None when ts does not start with one. Any later period keeps the pieces
     exact; the next one keeps them few."""
     if width in (9, 12):  # a block: the digit after a month ("2026-10-") or a day ("...T")
@@ -186,11 +171,13 @@ def _ceil(ts: str, width: int) -> str | None:
         if digit < last:
             return head + chr(ord(digit) + 1)
         return f"{_ceil(head, parent)}{sep}0"
-    fmt = {7: "%Y-%m", 10: "%Y-%m-%d", 13: "%Y-%m-%dT%H"}[width]
+    fmt = {4: "%Y", 7: "%Y-%m", 10: "%Y-%m-%d", 13: "%Y-%m-%dT%H"}[width]
     try:
         start = datetime.strptime(ts[:width], fmt)
     except ValueError:
         return None
+    if width == 4:
+        return f"{start.year + 1:04d}" if start.year < 9999 else None
     if width == 7:
         return f"{start.year + start.month // 12:04d}-{start.month % 12 + 1:02d}"
     step = timedelta(days=1) if width == 10 else timedelta(hours=1)
@@ -223,13 +210,28 @@ def _periods(source: str, lo: str, hi: str) -> int:
         return 1
     if not lo or not hi:
         return 1000
-    n, at = 0, lo
+    n, at, width = 0, lo, WIDTHS[source]
+    if len(at) < width:  # a coarser bound ("2026" for months): from the first period in it
+        first = _first(at, width)
+        if first is None:
+            return 1
+        at = first
     while at < hi and n < 1000:
-        nxt = _ceil(at, WIDTHS[source])
+        nxt = _ceil(at, width)
         if nxt is None:  # a gap that only odd stamps fall in ("2026-11" .. "2026-11-0")
             return n + 1
         at, n = nxt, n + 1
     return n
+
+
+def _first(at: str, width: int) -> str | None:
+    """The first period of ``width`` starting with the coarser period ``at`` ("2026", 7 ->
+    "2026-01"; "2026-11-1", 10 -> "2026-11-10"); None when ``at`` is no period start."""
+    pad = "0000-01-01T00"[len(at) : width]
+    if len(at) == 9 and width >= 10 and at[-1] != "0":
+        pad = "0" + pad[1:]  # the blocks 1-3 start at day 10, 20, 30
+    out = at + pad
+    return out if _ceil(out, width) is not None else None
 
 
 def split_signed(
@@ -349,22 +351,18 @@ def totals_sql(
     args: list[Any],
     grouped: bool = True,
     boxes: list[str] | None = None,
-    hourly: bool = True,
-    fine: bool = True,
     hours_from: str = "",
-    months: bool = True,
     areas_in: str = "",
+    years: bool = True,
 ) -> str:
     """SQL of rows (area, <dims>, n, <sums>) for the kind's records in scope and window:
     area is the community's path when ``by_community``, else NULL; one row per area and
     group (``grouped``: by the dims too, else the dims are left out). ``boxes``: the scope's
-    box ids when :func:`by_boxes`. ``hourly`` False: the partial end days from the records
-    (before migration 0009); ``fine`` False: without migration 0010's blocks and
-    per-community hours (bench/stats100m.py times them side by side). ``hours_from``: the
-    first day whose per-community hours retention kept (:func:`hours_kept`); ``months``
-    False: district figures without the months of migration 0012 (for benches);
-    ``areas_in``: per community, only the areas this subquery lists (SQL text) from the
-    monthly rows (the other pieces still sum every community: correct for those listed)."""
+    box ids when :func:`by_boxes`. ``hours_from``: the first day whose per-community hours
+    retention kept (:func:`hours_kept`); ``areas_in``: per community, only the areas this
+    subquery lists (SQL text) from the yearly and monthly rows (the other pieces still sum
+    every community: correct for those listed); ``years`` False: without 0013's years (a
+    database before it, benches)."""
     q = Sql(args)
     depth = scope_depth(scope)
     tables: dict[int, Rollup] = {}
@@ -373,13 +371,9 @@ def totals_sql(
         # A street or community: its boxes' records. Per community *and* group (the portal's
         # content x community table): the records too, the roll-ups do not keep that.
         signed = [("raw", since, until, 1)]
-    elif not hourly:  # as before migration 0009, for benches
-        days, ends = split_window(since, until)
-        signed = ([("day", *days, 1)] if days else []) + [("raw", lo, hi, 1) for lo, hi in ends]
-        tables = {10: spec}
     else:
-        tables = levels(spec, by_community, fine, months)
-        if by_community and fine:  # sums whose readers take NULL as 0: subtraction allowed
+        tables = levels(spec, by_community, years)
+        if by_community:  # sums whose readers take NULL as 0: subtraction allowed
             signed = hours_kept(since, until, tuple(tables), hours_from)
         else:
             signed = [(*p, 1) for p in split_levels(since, until, tuple(tables))]
@@ -400,7 +394,7 @@ def totals_sql(
             conds.append(f"r.{table.period} >= {q.arg(lo)}")
         if hi:
             conds.append(f"r.{table.period} < {q.arg(hi)}")
-        if areas_in and by_community and table.period == "month":
+        if areas_in and by_community and table.period in ("year", "month"):
             # Only on the months (a year's bulk): on the smaller pieces PostgreSQL, taking the
             # list for ~20 rows, rescanned it per row in a semi join (29 days: 68 -> 190 ms).
             conds.append(f"r.area IN ({areas_in})")
@@ -440,7 +434,7 @@ def totals_sql(
     # Whole-number sums as bigint: a numeric (what sum(bigint) gives) reaches Python as a
     # Decimal, and decoding 10,000 communities' took longer than the query.
     outer = ", ".join(["sum(u.n)::bigint AS n"] + [
-        f"sum(u.{c})" + ("::bigint" if t == "int" and fine else "") + f" AS {c}"
+        f"sum(u.{c})" + ("::bigint" if t == "int" else "") + f" AS {c}"
         for c, _, t in spec.sums
     ])  # fmt: skip
     keys = ", ".join(["u.area"] + [f"u.{d}" for d in dims_kept])
@@ -512,10 +506,11 @@ def recount_sql(
 
 
 def trigger_sql() -> str:
-    """The body of qilu_stats_rollup (migration 0012): each kind's hourly, daily and monthly
-    sums (months per community since 0009, per district since 0012), 10-day blocks, and per
-    community 10-hour blocks and hours; then the open critical alerts per box and month."""
-    later = (MONTHLY, TENDAY, TENHOUR, LEAF_HOURLY)
+    """The body of qilu_stats_rollup (migration 0013): each kind's hourly, daily and monthly
+    sums (months per community since 0009, per district since 0012), 10-day blocks, per
+    community 10-hour blocks and hours, years (0013); then the open critical alerts per box
+    and month."""
+    later = (MONTHLY, TENDAY, TENHOUR, LEAF_HOURLY, YEARLY)
     built = "; ".join(
         recount_sql([HOURLY[k], r, *(t[k] for t in later if k in t)], "added")
         for k, r in ROLLUPS.items()
@@ -554,7 +549,7 @@ ALERTS = AlertCount()
 def of_class(cls: str, level: int = 10) -> list[Any]:
     """The class's roll-ups up to migration ``level``: daily (0008), hourly and monthly
     (0009), 10-day blocks, per-community 10-hour blocks and hours, open critical alerts
-    (0010)."""
+    (0010), years (13: not counted by a backfill of their own, see :func:`shift_years`)."""
     daily = [r for r in ROLLUPS.values() if r.cls == cls]
     out: list[Any] = list(daily)
     if level >= 9:
@@ -563,6 +558,8 @@ def of_class(cls: str, level: int = 10) -> list[Any]:
     if level >= 10:
         out += [t[r.kind] for t in (TENDAY, TENHOUR, LEAF_HOURLY) for r in daily if r.kind in t]
         out += [ALERTS] if cls == ALERTS.cls else []
+    if level >= 13:
+        out += [YEARLY[r.kind] for r in daily if r.kind in YEARLY]
     return out
 
 
@@ -573,19 +570,57 @@ def added_by(cls: str, level: int) -> list[Any]:
 
 async def forget_month(conn: Any, cls: str, lo: str, hi: str) -> None:
     """A month of the class leaves the records (retention detaches it): its days and hours
-    leave the roll-ups (its open critical alerts the counts) in the same transaction. Exact:
-    the month partition held every record whose ts lies in [lo, hi), and those are the
-    roll-ups' periods in [lo, hi)."""
+    leave the roll-ups (its open critical alerts the counts) in the same transaction, its
+    months' sums are taken out of their years (0013). Exact: the month partition held every
+    record whose ts lies in [lo, hi), and those are the roll-ups' periods in [lo, hi)."""
+    inside = "month >= $1 AND month < $2"
+    for kind in [r.kind for r in ROLLUPS.values() if r.cls == cls and r.kind in YEARLY]:
+        await shift_years(conn, kind, inside, "-", lo, hi)
     for spec in of_class(cls):
         await conn.execute(
             f"DELETE FROM {spec.table} WHERE {spec.period} >= $1 AND {spec.period} < $2", lo, hi
         )
 
 
+async def shift_years(conn: Any, kind: str, where: str, sign: str, *args: Any) -> None:
+    """Add ('+') or take away ('-') the kind's per-community monthly rows ``where`` (SQL on
+    ``month``) to / from their years (migration 0013), rows left at zero removed: a year spans month
+    partitions, so retention and a backfill recounting a partition's months move its years
+    by those months' sums (a year is the months whose text starts with it: exact for any
+    ts text). Nothing on a database before 0013."""
+    spec = YEARLY[kind]
+    if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", spec.table):
+        return
+    sums = [c for c, _, _ in spec.sums]
+    neg = "" if sign == "+" else "-"
+    cols = ", ".join(["area", "leaf", "year", *spec.dims, "n", *sums])
+    picked = ", ".join([f"{neg}sum(n)"] + [f"{neg}sum({c})" for c in sums])
+    dims = ", ".join(spec.dims)
+    keys = ", ".join(str(i) for i in range(1, 4 + len(spec.dims)))
+    update = ", ".join(
+        ["n = w.n + excluded.n"]
+        + [f"{c} = CASE WHEN w.{c} IS NULL THEN excluded.{c}"
+           f" ELSE w.{c} + coalesce(excluded.{c}, 0) END" for c in sums]
+    )  # fmt: skip
+    await conn.execute(
+        f"INSERT INTO {spec.table} AS w ({cols}) SELECT area, leaf, substr(month, 1, 4), {dims},"
+        f" {picked} FROM {MONTHLY[kind].table} WHERE leaf AND ({where})"
+        f" GROUP BY {keys} ORDER BY {keys}"
+        f" ON CONFLICT ON CONSTRAINT {spec.table}_key DO UPDATE SET {update}",
+        *args,
+    )
+    if sign != "+":
+        await conn.execute(f"DELETE FROM {spec.table} WHERE n = 0")
+
+
 async def forget_rows(conn: Any, cls: str, source: str, where: str, *args: Any) -> None:
     """Records about to be deleted (``source`` ``where``, in the caller's transaction) taken
-    out of the roll-ups, rows left at zero removed."""
-    for spec in of_class(cls):
+    out of the roll-ups (their years too, 0013), rows left at zero removed."""
+    for spec in of_class(cls, 13):
+        if spec.table in YEARLY_TABLES and not await conn.fetchval(
+            "SELECT to_regclass($1) IS NOT NULL", spec.table
+        ):
+            continue  # a database before 0013
         sql = (
             spec.count_sql(source, where, "-", upsert=True)
             if isinstance(spec, AlertCount)
@@ -668,22 +703,24 @@ async def _recount(conn: Any, row: Any, specs: list[Any]) -> None:
             row["parent"],
         )
         ranges = [_bounds(m["bound"]) for m in months]
-        for spec in specs:
-            col = spec.period
+
+        def where(col: str) -> str:
             inside = " OR ".join(
                 f"({col} >= '{lo}' AND {col} < '{hi}')" for lo, hi in ranges if lo is not None
             )
-            await conn.execute(
-                f"DELETE FROM {spec.table}" + (f" WHERE NOT ({inside})" if inside else "")
-            )
+            return f"NOT ({inside})" if inside else "true"
     else:
         lo, hi = _bounds(row["bound"])
-        for spec in specs:
-            await conn.execute(
-                f"DELETE FROM {spec.table} WHERE {spec.period} >= $1 AND {spec.period} < $2",
-                lo,
-                hi,
-            )
+
+        def where(col: str) -> str:  # partition bounds: month texts from pg_get_expr
+            return f"{col} >= '{lo}' AND {col} < '{hi}'"
+
+    # The months recounted move their years (0013) by what they held, and by what they hold.
+    kinds = [s.kind for s in specs if isinstance(s, Rollup) and s.period == "month"]
+    for kind in kinds:
+        await shift_years(conn, kind, where("month"), "-")
+    for spec in specs:
+        await conn.execute(f"DELETE FROM {spec.table} WHERE {where(spec.period)}")
     # Plain inserts: the partition's periods were just emptied, and no upload can add to
     # them while it is locked (other partitions hold other periods). A kind's roll-ups in one
     # statement: one pass over the partition however many tables (the lock lasts that long).
@@ -694,6 +731,8 @@ async def _recount(conn: Any, row: Any, specs: list[Any]) -> None:
     for spec in specs:
         if not isinstance(spec, Rollup):
             await conn.execute(spec.count_sql(row["part"]))
+    for kind in kinds:
+        await shift_years(conn, kind, where("month"), "+")
 
 
 def _bounds(bound: str) -> tuple[str | None, str | None]:

@@ -32,12 +32,12 @@ from cloudsync.storage.rollups import (
     MONTHLY,
     TENDAY,
     TENHOUR,
+    YEARLY,
     hours_kept,
     split_hours,
     split_levels,
     split_months,
     split_signed,
-    split_window,
     trigger_sql,
 )
 from edge.sync.client import CloudClient
@@ -50,25 +50,6 @@ DAY = timedelta(days=1)
 
 def iso(when: datetime) -> str:
     return when.isoformat()
-
-
-def test_split_window_keeps_whole_days_for_the_rollups() -> None:
-    assert split_window("", "") == (("", ""), [])
-    assert split_window("2026-11-05", "2026-11") == (None, [("2026-11-05", "2026-11")])
-    assert split_window("2026-11-05T08:00", "2026-11-20T01:00") == (
-        ("2026-11-06", "2026-11-20"),
-        [("2026-11-05T08:00", "2026-11-06"), ("2026-11-20", "2026-11-20T01:00")],
-    )
-    assert split_window("2026-11-30T23:00", "") == (
-        ("2026-12-01", ""),
-        [("2026-11-30T23:00", "2026-12-01")],
-    )
-    # Inside one day, or a since that is no date: the records only.
-    assert split_window("2026-11-05T08", "2026-11-05T09") == (
-        None,
-        [("2026-11-05T08", "2026-11-05T09")],
-    )
-    assert split_window("yesterday-ish", "") == (None, [("yesterday-ish", "")])
 
 
 def test_split_hours_reads_whole_hours_from_the_hourly_rollups() -> None:
@@ -188,10 +169,12 @@ def test_split_signed_counts_exactly_what_the_window_holds() -> None:
 def test_hours_kept_reads_pruned_hours_from_the_records() -> None:
     w = (7, 9, 10, 12, 13)
     pieces = split_signed("2026-11-03T14:37", "2026-11-12T12:05", w)
-    assert [p[0] for p in pieces] == ["raw", "hour", "tenhour", "day", "tenhour", "raw", "hour"]
+    # (The 12th: hours 10-11 forward, not the 10-hour block 10-19 minus 12-19; a bound of a
+    # coarser period counts from its first hour, "T1" -> 10:00, since stats7.)
+    assert [p[0] for p in pieces] == ["raw", "hour", "tenhour", "day", "tenhour", "hour", "raw"]
     assert hours_kept("2026-11-03T14:37", "2026-11-12T12:05", w, "") == pieces
     # Hours kept from the 5th: the 3rd's hours and blocks from the records (one piece),
-    # the 12th's from the hour rows (the 10-hour block minus the hours after the window).
+    # the 12th's from the hour rows.
     kept = hours_kept("2026-11-03T14:37", "2026-11-12T12:05", w, "2026-11-05")
     assert kept == [("raw", "2026-11-03T14:37", "2026-11-04", 1), *pieces[3:]]
     # Kept from the 13th (after the window): no hour piece, the 12th's part from the records.
@@ -294,7 +277,21 @@ def windows() -> list[tuple[str, str]]:
         ("1970", "2000"),
         (f"{add_months(month_of(NOW), -4):%Y-%m}", f"{add_months(month_of(NOW), -2):%Y-%m}"),
         ("2099", ""),
+        *YEAR_EDGES,
     ]
+
+
+# Windows across a year's start (0013 reads whole years): from a few hours before this year,
+# from last year's December (the year minus nothing, or last year minus its first months),
+# one ending inside this year, whole years as bounds.
+THIS_YEAR = datetime(NOW.year, 1, 1, tzinfo=UTC)
+YEAR_EDGES = [
+    (iso(THIS_YEAR - timedelta(hours=5, minutes=3)), ""),
+    (iso(THIS_YEAR - 20 * DAY - timedelta(hours=7)), ""),
+    (iso(THIS_YEAR - 300 * DAY), iso(THIS_YEAR + 40 * DAY + timedelta(hours=2))),
+    (f"{NOW.year - 1}", f"{NOW.year}"),
+    (f"{NOW.year}", ""),
+]
 
 
 async def answers(storage: Any, rollups: bool) -> dict[str, Any]:
@@ -373,12 +370,13 @@ def rounded(rows: list[Any]) -> list[tuple]:
 
 
 async def assert_0010_tables(storage: Any) -> int:
-    """Each table of migration 0010 and the monthly ones (with 0012's district rows) hold
-    what a straight count over the records gives (the float sums rounded); the number of
-    open critical alerts."""
+    """Each table of migration 0010, the monthly ones (with 0012's district rows) and the
+    yearly ones (0013) hold what a straight count over the records gives (the float sums
+    rounded); the number of open critical alerts."""
     async with storage.tx() as c:
+        years = await c.c.fetchval("SELECT to_regclass('play_yearly') IS NOT NULL")
         for spec in [*MONTHLY.values(), *TENDAY.values(), *TENHOUR.values(),
-                     *LEAF_HOURLY.values()]:  # fmt: skip
+                     *LEAF_HOURLY.values(), *(YEARLY.values() if years else ())]:  # fmt: skip
             cols = ", ".join(["area", "leaf", spec.period, "content_id", "n",
                               *(c for c, _, _ in spec.sums)])  # fmt: skip
             kept = await c.c.fetch(f"SELECT {cols} FROM {spec.table} ORDER BY 1, 2, 3, 4")
@@ -410,7 +408,7 @@ async def test_rollups_answer_as_the_records_through_backfill_dupes_and_retentio
             await storage.upload(box, 1, sent[box])
         # Migrations 0008-0009: tables, trigger, then the rows above counted partition by
         # partition (daily, then hourly).
-        assert await storage.migrate() == [8, 9, 10, 11, 12]
+        assert await storage.migrate() == [8, 9, 10, 11, 12, 13]
         async with storage.tx() as c:
             left = await c.c.fetchval("SELECT count(*) FROM rollup_backfill WHERE done_at IS NULL")
         assert left == 0
@@ -538,7 +536,7 @@ async def test_0012_district_months_summed_from_the_days(pg_cluster: PgCluster) 
         await setup_areas(storage)
         for box in [*BOXES, "b9"]:
             await storage.upload(box, 1, records(rnd, box, 1, 60, old_dt, True))
-        assert await storage.migrate() == [12]
+        assert await storage.migrate(upto=12) == [12]
         await assert_0010_tables(storage)  # the months as a straight count, from the days
         for box in [*BOXES, "b9"]:
             await storage.upload(box, 1, records(rnd, box, 61, 30, old_dt, True))
@@ -546,25 +544,96 @@ async def test_0012_district_months_summed_from_the_days(pg_cluster: PgCluster) 
         await assert_same(storage)
         for scope in SCOPES:
             for since in (iso(NOW - 90 * DAY), iso(NOW - 365 * DAY)):
-                texts = []
-                for months in (True, False):  # the months read, then the blocks (as before)
-                    storage.district_months = months
-                    texts.append(await storage.content_console_json(scope, since, 200, 500))
-                storage.district_months = True
-                assert texts[0] == texts[1], (scope, since)
-                assert scope == "/x9/" or json.loads(texts[0])["items"], (scope, since)
+                text = await storage.content_console_json(scope, since, 200, 500)
+                assert scope == "/x9/" or json.loads(text)["items"], (scope, since)
                 # The community table cut at k rows: reads summed only for communities
                 # whose plays can rank them there; the same rows as the whole table's head
-                # and as without the cut (ties at the cut included).
-                whole = json.loads(texts[0])["areas"]
+                # (ties at the cut included).
+                whole = json.loads(text)["areas"]
                 for k in (1, 2, 3):
-                    cut = []
-                    for on in (True, False):
-                        storage.rank_cut = on
-                        cut.append(json.loads(await storage.content_console_json(
-                            scope, since, 200, k))["areas"])  # fmt: skip
-                    storage.rank_cut = True
-                    assert cut[0] == cut[1] == whole[:k], (scope, since, k)
+                    cut = json.loads(await storage.content_console_json(scope, since, 200, k))
+                    assert cut["areas"] == whole[:k], (scope, since, k)
+    finally:
+        await storage.close()
+
+
+async def test_0013_years_summed_from_the_months_kept_and_retained(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    """A database at 0012 with 400 days of uploads in month partitions: migration 0013 sums
+    the years from the months, the upload trigger keeps them (a late upload into last year
+    too), retention dropping last year's oldest months takes their sums out of the year.
+    Every roll-up table equals a straight count, every statistic the records' (windows
+    across a year's start included), the console statement answers as without the years."""
+    db = await pg_cluster.new_database()
+    storage = await open_storage(db, migrate=False)
+    rnd = random.Random(13)
+    never = {c: ClassRetention(keep_days=None) for c in ALL_CLASSES}
+    old = add_months(month_of(NOW), -4)
+    old_dt = datetime(old.year, old.month, 3, tzinfo=UTC)
+
+    async def years() -> dict[str, int]:
+        async with storage.tx() as c:
+            rows = await c.fetch("SELECT year, sum(n) AS n FROM play_yearly WHERE leaf"
+                                 " GROUP BY 1 ORDER BY 1")  # fmt: skip
+        return {r["year"]: int(r["n"]) for r in rows}
+
+    try:
+        await storage.migrate(upto=12)
+        for back in (410, 320, 230, 140, 50, 0):  # the months' partitions, as maintenance made
+            await maintain(storage, RetentionConfig(**never), now=NOW - back * DAY,
+                           progress=lambda s: None)  # fmt: skip
+        await setup_areas(storage)
+        sent: list[tuple[str, dict]] = []
+        for box in [*BOXES, "b9"]:
+            rows = records(rnd, box, 1, 80, old_dt, True)
+            await storage.upload(box, 1, rows)
+            sent += [(box, r) for r in rows]
+        assert await storage.migrate() == [13]
+        assert storage.years_table
+        await assert_0010_tables(storage)  # the years as a straight count, from the months
+        first = await years()
+        assert f"{NOW.year - 1}" in first and f"{NOW.year}" in first, first
+        # Late uploads: plays and reading of last year's December and of this year's first day.
+        late = []
+        for i, when in enumerate([THIS_YEAR - 10 * DAY, THIS_YEAR - timedelta(minutes=3),
+                                  THIS_YEAR + timedelta(hours=2)]):  # fmt: skip
+            for j, (kind, payload) in enumerate([
+                ("play_record", {"content_id": "ct-2", "duration_ms": 7000}),
+                ("reading_stats", {"content_id": "ct-1", "reads": 3, "new_readers": 1,
+                                   "acks": 1, "dwell_s": 2.5}),
+            ]):  # fmt: skip
+                seq = 900 + 2 * i + j
+                late.append({"seq": seq, "priority": 2, "kind": kind, "record_id": f"r{seq}",
+                             "ts": iso(when), "payload": json.dumps(payload)})  # fmt: skip
+        await storage.upload("b3", 1, late)
+        sent += [("b3", r) for r in late]
+        assert (await years())[f"{NOW.year - 1}"] == first[f"{NOW.year - 1}"] + 2
+        await assert_0010_tables(storage)
+        await assert_same(storage)
+        await assert_per_community_exact(storage, sent)
+        for scope in SCOPES:
+            for since, _ in [*YEAR_EDGES[:2], (iso(NOW - 365 * DAY), "")]:
+                texts = []
+                for on in (True, False):  # the years read, then the months (as before 0013)
+                    storage.years_table = on
+                    texts.append(await storage.content_console_json(scope, since, 200, 500))
+                storage.years_table = True
+                assert texts[0] == texts[1], (scope, since)
+                assert scope == "/x9/" or json.loads(texts[0])["areas"], (scope, since)
+
+        # Retention keeps plays and reading statistics 340 days: last year's oldest months
+        # go, their sums leave last year's row (its December stays).
+        keep = never | {c: ClassRetention(keep_days=340, export=False)
+                        for c in ("play", "telemetry")}  # fmt: skip
+        steps = await maintain(storage, RetentionConfig(**keep, export_dir=tmp_path / "x"),
+                               progress=lambda s: None)  # fmt: skip
+        dropped = [s.table for s in steps if s.action == "drop"]
+        assert any(t.startswith("records_play_p") for t in dropped), steps
+        after = await years()
+        assert 0 < after[f"{NOW.year - 1}"] < first[f"{NOW.year - 1}"] + 2, (first, after)
+        await assert_0010_tables(storage)
+        await assert_same(storage)
     finally:
         await storage.close()
 
@@ -701,15 +770,17 @@ async def per_community(storage: Any, scope: str, since: str, until: str) -> dic
                 *out["reads_c"].get(c, (0,) * 3))
             for c in out["plays_c"].keys() | out["reads_c"].keys()
         }, "console content items"  # fmt: skip
+        # ... and its community table (ranked and cut in SQL; every community fits here).
+        plays, reads = out["plays"], out["reads"]
+        want = {c: (plays.get(c, (0, 0))[0], seconds(plays.get(c, (0, 0))[1]),
+                    *reads.get(c, (0,) * 3)) for c in plays.keys() | reads.keys()}
+        assert {a["community_id"]: (a["plays"], a["play_s"], a["reads"], a["readers"], a["acks"])
+                for a in body["areas"]} == {c: v for c, v in want.items() if any(v)}, (
+            "console community table")  # fmt: skip
     portal = await reading_totals(storage, scope, "community", since, until)
     assert {r["community_id"]: (r["reads"], r["new_readers"], r["acks"]) for r in portal} == {
         c: v for c, v in out["reads"].items()
     }, "portal reading by community"
-    if storage.rollups:
-        top = await storage.content_top_communities(scope, since, until, 100)
-        assert {r["community_id"]: (r["plays"], r["ms"]) for r in top if r["plays"]} == out[
-            "plays"
-        ], "console community table"
     return {k: {c: v for c, v in d.items() if any(v)} for k, d in out.items()}
 
 
@@ -728,6 +799,9 @@ async def assert_per_community_exact(storage: Any, sent: list[tuple[str, dict]])
             (iso(NOW - 90 * DAY), ""),
             (iso(NOW - 365 * DAY), ""),
             (iso(NOW - 370 * DAY - timedelta(hours=7)), iso(NOW - 35 * DAY)),
+            *YEAR_EDGES,  # across a year's start (0013's years)
+            # The console's windows since stats7: from the start of a day.
+            *[((NOW - n * DAY).date().isoformat(), "") for n in (1, 30, 45, 364, 365)],
         ]:
             want = straight_per_community(sent, scope, since, until)
             want = {k: {c: v for c, v in d.items() if any(v)} for k, d in want.items()}
