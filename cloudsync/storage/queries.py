@@ -92,13 +92,26 @@ class OpsQueryStorage(StorageBase):
             # The window's keys first (an index-only walk in PostgreSQL), then those rows.
             # Joined back on ts and kind too: on (box_id, seq) alone each of the 2,000 rows
             # probed every month of every class (~10 s at 40 M rows, bench/stats100m.py).
-            window = (
-                f"SELECT {cols}, b.community_id FROM (SELECT r.box_id, r.seq, r.ts FROM records r"
-                f" WHERE {where_sql}{order} LIMIT {self.SEARCH_WINDOW}) w"
-                " JOIN records r ON r.box_id = w.box_id AND r.seq = w.seq AND r.ts = w.ts"
-                f" JOIN boxes b ON b.id = r.box_id WHERE {plain}{conds[1]}{order}"
-                f" LIMIT ${limit_n}"
+            keys = (
+                f"(SELECT r.box_id, r.seq, r.ts FROM records r WHERE {where_sql}{order}"
+                f" LIMIT {self.SEARCH_WINDOW}) w"
             )
+            if self.dialect == "postgres":
+                # Each key looked up by itself (LATERAL; OFFSET 0 keeps it from being
+                # flattened into a join): the planner, expecting few matches of the LIKE,
+                # otherwise merge-joined the keys with a scan of every report for the term
+                # (300,000 at 20 M rows: 130-150 ms for a rare term, 10 ms this way).
+                rows_of = (
+                    f" CROSS JOIN LATERAL (SELECT {cols} FROM records r WHERE r.box_id ="
+                    f" w.box_id AND r.seq = w.seq AND r.ts = w.ts AND {plain}{conds[1]}"
+                    " OFFSET 0) r JOIN boxes b ON b.id = r.box_id"
+                )
+            else:
+                rows_of = (
+                    " JOIN records r ON r.box_id = w.box_id AND r.seq = w.seq AND r.ts = w.ts"
+                    f" JOIN boxes b ON b.id = r.box_id WHERE {plain}{conds[1]}"
+                )
+            window = f"SELECT {cols}, b.community_id FROM {keys}{rows_of}{order} LIMIT ${limit_n}"
             rows = await self._fetch_records(window, args[:limit_n])  # not the FTS phrase
             if len(rows) == limit:
                 return rows
@@ -113,10 +126,17 @@ class OpsQueryStorage(StorageBase):
         self, sql: str, args: list[Any], custom_plan: bool = False
     ) -> list[dict[str, Any]]:
         async with self.read_tx() as c:
-            if custom_plan and self.dialect == "postgres":
-                # Plan for this very term (asyncpg prepares statements; a generic plan would
-                # not know how rare it is).
-                await c.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            if self.dialect == "postgres":
+                # No JIT for a page of records: a search's window (2,000 lookups, estimated
+                # as far more rows) passed jit_above_cost, and compiling took ~55 of its
+                # 65 ms at 20 M rows (bench/stats100m.py). And,
+                # for a search, a plan for this very term (asyncpg prepares statements; a
+                # generic plan would not know how rare it is).
+                mode = "force_custom_plan" if custom_plan else "auto"
+                await c.execute(
+                    "SELECT set_config('jit', 'off', true),"
+                    f" set_config('plan_cache_mode', '{mode}', true)"
+                )
             rows = await c.fetch(sql, *args)
         for r in rows:
             r["payload"] = json.loads(r["payload"])

@@ -71,6 +71,13 @@ async def test_search_finds_a_rare_term_by_index(cloud: Cloud) -> None:
     assert len(common["items"]) == 5 and all(
         "电梯" in r["payload"]["text"] for r in common["items"]
     )
+    # ... newest first (by the report's time, then its seq: one box)
+    newest = sorted(
+        (i for i in range(1, 301) if "电梯" in FILLER[i % 4]),
+        key=lambda i: (day(i % 30), i),
+        reverse=True,
+    )
+    assert [r["record_id"] for r in common["items"]] == [f"report-{i}" for i in newest[:5]]
     _, by_id = await cloud.call("GET", "/api/v1/ops/reports", lixia, params={"q": "report-7"})
     assert [r["record_id"] for r in by_id["items"]] == ["report-7"]
     # LIKE's wildcards are literal in a search term.
