@@ -86,23 +86,31 @@ async def wait_events(
     return evs
 
 
-async def test_faces_at_the_doors(tmp_path: Path, make_config, run_box, board, pipeline) -> None:
+def obama_live_and_still(tmp_path: Path, make_config, board, pipeline, access: str,
+                         more: str = ""):
+    """The face doors' set-up: r-obama enrolled (building 1); door d-live (coil 0) sees him
+    turn his head, d-still (coil 1) a still photo of him; ``more``: other doors' config."""
     known = door_frame(photo("obama.jpg"), pipeline)
     live = write_folder(tmp_path / "live", head_turn(known, pipeline))
     still = write_folder(tmp_path / "still", [known])
-    stranger = door_frame(photo("biden.jpg"), pipeline)
-    unknown = write_folder(tmp_path / "unknown", head_turn(stranger, pipeline))
     p = board.tcp_port
-    extra = (
-        ACCESS
+    config = make_config(extra=(
+        access
         + door_toml("d-live", p, 0, "c-live") + cam_toml("c-live", live)
         + door_toml("d-still", p, 1, "c-still") + cam_toml("c-still", still)
-        + door_toml("d-unknown", p, 2, "c-unknown") + cam_toml("c-unknown", unknown)
-    )
-    config = make_config(extra=extra)
+        + more
+    ))  # fmt: skip
     store = Store(config.db_path, box_id=config.box.id)
     enrol(store, pipeline, "r-obama", door_frame(photo("obama2.jpg"), pipeline), building="1")
     store.close()
+    return config
+
+
+async def test_faces_at_the_doors(tmp_path: Path, make_config, run_box, board, pipeline) -> None:
+    stranger = door_frame(photo("biden.jpg"), pipeline)
+    unknown = write_folder(tmp_path / "unknown", head_turn(stranger, pipeline))
+    more = door_toml("d-unknown", board.tcp_port, 2, "c-unknown") + cam_toml("c-unknown", unknown)
+    config = obama_live_and_still(tmp_path, make_config, board, pipeline, ACCESS, more)
 
     t0 = time.monotonic()
     box = await run_box(config)
@@ -140,19 +148,8 @@ async def test_faces_at_an_overloaded_box(tmp_path: Path, make_config, run_box, 
     tracker's 1 s after the last one started a new track each time: the resident never
     gathered k frames and the photo left a ``too_few_frames`` refusal per look (the load
     sensitivity of test_faces_at_the_doors)."""
-    known = door_frame(photo("obama.jpg"), pipeline)
-    live = write_folder(tmp_path / "live", head_turn(known, pipeline))
-    still = write_folder(tmp_path / "still", [known])
-    p = board.tcp_port
-    extra = (
-        ACCESS + "face_capacity_per_s = 1.2\n"  # two doors: ~0.6 looks a second each
-        + door_toml("d-live", p, 0, "c-live") + cam_toml("c-live", live)
-        + door_toml("d-still", p, 1, "c-still") + cam_toml("c-still", still)
-    )
-    config = make_config(extra=extra)
-    store = Store(config.db_path, box_id=config.box.id)
-    enrol(store, pipeline, "r-obama", door_frame(photo("obama2.jpg"), pipeline), building="1")
-    store.close()
+    access = ACCESS + "face_capacity_per_s = 1.2\n"  # two doors: ~0.6 looks a second each
+    config = obama_live_and_still(tmp_path, make_config, board, pipeline, access)
     t0 = time.monotonic()
     box = await run_box(config)
     on = await asyncio.to_thread(board.wait_for, 1, 0, True, 40.0, t0)
