@@ -447,6 +447,16 @@ def totals_sql(
 # --- keeping them: the migration's backfill, retention -----------------------------------------
 
 
+def added_on_conflict(sums: list[str]) -> str:
+    """ON CONFLICT's SET adding a row's count and sums to the stored ones (a stored NULL sum:
+    nothing known yet, so it takes the new one)."""
+    return ", ".join(
+        ["n = w.n + excluded.n"]
+        + [f"{c} = CASE WHEN w.{c} IS NULL THEN excluded.{c}"
+           f" ELSE w.{c} + coalesce(excluded.{c}, 0) END" for c in sums]
+    )  # fmt: skip
+
+
 def recount_sql(
     specs: Rollup | list[Rollup],
     source: str,
@@ -485,11 +495,7 @@ def recount_sql(
         dims = [f"CASE WHEN l.leaf THEN NULL ELSE g.{d} END" for d in t.dims]
         outer = ", ".join(dims + [f"sum(g.{c})" for c in ["n", *sums]])
         keys = ", ".join(str(i) for i in range(1, 4 + len(t.dims)))
-        update = ", ".join(
-            ["n = w.n + excluded.n"]
-            + [f"{c} = CASE WHEN w.{c} IS NULL THEN excluded.{c}"
-               f" ELSE w.{c} + coalesce(excluded.{c}, 0) END" for c in sums]
-        )  # fmt: skip
+        update = added_on_conflict(sums)
         at = f"g.{period}" if t.width == width else f"substr(g.{period}, 1, {t.width})"
         cols = ", ".join(["area", "leaf", t.period, *t.dims, "n", *sums])
         stmts.append(
@@ -597,11 +603,7 @@ async def shift_years(conn: Any, kind: str, where: str, sign: str, *args: Any) -
     picked = ", ".join([f"{neg}sum(n)"] + [f"{neg}sum({c})" for c in sums])
     dims = ", ".join(spec.dims)
     keys = ", ".join(str(i) for i in range(1, 4 + len(spec.dims)))
-    update = ", ".join(
-        ["n = w.n + excluded.n"]
-        + [f"{c} = CASE WHEN w.{c} IS NULL THEN excluded.{c}"
-           f" ELSE w.{c} + coalesce(excluded.{c}, 0) END" for c in sums]
-    )  # fmt: skip
+    update = added_on_conflict(sums)
     await conn.execute(
         f"INSERT INTO {spec.table} AS w ({cols}) SELECT area, leaf, substr(month, 1, 4), {dims},"
         f" {picked} FROM {MONTHLY[kind].table} WHERE leaf AND ({where})"
