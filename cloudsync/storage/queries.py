@@ -112,7 +112,8 @@ class OpsQueryStorage(StorageBase):
                     f" JOIN boxes b ON b.id = r.box_id WHERE {plain}{conds[1]}"
                 )
             window = f"SELECT {cols}, b.community_id FROM {keys}{rows_of}{order} LIMIT ${limit_n}"
-            rows = await self._fetch_records(window, args[:limit_n])  # not the FTS phrase
+            # not the FTS phrase; its plan does not depend on the term (kept as prepared)
+            rows = await self._fetch_records(window, args[:limit_n], search="auto")
             if len(rows) == limit:
                 return rows
             plain = indexed
@@ -120,22 +121,22 @@ class OpsQueryStorage(StorageBase):
             f"SELECT {cols}, b.community_id FROM records r JOIN boxes b ON b.id = r.box_id"
             f" WHERE {where_sql} AND {plain}{order} LIMIT ${limit_n}"
         )
-        return await self._fetch_records(sql, args, custom_plan=True)
+        # A plan for this very term (asyncpg prepares statements; a generic plan would not
+        # know how rare it is).
+        return await self._fetch_records(sql, args, search="force_custom_plan")
 
     async def _fetch_records(
-        self, sql: str, args: list[Any], custom_plan: bool = False
+        self, sql: str, args: list[Any], search: str = ""
     ) -> list[dict[str, Any]]:
+        """``search``: the statement is a search's, run with this ``plan_cache_mode`` and
+        without JIT in PostgreSQL (the window's 2,000 lookups, estimated as far more rows,
+        passed jit_above_cost, and compiling took ~55 of its 65 ms at 20 M rows,
+        bench/stats100m.py); "": a plain list, no settings (no extra round trip)."""
         async with self.read_tx() as c:
-            if self.dialect == "postgres":
-                # No JIT for a page of records: a search's window (2,000 lookups, estimated
-                # as far more rows) passed jit_above_cost, and compiling took ~55 of its
-                # 65 ms at 20 M rows (bench/stats100m.py). And,
-                # for a search, a plan for this very term (asyncpg prepares statements; a
-                # generic plan would not know how rare it is).
-                mode = "force_custom_plan" if custom_plan else "auto"
+            if search and self.dialect == "postgres":
                 await c.execute(
                     "SELECT set_config('jit', 'off', true),"
-                    f" set_config('plan_cache_mode', '{mode}', true)"
+                    f" set_config('plan_cache_mode', '{search}', true)"
                 )
             rows = await c.fetch(sql, *args)
         for r in rows:
