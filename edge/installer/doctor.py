@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from edge.core.config import ConfigError, CoreConfig
 from edge.core.i18n import LANGS, Both, Lang, Msg
@@ -572,29 +572,38 @@ def _hint(kind: str) -> Msg:
     return T(f"{kind[:-1]}.hint")  # door.hint, camera.hint, screen.hint
 
 
-def _gallery_counts(db_path: Path) -> tuple[int, int]:
+_R = TypeVar("_R")
+
+
+def _read_faces(db_path: Path, read: Callable[[Any], _R], default: _R) -> _R:
+    """``read`` (given a read-only connection's ``execute``) on a stopped box's store;
+    ``default`` when the face tables are not migrated yet."""
     import sqlite3
 
     with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
         try:
-            row = db.execute(
-                "SELECT count(DISTINCT resident_id), count(*) FROM face_templates").fetchone()
+            return read(db.execute)
         except sqlite3.OperationalError:  # not migrated yet
-            return 0, 0
-    return int(row[0]), int(row[1])
+            return default
+
+
+def _gallery_counts(db_path: Path) -> tuple[int, int]:
+    def read(execute: Any) -> tuple[int, int]:
+        row = execute("SELECT count(DISTINCT resident_id), count(*) FROM face_templates")
+        residents, templates = row.fetchone()
+        return int(residents), int(templates)
+
+    return _read_faces(db_path, read, (0, 0))
 
 
 def _embedding_mismatch(db_path: Path, label: str) -> tuple[int, dict[str, Any] | None]:
-    import sqlite3
-
     from edge.faces.store import embedding_mismatch
 
-    with contextlib.closing(sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)) as db:
-        try:
-            total = db.execute("SELECT count(*) FROM face_templates").fetchone()[0]
-            return int(total), embedding_mismatch(db.execute, label)
-        except sqlite3.OperationalError:  # not migrated yet
-            return 0, None
+    def read(execute: Any) -> tuple[int, dict[str, Any] | None]:
+        total = execute("SELECT count(*) FROM face_templates").fetchone()[0]
+        return int(total), embedding_mismatch(execute, label)
+
+    return _read_faces(db_path, read, (0, None))
 
 
 def _bind(fn: Callable[..., Awaitable[Result]], *args: Any) -> CheckFn:
