@@ -21,7 +21,9 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    answers compared;
    ``EXPLAIN (ANALYZE, BUFFERS)`` of each query written to ``--plans``; then the upload
    path's speed without a trigger, with 0009's, 0010's, 0011's (its report-class index),
-   0012's and 0013's (``--ingest``). ``--only a,b`` measures those endpoints only.
+   0012's and 0013's (``--ingest``). ``--only a,b`` measures those endpoints only;
+   ``--alone`` makes the statistics' HTTP calls one after another, without the older
+   statements' calls between them.
 3. ``drop``: stop the cluster and delete it (disk is shared).
 
     .venv/bin/python bench/stats100m.py --phase all --rows 20000000 --rounds 12 --plans docs/x.txt
@@ -39,6 +41,7 @@ import re
 import shutil
 import statistics
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -197,7 +200,7 @@ def state_path(base: Path) -> Path:
 
 
 async def phase_generate(args: argparse.Namespace) -> dict[str, Any]:
-    free = shutil.disk_usage("/tmp").free
+    free = shutil.disk_usage(tempfile.gettempdir()).free  # where start_pg puts the cluster
     need = args.rows * 650  # ~600 B per row measured with migration 0007's indexes, + slack
     if need > free - 15e9:  # leave 15 GB to the others sharing the disk
         raise SystemExit(
@@ -537,7 +540,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                     for i in range(args.rounds):
                         # Alternating: every mode sees the same machine, call by call.
                         roll_body = await timed("new", path(i), token, ms_roll)
-                        if name.startswith("console_content"):
+                        if name.startswith("console_content") and not args.alone:
                             # stats6: the same statement without the years (main before
                             # stats7): both rank ties alike, so the answers must be equal
                             # (but "since").
@@ -545,7 +548,7 @@ async def measure(state: dict[str, Any], args: argparse.Namespace) -> dict[str, 
                             same5.append(await same_console(path(i), who))
                             await direct(path(i), who, ms_direct)
                         raws = 1 if name.endswith(("_all_time", "_365d")) else args.raw_rounds
-                        if i < min(raws, args.raw_rounds):
+                        if i < min(raws, args.raw_rounds) and not args.alone:
                             raw_body = await timed("raw", path(i), token, ms_raw)
                             set_mode("new")
                             _, roll_body = await time_one(s, url, path(i), token)
@@ -694,6 +697,9 @@ async def main() -> None:
                     help="Measure: delete per-community hours older than DAYS first (the"
                     " retention step, timed; then VACUUM FULL of those tables to show their"
                     " size).")
+    ap.add_argument("--alone", action="store_true",
+                    help="Measure: the statistics' HTTP calls one after another, none of the"
+                    " older statements' calls between them (what the alternation costs).")
     ap.add_argument("--migrate-only", action="store_true",
                     help="Measure: apply the migrations (timed) and stop.")  # fmt: skip
     args = ap.parse_args()
