@@ -22,6 +22,7 @@ from edge.core.service import Service, cancel
 from edge.faces import store as store_faces
 from edge.faces import weights
 from edge.faces.pipeline import FacePipeline
+from edge.faces.texts import mismatch_texts
 
 log = logging.getLogger(__name__)
 POLL_S = 1.0
@@ -87,7 +88,7 @@ class FacesService(Service):
         self.cursor = cursor
         await self._save_stats()
         if self.mismatch is not None:
-            log.warning("faces: %s", store_faces.mismatch_warning(self.mismatch))
+            log.warning("faces: %s", self.mismatch_status()["warning"])
         await asyncio.to_thread(trim_heap)  # the loads' freed buffers back to the OS
         self.loaded_ms = round((time.perf_counter() - t0) * 1000, 1)
         log.info(
@@ -179,6 +180,13 @@ class FacesService(Service):
         )
         self._stored_basis = basis
 
+    def mismatch_status(self) -> dict[str, Any]:
+        """The embedding mismatch and what to do, as the doctor says it (edge/faces/texts.py)."""
+        assert self.mismatch is not None
+        detail, hint = mismatch_texts(self.mismatch, self.box.config.faces.flip)
+        return {**self.mismatch, "warning": f"{detail.en}; {hint.en}",
+                "warning_zh": f"{detail.zh}；{hint.zh}"}  # fmt: skip
+
     def status(self) -> dict[str, Any]:
         if self.pipeline is None:
             return {"enabled": False}
@@ -193,8 +201,7 @@ class FacesService(Service):
             "templates_by_model": self.by_model,
             # None, or the templates not of the current kind and what to do (doctor: the
             # face_templates check)
-            "embedding_mismatch": None if self.mismatch is None else {
-                **self.mismatch, "warning": store_faces.mismatch_warning(self.mismatch)},
+            "embedding_mismatch": None if self.mismatch is None else self.mismatch_status(),
             "load_ms": self.loaded_ms,
             "operating": self.operating(),
         }

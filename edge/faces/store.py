@@ -244,32 +244,6 @@ def embedding_mismatch_of(store: Store, label: str) -> dict[str, Any] | None:
         return embedding_mismatch(store.db.execute, label)
 
 
-def mismatch_warning(m: dict[str, Any]) -> str:
-    """What the faces status says about an :func:`embedding_mismatch` (the doctor says the
-    same in both languages, edge/installer/doctor_texts.py)."""
-    names = ", ".join(m["residents_to_enrol_again"])
-    more = m["residents_without_current"] - len(m["residents_to_enrol_again"])
-    who = f"{names} and {more} more" if more > 0 else names
-    parts = [f"{m['other_templates']} of {m['templates']} face templates were not embedded as "
-             f"this box embeds faces now ({m['setting']}): "
-             + ", ".join(f"{c} as {k}" for k, c in m["by_model"].items()) + "."]
-    if m["other_flip_setting"]:
-        parts.append(f"{m['other_flip_setting']} were made with the other [faces] flip "
-                     "setting: they still match, at the same stranger risk and slightly "
-                     "different resident scores (docs/faces.md).")
-    if m["other_model"]:
-        parts.append(f"{m['other_model']} were made by another model file: they do not "
-                     "match reliably.")
-    if m["residents_without_current"]:
-        parts.append(f"{m['residents_without_current']} residents have no template of the "
-                     f"current kind ({who}): enrol them again (`qilu-edge resident enroll ID "
-                     "PHOTO...` or POST /api/v1/residents/ID/photos); the box keeps no "
-                     "enrolment photos, so it cannot embed them again by itself.")
-    else:
-        parts.append("Every resident also has a template of the current kind.")
-    return " ".join(parts)
-
-
 def template_count(store: Store) -> int:
     with store.reading():
         return store.db.execute("SELECT count(*) FROM face_templates").fetchone()[0]

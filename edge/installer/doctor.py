@@ -405,6 +405,7 @@ class Doctor:
         door frames are embedded with now (edge/faces/store.py embedding_mismatch)."""
         from edge.faces import store as store_faces
         from edge.faces import weights
+        from edge.faces.texts import mismatch_texts
 
         cfg = self._cfg
         if not cfg.faces.enabled:
@@ -428,26 +429,7 @@ class Doctor:
         if m is None:
             return Result("face_templates", "", "pass",
                           T("face_templates.ok", templates=templates, label=label))
-        flip = str(cfg.faces.flip).lower()
-        models = ", ".join(f"{c} {k}" for k, c in m["by_model"].items())
-        common = {"other": m["other_templates"], "templates": m["templates"], "label": label,
-                  "flip": flip, "models": models}
-        if m["residents_without_current"]:
-            names: Any = ", ".join(m["residents_to_enrol_again"])
-            more = m["residents_without_current"] - len(m["residents_to_enrol_again"])
-            if more > 0:
-                names = T("face_templates.more", names=names, more=more)
-            detail = T("face_templates.mismatch", stale=m["residents_without_current"],
-                       names=names, **common)
-        else:
-            detail = T("face_templates.mismatch_none_stale", **common)
-        hints = []
-        if m["other_flip_setting"]:
-            hints.append(T("face_templates.flip_hint", n=m["other_flip_setting"],
-                           previous=str(not cfg.faces.flip).lower()))
-        if m["other_model"]:
-            hints.append(T("face_templates.model_hint", n=m["other_model"]))
-        hint = hints[0] if len(hints) == 1 else T("face_templates.both_hints", hints=hints)
+        detail, hint = mismatch_texts(m, cfg.faces.flip)
         return Result("face_templates", "", "warn", detail, hint)
 
     async def check_face_load(self) -> Result:

@@ -255,8 +255,8 @@ async def test_gallery_enrolled_without_flip_still_matches_and_is_reported(
         assert m["residents_without_current"] == 1
         assert m["residents_to_enrol_again"] == ["r-macron"]
         assert "they still match" in m["warning"]
-        assert "(r-macron): enrol them again" in m["warning"]
-        assert "keeps no enrolment photos" in m["warning"]
+        assert "1 residents have no template of the current kind: r-macron" in m["warning"]
+        assert "keeps no enrolment photos" in m["warning"] and "重新录入" in m["warning_zh"]
         d = await _identify(s, url, photos / "person_a_1.jpg")
         assert d["resident_id"] == "r-macron" and d["reason"] == "match", d
         d = await _identify(s, url, photos / "person_b_2.jpg")
@@ -269,7 +269,7 @@ async def test_gallery_enrolled_without_flip_still_matches_and_is_reported(
         m = st["embedding_mismatch"]  # the old template is still there, nobody left to enrol
         assert m["other_templates"] == 1 and m["residents_without_current"] == 0
         assert m["residents_to_enrol_again"] == []
-        assert "Every resident also has a template of the current kind." in m["warning"]
+        assert "every resident also has a template of the current kind" in m["warning"]
     # the two rows of the same photo really are two embeddings (plain, flip), both unit
     rows = box.service("faces").pipeline.gallery.templates_of("r-macron")
     assert rows.shape == (2, 128)
