@@ -303,6 +303,7 @@ BODIES = {
 <label>{st_days}<select name="days"><option>7</option><option selected>30</option>
 <option>90</option><option>365</option></select></label>
 <button type="submit" class="primary">{apply}</button>
+<output id="st-since" class="muted" aria-live="polite"></output>
 <span class="muted">{st_note}</span></form>
 <div class="cols">
 <section class="card grow"><h2>{st_plays_by_item}</h2>

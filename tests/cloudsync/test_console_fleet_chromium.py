@@ -144,6 +144,9 @@ async def test_rollout_stats_and_library_pages(db_url: str, make_config, tmp_pat
             assert await page.locator("#reads-items ul.bars li").count() == 2
             assert await page.locator("#areas tbody tr").count() == 1
             assert "C3" in await page.text_content("#areas tbody tr")
+            # the window's start is shown: 00:00 UTC of the day 30 days ago
+            since = (datetime.now(UTC) - timedelta(days=30)).date().isoformat()
+            assert f"自 {since} 0 点" in await page.text_content("#st-since")
             await page.screenshot(path=str(tmp_path / "console-stats.png"), full_page=True)
 
             # Library: an image and a notice, then both reused in one playlist for c1.

@@ -156,6 +156,8 @@
         for (const id of ["plays-items", "reads-items", "areas"]) problem(id, e);
         return;
       }
+      // The window starts at 00:00 UTC of the day N days ago (the boxes count in UTC days).
+      document.getElementById("st-since").textContent = fmt(t("st_since"), { since: st.since });
       const played = st.items.filter((i) => i.plays).slice(0, 15);
       Q.fill("plays-items", bars(played.map((i) => ({ label: i.content_id, n: i.plays,
         title: `${i.content_id}: ${i.plays} · ${i.play_s} s` }))));
