@@ -254,7 +254,7 @@ async def test_gallery_enrolled_without_flip_still_matches_and_is_reported(
         assert m["other_flip_setting"] == 1 and m["other_model"] == 0
         assert m["residents_without_current"] == 1
         assert m["residents_to_enrol_again"] == ["r-macron"]
-        assert "they still match" in m["warning"]
+        assert "of the other flip setting still match" in m["warning"]
         assert "1 residents have no template of the current kind: r-macron" in m["warning"]
         assert "keeps no enrolment photos" in m["warning"] and "重新录入" in m["warning_zh"]
         d = await _identify(s, url, photos / "person_a_1.jpg")
