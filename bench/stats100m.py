@@ -26,6 +26,10 @@ cluster's port and database are kept in ``<cluster>/bench.json`` between phases)
    statements' calls between them.
 3. ``drop``: stop the cluster and delete it (disk is shared).
 
+The cluster goes under ``TMPDIR`` (tests/cloudsync/helpers.py start_pg): 100 M rows (~71 GB
+after the migrations) fitted on a 64 GB disk on a zstd-compressed btrfs loop file
+(docs/deploy.md, "100 M rows").
+
     .venv/bin/python bench/stats100m.py --phase all --rows 20000000 --rounds 12 --plans docs/x.txt
 
 Prints a JSON object on its last line (with the load average: the machine is shared).
