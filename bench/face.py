@@ -65,9 +65,11 @@ def load_photos() -> tuple[dict[str, np.ndarray], dict[str, str]]:
     return imgs, {n: ff.identity(n) for n in ff.PHOTOS}
 
 
-def load_crowd() -> tuple[dict[Path, str], dict[Path, tuple[str, str, str]]]:
-    """The open set's extra real faces: group photos -> split, and the single-face photos ->
-    (identity, role, split) (tests/data/fetch_faces.py CROWD and MORE)."""
+def load_crowd() -> tuple[dict[Path, str], dict[Path, tuple[str, str, str]],
+                          dict[str, list[tuple[int, int, str, str]]], frozenset[str]]:
+    """The open set's extra real faces: group photos -> split, the single-face photos ->
+    (identity, role, split), and the named faces in group photos (tests/data/fetch_faces.py
+    CROWD, MORE, NAMED_FACES, ONLY_NAMED)."""
     spec = importlib.util.spec_from_file_location("ff", ROOT / "tests/data/fetch_faces.py")
     ff = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(ff)  # type: ignore[union-attr]
@@ -80,7 +82,7 @@ def load_crowd() -> tuple[dict[Path, str], dict[Path, tuple[str, str, str]]]:
             groups[q] = split
         else:
             more[q] = (who, role, split)
-    return groups, more
+    return groups, more, ff.NAMED_FACES, frozenset(ff.ONLY_NAMED)
 
 
 def door_frame(p: FacePipeline, image: np.ndarray, face_px: int = 150) -> np.ndarray:
@@ -205,6 +207,9 @@ def main() -> None:
     ap.add_argument("--flip", action="store_true",
                     help="open set: embed the mirrored crops too (own cache) and score plain "
                          "and flip-TTA side by side; latency: plain and flip side by side")
+    ap.add_argument("--shipped-fits", action="store_true",
+                    help="open set: the box at N uses FacesConfig's shipped fits, not this "
+                         "run's dev fits (they differ once the gallery changed)")
     args = ap.parse_args()
     cfg = FacesConfig()
     rss0 = rss_mb()
@@ -228,10 +233,11 @@ def main() -> None:
     from edge.access.config import AccessConfig
 
     if not (args.latency_only or args.search_only):
+        groups, more, named, only_named = load_crowd()
         res["open_set"] = openset.run(
-            p, cfg, imgs, ident, *load_crowd(), AccessConfig().sample_fps, ROOT / "bench" / "out",
+            p, cfg, imgs, ident, groups, more, AccessConfig().sample_fps, ROOT / "bench" / "out",
             visits_per_person=args.visits, reuse=args.reuse_visits, dev_only=args.dev_only,
-            flip=args.flip,
+            flip=args.flip, named=named, only_named=only_named, shipped=args.shipped_fits,
         )
     if args.open_set_only:
         p.close()

