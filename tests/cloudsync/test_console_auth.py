@@ -277,3 +277,34 @@ async def test_cli_sets_password(tmp_path: Path) -> None:
         await s.close()
     finally:
         await cloud.stop()
+
+
+async def test_after_sign_in_the_console_goes_only_to_its_own_pages(
+    db_url: str, tmp_path: Path
+) -> None:
+    """``next`` with dot segments (``/console/../api/...``) passed the prefix check and the
+    browser resolved it off the console: a sign-in link could land a freshly signed-in
+    admin on any address of the cloud's host (an uploaded file, a JSON answer) as a
+    same-site navigation, which SameSite=Strict lets the session cookie ride along."""
+    cloud = await console_cloud(db_url, tmp_path)
+    try:
+        await user_with_password(cloud, "root")
+        for nxt in ("/console/../api/v1/ops/me", "/console/%2e%2e/api/v1/ops/me",
+                    "/console/.%2E/api/v1/ops/me", "/console/..\\api/v1/ops/me"):
+            http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+            try:
+                async with http.get(cloud.url + "/console/login") as r:
+                    token = re.search(r'name="csrf" value="([^"]+)"', await r.text())
+                assert token
+                async with http.post(
+                    cloud.url + "/console/login", params={"next": nxt},
+                    data={"csrf": token.group(1), "name": "root", "password": PASSWORD},
+                    allow_redirects=False,
+                ) as r:
+                    assert r.status == 303
+                    where = URL(cloud.url).join(URL(r.headers["Location"], encoded=True))
+                assert where.path.startswith("/console/"), (nxt, where)
+            finally:
+                await http.close()
+    finally:
+        await cloud.stop()
