@@ -48,3 +48,15 @@ async def test_a_rotated_token_stops_its_alert_stream(cloud: Cloud) -> None:
         await asyncio.sleep(3)
         reader.cancel()
     assert not any("after" in x for x in seen), seen[-3:]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_head_needs_the_same_credential_as_get(cloud: Cloud) -> None:
+    """aiohttp answers HEAD on a GET route (add_get); the authentication middleware looked
+    the route up as ("HEAD", path), found no entry and let the request in as public: the
+    stream's handler ran with no user at all."""
+    async with aiohttp.ClientSession() as s:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            async with s.head(f"{cloud.url}/api/v1/ops/alerts/stream?max_s=1",
+                              headers=headers) as r:
+                assert r.status == 401, (headers, r.status)
