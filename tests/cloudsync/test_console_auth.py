@@ -308,3 +308,39 @@ async def test_after_sign_in_the_console_goes_only_to_its_own_pages(
                 await http.close()
     finally:
         await cloud.stop()
+
+
+async def test_behind_the_tls_balancer_console_cookies_are_secure(
+    db_url: str, tmp_path: Path
+) -> None:
+    """docs/deploy.md ends TLS at the balancer and speaks plain HTTP to the workers: the
+    console's cookies were then never ``Secure`` (the worker saw http), so a browser sent the
+    ops session in clear on any plain-http request to the cloud's host. The balancer says
+    https in ``X-Forwarded-Proto``; it counts only from a ``--trusted-proxy`` address."""
+    from cloudsync.context import CLOUD
+
+    cloud = await console_cloud(db_url, tmp_path)
+    try:
+        await user_with_password(cloud, "root")
+        relays = cloud.app[CLOUD].relays
+        for trusted, want in ((frozenset({"127.0.0.1"}), True), (frozenset(), False)):
+            relays.trusted = trusted  # as `serve --trusted-proxy 127.0.0.1` (or not)
+            async with aiohttp.ClientSession(
+                cookie_jar=aiohttp.CookieJar(unsafe=True),
+                headers={"X-Forwarded-Proto": "https"},
+            ) as http:
+                async with http.get(cloud.url + "/console/login") as r:
+                    assert bool(r.cookies["qilu_login"]["secure"]) is want
+                    token = re.search(r'name="csrf" value="([^"]+)"', await r.text())
+                assert token
+                async with http.post(
+                    cloud.url + "/console/login",
+                    data={"csrf": token.group(1), "name": "root", "password": PASSWORD},
+                    headers={"Cookie": f"qilu_login={r.cookies['qilu_login'].value}"},
+                    allow_redirects=False,
+                ) as r2:
+                    assert r2.status == 303, await r2.text()
+                    for name in ("qilu_ops", "qilu_ops_device"):
+                        assert bool(r2.cookies[name]["secure"]) is want, (name, trusted)
+    finally:
+        await cloud.stop()
