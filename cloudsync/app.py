@@ -103,7 +103,9 @@ async def errors(request: web.Request, handler: Any) -> web.StreamResponse:
 async def authenticate(request: web.Request, handler: Any) -> web.StreamResponse:
     """Sets request[OPS_USER] (bearer token) or request[BOX_ROW] (HMAC-signed), as needed."""
     route = request.match_info.route.resource
-    key = (request.method, route.canonical if route is not None else "")
+    # HEAD reaches GET handlers (aiohttp's add_get): it needs what GET needs, not "public".
+    method = "GET" if request.method == "HEAD" else request.method
+    key = (method, route.canonical if route is not None else "")
     need = request.app.get(AUTH_OF, {}).get(key, "public")
     request[OPS_USER] = request[BOX_ROW] = None
     if need == "public":

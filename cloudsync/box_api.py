@@ -22,6 +22,10 @@ from common import protocol as p
 api = Api()  # this module's route table (cloudsync/app.py includes it)
 # Wrong claim codes: per source address and over everyone, in a sliding window.
 CLAIM_FAILURES_PER_SOURCE, CLAIM_FAILURES_OVERALL, CLAIM_WINDOW_S = 10, 100, 600.0
+BLOB_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 class ProvisionResult(BaseModel):
@@ -242,5 +246,10 @@ async def serve_blob(request: web.Request) -> web.StreamResponse:
         headers={
             "Content-Type": meta["mime"],
             "Cache-Control": "public, max-age=31536000, immutable",
+            # The type is the uploader's word and this is the console's origin: opened in a
+            # tab, an HTML or SVG upload must not run as a console page (it would act with
+            # the viewer's session). Sandboxed it has no origin and no script; <img> and
+            # <video> still show it, fetch() still reads it.
+            **BLOB_HEADERS,
         },
     )

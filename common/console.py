@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 if TYPE_CHECKING:  # both consoles serve with aiohttp; common itself does not depend on it
     from aiohttp import web
@@ -68,9 +69,14 @@ def html_response(request: web.Request, text: str, status: int = 200) -> web.Res
 def safe_next(value: str | None, prefix: str, default: str) -> str:
     """Where to go after sign-in: only the console's own pages ("<prefix>/x"), never
     "//evil" or "https://..."."""
-    if value and value.startswith(f"{prefix}/") and not value.startswith("//"):
-        return value
-    return default
+    if not value or not value.startswith(f"{prefix}/") or value.startswith("//"):
+        return default
+    # A browser resolves "/console/../x" (also "%2e%2e", and "\\" as "/") off the console:
+    # then the session cookie would follow the redirect to any address of this host.
+    path = unquote(value.split("?", 1)[0].split("#", 1)[0])
+    if "\\" in path or any(seg in (".", "..") for seg in path.split("/")):
+        return default
+    return value
 
 
 def login_error(reason: str) -> str:

@@ -491,13 +491,27 @@ async def alert_stream(request: web.Request) -> web.StreamResponse:
         if now > next_ping:
             await resp.write(b": ping\n\n")
             next_ping = now + 15
-        if now > next_check and request.get(VIA) == "session":
-            if await session_user(request) is None:
+        if now > next_check:
+            # The credential it began with must still hold: a session that ended, and a token
+            # that was rotated or whose user was removed, stop the stream.
+            if not await still_signed_in(request, user):
                 await resp.write(b"event: expired\ndata: {}\n\n")
                 break
             next_check = now + 10
         await asyncio.sleep(settings.alert_poll_s)
     return resp
+
+
+async def still_signed_in(request: web.Request, user: dict[str, Any]) -> bool:
+    """Whether the request's credential still names ``user`` with the same role and scope."""
+    from cloudsync.app import token_hash  # app.py imports this module
+
+    if request.get(VIA) == "session":
+        now = await session_user(request)
+    else:
+        header = request.headers.get("Authorization", "")
+        now = await request.app[CLOUD].storage.ops_user_by_token(token_hash(header[7:].strip()))
+    return now is not None and all(now[k] == user[k] for k in ("name", "role", "scope"))
 
 
 def install(app: web.Application) -> None:

@@ -143,6 +143,14 @@ def csrf_ok(request: web.Request, user: dict[str, Any], form_value: str | None =
     return bool(sent) and hmac.compare_digest(sent, user["csrf"])
 
 
+def over_https(request: web.Request) -> bool:
+    """Whether the browser spoke HTTPS: to this worker, or to the balancer in front of it
+    (docs/deploy.md ends TLS there), which says so in X-Forwarded-Proto, believed only from
+    a ``--trusted-proxy`` address (cloudsync/relay.py ``Relays.https``)."""
+    relays = request.app[CLOUD].relays
+    return relays.https(request) if relays is not None else request.secure
+
+
 def set_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
     settings = request.app[SETTINGS]
     response.set_cookie(
@@ -152,7 +160,7 @@ def set_cookie(request: web.Request, response: web.StreamResponse, value: str) -
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=request.secure,  # over HTTPS the cookie never travels in clear
+        secure=over_https(request),  # over HTTPS the cookie never travels in clear
     )
 
 
@@ -163,4 +171,4 @@ def clear_cookie(response: web.StreamResponse) -> None:
 def set_device_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:
     days = request.app[SETTINGS].device_days
     response.set_cookie(DEVICE_COOKIE, value, max_age=int(days * 86400), path="/console/",
-                        httponly=True, samesite="Strict", secure=request.secure)
+                        httponly=True, samesite="Strict", secure=over_https(request))

@@ -27,6 +27,7 @@ from cloudsync.console.auth import (
     csrf_ok,
     iso,
     login,
+    over_https,
     session_user,
     set_cookie,
     set_device_cookie,
@@ -86,7 +87,8 @@ def login_form(request: web.Request, error: str = "", status: int = 200) -> web.
     shell = Shell("cloud_title", f"{PREFIX}/static", "/api/v1/ops")
     resp = html_response(request, render(shell, lang, "login", "", body), status)
     resp.set_cookie(
-        LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="Strict", secure=request.secure
+        LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="Strict",
+        secure=over_https(request),
     )
     return resp
 

@@ -277,3 +277,70 @@ async def test_cli_sets_password(tmp_path: Path) -> None:
         await s.close()
     finally:
         await cloud.stop()
+
+
+async def test_after_sign_in_the_console_goes_only_to_its_own_pages(
+    db_url: str, tmp_path: Path
+) -> None:
+    """``next`` with dot segments (``/console/../api/...``) passed the prefix check and the
+    browser resolved it off the console: a sign-in link could land a freshly signed-in
+    admin on any address of the cloud's host (an uploaded file, a JSON answer) as a
+    same-site navigation, which SameSite=Strict lets the session cookie ride along."""
+    cloud = await console_cloud(db_url, tmp_path)
+    try:
+        await user_with_password(cloud, "root")
+        for nxt in ("/console/../api/v1/ops/me", "/console/%2e%2e/api/v1/ops/me",
+                    "/console/.%2E/api/v1/ops/me", "/console/..\\api/v1/ops/me"):
+            http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+            try:
+                async with http.get(cloud.url + "/console/login") as r:
+                    token = re.search(r'name="csrf" value="([^"]+)"', await r.text())
+                assert token
+                async with http.post(
+                    cloud.url + "/console/login", params={"next": nxt},
+                    data={"csrf": token.group(1), "name": "root", "password": PASSWORD},
+                    allow_redirects=False,
+                ) as r:
+                    assert r.status == 303
+                    where = URL(cloud.url).join(URL(r.headers["Location"], encoded=True))
+                assert where.path.startswith("/console/"), (nxt, where)
+            finally:
+                await http.close()
+    finally:
+        await cloud.stop()
+
+
+async def test_behind_the_tls_balancer_console_cookies_are_secure(
+    db_url: str, tmp_path: Path
+) -> None:
+    """docs/deploy.md ends TLS at the balancer and speaks plain HTTP to the workers: the
+    console's cookies were then never ``Secure`` (the worker saw http), so a browser sent the
+    ops session in clear on any plain-http request to the cloud's host. The balancer says
+    https in ``X-Forwarded-Proto``; it counts only from a ``--trusted-proxy`` address."""
+    from cloudsync.context import CLOUD
+
+    cloud = await console_cloud(db_url, tmp_path)
+    try:
+        await user_with_password(cloud, "root")
+        relays = cloud.app[CLOUD].relays
+        for trusted, want in ((frozenset({"127.0.0.1"}), True), (frozenset(), False)):
+            relays.trusted = trusted  # as `serve --trusted-proxy 127.0.0.1` (or not)
+            async with aiohttp.ClientSession(
+                cookie_jar=aiohttp.CookieJar(unsafe=True),
+                headers={"X-Forwarded-Proto": "https"},
+            ) as http:
+                async with http.get(cloud.url + "/console/login") as r:
+                    assert bool(r.cookies["qilu_login"]["secure"]) is want
+                    token = re.search(r'name="csrf" value="([^"]+)"', await r.text())
+                assert token
+                async with http.post(
+                    cloud.url + "/console/login",
+                    data={"csrf": token.group(1), "name": "root", "password": PASSWORD},
+                    headers={"Cookie": f"qilu_login={r.cookies['qilu_login'].value}"},
+                    allow_redirects=False,
+                ) as r2:
+                    assert r2.status == 303, await r2.text()
+                    for name in ("qilu_ops", "qilu_ops_device"):
+                        assert bool(r2.cookies[name]["secure"]) is want, (name, trusted)
+    finally:
+        await cloud.stop()

@@ -1,0 +1,62 @@
+"""The live alert stream (server-sent events) ends when its credential does: a console
+session that expired, and a bearer token that was rotated or whose user was removed."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+import aiohttp
+import pytest
+
+from cloudsync.app import token_hash
+from tests.cloudsync.helpers import Cloud
+from tests.cloudsync.test_ops_api import rec, two_districts, upload
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_a_rotated_token_stops_its_alert_stream(cloud: Cloud) -> None:
+    a, _ = await two_districts(cloud)
+    token = await cloud.ops_user("watcher", "viewer", "lixia")
+    seen: list[str] = []
+
+    async def read(resp: aiohttp.ClientResponse) -> None:
+        async for line in resp.content:  # ends when the cloud ends the stream
+            seen.append(line.decode())
+
+    async with (
+        aiohttp.ClientSession(headers=cloud.headers(token)) as s,
+        s.get(f"{cloud.url}/api/v1/ops/alerts/stream?max_s=60") as resp,
+    ):
+        assert resp.status == 200
+        reader = asyncio.create_task(read(resp))
+        await upload(a, [rec(1, "alert", 1, "2026-01-01T10:00:00", level="critical",
+                             type="fire", message="before")])  # fmt: skip
+        for _ in range(50):  # bounded: 5 s
+            if any("before" in x for x in seen):
+                break
+            await asyncio.sleep(0.1)
+        assert any("before" in x for x in seen)
+        # The token leaks; ops rotate it (`ops-user --rotate`): the old one is dead.
+        await cloud.storage.ops_user_set_token("watcher", token_hash(secrets.token_urlsafe(18)))
+        async with aiohttp.ClientSession(headers=cloud.headers(token)) as again:
+            async with again.get(f"{cloud.url}/api/v1/ops/me") as r:
+                assert r.status == 401
+        await asyncio.sleep(16)  # the stream re-checks its credential every 10-15 s
+        await upload(a, [rec(2, "alert", 1, "2026-01-01T10:01:00", level="critical",
+                             type="fire", message="after")])  # fmt: skip
+        await asyncio.sleep(3)
+        reader.cancel()
+    assert not any("after" in x for x in seen), seen[-3:]
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_head_needs_the_same_credential_as_get(cloud: Cloud) -> None:
+    """aiohttp answers HEAD on a GET route (add_get); the authentication middleware looked
+    the route up as ("HEAD", path), found no entry and let the request in as public: the
+    stream's handler ran with no user at all."""
+    async with aiohttp.ClientSession() as s:
+        for headers in ({}, {"Authorization": "Bearer wrong"}):
+            async with s.head(f"{cloud.url}/api/v1/ops/alerts/stream?max_s=1",
+                              headers=headers) as r:
+                assert r.status == 401, (headers, r.status)
