@@ -43,10 +43,16 @@ ALERT_EVERY_S = 60.0  # at most one alert per minute for refused MQTT commands
 SIGNED_ACTOR = "mqtt:box-key"  # who a signed command acts as (the key, not the message)
 
 
+# What an anonymous publisher may still send unsigned: commands that change nothing.
+OPEN_COMMANDS = frozenset({("box", "ping")})
+
+
 def privileged(kind: str, action: str) -> bool:
-    """Commands that act on the physical world or run software: never from an anonymous
-    publisher (a door opening, a software update with a download URL)."""
-    return kind == "door" or (kind, action) == ("box", "update")
+    """Commands that act on the physical world, run software or change what the box shows and
+    stores (a door opening, a software update, an emergency broadcast to every screen and phone,
+    screen content, tickets, the report model): never from an anonymous publisher. Only door.*
+    and box.update used to be (security probe 4: a fake emergency took every screen)."""
+    return (kind, action) not in OPEN_COMMANDS
 
 
 def command_key_path(config: CoreConfig) -> Path:
@@ -224,7 +230,7 @@ class Bus(Service):
         except (ValueError, StandardError) as e:
             log.warning("refused command on %s: %s", topic_, e)
             return self._refused(command_id, kind, target, f"invalid command: {e}")
-        if privileged(kind, cmd.action):
+        if privileged(kind, cmd.action) and self.box.commands.known(kind, cmd.action):
             why = (
                 "" if signed else
                 f"{kind}.{cmd.action} over MQTT needs the signed form ({SIGNED}, signed with"
