@@ -310,10 +310,8 @@ class SecondFactors:
         if await store.run(db.find_pass_by_pin, store.sync,
                            passes.pin_hash(self.svc.key, pin), db.iso()) is not None:
             return None
-        now = time.monotonic()
-        self.svc._pin_fail.setdefault((door_id, source), []).append(now)
-        self.svc._pin_fail.setdefault((door_id, "*"), []).append(now)
-        self._fails.setdefault((door_id, ch.resident_id), []).append(now)
+        await self.svc.pin_failed(door_id, source)
+        self._fails.setdefault((door_id, ch.resident_id), []).append(time.monotonic())
         reason = "wrong_pin" if want is not None else "no_resident_pin"
         if self._recent_fails(door_id, ch.resident_id) >= self.cfg.second_factor_max_failures:
             self._lock(door_id, ch.resident_id)
