@@ -163,3 +163,60 @@ async def test_a_door_guessed_at_again_and_again_stays_locked_longer(
         async with s.get(f"{base}/api/v1/alerts?type=keypad_guessing") as r:
             alerts = await r.json()
         assert len(alerts) >= 1 and "d1" in alerts[0]["message"], alerts
+
+
+async def test_a_used_up_passs_pin_is_not_given_to_a_new_pass(
+    make_config, run_box, board, monkeypatch
+) -> None:
+    """Security probe 4: a new pass's PIN was re-drawn only if it matched a pass with uses
+    left, so a pass used up but not yet expired could hand its PIN to the next pass (another
+    resident's, other doors): its old visitor, who still knows the PIN, then opened the new
+    pass's doors with it; likewise a revoked pass's visitor. PINs of passes that have not
+    expired (used up or revoked included) are not reused now. The draw is
+    forced here (a 1 in 10^6 chance per live used-up pass otherwise)."""
+    from edge.access import passes
+    from edge.core.standard import Resident
+    from edge.core.store import Store
+    from edge.faces import store as store_faces
+
+    config = make_config(extra=ACCESS + door_toml("d1", board.tcp_port, COIL, None)
+                         + door_toml("d2", board.tcp_port, COIL + 1, None))  # fmt: skip
+    store = Store(config.db_path, box_id=config.box.id)
+    for rid in ("r1", "r2"):
+        store_faces.add_resident(store, Resident(id=rid, name=rid, building="1"))
+        db.set_rights(store, rid, [], [], [], "test", all_doors=True)
+    store.close()
+    box = await run_box(config)
+    base = api_url(box)
+    async with aiohttp.ClientSession(headers=STAFF) as s:
+        old = await staff(s, "POST", f"{base}/api/v1/passes",
+                          json={"resident_id": "r1", "doors": ["d1"], "valid_to": until(),
+                                "uses": 1})
+
+        async def pin(door: str, p: str, source: str) -> str:
+            async with s.post(f"{base}/api/v1/doors/{door}/pin",
+                              json={"pin": p, "source": source}) as r:
+                return (await r.json())["reason"]
+
+        assert await pin("d1", old["pin"], "kp/v1") == "pass"  # the visitor comes, once
+        drawn = iter([old["pin"], "314159", "271828"])
+        monkeypatch.setattr(passes, "new_pin", lambda _digits: next(drawn))
+        new = await staff(s, "POST", f"{base}/api/v1/passes",
+                          json={"resident_id": "r2", "doors": ["d2"], "valid_to": until(),
+                                "uses": 3})
+        assert new["pin"] != old["pin"], "the used-up pass's PIN went to a new pass"
+        t0 = time.monotonic()
+        assert await pin("d2", old["pin"], "kp/v1-again") != "pass"
+        # nor a revoked pass's: revoking is how a resident shuts out a visitor they distrust
+        gone = await staff(s, "POST", f"{base}/api/v1/passes",
+                           json={"resident_id": "r1", "doors": ["d1"], "valid_to": until(),
+                                 "uses": 5})
+        await staff(s, "DELETE", f"{base}/api/v1/passes/{gone['id']}")
+        drawn = iter([gone["pin"], "161803"])
+        again = await staff(s, "POST", f"{base}/api/v1/passes",
+                            json={"resident_id": "r2", "doors": ["d2"], "valid_to": until(),
+                                  "uses": 3})
+        assert again["pin"] != gone["pin"], "the revoked pass's PIN went to a new pass"
+        assert await pin("d2", gone["pin"], "kp/v2") != "pass"
+        await asyncio.sleep(0.5)
+        assert board.first_write(1, COIL + 1, True, t0) is None
