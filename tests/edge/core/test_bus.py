@@ -250,3 +250,40 @@ async def test_unsigned_state_changing_box_commands_over_mqtt_are_refused(
     ping = await command(mosquitto.port, base,
                          b'{"schema":"qilu.v1.command","id":"p1","action":"ping"}')
     assert ping["ok"] is True
+
+
+async def test_a_signed_door_command_is_not_replayed_after_a_restart(
+    mosquitto: Mosquitto, make_config
+) -> None:
+    """Security probe 4: the nonces of signed commands were kept in memory only, so a signed
+    door.open that any subscriber of the (anonymous) broker had seen opened the door again if
+    it was sent back within the 300 s signature window after the box restarted (an update, a
+    crash, a power cut). A command signed before this box process started is refused now."""
+    from edge.daemon import Daemon
+
+    cfg = make_config(mqtt_port=mosquitto.port, extra=DOOR)
+    cfg = cfg.model_copy(
+        update={"mqtt": cfg.mqtt.model_copy(update={"accept_door_commands": True})})
+    first = Daemon(cfg)
+    box = await first.start()
+    try:
+        await until(lambda: box.service("bus").connected, 5)
+        key = command_key(box.config)
+        assert key
+        signed = sign_command(key, f"{DOOR_TOPIC}/cmd", open_cmd("s1"))
+        ok = await command(mosquitto.port, DOOR_TOPIC, signed)  # seen by every subscriber
+        assert ok["ok"] is True, ok
+    finally:
+        await first.stop()
+    await asyncio.sleep(1.1)  # the restart takes a moment; the signature is still fresh
+    second = Daemon(cfg)
+    box = await second.start()
+    try:
+        await until(lambda: box.service("bus").connected, 5)
+        replay = await command(mosquitto.port, DOOR_TOPIC, signed)
+        assert replay["ok"] is False, "the signed command opened the door again after a restart"
+        assert len(door_rows(box)) == 1
+        fresh = sign_command(command_key(box.config) or "", f"{DOOR_TOPIC}/cmd", open_cmd("s2"))
+        assert (await command(mosquitto.port, DOOR_TOPIC, fresh))["ok"] is True
+    finally:
+        await second.stop()
