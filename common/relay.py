@@ -19,7 +19,8 @@ TIMEOUT_S = 20.0
 # Request headers a resident's browser sends that the box needs; answer headers it returns.
 TO_BOX = frozenset(
     "accept accept-language content-type range user-agent if-none-match if-modified-since"
-    " x-qilu-proof".split()  # the /r/ page's proof of work for anonymous reports
+    " x-qilu-proof"  # the /r/ page's proof of work for anonymous reports
+    " sec-fetch-site".split()  # where a write comes from (edge/core/http.py: same origin only)
 )  # and the box's own cookies (cloudsync.relay.box_cookies)
 TO_BROWSER = frozenset(
     "content-type set-cookie location cache-control content-range accept-ranges etag"

@@ -15,8 +15,11 @@ the door waits ``second_factor_timeout_s`` for one of:
 Per door ``[[doors]] second_factor = "auto" | "always" | "never"`` (default "auto"). The
 granted event says which factor was used (``factor``: pin / phone); a wrong PIN is a denied
 event (``wrong_pin``) that counts towards the keypad's per-source lockout and towards a
-per-resident limit (``second_factor_max_failures`` within ``pin_lockout_s``): a face with a
-guessing hand cannot try PINs for ever by walking away and coming back.
+per-resident limit (``second_factor_max_failures`` within ``pin_lockout_s``): the face is
+then refused for ``pin_lockout_s``, twice as long at each further lock (at most a day; the
+resident's own grant starts again), so a face with a guessing hand cannot try PINs for ever by
+walking away and coming back (security probe 4: with a lock of the same length every time it
+could, at 3 guesses a minute).
 
 The phone is asked at most ``second_factor_phone_max`` times per resident within
 ``second_factor_phone_window_s`` (any door): a stranger whom the face search names as a
@@ -48,6 +51,7 @@ if TYPE_CHECKING:
     from edge.access.service import AccessService, Outcome
 
 log = logging.getLogger(__name__)
+LOCK_MAX_S = 86400.0  # the longest a guessing face is locked out (each lock doubles)
 
 # PINs a passer-by tries first; refused when a resident sets one.
 _WEAK = {"0123", "1234", "12345", "123456", "1234567", "12345678", "654321", "4321",
@@ -131,6 +135,8 @@ class SecondFactors:
         self.cfg = svc.cfg
         self.pending: dict[str, Challenge] = {}
         self._fails: dict[tuple[str, str], list[float]] = {}  # (door, resident) -> times
+        # (door, resident) -> (locked until, how many locks in a row): each lock doubles
+        self._locks: dict[tuple[str, str], tuple[float, int]] = {}
         self._asked: dict[str, list[float]] = {}  # resident -> when their phone was asked
         # Told when a door starts or stops waiting (the pages: the resident's phone prompt,
         # the door screen's keypad): ``await hook(door_id, state)``, state "waiting" or how
@@ -179,6 +185,23 @@ class SecondFactors:
             self._fails.pop(key, None)
         return len(fails)
 
+    def _locked(self, door_id: str, resident_id: str) -> bool:
+        until = self._locks.get((door_id, resident_id), (0.0, 0))[0]
+        return (time.monotonic() < until
+                or self._recent_fails(door_id, resident_id) >= self.cfg.second_factor_max_failures)
+
+    def _lock(self, door_id: str, resident_id: str) -> None:
+        """Enough wrong PINs for this face: refuse it for pin_lockout_s, doubled for every
+        lock that follows the last one within a day (its tries start again after the lock)."""
+        now = time.monotonic()
+        if len(self._locks) > 4096:  # bounded: locks over for a day are forgotten
+            self._locks = {k: v for k, v in self._locks.items() if now - v[0] < LOCK_MAX_S}
+        until, n = self._locks.get((door_id, resident_id), (0.0, 0))
+        n = n + 1 if now - until < LOCK_MAX_S else 1
+        self._locks[(door_id, resident_id)] = (
+            now + min(self.cfg.pin_lockout_s * 2 ** min(n - 1, 32), LOCK_MAX_S), n)
+        self._fails.pop((door_id, resident_id), None)
+
     def _phone_asked(self, resident_id: str) -> int:
         """How often the resident's phone was asked within the window (old times dropped)."""
         now = time.monotonic()
@@ -198,7 +221,7 @@ class SecondFactors:
         Returns the denied outcome when the resident cannot be asked (too many wrong PINs
         lately, or their phone asked too often and no PIN set), else None (the door stays shut
         until the factor comes)."""
-        if self._recent_fails(door_id, resident_id) >= self.cfg.second_factor_max_failures:
+        if self._locked(door_id, resident_id):
             return await self.svc.deny(door_id, "face", "second_factor_locked",
                                        resident_id=resident_id, **fields)
         phone = self._phone_asked(resident_id) < self.cfg.second_factor_phone_max
@@ -257,6 +280,7 @@ class SecondFactors:
     async def _grant(self, ch: Challenge, factor: str) -> Outcome:
         self._drop(ch.door_id)
         self._fails.pop((ch.door_id, ch.resident_id), None)
+        self._locks.pop((ch.door_id, ch.resident_id), None)  # it was them: no lock to grow
         self._asked.pop(ch.resident_id, None)  # it was them: their phone may be asked again
         # Rights may have changed while the door waited (a block, the end of a time window).
         why = await self.svc.check_policy(ch.resident_id, ch.door_id)
@@ -286,12 +310,11 @@ class SecondFactors:
         if await store.run(db.find_pass_by_pin, store.sync,
                            passes.pin_hash(self.svc.key, pin), db.iso()) is not None:
             return None
-        now = time.monotonic()
-        self.svc._pin_fail.setdefault((door_id, source), []).append(now)
-        self.svc._pin_fail.setdefault((door_id, "*"), []).append(now)
-        self._fails.setdefault((door_id, ch.resident_id), []).append(now)
+        await self.svc.pin_failed(door_id, source)
+        self._fails.setdefault((door_id, ch.resident_id), []).append(time.monotonic())
         reason = "wrong_pin" if want is not None else "no_resident_pin"
         if self._recent_fails(door_id, ch.resident_id) >= self.cfg.second_factor_max_failures:
+            self._lock(door_id, ch.resident_id)
             self._drop(door_id)  # enough guesses for this face: it must come back later
             self._tell(door_id, "locked")
         return await self.svc.deny(door_id, "pin", reason, resident_id=ch.resident_id,

@@ -230,10 +230,11 @@ def lift_block(store: Store, block_id: str, actor: str | None) -> dict[str, Any]
 
 
 def pin_in_use(store: Store, pin_hash: str, now_iso: str) -> bool:
+    """Whether a pass that has not expired holds this PIN, used up or revoked too: its visitor
+    still knows it, and a new pass with it would let them in (security probe 4)."""
     with store.reading():
         row = store.db.execute(
-            "SELECT 1 FROM visitor_passes WHERE pin_hash = ? AND valid_to > ? AND revoked = 0"
-            " AND uses_left > 0",
+            "SELECT 1 FROM visitor_passes WHERE pin_hash = ? AND valid_to > ?",
             (pin_hash, now_iso),
         ).fetchone()
     return row is not None

@@ -43,10 +43,16 @@ ALERT_EVERY_S = 60.0  # at most one alert per minute for refused MQTT commands
 SIGNED_ACTOR = "mqtt:box-key"  # who a signed command acts as (the key, not the message)
 
 
+# What an anonymous publisher may still send unsigned: commands that change nothing.
+OPEN_COMMANDS = frozenset({("box", "ping")})
+
+
 def privileged(kind: str, action: str) -> bool:
-    """Commands that act on the physical world or run software: never from an anonymous
-    publisher (a door opening, a software update with a download URL)."""
-    return kind == "door" or (kind, action) == ("box", "update")
+    """Commands that act on the physical world, run software or change what the box shows and
+    stores (a door opening, a software update, an emergency broadcast to every screen and phone,
+    screen content, tickets, the report model): never from an anonymous publisher. Only door.*
+    and box.update used to be (security probe 4: a fake emergency took every screen)."""
+    return (kind, action) not in OPEN_COMMANDS
 
 
 def command_key_path(config: CoreConfig) -> Path:
@@ -90,6 +96,9 @@ class Bus(Service):
         self._key: str | None = None
         self._alert_at = -ALERT_EVERY_S
         self._nonces: dict[str, float] = {}  # nonce -> when seen (for p.WINDOW_S), no replay
+        # The nonces live in memory: a command signed before this process started could be
+        # one it has seen (a restart forgot it), so it is refused (security probe 4).
+        self._since = int(time.time())
         loop = asyncio.get_running_loop()
         box.store.sync.on_commit(lambda: loop.call_soon_threadsafe(self._wake.set))
 
@@ -224,7 +233,7 @@ class Bus(Service):
         except (ValueError, StandardError) as e:
             log.warning("refused command on %s: %s", topic_, e)
             return self._refused(command_id, kind, target, f"invalid command: {e}")
-        if privileged(kind, cmd.action):
+        if privileged(kind, cmd.action) and self.box.commands.known(kind, cmd.action):
             why = (
                 "" if signed else
                 f"{kind}.{cmd.action} over MQTT needs the signed form ({SIGNED}, signed with"
@@ -264,6 +273,9 @@ class Bus(Service):
         if not p.check_message(self._key, topic_, text.encode(), ts, nonce, sig):
             raise StandardError("signed command: bad signature (for this topic and key)")
         now = time.time()
+        if int(ts) < self._since:
+            raise StandardError(f"signed command: signed at {ts}, before this box started"
+                                f" ({self._since}): maybe a replay; sign it again")
         if abs(now - int(ts)) > p.WINDOW_S:
             raise StandardError(f"signed command: timestamp {ts} outside ±{p.WINDOW_S} s")
         self._nonces = {n: t for n, t in self._nonces.items() if now - t <= 2 * p.WINDOW_S}

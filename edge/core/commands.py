@@ -23,6 +23,9 @@ class Commands:
     def register(self, target_kind: str, action: str, handler: Handler) -> None:
         self._handlers[(target_kind, action)] = handler
 
+    def known(self, target_kind: str, action: str) -> bool:
+        return (target_kind, action) in self._handlers
+
     def actions(self) -> list[str]:
         return sorted(f"{k}.{a}" for k, a in self._handlers)
 

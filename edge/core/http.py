@@ -122,7 +122,7 @@ def json_error(status: int, message: str, **extra: Any) -> web.Response:
 def make_app(box: Box) -> web.Application:
     app = web.Application(
         # client_gone outermost: a client that left mid-request is an INFO line, no traceback.
-        middlewares=[client_gone, _errors, _auth],
+        middlewares=[client_gone, _errors, _same_origin_writes, _auth],
         client_max_size=int(box.config.api.max_body_mb * 1024 * 1024),
     )
     app[BOX] = box
@@ -162,6 +162,40 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return json_error(400, "(body): JSON nested too deep", field="(body)")
     except StandardError as e:
         return json_error(400, str(e))
+
+
+# Where a write may come from. SameSite=Lax keeps the resident's cookie off cross-*site* posts
+# only; with the relay's --relay-domain every box's pages are sibling origins of one site, and
+# on the LAN any port of the box's address is the same site, so a page there could post the
+# /r/ forms (open a door, issue a pass, set the door PIN) with the resident's cookie (security
+# probe 4). Browsers say where a write comes from: Fetch Metadata over HTTPS (also through the
+# relay, which forwards it), and Origin on every POST (plain HTTP on the LAN; through the relay
+# the box sees its loopback address, so there only the former counts). Panels, scripts and API
+# clients send neither.
+FETCH_SITE_HEADER = "Sec-Fetch-Site"
+WRITE_SITES = frozenset({"same-origin", "none"})
+
+
+def foreign_write(request: web.Request) -> str | None:
+    """Why a write comes from another origin's page (None: this box's page, or no page)."""
+    if request.method in SAFE_METHODS:
+        return None
+    site = request.headers.get(FETCH_SITE_HEADER)
+    if site is not None and site not in WRITE_SITES:
+        return f"{FETCH_SITE_HEADER}: {site}"
+    origin = request.headers.get("Origin")
+    if origin is not None and not relayed(request) and (
+            origin == "null" or origin.split("://", 1)[-1] != request.host):
+        return f"Origin: {origin[:100]}"
+    return None
+
+
+@web.middleware
+async def _same_origin_writes(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if (why := foreign_write(request)) is not None:
+        return json_error(403, f"{why}: a write from another site's page is refused; use this"
+                          " box's own pages", field=why.split(":", 1)[0])
+    return await handler(request)
 
 
 # What every HTML page of the box may load: only its own scripts, styles, images and media,
@@ -319,7 +353,10 @@ async def _auth(request: web.Request, handler: Handler) -> web.StreamResponse:
                     request[ACTOR], request[ROLE] = found
                     request[VIA] = "token"
                     break
-    elif request.path.startswith("/api/") and request.app[STAFF_SESSIONS]:
+    elif request.path.startswith("/api/") and request.app[STAFF_SESSIONS] and not relayed(request):
+        # Not through the cloud relay: only resident sessions act from the internet, and the
+        # office is a LAN console (its cookie reached the relayed ticket and report paths as
+        # staff: security probe 4).
         refused = await _staff_session(request)
         if refused is not None:
             return refused

@@ -15,6 +15,7 @@ from typing import Any
 
 from edge.core.config import CoreConfig, reparse
 
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _HEADER = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 
 
@@ -72,6 +73,12 @@ def _toml_value(v: Any) -> str:
 def device_block(kind: str, fields: dict[str, Any]) -> str:
     if kind not in ("doors", "cameras", "screens"):
         raise ValueError(f"devices.kind: must be doors, cameras or screens (got {kind!r})")
+    for k in fields:
+        # A bare TOML key only: a name with "=", quotes or a line break wrote whole blocks
+        # into the file (an admin [[api.tokens]] from a staff token: security probe 4).
+        if not isinstance(k, str) or not _BARE_KEY.fullmatch(k):
+            raise ValueError(f"devices.field: {str(k)[:40]!r} is not a field name"
+                             " (letters, digits, _ and - only)")
     body = "\n".join(f"{k} = {_toml_value(v)}" for k, v in fields.items() if v is not None)
     return f"\n[[{kind}]]\n{body}\n"
 

@@ -25,7 +25,7 @@ from edge.access.routes import PassIn, Refused, issue_pass
 from edge.core.http import form_post
 from edge.portal import PORTAL_RELAY
 from edge.portal import pass_links as links
-from edge.portal.look import LOOK, esc, msg, page, when
+from edge.portal.look import LOOK, esc, msg, page, said, when
 
 REASONS = {  # the access policy's deny reasons (edge/access/policy.py), as residents read them
     "unknown_resident": "门禁系统中没有您的登记，请联系物业",
@@ -155,7 +155,7 @@ class AccessPages:
         door = await self._door(request, res)
         if door.id not in await self.my_doors(res["resident_id"]):
             why = REASONS["not_allowed_here"]
-            raise web.HTTPSeeOther(f"/r/me?err={quote(why)}")
+            raise web.HTTPSeeOther(said("/r/me", "err", why))
         name = esc(door.name or door.id)
         return page(
             request,
@@ -178,9 +178,9 @@ class AccessPages:
         except LookupError:
             raise web.HTTPNotFound() from None
         if out.granted:
-            raise web.HTTPSeeOther(f"/r/me?ok={quote(f'门已打开（{door.name or door.id}）')}")
+            raise web.HTTPSeeOther(said("/r/me", "ok", f"门已打开（{door.name or door.id}）"))
         why = REASONS.get(out.reason, "门没有打开，请稍后再试或联系物业")
-        raise web.HTTPSeeOther(f"/r/me?err={quote(why)}")
+        raise web.HTTPSeeOther(said("/r/me", "err", why))
 
     async def new_pass(self, request: web.Request) -> web.Response:
         res = await self.pages.who(request)
@@ -201,11 +201,11 @@ class AccessPages:
         except Refused as e:
             why = str(e).rsplit("(", 1)[-1].rstrip(")") if e.status == 403 else ""
             text = REASONS.get(why) or PASS_FIELDS.get(e.field or "", "通行证没有生成，请稍后再试")
-            raise web.HTTPSeeOther(f"/r/me?err={quote(text.format(days=days))}") from None
+            raise web.HTTPSeeOther(said("/r/me", "err", text.format(days=days))) from None
         except (ValueError, ValidationError, OverflowError) as e:
             field = next((f for f in PASS_FIELDS if f in str(e)), "valid_to")
             text = PASS_FIELDS[field].format(days=days)
-            raise web.HTTPSeeOther(f"/r/me?err={quote(text)}") from None
+            raise web.HTTPSeeOther(said("/r/me", "err", text)) from None
         saved = await self.box.store.run(access_db.get_pass, self.box.store.sync, got["id"])
         names = {d.id: d.name or d.id for d in self.access.doors_cfg.values()}
         where = "、".join(names.get(d, d) for d in got["doors"])
@@ -301,4 +301,4 @@ class AccessPages:
             raise web.HTTPNotFound()
         await self.box.store.run(access_db.revoke_pass, self.box.store.sync, pid)
         done = f"通行证 #{p.get('ref')} 已作废"
-        raise web.HTTPSeeOther(f"/r/me?ok={quote(done)}")
+        raise web.HTTPSeeOther(said("/r/me", "ok", done))

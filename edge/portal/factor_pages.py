@@ -21,7 +21,6 @@ import json
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,7 +31,7 @@ from edge.access import store as access_db
 from edge.core.http import form_post, json_error, relayed
 from edge.core.store.core import Store
 from edge.portal.access_pages import REASONS
-from edge.portal.look import esc, page, query_msg, when
+from edge.portal.look import esc, page, query_msg, said, when
 from edge.screens import SCREENS
 from edge.screens.service import Panel, ScreenRefused
 
@@ -186,20 +185,20 @@ class FactorPages:
         form = await form_post(request)
         pin, pin2 = str(form.get("pin", "")).strip(), str(form.get("pin2", "")).strip()
         if not (pin.isascii() and pin.isdigit() and 4 <= len(pin) <= 10):
-            raise web.HTTPSeeOther(f"/r/pin?err={quote('密码要 4 到 10 位数字')}")
+            raise web.HTTPSeeOther(said("/r/pin", "err", "密码要 4 到 10 位数字"))
         if pin != pin2:
-            raise web.HTTPSeeOther(f"/r/pin?err={quote('两次输入的密码不一样，请重新输入')}")
+            raise web.HTTPSeeOther(said("/r/pin", "err", "两次输入的密码不一样，请重新输入"))
         weak = factors.weak_pin(pin)
         if weak is not None:
-            raise web.HTTPSeeOther(f"/r/pin?err={quote(WEAK.get(weak, '密码太简单，请换一个'))}")
+            raise web.HTTPSeeOther(said("/r/pin", "err", WEAK.get(weak, '密码太简单，请换一个')))
         rid = res["resident_id"]
         store = self.box.store
         try:
             await store.run(factors.set_pin, store.sync, rid,
                             factors.resident_pin_hash(self.access.key, rid, pin), rid)
         except access_db.NotFound:
-            raise web.HTTPSeeOther(f"/r/pin?err={quote(REASONS['unknown_resident'])}") from None
-        raise web.HTTPSeeOther(f"/r/pin?ok={quote('开门密码已保存')}")
+            raise web.HTTPSeeOther(said("/r/pin", "err", REASONS["unknown_resident"])) from None
+        raise web.HTTPSeeOther(said("/r/pin", "ok", "开门密码已保存"))
 
     async def pin_remove(self, request: web.Request) -> web.StreamResponse:
         res = await self.pages.who(request)
@@ -209,8 +208,8 @@ class FactorPages:
         try:
             await store.run(factors.clear_pin, store.sync, res["resident_id"])
         except access_db.NotFound:
-            raise web.HTTPSeeOther(f"/r/pin?err={quote(REASONS['unknown_resident'])}") from None
-        raise web.HTTPSeeOther(f"/r/pin?ok={quote('开门密码已删除')}")
+            raise web.HTTPSeeOther(said("/r/pin", "err", REASONS["unknown_resident"])) from None
+        raise web.HTTPSeeOther(said("/r/pin", "ok", "开门密码已删除"))
 
     # --- the phone's prompt ------------------------------------------------------------------
 

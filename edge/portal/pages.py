@@ -21,7 +21,7 @@ from edge.core.standard import web_link
 from edge.portal import PORTAL_RELAY
 from edge.portal import bodies as m
 from edge.portal import store as db
-from edge.portal.look import esc, is_big, msg, page, query_msg, set_big, when
+from edge.portal.look import esc, is_big, msg, page, query_msg, said, set_big, when
 from edge.portal.service import COOKIE, LoginRefused, set_cookie
 from edge.reports import REPORTS
 from edge.reports import store as reports_db
@@ -308,8 +308,8 @@ class Pages:
         except db.PortalError as e:
             text = str(e)
             why = next((zh for en, zh in EVENT_ERRORS if en in text), "操作没有成功，请刷新后再试")
-            raise web.HTTPSeeOther(f"/r/events?err={quote(why)}") from None
-        raise web.HTTPSeeOther(f"/r/events?ok={quote(ok)}")
+            raise web.HTTPSeeOther(said("/r/events", "err", why)) from None
+        raise web.HTTPSeeOther(said("/r/events", "ok", ok))
 
     async def board(self, request: web.Request) -> web.Response:
         await self.who(request)

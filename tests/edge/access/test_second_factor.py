@@ -262,3 +262,71 @@ def test_phone_prompt_limit_is_validated(make_config) -> None:
     with pytest.raises(ConfigError, match="second_factor_phone_max"):
         make_config(extra="[access]\nsecond_factor_phone_max = 0\n")
     assert make_config().access.second_factor_phone_max == 3
+
+
+async def test_a_guessing_face_is_locked_out_longer_each_time(
+    tmp_path: Path, make_config, run_box, board  # noqa: F811
+) -> None:
+    """Security probe 4: second_factor_max_failures wrong PINs lock the face out for
+    pin_lockout_s, but the lock used to be the same every time: a stranger whom the door's
+    face search names as a resident could come back after each lock and keep guessing that
+    resident's PIN for ever (3 guesses a minute with the defaults, silently once the phone
+    limit is reached: a 4-digit PIN falls within days). Each further lock now lasts twice as
+    long; the resident's own grant starts the count again."""
+    p = board.tcp_port
+    extra = (ACCESS + "pin_lockout_s = 2\nsecond_factor_phone_max = 1\n"
+             + door_toml("d-a", p, 0, None) + 'second_factor = "always"\n')
+    config = make_config(extra=extra)
+    store = Store(config.db_path, box_id=config.box.id)
+    store_faces.add_resident(store, Resident(id="r-x", name="r-x", building="1"))
+    db.set_rights(store, "r-x", [], [], [], "test", all_doors=True)
+    store.close()
+    box = await run_box(config)
+    base = api_url(box)
+    svc = box.get(ACCESS_SERVICE)
+    fields = {"fused_score": 0.7, "frames_used": 5, "track": 1}
+    t_start = time.monotonic()
+    guesses = iter(f"{n:04d}" for n in range(1000, 10000) if f"{n:04d}" != "2468")
+    async with aiohttp.ClientSession() as s:
+        async with s.put(f"{base}/api/v1/residents/r-x/pin", headers=STAFF,
+                         json={"pin": "2468"}) as r:
+            assert r.status == 200, await r.text()
+
+        async def pin(value: str, source: str) -> dict:
+            async with s.post(f"{base}/api/v1/doors/d-a/pin", headers=STAFF,
+                              json={"pin": value, "source": source}) as r:
+                return await r.json()
+
+        # Two rounds of guessing, each ended by the lock, each time after the lock is over.
+        for round_ in range(2):
+            out = await svc.factors.challenge("d-a", "r-x", "always", time.monotonic(), fields)
+            assert out is None, f"round {round_}: the face was refused ({out})"
+            for i in range(3):
+                got = await pin(next(guesses), f"kp/{round_}-{i}")
+                assert got["reason"] == "wrong_pin", got
+            assert svc.factors.waiting("d-a") is None  # the third one ended the wait
+            await asyncio.sleep(2.5)  # pin_lockout_s (2 s) is over
+        # The third time the same face comes back after pin_lockout_s, it is still locked out
+        # (the second lock lasts 4 s): it cannot go on guessing at pin_lockout_s intervals.
+        out = await svc.factors.challenge("d-a", "r-x", "always", time.monotonic(), fields)
+        if out is None:  # the hole: a seventh guess, here the right one, opens the door
+            got = await pin("2468", "kp/2-0")
+            assert not got.get("granted"), "guessing went on after two lock-outs: door opened"
+        assert out is not None and out.reason == "second_factor_locked", out
+        # ...and once that longer lock is over, the face may be asked again; the resident's
+        # own PIN opens, which starts the count again.
+        await asyncio.sleep(2.0)
+        assert await svc.factors.challenge("d-a", "r-x", "always", time.monotonic(),
+                                           fields) is None
+        t0 = time.monotonic()
+        got = await pin("2468", "kp/3-0")
+        assert got["granted"], got
+        await asyncio.to_thread(board.wait_for, 1, 0, True, 3.0, t0)
+        assert await svc.factors.challenge("d-a", "r-x", "always", time.monotonic(),
+                                           fields) is None
+        for i in range(3):
+            assert (await pin(next(guesses), f"kp/4-{i}"))["reason"] == "wrong_pin"
+        await asyncio.sleep(2.5)  # back to the first lock's length after a grant
+        assert await svc.factors.challenge("d-a", "r-x", "always", time.monotonic(),
+                                           fields) is None
+    assert board.first_write(1, 0, True, t_start) is not None

@@ -6,11 +6,14 @@ import asyncio
 import json
 import sqlite3
 
+import aiohttp
 import aiomqtt
 
 from edge.core.bus import command_key, command_key_path, sign_command
 from edge.core.standard import AccessEvent, DeviceHealth, parse_payload
-from tests.conftest import MOSQUITTO_USER, Mosquitto
+from tests.conftest import MOSQUITTO_USER, STAFF_TOKEN, Mosquitto, api_url
+
+STAFF_H = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 
 
 def access(i: int) -> AccessEvent:
@@ -216,3 +219,71 @@ async def test_door_command_over_mqtt_needs_the_box_key_and_is_used_once(
     replay = await command(mosquitto.port, DOOR_TOPIC, signed)
     assert replay["ok"] is False and "replay" in replay["detail"]
     assert len(door_rows(box)) == 1
+
+
+async def test_unsigned_state_changing_box_commands_over_mqtt_are_refused(
+    mosquitto: Mosquitto, make_config, run_box
+) -> None:
+    """Security probe 4: the broker is anonymous (loopback by default), and only door.* and
+    box.update needed the signed form. Any local process (or anyone, where the broker is opened
+    to the LAN) could broadcast a fake emergency ("燃气泄漏，立即撤离") to every screen and every
+    resident's phone pages, cancel a real one, or reassign repair tickets, as nobody. Every command
+    that changes the box's state now needs the signed form like door commands; ping stays open."""
+    box = await run_box(make_config(mqtt_port=mosquitto.port))
+    await until(lambda: box.service("bus").connected, 5)
+    base = "qilu/test-community/box/box-test"
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{api_url(box)}/api/v1/tickets", headers=STAFF_H,
+                          json={"title": "3号楼电梯异响", "urgency": "high"}) as r:
+            assert r.status == 201
+            tid = (await r.json())["id"]
+    fake = {"schema": "qilu.v1.command", "id": "e1", "action": "emergency", "args": {
+        "id": "em-fake", "title": "燃气泄漏，立即撤离", "expires_at": "2099-01-01T00:00:00+00:00"}}
+    res = await command(mosquitto.port, base, json.dumps(fake).encode())
+    assert res["ok"] is False and "accept_door_commands" in res["detail"], res
+    assert rows(box, "SELECT id FROM screen_emergencies") == []
+    close = {"schema": "qilu.v1.command", "id": "t1", "action": "ticket_update",
+             "args": {"ticket_id": tid, "action": "assign", "assignee": "mallory"}}
+    res = await command(mosquitto.port, base, json.dumps(close).encode())
+    assert res["ok"] is False, res
+    assert rows(box, f"SELECT status FROM tickets WHERE id = '{tid}'") == [("open",)]
+    ping = await command(mosquitto.port, base,
+                         b'{"schema":"qilu.v1.command","id":"p1","action":"ping"}')
+    assert ping["ok"] is True
+
+
+async def test_a_signed_door_command_is_not_replayed_after_a_restart(
+    mosquitto: Mosquitto, make_config
+) -> None:
+    """Security probe 4: the nonces of signed commands were kept in memory only, so a signed
+    door.open that any subscriber of the (anonymous) broker had seen opened the door again if
+    it was sent back within the 300 s signature window after the box restarted (an update, a
+    crash, a power cut). A command signed before this box process started is refused now."""
+    from edge.daemon import Daemon
+
+    cfg = make_config(mqtt_port=mosquitto.port, extra=DOOR)
+    cfg = cfg.model_copy(
+        update={"mqtt": cfg.mqtt.model_copy(update={"accept_door_commands": True})})
+    first = Daemon(cfg)
+    box = await first.start()
+    try:
+        await until(lambda: box.service("bus").connected, 5)
+        key = command_key(box.config)
+        assert key
+        signed = sign_command(key, f"{DOOR_TOPIC}/cmd", open_cmd("s1"))
+        ok = await command(mosquitto.port, DOOR_TOPIC, signed)  # seen by every subscriber
+        assert ok["ok"] is True, ok
+    finally:
+        await first.stop()
+    await asyncio.sleep(1.1)  # the restart takes a moment; the signature is still fresh
+    second = Daemon(cfg)
+    box = await second.start()
+    try:
+        await until(lambda: box.service("bus").connected, 5)
+        replay = await command(mosquitto.port, DOOR_TOPIC, signed)
+        assert replay["ok"] is False, "the signed command opened the door again after a restart"
+        assert len(door_rows(box)) == 1
+        fresh = sign_command(command_key(box.config) or "", f"{DOOR_TOPIC}/cmd", open_cmd("s2"))
+        assert (await command(mosquitto.port, DOOR_TOPIC, fresh))["ok"] is True
+    finally:
+        await second.stop()

@@ -61,3 +61,30 @@ async def test_wizard_validates_then_saves(make_config, run_box) -> None:
     assert saved.doors[1].options.pulse_ms == 800
     assert "# keep me" in cfg.source.read_text()
     assert cfg.source.with_name("edge.toml.bak").exists()
+
+
+async def test_a_device_field_name_cannot_write_other_config(make_config, run_box) -> None:
+    """Security probe 4: the wizard appended device fields as ``<name> = <value>`` with the
+    name unchecked, so a staff token (any staff, not an admin) could smuggle whole TOML blocks
+    into edge.toml through a field name: here an admin token of its own, which after the next
+    restart passes the admin-only checks (force re-provisioning hands the box to another
+    cloud). A field name is now a bare TOML key or the request is refused, nothing written."""
+    import hashlib
+
+    cfg = make_config(extra='\n[[doors]]\nid = "door-1"\ntype = "sim"\n')
+    box = await run_box(cfg)
+    base = f"{api_url(box)}/api/v1/installer"
+    before = cfg.source.read_text()
+    mine = "mallory-admin-token-0123456789"
+    smuggled = ('pulse_ms = 200\n\n[[api.tokens]]\nname = "mallory"\nrole = "admin"\n'
+                "token_sha256")
+    evil = {"devices": [{"kind": "doors", "id": "door-2", "type": "sim",
+                         smuggled: hashlib.sha256(mine.encode()).hexdigest()}]}
+    async with aiohttp.ClientSession() as s:
+        async with s.post(f"{base}/setup", json=evil, headers=H) as r:
+            body = await r.json()
+    saved = load_config(cfg.source)
+    roles = {t.name: t.role for t in saved.api.tokens}
+    assert roles.get("mallory") != "admin", "a staff token wrote itself an admin token"
+    assert r.status == 400 and body.get("field", "").startswith("devices"), body
+    assert cfg.source.read_text() == before  # nothing written
