@@ -29,7 +29,6 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 from multidict import CIMultiDict
-from yarl import URL
 
 from cloudsync.body import TooLarge, read_body
 from cloudsync.context import CLOUD
@@ -45,6 +44,7 @@ from common.relay import (
     TO_BOX,
     TO_BROWSER,
     allowed,
+    foreign_write,
     pack,
     signed_part,
     unpack,
@@ -286,27 +286,6 @@ def _box_origin(request: web.Request, domain: str, box_id: str) -> str:
     return f"{scheme}://{box_id}.{domain}{':' + port if port else ''}"
 
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-def from_itself(request: web.Request) -> bool:
-    """Whether a write came from a page of the origin it is sent to (or from no page: a
-    script, an app). Every box's origin, ``<box id>.<domain>``, is one *site*, so the
-    resident's ``SameSite=Lax`` cookie rides along on a form another box's page submits,
-    and the resident pages have no CSRF token: the browser's ``Sec-Fetch-Site`` and
-    ``Origin`` are what tell such a write apart."""
-    site = request.headers.get("Sec-Fetch-Site")
-    if site is not None and site not in ("same-origin", "none"):
-        return False
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    try:  # "null" (a sandboxed or privacy-sensitive page) and garbage name no host: refused
-        return URL(origin).raw_authority.lower() == request.host.lower()
-    except ValueError:
-        return False
-
-
 async def enter(request: web.Request) -> web.StreamResponse:
     """``/r/at/<community>``: remember the resident's community box, then go to its pages."""
     community = request.match_info["community"]
@@ -357,7 +336,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
         box_id = cookie
     if not box_id:
         return refuse(request, 404, *CHOOSE)
-    if request.method not in SAFE_METHODS and not from_itself(request):
+    if foreign_write(request.method, request.headers, request.host) is not None:
         return refuse(request, 403, "请求被拒绝", "sent from another site's page: open this"
                       " community's own page and try again")
     client = relays.client(request)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
@@ -29,6 +30,32 @@ TO_BROWSER = frozenset(
     " content-security-policy x-frame-options x-content-type-options referrer-policy"
     " x-robots-tag".split()
 )
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+WRITE_SITES = frozenset({"same-origin", "none"})  # Sec-Fetch-Site of a write we take
+
+
+def foreign_write(method: str, headers: Mapping[str, str], host: str,
+                  check_origin: bool = True) -> str | None:
+    """Why a write comes from another origin's page (None: a page of ``host``, or no page: a
+    panel, a script, an app). SameSite=Lax keeps the resident's cookie off cross-*site* posts
+    only, and every box's origin under the relay domain (``<box id>.<domain>``), like every port
+    of the box's LAN address, is one site: a page there could post the /r/ forms (open a door,
+    issue a pass, set the door PIN) with the resident's cookie (security probes 4 and 5).
+    Browsers say where a write comes from: Fetch Metadata over HTTPS, ``Origin`` on every POST.
+    ``check_origin`` False where ``host`` is not what the browser addressed (the box behind the
+    relay sees its loopback address)."""
+    if method in SAFE_METHODS:
+        return None
+    site = headers.get("Sec-Fetch-Site")
+    if site is not None and site not in WRITE_SITES:
+        return f"Sec-Fetch-Site: {site}"
+    origin = headers.get("Origin")
+    if check_origin and origin is not None and (
+            origin == "null" or origin.split("://", 1)[-1].lower() != host.lower()):
+        return f"Origin: {origin[:100]}"
+    return None
 
 
 def away_url(cloud: str, community_id: str) -> str:

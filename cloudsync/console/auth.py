@@ -21,6 +21,7 @@ from cloudsync.context import CLOUD
 from cloudsync.storage import Storage
 
 # Passwords and TOTP live in common/ (the box's property office uses the same code).
+from common.relay import SAFE_METHODS  # noqa: F401 - re-exported (app.py, audit.py)
 from common.staffauth import (  # noqa: F401 - re-exported for the cloud's callers
     MIN_PASSWORD,
     SCRYPT_N,
@@ -40,7 +41,6 @@ from common.staffauth import (  # noqa: F401 - re-exported for the cloud's calle
 COOKIE = "qilu_ops"
 DEVICE_COOKIE = "qilu_ops_device"  # this browser signed in before (common/staffauth.py)
 CSRF_HEADER = "X-CSRF-Token"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)

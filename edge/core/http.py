@@ -24,6 +24,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import ValidationError
 
 from common.disconnect import CLIENT_LEFT, client_gone, client_left
+from common.relay import SAFE_METHODS, foreign_write
 from common.version import __version__
 from edge.core.feature import ServiceKey
 from edge.core.service import Service
@@ -57,7 +58,6 @@ PANEL_DOORS: web.RequestKey[tuple[str, ...]] = web.RequestKey("panel_doors")
 PANEL_ROUTES: web.AppKey[set[tuple[str, str]]] = web.AppKey("panel_routes")
 # How the caller signed in: "token" (a bearer token) or "session" (a staff console's cookie).
 VIA: web.RequestKey[str] = web.RequestKey("via")
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER = "X-CSRF-Token"
 
 
@@ -164,35 +164,16 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         return json_error(400, str(e))
 
 
-# Where a write may come from. SameSite=Lax keeps the resident's cookie off cross-*site* posts
-# only; with the relay's --relay-domain every box's pages are sibling origins of one site, and
-# on the LAN any port of the box's address is the same site, so a page there could post the
-# /r/ forms (open a door, issue a pass, set the door PIN) with the resident's cookie (security
-# probe 4). Browsers say where a write comes from: Fetch Metadata over HTTPS (also through the
-# relay, which forwards it), and Origin on every POST (plain HTTP on the LAN; through the relay
-# the box sees its loopback address, so there only the former counts). Panels, scripts and API
-# clients send neither.
-FETCH_SITE_HEADER = "Sec-Fetch-Site"
-WRITE_SITES = frozenset({"same-origin", "none"})
-
-
-def foreign_write(request: web.Request) -> str | None:
-    """Why a write comes from another origin's page (None: this box's page, or no page)."""
-    if request.method in SAFE_METHODS:
-        return None
-    site = request.headers.get(FETCH_SITE_HEADER)
-    if site is not None and site not in WRITE_SITES:
-        return f"{FETCH_SITE_HEADER}: {site}"
-    origin = request.headers.get("Origin")
-    if origin is not None and not relayed(request) and (
-            origin == "null" or origin.split("://", 1)[-1] != request.host):
-        return f"Origin: {origin[:100]}"
-    return None
+def cross_site(request: web.Request) -> str | None:
+    """common.relay.foreign_write for this box: through the relay only Fetch Metadata counts
+    (the relay forwards it; the box sees its loopback address, not the browser's host)."""
+    return foreign_write(request.method, request.headers, request.host,
+                         check_origin=not relayed(request))
 
 
 @web.middleware
 async def _same_origin_writes(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if (why := foreign_write(request)) is not None:
+    if (why := cross_site(request)) is not None:
         return json_error(403, f"{why}: a write from another site's page is refused; use this"
                           " box's own pages", field=why.split(":", 1)[0])
     return await handler(request)

@@ -36,10 +36,10 @@ def board() -> Iterator[RelayBoard]:
     b.stop()
 
 
-@pytest.mark.parametrize("backend", ["postgres"])
-async def test_another_boxs_page_cannot_open_a_residents_door(
-    make_config, run_box, cloud: Cloud, board: RelayBoard
-) -> None:
+async def resident_box(make_config, run_box, cloud: Cloud, board: RelayBoard
+                       ) -> tuple[str, dict]:
+    """A box in community c1 behind the relay (as `serve --relay-domain relay.test`) with door
+    d1 on the board and resident r1 who may use it; returns the box id and r1's login code."""
     await cloud.community()  # c1
     config = make_config(extra=FAST + door_toml("d1", board.tcp_port, 5, None))
     store = Store(config.db_path, box_id=config.box.id)
@@ -47,13 +47,21 @@ async def test_another_boxs_page_cannot_open_a_residents_door(
     store.close()
     box, _ = await relayed(cloud, config, run_box)
     box_id = box.service("sync").client.ident.box_id
-    cloud.app[CLOUD].relays.domain = "relay.test"  # as `serve --relay-domain relay.test`
-    own = f"{box_id}.relay.test:{cloud.port}"
+    cloud.app[CLOUD].relays.domain = "relay.test"
     async with aiohttp.ClientSession() as lan:
         code = await staff(lan, "POST", f"{api_url(box)}/api/v1/portal/codes",
                            json={"resident_id": "r1"})  # fmt: skip
         await staff(lan, "PUT", f"{api_url(box)}/api/v1/residents/r1/access",
                     json={"buildings": ["1"]})  # fmt: skip
+    return box_id, code
+
+
+@pytest.mark.parametrize("backend", ["postgres"])
+async def test_another_boxs_page_cannot_open_a_residents_door(
+    make_config, run_box, cloud: Cloud, board: RelayBoard
+) -> None:
+    box_id, code = await resident_box(make_config, run_box, cloud, board)
+    own = f"{box_id}.relay.test:{cloud.port}"
     # The resident signs in on their box's origin, as their phone does.
     async with aiohttp.ClientSession(headers={"Host": own}) as phone:
         async with phone.post(f"{cloud.url}/r/login", data={"code": code["code"]},
@@ -95,20 +103,8 @@ async def test_in_a_browser_a_page_on_another_box_origin_opens_no_door(
     another origin of the relay domain serves (what a compromised box can serve), which
     submits a form to their box's door. The browser sends the resident's cookie along (one
     site); the door must stay shut."""
-    await cloud.community()
-    config = make_config(extra=FAST + door_toml("d1", board.tcp_port, 5, None))
-    store = Store(config.db_path, box_id=config.box.id)
-    store_faces.add_resident(store, Resident(id="r1", name="张三", building="1"))
-    store.close()
-    box, _ = await relayed(cloud, config, run_box)
-    box_id = box.service("sync").client.ident.box_id
-    cloud.app[CLOUD].relays.domain = "relay.test"
+    box_id, code = await resident_box(make_config, run_box, cloud, board)
     own = f"http://{box_id}.relay.test:{cloud.port}"
-    async with aiohttp.ClientSession() as lan:
-        code = await staff(lan, "POST", f"{api_url(box)}/api/v1/portal/codes",
-                           json={"resident_id": "r1"})  # fmt: skip
-        await staff(lan, "PUT", f"{api_url(box)}/api/v1/residents/r1/access",
-                    json={"buildings": ["1"]})  # fmt: skip
     evil = web.Application()
 
     async def lure(request: web.Request) -> web.Response:
