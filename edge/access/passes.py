@@ -34,7 +34,9 @@ def verify_qr(key: bytes, text: str) -> str | None:
     parts = text.strip().split(".")
     if len(parts) != 3 or parts[0] != PREFIX or not parts[1]:
         return None
-    if not hmac.compare_digest(parts[2], _sig(key, parts[1])):
+    # bytes: compare_digest raises on str with letters outside ASCII, and a QR code (or the
+    # panel's route) can carry any text
+    if not hmac.compare_digest(parts[2].encode(), _sig(key, parts[1]).encode()):
         return None
     return parts[1]
 

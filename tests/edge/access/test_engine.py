@@ -271,6 +271,10 @@ async def test_api_remote_open_pin_expiry_rights(
         forged = short["qr_text"][:-3] + "AAA"
         async with s.post(f"{url}/api/v1/doors/d1/qr", json={"text": forged}) as r:
             assert (await r.json())["reason"] == "bad_signature"
+        # A signature with letters outside ASCII is a bad one too, not a 500 (security probe 4).
+        async with s.post(f"{url}/api/v1/doors/d1/qr",
+                          json={"text": short["qr_text"][:-3] + "签名码"}) as r:
+            assert r.status == 403 and (await r.json())["reason"] == "bad_signature"
         # Bad input names the field and stores nothing.
         async with s.post(f"{url}/api/v1/passes", json={
             "resident_id": "r1", "doors": ["zz"], "valid_to": until}) as r:

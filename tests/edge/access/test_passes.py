@@ -31,3 +31,7 @@ def test_no_qr_and_a_forged_qr() -> None:
     forged = passes.qr_text(secrets.token_bytes(32), "vp-1")
     assert reader.read(passes.qr_frame(forged)) == forged
     assert passes.verify_qr(key, forged) is None
+    # a QR code can carry any text: one outside ASCII is refused, not an exception in the
+    # camera loop or a 500 at the door's QR route
+    assert passes.verify_qr(key, forged[:-2] + "签名") is None
+    assert passes.verify_qr(key, "QLP1.vp-1.é") is None
