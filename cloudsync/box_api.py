@@ -245,7 +245,9 @@ async def serve_blob(request: web.Request) -> web.StreamResponse:
         path,
         headers={
             "Content-Type": meta["mime"],
-            "Cache-Control": "public, max-age=31536000, immutable",
+            # private: the answer depends on who asks (an ops user's area, a signed box), so a
+            # shared cache in front of the cloud must not hand it to anyone else
+            "Cache-Control": "private, max-age=31536000, immutable",
             # The type is the uploader's word and this is the console's origin: opened in a
             # tab, an HTML or SVG upload must not run as a console page (it would act with
             # the viewer's session). Sandboxed it has no origin and no script; <img> and

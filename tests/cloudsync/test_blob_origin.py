@@ -66,3 +66,6 @@ async def test_an_uploaded_file_cannot_script_the_console_origin(cloud: Cloud) -
         assert r.status == 200 and await r.read() == EVIL  # the file itself still downloads
         assert "sandbox" in r.headers.get("Content-Security-Policy", "")
         assert r.headers.get("X-Content-Type-Options") == "nosniff"
+        # only for who asked: a shared cache in front of the cloud keeps no copy for others
+        cache = r.headers["Cache-Control"]
+        assert "private" in cache and "public" not in cache
