@@ -165,7 +165,11 @@ def session_for(store: Store, token: str) -> dict[str, Any] | None:
         store,
         "SELECT s.id, s.resident_id, s.last_seen, r.name, r.building, r.unit, r.big_text"
         " FROM portal_sessions s JOIN portal_residents r ON r.id = s.resident_id"
-        " WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ?",
+        " WHERE s.token_hash = ? AND s.revoked_at IS NULL AND s.expires_at > ?"
+        # A resident recorded as moved out (the roster's residents table) is signed out on
+        # every phone (security probe 4); suspended residents are still residents.
+        " AND NOT EXISTS (SELECT 1 FROM residents f WHERE f.id = s.resident_id"
+        " AND f.status = 'moved_out')",
         digest(token),
         _iso(now),
     )

@@ -178,3 +178,21 @@ async def test_the_me_page_offers_only_the_residents_doors_unticked(
         async with s.post(f"{base}/r/passes", data={"door": "d-office"}) as r:
             assert "您没有这扇门的权限" in await r.text()
     assert await box.store.run(db.list_passes, box.store.sync, "r1") == []
+
+
+@pytest.mark.parametrize("status", ["moved_out", "suspended"])
+async def test_a_moved_out_residents_phone_is_signed_out(
+    make_config, run_box, board, status
+) -> None:
+    """Security probe 4: a resident recorded as moved out kept a working portal session (their
+    doors refused them, their old phone still read the notices, posted reports as a resident
+    and saw the building's board). A suspended resident is still one: their phone stays."""
+    box = await start(make_config, run_box, board)
+    base = api_url(box)
+    async with aiohttp.ClientSession() as s:
+        h = await login(s, base, "r1")
+        async with s.get(f"{base}/api/v1/portal/me", headers=h) as r:
+            assert r.status == 200, await r.text()
+        await set_status(box, status)
+        async with s.get(f"{base}/api/v1/portal/me", headers=h) as r:
+            assert r.status == (401 if status == "moved_out" else 200), await r.text()
