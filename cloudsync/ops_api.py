@@ -453,6 +453,16 @@ class EmergencyCancel(BaseModel):
 async def emergency_cancel(request: web.Request, q: None, body: EmergencyCancel) -> web.Response:
     require_admin(request)
     box_ids = await _targets(request, body.targets)
+    # Only the sender's area or a wider one ends a broadcast: a street must not lift the
+    # city's typhoon warning on its own screens (security probe 5). A sender removed since
+    # (or a feed pruned) leaves nobody to defer to: the caller's scope decides.
+    storage = request.app[CLOUD].storage
+    if (sender := await storage.emergency_sender(body.emergency_id)) is not None:
+        user = await storage.ops_user_get(sender)
+        if user is not None and not user["scope"].startswith(scope(request)):
+            raise _refuse(web.HTTPForbidden, (
+                f"emergency_id: {body.emergency_id} was sent for {user['scope']}; only an"
+                " admin of that area or a wider one can end it"))
     await _queue(
         request, box_ids, "box", "-", "emergency_cancel", {"id": body.emergency_id}, None
     )

@@ -62,6 +62,17 @@ class FeedStorage(StorageBase):
             await self.notify_feed(c, box_ids)
         return ids
 
+    async def emergency_sender(self, emergency_id: str) -> str | None:
+        """The ops user who sent the emergency broadcast with this id (None: not in the feed,
+        e.g. pruned, or an id never sent). Index feed_emergency_ids (migration 0014 / 0009)."""
+        async with self.tx() as c:
+            row = await c.fetchrow(
+                f"SELECT created_by FROM feed WHERE action = 'emergency'"
+                f" AND {self.jtext('args', 'id')} = $1 ORDER BY id LIMIT 1",
+                emergency_id,
+            )
+        return None if row is None else str(row["created_by"])
+
     async def feed_after(self, box_id: str, after: int, limit: int) -> list[dict[str, Any]]:
         async with self.tx() as c:
             rows = await c.fetch(FEED_AFTER, box_id, after, limit)

@@ -108,3 +108,29 @@ async def test_ops_tokens_rotate_and_remove_with_the_cli(cloud: Cloud) -> None:
     assert (await cloud.call("GET", "/api/v1/ops/me", new))[0] == 401
     out = await asyncio.to_thread(run, "--rotate")
     assert out.returncode != 0 and "no ops user 'alice'" in out.stderr
+
+
+async def test_only_the_senders_area_or_a_wider_one_ends_an_emergency(cloud: Cloud) -> None:
+    """Security probe 5: a district admin could end the network's emergency broadcast on the
+    district's boxes (the cancel named only the id and targets inside the caller's area)."""
+    a, _ = await two_districts(cloud)
+    lixia = await cloud.ops_user("lixia-admin", "admin", "lixia")
+    warn = {"message": "台风红色预警，请勿外出", "level": "critical", "targets": {"areas": ["c1"]}}
+    status, sent = await cloud.call("POST", "/api/v1/ops/emergency", cloud.admin, json=warn)
+    assert status == 201, sent
+    cancel = {"emergency_id": sent["emergency_id"], "targets": {"areas": ["c1"]}}
+    status, body = await cloud.call("POST", "/api/v1/ops/emergency/cancel", lixia, json=cancel)
+    assert status == 403 and "only an admin of that area or a wider one" in body["error"], body
+    assert [f["action"] for f in await cloud.storage.feed_after(a.box_id, 0, 100)] == [
+        "emergency"]  # nothing ended it on the box
+    # The district's own broadcast it ends; the network's admin ends the network's.
+    status, own = await cloud.call("POST", "/api/v1/ops/emergency", lixia, json=warn)
+    assert status == 201, own
+    status, body = await cloud.call("POST", "/api/v1/ops/emergency/cancel", lixia, json={
+        **cancel, "emergency_id": own["emergency_id"]})
+    assert status == 200, body
+    status, body = await cloud.call("POST", "/api/v1/ops/emergency/cancel", cloud.admin,
+                                    json=cancel)
+    assert status == 200, body
+    assert [f["action"] for f in await cloud.storage.feed_after(a.box_id, 0, 100)] == [
+        "emergency", "emergency", "emergency_cancel", "emergency_cancel"]
