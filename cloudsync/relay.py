@@ -292,7 +292,10 @@ async def enter(request: web.Request) -> web.StreamResponse:
     relays = request.app[CLOUD].relays
     if not relays.domain and not relays.same_origin_unsafe:
         return page(404, *NO_DOMAIN)
-    boxes = await request.app[CLOUD].storage.boxes_for_targets("/", [community], [])
+    if relays.too_many(relays.client(request)):  # anyone may call it: same limit as the relay
+        return page(429, "请求过于频繁", "请稍后再试。")
+    # The community's own boxes (security probe 5: it read every box of the network per call)
+    boxes = await request.app[CLOUD].storage.community_boxes(community)
     if not boxes:
         return page(404, "未找到小区", "链接中的小区不存在或尚未接入，请向物业索取新的链接。")
     online = await relays.online(boxes)

@@ -70,6 +70,17 @@ class BoxStorage(StorageBase):
         async with self.tx() as c:
             return await c.fetchrow(BOX_GET, box_id)
 
+    async def community_boxes(self, community_id: str) -> list[str]:
+        """The community's boxes (not revoked), by id: what a resident's link names. One
+        index lookup (boxes_by_community), not every box of the network."""
+        async with self.tx() as c:
+            rows = await c.fetch(
+                "SELECT id FROM boxes WHERE community_id = $1 AND revoked_at IS NULL"
+                " ORDER BY id",
+                community_id,
+            )
+        return [r["id"] for r in rows]
+
     async def box_set_secret(self, box_id: str, secret: str, prev: str | None) -> None:
         async with self.tx() as c:
             await c.execute(
