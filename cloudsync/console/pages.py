@@ -13,10 +13,12 @@ from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote
 
 from aiohttp import web
+from multidict import MultiDict
 
+from cloudsync.body import read_wire
 from cloudsync.console import api
 from cloudsync.console.auth import (
     DEVICE_COOKIE,
@@ -33,6 +35,7 @@ from cloudsync.console.auth import (
     set_device_cookie,
 )
 from cloudsync.context import CLOUD
+from cloudsync.routing import BadRequest
 from common.console import (
     STATIC_DIR,
     Shell,
@@ -114,9 +117,23 @@ def _login_lock(app: web.Application, name: str) -> asyncio.Lock:
     return locks.setdefault(name, asyncio.Lock())
 
 
+FORM_MAX = 16 * 1024  # a sign-in or sign-out form is a few hundred bytes
+
+
+async def small_form(request: web.Request) -> MultiDict[str]:
+    """A URL-encoded form of at most FORM_MAX bytes (413 past it, before the rest arrives):
+    anyone may post the sign-in form, and ``request.post()`` would first take up to the
+    app's 64 MB body limit (security probe 5)."""
+    data = await read_wire(request, FORM_MAX)
+    try:
+        return MultiDict(parse_qsl(data.decode(), keep_blank_values=True))
+    except UnicodeDecodeError as e:
+        raise BadRequest("body: a form in UTF-8 is expected", "body") from e
+
+
 async def login_post(request: web.Request) -> web.StreamResponse:
     cloud_host_only(request)
-    form = await request.post()
+    form = await small_form(request)
     sent, want = str(form.get("csrf", "")), request.cookies.get(LOGIN_COOKIE, "")
     if not (sent and want and hmac.compare_digest(sent, want)):
         return login_form(request, "login_csrf", 403)
@@ -158,7 +175,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     user = await session_user(request)
     resp = web.HTTPSeeOther(f"{PREFIX}/login")
     if user is not None:
-        form = await request.post()
+        form = await small_form(request)
         if not csrf_ok(request, user, str(form.get("csrf", ""))):
             raise web.HTTPForbidden(text="CSRF token missing or wrong")
         storage = request.app[CLOUD].storage

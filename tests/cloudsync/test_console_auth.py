@@ -344,3 +344,25 @@ async def test_behind_the_tls_balancer_console_cookies_are_secure(
                         assert bool(r2.cookies[name]["secure"]) is want, (name, trusted)
     finally:
         await cloud.stop()
+
+
+async def test_the_sign_in_form_takes_no_big_body(db_url: str, tmp_path: Path) -> None:
+    """Security probe 5: anyone may post the sign-in form, and it was read up to the app's
+    64 MB body limit before any check (one caller, many connections: the workers' memory)."""
+    cloud = await console_cloud(db_url, tmp_path)
+    try:
+        async with aiohttp.ClientSession() as http:
+            big = b"name=root&password=" + b"x" * 40_000  # small: the test stays quick
+            async with http.post(cloud.url + "/console/login", data=big, headers={
+                    "Content-Type": "application/x-www-form-urlencoded"}) as r:
+                assert r.status == 413, await r.text()
+
+            async def chunks():  # no Content-Length: refused once 16 KB are in
+                for _ in range(10):
+                    yield b"x" * 4096
+
+            async with http.post(cloud.url + "/console/login", data=chunks(), headers={
+                    "Content-Type": "application/x-www-form-urlencoded"}) as r:
+                assert r.status == 413, await r.text()
+    finally:
+        await cloud.stop()
