@@ -27,19 +27,27 @@ def board():
     b.stop()
 
 
-async def test_a_passer_by_locks_only_themselves(make_config, run_box, board) -> None:
+async def started(run_box, config, *residents: str) -> tuple:
+    """The box with these residents, each with rights at every door (rights are explicit);
+    returns the box and its API address."""
     from edge.core.standard import Resident
     from edge.core.store import Store
     from edge.faces import store as store_faces
 
-    access = ACCESS.replace("[access]\n", "[access]\npin_door_max_failures = 12\n")
-    config = make_config(extra=access + door_toml("d1", board.tcp_port, COIL, None))
     store = Store(config.db_path, box_id=config.box.id)
-    store_faces.add_resident(store, Resident(id="r1", name="张三", building="1"))
-    db.set_rights(store, "r1", [], [], [], "test", all_doors=True)  # rights are explicit
+    for rid in residents:
+        store_faces.add_resident(store, Resident(id=rid, name=rid, building="1"))
+        db.set_rights(store, rid, [], [], [], "test", all_doors=True)
     store.close()
     box = await run_box(config)
-    base = api_url(box)
+    return box, api_url(box)
+
+
+async def test_a_passer_by_locks_only_themselves(make_config, run_box, board) -> None:
+
+    access = ACCESS.replace("[access]\n", "[access]\npin_door_max_failures = 12\n")
+    config = make_config(extra=access + door_toml("d1", board.tcp_port, COIL, None))
+    box, base = await started(run_box, config, "r1")
     async with aiohttp.ClientSession(headers=STAFF) as s:
         vp = await staff(s, "POST", f"{base}/api/v1/passes",
                          json={"resident_id": "r1", "doors": ["d1"], "valid_to": until(),
@@ -78,18 +86,10 @@ async def test_pins_sent_together_are_limited_like_pins_sent_one_by_one(
     import time as _time
 
     from edge.access import ACCESS as ACCESS_SERVICE
-    from edge.core.standard import Resident
-    from edge.core.store import Store
-    from edge.faces import store as store_faces
 
     config = make_config(extra=ACCESS + door_toml("d1", board.tcp_port, COIL, None)
                          + 'second_factor = "always"\n')  # fmt: skip
-    store = Store(config.db_path, box_id=config.box.id)
-    store_faces.add_resident(store, Resident(id="r1", name="张三", building="1"))
-    db.set_rights(store, "r1", [], [], [], "test", all_doors=True)  # rights are explicit
-    store.close()
-    box = await run_box(config)
-    base = api_url(box)
+    box, base = await started(run_box, config, "r1")
     svc = box.get(ACCESS_SERVICE)
     t_start = time.monotonic()
     async with aiohttp.ClientSession(headers=STAFF) as s:
@@ -120,19 +120,11 @@ async def test_a_door_guessed_at_again_and_again_stays_locked_longer(
     30 guesses a minute for ever, ~43,000 a day; with 20 live passes for a gate that is about
     one door opening a day. Each further door-wide lock soon after the last now lasts twice as
     long (at most an hour) and the office gets a keypad_guessing alert."""
-    from edge.core.standard import Resident
-    from edge.core.store import Store
-    from edge.faces import store as store_faces
 
     access = ACCESS.replace("[access]\n",
                             "[access]\npin_door_max_failures = 3\npin_lockout_s = 2\n")
     config = make_config(extra=access + door_toml("d1", board.tcp_port, COIL, None))
-    store = Store(config.db_path, box_id=config.box.id)
-    store_faces.add_resident(store, Resident(id="r1", name="张三", building="1"))
-    db.set_rights(store, "r1", [], [], [], "test", all_doors=True)
-    store.close()
-    box = await run_box(config)
-    base = api_url(box)
+    _, base = await started(run_box, config, "r1")
     t_start = time.monotonic()
     async with aiohttp.ClientSession(headers=STAFF) as s:
         vp = await staff(s, "POST", f"{base}/api/v1/passes",
@@ -175,19 +167,10 @@ async def test_a_used_up_passs_pin_is_not_given_to_a_new_pass(
     expired (used up or revoked included) are not reused now. The draw is
     forced here (a 1 in 10^6 chance per live used-up pass otherwise)."""
     from edge.access import passes
-    from edge.core.standard import Resident
-    from edge.core.store import Store
-    from edge.faces import store as store_faces
 
     config = make_config(extra=ACCESS + door_toml("d1", board.tcp_port, COIL, None)
                          + door_toml("d2", board.tcp_port, COIL + 1, None))  # fmt: skip
-    store = Store(config.db_path, box_id=config.box.id)
-    for rid in ("r1", "r2"):
-        store_faces.add_resident(store, Resident(id=rid, name=rid, building="1"))
-        db.set_rights(store, rid, [], [], [], "test", all_doors=True)
-    store.close()
-    box = await run_box(config)
-    base = api_url(box)
+    _, base = await started(run_box, config, "r1", "r2")
     async with aiohttp.ClientSession(headers=STAFF) as s:
         old = await staff(s, "POST", f"{base}/api/v1/passes",
                           json={"resident_id": "r1", "doors": ["d1"], "valid_to": until(),
