@@ -330,8 +330,11 @@ class AccessService(Service):
         )
         if why is not None:
             return await self.deny(door_id, method, why, pass_id=pass_id, resident_id=resident)
-        return await self.grant(door_id, method, "pass", t0=t0, pass_id=pass_id,
-                                resident_id=resident)
+        out = await self.grant(door_id, method, "pass", t0=t0, pass_id=pass_id,
+                               resident_id=resident)
+        if not out.granted:  # the relay failed: the door stayed shut, the use is not spent
+            await self.box.store.run(db.unuse_pass, self.box.store.sync, pass_id, door_id, now)
+        return out
 
     async def enter_qr(self, door_id: str, text: str, t0: float | None = None) -> Outcome:
         pass_id = passes.verify_qr(self.key, text)

@@ -358,6 +358,23 @@ def use_pass(
     return None, resident_id
 
 
+def unuse_pass(store: Store, pass_id: str, door_id: str, now_iso: str) -> None:
+    """Give back the use :func:`use_pass` took when the door then did not open (the relay
+    failed): a visitor's pass is spent only on a door that opened."""
+    with store.transaction():
+        cur = store.db.execute(
+            "DELETE FROM pass_uses WHERE id = (SELECT max(id) FROM pass_uses"
+            " WHERE pass_id = ? AND door_id = ? AND ts = ?)",
+            (pass_id, door_id, now_iso),
+        )
+        if cur.rowcount:
+            store.db.execute(
+                "UPDATE visitor_passes SET uses_left = uses_left + 1 WHERE id = ?"
+                " AND uses_left < uses_total",
+                (pass_id,),
+            )
+
+
 # --- access events -----------------------------------------------------------------------------
 
 

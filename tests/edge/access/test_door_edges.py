@@ -1,0 +1,71 @@
+"""Edge cases of door decisions found by an outside probe (probe 7): what a visitor or a
+resident meets at the door when something around the decision goes wrong. Real peers: a
+pymodbus relay board as the doors, the box over HTTP on loopback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+
+from edge.access import store as db
+from edge.core.standard import Resident
+from edge.core.store import Store
+from edge.faces import store as store_faces
+from tests.conftest import api_url, free_port
+from tests.drivers.doors.relay_peers import RelayBoard
+from tests.edge.access.test_engine import ACCESS, door_toml
+from tests.edge.portal.helpers import FAST, STAFF, staff
+
+COIL = 1
+
+
+async def start_box(make_config, run_box, port: int, extra: str = ""):
+    config = make_config(extra=FAST + ACCESS + extra + door_toml("d-b1", port, COIL, None))
+    store = Store(config.db_path, box_id=config.box.id)
+    store_faces.add_resident(store, Resident(id="r1", name="张三", building="1"))
+    db.set_rights(store, "r1", ["d-b1"], [], [], "test")
+    store.close()
+    return await run_box(config)
+
+
+async def use_pin(s: aiohttp.ClientSession, base: str, pin: str) -> tuple[int, dict]:
+    async with s.post(f"{base}/api/v1/doors/d-b1/pin", headers=STAFF, json={"pin": pin}) as r:
+        return r.status, await r.json()
+
+
+async def test_a_pass_is_not_spent_when_the_relay_fails(make_config, run_box) -> None:
+    """A one-use visitor PIN typed while the relay board does not answer: the door stays shut
+    (denied, door_offline). Before, the use was spent all the same, so once the board was
+    back the visitor was refused (used_up) and stood outside with a pass never used."""
+    port = free_port()
+    board = RelayBoard(units=(1,), tcp_port=port).start()
+    box = await start_box(make_config, run_box, port)
+    base = api_url(box)
+    try:
+        async with aiohttp.ClientSession() as s:
+            vp = await staff(s, "POST", f"{base}/api/v1/passes", json={
+                "resident_id": "r1", "doors": ["d-b1"], "uses": 1,
+                "valid_to": (datetime.now(UTC) + timedelta(hours=2)).isoformat()})
+            board.stop()  # the board goes dark (power cut, cable): Modbus requests fail
+            status, out = await use_pin(s, base, vp["pin"])
+            assert status == 403 and out["reason"] == "door_offline", out
+            assert out["pass_id"] == vp["id"]  # the record names the pass it refused
+            board = RelayBoard(units=(1,), tcp_port=port).start()  # back
+            door = box.service("access").door("d-b1")
+            for _ in range(200):  # its health poll reconnects (back-off): at most 20 s
+                if door.state == "online":
+                    break
+                await asyncio.sleep(0.1)
+            assert door.state == "online"
+            t = time.monotonic()
+            status, out = await use_pin(s, base, vp["pin"])
+            assert status == 200 and out["granted"], out  # before: 403 used_up
+            board.wait_for(1, COIL, True, after=t)
+        p = await box.store.run(db.get_pass, box.store.sync, vp["id"])
+        assert p["uses_left"] == 0 and len(p["uses"]) == 1  # one use: the one that opened
+    finally:
+        board.stop()
