@@ -69,3 +69,33 @@ async def test_a_pass_is_not_spent_when_the_relay_fails(make_config, run_box) ->
         assert p["uses_left"] == 0 and len(p["uses"]) == 1  # one use: the one that opened
     finally:
         board.stop()
+
+
+async def test_a_second_factor_wait_taken_over_by_another_face_is_on_the_record(
+    make_config, run_box
+) -> None:
+    """r1's face is matched at a door that wants a PIN; while r1 reaches for the keypad,
+    another face (named r2 by the search: a neighbour, or a stranger behind them) is matched
+    at the same door. The door waits for r2 now. Before, r1's wait simply vanished: no
+    access event at all for r1's approach (no timeout, nothing), so the log showed nobody had
+    been at the door."""
+    board = RelayBoard(units=(1,), tcp_port=free_port()).start()
+    try:
+        box = await start_box(make_config, run_box, board.tcp_port)
+        await box.store.run(store_faces.add_resident, box.store.sync,
+                            Resident(id="r2", name="李四", building="1"))
+        svc = box.service("access")
+        first = {"fused_score": 0.7, "frames_used": 5, "track": 1}
+        assert await svc.factors.challenge("d-b1", "r1", "always", time.monotonic(),
+                                           first) is None
+        assert await svc.factors.challenge("d-b1", "r2", "always", time.monotonic(),
+                                           {**first, "track": 2}) is None
+        assert svc.factors.waiting("d-b1").resident_id == "r2"
+        evs = await box.store.run(db.list_events, box.store.sync, "d-b1", 50, None)
+        r1 = [e for e in evs if e["resident_id"] == "r1"]
+        assert len(r1) == 1, evs  # before: []
+        assert (r1[0]["decision"], r1[0]["method"], r1[0]["track"]) == ("denied", "face", 1)
+        assert r1[0]["reason"] == "second_factor_replaced"
+        assert board.first_write(1, COIL, True) is None  # nothing opened
+    finally:
+        board.stop()
