@@ -793,9 +793,6 @@ class AccessService(Service):
             await self.deny(door_id, "face", reason, latency_ms=_ms(t0), **common)
             return False
         rid = fused.resident_id
-        if self._cooling(door_id, rid):
-            track.decided = True  # this person was just let in (or refused) at this door
-            return True
         if self.cfg.require_liveness and not live:
             # Not (yet) live: keep collecting evidence; the window slides, so a real person
             # who moves passes a moment later. Only the denied *event* is rate-limited.
@@ -811,6 +808,11 @@ class AccessService(Service):
             await self.deny(door_id, "face", why, resident_id=rid,
                             latency_ms=_ms(t0), **common)
             return False
+        if self._cooling(door_id, rid):
+            # This person was just let in (or refused) at this door. Checked after liveness:
+            # a photo of them held up meanwhile is not them, and its refusal goes on record.
+            track.decided = True
+            return True
         if decision.resident_id != rid:
             # The k agreeing frames are there, but this frame does not name the resident: wait
             # for one that does, so a grant never rests on earlier frames alone.

@@ -10,14 +10,23 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import pytest
 
 from edge.access import store as db
+from edge.access import synthetic
 from edge.core.standard import Resident
 from edge.core.store import Store
 from edge.faces import store as store_faces
 from tests.conftest import api_url, free_port
 from tests.drivers.doors.relay_peers import RelayBoard
-from tests.edge.access.test_engine import ACCESS, door_toml
+from tests.edge.access.helpers import door_frame, enrol, head_turn, photo, write_folder
+from tests.edge.access.test_engine import (  # noqa: F401 - fixtures
+    ACCESS,
+    cam_toml,
+    door_toml,
+    pipeline,
+    wait_events,
+)
 from tests.edge.portal.helpers import FAST, STAFF, staff
 
 COIL = 1
@@ -97,5 +106,45 @@ async def test_a_second_factor_wait_taken_over_by_another_face_is_on_the_record(
         assert (r1[0]["decision"], r1[0]["method"], r1[0]["track"]) == ("denied", "face", 1)
         assert r1[0]["reason"] == "second_factor_replaced"
         assert board.first_write(1, COIL, True) is None  # nothing opened
+    finally:
+        board.stop()
+
+
+@pytest.mark.timeout(300)  # the face pipeline on a shared 2-core machine
+async def test_a_photo_of_a_resident_just_let_in_is_refused_on_the_record(
+    tmp_path, make_config, run_box, pipeline  # noqa: F811
+) -> None:
+    """r-obama walks up and is let in; he goes, and right after (within cooldown_s) someone
+    holds up a photo of him to the same camera. The door stays shut, but before, the photo
+    left no event at all: the cool-down meant for the resident re-triggering the door
+    ("just let in") was checked before liveness, so any face named r-obama during it, live or
+    not, was silently taken as him. Now the photo is refused for liveness, on the record."""
+    known = door_frame(photo("obama.jpg"), pipeline)
+    frames = [*head_turn(known, pipeline), *[synthetic.hallway()] * 10, *[known] * 40]
+    board = RelayBoard(units=(1,), tcp_port=free_port()).start()
+    try:
+        # a long cool-down for the resident let in, a short one between denied events (so an
+        # early liveness refusal during the head turn cannot hide the photo's)
+        access = ACCESS.replace("denied_cooldown_s = 30", "denied_cooldown_s = 2")
+        config = make_config(extra=FAST + access + door_toml("d-b1", board.tcp_port, COIL, "c")
+                             + cam_toml("c", write_folder(tmp_path / "c", frames)))
+        store = Store(config.db_path, box_id=config.box.id)
+        enrol(store, pipeline, "r-obama", door_frame(photo("obama2.jpg"), pipeline),
+              building="1")
+        store.close()
+        t0 = time.monotonic()
+        box = await run_box(config)
+        await asyncio.to_thread(board.wait_for, 1, COIL, True, 60.0, t0)
+        granted = (await wait_events(box, "d-b1", 1, 10, decision="granted"))[0]
+        # the photo shows ~2 s after the grant and every ~5 s (the folder loops) after that
+        after: list[dict] = []
+        for _ in range(300):  # at most 30 s; before the fix nothing ever came
+            evs = await box.store.run(db.list_events, box.store.sync, "d-b1", 50, "denied")
+            after = [e for e in evs if e["ts"] > granted["ts"]]
+            if after:
+                break
+            await asyncio.sleep(0.1)
+        assert [(e["reason"], e["resident_id"]) for e in after][:1] == [("liveness", "r-obama")]
+        assert len([w for w in board.writes if w.on and w.coil == COIL]) == 1
     finally:
         board.stop()
