@@ -269,6 +269,10 @@ def add_routes(app: web.Application, svc: Any) -> None:
         body = await _body(request, RightsIn)
         windows = []
         for i, w in enumerate(body.windows):
+            if w.door_id is not None and w.door_id not in svc.doors_cfg:
+                # a window for no door restricts nothing: the resident would pass at any hour
+                return json_error(400, f"windows.{i}.door_id: unknown door {w.door_id!r}",
+                                  field=f"windows.{i}.door_id")
             try:
                 windows.append({
                     "door_id": w.door_id,

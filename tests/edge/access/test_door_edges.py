@@ -27,7 +27,7 @@ from tests.edge.access.test_engine import (  # noqa: F401 - fixtures
     pipeline,
     wait_events,
 )
-from tests.edge.portal.helpers import FAST, STAFF, staff
+from tests.edge.portal.helpers import FAST, STAFF, login, staff
 
 COIL = 1
 
@@ -146,5 +146,38 @@ async def test_a_photo_of_a_resident_just_let_in_is_refused_on_the_record(
             await asyncio.sleep(0.1)
         assert [(e["reason"], e["resident_id"]) for e in after][:1] == [("liveness", "r-obama")]
         assert len([w for w in board.writes if w.on and w.coil == COIL]) == 1
+    finally:
+        board.stop()
+
+
+async def test_a_time_window_for_an_unknown_door_is_refused(make_config, run_box) -> None:
+    """Staff give r1 door d-b1 only in the hours of a window, but mistype the window's door
+    (d-bl). Before, the PUT was taken (200): the window applied to no door, so r1 opened d-b1
+    at any hour. Now it is refused with 400 naming the field, and nothing stored changes."""
+    board = RelayBoard(units=(1,), tcp_port=free_port()).start()
+    try:
+        box = await start_box(make_config, run_box, board.tcp_port)
+        base = api_url(box)
+        now = datetime.now(box.service("access").tz)
+        # a one-hour window three hours from now: r1 may not pass d-b1 now
+        a = (now + timedelta(hours=3)).strftime("%H:00")
+        b = (now + timedelta(hours=4)).strftime("%H:00")
+        async with aiohttp.ClientSession() as s:
+            h = await login(s, base, "r1")
+            async with s.put(f"{base}/api/v1/residents/r1/access", headers=STAFF, json={
+                    "doors": ["d-b1"],
+                    "windows": [{"door_id": "d-bl", "start": a, "end": b}]}) as r:
+                body = await r.json()
+                assert r.status == 400, body  # before: 200
+            assert body["field"] == "windows.0.door_id" and "d-bl" in body["error"]
+            rights = await box.store.run(db.get_rights, box.store.sync, "r1")
+            assert rights["windows"] == []
+            # With the door spelt right the window holds: r1 stays outside now.
+            await staff(s, "PUT", f"{base}/api/v1/residents/r1/access", json={
+                "doors": ["d-b1"], "windows": [{"door_id": "d-b1", "start": a, "end": b}]})
+            async with s.post(f"{base}/api/v1/doors/d-b1/open", headers=h) as r:
+                out = await r.json()
+                assert r.status == 403 and out["reason"] == "outside_hours", out
+        assert board.first_write(1, COIL, True) is None
     finally:
         board.stop()
