@@ -798,10 +798,13 @@ class AccessService(Service):
             # who moves passes a moment later. Only the denied *event* is rate-limited.
             if collecting:
                 return False
-            if self._cooling(door_id, f"liveness:{rid}"):
-                track.decided = True  # their liveness refusal is on the record already
+            # Rate-limited per tracked face, like every denied event: a second photo held up
+            # (a new track) within denied_cooldown_s leaves its own (per resident it left none).
+            who = f"liveness:track:{track.id}"
+            if self._cooling(door_id, who):
+                track.decided = True  # this face's liveness refusal is on the record already
                 return False
-            self._cool_down(door_id, f"liveness:{rid}", self.cfg.denied_cooldown_s)
+            self._cool_down(door_id, who, self.cfg.denied_cooldown_s)
             st.decisions += 1
             track.decided = True
             why = "liveness_ir" if ir_face is False else "liveness"

@@ -181,3 +181,37 @@ async def test_a_time_window_for_an_unknown_door_is_refused(make_config, run_box
         assert board.first_write(1, COIL, True) is None
     finally:
         board.stop()
+
+
+@pytest.mark.timeout(300)  # the face pipeline on a shared 2-core machine
+async def test_each_held_up_photo_leaves_its_own_liveness_refusal(
+    tmp_path, make_config, run_box, pipeline  # noqa: F811
+) -> None:
+    """Someone holds a photo of r-obama to a face door, takes it away, and holds it up again
+    a few seconds later (or a second person tries with their own print). Each is its own
+    tracked face and, as the docs promise, leaves its own denied event. Before, the liveness
+    refusal was rate-limited per *resident* (denied_cooldown_s, 30 s here): the second try
+    left no record at all."""
+    known = door_frame(photo("obama.jpg"), pipeline)
+    frames = [*[known] * 40, *[synthetic.hallway()] * 25]  # a try, then nobody (looped)
+    board = RelayBoard(units=(1,), tcp_port=free_port()).start()
+    try:
+        config = make_config(extra=FAST + ACCESS + door_toml("d-b1", board.tcp_port, COIL, "c")
+                             + cam_toml("c", write_folder(tmp_path / "c", frames)))
+        store = Store(config.db_path, box_id=config.box.id)
+        enrol(store, pipeline, "r-obama", door_frame(photo("obama2.jpg"), pipeline),
+              building="1")
+        store.close()
+        box = await run_box(config)
+        evs = await wait_events(box, "d-b1", 1, 60)
+        for _ in range(200):  # the next try comes ~4.3 s later: at most 20 s
+            evs = await box.store.run(db.list_events, box.store.sync, "d-b1", 50, None)
+            if len(evs) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        tries = [(e["reason"], e["resident_id"]) for e in reversed(evs)][:2]
+        assert tries == [("liveness", "r-obama")] * 2, evs  # before: one, then nothing
+        assert evs[0]["track"] != evs[1]["track"]
+        assert board.first_write(1, COIL, True) is None
+    finally:
+        board.stop()
