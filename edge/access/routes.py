@@ -304,6 +304,9 @@ def add_routes(app: web.Application, svc: Any) -> None:
     async def blocks_add(request: web.Request) -> web.Response:
         actor = require_staff(request)
         body = await _body(request, BlockIn)
+        if body.door_id is not None and body.door_id not in svc.doors_cfg:
+            # a block at no door blocks nothing: the resident would still get in
+            return json_error(400, f"door_id: unknown door {body.door_id!r}", field="door_id")
         box = request.app[BOX]
         until = db.iso(body.until) if body.until else None
         try:

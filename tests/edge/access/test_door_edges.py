@@ -215,3 +215,30 @@ async def test_each_held_up_photo_leaves_its_own_liveness_refusal(
         assert board.first_write(1, COIL, True) is None
     finally:
         board.stop()
+
+
+async def test_a_block_for_an_unknown_door_is_refused(make_config, run_box) -> None:
+    """Staff block r1 at door d-b1 but mistype the door (d-bl). Before, the block was stored
+    (201) and blocked nothing: r1 still opened d-b1. Now it is refused with 400 naming the
+    field, and no block is stored."""
+    board = RelayBoard(units=(1,), tcp_port=free_port()).start()
+    try:
+        box = await start_box(make_config, run_box, board.tcp_port)
+        base = api_url(box)
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{base}/api/v1/access/blocks", headers=STAFF, json={
+                    "resident_id": "r1", "door_id": "d-bl", "reason": "欠费"}) as r:
+                body = await r.json()
+                assert r.status == 400, body  # before: 201, and r1 still got in
+            assert body["field"] == "door_id" and "d-bl" in body["error"]
+            assert await box.store.run(db.list_blocks, box.store.sync, "r1", False) == []
+            # Spelt right, the block holds at the door.
+            await staff(s, "POST", f"{base}/api/v1/access/blocks",
+                        json={"resident_id": "r1", "door_id": "d-b1"})
+            h = await login(s, base, "r1")
+            async with s.post(f"{base}/api/v1/doors/d-b1/open", headers=h) as r:
+                out = await r.json()
+                assert r.status == 403 and out["reason"] == "blocked", out
+        assert board.first_write(1, COIL, True) is None
+    finally:
+        board.stop()
