@@ -415,6 +415,15 @@ class AccessService(Service):
             self._cool = {k: v for k, v in self._cool.items() if v > now}
         self._cool[(door_id, who)] = now + seconds
 
+    def _qr_new(self, door_id: str, text: str) -> bool:
+        """A QR code read at a door camera: a new showing (act on it), or the same one still
+        held up? Every read pushes the cool-down on, so a code kept in view is one showing
+        however long it is held (before, each cooldown_s of holding spent another use of the
+        pass); shown again after cooldown_s out of view, it is a new entry."""
+        new = not self._cooling(door_id, f"qr:{text}")
+        self._cool_down(door_id, f"qr:{text}", self.cfg.cooldown_s)
+        return new
+
     async def _watch(self, door_id: str, camera_id: str) -> None:
         try:
             cam = self.camera(camera_id)
@@ -480,8 +489,7 @@ class AccessService(Service):
                     if pipeline else _none(),
                 )
                 st.qr_tries += bool(qr_due)
-                if text and not self._cooling(door_id, f"qr:{text}"):
-                    self._cool_down(door_id, f"qr:{text}", self.cfg.cooldown_s)
+                if text and self._qr_new(door_id, text):
                     await self.enter_qr(door_id, text, frame.t)
                     continue
                 if seen is None:
@@ -602,8 +610,7 @@ class AccessService(Service):
                 qr_due = c.qr and n_active % c.qr_every == 1 % c.qr_every
                 if pipeline is None:
                     text = await asyncio.to_thread(qr.read, frame.image) if qr_due else None
-                    if text and not self._cooling(door_id, f"qr:{text}"):
-                        self._cool_down(door_id, f"qr:{text}", c.cooldown_s)
+                    if text and self._qr_new(door_id, text):
                         await self.enter_qr(door_id, text, frame.t)
                     continue
                 if liveness is None or tracks is None:
@@ -714,8 +721,7 @@ class AccessService(Service):
         try:
             text = await asyncio.get_running_loop().run_in_executor(
                 self._qr_pool(), qr.read, frame.image)
-            if text and not self._cooling(door_id, f"qr:{text}"):
-                self._cool_down(door_id, f"qr:{text}", self.cfg.cooldown_s)
+            if text and self._qr_new(door_id, text):
                 await self.enter_qr(door_id, text, frame.t)
         except Exception:
             log.exception("door %s: QR try failed; going on", door_id)

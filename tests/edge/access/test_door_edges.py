@@ -10,10 +10,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
+import cv2
 import pytest
 
 from edge.access import store as db
 from edge.access import synthetic
+from edge.access.passes import qr_frame
 from edge.core.standard import Resident
 from edge.core.store import Store
 from edge.faces import store as store_faces
@@ -240,5 +242,52 @@ async def test_a_block_for_an_unknown_door_is_refused(make_config, run_box) -> N
                 out = await r.json()
                 assert r.status == 403 and out["reason"] == "blocked", out
         assert board.first_write(1, COIL, True) is None
+    finally:
+        board.stop()
+
+
+async def test_a_qr_held_up_for_a_while_spends_one_use(tmp_path, make_config, run_box) -> None:
+    """A visitor with a two-use pass (in now, out later) holds the QR on their phone up to the
+    door camera for a few seconds, longer than cooldown_s. Before, the door read it again as
+    soon as the cool-down ended: the relay pulsed again and the second use was spent while
+    the visitor was still standing there, so the way back was refused. Now a QR read again
+    while it stays in view is the same visitor: one use; shown again after it was gone for
+    cooldown_s, it is a new entry."""
+    folder = tmp_path / "qr"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "0.png"), synthetic.hallway())
+    board = RelayBoard(units=(1,), tcp_port=free_port()).start()
+    try:
+        access = ACCESS.replace("cooldown_s = 30\n", "cooldown_s = 1\n", 1)
+        config = make_config(extra=FAST + access + door_toml("d-b1", board.tcp_port, COIL, "c")
+                             + cam_toml("c", folder))
+        store = Store(config.db_path, box_id=config.box.id)
+        store_faces.add_resident(store, Resident(id="r1", name="张三", building="1"))
+        db.set_rights(store, "r1", ["d-b1"], [], [], "test")
+        store.close()
+        box = await run_box(config)
+        base = api_url(box)
+        async with aiohttp.ClientSession() as s:
+            vp = await staff(s, "POST", f"{base}/api/v1/passes", json={
+                "resident_id": "r1", "doors": ["d-b1"], "uses": 2,
+                "valid_to": (datetime.now(UTC) + timedelta(hours=2)).isoformat()})
+        cam = box.service("devices").get("camera", "c")
+        qr, empty = qr_frame(vp["qr_text"]), synthetic.hallway()
+
+        async def show(img, seconds: float) -> None:
+            for _ in range(int(seconds * 15)):  # 15 fps, as the camera's reader thread
+                cam._publish(img.copy())
+                await asyncio.sleep(1 / 15)
+
+        await show(qr, 4.0)  # held up for 4 s: four cool-downs long
+        evs = await box.store.run(db.list_events, box.store.sync, "d-b1", 50, None)
+        assert [(e["decision"], e["reason"]) for e in evs] == [("granted", "pass")], evs
+        p = await box.store.run(db.get_pass, box.store.sync, vp["id"])
+        assert p["uses_left"] == 1  # before: 0, the way back refused
+        await show(empty, 2.0)  # gone through the door
+        await show(qr, 2.0)  # the way back
+        evs = await box.store.run(db.list_events, box.store.sync, "d-b1", 50, "granted")
+        assert len(evs) == 2
+        assert len([w for w in board.writes if w.on and w.coil == COIL]) == 2
     finally:
         board.stop()
