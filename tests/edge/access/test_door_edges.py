@@ -291,3 +291,34 @@ async def test_a_qr_held_up_for_a_while_spends_one_use(tmp_path, make_config, ru
         assert len([w for w in board.writes if w.on and w.coil == COIL]) == 2
     finally:
         board.stop()
+
+
+async def test_a_doctor_click_of_a_live_door_is_on_the_record(make_config, run_box) -> None:
+    """Staff run the installer's doctor on the running box with "click" on: every door's relay
+    is pulsed (300 ms: enough for a strike or a maglock to let someone through). Before, that
+    opening left no access event at all: the access log said nobody opened the door. Now each
+    click is an access event (remote, reason doctor_click, who ran it, the relay read-back)."""
+    board = RelayBoard(units=(1,), tcp_port=free_port()).start()
+    try:
+        box = await start_box(make_config, run_box, board.tcp_port, "\n[sync]\nenabled = false\n")
+        base = api_url(box)
+        t0 = time.monotonic()
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{base}/api/v1/installer/doctor", json={"click": True},
+                              headers=STAFF) as r:
+                assert r.status == 202
+            for _ in range(300):  # bounded: at most 30 s
+                async with s.get(f"{base}/api/v1/installer/doctor", headers=STAFF) as r:
+                    state = await r.json()
+                if not state["running"]:
+                    break
+                await asyncio.sleep(0.1)
+        assert not state["running"]
+        board.wait_for(1, COIL, True, 1.0, t0)  # the door really was pulsed
+        evs = await box.store.run(db.list_events, box.store.sync, "d-b1", 50, None)
+        assert len(evs) == 1, evs  # before: []
+        ev = evs[0]
+        assert (ev["decision"], ev["method"], ev["reason"]) == ("granted", "remote", "doctor_click")
+        assert ev["actor"] == "test-staff" and ev["relay_changed"] is True
+    finally:
+        board.stop()
