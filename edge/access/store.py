@@ -301,11 +301,13 @@ def revoke_pass(store: Store, pass_id: str) -> dict[str, Any]:
 
 
 def find_pass_by_pin(store: Store, pin_hash: str, now_iso: str) -> str | None:
-    """The id of the active pass with this PIN (PINs of active passes are unique)."""
+    """The id of the unexpired pass with this PIN (unique: :func:`pin_in_use`). A revoked one
+    too: its PIN stays reserved until it expires, and the use is then refused as ``revoked``
+    on that pass, not recorded as an unknown PIN (a guess)."""
     with store.reading():
         row = store.db.execute(
-            "SELECT id FROM visitor_passes WHERE pin_hash = ? AND valid_to > ? AND revoked = 0"
-            " ORDER BY uses_left > 0 DESC, created_at DESC LIMIT 1",
+            "SELECT id FROM visitor_passes WHERE pin_hash = ? AND valid_to > ?"
+            " ORDER BY revoked ASC, uses_left > 0 DESC, created_at DESC LIMIT 1",
             (pin_hash, now_iso),
         ).fetchone()
     return row[0] if row else None

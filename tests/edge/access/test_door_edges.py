@@ -322,3 +322,29 @@ async def test_a_doctor_click_of_a_live_door_is_on_the_record(make_config, run_b
         assert ev["actor"] == "test-staff" and ev["relay_changed"] is True
     finally:
         board.stop()
+
+
+async def test_a_revoked_pass_pin_is_recorded_as_that_pass(make_config, run_box) -> None:
+    """The resident revokes a visitor's pass; the visitor, not told, types its PIN at the door.
+    The door stays shut either way, but before the record said ``unknown_pin`` with no pass:
+    the log showed a stranger guessing, staff could not see that the revoked visitor came,
+    and each try counted towards the keypad lockout as a guess. Now it is ``revoked`` with
+    the pass's id (a revoked pass keeps its PIN reserved until it expires, so the PIN names
+    it)."""
+    board = RelayBoard(units=(1,), tcp_port=free_port()).start()
+    try:
+        box = await start_box(make_config, run_box, board.tcp_port)
+        base = api_url(box)
+        async with aiohttp.ClientSession() as s:
+            vp = await staff(s, "POST", f"{base}/api/v1/passes", json={
+                "resident_id": "r1", "doors": ["d-b1"], "uses": 3,
+                "valid_to": (datetime.now(UTC) + timedelta(hours=2)).isoformat()})
+            await staff(s, "DELETE", f"{base}/api/v1/passes/{vp['id']}")
+            for _ in range(box.service("access").cfg.pin_max_failures):
+                status, out = await use_pin(s, base, vp["pin"])
+                assert status == 403 and out["reason"] == "revoked", out  # before: unknown_pin
+                assert out["pass_id"] == vp["id"]
+        assert not box.service("access").pin_locked("d-b1", "addr:127.0.0.1")  # no guesses
+        assert board.first_write(1, COIL, True) is None
+    finally:
+        board.stop()
