@@ -817,9 +817,11 @@ class AccessService(Service):
             await self.deny(door_id, "face", why, resident_id=rid,
                             latency_ms=_ms(t0), **common)
             return False
-        if self._cooling(door_id, rid):
-            # This person was just let in (or refused) at this door. Checked after liveness:
-            # a photo of them held up meanwhile is not them, and its refusal goes on record.
+        refused = f"refused:track:{track.id}"
+        if self._cooling(door_id, rid) or self._cooling(door_id, refused):
+            # This person was just let in at this door (or this face was just refused).
+            # Checked after liveness: a photo of them held up meanwhile is not them, and its
+            # refusal goes on record.
             track.decided = True
             return True
         if decision.resident_id != rid:
@@ -830,7 +832,9 @@ class AccessService(Service):
         st.decisions += 1
         track.decided = True
         if why is not None:
-            self._cool_down(door_id, rid, self.cfg.denied_cooldown_s)
+            # Per tracked face, like every denied event: their next try (a new track) leaves
+            # its own record (per resident, a try within denied_cooldown_s left none).
+            self._cool_down(door_id, refused, self.cfg.denied_cooldown_s)
             await self.deny(door_id, "face", why, resident_id=rid, latency_ms=_ms(t0), **common)
             return True
         self._cool_down(door_id, rid, self.cfg.cooldown_s)

@@ -348,3 +348,37 @@ async def test_a_revoked_pass_pin_is_recorded_as_that_pass(make_config, run_box)
         assert board.first_write(1, COIL, True) is None
     finally:
         board.stop()
+
+
+@pytest.mark.timeout(300)  # the face pipeline on a shared 2-core machine
+async def test_each_try_of_a_blocked_resident_is_on_the_record(
+    tmp_path, make_config, run_box, pipeline  # noqa: F811
+) -> None:
+    """r-obama is blocked. He walks up to the face door (refused: blocked), steps away and
+    tries again a few seconds later. Each approach is its own tracked face and leaves its own
+    denied event. Before, the policy refusal was rate-limited per resident (the cool-down of
+    "just let in", denied_cooldown_s: 30 s here), so the second try left no record at all."""
+    known = door_frame(photo("obama.jpg"), pipeline)
+    frames = [*head_turn(known, pipeline), *[synthetic.hallway()] * 25]  # a try, then nobody
+    board = RelayBoard(units=(1,), tcp_port=free_port()).start()
+    try:
+        config = make_config(extra=FAST + ACCESS + door_toml("d-b1", board.tcp_port, COIL, "c")
+                             + cam_toml("c", write_folder(tmp_path / "c", frames)))
+        store = Store(config.db_path, box_id=config.box.id)
+        enrol(store, pipeline, "r-obama", door_frame(photo("obama2.jpg"), pipeline),
+              building="1")
+        db.add_block(store, "r-obama", None, "欠费", None, "test")
+        store.close()
+        box = await run_box(config)
+        await wait_events(box, "d-b1", 1, 60)
+        for _ in range(200):  # the next try comes ~3.3 s later: at most 20 s
+            evs = await box.store.run(db.list_events, box.store.sync, "d-b1", 50, "denied")
+            blocked = [e for e in evs if e["reason"] == "blocked"]
+            if len(blocked) >= 2:
+                break
+            await asyncio.sleep(0.1)
+        assert len(blocked) >= 2, evs  # before: one, then nothing
+        assert blocked[0]["track"] != blocked[1]["track"]
+        assert board.first_write(1, COIL, True) is None
+    finally:
+        board.stop()
