@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -380,5 +381,49 @@ async def test_each_try_of_a_blocked_resident_is_on_the_record(
         assert len(blocked) >= 2, evs  # before: one, then nothing
         assert blocked[0]["track"] != blocked[1]["track"]
         assert board.first_write(1, COIL, True) is None
+    finally:
+        board.stop()
+
+
+@dataclass
+class NoisyBoard(RelayBoard):
+    """A relay board whose answer to the next coil write is lost on the way back (a noisy
+    RS-485 line: the request arrived and the relay switched, the reply's CRC did not)."""
+
+    lose_write_answers: int = 0
+
+    def _trace(self, sending: bool, data: bytes) -> bytes:
+        if sending and self.lose_write_answers and len(data) > 7 and data[7] == 5:
+            self.lose_write_answers -= 1  # MBAP header (7 bytes), then function code 5
+            return b""
+        return super()._trace(sending, data)
+
+
+async def test_a_relay_that_switched_but_whose_answer_was_lost_is_recorded_open(
+    make_config, run_box
+) -> None:
+    """A visitor's PIN: the box switches the relay, the board switches it (the door opens,
+    the visitor walks in) but its answer is lost on the line. Before, the write counted as
+    failed: the event said denied / door_offline though the door had opened (and the pass
+    use was given back). Now, when a write fails, the box reads the relay back: it is on, so
+    the door opened and the record says granted with the relay read back as switched."""
+    board = NoisyBoard(units=(1,), tcp_port=free_port()).start()
+    try:
+        box = await start_box(make_config, run_box, board.tcp_port)
+        base = api_url(box)
+        async with aiohttp.ClientSession() as s:
+            vp = await staff(s, "POST", f"{base}/api/v1/passes", json={
+                "resident_id": "r1", "doors": ["d-b1"], "uses": 1,
+                "valid_to": (datetime.now(UTC) + timedelta(hours=2)).isoformat()})
+            board.lose_write_answers = 1
+            t = time.monotonic()
+            status, out = await use_pin(s, base, vp["pin"])
+        board.wait_for(1, COIL, True, 1.0, t)  # the door did open
+        assert board.lose_write_answers == 0  # and its answer was lost
+        assert (status, out["reason"]) == (200, "pass"), out  # before: 403 door_offline
+        assert out["relay_changed"] is True
+        p = await box.store.run(db.get_pass, box.store.sync, vp["id"])
+        assert p["uses_left"] == 0  # the visitor went in: the use is spent
+        await asyncio.to_thread(board.wait_for, 1, COIL, False, 3.0, t)  # the pulse ended
     finally:
         board.stop()
