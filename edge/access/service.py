@@ -235,13 +235,15 @@ class AccessService(Service):
         drv = self.door(door_id)
         res: UnlockResult = await drv.open()
         latency = round((time.monotonic() - t0) * 1000, 2) if t0 is not None else None
-        ok = res.ok
+        # A relay that reads back off after the write did not open the door: not granted
+        # (before: granted with relay_changed false, and a pass use spent at a shut door).
+        ok = res.ok and res.changed is not False
         ev = AccessEvent(
             id=new_id("ae"),
             door_id=door_id,
             method=method,  # type: ignore[arg-type]
             decision="granted" if ok else "denied",
-            reason=reason if ok else "door_offline",
+            reason=reason if ok else ("door_offline" if not res.ok else "relay_not_switched"),
             latency_ms=latency,
             relay_changed=res.changed,
             **fields,
@@ -249,7 +251,8 @@ class AccessService(Service):
         # The face thumbnail in the same transaction: the event is never listed without it.
         await self.box.store.run(db.record_event, self.box.store.sync, ev, thumb)
         if not ok:
-            log.warning("door %s: %s granted but the relay failed: %s", door_id, method, res.detail)
+            log.warning("door %s: %s granted but the relay failed: %s", door_id, method,
+                        res.detail or "it reads back off")
         return Outcome(ok, ev.reason, ev.id, res.changed, fields.get("resident_id"),
                        fields.get("pass_id"), latency)
 

@@ -343,10 +343,11 @@ class Doctor:
             return
         from edge.core.standard import AccessEvent, new_id
 
+        reason = ("door_offline" if error else "relay_not_switched" if changed is False
+                  else "doctor_click")  # as AccessService.grant records them
         await self.box.store.record(AccessEvent(
             id=new_id("ae"), door_id=door_id, method="remote",
-            decision="denied" if error else "granted",
-            reason="door_offline" if error else "doctor_click",
+            decision="granted" if reason == "doctor_click" else "denied", reason=reason,
             actor=self.actor or "doctor", relay_changed=changed))
 
     async def check_models(self) -> Result:

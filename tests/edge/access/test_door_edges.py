@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import aiohttp
 import cv2
 import pytest
+from pymodbus.simulator import SimDevice
 
 from edge.access import store as db
 from edge.access import synthetic
@@ -21,7 +22,7 @@ from edge.core.standard import Resident
 from edge.core.store import Store
 from edge.faces import store as store_faces
 from tests.conftest import api_url, free_port
-from tests.drivers.doors.relay_peers import RelayBoard
+from tests.drivers.doors.relay_peers import RelayBoard, _blocks
 from tests.edge.access.helpers import door_frame, enrol, head_turn, photo, write_folder
 from tests.edge.access.test_engine import (  # noqa: F401 - fixtures
     ACCESS,
@@ -425,5 +426,51 @@ async def test_a_relay_that_switched_but_whose_answer_was_lost_is_recorded_open(
         p = await box.store.run(db.get_pass, box.store.sync, vp["id"])
         assert p["uses_left"] == 0  # the visitor went in: the use is spent
         await asyncio.to_thread(board.wait_for, 1, COIL, False, 3.0, t)  # the pulse ended
+    finally:
+        board.stop()
+
+
+@dataclass
+class StuckBoard(RelayBoard):
+    """A relay board that acknowledges coil writes but leaves the coil off (a board in its
+    manual / locked mode, a welded-open relay contact read back by the board): the write's
+    answer is fine, the read-back says the relay never switched."""
+
+    stuck: bool = False
+
+    def _device(self, unit: int) -> SimDevice:
+        inner = super()._device(unit).action
+
+        async def action(fc, start, address, count, regs, set_values):
+            if self.stuck and fc in (5, 15) and set_values:
+                set_values[:] = [False] * len(set_values)
+            return await inner(fc, start, address, count, regs, set_values)
+
+        return SimDevice(id=unit, simdata=_blocks(self.coils), action=action)
+
+
+async def test_a_relay_that_reads_back_off_is_not_recorded_open(make_config, run_box) -> None:
+    """A visitor's PIN at a door whose relay board answers the write but does not switch (the
+    box reads the relay back: off). Before, the event said granted (relay_changed false), the
+    keypad showed the visitor 'opened' at a shut door and the pass use was spent. Now it is
+    denied (relay_not_switched) and the use is not spent."""
+    board = StuckBoard(units=(1,), tcp_port=free_port()).start()
+    try:
+        box = await start_box(make_config, run_box, board.tcp_port)
+        base = api_url(box)
+        async with aiohttp.ClientSession() as s:
+            vp = await staff(s, "POST", f"{base}/api/v1/passes", json={
+                "resident_id": "r1", "doors": ["d-b1"], "uses": 1,
+                "valid_to": (datetime.now(UTC) + timedelta(hours=2)).isoformat()})
+            board.stuck = True
+            status, out = await use_pin(s, base, vp["pin"])
+            assert out["relay_changed"] is False  # the box read the relay back: off
+            assert (status, out["reason"]) == (403, "relay_not_switched"), out  # before: 200
+            ev = (await box.store.run(db.list_events, box.store.sync, "d-b1", 50, None))[0]
+            assert (ev["decision"], ev["reason"], ev["pass_id"]) == (
+                "denied", "relay_not_switched", vp["id"])
+            board.stuck = False  # fixed: the same pass still opens
+            status, out = await use_pin(s, base, vp["pin"])
+            assert status == 200 and out["relay_changed"] is True, out
     finally:
         board.stop()
