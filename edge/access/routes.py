@@ -269,6 +269,10 @@ def add_routes(app: web.Application, svc: Any) -> None:
         body = await _body(request, RightsIn)
         windows = []
         for i, w in enumerate(body.windows):
+            if w.door_id is not None and w.door_id not in svc.doors_cfg:
+                # a window for no door restricts nothing: the resident would pass at any hour
+                return json_error(400, f"windows.{i}.door_id: unknown door {w.door_id!r}",
+                                  field=f"windows.{i}.door_id")
             try:
                 windows.append({
                     "door_id": w.door_id,
@@ -300,6 +304,9 @@ def add_routes(app: web.Application, svc: Any) -> None:
     async def blocks_add(request: web.Request) -> web.Response:
         actor = require_staff(request)
         body = await _body(request, BlockIn)
+        if body.door_id is not None and body.door_id not in svc.doors_cfg:
+            # a block at no door blocks nothing: the resident would still get in
+            return json_error(400, f"door_id: unknown door {body.door_id!r}", field="door_id")
         box = request.app[BOX]
         until = db.iso(body.until) if body.until else None
         try:

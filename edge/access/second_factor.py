@@ -235,7 +235,12 @@ class SecondFactors:
                                            resident_id=resident_id, **fields)
         else:
             self._asked.setdefault(resident_id, []).append(time.monotonic())
-        self._drop(door_id)
+        before = self._drop(door_id)
+        if before is not None:
+            # One wait per door (the face in front of it): the one it replaces ends here and,
+            # like a timeout, leaves its denied event (before, it vanished without a record).
+            await self.svc.deny(door_id, "face", "second_factor_replaced",
+                                resident_id=before.resident_id, **before.fields)
         ch = Challenge(door_id, resident_id, dict(fields), t0,
                        time.monotonic() + self.cfg.second_factor_timeout_s, why, phone)
         ch.task = asyncio.create_task(self._expire(ch), name=f"second-factor-{door_id}")

@@ -235,13 +235,15 @@ class AccessService(Service):
         drv = self.door(door_id)
         res: UnlockResult = await drv.open()
         latency = round((time.monotonic() - t0) * 1000, 2) if t0 is not None else None
-        ok = res.ok
+        # A relay that reads back off after the write did not open the door: not granted
+        # (before: granted with relay_changed false, and a pass use spent at a shut door).
+        ok = res.ok and res.changed is not False
         ev = AccessEvent(
             id=new_id("ae"),
             door_id=door_id,
             method=method,  # type: ignore[arg-type]
             decision="granted" if ok else "denied",
-            reason=reason if ok else "door_offline",
+            reason=reason if ok else ("door_offline" if not res.ok else "relay_not_switched"),
             latency_ms=latency,
             relay_changed=res.changed,
             **fields,
@@ -249,7 +251,8 @@ class AccessService(Service):
         # The face thumbnail in the same transaction: the event is never listed without it.
         await self.box.store.run(db.record_event, self.box.store.sync, ev, thumb)
         if not ok:
-            log.warning("door %s: %s granted but the relay failed: %s", door_id, method, res.detail)
+            log.warning("door %s: %s granted but the relay failed: %s", door_id, method,
+                        res.detail or "it reads back off")
         return Outcome(ok, ev.reason, ev.id, res.changed, fields.get("resident_id"),
                        fields.get("pass_id"), latency)
 
@@ -330,8 +333,11 @@ class AccessService(Service):
         )
         if why is not None:
             return await self.deny(door_id, method, why, pass_id=pass_id, resident_id=resident)
-        return await self.grant(door_id, method, "pass", t0=t0, pass_id=pass_id,
-                                resident_id=resident)
+        out = await self.grant(door_id, method, "pass", t0=t0, pass_id=pass_id,
+                               resident_id=resident)
+        if not out.granted:  # the relay failed: the door stayed shut, the use is not spent
+            await self.box.store.run(db.unuse_pass, self.box.store.sync, pass_id, door_id, now)
+        return out
 
     async def enter_qr(self, door_id: str, text: str, t0: float | None = None) -> Outcome:
         pass_id = passes.verify_qr(self.key, text)
@@ -412,6 +418,15 @@ class AccessService(Service):
             self._cool = {k: v for k, v in self._cool.items() if v > now}
         self._cool[(door_id, who)] = now + seconds
 
+    def _qr_new(self, door_id: str, text: str) -> bool:
+        """A QR code read at a door camera: a new showing (act on it), or the same one still
+        held up? Every read pushes the cool-down on, so a code kept in view is one showing
+        however long it is held (before, each cooldown_s of holding spent another use of the
+        pass); shown again after cooldown_s out of view, it is a new entry."""
+        new = not self._cooling(door_id, f"qr:{text}")
+        self._cool_down(door_id, f"qr:{text}", self.cfg.cooldown_s)
+        return new
+
     async def _watch(self, door_id: str, camera_id: str) -> None:
         try:
             cam = self.camera(camera_id)
@@ -477,8 +492,7 @@ class AccessService(Service):
                     if pipeline else _none(),
                 )
                 st.qr_tries += bool(qr_due)
-                if text and not self._cooling(door_id, f"qr:{text}"):
-                    self._cool_down(door_id, f"qr:{text}", self.cfg.cooldown_s)
+                if text and self._qr_new(door_id, text):
                     await self.enter_qr(door_id, text, frame.t)
                     continue
                 if seen is None:
@@ -599,8 +613,7 @@ class AccessService(Service):
                 qr_due = c.qr and n_active % c.qr_every == 1 % c.qr_every
                 if pipeline is None:
                     text = await asyncio.to_thread(qr.read, frame.image) if qr_due else None
-                    if text and not self._cooling(door_id, f"qr:{text}"):
-                        self._cool_down(door_id, f"qr:{text}", c.cooldown_s)
+                    if text and self._qr_new(door_id, text):
                         await self.enter_qr(door_id, text, frame.t)
                     continue
                 if liveness is None or tracks is None:
@@ -711,8 +724,7 @@ class AccessService(Service):
         try:
             text = await asyncio.get_running_loop().run_in_executor(
                 self._qr_pool(), qr.read, frame.image)
-            if text and not self._cooling(door_id, f"qr:{text}"):
-                self._cool_down(door_id, f"qr:{text}", self.cfg.cooldown_s)
+            if text and self._qr_new(door_id, text):
                 await self.enter_qr(door_id, text, frame.t)
         except Exception:
             log.exception("door %s: QR try failed; going on", door_id)
@@ -790,24 +802,31 @@ class AccessService(Service):
             await self.deny(door_id, "face", reason, latency_ms=_ms(t0), **common)
             return False
         rid = fused.resident_id
-        if self._cooling(door_id, rid):
-            track.decided = True  # this person was just let in (or refused) at this door
-            return True
         if self.cfg.require_liveness and not live:
             # Not (yet) live: keep collecting evidence; the window slides, so a real person
             # who moves passes a moment later. Only the denied *event* is rate-limited.
             if collecting:
                 return False
-            if self._cooling(door_id, f"liveness:{rid}"):
-                track.decided = True  # their liveness refusal is on the record already
+            # Rate-limited per tracked face, like every denied event: a second photo held up
+            # (a new track) within denied_cooldown_s leaves its own (per resident it left none).
+            who = f"liveness:track:{track.id}"
+            if self._cooling(door_id, who):
+                track.decided = True  # this face's liveness refusal is on the record already
                 return False
-            self._cool_down(door_id, f"liveness:{rid}", self.cfg.denied_cooldown_s)
+            self._cool_down(door_id, who, self.cfg.denied_cooldown_s)
             st.decisions += 1
             track.decided = True
             why = "liveness_ir" if ir_face is False else "liveness"
             await self.deny(door_id, "face", why, resident_id=rid,
                             latency_ms=_ms(t0), **common)
             return False
+        refused = f"refused:track:{track.id}"
+        if self._cooling(door_id, rid) or self._cooling(door_id, refused):
+            # This person was just let in at this door (or this face was just refused).
+            # Checked after liveness: a photo of them held up meanwhile is not them, and its
+            # refusal goes on record.
+            track.decided = True
+            return True
         if decision.resident_id != rid:
             # The k agreeing frames are there, but this frame does not name the resident: wait
             # for one that does, so a grant never rests on earlier frames alone.
@@ -816,7 +835,9 @@ class AccessService(Service):
         st.decisions += 1
         track.decided = True
         if why is not None:
-            self._cool_down(door_id, rid, self.cfg.denied_cooldown_s)
+            # Per tracked face, like every denied event: their next try (a new track) leaves
+            # its own record (per resident, a try within denied_cooldown_s left none).
+            self._cool_down(door_id, refused, self.cfg.denied_cooldown_s)
             await self.deny(door_id, "face", why, resident_id=rid, latency_ms=_ms(t0), **common)
             return True
         self._cool_down(door_id, rid, self.cfg.cooldown_s)

@@ -301,11 +301,13 @@ def revoke_pass(store: Store, pass_id: str) -> dict[str, Any]:
 
 
 def find_pass_by_pin(store: Store, pin_hash: str, now_iso: str) -> str | None:
-    """The id of the active pass with this PIN (PINs of active passes are unique)."""
+    """The id of the unexpired pass with this PIN (unique: :func:`pin_in_use`). A revoked one
+    too: its PIN stays reserved until it expires, and the use is then refused as ``revoked``
+    on that pass, not recorded as an unknown PIN (a guess)."""
     with store.reading():
         row = store.db.execute(
-            "SELECT id FROM visitor_passes WHERE pin_hash = ? AND valid_to > ? AND revoked = 0"
-            " ORDER BY uses_left > 0 DESC, created_at DESC LIMIT 1",
+            "SELECT id FROM visitor_passes WHERE pin_hash = ? AND valid_to > ?"
+            " ORDER BY revoked ASC, uses_left > 0 DESC, created_at DESC LIMIT 1",
             (pin_hash, now_iso),
         ).fetchone()
     return row[0] if row else None
@@ -356,6 +358,23 @@ def use_pass(
             (pass_id, door_id, method, now_iso),
         )
     return None, resident_id
+
+
+def unuse_pass(store: Store, pass_id: str, door_id: str, now_iso: str) -> None:
+    """Give back the use :func:`use_pass` took when the door then did not open (the relay
+    failed): a visitor's pass is spent only on a door that opened."""
+    with store.transaction():
+        cur = store.db.execute(
+            "DELETE FROM pass_uses WHERE id = (SELECT max(id) FROM pass_uses"
+            " WHERE pass_id = ? AND door_id = ? AND ts = ?)",
+            (pass_id, door_id, now_iso),
+        )
+        if cur.rowcount:
+            store.db.execute(
+                "UPDATE visitor_passes SET uses_left = uses_left + 1 WHERE id = ?"
+                " AND uses_left < uses_total",
+                (pass_id,),
+            )
 
 
 # --- access events -----------------------------------------------------------------------------

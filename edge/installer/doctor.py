@@ -115,11 +115,13 @@ class Doctor:
         box: Any = None,
         click: bool = False,
         loader: Callable[[Path], Any] | None = None,  # the box's config loader (CLI)
+        actor: str | None = None,  # who asked (the installer page's staff token)
     ) -> None:
         self.config_path = config_path
         self.config = config
         self.box = box
         self.click = click
+        self.actor = actor
         self.config_error: str | None = None
         self._identity: Any = None  # the box's cloud identity, once the provisioned check read it
         self._skew: float | None = None  # box clock minus cloud clock, from the cloud check
@@ -314,7 +316,9 @@ class Doctor:
             try:
                 res = await asyncio.wait_for(drv.unlock(300), timeout)
             except Exception as e:
+                await self._click_event(dev.id, None, str(e))
                 return T("door.click_failed", error=e), "fail", None
+            await self._click_event(dev.id, res.changed, None if res.ok else res.detail)
             if not res.ok:
                 why = res.detail or T("door.not_closed")
                 return T("door.click_bad", why=why), "fail", None
@@ -331,6 +335,20 @@ class Doctor:
         if kind == "screens":
             return await device_checks.screen_player(self._cfg, self.box, dev.id)
         return None, "pass", None
+
+    async def _click_event(self, door_id: str, changed: bool | None, error: str | None) -> None:
+        """A click pulses a live door (long enough to let someone in): inside the running box
+        it is an access event like any other opening (before, it left none)."""
+        if self.box is None:
+            return
+        from edge.core.standard import AccessEvent, new_id
+
+        reason = ("door_offline" if error else "relay_not_switched" if changed is False
+                  else "doctor_click")  # as AccessService.grant records them
+        await self.box.store.record(AccessEvent(
+            id=new_id("ae"), door_id=door_id, method="remote",
+            decision="granted" if reason == "doctor_click" else "denied", reason=reason,
+            actor=self.actor or "doctor", relay_changed=changed))
 
     async def check_models(self) -> Result:
         from edge.faces import cli  # the `qilu-edge models` commands (loads click only)

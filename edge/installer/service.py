@@ -218,7 +218,7 @@ class InstallerWeb(Service):
 
     # -- doctor -------------------------------------------------------------------------
     async def start_doctor(self, request: web.Request) -> web.Response:
-        require_staff(request)
+        actor = require_staff(request)
         if self.run["running"]:
             return error(request, 409, "a doctor run is in progress", "检查正在进行中，请稍候",
                          busy=True)  # fmt: skip
@@ -230,6 +230,7 @@ class InstallerWeb(Service):
             config_path=self.box.config.source,
             box=self.box,
             click=bool(body.get("click")),
+            actor=actor,  # a click opens doors: its access events say who
         )
         plan = doc.plan()
         self.run = {

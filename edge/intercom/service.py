@@ -47,7 +47,8 @@ log = logging.getLogger(__name__)
 ACTIVE = ("ringing", "answered")
 KEEP_ENDED_S = 60.0  # an ended call stays in the phones' and screen's view this long
 PANEL_HTML = Path(__file__).with_name("static") / "door-panel.html"
-DOOR_DOWN = {"door_offline": "门禁设备暂时连不上，请稍后再试"}
+DOOR_DOWN = {"door_offline": "门禁设备暂时连不上，请稍后再试",
+             "relay_not_switched": "门禁继电器没有动作，请稍后再试或联系物业"}
 
 
 class CallRefused(Exception):
@@ -373,7 +374,7 @@ class IntercomService(Service):
         live = await self._answered_by(call_id, resident_id)
         out = await self.box.get(ACCESS).remote_open(live.rec.door_id, resident_id, "resident")
         if not out.granted:
-            raise CallRefused(403 if out.reason != "door_offline" else 503,
+            raise CallRefused(503 if out.reason in DOOR_DOWN else 403,
                               f"door: did not open ({out.reason})", "door",
                               "门没有打开：" + REASONS.get(out.reason, DOOR_DOWN.get(
                                   out.reason, "请稍后再试或联系物业")))

@@ -54,6 +54,7 @@ PIN_REFUSED = {
     "keypad_locked": "输错次数太多，请稍后再试",
     "second_factor_locked": "密码错误次数太多，本次不能开门",
     "door_offline": "门禁设备暂时连不上，请稍后再试",
+    "relay_not_switched": "门禁继电器没有动作，请稍后再试或联系物业",
 }
 WEAK = {  # edge/access/second_factor.py weak_pin()
     "pin: all digits the same": "密码太简单：不能全是同一个数字，请换一个",

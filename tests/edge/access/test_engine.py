@@ -193,10 +193,23 @@ async def test_qr_pass_on_camera_opens_once(tmp_path: Path, make_config, run_box
             assert r.status == 201, await r.text()
             created = await r.json()
     # The visitor holds the QR up to the camera: frames go through the driver's own
-    # publish path, exactly as its reader thread delivers them.
+    # publish path, exactly as its reader thread delivers them. Held up for a while it is one
+    # showing (one event); taken away and shown again, the used-up pass is refused.
     img = qr_frame(created["qr_text"])
+    empty = qr_frame("nothing") * 0 + 90
     cam = box.service("devices").get("camera", "c-qr")
     t0 = time.monotonic()
+    async with asyncio.timeout(15):
+        while not await events(box, "d-qr"):
+            cam._publish(img.copy())
+            await asyncio.sleep(1 / 15)
+    for _ in range(30):  # 2 s more (twice cooldown_s) in view: still one showing
+        cam._publish(img.copy())
+        await asyncio.sleep(1 / 15)
+    assert len(await events(box, "d-qr")) == 1
+    for _ in range(25):  # gone for longer than cooldown_s
+        cam._publish(empty.copy())
+        await asyncio.sleep(1 / 15)
     async with asyncio.timeout(15):
         while len(await events(box, "d-qr")) < 2:
             cam._publish(img.copy())
