@@ -286,3 +286,68 @@ async def test_feed_answers_not_signed_by_the_cloud_are_refused(
         assert [c.actor for c in opened] == ["cloud:root"]
     finally:
         await runner.cleanup()
+
+
+async def test_cloud_answering_200_garbage_does_not_stop_uploads_or_heartbeats(
+    cloud: Cloud, make_config, run_box, tmp_path: Path
+) -> None:
+    """A reverse proxy or captive portal in front of the cloud answers 200 with an HTML page
+    (maintenance, Wi-Fi login) or a JSON of the wrong shape for a while. The box must treat it
+    like any failed request and retry: before, the ValueError killed the upload task (and the
+    heartbeat task) for good, so records piled up in the outbox until the daemon restarted."""
+    from aiohttp import web
+
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    ident_file = config.box.data_dir / "cloud-identity.json"
+    ident = json.loads(ident_file.read_text())
+    garbage = {"n": 4}  # the next garbage answers to uploads and heartbeats
+    heartbeats_passed: list[float] = []
+
+    async def proxy(request: web.Request) -> web.StreamResponse:
+        if request.path in ("/api/v1/box/upload", "/api/v1/box/heartbeat") and garbage["n"] > 0:
+            garbage["n"] -= 1
+            await request.read()
+            if garbage["n"] % 2:
+                return web.Response(status=200, text="<html>系统维护中</html>",
+                                    content_type="text/html")
+            return web.json_response({"ok": True})  # JSON, but no upload result
+        async with aiohttp.ClientSession() as s, s.request(
+            request.method, cloud.url + request.raw_path, data=await request.read(),
+            headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+        ) as r:
+            body = await r.read()
+            headers = {k: v for k, v in r.headers.items()
+                       if k.lower() in ("content-type", "x-qilu-reply-signature",
+                                        "x-qilu-server-time")}
+        if request.path == "/api/v1/box/heartbeat" and r.status == 200:
+            heartbeats_passed.append(time.monotonic())
+        return web.Response(status=r.status, body=body, headers=headers)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", proxy)
+    runner = web.AppRunner(app, auto_decompress=False)  # forward gzip'd uploads as signed
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    ident_file.write_text(json.dumps({**ident, "cloud": f"http://127.0.0.1:{port}"}))
+    try:
+        box = await run_box(config)
+        for i in range(30):
+            await box.store.record(
+                AccessEvent(id=f"ae-{i}", door_id="door-1", method="qr", decision="granted")
+            )
+
+        async def arrived() -> bool:
+            return len(await cloud.storage.box_records(ident["box_id"])) == 30
+
+        await wait_for(arrived, 15)
+        assert garbage["n"] == 0  # the garbage was served
+        assert await box.store.outbox_stats() == {"rows": 0, "bytes": 0}
+        # Heartbeats go on after the garbage too (the fleet view's "last seen").
+        n = len(heartbeats_passed)
+        await wait_for(lambda: _len_at_least(heartbeats_passed, n + 2), 5, 0.05)
+    finally:
+        await runner.cleanup()
