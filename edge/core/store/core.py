@@ -15,6 +15,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -102,6 +103,8 @@ class Store:
             self.recovered_from = self._move_aside(str(e))
             self.db = self._connect(check)
         self.migrate()
+        if self.recovered_from is not None:
+            self._continue_outbox_seq(self.recovered_from)
 
     # --- opening ---------------------------------------------------------------------
 
@@ -148,6 +151,26 @@ class Store:
             aside,
         )
         return aside
+
+    def _continue_outbox_seq(self, aside: Path) -> None:
+        """A fresh file after a corrupt one: outbox seqs go on above the old file's, never
+        from 1 again. The cloud stores each (box, seq) once, so reused seqs were taken for
+        resends of old records and dropped. The old file's counter is read if it can be;
+        else the clock in microseconds, far above any count of records a box writes."""
+        last = 0
+        try:
+            old = sqlite3.connect(f"file:{aside}?mode=ro", uri=True)
+            try:
+                row = old.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'")
+                last = int(row.fetchone()[0])
+            finally:
+                old.close()
+        except (sqlite3.Error, TypeError, ValueError) as e:
+            log.warning("outbox seq of %s unreadable (%s): continuing from the clock", aside, e)
+            last = time.time_ns() // 1000
+        with self.transaction() as db:
+            db.execute("DELETE FROM sqlite_sequence WHERE name = 'outbox'")
+            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (last,))
 
     def migrate(self) -> list[int]:
         """Apply every migration not applied yet; returns the versions applied now."""

@@ -166,13 +166,21 @@ def test_kill_between_record_and_outbox_leaves_neither(tmp_path: Path) -> None:
 
 def test_corrupt_database_is_moved_aside_and_a_fresh_one_used(tmp_path: Path, caplog) -> None:
     db = tmp_path / "q.db"
-    Store(db).close()
+    old = Store(db)
+    for i in range(5):
+        old.record(access(i))
+    old.close()
     db.write_bytes(b"this is not a database at all" * 200)
     store = Store(db)
     assert store.recovered_from is not None
     assert store.recovered_from.read_bytes().startswith(b"this is not a database")
     assert store.integrity_check() == "ok"
     assert "CORRUPT" in caplog.text
+    # The old outbox counter is unreadable: seqs go on from the clock (in microseconds), not
+    # from 1, which the cloud already holds for this box (tests/edge/sync/test_service.py).
+    store.record(access(99))
+    (seq,) = store.db.execute("SELECT seq FROM outbox").fetchone()
+    assert seq > 1_700_000_000 * 10**6
     store.close()
 
 

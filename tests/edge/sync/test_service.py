@@ -8,6 +8,7 @@ import stat
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -351,3 +352,62 @@ async def test_cloud_answering_200_garbage_does_not_stop_uploads_or_heartbeats(
         await wait_for(lambda: _len_at_least(heartbeats_passed, n + 2), 5, 0.05)
     finally:
         await runner.cleanup()
+
+
+async def test_records_after_a_corrupt_database_reach_the_cloud(
+    cloud: Cloud, make_config, tmp_path: Path
+) -> None:
+    """Power loss corrupts the box's database; the box moves it aside and starts on a fresh
+    one. Its outbox seqs must not start again at 1: the cloud stores each (box, seq) once, so
+    it took the new alerts, access events and reports for resends of the old ones and dropped
+    them (counted as duplicates, deleted from the box's outbox: lost)."""
+    import sqlite3
+
+    from edge.daemon import Daemon
+
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    box_id = json.loads((config.box.data_dir / "cloud-identity.json").read_text())["box_id"]
+
+    async def in_cloud() -> set[str]:
+        return {r["record_id"] for r in await cloud.storage.box_records(box_id)}
+
+    first = Daemon(config)
+    box = await first.start()
+    try:
+        for i in range(30):
+            await box.store.record(
+                AccessEvent(id=f"ae-old-{i}", door_id="door-1", method="qr", decision="granted")
+            )
+        await wait_for(lambda: _has(in_cloud, {f"ae-old-{i}" for i in range(30)}), 10)
+    finally:
+        await first.stop()
+
+    def tear() -> None:  # a torn write: garbage over one page of the event journal
+        db = sqlite3.connect(config.db_path)
+        (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'").fetchone()
+        (page,) = db.execute("PRAGMA page_size").fetchone()
+        db.close()
+        with open(config.db_path, "r+b") as f:
+            f.seek((root - 1) * page)
+            f.write(b"\xa5" * 1000)
+
+    await asyncio.to_thread(tear)
+
+    second = Daemon(config)
+    box = await second.start()
+    try:
+        assert box.store.sync.recovered_from is not None  # it did start on a fresh file
+        new = {f"ae-new-{i}" for i in range(5)}
+        for rid in sorted(new):
+            await box.store.record(
+                AccessEvent(id=rid, door_id="door-1", method="qr", decision="granted")
+            )
+        await wait_for(lambda: _has(in_cloud, new), 10)
+    finally:
+        await second.stop()
+
+
+async def _has(get: Any, want: set[str]) -> bool:
+    return want <= await get()
