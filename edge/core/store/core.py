@@ -81,6 +81,20 @@ def migrations() -> list[Migration]:
     return found
 
 
+# SQLite's own codes for a damaged file (primary code: the low byte of the extended one).
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
+NO_SPACE = ("SQLITE_FULL", "SQLITE_IOERR_SHMSIZE")  # the shared-memory file cannot grow
+
+
+def _corrupt(e: sqlite3.DatabaseError) -> bool:
+    """Whether opening failed because the file is damaged (move it aside), not because the
+    disk is full or failing, the file is locked or read-only (keep it: moving a healthy
+    database aside started the box on an empty one, without residents, faces or rights).
+    Our own failed quick_check carries no SQLite code."""
+    code = getattr(e, "sqlite_errorcode", None)
+    return code is None or code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
+
+
 def _utc_stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -100,6 +114,10 @@ class Store:
         try:
             self.db = self._connect(check)
         except sqlite3.DatabaseError as e:
+            if not _corrupt(e):  # a full disk, an I/O error, a lock: the file is fine
+                if getattr(e, "sqlite_errorname", "") in NO_SPACE:
+                    raise StoreFullError(f"store is full, cannot open {self.path}: {e}") from e
+                raise
             self.recovered_from = self._move_aside(str(e))
             self.db = self._connect(check)
         self.migrate()
