@@ -41,6 +41,7 @@ from edge.core.commands import CommandError
 from edge.core.http import json_error, require_staff
 from edge.core.service import Service, cancel
 from edge.core.standard import Alert, Command, new_id
+from edge.core.store import StoreError
 from edge.sync import store as outbox
 from edge.sync.client import (
     CloudClient,
@@ -187,9 +188,10 @@ class SyncService(Service):
             ):
                 rows, encoding = ahead
             else:
-                if self._acking is not None:
-                    await self._acking
-                    self._acking = None
+                if self._acking is not None and not await self._ack_done():
+                    await asyncio.sleep(random.uniform(0, delay))  # e.g. the disk is full
+                    delay = min(delay * 2, self.cfg.backoff_max_s)
+                    continue
                 rows = await st.run(outbox.outbox_batch, st.sync, *self._limits())
                 if not rows and self._floor_due:
                     await self._send_floor()
@@ -233,8 +235,21 @@ class SyncService(Service):
             delay = self.cfg.backoff_min_s
             self.revoked = False
             if self._acking is not None:
-                await self._acking  # one delete at a time, in order
+                await self._ack_done()  # one delete at a time, in order
             self._acking = asyncio.ensure_future(self._acked(rows, res))
+
+    async def _ack_done(self) -> bool:
+        """Wait for the delete of the last acked batch. False when it failed (a full disk):
+        its rows stay in the outbox and go again, and the cloud counts them as duplicates."""
+        acking, self._acking = self._acking, None
+        if acking is None:
+            return True
+        try:
+            await acking
+        except StoreError as e:
+            self._failed(e)
+            return False
+        return True
 
     async def _acked(self, rows: list[outbox.OutboxRow], res: p.UploadResult) -> None:
         """The cloud stored this batch: delete its rows (in one transaction), then count it."""

@@ -16,6 +16,7 @@ import pytest
 from edge.core.standard import AccessEvent, DeviceHealth, Priority, Resident
 from edge.core.store import Store, StoreError, StoreFullError, check_file, migrations
 from edge.core.store import core as store_core
+from tests.conftest import fill, small_fs_at
 
 
 def access(i: int) -> AccessEvent:
@@ -228,37 +229,13 @@ def test_full_disk_refuses_whole_write_and_keeps_what_was_stored(tmp_path: Path)
     store.close()
 
 
-@pytest.fixture
-def small_fs(tmp_path: Path):
-    """A real 8 MB file system (tmpfs) that can be filled to the last byte."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(mnt)], capture_output=True
-    ).returncode:
-        pytest.skip("needs root to mount a small tmpfs")
-    try:
-        yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def fill(path: Path) -> None:
-    with open(path, "wb", buffering=0) as f:
-        for _ in range(100_000):  # bounded: 400 MB, far beyond the 8 MB file system
-            try:
-                f.write(b"\0" * 4096)
-            except OSError:
-                return
-    raise AssertionError("the file system never filled")
-
-
-def test_box_restarting_on_a_full_disk_keeps_its_database(small_fs: Path) -> None:
+def test_box_restarting_on_a_full_disk_keeps_its_database(tmp_path: Path) -> None:
     """The disk filled up and the box restarted: opening the store fails (SQLite cannot even
     size its shared-memory file: SQLITE_IOERR_SHMSIZE). That is no corruption: before, the
     healthy database (residents, faces, rights, unsent records) was moved aside as
     "corrupt" and the box came up on an empty one. Now opening fails with StoreFullError,
     nothing is moved, and once space is freed the same database opens with every row."""
+    small_fs = small_fs_at(tmp_path / "small")
     db = small_fs / "q.db"
     store = Store(db)
     for i in range(300):

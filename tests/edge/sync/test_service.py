@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import stat
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from edge.core.standard import AccessEvent, Command, DeviceHealth, Report, new_id
 from edge.sync import store as ob
 from tests.cloudsync.helpers import Cloud, cli_provision, start_cloud, wait_for
-from tests.conftest import STAFF_TOKEN, api_url
+from tests.conftest import STAFF_TOKEN, api_url, fill, small_fs_at
 
 FAST = """
 [sync]
@@ -289,42 +291,28 @@ async def test_feed_answers_not_signed_by_the_cloud_are_refused(
         await runner.cleanup()
 
 
-async def test_cloud_answering_200_garbage_does_not_stop_uploads_or_heartbeats(
-    cloud: Cloud, make_config, run_box, tmp_path: Path
-) -> None:
-    """A reverse proxy or captive portal in front of the cloud answers 200 with an HTML page
-    (maintenance, Wi-Fi login) or a JSON of the wrong shape for a while. The box must treat it
-    like any failed request and retry: before, the ValueError killed the upload task (and the
-    heartbeat task) for good, so records piled up in the outbox until the daemon restarted."""
-    from aiohttp import web
-
-    await cloud.community()
-    config = make_config(extra=FAST)
-    await provision_cli(config.source, cloud)
-    ident_file = config.box.data_dir / "cloud-identity.json"
-    ident = json.loads(ident_file.read_text())
-    garbage = {"n": 4}  # the next garbage answers to uploads and heartbeats
-    heartbeats_passed: list[float] = []
+@contextlib.asynccontextmanager
+async def cloud_proxy(
+    cloud: Cloud, ident_file: Path, before: Callable[[web.Request], Awaitable[web.Response | None]]
+) -> AsyncIterator[list[str]]:
+    """A real HTTP proxy between the box and the cloud (the identity file points the box at
+    it); ``before(request)`` may answer in the cloud's place. Yields the paths it passed on."""
+    passed: list[str] = []
 
     async def proxy(request: web.Request) -> web.StreamResponse:
-        if request.path in ("/api/v1/box/upload", "/api/v1/box/heartbeat") and garbage["n"] > 0:
-            garbage["n"] -= 1
-            await request.read()
-            if garbage["n"] % 2:
-                return web.Response(status=200, text="<html>系统维护中</html>",
-                                    content_type="text/html")
-            return web.json_response({"ok": True})  # JSON, but no upload result
+        body = await request.read()
+        if (answer := await before(request)) is not None:
+            return answer
         async with aiohttp.ClientSession() as s, s.request(
-            request.method, cloud.url + request.raw_path, data=await request.read(),
+            request.method, cloud.url + request.raw_path, data=body,
             headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
         ) as r:
-            body = await r.read()
+            out = await r.read()
             headers = {k: v for k, v in r.headers.items()
                        if k.lower() in ("content-type", "x-qilu-reply-signature",
                                         "x-qilu-server-time")}
-        if request.path == "/api/v1/box/heartbeat" and r.status == 200:
-            heartbeats_passed.append(time.monotonic())
-        return web.Response(status=r.status, body=body, headers=headers)
+        passed.append(request.path)
+        return web.Response(status=r.status, body=out, headers=headers)
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", proxy)
@@ -333,8 +321,41 @@ async def test_cloud_answering_200_garbage_does_not_stop_uploads_or_heartbeats(
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    ident_file.write_text(json.dumps({**ident, "cloud": f"http://127.0.0.1:{port}"}))
+    await asyncio.to_thread(_point_at, ident_file, f"http://127.0.0.1:{port}")
     try:
+        yield passed
+    finally:
+        await runner.cleanup()
+
+
+def _point_at(ident_file: Path, url: str) -> None:
+    ident_file.write_text(json.dumps({**json.loads(ident_file.read_text()), "cloud": url}))
+
+
+async def test_cloud_answering_200_garbage_does_not_stop_uploads_or_heartbeats(
+    cloud: Cloud, make_config, run_box, tmp_path: Path
+) -> None:
+    """A reverse proxy or captive portal in front of the cloud answers 200 with an HTML page
+    (maintenance, Wi-Fi login) or a JSON of the wrong shape for a while. The box must treat it
+    like any failed request and retry: before, the ValueError killed the upload task (and the
+    heartbeat task) for good, so records piled up in the outbox until the daemon restarted."""
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    ident_file = config.box.data_dir / "cloud-identity.json"
+    box_id = json.loads(ident_file.read_text())["box_id"]
+    garbage = {"n": 4}  # the next garbage answers to uploads and heartbeats
+
+    async def maintenance(request: web.Request) -> web.Response | None:
+        if request.path in ("/api/v1/box/upload", "/api/v1/box/heartbeat") and garbage["n"] > 0:
+            garbage["n"] -= 1
+            if garbage["n"] % 2:
+                return web.Response(status=200, text="<html>系统维护中</html>",
+                                    content_type="text/html")
+            return web.json_response({"ok": True})  # JSON, but no upload result
+        return None
+
+    async with cloud_proxy(cloud, ident_file, maintenance) as passed:
         box = await run_box(config)
         for i in range(30):
             await box.store.record(
@@ -342,16 +363,22 @@ async def test_cloud_answering_200_garbage_does_not_stop_uploads_or_heartbeats(
             )
 
         async def arrived() -> bool:
-            return len(await cloud.storage.box_records(ident["box_id"])) == 30
+            return len(await cloud.storage.box_records(box_id)) == 30
 
         await wait_for(arrived, 15)
         assert garbage["n"] == 0  # the garbage was served
         assert await box.store.outbox_stats() == {"rows": 0, "bytes": 0}
+
         # Heartbeats go on after the garbage too (the fleet view's "last seen").
-        n = len(heartbeats_passed)
-        await wait_for(lambda: _len_at_least(heartbeats_passed, n + 2), 5, 0.05)
-    finally:
-        await runner.cleanup()
+        def heartbeats() -> int:
+            return passed.count("/api/v1/box/heartbeat")
+
+        n = heartbeats()
+
+        async def more() -> bool:
+            return heartbeats() >= n + 2
+
+        await wait_for(more, 5, 0.05)
 
 
 async def test_records_after_a_corrupt_database_reach_the_cloud(
@@ -411,3 +438,54 @@ async def test_records_after_a_corrupt_database_reach_the_cloud(
 
 async def _has(get: Any, want: set[str]) -> bool:
     return want <= await get()
+
+
+async def test_uploads_go_on_after_the_disk_was_full(
+    cloud: Cloud, make_config, run_box, tmp_path: Path
+) -> None:
+    """The box's disk fills while the cloud is away. The cloud comes back and stores the
+    waiting batch, but the box cannot delete the acked rows (SQLite's write-ahead log cannot
+    grow): before, that StoreFullError killed the upload task for good, and nothing recorded
+    after the disk was freed ever reached the cloud. Now the rows stay (the cloud counts their
+    resend as duplicates) and uploading goes on with back-off."""
+    data = small_fs_at(tmp_path / "data", 16)
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    ident_file = config.box.data_dir / "cloud-identity.json"
+    box_id = json.loads(ident_file.read_text())["box_id"]
+    away = {"on": True}
+
+    async def unavailable(request: web.Request) -> web.Response | None:
+        return web.Response(status=503, text="down") if away["on"] else None
+
+    async def in_cloud() -> set[str]:
+        return {r["record_id"] for r in await cloud.storage.box_records(box_id)}
+
+    async with cloud_proxy(cloud, ident_file, unavailable) as passed:
+        box = await run_box(config)
+        old = {f"ae-old-{i}" for i in range(50)}
+        for rid in sorted(old):
+            await box.store.record(
+                AccessEvent(id=rid, door_id="door-1", method="qr", decision="granted")
+            )
+        await asyncio.to_thread(fill, data / "filler")
+        away["on"] = False
+        await wait_for(lambda: _has(in_cloud, old), 10)
+
+        async def uploads() -> bool:  # the box sent (and failed to delete) again
+            return passed.count("/api/v1/box/upload") >= 2
+
+        await wait_for(uploads, 10, 0.05)
+        (data / "filler").unlink()
+        new = {f"ae-new-{i}" for i in range(5)}
+        for rid in sorted(new):
+            await box.store.record(
+                AccessEvent(id=rid, door_id="door-1", method="qr", decision="granted")
+            )
+        await wait_for(lambda: _has(in_cloud, new), 10)
+
+        async def drained() -> bool:
+            return (await box.store.outbox_stats())["rows"] == 0
+
+        await wait_for(drained, 10)
