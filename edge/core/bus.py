@@ -34,6 +34,7 @@ from edge.core.standard import (
     parse_payload,
     topic,
 )
+from edge.core.store import StoreError
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -140,6 +141,9 @@ class Bus(Service):
                     log.warning("MQTT broker connection lost: %s", e)
                 else:
                     log.info("MQTT broker %s:%s not reachable: %s", self.cfg.host, self.cfg.port, e)
+            except StoreError as e:  # e.g. a full disk: reconnect later, from the stored cursor
+                self.last_error = f"store: {e}"
+                log.error("MQTT bus: %s; reconnecting", e)
             self.connected = False
             # Full jitter so a fleet of boxes does not reconnect in lock-step.
             await asyncio.sleep(random.uniform(0, delay))
