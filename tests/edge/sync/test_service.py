@@ -489,3 +489,44 @@ async def test_uploads_go_on_after_the_disk_was_full(
             return (await box.store.outbox_stats())["rows"] == 0
 
         await wait_for(drained, 10)
+
+
+async def test_feed_goes_on_after_the_disk_was_full_and_applies_a_command_once(
+    cloud: Cloud, make_config, run_box, tmp_path: Path
+) -> None:
+    """Ops open a door remotely while the box's disk is full: the door opens, but the box
+    cannot log the feed item. That StoreFullError ended the feed task for good (no remote
+    door open, emergency broadcast or content reached the box until a restart). Now the
+    item counts as applied in memory (it is not applied again while the disk stays full),
+    and the feed goes on."""
+    data = small_fs_at(tmp_path / "data", 16)
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    box_id = json.loads((config.box.data_dir / "cloud-identity.json").read_text())["box_id"]
+    box = await run_box(config)
+    opened: list[str] = []
+
+    async def door_open(target_id: str, cmd: Command) -> str:
+        opened.append(target_id)
+        return "opened"
+
+    box.commands.register("door", "open", door_open)
+    await asyncio.sleep(1.0)  # the feed long-poll is waiting
+    await asyncio.to_thread(fill, data / "filler")
+
+    async def open_door(door: str) -> None:
+        status, _ = await cloud.call(
+            "POST", f"/api/v1/ops/boxes/{box_id}/commands",
+            json={"target_kind": "door", "target_id": door, "action": "open"},
+        )
+        assert status == 201
+
+    await open_door("door-1")
+    await wait_for(lambda: _len_at_least(opened, 1), 5, 0.05)
+    await asyncio.sleep(1.5)  # several feed back-offs: the door must not open again
+    assert opened == ["door-1"]
+    (data / "filler").unlink()
+    await open_door("door-2")
+    await wait_for(lambda: _len_at_least(opened, 2), 10, 0.05)
+    assert opened == ["door-1", "door-2"]
