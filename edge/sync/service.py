@@ -333,9 +333,20 @@ class SyncService(Service):
                 continue
             delay = self.cfg.backoff_min_s
             for raw in page["items"]:
-                item = p.FeedItem.model_validate(raw)
+                try:
+                    item = p.FeedItem.model_validate(raw)
+                except ValueError as e:  # a cloud bug, or a cloud newer than this box
+                    fid = raw.get("id") if isinstance(raw, dict) else None
+                    if isinstance(fid, int):  # logged as failed, never applied
+                        k, t, a = (str(raw.get(x, "?"))[:128] for x in
+                                   ("target_kind", "target_id", "action"))
+                        await self._mark(fid, k, t, a, False, f"bad feed item: {e}")
+                        cursor = max(cursor, fid)
+                    continue
                 await self._apply(item)
                 cursor = item.id
+            if isinstance(page.get("cursor"), int):  # also past items without a usable id
+                cursor = max(cursor, page["cursor"])
 
     async def _unsigned(self, e: UnsignedReply) -> None:
         """A feed answer without the cloud's valid signature: nothing in it is applied (the
@@ -382,18 +393,21 @@ class SyncService(Service):
             log.warning(
                 "sync: feed item %s %s.%s: %s", item.id, item.target_kind, item.action, detail
             )
+        await self._mark(item.id, item.target_kind, target, item.action, ok, detail)
+        self.applied += 1
+
+    async def _mark(
+        self, fid: int, target_kind: str, target: str, action: str, ok: bool, detail: str
+    ) -> None:
+        st = self.box.store
         try:
-            await st.run(
-                outbox.feed_mark, st.sync, item.id, item.target_kind, target, item.action, ok,
-                detail,
-            )
+            await st.run(outbox.feed_mark, st.sync, fid, target_kind, target, action, ok, detail)
         except StoreError as e:
             # e.g. a full disk: the item was applied, so the feed moves past it in memory (not
             # applied again while this process runs); after a restart it comes again, and an
             # expired door command is then skipped.
             self._failed(e)
-            log.error("sync: feed item %s applied but not logged: %s", item.id, e)
-        self.applied += 1
+            log.error("sync: feed item %s applied but not logged: %s", fid, e)
 
     async def _cmd_update(self, target: str, cmd: Command) -> str:
         """The cloud's ``update`` command (a roll-out wave): run the configured update hook

@@ -530,3 +530,34 @@ async def test_feed_goes_on_after_the_disk_was_full_and_applies_a_command_once(
     await open_door("door-2")
     await wait_for(lambda: _len_at_least(opened, 2), 10, 0.05)
     assert opened == ["door-1", "door-2"]
+
+
+async def test_a_malformed_feed_item_is_logged_and_the_feed_goes_on(
+    cloud: Cloud, make_config, run_box
+) -> None:
+    """A cloud bug (or a cloud newer than the box) puts an item the box's FeedItem model
+    refuses into the feed (here args null). The ValidationError ended the feed task, and
+    since the cursor stayed before the item, every restart died on it again: the box never
+    got a command again. Now the item is logged as failed and the feed goes on."""
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    box_id = json.loads((config.box.data_dir / "cloud-identity.json").read_text())["box_id"]
+    box = await run_box(config)
+    opened: list[str] = []
+
+    async def door_open(target_id: str, cmd: Command) -> str:
+        opened.append(target_id)
+        return "opened"
+
+    box.commands.register("door", "open", door_open)
+    await cloud.storage.feed_add([box_id], "box", "-", "ping", None, "bug", None)  # type: ignore[arg-type]
+    status, _ = await cloud.call(
+        "POST", f"/api/v1/ops/boxes/{box_id}/commands",
+        json={"target_kind": "door", "target_id": "door-1", "action": "open"},
+    )
+    assert status == 201
+    await wait_for(lambda: _len_at_least(opened, 1), 10, 0.05)
+    log = await box.store.run(ob.feed_log, box.store.sync)
+    assert [(x["action"], x["ok"]) for x in reversed(log)] == [("ping", 0), ("open", 1)]
+    assert "bad feed item" in log[1]["detail"]
