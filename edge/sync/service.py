@@ -221,6 +221,14 @@ class SyncService(Service):
             except RETRYABLE as e:
                 ahead = None
                 bad = refused_record(e, len(rows))
+                if bad is None and isinstance(e, CloudError) and e.status == 413 and rows:
+                    # Too large for the cloud or a proxy in front of it (nginx's body limit):
+                    # halve the batch at once, down to one record, which is then set aside.
+                    if len(rows) == 1:
+                        bad = 0
+                    else:
+                        self.batch_limit = len(rows) // 2
+                        continue
                 if bad is not None:  # one poison record: set it aside, the class goes on
                     await self._quarantine(rows[bad], e)
                     continue

@@ -561,3 +561,42 @@ async def test_a_malformed_feed_item_is_logged_and_the_feed_goes_on(
     log = await box.store.run(ob.feed_log, box.store.sync)
     assert [(x["action"], x["ok"]) for x in reversed(log)] == [("ping", 0), ("open", 1)]
     assert "bad feed item" in log[1]["detail"]
+
+
+async def test_a_proxy_body_limit_shrinks_batches_instead_of_stalling(
+    cloud: Cloud, make_config, run_box
+) -> None:
+    """A reverse proxy in front of the cloud (nginx: client_max_body_size, 1 MB by default)
+    refuses a backlog batch with 413. The box resent the same batch forever: the outbox never
+    drained (the batch only shrank for link failures). Now a 413 halves the batch (down to
+    one record; a single record still too large is quarantined like a 400)."""
+    import os
+
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    ident_file = config.box.data_dir / "cloud-identity.json"
+    box_id = json.loads(ident_file.read_text())["box_id"]
+    limit = 16 * 1024  # bytes on the wire, like client_max_body_size 16k
+    offline = {"on": True}  # while the backlog builds up
+
+    async def body_limit(request: web.Request) -> web.Response | None:
+        if offline["on"]:
+            return web.Response(status=503, text="offline")
+        if request.content_length is not None and request.content_length > limit:
+            return web.Response(status=413, content_type="text/html",
+                                text="<html><h1>413 Request Entity Too Large</h1></html>")
+        return None
+
+    async with cloud_proxy(cloud, ident_file, body_limit):
+        box = await run_box(config)
+        for i in range(600):  # a backlog, hard to compress (random ids as reasons)
+            await box.store.record(AccessEvent(id=f"ae-{i}", door_id="door-1", method="qr",
+                                               decision="denied", reason=os.urandom(60).hex()))
+        offline["on"] = False
+
+        async def arrived() -> bool:
+            return len(await cloud.storage.box_records(box_id)) == 600
+
+        await wait_for(arrived, 20)
+        assert await box.store.outbox_stats() == {"rows": 0, "bytes": 0}
