@@ -458,10 +458,11 @@ async def alert_stream(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     storage = request.app[CLOUD].storage
     user = request[OPS_USER]
-    # Resume after the last event the browser saw (Last-Event-ID is the arrival time).
-    since = request.headers.get("Last-Event-ID") or datetime.now(UTC).isoformat(
-        timespec="microseconds"
-    )
+    # Resume after the last event the browser saw: Last-Event-ID is "<arrival time> <box id>
+    # <seq>" (an arrival time alone, from before: strictly after it).
+    last = request.headers.get("Last-Event-ID", "").split(" ")
+    since = last[0] or datetime.now(UTC).isoformat(timespec="microseconds")
+    after = (last[1], int(last[2])) if len(last) == 3 and last[2].isdigit() else None
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -477,16 +478,18 @@ async def alert_stream(request: web.Request) -> web.StreamResponse:
         # aiohttp does not cancel a handler when its client goes away: stop polling then.
         if request.transport is None or request.transport.is_closing():
             break
-        rows = await storage.alerts_since(user["scope"], since, 200)
+        rows = await storage.alerts_since(user["scope"], since, 200, after)
         if rows:
-            since = rows[-1]["received_at"]
+            # The whole key: the rest of a batch shares its last row's arrival time.
+            since, after = rows[-1]["received_at"], (rows[-1]["box_id"], rows[-1]["seq"])
             await attach_acks(request, rows)
             for r in rows:
                 p = r["payload"]
                 if (q.level and p.get("level") != q.level) or (q.type and p.get("type") != q.type):
                     continue
                 data = json.dumps(r, ensure_ascii=False)
-                await resp.write(f"id: {r['received_at']}\nevent: alert\ndata: {data}\n\n".encode())
+                event_id = f"{r['received_at']} {r['box_id']} {r['seq']}"
+                await resp.write(f"id: {event_id}\nevent: alert\ndata: {data}\n\n".encode())
         now = time.monotonic()
         if now > next_ping:
             await resp.write(b": ping\n\n")

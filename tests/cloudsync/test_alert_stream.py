@@ -60,3 +60,33 @@ async def test_head_needs_the_same_credential_as_get(cloud: Cloud) -> None:
             async with s.head(f"{cloud.url}/api/v1/ops/alerts/stream?max_s=1",
                               headers=headers) as r:
                 assert r.status == 401, (headers, r.status)
+
+
+async def test_every_alert_of_a_large_batch_reaches_the_live_stream(cloud: Cloud) -> None:
+    """A box back online uploads its backlog: 250 alerts in one batch, all stored with one
+    arrival time. The live stream read 200 a look and resumed strictly after the arrival
+    time of the last one it read, so the other 50 (a fire alarm among them) never showed on
+    the console's live feed."""
+    a, _ = await two_districts(cloud)
+    seen: list[str] = []
+
+    async def read(resp: aiohttp.ClientResponse) -> None:
+        async for line in resp.content:
+            if line.startswith(b"data: "):
+                seen.append(line.decode())
+
+    async with (
+        aiohttp.ClientSession(headers=cloud.headers()) as s,
+        s.get(f"{cloud.url}/api/v1/ops/alerts/stream?max_s=30") as resp,
+    ):
+        assert resp.status == 200
+        reader = asyncio.create_task(read(resp))
+        await asyncio.sleep(0.3)  # the stream is looking
+        await upload(a, [rec(i, "alert", 0, "2026-01-01T10:00:00", level="warning",
+                             type="door_forced", message=f"a{i}") for i in range(1, 251)])
+        for _ in range(50):  # bounded: 5 s
+            if len(seen) >= 250:
+                break
+            await asyncio.sleep(0.1)
+        reader.cancel()
+    assert len(seen) == 250
