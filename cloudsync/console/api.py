@@ -32,6 +32,7 @@ from common import playout
 
 api = Api()  # this module's route table (cloudsync/app.py includes it)
 STREAM_PATH = "/api/v1/ops/alerts/stream"
+LATE_S = 30.0  # the live alert stream looks back this far for uploads that committed late
 
 
 def box_health(box: dict[str, Any], now: datetime, offline_after_s: float) -> dict[str, Any]:
@@ -472,6 +473,7 @@ async def alert_stream(request: web.Request) -> web.StreamResponse:
     )
     await resp.prepare(request)
     await resp.write(b"retry: 2000\n\n")
+    start, sent = since, dict[tuple[str, int], str]()  # sent: keys within the look-back
     end = time.monotonic() + q.max_s
     next_check = next_ping = time.monotonic() + 15
     while time.monotonic() < end:
@@ -482,8 +484,21 @@ async def alert_stream(request: web.Request) -> web.StreamResponse:
         if rows:
             # The whole key: the rest of a batch shares its last row's arrival time.
             since, after = rows[-1]["received_at"], (rows[-1]["box_id"], rows[-1]["seq"])
+        # An upload is stamped with its arrival time before it commits: on PostgreSQL one
+        # waiting for its box row committed after later ones the stream had passed. Look
+        # back LATE_S for alerts not sent yet.
+        horizon = max(start, (datetime.fromisoformat(since) - timedelta(seconds=LATE_S))
+                      .isoformat(timespec="microseconds"))
+        sent = {k: t for k, t in sent.items() if t > horizon}
+        cursor = (since, *after) if after else (since, "\U0010ffff", 0)
+        new = {(r["box_id"], r["seq"]) for r in rows}
+        rows += [r for r in await storage.alerts_since(user["scope"], horizon, 500)
+                 if (r["received_at"], r["box_id"], r["seq"]) <= cursor  # later: next look
+                 and (r["box_id"], r["seq"]) not in sent and (r["box_id"], r["seq"]) not in new]
+        if rows:
             await attach_acks(request, rows)
             for r in rows:
+                sent[(r["box_id"], r["seq"])] = r["received_at"]
                 p = r["payload"]
                 if (q.level and p.get("level") != q.level) or (q.type and p.get("type") != q.type):
                     continue
