@@ -92,6 +92,40 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     broker.stop()
 
 
+def small_fs_at(path: Path, size_mb: int = 8) -> Path:
+    """Mount a real small file system (tmpfs) at ``path`` for full-disk tests, unmounted (lazily)
+    when the test ends. Skips the test where mounting needs root."""
+    path.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() != 0 or subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(path)],
+        capture_output=True,
+    ).returncode:
+        pytest.skip("needs root to mount a small tmpfs")
+    _mounted.append(path)
+    return path
+
+
+_mounted: list[Path] = []
+
+
+@pytest.fixture(autouse=True)
+def _unmount_small_fs() -> Iterator[None]:
+    yield
+    while _mounted:
+        subprocess.run(["umount", "-l", str(_mounted.pop())], check=False)
+
+
+def fill(path: Path) -> None:
+    """Write ``path`` until its file system has no byte left (bounded)."""
+    with open(path, "wb", buffering=0) as f:
+        for _ in range(250_000):  # 1 GB, far beyond the small file systems of the tests
+            try:
+                f.write(b"\0" * 4096)
+            except OSError:
+                return
+    raise AssertionError("the file system never filled")
+
+
 def box_toml(tmp_path: Path, mqtt_port: int = 1, api_port: int = 0, extra: str = "") -> str:
     return f"""
 [box]

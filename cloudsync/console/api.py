@@ -32,6 +32,7 @@ from common import playout
 
 api = Api()  # this module's route table (cloudsync/app.py includes it)
 STREAM_PATH = "/api/v1/ops/alerts/stream"
+LATE_S = 30.0  # the live alert stream looks back this far for uploads that committed late
 
 
 def box_health(box: dict[str, Any], now: datetime, offline_after_s: float) -> dict[str, Any]:
@@ -458,10 +459,11 @@ async def alert_stream(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     storage = request.app[CLOUD].storage
     user = request[OPS_USER]
-    # Resume after the last event the browser saw (Last-Event-ID is the arrival time).
-    since = request.headers.get("Last-Event-ID") or datetime.now(UTC).isoformat(
-        timespec="microseconds"
-    )
+    # Resume after the last event the browser saw: Last-Event-ID is "<arrival time> <box id>
+    # <seq>" (an arrival time alone, from before: strictly after it).
+    last = request.headers.get("Last-Event-ID", "").split(" ")
+    since = last[0] or datetime.now(UTC).isoformat(timespec="microseconds")
+    after = (last[1], int(last[2])) if len(last) == 3 and last[2].isdigit() else None
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -471,22 +473,38 @@ async def alert_stream(request: web.Request) -> web.StreamResponse:
     )
     await resp.prepare(request)
     await resp.write(b"retry: 2000\n\n")
+    start, sent = since, dict[tuple[str, int], str]()  # sent: keys within the look-back
     end = time.monotonic() + q.max_s
     next_check = next_ping = time.monotonic() + 15
     while time.monotonic() < end:
         # aiohttp does not cancel a handler when its client goes away: stop polling then.
         if request.transport is None or request.transport.is_closing():
             break
-        rows = await storage.alerts_since(user["scope"], since, 200)
+        rows = await storage.alerts_since(user["scope"], since, 200, after)
         if rows:
-            since = rows[-1]["received_at"]
+            # The whole key: the rest of a batch shares its last row's arrival time.
+            since, after = rows[-1]["received_at"], (rows[-1]["box_id"], rows[-1]["seq"])
+        # An upload is stamped with its arrival time before it commits: on PostgreSQL one
+        # waiting for its box row committed after later ones the stream had passed. Look
+        # back LATE_S for alerts not sent yet.
+        horizon = max(start, (datetime.fromisoformat(since) - timedelta(seconds=LATE_S))
+                      .isoformat(timespec="microseconds"))
+        sent = {k: t for k, t in sent.items() if t > horizon}
+        cursor = (since, *after) if after else (since, "\U0010ffff", 0)
+        new = {(r["box_id"], r["seq"]) for r in rows}
+        rows += [r for r in await storage.alerts_since(user["scope"], horizon, 500)
+                 if (r["received_at"], r["box_id"], r["seq"]) <= cursor  # later: next look
+                 and (r["box_id"], r["seq"]) not in sent and (r["box_id"], r["seq"]) not in new]
+        if rows:
             await attach_acks(request, rows)
             for r in rows:
+                sent[(r["box_id"], r["seq"])] = r["received_at"]
                 p = r["payload"]
                 if (q.level and p.get("level") != q.level) or (q.type and p.get("type") != q.type):
                     continue
                 data = json.dumps(r, ensure_ascii=False)
-                await resp.write(f"id: {r['received_at']}\nevent: alert\ndata: {data}\n\n".encode())
+                event_id = f"{r['received_at']} {r['box_id']} {r['seq']}"
+                await resp.write(f"id: {event_id}\nevent: alert\ndata: {data}\n\n".encode())
         now = time.monotonic()
         if now > next_ping:
             await resp.write(b": ping\n\n")

@@ -201,19 +201,25 @@ class ConsoleStorage(StorageBase):
     # --- alerts: live feed, acknowledgements ---------------------------------------------------
 
     async def alerts_since(
-        self, scope: str, received_after: str, limit: int
+        self, scope: str, received_after: str, limit: int,
+        after: tuple[str, int] | None = None,
     ) -> list[dict[str, Any]]:
-        """Alerts that arrived after ``received_after``, oldest arrival first."""
+        """Alerts that arrived after ``received_after``, oldest arrival first; with ``after``
+        (box id, seq of the last alert read at that arrival time), the rest of that arrival
+        time too: one upload stores a whole batch with one arrival time."""
         async with self.tx() as c:
             cond, scope_arg = await self.record_scope(c, scope, ["alert"])
+            since = "r.received_at > $2"
+            args: list[Any] = [scope_arg, received_after, limit]
+            if after is not None:
+                since = "r.received_at >= $2 AND (r.received_at, r.box_id, r.seq) > ($2, $4, $5)"
+                args += list(after)
             rows = await c.fetch(
                 "SELECT r.box_id, r.seq, r.kind, r.record_id, r.ts, r.payload, r.received_at,"
                 " b.community_id FROM records r JOIN boxes b ON b.id = r.box_id"
-                f" WHERE {cond} AND r.kind = 'alert' AND r.received_at > $2"
+                f" WHERE {cond} AND r.kind = 'alert' AND {since}"
                 " ORDER BY r.received_at, r.box_id, r.seq LIMIT $3",
-                scope_arg,
-                received_after,
-                limit,
+                *args,
             )
         for r in rows:
             r["payload"] = json.loads(r["payload"])

@@ -34,6 +34,7 @@ from common.protocol import UploadRecord
 
 log = logging.getLogger(__name__)
 CHANNEL = "qilu_feed"
+FEED_LOCK = 7009  # pg_advisory_xact_lock of feed writes (7007 migrations, 7008 backfills)
 NOTIFY_MAX = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
 
 
@@ -425,6 +426,10 @@ class PostgresStorage(Storage):
         now = utcnow()
         args_text = json.dumps(args, ensure_ascii=False)
         async with self.tx() as c:
+            # Feed writes one at a time, ids taken and committed in order: a box's cursor is
+            # the last id it applied, so an id committed after a higher one (a broadcast still
+            # inserting while a door open for the same box commits) was never delivered.
+            await c.c.execute("SELECT pg_advisory_xact_lock($1)", FEED_LOCK)
             rows = await c.c.fetch(
                 "INSERT INTO feed (box_id, target_kind, target_id, action, args, created_at,"
                 " expires_at, created_by) SELECT b, $2, $3, $4, $5::jsonb, $6, $7, $8"

@@ -84,6 +84,8 @@ class LcusDoor(RelayDoor):
         self.last_state: bool | None = None  # what we last wrote
 
     def _write_sync(self, on: bool) -> None:
+        if self._port is not None and not self._port.is_open:
+            self._drop()  # another door on this module found the port broken and closed it
         if self._port is None:
             self._port, self._lock = _open(self.options)
         assert self._lock is not None
@@ -92,6 +94,10 @@ class LcusDoor(RelayDoor):
                 self._port.write(frame(self.options.channel, on))
                 self._port.flush()
         except (serial.SerialException, OSError) as e:
+            # Broken for every door on the module (unplugged): close it, so that the next
+            # write of any of them opens the port afresh instead of the same dead handle.
+            with contextlib.suppress(OSError, serial.SerialException):
+                self._port.close()
             self._drop()
             raise OSError(f"{self.options.serial}: {e}") from e
 

@@ -34,6 +34,7 @@ from edge.core.standard import (
     parse_payload,
     topic,
 )
+from edge.core.store import StoreError
 
 log = logging.getLogger(__name__)
 BATCH = 200
@@ -97,8 +98,10 @@ class Bus(Service):
         self._alert_at = -ALERT_EVERY_S
         self._nonces: dict[str, float] = {}  # nonce -> when seen (for p.WINDOW_S), no replay
         # The nonces live in memory: a command signed before this process started could be
-        # one it has seen (a restart forgot it), so it is refused (security probe 4).
-        self._since = int(time.time())
+        # one it has seen (a restart forgot it), so it is refused (security probe 4). The
+        # start is kept on the monotonic clock: NTP setting the wall clock back by hours must
+        # not make every command signed since look older than the process.
+        self._start_mono = time.monotonic()
         loop = asyncio.get_running_loop()
         box.store.sync.on_commit(lambda: loop.call_soon_threadsafe(self._wake.set))
 
@@ -140,6 +143,9 @@ class Bus(Service):
                     log.warning("MQTT broker connection lost: %s", e)
                 else:
                     log.info("MQTT broker %s:%s not reachable: %s", self.cfg.host, self.cfg.port, e)
+            except StoreError as e:  # e.g. a full disk: reconnect later, from the stored cursor
+                self.last_error = f"store: {e}"
+                log.error("MQTT bus: %s; reconnecting", e)
             self.connected = False
             # Full jitter so a fleet of boxes does not reconnect in lock-step.
             await asyncio.sleep(random.uniform(0, delay))
@@ -273,9 +279,10 @@ class Bus(Service):
         if not p.check_message(self._key, topic_, text.encode(), ts, nonce, sig):
             raise StandardError("signed command: bad signature (for this topic and key)")
         now = time.time()
-        if int(ts) < self._since:
+        since = int(now - (time.monotonic() - self._start_mono))  # the start, in today's clock
+        if int(ts) < since:
             raise StandardError(f"signed command: signed at {ts}, before this box started"
-                                f" ({self._since}): maybe a replay; sign it again")
+                                f" ({since}): maybe a replay; sign it again")
         if abs(now - int(ts)) > p.WINDOW_S:
             raise StandardError(f"signed command: timestamp {ts} outside ±{p.WINDOW_S} s")
         self._nonces = {n: t for n, t in self._nonces.items() if now - t <= 2 * p.WINDOW_S}

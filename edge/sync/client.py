@@ -153,7 +153,10 @@ class CloudClient:
                     raise CloudError(r.status, text[:300], body)
                 if signed_reply:
                     self._check_reply(secret, auth, url, await r.read(), r.headers)
-                return json.loads(text)
+                try:
+                    return json.loads(text)
+                except ValueError:  # a proxy's or captive portal's page: retry like a 5xx
+                    raise CloudError(r.status, f"answer is not JSON: {text[:100]!r}") from None
         raise CloudError(401, "clock skew could not be corrected")
 
     def _check_reply(
@@ -174,7 +177,10 @@ class CloudClient:
 
     async def send_batch(self, raw: bytes, gz: bytes) -> p.UploadResult:
         answer = await self.request("POST", "/api/v1/box/upload", body=raw, compressed=gz)
-        return p.UploadResult.model_validate(answer)
+        try:
+            return p.UploadResult.model_validate(answer)
+        except ValueError as e:  # not the cloud's answer: nothing is acked, the batch is resent
+            raise CloudError(200, f"answer is not an upload result: {str(answer)[:100]}") from e
 
     async def feed(self, after: int, wait_s: float) -> dict[str, Any]:
         return await self.request(

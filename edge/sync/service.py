@@ -41,6 +41,7 @@ from edge.core.commands import CommandError
 from edge.core.http import json_error, require_staff
 from edge.core.service import Service, cancel
 from edge.core.standard import Alert, Command, new_id
+from edge.core.store import StoreError
 from edge.sync import store as outbox
 from edge.sync.client import (
     CloudClient,
@@ -187,9 +188,10 @@ class SyncService(Service):
             ):
                 rows, encoding = ahead
             else:
-                if self._acking is not None:
-                    await self._acking
-                    self._acking = None
+                if self._acking is not None and not await self._ack_done():
+                    await asyncio.sleep(random.uniform(0, delay))  # e.g. the disk is full
+                    delay = min(delay * 2, self.cfg.backoff_max_s)
+                    continue
                 rows = await st.run(outbox.outbox_batch, st.sync, *self._limits())
                 if not rows and self._floor_due:
                     await self._send_floor()
@@ -219,6 +221,14 @@ class SyncService(Service):
             except RETRYABLE as e:
                 ahead = None
                 bad = refused_record(e, len(rows))
+                if bad is None and isinstance(e, CloudError) and e.status == 413 and rows:
+                    # Too large for the cloud or a proxy in front of it (nginx's body limit):
+                    # halve the batch at once, down to one record, which is then set aside.
+                    if len(rows) == 1:
+                        bad = 0
+                    else:
+                        self.batch_limit = len(rows) // 2
+                        continue
                 if bad is not None:  # one poison record: set it aside, the class goes on
                     await self._quarantine(rows[bad], e)
                     continue
@@ -233,8 +243,21 @@ class SyncService(Service):
             delay = self.cfg.backoff_min_s
             self.revoked = False
             if self._acking is not None:
-                await self._acking  # one delete at a time, in order
+                await self._ack_done()  # one delete at a time, in order
             self._acking = asyncio.ensure_future(self._acked(rows, res))
+
+    async def _ack_done(self) -> bool:
+        """Wait for the delete of the last acked batch. False when it failed (a full disk):
+        its rows stay in the outbox and go again, and the cloud counts them as duplicates."""
+        acking, self._acking = self._acking, None
+        if acking is None:
+            return True
+        try:
+            await acking
+        except StoreError as e:
+            self._failed(e)
+            return False
+        return True
 
     async def _acked(self, rows: list[outbox.OutboxRow], res: p.UploadResult) -> None:
         """The cloud stored this batch: delete its rows (in one transaction), then count it."""
@@ -318,9 +341,20 @@ class SyncService(Service):
                 continue
             delay = self.cfg.backoff_min_s
             for raw in page["items"]:
-                item = p.FeedItem.model_validate(raw)
+                try:
+                    item = p.FeedItem.model_validate(raw)
+                except ValueError as e:  # a cloud bug, or a cloud newer than this box
+                    fid = raw.get("id") if isinstance(raw, dict) else None
+                    if isinstance(fid, int):  # logged as failed, never applied
+                        k, t, a = (str(raw.get(x, "?"))[:128] for x in
+                                   ("target_kind", "target_id", "action"))
+                        await self._mark(fid, k, t, a, False, f"bad feed item: {e}")
+                        cursor = max(cursor, fid)
+                    continue
                 await self._apply(item)
                 cursor = item.id
+            if isinstance(page.get("cursor"), int):  # also past items without a usable id
+                cursor = max(cursor, page["cursor"])
 
     async def _unsigned(self, e: UnsignedReply) -> None:
         """A feed answer without the cloud's valid signature: nothing in it is applied (the
@@ -367,10 +401,21 @@ class SyncService(Service):
             log.warning(
                 "sync: feed item %s %s.%s: %s", item.id, item.target_kind, item.action, detail
             )
-        await st.run(
-            outbox.feed_mark, st.sync, item.id, item.target_kind, target, item.action, ok, detail
-        )
+        await self._mark(item.id, item.target_kind, target, item.action, ok, detail)
         self.applied += 1
+
+    async def _mark(
+        self, fid: int, target_kind: str, target: str, action: str, ok: bool, detail: str
+    ) -> None:
+        st = self.box.store
+        try:
+            await st.run(outbox.feed_mark, st.sync, fid, target_kind, target, action, ok, detail)
+        except StoreError as e:
+            # e.g. a full disk: the item was applied, so the feed moves past it in memory (not
+            # applied again while this process runs); after a restart it comes again, and an
+            # expired door command is then skipped.
+            self._failed(e)
+            log.error("sync: feed item %s applied but not logged: %s", fid, e)
 
     async def _cmd_update(self, target: str, cmd: Command) -> str:
         """The cloud's ``update`` command (a roll-out wave): run the configured update hook

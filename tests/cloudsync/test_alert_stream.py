@@ -4,6 +4,7 @@ session that expired, and a bearer token that was rotated or whose user was remo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 
 import aiohttp
@@ -60,3 +61,87 @@ async def test_head_needs_the_same_credential_as_get(cloud: Cloud) -> None:
             async with s.head(f"{cloud.url}/api/v1/ops/alerts/stream?max_s=1",
                               headers=headers) as r:
                 assert r.status == 401, (headers, r.status)
+
+
+async def test_every_alert_of_a_large_batch_reaches_the_live_stream(cloud: Cloud) -> None:
+    """A box back online uploads its backlog: 250 alerts in one batch, all stored with one
+    arrival time. The live stream read 200 a look and resumed strictly after the arrival
+    time of the last one it read, so the other 50 (a fire alarm among them) never showed on
+    the console's live feed."""
+    a, _ = await two_districts(cloud)
+    seen: list[str] = []
+
+    async def read(resp: aiohttp.ClientResponse) -> None:
+        async for line in resp.content:
+            if line.startswith(b"data: "):
+                seen.append(line.decode())
+
+    async with (
+        aiohttp.ClientSession(headers=cloud.headers()) as s,
+        s.get(f"{cloud.url}/api/v1/ops/alerts/stream?max_s=30") as resp,
+    ):
+        assert resp.status == 200
+        reader = asyncio.create_task(read(resp))
+        await asyncio.sleep(0.3)  # the stream is looking
+        await upload(a, [rec(i, "alert", 0, "2026-01-01T10:00:00", level="warning",
+                             type="door_forced", message=f"a{i}") for i in range(1, 251)])
+        for _ in range(50):  # bounded: 5 s
+            if len(seen) >= 250:
+                break
+            await asyncio.sleep(0.1)
+        reader.cancel()
+    assert len(seen) == 250
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # SQLite: one writer, commits in order
+async def test_an_alert_committed_late_still_reaches_the_live_stream(cloud: Cloud) -> None:
+    """Two boxes upload at once. Box A's upload is stamped with its arrival time first but
+    commits later (its box row was locked by A's own heartbeat or a second worker); box B's
+    alert, stamped later, commits first and is streamed, and the stream's cursor passes A's
+    arrival time. A's alert (a fire alarm here) then never showed on the live feed. A real
+    second PostgreSQL session holds A's row here."""
+    import asyncpg
+
+    a, b = await two_districts(cloud)
+    seen: list[str] = []
+
+    async def read(resp: aiohttp.ClientResponse) -> None:
+        with contextlib.suppress(aiohttp.ClientError):
+            async for line in resp.content:
+                if line.startswith(b"data: "):
+                    seen.append(line.decode())
+
+    def messages() -> list[str]:
+        return [m for m in ("A-fire", "B-door") if any(m in x for x in seen)]
+
+    other = await asyncpg.connect(cloud.db)
+    async with (
+        aiohttp.ClientSession(headers=cloud.headers()) as s,
+        s.get(f"{cloud.url}/api/v1/ops/alerts/stream?max_s=30") as resp,
+    ):
+        assert resp.status == 200
+        reader = asyncio.create_task(read(resp))
+        await asyncio.sleep(0.3)
+        tx = other.transaction()
+        await tx.start()
+        await other.execute("SELECT 1 FROM boxes WHERE id = $1 FOR UPDATE", a.box_id)
+        up_a = asyncio.create_task(upload(a, [rec(1, "alert", 0, "2026-01-01T10:00:00",
+                                                  level="critical", type="fire",
+                                                  message="A-fire")]))
+        await asyncio.sleep(0.5)  # A's upload is stamped and waits for its row
+        await upload(b, [rec(1, "alert", 0, "2026-01-01T10:00:01", level="warning",
+                             type="door_forced", message="B-door")])
+        for _ in range(30):  # bounded: 3 s for B to be streamed
+            if messages():
+                break
+            await asyncio.sleep(0.1)
+        await tx.rollback()  # A's row is free: A's upload commits
+        await asyncio.wait_for(up_a, 10)
+        for _ in range(50):  # bounded: 5 s
+            if len(messages()) == 2:
+                break
+            await asyncio.sleep(0.1)
+        reader.cancel()
+    await other.close()
+    got = messages()
+    assert sorted(got) == ["A-fire", "B-door"], got

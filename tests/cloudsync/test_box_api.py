@@ -252,3 +252,48 @@ async def test_blob_range_download_by_box(cloud: Cloud) -> None:
             assert r.status == 401
     finally:
         await client.close()
+
+
+async def test_feed_items_committed_out_of_id_order_all_reach_the_box(
+    cloud: Cloud, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two feed writes for one box overlap: a slow one (a city-wide emergency broadcast,
+    thousands of rows) has taken its feed id, a quick door open takes a higher id and
+    commits first. The box's long-poll answered the door open and moved its cursor past the
+    broadcast's id, so the broadcast, committed a moment later, never reached that box.
+    (PostgreSQL hands out ids before commit; SQLite has one writer.) The slow write is held
+    between its INSERT and its COMMIT here; feed writes now commit in id order."""
+    ident = await cloud.new_box()
+    client = CloudClient(ident)
+    storage = cloud.storage
+    real_notify = storage.notify_feed
+    inserted, release = asyncio.Event(), asyncio.Event()
+
+    async def slow_first(*args, **kwargs):  # the broadcast's transaction, before COMMIT
+        if not inserted.is_set():
+            inserted.set()
+            await release.wait()
+        return await real_notify(*args, **kwargs)
+
+    monkeypatch.setattr(storage, "notify_feed", slow_first)
+    try:
+        broadcast = asyncio.create_task(storage.feed_add(
+            [ident.box_id], "box", "-", "emergency", {"id": "em-1", "title": "停水通知"},
+            "ops", None))
+        await asyncio.wait_for(inserted.wait(), 5)
+        door = asyncio.create_task(storage.feed_add(
+            [ident.box_id], "door", "door-1", "open", {}, "ops", None))
+        await asyncio.sleep(0.5)  # the door open commits (before the fix) ...
+        first = asyncio.create_task(client.feed(0, 0))  # ... and the box polls meanwhile
+        await asyncio.wait({first}, timeout=1.0)  # (SQLite: waits for its one writer)
+        release.set()
+        await asyncio.wait_for(asyncio.gather(broadcast, door), 5)
+        page = await asyncio.wait_for(first, 5)
+        seen = [i["action"] for i in page["items"]]
+        for _ in range(3):  # bounded: the box polls on from its cursor
+            page = await client.feed(page["cursor"], 0)
+            seen += [i["action"] for i in page["items"]]
+        assert seen == ["emergency", "open"]
+    finally:
+        release.set()
+        await client.close()

@@ -15,6 +15,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -80,6 +81,20 @@ def migrations() -> list[Migration]:
     return found
 
 
+# SQLite's own codes for a damaged file (primary code: the low byte of the extended one).
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26
+NO_SPACE = ("SQLITE_FULL", "SQLITE_IOERR_SHMSIZE")  # the shared-memory file cannot grow
+
+
+def _corrupt(e: sqlite3.DatabaseError) -> bool:
+    """Whether opening failed because the file is damaged (move it aside), not because the
+    disk is full or failing, the file is locked or read-only (keep it: moving a healthy
+    database aside started the box on an empty one, without residents, faces or rights).
+    Our own failed quick_check carries no SQLite code."""
+    code = getattr(e, "sqlite_errorcode", None)
+    return code is None or code & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
+
+
 def _utc_stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -99,9 +114,15 @@ class Store:
         try:
             self.db = self._connect(check)
         except sqlite3.DatabaseError as e:
+            if not _corrupt(e):  # a full disk, an I/O error, a lock: the file is fine
+                if getattr(e, "sqlite_errorname", "") in NO_SPACE:
+                    raise StoreFullError(f"store is full, cannot open {self.path}: {e}") from e
+                raise
             self.recovered_from = self._move_aside(str(e))
             self.db = self._connect(check)
         self.migrate()
+        if self.recovered_from is not None:
+            self._continue_outbox_seq(self.recovered_from)
 
     # --- opening ---------------------------------------------------------------------
 
@@ -148,6 +169,26 @@ class Store:
             aside,
         )
         return aside
+
+    def _continue_outbox_seq(self, aside: Path) -> None:
+        """A fresh file after a corrupt one: outbox seqs go on above the old file's, never
+        from 1 again. The cloud stores each (box, seq) once, so reused seqs were taken for
+        resends of old records and dropped. The old file's counter is read if it can be;
+        else the clock in microseconds, far above any count of records a box writes."""
+        last = 0
+        try:
+            old = sqlite3.connect(f"file:{aside}?mode=ro", uri=True)
+            try:
+                row = old.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'")
+                last = int(row.fetchone()[0])
+            finally:
+                old.close()
+        except (sqlite3.Error, TypeError, ValueError) as e:
+            log.warning("outbox seq of %s unreadable (%s): continuing from the clock", aside, e)
+            last = time.time_ns() // 1000
+        with self.transaction() as db:
+            db.execute("DELETE FROM sqlite_sequence WHERE name = 'outbox'")
+            db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (last,))
 
     def migrate(self) -> list[int]:
         """Apply every migration not applied yet; returns the versions applied now."""

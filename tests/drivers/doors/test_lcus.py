@@ -72,3 +72,42 @@ async def test_missing_port_is_offline(tmp_path: Path) -> None:
         assert not res.ok
     finally:
         await door.stop()
+
+
+async def test_two_doors_on_one_module_come_back_after_a_replug(tmp_path: Path) -> None:
+    """The USB module with two doors on it drops off the bus and comes back (a loose plug, a
+    USB reset). The port the doors shared stayed open in the shared table while the other
+    door held it, so the door whose write failed reopened the same dead handle again and
+    again: offline for good, until the other door happened to fail a write too. Now a
+    failed write closes the shared port and the next write of either door reopens it."""
+    pair = SocatPair(tmp_path)
+    module = LcusEmulator(pair.b, channels=4)
+    a = make_door("l1", serial=pair.a, channel=1, reopen_s=0.1)
+    b = make_door("l2", serial=pair.a, channel=2, reopen_s=0.1)
+    replugged = None
+    try:
+        await a.start()
+        await b.start()
+        assert a.state == b.state == "online"
+        module.close()
+        pair.close()  # unplugged: the pty is gone
+        assert not (await a.open(100)).ok
+        assert a.state == "offline"
+        replugged = SocatPair(tmp_path)  # plugged in again, under the same name
+        module = LcusEmulator(replugged.b, channels=4)
+        # The pulse's watchdog closes channel 1 on the module as soon as the port opens again.
+        await wait_until(lambda: frame(1, False) in module.frames)
+        res = await a.unlock(150)
+        assert res.ok, res.detail
+        res = await b.unlock(150)
+        assert res.ok, res.detail
+        await wait_until(lambda: (1, True) in [c[1:] for c in module.changes]
+                         and (2, True) in [c[1:] for c in module.changes])
+        await wait_until(lambda: module.relays[1] is False and module.relays[2] is False)
+    finally:
+        await a.stop()
+        await b.stop()
+        module.close()
+        pair.close()
+        if replugged is not None:
+            replugged.close()

@@ -11,7 +11,7 @@ import aiomqtt
 
 from edge.core.bus import command_key, command_key_path, sign_command
 from edge.core.standard import AccessEvent, DeviceHealth, parse_payload
-from tests.conftest import MOSQUITTO_USER, STAFF_TOKEN, Mosquitto, api_url
+from tests.conftest import MOSQUITTO_USER, STAFF_TOKEN, Mosquitto, api_url, fill, small_fs_at
 
 STAFF_H = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 
@@ -287,3 +287,58 @@ async def test_a_signed_door_command_is_not_replayed_after_a_restart(
         assert (await command(mosquitto.port, DOOR_TOPIC, fresh))["ok"] is True
     finally:
         await second.stop()
+
+
+async def test_bus_goes_on_after_a_write_failed_on_a_full_disk(
+    mosquitto: Mosquitto, make_config, run_box, tmp_path
+) -> None:
+    """The disk is full when a command arrives over MQTT: its result cannot be stored. That
+    StoreFullError ended the bus task for good: after the disk was freed no event reached
+    MQTT again (and no command was heard) until the daemon restarted. Now the bus reconnects
+    with back-off like after a broker error, and publishes from its stored cursor."""
+    data = small_fs_at(tmp_path / "data", 16)
+    box = await run_box(make_config(mqtt_port=mosquitto.port))
+    await until(lambda: box.service("bus").connected, 5)
+    await asyncio.to_thread(fill, data / "filler")
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as c:
+        ping = {"schema": "qilu.v1.command", "id": "c-full", "action": "ping"}
+        await c.publish("qilu/test-community/box/box-test/cmd", json.dumps(ping), qos=1)
+    await asyncio.sleep(1.0)  # the ping's result was refused by the full store
+    (data / "filler").unlink()
+    async with aiomqtt.Client("127.0.0.1", mosquitto.port) as sub:
+        await sub.subscribe("qilu/test-community/door/+/access", qos=1)
+        await box.store.record(access(1))
+        msgs = await collect(sub, 1)
+    assert json.loads(msgs[0].payload)["id"] == "a001"
+    assert box.service("bus").connected
+
+
+async def test_signed_commands_work_after_ntp_sets_the_clock_back(
+    mosquitto: Mosquitto, tmp_path
+) -> None:
+    """The box started with its clock two hours fast (a drifting RTC) and NTP then set it
+    right. "Signed before this box started" was judged against the wall clock at start, so
+    every correctly signed door command was refused for two hours. The start is now taken
+    in the current clock (wall time minus the monotonic uptime). A real daemon process whose
+    clock libfaketime moves back while it runs; monotonic time stays real."""
+    from tests.cloudsync.faults import FAKETIME_LIB, BoxProc
+    from tests.conftest import box_toml, free_port
+
+    box = BoxProc(tmp_path, free_port())
+    text = box_toml(tmp_path, mosquitto.port, box.api_port, DOOR)
+    box.config.write_text(text.replace("[mqtt]\n", "[mqtt]\naccept_door_commands = true\n", 1))
+    clock = tmp_path / "faketime"
+    clock.write_text("+2h\n")
+    box.env = {"LD_PRELOAD": FAKETIME_LIB, "FAKETIME_TIMESTAMP_FILE": str(clock),
+               "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+    try:
+        await asyncio.to_thread(box.start)
+        key_file = tmp_path / "data" / "mqtt-command.key"
+        await until(key_file.exists, 5)
+        await asyncio.sleep(1.0)  # connected to the broker
+        clock.write_text("+0s\n")  # NTP steps the clock back two hours
+        signed = sign_command(key_file.read_text().strip(), f"{DOOR_TOPIC}/cmd", open_cmd("n1"))
+        res = await command(mosquitto.port, DOOR_TOPIC, signed)
+        assert res["ok"] is True, res["detail"]
+    finally:
+        await asyncio.to_thread(box.stop)

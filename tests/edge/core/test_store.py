@@ -16,6 +16,7 @@ import pytest
 from edge.core.standard import AccessEvent, DeviceHealth, Priority, Resident
 from edge.core.store import Store, StoreError, StoreFullError, check_file, migrations
 from edge.core.store import core as store_core
+from tests.conftest import fill, small_fs_at
 
 
 def access(i: int) -> AccessEvent:
@@ -166,13 +167,21 @@ def test_kill_between_record_and_outbox_leaves_neither(tmp_path: Path) -> None:
 
 def test_corrupt_database_is_moved_aside_and_a_fresh_one_used(tmp_path: Path, caplog) -> None:
     db = tmp_path / "q.db"
-    Store(db).close()
+    old = Store(db)
+    for i in range(5):
+        old.record(access(i))
+    old.close()
     db.write_bytes(b"this is not a database at all" * 200)
     store = Store(db)
     assert store.recovered_from is not None
     assert store.recovered_from.read_bytes().startswith(b"this is not a database")
     assert store.integrity_check() == "ok"
     assert "CORRUPT" in caplog.text
+    # The old outbox counter is unreadable: seqs go on from the clock (in microseconds), not
+    # from 1, which the cloud already holds for this box (tests/edge/sync/test_service.py).
+    store.record(access(99))
+    (seq,) = store.db.execute("SELECT seq FROM outbox").fetchone()
+    assert seq > 1_700_000_000 * 10**6
     store.close()
 
 
@@ -217,6 +226,30 @@ def test_full_disk_refuses_whole_write_and_keeps_what_was_stored(tmp_path: Path)
     assert store.integrity_check() == "ok"
     store.db.execute("PRAGMA max_page_count = 1000000")  # space freed: writing goes on
     store.record(access(999))
+    store.close()
+
+
+def test_box_restarting_on_a_full_disk_keeps_its_database(tmp_path: Path) -> None:
+    """The disk filled up and the box restarted: opening the store fails (SQLite cannot even
+    size its shared-memory file: SQLITE_IOERR_SHMSIZE). That is no corruption: before, the
+    healthy database (residents, faces, rights, unsent records) was moved aside as
+    "corrupt" and the box came up on an empty one. Now opening fails with StoreFullError,
+    nothing is moved, and once space is freed the same database opens with every row."""
+    small_fs = small_fs_at(tmp_path / "small")
+    db = small_fs / "q.db"
+    store = Store(db)
+    for i in range(300):
+        store.record(access(i))
+    store.close()
+    fill(small_fs / "filler")
+    with pytest.raises(StoreFullError, match="full"):
+        Store(db)
+    assert sorted(p.name for p in small_fs.iterdir() if "corrupt" in p.name) == []
+    (small_fs / "filler").unlink()
+    store = Store(db)
+    assert store.recovered_from is None
+    assert store.db.execute("SELECT count(*) FROM access_events").fetchone()[0] == 300
+    assert store.outbox_stats()["rows"] == 300
     store.close()
 
 

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import stat
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from edge.core.standard import AccessEvent, Command, DeviceHealth, Report, new_id
 from edge.sync import store as ob
 from tests.cloudsync.helpers import Cloud, cli_provision, start_cloud, wait_for
-from tests.conftest import STAFF_TOKEN, api_url
+from tests.conftest import STAFF_TOKEN, api_url, fill, small_fs_at
 
 FAST = """
 [sync]
@@ -286,3 +289,314 @@ async def test_feed_answers_not_signed_by_the_cloud_are_refused(
         assert [c.actor for c in opened] == ["cloud:root"]
     finally:
         await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def cloud_proxy(
+    cloud: Cloud, ident_file: Path, before: Callable[[web.Request], Awaitable[web.Response | None]]
+) -> AsyncIterator[list[str]]:
+    """A real HTTP proxy between the box and the cloud (the identity file points the box at
+    it); ``before(request)`` may answer in the cloud's place. Yields the paths it passed on."""
+    passed: list[str] = []
+
+    async def proxy(request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        if (answer := await before(request)) is not None:
+            return answer
+        async with aiohttp.ClientSession() as s, s.request(
+            request.method, cloud.url + request.raw_path, data=body,
+            headers={k: v for k, v in request.headers.items() if k.lower() != "host"},
+        ) as r:
+            out = await r.read()
+            headers = {k: v for k, v in r.headers.items()
+                       if k.lower() in ("content-type", "x-qilu-reply-signature",
+                                        "x-qilu-server-time")}
+        passed.append(request.path)
+        return web.Response(status=r.status, body=out, headers=headers)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", proxy)
+    runner = web.AppRunner(app, auto_decompress=False)  # forward gzip'd uploads as signed
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    await asyncio.to_thread(_point_at, ident_file, f"http://127.0.0.1:{port}")
+    try:
+        yield passed
+    finally:
+        await runner.cleanup()
+
+
+def _point_at(ident_file: Path, url: str) -> None:
+    ident_file.write_text(json.dumps({**json.loads(ident_file.read_text()), "cloud": url}))
+
+
+async def test_cloud_answering_200_garbage_does_not_stop_uploads_or_heartbeats(
+    cloud: Cloud, make_config, run_box, tmp_path: Path
+) -> None:
+    """A reverse proxy or captive portal in front of the cloud answers 200 with an HTML page
+    (maintenance, Wi-Fi login) or a JSON of the wrong shape for a while. The box must treat it
+    like any failed request and retry: before, the ValueError killed the upload task (and the
+    heartbeat task) for good, so records piled up in the outbox until the daemon restarted."""
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    ident_file = config.box.data_dir / "cloud-identity.json"
+    box_id = json.loads(ident_file.read_text())["box_id"]
+    garbage = {"n": 4}  # the next garbage answers to uploads and heartbeats
+
+    async def maintenance(request: web.Request) -> web.Response | None:
+        if request.path in ("/api/v1/box/upload", "/api/v1/box/heartbeat") and garbage["n"] > 0:
+            garbage["n"] -= 1
+            if garbage["n"] % 2:
+                return web.Response(status=200, text="<html>系统维护中</html>",
+                                    content_type="text/html")
+            return web.json_response({"ok": True})  # JSON, but no upload result
+        return None
+
+    async with cloud_proxy(cloud, ident_file, maintenance) as passed:
+        box = await run_box(config)
+        for i in range(30):
+            await box.store.record(
+                AccessEvent(id=f"ae-{i}", door_id="door-1", method="qr", decision="granted")
+            )
+
+        async def arrived() -> bool:
+            return len(await cloud.storage.box_records(box_id)) == 30
+
+        await wait_for(arrived, 15)
+        assert garbage["n"] == 0  # the garbage was served
+        assert await box.store.outbox_stats() == {"rows": 0, "bytes": 0}
+
+        # Heartbeats go on after the garbage too (the fleet view's "last seen").
+        def heartbeats() -> int:
+            return passed.count("/api/v1/box/heartbeat")
+
+        n = heartbeats()
+
+        async def more() -> bool:
+            return heartbeats() >= n + 2
+
+        await wait_for(more, 5, 0.05)
+
+
+async def test_records_after_a_corrupt_database_reach_the_cloud(
+    cloud: Cloud, make_config, tmp_path: Path
+) -> None:
+    """Power loss corrupts the box's database; the box moves it aside and starts on a fresh
+    one. Its outbox seqs must not start again at 1: the cloud stores each (box, seq) once, so
+    it took the new alerts, access events and reports for resends of the old ones and dropped
+    them (counted as duplicates, deleted from the box's outbox: lost)."""
+    import sqlite3
+
+    from edge.daemon import Daemon
+
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    box_id = json.loads((config.box.data_dir / "cloud-identity.json").read_text())["box_id"]
+
+    async def in_cloud() -> set[str]:
+        return {r["record_id"] for r in await cloud.storage.box_records(box_id)}
+
+    first = Daemon(config)
+    box = await first.start()
+    try:
+        for i in range(30):
+            await box.store.record(
+                AccessEvent(id=f"ae-old-{i}", door_id="door-1", method="qr", decision="granted")
+            )
+        await wait_for(lambda: _has(in_cloud, {f"ae-old-{i}" for i in range(30)}), 10)
+    finally:
+        await first.stop()
+
+    def tear() -> None:  # a torn write: garbage over one page of the event journal
+        db = sqlite3.connect(config.db_path)
+        (root,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'events'").fetchone()
+        (page,) = db.execute("PRAGMA page_size").fetchone()
+        db.close()
+        with open(config.db_path, "r+b") as f:
+            f.seek((root - 1) * page)
+            f.write(b"\xa5" * 1000)
+
+    await asyncio.to_thread(tear)
+
+    second = Daemon(config)
+    box = await second.start()
+    try:
+        assert box.store.sync.recovered_from is not None  # it did start on a fresh file
+        new = {f"ae-new-{i}" for i in range(5)}
+        for rid in sorted(new):
+            await box.store.record(
+                AccessEvent(id=rid, door_id="door-1", method="qr", decision="granted")
+            )
+        await wait_for(lambda: _has(in_cloud, new), 10)
+    finally:
+        await second.stop()
+
+
+async def _has(get: Any, want: set[str]) -> bool:
+    return want <= await get()
+
+
+async def test_uploads_go_on_after_the_disk_was_full(
+    cloud: Cloud, make_config, run_box, tmp_path: Path
+) -> None:
+    """The box's disk fills while the cloud is away. The cloud comes back and stores the
+    waiting batch, but the box cannot delete the acked rows (SQLite's write-ahead log cannot
+    grow): before, that StoreFullError killed the upload task for good, and nothing recorded
+    after the disk was freed ever reached the cloud. Now the rows stay (the cloud counts their
+    resend as duplicates) and uploading goes on with back-off."""
+    data = small_fs_at(tmp_path / "data", 16)
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    ident_file = config.box.data_dir / "cloud-identity.json"
+    box_id = json.loads(ident_file.read_text())["box_id"]
+    away = {"on": True}
+
+    async def unavailable(request: web.Request) -> web.Response | None:
+        return web.Response(status=503, text="down") if away["on"] else None
+
+    async def in_cloud() -> set[str]:
+        return {r["record_id"] for r in await cloud.storage.box_records(box_id)}
+
+    async with cloud_proxy(cloud, ident_file, unavailable) as passed:
+        box = await run_box(config)
+        old = {f"ae-old-{i}" for i in range(50)}
+        for rid in sorted(old):
+            await box.store.record(
+                AccessEvent(id=rid, door_id="door-1", method="qr", decision="granted")
+            )
+        await asyncio.to_thread(fill, data / "filler")
+        away["on"] = False
+        await wait_for(lambda: _has(in_cloud, old), 10)
+
+        async def uploads() -> bool:  # the box sent (and failed to delete) again
+            return passed.count("/api/v1/box/upload") >= 2
+
+        await wait_for(uploads, 10, 0.05)
+        (data / "filler").unlink()
+        new = {f"ae-new-{i}" for i in range(5)}
+        for rid in sorted(new):
+            await box.store.record(
+                AccessEvent(id=rid, door_id="door-1", method="qr", decision="granted")
+            )
+        await wait_for(lambda: _has(in_cloud, new), 10)
+
+        async def drained() -> bool:
+            return (await box.store.outbox_stats())["rows"] == 0
+
+        await wait_for(drained, 10)
+
+
+async def test_feed_goes_on_after_the_disk_was_full_and_applies_a_command_once(
+    cloud: Cloud, make_config, run_box, tmp_path: Path
+) -> None:
+    """Ops open a door remotely while the box's disk is full: the door opens, but the box
+    cannot log the feed item. That StoreFullError ended the feed task for good (no remote
+    door open, emergency broadcast or content reached the box until a restart). Now the
+    item counts as applied in memory (it is not applied again while the disk stays full),
+    and the feed goes on."""
+    data = small_fs_at(tmp_path / "data", 16)
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    box_id = json.loads((config.box.data_dir / "cloud-identity.json").read_text())["box_id"]
+    box = await run_box(config)
+    opened: list[str] = []
+
+    async def door_open(target_id: str, cmd: Command) -> str:
+        opened.append(target_id)
+        return "opened"
+
+    box.commands.register("door", "open", door_open)
+    await asyncio.sleep(1.0)  # the feed long-poll is waiting
+    await asyncio.to_thread(fill, data / "filler")
+
+    async def open_door(door: str) -> None:
+        status, _ = await cloud.call(
+            "POST", f"/api/v1/ops/boxes/{box_id}/commands",
+            json={"target_kind": "door", "target_id": door, "action": "open"},
+        )
+        assert status == 201
+
+    await open_door("door-1")
+    await wait_for(lambda: _len_at_least(opened, 1), 5, 0.05)
+    await asyncio.sleep(1.5)  # several feed back-offs: the door must not open again
+    assert opened == ["door-1"]
+    (data / "filler").unlink()
+    await open_door("door-2")
+    await wait_for(lambda: _len_at_least(opened, 2), 10, 0.05)
+    assert opened == ["door-1", "door-2"]
+
+
+async def test_a_malformed_feed_item_is_logged_and_the_feed_goes_on(
+    cloud: Cloud, make_config, run_box
+) -> None:
+    """A cloud bug (or a cloud newer than the box) puts an item the box's FeedItem model
+    refuses into the feed (here args null). The ValidationError ended the feed task, and
+    since the cursor stayed before the item, every restart died on it again: the box never
+    got a command again. Now the item is logged as failed and the feed goes on."""
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    box_id = json.loads((config.box.data_dir / "cloud-identity.json").read_text())["box_id"]
+    box = await run_box(config)
+    opened: list[str] = []
+
+    async def door_open(target_id: str, cmd: Command) -> str:
+        opened.append(target_id)
+        return "opened"
+
+    box.commands.register("door", "open", door_open)
+    await cloud.storage.feed_add([box_id], "box", "-", "ping", None, "bug", None)  # type: ignore[arg-type]
+    status, _ = await cloud.call(
+        "POST", f"/api/v1/ops/boxes/{box_id}/commands",
+        json={"target_kind": "door", "target_id": "door-1", "action": "open"},
+    )
+    assert status == 201
+    await wait_for(lambda: _len_at_least(opened, 1), 10, 0.05)
+    log = await box.store.run(ob.feed_log, box.store.sync)
+    assert [(x["action"], x["ok"]) for x in reversed(log)] == [("ping", 0), ("open", 1)]
+    assert "bad feed item" in log[1]["detail"]
+
+
+async def test_a_proxy_body_limit_shrinks_batches_instead_of_stalling(
+    cloud: Cloud, make_config, run_box
+) -> None:
+    """A reverse proxy in front of the cloud (nginx: client_max_body_size, 1 MB by default)
+    refuses a backlog batch with 413. The box resent the same batch forever: the outbox never
+    drained (the batch only shrank for link failures). Now a 413 halves the batch (down to
+    one record; a single record still too large is quarantined like a 400)."""
+    import os
+
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    ident_file = config.box.data_dir / "cloud-identity.json"
+    box_id = json.loads(ident_file.read_text())["box_id"]
+    limit = 16 * 1024  # bytes on the wire, like client_max_body_size 16k
+    offline = {"on": True}  # while the backlog builds up
+
+    async def body_limit(request: web.Request) -> web.Response | None:
+        if offline["on"]:
+            return web.Response(status=503, text="offline")
+        if request.content_length is not None and request.content_length > limit:
+            return web.Response(status=413, content_type="text/html",
+                                text="<html><h1>413 Request Entity Too Large</h1></html>")
+        return None
+
+    async with cloud_proxy(cloud, ident_file, body_limit):
+        box = await run_box(config)
+        for i in range(600):  # a backlog, hard to compress (random ids as reasons)
+            await box.store.record(AccessEvent(id=f"ae-{i}", door_id="door-1", method="qr",
+                                               decision="denied", reason=os.urandom(60).hex()))
+        offline["on"] = False
+
+        async def arrived() -> bool:
+            return len(await cloud.storage.box_records(box_id)) == 600
+
+        await wait_for(arrived, 20)
+        assert await box.store.outbox_stats() == {"rows": 0, "bytes": 0}
