@@ -64,7 +64,8 @@ async def test_lists_by_district_answer_as_by_box_ids(db_url: str) -> None:
         for box in boxes:
             await storage.upload(box, 1, batch(1, 12))
         # the rows above filled in
-        assert await storage.migrate() == ([9, 10, 11, 12, 13] if pg else [7, 8])
+        want = [9, 10, 11, 12, 13] if pg else [7, 8]  # and any later ones after them
+        assert (await storage.migrate())[: len(want)] == want
         for box in boxes:
             await storage.upload(box, 1, batch(13, 12))  # stamped at upload
         async with storage.tx() as c:
