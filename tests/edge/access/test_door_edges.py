@@ -45,6 +45,20 @@ async def start_box(make_config, run_box, port: int, extra: str = ""):
     return await run_box(config)
 
 
+async def face_door(tmp_path, make_config, run_box, pipeline, board: RelayBoard,  # noqa: F811
+                    frames: list, access: str = ACCESS, blocked: bool = False):
+    """Face door d-b1 on the board, its camera looping ``frames``; r-obama enrolled from
+    another photo (building 1), blocked if asked. Returns the running box."""
+    config = make_config(extra=FAST + access + door_toml("d-b1", board.tcp_port, COIL, "c")
+                         + cam_toml("c", write_folder(tmp_path / "c", frames)))
+    store = Store(config.db_path, box_id=config.box.id)
+    enrol(store, pipeline, "r-obama", door_frame(photo("obama2.jpg"), pipeline), building="1")
+    if blocked:
+        db.add_block(store, "r-obama", None, "欠费", None, "test")
+    store.close()
+    return await run_box(config)
+
+
 async def use_pin(s: aiohttp.ClientSession, base: str, pin: str) -> tuple[int, dict]:
     async with s.post(f"{base}/api/v1/doors/d-b1/pin", headers=STAFF, json={"pin": pin}) as r:
         return r.status, await r.json()
@@ -130,14 +144,8 @@ async def test_a_photo_of_a_resident_just_let_in_is_refused_on_the_record(
         # a long cool-down for the resident let in, a short one between denied events (so an
         # early liveness refusal during the head turn cannot hide the photo's)
         access = ACCESS.replace("denied_cooldown_s = 30", "denied_cooldown_s = 2")
-        config = make_config(extra=FAST + access + door_toml("d-b1", board.tcp_port, COIL, "c")
-                             + cam_toml("c", write_folder(tmp_path / "c", frames)))
-        store = Store(config.db_path, box_id=config.box.id)
-        enrol(store, pipeline, "r-obama", door_frame(photo("obama2.jpg"), pipeline),
-              building="1")
-        store.close()
         t0 = time.monotonic()
-        box = await run_box(config)
+        box = await face_door(tmp_path, make_config, run_box, pipeline, board, frames, access)
         await asyncio.to_thread(board.wait_for, 1, COIL, True, 60.0, t0)
         granted = (await wait_events(box, "d-b1", 1, 10, decision="granted"))[0]
         # the photo shows ~2 s after the grant and every ~5 s (the folder loops) after that
@@ -200,13 +208,7 @@ async def test_each_held_up_photo_leaves_its_own_liveness_refusal(
     frames = [*[known] * 40, *[synthetic.hallway()] * 25]  # a try, then nobody (looped)
     board = RelayBoard(units=(1,), tcp_port=free_port()).start()
     try:
-        config = make_config(extra=FAST + ACCESS + door_toml("d-b1", board.tcp_port, COIL, "c")
-                             + cam_toml("c", write_folder(tmp_path / "c", frames)))
-        store = Store(config.db_path, box_id=config.box.id)
-        enrol(store, pipeline, "r-obama", door_frame(photo("obama2.jpg"), pipeline),
-              building="1")
-        store.close()
-        box = await run_box(config)
+        box = await face_door(tmp_path, make_config, run_box, pipeline, board, frames)
         evs = await wait_events(box, "d-b1", 1, 60)
         for _ in range(200):  # the next try comes ~4.3 s later: at most 20 s
             evs = await box.store.run(db.list_events, box.store.sync, "d-b1", 50, None)
@@ -364,14 +366,8 @@ async def test_each_try_of_a_blocked_resident_is_on_the_record(
     frames = [*head_turn(known, pipeline), *[synthetic.hallway()] * 25]  # a try, then nobody
     board = RelayBoard(units=(1,), tcp_port=free_port()).start()
     try:
-        config = make_config(extra=FAST + ACCESS + door_toml("d-b1", board.tcp_port, COIL, "c")
-                             + cam_toml("c", write_folder(tmp_path / "c", frames)))
-        store = Store(config.db_path, box_id=config.box.id)
-        enrol(store, pipeline, "r-obama", door_frame(photo("obama2.jpg"), pipeline),
-              building="1")
-        db.add_block(store, "r-obama", None, "欠费", None, "test")
-        store.close()
-        box = await run_box(config)
+        box = await face_door(tmp_path, make_config, run_box, pipeline, board, frames,
+                              blocked=True)
         await wait_events(box, "d-b1", 1, 60)
         for _ in range(200):  # the next try comes ~3.3 s later: at most 20 s
             evs = await box.store.run(db.list_events, box.store.sync, "d-b1", 50, "denied")
