@@ -491,6 +491,22 @@ async def test_uploads_go_on_after_the_disk_was_full(
         await wait_for(drained, 10)
 
 
+async def doors_recorded(cloud: Cloud, config, run_box) -> tuple:
+    """The box provisioned to the cloud and running, its door.open command recording the
+    doors it was told to open (no relay); returns the box, its cloud id and that list."""
+    await provision_cli(config.source, cloud)
+    box_id = json.loads((config.box.data_dir / "cloud-identity.json").read_text())["box_id"]
+    box = await run_box(config)
+    opened: list[str] = []
+
+    async def door_open(target_id: str, cmd: Command) -> str:
+        opened.append(target_id)
+        return "opened"
+
+    box.commands.register("door", "open", door_open)
+    return box, box_id, opened
+
+
 async def test_feed_goes_on_after_the_disk_was_full_and_applies_a_command_once(
     cloud: Cloud, make_config, run_box, tmp_path: Path
 ) -> None:
@@ -502,16 +518,7 @@ async def test_feed_goes_on_after_the_disk_was_full_and_applies_a_command_once(
     data = small_fs_at(tmp_path / "data", 16)
     await cloud.community()
     config = make_config(extra=FAST)
-    await provision_cli(config.source, cloud)
-    box_id = json.loads((config.box.data_dir / "cloud-identity.json").read_text())["box_id"]
-    box = await run_box(config)
-    opened: list[str] = []
-
-    async def door_open(target_id: str, cmd: Command) -> str:
-        opened.append(target_id)
-        return "opened"
-
-    box.commands.register("door", "open", door_open)
+    _, box_id, opened = await doors_recorded(cloud, config, run_box)
     await asyncio.sleep(1.0)  # the feed long-poll is waiting
     await asyncio.to_thread(fill, data / "filler")
 
@@ -541,16 +548,7 @@ async def test_a_malformed_feed_item_is_logged_and_the_feed_goes_on(
     got a command again. Now the item is logged as failed and the feed goes on."""
     await cloud.community()
     config = make_config(extra=FAST)
-    await provision_cli(config.source, cloud)
-    box_id = json.loads((config.box.data_dir / "cloud-identity.json").read_text())["box_id"]
-    box = await run_box(config)
-    opened: list[str] = []
-
-    async def door_open(target_id: str, cmd: Command) -> str:
-        opened.append(target_id)
-        return "opened"
-
-    box.commands.register("door", "open", door_open)
+    box, box_id, opened = await doors_recorded(cloud, config, run_box)
     await cloud.storage.feed_add([box_id], "box", "-", "ping", None, "bug", None)  # type: ignore[arg-type]
     status, _ = await cloud.call(
         "POST", f"/api/v1/ops/boxes/{box_id}/commands",
