@@ -144,12 +144,16 @@ def list_corrections(store: Store, limit: int = 100000) -> list[dict[str, Any]]:
 # --- early warning queries ---------------------------------------------------------------
 
 
-def find_group(store: Store, text_norm: str, building: str | None, since_iso: str) -> str | None:
-    """Id of the group an identical recent report belongs to (its first report), if any."""
+def find_group(
+    store: Store, text_norm: str, building: str | None, location: str | None, since_iso: str
+) -> str | None:
+    """Id of the group an identical recent report from the same place belongs to (its first
+    report), if any. The place includes the location: "有人摔倒了" from two units of one
+    building is two people needing help, not one report sent twice."""
     row = store.db.execute(
         "SELECT coalesce(group_id, id) FROM reports WHERE text_norm = ? AND building IS ?"
-        " AND ts >= ? ORDER BY ts LIMIT 1",
-        (text_norm, building, since_iso),
+        " AND location IS ? AND ts >= ? ORDER BY ts LIMIT 1",
+        (text_norm, building, location, since_iso),
     ).fetchone()
     return row[0] if row else None
 

@@ -3,8 +3,8 @@
 - an immediate (or high) urgency report raises an alert at once; a report the emergency
   detector was unsure about (``possible_emergency``) raises a critical ``possible_emergency``
   alert for a person to confirm within minutes; each names the evidence that triggered it;
-- identical reports (same normalised text and building within the duplicate window) join the
-  first one's group: stored, but never alerted or counted twice;
+- identical reports (same normalised text, building and location within the duplicate
+  window) join the first one's group: stored, but never alerted or counted twice;
 - a topic (category, in one building and community-wide) whose distinct reports in the trend
   window reach ``trend_min_count`` and ``trend_factor`` × its usual rate raises a trend alert;
 - a building whose mean sentiment in the sentiment window falls ``sentiment_drop`` below its
@@ -109,7 +109,7 @@ def submit(
     opened = None
     with store.transaction():
         since = iso(at - timedelta(minutes=cfg.duplicate_window_min))
-        group = db.find_group(store, extra["text_norm"], rec.building, since)
+        group = db.find_group(store, extra["text_norm"], rec.building, rec.location, since)
         if group:
             rec = rec.model_copy(update={"group_id": group})
         db.insert_report(store, rec, extra)

@@ -139,6 +139,24 @@ async def test_identical_repeats_grouped_and_alerted_once(box) -> None:
     assert db_count(box, "SELECT count(*) FROM reports") == 3
 
 
+async def test_the_same_words_from_two_places_are_two_emergencies(box) -> None:
+    """Two residents of one building type the same short cry for help, each with a different
+    place in the location field: two people have fallen, so both must alert and get a ticket
+    (only a repeat from the same place is grouped)."""
+    out = []
+    async with aiohttp.ClientSession() as s:
+        for location in ("2单元301室", "6单元502室", "6单元502室"):
+            async with s.post(f"{api_url(box)}/api/v1/reports", json={
+                "text": "有人摔倒了，起不来，快来人", "building": "5",
+                "location": location}) as r:
+                assert r.status == 201
+                out.append(await r.json())
+    assert [x["urgency"] for x in out] == ["immediate"] * 3
+    assert [len(x["alerts"]) for x in out] == [1, 1, 0]
+    assert [x["group_id"] for x in out] == [None, None, out[1]["id"]]
+    assert db_count(box, "SELECT count(*) FROM alerts WHERE type = 'urgent_report'") == 2
+
+
 async def test_a_burst_of_similar_reports_raises_one_trend_alert(box) -> None:
     texts = ["6号楼的电梯按钮失灵了", "6号楼电梯门关不上", "6号楼电梯又坏了，物业管不管",
              "6号楼电梯里的灯不亮", "6号楼电梯运行有异响", "6号楼电梯显示屏黑了",
