@@ -464,6 +464,16 @@ async def alert_stream(request: web.Request) -> web.StreamResponse:
     last = request.headers.get("Last-Event-ID", "").split(" ")
     since = last[0] or datetime.now(UTC).isoformat(timespec="microseconds")
     after = (last[1], int(last[2])) if len(last) == 3 and last[2].isdigit() else None
+    start = since
+    if last[0]:
+        # A reconnect: an alert stamped before the last event the browser saw may commit only
+        # now, so look back LATE_S before it too. What the browser already has comes again
+        # with its old id (the console drops repeats by box id and seq).
+        try:
+            start = (datetime.fromisoformat(since) - timedelta(seconds=LATE_S)).isoformat(
+                timespec="microseconds")
+        except ValueError:
+            return err(400, "Last-Event-ID: not an event id of this stream")
     resp = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -473,7 +483,7 @@ async def alert_stream(request: web.Request) -> web.StreamResponse:
     )
     await resp.prepare(request)
     await resp.write(b"retry: 2000\n\n")
-    start, sent = since, dict[tuple[str, int], str]()  # sent: keys within the look-back
+    sent = dict[tuple[str, int], str]()  # keys within the look-back
     end = time.monotonic() + q.max_s
     next_check = next_ping = time.monotonic() + 15
     while time.monotonic() < end:

@@ -145,3 +145,51 @@ async def test_an_alert_committed_late_still_reaches_the_live_stream(cloud: Clou
     await other.close()
     got = messages()
     assert sorted(got) == ["A-fire", "B-door"], got
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # SQLite: one writer, commits in order
+async def test_an_alert_committed_late_reaches_the_stream_the_browser_reconnects_to(
+    cloud: Cloud,
+) -> None:
+    """As above, but the console's stream ends between B being streamed and A committing (it
+    ends every max_s, or the network blips) and the browser reconnects with Last-Event-ID =
+    B's event. The new stream looked only strictly after B's arrival time, so A's fire
+    alarm, stamped before B but committed after, was never streamed to anyone."""
+    import asyncpg
+
+    a, b = await two_districts(cloud)
+    other = await asyncpg.connect(cloud.db)
+    tx = other.transaction()
+    await tx.start()
+    await other.execute("SELECT 1 FROM boxes WHERE id = $1 FOR UPDATE", a.box_id)
+    up_a = asyncio.create_task(upload(a, [rec(1, "alert", 0, "2026-01-01T10:00:00",
+                                              level="critical", type="fire",
+                                              message="A-fire")]))
+    await asyncio.sleep(0.5)  # A's upload is stamped and waits for its row
+    last_id, seen = "", []
+    async with aiohttp.ClientSession(headers=cloud.headers()) as s:
+        # The first stream began before either upload: it streams B, then ends.
+        async with s.get(f"{cloud.url}/api/v1/ops/alerts/stream?max_s=30",
+                         headers={"Last-Event-ID": "2000-01-01T00:00:00+00:00"}) as resp:
+            assert resp.status == 200
+            await upload(b, [rec(1, "alert", 0, "2026-01-01T10:00:01", level="warning",
+                                 type="door_forced", message="B-door")])
+            async with asyncio.timeout(5):
+                async for line in resp.content:
+                    if line.startswith(b"id: "):
+                        last_id = line.decode()[4:].strip()
+                    if line.startswith(b"data: ") and "B-door" in line.decode():
+                        break
+        assert last_id.endswith(f"{b.box_id} 1")
+        await tx.rollback()  # A's row is free: A's upload commits
+        await asyncio.wait_for(up_a, 10)
+        await other.close()
+        async with s.get(f"{cloud.url}/api/v1/ops/alerts/stream?max_s=4",
+                         headers={"Last-Event-ID": last_id}) as resp:
+            assert resp.status == 200
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(6):  # bounded: the stream ends after 4 s
+                    async for line in resp.content:
+                        if line.startswith(b"data: "):
+                            seen.append(line.decode())
+    assert any("A-fire" in x for x in seen), seen
