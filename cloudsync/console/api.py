@@ -33,6 +33,7 @@ from common import playout
 api = Api()  # this module's route table (cloudsync/app.py includes it)
 STREAM_PATH = "/api/v1/ops/alerts/stream"
 LATE_S = 30.0  # the live alert stream looks back this far for uploads that committed late
+LOOK_BACK_PAGE, LOOK_BACK_PAGES = 500, 40  # its look-back reads up to 20,000 alerts a look
 
 
 def box_health(box: dict[str, Any], now: datetime, offline_after_s: float) -> dict[str, Any]:
@@ -449,6 +450,28 @@ class StreamQuery(BaseModel):
     max_s: float = Field(600, gt=0, le=3600)  # the browser's EventSource reconnects after
 
 
+async def _not_sent(
+    storage: Any, scope: str, horizon: str, cursor: tuple[str, str, int],
+    skip: set[tuple[str, int]],
+) -> list[dict[str, Any]]:
+    """The look-back: alerts that arrived after ``horizon`` up to ``cursor`` and are not in
+    ``skip``. Read page by page: in a flood the window's first page is all alerts already
+    sent, and a late one behind them must still be found."""
+    out: list[dict[str, Any]] = []
+    since, after = horizon, None
+    for _ in range(LOOK_BACK_PAGES):  # bounded; beyond it the next look goes on
+        page = await storage.alerts_since(scope, since, LOOK_BACK_PAGE, after)
+        out += [r for r in page
+                if (r["received_at"], r["box_id"], r["seq"]) <= cursor  # later: next look
+                and (r["box_id"], r["seq"]) not in skip]
+        if len(page) < LOOK_BACK_PAGE or (
+            (page[-1]["received_at"], page[-1]["box_id"], page[-1]["seq"]) > cursor
+        ):
+            break
+        since, after = page[-1]["received_at"], (page[-1]["box_id"], page[-1]["seq"])
+    return out
+
+
 async def alert_stream(request: web.Request) -> web.StreamResponse:
     """Server-sent events: each alert that arrives in scope from now on (``event: alert``).
     The stream re-checks the session now and then and ends when it has expired."""
@@ -502,9 +525,7 @@ async def alert_stream(request: web.Request) -> web.StreamResponse:
         sent = {k: t for k, t in sent.items() if t > horizon}
         cursor = (since, *after) if after else (since, "\U0010ffff", 0)
         new = {(r["box_id"], r["seq"]) for r in rows}
-        rows += [r for r in await storage.alerts_since(user["scope"], horizon, 500)
-                 if (r["received_at"], r["box_id"], r["seq"]) <= cursor  # later: next look
-                 and (r["box_id"], r["seq"]) not in sent and (r["box_id"], r["seq"]) not in new]
+        rows += await _not_sent(storage, user["scope"], horizon, cursor, sent.keys() | new)
         if rows:
             await attach_acks(request, rows)
             for r in rows:

@@ -193,3 +193,57 @@ async def test_an_alert_committed_late_reaches_the_stream_the_browser_reconnects
                         if line.startswith(b"data: "):
                             seen.append(line.decode())
     assert any("A-fire" in x for x in seen), seen
+
+
+@pytest.mark.parametrize("backend", ["postgres"])  # SQLite: one writer, commits in order
+async def test_a_late_alert_behind_a_flood_still_reaches_the_live_stream(cloud: Cloud) -> None:
+    """A city-wide outage: box B's backlog of 500 alerts arrives, then box A's fire alarm is
+    stamped but waits for its box row, then box C's alert commits and the stream's cursor
+    passes A. The stream's look-back read only the first 500 alerts of its 30 s window - all
+    B's, already sent - so A's fire alarm, the 501st, never reached the live feed."""
+    import asyncpg
+
+    a, b = await two_districts(cloud)
+    c = await cloud.new_box("c3", district="lixia", street="s1")
+    seen: list[str] = []
+
+    async def read(resp: aiohttp.ClientResponse) -> None:
+        with contextlib.suppress(aiohttp.ClientError):
+            async for line in resp.content:
+                if line.startswith(b"data: "):
+                    seen.append(line.decode())
+
+    other = await asyncpg.connect(cloud.db)
+    async with (
+        aiohttp.ClientSession(headers=cloud.headers()) as s,
+        s.get(f"{cloud.url}/api/v1/ops/alerts/stream?max_s=30") as resp,
+    ):
+        assert resp.status == 200
+        reader = asyncio.create_task(read(resp))
+        await asyncio.sleep(0.3)
+        await upload(b, [rec(i, "alert", 0, "2026-01-01T10:00:00", level="warning",
+                             type="device_offline", message=f"B{i}") for i in range(1, 501)])
+        tx = other.transaction()
+        await tx.start()
+        await other.execute("SELECT 1 FROM boxes WHERE id = $1 FOR UPDATE", a.box_id)
+        up_a = asyncio.create_task(upload(a, [rec(1, "alert", 0, "2026-01-01T10:00:01",
+                                                  level="critical", type="fire",
+                                                  message="A-fire")]))
+        await asyncio.sleep(0.5)  # A's upload is stamped and waits for its row
+        await upload(c, [rec(1, "alert", 0, "2026-01-01T10:00:02", level="warning",
+                             type="door_forced", message="C-door")])
+        for _ in range(50):  # bounded: 5 s for B's and C's to be streamed
+            if any("C-door" in x for x in seen):
+                break
+            await asyncio.sleep(0.1)
+        assert any("C-door" in x for x in seen)
+        await tx.rollback()  # A's row is free: A's upload commits
+        await asyncio.wait_for(up_a, 10)
+        for _ in range(50):  # bounded: 5 s
+            if any("A-fire" in x for x in seen):
+                break
+            await asyncio.sleep(0.1)
+        reader.cancel()
+    await other.close()
+    assert any("A-fire" in x for x in seen), len(seen)
+    assert len(seen) == 502
