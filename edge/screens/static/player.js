@@ -44,6 +44,9 @@
   }
   function now() { return Date.now() + offset; }
   function mod(a, m) { return ((a % m) + m) % m; }
+  // What an item looks like in the current plan: staff may correct an item in place (same id),
+  // and the screen must then show the correction, not what it built from the old plan.
+  function sig(cid) { return JSON.stringify(plan.content[cid] || null); }
   function rid() {
     const b = new Uint8Array(12);
     crypto.getRandomValues(b);
@@ -179,7 +182,9 @@
     const t = now();
     endPlay(t);
     playing = { id: rid(), content_id: cur.cid, started_at: new Date(t).toISOString() };
-    if (shown && shown.cid === cur.cid && shown.source === cur.source && front >= 0) {
+    cur.sig = sig(cur.cid);
+    if (shown && shown.cid === cur.cid && shown.source === cur.source && shown.sig === cur.sig &&
+        front >= 0) {
       shown = cur; // the same item again (one-item playlist): keep it on screen
       return;
     }
@@ -206,7 +211,7 @@
     try {
       const t = now();
       const cur = itemAt(t);
-      if (!shown || shown.key !== cur.key) {
+      if (!shown || shown.key !== cur.key || shown.sig !== sig(cur.cid)) {
         await show(cur);
       } else if (!prepared && cur.end - t < 3000) {
         prepare(itemAt(cur.end));

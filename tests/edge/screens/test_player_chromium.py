@@ -184,3 +184,31 @@ async def test_page_keeps_playing_when_the_box_process_stops(tmp_path: Path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+async def test_updated_notice_replaces_the_one_on_screen(make_config, run_box):
+    """A one-item playlist's notice corrected by staff (same content id, new body): the screen
+    must show the correction, not keep the old text until the page is reloaded."""
+    box = await run_box(make_config(extra=SCREEN))
+    base = api_url(box)
+    notice = {"id": "water", "kind": "html", "title": "停水通知", "body": "周六 9:00 起停水",
+              "duration_s": 2}
+    async with aiohttp.ClientSession(headers=H) as s:
+        assert (await s.post(f"{base}/api/v1/screens/content", json=notice)).status == 201
+        pl = {"id": "pl", "name": "通知", "items": [{"content_id": "water"}]}
+        assert (await s.post(f"{base}/api/v1/screens/playlists", json=pl)).status == 201
+        sch = {"id": "all-day", "playlist_id": "pl", "tags": ["outdoor"]}
+        assert (await s.post(f"{base}/api/v1/screens/schedules", json=sch)).status == 201
+        url = (await screen_key(base, "scr-1"))["player_url"]
+        async with browser() as b:
+            page = await b.new_page(viewport=VIEW)
+            await page.goto(url)
+            await wait_showing(page, {"water"})
+            await page.wait_for_function(
+                "() => document.querySelector('.front').innerText.includes('周六')", timeout=5000)
+            fixed = {**notice, "body": "周日 9:00 起停水"}
+            assert (await s.post(f"{base}/api/v1/screens/content", json=fixed)).status == 201
+            # Within one 2 s slot and a bit: the page got the new plan over its WebSocket.
+            await page.wait_for_function(
+                "() => document.querySelector('.front').innerText.includes('周日')", timeout=4500)
+            assert "周六" not in await page.inner_text(".front")
