@@ -181,9 +181,12 @@ class ScreensService(Service):
     async def catalog(self) -> Catalog:
         if self._catalog is None:
             now = datetime.now(UTC)
+            # Emergencies ended as long ago as a play may be reported (plays_max_age_days):
+            # a screen back from days offline reports the emergency it showed meanwhile.
             d = await self.box.store.run(
-                db.load_definitions, self.box.store.sync, now - resolver.DAY
-            )
+                db.load_definitions, self.box.store.sync,
+                now - timedelta(days=self.cfg.plays_max_age_days),
+            )  # fmt: skip
             items = {i.id: i for i in d.items}
             ready = frozenset(
                 i.id for i in d.items if i.kind in resolver.FILE_KINDS and i.sha256 in d.cached

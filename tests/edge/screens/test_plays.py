@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
-from tests.conftest import api_url, db_count
+from tests.conftest import STAFF_TOKEN, api_url, db_count
 from tests.edge.screens.helpers import screen_key
 from tests.edge.screens.test_service import SCREENS, setup_schedule
 
@@ -78,3 +78,24 @@ async def test_forged_and_implausible_plays_are_refused(make_config, run_box) ->
         assert (ack["ack"], ack["rejected"]) == (["pr-in-2"], ["pr-in-1"])
     assert db_count(box, "SELECT count(*) FROM play_records") == 2
     assert db_count(box, "SELECT count(*) FROM outbox WHERE kind = 'play_record'") == 2
+
+
+async def test_late_report_of_an_emergency_is_kept(make_config, run_box) -> None:
+    """A screen offline for days reports the emergency it showed meanwhile: plays are accepted
+    for plays_max_age_days (30), emergencies included, so they are stored, not rejected."""
+    box = await run_box(make_config(extra=SCREENS))
+    base = api_url(box)
+    H = {"Authorization": "Bearer " + STAFF_TOKEN}
+    async with aiohttp.ClientSession() as s:
+        start = datetime.now(UTC) - timedelta(days=3)
+        em = {"id": "em-gas", "title": "燃气泄漏，请绕行", "starts_at": start.isoformat(),
+              "expires_at": (start + timedelta(hours=2)).isoformat()}
+        async with s.post(f"{base}/api/v1/screens/emergencies", json=em, headers=H) as r:
+            assert r.status == 201, await r.text()
+        key = (await screen_key(base, "scr-1"))["key"]
+        rec = play("pr-em", "em-gas", ago_s=3 * 86400 - 60, dur_s=600)
+        async with s.post(f"{base}/screen/scr-1/plays", json={"records": [rec]},
+                          headers={"X-Screen-Key": key}) as r:
+            assert r.status == 200
+            assert await r.json() == {"ack": ["pr-em"], "rejected": []}
+    assert db_count(box, "SELECT count(*) FROM play_records WHERE content_id='em-gas'") == 1
