@@ -254,10 +254,6 @@ class ScreensService(Service):
                         if it.sha256 and it.kind in resolver.FILE_KINDS
                         else None,
                         "mime": it.mime,
-                        "emergency": next(
-                            (e.level for e in ems.values() if seg.source == f"emergency:{e.id}"),
-                            None,
-                        ),
                     }
         segments = [
             {
@@ -267,6 +263,11 @@ class ScreensService(Service):
                 "anchor": _ms(s.anchor),
                 "items": [list(i) for i in s.items],
                 "layout": s.layout,  # a schedule entry's own layout; None: the screen's
+                # An emergency's level on its segment, not on its content: an item the schedule
+                # also plays looks like an emergency only while the emergency shows it.
+                "emergency": next(
+                    (e.level for e in ems.values() if s.source == f"emergency:{e.id}"), None
+                ),
             }
             for s in segs
         ]

@@ -67,7 +67,7 @@
         const start = t - (off - acc);
         const end = t >= seg.end ? start + dur : Math.min(start + dur, seg.end);
         return { key: seg.source + "|" + start + "|" + i, cid, source: seg.source, start, end,
-          layout: seg.layout || null };
+          layout: seg.layout || null, emergency: seg.emergency || null };
       }
       acc += dur;
     }
@@ -107,8 +107,9 @@
   }
 
   // --- rendering ---------------------------------------------------------------------------------
-  function build(layer, cid) {
+  function build(layer, cid, emergency) {
     const c = plan.content[cid] || { kind: "html", title: "", body: "" };
+    const em = c.emergency || emergency; // a text notice's own, or its emergency segment's
     for (const v of layer.querySelectorAll("video")) v.pause();
     layer.replaceChildren();
     let ready = Promise.resolve();
@@ -130,8 +131,8 @@
       ready = new Promise((ok) => f.addEventListener("load", ok, { once: true }));
     } else {
       const d = document.createElement("div");
-      d.className = "notice" + (c.emergency ? " emergency" : "");
-      const level = { critical: "紧急通知", warning: "预警通知", info: "重要通知" }[c.emergency];
+      d.className = "notice" + (em ? " emergency" : "");
+      const level = { critical: "紧急通知", warning: "预警通知", info: "重要通知" }[em];
       if (level && level !== c.title) { // a title that says it already needs no badge
         const badge = document.createElement("div");
         badge.className = "badge";
@@ -144,7 +145,7 @@
       b.className = "body";
       b.textContent = c.body || "";
       d.append(h, b);
-      if (c.emergency) { // who issued it and until when: residents must know it is real
+      if (em) { // who issued it and until when: residents must know it is real
         const meta = document.createElement("div");
         meta.className = "meta";
         const office = document.createElement("span");
@@ -175,7 +176,7 @@
 
   function prepare(next) {
     const i = front === 0 ? 1 : 0;
-    prepared = { key: next.key, cid: next.cid, layer: i, ready: build(layers[i], next.cid) };
+    prepared = { key: next.key, cid: next.cid, layer: i, ready: build(layers[i], next.cid, next.emergency) };
   }
 
   async function show(cur) {
@@ -191,14 +192,15 @@
     let p = prepared && prepared.key === cur.key ? prepared : null;
     if (!p) {
       const i = front === 0 ? 1 : 0;
-      p = { layer: i, ready: build(layers[i], cur.cid) };
+      p = { layer: i, ready: build(layers[i], cur.cid, cur.emergency) };
     }
     prepared = null;
     shown = cur;
     await p.ready;
     raise(p.layer);
     setLayoutName(currentLayout());
-    document.body.classList.toggle("emergency", !!(plan.content[cur.cid] || {}).emergency);
+    document.body.classList.toggle("emergency",
+      !!(cur.emergency || (plan.content[cur.cid] || {}).emergency));
     document.body.dataset.showing = cur.cid;
   }
 
