@@ -670,10 +670,12 @@ class ScreensService(Service):
                 if ev.kind == "alert" and ev.payload.get("type") in types:
                     p = ev.payload
                     now = datetime.now(UTC)
+                    # An alarm may carry no text (just its type): a generic title, since an
+                    # empty one fails validation and would end this watch for good.
                     await self.start_emergency(
                         Emergency(
                             id=new_id("em"),
-                            title=p.get("message", "紧急通知")[:200],
+                            title=(p.get("message") or "紧急通知")[:200],
                             body="",
                             level=p.get("level", "critical"),
                             starts_at=now,
