@@ -197,6 +197,7 @@
     prepared = null;
     shown = cur;
     await p.ready;
+    if (!plan) return; // revoked while it was being built
     raise(p.layer);
     setLayoutName(currentLayout());
     document.body.classList.toggle("emergency",
@@ -377,12 +378,29 @@
       else if (m.type === "ack") forget(m);
       else if (m.type === "overlay") showOverlay(m.overlay);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
+      if (ev.code === 4401) revoked();
       statusEl.textContent = key ? "离线播放" : "屏幕未授权：请用物业提供的播放地址（含密钥）打开";
       // Back off with jitter so many screens do not hammer a box that is starting up.
       setTimeout(connect, retry * (0.5 + Math.random()));
       retry = Math.min(retry * 2, 30000);
     };
+  }
+
+  // The box closes with 4401 when staff revoked or replaced this screen's key: stop playing
+  // (a stolen or retired player) rather than cycle the last plan from local storage for ever.
+  function revoked() {
+    endPlay(now());
+    plan = null; shown = null; prepared = null; key = null; front = -1;
+    clearTimeout(timer);
+    try { localStorage.removeItem(PLAN_KEY); localStorage.removeItem(KEY_KEY); } catch (e) { /* */ }
+    for (const l of layers) {
+      for (const v of l.querySelectorAll("video")) v.pause();
+      l.replaceChildren();
+      l.classList.remove("front");
+    }
+    delete document.body.dataset.showing;
+    document.body.classList.remove("emergency");
   }
 
   window.qiluPlayer = {

@@ -241,3 +241,25 @@ async def test_emergency_showing_a_scheduled_notice_takes_over(make_config, run_
             await page.wait_for_function(
                 "() => document.body.classList.contains('emergency')", timeout=5000)
             assert "紧急通知" in await page.inner_text(".front")
+
+
+async def test_revoked_key_stops_the_screen(make_config, run_box):
+    """Staff revoke a screen's key (a stolen or retired player): the page must stop playing,
+    as documented, not go on showing its last plan from local storage, also after a reload."""
+    box = await run_box(make_config(extra=SCREEN))
+    base = api_url(box)
+    await publish(base)
+    url = (await screen_key(base, "scr-1"))["player_url"]
+    async with browser() as b:
+        page = await b.new_page(viewport=VIEW)
+        await page.goto(url)
+        await wait_showing(page, {"green", "blue"})
+        async with aiohttp.ClientSession(headers=H) as s:
+            assert (await s.delete(f"{base}/api/v1/screens/scr-1/key")).status == 200
+        await page.wait_for_function(
+            "() => !document.body.dataset.showing && !window.qiluPlayer.plan", timeout=3000)
+        assert "未授权" in await page.inner_text("#status")
+        await page.reload()
+        await asyncio.sleep(1.0)
+        assert await showing(page) is None
+        assert await page.evaluate("window.qiluPlayer.plan") is None
