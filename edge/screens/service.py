@@ -78,6 +78,9 @@ class Panel:
     zone: bool = True
 
 
+Span = tuple[datetime, datetime, frozenset[str]]  # (start, end, content ids)
+
+
 class ScreenRefused(Exception):
     """A request that is not from a door's screen: HTTP status, message naming the field."""
 
@@ -133,6 +136,11 @@ class ScreensService(Service):
         self._started = _time.monotonic()
         self._applied: dict[str, tuple[bool, int | None]] = {}
         self._key_hashes: dict[str, str] = {}  # screen id -> SHA-256 of its device key
+        # What each screen was told to play (plans sent, until the next one replaced them):
+        # screen id -> (source, anchor) -> (start, end, content ids). A play cut short by a
+        # change (a new schedule, a finished download) was of the old plan, which the current
+        # definitions no longer show for that time.
+        self._told: dict[str, dict[tuple[str, datetime], Span]] = {}
         self.panels: dict[str, list[Panel]] = {}  # screen id -> features' panels on its page
         for action, handler in (
             ("content", self._cmd_content),
@@ -221,6 +229,7 @@ class ScreensService(Service):
         segs = resolver.plan(
             cat, ref, now - timedelta(seconds=5), now + timedelta(hours=self.cfg.plan_hours)
         )
+        self._remember(screen_id, segs, now)
         content: dict[str, Any] = {}
         ems = {e.id: e for e in cat.emergencies}
         for seg in segs:
@@ -396,14 +405,29 @@ class ScreensService(Service):
 
     # --- proof of play ---------------------------------------------------------------------------
 
-    async def _scheduled(
-        self, screen_id: str, lo: datetime, hi: datetime
-    ) -> list[tuple[datetime, datetime, set[str]]]:
-        """(start, end, content ids) of what the box scheduled on the screen over [lo, hi)."""
+    def _remember(self, screen_id: str, segs: list[resolver.Segment], now: datetime) -> None:
+        """Note the plan a screen is told: the previous one held until now."""
+        told = self._told.setdefault(screen_id, {})
+        oldest = now - timedelta(days=self.cfg.plays_max_age_days)
+        for k, (a, b, ids) in list(told.items()):
+            if b < oldest:
+                del told[k]
+            elif b > now:
+                told[k] = (a, max(a, now), ids)
+        for g in segs:
+            ids = frozenset(cid for cid, _ in g.items)
+            k = (g.source, g.anchor)
+            a, b, was = told.get(k, (g.start, g.end, frozenset()))
+            told[k] = (min(a, g.start), max(b, g.end), was | ids)
+
+    async def _scheduled(self, screen_id: str, lo: datetime, hi: datetime) -> list[Span]:
+        """(start, end, content ids) of what the box scheduled on the screen over [lo, hi),
+        by its current definitions and by the plans it sent the screen."""
         cat = await self.catalog()
         ref = self._screens[screen_id]
         segs = resolver.plan(cat, ref, lo, hi)
-        return [(g.start, g.end, {cid for cid, _ in g.items}) for g in segs]
+        told = list(self._told.get(screen_id, {}).values())
+        return [(g.start, g.end, frozenset(cid for cid, _ in g.items)) for g in segs] + told
 
     async def receive_plays(self, screen_id: str, raw: Any) -> dict[str, list[str]]:
         """Store reported plays; returns ids to forget: ``ack`` (stored) and ``rejected``.
