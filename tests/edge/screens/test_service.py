@@ -287,3 +287,28 @@ async def test_fire_alarm_without_a_message_still_takes_the_screens(make_config,
     await box.store.record(
         Alert(id=new_id("al"), level="critical", type="fire", message="2号楼火警，请疏散"))
     assert await emergency_title() == "2号楼火警，请疏散"
+
+
+async def test_retagging_a_configured_screen_is_refused_not_ignored(make_config, run_box):
+    """scr-1 is declared in the config ([[screens]] tags = ["outdoor"]), which wins: a POST
+    /api/v1/screens giving it other tags used to answer 201 and change nothing, so staff
+    scheduled content for "indoor" that never reached it. Now a 409 says where to edit."""
+    box = await run_box(make_config(extra=SCREENS))
+    base = api_url(box)
+    H = {"Authorization": "Bearer " + STAFF_TOKEN}
+    async with aiohttp.ClientSession(headers=H) as s:
+        async with s.post(f"{base}/api/v1/screens",
+                          json={"id": "scr-1", "name": "东门", "tags": ["indoor"]}) as r:
+            assert r.status == 409, await r.text()
+            body = await r.json()
+            assert body["field"] == "id" and "[[screens]]" in body["error"]
+        async with s.get(f"{base}/api/v1/screens") as r:
+            tags = {x["id"]: x["tags"] for x in (await r.json())["screens"]}
+        assert tags["scr-1"] == ["outdoor"]
+        # A screen not in the config is still added (and tagged) through the API.
+        async with s.post(f"{base}/api/v1/screens",
+                          json={"id": "scr-9", "tags": ["indoor"]}) as r:
+            assert r.status == 201
+        async with s.get(f"{base}/api/v1/screens") as r:
+            tags = {x["id"]: x["tags"] for x in (await r.json())["screens"]}
+        assert tags["scr-9"] == ["indoor"]
