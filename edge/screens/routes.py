@@ -275,6 +275,11 @@ class _Handlers:
     async def add_screen(self, request: web.Request) -> web.Response:
         require_staff(request)
         screen = Screen.model_validate(await request.json())
+        if any(s.id == screen.id for s in self.svc.box.config.screens):
+            # The config's [[screens]] entry wins over a stored record: storing this one
+            # would answer 201 and change nothing the screen plays.
+            return json_error(409, f"id: screen {screen.id!r} is declared in the box config"
+                              " ([[screens]]); change its name or tags there", field="id")
         await self.svc.put_screen(screen)
         return web.json_response(screen.payload(), status=201)
 

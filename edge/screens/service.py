@@ -78,6 +78,9 @@ class Panel:
     zone: bool = True
 
 
+Span = tuple[datetime, datetime, frozenset[str]]  # (start, end, content ids)
+
+
 class ScreenRefused(Exception):
     """A request that is not from a door's screen: HTTP status, message naming the field."""
 
@@ -133,6 +136,11 @@ class ScreensService(Service):
         self._started = _time.monotonic()
         self._applied: dict[str, tuple[bool, int | None]] = {}
         self._key_hashes: dict[str, str] = {}  # screen id -> SHA-256 of its device key
+        # What each screen was told to play (plans sent, until the next one replaced them):
+        # screen id -> (source, anchor) -> (start, end, content ids). A play cut short by a
+        # change (a new schedule, a finished download) was of the old plan, which the current
+        # definitions no longer show for that time.
+        self._told: dict[str, dict[tuple[str, datetime], Span]] = {}
         self.panels: dict[str, list[Panel]] = {}  # screen id -> features' panels on its page
         for action, handler in (
             ("content", self._cmd_content),
@@ -181,9 +189,12 @@ class ScreensService(Service):
     async def catalog(self) -> Catalog:
         if self._catalog is None:
             now = datetime.now(UTC)
+            # Emergencies ended as long ago as a play may be reported (plays_max_age_days):
+            # a screen back from days offline reports the emergency it showed meanwhile.
             d = await self.box.store.run(
-                db.load_definitions, self.box.store.sync, now - resolver.DAY
-            )
+                db.load_definitions, self.box.store.sync,
+                now - timedelta(days=self.cfg.plays_max_age_days),
+            )  # fmt: skip
             items = {i.id: i for i in d.items}
             ready = frozenset(
                 i.id for i in d.items if i.kind in resolver.FILE_KINDS and i.sha256 in d.cached
@@ -218,6 +229,7 @@ class ScreensService(Service):
         segs = resolver.plan(
             cat, ref, now - timedelta(seconds=5), now + timedelta(hours=self.cfg.plan_hours)
         )
+        self._remember(screen_id, segs, now)
         content: dict[str, Any] = {}
         ems = {e.id: e for e in cat.emergencies}
         for seg in segs:
@@ -251,10 +263,6 @@ class ScreensService(Service):
                         if it.sha256 and it.kind in resolver.FILE_KINDS
                         else None,
                         "mime": it.mime,
-                        "emergency": next(
-                            (e.level for e in ems.values() if seg.source == f"emergency:{e.id}"),
-                            None,
-                        ),
                     }
         segments = [
             {
@@ -264,6 +272,11 @@ class ScreensService(Service):
                 "anchor": _ms(s.anchor),
                 "items": [list(i) for i in s.items],
                 "layout": s.layout,  # a schedule entry's own layout; None: the screen's
+                # An emergency's level on its segment, not on its content: an item the schedule
+                # also plays looks like an emergency only while the emergency shows it.
+                "emergency": next(
+                    (e.level for e in ems.values() if s.source == f"emergency:{e.id}"), None
+                ),
             }
             for s in segs
         ]
@@ -392,14 +405,29 @@ class ScreensService(Service):
 
     # --- proof of play ---------------------------------------------------------------------------
 
-    async def _scheduled(
-        self, screen_id: str, lo: datetime, hi: datetime
-    ) -> list[tuple[datetime, datetime, set[str]]]:
-        """(start, end, content ids) of what the box scheduled on the screen over [lo, hi)."""
+    def _remember(self, screen_id: str, segs: list[resolver.Segment], now: datetime) -> None:
+        """Note the plan a screen is told: the previous one held until now."""
+        told = self._told.setdefault(screen_id, {})
+        oldest = now - timedelta(days=self.cfg.plays_max_age_days)
+        for k, (a, b, ids) in list(told.items()):
+            if b < oldest:
+                del told[k]
+            elif b > now:
+                told[k] = (a, max(a, now), ids)
+        for g in segs:
+            ids = frozenset(cid for cid, _ in g.items)
+            k = (g.source, g.anchor)
+            a, b, was = told.get(k, (g.start, g.end, frozenset()))
+            told[k] = (min(a, g.start), max(b, g.end), was | ids)
+
+    async def _scheduled(self, screen_id: str, lo: datetime, hi: datetime) -> list[Span]:
+        """(start, end, content ids) of what the box scheduled on the screen over [lo, hi),
+        by its current definitions and by the plans it sent the screen."""
         cat = await self.catalog()
         ref = self._screens[screen_id]
         segs = resolver.plan(cat, ref, lo, hi)
-        return [(g.start, g.end, {cid for cid, _ in g.items}) for g in segs]
+        told = list(self._told.get(screen_id, {}).values())
+        return [(g.start, g.end, frozenset(cid for cid, _ in g.items)) for g in segs] + told
 
     async def receive_plays(self, screen_id: str, raw: Any) -> dict[str, list[str]]:
         """Store reported plays; returns ids to forget: ``ack`` (stored) and ``rejected``.
@@ -666,10 +694,12 @@ class ScreensService(Service):
                 if ev.kind == "alert" and ev.payload.get("type") in types:
                     p = ev.payload
                     now = datetime.now(UTC)
+                    # An alarm may carry no text (just its type): a generic title, since an
+                    # empty one fails validation and would end this watch for good.
                     await self.start_emergency(
                         Emergency(
                             id=new_id("em"),
-                            title=p.get("message", "紧急通知")[:200],
+                            title=(p.get("message") or "紧急通知")[:200],
                             body="",
                             level=p.get("level", "critical"),
                             starts_at=now,

@@ -44,6 +44,9 @@
   }
   function now() { return Date.now() + offset; }
   function mod(a, m) { return ((a % m) + m) % m; }
+  // What an item looks like in the current plan: staff may correct an item in place (same id),
+  // and the screen must then show the correction, not what it built from the old plan.
+  function sig(cid) { return JSON.stringify(plan.content[cid] || null); }
   function rid() {
     const b = new Uint8Array(12);
     crypto.getRandomValues(b);
@@ -64,7 +67,7 @@
         const start = t - (off - acc);
         const end = t >= seg.end ? start + dur : Math.min(start + dur, seg.end);
         return { key: seg.source + "|" + start + "|" + i, cid, source: seg.source, start, end,
-          layout: seg.layout || null };
+          layout: seg.layout || null, emergency: seg.emergency || null };
       }
       acc += dur;
     }
@@ -104,8 +107,9 @@
   }
 
   // --- rendering ---------------------------------------------------------------------------------
-  function build(layer, cid) {
+  function build(layer, cid, emergency) {
     const c = plan.content[cid] || { kind: "html", title: "", body: "" };
+    const em = c.emergency || emergency; // a text notice's own, or its emergency segment's
     for (const v of layer.querySelectorAll("video")) v.pause();
     layer.replaceChildren();
     let ready = Promise.resolve();
@@ -127,8 +131,8 @@
       ready = new Promise((ok) => f.addEventListener("load", ok, { once: true }));
     } else {
       const d = document.createElement("div");
-      d.className = "notice" + (c.emergency ? " emergency" : "");
-      const level = { critical: "紧急通知", warning: "预警通知", info: "重要通知" }[c.emergency];
+      d.className = "notice" + (em ? " emergency" : "");
+      const level = { critical: "紧急通知", warning: "预警通知", info: "重要通知" }[em];
       if (level && level !== c.title) { // a title that says it already needs no badge
         const badge = document.createElement("div");
         badge.className = "badge";
@@ -141,7 +145,7 @@
       b.className = "body";
       b.textContent = c.body || "";
       d.append(h, b);
-      if (c.emergency) { // who issued it and until when: residents must know it is real
+      if (em) { // who issued it and until when: residents must know it is real
         const meta = document.createElement("div");
         meta.className = "meta";
         const office = document.createElement("span");
@@ -172,28 +176,32 @@
 
   function prepare(next) {
     const i = front === 0 ? 1 : 0;
-    prepared = { key: next.key, cid: next.cid, layer: i, ready: build(layers[i], next.cid) };
+    prepared = { key: next.key, cid: next.cid, layer: i, ready: build(layers[i], next.cid, next.emergency) };
   }
 
   async function show(cur) {
     const t = now();
     endPlay(t);
     playing = { id: rid(), content_id: cur.cid, started_at: new Date(t).toISOString() };
-    if (shown && shown.cid === cur.cid && shown.source === cur.source && front >= 0) {
+    cur.sig = sig(cur.cid);
+    if (shown && shown.cid === cur.cid && shown.source === cur.source && shown.sig === cur.sig &&
+        front >= 0) {
       shown = cur; // the same item again (one-item playlist): keep it on screen
       return;
     }
     let p = prepared && prepared.key === cur.key ? prepared : null;
     if (!p) {
       const i = front === 0 ? 1 : 0;
-      p = { layer: i, ready: build(layers[i], cur.cid) };
+      p = { layer: i, ready: build(layers[i], cur.cid, cur.emergency) };
     }
     prepared = null;
     shown = cur;
     await p.ready;
+    if (!plan) return; // revoked while it was being built
     raise(p.layer);
     setLayoutName(currentLayout());
-    document.body.classList.toggle("emergency", !!(plan.content[cur.cid] || {}).emergency);
+    document.body.classList.toggle("emergency",
+      !!(cur.emergency || (plan.content[cur.cid] || {}).emergency));
     document.body.dataset.showing = cur.cid;
   }
 
@@ -206,7 +214,7 @@
     try {
       const t = now();
       const cur = itemAt(t);
-      if (!shown || shown.key !== cur.key) {
+      if (!shown || shown.key !== cur.key || shown.sig !== sig(cur.cid)) {
         await show(cur);
       } else if (!prepared && cur.end - t < 3000) {
         prepare(itemAt(cur.end));
@@ -370,12 +378,29 @@
       else if (m.type === "ack") forget(m);
       else if (m.type === "overlay") showOverlay(m.overlay);
     };
-    ws.onclose = () => {
+    ws.onclose = (ev) => {
+      if (ev.code === 4401) revoked();
       statusEl.textContent = key ? "离线播放" : "屏幕未授权：请用物业提供的播放地址（含密钥）打开";
       // Back off with jitter so many screens do not hammer a box that is starting up.
       setTimeout(connect, retry * (0.5 + Math.random()));
       retry = Math.min(retry * 2, 30000);
     };
+  }
+
+  // The box closes with 4401 when staff revoked or replaced this screen's key: stop playing
+  // (a stolen or retired player) rather than cycle the last plan from local storage for ever.
+  function revoked() {
+    endPlay(now());
+    plan = null; shown = null; prepared = null; key = null; front = -1;
+    clearTimeout(timer);
+    try { localStorage.removeItem(PLAN_KEY); localStorage.removeItem(KEY_KEY); } catch (e) { /* */ }
+    for (const l of layers) {
+      for (const v of l.querySelectorAll("video")) v.pause();
+      l.replaceChildren();
+      l.classList.remove("front");
+    }
+    delete document.body.dataset.showing;
+    document.body.classList.remove("emergency");
   }
 
   window.qiluPlayer = {

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -184,3 +184,82 @@ async def test_page_keeps_playing_when_the_box_process_stops(tmp_path: Path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+async def test_updated_notice_replaces_the_one_on_screen(make_config, run_box):
+    """A one-item playlist's notice corrected by staff (same content id, new body): the screen
+    must show the correction, not keep the old text until the page is reloaded."""
+    box = await run_box(make_config(extra=SCREEN))
+    base = api_url(box)
+    notice = {"id": "water", "kind": "html", "title": "停水通知", "body": "周六 9:00 起停水",
+              "duration_s": 2}
+    async with aiohttp.ClientSession(headers=H) as s:
+        assert (await s.post(f"{base}/api/v1/screens/content", json=notice)).status == 201
+        pl = {"id": "pl", "name": "通知", "items": [{"content_id": "water"}]}
+        assert (await s.post(f"{base}/api/v1/screens/playlists", json=pl)).status == 201
+        sch = {"id": "all-day", "playlist_id": "pl", "tags": ["outdoor"]}
+        assert (await s.post(f"{base}/api/v1/screens/schedules", json=sch)).status == 201
+        url = (await screen_key(base, "scr-1"))["player_url"]
+        async with browser() as b:
+            page = await b.new_page(viewport=VIEW)
+            await page.goto(url)
+            await wait_showing(page, {"water"})
+            await page.wait_for_function(
+                "() => document.querySelector('.front').innerText.includes('周六')", timeout=5000)
+            fixed = {**notice, "body": "周日 9:00 起停水"}
+            assert (await s.post(f"{base}/api/v1/screens/content", json=fixed)).status == 201
+            # Within one 2 s slot and a bit: the page got the new plan over its WebSocket.
+            await page.wait_for_function(
+                "() => document.querySelector('.front').innerText.includes('周日')", timeout=4500)
+            assert "周六" not in await page.inner_text(".front")
+
+
+async def test_emergency_showing_a_scheduled_notice_takes_over(make_config, run_box):
+    """An emergency due to start shortly shows an item the schedule also plays (the notice
+    about the water cut): when it starts, the screen must switch to the emergency look (whole
+    screen, badge), not keep showing it as an ordinary scheduled notice."""
+    box = await run_box(make_config(extra=SCREEN))
+    base = api_url(box)
+    notice = {"id": "water", "kind": "html", "title": "停水通知", "body": "今晚 22:00 起停水",
+              "duration_s": 30}
+    async with aiohttp.ClientSession(headers=H) as s:
+        assert (await s.post(f"{base}/api/v1/screens/content", json=notice)).status == 201
+        pl = {"id": "pl", "name": "通知", "items": [{"content_id": "water"}]}
+        assert (await s.post(f"{base}/api/v1/screens/playlists", json=pl)).status == 201
+        sch = {"id": "all-day", "playlist_id": "pl", "tags": ["outdoor"]}
+        assert (await s.post(f"{base}/api/v1/screens/schedules", json=sch)).status == 201
+        url = (await screen_key(base, "scr-1"))["player_url"]
+        async with browser() as b:
+            page = await b.new_page(viewport=VIEW)
+            await page.goto(url)
+            await wait_showing(page, {"water"})
+            start = datetime.now().astimezone() + timedelta(seconds=2)
+            em = {"title": "停水", "content_id": "water", "starts_at": start.isoformat(),
+                  "expires_at": (start + timedelta(minutes=10)).isoformat()}
+            assert (await s.post(f"{base}/api/v1/screens/emergencies", json=em)).status == 201
+            assert not await page.evaluate("document.body.classList.contains('emergency')")
+            await page.wait_for_function(
+                "() => document.body.classList.contains('emergency')", timeout=5000)
+            assert "紧急通知" in await page.inner_text(".front")
+
+
+async def test_revoked_key_stops_the_screen(make_config, run_box):
+    """Staff revoke a screen's key (a stolen or retired player): the page must stop playing,
+    as documented, not go on showing its last plan from local storage, also after a reload."""
+    box = await run_box(make_config(extra=SCREEN))
+    base = api_url(box)
+    await publish(base)
+    url = (await screen_key(base, "scr-1"))["player_url"]
+    async with browser() as b:
+        page = await b.new_page(viewport=VIEW)
+        await page.goto(url)
+        await wait_showing(page, {"green", "blue"})
+        async with aiohttp.ClientSession(headers=H) as s:
+            assert (await s.delete(f"{base}/api/v1/screens/scr-1/key")).status == 200
+        await page.wait_for_function(
+            "() => !document.body.dataset.showing && !window.qiluPlayer.plan", timeout=3000)
+        assert "未授权" in await page.inner_text("#status")
+        await page.reload()
+        await asyncio.sleep(1.0)
+        assert await showing(page) is None
+        assert await page.evaluate("window.qiluPlayer.plan") is None

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 
-from tests.conftest import api_url, db_count
+from tests.conftest import STAFF_TOKEN, api_url, db_count
 from tests.edge.screens.helpers import screen_key
 from tests.edge.screens.test_service import SCREENS, setup_schedule
 
@@ -78,3 +78,59 @@ async def test_forged_and_implausible_plays_are_refused(make_config, run_box) ->
         assert (ack["ack"], ack["rejected"]) == (["pr-in-2"], ["pr-in-1"])
     assert db_count(box, "SELECT count(*) FROM play_records") == 2
     assert db_count(box, "SELECT count(*) FROM outbox WHERE kind = 'play_record'") == 2
+
+
+async def test_late_report_of_an_emergency_is_kept(make_config, run_box) -> None:
+    """A screen offline for days reports the emergency it showed meanwhile: plays are accepted
+    for plays_max_age_days (30), emergencies included, so they are stored, not rejected."""
+    box = await run_box(make_config(extra=SCREENS))
+    base = api_url(box)
+    H = {"Authorization": "Bearer " + STAFF_TOKEN}
+    async with aiohttp.ClientSession() as s:
+        start = datetime.now(UTC) - timedelta(days=3)
+        em = {"id": "em-gas", "title": "燃气泄漏，请绕行", "starts_at": start.isoformat(),
+              "expires_at": (start + timedelta(hours=2)).isoformat()}
+        async with s.post(f"{base}/api/v1/screens/emergencies", json=em, headers=H) as r:
+            assert r.status == 201, await r.text()
+        key = (await screen_key(base, "scr-1"))["key"]
+        rec = play("pr-em", "em-gas", ago_s=3 * 86400 - 60, dur_s=600)
+        async with s.post(f"{base}/screen/scr-1/plays", json={"records": [rec]},
+                          headers={"X-Screen-Key": key}) as r:
+            assert r.status == 200
+            assert await r.json() == {"ack": ["pr-em"], "rejected": []}
+    assert db_count(box, "SELECT count(*) FROM play_records WHERE content_id='em-gas'") == 1
+
+
+async def test_play_cut_short_by_a_new_schedule_is_kept(make_config, run_box) -> None:
+    """The screen plays notice a; staff publish a schedule of higher priority, the box pushes
+    the new plan and the page ends a's play and reports it. That play was what the box told
+    the screen to show, so it is stored, not rejected because the current schedule now says
+    b for that time (every publish lost the play then running on each screen)."""
+    box = await run_box(make_config(extra=SCREENS))
+    base = api_url(box)
+    H = {"Authorization": "Bearer " + STAFF_TOKEN}
+    async with aiohttp.ClientSession(headers=H) as s:
+        for cid in ("a", "b"):
+            item = {"id": cid, "kind": "html", "title": cid, "body": cid, "duration_s": 30}
+            assert (await s.post(f"{base}/api/v1/screens/content", json=item)).status == 201
+            pl = {"id": f"pl-{cid}", "name": cid, "items": [{"content_id": cid}]}
+            assert (await s.post(f"{base}/api/v1/screens/playlists", json=pl)).status == 201
+        sch = {"id": "s-a", "playlist_id": "pl-a", "tags": ["outdoor"]}
+        assert (await s.post(f"{base}/api/v1/screens/schedules", json=sch)).status == 201
+        key = (await screen_key(base, "scr-1"))["key"]
+        # The page connects and is told its plan: a.
+        async with s.ws_connect(f"{base}/screen/scr-1/ws?key={key}") as ws:
+            first = json.loads((await ws.receive(timeout=5)).data)
+            assert first["type"] == "plan"
+            started = datetime.now(UTC)
+            sch = {"id": "s-b", "playlist_id": "pl-b", "tags": ["outdoor"], "priority": 5}
+            assert (await s.post(f"{base}/api/v1/screens/schedules", json=sch)).status == 201
+            pushed = json.loads((await ws.receive(timeout=5)).data)
+            assert pushed["type"] == "plan"
+            ended = datetime.now(UTC)
+            rec = {"id": "pr-a", "content_id": "a", "started_at": started.isoformat(),
+                   "ended_at": ended.isoformat()}
+            await ws.send_str(json.dumps({"type": "plays", "records": [rec]}))
+            ack = json.loads((await ws.receive(timeout=5)).data)
+    assert ack == {"type": "ack", "ack": ["pr-a"], "rejected": []}
+    assert db_count(box, "SELECT count(*) FROM play_records WHERE content_id='a'") == 1

@@ -260,3 +260,55 @@ async def test_a_failed_health_write_does_not_end_the_player_watch(
     rows = await player_watch_rows(db)
     assert rows == [{"state": "offline"}], calls
     assert calls["n"] >= 2
+
+
+async def test_fire_alarm_without_a_message_still_takes_the_screens(make_config, run_box):
+    """A fire alarm whose alert carries no message text (an alarm panel sends just the type)
+    still takes over the screens, with a generic title, and the next alarm does too: one odd
+    alert must not end the watch on alerts for the box's lifetime."""
+    box = await run_box(make_config(extra=SCREENS))
+    svc = box.service("screens")
+
+    async def emergency_title() -> str | None:
+        deadline = time.monotonic() + 3
+        while time.monotonic() < deadline:
+            p = await svc.plan_json("scr-1")
+            src = current(p)["source"]
+            if src.startswith("emergency:"):
+                return p["content"][src.split(":", 1)[1]]["title"]
+            await asyncio.sleep(0.05)
+        return None
+
+    await box.store.record(Alert(id=new_id("al"), level="critical", type="fire", message=""))
+    assert await emergency_title() == "紧急通知"
+    for em in await box.store.run(lambda s: [r[0] for r in s.db.execute(
+            "SELECT id FROM screen_emergencies")], box.store.sync):
+        await svc.cancel_emergency(em)
+    await box.store.record(
+        Alert(id=new_id("al"), level="critical", type="fire", message="2号楼火警，请疏散"))
+    assert await emergency_title() == "2号楼火警，请疏散"
+
+
+async def test_retagging_a_configured_screen_is_refused_not_ignored(make_config, run_box):
+    """scr-1 is declared in the config ([[screens]] tags = ["outdoor"]), which wins: a POST
+    /api/v1/screens giving it other tags used to answer 201 and change nothing, so staff
+    scheduled content for "indoor" that never reached it. Now a 409 says where to edit."""
+    box = await run_box(make_config(extra=SCREENS))
+    base = api_url(box)
+    H = {"Authorization": "Bearer " + STAFF_TOKEN}
+    async with aiohttp.ClientSession(headers=H) as s:
+        async with s.post(f"{base}/api/v1/screens",
+                          json={"id": "scr-1", "name": "东门", "tags": ["indoor"]}) as r:
+            assert r.status == 409, await r.text()
+            body = await r.json()
+            assert body["field"] == "id" and "[[screens]]" in body["error"]
+        async with s.get(f"{base}/api/v1/screens") as r:
+            tags = {x["id"]: x["tags"] for x in (await r.json())["screens"]}
+        assert tags["scr-1"] == ["outdoor"]
+        # A screen not in the config is still added (and tagged) through the API.
+        async with s.post(f"{base}/api/v1/screens",
+                          json={"id": "scr-9", "tags": ["indoor"]}) as r:
+            assert r.status == 201
+        async with s.get(f"{base}/api/v1/screens") as r:
+            tags = {x["id"]: x["tags"] for x in (await r.json())["screens"]}
+        assert tags["scr-9"] == ["indoor"]
