@@ -93,6 +93,19 @@ async def test_every_alert_of_a_large_batch_reaches_the_live_stream(cloud: Cloud
     assert len(seen) == 250
 
 
+async def fire_held_up(other, a, ts: str) -> tuple:
+    """Box A uploads a fire alarm while a second PostgreSQL session (``other``) holds A's box
+    row: the upload is stamped with its arrival time and waits. Returns the holding
+    transaction (roll it back to let A commit) and A's upload task."""
+    tx = other.transaction()
+    await tx.start()
+    await other.execute("SELECT 1 FROM boxes WHERE id = $1 FOR UPDATE", a.box_id)
+    up_a = asyncio.create_task(upload(a, [rec(1, "alert", 0, ts, level="critical",
+                                              type="fire", message="A-fire")]))
+    await asyncio.sleep(0.5)  # A's upload is stamped and waits for its row
+    return tx, up_a
+
+
 @pytest.mark.parametrize("backend", ["postgres"])  # SQLite: one writer, commits in order
 async def test_an_alert_committed_late_still_reaches_the_live_stream(cloud: Cloud) -> None:
     """Two boxes upload at once. Box A's upload is stamped with its arrival time first but
@@ -122,13 +135,7 @@ async def test_an_alert_committed_late_still_reaches_the_live_stream(cloud: Clou
         assert resp.status == 200
         reader = asyncio.create_task(read(resp))
         await asyncio.sleep(0.3)
-        tx = other.transaction()
-        await tx.start()
-        await other.execute("SELECT 1 FROM boxes WHERE id = $1 FOR UPDATE", a.box_id)
-        up_a = asyncio.create_task(upload(a, [rec(1, "alert", 0, "2026-01-01T10:00:00",
-                                                  level="critical", type="fire",
-                                                  message="A-fire")]))
-        await asyncio.sleep(0.5)  # A's upload is stamped and waits for its row
+        tx, up_a = await fire_held_up(other, a, "2026-01-01T10:00:00")
         await upload(b, [rec(1, "alert", 0, "2026-01-01T10:00:01", level="warning",
                              type="door_forced", message="B-door")])
         for _ in range(30):  # bounded: 3 s for B to be streamed
@@ -159,13 +166,7 @@ async def test_an_alert_committed_late_reaches_the_stream_the_browser_reconnects
 
     a, b = await two_districts(cloud)
     other = await asyncpg.connect(cloud.db)
-    tx = other.transaction()
-    await tx.start()
-    await other.execute("SELECT 1 FROM boxes WHERE id = $1 FOR UPDATE", a.box_id)
-    up_a = asyncio.create_task(upload(a, [rec(1, "alert", 0, "2026-01-01T10:00:00",
-                                              level="critical", type="fire",
-                                              message="A-fire")]))
-    await asyncio.sleep(0.5)  # A's upload is stamped and waits for its row
+    tx, up_a = await fire_held_up(other, a, "2026-01-01T10:00:00")
     last_id, seen = "", []
     async with aiohttp.ClientSession(headers=cloud.headers()) as s:
         # The first stream began before either upload: it streams B, then ends.
@@ -223,13 +224,7 @@ async def test_a_late_alert_behind_a_flood_still_reaches_the_live_stream(cloud: 
         await asyncio.sleep(0.3)
         await upload(b, [rec(i, "alert", 0, "2026-01-01T10:00:00", level="warning",
                              type="device_offline", message=f"B{i}") for i in range(1, 501)])
-        tx = other.transaction()
-        await tx.start()
-        await other.execute("SELECT 1 FROM boxes WHERE id = $1 FOR UPDATE", a.box_id)
-        up_a = asyncio.create_task(upload(a, [rec(1, "alert", 0, "2026-01-01T10:00:01",
-                                                  level="critical", type="fire",
-                                                  message="A-fire")]))
-        await asyncio.sleep(0.5)  # A's upload is stamped and waits for its row
+        tx, up_a = await fire_held_up(other, a, "2026-01-01T10:00:01")
         await upload(c, [rec(1, "alert", 0, "2026-01-01T10:00:02", level="warning",
                              type="door_forced", message="C-door")])
         for _ in range(50):  # bounded: 5 s for B's and C's to be streamed
