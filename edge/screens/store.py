@@ -81,7 +81,17 @@ def delete_schedule(store: Store, entry_id: str) -> bool:
 
 
 def put_emergency(store: Store, em: Emergency) -> None:
+    """Store (or update) an emergency. One already ended stays ended: sent again with the same
+    id (a replayed feed, a retried command) it does not come back on the screens; a new
+    broadcast has a new id."""
     with store.transaction():
+        row = store.db.execute(
+            "SELECT cancelled_at FROM screen_emergencies WHERE id = ?", (em.id,)
+        ).fetchone()
+        if row is not None and row[0] is not None:
+            ended = datetime.fromisoformat(row[0])
+            if em.cancelled_at is None or em.cancelled_at > ended:
+                em = em.model_copy(update={"cancelled_at": ended})
         store.db.execute(
             "INSERT INTO screen_emergencies (id, starts_at, expires_at, cancelled_at, payload,"
             " updated_at) VALUES (?,?,?,?,?,?) ON CONFLICT (id) DO UPDATE SET"

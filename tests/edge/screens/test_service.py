@@ -312,3 +312,23 @@ async def test_retagging_a_configured_screen_is_refused_not_ignored(make_config,
         async with s.get(f"{base}/api/v1/screens") as r:
             tags = {x["id"]: x["tags"] for x in (await r.json())["screens"]}
         assert tags["scr-9"] == ["indoor"]
+
+
+async def test_an_emergency_sent_again_after_it_was_ended_stays_ended(make_config, run_box):
+    """Screens probe 8: an emergency sent again with the id of one already ended (a feed
+    replayed after the box's database was rebuilt, a retried command, a staff script) came
+    back on every screen, its end forgotten. Its end now holds: a new broadcast needs a new
+    id."""
+    from edge.core.standard import Emergency
+
+    box = await run_box(make_config(extra=SCREENS))
+    svc = box.service("screens")
+    now = datetime.now(UTC)
+    em = Emergency(id="em-gas", title="燃气泄漏，请绕行", body="", level="critical",
+                   starts_at=now, expires_at=now + timedelta(hours=1), source="cloud")
+    await svc.start_emergency(em)
+    assert current(await svc.plan_json("scr-1"))["source"] == "emergency:em-gas"
+    await svc.cancel_emergency("em-gas")
+    assert current(await svc.plan_json("scr-1"))["source"] != "emergency:em-gas"
+    await svc.start_emergency(em)  # the same broadcast, sent again
+    assert current(await svc.plan_json("scr-1"))["source"] != "emergency:em-gas"
