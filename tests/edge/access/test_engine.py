@@ -19,8 +19,7 @@ from edge.core.store import Store
 from edge.faces import weights
 from edge.faces.config import FacesConfig
 from edge.faces.pipeline import FacePipeline
-from tests.conftest import STAFF_TOKEN, api_url, free_port
-from tests.drivers.doors.relay_peers import RelayBoard
+from tests.conftest import STAFF_TOKEN, api_url
 from tests.edge.access.helpers import door_frame, enrol, head_turn, photo, write_folder
 
 H = {"Authorization": f"Bearer {STAFF_TOKEN}"}
@@ -31,13 +30,6 @@ def pipeline():
     p = FacePipeline(FacesConfig(), weights.default_model_dir())
     yield p
     p.close()
-
-
-@pytest.fixture
-def board():
-    b = RelayBoard(units=(1,), tcp_port=free_port()).start()
-    yield b
-    b.stop()
 
 
 def door_toml(door_id: str, port: int, coil: int, camera: str | None, building: str = "1") -> str:

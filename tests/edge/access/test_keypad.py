@@ -8,23 +8,14 @@ import asyncio
 import time
 
 import aiohttp
-import pytest
 
 from edge.access import store as db
-from tests.conftest import api_url, free_port
-from tests.drivers.doors.relay_peers import RelayBoard
+from tests.conftest import api_url
 from tests.edge.access.test_engine import ACCESS, door_toml
 from tests.edge.access.test_pass_rights import until
 from tests.edge.portal.helpers import STAFF, staff
 
 COIL = 4
-
-
-@pytest.fixture
-def board():
-    b = RelayBoard(units=(1,), tcp_port=free_port()).start()
-    yield b
-    b.stop()
 
 
 async def started(run_box, config, *residents: str) -> tuple:

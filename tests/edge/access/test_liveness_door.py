@@ -24,7 +24,6 @@ from edge.core.store import Store
 from edge.faces.config import FacesConfig
 from tests.edge.access.helpers import enrol, photo
 from tests.edge.access.test_engine import (  # noqa: F401 - fixtures
-    board,
     door_toml,
     events,
     pipeline,

@@ -18,7 +18,6 @@ from edge.faces.config import FacesConfig
 from tests.edge.access.helpers import door_frame, enrol, head_turn, photo, write_folder
 from tests.edge.access.test_engine import (  # noqa: F401 - fixtures
     ACCESS,
-    board,
     cam_toml,
     door_toml,
     events,

@@ -15,8 +15,7 @@ from click.testing import CliRunner
 
 from edge.cli import main
 from edge.core.config import ConfigError
-from tests.conftest import api_url, free_port
-from tests.drivers.doors.relay_peers import RelayBoard
+from tests.conftest import api_url
 from tests.edge.access.test_engine import ACCESS, door_toml
 from tests.edge.portal.helpers import FAST, STAFF, staff
 
@@ -35,13 +34,6 @@ name = "boss"
 role = "admin"
 token = "admin-token-0123456789-0000"
 """
-
-
-@pytest.fixture
-def board():
-    b = RelayBoard(units=(1,), tcp_port=free_port()).start()
-    yield b
-    b.stop()
 
 
 async def test_a_panel_token_enters_pins_at_its_own_door_only(make_config, run_box, board):

@@ -18,19 +18,11 @@ from edge.access import store as db
 from edge.core.standard import Resident
 from edge.core.store import Store
 from edge.faces import store as store_faces
-from tests.conftest import api_url, free_port
-from tests.drivers.doors.relay_peers import RelayBoard
+from tests.conftest import api_url
 from tests.edge.access.test_engine import ACCESS, door_toml
 from tests.edge.portal.helpers import FAST, STAFF, login, staff
 
 COIL_B1, COIL_OFFICE = 1, 2
-
-
-@pytest.fixture
-def board():
-    b = RelayBoard(units=(1,), tcp_port=free_port()).start()
-    yield b
-    b.stop()
 
 
 def until(hours: float = 2) -> str:

@@ -26,7 +26,6 @@ from edge.installer.doctor import Doctor
 from tests.conftest import db_count
 from tests.edge.access.helpers import enrol, photo
 from tests.edge.access.test_engine import (  # noqa: F401 - fixtures
-    board,
     door_toml,
     events,
     pipeline,

@@ -23,7 +23,6 @@ from tests.conftest import api_url
 from tests.edge.access.helpers import door_frame, enrol, head_turn, photo, write_folder
 from tests.edge.access.test_engine import (  # noqa: F401 - fixtures
     ACCESS,
-    board,
     cam_toml,
     door_toml,
     events,
@@ -173,7 +172,7 @@ def test_second_factor_mode_is_validated(make_config) -> None:
 
 
 async def test_phone_prompts_are_limited_per_resident(
-    tmp_path: Path, make_config, run_box, board  # noqa: F811
+    tmp_path: Path, make_config, run_box, board
 ) -> None:
     """A stranger whom the face search keeps naming as a resident cannot make that resident's
     phone ask over and over: past second_factor_phone_max prompts in the window the door asks
@@ -265,7 +264,7 @@ def test_phone_prompt_limit_is_validated(make_config) -> None:
 
 
 async def test_a_guessing_face_is_locked_out_longer_each_time(
-    tmp_path: Path, make_config, run_box, board  # noqa: F811
+    tmp_path: Path, make_config, run_box, board
 ) -> None:
     """Security probe 4: second_factor_max_failures wrong PINs lock the face out for
     pin_lockout_s, but the lock used to be the same every time: a stranger whom the door's

@@ -24,7 +24,6 @@ from tests.conftest import api_url
 from tests.edge.access.helpers import door_frame, enrol, head_turn, photo, write_folder
 from tests.edge.access.test_engine import (  # noqa: F401 - fixtures
     ACCESS,
-    board,
     cam_toml,
     door_toml,
     pipeline,
