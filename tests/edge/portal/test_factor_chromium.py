@@ -20,10 +20,10 @@ import pytest
 from edge.access import ACCESS as ACCESS_SERVICE
 from edge.core.store import Store
 from tests.conftest import api_url
+from tests.edge.access.conftest import board  # noqa: F401 - fixture
 from tests.edge.access.helpers import door_frame, enrol, head_turn, photo, write_folder
 from tests.edge.access.test_engine import (  # noqa: F401 - fixtures
     ACCESS,
-    board,
     cam_toml,
     door_toml,
     events,
