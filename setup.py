@@ -28,6 +28,7 @@ BOX = [
     "aiohttp>=3.14,<4",  # web.RequestKey
     "aiomqtt>=2.3,<3",
     "numpy>=2.0,<3",
+    "opencc>=1.1,<2",  # traditional → simplified before report analysis (common/textmodel.py)
     "threadpoolctl>=3.1,<4",  # one BLAS thread beside OpenCV's (edge/faces/pipeline.py)
     "opencv-python-headless>=4.10,<6",
     "ai-edge-litert>=1.2,<3",
@@ -75,7 +76,7 @@ TEST = [
 ]
 # `qilu-cloudsync text-model` (cloudsync/textmodels.py) trains with the boxes' own code,
 # common/textmodel.py, in a child process: pip install "qilu-cloudsync[retrain]".
-CLOUD_RETRAIN = ["numpy>=2.0,<3", "threadpoolctl>=3.1,<4", "scikit-learn>=1.4,<2"]
+CLOUD_RETRAIN = ["numpy>=2.0,<3", "opencc>=1.1,<2", "threadpoolctl>=3.1,<4", "scikit-learn>=1.4,<2"]
 COMMON_DATA = ["console_static/*"]  # the consoles' shared look (common/console.py)
 EDGE_DATA = [
     "core/store/migrations/*.sql",

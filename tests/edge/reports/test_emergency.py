@@ -74,6 +74,10 @@ def test_detector_only_raises() -> None:
     ("厨房里一股酶气的为道", "gas"),  # 煤气 → 酶气, 味道 → 为道
     ("rq泄露了 整个单元都是味", "gas"),
     ("俺爹晕到了 叫不醒", "medical"),
+    # traditional characters (a phone on a traditional IME, a forwarded message)
+    ("廚房裡一股煤氣味 是不是漏氣了", "gas"),
+    ("樓道裡全是煙 門縫往外冒黑煙", "fire"),
+    ("電梯卡在兩層中間 孩子在裡面哭", "trapped"),
 ])
 def test_typos_homophones_and_pinyin_of_emergency_words(typed: str, kind: str) -> None:
     assert kind in {k for k, _ in emergency.rule_hits(typed)}, normalise(typed)
@@ -82,6 +86,8 @@ def test_typos_homophones_and_pinyin_of_emergency_words(typed: str, kind: str) -
 def test_canonical_spelling_leaves_ordinary_words_alone() -> None:
     assert normalise("眼睛不舒服，就明天再说吧") == "眼睛不舒服,就明天再说吧"
     assert normalise("qrcode 扫不出来") == "qrcode 扫不出来"  # no "rq" inside a word
+    # simplified text is left as typed: OpenCC's phrase table would make this 电梯一坯
+    assert normalise("电梯一坏她就下不了楼") == "电梯一坏她就下不了楼"
 
 
 def test_denied_resolved_and_other_clause_hits() -> None:
