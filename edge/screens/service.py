@@ -53,6 +53,7 @@ from edge.screens.resolver import Catalog, ScreenRef
 from edge.sync import SYNC
 
 log = logging.getLogger(__name__)
+ALERT_RETRY_S, ALERT_RETRY_MAX_S = 0.5, 30.0  # the alarm watch's back-off after a failure
 REFRESH_S = 600  # re-push plans this often so a page's horizon never runs short
 MAX_PLAYS = 500  # play records per request (the page sends 200 at a time)
 PLAYS_MAX_BYTES = 512 * 1024  # one plays request or WebSocket message
@@ -133,6 +134,8 @@ class ScreensService(Service):
         self._tasks: list[asyncio.Task] = []
         self._wake_downloads = asyncio.Event()
         self._wake_alerts = asyncio.Event()
+        self._pending_alarm: Emergency | None = None  # an alarm whose broadcast failed to store
+        self._pending_alarm_for: int | None = None  # ... and its event id
         self._started = _time.monotonic()
         self._applied: dict[str, tuple[bool, int | None]] = {}
         self._key_hashes: dict[str, str] = {}  # screen id -> SHA-256 of its device key
@@ -684,20 +687,38 @@ class ScreensService(Service):
     # --- local triggers -------------------------------------------------------------------------
 
     async def _alerts(self) -> None:
-        """An alert of a configured type (e.g. fire) on the box starts an emergency broadcast."""
-        types = set(self.cfg.alert_emergency_types)
+        """An alert of a configured type (e.g. fire) on the box starts an emergency broadcast.
+        A failure (a full disk, a locked or broken database) is logged and retried with
+        back-off: it must never end the watch, or every later alarm would miss the screens."""
+        delay = ALERT_RETRY_S
         while True:
             self._wake_alerts.clear()
-            events = await self.box.store.events_after(self._alert_cursor, 500)
-            for ev in events:
-                self._alert_cursor = ev.id
-                if ev.kind == "alert" and ev.payload.get("type") in types:
+            try:
+                events = await self._alerts_step()
+            except Exception:
+                log.exception("alarm watch for the screens failed; trying again in %.1f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, ALERT_RETRY_MAX_S)
+                continue
+            delay = ALERT_RETRY_S
+            if not events:
+                await self._wake_alerts.wait()
+
+    async def _alerts_step(self) -> int:
+        """One pass of `_alerts`: the new events, each alarm broadcast; the cursor moves past
+        an alarm only once its emergency is stored (a failed write is tried again)."""
+        types = set(self.cfg.alert_emergency_types)
+        events = await self.box.store.events_after(self._alert_cursor, 500)
+        for ev in events:
+            if ev.kind == "alert" and ev.payload.get("type") in types:
+                em = self._pending_alarm if self._pending_alarm_for == ev.id else None
+                if em is None:
                     p = ev.payload
                     now = datetime.now(UTC)
-                    # An alarm may carry no text (just its type): a generic title, since an
-                    # empty one fails validation and would end this watch for good.
-                    await self.start_emergency(
-                        Emergency(
+                    try:
+                        # An alarm may carry no text (just its type): a generic title, since
+                        # an empty one fails validation.
+                        em = Emergency(
                             id=new_id("em"),
                             title=(p.get("message") or "紧急通知")[:200],
                             body="",
@@ -706,9 +727,16 @@ class ScreensService(Service):
                             expires_at=now + timedelta(minutes=self.cfg.alert_emergency_minutes),
                             source="local",
                         )
-                    )
-            if not events:
-                await self._wake_alerts.wait()
+                    except (ValidationError, StandardError) as e:  # never valid: skip it
+                        log.error("alarm %s cannot become an emergency broadcast: %s", ev.id, e)
+                        self._alert_cursor = ev.id
+                        continue
+                    # Kept for a retry: the same broadcast (id, times), not a new one each time.
+                    self._pending_alarm, self._pending_alarm_for = em, ev.id
+                await self.start_emergency(em)
+                self._pending_alarm, self._pending_alarm_for = None, None
+            self._alert_cursor = ev.id
+        return len(events)
 
     async def _refresh(self) -> None:
         while True:
