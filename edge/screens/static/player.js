@@ -11,6 +11,7 @@
   const KEY_KEY = "qilu-key-" + SCREEN;
   const layers = [document.getElementById("layer-a"), document.getElementById("layer-b")];
   const statusEl = document.getElementById("status");
+  const UNAUTHORISED = "屏幕未授权，请联系物业";
 
   let plan = null;
   let offset = 0; // box clock minus this clock, ms
@@ -368,10 +369,12 @@
   // --- link to the box -------------------------------------------------------------------------
   function connect() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    if (!key) statusEl.textContent = "屏幕未授权：请用物业提供的播放地址（含密钥）打开";
+    if (!key) unauthorised();
     ws = new WebSocket(proto + "//" + location.host + "/screen/" + encodeURIComponent(SCREEN) +
       "/ws?key=" + encodeURIComponent(key || ""));
-    ws.onopen = () => { retry = 1000; statusEl.textContent = ""; flush(); };
+    ws.onopen = () => {
+      retry = 1000; statusEl.textContent = ""; document.body.classList.remove("unauthorised"); flush();
+    };
     ws.onmessage = (ev) => {
       const m = JSON.parse(ev.data);
       if (m.type === "plan") setPlan(m.plan, true);
@@ -380,7 +383,8 @@
     };
     ws.onclose = (ev) => {
       if (ev.code === 4401) revoked();
-      statusEl.textContent = key ? "离线播放" : "屏幕未授权：请用物业提供的播放地址（含密钥）打开";
+      if (key) statusEl.textContent = "离线播放";
+      else unauthorised();
       // Back off with jitter so many screens do not hammer a box that is starting up.
       setTimeout(connect, retry * (0.5 + Math.random()));
       retry = Math.min(retry * 2, 30000);
@@ -401,6 +405,20 @@
     }
     delete document.body.dataset.showing;
     document.body.classList.remove("emergency");
+    unauthorised();
+  }
+
+  // A screen without a working key shows nothing of the community: no notices in the ticker,
+  // no name, QR code, weather or login code; only a neutral line saying whom to call.
+  function unauthorised() {
+    hideOverlay();
+    byId("community").textContent = "";
+    byId("ticker-run").replaceChildren();
+    byId("side-qr").replaceChildren();
+    byId("side-caption").textContent = "";
+    byId("weather").replaceChildren();
+    document.body.classList.add("no-ticker", "unauthorised");
+    statusEl.textContent = UNAUTHORISED;
   }
 
   window.qiluPlayer = {
