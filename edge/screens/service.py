@@ -54,6 +54,7 @@ from edge.sync import SYNC
 
 log = logging.getLogger(__name__)
 ALERT_RETRY_S, ALERT_RETRY_MAX_S = 0.5, 30.0  # the alarm watch's back-off after a failure
+EMERGENCY_HORIZON_MAX = timedelta(days=14)  # a plan reaches at most this past plan_hours
 REFRESH_S = 600  # re-push plans this often so a page's horizon never runs short
 MAX_PLAYS = 500  # play records per request (the page sends 200 at a time)
 PLAYS_MAX_BYTES = 512 * 1024  # one plays request or WebSocket message
@@ -229,9 +230,7 @@ class ScreensService(Service):
         cat = await self.catalog()
         ref = self._screens[screen_id]
         now = datetime.now(UTC)
-        segs = resolver.plan(
-            cat, ref, now - timedelta(seconds=5), now + timedelta(hours=self.cfg.plan_hours)
-        )
+        segs = resolver.plan(cat, ref, now - timedelta(seconds=5), self._horizon(cat, ref, now))
         self._remember(screen_id, segs, now)
         content: dict[str, Any] = {}
         ems = {e.id: e for e in cat.emergencies}
@@ -280,6 +279,15 @@ class ScreensService(Service):
                 "emergency": next(
                     (e.level for e in ems.values() if s.source == f"emergency:{e.id}"), None
                 ),
+                # when the emergency ends (a page offline past its plan never plays it later)
+                "until": next(
+                    (
+                        _ms(min(e.expires_at, e.cancelled_at or e.expires_at))
+                        for e in ems.values()
+                        if s.source == f"emergency:{e.id}"
+                    ),
+                    None,
+                ),
             }
             for s in segs
         ]
@@ -293,6 +301,25 @@ class ScreensService(Service):
         }
         version = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
         return {**body, "version": version, "server_now": _ms(now)}
+
+    def _horizon(self, cat: Catalog, ref: ScreenRef, now: datetime) -> datetime:
+        """How far a plan reaches: ``plan_hours``, or past the end of an emergency that runs
+        beyond it (at most EMERGENCY_HORIZON_MAX later). A page offline past its plan keeps
+        cycling the plan's last segment: when that was an emergency longer than the horizon,
+        an offline screen replayed it for ever after it had expired."""
+        hi = now + timedelta(hours=self.cfg.plan_hours)
+        cap = hi + EMERGENCY_HORIZON_MAX
+        for _ in range(len(cat.emergencies)):
+            ends = [
+                stop
+                for e in cat.emergencies
+                if resolver.targets(e.screens, e.tags, ref)
+                and e.starts_at <= hi < (stop := min(e.expires_at, e.cancelled_at or e.expires_at))
+            ]
+            if not ends or hi >= cap:
+                break
+            hi = min(max(ends) + timedelta(minutes=1), cap)
+        return hi
 
     def office(self, e: Emergency) -> str:
         """Who issued an emergency, as the screen names it."""

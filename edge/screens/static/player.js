@@ -59,6 +59,13 @@
     const segs = plan.segments;
     let seg = segs.find((s) => s.start <= t && t < s.end);
     if (!seg) seg = t < segs[0].start ? segs[0] : segs[segs.length - 1]; // past the horizon: keep cycling
+    if (seg.emergency && seg.until && t >= seg.until) {
+      // Offline past the plan: an emergency that has ended never plays again; the latest
+      // ordinary segment does (the box plans past an emergency's end, so there is one).
+      const calm = segs.filter((s) => !s.emergency && s.start <= t);
+      seg = calm.length ? calm[calm.length - 1] : null;
+      if (!seg) return { key: "none", cid: "", source: "", start: t, end: t + 1000, layout: null, emergency: null };
+    }
     const cycle = seg.items.reduce((a, it) => a + it[1], 0);
     const off = mod(t - seg.anchor, cycle);
     let acc = 0;
@@ -292,6 +299,7 @@
 
   // --- proof of play -------------------------------------------------------------------------
   function endPlay(t) {
+    if (playing && !playing.content_id) playing = null; // nothing was shown
     if (!playing) return;
     queue.push({ ...playing, ended_at: new Date(t).toISOString() });
     playing = null;
