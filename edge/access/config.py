@@ -63,8 +63,9 @@ class AccessConfig(Section):
     # prompt on at most this share of visits, residents are found as at a small gallery.
     second_factor_face_fpir: float = Field(0.01, gt=0, le=0.5)
     second_factor_timeout_s: float = Field(30.0, gt=0, le=600)  # how long a door waits for it
-    # Wrong PINs for one resident at a door within pin_lockout_s before their face is refused
-    # outright (second_factor_locked) until the window passes.
+    # Wrong PINs for one resident, at all doors together, within pin_lockout_s before their
+    # PIN is locked (second_factor_locked; the face there refused, their phone still asked at
+    # other doors), for pin_lockout_s, doubling per further lock up to a day.
     second_factor_max_failures: int = Field(3, ge=1, le=100)
     # A stranger whom the face search names as resident X makes X's phone ask "is this you?":
     # at most this many such prompts per resident within second_factor_phone_window_s (any

@@ -15,11 +15,16 @@ the door waits ``second_factor_timeout_s`` for one of:
 Per door ``[[doors]] second_factor = "auto" | "always" | "never"`` (default "auto"). The
 granted event says which factor was used (``factor``: pin / phone); a wrong PIN is a denied
 event (``wrong_pin``) that counts towards the keypad's per-source lockout and towards a
-per-resident limit (``second_factor_max_failures`` within ``pin_lockout_s``): the face is
-then refused for ``pin_lockout_s``, twice as long at each further lock (at most a day; the
-resident's own grant starts again), so a face with a guessing hand cannot try PINs for ever by
-walking away and coming back (security probe 4: with a lock of the same length every time it
-could, at 3 guesses a minute).
+per-resident limit (``second_factor_max_failures`` within ``pin_lockout_s``, counted over all
+doors: a stranger whom the face search names as X at k doors used to get k times the guesses):
+the resident's PIN is then locked for ``pin_lockout_s``, twice as long at each further lock (at
+most a day; the resident's own grant starts again), so a face with a guessing hand cannot try
+PINs for ever by walking away and coming back (security probe 4: with a lock of the same
+length every time it could, at 3 guesses a minute). While it is locked the door where the
+guessing went on refuses that face (``second_factor_locked``); at the resident's other doors a
+face named as them waits for their phone only (a PIN typed there is refused unchecked,
+``second_factor_locked``), so a stranger cannot lock the resident out of every door: refused
+outright only when the phone cannot be asked either.
 
 The phone is asked at most ``second_factor_phone_max`` times per resident within
 ``second_factor_phone_window_s`` (any door): a stranger whom the face search names as a
@@ -115,6 +120,7 @@ class Challenge:
     expires: float  # monotonic
     why: str  # "always" or "auto" (the door's expected acceptance below the goal)
     phone: bool = True  # the resident's phone is asked (False: past the limit, PIN only)
+    pin: bool = True  # the resident's PIN is checked (False: too many wrong PINs, phone only)
     task: asyncio.Task | None = field(default=None, repr=False)
     # Which wait a phone's answer is for: a tap on a prompt the page still shows must not
     # open the door for a newer wait at the same door (another face named the same resident).
@@ -123,7 +129,7 @@ class Challenge:
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "door_id": self.door_id, "resident_id": self.resident_id,
                 "expires_in_s": round(max(0.0, self.expires - time.monotonic()), 1),
-                "why": self.why, "phone": self.phone}
+                "why": self.why, "phone": self.phone, "pin": self.pin}
 
 
 class SecondFactors:
@@ -134,9 +140,14 @@ class SecondFactors:
         self.svc = svc
         self.cfg = svc.cfg
         self.pending: dict[str, Challenge] = {}
-        self._fails: dict[tuple[str, str], list[float]] = {}  # (door, resident) -> times
-        # (door, resident) -> (locked until, how many locks in a row): each lock doubles
-        self._locks: dict[tuple[str, str], tuple[float, int]] = {}
+        # Wrong PINs per resident, whatever the door: a stranger whom the face search names
+        # as X at k doors gets X's guess budget once, not k times (security probe 4).
+        self._fails: dict[str, list[float]] = {}  # resident -> times
+        # resident -> (PIN locked until, how many locks in a row): each lock doubles
+        self._locks: dict[str, tuple[float, int]] = {}
+        # (door, resident) -> until: the door where the guessing went on refuses that face
+        # outright; the resident's other doors still ask their phone (not their PIN).
+        self._door_locks: dict[tuple[str, str], float] = {}
         self._asked: dict[str, list[float]] = {}  # resident -> when their phone was asked
         # Told when a door starts or stops waiting (the pages: the resident's phone prompt,
         # the door screen's keypad): ``await hook(door_id, state)``, state "waiting" or how
@@ -175,32 +186,40 @@ class SecondFactors:
             return "auto"
         return None
 
-    def _recent_fails(self, door_id: str, resident_id: str) -> int:
+    def _recent_fails(self, resident_id: str) -> int:
         now = time.monotonic()
-        key = (door_id, resident_id)
-        fails = [t for t in self._fails.get(key, []) if now - t < self.cfg.pin_lockout_s]
+        fails = [t for t in self._fails.get(resident_id, []) if now - t < self.cfg.pin_lockout_s]
         if fails:
-            self._fails[key] = fails
+            self._fails[resident_id] = fails
         else:
-            self._fails.pop(key, None)
+            self._fails.pop(resident_id, None)
         return len(fails)
 
-    def _locked(self, door_id: str, resident_id: str) -> bool:
-        until = self._locks.get((door_id, resident_id), (0.0, 0))[0]
+    def _pin_locked(self, resident_id: str) -> bool:
+        """Too many wrong PINs for this resident lately, at any door: their PIN is not
+        checked anywhere (a face named as them may still be confirmed on their phone)."""
+        until = self._locks.get(resident_id, (0.0, 0))[0]
         return (time.monotonic() < until
-                or self._recent_fails(door_id, resident_id) >= self.cfg.second_factor_max_failures)
+                or self._recent_fails(resident_id) >= self.cfg.second_factor_max_failures)
+
+    def _door_locked(self, door_id: str, resident_id: str) -> bool:
+        return time.monotonic() < self._door_locks.get((door_id, resident_id), 0.0)
 
     def _lock(self, door_id: str, resident_id: str) -> None:
-        """Enough wrong PINs for this face: refuse it for pin_lockout_s, doubled for every
-        lock that follows the last one within a day (its tries start again after the lock)."""
+        """Enough wrong PINs for this resident: their PIN is locked for pin_lockout_s, doubled
+        for every lock that follows the last one within a day (at most a day; its tries start
+        again after the lock), and the face at this door is refused as long."""
         now = time.monotonic()
         if len(self._locks) > 4096:  # bounded: locks over for a day are forgotten
             self._locks = {k: v for k, v in self._locks.items() if now - v[0] < LOCK_MAX_S}
-        until, n = self._locks.get((door_id, resident_id), (0.0, 0))
+        if len(self._door_locks) > 4096:
+            self._door_locks = {k: v for k, v in self._door_locks.items() if v > now}
+        until, n = self._locks.get(resident_id, (0.0, 0))
         n = n + 1 if now - until < LOCK_MAX_S else 1
-        self._locks[(door_id, resident_id)] = (
-            now + min(self.cfg.pin_lockout_s * 2 ** min(n - 1, 32), LOCK_MAX_S), n)
-        self._fails.pop((door_id, resident_id), None)
+        until = now + min(self.cfg.pin_lockout_s * 2 ** min(n - 1, 32), LOCK_MAX_S)
+        self._locks[resident_id] = (until, n)
+        self._door_locks[(door_id, resident_id)] = until
+        self._fails.pop(resident_id, None)
 
     def _phone_asked(self, resident_id: str) -> int:
         """How often the resident's phone was asked within the window (old times dropped)."""
@@ -221,10 +240,11 @@ class SecondFactors:
         Returns the denied outcome when the resident cannot be asked (too many wrong PINs
         lately, or their phone asked too often and no PIN set), else None (the door stays shut
         until the factor comes)."""
-        if self._locked(door_id, resident_id):
+        pin = not self._pin_locked(resident_id)
+        phone = self._phone_asked(resident_id) < self.cfg.second_factor_phone_max
+        if self._door_locked(door_id, resident_id) or not (pin or phone):
             return await self.svc.deny(door_id, "face", "second_factor_locked",
                                        resident_id=resident_id, **fields)
-        phone = self._phone_asked(resident_id) < self.cfg.second_factor_phone_max
         if not phone:
             store = self.svc.box.store
             if await store.run(pin_of, store.sync, resident_id) is None:
@@ -242,14 +262,15 @@ class SecondFactors:
             await self.svc.deny(door_id, "face", "second_factor_replaced",
                                 resident_id=before.resident_id, **before.fields)
         ch = Challenge(door_id, resident_id, dict(fields), t0,
-                       time.monotonic() + self.cfg.second_factor_timeout_s, why, phone)
+                       time.monotonic() + self.cfg.second_factor_timeout_s, why, phone, pin)
         ch.task = asyncio.create_task(self._expire(ch), name=f"second-factor-{door_id}")
         self.svc._hook_tasks.add(ch.task)  # cancelled with the service
         ch.task.add_done_callback(self.svc._hook_tasks.discard)
         self.pending[door_id] = ch
         self._tell(door_id, "waiting")
         log.info("door %s: face matched %s, waiting for a second factor (%s%s)", door_id,
-                 resident_id, why, "" if phone else "; PIN only, the phone was asked enough")
+                 resident_id, why, "" if phone else "; PIN only, the phone was asked enough"
+                 if pin else "; phone only, too many wrong PINs lately")
         return None
 
     async def _expire(self, ch: Challenge) -> None:
@@ -284,8 +305,9 @@ class SecondFactors:
 
     async def _grant(self, ch: Challenge, factor: str) -> Outcome:
         self._drop(ch.door_id)
-        self._fails.pop((ch.door_id, ch.resident_id), None)
-        self._locks.pop((ch.door_id, ch.resident_id), None)  # it was them: no lock to grow
+        self._fails.pop(ch.resident_id, None)
+        self._locks.pop(ch.resident_id, None)  # it was them: no lock to grow
+        self._door_locks = {k: v for k, v in self._door_locks.items() if k[1] != ch.resident_id}
         self._asked.pop(ch.resident_id, None)  # it was them: their phone may be asked again
         # Rights may have changed while the door waited (a block, the end of a time window).
         why = await self.svc.check_policy(ch.resident_id, ch.door_id)
@@ -308,6 +330,16 @@ class SecondFactors:
         if ch is None:
             return None
         store = self.svc.box.store
+        # Phone only: the resident's PIN is not checked while it is locked (also at a door
+        # whose wait began before guesses elsewhere locked it).
+        if not ch.pin or self._pin_locked(ch.resident_id):
+            if await store.run(db.find_pass_by_pin, store.sync,
+                               passes.pin_hash(self.svc.key, pin), db.iso()) is not None:
+                return None
+            await self.svc.pin_failed(door_id, source)
+            return await self.svc.deny(door_id, "pin", "second_factor_locked",
+                                       resident_id=ch.resident_id, factor="pin",
+                                       **{k: v for k, v in ch.fields.items() if k == "track"})
         want = await store.run(pin_of, store.sync, ch.resident_id)
         if want is not None and hmac.compare_digest(
                 want, resident_pin_hash(self.svc.key, ch.resident_id, pin)):
@@ -316,9 +348,9 @@ class SecondFactors:
                            passes.pin_hash(self.svc.key, pin), db.iso()) is not None:
             return None
         await self.svc.pin_failed(door_id, source)
-        self._fails.setdefault((door_id, ch.resident_id), []).append(time.monotonic())
+        self._fails.setdefault(ch.resident_id, []).append(time.monotonic())
         reason = "wrong_pin" if want is not None else "no_resident_pin"
-        if self._recent_fails(door_id, ch.resident_id) >= self.cfg.second_factor_max_failures:
+        if self._recent_fails(ch.resident_id) >= self.cfg.second_factor_max_failures:
             self._lock(door_id, ch.resident_id)
             self._drop(door_id)  # enough guesses for this face: it must come back later
             self._tell(door_id, "locked")

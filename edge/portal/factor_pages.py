@@ -291,6 +291,7 @@ class FactorPages:
         if ch is not None:
             view["expires_in_s"] = ch.as_dict()["expires_in_s"]
             view["phone"] = ch.phone  # False: the phone was asked enough lately, PIN only
+            view["pin"] = ch.pin  # False: too many wrong PINs lately, phone only
         elif (ended := self.ended.get(door)) and time.monotonic() - ended[1] < SHOW_END_S:
             view["ended"] = ended[0]
             view["text"] = ENDED.get(ended[0], "")

@@ -53,6 +53,8 @@ from edge.screens.resolver import Catalog, ScreenRef
 from edge.sync import SYNC
 
 log = logging.getLogger(__name__)
+ALERT_RETRY_S, ALERT_RETRY_MAX_S = 0.5, 30.0  # the alarm watch's back-off after a failure
+EMERGENCY_HORIZON_MAX = timedelta(days=14)  # a plan reaches at most this past plan_hours
 REFRESH_S = 600  # re-push plans this often so a page's horizon never runs short
 MAX_PLAYS = 500  # play records per request (the page sends 200 at a time)
 PLAYS_MAX_BYTES = 512 * 1024  # one plays request or WebSocket message
@@ -133,6 +135,8 @@ class ScreensService(Service):
         self._tasks: list[asyncio.Task] = []
         self._wake_downloads = asyncio.Event()
         self._wake_alerts = asyncio.Event()
+        self._pending_alarm: Emergency | None = None  # an alarm whose broadcast failed to store
+        self._pending_alarm_for: int | None = None  # ... and its event id
         self._started = _time.monotonic()
         self._applied: dict[str, tuple[bool, int | None]] = {}
         self._key_hashes: dict[str, str] = {}  # screen id -> SHA-256 of its device key
@@ -226,9 +230,7 @@ class ScreensService(Service):
         cat = await self.catalog()
         ref = self._screens[screen_id]
         now = datetime.now(UTC)
-        segs = resolver.plan(
-            cat, ref, now - timedelta(seconds=5), now + timedelta(hours=self.cfg.plan_hours)
-        )
+        segs = resolver.plan(cat, ref, now - timedelta(seconds=5), self._horizon(cat, ref, now))
         self._remember(screen_id, segs, now)
         content: dict[str, Any] = {}
         ems = {e.id: e for e in cat.emergencies}
@@ -277,6 +279,15 @@ class ScreensService(Service):
                 "emergency": next(
                     (e.level for e in ems.values() if s.source == f"emergency:{e.id}"), None
                 ),
+                # when the emergency ends (a page offline past its plan never plays it later)
+                "until": next(
+                    (
+                        _ms(min(e.expires_at, e.cancelled_at or e.expires_at))
+                        for e in ems.values()
+                        if s.source == f"emergency:{e.id}"
+                    ),
+                    None,
+                ),
             }
             for s in segs
         ]
@@ -290,6 +301,25 @@ class ScreensService(Service):
         }
         version = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:16]
         return {**body, "version": version, "server_now": _ms(now)}
+
+    def _horizon(self, cat: Catalog, ref: ScreenRef, now: datetime) -> datetime:
+        """How far a plan reaches: ``plan_hours``, or past the end of an emergency that runs
+        beyond it (at most EMERGENCY_HORIZON_MAX later). A page offline past its plan keeps
+        cycling the plan's last segment: when that was an emergency longer than the horizon,
+        an offline screen replayed it for ever after it had expired."""
+        hi = now + timedelta(hours=self.cfg.plan_hours)
+        cap = hi + EMERGENCY_HORIZON_MAX
+        for _ in range(len(cat.emergencies)):
+            ends = [
+                stop
+                for e in cat.emergencies
+                if resolver.targets(e.screens, e.tags, ref)
+                and e.starts_at <= hi < (stop := min(e.expires_at, e.cancelled_at or e.expires_at))
+            ]
+            if not ends or hi >= cap:
+                break
+            hi = min(max(ends) + timedelta(minutes=1), cap)
+        return hi
 
     def office(self, e: Emergency) -> str:
         """Who issued an emergency, as the screen names it."""
@@ -684,20 +714,38 @@ class ScreensService(Service):
     # --- local triggers -------------------------------------------------------------------------
 
     async def _alerts(self) -> None:
-        """An alert of a configured type (e.g. fire) on the box starts an emergency broadcast."""
-        types = set(self.cfg.alert_emergency_types)
+        """An alert of a configured type (e.g. fire) on the box starts an emergency broadcast.
+        A failure (a full disk, a locked or broken database) is logged and retried with
+        back-off: it must never end the watch, or every later alarm would miss the screens."""
+        delay = ALERT_RETRY_S
         while True:
             self._wake_alerts.clear()
-            events = await self.box.store.events_after(self._alert_cursor, 500)
-            for ev in events:
-                self._alert_cursor = ev.id
-                if ev.kind == "alert" and ev.payload.get("type") in types:
+            try:
+                events = await self._alerts_step()
+            except Exception:
+                log.exception("alarm watch for the screens failed; trying again in %.1f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, ALERT_RETRY_MAX_S)
+                continue
+            delay = ALERT_RETRY_S
+            if not events:
+                await self._wake_alerts.wait()
+
+    async def _alerts_step(self) -> int:
+        """One pass of `_alerts`: the new events, each alarm broadcast; the cursor moves past
+        an alarm only once its emergency is stored (a failed write is tried again)."""
+        types = set(self.cfg.alert_emergency_types)
+        events = await self.box.store.events_after(self._alert_cursor, 500)
+        for ev in events:
+            if ev.kind == "alert" and ev.payload.get("type") in types:
+                em = self._pending_alarm if self._pending_alarm_for == ev.id else None
+                if em is None:
                     p = ev.payload
                     now = datetime.now(UTC)
-                    # An alarm may carry no text (just its type): a generic title, since an
-                    # empty one fails validation and would end this watch for good.
-                    await self.start_emergency(
-                        Emergency(
+                    try:
+                        # An alarm may carry no text (just its type): a generic title, since
+                        # an empty one fails validation.
+                        em = Emergency(
                             id=new_id("em"),
                             title=(p.get("message") or "紧急通知")[:200],
                             body="",
@@ -706,9 +754,16 @@ class ScreensService(Service):
                             expires_at=now + timedelta(minutes=self.cfg.alert_emergency_minutes),
                             source="local",
                         )
-                    )
-            if not events:
-                await self._wake_alerts.wait()
+                    except (ValidationError, StandardError) as e:  # never valid: skip it
+                        log.error("alarm %s cannot become an emergency broadcast: %s", ev.id, e)
+                        self._alert_cursor = ev.id
+                        continue
+                    # Kept for a retry: the same broadcast (id, times), not a new one each time.
+                    self._pending_alarm, self._pending_alarm_for = em, ev.id
+                await self.start_emergency(em)
+                self._pending_alarm, self._pending_alarm_for = None, None
+            self._alert_cursor = ev.id
+        return len(events)
 
     async def _refresh(self) -> None:
         while True:

@@ -35,13 +35,16 @@
   function render() { $("sf-pin").textContent = "●".repeat(state.pin.length); }
   function show(v) {
     clearTimeout(hideTimer);
-    // phone false: the resident's phone was asked enough lately, only the PIN opens
-    const ask = v.phone === false ? "请输入开门密码" : "请输入开门密码或在手机上确认";
+    // phone false: the resident's phone was asked enough lately, only the PIN opens;
+    // pin false: too many wrong PINs lately, only the resident's phone opens (no keypad)
+    const ask = v.pin === false ? "请在手机上确认开门" :
+      v.phone === false ? "请输入开门密码" : "请输入开门密码或在手机上确认";
     $("sf-title").textContent = ask;
     if (!state.waiting) { state.pin = ""; say("", ""); render(); speak(ask); }
     state.waiting = true;
     $("sf-door").textContent = v.door || "";
-    $("sf-keys").hidden = false;
+    $("sf-keys").hidden = v.pin === false;
+    $("sf-pin").hidden = v.pin === false;
     delete $("sf").dataset.done;
     deadline = Date.now() + (v.expires_in_s || 0) * 1000;
     $("sf").hidden = false;

@@ -11,6 +11,7 @@
   const KEY_KEY = "qilu-key-" + SCREEN;
   const layers = [document.getElementById("layer-a"), document.getElementById("layer-b")];
   const statusEl = document.getElementById("status");
+  const UNAUTHORISED = "屏幕未授权，请联系物业";
 
   let plan = null;
   let offset = 0; // box clock minus this clock, ms
@@ -58,6 +59,13 @@
     const segs = plan.segments;
     let seg = segs.find((s) => s.start <= t && t < s.end);
     if (!seg) seg = t < segs[0].start ? segs[0] : segs[segs.length - 1]; // past the horizon: keep cycling
+    if (seg.emergency && seg.until && t >= seg.until) {
+      // Offline past the plan: an emergency that has ended never plays again; the latest
+      // ordinary segment does (the box plans past an emergency's end, so there is one).
+      const calm = segs.filter((s) => !s.emergency && s.start <= t);
+      seg = calm.length ? calm[calm.length - 1] : null;
+      if (!seg) return { key: "none", cid: "", source: "", start: t, end: t + 1000, layout: null, emergency: null };
+    }
     const cycle = seg.items.reduce((a, it) => a + it[1], 0);
     const off = mod(t - seg.anchor, cycle);
     let acc = 0;
@@ -291,6 +299,7 @@
 
   // --- proof of play -------------------------------------------------------------------------
   function endPlay(t) {
+    if (playing && !playing.content_id) playing = null; // nothing was shown
     if (!playing) return;
     queue.push({ ...playing, ended_at: new Date(t).toISOString() });
     playing = null;
@@ -368,10 +377,12 @@
   // --- link to the box -------------------------------------------------------------------------
   function connect() {
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    if (!key) statusEl.textContent = "屏幕未授权：请用物业提供的播放地址（含密钥）打开";
+    if (!key) unauthorised();
     ws = new WebSocket(proto + "//" + location.host + "/screen/" + encodeURIComponent(SCREEN) +
       "/ws?key=" + encodeURIComponent(key || ""));
-    ws.onopen = () => { retry = 1000; statusEl.textContent = ""; flush(); };
+    ws.onopen = () => {
+      retry = 1000; statusEl.textContent = ""; document.body.classList.remove("unauthorised"); flush();
+    };
     ws.onmessage = (ev) => {
       const m = JSON.parse(ev.data);
       if (m.type === "plan") setPlan(m.plan, true);
@@ -380,7 +391,8 @@
     };
     ws.onclose = (ev) => {
       if (ev.code === 4401) revoked();
-      statusEl.textContent = key ? "离线播放" : "屏幕未授权：请用物业提供的播放地址（含密钥）打开";
+      if (key) statusEl.textContent = "离线播放";
+      else unauthorised();
       // Back off with jitter so many screens do not hammer a box that is starting up.
       setTimeout(connect, retry * (0.5 + Math.random()));
       retry = Math.min(retry * 2, 30000);
@@ -401,6 +413,20 @@
     }
     delete document.body.dataset.showing;
     document.body.classList.remove("emergency");
+    unauthorised();
+  }
+
+  // A screen without a working key shows nothing of the community: no notices in the ticker,
+  // no name, QR code, weather or login code; only a neutral line saying whom to call.
+  function unauthorised() {
+    hideOverlay();
+    byId("community").textContent = "";
+    byId("ticker-run").replaceChildren();
+    byId("side-qr").replaceChildren();
+    byId("side-caption").textContent = "";
+    byId("weather").replaceChildren();
+    document.body.classList.add("no-ticker", "unauthorised");
+    statusEl.textContent = UNAUTHORISED;
   }
 
   window.qiluPlayer = {

@@ -172,6 +172,37 @@ async def test_the_me_page_offers_only_the_residents_doors_unticked(
     assert await box.store.run(db.list_passes, box.store.sync, "r1") == []
 
 
+async def test_a_deleted_residents_phone_is_signed_out(make_config, run_box, board) -> None:
+    """Security probes 4/5: a resident recorded as moved out is signed out on every phone, but
+    one deleted from the roster (office, API, CLI) kept their portal session: the phone went on
+    showing their pages and could still ask for doors. Now deletion signs them out too (their
+    unused login codes go with it): the phone gets the login page, and no door opens."""
+    box = await start(make_config, run_box, board, doors=["d-b1"])
+    base = api_url(box)
+    async with aiohttp.ClientSession() as s:
+        h = await login(s, base, "r1")
+        spare = await staff(s, "POST", f"{base}/api/v1/portal/codes",
+                            json={"resident_id": "r1", "building": "1", "name": "张三"})
+        async with s.get(f"{base}/api/v1/portal/me", headers=h) as r:
+            assert r.status == 200, await r.text()
+        async with s.get(f"{base}/r/me", headers=h, allow_redirects=False) as r:
+            assert r.status == 200, r.status
+        await staff(s, "DELETE", f"{base}/api/v1/residents/r1")
+        async with s.get(f"{base}/api/v1/portal/me", headers=h) as r:
+            assert r.status == 401, await r.text()
+        async with s.get(f"{base}/r/me", headers=h, allow_redirects=False) as r:
+            assert r.status == 303 and r.headers["Location"] == "/r/login", r.status
+        async with s.get(f"{base}/r/me", headers=h) as r:
+            assert "action=/r/login" in await r.text()
+        t0 = time.monotonic()
+        async with s.post(f"{base}/api/v1/doors/d-b1/open", headers=h) as r:
+            assert r.status == 401, await r.text()
+        async with s.post(f"{base}/api/v1/portal/login", json={"code": spare["code"]}) as r:
+            assert r.status != 200, await r.text()  # nor can a code given out before
+        await asyncio.sleep(0.5)
+        assert board.first_write(1, COIL_B1, True, t0) is None
+
+
 @pytest.mark.parametrize("status", ["moved_out", "suspended"])
 async def test_a_moved_out_residents_phone_is_signed_out(
     make_config, run_box, board, status

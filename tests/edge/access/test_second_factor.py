@@ -329,3 +329,64 @@ async def test_a_guessing_face_is_locked_out_longer_each_time(
         assert await svc.factors.challenge("d-a", "r-x", "always", time.monotonic(),
                                            fields) is None
     assert board.first_write(1, 0, True, t_start) is not None
+
+
+async def test_wrong_pins_are_counted_per_resident_across_doors(
+    make_config, run_box, board
+) -> None:
+    """The wrong-PIN budget was per door and resident: a stranger whom the face search names
+    as resident X at k face doors got k times X's guesses (3 at each door, then on to the
+    next). Now the budget is X's, over all doors: after 3 wrong PINs at door A, X's PIN is not
+    checked at door B either (even the right one does not open), while X's own phone can
+    still confirm there, so the stranger cannot lock X out of every door."""
+    p = board.tcp_port
+    always = 'second_factor = "always"\n'
+    extra = (ACCESS + "pin_lockout_s = 600\n" + door_toml("d-a", p, 0, None) + always
+             + door_toml("d-b", p, 1, None) + always + door_toml("d-c", p, 2, None) + always)
+    config = make_config(extra=extra)
+    store = Store(config.db_path, box_id=config.box.id)
+    store_faces.add_resident(store, Resident(id="r-x", name="r-x", building="1"))
+    db.set_rights(store, "r-x", [], [], [], "test", all_doors=True)
+    store.close()
+    box = await run_box(config)
+    base = api_url(box)
+    svc = box.get(ACCESS_SERVICE)
+    fields = {"fused_score": 0.7, "frames_used": 5, "track": 1}
+    t_start = time.monotonic()
+    async with aiohttp.ClientSession() as s:
+        async with s.put(f"{base}/api/v1/residents/r-x/pin", headers=STAFF,
+                         json={"pin": "2468"}) as r:
+            assert r.status == 200, await r.text()
+
+        async def pin(door: str, value: str, source: str) -> dict:
+            async with s.post(f"{base}/api/v1/doors/{door}/pin", headers=STAFF,
+                              json={"pin": value, "source": source}) as r:
+                return await r.json()
+
+        # Door A: three wrong guesses (different keypad sessions) spend X's budget.
+        assert await svc.factors.challenge("d-a", "r-x", "always", time.monotonic(),
+                                           fields) is None
+        for i in range(3):
+            assert (await pin("d-a", f"135{i}", f"kp-a/{i}"))["reason"] == "wrong_pin"
+        # Door B: the same face is asked again, but X's PIN is no longer checked anywhere:
+        # the stranger's fourth guess (here the right PIN) does not open.
+        assert await svc.factors.challenge("d-b", "r-x", "always", time.monotonic(),
+                                           fields) is None
+        got = await pin("d-b", "2468", "kp-b/0")
+        assert not got.get("granted"), f"a fourth guess at another door opened it: {got}"
+        assert got["reason"] == "second_factor_locked", got
+        # Door A itself refuses that face outright while the lock lasts.
+        out = await svc.factors.challenge("d-a", "r-x", "always", time.monotonic(), fields)
+        assert out is not None and out.reason == "second_factor_locked"
+        # X is not locked out of everything: at door C their phone still confirms.
+        assert await svc.factors.challenge("d-c", "r-x", "always", time.monotonic(),
+                                           fields) is None
+        me = await login(s, base, "r-x", "1")
+        async with s.get(f"{base}/api/v1/access/challenges", headers=me) as r:
+            assert "d-c" in {c["door_id"] for c in await r.json()}
+        t0 = time.monotonic()
+        async with s.post(f"{base}/api/v1/doors/d-c/confirm", headers=me) as r:
+            assert r.status == 200, await r.text()
+        await asyncio.to_thread(board.wait_for, 1, 2, True, 3.0, t0)
+    assert board.first_write(1, 0, True, t_start) is None
+    assert board.first_write(1, 1, True, t_start) is None

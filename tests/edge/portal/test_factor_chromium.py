@@ -30,7 +30,7 @@ from tests.edge.access.test_engine import (  # noqa: F401 - fixtures
     pipeline,
 )
 from tests.edge.intercom.test_pages_chromium import until
-from tests.edge.portal.helpers import FAST, staff
+from tests.edge.portal.helpers import FAST, STAFF, staff
 from tests.edge.portal.test_look_chromium import CONTRAST_JS, PHONE, box_colour, pixel
 from tests.peers.chromium import browser
 
@@ -335,3 +335,48 @@ second_factor = "always"
         assert got["text"] == "住户已拒绝，门不会打开"
         evs = await events(box, "d-sim", "denied")
         assert [e["reason"] for e in evs][:1] == ["second_factor_refused"]
+
+
+async def test_door_screen_asks_for_the_phone_only_while_the_pin_is_locked(
+    tmp_path: Path, make_config, run_box
+) -> None:
+    """Wrong PINs for a resident at one door lock their PIN at every door (the budget is per
+    resident). Another door's screen then asks for the resident's phone only: no keypad to
+    type into, "请在手机上确认开门" (1920x1080)."""
+    extra = FAST + """
+[[doors]]
+id = "d-west"
+type = "sim"
+second_factor = "always"
+
+[[doors]]
+id = "d-sim"
+type = "sim"
+name = "南门"
+building = "1"
+second_factor = "always"
+""" + SCREEN.replace("scr-east", "scr-sim").replace("d-east", "d-sim")
+    box = await run_box(make_config(extra=extra))
+    base = api_url(box)
+    svc = box.get(ACCESS_SERVICE)
+    key = await box.service("screens").new_key("scr-sim", "test")
+    fields = {"fused_score": 0.7, "frames_used": 5, "track": 1}
+    async with aiohttp.ClientSession() as s:
+        await staff(s, "POST", f"{base}/api/v1/residents", json={
+            "id": "r-1", "name": "李叔", "building": "1"})  # fmt: skip
+        await staff(s, "PUT", f"{base}/api/v1/residents/r-1/pin", json={"pin": PIN})
+        await svc.factors.challenge("d-west", "r-1", "always", time.monotonic(), fields)
+        for i in range(3):
+            async with s.post(f"{base}/api/v1/doors/d-west/pin", headers=STAFF,
+                              json={"pin": f"13579{i}", "source": f"kp/{i}"}) as r:
+                assert (await r.json())["reason"] == "wrong_pin"
+    async with browser() as b:
+        door = await (await b.new_context(**SCREEN_VIEW)).new_page()
+        await door.goto(f"{base}/screen/scr-sim#key={key}")
+        await until(door, "!!window.qiluDoorFactor")
+        await svc.factors.challenge("d-sim", "r-1", "always", time.monotonic(), fields)
+        await until(door, "document.body.dataset.factor === 'waiting'")
+        assert await door.inner_text("#sf-title") == "请在手机上确认开门"
+        assert await door.locator("#sf-keys").is_hidden()
+        assert await door.locator("#sf-pin").is_hidden()
+        await shot(door, tmp_path, "door-phone-only")

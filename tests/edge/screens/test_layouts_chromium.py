@@ -254,3 +254,39 @@ async def test_a_layout_by_schedule_entry(run_box, tmp_path) -> None:
         for page in pages.values():
             await page.wait_for_function(
                 "() => document.body.classList.contains('layout-side')", timeout=10000)
+
+
+async def test_a_revoked_screen_shows_nothing_of_the_community(run_box, tmp_path) -> None:
+    """Staff revoke a screen's key (a stolen or retired player). The page stopped its plan,
+    but the ticker along the bottom went on scrolling the last notices, under the community's
+    name, QR code and weather: whoever holds the device still read the community's notices.
+    Now the page shows only a neutral line (屏幕未授权，请联系物业), also after a reload."""
+    cfg = config(tmp_path)
+    cfg.box.data_dir.mkdir(parents=True, exist_ok=True)
+    (cfg.box.data_dir / "weather.json").write_text(json.dumps({"text": "多云", "temp": "12℃"}))
+    box = await run_box(cfg)
+    base = api_url(box)
+    await publish(base)
+    url = (await screen_key(base, "scr-side"))["player_url"]
+    secrets = ("周六停水通知", "电梯年检", "幸福里小区", "12°C")
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 1920, "height": 1080})
+        await page.goto(url)
+        await page.wait_for_function("() => document.body.dataset.showing", timeout=15000)
+        assert "周六停水通知" in await page.inner_text("#ticker")
+        async with aiohttp.ClientSession(headers=H) as s:
+            assert (await s.delete(f"{base}/api/v1/screens/scr-side/key")).status == 200
+        await page.wait_for_function("() => !window.qiluPlayer.plan", timeout=5000)
+        for when in ("revoked", "reloaded"):
+            await asyncio.sleep(1.0)
+            png = await page.screenshot(path=str(tmp_path / f"{when}.png"))
+            text = await page.evaluate("document.body.innerText")
+            leaked = [w for w in secrets if w in text]
+            assert not leaked, (when, leaked, text)
+            for zone in ("#ticker", "#hdr", "#side"):
+                assert not await page.locator(zone).is_visible(), (when, zone)
+            assert not near(rgb(png, 5, 1080 - 20), TICKER, 10), when  # no ticker band
+            assert "请联系物业" in await page.inner_text("#status"), when
+            assert await page.locator("#status").is_visible(), when
+            if when == "revoked":
+                await page.reload()

@@ -263,3 +263,45 @@ async def test_revoked_key_stops_the_screen(make_config, run_box):
         await asyncio.sleep(1.0)
         assert await showing(page) is None
         assert await page.evaluate("window.qiluPlayer.plan") is None
+
+
+async def test_an_emergency_longer_than_the_plan_does_not_replay_offline(tmp_path: Path):
+    """An emergency broadcast that lasts longer than the screen's plan horizon (here 1 h
+    against an emergency of 2 h; 48 h by default). The page, offline past its plan, keeps
+    cycling the plan's last segment: that was the emergency, so an offline screen went on
+    showing it after it had expired, for ever. Now, 3 h later (the page's clock moved on by
+    Playwright), the screen plays the schedule again."""
+    port = free_port()
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(box_toml(tmp_path, api_port=port, extra="[player]\nplan_hours = 1\n" + SCREEN))
+    proc = start_box(cfg)
+    try:
+        await asyncio.to_thread(wait_port, port, 20)
+        base = f"http://127.0.0.1:{port}"
+        await publish(base, dur=1.0)
+        url = (await screen_key(base, "scr-1"))["player_url"]
+        async with aiohttp.ClientSession(headers=H) as s:
+            r = await s.post(f"{base}/api/v1/screens/emergencies", json={
+                "title": "暴雨红色预警", "body": "请勿外出", "minutes": 120})  # fmt: skip
+            assert r.status == 201, await r.text()
+            em = (await r.json())["id"]
+        async with browser() as b:
+            page = await b.new_page(viewport=VIEW)
+            await page.clock.install()
+            await page.goto(url)
+            await wait_showing(page, {em}, within=10)
+            assert await page.evaluate("document.body.classList.contains('emergency')")
+            proc.send_signal(signal.SIGKILL)  # the box (and its link) is gone
+            proc.wait(5)
+            await page.wait_for_function(
+                "() => document.getElementById('status').textContent.includes('离线')",
+                timeout=10000)
+            await page.clock.fast_forward(3 * 3600 * 1000)  # the emergency ended an hour ago
+            await wait_showing(page, {"green", "blue"}, within=5)
+            await asyncio.sleep(0.3)
+            assert not await page.evaluate("document.body.classList.contains('emergency')")
+            assert near(await shot_center(page), COLORS[await showing(page)])
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)

@@ -289,6 +289,54 @@ async def test_fire_alarm_without_a_message_still_takes_the_screens(make_config,
     assert await emergency_title() == "2号楼火警，请疏散"
 
 
+async def test_the_alarm_watch_outlives_a_failed_write(make_config, run_box):
+    """A fire alarm comes while the database refuses the broadcast's write (a full disk, a
+    corrupt page, a bug: here a real SQLite error raised by a trigger that another connection
+    put on screen_emergencies). The watch on alarms died of it, so every later alarm, after
+    the database was fine again, never reached the screens. Now it logs, backs off and keeps
+    watching: the alarm is broadcast once the write works, and so is the next one."""
+    box = await run_box(make_config(extra=SCREENS))
+    svc = box.service("screens")
+
+    def other(sql: str) -> None:  # a second connection to the box's real database file
+        db = sqlite3.connect(box.config.db_path, timeout=5)
+        try:
+            db.execute(sql)
+            db.commit()
+        finally:
+            db.close()
+
+    async def on_screen(want: str | None, limit_s: float) -> str | None:
+        """The title of the emergency scr-1 plays now, polled until it is ``want``."""
+        deadline = time.monotonic() + limit_s
+        title = None
+        while time.monotonic() < deadline:
+            p = await svc.plan_json("scr-1")
+            src = current(p)["source"]
+            title = p["content"][src.split(":", 1)[1]]["title"] if src.startswith(
+                "emergency:") else None
+            if title == want and want is not None:
+                break
+            await asyncio.sleep(0.05)
+        return title
+
+    async def stored() -> set[str]:
+        return await box.store.run(lambda s: {json.loads(r[0])["title"] for r in s.db.execute(
+            "SELECT payload FROM screen_emergencies")}, box.store.sync)
+
+    other("CREATE TRIGGER broken BEFORE INSERT ON screen_emergencies"
+          " BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END")
+    await box.store.record(
+        Alert(id=new_id("al"), level="critical", type="fire", message="1号楼火警"))
+    assert await on_screen(None, 1.0) is None  # the write fails: nothing on the screens yet
+    other("DROP TRIGGER broken")
+    assert await on_screen("1号楼火警", 10.0) == "1号楼火警"  # tried again: it gets through
+    await box.store.record(
+        Alert(id=new_id("al"), level="critical", type="fire", message="2号楼火警，请疏散"))
+    assert await on_screen("2号楼火警，请疏散", 10.0) == "2号楼火警，请疏散"
+    assert await stored() == {"1号楼火警", "2号楼火警，请疏散"}  # each alarm once
+
+
 async def test_retagging_a_configured_screen_is_refused_not_ignored(make_config, run_box):
     """scr-1 is declared in the config ([[screens]] tags = ["outdoor"]), which wins: a POST
     /api/v1/screens giving it other tags used to answer 201 and change nothing, so staff
