@@ -346,7 +346,8 @@ class ConsoleStorage(StorageBase):
             query(
                 "SELECT b.community_id, r.category, sum(r.n) AS n FROM report_weekly r"
                 f" JOIN boxes b ON b.id = r.box_id WHERE {cond} AND r.week >= $2"
-                " GROUP BY b.community_id, r.category ORDER BY b.community_id, r.category"
+                " GROUP BY b.community_id, r.category HAVING sum(r.n) <> 0"
+                " ORDER BY b.community_id, r.category"
             ),
         )
         return weeks, cells

@@ -51,6 +51,13 @@ class OpsQueryStorage(StorageBase):
             cond, scope_arg = await self.record_scope(c, scope, kinds)
         args: list[Any] = [scope_arg]
         conds = [cond, " AND r.kind IN (" + ", ".join(f"'{k}'" for k in kinds) + ")"]
+        if kinds == ["report"]:
+            # A box sends a report again, whole, on every change (status, correction): only
+            # its newest record is the report (probe 12: a closed one also listed "received").
+            conds.append(
+                " AND NOT EXISTS (SELECT 1 FROM records n WHERE n.kind = 'report'"
+                " AND n.record_id = r.record_id AND n.box_id = r.box_id AND n.seq > r.seq)"
+            )
 
         def add(sql: str, value: Any) -> None:
             args.append(value)
