@@ -256,11 +256,18 @@ class ConsoleStorage(StorageBase):
     async def alert_ack(
         self, box_id: str, seq: int, state: str, assignee: str | None, note: str, by: str
     ) -> dict[str, Any]:
+        """Acknowledge, assign or close. An ack or close that names nobody keeps who the alert
+        was assigned to (and an ack keeps it assigned), an empty note keeps the note: the
+        console's 确认 / 关闭 buttons send neither, and a colleague's click wiped the
+        assignment (probe 12). Assigning names the new assignee; an ack reopens a closed one."""
         async with self.tx() as c:
             await c.execute(
                 "INSERT INTO alert_acks (box_id, seq, state, assignee, note, by_user, at)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (box_id, seq) DO UPDATE SET"
-                " state = excluded.state, assignee = excluded.assignee, note = excluded.note,"
+                " state = CASE WHEN excluded.state = 'acknowledged'"
+                " AND alert_acks.state = 'assigned' THEN 'assigned' ELSE excluded.state END,"
+                " assignee = coalesce(excluded.assignee, alert_acks.assignee),"
+                " note = CASE WHEN excluded.note = '' THEN alert_acks.note ELSE excluded.note END,"
                 " by_user = excluded.by_user, at = excluded.at",
                 box_id,
                 seq,
