@@ -129,7 +129,8 @@ class NewArea(BaseModel):
     tag="areas",
     auth="ops",
     body=NewArea,
-    responses={409: "Area exists"},
+    responses={409: "Area exists", 404: "No such parent area in scope"},
+    status=201,
 )
 async def create_area(request: web.Request, q: None, body: NewArea) -> web.Response:
     require_admin(request)
@@ -159,6 +160,7 @@ class NewClaim(BaseModel):
     auth="ops",
     body=NewClaim,
     responses={404: "No such community in scope"},
+    status=201,
 )
 async def claim_code(request: web.Request, q: None, body: NewClaim) -> web.Response:
     by = require_admin(request)
@@ -264,6 +266,7 @@ async def _queue(
     auth="ops",
     body=NewCommand,
     responses={404: "No such box"},
+    status=201,
 )
 async def command(request: web.Request, q: None, body: NewCommand) -> web.Response:
     require_admin(request)
@@ -291,6 +294,7 @@ class UploadQuery(BaseModel):
     auth="ops",
     query=UploadQuery,
     raw_body="application/octet-stream",
+    status=201,
 )
 async def content_upload(request: web.Request, q: UploadQuery, body: None) -> web.Response:
     by = require_admin(request)
@@ -379,6 +383,8 @@ async def _targets(request: web.Request, t: Targets) -> list[str]:
     tag="content",
     auth="ops",
     body=Publish,
+    responses={404: "No such area or box", 403: "Target outside your scope"},
+    status=201,
 )
 async def publish(request: web.Request, q: None, body: Publish) -> web.Response:
     require_admin(request)
@@ -417,6 +423,8 @@ class Emergency(BaseModel):
     tag="content",
     auth="ops",
     body=Emergency,
+    responses={404: "No such area or box", 403: "Target outside your scope"},
+    status=201,
 )
 async def emergency(request: web.Request, q: None, body: Emergency) -> web.Response:
     require_admin(request)
@@ -449,6 +457,8 @@ class EmergencyCancel(BaseModel):
     tag="content",
     auth="ops",
     body=EmergencyCancel,
+    responses={404: "No such area or box",
+               403: "Target outside your scope, or sent for a wider area"},
 )
 async def emergency_cancel(request: web.Request, q: None, body: EmergencyCancel) -> web.Response:
     require_admin(request)
@@ -547,6 +557,7 @@ async def _records(
     summary="Residents' reports, newest first, filtered and paginated (cursor)",
     tag="records",
     auth="ops",
+    responses={404: "No such area in scope"},
     query=ReportsQuery,
 )
 async def reports(request: web.Request, q: ReportsQuery, body: None) -> web.Response:
@@ -559,6 +570,7 @@ async def reports(request: web.Request, q: ReportsQuery, body: None) -> web.Resp
     summary="Alerts, newest first, filtered and paginated",
     tag="records",
     auth="ops",
+    responses={404: "No such area in scope"},
     query=AlertsQuery,
 )
 async def alerts(request: web.Request, q: AlertsQuery, body: None) -> web.Response:
@@ -571,6 +583,7 @@ async def alerts(request: web.Request, q: AlertsQuery, body: None) -> web.Respon
     summary="Repair tickets as boxes reported them",
     tag="records",
     auth="ops",
+    responses={404: "No such area in scope"},
     query=TicketsQuery,
 )
 async def tickets(request: web.Request, q: TicketsQuery, body: None) -> web.Response:
@@ -605,6 +618,7 @@ ACTION_FOR_STATUS = {
     auth="ops",
     body=TicketUpdate,
     responses={404: "No such ticket in scope"},
+    status=201,
 )
 async def ticket_update(request: web.Request, q: None, body: TicketUpdate) -> web.Response:
     require_admin(request)
@@ -638,6 +652,7 @@ class ReportCorrection(BaseModel):
     auth="ops",
     body=ReportCorrection,
     responses={404: "No such report in scope"},
+    status=201,
 )
 async def report_correction(request: web.Request, q: None, body: ReportCorrection) -> web.Response:
     # Same endpoint and feed action as the text-model work (edge/reports cmd_correction).

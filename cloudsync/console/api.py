@@ -204,6 +204,7 @@ class ReportStatsQuery(BaseModel):
     " category table, for the last N weeks in scope",
     tag="stats",
     auth="ops",
+    responses={404: "No such area in scope"},
     query=ReportStatsQuery,
 )
 async def report_stats(request: web.Request, q: ReportStatsQuery, body: None) -> web.Response:
@@ -266,6 +267,7 @@ class ContentStatsQuery(BaseModel):
     " start of the UTC day N days ago",
     tag="stats",
     auth="ops",
+    responses={404: "No such area in scope"},
     query=ContentStatsQuery,
 )
 async def content_stats(request: web.Request, q: ContentStatsQuery, body: None) -> web.Response:
@@ -332,6 +334,7 @@ class BoardQuery(BaseModel):
     " urgency and age",
     tag="records",
     auth="ops",
+    responses={404: "No such area in scope"},
     query=BoardQuery,
 )
 async def tickets_board(request: web.Request, q: BoardQuery, body: None) -> web.Response:
