@@ -512,9 +512,13 @@ def _cursor(text: str | None) -> tuple[str, str, int] | None:
         return None
     try:
         ts, box, seq = json.loads(base64.urlsafe_b64decode(text.encode()))
-        return str(ts), str(box), int(seq)
-    except (ValueError, TypeError) as e:
+        got = str(ts), str(box), int(seq)
+    except (ValueError, TypeError, OverflowError) as e:
         raise BadRequest("query.cursor: not a cursor from a previous page", "query.cursor") from e
+    # What the database can compare: a 64-bit seq, no NUL (probe 12: those were a 500).
+    if not 0 <= got[2] < 2**63 or "\x00" in got[0] + got[1]:
+        raise BadRequest("query.cursor: not a cursor from a previous page", "query.cursor")
+    return got
 
 
 async def attach_acks(request: web.Request, items: list[dict[str, Any]]) -> None:

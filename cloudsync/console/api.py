@@ -489,7 +489,9 @@ async def alert_stream(request: web.Request) -> web.StreamResponse:
     # <seq>" (an arrival time alone, from before: strictly after it).
     last = request.headers.get("Last-Event-ID", "").split(" ")
     since = last[0] or datetime.now(UTC).isoformat(timespec="microseconds")
-    after = (last[1], int(last[2])) if len(last) == 3 and last[2].isdigit() else None
+    # (a seq past 64 bits, as from a forged id, is no seq: probe 12, it broke the stream)
+    seq_ok = len(last) == 3 and last[2].isascii() and last[2].isdigit() and len(last[2]) <= 18
+    after = (last[1], int(last[2])) if seq_ok else None
     start = since
     if last[0]:
         # A reconnect: an alert stamped before the last event the browser saw may commit only

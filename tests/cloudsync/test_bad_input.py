@@ -101,3 +101,34 @@ async def test_wrong_claim_codes_are_throttled_per_source_and_overall(cloud: Clo
     # Nothing was provisioned by the refused attempts.
     _, boxes = await cloud.call("GET", "/api/v1/ops/boxes")
     assert boxes["items"] == []
+
+
+async def test_a_forged_list_cursor_is_a_400_naming_it(cloud: Cloud) -> None:
+    """Probe 12: a cursor is base64 JSON the client sends back; one whose seq does not fit a
+    64-bit integer (or is 1e400), or whose text holds a NUL, was a 500 on both backends."""
+    import base64
+
+    from tests.cloudsync.test_ops_api import rec, upload
+
+    ident = await cloud.new_box()
+    day = "2026-01-01T10:00:00"
+    await upload(ident, [rec(1, "report", 2, day, text="灯坏了")])
+    for forged in ('["2026", "b", 1e400]', '["2026", "b", 99999999999999999999999]',
+                   '["2026", "b", -99999999999999999999999]', '["2026\\u0000", "b", 1]',
+                   '["2026", "b\\u0000", 1]'):  # fmt: skip
+        cursor = base64.urlsafe_b64encode(forged.encode()).decode()
+        for path in ("/api/v1/ops/reports", "/api/v1/ops/alerts", "/api/v1/ops/tickets"):
+            status, body = await cloud.call("GET", path, params={"cursor": cursor})
+            assert status == 400 and body["field"] == "query.cursor", (forged, path, body)
+    # The live alert stream's resume id likewise: the stream answered, then broke off.
+    async with aiohttp.ClientSession() as s, s.get(
+        cloud.url + "/api/v1/ops/alerts/stream", params={"max_s": "1"},
+        headers={**cloud.headers(), "Last-Event-ID": f"{day} {ident.box_id} 9" + "9" * 20},
+    ) as r:  # fmt: skip
+        assert r.status == 200
+        assert (await r.read()).startswith(b"retry:")  # and ended cleanly
+    # A real cursor still pages.
+    _, first = await cloud.call("GET", "/api/v1/ops/reports", params={"limit": 1})
+    status, rest = await cloud.call("GET", "/api/v1/ops/reports",
+                                    params={"cursor": first["next_cursor"]})  # fmt: skip
+    assert status == 200 and rest["items"] == []
