@@ -345,7 +345,7 @@ class Publish(BaseModel):
     action: Literal["content", "playlist", "schedule", "taxonomy", "text_model"]
     targets: Targets
     args: dict[str, Any] = Field(default_factory=dict)
-    ttl_s: float | None = Field(None, gt=0)
+    ttl_s: float | None = Field(None, gt=0, le=366 * 86400)  # (past a date's range: a 500)
 
 
 def _refuse(cls: type[web.HTTPException], message: str) -> web.HTTPException:

@@ -144,7 +144,7 @@ async def overview(request: web.Request, q: OverviewQuery, body: None) -> web.Re
 
 class AuditQuery(BaseModel):
     actor: str | None = Field(None, max_length=100, pattern=FREE)
-    before: int = Field(0, ge=0)
+    before: int = Field(0, ge=0, lt=2**63)  # an audit row id (BIGINT)
     limit: int = Field(100, ge=1, le=500)
 
 

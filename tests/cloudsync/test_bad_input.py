@@ -132,3 +132,18 @@ async def test_a_forged_list_cursor_is_a_400_naming_it(cloud: Cloud) -> None:
     status, rest = await cloud.call("GET", "/api/v1/ops/reports",
                                     params={"cursor": first["next_cursor"]})  # fmt: skip
     assert status == 200 and rest["items"] == []
+
+
+async def test_numbers_past_what_the_ops_api_can_hold_are_a_400_naming_them(cloud: Cloud) -> None:
+    """Probe 12: a publish with ttl_s 1e18 (its expiry past year 9999) and the audit log's
+    ``before`` past 64 bits were 500s."""
+    await cloud.new_box()
+    for ttl in (1e18, 1e300):
+        status, body = await cloud.call("POST", "/api/v1/ops/publish", json={
+            "action": "content", "targets": {"areas": ["c1"]}, "args": {}, "ttl_s": ttl})
+        assert status == 400 and body["field"] == "body.ttl_s", body
+    status, body = await cloud.call("GET", "/api/v1/ops/audit",
+                                    params={"before": "99999999999999999999"})  # fmt: skip
+    assert status == 400 and body["field"] == "query.before", body
+    status, body = await cloud.call("GET", "/api/v1/ops/audit", params={"before": "5"})
+    assert status == 200, body
