@@ -257,6 +257,22 @@ async def _queue(
     return ids
 
 
+# Box actions that have their own route with its own checks (who may end an emergency,
+# the caller's library, the record's box, waves): as a plain box command they skipped them
+# (probe 12: a district admin ended the network's emergency on its boxes).
+OWN_ROUTE = {
+    "emergency": "/api/v1/ops/emergency",
+    "emergency_cancel": "/api/v1/ops/emergency/cancel",
+    "content": "/api/v1/ops/publish",
+    "playlist": "/api/v1/ops/publish",
+    "schedule": "/api/v1/ops/publish",
+    "taxonomy": "/api/v1/ops/publish",
+    "text_model": "/api/v1/ops/publish",
+    "report_correction": "/api/v1/ops/reports/{report_id}/correction",
+    "ticket_update": "/api/v1/ops/tickets/{ticket_id}/update",
+}
+
+
 @api.route(
     "POST",
     "/api/v1/ops/boxes/{box_id}/commands",
@@ -270,6 +286,8 @@ async def _queue(
 )
 async def command(request: web.Request, q: None, body: NewCommand) -> web.Response:
     require_admin(request)
+    if body.target_kind == "box" and (route := OWN_ROUTE.get(body.action)):
+        raise BadRequest(f"body.action: send {body.action!r} with POST {route}", "body.action")
     box = await box_in_scope(request, request.match_info["box_id"])
     target = box["id"] if body.target_kind == "box" else body.target_id
     args = {**body.args, "actor": request[OPS_USER]["name"]}
