@@ -602,7 +602,8 @@ async def alerts(request: web.Request, q: AlertsQuery, body: None) -> web.Respon
 @api.route(
     "GET",
     "/api/v1/ops/tickets",
-    summary="Repair tickets as boxes reported them",
+    summary="Repair tickets as boxes reported them last (each ticket's newest record; its"
+    " history: /api/v1/ops/tickets/{ticket_id}/history)",
     tag="records",
     auth="ops",
     responses={404: "No such area in scope"},

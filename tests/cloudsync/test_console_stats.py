@@ -225,6 +225,13 @@ async def test_a_report_sent_again_on_a_change_is_one_report_in_its_latest_state
     _, found = await cloud.call("GET", "/api/v1/ops/reports", lixia, params={"q": "楼道灯坏"})
     assert [(r["record_id"], r["payload"]["status"]) for r in found["items"]] == [
         ("rp-1", "closed")]  # fmt: skip
+    # As it was before a time: each report once, in its state then (a record's time is
+    # day(1, 10 + seq): rp-1 was corrected at 13:00 and closed at 14:00).
+    _, then = await cloud.call("GET", "/api/v1/ops/reports", lixia,
+                               params={"until": day(1, 14)})  # fmt: skip
+    assert sorted((r["record_id"], r["payload"]["status"], r["payload"]["category"])
+                  for r in then["items"]) == [
+        ("rp-1", "received", "facilities"), ("rp-2", "received", "facilities")]  # fmt: skip
     # Paged one by one: each report once.
     seen, cursor = [], None
     for _ in range(5):
