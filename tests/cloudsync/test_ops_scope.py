@@ -60,6 +60,28 @@ async def test_content_library_is_scoped_by_the_uploaders_area(cloud: Cloud) -> 
         await client.close()
 
 
+async def test_a_file_both_districts_uploaded_shows_each_its_own_title_and_uploader(
+    cloud: Cloud,
+) -> None:
+    """Probe 12: the library listed a file's first upload's title, uploader and time to
+    every area that uploaded the same bytes later: a sibling district saw the other's title
+    and staff name, and its own title was lost."""
+    await two_districts(cloud)
+    lixia = await cloud.ops_user("lixia-admin", "admin", "lixia")
+    shizhong = await cloud.ops_user("shizhong-admin", "admin", "shizhong")
+    sha = await upload(cloud, lixia, b"same poster", "lixia-internal-draft")
+    assert await upload(cloud, shizhong, b"same poster", "shizhong-notice") == sha
+
+    async def row(token: str) -> tuple[str, str]:
+        _, body = await cloud.call("GET", "/api/v1/ops/content", token)
+        (item,) = [x for x in body["items"] if x["sha256"] == sha]
+        return item["title"], item["created_by"]
+
+    assert await row(shizhong) == ("shizhong-notice", "shizhong-admin")
+    assert await row(lixia) == ("lixia-internal-draft", "lixia-admin")
+    assert (await row(cloud.admin))[1] in ("lixia-admin", "shizhong-admin")
+
+
 async def test_publish_and_broadcast_outside_scope_are_refused(cloud: Cloud) -> None:
     a, b = await two_districts(cloud)
     lixia = await cloud.ops_user("lixia-admin", "admin", "lixia")
