@@ -134,6 +134,9 @@ class NewArea(BaseModel):
 )
 async def create_area(request: web.Request, q: None, body: NewArea) -> web.Response:
     require_admin(request)
+    if (body.lat is None) != (body.lon is None):  # half a position was dropped (probe 12)
+        missing = "lon" if body.lon is None else "lat"
+        raise BadRequest(f"body.{missing}: give lat and lon together", f"body.{missing}")
     if body.parent_id is None:
         if scope(request) != "/":
             return err(403, "only network-wide admins create cities")

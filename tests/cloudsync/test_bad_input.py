@@ -147,3 +147,21 @@ async def test_numbers_past_what_the_ops_api_can_hold_are_a_400_naming_them(clou
     assert status == 400 and body["field"] == "query.before", body
     status, body = await cloud.call("GET", "/api/v1/ops/audit", params={"before": "5"})
     assert status == 200, body
+
+
+async def test_an_area_with_half_a_position_is_refused_not_stored_without_it(
+    cloud: Cloud,
+) -> None:
+    """Probe 12: an area sent with lat but no lon (or lon alone) was created (201) with no
+    position at all: the map never showed it and nobody was told."""
+    await cloud.community()
+    for half, missing in (({"lat": 36.66}, "lon"), ({"lon": 117.02}, "lat")):
+        status, body = await cloud.call("POST", "/api/v1/ops/areas", json={
+            "id": "c7", "level": "community", "name": "C7", "parent_id": "quancheng", **half})
+        assert status == 400 and body["field"] == f"body.{missing}", body
+    status, _ = await cloud.call("GET", "/api/v1/ops/overview", params={"area": "c7"})
+    assert status == 404  # nothing was stored
+    status, body = await cloud.call("POST", "/api/v1/ops/areas", json={
+        "id": "c7", "level": "community", "name": "C7", "parent_id": "quancheng",
+        "lat": 36.66, "lon": 117.02})  # fmt: skip
+    assert status == 201 and (body["lat"], body["lon"]) == (36.66, 117.02), body
