@@ -284,15 +284,19 @@ class ConsoleStorage(StorageBase):
     # --- tickets board -------------------------------------------------------------------------
 
     async def tickets_latest(self, scope: str, limit: int) -> list[dict[str, Any]]:
-        """Each ticket's latest record in scope (a box sends one record per change)."""
+        """Each ticket's latest record in scope (a box sends one record per change): those
+        not finished first, then the newest, up to ``limit`` (probe 12: the newest alone let
+        the oldest open tickets, the overdue ones, fall off behind newer finished ones)."""
+        status = self.jtext("r.payload", "status")
         async with self.tx() as c:
             cond, scope_arg = await self.record_scope(c, scope, ["repair_ticket"])
             rows = await c.fetch(
                 "SELECT box_id, seq, record_id, ts, payload, community_id FROM ("
                 " SELECT r.box_id, r.seq, r.record_id, r.ts, r.payload, b.community_id,"
+                f" CASE WHEN {status} IN ('resolved', 'confirmed') THEN 1 ELSE 0 END AS done,"
                 " row_number() OVER (PARTITION BY r.box_id, r.record_id ORDER BY r.seq DESC)"
                 f" AS rn FROM records r JOIN boxes b ON b.id = r.box_id WHERE {cond}"
-                " AND r.kind = 'repair_ticket') t WHERE rn = 1 ORDER BY ts DESC LIMIT $2",
+                " AND r.kind = 'repair_ticket') t WHERE rn = 1 ORDER BY done, ts DESC LIMIT $2",
                 scope_arg,
                 limit,
             )
