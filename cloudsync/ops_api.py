@@ -170,7 +170,8 @@ async def claim_code(request: web.Request, q: None, body: NewClaim) -> web.Respo
     area = await area_in_scope(request, request.match_info["community_id"])
     if area["level"] != "community":
         return err(
-            400, f"community_id: boxes belong to a community, {area['id']!r} is a {area['level']}"
+            400, f"community_id: boxes belong to a community, {area['id']!r} is a {area['level']}",
+            field="community_id",
         )
     code = "-".join(secrets.token_hex(3).upper() for _ in range(3))
     expires = (datetime.now(UTC) + timedelta(hours=body.ttl_hours)).isoformat()
@@ -321,7 +322,7 @@ async def content_upload(request: web.Request, q: UploadQuery, body: None) -> we
     by = require_admin(request)
     data = await read_body(request)
     if not data:
-        return err(400, "body: empty file")
+        return err(400, "body: empty file", field="body")
     sha = await asyncio.to_thread(request.app[CLOUD].blobs.put, data)
     mime = request.content_type or "application/octet-stream"
     storage = request.app[CLOUD].storage
@@ -656,7 +657,8 @@ async def ticket_update(request: web.Request, q: None, body: TicketUpdate) -> we
     args = {"ticket_id": tid, **body.model_dump(exclude_none=True)}
     action = body.action or ACTION_FOR_STATUS.get(body.status or "")
     if action is None:
-        return err(400, "action: name one of assign, start, resolve, confirm, reopen")
+        return err(400, "body.action: name one of assign, start, resolve, confirm, reopen",
+                   field="body.action")  # fmt: skip
     args["action"] = action
     ids = await _queue(request, [box_id], "box", "-", "ticket_update", args, None)
     return ok({"feed_id": ids[0], "box_id": box_id}, 201)
@@ -685,7 +687,8 @@ async def report_correction(request: web.Request, q: None, body: ReportCorrectio
     require_admin(request)
     rid = request.match_info["report_id"]
     if body.category is None and body.polarity is None and body.urgency is None:
-        return err(400, "category: give at least one of category, polarity, urgency")
+        return err(400, "body.category: give at least one of category, polarity, urgency",
+                   field="body.category")  # fmt: skip
     box_id = await request.app[CLOUD].storage.record_box("report", rid, scope(request))
     if box_id is None:
         return err(404, f"no report {rid!r} in your scope")

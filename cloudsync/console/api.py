@@ -13,7 +13,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from cloudsync.console.auth import SETTINGS, VIA, session_user
 from cloudsync.context import CLOUD, err
@@ -27,7 +27,7 @@ from cloudsync.ops_api import (
     require_admin,
     scope,
 )
-from cloudsync.routing import AUDIT_AREA, AUTH_OF, OPS_USER, Api, ok
+from cloudsync.routing import AUDIT_AREA, AUTH_OF, OPS_USER, Api, explain, ok
 from common import playout
 
 api = Api()  # this module's route table (cloudsync/app.py includes it)
@@ -480,8 +480,9 @@ async def alert_stream(request: web.Request) -> web.StreamResponse:
     The stream re-checks the session now and then and ends when it has expired."""
     try:
         q = StreamQuery.model_validate(dict(request.query))
-    except ValueError as e:
-        return err(400, f"query: {e}")
+    except ValidationError as e:
+        bad = explain(e, "query")  # as the routes of the document answer
+        return err(400, str(bad), field=bad.field)
     settings = request.app[SETTINGS]
     storage = request.app[CLOUD].storage
     user = request[OPS_USER]

@@ -165,3 +165,29 @@ async def test_an_area_with_half_a_position_is_refused_not_stored_without_it(
         "id": "c7", "level": "community", "name": "C7", "parent_id": "quancheng",
         "lat": 36.66, "lon": 117.02})  # fmt: skip
     assert status == 201 and (body["lat"], body["lon"]) == (36.66, 117.02), body
+
+
+async def test_every_refusal_of_an_ops_write_names_its_field(cloud: Cloud) -> None:
+    """Probe 12: these 400s named the field only in their words, not in ``field`` as every
+    other refusal does (a client or the console could not point at the input), and the live
+    alert stream's bad query answered pydantic's whole report."""
+    from tests.cloudsync.test_ops_api import rec, upload
+
+    ident = await cloud.new_box()
+    text = json.dumps({"schema": "qilu.v1.repair_ticket", "id": "tk-1", "status": "open"})
+    await upload(ident, [rec(1, "report", 2, "2026-01-01T10:00:00", text="灯坏了")])
+    from edge.sync.store import OutboxRow
+
+    await upload(ident, [OutboxRow(2, 2, "repair_ticket", "tk-1", "2026-01-01T10:00:00", text,
+                                   len(text))])  # fmt: skip
+    for method, path, kw, field in (
+        ("POST", "/api/v1/ops/content", {"data": b""}, "body"),
+        ("POST", "/api/v1/ops/tickets/tk-1/update", {"json": {"status": "open"}}, "body.action"),
+        ("POST", "/api/v1/ops/reports/report-1/correction", {"json": {"note": "x"}},
+         "body.category"),
+        ("POST", "/api/v1/ops/communities/quancheng/claim-codes", {"json": {}}, "community_id"),
+        ("GET", "/api/v1/ops/alerts/stream", {"params": {"max_s": "abc"}}, "query.max_s"),
+    ):
+        status, body = await cloud.call(method, path, **kw)
+        assert status == 400 and body.get("field") == field, (path, body)
+        assert body["error"].startswith(field), body
