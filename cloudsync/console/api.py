@@ -451,6 +451,11 @@ class StreamQuery(BaseModel):
     level: Literal["critical", "warning", "info"] | None = None
     type: str | None = SHORT
     max_s: float = Field(600, gt=0, le=3600)  # the browser's EventSource reconnects after
+    # Start at this arrival time (the alert list's ``as_of``) instead of now; a reconnect's
+    # Last-Event-ID wins over it.
+    since: str | None = Field(
+        None, max_length=40, pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.+]+$"
+    )
 
 
 async def _not_sent(
@@ -489,6 +494,8 @@ async def alert_stream(request: web.Request) -> web.StreamResponse:
     # Resume after the last event the browser saw: Last-Event-ID is "<arrival time> <box id>
     # <seq>" (an arrival time alone, from before: strictly after it).
     last = request.headers.get("Last-Event-ID", "").split(" ")
+    if not last[0] and q.since:
+        last = [q.since]  # as a reconnect after it: with the look-back for late commits
     since = last[0] or datetime.now(UTC).isoformat(timespec="microseconds")
     # (a seq past 64 bits, as from a forged id, is no seq: probe 12, it broke the stream)
     seq_ok = len(last) == 3 and last[2].isascii() and last[2].isdigit() and len(last[2]) <= 18
