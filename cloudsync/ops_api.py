@@ -129,10 +129,14 @@ class NewArea(BaseModel):
     tag="areas",
     auth="ops",
     body=NewArea,
-    responses={409: "Area exists"},
+    responses={409: "Area exists", 404: "No such parent area in scope"},
+    status=201,
 )
 async def create_area(request: web.Request, q: None, body: NewArea) -> web.Response:
     require_admin(request)
+    if (body.lat is None) != (body.lon is None):  # half a position was dropped (probe 12)
+        missing = "lon" if body.lon is None else "lat"
+        raise BadRequest(f"body.{missing}: give lat and lon together", f"body.{missing}")
     if body.parent_id is None:
         if scope(request) != "/":
             return err(403, "only network-wide admins create cities")
@@ -159,13 +163,15 @@ class NewClaim(BaseModel):
     auth="ops",
     body=NewClaim,
     responses={404: "No such community in scope"},
+    status=201,
 )
 async def claim_code(request: web.Request, q: None, body: NewClaim) -> web.Response:
     by = require_admin(request)
     area = await area_in_scope(request, request.match_info["community_id"])
     if area["level"] != "community":
         return err(
-            400, f"community_id: boxes belong to a community, {area['id']!r} is a {area['level']}"
+            400, f"community_id: boxes belong to a community, {area['id']!r} is a {area['level']}",
+            field="community_id",
         )
     code = "-".join(secrets.token_hex(3).upper() for _ in range(3))
     expires = (datetime.now(UTC) + timedelta(hours=body.ttl_hours)).isoformat()
@@ -255,6 +261,22 @@ async def _queue(
     return ids
 
 
+# Box actions that have their own route with its own checks (who may end an emergency,
+# the caller's library, the record's box, waves): as a plain box command they skipped them
+# (probe 12: a district admin ended the network's emergency on its boxes).
+OWN_ROUTE = {
+    "emergency": "/api/v1/ops/emergency",
+    "emergency_cancel": "/api/v1/ops/emergency/cancel",
+    "content": "/api/v1/ops/publish",
+    "playlist": "/api/v1/ops/publish",
+    "schedule": "/api/v1/ops/publish",
+    "taxonomy": "/api/v1/ops/publish",
+    "text_model": "/api/v1/ops/publish",
+    "report_correction": "/api/v1/ops/reports/{report_id}/correction",
+    "ticket_update": "/api/v1/ops/tickets/{ticket_id}/update",
+}
+
+
 @api.route(
     "POST",
     "/api/v1/ops/boxes/{box_id}/commands",
@@ -264,9 +286,12 @@ async def _queue(
     auth="ops",
     body=NewCommand,
     responses={404: "No such box"},
+    status=201,
 )
 async def command(request: web.Request, q: None, body: NewCommand) -> web.Response:
     require_admin(request)
+    if body.target_kind == "box" and (route := OWN_ROUTE.get(body.action)):
+        raise BadRequest(f"body.action: send {body.action!r} with POST {route}", "body.action")
     box = await box_in_scope(request, request.match_info["box_id"])
     target = box["id"] if body.target_kind == "box" else body.target_id
     args = {**body.args, "actor": request[OPS_USER]["name"]}
@@ -291,12 +316,13 @@ class UploadQuery(BaseModel):
     auth="ops",
     query=UploadQuery,
     raw_body="application/octet-stream",
+    status=201,
 )
 async def content_upload(request: web.Request, q: UploadQuery, body: None) -> web.Response:
     by = require_admin(request)
     data = await read_body(request)
     if not data:
-        return err(400, "body: empty file")
+        return err(400, "body: empty file", field="body")
     sha = await asyncio.to_thread(request.app[CLOUD].blobs.put, data)
     mime = request.content_type or "application/octet-stream"
     storage = request.app[CLOUD].storage
@@ -341,7 +367,7 @@ class Publish(BaseModel):
     action: Literal["content", "playlist", "schedule", "taxonomy", "text_model"]
     targets: Targets
     args: dict[str, Any] = Field(default_factory=dict)
-    ttl_s: float | None = Field(None, gt=0)
+    ttl_s: float | None = Field(None, gt=0, le=366 * 86400)  # (past a date's range: a 500)
 
 
 def _refuse(cls: type[web.HTTPException], message: str) -> web.HTTPException:
@@ -379,6 +405,8 @@ async def _targets(request: web.Request, t: Targets) -> list[str]:
     tag="content",
     auth="ops",
     body=Publish,
+    responses={404: "No such area or box", 403: "Target outside your scope"},
+    status=201,
 )
 async def publish(request: web.Request, q: None, body: Publish) -> web.Response:
     require_admin(request)
@@ -417,6 +445,8 @@ class Emergency(BaseModel):
     tag="content",
     auth="ops",
     body=Emergency,
+    responses={404: "No such area or box", 403: "Target outside your scope"},
+    status=201,
 )
 async def emergency(request: web.Request, q: None, body: Emergency) -> web.Response:
     require_admin(request)
@@ -449,6 +479,8 @@ class EmergencyCancel(BaseModel):
     tag="content",
     auth="ops",
     body=EmergencyCancel,
+    responses={404: "No such area or box",
+               403: "Target outside your scope, or sent for a wider area"},
 )
 async def emergency_cancel(request: web.Request, q: None, body: EmergencyCancel) -> web.Response:
     require_admin(request)
@@ -502,9 +534,13 @@ def _cursor(text: str | None) -> tuple[str, str, int] | None:
         return None
     try:
         ts, box, seq = json.loads(base64.urlsafe_b64decode(text.encode()))
-        return str(ts), str(box), int(seq)
-    except (ValueError, TypeError) as e:
+        got = str(ts), str(box), int(seq)
+    except (ValueError, TypeError, OverflowError) as e:
         raise BadRequest("query.cursor: not a cursor from a previous page", "query.cursor") from e
+    # What the database can compare: a 64-bit seq, no NUL (probe 12: those were a 500).
+    if not 0 <= got[2] < 2**63 or "\x00" in got[0] + got[1]:
+        raise BadRequest("query.cursor: not a cursor from a previous page", "query.cursor")
+    return got
 
 
 async def attach_acks(request: web.Request, items: list[dict[str, Any]]) -> None:
@@ -519,6 +555,9 @@ async def _records(
 ) -> web.Response:
     where = {f: getattr(q, f) for f in fields if getattr(q, f) is not None}
     within = (await area_in_scope(request, q.area))["path"] if q.area else scope(request)
+    # The arrival time this list is as of (taken before it is read): the live alert stream
+    # started there (``?since=``) misses nothing that arrived in between (probe 12).
+    as_of = datetime.now(UTC).isoformat(timespec="microseconds")
     rows = await request.app[CLOUD].storage.records_query(
         kinds,
         within,
@@ -538,6 +577,7 @@ async def _records(
         ).decode()
     if kinds == ["alert"]:
         await attach_acks(request, rows)
+        return ok({"items": rows, "next_cursor": nxt, "as_of": as_of})
     return ok({"items": rows, "next_cursor": nxt})
 
 
@@ -547,6 +587,7 @@ async def _records(
     summary="Residents' reports, newest first, filtered and paginated (cursor)",
     tag="records",
     auth="ops",
+    responses={404: "No such area in scope"},
     query=ReportsQuery,
 )
 async def reports(request: web.Request, q: ReportsQuery, body: None) -> web.Response:
@@ -559,6 +600,7 @@ async def reports(request: web.Request, q: ReportsQuery, body: None) -> web.Resp
     summary="Alerts, newest first, filtered and paginated",
     tag="records",
     auth="ops",
+    responses={404: "No such area in scope"},
     query=AlertsQuery,
 )
 async def alerts(request: web.Request, q: AlertsQuery, body: None) -> web.Response:
@@ -568,9 +610,11 @@ async def alerts(request: web.Request, q: AlertsQuery, body: None) -> web.Respon
 @api.route(
     "GET",
     "/api/v1/ops/tickets",
-    summary="Repair tickets as boxes reported them",
+    summary="Repair tickets as boxes reported them last (each ticket's newest record; its"
+    " history: /api/v1/ops/tickets/{ticket_id}/history)",
     tag="records",
     auth="ops",
+    responses={404: "No such area in scope"},
     query=TicketsQuery,
 )
 async def tickets(request: web.Request, q: TicketsQuery, body: None) -> web.Response:
@@ -605,6 +649,7 @@ ACTION_FOR_STATUS = {
     auth="ops",
     body=TicketUpdate,
     responses={404: "No such ticket in scope"},
+    status=201,
 )
 async def ticket_update(request: web.Request, q: None, body: TicketUpdate) -> web.Response:
     require_admin(request)
@@ -616,7 +661,8 @@ async def ticket_update(request: web.Request, q: None, body: TicketUpdate) -> we
     args = {"ticket_id": tid, **body.model_dump(exclude_none=True)}
     action = body.action or ACTION_FOR_STATUS.get(body.status or "")
     if action is None:
-        return err(400, "action: name one of assign, start, resolve, confirm, reopen")
+        return err(400, "body.action: name one of assign, start, resolve, confirm, reopen",
+                   field="body.action")  # fmt: skip
     args["action"] = action
     ids = await _queue(request, [box_id], "box", "-", "ticket_update", args, None)
     return ok({"feed_id": ids[0], "box_id": box_id}, 201)
@@ -638,13 +684,15 @@ class ReportCorrection(BaseModel):
     auth="ops",
     body=ReportCorrection,
     responses={404: "No such report in scope"},
+    status=201,
 )
 async def report_correction(request: web.Request, q: None, body: ReportCorrection) -> web.Response:
     # Same endpoint and feed action as the text-model work (edge/reports cmd_correction).
     require_admin(request)
     rid = request.match_info["report_id"]
     if body.category is None and body.polarity is None and body.urgency is None:
-        return err(400, "category: give at least one of category, polarity, urgency")
+        return err(400, "body.category: give at least one of category, polarity, urgency",
+                   field="body.category")  # fmt: skip
     box_id = await request.app[CLOUD].storage.record_box("report", rid, scope(request))
     if box_id is None:
         return err(404, f"no report {rid!r} in your scope")

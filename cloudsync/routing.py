@@ -19,7 +19,14 @@ from pydantic import BaseModel, ValidationError
 
 Handler = Callable[..., Awaitable[web.StreamResponse]]
 ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
-PATH_PATTERNS = {"sha256": r"^[0-9a-f]{64}$"}
+# What the handlers accept in these path parameters (others: ID_PATTERN), so that a request
+# built from the document is one the route takes (probe 12).
+PATH_PATTERNS = {
+    "sha256": r"^[0-9a-f]{64}$",
+    "seq": r"^[0-9]{1,18}$",
+    "community_id": r"^[a-z0-9][a-z0-9_-]{0,63}$",  # ops_api.AREA_ID
+    "rollout_id": r"^ro-[0-9a-f]{12}$",  # console/rollout.py ROLLOUT_ID
+}
 
 
 class BadRequest(Exception):
@@ -50,6 +57,7 @@ class Route:
     responses: dict[int, str] = field(default_factory=dict)
     nonce_in_handler: bool = False  # the handler stores request[NONCE] in its transaction
     max_body: int | None = None  # bytes, on the wire and inflated (None: the app's max_body_mb)
+    status: int = 200  # what the handler answers on success (201: it created something)
 
 
 # What the authenticate middleware (cloudsync/app.py) puts on a request: the ops user (bearer
@@ -95,6 +103,7 @@ class Api:
         responses: dict[int, str] | None = None,
         nonce_in_handler: bool = False,
         max_body: int | None = None,
+        status: int = 200,
     ) -> Callable[[Handler], Handler]:
         def deco(fn: Handler) -> Handler:
             self.routes.append(
@@ -112,6 +121,7 @@ class Api:
                     responses or {},
                     nonce_in_handler,
                     max_body,
+                    status,
                 )
             )
             return fn
@@ -178,10 +188,10 @@ class Api:
                     "required": True,
                     "content": {r.raw_body: {"schema": {"type": "string", "format": "binary"}}},
                 }
-            ok: dict[str, Any] = {"description": "OK"}
+            ok: dict[str, Any] = {"description": "Created" if r.status == 201 else "OK"}
             if r.response is not None:
                 ok["content"] = {"application/json": {"schema": ref(r.response)}}
-            op["responses"]["200"] = ok
+            op["responses"][str(r.status)] = ok
             op["responses"]["400"] = {"description": "Bad input; the error names the field"}
             if r.auth != "public":
                 op["security"] = (

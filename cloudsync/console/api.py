@@ -13,7 +13,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from cloudsync.console.auth import SETTINGS, VIA, session_user
 from cloudsync.context import CLOUD, err
@@ -27,7 +27,7 @@ from cloudsync.ops_api import (
     require_admin,
     scope,
 )
-from cloudsync.routing import AUDIT_AREA, AUTH_OF, OPS_USER, Api, ok
+from cloudsync.routing import AUDIT_AREA, AUTH_OF, OPS_USER, Api, explain, ok
 from common import playout
 
 api = Api()  # this module's route table (cloudsync/app.py includes it)
@@ -144,7 +144,7 @@ async def overview(request: web.Request, q: OverviewQuery, body: None) -> web.Re
 
 class AuditQuery(BaseModel):
     actor: str | None = Field(None, max_length=100, pattern=FREE)
-    before: int = Field(0, ge=0)
+    before: int = Field(0, ge=0, lt=2**63)  # an audit row id (BIGINT)
     limit: int = Field(100, ge=1, le=500)
 
 
@@ -204,6 +204,7 @@ class ReportStatsQuery(BaseModel):
     " category table, for the last N weeks in scope",
     tag="stats",
     auth="ops",
+    responses={404: "No such area in scope"},
     query=ReportStatsQuery,
 )
 async def report_stats(request: web.Request, q: ReportStatsQuery, body: None) -> web.Response:
@@ -266,6 +267,7 @@ class ContentStatsQuery(BaseModel):
     " start of the UTC day N days ago",
     tag="stats",
     auth="ops",
+    responses={404: "No such area in scope"},
     query=ContentStatsQuery,
 )
 async def content_stats(request: web.Request, q: ContentStatsQuery, body: None) -> web.Response:
@@ -332,6 +334,7 @@ class BoardQuery(BaseModel):
     " urgency and age",
     tag="records",
     auth="ops",
+    responses={404: "No such area in scope"},
     query=BoardQuery,
 )
 async def tickets_board(request: web.Request, q: BoardQuery, body: None) -> web.Response:
@@ -448,6 +451,11 @@ class StreamQuery(BaseModel):
     level: Literal["critical", "warning", "info"] | None = None
     type: str | None = SHORT
     max_s: float = Field(600, gt=0, le=3600)  # the browser's EventSource reconnects after
+    # Start at this arrival time (the alert list's ``as_of``) instead of now; a reconnect's
+    # Last-Event-ID wins over it.
+    since: str | None = Field(
+        None, max_length=40, pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.+]+$"
+    )
 
 
 async def _not_sent(
@@ -477,16 +485,21 @@ async def alert_stream(request: web.Request) -> web.StreamResponse:
     The stream re-checks the session now and then and ends when it has expired."""
     try:
         q = StreamQuery.model_validate(dict(request.query))
-    except ValueError as e:
-        return err(400, f"query: {e}")
+    except ValidationError as e:
+        bad = explain(e, "query")  # as the routes of the document answer
+        return err(400, str(bad), field=bad.field)
     settings = request.app[SETTINGS]
     storage = request.app[CLOUD].storage
     user = request[OPS_USER]
     # Resume after the last event the browser saw: Last-Event-ID is "<arrival time> <box id>
     # <seq>" (an arrival time alone, from before: strictly after it).
     last = request.headers.get("Last-Event-ID", "").split(" ")
+    if not last[0] and q.since:
+        last = [q.since]  # as a reconnect after it: with the look-back for late commits
     since = last[0] or datetime.now(UTC).isoformat(timespec="microseconds")
-    after = (last[1], int(last[2])) if len(last) == 3 and last[2].isdigit() else None
+    # (a seq past 64 bits, as from a forged id, is no seq: probe 12, it broke the stream)
+    seq_ok = len(last) == 3 and last[2].isascii() and last[2].isdigit() and len(last[2]) <= 18
+    after = (last[1], int(last[2])) if seq_ok else None
     start = since
     if last[0]:
         # A reconnect: an alert stamped before the last event the browser saw may commit only

@@ -19,7 +19,7 @@ import math
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, Field
@@ -52,7 +52,7 @@ def plan_waves(spec: list[str], total: int) -> list[int]:
 class NewRollout(BaseModel):
     version: str = Field(pattern=VERSION)
     targets: Targets  # areas and/or boxes, inside the caller's scope (screen_tags unused)
-    waves: list[str] = Field(
+    waves: list[Annotated[str, Field(pattern=r"^([0-9]+|([1-9][0-9]?|100)%)$")]] = Field(
         default_factory=lambda: ["1", "10%", "100%"],
         min_length=1,
         max_length=20,
@@ -156,6 +156,7 @@ async def _rollout_in_scope(request: web.Request, rid: str) -> dict[str, Any]:
     auth="ops",
     body=NewRollout,
     responses={404: "No such area or box", 403: "Target outside your scope"},
+    status=201,
 )
 async def create(request: web.Request, q: None, body: NewRollout) -> web.Response:
     by = require_admin(request)

@@ -256,11 +256,18 @@ class ConsoleStorage(StorageBase):
     async def alert_ack(
         self, box_id: str, seq: int, state: str, assignee: str | None, note: str, by: str
     ) -> dict[str, Any]:
+        """Acknowledge, assign or close. An ack or close that names nobody keeps who the alert
+        was assigned to (and an ack keeps it assigned), an empty note keeps the note: the
+        console's 确认 / 关闭 buttons send neither, and a colleague's click wiped the
+        assignment (probe 12). Assigning names the new assignee; an ack reopens a closed one."""
         async with self.tx() as c:
             await c.execute(
                 "INSERT INTO alert_acks (box_id, seq, state, assignee, note, by_user, at)"
                 " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (box_id, seq) DO UPDATE SET"
-                " state = excluded.state, assignee = excluded.assignee, note = excluded.note,"
+                " state = CASE WHEN excluded.state = 'acknowledged'"
+                " AND alert_acks.state = 'assigned' THEN 'assigned' ELSE excluded.state END,"
+                " assignee = coalesce(excluded.assignee, alert_acks.assignee),"
+                " note = CASE WHEN excluded.note = '' THEN alert_acks.note ELSE excluded.note END,"
                 " by_user = excluded.by_user, at = excluded.at",
                 box_id,
                 seq,
@@ -277,15 +284,19 @@ class ConsoleStorage(StorageBase):
     # --- tickets board -------------------------------------------------------------------------
 
     async def tickets_latest(self, scope: str, limit: int) -> list[dict[str, Any]]:
-        """Each ticket's latest record in scope (a box sends one record per change)."""
+        """Each ticket's latest record in scope (a box sends one record per change): those
+        not finished first, then the newest, up to ``limit`` (probe 12: the newest alone let
+        the oldest open tickets, the overdue ones, fall off behind newer finished ones)."""
+        status = self.jtext("r.payload", "status")
         async with self.tx() as c:
             cond, scope_arg = await self.record_scope(c, scope, ["repair_ticket"])
             rows = await c.fetch(
                 "SELECT box_id, seq, record_id, ts, payload, community_id FROM ("
                 " SELECT r.box_id, r.seq, r.record_id, r.ts, r.payload, b.community_id,"
+                f" CASE WHEN {status} IN ('resolved', 'confirmed') THEN 1 ELSE 0 END AS done,"
                 " row_number() OVER (PARTITION BY r.box_id, r.record_id ORDER BY r.seq DESC)"
                 f" AS rn FROM records r JOIN boxes b ON b.id = r.box_id WHERE {cond}"
-                " AND r.kind = 'repair_ticket') t WHERE rn = 1 ORDER BY ts DESC LIMIT $2",
+                " AND r.kind = 'repair_ticket') t WHERE rn = 1 ORDER BY done, ts DESC LIMIT $2",
                 scope_arg,
                 limit,
             )
@@ -346,7 +357,8 @@ class ConsoleStorage(StorageBase):
             query(
                 "SELECT b.community_id, r.category, sum(r.n) AS n FROM report_weekly r"
                 f" JOIN boxes b ON b.id = r.box_id WHERE {cond} AND r.week >= $2"
-                " GROUP BY b.community_id, r.category ORDER BY b.community_id, r.category"
+                " GROUP BY b.community_id, r.category HAVING sum(r.n) <> 0"
+                " ORDER BY b.community_id, r.category"
             ),
         )
         return weeks, cells

@@ -27,12 +27,13 @@ class ContentStorage(StorageBase):
                 now,
             )
             await c.execute(
-                "INSERT INTO content_scopes (sha256, scope, created_by, created_at)"
-                " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                "INSERT INTO content_scopes (sha256, scope, created_by, created_at, title)"
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 sha,
                 scope,
                 by,
                 now,
+                title,
             )
 
     # A caller sees files uploaded inside its area and those of the areas above it (a city's
@@ -42,18 +43,29 @@ class ContentStorage(StorageBase):
         " AND (substr(s.scope, 1, length($1)) = $1 OR substr($1, 1, length(s.scope)) = s.scope))"
     )
 
+    # Title, uploader and time as the caller's library has them (probe 12: a file uploaded
+    # in two districts showed each the other's): its own area's row, else the first one it
+    # sees. The file itself (size, type) is the same for all.
+    COLUMNS = (
+        "SELECT content.sha256, content.size_bytes, content.mime, s.title, s.created_by,"
+        " s.created_at FROM content JOIN content_scopes s ON s.sha256 = content.sha256"
+        " AND s.scope = (SELECT v.scope FROM content_scopes v WHERE v.sha256 = content.sha256"
+        " AND (substr(v.scope, 1, length($1)) = $1 OR substr($1, 1, length(v.scope)) = v.scope)"
+        " ORDER BY CASE WHEN v.scope = $1 THEN 0 ELSE 1 END, v.created_at, v.scope LIMIT 1)"
+    )
+
     async def content_get(self, sha: str, scope: str = "/") -> dict[str, Any] | None:
         """A file's metadata if visible from ``scope`` ("/": any, as for a box)."""
         async with self.tx() as c:
             return await c.fetchrow(
-                "SELECT * FROM content WHERE sha256 = $2" + self.VISIBLE, scope, sha
+                self.COLUMNS + " WHERE content.sha256 = $2" + self.VISIBLE, scope, sha
             )
 
     async def content_list(self, scope: str, after: str, limit: int) -> list[dict[str, Any]]:
         async with self.tx() as c:
             return await c.fetch(
-                "SELECT * FROM content WHERE sha256 > $2" + self.VISIBLE
-                + " ORDER BY sha256 LIMIT $3",
+                self.COLUMNS + " WHERE content.sha256 > $2" + self.VISIBLE
+                + " ORDER BY content.sha256 LIMIT $3",
                 scope,
                 after,
                 limit,

@@ -51,7 +51,6 @@ class OpsQueryStorage(StorageBase):
             cond, scope_arg = await self.record_scope(c, scope, kinds)
         args: list[Any] = [scope_arg]
         conds = [cond, " AND r.kind IN (" + ", ".join(f"'{k}'" for k in kinds) + ")"]
-
         def add(sql: str, value: Any) -> None:
             args.append(value)
             conds.append(sql.replace("?", f"${len(args)}"))
@@ -62,6 +61,16 @@ class OpsQueryStorage(StorageBase):
             add(" AND r.ts >= ?", since)
         if until:
             add(" AND r.ts < ?", until)
+        if kinds in (["report"], ["repair_ticket"]):
+            # A box sends a report or ticket again, whole, on every change (status,
+            # correction): only its newest record is it (probe 12: a closed report also
+            # listed "received", a resolved ticket "open"; a ticket's history has them all).
+            # With ``until``, its newest record before then: its state at that time.
+            before = f" AND n.ts < ${len(args)}" if until else ""
+            conds.append(
+                f" AND NOT EXISTS (SELECT 1 FROM records n WHERE n.kind = '{kinds[0]}'"
+                f" AND n.record_id = r.record_id AND n.box_id = r.box_id AND n.seq > r.seq{before})"
+            )
         for field, value in where.items():
             add(f" AND {self.jtext('r.payload', field)} = ?", value)
         if after:

@@ -298,11 +298,13 @@ async function alertsPage(side) {
     await Q.enableSound();
     ev.target.textContent = t("sound_enabled");
   });
+  let since = "";  // the list's time: the stream starts there, so nothing falls between them
   try {
     const first = await Q.api("GET", "/alerts?limit=200");
     first.items.forEach((a) => add(a, false));
+    if (first.as_of) since = "?since=" + encodeURIComponent(first.as_of);
   } catch (e) { Q.toast(t("load_failed") + ": " + e.message, true); }
-  const es = new EventSource(Q.body.dataset.api + "/alerts/stream");
+  const es = new EventSource(Q.body.dataset.api + "/alerts/stream" + since);
   es.addEventListener("open", () => { live.textContent = "● " + t("live"); live.className = "live on"; });
   es.addEventListener("error", () => { live.textContent = t("live_off"); live.className = "live off"; });
   es.addEventListener("expired", () => { es.close(); location.reload(); });

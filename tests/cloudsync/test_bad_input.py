@@ -101,3 +101,93 @@ async def test_wrong_claim_codes_are_throttled_per_source_and_overall(cloud: Clo
     # Nothing was provisioned by the refused attempts.
     _, boxes = await cloud.call("GET", "/api/v1/ops/boxes")
     assert boxes["items"] == []
+
+
+async def test_a_forged_list_cursor_is_a_400_naming_it(cloud: Cloud) -> None:
+    """Probe 12: a cursor is base64 JSON the client sends back; one whose seq does not fit a
+    64-bit integer (or is 1e400), or whose text holds a NUL, was a 500 on both backends."""
+    import base64
+
+    from tests.cloudsync.test_ops_api import rec, upload
+
+    ident = await cloud.new_box()
+    day = "2026-01-01T10:00:00"
+    await upload(ident, [rec(1, "report", 2, day, text="灯坏了")])
+    for forged in ('["2026", "b", 1e400]', '["2026", "b", 99999999999999999999999]',
+                   '["2026", "b", -99999999999999999999999]', '["2026\\u0000", "b", 1]',
+                   '["2026", "b\\u0000", 1]'):  # fmt: skip
+        cursor = base64.urlsafe_b64encode(forged.encode()).decode()
+        for path in ("/api/v1/ops/reports", "/api/v1/ops/alerts", "/api/v1/ops/tickets"):
+            status, body = await cloud.call("GET", path, params={"cursor": cursor})
+            assert status == 400 and body["field"] == "query.cursor", (forged, path, body)
+    # The live alert stream's resume id likewise: the stream answered, then broke off.
+    async with aiohttp.ClientSession() as s, s.get(
+        cloud.url + "/api/v1/ops/alerts/stream", params={"max_s": "1"},
+        headers={**cloud.headers(), "Last-Event-ID": f"{day} {ident.box_id} 9" + "9" * 20},
+    ) as r:  # fmt: skip
+        assert r.status == 200
+        assert (await r.read()).startswith(b"retry:")  # and ended cleanly
+    # A real cursor still pages.
+    _, first = await cloud.call("GET", "/api/v1/ops/reports", params={"limit": 1})
+    status, rest = await cloud.call("GET", "/api/v1/ops/reports",
+                                    params={"cursor": first["next_cursor"]})  # fmt: skip
+    assert status == 200 and rest["items"] == []
+
+
+async def test_numbers_past_what_the_ops_api_can_hold_are_a_400_naming_them(cloud: Cloud) -> None:
+    """Probe 12: a publish with ttl_s 1e18 (its expiry past year 9999) and the audit log's
+    ``before`` past 64 bits were 500s."""
+    await cloud.new_box()
+    for ttl in (1e18, 1e300):
+        status, body = await cloud.call("POST", "/api/v1/ops/publish", json={
+            "action": "content", "targets": {"areas": ["c1"]}, "args": {}, "ttl_s": ttl})
+        assert status == 400 and body["field"] == "body.ttl_s", body
+    status, body = await cloud.call("GET", "/api/v1/ops/audit",
+                                    params={"before": "99999999999999999999"})  # fmt: skip
+    assert status == 400 and body["field"] == "query.before", body
+    status, body = await cloud.call("GET", "/api/v1/ops/audit", params={"before": "5"})
+    assert status == 200, body
+
+
+async def test_an_area_with_half_a_position_is_refused_not_stored_without_it(
+    cloud: Cloud,
+) -> None:
+    """Probe 12: an area sent with lat but no lon (or lon alone) was created (201) with no
+    position at all: the map never showed it and nobody was told."""
+    await cloud.community()
+    for half, missing in (({"lat": 36.66}, "lon"), ({"lon": 117.02}, "lat")):
+        status, body = await cloud.call("POST", "/api/v1/ops/areas", json={
+            "id": "c7", "level": "community", "name": "C7", "parent_id": "quancheng", **half})
+        assert status == 400 and body["field"] == f"body.{missing}", body
+    status, _ = await cloud.call("GET", "/api/v1/ops/overview", params={"area": "c7"})
+    assert status == 404  # nothing was stored
+    status, body = await cloud.call("POST", "/api/v1/ops/areas", json={
+        "id": "c7", "level": "community", "name": "C7", "parent_id": "quancheng",
+        "lat": 36.66, "lon": 117.02})  # fmt: skip
+    assert status == 201 and (body["lat"], body["lon"]) == (36.66, 117.02), body
+
+
+async def test_every_refusal_of_an_ops_write_names_its_field(cloud: Cloud) -> None:
+    """Probe 12: these 400s named the field only in their words, not in ``field`` as every
+    other refusal does (a client or the console could not point at the input), and the live
+    alert stream's bad query answered pydantic's whole report."""
+    from tests.cloudsync.test_ops_api import rec, upload
+
+    ident = await cloud.new_box()
+    text = json.dumps({"schema": "qilu.v1.repair_ticket", "id": "tk-1", "status": "open"})
+    await upload(ident, [rec(1, "report", 2, "2026-01-01T10:00:00", text="灯坏了")])
+    from edge.sync.store import OutboxRow
+
+    await upload(ident, [OutboxRow(2, 2, "repair_ticket", "tk-1", "2026-01-01T10:00:00", text,
+                                   len(text))])  # fmt: skip
+    for method, path, kw, field in (
+        ("POST", "/api/v1/ops/content", {"data": b""}, "body"),
+        ("POST", "/api/v1/ops/tickets/tk-1/update", {"json": {"status": "open"}}, "body.action"),
+        ("POST", "/api/v1/ops/reports/report-1/correction", {"json": {"note": "x"}},
+         "body.category"),
+        ("POST", "/api/v1/ops/communities/quancheng/claim-codes", {"json": {}}, "community_id"),
+        ("GET", "/api/v1/ops/alerts/stream", {"params": {"max_s": "abc"}}, "query.max_s"),
+    ):
+        status, body = await cloud.call(method, path, **kw)
+        assert status == 400 and body.get("field") == field, (path, body)
+        assert body["error"].startswith(field), body

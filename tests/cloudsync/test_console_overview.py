@@ -154,3 +154,32 @@ async def test_overview_page_of_a_big_network(
             assert not page.errors  # type: ignore[attr-defined]
     finally:
         await cloud.stop()
+
+
+async def test_acknowledging_or_closing_keeps_who_the_alert_was_assigned_to(cloud: Cloud) -> None:
+    """Probe 12: an ack or a close names no assignee (the console's 确认 / 关闭 buttons send
+    none), and it wiped the assignment a colleague had made: the alert showed nobody on it,
+    and the assigner's note was gone. Reassigning still names the new person."""
+    a = await cloud.new_box("c1", district="lixia", street="s1")
+    await upload(a, [crit(1)])
+    zhang = await cloud.ops_user("zhang", "admin", "lixia")
+    li = await cloud.ops_user("li", "admin", "lixia")
+
+    async def ack(token: str, **body: Any) -> dict[str, Any]:
+        status, out = await cloud.call("POST", f"/api/v1/ops/alerts/{a.box_id}/1/ack", token,
+                                       json=body)  # fmt: skip
+        assert status == 200, out
+        _, listed = await cloud.call("GET", "/api/v1/ops/alerts", token)
+        assert listed["items"][0]["ack"] == out
+        return out
+
+    got = await ack(zhang, state="assigned", assignee="王师傅", note="先关燃气总阀")
+    assert (got["state"], got["assignee"], got["note"]) == ("assigned", "王师傅", "先关燃气总阀")
+    got = await ack(li, state="acknowledged", assignee=None, note="")  # li saw it too
+    assert (got["state"], got["assignee"], got["note"], got["by_user"]) == (
+        "assigned", "王师傅", "先关燃气总阀", "li")  # fmt: skip
+    got = await ack(li, state="closed", note="已处理")
+    assert (got["state"], got["assignee"], got["note"]) == ("closed", "王师傅", "已处理")
+    got = await ack(zhang, state="assigned", assignee="赵师傅")
+    assert (got["state"], got["assignee"], got["note"]) == ("assigned", "赵师傅", "已处理")
+    assert await kept_counts(cloud) == 1

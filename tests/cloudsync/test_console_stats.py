@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
+from cloudsync.storage import open_storage
 from edge.sync.store import OutboxRow
 from tests.cloudsync.helpers import Cloud
 from tests.cloudsync.test_ops_api import rec, two_districts, upload
@@ -178,3 +179,109 @@ async def test_content_statistics_per_item_and_area_are_scoped(cloud: Cloud) -> 
     }  # fmt: skip
     status, _ = await cloud.call("GET", "/api/v1/ops/stats/content", lixia, params={"area": "c2"})
     assert status == 404
+
+
+def version(seq: int, report_id: str, when: str, **payload: object) -> OutboxRow:
+    """One more record of a report: a box sends the whole report again on every change (its
+    status, a staff correction), with the report's own id and time (``when``), a new seq and
+    the time of the change as the record's (edge/core/store/core.py emit)."""
+    text = json.dumps(
+        {"schema": "qilu.v1.report", "id": report_id, "ts": when, **payload}, ensure_ascii=False
+    )
+    return OutboxRow(seq, 2, "report", report_id, day(1, 10 + seq), text, len(text))
+
+
+async def test_a_report_sent_again_on_a_change_is_one_report_in_its_latest_state(
+    cloud: Cloud,
+) -> None:
+    """Probe 12: the list and the weekly figures counted every record of a report. A report
+    answered and closed showed twice, once still "received" (found by ?status=received),
+    and the charts counted it twice, also under the category staff had corrected away."""
+    a, _ = await two_districts(cloud)
+    when = day(1, 9)
+    await upload(a, [
+        version(1, "rp-1", when, text="楼道灯坏了", category="other", sentiment=-0.4,
+                status="received"),
+        version(2, "rp-2", when, text="电梯停了", category="facilities", sentiment=-0.6,
+                status="received"),
+    ])  # fmt: skip
+    # Later: staff correct rp-1's category, then answer and close it (each a new record).
+    await upload(a, [
+        version(3, "rp-1", when, text="楼道灯坏了", category="facilities", sentiment=-0.4,
+                status="received"),
+        version(4, "rp-1", when, text="楼道灯坏了", category="facilities", sentiment=-0.4,
+                status="closed", reply="已修好"),
+    ])  # fmt: skip
+    lixia = await cloud.ops_user("lixia-admin", "admin", "lixia")
+    _, got = await cloud.call("GET", "/api/v1/ops/reports", lixia)
+    assert sorted((r["record_id"], r["payload"]["status"]) for r in got["items"]) == [
+        ("rp-1", "closed"), ("rp-2", "received")]  # fmt: skip
+    _, still_open = await cloud.call(
+        "GET", "/api/v1/ops/reports", lixia, params={"status": "received"}
+    )
+    assert [r["record_id"] for r in still_open["items"]] == ["rp-2"]
+    _, other = await cloud.call("GET", "/api/v1/ops/reports", lixia, params={"category": "other"})
+    assert other["items"] == []
+    _, found = await cloud.call("GET", "/api/v1/ops/reports", lixia, params={"q": "楼道灯坏"})
+    assert [(r["record_id"], r["payload"]["status"]) for r in found["items"]] == [
+        ("rp-1", "closed")]  # fmt: skip
+    # As it was before a time: each report once, in its state then (a record's time is
+    # day(1, 10 + seq): rp-1 was corrected at 13:00 and closed at 14:00).
+    _, then = await cloud.call("GET", "/api/v1/ops/reports", lixia,
+                               params={"until": day(1, 14)})  # fmt: skip
+    assert sorted((r["record_id"], r["payload"]["status"], r["payload"]["category"])
+                  for r in then["items"]) == [
+        ("rp-1", "received", "facilities"), ("rp-2", "received", "facilities")]  # fmt: skip
+    # Paged one by one: each report once.
+    seen, cursor = [], None
+    for _ in range(5):
+        params = {"limit": 1, **({"cursor": cursor} if cursor else {})}
+        _, page = await cloud.call("GET", "/api/v1/ops/reports", lixia, params=params)
+        seen += [r["record_id"] for r in page["items"]]
+        if not (cursor := page["next_cursor"]):
+            break
+    assert sorted(seen) == ["rp-1", "rp-2"]
+    _, st = await cloud.call("GET", "/api/v1/ops/stats/reports", lixia, params={"weeks": 2})
+    assert [(w["n"], w["mood"]) for w in st["weeks"] if w["n"]] == [(2, -0.5)]
+    assert {c["category"]: c["n"] for c in st["categories"]} == {"facilities": 2}
+    assert st["heat"]["rows"] == [{"community_id": "c1", "counts": [2]}]
+    # An older record arriving late (a box re-sending a batch) changes nothing.
+    await upload(a, [version(1, "rp-1", when, text="楼道灯坏了", category="other",
+                             sentiment=-0.4, status="received")])  # fmt: skip
+    _, again = await cloud.call("GET", "/api/v1/ops/stats/reports", lixia, params={"weeks": 2})
+    assert again == st
+
+
+async def test_the_upgrade_takes_away_report_records_counted_twice(db_url: str) -> None:
+    """Reports changed before the upgrade (postgres 0015, sqlite 0010) counted each record:
+    the migration takes away every record a newer one of its report replaced."""
+    storage = await open_storage(db_url, migrate=False)
+    pg = storage.dialect == "postgres"
+    try:
+        await storage.migrate(upto=14 if pg else 9)
+        for aid, level, parent in (("jinan", "city", None), ("lixia", "district", "jinan"),
+                                   ("s1", "street", "lixia"), ("c1", "community", "s1")):
+            await storage.area_create(aid, level, aid, parent)
+        async with storage.tx() as c:
+            await c.execute("INSERT INTO boxes (id, community_id, secret, created_at)"
+                            " VALUES ('b1', 'c1', 's', 'x')")  # fmt: skip
+        when = day(1, 9)
+        rows = [version(1, "rp-1", when, text="t", category="other", sentiment=-1,
+                        status="received"),
+                version(2, "rp-1", when, text="t", category="facilities", sentiment=-1,
+                        status="closed"),
+                version(3, "rp-2", when, text="u", category="facilities", status="received")]
+        await storage.upload("b1", 1, [{k: v for k, v in r._asdict().items() if k != "bytes"}
+                                          for r in rows])  # type: ignore[misc]
+
+        async def counts() -> dict[str, tuple[int, int]]:
+            weeks, cells = await storage.report_weekly("/", "2000-01-03")
+            assert len(weeks) == 1
+            return {c["category"]: int(c["n"]) for c in cells} | {
+                "week": (int(weeks[0]["n"]), int(weeks[0]["mood_n"]))}
+
+        assert await counts() == {"facilities": 2, "other": 1, "week": (3, 2)}
+        await storage.migrate()
+        assert await counts() == {"facilities": 2, "week": (2, 1)}
+    finally:
+        await storage.close()

@@ -233,3 +233,45 @@ async def test_report_correction_goes_down_the_feed_to_the_reports_box(cloud: Cl
             args = items[0]["args"]
             assert (args["report_id"], args["category"], args["urgency"]) == (
                 "report-1", "safety_hazard", "immediate")
+
+
+async def test_the_ticket_list_shows_each_ticket_once_in_its_latest_state(cloud: Cloud) -> None:
+    """Probe 12: a box sends a ticket again on every change, and the ticket list (and its
+    ?status= filter) answered every record: a ticket resolved long ago was still "open"."""
+    a, _ = await two_districts(cloud)
+
+    def ticket(seq: int, tid: str, status: str) -> OutboxRow:
+        text = json.dumps({"schema": "qilu.v1.repair_ticket", "id": tid, "status": status,
+                           "urgency": "normal", "title": "水管漏水"}, ensure_ascii=False)
+        return OutboxRow(seq, 2, "repair_ticket", tid, f"2026-01-0{seq}T10:00:00", text,
+                         len(text))  # fmt: skip
+
+    await upload(a, [ticket(1, "tk-1", "open"), ticket(2, "tk-2", "open"),
+                     ticket(3, "tk-1", "assigned"), ticket(4, "tk-1", "resolved")])
+    _, listed = await cloud.call("GET", "/api/v1/ops/tickets")
+    assert [(t["record_id"], t["payload"]["status"]) for t in listed["items"]] == [
+        ("tk-1", "resolved"), ("tk-2", "open")]  # fmt: skip
+    _, still_open = await cloud.call("GET", "/api/v1/ops/tickets", params={"status": "open"})
+    assert [t["record_id"] for t in still_open["items"]] == ["tk-2"]
+    _, history = await cloud.call("GET", "/api/v1/ops/tickets/tk-1/history")
+    assert [t["payload"]["status"] for t in history["items"]] == ["open", "assigned", "resolved"]
+
+
+async def test_the_ticket_board_keeps_old_open_tickets_past_its_limit(cloud: Cloud) -> None:
+    """Probe 12: the board took the newest ``limit`` tickets (2,000 by default) whatever
+    their state, so in a busy area the oldest open tickets, the overdue ones it shows first,
+    fell off behind newer finished ones."""
+    a, _ = await two_districts(cloud)
+
+    def ticket(seq: int, status: str, due: str | None = None) -> OutboxRow:
+        text = json.dumps({"schema": "qilu.v1.repair_ticket", "id": f"tk-{seq}",
+                           "status": status, "urgency": "normal", "title": "水管漏水",
+                           **({"due_at": due} if due else {})}, ensure_ascii=False)
+        return OutboxRow(seq, 2, "repair_ticket", f"tk-{seq}", f"2026-01-{seq:02d}T10:00:00",
+                         text, len(text))  # fmt: skip
+
+    await upload(a, [ticket(1, "open", "2026-01-03T10:00:00+00:00"),
+                     *(ticket(s, "confirmed") for s in range(2, 6))])
+    _, board = await cloud.call("GET", "/api/v1/ops/tickets/board", params={"limit": 3})
+    assert [(t["record_id"], t["overdue"]) for t in board["columns"]["open"]] == [("tk-1", True)]
+    assert len(board["columns"]["confirmed"]) == 2

@@ -60,6 +60,28 @@ async def test_content_library_is_scoped_by_the_uploaders_area(cloud: Cloud) -> 
         await client.close()
 
 
+async def test_a_file_both_districts_uploaded_shows_each_its_own_title_and_uploader(
+    cloud: Cloud,
+) -> None:
+    """Probe 12: the library listed a file's first upload's title, uploader and time to
+    every area that uploaded the same bytes later: a sibling district saw the other's title
+    and staff name, and its own title was lost."""
+    await two_districts(cloud)
+    lixia = await cloud.ops_user("lixia-admin", "admin", "lixia")
+    shizhong = await cloud.ops_user("shizhong-admin", "admin", "shizhong")
+    sha = await upload(cloud, lixia, b"same poster", "lixia-internal-draft")
+    assert await upload(cloud, shizhong, b"same poster", "shizhong-notice") == sha
+
+    async def row(token: str) -> tuple[str, str]:
+        _, body = await cloud.call("GET", "/api/v1/ops/content", token)
+        (item,) = [x for x in body["items"] if x["sha256"] == sha]
+        return item["title"], item["created_by"]
+
+    assert await row(shizhong) == ("shizhong-notice", "shizhong-admin")
+    assert await row(lixia) == ("lixia-internal-draft", "lixia-admin")
+    assert (await row(cloud.admin))[1] in ("lixia-admin", "shizhong-admin")
+
+
 async def test_publish_and_broadcast_outside_scope_are_refused(cloud: Cloud) -> None:
     a, b = await two_districts(cloud)
     lixia = await cloud.ops_user("lixia-admin", "admin", "lixia")
@@ -134,3 +156,38 @@ async def test_only_the_senders_area_or_a_wider_one_ends_an_emergency(cloud: Clo
     assert status == 200, body
     assert [f["action"] for f in await cloud.storage.feed_after(a.box_id, 0, 100)] == [
         "emergency", "emergency", "emergency_cancel", "emergency_cancel"]
+
+
+async def test_a_box_command_cannot_do_what_a_route_with_its_own_checks_refused(
+    cloud: Cloud,
+) -> None:
+    """Probe 12: the generic box command route sent any action to a box in the caller's area,
+    so a district admin refused ending the network's emergency (above) ended it with
+    ``emergency_cancel`` as a box command, or replaced it with an ``emergency`` of the same id
+    ending now; a ``text_model`` skipped the library check. Those actions go only through
+    their own routes; door and box commands (ping, open) still go."""
+    a, _ = await two_districts(cloud)
+    lixia = await cloud.ops_user("lixia-admin", "admin", "lixia")
+    warn = {"message": "台风红色预警，请勿外出", "level": "critical", "targets": {"areas": ["c1"]}}
+    status, sent = await cloud.call("POST", "/api/v1/ops/emergency", cloud.admin, json=warn)
+    assert status == 201, sent
+    eid = sent["emergency_id"]
+    for action, args in (
+        ("emergency_cancel", {"id": eid}),
+        ("emergency", {"id": eid, "title": "解除", "body": "解除", "level": "info",
+                       "expires_at": "2020-01-01T00:00:00+00:00", "source": "cloud"}),
+        ("text_model", {"sha256": "0" * 64}),
+    ):
+        status, body = await cloud.call(
+            "POST", f"/api/v1/ops/boxes/{a.box_id}/commands", lixia,
+            json={"target_kind": "box", "target_id": a.box_id, "action": action, "args": args},
+        )  # fmt: skip
+        assert status == 400 and body["field"] == "body.action", (action, body)
+    assert [f["action"] for f in await cloud.storage.feed_after(a.box_id, 0, 100)] == [
+        "emergency"]  # nothing ended or replaced it on the box
+    for kind, action in (("box", "ping"), ("door", "open")):
+        status, body = await cloud.call(
+            "POST", f"/api/v1/ops/boxes/{a.box_id}/commands", lixia,
+            json={"target_kind": kind, "target_id": "d1", "action": action},
+        )  # fmt: skip
+        assert status == 201, body
