@@ -308,11 +308,18 @@ class Handlers:
         return handle
 
     async def rtc_config(self, request: web.Request) -> web.Response:
+        """ICE settings; TURN credentials only with ``?call=`` naming the live call this
+        phone answered (valid for that call's remaining time)."""
         rid, _flat = await self._who(request)
         if self.svc.rtc is None:
             return json_error(404, "rtc: WebRTC is off on this box")
-        return web.json_response(self.svc.rtc.client_config(rid),
-                                 headers={"Cache-Control": "no-store"})
+        call = request.query.get("call")
+        try:
+            cfg = (self.svc.rtc.client_config(rid) if call is None
+                   else await self.svc.rtc_config(call, rid))
+        except CallRefused as e:
+            return refused(e)
+        return web.json_response(cfg, headers={"Cache-Control": "no-store"})
 
     async def rtc_offer(self, request: web.Request) -> web.Response:
         rid, _flat = await self._who(request)

@@ -46,6 +46,7 @@ from edge.screens.service import Panel, ScreenRefused
 log = logging.getLogger(__name__)
 ACTIVE = ("ringing", "answered")
 KEEP_ENDED_S = 60.0  # an ended call stays in the phones' and screen's view this long
+TURN_GRACE_S = 30  # TURN credentials outlive the call's longest end by this much
 PANEL_HTML = Path(__file__).with_name("static") / "door-panel.html"
 DOOR_DOWN = {"door_offline": "门禁设备暂时连不上，请稍后再试",
              "relay_not_switched": "门禁继电器没有动作，请稍后再试或联系物业"}
@@ -433,22 +434,38 @@ class IntercomService(Service):
         self._jpeg[cam_id] = (frame.seq, jpeg)
         return jpeg
 
-    async def rtc_offer(self, call_id: str, resident_id: str, offer: dict[str, str]
-                        ) -> dict[str, str]:
-        """Live video and audio for the phone that answered, while the call lasts."""
+    async def _media_call(self, call_id: str, resident_id: str) -> Live:
+        """The live call this resident answered: the only one that gets media (and TURN)."""
         if self.rtc is None:
             raise CallRefused(404, "rtc: WebRTC is off on this box; use the snapshots")
         flat = await self.flat_of(resident_id)
         live = self._mine(call_id, flat)
         if live.rec.ended_at is not None or live.rec.answered_by != resident_id:
             raise CallRefused(409, "call_id: answer the call first (or it has ended)",
-                              "call_id")
+                              "call_id", "通话已结束或未由本机接听，无法显示视频")
+        return live
+
+    def _turn_ttl_s(self, live: Live) -> int:
+        """TURN credentials last as long as the call may (talk_s after the dial), plus a
+        little for the last refresh: short-lived and tied to the call."""
+        return max(0, int(self.cfg.talk_s - (time.monotonic() - live.t0))) + TURN_GRACE_S
+
+    async def rtc_config(self, call_id: str, resident_id: str) -> dict[str, Any]:
+        """ICE servers with TURN credentials, only for the phone that answered a live call."""
+        live = await self._media_call(call_id, resident_id)
+        return dict(self.rtc.client_config(resident_id, self._turn_ttl_s(live)))
+
+    async def rtc_offer(self, call_id: str, resident_id: str, offer: dict[str, str]
+                        ) -> dict[str, str]:
+        """Live video and audio for the phone that answered, while the call lasts."""
+        live = await self._media_call(call_id, resident_id)
         cam_id = self.doors_cfg[live.rec.door_id].camera
         cam = self.box.get(DEVICES).get("camera", cam_id) if cam_id else None
         await self.rtc.end(call_id)  # one live connection per call: a new offer replaces it
         try:
             return await self.rtc.answer(call_id, resident_id, offer, cam,
-                                         self.cfg.audio_of(live.rec.door_id))
+                                         self.cfg.audio_of(live.rec.door_id),
+                                         self._turn_ttl_s(live))
         except Exception as e:  # aiortc refuses a malformed or unusable offer in many ways
             await self.rtc.end(call_id)
             log.info("intercom: WebRTC offer for %s refused: %r", call_id, e)

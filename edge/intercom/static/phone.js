@@ -134,7 +134,9 @@
     rtc = { id: c.id, pc: null, mic: null };
     state.rtc = "connecting";
     try {
-      const cr = await fetch("/r/intercom/rtc", { credentials: "same-origin", cache: "no-store" });
+      // TURN credentials come only for the call this phone answered, while it lasts
+      const cr = await fetch("/r/intercom/rtc?call=" + encodeURIComponent(c.id),
+        { credentials: "same-origin", cache: "no-store" });
       if (!cr.ok) throw new Error("off");
       const pc = new RTCPeerConnection(await cr.json());
       rtc.pc = pc;
