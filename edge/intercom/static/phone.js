@@ -192,9 +192,24 @@
     if (c && c.state === "ringing" && !c.ended && !(state.call && state.call.id === c.id)) {
       state.rings.push({ id: c.id, t: performance.now(), wall: Date.now() });
     }
+    if (c && c.state === "ringing" && !c.ended) c.ringUntil = performance.now() + c.ring_left_s * 1000;
     state.call = c;
     render();
   }
+  // The box says when a call stops ringing. If nothing has come by then (the phone left the
+  // Wi-Fi, the socket stalled, the box went away), stop ringing here: the call is over at the
+  // box either way, and a phone must not ring and offer 开门 for ever.
+  const LATE_MS = 4000;
+  setInterval(() => {
+    const c = state.call;
+    if (c && !c.ended && c.state === "ringing" && c.ringUntil &&
+        performance.now() > c.ringUntil + LATE_MS) {
+      c.ended = true;
+      c.lost = true;
+      linkDown();
+      render();
+    }
+  }, 1000);
   function render() {
     const c = state.call;
     const ringing = !!c && c.state === "ringing" && !c.ended;
@@ -207,6 +222,7 @@
     let what = WHAT[c.state] || c.state;
     if (c.answered_by_other) what = "家人已接听";
     if (c.ended && c.state === "answered") what = c.pass_pin ? "已发临时通行码" : "通话已结束";
+    if (c.lost) what = "网络中断，来电已结束";
     $("what").textContent = what;
     const mine = !c.ended && !c.answered_by_other;
     $("answer").hidden = !(mine && c.state === "ringing");
@@ -223,7 +239,7 @@
       stopRtc("ended");
       state.rtc = "";
       $("nopic").hidden = false;
-      $("nopic").textContent = "通话已结束";
+      $("nopic").textContent = c.lost ? "请检查手机网络" : "通话已结束";
       pic.removeAttribute("src");
     }
   }
@@ -254,18 +270,30 @@
   for (const n of ["answer", "open", "later", "decline"]) $(n).addEventListener("click", () => act(n));
 
   // --- getting the calls -----------------------------------------------------------------
+  // The box sends the view at least every 15 s; a socket silent for longer has stalled.
+  let sock = null, heard = 0, sockWorked = false;
+  function linkDown() {
+    $("link").textContent = "网络中断，正在重新连接…";
+    if (sock) { const w = sock; sock = null; try { w.close(); } catch (e) { /* gone */ } reconnect(); }
+  }
+  function reconnect() { setTimeout(connect, 2000); }
+  setInterval(() => { if (sock && sock.readyState === 1 && performance.now() - heard > 40000) linkDown(); }, 5000);
   function connect() {
     let opened = false;
     let ws;
     try {
       ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/r/intercom/ws");
     } catch (e) { poll(); return; }
-    ws.onopen = () => { opened = true; state.mode = "ws"; $("link").textContent = "已连接（小区网络）"; };
-    ws.onmessage = (e) => { try { apply(JSON.parse(e.data)); } catch (err) { /* ignore */ } };
+    sock = ws;
+    ws.onopen = () => { opened = sockWorked = true; heard = performance.now(); state.mode = "ws"; $("link").textContent = "已连接（小区网络）"; };
+    ws.onmessage = (e) => { heard = performance.now(); try { apply(JSON.parse(e.data)); } catch (err) { /* ignore */ } };
     ws.onclose = () => {
-      if (!opened) { poll(); return; } // no socket here (the cloud relay): long-poll instead
-      $("link").textContent = "重新连接…";
-      setTimeout(connect, 1000);
+      if (sock !== ws) return; // given up on already (linkDown)
+      sock = null;
+      // no socket here (the cloud relay): long-poll instead; one that worked: try it again
+      if (!opened && !sockWorked) { poll(); return; }
+      $("link").textContent = "网络中断，正在重新连接…";
+      reconnect();
     };
   }
   async function poll() {

@@ -318,3 +318,38 @@ async def test_the_call_panel_lives_on_the_door_screens_player_page(
         assert await door.locator("#callflat").inner_text() == "1-1-101"
         await door.click("#hangup")
         await until(door, "!document.getElementById('dial').hidden")
+
+
+async def test_a_phone_that_loses_the_network_stops_ringing_when_the_call_is_over(
+    make_config, run_box, board, tmp_path
+) -> None:
+    """Probe 11: a phone that lost the network while a call rang (the socket stalls, as on a
+    phone leaving the Wi-Fi) rang, vibrated and offered 开门 for ever, saying it was
+    connected: the box's "missed" never arrived. The page knows how long the call rings; past
+    that it stops, says the call is over and that the network is down."""
+    box = await start(make_config, run_box, board, tmp_path)  # ring_s = 4
+    base = api_url(box)
+    key = await screen_key(box)
+    async with aiohttp.ClientSession() as s, browser() as b:
+        tok = await tokens(s, base)
+        pa = await phone(b, base, tok["r-a"], elder=True)
+        async with s.post(f"{base}/screen/scr-gate/intercom/calls", json={"flat": "1-1-101"},
+                          headers={"X-Screen-Key": key}) as r:
+            assert r.status == 201
+        await until(pa, "document.body.dataset.state === 'ringing'")
+        t_off = time.monotonic()
+        await pa.context.set_offline(True)
+        # the call rings out at the box meanwhile (4 s); the page stops a little after
+        await until(pa, "document.body.dataset.state !== 'ringing'", 15)
+        assert time.monotonic() - t_off > 2  # not before the ring time was over
+        png = await pa.screenshot(path=str(SHOTS / "phone-offline.png"))
+        for button in ("#answer", "#open", "#later", "#decline"):
+            assert not await pa.locator(button).is_visible(), button
+        what = await pa.inner_text("#what")
+        assert "结束" in what and "网络" in what, what
+        assert "已连接" not in await pa.inner_text("#link")
+        assert decode(png).shape[:2] == (1688, 780)
+        # back online: the box's own word (missed) replaces the guess
+        await pa.context.set_offline(False)
+        await until(pa, "document.getElementById('what').textContent === '未接来电'", 15)
+        assert "已连接" in await pa.inner_text("#link")
