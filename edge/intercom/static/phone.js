@@ -71,7 +71,13 @@
     $("nopic").hidden = true;
     setTimeout(nextPicture, state.mode === "ws" ? 200 : 1000);
   });
-  pic.addEventListener("error", () => setTimeout(nextPicture, 1500));
+  pic.addEventListener("error", () => {
+    // not the browser's broken-picture icon: say it, and try again
+    pic.removeAttribute("src");
+    $("nopic").hidden = false;
+    $("nopic").textContent = "门口画面暂时连不上，正在重试…";
+    setTimeout(nextPicture, 1500);
+  });
   function nextPicture() {
     const c = state.call;
     if (state.rtc === "connected" && state.videoFrames > 0) { picCall = null; return; } // live video
@@ -191,6 +197,7 @@
     const c = live.length ? live[live.length - 1] : calls[calls.length - 1] || null;
     if (c && c.state === "ringing" && !c.ended && !(state.call && state.call.id === c.id)) {
       state.rings.push({ id: c.id, t: performance.now(), wall: Date.now() });
+      showError(""); // what went wrong with an earlier call is not about this one
     }
     if (c && c.state === "ringing" && !c.ended) c.ringUntil = performance.now() + c.ring_left_s * 1000;
     state.call = c;
@@ -250,8 +257,14 @@
     const tapped = performance.now();
     unlockAudio();
     try {
-      const r = await fetch("/r/intercom/calls/" + encodeURIComponent(c.id) + "/" + name,
-        { method: "POST", credentials: "same-origin" });
+      let r;
+      try {
+        r = await fetch("/r/intercom/calls/" + encodeURIComponent(c.id) + "/" + name,
+          { method: "POST", credentials: "same-origin" });
+      } catch (e) { // no answer at all: the browser's own words are English ("Failed to fetch")
+        linkDown();
+        throw new Error(NO_NETWORK[name] || "网络不通，操作没有成功，请检查手机网络后再试");
+      }
       const data = await r.json().catch(() => ({}));
       // the box says what went wrong in Chinese (error_zh); a bare status: say it plainly
       if (!r.ok) throw new Error(data.error_zh || FAILED[r.status] || "操作没有成功，请稍后再试");
@@ -261,6 +274,8 @@
       showError(e.message);
     }
   }
+  const NO_NETWORK = { open: "网络不通，门没有打开，请检查手机网络后再试",
+    later: "网络不通，临时通行码没有发出，请检查手机网络后再试" };
   const FAILED = { 401: "登录已过期，请重新登录", 404: "这个来电已结束", 409: "来电已结束或家人已接听",
     429: "操作太频繁，请稍后再试", 503: "门禁设备暂时连不上，请稍后再试" };
   function showError(text) {

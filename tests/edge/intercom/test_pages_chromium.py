@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -353,3 +354,46 @@ async def test_a_phone_that_loses_the_network_stops_ringing_when_the_call_is_ove
         await pa.context.set_offline(False)
         await until(pa, "document.getElementById('what').textContent === '未接来电'", 15)
         assert "已连接" in await pa.inner_text("#link")
+
+
+async def test_a_tap_without_network_is_said_in_chinese(
+    make_config, run_box, board, tmp_path
+) -> None:
+    """Probe 11: an elderly resident tapping 开门 with the phone's network gone read
+    "Failed to fetch" (the browser's English), and it stayed on the page under the next
+    call, under a broken-image icon where the door's picture was. Now the page says in
+    Chinese that the tap did not get through and that the picture cannot come, and a new
+    call starts with a clean page."""
+    box = await start(make_config, run_box, board, tmp_path)  # ring_s = 4
+    base = api_url(box)
+    key = await screen_key(box)
+    async with aiohttp.ClientSession() as s, browser() as b:
+        tok = await tokens(s, base)
+        pa = await phone(b, base, tok["r-a"], elder=True)
+        dial_ = {"json": {"flat": "1-1-101"}, "headers": {"X-Screen-Key": key}}
+        async with s.post(f"{base}/screen/scr-gate/intercom/calls", **dial_) as r:
+            assert r.status == 201
+            cid = (await r.json())["id"]
+        await until(pa, "document.body.dataset.state === 'ringing'")
+        await pa.context.set_offline(True)
+        await pa.click("#open")
+        await until(pa, "!document.getElementById('error').hidden")
+        said = await pa.inner_text("#error")
+        await pa.screenshot(path=str(SHOTS / "phone-offline-tap.png"))
+        assert re.search(r"[\u4e00-\u9fff]", said) and not re.search(r"[A-Za-z]", said), said
+        assert "网络" in said, said
+        assert "已连接" not in await pa.inner_text("#link")
+        # the picture that cannot come: words, not the browser's broken-image icon
+        await until(pa, "!document.getElementById('nopic').hidden")
+        assert await pa.evaluate("!document.getElementById('pic').hasAttribute('src')")
+        assert "画面" in await pa.inner_text("#nopic")
+        assert not board.coil(1, COIL)
+        await pa.context.set_offline(False)
+        async with s.post(f"{base}/screen/scr-gate/intercom/calls/{cid}/hangup",
+                          headers={"X-Screen-Key": key}) as r:
+            assert r.status == 200
+        await asyncio.sleep(0.5)
+        async with s.post(f"{base}/screen/scr-gate/intercom/calls", **dial_) as r:
+            assert r.status == 201
+        await until(pa, "window.intercom.rings.length === 2", 15)
+        assert await pa.locator("#error").is_hidden()
