@@ -141,12 +141,25 @@ class IntercomService(Service):
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self._end_cut_calls()
         if not self.cfg.enabled:
             return
         for b in self.cfg.buttons:
             self._tasks.append(
                 asyncio.create_task(self._poll_button(b), name=f"intercom-button-{b.door}")
             )
+
+    async def _end_cut_calls(self) -> None:
+        """Calls live in memory: ones the box was ringing or carrying when it stopped (or
+        crashed) are over now. End their records (ringing -> missed), so the store, MQTT and
+        the cloud do not keep them ringing for ever (probe 11)."""
+        now = datetime.now(UTC)
+        for rec in await self.box.store.run(db.open_calls, self.box.store.sync):
+            state = "missed" if rec.state == "ringing" else rec.state
+            await self.box.store.run(db.save_call, self.box.store.sync,
+                                     rec.model_copy(update={"state": state, "ended_at": now}))
+            log.info("intercom: call %s (%s) was cut by a restart; ended as %s", rec.id,
+                     rec.flat, state)
 
     async def stop(self) -> None:
         if self.rtc is not None:

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from edge.access.passes import QrReader
+from edge.daemon import Daemon
 from tests.conftest import api_url
 from tests.edge.intercom.helpers import (
     as_resident,
@@ -367,3 +368,49 @@ async def test_a_building_door_calls_only_its_own_buildings_flats(
                              json={"flat": "2-1-101"}, headers={"X-Screen-Key": main_key})
         assert st == 201 and rec["flat"] == "2-1-101", rec
     assert rows(box, "SELECT door_id, flat FROM intercom_calls") == [("d-main", "2-1-101")]
+
+
+async def test_calls_cut_by_a_box_restart_end_in_the_records(
+    make_config, run_box, board, tmp_path
+) -> None:
+    """Probe 11: the box stopped (or crashed) while a call rang and another was answered;
+    the calls lived only in memory, so their rows, MQTT events and the cloud's copy said
+    "ringing" / "answered" for ever (staff's list, the ops view, statistics). The box
+    ends them when it starts again: ringing -> missed, answered -> ended, each one more
+    intercom_call record on the outbox."""
+    config = make_config(extra=intercom_toml(board.tcp_port, camera_frames(tmp_path / "cam"),
+                                             MAIN_GATE))
+    seed(config)
+    first = Daemon(config)
+    try:
+        box = await first.start()
+        base = api_url(box)
+        key = await screen_key(box)
+        async with aiohttp.ClientSession() as s:
+            tok = await tokens(s, base)
+            st, ringing = await post(s, f"{base}/screen/scr-gate/intercom/calls",
+                                     json={"flat": "1-1-101"}, headers={"X-Screen-Key": key})
+            assert st == 201
+            st, talking = await post(s, f"{base}/api/v1/intercom/calls", headers=STAFF,
+                                     json={"door_id": "d-main", "flat": "2-1-101"})
+            assert st == 201
+            st, _ = await post(s, f"{base}/r/intercom/calls/{talking['id']}/answer",
+                               headers=as_resident(tok["r-x"]))
+            assert st == 200
+    finally:
+        await first.stop()  # mid-call; a crash leaves the same rows
+    box = await run_box(config)
+    got = dict((r[0], r[1:]) for r in rows(
+        box, "SELECT id, state, ended_at IS NOT NULL FROM intercom_calls"))
+    assert got == {ringing["id"]: ("missed", 1), talking["id"]: ("answered", 1)}, got
+    sent = rows(box, "SELECT record_id, payload FROM outbox WHERE kind = 'intercom_call'"
+                     " ORDER BY seq")
+    last = {rid: json.loads(p) for rid, p in sent}  # the newest record of each call
+    assert last[ringing["id"]]["state"] == "missed" and last[ringing["id"]]["ended_at"]
+    assert last[talking["id"]]["state"] == "answered" and last[talking["id"]]["ended_at"]
+    # and the phones of the restarted box see no call ringing
+    async with aiohttp.ClientSession() as s:
+        tok = await tokens(s, api_url(box))
+        async with s.get(f"{api_url(box)}/r/intercom/poll",
+                         headers=as_resident(tok["r-a"])) as r:
+            assert (await r.json())["calls"] == []
