@@ -286,7 +286,7 @@
 
   // --- getting the calls -----------------------------------------------------------------
   // The box sends the view at least every 15 s; a socket silent for longer has stalled.
-  let sock = null, heard = 0, sockWorked = false;
+  let sock = null, heard = 0;
   function linkDown() {
     $("link").textContent = "网络中断，正在重新连接…";
     if (sock) { const w = sock; sock = null; try { w.close(); } catch (e) { /* gone */ } reconnect(); }
@@ -300,13 +300,15 @@
       ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/r/intercom/ws");
     } catch (e) { poll(); return; }
     sock = ws;
-    ws.onopen = () => { opened = sockWorked = true; heard = performance.now(); state.mode = "ws"; $("link").textContent = "已连接（小区网络）"; };
+    ws.onopen = () => { opened = true; heard = performance.now(); state.mode = "ws"; $("link").textContent = "已连接（小区网络）"; };
     ws.onmessage = (e) => { heard = performance.now(); try { apply(JSON.parse(e.data)); } catch (err) { /* ignore */ } };
-    ws.onclose = () => {
+    ws.onclose = (e) => {
+      if (e.code === 4401) { location.href = "/r/login"; return; } // signed out at the box
       if (sock !== ws) return; // given up on already (linkDown)
       sock = null;
-      // no socket here (the cloud relay): long-poll instead; one that worked: try it again
-      if (!opened && !sockWorked) { poll(); return; }
+      // no socket here (the cloud relay) or none now: long-poll (it also says when the
+      // session is gone); one that worked and broke: try it again
+      if (!opened) { poll(); return; }
       $("link").textContent = "网络中断，正在重新连接…";
       reconnect();
     };

@@ -4,6 +4,7 @@ mosquitto for MQTT. The browser pages are test_pages_chromium.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
@@ -16,7 +17,9 @@ import numpy as np
 import pytest
 
 from edge.access.passes import QrReader
+from edge.core.standard import Resident
 from edge.daemon import Daemon
+from edge.faces import store as store_faces
 from tests.conftest import api_url
 from tests.edge.intercom.helpers import (
     as_resident,
@@ -414,3 +417,44 @@ async def test_calls_cut_by_a_box_restart_end_in_the_records(
         async with s.get(f"{api_url(box)}/r/intercom/poll",
                          headers=as_resident(tok["r-a"])) as r:
             assert (await r.json())["calls"] == []
+
+
+async def test_an_open_phone_socket_stops_ringing_for_a_resident_who_left_the_flat(
+    make_config, run_box, board, tmp_path
+) -> None:
+    """Probe 11: the phone's WebSocket took the resident's flat once, when it opened. A
+    resident recorded as moved out (signed out everywhere, docs/security.md) or deleted
+    kept hearing every visitor call of their old flat, door and time, for as long as the
+    page stayed open, rung as if still living there. The socket now checks the session and
+    the flat on every change: a signed-out phone is closed, one with no flat hears nothing."""
+    box = await start(make_config, run_box, board, tmp_path)
+    base = api_url(box)
+    key = {"X-Screen-Key": await screen_key(box)}
+    async with aiohttp.ClientSession() as s:
+        tok = await tokens(s, base)
+        old_a = await s.ws_connect(f"{base}/r/intercom/ws", headers=as_resident(tok["r-a"]))
+        old_b = await s.ws_connect(f"{base}/r/intercom/ws", headers=as_resident(tok["r-b"]))
+        for ws in (old_a, old_b):
+            assert (await ws.receive_json(timeout=5))["flat"] == "1-1-101"
+        # r-a moves out, r-b is deleted; a new family lives in 1-1-101
+        await box.store.run(store_faces.add_resident, box.store.sync, Resident(
+            id="r-a", name="r-a", building="1", unit="1", room="101", status="moved_out"),
+            replace=True)  # fmt: skip
+        async with s.delete(f"{base}/api/v1/residents/r-b", headers=STAFF) as r:
+            assert r.status < 300, await r.text()
+        async with s.post(f"{base}/api/v1/residents", headers=STAFF, json={
+                "id": "r-c", "name": "r-c", "building": "1", "unit": "1", "room": "101"}) as r:
+            assert r.status == 201, await r.text()
+        st, call = await post(s, f"{base}/screen/scr-gate/intercom/calls",
+                              json={"flat": "1-1-101"}, headers=key)
+        assert st == 201
+        for ws in (old_a, old_b):
+            heard = []
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3):
+                    async for m in ws:
+                        if m.type == aiohttp.WSMsgType.TEXT:
+                            heard += [c["id"] for c in json.loads(m.data)["calls"]]
+            assert call["id"] not in heard, heard
+        assert old_a.closed  # moved out: signed out, the socket too
+        await old_b.close()
