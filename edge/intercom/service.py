@@ -72,6 +72,8 @@ class Live:
     timer: asyncio.Task | None = None
     shown_pass: dict[str, Any] | None = None  # PIN + QR for the door screen
     said: str = ""  # what the door screen should show/say now
+    # one phone action at a time (probe 11: a double tap on 开门 opened the door twice)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass
@@ -362,9 +364,17 @@ class IntercomService(Service):
         else:
             self.phones[flat][phone] = float("inf") if open_socket else time.monotonic()
 
+    async def _for_phone(self, call_id: str, resident_id: str) -> Live:
+        return self._mine(call_id, await self.flat_of(resident_id))
+
     async def answer(self, call_id: str, resident_id: str) -> IntercomCall:
-        flat = await self.flat_of(resident_id)
-        live = self._mine(call_id, flat)
+        live = await self._for_phone(call_id, resident_id)
+        async with live.lock:
+            return await self._answer(live, resident_id)
+
+    async def _answer(self, live: Live, resident_id: str) -> IntercomCall:
+        """Answer if still ringing; refuse if another phone has the call or it ended.
+        Callers hold the call's lock."""
         r = live.rec
         if r.ended_at is not None or r.state not in ACTIVE:
             raise CallRefused(409, f"call_id: the call has ended ({r.state})", "call_id",
@@ -378,14 +388,14 @@ class IntercomService(Service):
         ms = int((time.monotonic() - live.t0) * 1000)
         return await self._save(live, state="answered", answered_by=resident_id, answer_ms=ms)
 
-    async def _answered_by(self, call_id: str, resident_id: str) -> Live:
-        """Answer if still ringing; refuse if another phone has the call or it ended."""
-        await self.answer(call_id, resident_id)
-        return self.calls[call_id]
-
     async def open_door(self, call_id: str, resident_id: str) -> IntercomCall:
         """One tap: the door opens through the access engine (the resident's own rights)."""
-        live = await self._answered_by(call_id, resident_id)
+        live = await self._for_phone(call_id, resident_id)
+        async with live.lock:  # a second tap waits, then finds the call ended
+            return await self._open_door(live, resident_id)
+
+    async def _open_door(self, live: Live, resident_id: str) -> IntercomCall:
+        await self._answer(live, resident_id)
         out = await self.box.get(ACCESS).remote_open(live.rec.door_id, resident_id, "resident")
         if not out.granted:
             raise CallRefused(503 if out.reason in DOOR_DOWN else 403,
@@ -398,7 +408,12 @@ class IntercomService(Service):
 
     async def let_in_later(self, call_id: str, resident_id: str) -> IntercomCall:
         """A one-time pass for this door, shown on the door screen as QR + PIN."""
-        live = await self._answered_by(call_id, resident_id)
+        live = await self._for_phone(call_id, resident_id)
+        async with live.lock:
+            return await self._let_in_later(live, resident_id)
+
+    async def _let_in_later(self, live: Live, resident_id: str) -> IntercomCall:
+        await self._answer(live, resident_id)
         access = self.box.get(ACCESS)
         body = PassIn(visitor=f"对讲访客 {live.rec.flat}", doors=[live.rec.door_id],
                       valid_to=datetime.now(UTC) + timedelta(hours=self.cfg.pass_hours), uses=1)
@@ -414,8 +429,11 @@ class IntercomService(Service):
         return await self._save(live, pass_id=got["id"], ended_at=datetime.now(UTC))
 
     async def decline(self, call_id: str, resident_id: str) -> IntercomCall:
-        flat = await self.flat_of(resident_id)
-        live = self._mine(call_id, flat)
+        live = await self._for_phone(call_id, resident_id)
+        async with live.lock:
+            return await self._decline(live, resident_id)
+
+    async def _decline(self, live: Live, resident_id: str) -> IntercomCall:
         if live.rec.ended_at is not None:
             return live.rec
         if live.rec.answered_by not in (None, resident_id):
