@@ -46,6 +46,8 @@ from edge.screens.service import Panel, ScreenRefused
 log = logging.getLogger(__name__)
 ACTIVE = ("ringing", "answered")
 KEEP_ENDED_S = 60.0  # an ended call stays in the phones' and screen's view this long
+MISSED_KEEP = timedelta(hours=24)  # the phones list the flat's missed calls this long
+MISSED_MAX = 10  # at most this many per flat
 TURN_GRACE_S = 30  # TURN credentials outlive the call's longest end by this much
 PANEL_HTML = Path(__file__).with_name("static") / "door-panel.html"
 DOOR_DOWN = {"door_offline": "门禁设备暂时连不上，请稍后再试",
@@ -138,12 +140,19 @@ class IntercomService(Service):
             else:
                 self.rtc = Rtc(self.cfg)
         self._jpeg: dict[str, tuple[int, bytes]] = {}  # camera -> (frame seq, JPEG)
+        # flat -> its recent missed calls (door, time), for the phones once the live call is
+        # forgotten (probe 11: after a minute the page said "暂无来电" as if nobody had rung)
+        self.missed: dict[str, deque[dict[str, Any]]] = defaultdict(
+            lambda: deque(maxlen=MISSED_MAX))
         self.timings: dict[str, list[float]] = defaultdict(list)  # bench: dial->ring etc.
 
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
         await self._end_cut_calls()
+        since = (datetime.now(UTC) - MISSED_KEEP).isoformat()
+        for row in await self.box.store.run(db.missed_since, self.box.store.sync, since):
+            self._note_missed(row["id"], row["door_id"], row["flat"], row["ts"])
         if not self.cfg.enabled:
             return
         for b in self.cfg.buttons:
@@ -207,12 +216,22 @@ class IntercomService(Service):
         live.rec = live.rec.model_copy(update=changes)
         IntercomCall.model_validate(live.rec.model_dump())  # a bad state never reaches the row
         await self.box.store.run(db.save_call, self.box.store.sync, live.rec)
+        if live.rec.state == "missed":
+            r = live.rec
+            self._note_missed(r.id, r.door_id, r.flat, r.ts.astimezone(UTC).isoformat())
         if live.rec.state not in ACTIVE or live.rec.ended_at is not None:
             live.ended_t = live.ended_t or time.monotonic()
             if self.rtc is not None:
                 self._spawn(self.rtc.end(live.rec.id))
         await self._bump()
         return live.rec
+
+    def _note_missed(self, call_id: str, door_id: str, flat: str, ts: str) -> None:
+        kept = self.missed[flat]
+        if all(m["id"] != call_id for m in kept):
+            cfg = self.doors_cfg.get(door_id)
+            door = (cfg.name if cfg else None) or door_id
+            kept.append({"id": call_id, "door": door, "at": ts})
 
     def _forget_old(self) -> None:
         now = time.monotonic()
@@ -355,7 +374,10 @@ class IntercomService(Service):
                 else None,
                 "has_camera": bool(self.doors_cfg[r.door_id].camera),
             })
-        return {"version": self.version, "flat": flat, "calls": calls}
+        since = (datetime.now(UTC) - MISSED_KEEP).isoformat()
+        missed = [m for m in self.missed.get(flat, ()) if m["at"] >= since] if flat else []
+        return {"version": self.version, "flat": flat, "calls": calls,
+                "missed": missed[::-1]}  # newest first
 
     def listening(self, flat: str, phone: str, open_socket: bool | None) -> None:
         """A phone page of the flat is listening (a socket: until it closes; a poll: 40 s)."""

@@ -51,6 +51,14 @@ def open_calls(store: Store) -> list[IntercomCall]:
             for r in rows]
 
 
+def missed_since(store: Store, since_iso: str) -> list[dict[str, Any]]:
+    """Missed calls dialled since then, oldest first (the phones' "未接来电" list)."""
+    with store.reading():
+        return list(store.db.query(
+            "SELECT id, door_id, flat, ts FROM intercom_calls WHERE state = 'missed'"
+            " AND ts >= ? ORDER BY ts", (since_iso,)))
+
+
 def list_calls(store: Store, flat: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     sql = "SELECT * FROM intercom_calls"
     args: list[Any] = []

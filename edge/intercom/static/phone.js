@@ -201,6 +201,7 @@
     }
     if (c && c.state === "ringing" && !c.ended) c.ringUntil = performance.now() + c.ring_left_s * 1000;
     state.call = c;
+    showMissed(view.missed || []);
     render();
   }
   // The box says when a call stops ringing. If nothing has come by then (the phone left the
@@ -217,6 +218,24 @@
       render();
     }
   }, 1000);
+  // The day's missed calls stay listed (door and time) after the live call is gone: who
+  // comes back to the phone, or opens the page from the notification, sees that someone rang.
+  function when(iso) {
+    const d = new Date(iso), now = new Date();
+    const hm = d.getHours() + ":" + String(d.getMinutes()).padStart(2, "0");
+    return d.toDateString() === now.toDateString() ? "今天 " + hm
+      : (d.getMonth() + 1) + "月" + d.getDate() + "日 " + hm;
+  }
+  function showMissed(list) {
+    const ul = $("missedlist");
+    ul.textContent = "";
+    for (const m of list) {
+      const li = document.createElement("li");
+      li.textContent = when(m.at) + "　" + m.door + " 有访客呼叫，无人接听";
+      ul.appendChild(li);
+    }
+    $("missed").hidden = !list.length;
+  }
   function render() {
     const c = state.call;
     const ringing = !!c && c.state === "ringing" && !c.ended;
