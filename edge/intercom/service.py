@@ -213,6 +213,7 @@ class IntercomService(Service):
                 await asyncio.wait_for(ws.close(code=1001, message=b"box stopping"), 0.5)
 
     async def _save(self, live: Live, **changes: Any) -> IntercomCall:
+        was_on = live.rec.state in ACTIVE and live.rec.ended_at is None
         live.rec = live.rec.model_copy(update=changes)
         IntercomCall.model_validate(live.rec.model_dump())  # a bad state never reaches the row
         await self.box.store.run(db.save_call, self.box.store.sync, live.rec)
@@ -223,6 +224,8 @@ class IntercomService(Service):
             live.ended_t = live.ended_t or time.monotonic()
             if self.rtc is not None:
                 self._spawn(self.rtc.end(live.rec.id))
+            if was_on and self.push is not None:  # the ringing notification is replaced
+                self._spawn(self._push_ended(self.push, live.rec))
         await self._bump()
         return live.rec
 
@@ -312,6 +315,12 @@ class IntercomService(Service):
             await n.ring(rec, self.doors_cfg[rec.door_id].name or rec.door_id)
         except Exception as e:  # a gateway down must not stop the call
             log.warning("intercom: notifier %s failed for %s: %s", n.name, rec.id, e)
+
+    async def _push_ended(self, push: WebPush, rec: IntercomCall) -> None:
+        try:
+            await push.ended(rec, self.doors_cfg[rec.door_id].name or rec.door_id)
+        except Exception as e:  # a push service down must not matter to the call
+            log.warning("intercom: end of call %s not pushed: %s", rec.id, e)
 
     async def _ring_timer(self, live: Live) -> None:
         await asyncio.sleep(self.cfg.ring_s)
