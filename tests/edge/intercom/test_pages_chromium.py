@@ -431,3 +431,41 @@ async def test_a_missed_call_stays_on_the_phone_page(
         pn = await phone(b, base, tok["r-n"])  # the neighbour's page shows none of it
         await asyncio.sleep(0.5)
         assert "未接来电" not in await pn.inner_text("#idle")
+
+
+async def test_elderly_mode_with_large_text_shows_the_open_button_when_it_rings(
+    make_config, run_box, board, tmp_path
+) -> None:
+    """Probe 11: with both settings made for elderly residents on (长辈模式 and 大字), a
+    ringing call put the huge 开门 button under the tab bar of a 390x844 phone: its word was
+    cut off and only a blue edge showed above the bar. Now 开门 comes right under the call's
+    words, whole, and the door's picture still shows below it."""
+    box = await start(make_config, run_box, board, tmp_path)
+    base = api_url(box)
+    key = await screen_key(box)
+    async with aiohttp.ClientSession() as s, browser() as b:
+        tok = await tokens(s, base)
+        pages = []
+        for rid, big in (("r-a", "1"), ("r-b", "0")):
+            ctx = await b.new_context(**PHONE_VIEW)
+            await ctx.add_cookies([{"name": "qilu_rs", "value": tok[rid], "url": base},
+                                   {"name": "qilu_big", "value": big, "url": base}])
+            await ctx.add_init_script("localStorage.setItem('qilu-elder', '1')")
+            p = await ctx.new_page()
+            await p.goto(f"{base}/r/intercom")
+            await until(p, "window.intercom && window.intercom.mode === 'ws'")
+            pages.append((big, p))
+        async with s.post(f"{base}/screen/scr-gate/intercom/calls", json={"flat": "1-1-101"},
+                          headers={"X-Screen-Key": key}) as r:
+            assert r.status == 201
+        for big, p in pages:
+            await until(p, "window.intercom.frames >= 1")
+            png = await p.screenshot(path=str(SHOTS / f"phone-elder-big{big}.png"))
+            bar = await p.locator(".tabbar").bounding_box()
+            btn = await p.locator("#open").bounding_box()
+            pic = await p.locator("#picbox").bounding_box()
+            assert bar and btn and pic
+            assert btn["y"] >= 0 and btn["y"] + btn["height"] <= bar["y"], (big, btn, bar)
+            assert btn["height"] > 100 and btn["width"] > 300, btn
+            assert pic["y"] + 100 <= bar["y"], (big, pic, bar)  # the visitor, on the screen
+            assert decode(png).shape[:2] == (1688, 780)
