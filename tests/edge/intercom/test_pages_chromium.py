@@ -469,3 +469,30 @@ async def test_elderly_mode_with_large_text_shows_the_open_button_when_it_rings(
             assert btn["height"] > 100 and btn["width"] > 300, btn
             assert pic["y"] + 100 <= bar["y"], (big, pic, bar)  # the visitor, on the screen
             assert decode(png).shape[:2] == (1688, 780)
+
+
+async def test_a_door_screen_that_loses_the_box_stops_calling(
+    make_config, run_box, board, tmp_path
+) -> None:
+    """Probe 11: a door screen that lost the box while a call rang (the box restarting, a
+    cable pulled) counted down to "剩余 0 秒" and then said "正在呼叫…" for as long as the
+    box stayed away: the visitor waited at a screen that called nobody. Past the ring time
+    it now says the call did not get through, and offers 返回."""
+    box = await start(make_config, run_box, board, tmp_path)  # ring_s = 4
+    base = api_url(box)
+    key = await screen_key(box)
+    async with browser() as b:
+        ctx = await b.new_context(**DOOR_VIEW)
+        door = await ctx.new_page()
+        await door.goto(f"{base}/screen/scr-gate#key={key}")
+        await until(door, "document.body.dataset.ready === '1'")
+        await dial(door, "1-1-101")
+        await until(door, "document.getElementById('state').textContent === '正在呼叫…'")
+        t_off = time.monotonic()
+        await ctx.set_offline(True)
+        await until(door, "document.getElementById('state').textContent !== '正在呼叫…'", 15)
+        assert time.monotonic() - t_off > 2
+        said = await door.inner_text("#state")
+        assert "网络" in said or "无人接听" in said, said
+        assert await door.inner_text("#hangup") == "返回"
+        await door.screenshot(path=str(SHOTS / "door-lost.png"))
