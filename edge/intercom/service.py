@@ -330,6 +330,7 @@ class IntercomService(Service):
             return
         await asyncio.sleep(max(0.0, self.cfg.talk_s - self.cfg.ring_s))
         if live.rec.ended_at is None:
+            live.said = "ended"  # the door screen says 通话已结束 (it kept saying 已接通)
             await self._save(live, ended_at=datetime.now(UTC))
 
     async def hang_up(self, call_id: str, door_id: str) -> IntercomCall:

@@ -494,3 +494,28 @@ async def test_a_double_tap_opens_the_door_once(make_config, run_box, board, tmp
     opened = rows(box, "SELECT COUNT(*) FROM access_events WHERE method = 'remote'")[0][0]
     passes = rows(box, "SELECT COUNT(*) FROM visitor_passes")[0][0]
     assert (opened, passes) in ((2, 0), (1, 1)), (opened, passes)
+
+
+async def test_a_call_that_runs_out_of_talk_time_says_so_on_the_door_screen(
+    make_config, run_box, board, tmp_path
+) -> None:
+    """Probe 11: when an answered call reached talk_s the box ended it, but told the door
+    screen nothing new to say: the screen kept "已接通" (and said nothing), as if the
+    resident were still listening, until it went back to the keypad. It says 通话已结束 now."""
+    box = await start(make_config, run_box, board, tmp_path, extra="talk_s = 10")
+    base = api_url(box)
+    key = {"X-Screen-Key": await screen_key(box)}
+    async with aiohttp.ClientSession() as s:
+        tok = await tokens(s, base)
+        st, call = await post(s, f"{base}/screen/scr-gate/intercom/calls",
+                              json={"flat": "1-1-101"}, headers=key)
+        st, _ = await post(s, f"{base}/r/intercom/calls/{call['id']}/answer",
+                           headers=as_resident(tok["r-a"]))
+        assert st == 200
+        url = f"{base}/screen/scr-gate/intercom/calls/{call['id']}"
+        view: dict = {"version": -1, "ended": False}
+        async with asyncio.timeout(20):
+            while not view["ended"]:  # long-polls, each returns on a change or after 15 s
+                async with s.get(f"{url}?after={view['version']}", headers=key) as r:
+                    view = await r.json()
+        assert view["state"] == "answered" and view["said"] == "ended", view
