@@ -137,9 +137,18 @@ class WebPush:
         return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
     async def ring(self, call: IntercomCall, door_name: str) -> None:
+        await self._send(call, {"call": call.id, "door": door_name, "flat": call.flat}, 60)
+
+    async def ended(self, call: IntercomCall, door_name: str) -> None:
+        """The call is over: the phone's service worker replaces the ringing notification
+        (same tag) with "未接来电" or what became of it (probe 11: the ringing one stayed on
+        the lock screen for hours after the visitor had gone)."""
+        await self._send(call, {"call": call.id, "door": door_name, "flat": call.flat,
+                                "ended": True, "state": call.state}, 24 * 3600)
+
+    async def _send(self, call: IntercomCall, payload: dict[str, Any], ttl: int) -> None:
         subs = await self.store.run(db.flat_push, self.store.sync, call.flat)
-        data = json.dumps({"call": call.id, "door": door_name, "flat": call.flat},
-                          ensure_ascii=False)
+        data = json.dumps(payload, ensure_ascii=False)
         if not subs:
             return  # no phone subscribed: nothing to sign, pywebpush stays unloaded
         from pywebpush import WebPushException, webpush_async
@@ -148,7 +157,7 @@ class WebPush:
             for sub in subs:
                 try:
                     await webpush_async(sub, data, vapid_private_key=self.vapid,
-                                        vapid_claims={"sub": self.subject}, ttl=60, timeout=5,
+                                        vapid_claims={"sub": self.subject}, ttl=ttl, timeout=5,
                                         headers={"Urgency": "high"}, aiohttp_session=http)
                     self.sent += 1
                 except WebPushException as e:

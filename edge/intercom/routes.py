@@ -43,6 +43,7 @@ STATIC = Path(__file__).with_name("static")
 PHONE_BODY = (STATIC / "phone-body.html").read_text(encoding="utf-8")
 POLL_S = 15.0  # under the relay's 20 s per request
 ACTIONS = ("answer", "open", "later", "decline")
+SIGNED_OUT = 4401  # the phone socket's close code when its session ended (the page: login)
 
 
 class DialIn(BaseModel):
@@ -271,8 +272,22 @@ class Handlers:
             self.svc.listening(flat, phone, True)
 
         async def push() -> None:
+            nonlocal flat
             seen = -1
             while not ws.closed and not self.svc.closing:
+                # Session and flat again on every change, not once at connect (probe 11): a
+                # resident moved out (signed out) or deleted, or living elsewhere now, must
+                # not go on hearing the old flat's visitors while the page stays open.
+                if await self._resident(request) is None:
+                    await ws.close(code=SIGNED_OUT, message=b"signed out")
+                    return
+                now = await self.svc.flat_of(rid)
+                if now != flat:
+                    if flat is not None:
+                        self.svc.listening(flat, phone, False)
+                    if now is not None:
+                        self.svc.listening(now, phone, True)
+                    flat = now
                 view = self.svc.phone_view(flat, rid)
                 await ws.send_str(json.dumps(view, ensure_ascii=False))
                 seen = view["version"]
@@ -308,11 +323,18 @@ class Handlers:
         return handle
 
     async def rtc_config(self, request: web.Request) -> web.Response:
+        """ICE settings; TURN credentials only with ``?call=`` naming the live call this
+        phone answered (valid for that call's remaining time)."""
         rid, _flat = await self._who(request)
         if self.svc.rtc is None:
             return json_error(404, "rtc: WebRTC is off on this box")
-        return web.json_response(self.svc.rtc.client_config(rid),
-                                 headers={"Cache-Control": "no-store"})
+        call = request.query.get("call")
+        try:
+            cfg = (self.svc.rtc.client_config(rid) if call is None
+                   else await self.svc.rtc_config(call, rid))
+        except CallRefused as e:
+            return refused(e)
+        return web.json_response(cfg, headers={"Cache-Control": "no-store"})
 
     async def rtc_offer(self, request: web.Request) -> web.Response:
         rid, _flat = await self._who(request)

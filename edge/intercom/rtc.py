@@ -87,17 +87,22 @@ class Rtc:
         for problem in check_audio(cfg):
             log.error("%s: that door's calls carry no door audio", problem)
 
-    def ice_servers(self, user: str) -> list[dict[str, Any]]:
-        """For the phone page (and the box): STUN/TURN with fresh TURN credentials."""
-        out: list[dict[str, Any]] = []
-        if self.cfg.turn_urls:
-            name, pw = (turn_credentials(self.cfg.turn_secret, user)
-                        if self.cfg.turn_secret else ("", ""))
-            out.append({"urls": list(self.cfg.turn_urls), "username": name, "credential": pw})
-        return out
+    def ice_servers(self, user: str, ttl_s: int | None) -> list[dict[str, Any]]:
+        """For the phone page (and the box): STUN/TURN, with TURN credentials valid ``ttl_s``
+        only when given one (the parties of a live call, for its remaining time); without, a
+        TURN server with a secret is left out (probe 11: every signed-in resident got
+        one-hour credentials, a free relay, without any call)."""
+        if not self.cfg.turn_urls:
+            return []
+        if not self.cfg.turn_secret:  # an open STUN/TURN server: nothing to hand out
+            return [{"urls": list(self.cfg.turn_urls), "username": "", "credential": ""}]
+        if ttl_s is None:
+            return []
+        name, pw = turn_credentials(self.cfg.turn_secret, user, ttl_s)
+        return [{"urls": list(self.cfg.turn_urls), "username": name, "credential": pw}]
 
-    def client_config(self, user: str) -> dict[str, Any]:
-        return {"iceServers": self.ice_servers(user),
+    def client_config(self, user: str, ttl_s: int | None = None) -> dict[str, Any]:
+        return {"iceServers": self.ice_servers(user, ttl_s),
                 "iceTransportPolicy": "relay" if self.cfg.rtc_relay_only else "all"}
 
     async def load(self) -> None:
@@ -109,7 +114,8 @@ class Rtc:
             log.warning("intercom: no WebRTC (%s); phones get picture snapshots", e)
 
     async def answer(self, call_id: str, resident_id: str, offer: dict[str, str],
-                     camera: Any, audio: DoorAudio | None = None) -> dict[str, str]:
+                     camera: Any, audio: DoorAudio | None = None, turn_ttl_s: int = 60
+                     ) -> dict[str, str]:
         import av
         from aiortc import (
             RTCConfiguration,
@@ -124,7 +130,7 @@ class Rtc:
 
         servers = [RTCIceServer(urls=s["urls"], username=s["username"] or None,
                                 credential=s["credential"] or None)
-                   for s in self.ice_servers(f"box-{call_id}")]
+                   for s in self.ice_servers(f"box-{call_id}", turn_ttl_s)]
         policy = (RTCIceTransportPolicy.RELAY if self.cfg.rtc_relay_only
                   else RTCIceTransportPolicy.ALL)
         pc = RTCPeerConnection(RTCConfiguration(iceServers=servers or None,

@@ -46,6 +46,9 @@ from edge.screens.service import Panel, ScreenRefused
 log = logging.getLogger(__name__)
 ACTIVE = ("ringing", "answered")
 KEEP_ENDED_S = 60.0  # an ended call stays in the phones' and screen's view this long
+MISSED_KEEP = timedelta(hours=24)  # the phones list the flat's missed calls this long
+MISSED_MAX = 10  # at most this many per flat
+TURN_GRACE_S = 30  # TURN credentials outlive the call's longest end by this much
 PANEL_HTML = Path(__file__).with_name("static") / "door-panel.html"
 DOOR_DOWN = {"door_offline": "门禁设备暂时连不上，请稍后再试",
              "relay_not_switched": "门禁继电器没有动作，请稍后再试或联系物业"}
@@ -71,6 +74,8 @@ class Live:
     timer: asyncio.Task | None = None
     shown_pass: dict[str, Any] | None = None  # PIN + QR for the door screen
     said: str = ""  # what the door screen should show/say now
+    # one phone action at a time (probe 11: a double tap on 开门 opened the door twice)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 @dataclass
@@ -135,17 +140,37 @@ class IntercomService(Service):
             else:
                 self.rtc = Rtc(self.cfg)
         self._jpeg: dict[str, tuple[int, bytes]] = {}  # camera -> (frame seq, JPEG)
+        # flat -> its recent missed calls (door, time), for the phones once the live call is
+        # forgotten (probe 11: after a minute the page said "暂无来电" as if nobody had rung)
+        self.missed: dict[str, deque[dict[str, Any]]] = defaultdict(
+            lambda: deque(maxlen=MISSED_MAX))
         self.timings: dict[str, list[float]] = defaultdict(list)  # bench: dial->ring etc.
 
     # --- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        await self._end_cut_calls()
+        since = (datetime.now(UTC) - MISSED_KEEP).isoformat()
+        for row in await self.box.store.run(db.missed_since, self.box.store.sync, since):
+            self._note_missed(row["id"], row["door_id"], row["flat"], row["ts"])
         if not self.cfg.enabled:
             return
         for b in self.cfg.buttons:
             self._tasks.append(
                 asyncio.create_task(self._poll_button(b), name=f"intercom-button-{b.door}")
             )
+
+    async def _end_cut_calls(self) -> None:
+        """Calls live in memory: ones the box was ringing or carrying when it stopped (or
+        crashed) are over now. End their records (ringing -> missed), so the store, MQTT and
+        the cloud do not keep them ringing for ever (probe 11)."""
+        now = datetime.now(UTC)
+        for rec in await self.box.store.run(db.open_calls, self.box.store.sync):
+            state = "missed" if rec.state == "ringing" else rec.state
+            await self.box.store.run(db.save_call, self.box.store.sync,
+                                     rec.model_copy(update={"state": state, "ended_at": now}))
+            log.info("intercom: call %s (%s) was cut by a restart; ended as %s", rec.id,
+                     rec.flat, state)
 
     async def stop(self) -> None:
         if self.rtc is not None:
@@ -188,15 +213,28 @@ class IntercomService(Service):
                 await asyncio.wait_for(ws.close(code=1001, message=b"box stopping"), 0.5)
 
     async def _save(self, live: Live, **changes: Any) -> IntercomCall:
+        was_on = live.rec.state in ACTIVE and live.rec.ended_at is None
         live.rec = live.rec.model_copy(update=changes)
         IntercomCall.model_validate(live.rec.model_dump())  # a bad state never reaches the row
         await self.box.store.run(db.save_call, self.box.store.sync, live.rec)
+        if live.rec.state == "missed":
+            r = live.rec
+            self._note_missed(r.id, r.door_id, r.flat, r.ts.astimezone(UTC).isoformat())
         if live.rec.state not in ACTIVE or live.rec.ended_at is not None:
             live.ended_t = live.ended_t or time.monotonic()
             if self.rtc is not None:
                 self._spawn(self.rtc.end(live.rec.id))
+            if was_on and self.push is not None:  # the ringing notification is replaced
+                self._spawn(self._push_ended(self.push, live.rec))
         await self._bump()
         return live.rec
+
+    def _note_missed(self, call_id: str, door_id: str, flat: str, ts: str) -> None:
+        kept = self.missed[flat]
+        if all(m["id"] != call_id for m in kept):
+            cfg = self.doors_cfg.get(door_id)
+            door = (cfg.name if cfg else None) or door_id
+            kept.append({"id": call_id, "door": door, "at": ts})
 
     def _forget_old(self) -> None:
         now = time.monotonic()
@@ -278,6 +316,12 @@ class IntercomService(Service):
         except Exception as e:  # a gateway down must not stop the call
             log.warning("intercom: notifier %s failed for %s: %s", n.name, rec.id, e)
 
+    async def _push_ended(self, push: WebPush, rec: IntercomCall) -> None:
+        try:
+            await push.ended(rec, self.doors_cfg[rec.door_id].name or rec.door_id)
+        except Exception as e:  # a push service down must not matter to the call
+            log.warning("intercom: end of call %s not pushed: %s", rec.id, e)
+
     async def _ring_timer(self, live: Live) -> None:
         await asyncio.sleep(self.cfg.ring_s)
         if live.rec.state == "ringing":
@@ -286,6 +330,7 @@ class IntercomService(Service):
             return
         await asyncio.sleep(max(0.0, self.cfg.talk_s - self.cfg.ring_s))
         if live.rec.ended_at is None:
+            live.said = "ended"  # the door screen says 通话已结束 (it kept saying 已接通)
             await self._save(live, ended_at=datetime.now(UTC))
 
     async def hang_up(self, call_id: str, door_id: str) -> IntercomCall:
@@ -339,7 +384,10 @@ class IntercomService(Service):
                 else None,
                 "has_camera": bool(self.doors_cfg[r.door_id].camera),
             })
-        return {"version": self.version, "flat": flat, "calls": calls}
+        since = (datetime.now(UTC) - MISSED_KEEP).isoformat()
+        missed = [m for m in self.missed.get(flat, ()) if m["at"] >= since] if flat else []
+        return {"version": self.version, "flat": flat, "calls": calls,
+                "missed": missed[::-1]}  # newest first
 
     def listening(self, flat: str, phone: str, open_socket: bool | None) -> None:
         """A phone page of the flat is listening (a socket: until it closes; a poll: 40 s)."""
@@ -348,9 +396,17 @@ class IntercomService(Service):
         else:
             self.phones[flat][phone] = float("inf") if open_socket else time.monotonic()
 
+    async def _for_phone(self, call_id: str, resident_id: str) -> Live:
+        return self._mine(call_id, await self.flat_of(resident_id))
+
     async def answer(self, call_id: str, resident_id: str) -> IntercomCall:
-        flat = await self.flat_of(resident_id)
-        live = self._mine(call_id, flat)
+        live = await self._for_phone(call_id, resident_id)
+        async with live.lock:
+            return await self._answer(live, resident_id)
+
+    async def _answer(self, live: Live, resident_id: str) -> IntercomCall:
+        """Answer if still ringing; refuse if another phone has the call or it ended.
+        Callers hold the call's lock."""
         r = live.rec
         if r.ended_at is not None or r.state not in ACTIVE:
             raise CallRefused(409, f"call_id: the call has ended ({r.state})", "call_id",
@@ -364,14 +420,14 @@ class IntercomService(Service):
         ms = int((time.monotonic() - live.t0) * 1000)
         return await self._save(live, state="answered", answered_by=resident_id, answer_ms=ms)
 
-    async def _answered_by(self, call_id: str, resident_id: str) -> Live:
-        """Answer if still ringing; refuse if another phone has the call or it ended."""
-        await self.answer(call_id, resident_id)
-        return self.calls[call_id]
-
     async def open_door(self, call_id: str, resident_id: str) -> IntercomCall:
         """One tap: the door opens through the access engine (the resident's own rights)."""
-        live = await self._answered_by(call_id, resident_id)
+        live = await self._for_phone(call_id, resident_id)
+        async with live.lock:  # a second tap waits, then finds the call ended
+            return await self._open_door(live, resident_id)
+
+    async def _open_door(self, live: Live, resident_id: str) -> IntercomCall:
+        await self._answer(live, resident_id)
         out = await self.box.get(ACCESS).remote_open(live.rec.door_id, resident_id, "resident")
         if not out.granted:
             raise CallRefused(503 if out.reason in DOOR_DOWN else 403,
@@ -384,7 +440,12 @@ class IntercomService(Service):
 
     async def let_in_later(self, call_id: str, resident_id: str) -> IntercomCall:
         """A one-time pass for this door, shown on the door screen as QR + PIN."""
-        live = await self._answered_by(call_id, resident_id)
+        live = await self._for_phone(call_id, resident_id)
+        async with live.lock:
+            return await self._let_in_later(live, resident_id)
+
+    async def _let_in_later(self, live: Live, resident_id: str) -> IntercomCall:
+        await self._answer(live, resident_id)
         access = self.box.get(ACCESS)
         body = PassIn(visitor=f"对讲访客 {live.rec.flat}", doors=[live.rec.door_id],
                       valid_to=datetime.now(UTC) + timedelta(hours=self.cfg.pass_hours), uses=1)
@@ -400,8 +461,11 @@ class IntercomService(Service):
         return await self._save(live, pass_id=got["id"], ended_at=datetime.now(UTC))
 
     async def decline(self, call_id: str, resident_id: str) -> IntercomCall:
-        flat = await self.flat_of(resident_id)
-        live = self._mine(call_id, flat)
+        live = await self._for_phone(call_id, resident_id)
+        async with live.lock:
+            return await self._decline(live, resident_id)
+
+    async def _decline(self, live: Live, resident_id: str) -> IntercomCall:
         if live.rec.ended_at is not None:
             return live.rec
         if live.rec.answered_by not in (None, resident_id):
@@ -433,22 +497,38 @@ class IntercomService(Service):
         self._jpeg[cam_id] = (frame.seq, jpeg)
         return jpeg
 
-    async def rtc_offer(self, call_id: str, resident_id: str, offer: dict[str, str]
-                        ) -> dict[str, str]:
-        """Live video and audio for the phone that answered, while the call lasts."""
+    async def _media_call(self, call_id: str, resident_id: str) -> Live:
+        """The live call this resident answered: the only one that gets media (and TURN)."""
         if self.rtc is None:
             raise CallRefused(404, "rtc: WebRTC is off on this box; use the snapshots")
         flat = await self.flat_of(resident_id)
         live = self._mine(call_id, flat)
         if live.rec.ended_at is not None or live.rec.answered_by != resident_id:
             raise CallRefused(409, "call_id: answer the call first (or it has ended)",
-                              "call_id")
+                              "call_id", "通话已结束或未由本机接听，无法显示视频")
+        return live
+
+    def _turn_ttl_s(self, live: Live) -> int:
+        """TURN credentials last as long as the call may (talk_s after the dial), plus a
+        little for the last refresh: short-lived and tied to the call."""
+        return max(0, int(self.cfg.talk_s - (time.monotonic() - live.t0))) + TURN_GRACE_S
+
+    async def rtc_config(self, call_id: str, resident_id: str) -> dict[str, Any]:
+        """ICE servers with TURN credentials, only for the phone that answered a live call."""
+        live = await self._media_call(call_id, resident_id)
+        return dict(self.rtc.client_config(resident_id, self._turn_ttl_s(live)))
+
+    async def rtc_offer(self, call_id: str, resident_id: str, offer: dict[str, str]
+                        ) -> dict[str, str]:
+        """Live video and audio for the phone that answered, while the call lasts."""
+        live = await self._media_call(call_id, resident_id)
         cam_id = self.doors_cfg[live.rec.door_id].camera
         cam = self.box.get(DEVICES).get("camera", cam_id) if cam_id else None
         await self.rtc.end(call_id)  # one live connection per call: a new offer replaces it
         try:
             return await self.rtc.answer(call_id, resident_id, offer, cam,
-                                         self.cfg.audio_of(live.rec.door_id))
+                                         self.cfg.audio_of(live.rec.door_id),
+                                         self._turn_ttl_s(live))
         except Exception as e:  # aiortc refuses a malformed or unusable offer in many ways
             await self.rtc.end(call_id)
             log.info("intercom: WebRTC offer for %s refused: %r", call_id, e)

@@ -43,6 +43,22 @@ def flats(store: Store, building: str | None = None) -> list[str]:
     return sorted(out, key=lambda f: [(0, int(p)) if p.isdigit() else (1, p) for p in f.split("-")])
 
 
+def open_calls(store: Store) -> list[IntercomCall]:
+    """Calls whose row never ended: what a box that stopped mid-call left behind."""
+    with store.reading():
+        rows = list(store.db.query("SELECT * FROM intercom_calls WHERE ended_at IS NULL"))
+    return [IntercomCall.model_validate({k: v for k, v in r.items() if v is not None})
+            for r in rows]
+
+
+def missed_since(store: Store, since_iso: str) -> list[dict[str, Any]]:
+    """Missed calls dialled since then, oldest first (the phones' "未接来电" list)."""
+    with store.reading():
+        return list(store.db.query(
+            "SELECT id, door_id, flat, ts FROM intercom_calls WHERE state = 'missed'"
+            " AND ts >= ? ORDER BY ts", (since_iso,)))
+
+
 def list_calls(store: Store, flat: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
     sql = "SELECT * FROM intercom_calls"
     args: list[Any] = []

@@ -84,11 +84,27 @@
     follow(call.id);
   }
   let deadline = 0;
+  // The box says when the call stops ringing; nothing from it well past that (the box
+  // restarting, the network gone) and the screen says the call did not get through, rather
+  // than "正在呼叫…" for as long as the box stays away.
+  const LATE_MS = 4000;
   setInterval(() => {  // the ring countdown between the box's updates
     if (call && call.state === "ringing" && !call.ended && deadline) {
       $("left").textContent = "剩余 " + Math.max(0, Math.ceil((deadline - Date.now()) / 1000)) + " 秒";
+      if (Date.now() > deadline + LATE_MS) lost();
     }
   }, 500);
+  function lost() {
+    const id = call.id;
+    call = Object.assign({}, call, { ended: true });
+    deadline = 0;
+    $("state").textContent = "网络中断，呼叫没有接通";
+    $("left").textContent = "请稍后再试";
+    $("hangup").textContent = "返回";
+    speak("网络中断，呼叫没有接通，请稍后再试");
+    document.body.dataset.state = "lost";
+    setTimeout(() => { if (call && call.id === id) reset(); }, 15000);
+  }
   function update(v) {
     call = v;
     deadline = v.state === "ringing" && !v.ended ? Date.now() + v.ring_left_s * 1000 : 0;

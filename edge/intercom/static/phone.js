@@ -71,7 +71,13 @@
     $("nopic").hidden = true;
     setTimeout(nextPicture, state.mode === "ws" ? 200 : 1000);
   });
-  pic.addEventListener("error", () => setTimeout(nextPicture, 1500));
+  pic.addEventListener("error", () => {
+    // not the browser's broken-picture icon: say it, and try again
+    pic.removeAttribute("src");
+    $("nopic").hidden = false;
+    $("nopic").textContent = "门口画面暂时连不上，正在重试…";
+    setTimeout(nextPicture, 1500);
+  });
   function nextPicture() {
     const c = state.call;
     if (state.rtc === "connected" && state.videoFrames > 0) { picCall = null; return; } // live video
@@ -134,7 +140,9 @@
     rtc = { id: c.id, pc: null, mic: null };
     state.rtc = "connecting";
     try {
-      const cr = await fetch("/r/intercom/rtc", { credentials: "same-origin", cache: "no-store" });
+      // TURN credentials come only for the call this phone answered, while it lasts
+      const cr = await fetch("/r/intercom/rtc?call=" + encodeURIComponent(c.id),
+        { credentials: "same-origin", cache: "no-store" });
       if (!cr.ok) throw new Error("off");
       const pc = new RTCPeerConnection(await cr.json());
       rtc.pc = pc;
@@ -189,9 +197,44 @@
     const c = live.length ? live[live.length - 1] : calls[calls.length - 1] || null;
     if (c && c.state === "ringing" && !c.ended && !(state.call && state.call.id === c.id)) {
       state.rings.push({ id: c.id, t: performance.now(), wall: Date.now() });
+      showError(""); // what went wrong with an earlier call is not about this one
     }
+    if (c && c.state === "ringing" && !c.ended) c.ringUntil = performance.now() + c.ring_left_s * 1000;
     state.call = c;
+    showMissed(view.missed || []);
     render();
+  }
+  // The box says when a call stops ringing. If nothing has come by then (the phone left the
+  // Wi-Fi, the socket stalled, the box went away), stop ringing here: the call is over at the
+  // box either way, and a phone must not ring and offer 开门 for ever.
+  const LATE_MS = 4000;
+  setInterval(() => {
+    const c = state.call;
+    if (c && !c.ended && c.state === "ringing" && c.ringUntil &&
+        performance.now() > c.ringUntil + LATE_MS) {
+      c.ended = true;
+      c.lost = true;
+      linkDown();
+      render();
+    }
+  }, 1000);
+  // The day's missed calls stay listed (door and time) after the live call is gone: who
+  // comes back to the phone, or opens the page from the notification, sees that someone rang.
+  function when(iso) {
+    const d = new Date(iso), now = new Date();
+    const hm = d.getHours() + ":" + String(d.getMinutes()).padStart(2, "0");
+    return d.toDateString() === now.toDateString() ? "今天 " + hm
+      : (d.getMonth() + 1) + "月" + d.getDate() + "日 " + hm;
+  }
+  function showMissed(list) {
+    const ul = $("missedlist");
+    ul.textContent = "";
+    for (const m of list) {
+      const li = document.createElement("li");
+      li.textContent = when(m.at) + "　" + m.door + " 有访客呼叫，无人接听";
+      ul.appendChild(li);
+    }
+    $("missed").hidden = !list.length;
   }
   function render() {
     const c = state.call;
@@ -205,6 +248,7 @@
     let what = WHAT[c.state] || c.state;
     if (c.answered_by_other) what = "家人已接听";
     if (c.ended && c.state === "answered") what = c.pass_pin ? "已发临时通行码" : "通话已结束";
+    if (c.lost) what = "网络中断，来电已结束";
     $("what").textContent = what;
     const mine = !c.ended && !c.answered_by_other;
     $("answer").hidden = !(mine && c.state === "ringing");
@@ -221,7 +265,7 @@
       stopRtc("ended");
       state.rtc = "";
       $("nopic").hidden = false;
-      $("nopic").textContent = "通话已结束";
+      $("nopic").textContent = c.lost ? "请检查手机网络" : "通话已结束";
       pic.removeAttribute("src");
     }
   }
@@ -232,8 +276,14 @@
     const tapped = performance.now();
     unlockAudio();
     try {
-      const r = await fetch("/r/intercom/calls/" + encodeURIComponent(c.id) + "/" + name,
-        { method: "POST", credentials: "same-origin" });
+      let r;
+      try {
+        r = await fetch("/r/intercom/calls/" + encodeURIComponent(c.id) + "/" + name,
+          { method: "POST", credentials: "same-origin" });
+      } catch (e) { // no answer at all: the browser's own words are English ("Failed to fetch")
+        linkDown();
+        throw new Error(NO_NETWORK[name] || "网络不通，操作没有成功，请检查手机网络后再试");
+      }
       const data = await r.json().catch(() => ({}));
       // the box says what went wrong in Chinese (error_zh); a bare status: say it plainly
       if (!r.ok) throw new Error(data.error_zh || FAILED[r.status] || "操作没有成功，请稍后再试");
@@ -243,6 +293,8 @@
       showError(e.message);
     }
   }
+  const NO_NETWORK = { open: "网络不通，门没有打开，请检查手机网络后再试",
+    later: "网络不通，临时通行码没有发出，请检查手机网络后再试" };
   const FAILED = { 401: "登录已过期，请重新登录", 404: "这个来电已结束", 409: "来电已结束或家人已接听",
     429: "操作太频繁，请稍后再试", 503: "门禁设备暂时连不上，请稍后再试" };
   function showError(text) {
@@ -252,18 +304,32 @@
   for (const n of ["answer", "open", "later", "decline"]) $(n).addEventListener("click", () => act(n));
 
   // --- getting the calls -----------------------------------------------------------------
+  // The box sends the view at least every 15 s; a socket silent for longer has stalled.
+  let sock = null, heard = 0;
+  function linkDown() {
+    $("link").textContent = "网络中断，正在重新连接…";
+    if (sock) { const w = sock; sock = null; try { w.close(); } catch (e) { /* gone */ } reconnect(); }
+  }
+  function reconnect() { setTimeout(connect, 2000); }
+  setInterval(() => { if (sock && sock.readyState === 1 && performance.now() - heard > 40000) linkDown(); }, 5000);
   function connect() {
     let opened = false;
     let ws;
     try {
       ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/r/intercom/ws");
     } catch (e) { poll(); return; }
-    ws.onopen = () => { opened = true; state.mode = "ws"; $("link").textContent = "已连接（小区网络）"; };
-    ws.onmessage = (e) => { try { apply(JSON.parse(e.data)); } catch (err) { /* ignore */ } };
-    ws.onclose = () => {
-      if (!opened) { poll(); return; } // no socket here (the cloud relay): long-poll instead
-      $("link").textContent = "重新连接…";
-      setTimeout(connect, 1000);
+    sock = ws;
+    ws.onopen = () => { opened = true; heard = performance.now(); state.mode = "ws"; $("link").textContent = "已连接（小区网络）"; };
+    ws.onmessage = (e) => { heard = performance.now(); try { apply(JSON.parse(e.data)); } catch (err) { /* ignore */ } };
+    ws.onclose = (e) => {
+      if (e.code === 4401) { location.href = "/r/login"; return; } // signed out at the box
+      if (sock !== ws) return; // given up on already (linkDown)
+      sock = null;
+      // no socket here (the cloud relay) or none now: long-poll (it also says when the
+      // session is gone); one that worked and broke: try it again
+      if (!opened) { poll(); return; }
+      $("link").textContent = "网络中断，正在重新连接…";
+      reconnect();
     };
   }
   async function poll() {

@@ -89,3 +89,46 @@ async def test_away_a_phone_rings_sees_the_door_and_opens_through_the_cloud(
     assert rows(box, "SELECT state, answered_by, opened_by FROM intercom_calls") == [
         ("opened", "r-a", "r-a")
     ]
+
+
+async def test_away_watching_the_door_does_not_use_up_the_open_tap(
+    make_config, run_box, board, tmp_path, cloud: Cloud
+) -> None:
+    """Probe 11: the cloud's per-address limit (RATE_MAX relayed requests per RATE_WINDOW_S,
+    300 per 5 minutes) counted the door picture the phone page itself fetches once a second
+    through the relay. Watching the door for a call or two (or a family behind one mobile
+    carrier's address) spent it, and the resident's 开门 was then refused with 429 "请求过于
+    频繁": the visitor stayed outside. The phone's call actions have their own small budget."""
+    from cloudsync.relay import RATE_MAX
+
+    config = make_config(extra=intercom_toml(board.tcp_port, camera_frames(tmp_path / "cam"),
+                                             ring_s=60))
+    seed(config)
+    box, _relay = await relayed(cloud, config, run_box)
+    base = api_url(box)
+    key = await screen_key(box)
+    async with aiohttp.ClientSession() as lan:
+        code = await staff(lan, "POST", f"{base}/api/v1/portal/codes",
+                           json={"resident_id": "r-a", "building": "1"})
+        async with lan.post(f"{base}/screen/scr-gate/intercom/calls", json={"flat": "1-1-101"},
+                            headers={"X-Screen-Key": key}) as r:
+            assert r.status == 201
+            cid = (await r.json())["id"]
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as phone:
+        async with phone.get(code["link"]) as r:
+            assert r.status == 200
+        async with phone.post(f"{cloud.url}/r/login", data={"code": code["code"]}) as r:
+            assert r.status == 200 and str(r.url).endswith("/r/read")
+        async with phone.post(f"{cloud.url}/r/intercom/calls/{cid}/answer") as r:
+            assert r.status == 200, await r.text()
+        # the page's pictures: once a second through the relay, five minutes' worth
+        got: dict[int, int] = {}
+        for _ in range(RATE_MAX):
+            async with phone.get(f"{cloud.url}/r/intercom/calls/{cid}/snapshot.jpg") as r:
+                await r.read()
+                got[r.status] = got.get(r.status, 0) + 1
+        assert got.get(200, 0) > RATE_MAX // 2, got
+        t_tap = time.monotonic()
+        async with phone.post(f"{cloud.url}/r/intercom/calls/{cid}/open") as r:
+            assert r.status == 200, (r.status, (await r.text())[:200])
+        await asyncio.to_thread(board.wait_for, 1, COIL, True, 10.0, t_tap)

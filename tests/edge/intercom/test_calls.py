@@ -4,6 +4,7 @@ mosquitto for MQTT. The browser pages are test_pages_chromium.py."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import time
@@ -16,6 +17,9 @@ import numpy as np
 import pytest
 
 from edge.access.passes import QrReader
+from edge.core.standard import Resident
+from edge.daemon import Daemon
+from edge.faces import store as store_faces
 from tests.conftest import api_url
 from tests.edge.intercom.helpers import (
     as_resident,
@@ -367,3 +371,151 @@ async def test_a_building_door_calls_only_its_own_buildings_flats(
                              json={"flat": "2-1-101"}, headers={"X-Screen-Key": main_key})
         assert st == 201 and rec["flat"] == "2-1-101", rec
     assert rows(box, "SELECT door_id, flat FROM intercom_calls") == [("d-main", "2-1-101")]
+
+
+async def test_calls_cut_by_a_box_restart_end_in_the_records(
+    make_config, run_box, board, tmp_path
+) -> None:
+    """Probe 11: the box stopped (or crashed) while a call rang and another was answered;
+    the calls lived only in memory, so their rows, MQTT events and the cloud's copy said
+    "ringing" / "answered" for ever (staff's list, the ops view, statistics). The box
+    ends them when it starts again: ringing -> missed, answered -> ended, each one more
+    intercom_call record on the outbox."""
+    config = make_config(extra=intercom_toml(board.tcp_port, camera_frames(tmp_path / "cam"),
+                                             MAIN_GATE))
+    seed(config)
+    first = Daemon(config)
+    try:
+        box = await first.start()
+        base = api_url(box)
+        key = await screen_key(box)
+        async with aiohttp.ClientSession() as s:
+            tok = await tokens(s, base)
+            st, ringing = await post(s, f"{base}/screen/scr-gate/intercom/calls",
+                                     json={"flat": "1-1-101"}, headers={"X-Screen-Key": key})
+            assert st == 201
+            st, talking = await post(s, f"{base}/api/v1/intercom/calls", headers=STAFF,
+                                     json={"door_id": "d-main", "flat": "2-1-101"})
+            assert st == 201
+            st, _ = await post(s, f"{base}/r/intercom/calls/{talking['id']}/answer",
+                               headers=as_resident(tok["r-x"]))
+            assert st == 200
+    finally:
+        await first.stop()  # mid-call; a crash leaves the same rows
+    box = await run_box(config)
+    got = dict((r[0], r[1:]) for r in rows(
+        box, "SELECT id, state, ended_at IS NOT NULL FROM intercom_calls"))
+    assert got == {ringing["id"]: ("missed", 1), talking["id"]: ("answered", 1)}, got
+    sent = rows(box, "SELECT record_id, payload FROM outbox WHERE kind = 'intercom_call'"
+                     " ORDER BY seq")
+    last = {rid: json.loads(p) for rid, p in sent}  # the newest record of each call
+    assert last[ringing["id"]]["state"] == "missed" and last[ringing["id"]]["ended_at"]
+    assert last[talking["id"]]["state"] == "answered" and last[talking["id"]]["ended_at"]
+    # and the phones of the restarted box see no call ringing
+    async with aiohttp.ClientSession() as s:
+        tok = await tokens(s, api_url(box))
+        async with s.get(f"{api_url(box)}/r/intercom/poll",
+                         headers=as_resident(tok["r-a"])) as r:
+            assert (await r.json())["calls"] == []
+
+
+async def test_an_open_phone_socket_stops_ringing_for_a_resident_who_left_the_flat(
+    make_config, run_box, board, tmp_path
+) -> None:
+    """Probe 11: the phone's WebSocket took the resident's flat once, when it opened. A
+    resident recorded as moved out (signed out everywhere, docs/security.md) or deleted
+    kept hearing every visitor call of their old flat, door and time, for as long as the
+    page stayed open, rung as if still living there. The socket now checks the session and
+    the flat on every change: a signed-out phone is closed, one with no flat hears nothing."""
+    box = await start(make_config, run_box, board, tmp_path)
+    base = api_url(box)
+    key = {"X-Screen-Key": await screen_key(box)}
+    async with aiohttp.ClientSession() as s:
+        tok = await tokens(s, base)
+        old_a = await s.ws_connect(f"{base}/r/intercom/ws", headers=as_resident(tok["r-a"]))
+        old_b = await s.ws_connect(f"{base}/r/intercom/ws", headers=as_resident(tok["r-b"]))
+        for ws in (old_a, old_b):
+            assert (await ws.receive_json(timeout=5))["flat"] == "1-1-101"
+        # r-a moves out, r-b is deleted; a new family lives in 1-1-101
+        await box.store.run(store_faces.add_resident, box.store.sync, Resident(
+            id="r-a", name="r-a", building="1", unit="1", room="101", status="moved_out"),
+            replace=True)  # fmt: skip
+        async with s.delete(f"{base}/api/v1/residents/r-b", headers=STAFF) as r:
+            assert r.status < 300, await r.text()
+        async with s.post(f"{base}/api/v1/residents", headers=STAFF, json={
+                "id": "r-c", "name": "r-c", "building": "1", "unit": "1", "room": "101"}) as r:
+            assert r.status == 201, await r.text()
+        st, call = await post(s, f"{base}/screen/scr-gate/intercom/calls",
+                              json={"flat": "1-1-101"}, headers=key)
+        assert st == 201
+        for ws in (old_a, old_b):
+            heard = []
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3):
+                    async for m in ws:
+                        if m.type == aiohttp.WSMsgType.TEXT:
+                            heard += [c["id"] for c in json.loads(m.data)["calls"]]
+            assert call["id"] not in heard, heard
+        assert old_a.closed  # moved out: signed out, the socket too
+        await old_b.close()
+
+
+async def test_a_double_tap_opens_the_door_once(make_config, run_box, board, tmp_path) -> None:
+    """Probe 11: two taps on 开门 (an elderly resident's double tap, or a tap repeated on a
+    slow link) both found the call still "answered" while the first was opening the door,
+    so the door opened twice (two remote opens logged), and 开门 with 稍后进门 together both
+    went through (the door opened and a pass was issued). One action per call now."""
+    box = await start(make_config, run_box, board, tmp_path)
+    base = api_url(box)
+    key = {"X-Screen-Key": await screen_key(box)}
+    async with aiohttp.ClientSession() as s:
+        tok = await tokens(s, base)
+        me = as_resident(tok["r-a"])
+        for second in ("open", "later"):
+            st, call = await post(s, f"{base}/screen/scr-gate/intercom/calls",
+                                  json={"flat": "1-1-101"}, headers=key)
+            assert st == 201, call
+            cid = call["id"]
+            st, _ = await post(s, f"{base}/r/intercom/calls/{cid}/answer", headers=me)
+            assert st == 200
+            t0 = time.monotonic()
+            got = await asyncio.gather(
+                post(s, f"{base}/r/intercom/calls/{cid}/open", headers=me),
+                post(s, f"{base}/r/intercom/calls/{cid}/{second}", headers=me))
+            assert sorted(st for st, _ in got) == [200, 409], got
+            await asyncio.sleep(1.0)  # any second pulse would be on the board by now
+            on = [w for w in board.writes if w.coil == COIL and w.on and w.t >= t0]
+            assert len(on) <= 1, on
+    # two calls, one action each: the first an opening, the second an opening or a pass
+    first, second_call = rows(box, "SELECT state, pass_id FROM intercom_calls ORDER BY ts")
+    assert first == ("opened", None)
+    assert (second_call[0] == "opened" and second_call[1] is None) or (
+        second_call[0] == "answered" and second_call[1] is not None), second_call
+    opened = rows(box, "SELECT COUNT(*) FROM access_events WHERE method = 'remote'")[0][0]
+    passes = rows(box, "SELECT COUNT(*) FROM visitor_passes")[0][0]
+    assert (opened, passes) in ((2, 0), (1, 1)), (opened, passes)
+
+
+async def test_a_call_that_runs_out_of_talk_time_says_so_on_the_door_screen(
+    make_config, run_box, board, tmp_path
+) -> None:
+    """Probe 11: when an answered call reached talk_s the box ended it, but told the door
+    screen nothing new to say: the screen kept "已接通" (and said nothing), as if the
+    resident were still listening, until it went back to the keypad. It says 通话已结束 now."""
+    box = await start(make_config, run_box, board, tmp_path, extra="talk_s = 10")
+    base = api_url(box)
+    key = {"X-Screen-Key": await screen_key(box)}
+    async with aiohttp.ClientSession() as s:
+        tok = await tokens(s, base)
+        st, call = await post(s, f"{base}/screen/scr-gate/intercom/calls",
+                              json={"flat": "1-1-101"}, headers=key)
+        st, _ = await post(s, f"{base}/r/intercom/calls/{call['id']}/answer",
+                           headers=as_resident(tok["r-a"]))
+        assert st == 200
+        url = f"{base}/screen/scr-gate/intercom/calls/{call['id']}"
+        view: dict = {"version": -1, "ended": False}
+        async with asyncio.timeout(20):
+            while not view["ended"]:  # long-polls, each returns on a change or after 15 s
+                async with s.get(f"{url}?after={view['version']}", headers=key) as r:
+                    view = await r.json()
+        assert view["state"] == "answered" and view["said"] == "ended", view

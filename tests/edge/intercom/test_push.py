@@ -192,3 +192,37 @@ async def test_push_goes_only_to_https_on_public_addresses(
                 await http.post(url, data=b"x", timeout=aiohttp.ClientTimeout(total=5))
             why = repr(e.value)  # the resolver's refusal is inside aiohttp's DNS error
             assert "no public address" in why or "https" in why or "not public" in why, why
+
+
+async def test_a_call_that_ends_replaces_the_ringing_notification(
+    make_config, run_box, board, tmp_path, pushsvc: PushService
+) -> None:
+    """Probe 11: the push said "门口来电 … 有访客呼叫" (a notification that stays until
+    tapped) and nothing followed it: hours after the visitor had gone, an elderly resident
+    found it on the lock screen and hurried to the door. The end of the call is pushed too
+    (same notification tag): "未接来电" when nobody answered, so the ringing one is replaced."""
+    config = make_config(extra=intercom_toml(board.tcp_port, camera_frames(tmp_path / "c"),
+                                             extra="push_allow_private = true"))  # ring_s = 4
+    seed(config)
+    box = await run_box(config)
+    base = api_url(box)
+    async with aiohttp.ClientSession() as s:
+        tok = await tokens(s, base)
+        st, _ = await subscribe(s, base, tok["r-a"], pushsvc.phone("a"))
+        assert st == 201
+        async with s.post(f"{base}/api/v1/intercom/calls", headers=STAFF,
+                          json={"door_id": "d-gate", "flat": "1-1-101"}) as r:
+            call = await r.json()
+    for _ in range(200):  # rings for 4 s, then missed
+        if len(pushsvc.got) >= 2:
+            break
+        await asyncio.sleep(0.05)
+    assert pushsvc.bad == []
+    msgs = [m for _pid, m, _k in pushsvc.got]
+    assert len(msgs) == 2 and msgs[0]["call"] == msgs[1]["call"] == call["id"], msgs
+    assert msgs[1]["ended"] is True and msgs[1]["state"] == "missed", msgs[1]
+    # the service worker shows it under the ringing one's tag, in words a resident reads
+    from edge.intercom.routes import STATIC
+
+    sw = (STATIC / "sw.js").read_text(encoding="utf-8")
+    assert "未接来电" in sw and "d.ended" in sw

@@ -213,3 +213,79 @@ async def test_live_video_away_through_the_cloud_relay_and_turn(
         await until(page, "window.intercom && window.intercom.mode === 'poll'", 15)
         await asyncio.sleep(0.5)
         await live_call(page, base, key, board, box)
+
+
+async def turn_allocates(port: int, username: str | None, password: str | None) -> bool:
+    """Does the real coturn give these credentials a relay allocation (TURN Allocate)?"""
+    from aioice.turn import create_turn_endpoint
+
+    if not username or not password:
+        return False
+    try:
+        transport, _ = await asyncio.wait_for(create_turn_endpoint(
+            asyncio.DatagramProtocol, ("127.0.0.1", port), username, password), 5)
+    except Exception:  # 401 from coturn (a stale or wrong credential): no allocation
+        return False
+    transport.close()
+    return True
+
+
+def creds(config: dict[str, Any]) -> list[tuple[str | None, str | None]]:
+    return [(s.get("username"), s.get("credential")) for s in config.get("iceServers", [])]
+
+
+async def test_turn_credentials_only_for_the_phone_in_a_live_call(
+    make_config, run_box, board, tmp_path, turn: Turn
+) -> None:
+    """Probe 11 (docs/security.md listed it as a known gap): any signed-in resident got
+    one-hour TURN credentials from /r/intercom/rtc without a call, i.e. a free relay on the
+    community's coturn. Credentials now go only to the phone that answered a live call, for
+    that call's remaining time, and coturn refuses everything else."""
+    config = make_config(extra=intercom_toml(board.tcp_port, camera_frames(tmp_path / "cam"),
+                                             ring_s=30, rtc=rtc_toml(turn, tmp_path)))
+    seed(config)
+    box = await run_box(config)
+    base = api_url(box)
+    key = await screen_key(box)
+    talk_s = box.service("intercom").cfg.talk_s
+
+    async with aiohttp.ClientSession() as s:
+        tok = await tokens(s, base)
+
+        async def rtc(rid: str, call: str | None = None) -> tuple[int, dict[str, Any]]:
+            q = f"?call={call}" if call else ""
+            async with s.get(f"{base}/r/intercom/rtc{q}",
+                             headers={"Cookie": f"qilu_rs={tok[rid]}"}) as r:
+                return r.status, await r.json()
+
+        async def usable(rid: str, call: str | None = None) -> bool:
+            _st, cfg = await rtc(rid, call)
+            return any([await turn_allocates(turn.port, u, p) for u, p in creds(cfg)])
+
+        # no call at all: nothing coturn accepts
+        assert not await usable("r-a")
+        async with s.post(f"{base}/screen/scr-gate/intercom/calls", json={"flat": "1-1-101"},
+                          headers={"X-Screen-Key": key}) as r:
+            assert r.status == 201
+            cid = (await r.json())["id"]
+        # ringing, not answered yet; a neighbour; a call id of nobody's
+        assert not await usable("r-a")
+        assert not await usable("r-a", cid)
+        st, body = await rtc("r-n", cid)
+        assert st == 404 and not creds(body)
+        async with s.post(f"{base}/r/intercom/calls/{cid}/answer",
+                          headers={"Cookie": f"qilu_rs={tok['r-a']}"}) as r:
+            assert r.status == 200
+        # the phone that answered: credentials coturn accepts, for this call's time only
+        st, cfg = await rtc("r-a", cid)
+        assert st == 200, cfg
+        ((user, pw),) = creds(cfg)
+        assert await turn_allocates(turn.port, user, pw)
+        assert int(user.split(":")[0]) - time.time() <= talk_s + 60, user
+        assert not await usable("r-b", cid)  # the other phone of the flat did not answer
+        assert not await usable("r-a")  # still nothing without naming the call
+        async with s.post(f"{base}/r/intercom/calls/{cid}/decline",
+                          headers={"Cookie": f"qilu_rs={tok['r-a']}"}) as r:
+            assert r.status == 200
+        st, body = await rtc("r-a", cid)  # the call ended: none any more
+        assert st == 409 and not creds(body) and body["error_zh"], body
