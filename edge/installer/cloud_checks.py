@@ -71,7 +71,12 @@ def read_identity(config: CoreConfig) -> tuple[Identity | None, Outcome]:
         )
     if ident is None:
         return None, Outcome("fail", T("provisioned.missing", path=path), provision_hint(config))
-    mode = stat.S_IMODE(path.stat().st_mode)
+    st, folder = path.stat(), path.parent.stat()
+    if st.st_uid != folder.st_uid:  # e.g. written by root into the daemon user's folder
+        who = {"owner": _user(st.st_uid), "daemon": _user(folder.st_uid), "path": path}
+        return ident, Outcome("fail", T("provisioned.owner", **who),
+                              T("provisioned.owner_hint", **who))  # fmt: skip
+    mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
         return ident, Outcome(
             "fail",
@@ -244,6 +249,15 @@ async def probe_relay(config: CoreConfig, ident: Identity, timeout_s: float = 8.
     if page == 200:
         return Outcome("pass", T("relay.ok", away=away))
     return Outcome("warn", T("relay.unexpected", away=away, entry=entry, page=page))
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def _unreachable(ident: Identity, e: BaseException) -> Outcome:

@@ -258,6 +258,14 @@ T = catalogue({
         "{path} 的权限是 {mode}：本机密钥可被他人读取",
     ),
     "provisioned.loose_hint": ("chmod 600 {path}", "运行 chmod 600 {path}"),
+    "provisioned.owner": (
+        "{path} belongs to {owner}, the data folder to {daemon}: the daemon cannot read it",
+        "{path} 属于 {owner}，数据目录属于 {daemon}：服务读不到本机身份，无法同步",
+    ),
+    "provisioned.owner_hint": (
+        "chown {daemon} {path}, then systemctl restart qilu-edge",
+        "运行 chown {daemon} {path}，然后 systemctl restart qilu-edge",
+    ),
     "provisioned.ok": (
         "{box_id} at {cloud} ({path}, 0600)", "{box_id}，云端 {cloud}（{path}，0600）"
     ),
