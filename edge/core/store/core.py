@@ -411,6 +411,10 @@ class Store:
         dest_dir = Path(dest_dir)
         dest_dir.mkdir(parents=True, exist_ok=True)
         dest = dest_dir / f"{self.path.stem}-{_utc_stamp()}.db"
+        # A full copy (face templates, the box key): owner only like the store, whatever the
+        # umask, from its first byte on.
+        os.close(os.open(dest, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(dest, 0o600)
         target = sqlite3.connect(dest)
         try:
             with self._lock:

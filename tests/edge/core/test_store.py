@@ -263,6 +263,31 @@ def test_backup_is_a_consistent_copy(tmp_path: Path) -> None:
     store.close()
 
 
+def test_backup_copies_are_owner_only_like_the_database(tmp_path: Path) -> None:
+    """`qilu-edge db backup` (run by root with the usual umask 022) copied qilu.db, which holds
+    face templates and the box key (pass QR signatures, login-code HMACs), into a 0644 file:
+    the store is 0600 "whatever the umask", its copies were readable by every local user."""
+    db = tmp_path / "data" / "qilu.db"
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(f'[box]\nid = "box-1"\ncommunity = "c-1"\ndata_dir = "{db.parent}"\n')
+    store = Store(db)
+    store.record(access(1))
+    store.set_meta("access.box_key", "secret-box-key")
+    store.close()
+    code = "import os; os.umask(0o022); from edge.cli import main; main()"
+    for dest in (None, tmp_path / "usb"):  # the config's backups/ folder, and --to DIR
+        args = ["db", "backup", "-c", str(cfg), *(["--to", str(dest)] if dest else [])]
+        r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                           timeout=60)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        out = Path(r.stdout.strip())
+        mode = out.stat().st_mode & 0o777  # before Store() opens it (which makes it 0600)
+        assert mode & 0o077 == 0, f"{out} is {mode:04o}"
+        copy = Store(out)
+        assert copy.get_meta("access.box_key") == "secret-box-key"  # a full copy
+        copy.close()
+
+
 def test_prune_keeps_unpublished_events(tmp_path: Path) -> None:
     store = Store(tmp_path / "q.db")
     for i in range(4):
