@@ -113,11 +113,20 @@ if [ ! -f "$conf" ]; then
     token="$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n' | head -c 32)"
     # The config keeps only the token's hash; the token goes to a root-only file for the CLI.
     sha="$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)"
-    (umask 077 && printf '%s\n' "$token" > "$P$ETC/staff-token")
     sed -e "s|@BOX_ID@|${box_id:-box-$(hostname -s | tr 'A-Z' 'a-z' | tr -c 'a-z0-9_\n-' '-')}|" \
         -e "s|@COMMUNITY@|${community:-unconfigured}|" \
         -e "s|@DATA_DIR@|$DATA|" -e "s|@TOKEN_SHA256@|$sha|" -e "s|@ETC@|$ETC|" \
         "$src/config/edge.install.toml" > "$conf.tmp"
+    # Validated by the box's own loader before it is kept: the file is written only once, so
+    # a value the daemon refuses (--community "Lixia C1") would stop it at every start.
+    if ! err="$("$P$OPT/current/bin/qilu-edge" check-config -c "$conf.tmp" 2>&1)"; then
+        rm -f "$conf.tmp"
+        echo "install.sh: --community / --box-id make a config the box refuses; edge.toml" \
+             "not written (lower-case letters, digits, _ and -, e.g. --community lixia-c1):" >&2
+        echo "$err" | sed "s|$conf.tmp|$ETC/edge.toml|" >&2
+        exit 2
+    fi
+    (umask 077 && printf '%s\n' "$token" > "$P$ETC/staff-token")
     chmod 0660 "$conf.tmp"
     mv "$conf.tmp" "$conf"
     if real; then chown "root:$grp" "$conf"; fi

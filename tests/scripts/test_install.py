@@ -161,6 +161,24 @@ def test_systemd_analyze_catches_a_broken_unit(installed_copy: Path) -> None:
     assert r.returncode != 0 and "nonexistent" in r.stderr
 
 
+def test_an_identity_the_daemon_would_refuse_is_refused_before_anything_is_written(
+    tmp_path: Path, wheel: Path
+) -> None:
+    """`--community "Lixia C1"` (capitals, a space: what an installer types) was written into
+    edge.toml as is and install.sh said "installed"; the daemon then refused the config at
+    every start, and a second run with the right value kept the bad file ("written once")."""
+    root = tmp_path / "root"
+    r = install(root, wheel, "--community", "Lixia C1", "--box-id", "box-001")
+    assert r.returncode != 0, r.stdout
+    assert "box.community" in r.stderr and "Lixia C1" in r.stderr, r.stderr
+    assert not (root / "etc/qilu-edge/edge.toml").exists()
+    assert not (root / "etc/qilu-edge/staff-token").exists()  # no token for a config not written
+    r = install(root, wheel, "--community", "lixia-c1", "--box-id", "box-001")
+    assert r.returncode == 0, r.stderr + r.stdout
+    conf = root / "etc/qilu-edge/edge.toml"
+    assert parse_config(conf.read_text(), source=conf).box.community == "lixia-c1"
+
+
 def test_uninstall_keeps_data_unless_purged(installed_copy: Path) -> None:
     root = installed_copy
     (root / "var/lib/qilu-edge/qilu.db").write_text("data")
