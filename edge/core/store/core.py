@@ -150,7 +150,16 @@ class Store:
         the umask. SQLite gives its -wal and -shm files the database file's mode."""
         if str(self.path) == ":memory:":
             return
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.geteuid() == 0 and os.fstat(fd).st_size == 0:
+                # A root command (`sudo qilu-edge resident add`) before the daemon's first
+                # start: the file is the data folder owner's, the daemon's user (install.sh).
+                # SQLite run as root gives its -wal and -shm files the database's owner.
+                folder = self.path.parent.stat()
+                os.fchown(fd, folder.st_uid, folder.st_gid)
+        finally:
+            os.close(fd)
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(str(self.path) + suffix, 0o600)

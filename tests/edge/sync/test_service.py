@@ -9,8 +9,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -25,7 +23,17 @@ from edge.features import load_config
 from edge.installer.cloud_checks import read_identity
 from edge.sync import store as ob
 from tests.cloudsync.helpers import Cloud, cli_provision, start_cloud, wait_for
-from tests.conftest import STAFF_TOKEN, api_url, box_toml, fill, small_fs_at, stop_process
+from tests.conftest import (
+    STAFF_TOKEN,
+    api_url,
+    box_toml,
+    daemon_user_folder,
+    fill,
+    needs_daemon_user,
+    small_fs_at,
+    start_daemon_as_user,
+    stop_process,
+)
 
 FAST = """
 [sync]
@@ -154,13 +162,7 @@ async def _len_at_least(xs: list, n: int) -> bool:
     return len(xs) >= n
 
 
-DAEMON_UID = 65534  # "nobody": stands in for install.sh's qilu-edge user
-SYSTEM_PY = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
-REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.mark.skipif(os.geteuid() != 0 or not os.path.exists(SYSTEM_PY),
-                    reason="needs root (the installer's sudo, a second user) and " + SYSTEM_PY)
+@needs_daemon_user
 async def test_a_box_provisioned_by_root_syncs_as_the_daemon_user(cloud: Cloud) -> None:
     """On an installed box the daemon runs as its own user (systemd User=qilu-edge, data dir
     owned by it, 0750) and the installer provisions with `sudo qilu-edge provision` (the
@@ -168,13 +170,10 @@ async def test_a_box_provisioned_by_root_syncs_as_the_daemon_user(cloud: Cloud) 
     could not read it, never synced (the one-time claim code spent), and the doctor, run as
     root too, said provisioned and cloud reachable."""
     await cloud.community()
-    base = Path(tempfile.mkdtemp(prefix="qilu-daemon-user-"))  # reachable by another user
+    base = daemon_user_folder("qilu-provision-")
     proc: subprocess.Popen | None = None
     try:
-        os.chmod(base, 0o755)
         data = base / "data"
-        data.mkdir(mode=0o750)
-        os.chown(data, DAEMON_UID, DAEMON_UID)  # as install.sh and StateDirectory= leave it
         config = base / "edge.toml"
         config.write_text(box_toml(base, extra=FAST + "\n[faces]\nenabled = false\n"))
         config.chmod(0o644)
@@ -182,16 +181,7 @@ async def test_a_box_provisioned_by_root_syncs_as_the_daemon_user(cloud: Cloud) 
         ident_file = data / "cloud-identity.json"
         assert stat.S_IMODE(ident_file.stat().st_mode) == 0o600
         box_id = json.loads(ident_file.read_text())["box_id"]
-        # This venv's interpreter lives under /root (0700): the same Python from /usr/bin,
-        # with the venv's packages and the checkout on its path, runs the daemon as that user.
-        site = next(p for p in sys.path if p.endswith("site-packages"))
-        proc = await asyncio.to_thread(
-            subprocess.Popen,
-            [SYSTEM_PY, "-c", "from edge.cli import main; main()", "run", "-c", str(config)],
-            user=DAEMON_UID, group=DAEMON_UID, extra_groups=[], cwd=base,
-            env={"PATH": os.environ["PATH"], "PYTHONPATH": f"{site}:{REPO}"},
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        )  # fmt: skip
+        proc = await asyncio.to_thread(start_daemon_as_user, config)
 
         async def seen() -> bool:
             assert proc is not None and proc.poll() is None, "the daemon exited"
