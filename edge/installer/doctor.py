@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -222,6 +223,9 @@ class Doctor:
             )
         else:
             verdict = await asyncio.to_thread(check_file, cfg.db_path)
+        if verdict != "ok" and _read_only(cfg.db_path):
+            return Result("database", "", "fail", T("database.read_only", path=cfg.db_path),
+                          T("disk.read_only_hint"))  # fmt: skip
         if verdict == "ok":
             return Result("database", "", "pass", T("database.ok", path=cfg.db_path))
         return Result(
@@ -237,6 +241,9 @@ class Doctor:
         where = cfg.box.data_dir
         while not where.exists() and where != where.parent:
             where = where.parent
+        if _read_only(where):
+            return Result("disk", "", "fail", T("disk.read_only", where=where),
+                          T("disk.read_only_hint"))  # fmt: skip
         free_mb = shutil.disk_usage(where).free // (1024 * 1024)
         ic = cfg.installer
         detail = T("disk.free", mb=free_mb, where=where)
@@ -566,6 +573,16 @@ class Doctor:
 
 
 _KINDS_ZH = {"door": "门", "camera": "摄像头", "screen": "屏幕"}
+
+
+def _read_only(path: Path) -> bool:
+    """Whether ``path`` (or its nearest existing folder) is on a read-only file system."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _hint(kind: str) -> Msg:

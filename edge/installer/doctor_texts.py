@@ -43,6 +43,21 @@ T = catalogue({
         "先运行 `qilu-edge db backup` 备份",
     ),
     "disk.free": ("{mb} MB free at {where}", "{where} 剩余空间 {mb} MB"),
+    "disk.read_only": (
+        "{where} is on a read-only file system: nothing can be stored (a failing SD card is "
+        "remounted read-only by the kernel)",
+        "{where} 所在的文件系统是只读的：什么都存不下（SD 卡出错时系统会把它改成只读）",
+    ),
+    "disk.read_only_hint": (
+        "`dmesg | grep -i error`; power off, `fsck` the card on another machine or replace "
+        "it, restore from `qilu-edge db backup`",
+        "运行 `dmesg | grep -i error` 查看；关机后在另一台电脑上 `fsck` 检查这张卡或换新卡，"
+        "再用 `qilu-edge db backup` 的备份恢复",
+    ),
+    "database.read_only": (
+        "{path}: cannot be opened on a read-only file system (not a sign of corruption)",
+        "{path}：文件系统只读，数据库无法打开（不代表数据库损坏）",
+    ),
     "disk.hint": (
         "free space on the SD card (old backups, logs) or use a larger card",
         "清理 SD 卡空间（旧备份、日志），或换一张更大的卡",
