@@ -126,6 +126,7 @@ class Doctor:
         self.config_error: str | None = None
         self._identity: Any = None  # the box's cloud identity, once the provisioned check read it
         self._skew: float | None = None  # box clock minus cloud clock, from the cloud check
+        self._cert_clock = False  # the cloud's certificate was refused for the box's clock
         self._started: list[Any] = []  # drivers this doctor started and must stop
         self._faces: Any = None  # device_checks.FaceProbe, made at the first camera
         if self.config is None and self.config_path is not None and loader is not None:
@@ -498,6 +499,7 @@ class Doctor:
         probe = await cloud_checks.probe_cloud(self._cfg, self._identity, timeout)
         self._skew = probe.skew_s
         out = probe.outcome
+        self._cert_clock = out.detail.key == "cloud.cert_clock"  # TLS refused: clock off
         return Result("cloud", "", out.status, out.detail, out.hint)  # type: ignore[arg-type]
 
     async def check_transport(self) -> Result:
@@ -519,7 +521,7 @@ class Doctor:
 
         if not (self._cfg.portal.enabled and self._cfg.portal.relay):
             return Result("relay", "", "skip", T("relay.off"))
-        if self._skew is None:  # the cloud check did not get an answer
+        if self._skew is None or self._cert_clock:  # the cloud check got no signed answer
             return Result("relay", "", "skip", T("relay.no_cloud"))
         timeout = min(self._cfg.sync.request_timeout_s, 10.0)
         out = await cloud_checks.probe_relay(self._cfg, self._identity, timeout)

@@ -291,6 +291,15 @@ T = catalogue({
     "cloud.not_provisioned": (
         "not provisioned (see the provisioned check)", "尚未注册（见“已注册”检查）"
     ),
+    "cloud.cert_clock": (
+        "{cloud}: TLS certificate refused ({reason}) because this box's clock is {skew:+.0f} s "
+        "off the cloud's",
+        "{cloud}：TLS 证书校验失败（{reason}），原因是本机时钟与云端相差 {skew:+.0f} 秒",
+    ),
+    "cloud.cert_clock_hint": (
+        "set the clock (see the clock check), then run the doctor again",
+        "先校准时钟（见“时钟偏差”检查），再运行一次检查",
+    ),
     "cloud.unreachable": ("cloud unreachable: {cloud}: {reason}", "连不上云端 {cloud}：{reason}"),
     "cloud.net_hint": (
         "check the box's network, DNS and the cloud URL (curl CLOUD/healthz); "
