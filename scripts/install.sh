@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install Qilu Edge on a Debian 12 / Raspberry Pi OS box (arm64 or amd64). Idempotent: run it
-# again to repair or to pick up a new version; the config, token and data are kept.
+# again to repair or to pick up a new version (an older one only with --downgrade); the
+# config, token and data are kept.
 #
 #   sudo bash scripts/install.sh --community my-community --box-id box-001
 #   sudo bash scripts/install.sh --wheel qilu_edge-0.2.0-py3-none-any.whl
@@ -14,7 +15,7 @@
 set -euo pipefail
 
 src="$(cd "$(dirname "$0")/.." && pwd)"
-prefix="" wheel="" community="" box_id="" cloud=0 start=1 models=1
+prefix="" wheel="" community="" box_id="" cloud=0 start=1 models=1 downgrade=0
 venv_args=() pip_args=()
 usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
@@ -26,6 +27,7 @@ while [ $# -gt 0 ]; do
         --cloud) cloud=1; shift ;;              # also enable qilu-cloudsync (central server)
         --no-start) start=0; shift ;;           # enable the units but do not start them now
         --no-models) models=0; shift ;;
+        --downgrade) downgrade=1; shift ;;      # allow going back below the running version
         --venv-arg) venv_args+=("$2"); shift 2 ;;   # e.g. --system-site-packages
         --pip-arg) pip_args+=("$2"); shift 2 ;;     # e.g. --no-index --find-links DIR
         -h|--help) usage 0 ;;
@@ -92,6 +94,18 @@ else
     what="$src"
 fi
 venv="$P$OPT/venvs/$version"
+# A box `qilu-edge update` (or a cloud roll-out) moved on is not taken back by a second run
+# from the original stick: the newer version may have migrated the database.
+running=""
+if [ -L "$P$OPT/current" ]; then running="$(basename "$(readlink "$P$OPT/current")")"; fi
+running="${running%%+*}"
+if [ -n "$running" ] && [ "$running" != "$version" ] && [ "$downgrade" = 0 ] \
+    && [ "$(printf '%s\n%s\n' "$running" "$version" | sort -V | tail -n1)" = "$running" ]; then
+    echo "install.sh: this box runs qilu-edge $running, newer than $version here (installed by" \
+         "qilu-edge update); nothing switched. Install $running or newer to repair, or go back" \
+         "on purpose: --downgrade (or qilu-edge update rollback)" >&2
+    exit 2
+fi
 if [ -x "$venv/bin/qilu-edge" ] && "$venv/bin/qilu-edge" --version 2>/dev/null | grep -q "$version"; then
     say "qilu-edge $version already installed in $venv"
 else
