@@ -27,7 +27,7 @@ from edge.core.config import CoreConfig
 from edge.core.i18n import Msg
 from edge.installer.config import InstallerConfig
 from edge.installer.doctor_texts import TIMED_OUT, T
-from edge.sync.client import ssl_context
+from edge.sync.client import cloud_ssl
 from edge.sync.config import SyncConfig
 from edge.sync.identity import Identity, identity_path, load
 
@@ -102,8 +102,7 @@ def read_identity(config: CoreConfig) -> tuple[Identity | None, Outcome]:
 async def probe_cloud(config: CoreConfig, ident: Identity, timeout_s: float = 8.0) -> Probe:
     """A signed GET of the feed past its end: proves reachability and the identity."""
     url = URL(ident.cloud).with_path(PROBE_PATH).with_query({"after": p.SEQ_MAX, "limit": 1})
-    sync = config.section(SyncConfig)
-    ctx = ssl_context(sync.tls_verify, sync.ca_file)
+    ctx = cloud_ssl(config)
     offset = 0.0
     skew: float | None = None
     try:
@@ -250,8 +249,7 @@ async def probe_relay(config: CoreConfig, ident: Identity, timeout_s: float = 8.
     cloud as a resident would (no signature), so it tests the running daemon's relay socket
     without opening a second one (which would replace the daemon's)."""
     away = away_url(ident.cloud, ident.community_id)
-    sync = config.section(SyncConfig)
-    ctx = ssl_context(sync.tls_verify, sync.ca_file)
+    ctx = cloud_ssl(config)
     try:
         async with aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=ctx),

@@ -48,9 +48,9 @@ from edge.sync.client import (
     CloudError,
     Revoked,
     UnsignedReply,
+    cloud_ssl,
     encode_batch,
     refused_record,
-    ssl_context,
 )
 from edge.sync.config import SyncConfig
 from edge.sync.identity import Identity, identity_path, load, save
@@ -124,7 +124,7 @@ class SyncService(Service):
         self.client = CloudClient(
             ident,
             timeout_s=self.cfg.request_timeout_s,
-            ssl_ctx=ssl_context(self.cfg.tls_verify, self.cfg.ca_file),
+            ssl_ctx=cloud_ssl(self.box.config),
         )
         log.info("sync: box %s -> %s", ident.box_id, ident.cloud)
         self._spawn(self._feed_loop, "sync-feed")

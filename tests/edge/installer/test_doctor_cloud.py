@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import ssl
 import sys
 from pathlib import Path
 
-from aiohttp import web
-
 from tests.cloudsync.faults import FAKETIME_LIB
-from tests.cloudsync.helpers import FAST_SYNC, cli_provision, start_cloud
-from tests.conftest import box_toml, free_port
+from tests.cloudsync.helpers import FAST_SYNC, cli_provision, serve_tls, start_cloud
+from tests.conftest import box_toml
 
 QILU_EDGE = str(Path(sys.executable).parent / "qilu-edge")
 
@@ -188,19 +185,9 @@ async def test_a_clock_days_behind_a_tls_cloud_is_named_as_the_clock(tmp_path: P
     cloud's certificate "not yet valid". The doctor said "cloud unreachable, check the
     network" and skipped the clock check ("no time from the cloud"): the installer went
     after the network, not the clock."""
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    code, out = await run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-         "-out", str(cert), "-days", "30", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"])  # fmt: skip
-    assert code == 0, out
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(cert, key)
     cloud = await start_cloud(str(tmp_path / "cloud.db"), tmp_path)
     try:
-        tls_port = free_port()  # the same cloud app, also served over TLS
-        await web.TCPSite(cloud.runner, "127.0.0.1", tls_port, ssl_context=ctx).start()
-        https = f"https://127.0.0.1:{tls_port}"
+        https, cert = await serve_tls(cloud, tmp_path)  # the same cloud, also over TLS
         await cloud.community()
         config = tmp_path / "edge.toml"
         config.write_text(box_toml(tmp_path, extra=f'\n[faces]\nenabled = false\n[sync]\n'

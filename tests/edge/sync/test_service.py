@@ -9,6 +9,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -22,7 +23,7 @@ from edge.core.standard import AccessEvent, Command, DeviceHealth, Report, new_i
 from edge.features import load_config
 from edge.installer.cloud_checks import read_identity
 from edge.sync import store as ob
-from tests.cloudsync.helpers import Cloud, cli_provision, start_cloud, wait_for
+from tests.cloudsync.helpers import Cloud, cli_provision, serve_tls, start_cloud, wait_for
 from tests.conftest import (
     STAFF_TOKEN,
     api_url,
@@ -202,6 +203,39 @@ async def test_a_box_provisioned_by_root_syncs_as_the_daemon_user(cloud: Cloud) 
     finally:
         stop_process(proc)
         shutil.rmtree(base, ignore_errors=True)
+
+
+async def test_a_relative_ca_file_is_the_config_folders_for_the_daemon_too(
+    cloud: Cloud, run_box, tmp_path: Path
+) -> None:
+    """`ca_file = "cloud-ca.pem"` beside edge.toml (the example config: relative paths are
+    relative to the file's folder) worked for `provision` and the doctor run in /etc/qilu-edge,
+    but the daemon (systemd: working directory /) looked for it in its own working directory:
+    its sync task died on FileNotFoundError and the box never synced."""
+    await cloud.community()
+    https, _ = await serve_tls(cloud, tmp_path)  # tmp_path/cloud-ca.pem, beside the config
+    config_path = tmp_path / "edge.toml"
+    config_path.write_text(box_toml(tmp_path, extra=FAST + 'ca_file = "cloud-ca.pem"\n'))
+    code, out = await run_cli("provision", "-c", str(config_path), "--cloud", https,
+                              "--claim", await cloud.claim(), cwd=Path("/"))  # fmt: skip
+    assert code == 0, out
+    box_id = json.loads((tmp_path / "data" / "cloud-identity.json").read_text())["box_id"]
+    await run_box(load_config(config_path))  # this process's working directory: not tmp_path
+
+    async def seen() -> bool:
+        _, b = await cloud.call("GET", f"/api/v1/ops/boxes/{box_id}")
+        return bool(b.get("last_seen_at"))
+
+    await wait_for(seen, 15, 0.2)
+
+
+async def run_cli(*args: str, cwd: Path) -> tuple[int | None, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from edge.cli import main; main()", *args, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode, out.decode()
 
 
 async def test_disk_budget_warns_then_drops_only_telemetry(make_config, run_box) -> None:
