@@ -229,6 +229,38 @@ async def test_a_relative_ca_file_is_the_config_folders_for_the_daemon_too(
     await wait_for(seen, 15, 0.2)
 
 
+async def test_a_running_box_provisioned_again_syncs_as_its_new_identity(
+    cloud: Cloud, make_config, run_box
+) -> None:
+    """The way back for a revoked box (docs/security.md: revoke and re-provision; the doctor's
+    hint: a new claim code, then `qilu-edge provision --force`) left the running daemon on
+    the revoked identity until someone restarted it, which nothing said: the doctor, reading
+    the new file, passed while the box sent nothing."""
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    ident_file = config.box.data_dir / "cloud-identity.json"
+    old = json.loads(ident_file.read_text())["box_id"]
+    await run_box(config)
+
+    def heard_from(box_id: str) -> Callable[[], Awaitable[bool]]:
+        async def seen() -> bool:
+            _, b = await cloud.call("GET", f"/api/v1/ops/boxes/{box_id}")
+            return bool(b.get("last_seen_at"))
+
+        return seen
+
+    await wait_for(heard_from(old), 10, 0.1)
+    status, body = await cloud.call("POST", f"/api/v1/ops/boxes/{old}/revoke")
+    assert status == 200, body
+    code, out = await run_cli("provision", "-c", str(config.source), "--cloud", cloud.url,
+                              "--claim", await cloud.claim(), "--force", cwd=Path("/"))
+    assert code == 0, out
+    new = json.loads(ident_file.read_text())["box_id"]
+    assert new != old
+    await wait_for(heard_from(new), 15, 0.2)
+
+
 async def run_cli(*args: str, cwd: Path) -> tuple[int | None, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from edge.cli import main; main()", *args, cwd=cwd,
