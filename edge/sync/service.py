@@ -350,11 +350,15 @@ class SyncService(Service):
 
     async def _feed_loop(self) -> None:
         st = self.box.store
-        cursor = await st.run(outbox.feed_cursor, st.sync)
+        ident: Identity | None = None
+        cursor = 0
         delay = self.cfg.backoff_min_s
         while True:
+            assert self.client is not None
+            if self.client.ident is not ident:  # first, or provisioned again
+                ident = self.client.ident
+                cursor = await st.run(outbox.feed_start, st.sync, ident.cloud, ident.box_id)
             try:
-                assert self.client is not None
                 page = await self.client.feed(cursor, self.cfg.feed_wait_s)
             except UnsignedReply as e:
                 await self._unsigned(e)

@@ -261,6 +261,48 @@ async def test_a_running_box_provisioned_again_syncs_as_its_new_identity(
     await wait_for(heard_from(new), 15, 0.2)
 
 
+async def test_a_box_provisioned_to_another_cloud_gets_that_clouds_commands(
+    cloud: Cloud, make_config, run_box, tmp_path: Path
+) -> None:
+    """Commissioned against one cloud (a test or staging cloud), then provisioned to the city's
+    new cloud: the box kept the first cloud's feed cursor (and its applied ids), and the new
+    cloud's feed starts at 1, so every command it sent (remote opening, content, emergency
+    broadcasts) was skipped as already seen until its ids passed the old cursor."""
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    ident_file = config.box.data_dir / "cloud-identity.json"
+    first = json.loads(ident_file.read_text())["box_id"]
+    box = await run_box(config)
+    opened: list[str] = []
+
+    async def door_open(target_id: str, cmd: Command) -> str:
+        opened.append(target_id)
+        return "opened"
+
+    box.commands.register("door", "open", door_open)
+    for i in range(3):  # the commissioning cloud's door tests
+        status, _ = await cloud.call("POST", f"/api/v1/ops/boxes/{first}/commands", json={
+            "target_kind": "door", "target_id": f"door-t{i}", "action": "open"})
+        assert status == 201
+    await wait_for(lambda: _len_at_least(opened, 3), 10, 0.05)
+
+    city = await start_cloud(str(tmp_path / "city.db"), tmp_path / "city")
+    try:
+        await city.community()
+        code, out = await run_cli("provision", "-c", str(config.source), "--cloud", city.url,
+                                  "--claim", await city.claim(), "--force", cwd=Path("/"))
+        assert code == 0, out
+        second = json.loads(ident_file.read_text())["box_id"]
+        status, _ = await city.call("POST", f"/api/v1/ops/boxes/{second}/commands", json={
+            "target_kind": "door", "target_id": "door-1", "action": "open"})
+        assert status == 201
+        await wait_for(lambda: _len_at_least(opened, 4), 15, 0.1)
+        assert opened[-1] == "door-1"
+    finally:
+        await city.stop()
+
+
 async def run_cli(*args: str, cwd: Path) -> tuple[int | None, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from edge.cli import main; main()", *args, cwd=cwd,
