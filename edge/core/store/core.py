@@ -27,6 +27,7 @@ from typing import Any
 import sqlite_utils
 
 from common.sql import sql_statements
+from edge.core.files import to_folder_owner
 from edge.core.standard import Record
 
 log = logging.getLogger(__name__)
@@ -152,12 +153,11 @@ class Store:
             return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
-            if os.geteuid() == 0 and os.fstat(fd).st_size == 0:
+            if os.fstat(fd).st_size == 0:
                 # A root command (`sudo qilu-edge resident add`) before the daemon's first
                 # start: the file is the data folder owner's, the daemon's user (install.sh).
                 # SQLite run as root gives its -wal and -shm files the database's owner.
-                folder = self.path.parent.stat()
-                os.fchown(fd, folder.st_uid, folder.st_gid)
+                to_folder_owner(fd, self.path.parent)
         finally:
             os.close(fd)
         for suffix in ("", "-wal", "-shm"):
