@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install Qilu Edge on a Debian 12 / Raspberry Pi OS box (arm64 or amd64). Idempotent: run it
-# again to repair or to pick up a new version; the config, token and data are kept.
+# again to repair or to pick up a new version (an older one only with --downgrade); the
+# config, token and data are kept.
 #
 #   sudo bash scripts/install.sh --community my-community --box-id box-001
 #   sudo bash scripts/install.sh --wheel qilu_edge-0.2.0-py3-none-any.whl
@@ -14,7 +15,7 @@
 set -euo pipefail
 
 src="$(cd "$(dirname "$0")/.." && pwd)"
-prefix="" wheel="" community="" box_id="" cloud=0 start=1 models=1
+prefix="" wheel="" community="" box_id="" cloud=0 start=1 models=1 downgrade=0
 venv_args=() pip_args=()
 usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
@@ -26,6 +27,7 @@ while [ $# -gt 0 ]; do
         --cloud) cloud=1; shift ;;              # also enable qilu-cloudsync (central server)
         --no-start) start=0; shift ;;           # enable the units but do not start them now
         --no-models) models=0; shift ;;
+        --downgrade) downgrade=1; shift ;;      # allow going back below the running version
         --venv-arg) venv_args+=("$2"); shift 2 ;;   # e.g. --system-site-packages
         --pip-arg) pip_args+=("$2"); shift 2 ;;     # e.g. --no-index --find-links DIR
         -h|--help) usage 0 ;;
@@ -92,6 +94,18 @@ else
     what="$src"
 fi
 venv="$P$OPT/venvs/$version"
+# A box `qilu-edge update` (or a cloud roll-out) moved on is not taken back by a second run
+# from the original stick: the newer version may have migrated the database.
+running=""
+if [ -L "$P$OPT/current" ]; then running="$(basename "$(readlink "$P$OPT/current")")"; fi
+running="${running%%+*}"
+if [ -n "$running" ] && [ "$running" != "$version" ] && [ "$downgrade" = 0 ] \
+    && [ "$(printf '%s\n%s\n' "$running" "$version" | sort -V | tail -n1)" = "$running" ]; then
+    echo "install.sh: this box runs qilu-edge $running, newer than $version here (installed by" \
+         "qilu-edge update); nothing switched. Install $running or newer to repair, or go back" \
+         "on purpose: --downgrade (or qilu-edge update rollback)" >&2
+    exit 2
+fi
 if [ -x "$venv/bin/qilu-edge" ] && "$venv/bin/qilu-edge" --version 2>/dev/null | grep -q "$version"; then
     say "qilu-edge $version already installed in $venv"
 else
@@ -113,11 +127,20 @@ if [ ! -f "$conf" ]; then
     token="$(head -c 24 /dev/urandom | base64 | tr -d '/+=\n' | head -c 32)"
     # The config keeps only the token's hash; the token goes to a root-only file for the CLI.
     sha="$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)"
-    (umask 077 && printf '%s\n' "$token" > "$P$ETC/staff-token")
     sed -e "s|@BOX_ID@|${box_id:-box-$(hostname -s | tr 'A-Z' 'a-z' | tr -c 'a-z0-9_\n-' '-')}|" \
         -e "s|@COMMUNITY@|${community:-unconfigured}|" \
         -e "s|@DATA_DIR@|$DATA|" -e "s|@TOKEN_SHA256@|$sha|" -e "s|@ETC@|$ETC|" \
         "$src/config/edge.install.toml" > "$conf.tmp"
+    # Validated by the box's own loader before it is kept: the file is written only once, so
+    # a value the daemon refuses (--community "Lixia C1") would stop it at every start.
+    if ! err="$("$P$OPT/current/bin/qilu-edge" check-config -c "$conf.tmp" 2>&1)"; then
+        rm -f "$conf.tmp"
+        echo "install.sh: --community / --box-id make a config the box refuses; edge.toml" \
+             "not written (lower-case letters, digits, _ and -, e.g. --community lixia-c1):" >&2
+        echo "$err" | sed "s|$conf.tmp|$ETC/edge.toml|" >&2
+        exit 2
+    fi
+    (umask 077 && printf '%s\n' "$token" > "$P$ETC/staff-token")
     chmod 0660 "$conf.tmp"
     mv "$conf.tmp" "$conf"
     if real; then chown "root:$grp" "$conf"; fi

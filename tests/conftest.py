@@ -12,6 +12,8 @@ import shutil
 import socket
 import sqlite3
 import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -90,6 +92,40 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     broker.start()
     yield broker
     broker.stop()
+
+
+# The box's own user on an installed box (install.sh's qilu-edge, the unit's User=): "nobody".
+DAEMON_UID = 65534
+SYSTEM_PY = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+needs_daemon_user = pytest.mark.skipif(
+    os.geteuid() != 0 or not os.path.exists(SYSTEM_PY),
+    reason="needs root (the installer's sudo, a second user) and " + SYSTEM_PY,
+)
+
+
+def daemon_user_folder(prefix: str) -> Path:
+    """A folder another user can reach (pytest's tmp folders are root-only 0700) holding
+    ``data/``, owned by the daemon's user, 0750, as install.sh and systemd's StateDirectory=
+    leave /var/lib/qilu-edge. The caller removes it."""
+    base = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(base, 0o755)
+    (base / "data").mkdir(mode=0o750)
+    os.chown(base / "data", DAEMON_UID, DAEMON_UID)
+    return base
+
+
+def start_daemon_as_user(config: Path) -> subprocess.Popen:
+    """``qilu-edge run -c config`` as the daemon's user (stderr piped). This venv's interpreter
+    lives under /root (0700): the same Python from /usr/bin, with the venv's packages and the
+    checkout on its path, runs it."""
+    site = next(p for p in sys.path if p.endswith("site-packages"))
+    repo = Path(__file__).resolve().parents[1]
+    return subprocess.Popen(
+        [SYSTEM_PY, "-c", "from edge.cli import main; main()", "run", "-c", str(config)],
+        user=DAEMON_UID, group=DAEMON_UID, extra_groups=[], cwd=config.parent,
+        env={"PATH": os.environ["PATH"], "PYTHONPATH": f"{site}:{repo}"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
 
 
 def small_fs_at(path: Path, size_mb: int = 8) -> Path:

@@ -141,7 +141,7 @@ def doctor(config_path: Path, as_json: bool, click_doors: bool, lang: str | None
     Checks, in this order (each FAIL or WARN says how to fix it):
       config           the file parses and validates (typed, with line numbers)
       database         the store opens, integrity_check, schema up to date
-      disk             free space at the data folder
+      disk             free space at the data folder, and that it is not read-only
       broker           the MQTT broker answers at [mqtt] host:port
       door:<id>        each door: driver online; --click pulses its relay
       camera:<id>      each camera: a frame arrives, its size and rate, a face on it

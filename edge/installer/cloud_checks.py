@@ -27,7 +27,7 @@ from edge.core.config import CoreConfig
 from edge.core.i18n import Msg
 from edge.installer.config import InstallerConfig
 from edge.installer.doctor_texts import TIMED_OUT, T
-from edge.sync.client import ssl_context
+from edge.sync.client import cloud_ssl
 from edge.sync.config import SyncConfig
 from edge.sync.identity import Identity, identity_path, load
 
@@ -71,7 +71,12 @@ def read_identity(config: CoreConfig) -> tuple[Identity | None, Outcome]:
         )
     if ident is None:
         return None, Outcome("fail", T("provisioned.missing", path=path), provision_hint(config))
-    mode = stat.S_IMODE(path.stat().st_mode)
+    st, folder = path.stat(), path.parent.stat()
+    if st.st_uid != folder.st_uid:  # e.g. written by root into the daemon user's folder
+        who = {"owner": _user(st.st_uid), "daemon": _user(folder.st_uid), "path": path}
+        return ident, Outcome("fail", T("provisioned.owner", **who),
+                              T("provisioned.owner_hint", **who))  # fmt: skip
+    mode = stat.S_IMODE(st.st_mode)
     if mode & 0o077:
         return ident, Outcome(
             "fail",
@@ -97,8 +102,7 @@ def read_identity(config: CoreConfig) -> tuple[Identity | None, Outcome]:
 async def probe_cloud(config: CoreConfig, ident: Identity, timeout_s: float = 8.0) -> Probe:
     """A signed GET of the feed past its end: proves reachability and the identity."""
     url = URL(ident.cloud).with_path(PROBE_PATH).with_query({"after": p.SEQ_MAX, "limit": 1})
-    sync = config.section(SyncConfig)
-    ctx = ssl_context(sync.tls_verify, sync.ca_file)
+    ctx = cloud_ssl(config)
     offset = 0.0
     skew: float | None = None
     try:
@@ -130,6 +134,17 @@ async def probe_cloud(config: CoreConfig, ident: Identity, timeout_s: float = 8.
                     offset = float(r.headers[p.H_SERVER_TIME]) - time.time()
                     continue
                 break
+    except aiohttp.ClientConnectorCertificateError as e:
+        # "Not yet valid" / "expired" is what a box clock days off sees of a good certificate:
+        # the cloud's time, read without verification (nothing is sent but a plain GET),
+        # says whether the clock is the problem.
+        skew = await _unverified_skew(url, timeout_s)
+        ic = config.section(InstallerConfig)
+        if skew is not None and abs(skew) > ic.max_clock_skew_s:
+            return Probe(Outcome("fail", T("cloud.cert_clock", cloud=ident.cloud,
+                                           reason=_reason(e), skew=skew),
+                                 T("cloud.cert_clock_hint")), skew)  # fmt: skip
+        return Probe(_unreachable(ident, e), None)
     except (aiohttp.ClientError, TimeoutError, OSError) as e:
         return Probe(_unreachable(ident, e), None)
     rtt = (t1 - t0) * 1000
@@ -139,6 +154,22 @@ async def probe_cloud(config: CoreConfig, ident: Identity, timeout_s: float = 8.
         return Probe(Outcome("fail", T("cloud.unsigned", cloud=ident.cloud),
                              T("cloud.unsigned_hint")), skew)  # fmt: skip
     return Probe(_verdict(config, ident, r.status, text, rtt), skew)
+
+
+async def _unverified_skew(url: URL, timeout_s: float) -> float | None:
+    """Box clock minus the cloud's, from an unsigned GET that skips certificate checks."""
+    try:
+        async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(ssl=False),
+            timeout=aiohttp.ClientTimeout(total=timeout_s),
+        ) as s:
+            t0 = time.time()
+            async with s.get(url) as r:
+                t1 = time.time()
+                server = _server_time(r.headers)
+    except (aiohttp.ClientError, TimeoutError, OSError):
+        return None
+    return None if server is None else (t0 + t1) / 2 - (server + 0.5)
 
 
 def loopback(host: str | None) -> bool:
@@ -218,8 +249,7 @@ async def probe_relay(config: CoreConfig, ident: Identity, timeout_s: float = 8.
     cloud as a resident would (no signature), so it tests the running daemon's relay socket
     without opening a second one (which would replace the daemon's)."""
     away = away_url(ident.cloud, ident.community_id)
-    sync = config.section(SyncConfig)
-    ctx = ssl_context(sync.tls_verify, sync.ca_file)
+    ctx = cloud_ssl(config)
     try:
         async with aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=ctx),
@@ -244,6 +274,15 @@ async def probe_relay(config: CoreConfig, ident: Identity, timeout_s: float = 8.
     if page == 200:
         return Outcome("pass", T("relay.ok", away=away))
     return Outcome("warn", T("relay.unexpected", away=away, entry=entry, page=page))
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
 
 
 def _unreachable(ident: Identity, e: BaseException) -> Outcome:

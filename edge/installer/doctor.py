@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -125,6 +126,7 @@ class Doctor:
         self.config_error: str | None = None
         self._identity: Any = None  # the box's cloud identity, once the provisioned check read it
         self._skew: float | None = None  # box clock minus cloud clock, from the cloud check
+        self._cert_clock = False  # the cloud's certificate was refused for the box's clock
         self._started: list[Any] = []  # drivers this doctor started and must stop
         self._faces: Any = None  # device_checks.FaceProbe, made at the first camera
         if self.config is None and self.config_path is not None and loader is not None:
@@ -222,6 +224,9 @@ class Doctor:
             )
         else:
             verdict = await asyncio.to_thread(check_file, cfg.db_path)
+        if verdict != "ok" and _read_only(cfg.db_path):
+            return Result("database", "", "fail", T("database.read_only", path=cfg.db_path),
+                          T("disk.read_only_hint"))  # fmt: skip
         if verdict == "ok":
             return Result("database", "", "pass", T("database.ok", path=cfg.db_path))
         return Result(
@@ -237,6 +242,9 @@ class Doctor:
         where = cfg.box.data_dir
         while not where.exists() and where != where.parent:
             where = where.parent
+        if _read_only(where):
+            return Result("disk", "", "fail", T("disk.read_only", where=where),
+                          T("disk.read_only_hint"))  # fmt: skip
         free_mb = shutil.disk_usage(where).free // (1024 * 1024)
         ic = cfg.installer
         detail = T("disk.free", mb=free_mb, where=where)
@@ -491,6 +499,7 @@ class Doctor:
         probe = await cloud_checks.probe_cloud(self._cfg, self._identity, timeout)
         self._skew = probe.skew_s
         out = probe.outcome
+        self._cert_clock = out.detail.key == "cloud.cert_clock"  # TLS refused: clock off
         return Result("cloud", "", out.status, out.detail, out.hint)  # type: ignore[arg-type]
 
     async def check_transport(self) -> Result:
@@ -512,7 +521,7 @@ class Doctor:
 
         if not (self._cfg.portal.enabled and self._cfg.portal.relay):
             return Result("relay", "", "skip", T("relay.off"))
-        if self._skew is None:  # the cloud check did not get an answer
+        if self._skew is None or self._cert_clock:  # the cloud check got no signed answer
             return Result("relay", "", "skip", T("relay.no_cloud"))
         timeout = min(self._cfg.sync.request_timeout_s, 10.0)
         out = await cloud_checks.probe_relay(self._cfg, self._identity, timeout)
@@ -566,6 +575,16 @@ class Doctor:
 
 
 _KINDS_ZH = {"door": "门", "camera": "摄像头", "screen": "屏幕"}
+
+
+def _read_only(path: Path) -> bool:
+    """Whether ``path`` (or its nearest existing folder) is on a read-only file system."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _hint(kind: str) -> Msg:

@@ -43,6 +43,21 @@ T = catalogue({
         "先运行 `qilu-edge db backup` 备份",
     ),
     "disk.free": ("{mb} MB free at {where}", "{where} 剩余空间 {mb} MB"),
+    "disk.read_only": (
+        "{where} is on a read-only file system: nothing can be stored (a failing SD card is "
+        "remounted read-only by the kernel)",
+        "{where} 所在的文件系统是只读的：什么都存不下（SD 卡出错时系统会把它改成只读）",
+    ),
+    "disk.read_only_hint": (
+        "`dmesg | grep -i error`; power off, `fsck` the card on another machine or replace "
+        "it, restore from `qilu-edge db backup`",
+        "运行 `dmesg | grep -i error` 查看；关机后在另一台电脑上 `fsck` 检查这张卡或换新卡，"
+        "再用 `qilu-edge db backup` 的备份恢复",
+    ),
+    "database.read_only": (
+        "{path}: cannot be opened on a read-only file system (not a sign of corruption)",
+        "{path}：文件系统只读，数据库无法打开（不代表数据库损坏）",
+    ),
     "disk.hint": (
         "free space on the SD card (old backups, logs) or use a larger card",
         "清理 SD 卡空间（旧备份、日志），或换一张更大的卡",
@@ -258,6 +273,14 @@ T = catalogue({
         "{path} 的权限是 {mode}：本机密钥可被他人读取",
     ),
     "provisioned.loose_hint": ("chmod 600 {path}", "运行 chmod 600 {path}"),
+    "provisioned.owner": (
+        "{path} belongs to {owner}, the data folder to {daemon}: the daemon cannot read it",
+        "{path} 属于 {owner}，数据目录属于 {daemon}：服务读不到本机身份，无法同步",
+    ),
+    "provisioned.owner_hint": (
+        "chown {daemon} {path}, then systemctl restart qilu-edge",
+        "运行 chown {daemon} {path}，然后 systemctl restart qilu-edge",
+    ),
     "provisioned.ok": (
         "{box_id} at {cloud} ({path}, 0600)", "{box_id}，云端 {cloud}（{path}，0600）"
     ),
@@ -267,6 +290,15 @@ T = catalogue({
     ),
     "cloud.not_provisioned": (
         "not provisioned (see the provisioned check)", "尚未注册（见“已注册”检查）"
+    ),
+    "cloud.cert_clock": (
+        "{cloud}: TLS certificate refused ({reason}) because this box's clock is {skew:+.0f} s "
+        "off the cloud's",
+        "{cloud}：TLS 证书校验失败（{reason}），原因是本机时钟与云端相差 {skew:+.0f} 秒",
+    ),
+    "cloud.cert_clock_hint": (
+        "set the clock (see the clock check), then run the doctor again",
+        "先校准时钟（见“时钟偏差”检查），再运行一次检查",
     ),
     "cloud.unreachable": ("cloud unreachable: {cloud}: {reason}", "连不上云端 {cloud}：{reason}"),
     "cloud.net_hint": (

@@ -14,7 +14,7 @@ import aiohttp
 from yarl import URL
 
 from edge.core.config import CoreConfig
-from edge.sync.client import CloudError, provision, ssl_context
+from edge.sync.client import CloudError, cloud_ssl, provision
 from edge.sync.identity import Identity, identity_path, load, save
 
 
@@ -56,7 +56,7 @@ async def provision_box(
             f"already provisioned as {current.box_id} at {current.cloud}; "
             "tick 'replace' to provision again",
         )
-    ctx = ssl_context(config.sync.tls_verify, config.sync.ca_file)
+    ctx = cloud_ssl(config)
     try:
         ident = await provision(url, code, name or config.box.name, ssl_ctx=ctx, timeout_s=15)
     except CloudError as e:

@@ -95,6 +95,8 @@ class Updater:
             step(f"installed into {venv}")
             self._smoke(venv, version)
             step(f"{venv.name}/bin/qilu-edge --version reports {version}")
+            if self._text_model(venv):
+                step("built the report text model")
             self.switch(venv)
             step(f"switched current -> {venv.relative_to(self.root)}")
             self._restart()
@@ -194,6 +196,26 @@ class Updater:
             raise UpdateError(
                 f"new version's `qilu-edge --version` failed: {(out.stdout + out.stderr).strip()}"
             )
+
+    def _text_model(self, venv: Path) -> bool:
+        """The report text model, built into the new venv as install.sh builds it into its
+        own: the daemon only loads it, and the unit's ProtectSystem=strict keeps it from
+        writing under /opt, so without it every report would fail. False for a build without
+        the reports capability."""
+        exe = str(venv / "bin" / "qilu-edge")
+        try:
+            has = subprocess.run([exe, "report", "retrain", "--help"], capture_output=True,
+                                 timeout=60).returncode == 0  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
+            has = False
+        if not has:
+            return False
+        try:
+            self._run([exe, "report", "retrain"], "build the report text model")
+        except UpdateError:
+            shutil.rmtree(venv, ignore_errors=True)
+            raise
+        return True
 
     def switch(self, venv: Path) -> None:
         self._link(self.current, venv)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from common.textmodel import Row, TextModel
+from edge.core.files import make_folder
 from edge.core.store.core import Store
 from edge.reports import store as db
 from edge.reports.analyze import Analyzer, default_artefact
@@ -82,7 +83,7 @@ def retrain(store: Store, data_dir: Path) -> dict[str, Any]:
     """Shipped corpus + corrections → <data_dir>/text-models/<version>.npz, then adopt()."""
     rows = correction_rows(store)
     folder = data_dir / FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)  # `sudo qilu-edge report retrain`: the daemon adds shipped models here
     version = time.strftime("v%Y%m%d%H%M%S", time.gmtime())
     extra = folder / f"{version}.corrections.csv"
     with extra.open("w", encoding="utf-8", newline="") as f:

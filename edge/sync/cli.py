@@ -11,7 +11,7 @@ import click
 from edge.core.cli import config_option, open_store
 from edge.core.cli import load as load_cfg
 from edge.sync import store as ob
-from edge.sync.client import CloudError, provision, ssl_context
+from edge.sync.client import CloudError, cloud_ssl, provision
 from edge.sync.identity import identity_path, load, save
 
 
@@ -27,7 +27,7 @@ def provision_cmd(config_path: Path, cloud: str, claim: str, name: str, force: b
     path = identity_path(config)
     if load(path) is not None and not force:
         raise click.ClickException(f"{path} exists (already provisioned); use --force")
-    ctx = ssl_context(config.sync.tls_verify, config.sync.ca_file)
+    ctx = cloud_ssl(config)
     try:
         ident = asyncio.run(provision(cloud, claim, name or config.box.name, ssl_ctx=ctx))
     except (CloudError, OSError) as e:

@@ -8,6 +8,7 @@ import json
 import re
 import ssl
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -47,6 +48,17 @@ class Revoked(CloudError):
 class UnsignedReply(CloudError):
     """An answer that should carry the cloud's signature (the feed: commands) has none or a
     wrong one: someone on the path, or a cloud older than the box. Nothing in it is used."""
+
+
+def cloud_ssl(config: Any) -> ssl.SSLContext | bool:
+    """:func:`ssl_context` for the box's config. A relative ``[sync] ca_file`` is in the config
+    file's folder, like every relative path in it, not in whatever folder a command or the
+    daemon (systemd: /) runs in."""
+    sync = config.sync
+    ca = sync.ca_file
+    if ca and not Path(ca).is_absolute() and config.source is not None:
+        ca = str(config.source.parent / ca)
+    return ssl_context(sync.tls_verify, ca)
 
 
 def ssl_context(verify: bool, ca_file: str | None) -> ssl.SSLContext | bool:

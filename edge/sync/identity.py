@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from edge.core.files import to_folder_owner
+
 
 @dataclass(frozen=True)
 class Identity:
@@ -40,6 +42,7 @@ def save(path: Path, ident: Identity) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
+        to_folder_owner(fd, path.parent)  # `sudo qilu-edge provision`: the daemon reads it
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(asdict(ident), f, indent=2)
             f.flush()

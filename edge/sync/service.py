@@ -48,9 +48,9 @@ from edge.sync.client import (
     CloudError,
     Revoked,
     UnsignedReply,
+    cloud_ssl,
     encode_batch,
     refused_record,
-    ssl_context,
 )
 from edge.sync.config import SyncConfig
 from edge.sync.identity import Identity, identity_path, load, save
@@ -89,6 +89,7 @@ class SyncService(Service):
         self._wake = asyncio.Event()
         self._acking: asyncio.Future | None = None  # the delete of the last acked batch
         self._identity_written = asyncio.Event()  # set by identity_changed(); else poll 5 s
+        self._rotating = False  # rotate() is writing the identity file
         loop = asyncio.get_running_loop()
         box.store.sync.on_commit(lambda: loop.call_soon_threadsafe(self._wake.set))
         box.http.router.add_get("/api/v1/sync/status", self._http_status)
@@ -121,15 +122,41 @@ class SyncService(Service):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):
                     await self._identity_written.wait()
-        self.client = CloudClient(
-            ident,
-            timeout_s=self.cfg.request_timeout_s,
-            ssl_ctx=ssl_context(self.cfg.tls_verify, self.cfg.ca_file),
-        )
+        self.client = self._client(ident)
         log.info("sync: box %s -> %s", ident.box_id, ident.cloud)
         self._spawn(self._feed_loop, "sync-feed")
         self._spawn(self._heartbeat_loop, "sync-heartbeat")
+        self._spawn(self._identity_loop, "sync-identity")
         await self._upload_loop()
+
+    def _client(self, ident: Identity) -> CloudClient:
+        return CloudClient(
+            ident, timeout_s=self.cfg.request_timeout_s, ssl_ctx=cloud_ssl(self.box.config)
+        )
+
+    async def _identity_loop(self) -> None:
+        """Provisioned again while running (`qilu-edge provision --force` after a revoke, the
+        installer page): the new identity is used from then on, without a restart."""
+        while True:
+            self._identity_written.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2):
+                    await self._identity_written.wait()
+            try:
+                ident = await asyncio.to_thread(load, self.path)
+            except (OSError, ValueError, TypeError) as e:
+                self._failed(e)
+                continue
+            if self._rotating or ident is None or self.client is None:
+                continue
+            if ident == self.client.ident:
+                continue  # unchanged, or a rotation this service wrote itself
+            old, self.client = self.client, self._client(ident)
+            self.revoked = False
+            log.warning("sync: identity changed: box %s -> %s (was %s)", ident.box_id,
+                        ident.cloud, old.ident.box_id)  # fmt: skip
+            self._wake.set()
+            await old.close()
 
     def status(self) -> dict[str, Any]:
         return {
@@ -323,11 +350,15 @@ class SyncService(Service):
 
     async def _feed_loop(self) -> None:
         st = self.box.store
-        cursor = await st.run(outbox.feed_cursor, st.sync)
+        ident: Identity | None = None
+        cursor = 0
         delay = self.cfg.backoff_min_s
         while True:
+            assert self.client is not None
+            if self.client.ident is not ident:  # first, or provisioned again
+                ident = self.client.ident
+                cursor = await st.run(outbox.feed_start, st.sync, ident.cloud, ident.box_id)
             try:
-                assert self.client is not None
                 page = await self.client.feed(cursor, self.cfg.feed_wait_s)
             except UnsignedReply as e:
                 await self._unsigned(e)
@@ -528,11 +559,16 @@ class SyncService(Service):
     async def rotate(self) -> None:
         """New secret from the cloud, saved atomically before it is used."""
         assert self.client is not None
-        secret = await self.client.rotate()
-        old = self.client.ident
+        client = self.client
+        secret = await client.rotate()
+        old = client.ident
         ident = Identity(old.cloud, old.box_id, secret, old.community_id, old.area_path)
-        await asyncio.to_thread(save, self.path, ident)
-        self.client.ident = ident
+        self._rotating = True  # the identity watch leaves this file to us
+        try:
+            await asyncio.to_thread(save, self.path, ident)
+            client.ident = ident
+        finally:
+            self._rotating = False
 
     async def _http_status(self, request: web.Request) -> web.Response:
         require_staff(request)

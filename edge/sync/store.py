@@ -194,6 +194,27 @@ def feed_cursor(store: Store) -> int:
     return int(store.get_meta(FEED_CURSOR, "0") or 0)
 
 
+FEED_OF = "sync_feed_of"  # the identity (cloud URL, box id) the cursor and applied ids are of
+
+
+def feed_start(store: Store, cloud: str, box_id: str) -> int:
+    """The feed cursor for this identity. Provisioned again (another cloud, whose feed ids
+    start at 1 again, or another box id) the feed starts from 0, and the ids applied from the
+    old feed no longer mark new items as seen. A box from before this key keeps its cursor."""
+    owner = f"{cloud} {box_id}"
+    with store.transaction() as db:
+        row = db.execute("SELECT value FROM meta WHERE key = ?", (FEED_OF,)).fetchone()
+        if row is not None and row[0] != owner:
+            db.execute("DELETE FROM meta WHERE key = ?", (FEED_CURSOR,))
+            db.execute("DELETE FROM sync_feed_applied")
+        db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?)"
+            " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (FEED_OF, owner),
+        )
+    return feed_cursor(store)
+
+
 def feed_log(store: Store, limit: int = 50) -> list[dict]:
     with store.reading():
         return list(

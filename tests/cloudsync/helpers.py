@@ -7,6 +7,7 @@ import asyncio
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -302,6 +303,27 @@ async def start_cloud(
     await web.TCPSite(cloud.runner, "127.0.0.1", port).start()
     await app[CLOUD].storage.ops_user_add("root", token_hash(token), "admin", None)
     return cloud
+
+
+async def serve_tls(cloud: Cloud, folder: Path) -> tuple[str, Path]:
+    """The same in-process cloud also served over TLS on another loopback port, with a fresh
+    self-signed certificate for 127.0.0.1 (the box trusts it as ``[sync] ca_file``).
+    Returns the https URL and the certificate's path (``folder/cloud-ca.pem``)."""
+    assert cloud.runner is not None, "an in-process cloud (start_cloud without subprocess_)"
+    cert, key = folder / "cloud-ca.pem", folder / "cloud-key.pem"
+    proc = await asyncio.create_subprocess_exec(
+        "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+        "-out", str(cert), "-days", "30", "-subj", "/CN=127.0.0.1",
+        "-addext", "subjectAltName=IP:127.0.0.1",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    port = free_port()
+    await web.TCPSite(cloud.runner, "127.0.0.1", port, ssl_context=ctx).start()
+    return f"https://127.0.0.1:{port}", cert
 
 
 async def wait_for(pred: Any, seconds: float, interval: float = 0.1) -> Any:

@@ -161,6 +161,53 @@ def test_systemd_analyze_catches_a_broken_unit(installed_copy: Path) -> None:
     assert r.returncode != 0 and "nonexistent" in r.stderr
 
 
+def test_an_identity_the_daemon_would_refuse_is_refused_before_anything_is_written(
+    tmp_path: Path, wheel: Path
+) -> None:
+    """`--community "Lixia C1"` (capitals, a space: what an installer types) was written into
+    edge.toml as is and install.sh said "installed"; the daemon then refused the config at
+    every start, and a second run with the right value kept the bad file ("written once")."""
+    root = tmp_path / "root"
+    r = install(root, wheel, "--community", "Lixia C1", "--box-id", "box-001")
+    assert r.returncode != 0, r.stdout
+    assert "box.community" in r.stderr and "Lixia C1" in r.stderr, r.stderr
+    assert not (root / "etc/qilu-edge/edge.toml").exists()
+    assert not (root / "etc/qilu-edge/staff-token").exists()  # no token for a config not written
+    r = install(root, wheel, "--community", "lixia-c1", "--box-id", "box-001")
+    assert r.returncode == 0, r.stderr + r.stdout
+    conf = root / "etc/qilu-edge/edge.toml"
+    assert parse_config(conf.read_text(), source=conf).box.community == "lixia-c1"
+
+
+def test_a_second_run_does_not_silently_take_an_updated_box_back(
+    installed_copy: Path, wheel: Path, tmp_path: Path
+) -> None:
+    """After `qilu-edge update apply` (or a cloud roll-out) moved the box to a newer version,
+    an installer who ran install.sh again from the original stick "to repair" (as its header
+    invites) switched `current` back to the older version and restarted it on a database the
+    newer one had migrated, saying only "already installed"."""
+    from tests.edge.installer.test_update import build_wheel  # (it imports this module)
+
+    root, opt = installed_copy, installed_copy / "opt/qilu-edge"
+    newer = build_wheel(tmp_path, "99.0.0")  # what `qilu-edge update apply` installed
+    venv = opt / "venvs/99.0.0"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(venv / "bin/python"), "install", "-q",
+         "--no-deps", "--no-index", "--disable-pip-version-check", str(newer)],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    (opt / "current").unlink()
+    (opt / "current").symlink_to("venvs/99.0.0")  # as the updater switches it
+    r = install(root, wheel)  # the stick's older version
+    assert r.returncode != 0, r.stdout
+    assert "99.0.0" in r.stderr and "--downgrade" in r.stderr, r.stderr
+    assert os.readlink(opt / "current") == "venvs/99.0.0"
+    r = install(root, wheel, "--downgrade")  # on purpose
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert os.readlink(opt / "current") == f"venvs/{__version__}"
+
+
 def test_uninstall_keeps_data_unless_purged(installed_copy: Path) -> None:
     root = installed_copy
     (root / "var/lib/qilu-edge/qilu.db").write_text("data")

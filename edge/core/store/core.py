@@ -27,6 +27,7 @@ from typing import Any
 import sqlite_utils
 
 from common.sql import sql_statements
+from edge.core.files import to_folder_owner
 from edge.core.standard import Record
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,15 @@ class Store:
         the umask. SQLite gives its -wal and -shm files the database file's mode."""
         if str(self.path) == ":memory:":
             return
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(fd).st_size == 0:
+                # A root command (`sudo qilu-edge resident add`) before the daemon's first
+                # start: the file is the data folder owner's, the daemon's user (install.sh).
+                # SQLite run as root gives its -wal and -shm files the database's owner.
+                to_folder_owner(fd, self.path.parent)
+        finally:
+            os.close(fd)
         for suffix in ("", "-wal", "-shm"):
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(str(self.path) + suffix, 0o600)
@@ -411,6 +420,10 @@ class Store:
         dest_dir = Path(dest_dir)
         dest_dir.mkdir(parents=True, exist_ok=True)
         dest = dest_dir / f"{self.path.stem}-{_utc_stamp()}.db"
+        # A full copy (face templates, the box key): owner only like the store, whatever the
+        # umask, from its first byte on.
+        os.close(os.open(dest, os.O_RDWR | os.O_CREAT, 0o600))
+        os.chmod(dest, 0o600)
         target = sqlite3.connect(dest)
         try:
             with self._lock:

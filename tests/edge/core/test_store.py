@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,17 @@ import pytest
 from edge.core.standard import AccessEvent, DeviceHealth, Priority, Resident
 from edge.core.store import Store, StoreError, StoreFullError, check_file, migrations
 from edge.core.store import core as store_core
-from tests.conftest import fill, small_fs_at
+from tests.conftest import (
+    DAEMON_UID,
+    box_toml,
+    daemon_user_folder,
+    fill,
+    free_port,
+    needs_daemon_user,
+    small_fs_at,
+    start_daemon_as_user,
+    stop_process,
+)
 
 
 def access(i: int) -> AccessEvent:
@@ -261,6 +274,68 @@ def test_backup_is_a_consistent_copy(tmp_path: Path) -> None:
     assert copy.db.execute("SELECT id FROM access_events").fetchall() == [("a1",)]
     copy.close()
     store.close()
+
+
+def test_backup_copies_are_owner_only_like_the_database(tmp_path: Path) -> None:
+    """`qilu-edge db backup` (run by root with the usual umask 022) copied qilu.db, which holds
+    face templates and the box key (pass QR signatures, login-code HMACs), into a 0644 file:
+    the store is 0600 "whatever the umask", its copies were readable by every local user."""
+    db = tmp_path / "data" / "qilu.db"
+    cfg = tmp_path / "edge.toml"
+    cfg.write_text(f'[box]\nid = "box-1"\ncommunity = "c-1"\ndata_dir = "{db.parent}"\n')
+    store = Store(db)
+    store.record(access(1))
+    store.set_meta("access.box_key", "secret-box-key")
+    store.close()
+    code = "import os; os.umask(0o022); from edge.cli import main; main()"
+    for dest in (None, tmp_path / "usb"):  # the config's backups/ folder, and --to DIR
+        args = ["db", "backup", "-c", str(cfg), *(["--to", str(dest)] if dest else [])]
+        r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                           timeout=60)  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        out = Path(r.stdout.strip())
+        mode = out.stat().st_mode & 0o777  # before Store() opens it (which makes it 0600)
+        assert mode & 0o077 == 0, f"{out} is {mode:04o}"
+        copy = Store(out)
+        assert copy.get_meta("access.box_key") == "secret-box-key"  # a full copy
+        copy.close()
+
+
+@needs_daemon_user
+def test_a_store_made_by_a_root_command_before_the_first_start_opens_for_the_daemon() -> None:
+    """`sudo qilu-edge resident add` (or `screens key`, `db migrate`: they work with the daemon
+    stopped) on a box installed with --no-start or from an SD-card image, before the daemon's
+    first start, made qilu.db root:root 0600 in the daemon user's data folder: the daemon
+    (User=qilu-edge) could not open it and failed at every start."""
+    base = daemon_user_folder("qilu-store-")
+    proc: subprocess.Popen | None = None
+    try:
+        port = free_port()
+        config = base / "edge.toml"
+        config.write_text(box_toml(base, api_port=port, extra="[faces]\nenabled = false\n"
+                                   "[sync]\nenabled = false\n"))  # fmt: skip
+        config.chmod(0o644)
+        r = subprocess.run(
+            [sys.executable, "-c", "from edge.cli import main; main()", "resident", "add",
+             "-c", str(config), "r-101", "--name", "张三", "--building", "1"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        proc = start_daemon_as_user(config)
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline:
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    break
+            time.sleep(0.2)
+        else:
+            stop_process(proc)
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise AssertionError(f"the daemon did not start: {err[-1200:]}")
+        assert (base / "data" / "qilu.db").stat().st_uid == DAEMON_UID
+    finally:
+        stop_process(proc)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_prune_keeps_unpublished_events(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,7 +12,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.conftest import STAFF_TOKEN, api_url, box_toml, free_port
+from edge.core.store import Store
+from tests.conftest import STAFF_TOKEN, api_url, box_toml, free_port, small_fs_at
 from tests.edge.installer.modbus_peer import modbus_server
 
 pytest.importorskip("drivers.doors.modbus", reason="modbus door driver (issue 4) not built")
@@ -103,6 +105,27 @@ async def test_bad_config_fails_with_the_key_named(tmp_path: Path) -> None:
     (check,) = json.loads(out)["checks"]
     assert check["id"] == "config" and check["status"] == "fail"
     assert "box.id" in check["detail"] and "check-config" in check["hint"]
+
+
+async def test_a_read_only_data_disk_fails(tmp_path: Path) -> None:
+    """An SD card the kernel remounted read-only after I/O errors (the usual way a worn card
+    dies): the doctor passed "disk: N MB free" while the box could store nothing (no access
+    event, report or outbox row), and called the database corrupt, to be restarted onto a
+    fresh one."""
+    data = small_fs_at(tmp_path / "data")
+    path = write(tmp_path, "[sync]\nenabled = false\n[faces]\nenabled = false\n"
+                           "[installer]\nwarn_free_disk_mb = 2\nfail_free_disk_mb = 1\n")
+    Store(data / "qilu.db").close()
+    await asyncio.to_thread(subprocess.run, ["mount", "-o", "remount,ro", str(data)], check=True)
+    code, out = await doctor_cli(path, "--json")
+    by_id = {c["id"]: c for c in json.loads(out)["checks"]}
+    assert by_id["disk"]["status"] == "fail", by_id["disk"]
+    assert "read-only" in by_id["disk"]["detail"] and "fsck" in by_id["disk"]["hint"]
+    # SQLite cannot open a WAL database on it: not "corrupt, restart to start a fresh one".
+    db = by_id["database"]
+    assert db["status"] == "fail" and "read-only" in db["detail"], db
+    assert db["detail_key"] != "database.corrupt" and db["hint_key"] == "disk.read_only_hint"
+    assert code == 1
 
 
 async def test_installer_page_runs_doctor_with_progress(make_config, run_box) -> None:

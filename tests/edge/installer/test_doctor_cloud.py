@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from tests.cloudsync.faults import FAKETIME_LIB
-from tests.cloudsync.helpers import FAST_SYNC, cli_provision, start_cloud
+from tests.cloudsync.helpers import FAST_SYNC, cli_provision, serve_tls, start_cloud
 from tests.conftest import box_toml
 
 QILU_EDGE = str(Path(sys.executable).parent / "qilu-edge")
@@ -177,3 +177,35 @@ def test_transport_warns_on_plain_http_and_unverified_tls(make_config) -> None:
     out = transport_outcome(no_verify, ident("https://cloud.example.cn"))
     assert out.status == "warn" and "tls_verify = false" in out.detail.en
     assert transport_outcome(no_verify, ident("https://[::1]:8443")).status == "pass"
+
+
+async def test_a_clock_days_behind_a_tls_cloud_is_named_as_the_clock(tmp_path: Path) -> None:
+    """A box with no RTC that has not reached NTP (a Raspberry Pi after a power cut) starts
+    days or years in the past; against an https cloud (the norm) its TLS check then finds the
+    cloud's certificate "not yet valid". The doctor said "cloud unreachable, check the
+    network" and skipped the clock check ("no time from the cloud"): the installer went
+    after the network, not the clock."""
+    cloud = await start_cloud(str(tmp_path / "cloud.db"), tmp_path)
+    try:
+        https, cert = await serve_tls(cloud, tmp_path)  # the same cloud, also over TLS
+        await cloud.community()
+        config = tmp_path / "edge.toml"
+        config.write_text(box_toml(tmp_path, extra=f'\n[faces]\nenabled = false\n[sync]\n'
+                                   f'ca_file = "{cert}"\n'))  # fmt: skip
+        code, out = await run([QILU_EDGE, "provision", "-c", str(config), "--cloud", https,
+                               "--claim", await cloud.claim()])  # fmt: skip
+        assert code == 0, out
+        code, by = await doctor(config)
+        assert by["cloud"]["status"] == "pass" and by["clock"]["status"] == "pass", by
+
+        code, by = await doctor(config, faketime("-400d"))  # the box's clock 400 days behind
+        assert code == 1
+        clock = by["clock"]
+        assert clock["status"] == "fail", clock
+        skew = float(clock["detail"].split(" is ")[1].split(" s ")[0])
+        assert abs(skew + 400 * 86400) < 60, clock
+        assert "timedatectl" in clock["hint"]
+        assert by["cloud"]["status"] == "fail" and "clock" in by["cloud"]["hint"], by["cloud"]
+        assert by["relay"]["status"] == "skip"  # not a third failure for the same cause
+    finally:
+        await cloud.stop()

@@ -8,6 +8,7 @@ stop the previous one). Version 3 crashes at start: its update must be rolled ba
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import signal
@@ -20,7 +21,8 @@ from pathlib import Path
 import pytest
 
 from edge.installer.update import UpdateError, Updater
-from tests.conftest import free_port
+from tests.conftest import box_toml, free_port
+from tests.scripts.test_install import ENV, wheel  # noqa: F401  (a fixture)
 
 DAEMON = """
 import http.server, json, sys
@@ -161,3 +163,42 @@ def test_cli_refuses_a_non_wheel(tmp_path: Path) -> None:
     )  # fmt: skip
     assert proc.returncode == 1
     assert "not a wheel" in proc.stderr and "nothing changed" in proc.stderr
+
+
+# The real box: the all-in-one wheel a checkout builds (`wheel`, tests/scripts/test_install.py),
+# its daemon started from `current` by a stand-in for `systemctl restart`.
+RESTART_BOX = RESTART.replace('"run", "--port", port', '"run", "-c", port')
+
+
+@pytest.mark.timeout(900)
+def test_an_update_to_the_real_box_brings_its_text_model(
+    tmp_path: Path, wheel: Path, monkeypatch: pytest.MonkeyPatch  # noqa: F811
+) -> None:
+    """install.sh builds the report text model into each venv (the daemon only loads it); an
+    update's new venv had none, so the daemon on it went to train it on the first report,
+    writing into /opt/qilu-edge/venvs/<new>/share, which ProtectSystem=strict makes read-only
+    for the qilu-edge unit: every resident report (emergencies too) answered 500 and was
+    lost, with the update reported healthy."""
+    monkeypatch.setenv("PYTHONPATH", ENV["PYTHONPATH"])  # the new venv's dependencies
+    root, port = tmp_path / "opt", free_port()
+    config = tmp_path / "edge.toml"
+    quiet = "[faces]\nenabled = false\n[sync]\nenabled = false\n[reports]\nwarm_at_start = false\n"
+    config.write_text(box_toml(tmp_path, api_port=port, extra=quiet))
+    script = tmp_path / "restart.py"
+    script.write_text(RESTART_BOX)
+    up = Updater(
+        root=root, restart_cmd=[sys.executable, str(script), str(root), str(config)],
+        health_url=f"http://127.0.0.1:{port}/api/v1/status", health_timeout_s=120.0,
+        settle_s=1.0, venv_args=["--without-pip"], pip_args=["--no-deps", "--no-index"],
+    )  # fmt: skip
+    try:
+        r = up.update(str(wheel), sha(wheel))
+        assert r.outcome == "updated", r
+        share = root / "current" / "share" / "qilu-edge"
+        assert (share / "config" / "taxonomy.toml").exists()  # the wheel's shipped files
+        assert (share / "models" / "text" / "model.npz").is_file(), r.steps
+    finally:
+        pidfile = root / "daemon.pid"
+        if pidfile.exists():
+            with contextlib.suppress(OSError):
+                os.killpg(int(pidfile.read_text()), signal.SIGTERM)

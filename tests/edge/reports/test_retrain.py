@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ import pytest
 from common.textmodel import Row, shipped_rows, train
 from edge.core.store.core import Store
 from edge.reports import retrain
+from tests.conftest import DAEMON_UID, box_toml, daemon_user_folder, needs_daemon_user
 
 
 @pytest.fixture
@@ -51,3 +55,30 @@ def test_shipped_artefact_is_checked_by_hash(store: Store, tmp_path: Path) -> No
     args["sha256"] = hashlib.sha256(raw).hexdigest()
     res = retrain.install_shipped(store, tmp_path, args | {"check": None})
     assert res["adopted"] and Path(res["path"]).read_bytes() == raw
+
+
+@needs_daemon_user
+@pytest.mark.timeout(900)
+def test_a_retrain_run_by_root_leaves_the_model_folder_to_the_daemon() -> None:
+    """`sudo qilu-edge report retrain -c /etc/qilu-edge/edge.toml` made <data_dir>/text-models
+    root:root 0755; from then on every model the cloud's central retraining shipped
+    (box.text_model) failed on the box: the daemon's user could not write it there."""
+    base = daemon_user_folder("qilu-retrain-")
+    try:
+        config = base / "edge.toml"
+        config.write_text(box_toml(base))
+        r = subprocess.run(
+            [sys.executable, "-c", "from edge.cli import main; main()", "report", "retrain",
+             "-c", str(config)],
+            capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr[-1500:]
+        folder = base / "data" / retrain.FOLDER
+        assert list(folder.glob("v*.npz")), list(folder.iterdir())
+        # What install_bytes does for a shipped model, as the daemon's user.
+        shipped = folder / "shipped-0123456789abcdef.npz"
+        w = subprocess.run(["touch", str(shipped)], user=DAEMON_UID, group=DAEMON_UID,
+                           extra_groups=[], capture_output=True, text=True, timeout=30)
+        assert w.returncode == 0, w.stderr
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -5,7 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import shutil
 import stat
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,9 +20,21 @@ import pytest
 from aiohttp import web
 
 from edge.core.standard import AccessEvent, Command, DeviceHealth, Report, new_id
+from edge.features import load_config
+from edge.installer.cloud_checks import read_identity
 from edge.sync import store as ob
-from tests.cloudsync.helpers import Cloud, cli_provision, start_cloud, wait_for
-from tests.conftest import STAFF_TOKEN, api_url, fill, small_fs_at
+from tests.cloudsync.helpers import Cloud, cli_provision, serve_tls, start_cloud, wait_for
+from tests.conftest import (
+    STAFF_TOKEN,
+    api_url,
+    box_toml,
+    daemon_user_folder,
+    fill,
+    needs_daemon_user,
+    small_fs_at,
+    start_daemon_as_user,
+    stop_process,
+)
 
 FAST = """
 [sync]
@@ -145,6 +161,155 @@ async def test_provision_upload_feed_and_status(
 
 async def _len_at_least(xs: list, n: int) -> bool:
     return len(xs) >= n
+
+
+@needs_daemon_user
+async def test_a_box_provisioned_by_root_syncs_as_the_daemon_user(cloud: Cloud) -> None:
+    """On an installed box the daemon runs as its own user (systemd User=qilu-edge, data dir
+    owned by it, 0750) and the installer provisions with `sudo qilu-edge provision` (the
+    config and data are not theirs). The identity file came out root:root 0600: the daemon
+    could not read it, never synced (the one-time claim code spent), and the doctor, run as
+    root too, said provisioned and cloud reachable."""
+    await cloud.community()
+    base = daemon_user_folder("qilu-provision-")
+    proc: subprocess.Popen | None = None
+    try:
+        data = base / "data"
+        config = base / "edge.toml"
+        config.write_text(box_toml(base, extra=FAST + "\n[faces]\nenabled = false\n"))
+        config.chmod(0o644)
+        await provision_cli(config, cloud)  # as root, the way the installer runs it
+        ident_file = data / "cloud-identity.json"
+        assert stat.S_IMODE(ident_file.stat().st_mode) == 0o600
+        box_id = json.loads(ident_file.read_text())["box_id"]
+        proc = await asyncio.to_thread(start_daemon_as_user, config)
+
+        async def seen() -> bool:
+            assert proc is not None and proc.poll() is None, "the daemon exited"
+            _, b = await cloud.call("GET", f"/api/v1/ops/boxes/{box_id}")
+            return bool(b.get("last_seen_at"))  # a heartbeat (provisioning does not set it)
+
+        try:
+            await wait_for(seen, 30, 0.2)
+        except TimeoutError:
+            stop_process(proc)
+            err = proc.stderr.read().decode() if proc.stderr else ""
+            raise AssertionError(f"the box never reached the cloud: {err[-1500:]}") from None
+        # A box provisioned so before: the doctor, run as root, says what the daemon meets.
+        os.chown(ident_file, 0, 0)
+        _, out = read_identity(load_config(config))
+        assert out.status == "fail" and "cannot read" in out.detail.en, out.detail.en
+        assert out.hint is not None and f"chown nobody {ident_file}" in out.hint.en
+    finally:
+        stop_process(proc)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def test_a_relative_ca_file_is_the_config_folders_for_the_daemon_too(
+    cloud: Cloud, run_box, tmp_path: Path
+) -> None:
+    """`ca_file = "cloud-ca.pem"` beside edge.toml (the example config: relative paths are
+    relative to the file's folder) worked for `provision` and the doctor run in /etc/qilu-edge,
+    but the daemon (systemd: working directory /) looked for it in its own working directory:
+    its sync task died on FileNotFoundError and the box never synced."""
+    await cloud.community()
+    https, _ = await serve_tls(cloud, tmp_path)  # tmp_path/cloud-ca.pem, beside the config
+    config_path = tmp_path / "edge.toml"
+    config_path.write_text(box_toml(tmp_path, extra=FAST + 'ca_file = "cloud-ca.pem"\n'))
+    code, out = await run_cli("provision", "-c", str(config_path), "--cloud", https,
+                              "--claim", await cloud.claim(), cwd=Path("/"))  # fmt: skip
+    assert code == 0, out
+    box_id = json.loads((tmp_path / "data" / "cloud-identity.json").read_text())["box_id"]
+    await run_box(load_config(config_path))  # this process's working directory: not tmp_path
+
+    async def seen() -> bool:
+        _, b = await cloud.call("GET", f"/api/v1/ops/boxes/{box_id}")
+        return bool(b.get("last_seen_at"))
+
+    await wait_for(seen, 15, 0.2)
+
+
+async def test_a_running_box_provisioned_again_syncs_as_its_new_identity(
+    cloud: Cloud, make_config, run_box
+) -> None:
+    """The way back for a revoked box (docs/security.md: revoke and re-provision; the doctor's
+    hint: a new claim code, then `qilu-edge provision --force`) left the running daemon on
+    the revoked identity until someone restarted it, which nothing said: the doctor, reading
+    the new file, passed while the box sent nothing."""
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    ident_file = config.box.data_dir / "cloud-identity.json"
+    old = json.loads(ident_file.read_text())["box_id"]
+    await run_box(config)
+
+    def heard_from(box_id: str) -> Callable[[], Awaitable[bool]]:
+        async def seen() -> bool:
+            _, b = await cloud.call("GET", f"/api/v1/ops/boxes/{box_id}")
+            return bool(b.get("last_seen_at"))
+
+        return seen
+
+    await wait_for(heard_from(old), 10, 0.1)
+    status, body = await cloud.call("POST", f"/api/v1/ops/boxes/{old}/revoke")
+    assert status == 200, body
+    code, out = await run_cli("provision", "-c", str(config.source), "--cloud", cloud.url,
+                              "--claim", await cloud.claim(), "--force", cwd=Path("/"))
+    assert code == 0, out
+    new = json.loads(ident_file.read_text())["box_id"]
+    assert new != old
+    await wait_for(heard_from(new), 15, 0.2)
+
+
+async def test_a_box_provisioned_to_another_cloud_gets_that_clouds_commands(
+    cloud: Cloud, make_config, run_box, tmp_path: Path
+) -> None:
+    """Commissioned against one cloud (a test or staging cloud), then provisioned to the city's
+    new cloud: the box kept the first cloud's feed cursor (and its applied ids), and the new
+    cloud's feed starts at 1, so every command it sent (remote opening, content, emergency
+    broadcasts) was skipped as already seen until its ids passed the old cursor."""
+    await cloud.community()
+    config = make_config(extra=FAST)
+    await provision_cli(config.source, cloud)
+    ident_file = config.box.data_dir / "cloud-identity.json"
+    first = json.loads(ident_file.read_text())["box_id"]
+    box = await run_box(config)
+    opened: list[str] = []
+
+    async def door_open(target_id: str, cmd: Command) -> str:
+        opened.append(target_id)
+        return "opened"
+
+    box.commands.register("door", "open", door_open)
+    for i in range(3):  # the commissioning cloud's door tests
+        status, _ = await cloud.call("POST", f"/api/v1/ops/boxes/{first}/commands", json={
+            "target_kind": "door", "target_id": f"door-t{i}", "action": "open"})
+        assert status == 201
+    await wait_for(lambda: _len_at_least(opened, 3), 10, 0.05)
+
+    city = await start_cloud(str(tmp_path / "city.db"), tmp_path / "city")
+    try:
+        await city.community()
+        code, out = await run_cli("provision", "-c", str(config.source), "--cloud", city.url,
+                                  "--claim", await city.claim(), "--force", cwd=Path("/"))
+        assert code == 0, out
+        second = json.loads(ident_file.read_text())["box_id"]
+        status, _ = await city.call("POST", f"/api/v1/ops/boxes/{second}/commands", json={
+            "target_kind": "door", "target_id": "door-1", "action": "open"})
+        assert status == 201
+        await wait_for(lambda: _len_at_least(opened, 4), 15, 0.1)
+        assert opened[-1] == "door-1"
+    finally:
+        await city.stop()
+
+
+async def run_cli(*args: str, cwd: Path) -> tuple[int | None, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "from edge.cli import main; main()", *args, cwd=cwd,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    return proc.returncode, out.decode()
 
 
 async def test_disk_budget_warns_then_drops_only_telemetry(make_config, run_box) -> None:
