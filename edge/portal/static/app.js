@@ -34,7 +34,11 @@ function toast(text, kind = "err") {
 }
 function mine() { try { return JSON.parse(localStorage.getItem(MINE)) || []; } catch { return []; } }
 function keep(items) { localStorage.setItem(MINE, JSON.stringify(items.slice(0, 30))); }
-function remember(item) { keep([item, ...mine().filter(x => x.id !== item.id)]); }
+// What this phone submitted itself (`here`; kept before the flag existed: no `ref`, never came
+// through a login). Only these stay listed once nobody is logged in: a resident who signed in
+// on a borrowed phone takes her other items away with her when she signs out.
+function remember(item) { keep([{...item, here: 1}, ...mine().filter(x => x.id !== item.id)]); }
+const filedHere = x => Boolean(x.here || !x.ref);
 
 // What went wrong, in words a resident understands: never the box's English text.
 function zhError(status, data) {
@@ -209,12 +213,16 @@ function ticketCard(t, key) {
 async function myItems() {
   // Logged in: hand this phone's items to the login (so another phone sees them) and get all
   // of the resident's; not logged in: this phone's list only.
-  const local = mine();
+  const local = mine().filter(filedHere), here = new Set(local.map(x => x.id));
   try {
     const got = await api("POST", "/r/api/mine", {items: local});
-    keep(got.items);
-    return got.items;
-  } catch { return local; }
+    const items = got.items.map(x => here.has(x.id) ? {...x, here: 1} : x);
+    keep(items);
+    return items;
+  } catch (e) {
+    if (e.status === 401) keep(local);  // signed out: forget what came with the login
+    return local;
+  }
 }
 async function renderMine() {
   const list = $("#mine-list"), items = await myItems();

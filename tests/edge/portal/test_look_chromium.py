@@ -269,3 +269,47 @@ async def test_large_text_is_remembered_with_the_login(run_box, tmp_path) -> Non
         await ctx.close()
         await other.close()
     assert (tmp_path / "read-big-other-phone.png").stat().st_size > 1000
+
+
+async def repair(page: Any, base: str, fault: str, building: str, location: str) -> str:
+    """One-tap repair on the /r/ page; the "报修 #…" the page answered."""
+    await page.goto(f"{base}/r/#repair", timeout=15000)
+    await page.wait_for_selector("body[data-ready='1']", timeout=15000)
+    await page.click(f"#faults .chip[data-code={fault}]")
+    await page.fill("#repair-building", building)
+    await page.fill("#repair-location", location)
+    await page.click("#repair-form button[type=submit]")
+    await page.wait_for_selector("#repair-result.ok", timeout=15000)
+    text = await page.inner_text("#repair-result")
+    return text.split("，")[1].split("（")[0]  # 报修成功，报修 #1001（…
+
+
+async def test_signing_out_takes_her_repairs_off_a_borrowed_phone(run_box, tmp_path) -> None:
+    """王阿姨 files a repair on her own phone, then signs in on her neighbour's phone to see
+    its progress and signs out. The neighbour's phone keeps what it filed itself, but no
+    longer lists her repair (her flat, the workers' notes, the confirm/reopen buttons)."""
+    box = await run_box(config(tmp_path))
+    base = api_url(box)
+    codes = await seed(base)
+    async with browser() as b:
+        own = await b.new_context(**PHONE)
+        page = await own.new_page()
+        await log_in(page, base, codes["code1"])
+        hers = await repair(page, base, "water", "5", "2单元301室厨房")
+        neighbours = await b.new_context(**PHONE)
+        page2 = await neighbours.new_page()
+        mine = await repair(page2, base, "light", "5", "1单元楼道")  # filed without a login
+        await log_in(page2, base, codes["code2"])
+        await page2.goto(f"{base}/r/#mine", timeout=15000)
+        await page2.wait_for_selector(f"#mine-list >> text={hers}", timeout=10000)
+        await page2.goto(f"{base}/r/me", timeout=15000)
+        await page2.click("text=退出登录")
+        await page2.wait_for_url("**/r/login", timeout=10000)
+        await page2.goto(f"{base}/r/#mine", timeout=15000)
+        await page2.wait_for_selector(f"#mine-list >> text={mine}", timeout=10000)
+        await page2.wait_for_load_state("networkidle")
+        await page2.screenshot(path=str(tmp_path / "mine-after-sign-out.png"), full_page=True)
+        listed = await page2.inner_text("#mine-list")
+        assert hers not in listed and "2单元301室" not in listed, listed
+        await own.close()
+        await neighbours.close()
