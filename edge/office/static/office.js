@@ -70,11 +70,17 @@
 
   /* --- today: alerts, reports, open tickets ----------------------------------------- */
   const ACTIVE = ["open", "assigned", "in_progress", "reopened"];
+  // The tickets of these states, newest first: one request per state, so an old unfinished
+  // ticket is not pushed out by hundreds of newer finished ones (the list answers the newest
+  // tickets first, at most 1000 a request).
+  const ticketsIn = async (states, query = "") => (await Promise.all(states.map((st) =>
+    Q.api("GET", `/tickets?status=${st}&limit=1000${query}`)))).flat()
+    .sort((a, b) => b.ts.localeCompare(a.ts));
   P.today = async () => {
     let alerts, reports, tickets;
     try {
       [alerts, reports, tickets] = await Promise.all([Q.api("GET", "/alerts?limit=200"),
-        Q.api("GET", "/reports?limit=200"), Q.api("GET", "/tickets?limit=500")]);
+        Q.api("GET", "/reports?limit=200"), ticketsIn(ACTIVE)]);
     } catch (e) { failed("alerts", e); return; }
     const start = new Date(); start.setHours(0, 0, 0, 0);
     const today = (iso) => Date.parse(iso) >= start.getTime();
@@ -108,8 +114,8 @@
   const COLUMNS = ["open", "assigned", "in_progress", "resolved"];
   const officeTickets = {
     async load(f) {
-      const rows = await Q.api("GET", "/tickets?limit=500" + (f.get("assignee") ? "&assignee=" + encodeURIComponent(f.get("assignee")) : ""));
       const cols = f.get("done") ? [...COLUMNS, "confirmed"] : COLUMNS;
+      const rows = await ticketsIn([...cols, "reopened"], f.get("assignee") ? "&assignee=" + encodeURIComponent(f.get("assignee")) : "");
       const now = Date.now();
       return cols.map((col) => [col, rows.filter((x) => (x.status === "reopened" ? "open" : x.status) === col)
         .sort((a, b) => (a.due_at || "9").localeCompare(b.due_at || "9"))  // overdue first

@@ -17,6 +17,8 @@ import numpy as np
 import pytest
 
 from edge.access import ACCESS
+from edge.tickets import TICKETS
+from edge.tickets import ops as tickets_ops
 from tests.conftest import api_url, free_port
 from tests.drivers.doors.relay_peers import RelayBoard
 from tests.edge.access.test_engine import cam_toml, door_toml
@@ -352,3 +354,40 @@ async def test_access_log_shows_match_scores_with_their_scale(tmp_path, make_con
         await page.wait_for_selector("#events table td")
         assert "Match score" in await page.locator("#events th").all_inner_texts()
         await page.screenshot(path=str(shots_dir(tmp_path) / "office-log-scores-en.png"))
+
+
+async def test_a_ticket_older_than_the_last_500_stays_on_the_board(tmp_path, make_config, run_box):
+    """老李 has been on a lift repair for weeks (waiting for a part) while 500 newer repairs
+    came in and were finished. The board and today's count still show his ticket: the board
+    used to read the 500 newest tickets of any state, so an old unfinished one fell off."""
+    config = make_config(extra=EXTRA)
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    async with session() as s:
+        old = await new_ticket(s, base, "3号楼电梯等配件更换")
+        for action, body in (("assign", {"assignee": "维修工老李"}), ("start", {})):
+            await staff(s, "POST", f"{base}/api/v1/tickets/{old['id']}/{action}", json=body)
+    tickets = box.get(TICKETS)
+    for i in range(500):  # the newer ones, each through its whole life
+        rec, extra = tickets.build_for_report(title=f"{i % 20 + 1}号楼楼道灯不亮")
+        await box.store.run(tickets_ops.create, box.store.sync, rec, extra, "resident")
+        for action in ("assign", "start", "resolve", "confirm"):
+            await tickets.transition(rec.id, action, role="staff", actor="ann", assignee="老王")
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 1366, "height": 768})
+        await page.goto(f"{base}/office/login?next=/office/tickets")
+        await page.fill("input[name=name]", "ann")
+        await page.fill("input[name=password]", PASSWORDS["ann"])
+        await page.click("main form button[type=submit]")
+        await page.wait_for_url("**/office/tickets")
+        await page.wait_for_selector("#board .column", timeout=15000)
+        await page.screenshot(path=str(shots_dir(tmp_path) / "office-tickets-500.png"))
+        column = page.locator('[data-column="in_progress"]')
+        assert await column.locator(f'article[data-ticket="{old["id"]}"]').count() == 1
+        assert await column.locator(".count").inner_text() == "1"
+        await page.goto(f"{base}/office/today")
+        await page.wait_for_selector("#kpis .kpi", timeout=15000)
+        kpi = page.locator(".kpi", has_text="未完成工单")
+        assert await kpi.locator(".value").inner_text() == "1"
+        assert "3号楼电梯等配件更换" in await page.inner_text("#open-tickets")
