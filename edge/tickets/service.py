@@ -65,11 +65,9 @@ class TicketsService(Service):
 
     @staticmethod
     def of_report(store: Store, report_id: str) -> list[dict[str, Any]]:
-        out = []
-        for t in db.list_tickets(store, limit=1000):
-            if t["report_id"] == report_id:
-                t["history"] = db.history(store, t["id"])
-                out.append(t)
+        out = db.tickets_of_report(store, report_id)
+        for t in out:
+            t["history"] = db.history(store, t["id"])
         return out
 
     async def start(self) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import aiohttp
 import pytest
 
 from edge.core.standard import Command
+from edge.tickets import TICKETS, ops
 from edge.tickets.machine import TransitionError, next_status
 from tests.conftest import STAFF_TOKEN, api_url, db_count
+from tests.peers.chromium import browser
 
 STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
@@ -134,3 +137,37 @@ async def test_device_tickets_and_cloud_updates(box) -> None:
     assert await svc.close_device_ticket("door", "door-1") is None
     t3 = await svc.open_device_ticket("door", "door-1", "offline again")
     assert t3.id != t1.id
+
+
+async def test_a_reports_ticket_stays_in_her_progress_after_1000_newer_tickets(
+    make_config, run_box, tmp_path
+) -> None:
+    """A resident's report opened a repair ticket; 1000 newer tickets came in before the
+    worker fixed it. Her 我的进度 still shows the repair with 「确认已修好」: the report's
+    tickets used to be looked for among the 1000 newest tickets only."""
+    box = await run_box(make_config())
+    url = api_url(box)
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        await page.goto(f"{url}/r/")
+        await page.wait_for_selector("body[data-ready='1']", timeout=10000)
+        await page.fill("#report-text", "5号楼2单元楼道灯不亮了，晚上太黑，老人上下楼很危险")
+        await page.fill("#report-building", "5")
+        await page.click("#report-form button[type=submit]")
+        await page.wait_for_selector("#report-result.ok", timeout=10000)
+        assert "已派维修" in await page.inner_text("#report-result")
+        tid = sqlite3.connect(box.config.db_path).execute(
+            "SELECT id FROM tickets WHERE report_id IS NOT NULL").fetchone()[0]
+        svc = box.get(TICKETS)
+        for i in range(1000):  # other residents' repairs, all newer
+            rec, extra = svc.build_for_report(title=f"{i % 20 + 1}号楼电梯异响")
+            await box.store.run(ops.create, box.store.sync, rec, extra, "resident")
+        await svc.transition(tid, "assign", role="staff", actor="t", assignee="维修工老李")
+        await svc.transition(tid, "start", role="staff", actor="t")
+        await svc.transition(tid, "resolve", role="staff", actor="t", note="换了声控灯")
+        await page.click(".seg .tab[data-tab=mine]")
+        card = page.locator(f"[data-ticket='{tid}']")
+        await page.wait_for_load_state("networkidle")
+        await page.screenshot(path=str(tmp_path / "mine-report-ticket.png"), full_page=True)
+        await card.locator("button[data-action=confirm]").wait_for(timeout=10000)
+        assert "换了声控灯" in await card.inner_text()
