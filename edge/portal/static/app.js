@@ -84,6 +84,31 @@ async function api(method, url, body, proof) {
   return data;
 }
 
+// Phone cameras take photos of 3-12 MB; the box takes at most 5 MB a photo and 10 MB a
+// request (less through the cloud). So photos are scaled down here before they go, to 1600 px
+// on the long side (enough to see a leak or a crack); a file the phone cannot read as a
+// picture goes as it is, and the box says what is wrong with it.
+const PHOTO_EDGE = 1600;
+async function shrink(file) {
+  try {
+    const bmp = await createImageBitmap(file);
+    const k = Math.min(1, PHOTO_EDGE / Math.max(bmp.width, bmp.height));
+    const c = document.createElement("canvas");
+    c.width = Math.round(bmp.width * k); c.height = Math.round(bmp.height * k);
+    c.getContext("2d").drawImage(bmp, 0, 0, c.width, c.height);
+    bmp.close();
+    const blob = await new Promise(done => c.toBlob(done, "image/jpeg", 0.85));
+    if (!blob || (k === 1 && blob.size >= file.size)) return file;
+    return new File([blob], file.name.replace(/\.[^.]*$/, "") + ".jpg", {type: "image/jpeg"});
+  } catch { return file; }
+}
+async function formData(form) {
+  const fd = new FormData(form), photos = fd.getAll("photos").filter(f => f instanceof File && f.size);
+  fd.delete("photos");
+  for (const f of photos) fd.append("photos", await shrink(f));
+  return fd;
+}
+
 function showError(form, e) {
   form.querySelectorAll(".bad").forEach(el => el.classList.remove("bad"));
   const el = e.field && form.querySelector(`[name="${e.field}"]`);
@@ -140,7 +165,7 @@ $("#report-form").addEventListener("submit", async ev => {
   if (!text.value.trim()) { showError(form, {field: "text", message: NEED_ZH.text}); return; }
   btn.disabled = true;
   try {
-    const r = await api("POST", "/api/v1/reports", new FormData(form));
+    const r = await api("POST", "/api/v1/reports", await formData(form));
     remember({kind: "report", id: r.id, key: r.follow_key});
     const res = $("#report-result");
     let line = `已提交，${ref("report", r)}。分类：${r.category_zh}，紧急程度：${URGENCY_ZH[r.urgency] || r.urgency}`;
@@ -177,7 +202,7 @@ $("#repair-form").addEventListener("submit", async ev => {
   if (!$("#repair-fault").value) { toast(NEED_ZH.fault, "err"); return; }
   btn.disabled = true;
   try {
-    const t = await api("POST", "/api/v1/tickets", new FormData(form));
+    const t = await api("POST", "/api/v1/tickets", await formData(form));
     remember({kind: "ticket", id: t.id, key: t.follow_key});
     say($("#repair-result"), "ok", `报修成功，${ref("ticket", t)}（${t.title}），紧急程度：${URGENCY_ZH[t.urgency] || t.urgency}。可在「我的进度」查看。`);
     form.reset(); form.querySelectorAll(".chip").forEach(c => c.classList.remove("on"));

@@ -313,3 +313,41 @@ async def test_signing_out_takes_her_repairs_off_a_borrowed_phone(run_box, tmp_p
         assert hers not in listed and "2单元301室" not in listed, listed
         await own.close()
         await neighbours.close()
+
+
+def phone_photo(path: Path) -> Path:
+    """A 12-megapixel camera JPEG of about 7 MB, as phones take them (the box takes photos
+    of at most 5 MB, and 10 MB a request)."""
+    rng = np.random.default_rng(1)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8), (3, 3), 0)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok and len(buf) > 6_000_000
+    path.write_bytes(buf.tobytes())
+    return path
+
+
+async def test_a_repair_with_a_photo_straight_from_the_phones_camera(run_box, tmp_path) -> None:
+    """王阿姨 photographs the leak with her phone and sends the repair: it goes through with
+    the photo (scaled down on the phone), instead of "照片太大…请换小一点的照片", which she
+    cannot do."""
+    box = await run_box(config(tmp_path))
+    base = api_url(box)
+    photo = phone_photo(tmp_path / "IMG_20261201_101500.jpg")
+    async with browser() as b:
+        ctx = await b.new_context(**PHONE)
+        page = await ctx.new_page()
+        await page.goto(f"{base}/r/#repair", timeout=15000)
+        await page.wait_for_selector("body[data-ready='1']", timeout=15000)
+        await page.click("#faults .chip[data-code=water]")
+        await page.fill("#repair-building", "5")
+        await page.fill("#repair-location", "2单元301室厨房")
+        await page.set_input_files("#repair-form input[type=file]", str(photo))
+        await page.click("#repair-form button[type=submit]")
+        await page.wait_for_selector("#repair-result.ok, #toast.err", timeout=30000)
+        await page.screenshot(path=str(tmp_path / "repair-camera-photo.png"))
+        assert await page.locator("#repair-result.ok").count() == 1, await page.inner_text(
+            "#toast")
+        [(path, size)] = db(box, "SELECT path, bytes FROM photos WHERE owner_kind = 'ticket'")
+        stored = cv2.imread(str(box.config.box.data_dir / path))
+        assert size < 5 * 1048576 and max(stored.shape[:2]) >= 1200  # still shows the leak
+        await ctx.close()
