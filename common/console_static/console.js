@@ -505,7 +505,7 @@ async function reportsPage(side) {
    with its actions. What differs between the sides comes in `side` (cloud.js and office.js):
      load(filters: FormData) -> [[column, [ticket]]], tickets already in the shared shape
        {id, title, status, state (the key of TICKET_ACTIONS), urgency, overdue, reopened, ref,
-        community, building, location, assignee, due_at, pending};
+        community, building, location, reporter?, assignee, due_at, pending};
      send(ticket, action, form: FormData) -> the text to toast (the cloud's goes down the feed
        and waits for the box; the box's applies at once);
      more: {label, render(ticket) -> [Node]} (the cloud's history, the box's details);
@@ -553,7 +553,7 @@ function ticketBoard(side) {
         x.ref ? h("small", { class: "muted", text: "#" + x.ref }) : null),
       h("h3", { text: x.title }),
       h("p", { class: "muted", text: [x.community, x.building ? t("building") + " " + x.building : "", x.location,
-        x.assignee || t("no_assignee"), x.due_at ? t("due") + " " + Q.when(x.due_at) : ""].filter(Boolean).join(" · ") }));
+        x.reporter, x.assignee || t("no_assignee"), x.due_at ? t("due") + " " + Q.when(x.due_at) : ""].filter(Boolean).join(" · ") }));
     const more = h("div", { class: "more", hidden: true });
     const actions = h("div", { class: "actions" },
       h("button", { type: "button", text: side.more.label, "aria-expanded": "false", onclick: async (ev) => {

@@ -112,14 +112,30 @@
   /* The box's rows from /tickets, put in columns here (reopened ones with the open); an
      action applies at once (/tickets/{id}/{action}, multipart when photos go along). */
   const COLUMNS = ["open", "assigned", "in_progress", "resolved"];
+  // Who a signed-in resident's repair is for, name and flat: the worker has to know where to
+  // go when the form gave only the building. (Residents' ids not on the list read as the id.)
+  let reloaded = false;
+  async function reporters(rows) {
+    const ids = [...new Set(rows.map((x) => x.resident_id).filter(Boolean))];
+    let list = [];
+    try {
+      list = await residents();
+      if (!reloaded && ids.some((id) => !list.some((r) => r.id === id))) {
+        reloaded = true; residentsCache = null; list = await residents();
+      }
+    } catch (e) { /* the board shows the tickets all the same */ }
+    const who = Object.fromEntries(list.map((r) => [r.id, r]));
+    return Object.fromEntries(ids.map((id) => [id, t("reporter") + " " +
+      (who[id] ? [who[id].name, flat(who[id])].filter(Boolean).join(" ") : id)]));
+  }
   const officeTickets = {
     async load(f) {
       const cols = f.get("done") ? [...COLUMNS, "confirmed"] : COLUMNS;
       const rows = await ticketsIn([...cols, "reopened"], f.get("assignee") ? "&assignee=" + encodeURIComponent(f.get("assignee")) : "");
-      const now = Date.now();
+      const now = Date.now(), who = await reporters(rows);
       return cols.map((col) => [col, rows.filter((x) => (x.status === "reopened" ? "open" : x.status) === col)
         .sort((a, b) => (a.due_at || "9").localeCompare(b.due_at || "9"))  // overdue first
-        .map((x) => ({ ...x, state: x.status, reopened: x.status === "reopened",
+        .map((x) => ({ ...x, state: x.status, reopened: x.status === "reopened", reporter: who[x.resident_id],
           overdue: Boolean(x.due_at && Date.parse(x.due_at) < now && ACTIVE.includes(x.status)) }))]);
     },
     async send(x, action, fd) {
