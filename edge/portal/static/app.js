@@ -226,8 +226,14 @@ function ticketCard(t, key) {
     for (const [action, label, cls] of [["confirm", "确认已修好", ""], ["reopen", "没修好，重新打开", "light"]]) {
       const b = el("button", cls, label); b.dataset.action = action;
       b.addEventListener("click", async () => {
+        // one answer per repair: a second tap while the first is on its way does nothing
+        a.querySelectorAll("button").forEach(x => { x.disabled = true; });
         try { await api("POST", `/api/v1/tickets/${t.id}/${action}`, {key}); toast("已提交，谢谢！", "ok"); renderMine(); }
-        catch (e) { toast(e.message, "err"); }
+        catch (e) {
+          if (e.status === 409) {  // confirmed or reopened meanwhile (the office, another phone)
+            toast("这条报修的状态已经变了，已为您刷新，请看最新进度", "warn"); renderMine();
+          } else { toast(e.message, "err"); a.querySelectorAll("button").forEach(x => { x.disabled = false; }); }
+        }
       });
       a.appendChild(b);
     }
@@ -249,11 +255,13 @@ async function myItems() {
     return local;
   }
 }
+let rendering = 0;  // each render's number: an older one still loading stops adding cards
 async function renderMine() {
-  const list = $("#mine-list"), items = await myItems();
-  if (!items.length) return;
+  const run = ++rendering, list = $("#mine-list"), items = await myItems();
+  if (!items.length || run !== rendering) return;
   list.replaceChildren();
   for (const it of items) {
+    let cards = [];
     try {
       if (it.kind === "report") {
         const r = await api("GET", `/api/v1/reports/${it.id}?key=${encodeURIComponent(it.key)}`);
@@ -261,13 +269,14 @@ async function renderMine() {
         const h = el("h2"); h.append(el("span", "ref", ref("report", r)), ` ${r.text.slice(0, 40)}`);
         div.append(h, el("span", "status", STATUS_ZH[r.status] || r.status),
           el("p", "hint", `${r.category_zh || ""} · ${when(r.ts)}` + (r.reply ? ` · 答复：${r.reply}` : "")));
-        list.appendChild(div);
-        for (const t of r.tickets || []) list.appendChild(ticketCard(t, it.key));
+        cards = [div, ...(r.tickets || []).map(t => ticketCard(t, it.key))];
       } else {
         const t = await api("GET", `/api/v1/tickets/${it.id}?key=${encodeURIComponent(it.key)}`);
-        list.appendChild(ticketCard(t, it.key));
+        cards = [ticketCard(t, it.key)];
       }
     } catch { /* gone or key rotated: skip */ }
+    if (run !== rendering) return;
+    list.append(...cards);
   }
 }
 

@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from edge.features import parse_config
+from edge.tickets import TICKETS
 from tests.conftest import api_url, box_toml
 from tests.edge.portal.helpers import FAST, article, staff
 from tests.peers.chromium import browser
@@ -273,6 +274,7 @@ async def test_large_text_is_remembered_with_the_login(run_box, tmp_path) -> Non
 
 async def repair(page: Any, base: str, fault: str, building: str, location: str) -> str:
     """One-tap repair on the /r/ page; the "报修 #…" the page answered."""
+    await page.goto("about:blank")  # a new page load, not a jump within /r/
     await page.goto(f"{base}/r/#repair", timeout=15000)
     await page.wait_for_selector("body[data-ready='1']", timeout=15000)
     await page.click(f"#faults .chip[data-code={fault}]")
@@ -350,4 +352,54 @@ async def test_a_repair_with_a_photo_straight_from_the_phones_camera(run_box, tm
         [(path, size)] = db(box, "SELECT path, bytes FROM photos WHERE owner_kind = 'ticket'")
         stored = cv2.imread(str(box.config.box.data_dir / path))
         assert size < 5 * 1048576 and max(stored.shape[:2]) >= 1200  # still shows the leak
+        await ctx.close()
+
+
+async def test_a_double_tap_on_confirm_is_not_told_as_a_failure(run_box, tmp_path) -> None:
+    """The worker fixed the leak; 王阿姨 taps 「确认已修好」 twice, as elderly fingers do. The
+    repair is confirmed and she is told so in green; then, on a page left open after the
+    office had already confirmed it for her, 「没修好，重新打开」 says the repair has moved on
+    and shows where it is now. Both used to end in a red "提交没有成功，请检查后再试" with the
+    buttons still there (the second tap, and the stale page, were refused as illegal steps)."""
+    box = await run_box(config(tmp_path))
+    base = api_url(box)
+    async with browser() as b:
+        ctx = await b.new_context(**PHONE)
+        page = await ctx.new_page()
+        ref = await repair(page, base, "water", "5", "2单元301室厨房")
+        ref2 = await repair(page, base, "light", "5", "2单元楼道")
+        svc = box.get(TICKETS)
+        tid, tid2 = (r[0] for r in db(box, "SELECT id FROM tickets ORDER BY ref"))
+        for t in (tid, tid2):
+            await svc.transition(t, "assign", role="staff", actor="ann", assignee="维修工老李")
+            await svc.transition(t, "start", role="staff", actor="ann")
+            await svc.transition(t, "resolve", role="staff", actor="ann", note="已修好")
+        await page.goto("about:blank")
+        await page.goto(f"{base}/r/#mine", timeout=15000)
+        card = page.locator(f"[data-ticket='{tid}']")
+        await card.locator("button[data-action=confirm]").wait_for(timeout=10000)
+        await page.locator(f"[data-ticket='{tid2}'] button[data-action=reopen]").wait_for()
+        await card.locator("button[data-action=confirm]").dblclick()
+        done = f"[data-ticket='{tid}'] .status >> text=已确认完成"
+        await page.wait_for_selector(done, timeout=10000)
+        await page.locator(f"[data-ticket='{tid2}'] button[data-action=reopen]").wait_for()
+        await page.wait_for_timeout(1000)  # both taps answered
+        await page.screenshot(path=str(tmp_path / "confirm-double-tap.png"))
+        assert "ok" in (await page.get_attribute("#toast", "class") or ""), (
+            ref, await page.inner_text("#toast"))
+        assert db(box, f"SELECT status FROM tickets WHERE id = '{tid}'") == [("confirmed",)]
+        # the office confirms the other one for her while her page still shows the buttons
+        await svc.transition(tid2, "confirm", role="staff", actor="ann", note="电话回访已修好")
+        card2 = page.locator(f"[data-ticket='{tid2}']")
+        await card2.locator("button[data-action=reopen]").click()
+        await page.wait_for_function(
+            "() => !document.querySelector('#toast').textContent.startsWith('已提交')",
+            timeout=10000)  # the answer to this tap, not the last one's thanks
+        toast = await page.inner_text("#toast")
+        assert "状态已经变了" in toast, (ref2, toast)
+        await page.wait_for_selector(f"[data-ticket='{tid2}'] .status >> text=已确认完成",
+                                     timeout=10000)
+        await page.wait_for_selector(f"[data-ticket='{tid}']", timeout=10000)
+        await page.screenshot(path=str(tmp_path / "reopen-stale.png"))
+        assert await page.locator("#mine-list button[data-action]").count() == 0
         await ctx.close()
