@@ -33,6 +33,14 @@ FAULTS = {
 }
 
 
+def building_name(building: str) -> str:
+    """How a building reads in a title: "5" -> "5号楼", "12号" -> "12号楼"; words residents
+    type with the number ("5号楼", "7栋", "B座") stay as typed."""
+    if building.endswith(("楼", "栋", "幢", "座")):
+        return building
+    return f"{building}楼" if building.endswith("号") else f"{building}号楼"
+
+
 class TicketsService(Service):
     name = "tickets"
 
@@ -158,7 +166,8 @@ class TicketsService(Service):
         except InputError as e:
             return json_error(e.status, str(e), field=e.field)
         if title is None:
-            place = "".join(x for x in (f"{building}号楼 " if building else "", location) if x)
+            place = "".join(x for x in (f"{building_name(building)} " if building else "",
+                                        location) if x)
             assert fault is not None  # the title is required without a fault kind
             title = f"{FAULTS[fault]} {place}".strip()
         category = "facilities_repair"

@@ -171,3 +171,24 @@ async def test_a_reports_ticket_stays_in_her_progress_after_1000_newer_tickets(
         await page.screenshot(path=str(tmp_path / "mine-report-ticket.png"), full_page=True)
         await card.locator("button[data-action=confirm]").wait_for(timeout=10000)
         assert "换了声控灯" in await card.inner_text()
+
+
+async def test_a_building_typed_with_its_word_is_not_doubled(make_config, run_box) -> None:
+    """Residents type the building as they say it ("5号楼", "7栋"), not only "5" as the
+    placeholder shows; the repair's title (her confirmation, the office's board) used to read
+    "照明故障 5号楼号楼 2单元"."""
+    box = await run_box(make_config())
+    url = api_url(box)
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        typed_as = (("5号楼", "5号楼"), ("7栋", "7栋"), ("12号", "12号楼"), ("3", "3号楼"))
+        for typed, place in typed_as:
+            await page.goto("about:blank")
+            await page.goto(f"{url}/r/#repair")
+            await page.wait_for_selector("body[data-ready='1']", timeout=10000)
+            await page.click("#faults .chip[data-code=light]")
+            await page.fill("#repair-building", typed)
+            await page.fill("#repair-location", "2单元")
+            await page.click("#repair-form button[type=submit]")
+            await page.wait_for_selector("#repair-result.ok", timeout=10000)
+            assert f"（照明故障 {place} 2单元）" in await page.inner_text("#repair-result"), typed
