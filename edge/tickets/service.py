@@ -165,15 +165,19 @@ class TicketsService(Service):
             )
         except InputError as e:
             return json_error(e.status, str(e), field=e.field)
+        # What the urgency is read from: the resident's words, not the place the box adds to a
+        # one-tap repair's title (the text model took "5号楼 2单元" as an emergency's words).
+        said = title
         if title is None:
             place = "".join(x for x in (f"{building_name(building)} " if building else "",
                                         location) if x)
             assert fault is not None  # the title is required without a fault kind
-            title = f"{FAULTS[fault]} {place}".strip()
+            said = FAULTS[fault]
+            title = f"{said} {place}".strip()
         category = "facilities_repair"
         if urgency is None:
             reports = self.box.get(REPORTS)
-            analysis = await reports.analyze(f"{title}。{description}")
+            analysis = await reports.analyze(f"{said}。{description}")
             urgency = analysis.urgency if analysis.urgency != "low" else "normal"
             if analysis.category == "safety_hazard":
                 category = "safety_hazard"

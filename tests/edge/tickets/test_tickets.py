@@ -192,3 +192,29 @@ async def test_a_building_typed_with_its_word_is_not_doubled(make_config, run_bo
             await page.click("#repair-form button[type=submit]")
             await page.wait_for_selector("#repair-result.ok", timeout=10000)
             assert f"（照明故障 {place} 2单元）" in await page.inner_text("#repair-result"), typed
+
+
+async def test_a_one_tap_repair_is_as_urgent_as_what_she_wrote(make_config, run_box) -> None:
+    """Every one-tap repair with a building ("暖气不热 5号楼 2单元301室") came out 紧急, as a
+    safety hazard due within the hour: the text model read the generated place words as an
+    emergency. The urgency now comes from the fault and what the resident wrote: a cold
+    radiator is 一般; someone stuck in the lift is still 紧急."""
+    box = await run_box(make_config())
+    url = api_url(box)
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        for fault, text, said in (("heating", "", "一般"), ("light", "", "一般"),
+                                  ("lift", "有人被困在电梯里出不来", "紧急")):
+            await page.goto("about:blank")
+            await page.goto(f"{url}/r/#repair")
+            await page.wait_for_selector("body[data-ready='1']", timeout=10000)
+            await page.click(f"#faults .chip[data-code={fault}]")
+            await page.fill("#repair-building", "5")
+            await page.fill("#repair-location", "2单元301室")
+            await page.fill("#repair-text", text)
+            await page.click("#repair-form button[type=submit]")
+            await page.wait_for_selector("#repair-result.ok", timeout=10000)
+            assert f"紧急程度：{said}" in await page.inner_text("#repair-result"), fault
+    rows = sqlite3.connect(box.config.db_path).execute(
+        "SELECT urgency, category FROM tickets ORDER BY ref").fetchall()
+    assert rows[:2] == [("normal", "facilities_repair")] * 2 and rows[2][0] == "immediate"
