@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -39,6 +41,12 @@ def building_name(building: str) -> str:
     if building.endswith(("楼", "栋", "幢", "座")):
         return building
     return f"{building}楼" if building.endswith("号") else f"{building}号楼"
+
+
+# The unfinished states as the office's board names them (common/console_static/i18n.json).
+STATUS_ZH = {
+    "open": "待处理", "assigned": "已指派", "in_progress": "处理中", "reopened": "重新打开",
+}
 
 
 class TicketsService(Service):
@@ -115,18 +123,25 @@ class TicketsService(Service):
         store = self.box.store
         raised = 0
         for row in await store.run(db.overdue, store.sync, rdb.iso(now()), ACTIVE):
+            state = STATUS_ZH.get(row["status"], row["status"])
             alert = Alert(
                 id=new_id("al"),
                 level="critical" if row["urgency"] in ("immediate", "high") else "warning",
                 type="ticket_overdue",
-                message=f"工单超时未完成: {row['title']} (状态 {row['status']},"
-                f" 处理人 {row['assignee'] or '未分派'}, 应于 {row['due_at']} 前完成)",
+                message=f"工单超时未完成: {row['title']} ({state}, 处理人"
+                f" {row['assignee'] or '未分派'}, 应于 {self._local(row['due_at'])} 前完成)",
                 evidence=[row["id"]],
             )
             if await store.run(db.mark_overdue, store.sync, row["id"], alert):
                 raised += 1
         self.overdue_alerts += raised
         return raised
+
+    def _local(self, ts: str) -> str:
+        """A stored UTC time as the office reads it: the community's zone, "12月1日 11:13"."""
+        t = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        t = t.astimezone(ZoneInfo(self.box.config.box.timezone))
+        return f"{t.month}月{t.day}日 {t.hour:02d}:{t.minute:02d}"
 
     async def _overdue_loop(self) -> None:
         while True:

@@ -11,6 +11,7 @@ import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
@@ -421,3 +422,36 @@ async def test_the_board_says_whose_flat_a_repair_is_for(tmp_path, make_config, 
         await page.screenshot(path=str(shots_dir(tmp_path) / "office-ticket-reporter.png"))
         text = await card.inner_text()
         assert "王阿姨" in text and "5-2-301" in text, text
+
+
+
+async def test_an_overdue_alert_reads_in_the_offices_words_and_time(tmp_path, make_config,
+                                                                     run_box):
+    """Today's "工单超时" alert said "(状态 open, 处理人 未分派, 应于
+    2026-12-01T03:13:14.871329Z 前完成)": a code for the state and the due time in UTC, eight
+    hours off the office's clock in Shandong. It now says 待处理 and the community's time."""
+    config = make_config(extra=EXTRA + "[tickets]\ndue_hours_high = 0.0003\n"
+                         "overdue_check_s = 0.1\n")
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    async with session() as s:
+        ticket = await new_ticket(s, base, "3号楼电梯困人后一直停用")
+    for _ in range(100):  # bounded: the overdue loop runs every 0.1 s
+        if db_one(box, "SELECT overdue_alert_id FROM tickets WHERE id = ?", ticket["id"])[0]:
+            break
+        await asyncio.sleep(0.1)
+    due = datetime.fromisoformat(ticket["due_at"]).astimezone(ZoneInfo("Asia/Shanghai"))
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 1366, "height": 768})
+        await page.goto(f"{base}/office/login?next=/office/today")
+        await page.fill("input[name=name]", "ann")
+        await page.fill("input[name=password]", PASSWORDS["ann"])
+        await page.click("main form button[type=submit]")
+        await page.wait_for_url("**/office/today")
+        alert = page.locator('#alerts li[data-type="ticket_overdue"]')
+        await alert.wait_for(timeout=15000)
+        await page.screenshot(path=str(shots_dir(tmp_path) / "office-today-overdue.png"))
+        text = await alert.locator("p.msg").inner_text()
+    assert "待处理" in text and "open" not in text, text
+    assert f"应于 {due.month}月{due.day}日 {due.hour:02d}:{due.minute:02d} 前完成" in text, text
