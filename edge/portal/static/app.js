@@ -205,7 +205,9 @@ $("#repair-form").addEventListener("submit", async ev => {
     const t = await api("POST", "/api/v1/tickets", await formData(form));
     remember({kind: "ticket", id: t.id, key: t.follow_key});
     say($("#repair-result"), "ok", `报修成功，${ref("ticket", t)}（${t.title}），紧急程度：${URGENCY_ZH[t.urgency] || t.urgency}。可在「我的进度」查看。`);
+    // reset() keeps a hidden input's value: the fault goes with the chips that show it
     form.reset(); form.querySelectorAll(".chip").forEach(c => c.classList.remove("on"));
+    $("#repair-fault").value = "";
   } catch (e) { showError(form, e); } finally { btn.disabled = false; }
 });
 

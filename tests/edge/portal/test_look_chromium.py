@@ -403,3 +403,23 @@ async def test_a_double_tap_on_confirm_is_not_told_as_a_failure(run_box, tmp_pat
         await page.screenshot(path=str(tmp_path / "reopen-stale.png"))
         assert await page.locator("#mine-list button[data-action]").count() == 0
         await ctx.close()
+
+
+async def test_a_second_repair_asks_for_its_fault_again(run_box, tmp_path) -> None:
+    """After one repair the fault buttons all show unselected; sending the next without
+    choosing one asks "请选择故障类型" instead of filing it silently as the last fault."""
+    box = await run_box(config(tmp_path))
+    base = api_url(box)
+    async with browser() as b:
+        ctx = await b.new_context(**PHONE)
+        page = await ctx.new_page()
+        await repair(page, base, "water", "5", "2单元301室厨房")
+        assert await page.locator("#faults .chip.on").count() == 0  # nothing shows chosen
+        await page.fill("#repair-building", "5")
+        await page.fill("#repair-location", "2单元楼道")
+        await page.click("#repair-form button[type=submit]")
+        await page.wait_for_selector("#toast.err", timeout=10000)
+        assert await page.inner_text("#toast") == "请选择故障类型"
+        assert await page.input_value("#repair-location") == "2单元楼道"  # kept
+        assert db(box, "SELECT count(*) FROM tickets") == [(1,)]
+        await ctx.close()
