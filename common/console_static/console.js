@@ -588,6 +588,7 @@ function ticketBoard(side) {
   filters.addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
   load();
   setInterval(load, 5000);
+  return { load };
 }
 
 const ids = (text) => String(text || "").split(/[\s,，]+/).filter(Boolean);

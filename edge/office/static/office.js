@@ -160,7 +160,37 @@
     emptyColumn: true,
     failed: (e) => failed("board", e),
   };
-  P.tickets = () => ticketBoard(officeTickets);
+  P.tickets = async () => {
+    const board = ticketBoard(officeTickets);
+    // A repair phoned in or brought to the office (elderly residents often call rather than
+    // use the phone page): logged here, in the resident's name when one is chosen, so it is
+    // on the board and in their 我的进度.
+    if (!admin) return;  // viewers see the board only
+    const form = document.getElementById("new-ticket");
+    const rid = document.getElementById("nt-rid");
+    try {
+      for (const f of await Q.api("GET", "/tickets/faults")) {
+        document.getElementById("nt-fault").append(h("option", { value: f.code, text: f.zh }));
+      }
+      await fillResidents(rid);
+    } catch (e) { Q.toast(t("load_failed") + ": " + e.message, true); }
+    rid.addEventListener("change", async () => {  // their flat, unless typed already
+      const r = (await residents()).find((x) => x.id === rid.value);
+      if (!r) return;
+      if (!form.building.value) form.building.value = r.building || "";
+      if (!form.location.value) form.location.value = [r.unit ? r.unit + "单元" : "", r.room ? r.room + "室" : ""].join("");
+    });
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const body = Object.fromEntries([...new FormData(form).entries()].filter(([, v]) => v !== ""));
+      try {
+        const x = await Q.api("POST", "/tickets", body);
+        Q.toast(t("ticket_created") + (x.ref ? " #" + x.ref : ""));
+        form.reset();
+        board.load();
+      } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
+    });
+  };
 
   /* --- residents and face enrolment (upload or the camera), with the quality gate live -- */
   const reasonText = (c) => {

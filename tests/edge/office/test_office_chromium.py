@@ -455,3 +455,38 @@ async def test_an_overdue_alert_reads_in_the_offices_words_and_time(tmp_path, ma
         text = await alert.locator("p.msg").inner_text()
     assert "待处理" in text and "open" not in text, text
     assert f"应于 {due.month}月{due.day}日 {due.hour:02d}:{due.minute:02d} 前完成" in text, text
+
+
+async def test_a_repair_phoned_in_is_logged_from_the_board(tmp_path, make_config, run_box):
+    """王阿姨 does not use the phone page: she rings the office, "家里暖气不热". The office
+    logs it on the board in her name (her flat filled in), and it is on the board at once;
+    the console had no way to log a repair (only the API)."""
+    config = make_config(extra=EXTRA)
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    async with session() as s:
+        await staff(s, "POST", f"{base}/api/v1/residents", json={
+            "id": "r-501", "name": "王阿姨", "building": "5", "unit": "2", "room": "301"})
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 1366, "height": 768})
+        await page.goto(f"{base}/office/login?next=/office/tickets")
+        await page.fill("input[name=name]", "ann")
+        await page.fill("input[name=password]", PASSWORDS["ann"])
+        await page.click("main form button[type=submit]")
+        await page.wait_for_url("**/office/tickets")
+        await page.click("#new-ticket-box summary")
+        await page.select_option("#new-ticket select[name=fault]", "heating")
+        await page.wait_for_selector("#nt-rid option[value='r-501']", state="attached")
+        await page.select_option("#new-ticket select[name=resident_id]", "r-501")
+        await page.fill("#new-ticket input[name=description]", "电话报修：家里暖气不热，老人怕冷")
+        await page.screenshot(path=str(shots_dir(tmp_path) / "office-ticket-new.png"))
+        await page.click("#new-ticket button[type=submit]")
+        card = page.locator('[data-column="open"] article.ticket')
+        await card.wait_for(timeout=10000)
+        text = await card.inner_text()
+        assert "暖气不热 5号楼 2单元301室" in text and "王阿姨" in text, text
+        unlabelled = await page.evaluate(UNLABELLED)
+        assert not unlabelled, unlabelled
+    assert db_one(box, "SELECT source, resident_id, description FROM tickets") == (
+        "staff", "r-501", "电话报修：家里暖气不热，老人怕冷")
