@@ -377,7 +377,8 @@ function heatTable(heat) {
    (side.columns, from REPORT_COLUMNS), in the shared shape {id, ts, community, category,
    urgency, sentiment, text, photos, status, building, location, pending}; a side that lets
    staff correct a report passes side.correct(x, {category?, urgency?, note}) (the cloud's goes
-   down the feed to the box, and the row says "waiting" until then). */
+   down the feed to the box, and the row says "waiting" until then); a side that lets staff
+   answer the resident passes side.reply(x, {status, reply?}). */
 const REPORT_COLUMNS = {
   time: { label: "time", cell: (x) => Q.when(x.ts) },
   community: { label: "community", cell: (x) => x.community },
@@ -436,13 +437,42 @@ function reportsTable(rows, side, caption) {
       } }) : null;
       tr.append(h("td", {}, h("small", { class: "muted", text: x.id }), act ? h("br") : null, act));
     }
+    if (reply) {
+      tr.append(h("td", {}, h("button", { type: "button", "data-reply": x.id, text: t("reply"), onclick: (ev) => {
+        if (!tr.querySelector("form")) ev.target.after(replyForm(x, tr));
+      } })));
+    }
     return tr;
+  }
+
+  /* The answer the resident reads under their report on the phone page (status + reply). */
+  const reply = side.reply && Q.body.dataset.role === "admin";
+  function replyForm(x, tr) {
+    const form = h("form", { class: "ack" },
+      h("label", {}, t("rstatus"), h("select", { name: "status" }, ["in_progress", "answered", "closed"].map((s) =>
+        h("option", { value: s, text: label("report_status", s), selected: s === "answered" })))),
+      h("label", {}, t("reply_text"), h("input", { name: "reply", size: 24, maxlength: 1000 })),
+      h("button", { type: "submit", class: "primary", text: t("save") }),
+      h("button", { type: "button", text: t("cancel"), onclick: () => form.remove() }));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const body = { status: form.elements.status.value };
+      if (form.elements.reply.value.trim()) body.reply = form.elements.reply.value.trim();
+      try {
+        await side.reply(x, body);
+        x.status = body.status;
+        tr.replaceWith(row(x));
+        Q.toast(t("saved"));
+      } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
+    });
+    return form;
   }
 
   if (!rows.length) return h("p", { class: "muted", text: t("empty") });
   return h("table", { class: "reports" },
     caption ? h("caption", { class: "sr", text: caption }) : null,
-    h("thead", {}, h("tr", {}, [...side.columns.map((k) => t(REPORT_COLUMNS[k].label)), side.idColumn ? "" : null]
+    h("thead", {}, h("tr", {}, [...side.columns.map((k) => t(REPORT_COLUMNS[k].label)), side.idColumn ? "" : null,
+      reply ? "" : null]
       .filter((x) => x !== null).map((x) => h("th", { scope: "col", text: x })))),
     h("tbody", {}, rows.map(row)));
 }

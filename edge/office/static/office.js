@@ -104,7 +104,8 @@
       h("a", { href: "tickets#" + x.id, text: x.title }),
       h("span", { class: "muted", text: " · " + lbl("col", x.status) + " · " + (x.assignee || t("no_assignee")) })))) :
       h("p", { class: "muted", text: t("empty") }));
-    Q.fill("reports", reportsTable(r, { columns: ["time", "category", "urgency", "building", "text", "status"] },
+    Q.fill("reports", reportsTable(r, { columns: ["time", "category", "urgency", "building", "text", "status"],
+      reply: (x, body) => Q.api("POST", `/reports/${encodeURIComponent(x.id)}/status`, body) },
       t("today_reports")));
   };
 

@@ -490,3 +490,45 @@ async def test_a_repair_phoned_in_is_logged_from_the_board(tmp_path, make_config
         assert not unlabelled, unlabelled
     assert db_one(box, "SELECT source, resident_id, description FROM tickets") == (
         "staff", "r-501", "电话报修：家里暖气不热，老人怕冷")
+
+
+async def test_the_office_answers_a_report_and_the_resident_reads_it(tmp_path, make_config,
+                                                                     run_box):
+    """A resident reports the square-dance music at night from her phone. The office answers
+    it from today's reports (已答复 with a reply), and her 我的进度 shows the answer; neither
+    console could answer a report before (it stayed 已受理 on her phone)."""
+    config = make_config(extra=EXTRA)
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    async with browser() as b:
+        phone = await b.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+        her = await phone.new_page()
+        await her.goto(f"{base}/r/")
+        await her.wait_for_selector("body[data-ready='1']", timeout=15000)
+        await her.fill("#report-text", "楼下广场舞音乐太吵了，晚上十点还在跳，老人睡不着")
+        await her.fill("#report-building", "5")
+        await her.click("#report-form button[type=submit]")
+        await her.wait_for_selector("#report-result.ok", timeout=15000)
+        [rid] = db_one(box, "SELECT id FROM reports")
+        page = await b.new_page(viewport={"width": 1366, "height": 768})
+        await page.goto(f"{base}/office/login?next=/office/today")
+        await page.fill("input[name=name]", "ann")
+        await page.fill("input[name=password]", PASSWORDS["ann"])
+        await page.click("main form button[type=submit]")
+        await page.wait_for_url("**/office/today")
+        row = page.locator(f'#reports tr[data-report="{rid}"]')
+        await row.locator("button[data-reply]").click()
+        await row.locator("select[name=status]").select_option("answered")
+        await row.locator("input[name=reply]").fill("已与广场舞队沟通，以后晚上九点前结束")
+        await page.screenshot(path=str(shots_dir(tmp_path) / "office-report-reply.png"))
+        await row.locator("button[type=submit]").click()
+        await page.wait_for_selector(f'#reports tr[data-report="{rid}"] >> text=已答复',
+                                     timeout=10000)
+        await her.goto("about:blank")  # a fresh load of /r/, not a jump within it
+        await her.goto(f"{base}/r/#mine")
+        card = her.locator(f"[data-report='{rid}']")
+        await card.wait_for(timeout=10000)
+        text = await card.inner_text()
+        assert "已答复" in text and "答复：已与广场舞队沟通，以后晚上九点前结束" in text, text
+        await phone.close()
