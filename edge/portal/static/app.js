@@ -189,9 +189,10 @@ async function loadFaults() {
   for (const f of faults) {
     const b = document.createElement("button");
     b.type = "button"; b.className = "chip"; b.textContent = f.zh; b.dataset.code = f.code;
+    b.setAttribute("aria-pressed", "false");  // chosen or not, told to screen readers too
     b.addEventListener("click", () => {
-      box.querySelectorAll(".chip").forEach(c => c.classList.remove("on"));
-      b.classList.add("on"); $("#repair-fault").value = f.code;
+      box.querySelectorAll(".chip").forEach(c => { c.classList.remove("on"); c.setAttribute("aria-pressed", "false"); });
+      b.classList.add("on"); b.setAttribute("aria-pressed", "true"); $("#repair-fault").value = f.code;
     });
     box.appendChild(b);
   }
@@ -206,7 +207,7 @@ $("#repair-form").addEventListener("submit", async ev => {
     remember({kind: "ticket", id: t.id, key: t.follow_key});
     say($("#repair-result"), "ok", `报修成功，${ref("ticket", t)}（${t.title}），紧急程度：${URGENCY_ZH[t.urgency] || t.urgency}。可在「我的进度」查看。`);
     // reset() keeps a hidden input's value: the fault goes with the chips that show it
-    form.reset(); form.querySelectorAll(".chip").forEach(c => c.classList.remove("on"));
+    form.reset(); form.querySelectorAll(".chip").forEach(c => { c.classList.remove("on"); c.setAttribute("aria-pressed", "false"); });
     $("#repair-fault").value = "";
   } catch (e) { showError(form, e); } finally { btn.disabled = false; }
 });

@@ -423,3 +423,23 @@ async def test_a_second_repair_asks_for_its_fault_again(run_box, tmp_path) -> No
         assert await page.input_value("#repair-location") == "2单元楼道"  # kept
         assert db(box, "SELECT count(*) FROM tickets") == [(1,)]
         await ctx.close()
+
+
+async def test_the_chosen_fault_is_told_to_a_screen_reader(run_box, tmp_path) -> None:
+    """The fault buttons are a choice: the one chosen says so (aria-pressed), not only by its
+    colour, so a resident using TalkBack/VoiceOver hears which fault she picked."""
+    box = await run_box(config(tmp_path))
+    base = api_url(box)
+    async with browser() as b:
+        ctx = await b.new_context(**PHONE)
+        page = await ctx.new_page()
+        await page.goto(f"{base}/r/#repair", timeout=15000)
+        await page.wait_for_selector("body[data-ready='1']", timeout=15000)
+        await page.click("#faults .chip[data-code=lift]")
+        await page.click("#faults .chip[data-code=water]")
+        pressed = await page.eval_on_selector_all(
+            "#faults .chip",
+            "els => els.map(e => [e.dataset.code, e.getAttribute('aria-pressed')])")
+        assert dict(pressed) == {code: ("true" if code == "water" else "false")
+                                 for code, _ in pressed}, pressed
+        await ctx.close()
