@@ -56,7 +56,7 @@ const Q = (() => {
     const r = await fetch(API + path, opts);
     if (r.status === 401) { signIn(); throw new Error(t("login_expired")); }
     const out = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error(out.error || r.status + " " + r.statusText);
+    if (!r.ok) throw Object.assign(new Error(out.error || r.status + " " + r.statusText), { status: r.status });
     return out;
   }
 
@@ -565,7 +565,13 @@ function ticketBoard(side) {
         Q.toast(await side.send(x, action, fd));
         form.remove();
         load();
-      } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
+      } catch (e) {
+        if (e.status !== 409) { Q.toast(t("error") + ": " + e.message, true); return; }
+        // someone else moved the ticket meanwhile: say so and show where it is now
+        Q.toast(t("ticket_moved_on"), true);
+        form.remove();
+        load();
+      }
     });
     el.querySelector("form")?.remove();
     el.append(form);

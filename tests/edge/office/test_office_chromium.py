@@ -532,3 +532,36 @@ async def test_the_office_answers_a_report_and_the_resident_reads_it(tmp_path, m
         text = await card.inner_text()
         assert "已答复" in text and "答复：已与广场舞队沟通，以后晚上九点前结束" in text, text
         await phone.close()
+
+
+async def test_a_ticket_moved_on_by_someone_else_is_said_in_chinese(tmp_path, make_config,
+                                                                    run_box):
+    """Two people at the office desk: while ann's 「开始处理」 form is open, a colleague has
+    already started and resolved the ticket. Her save used to answer in the box's English
+    ("错误: action: cannot start a ticket that is resolved (allowed from: …)") with the stale
+    card kept; it now says so in Chinese and shows the ticket where it is."""
+    config = make_config(extra=EXTRA)
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    async with session() as s:
+        ticket = await new_ticket(s, base)
+        await staff(s, "POST", f"{base}/api/v1/tickets/{ticket['id']}/assign",
+                    json={"assignee": "维修工老李"})
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 1366, "height": 768})
+        await page.goto(f"{base}/office/login?next=/office/tickets")
+        await page.fill("input[name=name]", "ann")
+        await page.fill("input[name=password]", PASSWORDS["ann"])
+        await page.click("main form button[type=submit]")
+        await page.wait_for_url("**/office/tickets")
+        card = f'article[data-ticket="{ticket["id"]}"]'
+        await page.click(f'[data-column="assigned"] {card} button[data-action="start"]')
+        async with session() as s:  # the colleague, meanwhile
+            for action in ("start", "resolve"):
+                await staff(s, "POST", f"{base}/api/v1/tickets/{ticket['id']}/{action}", json={})
+        await page.click(f"{card} form button[type=submit]")
+        await page.wait_for_selector(f'[data-column="resolved"] {card}', timeout=10000)
+        toast = await page.inner_text("#toast")
+        await page.screenshot(path=str(shots_dir(tmp_path) / "office-ticket-moved-on.png"))
+        assert "已被别人更新" in toast and "cannot" not in toast, toast
