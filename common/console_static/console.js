@@ -56,7 +56,7 @@ const Q = (() => {
     const r = await fetch(API + path, opts);
     if (r.status === 401) { signIn(); throw new Error(t("login_expired")); }
     const out = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error(out.error || r.status + " " + r.statusText);
+    if (!r.ok) throw Object.assign(new Error(out.error || r.status + " " + r.statusText), { status: r.status });
     return out;
   }
 
@@ -379,7 +379,8 @@ function heatTable(heat) {
    (side.columns, from REPORT_COLUMNS), in the shared shape {id, ts, community, category,
    urgency, sentiment, text, photos, status, building, location, pending}; a side that lets
    staff correct a report passes side.correct(x, {category?, urgency?, note}) (the cloud's goes
-   down the feed to the box, and the row says "waiting" until then). */
+   down the feed to the box, and the row says "waiting" until then); a side that lets staff
+   answer the resident passes side.reply(x, {status, reply?}). */
 const REPORT_COLUMNS = {
   time: { label: "time", cell: (x) => Q.when(x.ts) },
   community: { label: "community", cell: (x) => x.community },
@@ -438,13 +439,42 @@ function reportsTable(rows, side, caption) {
       } }) : null;
       tr.append(h("td", {}, h("small", { class: "muted", text: x.id }), act ? h("br") : null, act));
     }
+    if (reply) {
+      tr.append(h("td", {}, h("button", { type: "button", "data-reply": x.id, text: t("reply"), onclick: (ev) => {
+        if (!tr.querySelector("form")) ev.target.after(replyForm(x, tr));
+      } })));
+    }
     return tr;
+  }
+
+  /* The answer the resident reads under their report on the phone page (status + reply). */
+  const reply = side.reply && Q.body.dataset.role === "admin";
+  function replyForm(x, tr) {
+    const form = h("form", { class: "ack" },
+      h("label", {}, t("rstatus"), h("select", { name: "status" }, ["in_progress", "answered", "closed"].map((s) =>
+        h("option", { value: s, text: label("report_status", s), selected: s === "answered" })))),
+      h("label", {}, t("reply_text"), h("input", { name: "reply", size: 24, maxlength: 1000 })),
+      h("button", { type: "submit", class: "primary", text: t("save") }),
+      h("button", { type: "button", text: t("cancel"), onclick: () => form.remove() }));
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const body = { status: form.elements.status.value };
+      if (form.elements.reply.value.trim()) body.reply = form.elements.reply.value.trim();
+      try {
+        await side.reply(x, body);
+        x.status = body.status;
+        tr.replaceWith(row(x));
+        Q.toast(t("saved"));
+      } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
+    });
+    return form;
   }
 
   if (!rows.length) return h("p", { class: "muted", text: t("empty") });
   return h("table", { class: "reports" },
     caption ? h("caption", { class: "sr", text: caption }) : null,
-    h("thead", {}, h("tr", {}, [...side.columns.map((k) => t(REPORT_COLUMNS[k].label)), side.idColumn ? "" : null]
+    h("thead", {}, h("tr", {}, [...side.columns.map((k) => t(REPORT_COLUMNS[k].label)), side.idColumn ? "" : null,
+      reply ? "" : null]
       .filter((x) => x !== null).map((x) => h("th", { scope: "col", text: x })))),
     h("tbody", {}, rows.map(row)));
 }
@@ -507,7 +537,7 @@ async function reportsPage(side) {
    with its actions. What differs between the sides comes in `side` (cloud.js and office.js):
      load(filters: FormData) -> [[column, [ticket]]], tickets already in the shared shape
        {id, title, status, state (the key of TICKET_ACTIONS), urgency, overdue, reopened, ref,
-        community, building, location, assignee, due_at, pending};
+        community, building, location, reporter?, assignee, due_at, pending};
      send(ticket, action, form: FormData) -> the text to toast (the cloud's goes down the feed
        and waits for the box; the box's applies at once);
      more: {label, render(ticket) -> [Node]} (the cloud's history, the box's details);
@@ -537,7 +567,13 @@ function ticketBoard(side) {
         Q.toast(await side.send(x, action, fd));
         form.remove();
         load();
-      } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
+      } catch (e) {
+        if (e.status !== 409) { Q.toast(t("error") + ": " + e.message, true); return; }
+        // someone else moved the ticket meanwhile: say so and show where it is now
+        Q.toast(t("ticket_moved_on"), true);
+        form.remove();
+        load();
+      }
     });
     el.querySelector("form")?.remove();
     el.append(form);
@@ -555,7 +591,7 @@ function ticketBoard(side) {
         x.ref ? h("small", { class: "muted", text: "#" + x.ref }) : null),
       h("h3", { text: x.title }),
       h("p", { class: "muted", text: [x.community, x.building ? t("building") + " " + x.building : "", x.location,
-        x.assignee || t("no_assignee"), x.due_at ? t("due") + " " + Q.when(x.due_at) : ""].filter(Boolean).join(" · ") }));
+        x.reporter, x.assignee || t("no_assignee"), x.due_at ? t("due") + " " + Q.when(x.due_at) : ""].filter(Boolean).join(" · ") }));
     const more = h("div", { class: "more", hidden: true });
     const actions = h("div", { class: "actions" },
       h("button", { type: "button", text: side.more.label, "aria-expanded": "false", onclick: async (ev) => {
@@ -590,6 +626,7 @@ function ticketBoard(side) {
   filters.addEventListener("submit", (ev) => { ev.preventDefault(); load(); });
   load();
   setInterval(load, 5000);
+  return { load };
 }
 
 const ids = (text) => String(text || "").split(/[\s,，]+/).filter(Boolean);

@@ -79,6 +79,17 @@ BODIES = {
 <option value="1">{yes}</option></select></label>
 <button type="submit" class="primary">{apply}</button>
 <span class="muted">{refreshing}</span></form>
+<details class="card admin-only" id="new-ticket-box"><summary>{ticket_new}</summary>
+<form id="new-ticket" class="filters">
+<label>{ticket_fault}<select name="fault" required id="nt-fault">
+<option value="">{choose}</option></select></label>
+<label>{resident}<select name="resident_id" id="nt-rid">
+<option value="">{ticket_no_resident}</option></select></label>
+<label>{building}<input name="building" maxlength="32" size="6"></label>
+<label>{ticket_location}<input name="location" maxlength="100" size="14"></label>
+<label>{ticket_description}<input name="description" maxlength="500" size="28"></label>
+<button type="submit" class="primary">{ticket_create}</button>
+</form></details>
 <div id="board" class="board">{loading}</div>""",
     "residents": """<h1 class="sr">{nav_residents}</h1>
 <div class="cols">

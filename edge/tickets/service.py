@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -30,6 +32,20 @@ URGENCIES = ("immediate", "high", "normal", "low")
 FAULTS = {
     "light": "照明故障", "lift": "电梯故障", "water": "漏水/水管", "drain": "下水堵塞",
     "door": "门禁/单元门", "power": "停电/电路", "heating": "暖气不热", "other": "其他故障",
+}
+
+
+def building_name(building: str) -> str:
+    """How a building reads in a title: "5" -> "5号楼", "12号" -> "12号楼"; words residents
+    type with the number ("5号楼", "7栋", "B座") stay as typed."""
+    if building.endswith(("楼", "栋", "幢", "座")):
+        return building
+    return f"{building}楼" if building.endswith("号") else f"{building}号楼"
+
+
+# The unfinished states as the office's board names them (common/console_static/i18n.json).
+STATUS_ZH = {
+    "open": "待处理", "assigned": "已指派", "in_progress": "处理中", "reopened": "重新打开",
 }
 
 
@@ -65,11 +81,9 @@ class TicketsService(Service):
 
     @staticmethod
     def of_report(store: Store, report_id: str) -> list[dict[str, Any]]:
-        out = []
-        for t in db.list_tickets(store, limit=1000):
-            if t["report_id"] == report_id:
-                t["history"] = db.history(store, t["id"])
-                out.append(t)
+        out = db.tickets_of_report(store, report_id)
+        for t in out:
+            t["history"] = db.history(store, t["id"])
         return out
 
     async def start(self) -> None:
@@ -109,18 +123,25 @@ class TicketsService(Service):
         store = self.box.store
         raised = 0
         for row in await store.run(db.overdue, store.sync, rdb.iso(now()), ACTIVE):
+            state = STATUS_ZH.get(row["status"], row["status"])
             alert = Alert(
                 id=new_id("al"),
                 level="critical" if row["urgency"] in ("immediate", "high") else "warning",
                 type="ticket_overdue",
-                message=f"工单超时未完成: {row['title']} (状态 {row['status']},"
-                f" 处理人 {row['assignee'] or '未分派'}, 应于 {row['due_at']} 前完成)",
+                message=f"工单超时未完成: {row['title']} ({state}, 处理人"
+                f" {row['assignee'] or '未分派'}, 应于 {self._local(row['due_at'])} 前完成)",
                 evidence=[row["id"]],
             )
             if await store.run(db.mark_overdue, store.sync, row["id"], alert):
                 raised += 1
         self.overdue_alerts += raised
         return raised
+
+    def _local(self, ts: str) -> str:
+        """A stored UTC time as the office reads it: the community's zone, "12月1日 11:13"."""
+        t = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        t = t.astimezone(ZoneInfo(self.box.config.box.timezone))
+        return f"{t.month}月{t.day}日 {t.hour:02d}:{t.minute:02d}"
 
     async def _overdue_loop(self) -> None:
         while True:
@@ -159,14 +180,19 @@ class TicketsService(Service):
             )
         except InputError as e:
             return json_error(e.status, str(e), field=e.field)
+        # What the urgency is read from: the resident's words, not the place the box adds to a
+        # one-tap repair's title (the text model took "5号楼 2单元" as an emergency's words).
+        said = title
         if title is None:
-            place = "".join(x for x in (f"{building}号楼 " if building else "", location) if x)
+            place = "".join(x for x in (f"{building_name(building)} " if building else "",
+                                        location) if x)
             assert fault is not None  # the title is required without a fault kind
-            title = f"{FAULTS[fault]} {place}".strip()
+            said = FAULTS[fault]
+            title = f"{said} {place}".strip()
         category = "facilities_repair"
         if urgency is None:
             reports = self.box.get(REPORTS)
-            analysis = await reports.analyze(f"{title}。{description}")
+            analysis = await reports.analyze(f"{said}。{description}")
             urgency = analysis.urgency if analysis.urgency != "low" else "normal"
             if analysis.category == "safety_hazard":
                 category = "safety_hazard"

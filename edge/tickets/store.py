@@ -79,6 +79,14 @@ def list_tickets(
     return rows
 
 
+def tickets_of_report(store: Store, report_id: str) -> list[dict[str, Any]]:
+    """The tickets a report opened, however many tickets came after them, newest first."""
+    rows = store.select("tickets", order_by="ts DESC", limit=100, report_id=report_id)
+    for r in rows:
+        r.pop("follow_key", None)
+    return rows
+
+
 def update_ticket(store: Store, ticket_id: str, changes: dict[str, Any]) -> None:
     cols = ", ".join(f"{k} = ?" for k in changes)
     store.db.execute(f"UPDATE tickets SET {cols} WHERE id = ?", (*changes.values(), ticket_id))

@@ -70,11 +70,17 @@
 
   /* --- today: alerts, reports, open tickets ----------------------------------------- */
   const ACTIVE = ["open", "assigned", "in_progress", "reopened"];
+  // The tickets of these states, newest first: one request per state, so an old unfinished
+  // ticket is not pushed out by hundreds of newer finished ones (the list answers the newest
+  // tickets first, at most 1000 a request).
+  const ticketsIn = async (states, query = "") => (await Promise.all(states.map((st) =>
+    Q.api("GET", `/tickets?status=${st}&limit=1000${query}`)))).flat()
+    .sort((a, b) => b.ts.localeCompare(a.ts));
   P.today = async () => {
     let alerts, reports, tickets;
     try {
       [alerts, reports, tickets] = await Promise.all([Q.api("GET", "/alerts?limit=200"),
-        Q.api("GET", "/reports?limit=200"), Q.api("GET", "/tickets?limit=500")]);
+        Q.api("GET", "/reports?limit=200"), ticketsIn(ACTIVE)]);
     } catch (e) { failed("alerts", e); return; }
     const start = new Date(); start.setHours(0, 0, 0, 0);
     const today = (iso) => Date.parse(iso) >= start.getTime();
@@ -98,7 +104,8 @@
       h("a", { href: "tickets#" + x.id, text: x.title }),
       h("span", { class: "muted", text: " · " + lbl("col", x.status) + " · " + (x.assignee || t("no_assignee")) })))) :
       h("p", { class: "muted", text: t("empty") }));
-    Q.fill("reports", reportsTable(r, { columns: ["time", "category", "urgency", "building", "text", "status"] },
+    Q.fill("reports", reportsTable(r, { columns: ["time", "category", "urgency", "building", "text", "status"],
+      reply: (x, body) => Q.api("POST", `/reports/${encodeURIComponent(x.id)}/status`, body) },
       t("today_reports")));
   };
 
@@ -106,14 +113,30 @@
   /* The box's rows from /tickets, put in columns here (reopened ones with the open); an
      action applies at once (/tickets/{id}/{action}, multipart when photos go along). */
   const COLUMNS = ["open", "assigned", "in_progress", "resolved"];
+  // Who a signed-in resident's repair is for, name and flat: the worker has to know where to
+  // go when the form gave only the building. (Residents' ids not on the list read as the id.)
+  let reloaded = false;
+  async function reporters(rows) {
+    const ids = [...new Set(rows.map((x) => x.resident_id).filter(Boolean))];
+    let list = [];
+    try {
+      list = await residents();
+      if (!reloaded && ids.some((id) => !list.some((r) => r.id === id))) {
+        reloaded = true; residentsCache = null; list = await residents();
+      }
+    } catch (e) { /* the board shows the tickets all the same */ }
+    const who = Object.fromEntries(list.map((r) => [r.id, r]));
+    return Object.fromEntries(ids.map((id) => [id, t("reporter") + " " +
+      (who[id] ? [who[id].name, flat(who[id])].filter(Boolean).join(" ") : id)]));
+  }
   const officeTickets = {
     async load(f) {
-      const rows = await Q.api("GET", "/tickets?limit=500" + (f.get("assignee") ? "&assignee=" + encodeURIComponent(f.get("assignee")) : ""));
       const cols = f.get("done") ? [...COLUMNS, "confirmed"] : COLUMNS;
-      const now = Date.now();
+      const rows = await ticketsIn([...cols, "reopened"], f.get("assignee") ? "&assignee=" + encodeURIComponent(f.get("assignee")) : "");
+      const now = Date.now(), who = await reporters(rows);
       return cols.map((col) => [col, rows.filter((x) => (x.status === "reopened" ? "open" : x.status) === col)
         .sort((a, b) => (a.due_at || "9").localeCompare(b.due_at || "9"))  // overdue first
-        .map((x) => ({ ...x, state: x.status, reopened: x.status === "reopened",
+        .map((x) => ({ ...x, state: x.status, reopened: x.status === "reopened", reporter: who[x.resident_id],
           overdue: Boolean(x.due_at && Date.parse(x.due_at) < now && ACTIVE.includes(x.status)) }))]);
     },
     async send(x, action, fd) {
@@ -138,7 +161,37 @@
     emptyColumn: true,
     failed: (e) => failed("board", e),
   };
-  P.tickets = () => ticketBoard(officeTickets);
+  P.tickets = async () => {
+    const board = ticketBoard(officeTickets);
+    // A repair phoned in or brought to the office (elderly residents often call rather than
+    // use the phone page): logged here, in the resident's name when one is chosen, so it is
+    // on the board and in their 我的进度.
+    if (!admin) return;  // viewers see the board only
+    const form = document.getElementById("new-ticket");
+    const rid = document.getElementById("nt-rid");
+    try {
+      for (const f of await Q.api("GET", "/tickets/faults")) {
+        document.getElementById("nt-fault").append(h("option", { value: f.code, text: f.zh }));
+      }
+      await fillResidents(rid);
+    } catch (e) { Q.toast(t("load_failed") + ": " + e.message, true); }
+    rid.addEventListener("change", async () => {  // their flat, unless typed already
+      const r = (await residents()).find((x) => x.id === rid.value);
+      if (!r) return;
+      if (!form.building.value) form.building.value = r.building || "";
+      if (!form.location.value) form.location.value = [r.unit ? r.unit + "单元" : "", r.room ? r.room + "室" : ""].join("");
+    });
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const body = Object.fromEntries([...new FormData(form).entries()].filter(([, v]) => v !== ""));
+      try {
+        const x = await Q.api("POST", "/tickets", body);
+        Q.toast(t("ticket_created") + (x.ref ? " #" + x.ref : ""));
+        form.reset();
+        board.load();
+      } catch (e) { Q.toast(t("error") + ": " + e.message, true); }
+    });
+  };
 
   /* --- residents and face enrolment (upload or the camera), with the quality gate live -- */
   const reasonText = (c) => {

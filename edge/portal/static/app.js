@@ -34,7 +34,11 @@ function toast(text, kind = "err") {
 }
 function mine() { try { return JSON.parse(localStorage.getItem(MINE)) || []; } catch { return []; } }
 function keep(items) { localStorage.setItem(MINE, JSON.stringify(items.slice(0, 30))); }
-function remember(item) { keep([item, ...mine().filter(x => x.id !== item.id)]); }
+// What this phone submitted itself (`here`; kept before the flag existed: no `ref`, never came
+// through a login). Only these stay listed once nobody is logged in: a resident who signed in
+// on a borrowed phone takes her other items away with her when she signs out.
+function remember(item) { keep([{...item, here: 1}, ...mine().filter(x => x.id !== item.id)]); }
+const filedHere = x => Boolean(x.here || !x.ref);
 
 // What went wrong, in words a resident understands: never the box's English text.
 function zhError(status, data) {
@@ -78,6 +82,31 @@ async function api(method, url, body, proof) {
   const data = await r.json().catch(() => ({}));
   if (!r.ok) { const e = new Error(zhError(r.status, data)); e.field = data.field; e.status = r.status; throw e; }
   return data;
+}
+
+// Phone cameras take photos of 3-12 MB; the box takes at most 5 MB a photo and 10 MB a
+// request (less through the cloud). So photos are scaled down here before they go, to 1600 px
+// on the long side (enough to see a leak or a crack); a file the phone cannot read as a
+// picture goes as it is, and the box says what is wrong with it.
+const PHOTO_EDGE = 1600;
+async function shrink(file) {
+  try {
+    const bmp = await createImageBitmap(file);
+    const k = Math.min(1, PHOTO_EDGE / Math.max(bmp.width, bmp.height));
+    const c = document.createElement("canvas");
+    c.width = Math.round(bmp.width * k); c.height = Math.round(bmp.height * k);
+    c.getContext("2d").drawImage(bmp, 0, 0, c.width, c.height);
+    bmp.close();
+    const blob = await new Promise(done => c.toBlob(done, "image/jpeg", 0.85));
+    if (!blob || (k === 1 && blob.size >= file.size)) return file;
+    return new File([blob], file.name.replace(/\.[^.]*$/, "") + ".jpg", {type: "image/jpeg"});
+  } catch { return file; }
+}
+async function formData(form) {
+  const fd = new FormData(form), photos = fd.getAll("photos").filter(f => f instanceof File && f.size);
+  fd.delete("photos");
+  for (const f of photos) fd.append("photos", await shrink(f));
+  return fd;
 }
 
 function showError(form, e) {
@@ -136,7 +165,7 @@ $("#report-form").addEventListener("submit", async ev => {
   if (!text.value.trim()) { showError(form, {field: "text", message: NEED_ZH.text}); return; }
   btn.disabled = true;
   try {
-    const r = await api("POST", "/api/v1/reports", new FormData(form));
+    const r = await api("POST", "/api/v1/reports", await formData(form));
     remember({kind: "report", id: r.id, key: r.follow_key});
     const res = $("#report-result");
     let line = `已提交，${ref("report", r)}。分类：${r.category_zh}，紧急程度：${URGENCY_ZH[r.urgency] || r.urgency}`;
@@ -160,9 +189,10 @@ async function loadFaults() {
   for (const f of faults) {
     const b = document.createElement("button");
     b.type = "button"; b.className = "chip"; b.textContent = f.zh; b.dataset.code = f.code;
+    b.setAttribute("aria-pressed", "false");  // chosen or not, told to screen readers too
     b.addEventListener("click", () => {
-      box.querySelectorAll(".chip").forEach(c => c.classList.remove("on"));
-      b.classList.add("on"); $("#repair-fault").value = f.code;
+      box.querySelectorAll(".chip").forEach(c => { c.classList.remove("on"); c.setAttribute("aria-pressed", "false"); });
+      b.classList.add("on"); b.setAttribute("aria-pressed", "true"); $("#repair-fault").value = f.code;
     });
     box.appendChild(b);
   }
@@ -173,10 +203,12 @@ $("#repair-form").addEventListener("submit", async ev => {
   if (!$("#repair-fault").value) { toast(NEED_ZH.fault, "err"); return; }
   btn.disabled = true;
   try {
-    const t = await api("POST", "/api/v1/tickets", new FormData(form));
+    const t = await api("POST", "/api/v1/tickets", await formData(form));
     remember({kind: "ticket", id: t.id, key: t.follow_key});
     say($("#repair-result"), "ok", `报修成功，${ref("ticket", t)}（${t.title}），紧急程度：${URGENCY_ZH[t.urgency] || t.urgency}。可在「我的进度」查看。`);
-    form.reset(); form.querySelectorAll(".chip").forEach(c => c.classList.remove("on"));
+    // reset() keeps a hidden input's value: the fault goes with the chips that show it
+    form.reset(); form.querySelectorAll(".chip").forEach(c => { c.classList.remove("on"); c.setAttribute("aria-pressed", "false"); });
+    $("#repair-fault").value = "";
   } catch (e) { showError(form, e); } finally { btn.disabled = false; }
 });
 
@@ -197,8 +229,14 @@ function ticketCard(t, key) {
     for (const [action, label, cls] of [["confirm", "确认已修好", ""], ["reopen", "没修好，重新打开", "light"]]) {
       const b = el("button", cls, label); b.dataset.action = action;
       b.addEventListener("click", async () => {
+        // one answer per repair: a second tap while the first is on its way does nothing
+        a.querySelectorAll("button").forEach(x => { x.disabled = true; });
         try { await api("POST", `/api/v1/tickets/${t.id}/${action}`, {key}); toast("已提交，谢谢！", "ok"); renderMine(); }
-        catch (e) { toast(e.message, "err"); }
+        catch (e) {
+          if (e.status === 409) {  // confirmed or reopened meanwhile (the office, another phone)
+            toast("这条报修的状态已经变了，已为您刷新，请看最新进度", "warn"); renderMine();
+          } else { toast(e.message, "err"); a.querySelectorAll("button").forEach(x => { x.disabled = false; }); }
+        }
       });
       a.appendChild(b);
     }
@@ -209,18 +247,24 @@ function ticketCard(t, key) {
 async function myItems() {
   // Logged in: hand this phone's items to the login (so another phone sees them) and get all
   // of the resident's; not logged in: this phone's list only.
-  const local = mine();
+  const local = mine().filter(filedHere), here = new Set(local.map(x => x.id));
   try {
     const got = await api("POST", "/r/api/mine", {items: local});
-    keep(got.items);
-    return got.items;
-  } catch { return local; }
+    const items = got.items.map(x => here.has(x.id) ? {...x, here: 1} : x);
+    keep(items);
+    return items;
+  } catch (e) {
+    if (e.status === 401) keep(local);  // signed out: forget what came with the login
+    return local;
+  }
 }
+let rendering = 0;  // each render's number: an older one still loading stops adding cards
 async function renderMine() {
-  const list = $("#mine-list"), items = await myItems();
-  if (!items.length) return;
+  const run = ++rendering, list = $("#mine-list"), items = await myItems();
+  if (!items.length || run !== rendering) return;
   list.replaceChildren();
   for (const it of items) {
+    let cards = [];
     try {
       if (it.kind === "report") {
         const r = await api("GET", `/api/v1/reports/${it.id}?key=${encodeURIComponent(it.key)}`);
@@ -228,13 +272,14 @@ async function renderMine() {
         const h = el("h2"); h.append(el("span", "ref", ref("report", r)), ` ${r.text.slice(0, 40)}`);
         div.append(h, el("span", "status", STATUS_ZH[r.status] || r.status),
           el("p", "hint", `${r.category_zh || ""} · ${when(r.ts)}` + (r.reply ? ` · 答复：${r.reply}` : "")));
-        list.appendChild(div);
-        for (const t of r.tickets || []) list.appendChild(ticketCard(t, it.key));
+        cards = [div, ...(r.tickets || []).map(t => ticketCard(t, it.key))];
       } else {
         const t = await api("GET", `/api/v1/tickets/${it.id}?key=${encodeURIComponent(it.key)}`);
-        list.appendChild(ticketCard(t, it.key));
+        cards = [ticketCard(t, it.key)];
       }
     } catch { /* gone or key rotated: skip */ }
+    if (run !== rendering) return;
+    list.append(...cards);
   }
 }
 

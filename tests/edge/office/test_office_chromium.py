@@ -11,12 +11,15 @@ import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import cv2
 import numpy as np
 import pytest
 
 from edge.access import ACCESS
+from edge.tickets import TICKETS
+from edge.tickets import ops as tickets_ops
 from tests.conftest import api_url, free_port
 from tests.drivers.doors.relay_peers import RelayBoard
 from tests.edge.access.test_engine import cam_toml, door_toml
@@ -352,3 +355,213 @@ async def test_access_log_shows_match_scores_with_their_scale(tmp_path, make_con
         await page.wait_for_selector("#events table td")
         assert "Match score" in await page.locator("#events th").all_inner_texts()
         await page.screenshot(path=str(shots_dir(tmp_path) / "office-log-scores-en.png"))
+
+
+async def test_a_ticket_older_than_the_last_500_stays_on_the_board(tmp_path, make_config, run_box):
+    """老李 has been on a lift repair for weeks (waiting for a part) while 500 newer repairs
+    came in and were finished. The board and today's count still show his ticket: the board
+    used to read the 500 newest tickets of any state, so an old unfinished one fell off."""
+    config = make_config(extra=EXTRA)
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    async with session() as s:
+        old = await new_ticket(s, base, "3号楼电梯等配件更换")
+        for action, body in (("assign", {"assignee": "维修工老李"}), ("start", {})):
+            await staff(s, "POST", f"{base}/api/v1/tickets/{old['id']}/{action}", json=body)
+    tickets = box.get(TICKETS)
+    for i in range(500):  # the newer ones, each through its whole life
+        rec, extra = tickets.build_for_report(title=f"{i % 20 + 1}号楼楼道灯不亮")
+        await box.store.run(tickets_ops.create, box.store.sync, rec, extra, "resident")
+        for action in ("assign", "start", "resolve", "confirm"):
+            await tickets.transition(rec.id, action, role="staff", actor="ann", assignee="老王")
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 1366, "height": 768})
+        await page.goto(f"{base}/office/login?next=/office/tickets")
+        await page.fill("input[name=name]", "ann")
+        await page.fill("input[name=password]", PASSWORDS["ann"])
+        await page.click("main form button[type=submit]")
+        await page.wait_for_url("**/office/tickets")
+        await page.wait_for_selector("#board .column", timeout=15000)
+        await page.screenshot(path=str(shots_dir(tmp_path) / "office-tickets-500.png"))
+        column = page.locator('[data-column="in_progress"]')
+        assert await column.locator(f'article[data-ticket="{old["id"]}"]').count() == 1
+        assert await column.locator(".count").inner_text() == "1"
+        await page.goto(f"{base}/office/today")
+        await page.wait_for_selector("#kpis .kpi", timeout=15000)
+        kpi = page.locator(".kpi", has_text="未完成工单")
+        assert await kpi.locator(".value").inner_text() == "1"
+        assert "3号楼电梯等配件更换" in await page.inner_text("#open-tickets")
+
+
+async def test_the_board_says_whose_flat_a_repair_is_for(tmp_path, make_config, run_box):
+    """王阿姨 (5号楼2单元301), signed in on her phone, sends a one-tap repair "漏水" with
+    only her building, as the form allows. The office's card names her and her flat, so the
+    worker knows where to go; it used to say only "漏水/水管 5号楼"."""
+    config = make_config(extra=EXTRA)
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    async with session() as s:
+        await staff(s, "POST", f"{base}/api/v1/residents", json={
+            "id": "r-501", "name": "王阿姨", "building": "5", "unit": "2", "room": "301"})
+        her = await login(s, base, "r-501", "5", "王阿姨")
+        async with s.post(f"{base}/api/v1/tickets", headers=her,
+                          json={"fault": "water", "building": "5"}) as r:
+            assert r.status == 201, await r.text()
+            ticket = await r.json()
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 1366, "height": 768})
+        await page.goto(f"{base}/office/login?next=/office/tickets")
+        await page.fill("input[name=name]", "ann")
+        await page.fill("input[name=password]", PASSWORDS["ann"])
+        await page.click("main form button[type=submit]")
+        await page.wait_for_url("**/office/tickets")
+        card = page.locator(f'article[data-ticket="{ticket["id"]}"]')
+        await card.wait_for(timeout=15000)
+        await page.screenshot(path=str(shots_dir(tmp_path) / "office-ticket-reporter.png"))
+        text = await card.inner_text()
+        assert "王阿姨" in text and "5-2-301" in text, text
+
+
+
+async def test_an_overdue_alert_reads_in_the_offices_words_and_time(tmp_path, make_config,
+                                                                     run_box):
+    """Today's "工单超时" alert said "(状态 open, 处理人 未分派, 应于
+    2026-12-01T03:13:14.871329Z 前完成)": a code for the state and the due time in UTC, eight
+    hours off the office's clock in Shandong. It now says 待处理 and the community's time."""
+    config = make_config(extra=EXTRA + "[tickets]\ndue_hours_high = 0.0003\n"
+                         "overdue_check_s = 0.1\n")
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    async with session() as s:
+        ticket = await new_ticket(s, base, "3号楼电梯困人后一直停用")
+    for _ in range(100):  # bounded: the overdue loop runs every 0.1 s
+        if db_one(box, "SELECT overdue_alert_id FROM tickets WHERE id = ?", ticket["id"])[0]:
+            break
+        await asyncio.sleep(0.1)
+    due = datetime.fromisoformat(ticket["due_at"]).astimezone(ZoneInfo("Asia/Shanghai"))
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 1366, "height": 768})
+        await page.goto(f"{base}/office/login?next=/office/today")
+        await page.fill("input[name=name]", "ann")
+        await page.fill("input[name=password]", PASSWORDS["ann"])
+        await page.click("main form button[type=submit]")
+        await page.wait_for_url("**/office/today")
+        alert = page.locator('#alerts li[data-type="ticket_overdue"]')
+        await alert.wait_for(timeout=15000)
+        await page.screenshot(path=str(shots_dir(tmp_path) / "office-today-overdue.png"))
+        text = await alert.locator("p.msg").inner_text()
+    assert "待处理" in text and "open" not in text, text
+    assert f"应于 {due.month}月{due.day}日 {due.hour:02d}:{due.minute:02d} 前完成" in text, text
+
+
+async def test_a_repair_phoned_in_is_logged_from_the_board(tmp_path, make_config, run_box):
+    """王阿姨 does not use the phone page: she rings the office, "家里暖气不热". The office
+    logs it on the board in her name (her flat filled in), and it is on the board at once;
+    the console had no way to log a repair (only the API)."""
+    config = make_config(extra=EXTRA)
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    async with session() as s:
+        await staff(s, "POST", f"{base}/api/v1/residents", json={
+            "id": "r-501", "name": "王阿姨", "building": "5", "unit": "2", "room": "301"})
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 1366, "height": 768})
+        await page.goto(f"{base}/office/login?next=/office/tickets")
+        await page.fill("input[name=name]", "ann")
+        await page.fill("input[name=password]", PASSWORDS["ann"])
+        await page.click("main form button[type=submit]")
+        await page.wait_for_url("**/office/tickets")
+        await page.click("#new-ticket-box summary")
+        await page.select_option("#new-ticket select[name=fault]", "heating")
+        await page.wait_for_selector("#nt-rid option[value='r-501']", state="attached")
+        await page.select_option("#new-ticket select[name=resident_id]", "r-501")
+        await page.fill("#new-ticket input[name=description]", "电话报修：家里暖气不热，老人怕冷")
+        await page.screenshot(path=str(shots_dir(tmp_path) / "office-ticket-new.png"))
+        await page.click("#new-ticket button[type=submit]")
+        card = page.locator('[data-column="open"] article.ticket')
+        await card.wait_for(timeout=10000)
+        text = await card.inner_text()
+        assert "暖气不热 5号楼 2单元301室" in text and "王阿姨" in text, text
+        unlabelled = await page.evaluate(UNLABELLED)
+        assert not unlabelled, unlabelled
+    assert db_one(box, "SELECT source, resident_id, description FROM tickets") == (
+        "staff", "r-501", "电话报修：家里暖气不热，老人怕冷")
+
+
+async def test_the_office_answers_a_report_and_the_resident_reads_it(tmp_path, make_config,
+                                                                     run_box):
+    """A resident reports the square-dance music at night from her phone. The office answers
+    it from today's reports (已答复 with a reply), and her 我的进度 shows the answer; neither
+    console could answer a report before (it stayed 已受理 on her phone)."""
+    config = make_config(extra=EXTRA)
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    async with browser() as b:
+        phone = await b.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+        her = await phone.new_page()
+        await her.goto(f"{base}/r/")
+        await her.wait_for_selector("body[data-ready='1']", timeout=15000)
+        await her.fill("#report-text", "楼下广场舞音乐太吵了，晚上十点还在跳，老人睡不着")
+        await her.fill("#report-building", "5")
+        await her.click("#report-form button[type=submit]")
+        await her.wait_for_selector("#report-result.ok", timeout=15000)
+        [rid] = db_one(box, "SELECT id FROM reports")
+        page = await b.new_page(viewport={"width": 1366, "height": 768})
+        await page.goto(f"{base}/office/login?next=/office/today")
+        await page.fill("input[name=name]", "ann")
+        await page.fill("input[name=password]", PASSWORDS["ann"])
+        await page.click("main form button[type=submit]")
+        await page.wait_for_url("**/office/today")
+        row = page.locator(f'#reports tr[data-report="{rid}"]')
+        await row.locator("button[data-reply]").click()
+        await row.locator("select[name=status]").select_option("answered")
+        await row.locator("input[name=reply]").fill("已与广场舞队沟通，以后晚上九点前结束")
+        await page.screenshot(path=str(shots_dir(tmp_path) / "office-report-reply.png"))
+        await row.locator("button[type=submit]").click()
+        await page.wait_for_selector(f'#reports tr[data-report="{rid}"] >> text=已答复',
+                                     timeout=10000)
+        await her.goto("about:blank")  # a fresh load of /r/, not a jump within it
+        await her.goto(f"{base}/r/#mine")
+        card = her.locator(f"[data-report='{rid}']")
+        await card.wait_for(timeout=10000)
+        text = await card.inner_text()
+        assert "已答复" in text and "答复：已与广场舞队沟通，以后晚上九点前结束" in text, text
+        await phone.close()
+
+
+async def test_a_ticket_moved_on_by_someone_else_is_said_in_chinese(tmp_path, make_config,
+                                                                    run_box):
+    """Two people at the office desk: while ann's 「开始处理」 form is open, a colleague has
+    already started and resolved the ticket. Her save used to answer in the box's English
+    ("错误: action: cannot start a ticket that is resolved (allowed from: …)") with the stale
+    card kept; it now says so in Chinese and shows the ticket where it is."""
+    config = make_config(extra=EXTRA)
+    add_users(config.source)
+    box = await run_box(config)
+    base = api_url(box)
+    async with session() as s:
+        ticket = await new_ticket(s, base)
+        await staff(s, "POST", f"{base}/api/v1/tickets/{ticket['id']}/assign",
+                    json={"assignee": "维修工老李"})
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 1366, "height": 768})
+        await page.goto(f"{base}/office/login?next=/office/tickets")
+        await page.fill("input[name=name]", "ann")
+        await page.fill("input[name=password]", PASSWORDS["ann"])
+        await page.click("main form button[type=submit]")
+        await page.wait_for_url("**/office/tickets")
+        card = f'article[data-ticket="{ticket["id"]}"]'
+        await page.click(f'[data-column="assigned"] {card} button[data-action="start"]')
+        async with session() as s:  # the colleague, meanwhile
+            for action in ("start", "resolve"):
+                await staff(s, "POST", f"{base}/api/v1/tickets/{ticket['id']}/{action}", json={})
+        await page.click(f"{card} form button[type=submit]")
+        await page.wait_for_selector(f'[data-column="resolved"] {card}', timeout=10000)
+        toast = await page.inner_text("#toast")
+        await page.screenshot(path=str(shots_dir(tmp_path) / "office-ticket-moved-on.png"))
+        assert "已被别人更新" in toast and "cannot" not in toast, toast

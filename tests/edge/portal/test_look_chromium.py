@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from edge.features import parse_config
+from edge.tickets import TICKETS
 from tests.conftest import api_url, box_toml
 from tests.edge.portal.helpers import FAST, article, staff
 from tests.peers.chromium import browser
@@ -269,3 +270,176 @@ async def test_large_text_is_remembered_with_the_login(run_box, tmp_path) -> Non
         await ctx.close()
         await other.close()
     assert (tmp_path / "read-big-other-phone.png").stat().st_size > 1000
+
+
+async def repair(page: Any, base: str, fault: str, building: str, location: str) -> str:
+    """One-tap repair on the /r/ page; the "报修 #…" the page answered."""
+    await page.goto("about:blank")  # a new page load, not a jump within /r/
+    await page.goto(f"{base}/r/#repair", timeout=15000)
+    await page.wait_for_selector("body[data-ready='1']", timeout=15000)
+    await page.click(f"#faults .chip[data-code={fault}]")
+    await page.fill("#repair-building", building)
+    await page.fill("#repair-location", location)
+    await page.click("#repair-form button[type=submit]")
+    await page.wait_for_selector("#repair-result.ok", timeout=15000)
+    text = await page.inner_text("#repair-result")
+    return text.split("，")[1].split("（")[0]  # 报修成功，报修 #1001（…
+
+
+async def test_signing_out_takes_her_repairs_off_a_borrowed_phone(run_box, tmp_path) -> None:
+    """王阿姨 files a repair on her own phone, then signs in on her neighbour's phone to see
+    its progress and signs out. The neighbour's phone keeps what it filed itself, but no
+    longer lists her repair (her flat, the workers' notes, the confirm/reopen buttons)."""
+    box = await run_box(config(tmp_path))
+    base = api_url(box)
+    codes = await seed(base)
+    async with browser() as b:
+        own = await b.new_context(**PHONE)
+        page = await own.new_page()
+        await log_in(page, base, codes["code1"])
+        hers = await repair(page, base, "water", "5", "2单元301室厨房")
+        neighbours = await b.new_context(**PHONE)
+        page2 = await neighbours.new_page()
+        mine = await repair(page2, base, "light", "5", "1单元楼道")  # filed without a login
+        await log_in(page2, base, codes["code2"])
+        await page2.goto(f"{base}/r/#mine", timeout=15000)
+        await page2.wait_for_selector(f"#mine-list >> text={hers}", timeout=10000)
+        await page2.goto(f"{base}/r/me", timeout=15000)
+        await page2.click("text=退出登录")
+        await page2.wait_for_url("**/r/login", timeout=10000)
+        await page2.goto(f"{base}/r/#mine", timeout=15000)
+        await page2.wait_for_selector(f"#mine-list >> text={mine}", timeout=10000)
+        await page2.wait_for_load_state("networkidle")
+        await page2.screenshot(path=str(tmp_path / "mine-after-sign-out.png"), full_page=True)
+        listed = await page2.inner_text("#mine-list")
+        assert hers not in listed and "2单元301室" not in listed, listed
+        await own.close()
+        await neighbours.close()
+
+
+def phone_photo(path: Path) -> Path:
+    """A 12-megapixel camera JPEG of about 7 MB, as phones take them (the box takes photos
+    of at most 5 MB, and 10 MB a request)."""
+    rng = np.random.default_rng(1)
+    img = cv2.GaussianBlur(rng.integers(0, 256, (3000, 4000, 3), dtype=np.uint8), (3, 3), 0)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    assert ok and len(buf) > 6_000_000
+    path.write_bytes(buf.tobytes())
+    return path
+
+
+async def test_a_repair_with_a_photo_straight_from_the_phones_camera(run_box, tmp_path) -> None:
+    """王阿姨 photographs the leak with her phone and sends the repair: it goes through with
+    the photo (scaled down on the phone), instead of "照片太大…请换小一点的照片", which she
+    cannot do."""
+    box = await run_box(config(tmp_path))
+    base = api_url(box)
+    photo = phone_photo(tmp_path / "IMG_20261201_101500.jpg")
+    async with browser() as b:
+        ctx = await b.new_context(**PHONE)
+        page = await ctx.new_page()
+        await page.goto(f"{base}/r/#repair", timeout=15000)
+        await page.wait_for_selector("body[data-ready='1']", timeout=15000)
+        await page.click("#faults .chip[data-code=water]")
+        await page.fill("#repair-building", "5")
+        await page.fill("#repair-location", "2单元301室厨房")
+        await page.set_input_files("#repair-form input[type=file]", str(photo))
+        await page.click("#repair-form button[type=submit]")
+        await page.wait_for_selector("#repair-result.ok, #toast.err", timeout=30000)
+        await page.screenshot(path=str(tmp_path / "repair-camera-photo.png"))
+        assert await page.locator("#repair-result.ok").count() == 1, await page.inner_text(
+            "#toast")
+        [(path, size)] = db(box, "SELECT path, bytes FROM photos WHERE owner_kind = 'ticket'")
+        stored = cv2.imread(str(box.config.box.data_dir / path))
+        assert size < 5 * 1048576 and max(stored.shape[:2]) >= 1200  # still shows the leak
+        await ctx.close()
+
+
+async def test_a_double_tap_on_confirm_is_not_told_as_a_failure(run_box, tmp_path) -> None:
+    """The worker fixed the leak; 王阿姨 taps 「确认已修好」 twice, as elderly fingers do. The
+    repair is confirmed and she is told so in green; then, on a page left open after the
+    office had already confirmed it for her, 「没修好，重新打开」 says the repair has moved on
+    and shows where it is now. Both used to end in a red "提交没有成功，请检查后再试" with the
+    buttons still there (the second tap, and the stale page, were refused as illegal steps)."""
+    box = await run_box(config(tmp_path))
+    base = api_url(box)
+    async with browser() as b:
+        ctx = await b.new_context(**PHONE)
+        page = await ctx.new_page()
+        ref = await repair(page, base, "water", "5", "2单元301室厨房")
+        ref2 = await repair(page, base, "light", "5", "2单元楼道")
+        svc = box.get(TICKETS)
+        tid, tid2 = (r[0] for r in db(box, "SELECT id FROM tickets ORDER BY ref"))
+        for t in (tid, tid2):
+            await svc.transition(t, "assign", role="staff", actor="ann", assignee="维修工老李")
+            await svc.transition(t, "start", role="staff", actor="ann")
+            await svc.transition(t, "resolve", role="staff", actor="ann", note="已修好")
+        await page.goto("about:blank")
+        await page.goto(f"{base}/r/#mine", timeout=15000)
+        card = page.locator(f"[data-ticket='{tid}']")
+        await card.locator("button[data-action=confirm]").wait_for(timeout=10000)
+        await page.locator(f"[data-ticket='{tid2}'] button[data-action=reopen]").wait_for()
+        await card.locator("button[data-action=confirm]").dblclick()
+        done = f"[data-ticket='{tid}'] .status >> text=已确认完成"
+        await page.wait_for_selector(done, timeout=10000)
+        await page.locator(f"[data-ticket='{tid2}'] button[data-action=reopen]").wait_for()
+        await page.wait_for_timeout(1000)  # both taps answered
+        await page.screenshot(path=str(tmp_path / "confirm-double-tap.png"))
+        assert "ok" in (await page.get_attribute("#toast", "class") or ""), (
+            ref, await page.inner_text("#toast"))
+        assert db(box, f"SELECT status FROM tickets WHERE id = '{tid}'") == [("confirmed",)]
+        # the office confirms the other one for her while her page still shows the buttons
+        await svc.transition(tid2, "confirm", role="staff", actor="ann", note="电话回访已修好")
+        card2 = page.locator(f"[data-ticket='{tid2}']")
+        await card2.locator("button[data-action=reopen]").click()
+        await page.wait_for_function(
+            "() => !document.querySelector('#toast').textContent.startsWith('已提交')",
+            timeout=10000)  # the answer to this tap, not the last one's thanks
+        toast = await page.inner_text("#toast")
+        assert "状态已经变了" in toast, (ref2, toast)
+        await page.wait_for_selector(f"[data-ticket='{tid2}'] .status >> text=已确认完成",
+                                     timeout=10000)
+        await page.wait_for_selector(f"[data-ticket='{tid}']", timeout=10000)
+        await page.screenshot(path=str(tmp_path / "reopen-stale.png"))
+        assert await page.locator("#mine-list button[data-action]").count() == 0
+        await ctx.close()
+
+
+async def test_a_second_repair_asks_for_its_fault_again(run_box, tmp_path) -> None:
+    """After one repair the fault buttons all show unselected; sending the next without
+    choosing one asks "请选择故障类型" instead of filing it silently as the last fault."""
+    box = await run_box(config(tmp_path))
+    base = api_url(box)
+    async with browser() as b:
+        ctx = await b.new_context(**PHONE)
+        page = await ctx.new_page()
+        await repair(page, base, "water", "5", "2单元301室厨房")
+        assert await page.locator("#faults .chip.on").count() == 0  # nothing shows chosen
+        await page.fill("#repair-building", "5")
+        await page.fill("#repair-location", "2单元楼道")
+        await page.click("#repair-form button[type=submit]")
+        await page.wait_for_selector("#toast.err", timeout=10000)
+        assert await page.inner_text("#toast") == "请选择故障类型"
+        assert await page.input_value("#repair-location") == "2单元楼道"  # kept
+        assert db(box, "SELECT count(*) FROM tickets") == [(1,)]
+        await ctx.close()
+
+
+async def test_the_chosen_fault_is_told_to_a_screen_reader(run_box, tmp_path) -> None:
+    """The fault buttons are a choice: the one chosen says so (aria-pressed), not only by its
+    colour, so a resident using TalkBack/VoiceOver hears which fault she picked."""
+    box = await run_box(config(tmp_path))
+    base = api_url(box)
+    async with browser() as b:
+        ctx = await b.new_context(**PHONE)
+        page = await ctx.new_page()
+        await page.goto(f"{base}/r/#repair", timeout=15000)
+        await page.wait_for_selector("body[data-ready='1']", timeout=15000)
+        await page.click("#faults .chip[data-code=lift]")
+        await page.click("#faults .chip[data-code=water]")
+        pressed = await page.eval_on_selector_all(
+            "#faults .chip",
+            "els => els.map(e => [e.dataset.code, e.getAttribute('aria-pressed')])")
+        assert dict(pressed) == {code: ("true" if code == "water" else "false")
+                                 for code, _ in pressed}, pressed
+        await ctx.close()

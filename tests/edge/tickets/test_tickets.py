@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 import aiohttp
 import pytest
 
 from edge.core.standard import Command
+from edge.tickets import TICKETS, ops
 from edge.tickets.machine import TransitionError, next_status
 from tests.conftest import STAFF_TOKEN, api_url, db_count
+from tests.peers.chromium import browser
 
 STAFF = {"Authorization": f"Bearer {STAFF_TOKEN}"}
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 100
@@ -134,3 +137,84 @@ async def test_device_tickets_and_cloud_updates(box) -> None:
     assert await svc.close_device_ticket("door", "door-1") is None
     t3 = await svc.open_device_ticket("door", "door-1", "offline again")
     assert t3.id != t1.id
+
+
+async def test_a_reports_ticket_stays_in_her_progress_after_1000_newer_tickets(
+    make_config, run_box, tmp_path
+) -> None:
+    """A resident's report opened a repair ticket; 1000 newer tickets came in before the
+    worker fixed it. Her 我的进度 still shows the repair with 「确认已修好」: the report's
+    tickets used to be looked for among the 1000 newest tickets only."""
+    box = await run_box(make_config())
+    url = api_url(box)
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        await page.goto(f"{url}/r/")
+        await page.wait_for_selector("body[data-ready='1']", timeout=10000)
+        await page.fill("#report-text", "5号楼2单元楼道灯不亮了，晚上太黑，老人上下楼很危险")
+        await page.fill("#report-building", "5")
+        await page.click("#report-form button[type=submit]")
+        await page.wait_for_selector("#report-result.ok", timeout=10000)
+        assert "已派维修" in await page.inner_text("#report-result")
+        tid = sqlite3.connect(box.config.db_path).execute(
+            "SELECT id FROM tickets WHERE report_id IS NOT NULL").fetchone()[0]
+        svc = box.get(TICKETS)
+        for i in range(1000):  # other residents' repairs, all newer
+            rec, extra = svc.build_for_report(title=f"{i % 20 + 1}号楼电梯异响")
+            await box.store.run(ops.create, box.store.sync, rec, extra, "resident")
+        await svc.transition(tid, "assign", role="staff", actor="t", assignee="维修工老李")
+        await svc.transition(tid, "start", role="staff", actor="t")
+        await svc.transition(tid, "resolve", role="staff", actor="t", note="换了声控灯")
+        await page.click(".seg .tab[data-tab=mine]")
+        card = page.locator(f"[data-ticket='{tid}']")
+        await page.wait_for_load_state("networkidle")
+        await page.screenshot(path=str(tmp_path / "mine-report-ticket.png"), full_page=True)
+        await card.locator("button[data-action=confirm]").wait_for(timeout=10000)
+        assert "换了声控灯" in await card.inner_text()
+
+
+async def test_a_building_typed_with_its_word_is_not_doubled(make_config, run_box) -> None:
+    """Residents type the building as they say it ("5号楼", "7栋"), not only "5" as the
+    placeholder shows; the repair's title (her confirmation, the office's board) used to read
+    "照明故障 5号楼号楼 2单元"."""
+    box = await run_box(make_config())
+    url = api_url(box)
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        typed_as = (("5号楼", "5号楼"), ("7栋", "7栋"), ("12号", "12号楼"), ("3", "3号楼"))
+        for typed, place in typed_as:
+            await page.goto("about:blank")
+            await page.goto(f"{url}/r/#repair")
+            await page.wait_for_selector("body[data-ready='1']", timeout=10000)
+            await page.click("#faults .chip[data-code=light]")
+            await page.fill("#repair-building", typed)
+            await page.fill("#repair-location", "2单元")
+            await page.click("#repair-form button[type=submit]")
+            await page.wait_for_selector("#repair-result.ok", timeout=10000)
+            assert f"（照明故障 {place} 2单元）" in await page.inner_text("#repair-result"), typed
+
+
+async def test_a_one_tap_repair_is_as_urgent_as_what_she_wrote(make_config, run_box) -> None:
+    """Every one-tap repair with a building ("暖气不热 5号楼 2单元301室") came out 紧急, as a
+    safety hazard due within the hour: the text model read the generated place words as an
+    emergency. The urgency now comes from the fault and what the resident wrote: a cold
+    radiator is 一般; someone stuck in the lift is still 紧急."""
+    box = await run_box(make_config())
+    url = api_url(box)
+    async with browser() as b:
+        page = await b.new_page(viewport={"width": 390, "height": 844}, is_mobile=True)
+        for fault, text, said in (("heating", "", "一般"), ("light", "", "一般"),
+                                  ("lift", "有人被困在电梯里出不来", "紧急")):
+            await page.goto("about:blank")
+            await page.goto(f"{url}/r/#repair")
+            await page.wait_for_selector("body[data-ready='1']", timeout=10000)
+            await page.click(f"#faults .chip[data-code={fault}]")
+            await page.fill("#repair-building", "5")
+            await page.fill("#repair-location", "2单元301室")
+            await page.fill("#repair-text", text)
+            await page.click("#repair-form button[type=submit]")
+            await page.wait_for_selector("#repair-result.ok", timeout=10000)
+            assert f"紧急程度：{said}" in await page.inner_text("#repair-result"), fault
+    rows = sqlite3.connect(box.config.db_path).execute(
+        "SELECT urgency, category FROM tickets ORDER BY ref").fetchall()
+    assert rows[:2] == [("normal", "facilities_repair")] * 2 and rows[2][0] == "immediate"
