@@ -63,6 +63,17 @@ def shots_dir(tmp_path: Path) -> Path:
     return d
 
 
+async def office_page(b, base: str, path: str):
+    """A console-sized page signed in as ann (staff), opened at ``path``."""
+    page = await b.new_page(viewport={"width": 1366, "height": 768})
+    await page.goto(f"{base}/office/login?next={path}")
+    await page.fill("input[name=name]", "ann")
+    await page.fill("input[name=password]", PASSWORDS["ann"])
+    await page.click("main form button[type=submit]")
+    await page.wait_for_url(f"**{path}")
+    return page
+
+
 async def seed(base: str) -> dict:
     """Residents with rights, an alert-raising report, a flagged post, a pass, a block."""
     async with session() as s:
@@ -298,12 +309,7 @@ async def test_enrol_from_the_camera_with_the_gate_live(tmp_path, make_config, r
         video = mjpeg(tmp_path / f"{name}.mjpeg", image)
         async with browser("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
                            f"--use-file-for-fake-video-capture={video}") as b:
-            page = await b.new_page(viewport={"width": 1366, "height": 768})
-            await page.goto(f"{base}/office/login?next=/office/residents")
-            await page.fill("input[name=name]", "ann")
-            await page.fill("input[name=password]", PASSWORDS["ann"])
-            await page.click("main form button[type=submit]")
-            await page.wait_for_url("**/office/residents")
+            page = await office_page(b, base, "/office/residents")
             await page.click('button[data-enrol="r-7"]')
             await page.click("#cam-start")
             await page.wait_for_selector(f'#cam-verdict[data-reason="{want}"]', timeout=20000)
@@ -335,12 +341,7 @@ async def test_access_log_shows_match_scores_with_their_scale(tmp_path, make_con
     await svc.deny("d-2", "face", "second_factor_phone_limited", similarity=0.5,
                    score_scale="raw", resident_id="r-9")
     async with browser() as b:
-        page = await b.new_page(viewport={"width": 1366, "height": 768})
-        await page.goto(f"{base}/office/login?next=/office/log")
-        await page.fill("input[name=name]", "ann")
-        await page.fill("input[name=password]", PASSWORDS["ann"])
-        await page.click("main form button[type=submit]")
-        await page.wait_for_url("**/office/log")
+        page = await office_page(b, base, "/office/log")
         await page.wait_for_selector("#events table td")
         heads = await page.locator("#events th").all_inner_texts()
         assert "匹配分" in heads and "相似度" not in heads
@@ -376,12 +377,7 @@ async def test_a_ticket_older_than_the_last_500_stays_on_the_board(tmp_path, mak
         for action in ("assign", "start", "resolve", "confirm"):
             await tickets.transition(rec.id, action, role="staff", actor="ann", assignee="老王")
     async with browser() as b:
-        page = await b.new_page(viewport={"width": 1366, "height": 768})
-        await page.goto(f"{base}/office/login?next=/office/tickets")
-        await page.fill("input[name=name]", "ann")
-        await page.fill("input[name=password]", PASSWORDS["ann"])
-        await page.click("main form button[type=submit]")
-        await page.wait_for_url("**/office/tickets")
+        page = await office_page(b, base, "/office/tickets")
         await page.wait_for_selector("#board .column", timeout=15000)
         await page.screenshot(path=str(shots_dir(tmp_path) / "office-tickets-500.png"))
         column = page.locator('[data-column="in_progress"]')
@@ -411,12 +407,7 @@ async def test_the_board_says_whose_flat_a_repair_is_for(tmp_path, make_config, 
             assert r.status == 201, await r.text()
             ticket = await r.json()
     async with browser() as b:
-        page = await b.new_page(viewport={"width": 1366, "height": 768})
-        await page.goto(f"{base}/office/login?next=/office/tickets")
-        await page.fill("input[name=name]", "ann")
-        await page.fill("input[name=password]", PASSWORDS["ann"])
-        await page.click("main form button[type=submit]")
-        await page.wait_for_url("**/office/tickets")
+        page = await office_page(b, base, "/office/tickets")
         card = page.locator(f'article[data-ticket="{ticket["id"]}"]')
         await card.wait_for(timeout=15000)
         await page.screenshot(path=str(shots_dir(tmp_path) / "office-ticket-reporter.png"))
@@ -443,12 +434,7 @@ async def test_an_overdue_alert_reads_in_the_offices_words_and_time(tmp_path, ma
         await asyncio.sleep(0.1)
     due = datetime.fromisoformat(ticket["due_at"]).astimezone(ZoneInfo("Asia/Shanghai"))
     async with browser() as b:
-        page = await b.new_page(viewport={"width": 1366, "height": 768})
-        await page.goto(f"{base}/office/login?next=/office/today")
-        await page.fill("input[name=name]", "ann")
-        await page.fill("input[name=password]", PASSWORDS["ann"])
-        await page.click("main form button[type=submit]")
-        await page.wait_for_url("**/office/today")
+        page = await office_page(b, base, "/office/today")
         alert = page.locator('#alerts li[data-type="ticket_overdue"]')
         await alert.wait_for(timeout=15000)
         await page.screenshot(path=str(shots_dir(tmp_path) / "office-today-overdue.png"))
@@ -469,12 +455,7 @@ async def test_a_repair_phoned_in_is_logged_from_the_board(tmp_path, make_config
         await staff(s, "POST", f"{base}/api/v1/residents", json={
             "id": "r-501", "name": "王阿姨", "building": "5", "unit": "2", "room": "301"})
     async with browser() as b:
-        page = await b.new_page(viewport={"width": 1366, "height": 768})
-        await page.goto(f"{base}/office/login?next=/office/tickets")
-        await page.fill("input[name=name]", "ann")
-        await page.fill("input[name=password]", PASSWORDS["ann"])
-        await page.click("main form button[type=submit]")
-        await page.wait_for_url("**/office/tickets")
+        page = await office_page(b, base, "/office/tickets")
         await page.click("#new-ticket-box summary")
         await page.select_option("#new-ticket select[name=fault]", "heating")
         await page.wait_for_selector("#nt-rid option[value='r-501']", state="attached")
@@ -511,12 +492,7 @@ async def test_the_office_answers_a_report_and_the_resident_reads_it(tmp_path, m
         await her.click("#report-form button[type=submit]")
         await her.wait_for_selector("#report-result.ok", timeout=15000)
         [rid] = db_one(box, "SELECT id FROM reports")
-        page = await b.new_page(viewport={"width": 1366, "height": 768})
-        await page.goto(f"{base}/office/login?next=/office/today")
-        await page.fill("input[name=name]", "ann")
-        await page.fill("input[name=password]", PASSWORDS["ann"])
-        await page.click("main form button[type=submit]")
-        await page.wait_for_url("**/office/today")
+        page = await office_page(b, base, "/office/today")
         row = page.locator(f'#reports tr[data-report="{rid}"]')
         await row.locator("button[data-reply]").click()
         await row.locator("select[name=status]").select_option("answered")
@@ -549,12 +525,7 @@ async def test_a_ticket_moved_on_by_someone_else_is_said_in_chinese(tmp_path, ma
         await staff(s, "POST", f"{base}/api/v1/tickets/{ticket['id']}/assign",
                     json={"assignee": "维修工老李"})
     async with browser() as b:
-        page = await b.new_page(viewport={"width": 1366, "height": 768})
-        await page.goto(f"{base}/office/login?next=/office/tickets")
-        await page.fill("input[name=name]", "ann")
-        await page.fill("input[name=password]", PASSWORDS["ann"])
-        await page.click("main form button[type=submit]")
-        await page.wait_for_url("**/office/tickets")
+        page = await office_page(b, base, "/office/tickets")
         card = f'article[data-ticket="{ticket["id"]}"]'
         await page.click(f'[data-column="assigned"] {card} button[data-action="start"]')
         async with session() as s:  # the colleague, meanwhile
