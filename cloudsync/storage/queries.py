@@ -66,15 +66,18 @@ class OpsQueryStorage(StorageBase):
             # correction): only its newest record is it (probe 12: a closed report also
             # listed "received", a resolved ticket "open"; a ticket's history has them all).
             # With ``until``, its newest record before then: its state at that time.
-            # A newer record is never dated before the one it replaces (a report keeps its
-            # ts): "n.ts >= r.ts" lets PostgreSQL probe only the months from r's on, not
-            # every month's partition for each listed row (3-4x slower lists otherwise).
-            before = f" AND n.ts < ${len(args)}" if until else ""
-            conds.append(
-                f" AND NOT EXISTS (SELECT 1 FROM records n WHERE n.kind = '{kinds[0]}'"
-                " AND n.record_id = r.record_id AND n.box_id = r.box_id AND n.seq > r.seq"
-                f" AND n.ts >= r.ts{before})"
-            )
+            # Replaced records are marked at upload (migrations postgres 0017, sqlite 0012).
+            # With ``until``: found here instead. A newer record is never dated before the
+            # one it replaces (a report keeps its ts): "n.ts >= r.ts" lets PostgreSQL probe
+            # only the months from r's on.
+            if until:
+                conds.append(
+                    f" AND NOT EXISTS (SELECT 1 FROM records n WHERE n.kind = '{kinds[0]}'"
+                    " AND n.record_id = r.record_id AND n.box_id = r.box_id AND n.seq > r.seq"
+                    f" AND n.ts >= r.ts AND n.ts < ${len(args)})"
+                )
+            else:
+                conds.append(" AND NOT r.superseded")
         for field, value in where.items():
             add(f" AND {self.jtext('r.payload', field)} = ?", value)
         if after:

@@ -250,6 +250,15 @@ async def test_a_report_sent_again_on_a_change_is_one_report_in_its_latest_state
                              sentiment=-0.4, status="received")])  # fmt: skip
     _, again = await cloud.call("GET", "/api/v1/ops/stats/reports", lixia, params={"weeks": 2})
     assert again == st
+    # A report's older record stored after its newer one (a batch split after a 413, a
+    # priority lane): the list still shows it once, in its newest state.
+    await upload(a, [version(6, "rp-3", when, text="门禁坏了", category="facilities",
+                             sentiment=-0.2, status="closed", reply="已修好")])  # fmt: skip
+    await upload(a, [version(5, "rp-3", when, text="门禁坏了", category="facilities",
+                             sentiment=-0.2, status="received")])  # fmt: skip
+    _, late = await cloud.call("GET", "/api/v1/ops/reports", lixia, params={"q": "门禁坏了"})
+    assert [(r["record_id"], r["payload"]["status"]) for r in late["items"]] == [
+        ("rp-3", "closed")]  # fmt: skip
 
 
 async def test_the_upgrade_takes_away_report_records_counted_twice(db_url: str) -> None:
