@@ -156,6 +156,7 @@ def doctor(config_path: Path, as_json: bool, click_doors: bool, lang: str | None
       clock            the box clock agrees with the cloud's
       relay            residents' pages reach the box through the cloud
       sync_quarantine  no records refused by the cloud
+      sync_tasks       no sync task had to be restarted (installer page)
 
     \b
     Example:
