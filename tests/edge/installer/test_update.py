@@ -7,6 +7,7 @@ stop the previous one). Version 3 crashes at start: its update must be rolled ba
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -197,6 +198,63 @@ def test_an_update_to_the_real_box_brings_its_text_model(
         share = root / "current" / "share" / "qilu-edge"
         assert (share / "config" / "taxonomy.toml").exists()  # the wheel's shipped files
         assert (share / "models" / "text" / "model.npz").is_file(), r.steps
+    finally:
+        pidfile = root / "daemon.pid"
+        if pidfile.exists():
+            with contextlib.suppress(OSError):
+                os.killpg(int(pidfile.read_text()), signal.SIGTERM)
+
+
+async def test_a_cloud_roll_out_reaches_the_root_update_service(
+    tmp_path: Path, make_config, run_box
+) -> None:
+    """A box installed by install.sh could not take a cloud roll-out: its daemon runs as
+    qilu-edge under ProtectSystem=strict (no writing /opt/qilu-edge, no restarting its own
+    unit, NoNewPrivileges: no sudo), and the box shipped no hook, so every wave paused there.
+    Now the daemon's hook (`qilu-edge update request`, install.sh's [sync] update_command)
+    writes a request into its data folder and the root service the path unit starts
+    (`qilu-edge update run-request`) installs, switches and health-checks the wheel. Here:
+    the real daemon runs the hook on the cloud's command; the root side runs as the unit's
+    ExecStart would, with the real updater on a tmp root and a stand-in for systemctl."""
+    from edge.core.standard import Command
+
+    request = tmp_path / "data-update-request.json"
+    cli = f"{sys.executable} -c 'from edge.cli import main; main()'"
+    box = await run_box(make_config(
+        extra=f'[sync]\nupdate_command = "{cli} update request --request {request}"\n'))
+    w1, w2 = build_wheel(tmp_path, "1.0.0"), build_wheel(tmp_path, "2.0.0")
+    root, port = tmp_path / "opt", free_port()
+    script = tmp_path / "restart.py"
+    script.write_text(RESTART)
+    up = Updater(root=root, restart_cmd=[sys.executable, str(script), str(root), str(port)],
+                 health_url=f"http://127.0.0.1:{port}/api/v1/status", health_timeout_s=4.0,
+                 settle_s=0.6, venv_args=["--without-pip"],
+                 pip_args=["--no-deps", "--no-index"])  # fmt: skip
+    try:
+        first = await asyncio.to_thread(up.update, str(w1), sha(w1))  # what install.sh left
+        assert first.outcome == "updated"
+        cmd = Command(id="cloud-1", action="update", actor="cloud",
+                      args={"version": "2.0.0", "url": w2.as_uri(), "sha256": sha(w2)})
+        res = await box.commands.dispatch("box", "box-1", cmd)
+        assert res.ok, res.detail
+        assert request.exists()  # what qilu-edge-update.path waits for
+        root_side = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from edge.cli import main; main()", "update", "run-request",
+            "--request", str(request), "--root", str(root),
+            "--restart-cmd", f"{sys.executable} {script} {root} {port}",
+            "--health-url", up.health_url, "--health-timeout", "4", "--settle", "0.6",
+            "--venv-arg", "--without-pip", "--pip-arg", "--no-deps", "--pip-arg", "--no-index",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(root_side.communicate(), 300)
+        assert root_side.returncode == 0, out.decode()
+        assert running_version(up) == "2.0.0"
+        assert os.readlink(root / "current") == "venvs/2.0.0"
+        assert not request.exists()  # taken: the path unit does not start it again
+        # A roll-out without a wheel to check is refused by the hook, saying why.
+        cmd = Command(id="cloud-2", action="update", actor="cloud", args={"version": "3.0.0"})
+        res = await box.commands.dispatch("box", "box-1", cmd)
+        assert not res.ok and "sha256" in res.detail and not request.exists()
     finally:
         pidfile = root / "daemon.pid"
         if pidfile.exists():
