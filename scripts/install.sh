@@ -153,10 +153,13 @@ install -d -m 0755 "$P/etc/mosquitto/conf.d"
 install -m 0644 "$src/config/mosquitto-qilu-edge.conf" "$P/etc/mosquitto/conf.d/qilu-edge.conf"
 
 # 7. systemd units; enabled (the same symlinks `systemctl enable` makes, so an image works).
-for unit in qilu-edge.service qilu-cloudsync.service; do
+# qilu-edge-update.path starts the root qilu-edge-update.service when the sandboxed daemon
+# asks for a cloud roll-out's version ([sync] update_command = qilu-edge update request).
+for unit in qilu-edge.service qilu-edge-update.path qilu-edge-update.service \
+            qilu-cloudsync.service; do
     install -m 0644 "$src/systemd/$unit" "$P$UNITS/$unit"
 done
-enable=(qilu-edge.service)
+enable=(qilu-edge.service qilu-edge-update.path)
 [ "$cloud" = 1 ] && enable+=(qilu-cloudsync.service)
 if real; then
     systemctl daemon-reload

@@ -18,7 +18,7 @@ while [ $# -gt 0 ]; do
 done
 P="$prefix"
 UNITS=/etc/systemd/system
-units=(qilu-edge.service qilu-cloudsync.service)
+units=(qilu-edge-update.path qilu-edge-update.service qilu-edge.service qilu-cloudsync.service)
 say() { echo "==> $*"; }
 
 if [ -z "$P" ]; then

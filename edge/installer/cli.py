@@ -156,6 +156,7 @@ def doctor(config_path: Path, as_json: bool, click_doors: bool, lang: str | None
       clock            the box clock agrees with the cloud's
       relay            residents' pages reach the box through the cloud
       sync_quarantine  no records refused by the cloud
+      sync_tasks       no sync task had to be restarted (installer page)
 
     \b
     Example:
@@ -193,6 +194,7 @@ def _updater(
     settle: float,
     venv_arg: tuple[str, ...],
     pip_arg: tuple[str, ...],
+    models_dir: Path | None,
 ) -> Any:
     from edge.installer.update import Updater
 
@@ -204,6 +206,7 @@ def _updater(
         settle_s=settle,
         venv_args=list(venv_arg),
         pip_args=list(pip_arg),
+        models_dir=None if models_dir is None or str(models_dir) in ("", ".") else models_dir,
         say=lambda m: click.echo(f"  {m}"),
     )
 
@@ -228,6 +231,14 @@ _update_options = [
     ),
     click.option("--venv-arg", multiple=True, help="Extra `python -m venv` argument."),
     click.option("--pip-arg", multiple=True, help="Extra `pip install` argument."),
+    click.option(
+        "--models-dir",
+        type=click.Path(path_type=Path),
+        default=Path("/var/lib/qilu-edge/models"),
+        show_default=True,
+        help="Face models ([faces] model_dir): the new version's are fetched and verified"
+        " here before the switch; '' skips.",
+    ),
 ]
 
 
@@ -248,6 +259,71 @@ def update_apply(url: str, sha256: str, **opts: object) -> None:
     up = _updater(**opts)  # type: ignore[arg-type]
     try:
         result = up.update(url, sha256)
+    except UpdateError as e:
+        raise click.ClickException(f"update refused, nothing changed: {e}") from e
+    click.echo(f"{result.outcome}: running {result.version} ({result.detail})")
+    sys.exit(0 if result.outcome in ("updated", "unchanged") else 2)
+
+
+REQUEST_FILE = Path("/var/lib/qilu-edge/update-request.json")
+
+
+@update.command("request")
+@click.argument("version")
+@click.option("--request", "request_file", type=click.Path(path_type=Path),
+              default=REQUEST_FILE, show_default=True,
+              help="Where the root update service (qilu-edge-update.path) looks.")  # fmt: skip
+@click.option("--url", envvar="QILU_UPDATE_URL", help="The wheel [env QILU_UPDATE_URL].")
+@click.option("--sha256", envvar="QILU_UPDATE_SHA256", help="[env QILU_UPDATE_SHA256]")
+def update_request(version: str, request_file: Path, url: str | None, sha256: str | None) -> None:
+    """Ask the root update service for VERSION: the box daemon's update hook ([sync]
+    update_command, set by install.sh). The daemon runs sandboxed as qilu-edge and can write
+    neither /opt/qilu-edge nor restart itself; it only writes the request file, which starts
+    qilu-edge-update.service (`qilu-edge update run-request`)."""
+    import os
+    import re
+
+    if not url or not sha256:
+        raise click.ClickException(
+            f"update to {version}: the roll-out gave no wheel url and sha256; the root update"
+            " service installs only a checked wheel (give both when creating the roll-out)"
+        )
+    if not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise click.ClickException("sha256 must be 64 hex digits")
+    body = json.dumps({"version": version, "url": url, "sha256": sha256.lower()})
+    tmp = request_file.with_name(f".{request_file.name}.tmp{os.getpid()}")
+    tmp.write_text(body)
+    os.replace(tmp, request_file)  # the path unit sees a whole file or none
+    click.echo(f"asked the root update service (qilu-edge-update.path) for {version}")
+
+
+@update.command("run-request")
+@click.option("--request", "request_file", type=click.Path(path_type=Path),
+              default=REQUEST_FILE, show_default=True)  # fmt: skip
+@_with_update_options
+def update_run_request(request_file: Path, **opts: object) -> None:
+    """Install the version the box daemon asked for (qilu-edge-update.service, as root). The
+    request is moved aside first: a failing update is reported once, not retried in a loop."""
+    import os
+
+    from edge.installer.update import UpdateError
+
+    taken = request_file.with_name(request_file.name + ".taken")
+    try:
+        os.replace(request_file, taken)
+    except FileNotFoundError:
+        click.echo("no update request")
+        return
+    try:  # written by the unprivileged daemon: never follow a link it may have put there
+        fd = os.open(taken, os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd) as f:
+            req = json.loads(f.read(65536))
+        url, sha256, version = str(req["url"]), str(req["sha256"]), str(req["version"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise click.ClickException(f"update request {taken} unreadable: {e}") from e
+    click.echo(f"update to {version} requested by the box daemon: {url}")
+    try:
+        result = _updater(**opts).update(url, sha256)  # type: ignore[arg-type]
     except UpdateError as e:
         raise click.ClickException(f"update refused, nothing changed: {e}") from e
     click.echo(f"{result.outcome}: running {result.version} ({result.detail})")

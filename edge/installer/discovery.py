@@ -90,6 +90,10 @@ class Advertiser(Service):
     """Announces this box on the LAN while the daemon runs; goodbye packets on stop."""
 
     name = "advertise"
+    # How often the announced addresses are compared with the box's own (cheap: one
+    # getifaddrs). A box started before DHCP gave it an address announced 127.0.0.1 until
+    # it was restarted; a changed set is re-announced (zeroconf's update_service).
+    readdress_s = 30.0
 
     def __init__(self, box: Box) -> None:
         super().__init__(box)
@@ -138,6 +142,34 @@ class Advertiser(Service):
         except Exception as e:  # no network must not stop the box
             self.error = str(e)
             log.warning("zeroconf advertising failed: %s", e)
+            return
+        await self._follow_addresses(ifaces)
+
+    async def _follow_addresses(self, ifaces: tuple[str, ...]) -> None:
+        """Re-announce when the box's addresses change (DHCP came late, a new lease)."""
+        while True:
+            await asyncio.sleep(self.readdress_s)
+            assert self.zc is not None and self.info is not None
+            try:
+                now = await asyncio.to_thread(_local_ipv4, ifaces)
+                if sorted(now) == sorted(self.info.parsed_addresses()):
+                    continue
+                old, info = self.info, service_info(
+                    box_id=self.box.config.box.id,
+                    community=self.box.config.box.community,
+                    name=self.box.config.box.name,
+                    port=self.info.port or self._port(),
+                    addresses=now,
+                )
+                info.name = old.name  # the name registration settled on (a rename if taken)
+                await self.zc.async_update_service(info)
+                self.info = info
+                self.error = None
+                log.info("zeroconf: addresses changed %s -> %s; re-announced",
+                         old.parsed_addresses(), now)  # fmt: skip
+            except Exception as e:  # keep the old announcement, try again next time
+                self.error = str(e)
+                log.warning("zeroconf re-announce failed: %s", e)
 
     async def stop(self) -> None:
         if self._task:

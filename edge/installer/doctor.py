@@ -168,6 +168,7 @@ class Doctor:
             Check("clock", "Clock vs cloud / 时钟偏差", self.check_clock),
             Check("relay", "Portal away from home / 在外访问", self.check_relay),
             Check("sync_quarantine", "Records refused by cloud / 云端拒收", self.check_quarantine),
+            Check("sync_tasks", "Sync tasks running / 同步任务运行", self.check_sync_tasks),
         ]
         return checks
 
@@ -532,6 +533,12 @@ class Doctor:
 
         status, detail, hint = await quarantine_outcome(self._cfg, self.box)
         return Result("sync_quarantine", "", status, detail, hint)  # type: ignore[arg-type]
+
+    async def check_sync_tasks(self) -> Result:
+        from edge.sync.health import tasks_outcome
+
+        status, detail, hint = tasks_outcome(self.box)
+        return Result("sync_tasks", "", status, detail, hint)  # type: ignore[arg-type]
 
     # -- helpers ------------------------------------------------------------------------
     @property

@@ -67,6 +67,9 @@ class Updater:
     venv_args: list[str] = field(default_factory=list)
     pip_args: list[str] = field(default_factory=list)  # e.g. --no-index --find-links DIR
     say: Callable[[str], None] = log.info
+    # Face models of the new version ([faces] model_dir, where install.sh fetched them): its
+    # manifest may name other files, and a daemon missing one refuses to start. None: skip.
+    models_dir: Path | None = None
 
     @property
     def current(self) -> Path:
@@ -97,6 +100,8 @@ class Updater:
             step(f"{venv.name}/bin/qilu-edge --version reports {version}")
             if self._text_model(venv):
                 step("built the report text model")
+            if self._models(venv):
+                step(f"face models of {version} fetched and verified in {self.models_dir}")
             self.switch(venv)
             step(f"switched current -> {venv.relative_to(self.root)}")
             self._restart()
@@ -215,6 +220,29 @@ class Updater:
         except UpdateError:
             shutil.rmtree(venv, ignore_errors=True)
             raise
+        return True
+
+    def _models(self, venv: Path) -> bool:
+        """The new version's face models, fetched and verified (sha256) by its own
+        `qilu-edge models fetch` before anything is switched: a manifest naming a file the box
+        lacks would stop the new daemon at start, and the update would roll back saying only
+        that nothing answered. False for a build without the models capability."""
+        if self.models_dir is None:
+            return False
+        exe = str(venv / "bin" / "qilu-edge")
+        try:
+            has = subprocess.run([exe, "models", "--help"], capture_output=True,
+                                 timeout=60).returncode == 0  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
+            has = False
+        if not has:
+            return False
+        try:
+            self._run([exe, "models", "fetch", "--dir", str(self.models_dir)],
+                      "fetch the new version's face models")  # fmt: skip
+        except UpdateError as e:
+            shutil.rmtree(venv, ignore_errors=True)
+            raise UpdateError(f"{e}; the box keeps running {self.current_version()}") from e
         return True
 
     def switch(self, venv: Path) -> None:

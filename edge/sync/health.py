@@ -23,7 +23,38 @@ T = catalogue({
         "云端认为这些记录内容有误而拒收（原因见 `qilu-edge sync status`）；"
         "云端升级或修复后运行 `qilu-edge sync resend --all`",
     ),
+    "sync_tasks.outside": (
+        "the CLI cannot see the daemon's tasks; run the doctor from the installer page",
+        "命令行看不到守护进程的任务；请在安装页面运行检查",
+    ),
+    "sync_tasks.off": (
+        "sync is off ([sync] enabled = false)", "同步已关闭（[sync] enabled = false）"
+    ),
+    "sync_tasks.ok": ("sync tasks running, none restarted", "同步任务运行正常，没有重启过"),
+    "sync_tasks.restarted": (
+        "sync tasks restarted {n} time(s) after errors; last: {error}",
+        "同步任务出错后已自动重启 {n} 次；最近一次：{error}",
+    ),
+    "sync_tasks.hint": (
+        "each was restarted with back-off; if the count keeps growing, read the journal "
+        "(`journalctl -u qilu-edge`) for the traceback",
+        "每次都已延时自动重启；如果次数一直增加，请查看日志（`journalctl -u qilu-edge`）中的错误",
+    ),
 })  # fmt: skip
+
+
+def tasks_outcome(box: Any) -> tuple[str, Msg, Msg | None]:
+    """Inside the daemon: warn when a sync loop had to be restarted (edge.core.service)."""
+    if box is None:
+        return "skip", T("sync_tasks.outside"), None
+    svc = box.service("sync") if any(s.name == "sync" for s in box.services) else None
+    if svc is None or not svc.cfg.enabled:
+        return "skip", T("sync_tasks.off"), None
+    st = svc.supervisor.status()
+    if st["task_restarts"]:
+        return "warn", T("sync_tasks.restarted", n=st["task_restarts"],
+                         error=st["task_last_error"][:200]), T("sync_tasks.hint")  # fmt: skip
+    return "pass", T("sync_tasks.ok"), None
 
 
 async def quarantine_outcome(config: CoreConfig, box: Any = None) -> tuple[str, Msg, Msg | None]:

@@ -39,7 +39,7 @@ from common.version import __version__
 from edge.core.box import Box
 from edge.core.commands import CommandError
 from edge.core.http import json_error, require_staff
-from edge.core.service import Service, cancel
+from edge.core.service import Service, Supervisor
 from edge.core.standard import Alert, Command, new_id
 from edge.core.store import StoreError
 from edge.sync import store as outbox
@@ -71,7 +71,8 @@ class SyncService(Service):
         self.cfg = box.config.section(SyncConfig)
         self.path = identity_path(box.config)
         self.client: CloudClient | None = None
-        self.tasks: list[asyncio.Task] = []
+        # Background loops, restarted after an error they did not expect (logged, backed off).
+        self.supervisor = Supervisor("sync", self.cfg.backoff_min_s, self.cfg.backoff_max_s)
         self.uploaded = self.batches = self.duplicates = self.applied = 0
         self.dropped_rows = self.dropped_bytes = 0
         self.acked_through = 0
@@ -105,7 +106,7 @@ class SyncService(Service):
         self._spawn(self._main, "sync")
 
     async def stop(self) -> None:
-        await cancel(*self.tasks)
+        await self.supervisor.stop()
         if self._acking is not None:  # let a started delete of acked rows finish
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._acking
@@ -113,10 +114,17 @@ class SyncService(Service):
             await self.client.close()
 
     def _spawn(self, fn: Callable[[], Coroutine[Any, Any, None]], name: str) -> None:
-        self.tasks.append(asyncio.create_task(fn(), name=name))
+        self.supervisor.spawn(fn, name)
+
+    @property
+    def tasks(self) -> list[asyncio.Task]:
+        return self.supervisor.tasks
 
     async def _main(self) -> None:
         # Wait for an identity: `qilu-edge provision` may write it while the daemon runs.
+        if self.client is not None:  # restarted by the supervisor: only the upload loop
+            await self._upload_loop()
+            return
         while (ident := await asyncio.to_thread(load, self.path)) is None:
             self._identity_written.clear()
             with contextlib.suppress(TimeoutError):
@@ -175,6 +183,7 @@ class SyncService(Service):
             "revoked": self.revoked,
             "quarantined": self.quarantined,
             "last_error": self.last_error,
+            **self.supervisor.status(),
         }
 
     def identity_changed(self) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from common.version import __version__
 from edge.features import parse_config
+from edge.sync.config import SyncConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -131,6 +132,44 @@ def test_systemd_analyze_verifies_the_installed_units(tmp_path: Path, wheel: Pat
         "ReadWritePaths=",
     ):
         assert key in text
+
+
+def test_an_installed_box_takes_cloud_roll_outs_through_the_root_update_unit(
+    tmp_path: Path, wheel: Path
+) -> None:
+    """The daemon's unit (user qilu-edge, ProtectSystem=strict, NoNewPrivileges) can neither
+    write /opt/qilu-edge nor restart itself, and install.sh set no update hook: every cloud
+    roll-out paused at an installed box. Now its hook asks a root oneshot service through a
+    path unit (tests/edge/installer/test_update.py runs that path with the real updater)."""
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze missing (scripts/setup.sh test installs systemd)")
+    root = tmp_path / "root"
+    r = install(root, wheel)
+    assert r.returncode == 0, r.stderr + r.stdout
+    conf = root / "etc/qilu-edge/edge.toml"
+    cfg = parse_config(conf.read_text(), source=conf)
+    hook = cfg.section(SyncConfig).update_command
+    assert hook == "/opt/qilu-edge/current/bin/qilu-edge update request"
+    units = root / "etc/systemd/system"
+    for unit in ("qilu-edge-update.path", "qilu-edge-update.service"):
+        v = subprocess.run(
+            ["systemd-analyze", "verify", "--recursive-errors=no", f"--root={root}",
+             f"/etc/systemd/system/{unit}"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert v.returncode == 0, v.stderr
+        assert v.stderr.strip() == "", v.stderr
+    path_unit = (units / "qilu-edge-update.path").read_text()
+    svc = (units / "qilu-edge-update.service").read_text()
+    data = str(cfg.box.data_dir)
+    assert f"PathExists={data}/update-request.json" in path_unit  # inside ReadWritePaths
+    assert f"--request {data}/update-request.json" in svc and "User=root" in svc
+    assert "update run-request" in svc
+    wants = units / "multi-user.target.wants"
+    link = os.readlink(wants / "qilu-edge-update.path")
+    assert link == "/etc/systemd/system/qilu-edge-update.path"
+    edge_unit = (units / "qilu-edge.service").read_text()
+    assert f"ReadWritePaths={data}" in edge_unit
 
 
 @pytest.fixture(scope="module")

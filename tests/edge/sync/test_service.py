@@ -763,3 +763,50 @@ async def test_a_proxy_body_limit_shrinks_batches_instead_of_stalling(
 
         await wait_for(arrived, 20)
         assert await box.store.outbox_stats() == {"rows": 0, "bytes": 0}
+
+
+async def test_a_feed_task_that_hits_an_unexpected_error_is_restarted(
+    cloud: Cloud, make_config, run_box
+) -> None:
+    """A sync task that met an error its loop does not expect (here: the database locked by
+    another writer for longer than the store's busy timeout while the feed starts) ended,
+    silently, and nothing restarted it: the box never heard a command again until rebooted."""
+    import sqlite3
+
+    await cloud.community()
+    config = make_config(extra=FAST)
+    box = await run_box(config)
+    sync = box.service("sync")
+    opened: list[str] = []
+
+    async def door_open(target_id: str, cmd: Command) -> str:
+        opened.append(target_id)
+        return "opened"
+
+    box.commands.register("door", "open", door_open)
+    other = sqlite3.connect(config.db_path, isolation_level=None)  # e.g. a backup tool
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        await provision_cli(config.source, cloud)
+        sync.identity_changed()
+
+        async def feed_failed() -> bool:
+            return sync.status().get("task_restarts") or any(
+                t.get_name() == "sync-feed" and t.done() for t in sync.tasks
+            )
+
+        await wait_for(feed_failed, 15, 0.1)
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    box_id = json.loads((config.box.data_dir / "cloud-identity.json").read_text())["box_id"]
+    status, _ = await cloud.call("POST", f"/api/v1/ops/boxes/{box_id}/commands", json={
+        "target_kind": "door", "target_id": "door-1", "action": "open"})
+    assert status == 201
+    await wait_for(lambda: _len_at_least(opened, 1), 10, 0.1)
+    assert sync.status()["task_restarts"] >= 1
+    assert "locked" in sync.status()["task_last_error"]
+    from edge.installer.doctor import Doctor  # the installer page's doctor says so
+
+    res = await Doctor(config=box.config, box=box).check_sync_tasks()
+    assert res.status == "warn" and "locked" in res.detail.en, res
