@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from drivers.screens.base import DisplayDriver, display_target
 from edge.core.box import Box
 from edge.core.commands import CommandError
-from edge.core.service import Service
+from edge.core.service import Service, Supervisor
 from edge.core.standard import (
     Command,
     ContentItem,
@@ -53,7 +53,6 @@ from edge.screens.resolver import Catalog, ScreenRef
 from edge.sync import SYNC
 
 log = logging.getLogger(__name__)
-ALERT_RETRY_S, ALERT_RETRY_MAX_S = 0.5, 30.0  # the alarm watch's back-off after a failure
 EMERGENCY_HORIZON_MAX = timedelta(days=14)  # a plan reaches at most this past plan_hours
 REFRESH_S = 600  # re-push plans this often so a page's horizon never runs short
 MAX_PLAYS = 500  # play records per request (the page sends 200 at a time)
@@ -132,7 +131,7 @@ class ScreensService(Service):
         self.download_errors: dict[str, str] = {}
         self._catalog: Catalog | None = None
         self._screens: dict[str, ScreenRef] = {}
-        self._tasks: list[asyncio.Task] = []
+        self._supervisor = Supervisor("screens", 0.5, 30.0)  # its background loops
         self._wake_downloads = asyncio.Event()
         self._wake_alerts = asyncio.Event()
         self._pending_alarm: Emergency | None = None  # an alarm whose broadcast failed to store
@@ -163,19 +162,15 @@ class ScreensService(Service):
         self._key_hashes = await self.box.store.run(db.screen_keys, self.box.store.sync)
         self.box.store.sync.on_commit(lambda: loop.call_soon_threadsafe(self._wake_alerts.set))
         await self.catalog()
-        for coro in (
-            self._verify_then_download(),
-            self._liveness(),
-            self._displays(),
-            self._alerts(),
-            self._refresh(),
-        ):
-            self._tasks.append(asyncio.create_task(coro))
+        # Supervised: a loop ending on an error it did not expect (a full disk, a locked or
+        # broken database) is logged and restarted with back-off; the alarm watch dying
+        # meant every later fire alarm missed the screens.
+        for fn in (self._verify_then_download, self._liveness, self._displays, self._alerts,
+                   self._refresh):
+            self._supervisor.spawn(fn, f"screens-{fn.__name__.strip('_')}")
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._supervisor.stop()
         for socks in list(self.sockets.values()):
             for ws in list(socks):
                 with contextlib.suppress(Exception):
@@ -714,21 +709,11 @@ class ScreensService(Service):
     # --- local triggers -------------------------------------------------------------------------
 
     async def _alerts(self) -> None:
-        """An alert of a configured type (e.g. fire) on the box starts an emergency broadcast.
-        A failure (a full disk, a locked or broken database) is logged and retried with
-        back-off: it must never end the watch, or every later alarm would miss the screens."""
-        delay = ALERT_RETRY_S
+        """An alert of a configured type (e.g. fire) on the box starts an emergency broadcast
+        (a failure is retried by the supervisor, the same alarm as the same broadcast)."""
         while True:
             self._wake_alerts.clear()
-            try:
-                events = await self._alerts_step()
-            except Exception:
-                log.exception("alarm watch for the screens failed; trying again in %.1f s", delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, ALERT_RETRY_MAX_S)
-                continue
-            delay = ALERT_RETRY_S
-            if not events:
+            if not await self._alerts_step():
                 await self._wake_alerts.wait()
 
     async def _alerts_step(self) -> int:
