@@ -131,3 +131,26 @@ async def test_rtsp_stream_latest_frame_fps_and_reconnect(gst: bool) -> None:
     # nobody listening; which of the two comes first is up to timing).
     states = [s for i, (s, _) in enumerate(health) if i == 0 or health[i - 1][0] != s]
     assert states[:3] == ["online", "offline", "online"], health
+
+
+async def test_rgbir_camera_keeps_stream_credentials_out_of_its_health(gst: bool) -> None:
+    """A dual-sensor camera has no username/password keys, so its RTSP logins sit in the
+    ``rgb``/``ir`` URLs. ``describe()`` put those URLs verbatim into the health reasons, which
+    become standard device-health records (MQTT, synced to the cloud): the camera's admin
+    password went out with every online/offline change. The rtsp driver redacts them."""
+    port = free_port()
+    server = GstRtspServer(port, fps=15).start()
+    url = server.url.replace("rtsp://", "rtsp://admin:S3cret-pw@")
+    health: list = []
+    cam = make_camera("rgbir", health, rgb=url, ir=url, reconnect_min_s=0.2, stall_s=2.0)
+    try:
+        await cam.start()
+        await wait_state(cam, "online", 20)
+        server.stop()
+        await wait_state(cam, "offline", 20)
+    finally:
+        await cam.stop()
+        server.stop()
+    reasons = " | ".join(r for _, r in health)
+    assert "S3cret" not in reasons and "admin" not in reasons, reasons
+    assert "127.0.0.1" in reasons  # still says which camera
