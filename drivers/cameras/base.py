@@ -337,6 +337,7 @@ class CameraDriver(Driver):
                 self._stop.wait(delay)
                 delay = min(delay * 2, opts.reconnect_max_s)
                 continue
+            opened = time.monotonic()
             try:
                 reason = self._read_loop(src)
             finally:
@@ -347,8 +348,10 @@ class CameraDriver(Driver):
             self.reconnects += 1
             self._arrivals.clear()
             self._health("offline", reason)
-            if self._got_frames:
-                delay = opts.reconnect_min_s  # it worked until now: retry soon
+            # It worked for a good while: retry soon. A stream that drops right after it
+            # opens keeps backing off (else: reconnect and two health records per cycle).
+            if self._got_frames and time.monotonic() - opened >= opts.reconnect_max_s:
+                delay = opts.reconnect_min_s
             self._stop.wait(delay)
             delay = min(delay * 2, opts.reconnect_max_s)
 

@@ -133,6 +133,27 @@ async def test_rtsp_stream_latest_frame_fps_and_reconnect(gst: bool) -> None:
     assert states[:3] == ["online", "offline", "online"], health
 
 
+async def test_a_stream_that_dies_right_after_it_opens_backs_off(tmp_path: Path) -> None:
+    """A camera whose stream opens, gives a frame or two and drops (a flaky encoder, a
+    session limit): the reader retried every ``reconnect_min_s`` for ever, because any frame
+    at all counted as "it worked, retry soon". Each cycle was an online and an offline
+    device-health record (MQTT, outbox to the cloud): ~8 records a second here, without end.
+    Only a session that ran for the longest back-off counts as recovered now."""
+    video = write_video(tmp_path / "short.avi", frames=2, fps=20)
+    health: list = []
+    cam = make_camera("file", health, path=str(video), loop=False, reconnect_min_s=0.1,
+                      reconnect_max_s=2.0)
+    await cam.start()
+    try:
+        await wait_state(cam, "online", 5)
+        await asyncio.sleep(4.0)
+    finally:
+        await cam.stop()
+    onlines = [r for s, r in health if s == "online"]
+    # Back-off 0.1, 0.2, 0.4, 0.8, 1.6, 2 s: about 6 sessions in 4 s, not ~20.
+    assert len(onlines) <= 8, (len(onlines), cam.reconnects)
+
+
 async def test_rgbir_camera_keeps_stream_credentials_out_of_its_health(gst: bool) -> None:
     """A dual-sensor camera has no username/password keys, so its RTSP logins sit in the
     ``rgb``/``ir`` URLs. ``describe()`` put those URLs verbatim into the health reasons, which
