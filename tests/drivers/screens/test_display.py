@@ -17,6 +17,7 @@ import serial
 from drivers.screens.base import DisplayOptions, display_target
 from drivers.screens.rs232 import Rs232Display, Rs232Options
 from edge.core.config import ScreenConfig
+from tests.drivers.doors.relay_peers import SocatPair
 
 
 def test_power_and_brightness_schedule():
@@ -124,3 +125,48 @@ async def test_rs232_missing_port_is_offline_not_a_crash(tmp_path):
     drv = make_driver(str(tmp_path / "no-such-tty"), health)
     await drv.start()
     assert health[-1][0] == "offline" and "no-such-tty" in health[-1][1]
+
+
+async def test_rs232_display_comes_back_after_its_usb_adapter_is_replugged(tmp_path):
+    """The display's USB-RS232 adapter drops off the bus and comes back under the same name
+    (a loose plug, a USB reset). The driver kept the dead handle (pyserial still calls it
+    open), so every later command failed on it: the display stayed 'not answering' and its
+    power/brightness schedule was never applied again until the box restarted."""
+    pair = SocatPair(tmp_path)
+    display = FakeLgDisplay(pair.b)
+    display.start()
+    health: list = []
+    drv = make_driver(pair.a, health)
+    replugged = again = None
+    try:
+        await drv.start()
+        assert health[-1][0] == "online"
+        display.running = False
+        display.join(2)
+        display.ser.close()
+        pair.close()  # unplugged: the pty is gone
+        with pytest.raises(Exception):  # noqa: B017 - whatever the dead port raises
+            await drv.read_status()
+        replugged = SocatPair(tmp_path)  # plugged in again, under the same name
+        again = FakeLgDisplay(replugged.b)
+        again.start()
+        errors = []
+        for _ in range(3):  # the display service retries every display_check_s
+            try:
+                await drv.set_power(True)
+                break
+            except Exception as e:
+                errors.append(repr(e))
+        else:
+            raise AssertionError(f"never reopened the port: {errors}")
+        assert again.power == 1
+    finally:
+        await drv.stop()
+        for d in (display, again):
+            if d is not None:
+                d.running = False
+                d.join(2)
+                d.ser.close()
+        pair.close()
+        if replugged is not None:
+            replugged.close()
