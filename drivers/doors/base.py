@@ -104,13 +104,17 @@ class RelayDoor(DoorDriver):
         except (OSError, TimeoutError, ConnectionError):
             return None
 
-    async def force_closed(self) -> bool:
-        """Start-up and shutdown: whatever happened before (a crash mid-pulse), close it."""
+    async def force_closed(self, *, quiet: bool = False) -> bool:
+        """Start-up and shutdown: whatever happened before (a crash mid-pulse), close it.
+
+        ``quiet``: a retry on a device already known to be offline logs at debug level only."""
         try:
             await self._write_relay(False)
             return True
         except (OSError, TimeoutError, ConnectionError) as e:
-            self.log.warning("could not force the relay closed: %s", e)
+            (self.log.debug if quiet else self.log.warning)(
+                "could not force the relay closed: %s", e
+            )
             return False
 
     async def open(self, pulse_ms: int | None = None) -> UnlockResult:
