@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pymodbus.framer.rtu import FramerRTU
 
 from drivers.doors.modbus import ModbusDoor, ModbusOptions
 from edge.core.config import DoorConfig
@@ -175,3 +176,36 @@ async def test_independent_master_sees_the_coil(tcp_board: RelayBoard) -> None:
 def test_rtu_needs_a_serial_port() -> None:
     with pytest.raises(ValueError, match="serial"):
         ModbusOptions.model_validate({"transport": "rtu"})
+
+
+def rtu_frame(body: bytes) -> bytes:
+    return body + FramerRTU.compute_CRC(body).to_bytes(2, "big")
+
+
+async def test_rtu_board_answering_a_coil_read_without_bits(rtu_pair: SocatPair) -> None:
+    """A board (firmware bug, or another master's echo on the line) answers "read coils" with
+    a well-formed frame of zero data bytes. The driver indexed the empty bit list: the
+    IndexError escaped unlock() after the relay had been switched on (the access engine
+    could not record the grant), killed the health poller for good, and made stop() raise
+    before it forced the relay closed. A malformed answer is an I/O failure like a lost one."""
+    def empty_coil_reads(frame: bytes) -> bytes:
+        return rtu_frame(frame[:2] + b"\x00") if frame[1] == 1 else frame
+
+    board = RelayBoard(units=(1,), serial=rtu_pair.b, mangle=empty_coil_reads).start()
+    health: list = []
+    door = make_door(transport="rtu", serial=rtu_pair.a, unit=1, coil=2, timeout_ms=200,
+                     poll_s=0.2, close_retry_ms=50, health=health)
+    try:
+        await door.start()
+        res = await door.open(200)  # raised IndexError
+        assert res.ok and res.changed is None, res
+        assert board.coil(1, 2) is True
+        await asyncio.sleep(0.6)  # the poller reads the coil a few times
+        assert door._poller is not None and not door._poller.done()
+        assert any("unit 1 coil 2" in r for _, r in health), health  # the poll says why
+        board.mangle = None  # firmware fixed: reads answer again
+        board.wait_for(1, 2, False, timeout=5, after=0)  # the watchdog closed it
+    finally:
+        await door.stop()  # raised IndexError, relay not forced closed
+        board.stop()
+    assert board.coil(1, 2) is False
