@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.base import Driver
 
+STOP_CLOSE_TRIES = 3  # forced closes at stop before giving up
+
 
 @dataclass(frozen=True)
 class UnlockResult:
@@ -197,4 +199,8 @@ class RelayDoor(DoorDriver):
                 await asyncio.wait_for(asyncio.shield(self._closer), 1.0)
             if not self._closer.done():
                 self._closer.cancel()
-        await self.force_closed()
+        # The watchdog is gone now: a close frame lost on a noisy line would leave the door
+        # unlocked while the box is down. Retry a few times (the caller bounds the stop).
+        for _ in range(STOP_CLOSE_TRIES):
+            if await self.force_closed():
+                return

@@ -86,6 +86,8 @@ class RelayBoard:
     # RTU: rewrites each answer frame (unit, function, data, CRC) before it goes on the wire,
     # as a board with buggy firmware would send it.
     mangle: Callable[[bytes], bytes] | None = None
+    # RTU: rewrites each request as it arrives (b"": lost on a noisy line, never seen).
+    mangle_request: Callable[[bytes], bytes] | None = None
 
     def __post_init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -121,6 +123,8 @@ class RelayBoard:
             return b""
         if sending and data and self.serial and self.mangle is not None:
             return self.mangle(data)
+        if not sending and data and self.serial and self.mangle_request is not None:
+            return self.mangle_request(data)
         return data
 
     async def _serve(self) -> None:

@@ -209,3 +209,33 @@ async def test_rtu_board_answering_a_coil_read_without_bits(rtu_pair: SocatPair)
         await door.stop()  # raised IndexError, relay not forced closed
         board.stop()
     assert board.coil(1, 2) is False
+
+
+async def test_stop_mid_pulse_closes_the_relay_though_one_close_frame_is_lost(
+    rtu_pair: SocatPair,
+) -> None:
+    """The box stops (update, shutdown) during a long pulse. stop() forced the relay closed
+    with one write; on a noisy RS-485 line that one frame was lost and the door stayed
+    unlocked for as long as the box was down. The stop now retries the close within the
+    2 s the device manager gives it."""
+    lost: list[bytes] = []
+
+    def lose_first_close(frame: bytes) -> bytes:
+        # write single coil (05), coil 2, value 0x0000 (off)
+        if frame[1:6] == b"\x05\x00\x02\x00\x00" and not lost:
+            lost.append(frame)
+            return b""
+        return frame
+
+    board = RelayBoard(units=(1,), serial=rtu_pair.b).start()
+    door = make_door(transport="rtu", serial=rtu_pair.a, unit=1, coil=2, timeout_ms=150,
+                     pulse_ms=8000)
+    try:
+        await door.start()
+        assert (await door.open()).changed is True
+        board.mangle_request = lose_first_close
+        await asyncio.wait_for(door.stop(), 2.0)  # as DeviceManager.stop bounds it
+        assert lost, "the close frame was not sent"
+    finally:
+        board.stop()
+    assert board.coil(1, 2) is False, "relay left on after stop"
