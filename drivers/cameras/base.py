@@ -340,6 +340,10 @@ class CameraDriver(Driver):
             opened = time.monotonic()
             try:
                 reason = self._read_loop(src)
+            except Exception as e:  # an odd source or a decoder error: end this session
+                # only, as a broken stream does (before: the reader thread ended, and the
+                # camera stayed "online" for good with no frames).
+                reason = f"reading {self.describe()} failed: {e}"
             finally:
                 with contextlib.suppress(Exception):
                     src.release()
