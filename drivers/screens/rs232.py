@@ -75,8 +75,10 @@ class Rs232Display(DisplayDriver):
                 s.close()
             raise OSError(f"{self.options.port}: {e}") from e
         m = REPLY.search(reply)
-        if m is None:
-            raise DisplayError(f"no answer to k{cmd} (got {reply!r})")
+        sid = self.options.set_id
+        # On a daisy chain another display's (late) answer is not ours (0: any may answer).
+        if m is None or (sid != 0 and int(m.group(2), 16) != sid):
+            raise DisplayError(f"no answer to k{cmd} from set {sid:02x} (got {reply!r})")
         if m.group(1).decode() != cmd or m.group(3) != b"OK":
             raise DisplayError(f"display refused k{cmd} {data:02x}: {reply!r}")
         return int(m.group(4), 16)
