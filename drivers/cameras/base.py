@@ -337,8 +337,13 @@ class CameraDriver(Driver):
                 self._stop.wait(delay)
                 delay = min(delay * 2, opts.reconnect_max_s)
                 continue
+            opened = time.monotonic()
             try:
                 reason = self._read_loop(src)
+            except Exception as e:  # an odd source or a decoder error: end this session
+                # only, as a broken stream does (before: the reader thread ended, and the
+                # camera stayed "online" for good with no frames).
+                reason = f"reading {self.describe()} failed: {e}"
             finally:
                 with contextlib.suppress(Exception):
                     src.release()
@@ -347,8 +352,10 @@ class CameraDriver(Driver):
             self.reconnects += 1
             self._arrivals.clear()
             self._health("offline", reason)
-            if self._got_frames:
-                delay = opts.reconnect_min_s  # it worked until now: retry soon
+            # It worked for a good while: retry soon. A stream that drops right after it
+            # opens keeps backing off (else: reconnect and two health records per cycle).
+            if self._got_frames and time.monotonic() - opened >= opts.reconnect_max_s:
+                delay = opts.reconnect_min_s
             self._stop.wait(delay)
             delay = min(delay * 2, opts.reconnect_max_s)
 

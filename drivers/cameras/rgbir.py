@@ -25,7 +25,7 @@ from pydantic import Field
 
 from drivers.cameras.base import CameraDriver, CameraOptions, Source
 from drivers.cameras.file import ImageFolder, open_video
-from drivers.cameras.rtsp import open_stream
+from drivers.cameras.rtsp import open_stream, redact
 from drivers.registry import register
 
 
@@ -102,7 +102,8 @@ class RgbIrCamera(CameraDriver):
         self._pair: PairSource | None = None
 
     def describe(self) -> str:
-        return f"rgb {self.options.rgb} + ir {self.options.ir}"
+        # Health reasons become records that leave the box: never the URLs' logins.
+        return f"rgb {redact(self.options.rgb)} + ir {redact(self.options.ir)}"
 
     def open_source(self) -> Source:
         rgb = open_one(self.options.rgb, self.options.loop)

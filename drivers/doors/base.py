@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.base import Driver
 
+STOP_CLOSE_TRIES = 3  # forced closes at stop before giving up
+
 
 @dataclass(frozen=True)
 class UnlockResult:
@@ -104,13 +106,17 @@ class RelayDoor(DoorDriver):
         except (OSError, TimeoutError, ConnectionError):
             return None
 
-    async def force_closed(self) -> bool:
-        """Start-up and shutdown: whatever happened before (a crash mid-pulse), close it."""
+    async def force_closed(self, *, quiet: bool = False) -> bool:
+        """Start-up and shutdown: whatever happened before (a crash mid-pulse), close it.
+
+        ``quiet``: a retry on a device already known to be offline logs at debug level only."""
         try:
             await self._write_relay(False)
             return True
         except (OSError, TimeoutError, ConnectionError) as e:
-            self.log.warning("could not force the relay closed: %s", e)
+            (self.log.debug if quiet else self.log.warning)(
+                "could not force the relay closed: %s", e
+            )
             return False
 
     async def open(self, pulse_ms: int | None = None) -> UnlockResult:
@@ -193,4 +199,8 @@ class RelayDoor(DoorDriver):
                 await asyncio.wait_for(asyncio.shield(self._closer), 1.0)
             if not self._closer.done():
                 self._closer.cancel()
-        await self.force_closed()
+        # The watchdog is gone now: a close frame lost on a noisy line would leave the door
+        # unlocked while the box is down. Retry a few times (the caller bounds the stop).
+        for _ in range(STOP_CLOSE_TRIES):
+            if await self.force_closed():
+                return

@@ -130,7 +130,8 @@ class LcusDoor(RelayDoor):
             if self._port is None or not self._port.is_open:
                 if self._pulse_until > time.monotonic():
                     continue
-                if await self.force_closed():
+                # Offline already: the change was logged (and recorded) once, not each try.
+                if await self.force_closed(quiet=self.state == "offline"):
                     await self.set_health(
                         "online", f"{self.options.serial} channel {self.options.channel}"
                     )

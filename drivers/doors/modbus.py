@@ -187,6 +187,14 @@ def _check(resp: Any) -> Any:
     return resp
 
 
+def _bit(resp: Any) -> bool:
+    """The first bit of a coil/input read; a malformed answer (no bits) is an I/O failure."""
+    bits = getattr(_check(resp), "bits", None)
+    if not bits:
+        raise ConnectionError(f"device answered without the bit: {resp}")
+    return bool(bits[0])
+
+
 @register("doors", "modbus")
 class ModbusDoor(RelayDoor):
     Options = ModbusOptions
@@ -209,7 +217,7 @@ class ModbusDoor(RelayDoor):
     async def _read_relay(self, priority: int = URGENT) -> bool | None:
         o = self.options
         resp = await self._req(lambda c: c.read_coils(o.coil, count=1, device_id=o.unit), priority)
-        return bool(_check(resp).bits[0])
+        return _bit(resp)
 
     async def is_open(self) -> bool | None:
         o = self.options
@@ -219,9 +227,9 @@ class ModbusDoor(RelayDoor):
             resp = await self._req(
                 lambda c: c.read_discrete_inputs(o.contact_input, count=1, device_id=o.unit)
             )
+            return _bit(resp) == o.contact_open_is
         except (OSError, TimeoutError, ConnectionError):
             return None
-        return bool(_check(resp).bits[0]) == o.contact_open_is
 
     async def read_input(self, address: int) -> bool:
         """A discrete input of this door's board (a call button, a sensor); a background
@@ -230,7 +238,7 @@ class ModbusDoor(RelayDoor):
         resp = await self._req(
             lambda c: c.read_discrete_inputs(address, count=1, device_id=o.unit), BACKGROUND
         )
-        return bool(_check(resp).bits[0])
+        return _bit(resp)
 
     async def start(self) -> None:
         self.line = acquire_line(self.options)

@@ -7,7 +7,9 @@ outdoor LED/LCD controllers also speak: ``k<cmd> <set id> <data>\\r``, answered
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import termios
 
 import serial
 from pydantic import Field
@@ -60,12 +62,23 @@ class Rs232Display(DisplayDriver):
         if self._serial is None or not self._serial.is_open:
             self._open()
         s = self._serial
-        s.reset_input_buffer()
-        s.write(f"k{cmd} {self.options.set_id:02x} {data:02x}\r".encode())
-        reply = s.read_until(b"x", 32)
+        assert s is not None
+        try:
+            s.reset_input_buffer()
+            s.write(f"k{cmd} {self.options.set_id:02x} {data:02x}\r".encode())
+            reply = s.read_until(b"x", 32)
+        except (OSError, serial.SerialException, termios.error) as e:
+            # The adapter is gone (unplugged, USB reset): drop the dead handle, so the next
+            # command opens the port afresh (pyserial still calls this one open).
+            self._serial = None
+            with contextlib.suppress(OSError, serial.SerialException, termios.error):
+                s.close()
+            raise OSError(f"{self.options.port}: {e}") from e
         m = REPLY.search(reply)
-        if m is None:
-            raise DisplayError(f"no answer to k{cmd} (got {reply!r})")
+        sid = self.options.set_id
+        # On a daisy chain another display's (late) answer is not ours (0: any may answer).
+        if m is None or (sid != 0 and int(m.group(2), 16) != sid):
+            raise DisplayError(f"no answer to k{cmd} from set {sid:02x} (got {reply!r})")
         if m.group(1).decode() != cmd or m.group(3) != b"OK":
             raise DisplayError(f"display refused k{cmd} {data:02x}: {reply!r}")
         return int(m.group(4), 16)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import threading
 import time
 from pathlib import Path
 
@@ -131,3 +134,90 @@ async def test_rtsp_stream_latest_frame_fps_and_reconnect(gst: bool) -> None:
     # nobody listening; which of the two comes first is up to timing).
     states = [s for i, (s, _) in enumerate(health) if i == 0 or health[i - 1][0] != s]
     assert states[:3] == ["online", "offline", "online"], health
+
+
+async def test_a_stream_that_dies_right_after_it_opens_backs_off(tmp_path: Path) -> None:
+    """A camera whose stream opens, gives a frame or two and drops (a flaky encoder, a
+    session limit): the reader retried every ``reconnect_min_s`` for ever, because any frame
+    at all counted as "it worked, retry soon". Each cycle was an online and an offline
+    device-health record (MQTT, outbox to the cloud): ~8 records a second here, without end.
+    Only a session that ran for the longest back-off counts as recovered now."""
+    video = write_video(tmp_path / "short.avi", frames=2, fps=20)
+    health: list = []
+    cam = make_camera("file", health, path=str(video), loop=False, reconnect_min_s=0.1,
+                      reconnect_max_s=2.0)
+    await cam.start()
+    try:
+        await wait_state(cam, "online", 5)
+        await asyncio.sleep(4.0)
+    finally:
+        await cam.stop()
+    onlines = [r for s, r in health if s == "online"]
+    # Back-off 0.1, 0.2, 0.4, 0.8, 1.6, 2 s: about 6 sessions in 4 s, not ~20.
+    assert len(onlines) <= 8, (len(onlines), cam.reconnects)
+
+
+async def test_rgbir_camera_keeps_stream_credentials_out_of_its_health(gst: bool) -> None:
+    """A dual-sensor camera has no username/password keys, so its RTSP logins sit in the
+    ``rgb``/``ir`` URLs. ``describe()`` put those URLs verbatim into the health reasons, which
+    become standard device-health records (MQTT, synced to the cloud): the camera's admin
+    password went out with every online/offline change. The rtsp driver redacts them."""
+    port = free_port()
+    server = GstRtspServer(port, fps=15).start()
+    url = server.url.replace("rtsp://", "rtsp://admin:S3cret-pw@")
+    health: list = []
+    cam = make_camera("rgbir", health, rgb=url, ir=url, reconnect_min_s=0.2, stall_s=2.0)
+    try:
+        await cam.start()
+        await wait_state(cam, "online", 20)
+        server.stop()
+        await wait_state(cam, "offline", 20)
+    finally:
+        await cam.stop()
+        server.stop()
+    reasons = " | ".join(r for _, r in health)
+    assert "S3cret" not in reasons and "admin" not in reasons, reasons
+    assert "127.0.0.1" in reasons  # still says which camera
+
+
+async def test_a_reader_error_reconnects_instead_of_freezing_the_camera_online(
+    tmp_path: Path,
+) -> None:
+    """A file camera fed through a named pipe (a vendor SDK writing its video into a FIFO):
+    at the end of the video the looped source seeks back, which a pipe refuses. The error
+    ended the reader thread: no more frames, no reconnect, and the camera stayed 'online'
+    for good (no offline record, no repair ticket; the door's consumers just time out).
+    Any error while reading now ends the session like a broken stream: offline, retry."""
+    # Noise frames: ~1 MB, more than FFmpeg's read buffer, so the seek really hits the pipe.
+    noise = [np.random.default_rng(i).integers(0, 255, (240, 320, 3), np.uint8) for i in range(20)]
+    video = write_video(tmp_path / "v.avi", frames=20, fps=40, images=noise)
+    fifo = tmp_path / "cam.fifo"
+    os.mkfifo(fifo)
+
+    def sdk_writes_once() -> threading.Thread:  # the SDK writes its video into the pipe
+        def write() -> None:
+            with contextlib.suppress(OSError), open(fifo, "wb") as f:  # reader gone: broken
+                f.write(video.read_bytes())
+
+        t = threading.Thread(target=write, daemon=True)
+        t.start()
+        return t
+
+    writers = [sdk_writes_once()]
+    health: list = []
+    cam = make_camera("file", health, path=str(fifo), reconnect_min_s=0.1, reconnect_max_s=0.3)
+    await cam.start()
+    try:
+        await wait_state(cam, "online", 5)
+        await wait_state(cam, "offline", 5)  # the pass ended: stuck 'online' before
+        writers.append(sdk_writes_once())
+        await wait_state(cam, "online", 5)  # reopened: the next pass plays
+        assert cam.reconnects >= 1
+    finally:
+        with contextlib.suppress(OSError):  # unblock a reader waiting for a writer
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        await cam.stop()
+        for t in writers:
+            with contextlib.suppress(OSError):  # unblock a writer waiting for a reader
+                os.close(os.open(fifo, os.O_RDONLY | os.O_NONBLOCK))
+            t.join(3)

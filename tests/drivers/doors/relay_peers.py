@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +83,11 @@ class RelayBoard:
     state: dict[tuple[int, int], bool] = field(default_factory=dict)
     # discrete inputs a test sets (a call button, a door contact): (unit, address) -> value
     inputs: dict[tuple[int, int], bool] = field(default_factory=dict)
+    # RTU: rewrites each answer frame (unit, function, data, CRC) before it goes on the wire,
+    # as a board with buggy firmware would send it.
+    mangle: Callable[[bytes], bytes] | None = None
+    # RTU: rewrites each request as it arrives (b"": lost on a noisy line, never seen).
+    mangle_request: Callable[[bytes], bytes] | None = None
 
     def __post_init__(self) -> None:
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -115,6 +121,10 @@ class RelayBoard:
         # A dead unit hears its request but its answer never reaches the wire.
         if sending and data and self.serial and data[0] in self.dead_units:
             return b""
+        if sending and data and self.serial and self.mangle is not None:
+            return self.mangle(data)
+        if not sending and data and self.serial and self.mangle_request is not None:
+            return self.mangle_request(data)
         return data
 
     async def _serve(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 
@@ -111,3 +112,31 @@ async def test_two_doors_on_one_module_come_back_after_a_replug(tmp_path: Path) 
         pair.close()
         if replugged is not None:
             replugged.close()
+
+
+async def test_an_unplugged_module_is_not_logged_every_reopen(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The module is unplugged and stays so (a door out of service for a week). The port
+    watcher tried to reopen it every ``reopen_s`` and each try logged a warning: 1800 lines
+    an hour per door (reopen_s = 2), for ever, burying everything else in the box's log.
+    The state change is logged (and is a health record); the retries are not."""
+    pair = SocatPair(tmp_path)
+    module = LcusEmulator(pair.b, channels=4)
+    door = make_door("l1", serial=pair.a, channel=1, reopen_s=0.1)
+    try:
+        await door.start()
+        assert door.state == "online"
+        module.close()
+        pair.close()  # unplugged
+        with caplog.at_level(logging.INFO, logger="drivers"):
+            assert not (await door.open(100)).ok
+            await asyncio.sleep(2.0)  # ~20 reopen attempts
+        assert door.state == "offline"
+    finally:
+        await door.stop()
+        module.close()
+        pair.close()
+    lines = [r for r in caplog.records if r.name.startswith("drivers.door.l1")
+             and r.levelno >= logging.WARNING]
+    assert len(lines) <= 5, [r.getMessage() for r in lines]

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from pymodbus.framer.rtu import FramerRTU
 
 from drivers.doors.modbus import ModbusDoor, ModbusOptions
 from edge.core.config import DoorConfig
@@ -175,3 +176,66 @@ async def test_independent_master_sees_the_coil(tcp_board: RelayBoard) -> None:
 def test_rtu_needs_a_serial_port() -> None:
     with pytest.raises(ValueError, match="serial"):
         ModbusOptions.model_validate({"transport": "rtu"})
+
+
+def rtu_frame(body: bytes) -> bytes:
+    return body + FramerRTU.compute_CRC(body).to_bytes(2, "big")
+
+
+async def test_rtu_board_answering_a_coil_read_without_bits(rtu_pair: SocatPair) -> None:
+    """A board (firmware bug, or another master's echo on the line) answers "read coils" with
+    a well-formed frame of zero data bytes. The driver indexed the empty bit list: the
+    IndexError escaped unlock() after the relay had been switched on (the access engine
+    could not record the grant), killed the health poller for good, and made stop() raise
+    before it forced the relay closed. A malformed answer is an I/O failure like a lost one."""
+    def empty_coil_reads(frame: bytes) -> bytes:
+        return rtu_frame(frame[:2] + b"\x00") if frame[1] == 1 else frame
+
+    board = RelayBoard(units=(1,), serial=rtu_pair.b, mangle=empty_coil_reads).start()
+    health: list = []
+    door = make_door(transport="rtu", serial=rtu_pair.a, unit=1, coil=2, timeout_ms=200,
+                     poll_s=0.2, close_retry_ms=50, health=health)
+    try:
+        await door.start()
+        res = await door.open(200)  # raised IndexError
+        assert res.ok and res.changed is None, res
+        assert board.coil(1, 2) is True
+        await asyncio.sleep(0.6)  # the poller reads the coil a few times
+        assert door._poller is not None and not door._poller.done()
+        assert any("unit 1 coil 2" in r for _, r in health), health  # the poll says why
+        board.mangle = None  # firmware fixed: reads answer again
+        board.wait_for(1, 2, False, timeout=5, after=0)  # the watchdog closed it
+    finally:
+        await door.stop()  # raised IndexError, relay not forced closed
+        board.stop()
+    assert board.coil(1, 2) is False
+
+
+async def test_stop_mid_pulse_closes_the_relay_though_one_close_frame_is_lost(
+    rtu_pair: SocatPair,
+) -> None:
+    """The box stops (update, shutdown) during a long pulse. stop() forced the relay closed
+    with one write; on a noisy RS-485 line that one frame was lost and the door stayed
+    unlocked for as long as the box was down. The stop now retries the close within the
+    2 s the device manager gives it."""
+    lost: list[bytes] = []
+
+    def lose_first_close(frame: bytes) -> bytes:
+        # write single coil (05), coil 2, value 0x0000 (off)
+        if frame[1:6] == b"\x05\x00\x02\x00\x00" and not lost:
+            lost.append(frame)
+            return b""
+        return frame
+
+    board = RelayBoard(units=(1,), serial=rtu_pair.b).start()
+    door = make_door(transport="rtu", serial=rtu_pair.a, unit=1, coil=2, timeout_ms=150,
+                     pulse_ms=8000)
+    try:
+        await door.start()
+        assert (await door.open()).changed is True
+        board.mangle_request = lose_first_close
+        await asyncio.wait_for(door.stop(), 2.0)  # as DeviceManager.stop bounds it
+        assert lost, "the close frame was not sent"
+    finally:
+        board.stop()
+    assert board.coil(1, 2) is False, "relay left on after stop"
