@@ -174,15 +174,7 @@ class _Handlers:
         # Refused before the upgrade: an unauthenticated client never joins the screen's
         # sockets, so it gets no plan or login code and no code is issued for it.
         if (refused := await self._device(request)) is not None:
-            if refused.status != 401 or not request.query.get("key"):
-                return refused
-            # A key revoked while the page was closed: a plain 401 looks to the page like a
-            # box that is down, and it would play its saved plan for ever. Upgraded and
-            # closed at once with 4401, as a live socket is on revocation: nothing is sent.
-            ws = web.WebSocketResponse()
-            await ws.prepare(request)
-            await ws.close(code=4401, message=b"screen key refused")
-            return ws
+            return refused
         ws = web.WebSocketResponse(heartbeat=20, max_msg_size=PLAYS_MAX_BYTES)
         await ws.prepare(request)
         self.svc.sockets.setdefault(sid, set()).add(ws)

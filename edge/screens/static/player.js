@@ -389,8 +389,19 @@
       else if (m.type === "ack") forget(m);
       else if (m.type === "overlay") showOverlay(m.overlay);
     };
+    let opened = false;
+    ws.addEventListener("open", () => { opened = true; });
     ws.onclose = (ev) => {
       if (ev.code === 4401) revoked();
+      else if (!opened && key) {
+        // Refused before the upgrade: the box down, or the key revoked while this page was
+        // closed (a browser cannot read a refused upgrade's status). The plan address says
+        // which: 401 is the key, and the saved plan must not play on.
+        const k = key;
+        fetch("/screen/" + encodeURIComponent(SCREEN) + "/plan?key=" + encodeURIComponent(k))
+          .then((r) => { if (r.status === 401 && key === k) revoked(); })
+          .catch(() => { /* the box is down: keep playing offline */ });
+      }
       if (key) statusEl.textContent = "离线播放";
       else unauthorised();
       // Back off with jitter so many screens do not hammer a box that is starting up.
